@@ -1,0 +1,107 @@
+"""Dense and sparse text encoders behind small interfaces, with a model-free fake for tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+class DenseEmbedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_query(self, text: str) -> np.ndarray: ...
+    def token_length(self, text: str) -> int: ...
+
+
+class SparseEncoder(Protocol):
+    def embed_documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
+    def embed_query(self, text: str) -> SparseVector: ...
+
+
+class SentenceTransformerEmbedder:
+    """Dense vectors from any sentence-transformers model (normalised, so cosine == dot)."""
+
+    def __init__(self, model: Any, name: str, batch_size: int = 64):
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.dim = int(model.get_sentence_embedding_dimension())
+        self._tokenizer = model.tokenizer
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        ).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def token_length(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+
+class Bm25SparseEncoder:
+    """BM25 term weights computed locally with Qdrant's own tokenizer, stemmer and hashed term ids.
+
+    Documents get BM25 term-frequency weights; the collection's IDF modifier supplies IDF at query
+    time, so the same vectors fit the embedded engine and a Qdrant server.
+    """
+
+    def __init__(self) -> None:
+        import qdrant_edge
+
+        self._bm25 = qdrant_edge.Bm25()
+
+    @staticmethod
+    def _convert(v: Any) -> SparseVector:
+        return SparseVector(list(v.indices), list(v.values))
+
+    def embed_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [self._convert(self._bm25.embed_document(t)) for t in texts]
+
+    def embed_query(self, text: str) -> SparseVector:
+        return self._convert(self._bm25.embed_query(text))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """A fake dense embedder for tests: hashed bag of words (and word bigrams), L2-normalised.
+
+    Texts sharing words get a high cosine, so retrieval behaves sensibly without any model.
+    """
+
+    def __init__(self, dim: int = 64, name: str = "hashing-fake"):
+        self.dim = dim
+        self.name = name
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        words = _WORD.findall(text.lower())
+        for token in words + [f"{a}_{b}" for a, b in zip(words, words[1:])]:
+            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vec(text)
+
+    def token_length(self, text: str) -> int:
+        return len(text.split())

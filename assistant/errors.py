@@ -1,0 +1,27 @@
+"""The one user-facing error type. The CLI, the API and the UI turn it into a clean message."""
+
+
+class LoragError(Exception):
+    """A problem the user can act on: the message says what and where (file, field, setting)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:  # message plus an optional hint on its own line
+        base = super().__str__()
+        return f"{base}\nhint: {self.hint}" if self.hint else base
+
+
+class ConfigError(LoragError):
+    """Settings or a recipe file failed validation; the message lists every problem."""
+
+    exit_code = 2
+
+
+class StoreLockedError(LoragError):
+    """The embedded store is open in another process."""
+
+    exit_code = 3

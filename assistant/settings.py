@@ -1,0 +1,209 @@
+"""One typed settings tree, loaded once from `lorag.yaml` (optional) + `LORAG_*` environment.
+
+Nested fields use `__` in the environment: `LORAG_MODELS__DEVICE=cpu`, `LORAG_QDRANT__URL=...`.
+Precedence: constructor arguments > environment > YAML file > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+CONFIG_FILE_NAME = "lorag.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(_Section):
+    data_dir: Path = Field(Path(".lorag"), description="Project data: store, adapters, datasets, reports.")
+    model_cache: Path = Field(
+        Path("~/.cache/lorag"), description="Pulled and converted model weights, shared by projects."
+    )
+
+    @field_validator("data_dir", "model_cache")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(os.path.expanduser(str(v)))
+
+
+class ModelSettings(_Section):
+    generator: str = Field(
+        "smollm2-135m-instruct",
+        description="A built-in name (see `lorag models list`), an HF model id, a local folder or a .gguf file.",
+    )
+    embedder: str = Field("all-minilm-l6-v2", description="Built-in name, HF id or local sentence-transformers folder.")
+    reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder (HF id or folder).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(192, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+
+
+class QdrantSettings(_Section):
+    url: str | None = Field(None, description="Qdrant server URL; unset means the embedded store under data_dir.")
+    api_key: SecretStr | None = None
+    path: Path | None = Field(None, description="Embedded store folder; default <data_dir>/qdrant.")
+    collection_prefix: str = Field("lorag_", description="Server collections are named <prefix><domain>.")
+    shard_number: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    on_disk_vectors: bool = False
+    hnsw_ef: int = Field(128, ge=8, description="Search-time HNSW beam width for the dense vectors.")
+
+
+class IngestSettings(_Section):
+    chunk_tokens: int = Field(200, ge=16, le=4096, description="Chunk size in embedder tokens.")
+    chunk_overlap: int = Field(30, ge=0, description="Overlap between neighbouring chunks, in tokens.")
+    formats: list[str] = Field(
+        default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "txt", "csv", "json"]
+    )
+    max_file_mb: float = Field(50.0, gt=0)
+    embed_batch_size: int = Field(64, ge=1)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: Any) -> int:
+        size = info.data.get("chunk_tokens")
+        if size is not None and v >= size:
+            raise ValueError(f"must be smaller than chunk_tokens ({size})")
+        return v
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(4, ge=1, le=50, description="Passages given to the generator.")
+    prefetch_limit: int = Field(24, ge=1, description="Candidates per vector (dense, sparse) before fusion.")
+    rrf_k: int = Field(60, ge=1)
+    rerank: bool = Field(False, description="Rerank fused candidates with models.reranker.")
+    min_relevance: float = Field(
+        0.25, ge=-1.0, le=1.0, description="Below this best dense cosine, the question has no relevant passage."
+    )
+
+
+class RoutingSettings(_Section):
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Router confidence below which the base model answers.")
+
+
+class UISettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    max_upload_mb: float = Field(50.0, gt=0)
+    generation_concurrency: int = Field(2, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LORAG_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    # Derived locations, so nobody builds paths by hand.
+    @property
+    def store_path(self) -> Path:
+        return self.qdrant.path or self.paths.data_dir / "qdrant"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.paths.data_dir / "adapters"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.paths.data_dir / "datasets"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.paths.data_dir / "reports"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain data with secrets masked (for `lorag config`)."""
+        return self.model_dump(mode="json")
+
+
+def find_config_file(explicit: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: settings file not found")
+        return explicit
+    if environ.get("LORAG_CONFIG"):
+        p = Path(environ["LORAG_CONFIG"])
+        if not p.is_file():
+            raise ConfigError(f"{p}: settings file named by LORAG_CONFIG not found")
+        return p
+    p = Path.cwd() / CONFIG_FILE_NAME
+    return p if p.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (paths, models, ...)")
+    return data
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s) in the settings:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        got = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  - {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> Settings:
+    """Load settings once: defaults < lorag.yaml < LORAG_* environment. Raises ConfigError listing every problem."""
+    path = find_config_file(config_file) if use_file else None
+    file_values = _read_yaml(path) if path else {}
+    source = str(path) if path else "settings"
+
+    class _FileBackedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # noqa: ANN001
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_values))
+
+    problems = _unknown_env_names(os.environ)
+    try:
+        settings = _FileBackedSettings()
+    except ValidationError as e:
+        message = format_validation_error(e, f"{source} + LORAG_* environment")
+        raise ConfigError("\n".join([message, *problems])) from None
+    if problems:
+        raise ConfigError("\n".join([f"environment: {len(problems)} problem(s) in the settings:", *problems]))
+    return settings
+
+
+def _unknown_env_names(environ: dict[str, str] | os._Environ) -> list[str]:
+    """pydantic-settings ignores LORAG_* names that match no section; a typo should not pass silently."""
+    sections = {name.upper() for name in Settings.model_fields}
+    out = []
+    for name in environ:
+        if not name.startswith("LORAG_") or name in ("LORAG_CONFIG",):
+            continue
+        section = name[len("LORAG_") :].split("__", 1)[0]
+        if section not in sections:
+            out.append(f"  - {name}: unknown setting (sections: {', '.join(sorted(s.lower() for s in sections))})")
+    return out

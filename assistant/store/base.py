@@ -1,0 +1,99 @@
+"""The Store interface: one Qdrant collection (or embedded shard) per domain.
+
+Every chunk carries `state`: "staged" while a document version is being written, "live" once it
+is published. Readers only see live chunks. Publishing a new version of a document is two single
+operations — delete the old version, then flip the new one to live — each atomic in Qdrant's WAL,
+so a crash leaves a document fully old, fully new, or absent (never a mix); the next ingest
+purges staged leftovers and finishes the job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from assistant.embedding import SparseVector
+from assistant.errors import LoragError
+
+DENSE = "dense"
+SPARSE = "bm25"
+LIVE, STAGED = "live", "staged"
+_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def check_domain(domain: str) -> str:
+    if not _DOMAIN_RE.match(domain or ""):
+        raise LoragError(
+            f"invalid domain name {domain!r}: use lowercase letters, digits, '-' or '_' (max 63), starting alphanumeric"
+        )
+    return domain
+
+
+@dataclass
+class ChunkPoint:
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return self.payload.get("text", "")
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    best_dense: float  # best cosine of the query to any live chunk; gates "no relevant passage"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DocInfo:
+    doc_id: str
+    display: str
+    content_hash: str
+    n_chunks: int
+    format: str
+    ingested_at: str
+    live_chunks: int = 0
+
+
+class Store(Protocol):
+    """What the services need from a vector store; Qdrant embedded (edge) or Qdrant via qdrant-client."""
+
+    def domains(self) -> list[str]: ...
+    def has_domain(self, domain: str) -> bool: ...
+    def ensure_domain(self, domain: str, dim: int) -> None: ...
+    def drop_domain(self, domain: str) -> None: ...
+    def stage(self, domain: str, points: list[ChunkPoint]) -> None: ...
+    def publish(self, domain: str, doc_id: str, content_hash: str) -> None: ...
+    def purge_staged(self, domain: str) -> int: ...
+    def remove_doc(self, domain: str, doc_id: str) -> None: ...
+    def list_docs(self, domain: str) -> list[DocInfo]: ...
+    def count(self, domain: str, *, state: str | None = LIVE) -> int: ...
+    def search(
+        self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
+    ) -> SearchResult: ...
+    def scroll_chunks(self, domain: str, *, limit: int | None = None) -> list[Hit]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def doc_info_from(payload: dict[str, Any]) -> DocInfo:
+    return DocInfo(
+        doc_id=payload["doc_id"],
+        display=payload.get("display", payload["doc_id"]),
+        content_hash=payload["content_hash"],
+        n_chunks=int(payload.get("n_chunks", 0)),
+        format=payload.get("format", ""),
+        ingested_at=payload.get("ingested_at", ""),
+    )

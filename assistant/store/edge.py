@@ -1,0 +1,219 @@
+"""Embedded store on qdrant-edge (Qdrant's Rust engine in-process): one shard folder per domain."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from assistant.embedding import SparseVector
+from assistant.errors import LoragError, StoreLockedError
+from assistant.store.base import (
+    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, SearchResult, check_domain, doc_info_from,
+)  # fmt: skip
+
+_SHARD_MARKER = "edge_config.json"
+_KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
+
+
+class EdgeStore:
+    def __init__(self, root: Path, *, hnsw_ef: int = 128):
+        import qdrant_edge
+
+        self._qe = qdrant_edge
+        self.root = Path(root)
+        self.hnsw_ef = hnsw_ef
+        self._shards: dict[str, Any] = {}
+
+    # -- shards ---------------------------------------------------------------------------------
+    def _path(self, domain: str) -> Path:
+        return self.root / check_domain(domain)
+
+    def _open(self, domain: str) -> Any:
+        shard = self._shards.get(domain)
+        if shard is not None:
+            return shard
+        path = self._path(domain)
+        if not (path / _SHARD_MARKER).is_file():
+            raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(self.domains()) or 'none'}")
+        try:
+            shard = self._qe.EdgeShard.load(str(path))
+        except Exception as e:  # qdrant-edge raises a bare Exception
+            raise _translate_open_error(e, path) from None
+        self._shards[domain] = shard
+        return shard
+
+    def domains(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / _SHARD_MARKER).is_file())
+
+    def has_domain(self, domain: str) -> bool:
+        return (self._path(domain) / _SHARD_MARKER).is_file()
+
+    def ensure_domain(self, domain: str, dim: int) -> None:
+        qe = self._qe
+        path = self._path(domain)
+        if (path / _SHARD_MARKER).is_file():
+            shard = self._open(domain)
+            have = shard_dim(path)
+            if have is not None and have != dim:
+                raise LoragError(
+                    f"domain '{domain}' holds {have}-d vectors but the embedder makes {dim}-d ones",
+                    hint="use the embedder the domain was built with, or `lorag docs rm --all` and re-ingest",
+                )
+            return
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shard = qe.EdgeShard.create(str(path), config)
+        except Exception as e:
+            raise _translate_open_error(e, path) from None
+        for name in _KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        shard.update(qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer))
+        self._shards[domain] = shard
+
+    def drop_domain(self, domain: str) -> None:
+        shard = self._shards.pop(domain, None)
+        if shard is not None:
+            shard.close()
+        elif self.has_domain(domain):
+            self._open(domain)  # fails cleanly if another process holds it
+            self._shards.pop(domain).close()
+        shutil.rmtree(self._path(domain), ignore_errors=True)
+
+    # -- filters --------------------------------------------------------------------------------
+    def _match(self, key: str, value: Any) -> Any:
+        return self._qe.FieldCondition(key=key, match=self._qe.MatchValue(value=value))
+
+    def _filter(self, *conds: Any, must_not: list[Any] | None = None) -> Any:
+        return self._qe.Filter(must=list(conds) or None, must_not=must_not)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def stage(self, domain: str, points: list[ChunkPoint]) -> None:
+        qe = self._qe
+        shard = self._open(domain)
+        pts = [
+            qe.Point(
+                id=p.id,
+                vector={DENSE: list(map(float, p.dense)), SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
+                payload={**p.payload, "state": STAGED},
+            )
+            for p in points
+        ]
+        shard.update(qe.UpdateOperation.upsert_points(pts))
+
+    def publish(self, domain: str, doc_id: str, content_hash: str) -> None:
+        qe = self._qe
+        shard = self._open(domain)
+        old = self._filter(self._match("doc_id", doc_id), must_not=[self._match("content_hash", content_hash)])
+        shard.update(qe.UpdateOperation.delete_points_by_filter(old))
+        new = self._filter(self._match("doc_id", doc_id), self._match("content_hash", content_hash))
+        shard.update(qe.UpdateOperation.set_payload_by_filter(new, {"state": LIVE}))
+
+    def purge_staged(self, domain: str) -> int:
+        shard = self._open(domain)
+        staged = self._filter(self._match("state", STAGED))
+        n = shard.count(self._qe.CountRequest(filter=staged))
+        if n:
+            shard.update(self._qe.UpdateOperation.delete_points_by_filter(staged))
+        return n
+
+    def remove_doc(self, domain: str, doc_id: str) -> None:
+        shard = self._open(domain)
+        shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(self._match("doc_id", doc_id))))
+
+    def flush(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+
+    def optimize(self, domain: str) -> bool:
+        """Build HNSW/segments now (blocking); queries stay correct without it, only slower."""
+        return bool(self._open(domain).optimize())
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+        self._shards.clear()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def count(self, domain: str, *, state: str | None = LIVE) -> int:
+        f = self._filter(self._match("state", state)) if state else None
+        return self._open(domain).count(self._qe.CountRequest(filter=f))
+
+    def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
+        qe = self._qe
+        shard = self._open(domain)
+        out: list[Any] = []
+        offset = None
+        while True:
+            page = 256 if limit is None else min(256, limit - len(out))
+            recs, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=page, filter=flt, with_payload=True, with_vector=False)
+            )
+            out.extend(recs)
+            if offset is None or (limit is not None and len(out) >= limit):
+                return out
+
+    def list_docs(self, domain: str) -> list[DocInfo]:
+        heads = self._scroll(domain, self._filter(self._match("state", LIVE), self._match("chunk_index", 0)))
+        docs = [doc_info_from(r.payload) for r in heads]
+        shard = self._open(domain)
+        for d in docs:  # completeness check: live chunks of this version
+            f = self._filter(self._match("doc_id", d.doc_id), self._match("state", LIVE))
+            d.live_chunks = shard.count(self._qe.CountRequest(filter=f))
+        return sorted(docs, key=lambda d: d.display)
+
+    def scroll_chunks(self, domain: str, *, limit: int | None = None) -> list[Hit]:
+        recs = self._scroll(domain, self._filter(self._match("state", LIVE)), limit)
+        return [Hit(str(r.id), 0.0, dict(r.payload)) for r in recs]
+
+    def search(
+        self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
+    ) -> SearchResult:
+        qe = self._qe
+        shard = self._open(domain)
+        live = self._filter(self._match("state", LIVE))
+        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
+        prefetches = [qe.Prefetch(limit=prefetch, query=dense_q, filter=live, params=params)]
+        if sparse.indices:
+            sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+            prefetches.append(qe.Prefetch(limit=prefetch, query=sparse_q, filter=live))
+        fused = qe.QueryRequest(
+            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), with_payload=True, filter=live
+        )
+        best = qe.QueryRequest(limit=1, query=dense_q, filter=live, params=params, with_payload=False)
+        t0 = time.perf_counter()
+        fused_hits, best_hits = shard.query_batch(qe.QueryBatchRequest([fused, best]))
+        ms = (time.perf_counter() - t0) * 1000
+        hits = [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in fused_hits]
+        return SearchResult(hits, float(best_hits[0].score) if best_hits else -1.0, {"search_ms": ms})
+
+
+def shard_dim(path: Path) -> int | None:
+    import json
+
+    try:
+        cfg = json.loads((path / _SHARD_MARKER).read_text())
+        return int(cfg["vectors"][DENSE]["size"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def _translate_open_error(e: Exception, path: Path) -> LoragError:
+    text = str(e)
+    if "WouldBlock" in text or "lock" in text.lower():
+        return StoreLockedError(
+            f"the embedded store at {path} is in use by another lorag process (the app or another ingest)",
+            hint="stop that process, or run a Qdrant server (docker compose up) and set qdrant.url so several processes can share it",
+        )
+    return LoragError(f"could not open the embedded store at {path}: {text}")

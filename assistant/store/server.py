@@ -1,0 +1,188 @@
+"""Store over qdrant-client: a Qdrant server (`qdrant.url`) or the client's in-memory mode for tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from assistant.embedding import SparseVector
+from assistant.errors import LoragError
+from assistant.store.base import (
+    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, SearchResult, check_domain, doc_info_from,
+)  # fmt: skip
+
+
+class QdrantClientStore:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "lorag_",
+        shard_number: int = 1,
+        replication_factor: int = 1,
+        on_disk_vectors: bool = False,
+        hnsw_ef: int = 128,
+    ):
+        from qdrant_client import models
+
+        self.client = client
+        self.m = models
+        self.prefix = prefix
+        self.shard_number = shard_number
+        self.replication_factor = replication_factor
+        self.on_disk_vectors = on_disk_vectors
+        self.hnsw_ef = hnsw_ef
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None = None, **kwargs: Any) -> "QdrantClientStore":
+        from qdrant_client import QdrantClient
+
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=30), **kwargs)
+
+    def _name(self, domain: str) -> str:
+        return self.prefix + check_domain(domain)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # connection problems become one clear message
+            if type(e).__name__ in ("ResponseHandlingException", "ConnectError", "ConnectTimeout"):
+                raise LoragError(f"cannot reach the Qdrant server: {e}", hint="is it running? check qdrant.url") from e
+            raise
+
+    # -- collections ----------------------------------------------------------------------------
+    def domains(self) -> list[str]:
+        cols = self._call(self.client.get_collections).collections
+        return sorted(c.name[len(self.prefix) :] for c in cols if c.name.startswith(self.prefix))
+
+    def has_domain(self, domain: str) -> bool:
+        return bool(self._call(self.client.collection_exists, self._name(domain)))
+
+    def _require(self, domain: str) -> str:
+        if not self.has_domain(domain):
+            raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(self.domains()) or 'none'}")
+        return self._name(domain)
+
+    def ensure_domain(self, domain: str, dim: int) -> None:
+        m = self.m
+        name = self._name(domain)
+        if self.has_domain(domain):
+            info = self.client.get_collection(name)
+            have = info.config.params.vectors[DENSE].size
+            if have != dim:
+                raise LoragError(f"domain '{domain}' holds {have}-d vectors but the embedder makes {dim}-d ones")
+            return
+        self._call(
+            self.client.create_collection,
+            name,
+            vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE, on_disk=self.on_disk_vectors)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            shard_number=self.shard_number,
+            replication_factor=self.replication_factor,
+        )
+        for f in ("doc_id", "state", "content_hash"):
+            self.client.create_payload_index(name, f, m.PayloadSchemaType.KEYWORD)
+        self.client.create_payload_index(name, "chunk_index", m.PayloadSchemaType.INTEGER)
+
+    def drop_domain(self, domain: str) -> None:
+        self.client.delete_collection(self._name(domain))
+
+    # -- filters --------------------------------------------------------------------------------
+    def _match(self, key: str, value: Any) -> Any:
+        return self.m.FieldCondition(key=key, match=self.m.MatchValue(value=value))
+
+    # -- writes ---------------------------------------------------------------------------------
+    def stage(self, domain: str, points: list[ChunkPoint]) -> None:
+        m = self.m
+        pts = [
+            m.PointStruct(
+                id=str(uuid.UUID(p.id)),
+                vector={DENSE: list(map(float, p.dense)), SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values)},
+                payload={**p.payload, "state": STAGED},
+            )
+            for p in points
+        ]
+        self._call(self.client.upsert, self._require(domain), pts, wait=True)
+
+    def publish(self, domain: str, doc_id: str, content_hash: str) -> None:
+        m = self.m
+        name = self._require(domain)
+        old = m.Filter(must=[self._match("doc_id", doc_id)], must_not=[self._match("content_hash", content_hash)])
+        self.client.delete(name, m.FilterSelector(filter=old), wait=True)
+        new = m.Filter(must=[self._match("doc_id", doc_id), self._match("content_hash", content_hash)])
+        self.client.set_payload(name, {"state": LIVE}, points=new, wait=True)
+
+    def purge_staged(self, domain: str) -> int:
+        m = self.m
+        name = self._require(domain)
+        f = m.Filter(must=[self._match("state", STAGED)])
+        n = self.client.count(name, count_filter=f, exact=True).count
+        if n:
+            self.client.delete(name, m.FilterSelector(filter=f), wait=True)
+        return n
+
+    def remove_doc(self, domain: str, doc_id: str) -> None:
+        m = self.m
+        self.client.delete(
+            self._require(domain), m.FilterSelector(filter=m.Filter(must=[self._match("doc_id", doc_id)])), wait=True
+        )
+
+    def flush(self) -> None:
+        pass  # the server acknowledges writes with wait=True
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def count(self, domain: str, *, state: str | None = LIVE) -> int:
+        f = self.m.Filter(must=[self._match("state", state)]) if state else None
+        return self.client.count(self._require(domain), count_filter=f, exact=True).count
+
+    def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
+        name = self._require(domain)
+        out: list[Any] = []
+        offset = None
+        while True:
+            page = 256 if limit is None else min(256, limit - len(out))
+            recs, offset = self.client.scroll(name, scroll_filter=flt, limit=page, offset=offset, with_payload=True)
+            out.extend(recs)
+            if offset is None or (limit is not None and len(out) >= limit):
+                return out
+
+    def list_docs(self, domain: str) -> list[DocInfo]:
+        m = self.m
+        heads = self._scroll(domain, m.Filter(must=[self._match("state", LIVE), self._match("chunk_index", 0)]))
+        docs = [doc_info_from(r.payload) for r in heads]
+        for d in docs:
+            f = m.Filter(must=[self._match("doc_id", d.doc_id), self._match("state", LIVE)])
+            d.live_chunks = self.client.count(self._name(domain), count_filter=f, exact=True).count
+        return sorted(docs, key=lambda d: d.display)
+
+    def scroll_chunks(self, domain: str, *, limit: int | None = None) -> list[Hit]:
+        recs = self._scroll(domain, self.m.Filter(must=[self._match("state", LIVE)]), limit)
+        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+
+    def search(
+        self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
+    ) -> SearchResult:
+        m = self.m
+        name = self._require(domain)
+        live = m.Filter(must=[self._match("state", LIVE)])
+        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
+        dense_v = [float(x) for x in dense]
+        prefetches = [m.Prefetch(query=dense_v, using=DENSE, limit=prefetch, filter=live, params=params)]
+        if sparse.indices:
+            sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
+            prefetches.append(m.Prefetch(query=sv, using=SPARSE, limit=prefetch, filter=live))
+        t0 = time.perf_counter()
+        fused, best = self.client.query_batch_points(
+            name,
+            [
+                m.QueryRequest(prefetch=prefetches, query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)), limit=limit, with_payload=True, filter=live),
+                m.QueryRequest(query=dense_v, using=DENSE, limit=1, filter=live, params=params),
+            ],
+        )
+        ms = (time.perf_counter() - t0) * 1000
+        hits = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in fused.points]
+        return SearchResult(hits, float(best.points[0].score) if best.points else -1.0, {"search_ms": ms})
