@@ -37,7 +37,8 @@ class SentenceTransformerEmbedder:
         self.model = model
         self.name = name
         self.batch_size = batch_size
-        self.dim = int(model.get_sentence_embedding_dimension())
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self._tokenizer = model.tokenizer
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

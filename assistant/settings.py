@@ -24,6 +24,8 @@ class _Section(BaseModel):
 
 
 class PathsSettings(_Section):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
     data_dir: Path = Field(Path(".lorag"), description="Project data: store, adapters, datasets, reports.")
     model_cache: Path = Field(
         Path("~/.cache/lorag"), description="Pulled and converted model weights, shared by projects."

@@ -131,6 +131,9 @@ class QdrantClientStore:
     def flush(self) -> None:
         pass  # the server acknowledges writes with wait=True
 
+    def optimize(self, domain: str) -> bool:
+        return False  # the server runs its optimizers in the background
+
     def close(self) -> None:
         self.client.close()
 

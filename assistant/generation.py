@@ -1,0 +1,111 @@
+"""Text generation behind a small interface: a real transformers model, or a fake for tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol, Sequence
+
+from assistant.settings import ModelSettings
+
+Messages = Sequence[dict[str, str]]
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.total_s if self.total_s > 0 else 0.0
+
+
+class Generator(Protocol):
+    name: str
+    last_stats: GenerationStats
+
+    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]: ...
+
+
+class HFGenerator:
+    """A transformers causal LM (optionally a peft model with adapters) streaming token text."""
+
+    def __init__(self, model: Any, tokenizer: Any, settings: ModelSettings, name: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.name = name or getattr(model.config, "_name_or_path", "model")
+        self.last_stats = GenerationStats()
+
+    def encode(self, messages: Messages) -> dict[str, Any]:
+        enc = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return {k: v.to(self.model.device) for k, v in enc.items()}
+
+    def generation_kwargs(self, max_new_tokens: int | None = None) -> dict[str, Any]:
+        s = self.settings
+        kw: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens or s.max_new_tokens,
+            "repetition_penalty": s.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if s.temperature > 0:
+            kw.update(do_sample=True, temperature=s.temperature)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self.encode(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stats = GenerationStats(prompt_tokens=int(inputs["input_ids"].shape[1]))
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    result["out"] = self.model.generate(**inputs, streamer=streamer, **self.generation_kwargs(max_new_tokens))
+            except BaseException as e:  # surface errors from the worker thread to the caller
+                result["error"] = e
+                streamer.end()
+
+        t0 = time.perf_counter()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        for text in streamer:
+            if not stats.first_token_s:
+                stats.first_token_s = time.perf_counter() - t0
+            if text:
+                yield text
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        stats.total_s = time.perf_counter() - t0
+        stats.new_tokens = int(result["out"].shape[1] - inputs["input_ids"].shape[1])
+        self.last_stats = stats
+
+
+class FakeGenerator:
+    """Scripted answers for tests: returns `reply(messages)` word by word."""
+
+    def __init__(self, reply: Any = None, name: str = "fake-generator"):
+        self.reply = reply or (lambda messages: "The answer is in the first passage [1].")
+        self.name = name
+        self.last_stats = GenerationStats()
+        self.calls: list[tuple[list[dict[str, str]], str | None]] = []
+
+    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
+        self.calls.append((list(messages), adapter))
+        t0 = time.perf_counter()
+        words = str(self.reply(messages)).split(" ")
+        for i, w in enumerate(words):
+            yield w if i == 0 else " " + w
+        self.last_stats = GenerationStats(0, len(words), 0.0, time.perf_counter() - t0)

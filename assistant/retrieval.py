@@ -1,0 +1,152 @@
+"""Hybrid retrieval: dense + BM25 sparse prefetch fused with RRF inside Qdrant, optional rerank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from assistant.embedding import DenseEmbedder, SparseEncoder
+from assistant.errors import LoragError
+from assistant.settings import RetrievalSettings
+from assistant.store import Hit, Store
+
+
+@dataclass
+class Passage:
+    n: int  # 1-based number shown to the model and in citations
+    text: str
+    source: str  # display path, relative to the folder it was ingested from
+    section: str
+    page: int | None
+    score: float
+    domain: str
+    doc_id: str
+    chunk_id: str
+
+    @property
+    def ref(self) -> str:
+        if self.page:
+            return f"{self.source}#page={self.page}"
+        return f"{self.source}#{self.section}" if self.section else self.source
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n, "ref": self.ref, "source": self.source, "section": self.section, "page": self.page,
+            "score": round(self.score, 6), "domain": self.domain, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
+            "text": self.text,
+        }  # fmt: skip
+
+
+@dataclass
+class Retrieval:
+    passages: list[Passage]
+    best_dense: float
+    relevant: bool
+    domains: list[str]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_domains(store: Store, domain: str | None) -> list[str]:
+    """The domains a question searches; a clear error for an empty index or an unknown/empty domain."""
+    known = store.domains()
+    if not known:
+        raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
+    if domain is None:
+        filled = [d for d in known if store.count(d) > 0]
+        if not filled:
+            raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
+        return filled
+    if domain not in known:
+        raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(known)}")
+    if store.count(domain) == 0:
+        raise LoragError(f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`")
+    return [domain]
+
+
+def _passage(n: int, hit: Hit, domain: str) -> Passage:
+    p = hit.payload
+    return Passage(
+        n=n, text=p.get("text", ""), source=p.get("display", p.get("doc_id", "?")), section=p.get("section") or "",
+        page=p.get("page"), score=hit.score, domain=p.get("domain", domain), doc_id=p.get("doc_id", ""), chunk_id=hit.id,
+    )  # fmt: skip
+
+
+class Retriever:
+    def __init__(
+        self,
+        store: Store,
+        dense: DenseEmbedder,
+        sparse: SparseEncoder,
+        settings: RetrievalSettings,
+        reranker: Any | None = None,
+    ):
+        self.store = store
+        self.dense = dense
+        self.sparse = sparse
+        self.settings = settings
+        self.reranker = reranker
+
+    def resolve_domains(self, domain: str | None) -> list[str]:
+        return resolve_domains(self.store, domain)
+
+    def retrieve(self, question: str, domain: str | None = None, *, top_k: int | None = None) -> Retrieval:
+        if not question.strip():
+            raise LoragError("the question is empty")
+        s = self.settings
+        k = top_k or s.top_k
+        domains = self.resolve_domains(domain)
+        t0 = time.perf_counter()
+        dense_q = self.dense.embed_query(question).tolist()
+        sparse_q = self.sparse.embed_query(question)
+        t1 = time.perf_counter()
+        limit = max(k, s.prefetch_limit) if (self.reranker is not None and s.rerank) else k
+        scored: list[tuple[float, Hit, str]] = []
+        best = -1.0
+        search_ms = 0.0
+        for d in domains:
+            r = self.store.search(d, dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
+            best = max(best, r.best_dense)
+            search_ms += r.timings_ms.get("search_ms", 0.0)
+            scored += [(h.score, h, d) for h in r.hits]
+        scored.sort(key=lambda x: -x[0])  # RRF scores are rank-based, so comparable across domains
+        t2 = time.perf_counter()
+        if self.reranker is not None and s.rerank and scored:
+            ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])
+            scored = [(float(c), h, d) for c, (_, h, d) in sorted(zip(ce, scored), key=lambda x: -x[0])]
+        scored = scored[:k]
+        t3 = time.perf_counter()
+        passages = [_passage(i + 1, h, d) for i, (_, h, d) in enumerate(scored)]
+        for p, (score, _, _) in zip(passages, scored):
+            p.score = score
+        return Retrieval(
+            passages=passages,
+            best_dense=best,
+            relevant=bool(passages) and best >= s.min_relevance,
+            domains=domains,
+            timings_ms={
+                "embed_ms": (t1 - t0) * 1000,
+                "search_ms": search_ms,
+                "fuse_ms": (t2 - t1) * 1000 - search_ms,
+                "rerank_ms": (t3 - t2) * 1000,
+            },
+        )
+
+
+def as_langchain_documents(passages: Sequence[Passage]) -> list[Any]:
+    from langchain_core.documents import Document
+
+    return [Document(page_content=p.text, metadata={k: v for k, v in p.to_dict().items() if k != "text"}) for p in passages]
+
+
+def langchain_retriever(retriever: Retriever, domain: str | None = None) -> Any:
+    """The hybrid retriever as a langchain BaseRetriever, for LCEL chains and tools like Ragas."""
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.retrievers import BaseRetriever
+
+    class LoragRetriever(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Any]:
+            r = retriever.retrieve(query, domain)
+            return as_langchain_documents(r.passages if r.relevant else [])
+
+    return LoragRetriever()

@@ -1,0 +1,207 @@
+"""Turn one file into sections (text + heading path + page), keeping the document's structure.
+
+Each loader raises `BadFileError` with the reason; the pipeline reports it with the path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+class BadFileError(Exception):
+    """This file cannot be ingested; the message is the reason (shown with the path)."""
+
+
+@dataclass
+class Section:
+    text: str
+    heading: str = ""  # "Top > Sub" path of the headings above this text
+    page: int | None = None
+
+
+def read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise BadFileError("binary content in a text file (NUL bytes)")
+    for enc in ("utf-8-sig", "utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)")
+
+
+def _markdown_sections(text: str) -> list[Section]:
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+
+    levels = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
+    splitter = MarkdownHeaderTextSplitter(headers_to_split_on=levels, strip_headers=False)
+    out = []
+    for doc in splitter.split_text(text):
+        heading = " > ".join(doc.metadata[k] for _, k in levels if k in doc.metadata)
+        out.append(Section(doc.page_content, heading))
+    return out
+
+
+def load_markdown(path: Path) -> list[Section]:
+    return _markdown_sections(read_text(path))
+
+
+def load_text(path: Path) -> list[Section]:
+    return [Section(read_text(path))]
+
+
+def load_html(path: Path) -> list[Section]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(read_text(path), "lxml")
+    for tag in soup(["script", "style", "nav", "noscript"]):
+        tag.decompose()
+    body = soup.body or soup
+    # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
+    lines: list[str] = []
+    for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "pre", "td", "th", "dt", "dd", "blockquote"]):
+        if el.find_parent(["p", "li", "td", "th", "dd", "blockquote"]) is not None and el.name not in ("h1", "h2", "h3", "h4"):
+            continue  # nested block: its text is in the parent's
+        text = el.get_text(" ", strip=True)
+        if not text:
+            continue
+        if el.name[0] == "h" and el.name[1].isdigit():
+            lines.append("\n" + "#" * int(el.name[1]) + " " + text + "\n")
+        elif el.name == "li":
+            lines.append(f"- {text}")
+        else:
+            lines.append(text + "\n")
+    if not lines:  # no block elements: fall back to all visible text
+        lines = [body.get_text("\n", strip=True)]
+    title = soup.title.get_text(strip=True) if soup.title else ""
+    sections = _markdown_sections("\n".join(lines))
+    if title:
+        for s in sections:
+            s.heading = s.heading or title
+    return sections
+
+
+def load_pdf(path: Path) -> list[Section]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise BadFileError("the PDF is encrypted (password protected)")
+            except (NotImplementedError, Exception) as e:
+                if isinstance(e, BadFileError):
+                    raise
+                raise BadFileError("the PDF is encrypted (password protected)") from None
+        pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+    except BadFileError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as e:
+        raise BadFileError(f"corrupt or unreadable PDF ({e})") from None
+    sections = [Section(t, f"page {n}", n) for n, t in pages if t.strip()]
+    if not sections:
+        raise BadFileError("the PDF has no text layer (scanned images need OCR first)")
+    return sections
+
+
+def load_docx(path: Path) -> list[Section]:
+    import zipfile
+
+    import docx
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise BadFileError(f"corrupt or unreadable DOCX ({e})") from None
+    lines: list[str] = []
+    for para in document.paragraphs:
+        text = para.text.strip()
+        if not text:
+            continue
+        style = (para.style.name or "").lower() if para.style is not None else ""
+        m = re.match(r"heading (\d)", style)
+        if style == "title":
+            lines.append(f"\n# {text}\n")
+        elif m:
+            lines.append("\n" + "#" * min(int(m.group(1)), 4) + f" {text}\n")
+        else:
+            lines.append(text + "\n")
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" | ".join(c.text.strip() for c in row.cells) + "\n")
+    return _markdown_sections("\n".join(lines))
+
+
+def load_csv(path: Path) -> list[Section]:
+    text = read_text(path)
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise BadFileError(f"malformed CSV ({e})") from None
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        return [Section(text)]
+    header = [h.strip() for h in rows[0]]
+    # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
+    lines = ["; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()) for row in rows[1:]]
+    return [Section("\n".join(lines), "table: " + ", ".join(header))]
+
+
+def _flatten_json(value: object, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        out: list[str] = []
+        for k, v in value.items():
+            out += _flatten_json(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):  # records: one paragraph each
+            return ["\n".join(_flatten_json(v, prefix)) + "\n" for v in value]
+        return [f"{prefix}: " + ", ".join(json.dumps(v) if not isinstance(v, str) else v for v in value)]
+    return [f"{prefix}: {value}" if prefix else str(value)]
+
+
+def load_json(path: Path) -> list[Section]:
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise BadFileError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return [Section("\n".join(_flatten_json(data)))]
+
+
+LOADERS: dict[str, Callable[[Path], list[Section]]] = {
+    "md": load_markdown,
+    "markdown": load_markdown,
+    "txt": load_text,
+    "html": load_html,
+    "htm": load_html,
+    "pdf": load_pdf,
+    "docx": load_docx,
+    "csv": load_csv,
+    "json": load_json,
+}
+
+
+def file_format(path: Path) -> str:
+    return path.suffix.lower().lstrip(".")
+
+
+def load_document(path: Path) -> list[Section]:
+    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...)."""
+    loader = LOADERS.get(file_format(path))
+    if loader is None:
+        raise BadFileError(f"unsupported format '.{file_format(path)}' (supported: {', '.join(sorted(LOADERS))})")
+    if path.stat().st_size == 0:
+        raise BadFileError("the file is empty")
+    sections = [s for s in loader(path) if s.text.strip()]
+    if not sections:
+        raise BadFileError("no text found in the file")
+    return sections

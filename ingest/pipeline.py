@@ -1,0 +1,225 @@
+"""Ingest files into a domain: discover, hash, load, chunk, embed (dense + sparse), stage, publish.
+
+Incremental by content hash: unchanged files are skipped, changed ones replaced whole (see
+assistant.store.base for the staged/live protocol), and with `sync` files gone from a folder are
+removed. A bad file is reported with its reason; the rest of the batch goes in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from assistant.embedding import DenseEmbedder, SparseEncoder
+from assistant.errors import LoragError
+from assistant.settings import IngestSettings
+from assistant.store import ChunkPoint, Store, check_domain
+from ingest.chunking import Chunk, split_sections
+from ingest.loaders import BadFileError, file_format, load_document
+
+ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
+_POINT_NS = uuid.UUID("6f1c1f0e-7d0a-4a8e-9a53-2c3c5b1e9d11")
+
+
+@dataclass
+class FileResult:
+    path: str
+    display: str
+    status: str
+    reason: str = ""
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    domain: str
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    purged_staged: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    @property
+    def chunks_written(self) -> int:
+        return sum(r.chunks for r in self.results if r.status in (ADDED, UPDATED))
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status == FAILED for r in self.results)
+
+
+@dataclass
+class _Pending:
+    path: Path
+    display: str
+    version: str
+    status: str
+    chunks: list[Chunk]
+
+
+ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total)
+
+
+class Ingestor:
+    """Writes documents into a Store; the store and encoders are handed in, never built here."""
+
+    def __init__(self, store: Store, dense: DenseEmbedder, sparse: SparseEncoder, settings: IngestSettings):
+        self.store = store
+        self.dense = dense
+        self.sparse = sparse
+        self.settings = settings
+        # A change of embedder or chunking re-ingests everything: it is part of each version's hash.
+        self.signature = f"{dense.name}|{settings.chunk_tokens}|{settings.chunk_overlap}|v1"
+
+    # -- discovery ------------------------------------------------------------------------------
+    def discover(self, paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[FileResult], list[Path]]:
+        """(file, display) pairs to ingest, results for paths that fail up front, and folder roots."""
+        files: list[tuple[Path, str]] = []
+        failed: list[FileResult] = []
+        roots: list[Path] = []
+        formats = set(self.settings.formats)
+        for raw in paths:
+            p = Path(raw).expanduser()
+            if not p.exists():
+                failed.append(FileResult(str(p), str(raw), FAILED, "no such file or folder"))
+            elif p.is_dir():
+                root = p.resolve()
+                roots.append(root)
+                for dirpath, dirnames, filenames in os.walk(root):
+                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                    for name in sorted(filenames):
+                        f = Path(dirpath) / name
+                        if not name.startswith(".") and file_format(f) in formats:
+                            files.append((f, f.relative_to(root).as_posix()))
+            else:
+                files.append((p.resolve(), p.name))
+        seen: set[Path] = set()
+        unique = [(f, d) for f, d in files if not (f in seen or seen.add(f))]
+        return unique, failed, roots
+
+    # -- one file -------------------------------------------------------------------------------
+    def _version(self, path: Path) -> str:
+        h = hashlib.sha256(self.signature.encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()[:32]
+
+    def _prepare(self, path: Path, display: str, existing: dict) -> _Pending | FileResult:
+        try:
+            size_mb = path.stat().st_size / 2**20
+            if size_mb > self.settings.max_file_mb:
+                raise BadFileError(f"too large ({size_mb:.1f} MB > ingest.max_file_mb {self.settings.max_file_mb:g})")
+            if file_format(path) not in self.settings.formats:
+                raise BadFileError(f"format '.{file_format(path)}' is not in ingest.formats")
+            version = self._version(path)
+            old = existing.get(str(path))
+            if old is not None and old.content_hash == version and old.live_chunks == old.n_chunks:
+                return FileResult(str(path), display, UNCHANGED, chunks=old.n_chunks)
+            sections = load_document(path)
+            chunks = split_sections(
+                sections,
+                chunk_tokens=self.settings.chunk_tokens,
+                overlap=self.settings.chunk_overlap,
+                token_length=self.dense.token_length,
+            )
+            if not chunks:
+                raise BadFileError("no text found in the file")
+        except BadFileError as e:
+            return FileResult(str(path), display, FAILED, str(e))
+        except OSError as e:
+            return FileResult(str(path), display, FAILED, f"cannot read: {e.strerror or e}")
+        return _Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
+
+    def _write(self, domain: str, batch: list[_Pending]) -> list[FileResult]:
+        texts = [c.embed_text for p in batch for c in p.chunks]
+        dense = self.dense.embed_documents(texts)
+        sparse = self.sparse.embed_documents(texts)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        results, k = [], 0
+        for p in batch:
+            points = []
+            for i, c in enumerate(p.chunks):
+                doc_id = str(p.path)
+                payload = {
+                    "doc_id": doc_id,
+                    "display": p.display,
+                    "content_hash": p.version,
+                    "chunk_index": i,
+                    "n_chunks": len(p.chunks),
+                    "text": c.text,
+                    "section": c.heading,
+                    "page": c.page,
+                    "format": file_format(p.path),
+                    "title": p.path.stem,
+                    "domain": domain,
+                    "ingested_at": now,
+                }
+                pid = str(uuid.uuid5(_POINT_NS, f"{doc_id}|{p.version}|{i}"))
+                points.append(ChunkPoint(pid, dense[k].tolist(), sparse[k], payload))
+                k += 1
+            self.store.stage(domain, points)
+            self.store.publish(domain, str(p.path), p.version)
+            results.append(FileResult(str(p.path), p.display, p.status, chunks=len(p.chunks)))
+        return results
+
+    # -- a whole run ----------------------------------------------------------------------------
+    def run(
+        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        check_domain(domain)
+        files, failed, roots = self.discover(paths)
+        report = IngestReport(domain, list(failed))
+        if not files and not (sync and roots):
+            if not failed:
+                raise LoragError("no supported files found", hint=f"formats: {', '.join(self.settings.formats)}")
+            report.seconds = time.perf_counter() - t0
+            return report
+        self.store.ensure_domain(domain, self.dense.dim)
+        report.purged_staged = self.store.purge_staged(domain)  # leftovers of an interrupted run
+        existing = {d.doc_id: d for d in self.store.list_docs(domain)}
+        batch: list[_Pending] = []
+        pending_chunks = 0
+        done = 0
+        for path, display in files:
+            item = self._prepare(path, display, existing)
+            if isinstance(item, FileResult):
+                report.results.append(item)
+                done += 1
+                if progress:
+                    progress(display, done, len(files))
+                continue
+            batch.append(item)
+            pending_chunks += len(item.chunks)
+            if pending_chunks >= self.settings.embed_batch_size:
+                report.results += self._write(domain, batch)
+                done += len(batch)
+                if progress:
+                    progress(display, done, len(files))
+                batch, pending_chunks = [], 0
+        if batch:
+            report.results += self._write(domain, batch)
+            done += len(batch)
+            if progress:
+                progress(batch[-1].display, done, len(files))
+        if sync:
+            present = {str(f) for f, _ in files}
+            for doc in existing.values():
+                in_root = any(Path(doc.doc_id).is_relative_to(r) for r in roots)
+                if in_root and doc.doc_id not in present and not Path(doc.doc_id).exists():
+                    self.store.remove_doc(domain, doc.doc_id)
+                    report.results.append(FileResult(doc.doc_id, doc.display, REMOVED, chunks=doc.n_chunks))
+        self.store.flush()
+        self.store.optimize(domain)
+        report.seconds = time.perf_counter() - t0
+        return report
