@@ -45,7 +45,7 @@ EXPENSES_AND_TRAVEL = [
               "available on the web and as a phone app."),
         ("h2", "2. Submitting a claim"),
         ("bullets", [
-            "Submit each expense in Ledgerline within 30 days of the date it was incurred.",
+            "Submit each expense in Ledgerline within 60 days of the date it was incurred.",
             "A receipt is required for any single item over $25. Photograph paper receipts with the "
             "Ledgerline app; you do not need to keep the paper original once the photo is accepted.",
             "Meal claims need an itemised receipt, not just a card slip.",
@@ -497,8 +497,8 @@ LAPTOPS = [
               "within 48 hours and add the police reference number to your ticket. A replacement "
               "laptop is issued on the next business day."),
         ("h2", "Loan laptops"),
-        ("p", "The Tech Bar keeps a pool of 15 loan laptops for people whose laptop is being repaired and "
-              "for short projects. A loan lasts up to 10 working days and can only be extended with your "
+        ("p", "The Tech Bar keeps a pool of 12 loan laptops for people whose laptop is being repaired and "
+              "for short projects. A loan lasts up to 15 working days and can only be extended with your "
               "manager's approval."),
         ("h2", "Accessories"),
         ("bullets", [
@@ -636,6 +636,21 @@ def build_docx(path: Path, pages: list, title: str) -> None:
             else:
                 raise ValueError(f"unknown block kind {kind!r}")
     document.save(str(path))
+    _normalise_zip(path)
+
+
+def _normalise_zip(path: Path) -> None:
+    """Rewrite a .docx (zip) with fixed timestamps so rebuilds are byte-identical."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        entries = [(info.filename, src.read(info.filename)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, data)
 
 
 def main() -> int:
