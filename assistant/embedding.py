@@ -91,7 +91,7 @@ class HashingEmbedder:
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
-        words = _WORD.findall(text.lower())
+        words = [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(text.lower())]
         for token in words + [f"{a}_{b}" for a, b in zip(words, words[1:])]:
             h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
             v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0

@@ -117,10 +117,11 @@ def load_docx(path: Path) -> list[Section]:
     import zipfile
 
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as e:
         raise BadFileError(f"corrupt or unreadable DOCX ({e})") from None
     lines: list[str] = []
     for para in document.paragraphs:

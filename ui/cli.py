@@ -23,6 +23,7 @@ class _State:
     config: Optional[Path] = None
     _settings: Optional[Settings] = None
     _components = None
+    factory = None  # tests set a callable(settings) -> Components with fake backends
 
     @property
     def settings(self) -> Settings:
@@ -35,7 +36,7 @@ class _State:
         if self._components is None:
             from ui.components import Components
 
-            self._components = Components(self.settings)
+            self._components = (self.factory or Components)(self.settings)
         return self._components
 
 

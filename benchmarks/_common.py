@@ -1,0 +1,158 @@
+"""Shared helpers for the benchmark scripts: corpus download, machine description, tables, stats.
+
+Nothing here is product code; the benchmarks import the product (assistant, ingest, ui) and
+measure it side by side with a raw baseline in the same process.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "benchmarks" / "data"  # gitignored: never commit it
+DOC_PACKAGE = "python3.11-doc"
+DOC_SOURCES = DATA / "pydoc" / "usr" / "share" / "doc" / "python3.11" / "html" / "_sources"
+SAMPLES = REPO / "samples" / "corpus"
+
+if str(REPO) not in sys.path:  # runnable as `python benchmarks/NAME.py` even without the editable install
+    sys.path.insert(0, str(REPO))
+
+
+def quiet_libraries() -> None:
+    """Keep the benchmark output readable (progress bars and tokenizer warnings off)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def python_doc_sources(log=print) -> Path | None:
+    """The Python docs reStructuredText sources (`_sources/`), downloaded with apt once, else None."""
+    if DOC_SOURCES.is_dir():
+        return DOC_SOURCES
+    DATA.mkdir(parents=True, exist_ok=True)
+    try:
+        debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+        if not debs:
+            log(f"fetching {DOC_PACKAGE} with apt-get download ...")
+            r = subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
+            if r.returncode != 0:
+                subprocess.run(["apt-get", "update"], capture_output=True, text=True)
+                subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
+            debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+        if not debs:
+            return None
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(DATA / "pydoc")], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        log(f"could not get {DOC_PACKAGE}: {e}")
+        return None
+    return DOC_SOURCES if DOC_SOURCES.is_dir() else None
+
+
+def doc_package_version() -> str:
+    debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+    return debs[-1].name if debs else DOC_PACKAGE
+
+
+def sample_corpus_files() -> list[Path]:
+    return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = "CUDA" if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def header(title: str, args: Sequence[str] | None = None) -> None:
+    print(f"# {title}")
+    print(f"command : .venv/bin/python {' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}")
+    print(f"date    : {now()}")
+    print(f"machine : {machine()}")
+    print()
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    rows = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _fmt(c: object) -> str:
+    if isinstance(c, float):
+        if c == 0:
+            return "0"
+        if abs(c) >= 100:
+            return f"{c:,.0f}"
+        if abs(c) >= 10:
+            return f"{c:.1f}"
+        return f"{c:.3f}" if abs(c) < 1 else f"{c:.2f}"
+    return str(c)
+
+
+def _numeric(c: str) -> bool:
+    return c.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("%", "").replace("x", "").isdigit()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.t0
+
+
+def temp_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"lorag-bench-{prefix}-"))
+
+
+def rm(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

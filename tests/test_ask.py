@@ -1,0 +1,99 @@
+import pytest
+
+from assistant.answer import extract_citations
+from assistant.errors import LoragError
+from assistant.generation import FakeGenerator
+from assistant.prompt import NO_ANSWER, build_messages
+from assistant.retrieval import Passage
+
+
+@pytest.fixture
+def indexed(components, corpus):
+    report = components.ingestor().run([corpus], "hr")
+    assert report.ok
+    return components
+
+
+def test_ask_cites_the_right_document(indexed):
+    indexed._generator = FakeGenerator(lambda msgs: "Full-time staff receive 27 days [1].")
+    answer = indexed.ask_service.ask("How many days of annual leave do full-time staff receive?", "hr")
+    assert answer.relevant
+    assert answer.passages[0].source == "leave.md"
+    assert [c.source for c in answer.citations] == ["leave.md"]
+    assert answer.citations[0].how == "marker"
+    assert answer.citations[0].ref == "leave.md#Leave policy > Annual leave"
+
+
+def test_prompt_holds_numbered_passages_and_the_question(indexed):
+    gen = FakeGenerator()
+    indexed._generator = gen
+    indexed.ask_service.ask("How much does a parking permit cost?", "hr")
+    messages, adapter = gen.calls[0]
+    user = messages[-1]["content"]
+    assert user.startswith("Passages:\n[1] (") and "Question: How much does a parking permit cost?" in user
+    assert "12 euros" in user
+    assert adapter is None
+
+
+def test_streaming_yields_pieces_then_the_answer(indexed):
+    from assistant.answer import Answer
+
+    indexed._generator = FakeGenerator(lambda m: "Trains are booked in second class [1].")
+    items = list(indexed.ask_service.stream("Which class are trains booked in?", "hr"))
+    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(items[:-1]).strip() == items[-1].answer
+    assert items[-1].citations[0].ref == "travel.pdf#page=1"
+
+
+def test_no_relevant_passage_gives_a_clear_answer_without_the_model(indexed):
+    gen = FakeGenerator()
+    indexed._generator = gen
+    answer = indexed.ask_service.ask("zebra giraffe photosynthesis quasar", "hr")
+    assert not answer.relevant and answer.citations == []
+    assert "nothing relevant" in answer.answer
+    assert gen.calls == []
+
+
+def test_unknown_domain_and_empty_index(components):
+    with pytest.raises(LoragError, match="nothing is indexed yet"):
+        components.ask_service.ask("anything?")
+    components.store.ensure_domain("hr", components.dense.dim)
+    with pytest.raises(LoragError, match="has no documents yet"):
+        components.ask_service.ask("anything?", "hr")
+    with pytest.raises(LoragError, match="unknown domain 'legal'"):
+        components.ask_service.ask("anything?", "legal")
+
+
+def test_all_domains_are_searched_without_a_domain(components, corpus, tmp_path):
+    ing = components.ingestor()
+    ing.run([corpus / "leave.md"], "hr")
+    other = tmp_path / "manual.md"
+    other.write_text("# Aurora\n\nError E-104 means the lamp is overheating.\n")
+    ing.run([other], "manual")
+    answer = components.ask_service.ask("What does error E-104 mean?")
+    assert answer.domains == ["hr", "manual"]
+    assert answer.passages[0].source == "manual.md"
+
+
+def _p(n, text):
+    return Passage(n, text, f"doc{n}.md", "S", None, 1.0, "d", f"/x/doc{n}.md", str(n))
+
+
+def test_citation_markers_out_of_range_are_dropped():
+    ps = [_p(1, "alpha beta"), _p(2, "gamma delta")]
+    cits = extract_citations("See [2] and [7] and [2].", ps)
+    assert [c.n for c in cits] == [2]
+
+
+def test_citation_inferred_from_overlap_but_not_for_abstention():
+    ps = [_p(1, "Parking permits cost 12 euros per month"), _p(2, "Hotels cost 140 euros")]
+    cits = extract_citations("Parking permits cost 12 euros each month.", ps)
+    assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+    assert extract_citations(NO_ANSWER, ps) == []
+    assert extract_citations("I like turtles.", ps) == []
+
+
+def test_history_goes_before_the_question():
+    msgs = build_messages("And for part-time?", [_p(1, "x")], history=[("How much leave?", "27 days [1].")])
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert msgs[-1]["content"].endswith("Question: And for part-time?")

@@ -1,0 +1,89 @@
+"""The `lorag` CLI end to end on fake backends (the store is real, embedded)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.embedding import HashingEmbedder
+from assistant.generation import FakeGenerator
+from ui import cli
+from ui.components import Components
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def lorag(tmp_path, monkeypatch, bm25):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LORAG_RETRIEVAL__MIN_RELEVANCE", "0.2")
+    gen = FakeGenerator(lambda m: "Full-time staff receive 27 days [1].")
+    monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=gen))
+
+    def run(*args):
+        return runner.invoke(cli.app, list(args))
+
+    return run
+
+
+def test_ingest_then_ask_json(lorag, corpus):
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output
+    assert "added 7" in r.output
+    r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
+    assert json.loads(r.output)["counts"]["unchanged"] == 7
+    r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["citations"][0]["source"] == "leave.md"
+    assert out["passages"][0]["score"] > 0 and "text" in out["passages"][0]
+    assert {"retrieve_ms", "search_ms", "generate_ms"} <= set(out["timings_ms"])
+
+
+def test_ask_streams_text_and_lists_sources(lorag, corpus):
+    lorag("ingest", str(corpus), "--domain", "hr")
+    r = lorag("ask", "How many days of annual leave do full-time staff receive?")
+    assert r.exit_code == 0, r.output
+    assert "27 days [1]" in r.output and "Sources:\n  [1] leave.md#Leave policy > Annual leave" in r.output
+
+
+def test_failed_file_sets_exit_code(lorag, corpus):
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 1
+    assert "failed" in r.output and "broken.pdf" in r.output and "added 7" in r.output
+
+
+def test_docs_list_and_rm(lorag, corpus):
+    lorag("ingest", str(corpus), "--domain", "hr")
+    docs = json.loads(lorag("docs", "list", "--json").output)
+    assert len(docs) == 7 and {d["domain"] for d in docs} == {"hr"}
+    r = lorag("docs", "rm", "parking.txt", "--domain", "hr")
+    assert r.exit_code == 0 and "removed parking.txt" in r.output
+    assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
+    r = lorag("docs", "rm", "--all", "--domain", "hr")
+    assert json.loads(lorag("docs", "list", "--json").output) == []
+
+
+def test_config_prints_effective_settings(lorag, monkeypatch):
+    monkeypatch.setenv("LORAG_MODELS__DEVICE", "cpu")
+    r = lorag("config", "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.output)["models"]["device"] == "cpu"
+
+
+def test_user_errors_are_clean_messages(tmp_path, monkeypatch):
+    """Through the real entry point: no traceback, a message and an exit code."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LORAG_")}
+    env["LORAG_PATHS__DATA_DIR"] = str(tmp_path / "d")
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "hello?"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "error: nothing is indexed yet" in r.stderr and "Traceback" not in r.stderr
+    env["LORAG_MODELS__DEVICE"] = "gpu"
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "config"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "models.device" in r.stderr and "Traceback" not in r.stderr

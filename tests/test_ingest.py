@@ -1,0 +1,100 @@
+import pytest
+
+from assistant.errors import LoragError
+from ingest.pipeline import Ingestor
+
+
+@pytest.fixture
+def ingestor(store, fake_dense, bm25, settings):
+    return Ingestor(store, fake_dense, bm25, settings.ingest)
+
+
+def statuses(report):
+    return {r.display: r.status for r in report.results}
+
+
+def test_every_format_goes_in_with_structure(ingestor, store, corpus):
+    report = ingestor.run([corpus], "hr")
+    assert report.ok, [r.reason for r in report.results]
+    assert report.counts()["added"] == 7
+    docs = {d.display: d for d in store.list_docs("hr")}
+    assert set(docs) == {"leave.md", "parking.txt", "security.html", "travel.pdf", "remote.docx", "codes.csv", "faq.json"}
+    assert all(d.live_chunks == d.n_chunks > 0 for d in docs.values())
+    chunks = store.scroll_chunks("hr")
+    pdf_pages = {c.payload["page"] for c in chunks if c.payload["display"] == "travel.pdf"}
+    assert pdf_pages == {1, 2}
+    assert any(c.payload["section"] == "Leave policy > Annual leave" for c in chunks)
+
+
+def test_incremental_unchanged_updated_removed(ingestor, store, corpus):
+    ingestor.run([corpus], "hr")
+    again = ingestor.run([corpus], "hr")
+    assert set(statuses(again).values()) == {"unchanged"}
+
+    (corpus / "parking.txt").write_text("Parking permits now cost 15 euros per month.\n")
+    (corpus / "faq.json").unlink()
+    report = ingestor.run([corpus], "hr", sync=True)
+    st = statuses(report)
+    assert st["parking.txt"] == "updated" and st["faq.json"] == "removed" and st["leave.md"] == "unchanged"
+    texts = [c.text for c in store.scroll_chunks("hr") if c.payload["display"] == "parking.txt"]
+    assert texts == ["Parking permits now cost 15 euros per month."]
+    assert "faq.json" not in {d.display for d in store.list_docs("hr")}
+
+
+def test_without_sync_missing_files_stay(ingestor, store, corpus):
+    ingestor.run([corpus], "hr")
+    (corpus / "faq.json").unlink()
+    report = ingestor.run([corpus], "hr")
+    assert "removed" not in statuses(report).values()
+    assert "faq.json" in {d.display for d in store.list_docs("hr")}
+
+
+def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus, settings):
+    ingestor.run([corpus], "hr")
+    before = {d.display: d.content_hash for d in store.list_docs("hr")}
+    # corrupt a stored file, add an undecodable one and one over the size limit
+    (corpus / "travel.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (corpus / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))
+    settings.ingest.max_file_mb = 0.001
+    (corpus / "big.md").write_text("# Big\n" + "word " * 400)
+    report = ingestor.run([corpus], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["travel.pdf"][0] == "failed" and "PDF" in st["travel.pdf"][1]
+    assert st["bad.txt"][0] == "failed" and "UTF-8" in st["bad.txt"][1]
+    assert st["big.md"][0] == "failed" and "too large" in st["big.md"][1]
+    assert not report.ok
+    after = {d.display: d.content_hash for d in store.list_docs("hr")}
+    assert after == before  # the old travel.pdf is still there, whole
+
+
+def test_missing_path_and_empty_folder(ingestor, tmp_path):
+    report = ingestor.run([tmp_path / "nope"], "hr")
+    assert report.results[0].status == "failed" and "no such file" in report.results[0].reason
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LoragError, match="no supported files"):
+        ingestor.run([tmp_path / "empty"], "hr")
+
+
+def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corpus):
+    Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus], "hr")
+    settings.ingest.chunk_tokens = 30
+    report = Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus], "hr")
+    assert set(statuses(report).values()) == {"updated"}
+
+
+def test_replacement_is_never_a_mix(ingestor, store, corpus, monkeypatch):
+    """While a new version is staged, readers see only the old one; after publish only the new."""
+    ingestor.run([corpus], "hr")
+    (corpus / "leave.md").write_text("# Leave policy\n\n## Annual leave\nStaff now receive 30 days.\n")
+    seen = []
+    real_publish = store.publish
+
+    def spy(domain, doc_id, content_hash):
+        seen.append(sorted(c.text for c in store.scroll_chunks("hr") if c.payload["display"] == "leave.md"))
+        real_publish(domain, doc_id, content_hash)
+
+    monkeypatch.setattr(store, "publish", spy)
+    ingestor.run([corpus], "hr")
+    assert len(seen) == 1 and all("27 days" in " ".join(seen[0]) for _ in seen)
+    now = [c.text for c in store.scroll_chunks("hr") if c.payload["display"] == "leave.md"]
+    assert "30 days" in " ".join(now) and "27 days" not in " ".join(now)

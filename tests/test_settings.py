@@ -1,0 +1,63 @@
+import pytest
+
+from assistant.errors import ConfigError
+from assistant.settings import Settings, load_settings
+
+
+def test_defaults_are_valid_and_paths_expanded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.models.generator == "smollm2-135m-instruct"
+    assert "~" not in str(s.paths.model_cache)
+    assert s.store_path == s.paths.data_dir / "qdrant"
+
+
+def test_yaml_then_env_precedence(tmp_path, monkeypatch):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("models:\n  device: cpu\n  max_new_tokens: 50\nretrieval:\n  top_k: 3\n")
+    monkeypatch.setenv("LORAG_RETRIEVAL__TOP_K", "7")
+    s = load_settings(f)
+    assert (s.models.device, s.models.max_new_tokens, s.retrieval.top_k) == ("cpu", 50, 7)
+
+
+def test_lorag_yaml_in_cwd_and_lorag_config(tmp_path, monkeypatch):
+    (tmp_path / "lorag.yaml").write_text("retrieval:\n  top_k: 9\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().retrieval.top_k == 9
+    other = tmp_path / "other.yaml"
+    other.write_text("retrieval:\n  top_k: 2\n")
+    monkeypatch.setenv("LORAG_CONFIG", str(other))
+    assert load_settings().retrieval.top_k == 2
+
+
+def test_every_problem_is_listed_in_one_error(tmp_path):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("models:\n  device: gpu\n  colour: blue\nretrieval:\n  top_k: 0\ningest:\n  chunk_tokens: 100\n  chunk_overlap: 100\nnope: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    msg = str(e.value)
+    for needle in ["models.device", "(got 'gpu')", "models.colour: unknown setting", "retrieval.top_k",
+                   "ingest.chunk_overlap", "nope: unknown setting", str(f)]:
+        assert needle in msg, needle
+    assert "5 problem(s)" in msg
+
+
+def test_unknown_env_name_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_RETRIVAL__TOP_K", "3")
+    with pytest.raises(ConfigError, match="LORAG_RETRIVAL__TOP_K: unknown setting"):
+        load_settings()
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("models: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(f)
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_secrets_are_masked():
+    s = Settings(qdrant={"api_key": "s3cret"})
+    assert "s3cret" not in str(s.public_dict())
