@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence
 
+from assistant.errors import LoragError
 from assistant.settings import ModelSettings
 
 Messages = Sequence[dict[str, str]]
@@ -30,6 +31,12 @@ class Generator(Protocol):
 
     def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]: ...
 
+    def generate_batch(
+        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+    ) -> list[str]: ...
+
+    def adapters(self) -> list[str]: ...
+
 
 class HFGenerator:
     """A transformers causal LM (optionally a peft model with adapters) streaming token text."""
@@ -40,6 +47,26 @@ class HFGenerator:
         self.settings = settings
         self.name = name or getattr(model.config, "_name_or_path", "model")
         self.last_stats = GenerationStats()
+
+    def adapters(self) -> list[str]:
+        from assistant.adapters import adapter_names
+
+        return adapter_names(self.model)
+
+    def _adapter_kwargs(self, names: Sequence[str | None]) -> dict[str, Any]:
+        """peft picks the adapter per row; a plain model takes no adapter argument."""
+        loaded = self.adapters()
+        if not loaded:
+            unknown = [n for n in names if n]
+            if unknown:
+                raise LoragError(f"adapter '{unknown[0]}' is not loaded (no adapters are attached)")
+            return {}
+        from assistant.adapters import BASE
+
+        for n in names:
+            if n and n not in loaded:
+                raise LoragError(f"adapter '{n}' is not loaded", hint=f"loaded: {', '.join(loaded)}")
+        return {"adapter_names": [n or BASE for n in names]}
 
     def encode(self, messages: Messages) -> dict[str, Any]:
         enc = self.tokenizer.apply_chat_template(
@@ -65,6 +92,7 @@ class HFGenerator:
         from transformers import TextIteratorStreamer
 
         inputs = self.encode(messages)
+        extra = self._adapter_kwargs([adapter])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stats = GenerationStats(prompt_tokens=int(inputs["input_ids"].shape[1]))
         result: dict[str, Any] = {}
@@ -72,7 +100,9 @@ class HFGenerator:
         def run() -> None:
             try:
                 with torch.inference_mode():
-                    result["out"] = self.model.generate(**inputs, streamer=streamer, **self.generation_kwargs(max_new_tokens))
+                    result["out"] = self.model.generate(
+                        **inputs, streamer=streamer, **extra, **self.generation_kwargs(max_new_tokens)
+                    )
             except BaseException as e:  # surface errors from the worker thread to the caller
                 result["error"] = e
                 streamer.end()
@@ -92,13 +122,43 @@ class HFGenerator:
         stats.new_tokens = int(result["out"].shape[1] - inputs["input_ids"].shape[1])
         self.last_stats = stats
 
+    def generate_batch(
+        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+    ) -> list[str]:
+        """Several prompts in one left-padded batch; each row may use a different adapter."""
+        import torch
+
+        if not batch:
+            return []
+        names = list(adapters) if adapters is not None else [None] * len(batch)
+        if len(names) != len(batch):
+            raise ValueError("adapters must match the batch length")
+        texts = [
+            self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for m in batch
+        ]
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            self.tokenizer.padding_side = side
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **self._adapter_kwargs(names), **self.generation_kwargs(max_new_tokens))
+        new = out[:, enc["input_ids"].shape[1] :]
+        n_new = int((new != self.tokenizer.pad_token_id).sum())
+        self.last_stats = GenerationStats(int(enc["input_ids"].numel()), n_new, 0.0, time.perf_counter() - t0)
+        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
 
 class FakeGenerator:
     """Scripted answers for tests: returns `reply(messages)` word by word."""
 
-    def __init__(self, reply: Any = None, name: str = "fake-generator"):
+    def __init__(self, reply: Any = None, name: str = "fake-generator", adapters: Sequence[str] = ()):
         self.reply = reply or (lambda messages: "The answer is in the first passage [1].")
         self.name = name
+        self._adapters = list(adapters)
         self.last_stats = GenerationStats()
         self.calls: list[tuple[list[dict[str, str]], str | None]] = []
 
@@ -109,3 +169,12 @@ class FakeGenerator:
         for i, w in enumerate(words):
             yield w if i == 0 else " " + w
         self.last_stats = GenerationStats(0, len(words), 0.0, time.perf_counter() - t0)
+
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    def generate_batch(
+        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+    ) -> list[str]:
+        names = list(adapters) if adapters is not None else [None] * len(batch)
+        return ["".join(self.stream(m, adapter=a)) for m, a in zip(batch, names)]

@@ -98,3 +98,18 @@ def doc_info_from(payload: dict[str, Any]) -> DocInfo:
         format=payload.get("format", ""),
         ingested_at=payload.get("ingested_at", ""),
     )
+
+
+def corpus_fingerprint(store: Store, domain: str) -> str | None:
+    """A hash over the domain's live documents and their versions; None when the domain is absent or empty."""
+    import hashlib
+
+    if not store.has_domain(domain):
+        return None
+    docs = store.list_docs(domain)
+    if not docs:
+        return None
+    h = hashlib.sha256()
+    for d in sorted(docs, key=lambda d: d.doc_id):
+        h.update(f"{d.doc_id}\0{d.content_hash}\n".encode())
+    return h.hexdigest()[:32]

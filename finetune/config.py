@@ -1,0 +1,174 @@
+"""Per-domain training recipes: a dataclass with help text, checked in __post_init__, one YAML per domain.
+
+Every problem in a recipe is reported at once, in one ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class SynthConfig:
+    max_chunks: int = _f(200, "Chunks of the domain to write synthetic questions for (sampled with the seed).")
+    writer: str = _f("model+cloze", "'model': the generator writes Q&A; 'cloze': fill-in-the-blank from a sentence; "
+                     "'model+cloze': the model first, a cloze pair where its output is dropped.")
+    p_oracle: float = _f(0.8, "RAFT P: share of examples whose context contains the oracle passage.")
+    distractors: int = _f(3, "Retriever hard negatives shown with (or instead of) the oracle.")
+    max_new_tokens: int = _f(64, "Token budget for each generated Q&A.")
+    batch_size: int = _f(8, "Prompts per generation batch.")
+    min_answer_support: float = _f(0.7, "Share of the answer's content words that must appear in the oracle.")
+    seed: int = _f(0, "Sampling seed for chunks, oracle dropping and distractor order.")
+
+
+@dataclass
+class TrainConfig:
+    domain: str = _f("", "Domain (collection) the adapter is for.")
+    base_model: str | None = _f(None, "Generator to adapt; default: models.generator from the settings.")
+    quantization: str = _f("auto", "'auto' (QLoRA NF4 on CUDA, plain LoRA on CPU), 'nf4' or 'none'.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA path.")
+    target_modules: str | list[str] = _f("all-linear", "Modules to adapt: 'all-linear' or a list of names.")
+    epochs: float = _f(3.0, "Passes over the training set.")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
+    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    lr_scheduler: str = _f("cosine", "transformers scheduler name.")
+    warmup_ratio: float = _f(0.05, "Share of steps spent warming up.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    batch_size: int = _f(8, "Sequences per device step (padded) or the row count folded into one padding-free step.")
+    grad_accum: int = _f(1, "Gradient accumulation steps.")
+    max_seq_length: int = _f(1024, "Longer examples are truncated from the left of the prompt.")
+    batching: str = _f("auto", "'padding_free' (rows concatenated, no pad tokens; CUDA), 'padded', or 'auto'.")
+    gradient_checkpointing: bool = _f(False, "Trade compute for memory.")
+    liger: bool = _f(True, "Use Liger kernels (fused linear + cross-entropy) on CUDA when installed.")
+    eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
+    logging_steps: int = _f(5, "Log the loss every N steps.")
+    save_steps: int = _f(50, "Checkpoint every N steps (for --resume).")
+    heldout_fraction: float = _f(0.2, "Share of curated Q&A held out (fixed by id) for evaluation; never trains.")
+    seed: int = _f(0, "Training seed.")
+    gate_metric: str = _f("answer_f1", "Evaluation metric the promotion gate compares (a key of the report's means).")
+    synth: SynthConfig = field(default_factory=SynthConfig, metadata={"help": "Synthetic data settings."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.synth, dict):
+            self.synth = _build(SynthConfig, self.synth, "synth", [])
+        problems = check(self)
+        if problems:
+            raise ConfigError(f"training config for '{self.domain or '?'}': {len(problems)} problem(s):\n" + "\n".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check(cfg: TrainConfig) -> list[str]:
+    p: list[str] = []
+
+    def bad(name: str, why: str) -> None:
+        p.append(f"  - {name}: {why} (got {getattr(cfg, name, None)!r})" if "." not in name else f"  - {name}: {why}")
+
+    import re
+
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", cfg.domain or ""):
+        bad("domain", "lowercase letters, digits, '-' or '_'")
+    if cfg.quantization not in ("auto", "nf4", "none"):
+        bad("quantization", "one of auto, nf4, none")
+    if cfg.batching not in ("auto", "padding_free", "padded"):
+        bad("batching", "one of auto, padding_free, padded")
+    for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps"):
+        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
+            bad(name, "a whole number >= 1")
+    if not 0 <= cfg.lora_dropout < 1:
+        bad("lora_dropout", "between 0 and 1")
+    if not 0 < cfg.learning_rate < 1:
+        bad("learning_rate", "between 0 and 1")
+    if cfg.epochs <= 0 and cfg.max_steps <= 0:
+        bad("epochs", "> 0, or set max_steps")
+    if not 64 <= cfg.max_seq_length <= 131072:
+        bad("max_seq_length", "between 64 and 131072")
+    if not 0 <= cfg.warmup_ratio < 1:
+        bad("warmup_ratio", "between 0 and 1")
+    if not 0 < cfg.heldout_fraction < 1:
+        bad("heldout_fraction", "between 0 and 1 (exclusive)")
+    if not 0 < cfg.eval_fraction_steps <= 1:
+        bad("eval_fraction_steps", "between 0 and 1")
+    if not (cfg.target_modules == "all-linear" or (isinstance(cfg.target_modules, list) and cfg.target_modules)):
+        bad("target_modules", "'all-linear' or a non-empty list of module names")
+    s = cfg.synth
+    if isinstance(s, SynthConfig):
+        if s.writer not in ("model", "cloze", "model+cloze"):
+            p.append(f"  - synth.writer: one of model, cloze, model+cloze (got {s.writer!r})")
+        if not 0 <= s.p_oracle <= 1:
+            p.append(f"  - synth.p_oracle: between 0 and 1 (got {s.p_oracle!r})")
+        if s.distractors < 0 or s.max_chunks < 1 or s.batch_size < 1 or s.max_new_tokens < 8:
+            p.append("  - synth: distractors >= 0, max_chunks >= 1, batch_size >= 1, max_new_tokens >= 8")
+        if not 0 < s.min_answer_support <= 1:
+            p.append(f"  - synth.min_answer_support: between 0 and 1 (got {s.min_answer_support!r})")
+    return p
+
+
+def _build(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    return cls(**data)
+
+
+def load_train_config(path: Path | None = None, *, domain: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a recipe (default finetune/configs/<domain>.yaml, else defaults) and validate it whole."""
+    data: dict[str, Any] = {}
+    if path is None and domain and (CONFIG_DIR / f"{domain}.yaml").is_file():
+        path = CONFIG_DIR / f"{domain}.yaml"
+    source = str(path) if path else "defaults"
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: training config not found")
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of training settings")
+    if domain:
+        data.setdefault("domain", domain)
+        if data["domain"] != domain:
+            raise ConfigError(f"{source}: is for domain '{data['domain']}', not '{domain}'")
+    data.update(overrides or {})
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    problems = [f"  - {k}: unknown key" for k in sorted(set(data) - names)]
+    synth = data.get("synth") or {}
+    if isinstance(synth, dict):
+        snames = {f.name for f in dataclasses.fields(SynthConfig)}
+        problems += [f"  - synth.{k}: unknown key" for k in sorted(set(synth) - snames)]
+    known = {k: v for k, v in data.items() if k in names}
+    if isinstance(synth, dict):
+        known["synth"] = {k: v for k, v in synth.items() if k in {f.name for f in dataclasses.fields(SynthConfig)}}
+    try:
+        cfg = TrainConfig(**known)
+    except ConfigError as e:
+        lines = str(e).split("\n")[1:]
+        problems += lines
+        cfg = None
+    except TypeError as e:
+        problems.append(f"  - {e}")
+        cfg = None
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} problem(s):\n" + "\n".join(problems))
+    assert cfg is not None
+    return cfg

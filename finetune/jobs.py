@@ -1,0 +1,91 @@
+"""Whole jobs behind the CLI and UI: build a domain's training set; train and register an adapter."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from assistant.errors import LoragError
+from assistant.models.cache import ModelCache
+from assistant.settings import Settings
+from assistant.store import Store
+from assistant.store.base import corpus_fingerprint
+from finetune.config import TrainConfig
+from finetune.data import file_sha256
+from finetune.registry import AdapterCard, Registry, now
+
+
+def dataset_dir(settings: Settings, domain: str) -> Path:
+    return settings.datasets_dir / domain
+
+
+def run_root(settings: Settings, domain: str) -> Path:
+    return settings.paths.data_dir / "runs" / domain
+
+
+def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> tuple[int, Path]:
+    unfinished = sorted(
+        (p for p in runs.glob("v*") if p.name[1:].isdigit() and not (p / "DONE").exists()),
+        key=lambda p: int(p.name[1:]),
+    )
+    if resume:
+        if not unfinished:
+            raise LoragError(f"no interrupted training run of '{domain}' to resume", hint="start one without --resume")
+        return int(unfinished[-1].name[1:]), unfinished[-1]
+    used = [c.version for c in registry.versions(domain)] + [int(p.name[1:]) for p in runs.glob("v*") if p.name[1:].isdigit()]
+    version = max(used + [0]) + 1
+    return version, runs / f"v{version}"
+
+
+def train_domain(
+    cfg: TrainConfig,
+    *,
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    model_cache: ModelCache,
+    resume: bool = False,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> AdapterCard:
+    from transformers import AutoConfig
+
+    from assistant.adapters import base_fingerprint
+    from assistant.models.loading import pick_device
+    from finetune.train import train_adapter
+
+    data = dataset_dir(settings, cfg.domain)
+    train_file = data / "train.jsonl"
+    if not train_file.is_file():
+        raise LoragError(f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first")
+    base = cfg.base_model or settings.models.generator
+    model_path = model_cache.resolve(base)
+    fingerprint = base_fingerprint(AutoConfig.from_pretrained(model_path))
+    runs = run_root(settings, cfg.domain)
+    version, run_dir = _pick_version(registry, runs, cfg.domain, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "job.json").write_text(json.dumps({"domain": cfg.domain, "version": version, "started_at": now(),
+                                                  "config": cfg.to_dict()}, indent=2))
+    device = pick_device(settings.models.device)
+    result = train_adapter(
+        cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",
+        run_dir=run_dir, device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides,
+    )  # fmt: skip
+    card = AdapterCard(
+        name=f"{cfg.domain}-v{version}",
+        domain=cfg.domain,
+        version=version,
+        base_model=base,
+        base_fingerprint=fingerprint,
+        data_hash=file_sha256(train_file),
+        corpus_fingerprint=corpus_fingerprint(store, cfg.domain) or "",
+        hyperparameters=result.hyperparameters,
+        metrics=result.metrics,
+        created_at=now(),
+        train_seconds=result.metrics.get("train_seconds", 0.0),
+    )
+    registry.register(result.adapter_dir, card)
+    (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return card

@@ -1,0 +1,158 @@
+"""RAFT-style training examples: the serving prompt with the oracle passage among real retriever hard
+negatives, or (a share 1-P of the time) without it, where the target says the answer is not there.
+
+Writes <data_dir>/datasets/<domain>/: curated.jsonl, heldout.jsonl (never trains), synthetic.jsonl,
+train.jsonl (prompt/completion rows for trl), build.json (counts and why rows were dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from assistant.errors import LoragError
+from assistant.generation import Generator
+from assistant.prompt import NO_ANSWER, build_messages
+from assistant.retrieval import Passage, Retriever
+from assistant.store import Hit, Store
+from assistant.store.base import corpus_fingerprint
+from finetune.config import TrainConfig
+from finetune.data import QARecord, load_qa, split_qa, write_jsonl
+from finetune.synth import support, synthesize
+
+
+def _as_passage(hit: Hit, domain: str) -> Passage:
+    p = hit.payload
+    return Passage(0, p.get("text", ""), p.get("display", ""), p.get("section") or "", p.get("page"), 0.0,
+                   domain, p.get("doc_id", ""), hit.id)  # fmt: skip
+
+
+def make_example(
+    question: str, answer: str, oracle: Passage | None, negatives: Sequence[Passage], *, k: int,
+    include_oracle: bool, rng: random.Random,
+) -> dict[str, Any]:  # fmt: skip
+    """One prompt/completion row in the exact serving format."""
+    if include_oracle and oracle is not None:
+        ctx = [oracle] + [n for n in negatives if n.chunk_id != oracle.chunk_id][: k - 1]
+    else:
+        ctx = [n for n in negatives if oracle is None or n.doc_id != oracle.doc_id][:k]
+    rng.shuffle(ctx)
+    ctx = [dataclasses.replace(p, n=i + 1) for i, p in enumerate(ctx)]
+    has_oracle = include_oracle and oracle is not None
+    if has_oracle:
+        n = next(p.n for p in ctx if p.chunk_id == oracle.chunk_id)
+        target = f"{answer.rstrip()} [{n}]"
+    else:
+        target = NO_ANSWER
+    messages = build_messages(question, ctx)
+    return {
+        "question": question,
+        "answer": answer,
+        "target": target,
+        "oracle_in_context": has_oracle,
+        "prompt": messages,
+        "completion": [{"role": "assistant", "content": target}],
+    }
+
+
+class TrainingSetBuilder:
+    def __init__(self, store: Store, retriever: Retriever, generator: Generator | None, cfg: TrainConfig, out_dir: Path):
+        self.store = store
+        self.retriever = retriever
+        self.generator = generator
+        self.cfg = cfg
+        self.out = Path(out_dir)
+
+    def _negatives(self, question: str, exclude_doc: str | None, k: int) -> list[Passage]:
+        r = self.retriever.retrieve(question, self.cfg.domain, top_k=k + 4)
+        return [p for p in r.passages if p.doc_id != exclude_doc]
+
+    def _oracle_for(self, rec: QARecord, chunks_by_source: dict[str, list[Hit]]) -> Passage | None:
+        """The chunk of a source document that best supports the reference answer."""
+        candidates = [h for s in rec.sources for h in chunks_by_source.get(s, [])]
+        if not candidates:
+            candidates = [h for hs in chunks_by_source.values() for h in hs]
+        best = max(candidates, key=lambda h: support(rec.answer, h.text), default=None)
+        if best is None or support(rec.answer, best.text) < 0.5:
+            return None
+        return _as_passage(best, self.cfg.domain)
+
+    def build(self, curated_path: Path | None, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+        cfg, s = self.cfg, self.cfg.synth
+        rng = random.Random(s.seed)
+        k = self.retriever.settings.top_k
+        n_neg = max(s.distractors, k)
+        chunks = self.store.scroll_chunks(cfg.domain)
+        if not chunks:
+            raise LoragError(f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}")
+        by_source: dict[str, list[Hit]] = {}
+        for h in chunks:
+            by_source.setdefault(h.payload.get("display", ""), []).append(h)
+
+        curated: list[QARecord] = load_qa(curated_path) if curated_path else []
+        train_qa, held_qa = split_qa(curated, cfg.heldout_fraction)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if curated:
+            write_jsonl(self.out / "curated.jsonl", (r.model_dump() for r in curated))
+        write_jsonl(self.out / "heldout.jsonl", (r.model_dump() for r in held_qa))
+
+        pairs, synth_report = synthesize(
+            chunks, self.generator, s, avoid_questions=[r.question for r in held_qa],
+            progress=(lambda d, t: progress("synth", d, t)) if progress else None,
+        )  # fmt: skip
+        write_jsonl(self.out / "synthetic.jsonl", (dataclasses.asdict(p) for p in pairs))
+        chunk_by_id = {h.id: h for h in chunks}
+
+        rows: list[dict[str, Any]] = []
+        dropped: Counter = Counter()
+        items: list[tuple[str, str, Passage | None, str, str]] = []
+        for p in pairs:
+            items.append((p.question, p.answer, _as_passage(chunk_by_id[p.chunk_id], cfg.domain), "synthetic:" + p.writer, p.chunk_id))
+        for rec in train_qa:
+            oracle = self._oracle_for(rec, by_source)
+            if oracle is None:
+                dropped["curated: no chunk supports the answer"] += 1
+                continue
+            items.append((rec.question, rec.answer, oracle, "curated", rec.key()))
+        for i, (q, a, oracle, kind, ident) in enumerate(items):
+            negatives = self._negatives(q, oracle.doc_id if oracle else None, n_neg)
+            include = rng.random() < s.p_oracle
+            if not include and not negatives:
+                dropped[f"{kind}: no distractors for an oracle-free example"] += 1
+                continue
+            row = make_example(q, a, oracle, negatives, k=k, include_oracle=include, rng=rng)
+            rows.append({"id": f"{kind}:{ident}", "kind": kind, **row})
+            if progress:
+                progress("examples", i + 1, len(items))
+        held_rows = []
+        for rec in held_qa:  # held-out loss is measured on the same format, oracle always present
+            oracle = self._oracle_for(rec, by_source)
+            if oracle is not None:
+                negatives = self._negatives(rec.question, oracle.doc_id, n_neg)
+                held_rows.append({"id": f"heldout:{rec.key()}", "kind": "heldout",
+                                  **make_example(rec.question, rec.answer, oracle, negatives, k=k, include_oracle=True, rng=rng)})
+        write_jsonl(self.out / "heldout_examples.jsonl", held_rows)
+        if not rows:
+            raise LoragError(f"no training examples could be built for '{cfg.domain}'", hint="add curated Q&A with --qa")
+        data_hash = write_jsonl(self.out / "train.jsonl", rows)
+        summary = {
+            "domain": cfg.domain,
+            "train_examples": len(rows),
+            "with_oracle": sum(r["oracle_in_context"] for r in rows),
+            "without_oracle": sum(not r["oracle_in_context"] for r in rows),
+            "by_kind": dict(Counter(r["kind"] for r in rows)),
+            "curated_total": len(curated),
+            "curated_train": len(train_qa),
+            "heldout": len(held_qa),
+            "synthetic": synth_report.to_dict(),
+            "dropped": dict(dropped),
+            "data_hash": data_hash,
+            "corpus_fingerprint": corpus_fingerprint(self.store, cfg.domain),
+            "generator": getattr(self.generator, "name", None),
+        }
+        (self.out / "build.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return summary

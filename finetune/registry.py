@@ -1,0 +1,164 @@
+"""Adapter registry: adapters/<domain>/v<N>/ holds a standard PEFT folder plus card.json (lineage).
+
+Names are "<domain>-v<N>"; "<domain>" alone means the promoted version (else the latest).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from assistant.errors import LoragError
+
+_NAME = re.compile(r"^(?P<domain>[a-z0-9][a-z0-9_-]*?)(?:-v(?P<version>\d+))?$")
+
+
+class AdapterCard(BaseModel):
+    name: str
+    domain: str
+    version: int
+    base_model: str = Field(description="The generator setting it was trained on.")
+    base_fingerprint: str = Field(description="Hash of the base model's config (architecture, sizes, vocab).")
+    data_hash: str = Field(description="sha256 of the training JSONL.")
+    corpus_fingerprint: str = Field(description="The domain's corpus fingerprint at training time.")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created_at: str = ""
+    train_seconds: float = 0.0
+    promoted: bool = False
+    promoted_at: str | None = None
+    promotion: dict[str, Any] = Field(default_factory=dict, description="Gate decision or --force record.")
+    reports: list[dict[str, Any]] = Field(default_factory=list, description="Evaluation reports, newest last.")
+
+    @property
+    def path_hint(self) -> str:
+        return f"adapters/{self.domain}/v{self.version}"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def folder(self, card: AdapterCard) -> Path:
+        return self.root / card.domain / f"v{card.version}"
+
+    def _read(self, folder: Path) -> AdapterCard | None:
+        f = folder / "card.json"
+        if not f.is_file():
+            return None
+        return AdapterCard.model_validate_json(f.read_text(encoding="utf-8"))
+
+    def _write(self, card: AdapterCard) -> None:
+        folder = self.folder(card)
+        tmp = folder / "card.json.tmp"
+        tmp.write_text(card.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(folder / "card.json")
+
+    def versions(self, domain: str) -> list[AdapterCard]:
+        d = self.root / domain
+        if not d.is_dir():
+            return []
+        cards = [c for p in d.iterdir() if p.is_dir() and p.name.startswith("v") for c in [self._read(p)] if c]
+        return sorted(cards, key=lambda c: c.version)
+
+    def all(self) -> list[AdapterCard]:
+        if not self.root.is_dir():
+            return []
+        return [c for d in sorted(p.name for p in self.root.iterdir() if p.is_dir()) for c in self.versions(d)]
+
+    def promoted(self) -> dict[str, AdapterCard]:
+        return {c.domain: c for c in self.all() if c.promoted}
+
+    def get(self, name: str) -> AdapterCard:
+        m = _NAME.match(name or "")
+        if not m:
+            raise LoragError(f"invalid adapter name {name!r}: use <domain>-v<N> or <domain>")
+        cards = self.versions(m["domain"])
+        if m["version"] is not None:
+            found = [c for c in cards if c.version == int(m["version"])]
+        else:
+            found = [c for c in cards if c.promoted] or cards[-1:]
+        if not found:
+            known = ", ".join(c.name for c in self.all()) or "none"
+            raise LoragError(f"no adapter named '{name}'", hint=f"known adapters: {known}")
+        return found[0]
+
+    # -- writes ---------------------------------------------------------------------------------
+    def next_folder(self, domain: str) -> tuple[int, Path]:
+        existing = [c.version for c in self.versions(domain)]
+        dirs = [int(p.name[1:]) for p in (self.root / domain).glob("v*") if p.name[1:].isdigit()]
+        version = max(existing + dirs + [0]) + 1
+        return version, self.root / domain / f"v{version}"
+
+    def register(self, staged_folder: Path, card: AdapterCard) -> AdapterCard:
+        """Move a finished PEFT folder into place with its card (the version appears whole)."""
+        if not (staged_folder / "adapter_config.json").is_file():
+            raise LoragError(f"{staged_folder} is not a PEFT adapter folder (no adapter_config.json)")
+        target = self.root / card.domain / f"v{card.version}"
+        if target.exists():
+            raise LoragError(f"adapter {card.name} already exists")
+        (staged_folder / "card.json").write_text(card.model_dump_json(indent=2), encoding="utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged_folder.rename(target)
+        return card
+
+    def attach_report(self, name: str, report: dict[str, Any]) -> AdapterCard:
+        card = self.get(name)
+        card.reports.append({**report, "attached_at": now()})
+        self._write(card)
+        return card
+
+    def promote(
+        self, name: str, *, force: bool = False, gate: Callable[[AdapterCard], dict[str, Any]] | None = None
+    ) -> AdapterCard:
+        """Promote one version of a domain. `gate(card)` returns {"ok": bool, "reason": str, ...}."""
+        card = self.get(name)
+        decision: dict[str, Any] = {"ok": True, "reason": "no gate"}
+        if gate is not None:
+            decision = gate(card)
+        if not decision.get("ok") and not force:
+            raise LoragError(f"promotion of {card.name} refused: {decision.get('reason', 'gate failed')}",
+                             hint="run `lorag eval` to produce a better report, or pass --force (recorded on the card)")
+        for other in self.versions(card.domain):
+            if other.promoted and other.version != card.version:
+                other.promoted = False
+                self._write(other)
+        card.promoted = True
+        card.promoted_at = now()
+        card.promotion = {**decision, "forced": bool(force and not decision.get("ok")), "at": card.promoted_at}
+        self._write(card)
+        return card
+
+    def remove(self, name: str) -> AdapterCard:
+        card = self.get(name)
+        shutil.rmtree(self.folder(card))
+        return card
+
+
+def is_stale(card: AdapterCard, current_fingerprint: str | None) -> bool:
+    """The domain's corpus changed since training (None: the domain is gone or empty)."""
+    return current_fingerprint != card.corpus_fingerprint
+
+
+def check_base(card: AdapterCard, base_fingerprint: str) -> None:
+    if card.base_fingerprint != base_fingerprint:
+        raise LoragError(
+            f"adapter {card.name} was trained on base model '{card.base_model}' "
+            f"(fingerprint {card.base_fingerprint[:12]}), not on the configured generator (fingerprint {base_fingerprint[:12]})",
+            hint="set models.generator to the adapter's base model, or train a new adapter",
+        )
+
+
+def card_json(card: AdapterCard) -> str:
+    return json.dumps(card.model_dump(), indent=2)

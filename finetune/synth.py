@@ -1,0 +1,179 @@
+"""Synthetic Q&A from a domain's indexed chunks, with filters and a report of what was dropped and why.
+
+Writers: the configured generator writes a question and answer for a chunk ('model'); a cloze
+writer blanks a fact-bearing span of one sentence ('cloze') — small models write poor questions,
+so 'model+cloze' falls back to a cloze pair for a chunk whose model pair was dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from assistant.generation import Generator
+from assistant.store import Hit
+from finetune.config import SynthConfig
+
+QA_SYSTEM = (
+    "You write one exam question about a passage and its short answer taken from the passage. "
+    "Reply in exactly this format:\nQuestion: <a question ending with ?>\nAnswer: <a short answer copied from the passage>"
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set(
+    "the a an of to in on for and or is are was were be been by with as at it its this that these those from "
+    "what how which who whom when where why does do did can could should would will may must not no your you "
+    "their there here than then into per about after before if any all each".split()
+)
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+_FACT = re.compile(
+    r"\b(?:[A-Z]{1,4}-?\d[\w-]*|\d+(?:[.,]\d+)?\s?(?:%|percent|days?|hours?|minutes?|seconds?|weeks?|months?|years?|"
+    r"euros?|EUR|USD|dollars?|nm|mm|cm|kg|g|°C|V|W|GB|MB|characters?|times?)?)\b"
+)
+
+
+@dataclass
+class SynthPair:
+    question: str
+    answer: str
+    chunk_id: str
+    source: str
+    writer: str
+
+
+@dataclass
+class SynthReport:
+    chunks: int = 0
+    kept: int = 0
+    by_writer: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {"chunks": self.chunks, "kept": self.kept, "by_writer": dict(self.by_writer), "dropped": dict(self.dropped)}
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+def support(answer: str, passage: str) -> float:
+    """Share of the answer's content words found in the passage."""
+    words = content_words(answer)
+    if not words:
+        return 0.0
+    have = set(_WORD.findall(passage.lower()))
+    return sum(w in have for w in words) / len(words)
+
+
+def parse_qa(text: str) -> tuple[str, str] | None:
+    q = re.search(r"question\s*:\s*(.+?)(?:\n|answer\s*:|$)", text, re.I | re.S)
+    a = re.search(r"answer\s*:\s*(.+)", text, re.I | re.S)
+    if not q or not a:
+        return None
+    answer = a.group(1).strip().split("\n")[0].strip()
+    return q.group(1).strip(), answer
+
+
+def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> str | None:
+    """None when the pair is kept, else the reason it is dropped."""
+    qw, aw = len(question.split()), len(answer.split())
+    if not question.endswith("?"):
+        return "question does not end with '?'"
+    if not 4 <= qw <= 40:
+        return "question length out of bounds (4-40 words)"
+    if not 1 <= aw <= 40:
+        return "answer length out of bounds (1-40 words)"
+    if support(answer, passage) < cfg.min_answer_support:
+        return "answer not supported by the passage"
+    if answer.lower().strip(" .") in question.lower():
+        return "question contains its answer"
+    if not set(content_words(question)) & set(content_words(passage)):
+        return "question unrelated to the passage"
+    return None
+
+
+def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
+    """Blank one fact (a number with its unit, or a code) in a sentence of the passage."""
+    sentences = [s.strip() for s in _SENT.split(text.replace("\n", " ")) if 6 <= len(s.split()) <= 45]
+    candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if len(m.group(0).strip()) >= 1]
+    if not candidates:
+        return None
+    sentence, m = rng.choice(candidates)
+    answer = m.group(0).strip()
+    blanked = (sentence[: m.start()] + "____" + sentence[m.end() :]).rstrip(" .")
+    return f"Fill in the blank: {blanked}?", answer
+
+
+def _qa_messages(chunk: Hit) -> list[dict[str, str]]:
+    section = chunk.payload.get("section") or ""
+    return [
+        {"role": "system", "content": QA_SYSTEM},
+        {"role": "user", "content": f"Passage ({section}):\n{chunk.text}"},
+    ]
+
+
+def synthesize(
+    chunks: Sequence[Hit],
+    generator: Generator | None,
+    cfg: SynthConfig,
+    *,
+    avoid_questions: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[SynthPair], SynthReport]:
+    """Write, filter and dedupe Q&A pairs; `avoid_questions` (held-out ones) are never produced."""
+    rng = random.Random(cfg.seed)
+    picked = list(chunks)
+    rng.shuffle(picked)
+    picked = picked[: cfg.max_chunks]
+    report = SynthReport(chunks=len(picked))
+    seen = {_norm(q) for q in avoid_questions}
+    heldout = set(seen)
+    pairs: list[SynthPair] = []
+
+    def keep(q: str, a: str, c: Hit, writer: str) -> bool:
+        reason = check_pair(q, a, c.text, cfg)
+        key = _norm(q)
+        if reason is None and key in heldout:
+            reason = "same as a held-out question"
+        elif reason is None and key in seen:
+            reason = "duplicate question"
+        if reason:
+            report.dropped[f"{writer}: {reason}"] += 1
+            return False
+        seen.add(key)
+        pairs.append(SynthPair(q, a, c.id, c.payload.get("display", ""), writer))
+        report.by_writer[writer] += 1
+        return True
+
+    use_model = cfg.writer in ("model", "model+cloze") and generator is not None
+    use_cloze = cfg.writer in ("cloze", "model+cloze")
+    for start in range(0, len(picked), cfg.batch_size):
+        batch = picked[start : start + cfg.batch_size]
+        outputs: list[str | None] = [None] * len(batch)
+        if use_model:
+            outputs = list(generator.generate_batch([_qa_messages(c) for c in batch], max_new_tokens=cfg.max_new_tokens))
+        for chunk, out in zip(batch, outputs):
+            ok = False
+            if out is not None:
+                parsed = parse_qa(out)
+                if parsed is None:
+                    report.dropped["model: output not in 'Question:/Answer:' form"] += 1
+                else:
+                    ok = keep(parsed[0], parsed[1], chunk, "model")
+            if not ok and use_cloze:
+                cz = cloze_pair(chunk.text, rng)
+                if cz is None:
+                    report.dropped["cloze: no fact-bearing sentence"] += 1
+                else:
+                    keep(cz[0], cz[1], chunk, "cloze")
+        if progress:
+            progress(min(start + cfg.batch_size, len(picked)), len(picked))
+    report.kept = len(pairs)
+    return pairs, report
+
+
+def _norm(q: str) -> str:
+    return " ".join(_WORD.findall(q.lower()))

@@ -1,0 +1,215 @@
+"""Train a LoRA / QLoRA adapter with trl's SFTTrainer on prompt/completion rows (loss on the answer only).
+
+QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Padding-free
+batching on CUDA: rows are concatenated with position_ids restarting per row, so no compute goes to
+pad tokens and attention never crosses rows (transformers builds the block-diagonal mask).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from assistant.errors import LoragError
+from finetune.config import TrainConfig
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
+    """Concrete choices for this machine: quantization, batching, dtype, liger."""
+    import torch
+
+    cuda = device == "cuda"
+    quant = cfg.quantization if cfg.quantization != "auto" else ("nf4" if cuda else "none")
+    if quant == "nf4" and not cuda:
+        try:
+            import bitsandbytes  # noqa: F401  (0.45+ has CPU NF4 kernels)
+        except ImportError as e:
+            raise LoragError("quantization 'nf4' needs bitsandbytes", hint="pip install bitsandbytes") from e
+    batching = cfg.batching if cfg.batching != "auto" else ("padding_free" if cuda else "padded")
+    liger = False
+    if cfg.liger and cuda:
+        try:
+            import liger_kernel  # noqa: F401
+
+            liger = True
+        except ImportError:
+            liger = False
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16}
+
+
+def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if runtime["bf16"] else torch.float32}
+    if runtime["quantization"] == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if runtime["device"] != "cpu" else torch.float32,
+        )
+    if runtime["device"] == "cuda":
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    kwargs["attn_implementation"] = "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    model.config.use_cache = False  # a cache would also hide packed rows from the attention mask
+    if runtime["quantization"] == "nf4":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    return model, tokenizer
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _dataset(rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    cps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
+    return str(cps[-1]) if cps else None
+
+
+def train_adapter(
+    cfg: TrainConfig,
+    *,
+    model_path: str,
+    train_file: Path,
+    eval_file: Path | None,
+    run_dir: Path,
+    device: str,
+    resume: bool = False,
+    on_log: LogFn | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    runtime = resolve_runtime(cfg, device)
+    rows = _read_rows(train_file)
+    eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
+    if not rows:
+        raise LoragError(f"{train_file}: no training rows")
+    model, tokenizer = load_trainable_model(model_path, runtime, cfg)
+
+    steps_per_epoch = math.ceil(len(rows) / (cfg.batch_size * cfg.grad_accum))
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
+    args = SFTConfig(
+        output_dir=str(run_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=max(0, int(total_steps * cfg.warmup_ratio)),
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=eval_steps,
+        bf16=runtime["bf16"],
+        max_length=cfg.max_seq_length,
+        completion_only_loss=True,
+        padding_free=runtime["batching"] == "padding_free",
+        use_liger_kernel=runtime["liger"],
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        report_to=[],
+        seed=cfg.seed,
+        use_cpu=device == "cpu",
+        include_num_input_tokens_seen=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        **(trainer_overrides or {}),
+    )
+    history: list[dict[str, Any]] = []
+
+    class _Log(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            entry = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch, **(logs or {})}
+            history.append(entry)
+            with (run_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+            if on_log:
+                on_log(entry)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=_dataset(rows),
+        eval_dataset=_dataset(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=[_Log()],
+    )
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    t0 = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - t0
+    final_eval = trainer.evaluate() if eval_rows else {}
+    adapter_dir = run_dir / "adapter"
+    trainer.model.save_pretrained(str(adapter_dir))
+    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    metrics = {
+        "train_loss": float(out.training_loss),
+        "eval_loss": float(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
+        "steps": int(trainer.state.global_step),
+        "train_rows": len(rows),
+        "eval_rows": len(eval_rows),
+        "tokens_seen": tokens,
+        "train_seconds": seconds,
+        "tokens_per_s": tokens / seconds if seconds > 0 else None,
+        "resumed_from": checkpoint,
+        "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+        "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
+        "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
+    }
+    hyper = {**cfg.to_dict(), "runtime": runtime, "total_steps": total_steps}
+    return TrainResult(adapter_dir, metrics, hyper)

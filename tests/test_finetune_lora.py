@@ -1,0 +1,177 @@
+"""LoRA invariants on a tiny random model: base frozen, adapter moved, save/load round trip,
+padding-free batching equals padded batching, mixed-adapter batches, and the QLoRA path."""
+
+import json
+
+import pytest
+import torch
+
+from assistant.adapters import BASE, attach_adapters, base_fingerprint
+from assistant.generation import HFGenerator
+from assistant.prompt import build_messages
+from assistant.settings import ModelSettings
+from finetune.config import TrainConfig
+from finetune.train import load_trainable_model, resolve_runtime, train_adapter
+
+FACTS = [("What colour is the lobby lanyard?", "Red."), ("How many sick days need no note?", "Three days."),
+         ("Which class are trains booked in?", "Second class."), ("Who approves overtime?", "The team lead.")]
+
+
+def write_rows(path, n_repeat=4):
+    class P:
+        def __init__(self, n, text):
+            self.n, self.text, self.ref = n, text, f"doc{n}.md"
+
+    rows = []
+    for _ in range(n_repeat):
+        for q, a in FACTS:
+            rows.append({"prompt": build_messages(q, [P(1, f"{q} {a}")]), "completion": [{"role": "assistant", "content": f"{a} [1]"}]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def cfg(**kw):
+    base = dict(domain="toy", epochs=1, max_steps=12, learning_rate=5e-3, batch_size=4, logging_steps=2,
+                save_steps=6, lora_r=4, lora_alpha=8, lora_dropout=0.0, max_seq_length=256)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_lm, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    rows = write_rows(tmp / "train.jsonl")
+    from transformers import AutoModelForCausalLM
+
+    base_sd = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(tiny_lm).state_dict().items()}
+    result = train_adapter(cfg(), model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp / "run", device="cpu")
+    return result, base_sd, tmp
+
+
+def test_runtime_choices_on_cpu():
+    rt = resolve_runtime(cfg(), "cpu")
+    assert rt["quantization"] == "none" and rt["batching"] == "padded" and not rt["bf16"]
+
+
+def test_training_lowers_loss_and_saves_a_peft_folder(trained):
+    result, _, _ = trained
+    m = result.metrics
+    assert m["steps"] == 12 and m["tokens_seen"] > 0
+    curve = [loss for _, loss in m["loss_curve"]]
+    assert curve[-1] < curve[0], curve
+    assert m["eval_loss"] is not None
+    assert (result.adapter_dir / "adapter_config.json").is_file()
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+def test_base_frozen_adapter_moved_and_round_trip(trained, tiny_lm):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    result, base_sd, _ = trained
+    adapter = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero: it moved
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    for k, v in base.state_dict().items():  # the saved base weights are untouched
+        assert torch.equal(v, base_sd[k]), k
+    peft_model = PeftModel.from_pretrained(base, str(result.adapter_dir)).eval()
+    base2 = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        with_adapter = peft_model(ids).logits
+        plain = base2(ids).logits
+        again = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm), str(result.adapter_dir)).eval()(ids).logits
+    assert not torch.allclose(with_adapter, plain)
+    assert torch.allclose(with_adapter, again, atol=1e-6)  # save/load round trip: identical logits
+    with torch.no_grad(), peft_model.disable_adapter():
+        assert torch.allclose(peft_model(ids).logits, plain, atol=1e-6)
+
+
+def test_resume_continues_from_the_checkpoint(tiny_lm, tmp_path):
+    rows = write_rows(tmp_path / "train.jsonl")
+    run = tmp_path / "run"
+    train_adapter(cfg(max_steps=6), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=run, device="cpu")
+    assert (run / "checkpoint-6").is_dir()
+    r = train_adapter(cfg(max_steps=12), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=run,
+                      device="cpu", resume=True)
+    assert r.metrics["resumed_from"].endswith("checkpoint-6") and r.metrics["steps"] == 12
+
+
+def test_padding_free_loss_equals_padded_loss(tiny_lm):
+    """The GPU batching: rows concatenated with restarting position_ids give the padded batch's loss."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation="sdpa").eval()
+    seqs = [torch.randint(3, 500, (n,)) for n in (7, 12, 4)]
+    # padded
+    L = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), L, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], mask[i, : len(s)], labels[i, : len(s)] = s, 1, s
+    # padding-free: one row, position ids restart at each sequence
+    flat = torch.cat(seqs)[None]
+    pos = torch.cat([torch.arange(len(s)) for s in seqs])[None]
+    flat_labels = torch.cat([torch.cat([torch.tensor([-100]), s[1:]]) for s in seqs])[None]
+    with torch.no_grad():
+        padded_logits = model(input_ids=ids, attention_mask=mask).logits
+        free_logits = model(input_ids=flat, position_ids=pos, use_cache=False).logits
+    offset = 0
+    for i, s in enumerate(seqs):
+        assert torch.allclose(padded_logits[i, : len(s)], free_logits[0, offset : offset + len(s)], atol=1e-5)
+        offset += len(s)
+    del labels, flat_labels
+
+
+def test_mixed_adapter_batch_equals_single_adapter_runs(trained, tiny_lm, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result, _, _ = trained
+    # a second, different adapter: same training, other seed and data order
+    rows = write_rows(tmp_path / "t.jsonl", n_repeat=2)
+    other = train_adapter(cfg(max_steps=6, seed=7, learning_rate=1e-2), model_path=str(tiny_lm), train_file=rows,
+                          eval_file=None, run_dir=tmp_path / "run2", device="cpu")
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    model, timings = attach_adapters(model, {"a": result.adapter_dir, "b": other.adapter_dir})
+    gen = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_lm), ModelSettings(max_new_tokens=8, repetition_penalty=1.0))
+    assert gen.adapters() == ["a", "b"]
+    msgs = [[{"role": "user", "content": q}] for q, _ in FACTS[:3]]
+    mixed = gen.generate_batch(msgs, adapters=["a", None, "b"])
+    singles = [gen.generate_batch([m], adapters=[a])[0] for m, a in zip(msgs, ["a", None, "b"])]
+    assert mixed == singles
+    streamed = "".join(gen.stream(msgs[0], adapter="a")).strip()
+    assert streamed == singles[0]
+    from assistant.errors import LoragError
+
+    with pytest.raises(LoragError, match="not loaded"):
+        gen.generate_batch(msgs[:1], adapters=["nope"])
+    assert BASE == "__base__"
+
+
+def test_base_fingerprint_depends_on_architecture(tiny_lm):
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(tiny_lm)
+    fp = base_fingerprint(c)
+    c.hidden_size = 64
+    assert base_fingerprint(c) != fp
+
+
+def test_qlora_path_on_this_device(tiny_lm, tmp_path):
+    """NF4 4-bit base + LoRA: runs wherever bitsandbytes supports the device (its CPU backend too)."""
+    bnb = pytest.importorskip("bitsandbytes")
+    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
+    try:
+        model, tok = load_trainable_model(str(tiny_lm), rt, cfg())
+    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
+        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
+    quantized = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    assert quantized, "no 4-bit layers"
+    rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
+    r = train_adapter(cfg(max_steps=3, quantization="nf4"), model_path=str(tiny_lm), train_file=rows, eval_file=None,
+                      run_dir=tmp_path / "run", device="cpu")
+    assert (r.adapter_dir / "adapter_model.safetensors").is_file()
+    assert r.hyperparameters["runtime"]["quantization"] == "nf4"
