@@ -10,6 +10,7 @@ from typing import Any, Iterator, Sequence
 from assistant.generation import Generator
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage, Retrieval, Retriever
+from assistant.routing import AUTO, Route, Router
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -85,9 +86,18 @@ def no_context_message(domains: Sequence[str]) -> str:
 class AskService:
     """Retriever + generator; both handed in. `stream` yields text pieces, then the final Answer."""
 
-    def __init__(self, retriever: Retriever, generator: Generator):
+    def __init__(self, retriever: Retriever, generator: Generator, router: Router | None = None):
         self.retriever = retriever
         self.generator = generator
+        self.router = router
+
+    def choose(self, question: str, domain: str | None, choice: str | None, r: Retrieval) -> Route:
+        if self.router is None:
+            if choice not in (None, AUTO, "base"):
+                return Route(choice, domain, f"explicit choice: {choice}")
+            return Route(None, domain, "no router: base model")
+        query_vec = self.retriever.dense.embed_query(question) if choice in (None, AUTO) and domain is None else None
+        return self.router.route(choice=choice, domain=domain, query_vec=query_vec, hit_domains=[p.domain for p in r.passages])
 
     def stream(
         self,
@@ -95,22 +105,24 @@ class AskService:
         domain: str | None = None,
         *,
         history: Sequence[tuple[str, str]] = (),
-        adapter: str | None = None,
+        adapter: str | None = AUTO,
         retrieval: Retrieval | None = None,
     ) -> Iterator[str | Answer]:
+        """`adapter`: 'auto' (route), 'base', or an adapter name."""
         t0 = time.perf_counter()
         # A follow-up ("and for contractors?") is searched together with the previous question.
         query = f"{history[-1][0]} {question}" if history else question
         r = retrieval or self.retriever.retrieve(query, domain)
         t1 = time.perf_counter()
-        timings = dict(r.timings_ms, retrieve_ms=(t1 - t0) * 1000)
+        route = self.choose(question, domain, adapter, r)
+        timings = dict(r.timings_ms, retrieve_ms=(t1 - t0) * 1000, route_ms=(time.perf_counter() - t1) * 1000)
         if not r.relevant:
             text = no_context_message(r.domains)
             yield text
-            yield Answer(question, text, [], r.passages, r.domains, False, adapter, timings_ms=timings)
+            yield Answer(question, text, [], r.passages, r.domains, False, route.adapter, route.to_dict(), timings_ms=timings)
             return
         pieces: list[str] = []
-        for piece in self.generator.stream(build_messages(question, r.passages, history), adapter=adapter):
+        for piece in self.generator.stream(build_messages(question, r.passages, history), adapter=route.adapter):
             pieces.append(piece)
             yield piece
         stats = self.generator.last_stats
@@ -122,8 +134,8 @@ class AskService:
             total_ms=(time.perf_counter() - t0) * 1000,
         )
         yield Answer(
-            question, text, extract_citations(text, r.passages), r.passages, r.domains, True, adapter,
-            timings_ms=timings, tokens=stats.new_tokens,
+            question, text, extract_citations(text, r.passages), r.passages, r.domains, True, route.adapter,
+            route.to_dict(), timings_ms=timings, tokens=stats.new_tokens,
         )  # fmt: skip
 
     def ask(self, question: str, domain: str | None = None, **kwargs: Any) -> Answer:

@@ -34,7 +34,7 @@ def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> 
         if not unfinished:
             raise LoragError(f"no interrupted training run of '{domain}' to resume", hint="start one without --resume")
         return int(unfinished[-1].name[1:]), unfinished[-1]
-    used = [c.version for c in registry.versions(domain)] + [int(p.name[1:]) for p in runs.glob("v*") if p.name[1:].isdigit()]
+    used = [registry.next_folder(domain)[0] - 1] + [int(p.name[1:]) for p in runs.glob("v*") if p.name[1:].isdigit()]
     version = max(used + [0]) + 1
     return version, runs / f"v{version}"
 

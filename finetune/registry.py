@@ -98,7 +98,9 @@ class Registry:
     def next_folder(self, domain: str) -> tuple[int, Path]:
         existing = [c.version for c in self.versions(domain)]
         dirs = [int(p.name[1:]) for p in (self.root / domain).glob("v*") if p.name[1:].isdigit()]
-        version = max(existing + dirs + [0]) + 1
+        last = self.root / domain / ".last_version"
+        used = [int(last.read_text())] if last.is_file() else []
+        version = max(existing + dirs + used + [0]) + 1
         return version, self.root / domain / f"v{version}"
 
     def register(self, staged_folder: Path, card: AdapterCard) -> AdapterCard:
@@ -111,6 +113,7 @@ class Registry:
         (staged_folder / "card.json").write_text(card.model_dump_json(indent=2), encoding="utf-8")
         target.parent.mkdir(parents=True, exist_ok=True)
         staged_folder.rename(target)
+        (target.parent / ".last_version").write_text(str(card.version))  # a removed version is never reused
         return card
 
     def attach_report(self, name: str, report: dict[str, Any]) -> AdapterCard:

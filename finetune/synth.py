@@ -88,7 +88,7 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
         return "answer length out of bounds (1-40 words)"
     if support(answer, passage) < cfg.min_answer_support:
         return "answer not supported by the passage"
-    if answer.lower().strip(" .") in question.lower():
+    if re.search(r"(?<!\w)" + re.escape(answer.lower().strip(" .")) + r"(?!\w)", question.lower().replace("____", " ")):
         return "question contains its answer"
     if not set(content_words(question)) & set(content_words(passage)):
         return "question unrelated to the passage"
@@ -97,7 +97,9 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
 
 def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     """Blank one fact (a number with its unit, or a code) in a sentence of the passage."""
-    sentences = [s.strip() for s in _SENT.split(text.replace("\n", " ")) if 6 <= len(s.split()) <= 45]
+    plain = re.sub(r"[*#`>|]+|(?<!\w)_+|_+(?!\w)", " ", text)  # markdown marks would leak into questions
+    lines = [ln.strip(" -") for ln in plain.split("\n")]
+    sentences = [s.strip() for ln in lines for s in _SENT.split(ln) if 6 <= len(s.split()) <= 45]
     candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if len(m.group(0).strip()) >= 1]
     if not candidates:
         return None

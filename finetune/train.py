@@ -135,7 +135,7 @@ def train_adapter(
     steps_per_epoch = math.ceil(len(rows) / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
-    args = SFTConfig(
+    kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -164,8 +164,9 @@ def train_adapter(
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0,
         disable_tqdm=True,
-        **(trainer_overrides or {}),
     )
+    kwargs.update(trainer_overrides or {})
+    args = SFTConfig(**kwargs)
     history: list[dict[str, Any]] = []
 
     class _Log(TrainerCallback):

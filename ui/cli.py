@@ -19,6 +19,17 @@ app.add_typer(models_app, name="models")
 app.add_typer(docs_app, name="docs")
 
 
+def _register_job_commands() -> None:
+    from ui.cli_adapters import adapters_app, synth_cmd, train_cmd
+
+    app.command("synth")(synth_cmd)
+    app.command("train")(train_cmd)
+    app.add_typer(adapters_app, name="adapters")
+
+
+_register_job_commands()
+
+
 class _State:
     config: Optional[Path] = None
     _settings: Optional[Settings] = None
@@ -207,6 +218,7 @@ def ask_cmd(
     domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Search one domain (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="Answer, citations, passages with scores, timings."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages given to the model."),
+    adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
 ) -> None:
     """Answer a question from the indexed documents, streamed, with cited sources."""
     from assistant.answer import Answer
@@ -218,7 +230,7 @@ def ask_cmd(
         comps.settings.retrieval.top_k = top_k
     service = comps.ask_service
     final: Answer | None = None
-    for item in service.stream(question, domain):
+    for item in service.stream(question, domain, adapter=adapter):
         if isinstance(item, Answer):
             final = item
         elif not as_json:
@@ -229,6 +241,8 @@ def ask_cmd(
         typer.echo(json.dumps(final.to_dict(), indent=2))
         return
     sys.stdout.write("\n")
+    if final.route and final.route.get("adapter") != "base":
+        typer.echo(f"\n(adapter {final.route['adapter']}: {final.route['reason']})")
     if final.citations:
         typer.echo("\nSources:")
         for c in final.citations:
@@ -259,7 +273,7 @@ def demo_cmd(
         "What does error code E-104 mean on the Aurora 3?",
     ]:
         typer.echo(f"\n> {q}")
-        ask_cmd(q, domain=None, as_json=False, top_k=None)
+        ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto")
 
 
 def main() -> None:

@@ -58,15 +58,54 @@ class Components:
             self._sparse = Bm25SparseEncoder()
         return self._sparse
 
+    @cached_property
+    def registry(self) -> Any:
+        from finetune.registry import Registry
+
+        return Registry(self.settings.adapters_dir)
+
     @property
     def generator(self) -> Generator:
+        """The base model, loaded once, with every promoted adapter of a matching base attached."""
         if self._generator is None:
             from assistant.models.loading import load_causal_lm
 
             m = self.settings.models
             model, tokenizer = load_causal_lm(m.generator, self.model_cache, device=m.device, dtype=m.dtype)
             self._generator = HFGenerator(model, tokenizer, m, name=m.generator)
+            promoted = [c.name for c in self.registry.promoted().values()]
+            if promoted:
+                self.attach([c for c in promoted if self._matches_base(c)])
         return self._generator
+
+    def _matches_base(self, name: str) -> bool:
+        from assistant.adapters import base_fingerprint
+
+        card = self.registry.get(name)
+        ok = card.base_fingerprint == base_fingerprint(self._generator.model.config)
+        if not ok:
+            import logging
+
+            logging.getLogger(__name__).warning("skipping adapter %s: trained on another base model (%s)", name, card.base_model)
+        return ok
+
+    def attach(self, names: list[str]) -> list[str]:
+        """Attach registry adapters (any version, promoted or not) to the loaded generator, by name."""
+        from assistant.adapters import attach_adapters, base_fingerprint
+        from finetune.registry import check_base
+
+        gen = self.generator
+        if not isinstance(gen, HFGenerator):  # fakes handle adapter names themselves
+            return names
+        want = {}
+        for name in names:
+            card = self.registry.get(name)
+            check_base(card, base_fingerprint(gen.model.config))
+            if card.name not in gen.adapters():
+                want[card.name] = self.registry.folder(card)
+        if want:
+            gen.model, _ = attach_adapters(gen.model, want)
+        return [self.registry.get(n).name for n in names]
 
     @cached_property
     def reranker(self) -> Any | None:
@@ -82,8 +121,24 @@ class Components:
         return Retriever(self.store, self.dense, self.sparse, self.settings.retrieval, self.reranker)
 
     @cached_property
+    def router(self) -> Any:
+        """Promoted adapters that are loaded, and one centroid per indexed domain."""
+        from assistant.routing import Router
+
+        gen = self.generator
+        loaded = set(gen.adapters())
+        by_domain = {d: c.name for d, c in self.registry.promoted().items() if c.name in loaded}
+        centroids = {}
+        if by_domain:
+            for d in self.store.domains():
+                c = self.store.dense_centroid(d)
+                if c is not None:
+                    centroids[d] = c
+        return Router(self.settings.routing, by_domain, centroids)
+
+    @cached_property
     def ask_service(self) -> AskService:
-        return AskService(self.retriever, self.generator)
+        return AskService(self.retriever, self.generator, self.router)
 
     def ingestor(self) -> Any:
         from ingest.pipeline import Ingestor

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError
@@ -175,6 +178,17 @@ class EdgeStore:
     def scroll_chunks(self, domain: str, *, limit: int | None = None) -> list[Hit]:
         recs = self._scroll(domain, self._filter(self._match("state", LIVE)), limit)
         return [Hit(str(r.id), 0.0, dict(r.payload)) for r in recs]
+
+    def dense_centroid(self, domain: str, *, limit: int = 2000) -> "np.ndarray | None":
+        """Mean of up to `limit` live dense vectors (for the domain router)."""
+        import numpy as np
+
+        qe = self._qe
+        recs, _ = self._open(domain).scroll(
+            qe.ScrollRequest(limit=limit, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=[DENSE])
+        )
+        vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
+        return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int

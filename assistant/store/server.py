@@ -166,6 +166,14 @@ class QdrantClientStore:
         recs = self._scroll(domain, self.m.Filter(must=[self._match("state", LIVE)]), limit)
         return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
 
+    def dense_centroid(self, domain: str, *, limit: int = 2000) -> Any:
+        import numpy as np
+
+        recs, _ = self.client.scroll(self._require(domain), scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
+                                     limit=limit, with_payload=False, with_vectors=[DENSE])
+        vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
+        return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:

@@ -1,0 +1,211 @@
+"""Training throughput: `lorag train`'s trainer vs plain trl SFTTrainer defaults, side by side, one run.
+
+Both arms: the same model, the same prompt/completion rows, LoRA r=16 on all linear layers, the same
+max length, epochs, learning rate and rows per step; completion-only loss. Plain trl keeps its
+defaults (padded batches, its gradient checkpointing default, no kernels). lorag chooses batching
+(padding-free), kernels (Liger fused linear+cross-entropy when installed) and checkpointing.
+
+    python benchmarks/bench_train_gpu.py --model PATH --train train.jsonl --eval heldout.jsonl [--quant both]
+    python benchmarks/bench_train_gpu.py --random-1b --tokenizer PATH ...   # 1B-class Llama, random weights
+
+Prints tokens/s (real, non-pad tokens), peak memory, final held-out loss, MFU, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak (SXM)
+
+
+def rows_of(path: Path, limit: int | None) -> list[dict]:
+    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    return rows[:limit] if limit else rows
+
+
+def real_tokens(rows: list[dict], tokenizer, max_len: int) -> int:
+    n = 0
+    for r in rows:
+        ids = tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) else ids
+        n += min(len(ids), max_len)
+    return n
+
+
+def flops_per_token(model) -> float:
+    """6·N for the matmuls (forward + backward; the standard MFU convention) + attention, N without embeddings."""
+    cfg = model.config
+    n = sum(p.numel() for name, p in model.named_parameters() if "embed" not in name and "lora" not in name)
+    if getattr(cfg, "tie_word_embeddings", False):
+        n += cfg.vocab_size * cfg.hidden_size  # the tied head still does a matmul per token
+    return 6 * n
+
+
+def build_random_1b(tokenizer_path: str, out: Path) -> str:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    cfg = LlamaConfig(  # Llama-3.2-1B shapes, SmolLM2's vocabulary so the data is unchanged
+        vocab_size=len(tok), hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    del model
+    return str(out)
+
+
+def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTConfig, SFTTrainer
+
+    init = {"dtype": torch.bfloat16 if torch.cuda.is_available() else torch.float32}
+    if quant:
+        init["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    cfg = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=args.batch, per_device_eval_batch_size=args.batch,
+        num_train_epochs=args.epochs, learning_rate=args.lr, max_length=args.max_len, bf16=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+        model_init_kwargs=init, report_to=[], save_strategy="no", logging_steps=10, seed=0,
+        disable_tqdm=True,
+    )  # fmt: skip
+    tok = AutoTokenizer.from_pretrained(model_path)
+    trainer = SFTTrainer(
+        model=model_path, args=cfg, processing_class=tok,
+        train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]),
+        eval_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in eval_rows]),
+        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    return _timed(trainer, tok, rows, args)
+
+
+def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: bool, out: Path, rows) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    from finetune.config import TrainConfig
+    from finetune.train import train_adapter
+
+    cfg = TrainConfig(
+        domain="bench", quantization="nf4" if quant else "none", lora_r=16, lora_alpha=32, lora_dropout=0.05,
+        epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch, max_seq_length=args.max_len,
+        batching="padding_free", liger=True, gradient_checkpointing=False, save_steps=10**6, logging_steps=10,
+        eval_fraction_steps=1.0, warmup_ratio=0.0, lr_scheduler="linear",
+    )  # fmt: skip
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
+                        device="cuda" if cuda else "cpu", trainer_overrides={"eval_strategy": "no"})
+    tok = AutoTokenizer.from_pretrained(model_path)
+    n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
+    secs = res.metrics["train_seconds"]
+    return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": _peak_gb(),
+            "eval_loss": res.metrics["eval_loss"], "runtime": res.hyperparameters["runtime"]}  # fmt: skip
+
+
+def _peak_gb() -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def _timed(trainer, tok, rows, args) -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    trainer.train()
+    if cuda:
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t0
+    ev = trainer.evaluate()
+    n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
+    return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": _peak_gb(),
+            "eval_loss": ev["eval_loss"]}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="HF folder of the model (SmolLM2-135M-Instruct).")
+    ap.add_argument("--random-1b", action="store_true", help="A 1B-class Llama with random weights instead.")
+    ap.add_argument("--tokenizer", help="Tokenizer folder for --random-1b.")
+    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--eval", type=Path, required=True)
+    ap.add_argument("--limit", type=int, default=None, help="First N training rows.")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--max-len", type=int, default=1024)
+    ap.add_argument("--quant", choices=["lora", "qlora", "both"], default="both")
+    ap.add_argument("--arms", default="plain,lorag")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    import torch
+
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), 989e12)
+    model_path = args.model
+    if args.random_1b:
+        model_path = build_random_1b(args.tokenizer, args.out / "random-1b")
+    rows = rows_of(args.train, args.limit)
+    eval_rows = rows_of(args.eval, None)
+    train_file = args.out / "train.jsonl"
+    args.out.mkdir(parents=True, exist_ok=True)
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
+    fpt = flops_per_token(meta)
+    results = {}
+    quants = {"lora": [False], "qlora": [True], "both": [False, True]}[args.quant]
+    for quant in quants:
+        for arm in args.arms.split(","):
+            key = f"{arm}-{'qlora' if quant else 'lora'}"
+            print(f"== {key}", flush=True)
+            out = args.out / key
+            r = run_plain_trl(model_path, rows, eval_rows, args, quant, out) if arm == "plain" else run_lorag(model_path, train_file, args.eval, args, quant, out, rows)
+            r["mfu"] = fpt * r["tokens_per_s"] / peak
+            results[key] = r
+            print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    print(f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
+          f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}")  # fmt: skip
+    print(f"{'arm':16s} {'tok/s':>9s} {'peak GB':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s}")
+    for k, r in results.items():
+        print(f"{k:16s} {r['tokens_per_s']:9.0f} {r['peak_gb']:8.2f} {r['eval_loss']:9.4f} {r['mfu']*100:6.2f}% {r['seconds']:8.1f}")
+    for q in ("lora", "qlora"):
+        a, b = results.get(f"plain-{q}"), results.get(f"lorag-{q}")
+        if a and b:
+            print(f"{q}: tokens/s ratio {b['tokens_per_s']/a['tokens_per_s']:.2f}x (target >= 3), memory ratio "
+                  f"{b['peak_gb']/a['peak_gb']:.2f} (target <= 1), eval loss diff {100*(b['eval_loss']-a['eval_loss'])/a['eval_loss']:+.2f}% (target within 2%)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

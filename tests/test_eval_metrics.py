@@ -1,0 +1,133 @@
+"""Metric wiring on fakes: known answers give known scores; judge parse failures are counted.
+
+These import ragas (about 10-20 s, once per test session)."""
+
+import json
+import math
+
+import pytest
+
+from assistant.embedding import HashingEmbedder
+from eval.judge import Judge, JudgeParseError, parse_structured
+from eval.metrics import FAILED, NA, MetricSuite
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return MetricSuite(embedder=HashingEmbedder(256))
+
+
+REF = "Full-time staff receive 27 days of annual leave."
+
+
+def _row(answer, reference=REF, contexts=("Full-time staff receive 27 days of annual leave each year.",)):
+    return {"question": "How much annual leave do full-time staff get?", "answer": answer, "reference": reference, "contexts": list(contexts)}
+
+
+def test_offline_answer_metrics_on_known_answers(suite):
+    assert suite.answer_metrics == ["answer_f1", "exact_match", "rouge_l", "string_presence", "semantic_similarity"]
+    same, disjoint, partial = suite.score_answers([_row(REF), _row("Purple elephants dance quietly."), _row("27 days [1].")])
+    assert same.scores == pytest.approx({"answer_f1": 1.0, "exact_match": 1.0, "rouge_l": 1.0, "string_presence": 1.0, "semantic_similarity": 1.0})
+    assert same.issues == {}
+    assert disjoint.scores["answer_f1"] == 0 and disjoint.scores["exact_match"] == 0
+    assert disjoint.scores["rouge_l"] == 0 and disjoint.scores["string_presence"] == 0
+    assert disjoint.scores["semantic_similarity"] < 0.3
+    # "27 days 1" vs 8 reference tokens: 2 shared -> P 2/3, R 2/8
+    assert partial.scores["answer_f1"] == pytest.approx(2 * (2 / 3) * (2 / 8) / ((2 / 3) + (2 / 8)))
+    assert 0 < partial.scores["rouge_l"] < 1 and partial.scores["string_presence"] == 0
+    # the reference contained verbatim (after normalisation) counts as present
+    assert suite.score_answers([_row("As the handbook says: full-time staff receive 27 days of annual leave!")])[0].scores["string_presence"] == 1.0
+
+
+def test_retrieval_metrics_with_reference_contexts_and_source_ids(suite):
+    ctx = "Full-time staff receive 27 days of annual leave each year."
+    rows = [
+        {"question": "q", "reference": REF, "contexts": [ctx, "Parking permits cost 12 euros."], "ids": ["leave.md", "parking.txt"],
+         "reference_contexts": [ctx], "reference_ids": ["leave.md"]},
+        {"question": "q", "reference": REF, "contexts": ["Parking permits cost 12 euros."], "ids": ["parking.txt"],
+         "reference_contexts": [], "reference_ids": ["leave.md"]},
+    ]  # fmt: skip
+    hit, miss = suite.score_retrieval(rows)
+    assert hit.scores == pytest.approx({"context_precision": 1.0, "context_recall": 1.0, "source_precision": 0.5, "source_recall": 1.0})
+    assert miss.scores["source_precision"] == 0.0 and miss.scores["source_recall"] == 0.0
+    assert miss.scores["context_precision"] is None and miss.issues["context_precision"] == NA
+    # relevant passage ranked second: average precision 0.5
+    rows[0]["contexts"].reverse()
+    assert suite.score_retrieval(rows[:1])[0].scores["context_precision"] == pytest.approx(0.5)
+
+
+def fake_judge_reply(prompt: str, *, verdicts=(1, 0), broken: bool = False) -> str:
+    """Scripted judge: answers each Ragas prompt by the output schema it asks for."""
+    if broken:
+        return "I think the answer is fine, sorry, no JSON today."
+    if "NLIStatementOutput" in prompt:
+        return json.dumps({"statements": [{"statement": f"s{i}", "reason": "r", "verdict": v} for i, v in enumerate(verdicts)]})
+    if "StatementGeneratorOutput" in prompt:
+        return "Sure! ```json\n" + json.dumps({"statements": [f"s{i}" for i in range(len(verdicts))]}) + "\n```"
+    if "AnswerRelevanceOutput" in prompt:
+        return json.dumps({"question": "How much annual leave do full-time staff get?", "noncommittal": 0})
+    if "ContextRecallOutput" in prompt:
+        return json.dumps({"classifications": [{"statement": "a", "reason": "r", "attributed": 1},
+                                               {"statement": "b", "reason": "r", "attributed": 0},
+                                               {"statement": "c", "reason": "r", "attributed": 1},
+                                               {"statement": "d", "reason": "r", "attributed": 1}]})  # fmt: skip
+    raise AssertionError("unexpected prompt: " + prompt[:200])
+
+
+def test_judge_metrics_with_a_scripted_judge():
+    judge = Judge(fake_judge_reply, name="scripted")
+    suite = MetricSuite(embedder=HashingEmbedder(256), judge=judge)
+    assert {"faithfulness", "answer_relevancy"} <= set(suite.answer_metrics)
+    assert "llm_context_recall" in suite.retrieval_metrics
+    [s] = suite.score_answers([_row(REF)])
+    assert s.scores["faithfulness"] == pytest.approx(0.5)  # verdicts 1, 0
+    assert s.scores["answer_relevancy"] == pytest.approx(1.0)  # regenerated question == the question
+    [r] = suite.score_retrieval([{"question": "q", "reference": REF, "contexts": ["c"], "ids": [], "reference_contexts": [], "reference_ids": []}])
+    assert r.scores["llm_context_recall"] == pytest.approx(0.75)
+    assert judge.calls == 2 + 3 + 1 and not judge.parse_failures
+
+
+def test_unparseable_judge_output_is_counted_not_dropped():
+    judge = Judge(lambda p: fake_judge_reply(p, broken=True), name="broken")
+    suite = MetricSuite(embedder=HashingEmbedder(256), judge=judge)
+    [s] = suite.score_answers([_row(REF)])
+    assert s.scores["faithfulness"] is None and s.issues["faithfulness"].startswith(FAILED)
+    assert "StatementGeneratorOutput" in s.issues["faithfulness"]
+    assert s.scores["answer_relevancy"] is None and s.issues["answer_relevancy"].startswith(FAILED)
+    assert s.scores["answer_f1"] == 1.0  # the offline metrics are unaffected
+    assert judge.parse_failures["StatementGeneratorOutput"] == 1
+
+
+def test_a_metric_returning_nan_counts_as_failed_and_other_exceptions_as_errors():
+    def reply(prompt):
+        if "StatementGeneratorOutput" in prompt:
+            return json.dumps({"statements": []})  # ragas: no statements -> NaN
+        raise ConnectionError("endpoint down")
+
+    suite = MetricSuite(embedder=HashingEmbedder(256), judge=Judge(reply, name="flaky"))
+    [s] = suite.score_answers([_row(REF)])
+    assert s.scores["faithfulness"] is None and s.issues["faithfulness"].startswith(FAILED)
+    assert s.issues["answer_relevancy"].startswith("error: ConnectionError")
+    assert s.has_errors
+
+
+def test_parse_structured_extracts_json_from_chatty_output():
+    from pydantic import BaseModel
+
+    class Out(BaseModel):
+        statements: list[str]
+
+    assert parse_structured('Here you go: {"statements": ["a", "b"]} hope it helps', Out).statements == ["a", "b"]
+    assert parse_structured('["x"]', Out).statements == ["x"]  # bare list for a one-list schema
+    assert parse_structured('{"wrong": 1} then {"statements": []}', Out).statements == []
+    with pytest.raises(JudgeParseError, match="Out: JSON does not match the schema"):
+        parse_structured('{"statements": "nope"}', Out)
+    with pytest.raises(JudgeParseError, match="no JSON value found"):
+        parse_structured("nothing here", Out)
+
+
+def test_suite_without_ragas_keeps_plain_metrics_only():
+    s = MetricSuite(use_ragas=False)
+    assert s.answer_metrics == ["answer_f1", "exact_match"] and s.retrieval_metrics == []
+    [r] = s.score_answers([_row("27 days")])
+    assert math.isclose(r.scores["answer_f1"], 2 * 1 * (2 / 8) / (1 + 2 / 8))

@@ -1,0 +1,250 @@
+"""Curated JSONL validation, shipped recipes, synthetic Q&A filters, RAFT examples, registry, routing."""
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import ConfigError, LoragError
+from assistant.generation import FakeGenerator
+from assistant.prompt import NO_ANSWER
+from assistant.retrieval import Passage
+from assistant.routing import Router
+from assistant.settings import RoutingSettings
+from finetune.config import CONFIG_DIR, SynthConfig, load_train_config
+from finetune.data import load_qa, split_qa
+from finetune.raft import TrainingSetBuilder, make_example
+from finetune.registry import AdapterCard, Registry, check_base, is_stale
+from finetune.synth import check_pair, cloze_pair, parse_qa, synthesize
+from tests.conftest import SAMPLES
+
+
+# -- data ---------------------------------------------------------------------------------------
+def test_bad_jsonl_rows_are_listed_with_line_numbers(tmp_path):
+    f = tmp_path / "qa.jsonl"
+    f.write_text(
+        '{"question": "How many days?", "answer": "27"}\n'
+        "not json\n"
+        '{"question": "  ", "answer": "x"}\n'
+        "\n"
+        '{"answer": "no question"}\n'
+        "[1, 2]\n"
+        '{"question": "How many days?", "answer": "27"}\n'
+    )
+    with pytest.raises(LoragError) as e:
+        load_qa(f)
+    msg = str(e.value)
+    assert "5 bad row(s)" in msg
+    for needle in ["line 2: not valid JSON", "line 3: question", "line 5: question: Field required", "line 6: expected an object",
+                   "line 7: duplicate id/question (first on line 1)"]:
+        assert needle in msg, needle
+
+
+def test_heldout_split_is_fixed_and_disjoint():
+    rows = load_qa(SAMPLES / "qa" / "handbook.jsonl")
+    train, held = split_qa(rows, 0.2)
+    train2, held2 = split_qa(list(reversed(rows)), 0.2)
+    assert {r.id for r in held} == {r.id for r in held2}  # order does not matter
+    assert not {r.id for r in train} & {r.id for r in held}
+    assert 0.1 < len(held) / len(rows) < 0.3
+
+
+def test_every_shipped_recipe_is_valid():
+    files = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert {f.stem for f in files} >= {"handbook", "manual", "itsupport"}
+    for f in files:
+        cfg = load_train_config(f, domain=f.stem)
+        assert cfg.domain == f.stem
+
+
+def test_bad_recipe_lists_every_problem(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_text("domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(f, domain="x")
+    msg = str(e.value)
+    for needle in ["batchsize: unknown key", "synth.colour: unknown key", "lora_r", "learning_rate", "quantization", "synth.p_oracle"]:
+        assert needle in msg, needle
+    assert "6 problem(s)" in msg
+
+
+def test_recipe_for_another_domain_is_refused(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_text("domain: manual\n")
+    with pytest.raises(ConfigError, match="not 'handbook'"):
+        load_train_config(f, domain="handbook")
+
+
+# -- synthesis ----------------------------------------------------------------------------------
+PASSAGE = "Full-time employees receive 26 days of paid annual leave per leave year. Carry-over is capped at 5 days."
+
+
+def test_parse_and_filters():
+    assert parse_qa("Question: How many days of leave?\nAnswer: 26 days") == ("How many days of leave?", "26 days")
+    assert parse_qa("The passage says nothing") is None
+    cfg = SynthConfig()
+    assert check_pair("How many days of paid annual leave do employees get?", "26 days", PASSAGE, cfg) is None
+    assert check_pair("How many days?", "26 days", PASSAGE, cfg) == "question length out of bounds (4-40 words)"
+    assert check_pair("What is the capital of Peru today?", "Lima", PASSAGE, cfg) == "answer not supported by the passage"
+    assert check_pair("Tell me about leave", "26 days", PASSAGE, cfg) == "question does not end with '?'"
+
+
+def test_cloze_blanks_a_fact():
+    q, a = cloze_pair(PASSAGE, random.Random(0))
+    assert q.startswith("Fill in the blank:") and "____" in q and a in PASSAGE and a not in q.replace("____", "")
+
+
+def _hit(i, text, display="leave.md"):
+    from assistant.store import Hit
+
+    return Hit(f"id{i}", 0.0, {"text": text, "display": display, "doc_id": f"/d/{display}", "section": "S"})
+
+
+def test_synthesize_reports_kept_and_dropped():
+    chunks = [_hit(0, PASSAGE), _hit(1, "Badges are red. Visitors sign in at the kiosk."), _hit(2, PASSAGE)]
+    def reply(messages):
+        if "Badges" in messages[-1]["content"]:
+            return "I cannot do that."
+        return "Question: How many days of paid annual leave do employees get?\nAnswer: 26 days"
+
+    gen = FakeGenerator(reply)
+    cfg = SynthConfig(writer="model+cloze", batch_size=8, seed=1)
+    pairs, report = synthesize(chunks, gen, cfg)
+    d = report.to_dict()
+    assert d["chunks"] == 3 and d["kept"] == len(pairs)
+    assert d["by_writer"].get("model") == 1
+    assert d["dropped"].get("model: output not in 'Question:/Answer:' form") == 1
+    assert d["dropped"].get("model: duplicate question") == 1
+    assert all(p.writer in ("model", "cloze") for p in pairs)
+
+
+def test_heldout_questions_are_never_synthesized():
+    gen = FakeGenerator(lambda m: "Question: How many days of paid annual leave do employees get?\nAnswer: 26 days")
+    pairs, report = synthesize([_hit(0, PASSAGE)], gen, SynthConfig(writer="model"),
+                               avoid_questions=["How many days of paid annual leave do employees get?"])
+    assert pairs == [] and report.dropped["model: same as a held-out question"] == 1
+
+
+# -- RAFT ---------------------------------------------------------------------------------------
+def _p(doc, text, cid):
+    return Passage(0, text, doc, "S", None, 0.0, "hr", f"/d/{doc}", cid)
+
+
+def test_raft_example_with_and_without_oracle():
+    oracle = _p("leave.md", PASSAGE, "o")
+    negs = [_p("travel.md", "Trains second class.", "n1"), _p("parking.md", "Permits 12 euros.", "n2"), _p("leave.md", "other leave chunk", "n3")]
+    ex = make_example("How many days?", "26 days", oracle, negs, k=3, include_oracle=True, rng=random.Random(0))
+    user = ex["prompt"][-1]["content"]
+    n = ex["target"].split("[")[1].rstrip("]")
+    assert f"[{n}] (leave.md#S)\n{PASSAGE}" in user and ex["oracle_in_context"]
+    assert ex["completion"] == [{"role": "assistant", "content": ex["target"]}]
+    ex2 = make_example("How many days?", "26 days", oracle, negs, k=3, include_oracle=False, rng=random.Random(0))
+    assert ex2["target"] == NO_ANSWER and PASSAGE not in ex2["prompt"][-1]["content"]
+    assert "other leave chunk" not in ex2["prompt"][-1]["content"]  # no chunk of the oracle's document
+
+
+def test_training_set_builder_end_to_end(components, tmp_path):
+    corpus = SAMPLES / "corpus" / "handbook"
+    assert components.ingestor().run([corpus], "handbook").ok
+    cfg = load_train_config(domain="handbook")
+    cfg.synth.writer = "cloze"
+    cfg.synth.max_chunks = 30
+    out = tmp_path / "ds"
+    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(SAMPLES / "qa" / "handbook.jsonl")
+    rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    held = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
+    assert summary["train_examples"] == len(rows) > 50
+    assert summary["heldout"] == len(held) > 5
+    held_q = {h["question"] for h in held}
+    assert not held_q & {r["question"] for r in rows}  # the held-out split never trains
+    share = summary["without_oracle"] / len(rows)
+    assert 0.05 < share < 0.4  # RAFT: about 1 - p_oracle of the examples have no oracle
+    assert summary["by_kind"].get("curated", 0) > 30 and summary["by_kind"].get("synthetic:cloze", 0) >= 10
+    assert (out / "heldout_examples.jsonl").is_file() and len(summary["data_hash"]) == 64
+    for r in rows[:20]:
+        assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["content"].startswith("Passages:\n[1] (")
+
+
+# -- registry -----------------------------------------------------------------------------------
+def _card(reg, domain, fp="base1", corpus="c1"):
+    version, folder = reg.next_folder(domain)
+    staged = folder.parent / f".staged-{version}"
+    staged.mkdir(parents=True)
+    (staged / "adapter_config.json").write_text("{}")
+    card = AdapterCard(name=f"{domain}-v{version}", domain=domain, version=version, base_model="tiny",
+                       base_fingerprint=fp, data_hash="d", corpus_fingerprint=corpus)
+    return reg.register(staged, card)
+
+
+def test_registry_versions_promotion_and_removal(tmp_path):
+    reg = Registry(tmp_path / "adapters")
+    a1, a2 = _card(reg, "hr"), _card(reg, "hr")
+    assert [c.name for c in reg.versions("hr")] == ["hr-v1", "hr-v2"]
+    assert reg.get("hr").name == "hr-v2"  # latest when none promoted
+    reg.promote("hr-v1")
+    assert reg.get("hr").name == "hr-v1" and reg.promoted()["hr"].name == "hr-v1"
+    reg.promote("hr-v2")
+    assert [c.promoted for c in reg.versions("hr")] == [False, True]
+    with pytest.raises(LoragError, match="refused: worse"):
+        reg.promote("hr-v1", gate=lambda c: {"ok": False, "reason": "worse"})
+    forced = reg.promote("hr-v1", force=True, gate=lambda c: {"ok": False, "reason": "worse"})
+    assert forced.promotion["forced"] and forced.promotion["reason"] == "worse"
+    assert json.loads((reg.folder(forced) / "card.json").read_text())["promotion"]["forced"] is True
+    reg.remove("hr-v2")
+    assert [c.name for c in reg.versions("hr")] == ["hr-v1"]
+    with pytest.raises(LoragError, match="no adapter named 'hr-v9'"):
+        reg.get("hr-v9")
+    assert _card(reg, "hr").version == 3  # versions are never reused
+
+
+def test_stale_and_base_checks(tmp_path):
+    reg = Registry(tmp_path)
+    card = _card(reg, "hr", fp="aaa", corpus="c1")
+    assert not is_stale(card, "c1") and is_stale(card, "c2") and is_stale(card, None)
+    check_base(card, "aaa")
+    with pytest.raises(LoragError, match="trained on base model 'tiny'"):
+        check_base(card, "bbb")
+
+
+def test_stale_detection_follows_the_corpus(components, corpus):
+    from assistant.store.base import corpus_fingerprint
+
+    components.ingestor().run([corpus], "hr")
+    before = corpus_fingerprint(components.store, "hr")
+    components.ingestor().run([corpus], "hr")
+    assert corpus_fingerprint(components.store, "hr") == before  # unchanged corpus, same fingerprint
+    (corpus / "parking.txt").write_text("Parking is free now.\n")
+    components.ingestor().run([corpus], "hr")
+    assert corpus_fingerprint(components.store, "hr") != before
+
+
+# -- routing ------------------------------------------------------------------------------------
+def test_router_precedence_and_threshold():
+    cents = {"hr": np.array([1.0, 0, 0]), "manual": np.array([0, 1.0, 0])}
+    r = Router(RoutingSettings(threshold=0.6), {"hr": "hr-v2", "manual": "manual-v1"}, cents)
+    assert r.route(choice="base").adapter is None
+    assert r.route(choice="manual-v1", domain="hr").adapter == "manual-v1"  # explicit beats the domain
+    assert r.route(domain="hr").adapter == "hr-v2"
+    auto = r.route(query_vec=np.array([0.9, 0.1, 0]), hit_domains=["hr", "hr", "hr", "manual"])
+    assert auto.adapter == "hr-v2" and auto.domain == "hr" and auto.confidence > 0.6 and "routed to hr" in auto.reason
+    unsure = r.route(query_vec=np.array([0.5, 0.5, 0]), hit_domains=["hr", "manual"])
+    assert unsure.adapter is None and "threshold" in unsure.reason
+    with pytest.raises(LoragError, match="not loaded"):
+        r.route(choice="legal-v1")
+    assert Router(RoutingSettings(), {}).route().reason.startswith("no promoted adapters")
+
+
+def test_ask_reports_which_adapter_answered(components, corpus):
+    from assistant.answer import AskService
+
+    components.ingestor().run([corpus], "hr")
+    gen = FakeGenerator(lambda m: "27 days [1].", adapters=["hr-v1"])
+    router = Router(RoutingSettings(threshold=0.3), {"hr": "hr-v1"}, {"hr": components.store.dense_centroid("hr")})
+    svc = AskService(components.retriever, gen, router)
+    a = svc.ask("How many days of annual leave do full-time staff receive?")
+    assert a.adapter == "hr-v1" and a.route["adapter"] == "hr-v1" and "routed to hr" in a.route["reason"]
+    assert gen.calls[-1][1] == "hr-v1"
+    b = svc.ask("How many days of annual leave do full-time staff receive?", adapter="base")
+    assert b.adapter is None and gen.calls[-1][1] is None and b.to_dict()["route"]["adapter"] == "base"

@@ -1,0 +1,203 @@
+"""`lorag synth`, `lorag train`, `lorag adapters ...`: turn a domain into a versioned adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from assistant.errors import LoragError
+
+adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
+
+
+def _state() -> Any:
+    from ui.cli import state
+
+    return state
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def synth_cmd(
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain whose chunks the questions come from."),
+    qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
+    max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: model, cloze, model+cloze."),
+) -> None:
+    """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from finetune.config import load_train_config
+    from finetune.jobs import dataset_dir
+    from finetune.raft import TrainingSetBuilder
+
+    st = _state()
+    overrides: dict[str, Any] = {}
+    synth: dict[str, Any] = {}
+    if max_chunks:
+        synth["max_chunks"] = max_chunks
+    if writer:
+        synth["writer"] = writer
+    cfg = load_train_config(config, domain=domain, overrides=overrides)
+    for k, v in synth.items():
+        setattr(cfg.synth, k, v)
+    from finetune.config import check
+
+    problems = check(cfg)
+    if problems:
+        raise LoragError("invalid synth options:\n" + "\n".join(problems))
+    comps = st.components
+    from assistant.retrieval import resolve_domains
+
+    resolve_domains(comps.store, domain)
+    gen = comps.generator if cfg.synth.writer != "cloze" else None
+    builder = TrainingSetBuilder(comps.store, comps.retriever, gen, cfg, dataset_dir(comps.settings, domain))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        summary = builder.build(qa, progress=on_progress)
+    c = _console()
+    s = summary["synthetic"]
+    c.print(f"[bold]{domain}[/]: {summary['train_examples']} training examples "
+            f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without), "
+            f"{summary['heldout']} held-out questions")  # fmt: skip
+    c.print(f"synthetic: {s['kept']} kept of {s['chunks']} chunks  by writer: {s['by_writer']}")
+    for reason, n in sorted(s["dropped"].items(), key=lambda x: -x[1]):
+        c.print(f"  dropped {n:4d}  {reason}", markup=False)
+    for reason, n in summary["dropped"].items():
+        c.print(f"  dropped {n:4d}  {reason}", markup=False)
+    c.print(f"written to {dataset_dir(comps.settings, domain)}")
+
+
+def train_cmd(
+    domain: str = typer.Option(..., "--domain", "-d"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override max_steps (quick runs)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01),
+) -> None:
+    """Train a LoRA (CPU) / QLoRA (CUDA) adapter on the domain's training set and register it as a new version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from finetune.config import load_train_config
+    from finetune.jobs import train_domain
+
+    overrides: dict[str, Any] = {}
+    if max_steps:
+        overrides["max_steps"] = max_steps
+    if epochs:
+        overrides["epochs"] = epochs
+    cfg = load_train_config(config, domain=domain, overrides=overrides)
+    comps = _state().components
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}")) as progress:  # fmt: skip
+        task = progress.add_task("", total=None)
+
+        def on_log(entry: dict[str, Any]) -> None:
+            desc = " ".join(f"{k}={entry[k]:.4f}" for k in ("loss", "eval_loss") if k in entry)
+            progress.update(task, completed=entry["step"], total=entry["max_steps"], description=desc)
+
+        card = train_domain(cfg, settings=comps.settings, store=comps.store, registry=comps.registry,
+                            model_cache=comps.model_cache, resume=resume, on_log=on_log)  # fmt: skip
+    m = card.metrics
+    _console().print(
+        f"[green]registered {card.name}[/]  train loss {m['train_loss']:.4f}"
+        + (f"  held-out loss {m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "")
+        + f"  {m['steps']} steps in {m['train_seconds']:.0f}s"
+    )
+    typer.echo(f"promote it with: lorag adapters promote {card.name}")
+
+
+@adapters_app.command("list")
+def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every adapter version with its base, metrics, promotion and staleness."""
+    from rich.table import Table
+
+    from assistant.store.base import corpus_fingerprint
+    from finetune.registry import is_stale
+
+    comps = _state().components
+    cards = comps.registry.all()
+    fps = {d: corpus_fingerprint(comps.store, d) if comps.store.has_domain(d) else None for d in {c.domain for c in cards}}
+    rows = []
+    for c in cards:
+        last = c.reports[-1] if c.reports else {}
+        rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
+                     "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
+                     "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
+                     "last_report": last.get("report") or last.get("html")})  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table("name", "base", "promoted", "stale", "train loss", "held-out loss", "created", "last report")
+    for r in rows:
+        t.add_row(r["name"], r["base_model"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
+                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), r["created_at"], str(r["last_report"] or "-"))  # fmt: skip
+    _console().print(t)
+    if not rows:
+        typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else "-"
+
+
+@adapters_app.command("show")
+def adapters_show(name: str) -> None:
+    """The adapter's card: lineage, hyperparameters, metrics, reports."""
+    from finetune.registry import card_json
+
+    comps = _state().components
+    card = comps.registry.get(name)
+    typer.echo(card_json(card))
+    typer.echo(f"folder: {comps.registry.folder(card)}")
+
+
+@adapters_app.command("promote")
+def adapters_promote(
+    name: str,
+    force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded on the card)."),
+) -> None:
+    """Make this version the one served for its domain — only if its latest A/B report beats the current one."""
+    from finetune.config import load_train_config
+
+    comps = _state().components
+    card = comps.registry.get(name)
+    metric = load_train_config(domain=card.domain).gate_metric
+    try:
+        from eval.gate import promotion_gate
+    except ImportError:  # evaluation not installed: only --force can promote
+        promotion_gate = None  # type: ignore[assignment]
+
+    def gate(c: Any) -> dict[str, Any]:
+        if promotion_gate is None:
+            return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
+        return promotion_gate(c, comps.registry, metric)
+
+    card = comps.registry.promote(name, force=force, gate=gate)
+    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
+    typer.echo(f"promoted {card.name}{note}: {card.promotion.get('reason', '')}")
+
+
+@adapters_app.command("rm")
+def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Delete an adapter version."""
+    comps = _state().components
+    card = comps.registry.get(name)
+    if card.promoted and not yes:
+        raise LoragError(f"{card.name} is the promoted version of '{card.domain}'", hint="pass --yes to remove it anyway")
+    comps.registry.remove(card.name)
+    typer.echo(f"removed {card.name}")

@@ -1,0 +1,321 @@
+"""`lorag eval`: A/B evaluation of generators on identical retrieved passages, test-set import,
+robustness sweeps. Registered in ui/cli.py with `app.add_typer(eval_app, name="eval")`.
+
+    lorag eval --domain handbook --ab base,handbook-v2 [--testset F.jsonl] [--out DIR] [--top-k K] [--limit N]
+    lorag eval import qa.csv --out qa.jsonl
+    lorag eval robustness --domain handbook --ab base,handbook-v2 [--testset F.jsonl]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from assistant.errors import LoragError
+
+eval_app = typer.Typer(
+    invoke_without_command=True,
+    add_completion=False,
+    help="A/B evaluation: every arm answers from identical passages; Ragas + F1/EM; HTML/JSON report; gate data.",
+)
+
+# Tests replace this: spec -> Generator for `model:<spec>` arms and a local judge.
+model_loader: Optional[Callable[[str], Any]] = None
+
+
+def _state() -> Any:
+    from ui import cli  # imported late: ui.cli imports this module
+
+    return cli.state
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class _Bars:
+    """Rich progress bars, one per stage; silent when stderr is not a terminal or output is JSON."""
+
+    def __init__(self, enabled: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:>9}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=_console(stderr=True), disable=not enabled,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "_Bars":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+class _Setup:
+    """Everything a run needs, built from the shared Components (the only wiring in eval)."""
+
+    def __init__(self, domain: str, testset: Optional[Path], ab: str, limit: Optional[int]):
+        from assistant.retrieval import resolve_domains
+        from eval.arms import parse_arms
+        from eval.testset import default_testset, load_testset, describe_testset
+
+        st = _state()
+        self.settings = st.settings
+        self.comps = st.components
+        resolve_domains(self.comps.store, domain)  # clear errors before any model loads
+        self.domain = domain
+        path = testset or default_testset(self.settings.datasets_dir, domain)
+        items = load_testset(path)
+        self.testset = describe_testset(path, items)
+        if limit is not None:
+            items = items[:limit]
+            self.testset["limit"] = limit
+        self.items = items
+        self.arms = parse_arms(ab, registry=self.comps.registry, base_model=self.settings.models.generator)
+        m = self.settings.models
+        self.generation = {"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty}
+        self._models: dict[str, Any] = {}
+        self._attached = False
+
+    def load_model(self, spec: str) -> Any:
+        if spec not in self._models:
+            if model_loader is not None:
+                self._models[spec] = model_loader(spec)
+            else:
+                from assistant.generation import HFGenerator
+                from assistant.models.loading import load_causal_lm
+
+                m = self.settings.models
+                model, tok = load_causal_lm(spec, self.comps.model_cache, device=m.device, dtype=m.dtype)
+                self._models[spec] = HFGenerator(model, tok, m, name=spec)
+        return self._models[spec]
+
+    def generator_for(self, arm: Any) -> Any:
+        if arm.kind == "model":
+            return self.load_model(arm.spec)
+        if not self._attached:
+            names = [a.adapter for a in self.arms if a.kind == "adapter"]
+            if names:
+                self.comps.attach(names)
+            self._attached = True
+        return self.comps.generator
+
+    def judge(self, judge_model: Optional[str], judge_url: Optional[str], no_judge: bool) -> Any:
+        from eval.judge import check_judge, local_judge, openai_judge
+
+        if no_judge:
+            return None
+        cfg = getattr(self.settings, "judge", None)  # the `judge` settings section, once added
+        model = judge_model or (getattr(cfg, "model", None) if cfg else None)
+        url = judge_url or (getattr(cfg, "base_url", None) if cfg else None)
+        if url:
+            if not model:
+                raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
+            key = getattr(cfg, "api_key", None) if cfg else None
+            key_s = key.get_secret_value() if hasattr(key, "get_secret_value") else key
+            judge = openai_judge(url, model, key_s or os.environ.get("OPENAI_API_KEY"))
+            check_judge(judge)
+            return judge
+        if model:
+            return local_judge(self.load_model(model), name=model, max_new_tokens=int(getattr(cfg, "max_new_tokens", 512) or 512))
+        return None
+
+    def cache(self, no_cache: bool) -> Any:
+        from eval.cache import EvalCache
+
+        return EvalCache(None if no_cache else self.settings.reports_dir / "cache" / "results.jsonl")
+
+    def gate_metric(self) -> str:
+        from assistant.errors import ConfigError
+        from eval.gate import gate_metric_for
+
+        try:
+            return gate_metric_for(self.domain)
+        except ConfigError as e:
+            _console(stderr=True).print(f"[yellow]warning:[/] {e}; using answer_f1 as the gate metric", markup=True)
+            return "answer_f1"
+
+
+def _fmt(v: Any, signed: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from eval.report import comparison
+    from eval.stats import significant
+
+    labels = [a["label"] for a in report["arms"]]
+    base = report["baseline"]
+    t = Table(title=f"{report['domain']}: {' vs '.join(labels)} on {report['counts']['questions']} questions (top-k {report['top_k']})")
+    t.add_column("metric")
+    for lab in labels:
+        t.add_column(lab, justify="right")
+    for lab in labels[1:]:
+        t.add_column(f"{lab} − {base}", justify="right")
+        t.add_column("95% CI", justify="right")
+    t.add_column("n", justify="right")
+    t.add_column("failed", justify="right")
+    for m in report["metrics"]["answer"]:
+        row = [m + (" *" if m == report["gate_metric"] else "")]
+        row += [_fmt(report["means"][lab][m]["mean"]) for lab in labels]
+        n = 0
+        for lab in labels[1:]:
+            v = (comparison(report, base, lab) or {}).get(m, {})
+            style = {1: "green", -1: "red", 0: "dim"}[significant(v)]
+            ci = "–" if v.get("ci_low") is None else f"[{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
+            row += [f"[{style}]{_fmt(v.get('diff'), True)}[/]", f"[{style}]{ci}[/]"]
+            n = v.get("n", 0)
+        failed = sum(report["failures"]["answer"][lab][m]["failed"] + report["failures"]["answer"][lab][m]["error"] for lab in labels)
+        row += [str(n), str(failed) if failed else ""]
+        t.add_row(*row)
+    console = _console()
+    console.print(t)
+    rm = report["metrics"]["retrieval"]
+    if rm:
+        parts = [f"{m} {_fmt(report['retrieval'][m]['mean'])} (n={report['retrieval'][m]['n']})" for m in rm]
+        console.print("retrieval (same for every arm): " + ", ".join(parts))
+    c = report["counts"]
+    console.print(
+        f"answers: {c['generated']} generated, {c['cached']} from cache; {c['not_relevant']} question(s) had no relevant passage. "
+        f"* gate metric; green/red: 95% CI of the difference above/below zero."
+    )
+    console.print(f"report: {report['files']['html']}\n        {report['files']['json']}")
+
+
+@eval_app.callback()
+def eval_cmd(
+    ctx: typer.Context,
+    domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Domain whose passages the questions are answered from."),
+    testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
+    ab: Optional[str] = typer.Option(None, "--ab", help="Arms, comma-separated: base, an adapter (handbook-v2), model:<spec>. The first is the baseline."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <data_dir>/reports/<run-id>)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages per question (default: retrieval.top_k)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch (all arms of a question together)."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model: a local model spec, or the served name with --judge-url."),
+    judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint for the judge (e.g. http://localhost:8000/v1)."),
+    no_judge: bool = typer.Option(False, "--no-judge", help="Skip judge metrics even when a judge is configured."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (means, comparisons, files) as JSON."),
+) -> None:
+    """Run an A/B evaluation (when no sub-command is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if domain is None and ab is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    if not domain or not ab:
+        raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
+    from eval.metrics import MetricSuite
+    from eval.report import build_report, card_summary, new_run_id, write_report
+    from eval.runner import run_ab
+
+    s = _Setup(domain, testset, ab, limit)
+    k = top_k or s.settings.retrieval.top_k
+    judge = s.judge(judge_model, judge_url, no_judge)
+    suite = MetricSuite(embedder=s.comps.dense, judge=judge)
+    cache = s.cache(no_cache)
+    with _Bars(enabled=not as_json and sys.stderr.isatty()) as bars:
+        result = run_ab(
+            s.items, s.arms, retriever=s.comps.retriever, domain=domain, generator_for=s.generator_for, suite=suite,
+            cache=cache, top_k=k, generation=s.generation, batch_size=batch_size, progress=bars,
+        )  # fmt: skip
+    run_id = new_run_id(domain)
+    report = build_report(
+        result, testset=s.testset, run_id=run_id, gate_metric=s.gate_metric(),
+        judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)} if judge else None,
+    )  # fmt: skip
+    write_report(report, out or s.settings.reports_dir / run_id)
+    attached = []
+    for arm in s.arms:
+        if arm.kind == "adapter":
+            s.comps.registry.attach_report(arm.adapter, card_summary(report, arm.label))
+            attached.append(arm.label)
+    if as_json:
+        summary = {k2: report[k2] for k2 in ("run_id", "domain", "baseline", "gate_metric", "means", "retrieval", "comparisons", "counts", "timings_s", "files")}
+        summary["failures"] = {k2: report["failures"][k2] for k2 in ("answer", "retrieval")}
+        summary["attached_to"] = attached
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        print_summary(report)
+        if attached:
+            _console().print(f"attached to the card of: {', '.join(attached)}")
+
+
+@eval_app.command("import")
+def import_cmd(
+    csv_path: Path = typer.Argument(..., help="CSV with a header: question,answer[,sources][,tags][,id][,contexts]; lists separated by ';'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Test set JSONL to write."),
+    id_prefix: Optional[str] = typer.Option(None, "--id-prefix", help="Ids for rows without one: <prefix>-NNN (default: the output file's name)."),
+) -> None:
+    """Convert a CSV of question/answer pairs into a test set; bad rows are listed with line numbers."""
+    from eval.testset import import_csv
+
+    info = import_csv(csv_path, out, id_prefix=id_prefix)
+    typer.echo(f"wrote {info['rows']} rows to {info['path']}")
+
+
+@eval_app.command("robustness")
+def robustness_cmd(
+    domain: str = typer.Option(..., "--domain", "-d"),
+    ab: str = typer.Option(..., "--ab", help="Arms, comma-separated (see `lorag eval --help`)."),
+    testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (default: <data_dir>/reports/<run-id>-robustness)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Metric to plot (default: the domain's gate metric)."),
+    max_k: int = typer.Option(8, "--max-k", min=1, max=50, help="Top-k sweep: 1..max-k."),
+    max_distractors: int = typer.Option(6, "--max-distractors", min=0, max=50, help="Distractor sweep: 0..N added to the default top-k."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+) -> None:
+    """Answer quality vs number of passages (top-k) and of random distractors, every arm on one plot."""
+    from eval.metrics import MetricSuite
+    from eval.report import new_run_id
+    from eval.robustness import run_robustness, write_robustness
+
+    s = _Setup(domain, testset, ab, limit)
+    suite = MetricSuite(embedder=s.comps.dense, judge=None)
+    metric = metric or s.gate_metric()
+    if metric not in suite.answer_metrics:
+        raise LoragError(f"--metric {metric!r}: not an answer metric here (choose from {', '.join(suite.answer_metrics)})")
+    with _Bars(enabled=sys.stderr.isatty()) as bars:
+        result = run_robustness(
+            s.items, s.arms, retriever=s.comps.retriever, store=s.comps.store, domain=domain, generator_for=s.generator_for,
+            suite=suite, cache=s.cache(no_cache), generation=s.generation, ks=range(1, max_k + 1),
+            distractors=range(0, max_distractors + 1), base_k=s.settings.retrieval.top_k, batch_size=batch_size, progress=bars,
+        )  # fmt: skip
+    result["run_id"] = new_run_id(domain) + "-robustness"
+    result["testset"] = s.testset
+    files = write_robustness(result, out or s.settings.reports_dir / result["run_id"], metric)
+    from rich.table import Table
+
+    t = Table(title=f"{domain}: mean {metric}")
+    t.add_column("sweep")
+    t.add_column("x", justify="right")
+    for a in result["arms"]:
+        t.add_column(a["label"], justify="right")
+    for sweep in ("top_k", "distractors"):
+        for i, x in enumerate(result[sweep]["x"]):
+            t.add_row(sweep, str(x), *[_fmt(result[sweep]["arms"][a["label"]][metric][i]["mean"]) for a in result["arms"]])
+    console = _console()
+    console.print(t)
+    c = result["counts"]
+    console.print(f"answers: {c['generated']} generated, {c['cached']} from cache\nplot: {files['png']}\nreport: {files['html']}")
