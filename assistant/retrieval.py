@@ -90,14 +90,23 @@ class Retriever:
     def resolve_domains(self, domain: str | None) -> list[str]:
         return resolve_domains(self.store, domain)
 
-    def retrieve(self, question: str, domain: str | None = None, *, top_k: int | None = None) -> Retrieval:
+    def retrieve_many(self, questions: list[str], domain: str | None = None, *, top_k: int | None = None) -> list[Retrieval]:
+        """Like `retrieve` for many questions, embedding them in one batch."""
+        if not questions:
+            return []
+        vecs = self.dense.embed_documents(questions)
+        return [self.retrieve(q, domain, top_k=top_k, _dense=v) for q, v in zip(questions, vecs)]
+
+    def retrieve(
+        self, question: str, domain: str | None = None, *, top_k: int | None = None, _dense: Any = None
+    ) -> Retrieval:
         if not question.strip():
             raise LoragError("the question is empty")
         s = self.settings
         k = top_k or s.top_k
         domains = self.resolve_domains(domain)
         t0 = time.perf_counter()
-        dense_q = self.dense.embed_query(question).tolist()
+        dense_q = (self.dense.embed_query(question) if _dense is None else _dense).tolist()
         sparse_q = self.sparse.embed_query(question)
         t1 = time.perf_counter()
         limit = max(k, s.prefetch_limit) if (self.reranker is not None and s.rerank) else k

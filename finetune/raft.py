@@ -67,9 +67,10 @@ class TrainingSetBuilder:
         self.cfg = cfg
         self.out = Path(out_dir)
 
-    def _negatives(self, question: str, exclude_doc: str | None, k: int) -> list[Passage]:
-        r = self.retriever.retrieve(question, self.cfg.domain, top_k=k + 4)
-        return [p for p in r.passages if p.doc_id != exclude_doc]
+    def _negatives_many(self, questions: list[str], exclude_docs: list[str | None], k: int) -> list[list[Passage]]:
+        """Real retriever hard negatives for each question (one embedding batch), minus the oracle's document."""
+        results = self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + 4)
+        return [[p for p in r.passages if p.doc_id != ex] for r, ex in zip(results, exclude_docs)]
 
     def _oracle_for(self, rec: QARecord, chunks_by_source: dict[str, list[Hit]]) -> Passage | None:
         """The chunk of a source document that best supports the reference answer."""
@@ -118,8 +119,8 @@ class TrainingSetBuilder:
                 dropped["curated: no chunk supports the answer"] += 1
                 continue
             items.append((rec.question, rec.answer, oracle, "curated", rec.key()))
-        for i, (q, a, oracle, kind, ident) in enumerate(items):
-            negatives = self._negatives(q, oracle.doc_id if oracle else None, n_neg)
+        all_negatives = self._negatives_many([it[0] for it in items], [it[2].doc_id if it[2] else None for it in items], n_neg)
+        for i, ((q, a, oracle, kind, ident), negatives) in enumerate(zip(items, all_negatives)):
             include = rng.random() < s.p_oracle
             if not include and not negatives:
                 dropped[f"{kind}: no distractors for an oracle-free example"] += 1
@@ -129,12 +130,12 @@ class TrainingSetBuilder:
             if progress:
                 progress("examples", i + 1, len(items))
         held_rows = []
-        for rec in held_qa:  # held-out loss is measured on the same format, oracle always present
-            oracle = self._oracle_for(rec, by_source)
-            if oracle is not None:
-                negatives = self._negatives(rec.question, oracle.doc_id, n_neg)
-                held_rows.append({"id": f"heldout:{rec.key()}", "kind": "heldout",
-                                  **make_example(rec.question, rec.answer, oracle, negatives, k=k, include_oracle=True, rng=rng)})
+        held = [(rec, self._oracle_for(rec, by_source)) for rec in held_qa]
+        held = [(rec, o) for rec, o in held if o is not None]
+        held_negs = self._negatives_many([r.question for r, _ in held], [o.doc_id for _, o in held], n_neg)
+        for (rec, oracle), negatives in zip(held, held_negs):  # held-out loss: same format, oracle always present
+            ex = make_example(rec.question, rec.answer, oracle, negatives, k=k, include_oracle=True, rng=rng)
+            held_rows.append({"id": f"heldout:{rec.key()}", "kind": "heldout", **ex})
         write_jsonl(self.out / "heldout_examples.jsonl", held_rows)
         if not rows:
             raise LoragError(f"no training examples could be built for '{cfg.domain}'", hint="add curated Q&A with --qa")

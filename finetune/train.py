@@ -18,6 +18,7 @@ from assistant.errors import LoragError
 from finetune.config import TrainConfig
 
 LogFn = Callable[[dict[str, Any]], None]
+CPU_MICRO_BATCH = 2
 
 
 @dataclass
@@ -70,13 +71,9 @@ def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainCon
         )
     if runtime["device"] == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
-    kwargs["attn_implementation"] = "sdpa"
+    kwargs["attn_implementation"] = cfg.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     model.config.use_cache = False  # a cache would also hide packed rows from the attention mask
-    if runtime["quantization"] == "nf4":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     return model, tokenizer
 
 
@@ -101,6 +98,11 @@ def _dataset(rows: list[dict[str, Any]]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+
+
+def _n_tokens(tokenizer: Any, row: dict[str, Any]) -> int:
+    ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
@@ -131,17 +133,27 @@ def train_adapter(
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
+    too_long = 0
+    if runtime["batching"] == "padding_free":
+        # trl does not truncate padding-free rows, so rows over the limit are left out (and counted)
+        kept = [r for r in rows if _n_tokens(tokenizer, r) <= cfg.max_seq_length]
+        too_long = len(rows) - len(kept)
+        rows = kept
 
-    steps_per_epoch = math.ceil(len(rows) / (cfg.batch_size * cfg.grad_accum))
+    # On CPU, activations of a full batch of long prompts do not fit in RAM: smaller micro-batches,
+    # accumulated to the same effective batch (same optimizer steps, same result up to float order).
+    micro = cfg.batch_size if device != "cpu" else min(cfg.batch_size, CPU_MICRO_BATCH)
+    accum = cfg.grad_accum * math.ceil(cfg.batch_size / micro)
+    steps_per_epoch = math.ceil(len(rows) / (micro * accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=max(0, int(total_steps * cfg.warmup_ratio)),
@@ -153,7 +165,7 @@ def train_adapter(
         eval_strategy="steps" if eval_rows else "no",
         eval_steps=eval_steps,
         bf16=runtime["bf16"],
-        max_length=cfg.max_seq_length,
+        max_length=None if runtime["batching"] == "padding_free" else cfg.max_seq_length,
         completion_only_loss=True,
         padding_free=runtime["batching"] == "padding_free",
         use_liger_kernel=runtime["liger"],
@@ -165,6 +177,12 @@ def train_adapter(
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    if cfg.group_by_length and runtime["batching"] == "padded":  # the option's name moved in transformers 5
+        fields = SFTConfig.__dataclass_fields__
+        if "train_sampling_strategy" in fields:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        elif "group_by_length" in fields:
+            kwargs["group_by_length"] = True
     kwargs.update(trainer_overrides or {})
     args = SFTConfig(**kwargs)
     history: list[dict[str, Any]] = []
@@ -203,6 +221,7 @@ def train_adapter(
         "eval_loss": float(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
         "steps": int(trainer.state.global_step),
         "train_rows": len(rows),
+        "rows_over_max_length": too_long,
         "eval_rows": len(eval_rows),
         "tokens_seen": tokens,
         "train_seconds": seconds,
@@ -212,5 +231,5 @@ def train_adapter(
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
-    hyper = {**cfg.to_dict(), "runtime": runtime, "total_steps": total_steps}
+    hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": micro, "grad_accum": accum}, "total_steps": total_steps}
     return TrainResult(adapter_dir, metrics, hyper)
