@@ -97,3 +97,19 @@ def test_history_goes_before_the_question():
     msgs = build_messages("And for part-time?", [_p(1, "x")], history=[("How much leave?", "27 days [1].")])
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     assert msgs[-1]["content"].endswith("Question: And for part-time?")
+
+
+def test_reranker_reorders_candidates(indexed):
+    """Any object with CrossEncoder's `predict(pairs)` reranks the fused candidates."""
+    from assistant.retrieval import Retriever
+
+    class PreferParking:
+        def predict(self, pairs):
+            return [1.0 if "Parking" in text else 0.0 for _, text in pairs]
+
+    s = indexed.settings.retrieval.model_copy(update={"rerank": True, "top_k": 2})
+    r = Retriever(indexed.store, indexed.dense, indexed.sparse, s, reranker=PreferParking())
+    res = r.retrieve("How many days of annual leave do full-time staff receive?", "hr")
+    assert res.passages[0].source == "parking.txt" and res.passages[0].score == 1.0
+    plain = Retriever(indexed.store, indexed.dense, indexed.sparse, s.model_copy(update={"rerank": False}))
+    assert plain.retrieve("How many days of annual leave do full-time staff receive?", "hr").passages[0].source == "leave.md"

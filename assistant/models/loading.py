@@ -63,21 +63,19 @@ def load_causal_lm(spec: str, cache: ModelCache, *, device: str = "auto", dtype:
     return model, tokenizer
 
 
-def load_sentence_transformer(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:
-    from sentence_transformers import SentenceTransformer
+def _load_st(cls_name: str, role: str, spec: str, cache: ModelCache, device: str) -> Any:
+    import sentence_transformers
 
     where = cache.resolve(spec)
     try:
-        return SentenceTransformer(where, device=pick_device(device))
+        return getattr(sentence_transformers, cls_name)(where, device=pick_device(device))
     except OSError as e:
-        raise LoragError(f"could not load embedder '{spec}' from {where}: {e}") from e
+        raise LoragError(f"could not load {role} '{spec}' from {where}: {e}") from e
+
+
+def load_sentence_transformer(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:
+    return _load_st("SentenceTransformer", "embedder", spec, cache, device)
 
 
 def load_cross_encoder(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:
-    from sentence_transformers import CrossEncoder
-
-    where = cache.resolve(spec)
-    try:
-        return CrossEncoder(where, device=pick_device(device))
-    except OSError as e:
-        raise LoragError(f"could not load reranker '{spec}' from {where}: {e}") from e
+    return _load_st("CrossEncoder", "reranker", spec, cache, device)
