@@ -53,8 +53,7 @@ def main() -> None:
     from assistant.prompt import build_messages
     from assistant.settings import ModelSettings, load_settings
 
-    settings = load_settings()
-    path = ModelCache(settings.paths.model_cache).resolve(args.model)
+    path = args.model if Path(args.model).is_dir() else ModelCache(load_settings().paths.model_cache).resolve(args.model)
     device = pick_device("auto")
     tmp = Path(tempfile.mkdtemp())
     folders = make_adapters(path, args.adapters, tmp)
@@ -63,6 +62,8 @@ def main() -> None:
     model, load_s = attach_adapters(model, folders)
     attach_total = time.perf_counter() - t0
     tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
     gen = HFGenerator(model, tok, ModelSettings(max_new_tokens=args.tokens, repetition_penalty=1.0))
     names = list(folders)
 

@@ -25,6 +25,9 @@ def _register_job_commands() -> None:
     app.command("synth")(synth_cmd)
     app.command("train")(train_cmd)
     app.add_typer(adapters_app, name="adapters")
+    from ui.cli_eval import eval_app
+
+    app.add_typer(eval_app, name="eval")
 
 
 _register_job_commands()
@@ -258,6 +261,7 @@ def ask_cmd(
 def demo_cmd(
     corpus: Path = typer.Option(Path("samples/corpus"), help="A folder with one sub-folder per domain."),
     question: list[str] = typer.Option(None, "--question", "-q", help="Questions to ask after ingesting."),
+    serve: bool = typer.Option(False, "--serve", help="Then open the web app (`lorag ui`) on the ingested corpus."),
 ) -> None:
     """Pull the default models, ingest the sample corpus (one domain per sub-folder), ask a few questions."""
     if not corpus.is_dir():
@@ -274,6 +278,21 @@ def demo_cmd(
     ]:
         typer.echo(f"\n> {q}")
         ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto")
+    if serve:
+        ui_cmd(host=None, port=None)
+
+
+# -- web app ------------------------------------------------------------------------------------
+@app.command("ui")
+def ui_cmd(
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to listen on (default: ui.host)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default: ui.port)."),
+) -> None:
+    """Open the web app: chat with sources, side by side, documents, adapters, evaluation; plus the
+    OpenAI-compatible API at /v1/chat/completions on the same port. Login when ui.username/password are set."""
+    from ui.app import serve
+
+    serve(state.components, host=host, port=port)
 
 
 def main() -> None:
