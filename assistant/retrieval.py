@@ -118,7 +118,7 @@ class Retriever:
             best = max(best, r.best_dense)
             search_ms += r.timings_ms.get("search_ms", 0.0)
             scored += [(h.score, h, d) for h in r.hits]
-        scored.sort(key=lambda x: -x[0])  # RRF scores are rank-based, so comparable across domains
+        scored.sort(key=lambda x: (-x[0], x[1].id))  # RRF is rank-based (comparable across domains); ties by id
         t2 = time.perf_counter()
         if self.reranker is not None and s.rerank and scored:
             ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])

@@ -94,6 +94,18 @@ class RoutingSettings(_Section):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Router confidence below which the base model answers.")
 
 
+class JudgeSettings(_Section):
+    model: str | None = Field(
+        None,
+        description="Judge for Ragas' LLM metrics: a local model (built-in name, HF id, folder), or with base_url "
+        "the served model's name. Unset: judge metrics are skipped.",
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
+    api_key: SecretStr | None = Field(None, description="Bearer token for base_url (default: $OPENAI_API_KEY).")
+    max_new_tokens: int = Field(512, ge=16, le=8192, description="Token budget of one judge reply.")
+    concurrency: int = Field(4, ge=1, le=64, description="Parallel requests to base_url.")
+
+
 class UISettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
@@ -114,6 +126,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
     ui: UISettings = Field(default_factory=UISettings)
 
     # Derived locations, so nobody builds paths by hand.

@@ -131,3 +131,47 @@ def test_suite_without_ragas_keeps_plain_metrics_only():
     assert s.answer_metrics == ["answer_f1", "exact_match"] and s.retrieval_metrics == []
     [r] = s.score_answers([_row("27 days")])
     assert math.isclose(r.scores["answer_f1"], 2 * 1 * (2 / 8) / (1 + 2 / 8))
+
+
+def test_openai_compatible_judge_speaks_chat_completions():
+    import httpx
+
+    from assistant.errors import LoragError
+    from eval.judge import check_judge, openai_judge
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append((str(request.url), request.headers.get("authorization"), body))
+        if body["model"] == "down":
+            return httpx.Response(503, text="overloaded")
+        reply = fake_judge_reply(body["messages"][0]["content"]) if "Output:" in body["messages"][0]["content"] else '{"ok": true}'
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": reply}}]})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    judge = openai_judge("http://judge.local/v1/", "big-judge", "sk-test", client=client)
+    check_judge(judge)
+    suite = MetricSuite(embedder=HashingEmbedder(256), judge=judge)
+    [s] = suite.score_answers([_row(REF)])
+    assert s.scores["faithfulness"] == pytest.approx(0.5) and s.scores["answer_relevancy"] == pytest.approx(1.0)
+    url, auth, body = seen[-1]
+    assert url == "http://judge.local/v1/chat/completions" and auth == "Bearer sk-test"
+    assert body["model"] == "big-judge" and body["temperature"] == 0
+    assert judge.identity()["name"] == "big-judge@http://judge.local/v1/"
+    down = openai_judge("http://judge.local/v1", "down", client=client)
+    with pytest.raises(LoragError, match="HTTP 503: overloaded"):
+        check_judge(down)
+    [s] = MetricSuite(embedder=HashingEmbedder(256), judge=down).score_answers([_row(REF)])
+    assert s.issues["faithfulness"].startswith("error: LoragError") and s.has_errors  # not cached: retried next run
+
+
+def test_local_judge_uses_the_generator_with_one_user_message():
+    from assistant.generation import FakeGenerator
+    from eval.judge import local_judge
+
+    gen = FakeGenerator(lambda messages: fake_judge_reply(messages[-1]["content"], verdicts=(1, 1, 1)))
+    judge = local_judge(gen, name="tiny")
+    [s] = MetricSuite(embedder=HashingEmbedder(256), judge=judge).score_answers([_row(REF)])
+    assert s.scores["faithfulness"] == 1.0
+    assert [m["role"] for m in gen.calls[0][0]] == ["user"] and gen.calls[0][1] is None

@@ -119,19 +119,23 @@ class _Setup:
 
         if no_judge:
             return None
-        cfg = getattr(self.settings, "judge", None)  # the `judge` settings section, once added
-        model = judge_model or (getattr(cfg, "model", None) if cfg else None)
-        url = judge_url or (getattr(cfg, "base_url", None) if cfg else None)
+        cfg = getattr(self.settings, "judge", None)  # the `judge` settings section (see README, Evaluation)
+        model = judge_model or getattr(cfg, "model", None)
+        url = judge_url or getattr(cfg, "base_url", None)
+        max_tokens = int(getattr(cfg, "max_new_tokens", None) or 512)
         if url:
             if not model:
                 raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
-            key = getattr(cfg, "api_key", None) if cfg else None
+            key = getattr(cfg, "api_key", None)
             key_s = key.get_secret_value() if hasattr(key, "get_secret_value") else key
-            judge = openai_judge(url, model, key_s or os.environ.get("OPENAI_API_KEY"))
+            judge = openai_judge(
+                url, model, key_s or os.environ.get("OPENAI_API_KEY"), max_tokens=max_tokens,
+                concurrency=int(getattr(cfg, "concurrency", None) or 4),
+            )  # fmt: skip
             check_judge(judge)
             return judge
         if model:
-            return local_judge(self.load_model(model), name=model, max_new_tokens=int(getattr(cfg, "max_new_tokens", 512) or 512))
+            return local_judge(self.load_model(model), name=model, max_new_tokens=max_tokens)
         return None
 
     def cache(self, no_cache: bool) -> Any:
@@ -164,13 +168,15 @@ def print_summary(report: dict[str, Any]) -> None:
 
     labels = [a["label"] for a in report["arms"]]
     base = report["baseline"]
-    t = Table(title=f"{report['domain']}: {' vs '.join(labels)} on {report['counts']['questions']} questions (top-k {report['top_k']})")
+    letter = {lab: chr(ord("A") + i) for i, lab in enumerate(labels)}  # short column names; the legend says which
+    legend = ", ".join(f"{letter[lab]} = {lab}" for lab in labels)
+    t = Table(title=f"{report['domain']}: {legend} · {report['counts']['questions']} questions, top-k {report['top_k']}")
     t.add_column("metric")
     for lab in labels:
-        t.add_column(lab, justify="right")
+        t.add_column(letter[lab], justify="right")
     for lab in labels[1:]:
-        t.add_column(f"{lab} − {base}", justify="right")
-        t.add_column("95% CI", justify="right")
+        t.add_column(f"{letter[lab]} − {letter[base]}", justify="right")
+        t.add_column("95% CI", justify="right", no_wrap=True)
     t.add_column("n", justify="right")
     t.add_column("failed", justify="right")
     for m in report["metrics"]["answer"]:

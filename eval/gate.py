@@ -1,0 +1,61 @@
+"""The promotion gate: an adapter is promoted only when its latest A/B report shows it beats the
+domain's current promoted version (or the base model when none is promoted) on the domain's gate
+metric with a 95% CI of the difference above zero.
+
+Light on purpose (no numpy, no ragas): `lorag adapters promote` imports it.
+
+    registry.promote(name, force=force, gate=lambda card: promotion_gate(card, registry))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def gate_metric_for(domain: str) -> str:
+    from finetune.config import load_train_config
+
+    return load_train_config(domain=domain).gate_metric
+
+
+def promotion_gate(card: Any, registry: Any, metric: str | None = None) -> dict[str, Any]:
+    """Decide whether `card` (finetune.registry.AdapterCard) may be promoted. Returns
+    {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "report", "run_id", "against"}."""
+    metric = metric or gate_metric_for(card.domain)
+    promoted = [c for c in registry.versions(card.domain) if c.promoted and c.version != card.version]
+    against = promoted[0].name if promoted else "base"
+    what = f"the promoted version {against}" if promoted else "the base model (base)"
+    decision: dict[str, Any] = {
+        "ok": False, "reason": "", "metric": metric, "diff": None, "ci_low": None, "ci_high": None, "n": None,
+        "report": None, "run_id": None, "against": against,
+    }  # fmt: skip
+    run_hint = f"run `lorag eval --domain {card.domain} --ab {against},{card.name}`"
+    reports = [r for r in card.reports if r.get("kind", "ab") == "ab" and isinstance(r.get("vs"), dict) and r.get("domain", card.domain) == card.domain]
+    if not reports:
+        decision["reason"] = f"{card.name} has no evaluation report on domain '{card.domain}'; {run_hint}"
+        return decision
+    matching = [r for r in reports if against in r["vs"]]
+    if not matching:
+        seen = sorted({k for r in reports for k in r["vs"]})
+        decision["reason"] = (
+            f"no report of {card.name} compares it with {what}; its reports compare it with "
+            f"{', '.join(seen) or 'nothing'}; {run_hint}"
+        )
+        return decision
+    rep = matching[-1]
+    decision.update(report=rep.get("report_html") or rep.get("report_json"), run_id=rep.get("run_id"))
+    cmp = rep["vs"][against].get(metric)
+    if not cmp or cmp.get("diff") is None or cmp.get("ci_low") is None:
+        have = ", ".join(sorted(rep["vs"][against])) or "none"
+        decision["reason"] = f"report {rep.get('run_id')} has no '{metric}' comparison with {against} (it has: {have}); {run_hint}"
+        return decision
+    diff, lo, hi, n = cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp.get("n")
+    decision.update(diff=diff, ci_low=lo, ci_high=hi, n=n)
+    numbers = f"{card.name} − {against} on {metric}: {diff:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], n={n} (report {rep.get('run_id')})"
+    if lo > 0:
+        decision.update(ok=True, reason=f"beats {what}: {numbers}")
+    elif hi < 0:
+        decision["reason"] = f"worse than {what}: {numbers}"
+    else:
+        decision["reason"] = f"no evidence it beats {what}, the CI includes zero: {numbers}"
+    return decision

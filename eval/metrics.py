@@ -1,0 +1,376 @@
+"""Metrics: SQuAD-style token F1 / exact match in plain Python, and Ragas metrics (imported lazily).
+
+Answer metrics score one arm's answer to one question; retrieval metrics score the passages, which
+every arm shares (so they describe the retriever, not the arms). Metrics that need no judge run
+always and offline; the judge-based ones run when a judge (eval.judge.Judge) is given.
+
+A judge output that fails to parse (or a metric that comes back NaN) is recorded as "failed" for
+that row and metric; any other exception as "error". Both are counted in the report, never dropped
+silently, and neither enters a mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import string
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+# name -> (kind, needs judge, description)
+METRICS: dict[str, tuple[str, bool, str]] = {
+    "answer_f1": ("answer", False, "SQuAD token F1 of the answer against the reference answer"),
+    "exact_match": ("answer", False, "SQuAD exact match (normalised) against the reference answer"),
+    "rouge_l": ("answer", False, "Ragas RougeScore (ROUGE-L F-measure) against the reference answer"),
+    "string_presence": ("answer", False, "Ragas StringPresence: the normalised reference appears in the answer"),
+    "semantic_similarity": ("answer", False, "Ragas SemanticSimilarity with the local embedder (cosine)"),
+    "faithfulness": ("answer", True, "Ragas Faithfulness: share of the answer's claims supported by the passages (judge)"),
+    "answer_relevancy": ("answer", True, "Ragas AnswerRelevancy: questions the judge infers from the answer vs the question"),
+    "context_precision": ("retrieval", False, "Ragas NonLLMContextPrecisionWithReference (needs reference contexts)"),
+    "context_recall": ("retrieval", False, "Ragas NonLLMContextRecall (needs reference contexts)"),
+    "source_precision": ("retrieval", False, "Ragas IDBasedContextPrecision on source file names (needs sources)"),
+    "source_recall": ("retrieval", False, "Ragas IDBasedContextRecall on source file names (needs sources)"),
+    "llm_context_recall": ("retrieval", True, "Ragas ContextRecall: reference claims attributable to the passages (judge)"),
+}
+ANSWER_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "answer"]
+RETRIEVAL_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "retrieval"]
+JUDGE_METRICS = {m for m, (_, j, _) in METRICS.items() if j}
+OFFLINE_NO_RAGAS = ("answer_f1", "exact_match")
+
+FAILED, ERROR, NA = "failed", "error", "n/a"
+
+
+# -- SQuAD-style normalisation, F1 and exact match ---------------------------------------------
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(s: str) -> str:
+    """Lower case, drop punctuation and articles, collapse whitespace (the SQuAD v1.1 script)."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = Counter(pred) & Counter(ref)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+# -- rows and results --------------------------------------------------------------------------
+@dataclass
+class Scored:
+    scores: dict[str, float | None] = field(default_factory=dict)  # None: no value (see issues)
+    issues: dict[str, str] = field(default_factory=dict)  # metric -> "failed: ..." | "error: ..." | "n/a"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scores": self.scores, "issues": self.issues}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Scored":
+        return cls(dict(d.get("scores", {})), dict(d.get("issues", {})))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(v.startswith(ERROR) for v in self.issues.values())
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# -- Ragas, lazily -----------------------------------------------------------------------------
+_RAGAS: Any = None
+
+
+def _ragas_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragas")
+    except PackageNotFoundError:
+        return "missing"
+
+
+def ragas_modules() -> Any:
+    """Import ragas once (slow: ~10 s), offline (usage tracking off), deprecation noise muted."""
+    global _RAGAS
+    if _RAGAS is None:
+        os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+        from types import SimpleNamespace
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import ragas
+            except ImportError as e:
+                from assistant.errors import LoragError
+
+                raise LoragError(
+                    f"the evaluation metrics need ragas, which failed to import: {e}",
+                    hint="install the eval extra: pip install -e '.[eval]' (ragas 0.4.3 with langchain-community 0.4.1)",
+                ) from e
+            import ragas.metrics as legacy
+            from ragas.dataset_schema import SingleTurnSample
+            from ragas.embeddings.base import BaseRagasEmbedding
+            from ragas.llms.base import InstructorBaseRagasLLM
+            from ragas.metrics import collections as C
+
+            _RAGAS = SimpleNamespace(
+                version=ragas.__version__, C=C, SingleTurnSample=SingleTurnSample,
+                BaseRagasEmbedding=BaseRagasEmbedding, InstructorBaseRagasLLM=InstructorBaseRagasLLM,
+                NonLLMContextPrecisionWithReference=legacy.NonLLMContextPrecisionWithReference,
+                NonLLMContextRecall=legacy.NonLLMContextRecall,
+                IDBasedContextPrecision=legacy.IDBasedContextPrecision,
+                IDBasedContextRecall=legacy.IDBasedContextRecall,
+            )  # fmt: skip
+    return _RAGAS
+
+
+def ragas_embeddings(embedder: Any) -> Any:
+    """The local dense embedder (assistant.embedding.DenseEmbedder) as a ragas embedding, memoised."""
+    R = ragas_modules()
+
+    class LocalEmbedding(R.BaseRagasEmbedding):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+            self.memo: dict[str, list[float]] = {}
+
+        def warm(self, texts: Sequence[str]) -> None:
+            todo = list(dict.fromkeys(t for t in texts if t not in self.memo))
+            if todo:
+                for t, v in zip(todo, self.inner.embed_documents(todo)):
+                    self.memo[t] = [float(x) for x in v]
+
+        def embed_text(self, text: str, **kwargs: Any) -> list[float]:
+            self.warm([text])
+            return self.memo[text]
+
+        async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
+            return self.embed_text(text)
+
+        def embed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+            self.warm(texts)
+            return [self.memo[t] for t in texts]
+
+        async def aembed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+            return self.embed_texts(texts)
+
+    return LocalEmbedding(embedder)
+
+
+class MetricSuite:
+    """Scores answers and retrievals. `embedder`: the local dense embedder (for semantic similarity
+    and answer relevancy); `judge`: an eval.judge.Judge or None; `use_ragas=False` keeps only the
+    plain-Python metrics (for quick tests)."""
+
+    def __init__(self, embedder: Any = None, judge: Any = None, *, use_ragas: bool = True, concurrency: int | None = None):
+        self.embedder = embedder
+        self.judge = judge
+        self.use_ragas = use_ragas
+        self.concurrency = concurrency or (judge.concurrency if judge is not None else 8)
+        self._m: dict[str, Any] | None = None
+        self._emb: Any = None
+
+    # which metrics this suite computes
+    @property
+    def answer_metrics(self) -> list[str]:
+        if not self.use_ragas:
+            return list(OFFLINE_NO_RAGAS)
+        out = ["answer_f1", "exact_match", "rouge_l", "string_presence"]
+        if self.embedder is not None:
+            out.append("semantic_similarity")
+        if self.judge is not None:
+            out.append("faithfulness")
+            if self.embedder is not None:
+                out.append("answer_relevancy")
+        return out
+
+    @property
+    def retrieval_metrics(self) -> list[str]:
+        if not self.use_ragas:
+            return []
+        out = ["context_precision", "context_recall", "source_precision", "source_recall"]
+        if self.judge is not None:
+            out.append("llm_context_recall")
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What a cached score depends on besides the inputs."""
+        return {
+            "answer": self.answer_metrics, "retrieval": self.retrieval_metrics,
+            "embedder": getattr(self.embedder, "name", None) if self.embedder is not None else None,
+            "judge": self.judge.identity() if self.judge is not None else None,
+            "ragas": _ragas_version() if self.use_ragas else None, "v": 1,
+        }  # fmt: skip
+
+    def _metrics(self) -> dict[str, Any]:
+        if self._m is None:
+            m: dict[str, Any] = {}
+            if self.use_ragas:
+                R = ragas_modules()
+                C = R.C
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m["rouge_l"] = C.RougeScore(rouge_type="rougeL", mode="fmeasure")
+                    m["string_presence"] = C.StringPresence()
+                    m["context_precision"] = R.NonLLMContextPrecisionWithReference()
+                    m["context_recall"] = R.NonLLMContextRecall()
+                    m["source_precision"] = R.IDBasedContextPrecision()
+                    m["source_recall"] = R.IDBasedContextRecall()
+                    if self.embedder is not None:
+                        self._emb = ragas_embeddings(self.embedder)
+                        m["semantic_similarity"] = C.SemanticSimilarity(embeddings=self._emb)
+                    if self.judge is not None:
+                        llm = self.judge.ragas_llm()
+                        m["faithfulness"] = C.Faithfulness(llm=llm)
+                        m["llm_context_recall"] = C.ContextRecall(llm=llm)
+                        if self._emb is not None:
+                            m["answer_relevancy"] = C.AnswerRelevancy(
+                                llm=llm, embeddings=self._emb, strictness=self.judge.strictness
+                            )
+            self._m = m
+        return self._m
+
+    # -- public ---------------------------------------------------------------------------------
+    def score_answers(self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[Scored]:
+        """rows: {question, answer, reference, contexts (the passages' texts)}."""
+        if not rows:
+            return []  # (nothing to score: do not import ragas)
+        metrics = self._metrics()
+        if self._emb is not None:
+            self._emb.warm([r["reference"] for r in rows] + [r["answer"] for r in rows if r["answer"]])
+        names = self.answer_metrics
+
+        async def one(r: dict[str, Any]) -> Scored:
+            s = Scored()
+            s.scores["answer_f1"] = token_f1(r["answer"], r["reference"])
+            s.scores["exact_match"] = exact_match(r["answer"], r["reference"])
+            for name in names[2:]:
+                await self._run(s, name, metrics[name], self._answer_kwargs(name, r))
+            return s
+
+        return self._gather([one(r) for r in rows], progress)
+
+    def score_retrieval(self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[Scored]:
+        """rows: {question, reference, contexts, ids (passage sources), reference_contexts, reference_ids}."""
+        if not rows:
+            return []
+        metrics = self._metrics()
+        names = self.retrieval_metrics
+        R = ragas_modules() if names else None
+
+        async def one(r: dict[str, Any]) -> Scored:
+            s = Scored()
+            for name in names:
+                if name in ("context_precision", "context_recall"):
+                    if not r.get("reference_contexts") or not r.get("contexts"):
+                        self._na(s, name)
+                        continue
+                    sample = R.SingleTurnSample(retrieved_contexts=r["contexts"], reference_contexts=r["reference_contexts"])
+                    await self._run(s, name, metrics[name], sample)
+                elif name in ("source_precision", "source_recall"):
+                    if not r.get("reference_ids") or not r.get("ids"):
+                        self._na(s, name)
+                        continue
+                    sample = R.SingleTurnSample(retrieved_context_ids=r["ids"], reference_context_ids=r["reference_ids"])
+                    await self._run(s, name, metrics[name], sample)
+                elif name == "llm_context_recall":
+                    if not r.get("contexts"):
+                        self._na(s, name)
+                        continue
+                    kw = {"user_input": r["question"], "retrieved_contexts": r["contexts"], "reference": r["reference"]}
+                    await self._run(s, name, metrics[name], kw)
+            return s
+
+        return self._gather([one(r) for r in rows], progress)
+
+    # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _answer_kwargs(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
+        if name == "string_presence":
+            return {"reference": normalize_answer(r["reference"]), "response": normalize_answer(r["answer"])}
+        if name in ("rouge_l", "semantic_similarity"):
+            return {"reference": r["reference"], "response": r["answer"]}
+        if name == "faithfulness":
+            if not r["answer"].strip() or not r.get("contexts"):
+                return None
+            return {"user_input": r["question"], "response": r["answer"], "retrieved_contexts": r["contexts"]}
+        if name == "answer_relevancy":
+            if not r["answer"].strip():
+                return None
+            return {"user_input": r["question"], "response": r["answer"]}
+        raise KeyError(name)
+
+    @staticmethod
+    def _na(s: Scored, name: str) -> None:
+        s.scores[name] = None
+        s.issues[name] = NA
+
+    async def _run(self, s: Scored, name: str, metric: Any, arg: Any) -> None:
+        from eval.judge import JudgeParseError
+
+        if arg is None:
+            self._na(s, name)
+            return
+        try:
+            if isinstance(arg, dict):
+                res = await metric.ascore(**arg)
+                value = getattr(res, "value", res)
+            else:  # a legacy single-turn metric and its sample
+                value = await metric.single_turn_ascore(arg)
+        except JudgeParseError as e:
+            s.scores[name] = None
+            s.issues[name] = f"{FAILED}: {e}"
+            return
+        except Exception as e:  # noqa: BLE001 - counted and shown in the report, never dropped
+            s.scores[name] = None
+            s.issues[name] = f"{ERROR}: {type(e).__name__}: {e}"[:300]
+            return
+        v = _finite(value)
+        if v is None:
+            s.issues[name] = f"{FAILED}: the metric returned {value!r}"
+        elif name in ("context_precision",):
+            v = round(v, 6)  # ragas adds 1e-10 to the denominator
+        s.scores[name] = v
+
+    def _gather(self, coros: list[Any], progress: Callable[[int], None] | None) -> list[Scored]:
+        if not coros:
+            return []
+
+        async def main() -> list[Scored]:
+            sem = asyncio.Semaphore(max(1, self.concurrency))
+
+            async def guarded(c: Any) -> Scored:
+                async with sem:
+                    out = await c
+                if progress:
+                    progress(1)
+                return out
+
+            return list(await asyncio.gather(*(guarded(c) for c in coros)))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return asyncio.run(main())

@@ -1,0 +1,261 @@
+"""The A/B run: retrieve once per question, give every arm the identical passages, score, keep it all.
+
+Everything is handed in (retriever, a generator per arm, metric suite, cache): the runner builds no
+clients and loads no models itself, so tests drive it with fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from assistant.answer import no_context_message
+from assistant.prompt import build_messages
+from assistant.retrieval import Passage
+from eval.arms import Arm
+from eval.cache import EvalCache, key
+from eval.metrics import MetricSuite, Scored
+from eval.testset import TestItem
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class QuestionRun:
+    item: TestItem
+    passages: list[Passage]
+    relevant: bool
+    domains: list[str]
+    messages: list[dict[str, str]]
+    answers: dict[str, str] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)  # label -> "generated" | "cache" | "fixed" (no relevant passage)
+    answer_scores: dict[str, Scored] = field(default_factory=dict)
+    retrieval_scores: Scored = field(default_factory=Scored)
+
+
+@dataclass
+class RunResult:
+    domain: str
+    arms: list[Arm]
+    top_k: int
+    questions: list[QuestionRun]
+    answer_metrics: list[str]
+    retrieval_metrics: list[str]
+    generation: dict[str, Any]
+    suite: dict[str, Any]
+    counts: dict[str, int]
+    timings_s: dict[str, float]
+
+
+@dataclass
+class Job:
+    messages: list[dict[str, str]]
+    arm: Arm
+
+
+def gen_identity(arm: Arm, generation: dict[str, Any]) -> dict[str, Any]:
+    return {"arm": arm.identity, "generation": generation}
+
+
+def generate_all(
+    jobs: Sequence[Job],
+    generator_for: Callable[[Arm], Any],
+    cache: EvalCache,
+    generation: dict[str, Any],
+    *,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    stage: str = "generate",
+) -> tuple[list[str], list[str], dict[str, float]]:
+    """Answers for every job, from the cache or generated in mixed-adapter batches (one generator
+    at a time; consecutive jobs of one question stay in one batch). Returns (answers, sources, stats)."""
+    answers: list[str | None] = [None] * len(jobs)
+    sources = ["cache"] * len(jobs)
+    keys = [key("answer", j.messages, gen_identity(j.arm, generation)) for j in jobs]
+    todo: dict[int, list[int]] = {}  # id(generator) -> job indexes
+    gens: dict[int, Any] = {}
+    first: dict[str, int] = {}  # identical jobs in one run are generated once
+    dupes: list[tuple[int, int]] = []
+    for i, (j, k) in enumerate(zip(jobs, keys)):
+        if k in first:
+            dupes.append((i, first[k]))
+            continue
+        first[k] = i
+        hit = cache.get(k)
+        if hit is not None:
+            answers[i] = hit["answer"]
+            continue
+        g = generator_for(j.arm)
+        gens[id(g)] = g
+        todo.setdefault(id(g), []).append(i)
+    total = sum(len(v) for v in todo.values())
+    done = 0
+    stats = {"generate_s": 0.0, "new_tokens": 0.0}
+    if progress:
+        progress(stage, 0, total)
+    for gid, idx in todo.items():
+        g = gens[gid]
+        n_arms = len({jobs[i].arm.label for i in idx}) or 1
+        size = max(n_arms, (max(batch_size, 1) // n_arms) * n_arms)
+        for start in range(0, len(idx), size):
+            chunk = idx[start : start + size]
+            t0 = time.perf_counter()
+            outs = g.generate_batch([jobs[i].messages for i in chunk], adapters=[jobs[i].arm.adapter for i in chunk])
+            stats["generate_s"] += time.perf_counter() - t0
+            stats["new_tokens"] += float(getattr(getattr(g, "last_stats", None), "new_tokens", 0) or 0)
+            for i, text in zip(chunk, outs):
+                answers[i] = text.strip()
+                sources[i] = "generated"
+                cache.put(keys[i], {"answer": answers[i], "arm": jobs[i].arm.label})
+            done += len(chunk)
+            if progress:
+                progress(stage, done, total)
+    for i, j in dupes:
+        answers[i], sources[i] = answers[j], "cache" if sources[j] == "cache" else "duplicate"
+    return [a or "" for a in answers], sources, stats
+
+
+def score_answers_cached(
+    rows: Sequence[dict[str, Any]], suite: MetricSuite, cache: EvalCache, progress: Progress | None = None, stage: str = "score"
+) -> list[Scored]:
+    ident = suite.identity()
+    keys = [key("answer-scores", r, ident) for r in rows]
+    out: list[Scored | None] = [None] * len(rows)
+    miss = []
+    for i, k in enumerate(keys):
+        hit = cache.get(k)
+        if hit is not None:
+            out[i] = Scored.from_dict(hit)
+        else:
+            miss.append(i)
+    if progress:
+        progress(stage, len(rows) - len(miss), len(rows))
+    done = [len(rows) - len(miss)]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(stage, done[0], len(rows))
+
+    scored = suite.score_answers([rows[i] for i in miss], tick)
+    for i, s in zip(miss, scored):
+        out[i] = s
+        if not s.has_errors:  # an error (e.g. the endpoint was down) is retried next run; a parse failure is kept
+            cache.put(keys[i], s.to_dict())
+    return [s or Scored() for s in out]
+
+
+def score_retrieval_cached(rows: Sequence[dict[str, Any]], suite: MetricSuite, cache: EvalCache) -> list[Scored]:
+    ident = suite.identity()
+    keys = [key("retrieval-scores", r, ident) for r in rows]
+    out: list[Scored | None] = [None] * len(rows)
+    miss = []
+    for i, k in enumerate(keys):
+        hit = cache.get(k)
+        if hit is None:
+            miss.append(i)
+        else:
+            out[i] = Scored.from_dict(hit)
+    for i, s in zip(miss, suite.score_retrieval([rows[i] for i in miss])):
+        out[i] = s
+        if not s.has_errors:
+            cache.put(keys[i], s.to_dict())
+    return [s or Scored() for s in out]
+
+
+def retrieve_all(retriever: Any, questions: list[str], domain: str, top_k: int) -> list[Any]:
+    """One retrieval per question (questions embedded in one batch when the retriever can)."""
+    many = getattr(retriever, "retrieve_many", None)
+    if many is not None:
+        return list(many(questions, domain, top_k=top_k))
+    return [retriever.retrieve(q, domain, top_k=top_k) for q in questions]
+
+
+def stable_passages(passages: Sequence[Passage]) -> list[Passage]:
+    """Break score ties by chunk id (the store returns equal RRF scores in any order), renumbered 1..k,
+    so the same question gets the same prompt on every run and the cache can hit."""
+    import dataclasses
+
+    ordered = sorted(passages, key=lambda p: (-round(p.score, 9), p.chunk_id))
+    return [dataclasses.replace(p, n=i + 1) for i, p in enumerate(ordered)]
+
+
+def answer_row(item: TestItem, answer: str, passages: Sequence[Passage]) -> dict[str, Any]:
+    return {"question": item.question, "answer": answer, "reference": item.answer, "contexts": [p.text for p in passages]}
+
+
+def run_ab(
+    items: Sequence[TestItem],
+    arms: Sequence[Arm],
+    *,
+    retriever: Any,
+    domain: str,
+    generator_for: Callable[[Arm], Any],
+    suite: MetricSuite,
+    cache: EvalCache,
+    top_k: int,
+    generation: dict[str, Any],
+    batch_size: int = 8,
+    progress: Progress | None = None,
+) -> RunResult:
+    t0 = time.perf_counter()
+    questions: list[QuestionRun] = []
+    if progress:
+        progress("retrieve", 0, len(items))
+    for n, (item, r) in enumerate(zip(items, retrieve_all(retriever, [i.question for i in items], domain, top_k)), 1):
+        passages = stable_passages(r.passages)
+        questions.append(QuestionRun(item, passages, bool(r.relevant), list(r.domains), build_messages(item.question, passages)))
+        if progress:
+            progress("retrieve", n, len(items))
+    t1 = time.perf_counter()
+
+    # Arms answer from the same messages; a question without a relevant passage gets the fixed
+    # serving reply (as `lorag ask` would), identical for every arm.
+    jobs: list[Job] = []
+    where: list[tuple[int, str]] = []
+    for qi, q in enumerate(questions):
+        for arm in arms:
+            if q.relevant:
+                jobs.append(Job(q.messages, arm))
+                where.append((qi, arm.label))
+            else:
+                q.answers[arm.label] = no_context_message(q.domains)
+                q.source[arm.label] = "fixed"
+    answers, sources, gstats = generate_all(jobs, generator_for, cache, generation, batch_size=batch_size, progress=progress)
+    for (qi, label), text, src in zip(where, answers, sources):
+        questions[qi].answers[label] = text
+        questions[qi].source[label] = src
+    t2 = time.perf_counter()
+
+    rows, spots = [], []
+    for qi, q in enumerate(questions):
+        for arm in arms:
+            rows.append(answer_row(q.item, q.answers[arm.label], q.passages))
+            spots.append((qi, arm.label))
+    for (qi, label), s in zip(spots, score_answers_cached(rows, suite, cache, progress)):
+        questions[qi].answer_scores[label] = s
+    rrows = [
+        {
+            "question": q.item.question, "reference": q.item.answer, "contexts": [p.text for p in q.passages],
+            "ids": [p.source for p in q.passages], "reference_contexts": q.item.contexts, "reference_ids": q.item.sources,
+        }
+        for q in questions
+    ]  # fmt: skip
+    for q, s in zip(questions, score_retrieval_cached(rrows, suite, cache)):
+        q.retrieval_scores = s
+    t3 = time.perf_counter()
+    counts = {
+        "questions": len(questions),
+        "generated": sum(1 for q in questions for v in q.source.values() if v == "generated"),
+        "cached": sum(1 for q in questions for v in q.source.values() if v == "cache"),
+        "fixed": sum(1 for q in questions for v in q.source.values() if v == "fixed"),
+        "not_relevant": sum(1 for q in questions if not q.relevant),
+    }
+    return RunResult(
+        domain=domain, arms=list(arms), top_k=top_k, questions=questions,
+        answer_metrics=suite.answer_metrics, retrieval_metrics=suite.retrieval_metrics,
+        generation=generation, suite=suite.identity(), counts=counts,
+        timings_s={"retrieve": t1 - t0, "generate": t2 - t1, "score": t3 - t2, "total": t3 - t0,
+                   "new_tokens": gstats["new_tokens"], "generate_model_s": gstats["generate_s"]},
+    )  # fmt: skip
