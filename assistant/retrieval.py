@@ -53,13 +53,13 @@ def resolve_domains(store: Store, domain: str | None) -> list[str]:
     if not known:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
     if domain is None:
-        filled = [d for d in known if store.count(d) > 0]
+        filled = [d for d in known if store.has_live(d)]
         if not filled:
             raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
         return filled
     if domain not in known:
         raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(known)}")
-    if store.count(domain) == 0:
+    if not store.has_live(domain):
         raise LoragError(f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`")
     return [domain]
 

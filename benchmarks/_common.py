@@ -103,7 +103,18 @@ def header(title: str, args: Sequence[str] | None = None) -> None:
     print(f"command : .venv/bin/python {' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}")
     print(f"date    : {now()}")
     print(f"machine : {machine()}")
+    print(f"load    : {load()} (other processes share these cores; ratios are measured side by side, alternating)")
     print()
+    import atexit
+
+    atexit.register(lambda: print(f"\nload at end: {load()}"))
+
+
+def load() -> str:
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average n/a"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -150,8 +161,8 @@ class Timer:
         self.s = time.perf_counter() - self.t0
 
 
-def temp_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"lorag-bench-{prefix}-"))
+def temp_dir(prefix: str, where: Path | None = None) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"lorag-bench-{prefix}-", dir=where))
 
 
 def rm(path: Path) -> None:

@@ -83,8 +83,10 @@ def main() -> None:
     bs = settings.ingest.embed_batch_size
 
     # The exact texts the pipeline embeds: its own _prepare (load + chunk) and Chunk.embed_text.
-    probe = Ingestor(EdgeStore(temp_dir("probe")), dense, sparse, settings.ingest)
+    probe_root = temp_dir("probe")
+    probe = Ingestor(EdgeStore(probe_root), dense, sparse, settings.ingest)
     pending = [probe._prepare(f.resolve(), f.name, {}) for f in files]
+    rm(probe_root)
     texts = [c.embed_text for p in pending if hasattr(p, "chunks") for c in p.chunks]
     n_tok = sum(min(dense.token_length(t) + 2, model.max_seq_length) for t in texts)
     print(f"corpus  : {corpus}")

@@ -23,6 +23,7 @@ from ingest.chunking import Chunk, split_sections
 from ingest.loaders import BadFileError, file_format, load_document
 
 ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
+WRITE_BATCHES = 8  # embed calls see whole batches: less padding than many ragged small calls
 _POINT_NS = uuid.UUID("6f1c1f0e-7d0a-4a8e-9a53-2c3c5b1e9d11")
 
 
@@ -201,7 +202,7 @@ class Ingestor:
                 continue
             batch.append(item)
             pending_chunks += len(item.chunks)
-            if pending_chunks >= self.settings.embed_batch_size:
+            if pending_chunks >= self.settings.embed_batch_size * WRITE_BATCHES:
                 report.results += self._write(domain, batch)
                 done += len(batch)
                 if progress:

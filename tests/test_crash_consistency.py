@@ -26,7 +26,7 @@ def write_corpus(root, version):
 
 
 def versions_of(root):
-    ing = Ingestor(None, HashingEmbedder(dim=32), None, IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=8))
+    ing = Ingestor(None, HashingEmbedder(dim=32), None, IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=1))
     return {str((root / f"doc{i:02d}.md").resolve()): ing._version(root / f"doc{i:02d}.md") for i in range(N_DOCS)}
 
 

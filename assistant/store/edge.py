@@ -152,6 +152,13 @@ class EdgeStore:
         f = self._filter(self._match("state", state)) if state else None
         return self._open(domain).count(self._qe.CountRequest(filter=f))
 
+    def has_live(self, domain: str) -> bool:
+        """Any live chunk? (one-point scroll: cheap, unlike an exact count)"""
+        recs, _ = self._open(domain).scroll(
+            self._qe.ScrollRequest(limit=1, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=False)
+        )
+        return bool(recs)
+
     def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
         qe = self._qe
         shard = self._open(domain)

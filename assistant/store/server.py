@@ -142,6 +142,11 @@ class QdrantClientStore:
         f = self.m.Filter(must=[self._match("state", state)]) if state else None
         return self.client.count(self._require(domain), count_filter=f, exact=True).count
 
+    def has_live(self, domain: str) -> bool:
+        recs, _ = self.client.scroll(self._require(domain), scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
+                                     limit=1, with_payload=False)
+        return bool(recs)
+
     def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
         name = self._require(domain)
         out: list[Any] = []

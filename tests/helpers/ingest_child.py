@@ -11,7 +11,7 @@ import langchain_text_splitters  # noqa: F401  (imported up front: START marks t
 
 store_path, corpus = Path(sys.argv[1]), Path(sys.argv[2])
 store = EdgeStore(store_path)
-ingest = Ingestor(store, HashingEmbedder(dim=32), Bm25SparseEncoder(), IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=8))
+ingest = Ingestor(store, HashingEmbedder(dim=32), Bm25SparseEncoder(), IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=1))
 print("START", flush=True)
 report = ingest.run([corpus], "crash", progress=lambda name, done, total: print("PROGRESS", done, flush=True))
 store.close()
