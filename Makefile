@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/lorag demo
+	$(BIN)/lorag demo --serve
 
 ui: install
 	$(BIN)/lorag ui

@@ -1,0 +1,357 @@
+"""The web app's logic without a browser, and the live-server helper the other UI tests use.
+
+`LiveApp` starts the real app (Gradio on FastAPI, uvicorn) on a free localhost port with fake
+backends: the hashing embedder, BM25, the real embedded Qdrant, a scripted generator that streams
+word by word and knows two fake adapters (handbook-v1 promoted, handbook-v2 not), and a fake
+training function that logs a falling loss and registers a new version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.errors import LoragError
+from assistant.generation import FakeGenerator, GenerationStats
+from assistant.settings import Settings
+from assistant.store.edge import EdgeStore
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "samples" / "corpus"
+_PASSAGE = re.compile(r"\[1\] \([^)]*\)\n(.*?)(?:\n\n\[\d+\] \(|\n\nQuestion:)", re.S)
+
+
+def scripted_reply(messages, adapter):
+    """The sentence of passage [1] sharing most words with the question, cited; adapters and
+    follow-ups say so."""
+    content = messages[-1]["content"]
+    m = _PASSAGE.search(content)
+    q = set(re.findall(r"[a-z0-9]+", content.rsplit("Question:", 1)[-1].lower()))
+    sentences = [s.strip(" *") for line in (m.group(1).splitlines() if m else []) if line.strip() and line.lstrip()[0] not in "#|"
+                 for s in re.split(r"(?<=[.!?])\s", line)]  # fmt: skip
+    best = max(sentences, key=lambda s: len(q & set(re.findall(r"[a-z0-9]+", s.lower()))), default="")
+    words = (best or "The documents do not contain the answer.").replace("**", "").split()[:30]
+    prefix = ("Following up: " if len(messages) > 2 else "") + (f"({adapter}) " if adapter else "")
+    return prefix + " ".join(words).rstrip(".") + " [1]."
+
+
+class ScriptedGenerator(FakeGenerator):
+    def __init__(self, adapters=(), delay=0.03):
+        super().__init__(name="scripted", adapters=adapters)
+        self.delay = delay
+        self.active = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def stream(self, messages, *, adapter=None, max_new_tokens=None):
+        self.calls.append((list(messages), adapter))
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            t0 = time.perf_counter()
+            words = scripted_reply(messages, adapter).split(" ")
+            for i, w in enumerate(words):
+                time.sleep(self.delay)
+                yield w if i == 0 else " " + w
+            self.last_stats = GenerationStats(0, len(words), 0.0, time.perf_counter() - t0)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def register_fake_adapter(registry, store, domain, version, *, promoted=False, metrics=None):
+    from assistant.store.base import corpus_fingerprint
+    from finetune.registry import AdapterCard, now
+
+    staged = registry.root / f".stage-{domain}-{version}"
+    staged.mkdir(parents=True, exist_ok=True)
+    (staged / "adapter_config.json").write_text("{}")
+    card = AdapterCard(
+        name=f"{domain}-v{version}", domain=domain, version=version, base_model="scripted", base_fingerprint="scripted",
+        data_hash="0" * 64, corpus_fingerprint=(corpus_fingerprint(store, domain) if store.has_domain(domain) else None) or "",
+        metrics=metrics or {"train_loss": 1.21, "eval_loss": 1.43}, created_at=now(),
+    )  # fmt: skip
+    registry.register(staged, card)
+    if promoted:
+        registry.promote(card.name)
+    return card
+
+
+def fake_train(cfg, *, settings, store, registry, model_cache, resume=False, on_log=None, **_):
+    steps = 10
+    for step in range(1, steps + 1):
+        entry = {"step": step, "max_steps": steps, "loss": round(2.5 / step**0.5, 4)}
+        if step % 5 == 0:
+            entry["eval_loss"] = round(2.8 / step**0.4, 4)
+        on_log(entry)
+        time.sleep(0.15)
+    version, _ = registry.next_folder(cfg.domain)
+    return register_fake_adapter(registry, store, cfg.domain, version, metrics={"train_loss": 0.79, "eval_loss": 1.1})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveApp:
+    """The app on a free port in a background thread."""
+
+    def __init__(self, root: Path, *, auth=None, preload=("manual",), delay=0.03, concurrency=2, max_upload_mb=5.0):
+        import uvicorn
+
+        from ui.app import build_app
+        from ui.components import Components
+
+        ui = {"generation_concurrency": concurrency, "max_upload_mb": max_upload_mb}
+        if auth:
+            ui.update(username=auth[0], password=auth[1])
+        self.settings = Settings(
+            paths={"data_dir": root / "data", "model_cache": root / "cache"},
+            ingest={"chunk_tokens": 80, "chunk_overlap": 10}, retrieval={"min_relevance": 0.2}, ui=ui,
+        )  # fmt: skip
+        self.store = EdgeStore(self.settings.store_path)
+        self.generator = ScriptedGenerator(adapters=["handbook-v1", "handbook-v2"], delay=delay)
+        self.comps = Components(self.settings, store=self.store, dense=HashingEmbedder(2048), sparse=Bm25SparseEncoder(),
+                                generator=self.generator)  # fmt: skip
+        for d in preload:
+            self.comps.ingestor().run([CORPUS / d], d)
+        register_fake_adapter(self.comps.registry, self.store, "handbook", 1, promoted=True)
+        register_fake_adapter(self.comps.registry, self.store, "handbook", 2)
+        self.app, self.blocks, self.core = build_app(self.comps, train_fn=fake_train)
+        self.core.eval_use_ragas = False
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.store.close()
+
+
+def zip_folder(folder: Path, out: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(out, "w") as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, prefix + f.relative_to(folder).as_posix())
+    return out
+
+
+# -- unit tests on the core (no server) ----------------------------------------------------------
+@pytest.fixture
+def core(tmp_path, components):
+    from ui.app import AppCore
+
+    return AppCore(components)
+
+
+def test_safe_target_refuses_escapes(tmp_path):
+    from ui.tab_docs import safe_target
+
+    root = tmp_path / "up"
+    root.mkdir()
+    assert safe_target(root, "a/b.md") == (root / "a" / "b.md").resolve()
+    for bad in ("../x.md", "/etc/passwd", "a/../../x", "..", "C:\\win.ini", "a\\..\\..\\x", "", "x\x00.md"):
+        with pytest.raises(LoragError):
+            safe_target(root, bad)
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(LoragError):
+        safe_target(root, "link/outside.md")
+
+
+def test_zip_upload_skips_bad_members_and_ingests_the_rest(core, tmp_path):
+    from ui.tab_docs import start_ingest
+
+    z = tmp_path / "pack.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("good/leave.md", "# Leave\n\nStaff receive 27 days of annual leave each year.\n")
+        zf.writestr("../evil.md", "escape")
+        zf.writestr("/abs.md", "absolute")
+        zf.writestr("notes.txt", "Parking costs 12 euros per month.\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("pack.zip", z)]), 30)
+    assert job["status"] == "done", job
+    by = {r["display"]: r for r in job["result"]["results"]}
+    assert by["good/leave.md"]["status"] == "added" and by["notes.txt"]["status"] == "added"
+    assert by["pack.zip:../evil.md"]["status"] == "failed" and "unsafe" in by["pack.zip:../evil.md"]["reason"]
+    assert by["pack.zip:/abs.md"]["status"] == "failed"
+    assert not (tmp_path / "data" / "uploads" / "evil.md").exists() and not (core.data_dir / "uploads" / "hr" / "evil.md").exists()
+    assert {d.display for d in core.comps.store.list_docs("hr")} == {"good/leave.md", "notes.txt"}
+
+
+def test_upload_size_limit_and_reupload_states(core, tmp_path):
+    from ui.tab_docs import delete_doc, start_ingest
+
+    core.settings.ui.max_upload_mb = 0.001
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 2000)
+    small = tmp_path / "small.txt"
+    small.write_text("Visitors sign in at the lobby kiosk.\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("big.txt", big), ("small.txt", small)]), 30)
+    status = {r["display"]: (r["status"], r["reason"]) for r in job["result"]["results"]}
+    assert status["big.txt"][0] == "failed" and "max_upload_mb" in status["big.txt"][1]
+    assert status["small.txt"][0] == "added"
+    job = core.jobs.wait(start_ingest(core, "hr", [("small.txt", small)]), 30)
+    assert job["result"]["results"][0]["status"] == "unchanged"
+    small.write_text("Visitors sign in at the lobby kiosk and wear a red lanyard.\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("small.txt", small)]), 30)
+    assert job["result"]["results"][0]["status"] == "updated"
+    assert "removed small.txt" in delete_doc(core, "hr", "small.txt")
+    assert core.comps.store.list_docs("hr") == [] and not (core.data_dir / "uploads" / "hr" / "small.txt").exists()
+
+
+def test_jobs_persist_and_interrupted_on_restart(tmp_path):
+    from ui.jobs import INTERRUPTED, JobRunner
+
+    runner = JobRunner(tmp_path / "jobs")
+    gate = threading.Event()
+
+    def work(job):
+        job.point({"step": 1, "max_steps": 2, "loss": 2.0})
+        gate.wait(5)
+        return {"ok": True}
+
+    jid = runner.start("train", "t", work)
+    time.sleep(0.2)
+    assert runner.get(jid)["status"] == "running" and runner.get(jid)["curve"][0]["loss"] == 2.0
+    again = JobRunner(tmp_path / "jobs")  # a new server process reading the same folder
+    assert again.get(jid)["status"] == INTERRUPTED
+    gate.set()
+    assert runner.wait(jid, 5)["result"] == {"ok": True}
+
+
+def test_votes_export_as_testset(core, corpus):
+    from eval.testset import load_testset  # the export must load as an eval test set
+
+    from ui.tab_compare import compare_stream, export_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    q = "How many days of annual leave do full-time staff receive?"
+    states = list(compare_stream(core, q, "hr", "base", "base"))
+    assert states[-1]["done"] and states[-1]["left"]["answer"]
+    with pytest.raises(LoragError):
+        record_vote(core, states[0] if not states[0]["done"] else {}, "left")
+    record_vote(core, states[-1], "right")
+    last = list(compare_stream(core, "Who approves overtime?", "hr", "base", "base"))[-1]
+    record_vote(core, last, "both_bad")
+    info = export_votes(core, "hr")
+    assert info == {"path": info["path"], "cases": 1, "votes": 2, "both_bad_skipped": 1}
+    items = load_testset(Path(info["path"]))
+    assert items[0].question == q and items[0].answer and "vote" in items[0].tags and items[0].sources
+
+
+def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
+    from assistant.answer import Answer
+    from ui.tab_chat import render_answer
+
+    core.comps.ingestor().run([corpus], "hr")
+    final = [x for x in core.stream("How many days of annual leave do full-time staff receive?", "hr") if isinstance(x, Answer)][0]
+    html = render_answer(final)
+    assert "<details" in html and "[1] leave.md" in html and "27 days" in html and "answered by <b>base</b>" in html
+    none = core.ask("xylophone quantum zebra", "hr")
+    assert not none.relevant and "nothing relevant" in render_answer(none)
+
+
+def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
+    from ui.tab_eval import eval_available, list_reports, load_report, report_tables, start_eval
+
+    if eval_available():
+        pytest.skip(eval_available())
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    ts = tmp_path / "ts.jsonl"
+    ts.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days", "sources": ["leave.md"]},
+        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month", "sources": ["parking.txt"]},
+    ]))  # fmt: skip
+    with pytest.raises(LoragError):
+        start_eval(core, "hr", "base,nope-v9", ts)
+    job = core.jobs.wait(_ab_with_fake_adapter(core, ts), 60)
+    assert job["status"] == "done", job
+    run_id = job["result"]["run_id"]
+    assert run_id in list_reports(core)
+    means, headers, diffs = report_tables(load_report(core, run_id))
+    assert headers[0] == "metric" and means and diffs
+
+
+def _ab_with_fake_adapter(core, ts):
+    from ui.tab_eval import start_eval
+
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    return start_eval(core, "hr", "base,hr-v1", ts)
+
+
+def test_auth_config_must_be_complete(settings):
+    from ui.app import _auth
+
+    assert _auth(settings) is None
+    settings.ui.username = "ann"
+    with pytest.raises(LoragError):
+        _auth(settings)
+    settings.ui.password = "pw"
+    assert _auth(settings) == ("ann", "pw")
+
+
+def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, corpus):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from ui import cli
+    from ui.components import Components
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORAG_RETRIEVAL__MIN_RELEVANCE", "0.2")
+    monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=FakeGenerator()))
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: served.append((app, host, port)))
+    r = CliRunner().invoke(cli.app, ["ui", "--port", "8123"])
+    assert r.exit_code == 0, r.output
+    app, host, port = served[-1]
+    assert (host, port) == ("127.0.0.1", 8123) and "/v1/chat/completions" in app.openapi()["paths"]
+    assert "http://127.0.0.1:8123" in r.output
+    (tmp_path / "samples").mkdir()
+    shutil.copytree(corpus, tmp_path / "samples" / "hr")
+    monkeypatch.setattr(cli, "models_pull", lambda names=None, force=False: None)
+    r = CliRunner().invoke(cli.app, ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?", "--serve"])
+    assert r.exit_code == 0, r.output
+    assert len(served) == 2 and "lorag ui: http://127.0.0.1:7860" in r.output
+
+
+def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
+    from ui.tab_adapters import promote, registry_rows, start_synth
+
+    core.comps.ingestor().run([corpus], "hr")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": f"hr-{i}", "question": q, "answer": a, "sources": [s]}) + "\n" for i, (q, a, s) in enumerate([
+        ("How many days of annual leave do full-time staff receive?", "27 days of annual leave each year.", "leave.md"),
+        ("How much does a parking permit cost?", "Parking permits cost 12 euros per month.", "parking.txt"),
+        ("Where do visitors sign in?", "Visitors sign in at the lobby kiosk.", "security.html"),
+    ])))  # fmt: skip
+    job = core.jobs.wait(start_synth(core, "hr", qa, writer="cloze", max_chunks=5), 60)
+    assert job["status"] == "done", job
+    assert job["result"]["train_examples"] > 0 and (core.settings.datasets_dir / "hr" / "train.jsonl").is_file()
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    assert [r[0] for r in registry_rows(core)] == ["hr-v1"] and registry_rows(core)[0][4] == ""  # not stale
+    with pytest.raises(LoragError, match="no evaluation report"):
+        promote(core, "hr-v1")
+    assert "forced" in promote(core, "hr-v1", force=True)

@@ -1,0 +1,180 @@
+"""OpenAI-compatible API on the app's server and port.
+
+    POST /v1/chat/completions   {"model": "auto" | "base" | "<adapter>", "messages": [...], "stream": bool,
+                                 "domain": "<domain>" (optional, lorag extension)}
+    GET  /v1/models             auto, base and every served adapter
+    GET  /reports/<run>/<file>  evaluation reports (HTML, JSON, plots)
+
+The answer comes from the indexed documents (the server's own prompt; a client's system message is
+ignored). Earlier user/assistant turns are the history. The response carries `citations` (and
+`lorag`: route, passages, relevant) next to `choices`; when streaming, on the last chunk.
+Auth, when ui.username/password are set: HTTP Basic with them, or `Authorization: Bearer <password>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+import uuid
+from typing import Any, Iterator
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from assistant.answer import Answer
+from assistant.errors import LoragError
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, code: str, type_: str = "invalid_request_error"):
+        self.status, self.message, self.code, self.type = status, message, code, type_
+
+
+def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "code": code, "param": None}}, status_code=status)
+
+
+def check_auth(request: Request, auth: tuple[str, str] | None) -> None:
+    if auth is None:
+        return
+    user, pw = auth
+    h = request.headers.get("authorization", "")
+    scheme, _, value = h.partition(" ")
+    ok = False
+    if scheme.lower() == "bearer":
+        ok = hmac.compare_digest(value.strip().encode(), pw.encode())
+    elif scheme.lower() == "basic":
+        try:
+            u, _, p = base64.b64decode(value.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            u, p = "", ""
+        ok = hmac.compare_digest(u.encode(), user.encode()) & hmac.compare_digest(p.encode(), pw.encode())
+    if not ok:
+        raise HTTPException(401, "invalid or missing credentials", headers={"WWW-Authenticate": 'Basic realm="lorag"'})
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", None))
+    return ""
+
+
+def parse_messages(messages: Any) -> tuple[str, list[tuple[str, str]]]:
+    """(question, history pairs) from OpenAI messages: the last user message is the question."""
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, "messages must be a non-empty list", "invalid_messages")
+    turns = [(m.get("role"), _text(m.get("content"))) for m in messages if isinstance(m, dict)]
+    turns = [(r, c) for r, c in turns if r in ("user", "assistant")]
+    if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
+        raise APIError(400, "the last message must be a non-empty user message", "invalid_messages")
+    history, pending = [], None
+    for role, content in turns[:-1]:
+        if role == "user":
+            pending = content
+        elif pending is not None:
+            history.append((pending, content))
+            pending = None
+    return turns[-1][1].strip(), history
+
+
+def _extras(ans: Answer) -> dict[str, Any]:
+    return {"citations": [c.to_dict() for c in ans.citations],
+            "lorag": {"adapter": ans.route.get("adapter", "base"), "route": ans.route, "relevant": ans.relevant,
+                      "domains": ans.domains, "passages": [p.to_dict() for p in ans.passages]}}  # fmt: skip
+
+
+def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
+    def authorized(request: Request) -> None:
+        check_auth(request, auth)
+
+    router = APIRouter(dependencies=[Depends(authorized)])
+
+    def models() -> list[str]:
+        return list(dict.fromkeys([*core.chat_adapters(), *core.compare_adapters()]))
+
+    @router.get("/v1/models")
+    def list_models() -> dict[str, Any]:
+        now = int(time.time())
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": "lorag"} for m in models()]}
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "the body must be JSON", "invalid_json")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object", "invalid_json")
+        model = str(body.get("model") or "auto")
+        if model not in models():
+            return _error(404, f"model '{model}' does not exist; use auto, base or one of: {', '.join(models()[2:]) or 'none'}",
+                          "model_not_found")  # fmt: skip
+        try:
+            question, history = parse_messages(body.get("messages"))
+        except APIError as e:
+            return _error(e.status, e.message, e.code)
+        domain = body.get("domain") or None
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        stream = core.stream(question, domain, adapter=model, history=history)
+        if body.get("stream"):
+            return StreamingResponse(_sse(stream, cid, created, model), media_type="text/event-stream")
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            final = await run_in_threadpool(_drain, stream)
+        except LoragError as e:
+            return _error(400, _msg(e), "lorag_error")
+        return {
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": final.tokens, "total_tokens": final.tokens},
+            **_extras(final),
+        }  # fmt: skip
+
+    @router.get("/reports/{run_id}/{name:path}")
+    def report_file(run_id: str, name: str) -> Any:
+        root = core.settings.reports_dir.resolve()
+        f = (root / run_id / name).resolve()
+        if not f.is_relative_to(root) or not f.is_file():
+            raise HTTPException(404, "no such report file")
+        return FileResponse(f)
+
+    return router
+
+
+def _msg(e: LoragError) -> str:
+    return str(e.args[0]) + (f" — {e.hint}" if e.hint else "")
+
+
+def _drain(stream: Iterator[Any]) -> Answer:
+    final = None
+    for item in stream:
+        if isinstance(item, Answer):
+            final = item
+    assert final is not None
+    return final
+
+
+def _sse(stream: Iterator[Any], cid: str, created: int, model: str) -> Iterator[str]:
+    """Server-sent events in OpenAI's chunk format; a sync generator (Starlette runs it in a thread)."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        c = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for item in stream:
+            if isinstance(item, Answer):
+                yield chunk({}, "stop", **_extras(item))
+            elif item:
+                yield chunk({"content": item})
+    except LoragError as e:
+        err = {"error": {"message": _msg(e), "type": "invalid_request_error", "code": "lorag_error"}}
+        yield f"data: {json.dumps(err)}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,198 @@
+"""The web app: Gradio Blocks (chat, side by side, documents, adapters, evaluation) mounted on a
+FastAPI app that also serves the OpenAI-compatible API (`ui/api.py`) — one server, one port.
+
+    app, blocks, core = build_app(components)      # tests: components with fake backends
+    serve(components)                              # `lorag ui`
+
+Only `lorag ui` imports this module (gradio is heavy). Generation is limited to
+`ui.generation_concurrency` requests at a time across the UI and the API; the rest wait in a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from assistant.answer import AskService
+from assistant.errors import LoragError
+from assistant.routing import AUTO, BASE_CHOICE
+from ui.jobs import JobRunner
+
+log = logging.getLogger(__name__)
+ALL_DOMAINS = "all"
+
+CSS = """
+.cite { margin: 2px 0; font-size: 0.92em; }
+.cite summary { cursor: pointer; font-weight: 600; }
+.cite blockquote { margin: 4px 0 6px 8px; padding-left: 8px; border-left: 3px solid #9ca3af; white-space: pre-wrap; }
+.cite-meta { color: #6b7280; font-size: 0.9em; }
+.route { color: #6b7280; font-size: 0.9em; }
+#left-answer, #right-answer { min-height: 120px; }
+"""
+
+
+class AppCore:
+    """What the tabs and the API share: the components, the job runner, locks and choices."""
+
+    def __init__(self, components: Any, *, train_fn: Callable[..., Any] | None = None):
+        self.comps = components
+        self.settings = components.settings
+        self.data_dir = Path(self.settings.paths.data_dir)
+        self.jobs = JobRunner(self.data_dir / "jobs")
+        self.generation_slots = threading.BoundedSemaphore(self.settings.ui.generation_concurrency)
+        self.write_lock = threading.Lock()  # one writer (ingest, delete, promote) at a time
+        self.train_fn = train_fn  # tests replace training; default finetune.jobs.train_domain
+        self._attach_lock = threading.Lock()
+
+    # -- choices ------------------------------------------------------------------------------
+    def domains(self) -> list[str]:
+        return self.comps.store.domains()
+
+    def domain_choices(self) -> list[str]:
+        return [ALL_DOMAINS, *self.domains()]
+
+    @staticmethod
+    def domain_arg(domain: str | None) -> str | None:
+        return None if domain in (None, "", ALL_DOMAINS) else domain
+
+    def loaded_adapters(self) -> list[str]:
+        return list(self.comps.generator.adapters())
+
+    def registry_cards(self) -> list[Any]:
+        try:
+            return self.comps.registry.all()
+        except Exception as e:  # noqa: BLE001 - a broken card must not take the app down
+            log.warning("cannot read the adapter registry: %s", e)
+            return []
+
+    def chat_adapters(self) -> list[str]:
+        """auto, base, and every adapter the generator serves (promoted ones are attached at start)."""
+        promoted = {c.name for c in self.registry_cards() if c.promoted}
+        return [AUTO, BASE_CHOICE, *sorted(set(self.loaded_adapters()) | promoted)]
+
+    def compare_adapters(self) -> list[str]:
+        """base and every adapter: loaded ones and every registry version (attached on first use)."""
+        return [BASE_CHOICE, *sorted(set(self.loaded_adapters()) | {c.name for c in self.registry_cards()})]
+
+    # -- serving ------------------------------------------------------------------------------
+    def attach(self, names: list[str]) -> None:
+        """Attach adapters while no generation runs (it changes the served model): take every slot."""
+        n = self.settings.ui.generation_concurrency
+        with self._attach_lock:
+            for _ in range(n):
+                self.generation_slots.acquire()
+            try:
+                self.comps.attach(names)
+            finally:
+                for _ in range(n):
+                    self.generation_slots.release()
+
+    def refresh_routing(self) -> None:
+        """After an ingest, a delete or a promotion: rebuild the router (centroids, promoted adapters)."""
+        from assistant.generation import HFGenerator
+
+        gen = self.comps.generator
+        if isinstance(gen, HFGenerator):
+            names = [c.name for c in self.comps.registry.promoted().values() if c.name not in gen.adapters()]
+            if names:
+                try:
+                    self.attach(names)
+                except LoragError as e:
+                    log.warning("cannot attach promoted adapters: %s", e)
+        for name in ("router", "ask_service"):  # cached_property values
+            self.comps.__dict__.pop(name, None)
+
+    def service_for(self, adapter: str | None) -> AskService:
+        """auto/base: the routed service. An adapter name: that adapter (attached if it is a registry
+        version not yet loaded), without the router, so unpromoted versions can be tried too."""
+        if adapter in (None, "", AUTO, BASE_CHOICE):
+            return self.comps.ask_service
+        if adapter not in self.loaded_adapters():
+            self.attach([adapter])
+        return AskService(self.comps.retriever, self.comps.generator, None)
+
+    def stream(self, question: str, domain: str | None, *, adapter: str | None = AUTO,
+               history: list[tuple[str, str]] | tuple = (), retrieval: Any = None) -> Iterator[Any]:  # fmt: skip
+        """AskService.stream under the generation limit (waits for a free slot)."""
+        service = self.service_for(adapter)
+        with self.generation_slots:
+            yield from service.stream(question, self.domain_arg(domain), history=list(history),
+                                      adapter=adapter or AUTO, retrieval=retrieval)  # fmt: skip
+
+    def ask(self, question: str, domain: str | None, **kw: Any) -> Any:
+        from assistant.answer import Answer
+
+        final = None
+        for item in self.stream(question, domain, **kw):
+            if isinstance(item, Answer):
+                final = item
+        return final
+
+
+def _auth(settings: Any) -> tuple[str, str] | None:
+    u = settings.ui
+    pw = u.password.get_secret_value() if u.password is not None else None
+    if bool(u.username) != bool(pw):
+        raise LoragError("ui.username and ui.password must be set together (or neither, for no login)")
+    return (u.username, pw) if u.username and pw else None
+
+
+def build_blocks(core: AppCore) -> Any:
+    import gradio as gr
+
+    from ui import tab_adapters, tab_chat, tab_compare, tab_docs, tab_eval
+
+    with gr.Blocks(title="lorag") as blocks:
+        gr.Markdown("## lorag — ask your documents, compare and train domain adapters")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                tab_chat.build(core)
+            with gr.Tab("Side by side", id="compare"):
+                tab_compare.build(core)
+            with gr.Tab("Documents", id="docs"):
+                tab_docs.build(core)
+            with gr.Tab("Adapters", id="adapters"):
+                tab_adapters.build(core)
+            with gr.Tab("Evaluation", id="eval"):
+                tab_eval.build(core)
+        tab_chat.register_api(core)
+    conc = core.settings.ui.generation_concurrency
+    blocks.queue(default_concurrency_limit=max(conc, 4), max_size=None)
+    return blocks
+
+
+def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) -> tuple[Any, Any, AppCore]:
+    """(FastAPI app with the API and the UI mounted at /, the Blocks, the shared core)."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from ui.api import api_router
+
+    core = AppCore(components, train_fn=train_fn)
+    auth = _auth(core.settings)
+    app = FastAPI(title="lorag", docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    app.include_router(api_router(core, auth))
+    blocks = build_blocks(core)
+    max_bytes = int(core.settings.ui.max_upload_mb * 2**20)
+    app = gr.mount_gradio_app(
+        app, blocks, path="/", auth=auth, auth_message="lorag: sign in" if auth else None,
+        max_file_size=max_bytes, ssr_mode=False, css=CSS, show_error=True,
+        footer_links=["api", "gradio"], allowed_paths=[str(core.settings.reports_dir)],
+    )  # fmt: skip
+    return app, blocks, core
+
+
+def serve(components: Any, host: str | None = None, port: int | None = None) -> None:
+    """Warm the models, then run the app (blocks until interrupted)."""
+    import uvicorn
+
+    s = components.settings.ui
+    host, port = host or s.host, port or s.port
+    components.generator  # noqa: B018 - load the model (and promoted adapters) before the first request
+    components.retriever  # noqa: B018
+    app, _, _ = build_app(components)
+    auth = "on" if _auth(components.settings) else "off"
+    print(f"lorag ui: http://{host}:{port}  (API: http://{host}:{port}/v1/chat/completions, login {auth})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

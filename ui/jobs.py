@@ -1,0 +1,165 @@
+"""Background jobs for the app (ingest, synth, train, eval): one thread each, state on disk.
+
+Each job's state is a JSON file `<data_dir>/jobs/<id>.json` (kind, status, progress, log lines,
+loss curve, result), rewritten as the job advances, so a page reload — or a restarted server —
+shows it. A job still marked running when the server starts was cut off: it is marked
+`interrupted` (training can be continued with resume).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
+KEEP = 200  # finished jobs kept on disk (older ones are removed when the server starts)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Job:
+    """A handle the job function reports through: `progress`, `log`, `point` (loss), `result`."""
+
+    def __init__(self, runner: "JobRunner", state: dict[str, Any]):
+        self.runner = runner
+        self.state = state
+        self._last_save = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.state["id"]
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.state["progress"] = {"stage": stage, "done": done, "total": total}
+        self.save(throttle=True)
+
+    def log(self, line: str) -> None:
+        self.state["log"].append(f"{time.strftime('%H:%M:%S')} {line}")
+        del self.state["log"][:-200]
+        self.save()
+
+    def point(self, entry: dict[str, Any]) -> None:
+        """A training log entry: {"step", "max_steps", "loss"?, "eval_loss"?}."""
+        self.state["curve"].append({k: entry[k] for k in ("step", "loss", "eval_loss", "max_steps", "epoch") if k in entry})
+        if "max_steps" in entry:
+            self.state["progress"] = {"stage": "train", "done": entry["step"], "total": entry["max_steps"]}
+        self.save()
+
+    def save(self, throttle: bool = False) -> None:
+        if throttle and time.monotonic() - self._last_save < 0.2:
+            return
+        self._last_save = time.monotonic()
+        self.runner._write(self.state)
+
+
+class JobRunner:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}
+        for n, state in enumerate(self.all()):  # jobs left "running" by a previous server were cut off
+            if n >= KEEP and state.get("status") != RUNNING:
+                (self.folder / f"{state['id']}.json").unlink(missing_ok=True)
+            elif state.get("status") == RUNNING:
+                state["status"] = INTERRUPTED
+                state["error"] = "the server stopped while this job ran"
+                state["finished_at"] = _now()
+                self._write(state)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            path = self.folder / f"{state['id']}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
+            tmp.replace(path)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        path = self.folder / f"{job_id}.json"
+        if not job_id or "/" in job_id or not path.is_file():
+            return None
+        with self._lock:
+            return json.loads(path.read_text(encoding="utf-8"))
+
+    def all(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every job, newest first."""
+        out = []
+        for p in self.folder.glob("*.json"):
+            try:
+                with self._lock:
+                    s = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if kind is None or s.get("kind") == kind:
+                out.append(s)
+        return sorted(out, key=lambda s: (s.get("started_at", ""), s.get("seq", 0)), reverse=True)
+
+    def latest(self, kind: str) -> dict[str, Any] | None:
+        jobs = self.all(kind)
+        return jobs[0] if jobs else None
+
+    def running(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [s for s in self.all(kind) if s.get("status") == RUNNING]
+
+    def start(self, kind: str, title: str, fn: Callable[[Job], Any], params: dict[str, Any] | None = None) -> str:
+        """Run `fn(job)` in a daemon thread; its return value (JSON-able) becomes the job's result."""
+        job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}"
+        state = {
+            "id": job_id, "kind": kind, "title": title, "params": params or {}, "status": RUNNING,
+            "started_at": _now(), "finished_at": None, "seq": time.monotonic(), "progress": None,
+            "log": [], "curve": [], "result": None, "error": None,
+        }  # fmt: skip
+        job = Job(self, state)
+        job.save()
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                job.log(f"started: {title}")
+                state["result"] = fn(job)
+                state["status"] = DONE
+                job.log(f"done in {time.perf_counter() - t0:.1f}s")
+            except BaseException as e:  # noqa: BLE001 - a job reports every failure
+                state["status"] = FAILED
+                hint = getattr(e, "hint", None)
+                state["error"] = (str(e.args[0]) if e.args else type(e).__name__) + (f" — {hint}" if hint else "")
+                job.log("failed: " + state["error"])
+                if not hasattr(e, "exit_code"):  # not a LoragError: keep the traceback for debugging
+                    state["traceback"] = traceback.format_exc()[-4000:]
+            finally:
+                state["finished_at"] = _now()
+                job.save()
+
+        t = threading.Thread(target=run, name=f"lorag-job-{job_id}", daemon=True)
+        self._threads[job_id] = t
+        t.start()
+        return job_id
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any] | None:
+        t = self._threads.get(job_id)
+        if t is not None:
+            t.join(timeout)
+        return self.get(job_id)
+
+
+def read_loss_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The training run's `log.jsonl` (what a job of a previous server wrote), as curve points."""
+    f = Path(run_dir) / "log.jsonl"
+    if not f.is_file():
+        return []
+    out = []
+    for line in f.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "step" in e and ("loss" in e or "eval_loss" in e):
+            out.append({k: e[k] for k in ("step", "loss", "eval_loss") if k in e})
+    return out

@@ -1,0 +1,229 @@
+"""Side by side: one question, two arms (base / adapters) on the identical retrieved passages, a vote.
+
+Votes go to `<data_dir>/votes/<domain>.jsonl` (domain "all" when every domain was searched), one
+JSON object a line. "Export" turns them into a test set for `lorag eval --testset`:
+`{"id", "question", "answer", "sources", "tags"}` where the preferred answer becomes the reference
+(a tie keeps the left answer, tagged "tie"). "Both bad" votes have no usable reference answer, so
+they are not exported as test cases; the export counts them, and they stay in the votes file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+from assistant.answer import Answer
+from assistant.errors import LoragError
+from assistant.routing import BASE_CHOICE
+from ui.tab_chat import citations_html, error_text, esc, message, passage_block, route_line
+
+VOTES = ("left", "right", "tie", "both_bad")
+
+
+def votes_dir(core: Any) -> Path:
+    return core.data_dir / "votes"
+
+
+def votes_file(core: Any, domain: str | None) -> Path:
+    return votes_dir(core) / f"{core.domain_arg(domain) or 'all'}.jsonl"
+
+
+def compare_stream(core: Any, question: str, domain: str | None, left: str, right: str) -> Iterator[dict[str, Any]]:
+    """Retrieve once; stream both arms on that retrieval. Yields the comparison as it grows."""
+    question = (question or "").strip()
+    if not question:
+        raise LoragError("the question is empty")
+    r = core.comps.retriever.retrieve(question, core.domain_arg(domain))
+    state: dict[str, Any] = {
+        "question": question, "domain": core.domain_arg(domain) or "all", "relevant": r.relevant,
+        "passages": [p.to_dict() for p in r.passages], "left": {"adapter": left, "answer": ""},
+        "right": {"adapter": right, "answer": ""}, "done": False,
+    }  # fmt: skip
+    for side, choice in (("left", left), ("right", right)):
+        for item in core.stream(question, domain, adapter=choice, retrieval=r):
+            if isinstance(item, Answer):
+                state[side] = {"adapter": choice, "answer": item.answer, "route": item.route,
+                               "citations": [c.to_dict() for c in item.citations], "final": item}  # fmt: skip
+            else:
+                state[side]["answer"] += item
+            yield state
+    state["done"] = True
+    yield state
+
+
+def record_vote(core: Any, comparison: dict[str, Any], vote: str) -> dict[str, Any]:
+    if vote not in VOTES:
+        raise LoragError(f"vote must be one of {', '.join(VOTES)}")
+    if not comparison or not comparison.get("done"):
+        raise LoragError("ask a question first: there is no finished comparison to vote on")
+    row = {
+        "id": hashlib.sha256(f"{comparison['question']}|{time.time_ns()}".encode()).hexdigest()[:12],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "vote": vote,
+        "question": comparison["question"], "domain": comparison["domain"],
+        "left": {k: v for k, v in comparison["left"].items() if k != "final"},
+        "right": {k: v for k, v in comparison["right"].items() if k != "final"},
+        "passages": [{k: p[k] for k in ("n", "ref", "source", "domain")} for p in comparison["passages"]],
+    }  # fmt: skip
+    f = votes_file(core, comparison["domain"])
+    f.parent.mkdir(parents=True, exist_ok=True)
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return row
+
+
+def read_votes(core: Any, domain: str | None) -> list[dict[str, Any]]:
+    f = votes_file(core, domain)
+    if not f.is_file():
+        return []
+    return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
+    """Votes of a domain -> `<data_dir>/votes/<domain>-testset.jsonl` (the last vote per question wins)."""
+    votes = read_votes(core, domain)
+    by_q: dict[str, dict[str, Any]] = {}
+    for v in votes:
+        by_q[v["question"].strip().lower()] = v
+    rows, both_bad = [], 0
+    for v in by_q.values():
+        if v["vote"] == "both_bad":
+            both_bad += 1
+            continue
+        side = v["right"] if v["vote"] == "right" else v["left"]
+        if not side.get("answer", "").strip():
+            continue
+        cited = {c["n"] for c in side.get("citations", [])}
+        sources = list(dict.fromkeys(p["source"] for p in v["passages"] if not cited or p["n"] in cited))
+        tags = ["vote", f"preferred:{side['adapter']}"] + (["tie"] if v["vote"] == "tie" else [])
+        rows.append({"id": f"vote-{v['id']}", "question": v["question"], "answer": side["answer"].strip(),
+                     "sources": sources, "tags": tags})  # fmt: skip
+    out = votes_dir(core) / f"{core.domain_arg(domain) or 'all'}-testset.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return {"path": str(out), "cases": len(rows), "votes": len(votes), "both_bad_skipped": both_bad}
+
+
+def _column(side: dict[str, Any]) -> str:
+    final = side.get("final")
+    if final is None:
+        return esc(side["answer"]) + " ▌"
+    return esc(final.answer) + "\n\n" + route_line(final) + citations_html(final)
+
+
+def _plain(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "left": {k: v for k, v in state["left"].items() if k != "final"},
+            "right": {k: v for k, v in state["right"].items() if k != "final"}}  # fmt: skip
+
+
+def build(core: Any) -> None:
+    import gradio as gr
+
+    ads = core.compare_adapters()
+    with gr.Row():
+        domain = gr.Dropdown(core.domain_choices(), value="all", label="Domain", elem_id="cmp-domain")
+        left = gr.Dropdown(ads, value=BASE_CHOICE, label="Left", elem_id="cmp-left")
+        right = gr.Dropdown(ads, value=ads[1] if len(ads) > 1 else BASE_CHOICE, label="Right", elem_id="cmp-right")
+    with gr.Row():
+        question = gr.Textbox(placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6)
+        go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1)
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            left_title = gr.Markdown("### Left")
+            left_out = gr.Markdown(elem_id="left-answer")
+        with gr.Column():
+            right_title = gr.Markdown("### Right")
+            right_out = gr.Markdown(elem_id="right-answer")
+    with gr.Accordion("Passages both sides saw", open=False):
+        passages = gr.HTML(elem_id="cmp-passages")
+    with gr.Row():
+        buttons = {
+            "left": gr.Button("← Left is better", elem_id="vote-left"),
+            "right": gr.Button("Right is better →", elem_id="vote-right"),
+            "tie": gr.Button("Tie", elem_id="vote-tie"),
+            "both_bad": gr.Button("Both bad", elem_id="vote-both_bad"),
+        }
+    status = gr.Markdown(elem_id="vote-status")
+    with gr.Row():
+        export = gr.Button("Export votes as a test set", elem_id="vote-export")
+        export_file = gr.File(label="test set (JSONL for lorag eval --testset)", interactive=False)
+    current = gr.State({})
+
+    def run(q: str, dom: str, lft: str, rgt: str) -> Iterator[tuple]:
+        try:
+            for st in compare_stream(core, q, dom, lft, rgt):
+                plain = _plain(st) if st["done"] else {}
+                shown = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
+                yield (f"### Left · {lft}", _column(st["left"]), f"### Right · {rgt}", _column(st["right"]),
+                       shown, plain, "Vote for the better answer." if st["done"] else "")  # fmt: skip
+        except LoragError as e:
+            yield "### Left", error_text(e), "### Right", "", "", {}, ""
+
+    outs = [left_title, left_out, right_title, right_out, passages, current, status]
+    for trigger in (question.submit, go.click):
+        trigger(run, [question, domain, left, right], outs, api_visibility="private",
+                concurrency_limit=core.settings.ui.generation_concurrency, concurrency_id="generation")  # fmt: skip
+
+    def make_vote(choice: str) -> Any:
+        def cast_vote(state: dict) -> str:
+            try:
+                row = record_vote(core, state, choice)
+            except LoragError as e:
+                return "⚠ " + message(e)
+            n = len(read_votes(core, row["domain"]))
+            return f"Vote recorded: **{choice.replace('_', ' ')}** ({n} vote(s) in domain '{row['domain']}')."
+
+        return cast_vote
+
+    for choice, b in buttons.items():
+        b.click(make_vote(choice), [current], [status], api_visibility="private")
+
+    def do_export(dom: str) -> tuple[str, Any]:
+        info = export_votes(core, dom)
+        msg = (f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`"
+               f" ({info['both_bad_skipped']} both-bad skipped: no reference answer).")  # fmt: skip
+        return msg, info["path"] if info["cases"] else None
+
+    export.click(do_export, [domain], [status, export_file], api_visibility="private")
+
+    def refresh(dom: str, lft: str, rgt: str) -> tuple:
+        doms, choices = core.domain_choices(), core.compare_adapters()
+        return (gr.Dropdown(choices=doms, value=dom if dom in doms else "all"),
+                gr.Dropdown(choices=choices, value=lft if lft in choices else BASE_CHOICE),
+                gr.Dropdown(choices=choices, value=rgt if rgt in choices else choices[-1]))  # fmt: skip
+
+    for dd in (domain, left, right):
+        dd.focus(refresh, [domain, left, right], [domain, left, right], api_visibility="private", queue=False)
+
+    def compare(question: str, domain: str = "all", left: str = BASE_CHOICE, right: str = BASE_CHOICE) -> dict:
+        """Both arms on identical passages; returns {question, passages, left, right}."""
+        last: dict[str, Any] = {}
+        try:
+            for st in compare_stream(core, question, domain, left, right):
+                last = st
+        except LoragError as e:
+            return {"error": message(e)}
+        return _plain(last)
+
+    def vote(comparison: dict, choice: str) -> dict:
+        """Store a vote (left, right, tie, both_bad) on a comparison returned by /compare."""
+        try:
+            return record_vote(core, comparison, choice)
+        except LoragError as e:
+            return {"error": message(e)}
+
+    def export_testset(domain: str = "all") -> dict:
+        """Export a domain's votes as a test set JSONL on the server; returns counts, where it was
+        saved (relative to the data folder) and its rows."""
+        info = export_votes(core, domain)
+        path = Path(info.pop("path"))
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        return {**info, "saved_to": path.relative_to(core.data_dir).as_posix(), "rows": rows}
+
+    conc = core.settings.ui.generation_concurrency
+    gr.api(compare, api_name="compare", concurrency_limit=conc, concurrency_id="generation")
+    gr.api(vote, api_name="vote")
+    gr.api(export_testset, api_name="export_votes")

@@ -1,0 +1,236 @@
+"""Documents tab: upload files or a zip into a domain (background ingest with progress and a per-file
+result), list and delete documents.
+
+Uploads are copied under `<data_dir>/uploads/<domain>/`. A name that is absolute, contains `..`
+or resolves outside that folder is refused (zip members too, and zip symlinks); each upload must be
+at most `ui.max_upload_mb`, and a zip may unpack to at most 10x that. The ingest runs in a
+background thread of the same process (the embedded store admits one process): chat keeps
+answering from the published chunks while it runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from assistant.errors import LoragError
+from ui.tab_chat import message
+from assistant.store import check_domain
+
+ZIP_EXPANSION = 10
+
+
+def uploads_root(core: Any, domain: str) -> Path:
+    return core.data_dir / "uploads" / check_domain(domain)
+
+
+def safe_target(root: Path, name: str) -> Path:
+    """root/name, refusing names that could escape root."""
+    raw = (name or "").replace("\\", "/")
+    parts = PurePosixPath(raw).parts
+    if not raw or raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or ".." in parts or "\x00" in raw:
+        raise LoragError(f"unsafe file name {name!r}")
+    target = (root / PurePosixPath(*[p for p in parts if p not in ("", ".")])).resolve()
+    if not target.is_relative_to(root.resolve()) or target == root.resolve():
+        raise LoragError(f"unsafe file name {name!r}")
+    return target
+
+
+def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Copy uploaded (name, temp path) pairs into the domain's upload folder; unpack zips.
+    Returns (paths to ingest, failed results)."""
+    root = uploads_root(core, domain)
+    root.mkdir(parents=True, exist_ok=True)
+    limit = core.settings.ui.max_upload_mb * 2**20
+    paths: list[Path] = []
+    failed: list[dict[str, Any]] = []
+
+    def fail(name: str, reason: str) -> None:
+        failed.append({"path": name, "display": name, "status": "failed", "reason": reason, "chunks": 0})
+
+    for name, tmp in files:
+        name = str(name)
+        try:
+            size = Path(tmp).stat().st_size
+            if size > limit:
+                raise LoragError(f"too large ({size / 2**20:.1f} MB > ui.max_upload_mb {core.settings.ui.max_upload_mb:g})")
+            if name.lower().endswith(".zip"):
+                folder = safe_target(root, Path(name).stem)
+                ok, bad = _unzip(Path(tmp), folder, limit * ZIP_EXPANSION)
+                failed += [{"path": f"{name}:{m}", "display": f"{name}:{m}", "status": "failed", "reason": r, "chunks": 0}
+                           for m, r in bad]  # fmt: skip
+                if ok:
+                    paths.append(folder)
+            else:
+                target = safe_target(root, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tmp, target)
+                paths.append(target)
+        except LoragError as e:
+            fail(name, str(e))
+        except (OSError, zipfile.BadZipFile) as e:
+            fail(name, f"cannot read the upload: {e}")
+    return paths, failed
+
+
+def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple[str, str]]]:
+    """Extract members one by one after checking each name; returns (files written, refused members)."""
+    bad: list[tuple[str, str]] = []
+    written = 0
+    with zipfile.ZipFile(zpath) as z:
+        members = [m for m in z.infolist() if not m.is_dir()]
+        if sum(m.file_size for m in members) > max_total:
+            raise LoragError(f"the zip unpacks to more than {max_total / 2**20:.0f} MB")
+        folder.mkdir(parents=True, exist_ok=True)
+        for m in members:
+            if stat.S_ISLNK(m.external_attr >> 16):
+                bad.append((m.filename, "symbolic links are not accepted"))
+                continue
+            try:
+                target = safe_target(folder, m.filename)
+            except LoragError as e:
+                bad.append((m.filename, str(e)))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(m) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            written += 1
+    return written, bad
+
+
+def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
+    """Save the uploads and ingest them in a background job; returns the job id."""
+    domain = check_domain((domain or "").strip().lower())
+    if not files:
+        raise LoragError("choose files (or a zip of a folder) to upload first")
+    paths, failed = save_uploads(core, domain, files)
+
+    def run(job: Any) -> dict[str, Any]:
+        results = list(failed)
+        if paths:
+            with core.write_lock:
+                report = core.comps.ingestor().run(paths, domain, progress=lambda n, d, t: job.progress(n, d, t))
+            results += [dict(r.__dict__) for r in report.results]
+            core.refresh_routing()
+        counts = {k: sum(r["status"] == k for r in results) for k in ("added", "updated", "unchanged", "removed", "failed")}
+        job.log("; ".join(f"{k} {v}" for k, v in counts.items() if v))
+        return {"domain": domain, "counts": counts, "results": results}
+
+    return core.jobs.start("ingest", f"upload {len(files)} file(s) into {domain}", run, {"domain": domain})
+
+
+def list_docs(core: Any) -> list[dict[str, Any]]:
+    store = core.comps.store
+    return [{"domain": d, **doc.__dict__} for d in store.domains() for doc in store.list_docs(d)]
+
+
+def delete_doc(core: Any, domain: str, display_or_id: str) -> str:
+    store = core.comps.store
+    docs = [d for d in store.list_docs(domain) if display_or_id in (d.doc_id, d.display)]
+    if not docs:
+        raise LoragError(f"'{display_or_id}' is not indexed in domain '{domain}'")
+    root = uploads_root(core, domain).resolve()
+    with core.write_lock:
+        for d in docs:
+            store.remove_doc(domain, d.doc_id)
+            f = Path(d.doc_id)
+            if f.is_file() and f.resolve().is_relative_to(root):  # our copy of an upload goes too
+                f.unlink()
+        store.flush()
+    core.refresh_routing()
+    return f"removed {', '.join(d.display for d in docs)} from '{domain}'"
+
+
+def _progress_md(job: dict[str, Any] | None) -> str:
+    if not job:
+        return "No upload yet."
+    p = job.get("progress") or {}
+    line = f"**{job['title']}** — {job['status']}"
+    if job["status"] == "running" and p:
+        line += f" · {p.get('done', 0)}/{p.get('total', '?')} files · {p.get('stage', '')}"
+    if job.get("result"):
+        c = job["result"]["counts"]
+        line += " · " + ", ".join(f"{k} {v}" for k, v in c.items() if v)
+    if job.get("error"):
+        line += f"\n\n⚠ {job['error']}"
+    return line
+
+
+def _results_rows(job: dict[str, Any] | None) -> list[list[Any]]:
+    if not job or not job.get("result"):
+        return []
+    return [[r["display"], r["status"], r["reason"], r["chunks"]] for r in job["result"]["results"]]
+
+
+def _docs_rows(core: Any) -> list[list[Any]]:
+    return [[d["domain"], d["display"], d["format"], d["n_chunks"], d["ingested_at"]] for d in list_docs(core)]
+
+
+def build(core: Any) -> None:
+    import gradio as gr
+
+    with gr.Row():
+        domain = gr.Dropdown(core.domains() or ["docs"], value=(core.domains() or ["docs"])[0], allow_custom_value=True,
+                             label="Domain (pick or type a new one)", elem_id="docs-domain")  # fmt: skip
+    upload = gr.File(file_count="multiple", label=f"Files or a .zip of a folder (max {core.settings.ui.max_upload_mb:g} MB each)",
+                     elem_id="docs-upload", type="filepath")  # fmt: skip
+    go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
+    progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
+    results = gr.Dataframe(headers=["file", "result", "reason", "chunks"], value=_results_rows(core.jobs.latest("ingest")),
+                           label="Last upload, per file", elem_id="docs-results", interactive=False, wrap=True)  # fmt: skip
+    gr.Markdown("### Indexed documents")
+    docs = gr.Dataframe(headers=["domain", "document", "format", "chunks", "ingested"], value=_docs_rows(core),
+                        elem_id="docs-table", interactive=False)  # fmt: skip
+    with gr.Row():
+        which = gr.Dropdown([], label="Document to delete", elem_id="docs-which", scale=3)
+        delete = gr.Button("Delete document", variant="stop", elem_id="docs-delete", scale=1)
+        refresh = gr.Button("Refresh", elem_id="docs-refresh", scale=1)
+    status = gr.Markdown(elem_id="docs-status")
+    timer = gr.Timer(1.0)
+
+    def choices() -> Any:
+        return gr.Dropdown(choices=[f"{d['domain']} / {d['display']}" for d in list_docs(core)], value=None)
+
+    def ingest(dom: str, files: list[str] | None) -> tuple[str, str]:
+        try:
+            job_id = start_ingest(core, dom, [(Path(f).name, Path(f)) for f in files or []])
+        except LoragError as e:
+            return "⚠ " + message(e), ""
+        return _progress_md(core.jobs.get(job_id)), ""
+
+    go.click(ingest, [domain, upload], [progress, status], api_name="upload").then(
+        lambda: None, None, [upload], api_visibility="private")  # fmt: skip
+
+    def poll() -> tuple[str, list, list]:
+        job = core.jobs.latest("ingest")
+        return _progress_md(job), _results_rows(job), _docs_rows(core)
+
+    timer.tick(poll, None, [progress, results, docs], api_visibility="private", queue=False)
+
+    def remove(choice: str | None) -> tuple[str, list, Any]:
+        if not choice or " / " not in choice:
+            return "Pick a document to delete.", _docs_rows(core), choices()
+        dom, name = choice.split(" / ", 1)
+        try:
+            msg = delete_doc(core, dom, name)
+        except LoragError as e:
+            msg = "⚠ " + message(e)
+        return msg, _docs_rows(core), choices()
+
+    delete.click(remove, [which], [status, docs, which], api_visibility="private")
+    refresh.click(lambda: (_docs_rows(core), choices()), None, [docs, which], api_visibility="private")
+    which.focus(choices, None, [which], api_visibility="private", queue=False)
+
+    def job_api(job_id: str) -> dict:
+        """A background job's state (ingest, synth, train, eval)."""
+        return core.jobs.get(job_id) or {"error": f"no job {job_id!r}"}
+
+    def docs_api() -> list:
+        """Every indexed document."""
+        return list_docs(core)
+
+    gr.api(job_api, api_name="job")
+    gr.api(docs_api, api_name="documents")

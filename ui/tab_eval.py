@@ -1,0 +1,213 @@
+"""Evaluation tab: run an A/B on a test set in the background; view reports (tables, plots).
+
+Uses the `eval` package through its public functions when it is importable; without it the tab
+says so and the rest of the app works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import LoragError
+from ui.tab_chat import message
+
+
+def eval_available() -> str | None:
+    """None when the evaluation package can run, else why not."""
+    try:
+        import eval.arms  # noqa: F401
+        import eval.cache  # noqa: F401
+        import eval.metrics  # noqa: F401
+        import eval.report  # noqa: F401
+        import eval.runner  # noqa: F401
+        import eval.testset  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import problem means: not available
+        return f"the evaluation package is not available ({type(e).__name__}: {e})"
+    return None
+
+
+def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, limit: int | None = None) -> str:
+    why = eval_available()
+    if why:
+        raise LoragError(why)
+    from eval.arms import parse_arms
+    from eval.testset import default_testset, describe_testset, load_testset
+
+    s = core.settings
+    path = Path(testset) if testset else default_testset(s.datasets_dir, domain)
+    items = load_testset(path)
+    info = describe_testset(path, items)
+    if limit:
+        items, info["limit"] = items[: int(limit)], int(limit)
+    arms = parse_arms(ab, registry=core.comps.registry, base_model=s.models.generator)
+    if any(a.kind == "model" for a in arms):
+        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
+
+    def run(job: Any) -> dict[str, Any]:
+        from eval.cache import EvalCache
+        from eval.metrics import MetricSuite
+        from eval.report import build_report, card_summary, new_run_id, write_report
+        from eval.runner import run_ab
+
+        names = [a.adapter for a in arms if a.kind == "adapter"]
+        missing = [n for n in names if n not in core.loaded_adapters()]
+        if missing:
+            core.attach(missing)  # registry versions that are not loaded yet
+        m = s.models
+        judge = _judge(core, job)
+        suite = MetricSuite(embedder=core.comps.dense, judge=judge, use_ragas=getattr(core, "eval_use_ragas", True))
+        cache = EvalCache(s.reports_dir / "cache" / "results.jsonl")
+        with core.generation_slots:
+            result = run_ab(
+                items, arms, retriever=core.comps.retriever, domain=domain, generator_for=lambda arm: core.comps.generator,
+                suite=suite, cache=cache, top_k=s.retrieval.top_k, progress=job.progress,
+                generation={"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty},
+            )  # fmt: skip
+        try:
+            from eval.gate import gate_metric_for
+
+            metric = gate_metric_for(domain)
+        except Exception:  # noqa: BLE001
+            metric = "answer_f1"
+        run_id = new_run_id(domain)
+        report = build_report(
+            result, testset=info, run_id=run_id, gate_metric=metric,
+            judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)} if judge else None,
+        )  # fmt: skip
+        files = write_report(report, s.reports_dir / run_id)
+        for arm in arms:
+            if arm.kind == "adapter":
+                core.comps.registry.attach_report(arm.adapter, card_summary(report, arm.label))
+        job.log(f"report {run_id}: {files['html']}")
+        return {"run_id": run_id, "files": files}
+
+    return core.jobs.start("eval", f"A/B {ab} on {domain} ({len(items)} questions)", run, {"domain": domain, "ab": ab})
+
+
+def _judge(core: Any, job: Any) -> Any:
+    """The configured judge (settings `judge`): an OpenAI-compatible endpoint, or the served base
+    model itself; another local judge model needs `lorag eval` (the app loads one model)."""
+    cfg = getattr(core.settings, "judge", None)
+    if cfg is None or not cfg.model:
+        job.log("no judge configured: judge metrics (faithfulness, answer relevancy) are skipped")
+        return None
+    from eval.judge import check_judge, local_judge, openai_judge
+
+    if cfg.base_url:
+        key = cfg.api_key.get_secret_value() if cfg.api_key else os.environ.get("OPENAI_API_KEY")
+        judge = openai_judge(cfg.base_url, cfg.model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency)
+        check_judge(judge)
+        return judge
+    if cfg.model == core.settings.models.generator:
+        return local_judge(core.comps.generator, name=cfg.model, max_new_tokens=cfg.max_new_tokens)
+    job.log(f"judge model {cfg.model} is not the served model: run `lorag eval` for judge metrics; skipped here")
+    return None
+
+
+def list_reports(core: Any) -> list[str]:
+    root = core.settings.reports_dir
+    if not root.is_dir():
+        return []
+    return sorted((p.parent.name for p in root.glob("*/report.json")), reverse=True)
+
+
+def load_report(core: Any, run_id: str) -> dict[str, Any]:
+    if not run_id or "/" in run_id or ".." in run_id:
+        raise LoragError(f"no report {run_id!r}")
+    f = core.settings.reports_dir / run_id / "report.json"
+    if not f.is_file():
+        raise LoragError(f"no report {run_id!r}")
+    return json.loads(f.read_text(encoding="utf-8"))
+
+
+def report_tables(report: dict[str, Any]) -> tuple[list[list[Any]], list[str], list[list[Any]]]:
+    """(means rows, their headers, comparison rows) of a report."""
+    labels = [a["label"] for a in report["arms"]]
+    metrics = report["metrics"]["answer"]
+    means = [[m + (" *" if m == report.get("gate_metric") else ""), *[_n(report["means"][lab][m].get("mean")) for lab in labels]]
+             for m in metrics]  # fmt: skip
+    for m, v in report.get("retrieval", {}).items():
+        means.append([f"(retrieval) {m}", *[_n(v.get("mean"))] * len(labels)])
+    comps = []
+    for c in report.get("comparisons", []):
+        for m, v in c["metrics"].items():
+            ci = "" if v.get("ci_low") is None else f"[{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
+            comps.append([f"{c['b']} − {c['a']}", m, _n(v.get("diff"), True), ci, v.get("n", "")])
+    return means, ["metric", *labels], comps
+
+
+def _n(v: Any, signed: bool = False) -> str:
+    if not isinstance(v, (int, float)):
+        return "–"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def build(core: Any) -> None:
+    import gradio as gr
+
+    why = eval_available()
+    if why:
+        gr.Markdown(f"⚠ {why}. Chat, side by side, documents and adapters still work.")
+    doms = core.domains()
+    with gr.Row():
+        domain = gr.Dropdown(doms, value=doms[0] if doms else None, label="Domain", allow_custom_value=True, elem_id="ev-domain")
+        ab = gr.Textbox("base," + next((c.name for c in core.registry_cards()), "DOMAIN-v1"), label="Arms (first is the baseline)",
+                        elem_id="ev-ab")  # fmt: skip
+        limit = gr.Number(value=0, minimum=0, label="Only the first N questions (0: all)", precision=0)
+    testset = gr.File(label="Test set JSONL (default: the domain's held-out split; votes export works too)", type="filepath",
+                      elem_id="ev-testset")
+    run = gr.Button("Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None)
+    status = gr.Markdown(elem_id="ev-status")
+    gr.Markdown("#### Reports")
+    with gr.Row():
+        pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report", scale=3)
+        link = gr.HTML(scale=1)
+    means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means")
+    comps = gr.Dataframe(headers=["comparison", "metric", "diff", "95% CI", "n"], label="Paired differences",
+                         interactive=False, elem_id="ev-comps")  # fmt: skip
+    with gr.Row():
+        plots = [gr.Image(label=name, type="filepath", interactive=False, height=300) for name in ("means", "diffs", "distributions")]
+    timer = gr.Timer(1.5)
+
+    def do_run(dom: str, arms: str, ts: str | None, lim: float | None) -> str:
+        try:
+            job = start_eval(core, dom, arms, Path(ts) if ts else None, int(lim) if lim else None)
+        except LoragError as e:
+            return "⚠ " + message(e)
+        return f"started job `{job}`"
+
+    run.click(do_run, [domain, ab, testset, limit], [status], api_name="evaluate")
+
+    def show(run_id: str | None) -> tuple:
+        if not run_id:
+            return "", None, None, *[None] * 3
+        try:
+            rep = load_report(core, run_id)
+        except LoragError as e:
+            return "⚠ " + message(e), None, None, *[None] * 3
+        rows, headers, diffs = report_tables(rep)
+        pl = rep.get("files", {}).get("plots", {})
+        imgs = [pl.get(k) if pl.get(k) and Path(pl[k]).is_file() else None for k in ("means", "diffs", "distributions")]
+        href = f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
+        return href, gr.Dataframe(value=rows, headers=headers), diffs, *imgs
+
+    pick.change(show, [pick], [link, means, comps, *plots], api_visibility="private")
+
+    def poll(current: str | None) -> tuple:
+        job = core.jobs.latest("eval")
+        line = ""
+        if job:
+            p = job.get("progress") or {}
+            line = f"**{job['title']}** — {job['status']}"
+            if job["status"] == "running" and p:
+                line += f" · {p.get('stage')} {p.get('done')}/{p.get('total')}"
+            if job.get("error"):
+                line += f" · ⚠ {job['error']}"
+        reports = list_reports(core)
+        value = current if current in reports else (reports[0] if reports else None)
+        return line, gr.Dropdown(choices=reports, value=value)
+
+    timer.tick(poll, [pick], [status, pick], api_visibility="private", queue=False)
