@@ -13,14 +13,13 @@ Every bad row is reported at once, with its line number.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
 from assistant.errors import LoragError
-from finetune.data import QARecord, file_sha256, read_jsonl, write_jsonl
+from finetune.data import QARecord, file_sha256, load_records, write_jsonl
 
 HELDOUT_NAME = "heldout.jsonl"
 
@@ -43,36 +42,7 @@ class TestItem(QARecord):
 
 def load_testset(path: Path) -> list[TestItem]:
     """Every row validated like `finetune.data.load_qa`; one LoragError lists every bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise LoragError(f"{path}: test set not found")
-    rows: list[TestItem] = []
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    for n, obj in read_jsonl(path):
-        if isinstance(obj, json.JSONDecodeError):
-            problems.append(f"  line {n}: not valid JSON ({obj.msg})")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"  line {n}: expected an object with question and answer")
-            continue
-        try:
-            rec = TestItem.model_validate(obj)
-        except ValidationError as e:
-            for err in e.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"  line {n}: {field}: {err['msg']}")
-            continue
-        if rec.key() in seen:
-            problems.append(f"  line {n}: duplicate id/question (first on line {seen[rec.key()]})")
-            continue
-        seen[rec.key()] = n
-        rows.append(rec)
-    if problems:
-        raise LoragError(f"{path}: {len(problems)} bad row(s):\n" + "\n".join(problems))
-    if not rows:
-        raise LoragError(f"{path}: no test rows")
-    return rows
+    return load_records(path, TestItem, what="test set", rows_name="test rows")
 
 
 def describe_testset(path: Path, items: list[TestItem]) -> dict[str, Any]:

@@ -44,12 +44,12 @@ def read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
                     yield n, e
 
 
-def load_qa(path: Path) -> list[QARecord]:
-    """Every row validated; one error lists every bad line with its reason."""
+def load_records(path: Path, model: type[QARecord] = QARecord, *, what: str = "Q&A file", rows_name: str = "Q&A rows") -> list[Any]:
+    """Every row validated against `model`; one error lists every bad line with its reason."""
     path = Path(path)
     if not path.is_file():
-        raise LoragError(f"{path}: Q&A file not found")
-    rows: list[QARecord] = []
+        raise LoragError(f"{path}: {what} not found")
+    rows: list[Any] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
     for n, obj in read_jsonl(path):
@@ -60,7 +60,7 @@ def load_qa(path: Path) -> list[QARecord]:
             problems.append(f"  line {n}: expected an object with question and answer")
             continue
         try:
-            rec = QARecord.model_validate(obj)
+            rec = model.model_validate(obj)
         except ValidationError as e:
             for err in e.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "row"
@@ -74,8 +74,12 @@ def load_qa(path: Path) -> list[QARecord]:
     if problems:
         raise LoragError(f"{path}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not rows:
-        raise LoragError(f"{path}: no Q&A rows")
+        raise LoragError(f"{path}: no {rows_name}")
     return rows
+
+
+def load_qa(path: Path) -> list[QARecord]:
+    return load_records(path)
 
 
 def is_heldout(rec: QARecord, fraction: float, seed: str = "lorag-heldout-v1") -> bool:
