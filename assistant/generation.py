@@ -46,7 +46,15 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.settings = settings
         self.name = name or getattr(model.config, "_name_or_path", "model")
-        self.last_stats = GenerationStats()
+        self._local = threading.local()  # stats per calling thread: concurrent requests don't mix
+
+    @property
+    def last_stats(self) -> GenerationStats:
+        return getattr(self._local, "stats", None) or GenerationStats()
+
+    @last_stats.setter
+    def last_stats(self, stats: GenerationStats) -> None:
+        self._local.stats = stats
 
     def adapters(self) -> list[str]:
         from assistant.adapters import adapter_names

@@ -175,3 +175,19 @@ def test_qlora_path_on_this_device(tiny_lm, tmp_path):
                       run_dir=tmp_path / "run", device="cpu")
     assert (r.adapter_dir / "adapter_model.safetensors").is_file()
     assert r.hyperparameters["runtime"]["quantization"] == "nf4"
+
+
+def test_generation_stats_are_per_thread(tiny_lm):
+    import threading
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gen = HFGenerator(AutoModelForCausalLM.from_pretrained(tiny_lm).eval(), AutoTokenizer.from_pretrained(tiny_lm),
+                      ModelSettings(max_new_tokens=3, repetition_penalty=1.0))
+    "".join(gen.stream([{"role": "user", "content": "hi"}], max_new_tokens=3))
+    mine = gen.last_stats
+    seen = {}
+    t = threading.Thread(target=lambda: seen.setdefault("other", gen.last_stats))
+    t.start()
+    t.join()
+    assert mine.new_tokens > 0 and seen["other"].new_tokens == 0
