@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from assistant.errors import LoragError
-from finetune.data import QARecord, file_sha256, load_records, write_jsonl
+from finetune.data import QARecord, file_sha256, load_records, validation_problems, write_jsonl
 
 HELDOUT_NAME = "heldout.jsonl"
 
@@ -138,9 +138,7 @@ def import_csv(csv_path: Path, out_path: Path, *, id_prefix: str | None = None) 
             try:
                 rec = TestItem.model_validate(obj)
             except ValidationError as e:
-                for err in e.errors():
-                    field = ".".join(str(p) for p in err["loc"]) or "row"
-                    problems.append(f"  line {start}: {field}: {err['msg']}")
+                problems += validation_problems(e, start)
                 continue
             if rec.key() in seen or rec.question.lower() in seen:
                 first = seen.get(rec.key(), seen.get(rec.question.lower()))

@@ -153,7 +153,8 @@ def load_train_config(path: Path | None = None, *, domain: str | None = None, ov
         data.setdefault("domain", domain)
         if data["domain"] != domain:
             raise ConfigError(f"{source}: is for domain '{data['domain']}', not '{domain}'")
-    data.update(overrides or {})
+    for k, v in (overrides or {}).items():  # a synth override merges into the recipe's synth section
+        data[k] = {**(data.get(k) or {}), **v} if k == "synth" and isinstance(v, dict) else v
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     problems = [f"  - {k}: unknown key" for k in sorted(set(data) - names)]
     synth = data.get("synth") or {}

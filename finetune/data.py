@@ -44,6 +44,11 @@ def read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
                     yield n, e
 
 
+def validation_problems(err: ValidationError, line: int) -> list[str]:
+    """One '  line N: field: reason' entry per pydantic error."""
+    return [f"  line {line}: {'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in err.errors()]
+
+
 def load_records(path: Path, model: type[QARecord] = QARecord, *, what: str = "Q&A file", rows_name: str = "Q&A rows") -> list[Any]:
     """Every row validated against `model`; one error lists every bad line with its reason."""
     path = Path(path)
@@ -62,9 +67,7 @@ def load_records(path: Path, model: type[QARecord] = QARecord, *, what: str = "Q
         try:
             rec = model.model_validate(obj)
         except ValidationError as e:
-            for err in e.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"  line {n}: {field}: {err['msg']}")
+            problems += validation_problems(e, n)
             continue
         if rec.key() in seen:
             problems.append(f"  line {n}: duplicate id/question (first on line {seen[rec.key()]})")

@@ -40,20 +40,12 @@ def synth_cmd(
     from finetune.raft import TrainingSetBuilder
 
     st = _state()
-    overrides: dict[str, Any] = {}
     synth: dict[str, Any] = {}
     if max_chunks:
         synth["max_chunks"] = max_chunks
     if writer:
         synth["writer"] = writer
-    cfg = load_train_config(config, domain=domain, overrides=overrides)
-    for k, v in synth.items():
-        setattr(cfg.synth, k, v)
-    from finetune.config import check
-
-    problems = check(cfg)
-    if problems:
-        raise LoragError("invalid synth options:\n" + "\n".join(problems))
+    cfg = load_train_config(config, domain=domain, overrides={"synth": synth})
     comps = st.components
     from assistant.retrieval import resolve_domains
 
