@@ -66,7 +66,7 @@ class IngestSettings(_Section):
     chunk_tokens: int = Field(200, ge=16, le=4096, description="Chunk size in embedder tokens.")
     chunk_overlap: int = Field(30, ge=0, description="Overlap between neighbouring chunks, in tokens.")
     formats: list[str] = Field(
-        default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "txt", "csv", "json"]
+        default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "rst", "txt", "csv", "json"]
     )
     max_file_mb: float = Field(50.0, gt=0)
     embed_batch_size: int = Field(64, ge=1)

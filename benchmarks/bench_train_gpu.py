@@ -66,6 +66,55 @@ def build_random_1b(tokenizer_path: str, out: Path) -> str:
     return str(out)
 
 
+def step_profiler(start: int = 3, steps: int = 3):
+    """A TrainerCallback that profiles optimizer steps [start, start+steps) with torch.profiler and
+    prints where the time goes: wall vs summed GPU kernel time per step, kernel launches per step,
+    and the top operators by GPU and by CPU time."""
+    import torch
+    from transformers import TrainerCallback
+
+    class StepProfiler(TrainerCallback):
+        prof = None
+
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == start and self.prof is None:
+                torch.cuda.synchronize()
+                acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+                self.prof = torch.profiler.profile(activities=acts)
+                self.prof.__enter__()
+                self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.prof is not None and state.global_step == start + steps:
+                torch.cuda.synchronize()
+                wall = (time.perf_counter() - self.t0) / steps
+                self.prof.__exit__(None, None, None)
+                summarize_profile(self.prof, wall, steps)
+                self.prof = None
+
+    return StepProfiler()
+
+
+def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
+    avgs = prof.key_averages()
+
+    def dev(e, total=False):
+        for name in (("device_time_total", "cuda_time_total") if total else ("self_device_time_total", "self_cuda_time_total")):
+            if hasattr(e, name):
+                return getattr(e, name)
+        return 0.0
+
+    kernels = [e for e in prof.events() if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)]
+    gpu_us = sum(dev(e) for e in avgs)
+    print(f"-- profile: wall {wall_per_step*1e3:.1f} ms/step, GPU kernels {gpu_us/steps/1e3:.1f} ms/step "
+          f"({100*gpu_us/steps/1e6/wall_per_step:.0f}% busy), {len(kernels)/steps:.0f} kernel events/step", flush=True)
+    for key in ("self_cuda_time_total", "self_cpu_time_total"):
+        try:
+            print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)
+        except Exception as e:  # the key's name differs across torch versions
+            print(f"(table by {key}: {e})")
+
+
 def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path) -> dict:
     import torch
     from datasets import Dataset
@@ -92,6 +141,8 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         eval_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in eval_rows]),
         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"),
     )  # fmt: skip
+    if args.profile:
+        trainer.add_callback(step_profiler())
     return _timed(trainer, tok, rows, args)
 
 
@@ -101,6 +152,13 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "free-flex": dict(batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention"),
     "free-sdpa-nockpt": dict(batching="padding_free", liger=True, gradient_checkpointing=False),
     "padded-nockpt": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=False),
+    # more rows per optimizer step (a small model is launch-bound), learning rate scaled with sqrt(batch)
+    "padded-b32": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41),
+    "padded-b64": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0),
+    "free-b32": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41),
+    "free-b64": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0),
+    "padded-b64-nodrop": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=64,
+                              lr_scale=2.0, lora_dropout=0.0),
 }
 
 
@@ -111,17 +169,21 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     from finetune.config import TrainConfig
     from finetune.train import train_adapter
 
+    spec = dict(VARIANTS[variant])
+    batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
+    spec.setdefault("lora_dropout", 0.05)
     cfg = TrainConfig(
-        domain="bench", quantization="nf4" if quant else "none", lora_r=16, lora_alpha=32, lora_dropout=0.05,
-        epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch, max_seq_length=args.max_len,
+        domain="bench", quantization="nf4" if quant else "none", lora_r=16, lora_alpha=32,
+        epochs=args.epochs, learning_rate=lr, batch_size=batch, max_seq_length=args.max_len,
         save_steps=10**6, logging_steps=10, eval_fraction_steps=1.0, warmup_ratio=0.0, lr_scheduler="linear",
-        **VARIANTS[variant],
+        **spec,
     )  # fmt: skip
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
-                        device="cuda" if cuda else "cpu", trainer_overrides={"eval_strategy": "no"})
+                        device="cuda" if cuda else "cpu", trainer_overrides={"eval_strategy": "no"},
+                        callbacks=[step_profiler()] if args.profile else None)
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
     secs = res.metrics["train_seconds"]
@@ -168,6 +230,7 @@ def main() -> None:
     ap.add_argument("--quant", choices=["lora", "qlora", "both"], default="both")
     ap.add_argument("--arms", default="plain,lorag", help=f"plain and any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", action="store_true", help="A short untimed run first.")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler over steps 3-5 of each arm (timings include it).")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

@@ -34,6 +34,10 @@ class SynthConfig:
     batch_size: int = _f(8, "Prompts per generation batch.")
     min_answer_support: float = _f(0.7, "Share of the answer's content words that must appear in the oracle.")
     seed: int = _f(0, "Sampling seed for chunks, oracle dropping and distractor order.")
+    exclude_sources: list[str] = _f(
+        [], "Glob patterns of document paths (as `lorag docs list` shows them, e.g. 'faq/*') kept out of the "
+        "training data entirely: never an oracle, never a distractor. Keeps an evaluation's documents unseen.",
+    )
 
 
 @dataclass
@@ -121,6 +125,8 @@ def check(cfg: TrainConfig) -> list[str]:
             p.append(f"  - synth.p_oracle: between 0 and 1 (got {s.p_oracle!r})")
         if s.distractors < 0 or s.max_chunks < 1 or s.batch_size < 1 or s.max_new_tokens < 8:
             p.append("  - synth: distractors >= 0, max_chunks >= 1, batch_size >= 1, max_new_tokens >= 8")
+        if not isinstance(s.exclude_sources, list) or not all(isinstance(x, str) and x.strip() for x in s.exclude_sources):
+            p.append(f"  - synth.exclude_sources: a list of non-empty glob patterns (got {s.exclude_sources!r})")
         if not 0 < s.min_answer_support <= 1:
             p.append(f"  - synth.min_answer_support: between 0 and 1 (got {s.min_answer_support!r})")
     return p

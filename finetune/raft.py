@@ -8,6 +8,7 @@ train.jsonl (prompt/completion rows for trl), build.json (counts and why rows we
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import random
 from collections import Counter
@@ -67,10 +68,15 @@ class TrainingSetBuilder:
         self.cfg = cfg
         self.out = Path(out_dir)
 
+    def _excluded(self, source: str) -> bool:
+        return any(fnmatch.fnmatchcase(source, pat) for pat in self.cfg.synth.exclude_sources)
+
     def _negatives_many(self, questions: list[str], exclude_docs: list[str | None], k: int) -> list[list[Passage]]:
-        """Real retriever hard negatives for each question (one embedding batch), minus the oracle's document."""
-        results = self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + 4)
-        return [[p for p in r.passages if p.doc_id != ex] for r, ex in zip(results, exclude_docs)]
+        """Real retriever hard negatives for each question (one embedding batch), minus the oracle's
+        document and any excluded source."""
+        extra = 4 + (2 * k if self.cfg.synth.exclude_sources else 0)
+        results = self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + extra)
+        return [[p for p in r.passages if p.doc_id != ex and not self._excluded(p.source)] for r, ex in zip(results, exclude_docs)]
 
     def _oracle_for(self, rec: QARecord, chunks_by_source: dict[str, list[Hit]]) -> Passage | None:
         """The chunk of a source document that best supports the reference answer."""
@@ -90,6 +96,10 @@ class TrainingSetBuilder:
         chunks = self.store.scroll_chunks(cfg.domain)
         if not chunks:
             raise LoragError(f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}")
+        n_all = len(chunks)
+        chunks = [h for h in chunks if not self._excluded(h.payload.get("display", ""))]
+        if not chunks:
+            raise LoragError(f"synth.exclude_sources {s.exclude_sources} leaves no chunk of '{cfg.domain}' to train on")
         by_source: dict[str, list[Hit]] = {}
         for h in chunks:
             by_source.setdefault(h.payload.get("display", ""), []).append(h)
@@ -152,6 +162,7 @@ class TrainingSetBuilder:
             "synthetic": synth_report.to_dict(),
             "dropped": dict(dropped),
             "data_hash": data_hash,
+            "excluded_chunks": n_all - len(chunks),
             "corpus_fingerprint": corpus_fingerprint(self.store, cfg.domain),
             "generator": getattr(self.generator, "name", None),
         }

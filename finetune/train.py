@@ -121,6 +121,7 @@ def train_adapter(
     resume: bool = False,
     on_log: LogFn | None = None,
     trainer_overrides: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
     import torch
@@ -204,7 +205,7 @@ def train_adapter(
         eval_dataset=_dataset(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[_Log()],
+        callbacks=[_Log(), *(callbacks or [])],
     )
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -232,4 +233,6 @@ def train_adapter(
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
     hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": micro, "grad_accum": accum}, "total_steps": total_steps}
+    # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
+    (run_dir / "result.json").write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
     return TrainResult(adapter_dir, metrics, hyper)

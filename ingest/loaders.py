@@ -57,6 +57,55 @@ def load_text(path: Path) -> list[Section]:
     return [Section(read_text(path))]
 
 
+_RST_ADORN = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}\s*$")
+
+
+def _rst_sections(text: str) -> list[Section]:
+    """reStructuredText split at its section titles (a line underlined, optionally overlined, with
+    one punctuation character); levels follow the order the adornment styles first appear, as in docutils."""
+    lines = text.splitlines()
+    styles: list[tuple[str, bool]] = []  # (char, overlined) in order of first use -> level
+    path: list[str] = []
+    out: list[Section] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(buf).strip()
+        if body:
+            out.append(Section(body, " > ".join(p for p in path if p)))
+        buf.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        title, style, step = None, None, 1
+        over = _RST_ADORN.match(line)
+        if over and i + 2 < len(lines) and lines[i + 1].strip() and _RST_ADORN.match(lines[i + 2]) and lines[i + 2].strip() == line.strip():
+            title, style, step = lines[i + 1].strip(), (line.strip()[0], True), 3
+        elif (
+            line.strip() and not over and i + 1 < len(lines) and _RST_ADORN.match(lines[i + 1])
+            and len(lines[i + 1].strip()) >= len(line.strip()) and not line.startswith((" ", "\t", ".."))
+        ):  # fmt: skip
+            title, style, step = line.strip(), (lines[i + 1].strip()[0], False), 2
+        if title is None:
+            buf.append(line)
+            i += 1
+            continue
+        flush()
+        if style not in styles:
+            styles.append(style)
+        level = styles.index(style)
+        path[:] = path[:level] + [""] * (level - len(path)) + [title]  # a skipped level stays blank
+        buf.append(title)  # the title stays in the text, like markdown headings do
+        i += step
+    flush()
+    return out
+
+
+def load_rst(path: Path) -> list[Section]:
+    return _rst_sections(read_text(path))
+
+
 def load_html(path: Path) -> list[Section]:
     from bs4 import BeautifulSoup
 
@@ -180,6 +229,7 @@ def load_json(path: Path) -> list[Section]:
 
 LOADERS: dict[str, Callable[[Path], list[Section]]] = {
     "md": load_markdown,
+    "rst": load_rst,
     "markdown": load_markdown,
     "txt": load_text,
     "html": load_html,
@@ -192,6 +242,10 @@ LOADERS: dict[str, Callable[[Path], list[Section]]] = {
 
 
 def file_format(path: Path) -> str:
+    """The loader key: the suffix, except Sphinx's `_sources/*.rst.txt` copies, which are reStructuredText."""
+    name = path.name.lower()
+    if name.endswith(".rst.txt"):
+        return "rst"
     return path.suffix.lower().lstrip(".")
 
 

@@ -248,3 +248,26 @@ def test_ask_reports_which_adapter_answered(components, corpus):
     assert gen.calls[-1][1] == "hr-v1"
     b = svc.ask("How many days of annual leave do full-time staff receive?", adapter="base")
     assert b.adapter is None and gen.calls[-1][1] is None and b.to_dict()["route"]["adapter"] == "base"
+
+
+def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
+    """synth.exclude_sources keeps documents (an evaluation's, say) out: no oracle, no distractor from them."""
+    corpus = SAMPLES / "corpus" / "handbook"
+    assert components.ingestor().run([corpus], "handbook").ok
+    cfg = load_train_config(domain="handbook")
+    cfg.synth.writer = "cloze"
+    cfg.synth.max_chunks = 40
+    cfg.synth.exclude_sources = ["leave-*", "*.json"]
+    out = tmp_path / "ds"
+    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
+    rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    synth = [json.loads(x) for x in (out / "synthetic.jsonl").read_text().splitlines()]
+    assert summary["excluded_chunks"] > 0 and rows and synth
+    assert not [s for s in synth if s["source"] in ("leave-policy.md", "benefits-faq.json")]
+    prompts = "\n".join(r["prompt"][-1]["content"] for r in rows)
+    assert "(leave-policy.md" not in prompts and "(benefits-faq.json" not in prompts
+    assert "(onboarding-guide.md" in prompts  # the rest of the corpus still trains
+
+    cfg.synth.exclude_sources = ["*"]
+    with pytest.raises(LoragError, match="leaves no chunk"):
+        TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds2").build(None)

@@ -191,3 +191,39 @@ def test_generation_stats_are_per_thread(tiny_lm):
     t.start()
     t.join()
     assert mine.new_tokens > 0 and seen["other"].new_tokens == 0
+
+
+def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(trained, tiny_lm, tmp_path):
+    """`lorag adapters import`: a PEFT folder from another machine gets a version, its run's metrics and
+    lineage; weights that do not fit the configured base are refused before anything is registered."""
+    from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM
+
+    from assistant.errors import LoragError
+    from finetune.importing import import_adapter
+    from finetune.registry import Registry
+
+    result, _, _ = trained
+    reg = Registry(tmp_path / "adapters")
+    data = tmp_path / "datasets" / "toy"
+    data.mkdir(parents=True)
+    (data / "train.jsonl").write_text('{"x": 1}\n')
+    (data / "build.json").write_text(json.dumps({"corpus_fingerprint": "fp-at-synth"}))
+    card = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
+                          datasets_dir=tmp_path / "datasets")
+    assert card.name == "toy-v1" and card.corpus_fingerprint == "fp-at-synth" and len(card.data_hash) == 64
+    assert card.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])  # from the run's result.json
+    assert card.base_fingerprint == base_fingerprint(AutoConfig.from_pretrained(tiny_lm))
+    attached, _ = attach_adapters(LlamaForCausalLM.from_pretrained(tiny_lm), {"toy-v1": reg.folder(card)})
+    assert "toy-v1" in attached.peft_config
+
+    other = tmp_path / "wider"
+    c = AutoConfig.from_pretrained(tiny_lm).to_dict()
+    c.update(hidden_size=48, intermediate_size=96)
+    LlamaForCausalLM(LlamaConfig(**{k: v for k, v in c.items() if k not in ("architectures", "transformers_version")})).save_pretrained(other)
+    with pytest.raises(LoragError, match="does not fit the base model 'wider'") as err:
+        import_adapter(result.adapter_dir, "toy", registry=reg, base_model="wider", model_path=str(other),
+                       datasets_dir=tmp_path / "datasets")
+    assert "in_features" in str(err.value) or "out_features" in str(err.value)
+    assert [x.name for x in reg.versions("toy")] == ["toy-v1"]  # nothing registered by the refused import
+    with pytest.raises(LoragError, match="no adapter_config.json"):
+        import_adapter(tmp_path, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)

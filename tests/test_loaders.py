@@ -78,3 +78,26 @@ def test_chunks_respect_token_budget_and_overlap():
     assert set(chunks[0].text.split()) & set(chunks[1].text.split())
     assert set(words) == {w for c in chunks for w in c.text.split()}
     assert chunks[0].embed_text.startswith("H\n")
+
+
+def test_rst_sections_follow_title_adornments(tmp_path):
+    """Sphinx sources (`*.rst.txt`) split at section titles; levels in order of first use, overlines too."""
+    doc = tmp_path / "faq.rst.txt"
+    doc.write_text(
+        "=======\nThe FAQ\n=======\n\nIntro text.\n\nGeneral\n=======\n\n"
+        "How do I exit?\n--------------\n\nCall sys.exit().\n\n"
+        "Is a line of dashes in code a title?\n------------------------------------\n\n"
+        "    ----\n\nNo: it is indented.\n\nLibrary\n=======\n\nWhy?\n----\n\nBecause.\n"
+    )
+    from ingest.loaders import file_format
+
+    assert file_format(doc) == "rst"
+    got = [(s.heading, s.text.splitlines()[-1]) for s in load_document(doc)]
+    assert got == [
+        ("The FAQ", "Intro text."),
+        ("The FAQ > General", "General"),
+        ("The FAQ > General > How do I exit?", "Call sys.exit()."),
+        ("The FAQ > General > Is a line of dashes in code a title?", "No: it is indented."),
+        ("The FAQ > Library", "Library"),
+        ("The FAQ > Library > Why?", "Because."),
+    ]

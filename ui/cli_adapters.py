@@ -184,6 +184,28 @@ def adapters_promote(
     typer.echo(f"promoted {card.name}{note}: {card.promotion.get('reason', '')}")
 
 
+@adapters_app.command("import")
+def adapters_import(
+    folder: Path = typer.Argument(..., help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."),
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves."),
+    data: Optional[Path] = typer.Option(None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."),
+) -> None:
+    """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
+    from assistant.store.base import corpus_fingerprint
+    from finetune.importing import import_adapter
+
+    st = _state()
+    comps, settings = st.components, st.settings
+    base = settings.models.generator
+    card = import_adapter(
+        folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
+        datasets_dir=settings.datasets_dir, data_file=data,
+        corpus_fingerprint=corpus_fingerprint(comps.store, domain) if comps.store.has_domain(domain) else None,
+    )  # fmt: skip
+    typer.echo(f"registered {card.name} from {folder} (eval loss {_fmt(card.metrics.get('eval_loss'))}); "
+               f"`lorag eval --domain {domain} --ab base,{card.name}` compares it with the base model")
+
+
 @adapters_app.command("rm")
 def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Delete an adapter version."""

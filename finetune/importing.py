@@ -1,0 +1,102 @@
+"""Register an adapter trained elsewhere (a GPU box, a notebook) so `lorag` serves and evaluates it.
+
+The folder must be a standard PEFT LoRA folder. Its weights are checked against the configured base
+model's architecture (every adapted module must exist with the shapes the LoRA matrices need), so an
+adapter for another base is refused before it is registered. Lineage comes from the domain's
+training set (datasets/<domain>/build.json, train.jsonl) when the caller names no data file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import LoragError
+from finetune.data import file_sha256
+from finetune.registry import AdapterCard, Registry, now
+
+RESULT_FILE = "result.json"  # written by finetune.train next to the adapter folder: metrics + hyperparameters
+
+
+def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
+    """Why these LoRA weights cannot sit on a model of `base_config` (empty: they fit)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return [f"{weights.name} is missing (only safetensors adapters are imported)"]
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(base_config)
+    modules = dict(model.named_modules())
+    problems: list[str] = []
+    with safe_open(str(weights), framework="pt") as fh:
+        for k in fh.keys():
+            if ".lora_A." not in k and ".lora_B." not in k:
+                continue
+            path = k.split(".lora_")[0].removeprefix("base_model.model.")
+            mod = modules.get(path)
+            if mod is None or not hasattr(mod, "in_features"):
+                problems.append(f"{path}: no such linear layer in the base model")
+            else:
+                shape = tuple(fh.get_slice(k).get_shape())
+                want = mod.in_features if ".lora_A." in k else mod.out_features
+                got = shape[1] if ".lora_A." in k else shape[0]
+                if got != want:
+                    problems.append(f"{k}: shape {shape} needs {'in' if '.lora_A.' in k else 'out'}_features {got}, the base has {want}")
+            if len(problems) >= 5:
+                problems.append("...")
+                break
+    return problems
+
+
+def import_adapter(
+    folder: Path, domain: str, *, registry: Registry, base_model: str, model_path: str, datasets_dir: Path,
+    data_file: Path | None = None, corpus_fingerprint: str | None = None,
+) -> AdapterCard:  # fmt: skip
+    from transformers import AutoConfig
+
+    from assistant.adapters import base_fingerprint
+
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").is_file():
+        raise LoragError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)")
+    try:
+        peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise LoragError(f"{folder / 'adapter_config.json'}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if str(peft_cfg.get("peft_type", "")).upper() != "LORA":
+        raise LoragError(f"{folder}: peft_type {peft_cfg.get('peft_type')!r} is not LORA")
+    base_cfg = AutoConfig.from_pretrained(model_path)
+    problems = shape_problems(folder, base_cfg)
+    if problems:
+        raise LoragError(f"{folder} does not fit the base model '{base_model}':\n  - " + "\n  - ".join(problems),
+                         hint="set models.generator to the model the adapter was trained on")  # fmt: skip
+
+    data = Path(data_file) if data_file else Path(datasets_dir) / domain / "train.jsonl"
+    build = Path(datasets_dir) / domain / "build.json"
+    build_info = json.loads(build.read_text()) if build.is_file() and not data_file else {}
+    result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE) if p.is_file()), None)
+    result = json.loads(result_path.read_text()) if result_path else {}
+    metrics = result.get("metrics", {})
+    version, target = registry.next_folder(domain)
+    staged = target.parent / f".staged-{version}"
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(folder, staged, ignore=shutil.ignore_patterns("card.json", RESULT_FILE, "checkpoint-*"))
+    card = AdapterCard(
+        name=f"{domain}-v{version}", domain=domain, version=version, base_model=base_model,
+        base_fingerprint=base_fingerprint(base_cfg),
+        data_hash=file_sha256(data) if data.is_file() else "",
+        corpus_fingerprint=build_info.get("corpus_fingerprint") or corpus_fingerprint or "",
+        hyperparameters={**result.get("hyperparameters", {}), "imported_from": str(folder.resolve()),
+                         "training_data": str(data) if data.is_file() else None},
+        metrics=metrics, created_at=now(), train_seconds=float(metrics.get("train_seconds") or 0.0),
+    )  # fmt: skip
+    try:
+        return registry.register(staged, card)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
