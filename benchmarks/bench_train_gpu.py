@@ -2,8 +2,10 @@
 
 Both arms: the same model, the same prompt/completion rows, LoRA r=16 on all linear layers, the same
 max length, epochs, learning rate and rows per step; completion-only loss. Plain trl keeps its
-defaults (padded batches, its gradient checkpointing default, no kernels). lorag chooses batching
-(padding-free), kernels (Liger fused linear+cross-entropy when installed) and checkpointing.
+defaults (padded batches, its gradient checkpointing default, no kernels, fp32 LoRA weights). lorag
+chooses batching (length-grouped padded batches), kernels (Liger when installed), bf16 LoRA weights
+and checkpointing; the variants in VARIANTS measure other choices (padding-free, larger batches,
+torch.compile). `--profile` prints where a step's time goes (torch.profiler).
 
     python benchmarks/bench_train_gpu.py --model PATH --train train.jsonl --eval heldout.jsonl [--quant both]
     python benchmarks/bench_train_gpu.py --random-1b --tokenizer PATH ...   # 1B-class Llama, random weights
@@ -78,7 +80,7 @@ def step_profiler(start: int = 3, steps: int = 3):
 
         def on_step_begin(self, args, state, control, **kw):
             if state.global_step == start and self.prof is None:
-                torch.cuda.synchronize()
+                torch.cuda.synchronize() if torch.cuda.is_available() else None
                 acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
                 self.prof = torch.profiler.profile(activities=acts)
                 self.prof.__enter__()
@@ -86,7 +88,7 @@ def step_profiler(start: int = 3, steps: int = 3):
 
         def on_step_end(self, args, state, control, **kw):
             if self.prof is not None and state.global_step == start + steps:
-                torch.cuda.synchronize()
+                torch.cuda.synchronize() if torch.cuda.is_available() else None
                 wall = (time.perf_counter() - self.t0) / steps
                 self.prof.__exit__(None, None, None)
                 summarize_profile(self.prof, wall, steps)
@@ -146,8 +148,8 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
     return _timed(trainer, tok, rows, args)
 
 
-VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA
-    "lorag": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True),
+VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
+    "lorag": dict(),
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True),
     "free-flex": dict(batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention"),
     "free-sdpa-nockpt": dict(batching="padding_free", liger=True, gradient_checkpointing=False),
@@ -157,6 +159,11 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "padded-b64": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0),
     "free-b32": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41),
     "free-b64": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0),
+    # fewer launches and casts at the same batch: bf16 LoRA weights (lorag's default since), regional torch.compile
+    "fp32lora": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="float32"),
+    "bf16lora": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="bfloat16"),
+    "compiled": dict(batching="padded", group_by_length=True, gradient_checkpointing=True, lora_dtype="bfloat16",
+                     compile_layers=True),  # Liger's layer kernels are off with compile (dynamo cannot trace them)
     "padded-b64-nodrop": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=64,
                               lr_scale=2.0, lora_dropout=0.0),
 }
@@ -171,6 +178,7 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
 
     spec = dict(VARIANTS[variant])
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
+    overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     spec.setdefault("lora_dropout", 0.05)
     cfg = TrainConfig(
         domain="bench", quantization="nf4" if quant else "none", lora_r=16, lora_alpha=32,
@@ -182,7 +190,7 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
-                        device="cuda" if cuda else "cpu", trainer_overrides={"eval_strategy": "no"},
+                        device="cuda" if cuda else "cpu", trainer_overrides=overrides,
                         callbacks=[step_profiler()] if args.profile else None)
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
@@ -261,10 +269,17 @@ def main() -> None:
             key = f"{arm}-{'qlora' if quant else 'lora'}"
             print(f"== {key}", flush=True)
             out = args.out / key
-            if arm == "plain":
-                r = run_plain_trl(model_path, rows, eval_rows, args, quant, out)
-            else:
-                r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
+            try:
+                if arm == "plain":
+                    r = run_plain_trl(model_path, rows, eval_rows, args, quant, out)
+                else:
+                    r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
+            except Exception as e:  # one failing arm does not lose the others' figures
+                import traceback
+
+                traceback.print_exc()
+                print(f"== {key} FAILED: {type(e).__name__}: {e}", flush=True)
+                continue
             r["mfu"] = fpt * r["tokens_per_s"] / peak
             results[key] = r
             print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)

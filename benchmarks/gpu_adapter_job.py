@@ -1,20 +1,25 @@
-"""Train the handbook adapter on a GPU with lorag's trainer (the same code `lorag train` runs).
+"""Train a domain adapter on a GPU machine with lorag's trainer (the code `lorag train` runs), without
+the store or the registry there; bring the run folder back and register it with `lorag adapters import`.
 
-    python benchmarks/gpu_adapter_job.py MODEL_DIR TRAIN.jsonl HELDOUT.jsonl OUT_DIR
+    python benchmarks/gpu_adapter_job.py MODEL_DIR TRAIN.jsonl HELDOUT.jsonl OUT_DIR [--domain D] [--config RECIPE.yaml]
 
-Used to produce the adapter for the held-out F1 comparison when the CPU is too slow; the adapter
-folder is a plain PEFT folder that `lorag` registers like its own.
+OUT_DIR gets adapter/ (a plain PEFT folder), result.json (metrics + hyperparameters) and log.jsonl.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from finetune.config import load_train_config
 from finetune.train import train_adapter
 
-model, train, heldout, out = sys.argv[1:5]
-cfg = load_train_config(domain="handbook")
-res = train_adapter(cfg, model_path=model, train_file=Path(train), eval_file=Path(heldout), run_dir=Path(out), device="cuda")
+ap = argparse.ArgumentParser()
+for name in ("model", "train", "heldout", "out"):
+    ap.add_argument(name)
+ap.add_argument("--domain", default="handbook")
+ap.add_argument("--config", type=Path, default=None)
+a = ap.parse_args()
+cfg = load_train_config(a.config, domain=a.domain)
+heldout = Path(a.heldout) if a.heldout != "-" else None
+res = train_adapter(cfg, model_path=a.model, train_file=Path(a.train), eval_file=heldout, run_dir=Path(a.out), device="cuda")
 print(json.dumps({k: v for k, v in res.metrics.items() if "curve" not in k}, default=str))
-(Path(out) / "metrics.json").write_text(json.dumps({"metrics": res.metrics, "hyperparameters": res.hyperparameters}, default=str))

@@ -1,8 +1,10 @@
 """Synthetic Q&A from a domain's indexed chunks, with filters and a report of what was dropped and why.
 
-Writers: the configured generator writes a question and answer for a chunk ('model'); a cloze
-writer blanks a fact-bearing span of one sentence ('cloze') — small models write poor questions,
-so 'model+cloze' falls back to a cloze pair for a chunk whose model pair was dropped.
+Writers: the configured generator writes a question and answer for a chunk ('model'); a heading
+writer asks about the section a chunk opens and answers with its opening sentences ('heading',
+extractive, explanatory answers); a cloze writer blanks a fact-bearing span of one sentence
+('cloze'). Small models write poor questions, so writers combine with '+' in order of preference:
+'model+cloze' falls back to a cloze pair for a chunk whose model pair was dropped.
 """
 
 from __future__ import annotations
@@ -109,6 +111,54 @@ def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     return f"Fill in the blank: {blanked}?", answer
 
 
+WRITERS = ("model", "heading", "cloze")
+
+
+def writer_names(spec: str) -> list[str]:
+    return [w.strip() for w in spec.split("+") if w.strip()]
+
+
+def uses_model(spec: str) -> bool:
+    return "model" in writer_names(spec)
+
+
+def _inline_plain(text: str) -> str:
+    """reStructuredText / markdown inline markup to its words: :func:`len` -> len, ``x`` -> x, `a <url>`_ -> a."""
+    text = re.sub(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`|``([^`]*)``|`([^`<]*?)\s*(?:<[^`>]*>)?`_*",
+                  lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)  # fmt: skip
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
+    """For a chunk that opens a section: 'What does the documentation say about <title>?' answered by
+    the section's opening sentences (12-40 words, verbatim)."""
+    title = (heading.split(" > ")[-1] if heading else "").strip()
+    body = text.strip()
+    if len(title.split()) < 1 or not body.startswith(title):
+        return None
+    lines = [ln.strip() for ln in body[len(title) :].split("\n")]
+    lines = [ln for ln in lines if ln and not re.fullmatch(r"[=\-~^\"'`#*+:.<>_]{3,}", ln)]
+    para: list[str] = []
+    for ln in lines:
+        if ln.startswith(("..", ":", ">>>", "#", "|", "-", "*", "+")) or ln.endswith("::"):
+            if para:
+                break
+            continue
+        para.append(ln)
+    plain = _inline_plain(" ".join(para))
+    answer = ""
+    for sent in _SENT.split(plain.strip()):
+        if len((answer + " " + sent).split()) > 40:
+            break
+        answer = f"{answer} {sent}".strip()
+        if len(answer.split()) >= 12:
+            break
+    if len(answer.split()) < 12:
+        return None
+    t = _inline_plain(title).rstrip(" .:")
+    return (t if t.endswith("?") else f"What does the documentation say about {t}?"), answer
+
+
 def _qa_messages(chunk: Hit) -> list[dict[str, str]]:
     section = chunk.payload.get("section") or ""
     return [
@@ -150,27 +200,27 @@ def synthesize(
         report.by_writer[writer] += 1
         return True
 
-    use_model = cfg.writer in ("model", "model+cloze") and generator is not None
-    use_cloze = cfg.writer in ("cloze", "model+cloze")
+    writers = writer_names(cfg.writer)
+    use_model = "model" in writers and generator is not None
     for start in range(0, len(picked), cfg.batch_size):
         batch = picked[start : start + cfg.batch_size]
         outputs: list[str | None] = [None] * len(batch)
         if use_model:
             outputs = list(generator.generate_batch([_qa_messages(c) for c in batch], max_new_tokens=cfg.max_new_tokens))
         for chunk, out in zip(batch, outputs):
-            ok = False
-            if out is not None:
-                parsed = parse_qa(out)
-                if parsed is None:
-                    report.dropped["model: output not in 'Question:/Answer:' form"] += 1
+            for writer in writers:  # in order of preference, until one pair is kept
+                if writer == "model":
+                    if out is None:
+                        continue
+                    pair, why = parse_qa(out), "output not in 'Question:/Answer:' form"
+                elif writer == "heading":
+                    pair, why = heading_pair(chunk.text, chunk.payload.get("section") or ""), "chunk does not open a section with prose"
                 else:
-                    ok = keep(parsed[0], parsed[1], chunk, "model")
-            if not ok and use_cloze:
-                cz = cloze_pair(chunk.text, rng)
-                if cz is None:
-                    report.dropped["cloze: no fact-bearing sentence"] += 1
-                else:
-                    keep(cz[0], cz[1], chunk, "cloze")
+                    pair, why = cloze_pair(chunk.text, rng), "no fact-bearing sentence"
+                if pair is None:
+                    report.dropped[f"{writer}: {why}"] += 1
+                elif keep(pair[0], pair[1], chunk, writer):
+                    break
         if progress:
             progress(min(start + cfg.batch_size, len(picked)), len(picked))
     report.kept = len(pairs)

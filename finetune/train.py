@@ -1,8 +1,9 @@
 """Train a LoRA / QLoRA adapter with trl's SFTTrainer on prompt/completion rows (loss on the answer only).
 
-QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Padding-free
-batching on CUDA: rows are concatenated with position_ids restarting per row, so no compute goes to
-pad tokens and attention never crosses rows (transformers builds the block-diagonal mask).
+QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Batching is padded
+with rows of similar length together (default), or padding-free: rows concatenated with
+position_ids restarting per row, so no compute goes to pad tokens and attention never crosses rows
+(transformers builds the block-diagonal mask). bf16 runs keep the LoRA weights in bf16.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
             import bitsandbytes  # noqa: F401  (0.45+ has CPU NF4 kernels)
         except ImportError as e:
             raise LoragError("quantization 'nf4' needs bitsandbytes", hint="pip install bitsandbytes") from e
-    batching = cfg.batching if cfg.batching != "auto" else ("padding_free" if cuda else "padded")
+    # padded + length-grouped measured as fast as padding-free on the H100 at batch 16, with less memory
+    # (SDPA builds a dense block mask for packed rows), so "auto" pads everywhere
+    batching = cfg.batching if cfg.batching != "auto" else "padded"
     liger = False
-    if cfg.liger and cuda:
+    if cfg.liger and cuda and not cfg.compile_layers:  # dynamo cannot trace Liger's autograd functions
         try:
             import liger_kernel  # noqa: F401
 
@@ -49,7 +52,9 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
         except ImportError:
             liger = False
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16}
+    lora_dtype = cfg.lora_dtype if (bf16 and quant == "none") else "float32"
+    return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
+            "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype}
 
 
 def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
@@ -88,6 +93,23 @@ def lora_config(cfg: TrainConfig) -> Any:
         task_type="CAUSAL_LM",
         bias="none",
     )
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The repeated transformer blocks (the largest nn.ModuleList of the model)."""
+    import torch
+
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    return list(max(lists, key=len)) if lists else []
+
+
+def compile_decoder_layers(model: Any) -> int:
+    """Regional compilation: every decoder layer compiled in place (one graph reused by all layers,
+    dynamic sequence length), so compile time stays small and checkpointing still wraps each layer."""
+    layers = decoder_layers(model)
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -207,6 +229,12 @@ def train_adapter(
         peft_config=lora_config(cfg),
         callbacks=[_Log(), *(callbacks or [])],
     )
+    if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer
+        for p in trainer.model.parameters():
+            if p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
+    if runtime["compile_layers"]:
+        compile_decoder_layers(trainer.model)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None

@@ -17,7 +17,7 @@ from finetune.config import CONFIG_DIR, SynthConfig, load_train_config
 from finetune.data import load_qa, split_qa
 from finetune.raft import TrainingSetBuilder, make_example
 from finetune.registry import AdapterCard, Registry, check_base, is_stale
-from finetune.synth import check_pair, cloze_pair, parse_qa, synthesize
+from finetune.synth import check_pair, cloze_pair, heading_pair, parse_qa, synthesize
 from tests.conftest import SAMPLES
 
 
@@ -271,3 +271,25 @@ def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
     cfg.synth.exclude_sources = ["*"]
     with pytest.raises(LoragError, match="leaves no chunk"):
         TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds2").build(None)
+
+
+def test_heading_writer_asks_about_the_section_a_chunk_opens():
+    text = ("Method Objects\n\nUsually, a method is called right after it is bound. In the MyClass example, "
+            "this will return the string 'hello world'. However, it is not necessary to call a method right away.")
+    q, a = heading_pair(text, "Classes > A First Look at Classes > Method Objects")
+    assert q == "What does the documentation say about Method Objects?"
+    assert a.startswith("Usually, a method is called right after it is bound.") and 12 <= len(a.split()) <= 40
+    assert heading_pair("mid-section text that does not open it. " * 3, "Classes > Method Objects") is None
+    assert heading_pair("Title?\n\n.. note::\n\n   Too short.", "Title?") is None
+
+    from assistant.store import Hit
+
+    chunks = [Hit("h1", 0.0, {"text": text, "display": "classes.rst", "doc_id": "/d/c", "section": "Classes > Method Objects"}),
+              _hit("c1", "The cache holds 512 entries by default in every process here.")]
+    pairs, report = synthesize(chunks, None, SynthConfig(writer="heading+cloze", seed=0))
+    assert sorted(p.writer for p in pairs) == ["cloze", "heading"]
+    assert report.dropped == {"heading: chunk does not open a section with prose": 1}
+    from finetune.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="synth.writer: model, heading or cloze"):
+        TrainConfig(domain="d", synth=SynthConfig(writer="heading+poem"))

@@ -30,7 +30,7 @@ def synth_cmd(
     qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
     config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
-    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: model, cloze, model+cloze."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: model, heading, cloze, or several joined by + (e.g. model+cloze)."),
 ) -> None:
     """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -50,7 +50,9 @@ def synth_cmd(
     from assistant.retrieval import resolve_domains
 
     resolve_domains(comps.store, domain)
-    gen = comps.generator if cfg.synth.writer != "cloze" else None
+    from finetune.synth import uses_model
+
+    gen = comps.generator if uses_model(cfg.synth.writer) else None
     builder = TrainingSetBuilder(comps.store, comps.retriever, gen, cfg, dataset_dir(comps.settings, domain))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
         tasks: dict[str, Any] = {}

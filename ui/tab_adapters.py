@@ -20,6 +20,7 @@ def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | No
     from finetune.config import check, load_train_config
     from finetune.jobs import dataset_dir
     from finetune.raft import TrainingSetBuilder
+    from finetune.synth import uses_model
 
     cfg = load_train_config(domain=domain)
     if writer:
@@ -36,7 +37,7 @@ def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | No
     def run(job: Any) -> dict[str, Any]:
         if qa:
             job.log(f"curated Q&A: {qa}")
-        gen = core.comps.generator if cfg.synth.writer != "cloze" else None
+        gen = core.comps.generator if uses_model(cfg.synth.writer) else None
         out = dataset_dir(core.settings, domain)
         summary = TrainingSetBuilder(core.comps.store, core.comps.retriever, gen, cfg, out).build(qa, progress=job.progress)
         s = summary["synthetic"]
@@ -171,7 +172,7 @@ def build(core: Any) -> None:
             gr.Markdown("#### 1 · Training data (synthetic RAFT Q&A + curated)")
             qa = gr.File(label="Curated Q&A JSONL (optional; default samples/qa/<domain>.jsonl when present)", type="filepath")
             with gr.Row():
-                writer = gr.Dropdown(["model+cloze", "cloze", "model"], value="model+cloze", label="Writer")
+                writer = gr.Dropdown(["model+cloze", "heading+cloze", "cloze", "model"], value="model+cloze", label="Writer")
                 max_chunks = gr.Number(value=0, minimum=0, label="Max chunks (0: the recipe's)", precision=0)
             synth = gr.Button("Generate training data", elem_id="ad-synth")
         with gr.Column():

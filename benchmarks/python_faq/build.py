@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import shutil
 import sys
@@ -110,6 +111,7 @@ def main() -> None:
             shutil.copyfile(f, dest)
             files += 1
     items = faq_items(src / "faq")
+    random.Random(0).shuffle(items)  # `lorag eval --limit N` then takes a spread of pages, not the first page
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "testset.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
     summary = {"package": doc_package_version(), "subset": args.subset, "corpus_files": files,
