@@ -145,12 +145,18 @@ def test_raft_example_with_and_without_oracle():
     assert "other leave chunk" not in ex2["prompt"][-1]["content"]  # no chunk of the oracle's document
 
 
-def test_training_set_builder_end_to_end(components, tmp_path):
-    corpus = SAMPLES / "corpus" / "handbook"
-    assert components.ingestor().run([corpus], "handbook").ok
+def _handbook_cloze_cfg(components, **synth):
+    """The handbook sample ingested, and its recipe with the cloze writer (no model) and `synth` overrides."""
+    assert components.ingestor().run([SAMPLES / "corpus" / "handbook"], "handbook").ok
     cfg = load_train_config(domain="handbook")
     cfg.synth.writer = "cloze"
-    cfg.synth.max_chunks = 30
+    for k, v in synth.items():
+        setattr(cfg.synth, k, v)
+    return cfg
+
+
+def test_training_set_builder_end_to_end(components, tmp_path):
+    cfg = _handbook_cloze_cfg(components, max_chunks=30)
     out = tmp_path / "ds"
     summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(SAMPLES / "qa" / "handbook.jsonl")
     rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
@@ -252,12 +258,7 @@ def test_ask_reports_which_adapter_answered(components, corpus):
 
 def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
     """synth.exclude_sources keeps documents (an evaluation's, say) out: no oracle, no distractor from them."""
-    corpus = SAMPLES / "corpus" / "handbook"
-    assert components.ingestor().run([corpus], "handbook").ok
-    cfg = load_train_config(domain="handbook")
-    cfg.synth.writer = "cloze"
-    cfg.synth.max_chunks = 40
-    cfg.synth.exclude_sources = ["leave-*", "*.json"]
+    cfg = _handbook_cloze_cfg(components, max_chunks=40, exclude_sources=["leave-*", "*.json"])
     out = tmp_path / "ds"
     summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
     rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
