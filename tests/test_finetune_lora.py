@@ -48,9 +48,16 @@ def trained(tiny_lm, tmp_path_factory):
     return result, base_sd, tmp
 
 
-def test_runtime_choices_on_cpu():
-    rt = resolve_runtime(cfg(), "cpu")
+def test_runtime_choices_on_cpu(tiny_lm):
+    rt = resolve_runtime(cfg(compile_layers=True), "cpu")
     assert rt["quantization"] == "none" and rt["batching"] == "padded" and not rt["bf16"]
+    assert rt["lora_dtype"] == "float32" and rt["compile_layers"] is False  # bf16 weights and compile: CUDA only
+    from transformers import AutoModelForCausalLM
+
+    from finetune.train import decoder_layers
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    assert decoder_layers(model) == list(model.model.layers)  # what compile_layers compiles
 
 
 def test_training_lowers_loss_and_saves_a_peft_folder(trained):
