@@ -23,6 +23,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help}, **kw)
 
 
+SYNTH_WRITERS = ("model", "heading", "cloze")  # finetune.synth implements each
+
+
 @dataclass
 class SynthConfig:
     max_chunks: int = _f(200, "Chunks of the domain to write synthetic questions for (sampled with the seed).")
@@ -129,7 +132,7 @@ def check(cfg: TrainConfig) -> list[str]:
     s = cfg.synth
     if isinstance(s, SynthConfig):
         names = [w.strip() for w in str(s.writer).split("+")]
-        if not names or any(w not in ("model", "heading", "cloze") for w in names) or len(set(names)) != len(names):
+        if not names or any(w not in SYNTH_WRITERS for w in names) or len(set(names)) != len(names):
             p.append(f"  - synth.writer: model, heading or cloze, or several joined by '+' in order of preference (got {s.writer!r})")
         if not 0 <= s.p_oracle <= 1:
             p.append(f"  - synth.p_oracle: between 0 and 1 (got {s.p_oracle!r})")

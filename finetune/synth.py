@@ -111,9 +111,6 @@ def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     return f"Fill in the blank: {blanked}?", answer
 
 
-WRITERS = ("model", "heading", "cloze")
-
-
 def writer_names(spec: str) -> list[str]:
     return [w.strip() for w in spec.split("+") if w.strip()]
 
@@ -134,7 +131,7 @@ def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
     the section's opening sentences (12-40 words, verbatim)."""
     title = (heading.split(" > ")[-1] if heading else "").strip()
     body = text.strip()
-    if len(title.split()) < 1 or not body.startswith(title):
+    if not title or not body.startswith(title):
         return None
     lines = [ln.strip() for ln in body[len(title) :].split("\n")]
     lines = [ln for ln in lines if ln and not re.fullmatch(r"[=\-~^\"'`#*+:.<>_]{3,}", ln)]
