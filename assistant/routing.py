@@ -69,7 +69,8 @@ class Router:
         if choice != AUTO:
             known = set(self.adapters_by_domain.values())
             if choice not in known and not any(choice.startswith(d + "-v") for d in self.adapters_by_domain):
-                raise LoragError(f"adapter '{choice}' is not loaded", hint=f"loaded: {', '.join(sorted(known)) or 'none'}")
+                raise LoragError(f"adapter '{choice}' is not loaded: only promoted adapters are served",
+                                 hint=f"loaded: {', '.join(sorted(known)) or 'none'}; `lorag adapters promote {choice}` serves it")
             return Route(choice, domain, f"explicit choice: {choice}")
         if domain is not None:
             adapter = self.adapters_by_domain.get(domain)

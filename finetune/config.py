@@ -159,6 +159,8 @@ def load_train_config(path: Path | None = None, *, domain: str | None = None, ov
     if path is None and domain and (CONFIG_DIR / f"{domain}.yaml").is_file():
         path = CONFIG_DIR / f"{domain}.yaml"
     source = str(path) if path else "defaults"
+    if any(v not in (None, {}) for v in (overrides or {}).values()):
+        source += " + command-line options"
     if path is not None:
         if not Path(path).is_file():
             raise ConfigError(f"{path}: training config not found")

@@ -27,13 +27,15 @@ def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
     from transformers import AutoModelForCausalLM
 
     weights = adapter_dir / "adapter_model.safetensors"
-    if not weights.is_file():
-        return [f"{weights.name} is missing (only safetensors adapters are imported)"]
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(base_config)
     modules = dict(model.named_modules())
     problems: list[str] = []
-    with safe_open(str(weights), framework="pt") as fh:
+    try:
+        fh_ctx = safe_open(str(weights), framework="pt")
+    except Exception as e:  # a truncated or foreign file: safetensors raises its own error types
+        raise LoragError(f"{weights}: not a readable safetensors file ({e})") from None
+    with fh_ctx as fh:
         for k in fh.keys():
             if ".lora_A." not in k and ".lora_B." not in k:
                 continue
@@ -62,12 +64,20 @@ def import_adapter(
     from assistant.adapters import base_fingerprint
 
     folder = Path(folder)
+    if not folder.exists():
+        raise LoragError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise LoragError(f"{folder}: expected the adapter's folder, not a file", hint=f"pass {folder.parent}")
     if not (folder / "adapter_config.json").is_file():
         raise LoragError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)")
     try:
         peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise LoragError(f"{folder / 'adapter_config.json'}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(peft_cfg, dict):
+        raise LoragError(f"{folder / 'adapter_config.json'}: expected a JSON object of PEFT settings")
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise LoragError(f"{folder}: adapter_model.safetensors is missing (only safetensors adapters are imported)")
     if str(peft_cfg.get("peft_type", "")).upper() != "LORA":
         raise LoragError(f"{folder}: peft_type {peft_cfg.get('peft_type')!r} is not LORA")
     base_cfg = AutoConfig.from_pretrained(model_path)
@@ -76,23 +86,30 @@ def import_adapter(
         raise LoragError(f"{folder} does not fit the base model '{base_model}':\n  - " + "\n  - ".join(problems),
                          hint="set models.generator to the model the adapter was trained on")  # fmt: skip
 
-    data = Path(data_file) if data_file else Path(datasets_dir) / domain / "train.jsonl"
-    build = Path(datasets_dir) / domain / "build.json"
-    build_info = json.loads(build.read_text()) if build.is_file() and not data_file else {}
     result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE) if p.is_file()), None)
     result = json.loads(result_path.read_text()) if result_path else {}
     metrics = result.get("metrics", {})
+    data = Path(data_file) if data_file else Path(datasets_dir) / domain / "train.jsonl"
+    data_hash = file_sha256(data) if data.is_file() else ""
+    recorded = metrics.get("data_sha256")  # what the run trained on, when it said
+    lineage_ok = bool(data_hash) and (recorded is None or recorded == data_hash)
+    build = Path(datasets_dir) / domain / "build.json"
+    build_info = json.loads(build.read_text()) if build.is_file() and not data_file and lineage_ok else {}
+    if not lineage_ok:  # it was trained on other data: keep its own hash, and an unknown corpus (shown STALE)
+        data_hash, data, corpus_fingerprint = recorded or "", None, None
     version, target = registry.next_folder(domain)
     staged = target.parent / f".staged-{version}"
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(folder, staged, ignore=shutil.ignore_patterns("card.json", RESULT_FILE, "checkpoint-*"))
+    for f in staged.rglob("*"):  # the registry owns its copy (sources may be read-only)
+        f.chmod(f.stat().st_mode | 0o200)
     card = AdapterCard(
         name=f"{domain}-v{version}", domain=domain, version=version, base_model=base_model,
         base_fingerprint=base_fingerprint(base_cfg),
-        data_hash=file_sha256(data) if data.is_file() else "",
+        data_hash=data_hash,
         corpus_fingerprint=build_info.get("corpus_fingerprint") or corpus_fingerprint or "",
         hyperparameters={**result.get("hyperparameters", {}), "imported_from": str(folder.resolve()),
-                         "training_data": str(data) if data.is_file() else None},
+                         "training_data": str(data) if data is not None and data.is_file() else None},
         metrics=metrics, created_at=now(), train_seconds=float(metrics.get("train_seconds") or 0.0),
     )  # fmt: skip
     try:

@@ -97,6 +97,8 @@ class TrainingSetBuilder:
         if not chunks:
             raise LoragError(f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}")
         n_all = len(chunks)
+        shown = {h.payload.get("display", "") for h in chunks}
+        unmatched = [pat for pat in s.exclude_sources if not any(fnmatch.fnmatchcase(d, pat) for d in shown)]
         chunks = [h for h in chunks if not self._excluded(h.payload.get("display", ""))]
         if not chunks:
             raise LoragError(f"synth.exclude_sources {s.exclude_sources} leaves no chunk of '{cfg.domain}' to train on")
@@ -163,6 +165,7 @@ class TrainingSetBuilder:
             "dropped": dict(dropped),
             "data_hash": data_hash,
             "excluded_chunks": n_all - len(chunks),
+            "exclude_patterns_matching_nothing": unmatched,
             "corpus_fingerprint": corpus_fingerprint(self.store, cfg.domain),
             "generator": getattr(self.generator, "name", None),
         }

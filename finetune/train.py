@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
+from finetune.data import file_sha256
 
 LogFn = Callable[[dict[str, Any]], None]
 CPU_MICRO_BATCH = 2
@@ -250,6 +251,7 @@ def train_adapter(
         "eval_loss": float(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
         "steps": int(trainer.state.global_step),
         "train_rows": len(rows),
+        "data_sha256": file_sha256(train_file),
         "rows_over_max_length": too_long,
         "eval_rows": len(eval_rows),
         "tokens_seen": tokens,

@@ -258,12 +258,13 @@ def test_ask_reports_which_adapter_answered(components, corpus):
 
 def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
     """synth.exclude_sources keeps documents (an evaluation's, say) out: no oracle, no distractor from them."""
-    cfg = _handbook_cloze_cfg(components, max_chunks=40, exclude_sources=["leave-*", "*.json"])
+    cfg = _handbook_cloze_cfg(components, max_chunks=40, exclude_sources=["leave-*", "*.json", "/abs/leave-policy.md"])
     out = tmp_path / "ds"
     summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
     rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     synth = [json.loads(x) for x in (out / "synthetic.jsonl").read_text().splitlines()]
     assert summary["excluded_chunks"] > 0 and rows and synth
+    assert summary["exclude_patterns_matching_nothing"] == ["/abs/leave-policy.md"]  # reported, not silently ignored
     assert not [s for s in synth if s["source"] in ("leave-policy.md", "benefits-faq.json")]
     prompts = "\n".join(r["prompt"][-1]["content"] for r in rows)
     assert "(leave-policy.md" not in prompts and "(benefits-faq.json" not in prompts

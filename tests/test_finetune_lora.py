@@ -209,11 +209,11 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     from finetune.importing import import_adapter
     from finetune.registry import Registry
 
-    result, _, _ = trained
+    result, _, trained_dir = trained
     reg = Registry(tmp_path / "adapters")
     data = tmp_path / "datasets" / "toy"
     data.mkdir(parents=True)
-    (data / "train.jsonl").write_text('{"x": 1}\n')
+    (data / "train.jsonl").write_bytes((trained_dir / "train.jsonl").read_bytes())  # the set it trained on
     (data / "build.json").write_text(json.dumps({"corpus_fingerprint": "fp-at-synth"}))
     card = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
                           datasets_dir=tmp_path / "datasets")
@@ -234,3 +234,21 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     assert [x.name for x in reg.versions("toy")] == ["toy-v1"]  # nothing registered by the refused import
     with pytest.raises(LoragError, match="no adapter_config.json"):
         import_adapter(tmp_path, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+    with pytest.raises(LoragError, match="no such folder"):
+        import_adapter(tmp_path / "nope", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for config, weights, why in (("[]", None, "expected a JSON object"), ("{}", None, "adapter_model.safetensors is missing"),
+                                 ('{"peft_type": "LORA"}', b"garbage", "not a readable safetensors file")):
+        (bad / "adapter_config.json").write_text(config)
+        if weights is not None:
+            (bad / "adapter_model.safetensors").write_bytes(weights)
+        with pytest.raises(LoragError, match=why):
+            import_adapter(bad, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+
+    # trained on other data than the domain's current training set: its own hash, no borrowed lineage
+    (data / "train.jsonl").write_text('{"x": 2}\n')
+    other = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
+                           datasets_dir=tmp_path / "datasets")
+    assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
+    assert [x.name for x in reg.versions("toy")] == ["toy-v1", "toy-v2"]

@@ -43,7 +43,7 @@ def synth_cmd(
     synth: dict[str, Any] = {}
     if max_chunks:
         synth["max_chunks"] = max_chunks
-    if writer:
+    if writer is not None:
         synth["writer"] = writer
     cfg = load_train_config(config, domain=domain, overrides={"synth": synth})
     comps = st.components
@@ -68,7 +68,13 @@ def synth_cmd(
     c.print(f"[bold]{domain}[/]: {summary['train_examples']} training examples "
             f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without), "
             f"{summary['heldout']} held-out questions")  # fmt: skip
-    c.print(f"synthetic: {s['kept']} kept of {s['chunks']} chunks  by writer: {s['by_writer']}")
+    if summary.get("excluded_chunks"):
+        c.print(f"excluded: {summary['excluded_chunks']} chunks of documents matching synth.exclude_sources")
+    for pat in summary.get("exclude_patterns_matching_nothing", []):
+        c.print(f"[yellow]warning[/]: synth.exclude_sources pattern {pat!r} matches no document "
+                "(patterns match paths as `lorag docs list` shows them)")
+    c.print(f"synthetic: {s['kept']} kept of {s['chunks']} chunks, by writer: {s['by_writer']}; "
+            "dropped (one line per failed writer attempt; a chunk may try several writers):")
     for reason, n in sorted(s["dropped"].items(), key=lambda x: -x[1]):
         c.print(f"  dropped {n:4d}  {reason}", markup=False)
     for reason, n in summary["dropped"].items():
@@ -196,16 +202,23 @@ def adapters_import(
     from assistant.store.base import corpus_fingerprint
     from finetune.importing import import_adapter
 
+    from assistant.retrieval import resolve_domains
+
     st = _state()
     comps, settings = st.components, st.settings
+    resolve_domains(comps.store, domain)  # the domain must be indexed: an adapter serves a domain's questions
     base = settings.models.generator
     card = import_adapter(
         folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
         datasets_dir=settings.datasets_dir, data_file=data,
         corpus_fingerprint=corpus_fingerprint(comps.store, domain) if comps.store.has_domain(domain) else None,
     )  # fmt: skip
-    typer.echo(f"registered {card.name} from {folder} (eval loss {_fmt(card.metrics.get('eval_loss'))}); "
-               f"`lorag eval --domain {domain} --ab base,{card.name}` compares it with the base model")
+    loss = card.metrics.get("eval_loss")
+    typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
+    if not card.data_hash or not card.corpus_fingerprint:
+        typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
+    typer.echo(f"next: `lorag eval --domain {domain} --ab base,{card.name}` compares it with the base model; "
+               f"`lorag adapters promote {card.name}` serves it")
 
 
 @adapters_app.command("rm")
