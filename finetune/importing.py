@@ -16,8 +16,7 @@ from typing import Any
 from assistant.errors import LoragError
 from finetune.data import file_sha256
 from finetune.registry import AdapterCard, Registry, now
-
-RESULT_FILE = "result.json"  # written by finetune.train next to the adapter folder: metrics + hyperparameters
+from finetune.train import RESULT_FILE
 
 
 def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from assistant.generation import Generator
 from assistant.store import Hit
 from finetune.config import SynthConfig
+from ingest.loaders import rst_inline_text
 
 QA_SYSTEM = (
     "You write one exam question about a passage and its short answer taken from the passage. "
@@ -119,13 +120,6 @@ def uses_model(spec: str) -> bool:
     return "model" in writer_names(spec)
 
 
-def _inline_plain(text: str) -> str:
-    """reStructuredText / markdown inline markup to its words: :func:`len` -> len, ``x`` -> x, `a <url>`_ -> a."""
-    text = re.sub(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`|``([^`]*)``|`([^`<]*?)\s*(?:<[^`>]*>)?`_*",
-                  lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)  # fmt: skip
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
     """For a chunk that opens a section: 'What does the documentation say about <title>?' answered by
     the section's opening sentences (12-40 words, verbatim)."""
@@ -142,7 +136,7 @@ def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
                 break
             continue
         para.append(ln)
-    plain = _inline_plain(" ".join(para))
+    plain = rst_inline_text(" ".join(para))
     answer = ""
     for sent in _SENT.split(plain.strip()):
         if len((answer + " " + sent).split()) > 40:
@@ -152,7 +146,7 @@ def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
             break
     if len(answer.split()) < 12:
         return None
-    t = _inline_plain(title).rstrip(" .:")
+    t = rst_inline_text(title).rstrip(" .:")
     return (t if t.endswith("?") else f"What does the documentation say about {t}?"), answer
 
 

@@ -20,6 +20,7 @@ from finetune.config import TrainConfig
 from finetune.data import file_sha256
 
 LogFn = Callable[[dict[str, Any]], None]
+RESULT_FILE = "result.json"  # run_dir/result.json: metrics + hyperparameters, read back by `lorag adapters import`
 CPU_MICRO_BATCH = 2
 
 
@@ -264,5 +265,5 @@ def train_adapter(
     }
     hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": micro, "grad_accum": accum}, "total_steps": total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
-    (run_dir / "result.json").write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
+    (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
     return TrainResult(adapter_dir, metrics, hyper)

@@ -38,6 +38,7 @@ def synth_cmd(
     from finetune.config import load_train_config
     from finetune.jobs import dataset_dir
     from finetune.raft import TrainingSetBuilder
+    from finetune.synth import uses_model
 
     st = _state()
     synth: dict[str, Any] = {}
@@ -50,8 +51,6 @@ def synth_cmd(
     from assistant.retrieval import resolve_domains
 
     resolve_domains(comps.store, domain)
-    from finetune.synth import uses_model
-
     gen = comps.generator if uses_model(cfg.synth.writer) else None
     builder = TrainingSetBuilder(comps.store, comps.retriever, gen, cfg, dataset_dir(comps.settings, domain))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
@@ -199,10 +198,9 @@ def adapters_import(
     data: Optional[Path] = typer.Option(None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."),
 ) -> None:
     """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
+    from assistant.retrieval import resolve_domains
     from assistant.store.base import corpus_fingerprint
     from finetune.importing import import_adapter
-
-    from assistant.retrieval import resolve_domains
 
     st = _state()
     comps, settings = st.components, st.settings
@@ -211,7 +209,7 @@ def adapters_import(
     card = import_adapter(
         folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
         datasets_dir=settings.datasets_dir, data_file=data,
-        corpus_fingerprint=corpus_fingerprint(comps.store, domain) if comps.store.has_domain(domain) else None,
+        corpus_fingerprint=corpus_fingerprint(comps.store, domain),
     )  # fmt: skip
     loss = card.metrics.get("eval_loss")
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
