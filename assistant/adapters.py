@@ -46,6 +46,9 @@ def attach_adapters(model: Any, adapters: dict[str, Path]) -> tuple[Any, dict[st
     if peft_model is None:
         return model, timings
     peft_model.eval()
+    from assistant.lora_batch import enable_gathered_lora
+
+    enable_gathered_lora(peft_model)  # rows of one batch may use different adapters at one pass per layer
     return peft_model, timings
 
 

@@ -97,27 +97,48 @@ def main() -> None:
         same.append(first_token(names[0]))
         diff.append(first_token(names[(r % (len(names) - 1)) + 1] if len(names) > 1 else None))
         first_token(names[0])
-    # 3) batches
+    # 3) batches: tokens/s of one batch, the same prompts and greedy new tokens for every arm
     single = [names[0]] * args.batch
     mixed = [(names + [None])[i % (len(names) + 1)] for i in range(args.batch)]
 
-    def tps(adapters: list[str | None]) -> float:
+    def tps(adapters: list[str | None] | None) -> float:
+        if adapters is None:  # reference: peft's plain single-adapter forward (active adapter, no per-row names)
+            model.set_adapter(names[0])
+            enc = gen.tokenizer([gen.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in msgs],
+                                return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(model.device)
+            t = time.perf_counter()
+            with torch.inference_mode():
+                out = model.generate(**enc, **gen.generation_kwargs(args.tokens))
+            n = int((out[:, enc["input_ids"].shape[1]:] != gen.tokenizer.pad_token_id).sum())
+            return n / (time.perf_counter() - t)
         gen.generate_batch(msgs, adapters=adapters, max_new_tokens=args.tokens)
         s = gen.last_stats
         return s.new_tokens / s.total_s
 
-    tps(single)
-    rs, rm = [], []
-    for _ in range(args.repeats):  # alternate so drift hits both
-        rs.append(tps(single))
-        rm.append(tps(mixed))
+    from assistant.lora_batch import disable_gathered_lora, enable_gathered_lora
+
+    arms = {"single (peft active adapter)": lambda: tps(None), "single (lorag per-row path)": lambda: tps(single),
+            "mixed (lorag gathered LoRA)": lambda: tps(mixed)}
+    for f in arms.values():
+        f()  # warm-up
+    res = {k: [] for k in [*arms, "mixed (peft per-adapter split)"]}
+    for _ in range(args.repeats):  # alternate so drift hits every arm
+        for k, f in arms.items():
+            res[k].append(f())
+        disable_gathered_lora(model)
+        res["mixed (peft per-adapter split)"].append(tps(mixed))
+        enable_gathered_lora(model)
     med = statistics.median
     print(f"device={device} model={args.model} adapters={len(names)} batch={args.batch} new_tokens={args.tokens}")
     print(f"attach {len(names)} adapters: {attach_total*1000:.0f} ms total ({', '.join(f'{k} {v*1000:.0f} ms' for k, v in load_s.items())})")
     print(f"set_adapter switch: median {med(sw):.3f} ms, max {max(sw):.3f} ms  (target < 5 ms)")
     print(f"first token, same adapter {med(same):.1f} ms vs after another adapter {med(diff):.1f} ms: "
           f"switch cost {med(diff) - med(same):+.1f} ms (target < 5 ms)")  # fmt: skip
-    print(f"batch tokens/s: single adapter {med(rs):.1f}, mixed {mixed} {med(rm):.1f}; ratio {med(rm)/med(rs):.2f} (target >= 0.8)")
+    ref = med(res["single (peft active adapter)"])
+    print(f"batch of {args.batch} rows, mixed = {mixed}")
+    for k, v in res.items():
+        print(f"  {k:32s} {med(v):8.1f} tokens/s  ratio to peft single {med(v)/ref:.2f}")
+    print(f"mixed-adapter batch ÷ single-adapter batch: {med(res['mixed (lorag gathered LoRA)'])/ref:.2f} (target >= 0.8)")
 
 
 if __name__ == "__main__":
