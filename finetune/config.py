@@ -51,7 +51,7 @@ class TrainConfig:
     quantization: str = _f("auto", "'auto' (QLoRA NF4 on CUDA, plain LoRA on CPU), 'nf4' or 'none'.")
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
-    lora_dropout: float = _f(0.05, "Dropout on the LoRA path.")
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA path (0 lets CUDA runs train as CUDA graphs: see cuda_graphs).")
     target_modules: str | list[str] = _f("all-linear", "Modules to adapt: 'all-linear' or a list of names.")
     epochs: float = _f(3.0, "Passes over the training set.")
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
@@ -73,6 +73,10 @@ class TrainConfig:
                               "compiles cost more than they saved on a 100 s run (0.38x), so off by default.")
     lora_dtype: str = _f("bfloat16", "dtype of the trained LoRA weights: 'bfloat16' (bf16 training without quantization "
                          "only, else float32: no casts on every LoRA call, 1.36x tokens/s on the H100) or 'float32' (peft's default).")
+    cuda_graphs: bool = _f(True, "CUDA, padded batches, lora_dropout 0: run each decoder layer's checkpointed forward and "
+                           "backward as CUDA graphs captured once per batch shape (a small model's step is "
+                           "launch-bound). Same math as gradient checkpointing; anything else runs eagerly.")
+    graph_bucket: int = _f(128, "With cuda_graphs: pad every batch's length to a multiple of this (fewer shapes to capture).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
     logging_steps: int = _f(5, "Log the loss every N steps.")
     save_steps: int = _f(50, "Checkpoint every N steps (for --resume).")
@@ -108,7 +112,7 @@ def check(cfg: TrainConfig) -> list[str]:
         bad("attn_implementation", "one of sdpa, flex_attention, eager")
     if cfg.batching not in ("auto", "padding_free", "padded"):
         bad("batching", "one of auto, padding_free, padded")
-    for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps"):
+    for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             bad(name, "a whole number >= 1")
     if not 0 <= cfg.lora_dropout < 1:

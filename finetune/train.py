@@ -55,8 +55,16 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
             liger = False
     bf16 = cuda and torch.cuda.is_bf16_supported()
     lora_dtype = cfg.lora_dtype if (bf16 and quant == "none") else "float32"
+    graphs_off = next((why for off, why in (
+        (not cfg.cuda_graphs, "off in the config"),
+        (not cuda, "CUDA only"),
+        (batching != "padded", "padded batching only"),
+        (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
+        (cfg.compile_layers, "not with compile_layers"),
+    ) if off), None)  # fmt: skip
     return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
-            "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype}
+            "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
+            "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off}
 
 
 def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
@@ -194,7 +202,8 @@ def train_adapter(
         completion_only_loss=True,
         padding_free=runtime["batching"] == "padding_free",
         use_liger_kernel=runtime["liger"],
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py)
+        gradient_checkpointing=cfg.gradient_checkpointing and not runtime["cuda_graphs"],
         report_to=[],
         seed=cfg.seed,
         use_cpu=device == "cpu",
@@ -208,6 +217,9 @@ def train_adapter(
             kwargs["train_sampling_strategy"] = "group_by_length"
         elif "group_by_length" in fields:
             kwargs["group_by_length"] = True
+    bucket_len = math.ceil(cfg.max_seq_length / cfg.graph_bucket) * cfg.graph_bucket
+    if runtime["cuda_graphs"]:  # few distinct batch shapes, so few graphs to capture
+        kwargs["pad_to_multiple_of"] = cfg.graph_bucket
     kwargs.update(trainer_overrides or {})
     args = SFTConfig(**kwargs)
     history: list[dict[str, Any]] = []
@@ -237,11 +249,22 @@ def train_adapter(
                 p.data = p.data.to(torch.bfloat16)
     if runtime["compile_layers"]:
         compile_decoder_layers(trainer.model)
+    graphs = None
+    if runtime["cuda_graphs"]:
+        from finetune.graphs import LayerGraphs
+
+        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=micro * bucket_len,
+                             checkpoint=cfg.gradient_checkpointing).install()  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None
     t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        out = trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        if graphs is not None:
+            graph_summary = graphs.summary()
+            graphs.uninstall()
     seconds = time.perf_counter() - t0
     final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
@@ -259,6 +282,7 @@ def train_adapter(
         "train_seconds": seconds,
         "tokens_per_s": tokens / seconds if seconds > 0 else None,
         "resumed_from": checkpoint,
+        "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],

@@ -1,0 +1,277 @@
+"""Decoder layers trained as CUDA graphs: activation checkpointing, captured once per shape, replayed.
+
+A small model's LoRA step is launch-bound: ~9-12k kernels per step, each launched through Python,
+autograd and peft, kept the H100 30-43% busy (benchmarks/RESULTS.md). Here each decoder layer's work
+is captured per input shape as two CUDA graphs and replayed every step:
+
+  forward   the layer under no_grad, output copied out; only the input is kept (as checkpointing does)
+  backward  the layer recomputed with grad, then autograd.grad for its input and its trainable
+            (LoRA) weights, written to static buffers that autograd then accumulates as usual
+
+so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
+Conditions, checked by the caller (finetune.train.resolve_runtime): padded batches padded on the
+right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
+pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, and no
+dropout inside the layers (a replayed recompute would draw other masks than the forward). Anything
+else (evaluation, no grad, a cache, extra attention kwargs, a capture that fails) runs the layer
+as before, checkpointed when training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+
+_GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
+                   "cache_position"}  # fmt: skip
+
+
+@dataclass
+class _Shape:
+    """Static buffers of one input shape, shared by every layer (views of one allocation)."""
+
+    x: Any
+    out: Any
+    gout: Any
+    gx: Any
+    cos: Any
+    sin: Any
+    cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
+
+
+@dataclass
+class _Entry:
+    """One layer at one shape: its two captured programs and the static buffers of its weight grads."""
+
+    params: list[Any]
+    pgrads: list[Any]
+    run_fwd: Callable[[], None]
+    run_bwd: Callable[[], None]
+    keep: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
+
+
+class _Replay:
+    """autograd.Function (built lazily: torch is imported on first use)."""
+
+    fn: Any = None
+
+    @classmethod
+    def get(cls) -> Any:
+        if cls.fn is None:
+            import torch
+
+            class Replay(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, *params: Any) -> Any:
+                    ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin)
+                    ctx.save_for_backward(x)
+                    st.x.copy_(x)
+                    entry.run_fwd()
+                    return st.out.clone()
+
+                @staticmethod
+                def backward(ctx: Any, gout: Any) -> Any:
+                    (x,) = ctx.saved_tensors
+                    st, entry = ctx.st, ctx.entry
+                    _load_rope(st, *ctx.rope)
+                    st.x.copy_(x)
+                    st.gout.copy_(gout)
+                    entry.run_bwd()
+                    return (st.gx.clone(), None, None, None, None, *[g.clone() for g in entry.pgrads])
+
+            cls.fn = Replay
+        return cls.fn
+
+
+def _load_rope(st: _Shape, cos: Any, sin: Any) -> None:
+    if st.cos_src is not cos:
+        st.cos.copy_(cos)
+        st.sin.copy_(sin)
+        st.cos_src = cos
+
+
+class LayerGraphs:
+    """Installs graphed forwards on a model's decoder layers for one training run.
+
+    capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
+    tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch."""
+
+    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, capture: bool = True):
+        self.layers = list(layers)
+        self.max_tokens = max_tokens
+        self.checkpoint = checkpoint
+        self.capture = capture
+        self.shapes: dict[tuple, _Shape] = {}
+        self.entries: dict[tuple, _Entry | None] = {}
+        self.flat: dict[str, Any] = {}
+        self.pool: Any = None
+        self.warm: set[tuple] = set()
+        self.stats = {"captured": 0, "replayed": 0, "eager": 0, "failed": 0}
+        self.failure: str | None = None
+        self._saved: list[tuple[Any, bool]] = []
+
+    # -- install / uninstall ------------------------------------------------------------------
+    def install(self) -> "LayerGraphs":
+        for i, layer in enumerate(self.layers):
+            self._saved.append((layer, bool(getattr(layer, "gradient_checkpointing", False))))
+            if hasattr(layer, "gradient_checkpointing"):
+                layer.gradient_checkpointing = False  # the graphs checkpoint; transformers must not as well
+            layer.forward = partial(self._forward, i)  # instance attribute: module paths and state_dict unchanged
+        return self
+
+    def uninstall(self) -> None:
+        for layer, ckpt in self._saved:
+            vars(layer).pop("forward", None)
+            if hasattr(layer, "gradient_checkpointing"):
+                layer.gradient_checkpointing = ckpt
+        self._saved.clear()
+        self.entries.clear()
+        self.shapes.clear()
+        self.flat.clear()
+        self.pool = None
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.stats, "shapes": len(self.shapes), "failure": self.failure}
+
+    # -- the layer call ---------------------------------------------------------------------------
+    def _orig(self, i: int) -> Callable[..., Any]:
+        layer = self.layers[i]
+        return type(layer).forward.__get__(layer)
+
+    def _forward(self, i: int, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        rope = kwargs.get("position_embeddings")
+        layer = self.layers[i]
+        training = layer.training and torch.is_grad_enabled()
+        if training and self.checkpoint:  # as transformers does under checkpointing: a recompute must not write a cache twice
+            kwargs.update({k: None for k in ("cache", "past_key_values") if k in kwargs})
+            kwargs["use_cache"] = False
+        graphable = (
+            self.failure is None
+            and len(args) <= 1
+            and training
+            and rope is not None
+            and not kwargs.get("use_cache")
+            and kwargs.get("cache") is None
+            and kwargs.get("past_key_values") is None
+            and set(kwargs) <= _GRAPHED_KWARGS
+            and hidden.dim() == 3
+            and hidden.shape[0] * hidden.shape[1] <= self.max_tokens
+        )
+        entry = self._entry(i, hidden, rope) if graphable else None
+        if entry is None:
+            return self._eager(i, hidden, *args[1:], **kwargs)
+        st = self.shapes[self._key(hidden, rope)]
+        _load_rope(st, *rope)
+        self.stats["replayed"] += 1
+        return _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+
+    def _eager(self, i: int, hidden: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        self.stats["eager"] += 1
+        orig = self._orig(i)
+        if self.checkpoint and self.layers[i].training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(orig, hidden, *args, use_reentrant=False, **kwargs)
+        return orig(hidden, *args, **kwargs)
+
+    # -- capture ------------------------------------------------------------------------------------
+    @staticmethod
+    def _key(hidden: Any, rope: Any) -> tuple:
+        import torch
+
+        dev = hidden.device.type
+        ac = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)) if dev in ("cuda", "cpu") else (False, None)
+        return (tuple(hidden.shape), hidden.dtype, tuple(rope[0].shape), rope[0].dtype, ac)
+
+    def _shape(self, key: tuple, hidden: Any, rope: Any) -> _Shape:
+        import torch
+
+        st = self.shapes.get(key)
+        if st is None:
+            n = hidden.numel()
+            for name in ("x", "out", "gout", "gx"):  # one allocation each at the largest batch, views per shape
+                if name not in self.flat:
+                    self.flat[name] = torch.empty(self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
+            view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "out", "gout", "gx")}
+            st = _Shape(**view, cos=torch.empty_like(rope[0]), sin=torch.empty_like(rope[1]))
+            self.shapes[key] = st
+        return st
+
+    def _entry(self, i: int, hidden: Any, rope: Any) -> _Entry | None:
+        key = self._key(hidden, rope)
+        if (i, key) in self.entries:
+            return self.entries[(i, key)]
+        st = self._shape(key, hidden, rope)
+        _load_rope(st, *rope)
+        st.x.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
+        st.gout.zero_()
+        try:
+            entry = self._build(i, key, st)
+            self.stats["captured"] += 1
+        except Exception as e:  # a layer that cannot be captured: every layer runs eagerly from now on
+            self.failure = f"{type(e).__name__}: {e}"
+            self.stats["failed"] += 1
+            entry = None
+        self.entries[(i, key)] = entry
+        return entry
+
+    def _build(self, i: int, key: tuple, st: _Shape) -> _Entry:
+        import torch
+
+        layer, orig = self.layers[i], self._orig(i)
+        params = [p for p in layer.parameters() if p.requires_grad]
+        pgrads = [torch.zeros_like(p) for p in params]
+        dev = st.x.device.type
+        autocast_on, autocast_dtype = key[-1]
+
+        def autocast() -> Any:
+            # no cast cache: a cached bf16 copy of a weight made in one capture would be read by another graph
+            # at an address that other graphs reuse in the shared pool
+            if not autocast_on:
+                return contextlib.nullcontext()
+            return torch.autocast(dev, dtype=autocast_dtype, cache_enabled=False)
+
+        def call(x: Any) -> Any:
+            # no mask: rows are padded on the right, so under causal attention no real token sees a pad
+            out = orig(x, attention_mask=None, position_embeddings=(st.cos, st.sin), use_cache=False)
+            return out[0] if isinstance(out, tuple) else out
+
+        def fwd() -> None:
+            with torch.no_grad(), autocast():
+                st.out.copy_(call(st.x))
+
+        def bwd() -> None:
+            with torch.enable_grad(), autocast():
+                x = st.x.detach().requires_grad_(True)
+                grads = torch.autograd.grad(call(x), [x, *params], st.gout, allow_unused=True)
+            st.gx.copy_(grads[0])
+            for buf, g in zip(pgrads, grads[1:]):
+                buf.copy_(g) if g is not None else buf.zero_()
+
+        if not self.capture:
+            return _Entry(params, pgrads, fwd, bwd)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            if key not in self.warm:  # lazy initialisation (cuBLAS, Triton) once per shape, outside capture
+                bwd()
+                fwd()
+                self.warm.add(key)
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            graphs = []
+            for body in (fwd, bwd):  # one memory pool for all: every graph's temporaries are dead at its end
+                g = torch.cuda.CUDAGraph()
+                g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+                try:
+                    body()
+                finally:
+                    g.capture_end()
+                graphs.append(g)
+        torch.cuda.current_stream().wait_stream(stream)
+        return _Entry(params, pgrads, graphs[0].replay, graphs[1].replay, keep=tuple(graphs))

@@ -1,0 +1,93 @@
+"""Graphed decoder layers (finetune/graphs.py): the same gradients as gradient checkpointing.
+
+On this CPU the captured programs run eagerly (capture=False): what is checked is the bookkeeping
+around the graphs — static buffers shared by layers and shapes, the input and weight gradients
+handed to autograd, accumulation over micro-batches, no mask on right-padded rows, clean uninstall.
+The CUDA capture itself is exercised by benchmarks/bench_train_gpu.py on a GPU."""
+
+import pytest
+import torch
+
+from finetune.graphs import LayerGraphs
+from finetune.train import decoder_layers
+
+
+@pytest.fixture()
+def lora_model(tiny_lm):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation="sdpa")
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                                            init_lora_weights=False))  # fmt: skip
+    model.train()
+    return model
+
+
+def right_padded_batch(lengths, width, pad=0):
+    torch.manual_seed(1)
+    ids = torch.full((len(lengths), width), pad)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(3, 200, (n,))
+        mask[i, :n] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def grads_of(model, batches):
+    model.zero_grad(set_to_none=True)
+    for b in batches:
+        model(**b).loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_graphed_layers_give_checkpointing_gradients(lora_model):
+    model = lora_model
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([16, 3, 7], 16), right_padded_batch([4, 6], 8)]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    reference = grads_of(model, batches)  # masked attention, checkpointed, accumulated over 3 micro-batches
+    keys = set(model.state_dict())
+
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, capture=False).install()
+    got = grads_of(model, batches)
+    summary = graphs.summary()
+    graphs.uninstall()
+
+    assert summary["failure"] is None and summary["eager"] == 0
+    n_layers = len(decoder_layers(model))
+    assert summary["captured"] == 2 * n_layers  # (3,16) twice -> one program pair per layer, and (2,8)
+    assert summary["replayed"] == 3 * n_layers and summary["shapes"] == 2
+    assert got.keys() == reference.keys() and len(got) > 0
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+    assert set(model.state_dict()) == keys  # no renamed or added modules
+    assert all("forward" not in vars(layer) for layer in decoder_layers(model))
+    assert all(layer.gradient_checkpointing for layer in decoder_layers(model))  # restored
+
+
+def test_eval_and_oversized_batches_run_eagerly(lora_model):
+    model = lora_model
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=8, capture=False).install()
+    try:
+        batch = right_padded_batch([5, 7], 8)  # 16 tokens > max_tokens
+        loss = model(**batch).loss
+        loss.backward()
+        with torch.no_grad():
+            model(**batch)
+        assert graphs.stats["replayed"] == 0 and graphs.stats["eager"] == 2 * len(decoder_layers(model))
+    finally:
+        graphs.uninstall()
+
+
+def test_trl_collator_pads_on_the_right(tiny_lm):
+    """The graphs drop the attention mask, which is exact only for right padding: trl must keep it."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    collate = DataCollatorForLanguageModeling(pad_token_id=0, pad_to_multiple_of=8)
+    batch = collate([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+                     {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]}])  # fmt: skip
+    assert batch["input_ids"].shape == (2, 8)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]
