@@ -273,6 +273,10 @@ def main() -> None:
     if args.warmup:  # CUDA context, cuBLAS and kernel caches: paid here, not by the first measured arm
         print("== warmup", flush=True)
         run_plain_trl(model_path, rows[: args.batch * 2], eval_rows[:4], args, False, args.out / "warmup")
+        # and lorag's kernels (Liger's Triton kernels compile on first use; a user pays that once per machine)
+        warm = args.out / "warmup.jsonl"
+        warm.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.batch * 2]))
+        run_lorag(model_path, warm, args.eval, args, False, args.out / "warmup-lorag", rows[: args.batch * 2])
     results = {}
     quants = {"lora": [False], "qlora": [True], "both": [False, True]}[args.quant]
     for quant in quants:

@@ -108,7 +108,7 @@ class LayerGraphs:
         self.flat: dict[str, Any] = {}
         self.pool: Any = None
         self.warm: set[tuple] = set()
-        self.stats = {"captured": 0, "replayed": 0, "eager": 0, "failed": 0}
+        self.stats: dict[str, Any] = {"captured": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None}
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
 
@@ -150,18 +150,10 @@ class LayerGraphs:
         if training and self.checkpoint:  # as transformers does under checkpointing: a recompute must not write a cache twice
             kwargs.update({k: None for k in ("cache", "past_key_values") if k in kwargs})
             kwargs["use_cache"] = False
-        graphable = (
-            self.failure is None
-            and len(args) <= 1
-            and training
-            and rope is not None
-            and not kwargs.get("use_cache")
-            and kwargs.get("cache") is None
-            and kwargs.get("past_key_values") is None
-            and set(kwargs) <= _GRAPHED_KWARGS
-            and hidden.dim() == 3
-            and hidden.shape[0] * hidden.shape[1] <= self.max_tokens
-        )
+        why = self._not_graphable(training, args, kwargs, hidden, rope)
+        graphable = why is None
+        if why and training and self.stats.get("eager_reason") is None:
+            self.stats["eager_reason"] = why
         entry = self._entry(i, hidden, rope) if graphable else None
         if entry is None:
             return self._eager(i, hidden, *args[1:], **kwargs)
@@ -169,6 +161,24 @@ class LayerGraphs:
         _load_rope(st, *rope)
         self.stats["replayed"] += 1
         return _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+
+    def _not_graphable(self, training: bool, args: tuple, kwargs: dict, hidden: Any, rope: Any) -> str | None:
+        if self.failure is not None:
+            return "a capture failed"
+        if not training:
+            return "not training (evaluation or no grad)"
+        if len(args) > 1 or rope is None or hidden.dim() != 3:
+            return "unexpected layer arguments"
+        if kwargs.get("use_cache") or kwargs.get("cache") is not None or kwargs.get("past_key_values") is not None:
+            return "a KV cache"
+        # extra kwargs ride along to every layer (e.g. num_items_in_batch for the loss): scalars are ignored,
+        # but tensors such as packed-sequence boundaries change what attention does
+        extra = [k for k, v in kwargs.items() if k not in _GRAPHED_KWARGS and getattr(v, "ndim", 0) > 0]
+        if extra:
+            return f"per-token arguments {extra}"
+        if hidden.shape[0] * hidden.shape[1] > self.max_tokens:
+            return f"batch of {hidden.shape[0]}x{hidden.shape[1]} tokens over {self.max_tokens}"
+        return None
 
     def _eager(self, i: int, hidden: Any, *args: Any, **kwargs: Any) -> Any:
         import torch
