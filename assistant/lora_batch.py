@@ -86,12 +86,19 @@ def _gathered_forward(self: Any, x: Any, *args: Any, adapter_names: list[str], *
     if self.merged or self.disable_adapters or all(n == BASE for n in adapter_names):
         return result
     st = _stack(self, x.device, x.dtype)
-    idx = self._lorag_rows.get(tuple(adapter_names), st["slots"], x.device)
-    a = st["A"].index_select(0, idx)  # [rows, r, in]
-    b = st["B"].index_select(0, idx)  # [rows, out, r]
+    names = tuple(adapter_names)
+    got = vars(self).get("_lorag_rowweights")
+    if got is None or got[0] is not st or got[1] != names:  # gathered once per batch, reused at every decoding step
+        idx = self._lorag_rows.get(names, st["slots"], x.device)
+        # [rows, in, r] and [rows, r, out]: each row's own A^T and (B·scaling)^T
+        got = (st, names, st["A"].index_select(0, idx).transpose(1, 2), st["B"].index_select(0, idx).transpose(1, 2))
+        object.__setattr__(self, "_lorag_rowweights", got)
     flat = x.reshape(x.shape[0], -1, x.shape[-1])  # [rows, tokens, in]
-    delta = torch.bmm(torch.bmm(flat, a.transpose(1, 2)), b.transpose(1, 2))
-    return result + delta.reshape(*result.shape[:-1], delta.shape[-1]).to(result.dtype)
+    low = torch.bmm(flat, got[2])  # [rows, tokens, r]
+    out = result.reshape(result.shape[0], -1, result.shape[-1])
+    if out.dtype == low.dtype:
+        return torch.baddbmm(out, low, got[3]).reshape(result.shape)  # result + low @ B^T in one call
+    return result + torch.bmm(low, got[3]).reshape(result.shape).to(result.dtype)
 
 
 def enable_gathered_lora(model: Any) -> int:
@@ -112,6 +119,6 @@ def disable_gathered_lora(model: Any) -> None:
     for module in model.modules():
         if "_mixed_batch_forward" in vars(module):
             del module._mixed_batch_forward
-        for attr in (_STACK, "_lorag_rows"):
+        for attr in (_STACK, "_lorag_rows", "_lorag_rowweights"):
             if attr in vars(module):
                 object.__delattr__(module, attr)

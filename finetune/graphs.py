@@ -107,6 +107,7 @@ class LayerGraphs:
         self.entries: dict[tuple, _Entry | None] = {}
         self.flat: dict[str, Any] = {}
         self.pool: Any = None
+        self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
         self.stats: dict[str, Any] = {"captured": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None}
         self.failure: str | None = None
@@ -130,7 +131,7 @@ class LayerGraphs:
         self.entries.clear()
         self.shapes.clear()
         self.flat.clear()
-        self.pool = None
+        self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
         return {**self.stats, "shapes": len(self.shapes), "failure": self.failure}
@@ -265,7 +266,9 @@ class LayerGraphs:
 
         if not self.capture:
             return _Entry(params, pgrads, fwd, bwd)
-        stream = torch.cuda.Stream()
+        if self.stream is None:
+            self.stream = torch.cuda.Stream()
+        stream = self.stream
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             if key not in self.warm:  # lazy initialisation (cuBLAS, Triton) once per shape, outside capture

@@ -266,6 +266,8 @@ def train_adapter(
             graph_summary = graphs.summary()
             graphs.uninstall()
     seconds = time.perf_counter() - t0
+    cuda = device == "cuda"
+    train_peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
     final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter_dir))
@@ -283,7 +285,8 @@ def train_adapter(
         "tokens_per_s": tokens / seconds if seconds > 0 else None,
         "resumed_from": checkpoint,
         "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
-        "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+        "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
+        "peak_gpu_reserved_gb": train_peak[1],
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
