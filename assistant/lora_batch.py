@@ -77,28 +77,52 @@ class _RowSlots:
         return idx
 
 
+def _row_weights(self: Any, x: Any, adapter_names: list[str]) -> tuple:
+    """The batch's LoRA weights for this layer: ("base",), ("one", A^T, (B·s)^T) when every row uses the
+    same adapter (plain matmuls on views, nothing gathered) or ("rows", [rows, in, r], [rows, r, out])."""
+    st = _stack(self, x.device, x.dtype)
+    names = tuple(adapter_names)
+    slots = {st["slots"].get(n, 0) for n in names}
+    if slots == {0}:
+        return ("base",)
+    if len(slots) == 1:
+        (slot,) = slots
+        return ("one", st["A"][slot].t(), st["B"][slot].t())
+    idx = self._lorag_rows.get(names, st["slots"], x.device)
+    return ("rows", st["A"].index_select(0, idx).transpose(1, 2), st["B"].index_select(0, idx).transpose(1, 2))
+
+
 def _gathered_forward(self: Any, x: Any, *args: Any, adapter_names: list[str], **kwargs: Any) -> Any:
     import torch
 
-    for key in _VARIANT_KWARGS:  # meant for LoRA variants, which keep peft's path; not for the base layer
-        kwargs.pop(key, None)
+    if kwargs:
+        for key in _VARIANT_KWARGS:  # meant for LoRA variants, which keep peft's path; not for the base layer
+            kwargs.pop(key, None)
     result = self.base_layer(x, *args, **kwargs)
-    if self.merged or self.disable_adapters or all(n == BASE for n in adapter_names):
+    if self.merged or self.disable_adapters:
         return result
-    st = _stack(self, x.device, x.dtype)
-    names = tuple(adapter_names)
-    got = vars(self).get("_lorag_rowweights")
-    if got is None or got[0] is not st or got[1] != names:  # gathered once per batch, reused at every decoding step
-        idx = self._lorag_rows.get(names, st["slots"], x.device)
-        # [rows, in, r] and [rows, r, out]: each row's own A^T and (B·scaling)^T
-        got = (st, names, st["A"].index_select(0, idx).transpose(1, 2), st["B"].index_select(0, idx).transpose(1, 2))
-        object.__setattr__(self, "_lorag_rowweights", got)
+    # peft hands every layer the same adapter_names list for a whole generate() call: the weights are
+    # looked up (and the stacks checked) once per call and layer, not at every decoding step
+    cached = vars(self).get("_lorag_rowweights")
+    if cached is None or cached[0] is not adapter_names:
+        cached = (adapter_names, _row_weights(self, x, adapter_names))
+        object.__setattr__(self, "_lorag_rowweights", cached)
+    w = cached[1]
+    if w[0] == "base":
+        return result
+    if w[0] == "one":
+        flat = x.reshape(-1, x.shape[-1])
+        out = result.reshape(-1, result.shape[-1])
+        low = flat @ w[1]
+        if out.dtype == low.dtype:
+            return torch.addmm(out, low, w[2]).reshape(result.shape)  # result + low @ (B·s)^T in one call
+        return result + (low @ w[2]).reshape(result.shape).to(result.dtype)
     flat = x.reshape(x.shape[0], -1, x.shape[-1])  # [rows, tokens, in]
-    low = torch.bmm(flat, got[2])  # [rows, tokens, r]
+    low = torch.bmm(flat, w[1])  # [rows, tokens, r]
     out = result.reshape(result.shape[0], -1, result.shape[-1])
     if out.dtype == low.dtype:
-        return torch.baddbmm(out, low, got[3]).reshape(result.shape)  # result + low @ B^T in one call
-    return result + torch.bmm(low, got[3]).reshape(result.shape).to(result.dtype)
+        return torch.baddbmm(out, low, w[2]).reshape(result.shape)
+    return result + torch.bmm(low, w[2]).reshape(result.shape).to(result.dtype)
 
 
 def enable_gathered_lora(model: Any) -> int:
