@@ -97,6 +97,25 @@ def main() -> None:
         same.append(first_token(names[0]))
         diff.append(first_token(names[(r % (len(names) - 1)) + 1] if len(names) > 1 else None))
         first_token(names[0])
+    # 2b) the same, as one prefill forward (no dependence on what text the first token decodes to)
+    enc1 = gen.encode(msgs[0])
+
+    def prefill(adapter: str) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.inference_mode():
+            model(**enc1, adapter_names=[adapter])
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t) * 1000
+
+    prefill(names[0])
+    p_same, p_diff = [], []
+    for r in range(args.repeats * 6):
+        p_same.append(prefill(names[0]))
+        p_diff.append(prefill(names[(r % (len(names) - 1)) + 1] if len(names) > 1 else names[0]))
+        prefill(names[0])
     # 3) batches: tokens/s of one batch, the same prompts and greedy new tokens for every arm
     single = [names[0]] * args.batch
     mixed = [(names + [None])[i % (len(names) + 1)] for i in range(args.batch)]
@@ -134,6 +153,8 @@ def main() -> None:
     print(f"set_adapter switch: median {med(sw):.3f} ms, max {max(sw):.3f} ms  (target < 5 ms)")
     print(f"first token, same adapter {med(same):.1f} ms vs after another adapter {med(diff):.1f} ms: "
           f"switch cost {med(diff) - med(same):+.1f} ms (target < 5 ms)")  # fmt: skip
+    print(f"prefill forward, same adapter {med(p_same):.2f} ms vs after another adapter {med(p_diff):.2f} ms: "
+          f"switch cost {med(p_diff) - med(p_same):+.2f} ms (target < 5 ms)")  # fmt: skip
     ref = med(res["single (peft active adapter)"])
     print(f"batch of {args.batch} rows, mixed = {mixed}")
     for k, v in res.items():
