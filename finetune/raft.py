@@ -32,6 +32,14 @@ def _as_passage(hit: Hit, domain: str) -> Passage:
                    domain, p.get("doc_id", ""), hit.id)  # fmt: skip
 
 
+MIN_DISTRACTOR_WORDS = 8
+
+
+def _has_body(text: str) -> bool:
+    """A heading-only chunk (a title, a lone table row) teaches nothing as a distractor."""
+    return len(text.split()) >= MIN_DISTRACTOR_WORDS
+
+
 def make_example(
     question: str, answer: str, oracle: Passage | None, negatives: Sequence[Passage], *, k: int,
     include_oracle: bool, rng: random.Random,
@@ -76,7 +84,8 @@ class TrainingSetBuilder:
         document and any excluded source."""
         extra = 4 + (2 * k if self.cfg.synth.exclude_sources else 0)
         results = self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + extra)
-        return [[p for p in r.passages if p.doc_id != ex and not self._excluded(p.source)] for r, ex in zip(results, exclude_docs)]
+        return [[p for p in r.passages if p.doc_id != ex and not self._excluded(p.source) and _has_body(p.text)]
+                for r, ex in zip(results, exclude_docs)]  # fmt: skip
 
     def _oracle_for(self, rec: QARecord, chunks_by_source: dict[str, list[Hit]]) -> Passage | None:
         """The chunk of a source document that best supports the reference answer."""

@@ -165,3 +165,45 @@ def check_base(card: AdapterCard, base_fingerprint: str) -> None:
 
 def card_json(card: AdapterCard) -> str:
     return json.dumps(card.model_dump(), indent=2)
+
+
+def _num(x: Any, fmt: str = ".4f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
+
+
+def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1") -> str:
+    """A card for people: lineage, the settings that matter, training figures, the evaluation record."""
+    h, m, rt = card.hyperparameters, card.metrics, card.hyperparameters.get("runtime", {}) or {}
+    state = "promoted (served)" if card.promoted else "not promoted"
+    if card.promoted and card.promotion.get("forced"):
+        state += ", forced"
+    lines = [
+        f"{card.name}  domain {card.domain}  version {card.version}  {state}" + ("  STALE" if stale else ""),
+        f"  base model     {card.base_model} (architecture {card.base_fingerprint[:12]})",
+        f"  trained        {card.created_at}, {_num(m.get('train_seconds'), '.0f')} s, {m.get('steps', '-')} steps on "
+        f"{m.get('train_rows', '-')} rows ({rt.get('device', '?')}, {rt.get('quantization', '?')})",
+        f"  data           sha256 {card.data_hash[:16]}…  corpus fingerprint {card.corpus_fingerprint[:16]}…"
+        + ("  (the corpus changed since: STALE)" if stale else ""),
+        f"  LoRA           r {h.get('lora_r', '-')}, alpha {h.get('lora_alpha', '-')}, dropout {h.get('lora_dropout', '-')}, "
+        f"targets {h.get('target_modules', '-')}",
+        f"  schedule       {h.get('epochs', '-')} epochs, lr {h.get('learning_rate', '-')} {h.get('lr_scheduler', '')}, "
+        f"batch {h.get('batch_size', '-')}, max length {h.get('max_seq_length', '-')}",
+        f"  losses         train {_num(m.get('train_loss'))}, held-out {_num(m.get('eval_loss'))}",
+        f"  speed          {_num(m.get('tokens_per_s'), ',.0f')} tokens/s, peak GPU memory {_num(m.get('peak_gpu_mem_gb'), '.2f')} GB",
+    ]
+    if card.promotion:
+        lines.append(f"  promotion      {card.promotion.get('reason', '')}")
+    if not card.reports:
+        lines.append(f"  evaluations    none yet: lorag eval --domain {card.domain} --ab base,{card.name}")
+    for r in card.reports[-3:]:
+        vs = r.get("vs", {})
+        diffs = ", ".join(
+            f"vs {other}: {_num(v.get(gate_metric, {}).get('diff'), '+.4f')} "
+            f"[{_num(v.get(gate_metric, {}).get('ci_low'), '+.4f')}, {_num(v.get(gate_metric, {}).get('ci_high'), '+.4f')}]"
+            for other, v in vs.items()
+        )
+        lines.append(f"  evaluation     {r.get('run_id', '?')} ({r.get('attached_at', '')}): {gate_metric} "
+                     f"{_num(r.get('means', {}).get(gate_metric))}; {diffs or 'no comparison'}")  # fmt: skip
+        if r.get("report"):
+            lines.append(f"                 {r['report']}")
+    return "\n".join(lines)

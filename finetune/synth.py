@@ -101,7 +101,7 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
 def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     """Blank one fact (a number with its unit, or a code) in a sentence of the passage."""
     plain = re.sub(r"[*#`>|]+|(?<!\w)_+|_+(?!\w)", " ", text)  # markdown marks would leak into questions
-    lines = [ln.strip(" -") for ln in plain.split("\n")]
+    lines = [re.sub(r"[ \t]+", " ", ln).strip(" -") for ln in plain.split("\n")]  # removed marks leave no double spaces
     sentences = [s.strip() for ln in lines for s in _SENT.split(ln) if 6 <= len(s.split()) <= 45]
     candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if len(m.group(0).strip()) >= 1]
     if not candidates:

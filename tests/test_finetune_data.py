@@ -94,6 +94,8 @@ def test_parse_and_filters():
 def test_cloze_blanks_a_fact():
     q, a = cloze_pair(PASSAGE, random.Random(0))
     assert q.startswith("Fill in the blank:") and "____" in q and a in PASSAGE and a not in q.replace("____", "")
+    q, a = cloze_pair("Staff get **26 days** of paid leave per `calendar` year, as the handbook says.", random.Random(0))
+    assert a == "26 days" and "  " not in q, q  # markdown marks are dropped without leaving double spaces
 
 
 def _hit(i, text, display="leave.md"):
@@ -171,6 +173,9 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     assert (out / "heldout_examples.jsonl").is_file() and len(summary["data_hash"]) == 64
     for r in rows[:20]:
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["content"].startswith("Passages:\n[1] (")
+    builder = TrainingSetBuilder(components.store, components.retriever, None, cfg, out)
+    negatives = builder._negatives_many(["annual leave", "Employee Handbook", "expenses"], [None] * 3, 4)
+    assert all(negatives) and all(len(p.text.split()) >= 8 for ps in negatives for p in ps)  # no title-only distractors
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -203,6 +208,23 @@ def test_registry_versions_promotion_and_removal(tmp_path):
     with pytest.raises(LoragError, match="no adapter named 'hr-v9'"):
         reg.get("hr-v9")
     assert _card(reg, "hr").version == 3  # versions are never reused
+
+
+def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
+    from finetune.registry import card_text
+
+    reg = Registry(tmp_path)
+    card = _card(reg, "hr", corpus="c1")
+    text = card_text(card, stale=False)
+    assert "hr-v1" in text and "not promoted" in text and "evaluations    none yet: lorag eval --domain hr --ab base,hr-v1" in text
+    card.hyperparameters = {"lora_r": 16, "lora_alpha": 32, "epochs": 2, "runtime": {"device": "cuda", "quantization": "nf4"}}
+    card.metrics = {"train_loss": 1.25, "eval_loss": 1.5, "steps": 32, "train_rows": 128, "tokens_per_s": 3896.2}
+    card.reports = [{"run_id": "r1", "means": {"answer_f1": 0.103}, "report": "/x/report.html",
+                     "vs": {"base": {"answer_f1": {"diff": 0.0492, "ci_low": -0.0064, "ci_high": 0.109}}}}]  # fmt: skip
+    text = card_text(card, stale=True)
+    assert "STALE" in text and "r 16, alpha 32" in text and "(cuda, nf4)" in text and "3,896 tokens/s" in text
+    assert "train 1.2500, held-out 1.5000" in text
+    assert "answer_f1 0.1030; vs base: +0.0492 [-0.0064, +0.1090]" in text and "/x/report.html" in text
 
 
 def test_stale_and_base_checks(tmp_path):

@@ -137,14 +137,16 @@ def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
         rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
                      "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
                      "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
-                     "last_report": last.get("report") or last.get("html")})  # fmt: skip
+                     "last_report": last.get("report") or last.get("html"), "last_run": last.get("run_id")})  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    t = Table("name", "base", "promoted", "stale", "train loss", "held-out loss", "created", "last report")
+    # short cells so the table fits 80 columns; `adapters show NAME` has the paths
+    t = Table("name", "base", "served", "stale", "train loss", "held-out", "created", "last eval")
     for r in rows:
         t.add_row(r["name"], r["base_model"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
-                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), r["created_at"], str(r["last_report"] or "-"))  # fmt: skip
+                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:16].replace("T", " "),
+                  str(r["last_run"] or "-"))  # fmt: skip
     _console().print(t)
     if not rows:
         typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")
@@ -155,14 +157,20 @@ def _fmt(x: Any) -> str:
 
 
 @adapters_app.command("show")
-def adapters_show(name: str) -> None:
+def adapters_show(name: str, as_json: bool = typer.Option(False, "--json", help="The whole card as JSON.")) -> None:
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
-    from finetune.registry import card_json
+    from assistant.store.base import corpus_fingerprint
+    from finetune.config import load_train_config
+    from finetune.registry import card_json, card_text, is_stale
 
     comps = _state().components
     card = comps.registry.get(name)
-    typer.echo(card_json(card))
-    typer.echo(f"folder: {comps.registry.folder(card)}")
+    if as_json:
+        typer.echo(card_json(card))
+        return
+    fp = corpus_fingerprint(comps.store, card.domain) if comps.store.has_domain(card.domain) else None
+    typer.echo(card_text(card, stale=is_stale(card, fp), gate_metric=load_train_config(domain=card.domain).gate_metric))
+    typer.echo(f"  folder         {comps.registry.folder(card)}  (lorag adapters show {name} --json: the whole card)")
 
 
 @adapters_app.command("promote")
