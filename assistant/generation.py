@@ -181,6 +181,9 @@ class FakeGenerator:
     def adapters(self) -> list[str]:
         return list(self._adapters)
 
+    def attach(self, names: Sequence[str]) -> None:
+        self._adapters += [n for n in names if n not in self._adapters]
+
     def generate_batch(
         self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
     ) -> list[str]:

@@ -8,7 +8,7 @@ retrieved passages that come from the domain. Below `routing.threshold` the base
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -39,9 +39,11 @@ class Router:
         centroids: dict[str, np.ndarray] | None = None,
         *,
         temperature: float = 0.05,
+        loaded: Callable[[], Iterable[str]] | None = None,
     ):
         self.settings = settings
         self.adapters_by_domain = dict(adapters_by_domain)
+        self.loaded = loaded or (lambda: ())  # every attached adapter (an explicit choice may name a non-promoted one)
         self.centroids = {d: v / (np.linalg.norm(v) or 1.0) for d, v in (centroids or {}).items()}
         self.temperature = temperature
 
@@ -67,10 +69,11 @@ class Router:
         if choice == BASE_CHOICE:
             return Route(None, domain, "explicit choice: base model")
         if choice != AUTO:
-            known = set(self.adapters_by_domain.values())
+            known = set(self.adapters_by_domain.values()) | set(self.loaded())
             if choice not in known and not any(choice.startswith(d + "-v") for d in self.adapters_by_domain):
-                raise LoragError(f"adapter '{choice}' is not loaded: only promoted adapters are served",
-                                 hint=f"loaded: {', '.join(sorted(known)) or 'none'}; `lorag adapters promote {choice}` serves it")
+                raise LoragError(f"adapter '{choice}' is not loaded: promoted adapters are served",
+                                 hint=f"loaded: {', '.join(sorted(known)) or 'none'}; `lorag ask --adapter {choice}` loads any "
+                                 f"registered version, `lorag adapters promote {choice}` serves it by default")
             return Route(choice, domain, f"explicit choice: {choice}")
         if domain is not None:
             adapter = self.adapters_by_domain.get(domain)

@@ -157,6 +157,35 @@ def _build(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> 
     return cls(**data)
 
 
+def _unknown(key: str, names: set[str], prefix: str = "") -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
+    return f"  - {prefix}{key}: unknown key" + (f" (did you mean {prefix}{close[0]}?)" if close else "")
+
+
+def _type_problems(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Values of the wrong type for fields with a plain bool/int/float/str default, by field name."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data or "list" in str(f.type):
+            continue
+        v, d = data[f.name], f.default
+        if isinstance(d, bool):
+            ok, want = isinstance(v, bool), "true or false"
+        elif isinstance(d, int):
+            ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number"
+        elif isinstance(d, float):
+            ok, want = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+        elif isinstance(d, str):
+            ok, want = isinstance(v, str), "a string"
+        else:
+            continue
+        if not ok:
+            out[f.name] = f"  - {prefix}{f.name}: {want} (got {v!r})"
+    return out
+
+
 def load_train_config(path: Path | None = None, *, domain: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a recipe (default finetune/configs/<domain>.yaml, else defaults) and validate it whole."""
     data: dict[str, Any] = {}
@@ -181,14 +210,18 @@ def load_train_config(path: Path | None = None, *, domain: str | None = None, ov
     for k, v in (overrides or {}).items():  # a synth override merges into the recipe's synth section
         data[k] = {**(data.get(k) or {}), **v} if k == "synth" and isinstance(v, dict) else v
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    problems = [f"  - {k}: unknown key" for k in sorted(set(data) - names)]
+    problems = [_unknown(k, names) for k in sorted(set(data) - names)]
     synth = data.get("synth") or {}
+    snames = {f.name for f in dataclasses.fields(SynthConfig)}
     if isinstance(synth, dict):
-        snames = {f.name for f in dataclasses.fields(SynthConfig)}
-        problems += [f"  - synth.{k}: unknown key" for k in sorted(set(synth) - snames)]
-    known = {k: v for k, v in data.items() if k in names}
+        problems += [_unknown(k, snames, "synth.") for k in sorted(set(synth) - snames)]
+    mistyped = _type_problems(TrainConfig, data)
+    problems += list(mistyped.values())
+    known = {k: v for k, v in data.items() if k in names and k not in mistyped}  # defaults stand in, so check() sees the rest
     if isinstance(synth, dict):
-        known["synth"] = {k: v for k, v in synth.items() if k in {f.name for f in dataclasses.fields(SynthConfig)}}
+        smistyped = _type_problems(SynthConfig, synth, "synth.")
+        problems += list(smistyped.values())
+        known["synth"] = {k: v for k, v in synth.items() if k in snames and k not in smistyped}
     try:
         cfg = TrainConfig(**known)
     except ConfigError as e:

@@ -90,8 +90,12 @@ class Registry:
         else:
             found = [c for c in cards if c.promoted] or cards[-1:]
         if not found:
-            known = ", ".join(c.name for c in self.all()) or "none"
-            raise LoragError(f"no adapter named '{name}'", hint=f"known adapters: {known}")
+            import difflib
+
+            names = [c.name for c in self.all()]
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]}? " if close else "") + f"known adapters: {', '.join(names) or 'none'}"
+            raise LoragError(f"no adapter named '{name}'", hint=hint)
         return found[0]
 
     # -- writes ---------------------------------------------------------------------------------
@@ -174,6 +178,8 @@ def _num(x: Any, fmt: str = ".4f") -> str:
 def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1") -> str:
     """A card for people: lineage, the settings that matter, training figures, the evaluation record."""
     h, m, rt = card.hyperparameters, card.metrics, card.hyperparameters.get("runtime", {}) or {}
+    max_steps = h.get("max_steps", -1)
+    length = f"max_steps {max_steps}" if isinstance(max_steps, int) and max_steps > 0 else f"{h.get('epochs', '-')} epochs"
     state = "promoted (served)" if card.promoted else "not promoted"
     if card.promoted and card.promotion.get("forced"):
         state += ", forced"
@@ -181,15 +187,17 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
         f"{card.name}  domain {card.domain}  version {card.version}  {state}" + ("  STALE" if stale else ""),
         f"  base model     {card.base_model} (architecture {card.base_fingerprint[:12]})",
         f"  trained        {card.created_at}, {_num(m.get('train_seconds'), '.0f')} s, {m.get('steps', '-')} steps on "
-        f"{m.get('train_rows', '-')} rows ({rt.get('device', '?')}, {rt.get('quantization', '?')})",
+        f"{m.get('train_rows', '-')} rows ({rt.get('device', '?')}, "
+        f"{'no quantization' if rt.get('quantization') == 'none' else rt.get('quantization', '?')})",
         f"  data           sha256 {card.data_hash[:16]}…  corpus fingerprint {card.corpus_fingerprint[:16]}…"
         + ("  (the corpus changed since: STALE)" if stale else ""),
         f"  LoRA           r {h.get('lora_r', '-')}, alpha {h.get('lora_alpha', '-')}, dropout {h.get('lora_dropout', '-')}, "
         f"targets {h.get('target_modules', '-')}",
-        f"  schedule       {h.get('epochs', '-')} epochs, lr {h.get('learning_rate', '-')} {h.get('lr_scheduler', '')}, "
+        f"  schedule       {length}, lr {h.get('learning_rate', '-')} {h.get('lr_scheduler', '')}, "
         f"batch {h.get('batch_size', '-')}, max length {h.get('max_seq_length', '-')}",
         f"  losses         train {_num(m.get('train_loss'))}, held-out {_num(m.get('eval_loss'))}",
-        f"  speed          {_num(m.get('tokens_per_s'), ',.0f')} tokens/s, peak GPU memory {_num(m.get('peak_gpu_mem_gb'), '.2f')} GB",
+        f"  speed          {_num(m.get('tokens_per_s'), ',.0f')} tokens/s"
+        + (f", peak GPU memory {_num(m.get('peak_gpu_mem_gb'), '.2f')} GB" if m.get("peak_gpu_mem_gb") is not None else ""),
     ]
     if card.promotion:
         lines.append(f"  promotion      {card.promotion.get('reason', '')}")

@@ -268,7 +268,11 @@ def train_adapter(
     seconds = time.perf_counter() - t0
     cuda = device == "cuda"
     train_peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
-    final_eval = trainer.evaluate() if eval_rows else {}
+    last_eval = next((h for h in reversed(history) if "eval_loss" in h), None)
+    if eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
+        final_eval = {"eval_loss": last_eval["eval_loss"]}  # the scheduled evaluation already ran at the last step
+    else:
+        final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter_dir))
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)

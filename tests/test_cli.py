@@ -87,3 +87,23 @@ def test_user_errors_are_clean_messages(tmp_path, monkeypatch):
     env["LORAG_MODELS__DEVICE"] = "gpu"
     r = subprocess.run([sys.executable, "-m", "ui.cli", "config"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "models.device" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
+    """A new adapter can be tried before any evaluation; a misspelt name fails before models load."""
+    from finetune.registry import AdapterCard, Registry
+
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    reg = Registry(tmp_path / "data" / "adapters")
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "adapter_config.json").write_text("{}")
+    reg.register(staged, AdapterCard(name="hr-v1", domain="hr", version=1, base_model="fake", base_fingerprint="f",
+                                     data_hash="d", corpus_fingerprint="c"))  # fmt: skip
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v1", "--json")
+    assert r.exit_code == 0, r.output
+    route = json.loads(r.output)["route"]
+    assert route["adapter"] == "hr-v1" and "explicit choice" in route["reason"]
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v2")
+    err = str(r.exception)  # main() prints a LoragError as "error: ..." (exit 1); the runner calls the app itself
+    assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err

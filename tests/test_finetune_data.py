@@ -68,6 +68,19 @@ def test_bad_recipe_lists_every_problem(tmp_path):
     for needle in ["batchsize: unknown key", "synth.colour: unknown key", "lora_r", "learning_rate", "quantization", "synth.p_oracle"]:
         assert needle in msg, needle
     assert "6 problem(s)" in msg
+    assert "batchsize: unknown key (did you mean batch_size?)" in msg
+
+
+def test_recipe_values_of_the_wrong_type_are_named(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_text("domain: x\nlearning_rate: fast\nbatch_size: 0\ncuda_graphs: maybe\nsynth:\n  distractors: many\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(f, domain="x")
+    msg = str(e.value)
+    for needle in ["learning_rate: a number (got 'fast')", "batch_size: a whole number >= 1 (got 0)",
+                   "cuda_graphs: true or false (got 'maybe')", "synth.distractors: a whole number (got 'many')"]:
+        assert needle in msg, msg
+    assert "4 problem(s)" in msg
 
 
 def test_recipe_for_another_domain_is_refused(tmp_path):
@@ -225,6 +238,9 @@ def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
     assert "STALE" in text and "r 16, alpha 32" in text and "(cuda, nf4)" in text and "3,896 tokens/s" in text
     assert "train 1.2500, held-out 1.5000" in text
     assert "answer_f1 0.1030; vs base: +0.0492 [-0.0064, +0.1090]" in text and "/x/report.html" in text
+    card.hyperparameters = {"epochs": 3, "max_steps": 2, "runtime": {"device": "cpu", "quantization": "none"}}
+    text = card_text(card)
+    assert "(cpu, no quantization)" in text and "max_steps 2" in text and "peak GPU memory" not in text
 
 
 def test_stale_and_base_checks(tmp_path):

@@ -117,7 +117,9 @@ def train_cmd(
         + (f"  held-out loss {m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "")
         + f"  {m['steps']} steps in {m['train_seconds']:.0f}s"
     )
-    typer.echo(f"promote it with: lorag adapters promote {card.name}")
+    typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
+    typer.echo(f"evaluate:  lorag eval --domain {card.domain} --ab base,{card.name}")
+    typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
 
 
 @adapters_app.command("list")
@@ -141,12 +143,12 @@ def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    # short cells so the table fits 80 columns; `adapters show NAME` has the paths
-    t = Table("name", "base", "served", "stale", "train loss", "held-out", "created", "last eval")
+    # short cells so the table fits 80 columns; `adapters show NAME` has the base model and the paths
+    t = Table("name", "served", "stale", "train loss", "held-out", "created", "last eval")
+    t.columns[0].no_wrap = True
     for r in rows:
-        t.add_row(r["name"], r["base_model"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
-                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:16].replace("T", " "),
-                  str(r["last_run"] or "-"))  # fmt: skip
+        t.add_row(r["name"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
+                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:10], str(r["last_run"] or "-"))  # fmt: skip
     _console().print(t)
     if not rows:
         typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")

@@ -95,7 +95,10 @@ class Components:
         from finetune.registry import check_base
 
         gen = self.generator
-        if not isinstance(gen, HFGenerator):  # fakes handle adapter names themselves
+        if not isinstance(gen, HFGenerator):  # fakes keep the names only
+            names = [self.registry.get(n).name for n in names]
+            if hasattr(gen, "attach"):
+                gen.attach(names)
             return names
         want = {}
         for name in names:
@@ -134,7 +137,7 @@ class Components:
                 c = self.store.dense_centroid(d)
                 if c is not None:
                     centroids[d] = c
-        return Router(self.settings.routing, by_domain, centroids)
+        return Router(self.settings.routing, by_domain, centroids, loaded=gen.adapters)
 
     @cached_property
     def ask_service(self) -> AskService:
