@@ -32,9 +32,9 @@ _STOP = set(
     "their there here than then into per about after before if any all each".split()
 )
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
-_FACT = re.compile(
-    r"\b(?:[A-Z]{1,4}-?\d[\w-]*|\d+(?:[.,]\d+)?\s?(?:%|percent|days?|hours?|minutes?|seconds?|weeks?|months?|years?|"
-    r"euros?|EUR|USD|dollars?|nm|mm|cm|kg|g|°C|V|W|GB|MB|characters?|times?)?)\b"
+_FACT = re.compile(  # a code (HR-12) or a number with an optional unit; the space belongs to the unit
+    r"\b(?:[A-Z]{1,4}-?\d[\w-]*|\d+(?:[.,]\d+)?(?:\s?(?:%|percent|days?|hours?|minutes?|seconds?|weeks?|months?|years?|"
+    r"euros?|EUR|USD|dollars?|nm|mm|cm|kg|g|°C|V|W|GB|MB|characters?|times?)\b)?)(?!\w)"
 )
 
 
@@ -98,18 +98,33 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
     return None
 
 
+def _standalone(sentence: str, m: re.Match) -> bool:
+    """Not a piece of a longer token: a phone number (+1 555 0177), a time (07:30), a date (1/2), a path."""
+    before, after = sentence[: m.start()], sentence[m.end() :]
+    return not (before[-1:] in ("+", ":", "/", ".", "-") or re.search(r"\d\s?$", before) or re.match(r"\s?\d|[:/.,-]\d", after))
+
+
+def _prose_lines(text: str) -> list[str]:
+    """The passage's lines without markdown marks or table rows, single-spaced."""
+    out = []
+    for ln in text.split("\n"):
+        if ln.count("|") >= 2:  # a table row reads as a list of cells, not a sentence
+            continue
+        ln = re.sub(r"[*#`>|]+|(?<!\w)_+|_+(?!\w)", " ", ln)  # markdown marks would leak into questions
+        ln = re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"[ \t]+", " ", ln))  # no double spaces, no space before punctuation
+        out.append(ln.strip(" -"))
+    return out
+
+
 def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     """Blank one fact (a number with its unit, or a code) in a sentence of the passage."""
-    plain = re.sub(r"[*#`>|]+|(?<!\w)_+|_+(?!\w)", " ", text)  # markdown marks would leak into questions
-    lines = [re.sub(r"[ \t]+", " ", ln).strip(" -") for ln in plain.split("\n")]  # removed marks leave no double spaces
-    sentences = [s.strip() for ln in lines for s in _SENT.split(ln) if 6 <= len(s.split()) <= 45]
-    candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if len(m.group(0).strip()) >= 1]
+    sentences = [s.strip() for ln in _prose_lines(text) for s in _SENT.split(ln) if 6 <= len(s.split()) <= 30]
+    candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if m.group(0).strip() and _standalone(s, m)]
     if not candidates:
         return None
     sentence, m = rng.choice(candidates)
-    answer = m.group(0).strip()
     blanked = (sentence[: m.start()] + "____" + sentence[m.end() :]).rstrip(" .")
-    return f"Fill in the blank: {blanked}?", answer
+    return f"Fill in the blank: {blanked}. What goes in the blank?", m.group(0).strip()
 
 
 def writer_names(spec: str) -> list[str]:

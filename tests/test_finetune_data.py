@@ -109,6 +109,13 @@ def test_cloze_blanks_a_fact():
     assert q.startswith("Fill in the blank:") and "____" in q and a in PASSAGE and a not in q.replace("____", "")
     q, a = cloze_pair("Staff get **26 days** of paid leave per `calendar` year, as the handbook says.", random.Random(0))
     assert a == "26 days" and "  " not in q, q  # markdown marks are dropped without leaving double spaces
+    assert q == "Fill in the blank: Staff get ____ of paid leave per calendar year, as the handbook says. What goes in the blank?"
+    q, a = cloze_pair("The new policy is effective 1 February 2025 for every employee in the company.", random.Random(0))
+    assert (q, a) == ("Fill in the blank: The new policy is effective 1 February ____ for every employee in the company. "
+                      "What goes in the blank?", "2025")  # the blank keeps its spaces; '1' is glued to no unit
+    # a phone number, a time and a table row offer nothing to blank
+    assert cloze_pair("Call the desk on +1 555 0177 before the office opens at 07:30 sharp.", random.Random(0)) is None
+    assert cloze_pair("| Code of Conduct | COC-100 | 40 minutes of reading for all staff |", random.Random(0)) is None
 
 
 def _hit(i, text, display="leave.md"):
