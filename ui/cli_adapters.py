@@ -82,11 +82,11 @@ def synth_cmd(
 
 
 def train_cmd(
-    domain: str = typer.Option(..., "--domain", "-d"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: the domain's shipped recipe)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override max_steps (quick runs)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
 ) -> None:
     """Train a LoRA (CPU) / QLoRA (CUDA) adapter on the domain's training set and register it as a new version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

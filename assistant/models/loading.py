@@ -43,7 +43,9 @@ def pick_dtype(setting: str, device: str) -> "torch.dtype":
 def load_causal_lm(spec: str, cache: ModelCache, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """Return (model, tokenizer) in eval mode on the chosen device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every `lorag ask` is noise; errors still show
     where = cache.resolve(spec)
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
@@ -65,7 +67,9 @@ def load_causal_lm(spec: str, cache: ModelCache, *, device: str = "auto", dtype:
 
 def _load_st(cls_name: str, role: str, spec: str, cache: ModelCache, device: str) -> Any:
     import sentence_transformers
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     where = cache.resolve(spec)
     try:
         return getattr(sentence_transformers, cls_name)(where, device=pick_device(device))
