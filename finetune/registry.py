@@ -136,7 +136,7 @@ class Registry:
             decision = gate(card)
         if not decision.get("ok") and not force:
             raise LoragError(f"promotion of {card.name} refused: {decision.get('reason', 'gate failed')}",
-                             hint="run `lorag eval` to produce a better report, or pass --force (recorded on the card)")
+                             hint="the reason says which evaluation to run; --force promotes anyway (recorded on the card)")
         for other in self.versions(card.domain):
             if other.promoted and other.version != card.version:
                 other.promoted = False
