@@ -122,6 +122,14 @@ def compile_decoder_layers(model: Any) -> int:
     return len(layers)
 
 
+def sliding_window(config: Any) -> int | None:
+    """The attention window of a model that uses one (Mistral-style), else None."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    return int(window)
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -166,6 +174,9 @@ def train_adapter(
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
+    window = sliding_window(model.config)
+    if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too
+        runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
     too_long = 0
     if runtime["batching"] == "padding_free":
         # trl does not truncate padding-free rows, so rows over the limit are left out (and counted)

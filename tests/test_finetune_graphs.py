@@ -92,3 +92,13 @@ def test_trl_collator_pads_on_the_right(tiny_lm):
                      {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]}])  # fmt: skip
     assert batch["input_ids"].shape == (2, 8)
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]
+
+
+def test_sliding_window_models_are_recognised():
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config
+
+    from finetune.train import sliding_window
+
+    assert sliding_window(LlamaConfig()) is None
+    assert sliding_window(MistralConfig(sliding_window=512)) == 512  # graphs off when the window is under the length
+    assert sliding_window(Qwen2Config(sliding_window=4096, use_sliding_window=False)) is None
