@@ -107,3 +107,13 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v2")
     err = str(r.exception)  # main() prints a LoragError as "error: ..." (exit 1); the runner calls the app itself
     assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err
+
+
+def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.argv", ["lorag", "ask", "anything", "--domain", "nope", "--json"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    out = json.loads(capsys.readouterr().out)
+    assert e.value.code == 1 and out["exit_code"] == 1 and out["error"] == "nothing is indexed yet" and out["hint"]

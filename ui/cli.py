@@ -302,9 +302,13 @@ def main() -> None:
     try:
         app()
     except LoragError as e:
-        console = _console(stderr=True)
-        console.print("[red]error:[/] ", end="")
-        console.print(str(e), markup=False)
+        if "--json" in sys.argv[1:]:  # a script asked for JSON: the error comes as JSON on stdout too
+            message = super(LoragError, e).__str__()
+            print(json.dumps({"error": message, "hint": e.hint, "exit_code": e.exit_code}))
+        else:
+            console = _console(stderr=True)
+            console.print("[red]error:[/] ", end="")
+            console.print(str(e), markup=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
