@@ -1,5 +1,17 @@
 """The one user-facing error type. The CLI, the API and the UI turn it into a clean message."""
 
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice a misspelt name most likely meant, for a "did you mean" hint."""
+    import difflib
+
+    found = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
 
 class LoragError(Exception):
     """A problem the user can act on: the message says what and where (file, field, setting)."""

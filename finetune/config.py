@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, closest
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -158,10 +158,8 @@ def _build(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> 
 
 
 def _unknown(key: str, names: set[str], prefix: str = "") -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
-    return f"  - {prefix}{key}: unknown key" + (f" (did you mean {prefix}{close[0]}?)" if close else "")
+    close = closest(key, names)
+    return f"  - {prefix}{key}: unknown key" + (f" (did you mean {prefix}{close}?)" if close else "")
 
 
 def _type_problems(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -155,11 +155,10 @@ class LayerGraphs:
         graphable = why is None
         if why and training and self.stats.get("eager_reason") is None:
             self.stats["eager_reason"] = why
-        entry = self._entry(i, hidden, rope) if graphable else None
-        if entry is None:
+        found = self._entry(i, hidden, rope) if graphable else None
+        if found is None:
             return self._eager(i, hidden, *args[1:], **kwargs)
-        st = self.shapes[self._key(hidden, rope)]
-        _load_rope(st, *rope)
+        entry, st = found
         self.stats["replayed"] += 1
         return _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
 
@@ -213,12 +212,15 @@ class LayerGraphs:
             self.shapes[key] = st
         return st
 
-    def _entry(self, i: int, hidden: Any, rope: Any) -> _Entry | None:
+    def _entry(self, i: int, hidden: Any, rope: Any) -> tuple[_Entry, _Shape] | None:
+        """Layer i's captured programs for this shape (captured on first use) and the shape's buffers,
+        with this step's rotary tables loaded; None when the layer cannot be captured."""
         key = self._key(hidden, rope)
-        if (i, key) in self.entries:
-            return self.entries[(i, key)]
         st = self._shape(key, hidden, rope)
         _load_rope(st, *rope)
+        if (i, key) in self.entries:
+            entry = self.entries[(i, key)]
+            return (entry, st) if entry is not None else None
         st.x.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
         st.gout.zero_()
         try:
@@ -229,7 +231,7 @@ class LayerGraphs:
             self.stats["failed"] += 1
             entry = None
         self.entries[(i, key)] = entry
-        return entry
+        return (entry, st) if entry is not None else None
 
     def _build(self, i: int, key: tuple, st: _Shape) -> _Entry:
         import torch

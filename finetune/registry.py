@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from assistant.errors import LoragError
+from assistant.errors import LoragError, closest
 
 _NAME = re.compile(r"^(?P<domain>[a-z0-9][a-z0-9_-]*?)(?:-v(?P<version>\d+))?$")
 
@@ -90,11 +90,9 @@ class Registry:
         else:
             found = [c for c in cards if c.promoted] or cards[-1:]
         if not found:
-            import difflib
-
             names = [c.name for c in self.all()]
-            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-            hint = (f"did you mean {close[0]}? " if close else "") + f"known adapters: {', '.join(names) or 'none'}"
+            close = closest(name, names)
+            hint = (f"did you mean {close}? " if close else "") + f"known adapters: {', '.join(names) or 'none'}"
             raise LoragError(f"no adapter named '{name}'", hint=hint)
         return found[0]
 
@@ -205,10 +203,10 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
         lines.append(f"  evaluations    none yet: lorag eval --domain {card.domain} --ab base,{card.name}")
     for r in card.reports[-3:]:
         vs = r.get("vs", {})
+        gate = {other: v.get(gate_metric, {}) for other, v in vs.items()}
         diffs = ", ".join(
-            f"vs {other}: {_num(v.get(gate_metric, {}).get('diff'), '+.4f')} "
-            f"[{_num(v.get(gate_metric, {}).get('ci_low'), '+.4f')}, {_num(v.get(gate_metric, {}).get('ci_high'), '+.4f')}]"
-            for other, v in vs.items()
+            f"vs {other}: {_num(g.get('diff'), '+.4f')} [{_num(g.get('ci_low'), '+.4f')}, {_num(g.get('ci_high'), '+.4f')}]"
+            for other, g in gate.items()
         )
         lines.append(f"  evaluation     {r.get('run_id', '?')} ({r.get('attached_at', '')}): {gate_metric} "
                      f"{_num(r.get('means', {}).get(gate_metric))}; {diffs or 'no comparison'}")  # fmt: skip
