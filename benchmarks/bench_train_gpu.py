@@ -152,8 +152,17 @@ _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default 
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
+    "unfused": dict(fused_lora=False),  # peft's own LoRA forward (the default before the fourth session)
+    "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),
     "graphs-b32": dict(batch=32, lr_scale=1.41),
+    # kept activations (no recompute on those layers) in smaller micro-batches: still 16 rows per optimizer step
+    "b4": dict(batch=4, grad_accum=4),
+    "keep-b4": dict(batch=4, grad_accum=4, keep_activations=-1),
+    "keep12-b4": dict(batch=4, grad_accum=4, keep_activations=12),
+    "keep8-b8": dict(batch=8, grad_accum=2, keep_activations=8),
+    "keep6-b8": dict(batch=8, grad_accum=2, keep_activations=6),
+    "keep-b2": dict(batch=2, grad_accum=8, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),
     "free-flex": dict(batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention", **_DROP),

@@ -9,6 +9,14 @@ is captured per input shape as two CUDA graphs and replayed every step:
             (LoRA) weights, written to static buffers that autograd then accumulates as usual
 
 so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
+
+Layers in `keep` trade memory for compute instead: their forward graph runs with grad and leaves the
+activations autograd saves in the graphs' memory pool, and their backward graph reads them, with no
+recompute: a LoRA layer then costs 4N FLOPs per token instead of 6N. As torch.cuda.make_graphed_callables
+does, the backward graphs are captured after the last layer's forward, last layer first. Every graph
+shares one pool, which is safe because replays come in capture order within a micro-batch (layers
+forward, then backward in reverse) and micro-batches never interleave; so a kept layer's activations
+take pool memory once, at the largest shape, not once per shape.
 Conditions, checked by the caller (finetune.train.resolve_runtime): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
 pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, and no
@@ -20,6 +28,7 @@ as before, checkpointed when training.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
@@ -49,7 +58,8 @@ class _Entry:
     pgrads: list[Any]
     run_fwd: Callable[[], None]
     run_bwd: Callable[[], None]
-    keep: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
+    graphs: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
+    x: Any = None  # a kept layer's own input buffer (its saved activations point into it); None: the shape's shared one
 
 
 class _Replay:
@@ -66,17 +76,21 @@ class _Replay:
                 @staticmethod
                 def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, *params: Any) -> Any:
                     ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin)
-                    ctx.save_for_backward(x)
-                    st.x.copy_(x)
+                    if entry.x is None:  # checkpointed: keep the input, recompute the rest
+                        ctx.save_for_backward(x)
+                        st.x.copy_(x)
+                    else:  # kept: the forward graph leaves what backward needs in the pool
+                        entry.x.copy_(x)
                     entry.run_fwd()
                     return st.out.clone()
 
                 @staticmethod
                 def backward(ctx: Any, gout: Any) -> Any:
-                    (x,) = ctx.saved_tensors
                     st, entry = ctx.st, ctx.entry
                     _load_rope(st, *ctx.rope)
-                    st.x.copy_(x)
+                    if entry.x is None:
+                        (x,) = ctx.saved_tensors
+                        st.x.copy_(x)
                     st.gout.copy_(gout)
                     entry.run_bwd()
                     return (st.gx.clone(), None, None, None, None, *[g.clone() for g in entry.pgrads])
@@ -98,11 +112,15 @@ class LayerGraphs:
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
     tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch."""
 
-    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, capture: bool = True):
+    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True):
         self.layers = list(layers)
         self.max_tokens = max_tokens
         self.checkpoint = checkpoint
+        n = len(self.layers)
+        self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
         self.capture = capture
+        self.xbufs: dict[int, Any] = {}  # kept layers' input buffers, one allocation each at the largest batch
+        self.awaiting: dict[tuple, list[Callable[[], None]]] = {}  # per shape: kept layers' backward captures, in layer order
         self.shapes: dict[tuple, _Shape] = {}
         self.entries: dict[tuple, _Entry | None] = {}
         self.flat: dict[str, Any] = {}
@@ -131,10 +149,12 @@ class LayerGraphs:
         self.entries.clear()
         self.shapes.clear()
         self.flat.clear()
+        self.xbufs.clear()
+        self.awaiting.clear()
         self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
-        return {**self.stats, "shapes": len(self.shapes), "failure": self.failure}
+        return {**self.stats, "shapes": len(self.shapes), "kept_layers": len(self.keep), "failure": self.failure}
 
     # -- the layer call ---------------------------------------------------------------------------
     def _orig(self, i: int) -> Callable[..., Any]:
@@ -160,7 +180,22 @@ class LayerGraphs:
             return self._eager(i, hidden, *args[1:], **kwargs)
         entry, st = found
         self.stats["replayed"] += 1
-        return _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+        out = _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+        if i == len(self.layers) - 1:
+            self._capture_kept_backwards(self._key(hidden, rope))
+        return out
+
+    def _capture_kept_backwards(self, key: tuple) -> None:
+        """After the last layer's forward: the kept layers' backward graphs for this shape, last layer
+        first (each capture frees that layer's activations in the pool to the ones captured after it,
+        which run after it). Nothing runs: the activations the forward replays wrote stay put."""
+        for capture in reversed(self.awaiting.pop(key, [])):
+            if self.failure is not None:
+                break  # the rest keep their eager fallback
+            try:
+                capture()
+            except Exception as e:
+                self._fail(e)
 
     def _not_graphable(self, training: bool, args: tuple, kwargs: dict, hidden: Any, rope: Any) -> str | None:
         if self.failure is not None:
@@ -221,24 +256,40 @@ class LayerGraphs:
         if (i, key) in self.entries:
             entry = self.entries[(i, key)]
             return (entry, st) if entry is not None else None
-        st.x.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
-        st.gout.zero_()
         try:
-            entry = self._build(i, key, st)
+            entry = self._build(i, key, st, hidden)
             self.stats["captured"] += 1
         except Exception as e:  # a layer that cannot be captured: every layer runs eagerly from now on
-            self.failure = f"{type(e).__name__}: {e}"
-            self.stats["failed"] += 1
+            self._fail(e)
             entry = None
         self.entries[(i, key)] = entry
         return (entry, st) if entry is not None else None
 
-    def _build(self, i: int, key: tuple, st: _Shape) -> _Entry:
+    def _fail(self, e: Exception) -> None:
+        import traceback
+
+        where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        at = f" (at {Path(where.filename).name}:{where.lineno} {where.name})" if where else ""
+        self.failure = self.failure or f"{type(e).__name__}: {e}{at}"
+        self.stats["failed"] += 1
+
+    def _xbuf(self, i: int, st: _Shape) -> Any:
+        import torch
+
+        if i not in self.xbufs:
+            self.xbufs[i] = torch.empty(self.max_tokens * st.x.shape[-1], dtype=st.x.dtype, device=st.x.device)
+        return self.xbufs[i][: st.x.numel()].view(st.x.shape)
+
+    def _build(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Entry:
         import torch
 
         layer, orig = self.layers[i], self._orig(i)
         params = [p for p in layer.parameters() if p.requires_grad]
         pgrads = [torch.zeros_like(p) for p in params]
+        kept = i in self.keep
+        xbuf = self._xbuf(i, st) if kept else st.x
+        xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
+        st.gout.zero_()
         dev = st.x.device.type
         autocast_on, autocast_dtype = key[-1]
 
@@ -254,39 +305,87 @@ class LayerGraphs:
             out = orig(x, attention_mask=None, position_embeddings=(st.cos, st.sin), use_cache=False)
             return out[0] if isinstance(out, tuple) else out
 
-        def fwd() -> None:
-            with torch.no_grad(), autocast():
-                st.out.copy_(call(st.x))
+        def grads_into_buffers(out: Any, x: Any) -> None:
+            with autocast():
+                grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
+            with torch.no_grad():
+                st.gx.copy_(grads[0])
+                for buf, g in zip(pgrads, grads[1:]):
+                    buf.copy_(g) if g is not None else buf.zero_()
 
-        def bwd() -> None:
+        def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
             with torch.enable_grad(), autocast():
-                x = st.x.detach().requires_grad_(True)
-                grads = torch.autograd.grad(call(x), [x, *params], st.gout, allow_unused=True)
-            st.gx.copy_(grads[0])
-            for buf, g in zip(pgrads, grads[1:]):
-                buf.copy_(g) if g is not None else buf.zero_()
+                x = xbuf.detach().requires_grad_(True)
+                out = call(x)
+            grads_into_buffers(out, x)
+
+        if kept:
+            pending: list[tuple[Any, Any]] = []
+
+            def fwd() -> None:  # with grad: autograd's saved activations stay where this program wrote them
+                with torch.enable_grad(), autocast():
+                    # .data: a version counter of its own, so the copies into the buffer before every replay
+                    # do not mark what autograd saved from it as modified when the backward is captured
+                    x = xbuf.data.requires_grad_(True)
+                    out = call(x)
+                with torch.no_grad():
+                    st.out.copy_(out)
+                pending[:] = [(out, x)]
+
+            def bwd() -> None:
+                grads_into_buffers(*pending.pop())
+        else:
+
+            def fwd() -> None:
+                with torch.no_grad(), autocast():
+                    st.out.copy_(call(xbuf))
+
+            bwd = recompute_grads
 
         if not self.capture:
-            return _Entry(params, pgrads, fwd, bwd)
+            return _Entry(params, pgrads, fwd, bwd, x=xbuf if kept else None)
         if self.stream is None:
             self.stream = torch.cuda.Stream()
-        stream = self.stream
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            if key not in self.warm:  # lazy initialisation (cuBLAS, Triton) once per shape, outside capture
-                bwd()
-                fwd()
-                self.warm.add(key)
-            if self.pool is None:
-                self.pool = torch.cuda.graph_pool_handle()
-            graphs = []
-            for body in (fwd, bwd):  # one memory pool for all: every graph's temporaries are dead at its end
-                g = torch.cuda.CUDAGraph()
-                g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
-                try:
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        if (key, kept) not in self.warm:  # lazy initialisation (cuBLAS, Triton) once per shape, outside capture
+            with self._side_stream():
+                for body in (fwd, bwd) if kept else (bwd, fwd):
                     body()
-                finally:
-                    g.capture_end()
-                graphs.append(g)
-        torch.cuda.current_stream().wait_stream(stream)
-        return _Entry(params, pgrads, graphs[0].replay, graphs[1].replay, keep=tuple(graphs))
+            self.warm.add((key, kept))
+            torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
+        if not kept:  # one memory pool for all: every graph's temporaries are dead at its end
+            graphs = (self._capture(fwd), self._capture(bwd))
+            return _Entry(params, pgrads, graphs[0].replay, graphs[1].replay, graphs=graphs)
+
+        entry = _Entry(params, pgrads, fwd, recompute_grads, x=xbuf)  # until its backward is captured: recompute
+        entry.graphs = (self._capture(fwd),)
+        entry.run_fwd = entry.graphs[0].replay
+
+        def capture_backward() -> None:
+            entry.graphs += (self._capture(bwd),)
+            entry.run_bwd = entry.graphs[-1].replay
+
+        self.awaiting.setdefault(key, []).append(capture_backward)
+        return entry
+
+    @contextlib.contextmanager
+    def _side_stream(self) -> Any:
+        import torch
+
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            yield
+        torch.cuda.current_stream().wait_stream(self.stream)
+
+    def _capture(self, body: Callable[[], None]) -> Any:
+        import torch
+
+        with self._side_stream():
+            g = torch.cuda.CUDAGraph()
+            g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            try:
+                body()
+            finally:
+                g.capture_end()
+        return g

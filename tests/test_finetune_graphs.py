@@ -43,7 +43,10 @@ def grads_of(model, batches):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_graphed_layers_give_checkpointing_gradients(lora_model):
+@pytest.mark.parametrize("keep", [0, 1, -1], ids=["all-recomputed", "first-kept", "all-kept"])
+def test_graphed_layers_give_checkpointing_gradients(lora_model, keep):
+    """Checkpointed layers recompute in backward; kept layers (keep) hold their autograd state from
+    forward to backward. Either way: the gradients of gradient checkpointing."""
     model = lora_model
     batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([16, 3, 7], 16), right_padded_batch([4, 6], 8)]
     batches[0]["num_items_in_batch"] = torch.tensor(40)  # the Trainer's loss kwarg reaches every layer: not a reason to run eagerly
@@ -52,13 +55,14 @@ def test_graphed_layers_give_checkpointing_gradients(lora_model):
     reference = grads_of(model, batches)  # masked attention, checkpointed, accumulated over 3 micro-batches
     keys = set(model.state_dict())
 
-    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, capture=False).install()
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, keep=keep, capture=False).install()
     got = grads_of(model, batches)
     summary = graphs.summary()
     graphs.uninstall()
 
     assert summary["failure"] is None and summary["eager"] == 0, summary
     n_layers = len(decoder_layers(model))
+    assert summary["kept_layers"] == {0: 0, 1: 1, -1: n_layers}[keep]
     assert summary["captured"] == 2 * n_layers  # (3,16) twice -> one program pair per layer, and (2,8)
     assert summary["replayed"] == 3 * n_layers and summary["shapes"] == 2
     assert got.keys() == reference.keys() and len(got) > 0
