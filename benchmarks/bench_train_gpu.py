@@ -152,7 +152,6 @@ _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default 
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
-    "unfused": dict(fused_lora=False),  # peft's own LoRA forward (the default before the fourth session)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),
     "graphs-b32": dict(batch=32, lr_scale=1.41),

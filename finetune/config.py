@@ -81,8 +81,6 @@ class TrainConfig:
                                "also keeps every layer). A LoRA layer then costs 4N FLOPs per token instead of 6N (no "
                                "recompute), for memory (about 80 KB per token per layer for a 1B Llama): pair it with "
                                "a smaller batch_size and a larger grad_accum (the same rows per optimizer step).")
-    fused_lora: bool = _f(True, "Add each LoRA delta inside the matmul that makes it (addmm) instead of peft's three "
-                          "extra passes over the layer output; only with lora_dropout 0 and one adapter (else peft's forward).")
     graph_bucket: int = _f(128, "With cuda_graphs: pad every batch's length to a multiple of this (fewer shapes to capture).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
     logging_steps: int = _f(5, "Log the loss every N steps.")

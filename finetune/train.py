@@ -260,11 +260,6 @@ def train_adapter(
                 p.data = p.data.to(torch.bfloat16)
     if runtime["compile_layers"]:
         compile_decoder_layers(trainer.model)
-    unfuse = None
-    if cfg.fused_lora and cfg.lora_dropout == 0:
-        from finetune import lora_fused
-
-        unfuse = lora_fused.install(trainer.model)
     graphs = None
     if runtime["cuda_graphs"]:
         from finetune.graphs import LayerGraphs
@@ -282,8 +277,6 @@ def train_adapter(
         if graphs is not None:
             graph_summary = graphs.summary()
             graphs.uninstall()
-        if unfuse is not None:
-            unfuse()
     seconds = time.perf_counter() - t0
     cuda = device == "cuda"
     train_peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
@@ -308,7 +301,6 @@ def train_adapter(
         "tokens_per_s": tokens / seconds if seconds > 0 else None,
         "resumed_from": checkpoint,
         "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
-        "fused_lora_layers": getattr(unfuse, "count", 0),
         "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
         "peak_gpu_reserved_gb": train_peak[1],
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
