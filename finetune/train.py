@@ -67,6 +67,25 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
             "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off}
 
 
+def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
+    """One line on how a run trained: device, method, speed, and why CUDA graphs were off (if they were)."""
+    rt = hyper.get("runtime", {})
+    method = "QLoRA NF4" if rt.get("quantization") == "nf4" else "LoRA"
+    parts = [f"on {rt.get('device', '?')}: {method}, {rt.get('batching', '?')} batches of {rt.get('micro_batch', '?')}"]
+    if metrics.get("tokens_per_s"):
+        parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
+    if metrics.get("peak_gpu_mem_gb"):
+        parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
+    graphs = metrics.get("cuda_graphs")
+    if isinstance(graphs, dict):
+        kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
+        parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{kept}"
+                     + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else ""))  # fmt: skip
+    elif graphs:
+        parts.append(f"CUDA graphs off ({graphs})")
+    return "; ".join(parts)
+
+
 def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -71,6 +71,19 @@ def test_training_lowers_loss_and_saves_a_peft_folder(trained):
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
 
 
+def test_run_summary_says_how_it_trained(trained):
+    from finetune.train import describe_runtime
+
+    result, _, _ = trained
+    line = describe_runtime(result.metrics, result.hyperparameters)
+    assert line.startswith("on cpu: LoRA, padded batches of 2")  # CPU micro-batches of CPU_MICRO_BATCH
+    assert "tokens/s" in line and "CUDA graphs off (CUDA only)" in line
+    graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None}
+    gpu = describe_runtime({"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
+                           {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}})
+    assert gpu == "on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes, 2 layers kept"
+
+
 def test_base_frozen_adapter_moved_and_round_trip(trained, tiny_lm):
     from peft import PeftModel
     from safetensors.torch import load_file

@@ -93,6 +93,7 @@ def train_cmd(
 
     from finetune.config import load_train_config
     from finetune.jobs import train_domain
+    from finetune.train import describe_runtime
 
     overrides: dict[str, Any] = {}
     if max_steps:
@@ -117,6 +118,7 @@ def train_cmd(
         + (f"  held-out loss {m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "")
         + f"  {m['steps']} steps in {m['train_seconds']:.0f}s"
     )
+    typer.echo("  " + describe_runtime(m, card.hyperparameters))
     typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
     typer.echo(f"evaluate:  lorag eval --domain {card.domain} --ab base,{card.name}")
     typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")

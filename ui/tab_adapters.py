@@ -51,6 +51,7 @@ def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | No
 def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
     from finetune.config import load_train_config
     from finetune.jobs import train_domain
+    from finetune.train import describe_runtime
 
     if core.jobs.running("train"):
         raise LoragError("a training job is already running; wait for it to finish")
@@ -62,6 +63,7 @@ def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bo
         card = fn(cfg, settings=c.settings, store=c.store, registry=c.registry, model_cache=c.model_cache,
                   resume=resume, on_log=job.point)  # fmt: skip
         job.log(f"registered {card.name}; promote it after an evaluation")
+        job.log(describe_runtime(card.metrics, card.hyperparameters))
         return {"adapter": card.name, "metrics": card.metrics}
 
     return core.jobs.start("train", f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""), run,
