@@ -110,7 +110,8 @@ class LayerGraphs:
     """Installs graphed forwards on a model's decoder layers for one training run.
 
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
-    tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch."""
+    tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch; keep is
+    the number of leading layers whose activations are kept instead of recomputed (-1: all)."""
 
     def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True):
         self.layers = list(layers)
@@ -178,11 +179,11 @@ class LayerGraphs:
         found = self._entry(i, hidden, rope) if graphable else None
         if found is None:
             return self._eager(i, hidden, *args[1:], **kwargs)
-        entry, st = found
+        entry, st, key = found
         self.stats["replayed"] += 1
         out = _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
-        if i == len(self.layers) - 1:
-            self._capture_kept_backwards(self._key(hidden, rope))
+        if i == len(self.layers) - 1 and key in self.awaiting:
+            self._capture_kept_backwards(key)
         return out
 
     def _capture_kept_backwards(self, key: tuple) -> None:
@@ -247,15 +248,15 @@ class LayerGraphs:
             self.shapes[key] = st
         return st
 
-    def _entry(self, i: int, hidden: Any, rope: Any) -> tuple[_Entry, _Shape] | None:
-        """Layer i's captured programs for this shape (captured on first use) and the shape's buffers,
-        with this step's rotary tables loaded; None when the layer cannot be captured."""
+    def _entry(self, i: int, hidden: Any, rope: Any) -> tuple[_Entry, _Shape, tuple] | None:
+        """Layer i's captured programs for this shape (captured on first use), the shape's buffers with
+        this step's rotary tables loaded, and the shape's key; None when the layer cannot be captured."""
         key = self._key(hidden, rope)
         st = self._shape(key, hidden, rope)
         _load_rope(st, *rope)
         if (i, key) in self.entries:
             entry = self.entries[(i, key)]
-            return (entry, st) if entry is not None else None
+            return (entry, st, key) if entry is not None else None
         try:
             entry = self._build(i, key, st, hidden)
             self.stats["captured"] += 1
@@ -263,7 +264,7 @@ class LayerGraphs:
             self._fail(e)
             entry = None
         self.entries[(i, key)] = entry
-        return (entry, st) if entry is not None else None
+        return (entry, st, key) if entry is not None else None
 
     def _fail(self, e: Exception) -> None:
         import traceback

@@ -106,3 +106,53 @@ def test_sliding_window_models_are_recognised():
     assert sliding_window(LlamaConfig()) is None
     assert sliding_window(MistralConfig(sliding_window=512)) == 512  # graphs off when the window is under the length
     assert sliding_window(Qwen2Config(sliding_window=4096, use_sliding_window=False)) is None
+
+
+class _RecordedProgram:
+    """Stands in for a CUDA graph on the CPU: capture records the body, replay runs it."""
+
+    order: list = []
+
+    def __init__(self, body):
+        self.body = body
+        _RecordedProgram.order.append(body)
+
+    def replay(self):
+        self.body()
+
+
+@pytest.mark.parametrize("keep", [1, -1])
+def test_capture_path_orders_kept_backwards_after_the_last_forward(lora_model, keep, monkeypatch):
+    """The capture path (warm-up, capture, replay), with recorded programs standing in for CUDA graphs:
+    kept layers' backward programs are captured once the last layer's forward has run, last layer
+    first, and then replace the recompute fallback; the gradients stay those of checkpointing."""
+    import contextlib
+
+    model = lora_model
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([16, 3, 7], 16)]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    reference = grads_of(model, batches)
+
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: None)
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(LayerGraphs, "_side_stream", lambda self: contextlib.nullcontext())
+    monkeypatch.setattr(LayerGraphs, "_capture", lambda self, body: _RecordedProgram(body))
+    _RecordedProgram.order = []
+    layers = decoder_layers(model)
+    graphs = LayerGraphs(layers, max_tokens=3 * 16, keep=keep, capture=True).install()
+    try:
+        got = grads_of(model, batches)
+        kept = sorted(graphs.keep)
+        entries = {i: e for (i, _), e in graphs.entries.items()}
+        assert graphs.failure is None and not graphs.awaiting  # every kept backward was captured
+        for i, e in entries.items():
+            assert len(e.graphs) == 2 and e.run_bwd == e.graphs[1].replay  # the captured backward, not the fallback
+            assert (e.x is not None) == (i in kept)
+        captured_backwards = [b for b in _RecordedProgram.order if b.__name__ == "bwd"]
+        assert captured_backwards[-len(kept):] == [entries[i].graphs[1].body for i in reversed(kept)]  # last layer first
+    finally:
+        graphs.uninstall()
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
