@@ -8,9 +8,11 @@ position_ids restarting per row, so no compute goes to pad tokens and attention 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -149,6 +151,23 @@ def sliding_window(config: Any) -> int | None:
     return int(window)
 
 
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """No dataset-preparation progress bars or library deprecation warnings in a run's output: the
+    CLI and the app show their own progress (tests still see warnings raised outside training)."""
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -184,7 +203,7 @@ def train_adapter(
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
     import torch
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     runtime = resolve_runtime(cfg, device)
@@ -232,8 +251,6 @@ def train_adapter(
         completion_only_loss=True,
         padding_free=runtime["batching"] == "padding_free",
         use_liger_kernel=runtime["liger"],
-        # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py)
-        gradient_checkpointing=cfg.gradient_checkpointing and not runtime["cuda_graphs"],
         report_to=[],
         seed=cfg.seed,
         use_cpu=device == "cpu",
@@ -241,8 +258,11 @@ def train_adapter(
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    fields = SFTConfig.__dataclass_fields__
+    # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py); the option was renamed in transformers 5
+    ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    kwargs[ckpt_name] = cfg.gradient_checkpointing and not runtime["cuda_graphs"]
     if cfg.group_by_length and runtime["batching"] == "padded":  # the option's name moved in transformers 5
-        fields = SFTConfig.__dataclass_fields__
         if "train_sampling_strategy" in fields:
             kwargs["train_sampling_strategy"] = "group_by_length"
         elif "group_by_length" in fields:
@@ -264,15 +284,17 @@ def train_adapter(
                 on_log(entry)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=_dataset(rows),
-        eval_dataset=_dataset(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(cfg),
-        callbacks=[_Log(), *(callbacks or [])],
-    )
+    with _quiet():
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=_dataset(rows),
+            eval_dataset=_dataset(eval_rows) if eval_rows else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(cfg),
+            callbacks=[_Log(), *(callbacks or [])],
+        )
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
     if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer
         for p in trainer.model.parameters():
             if p.requires_grad:
@@ -291,7 +313,8 @@ def train_adapter(
     checkpoint = latest_checkpoint(run_dir) if resume else None
     t0 = time.perf_counter()
     try:
-        out = trainer.train(resume_from_checkpoint=checkpoint)
+        with _quiet():
+            out = trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         if graphs is not None:
             graph_summary = graphs.summary()
@@ -303,7 +326,8 @@ def train_adapter(
     if eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
         final_eval = {"eval_loss": last_eval["eval_loss"]}  # the scheduled evaluation already ran at the last step
     else:
-        final_eval = trainer.evaluate() if eval_rows else {}
+        with _quiet():
+            final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter_dir))
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
