@@ -91,7 +91,9 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
 def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar: the CLI shows the run's progress
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
