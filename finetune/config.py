@@ -79,8 +79,8 @@ class TrainConfig:
     keep_activations: int = _f(0, "With cuda_graphs: the first N decoder layers keep their activations from forward to "
                                "backward instead of recomputing them (-1: every layer; gradient_checkpointing false "
                                "also keeps every layer). A LoRA layer then costs 4N FLOPs per token instead of 6N (no "
-                               "recompute), for memory (about 80 KB per token per layer for a 1B Llama): pair it with "
-                               "a smaller batch_size and a larger grad_accum (the same rows per optimizer step).")
+                               "recompute), for memory: about 1.25 GB per layer of a 1B Llama at 16 rows of ~730 "
+                               "tokens (N=2 there: 1.10x the tokens/s of N=0 at 1.47x the memory).")
     graph_bucket: int = _f(128, "With cuda_graphs: pad every batch's length to a multiple of this (fewer shapes to capture).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
     logging_steps: int = _f(5, "Log the loss every N steps.")

@@ -28,9 +28,9 @@ as before, checkpointed when training.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable
 
 _GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
