@@ -59,12 +59,17 @@ def test_every_shipped_recipe_is_valid():
         assert cfg.domain == f.stem
 
 
-def test_bad_recipe_lists_every_problem(tmp_path):
+def recipe_error(tmp_path, text: str) -> str:
+    """The ConfigError message for recipe `text` of domain x."""
     f = tmp_path / "x.yaml"
-    f.write_text("domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n")
+    f.write_text(text)
     with pytest.raises(ConfigError) as e:
         load_train_config(f, domain="x")
-    msg = str(e.value)
+    return str(e.value)
+
+
+def test_bad_recipe_lists_every_problem(tmp_path):
+    msg = recipe_error(tmp_path, "domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n")
     for needle in ["batchsize: unknown key", "synth.colour: unknown key", "lora_r", "learning_rate", "quantization", "synth.p_oracle"]:
         assert needle in msg, needle
     assert "6 problem(s)" in msg
@@ -72,11 +77,7 @@ def test_bad_recipe_lists_every_problem(tmp_path):
 
 
 def test_recipe_values_of_the_wrong_type_are_named(tmp_path):
-    f = tmp_path / "x.yaml"
-    f.write_text("domain: x\nlearning_rate: fast\nbatch_size: 0\ncuda_graphs: maybe\nsynth:\n  distractors: many\n")
-    with pytest.raises(ConfigError) as e:
-        load_train_config(f, domain="x")
-    msg = str(e.value)
+    msg = recipe_error(tmp_path, "domain: x\nlearning_rate: fast\nbatch_size: 0\ncuda_graphs: maybe\nsynth:\n  distractors: many\n")
     for needle in ["learning_rate: a number (got 'fast')", "batch_size: a whole number >= 1 (got 0)",
                    "cuda_graphs: true or false (got 'maybe')", "synth.distractors: a whole number (got 'many')"]:
         assert needle in msg, msg
