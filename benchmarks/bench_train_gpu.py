@@ -100,16 +100,15 @@ def step_profiler(start: int = 3, steps: int = 3):
 def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
     avgs = prof.key_averages()
 
-    def dev(e, total=False):
-        for name in (("device_time_total", "cuda_time_total") if total else ("self_device_time_total", "self_cuda_time_total")):
-            if hasattr(e, name):
-                return getattr(e, name)
-        return 0.0
-
     kernels = [e for e in prof.events() if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)]
-    gpu_us = sum(dev(e) for e in avgs)
-    print(f"-- profile: wall {wall_per_step*1e3:.1f} ms/step, GPU kernels {gpu_us/steps/1e3:.1f} ms/step "
-          f"({100*gpu_us/steps/1e6/wall_per_step:.0f}% busy), {len(kernels)/steps:.0f} kernel events/step", flush=True)
+    kernel_us = sum(e.time_range.end - e.time_range.start for e in kernels)
+    busy_us, end = 0.0, float("-inf")  # the union of kernel intervals: time the GPU ran anything
+    for a, b in sorted((e.time_range.start, e.time_range.end) for e in kernels):
+        busy_us += max(0.0, b - max(a, end))
+        end = max(end, b)
+    print(f"-- profile: wall {wall_per_step*1e3:.1f} ms/step, GPU kernels {kernel_us/steps/1e3:.1f} ms/step, GPU busy "
+          f"{busy_us/steps/1e3:.1f} ms/step ({100*busy_us/steps/1e6/wall_per_step:.0f}%), {len(kernels)/steps:.0f} kernels/step",
+          flush=True)  # fmt: skip
     for key in ("self_cuda_time_total", "self_cpu_time_total"):
         try:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)
@@ -162,6 +161,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep8-b8": dict(batch=8, grad_accum=2, keep_activations=8),
     "keep6-b8": dict(batch=8, grad_accum=2, keep_activations=6),
     "keep-b2": dict(batch=2, grad_accum=8, keep_activations=-1),
+    "b2": dict(batch=2, grad_accum=8),
+    "keep-b1": dict(batch=1, grad_accum=16, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),
     "free-flex": dict(batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention", **_DROP),

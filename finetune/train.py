@@ -185,6 +185,37 @@ def _n_tokens(tokenizer: Any, row: dict[str, Any]) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
+def sync_free(trainer_cls: type) -> type:
+    """trainer_cls (trl's SFTTrainer) without transformers' two reads of the GPU after every micro-batch:
+    the token count (`.item()` on a device sum) and the NaN filter on the loss (off in the arguments).
+    Each read drains the GPU before Python goes on to the next micro-batch, which then starts on an idle
+    GPU; with several micro-batches per step those gaps add up. Non-pad tokens are summed on the
+    device here and read at logging steps and at the end (`tokens_seen`)."""
+
+    class SyncFreeTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        _tokens: Any = None
+
+        def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+            mask = inputs.get("attention_mask")
+            if mask is None:  # padding-free rows: transformers' own count
+                super()._track_num_input_tokens(inputs)
+                return
+            n = mask.sum()
+            self._tokens = n if self._tokens is None else self._tokens + n
+
+        def tokens_seen(self) -> int:
+            if self._tokens is not None:
+                self.state.num_input_tokens_seen += int(self._tokens)
+                self._tokens = None
+            return int(self.state.num_input_tokens_seen or 0)
+
+        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+            self.tokens_seen()
+            super().log(logs, *args, **kwargs)
+
+    return SyncFreeTrainer
+
+
 def latest_checkpoint(run_dir: Path) -> str | None:
     cps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
     return str(cps[-1]) if cps else None
@@ -256,7 +287,8 @@ def train_adapter(
         report_to=[],
         seed=cfg.seed,
         use_cpu=device == "cpu",
-        include_num_input_tokens_seen=True,
+        include_num_input_tokens_seen=True,  # counted by sync_free (non-pad tokens)
+        logging_nan_inf_filter=False,  # it reads every micro-batch's loss back from the GPU (see sync_free)
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
@@ -287,7 +319,7 @@ def train_adapter(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _quiet():
-        trainer = SFTTrainer(
+        trainer = sync_free(SFTTrainer)(
             model=model,
             args=args,
             train_dataset=_dataset(rows),
@@ -332,7 +364,7 @@ def train_adapter(
             final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter_dir))
-    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    tokens = trainer.tokens_seen()
     metrics = {
         "train_loss": float(out.training_loss),
         "eval_loss": float(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
