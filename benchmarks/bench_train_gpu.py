@@ -162,6 +162,10 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep6-b8": dict(batch=8, grad_accum=2, keep_activations=6),
     "keep-b2": dict(batch=2, grad_accum=8, keep_activations=-1),
     "b2": dict(batch=2, grad_accum=8),
+    # the same inside each 16-row step (micro_batch): the data order of "lorag", each pass cut to its longest row
+    "keep-mb2": dict(micro_batch=2, keep_activations=-1),
+    "keep-mb4": dict(micro_batch=4, keep_activations=-1),
+    "mb2": dict(micro_batch=2),
     "keep-b1": dict(batch=1, grad_accum=16, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),

@@ -61,6 +61,9 @@ class TrainConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     batch_size: int = _f(8, "Sequences per device step (padded) or the row count folded into one padding-free step.")
     grad_accum: int = _f(1, "Gradient accumulation steps.")
+    micro_batch: int = _f(0, "Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
+                          "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
+                          "less activation memory per pass, which keep_activations can spend instead of recomputing.")
     max_seq_length: int = _f(1024, "Longer examples are truncated from the left of the prompt.")
     batching: str = _f("auto", "'padded' (rows of similar length batched together), 'padding_free' (rows concatenated, "
                        "no pad tokens; CUDA), or 'auto' (padded: as fast on the H100 at batch 16, less memory).")
@@ -120,6 +123,8 @@ def check(cfg: TrainConfig) -> list[str]:
     for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             bad(name, "a whole number >= 1")
+    if not isinstance(cfg.micro_batch, int) or cfg.micro_batch < 0:
+        bad("micro_batch", "a whole number of rows >= 0 (0: the whole batch at once)")
     if not isinstance(cfg.keep_activations, int) or cfg.keep_activations < -1:
         bad("keep_activations", "a whole number of layers, or -1 for all")
     if not 0 <= cfg.lora_dropout < 1:

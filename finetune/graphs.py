@@ -9,6 +9,10 @@ is captured per input shape as two CUDA graphs and replayed every step:
             (LoRA) weights, written to static buffers that autograd then accumulates as usual
 
 so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
+The backward graph adds the LoRA weights' gradients straight into fixed accumulators that serve as
+the weights' `.grad` (attached again whenever the trainer has set `.grad` to None), so nothing per
+weight runs in Python or autograd between replays: with many micro-batches per step that per-weight
+work (a clone and an accumulation for each of a layer's ~14 LoRA tensors) outweighed the GPU's.
 
 Layers in `keep` trade memory for compute instead: their forward graph runs with grad and leaves the
 activations autograd saves in the graphs' memory pool, and their backward graph reads them, with no
@@ -52,10 +56,11 @@ class _Shape:
 
 @dataclass
 class _Entry:
-    """One layer at one shape: its two captured programs and the static buffers of its weight grads."""
+    """One layer at one shape: its two captured programs, and the layer's trainable weights with the
+    accumulators their gradients are added into (shared by every shape of the layer)."""
 
     params: list[Any]
-    pgrads: list[Any]
+    grads: list[Any]
     run_fwd: Callable[[], None]
     run_bwd: Callable[[], None]
     graphs: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
@@ -92,11 +97,30 @@ class _Replay:
                         (x,) = ctx.saved_tensors
                         st.x.copy_(x)
                     st.gout.copy_(gout)
-                    entry.run_bwd()
-                    return (st.gx.clone(), None, None, None, None, *[g.clone() for g in entry.pgrads])
+                    _attach_grads(entry)
+                    entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
+                    return (st.gx.clone(), None, None, None, None, *[None] * len(entry.params))
 
             cls.fn = Replay
         return cls.fn
+
+
+def _attach_grads(entry: _Entry) -> None:
+    """Make each weight's .grad its accumulator before a backward adds into it: after the trainer set
+    .grad to None (a new step) the accumulator starts from zero; a .grad it set itself is carried over."""
+    import torch
+
+    fresh = []
+    for p, acc in zip(entry.params, entry.grads):
+        if p.grad is acc:
+            continue
+        if p.grad is None:
+            fresh.append(acc)
+        else:
+            acc.copy_(p.grad)
+        p.grad = acc
+    if fresh:
+        torch._foreach_zero_(fresh)
 
 
 def _load_rope(st: _Shape, cos: Any, sin: Any) -> None:
@@ -121,6 +145,7 @@ class LayerGraphs:
         self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
         self.capture = capture
         self.xbufs: dict[int, Any] = {}  # kept layers' input buffers, one allocation each at the largest batch
+        self.grads: dict[int, list[Any]] = {}  # per layer: its trainable weights' gradient accumulators (their .grad)
         self.awaiting: dict[tuple, list[Callable[[], None]]] = {}  # per shape: kept layers' backward captures, in layer order
         self.shapes: dict[tuple, _Shape] = {}
         self.entries: dict[tuple, _Entry | None] = {}
@@ -152,6 +177,7 @@ class LayerGraphs:
         self.flat.clear()
         self.xbufs.clear()
         self.awaiting.clear()
+        self.grads.clear()
         self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
@@ -286,7 +312,9 @@ class LayerGraphs:
 
         layer, orig = self.layers[i], self._orig(i)
         params = [p for p in layer.parameters() if p.requires_grad]
-        pgrads = [torch.zeros_like(p) for p in params]
+        if i not in self.grads:  # one accumulator per weight, shared by the layer's graphs of every shape
+            self.grads[i] = [torch.zeros_like(p) for p in params]
+        grads_acc = self.grads[i]
         kept = i in self.keep
         xbuf = self._xbuf(i, st) if kept else st.x
         xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
@@ -311,8 +339,9 @@ class LayerGraphs:
                 grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
             with torch.no_grad():
                 st.gx.copy_(grads[0])
-                for buf, g in zip(pgrads, grads[1:]):
-                    buf.copy_(g) if g is not None else buf.zero_()
+                pairs = [(acc, g) for acc, g in zip(grads_acc, grads[1:]) if g is not None]
+                if pairs:
+                    torch._foreach_add_([acc for acc, _ in pairs], [g for _, g in pairs])
 
         def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
             with torch.enable_grad(), autocast():
@@ -344,7 +373,7 @@ class LayerGraphs:
             bwd = recompute_grads
 
         if not self.capture:
-            return _Entry(params, pgrads, fwd, bwd, x=xbuf if kept else None)
+            return _Entry(params, grads_acc, fwd, bwd, x=xbuf if kept else None)
         if self.stream is None:
             self.stream = torch.cuda.Stream()
         if self.pool is None:
@@ -357,9 +386,9 @@ class LayerGraphs:
             torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
         if not kept:  # one memory pool for all: every graph's temporaries are dead at its end
             graphs = (self._capture(fwd), self._capture(bwd))
-            return _Entry(params, pgrads, graphs[0].replay, graphs[1].replay, graphs=graphs)
+            return _Entry(params, grads_acc, graphs[0].replay, graphs[1].replay, graphs=graphs)
 
-        entry = _Entry(params, pgrads, fwd, recompute_grads, x=xbuf)  # until its backward is captured: recompute
+        entry = _Entry(params, grads_acc, fwd, recompute_grads, x=xbuf)  # until its backward is captured: recompute
         entry.graphs = (self._capture(fwd),)
         entry.run_fwd = entry.graphs[0].replay
 

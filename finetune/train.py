@@ -20,6 +20,7 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
+from finetune.sft import lorag_trainer
 
 LogFn = Callable[[dict[str, Any]], None]
 RESULT_FILE = "result.json"  # run_dir/result.json: metrics + hyperparameters, read back by `lorag adapters import`
@@ -185,37 +186,6 @@ def _n_tokens(tokenizer: Any, row: dict[str, Any]) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def sync_free(trainer_cls: type) -> type:
-    """trainer_cls (trl's SFTTrainer) without transformers' two reads of the GPU after every micro-batch:
-    the token count (`.item()` on a device sum) and the NaN filter on the loss (off in the arguments).
-    Each read drains the GPU before Python goes on to the next micro-batch, which then starts on an idle
-    GPU; with several micro-batches per step those gaps add up. Non-pad tokens are summed on the
-    device here and read at logging steps and at the end (`tokens_seen`)."""
-
-    class SyncFreeTrainer(trainer_cls):  # type: ignore[misc, valid-type]
-        _tokens: Any = None
-
-        def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
-            mask = inputs.get("attention_mask")
-            if mask is None:  # padding-free rows: transformers' own count
-                super()._track_num_input_tokens(inputs)
-                return
-            n = mask.sum()
-            self._tokens = n if self._tokens is None else self._tokens + n
-
-        def tokens_seen(self) -> int:
-            if self._tokens is not None:
-                self.state.num_input_tokens_seen += int(self._tokens)
-                self._tokens = None
-            return int(self.state.num_input_tokens_seen or 0)
-
-        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-            self.tokens_seen()
-            super().log(logs, *args, **kwargs)
-
-    return SyncFreeTrainer
-
-
 def latest_checkpoint(run_dir: Path) -> str | None:
     cps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
     return str(cps[-1]) if cps else None
@@ -259,6 +229,7 @@ def train_adapter(
     # accumulated to the same effective batch (same optimizer steps, same result up to float order).
     micro = cfg.batch_size if device != "cpu" else min(cfg.batch_size, CPU_MICRO_BATCH)
     accum = cfg.grad_accum * math.ceil(cfg.batch_size / micro)
+    rows_per_pass = cfg.micro_batch if 0 < cfg.micro_batch < micro else 0  # split inside each step (finetune/sft.py)
     steps_per_epoch = math.ceil(len(rows) / (micro * accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
@@ -288,7 +259,7 @@ def train_adapter(
         seed=cfg.seed,
         use_cpu=device == "cpu",
         include_num_input_tokens_seen=True,  # counted by sync_free (non-pad tokens)
-        logging_nan_inf_filter=False,  # it reads every micro-batch's loss back from the GPU (see sync_free)
+        logging_nan_inf_filter=False,  # it reads every micro-batch's loss back from the GPU (finetune/sft.py)
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
@@ -319,7 +290,7 @@ def train_adapter(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _quiet():
-        trainer = sync_free(SFTTrainer)(
+        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1)(
             model=model,
             args=args,
             train_dataset=_dataset(rows),
@@ -340,7 +311,7 @@ def train_adapter(
         from finetune.graphs import LayerGraphs
 
         keep = cfg.keep_activations if cfg.gradient_checkpointing else -1
-        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=micro * bucket_len,
+        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=(rows_per_pass or micro) * bucket_len,
                              checkpoint=cfg.gradient_checkpointing, keep=keep).install()  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -383,7 +354,7 @@ def train_adapter(
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
-    hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": micro, "grad_accum": accum}, "total_steps": total_steps}
+    hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": rows_per_pass or micro, "grad_accum": accum}, "total_steps": total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
     (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
     return TrainResult(adapter_dir, metrics, hyper)

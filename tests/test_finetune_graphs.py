@@ -73,6 +73,37 @@ def test_graphed_layers_give_checkpointing_gradients(lora_model, keep):
     assert all(layer.gradient_checkpointing for layer in decoder_layers(model))  # restored
 
 
+def test_weight_grads_follow_the_trainers_zeroing(lora_model):
+    """The graphs add weight gradients into accumulators that stand in as .grad: a step after
+    zero_grad(set_to_none=True) or after an in-place zeroing starts from zero, and a .grad set
+    from outside (e.g. by the trainer) is added to, as autograd would."""
+    model = lora_model
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([4, 6], 8)]
+    reference = grads_of(model, batches)
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, capture=False).install()
+    try:
+        grads_of(model, batches)
+        first = grads_of(model, batches)  # .grad set to None before: the accumulators start again from zero
+        model.zero_grad(set_to_none=False)  # zeroed in place: the accumulators themselves
+        for b in batches:
+            model(**b).loss.backward()
+        zeroed = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        for p in model.parameters():
+            if p.requires_grad:
+                p.grad = torch.ones_like(p)  # a gradient from elsewhere
+        model(**batches[0]).loss.backward()
+        added = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    finally:
+        graphs.uninstall()
+    one_batch = grads_of(model, batches[:1])
+    for name, g in reference.items():
+        assert torch.allclose(first[name], g, atol=1e-5, rtol=1e-4), name
+        assert torch.allclose(zeroed[name], g, atol=1e-5, rtol=1e-4), name
+        assert torch.allclose(added[name], one_batch[name] + 1, atol=1e-5, rtol=1e-4), name
+
+
 def test_eval_and_oversized_batches_run_eagerly(lora_model):
     model = lora_model
     graphs = LayerGraphs(decoder_layers(model), max_tokens=8, capture=False).install()

@@ -119,6 +119,38 @@ def test_resume_continues_from_the_checkpoint(tiny_lm, tmp_path):
     assert r.metrics["resumed_from"].endswith("checkpoint-6") and r.metrics["steps"] == 12
 
 
+def test_micro_batches_give_the_whole_batchs_gradients(tiny_lm, tmp_path):
+    """micro_batch splits each step's batch into passes cut to their own longest row; the loss of each
+    is its share of the whole batch's mean, so the step's gradients are the whole batch's."""
+    from transformers import TrainerCallback
+
+    rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
+    lines = rows.read_text().splitlines()
+    long = json.loads(lines[0])
+    long["completion"][0]["content"] = "Red, and it is worn on the left side every working day. [1]"  # rows of unequal length
+    rows.write_text(json.dumps(long) + "\n" + "\n".join(lines[1:]) + "\n")
+
+    def first_step_grads(**kw):
+        grads, tokens = {}, []
+
+        class Grab(TrainerCallback):
+            def on_pre_optimizer_step(self, args, state, control, model=None, **k):
+                if not grads:
+                    grads.update({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+
+        res = train_adapter(cfg(max_steps=1, batch_size=2, group_by_length=False, **kw), model_path=str(tiny_lm),
+                            train_file=rows, eval_file=None, run_dir=tmp_path / f"run{len(kw)}", device="cpu",
+                            callbacks=[Grab()])  # fmt: skip
+        return grads, res.metrics
+
+    whole, m_whole = first_step_grads()
+    split, m_split = first_step_grads(micro_batch=1)
+    assert m_split["steps"] == 1 and m_split["tokens_seen"] == m_whole["tokens_seen"] > 0
+    assert whole.keys() == split.keys() and any(g.abs().sum() > 0 for g in whole.values())  # B starts at 0: A's grads are 0
+    for name, g in whole.items():
+        assert torch.allclose(split[name], g, atol=1e-6, rtol=1e-4), name
+
+
 def test_padding_free_loss_equals_padded_loss(tiny_lm):
     """The GPU batching: rows concatenated with restarting position_ids give the padded batch's loss."""
     from transformers import AutoModelForCausalLM
