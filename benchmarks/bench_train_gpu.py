@@ -166,6 +166,9 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep-mb2": dict(micro_batch=2, keep_activations=-1),
     "keep-mb4": dict(micro_batch=4, keep_activations=-1),
     "mb2": dict(micro_batch=2),
+    # each LoRA Linear as one autograd node without peft's output-sized elementwise passes
+    "fused": dict(fused_lora=True),
+    "fused-keep-mb2": dict(fused_lora=True, micro_batch=2, keep_activations=-1),
     "keep-b1": dict(batch=1, grad_accum=16, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),

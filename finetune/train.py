@@ -306,6 +306,11 @@ def train_adapter(
                 p.data = p.data.to(torch.bfloat16)
     if runtime["compile_layers"]:
         compile_decoder_layers(trainer.model)
+    unfuse = None
+    if cfg.fused_lora and cfg.lora_dropout == 0:
+        from finetune import lora_fused
+
+        unfuse = lora_fused.install(trainer.model)
     graphs = None
     if runtime["cuda_graphs"]:
         from finetune.graphs import LayerGraphs
@@ -324,6 +329,8 @@ def train_adapter(
         if graphs is not None:
             graph_summary = graphs.summary()
             graphs.uninstall()
+        if unfuse is not None:
+            unfuse()
     seconds = time.perf_counter() - t0
     cuda = device == "cuda"
     train_peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)

@@ -1,0 +1,102 @@
+"""finetune/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
+
+import pytest
+import torch
+
+from finetune import lora_fused
+
+
+@pytest.fixture()
+def peft_model(tiny_lm):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
+                                            init_lora_weights=False))  # fmt: skip
+    model.train()
+    return model
+
+
+def _batch():
+    torch.manual_seed(3)
+    ids = torch.randint(3, 200, (2, 11))
+    return {"input_ids": ids, "labels": ids.clone()}
+
+
+def _run(model):
+    model.zero_grad(set_to_none=True)
+    out = model(**_batch())
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    return out.logits.detach(), grads
+
+
+def test_fused_forward_matches_peft(peft_model):
+    logits_ref, grads_ref = _run(peft_model)
+    keys = set(peft_model.state_dict())
+    uninstall = lora_fused.install(peft_model)
+    assert uninstall.count > 0
+    fused = []
+    orig = lora_fused._fast_path
+
+    def counting(layer, kw):
+        name = orig(layer, kw)
+        fused.append(name is not None)
+        return name
+
+    lora_fused._fast_path = counting
+    try:
+        logits, grads = _run(peft_model)
+    finally:
+        lora_fused._fast_path = orig
+        uninstall()
+    assert all(fused) and len(fused) == n_lora_linears(peft_model)  # the fused path ran for every adapted linear
+    assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
+    assert grads.keys() == grads_ref.keys()
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    assert set(peft_model.state_dict()) == keys
+    assert not any("forward" in vars(m) for m in peft_model.modules())  # uninstalled
+
+
+def n_lora_linears(model):
+    from peft.tuners.lora import LoraLayer
+
+    return sum(isinstance(m, LoraLayer) for m in model.modules())
+
+
+def test_cases_peft_must_handle_fall_back(peft_model):
+    from peft.tuners.lora import LoraLayer
+
+    layer = next(m for m in peft_model.modules() if isinstance(m, LoraLayer))
+    assert lora_fused._fast_path(layer, {}) == "default"
+    assert lora_fused._fast_path(layer, {"adapter_names": ["default"]}) is None  # a mixed batch
+    layer.lora_dropout["default"] = torch.nn.Dropout(0.1)
+    assert lora_fused._fast_path(layer, {}) is None  # dropout: peft's forward draws the mask
+    layer.lora_dropout["default"] = torch.nn.Identity()
+    with peft_model.disable_adapter():
+        assert lora_fused._fast_path(layer, {}) is None
+    layer.lora_B["default"].weight.data = layer.lora_B["default"].weight.data.double()
+    assert lora_fused._fast_path(layer, {}) is None  # mixed dtypes: peft casts
+
+
+def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
+    """Under the graphs' recompute (finetune/graphs.py) the fused node gives the same gradients too."""
+    from finetune.graphs import LayerGraphs
+    from finetune.train import decoder_layers
+
+    peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    peft_model.enable_input_require_grads()
+    _, grads_ref = _run(peft_model)
+    uninstall = lora_fused.install(peft_model)
+    graphs = LayerGraphs(decoder_layers(peft_model), max_tokens=2 * 11, capture=False).install()
+    try:
+        _, grads = _run(peft_model)
+        assert graphs.stats["replayed"] > 0 and graphs.stats["eager"] == 0
+    finally:
+        graphs.uninstall()
+        uninstall()
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
