@@ -169,6 +169,11 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     # each LoRA Linear as one autograd node without peft's output-sized elementwise passes
     "fused": dict(fused_lora=True),
     "fused-keep-mb2": dict(fused_lora=True, micro_batch=2, keep_activations=-1),
+    "fused-keep1": dict(fused_lora=True, keep_activations=1),
+    # FlashAttention-2 instead of cuDNN's attention: no cuDNN plans built per shape during the captures
+    "flash": dict(sdpa_backend="flash"),
+    "fused-flash": dict(fused_lora=True, sdpa_backend="flash"),
+    "fused-flash-keep1": dict(fused_lora=True, sdpa_backend="flash", keep_activations=1),
     "keep-b1": dict(batch=1, grad_accum=16, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),

@@ -69,6 +69,8 @@ class TrainConfig:
                        "no pad tokens; CUDA), or 'auto' (padded: as fast on the H100 at batch 16, less memory).")
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")
     attn_implementation: str = _f("sdpa", "'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
+    sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'auto' (torch's choice: cuDNN on Hopper), 'flash' "
+                           "(FlashAttention-2, no per-shape cuDNN plans to build when graphs are captured) or 'cudnn'.")
     group_by_length: bool = _f(True, "Padded batching: batch rows of similar length together (less padding).")
     liger: bool = _f(True, "Use Liger kernels (fused linear + cross-entropy) on CUDA when installed.")
     compile_layers: bool = _f(False, "torch.compile each decoder layer (regional compilation, dynamic shapes) on CUDA, "
@@ -121,6 +123,8 @@ def check(cfg: TrainConfig) -> list[str]:
         bad("quantization", "one of auto, nf4, none")
     if cfg.attn_implementation not in ("sdpa", "flex_attention", "eager"):
         bad("attn_implementation", "one of sdpa, flex_attention, eager")
+    if cfg.sdpa_backend not in ("auto", "flash", "cudnn"):
+        bad("sdpa_backend", "one of auto, flash, cudnn")
     if cfg.batching not in ("auto", "padding_free", "padded"):
         bad("batching", "one of auto, padding_free, padded")
     for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):

@@ -171,6 +171,16 @@ def _quiet() -> Any:
             datasets.enable_progress_bars()
 
 
+def sdpa_backend(name: str, device: str) -> Any:
+    """The scaled-dot-product attention kernels training may use ('auto': torch's own choice)."""
+    if name == "auto" or device != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    first = SDPBackend.FLASH_ATTENTION if name == "flash" else SDPBackend.CUDNN_ATTENTION
+    return sdpa_kernel([first, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -323,7 +333,7 @@ def train_adapter(
     checkpoint = latest_checkpoint(run_dir) if resume else None
     t0 = time.perf_counter()
     try:
-        with _quiet():
+        with _quiet(), sdpa_backend(cfg.sdpa_backend, device):
             out = trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         if graphs is not None:
