@@ -150,6 +150,7 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
+    "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),

@@ -79,6 +79,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
     if metrics.get("peak_gpu_mem_gb"):
         parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
+    if metrics.get("fused_lora_layers"):
+        parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused")
     graphs = metrics.get("cuda_graphs")
     if isinstance(graphs, dict):
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
@@ -366,6 +368,7 @@ def train_adapter(
         "tokens_per_s": tokens / seconds if seconds > 0 else None,
         "resumed_from": checkpoint,
         "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
+        "fused_lora_layers": getattr(unfuse, "count", 0),
         "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
         "peak_gpu_reserved_gb": train_peak[1],
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],

@@ -84,6 +84,14 @@ def test_recipe_values_of_the_wrong_type_are_named(tmp_path):
     assert "4 problem(s)" in msg
 
 
+def test_training_speed_options_are_checked(tmp_path):
+    msg = recipe_error(tmp_path, "domain: x\nmicro_batch: -2\nkeep_activations: -3\nsdpa_backend: fast\n")
+    for needle in ["micro_batch: a whole number of rows >= 0", "keep_activations: a whole number of layers",
+                   "sdpa_backend: one of auto, flash, cudnn (got 'fast')"]:  # fmt: skip
+        assert needle in msg, msg
+    assert "3 problem(s)" in msg
+
+
 def test_recipe_for_another_domain_is_refused(tmp_path):
     f = tmp_path / "x.yaml"
     f.write_text("domain: manual\n")

@@ -78,6 +78,7 @@ def test_run_summary_says_how_it_trained(trained):
     line = describe_runtime(result.metrics, result.hyperparameters)
     assert line.startswith("on cpu: LoRA, padded batches of 2")  # CPU micro-batches of CPU_MICRO_BATCH
     assert "tokens/s" in line and "CUDA graphs off (CUDA only)" in line
+    assert f"{result.metrics['fused_lora_layers']} LoRA layers fused" in line and result.metrics["fused_lora_layers"] > 0
     graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None}
     gpu = describe_runtime({"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
                            {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}})
