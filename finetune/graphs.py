@@ -32,8 +32,8 @@ as before, checkpointed when training.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,42 +67,36 @@ class _Entry:
     x: Any = None  # a kept layer's own input buffer (its saved activations point into it); None: the shape's shared one
 
 
-class _Replay:
-    """autograd.Function (built lazily: torch is imported on first use)."""
+@functools.cache
+def _replay_fn() -> Any:
+    """The autograd.Function that replays a layer's graphs (built on first use: torch is imported then)."""
+    import torch
 
-    fn: Any = None
+    class Replay(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, *params: Any) -> Any:
+            ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin)
+            if entry.x is None:  # checkpointed: keep the input, recompute the rest
+                ctx.save_for_backward(x)
+                st.x.copy_(x)
+            else:  # kept: the forward graph leaves what backward needs in the pool
+                entry.x.copy_(x)
+            entry.run_fwd()
+            return st.out.clone()
 
-    @classmethod
-    def get(cls) -> Any:
-        if cls.fn is None:
-            import torch
+        @staticmethod
+        def backward(ctx: Any, gout: Any) -> Any:
+            st, entry = ctx.st, ctx.entry
+            _load_rope(st, *ctx.rope)
+            if entry.x is None:
+                (x,) = ctx.saved_tensors
+                st.x.copy_(x)
+            st.gout.copy_(gout)
+            _attach_grads(entry)
+            entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
+            return (st.gx.clone(), None, None, None, None, *[None] * len(entry.params))
 
-            class Replay(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, *params: Any) -> Any:
-                    ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin)
-                    if entry.x is None:  # checkpointed: keep the input, recompute the rest
-                        ctx.save_for_backward(x)
-                        st.x.copy_(x)
-                    else:  # kept: the forward graph leaves what backward needs in the pool
-                        entry.x.copy_(x)
-                    entry.run_fwd()
-                    return st.out.clone()
-
-                @staticmethod
-                def backward(ctx: Any, gout: Any) -> Any:
-                    st, entry = ctx.st, ctx.entry
-                    _load_rope(st, *ctx.rope)
-                    if entry.x is None:
-                        (x,) = ctx.saved_tensors
-                        st.x.copy_(x)
-                    st.gout.copy_(gout)
-                    _attach_grads(entry)
-                    entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-                    return (st.gx.clone(), None, None, None, None, *[None] * len(entry.params))
-
-            cls.fn = Replay
-        return cls.fn
+    return Replay
 
 
 def _attach_grads(entry: _Entry) -> None:
@@ -163,7 +157,7 @@ class LayerGraphs:
             self._saved.append((layer, bool(getattr(layer, "gradient_checkpointing", False))))
             if hasattr(layer, "gradient_checkpointing"):
                 layer.gradient_checkpointing = False  # the graphs checkpoint; transformers must not as well
-            layer.forward = partial(self._forward, i)  # instance attribute: module paths and state_dict unchanged
+            layer.forward = functools.partial(self._forward, i)  # instance attribute: module paths and state_dict unchanged
         return self
 
     def uninstall(self) -> None:
@@ -207,7 +201,7 @@ class LayerGraphs:
             return self._eager(i, hidden, *args[1:], **kwargs)
         entry, st, key = found
         self.stats["replayed"] += 1
-        out = _Replay.get().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+        out = _replay_fn().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
         if i == len(self.layers) - 1 and key in self.awaiting:
             self._capture_kept_backwards(key)
         return out

@@ -17,43 +17,37 @@ names and the state_dict do not change.
 
 from __future__ import annotations
 
-from functools import partial
+import functools
 from typing import Any, Callable
 
 
-class _Fn:
-    """autograd.Function (built lazily: torch is imported on first use)."""
+@functools.cache
+def _lora_linear_fn() -> Any:
+    """The autograd.Function (built on first use: torch is imported then)."""
+    import torch
 
-    fn: Any = None
+    class LoraLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, weight: Any, bias: Any, a: Any, b: Any, scale: float) -> Any:
+            x2 = x.reshape(-1, x.shape[-1])
+            u = x2 @ a.t()
+            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
+            out.addmm_(u, b.t(), alpha=scale)
+            ctx.save_for_backward(x2, u, weight, a, b)
+            ctx.scale, ctx.in_shape = scale, x.shape
+            return out.view(*x.shape[:-1], out.shape[-1])
 
-    @classmethod
-    def get(cls) -> Any:
-        if cls.fn is None:
-            import torch
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            x2, u, weight, a, b = ctx.saved_tensors
+            g2 = g.reshape(-1, g.shape[-1])
+            gu = (g2 @ b).mul_(ctx.scale)
+            gb = (g2.t() @ u).mul_(ctx.scale) if ctx.needs_input_grad[4] else None
+            ga = gu.t() @ x2 if ctx.needs_input_grad[3] else None
+            gx = (g2 @ weight).addmm_(gu, a).view(ctx.in_shape) if ctx.needs_input_grad[0] else None
+            return gx, None, None, ga, gb, None
 
-            class LoraLinear(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx: Any, x: Any, weight: Any, bias: Any, a: Any, b: Any, scale: float) -> Any:
-                    x2 = x.reshape(-1, x.shape[-1])
-                    u = x2 @ a.t()
-                    out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-                    out.addmm_(u, b.t(), alpha=scale)
-                    ctx.save_for_backward(x2, u, weight, a, b)
-                    ctx.scale, ctx.in_shape = scale, x.shape
-                    return out.view(*x.shape[:-1], out.shape[-1])
-
-                @staticmethod
-                def backward(ctx: Any, g: Any) -> Any:
-                    x2, u, weight, a, b = ctx.saved_tensors
-                    g2 = g.reshape(-1, g.shape[-1])
-                    gu = (g2 @ b).mul_(ctx.scale)
-                    gb = (g2.t() @ u).mul_(ctx.scale) if ctx.needs_input_grad[4] else None
-                    ga = gu.t() @ x2 if ctx.needs_input_grad[3] else None
-                    gx = (g2 @ weight).addmm_(gu, a).view(ctx.in_shape) if ctx.needs_input_grad[0] else None
-                    return gx, None, None, ga, gb, None
-
-            cls.fn = LoraLinear
-        return cls.fn
+    return LoraLinear
 
 
 def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
@@ -80,7 +74,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         return peft_forward(x, *args, **kwargs)
     base = layer.base_layer
     x = x.to(base.weight.dtype)  # as autocast would: every GEMM here (and its saved input) in the weights' dtype
-    return _Fn.get().apply(x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight,
+    return _lora_linear_fn().apply(x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight,
                            float(layer.scaling[name]))  # fmt: skip
 
 
@@ -93,7 +87,7 @@ def install(model: Any) -> Callable[[], None]:
         if isinstance(module, LoraLayer) and hasattr(module, "base_layer") and "forward" not in vars(module):
             if not hasattr(module.base_layer, "in_features"):  # Linear-like layers only (not embeddings, convs)
                 continue
-            module.forward = partial(_forward, module, type(module).forward.__get__(module))
+            module.forward = functools.partial(_forward, module, type(module).forward.__get__(module))
             patched.append(module)
 
     def uninstall() -> None:

@@ -270,7 +270,7 @@ def train_adapter(
         report_to=[],
         seed=cfg.seed,
         use_cpu=device == "cpu",
-        include_num_input_tokens_seen=True,  # counted by sync_free (non-pad tokens)
+        include_num_input_tokens_seen=True,  # non-pad tokens, counted on the device (finetune/sft.py)
         logging_nan_inf_filter=False,  # it reads every micro-batch's loss back from the GPU (finetune/sft.py)
         dataloader_num_workers=0,
         disable_tqdm=True,
