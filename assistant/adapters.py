@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,12 @@ def attach_adapters(model: Any, adapters: dict[str, Path]) -> tuple[Any, dict[st
         if not (Path(folder) / "adapter_config.json").is_file():
             raise LoragError(f"adapter {name}: {folder} has no adapter_config.json")
         t0 = time.perf_counter()
-        if peft_model is None:
-            peft_model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)
-        elif name not in peft_model.peft_config:
-            peft_model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+        with warnings.catch_warnings():  # peft reads transformers attributes deprecated in 5.x: not the user's to act on
+            warnings.simplefilter("ignore", FutureWarning)
+            if peft_model is None:
+                peft_model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)
+            elif name not in peft_model.peft_config:
+                peft_model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
         timings[name] = time.perf_counter() - t0
     if peft_model is None:
         return model, timings

@@ -67,3 +67,16 @@ def test_gathered_stack_follows_adapter_changes_and_is_never_saved(tiny_lm, two_
     for f in files:
         keys = list(load_file(str(f)))
         assert keys and all("lora_A" in k or "lora_B" in k for k in keys), keys[:3]
+
+
+def test_attaching_adapters_shows_no_library_deprecation_warnings(tiny_lm, two_adapters):
+    """`lorag ask --adapter` must not print peft/transformers FutureWarnings on every run."""
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        attach_adapters(base, two_adapters)
+    assert not [w for w in seen if issubclass(w.category, FutureWarning)], [str(w.message) for w in seen]
