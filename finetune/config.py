@@ -36,6 +36,8 @@ class SynthConfig:
     distractors: int = _f(3, "Retriever hard negatives shown with (or instead of) the oracle.")
     max_new_tokens: int = _f(64, "Token budget for each generated Q&A.")
     batch_size: int = _f(8, "Prompts per generation batch.")
+    model_probe: int = _f(16, "The model writer stops once it has written for this many chunks without one pair kept "
+                          "(a model too small to follow the format); the other writers do the rest. 0: never stops.")
     min_answer_support: float = _f(0.7, "Share of the answer's content words that must appear in the oracle.")
     seed: int = _f(0, "Sampling seed for chunks, oracle dropping and distractor order.")
     exclude_sources: list[str] = _f(

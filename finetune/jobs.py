@@ -39,6 +39,18 @@ def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> 
     return version, runs / f"v{version}"
 
 
+def recorded_config(run_dir: Path) -> TrainConfig | None:
+    """The settings an interrupted run started with (its job.json): --resume continues with them."""
+    job = run_dir / "job.json"
+    if not job.is_file():
+        return None
+    try:
+        return TrainConfig(**json.loads(job.read_text(encoding="utf-8"))["config"])
+    except (LoragError, ValueError, KeyError, TypeError) as e:  # a ConfigError (a LoragError) lists the bad values
+        raise LoragError(f"{job}: the interrupted run's settings cannot be read ({e})",
+                         hint="start a new run without --resume") from e  # fmt: skip
+
+
 def train_domain(
     cfg: TrainConfig,
     *,
@@ -60,14 +72,17 @@ def train_domain(
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise LoragError(f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first")
+    runs = run_root(settings, cfg.domain)
+    version, run_dir = _pick_version(registry, runs, cfg.domain, resume)
+    recorded = recorded_config(run_dir) if resume else None
+    cfg = recorded or cfg  # a resumed run keeps the recipe, steps and batch it started with
     base = cfg.base_model or settings.models.generator
     model_path = model_cache.resolve(base)
     fingerprint = base_fingerprint(AutoConfig.from_pretrained(model_path))
-    runs = run_root(settings, cfg.domain)
-    version, run_dir = _pick_version(registry, runs, cfg.domain, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "job.json").write_text(json.dumps({"domain": cfg.domain, "version": version, "started_at": now(),
-                                                  "config": cfg.to_dict()}, indent=2))
+    if recorded is None:
+        (run_dir / "job.json").write_text(json.dumps({"domain": cfg.domain, "version": version, "started_at": now(),
+                                                      "config": cfg.to_dict()}, indent=2))  # fmt: skip
     device = pick_device(settings.models.device)
     result = train_adapter(
         cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",

@@ -53,9 +53,11 @@ class SynthReport:
     kept: int = 0
     by_writer: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"chunks": self.chunks, "kept": self.kept, "by_writer": dict(self.by_writer), "dropped": dict(self.dropped)}
+        return {"chunks": self.chunks, "kept": self.kept, "by_writer": dict(self.by_writer), "dropped": dict(self.dropped),
+                "notes": list(self.notes)}  # fmt: skip
 
 
 def content_words(text: str) -> list[str]:
@@ -227,6 +229,11 @@ def synthesize(
                     report.dropped[f"{writer}: {why}"] += 1
                 elif keep(pair[0], pair[1], chunk, writer):
                     break
+        tried = start + len(batch)
+        if use_model and cfg.model_probe and tried >= cfg.model_probe and not report.by_writer["model"] and tried < len(picked):
+            use_model = False  # generating costs seconds per chunk on a CPU: not for a model that never passes the filters
+            report.notes.append(f"model writer stopped after {tried} chunks without one pair kept; "
+                                f"the other writers did the remaining {len(picked) - tried}")  # fmt: skip
         if progress:
             progress(min(start + cfg.batch_size, len(picked)), len(picked))
     report.kept = len(pairs)

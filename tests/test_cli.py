@@ -117,3 +117,10 @@ def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, caps
         cli.main()
     out = json.loads(capsys.readouterr().out)
     assert e.value.code == 1 and out["exit_code"] == 1 and out["error"] == "nothing is indexed yet" and out["hint"]
+
+
+def test_resume_refuses_new_settings(lorag):
+    """--resume continues a run with the settings it started with: new ones would silently differ."""
+    r = lorag("train", "--domain", "hr", "--resume", "--max-steps", "2")
+    assert r.exit_code != 0
+    assert "--resume continues the interrupted run with the settings it started with" in str(r.exception)

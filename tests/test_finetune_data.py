@@ -151,6 +151,21 @@ def test_synthesize_reports_kept_and_dropped():
     assert all(p.writer in ("model", "cloze") for p in pairs)
 
 
+def test_model_writer_that_never_passes_stops_early():
+    """A model too small for the format is not run over every chunk: after model_probe chunks with
+    nothing kept the other writers do the rest, and the report says so."""
+    calls = []
+    gen = FakeGenerator(lambda m: calls.append(1) or "I cannot do that.")
+    chunks = [_hit(i, f"Staff number {i} get {20 + i} days of paid annual leave per calendar year.") for i in range(10)]
+    pairs, report = synthesize(chunks, gen, SynthConfig(writer="model+cloze", batch_size=2, model_probe=4, seed=1))
+    assert len(calls) == 4 and report.dropped["model: output not in 'Question:/Answer:' form"] == 4
+    assert report.notes == ["model writer stopped after 4 chunks without one pair kept; the other writers did the remaining 6"]
+    assert report.by_writer["cloze"] == len(pairs) > 4
+    calls.clear()
+    synthesize(chunks, gen, SynthConfig(writer="model+cloze", batch_size=2, model_probe=0, seed=1))
+    assert len(calls) == 10  # 0: never stops
+
+
 def test_heldout_questions_are_never_synthesized():
     gen = FakeGenerator(lambda m: "Question: How many days of paid annual leave do employees get?\nAnswer: 26 days")
     pairs, report = synthesize([_hit(0, PASSAGE)], gen, SynthConfig(writer="model"),

@@ -120,6 +120,21 @@ def test_resume_continues_from_the_checkpoint(tiny_lm, tmp_path):
     assert r.metrics["resumed_from"].endswith("checkpoint-6") and r.metrics["steps"] == 12
 
 
+def test_resumed_run_keeps_the_settings_it_started_with(tmp_path):
+    from assistant.errors import LoragError
+    from finetune.jobs import recorded_config
+
+    run = tmp_path / "v3"
+    run.mkdir()
+    assert recorded_config(run) is None  # nothing recorded: the caller's recipe
+    (run / "job.json").write_text(json.dumps({"domain": "toy", "version": 3, "config": cfg(batch_size=2, max_steps=3).to_dict()}))
+    got = recorded_config(run)
+    assert (got.batch_size, got.max_steps, got.domain, got.synth.writer) == (2, 3, "toy", cfg().synth.writer)
+    (run / "job.json").write_text('{"config": {"domain": "toy", "batch_size": 0}}')
+    with pytest.raises(LoragError, match="job.json: the interrupted run's settings cannot be read"):
+        recorded_config(run)
+
+
 def test_micro_batches_give_the_whole_batchs_gradients(tiny_lm, tmp_path):
     """micro_batch splits each step's batch into passes cut to their own longest row; the loss of each
     is its share of the whole batch's mean, so the step's gradients are the whole batch's."""

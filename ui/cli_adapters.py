@@ -76,6 +76,8 @@ def synth_cmd(
             "dropped (one line per failed writer attempt; a chunk may try several writers):")
     for reason, n in sorted(s["dropped"].items(), key=lambda x: -x[1]):
         c.print(f"  dropped {n:4d}  {reason}", markup=False)
+    for note in s.get("notes", []):
+        c.print(f"  note: {note}", markup=False)
     for reason, n in summary["dropped"].items():
         c.print(f"  dropped {n:4d}  {reason}", markup=False)
     c.print(f"written to {dataset_dir(comps.settings, domain)}")
@@ -95,6 +97,9 @@ def train_cmd(
     from finetune.jobs import train_domain
     from finetune.train import describe_runtime
 
+    if resume and (config or max_steps or epochs):
+        raise LoragError("--resume continues the interrupted run with the settings it started with",
+                         hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip
     overrides: dict[str, Any] = {}
     if max_steps:
         overrides["max_steps"] = max_steps
@@ -110,8 +115,14 @@ def train_cmd(
             desc = " ".join(f"{k}={entry[k]:.4f}" for k in ("loss", "eval_loss") if k in entry)
             progress.update(task, completed=entry["step"], total=entry["max_steps"], description=desc)
 
-        card = train_domain(cfg, settings=comps.settings, store=comps.store, registry=comps.registry,
-                            model_cache=comps.model_cache, resume=resume, on_log=on_log)  # fmt: skip
+        try:
+            card = train_domain(cfg, settings=comps.settings, store=comps.store, registry=comps.registry,
+                                model_cache=comps.model_cache, resume=resume, on_log=on_log)  # fmt: skip
+        except KeyboardInterrupt:
+            progress.stop()
+            typer.echo(f"interrupted: `lorag train --domain {domain} --resume` continues it from its last checkpoint "
+                       f"(saved every {cfg.save_steps} steps; from the start if none was saved yet)", err=True)  # fmt: skip
+            raise
     m = card.metrics
     _console().print(
         f"[green]registered {card.name}[/]  train loss {m['train_loss']:.4f}"
