@@ -47,6 +47,7 @@ def test_ask_streams_text_and_lists_sources(lorag, corpus):
     r = lorag("ask", "How many days of annual leave do full-time staff receive?")
     assert r.exit_code == 0, r.output
     assert "27 days [1]" in r.output and "Sources:\n  [1] leave.md#Leave policy > Annual leave" in r.output
+    assert "(base model" not in r.output  # no adapters registered: no routing line
 
 
 def test_failed_file_sets_exit_code(lorag, corpus):
@@ -104,6 +105,8 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     assert r.exit_code == 0, r.output
     route = json.loads(r.output)["route"]
     assert route["adapter"] == "hr-v1" and "explicit choice" in route["reason"]
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr")  # auto: nothing promoted, so the base answers
+    assert r.exit_code == 0 and "\n(base model: " in r.output, r.output
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v2")
     err = str(r.exception)  # main() prints a LoragError as "error: ..." (exit 1); the runner calls the app itself
     assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err

@@ -249,6 +249,8 @@ def ask_cmd(
     sys.stdout.write("\n")
     if final.route and final.route.get("adapter") != "base":
         typer.echo(f"\n(adapter {final.route['adapter']}: {final.route['reason']})")
+    elif final.route and comps.registry.all():  # adapters exist, so say why none answered
+        typer.echo(f"\n(base model: {final.route['reason']})")
     if final.citations:
         typer.echo("\nSources:")
         for c in final.citations:
