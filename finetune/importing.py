@@ -68,7 +68,10 @@ def import_adapter(
     if not folder.is_dir():
         raise LoragError(f"{folder}: expected the adapter's folder, not a file", hint=f"pass {folder.parent}")
     if not (folder / "adapter_config.json").is_file():
-        raise LoragError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)")
+        inside = sorted((p.parent for p in folder.glob("*/adapter_config.json")), key=lambda d: (len(d.name), d.name))  # checkpoints
+        hint = f"pass {inside[-1]}" if inside else None
+        raise LoragError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)"
+                         + (f"; adapter folders inside it: {', '.join(p.name for p in inside)}" if inside else ""), hint=hint)  # fmt: skip
     try:
         peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

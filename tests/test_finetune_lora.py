@@ -295,6 +295,13 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     assert [x.name for x in reg.versions("toy")] == ["toy-v1"]  # nothing registered by the refused import
     with pytest.raises(LoragError, match="no adapter_config.json"):
         import_adapter(tmp_path, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+    run = tmp_path / "run"  # a training run's folder: its checkpoints are the adapter folders
+    for name in ("checkpoint-2", "checkpoint-10"):
+        (run / name).mkdir(parents=True)
+        (run / name / "adapter_config.json").write_text("{}")
+    with pytest.raises(LoragError, match="adapter folders inside it: checkpoint-2, checkpoint-10") as err:
+        import_adapter(run, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+    assert err.value.hint == f"pass {run / 'checkpoint-10'}"
     with pytest.raises(LoragError, match="no such folder"):
         import_adapter(tmp_path / "nope", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
     bad = tmp_path / "bad"
