@@ -74,7 +74,10 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     """One line on how a run trained: device, method, speed, and why CUDA graphs were off (if they were)."""
     rt = hyper.get("runtime", {})
     method = "QLoRA NF4" if rt.get("quantization") == "nf4" else "LoRA"
-    parts = [f"on {rt.get('device', '?')}: {method}, {rt.get('batching', '?')} batches of {rt.get('micro_batch', '?')}"]
+    batches = f"{rt.get('batching', '?')} batches of {rt.get('batch_rows', rt.get('micro_batch', '?'))}"
+    if rt.get("batch_rows", rt.get("micro_batch")) != rt.get("micro_batch"):
+        batches += f" in passes of {rt['micro_batch']}"
+    parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
     if metrics.get("tokens_per_s"):
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
     if metrics.get("peak_gpu_mem_gb"):
@@ -237,11 +240,16 @@ def train_adapter(
         too_long = len(rows) - len(kept)
         rows = kept
 
-    # On CPU, activations of a full batch of long prompts do not fit in RAM: smaller micro-batches,
-    # accumulated to the same effective batch (same optimizer steps, same result up to float order).
-    micro = cfg.batch_size if device != "cpu" else min(cfg.batch_size, CPU_MICRO_BATCH)
+    # On CPU the activations of a whole batch of long prompts do not fit in RAM: passes of CPU_MICRO_BATCH rows
+    # inside each step (finetune/sft.py), unless the recipe sets micro_batch. Padding-free rows have no per-row
+    # mask to split by, so there transformers' gradient accumulation makes the passes instead.
+    cpu_rows = CPU_MICRO_BATCH if device == "cpu" else 0
+    if runtime["batching"] == "padding_free" and cpu_rows:
+        micro, pass_rows = min(cfg.batch_size, cpu_rows), 0
+    else:
+        micro, pass_rows = cfg.batch_size, cfg.micro_batch or cpu_rows
     accum = cfg.grad_accum * math.ceil(cfg.batch_size / micro)
-    rows_per_pass = cfg.micro_batch if 0 < cfg.micro_batch < micro else 0  # split inside each step (finetune/sft.py)
+    rows_per_pass = pass_rows if 0 < pass_rows < micro else 0  # split inside each step (finetune/sft.py)
     steps_per_epoch = math.ceil(len(rows) / (micro * accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
@@ -250,7 +258,7 @@ def train_adapter(
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=micro,
-        per_device_eval_batch_size=micro,
+        per_device_eval_batch_size=rows_per_pass or micro,
         gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
@@ -374,7 +382,7 @@ def train_adapter(
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
-    hyper = {**cfg.to_dict(), "runtime": {**runtime, "micro_batch": rows_per_pass or micro, "grad_accum": accum}, "total_steps": total_steps}
+    hyper = {**cfg.to_dict(), "runtime": {**runtime, "batch_rows": micro, "micro_batch": rows_per_pass or micro, "grad_accum": accum}, "total_steps": total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
     (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
     return TrainResult(adapter_dir, metrics, hyper)

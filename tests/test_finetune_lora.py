@@ -76,7 +76,7 @@ def test_run_summary_says_how_it_trained(trained):
 
     result, _, _ = trained
     line = describe_runtime(result.metrics, result.hyperparameters)
-    assert line.startswith("on cpu: LoRA, padded batches of 2")  # CPU micro-batches of CPU_MICRO_BATCH
+    assert line.startswith("on cpu: LoRA, padded batches of 4 in passes of 2")  # CPU passes of CPU_MICRO_BATCH rows
     assert "tokens/s" in line and "CUDA graphs off (CUDA only)" in line
     assert f"{result.metrics['fused_lora_layers']} LoRA layers fused" in line and result.metrics["fused_lora_layers"] > 0
     graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None}
