@@ -74,9 +74,9 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     """One line on how a run trained: device, method, speed, and why CUDA graphs were off (if they were)."""
     rt = hyper.get("runtime", {})
     method = "QLoRA NF4" if rt.get("quantization") == "nf4" else "LoRA"
-    batches = f"{rt.get('batching', '?')} batches of {rt.get('batch_rows', rt.get('micro_batch', '?'))}"
-    if rt.get("batch_rows", rt.get("micro_batch")) != rt.get("micro_batch"):
-        batches += f" in passes of {rt['micro_batch']}"
+    per_pass = rt.get("micro_batch", "?")
+    rows = rt.get("batch_rows", per_pass)  # cards of older runs record only the rows per pass
+    batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
     parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
     if metrics.get("tokens_per_s"):
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
