@@ -39,6 +39,16 @@ def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> 
     return version, runs / f"v{version}"
 
 
+def with_data_settings(hyperparameters: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """A card's hyperparameters with the synth settings that built the training data (from the
+    dataset's build.json, so `lorag synth --writer X` shows as X), not the recipe's."""
+    try:
+        made_by = json.loads((data_dir / "build.json").read_text(encoding="utf-8")).get("synth_config")
+    except (OSError, ValueError):
+        made_by = None
+    return {**hyperparameters, "synth": made_by} if isinstance(made_by, dict) else hyperparameters
+
+
 def recorded_config(run_dir: Path) -> TrainConfig | None:
     """The settings an interrupted run started with (its job.json): --resume continues with them."""
     job = run_dir / "job.json"
@@ -96,7 +106,7 @@ def train_domain(
         base_fingerprint=fingerprint,
         data_hash=file_sha256(train_file),
         corpus_fingerprint=corpus_fingerprint(store, cfg.domain) or "",
-        hyperparameters=result.hyperparameters,
+        hyperparameters=with_data_settings(result.hyperparameters, data),
         metrics=result.metrics,
         created_at=now(),
         train_seconds=result.metrics.get("train_seconds", 0.0),

@@ -177,6 +177,7 @@ class TrainingSetBuilder:
             "exclude_patterns_matching_nothing": unmatched,
             "corpus_fingerprint": corpus_fingerprint(self.store, cfg.domain),
             "generator": getattr(self.generator, "name", None),
+            "synth_config": dataclasses.asdict(cfg.synth),  # the settings that made this data (--writer included)
         }
         (self.out / "build.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return summary

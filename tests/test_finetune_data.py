@@ -215,6 +215,11 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     assert 0.05 < share < 0.4  # RAFT: about 1 - p_oracle of the examples have no oracle
     assert summary["by_kind"].get("curated", 0) > 30 and summary["by_kind"].get("synthetic:cloze", 0) >= 10
     assert (out / "heldout_examples.jsonl").is_file() and len(summary["data_hash"]) == 64
+    from finetune.jobs import with_data_settings
+
+    hyper = with_data_settings({"lora_r": 16, "synth": {"writer": "model+cloze"}}, out)  # the card gets the data's writer
+    assert hyper["synth"]["writer"] == cfg.synth.writer == "cloze" and hyper["lora_r"] == 16
+    assert with_data_settings({"synth": {"writer": "x"}}, tmp_path / "none") == {"synth": {"writer": "x"}}
     for r in rows[:20]:
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["content"].startswith("Passages:\n[1] (")
     builder = TrainingSetBuilder(components.store, components.retriever, None, cfg, out)
