@@ -235,7 +235,7 @@ def synthesize(
             report.notes.append(f"model writer stopped after {tried} chunks without one pair kept; "
                                 f"the other writers did the remaining {len(picked) - tried}")  # fmt: skip
         if progress:
-            progress(min(start + cfg.batch_size, len(picked)), len(picked))
+            progress(tried, len(picked))
     report.kept = len(pairs)
     return pairs, report
 
