@@ -151,6 +151,7 @@ _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default 
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
+    "noshare": dict(share_graphs=False),  # every layer captures its own graphs (lorag's default before share_graphs)
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),

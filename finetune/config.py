@@ -88,10 +88,13 @@ class TrainConfig:
                                "also keeps every layer). A LoRA layer then costs 4N FLOPs per token instead of 6N (no "
                                "recompute), for memory: about 1.25 GB per layer of a 1B Llama at 16 rows of ~730 "
                                "tokens (N=2 there: 1.10x the tokens/s of N=0 at about 1.5x the memory).")
-    fused_lora: bool = _f(True, "Each LoRA Linear (unquantized base, no dropout) as one autograd node: the adapter's "
-                          "delta added inside a GEMM and its input gradient folded into the base's, instead of peft's "
-                          "output-sized elementwise passes (finetune/lora_fused.py). Same math; on an H200 1.10-1.23x "
-                          "the tokens/s of peft's forward (1B and 135M LoRA). QLoRA's 4-bit layers keep peft's forward.")
+    fused_lora: bool = _f(True, "Each LoRA Linear (plain or bitsandbytes 4-bit base, no dropout) as one autograd node: "
+                          "the adapter's delta added inside a GEMM and its input gradient folded into the base's, "
+                          "instead of peft's output-sized elementwise passes (finetune/lora_fused.py). Same math; on "
+                          "an H200 1.10-1.23x the tokens/s of peft's forward (1B and 135M LoRA).")
+    share_graphs: bool = _f(True, "With cuda_graphs: decoder layers of one structure replay one stand-in layer's graphs "
+                            "(its weights copied in first, ~1 ms per step at 1B) instead of each capturing its own: two "
+                            "captures per batch shape instead of two per layer and shape.")
     graph_bucket: int = _f(128, "With cuda_graphs: pad every batch's length to a multiple of this (fewer shapes to capture).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
     logging_steps: int = _f(5, "Log the loss every N steps.")

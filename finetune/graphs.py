@@ -9,6 +9,11 @@ is captured per input shape as two CUDA graphs and replayed every step:
             (LoRA) weights, written to static buffers that autograd then accumulates as usual
 
 so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
+Layers of one structure share their programs (share=True): each shape is captured once, on a copy of
+the first such layer, and replayed for every layer after one multi-tensor copy of that layer's weights
+into the copy (its LoRA weights' gradients are then added into the layer's own accumulators). Two
+captures per shape instead of two per layer per shape: at 1B, 16 layers x 5 shapes x 2 captures were
+seconds of a run, against ~1 ms per step for the copies.
 The backward graph adds the LoRA weights' gradients straight into fixed accumulators that serve as
 the weights' `.grad` (attached again whenever the trainer has set `.grad` to None), so nothing per
 weight runs in Python or autograd between replays: with many micro-batches per step that per-weight
@@ -65,6 +70,58 @@ class _Entry:
     run_bwd: Callable[[], None]
     graphs: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
     x: Any = None  # a kept layer's own input buffer (its saved activations point into it); None: the shape's shared one
+
+
+@dataclass
+class _Shared:
+    """One shape's programs on the stand-in layer, replayed for every layer of its structure."""
+
+    run_fwd: Callable[[], None]
+    run_bwd: Callable[[], None]
+    grads: list[Any]  # the stand-in's LoRA weight gradients of the last backward (written, not added)
+    graphs: tuple = field(default_factory=tuple)
+
+
+_PER_INDEX = {"layer_idx"}  # attributes that differ between layers of one structure and only index a KV cache
+
+
+def _layer_tensors(module: Any) -> list[Any]:
+    """Every tensor a layer's forward reads from itself, in a fixed order: parameters, buffers and the
+    quantization state of 4-bit weights (absmax, code, nested state)."""
+    out: list[Any] = []
+
+    def state(qs: Any) -> None:
+        for k in sorted(vars(qs)):
+            v = vars(qs)[k]
+            if hasattr(v, "data_ptr"):
+                out.append(v)
+            elif isinstance(v, type(qs)):
+                state(v)
+
+    for m in module.modules():
+        for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]:
+            out.append(t)
+            if getattr(t, "quant_state", None) is not None:
+                state(t.quant_state)
+    return out
+
+
+def _structure(module: Any) -> tuple:
+    """What must match for two layers to run one program: module types, scalar settings (a sliding
+    window, an attention type, LoRA scalings) and every tensor's shape and dtype."""
+
+    def scalars(m: Any) -> tuple:
+        simple = (int, float, str, bool, type(None))
+        items = []
+        for k, v in sorted(vars(m).items()):
+            if k in _PER_INDEX or k.startswith("_"):
+                continue
+            if isinstance(v, simple) or (isinstance(v, dict) and all(isinstance(x, simple) for x in v.values())):
+                items.append((k, repr(v)))
+        return tuple(items)
+
+    mods = tuple((type(m), scalars(m)) for m in module.modules())
+    return mods, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in _layer_tensors(module))
 
 
 @functools.cache
@@ -131,13 +188,19 @@ class LayerGraphs:
     tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch; keep is
     the number of leading layers whose activations are kept instead of recomputed (-1: all)."""
 
-    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True):
+    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True,
+                 share: bool = True):
         self.layers = list(layers)
         self.max_tokens = max_tokens
         self.checkpoint = checkpoint
         n = len(self.layers)
         self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
         self.capture = capture
+        self.share = share  # layers of one structure replay one stand-in layer's programs (see the module doc)
+        self.template: tuple | None = None  # (stand-in layer, its tensors, its structure)
+        self.structure_ok: dict[int, bool] = {}
+        self.tensors: dict[int, list[Any]] = {}  # per layer: the tensors copied into the stand-in before a replay
+        self.shared: dict[tuple, _Shared] = {}
         self.xbufs: dict[int, Any] = {}  # kept layers' input buffers, one allocation each at the largest batch
         self.grads: dict[int, list[Any]] = {}  # per layer: its trainable weights' gradient accumulators (their .grad)
         self.awaiting: dict[tuple, list[Callable[[], None]]] = {}  # per shape: kept layers' backward captures, in layer order
@@ -147,7 +210,8 @@ class LayerGraphs:
         self.pool: Any = None
         self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
-        self.stats: dict[str, Any] = {"captured": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None}
+        self.stats: dict[str, Any] = {"captured": 0, "shared": 0, "graphs": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None,
+                                      "capture_s": 0.0}  # fmt: skip
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
 
@@ -172,10 +236,15 @@ class LayerGraphs:
         self.xbufs.clear()
         self.awaiting.clear()
         self.grads.clear()
+        self.shared.clear()
+        self.tensors.clear()
+        self.structure_ok.clear()
+        self.template = None
         self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
-        return {**self.stats, "shapes": len(self.shapes), "kept_layers": len(self.keep), "failure": self.failure}
+        return {**self.stats, "capture_s": round(self.stats["capture_s"], 3), "shapes": len(self.shapes),
+                "kept_layers": len(self.keep), "failure": self.failure}
 
     # -- the layer call ---------------------------------------------------------------------------
     def _orig(self, i: int) -> Callable[..., Any]:
@@ -210,6 +279,7 @@ class LayerGraphs:
         """After the last layer's forward: the kept layers' backward graphs for this shape, last layer
         first (each capture frees that layer's activations in the pool to the ones captured after it,
         which run after it). Nothing runs: the activations the forward replays wrote stay put."""
+        t0 = self._clock()
         for capture in reversed(self.awaiting.pop(key, [])):
             if self.failure is not None:
                 break  # the rest keep their eager fallback
@@ -217,6 +287,7 @@ class LayerGraphs:
                 capture()
             except Exception as e:
                 self._fail(e)
+        self.stats["capture_s"] += self._clock() - t0
 
     def _not_graphable(self, training: bool, args: tuple, kwargs: dict, hidden: Any, rope: Any) -> str | None:
         if self.failure is not None:
@@ -277,14 +348,26 @@ class LayerGraphs:
         if (i, key) in self.entries:
             entry = self.entries[(i, key)]
             return (entry, st, key) if entry is not None else None
+        t0 = self._clock()
         try:
             entry = self._build(i, key, st, hidden)
             self.stats["captured"] += 1
         except Exception as e:  # a layer that cannot be captured: every layer runs eagerly from now on
             self._fail(e)
             entry = None
+        self.stats["capture_s"] += self._clock() - t0
         self.entries[(i, key)] = entry
         return (entry, st, key) if entry is not None else None
+
+    def _clock(self) -> float:
+        """Seconds, after the GPU's queued work when capturing (warm-ups and captures are timed whole)."""
+        import time
+
+        import torch
+
+        if self.capture and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def _fail(self, e: Exception) -> None:
         import traceback
@@ -304,15 +387,102 @@ class LayerGraphs:
     def _build(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Entry:
         import torch
 
-        layer, orig = self.layers[i], self._orig(i)
+        layer = self.layers[i]
         params = [p for p in layer.parameters() if p.requires_grad]
         if i not in self.grads:  # one accumulator per weight, shared by the layer's graphs of every shape
             self.grads[i] = [torch.zeros_like(p) for p in params]
         grads_acc = self.grads[i]
         kept = i in self.keep
+        if not kept and self._shares(i):
+            shared = self.shared.get(key) or self._build_shared(i, key, st, hidden)
+            load = functools.partial(torch._foreach_copy_, self.template[1], self._tensors(i))
+
+            def run_fwd() -> None:
+                load()
+                shared.run_fwd()
+
+            def run_bwd() -> None:
+                load()
+                shared.run_bwd()
+                if grads_acc:
+                    torch._foreach_add_(grads_acc, shared.grads)
+
+            self.stats["shared"] += 1
+            return _Entry(params, grads_acc, run_fwd, run_bwd, graphs=shared.graphs)
+
         xbuf = self._xbuf(i, st) if kept else st.x
-        xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
-        st.gout.zero_()
+        fwd, bwd, recompute = self._programs(layer, params, grads_acc, st, key, xbuf, kept=kept, add=True)
+        if not self.capture:
+            return _Entry(params, grads_acc, fwd, bwd, x=xbuf if kept else None)
+        self._warm_up(key, kept, fwd, bwd, xbuf, hidden, st)
+        if not kept:  # one memory pool for all: every graph's temporaries are dead at its end
+            graphs = (self._capture(fwd), self._capture(bwd))
+            return _Entry(params, grads_acc, graphs[0].replay, graphs[1].replay, graphs=graphs)
+
+        entry = _Entry(params, grads_acc, fwd, recompute, x=xbuf)  # until its backward is captured: recompute
+        entry.graphs = (self._capture(fwd),)
+        entry.run_fwd = entry.graphs[0].replay
+
+        def capture_backward() -> None:
+            entry.graphs += (self._capture(bwd),)
+            entry.run_bwd = entry.graphs[-1].replay
+
+        self.awaiting.setdefault(key, []).append(capture_backward)
+        return entry
+
+    # -- programs shared by layers of one structure -------------------------------------------------
+    def _tensors(self, i: int) -> list[Any]:
+        if i not in self.tensors:
+            self.tensors[i] = [t.detach() for t in _layer_tensors(self.layers[i])]
+        return self.tensors[i]
+
+    def _shares(self, i: int) -> bool:
+        """Whether layer i runs the stand-in's programs (made on first use: a copy of layer i)."""
+        import copy
+
+        if not self.share:
+            return False
+        if self.template is None:
+            layer = self.layers[i]
+            installed = vars(layer).pop("forward", None)  # the copy runs its class's forward, not this wrapper
+            try:
+                stand_in = copy.deepcopy(layer)
+            finally:
+                if installed is not None:
+                    layer.forward = installed
+            for p in stand_in.parameters():
+                p.grad = None
+            self.template = (stand_in, [t.detach() for t in _layer_tensors(stand_in)], _structure(stand_in))
+        if i not in self.structure_ok:
+            self.structure_ok[i] = _structure(self.layers[i]) == self.template[2]
+        return self.structure_ok[i]
+
+    def _build_shared(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Shared:
+        import torch
+
+        stand_in = self.template[0]
+        params = [p for p in stand_in.parameters() if p.requires_grad]
+        grads = [torch.zeros_like(p) for p in params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.template[1], self._tensors(i))  # real weights for the warm-up
+        fwd, bwd, _ = self._programs(stand_in, params, grads, st, key, st.x, kept=False, add=False)
+        if not self.capture:
+            shared = _Shared(fwd, bwd, grads)
+        else:
+            self._warm_up(key, False, fwd, bwd, st.x, hidden, st)
+            graphs = (self._capture(fwd), self._capture(bwd))
+            shared = _Shared(graphs[0].replay, graphs[1].replay, grads, graphs)
+        self.shared[key] = shared
+        return shared
+
+    # -- one layer's programs -----------------------------------------------------------------------
+    def _programs(self, layer: Any, params: list[Any], grads_acc: list[Any], st: _Shape, key: tuple, xbuf: Any,
+                  *, kept: bool, add: bool) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+        """The layer's forward and backward bodies (to run or capture), and its recompute backward.
+        add: the backward adds the weights' gradients into grads_acc (else writes them)."""
+        import torch
+
+        orig = type(layer).forward.__get__(layer)
         dev = st.x.device.type
         autocast_on, autocast_dtype = key[-1]
 
@@ -335,7 +505,7 @@ class LayerGraphs:
                 st.gx.copy_(grads[0])
                 pairs = [(acc, g) for acc, g in zip(grads_acc, grads[1:]) if g is not None]
                 if pairs:
-                    torch._foreach_add_([acc for acc, _ in pairs], [g for _, g in pairs])
+                    (torch._foreach_add_ if add else torch._foreach_copy_)([a for a, _ in pairs], [g for _, g in pairs])
 
         def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
             with torch.enable_grad(), autocast():
@@ -343,55 +513,49 @@ class LayerGraphs:
                 out = call(x)
             grads_into_buffers(out, x)
 
-        if kept:
-            pending: list[tuple[Any, Any]] = []
-
-            def fwd() -> None:  # with grad: autograd's saved activations stay where this program wrote them
-                with torch.enable_grad(), autocast():
-                    # .data: a version counter of its own, so the copies into the buffer before every replay
-                    # do not mark what autograd saved from it as modified when the backward is captured
-                    x = xbuf.data.requires_grad_(True)
-                    out = call(x)
-                with torch.no_grad():
-                    st.out.copy_(out)
-                pending[:] = [(out, x)]
-
-            def bwd() -> None:
-                grads_into_buffers(*pending.pop())
-        else:
+        if not kept:
 
             def fwd() -> None:
                 with torch.no_grad(), autocast():
                     st.out.copy_(call(xbuf))
 
-            bwd = recompute_grads
+            return fwd, recompute_grads, recompute_grads
 
-        if not self.capture:
-            return _Entry(params, grads_acc, fwd, bwd, x=xbuf if kept else None)
+        pending: list[tuple[Any, Any]] = []
+
+        def fwd() -> None:  # with grad: autograd's saved activations stay where this program wrote them
+            with torch.enable_grad(), autocast():
+                # .data: a version counter of its own, so the copies into the buffer before every replay
+                # do not mark what autograd saved from it as modified when the backward is captured
+                x = xbuf.data.requires_grad_(True)
+                out = call(x)
+            with torch.no_grad():
+                st.out.copy_(out)
+            pending[:] = [(out, x)]
+
+        def bwd() -> None:
+            grads_into_buffers(*pending.pop())
+
+        return fwd, bwd, recompute_grads
+
+    def _warm_up(self, key: tuple, kept: bool, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any,
+                 hidden: Any, st: _Shape) -> None:
+        """Lazy initialisation (cuBLAS, Triton) once per shape, outside capture."""
+        import torch
+
         if self.stream is None:
             self.stream = torch.cuda.Stream()
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
-        if (key, kept) not in self.warm:  # lazy initialisation (cuBLAS, Triton) once per shape, outside capture
-            with self._side_stream():
-                for body in (fwd, bwd) if kept else (bwd, fwd):
-                    body()
-            self.warm.add((key, kept))
-            torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
-        if not kept:  # one memory pool for all: every graph's temporaries are dead at its end
-            graphs = (self._capture(fwd), self._capture(bwd))
-            return _Entry(params, grads_acc, graphs[0].replay, graphs[1].replay, graphs=graphs)
-
-        entry = _Entry(params, grads_acc, fwd, recompute_grads, x=xbuf)  # until its backward is captured: recompute
-        entry.graphs = (self._capture(fwd),)
-        entry.run_fwd = entry.graphs[0].replay
-
-        def capture_backward() -> None:
-            entry.graphs += (self._capture(bwd),)
-            entry.run_bwd = entry.graphs[-1].replay
-
-        self.awaiting.setdefault(key, []).append(capture_backward)
-        return entry
+        if (key, kept) in self.warm:
+            return
+        xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
+        st.gout.zero_()
+        with self._side_stream():
+            for body in (fwd, bwd) if kept else (bwd, fwd):
+                body()
+        self.warm.add((key, kept))
+        torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
 
     @contextlib.contextmanager
     def _side_stream(self) -> Any:
@@ -408,6 +572,7 @@ class LayerGraphs:
         with self._side_stream():
             g = torch.cuda.CUDAGraph()
             g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            self.stats["graphs"] += 1
             try:
                 body()
             finally:

@@ -9,15 +9,18 @@ elementwise kernels (benchmarks/RESULTS.md). Here one autograd.Function does:
   backward  gu = s·g·B (tokens x r), dB = s·gᵀ·u, dA = guᵀ·x, dx = g·W with gu·A added by addmm_
 
 so the scaling only touches rank-sized tensors and the input gradient is one tensor written once.
+A bitsandbytes 4-bit base (QLoRA) is dequantized to the compute dtype in forward and again in
+backward, as bitsandbytes' own matmul does; float32 master LoRA weights are cast as autocast would.
 Same math as peft's vanilla LoRA; any other case (dropout, several active adapters, a mixed batch,
-DoRA and other variants, a bias on B, merged or disabled adapters, a quantized or non-Linear base,
-mixed dtypes) keeps peft's forward. Installed per module instance for one training run, so module
+DoRA and other variants, a bias on B, merged or disabled adapters, another quantized or non-Linear
+base, mixed dtypes without autocast) keeps peft's forward. Installed per module instance for one training run, so module
 names and the state_dict do not change.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Callable
 
 
@@ -28,26 +31,58 @@ def _lora_linear_fn() -> Any:
 
     class LoraLinear(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, weight: Any, bias: Any, a: Any, b: Any, scale: float) -> Any:
+        def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float) -> Any:
+            # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
+            # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
+            w = _dequantized(base4, x.dtype) if weight is None else weight
+            a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
-            u = x2 @ a.t()
-            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-            out.addmm_(u, b.t(), alpha=scale)
-            ctx.save_for_backward(x2, u, weight, a, b)
-            ctx.scale, ctx.in_shape = scale, x.shape
+            u = x2 @ a16.t()
+            out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+            out.addmm_(u, b16.t(), alpha=scale)
+            ctx.save_for_backward(x2, u, weight, a16, b16)
+            ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes = scale, x.shape, base4, (a.dtype, b.dtype)
             return out.view(*x.shape[:-1], out.shape[-1])
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
-            x2, u, weight, a, b = ctx.saved_tensors
-            g2 = g.reshape(-1, g.shape[-1])
-            gu = (g2 @ b).mul_(ctx.scale)
-            gb = (g2.t() @ u).mul_(ctx.scale) if ctx.needs_input_grad[4] else None
-            ga = gu.t() @ x2 if ctx.needs_input_grad[3] else None
-            gx = (g2 @ weight).addmm_(gu, a).view(ctx.in_shape) if ctx.needs_input_grad[0] else None
-            return gx, None, None, ga, gb, None
+            x2, u, weight, a16, b16 = ctx.saved_tensors
+            g2 = g.reshape(-1, g.shape[-1]).to(x2.dtype)
+            gu = (g2 @ b16).mul_(ctx.scale)
+            gb = (g2.t() @ u).mul_(ctx.scale).to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
+            ga = (gu.t() @ x2).to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
+            gx = None
+            if ctx.needs_input_grad[0]:
+                w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
+                gx = (g2 @ w).addmm_(gu, a16).view(ctx.in_shape)
+            return gx, None, None, None, ga, gb, None
 
     return LoraLinear
+
+
+def _dequantized(base4: Any, dtype: Any) -> Any:
+    import bitsandbytes.functional as bnb_f
+
+    return bnb_f.dequantize_4bit(base4.weight, base4.weight.quant_state).to(dtype)
+
+
+def _is_4bit(base: Any) -> bool:
+    bnb = sys.modules.get("bitsandbytes")  # a model with 4-bit layers has imported it
+    return bnb is not None and type(base) is bnb.nn.Linear4bit and getattr(base.weight, "quant_state", None) is not None
+
+
+def _compute_dtype(layer: Any, name: str, x: Any) -> Any:
+    """The dtype every GEMM runs in (the autocast dtype when autocast is on, as peft's would), or None when
+    peft's own forward must run: without autocast, mixed dtypes are cast by peft in its own way."""
+    import torch
+
+    base = layer.base_layer
+    dev = x.device.type
+    if dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
+        return torch.get_autocast_dtype(dev)
+    dt = (base.compute_dtype or x.dtype) if _is_4bit(base) else base.weight.dtype
+    same = {dt, layer.lora_A[name].weight.dtype, layer.lora_B[name].weight.dtype}
+    return dt if len(same) == 1 else None
 
 
 def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
@@ -62,20 +97,24 @@ def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
     if not isinstance(layer.lora_dropout[name], torch.nn.Identity) or layer.lora_B[name].bias is not None:
         return None
     base = layer.base_layer
-    if type(base) is not torch.nn.Linear or base.weight.requires_grad:
-        return None
-    dtypes = {base.weight.dtype, layer.lora_A[name].weight.dtype, layer.lora_B[name].weight.dtype}
-    return name if len(dtypes) == 1 else None
+    if type(base) is torch.nn.Linear:
+        return None if base.weight.requires_grad else name
+    return name if _is_4bit(base) else None
 
 
 def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, **kwargs: Any) -> Any:
     name = _fast_path(layer, kwargs) if not args else None
-    if name is None:
+    dt = _compute_dtype(layer, name, x) if name is not None else None
+    if dt is None:
         return peft_forward(x, *args, **kwargs)
     base = layer.base_layer
-    x = x.to(base.weight.dtype)  # as autocast would: every GEMM here (and its saved input) in the weights' dtype
-    return _lora_linear_fn().apply(x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight,
-                           float(layer.scaling[name]))  # fmt: skip
+    four = _is_4bit(base)
+    out = _lora_linear_fn().apply(
+        x.to(dt),  # as autocast would: every GEMM here (and its saved input) in one dtype
+        None if four else base.weight.to(dt), base if four else None, base.bias,
+        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]),
+    )  # fmt: skip
+    return out.to(x.dtype) if four else out  # bitsandbytes returns the input's dtype
 
 
 def install(model: Any) -> Callable[[], None]:

@@ -64,6 +64,7 @@ def test_graphed_layers_give_checkpointing_gradients(lora_model, keep):
     n_layers = len(decoder_layers(model))
     assert summary["kept_layers"] == {0: 0, 1: 1, -1: n_layers}[keep]
     assert summary["captured"] == 2 * n_layers  # (3,16) twice -> one program pair per layer, and (2,8)
+    assert summary["shared"] == 2 * (n_layers - summary["kept_layers"])  # the recomputed layers run the stand-in's
     assert summary["replayed"] == 3 * n_layers and summary["shapes"] == 2
     assert got.keys() == reference.keys() and len(got) > 0
     for name, g in reference.items():
@@ -179,10 +180,39 @@ def test_capture_path_orders_kept_backwards_after_the_last_forward(lora_model, k
         entries = {i: e for (i, _), e in graphs.entries.items()}
         assert graphs.failure is None and not graphs.awaiting  # every kept backward was captured
         for i, e in entries.items():
-            assert len(e.graphs) == 2 and e.run_bwd == e.graphs[1].replay  # the captured backward, not the fallback
-            assert (e.x is not None) == (i in kept)
+            assert len(e.graphs) == 2 and (e.x is not None) == (i in kept)
+            if i in kept:
+                assert e.run_bwd == e.graphs[1].replay  # the captured backward, not the fallback
+            else:  # the stand-in's programs, shared by the recomputed layers
+                assert e.graphs == next(iter(graphs.shared.values())).graphs
+        assert len(_RecordedProgram.order) == 2 * (len(kept) + (len(layers) > len(kept)))  # 2 per kept layer, 2 shared
         captured_backwards = [b for b in _RecordedProgram.order if b.__name__ == "bwd"]
         assert captured_backwards[-len(kept):] == [entries[i].graphs[1].body for i in reversed(kept)]  # last layer first
+    finally:
+        graphs.uninstall()
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_a_layer_of_another_structure_gets_its_own_programs(lora_model):
+    """Layers share the stand-in's programs only when their structure matches: here layer 1's q_proj
+    adapter has another scaling (as another rank or alpha, or a sliding window, would differ), so it is
+    captured on its own, and every layer still gets checkpointing's gradients."""
+    from finetune.graphs import _structure
+
+    model = lora_model
+    layers = decoder_layers(model)
+    assert _structure(layers[0]) == _structure(layers[1])
+    layers[1].self_attn.q_proj.scaling["default"] *= 3
+    assert _structure(layers[0]) != _structure(layers[1])
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([4, 6], 8)]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    reference = grads_of(model, batches)
+    graphs = LayerGraphs(layers, max_tokens=3 * 16, capture=False).install()
+    try:
+        got = grads_of(model, batches)
+        assert graphs.structure_ok == {0: True, 1: False} and graphs.stats["shared"] == 2  # layer 0, both shapes
     finally:
         graphs.uninstall()
     for name, g in reference.items():

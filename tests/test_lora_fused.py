@@ -79,7 +79,9 @@ def test_cases_peft_must_handle_fall_back(peft_model):
     with peft_model.disable_adapter():
         assert lora_fused._fast_path(layer, {}) is None
     layer.lora_B["default"].weight.data = layer.lora_B["default"].weight.data.double()
-    assert lora_fused._fast_path(layer, {}) is None  # mixed dtypes: peft casts
+    assert lora_fused._compute_dtype(layer, "default", torch.zeros(1)) is None  # mixed dtypes: peft casts
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # under autocast every GEMM runs in its dtype, as peft's do
+        assert lora_fused._compute_dtype(layer, "default", torch.zeros(1)) is torch.bfloat16
 
 
 def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
@@ -98,5 +100,36 @@ def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
     finally:
         graphs.uninstall()
         uninstall()
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_fused_over_4bit_base_matches_peft(tiny_lm):
+    """QLoRA: over bitsandbytes' NF4 Linear (its CPU backend here) the fused node gives peft's logits and
+    gradients, with the base dequantized inside the node."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.config import TrainConfig
+    from finetune.train import load_trainable_model
+
+    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
+    try:
+        base, _ = load_trainable_model(str(tiny_lm), rt, TrainConfig(domain="t"))
+    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
+        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
+                                            init_lora_weights=False)).train()  # fmt: skip
+    four = [m for m in model.modules() if hasattr(m, "base_layer") and type(m.base_layer) is bnb.nn.Linear4bit]
+    assert four
+    logits_ref, grads_ref = _run(model)
+    uninstall = lora_fused.install(model)
+    try:
+        assert all(lora_fused._fast_path(m, {}) == "default" for m in four)
+        logits, grads = _run(model)
+    finally:
+        uninstall()
+    assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
