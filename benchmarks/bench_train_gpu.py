@@ -97,6 +97,31 @@ def step_profiler(start: int = 3, steps: int = 3):
     return StepProfiler()
 
 
+def step_timer():
+    """A TrainerCallback recording when each optimizer step ends (host clock; the trainer reads the GPU every
+    step, so the host is never more than a step ahead). Its summary splits a run into the first step (lazy
+    initialisation, first captures), the median step and the time steps took beyond the median (later captures)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.t = [time.perf_counter()]
+
+        def on_step_end(self, args, state, control, **kw):
+            self.t.append(time.perf_counter())
+
+        def summary(self) -> dict:
+            d = sorted(b - a for a, b in zip(self.t, self.t[1:]))
+            if not d:
+                return {}
+            med = d[len(d) // 2]
+            first = self.t[1] - self.t[0]
+            return {"steps": len(d), "first_s": round(first, 3), "median_ms": round(med * 1e3, 1),
+                    "over_median_s": round(sum(x - med for x in d) - (first - med), 3), "sum_s": round(self.t[-1] - self.t[0], 3)}
+
+    return StepTimer()
+
+
 def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
     avgs = prof.key_averages()
 
@@ -144,14 +169,18 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
     )  # fmt: skip
     if args.profile:
         trainer.add_callback(step_profiler())
-    return _timed(trainer, tok, rows, args)
+    timer = step_timer()
+    trainer.add_callback(timer)
+    return {**_timed(trainer, tok, rows, args), "steps": timer.summary()}
 
 
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
-    "noshare": dict(share_graphs=False),  # every layer captures its own graphs (lorag's default before share_graphs)
+    "noshare": dict(share_graphs=False),
+    "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
+    "flash-b32": dict(sdpa_backend="flash", graph_bucket=32),  # every layer captures its own graphs (lorag's default before share_graphs)
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),
@@ -214,15 +243,16 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    timer = step_timer()
     res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
                         device="cuda" if cuda else "cpu", trainer_overrides=overrides,
-                        callbacks=[step_profiler()] if args.profile else None)
+                        callbacks=[timer, *([step_profiler()] if args.profile else [])])
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
     secs = res.metrics["train_seconds"]
     return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": res.metrics["peak_gpu_mem_gb"],
             "reserved_gb": res.metrics["peak_gpu_reserved_gb"], "eval_loss": res.metrics["eval_loss"], "runtime": res.hyperparameters["runtime"],
-            "graphs": res.metrics.get("cuda_graphs")}  # fmt: skip
+            "graphs": res.metrics.get("cuda_graphs"), "steps": timer.summary()}  # fmt: skip
 
 
 def _peak_gb() -> float:
@@ -329,7 +359,7 @@ def main() -> None:
           f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}")  # fmt: skip
     print(f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s}")
     for k, r in results.items():
-        print(f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb']:8.2f} {r['reserved_gb']:8.2f} {r['eval_loss']:9.4f} "
+        print(f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} {r['eval_loss']:9.4f} "
               f"{r['mfu']*100:6.2f}% {r['seconds']:8.1f}")  # fmt: skip
     for q in ("lora", "qlora"):
         for ref, arm in [(r, x) for r in ("plain", "plain-nodrop") for x in args.arms.split(",") if not x.startswith("plain")]:

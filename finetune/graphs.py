@@ -211,7 +211,7 @@ class LayerGraphs:
         self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
         self.stats: dict[str, Any] = {"captured": 0, "shared": 0, "graphs": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None,
-                                      "capture_s": 0.0}  # fmt: skip
+                                      "capture_s": 0.0, "warmup_s": 0.0}  # fmt: skip
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
 
@@ -243,7 +243,8 @@ class LayerGraphs:
         self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
-        return {**self.stats, "capture_s": round(self.stats["capture_s"], 3), "shapes": len(self.shapes),
+        return {**self.stats, "capture_s": round(self.stats["capture_s"], 3),
+                "warmup_s": round(self.stats["warmup_s"], 3), "shapes": len(self.shapes),
                 "kept_layers": len(self.keep), "failure": self.failure}
 
     # -- the layer call ---------------------------------------------------------------------------
@@ -549,6 +550,7 @@ class LayerGraphs:
             self.pool = torch.cuda.graph_pool_handle()
         if (key, kept) in self.warm:
             return
+        t0 = self._clock()
         xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
         st.gout.zero_()
         with self._side_stream():
@@ -556,6 +558,7 @@ class LayerGraphs:
                 body()
         self.warm.add((key, kept))
         torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
+        self.stats["warmup_s"] += self._clock() - t0
 
     @contextlib.contextmanager
     def _side_stream(self) -> Any:
