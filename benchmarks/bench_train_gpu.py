@@ -128,12 +128,21 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
     kernels = [e for e in prof.events() if getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)]
     kernel_us = sum(e.time_range.end - e.time_range.start for e in kernels)
     busy_us, end = 0.0, float("-inf")  # the union of kernel intervals: time the GPU ran anything
-    for a, b in sorted((e.time_range.start, e.time_range.end) for e in kernels):
+    gaps: dict[tuple[str, str], list[float]] = {}  # idle stretches over 0.2 ms, by the kernels on either side
+    prev = None
+    for e in sorted(kernels, key=lambda e: e.time_range.start):
+        a, b = e.time_range.start, e.time_range.end
+        if prev is not None and a - end > 200:
+            gaps.setdefault((prev.name[:48], e.name[:48]), []).append(a - end)
         busy_us += max(0.0, b - max(a, end))
-        end = max(end, b)
+        if b > end:
+            end, prev = b, e
     print(f"-- profile: wall {wall_per_step*1e3:.1f} ms/step, GPU kernels {kernel_us/steps/1e3:.1f} ms/step, GPU busy "
           f"{busy_us/steps/1e3:.1f} ms/step ({100*busy_us/steps/1e6/wall_per_step:.0f}%), {len(kernels)/steps:.0f} kernels/step",
           flush=True)  # fmt: skip
+    print("-- GPU idle over 0.2 ms, by the kernels before and after (ms per step, count per step):")
+    for (x, y), v in sorted(gaps.items(), key=lambda kv: -sum(kv[1]))[:14]:
+        print(f"   {sum(v)/steps/1e3:7.2f} ms  {len(v)/steps:5.1f}x  {x}  ->  {y}")
     for key in ("self_cuda_time_total", "self_cpu_time_total"):
         try:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)

@@ -71,8 +71,9 @@ class TrainConfig:
                        "no pad tokens; CUDA), or 'auto' (padded: as fast on the H100 at batch 16, less memory).")
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")
     attn_implementation: str = _f("sdpa", "'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
-    sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'auto' (torch's choice: cuDNN on Hopper), 'flash' "
-                           "(FlashAttention-2, no per-shape cuDNN plans to build when graphs are captured) or 'cudnn'.")
+    sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'flash' (FlashAttention-2), 'cudnn', or 'auto': flash "
+                           "when CUDA graphs are captured (cuDNN's attention builds a plan for every batch shape: 1.1 "
+                           "of a 15 s 1B run on an H200, flash 0.1 s), else torch's choice (cuDNN on Hopper).")
     group_by_length: bool = _f(True, "Padded batching: batch rows of similar length together (less padding).")
     liger: bool = _f(True, "Use Liger kernels (fused linear + cross-entropy) on CUDA when installed.")
     compile_layers: bool = _f(False, "torch.compile each decoder layer (regional compilation, dynamic shapes) on CUDA, "

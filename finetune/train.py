@@ -177,9 +177,12 @@ def _quiet() -> Any:
             datasets.enable_progress_bars()
 
 
-def sdpa_backend(name: str, device: str) -> Any:
-    """The scaled-dot-product attention kernels training may use ('auto': torch's own choice)."""
-    if name == "auto" or device != "cuda":
+def sdpa_backend(name: str, device: str, graphs: bool = False) -> Any:
+    """The scaled-dot-product attention kernels training may use ('auto': FlashAttention-2 under CUDA graphs,
+    whose warm-ups would otherwise build a cuDNN plan per batch shape; else torch's own choice)."""
+    if name == "auto":
+        name = "flash" if graphs else ""
+    if not name or device != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -344,7 +347,7 @@ def train_adapter(
     checkpoint = latest_checkpoint(run_dir) if resume else None
     t0 = time.perf_counter()
     try:
-        with _quiet(), sdpa_backend(cfg.sdpa_backend, device):
+        with _quiet(), sdpa_backend(cfg.sdpa_backend, device, graphs is not None):
             out = trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         if graphs is not None:
