@@ -7,9 +7,14 @@ of one batch, with the activation memory of a micro-batch (which kept layers the
 the recompute: finetune/graphs.py).
 
 No GPU reads: transformers reads the token count (`.item()` on a device sum) after every
-micro-batch, and its NaN filter reads the loss (turned off in the arguments). Each read drains the
-GPU before Python goes on to the next micro-batch, which then starts on an idle GPU. Here non-pad
-tokens are summed on the device and read at logging steps and at the end (`tokens_seen`).
+micro-batch, and its NaN filter reads the loss (turned off in the arguments); trl's loss reads its
+entropy, token accuracy and token count (four reads). Each read drains the GPU, which then idles
+while Python prepares the next work. Here non-pad tokens and trl's metrics are summed on the device
+and read at logging steps and at the end (`tokens_seen`); the loss is trl's own formula.
+
+No attention mask (mask_free, set under CUDA graphs, whose layers ignore it): rows are padded on the
+right, so under causal attention no real token sees a pad and the mask changes nothing a loss
+reads, while building it cost Python time and a GPU read in every forward.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ def split_rows(inputs: dict[str, Any], rows: int, multiple: int) -> list[dict[st
     return parts
 
 
-def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1) -> type:
-    """trainer_cls (trl's SFTTrainer) with micro-batches of `micro_rows` rows inside each step (0: none)
-    and the token count kept on the device."""
+def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False) -> type:
+    """trainer_cls (trl's SFTTrainer) with micro-batches of `micro_rows` rows inside each step (0: none),
+    the token count and loss metrics kept on the device, and (mask_free) no attention mask in training
+    forwards of right-padded rows."""
 
     class LoragTrainer(trainer_cls):  # type: ignore[misc, valid-type]
         _tokens: Any = None
+        _loss_stats: Any = None  # summed on the device: answer tokens, entropy, correct top-1, input tokens
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             mask = inputs.get("attention_mask")
@@ -59,6 +66,48 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1) 
             n = mask.sum()
             self._tokens = n if self._tokens is None else self._tokens + n
 
+        def _plain_loss(self) -> bool:
+            """trl's default loss path (no auxiliary, custom or smoothed loss, one process)."""
+            return (not getattr(self, "aux_loss_enabled", True) and self.compute_loss_func is None
+                    and self.label_smoother is None and getattr(self.args, "loss_type", None) == "nll"
+                    and self.accelerator.num_processes == 1 and isinstance(getattr(self, "_metrics", None), dict))  # fmt: skip
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            if return_outputs or not self.model.training or not self._plain_loss():
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            import torch
+
+            mask = inputs.get("attention_mask")
+            model_inputs = {k: v for k, v in inputs.items() if not (mask_free and k == "attention_mask")}
+            model_inputs["use_cache"] = False
+            outputs = model(**model_inputs, fused_lm_head=True)
+            valid = outputs.label_mask.sum()
+            per_token_loss = -outputs.log_probs  # zero on ignored positions
+            loss = per_token_loss.sum() / torch.as_tensor(valid if num_items_in_batch is None else num_items_in_batch).clamp(min=1)
+            with torch.no_grad():
+                zero = valid.new_zeros((), dtype=torch.float32)
+                stats = torch.stack([
+                    valid.float(),
+                    outputs.entropy.detach().sum().float() if outputs.entropy is not None else zero,
+                    outputs.is_top1.sum().float() if outputs.is_top1 is not None else zero,
+                    mask.sum().float() if mask is not None else zero + inputs["input_ids"].numel(),
+                ])  # fmt: skip
+            self._loss_stats = stats if self._loss_stats is None else self._loss_stats + stats
+            return loss
+
+        def _flush_loss_stats(self) -> None:
+            """trl's train metrics from the device sums since the last log (one read)."""
+            if self._loss_stats is None:
+                return
+            valid, entropy, correct, tokens = self._loss_stats.tolist()
+            self._loss_stats = None
+            metrics = self._metrics["train"]
+            metrics["entropy"].append(entropy / valid if valid > 0 else 0.0)
+            metrics["mean_token_accuracy"].append(correct / valid if valid > 0 else 0.0)
+            self._total_train_tokens += int(tokens)
+            metrics["num_tokens"] = [self._total_train_tokens]
+
         def tokens_seen(self) -> int:
             if self._tokens is not None:
                 self.state.num_input_tokens_seen += int(self._tokens)
@@ -67,6 +116,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1) 
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
             self.tokens_seen()
+            self._flush_loss_stats()
             super().log(logs, *args, **kwargs)
 
     return LoragTrainer

@@ -287,6 +287,8 @@ def train_adapter(
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    if device == "cuda":  # batches go to the GPU from pinned memory without waiting for it (no read per step)
+        kwargs["accelerator_config"] = {"non_blocking": True}
     fields = SFTConfig.__dataclass_fields__
     # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py); the option was renamed in transformers 5
     ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
@@ -314,7 +316,8 @@ def train_adapter(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _quiet():
-        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1)(
+        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
+                                mask_free=runtime["cuda_graphs"])(
             model=model,
             args=args,
             train_dataset=_dataset(rows),

@@ -320,3 +320,64 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
                            datasets_dir=tmp_path / "datasets")
     assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
     assert [x.name for x in reg.versions("toy")] == ["toy-v1", "toy-v2"]
+
+
+def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monkeypatch):
+    """lorag's training loss (finetune/sft.py) is trl's: the same gradients and the same logged entropy,
+    token accuracy and token count, read once per log instead of after every batch; and without the
+    attention mask (mask_free, used under CUDA graphs) right-padded rows give the masked gradients."""
+    import finetune.train as ft
+    from transformers import TrainerCallback
+
+    from finetune import sft
+
+    rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
+    lines = rows.read_text().splitlines()
+    long = json.loads(lines[0])
+    long["completion"][0]["content"] = "Red, and it is worn on the left side every working day. [1]"  # padding in the batch
+    rows.write_text(json.dumps(long) + "\n" + "\n".join(lines[1:]) + "\n")
+    masks = []
+
+    flushed = []
+
+    def run(tag, lean=True, **trainer_kw):
+        grads, logs = {}, []
+
+        class Grab(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **k):
+                base = model.get_base_model().model
+                base.register_forward_pre_hook(lambda m, a, kw: masks.append((tag, kw.get("attention_mask") is not None)),
+                                               with_kwargs=True)  # fmt: skip
+
+            def on_pre_optimizer_step(self, args, state, control, model=None, **k):
+                if not grads:
+                    grads.update({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+
+        real = sft.lorag_trainer
+
+        def make(cls, **kw):
+            trainer = real(cls, **{**kw, **trainer_kw})
+
+            def flush(self):
+                flushed.append((tag, self._loss_stats is not None))
+                trainer._flush_loss_stats(self)
+
+            return type("Probe", (trainer,), {"_flush_loss_stats": flush, **({} if lean else {"_plain_loss": lambda self: False})})
+
+        monkeypatch.setattr(ft, "lorag_trainer", make)
+        train_adapter(cfg(max_steps=2, batch_size=2, group_by_length=False, logging_steps=2), model_path=str(tiny_lm),
+                      train_file=rows, eval_file=None, run_dir=tmp_path / tag, device="cpu", callbacks=[Grab()],
+                      on_log=logs.append)  # fmt: skip
+        return grads, next(e for e in logs if "entropy" in e)
+
+    trl_grads, trl_log = run("trl", lean=False)
+    lean_grads, lean_log = run("lean")
+    free_grads, free_log = run("free", mask_free=True)
+    assert {t: any(m for x, m in masks if x == t) for t in ("trl", "lean", "free")} == {"trl": True, "lean": True, "free": False}
+    assert {t: any(f for x, f in flushed if x == t) for t in ("trl", "lean", "free")} == {"trl": False, "lean": True, "free": True}
+    for name, g in trl_grads.items():
+        assert torch.allclose(lean_grads[name], g, atol=1e-6, rtol=1e-4), name
+        assert torch.allclose(free_grads[name], g, atol=1e-5, rtol=1e-4), name
+    for key in ("entropy", "mean_token_accuracy", "num_tokens", "loss"):
+        assert lean_log[key] == pytest.approx(trl_log[key], rel=1e-4), key
+        assert free_log[key] == pytest.approx(trl_log[key], rel=1e-4), key
