@@ -177,7 +177,7 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"),
     )  # fmt: skip
     if args.profile:
-        trainer.add_callback(step_profiler())
+        trainer.add_callback(step_profiler(args.profile_step))
     timer = step_timer()
     trainer.add_callback(timer)
     return {**_timed(trainer, tok, rows, args), "steps": timer.summary()}
@@ -189,6 +189,9 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
+    "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
+    "b64": dict(graph_bucket=64),
+    "noskip-b64": dict(recompute_skip_unread=False, graph_bucket=64),
     "flash-b32": dict(sdpa_backend="flash", graph_bucket=32),  # every layer captures its own graphs (lorag's default before share_graphs)
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
@@ -255,7 +258,7 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     timer = step_timer()
     res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
                         device="cuda" if cuda else "cpu", trainer_overrides=overrides,
-                        callbacks=[timer, *([step_profiler()] if args.profile else [])])
+                        callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])])
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
     secs = res.metrics["train_seconds"]
@@ -312,7 +315,8 @@ def main() -> None:
     ap.add_argument("--quant", choices=["lora", "qlora", "both"], default="both")
     ap.add_argument("--arms", default="plain,lorag", help=f"plain, plain-nodrop and any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", action="store_true", help="A short untimed run first.")
-    ap.add_argument("--profile", action="store_true", help="torch.profiler over steps 3-5 of each arm (timings include it).")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it).")
+    ap.add_argument("--profile-step", type=int, default=3, help="The first profiled step (after every shape was captured: steady state).")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

@@ -96,6 +96,9 @@ class TrainConfig:
     share_graphs: bool = _f(True, "With cuda_graphs: decoder layers of one structure replay one stand-in layer's graphs "
                             "(its weights copied in first, ~1 ms per step at 1B) instead of each capturing its own: two "
                             "captures per batch shape instead of two per layer and shape.")
+    recompute_skip_unread: bool = _f(True, "With cuda_graphs and fused_lora: the checkpointed recompute does not compute "
+                                     "LoRA Linear outputs nothing reads (a Llama MLP's down projection, 28% of its "
+                                     "weights), found per layer by filling each output with NaN and checking the gradients.")
     graph_bucket: int = _f(128, "With cuda_graphs: pad every batch's length to a multiple of this (fewer shapes to capture).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
     logging_steps: int = _f(5, "Log the loss every N steps.")

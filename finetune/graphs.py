@@ -190,7 +190,7 @@ class LayerGraphs:
     the number of leading layers whose activations are kept instead of recomputed (-1: all)."""
 
     def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True,
-                 share: bool = True):
+                 share: bool = True, skip_unread: bool = True):
         self.layers = list(layers)
         self.max_tokens = max_tokens
         self.checkpoint = checkpoint
@@ -198,6 +198,8 @@ class LayerGraphs:
         self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
         self.capture = capture
         self.share = share  # layers of one structure replay one stand-in layer's programs (see the module doc)
+        self.skip_unread = skip_unread  # recomputes skip fused LoRA outputs nothing reads (_unread_outputs)
+        self.unread: dict[int, list[Any]] = {}
         self.template: tuple | None = None  # (stand-in layer, its tensors, its structure)
         self.structure_ok: dict[int, bool] = {}
         self.tensors: dict[int, list[Any]] = {}  # per layer: the tensors copied into the stand-in before a replay
@@ -212,7 +214,7 @@ class LayerGraphs:
         self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
         self.stats: dict[str, Any] = {"captured": 0, "shared": 0, "graphs": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None,
-                                      "capture_s": 0.0, "warmup_s": 0.0}  # fmt: skip
+                                      "capture_s": 0.0, "warmup_s": 0.0, "unread": []}  # fmt: skip
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
 
@@ -238,6 +240,7 @@ class LayerGraphs:
         self.awaiting.clear()
         self.grads.clear()
         self.shared.clear()
+        self.unread.clear()
         self.tensors.clear()
         self.structure_ok.clear()
         self.template = None
@@ -411,7 +414,7 @@ class LayerGraphs:
             return _Entry(params, grads_acc, run_fwd, run_bwd, graphs=shared.graphs)
 
         xbuf = self._xbuf(i, st) if kept else st.x
-        fwd, bwd, recompute = self._programs(layer, params, grads_acc, st, key, xbuf, kept=kept, add=True)
+        fwd, bwd, recompute = self._programs(layer, params, grads_acc, st, key, xbuf, hidden, kept=kept, add=True)
         if not self.capture:
             return _Entry(params, grads_acc, fwd, bwd, x=xbuf if kept else None)
         self._warm_up(key, kept, fwd, bwd, xbuf, hidden, st)
@@ -465,7 +468,7 @@ class LayerGraphs:
         grads = [torch.zeros_like(p) for p in params]
         with torch.no_grad():
             torch._foreach_copy_(self.template[1], self._tensors(i))  # real weights for the warm-up
-        fwd, bwd, _ = self._programs(stand_in, params, grads, st, key, st.x, kept=False, add=False)
+        fwd, bwd, _ = self._programs(stand_in, params, grads, st, key, st.x, hidden, kept=False, add=False)
         if not self.capture:
             shared = _Shared(fwd, bwd, grads)
         else:
@@ -477,10 +480,12 @@ class LayerGraphs:
 
     # -- one layer's programs -----------------------------------------------------------------------
     def _programs(self, layer: Any, params: list[Any], grads_acc: list[Any], st: _Shape, key: tuple, xbuf: Any,
-                  *, kept: bool, add: bool) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+                  hidden: Any, *, kept: bool, add: bool) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
         """The layer's forward and backward bodies (to run or capture), and its recompute backward.
         add: the backward adds the weights' gradients into grads_acc (else writes them)."""
         import torch
+
+        from finetune import lora_fused
 
         orig = type(layer).forward.__get__(layer)
         dev = st.x.device.type
@@ -507,8 +512,17 @@ class LayerGraphs:
                 if pairs:
                     (torch._foreach_add_ if add else torch._foreach_copy_)([a for a, _ in pairs], [g for _, g in pairs])
 
+        def grads_of(unread: list[Any], fill: float | None = None) -> list[Any]:
+            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(unread, fill):
+                x = xbuf.detach().requires_grad_(True)
+                out = call(x)
+            with autocast():
+                return [g for g in torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True) if g is not None]
+
+        skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
+
         def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
-            with torch.enable_grad(), autocast():
+            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(skip):
                 x = xbuf.detach().requires_grad_(True)
                 out = call(x)
             grads_into_buffers(out, x)
@@ -537,6 +551,34 @@ class LayerGraphs:
             grads_into_buffers(*pending.pop())
 
         return fwd, bwd, recompute_grads
+
+    def _unread_outputs(self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape) -> list[Any]:
+        """The layer's fused LoRA Linears whose outputs its recompute need not compute (found once per layer):
+        each candidate's output is filled with NaN and the layer's gradients (on this batch, for a random
+        output gradient) must stay finite and equal those of the full recompute. In a Llama layer that is
+        the MLP's down projection, whose output only reaches the layer's output through the residual sum."""
+        import torch
+
+        from finetune import lora_fused
+
+        if id(layer) in self.unread:
+            return self.unread[id(layer)]
+        found: list[Any] = []
+        candidates = lora_fused.fused_modules(layer)
+        if candidates:
+            with torch.no_grad():
+                xbuf.copy_(hidden.detach())
+                st.gout.normal_()
+            ref = grads_of([])
+            for m in candidates:
+                got = grads_of([m], float("nan"))
+                if len(got) == len(ref) and all(bool(torch.isfinite(a).all()) and torch.allclose(
+                        a.float(), b.float(), rtol=0.05, atol=0.05 * float(b.abs().max()) + 1e-12) for a, b in zip(got, ref)):  # fmt: skip
+                    found.append(m)
+            names = {id(m): n for n, m in layer.named_modules()}
+            self.stats["unread"] = sorted({*self.stats.get("unread", []), *(names[id(m)] for m in found)})
+        self.unread[id(layer)] = found
+        return found
 
     def _warm_up(self, key: tuple, kept: bool, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any,
                  hidden: Any, st: _Shape) -> None:

@@ -19,9 +19,10 @@ names and the state_dict do not change.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 @functools.cache
@@ -31,15 +32,21 @@ def _lora_linear_fn() -> Any:
 
     class LoraLinear(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float) -> Any:
+        def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float,
+                    unread: Any = None) -> Any:  # fmt: skip
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
-            w = _dequantized(base4, x.dtype) if weight is None else weight
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
-            out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
-            out.addmm_(u, b16.t(), alpha=scale)
+            if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
+                out = x2.new_empty((x2.shape[0], b16.shape[0]))
+                if not isinstance(unread, str):  # a fill value, else "empty"
+                    out.fill_(unread)
+            else:
+                w = _dequantized(base4, x.dtype) if weight is None else weight
+                out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+                out.addmm_(u, b16.t(), alpha=scale)
             ctx.save_for_backward(x2, u, weight, a16, b16)
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes = scale, x.shape, base4, (a.dtype, b.dtype)
             return out.view(*x.shape[:-1], out.shape[-1])
@@ -55,7 +62,7 @@ def _lora_linear_fn() -> Any:
             if ctx.needs_input_grad[0]:
                 w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
                 gx = (g2 @ w).addmm_(gu, a16).view(ctx.in_shape)
-            return gx, None, None, None, ga, gb, None
+            return gx, None, None, None, ga, gb, None, None
 
     return LoraLinear
 
@@ -112,9 +119,35 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
     out = _lora_linear_fn().apply(
         x.to(dt),  # as autocast would: every GEMM here (and its saved input) in one dtype
         None if four else base.weight.to(dt), base if four else None, base.bias,
-        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]),
+        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD),
     )  # fmt: skip
     return out.to(x.dtype) if four else out  # bitsandbytes returns the input's dtype
+
+
+_UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
+
+
+def fused_modules(root: Any) -> list[Any]:
+    """The LoRA Linears under root that run the fused node (install() was called on them)."""
+    from peft.tuners.lora import LoraLayer
+
+    return [m for m in root.modules() if isinstance(m, LoraLayer) and isinstance(vars(m).get("forward"), functools.partial)
+            and vars(m)["forward"].func is _forward]  # fmt: skip
+
+
+@contextlib.contextmanager
+def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[None]:
+    """Inside, these fused LoRA Linears skip computing their output (the base GEMM, a third of a layer's
+    weights for an MLP's down projection) and return an uninitialised tensor, or one filled with `fill`,
+    still saving what their backward needs. For a recompute that is only differentiated, whose caller
+    has checked that nothing reads those outputs (finetune/graphs.py fills them with NaN to check)."""
+    for m in modules:
+        setattr(m, _UNREAD, "empty" if fill is None else fill)
+    try:
+        yield
+    finally:
+        for m in modules:
+            vars(m).pop(_UNREAD, None)
 
 
 def install(model: Any) -> Callable[[], None]:

@@ -88,7 +88,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     if isinstance(graphs, dict):
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
         took = f" ({graphs['graphs']} captured in {graphs['capture_s']:.1f} s)" if graphs.get("graphs") else ""
-        parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}"
+        skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
+        parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
                      + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else ""))  # fmt: skip
     elif graphs:
         parts.append(f"CUDA graphs off ({graphs})")
@@ -344,7 +345,8 @@ def train_adapter(
 
         keep = cfg.keep_activations if cfg.gradient_checkpointing else -1
         graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=(rows_per_pass or micro) * bucket_len,
-                             checkpoint=cfg.gradient_checkpointing, keep=keep, share=cfg.share_graphs).install()  # fmt: skip
+                             checkpoint=cfg.gradient_checkpointing, keep=keep, share=cfg.share_graphs,
+                             skip_unread=cfg.recompute_skip_unread).install()  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None

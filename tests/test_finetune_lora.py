@@ -79,10 +79,11 @@ def test_run_summary_says_how_it_trained(trained):
     assert line.startswith("on cpu: LoRA, padded batches of 4 in passes of 2")  # CPU passes of CPU_MICRO_BATCH rows
     assert "tokens/s" in line and "CUDA graphs off (CUDA only)" in line
     assert f"{result.metrics['fused_lora_layers']} LoRA layers fused" in line and result.metrics["fused_lora_layers"] > 0
-    graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None}
+    graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None, "graphs": 10, "capture_s": 0.43, "unread": ["mlp.down_proj"]}
     gpu = describe_runtime({"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
                            {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}})
-    assert gpu == "on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes, 2 layers kept"
+    assert gpu == ("on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes "
+                   "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj")
 
 
 def test_base_frozen_adapter_moved_and_round_trip(trained, tiny_lm):
