@@ -315,6 +315,14 @@ def train_adapter(
             if on_log:
                 on_log(entry)
 
+    class _NoFinalCheckpoint(TrainerCallback):
+        """transformers checkpoints the last step too (optimizer state included); a finished run has nothing to
+        resume and its adapter is saved below, so only save_steps' own checkpoints are written."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step >= state.max_steps and state.global_step % max(args.save_steps, 1):
+                control.should_save = False
+
     run_dir.mkdir(parents=True, exist_ok=True)
     with _quiet():
         trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
@@ -325,7 +333,7 @@ def train_adapter(
             eval_dataset=_dataset(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
             peft_config=lora_config(cfg),
-            callbacks=[_Log(), *(callbacks or [])],
+            callbacks=[_Log(), _NoFinalCheckpoint(), *(callbacks or [])],
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
     if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer

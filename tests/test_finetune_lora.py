@@ -121,6 +121,17 @@ def test_resume_continues_from_the_checkpoint(tiny_lm, tmp_path):
     assert r.metrics["resumed_from"].endswith("checkpoint-6") and r.metrics["steps"] == 12
 
 
+def test_a_finished_run_writes_only_its_save_steps_checkpoints(tiny_lm, tmp_path):
+    """transformers would also checkpoint the last step (optimizer state included): nothing to resume there,
+    and the adapter is saved anyway."""
+    rows = write_rows(tmp_path / "train.jsonl")
+    run = tmp_path / "run"
+    r = train_adapter(cfg(max_steps=4, save_steps=3), model_path=str(tiny_lm), train_file=rows, eval_file=None,
+                      run_dir=run, device="cpu")  # fmt: skip
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3"]
+    assert (r.adapter_dir / "adapter_model.safetensors").is_file() and r.metrics["steps"] == 4
+
+
 def test_resumed_run_keeps_the_settings_it_started_with(tmp_path):
     from assistant.errors import LoragError
     from finetune.jobs import recorded_config
