@@ -522,7 +522,7 @@ class LayerGraphs:
         skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
 
         def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
-            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(skip):
+            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(skip), lora_fused.keep_dequantized():
                 x = xbuf.detach().requires_grad_(True)
                 out = call(x)
             grads_into_buffers(out, x)

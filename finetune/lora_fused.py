@@ -20,6 +20,7 @@ names and the state_dict do not change.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import sys
 from typing import Any, Callable, Iterator
@@ -39,6 +40,7 @@ def _lora_linear_fn() -> Any:
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
+            w = weight
             if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
                 out = x2.new_empty((x2.shape[0], b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
@@ -47,7 +49,9 @@ def _lora_linear_fn() -> Any:
                 w = _dequantized(base4, x.dtype) if weight is None else weight
                 out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
                 out.addmm_(u, b16.t(), alpha=scale)
-            ctx.save_for_backward(x2, u, weight, a16, b16)
+            # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
+            # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
+            ctx.save_for_backward(x2, u, w if weight is not None or _KEEP_DEQUANTIZED.get() else None, a16, b16)
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes = scale, x.shape, base4, (a.dtype, b.dtype)
             return out.view(*x.shape[:-1], out.shape[-1])
 
@@ -125,6 +129,18 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
+_KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
+
+
+@contextlib.contextmanager
+def keep_dequantized() -> Iterator[None]:
+    """Inside, fused nodes over 4-bit bases keep the weight they dequantized for their backward instead of
+    dequantizing it again there (finetune/graphs.py: a layer's recompute, differentiated right after)."""
+    token = _KEEP_DEQUANTIZED.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_DEQUANTIZED.reset(token)
 
 
 def fused_modules(root: Any) -> list[Any]:

@@ -128,11 +128,21 @@ def test_fused_over_4bit_base_matches_peft(tiny_lm):
     assert four
     logits_ref, grads_ref = _run(model)
     uninstall = lora_fused.install(model)
+    calls = []
+    real = lora_fused._dequantized
+    lora_fused._dequantized = lambda *a: calls.append(1) or real(*a)
     try:
         assert all(lora_fused._fast_path(m, {}) == "default" for m in four)
         logits, grads = _run(model)
+        first = len(calls)
+        assert first > len(four)  # forward dequantizes, and backward again (where an input gradient is needed)
+        with lora_fused.keep_dequantized():  # as in the graphs' recompute: backward reuses forward's weight
+            logits_kept, grads_kept = _run(model)
+        assert len(calls) - first == len(four)
     finally:
+        lora_fused._dequantized = real
         uninstall()
-    assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
-    for name, g in grads_ref.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    for got_logits, got in ((logits, grads), (logits_kept, grads_kept)):
+        assert torch.allclose(got_logits, logits_ref, atol=1e-5, rtol=1e-4)
+        for name, g in grads_ref.items():
+            assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
