@@ -66,7 +66,8 @@ class TrainConfig:
     micro_batch: int = _f(0, "Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
                           "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
                           "less activation memory per pass, which keep_activations can spend instead of recomputing.")
-    max_seq_length: int = _f(1024, "Longer examples are truncated from the left of the prompt.")
+    max_seq_length: int = _f(1024, "Tokens per row. Longer rows lose the end of their answer; a row whose prompt alone "
+                             "fills it has no answer token left and is left out (counted as rows_over_max_length).")
     batching: str = _f("auto", "'padded' (rows of similar length batched together), 'padding_free' (rows concatenated, "
                        "no pad tokens; CUDA), or 'auto' (padded: as fast on the H100 at batch 16, less memory).")
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")

@@ -82,6 +82,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
     if metrics.get("peak_gpu_mem_gb"):
         parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
+    if metrics.get("rows_over_max_length"):
+        parts.append(f"{metrics['rows_over_max_length']} rows over max_seq_length left out")
     if metrics.get("fused_lora_layers"):
         parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused")
     graphs = metrics.get("cuda_graphs")
@@ -201,9 +203,28 @@ def _dataset(rows: list[dict[str, Any]]) -> Any:
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
 
-def _n_tokens(tokenizer: Any, row: dict[str, Any]) -> int:
-    ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+def _n_tokens(tokenizer: Any, row: dict[str, Any], prompt_only: bool = False) -> int:
+    messages = row["prompt"] if prompt_only else row["prompt"] + row["completion"]
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=prompt_only)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batching: str,
+                  path: Path | None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """The rows that can train within max_len tokens, and how many cannot. Padded rows are cut at the end by
+    trl, which leaves out a row whose prompt alone fills max_len (no answer token is left); padding-free
+    rows are not cut, so a row over max_len is left out. When none fits, the file is named in an error."""
+    if batching == "padding_free":
+        kept = [r for r in rows if _n_tokens(tokenizer, r) <= max_len]
+    else:
+        kept = [r for r in rows if _n_tokens(tokenizer, r, prompt_only=True) < max_len]
+    if not kept and path is not None:
+        shortest = min(_n_tokens(tokenizer, r, prompt_only=batching != "padding_free") for r in rows)
+        what = "row" if batching == "padding_free" else "prompt"
+        raise LoragError(f"{path}: no row fits max_seq_length ({max_len} tokens): the shortest {what} has {shortest} tokens",
+                         hint="raise max_seq_length in the domain's recipe, or build the data with fewer or shorter "
+                              "passages (synth.distractors, smaller chunks)")  # fmt: skip
+    return kept, len(rows) - len(kept)
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
@@ -238,12 +259,9 @@ def train_adapter(
     window = sliding_window(model.config)
     if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too
         runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
-    too_long = 0
-    if runtime["batching"] == "padding_free":
-        # trl does not truncate padding-free rows, so rows over the limit are left out (and counted)
-        kept = [r for r in rows if _n_tokens(tokenizer, r) <= cfg.max_seq_length]
-        too_long = len(rows) - len(kept)
-        rows = kept
+    rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file)
+    if eval_rows:
+        eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, runtime["batching"], None)
 
     # On CPU the activations of a whole batch of long prompts do not fit in RAM: passes of CPU_MICRO_BATCH rows
     # inside each step (finetune/sft.py), unless the recipe sets micro_batch. Padding-free rows have no per-row

@@ -393,3 +393,29 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
     for key in ("entropy", "mean_token_accuracy", "num_tokens", "loss"):
         assert lean_log[key] == pytest.approx(trl_log[key], rel=1e-4), key
         assert free_log[key] == pytest.approx(trl_log[key], rel=1e-4), key
+
+
+def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, tmp_path):
+    """trl cuts rows at max_seq_length from the end and drops a row left with no answer token: lorag counts
+    those rows (the run summary says so) and, when no row fits, names the file and the shortest prompt."""
+    from transformers import AutoTokenizer
+
+    from assistant.errors import LoragError
+    from finetune.train import _n_tokens, describe_runtime
+
+    rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
+    lines = rows.read_text().splitlines()
+    long = json.loads(lines[0])
+    long["prompt"][-1]["content"] += " Please answer using the passages above, and say which one you used." * 3
+    rows.write_text("\n".join([json.dumps(long), *lines[1:]]) + "\n")
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    lengths = sorted(_n_tokens(tok, json.loads(x), prompt_only=True) for x in rows.read_text().splitlines())
+    assert lengths[-1] > lengths[-2]  # one prompt longer than the rest
+    r = train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1]), model_path=str(tiny_lm), train_file=rows,
+                      eval_file=None, run_dir=tmp_path / "run", device="cpu")  # fmt: skip
+    assert r.metrics["rows_over_max_length"] == 1
+    assert "1 rows over max_seq_length left out" in describe_runtime(r.metrics, r.hyperparameters)
+    assert lengths[0] > 64
+    with pytest.raises(LoragError, match=rf"train.jsonl: no row fits max_seq_length \(64 tokens\): the shortest prompt has {lengths[0]} tokens"):
+        train_adapter(cfg(max_steps=1, max_seq_length=64), model_path=str(tiny_lm), train_file=rows, eval_file=None,
+                      run_dir=tmp_path / "run2", device="cpu")  # fmt: skip
