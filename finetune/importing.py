@@ -87,6 +87,12 @@ def import_adapter(
     if problems:
         raise LoragError(f"{folder} does not fit the base model '{base_model}':\n  - " + "\n  - ".join(problems),
                          hint="set models.generator to the model the adapter was trained on")  # fmt: skip
+    weights = file_sha256(folder / "adapter_model.safetensors")
+    for known in registry.versions(domain):  # importing the same folder twice would only add a copy
+        theirs = registry.folder(known) / "adapter_model.safetensors"
+        if theirs.is_file() and file_sha256(theirs) == weights:
+            raise LoragError(f"{folder}: already registered as {known.name} (the same adapter weights)",
+                             hint=f"lorag adapters show {known.name}")  # fmt: skip
 
     result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE) if p.is_file()), None)
     result = json.loads(result_path.read_text()) if result_path else {}

@@ -25,6 +25,14 @@ def run_root(settings: Settings, domain: str) -> Path:
     return settings.paths.data_dir / "runs" / domain
 
 
+def finished_run(settings: Settings, card: AdapterCard) -> Path | None:
+    """The finished training run (checkpoints, logs) that produced this adapter version, if it is here."""
+    if card.hyperparameters.get("imported_from"):
+        return None
+    run = run_root(settings, card.domain) / f"v{card.version}"
+    return run if (run / "DONE").is_file() else None
+
+
 def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> tuple[int, Path]:
     unfinished = sorted(
         (p for p in runs.glob("v*") if p.name[1:].isdigit() and not (p / "DONE").exists()),

@@ -112,6 +112,29 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err
 
 
+def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
+    from finetune.registry import AdapterCard, Registry
+
+    reg = Registry(tmp_path / "data" / "adapters")
+    for v in (1, 2):
+        staged = tmp_path / f"staged{v}"
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        reg.register(staged, AdapterCard(name=f"hr-v{v}", domain="hr", version=v, base_model="fake",
+                                         base_fingerprint="f", data_hash="d", corpus_fingerprint="c"))  # fmt: skip
+        run = tmp_path / "data" / "runs" / "hr" / f"v{v}"
+        (run / "checkpoint-2").mkdir(parents=True)
+        if v == 1:
+            (run / "DONE").write_text("2026-11-30T11:00:00Z")  # v2's run is unfinished: --resume may still want it
+    r = lorag("adapters", "rm", "hr-v1")
+    assert r.exit_code == 0, r.output
+    assert "removed hr-v1 and its training run folder" in r.output
+    assert not (tmp_path / "data" / "runs" / "hr" / "v1").exists() and [c.name for c in reg.versions("hr")] == ["hr-v2"]
+    r = lorag("adapters", "rm", "hr-v2")
+    assert r.exit_code == 0 and r.output.strip() == "removed hr-v2"
+    assert (tmp_path / "data" / "runs" / "hr" / "v2" / "checkpoint-2").is_dir()
+
+
 def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))

@@ -295,6 +295,9 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     assert card.base_fingerprint == base_fingerprint(AutoConfig.from_pretrained(tiny_lm))
     attached, _ = attach_adapters(LlamaForCausalLM.from_pretrained(tiny_lm), {"toy-v1": reg.folder(card)})
     assert "toy-v1" in attached.peft_config
+    with pytest.raises(LoragError, match="already registered as toy-v1 \\(the same adapter weights\\)"):
+        import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
+                       datasets_dir=tmp_path / "datasets")  # fmt: skip
 
     other = tmp_path / "wider"
     c = AutoConfig.from_pretrained(tiny_lm).to_dict()
@@ -328,10 +331,11 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
 
     # trained on other data than the domain's current training set: its own hash, no borrowed lineage
     (data / "train.jsonl").write_text('{"x": 2}\n')
+    reg.remove("toy-v1")  # the same weights again: refused as a duplicate while toy-v1 is registered
     other = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
                            datasets_dir=tmp_path / "datasets")
     assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
-    assert [x.name for x in reg.versions("toy")] == ["toy-v1", "toy-v2"]
+    assert [x.name for x in reg.versions("toy")] == [other.name]
 
 
 def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monkeypatch):

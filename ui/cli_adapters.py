@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -249,5 +250,10 @@ def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="
     card = comps.registry.get(name)
     if card.promoted and not yes:
         raise LoragError(f"{card.name} is the promoted version of '{card.domain}'", hint="pass --yes to remove it anyway")
+    from finetune.jobs import finished_run
+
+    run = finished_run(comps.settings, card)
     comps.registry.remove(card.name)
-    typer.echo(f"removed {card.name}")
+    if run is not None:  # its checkpoints and logs: nothing resumes a finished run
+        shutil.rmtree(run, ignore_errors=True)
+    typer.echo(f"removed {card.name}" + (f" and its training run folder {run}" if run is not None else ""))
