@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from finetune.graph_sharing import layer_copy, layer_tensors, structure, unread_outputs
+
 _GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
                    "cache_position"}  # fmt: skip
 
@@ -81,48 +83,6 @@ class _Shared:
     run_bwd: Callable[[], None]
     grads: list[Any]  # the stand-in's LoRA weight gradients of the last backward (written, not added)
     graphs: tuple = field(default_factory=tuple)
-
-
-_PER_INDEX = {"layer_idx"}  # attributes that differ between layers of one structure and only index a KV cache
-
-
-def _layer_tensors(module: Any) -> list[Any]:
-    """Every tensor a layer's forward reads from itself, in a fixed order: parameters, buffers and the
-    quantization state of 4-bit weights (absmax, code, nested state)."""
-    out: list[Any] = []
-
-    def state(qs: Any) -> None:
-        for k in sorted(vars(qs)):
-            v = vars(qs)[k]
-            if hasattr(v, "data_ptr"):
-                out.append(v)
-            elif isinstance(v, type(qs)):
-                state(v)
-
-    for m in module.modules():
-        for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]:
-            out.append(t)
-            if getattr(t, "quant_state", None) is not None:
-                state(t.quant_state)
-    return out
-
-
-def _structure(module: Any) -> tuple:
-    """What must match for two layers to run one program: module types, scalar settings (a sliding
-    window, an attention type, LoRA scalings) and every tensor's shape and dtype."""
-
-    def scalars(m: Any) -> tuple:
-        simple = (int, float, str, bool, type(None))
-        items = []
-        for k, v in sorted(vars(m).items()):
-            if k in _PER_INDEX or k.startswith("_"):
-                continue
-            if isinstance(v, simple) or (isinstance(v, dict) and all(isinstance(x, simple) for x in v.values())):
-                items.append((k, repr(v)))
-        return tuple(items)
-
-    mods = tuple((type(m), scalars(m)) for m in module.modules())
-    return mods, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in _layer_tensors(module))
 
 
 @functools.cache
@@ -436,28 +396,18 @@ class LayerGraphs:
     # -- programs shared by layers of one structure -------------------------------------------------
     def _tensors(self, i: int) -> list[Any]:
         if i not in self.tensors:
-            self.tensors[i] = [t.detach() for t in _layer_tensors(self.layers[i])]
+            self.tensors[i] = [t.detach() for t in layer_tensors(self.layers[i])]
         return self.tensors[i]
 
     def _shares(self, i: int) -> bool:
         """Whether layer i runs the stand-in's programs (made on first use: a copy of layer i)."""
-        import copy
-
         if not self.share:
             return False
         if self.template is None:
-            layer = self.layers[i]
-            installed = vars(layer).pop("forward", None)  # the copy runs its class's forward, not this wrapper
-            try:
-                stand_in = copy.deepcopy(layer)
-            finally:
-                if installed is not None:
-                    layer.forward = installed
-            for p in stand_in.parameters():
-                p.grad = None
-            self.template = (stand_in, [t.detach() for t in _layer_tensors(stand_in)], _structure(stand_in))
+            stand_in = layer_copy(self.layers[i])
+            self.template = (stand_in, [t.detach() for t in layer_tensors(stand_in)], structure(stand_in))
         if i not in self.structure_ok:
-            self.structure_ok[i] = _structure(self.layers[i]) == self.template[2]
+            self.structure_ok[i] = structure(self.layers[i]) == self.template[2]
         return self.structure_ok[i]
 
     def _build_shared(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Shared:
@@ -553,32 +503,19 @@ class LayerGraphs:
         return fwd, bwd, recompute_grads
 
     def _unread_outputs(self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape) -> list[Any]:
-        """The layer's fused LoRA Linears whose outputs its recompute need not compute (found once per layer):
-        each candidate's output is filled with NaN and the layer's gradients (on this batch, for a random
-        output gradient) must stay finite and equal those of the full recompute. In a Llama layer that is
-        the MLP's down projection, whose output only reaches the layer's output through the residual sum."""
+        """The layer's fused LoRA Linears whose outputs its recompute need not compute, found once per layer
+        on this batch for a random output gradient (finetune/graph_sharing.unread_outputs)."""
         import torch
 
-        from finetune import lora_fused
-
-        if id(layer) in self.unread:
-            return self.unread[id(layer)]
-        found: list[Any] = []
-        candidates = lora_fused.fused_modules(layer)
-        if candidates:
+        if id(layer) not in self.unread:
             with torch.no_grad():
                 xbuf.copy_(hidden.detach())
                 st.gout.normal_()
-            ref = grads_of([])
-            for m in candidates:
-                got = grads_of([m], float("nan"))
-                if len(got) == len(ref) and all(bool(torch.isfinite(a).all()) and torch.allclose(
-                        a.float(), b.float(), rtol=0.05, atol=0.05 * float(b.abs().max()) + 1e-12) for a, b in zip(got, ref)):  # fmt: skip
-                    found.append(m)
+            found = unread_outputs(layer, grads_of)
             names = {id(m): n for n, m in layer.named_modules()}
-            self.stats["unread"] = sorted({*self.stats.get("unread", []), *(names[id(m)] for m in found)})
-        self.unread[id(layer)] = found
-        return found
+            self.stats["unread"] = sorted({*self.stats["unread"], *(names[id(m)] for m in found)})
+            self.unread[id(layer)] = found
+        return self.unread[id(layer)]
 
     def _warm_up(self, key: tuple, kept: bool, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any,
                  hidden: Any, st: _Shape) -> None:

@@ -198,7 +198,7 @@ def test_a_layer_of_another_structure_gets_its_own_programs(lora_model):
     """Layers share the stand-in's programs only when their structure matches: here layer 1's q_proj
     adapter has another scaling (as another rank or alpha, or a sliding window, would differ), so it is
     captured on its own, and every layer still gets checkpointing's gradients."""
-    from finetune.graphs import _structure
+    from finetune.graph_sharing import structure as _structure
 
     model = lora_model
     layers = decoder_layers(model)
