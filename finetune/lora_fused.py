@@ -13,8 +13,8 @@ A bitsandbytes 4-bit base (QLoRA) is dequantized to the compute dtype in forward
 backward, as bitsandbytes' own matmul does; float32 master LoRA weights are cast as autocast would.
 Same math as peft's vanilla LoRA; any other case (dropout, several active adapters, a mixed batch,
 DoRA and other variants, a bias on B, merged or disabled adapters, another quantized or non-Linear
-base, mixed dtypes without autocast) keeps peft's forward. Installed per module instance for one training run, so module
-names and the state_dict do not change.
+base, mixed dtypes without autocast) keeps peft's forward. Installed per module instance for one
+training run, so module names and the state_dict do not change.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
     """Inside, these fused LoRA Linears skip computing their output (the base GEMM, a third of a layer's
     weights for an MLP's down projection) and return an uninitialised tensor, or one filled with `fill`,
     still saving what their backward needs. For a recompute that is only differentiated, whose caller
-    has checked that nothing reads those outputs (finetune/graphs.py fills them with NaN to check)."""
+    has checked that nothing reads those outputs (finetune/graph_sharing.py fills them with NaN to check)."""
     for m in modules:
         setattr(m, _UNREAD, "empty" if fill is None else fill)
     try:
