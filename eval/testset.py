@@ -57,6 +57,13 @@ def default_testset(datasets_dir: Path, domain: str) -> Path:
             f"no --testset given and the held-out split {path} does not exist",
             hint=f"train an adapter for '{domain}' first (it writes the split), or pass --testset FILE.jsonl",
         )
+    if not path.read_text(encoding="utf-8").strip():
+        raise LoragError(
+            f"no --testset given and the held-out split {path} is empty: the domain's training data has no "
+            "curated questions to hold out",
+            hint=f"pass --testset FILE.jsonl (`lorag eval import` turns a CSV into one), or rebuild the data with "
+                 f"`lorag synth --domain {domain} --qa FILE.jsonl`",
+        )  # fmt: skip
     return path
 
 

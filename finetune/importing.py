@@ -56,7 +56,7 @@ def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
 
 def import_adapter(
     folder: Path, domain: str, *, registry: Registry, base_model: str, model_path: str, datasets_dir: Path,
-    data_file: Path | None = None, corpus_fingerprint: str | None = None,
+    data_file: Path | None = None, corpus_fingerprint: str | None = None, taken_versions: list[int] | None = None,
 ) -> AdapterCard:  # fmt: skip
     from transformers import AutoConfig
 
@@ -94,7 +94,8 @@ def import_adapter(
             raise LoragError(f"{folder}: already registered as {known.name} (the same adapter weights)",
                              hint=f"lorag adapters show {known.name}")  # fmt: skip
 
-    result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE) if p.is_file()), None)
+    # the run's figures: result.json next to (or above) a training run's adapter, or a registry folder's card.json
+    result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE, folder / "card.json") if p.is_file()), None)
     result = json.loads(result_path.read_text()) if result_path else {}
     metrics = result.get("metrics", {})
     data = Path(data_file) if data_file else Path(datasets_dir) / domain / "train.jsonl"
@@ -105,7 +106,7 @@ def import_adapter(
     build_info = json.loads(build.read_text()) if build.is_file() and not data_file and lineage_ok else {}
     if not lineage_ok:  # it was trained on other data: keep its own hash, and an unknown corpus (shown STALE)
         data_hash, data, corpus_fingerprint = recorded or "", None, None
-    version, target = registry.next_folder(domain)
+    version, target = registry.next_folder(domain, taken_versions)
     staged = target.parent / f".staged-{version}"
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(folder, staged, ignore=shutil.ignore_patterns("card.json", RESULT_FILE, "checkpoint-*"))

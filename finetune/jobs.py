@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +32,11 @@ def finished_run(settings: Settings, card: AdapterCard) -> Path | None:
         return None
     run = run_root(settings, card.domain) / f"v{card.version}"
     return run if (run / "DONE").is_file() else None
+
+
+def run_versions(settings: Settings, domain: str) -> list[int]:
+    """Version numbers taken by training run folders (an interrupted run registers under its own later)."""
+    return [int(p.name[1:]) for p in run_root(settings, domain).glob("v*") if p.name[1:].isdigit()]
 
 
 def _pick_version(registry: Registry, runs: Path, domain: str, resume: bool) -> tuple[int, Path]:
@@ -102,10 +108,15 @@ def train_domain(
         (run_dir / "job.json").write_text(json.dumps({"domain": cfg.domain, "version": version, "started_at": now(),
                                                       "config": cfg.to_dict()}, indent=2))  # fmt: skip
     device = pick_device(settings.models.device)
-    result = train_adapter(
-        cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",
-        run_dir=run_dir, device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides,
-    )  # fmt: skip
+    try:
+        result = train_adapter(
+            cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",
+            run_dir=run_dir, device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides,
+        )  # fmt: skip
+    except Exception:  # (not Ctrl-C: that run may still be resumed, from the start)
+        if not any(run_dir.glob("checkpoint-*")):  # a run that failed before any checkpoint: nothing to resume
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     card = AdapterCard(
         name=f"{cfg.domain}-v{version}",
         domain=cfg.domain,

@@ -97,8 +97,9 @@ class Registry:
         return found[0]
 
     # -- writes ---------------------------------------------------------------------------------
-    def next_folder(self, domain: str) -> tuple[int, Path]:
-        existing = [c.version for c in self.versions(domain)]
+    def next_folder(self, domain: str, taken: list[int] | None = None) -> tuple[int, Path]:
+        """The next version number and its folder; `taken`: numbers used elsewhere (training run folders)."""
+        existing = [c.version for c in self.versions(domain)] + list(taken or [])
         dirs = [int(p.name[1:]) for p in (self.root / domain).glob("v*") if p.name[1:].isdigit()]
         last = self.root / domain / ".last_version"
         used = [int(last.read_text())] if last.is_file() else []

@@ -83,7 +83,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     if metrics.get("peak_gpu_mem_gb"):
         parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
     if metrics.get("rows_over_max_length"):
-        parts.append(f"{metrics['rows_over_max_length']} rows over max_seq_length left out")
+        over, limit = metrics["rows_over_max_length"], hyper.get("max_seq_length", "?")
+        parts.append(f"{over} of {over + metrics.get('train_rows', 0)} rows over max_seq_length ({limit} tokens) left out")
     if metrics.get("fused_lora_layers"):
         parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused")
     graphs = metrics.get("cuda_graphs")
@@ -222,8 +223,8 @@ def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batc
         shortest = min(_n_tokens(tokenizer, r, prompt_only=batching != "padding_free") for r in rows)
         what = "row" if batching == "padding_free" else "prompt"
         raise LoragError(f"{path}: no row fits max_seq_length ({max_len} tokens): the shortest {what} has {shortest} tokens",
-                         hint="raise max_seq_length in the domain's recipe, or build the data with fewer or shorter "
-                              "passages (synth.distractors, smaller chunks)")  # fmt: skip
+                         hint="raise max_seq_length in the training recipe (the domain's, or the --config file), or "
+                              "build the data with fewer or shorter passages (synth.distractors, ingest.chunk_tokens)")  # fmt: skip
     return kept, len(rows) - len(kept)
 
 

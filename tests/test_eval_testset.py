@@ -122,3 +122,12 @@ def test_csv_without_the_required_columns(tmp_path):
         import_csv(csv, tmp_path / "o.jsonl")
     with pytest.raises(LoragError, match="CSV file not found"):
         import_csv(tmp_path / "missing.csv", tmp_path / "o.jsonl")
+
+
+def test_an_empty_heldout_split_says_why_and_what_to_pass(tmp_path):
+    """synth without curated --qa holds no question out: eval's default test set is then empty."""
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "heldout.jsonl").write_text("")
+    with pytest.raises(LoragError, match="is empty: the domain's training data has no curated questions") as err:
+        default_testset(tmp_path, "hr")
+    assert "--testset FILE.jsonl" in err.value.hint and "--qa" in err.value.hint

@@ -331,10 +331,15 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
 
     # trained on other data than the domain's current training set: its own hash, no borrowed lineage
     (data / "train.jsonl").write_text('{"x": 2}\n')
+    import shutil
+
+    copied = tmp_path / "copied"  # a copy of a registry folder: its card.json carries the run's figures
+    shutil.copytree(reg.folder(card), copied)
     reg.remove("toy-v1")  # the same weights again: refused as a duplicate while toy-v1 is registered
-    other = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
+    other = import_adapter(copied, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
                            datasets_dir=tmp_path / "datasets")
     assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
+    assert other.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])
     assert [x.name for x in reg.versions("toy")] == [other.name]
 
 
@@ -418,8 +423,37 @@ def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, t
     r = train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1]), model_path=str(tiny_lm), train_file=rows,
                       eval_file=None, run_dir=tmp_path / "run", device="cpu")  # fmt: skip
     assert r.metrics["rows_over_max_length"] == 1
-    assert "1 rows over max_seq_length left out" in describe_runtime(r.metrics, r.hyperparameters)
+    n = len(lengths)
+    assert f"1 of {n} rows over max_seq_length ({lengths[-1]} tokens) left out" in describe_runtime(r.metrics, r.hyperparameters)
     assert lengths[0] > 64
     with pytest.raises(LoragError, match=rf"train.jsonl: no row fits max_seq_length \(64 tokens\): the shortest prompt has {lengths[0]} tokens"):
         train_adapter(cfg(max_steps=1, max_seq_length=64), model_path=str(tiny_lm), train_file=rows, eval_file=None,
                       run_dir=tmp_path / "run2", device="cpu")  # fmt: skip
+
+
+def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, store, tiny_lm, tmp_path, monkeypatch):
+    """A fresh run refused before training (e.g. no row fits max_seq_length) leaves no run folder behind:
+    nothing in it could be resumed, and its version number would collide with a later import's."""
+    import finetune.train as ft
+    from assistant.errors import LoragError
+    from finetune.jobs import run_root, run_versions, train_domain
+    from finetune.registry import Registry
+
+    data = settings.datasets_dir / "toy"
+    data.mkdir(parents=True)
+    write_rows(data / "train.jsonl")
+
+    class Models:
+        def resolve(self, spec):
+            return str(tiny_lm)
+
+    def refuse(*a, **kw):
+        raise LoragError("train.jsonl: no row fits max_seq_length (64 tokens)")
+
+    monkeypatch.setattr(ft, "train_adapter", refuse)
+    registry = Registry(settings.paths.data_dir / "adapters")
+    with pytest.raises(LoragError, match="no row fits"):
+        train_domain(cfg(), settings=settings, store=store, registry=registry, model_cache=Models())
+    assert run_versions(settings, "toy") == [] and not any(run_root(settings, "toy").glob("v*"))
+    (run_root(settings, "toy") / "v1" / "checkpoint-5").mkdir(parents=True)  # an interrupted run keeps its number
+    assert registry.next_folder("toy", run_versions(settings, "toy"))[0] == 2

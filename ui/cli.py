@@ -60,7 +60,7 @@ state = _State()
 def _console(stderr: bool = False):  # noqa: ANN202
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages
 
 
 @app.callback()

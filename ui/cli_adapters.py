@@ -23,7 +23,7 @@ def _state() -> Any:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)  # no hard line breaks in messages (logs, grep)
 
 
 def synth_cmd(
@@ -128,11 +128,15 @@ def train_cmd(
     _console().print(
         f"[green]registered {card.name}[/]  train loss {m['train_loss']:.4f}"
         + (f"  held-out loss {m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "")
-        + f"  {m['steps']} steps in {m['train_seconds']:.0f}s"
+        + f"  {m['steps']} step{'s' if m['steps'] != 1 else ''} in {m['train_seconds']:.0f}s"
     )
     typer.echo("  " + describe_runtime(m, card.hyperparameters))
     typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
-    typer.echo(f"evaluate:  lorag eval --domain {card.domain} --ab base,{card.name}")
+    if m.get("eval_rows"):
+        typer.echo(f"evaluate:  lorag eval --domain {card.domain} --ab base,{card.name}")
+    else:  # no curated questions were held out: the evaluation needs a test set
+        typer.echo(f"evaluate:  lorag eval --domain {card.domain} --testset FILE.jsonl --ab base,{card.name}"
+                   "   (no held-out questions: synth had no --qa)")  # fmt: skip
     typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
 
 
@@ -225,6 +229,7 @@ def adapters_import(
     from assistant.retrieval import resolve_domains
     from assistant.store.base import corpus_fingerprint
     from finetune.importing import import_adapter
+    from finetune.jobs import run_versions
 
     st = _state()
     comps, settings = st.components, st.settings
@@ -233,7 +238,7 @@ def adapters_import(
     card = import_adapter(
         folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
         datasets_dir=settings.datasets_dir, data_file=data,
-        corpus_fingerprint=corpus_fingerprint(comps.store, domain),
+        corpus_fingerprint=corpus_fingerprint(comps.store, domain), taken_versions=run_versions(settings, domain),
     )  # fmt: skip
     loss = card.metrics.get("eval_loss")
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
@@ -244,7 +249,7 @@ def adapters_import(
 
 
 @adapters_app.command("rm")
-def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version.")) -> None:
     """Delete an adapter version."""
     comps = _state().components
     card = comps.registry.get(name)

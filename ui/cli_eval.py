@@ -37,7 +37,7 @@ def _state() -> Any:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages
 
 
 class _Bars:
