@@ -135,6 +135,22 @@ def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
     assert (tmp_path / "data" / "runs" / "hr" / "v2" / "checkpoint-2").is_dir()
 
 
+def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path):
+    from finetune.registry import AdapterCard, Registry
+
+    reg = Registry(tmp_path / "data" / "adapters")
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "adapter_config.json").write_text("{}")
+    reg.register(staged, AdapterCard(name="handbook-v12", domain="handbook", version=12, base_model="fake",
+                                     base_fingerprint="f", data_hash="d", corpus_fingerprint="c",
+                                     created_at="2026-11-30T11:40:00Z", metrics={"train_loss": 1.4239, "eval_loss": 1.2345},
+                                     reports=[{"run_id": "20261130T114512-abcdef1234567"}]))  # fmt: skip
+    r = lorag("adapters", "list")
+    assert r.exit_code == 0, r.output
+    assert "2026-11-30" in r.output and max(len(line) for line in r.output.splitlines()) <= 80
+
+
 def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))

@@ -164,6 +164,8 @@ def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
     # short cells so the table fits 80 columns; `adapters show NAME` has the base model and the paths
     t = Table("name", "served", "stale", "train loss", "held-out", "created", "last eval")
     t.columns[0].no_wrap = True
+    t.columns[5].no_wrap, t.columns[5].min_width = True, 10  # the date whole; a long run id folds instead
+    t.columns[6].overflow = "fold"
     for r in rows:
         t.add_row(r["name"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
                   _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:10], str(r["last_run"] or "-"))  # fmt: skip
