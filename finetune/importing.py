@@ -58,10 +58,6 @@ def import_adapter(
     folder: Path, domain: str, *, registry: Registry, base_model: str, model_path: str, datasets_dir: Path,
     data_file: Path | None = None, corpus_fingerprint: str | None = None, taken_versions: list[int] | None = None,
 ) -> AdapterCard:  # fmt: skip
-    from transformers import AutoConfig
-
-    from assistant.adapters import base_fingerprint
-
     folder = Path(folder)
     if not folder.exists():
         raise LoragError(f"{folder}: no such folder")
@@ -82,6 +78,10 @@ def import_adapter(
         raise LoragError(f"{folder}: adapter_model.safetensors is missing (only safetensors adapters are imported)")
     if str(peft_cfg.get("peft_type", "")).upper() != "LORA":
         raise LoragError(f"{folder}: peft_type {peft_cfg.get('peft_type')!r} is not LORA")
+    from transformers import AutoConfig  # after the checks above: a wrong path is told at once, not after the import
+
+    from assistant.adapters import base_fingerprint
+
     base_cfg = AutoConfig.from_pretrained(model_path)
     problems = shape_problems(folder, base_cfg)
     if problems:
