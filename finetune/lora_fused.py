@@ -82,7 +82,7 @@ def _is_4bit(base: Any) -> bool:
     return bnb is not None and type(base) is bnb.nn.Linear4bit and getattr(base.weight, "quant_state", None) is not None
 
 
-def _compute_dtype(layer: Any, name: str, x: Any) -> Any:
+def _compute_dtype(layer: Any, name: str, x: Any, four: bool | None = None) -> Any:
     """The dtype every GEMM runs in (the autocast dtype when autocast is on, as peft's would), or None when
     peft's own forward must run: without autocast, mixed dtypes are cast by peft in its own way."""
     import torch
@@ -91,7 +91,8 @@ def _compute_dtype(layer: Any, name: str, x: Any) -> Any:
     dev = x.device.type
     if dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
         return torch.get_autocast_dtype(dev)
-    dt = (base.compute_dtype or x.dtype) if _is_4bit(base) else base.weight.dtype
+    four = _is_4bit(base) if four is None else four
+    dt = (base.compute_dtype or x.dtype) if four else base.weight.dtype
     same = {dt, layer.lora_A[name].weight.dtype, layer.lora_B[name].weight.dtype}
     return dt if len(same) == 1 else None
 
@@ -115,11 +116,11 @@ def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
 
 def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, **kwargs: Any) -> Any:
     name = _fast_path(layer, kwargs) if not args else None
-    dt = _compute_dtype(layer, name, x) if name is not None else None
+    base = layer.base_layer
+    four = name is not None and _is_4bit(base)
+    dt = _compute_dtype(layer, name, x, four) if name is not None else None
     if dt is None:
         return peft_forward(x, *args, **kwargs)
-    base = layer.base_layer
-    four = _is_4bit(base)
     out = _lora_linear_fn().apply(
         x.to(dt),  # as autocast would: every GEMM here (and its saved input) in one dtype
         None if four else base.weight.to(dt), base if four else None, base.bias,
