@@ -143,6 +143,12 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
     print("-- GPU idle over 0.2 ms, by the kernels before and after (ms per step, count per step):")
     for (x, y), v in sorted(gaps.items(), key=lambda kv: -sum(kv[1]))[:14]:
         print(f"   {sum(v)/steps/1e3:7.2f} ms  {len(v)/steps:5.1f}x  {x}  ->  {y}")
+    by_name: dict[str, list[float]] = {}  # every kernel by its full name: what the GPU spends a step on
+    for e in kernels:
+        by_name.setdefault(e.name[:150], []).append(e.time_range.end - e.time_range.start)
+    print("-- GPU kernels by name (ms per step, launches per step, mean us):")
+    for name, v in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:60]:
+        print(f"   {sum(v)/steps/1e3:7.2f} ms  {len(v)/steps:6.1f}x  {sum(v)/len(v):8.1f} us  {name}")
     for key in ("self_cuda_time_total", "self_cpu_time_total"):
         try:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)
@@ -188,6 +194,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "lorag": dict(),
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
+    "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),

@@ -101,6 +101,10 @@ class TrainConfig:
     recompute_skip_unread: bool = _f(True, "With cuda_graphs and fused_lora: the checkpointed recompute does not compute "
                                      "LoRA Linear outputs nothing reads (a Llama MLP's down projection, 28% of its "
                                      "weights), found per layer by filling each output with NaN and checking the gradients.")
+    fp8_matmuls: bool = _f(True, "With fused_lora, on GPUs with FP8 tensor cores (compute capability 8.9+): the frozen "
+                           "base weight's GEMMs of the larger LoRA Linears (in x out >= 2^23: a 1B Llama's MLP) run in "
+                           "FP8 e4m3 while training, operands scaled per token and per channel (finetune/fp8.py). The "
+                           "adapter's own GEMMs, evaluation and serving stay in bf16.")
     graph_bucket: int = _f(64, "With cuda_graphs: pad every batch's length to a multiple of this: fewer shapes to capture "
                            "for more padding (on the benchmark's rows, length-grouped batches of 16: 128 pads 11% "
                            "of real tokens over 6 shapes, 64: 6% over 10, 32: 4% over 18).")

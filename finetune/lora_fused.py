@@ -31,10 +31,12 @@ def _lora_linear_fn() -> Any:
     """The autograd.Function (built on first use: torch is imported then)."""
     import torch
 
+    from finetune import fp8 as fp8_ops
+
     class LoraLinear(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float,
-                    unread: Any = None) -> Any:  # fmt: skip
+                    unread: Any = None, fp8: bool = False) -> Any:  # fmt: skip
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
@@ -47,12 +49,17 @@ def _lora_linear_fn() -> Any:
                     out.fill_(unread)
             else:
                 w = _dequantized(base4, x.dtype) if weight is None else weight
-                out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+                if fp8:
+                    out = fp8_ops.matmul(x2, w, x.dtype)
+                    if bias is not None:
+                        out.add_(bias.to(x.dtype))
+                else:
+                    out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
                 out.addmm_(u, b16.t(), alpha=scale)
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
             # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
             ctx.save_for_backward(x2, u, w if weight is not None or _KEEP_DEQUANTIZED.get() else None, a16, b16)
-            ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes = scale, x.shape, base4, (a.dtype, b.dtype)
+            ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             return out.view(*x.shape[:-1], out.shape[-1])
 
         @staticmethod
@@ -65,8 +72,9 @@ def _lora_linear_fn() -> Any:
             gx = None
             if ctx.needs_input_grad[0]:
                 w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                gx = (g2 @ w).addmm_(gu, a16).view(ctx.in_shape)
-            return gx, None, None, None, ga, gb, None, None
+                gx = fp8_ops.matmul_transposed(g2, w, x2.dtype) if ctx.fp8 else g2 @ w
+                gx = gx.addmm_(gu, a16).view(ctx.in_shape)
+            return gx, None, None, None, ga, gb, None, None, None
 
     return LoraLinear
 
@@ -121,15 +129,19 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
     dt = _compute_dtype(layer, name, x, four) if name is not None else None
     if dt is None:
         return peft_forward(x, *args, **kwargs)
+    in_dtype, x = x.dtype, x.to(dt)  # as autocast would: every GEMM here (and its saved input) in one dtype
+    # FP8 base GEMMs only while training (evaluation and generation keep the compute dtype), on row counts
+    # FP8 GEMMs take (training batches padded to the graph bucket always are)
+    fp8 = bool(vars(layer).get(_FP8)) and layer.training and x.numel() // x.shape[-1] % 16 == 0
     out = _lora_linear_fn().apply(
-        x.to(dt),  # as autocast would: every GEMM here (and its saved input) in one dtype
-        None if four else base.weight.to(dt), base if four else None, base.bias,
-        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD),
+        x, None if four else base.weight.to(dt), base if four else None, base.bias,
+        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD), fp8,
     )  # fmt: skip
-    return out.to(x.dtype) if four else out  # bitsandbytes returns the input's dtype
+    return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
+_FP8 = "_lorag_fp8"  # instance attribute set by install(fp8=True) on Linears large enough (fp8.eligible)
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 
 
@@ -167,9 +179,12 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
             vars(m).pop(_UNREAD, None)
 
 
-def install(model: Any) -> Callable[[], None]:
-    """The fused forward on every peft LoRA Linear of the model; returns the function that removes them."""
+def install(model: Any, fp8: bool = False) -> Callable[[], None]:
+    """The fused forward on every peft LoRA Linear of the model; returns the function that removes them.
+    fp8: the base GEMMs of Linears large enough (finetune/fp8.py) run in FP8 while training."""
     from peft.tuners.lora import LoraLayer
+
+    from finetune import fp8 as fp8_ops
 
     patched = []
     for module in model.modules():
@@ -177,12 +192,17 @@ def install(model: Any) -> Callable[[], None]:
             if not hasattr(module.base_layer, "in_features"):  # Linear-like layers only (not embeddings, convs)
                 continue
             module.forward = functools.partial(_forward, module, type(module).forward.__get__(module))
+            base = module.base_layer
+            if fp8 and fp8_ops.eligible(base.in_features, base.out_features):
+                setattr(module, _FP8, True)
             patched.append(module)
 
     def uninstall() -> None:
         for module in patched:
             vars(module).pop("forward", None)
+            vars(module).pop(_FP8, None)
         patched.clear()
 
     uninstall.count = len(patched)  # type: ignore[attr-defined]
+    uninstall.fp8_count = sum(1 for m in patched if vars(m).get(_FP8))  # type: ignore[attr-defined]
     return uninstall

@@ -65,9 +65,17 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
         (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
         (cfg.compile_layers, "not with compile_layers"),
     ) if off), None)  # fmt: skip
+    from finetune.fp8 import unsupported_reason
+
+    fp8_off = next((why for off, why in (
+        (not cfg.fp8_matmuls, "off in the config"),
+        (not (cfg.fused_lora and cfg.lora_dropout == 0), "needs fused_lora and lora_dropout 0"),
+        (not cuda, "CUDA only"),
+        (not bf16, "needs bf16 compute"),
+    ) if off), None) or unsupported_reason(device)  # fmt: skip
     return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
             "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
-            "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off}
+            "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off, "fp8": fp8_off is None, "fp8_off": fp8_off}
 
 
 def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
@@ -86,7 +94,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         over, limit = metrics["rows_over_max_length"], hyper.get("max_seq_length", "?")
         parts.append(f"{over} of {over + metrics.get('train_rows', 0)} rows over max_seq_length ({limit} tokens) left out")
     if metrics.get("fused_lora_layers"):
-        parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused")
+        parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused"
+                     + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else ""))
     graphs = metrics.get("cuda_graphs")
     if isinstance(graphs, dict):
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
@@ -365,7 +374,7 @@ def train_adapter(
     if cfg.fused_lora and cfg.lora_dropout == 0:
         from finetune import lora_fused
 
-        unfuse = lora_fused.install(trainer.model)
+        unfuse = lora_fused.install(trainer.model, fp8=runtime.get("fp8", False))
     graphs = None
     if runtime["cuda_graphs"]:
         from finetune.graphs import LayerGraphs
@@ -413,6 +422,7 @@ def train_adapter(
         "resumed_from": checkpoint,
         "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
         "fused_lora_layers": getattr(unfuse, "count", 0),
+        "fp8_layers": getattr(unfuse, "fp8_count", 0),
         "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
         "peak_gpu_reserved_gb": train_peak[1],
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],

@@ -1,0 +1,151 @@
+"""FP8 (e4m3) operands for the frozen base's GEMMs in LoRA training, scaled per row.
+
+On GPUs with FP8 tensor cores (compute capability 8.9+: Ada, Hopper) a GEMM with e4m3 operands runs
+1.5-1.8x faster than in bf16 at the shapes of a 1B model's MLP (benchmarks/RESULTS.md). The fused
+LoRA node (finetune/lora_fused.py) uses it for the base weight's two GEMMs while training:
+
+  forward   x·Wᵀ  with x scaled per token and W per output channel
+  backward  g·W   with g scaled per token and W per input channel (a transposed copy)
+
+Both operands are quantized on the fly (one read and one write each; the base weight is frozen but not
+cached, so no memory is added and layers sharing CUDA graphs need no extra state). The adapter's own
+GEMMs (x·Aᵀ, its delta, its weight gradients) stay in the compute dtype. Scaling per row (token or
+channel) is the recipe torchao calls "rowwise": every row uses e4m3's full range.
+
+On CUDA the quantization runs as Triton kernels; elsewhere (tests on CPU) as the same formula in torch.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+E4M3_MAX = 448.0
+MIN_WEIGHT_ELEMENTS = 1 << 23  # smaller GEMMs gain too little over the quantization passes (k/v at 1B lose)
+
+
+def eligible(in_features: int, out_features: int) -> bool:
+    """Whether a base Linear of this size runs its GEMMs in FP8: large enough for the speed-up to outweigh
+    quantizing its operands (at 1B: the MLP's three projections, not the attention's), with both sides a
+    multiple of 16 as FP8 GEMMs require."""
+    return in_features * out_features >= MIN_WEIGHT_ELEMENTS and in_features % 16 == 0 and out_features % 16 == 0
+
+
+def unsupported_reason(device: str) -> str | None:
+    """Why this machine cannot run FP8 GEMMs, or None when it can."""
+    import torch
+
+    if device != "cuda" or not torch.cuda.is_available():
+        return "CUDA only"
+    if torch.cuda.get_device_capability() < (8, 9):
+        return "needs FP8 tensor cores (compute capability 8.9+)"
+    if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+        return "this torch has no FP8 GEMM"
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "needs Triton"
+    return None
+
+
+def rowwise(x: Any) -> tuple[Any, Any]:
+    """x (rows x cols) as e4m3 with one float32 scale per row: (q, scale of shape (rows, 1)), x ≈ q·scale."""
+    if x.is_cuda:
+        return _triton_rowwise(x)
+    return _torch_rowwise(x)
+
+
+def colwise_transposed(w: Any) -> tuple[Any, Any]:
+    """w (rows x cols) transposed, as e4m3 with one scale per column of w: (q of shape (cols, rows), contiguous;
+    scale of shape (cols, 1)), wᵀ ≈ q·scale. The operand of g·w in FP8 (which takes w column-major)."""
+    if w.is_cuda:
+        return _triton_colwise_transposed(w)
+    q, s = _torch_rowwise(w.t())
+    return q.contiguous(), s
+
+
+def matmul(a: Any, b_t: Any, out_dtype: Any) -> Any:
+    """a·b_tᵀ in FP8: a (m x k) and b_t (n x k) in the compute dtype, quantized per row; the result in out_dtype."""
+    import torch
+
+    aq, sa = rowwise(a)
+    bq, sb = rowwise(b_t)
+    return torch._scaled_mm(aq, bq.t(), scale_a=sa, scale_b=sb.t(), out_dtype=out_dtype)
+
+
+def matmul_transposed(g: Any, w: Any, out_dtype: Any) -> Any:
+    """g·w in FP8 (an input gradient): g (m x n) quantized per row, w (n x k) per column."""
+    import torch
+
+    gq, sg = rowwise(g)
+    wq, sw = colwise_transposed(w)
+    return torch._scaled_mm(gq, wq.t(), scale_a=sg, scale_b=sw.t(), out_dtype=out_dtype)
+
+
+def _torch_rowwise(x: Any) -> tuple[Any, Any]:
+    import torch
+
+    x32 = x.float()
+    scale = x32.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
+    return (x32 / scale).to(torch.float8_e4m3fn), scale
+
+
+@functools.cache
+def _kernels() -> Any:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        amax = tl.zeros([BLOCK], dtype=tl.float32)
+        for c in range(0, cols, BLOCK):
+            offs = c + tl.arange(0, BLOCK)
+            v = tl.load(x_ptr + row * x_stride + offs, mask=offs < cols, other=0.0).to(tl.float32)
+            amax = tl.maximum(amax, tl.abs(v))
+        scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
+        for c in range(0, cols, BLOCK):
+            offs = c + tl.arange(0, BLOCK)
+            v = tl.load(x_ptr + row * x_stride + offs, mask=offs < cols, other=0.0).to(tl.float32)
+            tl.store(q_ptr + row * q_stride + offs, (v / scale).to(tl.float8e4nv), mask=offs < cols)
+        tl.store(s_ptr + row, scale)
+
+    @triton.jit
+    def transpose_scale_kernel(w_ptr, s_ptr, q_ptr, rows, cols, w_stride, q_stride, BR: tl.constexpr, BC: tl.constexpr):
+        r = tl.program_id(0) * BR + tl.arange(0, BR)
+        c = tl.program_id(1) * BC + tl.arange(0, BC)
+        mask = (r[:, None] < rows) & (c[None, :] < cols)
+        v = tl.load(w_ptr + r[:, None].to(tl.int64) * w_stride + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        scale = tl.load(s_ptr + c, mask=c < cols, other=1.0)
+        q = tl.trans((v / scale[None, :]).to(tl.float8e4nv))  # (BC x BR): row c of the output holds column c of w
+        tl.store(q_ptr + c[:, None].to(tl.int64) * q_stride + r[None, :], q, mask=tl.trans(mask))
+
+    return rowwise_kernel, transpose_scale_kernel
+
+
+def _triton_rowwise(x: Any) -> tuple[Any, Any]:
+    import torch
+    import triton
+
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    rows, cols = x.shape
+    q = torch.empty((rows, cols), device=x.device, dtype=torch.float8_e4m3fn)
+    scale = torch.empty((rows, 1), device=x.device, dtype=torch.float32)
+    if rows:
+        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), BLOCK=min(4096, triton.next_power_of_2(cols)))
+    return q, scale
+
+
+def _triton_colwise_transposed(w: Any) -> tuple[Any, Any]:
+    import torch
+    import triton
+
+    if w.stride(-1) != 1:
+        w = w.contiguous()
+    rows, cols = w.shape
+    scale = (w.abs().amax(dim=0).float().clamp_(min=1e-12) / E4M3_MAX).contiguous()  # per column, one read of w
+    q = torch.empty((cols, rows), device=w.device, dtype=torch.float8_e4m3fn)
+    br, bc = 64, 64
+    _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc)
+    return q, scale.view(cols, 1)

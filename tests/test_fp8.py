@@ -1,0 +1,168 @@
+"""finetune/fp8.py and the fused LoRA node's FP8 base GEMMs (torch's CPU FP8 GEMM here; the Triton
+quantization kernels on CUDA only)."""
+
+import pytest
+import torch
+
+from finetune import fp8, lora_fused
+
+
+def _rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def test_rowwise_scales_each_row_to_e4m3_range():
+    torch.manual_seed(0)
+    x = torch.randn(6, 48) * torch.tensor([1e-3, 1.0, 50.0, 1.0, 1.0, 1.0])[:, None]
+    x[3] = 0.0  # an all-zero row stays zero (no division by zero)
+    q, s = fp8.rowwise(x)
+    assert q.dtype == torch.float8_e4m3fn and s.shape == (6, 1) and s.dtype == torch.float32
+    back = q.float() * s
+    assert torch.equal(back[3], torch.zeros(48))
+    assert q.float().abs().amax(dim=1)[[0, 1, 2, 4, 5]].eq(448.0).all()  # each row's largest value uses the full range
+    for r in (0, 1, 2, 4, 5):  # e4m3 keeps 3 mantissa bits: every row, whatever its magnitude, within ~2^-4
+        assert _rel(back[r], x[r]) < 0.04
+
+
+def test_colwise_transposed_is_rowwise_of_the_transpose():
+    torch.manual_seed(1)
+    w = torch.randn(32, 80)
+    q, s = fp8.colwise_transposed(w)
+    qt, st = fp8.rowwise(w.t().contiguous())
+    assert q.shape == (80, 32) and q.is_contiguous() and s.shape == (80, 1)
+    assert torch.equal(q.float(), qt.float()) and torch.equal(s, st)
+
+
+def test_matmuls_match_the_full_precision_products():
+    torch.manual_seed(2)
+    x, w, g = torch.randn(64, 96), torch.randn(48, 96) * 0.02, torch.randn(64, 48)
+    assert _rel(fp8.matmul(x, w, torch.float32), x @ w.t()) < 0.05
+    assert _rel(fp8.matmul_transposed(g, w, torch.float32), g @ w) < 0.05
+
+
+def test_eligible_takes_large_linears_with_sides_multiple_of_16():
+    assert fp8.eligible(2048, 8192) and fp8.eligible(8192, 2048)  # a 1B Llama's MLP
+    assert not fp8.eligible(2048, 2048) and not fp8.eligible(2048, 512)  # its attention projections
+    assert not fp8.eligible(4104, 8192)  # not a multiple of 16
+
+
+@pytest.fixture()
+def peft_model(tiny_lm):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    return get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
+                                           init_lora_weights=False)).train()  # fmt: skip
+
+
+def _run(model, rows=2, cols=8):
+    torch.manual_seed(3)
+    ids = torch.randint(3, 200, (rows, cols))  # 16 token rows: the FP8 GEMM's multiple
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=ids.clone())
+    out.loss.backward()
+    return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _force_fp8(model):
+    from peft.tuners.lora import LoraLayer
+
+    mods = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    for m in mods:
+        setattr(m, lora_fused._FP8, True)  # every adapted Linear, whatever its size (install picks large ones)
+    return mods
+
+
+def test_fp8_base_gemms_train_close_to_full_precision(peft_model, monkeypatch):
+    logits_ref, grads_ref = _run(peft_model)
+    uninstall = lora_fused.install(peft_model)
+    _force_fp8(peft_model)
+    calls = []
+    real_mm, real_t = fp8.matmul, fp8.matmul_transposed
+    monkeypatch.setattr(fp8, "matmul", lambda *a: calls.append("fwd") or real_mm(*a))
+    monkeypatch.setattr(fp8, "matmul_transposed", lambda *a: calls.append("bwd") or real_t(*a))
+    try:
+        logits, grads = _run(peft_model)
+        n = len(calls)
+        assert calls.count("fwd") == n_lora(peft_model) and calls.count("bwd") > 0  # every base GEMM in FP8
+        logits_odd, _ = _run(peft_model, rows=1, cols=7)  # 7 token rows: no FP8 GEMM takes them, bf16 runs
+        assert len(calls) == n
+        peft_model.eval()
+        with torch.no_grad():
+            ids = torch.randint(3, 200, (2, 8))
+            eval_logits = peft_model(input_ids=ids).logits
+        assert len(calls) == n  # evaluation (and generation) keep the compute dtype
+    finally:
+        uninstall()
+    with torch.no_grad():
+        assert torch.allclose(eval_logits, peft_model(input_ids=ids).logits, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(logits, logits_ref, atol=1e-5)  # FP8 really ran...
+    assert _rel(logits, logits_ref) < 0.05  # ...within e4m3's precision
+    for name, g in grads_ref.items():
+        cos = torch.nn.functional.cosine_similarity(grads[name].flatten(), g.flatten(), dim=0).item()
+        assert cos > 0.99, (name, cos)
+
+
+def n_lora(model):
+    from peft.tuners.lora import LoraLayer
+
+    return sum(isinstance(m, LoraLayer) for m in model.modules())
+
+
+def test_fp8_node_is_the_scaled_gemms_plus_the_adapter():
+    """One fused node in FP8: out = FP8(x·Wᵀ) + s·(x·Aᵀ)·Bᵀ and dx = FP8(g·W) + s·(g·B)·A exactly."""
+    torch.manual_seed(4)
+    x = torch.randn(16, 32, requires_grad=True)
+    w, a, b = torch.randn(48, 32) * 0.1, torch.randn(4, 32, requires_grad=True), torch.randn(48, 4, requires_grad=True)
+    out = lora_fused._lora_linear_fn().apply(x, w, None, None, a, b, 0.5, None, True)
+    assert torch.equal(out, fp8.matmul(x.detach(), w, x.dtype) + 0.5 * (x.detach() @ a.detach().t()) @ b.detach().t())
+    g = torch.randn(16, 48)
+    out.backward(g)
+    want = fp8.matmul_transposed(g, w, x.dtype) + 0.5 * (g @ b.detach()) @ a.detach()
+    assert torch.allclose(x.grad, want, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(b.grad, 0.5 * g.t() @ (x.detach() @ a.detach().t()), atol=1e-5)  # adapter grads: full precision
+
+
+def test_install_marks_only_eligible_linears(peft_model):
+    uninstall = lora_fused.install(peft_model, fp8=True)
+    try:  # the tiny model's Linears are all far below the size FP8 pays off at
+        assert uninstall.count > 0 and uninstall.fp8_count == 0
+    finally:
+        uninstall()
+    from peft.tuners.lora import LoraLayer
+
+    layer = next(m for m in peft_model.modules() if isinstance(m, LoraLayer))
+    base = layer.base_layer
+    big = torch.nn.Linear(2048, 4096, bias=False)  # a base as large as a 1B model's MLP
+    layer.base_layer = big
+    try:
+        uninstall = lora_fused.install(peft_model, fp8=True)
+        assert uninstall.fp8_count == 1 and vars(layer).get(lora_fused._FP8)
+        uninstall()
+        assert lora_fused._FP8 not in vars(layer)
+    finally:
+        layer.base_layer = base
+
+
+def test_runtime_says_why_fp8_is_off():
+    from finetune.config import TrainConfig
+    from finetune.train import resolve_runtime
+
+    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["fp8_off"] == "CUDA only"
+    assert resolve_runtime(TrainConfig(domain="t", fp8_matmuls=False), "cpu")["fp8_off"] == "off in the config"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernels run on CUDA")
+def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA only
+    torch.manual_seed(5)
+    x = torch.randn(300, 5000, device="cuda", dtype=torch.bfloat16)
+    q, s = fp8.rowwise(x)
+    qr, sr = fp8._torch_rowwise(x)
+    assert torch.allclose(s, sr) and (q.float() - qr.float()).abs().le(qr.float().abs() * 0.07 + 1e-6).all()
+    w = torch.randn(200, 96, device="cuda", dtype=torch.bfloat16)
+    q, s = fp8.colwise_transposed(w)
+    qr, sr = fp8._torch_rowwise(w.t())
+    assert q.shape == (96, 200) and torch.allclose(s, sr)
+    assert (q.float() - qr.float()).abs().le(qr.float().abs() * 0.07 + 1e-6).all()
