@@ -154,15 +154,26 @@ def test_runtime_says_why_fp8_is_off():
     assert resolve_runtime(TrainConfig(domain="t", fp8_matmuls=False), "cpu")["fp8_off"] == "off in the config"
 
 
+def _same_up_to_rounding(q, ref):
+    """Two e4m3 tensors equal but for values a division's last bit rounded to the neighbouring e4m3 value
+    (Triton's float32 division is not IEEE-exact): at most one step of e4m3 (1/8 relative, or 2^-9 near
+    zero) apart, in at most 1 of 1000 elements."""
+    a, b = q.float(), ref.float()
+    diff = (a - b).abs()
+    return bool(diff.le(b.abs() / 8 + 2.0**-9).all()) and diff.gt(0).float().mean().item() <= 1e-3
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernels run on CUDA")
 def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA only
     torch.manual_seed(5)
     x = torch.randn(300, 5000, device="cuda", dtype=torch.bfloat16)
     q, s = fp8.rowwise(x)
     qr, sr = fp8._torch_rowwise(x)
-    assert torch.allclose(s, sr) and (q.float() - qr.float()).abs().le(qr.float().abs() * 0.07 + 1e-6).all()
+    assert torch.allclose(s, sr, rtol=1e-6), (s - sr).abs().max()
+    assert _same_up_to_rounding(q, qr)
     w = torch.randn(200, 96, device="cuda", dtype=torch.bfloat16)
     q, s = fp8.colwise_transposed(w)
     qr, sr = fp8._torch_rowwise(w.t())
-    assert q.shape == (96, 200) and torch.allclose(s, sr)
-    assert (q.float() - qr.float()).abs().le(qr.float().abs() * 0.07 + 1e-6).all()
+    assert q.shape == (96, 200) and q.is_contiguous()
+    assert torch.allclose(s, sr, rtol=1e-6), (s - sr).abs().max()
+    assert _same_up_to_rounding(q, qr)
