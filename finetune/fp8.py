@@ -48,45 +48,54 @@ def unsupported_reason(device: str) -> str | None:
     return None
 
 
-def rowwise(x: Any) -> tuple[Any, Any]:
-    """x (rows x cols) as e4m3 with one float32 scale per row: (q, scale of shape (rows, 1)), x ≈ q·scale."""
+def weight_scales(w: Any) -> tuple[Any, Any]:
+    """A frozen weight's two float32 scale vectors: per output channel (rows, 1) for x·Wᵀ and per input
+    channel (cols, 1) for g·W. Computed once (finetune/lora_fused.py keeps them as buffers)."""
+    a = w.detach().float().abs()
+    return (a.amax(dim=1, keepdim=True).clamp_(min=1e-12) / E4M3_MAX,
+            a.amax(dim=0).clamp_(min=1e-12).div_(E4M3_MAX).unsqueeze(1))  # fmt: skip
+
+
+def rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
+    """x (rows x cols) as e4m3 with one float32 scale per row: (q, scale of shape (rows, 1)), x ≈ q·scale.
+    scale: the rows' scales when known (a frozen weight's), else each row's largest magnitude / 448."""
     if x.is_cuda:
-        return _triton_rowwise(x)
-    return _torch_rowwise(x)
+        return _triton_rowwise(x, scale)
+    return _torch_rowwise(x, scale)
 
 
-def colwise_transposed(w: Any) -> tuple[Any, Any]:
-    """w (rows x cols) transposed, as e4m3 with one scale per column of w: (q of shape (cols, rows), contiguous;
-    scale of shape (cols, 1)), wᵀ ≈ q·scale. The operand of g·w in FP8 (which takes w column-major)."""
+def colwise_transposed(w: Any, scale: Any) -> Any:
+    """w (rows x cols) transposed, as e4m3 scaled per column of w by scale (cols, 1): q of shape (cols, rows),
+    contiguous, wᵀ ≈ q·scale. The operand of g·w in FP8 (which takes w column-major)."""
     if w.is_cuda:
-        return _triton_colwise_transposed(w)
-    q, s = _torch_rowwise(w.t())
-    return q.contiguous(), s
+        return _triton_colwise_transposed(w, scale)
+    return _torch_rowwise(w.t(), scale)[0].contiguous()
 
 
-def matmul(a: Any, b_t: Any, out_dtype: Any) -> Any:
-    """a·b_tᵀ in FP8: a (m x k) and b_t (n x k) in the compute dtype, quantized per row; the result in out_dtype."""
+def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
+    """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result."""
     import torch
 
-    aq, sa = rowwise(a)
-    bq, sb = rowwise(b_t)
-    return torch._scaled_mm(aq, bq.t(), scale_a=sa, scale_b=sb.t(), out_dtype=out_dtype)
+    xq, sx = rowwise(x)
+    wq, sw = rowwise(w, scales[0])
+    return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw.t(), out_dtype=out_dtype)
 
 
-def matmul_transposed(g: Any, w: Any, out_dtype: Any) -> Any:
-    """g·w in FP8 (an input gradient): g (m x n) quantized per row, w (n x k) per column."""
+def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
+    """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1]."""
     import torch
 
     gq, sg = rowwise(g)
-    wq, sw = colwise_transposed(w)
-    return torch._scaled_mm(gq, wq.t(), scale_a=sg, scale_b=sw.t(), out_dtype=out_dtype)
+    wq = colwise_transposed(w, scales[1])
+    return torch._scaled_mm(gq, wq.t(), scale_a=sg, scale_b=scales[1].t(), out_dtype=out_dtype)
 
 
-def _torch_rowwise(x: Any) -> tuple[Any, Any]:
+def _torch_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
     import torch
 
     x32 = x.float()
-    scale = x32.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
+    if scale is None:
+        scale = x32.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
     return (x32 / scale).to(torch.float8_e4m3fn), scale
 
 
@@ -96,19 +105,29 @@ def _kernels() -> Any:
     import triton.language as tl
 
     @triton.jit
-    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, BLOCK: tl.constexpr):
+    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, KNOWN: tl.constexpr, BLOCK: tl.constexpr,
+                       ONE_PASS: tl.constexpr):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
-        amax = tl.zeros([BLOCK], dtype=tl.float32)
-        for c in range(0, cols, BLOCK):
-            offs = c + tl.arange(0, BLOCK)
+        offs = tl.arange(0, BLOCK)
+        if KNOWN:
+            scale = tl.load(s_ptr + row)
+        elif ONE_PASS:  # the whole row in registers: one read
             v = tl.load(x_ptr + row * x_stride + offs, mask=offs < cols, other=0.0).to(tl.float32)
-            amax = tl.maximum(amax, tl.abs(v))
-        scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
-        for c in range(0, cols, BLOCK):
-            offs = c + tl.arange(0, BLOCK)
-            v = tl.load(x_ptr + row * x_stride + offs, mask=offs < cols, other=0.0).to(tl.float32)
+            scale = tl.maximum(tl.max(tl.abs(v), axis=0), 1e-12) / 448.0
+            tl.store(s_ptr + row, scale)
+        else:
+            amax = tl.zeros([BLOCK], dtype=tl.float32)
+            for c in range(0, cols, BLOCK):
+                v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
+                amax = tl.maximum(amax, tl.abs(v))
+            scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
+            tl.store(s_ptr + row, scale)
+        if ONE_PASS and not KNOWN:
             tl.store(q_ptr + row * q_stride + offs, (v / scale).to(tl.float8e4nv), mask=offs < cols)
-        tl.store(s_ptr + row, scale)
+        else:
+            for c in range(0, cols, BLOCK):
+                v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
+                tl.store(q_ptr + row * q_stride + c + offs, (v / scale).to(tl.float8e4nv), mask=c + offs < cols)
 
     @triton.jit
     def transpose_scale_kernel(w_ptr, s_ptr, q_ptr, rows, cols, w_stride, q_stride, BR: tl.constexpr, BC: tl.constexpr):
@@ -123,7 +142,7 @@ def _kernels() -> Any:
     return rowwise_kernel, transpose_scale_kernel
 
 
-def _triton_rowwise(x: Any) -> tuple[Any, Any]:
+def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
     import torch
     import triton
 
@@ -131,21 +150,24 @@ def _triton_rowwise(x: Any) -> tuple[Any, Any]:
         x = x.contiguous()
     rows, cols = x.shape
     q = torch.empty((rows, cols), device=x.device, dtype=torch.float8_e4m3fn)
-    scale = torch.empty((rows, 1), device=x.device, dtype=torch.float32)
+    known = scale is not None
+    if not known:
+        scale = torch.empty((rows, 1), device=x.device, dtype=torch.float32)
+    block = min(8192, triton.next_power_of_2(cols))
     if rows:
-        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), BLOCK=min(4096, triton.next_power_of_2(cols)))
+        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=block,
+                               ONE_PASS=cols <= block, num_warps=8 if block >= 4096 else 4)  # fmt: skip
     return q, scale
 
 
-def _triton_colwise_transposed(w: Any) -> tuple[Any, Any]:
+def _triton_colwise_transposed(w: Any, scale: Any) -> Any:
     import torch
     import triton
 
     if w.stride(-1) != 1:
         w = w.contiguous()
     rows, cols = w.shape
-    scale = (w.abs().amax(dim=0).float().clamp_(min=1e-12) / E4M3_MAX).contiguous()  # per column, one read of w
     q = torch.empty((cols, rows), device=w.device, dtype=torch.float8_e4m3fn)
     br, bc = 64, 64
     _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc)
-    return q, scale.view(cols, 1)
+    return q

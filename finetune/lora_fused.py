@@ -36,7 +36,8 @@ def _lora_linear_fn() -> Any:
     class LoraLinear(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float,
-                    unread: Any = None, fp8: bool = False) -> Any:  # fmt: skip
+                    unread: Any = None, fp8: Any = None) -> Any:  # fmt: skip
+            # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
@@ -49,8 +50,8 @@ def _lora_linear_fn() -> Any:
                     out.fill_(unread)
             else:
                 w = _dequantized(base4, x.dtype) if weight is None else weight
-                if fp8:
-                    out = fp8_ops.matmul(x2, w, x.dtype)
+                if fp8 is not None:
+                    out = fp8_ops.matmul(x2, w, fp8, x.dtype)
                     if bias is not None:
                         out.add_(bias.to(x.dtype))
                 else:
@@ -72,7 +73,7 @@ def _lora_linear_fn() -> Any:
             gx = None
             if ctx.needs_input_grad[0]:
                 w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                gx = fp8_ops.matmul_transposed(g2, w, x2.dtype) if ctx.fp8 else g2 @ w
+                gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
                 gx = gx.addmm_(gu, a16).view(ctx.in_shape)
             return gx, None, None, None, ga, gb, None, None, None
 
@@ -132,7 +133,8 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
     in_dtype, x = x.dtype, x.to(dt)  # as autocast would: every GEMM here (and its saved input) in one dtype
     # FP8 base GEMMs only while training (evaluation and generation keep the compute dtype), on row counts
     # FP8 GEMMs take (training batches padded to the graph bucket always are)
-    fp8 = bool(vars(layer).get(_FP8)) and layer.training and x.numel() // x.shape[-1] % 16 == 0
+    bufs = layer._buffers
+    fp8 = (bufs[_FP8_ROW], bufs[_FP8_COL]) if _FP8_ROW in bufs and layer.training and x.numel() // x.shape[-1] % 16 == 0 else None
     out = _lora_linear_fn().apply(
         x, None if four else base.weight.to(dt), base if four else None, base.bias,
         layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD), fp8,
@@ -141,7 +143,25 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
-_FP8 = "_lorag_fp8"  # instance attribute set by install(fp8=True) on Linears large enough (fp8.eligible)
+# buffers of the base weight's FP8 scales, set by install(fp8=True) on Linears large enough (fp8.eligible);
+# buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/graph_sharing.py)
+_FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
+
+
+def enable_fp8(layer: Any) -> None:
+    """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once."""
+    from finetune import fp8 as fp8_ops
+
+    base = layer.base_layer
+    w = _dequantized(base, base.compute_dtype or base.weight.dtype) if _is_4bit(base) else base.weight
+    row, col = fp8_ops.weight_scales(w)
+    layer.register_buffer(_FP8_ROW, row, persistent=False)
+    layer.register_buffer(_FP8_COL, col, persistent=False)
+
+
+def disable_fp8(layer: Any) -> None:
+    layer._buffers.pop(_FP8_ROW, None)
+    layer._buffers.pop(_FP8_COL, None)
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 
 
@@ -194,15 +214,15 @@ def install(model: Any, fp8: bool = False) -> Callable[[], None]:
             module.forward = functools.partial(_forward, module, type(module).forward.__get__(module))
             base = module.base_layer
             if fp8 and fp8_ops.eligible(base.in_features, base.out_features):
-                setattr(module, _FP8, True)
+                enable_fp8(module)
             patched.append(module)
 
     def uninstall() -> None:
         for module in patched:
             vars(module).pop("forward", None)
-            vars(module).pop(_FP8, None)
+            disable_fp8(module)
         patched.clear()
 
     uninstall.count = len(patched)  # type: ignore[attr-defined]
-    uninstall.fp8_count = sum(1 for m in patched if vars(m).get(_FP8))  # type: ignore[attr-defined]
+    uninstall.fp8_count = sum(1 for m in patched if _FP8_ROW in m._buffers)  # type: ignore[attr-defined]
     return uninstall

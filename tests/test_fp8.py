@@ -27,17 +27,21 @@ def test_rowwise_scales_each_row_to_e4m3_range():
 def test_colwise_transposed_is_rowwise_of_the_transpose():
     torch.manual_seed(1)
     w = torch.randn(32, 80)
-    q, s = fp8.colwise_transposed(w)
+    row, col = fp8.weight_scales(w)
+    q = fp8.colwise_transposed(w, col)
     qt, st = fp8.rowwise(w.t().contiguous())
-    assert q.shape == (80, 32) and q.is_contiguous() and s.shape == (80, 1)
-    assert torch.equal(q.float(), qt.float()) and torch.equal(s, st)
+    assert q.shape == (80, 32) and q.is_contiguous() and col.shape == (80, 1) and row.shape == (32, 1)
+    assert torch.equal(q.float(), qt.float()) and torch.allclose(col, st)
+    assert torch.allclose(row, fp8.rowwise(w)[1])  # the per-row scales rowwise would find
+    assert torch.equal(fp8.rowwise(w, row)[0].float(), fp8.rowwise(w)[0].float())  # given them, the same values
 
 
 def test_matmuls_match_the_full_precision_products():
     torch.manual_seed(2)
     x, w, g = torch.randn(64, 96), torch.randn(48, 96) * 0.02, torch.randn(64, 48)
-    assert _rel(fp8.matmul(x, w, torch.float32), x @ w.t()) < 0.05
-    assert _rel(fp8.matmul_transposed(g, w, torch.float32), g @ w) < 0.05
+    scales = fp8.weight_scales(w)
+    assert _rel(fp8.matmul(x, w, scales, torch.float32), x @ w.t()) < 0.05
+    assert _rel(fp8.matmul_transposed(g, w, scales, torch.float32), g @ w) < 0.05
 
 
 def test_eligible_takes_large_linears_with_sides_multiple_of_16():
@@ -71,7 +75,7 @@ def _force_fp8(model):
 
     mods = [m for m in model.modules() if isinstance(m, LoraLayer)]
     for m in mods:
-        setattr(m, lora_fused._FP8, True)  # every adapted Linear, whatever its size (install picks large ones)
+        lora_fused.enable_fp8(m)  # every adapted Linear, whatever its size (install picks large ones)
     return mods
 
 
@@ -116,11 +120,12 @@ def test_fp8_node_is_the_scaled_gemms_plus_the_adapter():
     torch.manual_seed(4)
     x = torch.randn(16, 32, requires_grad=True)
     w, a, b = torch.randn(48, 32) * 0.1, torch.randn(4, 32, requires_grad=True), torch.randn(48, 4, requires_grad=True)
-    out = lora_fused._lora_linear_fn().apply(x, w, None, None, a, b, 0.5, None, True)
-    assert torch.equal(out, fp8.matmul(x.detach(), w, x.dtype) + 0.5 * (x.detach() @ a.detach().t()) @ b.detach().t())
+    scales = fp8.weight_scales(w)
+    out = lora_fused._lora_linear_fn().apply(x, w, None, None, a, b, 0.5, None, scales)
+    assert torch.equal(out, fp8.matmul(x.detach(), w, scales, x.dtype) + 0.5 * (x.detach() @ a.detach().t()) @ b.detach().t())
     g = torch.randn(16, 48)
     out.backward(g)
-    want = fp8.matmul_transposed(g, w, x.dtype) + 0.5 * (g @ b.detach()) @ a.detach()
+    want = fp8.matmul_transposed(g, w, scales, x.dtype) + 0.5 * (g @ b.detach()) @ a.detach()
     assert torch.allclose(x.grad, want, atol=1e-6, rtol=1e-5)
     assert torch.allclose(b.grad, 0.5 * g.t() @ (x.detach() @ a.detach().t()), atol=1e-5)  # adapter grads: full precision
 
@@ -139,9 +144,10 @@ def test_install_marks_only_eligible_linears(peft_model):
     layer.base_layer = big
     try:
         uninstall = lora_fused.install(peft_model, fp8=True)
-        assert uninstall.fp8_count == 1 and vars(layer).get(lora_fused._FP8)
+        assert uninstall.fp8_count == 1 and layer.lorag_fp8_row_scale.shape == (4096, 1)
+        assert not any("fp8" in k for k in peft_model.state_dict())  # nothing of it is saved with the adapter
         uninstall()
-        assert lora_fused._FP8 not in vars(layer)
+        assert not any("fp8" in name for name, _ in layer.named_buffers())
     finally:
         layer.base_layer = base
 
@@ -171,9 +177,40 @@ def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA on
     qr, sr = fp8._torch_rowwise(x)
     assert torch.allclose(s, sr, rtol=1e-6), (s - sr).abs().max()
     assert _same_up_to_rounding(q, qr)
+    q, _ = fp8.rowwise(x, s)  # with the scales given
+    assert _same_up_to_rounding(q, qr)
     w = torch.randn(200, 96, device="cuda", dtype=torch.bfloat16)
-    q, s = fp8.colwise_transposed(w)
+    row, col = fp8.weight_scales(w)
+    q = fp8.colwise_transposed(w, col)
     qr, sr = fp8._torch_rowwise(w.t())
     assert q.shape == (96, 200) and q.is_contiguous()
-    assert torch.allclose(s, sr, rtol=1e-6), (s - sr).abs().max()
+    assert torch.allclose(col, sr, rtol=1e-6), (col - sr).abs().max()
     assert _same_up_to_rounding(q, qr)
+    wide = torch.randn(64, 20000, device="cuda", dtype=torch.bfloat16)  # rows longer than one block: two passes
+    assert _same_up_to_rounding(fp8.rowwise(wide)[0], fp8._torch_rowwise(wide)[0])
+
+
+def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
+    """Layers replaying one stand-in's programs (finetune/graphs.py) bring their own FP8 scales with their
+    weights: the gradients are checkpointing's with FP8, layer by layer."""
+    from finetune.graphs import LayerGraphs
+    from finetune.train import decoder_layers
+
+    peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    peft_model.enable_input_require_grads()
+    uninstall = lora_fused.install(peft_model)
+    mods = _force_fp8(peft_model)
+    scales = {id(m): m.lorag_fp8_row_scale for m in mods}
+    assert len({tuple(s.flatten().tolist()) for s in scales.values()}) > len(decoder_layers(peft_model))  # they differ
+    try:
+        _, grads_ref = _run(peft_model)
+        graphs = LayerGraphs(decoder_layers(peft_model), max_tokens=16, capture=False).install()
+        try:
+            _, grads = _run(peft_model)
+            assert graphs.stats["replayed"] > 0 and graphs.stats["shared"] > 0 and graphs.stats["eager"] == 0
+        finally:
+            graphs.uninstall()
+    finally:
+        uninstall()
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
