@@ -139,7 +139,27 @@ def _kernels() -> Any:
         q = tl.trans((v / scale[None, :]).to(tl.float8e4nv))  # (BC x BR): row c of the output holds column c of w
         tl.store(q_ptr + c[:, None].to(tl.int64) * q_stride + r[None, :], q, mask=tl.trans(mask))
 
-    return rowwise_kernel, transpose_scale_kernel
+    @triton.jit
+    def rows_kernel(x_ptr, q_ptr, s_ptr, rows, cols, x_stride, q_stride, KNOWN: tl.constexpr, R: tl.constexpr,
+                    BLOCK: tl.constexpr):  # fmt: skip
+        # R whole rows per program, held in registers: one read of x (rows of up to BLOCK columns)
+        r = tl.program_id(0) * R + tl.arange(0, R)
+        c = tl.arange(0, BLOCK)
+        mask = (r[:, None] < rows) & (c[None, :] < cols)
+        v = tl.load(x_ptr + r[:, None].to(tl.int64) * x_stride + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        if KNOWN:
+            scale = tl.load(s_ptr + r, mask=r < rows, other=1.0)
+        else:
+            scale = tl.maximum(tl.max(tl.abs(v), axis=1), 1e-12) / 448.0
+            tl.store(s_ptr + r, scale, mask=r < rows)
+        tl.store(q_ptr + r[:, None].to(tl.int64) * q_stride + c[None, :], (v / scale[:, None]).to(tl.float8e4nv), mask=mask)
+
+    return rowwise_kernel, transpose_scale_kernel, rows_kernel
+
+
+# launch shapes, measured on an H200 (benchmarks/RESULTS.md): elements per program of the row kernel and its
+# warps; tile and warps of the transposing kernel
+TUNING = {"row_elements": 8192, "row_warps": 8, "tile_rows": 64, "tile_cols": 64, "tile_warps": 4}
 
 
 def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
@@ -153,10 +173,16 @@ def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
     known = scale is not None
     if not known:
         scale = torch.empty((rows, 1), device=x.device, dtype=torch.float32)
-    block = min(8192, triton.next_power_of_2(cols))
-    if rows:
-        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=block,
-                               ONE_PASS=cols <= block, num_warps=8 if block >= 4096 else 4)  # fmt: skip
+    block = triton.next_power_of_2(cols)
+    if not rows:
+        return q, scale
+    if block <= TUNING["row_elements"]:
+        r = max(1, TUNING["row_elements"] // block)
+        _kernels()[2][(triton.cdiv(rows, r),)](x, q, scale, rows, cols, x.stride(0), q.stride(0), KNOWN=known, R=r,
+                                               BLOCK=block, num_warps=TUNING["row_warps"])  # fmt: skip
+    else:  # longer rows: one per program, read twice (the scale, then the values)
+        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=4096, ONE_PASS=False,
+                               num_warps=8)  # fmt: skip
     return q, scale
 
 
@@ -168,6 +194,7 @@ def _triton_colwise_transposed(w: Any, scale: Any) -> Any:
         w = w.contiguous()
     rows, cols = w.shape
     q = torch.empty((cols, rows), device=w.device, dtype=torch.float8_e4m3fn)
-    br, bc = 64, 64
-    _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc)
+    br, bc = TUNING["tile_rows"], TUNING["tile_cols"]
+    _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc,
+                                                                  num_warps=TUNING["tile_warps"])  # fmt: skip
     return q
