@@ -159,7 +159,7 @@ def _kernels() -> Any:
 
 # launch shapes, measured on an H200 (benchmarks/RESULTS.md): elements per program of the row kernel and its
 # warps; tile and warps of the transposing kernel
-TUNING = {"row_elements": 8192, "row_warps": 8, "tile_rows": 64, "tile_cols": 64, "tile_warps": 4}
+TUNING = {"row_elements": 4096, "row_warps": 8, "tile_rows": 32, "tile_cols": 128, "tile_warps": 4}
 
 
 def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
