@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -73,7 +74,10 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
         (not cuda, "CUDA only"),
         (not bf16, "needs bf16 compute"),
     ) if off), None) or unsupported_reason(device)  # fmt: skip
+    # the user's own allocator settings win (read when a run starts, never at import)
+    expandable = cuda and cfg.expandable_segments and not os.environ.get("PYTORCH_CUDA_ALLOC_CONF")
     return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
+            "expandable_segments": expandable,
             "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
             "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off, "fp8": fp8_off is None, "fp8_off": fp8_off}
 
@@ -265,6 +269,8 @@ def train_adapter(
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
+    if runtime["expandable_segments"]:
+        torch.cuda.memory._set_allocator_settings("expandable_segments:True")  # for the segments allocated from here
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
     window = sliding_window(model.config)
     if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too
