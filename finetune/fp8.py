@@ -1,16 +1,17 @@
 """FP8 (e4m3) operands for the frozen base's GEMMs in LoRA training, scaled per row.
 
 On GPUs with FP8 tensor cores (compute capability 8.9+: Ada, Hopper) a GEMM with e4m3 operands runs
-1.5-1.8x faster than in bf16 at the shapes of a 1B model's MLP (benchmarks/RESULTS.md). The fused
-LoRA node (finetune/lora_fused.py) uses it for the base weight's two GEMMs while training:
+1.4-1.8x faster than in bf16 at the shapes of a 1B model's MLP (H200, 12,288 tokens; benchmarks/RESULTS.md).
+The fused LoRA node (finetune/lora_fused.py) uses it for the base weight's two GEMMs while training:
 
   forward   x·Wᵀ  with x scaled per token and W per output channel
   backward  g·W   with g scaled per token and W per input channel (a transposed copy)
 
-Both operands are quantized on the fly (one read and one write each; the base weight is frozen but not
-cached, so no memory is added and layers sharing CUDA graphs need no extra state). The adapter's own
-GEMMs (x·Aᵀ, its delta, its weight gradients) stay in the compute dtype. Scaling per row (token or
-channel) is the recipe torchao calls "rowwise": every row uses e4m3's full range.
+The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
+scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
+stand-in with their weights), so the FP8 weights add no memory. The adapter's own GEMMs (x·Aᵀ, its
+delta, its weight gradients) stay in the compute dtype. Scaling per row (token or channel) is the recipe
+torchao calls "rowwise": every row uses e4m3's full range.
 
 On CUDA the quantization runs as Triton kernels; elsewhere (tests on CPU) as the same formula in torch.
 """

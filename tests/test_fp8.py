@@ -214,3 +214,16 @@ def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
         uninstall()
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypatch):
+    from finetune.config import TrainConfig
+    from finetune.train import resolve_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is True
+    assert resolve_runtime(TrainConfig(domain="t", expandable_segments=False), "cuda")["expandable_segments"] is False
+    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["expandable_segments"] is False
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
+    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
