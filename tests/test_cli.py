@@ -166,3 +166,31 @@ def test_resume_refuses_new_settings(lorag):
     r = lorag("train", "--domain", "hr", "--resume", "--max-steps", "2")
     assert r.exit_code != 0
     assert "--resume continues the interrupted run with the settings it started with" in str(r.exception)
+
+
+def test_adapters_import_json_prints_the_registered_card(lorag, corpus, tmp_path, monkeypatch):
+    import finetune.importing
+    from finetune.registry import AdapterCard
+
+    lorag("ingest", str(corpus), "--domain", "hr")
+    monkeypatch.setenv("LORAG_MODELS__GENERATOR", str(tmp_path))  # a local folder: resolved as is
+    seen = {}
+
+    def fake_import(folder, domain, *, registry, **kw):  # the import itself: tests/test_finetune_lora.py
+        seen.update(kw, folder=folder)
+        staged = tmp_path / "peft"
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        card = AdapterCard(name=f"{domain}-v3", domain=domain, version=3, base_model=kw["base_model"], base_fingerprint="f",
+                           data_hash="", corpus_fingerprint=kw["corpus_fingerprint"], metrics={"eval_loss": 1.25})  # fmt: skip
+        registry.register(staged, card)
+        return card
+
+    monkeypatch.setattr(finetune.importing, "import_adapter", fake_import)
+    r = lorag("adapters", "import", str(tmp_path / "from-gpu"), "--domain", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    card = json.loads(r.output)  # the whole output is the card: nothing else printed
+    assert card["name"] == "hr-v3" and card["metrics"]["eval_loss"] == 1.25 and card["corpus_fingerprint"]
+    assert seen["folder"] == tmp_path / "from-gpu" and seen["model_path"] == str(tmp_path)
+    r = lorag("adapters", "list", "--json")
+    assert [row["name"] for row in json.loads(r.output)] == ["hr-v3"]

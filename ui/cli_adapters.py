@@ -226,6 +226,7 @@ def adapters_import(
     folder: Path = typer.Argument(..., help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."),
     domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves."),
     data: Optional[Path] = typer.Option(None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."),
+    as_json: bool = typer.Option(False, "--json", help="The registered card as JSON."),
 ) -> None:
     """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
     from assistant.retrieval import resolve_domains
@@ -242,6 +243,11 @@ def adapters_import(
         datasets_dir=settings.datasets_dir, data_file=data,
         corpus_fingerprint=corpus_fingerprint(comps.store, domain), taken_versions=run_versions(settings, domain),
     )  # fmt: skip
+    if as_json:
+        from finetune.registry import card_json
+
+        typer.echo(card_json(card))
+        return
     loss = card.metrics.get("eval_loss")
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
     if not card.data_hash or not card.corpus_fingerprint:
