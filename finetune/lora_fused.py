@@ -143,25 +143,6 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
-# buffers of the base weight's FP8 scales, set by install(fp8=True) on Linears large enough (fp8.eligible);
-# buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/graph_sharing.py)
-_FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
-
-
-def enable_fp8(layer: Any) -> None:
-    """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once."""
-    from finetune import fp8 as fp8_ops
-
-    base = layer.base_layer
-    w = _dequantized(base, base.compute_dtype or base.weight.dtype) if _is_4bit(base) else base.weight
-    row, col = fp8_ops.weight_scales(w)
-    layer.register_buffer(_FP8_ROW, row, persistent=False)
-    layer.register_buffer(_FP8_COL, col, persistent=False)
-
-
-def disable_fp8(layer: Any) -> None:
-    layer._buffers.pop(_FP8_ROW, None)
-    layer._buffers.pop(_FP8_COL, None)
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 
 
@@ -174,6 +155,30 @@ def keep_dequantized() -> Iterator[None]:
         yield
     finally:
         _KEEP_DEQUANTIZED.reset(token)
+
+
+# buffers of the base weight's FP8 scales, set by install(fp8=True) on Linears large enough (fp8.eligible);
+# buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/graph_sharing.py)
+_FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
+
+
+def enable_fp8(layer: Any) -> None:
+    """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once."""
+    import torch
+
+    from finetune import fp8 as fp8_ops
+
+    base = layer.base_layer
+    w = _dequantized(base, torch.float32) if _is_4bit(base) else base.weight
+    row, col = fp8_ops.weight_scales(w)
+    layer.register_buffer(_FP8_ROW, row, persistent=False)
+    layer.register_buffer(_FP8_COL, col, persistent=False)
+
+
+def disable_fp8(layer: Any) -> None:
+    """Back to the compute dtype's GEMMs (the scales' buffers removed)."""
+    layer._buffers.pop(_FP8_ROW, None)
+    layer._buffers.pop(_FP8_COL, None)
 
 
 def fused_modules(root: Any) -> list[Any]:
