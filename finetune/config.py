@@ -109,7 +109,7 @@ class TrainConfig:
     expandable_segments: bool = _f(True, "CUDA: PyTorch's allocator grows memory segments in place instead of caching a "
                                    "block per size, so batches of varying length and the CUDA graphs' pools reserve less "
                                    "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). Left alone when "
-                                   "PYTORCH_CUDA_ALLOC_CONF is set.")
+                                   "PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF is set.")
     graph_bucket: int = _f(64, "With cuda_graphs: pad every batch's length to a multiple of this: fewer shapes to capture "
                            "for more padding (on the benchmark's rows, length-grouped batches of 16: 128 pads 11% "
                            "of real tokens over 6 shapes, 64: 6% over 10, 32: 4% over 18).")

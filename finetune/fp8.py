@@ -44,8 +44,26 @@ def unsupported_reason(device: str) -> str | None:
         return "this torch has no FP8 GEMM"
     try:
         import triton  # noqa: F401
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a broken Triton install fails in many ways
         return "needs Triton"
+    return probe("cuda")
+
+
+def probe(device: str) -> str | None:
+    """Run both FP8 products once on tiny operands: None when they work here, else the error's text. Per-row
+    scales need a recent torch on Ada and are missing on some GPUs that have FP8 tensor cores."""
+    import torch
+
+    try:
+        x = torch.randn(64, 256, device=device, dtype=torch.bfloat16)  # sides multiple of 16, as in training
+        w = torch.randn(128, 256, device=device, dtype=torch.bfloat16)
+        scales = weight_scales(w)
+        out = matmul(x, w, scales, torch.bfloat16)
+        gx = matmul_transposed(out, w, scales, torch.bfloat16)
+        if not (torch.isfinite(out).all() and torch.isfinite(gx).all()):
+            return "FP8 GEMMs gave non-finite results here"
+    except Exception as e:  # noqa: BLE001 - any failure means: train in bf16
+        return f"FP8 GEMMs fail here ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
     return None
 
 

@@ -134,7 +134,8 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
     # FP8 base GEMMs only while training (evaluation and generation keep the compute dtype), on row counts
     # FP8 GEMMs take (training batches padded to the graph bucket always are)
     bufs = layer._buffers
-    fp8 = (bufs[_FP8_ROW], bufs[_FP8_COL]) if _FP8_ROW in bufs and layer.training and x.numel() // x.shape[-1] % 16 == 0 else None
+    rows = x.numel() // x.shape[-1]
+    fp8 = (bufs[_FP8_ROW], bufs[_FP8_COL]) if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0 else None
     out = _lora_linear_fn().apply(
         x, None if four else base.weight.to(dt), base if four else None, base.bias,
         layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD), fp8,

@@ -71,11 +71,13 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
     fp8_off = next((why for off, why in (
         (not cfg.fp8_matmuls, "off in the config"),
         (not (cfg.fused_lora and cfg.lora_dropout == 0), "needs fused_lora and lora_dropout 0"),
+        (cfg.compile_layers, "not with compile_layers"),
         (not cuda, "CUDA only"),
         (not bf16, "needs bf16 compute"),
     ) if off), None) or unsupported_reason(device)  # fmt: skip
     # the user's own allocator settings win (read when a run starts, never at import)
-    expandable = cuda and cfg.expandable_segments and not os.environ.get("PYTORCH_CUDA_ALLOC_CONF")
+    user_alloc = os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF")
+    expandable = cuda and cfg.expandable_segments and not user_alloc
     return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
             "expandable_segments": expandable,
             "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,

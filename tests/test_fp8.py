@@ -158,6 +158,7 @@ def test_runtime_says_why_fp8_is_off():
 
     assert resolve_runtime(TrainConfig(domain="t"), "cpu")["fp8_off"] == "CUDA only"
     assert resolve_runtime(TrainConfig(domain="t", fp8_matmuls=False), "cpu")["fp8_off"] == "off in the config"
+    assert resolve_runtime(TrainConfig(domain="t", compile_layers=True), "cpu")["fp8_off"] == "not with compile_layers"
 
 
 def _same_up_to_rounding(q, ref):
@@ -188,6 +189,12 @@ def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA on
     assert _same_up_to_rounding(q, qr)
     wide = torch.randn(64, 20000, device="cuda", dtype=torch.bfloat16)  # rows longer than one block: two passes
     assert _same_up_to_rounding(fp8.rowwise(wide)[0], fp8._torch_rowwise(wide)[0])
+    for shape in ((37, 2048), (301, 96)):  # rows that fit in registers, several per program (hidden size 2048)
+        x = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+        q, s = fp8.rowwise(x)
+        qr, sr = fp8._torch_rowwise(x)
+        assert torch.allclose(s, sr, rtol=1e-6) and _same_up_to_rounding(q, qr)
+        assert _same_up_to_rounding(fp8.rowwise(x, sr)[0], qr)  # with the scales given
 
 
 def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
@@ -227,3 +234,27 @@ def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypat
     assert resolve_runtime(TrainConfig(domain="t"), "cpu")["expandable_segments"] is False
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
     assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:128")  # the newer, device-generic name
+    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
+
+
+def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
+    assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
+    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
+    assert fp8.probe("cpu") == "FP8 GEMMs fail here (RuntimeError: rowwise scaling is not supported on this GPU)"
+
+
+def test_zero_rows_keep_the_compute_dtype(peft_model, monkeypatch):
+    uninstall = lora_fused.install(peft_model)
+    _force_fp8(peft_model)
+    calls = []
+    monkeypatch.setattr(fp8, "matmul", lambda *a: calls.append(1))
+    try:
+        from peft.tuners.lora import LoraLayer
+
+        layer = next(m for m in peft_model.modules() if isinstance(m, LoraLayer))
+        out = layer(torch.zeros(0, layer.base_layer.in_features))  # e.g. an expert that got no tokens
+    finally:
+        uninstall()
+    assert out.shape == (0, layer.base_layer.out_features) and not calls
