@@ -102,6 +102,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     if metrics.get("fused_lora_layers"):
         parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused"
                      + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else ""))
+    if rt.get("device") == "cuda" and rt.get("fp8_off") not in (None, "off in the config"):
+        parts.append(f"FP8 GEMMs off ({rt['fp8_off']})")  # a GPU that could not: say why it trained slower
     graphs = metrics.get("cuda_graphs")
     if isinstance(graphs, dict):
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""

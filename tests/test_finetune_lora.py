@@ -84,6 +84,11 @@ def test_run_summary_says_how_it_trained(trained):
                            {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}})
     assert gpu == ("on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes "
                    "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj")
+    fp8 = describe_runtime({"fused_lora_layers": 112, "fp8_layers": 48}, {"runtime": {"device": "cuda", "fp8_off": None}})
+    assert fp8 == "on cuda: LoRA, ? batches of ?; 112 LoRA layers fused, 48 with FP8 base GEMMs"
+    old_gpu = describe_runtime({}, {"runtime": {"device": "cuda", "fp8_off": "needs FP8 tensor cores (compute capability 8.9+)"}})
+    assert old_gpu.endswith("; FP8 GEMMs off (needs FP8 tensor cores (compute capability 8.9+))")
+    assert "FP8" not in describe_runtime({}, {"runtime": {"device": "cuda", "fp8_off": "off in the config"}})
 
 
 def test_base_frozen_adapter_moved_and_round_trip(trained, tiny_lm):
