@@ -105,7 +105,7 @@ class TrainConfig:
                            "base weight's GEMMs of the larger LoRA Linears (in x out >= 2^23: a 1B Llama's MLP) run in "
                            "FP8 e4m3 while training, operands scaled per token and per channel (finetune/fp8.py). The "
                            "adapter's own GEMMs, evaluation and serving stay in bf16. 1B LoRA and QLoRA on an H200: "
-                           "1.09-1.14x the tokens/s of bf16 GEMMs, held-out loss within 0.25 points of a percent.")
+                           "1.09-1.14x the tokens/s of bf16 GEMMs, held-out loss within 0.25% of theirs.")
     expandable_segments: bool = _f(True, "CUDA: PyTorch's allocator grows memory segments in place instead of caching a "
                                    "block per size, so batches of varying length and the CUDA graphs' pools reserve less "
                                    "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). Left alone when "

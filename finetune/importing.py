@@ -62,7 +62,8 @@ def import_adapter(
     if not folder.exists():
         raise LoragError(f"{folder}: no such folder")
     if not folder.is_dir():
-        raise LoragError(f"{folder}: expected the adapter's folder, not a file", hint=f"pass {folder.parent}")
+        adapter_file = folder.name in ("adapter_config.json", "adapter_model.safetensors")
+        raise LoragError(f"{folder}: expected the adapter's folder, not a file", hint=f"pass {folder.parent}" if adapter_file else None)
     if not (folder / "adapter_config.json").is_file():
         inside = sorted((p.parent for p in folder.glob("*/adapter_config.json")), key=lambda d: (len(d.name), d.name))  # checkpoints
         hint = f"pass {inside[-1]}" if inside else None
@@ -119,7 +120,8 @@ def import_adapter(
         corpus_fingerprint=build_info.get("corpus_fingerprint") or corpus_fingerprint or "",
         hyperparameters={**result.get("hyperparameters", {}), "imported_from": str(folder.resolve()),
                          "training_data": str(data) if data is not None and data.is_file() else None},
-        metrics=metrics, created_at=now(), train_seconds=float(metrics.get("train_seconds") or 0.0),
+        # a registry folder's card says when it was trained; a run folder's result.json does not (now, then)
+        metrics=metrics, created_at=result.get("created_at") or now(), train_seconds=float(metrics.get("train_seconds") or 0.0),
     )  # fmt: skip
     try:
         return registry.register(staged, card)

@@ -174,7 +174,15 @@ def _num(x: Any, fmt: str = ".4f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
 
 
-def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1") -> str:
+def eval_command(domain: str, name: str, heldout: bool) -> str:
+    """The command that A/B-evaluates an adapter against the base model: on the domain's held-out split, or,
+    when training held nothing out (synth without curated --qa), on a test set the user brings."""
+    if heldout:
+        return f"lorag eval --domain {domain} --ab base,{name}"
+    return f"lorag eval --domain {domain} --testset FILE.jsonl --ab base,{name}   (no held-out questions: synth had no --qa)"
+
+
+def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1", heldout: bool = True) -> str:
     """A card for people: lineage, the settings that matter, training figures, the evaluation record."""
     h, m, rt = card.hyperparameters, card.metrics, card.hyperparameters.get("runtime", {}) or {}
     max_steps = h.get("max_steps", -1)
@@ -185,7 +193,8 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
     lines = [
         f"{card.name}  domain {card.domain}  version {card.version}  {state}" + ("  STALE" if stale else ""),
         f"  base model     {card.base_model} (architecture {card.base_fingerprint[:12]})",
-        f"  trained        {card.created_at}, {_num(m.get('train_seconds'), '.0f')} s, {m.get('steps', '-')} steps on "
+        f"  trained        {card.created_at}, {_num(m.get('train_seconds'), '.0f')} s, {m.get('steps', '-')} "
+        f"step{'' if m.get('steps') == 1 else 's'} on "
         f"{m.get('train_rows', '-')} rows ({rt.get('device', '?')}, "
         f"{'no quantization' if rt.get('quantization') == 'none' else rt.get('quantization', '?')})",
         f"  data           sha256 {card.data_hash[:16]}…  corpus fingerprint {card.corpus_fingerprint[:16]}…"
@@ -201,7 +210,7 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
     if card.promotion:
         lines.append(f"  promotion      {card.promotion.get('reason', '')}")
     if not card.reports:
-        lines.append(f"  evaluations    none yet: lorag eval --domain {card.domain} --ab base,{card.name}")
+        lines.append(f"  evaluations    none yet: {eval_command(card.domain, card.name, heldout)}")
     for r in card.reports[-3:]:
         vs = r.get("vs", {})
         gate = {other: v.get(gate_metric, {}) for other, v in vs.items()}

@@ -277,6 +277,11 @@ def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
     card.hyperparameters = {"epochs": 3, "max_steps": 2, "runtime": {"device": "cpu", "quantization": "none"}}
     text = card_text(card)
     assert "(cpu, no quantization)" in text and "max_steps 2" in text and "peak GPU memory" not in text
+    assert "32 steps on 128 rows" in text
+    card.metrics, card.reports = {"steps": 1, "train_rows": 57}, []
+    text = card_text(card, heldout=False)  # synth without curated --qa: nothing held out for eval to default to
+    assert "1 step on 57 rows" in text
+    assert "none yet: lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1" in text
 
 
 def test_stale_and_base_checks(tmp_path):

@@ -345,7 +345,16 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
                            datasets_dir=tmp_path / "datasets")
     assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
     assert other.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])
+    assert other.created_at == card.created_at  # when it was trained, not when it was imported
     assert [x.name for x in reg.versions("toy")] == [other.name]
+    with pytest.raises(LoragError, match="expected the adapter's folder, not a file") as err:  # a file of the adapter
+        import_adapter(copied / "adapter_config.json", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
+                       datasets_dir=tmp_path)  # fmt: skip
+    assert err.value.hint == f"pass {copied}"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(LoragError, match="not a file") as err:  # any other file: its folder is no adapter either
+        import_adapter(tmp_path / "notes.txt", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+    assert err.value.hint is None
 
 
 def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from assistant.errors import LoragError
+from finetune.registry import eval_command
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
 
@@ -84,12 +85,37 @@ def synth_cmd(
     c.print(f"written to {dataset_dir(comps.settings, domain)}")
 
 
+def _print_recipe_keys(value: bool) -> None:
+    """--keys: every recipe key with its default and help text, then exit (no --domain needed)."""
+    if not value:
+        return
+    import dataclasses
+
+    from finetune.config import TrainConfig
+
+    def show(cls: Any, prefix: str = "") -> None:
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if dataclasses.is_dataclass(default):  # a nested section (synth): its own keys
+                show(type(default), f"{prefix}{f.name}.")
+            else:
+                typer.echo(f"{prefix}{f.name}: {default!r}\n    {f.metadata.get('help', '')}")
+
+    show(TrainConfig)
+    typer.echo("\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
+               "section (synth:\n  max_chunks: 100); the shipped recipes are in finetune/configs/<domain>.yaml")  # fmt: skip
+    raise typer.Exit()
+
+
 def train_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: the domain's shipped recipe)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: finetune/configs/<domain>.yaml, "
+                                          "else the defaults; `--keys` lists every key)."),  # fmt: skip
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
+    keys: bool = typer.Option(False, "--keys", is_eager=True, callback=_print_recipe_keys,
+                              help="List every recipe key with its default and help text, then exit."),
 ) -> None:
     """Train a LoRA (CPU) / QLoRA (CUDA) adapter on the domain's training set and register it as a new version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -132,11 +158,7 @@ def train_cmd(
     )
     typer.echo("  " + describe_runtime(m, card.hyperparameters))
     typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
-    if m.get("eval_rows"):
-        typer.echo(f"evaluate:  lorag eval --domain {card.domain} --ab base,{card.name}")
-    else:  # no curated questions were held out: the evaluation needs a test set
-        typer.echo(f"evaluate:  lorag eval --domain {card.domain} --testset FILE.jsonl --ab base,{card.name}"
-                   "   (no held-out questions: synth had no --qa)")  # fmt: skip
+    typer.echo(f"evaluate:  {eval_command(card.domain, card.name, bool(m.get('eval_rows')))}")
     typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
 
 
@@ -178,6 +200,14 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, (int, float)) else "-"
 
 
+def _has_heldout(settings: Any, domain: str) -> bool:
+    """Whether the domain has a non-empty held-out split for `lorag eval` to default to."""
+    from eval.testset import HELDOUT_NAME
+
+    path = Path(settings.datasets_dir) / domain / HELDOUT_NAME
+    return path.is_file() and bool(path.read_text(encoding="utf-8").strip())
+
+
 @adapters_app.command("show")
 def adapters_show(name: str, as_json: bool = typer.Option(False, "--json", help="The whole card as JSON.")) -> None:
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
@@ -191,7 +221,8 @@ def adapters_show(name: str, as_json: bool = typer.Option(False, "--json", help=
         typer.echo(card_json(card))
         return
     fp = corpus_fingerprint(comps.store, card.domain) if comps.store.has_domain(card.domain) else None
-    typer.echo(card_text(card, stale=is_stale(card, fp), gate_metric=load_train_config(domain=card.domain).gate_metric))
+    typer.echo(card_text(card, stale=is_stale(card, fp), gate_metric=load_train_config(domain=card.domain).gate_metric,
+                         heldout=_has_heldout(comps.settings, card.domain)))  # fmt: skip
     typer.echo(f"  folder         {comps.registry.folder(card)}  (lorag adapters show {name} --json: the whole card)")
 
 
@@ -252,8 +283,8 @@ def adapters_import(
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
     if not card.data_hash or not card.corpus_fingerprint:
         typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
-    typer.echo(f"next: `lorag eval --domain {domain} --ab base,{card.name}` compares it with the base model; "
-               f"`lorag adapters promote {card.name}` serves it")
+    typer.echo(f"next: `{eval_command(domain, card.name, _has_heldout(settings, domain))}` compares it with the base "
+               f"model; `lorag adapters promote {card.name}` serves it")  # fmt: skip
 
 
 @adapters_app.command("rm")
