@@ -149,6 +149,9 @@ def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path):
     r = lorag("adapters", "list")
     assert r.exit_code == 0, r.output
     assert "2026-11-30" in r.output and max(len(line) for line in r.output.splitlines()) <= 80
+    reg.remove("handbook-v12")
+    r = lorag("adapters", "list")  # nothing registered: the hint alone, no empty table
+    assert r.output == "no adapters yet: lorag synth --domain D && lorag train --domain D\n"
 
 
 def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, capsys):

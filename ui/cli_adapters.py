@@ -183,6 +183,9 @@ def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")
+        return
     # short cells so the table fits 80 columns; `adapters show NAME` has the base model and the paths
     t = Table("name", "served", "stale", "train loss", "held-out", "created", "last eval")
     t.columns[0].no_wrap = True
@@ -192,8 +195,6 @@ def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
         t.add_row(r["name"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
                   _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:10], str(r["last_run"] or "-"))  # fmt: skip
     _console().print(t)
-    if not rows:
-        typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")
 
 
 def _fmt(x: Any) -> str:
