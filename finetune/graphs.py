@@ -25,7 +25,7 @@ does, the backward graphs are captured after the last layer's forward, last laye
 shares one pool, which is safe because replays come in capture order within a micro-batch (layers
 forward, then backward in reverse) and micro-batches never interleave; so a kept layer's activations
 take pool memory once, at the largest shape, not once per shape.
-Conditions, checked by the caller (finetune.train.resolve_runtime): padded batches padded on the
+Conditions, checked by the caller (finetune.runtime.resolve_runtime): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
 pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, and no
 dropout inside the layers (a replayed recompute would draw other masks than the forward). Anything

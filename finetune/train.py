@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
+from finetune.runtime import resolve_runtime
 from finetune.sft import lorag_trainer
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -33,87 +33,6 @@ class TrainResult:
     adapter_dir: Path
     metrics: dict[str, Any] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
-    """Concrete choices for this machine: quantization, batching, dtype, liger."""
-    import torch
-
-    cuda = device == "cuda"
-    quant = cfg.quantization if cfg.quantization != "auto" else ("nf4" if cuda else "none")
-    if quant == "nf4" and not cuda:
-        try:
-            import bitsandbytes  # noqa: F401  (0.45+ has CPU NF4 kernels)
-        except ImportError as e:
-            raise LoragError("quantization 'nf4' needs bitsandbytes", hint="pip install bitsandbytes") from e
-    # padded + length-grouped measured as fast as padding-free on the H100 at batch 16, with less memory
-    # (SDPA builds a dense block mask for packed rows), so "auto" pads everywhere
-    batching = cfg.batching if cfg.batching != "auto" else "padded"
-    liger = False
-    if cfg.liger and cuda and not cfg.compile_layers:  # dynamo cannot trace Liger's autograd functions
-        try:
-            import liger_kernel  # noqa: F401
-
-            liger = True
-        except ImportError:
-            liger = False
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    lora_dtype = cfg.lora_dtype if (bf16 and quant == "none") else "float32"
-    graphs_off = next((why for off, why in (
-        (not cfg.cuda_graphs, "off in the config"),
-        (not cuda, "CUDA only"),
-        (batching != "padded", "padded batching only"),
-        (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
-        (cfg.compile_layers, "not with compile_layers"),
-    ) if off), None)  # fmt: skip
-    from finetune.fp8 import unsupported_reason
-
-    fp8_off = next((why for off, why in (
-        (not cfg.fp8_matmuls, "off in the config"),
-        (not (cfg.fused_lora and cfg.lora_dropout == 0), "needs fused_lora and lora_dropout 0"),
-        (cfg.compile_layers, "not with compile_layers"),
-        (not cuda, "CUDA only"),
-        (not bf16, "needs bf16 compute"),
-    ) if off), None) or unsupported_reason(device)  # fmt: skip
-    # the user's own allocator settings win (read when a run starts, never at import)
-    user_alloc = os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF")
-    expandable = cuda and cfg.expandable_segments and not user_alloc
-    return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
-            "expandable_segments": expandable,
-            "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
-            "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off, "fp8": fp8_off is None, "fp8_off": fp8_off}
-
-
-def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
-    """One line on how a run trained: device, method, speed, and why CUDA graphs were off (if they were)."""
-    rt = hyper.get("runtime", {})
-    method = "QLoRA NF4" if rt.get("quantization") == "nf4" else "LoRA"
-    per_pass = rt.get("micro_batch", "?")
-    rows = rt.get("batch_rows", per_pass)  # cards of older runs record only the rows per pass
-    batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
-    parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
-    if metrics.get("tokens_per_s"):
-        parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
-    if metrics.get("peak_gpu_mem_gb"):
-        parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
-    if metrics.get("rows_over_max_length"):
-        over, limit = metrics["rows_over_max_length"], hyper.get("max_seq_length", "?")
-        parts.append(f"{over} of {over + metrics.get('train_rows', 0)} rows over max_seq_length ({limit} tokens) left out")
-    if metrics.get("fused_lora_layers"):
-        parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused"
-                     + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else ""))
-    if rt.get("device") == "cuda" and rt.get("fp8_off") not in (None, "off in the config"):
-        parts.append(f"FP8 GEMMs off ({rt['fp8_off']})")  # a GPU that could not: say why it trained slower
-    graphs = metrics.get("cuda_graphs")
-    if isinstance(graphs, dict):
-        kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
-        took = f" ({graphs['graphs']} captured in {graphs['capture_s']:.1f} s)" if graphs.get("graphs") else ""
-        skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
-        parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
-                     + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else ""))  # fmt: skip
-    elif graphs:
-        parts.append(f"CUDA graphs off ({graphs})")
-    return "; ".join(parts)
 
 
 def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:

@@ -11,7 +11,8 @@ from assistant.generation import HFGenerator
 from assistant.prompt import build_messages
 from assistant.settings import ModelSettings
 from finetune.config import TrainConfig
-from finetune.train import load_trainable_model, resolve_runtime, train_adapter
+from finetune.runtime import resolve_runtime
+from finetune.train import load_trainable_model, train_adapter
 
 FACTS = [("What colour is the lobby lanyard?", "Red."), ("How many sick days need no note?", "Three days."),
          ("Which class are trains booked in?", "Second class."), ("Who approves overtime?", "The team lead.")]
@@ -72,7 +73,7 @@ def test_training_lowers_loss_and_saves_a_peft_folder(trained):
 
 
 def test_run_summary_says_how_it_trained(trained):
-    from finetune.train import describe_runtime
+    from finetune.runtime import describe_runtime
 
     result, _, _ = trained
     line = describe_runtime(result.metrics, result.hyperparameters)
@@ -424,7 +425,8 @@ def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, t
     from transformers import AutoTokenizer
 
     from assistant.errors import LoragError
-    from finetune.train import _n_tokens, describe_runtime
+    from finetune.runtime import describe_runtime
+    from finetune.train import _n_tokens
 
     rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
     lines = rows.read_text().splitlines()

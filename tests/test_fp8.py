@@ -154,7 +154,7 @@ def test_install_marks_only_eligible_linears(peft_model):
 
 def test_runtime_says_why_fp8_is_off():
     from finetune.config import TrainConfig
-    from finetune.train import resolve_runtime
+    from finetune.runtime import resolve_runtime
 
     assert resolve_runtime(TrainConfig(domain="t"), "cpu")["fp8_off"] == "CUDA only"
     assert resolve_runtime(TrainConfig(domain="t", fp8_matmuls=False), "cpu")["fp8_off"] == "off in the config"
@@ -225,7 +225,7 @@ def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
 
 def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypatch):
     from finetune.config import TrainConfig
-    from finetune.train import resolve_runtime
+    from finetune.runtime import resolve_runtime
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)

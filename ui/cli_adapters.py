@@ -122,7 +122,7 @@ def train_cmd(
 
     from finetune.config import load_train_config
     from finetune.jobs import train_domain
-    from finetune.train import describe_runtime
+    from finetune.runtime import describe_runtime
 
     if resume and (config or max_steps or epochs):
         raise LoragError("--resume continues the interrupted run with the settings it started with",

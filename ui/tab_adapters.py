@@ -51,7 +51,7 @@ def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | No
 def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
     from finetune.config import load_train_config
     from finetune.jobs import train_domain
-    from finetune.train import describe_runtime
+    from finetune.runtime import describe_runtime
 
     if core.jobs.running("train"):
         raise LoragError("a training job is already running; wait for it to finish")
