@@ -124,16 +124,12 @@ def _kernels() -> Any:
     import triton.language as tl
 
     @triton.jit
-    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, KNOWN: tl.constexpr, BLOCK: tl.constexpr,
-                       ONE_PASS: tl.constexpr):  # fmt: skip
+    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, KNOWN: tl.constexpr, BLOCK: tl.constexpr):
+        # one row per program, longer than fits in registers: read for its scale (unless known), then again
         row = tl.program_id(0).to(tl.int64)
         offs = tl.arange(0, BLOCK)
         if KNOWN:
             scale = tl.load(s_ptr + row)
-        elif ONE_PASS:  # the whole row in registers: one read
-            v = tl.load(x_ptr + row * x_stride + offs, mask=offs < cols, other=0.0).to(tl.float32)
-            scale = tl.maximum(tl.max(tl.abs(v), axis=0), 1e-12) / 448.0
-            tl.store(s_ptr + row, scale)
         else:
             amax = tl.zeros([BLOCK], dtype=tl.float32)
             for c in range(0, cols, BLOCK):
@@ -141,12 +137,9 @@ def _kernels() -> Any:
                 amax = tl.maximum(amax, tl.abs(v))
             scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
             tl.store(s_ptr + row, scale)
-        if ONE_PASS and not KNOWN:
-            tl.store(q_ptr + row * q_stride + offs, (v / scale).to(tl.float8e4nv), mask=offs < cols)
-        else:
-            for c in range(0, cols, BLOCK):
-                v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
-                tl.store(q_ptr + row * q_stride + c + offs, (v / scale).to(tl.float8e4nv), mask=c + offs < cols)
+        for c in range(0, cols, BLOCK):
+            v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
+            tl.store(q_ptr + row * q_stride + c + offs, (v / scale).to(tl.float8e4nv), mask=c + offs < cols)
 
     @triton.jit
     def transpose_scale_kernel(w_ptr, s_ptr, q_ptr, rows, cols, w_stride, q_stride, BR: tl.constexpr, BC: tl.constexpr):
@@ -200,8 +193,7 @@ def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
         _kernels()[2][(triton.cdiv(rows, r),)](x, q, scale, rows, cols, x.stride(0), q.stride(0), KNOWN=known, R=r,
                                                BLOCK=block, num_warps=TUNING["row_warps"])  # fmt: skip
     else:  # longer rows: one per program, read twice (the scale, then the values)
-        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=4096, ONE_PASS=False,
-                               num_warps=8)  # fmt: skip
+        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=4096, num_warps=8)
     return q, scale
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
+from finetune.fp8 import unsupported_reason
 
 
 def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
@@ -45,8 +46,6 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
         (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
         (cfg.compile_layers, "not with compile_layers"),
     ) if off), None)  # fmt: skip
-    from finetune.fp8 import unsupported_reason
-
     fp8_off = next((why for off, why in (
         (not cfg.fp8_matmuls, "off in the config"),
         (not (cfg.fused_lora and cfg.lora_dropout == 0), "needs fused_lora and lora_dropout 0"),
