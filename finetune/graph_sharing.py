@@ -3,11 +3,15 @@
 Layers share a stand-in's CUDA graphs when they match in structure: module types, scalar settings
 (a sliding window, an attention type, LoRA scalings; not the layer index, which only addresses a KV
 cache) and every tensor's shape and dtype. Before each replay the layer's tensors are copied into
-the stand-in, in the fixed order `layer_tensors` gives.
+the stand-in, in the fixed order `layer_tensors` gives. `pack_frozen` first moves each layer's frozen
+tensors into one byte buffer, so that copy is one memcpy for them (a 4-bit layer has ~60 small
+quantization-state tensors: ~1,900 copies per step at 1B otherwise) and one multi-tensor copy for
+the trainable weights.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 _PER_INDEX = {"layer_idx"}  # attributes that differ between layers of one structure and only index a KV cache
@@ -32,6 +36,47 @@ def layer_tensors(module: Any) -> list[Any]:
             if getattr(t, "quant_state", None) is not None:
                 state(t.quant_state)
     return out
+
+
+_ALIGN = 256  # bytes: every packed tensor starts where any dtype's view of it may start
+
+
+@dataclass
+class Packed:
+    """A layer's tensors for one load into the stand-in: its frozen ones as views of `flat` (laid out by
+    `layout`), and the trainable ones, copied one by one."""
+
+    flat: Any
+    layout: tuple
+    trainable: list[Any]
+
+
+def pack_frozen(tensors: list[Any]) -> Packed | None:
+    """Move the tensors that do not require grad into one byte buffer, each tensor now a view of it (same
+    values, shape and dtype; contiguous), so that copying a whole layer's frozen state is one copy. None,
+    leaving them as they were, when they are not on one device. Trainable weights stay where they are:
+    the optimizer and the adapter's save read them as separate tensors."""
+    import torch
+
+    frozen = [t for t in tensors if not t.requires_grad]
+    trainable = [t.detach() for t in tensors if t.requires_grad]
+    if not frozen or len({t.device for t in frozen}) != 1:
+        return None
+    offsets: dict[int, int] = {}
+    layout, size = [], 0
+    for t in frozen:
+        if id(t) not in offsets:  # a tensor listed twice (one quantization state shared by two places) is packed once
+            offsets[id(t)] = size
+            size += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN
+        layout.append((offsets[id(t)], tuple(t.shape), t.dtype))
+    flat = torch.empty(size, dtype=torch.uint8, device=frozen[0].device)
+    with torch.no_grad():
+        for t in {id(t): t for t in frozen}.values():
+            start = offsets[id(t)]
+            view = flat[start: start + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
+            view.copy_(t)
+            t.data = view  # the same tensor object (module attribute, quantization state) now reads the buffer
+    return Packed(flat, tuple(layout), trainable)
 
 
 def structure(module: Any) -> tuple:

@@ -217,3 +217,32 @@ def test_a_layer_of_another_structure_gets_its_own_programs(lora_model):
         graphs.uninstall()
     for name, g in reference.items():
         assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_pack_frozen_moves_frozen_tensors_into_one_buffer():
+    """Frozen tensors become views of one byte buffer with their values, shapes and dtypes (a tensor
+    listed twice packed once); trainable weights stay separate; another layout is told apart."""
+    from finetune.graph_sharing import pack_frozen
+
+    torch.manual_seed(0)
+    w = torch.randn(5, 3).to(torch.bfloat16)
+    code = torch.randint(0, 255, (7,), dtype=torch.uint8)
+    scalar = torch.tensor(0.25)
+    lora = torch.nn.Parameter(torch.randn(2, 3))
+    values = [t.clone() for t in (w, code, scalar)]
+    tensors = [w, lora, code, scalar, code]
+    packed = pack_frozen(tensors)
+    assert packed is not None
+    for t, v in zip((w, code, scalar), values):
+        assert t.dtype == v.dtype and t.shape == v.shape and torch.equal(t, v)
+        assert t.untyped_storage().data_ptr() == packed.flat.untyped_storage().data_ptr()
+    assert lora.untyped_storage().data_ptr() != packed.flat.untyped_storage().data_ptr()
+    assert len(packed.trainable) == 1 and packed.trainable[0].data_ptr() == lora.data_ptr()
+    assert packed.layout[1] == packed.layout[3]  # the repeated tensor (frozen ones only are laid out): one slot
+    w.add_(1)  # writes go to the buffer
+    assert torch.equal(packed.flat[: w.numel() * 2].view(torch.bfloat16).view(5, 3), w)
+
+    other = pack_frozen([torch.zeros(5, 3, dtype=torch.bfloat16), torch.zeros(7, dtype=torch.uint8), torch.tensor(1.0),
+                         torch.zeros(7, dtype=torch.uint8)])  # fmt: skip
+    assert other.layout != packed.layout  # the last entry is a tensor of its own here
+    assert pack_frozen([lora]) is None  # nothing frozen

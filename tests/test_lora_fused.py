@@ -146,3 +146,47 @@ def test_fused_over_4bit_base_matches_peft(tiny_lm):
         assert torch.allclose(got_logits, logits_ref, atol=1e-5, rtol=1e-4)
         for name, g in grads_ref.items():
             assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_4bit_layers_share_graphs_from_packed_buffers(tiny_lm):
+    """QLoRA under shared graphs: each layer's frozen tensors (4-bit weights and their quantization state)
+    are packed into one buffer, copied into the stand-in in one go; the gradients stay checkpointing's."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.config import TrainConfig
+    from finetune.graph_sharing import layer_tensors
+    from finetune.graphs import LayerGraphs
+    from finetune.train import decoder_layers, load_trainable_model
+
+    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
+    try:
+        base, _ = load_trainable_model(str(tiny_lm), rt, TrainConfig(domain="t"))
+    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
+        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
+                                            init_lora_weights=False)).train()  # fmt: skip
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    uninstall = lora_fused.install(model)
+    logits_ref, grads_ref = _run(model)
+    layers = decoder_layers(model)
+    graphs = LayerGraphs(layers, max_tokens=2 * 11, capture=False).install()
+    try:
+        logits, grads = _run(model)
+        _, grads_again = _run(model)  # the packed layers, loaded a second time
+        assert graphs.stats["shared"] == len(layers) and graphs.stats["eager"] == 0  # one shape: every layer the stand-in
+    finally:
+        graphs.uninstall()
+        uninstall()
+    for layer in layers:
+        frozen = [t for t in layer_tensors(layer) if not t.requires_grad]
+        assert any(t.dtype == torch.uint8 for t in frozen) and len(frozen) > 10  # packed weights and quantization state
+        assert len({t.untyped_storage().data_ptr() for t in frozen}) == 1
+        assert all(t.untyped_storage().data_ptr() != p.untyped_storage().data_ptr()
+                   for t in frozen[:1] for p in layer_tensors(layer) if p.requires_grad)  # fmt: skip
+    assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
+    for got in (grads, grads_again):
+        for name, g in grads_ref.items():
+            assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
