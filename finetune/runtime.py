@@ -3,12 +3,14 @@
 `resolve_runtime` turns a recipe (finetune/config.py) into concrete choices for the device: the
 quantization, batching, dtypes, Liger kernels, CUDA graphs, FP8 GEMMs and the allocator's mode, each
 with the reason when a choice is off. `describe_runtime` is the run summary the CLI and the app print.
+`cuda_allocator` applies the allocator's mode for the run's duration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
@@ -60,6 +62,23 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
             "expandable_segments": expandable,
             "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
             "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off, "fp8": fp8_off is None, "fp8_off": fp8_off}
+
+
+@contextlib.contextmanager
+def cuda_allocator(runtime: dict[str, Any]) -> Iterator[None]:
+    """Inside, PyTorch's CUDA allocator grows its segments in place (runtime["expandable_segments"]); after
+    the run it is back to its default for the rest of the process (the app's generation, another run, a
+    benchmark's next arm). Segments already allocated keep the mode they were made with."""
+    if not runtime.get("expandable_segments"):
+        yield
+        return
+    import torch
+
+    torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+    try:
+        yield
+    finally:
+        torch.cuda.memory._set_allocator_settings("expandable_segments:False")
 
 
 def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.runtime import resolve_runtime
+from finetune.runtime import cuda_allocator, resolve_runtime
 from finetune.sft import lorag_trainer
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -183,17 +183,23 @@ def train_adapter(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
-    import torch
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
-
     runtime = resolve_runtime(cfg, device)
     rows = _read_rows(train_file)
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
-    if runtime["expandable_segments"]:
-        torch.cuda.memory._set_allocator_settings("expandable_segments:True")  # for the segments allocated from here
+    with cuda_allocator(runtime):
+        return _train(cfg, runtime, rows, eval_rows, model_path=model_path, train_file=train_file, run_dir=run_dir,
+                      device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides, callbacks=callbacks)
+
+
+def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], *,
+           model_path: str, train_file: Path, run_dir: Path, device: str, resume: bool, on_log: LogFn | None,
+           trainer_overrides: dict[str, Any] | None, callbacks: list[Any] | None) -> TrainResult:  # fmt: skip
+    import torch
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
     window = sliding_window(model.config)
     if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too

@@ -239,6 +239,24 @@ def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypat
     assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
 
 
+def test_the_allocator_mode_lasts_for_the_run_only(monkeypatch):
+    """Expandable segments are switched on for a run and back off after it, also when it fails: the rest
+    of the process (the app, another run, a benchmark's next arm) allocates with PyTorch's default."""
+    from finetune.runtime import cuda_allocator
+
+    calls = []
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", calls.append)
+    with cuda_allocator({"expandable_segments": True}):
+        assert calls == ["expandable_segments:True"]
+    assert calls == ["expandable_segments:True", "expandable_segments:False"]
+    with pytest.raises(RuntimeError), cuda_allocator({"expandable_segments": True}):
+        raise RuntimeError("out of memory")
+    assert calls[-1] == "expandable_segments:False" and len(calls) == 4
+    with cuda_allocator({"expandable_segments": False}):
+        pass
+    assert len(calls) == 4  # off in the runtime: the allocator is left alone
+
+
 def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
     assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
     monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
