@@ -307,6 +307,20 @@ def _timed(trainer, tok, rows, args) -> dict:
             "reserved_gb": reserved, "eval_loss": ev["eval_loss"]}  # fmt: skip
 
 
+def median_run(runs: list[dict]) -> dict:
+    """One arm's figures over its repeated runs: the median tokens/s, MFU and held-out loss, the highest
+    memory, and every run's tokens/s."""
+    import statistics
+
+    out = dict(runs[0])
+    for k in ("tokens_per_s", "mfu", "eval_loss", "seconds"):
+        out[k] = statistics.median(r[k] for r in runs)
+    for k in ("peak_gb", "reserved_gb"):
+        out[k] = max((r[k] or 0) for r in runs)
+    out["runs_tokens_per_s"] = [round(r["tokens_per_s"]) for r in runs]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="HF folder of the model (SmolLM2-135M-Instruct).")
@@ -322,6 +336,7 @@ def main() -> None:
     ap.add_argument("--quant", choices=["lora", "qlora", "both"], default="both")
     ap.add_argument("--arms", default="plain,lorag", help=f"plain, plain-nodrop and any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", action="store_true", help="A short untimed run first.")
+    ap.add_argument("--repeat", type=int, default=1, help="Run the arms N times, alternating; report medians and every run's ratio.")
     ap.add_argument("--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it).")
     ap.add_argument("--profile-step", type=int, default=3, help="The first profiled step (after every shape was captured: steady state).")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
@@ -351,30 +366,33 @@ def main() -> None:
         warm = args.out / "warmup.jsonl"
         warm.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.batch * 2]))
         run_lorag(model_path, warm, args.eval, args, False, args.out / "warmup-lorag", rows[: args.batch * 2])
-    results = {}
+    runs: dict[str, list[dict]] = {}
     quants = {"lora": [False], "qlora": [True], "both": [False, True]}[args.quant]
-    for quant in quants:
-        for arm in args.arms.split(","):
-            key = f"{arm}-{'qlora' if quant else 'lora'}"
-            print(f"== {key}", flush=True)
-            out = args.out / key
-            try:
-                if arm in ("plain", "plain-nodrop"):  # plain-nodrop: the same without LoRA dropout (lorag's default)
-                    r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.05 if arm == "plain" else 0.0)
-                else:
-                    r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
-            except Exception as e:  # one failing arm does not lose the others' figures
-                import traceback
+    # arms alternate within each repeat, so a drift of the machine's speed reaches every arm alike
+    for quant, rep, arm in [(q, n, a) for q in quants for n in range(args.repeat) for a in args.arms.split(",")]:
+        key = f"{arm}-{'qlora' if quant else 'lora'}"
+        print(f"== {key}" + (f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""), flush=True)
+        out = args.out / key
+        try:
+            if arm in ("plain", "plain-nodrop"):  # plain-nodrop: the same without LoRA dropout (lorag's default)
+                r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.05 if arm == "plain" else 0.0)
+            else:
+                r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
+        except Exception as e:  # one failing arm does not lose the others' figures
+            import traceback
 
-                traceback.print_exc()
-                print(f"== {key} FAILED: {type(e).__name__}: {e}", flush=True)
-                continue
-            r["mfu"] = fpt * r["tokens_per_s"] / peak
-            results[key] = r
-            print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            traceback.print_exc()
+            print(f"== {key} FAILED: {type(e).__name__}: {e}", flush=True)
+            continue
+        r["mfu"] = fpt * r["tokens_per_s"] / peak
+        runs.setdefault(key, []).append(r)
+        print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
+        if args.json:  # after every run: a run cut short keeps the figures so far
+            args.json.write_text(json.dumps(runs, indent=2, default=str))
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    results = {k: median_run(v) for k, v in runs.items()}
     print(f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
           f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}")  # fmt: skip
     print(f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s}")
@@ -385,12 +403,12 @@ def main() -> None:
         for ref, arm in [(r, x) for r in ("plain", "plain-nodrop") for x in args.arms.split(",") if not x.startswith("plain")]:
             a, b = results.get(f"{ref}-{q}"), results.get(f"{arm}-{q}")
             if a and b:
-                print(f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s']/a['tokens_per_s']:.2f}x (target >= 3), memory ratio "
+                pairs = [y["tokens_per_s"] / x["tokens_per_s"] for x, y in zip(runs[f"{ref}-{q}"], runs[f"{arm}-{q}"])]
+                each = f" (medians of {len(pairs)} runs each; run by run {', '.join(f'{p:.2f}x' for p in pairs)})" if len(pairs) > 1 else ""
+                print(f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s']/a['tokens_per_s']:.2f}x{each} (target >= 3), memory ratio "
                       f"{b['peak_gb']/max(a['peak_gb'], 1e-9):.2f} allocated / {b['reserved_gb']/max(a['reserved_gb'], 1e-9):.2f} "
                       f"reserved (target <= 1), eval loss diff "
                       f"{100*(b['eval_loss']-a['eval_loss'])/a['eval_loss']:+.2f}% (target within 2%)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
     sys.stdout.flush()
 
 
