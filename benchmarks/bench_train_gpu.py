@@ -156,7 +156,8 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
             print(f"(table by {key}: {e})")
 
 
-def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path, dropout: float = 0.05) -> dict:
+def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path, dropout: float = 0.05,
+                  attention: str = "") -> dict:  # fmt: skip
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -186,7 +187,7 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         trainer.add_callback(step_profiler(args.profile_step))
     timer = step_timer()
     trainer.add_callback(timer)
-    return {**_timed(trainer, tok, rows, args), "steps": timer.summary()}
+    return {**_timed(trainer, tok, rows, args, attention), "steps": timer.summary()}
 
 
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
@@ -288,15 +289,18 @@ def _peak_reserved_gb() -> float:
     return torch.cuda.max_memory_reserved() / 2**30 if torch.cuda.is_available() else 0.0
 
 
-def _timed(trainer, tok, rows, args) -> dict:
+def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     import torch
+
+    from finetune.train import sdpa_backend
 
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    trainer.train()
+    with sdpa_backend(attention, "cuda" if cuda else "cpu"):  # "": torch's own choice, as plain trl leaves it
+        trainer.train()
     if cuda:
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
@@ -374,8 +378,9 @@ def main() -> None:
         print(f"== {key}" + (f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""), flush=True)
         out = args.out / key
         try:
-            if arm in ("plain", "plain-nodrop"):  # plain-nodrop: the same without LoRA dropout (lorag's default)
-                r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.05 if arm == "plain" else 0.0)
+            if arm.startswith("plain"):  # plain-nodrop: without LoRA dropout (lorag's default); plain-flash: FlashAttention-2
+                r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
+                                  attention="flash" if arm == "plain-flash" else "")  # fmt: skip
             else:
                 r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
         except Exception as e:  # one failing arm does not lose the others' figures
