@@ -95,9 +95,9 @@ class TrainConfig:
                           "instead of peft's output-sized elementwise passes (finetune/lora_fused.py). Same math; on "
                           "an H200 1.10-1.23x the tokens/s of peft's forward (1B and 135M LoRA).")
     share_graphs: bool = _f(True, "With cuda_graphs: decoder layers of one structure replay one stand-in layer's graphs "
-                            "(its weights copied in first, one multi-tensor copy) instead of each capturing its own: two "
-                            "captures per batch shape instead of two per layer and shape (1B on an H200: 0.62x instead "
-                            "of 0.76x plain trl's memory).")
+                            "(its weights copied in first: its frozen tensors packed into one buffer, one copy) instead "
+                            "of each capturing its own: two captures per batch shape instead of two per layer and shape "
+                            "(1B on an H200: 0.62x instead of 0.76x plain trl's memory).")
     recompute_skip_unread: bool = _f(True, "With cuda_graphs and fused_lora: the checkpointed recompute does not compute "
                                      "LoRA Linear outputs nothing reads (a Llama MLP's down projection, 28% of its "
                                      "weights), found per layer by filling each output with NaN and checking the gradients.")
@@ -108,7 +108,8 @@ class TrainConfig:
                            "1.09-1.14x the tokens/s of bf16 GEMMs, held-out loss within 0.25% of theirs.")
     expandable_segments: bool = _f(True, "CUDA: PyTorch's allocator grows memory segments in place instead of caching a "
                                    "block per size, so batches of varying length and the CUDA graphs' pools reserve less "
-                                   "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). Left alone when "
+                                   "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). For the run only: the "
+                                   "allocator is back to its default after it. Left alone when "
                                    "PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF is set.")
     graph_bucket: int = _f(64, "With cuda_graphs: pad every batch's length to a multiple of this: fewer shapes to capture "
                            "for more padding (on the benchmark's rows, length-grouped batches of 16: 128 pads 11% "

@@ -10,9 +10,10 @@ is captured per input shape as two CUDA graphs and replayed every step:
 
 so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
 Layers of one structure share their programs (share=True): each shape is captured once, on a copy of
-the first such layer, and replayed for every layer after copying that layer's weights into the copy
-(one copy of its frozen tensors, packed into one buffer, and one multi-tensor copy of its LoRA weights) (its LoRA weights' gradients are then added into the layer's own accumulators). Two
-captures per shape instead of two per layer per shape (at 1B: 10 graphs instead of 160, and less memory).
+the first such layer, and replayed for every layer after copying that layer's weights into the copy:
+one copy of its frozen tensors, packed into one buffer, and one multi-tensor copy of its LoRA weights
+(whose gradients are then added into the layer's own accumulators). Two captures per shape instead
+of two per layer per shape (at 1B: 10 graphs instead of 160, and less memory).
 The backward graph adds the LoRA weights' gradients straight into fixed accumulators that serve as
 the weights' `.grad` (attached again whenever the trainer has set `.grad` to None), so nothing per
 weight runs in Python or autograd between replays: with many micro-batches per step that per-weight
