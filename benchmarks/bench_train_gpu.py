@@ -11,6 +11,10 @@ torch.compile). `--profile` prints where a step's time goes (torch.profiler).
     python benchmarks/bench_train_gpu.py --random-1b --tokenizer PATH ...   # 1B-class Llama, random weights
 
 Prints tokens/s (real, non-pad tokens), peak memory, final held-out loss, MFU, and the ratios.
+plain trl's first run in a process was ~1.45x slower than its later ones (RESULTS.md, eighth session):
+`--repeat N` alternates the arms N times. Until the eighth session's fix (finetune/runtime.py
+`module_restored`), a lorag run left Liger's RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module,
+so every plain arm after the warm-up was built with them; the plain arm now says when that happens.
 """
 
 from __future__ import annotations
@@ -165,6 +169,9 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
     from trl import SFTConfig, SFTTrainer
 
     init = {"dtype": torch.bfloat16 if torch.cuda.is_available() else torch.float32}
+    patched = foreign_llama_parts()
+    if patched:  # plain trl must be built from transformers' own modules (sessions 3-8 built it from Liger's)
+        print(f"-- WARNING: plain trl's Llama uses patched {', '.join(patched)}", flush=True)
     if quant:
         init["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
@@ -187,7 +194,16 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         trainer.add_callback(step_profiler(args.profile_step))
     timer = step_timer()
     trainer.add_callback(timer)
-    return {**_timed(trainer, tok, rows, args, attention), "steps": timer.summary()}
+    return {**_timed(trainer, tok, rows, args, attention), "steps": timer.summary(), "patched": patched}
+
+
+def foreign_llama_parts() -> list[str]:
+    """The Llama modeling module's layers and functions that are not transformers' own (a kernel library
+    patched them into the process)."""
+    from transformers.models.llama import modeling_llama
+
+    names = ("LlamaRMSNorm", "LlamaMLP", "apply_rotary_pos_emb")
+    return [n for n in names if not getattr(modeling_llama, n).__module__.startswith("transformers.")]
 
 
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)

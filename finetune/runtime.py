@@ -3,7 +3,8 @@
 `resolve_runtime` turns a recipe (finetune/config.py) into concrete choices for the device: the
 quantization, batching, dtypes, Liger kernels, CUDA graphs, FP8 GEMMs and the allocator's mode, each
 with the reason when a choice is off. `describe_runtime` is the run summary the CLI and the app print.
-`cuda_allocator` applies the allocator's mode for the run's duration.
+`cuda_allocator` applies the allocator's mode for the run's duration, `module_restored` undoes
+what kernel libraries patch into a model's modeling module: a run leaves the process as it found it.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ def cuda_allocator(runtime: dict[str, Any]) -> Iterator[None]:
         yield
     finally:
         torch.cuda.memory._set_allocator_settings("expandable_segments:False")
+
+
+@contextlib.contextmanager
+def module_restored(module: Any) -> Iterator[None]:
+    """Inside, a model's modeling module may be patched; after, its names are put back. Liger's kernels,
+    applied by the trainer, replace a module's RMSNorm and MLP classes and its rotary function for the whole
+    process: models made later (the app's, a benchmark's plain trl arm) would be built from Liger's classes."""
+    saved = dict(vars(module))
+    try:
+        yield
+    finally:
+        for name in [n for n in vars(module) if n not in saved]:
+            delattr(module, name)
+        for name, value in saved.items():
+            if vars(module).get(name) is not value:
+                setattr(module, name, value)
 
 
 def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:

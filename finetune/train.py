@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.runtime import cuda_allocator, resolve_runtime
+from finetune.runtime import cuda_allocator, module_restored, resolve_runtime
 from finetune.sft import lorag_trainer
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -188,19 +189,22 @@ def train_adapter(
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
-    with cuda_allocator(runtime):
+    with contextlib.ExitStack() as undo, cuda_allocator(runtime):
         return _train(cfg, runtime, rows, eval_rows, model_path=model_path, train_file=train_file, run_dir=run_dir,
-                      device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides, callbacks=callbacks)
+                      device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides, callbacks=callbacks,
+                      undo=undo)  # fmt: skip
 
 
 def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], *,
            model_path: str, train_file: Path, run_dir: Path, device: str, resume: bool, on_log: LogFn | None,
-           trainer_overrides: dict[str, Any] | None, callbacks: list[Any] | None) -> TrainResult:  # fmt: skip
+           trainer_overrides: dict[str, Any] | None, callbacks: list[Any] | None,
+           undo: contextlib.ExitStack) -> TrainResult:  # fmt: skip
     import torch
     from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
+    undo.enter_context(module_restored(sys.modules[type(model).__module__]))  # Liger patches it for the process
     window = sliding_window(model.config)
     if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too
         runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")

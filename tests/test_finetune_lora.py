@@ -473,3 +473,36 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
     assert run_versions(settings, "toy") == [] and not any(run_root(settings, "toy").glob("v*"))
     (run_root(settings, "toy") / "v1" / "checkpoint-5").mkdir(parents=True)  # an interrupted run keeps its number
     assert registry.next_folder("toy", run_versions(settings, "toy"))[0] == 2
+
+
+def test_training_leaves_the_modeling_module_as_it_found_it(tiny_lm, tmp_path):
+    """Liger's kernels (CUDA) replace the model's modeling-module RMSNorm, MLP and rotary function for the
+    process while the trainer runs; here a callback does the same on CPU: after train_adapter the module
+    is transformers' again, so a model built later in the process (the app's, a benchmark's next arm)
+    is built from it."""
+    import sys
+
+    from transformers import AutoConfig, AutoModelForCausalLM, TrainerCallback
+
+    module = sys.modules[type(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_lm))).__module__]
+    before = dict(vars(module))
+    patched = [n for n in ("apply_rotary_pos_emb", "LlamaRMSNorm", "LlamaMLP") if n in before]
+    assert patched
+
+    def stand_in(orig):  # the same behaviour under another object, as Liger's replacements
+        return type(orig.__name__, (orig,), {}) if isinstance(orig, type) else (lambda *a, **k: orig(*a, **k))
+
+    stand_ins = {n: stand_in(before[n]) for n in patched}
+
+    class Patch(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            for n, v in stand_ins.items():
+                setattr(module, n, v)
+
+        def on_step_end(self, args, state, control, **kw):
+            assert all(getattr(module, n) is v for n, v in stand_ins.items())  # patched while training
+
+    rows = write_rows(tmp_path / "train.jsonl")
+    train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run",
+                  device="cpu", callbacks=[Patch()])  # fmt: skip
+    assert all(vars(module)[n] is before[n] for n in patched)

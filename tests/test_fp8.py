@@ -257,6 +257,32 @@ def test_the_allocator_mode_lasts_for_the_run_only(monkeypatch):
     assert len(calls) == 4  # off in the runtime: the allocator is left alone
 
 
+def test_a_patched_modeling_module_is_put_back():
+    """What a kernel library patches into a model's module (a class replaced, a name added) is undone
+    after the run, also when it fails."""
+    import types
+
+    from finetune.runtime import module_restored
+
+    class RMSNorm:
+        pass
+
+    def rope(x):
+        return x
+
+    module = types.ModuleType("modeling_toy")
+    module.RMSNorm, module.rope = RMSNorm, rope
+    for fail in (False, True):
+        try:
+            with module_restored(module):
+                module.RMSNorm, module.rope, module.added = object, len, 1
+                if fail:
+                    raise RuntimeError("out of memory")
+        except RuntimeError:
+            assert fail
+        assert module.RMSNorm is RMSNorm and module.rope is rope and not hasattr(module, "added")
+
+
 def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
     assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
     monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
