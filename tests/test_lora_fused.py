@@ -107,9 +107,9 @@ def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 
 
-def test_fused_over_4bit_base_matches_peft(tiny_lm):
-    """QLoRA: over bitsandbytes' NF4 Linear (its CPU backend here) the fused node gives peft's logits and
-    gradients, with the base dequantized inside the node."""
+@pytest.fixture()
+def qlora_model(tiny_lm):
+    """The tiny model with bitsandbytes' NF4 Linears (its CPU backend here) under a peft LoRA."""
     bnb = pytest.importorskip("bitsandbytes")
     from peft import LoraConfig, get_peft_model
 
@@ -124,6 +124,15 @@ def test_fused_over_4bit_base_matches_peft(tiny_lm):
     torch.manual_seed(0)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
                                             init_lora_weights=False)).train()  # fmt: skip
+    return model
+
+
+def test_fused_over_4bit_base_matches_peft(qlora_model):
+    """QLoRA: over bitsandbytes' NF4 Linear the fused node gives peft's logits and gradients, with the base
+    dequantized inside the node."""
+    import bitsandbytes as bnb
+
+    model = qlora_model
     four = [m for m in model.modules() if hasattr(m, "base_layer") and type(m.base_layer) is bnb.nn.Linear4bit]
     assert four
     logits_ref, grads_ref = _run(model)
@@ -148,25 +157,14 @@ def test_fused_over_4bit_base_matches_peft(tiny_lm):
             assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
 
 
-def test_4bit_layers_share_graphs_from_packed_buffers(tiny_lm):
+def test_4bit_layers_share_graphs_from_packed_buffers(qlora_model):
     """QLoRA under shared graphs: each layer's frozen tensors (4-bit weights and their quantization state)
     are packed into one buffer, copied into the stand-in in one go; the gradients stay checkpointing's."""
-    bnb = pytest.importorskip("bitsandbytes")
-    from peft import LoraConfig, get_peft_model
-
-    from finetune.config import TrainConfig
     from finetune.graph_sharing import layer_tensors
     from finetune.graphs import LayerGraphs
-    from finetune.train import decoder_layers, load_trainable_model
+    from finetune.train import decoder_layers
 
-    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
-    try:
-        base, _ = load_trainable_model(str(tiny_lm), rt, TrainConfig(domain="t"))
-    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
-        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
-    torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False)).train()  # fmt: skip
+    model = qlora_model
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     uninstall = lora_fused.install(model)
