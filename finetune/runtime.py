@@ -84,15 +84,14 @@ def cuda_allocator(runtime: dict[str, Any]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def module_restored(module: Any) -> Iterator[None]:
-    """Inside, a model's modeling module may be patched; after, its names are put back. Liger's kernels,
-    applied by the trainer, replace a module's RMSNorm and MLP classes and its rotary function for the whole
-    process: models made later (the app's, a benchmark's plain trl arm) would be built from Liger's classes."""
+    """Inside, a model's modeling module may be patched; after, the names it had are put back (names added
+    inside stay: a module may cache things lazily). Liger's kernels, applied by the trainer, replace a
+    module's RMSNorm and MLP classes and its rotary function for the whole process: models made later (the
+    app's, a benchmark's plain trl arm) would be built from Liger's classes."""
     saved = dict(vars(module))
     try:
         yield
     finally:
-        for name in [n for n in vars(module) if n not in saved]:
-            delattr(module, name)
         for name, value in saved.items():
             if vars(module).get(name) is not value:
                 setattr(module, name, value)
