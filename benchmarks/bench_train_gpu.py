@@ -11,8 +11,10 @@ torch.compile). `--profile` prints where a step's time goes (torch.profiler).
     python benchmarks/bench_train_gpu.py --random-1b --tokenizer PATH ...   # 1B-class Llama, random weights
 
 Prints tokens/s (real, non-pad tokens), peak memory, final held-out loss, MFU, and the ratios.
-plain trl's first run in a process was ~1.45x slower than its later ones (RESULTS.md, eighth session):
-`--repeat N` alternates the arms N times. Until the eighth session's fix (finetune/runtime.py
+plain trl pads each batch to its longest row, and a step on a batch shape new to the process costs it
+35–45% more than one on a shape met before (RESULTS.md, ninth session), so a second run on the same data
+in one process is faster than the first. `--repeat N` alternates the arms N times; `--fresh` runs each
+run in a new process, as a user runs a training script, so no run meets shapes an earlier run met. Until the eighth session's fix (finetune/runtime.py
 `module_restored`), a lorag run left Liger's RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module,
 so every plain arm after the warm-up was built with them; the plain arm now says when that happens.
 """
@@ -240,6 +242,23 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
             "reserved_gb": reserved, "eval_loss": ev["eval_loss"]}  # fmt: skip
 
 
+def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path) -> dict:
+    """One arm's run by this script in a new Python process: its figures from the child's JSON."""
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    res = out / "fresh.json"
+    res.unlink(missing_ok=True)
+    cmd = [sys.executable, __file__, "--model", model_path, "--train", str(train_file), "--eval", str(args.eval),
+           "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr), "--max-len", str(args.max_len),
+           "--quant", "qlora" if quant else "lora", "--arms", arm, "--out", str(out / "run"), "--json", str(res)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    if not res.exists():
+        raise RuntimeError(f"the run in a new process failed (its output is above): {' '.join(cmd)}")
+    (r,) = json.loads(res.read_text()).values()
+    return r[0]
+
+
 def median_run(runs: list[dict]) -> dict:
     """One arm's figures over its repeated runs: the median tokens/s, MFU and held-out loss, the highest
     memory, and every run's tokens/s."""
@@ -270,6 +289,8 @@ def main() -> None:
     ap.add_argument("--arms", default="plain,lorag", help=f"plain, plain-nodrop and any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", action="store_true", help="A short untimed run first.")
     ap.add_argument("--repeat", type=int, default=1, help="Run the arms N times, alternating; report medians and every run's ratio.")
+    ap.add_argument("--fresh", action="store_true", help="Each run in a process of its own, as a user runs a training script "
+                    "(nothing cached from an earlier run: cuDNN plans, captured shapes); --warmup runs in this one.")
     ap.add_argument("--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it).")
     ap.add_argument("--profile-step", type=int, default=3, help="The first profiled step (after every shape was captured: steady state).")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
@@ -307,7 +328,9 @@ def main() -> None:
         print(f"== {key}" + (f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""), flush=True)
         out = args.out / key
         try:
-            if arm.startswith("plain"):  # plain-nodrop: without LoRA dropout (lorag's default); plain-flash: FlashAttention-2
+            if args.fresh:
+                r = run_in_fresh_process(model_path, train_file, args, quant, arm, out)
+            elif arm.startswith("plain"):  # plain-nodrop: without LoRA dropout (lorag's default); plain-flash: FlashAttention-2
                 r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
                                   attention="flash" if arm == "plain-flash" else "")  # fmt: skip
             else:

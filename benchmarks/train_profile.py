@@ -36,27 +36,54 @@ def step_profiler(start: int = 3, steps: int = 3):
     return StepProfiler()
 
 
+_SHAPES_SEEN: set[tuple] = set()  # batch shapes trained on so far in this process, over every run
+
+
 def step_timer():
     """A TrainerCallback recording when each optimizer step ends (host clock; the trainer reads the GPU every
-    step, so the host is never more than a step ahead). Its summary splits a run into the first step (lazy
-    initialisation, first captures), the median step and the time steps took beyond the median (later captures)."""
+    step, so the host is never more than a step ahead) and the shape of the batch each step trained on. Its
+    summary splits a run into the first step (lazy initialisation, first captures), the median step and the
+    time steps took beyond the median, and the steps whose batch shape was new to the process against those
+    whose shape an earlier step or run had already met (per-shape costs: cuDNN plans, graph captures)."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            self.t = [time.perf_counter()]
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.t, self.shapes, self.now = [time.perf_counter()], [], None
+            self.hook = model.register_forward_pre_hook(self.record, with_kwargs=True) if model is not None else None
+
+        def record(self, module, a, kw):
+            x = kw.get("input_ids", a[0] if a else None)
+            if module.training and x is not None and hasattr(x, "shape"):
+                self.now = tuple(x.shape)
 
         def on_step_end(self, args, state, control, **kw):
             self.t.append(time.perf_counter())
+            self.shapes.append(self.now)
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.hook is not None:
+                self.hook.remove()
 
         def summary(self) -> dict:
-            d = sorted(b - a for a, b in zip(self.t, self.t[1:]))
+            d = [b - a for a, b in zip(self.t, self.t[1:])]
             if not d:
                 return {}
-            med = d[len(d) // 2]
-            first = self.t[1] - self.t[0]
-            return {"steps": len(d), "first_s": round(first, 3), "median_ms": round(med * 1e3, 1),
-                    "over_median_s": round(sum(x - med for x in d) - (first - med), 3), "sum_s": round(self.t[-1] - self.t[0], 3)}
+            med = sorted(d)[len(d) // 2]
+            out = {"steps": len(d), "first_s": round(d[0], 3), "median_ms": round(med * 1e3, 1),
+                   "over_median_s": round(sum(x - med for x in d[1:]), 3), "sum_s": round(self.t[-1] - self.t[0], 3)}  # fmt: skip
+            new = []
+            for i, shape in enumerate(self.shapes):
+                new.append(shape is not None and shape not in _SHAPES_SEEN)
+                _SHAPES_SEEN.add(shape)
+            if any(s is not None for s in self.shapes):
+                fresh = [x for x, n in zip(d, new) if n]
+                seen = [x for x, n in zip(d, new) if not n]
+                out["new_shape_steps"] = len(fresh)
+                out["new_shape_median_ms"] = round(sorted(fresh)[len(fresh) // 2] * 1e3, 1) if fresh else None
+                out["seen_shape_median_ms"] = round(sorted(seen)[len(seen) // 2] * 1e3, 1) if seen else None
+                out["new_shape_over_median_s"] = round(sum(x - med for x in fresh), 3)
+            return out
 
     return StepTimer()
 
