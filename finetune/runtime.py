@@ -18,6 +18,17 @@ from finetune.config import TrainConfig
 from finetune.fp8 import unsupported_reason
 
 
+def _liger_unimportable() -> str | None:
+    """Why Liger's transformers integration cannot be used here, or None. It imports what the trainer will
+    apply, here with the run's other imports, not inside the timed trainer.train() (in a new process
+    the import loads Liger's ops and probes its backends)."""
+    try:
+        import liger_kernel.transformers  # noqa: F401
+    except Exception as e:  # not installed, or installed against another transformers/triton
+        return f"liger_kernel.transformers does not import: {type(e).__name__}: {e}"
+    return None
+
+
 def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
     """Concrete choices for this machine: quantization, batching, dtype, liger."""
     import torch
@@ -32,14 +43,11 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
     # padded + length-grouped measured as fast as padding-free on the H100 at batch 16, with less memory
     # (SDPA builds a dense block mask for packed rows), so "auto" pads everywhere
     batching = cfg.batching if cfg.batching != "auto" else "padded"
-    liger = False
-    if cfg.liger and cuda and not cfg.compile_layers:  # dynamo cannot trace Liger's autograd functions
-        try:
-            import liger_kernel  # noqa: F401
-
-            liger = True
-        except ImportError:
-            liger = False
+    liger_off = next((why for off, why in (
+        (not cfg.liger, "off in the config"),
+        (not cuda, "CUDA only"),
+        (cfg.compile_layers, "not with compile_layers"),  # dynamo cannot trace Liger's autograd functions
+    ) if off), None) or _liger_unimportable()  # fmt: skip
     bf16 = cuda and torch.cuda.is_bf16_supported()
     lora_dtype = cfg.lora_dtype if (bf16 and quant == "none") else "float32"
     graphs_off = next((why for off, why in (
@@ -59,8 +67,8 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
     # the user's own allocator settings win (read when a run starts, never at import)
     user_alloc = os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF")
     expandable = cuda and cfg.expandable_segments and not user_alloc
-    return {"device": device, "quantization": quant, "batching": batching, "liger": liger, "bf16": bf16,
-            "expandable_segments": expandable,
+    return {"device": device, "quantization": quant, "batching": batching, "bf16": bf16,
+            "liger": liger_off is None, "liger_off": liger_off, "expandable_segments": expandable,
             "compile_layers": bool(cfg.compile_layers and cuda), "lora_dtype": lora_dtype,
             "cuda_graphs": graphs_off is None, "cuda_graphs_off": graphs_off, "fp8": fp8_off is None, "fp8_off": fp8_off}
 

@@ -239,6 +239,29 @@ def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypat
     assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
 
 
+def test_liger_is_used_only_where_its_transformers_integration_imports(monkeypatch):
+    """The runtime imports what the trainer will apply (liger_kernel.transformers), so a Liger that is
+    installed but does not import against this transformers is reported and left out, not a crash
+    inside training."""
+    import sys
+    import types
+
+    from finetune.config import TrainConfig
+    from finetune.runtime import resolve_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", types.ModuleType("liger_kernel.transformers"))
+    rt = resolve_runtime(TrainConfig(domain="t"), "cuda")
+    assert rt["liger"] is True and rt["liger_off"] is None
+    off = resolve_runtime(TrainConfig(domain="t", liger=False), "cuda")
+    assert off["liger"] is False and off["liger_off"] == "off in the config"
+    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["liger_off"] == "CUDA only"
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", None)  # installed, but its integration fails to import
+    broken = resolve_runtime(TrainConfig(domain="t"), "cuda")
+    assert broken["liger"] is False and broken["liger_off"].startswith("liger_kernel.transformers does not import")
+
+
 def test_the_allocator_mode_lasts_for_the_run_only(monkeypatch):
     """Expandable segments are switched on for a run and back off after it, also when it fails: the rest
     of the process (the app, another run, a benchmark's next arm) allocates with PyTorch's default."""
