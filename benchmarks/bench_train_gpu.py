@@ -22,6 +22,7 @@ so every plain arm after the warm-up was built with them; the plain arm now says
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
@@ -242,6 +243,25 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
             "reserved_gb": reserved, "eval_loss": ev["eval_loss"]}  # fmt: skip
 
 
+@contextlib.contextmanager
+def host_profile(on: bool, key: str):
+    """cProfile over one arm's run (model load included): its 30 costliest calls by cumulative time."""
+    if not on:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        print(f"-- cProfile of {key}, by cumulative time:", flush=True)
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+
+
 def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path) -> dict:
     """One arm's run by this script in a new Python process: its figures from the child's JSON."""
     import subprocess
@@ -251,7 +271,8 @@ def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, a
     res.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--model", model_path, "--train", str(train_file), "--eval", str(args.eval),
            "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr), "--max-len", str(args.max_len),
-           "--quant", "qlora" if quant else "lora", "--arms", arm, "--out", str(out / "run"), "--json", str(res)]  # fmt: skip
+           "--quant", "qlora" if quant else "lora", "--arms", arm, "--out", str(out / "run"), "--json", str(res),
+           *(["--cprofile"] if args.cprofile else [])]  # fmt: skip
     subprocess.run(cmd, check=True)
     if not res.exists():
         raise RuntimeError(f"the run in a new process failed (its output is above): {' '.join(cmd)}")
@@ -291,6 +312,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="Run the arms N times, alternating; report medians and every run's ratio.")
     ap.add_argument("--fresh", action="store_true", help="Each run in a process of its own, as a user runs a training script "
                     "(nothing cached from an earlier run: cuDNN plans, captured shapes); --warmup runs in this one.")
+    ap.add_argument("--cprofile", action="store_true", help="cProfile each run (host side: imports, kernel loads, captures) "
+                    "and print its 30 costliest calls by cumulative time; with --fresh, in each run's own process.")
     ap.add_argument("--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it).")
     ap.add_argument("--profile-step", type=int, default=3, help="The first profiled step (after every shape was captured: steady state).")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
@@ -330,11 +353,13 @@ def main() -> None:
         try:
             if args.fresh:
                 r = run_in_fresh_process(model_path, train_file, args, quant, arm, out)
-            elif arm.startswith("plain"):  # plain-nodrop: without LoRA dropout (lorag's default); plain-flash: FlashAttention-2
-                r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
-                                  attention="flash" if arm == "plain-flash" else "")  # fmt: skip
             else:
-                r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
+                with host_profile(args.cprofile, key):
+                    if arm.startswith("plain"):  # plain-nodrop: without LoRA dropout; plain-flash: FlashAttention-2
+                        r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
+                                          attention="flash" if arm == "plain-flash" else "")  # fmt: skip
+                    else:
+                        r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
         except Exception as e:  # one failing arm does not lose the others' figures
             import traceback
 
