@@ -49,7 +49,7 @@ def step_timer():
 
     class StepTimer(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
-            self.t, self.shapes, self.now = [time.perf_counter()], [], None
+            self.t, self.new, self.now = [time.perf_counter()], [], None
             self.hook = model.register_forward_pre_hook(self.record, with_kwargs=True) if model is not None else None
 
         def record(self, module, a, kw):
@@ -59,7 +59,8 @@ def step_timer():
 
         def on_step_end(self, args, state, control, **kw):
             self.t.append(time.perf_counter())
-            self.shapes.append(self.now)
+            self.new.append(None if self.now is None else self.now not in _SHAPES_SEEN)
+            _SHAPES_SEEN.add(self.now)
 
         def on_train_end(self, args, state, control, **kw):
             if self.hook is not None:
@@ -72,13 +73,9 @@ def step_timer():
             med = sorted(d)[len(d) // 2]
             out = {"steps": len(d), "first_s": round(d[0], 3), "median_ms": round(med * 1e3, 1),
                    "over_median_s": round(sum(x - med for x in d[1:]), 3), "sum_s": round(self.t[-1] - self.t[0], 3)}  # fmt: skip
-            new = []
-            for i, shape in enumerate(self.shapes):
-                new.append(shape is not None and shape not in _SHAPES_SEEN)
-                _SHAPES_SEEN.add(shape)
-            if any(s is not None for s in self.shapes):
-                fresh = [x for x, n in zip(d, new) if n]
-                seen = [x for x, n in zip(d, new) if not n]
+            if any(n is not None for n in self.new):
+                fresh = [x for x, n in zip(d, self.new) if n]
+                seen = [x for x, n in zip(d, self.new) if n is False]
                 out["new_shape_steps"] = len(fresh)
                 out["new_shape_median_ms"] = round(sorted(fresh)[len(fresh) // 2] * 1e3, 1) if fresh else None
                 out["seen_shape_median_ms"] = round(sorted(seen)[len(seen) // 2] * 1e3, 1) if seen else None
