@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
 from assistant.settings import RetrievalSettings
-from assistant.store import Hit, Store
+from assistant.store import Hit, RankedLists, Store
 
 
 @dataclass
@@ -72,6 +72,18 @@ def _passage(n: int, hit: Hit, domain: str) -> Passage:
     )  # fmt: skip
 
 
+def rrf_across_domains(lists: dict[str, RankedLists], rrf_k: int) -> list[tuple[float, Hit, str]]:
+    """Reciprocal rank fusion over several domains' candidates: every domain's dense hits ranked together by
+    cosine (one embedder, so comparable), its sparse hits by BM25, then 1/(k + rank) summed per chunk, as if
+    the domains were one collection. Best first."""
+    fused: dict[tuple[str, str], list] = {}
+    for which in ("dense", "sparse"):
+        ranked = sorted(((h, d) for d, c in lists.items() for h in getattr(c, which)), key=lambda x: (-x[0].score, x[0].id))
+        for rank, (h, d) in enumerate(ranked, start=1):
+            fused.setdefault((d, h.id), [0.0, h, d])[0] += 1.0 / (rrf_k + rank)
+    return sorted(((score, h, d) for score, h, d in fused.values()), key=lambda x: (-x[0], x[1].id))
+
+
 class Retriever:
     def __init__(
         self,
@@ -110,15 +122,16 @@ class Retriever:
         sparse_q = self.sparse.embed_query(question)
         t1 = time.perf_counter()
         limit = max(k, s.prefetch_limit) if (self.reranker is not None and s.rerank) else k
-        scored: list[tuple[float, Hit, str]] = []
-        best = -1.0
-        search_ms = 0.0
-        for d in domains:
-            r = self.store.search(d, dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
-            best = max(best, r.best_dense)
-            search_ms += r.timings_ms.get("search_ms", 0.0)
-            scored += [(h.score, h, d) for h in r.hits]
-        scored.sort(key=lambda x: (-x[0], x[1].id))  # RRF is rank-based (comparable across domains); ties by id
+        scored: list[tuple[float, Hit, str]]
+        if len(domains) == 1:  # Qdrant fuses the domain's dense and sparse candidates itself
+            r = self.store.search(domains[0], dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
+            best, search_ms = r.best_dense, r.timings_ms.get("search_ms", 0.0)
+            scored = sorted(((h.score, h, domains[0]) for h in r.hits), key=lambda x: (-x[0], x[1].id))  # ties by id
+        else:  # each domain's fused ranks start at 1 alike: fuse the domains' cosine and BM25 rankings instead
+            lists = {d: self.store.ranked_lists(d, dense_q, sparse_q, limit=s.prefetch_limit) for d in domains}
+            best = max((c.dense[0].score for c in lists.values() if c.dense), default=-1.0)
+            search_ms = sum(c.timings_ms.get("search_ms", 0.0) for c in lists.values())
+            scored = rrf_across_domains(lists, s.rrf_k)[:limit]
         t2 = time.perf_counter()
         if self.reranker is not None and s.rerank and scored:
             ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])

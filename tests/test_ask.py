@@ -75,6 +75,25 @@ def test_all_domains_are_searched_without_a_domain(components, corpus, tmp_path)
     assert answer.passages[0].source == "manual.md"
 
 
+def test_a_search_over_domains_ranks_by_relevance_not_by_domain(components, tmp_path):
+    """Without a domain, passages are ranked as if every domain were one collection: another domain's best
+    hit, sharing one word with the question, does not outrank this domain's three relevant passages
+    (fusing each domain's own ranking put every domain's first hit level with the best)."""
+    ing = components.ingestor()
+    hr, manual = tmp_path / "hr", tmp_path / "manual"
+    hr.mkdir(), manual.mkdir()
+    (hr / "annual.md").write_text("# Annual leave\n\nFull-time staff receive 27 days of annual leave each year.\n")
+    (hr / "carry.md").write_text("# Carry-over\n\nUp to 5 days of annual leave carry over into the next year.\n")
+    (hr / "booking.md").write_text("# Booking\n\nAnnual leave days are booked each year in the HR portal.\n")
+    (manual / "service.md").write_text("# Service\n\nStaff at the service desk replace the lamp unit.\n")
+    ing.run([hr], "hr")
+    ing.run([manual], "manual")
+    answer = components.ask_service.ask("How many days of annual leave do full-time staff receive each year?")
+    assert answer.domains == ["hr", "manual"]
+    got = [(p.domain, p.source) for p in answer.passages]
+    assert [d for d, _ in got[:3]] == ["hr", "hr", "hr"], got
+
+
 def _p(n, text):
     return Passage(n, text, f"doc{n}.md", "S", None, 1.0, "d", f"/x/doc{n}.md", str(n))
 

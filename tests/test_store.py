@@ -97,6 +97,23 @@ def test_best_dense_reports_relevance(store):
     assert search(store, "quantum chromodynamics lattice").best_dense < 0.5
 
 
+def test_ranked_lists_give_each_vector_s_candidates_with_their_own_scores(store):
+    import numpy as np
+
+    texts = ["annual leave is 27 days", "sick leave needs a note", "parking costs 12 euros"]
+    store.ensure_domain("hr", EMB.dim)
+    store.stage("hr", points("a.txt", "h1", texts))
+    store.publish("hr", "a.txt", "h1")
+    q = "annual leave days"
+    lists = store.ranked_lists("hr", EMB.embed_query(q).tolist(), BM25.embed_query(q), limit=3)
+    cos = {t: float(np.dot(EMB.embed_query(q), EMB.embed_query(t))) for t in texts}
+    assert [h.payload["text"] for h in lists.dense] == sorted(texts, key=lambda t: -cos[t])
+    assert [h.score for h in lists.dense] == pytest.approx([cos[h.payload["text"]] for h in lists.dense], abs=1e-4)
+    assert [h.payload["text"] for h in lists.sparse] == texts[:2]  # only chunks holding a term of the query
+    assert lists.sparse[0].score > lists.sparse[1].score > 0
+    assert store.ranked_lists("hr", EMB.embed_query(q).tolist(), BM25.embed_query("the a"), limit=3).sparse == []
+
+
 def test_edge_store_second_process_gets_clear_error(tmp_path):
     import subprocess
     import sys

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from assistant.settings import Settings
-from assistant.store.base import ChunkPoint, DocInfo, Hit, SearchResult, Store, check_domain
+from assistant.store.base import ChunkPoint, DocInfo, Hit, RankedLists, SearchResult, Store, check_domain
 
-__all__ = ["ChunkPoint", "DocInfo", "Hit", "SearchResult", "Store", "check_domain", "open_store"]
+__all__ = ["ChunkPoint", "DocInfo", "Hit", "RankedLists", "SearchResult", "Store", "check_domain", "open_store"]
 
 
 def open_store(settings: Settings) -> Store:

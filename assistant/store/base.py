@@ -57,6 +57,16 @@ class SearchResult:
 
 
 @dataclass
+class RankedLists:
+    """One domain's candidates per vector, best first, with their own scores (cosine, BM25): what a search
+    over several domains fuses into one ranking, since fused scores of separate domains do not compare."""
+
+    dense: list[Hit]
+    sparse: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class DocInfo:
     doc_id: str
     display: str
@@ -84,6 +94,7 @@ class Store(Protocol):
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult: ...
+    def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists: ...
     def scroll_chunks(self, domain: str, *, limit: int | None = None) -> list[Hit]: ...
     def dense_centroid(self, domain: str, *, limit: int = 2000) -> Any: ...
     def flush(self) -> None: ...

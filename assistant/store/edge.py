@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import (
-    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, SearchResult, check_domain, doc_info_from,
+    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, RankedLists, SearchResult, check_domain, doc_info_from,
 )  # fmt: skip
 
 _SHARD_MARKER = "edge_config.json"
@@ -218,6 +218,23 @@ class EdgeStore:
         ms = (time.perf_counter() - t0) * 1000
         hits = [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in fused_hits]
         return SearchResult(hits, float(best_hits[0].score) if best_hits else -1.0, {"search_ms": ms})
+
+
+    def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
+        qe = self._qe
+        shard = self._open(domain)
+        live = self._filter(self._match("state", LIVE))
+        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
+        reqs = [qe.QueryRequest(limit=limit, query=dense_q, filter=live, params=params, with_payload=True)]
+        if sparse.indices:
+            sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+            reqs.append(qe.QueryRequest(limit=limit, query=sparse_q, filter=live, with_payload=True))
+        t0 = time.perf_counter()
+        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        ms = (time.perf_counter() - t0) * 1000
+        hits = [[Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hs] for hs in lists]
+        return RankedLists(hits[0], hits[1] if len(hits) > 1 else [], {"search_ms": ms})
 
 
 def shard_dim(path: Path) -> int | None:

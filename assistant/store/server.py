@@ -9,7 +9,7 @@ from typing import Any
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError
 from assistant.store.base import (
-    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, SearchResult, check_domain, doc_info_from,
+    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, RankedLists, SearchResult, check_domain, doc_info_from,
 )  # fmt: skip
 
 
@@ -202,3 +202,18 @@ class QdrantClientStore:
         ms = (time.perf_counter() - t0) * 1000
         hits = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in fused.points]
         return SearchResult(hits, float(best.points[0].score) if best.points else -1.0, {"search_ms": ms})
+
+    def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
+        m = self.m
+        name = self._require(domain)
+        live = m.Filter(must=[self._match("state", LIVE)])
+        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
+        reqs = [m.QueryRequest(query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True)]
+        if sparse.indices:
+            sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
+            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=limit, filter=live, with_payload=True))
+        t0 = time.perf_counter()
+        lists = self.client.query_batch_points(name, reqs)
+        ms = (time.perf_counter() - t0) * 1000
+        hits = [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in lists]
+        return RankedLists(hits[0], hits[1] if len(hits) > 1 else [], {"search_ms": ms})
