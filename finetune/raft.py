@@ -117,16 +117,11 @@ class TrainingSetBuilder:
 
         curated: list[QARecord] = load_qa(curated_path) if curated_path else []
         train_qa, held_qa = split_qa(curated, cfg.heldout_fraction)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if curated:
-            write_jsonl(self.out / "curated.jsonl", (r.model_dump() for r in curated))
-        write_jsonl(self.out / "heldout.jsonl", (r.model_dump() for r in held_qa))
 
         pairs, synth_report = synthesize(
             chunks, self.generator, s, avoid_questions=[r.question for r in held_qa],
             progress=(lambda d, t: progress("synth", d, t)) if progress else None,
         )  # fmt: skip
-        write_jsonl(self.out / "synthetic.jsonl", (dataclasses.asdict(p) for p in pairs))
         chunk_by_id = {h.id: h for h in chunks}
 
         rows: list[dict[str, Any]] = []
@@ -157,9 +152,20 @@ class TrainingSetBuilder:
         for (rec, oracle), negatives in zip(held, held_negs):  # held-out loss: same format, oracle always present
             ex = make_example(rec.question, rec.answer, oracle, negatives, k=k, include_oracle=True, rng=rng)
             held_rows.append({"id": f"heldout:{rec.key()}", "kind": "heldout", **ex})
+        if not rows:  # before anything is written: an earlier training set stays whole
+            why = "; ".join(f"{n} {reason}" for reason, n in (synth_report.dropped + dropped).most_common()) or "no chunk gave one"
+            raise LoragError(
+                f"no training examples could be built for '{cfg.domain}': {synth_report.kept} synthetic pair(s) from "
+                f"{synth_report.chunks} chunk(s), {len(train_qa)} curated; dropped: {why}",
+                hint="add curated Q&A with --qa, or synthesize from more chunks (--max-chunks) or with other writers "
+                     "(--writer heading+cloze); nothing was written",
+            )  # fmt: skip
+        self.out.mkdir(parents=True, exist_ok=True)
+        if curated:
+            write_jsonl(self.out / "curated.jsonl", (r.model_dump() for r in curated))
+        write_jsonl(self.out / "heldout.jsonl", (r.model_dump() for r in held_qa))
+        write_jsonl(self.out / "synthetic.jsonl", (dataclasses.asdict(p) for p in pairs))
         write_jsonl(self.out / "heldout_examples.jsonl", held_rows)
-        if not rows:
-            raise LoragError(f"no training examples could be built for '{cfg.domain}'", hint="add curated Q&A with --qa")
         data_hash = write_jsonl(self.out / "train.jsonl", rows)
         summary = {
             "domain": cfg.domain,

@@ -354,6 +354,29 @@ def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
         TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds2").build(None)
 
 
+def test_a_training_set_with_no_example_says_why_and_keeps_the_earlier_one(components, tmp_path, monkeypatch):
+    """synth that keeps nothing names what it dropped and why, and writes nothing: the domain's earlier
+    training set (train.jsonl and its held-out split) stays as it was."""
+    cfg = _handbook_cloze_cfg(components, max_chunks=30)
+    out = tmp_path / "ds"
+    TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(SAMPLES / "qa" / "handbook.jsonl")
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    from collections import Counter
+
+    from finetune import raft
+    from finetune.synth import SynthReport
+
+    def writes_nothing(chunks, *a, **k):  # a writer whose every pair the filters drop
+        return [], SynthReport(chunks=2, dropped=Counter({"cloze: no sentence with a fact": 2}))
+
+    monkeypatch.setattr(raft, "synthesize", writes_nothing)
+    with pytest.raises(LoragError, match=r"for 'handbook': 0 synthetic pair\(s\) from 2 chunk\(s\), 0 curated; "
+                                         r"dropped: 2 cloze: no sentence with a fact") as e:
+        TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
+    assert "nothing was written" in e.value.hint
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
 def test_heading_writer_asks_about_the_section_a_chunk_opens():
     text = ("Method Objects\n\nUsually, a method is called right after it is bound. In the MyClass example, "
             "this will return the string 'hello world'. However, it is not necessary to call a method right away.")
