@@ -43,6 +43,8 @@ class Answer:
     route: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
+    prompt_tokens: int = 0
+    finish_reason: str = "stop"  # "length": the answer was cut at the token limit
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,8 @@ class Answer:
             "adapter": self.adapter,
             "route": self.route,
             "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "finish_reason": self.finish_reason,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -107,8 +111,10 @@ class AskService:
         history: Sequence[tuple[str, str]] = (),
         adapter: str | None = AUTO,
         retrieval: Retrieval | None = None,
+        max_new_tokens: int | None = None,
     ) -> Iterator[str | Answer]:
-        """`adapter`: 'auto' (route), 'base', or an adapter name."""
+        """`adapter`: 'auto' (route), 'base', or an adapter name. `max_new_tokens`: the answer's limit (None:
+        the generator's setting)."""
         t0 = time.perf_counter()
         # A follow-up ("and for contractors?") is searched together with the previous question.
         query = f"{history[-1][0]} {question}" if history else question
@@ -122,7 +128,8 @@ class AskService:
             yield Answer(question, text, [], r.passages, r.domains, False, route.adapter, route.to_dict(), timings_ms=timings)
             return
         pieces: list[str] = []
-        for piece in self.generator.stream(build_messages(question, r.passages, history), adapter=route.adapter):
+        messages = build_messages(question, r.passages, history)
+        for piece in self.generator.stream(messages, adapter=route.adapter, max_new_tokens=max_new_tokens):
             pieces.append(piece)
             yield piece
         stats = self.generator.last_stats
@@ -135,7 +142,8 @@ class AskService:
         )
         yield Answer(
             question, text, extract_citations(text, r.passages), r.passages, r.domains, True, route.adapter,
-            route.to_dict(), timings_ms=timings, tokens=stats.new_tokens,
+            route.to_dict(), timings_ms=timings, tokens=stats.new_tokens, prompt_tokens=stats.prompt_tokens,
+            finish_reason=stats.finish_reason,
         )  # fmt: skip
 
     def ask(self, question: str, domain: str | None = None, **kwargs: Any) -> Answer:

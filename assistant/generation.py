@@ -19,6 +19,7 @@ class GenerationStats:
     new_tokens: int = 0
     first_token_s: float = 0.0
     total_s: float = 0.0
+    finish_reason: str = "stop"  # "length": cut at max_new_tokens (OpenAI's names)
 
     @property
     def tokens_per_s(self) -> float:
@@ -128,6 +129,11 @@ class HFGenerator:
             raise result["error"]
         stats.total_s = time.perf_counter() - t0
         stats.new_tokens = int(result["out"].shape[1] - inputs["input_ids"].shape[1])
+        last = int(result["out"][0, -1]) if stats.new_tokens else None
+        eos = self.model.generation_config.eos_token_id
+        ended = last in (eos if isinstance(eos, list) else [eos])
+        if stats.new_tokens >= self.generation_kwargs(max_new_tokens)["max_new_tokens"] and not ended:
+            stats.finish_reason = "length"
         self.last_stats = stats
 
     def generate_batch(
@@ -173,10 +179,13 @@ class FakeGenerator:
     def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
         self.calls.append((list(messages), adapter))
         t0 = time.perf_counter()
-        words = str(self.reply(messages)).split(" ")
+        words = str(self.reply(messages)).split(" ")  # a word is a token here
+        cut = max_new_tokens is not None and len(words) > max_new_tokens
+        words = words[:max_new_tokens] if cut else words
         for i, w in enumerate(words):
             yield w if i == 0 else " " + w
-        self.last_stats = GenerationStats(0, len(words), 0.0, time.perf_counter() - t0)
+        prompt = sum(len(m.get("content", "").split()) for m in messages)
+        self.last_stats = GenerationStats(prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop")
 
     def adapters(self) -> list[str]:
         return list(self._adapters)

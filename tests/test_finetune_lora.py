@@ -279,6 +279,23 @@ def test_generation_stats_are_per_thread(tiny_lm):
     assert mine.new_tokens > 0 and seen["other"].new_tokens == 0
 
 
+def test_an_answer_cut_at_the_token_limit_says_so(tiny_lm):
+    """finish_reason "length" when generation stopped at max_new_tokens, "stop" when the model ended it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gen = HFGenerator(AutoModelForCausalLM.from_pretrained(tiny_lm).eval(), AutoTokenizer.from_pretrained(tiny_lm),
+                      ModelSettings(max_new_tokens=3, repetition_penalty=1.0))
+    msgs = [{"role": "user", "content": "hi"}]
+    "".join(gen.stream(msgs))
+    assert (gen.last_stats.new_tokens, gen.last_stats.finish_reason) == (3, "length")
+    assert gen.last_stats.prompt_tokens > 1
+    enc = gen.encode(msgs)
+    first = int(gen.model.generate(**enc, **gen.generation_kwargs(1))[0, -1])
+    gen.model.generation_config.eos_token_id = first  # the model's first token now ends its answer
+    "".join(gen.stream(msgs, max_new_tokens=3))
+    assert (gen.last_stats.new_tokens, gen.last_stats.finish_reason) == (1, "stop")
+
+
 def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(trained, tiny_lm, tmp_path):
     """`lorag adapters import`: a PEFT folder from another machine gets a version, its run's metrics and
     lineage; weights that do not fit the configured base are refused before anything is registered."""

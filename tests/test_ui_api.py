@@ -48,6 +48,27 @@ def test_openai_client_streaming_and_adapter_choice(live):
     assert last.model_extra["lorag"]["route"]["reason"] == "explicit choice: handbook-v2"
 
 
+def test_max_tokens_cuts_the_answer_and_usage_counts_both_sides(live):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=live.url + "/v1", api_key="unused")
+    msgs = [{"role": "user", "content": Q}]
+    r = client.chat.completions.create(model="base", messages=msgs, max_tokens=3, extra_body={"domain": "manual"})
+    assert len(r.choices[0].message.content.split()) == 3 and r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 3 and r.usage.prompt_tokens > 20
+    assert r.usage.total_tokens == r.usage.prompt_tokens + 3
+    full = client.chat.completions.create(model="base", messages=msgs, extra_body={"domain": "manual"})
+    assert full.choices[0].finish_reason == "stop" and full.usage.completion_tokens > 3
+    chunks = list(client.chat.completions.create(model="base", messages=msgs, max_completion_tokens=2, stream=True,
+                                                 extra_body={"domain": "manual"}))  # fmt: skip
+    assert len("".join(c.choices[0].delta.content or "" for c in chunks).split()) == 2
+    assert chunks[-1].choices[0].finish_reason == "length"
+    for bad in (0, -1, "10", 2.5, True):
+        e = httpx.post(live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs, "max_tokens": bad}, timeout=30)
+        assert e.status_code == 400 and e.json()["error"]["code"] == "invalid_max_tokens", bad
+        assert "max_tokens must be a positive integer" in e.json()["error"]["message"]
+
+
 def test_raw_http_history_errors_and_sse_format(live):
     url = live.url + "/v1/chat/completions"
     msgs = [{"role": "system", "content": "ignored"}, {"role": "user", "content": Q},

@@ -59,11 +59,14 @@ class ScriptedGenerator(FakeGenerator):
             self.peak = max(self.peak, self.active)
         try:
             t0 = time.perf_counter()
-            words = scripted_reply(messages, adapter).split(" ")
+            words = scripted_reply(messages, adapter).split(" ")  # a word is a token here
+            cut = max_new_tokens is not None and len(words) > max_new_tokens
+            words = words[:max_new_tokens] if cut else words
             for i, w in enumerate(words):
                 time.sleep(self.delay)
                 yield w if i == 0 else " " + w
-            self.last_stats = GenerationStats(0, len(words), 0.0, time.perf_counter() - t0)
+            prompt = sum(len(m["content"].split()) for m in messages)
+            self.last_stats = GenerationStats(prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop")
         finally:
             with self._lock:
                 self.active -= 1

@@ -1,7 +1,8 @@
 """OpenAI-compatible API on the app's server and port.
 
     POST /v1/chat/completions   {"model": "auto" | "base" | "<adapter>", "messages": [...], "stream": bool,
-                                 "domain": "<domain>" (optional, lorag extension)}
+                                 "domain": "<domain>" (optional, lorag extension),
+                                 "max_tokens" | "max_completion_tokens": the answer's token limit}
     GET  /v1/models             auto, base and every served adapter
     GET  /reports/<run>/<file>  evaluation reports (HTML, JSON, plots)
 
@@ -118,8 +119,12 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         except APIError as e:
             return _error(e.status, e.message, e.code)
         domain = body.get("domain") or None
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            field_ = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+            return _error(400, f"{field_} must be a positive integer (got {limit!r})", "invalid_max_tokens")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        stream = core.stream(question, domain, adapter=model, history=history)
+        stream = core.stream(question, domain, adapter=model, history=history, max_new_tokens=limit)
         if body.get("stream"):
             return StreamingResponse(_sse(stream, cid, created, model), media_type="text/event-stream")
         from starlette.concurrency import run_in_threadpool
@@ -130,8 +135,9 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
             return _error(400, _msg(e), "lorag_error")
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": final.tokens, "total_tokens": final.tokens},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": final.finish_reason}],
+            "usage": {"prompt_tokens": final.prompt_tokens, "completion_tokens": final.tokens,
+                      "total_tokens": final.prompt_tokens + final.tokens},
             **_extras(final),
         }  # fmt: skip
 
@@ -171,7 +177,7 @@ def _sse(stream: Iterator[Any], cid: str, created: int, model: str) -> Iterator[
     try:
         for item in stream:
             if isinstance(item, Answer):
-                yield chunk({}, "stop", **_extras(item))
+                yield chunk({}, item.finish_reason, **_extras(item))
             elif item:
                 yield chunk({"content": item})
     except LoragError as e:

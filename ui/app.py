@@ -114,12 +114,13 @@ class AppCore:
         return AskService(self.comps.retriever, self.comps.generator, None)
 
     def stream(self, question: str, domain: str | None, *, adapter: str | None = AUTO,
-               history: list[tuple[str, str]] | tuple = (), retrieval: Any = None) -> Iterator[Any]:  # fmt: skip
+               history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
+               max_new_tokens: int | None = None) -> Iterator[Any]:  # fmt: skip
         """AskService.stream under the generation limit (waits for a free slot)."""
         service = self.service_for(adapter)
         with self.generation_slots:
             yield from service.stream(question, self.domain_arg(domain), history=list(history),
-                                      adapter=adapter or AUTO, retrieval=retrieval)  # fmt: skip
+                                      adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
 
     def ask(self, question: str, domain: str | None, **kw: Any) -> Any:
         from assistant.answer import Answer
