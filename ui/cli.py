@@ -279,7 +279,7 @@ def demo_cmd(
             pass
     for q in question or [
         "How many days of annual leave do full-time employees get?",
-        "What does error code E-104 mean on the Aurora 3?",
+        "What does error code E-205 mean on the Aurora 3?",
     ]:
         typer.echo(f"\n> {q}")
         ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto")
