@@ -42,6 +42,7 @@ class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     purged_staged: int = 0
+    skipped: list[str] = field(default_factory=list)  # files in the folders given whose format ingest.formats leaves out
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)}
@@ -82,11 +83,13 @@ class Ingestor:
         self.signature = f"{dense.name}|{settings.chunk_tokens}|{settings.chunk_overlap}|v1"
 
     # -- discovery ------------------------------------------------------------------------------
-    def discover(self, paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[FileResult], list[Path]]:
-        """(file, display) pairs to ingest, results for paths that fail up front, and folder roots."""
+    def discover(self, paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[FileResult], list[Path], list[str]]:
+        """(file, display) pairs to ingest, results for paths that fail up front, folder roots, and the files
+        of those folders left out for their format (hidden files are not counted)."""
         files: list[tuple[Path, str]] = []
         failed: list[FileResult] = []
         roots: list[Path] = []
+        skipped: list[str] = []
         formats = set(self.settings.formats)
         for raw in paths:
             p = Path(raw).expanduser()
@@ -99,13 +102,15 @@ class Ingestor:
                     dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                     for name in sorted(filenames):
                         f = Path(dirpath) / name
-                        if not name.startswith(".") and file_format(f) in formats:
-                            files.append((f, f.relative_to(root).as_posix()))
+                        if name.startswith("."):
+                            continue
+                        shown = f.relative_to(root).as_posix()
+                        (files.append((f, shown)) if file_format(f) in formats else skipped.append(shown))
             else:
                 files.append((p.resolve(), p.name))
         seen: set[Path] = set()
         unique = [(f, d) for f, d in files if not (f in seen or seen.add(f))]
-        return unique, failed, roots
+        return unique, failed, roots, skipped
 
     # -- one file -------------------------------------------------------------------------------
     def _version(self, path: Path) -> str:
@@ -179,11 +184,12 @@ class Ingestor:
     ) -> IngestReport:
         t0 = time.perf_counter()
         check_domain(domain)
-        files, failed, roots = self.discover(paths)
-        report = IngestReport(domain, list(failed))
+        files, failed, roots, skipped = self.discover(paths)
+        report = IngestReport(domain, list(failed), skipped=skipped)
         if not files and not (sync and roots):
             if not failed:
-                raise LoragError("no supported files found", hint=f"formats: {', '.join(self.settings.formats)}")
+                left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
+                raise LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(self.settings.formats)}")
             report.seconds = time.perf_counter() - t0
             return report
         self.store.ensure_domain(domain, self.dense.dim)

@@ -75,6 +75,23 @@ def test_missing_path_and_empty_folder(ingestor, tmp_path):
         ingestor.run([tmp_path / "empty"], "hr")
 
 
+def test_files_of_other_formats_in_a_folder_are_reported_not_hidden(ingestor, tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / "sub" / "b.xyz").write_text("not a supported format")
+    (folder / "NOTES").write_text("no extension")
+    (folder / ".hidden.md").write_text("# Hidden\n\ntext\n")
+    report = ingestor.run([folder], "hr")
+    assert [r.display for r in report.results] == ["a.md"]
+    assert report.skipped == ["NOTES", "sub/b.xyz"]  # hidden files are neither ingested nor listed
+    only_other = tmp_path / "other"
+    only_other.mkdir()
+    (only_other / "c.xyz").write_text("x")
+    with pytest.raises(LoragError, match=r"no supported files found \(1 file\(s\) of other formats, e.g. c.xyz\)"):
+        ingestor.run([only_other], "hr")
+
+
 def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corpus):
     Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus], "hr")
     settings.ingest.chunk_tokens = 30

@@ -151,6 +151,7 @@ def ingest_cmd(
         typer.echo(json.dumps({
             "domain": report.domain, "counts": report.counts(), "seconds": round(report.seconds, 2),
             "chunks_written": report.chunks_written, "results": [r.__dict__ for r in report.results],
+            "skipped": report.skipped,
         }, indent=2))  # fmt: skip
     else:
         console = _console()
@@ -162,6 +163,10 @@ def ingest_cmd(
             f"domain [bold]{domain}[/]: added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
             f"removed {c['removed']}, failed {c['failed']} — {report.chunks_written} chunks in {report.seconds:.1f}s"
         )
+        if report.skipped:
+            more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
+            console.print(f"skipped {len(report.skipped)} file(s) of formats not in ingest.formats: "
+                          f"{', '.join(report.skipped[:5])}{more}")  # fmt: skip
     if not report.ok:
         raise typer.Exit(1)
 
