@@ -182,11 +182,27 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown setting"
+            near = _close_setting(e["loc"])
+            msg = "unknown setting" + (f" (did you mean {near}?)" if near else "")
         got = e.get("input")
         shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  - {loc}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def _close_setting(loc: tuple) -> str | None:
+    """The known setting nearest a misspelt one at `loc` (section path + name), if one is close."""
+    import difflib
+
+    model: Any = Settings
+    for part in loc[:-1]:
+        field_info = getattr(model, "model_fields", {}).get(part)
+        model = getattr(field_info, "annotation", None)
+        if model is None:
+            return None
+    names = list(getattr(model, "model_fields", {}))
+    near = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
+    return ".".join([*map(str, loc[:-1]), near[0]]) if near else None
 
 
 def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> Settings:

@@ -24,6 +24,10 @@ def test_resolve_local_folder_and_hub_id(tmp_path):
         c.resolve("./missing-folder")
     with pytest.raises(LoragError, match="does not exist"):
         c.resolve("weights.gguf")
+    with pytest.raises(LoragError, match="not a built-in model") as e:  # a typo fails at once, not after hub retries
+        c.resolve("smollm2-135m-instruc")
+    assert "did you mean smollm2-135m-instruct?" in e.value.hint
+    assert c.resolve("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"  # sentence-transformers' short hub names still pass
 
 
 def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):

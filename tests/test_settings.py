@@ -42,6 +42,18 @@ def test_every_problem_is_listed_in_one_error(tmp_path):
     assert "5 problem(s)" in msg
 
 
+def test_a_misspelt_setting_gets_the_nearest_known_name(tmp_path):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("retrieval:\n  min_relevence: 0.3\nmodels:\n  generatr: x\n  colour: blue\nretreival:\n  top_k: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    msg = str(e.value)
+    assert "retrieval.min_relevence: unknown setting (did you mean retrieval.min_relevance?)" in msg
+    assert "models.generatr: unknown setting (did you mean models.generator?)" in msg
+    assert "models.colour: unknown setting\n" in msg + "\n"  # nothing close: no guess
+    assert "retreival: unknown setting (did you mean retrieval?)" in msg
+
+
 def test_unknown_env_name_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_RETRIVAL__TOP_K", "3")

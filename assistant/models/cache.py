@@ -7,6 +7,7 @@ Layout under `paths.model_cache`:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -57,6 +58,11 @@ class ModelCache:
             return str(path)
         if spec.startswith((".", "/", "~")) or spec.endswith(".gguf"):
             raise LoragError(f"model path '{spec}' does not exist")
+        near = difflib.get_close_matches(spec, list(BUILTIN_MODELS), n=1, cutoff=0.8)
+        # a misspelt built-in (not a hub id, nor a built-in's hub name in other case): fail now, not after the hub's retries
+        if near and "/" not in spec and spec.lower() not in BUILTIN_MODELS:
+            raise LoragError(f"model '{spec}' is not a built-in model, a local path or a Hugging Face id (org/name)",
+                             hint=f"did you mean {near[0]}? built-in: {', '.join(BUILTIN_MODELS)}")  # fmt: skip
         return spec  # an HF hub id: from_pretrained fetches or finds it in the HF cache
 
     def pull(self, name: str, *, force: bool = False) -> Path:
