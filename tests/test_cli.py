@@ -107,6 +107,8 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     assert route["adapter"] == "hr-v1" and "explicit choice" in route["reason"]
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr")  # auto: nothing promoted, so the base answers
     assert r.exit_code == 0 and "\n(base model: " in r.output, r.output
+    r = lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--adapter", "hr-v1")
+    assert r.exit_code == 0 and "nothing relevant" in r.output and "(adapter" not in r.output, r.output  # no model ran
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v2")
     err = str(r.exception)  # main() prints a LoragError as "error: ..." (exit 1); the runner calls the app itself
     assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err

@@ -252,7 +252,9 @@ def ask_cmd(
         typer.echo(json.dumps(final.to_dict(), indent=2))
         return
     sys.stdout.write("\n")
-    if final.route and final.route.get("adapter") != "base":
+    if not final.relevant:
+        pass  # no passage was relevant: no model answered, so no adapter to name
+    elif final.route and final.route.get("adapter") != "base":
         typer.echo(f"\n(adapter {final.route['adapter']}: {final.route['reason']})")
     elif final.route and comps.registry.all():  # adapters exist, so say why none answered
         typer.echo(f"\n(base model: {final.route['reason']})")
