@@ -105,7 +105,10 @@ class Ingestor:
                         if name.startswith("."):
                             continue
                         shown = f.relative_to(root).as_posix()
-                        (files.append((f, shown)) if file_format(f) in formats else skipped.append(shown))
+                        if file_format(f) in formats:
+                            files.append((f, shown))
+                        else:
+                            skipped.append(shown)
             else:
                 files.append((p.resolve(), p.name))
         seen: set[Path] = set()

@@ -219,7 +219,6 @@ class EdgeStore:
         hits = [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in fused_hits]
         return SearchResult(hits, float(best_hits[0].score) if best_hits else -1.0, {"search_ms": ms})
 
-
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
         qe = self._qe
         shard = self._open(domain)
