@@ -195,6 +195,7 @@ class Ingestor:
                 raise LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(self.settings.formats)}")
             report.seconds = time.perf_counter() - t0
             return report
+        new_domain = domain not in self.store.domains()
         self.store.ensure_domain(domain, self.dense.dim)
         report.purged_staged = self.store.purge_staged(domain)  # leftovers of an interrupted run
         existing = {d.doc_id: d for d in self.store.list_docs(domain)}
@@ -229,6 +230,10 @@ class Ingestor:
                 if in_root and doc.doc_id not in present and not Path(doc.doc_id).exists():
                     self.store.remove_doc(domain, doc.doc_id)
                     report.results.append(FileResult(doc.doc_id, doc.display, REMOVED, chunks=doc.n_chunks))
+        if new_domain and not any(r.status in (ADDED, UPDATED) for r in report.results):
+            self.store.drop_domain(domain)  # every file failed: no empty domain is left behind
+            report.seconds = time.perf_counter() - t0
+            return report
         self.store.flush()
         self.store.optimize(domain)
         report.seconds = time.perf_counter() - t0

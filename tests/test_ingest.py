@@ -92,6 +92,19 @@ def test_files_of_other_formats_in_a_folder_are_reported_not_hidden(ingestor, tm
         ingestor.run([only_other], "hr")
 
 
+def test_a_run_whose_every_file_fails_leaves_no_new_domain(ingestor, store, tmp_path, corpus):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.md").write_text("")
+    (bad / "nul.txt").write_bytes(b"\x00\x01binary")
+    report = ingestor.run([bad], "baddom")
+    assert not report.ok and {r.status for r in report.results} == {"failed"}
+    assert "baddom" not in store.domains()
+    assert ingestor.run([corpus / "leave.md"], "hr").ok
+    assert not ingestor.run([bad], "hr").ok  # an existing domain keeps its documents
+    assert "hr" in store.domains() and [d.display for d in store.list_docs("hr")] == ["leave.md"]
+
+
 def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corpus):
     Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus], "hr")
     settings.ingest.chunk_tokens = 30
