@@ -492,6 +492,23 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
     assert registry.next_folder("toy", run_versions(settings, "toy"))[0] == 2
 
 
+def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_dense, bm25, corpus):
+    """No training set: an unknown domain points at ingest (synth would fail on it too), a known one at synth."""
+    from assistant.errors import LoragError
+    from finetune.jobs import train_domain
+    from finetune.registry import Registry
+    from ingest.pipeline import Ingestor
+
+    registry = Registry(settings.paths.data_dir / "adapters")
+    with pytest.raises(LoragError, match="unknown domain 'toy'") as e:
+        train_domain(cfg(), settings=settings, store=store, registry=registry, model_cache=None)
+    assert "lorag ingest PATH --domain toy" in e.value.hint
+    assert Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus / "leave.md"], "toy").ok
+    with pytest.raises(LoragError, match="no training data for 'toy'") as e:
+        train_domain(cfg(), settings=settings, store=store, registry=registry, model_cache=None)
+    assert "lorag synth --domain toy" in e.value.hint
+
+
 def test_training_leaves_the_modeling_module_as_it_found_it(tiny_lm, tmp_path):
     """Liger's kernels (CUDA) replace the model's modeling-module RMSNorm, MLP and rotary function for the
     process while the trainer runs; here a callback does the same on CPU: after train_adapter the module
