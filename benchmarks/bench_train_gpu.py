@@ -14,9 +14,10 @@ Prints tokens/s (real, non-pad tokens), peak memory, final held-out loss, MFU, a
 plain trl pads each batch to its longest row, and a step on a batch shape new to the process costs it
 35–45% more than one on a shape met before (RESULTS.md, ninth session), so a second run on the same data
 in one process is faster than the first. `--repeat N` alternates the arms N times; `--fresh` runs each
-run in a new process, as a user runs a training script, so no run meets shapes an earlier run met. Until the eighth session's fix (finetune/runtime.py
-`module_restored`), a lorag run left Liger's RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module,
-so every plain arm after the warm-up was built with them; the plain arm now says when that happens.
+run in a new process, as a user runs a training script, so no run meets shapes an earlier run met.
+Until the eighth session's fix (finetune/runtime.py `module_restored`), a lorag run left Liger's
+RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module, so every plain arm after the warm-up was
+built with them; the plain arm now says when that happens.
 """
 
 from __future__ import annotations

@@ -95,8 +95,9 @@ def train_domain(
     data = dataset_dir(settings, cfg.domain)
     train_file = data / "train.jsonl"
     if not train_file.is_file():
-        if cfg.domain not in store.domains():  # synth would fail too: the domain has nothing indexed
-            known = ", ".join(store.domains()) or "none yet"
+        domains = store.domains()
+        if cfg.domain not in domains:  # synth would fail too: the domain has nothing indexed
+            known = ", ".join(domains) or "none yet"
             raise LoragError(f"unknown domain '{cfg.domain}': nothing is indexed under it, so there is no training data",
                              hint=f"known domains: {known}; `lorag ingest PATH --domain {cfg.domain}`, then `lorag synth`")  # fmt: skip
         raise LoragError(f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first")
