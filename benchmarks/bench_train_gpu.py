@@ -245,8 +245,9 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
 
 
 @contextlib.contextmanager
-def host_profile(on: bool, key: str):
-    """cProfile over one arm's run (model load included): its 30 costliest calls by cumulative time."""
+def host_profile(on: bool, key: str, dump: Path | None = None):
+    """cProfile over one arm's run (model load included): its 30 costliest calls by cumulative time and
+    the 20 by own time; the whole profile into `dump` (pstats format) when given."""
     if not on:
         yield
         return
@@ -260,7 +261,12 @@ def host_profile(on: bool, key: str):
     finally:
         prof.disable()
         print(f"-- cProfile of {key}, by cumulative time:", flush=True)
-        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+        stats = pstats.Stats(prof, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(20)
+        if dump is not None:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            stats.dump_stats(dump)
 
 
 def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path) -> dict:
@@ -355,7 +361,7 @@ def main() -> None:
             if args.fresh:
                 r = run_in_fresh_process(model_path, train_file, args, quant, arm, out)
             else:
-                with host_profile(args.cprofile, key):
+                with host_profile(args.cprofile, key, args.out / f"{key}.prof"):
                     if arm.startswith("plain"):  # plain-nodrop: without LoRA dropout; plain-flash: FlashAttention-2
                         r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
                                           attention="flash" if arm == "plain-flash" else "")  # fmt: skip
