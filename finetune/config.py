@@ -65,11 +65,14 @@ class TrainConfig:
     grad_accum: int = _f(1, "Gradient accumulation steps.")
     micro_batch: int = _f(0, "Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
                           "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
-                          "less activation memory per pass, which keep_activations can spend instead of recomputing.")
+                          "less activation memory per pass, which keep_activations can spend instead of recomputing. "
+                          "Padded batches only (a packed step is one sequence).")
     max_seq_length: int = _f(1024, "Tokens per row. Longer rows lose the end of their answer; a row whose prompt alone "
                              "fills it has no answer token left and is left out (counted as rows_over_max_length).")
-    batching: str = _f("auto", "'padded' (rows of similar length batched together), 'padding_free' (rows concatenated, "
-                       "no pad tokens; CUDA), or 'auto' (padded: as fast on the H100 at batch 16, less memory).")
+    batching: str = _f("auto", "'padded' (rows of similar length batched together), 'packed' (each step one sequence of a "
+                       "fixed token count holding about batch_size rows, each row attending only to itself: one CUDA graph "
+                       "shape, ~1% padding; CUDA with cuda_graphs, finetune/packing.py), 'padding_free' (rows concatenated, "
+                       "no pad tokens, eager; CUDA), or 'auto' (packed where CUDA graphs run, else padded).")
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")
     attn_implementation: str = _f("sdpa", "'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
     sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'flash' (FlashAttention-2), 'cudnn', or 'auto': flash "
@@ -113,7 +116,8 @@ class TrainConfig:
                                    "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). For the run only: the "
                                    "allocator is back to its default after it. Left alone when "
                                    "PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF is set.")
-    graph_bucket: int = _f(64, "With cuda_graphs: pad every batch's length to a multiple of this: fewer shapes to capture "
+    graph_bucket: int = _f(64, "Packed steps: their token count is a multiple of this. With cuda_graphs and padded batches: "
+                           "pad every batch's length to a multiple of this: fewer shapes to capture "
                            "for more padding (on the benchmark's rows, length-grouped batches of 16: 128 pads 11% "
                            "of real tokens over 6 shapes, 64: 6% over 10, 32: 4% over 18).")
     eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
@@ -151,13 +155,15 @@ def check(cfg: TrainConfig) -> list[str]:
         bad("attn_implementation", "one of sdpa, flex_attention, eager")
     if cfg.sdpa_backend not in ("auto", "flash", "cudnn"):
         bad("sdpa_backend", "one of auto, flash, cudnn")
-    if cfg.batching not in ("auto", "padding_free", "padded"):
-        bad("batching", "one of auto, padding_free, padded")
+    if cfg.batching not in ("auto", "packed", "padding_free", "padded"):
+        bad("batching", "one of auto, packed, padding_free, padded")
     for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             bad(name, "a whole number >= 1")
     if not isinstance(cfg.micro_batch, int) or cfg.micro_batch < 0:
         bad("micro_batch", "a whole number of rows >= 0 (0: the whole batch at once)")
+    elif cfg.micro_batch and cfg.batching == "packed":
+        bad("micro_batch", "padded batches only (a packed step is one sequence): 0, or batching padded/auto")
     if not isinstance(cfg.keep_activations, int) or cfg.keep_activations < -1:
         bad("keep_activations", "a whole number of layers, or -1 for all")
     if not 0 <= cfg.lora_dropout < 1:

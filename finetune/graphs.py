@@ -28,7 +28,9 @@ forward, then backward in reverse) and micro-batches never interleave; so a kept
 take pool memory once, at the largest shape, not once per shape.
 Conditions, checked by the caller (finetune.runtime.resolve_runtime): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
-pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, and no
+pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, or packed
+steps of one size (finetune/packing.py: the rows' offsets are copied into a static buffer like the
+rotary tables, and the varlen attention reads them, bounded by `varlen_max`), and no
 dropout inside the layers (a replayed recompute would draw other masks than the forward). Anything
 else (evaluation, no grad, a cache, extra attention kwargs, a capture that fails) runs the layer
 as before, checkpointed when training.
@@ -46,7 +48,7 @@ from typing import Any, Callable
 from finetune.graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
 
 _GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
-                   "cache_position"}  # fmt: skip
+                   "cache_position", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"}  # fmt: skip
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Shape:
     cos: Any
     sin: Any
     cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
+    cu: Any = None  # packed rows (finetune/packing.py): their offsets, copied in every step like the rotary tables
 
 
 @dataclass
@@ -92,8 +95,8 @@ def _replay_fn() -> Any:
 
     class Replay(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, *params: Any) -> Any:
-            ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin)
+        def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, cu: Any, *params: Any) -> Any:
+            ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin, cu)
             if entry.x is None:  # checkpointed: keep the input, recompute the rest
                 ctx.save_for_backward(x)
                 st.x.copy_(x)
@@ -112,7 +115,7 @@ def _replay_fn() -> Any:
             st.gout.copy_(gout)
             _attach_grads(entry)
             entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-            return (st.gx.clone(), None, None, None, None, *[None] * len(entry.params))
+            return (st.gx.clone(), None, None, None, None, None, *[None] * len(entry.params))
 
     return Replay
 
@@ -135,10 +138,13 @@ def _attach_grads(entry: _Entry) -> None:
         torch._foreach_zero_(fresh)
 
 
-def _load_rope(st: _Shape, cos: Any, sin: Any) -> None:
+def _load_rope(st: _Shape, cos: Any, sin: Any, cu: Any = None) -> None:
+    """This step's rotary tables (and packed rows' offsets) into the shape's buffers, once per step."""
     if st.cos_src is not cos:
         st.cos.copy_(cos)
         st.sin.copy_(sin)
+        if st.cu is not None:
+            st.cu.copy_(cu)
         st.cos_src = cos
 
 
@@ -147,12 +153,14 @@ class LayerGraphs:
 
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
     tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch; keep is
-    the number of leading layers whose activations are kept instead of recomputed (-1: all)."""
+    the number of leading layers whose activations are kept instead of recomputed (-1: all). varlen_max
+    bounds a packed row's length (finetune/packing.py; 0: packed rows run eagerly)."""
 
     def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True,
-                 share: bool = True, skip_unread: bool = True):
+                 share: bool = True, skip_unread: bool = True, varlen_max: int = 0):
         self.layers = list(layers)
         self.max_tokens = max_tokens
+        self.varlen_max = varlen_max
         self.checkpoint = checkpoint
         n = len(self.layers)
         self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
@@ -230,12 +238,13 @@ class LayerGraphs:
         graphable = why is None
         if why and training and self.stats.get("eager_reason") is None:
             self.stats["eager_reason"] = why
-        found = self._entry(i, hidden, rope) if graphable else None
+        cu = kwargs.get("cu_seq_lens_q")
+        found = self._entry(i, hidden, rope, cu) if graphable else None
         if found is None:
             return self._eager(i, hidden, *args[1:], **kwargs)
         entry, st, key = found
         self.stats["replayed"] += 1
-        out = _replay_fn().apply(hidden, entry, st, rope[0], rope[1], *entry.params)
+        out = _replay_fn().apply(hidden, entry, st, rope[0], rope[1], cu, *entry.params)
         if i == len(self.layers) - 1 and key in self.awaiting:
             self._capture_kept_backwards(key)
         return out
@@ -268,6 +277,9 @@ class LayerGraphs:
         extra = [k for k, v in kwargs.items() if k not in _GRAPHED_KWARGS and getattr(v, "ndim", 0) > 0]
         if extra:
             return f"per-token arguments {extra}"
+        cu = kwargs.get("cu_seq_lens_q")
+        if cu is not None and (not self.varlen_max or hidden.shape[0] != 1):  # keys: the queries' rows (self-attention)
+            return "packed rows without a length bound (varlen_max) or in a batch of several"
         if hidden.shape[0] * hidden.shape[1] > self.max_tokens:
             return f"batch of {hidden.shape[0]}x{hidden.shape[1]} tokens over {self.max_tokens}"
         return None
@@ -283,14 +295,14 @@ class LayerGraphs:
 
     # -- capture ------------------------------------------------------------------------------------
     @staticmethod
-    def _key(hidden: Any, rope: Any) -> tuple:
+    def _key(hidden: Any, rope: Any, cu: Any = None) -> tuple:
         import torch
 
         dev = hidden.device.type
         ac = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)) if dev in ("cuda", "cpu") else (False, None)
-        return (tuple(hidden.shape), hidden.dtype, tuple(rope[0].shape), rope[0].dtype, ac)
+        return (tuple(hidden.shape), hidden.dtype, tuple(rope[0].shape), rope[0].dtype, None if cu is None else tuple(cu.shape), ac)
 
-    def _shape(self, key: tuple, hidden: Any, rope: Any) -> _Shape:
+    def _shape(self, key: tuple, hidden: Any, rope: Any, cu: Any = None) -> _Shape:
         import torch
 
         st = self.shapes.get(key)
@@ -300,16 +312,18 @@ class LayerGraphs:
                 if name not in self.flat:
                     self.flat[name] = torch.empty(self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
             view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "out", "gout", "gx")}
-            st = _Shape(**view, cos=torch.empty_like(rope[0]), sin=torch.empty_like(rope[1]))
+            st = _Shape(**view, cos=torch.empty_like(rope[0]), sin=torch.empty_like(rope[1]),
+                        cu=None if cu is None else torch.empty_like(cu))
             self.shapes[key] = st
         return st
 
-    def _entry(self, i: int, hidden: Any, rope: Any) -> tuple[_Entry, _Shape, tuple] | None:
+    def _entry(self, i: int, hidden: Any, rope: Any, cu: Any = None) -> tuple[_Entry, _Shape, tuple] | None:
         """Layer i's captured programs for this shape (captured on first use), the shape's buffers with
-        this step's rotary tables loaded, and the shape's key; None when the layer cannot be captured."""
-        key = self._key(hidden, rope)
-        st = self._shape(key, hidden, rope)
-        _load_rope(st, *rope)
+        this step's rotary tables (and packed rows' offsets) loaded, and the shape's key; None when the
+        layer cannot be captured."""
+        key = self._key(hidden, rope, cu)
+        st = self._shape(key, hidden, rope, cu)
+        _load_rope(st, *rope, cu)
         if (i, key) in self.entries:
             entry = self.entries[(i, key)]
             return (entry, st, key) if entry is not None else None
@@ -461,9 +475,13 @@ class LayerGraphs:
                 return contextlib.nullcontext()
             return torch.autocast(dev, dtype=autocast_dtype, cache_enabled=False)
 
+        packed = {} if st.cu is None else {"cu_seq_lens_q": st.cu, "cu_seq_lens_k": st.cu, "max_length_q": self.varlen_max,
+                                           "max_length_k": self.varlen_max}  # fmt: skip
+
         def call(x: Any) -> Any:
-            # no mask: rows are padded on the right, so under causal attention no real token sees a pad
-            out = orig(x, attention_mask=None, position_embeddings=(st.cos, st.sin), use_cache=False)
+            # no mask: rows are padded on the right, so under causal attention no real token sees a pad (packed
+            # rows: the attention keeps each row to itself by its offsets)
+            out = orig(x, attention_mask=None, position_embeddings=(st.cos, st.sin), use_cache=False, **packed)
             return out[0] if isinstance(out, tuple) else out
 
         def grads_into_buffers(out: Any, x: Any) -> None:

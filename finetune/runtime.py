@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.fp8 import unsupported_reason
+from finetune.varlen_attention import unsupported_reason as varlen_unsupported
 
 
 def _liger_unimportable() -> str | None:
@@ -40,9 +41,21 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
             import bitsandbytes  # noqa: F401  (0.45+ has CPU NF4 kernels)
         except ImportError as e:
             raise LoragError("quantization 'nf4' needs bitsandbytes", hint="pip install bitsandbytes") from e
-    # padded + length-grouped measured as fast as padding-free on the H100 at batch 16, with less memory
-    # (SDPA builds a dense block mask for packed rows), so "auto" pads everywhere
-    batching = cfg.batching if cfg.batching != "auto" else "padded"
+    # graphs need the same math on every replay: no dropout, nothing compiled around them
+    graphable = next((why for off, why in (
+        (not cfg.cuda_graphs, "off in the config"),
+        (not cuda, "CUDA only"),
+        (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
+        (cfg.compile_layers, "not with compile_layers"),
+    ) if off), None)  # fmt: skip
+    varlen_off = varlen_unsupported(device)
+    # packed steps have one shape for the graphs to capture and ~1% padding (finetune/packing.py); without
+    # graphs padded + length-grouped batches measured as fast as padding-free on the H100 at batch 16
+    packs = graphable is None and varlen_off is None and cfg.attn_implementation == "sdpa" and not cfg.micro_batch
+    batching = cfg.batching if cfg.batching != "auto" else ("packed" if packs else "padded")
+    if batching == "packed" and varlen_off is not None:
+        raise LoragError(f"batching 'packed' needs FlashAttention's varlen kernel: {varlen_off}",
+                         hint="set batching: padded (or auto) in the recipe")  # fmt: skip
     liger_off = next((why for off, why in (
         (not cfg.liger, "off in the config"),
         (not cuda, "CUDA only"),
@@ -50,13 +63,7 @@ def resolve_runtime(cfg: TrainConfig, device: str) -> dict[str, Any]:
     ) if off), None) or _liger_unimportable()  # fmt: skip
     bf16 = cuda and torch.cuda.is_bf16_supported()
     lora_dtype = cfg.lora_dtype if (bf16 and quant == "none") else "float32"
-    graphs_off = next((why for off, why in (
-        (not cfg.cuda_graphs, "off in the config"),
-        (not cuda, "CUDA only"),
-        (batching != "padded", "padded batching only"),
-        (cfg.lora_dropout > 0, "needs lora_dropout 0 (a replayed recompute would draw other dropout masks)"),
-        (cfg.compile_layers, "not with compile_layers"),
-    ) if off), None)  # fmt: skip
+    graphs_off = graphable or ("padded or packed batching only" if batching not in ("padded", "packed") else None)
     fp8_off = next((why for off, why in (
         (not cfg.fp8_matmuls, "off in the config"),
         (not (cfg.fused_lora and cfg.lora_dropout == 0), "needs fused_lora and lora_dropout 0"),
@@ -111,7 +118,10 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     method = "QLoRA NF4" if rt.get("quantization") == "nf4" else "LoRA"
     per_pass = rt.get("micro_batch", "?")
     rows = rt.get("batch_rows", per_pass)  # cards of older runs record only the rows per pass
-    batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
+    if rt.get("step_tokens"):
+        batches = f"packed steps of {rt['step_tokens']:,} tokens (~{rows} rows)"
+    else:
+        batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
     parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
     if metrics.get("tokens_per_s"):
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")

@@ -15,6 +15,10 @@ and read at logging steps and at the end (`tokens_seen`); the loss is trl's own 
 No attention mask (mask_free, set under CUDA graphs, whose layers ignore it): rows are padded on the
 right, so under causal attention no real token sees a pad and the mask changes nothing a loss
 reads, while building it cost Python time and a GPU read in every forward.
+
+Packed steps (packed=True, finetune/packing.py): the training batches come from a PackedSteps batch
+sampler set on the trainer as `packed_steps` (built from the tokenized rows' lengths), collated into
+one fixed-size sequence per step; the collator's count of real tokens is what `tokens_seen` adds up.
 """
 
 from __future__ import annotations
@@ -37,14 +41,41 @@ def split_rows(inputs: dict[str, Any], rows: int, multiple: int) -> list[dict[st
     return parts
 
 
-def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False) -> type:
+def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False,
+                  packed: bool = False) -> type:  # fmt: skip
     """trainer_cls (trl's SFTTrainer) with micro-batches of `micro_rows` rows inside each step (0: none),
-    the token count and loss metrics kept on the device, and (mask_free) no attention mask in training
-    forwards of right-padded rows."""
+    the token count and loss metrics kept on the device, (mask_free) no attention mask in training
+    forwards of right-padded rows, and (packed) training steps packed by `packed_steps`."""
 
     class LoragTrainer(trainer_cls):  # type: ignore[misc, valid-type]
         _tokens: Any = None
         _loss_stats: Any = None  # summed on the device: answer tokens, entropy, correct top-1, input tokens
+        packed_steps: Any = None  # finetune.packing.PackedSteps, set before train() when packed
+
+        def train_lengths(self) -> list[int]:
+            """The tokenized training rows' lengths (what trl truncated to max_length), for packing."""
+            return [len(x) for x in self.train_dataset["input_ids"]]
+
+        def get_train_dataloader(self) -> Any:
+            if not packed:
+                return super().get_train_dataloader()
+            if self.packed_steps is None:
+                raise RuntimeError("packed training needs trainer.packed_steps (finetune/packing.py) set before train()")
+            from torch.utils.data import DataLoader
+
+            from finetune.packing import PackedCollator
+
+            steps = self.packed_steps
+            collate = PackedCollator(self.processing_class.pad_token_id, steps.max_len, steps.capacity, steps.slots, multiple)
+            data = self._remove_unused_columns(self.train_dataset, description="training")
+            return self.accelerator.prepare(DataLoader(data, batch_sampler=steps, collate_fn=collate, num_workers=0,
+                                                       pin_memory=self.args.dataloader_pin_memory))  # fmt: skip
+
+        def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+            real = inputs.pop("real_tokens", None)  # packed rows: the collator's count, not a model input
+            if real is not None and self.model.training:
+                self._tokens = (self._tokens or 0) + real
+            return super()._prepare_inputs(inputs)
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             mask = inputs.get("attention_mask")
@@ -60,6 +91,8 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
 
         def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
             mask = inputs.get("attention_mask")
+            if packed:  # counted from the collator's figure (_prepare_inputs)
+                return
             if mask is None:  # padding-free rows: transformers' own count
                 super()._track_num_input_tokens(inputs)
                 return

@@ -1,9 +1,11 @@
 """Train a LoRA / QLoRA adapter with trl's SFTTrainer on prompt/completion rows (loss on the answer only).
 
-QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Batching is padded
-with rows of similar length together (default), or padding-free: rows concatenated with
-position_ids restarting per row, so no compute goes to pad tokens and attention never crosses rows
-(transformers builds the block-diagonal mask). bf16 runs keep the LoRA weights in bf16.
+QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Batching is packed
+where CUDA graphs run (each step one sequence of a fixed token count holding about batch_size rows, each
+row attending only to itself: finetune/packing.py), else padded with rows of similar length together;
+or padding-free: rows concatenated with position_ids restarting per row, so no compute goes to pad
+tokens and attention never crosses rows (transformers builds the block-diagonal mask). bf16 runs keep
+the LoRA weights in bf16.
 """
 
 from __future__ import annotations
@@ -57,7 +59,12 @@ def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainCon
         )
     if runtime["device"] == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
-    kwargs["attn_implementation"] = cfg.attn_implementation
+    if runtime["batching"] == "packed":
+        from finetune import varlen_attention
+
+        kwargs["attn_implementation"] = varlen_attention.register()
+    else:
+        kwargs["attn_implementation"] = cfg.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     model.config.use_cache = False  # a cache would also hide packed rows from the attention mask
     return model, tokenizer
@@ -206,8 +213,12 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
     undo.enter_context(module_restored(sys.modules[type(model).__module__]))  # Liger patches it for the process
     window = sliding_window(model.config)
-    if runtime["cuda_graphs"] and window is not None and window < cfg.max_seq_length:  # the graphs drop the mask, window too
-        runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
+    if window is not None and window < cfg.max_seq_length:  # the graphs and packed attention drop the window
+        if runtime["batching"] == "packed":
+            raise LoragError(f"batching 'packed' does not apply sliding-window attention ({window} tokens, under "
+                             f"max_seq_length {cfg.max_seq_length})", hint="set batching: padded in the recipe")  # fmt: skip
+        if runtime["cuda_graphs"]:
+            runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
     rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file)
     if eval_rows:
         eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, runtime["batching"], None)
@@ -291,18 +302,39 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
                 control.should_save = False
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    packed = runtime["batching"] == "packed"
+    collator = None
+    if packed:  # evaluation batches packed too (any size; training's steps come from PackedSteps below)
+        from finetune.packing import PackedCollator
+
+        collator = PackedCollator(tokenizer.pad_token_id, cfg.max_seq_length, multiple=cfg.graph_bucket)
     with _quiet():
-        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
-                                mask_free=runtime["cuda_graphs"])(
+        trainer = lorag_trainer(SFTTrainer, micro_rows=0 if packed else rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
+                                mask_free=runtime["cuda_graphs"], packed=packed)(
             model=model,
             args=args,
             train_dataset=_dataset(rows),
             eval_dataset=_dataset(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
+            data_collator=collator,
             peft_config=lora_config(cfg),
             callbacks=[_Log(), _NoFinalCheckpoint(), *(callbacks or [])],
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
+    max_tokens = (rows_per_pass or micro) * bucket_len
+    if packed:
+        from finetune.packing import PackedSteps, step_capacity
+
+        lengths = trainer.train_lengths()
+        capacity = step_capacity(lengths, micro, cfg.graph_bucket)
+        trainer.packed_steps = PackedSteps(lengths, capacity, cfg.max_seq_length, seed=cfg.seed, epochs=math.ceil(cfg.epochs))
+        max_tokens = capacity
+        runtime.update(step_tokens=capacity, step_slots=trainer.packed_steps.slots)
+        if math.ceil(len(trainer.packed_steps) / accum) != steps_per_epoch:  # schedule by the steps packing made
+            steps_per_epoch = math.ceil(len(trainer.packed_steps) / accum)
+            total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
+            trainer.args.eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
+            trainer.args.warmup_steps = max(0, int(total_steps * cfg.warmup_ratio))
     if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer
         for p in trainer.model.parameters():
             if p.requires_grad:
@@ -319,9 +351,9 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         from finetune.graphs import LayerGraphs
 
         keep = cfg.keep_activations if cfg.gradient_checkpointing else -1
-        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=(rows_per_pass or micro) * bucket_len,
-                             checkpoint=cfg.gradient_checkpointing, keep=keep, share=cfg.share_graphs,
-                             skip_unread=cfg.recompute_skip_unread).install()  # fmt: skip
+        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=max_tokens, checkpoint=cfg.gradient_checkpointing,
+                             keep=keep, share=cfg.share_graphs, skip_unread=cfg.recompute_skip_unread,
+                             varlen_max=cfg.max_seq_length if packed else 0).install()  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None
