@@ -3,8 +3,9 @@
 Both arms: the same model, the same prompt/completion rows, LoRA r=16 on all linear layers, the same
 max length, epochs, learning rate and rows per step; completion-only loss. Plain trl keeps its
 defaults (padded batches, its gradient checkpointing default, no kernels, fp32 LoRA weights). lorag
-chooses batching (length-grouped padded batches), kernels (Liger when installed), bf16 LoRA weights
-and checkpointing; the variants in VARIANTS measure other choices (padding-free, larger batches,
+chooses batching (packed steps of one size where CUDA graphs run, finetune/packing.py; the `padded`
+arm is its length-grouped padded batches), kernels (Liger when installed), bf16 LoRA weights and
+checkpointing; the variants in VARIANTS measure other choices (padding-free, larger batches,
 torch.compile). `--profile` prints where a step's time goes (torch.profiler).
 
     python benchmarks/bench_train_gpu.py --model PATH --train train.jsonl --eval heldout.jsonl [--quant both]

@@ -144,26 +144,61 @@ def test_packed_rows_without_a_length_bound_run_eagerly(varlen_lora_model):
     assert summary["replayed"] == 0 and "packed rows" in summary["eager_reason"]
 
 
+def _packed_on_cpu(monkeypatch):
+    import finetune.train as train_mod
+    from finetune.runtime import resolve_runtime
+
+    monkeypatch.setattr(train_mod, "resolve_runtime", lambda c, device: {**resolve_runtime(c, device), "batching": "packed"})
+    return train_mod
+
+
+def _qa_rows(path, n=6):
+    from assistant.prompt import build_messages
+
+    facts = [("What colour is the lanyard?", "Red."), ("How many sick days need no note?", "Three."),
+             ("Which class are trains booked in?", "Second class, unless the trip is over four hours.")]
+    path.write_text("".join(json.dumps({"prompt": build_messages(f"{q} ({i})", []), "completion": [{"role": "assistant", "content": a}]}) + "\n"
+                            for i in range(n) for q, a in facts[: 1 + i % 3]))  # fmt: skip  (2n rows of several lengths)
+    return path
+
+
+def test_packed_run_resumed_after_an_interruption_trains_the_same_steps(tiny_lm, tmp_path, monkeypatch):
+    """Stopped after 4 of 6 steps (in its second epoch) and resumed: the steps it trains after the
+    checkpoint are the uninterrupted run's (the packing follows the trainer's epoch), so the adapters match."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from finetune.config import TrainConfig
+
+    train_mod = _packed_on_cpu(monkeypatch)
+    rows = _qa_rows(tmp_path / "train.jsonl")
+    cfg = TrainConfig(domain="toy", epochs=2, learning_rate=5e-3, batch_size=4, logging_steps=1, save_steps=4, lora_r=4,
+                      lora_alpha=8, lora_dropout=0.0, max_seq_length=256, warmup_ratio=0.0)  # fmt: skip
+
+    class StopAt4(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 4:
+                control.should_training_stop = True
+
+    whole = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "a", device="cpu")
+    train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "b", device="cpu",
+                            callbacks=[StopAt4()])  # fmt: skip
+    resumed = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "b",
+                                      device="cpu", resume=True)  # fmt: skip
+    assert resumed.metrics["resumed_from"].endswith("checkpoint-4") and resumed.metrics["steps"] == whole.metrics["steps"] == 6
+    a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (whole, resumed))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
 def test_packed_training_run_end_to_end(tiny_lm, tmp_path, monkeypatch):
     """A packed run through lorag's trainer (on this CPU the rows attend apart through SDPA): its steps come
     from the packing, tokens_seen counts real tokens only, evaluation runs packed, the adapter trains."""
-    import finetune.train as train_mod
-    from assistant.prompt import build_messages
     from finetune.config import TrainConfig
-    from finetune.runtime import resolve_runtime
 
-    real = resolve_runtime
-
-    def packed_runtime(c, device):
-        rt = real(c, device)
-        return {**rt, "batching": "packed"}  # CPU: packed is CUDA-only in resolve_runtime
-
-    monkeypatch.setattr(train_mod, "resolve_runtime", packed_runtime)
-    facts = [("What colour is the lanyard?", "Red."), ("How many sick days need no note?", "Three."),
-             ("Which class are trains booked in?", "Second class, unless the trip is over four hours.")]
-    rows = tmp_path / "train.jsonl"
-    rows.write_text("".join(json.dumps({"prompt": build_messages(f"{q} ({i})", []), "completion": [{"role": "assistant", "content": a}]}) + "\n"
-                            for i in range(6) for q, a in facts[: 1 + i % 3]))  # fmt: skip  (12 rows of several lengths)
+    train_mod = _packed_on_cpu(monkeypatch)  # CPU: packed is CUDA-only in resolve_runtime
+    rows = _qa_rows(tmp_path / "train.jsonl")
     cfg = TrainConfig(domain="toy", epochs=2, learning_rate=5e-3, batch_size=4, logging_steps=2, save_steps=100, lora_r=4,
                       lora_alpha=8, lora_dropout=0.0, max_seq_length=256)  # fmt: skip
     res = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp_path / "run",
@@ -179,6 +214,9 @@ def test_packed_training_run_end_to_end(tiny_lm, tmp_path, monkeypatch):
     assert abs(res.metrics["tokens_seen"] - 2 * n_real) <= 2 * 12  # real tokens (trl's tokenization, +-1 a row), no pads
     assert res.metrics["tokens_seen"] < res.metrics["steps"] * rt["step_tokens"]
     assert res.metrics["eval_loss"] is not None and res.metrics["train_loss"] > 0
+    from finetune.runtime import describe_runtime
+
+    assert f"packed steps of {rt['step_tokens']:,} tokens (~4 rows)" in describe_runtime(res.metrics, res.hyperparameters)
 
 
 def test_auto_packs_where_graphs_run_and_packed_is_refused_without_flashattention(monkeypatch):
