@@ -54,7 +54,7 @@ class Answer:
             "passages": [p.to_dict() for p in self.passages],
             "domains": self.domains,
             "relevant": self.relevant,
-            "adapter": self.adapter,
+            "adapter": (self.adapter or "base") if self.relevant else None,  # what answered; None: no model ran
             "route": self.route,
             "tokens": self.tokens,
             "prompt_tokens": self.prompt_tokens,

@@ -58,7 +58,12 @@ def test_failed_file_sets_exit_code(lorag, corpus):
 
 
 def test_docs_list_and_rm(lorag, corpus):
+    long_name = "quarterly-facilities-and-workplace-services-handbook-2026-edition-final.md"
+    (corpus / long_name).write_text("# Facilities\n\nThe canteen opens at 8.\n")
     lorag("ingest", str(corpus), "--domain", "hr")
+    table = lorag("docs", "list").output  # captured (not a terminal): the table at full width, no name cut
+    assert any(long_name in line and "hr" in line for line in table.splitlines()), table
+    assert lorag("docs", "rm", long_name, "--domain", "hr").exit_code == 0
     docs = json.loads(lorag("docs", "list", "--json").output)
     assert len(docs) == 7 and {d["domain"] for d in docs} == {"hr"}
     r = lorag("docs", "rm", "parking.txt", "--domain", "hr")
@@ -103,8 +108,12 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
                                      data_hash="d", corpus_fingerprint="c"))  # fmt: skip
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v1", "--json")
     assert r.exit_code == 0, r.output
-    route = json.loads(r.output)["route"]
-    assert route["adapter"] == "hr-v1" and "explicit choice" in route["reason"]
+    out = json.loads(r.output)
+    assert out["route"]["adapter"] == "hr-v1" and "explicit choice" in out["route"]["reason"] and out["adapter"] == "hr-v1"
+    out = json.loads(lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "base", "--json").output)
+    assert out["adapter"] == out["route"]["adapter"] == "base"  # the base model answered: named, as the route names it
+    out = json.loads(lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--json").output)
+    assert out["adapter"] is None and not out["relevant"]  # no model ran
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr")  # auto: nothing promoted, so the base answers
     assert r.exit_code == 0 and "\n(base model: " in r.output, r.output
     r = lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--adapter", "hr-v1")

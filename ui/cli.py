@@ -57,10 +57,13 @@ class _State:
 state = _State()
 
 
-def _console(stderr: bool = False):  # noqa: ANN202
+def _console(stderr: bool = False, wide: bool = False):  # noqa: ANN202
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages
+    # no hard line breaks in messages; wide: piped or captured, a table at its full width (off a terminal
+    # rich assumes 80 columns and would cut long document names)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=250 if wide and not stream.isatty() else None)
 
 
 @app.callback()
@@ -185,10 +188,11 @@ def docs_list(
     if as_json:
         typer.echo(json.dumps([{"domain": d, **doc.__dict__} for d, doc in rows], indent=2))
         return
-    t = Table("domain", "document", "format", "chunks", "hash", "ingested")
+    t = Table("domain", "format", "chunks", "hash", "ingested")
+    t.add_column("document", overflow="fold")  # on a narrow terminal long names wrap instead of being cut
     for d, doc in rows:
-        t.add_row(d, doc.display, doc.format, str(doc.n_chunks), doc.content_hash[:10], doc.ingested_at)
-    _console().print(t)
+        t.add_row(d, doc.format, str(doc.n_chunks), doc.content_hash[:10], doc.ingested_at, doc.display)
+    _console(wide=True).print(t)
     if not rows:
         typer.echo("no documents indexed" + (f" in '{domain}'" if domain else ""))
 
@@ -224,7 +228,8 @@ def docs_rm(
 def ask_cmd(
     question: str = typer.Argument(..., help="Your question."),
     domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Search one domain (default: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Answer, citations, passages with scores, timings."),
+    as_json: bool = typer.Option(False, "--json", help="Answer, citations, passages with scores, timings; adapter: what answered "
+                                 "(base, an adapter, or null when nothing relevant was found and no model ran), route: why."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages given to the model."),
     adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
 ) -> None:
