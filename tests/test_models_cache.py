@@ -14,7 +14,8 @@ def test_resolve_builtin_requires_pull(tmp_path):
         c.resolve("all-minilm-l6-v2")
 
 
-def test_resolve_local_folder_and_hub_id(tmp_path):
+def test_resolve_local_folder_and_hub_id(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "_hub_probe", lambda repo_id: None)  # as if the hub answered
     c = ModelCache(tmp_path)
     folder = tmp_path / "my-model"
     folder.mkdir()
@@ -28,6 +29,33 @@ def test_resolve_local_folder_and_hub_id(tmp_path):
         c.resolve("smollm2-135m-instruc")
     assert "did you mean smollm2-135m-instruct?" in e.value.hint
     assert c.resolve("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"  # sentence-transformers' short hub names still pass
+
+
+def test_a_hub_id_neither_cached_nor_reachable_fails_at_once(tmp_path, monkeypatch):
+    """Offline (this machine: the hub's name does not resolve), an uncached id is refused in seconds instead of
+    after transformers' download retries (~70 s); a missing repo is named as such."""
+    import httpx
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    c = ModelCache(tmp_path)
+    calls = []
+
+    def offline(repo_id):
+        calls.append(repo_id)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(cache_mod, "_hub_probe", offline)
+    with pytest.raises(LoragError, match="not in the Hugging Face cache and the hub cannot be reached") as e:
+        c.resolve("HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert "lorag models pull" in e.value.hint and calls == ["HuggingFaceTB/SmolLM2-360M-Instruct"]  # one look-up, no retries
+
+    def missing(repo_id):
+        raise RepositoryNotFoundError("404", response=httpx.Response(404, request=httpx.Request("GET", "https://hf.co")))
+
+    monkeypatch.setattr(cache_mod, "_hub_probe", missing)
+    with pytest.raises(LoragError, match="not on the Hugging Face hub"):
+        c.resolve("no-such-org/no-such-model")
+    assert c.resolve("paraphrase-MiniLM-L3-v2") == "paraphrase-MiniLM-L3-v2"  # short: sentence-transformers adds the org
 
 
 def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):

