@@ -51,6 +51,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
         _tokens: Any = None
         _loss_stats: Any = None  # summed on the device: answer tokens, entropy, correct top-1, input tokens
         packed_steps: Any = None  # finetune.packing.PackedSteps, set before train() when packed
+        _real_tokens: int | None = None  # the packed batch being trained: its rows' tokens (no pads)
 
         def train_lengths(self) -> list[int]:
             """The tokenized training rows' lengths (what trl truncated to max_length), for packing."""
@@ -73,6 +74,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
 
         def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
             real = inputs.pop("real_tokens", None)  # packed rows: the collator's count, not a model input
+            self._real_tokens = real
             if real is not None and self.model.training:
                 self._tokens = (self._tokens or 0) + real
             return super()._prepare_inputs(inputs)
@@ -124,7 +126,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
                     valid.float(),
                     outputs.entropy.detach().sum().float() if outputs.entropy is not None else zero,
                     outputs.is_top1.sum().float() if outputs.is_top1 is not None else zero,
-                    mask.sum().float() if mask is not None else zero + inputs["input_ids"].numel(),
+                    mask.sum().float() if mask is not None else zero + (self._real_tokens or inputs["input_ids"].numel()),
                 ])  # fmt: skip
             self._loss_stats = stats if self._loss_stats is None else self._loss_stats + stats
             return loss

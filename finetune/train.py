@@ -215,8 +215,11 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     window = sliding_window(model.config)
     if window is not None and window < cfg.max_seq_length:  # the graphs and packed attention drop the window
         if runtime["batching"] == "packed":
-            raise LoragError(f"batching 'packed' does not apply sliding-window attention ({window} tokens, under "
-                             f"max_seq_length {cfg.max_seq_length})", hint="set batching: padded in the recipe")  # fmt: skip
+            if cfg.batching == "packed":
+                raise LoragError(f"batching 'packed' does not apply sliding-window attention ({window} tokens, under "
+                                 f"max_seq_length {cfg.max_seq_length})", hint="set batching: padded (or auto) in the recipe")  # fmt: skip
+            model.set_attn_implementation(cfg.attn_implementation)  # auto: padded batches, the model's own attention
+            runtime.update(batching="padded", packed_off=f"sliding-window attention ({window} tokens) under max_seq_length")
         if runtime["cuda_graphs"]:
             runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
     rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file)

@@ -4,8 +4,10 @@ A packed step is one sequence holding several rows; `cu_seq_lens_q` (rows' start
 says where each begins. On CUDA FlashAttention's varlen kernel attends within each row, causally
 (torch's `_flash_attention_forward`, differentiable, capturable in a CUDA graph: the offsets are a
 tensor, the longest row a fixed bound). Elsewhere each row runs through SDPA on its own (tests).
-Without `cu_seq_lens_q` (evaluation of padded rows, generation) it is transformers' SDPA attention.
-Registered under NAME; the name has no mask function, so transformers builds no mask for it.
+Registered under NAME; the name has no mask function, so transformers builds no mask for it (nor looks
+for packed rows in the positions, a GPU read per forward). Without `cu_seq_lens_q` it is transformers'
+SDPA attention, causal, unmasked: right for unpadded or right-padded rows (no real token sees a later
+pad), wrong for left-padded ones. Only training models use the name, and they never generate.
 """
 
 from __future__ import annotations

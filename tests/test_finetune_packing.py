@@ -5,6 +5,7 @@ trained padded, the graphed layers replaying one shape, and a packed training ru
 On this CPU the attention runs each row through SDPA apart (the reference the CUDA varlen kernel must
 equal); FlashAttention's varlen kernel itself runs in benchmarks/bench_train_gpu.py on a GPU."""
 
+import dataclasses
 import json
 import random
 
@@ -148,7 +149,10 @@ def _packed_on_cpu(monkeypatch):
     import finetune.train as train_mod
     from finetune.runtime import resolve_runtime
 
-    monkeypatch.setattr(train_mod, "resolve_runtime", lambda c, device: {**resolve_runtime(c, device), "batching": "packed"})
+    def packed(c, device):  # what resolve_runtime gives on CUDA, with this CPU's other choices
+        return {**resolve_runtime(dataclasses.replace(c, batching="padded"), device), "batching": "packed"}
+
+    monkeypatch.setattr(train_mod, "resolve_runtime", packed)
     return train_mod
 
 
@@ -214,9 +218,30 @@ def test_packed_training_run_end_to_end(tiny_lm, tmp_path, monkeypatch):
     assert abs(res.metrics["tokens_seen"] - 2 * n_real) <= 2 * 12  # real tokens (trl's tokenization, +-1 a row), no pads
     assert res.metrics["tokens_seen"] < res.metrics["steps"] * rt["step_tokens"]
     assert res.metrics["eval_loss"] is not None and res.metrics["train_loss"] > 0
+    logged = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["num_tokens"] for e in logged if "num_tokens" in e][-1] == res.metrics["tokens_seen"]  # trl's metric: no pads
     from finetune.runtime import describe_runtime
 
     assert f"packed steps of {rt['step_tokens']:,} tokens (~4 rows)" in describe_runtime(res.metrics, res.hyperparameters)
+
+
+def test_auto_trains_a_sliding_window_model_padded_and_packed_refuses_it(tiny_lm, tmp_path, monkeypatch):
+    """Packed attention has no window: under `auto` such a model trains padded with its own attention; asked for
+    by name, packed is refused before any step."""
+    from assistant.errors import LoragError
+    from finetune.config import TrainConfig
+
+    train_mod = _packed_on_cpu(monkeypatch)
+    monkeypatch.setattr(train_mod, "sliding_window", lambda config: 64)  # a window under max_seq_length
+    rows = _qa_rows(tmp_path / "train.jsonl", n=2)
+    kw = dict(domain="toy", max_steps=1, batch_size=4, lora_r=4, lora_alpha=8, lora_dropout=0.0, max_seq_length=256)
+    res = train_mod.train_adapter(TrainConfig(**kw), model_path=str(tiny_lm), train_file=rows, eval_file=None,
+                                  run_dir=tmp_path / "a", device="cpu")  # fmt: skip
+    rt = res.hyperparameters["runtime"]
+    assert rt["batching"] == "padded" and "sliding-window attention (64 tokens)" in rt["packed_off"] and res.metrics["steps"] == 1
+    with pytest.raises(LoragError, match="batching 'packed' does not apply sliding-window attention"):
+        train_mod.train_adapter(TrainConfig(**kw, batching="packed"), model_path=str(tiny_lm), train_file=rows, eval_file=None,
+                                run_dir=tmp_path / "b", device="cpu")  # fmt: skip
 
 
 def test_auto_packs_where_graphs_run_and_packed_is_refused_without_flashattention(monkeypatch):
