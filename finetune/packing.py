@@ -72,6 +72,12 @@ class PackedSteps:
         self._cache: dict[int, list[list[int]]] = {}
         self.slots = max(self._slots_of(b) for b in [self.base, *(self._pack(e) for e in range(max(1, epochs)))])
 
+    @classmethod
+    def for_rows(cls, lengths: Sequence[int], rows_per_step: int, multiple: int, max_len: int, *, seed: int,
+                 epochs: int = 1) -> "PackedSteps":  # fmt: skip
+        """Steps of step_capacity(lengths, rows_per_step, multiple) tokens."""
+        return cls(lengths, step_capacity(lengths, rows_per_step, multiple), max_len, seed=seed, epochs=epochs)
+
     def _slots_of(self, bins: list[list[int]]) -> int:
         return max(len(b) + _pad_runs(self.capacity - sum(self.lengths[i] for i in b), self.max_len) for b in bins)
 

@@ -172,6 +172,12 @@ def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batc
     return kept, len(rows) - len(kept)
 
 
+def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int, int]:
+    """Optimizer steps in all, steps between evaluations, warm-up steps."""
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    return total, max(1, int(total * cfg.eval_fraction_steps)), max(0, int(total * cfg.warmup_ratio))
+
+
 def latest_checkpoint(run_dir: Path) -> str | None:
     cps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
     return str(cps[-1]) if cps else None
@@ -236,9 +242,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         micro, pass_rows = cfg.batch_size, cfg.micro_batch or cpu_rows
     accum = cfg.grad_accum * math.ceil(cfg.batch_size / micro)
     rows_per_pass = pass_rows if 0 < pass_rows < micro else 0  # split inside each step (finetune/sft.py)
-    steps_per_epoch = math.ceil(len(rows) / (micro * accum))
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
-    eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
+    total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(rows) / (micro * accum)))
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
@@ -248,7 +252,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=max(0, int(total_steps * cfg.warmup_ratio)),
+        warmup_steps=warmup_steps,
         weight_decay=cfg.weight_decay,
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
@@ -325,19 +329,14 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
     max_tokens = (rows_per_pass or micro) * bucket_len
-    if packed:
-        from finetune.packing import PackedSteps, step_capacity
+    if packed:  # steps of micro rows' tokens each, from trl's tokenized rows; the schedule by the steps made
+        from finetune.packing import PackedSteps
 
-        lengths = trainer.train_lengths()
-        capacity = step_capacity(lengths, micro, cfg.graph_bucket)
-        trainer.packed_steps = PackedSteps(lengths, capacity, cfg.max_seq_length, seed=cfg.seed, epochs=math.ceil(cfg.epochs))
-        max_tokens = capacity
-        runtime.update(step_tokens=capacity, step_slots=trainer.packed_steps.slots)
-        if math.ceil(len(trainer.packed_steps) / accum) != steps_per_epoch:  # schedule by the steps packing made
-            steps_per_epoch = math.ceil(len(trainer.packed_steps) / accum)
-            total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(steps_per_epoch * cfg.epochs))
-            trainer.args.eval_steps = max(1, int(total_steps * cfg.eval_fraction_steps))
-            trainer.args.warmup_steps = max(0, int(total_steps * cfg.warmup_ratio))
+        steps = trainer.packed_steps = PackedSteps.for_rows(trainer.train_lengths(), micro, cfg.graph_bucket, cfg.max_seq_length,
+                                                            seed=cfg.seed, epochs=math.ceil(cfg.epochs))  # fmt: skip
+        max_tokens = steps.capacity
+        runtime.update(step_tokens=steps.capacity, step_slots=steps.slots)
+        total_steps, trainer.args.eval_steps, trainer.args.warmup_steps = _schedule(cfg, math.ceil(len(steps) / accum))
     if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer
         for p in trainer.model.parameters():
             if p.requires_grad:
