@@ -221,7 +221,8 @@ def build(core: Any) -> None:
     train.click(do_train, [domain, steps, resume], [action], api_name="train")
 
     def poll(picked: str | None, drawn: str) -> tuple:
-        rows = jobs_rows(core)
+        reg = registry_rows(core)  # before the jobs: a job registers its adapter, then logs it, so no tick shows
+        rows = jobs_rows(core)  # the registry ahead of the job's log
         ids = [r[0] for r in rows]
         job = core.jobs.get(picked) if picked in ids else (core.jobs.latest("train") or (core.jobs.all() or [None])[0])
         if job and not job.get("curve") and job["kind"] == "train" and job.get("result"):
@@ -230,7 +231,6 @@ def build(core: Any) -> None:
 
             name = job["result"]["adapter"]
             job["curve"] = read_loss_log(run_root(core.settings, job["params"]["domain"]) / f"v{name.rsplit('-v', 1)[-1]}")
-        reg = registry_rows(core)
         key = f"{(job or {}).get('id')}:{len((job or {}).get('curve', []))}"
         plot = gr.skip() if key == drawn else loss_figure(job)
         return rows, gr.Dropdown(choices=ids, value=picked if picked in ids else None), plot, job_detail(job), reg, key
