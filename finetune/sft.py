@@ -16,8 +16,8 @@ No attention mask (mask_free, set under CUDA graphs, whose layers ignore it): ro
 right, so under causal attention no real token sees a pad and the mask changes nothing a loss
 reads, while building it cost Python time and a GPU read in every forward.
 
-Packed steps (packed=True, finetune/packing.py): the training batches come from a PackedSteps batch
-sampler set on the trainer as `packed_steps` (built from the tokenized rows' lengths), collated into
+Packed steps (finetune/packing.py): the training batches come from a PackedSteps batch sampler, when
+one is set on the trainer as `packed_steps` (built from the tokenized rows' lengths), collated into
 one fixed-size sequence per step; the collator's count of real tokens is what `tokens_seen` adds up.
 """
 
@@ -41,11 +41,10 @@ def split_rows(inputs: dict[str, Any], rows: int, multiple: int) -> list[dict[st
     return parts
 
 
-def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False,
-                  packed: bool = False) -> type:  # fmt: skip
+def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False) -> type:
     """trainer_cls (trl's SFTTrainer) with micro-batches of `micro_rows` rows inside each step (0: none),
     the token count and loss metrics kept on the device, (mask_free) no attention mask in training
-    forwards of right-padded rows, and (packed) training steps packed by `packed_steps`."""
+    forwards of right-padded rows, and training steps packed by `packed_steps` when it is set."""
 
     class LoragTrainer(trainer_cls):  # type: ignore[misc, valid-type]
         _tokens: Any = None
@@ -58,16 +57,14 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
             return [len(x) for x in self.train_dataset["input_ids"]]
 
         def get_train_dataloader(self) -> Any:
-            if not packed:
-                return super().get_train_dataloader()
             if self.packed_steps is None:
-                raise RuntimeError("packed training needs trainer.packed_steps (finetune/packing.py) set before train()")
+                return super().get_train_dataloader()
             from torch.utils.data import DataLoader
 
             from finetune.packing import PackedCollator
 
             steps = self.packed_steps
-            collate = PackedCollator(self.processing_class.pad_token_id, steps.max_len, steps.capacity, steps.slots, multiple)
+            collate = PackedCollator(self.processing_class.pad_token_id, steps.max_len, steps.capacity, steps.slots)
             data = self._remove_unused_columns(self.train_dataset, description="training")
             return self.accelerator.prepare(DataLoader(data, batch_sampler=steps, collate_fn=collate, num_workers=0,
                                                        pin_memory=self.args.dataloader_pin_memory))  # fmt: skip
@@ -93,7 +90,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
 
         def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
             mask = inputs.get("attention_mask")
-            if packed:  # counted from the collator's figure (_prepare_inputs)
+            if self.packed_steps is not None:  # counted from the collator's figure (_prepare_inputs)
                 return
             if mask is None:  # padding-free rows: transformers' own count
                 super()._track_num_input_tokens(inputs)

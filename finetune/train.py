@@ -316,8 +316,8 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
 
         collator = PackedCollator(tokenizer.pad_token_id, cfg.max_seq_length, multiple=cfg.graph_bucket)
     with _quiet():
-        trainer = lorag_trainer(SFTTrainer, micro_rows=0 if packed else rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
-                                mask_free=runtime["cuda_graphs"], packed=packed)(
+        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
+                                mask_free=runtime["cuda_graphs"])(
             model=model,
             args=args,
             train_dataset=_dataset(rows),
