@@ -112,7 +112,9 @@ class UISettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     max_upload_mb: float = Field(50.0, gt=0)
-    generation_concurrency: int = Field(2, ge=1)
+    generation_concurrency: int = Field(2, ge=1, description="answers generated at once (UI and API together)")
+    generation_queue: int = Field(32, ge=0, description="requests waiting for a generation slot; more are refused (HTTP 429)")
+    generation_timeout_s: float = Field(120.0, gt=0, description="longest wait for a slot before a request is refused (HTTP 503)")
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from assistant.names import check_domain
 from eval.metrics import ERROR, FAILED, METRICS, NA
 from eval.runner import RunResult
 from eval.stats import mean_ci, paired_diff, significant
@@ -23,7 +24,7 @@ SECONDARY = ("semantic_similarity", "rouge_l", "answer_f1")
 
 
 def new_run_id(domain: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{domain}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{check_domain(domain)}"
 
 
 def _r(v: Any, nd: int = 4) -> Any:

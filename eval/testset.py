@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from assistant.errors import LoragError
+from assistant.names import check_domain
 from finetune.data import QARecord, file_sha256, load_records, validation_problems, write_jsonl
 
 HELDOUT_NAME = "heldout.jsonl"
@@ -51,7 +52,7 @@ def describe_testset(path: Path, items: list[TestItem]) -> dict[str, Any]:
 
 def default_testset(datasets_dir: Path, domain: str) -> Path:
     """The held-out split the adapter training wrote for the domain."""
-    path = Path(datasets_dir) / domain / HELDOUT_NAME
+    path = Path(datasets_dir) / check_domain(domain) / HELDOUT_NAME
     if not path.is_file():
         raise LoragError(
             f"no --testset given and the held-out split {path} does not exist",

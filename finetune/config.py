@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from assistant.errors import ConfigError, closest
+from assistant.names import check_domain
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -238,6 +239,8 @@ def _type_problems(cls: type, data: dict[str, Any], prefix: str = "") -> dict[st
 def load_train_config(path: Path | None = None, *, domain: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a recipe (default finetune/configs/<domain>.yaml, else defaults) and validate it whole."""
     data: dict[str, Any] = {}
+    if domain is not None:
+        check_domain(domain)
     if path is None and domain and (CONFIG_DIR / f"{domain}.yaml").is_file():
         path = CONFIG_DIR / f"{domain}.yaml"
     source = str(path) if path else "defaults"

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
+from assistant.names import check_domain
 from assistant.settings import Settings
 from assistant.store import Store
 from assistant.store.base import corpus_fingerprint
@@ -19,11 +20,11 @@ from finetune.registry import AdapterCard, Registry, now
 
 
 def dataset_dir(settings: Settings, domain: str) -> Path:
-    return settings.datasets_dir / domain
+    return settings.datasets_dir / check_domain(domain)
 
 
 def run_root(settings: Settings, domain: str) -> Path:
-    return settings.paths.data_dir / "runs" / domain
+    return settings.paths.data_dir / "runs" / check_domain(domain)
 
 
 def finished_run(settings: Settings, card: AdapterCard) -> Path | None:

@@ -6,7 +6,6 @@ Names are "<domain>-v<N>"; "<domain>" alone means the promoted version (else the
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -15,9 +14,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from assistant.errors import LoragError, closest
-
-_NAME = re.compile(r"^(?P<domain>[a-z0-9][a-z0-9_-]*?)(?:-v(?P<version>\d+))?$")
-
+from assistant.names import check_domain, is_domain, parse_adapter
 
 class AdapterCard(BaseModel):
     name: str
@@ -51,7 +48,7 @@ class Registry:
 
     # -- lookup ---------------------------------------------------------------------------------
     def folder(self, card: AdapterCard) -> Path:
-        return self.root / card.domain / f"v{card.version}"
+        return self.root / check_domain(card.domain) / f"v{int(card.version)}"
 
     def _read(self, folder: Path) -> AdapterCard | None:
         f = folder / "card.json"
@@ -66,7 +63,7 @@ class Registry:
         tmp.replace(folder / "card.json")
 
     def versions(self, domain: str) -> list[AdapterCard]:
-        d = self.root / domain
+        d = self.root / check_domain(domain)
         if not d.is_dir():
             return []
         cards = [c for p in d.iterdir() if p.is_dir() and p.name.startswith("v") for c in [self._read(p)] if c]
@@ -75,18 +72,17 @@ class Registry:
     def all(self) -> list[AdapterCard]:
         if not self.root.is_dir():
             return []
-        return [c for d in sorted(p.name for p in self.root.iterdir() if p.is_dir()) for c in self.versions(d)]
+        domains = sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_domain(p.name))
+        return [c for d in domains for c in self.versions(d)]
 
     def promoted(self) -> dict[str, AdapterCard]:
         return {c.domain: c for c in self.all() if c.promoted}
 
     def get(self, name: str) -> AdapterCard:
-        m = _NAME.match(name or "")
-        if not m:
-            raise LoragError(f"invalid adapter name {name!r}: use <domain>-v<N> or <domain>")
-        cards = self.versions(m["domain"])
-        if m["version"] is not None:
-            found = [c for c in cards if c.version == int(m["version"])]
+        domain, version = parse_adapter(name)
+        cards = self.versions(domain)
+        if version is not None:
+            found = [c for c in cards if c.version == version]
         else:
             found = [c for c in cards if c.promoted] or cards[-1:]
         if not found:
@@ -99,7 +95,7 @@ class Registry:
     # -- writes ---------------------------------------------------------------------------------
     def next_folder(self, domain: str, taken: list[int] | None = None) -> tuple[int, Path]:
         """The next version number and its folder; `taken`: numbers used elsewhere (training run folders)."""
-        existing = [c.version for c in self.versions(domain)] + list(taken or [])
+        existing = [c.version for c in self.versions(check_domain(domain))] + list(taken or [])
         dirs = [int(p.name[1:]) for p in (self.root / domain).glob("v*") if p.name[1:].isdigit()]
         last = self.root / domain / ".last_version"
         used = [int(last.read_text())] if last.is_file() else []
@@ -110,7 +106,7 @@ class Registry:
         """Move a finished PEFT folder into place with its card (the version appears whole)."""
         if not (staged_folder / "adapter_config.json").is_file():
             raise LoragError(f"{staged_folder} is not a PEFT adapter folder (no adapter_config.json)")
-        target = self.root / card.domain / f"v{card.version}"
+        target = self.folder(card)
         if target.exists():
             raise LoragError(f"adapter {card.name} already exists")
         (staged_folder / "card.json").write_text(card.model_dump_json(indent=2), encoding="utf-8")

@@ -111,13 +111,14 @@ def free_port() -> int:
 class LiveApp:
     """The app on a free port in a background thread."""
 
-    def __init__(self, root: Path, *, auth=None, preload=("manual",), delay=0.03, concurrency=2, max_upload_mb=5.0):
+    def __init__(self, root: Path, *, auth=None, preload=("manual",), delay=0.03, concurrency=2, max_upload_mb=5.0,
+                 ui_extra=None):  # fmt: skip
         import uvicorn
 
         from ui.app import build_app
         from ui.components import Components
 
-        ui = {"generation_concurrency": concurrency, "max_upload_mb": max_upload_mb}
+        ui = {"generation_concurrency": concurrency, "max_upload_mb": max_upload_mb, **(ui_extra or {})}
         if auth:
             ui.update(username=auth[0], password=auth[1])
         self.settings = Settings(
@@ -168,7 +169,7 @@ def core(tmp_path, components):
 
 
 def test_safe_target_refuses_escapes(tmp_path):
-    from ui.tab_docs import safe_target
+    from assistant.names import inside as safe_target
 
     root = tmp_path / "up"
     root.mkdir()

@@ -19,13 +19,15 @@ import hmac
 import json
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.answer import Answer
 from assistant.errors import LoragError
+from ui.gate import Busy
 
 
 class APIError(Exception):
@@ -33,8 +35,10 @@ class APIError(Exception):
         self.status, self.message, self.code, self.type = status, message, code, type_
 
 
-def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "code": code, "param": None}}, status_code=status)
+def _error(status: int, message: str, code: str, type_: str = "invalid_request_error",
+           headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = {"error": {"message": message, "type": type_, "code": code, "param": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def check_auth(request: Request, auth: tuple[str, str] | None) -> None:
@@ -98,7 +102,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         return list(dict.fromkeys([*core.chat_adapters(), *core.compare_adapters()]))
 
     @router.get("/v1/models")
-    def list_models() -> dict[str, Any]:
+    async def list_models() -> dict[str, Any]:
         now = int(time.time())
         return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": "lorag"} for m in models()]}
 
@@ -119,20 +123,29 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         except APIError as e:
             return _error(e.status, e.message, e.code)
         domain = body.get("domain") or None
+        if domain is not None and not isinstance(domain, str):
+            return _error(400, f"domain must be a string (got {type(domain).__name__})", "invalid_domain")
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             field_ = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
             return _error(400, f"{field_} must be a positive integer (got {limit!r})", "invalid_max_tokens")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        stream = core.stream(question, domain, adapter=model, history=history, max_new_tokens=limit)
+        try:
+            service = await run_in_threadpool(core.service_for, model)  # may attach an adapter first
+            await core.gate.acquire_async()  # waits on the event loop, holding no worker thread
+        except Busy as e:
+            return _error(e.status, _msg(e), "server_busy", "server_error", headers={"Retry-After": str(e.retry_after)})
+        except LoragError as e:
+            return _error(400, _msg(e), "lorag_error")
+        stream = core.answer_stream(service, question, domain, adapter=model, history=history, max_new_tokens=limit)
         if body.get("stream"):
-            return StreamingResponse(_sse(stream, cid, created, model), media_type="text/event-stream")
-        from starlette.concurrency import run_in_threadpool
-
+            return StreamingResponse(_released(_sse(stream, cid, created, model), core.gate), media_type="text/event-stream")
         try:
             final = await run_in_threadpool(_drain, stream)
         except LoragError as e:
             return _error(400, _msg(e), "lorag_error")
+        finally:
+            core.gate.release()
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": final.finish_reason}],
@@ -149,11 +162,55 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
             raise HTTPException(404, "no such report file")
         return FileResponse(f)
 
+    @router.get("/v1/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> Any:
+        return request.app.openapi()
+
+    @router.get("/v1/docs", include_in_schema=False)
+    async def docs() -> Any:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/v1/openapi.json", title="lorag API")
+
     return router
+
+
+def health_router(core: Any) -> APIRouter:
+    """Outside the login and the generation queue: answers while every slot is busy."""
+    router = APIRouter()
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "generating": core.gate.busy, "waiting": core.gate.waiting}
+
+    return router
+
+
+def new_api_app() -> FastAPI:
+    """The FastAPI app the API routers go on; its docs are served behind the login by `api_router`."""
+    return FastAPI(title="lorag", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def _msg(e: LoragError) -> str:
     return str(e.args[0]) + (f" — {e.hint}" if e.hint else "")
+
+
+async def _released(chunks: Iterator[str], gate: Any) -> AsyncIterator[str]:
+    """Stream the chunks (each produced in a worker thread); the slot is given back when the stream
+    ends, fails, or the client goes away."""
+    try:
+        async for c in iterate_in_threadpool(chunks):
+            yield c
+    finally:
+        gate.release()
+        await run_in_threadpool(_close, chunks)
+
+
+def _close(gen: Any) -> None:
+    try:
+        gen.close()
+    except ValueError:  # still running in the worker thread that was producing the next chunk
+        pass
 
 
 def _drain(stream: Iterator[Any]) -> Answer:

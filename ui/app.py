@@ -5,7 +5,9 @@ FastAPI app that also serves the OpenAI-compatible API (`ui/api.py`) — one ser
     serve(components)                              # `lorag ui`
 
 Only `lorag ui` imports this module (gradio is heavy). Generation is limited to
-`ui.generation_concurrency` requests at a time across the UI and the API; the rest wait in a queue.
+`ui.generation_concurrency` requests at a time across the UI and the API; at most
+`ui.generation_queue` more wait (each at most `ui.generation_timeout_s`), the rest are refused
+(`ui/gate.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any, Callable, Iterator
 from assistant.answer import AskService
 from assistant.errors import LoragError
 from assistant.routing import AUTO, BASE_CHOICE
+from ui.gate import GenerationGate
 from ui.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 ALL_DOMAINS = "all"
+GRACEFUL_SHUTDOWN_S = 5
 
 CSS = """
 .cite { margin: 2px 0; font-size: 0.92em; }
@@ -41,7 +45,8 @@ class AppCore:
         self.settings = components.settings
         self.data_dir = Path(self.settings.paths.data_dir)
         self.jobs = JobRunner(self.data_dir / "jobs")
-        self.generation_slots = threading.BoundedSemaphore(self.settings.ui.generation_concurrency)
+        u = self.settings.ui
+        self.gate = GenerationGate(u.generation_concurrency, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s)
         self.write_lock = threading.Lock()  # one writer (ingest, delete, promote) at a time
         self.train_fn = train_fn  # tests replace training; default finetune.jobs.train_domain
         self._attach_lock = threading.Lock()
@@ -79,15 +84,8 @@ class AppCore:
     # -- serving ------------------------------------------------------------------------------
     def attach(self, names: list[str]) -> None:
         """Attach adapters while no generation runs (it changes the served model): take every slot."""
-        n = self.settings.ui.generation_concurrency
-        with self._attach_lock:
-            for _ in range(n):
-                self.generation_slots.acquire()
-            try:
-                self.comps.attach(names)
-            finally:
-                for _ in range(n):
-                    self.generation_slots.release()
+        with self._attach_lock, self.gate.exclusive():
+            self.comps.attach(names)
 
     def refresh_routing(self) -> None:
         """After an ingest, a delete or a promotion: rebuild the router (centroids, promoted adapters)."""
@@ -116,11 +114,18 @@ class AppCore:
     def stream(self, question: str, domain: str | None, *, adapter: str | None = AUTO,
                history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
                max_new_tokens: int | None = None) -> Iterator[Any]:  # fmt: skip
-        """AskService.stream under the generation limit (waits for a free slot)."""
+        """AskService.stream under the generation limit (waits in this thread for a free slot)."""
         service = self.service_for(adapter)
-        with self.generation_slots:
-            yield from service.stream(question, self.domain_arg(domain), history=list(history),
-                                      adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
+        with self.gate.slot():
+            yield from self.answer_stream(service, question, domain, adapter=adapter, history=history,
+                                          retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
+
+    def answer_stream(self, service: AskService, question: str, domain: str | None, *, adapter: str | None = AUTO,
+                      history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
+                      max_new_tokens: int | None = None) -> Iterator[Any]:  # fmt: skip
+        """The answer's stream for a caller that already holds a generation slot."""
+        yield from service.stream(question, self.domain_arg(domain), history=list(history),
+                                  adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
 
     def ask(self, question: str, domain: str | None, **kw: Any) -> Any:
         from assistant.answer import Answer
@@ -167,13 +172,13 @@ def build_blocks(core: AppCore) -> Any:
 def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) -> tuple[Any, Any, AppCore]:
     """(FastAPI app with the API and the UI mounted at /, the Blocks, the shared core)."""
     import gradio as gr
-    from fastapi import FastAPI
 
-    from ui.api import api_router
+    from ui.api import api_router, health_router, new_api_app
 
     core = AppCore(components, train_fn=train_fn)
     auth = _auth(core.settings)
-    app = FastAPI(title="lorag", docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    app = new_api_app()
+    app.include_router(health_router(core))
     app.include_router(api_router(core, auth))
     blocks = build_blocks(core)
     max_bytes = int(core.settings.ui.max_upload_mb * 2**20)
@@ -182,6 +187,10 @@ def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) ->
         max_file_size=max_bytes, ssr_mode=False, css=CSS, show_error=True,
         footer_links=["api", "gradio"], allowed_paths=[str(core.settings.reports_dir)],
     )  # fmt: skip
+    # Gradio checks that a file path sent to an event was uploaded by this client only once the
+    # Blocks have "launched", which mount_gradio_app never marks: without this, /gradio_api/call/upload
+    # with {"path": "/etc/passwd"} copies any server file in (checked with gradio 6.31).
+    blocks.has_launched = True
     return app, blocks, core
 
 
@@ -196,4 +205,5 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
     app, _, _ = build_app(components)
     auth = "on" if _auth(components.settings) else "off"
     print(f"lorag ui: http://{host}:{port}  (API: http://{host}:{port}/v1/chat/completions, login {auth})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # in-flight streams get a few seconds on Ctrl-C / SIGTERM, then the server stops regardless
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from assistant.errors import LoragError
+from assistant.names import check_domain
 from finetune.registry import eval_command
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
@@ -205,7 +206,7 @@ def _has_heldout(settings: Any, domain: str) -> bool:
     """Whether the domain has a non-empty held-out split for `lorag eval` to default to."""
     from eval.testset import HELDOUT_NAME
 
-    path = Path(settings.datasets_dir) / domain / HELDOUT_NAME
+    path = Path(settings.datasets_dir) / check_domain(domain) / HELDOUT_NAME
     return path.is_file() and bool(path.read_text(encoding="utf-8").strip())
 
 

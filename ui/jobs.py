@@ -16,6 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from assistant.errors import LoragError
+from assistant.names import check_id
+
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 KEEP = 200  # finished jobs kept on disk (older ones are removed when the server starts)
 
@@ -82,8 +85,11 @@ class JobRunner:
             tmp.replace(path)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        path = self.folder / f"{job_id}.json"
-        if not job_id or "/" in job_id or not path.is_file():
+        try:
+            path = self.folder / f"{check_id(job_id, 'job id')}.json"
+        except LoragError:
+            return None
+        if not path.is_file():
             return None
         with self._lock:
             return json.loads(path.read_text(encoding="utf-8"))

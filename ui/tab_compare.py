@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from assistant.answer import Answer
 from assistant.errors import LoragError
+from assistant.names import check_domain
 from assistant.routing import BASE_CHOICE
 from ui.tab_chat import citations_html, error_text, esc, message, passage_block, route_line
 
@@ -28,8 +29,13 @@ def votes_dir(core: Any) -> Path:
     return core.data_dir / "votes"
 
 
+def votes_domain(core: Any, domain: str | None) -> str:
+    """The votes file's domain: a checked domain name, or 'all' when every domain was searched."""
+    return check_domain(core.domain_arg(domain) or "all")
+
+
 def votes_file(core: Any, domain: str | None) -> Path:
-    return votes_dir(core) / f"{core.domain_arg(domain) or 'all'}.jsonl"
+    return votes_dir(core) / f"{votes_domain(core, domain)}.jsonl"
 
 
 def compare_stream(core: Any, question: str, domain: str | None, left: str, right: str) -> Iterator[dict[str, Any]]:
@@ -58,9 +64,24 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
 def record_vote(core: Any, comparison: dict[str, Any], vote: str) -> dict[str, Any]:
     if vote not in VOTES:
         raise LoragError(f"vote must be one of {', '.join(VOTES)}")
-    if not comparison or not comparison.get("done"):
+    if not isinstance(comparison, dict) or not comparison or not comparison.get("done"):
         raise LoragError("ask a question first: there is no finished comparison to vote on")
-    row = {
+    try:
+        row = _vote_row(comparison, vote)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise LoragError(f"the comparison is malformed ({type(e).__name__}: {e}); vote on what /compare returned") from None
+    f = votes_file(core, row["domain"])
+    f.parent.mkdir(parents=True, exist_ok=True)
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return row
+
+
+def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
+    if not isinstance(comparison["question"], str) or not isinstance(comparison["domain"], str):
+        raise TypeError("question and domain must be strings")
+    check_domain(comparison["domain"])
+    return {
         "id": hashlib.sha256(f"{comparison['question']}|{time.time_ns()}".encode()).hexdigest()[:12],
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "vote": vote,
         "question": comparison["question"], "domain": comparison["domain"],
@@ -68,11 +89,6 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str) -> dict[str, A
         "right": {k: v for k, v in comparison["right"].items() if k != "final"},
         "passages": [{k: p[k] for k in ("n", "ref", "source", "domain")} for p in comparison["passages"]],
     }  # fmt: skip
-    f = votes_file(core, comparison["domain"])
-    f.parent.mkdir(parents=True, exist_ok=True)
-    with f.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return row
 
 
 def read_votes(core: Any, domain: str | None) -> list[dict[str, Any]]:
@@ -101,7 +117,7 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
         tags = ["vote", f"preferred:{side['adapter']}"] + (["tie"] if v["vote"] == "tie" else [])
         rows.append({"id": f"vote-{v['id']}", "question": v["question"], "answer": side["answer"].strip(),
                      "sources": sources, "tags": tags})  # fmt: skip
-    out = votes_dir(core) / f"{core.domain_arg(domain) or 'all'}-testset.jsonl"
+    out = votes_dir(core) / f"{votes_domain(core, domain)}-testset.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return {"path": str(out), "cases": len(rows), "votes": len(votes), "both_bad_skipped": both_bad}
@@ -182,7 +198,10 @@ def build(core: Any) -> None:
         b.click(make_vote(choice), [current], [status], api_visibility="private")
 
     def do_export(dom: str) -> tuple[str, Any]:
-        info = export_votes(core, dom)
+        try:
+            info = export_votes(core, dom)
+        except LoragError as e:
+            return "⚠ " + message(e), None
         msg = (f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`"
                f" ({info['both_bad_skipped']} both-bad skipped: no reference answer).")  # fmt: skip
         return msg, info["path"] if info["cases"] else None
@@ -218,7 +237,10 @@ def build(core: Any) -> None:
     def export_testset(domain: str = "all") -> dict:
         """Export a domain's votes as a test set JSONL on the server; returns counts, where it was
         saved (relative to the data folder) and its rows."""
-        info = export_votes(core, domain)
+        try:
+            info = export_votes(core, domain)
+        except LoragError as e:
+            return {"error": message(e)}
         path = Path(info.pop("path"))
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
         return {**info, "saved_to": path.relative_to(core.data_dir).as_posix(), "rows": rows}

@@ -13,30 +13,18 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
+from assistant.names import check_domain, inside
 from ui.tab_chat import message
-from assistant.store import check_domain
 
 ZIP_EXPANSION = 10
 
 
 def uploads_root(core: Any, domain: str) -> Path:
     return core.data_dir / "uploads" / check_domain(domain)
-
-
-def safe_target(root: Path, name: str) -> Path:
-    """root/name, refusing names that could escape root."""
-    raw = (name or "").replace("\\", "/")
-    parts = PurePosixPath(raw).parts
-    if not raw or raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or ".." in parts or "\x00" in raw:
-        raise LoragError(f"unsafe file name {name!r}")
-    target = (root / PurePosixPath(*[p for p in parts if p not in ("", ".")])).resolve()
-    if not target.is_relative_to(root.resolve()) or target == root.resolve():
-        raise LoragError(f"unsafe file name {name!r}")
-    return target
 
 
 def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -58,14 +46,14 @@ def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple
             if size > limit:
                 raise LoragError(f"too large ({size / 2**20:.1f} MB > ui.max_upload_mb {core.settings.ui.max_upload_mb:g})")
             if name.lower().endswith(".zip"):
-                folder = safe_target(root, Path(name).stem)
+                folder = inside(root, Path(name).stem)
                 ok, bad = _unzip(Path(tmp), folder, limit * ZIP_EXPANSION)
                 failed += [{"path": f"{name}:{m}", "display": f"{name}:{m}", "status": "failed", "reason": r, "chunks": 0}
                            for m, r in bad]  # fmt: skip
                 if ok:
                     paths.append(folder)
             else:
-                target = safe_target(root, name)
+                target = inside(root, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(tmp, target)
                 paths.append(target)
@@ -90,7 +78,7 @@ def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple
                 bad.append((m.filename, "symbolic links are not accepted"))
                 continue
             try:
-                target = safe_target(folder, m.filename)
+                target = inside(folder, m.filename)
             except LoragError as e:
                 bad.append((m.filename, str(e)))
                 continue

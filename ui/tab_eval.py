@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
+from assistant.names import check_domain, check_id
 from ui.tab_chat import message
 
 
@@ -37,6 +38,7 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
     from eval.testset import default_testset, describe_testset, load_testset
 
     s = core.settings
+    check_domain(domain)
     path = Path(testset) if testset else default_testset(s.datasets_dir, domain)
     items = load_testset(path)
     info = describe_testset(path, items)
@@ -60,7 +62,7 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
         judge = _judge(core, job)
         suite = MetricSuite(embedder=core.comps.dense, judge=judge, use_ragas=getattr(core, "eval_use_ragas", True))
         cache = EvalCache(s.reports_dir / "cache" / "results.jsonl")
-        with core.generation_slots:
+        with core.gate.slot(timeout=3600):  # an evaluation takes one slot; chat keeps the others
             result = run_ab(
                 items, arms, retriever=core.comps.retriever, domain=domain, generator_for=lambda arm: core.comps.generator,
                 suite=suite, cache=cache, top_k=s.retrieval.top_k, progress=job.progress,
@@ -115,9 +117,7 @@ def list_reports(core: Any) -> list[str]:
 
 
 def load_report(core: Any, run_id: str) -> dict[str, Any]:
-    if not run_id or "/" in run_id or ".." in run_id:
-        raise LoragError(f"no report {run_id!r}")
-    f = core.settings.reports_dir / run_id / "report.json"
+    f = core.settings.reports_dir / check_id(run_id, "report id") / "report.json"
     if not f.is_file():
         raise LoragError(f"no report {run_id!r}")
     return json.loads(f.read_text(encoding="utf-8"))

@@ -15,19 +15,11 @@ from typing import Any, Protocol
 
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError
+from assistant.names import check_domain  # noqa: F401 - re-exported: the store checks every collection name
 
 DENSE = "dense"
 SPARSE = "bm25"
 LIVE, STAGED = "live", "staged"
-_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def check_domain(domain: str) -> str:
-    if not _DOMAIN_RE.match(domain or ""):
-        raise LoragError(
-            f"invalid domain name {domain!r}: use lowercase letters, digits, '-' or '_' (max 63), starting alphanumeric"
-        )
-    return domain
 
 
 @dataclass

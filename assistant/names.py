@@ -1,0 +1,59 @@
+"""Names that become paths: domains, adapter names, run ids, job ids, files under a root folder.
+
+Every face (CLI, web app, Gradio API, OpenAI API) hands such a name to a service; the service and
+the function that builds the path both pass it through one of these checks, so no name can leave
+its folder (`../`, absolute paths, NUL bytes, dots alone).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from assistant.errors import LoragError
+
+DOMAIN_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+_DOMAIN = re.compile(rf"^{DOMAIN_PATTERN}$")
+_ADAPTER = re.compile(rf"^(?P<domain>{DOMAIN_PATTERN}?)(?:-v(?P<version>\d{{1,6}}))?$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_domain(domain: str, field: str = "domain name") -> str:
+    """A domain name: lowercase letters, digits, '-' or '_', at most 63, starting alphanumeric."""
+    if not isinstance(domain, str) or not _DOMAIN.match(domain):
+        raise LoragError(
+            f"invalid {field} {domain!r}: use lowercase letters, digits, '-' or '_' (max 63), starting alphanumeric"
+        )
+    return domain
+
+
+def is_domain(name: str) -> bool:
+    return isinstance(name, str) and bool(_DOMAIN.match(name))
+
+
+def parse_adapter(name: str) -> tuple[str, int | None]:
+    """'<domain>-v<N>' -> (domain, N); '<domain>' (its promoted or newest version) -> (domain, None)."""
+    m = _ADAPTER.match(name) if isinstance(name, str) else None
+    if not m or not _DOMAIN.match(m["domain"]):
+        raise LoragError(f"invalid adapter name {name!r}: use <domain>-v<N> or <domain>")
+    return m["domain"], int(m["version"]) if m["version"] is not None else None
+
+
+def check_id(value: str, field: str) -> str:
+    """A run id or job id: letters, digits, '.', '_' or '-', starting alphanumeric, no '..'."""
+    if not isinstance(value, str) or not _ID.match(value) or ".." in value:
+        raise LoragError(f"invalid {field} {value!r}: use letters, digits, '.', '_' or '-'")
+    return value
+
+
+def inside(root: Path, name: str, field: str = "file name") -> Path:
+    """root/name for a relative name that stays inside root (after resolving links); else a LoragError."""
+    raw = (name or "").replace("\\", "/")
+    parts = PurePosixPath(raw).parts
+    if not raw or raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or ".." in parts or "\x00" in raw:
+        raise LoragError(f"unsafe {field} {name!r}")
+    base = Path(root).resolve()
+    target = (base / PurePosixPath(*[p for p in parts if p not in ("", ".")])).resolve()
+    if not target.is_relative_to(base) or target == base:
+        raise LoragError(f"unsafe {field} {name!r}")
+    return target
