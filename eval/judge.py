@@ -9,39 +9,16 @@ a failed score for that row, so a weak judge shows up in the report instead of v
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import threading
 from collections import Counter
 from typing import Any, Callable
 
 from assistant.errors import LoragError
+from assistant.json_values import json_values
 
 
 class JudgeParseError(ValueError):
     """The judge's output is not JSON matching the requested schema."""
-
-
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
-
-
-def _candidates(text: str) -> list[Any]:
-    out: list[Any] = []
-    for chunk in [text.strip(), *_FENCE.findall(text)]:
-        try:
-            out.append(json.loads(chunk))
-        except (json.JSONDecodeError, ValueError):
-            pass
-    dec = json.JSONDecoder()
-    for m in re.finditer(r"[\[{]", text):
-        try:
-            obj, _ = dec.raw_decode(text, m.start())
-        except json.JSONDecodeError:
-            continue
-        out.append(obj)
-        if len(out) > 20:
-            break
-    return out
 
 
 def parse_structured(text: str, model: type) -> Any:
@@ -50,7 +27,7 @@ def parse_structured(text: str, model: type) -> Any:
 
     fields = list(getattr(model, "model_fields", {}))
     last = "no JSON value found"
-    for obj in _candidates(text or ""):
+    for obj in json_values(text or ""):
         if isinstance(obj, list) and len(fields) == 1:
             obj = {fields[0]: obj}  # a bare list for a one-list-field schema
         try:

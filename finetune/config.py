@@ -24,22 +24,44 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help}, **kw)
 
 
-SYNTH_WRITERS = ("model", "heading", "cloze")  # finetune.synth implements each
+SYNTH_WRITERS = ("auto", "section", "sentence", "teacher", "answer_first", "cloze", "model", "heading")  # finetune.synth
 
 
 @dataclass
 class SynthConfig:
-    max_chunks: int = _f(200, "Chunks of the domain to write synthetic questions for (sampled with the seed).")
-    writer: str = _f("model+cloze", "'model': the generator writes Q&A; 'cloze': fill-in-the-blank from a sentence; "
-                     "'heading': the section a chunk opens as the question, its opening sentences as the answer; "
-                     "join with '+' in order of preference, e.g. 'model+cloze': the model first, a cloze pair where its output is dropped.")
-    p_oracle: float = _f(0.8, "RAFT P: share of examples whose context contains the oracle passage.")
+    max_chunks: int = _f(1000, "Chunks of the domain to write synthetic questions for (sampled with the seed).")
+    writer: str = _f("auto", "Writers joined with '+' in order of preference: 'section' (questions from section titles "
+                     "and definition-list terms, answered by their opening prose), 'sentence' (definition and procedure "
+                     "sentences), 'teacher' (a teacher model writes several pairs per chunk; alias 'model'), "
+                     "'answer_first' (a model writes the question a passage sentence answers), 'cloze' (a blanked fact). "
+                     "'auto': teacher+section+sentence when synth.teacher or synth.teacher_url is set, else section+sentence.")
+    pairs_per_chunk: int = _f(2, "Pairs kept per chunk at most (the teacher is asked for this many).")
+    teacher: str | None = _f(None, "Model that writes the teacher's and answer_first's questions: a built-in name, HF id or "
+                             "local folder (loaded here: the GPU when there is one), or with teacher_url the name the "
+                             "endpoint serves. Unset: the served generator.")
+    teacher_url: str | None = _f(None, "OpenAI-compatible endpoint of the teacher, e.g. http://localhost:8000/v1 (vLLM, "
+                                 "llama.cpp server, Ollama, a hosted API).")
+    teacher_api_key: str | None = _f(None, "Bearer token for teacher_url (default: $OPENAI_API_KEY).")
+    teacher_concurrency: int = _f(4, "Requests to teacher_url at once.")
+    p_oracle: float = _f(0.8, "RAFT P: share of examples whose context contains the oracle passage; the others teach "
+                         "the reply that the documents do not contain the answer.")
     distractors: int = _f(3, "Retriever hard negatives shown with (or instead of) the oracle.")
-    max_new_tokens: int = _f(64, "Token budget for each generated Q&A.")
-    batch_size: int = _f(8, "Prompts per generation batch.")
-    model_probe: int = _f(16, "The model writer stops once it has written for this many chunks without one pair kept "
+    max_new_tokens: int = _f(512, "Token budget of one teacher reply.")
+    batch_size: int = _f(8, "Chunks per writing batch (one batched generation for the model writers).")
+    model_probe: int = _f(16, "The model writers stop once they have written for this many chunks without one pair kept "
                           "(a model too small to follow the format); the other writers do the rest. 0: never stops.")
     min_answer_support: float = _f(0.7, "Share of the answer's content words that must appear in the oracle.")
+    min_answer_words: int = _f(6, "Shortest answer kept, in words (a bare span teaches bare answers).")
+    max_answer_words: int = _f(80, "Longest answer kept, in words.")
+    round_trip: bool = _f(True, "Keep a question only if retrieving it over the domain ranks its chunk in the top-k "
+                          "(retrieval.top_k): questions a user could ask and the assistant could find.")
+    heldout_max: int = _f(200, "With no curated Q&A: synthetic pairs held out (whole documents, heldout_fraction of "
+                          "them) as the held-out split, at most this many.")
+    general_data: str | None = _f(None, "JSONL of general instruction data mixed in against forgetting (rows of "
+                                  "messages, prompt/completion, instruction/output or question/answer).")
+    general_share: float = _f(0.0, "Share of training rows taken from general_data (0: none).")
+    curriculum: bool = _f(False, "Order training rows easy first (short answers, oracle ranked high) instead of "
+                          "shuffling; padded batches (batching auto trains padded).")
     seed: int = _f(0, "Sampling seed for chunks, oracle dropping and distractor order.")
     exclude_sources: list[str] = _f(
         [], "Glob patterns of document paths (as `lorag docs list` shows them, e.g. 'faq/*') kept out of the "
@@ -188,8 +210,18 @@ def check(cfg: TrainConfig) -> list[str]:
     s = cfg.synth
     if isinstance(s, SynthConfig):
         names = [w.strip() for w in str(s.writer).split("+")]
-        if not names or any(w not in SYNTH_WRITERS for w in names) or len(set(names)) != len(names):
-            p.append(f"  - synth.writer: model, heading or cloze, or several joined by '+' in order of preference (got {s.writer!r})")
+        if not names or any(w not in SYNTH_WRITERS for w in names) or len(set(names)) != len(names) or \
+                ("auto" in names and len(names) > 1):  # fmt: skip
+            p.append("  - synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by '+' in order "
+                     f"of preference (got {s.writer!r})")
+        if s.pairs_per_chunk < 1 or s.teacher_concurrency < 1 or s.heldout_max < 0:
+            p.append("  - synth: pairs_per_chunk >= 1, teacher_concurrency >= 1, heldout_max >= 0")
+        if not 1 <= s.min_answer_words <= s.max_answer_words:
+            p.append(f"  - synth.min_answer_words / max_answer_words: 1 <= min <= max (got {s.min_answer_words}, {s.max_answer_words})")
+        if not 0 <= s.general_share < 1:
+            p.append(f"  - synth.general_share: between 0 and 1 (got {s.general_share!r})")
+        elif s.general_share > 0 and not s.general_data:
+            p.append("  - synth.general_share: set synth.general_data (a JSONL file) to mix general data in")
         if not 0 <= s.p_oracle <= 1:
             p.append(f"  - synth.p_oracle: between 0 and 1 (got {s.p_oracle!r})")
         if s.distractors < 0 or s.max_chunks < 1 or s.batch_size < 1 or s.max_new_tokens < 8:

@@ -139,3 +139,49 @@ def train_domain(
     registry.register(result.adapter_dir, card)
     (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return card
+
+
+def token_counter(model_path: str) -> Callable[[list[dict[str, str]]], int]:
+    """Tokens of a chat (prompt + completion) with the tokenizer of the model to be trained, as the
+    trainer counts them."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+
+    def count(messages: list[dict[str, str]]) -> int:
+        ids = tok.apply_chat_template(messages, tokenize=True)
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+    return count
+
+
+def build_training_set(
+    cfg: TrainConfig,
+    *,
+    settings: Settings,
+    store: Store,
+    retriever: Any,
+    served_generator: Callable[[], Any],
+    model_cache: ModelCache,
+    qa: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    count_tokens: Callable[[list[dict[str, str]]], int] | None = None,
+) -> dict[str, Any]:
+    """`lorag synth` and the app's "Make training data": the teacher (when a writer needs a model),
+    the trained model's tokenizer (rows built to fit max_seq_length), then the training set."""
+    from assistant.retrieval import resolve_domains
+    from finetune.raft import TrainingSetBuilder
+    from finetune.synth import uses_model
+    from finetune.teacher import load_teacher
+
+    s = cfg.synth
+    resolve_domains(store, cfg.domain)
+    teacher = None
+    if uses_model(s.writer, teacher_configured=bool(s.teacher or s.teacher_url)):
+        teacher = load_teacher(s.teacher, s.teacher_url, api_key=s.teacher_api_key, concurrency=s.teacher_concurrency,
+                               model_cache=model_cache, model_settings=settings.models,
+                               served=None if (s.teacher or s.teacher_url) else served_generator())  # fmt: skip
+    if count_tokens is None:
+        count_tokens = token_counter(model_cache.resolve(cfg.base_model or settings.models.generator))
+    builder = TrainingSetBuilder(store, retriever, teacher, cfg, dataset_dir(settings, cfg.domain), count_tokens=count_tokens)
+    return builder.build(qa, progress=progress)

@@ -1,10 +1,19 @@
-"""Synthetic Q&A from a domain's indexed chunks, with filters and a report of what was dropped and why.
+"""Synthetic Q&A from a domain's indexed chunks: writers, filters, and a report of what was kept,
+what was dropped and why.
 
-Writers: the configured generator writes a question and answer for a chunk ('model'); a heading
-writer asks about the section a chunk opens and answers with its opening sentences ('heading',
-extractive, explanatory answers); a cloze writer blanks a fact-bearing span of one sentence
-('cloze'). Small models write poor questions, so writers combine with '+' in order of preference:
-'model+cloze' falls back to a cloze pair for a chunk whose model pair was dropped.
+Writers (finetune/writers.py offline, finetune/teacher.py with a model), joined with '+' in order of
+preference: for each chunk every writer offers candidates, and up to `pairs_per_chunk` that pass the
+filters are kept, earlier writers first.
+  section      questions from section titles and definition-list terms, answered by their opening prose
+  sentence     definition and procedure sentences ("X is ...", "To do X, ...")
+  teacher      a teacher model writes several pairs per chunk (JSON); alias: model
+  answer_first a model writes the question a passage sentence answers
+  cloze        a fact of a sentence blanked (a test of recall, not a user's question: not a default)
+'auto' is teacher+section+sentence when a teacher is configured, else section+sentence.
+
+Filters here: the question's form and length, an answer of whole words of the chunk (support), no
+question that contains its answer or leans on its context ("this section"), dedupe. The round trip
+(the question must retrieve its chunk) needs the retriever: finetune/raft.py applies it.
 """
 
 from __future__ import annotations
@@ -13,17 +22,16 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from assistant.generation import Generator
+from assistant.errors import LoragError
 from assistant.store import Hit
 from finetune.config import SynthConfig
-from ingest.loaders import rst_inline_text
-
-QA_SYSTEM = (
-    "You write one exam question about a passage and its short answer taken from the passage. "
-    "Reply in exactly this format:\nQuestion: <a question ending with ?>\nAnswer: <a short answer copied from the passage>"
-)
+from finetune.teacher import (
+    TeacherFailed, answer_first_messages, generate_rows, parse_pairs, parse_question, teacher_messages,
+)  # fmt: skip
+from finetune.text import META, blocks, is_sentence, split_sentences
+from finetune.writers import Candidate, cloze_candidates, qtype, section_candidates, sentence_candidates
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
@@ -31,11 +39,11 @@ _STOP = set(
     "what how which who whom when where why does do did can could should would will may must not no your you "
     "their there here than then into per about after before if any all each".split()
 )
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
-_FACT = re.compile(  # a code (HR-12) or a number with an optional unit; the space belongs to the unit
-    r"\b(?:[A-Z]{1,4}-?\d[\w-]*|\d+(?:[.,]\d+)?(?:\s?(?:%|percent|days?|hours?|minutes?|seconds?|weeks?|months?|years?|"
-    r"euros?|EUR|USD|dollars?|nm|mm|cm|kg|g|°C|V|W|GB|MB|characters?|times?)\b)?)(?!\w)"
-)
+_CONTEXTUAL = re.compile(r"\b(?:this|these|those|above|below|following|previous|former|latter|aforementioned)\b|"
+                         r"\bthe (?:passage|text|document|section|chapter|example|table|figure)\b|\b(?:it|them|they)\?$", re.I)  # fmt: skip
+_MARKUP = re.compile(r"`|:\w+:|\]\(|</?\w+>|\|\s|\*\*|::|\.\. \w+::")
+ALIASES = {"model": "teacher", "heading": "section"}
+MODEL_WRITERS = ("teacher", "answer_first")
 
 
 @dataclass
@@ -45,19 +53,24 @@ class SynthPair:
     chunk_id: str
     source: str
     writer: str
+    qtype: str = "other"
 
 
 @dataclass
 class SynthReport:
     chunks: int = 0
     kept: int = 0
+    candidates: int = 0
     by_writer: Counter = field(default_factory=Counter)
+    by_qtype: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    teacher: str | None = None
 
-    def to_dict(self) -> dict:
-        return {"chunks": self.chunks, "kept": self.kept, "by_writer": dict(self.by_writer), "dropped": dict(self.dropped),
-                "notes": list(self.notes)}  # fmt: skip
+    def to_dict(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "candidates": self.candidates, "kept": self.kept, "by_writer": dict(self.by_writer),
+                "by_qtype": dict(self.by_qtype), "dropped": dict(self.dropped), "notes": list(self.notes),
+                "teacher": self.teacher}  # fmt: skip
 
 
 def content_words(text: str) -> list[str]:
@@ -73,13 +86,14 @@ def support(answer: str, passage: str) -> float:
     return sum(w in have for w in words) / len(words)
 
 
-def parse_qa(text: str) -> tuple[str, str] | None:
-    q = re.search(r"question\s*:\s*(.+?)(?:\n|answer\s*:|$)", text, re.I | re.S)
-    a = re.search(r"answer\s*:\s*(.+)", text, re.I | re.S)
-    if not q or not a:
-        return None
-    answer = a.group(1).strip().split("\n")[0].strip()
-    return q.group(1).strip(), answer
+def writer_names(spec: str, *, teacher_configured: bool = False) -> list[str]:
+    if spec.strip() == "auto":
+        return ["teacher", "section", "sentence"] if teacher_configured else ["section", "sentence"]
+    return [ALIASES.get(w.strip(), w.strip()) for w in spec.split("+") if w.strip()]
+
+
+def uses_model(spec: str, *, teacher_configured: bool = False) -> bool:
+    return any(w in MODEL_WRITERS for w in writer_names(spec, teacher_configured=teacher_configured))
 
 
 def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> str | None:
@@ -89,156 +103,167 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
         return "question does not end with '?'"
     if not 4 <= qw <= 40:
         return "question length out of bounds (4-40 words)"
-    if not 1 <= aw <= 40:
-        return "answer length out of bounds (1-40 words)"
+    if not cfg.min_answer_words <= aw <= cfg.max_answer_words:
+        return f"answer length out of bounds ({cfg.min_answer_words}-{cfg.max_answer_words} words)"
+    if _MARKUP.search(question) or _MARKUP.search(answer):
+        return "markup left in the text"
+    if _CONTEXTUAL.search(question):
+        return "question leans on its context (this, above, the passage...)"
     if support(answer, passage) < cfg.min_answer_support:
         return "answer not supported by the passage"
     if re.search(r"(?<!\w)" + re.escape(answer.lower().strip(" .")) + r"(?!\w)", question.lower().replace("____", " ")):
         return "question contains its answer"
     if not set(content_words(question)) & set(content_words(passage)):
         return "question unrelated to the passage"
+    if not set(content_words(answer)) - set(content_words(question)):
+        return "answer only restates the question"
     return None
-
-
-def _standalone(sentence: str, m: re.Match) -> bool:
-    """Not a piece of a longer token: a phone number (+1 555 0177), a time (07:30), a date (1/2), a path."""
-    before, after = sentence[: m.start()], sentence[m.end() :]
-    return not (before[-1:] in ("+", ":", "/", ".", "-") or re.search(r"\d\s?$", before) or re.match(r"\s?\d|[:/.,-]\d", after))
-
-
-def _prose_lines(text: str) -> list[str]:
-    """The passage's lines without markdown marks or table rows, single-spaced."""
-    out = []
-    for ln in text.split("\n"):
-        if ln.count("|") >= 2:  # a table row reads as a list of cells, not a sentence
-            continue
-        ln = re.sub(r"[*#`>|]+|(?<!\w)_+|_+(?!\w)", " ", ln)  # markdown marks would leak into questions
-        ln = re.sub(r"\s+([,.;:!?)])", r"\1", re.sub(r"[ \t]+", " ", ln))  # no double spaces, no space before punctuation
-        out.append(ln.strip(" -"))
-    return out
-
-
-def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
-    """Blank one fact (a number with its unit, or a code) in a sentence of the passage."""
-    sentences = [s.strip() for ln in _prose_lines(text) for s in _SENT.split(ln) if 6 <= len(s.split()) <= 30]
-    candidates = [(s, m) for s in sentences for m in _FACT.finditer(s) if m.group(0).strip() and _standalone(s, m)]
-    if not candidates:
-        return None
-    sentence, m = rng.choice(candidates)
-    blanked = (sentence[: m.start()] + "____" + sentence[m.end() :]).rstrip(" .")
-    return f"Fill in the blank: {blanked}. What goes in the blank?", m.group(0).strip()
-
-
-def writer_names(spec: str) -> list[str]:
-    return [w.strip() for w in spec.split("+") if w.strip()]
-
-
-def uses_model(spec: str) -> bool:
-    return "model" in writer_names(spec)
-
-
-def heading_pair(text: str, heading: str) -> tuple[str, str] | None:
-    """For a chunk that opens a section: 'What does the documentation say about <title>?' answered by
-    the section's opening sentences (12-40 words, verbatim)."""
-    title = (heading.split(" > ")[-1] if heading else "").strip()
-    body = text.strip()
-    if not title or not body.startswith(title):
-        return None
-    lines = [ln.strip() for ln in body[len(title) :].split("\n")]
-    lines = [ln for ln in lines if ln and not re.fullmatch(r"[=\-~^\"'`#*+:.<>_]{3,}", ln)]
-    para: list[str] = []
-    for ln in lines:
-        if ln.startswith(("..", ":", ">>>", "#", "|", "-", "*", "+")) or ln.endswith("::"):
-            if para:
-                break
-            continue
-        para.append(ln)
-    plain = rst_inline_text(" ".join(para))
-    answer = ""
-    for sent in _SENT.split(plain.strip()):
-        if len((answer + " " + sent).split()) > 40:
-            break
-        answer = f"{answer} {sent}".strip()
-        if len(answer.split()) >= 12:
-            break
-    if len(answer.split()) < 12:
-        return None
-    t = rst_inline_text(title).rstrip(" .:")
-    return (t if t.endswith("?") else f"What does the documentation say about {t}?"), answer
-
-
-def _qa_messages(chunk: Hit) -> list[dict[str, str]]:
-    section = chunk.payload.get("section") or ""
-    return [
-        {"role": "system", "content": QA_SYSTEM},
-        {"role": "user", "content": f"Passage ({section}):\n{chunk.text}"},
-    ]
-
-
-def synthesize(
-    chunks: Sequence[Hit],
-    generator: Generator | None,
-    cfg: SynthConfig,
-    *,
-    avoid_questions: Sequence[str] = (),
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[SynthPair], SynthReport]:
-    """Write, filter and dedupe Q&A pairs; `avoid_questions` (held-out ones) are never produced."""
-    rng = random.Random(cfg.seed)
-    picked = list(chunks)
-    rng.shuffle(picked)
-    picked = picked[: cfg.max_chunks]
-    report = SynthReport(chunks=len(picked))
-    seen = {_norm(q) for q in avoid_questions}
-    heldout = set(seen)
-    pairs: list[SynthPair] = []
-
-    def keep(q: str, a: str, c: Hit, writer: str) -> bool:
-        reason = check_pair(q, a, c.text, cfg)
-        key = _norm(q)
-        if reason is None and key in heldout:
-            reason = "same as a held-out question"
-        elif reason is None and key in seen:
-            reason = "duplicate question"
-        if reason:
-            report.dropped[f"{writer}: {reason}"] += 1
-            return False
-        seen.add(key)
-        pairs.append(SynthPair(q, a, c.id, c.payload.get("display", ""), writer))
-        report.by_writer[writer] += 1
-        return True
-
-    writers = writer_names(cfg.writer)
-    use_model = "model" in writers and generator is not None
-    for start in range(0, len(picked), cfg.batch_size):
-        batch = picked[start : start + cfg.batch_size]
-        outputs: list[str | None] = [None] * len(batch)
-        if use_model:
-            outputs = list(generator.generate_batch([_qa_messages(c) for c in batch], max_new_tokens=cfg.max_new_tokens))
-        for chunk, out in zip(batch, outputs):
-            for writer in writers:  # in order of preference, until one pair is kept
-                if writer == "model":
-                    if out is None:
-                        continue
-                    pair, why = parse_qa(out), "output not in 'Question:/Answer:' form"
-                elif writer == "heading":
-                    pair, why = heading_pair(chunk.text, chunk.payload.get("section") or ""), "chunk does not open a section with prose"
-                else:
-                    pair, why = cloze_pair(chunk.text, rng), "no fact-bearing sentence"
-                if pair is None:
-                    report.dropped[f"{writer}: {why}"] += 1
-                elif keep(pair[0], pair[1], chunk, writer):
-                    break
-        tried = start + len(batch)
-        if use_model and cfg.model_probe and tried >= cfg.model_probe and not report.by_writer["model"] and tried < len(picked):
-            use_model = False  # generating costs seconds per chunk on a CPU: not for a model that never passes the filters
-            report.notes.append(f"model writer stopped after {tried} chunks without one pair kept; "
-                                f"the other writers did the remaining {len(picked) - tried}")  # fmt: skip
-        if progress:
-            progress(tried, len(picked))
-    report.kept = len(pairs)
-    return pairs, report
 
 
 def _norm(q: str) -> str:
     return " ".join(_WORD.findall(q.lower()))
+
+
+def _answer_sentences(text: str, limit: int) -> list[str]:
+    """Prose sentences worth asking about (for answer_first): whole, 8-40 words, not about the page."""
+    out = [s for b in blocks(text) if b.kind == "prose" for s in split_sentences(b.text)
+           if is_sentence(s, min_words=8, max_words=40) and not META.match(s)]  # fmt: skip
+    return out[:limit]
+
+
+class _Writers:
+    """Runs the configured writers over a batch of chunks (model writers in one batched call each)."""
+
+    def __init__(self, cfg: SynthConfig, names: list[str], teacher: Any, rng: random.Random, report: SynthReport):
+        self.cfg, self.names, self.teacher, self.rng, self.report = cfg, names, teacher, rng, report
+        self.failures = 0
+        self.calls = 0
+        self.last_error: Exception | None = None
+
+    def _model_replies(self, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list[str | Exception]:
+        self.calls += len(prompts)
+        replies = generate_rows(self.teacher, prompts, max_new_tokens)
+        for r in replies:
+            if isinstance(r, Exception):
+                self.failures += 1
+                self.last_error = r
+        return replies
+
+    def candidates(self, batch: Sequence[Hit]) -> list[list[Candidate]]:
+        out: list[list[Candidate]] = [[] for _ in batch]
+        for name in self.names:
+            if name == "teacher":
+                self._teacher(batch, out)
+            elif name == "answer_first":
+                self._answer_first(batch, out)
+            else:
+                for i, c in enumerate(batch):
+                    found = self._offline(name, c)
+                    if not found:
+                        self.report.dropped[f"{name}: {NOTHING[name]}"] += 1
+                    out[i] += found
+        return out
+
+    def _offline(self, name: str, c: Hit) -> list[Candidate]:
+        if name == "section":
+            return section_candidates(c.text, c.payload.get("section") or "", self.rng)
+        if name == "sentence":
+            return sentence_candidates(c.text, self.rng, limit=self.cfg.pairs_per_chunk)
+        return cloze_candidates(c.text, self.rng)
+
+    def _teacher(self, batch: Sequence[Hit], out: list[list[Candidate]]) -> None:
+        n = self.cfg.pairs_per_chunk
+        prompts = [teacher_messages(c.text, c.payload.get("display", ""), c.payload.get("section") or "", n) for c in batch]
+        for i, reply in enumerate(self._model_replies(prompts, self.cfg.max_new_tokens)):
+            if isinstance(reply, Exception):
+                self.report.dropped[f"teacher: request failed ({type(reply).__name__})"] += 1
+                continue
+            pairs = parse_pairs(reply)
+            if not pairs:
+                self.report.dropped["teacher: reply is neither JSON pairs nor Question:/Answer: lines"] += 1
+            out[i] += [Candidate(q, a, "teacher", qtype(q)) for q, a in pairs[: 2 * n]]
+
+    def _answer_first(self, batch: Sequence[Hit], out: list[list[Candidate]]) -> None:
+        jobs = [(i, s) for i, c in enumerate(batch) for s in _answer_sentences(c.text, 1)]
+        for i, c in enumerate(batch):
+            if not any(j == i for j, _ in jobs):
+                self.report.dropped["answer_first: no prose sentence of 8-40 words"] += 1
+        prompts = [answer_first_messages(s, batch[i].payload.get("section") or "") for i, s in jobs]
+        for (i, s), reply in zip(jobs, self._model_replies(prompts, 48)):
+            if isinstance(reply, Exception):
+                self.report.dropped[f"answer_first: request failed ({type(reply).__name__})"] += 1
+                continue
+            q = parse_question(reply)
+            if q is None:
+                self.report.dropped["answer_first: reply has no question"] += 1
+                continue
+            out[i].append(Candidate(q, s, "answer_first", qtype(q)))
+
+
+NOTHING = {"section": "chunk opens no section or term with prose", "sentence": "no definition or procedure sentence",
+           "cloze": "no fact-bearing sentence"}  # fmt: skip
+
+
+def synthesize(
+    chunks: Sequence[Hit],
+    cfg: SynthConfig,
+    *,
+    teacher: Any = None,
+    avoid_questions: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[SynthPair], SynthReport]:
+    """Write and filter Q&A pairs, up to `cfg.pairs_per_chunk` per chunk (the round trip later may
+    drop some, so up to twice that are kept here, in order of preference); `avoid_questions`
+    (held-out ones) are never produced. `teacher`: the generator the model writers use."""
+    rng = random.Random(cfg.seed)
+    picked = list(chunks)
+    rng.shuffle(picked)
+    picked = picked[: cfg.max_chunks]
+    report = SynthReport(chunks=len(picked), teacher=getattr(teacher, "name", None) if teacher is not None else None)
+    names = writer_names(cfg.writer, teacher_configured=bool(cfg.teacher or cfg.teacher_url))
+    unknown = [n for n in names if n not in ("section", "sentence", "cloze", *MODEL_WRITERS)]
+    if unknown:
+        raise LoragError(f"synth.writer: unknown writer(s) {', '.join(unknown)}")
+    if any(n in MODEL_WRITERS for n in names) and teacher is None:
+        raise LoragError(f"synth.writer '{cfg.writer}' needs a model (teacher or answer_first) but none was given")
+    writers = _Writers(cfg, names, teacher, rng, report)
+    heldout = {_norm(q) for q in avoid_questions}
+    seen: set[str] = set()
+    pairs: list[SynthPair] = []
+    for start in range(0, len(picked), cfg.batch_size):
+        batch = picked[start : start + cfg.batch_size]
+        for chunk, cands in zip(batch, writers.candidates(batch)):
+            report.candidates += len(cands)
+            kept = 0
+            for c in cands:
+                if kept >= 2 * cfg.pairs_per_chunk:
+                    break
+                reason = check_pair(c.question, c.answer, chunk.text, cfg)
+                key = _norm(c.question)
+                if reason is None and key in heldout:
+                    reason = "same as a held-out question"
+                elif reason is None and key in seen:
+                    reason = "duplicate question"
+                if reason:
+                    report.dropped[f"{c.writer}: {reason}"] += 1
+                    continue
+                seen.add(key)
+                pairs.append(SynthPair(c.question, c.answer, chunk.id, chunk.payload.get("display", ""), c.writer, c.qtype))
+                kept += 1
+        tried = start + len(batch)
+        model_kept = sum(p.writer in MODEL_WRITERS for p in pairs)
+        if cfg.model_probe and tried >= cfg.model_probe and not model_kept and tried < len(picked) and \
+                any(n in MODEL_WRITERS for n in writers.names) and writers.failures < writers.calls:  # fmt: skip
+            writers.names = [n for n in writers.names if n not in MODEL_WRITERS]
+            report.notes.append(f"model writers stopped after {tried} chunks without one pair kept (a model too small to "
+                                f"follow the format); the other writers did the remaining {len(picked) - tried}")  # fmt: skip
+            if not writers.names:
+                break
+        if writers.calls and writers.failures == writers.calls and tried >= min(len(picked), cfg.batch_size):
+            e = writers.last_error
+            raise TeacherFailed(f"the teacher ({report.teacher}) failed on every request so far: {e}",
+                                hint="check synth.teacher / synth.teacher_url (`lorag config --check`); nothing was written")  # fmt: skip
+        if progress:
+            progress(tried, len(picked))
+    report.kept = len(pairs)
+    return pairs, report

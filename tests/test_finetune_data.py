@@ -17,7 +17,6 @@ from finetune.config import CONFIG_DIR, SynthConfig, load_train_config
 from finetune.data import load_qa, split_qa
 from finetune.raft import TrainingSetBuilder, make_example
 from finetune.registry import AdapterCard, Registry, check_base, is_stale
-from finetune.synth import check_pair, cloze_pair, heading_pair, parse_qa, synthesize
 from tests.conftest import SAMPLES
 
 
@@ -99,78 +98,7 @@ def test_recipe_for_another_domain_is_refused(tmp_path):
         load_train_config(f, domain="handbook")
 
 
-# -- synthesis ----------------------------------------------------------------------------------
 PASSAGE = "Full-time employees receive 26 days of paid annual leave per leave year. Carry-over is capped at 5 days."
-
-
-def test_parse_and_filters():
-    assert parse_qa("Question: How many days of leave?\nAnswer: 26 days") == ("How many days of leave?", "26 days")
-    assert parse_qa("The passage says nothing") is None
-    cfg = SynthConfig()
-    assert check_pair("How many days of paid annual leave do employees get?", "26 days", PASSAGE, cfg) is None
-    assert check_pair("How many days?", "26 days", PASSAGE, cfg) == "question length out of bounds (4-40 words)"
-    assert check_pair("What is the capital of Peru today?", "Lima", PASSAGE, cfg) == "answer not supported by the passage"
-    assert check_pair("Tell me about leave", "26 days", PASSAGE, cfg) == "question does not end with '?'"
-
-
-def test_cloze_blanks_a_fact():
-    q, a = cloze_pair(PASSAGE, random.Random(0))
-    assert q.startswith("Fill in the blank:") and "____" in q and a in PASSAGE and a not in q.replace("____", "")
-    q, a = cloze_pair("Staff get **26 days** of paid leave per `calendar` year, as the handbook says.", random.Random(0))
-    assert a == "26 days" and "  " not in q, q  # markdown marks are dropped without leaving double spaces
-    assert q == "Fill in the blank: Staff get ____ of paid leave per calendar year, as the handbook says. What goes in the blank?"
-    q, a = cloze_pair("The new policy is effective 1 February 2025 for every employee in the company.", random.Random(0))
-    assert (q, a) == ("Fill in the blank: The new policy is effective 1 February ____ for every employee in the company. "
-                      "What goes in the blank?", "2025")  # the blank keeps its spaces; '1' is glued to no unit
-    # a phone number, a time and a table row offer nothing to blank
-    assert cloze_pair("Call the desk on +1 555 0177 before the office opens at 07:30 sharp.", random.Random(0)) is None
-    assert cloze_pair("| Code of Conduct | COC-100 | 40 minutes of reading for all staff |", random.Random(0)) is None
-
-
-def _hit(i, text, display="leave.md"):
-    from assistant.store import Hit
-
-    return Hit(f"id{i}", 0.0, {"text": text, "display": display, "doc_id": f"/d/{display}", "section": "S"})
-
-
-def test_synthesize_reports_kept_and_dropped():
-    chunks = [_hit(0, PASSAGE), _hit(1, "Badges are red. Visitors sign in at the kiosk."), _hit(2, PASSAGE)]
-    def reply(messages):
-        if "Badges" in messages[-1]["content"]:
-            return "I cannot do that."
-        return "Question: How many days of paid annual leave do employees get?\nAnswer: 26 days"
-
-    gen = FakeGenerator(reply)
-    cfg = SynthConfig(writer="model+cloze", batch_size=8, seed=1)
-    pairs, report = synthesize(chunks, gen, cfg)
-    d = report.to_dict()
-    assert d["chunks"] == 3 and d["kept"] == len(pairs)
-    assert d["by_writer"].get("model") == 1
-    assert d["dropped"].get("model: output not in 'Question:/Answer:' form") == 1
-    assert d["dropped"].get("model: duplicate question") == 1
-    assert all(p.writer in ("model", "cloze") for p in pairs)
-
-
-def test_model_writer_that_never_passes_stops_early():
-    """A model too small for the format is not run over every chunk: after model_probe chunks with
-    nothing kept the other writers do the rest, and the report says so."""
-    calls = []
-    gen = FakeGenerator(lambda m: calls.append(1) or "I cannot do that.")
-    chunks = [_hit(i, f"Staff number {i} get {20 + i} days of paid annual leave per calendar year.") for i in range(10)]
-    pairs, report = synthesize(chunks, gen, SynthConfig(writer="model+cloze", batch_size=2, model_probe=4, seed=1))
-    assert len(calls) == 4 and report.dropped["model: output not in 'Question:/Answer:' form"] == 4
-    assert report.notes == ["model writer stopped after 4 chunks without one pair kept; the other writers did the remaining 6"]
-    assert report.by_writer["cloze"] == len(pairs) > 4
-    calls.clear()
-    synthesize(chunks, gen, SynthConfig(writer="model+cloze", batch_size=2, model_probe=0, seed=1))
-    assert len(calls) == 10  # 0: never stops
-
-
-def test_heldout_questions_are_never_synthesized():
-    gen = FakeGenerator(lambda m: "Question: How many days of paid annual leave do employees get?\nAnswer: 26 days")
-    pairs, report = synthesize([_hit(0, PASSAGE)], gen, SynthConfig(writer="model"),
-                               avoid_questions=["How many days of paid annual leave do employees get?"])
-    assert pairs == [] and report.dropped["model: same as a held-out question"] == 1
 
 
 # -- RAFT ---------------------------------------------------------------------------------------
@@ -192,10 +120,10 @@ def test_raft_example_with_and_without_oracle():
 
 
 def _handbook_cloze_cfg(components, **synth):
-    """The handbook sample ingested, and its recipe with the cloze writer (no model) and `synth` overrides."""
+    """The handbook sample ingested, and its recipe with the offline writers (no model) and `synth` overrides."""
     assert components.ingestor().run([SAMPLES / "corpus" / "handbook"], "handbook").ok
     cfg = load_train_config(domain="handbook")
-    cfg.synth.writer = "cloze"
+    cfg.synth.writer = "section+sentence+cloze"
     for k, v in synth.items():
         setattr(cfg.synth, k, v)
     return cfg
@@ -213,17 +141,17 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     assert not held_q & {r["question"] for r in rows}  # the held-out split never trains
     share = summary["without_oracle"] / len(rows)
     assert 0.05 < share < 0.4  # RAFT: about 1 - p_oracle of the examples have no oracle
-    assert summary["by_kind"].get("curated", 0) > 30 and summary["by_kind"].get("synthetic:cloze", 0) >= 10
+    assert summary["by_kind"].get("curated", 0) > 30 and summary["by_kind"].get("synthetic:section", 0) >= 5
     assert (out / "heldout_examples.jsonl").is_file() and len(summary["data_hash"]) == 64
     from finetune.jobs import with_data_settings
 
-    hyper = with_data_settings({"lora_r": 16, "synth": {"writer": "model+cloze"}}, out)  # the card gets the data's writer
-    assert hyper["synth"]["writer"] == cfg.synth.writer == "cloze" and hyper["lora_r"] == 16
+    hyper = with_data_settings({"lora_r": 16, "synth": {"writer": "auto"}}, out)  # the card gets the data's writer
+    assert hyper["synth"]["writer"] == cfg.synth.writer == "section+sentence+cloze" and hyper["lora_r"] == 16
     assert with_data_settings({"synth": {"writer": "x"}}, tmp_path / "none") == {"synth": {"writer": "x"}}
     for r in rows[:20]:
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["content"].startswith("Passages:\n[1] (")
     builder = TrainingSetBuilder(components.store, components.retriever, None, cfg, out)
-    negatives = builder._negatives_many(["annual leave", "Employee Handbook", "expenses"], [None] * 3, 4)
+    negatives = [builder._negatives(ps, None) for ps in builder._retrieve(["annual leave", "Employee Handbook", "expenses"], 4)]
     assert all(negatives) and all(len(p.text.split()) >= 8 for ps in negatives for p in ps)  # no title-only distractors
 
 
@@ -375,25 +303,3 @@ def test_a_training_set_with_no_example_says_why_and_keeps_the_earlier_one(compo
         TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
     assert "nothing was written" in e.value.hint
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
-
-
-def test_heading_writer_asks_about_the_section_a_chunk_opens():
-    text = ("Method Objects\n\nUsually, a method is called right after it is bound. In the MyClass example, "
-            "this will return the string 'hello world'. However, it is not necessary to call a method right away.")
-    q, a = heading_pair(text, "Classes > A First Look at Classes > Method Objects")
-    assert q == "What does the documentation say about Method Objects?"
-    assert a.startswith("Usually, a method is called right after it is bound.") and 12 <= len(a.split()) <= 40
-    assert heading_pair("mid-section text that does not open it. " * 3, "Classes > Method Objects") is None
-    assert heading_pair("Title?\n\n.. note::\n\n   Too short.", "Title?") is None
-
-    from assistant.store import Hit
-
-    chunks = [Hit("h1", 0.0, {"text": text, "display": "classes.rst", "doc_id": "/d/c", "section": "Classes > Method Objects"}),
-              _hit("c1", "The cache holds 512 entries by default in every process here.")]
-    pairs, report = synthesize(chunks, None, SynthConfig(writer="heading+cloze", seed=0))
-    assert sorted(p.writer for p in pairs) == ["cloze", "heading"]
-    assert report.dropped == {"heading: chunk does not open a section with prose": 1}
-    from finetune.config import TrainConfig
-
-    with pytest.raises(ConfigError, match="synth.writer: model, heading or cloze"):
-        TrainConfig(domain="d", synth=SynthConfig(writer="heading+poem"))

@@ -102,6 +102,10 @@ def fake_train(cfg, *, settings, store, registry, model_cache, resume=False, on_
     return register_fake_adapter(registry, store, cfg.domain, version, metrics={"train_loss": 0.79, "eval_loss": 1.1})
 
 
+def word_count(messages) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -135,6 +139,7 @@ class LiveApp:
         register_fake_adapter(self.comps.registry, self.store, "handbook", 2)
         self.app, self.blocks, self.core = build_app(self.comps, train_fn=fake_train)
         self.core.eval_use_ragas = False
+        self.core.count_tokens = word_count
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -165,7 +170,9 @@ def zip_folder(folder: Path, out: Path, prefix: str = "") -> Path:
 def core(tmp_path, components):
     from ui.app import AppCore
 
-    return AppCore(components)
+    core = AppCore(components)
+    core.count_tokens = word_count  # no tokenizer download in tests: rows fit by words
+    return core
 
 
 def test_safe_target_refuses_escapes(tmp_path):

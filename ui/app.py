@@ -49,6 +49,7 @@ class AppCore:
         self.gate = GenerationGate(u.generation_concurrency, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s)
         self.write_lock = threading.Lock()  # one writer (ingest, delete, promote) at a time
         self.train_fn = train_fn  # tests replace training; default finetune.jobs.train_domain
+        self.count_tokens: Callable[[list[dict[str, str]]], int] | None = None  # default: the trained model's tokenizer
         self._attach_lock = threading.Lock()
 
     # -- choices ------------------------------------------------------------------------------

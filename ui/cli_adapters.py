@@ -33,30 +33,29 @@ def synth_cmd(
     qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
     config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
-    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: model, heading, cloze, or several joined by + (e.g. model+cloze)."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. teacher+section)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the name an endpoint serves)."),
+    teacher_url: Optional[str] = typer.Option(None, "--teacher-url", help="Override synth.teacher_url: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
+    preview: int = typer.Option(0, "--preview", min=0, help="Print this many random kept pairs with their source, to read before training."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build summary (with the data report) as JSON."),
 ) -> None:
     """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from finetune.config import load_train_config
-    from finetune.jobs import dataset_dir
-    from finetune.raft import TrainingSetBuilder
-    from finetune.synth import uses_model
+    from finetune.data_report import preview as pick_preview
+    from finetune.data_report import report_lines
+    from finetune.jobs import build_training_set, dataset_dir
 
     st = _state()
     synth: dict[str, Any] = {}
-    if max_chunks:
-        synth["max_chunks"] = max_chunks
-    if writer is not None:
-        synth["writer"] = writer
+    for key, value in (("max_chunks", max_chunks), ("writer", writer), ("teacher", teacher), ("teacher_url", teacher_url)):
+        if value is not None:
+            synth[key] = value
     cfg = load_train_config(config, domain=domain, overrides={"synth": synth})
     comps = st.components
-    from assistant.retrieval import resolve_domains
-
-    resolve_domains(comps.store, domain)
-    gen = comps.generator if uses_model(cfg.synth.writer) else None
-    builder = TrainingSetBuilder(comps.store, comps.retriever, gen, cfg, dataset_dir(comps.settings, domain))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True,
+                  disable=as_json) as progress:  # fmt: skip
         tasks: dict[str, Any] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -64,26 +63,46 @@ def synth_cmd(
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        summary = builder.build(qa, progress=on_progress)
+        summary = build_training_set(cfg, settings=comps.settings, store=comps.store, retriever=comps.retriever,
+                                     served_generator=lambda: comps.generator, model_cache=comps.model_cache, qa=qa,
+                                     progress=on_progress)  # fmt: skip
+    out = dataset_dir(comps.settings, domain)
+    picked = pick_preview(_read_pairs(out / "synthetic.jsonl"), preview, seed=cfg.synth.seed) if preview else []
+    if as_json:
+        typer.echo(json.dumps({**summary, "preview": picked}, indent=2, default=str))
+        return
     c = _console()
     s = summary["synthetic"]
     c.print(f"[bold]{domain}[/]: {summary['train_examples']} training examples "
-            f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without), "
-            f"{summary['heldout']} held-out questions")  # fmt: skip
+            f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without"
+            + (f", {summary['general_rows']} general" if summary.get("general_rows") else "")
+            + f"), {summary['heldout']} held-out questions ({summary['heldout_from']})")  # fmt: skip
     if summary.get("excluded_chunks"):
         c.print(f"excluded: {summary['excluded_chunks']} chunks of documents matching synth.exclude_sources")
     for pat in summary.get("exclude_patterns_matching_nothing", []):
         c.print(f"[yellow]warning[/]: synth.exclude_sources pattern {pat!r} matches no document "
                 "(patterns match paths as `lorag docs list` shows them)")
-    c.print(f"synthetic: {s['kept']} kept of {s['chunks']} chunks, by writer: {s['by_writer']}; "
-            "dropped (one line per failed writer attempt; a chunk may try several writers):")
-    for reason, n in sorted(s["dropped"].items(), key=lambda x: -x[1]):
-        c.print(f"  dropped {n:4d}  {reason}", markup=False)
+    c.print(f"synthetic: {s['kept']} pairs kept from {s['chunks']} chunks ({s['candidates']} candidates)"
+            + (f", teacher {s['teacher']}" if s.get("teacher") else ""))  # fmt: skip
+    for line in report_lines(summary["report"]):
+        c.print("  " + line, markup=False)
+    c.print("dropped (a candidate may be dropped by one filter; a chunk may try several writers):")
+    for reason, n in sorted({**s["dropped"], **summary["dropped"]}.items(), key=lambda x: -x[1]):
+        c.print(f"  {n:5d}  {reason}", markup=False)
     for note in s.get("notes", []):
         c.print(f"  note: {note}", markup=False)
-    for reason, n in summary["dropped"].items():
-        c.print(f"  dropped {n:4d}  {reason}", markup=False)
-    c.print(f"written to {dataset_dir(comps.settings, domain)}")
+    for p in picked:
+        c.print(f"\n[bold]Q[/] {p['question']}\n[bold]A[/] {p['answer']}\n  [dim]{p['source']} · {p['writer']} · {p['type']}[/]")
+    c.print(f"written to {out}")
+
+
+def _read_pairs(path: Path) -> list[Any]:
+    from types import SimpleNamespace
+
+    if not path.is_file():
+        return []
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [SimpleNamespace(**{"qtype": "other", **r}) for r in rows]
 
 
 def _print_recipe_keys(value: bool) -> None:

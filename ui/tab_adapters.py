@@ -12,38 +12,37 @@ from typing import Any
 from assistant.errors import LoragError
 from ui.tab_chat import message
 
-SAMPLE_QA = Path("samples/qa")
-
 
 def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
-    from assistant.retrieval import resolve_domains
-    from finetune.config import check, load_train_config
-    from finetune.jobs import dataset_dir
-    from finetune.raft import TrainingSetBuilder
-    from finetune.synth import uses_model
+    from finetune.config import load_train_config
+    from finetune.data_report import report_lines
+    from finetune.jobs import build_training_set, dataset_dir
 
-    cfg = load_train_config(domain=domain)
+    overrides: dict[str, Any] = {}
     if writer:
-        cfg.synth.writer = writer
+        overrides["writer"] = writer
     if max_chunks:
-        cfg.synth.max_chunks = int(max_chunks)
-    problems = check(cfg)
-    if problems:
-        raise LoragError("invalid synth options:\n" + "\n".join(problems))
+        overrides["max_chunks"] = int(max_chunks)
+    cfg = load_train_config(domain=domain, overrides={"synth": overrides})
+    from assistant.retrieval import resolve_domains
+
     resolve_domains(core.comps.store, domain)
-    if qa is None and (SAMPLE_QA / f"{domain}.jsonl").is_file():
-        qa = SAMPLE_QA / f"{domain}.jsonl"
+    c = core.comps
 
     def run(job: Any) -> dict[str, Any]:
         if qa:
             job.log(f"curated Q&A: {qa}")
-        gen = core.comps.generator if uses_model(cfg.synth.writer) else None
-        out = dataset_dir(core.settings, domain)
-        summary = TrainingSetBuilder(core.comps.store, core.comps.retriever, gen, cfg, out).build(qa, progress=job.progress)
+        summary = build_training_set(cfg, settings=c.settings, store=c.store, retriever=c.retriever,
+                                     served_generator=lambda: c.generator, model_cache=c.model_cache, qa=qa,
+                                     progress=job.progress, count_tokens=core.count_tokens)  # fmt: skip
         s = summary["synthetic"]
-        job.log(f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions; "
-                f"synthetic kept {s['kept']} of {s['chunks']} chunks")  # fmt: skip
-        return {"domain": domain, "folder": str(out), **summary}
+        job.log(f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions "
+                f"({summary['heldout_from']}); synthetic: {s['kept']} pairs from {s['chunks']} chunks")  # fmt: skip
+        for line in report_lines(summary["report"]):
+            job.log(line)
+        drops = sorted({**s["dropped"], **summary["dropped"]}.items(), key=lambda x: -x[1])[:8]
+        job.log("dropped: " + "; ".join(f"{n} {why}" for why, n in drops) if drops else "dropped: none")
+        return {"domain": domain, "folder": str(dataset_dir(c.settings, domain)), **summary}
 
     return core.jobs.start("synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None})
 
@@ -172,9 +171,10 @@ def build(core: Any) -> None:
     with gr.Row():
         with gr.Column():
             gr.Markdown("#### 1 · Training data (synthetic RAFT Q&A + curated)")
-            qa = gr.File(label="Curated Q&A JSONL (optional; default samples/qa/<domain>.jsonl when present)", type="filepath")
+            qa = gr.File(label="Curated Q&A JSONL (optional)", type="filepath")
             with gr.Row():
-                writer = gr.Dropdown(["model+cloze", "heading+cloze", "cloze", "model"], value="model+cloze", label="Writer")
+                writer = gr.Dropdown(["auto", "section+sentence", "teacher+section+sentence", "section", "sentence", "cloze"],
+                                     value="auto", label="Writers", allow_custom_value=True)  # fmt: skip
                 max_chunks = gr.Number(value=0, minimum=0, label="Max chunks (0: the recipe's)", precision=0)
             synth = gr.Button("Generate training data", elem_id="ad-synth")
         with gr.Column():
