@@ -90,8 +90,10 @@ class TrainConfig:
                           "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
                           "less activation memory per pass, which keep_activations can spend instead of recomputing. "
                           "Padded batches only (a packed step is one sequence).")
-    max_seq_length: int = _f(1024, "Tokens per row. Longer rows lose the end of their answer; a row whose prompt alone "
-                             "fills it has no answer token left and is left out (counted as rows_over_max_length).")
+    max_seq_length: int = _f(1024, "Tokens per row. `lorag synth` builds rows to fit it; a longer row loses the end of its "
+                             "answer, or is left out when its prompt alone fills it (counted as rows_over_max_length).")
+    max_row_loss: float = _f(0.02, "Largest share of training rows that may be longer than max_seq_length (left out or cut); "
+                             "more stops the run with the count, before training.")
     batching: str = _f("auto", "'padded' (rows of similar length batched together), 'packed' (each step one sequence of a "
                        "fixed token count holding about batch_size rows, each row attending only to itself: one CUDA graph "
                        "shape, ~1% padding; CUDA with cuda_graphs, finetune/packing.py), 'padding_free' (rows concatenated, "
@@ -197,6 +199,8 @@ def check(cfg: TrainConfig) -> list[str]:
         bad("epochs", "> 0, or set max_steps")
     if not 64 <= cfg.max_seq_length <= 131072:
         bad("max_seq_length", "between 64 and 131072")
+    if not 0 <= cfg.max_row_loss <= 1:
+        bad("max_row_loss", "between 0 and 1")
     if not 0 <= cfg.warmup_ratio < 1:
         bad("warmup_ratio", "between 0 and 1")
     if not 0 < cfg.heldout_fraction < 1:

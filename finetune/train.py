@@ -138,6 +138,14 @@ def sdpa_backend(name: str, device: str, graphs: bool = False) -> Any:
     return sdpa_kernel([first, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
 
 
+def in_curriculum_order(train_file: Path) -> bool:
+    """synth.curriculum wrote the rows easy first (the dataset's build.json says so)."""
+    try:
+        return bool(json.loads((Path(train_file).parent / "build.json").read_text(encoding="utf-8")).get("curriculum"))
+    except (OSError, ValueError):
+        return False
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -155,14 +163,22 @@ def _n_tokens(tokenizer: Any, row: dict[str, Any], prompt_only: bool = False) ->
 
 
 def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batching: str,
-                  path: Path | None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+                  path: Path | None, max_loss: float = 1.0) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """The rows that can train within max_len tokens, and how many cannot. Padded rows are cut at the end by
     trl, which leaves out a row whose prompt alone fills max_len (no answer token is left); padding-free
-    rows are not cut, so a row over max_len is left out. When none fits, the file is named in an error."""
+    rows are not cut, so a row over max_len is left out. When none fits, the file is named in an error;
+    when more than `max_loss` of the rows are left out or cut, too."""
+    full = [_n_tokens(tokenizer, r) for r in rows]
     if batching == "padding_free":
-        kept = [r for r in rows if _n_tokens(tokenizer, r) <= max_len]
+        kept = [r for r, n in zip(rows, full) if n <= max_len]
     else:
-        kept = [r for r in rows if _n_tokens(tokenizer, r, prompt_only=True) < max_len]
+        kept = [r for r, n in zip(rows, full) if n <= max_len or _n_tokens(tokenizer, r, prompt_only=True) < max_len]
+    over = sum(n > max_len for n in full)
+    if path is not None and kept and over > max_loss * len(rows):
+        raise LoragError(f"{path}: {over} of {len(rows)} rows ({100 * over / len(rows):.1f}%) are longer than max_seq_length "
+                         f"({max_len} tokens): they would be left out or lose the end of their answer",
+                         hint="run `lorag synth` again (it builds rows to fit the recipe's max_seq_length), raise "
+                              "max_seq_length, or raise max_row_loss in the recipe to train anyway")  # fmt: skip
     if not kept and path is not None:
         shortest = min(_n_tokens(tokenizer, r, prompt_only=batching != "padding_free") for r in rows)
         what = "row" if batching == "padding_free" else "prompt"
@@ -198,6 +214,13 @@ def train_adapter(
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
     runtime = resolve_runtime(cfg, device)
+    if in_curriculum_order(train_file):
+        if cfg.batching == "packed":
+            raise LoragError(f"{train_file} is in curriculum order (synth.curriculum), which packed steps do not keep",
+                             hint="set batching: padded (or auto) in the recipe")  # fmt: skip
+        if runtime["batching"] == "packed":
+            runtime.update(batching="padded", packed_off="curriculum order (synth.curriculum): rows train in file order")
+        runtime["sequential"] = True
     rows = _read_rows(train_file)
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
     if not rows:
@@ -228,7 +251,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
             runtime.update(batching="padded", packed_off=f"sliding-window attention ({window} tokens) under max_seq_length")
         if runtime["cuda_graphs"]:
             runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
-    rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file)
+    rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file, cfg.max_row_loss)
     if eval_rows:
         eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, runtime["batching"], None)
 
@@ -279,7 +302,11 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py); the option was renamed in transformers 5
     ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     kwargs[ckpt_name] = cfg.gradient_checkpointing and not runtime["cuda_graphs"]
-    if cfg.group_by_length and runtime["batching"] == "padded":  # the option's name moved in transformers 5
+    if runtime.get("sequential"):  # curriculum order: the rows train in the order synth wrote them
+        if "train_sampling_strategy" not in fields:
+            raise LoragError("curriculum order needs transformers 5 (train_sampling_strategy)")
+        kwargs["train_sampling_strategy"] = "sequential"
+    elif cfg.group_by_length and runtime["batching"] == "padded":  # the option's name moved in transformers 5
         if "train_sampling_strategy" in fields:
             kwargs["train_sampling_strategy"] = "group_by_length"
         elif "group_by_length" in fields:

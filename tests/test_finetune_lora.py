@@ -437,8 +437,9 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
 
 
 def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, tmp_path):
-    """trl cuts rows at max_seq_length from the end and drops a row left with no answer token: lorag counts
-    those rows (the run summary says so) and, when no row fits, names the file and the shortest prompt."""
+    """trl cuts rows at max_seq_length from the end and drops a row left with no answer token: more than
+    max_row_loss of such rows stops the run; within it lorag counts them (the run summary says so), and
+    when no row fits, names the file and the shortest prompt."""
     from transformers import AutoTokenizer
 
     from assistant.errors import LoragError
@@ -453,7 +454,11 @@ def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, t
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     lengths = sorted(_n_tokens(tok, json.loads(x), prompt_only=True) for x in rows.read_text().splitlines())
     assert lengths[-1] > lengths[-2]  # one prompt longer than the rest
-    r = train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1]), model_path=str(tiny_lm), train_file=rows,
+    with pytest.raises(LoragError, match=rf"1 of {len(lengths)} rows \(25.0%\) are longer than max_seq_length") as e:
+        train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1]), model_path=str(tiny_lm), train_file=rows,
+                      eval_file=None, run_dir=tmp_path / "run0", device="cpu")  # fmt: skip
+    assert "run `lorag synth` again" in e.value.hint  # more than max_row_loss (2%) is never lost silently
+    r = train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1], max_row_loss=0.5), model_path=str(tiny_lm), train_file=rows,
                       eval_file=None, run_dir=tmp_path / "run", device="cpu")  # fmt: skip
     assert r.metrics["rows_over_max_length"] == 1
     n = len(lengths)
@@ -540,3 +545,28 @@ def test_training_leaves_the_modeling_module_as_it_found_it(tiny_lm, tmp_path):
     train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run",
                   device="cpu", callbacks=[Patch()])  # fmt: skip
     assert all(vars(module)[n] is before[n] for n in patched)
+
+
+def test_curriculum_data_trains_in_file_order(tiny_lm, tmp_path, monkeypatch):
+    """A training set synth wrote in curriculum order (build.json says so) trains its rows in file order:
+    the sampler is sequential and batches are padded (packed steps would reorder them)."""
+    from transformers import Trainer
+
+    rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
+    (tmp_path / "build.json").write_text(json.dumps({"curriculum": True}))
+    seen = []
+    real = Trainer._get_train_sampler
+
+    def spy(self, *a, **k):
+        sampler = real(self, *a, **k)
+        seen.append(type(sampler).__name__)
+        return sampler
+
+    monkeypatch.setattr(Trainer, "_get_train_sampler", spy)
+    r = train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run", device="cpu")
+    assert r.hyperparameters["runtime"]["sequential"] is True and r.hyperparameters["runtime"]["batching"] == "padded"
+    assert seen == ["SequentialSampler"]
+    (tmp_path / "build.json").write_text(json.dumps({"curriculum": False}))
+    seen.clear()
+    train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run2", device="cpu")
+    assert seen and seen != ["SequentialSampler"]
