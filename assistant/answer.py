@@ -67,6 +67,20 @@ def _content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
+def is_abstention(answer: str) -> bool:
+    """The answer says the documents do not contain it (the prompt's fixed reply)."""
+    return NO_ANSWER.lower().rstrip(".") in answer.lower()
+
+
+def support(answer: str, texts: Sequence[str]) -> float:
+    """Share of the answer's content words (citation markers aside) found in the given texts."""
+    words = _content_words(_CITE.sub("", answer))
+    if not words:
+        return 0.0
+    have = set().union(*(_content_words(t) for t in texts)) if texts else set()
+    return len(words & have) / len(words)
+
+
 def extract_citations(answer: str, passages: Sequence[Passage]) -> list[Citation]:
     """Citations the answer makes with [n] markers (only numbers that exist); else the passage the
     answer overlaps most, if it shares enough words. An abstention cites nothing."""

@@ -28,6 +28,9 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "rouge_l": ("answer", False, "Ragas RougeScore (ROUGE-L F-measure) against the reference answer"),
     "string_presence": ("answer", False, "Ragas StringPresence: the normalised reference appears in the answer"),
     "semantic_similarity": ("answer", False, "Ragas SemanticSimilarity with the local embedder (cosine)"),
+    "right_source": ("answer", False, "the answer cites (with [n], else by overlap) a passage of a reference source (needs sources)"),
+    "abstained": ("answer", False, "the answer says the documents do not contain it while a reference source was retrieved (lower is better)"),
+    "unsupported": ("answer", False, "under half of the answer's content words are in the passages; abstentions excluded (lower is better)"),
     "faithfulness": ("answer", True, "Ragas Faithfulness: share of the answer's claims supported by the passages (judge)"),
     "answer_relevancy": ("answer", True, "Ragas AnswerRelevancy: questions the judge infers from the answer vs the question"),
     "context_precision": ("retrieval", False, "Ragas NonLLMContextPrecisionWithReference (needs reference contexts)"),
@@ -39,7 +42,9 @@ METRICS: dict[str, tuple[str, bool, str]] = {
 ANSWER_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "answer"]
 RETRIEVAL_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "retrieval"]
 JUDGE_METRICS = {m for m, (_, j, _) in METRICS.items() if j}
-OFFLINE_NO_RAGAS = ("answer_f1", "exact_match")
+GROUNDING = ("right_source", "abstained", "unsupported")
+OFFLINE_NO_RAGAS = ("answer_f1", "exact_match", *GROUNDING)
+LOWER_IS_BETTER = {"abstained", "unsupported"}
 
 FAILED, ERROR, NA = "failed", "error", "n/a"
 
@@ -71,6 +76,27 @@ def token_f1(prediction: str, reference: str) -> float:
 
 def exact_match(prediction: str, reference: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def grounding(row: dict[str, Any]) -> dict[str, float | None]:
+    """right_source, abstained and unsupported for one answer row ({answer, passages: [{n, source,
+    text, ...}], reference_ids}); None where a metric does not apply."""
+    from assistant.answer import extract_citations, is_abstention, support
+    from assistant.retrieval import Passage
+
+    passages = [Passage(p["n"], p.get("text", ""), p.get("source", ""), p.get("section", ""), p.get("page"), 0.0,
+                        p.get("domain", ""), p.get("doc_id", ""), p.get("chunk_id", "")) for p in row.get("passages") or []]  # fmt: skip
+    refs = set(row.get("reference_ids") or [])
+    answer = row.get("answer") or ""
+    abstained = is_abstention(answer)
+    cited = {c.source for c in extract_citations(answer, passages)} if answer.strip() else set()
+    retrieved = bool(refs) and any(p.source in refs for p in passages)
+    return {
+        "right_source": (1.0 if cited & refs else 0.0) if refs else None,
+        "abstained": (1.0 if abstained else 0.0) if retrieved else None,
+        "unsupported": None if abstained or not answer.strip() or not passages
+        else (1.0 if support(answer, [p.text for p in passages]) < 0.5 else 0.0),
+    }
 
 
 # -- rows and results --------------------------------------------------------------------------
@@ -198,7 +224,7 @@ class MetricSuite:
     def answer_metrics(self) -> list[str]:
         if not self.use_ragas:
             return list(OFFLINE_NO_RAGAS)
-        out = ["answer_f1", "exact_match", "rouge_l", "string_presence"]
+        out = ["answer_f1", "exact_match", *GROUNDING, "rouge_l", "string_presence"]
         if self.embedder is not None:
             out.append("semantic_similarity")
         if self.judge is not None:
@@ -267,7 +293,12 @@ class MetricSuite:
             s = Scored()
             s.scores["answer_f1"] = token_f1(r["answer"], r["reference"])
             s.scores["exact_match"] = exact_match(r["answer"], r["reference"])
-            for name in names[2:]:
+            for name, value in grounding(r).items():
+                if value is None:
+                    self._na(s, name)
+                else:
+                    s.scores[name] = value
+            for name in names[2 + len(GROUNDING):]:
                 await self._run(s, name, metrics[name], self._answer_kwargs(name, r))
             return s
 

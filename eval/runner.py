@@ -182,7 +182,8 @@ def stable_passages(passages: Sequence[Passage]) -> list[Passage]:
 
 
 def answer_row(item: TestItem, answer: str, passages: Sequence[Passage]) -> dict[str, Any]:
-    return {"question": item.question, "answer": answer, "reference": item.answer, "contexts": [p.text for p in passages]}
+    return {"question": item.question, "answer": answer, "reference": item.answer, "contexts": [p.text for p in passages],
+            "passages": [{"n": p.n, "source": p.source, "text": p.text} for p in passages], "reference_ids": list(item.sources)}  # fmt: skip
 
 
 def run_ab(

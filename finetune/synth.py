@@ -41,7 +41,7 @@ _STOP = set(
 )
 _CONTEXTUAL = re.compile(r"\b(?:this|these|those|above|below|following|previous|former|latter|aforementioned)\b|"
                          r"\bthe (?:passage|text|document|section|chapter|example|table|figure)\b|\b(?:it|them|they)\?$", re.I)  # fmt: skip
-_MARKUP = re.compile(r"`|:\w+:|\]\(|</?\w+>|\|\s|\*\*|::|\.\. \w+::")
+_MARKUP = re.compile(r"`|:\w+:`|\]\(|</\w+>|<\w+\s+\w+=|&[a-z]+;|\|\s|\*\*|\.\. \w+::")  # <commit> placeholders are words
 ALIASES = {"model": "teacher", "heading": "section"}
 MODEL_WRITERS = ("teacher", "answer_first")
 
@@ -105,6 +105,8 @@ def check_pair(question: str, answer: str, passage: str, cfg: SynthConfig) -> st
         return "question length out of bounds (4-40 words)"
     if not cfg.min_answer_words <= aw <= cfg.max_answer_words:
         return f"answer length out of bounds ({cfg.min_answer_words}-{cfg.max_answer_words} words)"
+    if any(question.count(a) != question.count(b) for a, b in ("()", "[]", "{}")) or question.count('"') % 2:
+        return "question is cut off (unbalanced brackets or quotes)"
     if _MARKUP.search(question) or _MARKUP.search(answer):
         return "markup left in the text"
     if _CONTEXTUAL.search(question):

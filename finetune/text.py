@@ -70,13 +70,30 @@ def _kind(lines: list[str], after_literal: bool) -> str:
     return "prose"
 
 
+def _paragraphs(text: str) -> list[str]:
+    """Paragraphs: split at blank lines and at markdown hard breaks (two spaces before a newline: the
+    ingest's markdown splitter joins a section's lines with them, so HTML blocks arrive that way), a
+    piece that continues the previous one's sentence (no end punctuation, a lower-case start) joined back."""
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        pieces = re.split(r" {2,}\n", para)
+        merged: list[str] = []
+        for piece in pieces:
+            if merged and piece[:1].islower() and not re.search(r"[.!?:;]\s*$", merged[-1]):
+                merged[-1] = merged[-1].rstrip() + "\n" + piece
+            else:
+                merged.append(piece)
+        out += merged
+    return out
+
+
 def blocks(text: str) -> list[Block]:
     """The chunk's paragraphs in order, each classified. A reStructuredText title (a line over an
     adornment line) and a markdown `#` line are headings; a block after a paragraph ending in '::'
     is code."""
     out: list[Block] = []
     after_literal = False
-    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+    for para in _paragraphs(text.replace("\r\n", "\n")):
         lines = [ln.rstrip() for ln in para.split("\n") if ln.strip()]
         while lines and re.match(r"^\s*#{1,6}\s", lines[0]):  # markdown heading lines open the paragraph
             out.append(Block(plain(lines.pop(0).strip().lstrip("#")), "heading"))
@@ -105,7 +122,7 @@ def blocks(text: str) -> list[Block]:
 
 
 _TERM_CODE = re.compile(r"^(?:-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?(?:,\s*-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?)*"
-                        r"|[\w.]+\([^()]*\)|[A-Za-z_][\w-]*(?:\.[\w-]+)+|[A-Z][A-Z0-9_]{2,})$")  # option, call, dotted key, CONSTANT
+                        r"|[\w.]+\([^()]*\)|[A-Za-z_][\w-]*(?:\.[\w-]+)+|[A-Z][A-Z0-9_]{2,}|<[\w-]+>(?:…|\.\.\.)?)$")  # option, call, dotted key, CONSTANT, <arg>
 _TERM_WORDS = re.compile(r"^[A-Za-z][A-Za-z0-9'’/ -]*$")
 
 

@@ -135,7 +135,8 @@ SKIP_TITLES = {"see also", "author", "authors", "bugs", "reporting bugs", "examp
 ASPECTS = {"syntax", "usage", "limitations", "restrictions", "performance", "parameters", "arguments", "return value",
            "errors", "caveats", "security", "compatibility", "requirements", "format", "structure", "configuration",
            "defaults", "behavior", "behaviour", "implementation", "semantics", "availability", "portability",
-           "limits", "side effects", "exceptions", "complexity", "rules", "properties", "attributes", "methods"}  # fmt: skip
+           "limits", "side effects", "exceptions", "complexity", "rules", "properties", "attributes", "methods",
+           "output", "input", "internals", "diagnostics", "return values", "exit codes", "variables", "hooks"}  # fmt: skip
 
 
 def clean_title(title: str) -> str:
@@ -144,10 +145,12 @@ def clean_title(title: str) -> str:
     t = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", t)  # "2.1.3. Foo"
     t = re.sub(r"\s*Manual Page$", "", t, flags=re.I)
     t = re.sub(r"(?<=\w)\(\d[a-z]*\)", "", t)  # git-clone(1)
-    t = t.strip(" .:—–-").strip()
-    if t.isupper() and len(t) > 3 and " " not in t:  # a man page's DESCRIPTION, HOOKS
-        t = t.lower()
-    return t
+    return t.strip(" .:—–-").strip()
+
+
+def _case(title: str) -> str:
+    """A title in capitals (a man page's DESCRIPTION, SPECIFYING THE REFS) in lower case."""
+    return title.lower() if title.isupper() and len(title) > 3 else title
 
 
 def _subject(title: str) -> str:
@@ -162,7 +165,7 @@ def _code_like(t: str) -> bool:
 
 def title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
     """A reader's question about the section `title` (parents: the titles above it, nearest last)."""
-    t = clean_title(title)
+    t = _case(clean_title(title))
     parent = next((_subject(clean_title(p)) for p in reversed(parents) if clean_title(p).lower() not in GENERIC_TITLES | SKIP_TITLES
                    and clean_title(p)), "")  # fmt: skip
     low = t.lower()
@@ -206,6 +209,9 @@ def term_question(term: str, parents: list[str], context: str, rng: random.Rando
     if t.startswith("-"):
         opt = re.split(r"[\s=\[<,]", t, maxsplit=1)[0]
         return f"What does the {opt} option of {cmd} do?" if cmd else f"What does the {opt} option do?"
+    arg = re.match(r"^<([\w-]+)>", t)
+    if arg:
+        return f"What is the {arg.group(1)} argument of {cmd}?" if cmd else None
     name = re.split(r"\s*[(<\[]|\s+-\s+|:", t, maxsplit=1)[0].strip()
     if not name or words(name) > 6:
         return None
@@ -254,7 +260,33 @@ def section_candidates(text: str, section: str, rng: random.Random, *, max_terms
         a = opening(definition, min_words=8) if q else None
         if q and a:
             out.append(Candidate(q, a, "section", qtype(q)))
+            how = option_howto(b.text, a, path)
+            if how:
+                out.append(how)
     return out
+
+
+def option_howto(term: str, definition: str, path: list[str]) -> Candidate | None:
+    """An option whose definition opens with a verb ('Create a shallow clone ...', 'Specifies how ...')
+    also answers 'How do I create a shallow clone?': use the option, as its definition says."""
+    t = plain(term).strip()
+    if not t.startswith("-"):
+        return None
+    opt = re.split(r"[\s=\[<,]", t, maxsplit=1)[0]
+    first_clause = re.split(r"[.;:,(]", definition, maxsplit=1)[0].strip()
+    ws = first_clause.split()
+    if not 3 <= len(ws) <= 14:
+        return None
+    lem = _lemmas(ws[0])
+    if "VERB" not in lem:
+        return None
+    base = lem["VERB"][0]
+    if ws[0].lower() not in (base, base + "s", base + "es") and not ws[0].lower().endswith("s"):
+        return None
+    cmd = next((_subject(clean_title(p)) for p in reversed(path) if _code_like(_subject(clean_title(p)))), "")
+    q = f"How do I {base} {_you_to_me(' '.join(ws[1:]))}" + (f" with {cmd}?" if cmd else "?")
+    a = f"Use the {opt} option" + (f" of {cmd}" if cmd else "") + f": {definition[0].lower() + definition[1:]}"
+    return Candidate(q, a, "section", "how")
 
 
 def _name_line(line: str) -> tuple[str | None, str | None]:
@@ -298,6 +330,9 @@ _RETURNS = re.compile(r"^(?P<subj>(?:The |An? )?[\w.]+(?:\(\))?(?: (?:function|m
 _CAN = re.compile(r"^(?P<subj>(?:The |An? )?[\w.()'’-]+(?: [\w.()'’-]+){0,3}) (?P<neg>can|cannot|can't|can not) "
                   r"(?P<verb>[a-z]+)(?P<rest>[^.;:]{0,60})[.;]")  # fmt: skip
 _BECAUSE = re.compile(r"^(?P<clause>[A-Z][^,;:]{10,90}?),? because (?P<reason>.{6,})$")
+_NO_SUBJECT = {"set", "given", "used", "specified", "called", "enabled", "disabled", "omitted", "present", "absent", "true",
+               "false", "possible", "needed", "necessary", "unset", "empty", "run", "invoked", "configured", "passed",
+               "supplied", "provided", "requested", "successful", "unsuccessful", "available", "applicable"}  # fmt: skip
 _AUX = {"is", "are", "was", "were", "can", "cannot", "will", "would", "should", "must", "may", "does", "do", "did", "has", "have"}
 
 
@@ -349,7 +384,7 @@ def sentence_question(sentence: str) -> str | None:
         return f"How can I {_you_to_me(m.group('goal').strip())}?"
     m = _COND.match(s)
     if m and m.group("word") != "Unless" and not m.group("cond").lower().startswith(("you want", "you need", "you wish")) \
-            and m.group("cond").split()[0].lower() not in _PRONOUN_START - {"the", "a", "an", "you", "your", "any", "no"}:  # fmt: skip
+            and m.group("cond").split()[0].lower() not in (_PRONOUN_START | _NO_SUBJECT) - {"the", "a", "an", "you", "your", "any", "no"}:  # fmt: skip
         cond = _you_to_me(m.group("cond").strip())
         return f"What happens {m.group('word').lower()} {cond}?"
     m = _RETURNS.match(s)

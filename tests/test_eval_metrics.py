@@ -25,10 +25,12 @@ def _row(answer, reference=REF, contexts=("Full-time staff receive 27 days of an
 
 
 def test_offline_answer_metrics_on_known_answers(suite):
-    assert suite.answer_metrics == ["answer_f1", "exact_match", "rouge_l", "string_presence", "semantic_similarity"]
+    assert suite.answer_metrics == ["answer_f1", "exact_match", "right_source", "abstained", "unsupported", "rouge_l",
+                                    "string_presence", "semantic_similarity"]  # fmt: skip
     same, disjoint, partial = suite.score_answers([_row(REF), _row("Purple elephants dance quietly."), _row("27 days [1].")])
-    assert same.scores == pytest.approx({"answer_f1": 1.0, "exact_match": 1.0, "rouge_l": 1.0, "string_presence": 1.0, "semantic_similarity": 1.0})
-    assert same.issues == {}
+    assert {k: v for k, v in same.scores.items() if v is not None} == pytest.approx(
+        {"answer_f1": 1.0, "exact_match": 1.0, "rouge_l": 1.0, "string_presence": 1.0, "semantic_similarity": 1.0})
+    assert same.issues == {"right_source": "n/a", "abstained": "n/a", "unsupported": "n/a"}  # no passages, no sources
     assert disjoint.scores["answer_f1"] == 0 and disjoint.scores["exact_match"] == 0
     assert disjoint.scores["rouge_l"] == 0 and disjoint.scores["string_presence"] == 0
     assert disjoint.scores["semantic_similarity"] < 0.3
@@ -128,7 +130,7 @@ def test_parse_structured_extracts_json_from_chatty_output():
 
 def test_suite_without_ragas_keeps_plain_metrics_only():
     s = MetricSuite(use_ragas=False)
-    assert s.answer_metrics == ["answer_f1", "exact_match"] and s.retrieval_metrics == []
+    assert s.answer_metrics == ["answer_f1", "exact_match", "right_source", "abstained", "unsupported"] and s.retrieval_metrics == []
     [r] = s.score_answers([_row("27 days")])
     assert math.isclose(r.scores["answer_f1"], 2 * 1 * (2 / 8) / (1 + 2 / 8))
 
@@ -175,3 +177,19 @@ def test_local_judge_uses_the_generator_with_one_user_message():
     [s] = MetricSuite(embedder=HashingEmbedder(256), judge=judge).score_answers([_row(REF)])
     assert s.scores["faithfulness"] == 1.0
     assert [m["role"] for m in gen.calls[0][0]] == ["user"] and gen.calls[0][1] is None
+
+
+def test_grounding_metrics_right_source_abstention_and_unsupported():
+    from eval.metrics import grounding
+
+    passages = [{"n": 1, "source": "parking.txt", "text": "Parking permits cost 12 euros per month."},
+                {"n": 2, "source": "leave.md", "text": "Full-time staff receive 27 days of annual leave each year."}]  # fmt: skip
+    row = {"answer": "Full-time staff receive 27 days of annual leave [2].", "passages": passages, "reference_ids": ["leave.md"]}
+    assert grounding(row) == {"right_source": 1.0, "abstained": 0.0, "unsupported": 0.0}
+    assert grounding({**row, "answer": "Permits cost 12 euros [1]."})["right_source"] == 0.0
+    assert grounding({**row, "answer": "Staff get 27 days of annual leave."})["right_source"] == 1.0  # cited by overlap
+    abst = grounding({**row, "answer": "The documents do not contain the answer."})
+    assert abst == {"right_source": 0.0, "abstained": 1.0, "unsupported": None}
+    assert grounding({**row, "answer": "The documents do not contain the answer.", "passages": passages[:1]})["abstained"] is None
+    assert grounding({**row, "answer": "Purple elephants dance quietly on Mars tonight [1]."})["unsupported"] == 1.0
+    assert grounding({**row, "reference_ids": []})["right_source"] is None
