@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from assistant.names import check_domain
-from eval.metrics import ERROR, FAILED, METRICS, NA
+from eval.metrics import ERROR, FAILED, LOWER_IS_BETTER, METRICS, NA
 from eval.runner import RunResult
 from eval.stats import mean_ci, paired_diff, significant
 
@@ -215,7 +215,7 @@ def plot_diffs(report: dict[str, Any], path: Path) -> None:
             v = cmp.get(m, {})
             if v.get("diff") is None:
                 continue
-            sig = significant(v)
+            sig = significant(v) * (-1 if m in LOWER_IS_BETTER else 1)
             color = {1: "#2E7D32", -1: "#C62828", 0: "#757575"}[sig]
             ax.errorbar(v["diff"], y, xerr=[[v["diff"] - v["ci_low"]], [v["ci_high"] - v["diff"]]], fmt="o", color=color, capsize=4)
         ax.axvline(0, color="black", lw=0.8)
@@ -327,20 +327,21 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
         n = 0
         for lab in labels[1:]:
             v = (comparison(report, base, lab) or {}).get(m, {})
-            cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v)]
+            cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v) * (-1 if m in LOWER_IS_BETTER else 1)]
             d = "–" if v.get("diff") is None else f"{v['diff']:+.3f}"
             w(f"<td class='num {cls}'>{d}</td><td class='num {cls}'>{_ci(v)}</td>")
             n = v.get("n", 0)
         w(f"<td class='num'>{n}</td></tr>")
     w("</table><p class='small'>★ the domain's gate metric. Green: the CI of the difference lies above zero; red: below; grey: "
-      "it straddles zero (no evidence of a difference). Hover a metric for its definition.</p>")
+      "it straddles zero (no evidence of a difference); for abstained and unsupported, lower is better, so green is a "
+      "drop. Hover a metric for its definition.</p>")
     if len(labels) > 2:
         w("<h3>All pairs</h3><table><tr><th>pair (b − a)</th>" + "".join(f"<th>{_e(m)}</th>" for m in am) + "</tr>")
         for cmp in report["comparisons"]:
             w(f"<tr><td>{_e(cmp['b'])} − {_e(cmp['a'])}</td>")
             for m in am:
                 v = cmp["metrics"][m]
-                cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v)]
+                cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v) * (-1 if m in LOWER_IS_BETTER else 1)]
                 d = "–" if v["diff"] is None else f"{v['diff']:+.3f}"
                 w(f"<td class='num {cls}'>{d} {_ci(v)}</td>")
             w("</tr>")

@@ -55,7 +55,7 @@ class SynthConfig:
     max_answer_words: int = _f(80, "Longest answer kept, in words.")
     round_trip: bool = _f(True, "Keep a question only if retrieving it over the domain ranks its chunk in the top-k "
                           "(retrieval.top_k): questions a user could ask and the assistant could find.")
-    heldout_max: int = _f(200, "With no curated Q&A: synthetic pairs held out (whole documents, heldout_fraction of "
+    heldout_max: int = _f(200, "With no curated Q&A: synthetic pairs held out (whole documents, half of heldout_fraction of "
                           "them) as the held-out split, at most this many.")
     general_data: str | None = _f(None, "JSONL of general instruction data mixed in against forgetting (rows of "
                                   "messages, prompt/completion, instruction/output or question/answer).")

@@ -184,7 +184,7 @@ class TrainingSetBuilder:
         # the held-out split: curated when there is some, else whole documents of synthetic pairs
         held_docs: set[str] = set()
         if not curated:
-            held_docs = _heldout_documents([p for p, _, _ in kept], cfg.heldout_fraction, s.heldout_max)
+            held_docs = _heldout_documents([p for p, _, _ in kept], cfg.heldout_fraction / 2, s.heldout_max)
         held_pairs = [(p, ps) for p, ps, _ in kept if p.source in held_docs]
         kept = [(p, ps, r) for p, ps, r in kept if p.source not in held_docs]
 
