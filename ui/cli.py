@@ -240,8 +240,11 @@ def ask_cmd(
     comps = state.components
     resolve_domains(comps.store, domain)  # clear errors before any model loads
     if adapter not in ("auto", "base"):
-        comps.registry.get(adapter)  # an unknown name fails here, before the models load
-        adapter = comps.attach([adapter])[0]  # any registered version of this base, promoted or not (checked against the base)
+        if not comps.uses_engine:
+            comps.registry.get(adapter)  # an unknown name fails here, before the models load
+        # any registered version of this base, promoted or not (checked against the base); with an engine, any
+        # adapter it serves (checked against its list)
+        adapter = comps.attach([adapter])[0]
     if top_k:
         comps.settings.retrieval.top_k = top_k
     service = comps.ask_service
