@@ -77,8 +77,27 @@ def _main(
 
 # -- config & models ----------------------------------------------------------------------------
 @app.command("config")
-def config_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML.")) -> None:
+def config_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+    check: bool = typer.Option(False, "--check", help="Check the engine (models.endpoint) and the judge endpoint with one "
+                               "GET /models each; exit code 1 when one fails."),
+) -> None:
     """Print the effective settings (file + LORAG_* environment), secrets masked."""
+    if check:
+        from ui.checks import check_engines
+
+        results = check_engines(state.settings)
+        if as_json:
+            typer.echo(json.dumps(results, indent=2))
+        else:
+            console = _console()
+            for r in results:
+                mark = "[green]ok[/]" if r["ok"] else "[red]error[/]"
+                console.print(f"{mark} {r['name']}: ", end="")
+                console.print(r["message"], markup=False)
+        if not all(r["ok"] for r in results):
+            raise typer.Exit(1)
+        return
     data = state.settings.public_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2))
