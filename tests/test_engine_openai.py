@@ -264,6 +264,21 @@ def test_attaching_an_adapter_checks_the_engine_serves_it(comps, stub, tmp_path)
     assert comps.attach(["legal-lora"]) == ["legal-lora"]
 
 
+def test_synthetic_qa_is_written_by_the_engine(comps, stub):
+    from finetune.config import SynthConfig
+    from finetune.synth import synthesize
+
+    stub.reply = ("Question: How many days of annual leave do full-time staff receive?\n"
+                  "Answer: Full-time staff receive 27 days of annual leave each year.")  # fmt: skip
+    chunks = comps.store.scroll_chunks("hr")
+    pairs, report = synthesize(chunks, comps.generator, SynthConfig(writer="model", max_chunks=50))
+    bodies = stub.chat_requests()
+    assert len(bodies) == len(chunks) and all(b["stream"] is False and b["model"] == "base-m" for b in bodies)
+    assert any("Passage (" in b["messages"][-1]["content"] for b in bodies)
+    assert [(p.question, p.source) for p in pairs] == [(stub.reply.split("\n")[0][len("Question: "):], "leave.md")]
+    assert report.by_writer["model"] == 1
+
+
 # -- the CLI ----------------------------------------------------------------------------------------
 @pytest.fixture
 def lorag(tmp_path, monkeypatch, bm25, stub, no_local_model):
