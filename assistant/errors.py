@@ -37,3 +37,14 @@ class StoreLockedError(LoragError):
     """The embedded store is open in another process."""
 
     exit_code = 3
+
+
+class EngineError(LoragError):
+    """The generation engine (an OpenAI-compatible endpoint) failed: unreachable, an HTTP error, a malformed
+    reply (`status` 502), or too slow (504). The message names the URL and the cause; the API answers with
+    `status` and an OpenAI-style error body."""
+
+    def __init__(self, message: str, *, status: int = 502, hint: str | None = None, code: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code or ("engine_timeout" if status == 504 else "engine_error")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -37,6 +37,55 @@ class PathsSettings(_Section):
         return Path(os.path.expanduser(str(v)))
 
 
+class EndpointSettings(_Section):
+    """An OpenAI-compatible engine (vLLM, llama.cpp server, Ollama, a hosted API) that generates instead of a
+    local model. Unset `base_url`: the local generator answers."""
+
+    base_url: str | None = Field(
+        None,
+        description="The engine's OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM), "
+        "http://localhost:11434/v1 (Ollama), http://localhost:8080/v1 (llama.cpp server). Set: answers, synthetic "
+        "data and the judge come from it and no local generator is loaded.",
+    )
+    model: str | None = Field(
+        None, description="The served base model's name as the engine lists it at GET /models (required with base_url)."
+    )
+    api_key: SecretStr | None = Field(None, description="Bearer token for base_url (default: $OPENAI_API_KEY, read when used).")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Longest wait to connect to the engine.")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for the engine's next bytes: the reply, the first token, or the next chunk."
+    )
+    total_timeout_s: float = Field(600.0, gt=0, description="Longest a single request may take from start to end.")
+    max_concurrency: int = Field(
+        8, ge=1, le=1024, description="Requests sent to the engine at once (this process); the web app's generation slots."
+    )
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a non-streaming request after a connection error, 429 or 5xx."
+    )
+    retry_backoff_s: float = Field(0.5, ge=0, description="First retry's wait; doubled for each further retry.")
+    repetition_penalty_field: Literal["repetition_penalty", "repeat_penalty", "none"] = Field(
+        "repetition_penalty",
+        description="How models.repetition_penalty is sent: 'repetition_penalty' (vLLM's extra field), 'repeat_penalty' "
+        "(llama.cpp server), 'none' (Ollama, hosted APIs: not sent, and no other penalty is sent in its place).",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip().rstrip("/")
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (e.g. http://localhost:8000/v1)")
+        return v
+
+    @model_validator(mode="after")
+    def _model_with_url(self) -> "EndpointSettings":
+        if self.base_url and not self.model:
+            raise ValueError("model: name the served base model (as GET /models lists it) when base_url is set")
+        return self
+
+
 class ModelSettings(_Section):
     generator: str = Field(
         "smollm2-135m-instruct",
@@ -49,6 +98,9 @@ class ModelSettings(_Section):
     max_new_tokens: int = Field(192, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    endpoint: EndpointSettings = Field(
+        default_factory=EndpointSettings, description="An OpenAI-compatible engine that generates instead of `generator`."
+    )
 
 
 class QdrantSettings(_Section):
@@ -100,8 +152,14 @@ class JudgeSettings(_Section):
         description="Judge for Ragas' LLM metrics: a local model (built-in name, HF id, folder), or with base_url "
         "the served model's name. Unset: judge metrics are skipped.",
     )
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
-    api_key: SecretStr | None = Field(None, description="Bearer token for base_url (default: $OPENAI_API_KEY).")
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. Unset while models.endpoint is set: the "
+        "judge is `model` on that engine.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Bearer token for base_url (default: models.endpoint.api_key, then $OPENAI_API_KEY)."
+    )
     max_new_tokens: int = Field(512, ge=16, le=8192, description="Token budget of one judge reply.")
     concurrency: int = Field(4, ge=1, le=64, description="Parallel requests to base_url.")
 

@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from typing import Any, Callable
 
-from assistant.errors import LoragError
 from assistant.json_values import json_values
 
 
@@ -97,31 +96,39 @@ def local_judge(generator: Any, *, name: str, max_new_tokens: int = 512) -> Judg
 
 
 def openai_judge(
-    base_url: str, model: str, api_key: str | None = None, *, timeout_s: float = 120.0, max_tokens: int = 1024,
-    concurrency: int = 4, client: Any = None,
+    base_url: str, model: str, api_key: Any = None, *, max_tokens: int = 1024, concurrency: int = 4,
+    limits: Any = None, client: Any = None,
 ) -> Judge:  # fmt: skip
-    """Any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI ...).
-    `client`: an httpx.Client to use instead of a new one (tests pass one with a mock transport)."""
-    import httpx
+    """Any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI ...), through the engine
+    client (assistant/engines/client.py): timeouts, retries with backoff and errors as for generation.
+    `api_key`: None reads $OPENAI_API_KEY when used. `limits`: EndpointSettings whose timeouts and retries
+    apply (default: its defaults). `client`: an httpx.Client to send through (tests: a mock transport)."""
+    from assistant.engines.client import EngineClient
+    from assistant.settings import EndpointSettings
 
-    url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    client = client or httpx.Client(timeout=timeout_s)
+    lim = limits or EndpointSettings()
+    engine = EngineClient(
+        base_url, api_key=api_key, connect_timeout_s=lim.connect_timeout_s, read_timeout_s=lim.read_timeout_s,
+        total_timeout_s=lim.total_timeout_s, max_retries=lim.max_retries, retry_backoff_s=lim.retry_backoff_s,
+        max_concurrency=concurrency, label="judge endpoint", setting="judge", http=client,
+    )  # fmt: skip
 
     def complete(prompt: str) -> str:
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": max_tokens}
-        try:
-            r = client.post(url, json=body, headers=headers)
-        except httpx.HTTPError as e:
-            raise LoragError(f"judge endpoint {url}: {type(e).__name__}: {e}") from e
-        if r.status_code != 200:
-            raise LoragError(f"judge endpoint {url}: HTTP {r.status_code}: {r.text[:200]}")
-        try:
-            return r.json()["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise LoragError(f"judge endpoint {url}: unexpected reply shape: {r.text[:200]}") from e
+        return engine.chat(body)["choices"][0]["message"].get("content") or ""
 
     return Judge(complete, name=f"{model}@{base_url}", kind="openai", concurrency=concurrency)
+
+
+def judge_endpoint(settings: Any, url: str | None = None) -> tuple[str, Any] | None:
+    """(base_url, api_key) of the judge's endpoint: `url` (--judge-url), judge.base_url, or, with neither,
+    the engine of models.endpoint (the judge is then `judge.model` on that engine). None: a local judge."""
+    cfg, ep = settings.judge, settings.models.endpoint
+    base = (url or cfg.base_url or ep.base_url or "").rstrip("/")
+    if not base:
+        return None
+    key = cfg.api_key if cfg.api_key is not None else (ep.api_key if base == ep.base_url else None)
+    return base, key
 
 
 def check_judge(judge: Judge) -> None:

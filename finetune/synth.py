@@ -263,8 +263,10 @@ def synthesize(
                 break
         if writers.calls and writers.failures == writers.calls and tried >= min(len(picked), cfg.batch_size):
             e = writers.last_error
-            raise TeacherFailed(f"the teacher ({report.teacher}) failed on every request so far: {e}",
-                                hint="check synth.teacher / synth.teacher_url (`lorag config --check`); nothing was written")  # fmt: skip
+            why = e.args[0] if isinstance(e, LoragError) and e.args else str(e)
+            hint = getattr(e, "hint", None) or "check synth.teacher and synth.teacher_url"
+            raise TeacherFailed(f"the teacher ({report.teacher}) failed on every request so far: {why}",
+                                hint=f"{hint}; nothing was written")  # fmt: skip
         if progress:
             progress(tried, len(picked))
     report.kept = len(pairs)

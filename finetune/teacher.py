@@ -98,10 +98,14 @@ def load_teacher(spec: str | None, url: str | None, *, api_key: str | None, conc
         if not spec:
             raise LoragError("synth.teacher_url is set but synth.teacher (the served model's name) is not",
                              hint="set synth.teacher to the model name the endpoint serves (GET /v1/models lists it)")  # fmt: skip
-        from assistant.engines.openai_compat import EndpointSettings, OpenAIGenerator
+        from assistant.engines.client import EngineClient
+        from assistant.engines.openai_generator import OpenAIGenerator
 
-        return OpenAIGenerator(EndpointSettings(base_url=url, model=spec, api_key=api_key, max_concurrency=concurrency),
-                               model_settings, name=f"{spec}@{url}")  # fmt: skip
+        endpoint = model_settings.endpoint.model_copy(update={"base_url": url, "model": spec, "max_concurrency": concurrency,
+                                                              **({"api_key": api_key} if api_key else {})})  # fmt: skip
+        client = EngineClient.from_settings(endpoint, label="teacher", setting="synth", fields={
+            "base_url": "synth.teacher_url", "api_key": "synth.teacher_api_key", "max_concurrency": "synth.teacher_concurrency"})
+        return OpenAIGenerator(model_settings.model_copy(update={"endpoint": endpoint}), client=client)
     if not spec:
         return served
     from assistant.generation import HFGenerator

@@ -162,10 +162,12 @@ def test_openai_compatible_judge_speaks_chat_completions():
     assert body["model"] == "big-judge" and body["temperature"] == 0
     assert judge.identity()["name"] == "big-judge@http://judge.local/v1/"
     down = openai_judge("http://judge.local/v1", "down", client=client)
-    with pytest.raises(LoragError, match="HTTP 503: overloaded"):
+    n = len(seen)
+    with pytest.raises(LoragError, match=r"HTTP 503: overloaded \(after 2 retries\)"):
         check_judge(down)
+    assert len(seen) - n == 3  # a 503 is retried with backoff (the engine client's policy)
     [s] = MetricSuite(embedder=HashingEmbedder(256), judge=down).score_answers([_row(REF)])
-    assert s.issues["faithfulness"].startswith("error: LoragError") and s.has_errors  # not cached: retried next run
+    assert s.issues["faithfulness"].startswith("error: EngineError") and s.has_errors  # not cached: retried next run
 
 
 def test_local_judge_uses_the_generator_with_one_user_message():

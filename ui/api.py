@@ -9,6 +9,9 @@
 The answer comes from the indexed documents (the server's own prompt; a client's system message is
 ignored). Earlier user/assistant turns are the history. The response carries `citations` (and
 `lorag`: route, passages, relevant) next to `choices`; when streaming, on the last chunk.
+When the answers come from an engine (models.endpoint) that fails, the status is 502 (504: it was too
+slow) with an OpenAI error body (`type` "server_error", `code` "engine_error" or "engine_timeout"); a
+stream that fails after its first chunk ends with an error event, then [DONE].
 Auth, when ui.username/password are set: HTTP Basic with them, or `Authorization: Bearer <password>`.
 """
 
@@ -26,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.answer import Answer
-from assistant.errors import LoragError
+from assistant.errors import EngineError, LoragError
 from ui.gate import Busy
 
 
@@ -136,14 +139,22 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         except Busy as e:
             return _error(e.status, _msg(e), "server_busy", "server_error", headers={"Retry-After": str(e.retry_after)})
         except LoragError as e:
-            return _error(400, _msg(e), "lorag_error")
+            return _lorag_error(e)
         stream = core.answer_stream(service, question, domain, adapter=model, history=history, max_new_tokens=limit)
         if body.get("stream"):
-            return StreamingResponse(_released(_sse(stream, cid, created, model), core.gate), media_type="text/event-stream")
+            try:  # retrieval and the first piece of the answer: an engine that is down fails here, with its status
+                first = await run_in_threadpool(next, stream, None)
+            except BaseException as e:
+                core.gate.release()
+                if isinstance(e, LoragError):
+                    return _lorag_error(e)
+                raise
+            chunks = _sse(_prepend(first, stream), cid, created, model)
+            return StreamingResponse(_released(chunks, core.gate), media_type="text/event-stream")
         try:
             final = await run_in_threadpool(_drain, stream)
         except LoragError as e:
-            return _error(400, _msg(e), "lorag_error")
+            return _lorag_error(e)
         finally:
             core.gate.release()
         return {
@@ -195,6 +206,23 @@ def _msg(e: LoragError) -> str:
     return str(e.args[0]) + (f" — {e.hint}" if e.hint else "")
 
 
+def _error_body(e: LoragError) -> dict[str, Any]:
+    """OpenAI's error object: an engine's failure is a server error (502/504), anything else the request's."""
+    if isinstance(e, EngineError):
+        return {"error": {"message": _msg(e), "type": "server_error", "code": e.code, "param": None}}
+    return {"error": {"message": _msg(e), "type": "invalid_request_error", "code": "lorag_error", "param": None}}
+
+
+def _lorag_error(e: LoragError) -> JSONResponse:
+    return JSONResponse(_error_body(e), status_code=e.status if isinstance(e, EngineError) else 400)
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    if first is not None:
+        yield first
+    yield from rest  # closing this generator closes `rest` too
+
+
 async def _released(chunks: Iterator[str], gate: Any) -> AsyncIterator[str]:
     """Stream the chunks (each produced in a worker thread); the slot is given back when the stream
     ends, fails, or the client goes away."""
@@ -237,7 +265,6 @@ def _sse(stream: Iterator[Any], cid: str, created: int, model: str) -> Iterator[
                 yield chunk({}, item.finish_reason, **_extras(item))
             elif item:
                 yield chunk({"content": item})
-    except LoragError as e:
-        err = {"error": {"message": _msg(e), "type": "invalid_request_error", "code": "lorag_error"}}
-        yield f"data: {json.dumps(err)}\n\n"
+    except LoragError as e:  # the status line went out with the first chunk: the error is an event
+        yield f"data: {json.dumps(_error_body(e), ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

@@ -5,9 +5,10 @@ FastAPI app that also serves the OpenAI-compatible API (`ui/api.py`) — one ser
     serve(components)                              # `lorag ui`
 
 Only `lorag ui` imports this module (gradio is heavy). Generation is limited to
-`ui.generation_concurrency` requests at a time across the UI and the API; at most
-`ui.generation_queue` more wait (each at most `ui.generation_timeout_s`), the rest are refused
-(`ui/gate.py`).
+`ui.generation_concurrency` requests at a time across the UI and the API (the model in this process),
+or to `models.endpoint.max_concurrency` when an engine answers (it batches requests for any mix of
+adapters itself); at most `ui.generation_queue` more wait (each at most `ui.generation_timeout_s`),
+the rest are refused (`ui/gate.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from assistant.answer import AskService
-from assistant.errors import LoragError
+from assistant.errors import EngineError, LoragError
 from assistant.routing import AUTO, BASE_CHOICE
 from ui.gate import GenerationGate
 from ui.jobs import JobRunner
@@ -46,11 +47,19 @@ class AppCore:
         self.data_dir = Path(self.settings.paths.data_dir)
         self.jobs = JobRunner(self.data_dir / "jobs")
         u = self.settings.ui
-        self.gate = GenerationGate(u.generation_concurrency, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s)
+        self.gate = GenerationGate(self.generation_slots, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s)
         self.write_lock = threading.Lock()  # one writer (ingest, delete, promote) at a time
         self.train_fn = train_fn  # tests replace training; default finetune.jobs.train_domain
         self.count_tokens: Callable[[list[dict[str, str]]], int] | None = None  # default: the trained model's tokenizer
         self._attach_lock = threading.Lock()
+
+    @property
+    def generation_slots(self) -> int:
+        """Answers generated at once: an engine takes models.endpoint.max_concurrency; the model in this
+        process ui.generation_concurrency."""
+        if self.comps.uses_engine:
+            return self.settings.models.endpoint.max_concurrency
+        return self.settings.ui.generation_concurrency
 
     # -- choices ------------------------------------------------------------------------------
     def domains(self) -> list[str]:
@@ -64,7 +73,11 @@ class AppCore:
         return None if domain in (None, "", ALL_DOMAINS) else domain
 
     def loaded_adapters(self) -> list[str]:
-        return list(self.comps.generator.adapters())
+        try:
+            return list(self.comps.generator.adapters())
+        except EngineError as e:  # an engine that is down must not take the pickers or /v1/models down
+            log.warning("cannot list the engine's adapters: %s", e)
+            return []
 
     def registry_cards(self) -> list[Any]:
         try:
@@ -84,7 +97,11 @@ class AppCore:
 
     # -- serving ------------------------------------------------------------------------------
     def attach(self, names: list[str]) -> None:
-        """Attach adapters while no generation runs (it changes the served model): take every slot."""
+        """Attach adapters while no generation runs (it changes the served model): take every slot. An engine
+        serves its adapters itself: only check that it does."""
+        if self.comps.uses_engine:
+            self.comps.attach(names)
+            return
         with self._attach_lock, self.gate.exclusive():
             self.comps.attach(names)
 
@@ -165,8 +182,7 @@ def build_blocks(core: AppCore) -> Any:
             with gr.Tab("Evaluation", id="eval"):
                 tab_eval.build(core)
         tab_chat.register_api(core)
-    conc = core.settings.ui.generation_concurrency
-    blocks.queue(default_concurrency_limit=max(conc, 4), max_size=None)
+    blocks.queue(default_concurrency_limit=max(core.generation_slots, 4), max_size=None)
     return blocks
 
 
@@ -201,10 +217,16 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
 
     s = components.settings.ui
     host, port = host or s.host, port or s.port
-    components.generator  # noqa: B018 - load the model (and promoted adapters) before the first request
+    gen = components.generator  # load the model (and promoted adapters) before the first request
     components.retriever  # noqa: B018
     app, _, _ = build_app(components)
     auth = "on" if _auth(components.settings) else "off"
     print(f"lorag ui: http://{host}:{port}  (API: http://{host}:{port}/v1/chat/completions, login {auth})", flush=True)
+    if components.uses_engine:
+        try:
+            h = gen.health()  # type: ignore[attr-defined]
+            print(f"answers from the engine {gen.name} (adapters: {', '.join(h.adapters) or 'none'})", flush=True)
+        except EngineError as e:  # the app still starts: the engine may come up later
+            print(f"warning: {e}", flush=True)
     # in-flight streams get a few seconds on Ctrl-C / SIGTERM, then the server stops regardless
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

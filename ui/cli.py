@@ -77,8 +77,27 @@ def _main(
 
 # -- config & models ----------------------------------------------------------------------------
 @app.command("config")
-def config_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML.")) -> None:
+def config_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+    check: bool = typer.Option(False, "--check", help="Check the engine (models.endpoint) and the judge endpoint with one "
+                               "GET /models each; exit code 1 when one fails."),
+) -> None:
     """Print the effective settings (file + LORAG_* environment), secrets masked."""
+    if check:
+        from ui.checks import check_engines
+
+        results = check_engines(state.settings)
+        if as_json:
+            typer.echo(json.dumps(results, indent=2))
+        else:
+            console = _console()
+            for r in results:
+                mark = "[green]ok[/]" if r["ok"] else "[red]error[/]"
+                console.print(f"{mark} {r['name']}: ", end="")
+                console.print(r["message"], markup=False)
+        if not all(r["ok"] for r in results):
+            raise typer.Exit(1)
+        return
     data = state.settings.public_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -240,8 +259,11 @@ def ask_cmd(
     comps = state.components
     resolve_domains(comps.store, domain)  # clear errors before any model loads
     if adapter not in ("auto", "base"):
-        comps.registry.get(adapter)  # an unknown name fails here, before the models load
-        adapter = comps.attach([adapter])[0]  # any registered version of this base, promoted or not (checked against the base)
+        if not comps.uses_engine:
+            comps.registry.get(adapter)  # an unknown name fails here, before the models load
+        # any registered version of this base, promoted or not (checked against the base); with an engine, any
+        # adapter it serves (checked against its list)
+        adapter = comps.attach([adapter])[0]
     if top_k:
         comps.settings.retrieval.top_k = top_k
     service = comps.ask_service

@@ -9,7 +9,6 @@ robustness sweeps. Registered in ui/cli.py with `app.add_typer(eval_app, name="e
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -85,7 +84,8 @@ class _Setup:
             items = items[:limit]
             self.testset["limit"] = limit
         self.items = items
-        self.arms = parse_arms(ab, registry=self.comps.registry, base_model=self.settings.models.generator)
+        # base and adapter arms run on the engine when models.endpoint is set; a model:<spec> arm stays local
+        self.arms = parse_arms(ab, registry=self.comps.registry, base_model=self.comps.base_model_id)
         m = self.settings.models
         self.generation = {"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty}
         self._models: dict[str, Any] = {}
@@ -115,27 +115,23 @@ class _Setup:
         return self.comps.generator
 
     def judge(self, judge_model: Optional[str], judge_url: Optional[str], no_judge: bool) -> Any:
-        from eval.judge import check_judge, local_judge, openai_judge
+        from eval.judge import check_judge, judge_endpoint, local_judge, openai_judge
 
         if no_judge:
             return None
-        cfg = getattr(self.settings, "judge", None)  # the `judge` settings section (see README, Evaluation)
-        model = judge_model or getattr(cfg, "model", None)
-        url = judge_url or getattr(cfg, "base_url", None)
-        max_tokens = int(getattr(cfg, "max_new_tokens", None) or 512)
-        if url:
-            if not model:
-                raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
-            key = getattr(cfg, "api_key", None)
-            key_s = key.get_secret_value() if hasattr(key, "get_secret_value") else key
-            judge = openai_judge(
-                url, model, key_s or os.environ.get("OPENAI_API_KEY"), max_tokens=max_tokens,
-                concurrency=int(getattr(cfg, "concurrency", None) or 4),
-            )  # fmt: skip
+        cfg = self.settings.judge
+        model = judge_model or cfg.model
+        target = judge_endpoint(self.settings, judge_url)
+        if target and model:
+            url, key = target
+            judge = openai_judge(url, model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency,
+                                 limits=self.settings.models.endpoint)  # fmt: skip
             check_judge(judge)
             return judge
+        if judge_url or cfg.base_url:
+            raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
         if model:
-            return local_judge(self.load_model(model), name=model, max_new_tokens=max_tokens)
+            return local_judge(self.load_model(model), name=model, max_new_tokens=cfg.max_new_tokens)
         return None
 
     def cache(self, no_cache: bool) -> Any:

@@ -65,12 +65,32 @@ class Components:
         return Registry(self.settings.adapters_dir)
 
     @property
+    def uses_engine(self) -> bool:
+        """Answers come from an OpenAI-compatible engine (models.endpoint), not a model in this process."""
+        if self._generator is not None:
+            from assistant.engines.openai_generator import OpenAIGenerator
+
+            return isinstance(self._generator, OpenAIGenerator)
+        return bool(self.settings.models.endpoint.base_url)
+
+    @property
+    def base_model_id(self) -> str:
+        """What the base model's answers depend on (the eval cache's arm identity)."""
+        return f"endpoint:{self.generator.name}" if self.uses_engine else self.settings.models.generator
+
+    @property
     def generator(self) -> Generator:
-        """The base model, loaded once, with every promoted adapter of a matching base attached."""
+        """The base model, loaded once, with every promoted adapter of a matching base attached; or, with
+        models.endpoint set, the engine (no local model; the engine serves the adapters by name)."""
         if self._generator is None:
+            m = self.settings.models
+            if m.endpoint.base_url:
+                from assistant.engines.openai_generator import OpenAIGenerator
+
+                self._generator = OpenAIGenerator(m)
+                return self._generator
             from assistant.models.loading import load_causal_lm
 
-            m = self.settings.models
             model, tokenizer = load_causal_lm(m.generator, self.model_cache, device=m.device, dtype=m.dtype)
             self._generator = HFGenerator(model, tokenizer, m, name=m.generator)
             promoted = [c.name for c in self.registry.promoted().values()]
@@ -95,6 +115,8 @@ class Components:
         from finetune.registry import check_base
 
         gen = self.generator
+        if self.uses_engine:  # nothing to load: the engine must already serve them
+            return self._served(names)
         if not isinstance(gen, HFGenerator):  # fakes keep the names only
             names = [self.registry.get(n).name for n in names]
             if hasattr(gen, "attach"):
@@ -109,6 +131,34 @@ class Components:
         if want:
             gen.model, _ = attach_adapters(gen.model, want)
         return [self.registry.get(n).name for n in names]
+
+    def _served(self, names: list[str]) -> list[str]:
+        """The served name of each adapter (a registry name resolves to its version, `handbook` ->
+        `handbook-v2`; a name outside the registry is taken as the engine's), checked against the
+        engine's list; one it does not serve is a clear error saying how to load it."""
+        from assistant.errors import LoragError
+
+        gen: Any = self.generator
+        out = []
+        for name in names:
+            try:
+                card = self.registry.get(name)
+            except LoragError:
+                card = None
+            served = card.name if card is not None else name
+            if served not in gen.adapters() and served not in gen.adapters(refresh=True):
+                base = gen.client.base_url
+                path = str(self.registry.folder(card).resolve()) if card is not None else "<adapter folder>"
+                listed = ", ".join(gen.adapters()) or "none"
+                raise LoragError(
+                    f"adapter '{served}' is not served by the engine at {base} (it serves: {listed})"
+                    + ("" if card is not None else "; it is not in the adapter registry either"),
+                    hint=f"vLLM: start it with --enable-lora --lora-modules {served}={path}, or load it into the running "
+                    f"server: POST {base}/load_lora_adapter {{\"lora_name\": \"{served}\", \"lora_path\": \"{path}\"}} "
+                    "(needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)",
+                )
+            out.append(served)
+        return out
 
     @cached_property
     def reranker(self) -> Any | None:

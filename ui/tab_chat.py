@@ -76,6 +76,33 @@ def error_text(e: LoragError) -> str:
     return "⚠ " + message(e)
 
 
+def chat_turn(core: Any, message: str, history: list, turns: list, dom: str, choice: str) -> Iterator[tuple[list, list, str]]:
+    """One question in the chat: (conversation, earlier turns, input box) as the answer streams in. An
+    error (an engine that is down, too slow, or fails mid-answer) ends the turn with a clear message
+    after what came so far."""
+    message = (message or "").strip()
+    history = list(history or [])
+    if not message:
+        yield history, turns, ""
+        return
+    history.append({"role": "user", "content": message})
+    history.append({"role": "assistant", "content": "…"})
+    yield history, turns, ""
+    text = ""
+    try:
+        for item in core.stream(message, dom, adapter=choice, history=[tuple(t) for t in turns]):
+            if isinstance(item, Answer):
+                history[-1] = {"role": "assistant", "content": render_answer(item)}
+                turns = [*turns, (message, item.answer)]
+            else:
+                text += item
+                history[-1] = {"role": "assistant", "content": text + " ▌"}
+            yield history, turns, ""
+    except LoragError as e:  # an engine that fails mid-answer: what came so far, then why it stopped
+        history[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") + error_text(e)}
+        yield history, turns, ""
+
+
 def build(core: Any) -> None:
     import gradio as gr
 
@@ -92,31 +119,11 @@ def build(core: Any) -> None:
         clear = gr.Button("New chat", elem_id="chat-clear", scale=1)
 
     def chat(message: str, history: list, turns: list, dom: str, choice: str) -> Iterator[tuple[list, list, str]]:
-        message = (message or "").strip()
-        history = list(history or [])
-        if not message:
-            yield history, turns, ""
-            return
-        history.append({"role": "user", "content": message})
-        history.append({"role": "assistant", "content": "…"})
-        yield history, turns, ""
-        text = ""
-        try:
-            for item in core.stream(message, dom, adapter=choice, history=[tuple(t) for t in turns]):
-                if isinstance(item, Answer):
-                    history[-1] = {"role": "assistant", "content": render_answer(item)}
-                    turns = [*turns, (message, item.answer)]
-                else:
-                    text += item
-                    history[-1] = {"role": "assistant", "content": text + " ▌"}
-                yield history, turns, ""
-        except LoragError as e:
-            history[-1] = {"role": "assistant", "content": error_text(e)}
-            yield history, turns, ""
+        yield from chat_turn(core, message, history, turns, dom, choice)
 
     for trigger in (question.submit, send.click):
         trigger(chat, [question, chatbot, pairs, domain, adapter], [chatbot, pairs, question],
-                api_visibility="private", concurrency_limit=core.settings.ui.generation_concurrency,
+                api_visibility="private", concurrency_limit=core.generation_slots,
                 concurrency_id="generation")  # fmt: skip
     clear.click(lambda: ([], []), None, [chatbot, pairs], api_visibility="private")
 
@@ -145,5 +152,5 @@ def register_api(core: Any) -> None:
         """Adapter and domain choices: chat (auto, base, served), side by side (every version)."""
         return {"chat": core.chat_adapters(), "compare": core.compare_adapters(), "domains": core.domain_choices()}
 
-    gr.api(ask, api_name="ask", concurrency_limit=core.settings.ui.generation_concurrency, concurrency_id="generation")
+    gr.api(ask, api_name="ask", concurrency_limit=core.generation_slots, concurrency_id="generation")
     gr.api(adapters, api_name="adapters")

@@ -181,7 +181,7 @@ def build(core: Any) -> None:
     outs = [left_title, left_out, right_title, right_out, passages, current, status]
     for trigger in (question.submit, go.click):
         trigger(run, [question, domain, left, right], outs, api_visibility="private",
-                concurrency_limit=core.settings.ui.generation_concurrency, concurrency_id="generation")  # fmt: skip
+                concurrency_limit=core.generation_slots, concurrency_id="generation")  # fmt: skip
 
     def make_vote(choice: str) -> Any:
         def cast_vote(state: dict) -> str:
@@ -245,7 +245,6 @@ def build(core: Any) -> None:
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
         return {**info, "saved_to": path.relative_to(core.data_dir).as_posix(), "rows": rows}
 
-    conc = core.settings.ui.generation_concurrency
-    gr.api(compare, api_name="compare", concurrency_limit=conc, concurrency_id="generation")
+    gr.api(compare, api_name="compare", concurrency_limit=core.generation_slots, concurrency_id="generation")
     gr.api(vote, api_name="vote")
     gr.api(export_testset, api_name="export_votes")

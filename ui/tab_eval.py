@@ -7,7 +7,6 @@ says so and the rest of the app works.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
     info = describe_testset(path, items)
     if limit:
         items, info["limit"] = items[: int(limit)], int(limit)
-    arms = parse_arms(ab, registry=core.comps.registry, base_model=s.models.generator)
+    arms = parse_arms(ab, registry=core.comps.registry, base_model=core.comps.base_model_id)
     if any(a.kind == "model" for a in arms):
         raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
 
@@ -90,17 +89,20 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
 
 
 def _judge(core: Any, job: Any) -> Any:
-    """The configured judge (settings `judge`): an OpenAI-compatible endpoint, or the served base
-    model itself; another local judge model needs `lorag eval` (the app loads one model)."""
+    """The configured judge (settings `judge`): an OpenAI-compatible endpoint (judge.base_url, or the engine
+    of models.endpoint), or the served base model itself; another local judge model needs `lorag eval`
+    (the app loads one model)."""
     cfg = getattr(core.settings, "judge", None)
     if cfg is None or not cfg.model:
         job.log("no judge configured: judge metrics (faithfulness, answer relevancy) are skipped")
         return None
-    from eval.judge import check_judge, local_judge, openai_judge
+    from eval.judge import check_judge, judge_endpoint, local_judge, openai_judge
 
-    if cfg.base_url:
-        key = cfg.api_key.get_secret_value() if cfg.api_key else os.environ.get("OPENAI_API_KEY")
-        judge = openai_judge(cfg.base_url, cfg.model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency)
+    target = judge_endpoint(core.settings)
+    if target:
+        url, key = target
+        judge = openai_judge(url, cfg.model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency,
+                             limits=core.settings.models.endpoint)  # fmt: skip
         check_judge(judge)
         return judge
     if cfg.model == core.settings.models.generator:
