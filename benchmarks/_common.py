@@ -20,7 +20,6 @@ from typing import Iterable, Sequence
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "benchmarks" / "data"  # gitignored: never commit it
 DOC_PACKAGE = "python3.11-doc"
-DOC_SOURCES = DATA / "pydoc" / "usr" / "share" / "doc" / "python3.11" / "html" / "_sources"
 SAMPLES = REPO / "samples" / "corpus"
 
 if str(REPO) not in sys.path:  # runnable as `python benchmarks/NAME.py` even without the editable install
@@ -47,32 +46,55 @@ def quiet_libraries() -> None:
         pass
 
 
-def python_doc_sources(log=print) -> Path | None:
-    """The Python docs reStructuredText sources (`_sources/`), downloaded with apt once, else None."""
-    if DOC_SOURCES.is_dir():
-        return DOC_SOURCES
+def doc_package(name: str, subdir: str = "", *, dest: str | None = None, log=print) -> Path | None:
+    """A Debian package's files, fetched once with `apt-get download NAME` and unpacked with `dpkg-deb -x`
+    into `benchmarks/data/<dest>/` (dest defaults to NAME); returns that folder's SUBDIR, or None when the
+    package cannot be fetched or has no such folder."""
+    root = DATA / (dest or name)
+    want = root / subdir
+    if want.is_dir():
+        return want
     DATA.mkdir(parents=True, exist_ok=True)
     try:
-        debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+        debs = sorted(DATA.glob(f"{name}_*.deb"))
         if not debs:
-            log(f"fetching {DOC_PACKAGE} with apt-get download ...")
-            r = subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
+            log(f"fetching {name} with apt-get download ...")
+            r = subprocess.run(["apt-get", "download", name], cwd=DATA, capture_output=True, text=True)
             if r.returncode != 0:
                 subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-                subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
-            debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+                subprocess.run(["apt-get", "download", name], cwd=DATA, capture_output=True, text=True)
+            debs = sorted(DATA.glob(f"{name}_*.deb"))
         if not debs:
             return None
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(DATA / "pydoc")], check=True)
+        tmp = root.with_name(root.name + ".partial")  # a killed unpack never looks like a finished one
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], check=True)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
     except (OSError, subprocess.CalledProcessError) as e:
-        log(f"could not get {DOC_PACKAGE}: {e}")
+        log(f"could not get {name}: {e}")
         return None
-    return DOC_SOURCES if DOC_SOURCES.is_dir() else None
+    return want if want.is_dir() else None
 
 
-def doc_package_version() -> str:
-    debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
-    return debs[-1].name if debs else DOC_PACKAGE
+def doc_package_version(name: str = DOC_PACKAGE) -> str:
+    """The .deb file fetched for NAME (its name carries the version), or NAME before it is fetched."""
+    debs = sorted(DATA.glob(f"{name}_*.deb"))
+    return debs[-1].name if debs else name
+
+
+def doc_package_field(name: str, field: str = "Version") -> str | None:
+    """A control field of the fetched .deb (e.g. Version: `1:2.39.5-0+deb12u3`), None before it is fetched."""
+    debs = sorted(DATA.glob(f"{name}_*.deb"))
+    if not debs:
+        return None
+    r = subprocess.run(["dpkg-deb", "-f", str(debs[-1]), field], capture_output=True, text=True)
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
+
+
+def python_doc_sources(log=print) -> Path | None:
+    """The Python docs reStructuredText sources (`_sources/`), downloaded with apt once, else None."""
+    return doc_package(DOC_PACKAGE, "usr/share/doc/python3.11/html/_sources", dest="pydoc", log=log)
 
 
 def sample_corpus_files() -> list[Path]:
