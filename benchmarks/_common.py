@@ -97,6 +97,59 @@ def python_doc_sources(log=print) -> Path | None:
     return doc_package(DOC_PACKAGE, "usr/share/doc/python3.11/html/_sources", dest="pydoc", log=log)
 
 
+REFERENCE_MIN_WORDS = 12  # a FAQ reference shorter than this ("Yes.") takes the next paragraph too
+REFERENCE_MAX_WORDS = 120
+
+
+def faq_reference(paragraphs: Sequence[str], min_words: int = REFERENCE_MIN_WORDS, max_words: int = REFERENCE_MAX_WORDS) -> str:
+    """The reference answer of a FAQ entry: its opening prose paragraph, extended by the next ones while
+    it is under MIN_WORDS words, cut at MAX_WORDS words."""
+    ref = paragraphs[0]
+    for p in paragraphs[1:]:
+        if len(ref.split()) >= min_words:
+            break
+        ref = f"{ref} {p}"
+    words = ref.split()
+    return " ".join(words[:max_words]) if len(words) > max_words else ref
+
+
+_CODE_CLASSES = {"listingblock", "literalblock", "tableblock", "imageblock", "codeblock"}
+_BLOCKS = {"p", "div", "blockquote", "ul", "ol", "dl", "li", "dt", "dd", "section", "article", "center",
+           "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
+
+
+def html_prose_paragraphs(el) -> list[str]:
+    """The prose paragraphs of an HTML element (BeautifulSoup), in order: <p> and list items and text
+    between blocks, whitespace collapsed; code (<pre>, AsciiDoc listing/literal blocks) and tables left out."""
+    from bs4 import Comment, NavigableString
+
+    out: list[str] = []
+    cur: list[str] = []
+
+    def flush() -> None:
+        text = " ".join("".join(cur).split())
+        cur.clear()
+        if text:
+            out.append(text)
+
+    for child in el.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, Comment):
+                cur.append(str(child))
+            continue
+        if child.name == "br":
+            cur.append(" ")
+        elif child.name in ("pre", "table", "script", "style", "svg", "img", "form", "button") or _CODE_CLASSES & set(child.get("class") or []):
+            flush()
+        elif child.name in _BLOCKS:
+            flush()
+            out += html_prose_paragraphs(child)
+        else:  # inline markup: a, b, code, tt, em, span ...
+            cur.append(child.get_text(""))
+    flush()
+    return out
+
+
 def sample_corpus_files() -> list[Path]:
     return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and not p.name.startswith("."))
 
