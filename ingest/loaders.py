@@ -42,6 +42,9 @@ def _markdown_sections(text: str) -> list[Section]:
 
     levels = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
     splitter = MarkdownHeaderTextSplitter(headers_to_split_on=levels, strip_headers=False)
+    # The splitter drops every character str.isprintable() rejects: tabs, no-break and thin spaces would glue
+    # their words together ("IS&nbsp;NOT" -> "ISNOT"), so they become plain spaces first.
+    text = re.sub(r"[^\S\n\r]", " ", text)
     out = []
     for doc in splitter.split_text(text):
         heading = " > ".join(doc.metadata[k] for _, k in levels if k in doc.metadata)

@@ -40,6 +40,14 @@ def test_html_menus_buttons_and_code_comments_are_not_text_or_headings(tmp_path)
     assert "Home" not in body and "Download" not in body and "previous" not in body and "hide" not in body
     assert "# a shell comment" in secs[0][1] and "## another comment" in secs[0][1]
 
+
+def test_html_no_break_spaces_and_tabs_keep_words_apart(tmp_path):
+    page = tmp_path / "expr.html"
+    page.write_text("<html><body><h1>Operators</h1><p>IS&nbsp;NOT and IS&#8201;DISTINCT</p><pre>a\tb</pre></body></html>")
+    (sec,) = load_document(page)
+    assert "IS NOT and IS DISTINCT" in sec.text and "a b" in sec.text
+
+
 def test_pdf_keeps_pages(corpus):
     secs = load_document(corpus / "travel.pdf")
     assert [s.page for s in secs] == [1, 2]
