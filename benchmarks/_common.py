@@ -20,7 +20,6 @@ from typing import Iterable, Sequence
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "benchmarks" / "data"  # gitignored: never commit it
 DOC_PACKAGE = "python3.11-doc"
-DOC_SOURCES = DATA / "pydoc" / "usr" / "share" / "doc" / "python3.11" / "html" / "_sources"
 SAMPLES = REPO / "samples" / "corpus"
 
 if str(REPO) not in sys.path:  # runnable as `python benchmarks/NAME.py` even without the editable install
@@ -47,32 +46,108 @@ def quiet_libraries() -> None:
         pass
 
 
-def python_doc_sources(log=print) -> Path | None:
-    """The Python docs reStructuredText sources (`_sources/`), downloaded with apt once, else None."""
-    if DOC_SOURCES.is_dir():
-        return DOC_SOURCES
+def doc_package(name: str, subdir: str = "", *, dest: str | None = None, log=print) -> Path | None:
+    """A Debian package's files, fetched once with `apt-get download NAME` and unpacked with `dpkg-deb -x`
+    into `benchmarks/data/<dest>/` (dest defaults to NAME); returns that folder's SUBDIR, or None when the
+    package cannot be fetched or has no such folder."""
+    root = DATA / (dest or name)
+    want = root / subdir
+    if want.is_dir():
+        return want
     DATA.mkdir(parents=True, exist_ok=True)
     try:
-        debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+        debs = sorted(DATA.glob(f"{name}_*.deb"))
         if not debs:
-            log(f"fetching {DOC_PACKAGE} with apt-get download ...")
-            r = subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
+            log(f"fetching {name} with apt-get download ...")
+            r = subprocess.run(["apt-get", "download", name], cwd=DATA, capture_output=True, text=True)
             if r.returncode != 0:
                 subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-                subprocess.run(["apt-get", "download", DOC_PACKAGE], cwd=DATA, capture_output=True, text=True)
-            debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
+                subprocess.run(["apt-get", "download", name], cwd=DATA, capture_output=True, text=True)
+            debs = sorted(DATA.glob(f"{name}_*.deb"))
         if not debs:
             return None
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(DATA / "pydoc")], check=True)
+        tmp = root.with_name(root.name + ".partial")  # a killed unpack never looks like a finished one
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], check=True)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
     except (OSError, subprocess.CalledProcessError) as e:
-        log(f"could not get {DOC_PACKAGE}: {e}")
+        log(f"could not get {name}: {e}")
         return None
-    return DOC_SOURCES if DOC_SOURCES.is_dir() else None
+    return want if want.is_dir() else None
 
 
-def doc_package_version() -> str:
-    debs = sorted(DATA.glob(f"{DOC_PACKAGE}_*.deb"))
-    return debs[-1].name if debs else DOC_PACKAGE
+def doc_package_version(name: str = DOC_PACKAGE) -> str:
+    """The .deb file fetched for NAME (its name carries the version), or NAME before it is fetched."""
+    debs = sorted(DATA.glob(f"{name}_*.deb"))
+    return debs[-1].name if debs else name
+
+
+def doc_package_field(name: str, field: str = "Version") -> str | None:
+    """A control field of the fetched .deb (e.g. Version: `1:2.39.5-0+deb12u3`), None before it is fetched."""
+    debs = sorted(DATA.glob(f"{name}_*.deb"))
+    if not debs:
+        return None
+    r = subprocess.run(["dpkg-deb", "-f", str(debs[-1]), field], capture_output=True, text=True)
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
+
+
+def python_doc_sources(log=print) -> Path | None:
+    """The Python docs reStructuredText sources (`_sources/`), downloaded with apt once, else None."""
+    return doc_package(DOC_PACKAGE, "usr/share/doc/python3.11/html/_sources", dest="pydoc", log=log)
+
+
+REFERENCE_MIN_WORDS = 12  # a FAQ reference shorter than this ("Yes.") takes the next paragraph too
+REFERENCE_MAX_WORDS = 120
+
+
+def faq_reference(paragraphs: Sequence[str], min_words: int = REFERENCE_MIN_WORDS, max_words: int = REFERENCE_MAX_WORDS) -> str:
+    """The reference answer of a FAQ entry: its opening prose paragraph, extended by the next ones while
+    it is under MIN_WORDS words, cut at MAX_WORDS words."""
+    ref = paragraphs[0]
+    for p in paragraphs[1:]:
+        if len(ref.split()) >= min_words:
+            break
+        ref = f"{ref} {p}"
+    words = ref.split()
+    return " ".join(words[:max_words]) if len(words) > max_words else ref
+
+
+_CODE_CLASSES = {"listingblock", "literalblock", "tableblock", "imageblock", "codeblock"}
+_BLOCKS = {"p", "div", "blockquote", "ul", "ol", "dl", "li", "dt", "dd", "section", "article", "center",
+           "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
+
+
+def html_prose_paragraphs(el) -> list[str]:
+    """The prose paragraphs of an HTML element (BeautifulSoup), in order: <p> and list items and text
+    between blocks, whitespace collapsed; code (<pre>, AsciiDoc listing/literal blocks) and tables left out."""
+    from bs4 import Comment, NavigableString
+
+    out: list[str] = []
+    cur: list[str] = []
+
+    def flush() -> None:
+        text = " ".join("".join(cur).split())
+        cur.clear()
+        if text:
+            out.append(text)
+
+    for child in el.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, Comment):
+                cur.append(str(child))
+            continue
+        if child.name == "br":
+            cur.append(" ")
+        elif child.name in ("pre", "table", "script", "style", "svg", "img", "form", "button") or _CODE_CLASSES & set(child.get("class") or []):
+            flush()
+        elif child.name in _BLOCKS:
+            flush()
+            out += html_prose_paragraphs(child)
+        else:  # inline markup: a, b, code, tt, em, span ...
+            cur.append(child.get_text(""))
+    flush()
+    return out
 
 
 def sample_corpus_files() -> list[Path]:

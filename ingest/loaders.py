@@ -42,6 +42,9 @@ def _markdown_sections(text: str) -> list[Section]:
 
     levels = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
     splitter = MarkdownHeaderTextSplitter(headers_to_split_on=levels, strip_headers=False)
+    # The splitter drops every character str.isprintable() rejects: tabs, no-break and thin spaces would glue
+    # their words together ("IS&nbsp;NOT" -> "ISNOT"), so they become plain spaces first.
+    text = re.sub(r"[^\S\n\r]", " ", text)
     out = []
     for doc in splitter.split_text(text):
         heading = " > ".join(doc.metadata[k] for _, k in levels if k in doc.metadata)
@@ -114,11 +117,16 @@ def load_rst(path: Path) -> list[Section]:
     return _rst_sections(read_text(path))
 
 
+_MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
+
+
 def load_html(path: Path) -> list[Section]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(read_text(path), "lxml")
-    for tag in soup(["script", "style", "nav", "noscript"]):
+    for tag in soup(["script", "style", "nav", "noscript", "button"]):
+        tag.decompose()
+    for tag in soup.select('[role="navigation"], div.menu, ul.menu'):  # site menus that are not <nav>
         tag.decompose()
     body = soup.body or soup
     # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
@@ -131,10 +139,11 @@ def load_html(path: Path) -> list[Section]:
             continue
         if el.name[0] == "h" and el.name[1].isdigit():
             lines.append("\n" + "#" * int(el.name[1]) + " " + text + "\n")
-        elif el.name == "li":
-            lines.append(f"- {text}")
         else:
-            lines.append(text + "\n")
+            block = f"- {text}" if el.name == "li" else text + "\n"
+            if _MD_HEADING_LINE.search(block):  # a "# comment" line of a code example is not a heading
+                block = f"```\n{block.rstrip()}\n```\n"
+            lines.append(block)
     if not lines:  # no block elements: fall back to all visible text
         lines = [body.get_text("\n", strip=True)]
     title = soup.title.get_text(strip=True) if soup.title else ""

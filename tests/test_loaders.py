@@ -21,6 +21,33 @@ def test_html_headings_become_sections(corpus):
     assert any("red lanyard" in t and h.endswith("Visitors") for h, t in secs)
 
 
+
+def test_html_menus_buttons_and_code_comments_are_not_text_or_headings(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><title>T</title></head><body>"
+        "<div class='menu mainmenu'><ul><li><a href='/'>Home</a></li><li>Download</li></ul></div>"
+        "<div role='navigation'><ul><li>previous</li></ul></div>"
+        "<h1>Guide</h1><p>Intro text.</p>"
+        "<p><b>select-stmt:</b><button>hide</button></p>"
+        "<dl><dt>How?</dt><dd><p>Like this:</p><pre># a shell comment\nls -l</pre></dd></dl>"
+        "<pre>## another comment\nmake</pre>"
+        "<h2>Next</h2><p>After the code.</p></body></html>"
+    )
+    secs = texts(page)
+    assert [h for h, _ in secs] == ["Guide", "Guide > Next"]
+    body = "\n".join(t for _, t in secs)
+    assert "Home" not in body and "Download" not in body and "previous" not in body and "hide" not in body
+    assert "# a shell comment" in secs[0][1] and "## another comment" in secs[0][1]
+
+
+def test_html_no_break_spaces_and_tabs_keep_words_apart(tmp_path):
+    page = tmp_path / "expr.html"
+    page.write_text("<html><body><h1>Operators</h1><p>IS&nbsp;NOT and IS&#8201;DISTINCT</p><pre>a\tb</pre></body></html>")
+    (sec,) = load_document(page)
+    assert "IS NOT and IS DISTINCT" in sec.text and "a b" in sec.text
+
+
 def test_pdf_keeps_pages(corpus):
     secs = load_document(corpus / "travel.pdf")
     assert [s.page for s in secs] == [1, 2]

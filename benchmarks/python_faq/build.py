@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common (a script folder, not a package)
-from _common import DATA, doc_package_version, python_doc_sources  # noqa: E402
+from _common import DATA, doc_package_version, faq_reference, python_doc_sources  # noqa: E402
 
 from ingest.loaders import load_document  # noqa: E402
 
@@ -36,8 +36,6 @@ SUBSETS = {
              "library/subprocess.rst.txt", "library/math.rst.txt", "library/string.rst.txt"],
     "all": ["."],
 }
-REFERENCE_MIN_WORDS = 12  # a reference shorter than this ("Yes.") takes the next paragraph too
-REFERENCE_MAX_WORDS = 120
 
 
 def rst_plain(text: str) -> str:
@@ -75,18 +73,10 @@ def faq_items(faq_dir: Path) -> list[dict]:
             paras = answer_paragraphs(body)
             if not paras:
                 continue
-            ref = paras[0]
-            for p in paras[1:]:
-                if len(ref.split()) >= REFERENCE_MIN_WORDS:
-                    break
-                ref = f"{ref} {p}"
-            words = ref.split()
-            if len(words) > REFERENCE_MAX_WORDS:
-                ref = " ".join(words[:REFERENCE_MAX_WORDS])
             items.append({
                 "id": f"{page.name.split('.')[0]}-{len(items) + 1:03d}",
                 "question": rst_plain(title),
-                "answer": ref,
+                "answer": faq_reference(paras),
                 "sources": [f"faq/{page.name}"],
                 "tags": [f"faq:{page.name.split('.')[0]}"],
                 "contexts": ["\n\n".join(paras)],
