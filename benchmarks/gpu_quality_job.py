@@ -4,10 +4,11 @@ that adapter (the product's HFGenerator, greedy, the serving settings), both arm
 and dtype. Bring OUT back, `lorag adapters import OUT/<domain>/adapter`, then
 `benchmarks/eval_answers.py import` and `lorag eval` score the answers on identical passages.
 
-    python benchmarks/gpu_quality_job.py MODEL_DIR OUT DOMAIN=DATASET_DIR:RECIPE.yaml:PROMPTS.jsonl [...]
+    python benchmarks/gpu_quality_job.py MODEL_DIR OUT NAME=DATASET_DIR:RECIPE.yaml:PROMPTS.jsonl [...]
         [--dtype float32] [--batch 32]
 
-OUT/<domain>/: adapter/ (PEFT folder), result.json (training metrics), answers.jsonl ({id, arm, answer}).
+NAME names the run (a domain, or a variant such as pydocs-p09); the recipe names the domain.
+OUT/<NAME>/: adapter/ (PEFT folder), result.json (training metrics), answers.jsonl ({id, arm, answer}).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model")
     ap.add_argument("out", type=Path)
-    ap.add_argument("jobs", nargs="+", help="DOMAIN=DATASET_DIR:RECIPE.yaml:PROMPTS.jsonl")
+    ap.add_argument("jobs", nargs="+", help="NAME=DATASET_DIR:RECIPE.yaml:PROMPTS.jsonl")
     ap.add_argument("--dtype", default="float32", help="generation dtype (the CPU serves float32)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--skip-train", action="store_true", help="answer with OUT/<domain>/adapter trained before")
@@ -38,12 +39,12 @@ def main() -> None:
     from finetune.train import train_adapter
 
     for job in a.jobs:
-        domain, rest = job.split("=", 1)
+        name, rest = job.split("=", 1)
         data_dir, recipe, prompts = rest.split(":")
-        out = a.out / domain
+        out = a.out / name
         out.mkdir(parents=True, exist_ok=True)
         if not a.skip_train:
-            cfg = load_train_config(Path(recipe), domain=domain)
+            cfg = load_train_config(Path(recipe))
             held = Path(data_dir) / "heldout_examples.jsonl"
             t0 = time.perf_counter()
             res = train_adapter(cfg, model_path=a.model, train_file=Path(data_dir) / "train.jsonl",
@@ -54,7 +55,7 @@ def main() -> None:
             import shutil
 
             shutil.copytree(res.adapter_dir, out / "adapter", dirs_exist_ok=True)
-            print(json.dumps({"domain": domain, **{k: metrics.get(k) for k in ("train_loss", "eval_loss", "train_seconds",
+            print(json.dumps({"run": name, **{k: metrics.get(k) for k in ("train_loss", "eval_loss", "train_seconds",
                                                                                "train_rows", "rows_over_max_length")}}), flush=True)  # fmt: skip
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,7 +63,7 @@ def main() -> None:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         model = AutoModelForCausalLM.from_pretrained(a.model, dtype=getattr(torch, a.dtype)).to(a.device).eval()
-        model, _ = attach_adapters(model, {domain: out / "adapter"})
+        model, _ = attach_adapters(model, {name: out / "adapter"})
         gen = HFGenerator(model, tok, ModelSettings(device=a.device), name=a.model)
         rows = [json.loads(x) for x in Path(prompts).read_text().splitlines() if x.strip()]
         t0 = time.perf_counter()
@@ -70,10 +71,10 @@ def main() -> None:
             for start in range(0, len(rows), a.batch):
                 chunk = rows[start : start + a.batch]
                 batch = [r["messages"] for r in chunk for _ in (0, 1)]
-                names = [name for _ in chunk for name in (None, domain)]  # base and adapter rows side by side
+                names = [arm for _ in chunk for arm in (None, name)]  # base and adapter rows side by side
                 for i, text in enumerate(gen.generate_batch(batch, adapters=names)):
                     fh.write(json.dumps({"id": chunk[i // 2]["id"], "arm": "base" if i % 2 == 0 else "adapter", "answer": text}) + "\n")
-        print(json.dumps({"domain": domain, "answered": len(rows), "generate_s": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(json.dumps({"run": name, "answered": len(rows), "generate_s": round(time.perf_counter() - t0, 1)}), flush=True)
         del model, gen
         torch.cuda.empty_cache()
 

@@ -142,7 +142,7 @@ ASPECTS = {"syntax", "usage", "limitations", "restrictions", "performance", "par
 def clean_title(title: str) -> str:
     t = plain(title)
     t = re.sub(r"^(?:chapter|part|appendix|section)\s+[\dIVXLC]+[.:]?\s*", "", t, flags=re.I)
-    t = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", t)  # "2.1.3. Foo"
+    t = re.sub(r"^\d+(?:\.\d+)*\.?\s+|^\(\d+\)\s*", "", t)  # "2.1.3. Foo", "(19) SQLITE_CONSTRAINT"
     t = re.sub(r"\s*Manual Page$", "", t, flags=re.I)
     t = re.sub(r"(?<=\w)\(\d[a-z]*\)", "", t)  # git-clone(1)
     return t.strip(" .:—–-").strip()
@@ -150,7 +150,7 @@ def clean_title(title: str) -> str:
 
 def _case(title: str) -> str:
     """A title in capitals (a man page's DESCRIPTION, SPECIFYING THE REFS) in lower case."""
-    return title.lower() if title.isupper() and len(title) > 3 else title
+    return title.lower() if re.fullmatch(r"[A-Z][A-Z ]{3,}", title) else title
 
 
 def _subject(title: str) -> str:
@@ -182,6 +182,8 @@ def title_question(title: str, parents: list[str], context: str, rng: random.Ran
         return f"What {verb} the {low} of {parent}?"
     if t.endswith("?"):
         return t[0].upper() + t[1:]
+    if re.search(r"\s(?:is|are|was|were|has|have|does|do|can|cannot|will|must|should)\s", t):
+        return None  # a statement ("SQLite is Embedded, not Client-Server"): no question of its own
     m = re.match(r"^how (?:to|do (?:i|you)) (.+)$", t, re.I)
     if m:
         return f"How do I {_you_to_me(m.group(1))}?"

@@ -59,3 +59,24 @@ def test_ask_answers_from_the_right_document(real):
 def test_off_topic_question_is_not_answered(real):
     answer = real.ask_service.ask("What is the boiling point of liquid nitrogen on Jupiter's moons?", "handbook")
     assert not answer.relevant and answer.citations == []
+
+
+def test_the_built_in_model_as_teacher_through_the_real_code(real, tmp_path):
+    """synth.teacher names the built-in model: it is loaded as a second generator through the same
+    code a Hugging Face id or folder would take, writes for each chunk (one batched call), and every
+    reply is either kept or counted with its reason; the default offline writers fill in."""
+    from finetune.config import load_train_config
+    from finetune.jobs import build_training_set, token_counter
+
+    cfg = load_train_config(domain="handbook", overrides={"synth": {
+        "teacher": "smollm2-135m-instruct", "max_chunks": 6, "model_probe": 0, "max_new_tokens": 160}})  # fmt: skip
+    c = real
+    summary = build_training_set(cfg, settings=c.settings, store=c.store, retriever=c.retriever,
+                                 served_generator=lambda: pytest.fail("the served generator is not the teacher"),
+                                 model_cache=c.model_cache,
+                                 count_tokens=token_counter(c.model_cache.resolve("smollm2-135m-instruct")))  # fmt: skip
+    s = summary["synthetic"]
+    assert s["teacher"] == "smollm2-135m-instruct" and s["chunks"] == 6
+    teacher_outcomes = s["by_writer"].get("teacher", 0) + sum(n for k, n in s["dropped"].items() if k.startswith("teacher:"))
+    assert teacher_outcomes >= 6  # one reply per chunk, each kept or counted
+    assert summary["train_examples"] > 0 and summary["report"]["fit"]["max_seq_length"] == cfg.max_seq_length
