@@ -182,13 +182,13 @@ def title_question(title: str, parents: list[str], context: str, rng: random.Ran
         return f"What {verb} the {low} of {parent}?"
     if t.endswith("?"):
         return t[0].upper() + t[1:]
-    if re.search(r"\s(?:is|are|was|were|has|have|does|do|can|cannot|will|must|should)\s", t):
-        return None  # a statement ("SQLite is Embedded, not Client-Server"): no question of its own
     m = re.match(r"^how (?:to|do (?:i|you)) (.+)$", t, re.I)
     if m:
         return f"How do I {_you_to_me(m.group(1))}?"
     if re.match(r"^(why|when|where|what|which|who)\b", t, re.I):
         return t[0].upper() + t[1:] + "?"
+    if re.search(r"\s(?:is|are|was|were|has|have|does|do|can|cannot|will|must|should)\s", t):
+        return None  # a statement ("SQLite is Embedded, not Client-Server"): no question of its own
     subject = _subject(t)
     first, _, rest = subject.partition(" ")
     base = gerund_base(first)

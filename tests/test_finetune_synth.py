@@ -295,3 +295,9 @@ def test_general_data_is_mixed_in_at_its_share_and_curriculum_orders_rows(compon
     bad.write_text('{"instruction": "x", "output": "y"}\n{"foo": 1}\nnot json\n')
     with pytest.raises(LoragError, match=r"bad.jsonl: 2 row\(s\) are not instruction data \(line 2, 3\)"):
         _builder(components, tmp_path, general_data=str(bad), general_share=0.2).build(None)
+
+
+def test_how_and_why_titles_without_a_question_mark_still_ask():
+    assert title_question("How do I share global variables across modules", [], "", RNG) == "How do I share global variables across modules?"
+    assert title_question("Why is Python slow", [], "", RNG) == "Why is Python slow?"
+    assert title_question("SQLite is Embedded, not Client-Server", [], "", RNG) is None
