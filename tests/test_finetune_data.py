@@ -119,6 +119,15 @@ def test_raft_example_with_and_without_oracle():
     assert "other leave chunk" not in ex2["prompt"][-1]["content"]  # no chunk of the oracle's document
 
 
+def test_raft_share_without_the_oracle_follows_p_oracle(components, tmp_path):
+    cfg = _handbook_cloze_cfg(components, max_chunks=30, p_oracle=0.7)
+    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds").build(SAMPLES / "qa" / "handbook.jsonl")
+    share = summary["without_oracle"] / summary["train_examples"]
+    assert 0.15 < share < 0.45  # RAFT: about 1 - p_oracle of the examples have no oracle
+    rows = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
+    assert all(r["target"] == NO_ANSWER for r in rows if not r["oracle_in_context"])
+
+
 def _handbook_cloze_cfg(components, **synth):
     """The handbook sample ingested, and its recipe with the offline writers (no model) and `synth` overrides."""
     assert components.ingestor().run([SAMPLES / "corpus" / "handbook"], "handbook").ok
@@ -139,8 +148,7 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     assert summary["heldout"] == len(held) > 5
     held_q = {h["question"] for h in held}
     assert not held_q & {r["question"] for r in rows}  # the held-out split never trains
-    share = summary["without_oracle"] / len(rows)
-    assert 0.05 < share < 0.4  # RAFT: about 1 - p_oracle of the examples have no oracle
+    assert summary["without_oracle"] == 0 and cfg.synth.p_oracle == 1.0  # the default: every example holds its oracle
     assert summary["by_kind"].get("curated", 0) > 30 and summary["by_kind"].get("synthetic:section", 0) >= 5
     assert (out / "heldout_examples.jsonl").is_file() and len(summary["data_hash"]) == 64
     from finetune.jobs import with_data_settings
