@@ -5,6 +5,7 @@ Each loader raises `BadFileError` with the reason; the pipeline reports it with 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -25,16 +26,35 @@ class Section:
     page: int | None = None
 
 
+# Byte order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark): (mark, codec, name).
+_BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+]
+
+
 def read_text(path: Path) -> str:
+    """The file's text: decoded as its byte order mark says, else as UTF-8 (NUL bytes there mean binary)."""
     raw = path.read_bytes()
+    for bom, codec, name in _BOMS:
+        if raw.startswith(bom):
+            try:
+                text = raw[len(bom) :].decode(codec)
+            except UnicodeDecodeError as e:
+                where = f"{e.reason} at byte {e.start + len(bom)}"
+                raise BadFileError(f"text is not valid {name} (its byte order mark says {name}; {where})") from None
+            if "\x00" in text[:8192]:
+                raise BadFileError(f"binary content in a text file (NUL characters after a {name} byte order mark)")
+            return text
     if b"\x00" in raw[:8192]:
         raise BadFileError("binary content in a text file (NUL bytes)")
-    for enc in ("utf-8-sig", "utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)") from None
 
 
 def _markdown_sections(text: str) -> list[Section]:

@@ -128,3 +128,12 @@ def test_replacement_is_never_a_mix(ingestor, store, corpus, monkeypatch):
     assert len(seen) == 1 and all("27 days" in " ".join(seen[0]) for _ in seen)
     now = [c.text for c in store.scroll_chunks("hr") if c.payload["display"] == "leave.md"]
     assert "30 days" in " ".join(now) and "27 days" not in " ".join(now)
+
+
+def test_utf16_text_with_a_bom_goes_in(ingestor, store, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes("\ufeffParking permits cost 12 euros.\n".encode("utf-16-le"))  # Windows "Unicode" text
+    report = ingestor.run([folder], "hr")
+    assert statuses(report) == {"notes.txt": "added"}, report.results
+    assert [c.text for c in store.scroll_chunks("hr")] == ["Parking permits cost 12 euros."]
