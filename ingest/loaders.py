@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -248,11 +249,13 @@ def _flatten_json(value: object, prefix: str = "") -> list[str]:
 
 
 def load_json(path: Path) -> list[Section]:
+    text = read_text(path)
     try:
-        data = json.loads(read_text(path))
+        return [Section("\n".join(_flatten_json(json.loads(text))))]
     except json.JSONDecodeError as e:
         raise BadFileError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    return [Section("\n".join(_flatten_json(data)))]
+    except RecursionError:
+        raise BadFileError(f"JSON nested too deeply (over about {sys.getrecursionlimit()} levels)") from None
 
 
 LOADERS: dict[str, Callable[[Path], list[Section]]] = {

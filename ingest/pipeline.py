@@ -147,6 +147,8 @@ class Ingestor:
             return FileResult(str(path), display, FAILED, str(e))
         except OSError as e:
             return FileResult(str(path), display, FAILED, f"cannot read: {e.strerror or e}")
+        except Exception as e:  # anything else a loader raises is this file's failure, not the batch's
+            return FileResult(str(path), display, FAILED, _crash_reason(e))
         return _Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
 
     def _write(self, domain: str, batch: list[_Pending]) -> list[FileResult]:
@@ -238,3 +240,11 @@ class Ingestor:
         self.store.optimize(domain)
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _crash_reason(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "nested too deeply to read (RecursionError)"
+    if isinstance(e, MemoryError):
+        return "out of memory while reading it (MemoryError)"
+    return f"could not be read: {type(e).__name__}: {e}"

@@ -221,3 +221,13 @@ def test_train_keys_lists_every_recipe_key_without_a_domain(lorag):
     want = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "synth"}
     assert want | {f"synth.{f.name}" for f in dataclasses.fields(SynthConfig)} <= listed
     assert "fp8_matmuls: True\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
+
+
+def test_a_crashing_file_fails_alone_with_json_output(lorag, corpus):
+    (corpus / "deep.json").write_text("[" * 10000 + "]" * 10000)
+    r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.output)
+    assert out["counts"]["added"] == 7 and out["counts"]["failed"] == 1
+    (bad,) = [x for x in out["results"] if x["status"] == "failed"]
+    assert bad["display"] == "deep.json" and "nested too deeply" in bad["reason"]

@@ -137,3 +137,31 @@ def test_utf16_text_with_a_bom_goes_in(ingestor, store, tmp_path):
     report = ingestor.run([folder], "hr")
     assert statuses(report) == {"notes.txt": "added"}, report.results
     assert [c.text for c in store.scroll_chunks("hr")] == ["Parking permits cost 12 euros."]
+
+
+def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_path, monkeypatch):
+    """A file that makes a loader crash (RecursionError, MemoryError, a library bug) fails alone, named
+    with the reason; the rest of the batch goes in."""
+    from ingest import loaders
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deep.json").write_text("[" * 10000 + "]" * 10000)
+    (folder / "good.md").write_text("# Leave\n\nStaff receive 27 days.\n")
+    (folder / "huge.txt").write_text("pretend this is too big for memory")
+    (folder / "odd.rst").write_text("Title\n=====\n\ntext\n")
+
+    def crash(kind):
+        def loader(path, *args, **kwargs):
+            raise kind("boom") if kind is not MemoryError else MemoryError()
+        return loader
+
+    monkeypatch.setitem(loaders.LOADERS, "txt", crash(MemoryError))
+    monkeypatch.setitem(loaders.LOADERS, "rst", crash(ZeroDivisionError))
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["good.md"] == ("added", "")
+    assert st["deep.json"][0] == "failed" and "nested too deeply" in st["deep.json"][1]
+    assert st["huge.txt"][0] == "failed" and "out of memory" in st["huge.txt"][1]
+    assert st["odd.rst"] == ("failed", "could not be read: ZeroDivisionError: boom")
+    assert [d.display for d in store.list_docs("hr")] == ["good.md"]

@@ -132,3 +132,14 @@ def test_binary_behind_a_byte_order_mark_is_still_binary(tmp_path):
     p.write_bytes(b"\xff\xfe" + b"A\x00\x00\x00" * 8)  # "A", NUL, "A", NUL ...
     with pytest.raises(BadFileError, match="binary content"):
         load_document(p)
+
+
+@pytest.mark.parametrize("content", [
+    "[" * 10000 + "]" * 10000,                         # the JSON parser's own recursion limit
+    '{"a": ' * 990 + "1" + "}" * 990,                  # parsing or flattening it overflows the stack
+])  # fmt: skip
+def test_deeply_nested_json_is_a_bad_file(tmp_path, content):
+    p = tmp_path / "deep.json"
+    p.write_text(content)
+    with pytest.raises(BadFileError, match="nested too deeply"):
+        load_document(p)
