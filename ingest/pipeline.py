@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,22 +17,12 @@ from typing import Callable, Iterable
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
 from assistant.settings import IngestSettings
-from assistant.store import ChunkPoint, Store, check_domain
-from ingest.chunking import Chunk, split_sections
+from assistant.store import Store, check_domain
+from ingest.chunking import split_sections
 from ingest.loaders import BadFileError, file_format, load_document
+from ingest.writer import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending
 
-ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
-WRITE_BATCHES = 8  # embed calls see whole batches: less padding than many ragged small calls
-_POINT_NS = uuid.UUID("6f1c1f0e-7d0a-4a8e-9a53-2c3c5b1e9d11")
-
-
-@dataclass
-class FileResult:
-    path: str
-    display: str
-    status: str
-    reason: str = ""
-    chunks: int = 0
+WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
 
 
 @dataclass
@@ -59,16 +48,7 @@ class IngestReport:
         return not any(r.status == FAILED for r in self.results)
 
 
-@dataclass
-class _Pending:
-    path: Path
-    display: str
-    version: str
-    status: str
-    chunks: list[Chunk]
-
-
-ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total)
+ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total), as each file finishes
 
 
 class Ingestor:
@@ -123,7 +103,7 @@ class Ingestor:
                 h.update(block)
         return h.hexdigest()[:32]
 
-    def _prepare(self, path: Path, display: str, existing: dict) -> _Pending | FileResult:
+    def _prepare(self, path: Path, display: str, existing: dict) -> Pending | FileResult:
         try:
             size_mb = path.stat().st_size / 2**20
             if size_mb > self.settings.max_file_mb:
@@ -149,44 +129,15 @@ class Ingestor:
             return FileResult(str(path), display, FAILED, f"cannot read: {e.strerror or e}")
         except Exception as e:  # anything else a loader raises is this file's failure, not the batch's
             return FileResult(str(path), display, FAILED, _crash_reason(e))
-        return _Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
-
-    def _write(self, domain: str, batch: list[_Pending]) -> list[FileResult]:
-        texts = [c.embed_text for p in batch for c in p.chunks]
-        dense = self.dense.embed_documents(texts)
-        sparse = self.sparse.embed_documents(texts)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        results, k = [], 0
-        for p in batch:
-            points = []
-            for i, c in enumerate(p.chunks):
-                doc_id = str(p.path)
-                payload = {
-                    "doc_id": doc_id,
-                    "display": p.display,
-                    "content_hash": p.version,
-                    "chunk_index": i,
-                    "n_chunks": len(p.chunks),
-                    "text": c.text,
-                    "section": c.heading,
-                    "page": c.page,
-                    "format": file_format(p.path),
-                    "title": p.path.stem,
-                    "domain": domain,
-                    "ingested_at": now,
-                }
-                pid = str(uuid.uuid5(_POINT_NS, f"{doc_id}|{p.version}|{i}"))
-                points.append(ChunkPoint(pid, dense[k].tolist(), sparse[k], payload))
-                k += 1
-            self.store.stage(domain, points)
-            self.store.publish(domain, str(p.path), p.version)
-            results.append(FileResult(str(p.path), p.display, p.status, chunks=len(p.chunks)))
-        return results
+        return Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
 
     # -- a whole run ----------------------------------------------------------------------------
     def run(
-        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None
-    ) -> IngestReport:
+        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None,
+        chunk_progress: ChunkProgressFn | None = None,
+    ) -> IngestReport:  # fmt: skip
+        """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
+        file's chunks as they are chunked (0 of n) and staged."""
         t0 = time.perf_counter()
         check_domain(domain)
         files, failed, roots, skipped = self.discover(paths)
@@ -201,30 +152,24 @@ class Ingestor:
         self.store.ensure_domain(domain, self.dense.dim)
         report.purged_staged = self.store.purge_staged(domain)  # leftovers of an interrupted run
         existing = {d.doc_id: d for d in self.store.list_docs(domain)}
-        batch: list[_Pending] = []
-        pending_chunks = 0
-        done = 0
+
+        def finished(results: list[FileResult]) -> None:
+            for r in results:
+                report.results.append(r)
+                if progress:
+                    progress(r.display, len(report.results) - len(failed), len(files))
+
+        limit = self.settings.embed_batch_size * WRITE_BATCHES
+        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress)
         for path, display in files:
             item = self._prepare(path, display, existing)
             if isinstance(item, FileResult):
-                report.results.append(item)
-                done += 1
-                if progress:
-                    progress(display, done, len(files))
+                finished([item])
                 continue
-            batch.append(item)
-            pending_chunks += len(item.chunks)
-            if pending_chunks >= self.settings.embed_batch_size * WRITE_BATCHES:
-                report.results += self._write(domain, batch)
-                done += len(batch)
-                if progress:
-                    progress(display, done, len(files))
-                batch, pending_chunks = [], 0
-        if batch:
-            report.results += self._write(domain, batch)
-            done += len(batch)
-            if progress:
-                progress(batch[-1].display, done, len(files))
+            if chunk_progress:
+                chunk_progress(display, 0, len(item.chunks))
+            finished(writer.add(item))
+        finished(writer.flush())
         if sync:
             present = {str(f) for f, _ in files}
             for doc in existing.values():

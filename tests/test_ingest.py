@@ -165,3 +165,55 @@ def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_
     assert st["huge.txt"][0] == "failed" and "out of memory" in st["huge.txt"][1]
     assert st["odd.rst"] == ("failed", "could not be read: ZeroDivisionError: boom")
     assert [d.display for d in store.list_docs("hr")] == ["good.md"]
+
+
+def test_a_large_file_is_embedded_and_staged_in_bounded_batches(store, fake_dense, bm25, settings, tmp_path, monkeypatch):
+    """However many chunks a file has, one embed call sees at most embed_batch_size * WRITE_BATCHES of them;
+    small files share a batch; progress is reported per file and per chunk; every document ends whole."""
+    from ingest.pipeline import WRITE_BATCHES
+
+    settings.ingest.embed_batch_size = 2
+    limit = 2 * WRITE_BATCHES
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / "big.md").write_text("# Big\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(100)))
+    (folder / "c.md").write_text("# C\n\nParking costs 12 euros.\n")
+    calls, staged, files, chunks = [], [], [], []
+    real_embed, real_stage = fake_dense.embed_documents, store.stage
+    monkeypatch.setattr(fake_dense, "embed_documents", lambda texts: calls.append(len(texts)) or real_embed(texts))
+    monkeypatch.setattr(store, "stage", lambda domain, points: staged.append(len(points)) or real_stage(domain, points))
+    report = Ingestor(store, fake_dense, bm25, settings.ingest).run(
+        [folder], "hr", progress=lambda *a: files.append(a), chunk_progress=lambda *a: chunks.append(a))
+    assert report.ok and report.counts()["added"] == 3
+    n_big = {r.display: r.chunks for r in report.results}["big.md"]
+    assert n_big > 3 * limit
+    assert max(calls) <= limit and sum(calls) == n_big + 2 and len(calls) == -(-(n_big + 2) // limit)
+    assert max(staged) <= limit
+    assert [done for _, done, _ in files] == [1, 2, 3] and {total for *_, total in files} == {3}
+    big = [done for name, done, total in chunks if name == "big.md" and total == n_big]
+    assert big[0] == 0 and big[-1] == n_big and big == sorted(big) and len(big) > 3
+    docs = {d.display: d for d in store.list_docs("hr")}
+    assert all(d.live_chunks == d.n_chunks for d in docs.values()) and docs["big.md"].n_chunks == n_big
+
+
+def test_an_embedding_failure_fails_only_that_file(ingestor, store, fake_dense, corpus, monkeypatch):
+    ingestor.run([corpus], "hr")
+    before = {d.display: d.content_hash for d in store.list_docs("hr")}
+    (corpus / "leave.md").write_text("# Leave policy\n\nPOISON: staff now receive 30 days.\n")
+    (corpus / "new.md").write_text("# New\n\nThe canteen opens at 8.\n")
+    real = fake_dense.embed_documents
+
+    def embed(texts):
+        if any("POISON" in t for t in texts):
+            raise ValueError("the embedder choked")
+        return real(texts)
+
+    monkeypatch.setattr(fake_dense, "embed_documents", embed)
+    report = ingestor.run([corpus], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["leave.md"] == ("failed", "could not be embedded: ValueError: the embedder choked")
+    assert st["new.md"] == ("added", "")
+    after = {d.display: d.content_hash for d in store.list_docs("hr")}
+    assert after["leave.md"] == before["leave.md"]  # the old version stays, whole
+    assert "new.md" in after
