@@ -71,7 +71,9 @@ class IngestSettings(_Section):
     formats: list[str] = Field(
         default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "rst", "txt", "csv", "json"]
     )
-    max_file_mb: float = Field(50.0, gt=0)
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped (reported, the batch goes on).")
+    max_rows: int = Field(100_000, ge=1, description="CSV rows / JSON records per file; a file with more is skipped.")
+    max_pages: int = Field(2_000, ge=1, description="PDF pages per file; a longer PDF is skipped.")
     embed_batch_size: int = Field(64, ge=1)
 
     @field_validator("chunk_overlap")

@@ -20,6 +20,26 @@ class BadFileError(Exception):
     """This file cannot be ingested; the message is the reason (shown with the path)."""
 
 
+class OverLimitError(BadFileError):
+    """The file is over a per-file limit of the settings; the message says which (the file is skipped)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-file limits checked while loading (None: no limit); the pipeline passes ingest.max_rows / max_pages."""
+
+    max_rows: int | None = None  # csv rows, json records
+    max_pages: int | None = None  # pdf pages
+
+    def check(self, n: int, what: str, setting: str) -> None:
+        limit = getattr(self, setting)
+        if limit is not None and n > limit:
+            raise OverLimitError(f"{n} {what} > ingest.{setting} {limit}")
+
+
+NO_LIMITS = Limits()
+
+
 @dataclass
 class Section:
     text: str
@@ -70,11 +90,11 @@ def _markdown_sections(text: str) -> list[Section]:
     return out
 
 
-def load_markdown(path: Path) -> list[Section]:
+def load_markdown(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _markdown_sections(read_text(path))
 
 
-def load_text(path: Path) -> list[Section]:
+def load_text(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return [Section(read_text(path))]
 
 
@@ -131,11 +151,11 @@ def rst_inline_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def load_rst(path: Path) -> list[Section]:
+def load_rst(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _rst_sections(read_text(path))
 
 
-def load_html(path: Path) -> list[Section]:
+def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(read_text(path), "lxml")
@@ -166,7 +186,7 @@ def load_html(path: Path) -> list[Section]:
     return sections
 
 
-def load_pdf(path: Path) -> list[Section]:
+def load_pdf(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -180,6 +200,7 @@ def load_pdf(path: Path) -> list[Section]:
                 if isinstance(e, BadFileError):
                     raise
                 raise BadFileError("the PDF is encrypted (password protected)") from None
+        limits.check(len(reader.pages), "pages", "max_pages")
         pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
     except BadFileError:
         raise
@@ -191,7 +212,7 @@ def load_pdf(path: Path) -> list[Section]:
     return sections
 
 
-def load_docx(path: Path) -> list[Section]:
+def load_docx(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     import zipfile
 
     import docx
@@ -220,18 +241,27 @@ def load_docx(path: Path) -> list[Section]:
     return _markdown_sections("\n".join(lines))
 
 
-def load_csv(path: Path) -> list[Section]:
+def load_csv(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     text = read_text(path)
+    header: list[str] | None = None
+    lines: list[str] = []
+    n = 0
     try:
-        rows = list(csv.reader(io.StringIO(text)))
+        for row in csv.reader(io.StringIO(text)):
+            if not any(c.strip() for c in row):
+                continue
+            if header is None:
+                header = [h.strip() for h in row]
+                continue
+            n += 1
+            if limits.max_rows is None or n <= limits.max_rows:  # past the limit only count (for the message)
+                # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
+                lines.append("; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()))
     except csv.Error as e:
         raise BadFileError(f"malformed CSV ({e})") from None
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
+    limits.check(n, "rows", "max_rows")
+    if header is None or not n:
         return [Section(text)]
-    header = [h.strip() for h in rows[0]]
-    # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
-    lines = ["; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()) for row in rows[1:]]
     return [Section("\n".join(lines), "table: " + ", ".join(header))]
 
 
@@ -248,17 +278,32 @@ def _flatten_json(value: object, prefix: str = "") -> list[str]:
     return [f"{prefix}: {value}" if prefix else str(value)]
 
 
-def load_json(path: Path) -> list[Section]:
+def _count_records(value: object) -> int:
+    """Objects inside lists of objects (what _flatten_json makes one paragraph each), at any depth."""
+    n, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            n += len(v) if v and all(isinstance(x, dict) for x in v) else 0
+            stack.extend(v)
+    return n
+
+
+def load_json(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     text = read_text(path)
     try:
-        return [Section("\n".join(_flatten_json(json.loads(text))))]
+        data = json.loads(text)
+        limits.check(_count_records(data), "records", "max_rows")
+        return [Section("\n".join(_flatten_json(data)))]
     except json.JSONDecodeError as e:
         raise BadFileError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except RecursionError:
         raise BadFileError(f"JSON nested too deeply (over about {sys.getrecursionlimit()} levels)") from None
 
 
-LOADERS: dict[str, Callable[[Path], list[Section]]] = {
+LOADERS: dict[str, Callable[[Path, Limits], list[Section]]] = {
     "md": load_markdown,
     "rst": load_rst,
     "markdown": load_markdown,
@@ -280,14 +325,15 @@ def file_format(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
 
 
-def load_document(path: Path) -> list[Section]:
-    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...)."""
+def load_document(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...), or
+    OverLimitError when it is over one of `limits`."""
     loader = LOADERS.get(file_format(path))
     if loader is None:
         raise BadFileError(f"unsupported format '.{file_format(path)}' (supported: {', '.join(sorted(LOADERS))})")
     if path.stat().st_size == 0:
         raise BadFileError("the file is empty")
-    sections = [s for s in loader(path) if s.text.strip()]
+    sections = [s for s in loader(path, limits) if s.text.strip()]
     if not sections:
         raise BadFileError("no text found in the file")
     return sections

@@ -19,8 +19,10 @@ from assistant.errors import LoragError
 from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
-from ingest.loaders import BadFileError, file_format, load_document
-from ingest.writer import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending
+from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
+from ingest.writer import (
+    ADDED, FAILED, REMOVED, SKIPPED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending,
+)  # fmt: skip
 
 WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
 
@@ -34,7 +36,7 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)  # files in the folders given whose format ingest.formats leaves out
 
     def counts(self) -> dict[str, int]:
-        out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)}
+        out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED, SKIPPED)}
         for r in self.results:
             out[r.status] += 1
         return out
@@ -107,14 +109,14 @@ class Ingestor:
         try:
             size_mb = path.stat().st_size / 2**20
             if size_mb > self.settings.max_file_mb:
-                raise BadFileError(f"too large ({size_mb:.1f} MB > ingest.max_file_mb {self.settings.max_file_mb:g})")
+                raise OverLimitError(f"{size_mb:.4g} MB > ingest.max_file_mb {self.settings.max_file_mb:g}")
             if file_format(path) not in self.settings.formats:
                 raise BadFileError(f"format '.{file_format(path)}' is not in ingest.formats")
             version = self._version(path)
             old = existing.get(str(path))
             if old is not None and old.content_hash == version and old.live_chunks == old.n_chunks:
                 return FileResult(str(path), display, UNCHANGED, chunks=old.n_chunks)
-            sections = load_document(path)
+            sections = load_document(path, Limits(self.settings.max_rows, self.settings.max_pages))
             chunks = split_sections(
                 sections,
                 chunk_tokens=self.settings.chunk_tokens,
@@ -123,6 +125,8 @@ class Ingestor:
             )
             if not chunks:
                 raise BadFileError("no text found in the file")
+        except OverLimitError as e:
+            return FileResult(str(path), display, SKIPPED, f"over limit ({e})")
         except BadFileError as e:
             return FileResult(str(path), display, FAILED, str(e))
         except OSError as e:

@@ -231,3 +231,12 @@ def test_a_crashing_file_fails_alone_with_json_output(lorag, corpus):
     assert out["counts"]["added"] == 7 and out["counts"]["failed"] == 1
     (bad,) = [x for x in out["results"] if x["status"] == "failed"]
     assert bad["display"] == "deep.json" and "nested too deeply" in bad["reason"]
+
+
+def test_a_file_over_a_limit_gets_a_skipped_line(lorag, corpus, monkeypatch):
+    monkeypatch.setenv("LORAG_INGEST__MAX_ROWS", "1")
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output  # skipped on purpose: the rest went in, nothing failed
+    codes = (corpus / "codes.csv").resolve()
+    assert f"skipped {codes}: over limit (2 rows > ingest.max_rows 1)" in r.output
+    assert "added 6" in r.output and "skipped 1" in r.output

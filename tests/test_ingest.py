@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from assistant.errors import LoragError
@@ -52,7 +54,7 @@ def test_without_sync_missing_files_stay(ingestor, store, corpus):
 def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus, settings):
     ingestor.run([corpus], "hr")
     before = {d.display: d.content_hash for d in store.list_docs("hr")}
-    # corrupt a stored file, add an undecodable one and one over the size limit
+    # corrupt a stored file, add an undecodable one and one over the size limit (skipped)
     (corpus / "travel.pdf").write_bytes(b"%PDF-1.4 garbage")
     (corpus / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))
     settings.ingest.max_file_mb = 0.001
@@ -61,7 +63,7 @@ def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus
     st = {r.display: (r.status, r.reason) for r in report.results}
     assert st["travel.pdf"][0] == "failed" and "PDF" in st["travel.pdf"][1]
     assert st["bad.txt"][0] == "failed" and "UTF-8" in st["bad.txt"][1]
-    assert st["big.md"][0] == "failed" and "too large" in st["big.md"][1]
+    assert st["big.md"][0] == "skipped" and "over limit (0.00" in st["big.md"][1] and "> ingest.max_file_mb 0.001)" in st["big.md"][1]
     assert not report.ok
     after = {d.display: d.content_hash for d in store.list_docs("hr")}
     assert after == before  # the old travel.pdf is still there, whole
@@ -217,3 +219,23 @@ def test_an_embedding_failure_fails_only_that_file(ingestor, store, fake_dense, 
     after = {d.display: d.content_hash for d in store.list_docs("hr")}
     assert after["leave.md"] == before["leave.md"]  # the old version stays, whole
     assert "new.md" in after
+
+
+def test_files_over_a_limit_are_skipped_and_the_batch_goes_on(ingestor, store, tmp_path, settings):
+    from tests.conftest import write_pdf
+
+    settings.ingest.max_rows, settings.ingest.max_pages = 100, 2
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "rows.csv").write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(150)))
+    (folder / "records.json").write_text(json.dumps([{"id": i} for i in range(101)]))
+    write_pdf(folder / "long.pdf", ["one", "two", "three"])
+    (folder / "small.csv").write_text("id,name\n1,alpha\n")
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["rows.csv"] == ("skipped", "over limit (150 rows > ingest.max_rows 100)")
+    assert st["records.json"] == ("skipped", "over limit (101 records > ingest.max_rows 100)")
+    assert st["long.pdf"] == ("skipped", "over limit (3 pages > ingest.max_pages 2)")
+    assert st["small.csv"] == ("added", "")
+    assert report.ok and report.counts()["skipped"] == 3  # skipped on purpose: not a failure
+    assert [d.display for d in store.list_docs("hr")] == ["small.csv"]

@@ -143,3 +143,21 @@ def test_deeply_nested_json_is_a_bad_file(tmp_path, content):
     p.write_text(content)
     with pytest.raises(BadFileError, match="nested too deeply"):
         load_document(p)
+
+
+def test_rows_records_and_pages_over_the_limits(tmp_path):
+    from ingest.loaders import Limits, OverLimitError
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(5)))
+    assert load_document(rows, Limits(max_rows=5))[0].text.count("\n") == 4
+    with pytest.raises(OverLimitError, match=r"5 rows > ingest.max_rows 4"):
+        load_document(rows, Limits(max_rows=4))
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps({"items": [{"id": i} for i in range(5)], "more": [{"x": 1}]}))
+    with pytest.raises(OverLimitError, match=r"6 records > ingest.max_rows 5"):
+        load_document(records, Limits(max_rows=5))
+    pdf = write_pdf(tmp_path / "long.pdf", ["one", "two", "three"])
+    assert len(load_document(pdf, Limits(max_pages=3))) == 3
+    with pytest.raises(OverLimitError, match=r"3 pages > ingest.max_pages 2"):
+        load_document(pdf, Limits(max_pages=2))

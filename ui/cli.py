@@ -157,14 +157,18 @@ def ingest_cmd(
             "skipped": report.skipped,
         }, indent=2))  # fmt: skip
     else:
+        from rich.markup import escape
+
         console = _console()
         for r in report.results:
-            if r.status == "failed":
-                console.print(f"[red]failed[/] {r.path}: {r.reason}")
+            if r.status in ("failed", "skipped"):
+                colour = "red" if r.status == "failed" else "yellow"
+                console.print(f"[{colour}]{r.status}[/] {escape(r.path)}: {escape(r.reason)}")
         c = report.counts()
         console.print(
             f"domain [bold]{domain}[/]: added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
-            f"removed {c['removed']}, failed {c['failed']} — {report.chunks_written} chunks in {report.seconds:.1f}s"
+            f"removed {c['removed']}, failed {c['failed']}, skipped {c['skipped']} — "
+            f"{report.chunks_written} chunks in {report.seconds:.1f}s"
         )
         if report.skipped:
             more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
