@@ -8,7 +8,6 @@ removed. A bad file is reported with its reason; the rest of the batch goes in.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from assistant.errors import LoragError
 from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
+from ingest.discovery import Found, discover
 from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
 from ingest.writer import (
     ADDED, FAILED, REMOVED, SKIPPED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending,
@@ -64,38 +64,9 @@ class Ingestor:
         # A change of embedder or chunking re-ingests everything: it is part of each version's hash.
         self.signature = f"{dense.name}|{settings.chunk_tokens}|{settings.chunk_overlap}|v1"
 
-    # -- discovery ------------------------------------------------------------------------------
-    def discover(self, paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[FileResult], list[Path], list[str]]:
-        """(file, display) pairs to ingest, results for paths that fail up front, folder roots, and the files
-        of those folders left out for their format (hidden files are not counted)."""
-        files: list[tuple[Path, str]] = []
-        failed: list[FileResult] = []
-        roots: list[Path] = []
-        skipped: list[str] = []
-        formats = set(self.settings.formats)
-        for raw in paths:
-            p = Path(raw).expanduser()
-            if not p.exists():
-                failed.append(FileResult(str(p), str(raw), FAILED, "no such file or folder"))
-            elif p.is_dir():
-                root = p.resolve()
-                roots.append(root)
-                for dirpath, dirnames, filenames in os.walk(root):
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                    for name in sorted(filenames):
-                        f = Path(dirpath) / name
-                        if name.startswith("."):
-                            continue
-                        shown = f.relative_to(root).as_posix()
-                        if file_format(f) in formats:
-                            files.append((f, shown))
-                        else:
-                            skipped.append(shown)
-            else:
-                files.append((p.resolve(), p.name))
-        seen: set[Path] = set()
-        unique = [(f, d) for f, d in files if not (f in seen or seen.add(f))]
-        return unique, failed, roots, skipped
+    def discover(self, paths: Iterable[Path]) -> Found:
+        """The files to ingest, and the paths failed or skipped up front (see ingest.discovery)."""
+        return discover(paths, set(self.settings.formats))
 
     # -- one file -------------------------------------------------------------------------------
     def _version(self, path: Path) -> str:
@@ -144,10 +115,11 @@ class Ingestor:
         file's chunks as they are chunked (0 of n) and staged."""
         t0 = time.perf_counter()
         check_domain(domain)
-        files, failed, roots, skipped = self.discover(paths)
-        report = IngestReport(domain, list(failed), skipped=skipped)
-        if not files and not (sync and roots):
-            if not failed:
+        found = self.discover(paths)
+        files, upfront, skipped = found.files, found.results, found.other_formats
+        report = IngestReport(domain, list(upfront), skipped=skipped)
+        if not files and not (sync and found.roots):
+            if not upfront:
                 left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
                 raise LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(self.settings.formats)}")
             report.seconds = time.perf_counter() - t0
@@ -161,7 +133,7 @@ class Ingestor:
             for r in results:
                 report.results.append(r)
                 if progress:
-                    progress(r.display, len(report.results) - len(failed), len(files))
+                    progress(r.display, len(report.results) - len(upfront), len(files))
 
         limit = self.settings.embed_batch_size * WRITE_BATCHES
         writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress)
@@ -177,8 +149,9 @@ class Ingestor:
         if sync:
             present = {str(f) for f, _ in files}
             for doc in existing.values():
-                in_root = any(Path(doc.doc_id).is_relative_to(r) for r in roots)
-                if in_root and doc.doc_id not in present and not Path(doc.doc_id).exists():
+                in_root = any(Path(doc.doc_id).is_relative_to(r) for r in found.roots)
+                gone = not Path(doc.doc_id).exists() or doc.doc_id in found.refused  # refused: now a link out
+                if in_root and doc.doc_id not in present and gone:
                     self.store.remove_doc(domain, doc.doc_id)
                     report.results.append(FileResult(doc.doc_id, doc.display, REMOVED, chunks=doc.n_chunks))
         if new_domain and not any(r.status in (ADDED, UPDATED) for r in report.results):

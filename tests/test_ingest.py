@@ -239,3 +239,50 @@ def test_files_over_a_limit_are_skipped_and_the_batch_goes_on(ingestor, store, t
     assert st["small.csv"] == ("added", "")
     assert report.ok and report.counts()["skipped"] == 3  # skipped on purpose: not a failure
     assert [d.display for d in store.list_docs("hr")] == ["small.csv"]
+
+
+def test_links_out_of_the_folder_are_not_followed(ingestor, store, tmp_path):
+    """A link (to a file or a folder) that resolves outside the folder being ingested is skipped with the
+    reason; a link to a file inside it that is ingested anyway is a skipped duplicate; a link to a file
+    inside that nothing else reaches (a hidden folder) is followed; a FIFO is not read."""
+    import os
+
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "passwd").write_text("root:x:0:0:secret:/root:/bin/bash\n")
+    (outside / "sub" / "more.md").write_text("# More\n\nsecret too\n")
+    folder = tmp_path / "docs"
+    (folder / ".private").mkdir(parents=True)
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / ".private" / "hidden.md").write_text("# Hidden\n\nThe canteen opens at 8.\n")
+    (folder / "passwd.txt").symlink_to(outside / "passwd")
+    (folder / "etc").symlink_to(outside / "sub", target_is_directory=True)
+    (folder / "alias.md").symlink_to(folder / "a.md")
+    (folder / "shown.md").symlink_to(folder / ".private" / "hidden.md")
+    (folder / "gone.md").symlink_to(folder / "missing.md")
+    os.mkfifo(folder / "pipe.txt")  # reading it would block forever
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["passwd.txt"] == ("skipped", f"symbolic link to {outside / 'passwd'}, outside the folder being ingested (not followed)")
+    assert st["etc"] == ("skipped", f"symbolic link to {outside / 'sub'}, outside the folder being ingested (not followed)")
+    assert st["alias.md"] == ("skipped", "symbolic link to a.md, which is ingested under its own name")
+    assert st["gone.md"] == ("failed", f"broken symbolic link (to {folder / 'missing.md'})")
+    assert st["pipe.txt"] == ("skipped", "not a regular file")
+    assert st["a.md"] == ("added", "") and st["shown.md"] == ("added", "")
+    assert sorted(d.display for d in store.list_docs("hr")) == ["a.md", "shown.md"]
+    assert not any("secret" in c.text for c in store.scroll_chunks("hr"))
+
+
+def test_sync_removes_a_document_whose_file_became_a_link_out_of_the_folder(ingestor, store, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / "notes.txt").write_text("Old notes.\n")
+    ingestor.run([folder], "hr")
+    (folder / "notes.txt").unlink()
+    (tmp_path / "secret.txt").write_text("secret\n")
+    (folder / "notes.txt").symlink_to(tmp_path / "secret.txt")
+    report = ingestor.run([folder], "hr", sync=True)
+    assert sorted((r.display, r.status) for r in report.results) == [
+        ("a.md", "unchanged"), ("notes.txt", "removed"), ("notes.txt", "skipped")]
+    assert [d.display for d in store.list_docs("hr")] == ["a.md"]
