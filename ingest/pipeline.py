@@ -135,6 +135,8 @@ class Ingestor:
                 if progress:
                     progress(r.display, len(report.results) - len(upfront), len(files))
 
+        if progress:
+            progress("", 0, len(files))
         limit = self.settings.embed_batch_size * WRITE_BATCHES
         writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress)
         for path, display in files:

@@ -192,7 +192,7 @@ def test_a_large_file_is_embedded_and_staged_in_bounded_batches(store, fake_dens
     assert n_big > 3 * limit
     assert max(calls) <= limit and sum(calls) == n_big + 2 and len(calls) == -(-(n_big + 2) // limit)
     assert max(staged) <= limit
-    assert [done for _, done, _ in files] == [1, 2, 3] and {total for *_, total in files} == {3}
+    assert [done for _, done, _ in files] == [0, 1, 2, 3] and {total for *_, total in files} == {3}
     big = [done for name, done, total in chunks if name == "big.md" and total == n_big]
     assert big[0] == 0 and big[-1] == n_big and big == sorted(big) and len(big) > 3
     docs = {d.display: d for d in store.list_docs("hr")}

@@ -134,21 +134,12 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index documents (pdf, docx, html, md, rst, txt, csv, json) into a domain; unchanged files are skipped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from ui.cli_progress import IngestProgress
 
     comps = state.components
     ingestor = comps.ingestor()
-    with Progress(
-        TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=_console(stderr=True), transient=True,
-        disable=as_json or not sys.stderr.isatty(),
-    ) as progress:  # fmt: skip
-        task = progress.add_task("", total=None)
-
-        def on_progress(name: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, description=name)
-
-        report = ingestor.run(paths, domain, sync=sync, progress=on_progress)
+    with IngestProgress() as shown:  # on stderr: stdout keeps the report alone
+        report = ingestor.run(paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks)
     comps.close()
     if as_json:
         typer.echo(json.dumps({
