@@ -63,8 +63,8 @@ def run_child(store_path, corpus, kill_after_files=None, kill_at=None):
     """Ingest in a child process. kill_after_files: SIGKILL it from here after that many files (plus a random
     delay); kill_at ("stage:N" / "publish:N"): it kills itself there and the doc_id it was writing is returned;
     neither: it runs to the end and the staged chunks it purged first are returned."""
-    args = [sys.executable, "-m", "tests.helpers.ingest_child", str(store_path), str(corpus), *([kill_at] if kill_at else [])]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [sys.executable, "-m", "tests.helpers.ingest_child", str(store_path), str(corpus)]
+    p = subprocess.Popen(args + ([kill_at] if kill_at else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "START"
     if kill_at is not None:
         out, err = p.communicate(timeout=120)
