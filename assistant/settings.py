@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator,
+)  # fmt: skip
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -120,7 +123,9 @@ class IngestSettings(_Section):
     formats: list[str] = Field(
         default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "rst", "txt", "csv", "json"]
     )
-    max_file_mb: float = Field(50.0, gt=0)
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped (reported, the batch goes on).")
+    max_rows: int = Field(100_000, ge=1, description="CSV rows / JSON records per file; a file with more is skipped.")
+    max_pages: int = Field(2_000, ge=1, description="PDF pages per file; a longer PDF is skipped.")
     embed_batch_size: int = Field(64, ge=1)
 
     @field_validator("chunk_overlap")
@@ -130,6 +135,28 @@ class IngestSettings(_Section):
         if size is not None and v >= size:
             raise ValueError(f"must be smaller than chunk_tokens ({size})")
         return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _overlap_below_invalid_size(cls, data: Any, handler: Any) -> Any:
+        """With chunk_tokens itself invalid the check above cannot run: compare the overlap with the size given."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            errors = e.errors()
+            locs = {err["loc"] for err in errors}
+            if not isinstance(data, dict) or ("chunk_tokens",) not in locs or ("chunk_overlap",) in locs:
+                raise
+            try:
+                as_int = TypeAdapter(int).validate_python
+                size, overlap = as_int(data.get("chunk_tokens")), as_int(data.get("chunk_overlap"))
+            except ValidationError:
+                raise e from None
+            if overlap < size:
+                raise
+            msg = PydanticCustomError("overlap_too_large", "must be smaller than chunk_tokens ({size})", {"size": size})
+            errors.append({"type": msg, "loc": ("chunk_overlap",), "input": data.get("chunk_overlap")})
+            raise ValidationError.from_exception_data(e.title, errors) from None
 
 
 class RetrievalSettings(_Section):
@@ -236,8 +263,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: {err.error_count()} problem(s) in the settings:"]
+def format_validation_error(err: ValidationError, source: str, more: list[str] | None = None) -> str:
+    """One message listing every problem: the validation errors, then `more` (lines already formatted)."""
+    more = more or []
+    lines = [f"{source}: {err.error_count() + len(more)} problem(s) in the settings:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
@@ -247,7 +276,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         got = e.get("input")
         shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  - {loc}: {msg}{shown}")
-    return "\n".join(lines)
+    return "\n".join(lines + more)
 
 
 def _close_setting(loc: tuple) -> str | None:
@@ -280,8 +309,7 @@ def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> 
     try:
         settings = _FileBackedSettings()
     except ValidationError as e:
-        message = format_validation_error(e, f"{source} + LORAG_* environment")
-        raise ConfigError("\n".join([message, *problems])) from None
+        raise ConfigError(format_validation_error(e, f"{source} + LORAG_* environment", problems)) from None
     if problems:
         raise ConfigError("\n".join([f"environment: {len(problems)} problem(s) in the settings:", *problems]))
     return settings

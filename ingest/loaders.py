@@ -5,10 +5,12 @@ Each loader raises `BadFileError` with the reason; the pipeline reports it with 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +20,26 @@ class BadFileError(Exception):
     """This file cannot be ingested; the message is the reason (shown with the path)."""
 
 
+class OverLimitError(BadFileError):
+    """The file is over a per-file limit of the settings; the message says which (the file is skipped)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-file limits checked while loading (None: no limit); the pipeline passes ingest.max_rows / max_pages."""
+
+    max_rows: int | None = None  # csv rows, json records
+    max_pages: int | None = None  # pdf pages
+
+    def check(self, n: int, what: str, setting: str) -> None:
+        limit = getattr(self, setting)
+        if limit is not None and n > limit:
+            raise OverLimitError(f"{n} {what} > ingest.{setting} {limit}")
+
+
+NO_LIMITS = Limits()
+
+
 @dataclass
 class Section:
     text: str
@@ -25,16 +47,35 @@ class Section:
     page: int | None = None
 
 
+# Byte order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark): (mark, codec, name).
+_BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+]
+
+
 def read_text(path: Path) -> str:
+    """The file's text: decoded as its byte order mark says, else as UTF-8 (NUL bytes there mean binary)."""
     raw = path.read_bytes()
+    for bom, codec, name in _BOMS:
+        if raw.startswith(bom):
+            try:
+                text = raw[len(bom) :].decode(codec)
+            except UnicodeDecodeError as e:
+                where = f"{e.reason} at byte {e.start + len(bom)}"
+                raise BadFileError(f"text is not valid {name} (its byte order mark says {name}; {where})") from None
+            if "\x00" in text[:8192]:
+                raise BadFileError(f"binary content in a text file (NUL characters after a {name} byte order mark)")
+            return text
     if b"\x00" in raw[:8192]:
         raise BadFileError("binary content in a text file (NUL bytes)")
-    for enc in ("utf-8-sig", "utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)") from None
 
 
 def _markdown_sections(text: str) -> list[Section]:
@@ -52,11 +93,11 @@ def _markdown_sections(text: str) -> list[Section]:
     return out
 
 
-def load_markdown(path: Path) -> list[Section]:
+def load_markdown(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _markdown_sections(read_text(path))
 
 
-def load_text(path: Path) -> list[Section]:
+def load_text(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return [Section(read_text(path))]
 
 
@@ -113,14 +154,14 @@ def rst_inline_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def load_rst(path: Path) -> list[Section]:
+def load_rst(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _rst_sections(read_text(path))
 
 
 _MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
 
 
-def load_html(path: Path) -> list[Section]:
+def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(read_text(path), "lxml")
@@ -154,7 +195,7 @@ def load_html(path: Path) -> list[Section]:
     return sections
 
 
-def load_pdf(path: Path) -> list[Section]:
+def load_pdf(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -168,6 +209,7 @@ def load_pdf(path: Path) -> list[Section]:
                 if isinstance(e, BadFileError):
                     raise
                 raise BadFileError("the PDF is encrypted (password protected)") from None
+        limits.check(len(reader.pages), "pages", "max_pages")
         pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
     except BadFileError:
         raise
@@ -179,7 +221,7 @@ def load_pdf(path: Path) -> list[Section]:
     return sections
 
 
-def load_docx(path: Path) -> list[Section]:
+def load_docx(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     import zipfile
 
     import docx
@@ -208,18 +250,27 @@ def load_docx(path: Path) -> list[Section]:
     return _markdown_sections("\n".join(lines))
 
 
-def load_csv(path: Path) -> list[Section]:
+def load_csv(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     text = read_text(path)
+    header: list[str] | None = None
+    lines: list[str] = []
+    n = 0
     try:
-        rows = list(csv.reader(io.StringIO(text)))
+        for row in csv.reader(io.StringIO(text)):
+            if not any(c.strip() for c in row):
+                continue
+            if header is None:
+                header = [h.strip() for h in row]
+                continue
+            n += 1
+            if limits.max_rows is None or n <= limits.max_rows:  # past the limit only count (for the message)
+                # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
+                lines.append("; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()))
     except csv.Error as e:
         raise BadFileError(f"malformed CSV ({e})") from None
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
+    limits.check(n, "rows", "max_rows")
+    if header is None or not n:
         return [Section(text)]
-    header = [h.strip() for h in rows[0]]
-    # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
-    lines = ["; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()) for row in rows[1:]]
     return [Section("\n".join(lines), "table: " + ", ".join(header))]
 
 
@@ -236,15 +287,32 @@ def _flatten_json(value: object, prefix: str = "") -> list[str]:
     return [f"{prefix}: {value}" if prefix else str(value)]
 
 
-def load_json(path: Path) -> list[Section]:
+def _count_records(value: object) -> int:
+    """Objects inside lists of objects (what _flatten_json makes one paragraph each), at any depth."""
+    n, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            n += len(v) if v and all(isinstance(x, dict) for x in v) else 0
+            stack.extend(v)
+    return n
+
+
+def load_json(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+    text = read_text(path)
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(text)
+        limits.check(_count_records(data), "records", "max_rows")
+        return [Section("\n".join(_flatten_json(data)))]
     except json.JSONDecodeError as e:
         raise BadFileError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    return [Section("\n".join(_flatten_json(data)))]
+    except RecursionError:
+        raise BadFileError(f"JSON nested too deeply (over about {sys.getrecursionlimit()} levels)") from None
 
 
-LOADERS: dict[str, Callable[[Path], list[Section]]] = {
+LOADERS: dict[str, Callable[[Path, Limits], list[Section]]] = {
     "md": load_markdown,
     "rst": load_rst,
     "markdown": load_markdown,
@@ -266,14 +334,15 @@ def file_format(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
 
 
-def load_document(path: Path) -> list[Section]:
-    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...)."""
+def load_document(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...), or
+    OverLimitError when it is over one of `limits`."""
     loader = LOADERS.get(file_format(path))
     if loader is None:
         raise BadFileError(f"unsupported format '.{file_format(path)}' (supported: {', '.join(sorted(LOADERS))})")
     if path.stat().st_size == 0:
         raise BadFileError("the file is empty")
-    sections = [s for s in loader(path) if s.text.strip()]
+    sections = [s for s in loader(path, limits) if s.text.strip()]
     if not sections:
         raise BadFileError("no text found in the file")
     return sections

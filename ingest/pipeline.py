@@ -8,9 +8,7 @@ removed. A bad file is reported with its reason; the rest of the batch goes in.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,22 +16,15 @@ from typing import Callable, Iterable
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
 from assistant.settings import IngestSettings
-from assistant.store import ChunkPoint, Store, check_domain
-from ingest.chunking import Chunk, split_sections
-from ingest.loaders import BadFileError, file_format, load_document
+from assistant.store import Store, check_domain
+from ingest.chunking import split_sections
+from ingest.discovery import Found, discover
+from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
+from ingest.writer import (
+    ADDED, FAILED, REMOVED, SKIPPED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending,
+)  # fmt: skip
 
-ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
-WRITE_BATCHES = 8  # embed calls see whole batches: less padding than many ragged small calls
-_POINT_NS = uuid.UUID("6f1c1f0e-7d0a-4a8e-9a53-2c3c5b1e9d11")
-
-
-@dataclass
-class FileResult:
-    path: str
-    display: str
-    status: str
-    reason: str = ""
-    chunks: int = 0
+WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
 
 
 @dataclass
@@ -45,7 +36,7 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)  # files in the folders given whose format ingest.formats leaves out
 
     def counts(self) -> dict[str, int]:
-        out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)}
+        out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED, SKIPPED)}
         for r in self.results:
             out[r.status] += 1
         return out
@@ -59,16 +50,7 @@ class IngestReport:
         return not any(r.status == FAILED for r in self.results)
 
 
-@dataclass
-class _Pending:
-    path: Path
-    display: str
-    version: str
-    status: str
-    chunks: list[Chunk]
-
-
-ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total)
+ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total), as each file finishes
 
 
 class Ingestor:
@@ -82,38 +64,9 @@ class Ingestor:
         # A change of embedder or chunking re-ingests everything: it is part of each version's hash.
         self.signature = f"{dense.name}|{settings.chunk_tokens}|{settings.chunk_overlap}|v1"
 
-    # -- discovery ------------------------------------------------------------------------------
-    def discover(self, paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[FileResult], list[Path], list[str]]:
-        """(file, display) pairs to ingest, results for paths that fail up front, folder roots, and the files
-        of those folders left out for their format (hidden files are not counted)."""
-        files: list[tuple[Path, str]] = []
-        failed: list[FileResult] = []
-        roots: list[Path] = []
-        skipped: list[str] = []
-        formats = set(self.settings.formats)
-        for raw in paths:
-            p = Path(raw).expanduser()
-            if not p.exists():
-                failed.append(FileResult(str(p), str(raw), FAILED, "no such file or folder"))
-            elif p.is_dir():
-                root = p.resolve()
-                roots.append(root)
-                for dirpath, dirnames, filenames in os.walk(root):
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                    for name in sorted(filenames):
-                        f = Path(dirpath) / name
-                        if name.startswith("."):
-                            continue
-                        shown = f.relative_to(root).as_posix()
-                        if file_format(f) in formats:
-                            files.append((f, shown))
-                        else:
-                            skipped.append(shown)
-            else:
-                files.append((p.resolve(), p.name))
-        seen: set[Path] = set()
-        unique = [(f, d) for f, d in files if not (f in seen or seen.add(f))]
-        return unique, failed, roots, skipped
+    def discover(self, paths: Iterable[Path]) -> Found:
+        """The files to ingest, and the paths failed or skipped up front (see ingest.discovery)."""
+        return discover(paths, set(self.settings.formats))
 
     # -- one file -------------------------------------------------------------------------------
     def _version(self, path: Path) -> str:
@@ -123,18 +76,18 @@ class Ingestor:
                 h.update(block)
         return h.hexdigest()[:32]
 
-    def _prepare(self, path: Path, display: str, existing: dict) -> _Pending | FileResult:
+    def _prepare(self, path: Path, display: str, existing: dict) -> Pending | FileResult:
         try:
             size_mb = path.stat().st_size / 2**20
             if size_mb > self.settings.max_file_mb:
-                raise BadFileError(f"too large ({size_mb:.1f} MB > ingest.max_file_mb {self.settings.max_file_mb:g})")
+                raise OverLimitError(f"{size_mb:.4g} MB > ingest.max_file_mb {self.settings.max_file_mb:g}")
             if file_format(path) not in self.settings.formats:
                 raise BadFileError(f"format '.{file_format(path)}' is not in ingest.formats")
             version = self._version(path)
             old = existing.get(str(path))
             if old is not None and old.content_hash == version and old.live_chunks == old.n_chunks:
                 return FileResult(str(path), display, UNCHANGED, chunks=old.n_chunks)
-            sections = load_document(path)
+            sections = load_document(path, Limits(self.settings.max_rows, self.settings.max_pages))
             chunks = split_sections(
                 sections,
                 chunk_tokens=self.settings.chunk_tokens,
@@ -143,54 +96,30 @@ class Ingestor:
             )
             if not chunks:
                 raise BadFileError("no text found in the file")
+        except OverLimitError as e:
+            return FileResult(str(path), display, SKIPPED, f"over limit ({e})")
         except BadFileError as e:
             return FileResult(str(path), display, FAILED, str(e))
         except OSError as e:
             return FileResult(str(path), display, FAILED, f"cannot read: {e.strerror or e}")
-        return _Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
-
-    def _write(self, domain: str, batch: list[_Pending]) -> list[FileResult]:
-        texts = [c.embed_text for p in batch for c in p.chunks]
-        dense = self.dense.embed_documents(texts)
-        sparse = self.sparse.embed_documents(texts)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        results, k = [], 0
-        for p in batch:
-            points = []
-            for i, c in enumerate(p.chunks):
-                doc_id = str(p.path)
-                payload = {
-                    "doc_id": doc_id,
-                    "display": p.display,
-                    "content_hash": p.version,
-                    "chunk_index": i,
-                    "n_chunks": len(p.chunks),
-                    "text": c.text,
-                    "section": c.heading,
-                    "page": c.page,
-                    "format": file_format(p.path),
-                    "title": p.path.stem,
-                    "domain": domain,
-                    "ingested_at": now,
-                }
-                pid = str(uuid.uuid5(_POINT_NS, f"{doc_id}|{p.version}|{i}"))
-                points.append(ChunkPoint(pid, dense[k].tolist(), sparse[k], payload))
-                k += 1
-            self.store.stage(domain, points)
-            self.store.publish(domain, str(p.path), p.version)
-            results.append(FileResult(str(p.path), p.display, p.status, chunks=len(p.chunks)))
-        return results
+        except Exception as e:  # anything else a loader raises is this file's failure, not the batch's
+            return FileResult(str(path), display, FAILED, _crash_reason(e))
+        return Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
 
     # -- a whole run ----------------------------------------------------------------------------
     def run(
-        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None
-    ) -> IngestReport:
+        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None,
+        chunk_progress: ChunkProgressFn | None = None,
+    ) -> IngestReport:  # fmt: skip
+        """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
+        file's chunks as they are chunked (0 of n) and staged."""
         t0 = time.perf_counter()
         check_domain(domain)
-        files, failed, roots, skipped = self.discover(paths)
-        report = IngestReport(domain, list(failed), skipped=skipped)
-        if not files and not (sync and roots):
-            if not failed:
+        found = self.discover(paths)
+        files, upfront, skipped = found.files, found.results, found.other_formats
+        report = IngestReport(domain, list(upfront), skipped=skipped)
+        if not files and not (sync and found.roots):
+            if not upfront:
                 left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
                 raise LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(self.settings.formats)}")
             report.seconds = time.perf_counter() - t0
@@ -199,35 +128,32 @@ class Ingestor:
         self.store.ensure_domain(domain, self.dense.dim)
         report.purged_staged = self.store.purge_staged(domain)  # leftovers of an interrupted run
         existing = {d.doc_id: d for d in self.store.list_docs(domain)}
-        batch: list[_Pending] = []
-        pending_chunks = 0
-        done = 0
+
+        def finished(results: list[FileResult]) -> None:
+            for r in results:
+                report.results.append(r)
+                if progress:
+                    progress(r.display, len(report.results) - len(upfront), len(files))
+
+        if progress:
+            progress("", 0, len(files))
+        limit = self.settings.embed_batch_size * WRITE_BATCHES
+        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress)
         for path, display in files:
             item = self._prepare(path, display, existing)
             if isinstance(item, FileResult):
-                report.results.append(item)
-                done += 1
-                if progress:
-                    progress(display, done, len(files))
+                finished([item])
                 continue
-            batch.append(item)
-            pending_chunks += len(item.chunks)
-            if pending_chunks >= self.settings.embed_batch_size * WRITE_BATCHES:
-                report.results += self._write(domain, batch)
-                done += len(batch)
-                if progress:
-                    progress(display, done, len(files))
-                batch, pending_chunks = [], 0
-        if batch:
-            report.results += self._write(domain, batch)
-            done += len(batch)
-            if progress:
-                progress(batch[-1].display, done, len(files))
+            if chunk_progress:
+                chunk_progress(display, 0, len(item.chunks))
+            finished(writer.add(item))
+        finished(writer.flush())
         if sync:
             present = {str(f) for f, _ in files}
             for doc in existing.values():
-                in_root = any(Path(doc.doc_id).is_relative_to(r) for r in roots)
-                if in_root and doc.doc_id not in present and not Path(doc.doc_id).exists():
+                in_root = any(Path(doc.doc_id).is_relative_to(r) for r in found.roots)
+                gone = not Path(doc.doc_id).exists() or doc.doc_id in found.refused  # refused: now a link out
+                if in_root and doc.doc_id not in present and gone:
                     self.store.remove_doc(domain, doc.doc_id)
                     report.results.append(FileResult(doc.doc_id, doc.display, REMOVED, chunks=doc.n_chunks))
         if new_domain and not any(r.status in (ADDED, UPDATED) for r in report.results):
@@ -238,3 +164,11 @@ class Ingestor:
         self.store.optimize(domain)
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _crash_reason(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "nested too deeply to read (RecursionError)"
+    if isinstance(e, MemoryError):
+        return "out of memory while reading it (MemoryError)"
+    return f"could not be read: {type(e).__name__}: {e}"

@@ -1,6 +1,7 @@
 """The `lorag` CLI end to end on fake backends (the store is real, embedded)."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -33,7 +34,7 @@ def test_ingest_then_ask_json(lorag, corpus):
     assert r.exit_code == 0, r.output
     assert "added 7" in r.output
     r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
-    assert json.loads(r.output)["counts"]["unchanged"] == 7
+    assert json.loads(r.stdout)["counts"]["unchanged"] == 7  # progress lines go to stderr
     r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
@@ -221,3 +222,36 @@ def test_train_keys_lists_every_recipe_key_without_a_domain(lorag):
     want = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "synth"}
     assert want | {f"synth.{f.name}" for f in dataclasses.fields(SynthConfig)} <= listed
     assert "fp8_matmuls: True\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
+
+
+def test_a_crashing_file_fails_alone_with_json_output(lorag, corpus):
+    (corpus / "deep.json").write_text("[" * 10000 + "]" * 10000)
+    r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert out["counts"]["added"] == 7 and out["counts"]["failed"] == 1
+    (bad,) = [x for x in out["results"] if x["status"] == "failed"]
+    assert bad["display"] == "deep.json" and "nested too deeply" in bad["reason"]
+
+
+def test_a_file_over_a_limit_gets_a_skipped_line(lorag, corpus, monkeypatch):
+    monkeypatch.setenv("LORAG_INGEST__MAX_ROWS", "1")
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output  # skipped on purpose: the rest went in, nothing failed
+    codes = (corpus / "codes.csv").resolve()
+    assert f"skipped {codes}: over limit (2 rows > ingest.max_rows 1)" in r.output
+    assert "added 6" in r.output and "skipped 1" in r.output
+
+
+def test_ingest_shows_progress_per_file_and_per_chunk_on_stderr(lorag, corpus, monkeypatch):
+    """Off a terminal (a log, CI) progress is plain lines on stderr; stdout has only the report."""
+    monkeypatch.setenv("LORAG_INGEST__EMBED_BATCH_SIZE", "2")  # 16 chunks per embed call: big.md takes several
+    (corpus / "big.md").write_text("# Big\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(200)))
+    r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"]["added"] == 8
+    lines = r.stderr.splitlines()
+    assert lines[0] == "ingest: 8 file(s) to read"
+    assert [line for line in lines if "files, " in line][-1].startswith("ingest: 8/8 files, ")
+    big = [re.fullmatch(r"ingest: big\.md: (\d+)/(\d+) chunks embedded", line) for line in lines]
+    assert [m.group(1) for m in big if m][:2] == ["16", "32"], lines

@@ -1,5 +1,7 @@
-"""An ingest killed with SIGKILL at random points leaves every document fully present (one whole
-version) or fully absent; the next ingest completes the job."""
+"""An ingest killed with SIGKILL leaves every document fully present (one whole version) or fully
+absent; the next ingest completes the job. Kills land at random points, and at the two points of the
+write protocol that matter, forced by a store wrapper in the child (tests/helpers/ingest_child.py):
+right after a staged write, and between the publish's delete and its flip to live."""
 
 import random
 import signal
@@ -30,6 +32,14 @@ def versions_of(root):
     return {str((root / f"doc{i:02d}.md").resolve()): ing._version(root / f"doc{i:02d}.md") for i in range(N_DOCS)}
 
 
+def staged_count(store_path):
+    store = EdgeStore(store_path)
+    try:
+        return store.count("crash", state="staged")
+    finally:
+        store.close()
+
+
 def check_consistent(store_path, allowed):
     """Every document: absent, or exactly one version with all of its chunks live."""
     store = EdgeStore(store_path)
@@ -49,15 +59,23 @@ def check_consistent(store_path, allowed):
         store.close()
 
 
-def run_child(store_path, corpus, kill_after_files=None):
-    p = subprocess.Popen([sys.executable, "-m", "tests.helpers.ingest_child", str(store_path), str(corpus)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_child(store_path, corpus, kill_after_files=None, kill_at=None):
+    """Ingest in a child process. kill_after_files: SIGKILL it from here after that many files (plus a random
+    delay); kill_at ("stage:N" / "publish:N"): it kills itself there and the doc_id it was writing is returned;
+    neither: it runs to the end and the staged chunks it purged first are returned."""
+    args = [sys.executable, "-m", "tests.helpers.ingest_child", str(store_path), str(corpus)]
+    p = subprocess.Popen(args + ([kill_at] if kill_at else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "START"
-    started = time.perf_counter()
+    if kill_at is not None:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == -signal.SIGKILL, f"the child was not killed at {kill_at}: {out[-300:]} {err[-300:]}"
+        (killed,) = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("KILL ")]
+        return killed
     if kill_after_files is None:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-        return time.perf_counter() - started
+        (done,) = [line for line in out.splitlines() if line.startswith("DONE ")]
+        return int(done.split()[1])
     # Kill once the child reports this many files written (0: at once), plus a random delay,
     # so kills land before, inside and between the stage and publish steps.
     done = 0
@@ -92,3 +110,36 @@ def test_sigkill_at_random_points_never_leaves_a_partial_document(tmp_path):
         assert check_consistent(store_path, {d: {h} for d, h in new.items()}) == new
         old = new
     assert interrupted_midway >= 1, "no kill landed in the middle of an ingest; the test proved nothing"
+
+
+def test_a_kill_right_after_a_staged_write_or_inside_a_publish_is_finished_by_the_next_run(tmp_path):
+    """Kills forced at the two risky points of the write protocol, not left to timing: right after a staged
+    write (the new version is partly or wholly staged, the old still live), and between the publish's two
+    operations (old version deleted, new one staged but not live). Each leaves every document whole or
+    absent, and the next ingest finishes the job."""
+    corpus, store_path = tmp_path / "corpus", tmp_path / "store"
+    write_corpus(corpus, 1)
+    old = versions_of(corpus)
+    run_child(store_path, corpus)
+
+    write_corpus(corpus, 2)
+    new = versions_of(corpus)
+    killed = run_child(store_path, corpus, kill_at="stage:25")
+    state = check_consistent(store_path, {d: {old[d], new[d]} for d in new})
+    assert state[killed] == old[killed]  # its new version is staged only: the old one is still whole and live
+    assert 0 < sum(state[d] == new[d] for d in new) < len(new)  # the kill landed mid-run
+    assert staged_count(store_path) > 0  # and left staged data behind
+    assert run_child(store_path, corpus) > 0  # the next run purges it ...
+    assert check_consistent(store_path, {d: {h} for d, h in new.items()}) == new  # ... and finishes the job
+    assert staged_count(store_path) == 0
+
+    write_corpus(corpus, 3)
+    newer = versions_of(corpus)
+    killed = run_child(store_path, corpus, kill_at="publish:10")
+    state = check_consistent(store_path, {d: {new[d], newer[d]} for d in newer})
+    assert killed not in state  # half-published: the old version deleted, the new not yet live -> absent
+    assert sum(state.get(d) == newer[d] for d in newer) == 9  # the nine published before it are whole
+    assert staged_count(store_path) > 0
+    assert run_child(store_path, corpus) > 0
+    assert check_consistent(store_path, {d: {h} for d, h in newer.items()}) == newer
+    assert staged_count(store_path) == 0

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from assistant.errors import LoragError
@@ -52,7 +54,7 @@ def test_without_sync_missing_files_stay(ingestor, store, corpus):
 def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus, settings):
     ingestor.run([corpus], "hr")
     before = {d.display: d.content_hash for d in store.list_docs("hr")}
-    # corrupt a stored file, add an undecodable one and one over the size limit
+    # corrupt a stored file, add an undecodable one and one over the size limit (skipped)
     (corpus / "travel.pdf").write_bytes(b"%PDF-1.4 garbage")
     (corpus / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))
     settings.ingest.max_file_mb = 0.001
@@ -61,7 +63,7 @@ def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus
     st = {r.display: (r.status, r.reason) for r in report.results}
     assert st["travel.pdf"][0] == "failed" and "PDF" in st["travel.pdf"][1]
     assert st["bad.txt"][0] == "failed" and "UTF-8" in st["bad.txt"][1]
-    assert st["big.md"][0] == "failed" and "too large" in st["big.md"][1]
+    assert st["big.md"][0] == "skipped" and "over limit (0.00" in st["big.md"][1] and "> ingest.max_file_mb 0.001)" in st["big.md"][1]
     assert not report.ok
     after = {d.display: d.content_hash for d in store.list_docs("hr")}
     assert after == before  # the old travel.pdf is still there, whole
@@ -128,3 +130,159 @@ def test_replacement_is_never_a_mix(ingestor, store, corpus, monkeypatch):
     assert len(seen) == 1 and all("27 days" in " ".join(seen[0]) for _ in seen)
     now = [c.text for c in store.scroll_chunks("hr") if c.payload["display"] == "leave.md"]
     assert "30 days" in " ".join(now) and "27 days" not in " ".join(now)
+
+
+def test_utf16_text_with_a_bom_goes_in(ingestor, store, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes("\ufeffParking permits cost 12 euros.\n".encode("utf-16-le"))  # Windows "Unicode" text
+    report = ingestor.run([folder], "hr")
+    assert statuses(report) == {"notes.txt": "added"}, report.results
+    assert [c.text for c in store.scroll_chunks("hr")] == ["Parking permits cost 12 euros."]
+
+
+def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_path, monkeypatch):
+    """A file that makes a loader crash (RecursionError, MemoryError, a library bug) fails alone, named
+    with the reason; the rest of the batch goes in."""
+    from ingest import loaders
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deep.json").write_text("[" * 10000 + "]" * 10000)
+    (folder / "good.md").write_text("# Leave\n\nStaff receive 27 days.\n")
+    (folder / "huge.txt").write_text("pretend this is too big for memory")
+    (folder / "odd.rst").write_text("Title\n=====\n\ntext\n")
+
+    def crash(kind):
+        def loader(path, *args, **kwargs):
+            raise kind("boom") if kind is not MemoryError else MemoryError()
+        return loader
+
+    monkeypatch.setitem(loaders.LOADERS, "txt", crash(MemoryError))
+    monkeypatch.setitem(loaders.LOADERS, "rst", crash(ZeroDivisionError))
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["good.md"] == ("added", "")
+    assert st["deep.json"][0] == "failed" and "nested too deeply" in st["deep.json"][1]
+    assert st["huge.txt"][0] == "failed" and "out of memory" in st["huge.txt"][1]
+    assert st["odd.rst"] == ("failed", "could not be read: ZeroDivisionError: boom")
+    assert [d.display for d in store.list_docs("hr")] == ["good.md"]
+
+
+def test_a_large_file_is_embedded_and_staged_in_bounded_batches(store, fake_dense, bm25, settings, tmp_path, monkeypatch):
+    """However many chunks a file has, one embed call sees at most embed_batch_size * WRITE_BATCHES of them;
+    small files share a batch; progress is reported per file and per chunk; every document ends whole."""
+    from ingest.pipeline import WRITE_BATCHES
+
+    settings.ingest.embed_batch_size = 2
+    limit = 2 * WRITE_BATCHES
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / "big.md").write_text("# Big\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(100)))
+    (folder / "c.md").write_text("# C\n\nParking costs 12 euros.\n")
+    calls, staged, files, chunks = [], [], [], []
+    real_embed, real_stage = fake_dense.embed_documents, store.stage
+    monkeypatch.setattr(fake_dense, "embed_documents", lambda texts: calls.append(len(texts)) or real_embed(texts))
+    monkeypatch.setattr(store, "stage", lambda domain, points: staged.append(len(points)) or real_stage(domain, points))
+    report = Ingestor(store, fake_dense, bm25, settings.ingest).run(
+        [folder], "hr", progress=lambda *a: files.append(a), chunk_progress=lambda *a: chunks.append(a))
+    assert report.ok and report.counts()["added"] == 3
+    n_big = {r.display: r.chunks for r in report.results}["big.md"]
+    assert n_big > 3 * limit
+    assert max(calls) <= limit and sum(calls) == n_big + 2 and len(calls) == -(-(n_big + 2) // limit)
+    assert max(staged) <= limit
+    assert [done for _, done, _ in files] == [0, 1, 2, 3] and {total for *_, total in files} == {3}
+    big = [done for name, done, total in chunks if name == "big.md" and total == n_big]
+    assert big[0] == 0 and big[-1] == n_big and big == sorted(big) and len(big) > 3
+    docs = {d.display: d for d in store.list_docs("hr")}
+    assert all(d.live_chunks == d.n_chunks for d in docs.values()) and docs["big.md"].n_chunks == n_big
+
+
+def test_an_embedding_failure_fails_only_that_file(ingestor, store, fake_dense, corpus, monkeypatch):
+    ingestor.run([corpus], "hr")
+    before = {d.display: d.content_hash for d in store.list_docs("hr")}
+    (corpus / "leave.md").write_text("# Leave policy\n\nPOISON: staff now receive 30 days.\n")
+    (corpus / "new.md").write_text("# New\n\nThe canteen opens at 8.\n")
+    real = fake_dense.embed_documents
+
+    def embed(texts):
+        if any("POISON" in t for t in texts):
+            raise ValueError("the embedder choked")
+        return real(texts)
+
+    monkeypatch.setattr(fake_dense, "embed_documents", embed)
+    report = ingestor.run([corpus], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["leave.md"] == ("failed", "could not be embedded: ValueError: the embedder choked")
+    assert st["new.md"] == ("added", "")
+    after = {d.display: d.content_hash for d in store.list_docs("hr")}
+    assert after["leave.md"] == before["leave.md"]  # the old version stays, whole
+    assert "new.md" in after
+
+
+def test_files_over_a_limit_are_skipped_and_the_batch_goes_on(ingestor, store, tmp_path, settings):
+    from tests.conftest import write_pdf
+
+    settings.ingest.max_rows, settings.ingest.max_pages = 100, 2
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "rows.csv").write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(150)))
+    (folder / "records.json").write_text(json.dumps([{"id": i} for i in range(101)]))
+    write_pdf(folder / "long.pdf", ["one", "two", "three"])
+    (folder / "small.csv").write_text("id,name\n1,alpha\n")
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["rows.csv"] == ("skipped", "over limit (150 rows > ingest.max_rows 100)")
+    assert st["records.json"] == ("skipped", "over limit (101 records > ingest.max_rows 100)")
+    assert st["long.pdf"] == ("skipped", "over limit (3 pages > ingest.max_pages 2)")
+    assert st["small.csv"] == ("added", "")
+    assert report.ok and report.counts()["skipped"] == 3  # skipped on purpose: not a failure
+    assert [d.display for d in store.list_docs("hr")] == ["small.csv"]
+
+
+def test_links_out_of_the_folder_are_not_followed(ingestor, store, tmp_path):
+    """A link (to a file or a folder) that resolves outside the folder being ingested is skipped with the
+    reason; a link to a file inside it that is ingested anyway is a skipped duplicate; a link to a file
+    inside that nothing else reaches (a hidden folder) is followed; a FIFO is not read."""
+    import os
+
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "passwd").write_text("root:x:0:0:secret:/root:/bin/bash\n")
+    (outside / "sub" / "more.md").write_text("# More\n\nsecret too\n")
+    folder = tmp_path / "docs"
+    (folder / ".private").mkdir(parents=True)
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / ".private" / "hidden.md").write_text("# Hidden\n\nThe canteen opens at 8.\n")
+    (folder / "passwd.txt").symlink_to(outside / "passwd")
+    (folder / "etc").symlink_to(outside / "sub", target_is_directory=True)
+    (folder / "alias.md").symlink_to(folder / "a.md")
+    (folder / "shown.md").symlink_to(folder / ".private" / "hidden.md")
+    (folder / "gone.md").symlink_to(folder / "missing.md")
+    os.mkfifo(folder / "pipe.txt")  # reading it would block forever
+    report = ingestor.run([folder], "hr")
+    st = {r.display: (r.status, r.reason) for r in report.results}
+    assert st["passwd.txt"] == ("skipped", f"symbolic link to {outside / 'passwd'}, outside the folder being ingested (not followed)")
+    assert st["etc"] == ("skipped", f"symbolic link to {outside / 'sub'}, outside the folder being ingested (not followed)")
+    assert st["alias.md"] == ("skipped", "symbolic link to a.md, which is ingested under its own name")
+    assert st["gone.md"] == ("failed", f"broken symbolic link (to {folder / 'missing.md'})")
+    assert st["pipe.txt"] == ("skipped", "not a regular file")
+    assert st["a.md"] == ("added", "") and st["shown.md"] == ("added", "")
+    assert sorted(d.display for d in store.list_docs("hr")) == ["a.md", "shown.md"]
+    assert not any("secret" in c.text for c in store.scroll_chunks("hr"))
+
+
+def test_sync_removes_a_document_whose_file_became_a_link_out_of_the_folder(ingestor, store, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    (folder / "notes.txt").write_text("Old notes.\n")
+    ingestor.run([folder], "hr")
+    (folder / "notes.txt").unlink()
+    (tmp_path / "secret.txt").write_text("secret\n")
+    (folder / "notes.txt").symlink_to(tmp_path / "secret.txt")
+    report = ingestor.run([folder], "hr", sync=True)
+    assert sorted((r.display, r.status) for r in report.results) == [
+        ("a.md", "unchanged"), ("notes.txt", "removed"), ("notes.txt", "skipped")]
+    assert [d.display for d in store.list_docs("hr")] == ["a.md"]

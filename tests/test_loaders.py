@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ingest.chunking import split_sections
@@ -128,3 +130,61 @@ def test_rst_sections_follow_title_adornments(tmp_path):
         ("The FAQ > Library", "Library"),
         ("The FAQ > Library > Why?", "Because."),
     ]
+
+
+@pytest.mark.parametrize("encoding, bom", [
+    ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
+    ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff"), ("utf-8", b"\xef\xbb\xbf"),
+])  # fmt: skip
+def test_text_with_a_byte_order_mark_is_decoded(tmp_path, encoding, bom):
+    """UTF-16/32 text has NUL bytes; its BOM says how to read it (not "binary content")."""
+    md = tmp_path / "leave.md"
+    md.write_bytes(bom + "# Leave\n\nStaff receive 27 days (café).\n".encode(encoding))
+    ((heading, text),) = texts(md)
+    assert heading == "Leave" and text.endswith("Staff receive 27 days (café).")
+    table = tmp_path / "codes.csv"
+    table.write_bytes(bom + "code,meaning\nE-42,door open\n".encode(encoding))
+    assert load_document(table)[0].text == "code: E-42; meaning: door open"
+
+
+def test_bom_with_undecodable_text_names_the_encoding(tmp_path):
+    p = tmp_path / "odd.txt"
+    p.write_bytes(b"\xff\xfe" + "hello".encode("utf-16-le") + b"\x00")  # odd byte count
+    with pytest.raises(BadFileError, match="not valid UTF-16"):
+        load_document(p)
+
+
+def test_binary_behind_a_byte_order_mark_is_still_binary(tmp_path):
+    p = tmp_path / "blob.txt"
+    p.write_bytes(b"\xff\xfe" + b"A\x00\x00\x00" * 8)  # "A", NUL, "A", NUL ...
+    with pytest.raises(BadFileError, match="binary content"):
+        load_document(p)
+
+
+@pytest.mark.parametrize("content", [
+    "[" * 10000 + "]" * 10000,                         # the JSON parser's own recursion limit
+    '{"a": ' * 990 + "1" + "}" * 990,                  # parsing or flattening it overflows the stack
+])  # fmt: skip
+def test_deeply_nested_json_is_a_bad_file(tmp_path, content):
+    p = tmp_path / "deep.json"
+    p.write_text(content)
+    with pytest.raises(BadFileError, match="nested too deeply"):
+        load_document(p)
+
+
+def test_rows_records_and_pages_over_the_limits(tmp_path):
+    from ingest.loaders import Limits, OverLimitError
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(5)))
+    assert load_document(rows, Limits(max_rows=5))[0].text.count("\n") == 4
+    with pytest.raises(OverLimitError, match=r"5 rows > ingest.max_rows 4"):
+        load_document(rows, Limits(max_rows=4))
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps({"items": [{"id": i} for i in range(5)], "more": [{"x": 1}]}))
+    with pytest.raises(OverLimitError, match=r"6 records > ingest.max_rows 5"):
+        load_document(records, Limits(max_rows=5))
+    pdf = write_pdf(tmp_path / "long.pdf", ["one", "two", "three"])
+    assert len(load_document(pdf, Limits(max_pages=3))) == 3
+    with pytest.raises(OverLimitError, match=r"3 pages > ingest.max_pages 2"):
+        load_document(pdf, Limits(max_pages=2))

@@ -73,3 +73,33 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_secrets_are_masked():
     s = Settings(qdrant={"api_key": "s3cret"})
     assert "s3cret" not in str(s.public_dict())
+
+
+def test_the_count_matches_the_problems_listed(tmp_path, monkeypatch):
+    """File, environment and cross-field problems are all counted and listed: the overlap is checked
+    against the chunk size given even when that size is itself invalid."""
+    f = tmp_path / "lorag.yaml"
+    f.write_text("ingest:\n  chunk_tokens: 5\n  chunk_overlap: 500\nretrieval:\n  top_k: 0\n")
+    monkeypatch.setenv("LORAG_RETRIVAL__TOP_K", "3")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    msg = str(e.value)
+    listed = [line for line in msg.splitlines() if line.startswith("  - ")]
+    assert "4 problem(s)" in msg.splitlines()[0] and len(listed) == 4, msg
+    assert "ingest.chunk_tokens: Input should be greater than or equal to 16 (got 5)" in msg
+    assert "ingest.chunk_overlap: must be smaller than chunk_tokens (5) (got 500)" in msg
+    assert "retrieval.top_k" in msg and "LORAG_RETRIVAL__TOP_K: unknown setting" in msg
+
+
+def test_overlap_against_an_invalid_size_only_when_both_are_numbers():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:
+        Settings(ingest={"chunk_tokens": "many", "chunk_overlap": 10})
+    assert [x["loc"] for x in e.value.errors()] == [("ingest", "chunk_tokens")]
+    with pytest.raises(ValidationError) as e:
+        Settings(ingest={"chunk_tokens": 9000, "chunk_overlap": 100})  # too large, but the overlap is fine
+    assert [x["loc"] for x in e.value.errors()] == [("ingest", "chunk_tokens")]
+    with pytest.raises(ValidationError) as e:
+        Settings(ingest={"chunk_tokens": "8", "chunk_overlap": "8"})  # environment values are strings
+    assert [x["loc"] for x in e.value.errors()] == [("ingest", "chunk_tokens"), ("ingest", "chunk_overlap")]

@@ -153,21 +153,12 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index documents (pdf, docx, html, md, rst, txt, csv, json) into a domain; unchanged files are skipped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from ui.cli_progress import IngestProgress
 
     comps = state.components
     ingestor = comps.ingestor()
-    with Progress(
-        TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=_console(stderr=True), transient=True,
-        disable=as_json or not sys.stderr.isatty(),
-    ) as progress:  # fmt: skip
-        task = progress.add_task("", total=None)
-
-        def on_progress(name: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, description=name)
-
-        report = ingestor.run(paths, domain, sync=sync, progress=on_progress)
+    with IngestProgress() as shown:  # on stderr: stdout keeps the report alone
+        report = ingestor.run(paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks)
     comps.close()
     if as_json:
         typer.echo(json.dumps({
@@ -176,14 +167,18 @@ def ingest_cmd(
             "skipped": report.skipped,
         }, indent=2))  # fmt: skip
     else:
+        from rich.markup import escape
+
         console = _console()
         for r in report.results:
-            if r.status == "failed":
-                console.print(f"[red]failed[/] {r.path}: {r.reason}")
+            if r.status in ("failed", "skipped"):
+                colour = "red" if r.status == "failed" else "yellow"
+                console.print(f"[{colour}]{r.status}[/] {escape(r.path)}: {escape(r.reason)}")
         c = report.counts()
         console.print(
             f"domain [bold]{domain}[/]: added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
-            f"removed {c['removed']}, failed {c['failed']} — {report.chunks_written} chunks in {report.seconds:.1f}s"
+            f"removed {c['removed']}, failed {c['failed']}, skipped {c['skipped']} — "
+            f"{report.chunks_written} chunks in {report.seconds:.1f}s"
         )
         if report.skipped:
             more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""

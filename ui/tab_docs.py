@@ -103,7 +103,8 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
                 report = core.comps.ingestor().run(paths, domain, progress=lambda n, d, t: job.progress(n, d, t))
             results += [dict(r.__dict__) for r in report.results]
             core.refresh_routing()
-        counts = {k: sum(r["status"] == k for r in results) for k in ("added", "updated", "unchanged", "removed", "failed")}
+        statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped")
+        counts = {k: sum(r["status"] == k for r in results) for k in statuses}
         job.log("; ".join(f"{k} {v}" for k, v in counts.items() if v))
         return {"domain": domain, "counts": counts, "results": results}
 

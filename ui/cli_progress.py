@@ -1,0 +1,64 @@
+"""`lorag ingest` progress on stderr: a live bar on a terminal, plain lines otherwise (logs, CI, pipes).
+
+Plain lines: one per finished file; for a file spanning several embed batches, one per batch staged;
+and a file's chunk count once it is read, when nothing was printed for `every` seconds (so a slow
+file is announced, without two lines for every small one). Stdout (the report, --json) is never touched.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+class IngestProgress:
+    def __init__(self, stream: TextIO | None = None, *, every: float = 2.0):
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.live = self.stream.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = 0.0
+        self._files = (0, 0)
+
+    def __enter__(self) -> "IngestProgress":
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            self._bar = Progress(
+                TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.description}"), console=console, transient=True,
+            )  # fmt: skip
+            self._bar.__enter__()
+            self._task = self._bar.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def file(self, name: str, done: int, total: int) -> None:
+        """A file finished (written, unchanged, failed or skipped)."""
+        self._files = (done, total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, description=name)
+        elif done == 0:
+            self._line(f"ingest: {total} file(s) to read")
+        else:
+            self._line(f"ingest: {done}/{total} files, {name} done")
+
+    def chunks(self, name: str, done: int, total: int) -> None:
+        """`done` of a file's `total` chunks are embedded and staged (0: the file is read and chunked)."""
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{name}: {done}/{total} chunks")
+        elif 0 < done < total:  # a file spanning several embed batches
+            self._line(f"ingest: {name}: {done}/{total} chunks embedded")
+        elif done == 0 and time.monotonic() - self._last >= self.every:
+            self._line(f"ingest: {name}: {total} chunks to embed")
+
+    def _line(self, text: str) -> None:
+        self._last = time.monotonic()
+        print(text, file=self.stream, flush=True)
