@@ -78,6 +78,9 @@ def read_text(path: Path) -> str:
         raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)") from None
 
 
+_MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
+
+
 def _markdown_sections(text: str) -> list[Section]:
     from langchain_text_splitters import MarkdownHeaderTextSplitter
 
@@ -89,7 +92,8 @@ def _markdown_sections(text: str) -> list[Section]:
     out = []
     for doc in splitter.split_text(text):
         heading = " > ".join(doc.metadata[k] for _, k in levels if k in doc.metadata)
-        out.append(Section(doc.page_content, heading))
+        if any(ln.strip() and not _MD_HEADING_LINE.match(ln) for ln in doc.page_content.splitlines()):
+            out.append(Section(doc.page_content, heading))  # a section of headings alone is no passage (a page banner)
     return out
 
 
@@ -156,9 +160,6 @@ def rst_inline_text(text: str) -> str:
 
 def load_rst(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _rst_sections(read_text(path))
-
-
-_MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
 
 
 def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:

@@ -188,3 +188,16 @@ def test_rows_records_and_pages_over_the_limits(tmp_path):
     assert len(load_document(pdf, Limits(max_pages=3))) == 3
     with pytest.raises(OverLimitError, match=r"3 pages > ingest.max_pages 2"):
         load_document(pdf, Limits(max_pages=2))
+
+
+def test_sections_of_headings_alone_are_left_out(tmp_path):
+    """A page banner heading with no text under it (206 identical '## SQLite C Interface' chunks in
+    the SQLite docs) is not a passage."""
+    from ingest.loaders import load_html, load_markdown
+
+    md = tmp_path / "a.md"
+    md.write_text("# Title\n\n## Banner\n\n## Real section\n\nSome text that says something.\n")
+    assert [s.heading for s in load_markdown(md)] == ["Title > Real section"]
+    page = tmp_path / "p.html"
+    page.write_text("<html><body><h2>SQLite C Interface</h2><h2>Open A Database</h2><p>Opens a file.</p></body></html>")
+    assert [s.heading for s in load_html(page)] == ["Open A Database"]
