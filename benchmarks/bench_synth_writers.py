@@ -52,7 +52,7 @@ def main() -> None:
         for writer in a.writers.split(","):
             model = writer in ("teacher", "answer_first")
             picked = sample[: a.model_chunks] if model else sample
-            cfg = SynthConfig(writer=writer, max_chunks=len(picked), pairs_per_chunk=2, model_probe=0, seed=0)
+            cfg = SynthConfig(writer=writer, max_chunks=len(picked), pairs_per_chunk=2, model_probe=0, seed=0, max_new_tokens=256)
             t0 = time.perf_counter()
             pairs, report = synthesize(picked, cfg, teacher=comps.generator if model else None)
             write_s = time.perf_counter() - t0
