@@ -322,3 +322,43 @@ def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="
     if run is not None:  # its checkpoints and logs: nothing resumes a finished run
         shutil.rmtree(run, ignore_errors=True)
     typer.echo(f"removed {card.name}" + (f" and its training run folder {run}" if run is not None else ""))
+
+
+@adapters_app.command("export")
+def adapters_export(
+    name: str = typer.Argument(..., help="The adapter: <domain>-v<N>, or <domain> for its promoted version."),
+    fmt: str = typer.Option(..., "--format", "-f", help="peft (the PEFT folder as is), merged (base + adapter in one "
+                            "model, served without LoRA support) or gguf (a GGUF LoRA for llama.cpp and Ollama)."),  # fmt: skip
+    out: Path = typer.Option(..., "--out", "-o", help="A new or empty folder to write to."),
+    gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 (exact) or f16 (half the size)."),
+    as_json: bool = typer.Option(False, "--json", help="The export record (also written to the card) as JSON."),
+) -> None:
+    """Export an adapter for an engine, check it by loading it back against the unmerged adapter, record it on the card."""
+    from assistant.models.loading import pick_device
+    from finetune.export import export_adapter, llama_cpp_base
+    from finetune.registry import export_check_text
+
+    comps = _state().components
+    settings = comps.settings
+    card = comps.registry.get(name)
+    base_gguf = llama_cpp_base(card, comps.model_cache) if fmt == "gguf" else None
+    say = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))
+    record = export_adapter(comps.registry, card.name, fmt, out, resolve=comps.model_cache.resolve,
+                            device=pick_device(settings.models.device), gguf_dtype=gguf_type, base_gguf=base_gguf,
+                            progress=say)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(f"exported {card.name} as {fmt} to {record.get('file') or record['path']} in {record['seconds']:.0f} s")
+    typer.echo(f"  {export_check_text(record)}")
+    lc = record.get("check_llama_cpp")
+    if lc and lc.get("skipped"):
+        typer.echo(f"  not checked in llama.cpp: {lc['skipped']}")
+    hints = {
+        "peft": f"vLLM: --enable-lora --lora-modules {card.name}={record['path']}",
+        "merged": f"any engine: vllm serve {record['path']}  (or transformers, TGI, SGLang: a plain model folder)",
+        "gguf": f"llama.cpp: llama-server -m BASE.gguf --lora {record.get('file')}   "
+                f"(`lorag adapters serve-config --engine llamacpp` prints the whole command)",
+    }  # fmt: skip
+    typer.echo(f"serve it: {hints[fmt]}")
+
