@@ -362,3 +362,21 @@ def adapters_export(
     }  # fmt: skip
     typer.echo(f"serve it: {hints[fmt]}")
 
+
+@adapters_app.command("serve-config")
+def adapters_serve_config(
+    engine: str = typer.Option(..., "--engine", "-e", help="vllm, llamacpp or ollama."),
+    adapter: Optional[list[str]] = typer.Option(None, "--adapter", "-a", help="Also serve this version (repeatable; "
+                                                "e.g. the arms of an A/B test). Default: every promoted adapter."),  # fmt: skip
+    base_gguf: Optional[Path] = typer.Option(None, "--base-gguf", help="The base model's GGUF file for llamacpp/ollama "
+                                             "(default: the built-in model's, or models.generator when it is a .gguf)."),  # fmt: skip
+    port: Optional[int] = typer.Option(None, "--port", help="The engine's port (default: 8000 vLLM, 8080 llama.cpp, 11434 Ollama)."),
+    as_json: bool = typer.Option(False, "--json", help="Commands, files and settings as JSON."),
+) -> None:
+    """Print the command line (or Modelfiles) that serves the base model with every promoted adapter, and the settings for lorag."""
+    from finetune.serve_config import build
+
+    comps = _state().components
+    cfg = build(engine, settings=comps.settings, registry=comps.registry, model_cache=comps.model_cache, names=adapter,
+                base_gguf=base_gguf, port=port)  # fmt: skip
+    typer.echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.text())
