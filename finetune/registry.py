@@ -32,6 +32,9 @@ class AdapterCard(BaseModel):
     promoted_at: str | None = None
     promotion: dict[str, Any] = Field(default_factory=dict, description="Gate decision or --force record.")
     reports: list[dict[str, Any]] = Field(default_factory=list, description="Evaluation reports, newest last.")
+    exports: list[dict[str, Any]] = Field(
+        default_factory=list, description="`lorag adapters export` runs, newest last: format, path, the load-back check."
+    )
 
     @property
     def path_hint(self) -> str:
@@ -121,6 +124,19 @@ class Registry:
         self._write(card)
         return card
 
+    def record_export(self, name: str, record: dict[str, Any]) -> AdapterCard:
+        card = self.get(name)
+        card.exports.append(record)
+        self._write(card)
+        return card
+
+    def latest_export(self, card: AdapterCard, fmt: str) -> dict[str, Any] | None:
+        """The newest export of this format whose files are still there."""
+        for r in reversed(card.exports):
+            if r.get("format") == fmt and Path(r.get("file") or r.get("path") or "").exists():
+                return r
+        return None
+
     def promote(
         self, name: str, *, force: bool = False, gate: Callable[[AdapterCard], dict[str, Any]] | None = None
     ) -> AdapterCard:
@@ -160,6 +176,17 @@ def check_base(card: AdapterCard, base_fingerprint: str) -> None:
             f"(fingerprint {card.base_fingerprint[:12]}), not on the configured generator (fingerprint {base_fingerprint[:12]})",
             hint="set models.generator to the adapter's base model, or train a new adapter",
         )
+
+
+def export_check_text(record: dict[str, Any]) -> str:
+    """One line for an export's load-back check: what was compared and how close it came."""
+    c = record.get("check") or {}
+    text = (f"checked: {'same answers' if c.get('same_text') else 'answers differ'} on {c.get('prompts', '?')} prompts, "
+            f"largest logit difference {_num(c.get('max_logit_diff'), '.2g')}")  # fmt: skip
+    lc = record.get("check_llama_cpp")
+    if lc and not lc.get("skipped"):
+        text += f"; in llama.cpp: {'same answers' if lc.get('same_text') else 'logits within tolerance'}"
+    return text
 
 
 def card_json(card: AdapterCard) -> str:
@@ -205,6 +232,8 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
     ]
     if card.promotion:
         lines.append(f"  promotion      {card.promotion.get('reason', '')}")
+    for e in card.exports[-3:]:
+        lines.append(f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; {export_check_text(e)})")
     if not card.reports:
         lines.append(f"  evaluations    none yet: {eval_command(card.domain, card.name, heldout)}")
     for r in card.reports[-3:]:

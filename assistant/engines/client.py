@@ -103,6 +103,11 @@ class EngineClient:
     def url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")
 
+    def root_url(self, path: str) -> str:
+        """A path at the server's root rather than under its /v1 (llama.cpp's /lora-adapters)."""
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        return root + "/" + path.lstrip("/")
+
     def headers(self) -> dict[str, str]:
         key = _secret(self._api_key) or os.environ.get("OPENAI_API_KEY")
         return {"Authorization": f"Bearer {key}"} if key else {}
@@ -167,11 +172,12 @@ class EngineClient:
                            hint="is base_url an OpenAI-compatible /v1 endpoint?")  # fmt: skip
 
     # -- requests -------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """A non-streaming request, retried after connection errors, 429 and 5xx; the reply's JSON."""
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, url: str | None = None) -> Any:
+        """A non-streaming request, retried after connection errors, 429 and 5xx; the reply's JSON. `url`: a
+        whole URL instead of `path` under base_url."""
         import httpx
 
-        url = self.url(path)
+        url = url or self.url(path)
         deadline = time.monotonic() + self.total_timeout_s
         attempt = 0
         with self._slot(url):
@@ -207,6 +213,16 @@ class EngineClient:
         if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
             raise self.malformed(url, "GET /models did not return {\"data\": [{\"id\": ...}, ...]}", data)
         return entries
+
+    def lora_adapters(self) -> list[dict[str, Any]]:
+        """llama.cpp server's GET /lora-adapters: [{"id", "path", "scale"}, ...], the --lora files it loaded."""
+        url = self.root_url("lora-adapters")
+        data = self.request("GET", "", url=url)
+        if not isinstance(data, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), int)
+                                                 and isinstance(e.get("path"), str) for e in data):  # fmt: skip
+            raise self.malformed(url, 'GET /lora-adapters did not return [{"id": ..., "path": ...}, ...] '
+                                 "(is this llama.cpp's server? models.endpoint.adapter_api: llamacpp is for it)", data)  # fmt: skip
+        return data
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /chat/completions, whole reply (retried); the reply checked for choices[0].message."""

@@ -1,8 +1,12 @@
 """`OpenAIGenerator`: the Generator protocol over an OpenAI-compatible engine.
 
 The messages are the ones assistant/prompt.py built (the engine applies its chat template). An adapter
-is chosen per request by the request's `model`: the adapter's served name (vLLM `--lora-modules NAME=PATH`),
-or `models.endpoint.model` for the base model. Decoding settings come from `models`: temperature (0 is
+is chosen per request by the request's `model`: the adapter's served name (vLLM `--lora-modules NAME=PATH`,
+an Ollama model made with ADAPTER), or `models.endpoint.model` for the base model. With
+`models.endpoint.adapter_api: llamacpp` (llama.cpp's server) the `model` is always the base, and the request's
+`lora` field turns on the one adapter asked for (scale 1, every other 0): the adapters are the files the
+server lists at GET /lora-adapters, each named by its file name without `.gguf`. An adapter the engine does
+not serve is refused before the request goes out, with how to load it (`explain_missing`). Decoding settings come from `models`: temperature (0 is
 greedy), max_new_tokens as `max_tokens`, repetition_penalty as the engine's own extra field
 (`models.endpoint.repetition_penalty_field`), never replaced by a different penalty.
 """
@@ -13,10 +17,11 @@ import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from pathlib import PurePath
+from typing import Any, Callable, Iterator, Sequence
 
 from assistant.engines.client import EngineClient
-from assistant.errors import EngineError
+from assistant.errors import EngineError, LoragError
 from assistant.generation import GenerationStats, Messages
 from assistant.settings import ModelSettings
 
@@ -48,7 +53,9 @@ class OpenAIGenerator:
         self.name = f"{self.model}@{self.client.base_url}"
         self._local = threading.local()
         self._listed: tuple[float, list[dict[str, Any]] | EngineError] | None = None
+        self._loras: tuple[float, list[dict[str, Any]] | EngineError] | None = None
         self._listed_lock = threading.Lock()
+        self.explain_missing: Callable[[str], str] | None = None  # how to load an adapter it lacks (set by ui/components.py)
 
     @property
     def last_stats(self) -> GenerationStats:
@@ -61,12 +68,20 @@ class OpenAIGenerator:
     # -- requests -------------------------------------------------------------------------------
     def request_body(self, messages: Messages, adapter: str | None = None, max_new_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        if adapter:
+            self.require(adapter)
         body: dict[str, Any] = {
             "model": adapter or self.model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "max_tokens": max_new_tokens or s.max_new_tokens,
             "temperature": s.temperature,
         }
+        if self.endpoint.adapter_api == "llamacpp":
+            body["model"] = self.model
+            ids = self.lora_ids()
+            if ids:  # every adapter named with its scale: one on (or none, for the base), whatever the server's defaults
+                on = ids.get(adapter) if adapter else None
+                body["lora"] = [{"id": i, "scale": 1.0 if i == on else 0.0} for i in sorted(ids.values())]
         if self.endpoint.repetition_penalty_field != "none":
             body[self.endpoint.repetition_penalty_field] = s.repetition_penalty
         return body
@@ -135,24 +150,44 @@ class OpenAIGenerator:
     def listed(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         """The engine's GET /models entries, reused for ADAPTERS_TTL_S seconds; so is a failure, so that an
         engine that is down costs one round of retries, not one per adapter picker or /v1/models call."""
+        return self._cached("_listed", self.client.models, refresh)
+
+    def _cached(self, slot: str, fetch: Callable[[], list[dict[str, Any]]], refresh: bool) -> list[dict[str, Any]]:
         with self._listed_lock:
-            if not refresh and self._listed and time.monotonic() - self._listed[0] < ADAPTERS_TTL_S:
-                if isinstance(self._listed[1], EngineError):
-                    raise self._listed[1]
-                return self._listed[1]
+            held = getattr(self, slot)
+            if not refresh and held and time.monotonic() - held[0] < ADAPTERS_TTL_S:
+                if isinstance(held[1], EngineError):
+                    raise held[1]
+                return held[1]
         try:
-            entries: list[dict[str, Any]] | EngineError = self.client.models()
+            entries: list[dict[str, Any]] | EngineError = fetch()
         except EngineError as e:
             entries = e
         with self._listed_lock:
-            self._listed = (time.monotonic(), entries)
+            setattr(self, slot, (time.monotonic(), entries))
         if isinstance(entries, EngineError):
             raise entries
         return entries
 
+    def lora_ids(self, *, refresh: bool = False) -> dict[str, int]:
+        """llama.cpp's adapters by name (the --lora file's name without .gguf) -> the id a request's `lora` uses."""
+        entries = self._cached("_loras", self.client.lora_adapters, refresh)
+        return {PurePath(e["path"]).name.removesuffix(".gguf"): int(e["id"]) for e in entries}
+
+    def require(self, adapter: str) -> None:
+        """Refuse an adapter the engine does not serve (its list looked at again once), saying how to load it."""
+        if adapter in self.adapters() or adapter in self.adapters(refresh=True):
+            return
+        hint = self.explain_missing(adapter) if self.explain_missing else None
+        listed = ", ".join(self.adapters()) or "none"
+        raise LoragError(f"adapter '{adapter}' is not served by the engine at {self.client.base_url} (it serves: {listed})",
+                         hint=hint or "load it into the engine under that name")  # fmt: skip
+
     def adapters(self, *, refresh: bool = False) -> list[str]:
         """Names the engine serves besides the base model. vLLM says which base a LoRA module belongs to
-        (`parent`): then only this base's adapters count."""
+        (`parent`): then only this base's adapters count. llama.cpp's server: its --lora files' names."""
+        if self.endpoint.adapter_api == "llamacpp":
+            return sorted(self.lora_ids(refresh=refresh))
         out = []
         for e in self.listed(refresh=refresh):
             if e["id"] == self.model:

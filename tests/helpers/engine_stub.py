@@ -47,6 +47,7 @@ class EngineStub:
             {"id": "hr-v1", "object": "model", "parent": self.BASE},  # a vLLM LoRA module of this base
             {"id": "other-lora", "object": "model", "parent": "another-base"},
         ]
+        self.loras: list[dict[str, Any]] | None = None  # llama.cpp's GET /lora-adapters; None: no such route (404)
         self.reply: str | Callable[[dict[str, Any]], str] = "Full-time staff receive 27 days of annual leave [1]."
         self.usage = True  # send usage (the chunk after the finish chunk when streaming)
         self.prompt_tokens, self.completion_tokens = 321, 17  # reported usage: deliberately not the word count
@@ -70,6 +71,13 @@ class EngineStub:
                 status = stub.models_fail.pop(0)
                 return JSONResponse({"error": {"message": "models unavailable"}}, status_code=status)
             return {"object": "list", "data": stub.models}
+
+        @app.get("/lora-adapters")
+        async def lora_adapters(request: Request) -> Any:
+            stub.requests.append({"path": "/lora-adapters", "body": None, "auth": request.headers.get("authorization")})
+            if stub.loras is None:
+                return JSONResponse({"error": {"message": "File Not Found"}}, status_code=404)
+            return stub.loras
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
