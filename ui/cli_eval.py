@@ -188,7 +188,11 @@ def print_summary(report: dict[str, Any]) -> None:
         failed = sum(report["failures"]["answer"][lab][m]["failed"] + report["failures"]["answer"][lab][m]["error"] for lab in labels)
         row += [str(n), str(failed) if failed else ""]
         t.add_row(*row)
+    from eval.report import verdict
+
     console = _console()
+    for line in verdict(report):
+        console.print(f"[bold]{line}[/]")
     console.print(t)
     rm = report["metrics"]["retrieval"]
     if rm:
@@ -277,7 +281,7 @@ def import_cmd(
 
 @eval_app.command("robustness")
 def robustness_cmd(
-    domain: str = typer.Option(..., "--domain", "-d"),
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain whose passages the questions are answered from."),
     ab: str = typer.Option(..., "--ab", help="Arms, comma-separated (see `lorag eval --help`)."),
     testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (default: <data_dir>/reports/<run-id>-robustness)."),
@@ -285,8 +289,8 @@ def robustness_cmd(
     metric: Optional[str] = typer.Option(None, "--metric", help="Metric to plot (default: the domain's gate metric)."),
     max_k: int = typer.Option(8, "--max-k", min=1, max=50, help="Top-k sweep: 1..max-k."),
     max_distractors: int = typer.Option(6, "--max-distractors", min=0, max=50, help="Distractor sweep: 0..N added to the default top-k."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    no_cache: bool = typer.Option(False, "--no-cache"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
 ) -> None:
     """Answer quality vs number of passages (top-k) and of random distractors, every arm on one plot."""
     from eval.metrics import MetricSuite
