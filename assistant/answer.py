@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from assistant.generation import Generator
 from assistant.prompt import NO_ANSWER, build_messages
@@ -121,7 +121,7 @@ def support(answer: str, texts: Sequence[str]) -> float:
     return len(words & have) / len(words)
 
 
-def extract_citations(answer: str, passages: Sequence[Passage]) -> list[Citation]:
+def extract_citations(answer: str, passages: Sequence[Passage], question: str = "") -> list[Citation]:
     """Citations the answer makes with [n] markers (only numbers that exist); else the passage the
     answer overlaps most, if it shares enough words. An abstention cites nothing."""
     by_n = {p.n: p for p in passages}
@@ -133,7 +133,8 @@ def extract_citations(answer: str, passages: Sequence[Passage]) -> list[Citation
         shared = len(words & _content_words(best.text))
         if words and shared >= max(2, len(words) // 3):
             cited, how = [best], "overlap"
-    return [Citation(p.n, p.ref, p.source, p.section, p.page, p.doc_id, how, quote=supporting_sentence(p.text, _cited_part(answer, p.n)),
+    return [Citation(p.n, p.ref, p.source, p.section, p.page, p.doc_id, how,
+                     quote=supporting_sentence(p.text, _cited_part(answer, p.n)) or supporting_sentence(p.text, question),
                      label=passage_label(p)) for p in cited]  # fmt: skip
 
 
@@ -238,13 +239,13 @@ def brings_new_topic(question: str, before: str, passages: Sequence[Passage]) ->
 
 
 def retrieve_for(retriever: Retriever, question: str, domain: str | None = None,
-                 history: Sequence[tuple[str, str]] = ()) -> Retrieval:  # fmt: skip
+                 history: Sequence[tuple[str, str]] = (), *, top_k: int | None = None) -> Retrieval:  # fmt: skip
     """Retrieve for a question in a conversation, with one relevance check for first questions and follow-ups
     alike: the question as rewritten with its history (`search_query`) must reach `retrieval.min_relevance`,
     and a follow-up must not bring a topic of its own that nothing retrieved mentions."""
     t0 = time.perf_counter()
     query, follow_up = search_query(question, history)
-    r = retriever.retrieve(query, domain)
+    r = retriever.retrieve(query, domain, top_k=top_k)
     if follow_up and r.relevant and brings_new_topic(question, query[: -len(question.strip())], r.passages):
         r.relevant = False
     r.query = query
@@ -282,15 +283,21 @@ class AskService:
         adapter: str | None = AUTO,
         retrieval: Retrieval | None = None,
         max_new_tokens: int | None = None,
+        top_k: int | None = None,
+        on_route: Callable[[Route | None], None] | None = None,
     ) -> Iterator[str | Answer]:
         """`adapter`: 'auto' (route), 'base', or an adapter name. `max_new_tokens`: the answer's limit (None:
-        the generator's setting)."""
+        the generator's setting). `top_k`: passages (None: retrieval.top_k). `on_route(route)` is called once
+        the adapter is chosen, before the first piece, with None when nothing relevant was found and no model runs
+        (the API names what answers in its first chunk)."""
         t0 = time.perf_counter()
         # A follow-up ("and for contractors?") is searched together with the question it follows; every question
         # passes the same relevance check (retrieve_for).
-        r = retrieval or retrieve_for(self.retriever, question, domain, history)
+        r = retrieval or retrieve_for(self.retriever, question, domain, history, top_k=top_k)
         t1 = time.perf_counter()
         route = self.choose(question, domain, adapter, r)
+        if on_route is not None:
+            on_route(route if r.relevant else None)
         timings = dict(r.timings_ms, route_ms=(time.perf_counter() - t1) * 1000)
         timings.setdefault("retrieve_ms", (t1 - t0) * 1000)
         query = r.query or question
@@ -314,7 +321,7 @@ class AskService:
             total_ms=(time.perf_counter() - t0) * 1000,
         )
         yield Answer(
-            question, text, extract_citations(text, r.passages), r.passages, r.domains, True, route.adapter,
+            question, text, extract_citations(text, r.passages, question), r.passages, r.domains, True, route.adapter,
             route.to_dict(), timings_ms=timings, tokens=stats.new_tokens, prompt_tokens=stats.prompt_tokens,
             finish_reason=stats.finish_reason, search_query=query,
         )  # fmt: skip
