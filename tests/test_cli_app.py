@@ -96,3 +96,21 @@ def test_wrong_credentials_and_no_app(lorag, live, monkeypatch):
         assert isinstance(r.exception, StoreLockedError) and "asking it" not in r.stderr  # main() exits with code 3
     finally:
         note_path(live.settings).write_text(saved)
+
+
+def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
+    r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4")
+    assert r.exit_code == 0, r.output
+    assert "training examples" in r.stdout and (live.settings.datasets_dir / "manual" / "train.jsonl").is_file()
+    r = lorag("train", "--domain", "handbook", "--max-steps", "10")
+    assert r.exit_code == 0, r.output
+    assert "started job" in r.stderr and "registered handbook-v3" in r.stdout and "loading the base model" in r.stdout
+    r = lorag("train", "--domain", "handbook", "--epochs", "2")
+    assert r.exit_code == 1 and "--epochs need(s) the store itself" in str(r.exception)
+    ts = tmp_path / "ts.jsonl"
+    ts.write_text(json.dumps({"id": "q1", "question": "How do I clean the Aurora 3 optical window?", "answer": "With a lint-free cloth.",
+                              "sources": ["aurora-3-manual.md"]}) + "\n")  # fmt: skip
+    live.core.eval_use_ragas = False
+    r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(ts))
+    assert r.exit_code == 0, r.output
+    assert "report " in r.stdout and any(p.name.endswith("-manual") for p in live.settings.reports_dir.iterdir())

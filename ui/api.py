@@ -30,6 +30,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.answer import Answer
 from assistant.errors import EngineError, LoragError
+from assistant.names import check_domain
 from ui.gate import Busy
 
 
@@ -237,6 +238,44 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         except LoragError as e:
             return _lorag_error(e)
         return {"removed": removed}
+
+    @router.post("/v1/jobs")
+    async def start_job(request: Request) -> Any:
+        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?} | {"kind": "train", "domain", "max_steps"?,
+        "resume"?} | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}: the Adapters and Evaluation tabs'
+        jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll /v1/jobs/{id}."""
+        from ui.tab_adapters import start_synth, start_train
+        from ui.tab_eval import start_eval
+
+        body = await request.json()
+        try:
+            if not isinstance(body, dict) or body.get("kind") not in ("synth", "train", "eval"):
+                raise LoragError('the body must be {"kind": "synth" | "train" | "eval", "domain": ..., ...}')
+            domain = check_domain(str(body.get("domain") or ""))
+
+            def saved(key: str) -> Any:
+                text = body.get(key)
+                if not isinstance(text, str) or not text.strip():
+                    return None
+                from pathlib import Path
+
+                folder = Path(core.settings.paths.data_dir) / "uploads" / ".jobs"
+                folder.mkdir(parents=True, exist_ok=True)
+                f = folder / f"{uuid.uuid4().hex}.jsonl"
+                f.write_text(text, encoding="utf-8")
+                return f
+
+            kind = body["kind"]
+            if kind == "synth":
+                job = await run_in_threadpool(start_synth, core, domain, saved("qa_jsonl"), body.get("writer"), body.get("max_chunks"))
+            elif kind == "train":
+                job = await run_in_threadpool(start_train, core, domain, body.get("max_steps"), bool(body.get("resume")))
+            else:
+                job = await run_in_threadpool(start_eval, core, domain, str(body.get("arms") or ""), saved("testset_jsonl"),
+                                              body.get("limit"))  # fmt: skip
+        except LoragError as e:
+            return _lorag_error(e)
+        return {"job": job}
 
     @router.get("/v1/jobs/{job_id}")
     def job(job_id: str) -> Any:

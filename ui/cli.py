@@ -472,6 +472,45 @@ def _plain(text: str) -> str:
     return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
 
 
+def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """Start synth/train/eval as the running app's job and follow it: its log lines as they come, its stage and
+    progress on a spinner; Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
+    import time
+
+    from ui.jobs import progress_line
+
+    given = [flag for flag, value in unsupported.items() if value]
+    if given:
+        raise LoragError(f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
+                         hint="leave them out to run this in the app, or stop the app")  # fmt: skip
+    job_id = remote.start_job(kind, **params)
+    console = _err_console()
+    console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
+    printed = 0
+    state: dict[str, Any] = {}
+    live = sys.stderr.isatty()
+    status = console.status("", spinner="dots") if live else None
+    try:
+        if status:
+            status.start()
+        while True:
+            state = remote.job(job_id)
+            for line in state.get("log", [])[printed:]:
+                typer.echo(line.split(" ", 1)[-1])
+            printed = len(state.get("log", []))
+            if status:
+                status.update(_plain(progress_line(state)))
+            if state.get("status") != "running":
+                break
+            time.sleep(1.0)
+    finally:
+        if status:
+            status.stop()
+    if state.get("status") != "done":
+        raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
+    return state
+
+
 def _ask_through_app(remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool) -> None:
     final: dict[str, Any] = {}
     items = remote.ask(question, domain, adapter, top_k)

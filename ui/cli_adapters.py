@@ -46,6 +46,14 @@ def synth_cmd(
     from finetune.data_report import report_lines
     from finetune.jobs import build_training_set, dataset_dir
 
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app makes the data, as its Adapters tab does
+        run_in_app(remote, "synth", {"--config": config, "--teacher": teacher, "--teacher-url": teacher_url, "--preview": preview,
+                                     "--json": as_json}, domain=domain, writer=writer, max_chunks=max_chunks,
+                   qa_jsonl=qa.read_text(encoding="utf-8") if qa else None)  # fmt: skip
+        return
     st = _state()
     synth: dict[str, Any] = {}
     for key, value in (("max_chunks", max_chunks), ("writer", writer), ("teacher", teacher), ("teacher_url", teacher_url)):
@@ -143,6 +151,12 @@ def train_cmd(
     from finetune.jobs import train_domain
     from finetune.runtime import describe_runtime
 
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
+        run_in_app(remote, "train", {"--config": config, "--epochs": epochs}, domain=domain, max_steps=max_steps, resume=resume)
+        return
     if resume and (config or max_steps or epochs):
         raise LoragError("--resume continues the interrupted run with the settings it started with",
                          hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip

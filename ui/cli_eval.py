@@ -230,6 +230,14 @@ def eval_cmd(
         raise typer.Exit(0)
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
+        run_in_app(remote, "eval", {"--out": out, "--top-k": top_k, "--judge-model": judge_model, "--judge-url": judge_url,
+                                    "--no-judge": no_judge, "--no-cache": no_cache, "--json": as_json}, domain=domain, arms=ab,
+                   limit=limit, testset_jsonl=testset.read_text(encoding="utf-8") if testset else None)  # fmt: skip
+        return
     from eval.metrics import MetricSuite
     from eval.report import build_report, card_summary, new_run_id, write_report
     from eval.runner import run_ab

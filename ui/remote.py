@@ -4,7 +4,8 @@ The embedded store belongs to one process. While the app runs, it holds the stor
 `<data_dir>/app.json` (its URL and process id); a CLI command that needs the store finds the note, checks
 that the process lives and answers `/healthz`, and then does its work through the app's API with the
 configured credentials (ui.username/ui.password) — `docs list`, `docs rm`, `ingest` (the files are
-uploaded), `ask`, `adapters list/show/promote`. Only when no app answers is the lock reported.
+uploaded), `ask`, `adapters list/show/promote`, and `synth`, `train`, `eval` as the app's jobs (with the
+options the app offers), followed until they end. Only when no app answers is the lock reported.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class AppClient:
         finally:
             for fh in handles:
                 fh.close()
+
+    def start_job(self, kind: str, **params: Any) -> str:
+        return self.post("/v1/jobs", {"kind": kind, **{k: v for k, v in params.items() if v is not None}})["job"]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.get(f"/v1/jobs/{job_id}")
