@@ -335,13 +335,14 @@ def docs_list(
     if as_json:
         typer.echo(json.dumps(docs, indent=2))
         return
+    if not docs:
+        typer.echo("no documents indexed" + (f" in '{domain}'" if domain else "") + ": lorag ingest PATH --domain NAME")
+        return
     t = Table("domain", "format", "chunks", "hash", "ingested")
     t.add_column("document", overflow="fold")  # on a narrow terminal long names wrap instead of being cut
     for d in docs:
         t.add_row(d["domain"], d["format"], str(d["n_chunks"]), d["content_hash"][:10], d["ingested_at"], d["display"])
     _console(wide=True).print(t)
-    if not docs:
-        typer.echo("no documents indexed" + (f" in '{domain}'" if domain else ""))
 
 
 @docs_app.command("rm")
