@@ -301,3 +301,11 @@ def test_help_lists_commands_in_workflow_order_without_type_tags():
     assert missing == []
     for args in (["docs", "list", "--help"], ["ask", "--help"], ["adapters", "promote", "--help"]):
         assert "<bool>" not in runner.invoke(cli.app, args).output
+
+
+def test_a_cut_answer_says_so(lorag, corpus, monkeypatch):
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    stream = FakeGenerator.stream
+    monkeypatch.setattr(FakeGenerator, "stream", lambda self, m, **kw: stream(self, m, **{**kw, "max_new_tokens": 3}))
+    r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr")
+    assert r.output.startswith("Full-time staff receive\n[cut: the answer reached the token limit (3 tokens"), r.output

@@ -36,19 +36,21 @@ class _LazyFileHandler(logging.Handler):
     def __init__(self, path_fn: Callable[[], Path]):
         super().__init__(logging.DEBUG)
         self.path_fn = path_fn
-        self._handler: logging.FileHandler | None = None
+        self._handler: logging.Handler | None = None
         self.setFormatter(logging.Formatter(FORMAT))
 
     @property
     def path(self) -> Path:
-        return Path(self._handler.baseFilename) if self._handler else self.path_fn()
+        return Path(self._handler.baseFilename) if self._handler else self.path_fn()  # type: ignore[attr-defined]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if self._handler is None:
                 path = self.path_fn()
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._handler = logging.FileHandler(path, encoding="utf-8")
+                from logging.handlers import RotatingFileHandler
+
+                self._handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")  # 15 MB at most
                 self._handler.setFormatter(self.formatter)
             self._handler.emit(record)
         except Exception:  # noqa: BLE001 - logging never breaks a command

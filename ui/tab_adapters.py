@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from ui.tab_chat import message, warn
+from ui.tab_chat import warn
 
 
 def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
