@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 from assistant.generation import Generator
 from assistant.prompt import NO_ANSWER, build_messages
@@ -15,6 +17,16 @@ from assistant.routing import AUTO, Route, Router
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set("the a an of to in on for and or is are was were be by with as at it this that from what how which who".split())
+# words a question is made of whatever it asks about: they say nothing about its topic
+_ASKING = _STOP | set(
+    "do does did can could should would will shall may might must i you we my your our me us there here when where why "
+    "whom whose many much long often get got have has had not no yes also about if then so but any some all one ones "
+    "same than too very just please tell know need want mean means say said".split()
+)
+# a question that leans on the conversation: starts like a continuation, points back, or names almost nothing
+_CONTINUES = re.compile(r"^\s*(and|but|also|so|then|or|what about|how about|what if|why not|why|how come|same)\b", re.I)
+_POINTS_BACK = set("it its they them their theirs this that these those he him his she her one ones such same above former latter".split())
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass
@@ -26,6 +38,8 @@ class Citation:
     page: int | None
     doc_id: str
     how: str  # "marker": the answer cites [n]; "overlap": inferred from shared words
+    quote: str = ""  # the passage's sentence that supports the answer best (shown highlighted)
+    label: str = ""  # short, readable: "leave-policy.md › Carrying leave over", "codes.csv › row 3", "travel.pdf › p. 2"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -45,6 +59,7 @@ class Answer:
     tokens: int = 0
     prompt_tokens: int = 0
     finish_reason: str = "stop"  # "length": the answer was cut at the token limit
+    search_query: str = ""  # what was searched: the question, or a follow-up joined with what it follows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,8 +74,33 @@ class Answer:
             "tokens": self.tokens,
             "prompt_tokens": self.prompt_tokens,
             "finish_reason": self.finish_reason,
+            "search_query": self.search_query,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+    @property
+    def cut(self) -> bool:
+        """The answer stopped at the token limit, not where the model ended it."""
+        return self.finish_reason == "length"
+
+    def marked_answer(self) -> str:
+        """The answer with a [n] marker after the sentence each citation supports: the model's own markers
+        as written; an inferred citation's marker added after the sentence that overlaps its passage most."""
+        text = self.answer
+        by_n = {p.n: p for p in self.passages}
+        for c in self.citations:
+            if c.how != "overlap" or c.n not in by_n:
+                continue
+            sentences = [m for m in re.finditer(r"[^.!?\n]+[.!?]*", text) if m.group().strip()]
+            if not sentences:
+                continue
+            have = _content_words(by_n[c.n].text)
+            best = max(sentences, key=lambda m: len(_content_words(m.group()) & have))
+            end = best.end()
+            while end > best.start() and text[end - 1] in ".!? ":
+                end -= 1
+            text = f"{text[:end]} [{c.n}]{text[end:]}"
+        return text
 
 
 def _content_words(text: str) -> set[str]:
@@ -81,7 +121,7 @@ def support(answer: str, texts: Sequence[str]) -> float:
     return len(words & have) / len(words)
 
 
-def extract_citations(answer: str, passages: Sequence[Passage]) -> list[Citation]:
+def extract_citations(answer: str, passages: Sequence[Passage], question: str = "") -> list[Citation]:
     """Citations the answer makes with [n] markers (only numbers that exist); else the passage the
     answer overlaps most, if it shares enough words. An abstention cites nothing."""
     by_n = {p.n: p for p in passages}
@@ -93,7 +133,124 @@ def extract_citations(answer: str, passages: Sequence[Passage]) -> list[Citation
         shared = len(words & _content_words(best.text))
         if words and shared >= max(2, len(words) // 3):
             cited, how = [best], "overlap"
-    return [Citation(p.n, p.ref, p.source, p.section, p.page, p.doc_id, how) for p in cited]
+    return [Citation(p.n, p.ref, p.source, p.section, p.page, p.doc_id, how,
+                     quote=supporting_sentence(p.text, _cited_part(answer, p.n)) or supporting_sentence(p.text, question),
+                     label=passage_label(p)) for p in cited]  # fmt: skip
+
+
+def _cited_part(answer: str, n: int) -> str:
+    """The answer's sentences that carry the marker [n] (all of it when none does)."""
+    parts = [s for s in _SENTENCE.split(answer) if f"[{n}]" in s]
+    return " ".join(parts) or answer
+
+
+def supporting_sentence(passage: str, answer: str) -> str:
+    """The sentence (or table row, list item) of the passage that shares most content words with the answer;
+    '' when none shares any."""
+    words = _content_words(_CITE.sub("", answer))
+    best, score = "", 0
+    for line in passage.splitlines():
+        for sent in _SENTENCE.split(line):
+            sent = sent.strip(" \t-*#>|")
+            got = len(words & _content_words(sent))
+            if got > score:
+                best, score = sent, got
+    return best
+
+
+def passage_label(p: Any) -> str:
+    """A short label for a passage: 'file › section' (the innermost heading), 'file › p. N' for a PDF page,
+    'file › row N' for a CSV row (the row of the file that the passage's first line is, when the file is
+    still there), else the file name."""
+    name = str(getattr(p, "source", "") or "").rsplit("/", 1)[-1] or "?"
+    if getattr(p, "page", None):
+        return f"{name} › p. {p.page}"
+    section = str(getattr(p, "section", "") or "")
+    if section.startswith("table: "):
+        row = csv_row(getattr(p, "doc_id", ""), getattr(p, "text", ""))
+        return f"{name} › row {row}" if row else f"{name} › table"
+    last = section.split(" > ")[-1].strip()
+    last = re.sub(r"^\d+(\.\d+)*\.?\s+", "", last)  # "2. Annual leave" -> "Annual leave"
+    return f"{name} › {last}" if last else name
+
+
+def csv_row(path: str, text: str) -> int | None:
+    """The data row number (1 = the first row under the header) of a CSV passage's first line."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first or not path:
+        return None
+    try:
+        rows = _csv_lines(path, Path(path).stat().st_mtime_ns)
+    except OSError:
+        return None
+    return rows.get(first)
+
+
+@lru_cache(maxsize=64)
+def _csv_lines(path: str, _mtime: int) -> dict[str, int]:
+    """A CSV file's rows as ingest writes them ("column: value; ..."), each with its number."""
+    import csv
+    import io
+
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    except csv.Error:
+        return {}
+    if len(rows) < 2:
+        return {}
+    header = [h.strip() for h in rows[0]]
+    out: dict[str, int] = {}
+    for i, row in enumerate(rows[1:], start=1):
+        out.setdefault("; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()), i)
+    return out
+
+
+def is_follow_up(question: str) -> bool:
+    """A question that leans on the conversation: "And for contractors?", "Can they be carried over?", "Why?"."""
+    words = _WORD.findall(question.lower())
+    topic = [w for w in words if w not in _ASKING]
+    return bool(_CONTINUES.match(question)) or bool(set(words) & _POINTS_BACK) or len(topic) <= 1
+
+
+def search_query(question: str, history: Sequence[tuple[str, str]] = ()) -> tuple[str, bool]:
+    """(what is searched, whether it is a follow-up): the question as rewritten with its history. A question
+    that stands on its own is searched alone, whatever came before; a follow-up is joined with the question it
+    follows (itself rewritten the same way, so a chain of follow-ups keeps its subject)."""
+    question = question.strip()
+    if not history or not is_follow_up(question):
+        return question, False
+    before, _ = search_query(history[-1][0], history[:-1])
+    return f"{before} {question}", True
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def brings_new_topic(question: str, before: str, passages: Sequence[Passage]) -> bool:
+    """A follow-up naming at least two things of its own, none of which the earlier question or the retrieved
+    passages mention ("and what is the capital of France?" after a question about leave)."""
+    own = {_stem(w) for w in _WORD.findall(question.lower()) if w not in _ASKING and len(w) > 1}
+    if len(own) < 2:
+        return False
+    seen = {_stem(w) for w in _WORD.findall(" ".join([before, *(p.text for p in passages)]).lower())}
+    return not (own & seen)
+
+
+def retrieve_for(retriever: Retriever, question: str, domain: str | None = None,
+                 history: Sequence[tuple[str, str]] = (), *, top_k: int | None = None) -> Retrieval:  # fmt: skip
+    """Retrieve for a question in a conversation, with one relevance check for first questions and follow-ups
+    alike: the question as rewritten with its history (`search_query`) must reach `retrieval.min_relevance`,
+    and a follow-up must not bring a topic of its own that nothing retrieved mentions."""
+    t0 = time.perf_counter()
+    query, follow_up = search_query(question, history)
+    r = retriever.retrieve(query, domain, top_k=top_k)
+    if follow_up and r.relevant and brings_new_topic(question, query[: -len(question.strip())], r.passages):
+        r.relevant = False
+    r.query = query
+    r.timings_ms["retrieve_ms"] = (time.perf_counter() - t0) * 1000
+    return r
 
 
 def no_context_message(domains: Sequence[str]) -> str:
@@ -126,20 +283,29 @@ class AskService:
         adapter: str | None = AUTO,
         retrieval: Retrieval | None = None,
         max_new_tokens: int | None = None,
+        top_k: int | None = None,
+        on_route: Callable[[Route | None], None] | None = None,
     ) -> Iterator[str | Answer]:
         """`adapter`: 'auto' (route), 'base', or an adapter name. `max_new_tokens`: the answer's limit (None:
-        the generator's setting)."""
+        the generator's setting). `top_k`: passages (None: retrieval.top_k). `on_route(route)` is called once
+        the adapter is chosen, before the first piece, with None when nothing relevant was found and no model runs
+        (the API names what answers in its first chunk)."""
         t0 = time.perf_counter()
-        # A follow-up ("and for contractors?") is searched together with the previous question.
-        query = f"{history[-1][0]} {question}" if history else question
-        r = retrieval or self.retriever.retrieve(query, domain)
+        # A follow-up ("and for contractors?") is searched together with the question it follows; every question
+        # passes the same relevance check (retrieve_for).
+        r = retrieval or retrieve_for(self.retriever, question, domain, history, top_k=top_k)
         t1 = time.perf_counter()
         route = self.choose(question, domain, adapter, r)
-        timings = dict(r.timings_ms, retrieve_ms=(t1 - t0) * 1000, route_ms=(time.perf_counter() - t1) * 1000)
+        if on_route is not None:
+            on_route(route if r.relevant else None)
+        timings = dict(r.timings_ms, route_ms=(time.perf_counter() - t1) * 1000)
+        timings.setdefault("retrieve_ms", (t1 - t0) * 1000)
+        query = r.query or question
         if not r.relevant:
             text = no_context_message(r.domains)
             yield text
-            yield Answer(question, text, [], r.passages, r.domains, False, route.adapter, route.to_dict(), timings_ms=timings)
+            yield Answer(question, text, [], r.passages, r.domains, False, route.adapter, route.to_dict(), timings_ms=timings,
+                         search_query=query)  # fmt: skip
             return
         pieces: list[str] = []
         messages = build_messages(question, r.passages, history)
@@ -155,9 +321,9 @@ class AskService:
             total_ms=(time.perf_counter() - t0) * 1000,
         )
         yield Answer(
-            question, text, extract_citations(text, r.passages), r.passages, r.domains, True, route.adapter,
+            question, text, extract_citations(text, r.passages, question), r.passages, r.domains, True, route.adapter,
             route.to_dict(), timings_ms=timings, tokens=stats.new_tokens, prompt_tokens=stats.prompt_tokens,
-            finish_reason=stats.finish_reason,
+            finish_reason=stats.finish_reason, search_query=query,
         )  # fmt: skip
 
     def ask(self, question: str, domain: str | None = None, **kwargs: Any) -> Answer:

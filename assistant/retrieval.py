@@ -45,6 +45,7 @@ class Retrieval:
     relevant: bool
     domains: list[str]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    query: str = ""  # what was searched (a follow-up: joined with the question it follows)
 
 
 def resolve_domains(store: Store, domain: str | None) -> list[str]:
@@ -146,6 +147,7 @@ class Retriever:
             best_dense=best,
             relevant=bool(passages) and best >= s.min_relevance,
             domains=domains,
+            query=question,
             timings_ms={
                 "embed_ms": (t1 - t0) * 1000,
                 "search_ms": search_ms,

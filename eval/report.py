@@ -143,6 +143,41 @@ def comparison(report: dict[str, Any], a: str, b: str) -> dict[str, dict[str, An
     return None
 
 
+METRIC_WORDS = {"answer_f1": "F1", "exact_match": "exact match", "rouge_l": "ROUGE-L", "semantic_similarity": "semantic similarity"}
+
+
+def verdict(report: dict[str, Any]) -> list[str]:
+    """One line per arm against the baseline, in plain words, on the gate metric: which answers better, by how
+    much, with the 95% CI and the number of questions ("handbook-v2 answers better than base: +0.12 F1, ...")."""
+    from eval.stats import significant
+
+    metric = report.get("gate_metric") or "answer_f1"
+    words = METRIC_WORDS.get(metric, metric)
+    base = report.get("baseline") or (report["arms"][0]["label"] if report.get("arms") else "base")
+    lines = []
+    for arm in report.get("arms", []):
+        label = arm["label"]
+        if label == base:
+            continue
+        v = (comparison(report, base, label) or {}).get(metric) or {}
+        if v.get("diff") is None:
+            lines.append(f"{label} vs {base}: no {words} difference could be computed.")
+            continue
+        vals = [x for x in (v["diff"], v.get("ci_low"), v.get("ci_high")) if isinstance(x, (int, float))]
+        digits = 2 if all(abs(x) >= 0.01 or x == 0 for x in vals) else 3  # never a "-0.00"
+        ci = "" if v.get("ci_low") is None else f", 95% CI [{v['ci_low']:+.{digits}f}, {v['ci_high']:+.{digits}f}]"
+        figures = f"{v['diff']:+.{digits}f} {words}{ci}, {v.get('n', '?')} questions"
+        sign = significant(v) * (-1 if metric in LOWER_IS_BETTER else 1)
+        if sign > 0:
+            lines.append(f"{label} answers better than {base}: {figures}.")
+        elif sign < 0:
+            lines.append(f"{label} answers worse than {base}: {figures}.")
+        else:
+            lines.append(f"No clear difference between {label} and {base}: {figures} (the interval includes zero; "
+                         "more questions would tell).")  # fmt: skip
+    return lines
+
+
 def card_summary(report: dict[str, Any], label: str) -> dict[str, Any]:
     """What `lorag eval` attaches to an adapter's card: paths, its means, and per other arm the diff
     (this arm minus the other) with its CI for every metric. The promotion gate reads this."""

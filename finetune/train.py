@@ -239,6 +239,11 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    def stage(name: str) -> None:  # before the first step: what the run is doing (the CLI's bar, the app's job)
+        if on_log:
+            on_log({"stage": name})
+
+    stage("loading the base model")
     model, tokenizer = load_trainable_model(model_path, runtime, cfg)
     undo.enter_context(module_restored(sys.modules[type(model).__module__]))  # Liger patches it for the process
     window = sliding_window(model.config)
@@ -342,6 +347,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         from finetune.packing import PackedCollator
 
         collator = PackedCollator(tokenizer.pad_token_id, cfg.max_seq_length, multiple=cfg.graph_bucket)
+    stage("tokenizing the rows")
     with _quiet():
         trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
                                 mask_free=runtime["cuda_graphs"])(
@@ -386,6 +392,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None
+    stage("training")
     t0 = time.perf_counter()
     try:
         with _quiet(), sdpa_backend(cfg.sdpa_backend, device, graphs is not None):

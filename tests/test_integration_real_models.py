@@ -61,6 +61,33 @@ def test_off_topic_question_is_not_answered(real):
     assert not answer.relevant and answer.citations == []
 
 
+def test_an_off_topic_third_turn_is_refused_like_a_first(real):
+    """The first hour's trial: "What is the capital of France?" as a third turn got an invented answer."""
+    history = [("How many days of annual leave do full-time employees get?", "26 days [1]."),
+               ("And can unused days be carried over?", "Up to 5 days [1].")]  # fmt: skip
+    for h in ((), history):
+        answer = real.ask_service.ask("What is the capital of France?", "handbook", history=list(h))
+        assert not answer.relevant and "nothing relevant" in answer.answer, len(h)
+    follow = real.ask_service.ask("And can unused days be carried over?", "handbook", history=history[:1])
+    assert follow.relevant and follow.passages[0].source == "leave-policy.md"
+
+
+def test_the_light_embedder_gives_sentence_transformers_vectors(real):
+    """The embedder built with transformers alone (no sentence-transformers import) matches
+    SentenceTransformer.encode on the built-in model: the index ingested by either stays valid."""
+    import numpy as np
+
+    from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
+    from assistant.models.loading import load_sentence_transformer
+
+    light = real.dense
+    assert isinstance(light, TransformersEmbedder)
+    st = SentenceTransformerEmbedder(load_sentence_transformer("all-minilm-l6-v2", real.model_cache, device="cpu"), "st", 8)
+    texts = ["  How many days of annual leave?", "word " * 400, "", "Ünïcode — dashes", "A doctor's note after 3 days."]
+    assert np.abs(light.embed_documents(texts) - st.embed_documents(texts)).max() < 1e-5
+    assert [light.token_length(t) for t in texts] == [st.token_length(t) for t in texts]
+
+
 def test_the_built_in_model_as_teacher_through_the_real_code(real, tmp_path):
     """synth.teacher names the built-in model: it is loaded as a second generator through the same
     code a Hugging Face id or folder would take, writes for each chunk (one batched call), and every

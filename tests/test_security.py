@@ -93,7 +93,7 @@ def test_file_inputs_accept_only_this_clients_uploads(attacked):
     relative = os.path.relpath(secret, os.getcwd())
     for path in (secret, relative, "/etc/passwd", "/proc/self/environ"):
         ev, out = gradio_call(client, app.url, "upload", ["manual", [file_data(path)]])
-        assert ev != "complete" or "upload" not in out, (path, ev, out)
+        assert ev != "complete" or '"job"' not in out, (path, ev, out)  # no ingest job started
         _no_leak(app, canary, out)
         ev, out = gradio_call(client, app.url, "synth", ["manual", file_data(str(canary.dir / "qa.jsonl")), "heading+cloze", None])
         assert ev != "complete", out
@@ -176,7 +176,9 @@ def test_two_streams_and_45_requests_all_answered_or_refused_and_the_server_stay
             streams = [pool.submit(stream) for _ in range(2)]
             time.sleep(0.3)
             requests = [pool.submit(plain, i) for i in range(45)]
-            time.sleep(0.5)
+            deadline = time.monotonic() + 15  # on a busy machine the 45 arrive over a while
+            while httpx.get(app.url + "/healthz", timeout=5).json()["waiting"] < 8 and time.monotonic() < deadline:
+                time.sleep(0.1)
             t0 = time.perf_counter()
             models = httpx.get(app.url + "/v1/models", timeout=5)
             page = httpx.get(app.url + "/", timeout=5)

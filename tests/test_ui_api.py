@@ -101,16 +101,26 @@ def test_gradio_client_scripting(live, tmp_path):
     assert cmp["done"] and cmp["left"]["answer"] != cmp["right"]["answer"] and cmp["right"]["answer"].startswith("(handbook-v1)")
     vote = c.predict(cmp, "left", api_name="/vote")
     assert vote["vote"] == "left"
+    tie = c.predict({**cmp, "reference": "Wipe it with a dry lint-free cloth."}, "tie", api_name="/vote")
+    assert tie["reference"] == "Wipe it with a dry lint-free cloth."  # a tie becomes a test case with its edited reference
+    assert "comparing an arm with itself" in c.predict(Q, "manual", "base", "base", api_name="/compare")["error"]
     exported = c.predict("manual", api_name="/export_votes")
-    assert exported["cases"] == 1 and exported["rows"][0]["question"] == Q and exported["saved_to"] == "votes/manual-testset.jsonl"
+    assert exported["cases"] == 1 and exported["tie_skipped"] == 0 and exported["rows"][0]["question"] == Q and exported["saved_to"] == "votes/manual-testset.jsonl"
     f = tmp_path / "kiosk.md"
     f.write_text("# Kiosk\n\nThe lobby kiosk prints visitor badges with a red lanyard.\n")
-    status, _ = c.predict("visitors", [handle_file(str(f))], api_name="/upload")
-    assert "upload 1 file(s) into visitors" in status
+    started = c.predict(domain="visitors", files=[handle_file(str(f))], api_name="/upload")  # readable names
+    assert started["title"] == "upload of kiosk.md into visitors"
     deadline = time.time() + 20
-    while time.time() < deadline and not any(d["display"] == "kiosk.md" for d in c.predict(api_name="/documents")):
+    while time.time() < deadline and c.predict(started["job"], api_name="/job")["status"] == "running":
         time.sleep(0.2)
+    job = c.predict(started["job"], api_name="/job")  # the job id polls to the per-file result
+    assert job["status"] == "done" and job["result"]["results"][0]["status"] == "added"
     assert any(d["domain"] == "visitors" and d["display"] == "kiosk.md" for d in c.predict(api_name="/documents"))
+    assert "⚠" not in str(c.predict(domain="visitors", files=[], api_name="/upload"))  # an error is data, not markup
+    assert c.predict(domain="visitors", files=[], api_name="/upload") == {"error": "choose files (or a zip of a folder) to upload first"}
+    params = {p["parameter_name"] for e in ("/evaluate", "/synth", "/train", "/promote") for p in c.view_api(print_info=False,
+              return_format="dict")["named_endpoints"][e]["parameters"]}  # fmt: skip
+    assert {"domain", "arms", "testset", "limit", "qa_file", "writers", "max_chunks", "max_steps", "resume", "adapter", "force"} <= params
 
 
 def test_twenty_simultaneous_users_all_get_answers(live):
@@ -183,3 +193,15 @@ def test_auth_on_api_and_gradio(tmp_path):
 def test_report_files_cannot_escape(live):
     assert httpx.get(live.url + "/reports/..%2F..%2Fetc/passwd").status_code == 404
     assert httpx.get(live.url + "/reports/x/../../jobs").status_code == 404
+
+
+def test_the_response_model_names_what_answered(live):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=live.url + "/v1", api_key="unused")
+    ask = lambda model, q, **kw: client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}], **kw)  # noqa: E731
+    assert ask("auto", Q).model == "base"  # routed: no adapter serves the manual domain
+    assert ask("handbook-v2", Q).model == "handbook-v2"
+    assert ask("auto", "xylophone quantum zebra sonata?").model == "none"  # nothing relevant: no model ran
+    chunks = list(ask("handbook-v2", Q, stream=True))
+    assert {c.model for c in chunks} == {"handbook-v2"} and chunks[-1].usage.completion_tokens > 0

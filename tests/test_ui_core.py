@@ -52,8 +52,11 @@ class ScriptedGenerator(FakeGenerator):
         self.peak = 0
         self._lock = threading.Lock()
 
+    max_new_tokens = None  # the generator's own limit (models.max_new_tokens); tests lower it to see a cut answer
+
     def stream(self, messages, *, adapter=None, max_new_tokens=None):
         self.calls.append((list(messages), adapter))
+        max_new_tokens = max_new_tokens or self.max_new_tokens
         with self._lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -92,12 +95,15 @@ def register_fake_adapter(registry, store, domain, version, *, promoted=False, m
 
 def fake_train(cfg, *, settings, store, registry, model_cache, resume=False, on_log=None, **_):
     steps = 10
+    for stage in ("loading the base model", "tokenizing the rows", "training"):  # as finetune/train.py reports them
+        on_log({"stage": stage})
+        time.sleep(0.3)
     for step in range(1, steps + 1):
-        entry = {"step": step, "max_steps": steps, "loss": round(2.5 / step**0.5, 4)}
+        entry = {"step": step, "max_steps": steps, "loss": round(2.5 / step**0.5, 4), "num_input_tokens_seen": 512 * step}
         if step % 5 == 0:
             entry["eval_loss"] = round(2.8 / step**0.4, 4)
         on_log(entry)
-        time.sleep(0.15)
+        time.sleep(0.4)
     version, _ = registry.next_folder(cfg.domain)
     return register_fake_adapter(registry, store, cfg.domain, version, metrics={"train_loss": 0.79, "eval_loss": 1.1})
 
@@ -255,18 +261,28 @@ def test_votes_export_as_testset(core, corpus):
     from ui.tab_compare import compare_stream, export_votes, record_vote
 
     core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
     q = "How many days of annual leave do full-time staff receive?"
-    states = list(compare_stream(core, q, "hr", "base", "base"))
+    with pytest.raises(LoragError, match="comparing an arm with itself tells nothing"):
+        list(compare_stream(core, q, "hr", "base", "base"))
+    states = list(compare_stream(core, q, "hr", "base", "hr-v1"))
     assert states[-1]["done"] and states[-1]["left"]["answer"]
     with pytest.raises(LoragError):
         record_vote(core, states[0] if not states[0]["done"] else {}, "left")
     record_vote(core, states[-1], "right")
-    last = list(compare_stream(core, "Who approves overtime?", "hr", "base", "base"))[-1]
-    record_vote(core, last, "both_bad")
+    for i, vote in enumerate(("both_bad", "tie")):  # both wrong, or equally good or bad: no answer known to be right
+        last = list(compare_stream(core, f"Who approves overtime? ({i})", "hr", "base", "hr-v1"))[-1]
+        record_vote(core, last, vote)
     info = export_votes(core, "hr")
-    assert info == {"path": info["path"], "cases": 1, "votes": 2, "both_bad_skipped": 1}
+    assert info == {"path": info["path"], "cases": 1, "votes": 3, "both_bad_skipped": 1, "tie_skipped": 1}
     items = load_testset(Path(info["path"]))
     assert items[0].question == q and items[0].answer and "vote" in items[0].tags and items[0].sources
+    record_vote(core, last, "tie", reference="The team lead approves overtime.")  # an edited reference: exported
+    info = export_votes(core, "hr")
+    assert info["cases"] == 2 and info["tie_skipped"] == 0
+    edited = [i for i in load_testset(Path(info["path"])) if "edited reference" in i.tags]
+    assert [i.answer for i in edited] == ["The team lead approves overtime."]
 
 
 def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
@@ -276,9 +292,14 @@ def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
     core.comps.ingestor().run([corpus], "hr")
     final = [x for x in core.stream("How many days of annual leave do full-time staff receive?", "hr") if isinstance(x, Answer)][0]
     html = render_answer(final)
-    assert "<details" in html and "[1] leave.md" in html and "27 days" in html and "answered by <b>base</b>" in html
+    assert "<details" in html and "[1] leave.md › Annual leave" in html and "27 days" in html and "answered by <b>base</b>" in html
+    assert '<sup class="cite-ref">[1]</sup>' in html  # the inline marker
+    assert "<mark>Full-time staff receive 27 days of annual leave each year.</mark>" in html  # the supporting sentence
+    assert "## Annual leave" not in html and "<h2>Annual leave</h2>" in html  # the passage rendered, not raw markdown
     none = core.ask("xylophone quantum zebra", "hr")
     assert not none.relevant and "nothing relevant" in render_answer(none)
+    cut = core.ask("How many days of annual leave do full-time staff receive?", "hr", max_new_tokens=2)
+    assert cut.cut and "cut at the token limit" in render_answer(cut)
 
 
 def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
@@ -366,3 +387,62 @@ def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
     with pytest.raises(LoragError, match="no evaluation report"):
         promote(core, "hr-v1")
     assert "forced" in promote(core, "hr-v1", force=True)
+
+
+def test_verdict_says_in_plain_words_which_arm_answers_better():
+    from eval.report import verdict
+
+    def report(diff, lo, hi):
+        return {"gate_metric": "answer_f1", "baseline": "base", "arms": [{"label": "base"}, {"label": "handbook-v2"}],
+                "comparisons": [{"a": "base", "b": "handbook-v2", "metrics": {"answer_f1": {"diff": diff, "ci_low": lo, "ci_high": hi, "n": 40}}}]}  # fmt: skip
+
+    assert verdict(report(0.12, 0.05, 0.19)) == ["handbook-v2 answers better than base: +0.12 F1, 95% CI [+0.05, +0.19], 40 questions."]
+    assert verdict(report(-0.014, -0.025, -0.004))[0].startswith("handbook-v2 answers worse than base: -0.014 F1, 95% CI [-0.025, -0.004]")
+    assert verdict(report(0.02, -0.03, 0.07))[0].startswith("No clear difference between handbook-v2 and base: +0.02 F1")
+
+
+def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
+    from ui.jobs import JobRunner, progress_line
+
+    runner = JobRunner(tmp_path / "jobs")
+    gate = threading.Event()
+
+    def work(job):
+        job.point({"stage": "loading the base model"})
+        gate.wait(5)
+        for step in (5, 10):
+            job.point({"step": step, "max_steps": 40, "loss": 2.0 / step, "num_input_tokens_seen": 1000 * step})
+            time.sleep(0.3)
+        gate.clear()
+        gate.wait(5)
+
+    jid = runner.start("train", "train hr", work)
+    time.sleep(0.3)
+    assert progress_line(runner.get(jid)) == "**train hr** — running · loading the base model"
+    gate.set()
+    time.sleep(1.0)
+    line = progress_line(runner.get(jid))
+    assert re.fullmatch(r"\*\*train hr\*\* — running · training · step 10/40 · loss 0\.200 · [\d,]+ tokens/s · ETA \d:\d\d", line), line
+    gate.set()
+    runner.wait(jid, 5)
+    assert progress_line(runner.get(jid)) == "**train hr** — done" and "loading the base model" in runner.get(jid)["log"][1]
+
+
+def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_language(core, corpus):
+    from ui.tab_adapters import eval_arms, next_step, promote
+
+    assert next_step(core, None)[0] == 0 and "Documents" in next_step(core, None)[1]
+    core.comps.ingestor().run([corpus], "hr")
+    assert next_step(core, "hr")[0] == 1
+    (core.settings.datasets_dir / "hr").mkdir(parents=True)
+    (core.settings.datasets_dir / "hr" / "train.jsonl").write_text("{}\n")
+    assert next_step(core, "hr")[0] == 2 and eval_arms(core, "hr") == "base"
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    assert next_step(core, "hr")[0] == 3 and eval_arms(core, "hr") == "base,hr-v1"
+    with pytest.raises(LoragError) as e:
+        promote(core, "hr-v1")
+    text = str(e.value)
+    assert "Evaluation tab" in text and "tick Force" in text and "--force" not in text and "lorag eval" not in text
+    promote(core, "hr-v1", force=True)
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 2)
+    assert eval_arms(core, "hr") == "base,hr-v1,hr-v2"  # the served version too: promoting v2 needs a report against it

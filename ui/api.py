@@ -30,6 +30,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.answer import Answer
 from assistant.errors import EngineError, LoragError
+from assistant.names import check_domain
 from ui.gate import Busy
 
 
@@ -92,7 +93,21 @@ def parse_messages(messages: Any) -> tuple[str, list[tuple[str, str]]]:
 def _extras(ans: Answer) -> dict[str, Any]:
     return {"citations": [c.to_dict() for c in ans.citations],
             "lorag": {"adapter": ans.route.get("adapter", "base"), "route": ans.route, "relevant": ans.relevant,
-                      "domains": ans.domains, "passages": [p.to_dict() for p in ans.passages]}}  # fmt: skip
+                      "domains": ans.domains, "passages": [p.to_dict() for p in ans.passages],
+                      "question": ans.question, "search_query": ans.search_query,
+                      "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()}}}  # fmt: skip
+
+
+def answered_by(route: Any) -> str:
+    """The response's `model`: what answered — the adapter, `base`, or `none` when nothing relevant was found
+    and no model ran."""
+    if route is None:
+        return "none"
+    return route.adapter or "base"
+
+
+def _job_error(e: LoragError) -> JSONResponse:
+    return JSONResponse(_error_body(e), status_code=404 if "no adapter named" in str(e) or "no job" in str(e) else 400)
 
 
 def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
@@ -132,7 +147,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             field_ = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
             return _error(400, f"{field_} must be a positive integer (got {limit!r})", "invalid_max_tokens")
+        top_k = body.get("top_k")
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50):
+            return _error(400, f"top_k must be an integer from 1 to 50 (got {top_k!r})", "invalid_top_k")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        routed: list[Any] = []
         try:
             service = await run_in_threadpool(core.service_for, model)  # may attach an adapter first
             await core.gate.acquire_async()  # waits on the event loop, holding no worker thread
@@ -140,7 +159,8 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
             return _error(e.status, _msg(e), "server_busy", "server_error", headers={"Retry-After": str(e.retry_after)})
         except LoragError as e:
             return _lorag_error(e)
-        stream = core.answer_stream(service, question, domain, adapter=model, history=history, max_new_tokens=limit)
+        stream = core.answer_stream(service, question, domain, adapter=model, history=history, max_new_tokens=limit,
+                                    top_k=top_k, on_route=routed.append)  # fmt: skip
         if body.get("stream"):
             try:  # retrieval and the first piece of the answer: an engine that is down fails here, with its status
                 first = await run_in_threadpool(next, stream, None)
@@ -149,7 +169,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
                 if isinstance(e, LoragError):
                     return _lorag_error(e)
                 raise
-            chunks = _sse(_prepend(first, stream), cid, created, model)
+            chunks = _sse(_prepend(first, stream), cid, created, answered_by(routed[0]) if routed else model)
             return StreamingResponse(_released(chunks, core.gate), media_type="text/event-stream")
         try:
             final = await run_in_threadpool(_drain, stream)
@@ -158,12 +178,136 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         finally:
             core.gate.release()
         return {
-            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "id": cid, "object": "chat.completion", "created": created, "model": answered_by(routed[0]) if routed else model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": final.finish_reason}],
             "usage": {"prompt_tokens": final.prompt_tokens, "completion_tokens": final.tokens,
                       "total_tokens": final.prompt_tokens + final.tokens},
             **_extras(final),
         }  # fmt: skip
+
+    # -- what the `lorag` CLI asks of a running app (the embedded store admits one process) -----------
+    @router.get("/v1/documents")
+    def documents(domain: str | None = None) -> Any:
+        from ui.services import list_documents
+
+        try:
+            return {"data": list_documents(core.comps.store, domain or None)}
+        except LoragError as e:
+            return _lorag_error(e)
+
+    @router.post("/v1/documents")
+    async def upload_documents(request: Request) -> Any:
+        """multipart/form-data: `domain`, and `files` (each file's name may hold sub-folders: kept under the
+        domain's upload folder, never outside it). Starts an ingest job: {"job": id}; poll /v1/jobs/{id}."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from ui.tab_docs import start_ingest
+
+        form = await request.form()
+        domain = str(form.get("domain") or "")
+        uploads = [f for f in form.getlist("files") if hasattr(f, "filename")]
+        tmp = Path(tempfile.mkdtemp(prefix="lorag-upload-"))
+        try:
+            files = []
+            for i, f in enumerate(uploads):
+                target = tmp / str(i)
+                with target.open("wb") as out:
+                    shutil.copyfileobj(f.file, out)
+                files.append((str(f.filename or f"file-{i}"), target))
+            job = await run_in_threadpool(start_ingest, core, domain, files)  # copies the files before it returns
+        except LoragError as e:
+            return _lorag_error(e)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            await form.close()
+        return {"job": job}
+
+    @router.post("/v1/documents/delete")
+    async def delete_documents(request: Request) -> Any:
+        """{"domain": D, "documents": [names]} or {"domain": D, "all": true}."""
+        from ui.tab_docs import delete_docs
+
+        body = await request.json()
+        try:
+            if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
+                raise LoragError("the body must be {\"domain\": ..., \"documents\": [...]} or {\"domain\": ..., \"all\": true}")
+            removed = await run_in_threadpool(delete_docs, core, body["domain"], list(body.get("documents") or []),
+                                              bool(body.get("all")))  # fmt: skip
+        except LoragError as e:
+            return _lorag_error(e)
+        return {"removed": removed}
+
+    @router.post("/v1/jobs")
+    async def start_job(request: Request) -> Any:
+        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?} | {"kind": "train", "domain", "max_steps"?,
+        "resume"?} | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}: the Adapters and Evaluation tabs'
+        jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll /v1/jobs/{id}."""
+        from ui.tab_adapters import start_synth, start_train
+        from ui.tab_eval import start_eval
+
+        body = await request.json()
+        try:
+            if not isinstance(body, dict) or body.get("kind") not in ("synth", "train", "eval"):
+                raise LoragError('the body must be {"kind": "synth" | "train" | "eval", "domain": ..., ...}')
+            domain = check_domain(str(body.get("domain") or ""))
+
+            def saved(key: str) -> Any:
+                text = body.get(key)
+                if not isinstance(text, str) or not text.strip():
+                    return None
+                from pathlib import Path
+
+                folder = Path(core.settings.paths.data_dir) / "uploads" / ".jobs"
+                folder.mkdir(parents=True, exist_ok=True)
+                f = folder / f"{uuid.uuid4().hex}.jsonl"
+                f.write_text(text, encoding="utf-8")
+                return f
+
+            kind = body["kind"]
+            if kind == "synth":
+                job = await run_in_threadpool(start_synth, core, domain, saved("qa_jsonl"), body.get("writer"), body.get("max_chunks"))
+            elif kind == "train":
+                job = await run_in_threadpool(start_train, core, domain, body.get("max_steps"), bool(body.get("resume")))
+            else:
+                job = await run_in_threadpool(start_eval, core, domain, str(body.get("arms") or ""), saved("testset_jsonl"),
+                                              body.get("limit"))  # fmt: skip
+        except LoragError as e:
+            return _lorag_error(e)
+        return {"job": job}
+
+    @router.get("/v1/jobs/{job_id}")
+    def job(job_id: str) -> Any:
+        state = core.jobs.get(job_id)
+        if state is None:
+            return _error(404, f"no job {job_id!r}", "not_found")
+        return state
+
+    @router.get("/v1/adapters")
+    def adapters() -> Any:
+        from ui.services import adapter_rows
+
+        return {"data": adapter_rows(core.comps)}
+
+    @router.get("/v1/adapters/{name}")
+    def adapter(name: str) -> Any:
+        try:
+            return core.comps.registry.get(name).model_dump()
+        except LoragError as e:
+            return _job_error(e)
+
+    @router.post("/v1/adapters/{name}/promote")
+    async def promote(name: str, request: Request) -> Any:
+        """{"force": bool}: through the A/B gate, as `lorag adapters promote`."""
+        from ui.tab_adapters import promote as promote_in_app
+
+        body = await request.json() if await request.body() else {}
+        try:
+            message = await run_in_threadpool(promote_in_app, core, name, bool((body or {}).get("force")), "cli")
+        except LoragError as e:
+            return _job_error(e)
+        return {"message": message, "card": core.comps.registry.get(name).model_dump()}
 
     @router.get("/reports/{run_id}/{name:path}")
     def report_file(run_id: str, name: str) -> Any:
@@ -262,7 +406,9 @@ def _sse(stream: Iterator[Any], cid: str, created: int, model: str) -> Iterator[
     try:
         for item in stream:
             if isinstance(item, Answer):
-                yield chunk({}, item.finish_reason, **_extras(item))
+                usage = {"prompt_tokens": item.prompt_tokens, "completion_tokens": item.tokens,
+                         "total_tokens": item.prompt_tokens + item.tokens}  # fmt: skip
+                yield chunk({}, item.finish_reason, usage=usage, **_extras(item))
             elif item:
                 yield chunk({"content": item})
     except LoragError as e:  # the status line went out with the first chunk: the error is an event

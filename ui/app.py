@@ -31,8 +31,14 @@ GRACEFUL_SHUTDOWN_S = 5
 CSS = """
 .cite { margin: 2px 0; font-size: 0.92em; }
 .cite summary { cursor: pointer; font-weight: 600; }
-.cite blockquote { margin: 4px 0 6px 8px; padding-left: 8px; border-left: 3px solid #9ca3af; white-space: pre-wrap; }
-.cite-meta { color: #6b7280; font-size: 0.9em; }
+.cite-quote { margin: 4px 0 4px 8px; }
+.cite-body { margin: 4px 0 6px 8px; padding-left: 8px; border-left: 3px solid #9ca3af; }
+.cite-body h1, .cite-body h2, .cite-body h3, .cite-body h4 { font-size: 1em; margin: 4px 0; }
+.cite-body p, .cite-body ul, .cite-body ol, .cite-body table { margin: 2px 0; }
+.cite mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
+.cite-meta, .cite-note { color: #6b7280; font-size: 0.9em; font-weight: normal; }
+.cite-ref { color: #2563eb; font-weight: 600; }
+.cut { color: #b45309; font-size: 0.9em; }
 .route { color: #6b7280; font-size: 0.9em; }
 #left-answer, #right-answer { min-height: 120px; }
 """
@@ -131,19 +137,19 @@ class AppCore:
 
     def stream(self, question: str, domain: str | None, *, adapter: str | None = AUTO,
                history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
-               max_new_tokens: int | None = None) -> Iterator[Any]:  # fmt: skip
+               max_new_tokens: int | None = None, **kw: Any) -> Iterator[Any]:  # fmt: skip
         """AskService.stream under the generation limit (waits in this thread for a free slot)."""
         service = self.service_for(adapter)
         with self.gate.slot():
             yield from self.answer_stream(service, question, domain, adapter=adapter, history=history,
-                                          retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
+                                          retrieval=retrieval, max_new_tokens=max_new_tokens, **kw)  # fmt: skip
 
     def answer_stream(self, service: AskService, question: str, domain: str | None, *, adapter: str | None = AUTO,
                       history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
-                      max_new_tokens: int | None = None) -> Iterator[Any]:  # fmt: skip
-        """The answer's stream for a caller that already holds a generation slot."""
+                      max_new_tokens: int | None = None, **kw: Any) -> Iterator[Any]:  # fmt: skip
+        """The answer's stream for a caller that already holds a generation slot (`kw`: top_k, on_route)."""
         yield from service.stream(question, self.domain_arg(domain), history=list(history),
-                                  adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens)  # fmt: skip
+                                  adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens, **kw)  # fmt: skip
 
     def ask(self, question: str, domain: str | None, **kw: Any) -> Any:
         from assistant.answer import Answer
@@ -220,8 +226,14 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
     gen = components.generator  # load the model (and promoted adapters) before the first request
     components.retriever  # noqa: B018
     app, _, _ = build_app(components)
+    from ui.remote import remove_note, write_note
+
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down, so a `finally` may never run: the note goes at shutdown
+    app.router.on_shutdown.append(lambda: remove_note(components.settings))
     auth = "on" if _auth(components.settings) else "off"
     print(f"lorag ui: http://{host}:{port}  (API: http://{host}:{port}/v1/chat/completions, login {auth})", flush=True)
+    # the `lorag` CLI finds the app through this note while the app holds the embedded store
+    write_note(components.settings, f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}")
     if components.uses_engine:
         try:
             h = gen.health()  # type: ignore[attr-defined]
@@ -229,4 +241,7 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
         except EngineError as e:  # the app still starts: the engine may come up later
             print(f"warning: {e}", flush=True)
     # in-flight streams get a few seconds on Ctrl-C / SIGTERM, then the server stops regardless
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    finally:
+        remove_note(components.settings)

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
 
+from contextlib import contextmanager
+from typing import Any, Iterator
+
 import typer
+from typer.core import TyperGroup
 
-from assistant.errors import LoragError
-from assistant.settings import Settings, load_settings
+from assistant.errors import LoragError, StoreLockedError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="lorag: a RAG assistant with domain adapters.")
+# `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
+WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
+SETUP = "Setup"
+
+
+class _WorkflowOrder(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW))
+
+
+def _no_flag_types() -> None:
+    """Help shows a value's type for options that take one, nothing for a flag (typer prints `<bool>`)."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption, "_lorag_flags", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    TyperOption._lorag_flags = True  # type: ignore[attr-defined]
+
+
+_no_flag_types()
+app = typer.Typer(no_args_is_help=True, add_completion=False, cls=_WorkflowOrder,
+                  help="lorag: a RAG assistant with domain adapters. Start with `lorag ingest`, then `lorag ask`.")  # fmt: skip
 models_app = typer.Typer(no_args_is_help=True, help="Pull and list models.")
 docs_app = typer.Typer(no_args_is_help=True, help="List and remove indexed documents.")
-app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="models", rich_help_panel=SETUP)
 app.add_typer(docs_app, name="docs")
 
 
@@ -35,13 +67,17 @@ _register_job_commands()
 
 class _State:
     config: Optional[Path] = None
-    _settings: Optional[Settings] = None
+    verbose: bool = False
+    _settings: Any = None
     _components = None
     factory = None  # tests set a callable(settings) -> Components with fake backends
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> Any:
+        """The Settings, loaded on first use (pydantic-settings is slow to import: a wrong path fails first)."""
         if self._settings is None:
+            from assistant.settings import load_settings
+
             self._settings = load_settings(self.config)
         return self._settings
 
@@ -66,17 +102,64 @@ def _console(stderr: bool = False, wide: bool = False):  # noqa: ANN202
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=250 if wide and not stream.isatty() else None)
 
 
+def _log_file() -> Path:
+    try:
+        root = Path(state.settings.paths.data_dir)
+    except LoragError:  # settings that do not load: the default data folder
+        root = Path(".lorag")
+    return root / "logs" / "lorag.log"
+
+
 @app.callback()
 def _main(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (default: ./lorag.yaml)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the libraries' warnings and log lines "
+                                 "(always written to <data_dir>/logs/lorag.log)."),
 ) -> None:
+    from ui import logs
+
     state.config = config
+    state.verbose = verbose
     state._settings = None
     state._components = None
+    logs.setup(_log_file, verbose=verbose)
+
+
+def _err_console():  # noqa: ANN202
+    return _console(stderr=True)
+
+
+@contextmanager
+def _stage(text: str, enabled: bool = True) -> Iterator[None]:
+    """A spinner with what is happening (on a terminal only; scripts and --json see nothing); each stage's
+    time goes to the log (`--verbose` prints it)."""
+    import logging
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        if not enabled or not sys.stderr.isatty():
+            yield
+        else:
+            with _err_console().status(f"{text} …", spinner="dots"):
+                yield
+    finally:
+        logging.getLogger("ui.cli").info("%s: %.2fs", text, time.perf_counter() - t0)
+
+
+def _app_client():  # noqa: ANN202
+    """The running app that holds the embedded store (None: none answers, the CLI opens the store itself).
+    Says so on stderr, so --json output stays clean."""
+    from ui.remote import find_app
+
+    client = find_app(state.settings)
+    if client is not None:
+        _err_console().print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
+    return client
 
 
 # -- config & models ----------------------------------------------------------------------------
-@app.command("config")
+@app.command("config", rich_help_panel=SETUP)
 def config_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
     check: bool = typer.Option(False, "--check", help="Check the engine (models.endpoint) and the judge endpoint with one "
@@ -153,88 +236,134 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index documents (pdf, docx, html, md, rst, txt, csv, json) into a domain; unchanged files are skipped."""
+    from assistant.names import check_domain
+    from ui.services import check_ingest_paths
+
+    check_domain(domain)
+    check_ingest_paths(paths)  # a typo fails now, before any model loads
+    remote = _app_client()
+    if remote is not None:
+        _ingest_through_app(remote, paths, domain, sync, as_json)
+        return
     from ui.cli_progress import IngestProgress
 
     comps = state.components
-    ingestor = comps.ingestor()
+    with _stage("loading the embedding model", not as_json):
+        ingestor = comps.ingestor()
     with IngestProgress() as shown:  # on stderr: stdout keeps the report alone
         report = ingestor.run(paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks)
     comps.close()
-    if as_json:
-        typer.echo(json.dumps({
-            "domain": report.domain, "counts": report.counts(), "seconds": round(report.seconds, 2),
-            "chunks_written": report.chunks_written, "results": [r.__dict__ for r in report.results],
-            "skipped": report.skipped,
-        }, indent=2))  # fmt: skip
-    else:
-        from rich.markup import escape
-
-        console = _console()
-        for r in report.results:
-            if r.status in ("failed", "skipped"):
-                colour = "red" if r.status == "failed" else "yellow"
-                console.print(f"[{colour}]{r.status}[/] {escape(r.path)}: {escape(r.reason)}")
-        c = report.counts()
-        console.print(
-            f"domain [bold]{domain}[/]: added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
-            f"removed {c['removed']}, failed {c['failed']}, skipped {c['skipped']} — "
-            f"{report.chunks_written} chunks in {report.seconds:.1f}s"
-        )
-        if report.skipped:
-            more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
-            console.print(f"skipped {len(report.skipped)} file(s) of formats not in ingest.formats: "
-                          f"{', '.join(report.skipped[:5])}{more}")  # fmt: skip
+    results = [r.__dict__ for r in report.results]
+    _print_ingest(domain, report.counts(), results, report.skipped, report.chunks_written, report.seconds, as_json)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_ingest(domain: str, counts: dict[str, int], results: list[dict[str, Any]], skipped: list[str],
+                  chunks: int | None, seconds: float, as_json: bool) -> None:  # fmt: skip
+    from ui.services import skipped_note
+
+    if as_json:
+        typer.echo(json.dumps({"domain": domain, "counts": counts, "seconds": round(seconds, 2), "chunks_written": chunks,
+                               "results": results, "skipped": skipped}, indent=2))  # fmt: skip
+        return
+    console = _console()
+    for r in results:
+        if r["status"] in ("failed", "skipped"):  # skipped: on purpose (over a limit, a link out of the folder)
+            colour = "red" if r["status"] == "failed" else "yellow"
+            console.print(f"[{colour}]{r['status']}[/] {r['path']}: ", end="")
+            console.print(r["reason"], markup=False)
+    c = counts
+    console.print(
+        f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged {c.get('unchanged', 0)}, "
+        f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
+        + (f" — {chunks} chunks" if chunks is not None else "") + f" in {seconds:.1f}s"
+    )
+    if skipped:
+        console.print(skipped_note(skipped, state.settings.ingest.formats), markup=False)
+
+
+def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, as_json: bool) -> None:
+    """Upload the files to the running app (its Documents tab's ingest), then wait for its job."""
+    import time
+
+    from ui.services import files_to_send
+
+    if sync:
+        raise LoragError(f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
+                         hint="stop the app, or remove gone documents in its Documents tab")  # fmt: skip
+    files, skipped = files_to_send(paths, state.settings.ingest.formats)
+    if not files:
+        from ui.services import skipped_note
+
+        raise LoragError("no supported files found" + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else ""))
+    t0 = time.perf_counter()
+    with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
+        job = remote.upload(domain, files)
+    with _stage("the app is ingesting", not as_json):
+        state_ = remote.wait(job)
+    if state_["status"] != "done":
+        raise LoragError(f"the app's ingest job {job} {state_['status']}: {state_.get('error') or ''}".strip())
+    result = state_["result"]
+    results = [r for r in result["results"] if r["status"] != "left out"]
+    counts = {k: v for k, v in result["counts"].items() if k != "left out"}
+    _print_ingest(domain, counts, results, skipped, None, time.perf_counter() - t0, as_json)
+    if counts.get("failed"):
         raise typer.Exit(1)
 
 
 @docs_app.command("list")
 def docs_list(
     domain: Optional[str] = typer.Option(None, "--domain", "-d", help="One domain (default: all)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the documents as JSON."),
 ) -> None:
     """Documents per domain, with chunk counts and content hashes."""
     from rich.table import Table
 
-    store = state.components.store
-    domains = [domain] if domain else store.domains()
-    rows = [(d, doc) for d in domains for doc in store.list_docs(d)]
+    from ui.services import list_documents
+
+    remote = _app_client()
+    docs = remote.documents(domain) if remote is not None else list_documents(state.components.store, domain)
     if as_json:
-        typer.echo(json.dumps([{"domain": d, **doc.__dict__} for d, doc in rows], indent=2))
+        typer.echo(json.dumps(docs, indent=2))
+        return
+    if not docs:
+        typer.echo("no documents indexed" + (f" in '{domain}'" if domain else "") + ": lorag ingest PATH --domain NAME")
         return
     t = Table("domain", "format", "chunks", "hash", "ingested")
     t.add_column("document", overflow="fold")  # on a narrow terminal long names wrap instead of being cut
-    for d, doc in rows:
-        t.add_row(d, doc.format, str(doc.n_chunks), doc.content_hash[:10], doc.ingested_at, doc.display)
+    for d in docs:
+        t.add_row(d["domain"], d["format"], str(d["n_chunks"]), d["content_hash"][:10], d["ingested_at"], d["display"])
     _console(wide=True).print(t)
-    if not rows:
-        typer.echo("no documents indexed" + (f" in '{domain}'" if domain else ""))
 
 
 @docs_app.command("rm")
 def docs_rm(
     paths: list[str] = typer.Argument(None, help="Documents to remove (their path, or the name shown by `docs list`)."),
-    domain: str = typer.Option(..., "--domain", "-d"),
+    domain: str = typer.Option(..., "--domain", "-d", help="The domain they are indexed in."),
     all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
 ) -> None:
     """Remove documents from a domain, or the whole domain with --all."""
-    store = state.components.store
-    if all_docs:
-        store.drop_domain(domain)
-        typer.echo(f"removed domain '{domain}'")
-        return
-    if not paths:
+    from ui.services import remove_documents
+
+    if not paths and not all_docs:
         raise LoragError("name the documents to remove, or pass --all")
-    docs = store.list_docs(domain)
-    for p in paths:
-        resolved = str(Path(p).expanduser().resolve())
-        match = [d for d in docs if d.doc_id == resolved or d.display == p]
-        if not match:
-            raise LoragError(f"'{p}' is not indexed in domain '{domain}'", hint="see `lorag docs list`")
-        for d in match:
-            store.remove_doc(domain, d.doc_id)
-            typer.echo(f"removed {d.display} ({d.n_chunks} chunks)")
-    store.flush()
+    remote = _app_client()
+    if remote is not None:
+        names = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in paths or []]
+        removed = remote.remove_documents(domain, names, all_docs)
+        if all_docs:
+            typer.echo(f"removed domain '{domain}'")
+            return
+    else:
+        store = state.components.store
+        if all_docs:
+            store.drop_domain(domain)
+            typer.echo(f"removed domain '{domain}'")
+            return
+        removed = remove_documents(store, domain, list(paths))
+    for d in removed:
+        typer.echo(f"removed {d['display']} ({d['chunks']} chunks)")
 
 
 # -- ask ----------------------------------------------------------------------------------------
@@ -248,22 +377,41 @@ def ask_cmd(
     adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
 ) -> None:
     """Answer a question from the indexed documents, streamed, with cited sources."""
-    from assistant.answer import Answer
+    from assistant.answer import Answer, AskService, retrieve_for
     from assistant.retrieval import resolve_domains
 
+    if not question.strip():
+        raise LoragError("the question is empty")
+    remote = _app_client()
+    if remote is not None:
+        _ask_through_app(remote, question, domain, adapter, top_k, as_json)
+        return
     comps = state.components
-    resolve_domains(comps.store, domain)  # clear errors before any model loads
-    if adapter not in ("auto", "base"):
-        if not comps.uses_engine:
-            comps.registry.get(adapter)  # an unknown name fails here, before the models load
-        # any registered version of this base, promoted or not (checked against the base); with an engine, any
-        # adapter it serves (checked against its list)
-        adapter = comps.attach([adapter])[0]
+    show = not as_json
+    with _stage("opening the index", show):
+        resolve_domains(comps.store, domain)  # clear errors before any model loads
+    if adapter not in ("auto", "base") and not comps.uses_engine:
+        comps.registry.get(adapter)  # an unknown name fails here, before the models load
     if top_k:
         comps.settings.retrieval.top_k = top_k
-    service = comps.ask_service
+    with _stage("loading the embedding model", show):
+        retriever = comps.retriever
+    with _stage("searching", show):
+        found = retrieve_for(retriever, question, domain)
+    if found.relevant:
+        with _stage("loading the language model", show):
+            if adapter not in ("auto", "base"):
+                # any registered version of this base, promoted or not (checked against the base); with an engine, any
+                # adapter it serves (checked against its list)
+                adapter = comps.attach([adapter])[0]
+            service = comps.ask_service
+    else:
+        service = AskService(retriever, comps._generator)  # nothing relevant: no model is needed to say so
+    items = service.stream(question, domain, adapter=adapter, retrieval=found)
     final: Answer | None = None
-    for item in service.stream(question, domain, adapter=adapter):
+    with _stage("generating", show):
+        first = next(items)
+    for item in _chain(first, items):
         if isinstance(item, Answer):
             final = item
         elif not as_json:
@@ -273,25 +421,108 @@ def ask_cmd(
     if as_json:
         typer.echo(json.dumps(final.to_dict(), indent=2))
         return
+    _print_answer_end(final.to_dict(), has_adapters=lambda: bool(comps.registry.all()))
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) -> None:
+    """After the streamed text: cut at the limit?, what answered, and the sources with their supporting sentence."""
     sys.stdout.write("\n")
-    if not final.relevant:
+    if ans.get("finish_reason") == "length":
+        typer.echo(f"[cut: the answer reached the token limit ({ans.get('tokens')} tokens; models.max_new_tokens)]")
+    route = ans.get("route") or {}
+    if not ans.get("relevant"):
         pass  # no passage was relevant: no model answered, so no adapter to name
-    elif final.route and final.route.get("adapter") != "base":
-        typer.echo(f"\n(adapter {final.route['adapter']}: {final.route['reason']})")
-    elif final.route and comps.registry.all():  # adapters exist, so say why none answered
-        typer.echo(f"\n(base model: {final.route['reason']})")
-    if final.citations:
+    elif route and route.get("adapter") != "base":
+        typer.echo(f"\n(adapter {route['adapter']}: {route['reason']})")
+    elif route and has_adapters():  # adapters exist, so say why none answered
+        typer.echo(f"\n(base model: {route['reason']})")
+    from assistant.answer import passage_label
+
+    if ans.get("citations"):
         typer.echo("\nSources:")
-        for c in final.citations:
-            typer.echo(f"  [{c.n}] {c.ref}" + ("  (inferred)" if c.how == "overlap" else ""))
-    elif final.relevant:
+        for c in ans["citations"]:
+            typer.echo(f"  [{c['n']}] {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
+            if c.get("quote"):  # the supporting sentence, without markdown's emphasis marks
+                typer.echo(f"      “{_plain(c['quote'])}”")
+    elif ans.get("relevant"):
+        from types import SimpleNamespace
+
         typer.echo("\nPassages used (none cited):")
-        for p in final.passages:
-            typer.echo(f"  [{p.n}] {p.ref}")
+        for p in ans.get("passages", []):
+            typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
+
+
+_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+
+
+def _plain(text: str) -> str:
+    """Markdown's emphasis and code marks taken off a sentence for the terminal (snake_case stays)."""
+    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+
+
+def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """Start synth/train/eval as the running app's job and follow it: its log lines as they come, its stage and
+    progress on a spinner; Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
+    import time
+
+    from ui.jobs import progress_line
+
+    given = [flag for flag, value in unsupported.items() if value]
+    if given:
+        raise LoragError(f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
+                         hint="leave them out to run this in the app, or stop the app")  # fmt: skip
+    job_id = remote.start_job(kind, **params)
+    console = _err_console()
+    console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
+    printed = 0
+    state: dict[str, Any] = {}
+    live = sys.stderr.isatty()
+    status = console.status("", spinner="dots") if live else None
+    try:
+        if status:
+            status.start()
+        while True:
+            state = remote.job(job_id)
+            for line in state.get("log", [])[printed:]:
+                typer.echo(line.split(" ", 1)[-1])
+            printed = len(state.get("log", []))
+            if status:
+                status.update(_plain(progress_line(state)))
+            if state.get("status") != "running":
+                break
+            time.sleep(1.0)
+    finally:
+        if status:
+            status.stop()
+    if state.get("status") != "done":
+        raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
+    return state
+
+
+def _ask_through_app(remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool) -> None:
+    final: dict[str, Any] = {}
+    items = remote.ask(question, domain, adapter, top_k)
+    with _stage("the app is searching and generating", not as_json):
+        first = next(items)
+    for item in _chain(first, items):
+        if isinstance(item, dict):
+            final = item
+        elif not as_json:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+    if as_json:
+        typer.echo(json.dumps(final, indent=2))
+        return
+    _print_answer_end(final, has_adapters=lambda: bool(remote.adapters()))
 
 
 # -- demo ---------------------------------------------------------------------------------------
-@app.command("demo")
+@app.command("demo", rich_help_panel=SETUP)
 def demo_cmd(
     corpus: Path = typer.Option(Path("samples/corpus"), help="A folder with one sub-folder per domain."),
     question: list[str] = typer.Option(None, "--question", "-q", help="Questions to ask after ingesting."),
@@ -322,9 +553,15 @@ def ui_cmd(
     host: Optional[str] = typer.Option(None, "--host", help="Interface to listen on (default: ui.host)."),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default: ui.port)."),
 ) -> None:
-    """Open the web app: chat with sources, side by side, documents, adapters, evaluation; plus the
-    OpenAI-compatible API at /v1/chat/completions on the same port. Login when ui.username/password are set."""
+    """Open the web app (chat with sources, side by side, documents, adapters, evaluation) and the OpenAI-compatible
+    API at /v1/chat/completions on the same port; login when ui.username/password are set. While it runs, the other
+    commands work through it."""
     from ui.app import serve
+    from ui.remote import find_app
+
+    running = find_app(state.settings)
+    if running is not None:
+        raise StoreLockedError(f"the lorag app already runs at {running.url} for this data folder", hint="open it in a browser")
 
     serve(state.components, host=host, port=port)
 
@@ -336,10 +573,9 @@ def main() -> None:
         if "--json" in sys.argv[1:]:  # a script asked for JSON: the error comes as JSON on stdout too
             message = super(LoragError, e).__str__()
             print(json.dumps({"error": message, "hint": e.hint, "exit_code": e.exit_code}))
-        else:
-            console = _console(stderr=True)
-            console.print("[red]error:[/] ", end="")
-            console.print(str(e), markup=False)
+        else:  # plain text, without rich: a wrong path is reported as fast as Python starts
+            typer.secho("error: ", fg="red", err=True, nl=False)
+            typer.echo(str(e), err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -11,7 +11,6 @@ import typer
 
 from assistant.errors import LoragError
 from assistant.names import check_domain
-from finetune.registry import eval_command
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
 
@@ -22,10 +21,10 @@ def _state() -> Any:
     return state
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)  # no hard line breaks in messages (logs, grep)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages (logs, grep)
 
 
 def synth_cmd(
@@ -47,6 +46,14 @@ def synth_cmd(
     from finetune.data_report import report_lines
     from finetune.jobs import build_training_set, dataset_dir
 
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app makes the data, as its Adapters tab does
+        run_in_app(remote, "synth", {"--config": config, "--teacher": teacher, "--teacher-url": teacher_url, "--preview": preview,
+                                     "--json": as_json}, domain=domain, writer=writer, max_chunks=max_chunks,
+                   qa_jsonl=qa.read_text(encoding="utf-8") if qa else None)  # fmt: skip
+        return
     st = _state()
     synth: dict[str, Any] = {}
     for key, value in (("max_chunks", max_chunks), ("writer", writer), ("teacher", teacher), ("teacher_url", teacher_url)):
@@ -144,6 +151,12 @@ def train_cmd(
     from finetune.jobs import train_domain
     from finetune.runtime import describe_runtime
 
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
+        run_in_app(remote, "train", {"--config": config, "--epochs": epochs}, domain=domain, max_steps=max_steps, resume=resume)
+        return
     if resume and (config or max_steps or epochs):
         raise LoragError("--resume continues the interrupted run with the settings it started with",
                          hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip
@@ -154,13 +167,31 @@ def train_cmd(
         overrides["epochs"] = epochs
     cfg = load_train_config(config, domain=domain, overrides=overrides)
     comps = _state().components
-    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}")) as progress:  # fmt: skip
-        task = progress.add_task("", total=None)
+    from rich.progress import TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), TextColumn("{task.description}"), console=_console(stderr=True)) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=None)
+        seen: dict[str, Any] = {}
 
         def on_log(entry: dict[str, Any]) -> None:
-            desc = " ".join(f"{k}={entry[k]:.4f}" for k in ("loss", "eval_loss") if k in entry)
-            progress.update(task, completed=entry["step"], total=entry["max_steps"], description=desc)
+            import time
+
+            if "step" not in entry:  # a stage before the first step: loading the base model, tokenizing the rows
+                progress.update(task, description=str(entry.get("stage", "")))
+                return
+            now, tokens = time.perf_counter(), entry.get("num_input_tokens_seen")
+            if "loss" in entry:
+                seen["loss"] = entry["loss"]
+            if "eval_loss" in entry:
+                seen["eval_loss"] = entry["eval_loss"]
+            parts = [f"{k.replace('_', ' ')} {seen[k]:.4f}" for k in ("loss", "eval_loss") if k in seen]
+            if isinstance(tokens, (int, float)):
+                if "t0" in seen and now > seen["t0"]:
+                    parts.append(f"{(tokens - seen['tokens0']) / (now - seen['t0']):,.0f} tokens/s")
+                else:
+                    seen.update(t0=now, tokens0=tokens)
+            progress.update(task, completed=entry["step"], total=entry["max_steps"], description=" · ".join(parts))
 
         try:
             card = train_domain(cfg, settings=comps.settings, store=comps.store, registry=comps.registry,
@@ -178,28 +209,23 @@ def train_cmd(
     )
     typer.echo("  " + describe_runtime(m, card.hyperparameters))
     typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
+    from finetune.registry import eval_command
+
     typer.echo(f"evaluate:  {eval_command(card.domain, card.name, bool(m.get('eval_rows')))}")
     typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
 
 
 @adapters_app.command("list")
-def adapters_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON.")) -> None:
     """Every adapter version with its base, metrics, promotion and staleness."""
     from rich.table import Table
 
-    from assistant.store.base import corpus_fingerprint
-    from finetune.registry import is_stale
+    from ui.cli import _app_client
+    from ui.services import adapter_rows
 
-    comps = _state().components
-    cards = comps.registry.all()
-    fps = {d: corpus_fingerprint(comps.store, d) if comps.store.has_domain(d) else None for d in {c.domain for c in cards}}
-    rows = []
-    for c in cards:
-        last = c.reports[-1] if c.reports else {}
-        rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
-                     "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
-                     "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
-                     "last_report": last.get("report") or last.get("html"), "last_run": last.get("run_id")})  # fmt: skip
+    remote = _app_client()
+    rows = remote.adapters() if remote is not None else adapter_rows(_state().components)
+    rows = [{k: v for k, v in r.items() if k != "promotion"} for r in rows]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -230,12 +256,23 @@ def _has_heldout(settings: Any, domain: str) -> bool:
 
 
 @adapters_app.command("show")
-def adapters_show(name: str, as_json: bool = typer.Option(False, "--json", help="The whole card as JSON.")) -> None:
+def adapters_show(
+    name: str = typer.Argument(..., help="An adapter version (handbook-v2), or a domain for its promoted one."),
+    as_json: bool = typer.Option(False, "--json", help="The whole card as JSON."),
+) -> None:
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
     from assistant.store.base import corpus_fingerprint
     from finetune.config import load_train_config
-    from finetune.registry import card_json, card_text, is_stale
+    from finetune.registry import AdapterCard, card_json, card_text, is_stale
+    from ui.cli import _app_client
 
+    remote = _app_client()
+    if remote is not None:
+        card = AdapterCard(**remote.adapter(name))
+        stale = next((r["stale"] for r in remote.adapters() if r["name"] == card.name), None)
+        typer.echo(card_json(card) if as_json else card_text(card, stale=stale, gate_metric=load_train_config(domain=card.domain).gate_metric,
+                                                             heldout=_has_heldout(_state().settings, card.domain)))  # fmt: skip
+        return
     comps = _state().components
     card = comps.registry.get(name)
     if as_json:
@@ -249,26 +286,18 @@ def adapters_show(name: str, as_json: bool = typer.Option(False, "--json", help=
 
 @adapters_app.command("promote")
 def adapters_promote(
-    name: str,
+    name: str = typer.Argument(..., help="The adapter version to serve for its domain."),
     force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded on the card)."),
 ) -> None:
     """Make this version the one served for its domain — only if its latest A/B report beats the current one."""
-    from finetune.config import load_train_config
+    from ui.cli import _app_client
+    from ui.services import promote_adapter
 
-    comps = _state().components
-    card = comps.registry.get(name)
-    metric = load_train_config(domain=card.domain).gate_metric
-    try:
-        from eval.gate import promotion_gate
-    except ImportError:  # evaluation not installed: only --force can promote
-        promotion_gate = None  # type: ignore[assignment]
-
-    def gate(c: Any) -> dict[str, Any]:
-        if promotion_gate is None:
-            return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
-        return promotion_gate(c, comps.registry, metric)
-
-    card = comps.registry.promote(name, force=force, gate=gate)
+    remote = _app_client()
+    if remote is not None:  # the app promotes, and serves it at once
+        typer.echo(remote.promote(name, force))
+        return
+    card = promote_adapter(_state().components, name, force=force)
     note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
     typer.echo(f"promoted {card.name}{note}: {card.promotion.get('reason', '')}")
 
@@ -304,12 +333,14 @@ def adapters_import(
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
     if not card.data_hash or not card.corpus_fingerprint:
         typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
+    from finetune.registry import eval_command
+
     typer.echo(f"next: `{eval_command(domain, card.name, _has_heldout(settings, domain))}` compares it with the base "
                f"model; `lorag adapters promote {card.name}` serves it")  # fmt: skip
 
 
 @adapters_app.command("rm")
-def adapters_rm(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version.")) -> None:
+def adapters_rm(name: str = typer.Argument(..., help="The adapter version to delete."), yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version.")) -> None:
     """Delete an adapter version."""
     comps = _state().components
     card = comps.registry.get(name)

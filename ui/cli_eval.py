@@ -188,7 +188,11 @@ def print_summary(report: dict[str, Any]) -> None:
         failed = sum(report["failures"]["answer"][lab][m]["failed"] + report["failures"]["answer"][lab][m]["error"] for lab in labels)
         row += [str(n), str(failed) if failed else ""]
         t.add_row(*row)
+    from eval.report import verdict
+
     console = _console()
+    for line in verdict(report):
+        console.print(f"[bold]{line}[/]")
     console.print(t)
     rm = report["metrics"]["retrieval"]
     if rm:
@@ -226,6 +230,14 @@ def eval_cmd(
         raise typer.Exit(0)
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
+    from ui.cli import _app_client, run_in_app
+
+    remote = _app_client()
+    if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
+        run_in_app(remote, "eval", {"--out": out, "--top-k": top_k, "--judge-model": judge_model, "--judge-url": judge_url,
+                                    "--no-judge": no_judge, "--no-cache": no_cache, "--json": as_json}, domain=domain, arms=ab,
+                   limit=limit, testset_jsonl=testset.read_text(encoding="utf-8") if testset else None)  # fmt: skip
+        return
     from eval.metrics import MetricSuite
     from eval.report import build_report, card_summary, new_run_id, write_report
     from eval.runner import run_ab
@@ -277,7 +289,7 @@ def import_cmd(
 
 @eval_app.command("robustness")
 def robustness_cmd(
-    domain: str = typer.Option(..., "--domain", "-d"),
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain whose passages the questions are answered from."),
     ab: str = typer.Option(..., "--ab", help="Arms, comma-separated (see `lorag eval --help`)."),
     testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (default: <data_dir>/reports/<run-id>-robustness)."),
@@ -285,8 +297,8 @@ def robustness_cmd(
     metric: Optional[str] = typer.Option(None, "--metric", help="Metric to plot (default: the domain's gate metric)."),
     max_k: int = typer.Option(8, "--max-k", min=1, max=50, help="Top-k sweep: 1..max-k."),
     max_distractors: int = typer.Option(6, "--max-distractors", min=0, max=50, help="Distractor sweep: 0..N added to the default top-k."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    no_cache: bool = typer.Option(False, "--no-cache"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
 ) -> None:
     """Answer quality vs number of passages (top-k) and of random distractors, every arm on one plot."""
     from eval.metrics import MetricSuite

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Any
 
 from assistant.answer import AskService
-from assistant.embedding import Bm25SparseEncoder, DenseEmbedder, SentenceTransformerEmbedder, SparseEncoder
+from assistant.embedding import Bm25SparseEncoder, DenseEmbedder, SparseEncoder
 from assistant.generation import Generator, HFGenerator
 from assistant.models.cache import ModelCache
 from assistant.retrieval import Retriever
@@ -45,11 +45,10 @@ class Components:
     @property
     def dense(self) -> DenseEmbedder:
         if self._dense is None:
-            from assistant.models.loading import load_sentence_transformer
+            from assistant.models.loading import load_embedder
 
             m = self.settings.models
-            model = load_sentence_transformer(m.embedder, self.model_cache, device=m.device)
-            self._dense = SentenceTransformerEmbedder(model, m.embedder, self.settings.ingest.embed_batch_size)
+            self._dense = load_embedder(m.embedder, self.model_cache, device=m.device, batch_size=self.settings.ingest.embed_batch_size)
         return self._dense
 
     @property

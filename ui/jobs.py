@@ -34,13 +34,21 @@ class Job:
         self.runner = runner
         self.state = state
         self._last_save = 0.0
+        self._t0 = time.time()
+
+    def _elapsed(self) -> float:
+        return round(time.time() - self._t0, 2)
 
     @property
     def id(self) -> str:
         return self.state["id"]
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        self.state["progress"] = {"stage": stage, "done": done, "total": total}
+        """Where the job is: a stage, and how far through it (done of total; total 0 when unknown). The times
+        (seconds since the job started) give an ETA."""
+        old = self.state.get("progress") or {}
+        since = old.get("stage_t", 0.0) if old.get("stage") == stage else self._elapsed()
+        self.state["progress"] = {"stage": stage, "done": done, "total": total, "stage_t": since, "t": self._elapsed()}
         self.save(throttle=True)
 
     def log(self, line: str) -> None:
@@ -49,10 +57,20 @@ class Job:
         self.save()
 
     def point(self, entry: dict[str, Any]) -> None:
-        """A training log entry: {"step", "max_steps", "loss"?, "eval_loss"?}."""
-        self.state["curve"].append({k: entry[k] for k in ("step", "loss", "eval_loss", "max_steps", "epoch") if k in entry})
+        """A training log entry: {"step", "max_steps", "loss"?, "eval_loss"?, "num_input_tokens_seen"?}, or a stage
+        the run has reached before its first step ({"stage": "loading the base model"})."""
+        if "step" not in entry:
+            if entry.get("stage"):
+                self.progress(str(entry["stage"]), 0, 0)
+                self.log(str(entry["stage"]))
+            return
+        point = {k: entry[k] for k in ("step", "loss", "eval_loss", "max_steps", "epoch") if k in entry}
+        if isinstance(entry.get("num_input_tokens_seen"), (int, float)):
+            point["tokens"] = int(entry["num_input_tokens_seen"])
+        point["t"] = self._elapsed()
+        self.state["curve"].append(point)
         if "max_steps" in entry:
-            self.state["progress"] = {"stage": "train", "done": entry["step"], "total": entry["max_steps"]}
+            self.progress("training", entry["step"], entry["max_steps"])
         self.save()
 
     def save(self, throttle: bool = False) -> None:
@@ -153,6 +171,45 @@ class JobRunner:
         if t is not None:
             t.join(timeout)
         return self.get(job_id)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress_line(job: dict[str, Any] | None) -> str:
+    """A running job in words: its stage, step or count, the loss so far, tokens/s and an ETA; a finished one,
+    how it ended."""
+    if not job:
+        return ""
+    head = f"**{job['title']}** — {job['status']}"
+    if job["status"] != RUNNING:
+        return head + (f" · ⚠ {job['error']}" if job.get("error") else "")
+    p = job.get("progress") or {}
+    parts = [p.get("stage") or "starting"]
+    done, total = p.get("done") or 0, p.get("total") or 0
+    curve = job.get("curve") or []
+    if p.get("stage") == "training" and total:
+        parts.append(f"step {done}/{total}")
+        losses = [c["loss"] for c in curve if isinstance(c.get("loss"), (int, float))]
+        if losses:
+            parts.append(f"loss {losses[-1]:.3f}")
+        timed = [c for c in curve if isinstance(c.get("tokens"), int) and "t" in c]
+        if len(timed) >= 2 and timed[-1]["t"] > timed[0]["t"]:
+            rate = (timed[-1]["tokens"] - timed[0]["tokens"]) / (timed[-1]["t"] - timed[0]["t"])
+            parts.append(f"{rate:,.0f} tokens/s")
+        stepped = [c for c in curve if "t" in c]
+        if len(stepped) >= 2 and stepped[-1]["step"] > stepped[0]["step"]:
+            per_step = (stepped[-1]["t"] - stepped[0]["t"]) / (stepped[-1]["step"] - stepped[0]["step"])
+            parts.append(f"ETA {_clock(per_step * (total - done))}")
+    elif total:
+        parts.append(f"{done}/{total}")
+        ran = (p.get("t") or 0) - (p.get("stage_t") or 0)
+        if done and ran > 0:
+            parts.append(f"ETA {_clock(ran / done * (total - done))}")
+    return head + " · " + " · ".join(parts)
 
 
 def read_loss_log(run_dir: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from ui.tab_chat import message
+from ui.tab_chat import warn
 
 
 def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
@@ -69,47 +69,25 @@ def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bo
                            {"domain": domain, "max_steps": max_steps, "resume": resume})  # fmt: skip
 
 
-def promote(core: Any, name: str, force: bool = False) -> str:
-    from finetune.config import load_train_config
-
-    reg = core.comps.registry
-    card = reg.get(name)
-    try:
-        metric = load_train_config(domain=card.domain).gate_metric
-    except LoragError:
-        metric = "answer_f1"
-    try:
-        from eval.gate import promotion_gate
-    except ImportError:
-        promotion_gate = None  # type: ignore[assignment]
-
-    def gate(c: Any) -> dict[str, Any]:
-        if promotion_gate is None:
-            return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
-        return promotion_gate(c, reg, metric)
+def promote(core: Any, name: str, force: bool = False, face: str = "app") -> str:
+    from ui.services import promote_adapter
 
     with core.write_lock:
-        card = reg.promote(name, force=force, gate=gate)
+        card = promote_adapter(core.comps, name, force=force, face=face)
     core.refresh_routing()
     note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
     return f"promoted {card.name}{note}: {card.promotion.get('reason', '')}"
 
 
 def registry_rows(core: Any) -> list[list[Any]]:
-    from assistant.store.base import corpus_fingerprint
-    from finetune.registry import is_stale
+    from ui.services import adapter_rows
 
-    store = core.comps.store
-    cards = core.registry_cards()
-    fps = {d: corpus_fingerprint(store, d) if store.has_domain(d) else None for d in {c.domain for c in cards}}
-    rows = []
-    for c in cards:
-        last = c.reports[-1] if c.reports else {}
-        gate = c.promotion.get("reason", "") if c.promoted else ""
-        rows.append([c.name, c.domain, c.base_model, "yes" if c.promoted else "", "STALE" if is_stale(c, fps[c.domain]) else "",
-                     _f(c.metrics.get("train_loss")), _f(c.metrics.get("eval_loss")), c.created_at,
-                     last.get("run_id") or "", gate])  # fmt: skip
-    return rows
+    try:
+        rows = adapter_rows(core.comps)
+    except Exception:  # noqa: BLE001 - a broken card must not take the tab down
+        rows = []
+    return [[r["name"], r["domain"], r["base_model"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
+             _f(r["train_loss"]), _f(r["eval_loss"]), r["created_at"], r["last_run"] or "", r["promotion"]] for r in rows]  # fmt: skip
 
 
 def _f(x: Any) -> str:
@@ -120,13 +98,19 @@ def jobs_rows(core: Any) -> list[list[Any]]:
     rows = []
     for j in core.jobs.all()[:30]:
         p = j.get("progress") or {}
-        prog = f"{p.get('done', 0)}/{p.get('total', '?')} {p.get('stage', '')}" if p else ""
+        if p.get("stage") == "training":
+            prog = f"step {p.get('done', 0)}/{p.get('total', '?')}"
+        elif p:
+            prog = f"{p.get('stage', '')}" + (f" {p.get('done', 0)}/{p.get('total')}" if p.get("total") else "")
+        else:
+            prog = ""
         rows.append([j["id"], j["kind"], j["title"], j["status"], prog, j["started_at"], j.get("error") or ""])
     return rows
 
 
 def loss_figure(job: dict[str, Any] | None) -> Any:
-    """Training and held-out loss against the step (matplotlib, drawn on the server)."""
+    """Training and held-out loss against the step (matplotlib, drawn on the server); the x axis spans the
+    whole run from its first point, so the curve fills it as the steps come."""
     try:
         import matplotlib
     except ImportError:  # the eval extra brings it; without it the log still shows the losses
@@ -135,15 +119,24 @@ def loss_figure(job: dict[str, Any] | None) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 2.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
+    job = job if (job or {}).get("kind") == "train" else None
     curve = (job or {}).get("curve", [])
     for key, label, style in (("loss", "train", "-"), ("eval_loss", "held-out", "o--")):
         pts = [(e["step"], e[key]) for e in curve if isinstance(e.get(key), (int, float))]
         if pts:
             ax.plot(*zip(*pts), style, label=label)
+    total = max((e.get("max_steps") or 0 for e in curve), default=0)
+    if total:
+        ax.set_xlim(0, total)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    title = (job or {}).get("title", "no training job yet") if (job or {}).get("kind") == "train" else "no training job selected"
+    if job is None:
+        title = "no training job yet: the loss appears here as it trains"
+    elif not curve:
+        title = f"{job['title']}: {((job.get('progress') or {}).get('stage') or 'starting')} (the first loss comes after a few steps)"
+    else:
+        title = job["title"]
     ax.set_title(title, fontsize=10)
     if curve:
         ax.legend(fontsize=8)
@@ -154,73 +147,159 @@ def loss_figure(job: dict[str, Any] | None) -> Any:
 
 
 def job_detail(job: dict[str, Any] | None) -> str:
+    """The job's log, ending in readable lines (never a raw dict)."""
     if not job:
         return "No job yet."
     lines = [f"{job['id']}  [{job['status']}]  {job['title']}", *job.get("log", [])]
-    if job.get("result") and job["kind"] == "train":
-        lines.append(f"result: {job['result']}")
+    result = job.get("result") or {}
+    if job["kind"] == "train" and result.get("adapter"):
+        m = result.get("metrics") or {}
+        parts = [f"adapter {result['adapter']}"]
+        for key, label in (("train_loss", "train loss"), ("eval_loss", "held-out loss")):
+            if isinstance(m.get(key), (int, float)):
+                parts.append(f"{label} {m[key]:.4f}")
+        if isinstance(m.get("steps"), int):
+            parts.append(f"{m['steps']} steps" + (f" in {m['train_seconds']:.0f} s" if isinstance(m.get("train_seconds"), (int, float)) else ""))
+        lines.append("result: " + ", ".join(parts))
     return "\n".join(lines)
+
+
+def next_step(core: Any, domain: str | None) -> tuple[int, str]:
+    """(step 0..4, what to do next) for a domain: 0 add documents, 1 make training data, 2 train, 3 evaluate,
+    4 promote; 5 when the newest adapter is served."""
+    from finetune.jobs import dataset_dir
+
+    doms = core.domains()
+    if not doms:
+        return 0, ("**Nothing to train on yet.** Add documents in the **Documents** tab; then come back here to make "
+                   "training data from them (1), train an adapter (2), evaluate it (3) and promote it (4).")  # fmt: skip
+    if not domain or domain not in doms:
+        return 0, "Pick a domain (one per folder of documents you added)."
+    cards = [c for c in core.registry_cards() if c.domain == domain]
+    if not cards:
+        if not (dataset_dir(core.settings, domain) / "train.jsonl").is_file():
+            return 1, f"**Next: 1 · make training data** from the documents of **{domain}** (questions and answers written from them)."
+        return 2, f"**Next: 2 · train** an adapter on the training data of **{domain}**."
+    newest = max(cards, key=lambda c: c.version)
+    promoted = next((c.name for c in cards if c.promoted), None)
+    against = promoted if promoted and promoted != newest.name else "base"
+    if newest.promoted:
+        return 5, f"**{newest.name} is served** for {domain}. Train again when the documents change (the registry says STALE)."
+    if not any(against in (r.get("vs") or {}) for r in newest.reports):
+        return 3, f"**Next: 3 · evaluate** {newest.name} against {against} before promoting it."
+    return 4, f"**Next: 4 · promote** {newest.name} (its report against {against} is in), or train again."
+
+
+def eval_arms(core: Any, domain: str | None) -> str:
+    """The arms an evaluation of the domain starts from: base and the domain's newest adapter, with the served
+    version between them when it is another one (promoting the newest needs a report against it)."""
+    cards = [c for c in core.registry_cards() if c.domain == domain]
+    if not cards:
+        return "base"
+    newest = max(cards, key=lambda c: c.version)
+    promoted = next((c.name for c in cards if c.promoted and c.name != newest.name), None)
+    return ",".join(["base", *([promoted] if promoted else []), newest.name])
 
 
 def build(core: Any) -> None:
     import gradio as gr
 
+    from ui.jobs import progress_line
+
     doms = core.domains()
     with gr.Row():
-        domain = gr.Dropdown(doms, value=doms[0] if doms else None, label="Domain", elem_id="ad-domain", allow_custom_value=True)
-    with gr.Row():
+        domain = gr.Dropdown(doms, value=doms[0] if doms else None, label="Domain", elem_id="ad-domain", allow_custom_value=True,
+                             scale=1)  # fmt: skip
+        guide = gr.Markdown(next_step(core, doms[0] if doms else None)[1], elem_id="ad-next")
+    with gr.Row(equal_height=False):
         with gr.Column():
-            gr.Markdown("#### 1 · Training data (synthetic RAFT Q&A + curated)")
-            qa = gr.File(label="Curated Q&A JSONL (optional)", type="filepath")
+            gr.Markdown("#### 1 · Make training data\nQuestions and answers written from the domain's passages, plus your own.")
+            qa = gr.File(label="Your own Q&A, JSONL (optional)", type="filepath", height=120)
             with gr.Row():
                 writer = gr.Dropdown(["auto", "section+sentence", "teacher+section+sentence", "section", "sentence", "cloze"],
                                      value="auto", label="Writers", allow_custom_value=True)  # fmt: skip
                 max_chunks = gr.Number(value=0, minimum=0, label="Max chunks (0: the recipe's)", precision=0)
-            synth = gr.Button("Generate training data", elem_id="ad-synth")
+            synth = gr.Button("1 · Make training data", elem_id="ad-synth")
+            synth_status = gr.Markdown(elem_id="ad-synth-status")
         with gr.Column():
-            gr.Markdown("#### 2 · Train a LoRA adapter")
+            gr.Markdown("#### 2 · Train an adapter\nA LoRA adapter on that data; the loss is plotted below as it trains.")
             with gr.Row():
                 steps = gr.Number(value=0, minimum=0, label="Max steps (0: the recipe's)", precision=0)
                 resume = gr.Checkbox(False, label="Resume the interrupted run")
-            train = gr.Button("Start training", variant="primary", elem_id="ad-train")
-    action = gr.Markdown(elem_id="ad-status")
-    gr.Markdown("#### Jobs (they run in the background and survive a page reload)")
-    jobs = gr.Dataframe(headers=["id", "kind", "title", "status", "progress", "started", "error"], value=jobs_rows(core),
-                        interactive=False, elem_id="ad-jobs", wrap=True)  # fmt: skip
+            train = gr.Button("2 · Start training", elem_id="ad-train")
+            train_status = gr.Markdown(elem_id="ad-status")
+    gr.Markdown("#### Progress (jobs run in the background and survive a page reload)")
     with gr.Row():
-        job_pick = gr.Dropdown([j[0] for j in jobs_rows(core)], label="Job to watch (default: the newest)", elem_id="ad-job")
+        job_pick = gr.Dropdown([j[0] for j in jobs_rows(core)], label="Job to watch (default: the newest)", elem_id="ad-job", scale=2)
+        progress = gr.Markdown(progress_line(core.jobs.latest("train")), elem_id="ad-progress")
     with gr.Row():
-        loss = gr.Plot(loss_figure(None), label="Loss", elem_id="ad-loss")
-        detail = gr.Textbox(label="Job log", lines=10, max_lines=14, elem_id="ad-log", interactive=False)
-    gr.Markdown("#### 3 · Registry")
+        loss = gr.Plot(loss_figure(core.jobs.latest("train")), label="Loss", elem_id="ad-loss", scale=3)
+        detail = gr.Textbox(label="Job log", lines=10, max_lines=14, elem_id="ad-log", interactive=False, scale=2,
+                            autoscroll=True)  # fmt: skip
+    with gr.Accordion("All jobs", open=False):
+        jobs = gr.Dataframe(headers=["id", "kind", "title", "status", "progress", "started", "error"], value=jobs_rows(core),
+                            interactive=False, elem_id="ad-jobs", wrap=True)  # fmt: skip
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            gr.Markdown("#### 3 · Evaluate\nAn A/B test on the held-out questions: the same passages, two models.")
+            arms = gr.Textbox(eval_arms(core, doms[0] if doms else None), label="Arms (first is the baseline)", elem_id="ad-arms")
+            evaluate = gr.Button("3 · Evaluate", elem_id="ad-eval")
+            eval_status = gr.Markdown(elem_id="ad-eval-status")
+        with gr.Column():
+            gr.Markdown("#### 4 · Promote\nServe the adapter for its domain — only when its A/B report shows a gain.")
+            with gr.Row():
+                pick = gr.Dropdown([r[0] for r in registry_rows(core)], label="Adapter", elem_id="ad-pick")
+                force = gr.Checkbox(False, label="Force (recorded on the card)", elem_id="ad-force")
+            prom = gr.Button("4 · Promote (through the A/B gate)", elem_id="ad-promote")
+            promote_status = gr.Markdown(elem_id="ad-promote-status")
+    gr.Markdown("#### Registry")
     registry = gr.Dataframe(headers=["name", "domain", "base", "promoted", "stale", "train loss", "held-out loss",
                                      "created", "last report", "promotion"], value=registry_rows(core),
                             interactive=False, elem_id="ad-registry", wrap=True)  # fmt: skip
-    with gr.Row():
-        pick = gr.Dropdown([r[0] for r in registry_rows(core)], label="Adapter", elem_id="ad-pick")
-        force = gr.Checkbox(False, label="Force (recorded on the card)")
-        prom = gr.Button("Promote (through the A/B gate)", elem_id="ad-promote")
     shown = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
+    suggested = gr.State(arms.value)  # the arms last suggested: replaced while the user has not edited them
+    step_buttons = {1: synth, 2: train, 3: evaluate, 4: prom}
     timer = gr.Timer(1.5)
 
-    def do_synth(dom: str, qa_file: str | None, wr: str, mc: float | None) -> str:
+    def buttons(dom: str | None) -> tuple:
+        """The next step's button is the primary one."""
+        n, text = next_step(core, dom)
+        return (text, *[gr.Button(variant="primary" if k == n else "secondary") for k in step_buttons])
+
+    def started(job: str) -> Any:
+        ids = [r[0] for r in jobs_rows(core)]
+        return gr.Dropdown(choices=ids, value=job)  # the watched job follows the one just started
+
+    def synth_data(domain: str, qa_file: str | None, writers: str, max_chunks: float | None) -> tuple:
+        """Make the domain's training set (a background job); returns its status line."""
         try:
-            job = start_synth(core, dom, Path(qa_file) if qa_file else None, wr, int(mc) if mc else None)
+            job = start_synth(core, domain, Path(qa_file) if qa_file else None, writers, int(max_chunks) if max_chunks else None)
         except LoragError as e:
-            return "⚠ " + message(e)
-        return f"started job `{job}`"
+            return warn(e, file=qa_file), gr.skip()
+        return f"started job `{job}`: its progress is below.", started(job)
 
-    def do_train(dom: str, st: float | None, res: bool) -> str:
+    def train_adapter(domain: str, max_steps: float | None, resume: bool) -> tuple:
+        """Train an adapter for the domain (a background job); returns its status line."""
         try:
-            job = start_train(core, dom, int(st) if st else None, bool(res))
+            job = start_train(core, domain, int(max_steps) if max_steps else None, bool(resume))
         except LoragError as e:
-            return "⚠ " + message(e)
-        return f"started job `{job}`"
+            return warn(e), gr.skip()
+        return f"started job `{job}`: its progress and loss are below.", started(job)
 
-    synth.click(do_synth, [domain, qa, writer, max_chunks], [action], api_name="synth")
-    train.click(do_train, [domain, steps, resume], [action], api_name="train")
+    def evaluate_arms(domain: str, arms: str) -> tuple:
+        from ui.tab_eval import start_eval
 
-    def poll(picked: str | None, drawn: str) -> tuple:
+        try:
+            job = start_eval(core, domain, arms)
+        except LoragError as e:
+            return warn(e), gr.skip()
+        return f"started job `{job}`: its progress is below; the report opens in the **Evaluation** tab.", started(job)
+
+    synth.click(synth_data, [domain, qa, writer, max_chunks], [synth_status, job_pick], api_name="synth")
+    train.click(train_adapter, [domain, steps, resume], [train_status, job_pick], api_name="train")
+    evaluate.click(evaluate_arms, [domain, arms], [eval_status, job_pick], api_visibility="private")
+
+    def poll(picked: str | None, drawn: str, dom: str | None, arms_now: str, last: str) -> tuple:
         reg = registry_rows(core)  # before the jobs: a job registers its adapter, then logs it, so no tick shows
         rows = jobs_rows(core)  # the registry ahead of the job's log
         ids = [r[0] for r in rows]
@@ -231,22 +310,32 @@ def build(core: Any) -> None:
 
             name = job["result"]["adapter"]
             job["curve"] = read_loss_log(run_root(core.settings, job["params"]["domain"]) / f"v{name.rsplit('-v', 1)[-1]}")
-        key = f"{(job or {}).get('id')}:{len((job or {}).get('curve', []))}"
+        key = f"{(job or {}).get('id')}:{len((job or {}).get('curve', []))}:{((job or {}).get('progress') or {}).get('stage')}"
         plot = gr.skip() if key == drawn else loss_figure(job)
-        return rows, gr.Dropdown(choices=ids, value=picked if picked in ids else None), plot, job_detail(job), reg, key
+        now = eval_arms(core, dom)  # a new adapter: the suggested arms follow it
+        arms_update = now if arms_now == last and now != last else gr.skip()
+        # the value only when one is picked: a tick that read the picker before a job started must not clear it
+        picker = gr.Dropdown(choices=ids, value=picked) if picked in ids else gr.Dropdown(choices=ids)
+        return (rows, picker, progress_line(job), plot,
+                job_detail(job), reg, key, arms_update, now, *buttons(dom))  # fmt: skip
 
-    timer.tick(poll, [job_pick, shown], [jobs, job_pick, loss, detail, registry, shown], api_visibility="private", queue=False)
+    timer.tick(poll, [job_pick, shown, domain, arms, suggested],
+               [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()],
+               api_visibility="private", queue=False)  # fmt: skip
 
-    def do_promote(name: str | None, frc: bool) -> tuple[str, list]:
-        if not name:
+    def promote_adapter(adapter: str | None, force: bool) -> tuple[str, list]:
+        """Promote an adapter through the A/B gate (force: anyway, recorded on the card)."""
+        if not adapter:
             return "Pick an adapter.", registry_rows(core)
         try:
-            msg = promote(core, name, bool(frc))
+            msg = promote(core, adapter, bool(force))
         except LoragError as e:
-            msg = "⚠ " + message(e)
+            msg = warn(e)
         return msg, registry_rows(core)
 
-    prom.click(do_promote, [pick, force], [action, registry], api_name="promote")
+    prom.click(promote_adapter, [pick, force], [promote_status, registry], api_name="promote")
     pick.focus(lambda p: gr.Dropdown(choices=[r[0] for r in registry_rows(core)], value=p), [pick], [pick],
                api_visibility="private", queue=False)  # fmt: skip
     domain.focus(lambda d: gr.Dropdown(choices=core.domains(), value=d), [domain], [domain], api_visibility="private", queue=False)
+    domain.change(lambda d: (eval_arms(core, d), eval_arms(core, d), *buttons(d)), [domain], [arms, suggested, guide, *step_buttons.values()],
+                  api_visibility="private", queue=False)  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+from pathlib import Path
 from typing import Any, Iterator
 
 from assistant.answer import Answer
@@ -17,31 +19,51 @@ def esc(text: Any) -> str:
 
 
 def _where(p: Any) -> str:
-    parts = [f"source <code>{esc(p.source)}</code>"]
-    if p.section:
-        parts.append(f"section <i>{esc(p.section)}</i>")
-    if p.page:
-        parts.append(f"page {p.page}")
+    parts = [f"<code>{esc(p.ref)}</code>"]
     parts.append(f"domain {esc(p.domain)}")
     return " · ".join(parts)
 
 
-def passage_block(p: Any, label: str | None = None) -> str:
-    """One `<details>`: the summary names the passage, the body is its text and where it is from."""
-    text = esc(p.text.strip()).replace("\n", "<br>")
-    return (f'<details class="cite"><summary>{label or f"[{p.n}] {esc(p.ref)}"}</summary>'
-            f'<div class="cite-meta">{_where(p)}</div><blockquote>{text}</blockquote></details>')  # fmt: skip
+def _md() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def _highlight(html_text: str, quote: str, md: Any) -> tuple[str, bool]:
+    """Wrap the supporting sentence in <mark> inside the rendered passage; (html, whether it was found)."""
+    if not quote:
+        return html_text, False
+    for needle in (md.renderInline(quote), esc(quote).replace("&#x27;", "&#39;"), esc(quote)):
+        if needle and needle in html_text:
+            return html_text.replace(needle, f"<mark>{needle}</mark>", 1), True
+    return html_text, False
+
+
+def passage_block(p: Any, label: str | None = None, quote: str = "") -> str:
+    """One `<details>`: the summary is a short label (file › section, p. N, CSV row N); opened, the supporting
+    sentence first (highlighted), then the passage rendered from its markdown with that sentence marked, then
+    where it is from."""
+    from assistant.answer import passage_label
+
+    summary = label or f"[{p.n}] {esc(passage_label(p))}"
+    md = _md()
+    quote_line = f'<div class="cite-quote">“<mark>{md.renderInline(quote)}</mark>”</div>' if quote else ""
+    body, _ = _highlight(md.render(p.text.strip()), quote, md)
+    return (f'<details class="cite"><summary>{summary}</summary>{quote_line}<div class="cite-body">{body}</div>'
+            f'<div class="cite-meta">{_where(p)}</div></details>')  # fmt: skip
 
 
 def citations_html(ans: Answer) -> str:
-    """Citations under an answer; when the model cited nothing, the passages it was given."""
+    """Citations under an answer, each with its supporting sentence; when the model cited nothing, the
+    passages it was given."""
     by_n = {p.n: p for p in ans.passages}
     blocks = []
     for c in ans.citations:
         p = by_n.get(c.n)
         if p is not None:
-            note = " <i>(inferred)</i>" if c.how == "overlap" else ""
-            blocks.append(passage_block(p, f"[{c.n}] {esc(c.ref)}{note}"))
+            note = ' <span class="cite-note">(inferred: the model wrote no marker)</span>' if c.how == "overlap" else ""
+            blocks.append(passage_block(p, f"[{c.n}] {esc(c.label or c.ref)}{note}", c.quote))
     if blocks:
         return '<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>"
     if ans.relevant and ans.passages:
@@ -50,14 +72,30 @@ def citations_html(ans: Answer) -> str:
 
 
 def route_line(ans: Answer) -> str:
+    if not ans.relevant:
+        return '<div class="route">no model ran: nothing relevant was found</div>'
     route = ans.route or {}
     who = route.get("adapter") or ans.adapter or "base"
     why = route.get("reason", "")
     return f'<div class="route">answered by <b>{esc(who)}</b>' + (f" — {esc(why)}" if why else "") + "</div>"
 
 
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+
+
+def answer_body(ans: Answer) -> str:
+    """The answer with its [n] markers (inferred ones added) shown as small badges, and a note when it was cut."""
+    cited = {c.n for c in ans.citations}
+    text = _MARKER.sub(lambda m: f'<sup class="cite-ref">[{m.group(1)}]</sup>' if int(m.group(1)) in cited else m.group(0),
+                       ans.marked_answer())  # fmt: skip
+    if ans.cut:
+        text += (f'\n\n<div class="cut">✂ cut at the token limit ({ans.tokens} tokens, models.max_new_tokens): the answer '
+                 "is incomplete</div>")  # fmt: skip
+    return text
+
+
 def render_answer(ans: Answer) -> str:
-    body = ans.answer
+    body = answer_body(ans) if ans.relevant else ans.answer
     if not ans.relevant:
         body += "\n\n_Add documents about this in the **Documents** tab, or pick another domain._"
     return body + "\n\n" + route_line(ans) + citations_html(ans)
@@ -68,6 +106,15 @@ def message(e: BaseException) -> str:
     base = str(e.args[0]) if e.args else type(e).__name__
     hint = getattr(e, "hint", None)
     return base + (f" — {hint}" if hint else "")
+
+
+def warn(e: BaseException, *, file: Any = None) -> str:
+    """An error for a Markdown status line: "⚠ message — hint", a multi-line message kept on its lines, and an
+    uploaded file named by its name (not the server's temporary path)."""
+    text = message(e)
+    if file:
+        text = text.replace(str(file), Path(str(file)).name)
+    return "⚠ " + text.replace("\n", "  \n")
 
 
 def error_text(e: LoragError) -> str:

@@ -2,9 +2,10 @@
 
 Votes go to `<data_dir>/votes/<domain>.jsonl` (domain "all" when every domain was searched), one
 JSON object a line. "Export" turns them into a test set for `lorag eval --testset`:
-`{"id", "question", "answer", "sources", "tags"}` where the preferred answer becomes the reference
-(a tie keeps the left answer, tagged "tie"). "Both bad" votes have no usable reference answer, so
-they are not exported as test cases; the export counts them, and they stay in the votes file.
+`{"id", "question", "answer", "sources", "tags"}` whose reference answer is the one the voter wrote
+(an edited reference), else the preferred answer (left or right). A tie or "both bad" without an
+edited reference has no answer known to be right, so it is not exported (never is a wrong answer
+made the reference); the export counts those, and they stay in the votes file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from assistant.answer import Answer
 from assistant.errors import LoragError
 from assistant.names import check_domain
 from assistant.routing import BASE_CHOICE
-from ui.tab_chat import citations_html, error_text, esc, message, passage_block, route_line
+from ui.tab_chat import answer_body, citations_html, error_text, esc, message, passage_block, route_line
 
 VOTES = ("left", "right", "tie", "both_bad")
 
@@ -43,6 +44,9 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
     question = (question or "").strip()
     if not question:
         raise LoragError("the question is empty")
+    if left == right:
+        raise LoragError(f"both sides are {left}: comparing an arm with itself tells nothing",
+                         hint="pick two different arms, e.g. base and an adapter")  # fmt: skip
     r = core.comps.retriever.retrieve(question, core.domain_arg(domain))
     state: dict[str, Any] = {
         "question": question, "domain": core.domain_arg(domain) or "all", "relevant": r.relevant,
@@ -61,13 +65,19 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
     yield state
 
 
-def record_vote(core: Any, comparison: dict[str, Any], vote: str) -> dict[str, Any]:
+def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str | None = None) -> dict[str, Any]:
+    """Store a vote; `reference`: the right answer as the voter wrote it (what a tie or "both bad" needs to be
+    exported as a test case)."""
     if vote not in VOTES:
         raise LoragError(f"vote must be one of {', '.join(VOTES)}")
     if not isinstance(comparison, dict) or not comparison or not comparison.get("done"):
         raise LoragError("ask a question first: there is no finished comparison to vote on")
+    if reference is not None and not isinstance(reference, str):
+        raise LoragError("the reference answer must be text")
     try:
         row = _vote_row(comparison, vote)
+        if reference and reference.strip():
+            row["reference"] = reference.strip()
     except (KeyError, TypeError, AttributeError) as e:
         raise LoragError(f"the comparison is malformed ({type(e).__name__}: {e}); vote on what /compare returned") from None
     f = votes_file(core, row["domain"])
@@ -104,30 +114,34 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
     by_q: dict[str, dict[str, Any]] = {}
     for v in votes:
         by_q[v["question"].strip().lower()] = v
-    rows, both_bad = [], 0
+    rows, both_bad, no_reference = [], 0, 0
     for v in by_q.values():
-        if v["vote"] == "both_bad":
-            both_bad += 1
-            continue
-        side = v["right"] if v["vote"] == "right" else v["left"]
-        if not side.get("answer", "").strip():
-            continue
+        reference = (v.get("reference") or "").strip()
+        preferred = v["right"] if v["vote"] == "right" else v["left"] if v["vote"] == "left" else None
+        if not reference and (preferred is None or not preferred.get("answer", "").strip()):
+            both_bad += v["vote"] == "both_bad"
+            no_reference += v["vote"] != "both_bad"
+            continue  # no answer known to be right: never make one the reference
+        side = preferred or {}
         cited = {c["n"] for c in side.get("citations", [])}
         sources = list(dict.fromkeys(p["source"] for p in v["passages"] if not cited or p["n"] in cited))
-        tags = ["vote", f"preferred:{side['adapter']}"] + (["tie"] if v["vote"] == "tie" else [])
-        rows.append({"id": f"vote-{v['id']}", "question": v["question"], "answer": side["answer"].strip(),
+        tags = ["vote", v["vote"] if v["vote"] in ("tie", "both_bad") else f"preferred:{side['adapter']}"]
+        if reference:
+            tags.append("edited reference")
+        rows.append({"id": f"vote-{v['id']}", "question": v["question"], "answer": reference or side["answer"].strip(),
                      "sources": sources, "tags": tags})  # fmt: skip
     out = votes_dir(core) / f"{votes_domain(core, domain)}-testset.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return {"path": str(out), "cases": len(rows), "votes": len(votes), "both_bad_skipped": both_bad}
+    return {"path": str(out), "cases": len(rows), "votes": len(votes), "both_bad_skipped": both_bad, "tie_skipped": no_reference}
 
 
 def _column(side: dict[str, Any]) -> str:
     final = side.get("final")
     if final is None:
         return esc(side["answer"]) + " ▌"
-    return esc(final.answer) + "\n\n" + route_line(final) + citations_html(final)
+    body = answer_body(final) if final.relevant else esc(final.answer)
+    return body + "\n\n" + route_line(final) + citations_html(final)
 
 
 def _plain(state: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +160,7 @@ def build(core: Any) -> None:
     with gr.Row():
         question = gr.Textbox(placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6)
         go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1)
+    cmp_status = gr.Markdown(elem_id="cmp-status")  # a refusal (same arm twice, empty question) shows here
     with gr.Row(equal_height=True):
         with gr.Column():
             left_title = gr.Markdown("### Left")
@@ -162,6 +177,8 @@ def build(core: Any) -> None:
             "tie": gr.Button("Tie", elem_id="vote-tie"),
             "both_bad": gr.Button("Both bad", elem_id="vote-both_bad"),
         }
+    reference = gr.Textbox(label="Reference answer (optional): the right answer in your words — a Tie or Both bad is "
+                           "exported as a test case only with one", lines=2, elem_id="vote-reference")  # fmt: skip
     status = gr.Markdown(elem_id="vote-status")
     with gr.Row():
         export = gr.Button("Export votes as a test set", elem_id="vote-export")
@@ -174,36 +191,40 @@ def build(core: Any) -> None:
                 plain = _plain(st) if st["done"] else {}
                 shown = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
                 yield (f"### Left · {lft}", _column(st["left"]), f"### Right · {rgt}", _column(st["right"]),
-                       shown, plain, "Vote for the better answer." if st["done"] else "")  # fmt: skip
+                       shown, plain, "Vote for the better answer." if st["done"] else "", "")  # fmt: skip
         except LoragError as e:
-            yield "### Left", error_text(e), "### Right", "", "", {}, ""
+            yield "### Left", "", "### Right", "", "", {}, "", error_text(e)
 
-    outs = [left_title, left_out, right_title, right_out, passages, current, status]
+    outs = [left_title, left_out, right_title, right_out, passages, current, status, cmp_status]
     for trigger in (question.submit, go.click):
         trigger(run, [question, domain, left, right], outs, api_visibility="private",
                 concurrency_limit=core.generation_slots, concurrency_id="generation")  # fmt: skip
 
     def make_vote(choice: str) -> Any:
-        def cast_vote(state: dict) -> str:
+        def cast_vote(state: dict, ref: str) -> str:
             try:
-                row = record_vote(core, state, choice)
+                row = record_vote(core, state, choice, ref)
             except LoragError as e:
                 return "⚠ " + message(e)
             n = len(read_votes(core, row["domain"]))
-            return f"Vote recorded: **{choice.replace('_', ' ')}** ({n} vote(s) in domain '{row['domain']}')."
+            note = ""
+            if choice in ("tie", "both_bad") and not row.get("reference"):
+                note = " It is not exported as a test case without a reference answer: write one above and vote again."
+            return f"Vote recorded: **{choice.replace('_', ' ')}** ({n} vote(s) in domain '{row['domain']}').{note}"
 
         return cast_vote
 
     for choice, b in buttons.items():
-        b.click(make_vote(choice), [current], [status], api_visibility="private")
+        b.click(make_vote(choice), [current, reference], [status], api_visibility="private")
 
     def do_export(dom: str) -> tuple[str, Any]:
         try:
             info = export_votes(core, dom)
         except LoragError as e:
             return "⚠ " + message(e), None
+        skipped = info["both_bad_skipped"] + info["tie_skipped"]
         msg = (f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`"
-               f" ({info['both_bad_skipped']} both-bad skipped: no reference answer).")  # fmt: skip
+               + (f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."))  # fmt: skip
         return msg, info["path"] if info["cases"] else None
 
     export.click(do_export, [domain], [status, export_file], api_visibility="private")
@@ -228,9 +249,11 @@ def build(core: Any) -> None:
         return _plain(last)
 
     def vote(comparison: dict, choice: str) -> dict:
-        """Store a vote (left, right, tie, both_bad) on a comparison returned by /compare."""
+        """Store a vote (left, right, tie, both_bad) on a comparison returned by /compare. Add "reference" to the
+        comparison: the right answer in your words (a tie or both_bad is exported as a test case only with one)."""
         try:
-            return record_vote(core, comparison, choice)
+            ref = comparison.get("reference") if isinstance(comparison, dict) else None
+            return record_vote(core, comparison, choice, ref)
         except LoragError as e:
             return {"error": message(e)}
 

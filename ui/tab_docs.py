@@ -98,51 +98,78 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
 
     def run(job: Any) -> dict[str, Any]:
         results = list(failed)
+        skipped: list[str] = []
         if paths:
+            job.progress("loading the embedding model", 0, 0)
+            ingestor = core.comps.ingestor()
             with core.write_lock:
-                report = core.comps.ingestor().run(paths, domain, progress=lambda n, d, t: job.progress(n, d, t))
+                try:
+                    report = ingestor.run(paths, domain, progress=lambda n, d, t: job.progress(n, d, t))
+                except LoragError as e:  # e.g. no supported file at all: every upload is listed with why
+                    if results:
+                        raise
+                    raise LoragError(str(e.args[0]), hint=e.hint) from None
             results += [dict(r.__dict__) for r in report.results]
+            skipped = list(report.skipped)
+            results += [{"path": n, "display": n, "status": "left out", "chunks": 0,
+                         "reason": "lorag does not read this kind of file (setting ingest.formats)"} for n in skipped]  # fmt: skip
             core.refresh_routing()
-        statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped")
+        statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped", "left out")
         counts = {k: sum(r["status"] == k for r in results) for k in statuses}
-        job.log("; ".join(f"{k} {v}" for k, v in counts.items() if v))
-        return {"domain": domain, "counts": counts, "results": results}
+        job.log(upload_summary({"counts": counts}))
+        return {"domain": domain, "counts": counts, "results": results, "files": len(results), "skipped": skipped}
 
-    return core.jobs.start("ingest", f"upload {len(files)} file(s) into {domain}", run, {"domain": domain})
+    names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return core.jobs.start("ingest", f"upload of {names} into {domain}", run, {"domain": domain})
+
+
+def upload_summary(result: dict[str, Any]) -> str:
+    """'18 files: 16 added, 1 failed, 1 left out' — the parts add up to the whole."""
+    c = result["counts"]
+    total = sum(v for k, v in c.items() if k != "removed")
+    parts = ", ".join(f"{v} {k}" for k, v in c.items() if v)
+    return f"{total} file{'s' if total != 1 else ''}: {parts or 'nothing to do'}"
 
 
 def list_docs(core: Any) -> list[dict[str, Any]]:
+    from ui.services import list_documents
+
+    return list_documents(core.comps.store)
+
+
+def delete_docs(core: Any, domain: str, names: list[str], all_docs: bool = False) -> list[dict[str, Any]]:
+    """Remove documents (or, with all_docs, the whole domain); the app's copy of an upload goes too."""
+    from ui.services import remove_documents
+
+    check_domain(domain)
     store = core.comps.store
-    return [{"domain": d, **doc.__dict__} for d in store.domains() for doc in store.list_docs(d)]
+    with core.write_lock:
+        if all_docs:
+            removed = [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)] \
+                if domain in store.domains() else []  # fmt: skip
+            store.drop_domain(domain)
+        else:
+            if not names:
+                raise LoragError("name the documents to remove, or remove the whole domain")
+            removed = remove_documents(store, domain, names, uploads=uploads_root(core, domain))
+    core.refresh_routing()
+    return removed
 
 
 def delete_doc(core: Any, domain: str, display_or_id: str) -> str:
-    store = core.comps.store
-    docs = [d for d in store.list_docs(domain) if display_or_id in (d.doc_id, d.display)]
-    if not docs:
-        raise LoragError(f"'{display_or_id}' is not indexed in domain '{domain}'")
-    root = uploads_root(core, domain).resolve()
-    with core.write_lock:
-        for d in docs:
-            store.remove_doc(domain, d.doc_id)
-            f = Path(d.doc_id)
-            if f.is_file() and f.resolve().is_relative_to(root):  # our copy of an upload goes too
-                f.unlink()
-        store.flush()
-    core.refresh_routing()
-    return f"removed {', '.join(d.display for d in docs)} from '{domain}'"
+    removed = delete_docs(core, domain, [display_or_id])
+    return f"removed {', '.join(d['display'] for d in removed)} from '{domain}'"
 
 
 def _progress_md(job: dict[str, Any] | None) -> str:
     if not job:
-        return "No upload yet."
+        return "No upload yet: choose files (or a .zip of a folder), a domain, then **Add to index**."
     p = job.get("progress") or {}
     line = f"**{job['title']}** — {job['status']}"
     if job["status"] == "running" and p:
-        line += f" · {p.get('done', 0)}/{p.get('total', '?')} files · {p.get('stage', '')}"
+        line += f" · {p.get('stage', '')}" + (f" · {p.get('done', 0)}/{p.get('total')} files" if p.get("total") else "")
     if job.get("result"):
-        c = job["result"]["counts"]
-        line += " · " + ", ".join(f"{k} {v}" for k, v in c.items() if v)
+        line += " · " + upload_summary(job["result"])
     if job.get("error"):
         line += f"\n\n⚠ {job['error']}"
     return line
@@ -158,6 +185,15 @@ def _docs_rows(core: Any) -> list[list[Any]]:
     return [[d["domain"], d["display"], d["format"], d["n_chunks"], d["ingested_at"]] for d in list_docs(core)]
 
 
+def upload_api(core: Any, domain: str, files: list[str] | None) -> dict[str, Any]:
+    """Start an ingest of uploaded files: {"job": id, "title"} to poll with /job, or {"error": ...}."""
+    try:
+        job_id = start_ingest(core, domain, [(Path(f).name, Path(f)) for f in files or []])
+    except LoragError as e:
+        return {"error": message(e)}
+    return {"job": job_id, "title": (core.jobs.get(job_id) or {}).get("title", "")}
+
+
 def build(core: Any) -> None:
     import gradio as gr
 
@@ -168,6 +204,7 @@ def build(core: Any) -> None:
                      elem_id="docs-upload", type="filepath")  # fmt: skip
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
     progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
+    started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
     results = gr.Dataframe(headers=["file", "result", "reason", "chunks"], value=_results_rows(core.jobs.latest("ingest")),
                            label="Last upload, per file", elem_id="docs-results", interactive=False, wrap=True)  # fmt: skip
     gr.Markdown("### Indexed documents")
@@ -175,22 +212,30 @@ def build(core: Any) -> None:
                         elem_id="docs-table", interactive=False)  # fmt: skip
     with gr.Row():
         which = gr.Dropdown([], label="Document to delete", elem_id="docs-which", scale=3)
-        delete = gr.Button("Delete document", variant="stop", elem_id="docs-delete", scale=1)
+        delete = gr.Button("Delete document…", variant="stop", elem_id="docs-delete", scale=1)
         refresh = gr.Button("Refresh", elem_id="docs-refresh", scale=1)
+    with gr.Row(visible=False, elem_id="docs-confirm") as confirm_row:
+        confirm_text = gr.Markdown(elem_id="docs-confirm-text")
+        yes = gr.Button("Yes, delete it", variant="stop", elem_id="docs-confirm-yes", scale=0)
+        no = gr.Button("Cancel", elem_id="docs-confirm-no", scale=0)
     status = gr.Markdown(elem_id="docs-status")
     timer = gr.Timer(1.0)
 
     def choices() -> Any:
         return gr.Dropdown(choices=[f"{d['domain']} / {d['display']}" for d in list_docs(core)], value=None)
 
-    def ingest(dom: str, files: list[str] | None) -> tuple[str, str]:
-        try:
-            job_id = start_ingest(core, dom, [(Path(f).name, Path(f)) for f in files or []])
-        except LoragError as e:
-            return "⚠ " + message(e), ""
-        return _progress_md(core.jobs.get(job_id)), ""
+    def upload_files(domain: str, files: list[str] | None) -> dict:
+        """Upload files (or a .zip of a folder) into a domain and start indexing them; returns {"job": id} to
+        poll with /job (the per-file result is its `result`), or {"error": why}."""
+        return upload_api(core, domain, files)
 
-    go.click(ingest, [domain, upload], [progress, status], api_name="upload").then(
+    def shown(res: dict) -> tuple[str, str]:
+        if res.get("error"):
+            return _progress_md(core.jobs.latest("ingest")), "⚠ " + res["error"]
+        return _progress_md(core.jobs.get(res["job"])), ""
+
+    go.click(upload_files, [domain, upload], [started], api_name="upload").then(
+        shown, [started], [progress, status], api_visibility="private").then(
         lambda: None, None, [upload], api_visibility="private")  # fmt: skip
 
     def poll() -> tuple[str, list, list]:
@@ -199,27 +244,44 @@ def build(core: Any) -> None:
 
     timer.tick(poll, None, [progress, results, docs], api_visibility="private", queue=False)
 
-    def remove(choice: str | None) -> tuple[str, list, Any]:
+    def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:
-            return "Pick a document to delete.", _docs_rows(core), choices()
+            return gr.Row(visible=False), "", "Pick a document to delete."
+        dom, name = choice.split(" / ", 1)
+        n = next((d["n_chunks"] for d in list_docs(core) if d["domain"] == dom and d["display"] == name), "?")
+        return (gr.Row(visible=True), f"⚠ Delete **{name}** ({n} chunks) from domain **{dom}**? Answers will no longer "
+                f"cite it; an uploaded copy is deleted too.", "")  # fmt: skip
+
+    def remove(choice: str | None) -> tuple[str, list, Any, Any]:
+        if not choice or " / " not in choice:
+            return "Pick a document to delete.", _docs_rows(core), choices(), gr.Row(visible=False)
         dom, name = choice.split(" / ", 1)
         try:
             msg = delete_doc(core, dom, name)
         except LoragError as e:
             msg = "⚠ " + message(e)
-        return msg, _docs_rows(core), choices()
+        return msg, _docs_rows(core), choices(), gr.Row(visible=False)
 
-    delete.click(remove, [which], [status, docs, which], api_visibility="private")
+    delete.click(ask_first, [which], [confirm_row, confirm_text, status], api_visibility="private")
+    yes.click(remove, [which], [status, docs, which, confirm_row], api_visibility="private")
+    no.click(lambda: (gr.Row(visible=False), "Nothing deleted."), None, [confirm_row, status], api_visibility="private")
     refresh.click(lambda: (_docs_rows(core), choices()), None, [docs, which], api_visibility="private")
     which.focus(choices, None, [which], api_visibility="private", queue=False)
 
-    def job_api(job_id: str) -> dict:
-        """A background job's state (ingest, synth, train, eval)."""
-        return core.jobs.get(job_id) or {"error": f"no job {job_id!r}"}
+    def job(job_id: str) -> dict:
+        """A background job's state (ingest, synth, train, eval): status, progress, log, result (an ingest's
+        per-file rows name their file under "file")."""
+        state = core.jobs.get(job_id)
+        if state is None:
+            return {"error": f"no job {job_id!r}"}
+        result = state.get("result")
+        if isinstance(result, dict) and isinstance(result.get("results"), list):  # {"path": ...} reads as a file to Gradio
+            result["results"] = [{("file" if k == "path" else k): v for k, v in r.items()} for r in result["results"]]
+        return state
 
-    def docs_api() -> list:
+    def documents() -> list:
         """Every indexed document."""
         return list_docs(core)
 
-    gr.api(job_api, api_name="job")
-    gr.api(docs_api, api_name="documents")
+    gr.api(job, api_name="job")
+    gr.api(documents, api_name="documents")

@@ -12,7 +12,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.names import check_domain, check_id
-from ui.tab_chat import message
+from ui.tab_chat import message, warn
 
 
 def eval_available() -> str | None:
@@ -38,14 +38,14 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
 
     s = core.settings
     check_domain(domain)
+    arms = parse_arms(ab, registry=core.comps.registry, base_model=core.comps.base_model_id)  # the cheap check first
+    if any(a.kind == "model" for a in arms):
+        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
     path = Path(testset) if testset else default_testset(s.datasets_dir, domain)
     items = load_testset(path)
     info = describe_testset(path, items)
     if limit:
         items, info["limit"] = items[: int(limit)], int(limit)
-    arms = parse_arms(ab, registry=core.comps.registry, base_model=core.comps.base_model_id)
-    if any(a.kind == "model" for a in arms):
-        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
 
     def run(job: Any) -> dict[str, Any]:
         from eval.cache import EvalCache
@@ -147,69 +147,88 @@ def _n(v: Any, signed: bool = False) -> str:
     return f"{v:+.3f}" if signed else f"{v:.3f}"
 
 
+def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
+    """What the tab shows of a report: the verdict, the link, the two tables, the plots."""
+    from eval.report import verdict
+
+    rep = load_report(core, run_id)
+    rows, headers, diffs = report_tables(rep)
+    pl = rep.get("files", {}).get("plots", {})
+    imgs = [pl.get(k) if pl.get(k) and Path(pl[k]).is_file() else None for k in ("means", "diffs", "distributions")]
+    n = rep.get("counts", {}).get("questions", "?")
+    lines = verdict(rep) or ["Only one arm: nothing to compare."]
+    text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
+    text += (f"\n\n{n} questions of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
+             f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
+             f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>')  # fmt: skip
+    return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
+
+
 def build(core: Any) -> None:
     import gradio as gr
+
+    from ui.jobs import progress_line
+    from ui.tab_adapters import eval_arms
 
     why = eval_available()
     if why:
         gr.Markdown(f"⚠ {why}. Chat, side by side, documents and adapters still work.")
     doms = core.domains()
+    first = doms[0] if doms else None
     with gr.Row():
-        domain = gr.Dropdown(doms, value=doms[0] if doms else None, label="Domain", allow_custom_value=True, elem_id="ev-domain")
-        ab = gr.Textbox("base," + next((c.name for c in core.registry_cards()), "DOMAIN-v1"), label="Arms (first is the baseline)",
-                        elem_id="ev-ab")  # fmt: skip
+        domain = gr.Dropdown(doms, value=first, label="Domain", allow_custom_value=True, elem_id="ev-domain")
+        ab = gr.Textbox(eval_arms(core, first), label="Arms, comma-separated (the first is the baseline)", elem_id="ev-ab",
+                        info="base, an adapter version (handbook-v2), or a domain's name for its served version")  # fmt: skip
         limit = gr.Number(value=0, minimum=0, label="Only the first N questions (0: all)", precision=0)
-    testset = gr.File(label="Test set JSONL (default: the domain's held-out split; votes export works too)", type="filepath",
-                      elem_id="ev-testset")
+    testset = gr.File(label="Test set JSONL (default: the domain's held-out split; an export of side-by-side votes works too)",
+                      type="filepath", elem_id="ev-testset", height=90)  # fmt: skip
     run = gr.Button("Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None)
-    status = gr.Markdown(elem_id="ev-status")
+    status = gr.Markdown(elem_id="ev-status")  # what the button did: stays until the next click
+    job_line = gr.Markdown(progress_line(core.jobs.latest("eval")), elem_id="ev-job")  # the running job, refreshed
     gr.Markdown("#### Reports")
-    with gr.Row():
-        pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report", scale=3)
-        link = gr.HTML(scale=1)
-    means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means")
+    pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report")
+    empty = gr.Markdown("No report yet: run an evaluation above." if not list_reports(core) else "", elem_id="ev-empty")
+    verdict_md = gr.Markdown(elem_id="ev-verdict")
+    means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means", visible=False)
     comps = gr.Dataframe(headers=["comparison", "metric", "diff", "95% CI", "n"], label="Paired differences",
-                         interactive=False, elem_id="ev-comps")  # fmt: skip
-    with gr.Row():
-        plots = [gr.Image(label=name, type="filepath", interactive=False, height=300) for name in ("means", "diffs", "distributions")]
+                         interactive=False, elem_id="ev-comps", visible=False)  # fmt: skip
+    plots = [gr.Image(label=name, type="filepath", interactive=False, visible=False, elem_id=f"ev-plot-{name}")
+             for name in ("means", "differences", "distributions")]  # full width, one under the other
     timer = gr.Timer(1.5)
 
-    def do_run(dom: str, arms: str, ts: str | None, lim: float | None) -> str:
+    def evaluate(domain: str, arms: str, testset: str | None, limit: float | None) -> str:
+        """Start an A/B evaluation (a background job) of the arms on the test set; returns its status line."""
         try:
-            job = start_eval(core, dom, arms, Path(ts) if ts else None, int(lim) if lim else None)
+            job = start_eval(core, domain, arms, Path(testset) if testset else None, int(limit) if limit else None)
         except LoragError as e:
-            return "⚠ " + message(e)
-        return f"started job `{job}`"
+            return warn(e, file=testset)
+        return f"started job `{job}`: its progress is below; the report opens when it is done."
 
-    run.click(do_run, [domain, ab, testset, limit], [status], api_name="evaluate")
+    run.click(evaluate, [domain, ab, testset, limit], [status], api_name="evaluate")
 
     def show(run_id: str | None) -> tuple:
+        hidden = gr.Dataframe(visible=False)
         if not run_id:
-            return "", None, None, *[None] * 3
+            return "", hidden, hidden, *[gr.Image(visible=False)] * 3, "No report yet: run an evaluation above."
         try:
-            rep = load_report(core, run_id)
+            view = report_view(core, run_id)
         except LoragError as e:
-            return "⚠ " + message(e), None, None, *[None] * 3
-        rows, headers, diffs = report_tables(rep)
-        pl = rep.get("files", {}).get("plots", {})
-        imgs = [pl.get(k) if pl.get(k) and Path(pl[k]).is_file() else None for k in ("means", "diffs", "distributions")]
-        href = f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
-        return href, gr.Dataframe(value=rows, headers=headers), diffs, *imgs
+            return "⚠ " + message(e), hidden, hidden, *[gr.Image(visible=False)] * 3, ""
+        rows, headers = view["means"]
+        return (view["verdict"], gr.Dataframe(value=rows, headers=headers, visible=True),
+                gr.Dataframe(value=view["diffs"], visible=bool(view["diffs"])),
+                *[gr.Image(value=img, visible=img is not None) for img in view["plots"]], "")  # fmt: skip
 
-    pick.change(show, [pick], [link, means, comps, *plots], api_visibility="private")
+    pick.change(show, [pick], [verdict_md, means, comps, *plots, empty], api_visibility="private")
 
-    def poll(current: str | None) -> tuple:
-        job = core.jobs.latest("eval")
-        line = ""
-        if job:
-            p = job.get("progress") or {}
-            line = f"**{job['title']}** — {job['status']}"
-            if job["status"] == "running" and p:
-                line += f" · {p.get('stage')} {p.get('done')}/{p.get('total')}"
-            if job.get("error"):
-                line += f" · ⚠ {job['error']}"
+    suggested = gr.State(eval_arms(core, first))  # the arms last suggested: replaced while the user has not edited them
+
+    def poll(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
         reports = list_reports(core)
         value = current if current in reports else (reports[0] if reports else None)
-        return line, gr.Dropdown(choices=reports, value=value)
+        now = eval_arms(core, dom)  # a new adapter: the suggestion follows it
+        arms_update = now if arms == last and now != last else gr.skip()
+        return progress_line(core.jobs.latest("eval")), gr.Dropdown(choices=reports, value=value), arms_update, now
 
-    timer.tick(poll, [pick], [status, pick], api_visibility="private", queue=False)
+    timer.tick(poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False)
+    domain.change(lambda d: (eval_arms(core, d),) * 2, [domain], [ab, suggested], api_visibility="private", queue=False)

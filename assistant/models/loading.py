@@ -81,5 +81,52 @@ def load_sentence_transformer(spec: str, cache: ModelCache, *, device: str = "au
     return _load_st("SentenceTransformer", "embedder", spec, cache, device)
 
 
+def plain_embedder_layout(folder: Path) -> dict[str, Any] | None:
+    """The pooling and tokenizer settings of a sentence-transformers folder made of Transformer -> mean or CLS
+    pooling [-> Normalize] (most embedders, all-MiniLM-L6-v2 included); None for anything else."""
+    import json
+
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]) or modules[0].get("path"):
+            return None
+        pool = json.loads((folder / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v]
+        if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"]) or pool.get("include_prompt") is False:
+            return None
+        st = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        if (folder / "config_sentence_transformers.json").is_file():
+            extra = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+            if extra.get("prompts") and any(extra["prompts"].values()) or extra.get("default_prompt_name"):
+                return None  # prompts are prepended by sentence-transformers: leave it to that library
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return {"pooling": "mean" if modes == ["pooling_mode_mean_tokens"] else "cls",
+            "max_seq_length": st.get("max_seq_length"), "do_lower_case": bool(st.get("do_lower_case"))}  # fmt: skip
+
+
+def load_embedder(spec: str, cache: ModelCache, *, device: str = "auto", batch_size: int = 64) -> Any:
+    """The dense embedder of a model setting: with transformers alone when the folder has the usual
+    Transformer -> pooling -> Normalize layout (same vectors, a much faster start), else sentence-transformers."""
+    from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
+
+    where = cache.resolve(spec)
+    layout = plain_embedder_layout(Path(where)) if Path(where).is_dir() else None
+    if layout is None:
+        return SentenceTransformerEmbedder(load_sentence_transformer(spec, cache, device=device), spec, batch_size)
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModel.from_pretrained(where)
+    except OSError as e:
+        raise LoragError(f"could not load embedder '{spec}' from {where}: {e}") from e
+    model.to(pick_device(device)).eval()
+    return TransformersEmbedder(model, tokenizer, spec, batch_size=batch_size, **layout)
+
+
 def load_cross_encoder(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:
     return _load_st("CrossEncoder", "reranker", spec, cache, device)

@@ -1,0 +1,116 @@
+"""While `lorag ui` holds the embedded store, the CLI works through the app's API (with the configured
+credentials) and says so; only when no app answers is the lock reported (exit code 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.errors import StoreLockedError
+from tests.test_ui_core import CORPUS, LiveApp
+from ui import cli
+from ui.remote import note_path, write_note
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    app = LiveApp(tmp_path_factory.mktemp("cli-app"), auth=("ann", "s3cret"), preload=("manual",), delay=0.001)
+    write_note(app.settings, app.url)  # what `lorag ui` leaves for the CLI
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def lorag(live, monkeypatch, tmp_path):
+    """The CLI on the app's data folder, with the store locked as another process's would be."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(live.settings.paths.data_dir))
+    monkeypatch.setenv("LORAG_UI__USERNAME", "ann")
+    monkeypatch.setenv("LORAG_UI__PASSWORD", "s3cret")
+
+    def locked(settings):
+        raise StoreLockedError("the embedded store is in use by another lorag process")
+
+    monkeypatch.setattr("assistant.store.open_store", locked)
+    monkeypatch.setattr("ui.components.open_store", locked)
+    monkeypatch.setattr(cli.state, "factory", None)
+
+    def run(*args):
+        return runner.invoke(cli.app, list(args))
+
+    return run
+
+
+def test_docs_and_adapters_go_through_the_running_app(lorag, live):
+    r = lorag("docs", "list", "--json")
+    assert r.exit_code == 0, r.output
+    docs = json.loads(r.stdout)
+    assert {d["domain"] for d in docs} == {"manual"} and len(docs) == len(live.store.list_docs("manual"))
+    assert "the lorag app at http://127.0.0.1:" in r.stderr and "holds the store: asking it" in r.stderr
+    r = lorag("adapters", "list", "--json")
+    assert [a["name"] for a in json.loads(r.stdout)] == ["handbook-v1", "handbook-v2"]
+    r = lorag("adapters", "show", "handbook-v2")
+    assert r.exit_code == 0 and r.stdout.startswith("handbook-v2  domain handbook  version 2")
+    r = lorag("adapters", "promote", "handbook-v2")
+    assert r.exit_code == 1 and "promotion of handbook-v2 refused" in str(r.exception) and "lorag eval" in str(r.exception)
+
+
+def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):
+    r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["relevant"] and out["citations"][0]["n"] == 1 and out["adapter"] == "base" and out["timings_ms"]["retrieve_ms"] > 0
+    assert out["citations"][0]["quote"] and "›" in out["citations"][0]["label"]
+    r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--adapter", "handbook-v2")
+    assert r.exit_code == 0 and r.stdout.startswith("(handbook-v2)") and "Sources:\n  [1] " in r.stdout
+
+
+def test_ingest_uploads_to_the_app_and_rm_removes(lorag, live, tmp_path):
+    folder = tmp_path / "hr"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "parking.md").write_text("# Parking\n\nParking permits cost 12 euros per month.\n")
+    (folder / "notes.xyz").write_text("not a format lorag reads")
+    r = lorag("ingest", str(folder), "--domain", "hr")
+    assert r.exit_code == 0, r.output
+    assert "domain hr: added 1" in r.stdout and "left out 1 file(s) lorag does not read (.xyz): notes.xyz" in r.stdout
+    assert "parking.md" in {d.display for d in live.store.list_docs("hr")}
+    r = lorag("ingest", str(folder), "--domain", "hr", "--sync")
+    assert r.exit_code == 1 and "--sync needs the store itself" in str(r.exception)
+    r = lorag("docs", "rm", "parking.md", "--domain", "hr")
+    assert r.exit_code == 0 and "removed parking.md" in r.stdout and live.store.list_docs("hr") == []
+
+
+def test_wrong_credentials_and_no_app(lorag, live, monkeypatch):
+    monkeypatch.setenv("LORAG_UI__PASSWORD", "wrong")
+    r = lorag("docs", "list")
+    assert isinstance(r.exception, StoreLockedError) and "refused this command's credentials" in str(r.exception)
+    monkeypatch.setenv("LORAG_UI__PASSWORD", "s3cret")
+    saved = note_path(live.settings).read_text()
+    try:
+        note_path(live.settings).write_text(json.dumps({"url": live.url, "pid": 2**22 + 12345}))  # no such process
+        r = lorag("docs", "list")
+        assert isinstance(r.exception, StoreLockedError) and "asking it" not in r.stderr  # main() exits with code 3
+    finally:
+        note_path(live.settings).write_text(saved)
+
+
+def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
+    r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4")
+    assert r.exit_code == 0, r.output
+    assert "training examples" in r.stdout and (live.settings.datasets_dir / "manual" / "train.jsonl").is_file()
+    r = lorag("train", "--domain", "handbook", "--max-steps", "10")
+    assert r.exit_code == 0, r.output
+    assert "started job" in r.stderr and "registered handbook-v3" in r.stdout and "loading the base model" in r.stdout
+    r = lorag("train", "--domain", "handbook", "--epochs", "2")
+    assert r.exit_code == 1 and "--epochs need(s) the store itself" in str(r.exception)
+    ts = tmp_path / "ts.jsonl"
+    ts.write_text(json.dumps({"id": "q1", "question": "How do I clean the Aurora 3 optical window?", "answer": "With a lint-free cloth.",
+                              "sources": ["aurora-3-manual.md"]}) + "\n")  # fmt: skip
+    live.core.eval_use_ragas = False
+    r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(ts))
+    assert r.exit_code == 0, r.output
+    assert "report " in r.stdout and any(p.name.endswith("-manual") for p in live.settings.reports_dir.iterdir())

@@ -1,0 +1,195 @@
+"""The `lorag` CLI talking to a running `lorag ui` app of the same data folder.
+
+The embedded store belongs to one process. While the app runs, it holds the store and leaves a note,
+`<data_dir>/app.json` (its URL and process id); a CLI command that needs the store finds the note, checks
+that the process lives and answers `/healthz`, and then does its work through the app's API with the
+configured credentials (ui.username/ui.password) — `docs list`, `docs rm`, `ingest` (the files are
+uploaded), `ask`, `adapters list/show/promote`, and `synth`, `train`, `eval` as the app's jobs (with the
+options the app offers), followed until they end. Only when no app answers is the lock reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from assistant.errors import LoragError, StoreLockedError
+
+NOTE = "app.json"
+
+
+def note_path(settings: Any) -> Path:
+    return Path(settings.paths.data_dir) / NOTE
+
+
+def write_note(settings: Any, url: str) -> Path:
+    """Written by `lorag ui` once it listens; removed when it stops."""
+    path = note_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    tmp.replace(path)
+    return path
+
+
+def remove_note(settings: Any) -> None:
+    path = note_path(settings)
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def find_app(settings: Any) -> "AppClient | None":
+    """The running app that holds this data folder's embedded store, if one answers; None otherwise (a
+    Qdrant server store needs no app: every process opens it)."""
+    if settings.qdrant.url:
+        return None
+    try:
+        note = json.loads(note_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(note, dict) or not _alive(note.get("pid")) or not note.get("url"):
+        return None
+    u = settings.ui
+    password = u.password.get_secret_value() if u.password is not None else None
+    client = AppClient(str(note["url"]), (u.username, password) if u.username and password else None)
+    return client if client.healthy() else None
+
+
+class AppClient:
+    """The few API calls the CLI makes (httpx; bounded waits)."""
+
+    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+
+    def _client(self, timeout: float | None = None) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, auth=self.auth, timeout=timeout or self.timeout)
+
+    def healthy(self) -> bool:
+        import httpx
+
+        try:
+            with self._client(2.0) as c:
+                return c.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _check(self, r: Any) -> Any:
+        if r.status_code == 401:
+            raise StoreLockedError(
+                f"the lorag app at {self.url} holds the store and refused this command's credentials",
+                hint="set ui.username and ui.password (or LORAG_UI__USERNAME / LORAG_UI__PASSWORD) as the app has them",
+            )
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code >= 400:
+            err = (body or {}).get("error") if isinstance(body, dict) else None
+            msg = err.get("message") if isinstance(err, dict) else (r.text[:300] or f"HTTP {r.status_code}")
+            raise LoragError(str(msg))
+        return body
+
+    def get(self, path: str, **params: Any) -> Any:
+        with self._client() as c:
+            return self._check(c.get(path, params={k: v for k, v in params.items() if v is not None}))
+
+    def post(self, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        with self._client(timeout) as c:
+            return self._check(c.post(path, json=body if body is not None else {}))
+
+    # -- the commands' calls ----------------------------------------------------------------------
+    def documents(self, domain: str | None) -> list[dict[str, Any]]:
+        return self.get("/v1/documents", domain=domain)["data"]
+
+    def remove_documents(self, domain: str, names: list[str], all_docs: bool = False) -> list[dict[str, Any]]:
+        return self.post("/v1/documents/delete", {"domain": domain, "documents": names, "all": all_docs})["removed"]
+
+    def upload(self, domain: str, files: list[tuple[str, Path]]) -> str:
+        handles = [f.open("rb") for _, f in files]
+        try:
+            parts = [("files", (name, fh)) for (name, _), fh in zip(files, handles)]
+            with self._client(600.0) as c:
+                return self._check(c.post("/v1/documents", data={"domain": domain}, files=parts))["job"]
+        finally:
+            for fh in handles:
+                fh.close()
+
+    def start_job(self, kind: str, **params: Any) -> str:
+        return self.post("/v1/jobs", {"kind": kind, **{k: v for k, v in params.items() if v is not None}})["job"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.get(f"/v1/jobs/{job_id}")
+
+    def wait(self, job_id: str, on_progress: Any = None, poll_s: float = 0.5) -> dict[str, Any]:
+        while True:
+            state = self.job(job_id)
+            if on_progress is not None:
+                on_progress(state)
+            if state.get("status") != "running":
+                return state
+            time.sleep(poll_s)
+
+    def adapters(self) -> list[dict[str, Any]]:
+        return self.get("/v1/adapters")["data"]
+
+    def adapter(self, name: str) -> dict[str, Any]:
+        return self.get(f"/v1/adapters/{name}")
+
+    def promote(self, name: str, force: bool) -> str:
+        return self.post(f"/v1/adapters/{name}/promote", {"force": force})["message"]
+
+    def ask(self, question: str, domain: str | None, adapter: str, top_k: int | None) -> Iterator[Any]:
+        """Text pieces as they stream, then the answer as `lorag ask --json` prints it."""
+        body: dict[str, Any] = {"model": adapter, "messages": [{"role": "user", "content": question}], "stream": True}
+        if domain:
+            body["domain"] = domain
+        if top_k:
+            body["top_k"] = top_k
+        text, last = "", None
+        with self._client(600.0) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
+            if r.status_code >= 400:
+                r.read()
+                self._check(r)
+            for line in r.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise LoragError(chunk["error"].get("message", "the app failed while answering"))
+                choice = (chunk.get("choices") or [{}])[0]
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    text += piece
+                    yield piece
+                if choice.get("finish_reason"):
+                    last = chunk
+        if last is None:
+            raise LoragError(f"the app at {self.url} ended the answer without its final chunk")
+        extra = last.get("lorag", {})
+        usage = last.get("usage") or {}
+        yield {
+            "question": extra.get("question", question), "answer": text.strip(), "citations": last.get("citations", []),
+            "passages": extra.get("passages", []), "domains": extra.get("domains", []), "relevant": extra.get("relevant", True),
+            "adapter": last.get("model") if extra.get("relevant", True) else None, "route": extra.get("route", {}),
+            "tokens": usage.get("completion_tokens", 0), "prompt_tokens": usage.get("prompt_tokens", 0),
+            "finish_reason": choice.get("finish_reason"), "search_query": extra.get("search_query", question),
+            "timings_ms": extra.get("timings_ms", {}), "answered_by_app": self.url,
+        }  # fmt: skip

@@ -1,0 +1,131 @@
+"""User actions shared by the CLI, the web tabs and the API: each one function, called in one line by
+every face (the heavy wiring stays in `Components`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from assistant.errors import LoragError
+
+
+# -- documents ------------------------------------------------------------------------------------
+def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
+    """Every indexed document (of one domain, or all), as plain dicts: domain, display, format, chunks, hash."""
+    domains = [domain] if domain else store.domains()
+    if domain and domain not in store.domains():
+        return []
+    return [{"domain": d, **doc.__dict__} for d in domains for doc in store.list_docs(d)]
+
+
+def remove_documents(store: Any, domain: str, names: list[str], *, uploads: Path | None = None) -> list[dict[str, Any]]:
+    """Remove documents by path or shown name (all of them checked first: one unknown name removes nothing).
+    `uploads`: the app's copy of an upload inside that folder is deleted too. Returns what was removed."""
+    docs = store.list_docs(domain) if domain in store.domains() else []
+    picked = []
+    for name in names:
+        resolved = str(Path(name).expanduser().resolve()) if name else name
+        match = [d for d in docs if name in (d.doc_id, d.display) or d.doc_id == resolved]
+        if not match:
+            raise LoragError(f"'{name}' is not indexed in domain '{domain}'", hint="see `lorag docs list`")
+        picked += [d for d in match if d not in picked]
+    root = uploads.resolve() if uploads is not None else None
+    for d in picked:
+        store.remove_doc(domain, d.doc_id)
+        f = Path(d.doc_id)
+        if root is not None and f.is_file() and f.resolve().is_relative_to(root):
+            f.unlink()
+    store.flush()
+    return [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in picked]
+
+
+def check_ingest_paths(paths: Iterable[Path]) -> None:
+    """Every path given to `lorag ingest` exists: a typo fails at once, before any model loads."""
+    missing = [str(p) for p in paths if not Path(p).expanduser().exists()]
+    if missing:
+        raise LoragError(f"no such file or folder: {', '.join(missing)}", hint="check the path; folders are read recursively")
+
+
+def files_to_send(paths: Iterable[Path], formats: Iterable[str]) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(name, file) pairs to upload to a running app, and the files left out for their format, as
+    `lorag ingest` reads them: folders recursively, hidden files skipped, names relative to the folder."""
+    from ingest.loaders import file_format
+
+    allowed = set(formats)
+    files: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(n for n in filenames if not n.startswith(".")):
+                    f = Path(dirpath) / name
+                    rel = f.relative_to(p).as_posix()
+                    (files.append((rel, f)) if file_format(f) in allowed else skipped.append(rel))
+        elif p.is_file():
+            (files.append((p.name, p)) if file_format(p) in allowed else skipped.append(p.name))
+    return files, skipped
+
+
+def skipped_note(skipped: list[str], formats: Iterable[str]) -> str:
+    """Files left out for their format, in words a user understands."""
+    kinds = sorted({Path(s).suffix.lower() or "(no extension)" for s in skipped})
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return (f"left out {len(skipped)} file(s) lorag does not read ({', '.join(kinds)}): {', '.join(skipped[:5])}{more}; "
+            f"it reads {', '.join(sorted(formats))} (setting ingest.formats)")  # fmt: skip
+
+
+# -- adapters -------------------------------------------------------------------------------------
+def adapter_rows(comps: Any) -> list[dict[str, Any]]:
+    """The registry as rows: name, domain, base, promoted, stale, losses, created, last report."""
+    from assistant.store.base import corpus_fingerprint
+    from finetune.registry import is_stale
+
+    cards = comps.registry.all()
+    store = comps.store
+    fps = {d: corpus_fingerprint(store, d) if store.has_domain(d) else None for d in {c.domain for c in cards}}
+    rows = []
+    for c in cards:
+        last = c.reports[-1] if c.reports else {}
+        rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
+                     "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
+                     "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
+                     "last_report": last.get("report") or last.get("html"), "last_run": last.get("run_id"),
+                     "promotion": c.promotion.get("reason", "") if c.promoted else ""})  # fmt: skip
+    return rows
+
+
+_EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
+
+
+def promote_adapter(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> Any:
+    """Promote through the A/B gate (the recipe's gate metric); `force` promotes anyway, recorded on the card.
+    A refusal says what to do in the face that asked: the CLI's commands, or the web app's tab and checkbox."""
+    from finetune.config import load_train_config
+
+    reg = comps.registry
+    card = reg.get(name)
+    try:
+        metric = load_train_config(domain=card.domain).gate_metric
+    except LoragError:
+        metric = "answer_f1"
+    try:
+        from eval.gate import promotion_gate
+    except ImportError:  # evaluation not installed: only force can promote
+        promotion_gate = None  # type: ignore[assignment]
+
+    def gate(c: Any) -> dict[str, Any]:
+        if promotion_gate is None:
+            return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
+        return promotion_gate(c, reg, metric)
+
+    try:
+        return reg.promote(name, force=force, gate=gate)
+    except LoragError as e:
+        if face == "cli":
+            raise
+        text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", str(e.args[0]))
+        raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None
