@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -123,33 +121,3 @@ class Bm25SparseEncoder:
         return self._convert(self._bm25.embed_query(text))
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-class HashingEmbedder:
-    """A fake dense embedder for tests: hashed bag of words (and word bigrams), L2-normalised.
-
-    Texts sharing words get a high cosine, so retrieval behaves sensibly without any model.
-    """
-
-    def __init__(self, dim: int = 64, name: str = "hashing-fake"):
-        self.dim = dim
-        self.name = name
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, dtype=np.float32)
-        words = [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(text.lower())]
-        for token in words + [f"{a}_{b}" for a, b in zip(words, words[1:])]:
-            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
-            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
-        n = np.linalg.norm(v)
-        return v / n if n else v
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._vec(text)
-
-    def token_length(self, text: str) -> int:
-        return len(text.split())

@@ -164,37 +164,3 @@ class HFGenerator:
         n_new = int((new != self.tokenizer.pad_token_id).sum())
         self.last_stats = GenerationStats(int(enc["input_ids"].numel()), n_new, 0.0, time.perf_counter() - t0)
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-
-
-class FakeGenerator:
-    """Scripted answers for tests: returns `reply(messages)` word by word."""
-
-    def __init__(self, reply: Any = None, name: str = "fake-generator", adapters: Sequence[str] = ()):
-        self.reply = reply or (lambda messages: "The answer is in the first passage [1].")
-        self.name = name
-        self._adapters = list(adapters)
-        self.last_stats = GenerationStats()
-        self.calls: list[tuple[list[dict[str, str]], str | None]] = []
-
-    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
-        self.calls.append((list(messages), adapter))
-        t0 = time.perf_counter()
-        words = str(self.reply(messages)).split(" ")  # a word is a token here
-        cut = max_new_tokens is not None and len(words) > max_new_tokens
-        words = words[:max_new_tokens] if cut else words
-        for i, w in enumerate(words):
-            yield w if i == 0 else " " + w
-        prompt = sum(len(m.get("content", "").split()) for m in messages)
-        self.last_stats = GenerationStats(prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop")
-
-    def adapters(self) -> list[str]:
-        return list(self._adapters)
-
-    def attach(self, names: Sequence[str]) -> None:
-        self._adapters += [n for n in names if n not in self._adapters]
-
-    def generate_batch(
-        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
-    ) -> list[str]:
-        names = list(adapters) if adapters is not None else [None] * len(batch)
-        return ["".join(self.stream(m, adapter=a)) for m, a in zip(batch, names)]

@@ -155,22 +155,3 @@ class Retriever:
                 "rerank_ms": (t3 - t2) * 1000,
             },
         )
-
-
-def as_langchain_documents(passages: Sequence[Passage]) -> list[Any]:
-    from langchain_core.documents import Document
-
-    return [Document(page_content=p.text, metadata={k: v for k, v in p.to_dict().items() if k != "text"}) for p in passages]
-
-
-def langchain_retriever(retriever: Retriever, domain: str | None = None) -> Any:
-    """The hybrid retriever as a langchain BaseRetriever, for LCEL chains and tools like Ragas."""
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
-    from langchain_core.retrievers import BaseRetriever
-
-    class LoragRetriever(BaseRetriever):
-        def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Any]:
-            r = retriever.retrieve(query, domain)
-            return as_langchain_documents(r.passages if r.relevant else [])
-
-    return LoragRetriever()

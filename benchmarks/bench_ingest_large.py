@@ -91,7 +91,8 @@ def child(spec: dict) -> None:
     extra = {k: v for k, v in spec["ingest"].items() if k in IngestSettings.model_fields}
     ingest_settings = settings.ingest.model_copy(update=extra)
     if spec.get("embedder") == "hashing":  # the pipeline's own memory at scale, without a model's forward passes
-        from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+        from assistant.embedding import Bm25SparseEncoder
+        from tests.fakes import HashingEmbedder
 
         dense, sparse = HashingEmbedder(dim=384, name="hashing-384"), Bm25SparseEncoder()
     else:

@@ -19,7 +19,7 @@ def gate_metric_for(domain: str) -> str:
 
 
 def promotion_gate(card: Any, registry: Any, metric: str | None = None) -> dict[str, Any]:
-    """Decide whether `card` (finetune.registry.AdapterCard) may be promoted. Returns
+    """Decide whether `card` (assistant.registry.AdapterCard) may be promoted. Returns
     {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "report", "run_id", "against"}."""
     metric = metric or gate_metric_for(card.domain)
     promoted = [c for c in registry.versions(card.domain) if c.promoted and c.version != card.version]

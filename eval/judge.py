@@ -71,7 +71,7 @@ class Judge:
             raise
 
     def ragas_llm(self) -> Any:
-        from eval.metrics import ragas_modules
+        from eval.ragas_compat import ragas_modules
 
         base = ragas_modules().InstructorBaseRagasLLM
         judge = self

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
 import string
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from eval.ragas_compat import ragas_modules, ragas_version
 
 # name -> (kind, needs judge, description)
 METRICS: dict[str, tuple[str, bool, str]] = {
@@ -39,9 +40,6 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "source_recall": ("retrieval", False, "Ragas IDBasedContextRecall on source file names (needs sources)"),
     "llm_context_recall": ("retrieval", True, "Ragas ContextRecall: reference claims attributable to the passages (judge)"),
 }
-ANSWER_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "answer"]
-RETRIEVAL_METRICS = [m for m, (k, _, _) in METRICS.items() if k == "retrieval"]
-JUDGE_METRICS = {m for m, (_, j, _) in METRICS.items() if j}
 GROUNDING = ("right_source", "abstained", "unsupported")
 OFFLINE_NO_RAGAS = ("answer_f1", "exact_match", *GROUNDING)
 LOWER_IS_BETTER = {"abstained", "unsupported"}
@@ -126,53 +124,6 @@ def _finite(v: Any) -> float | None:
 
 
 # -- Ragas, lazily -----------------------------------------------------------------------------
-_RAGAS: Any = None
-
-
-def _ragas_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ragas")
-    except PackageNotFoundError:
-        return "missing"
-
-
-def ragas_modules() -> Any:
-    """Import ragas once (slow: ~10 s), offline (usage tracking off), deprecation noise muted."""
-    global _RAGAS
-    if _RAGAS is None:
-        os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-        from types import SimpleNamespace
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                import ragas
-            except ImportError as e:
-                from assistant.errors import LoragError
-
-                raise LoragError(
-                    f"the evaluation metrics need ragas, which failed to import: {e}",
-                    hint="install the eval extra: pip install -e '.[eval]' (ragas 0.4.3 with langchain-community 0.4.1)",
-                ) from e
-            import ragas.metrics as legacy
-            from ragas.dataset_schema import SingleTurnSample
-            from ragas.embeddings.base import BaseRagasEmbedding
-            from ragas.llms.base import InstructorBaseRagasLLM
-            from ragas.metrics import collections as C
-
-            _RAGAS = SimpleNamespace(
-                version=ragas.__version__, C=C, SingleTurnSample=SingleTurnSample,
-                BaseRagasEmbedding=BaseRagasEmbedding, InstructorBaseRagasLLM=InstructorBaseRagasLLM,
-                NonLLMContextPrecisionWithReference=legacy.NonLLMContextPrecisionWithReference,
-                NonLLMContextRecall=legacy.NonLLMContextRecall,
-                IDBasedContextPrecision=legacy.IDBasedContextPrecision,
-                IDBasedContextRecall=legacy.IDBasedContextRecall,
-            )  # fmt: skip
-    return _RAGAS
-
-
 def ragas_embeddings(embedder: Any) -> Any:
     """The local dense embedder (assistant.embedding.DenseEmbedder) as a ragas embedding, memoised."""
     R = ragas_modules()
@@ -248,7 +199,7 @@ class MetricSuite:
             "answer": self.answer_metrics, "retrieval": self.retrieval_metrics,
             "embedder": getattr(self.embedder, "name", None) if self.embedder is not None else None,
             "judge": self.judge.identity() if self.judge is not None else None,
-            "ragas": _ragas_version() if self.use_ragas else None, "v": 1,
+            "ragas": ragas_version() if self.use_ragas else None, "v": 1,
         }  # fmt: skip
 
     def _metrics(self) -> dict[str, Any]:

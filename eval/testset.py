@@ -1,4 +1,4 @@
-"""Test sets: the curated Q&A JSONL format (finetune.data.QARecord) plus optional reference contexts.
+"""Test sets: the curated Q&A JSONL format (assistant.qa.QARecord) plus optional reference contexts.
 
 One row per line:
 
@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from assistant.errors import LoragError
 from assistant.names import check_domain
-from finetune.data import QARecord, file_sha256, load_records, validation_problems, write_jsonl
+from assistant.qa import QARecord, file_sha256, load_records, validation_problems, write_jsonl
 
 HELDOUT_NAME = "heldout.jsonl"
 
@@ -42,7 +42,7 @@ class TestItem(QARecord):
 
 
 def load_testset(path: Path) -> list[TestItem]:
-    """Every row validated like `finetune.data.load_qa`; one LoragError lists every bad line."""
+    """Every row validated like `assistant.qa.load_records`; one LoragError lists every bad line."""
     return load_records(path, TestItem, what="test set", rows_name="test rows")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from assistant.errors import LoragError
-from finetune.registry import AdapterCard, Registry, now
+from assistant.registry import AdapterCard, Registry, now
 
 FORMATS = ("peft", "merged", "gguf")
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors", "card.json", "README.md")

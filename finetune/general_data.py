@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from finetune.data import read_jsonl
+from assistant.qa import read_jsonl
 
 
 def _text(v: Any) -> str | None:

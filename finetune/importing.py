@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from finetune.data import file_sha256
-from finetune.registry import AdapterCard, Registry, now
+from assistant.qa import file_sha256
+from assistant.registry import AdapterCard, Registry, now
 from finetune.train import RESULT_FILE
 
 

@@ -15,8 +15,8 @@ from assistant.settings import Settings
 from assistant.store import Store
 from assistant.store.base import corpus_fingerprint
 from finetune.config import TrainConfig
-from finetune.data import file_sha256
-from finetune.registry import AdapterCard, Registry, now
+from assistant.qa import file_sha256
+from assistant.registry import AdapterCard, Registry, now
 
 
 def dataset_dir(settings: Settings, domain: str) -> Path:

@@ -24,7 +24,8 @@ from assistant.retrieval import Passage, Retriever
 from assistant.store import Hit, Store
 from assistant.store.base import corpus_fingerprint
 from finetune.config import TrainConfig
-from finetune.data import QARecord, load_qa, split_qa, write_jsonl
+from assistant.qa import QARecord, write_jsonl
+from finetune.data import load_qa, split_qa
 from finetune.data_report import build_report
 from finetune.general_data import load_general_rows
 from finetune.synth import SynthPair, support, synthesize

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from finetune.registry import AdapterCard, Registry
+from assistant.registry import AdapterCard, Registry
 
 ENGINES = ("vllm", "llamacpp", "ollama")
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's accepted --max-lora-rank values

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.loaders import rst_inline_text
+from assistant.markup import rst_inline_text
 
 _ADORN = re.compile(r"^\s*([=\-~^\"'`#*+:.<>_])\1{2,}\s*$")
 _TABLE = re.compile(r"^\s*[+|].*[|+]\s*$|^\s*(=+\s+)+=+\s*$")

@@ -150,14 +150,6 @@ def _rst_sections(text: str) -> list[Section]:
     return out
 
 
-def rst_inline_text(text: str) -> str:
-    """Inline reStructuredText markup to its words: :func:`len` -> len, ``x`` -> x, `a <url>`_ -> a;
-    whitespace collapsed."""
-    text = re.sub(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`|``([^`]*)``|`([^`<]*?)\s*(?:<[^`>]*>)?`_*",
-                  lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)  # fmt: skip
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def load_rst(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _rst_sections(read_text(path))
 

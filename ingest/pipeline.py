@@ -32,7 +32,6 @@ class IngestReport:
     domain: str
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    purged_staged: int = 0
     skipped: list[str] = field(default_factory=list)  # files in the folders given whose format ingest.formats leaves out
 
     def counts(self) -> dict[str, int]:
@@ -126,7 +125,7 @@ class Ingestor:
             return report
         new_domain = domain not in self.store.domains()
         self.store.ensure_domain(domain, self.dense.dim)
-        report.purged_staged = self.store.purge_staged(domain)  # leftovers of an interrupted run
+        self.store.purge_staged(domain)  # leftovers of an interrupted run
         existing = {d.doc_id: d for d in self.store.list_docs(domain)}
 
         def finished(results: list[FileResult]) -> None:

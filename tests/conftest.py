@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
-from assistant.generation import FakeGenerator
+from assistant.embedding import Bm25SparseEncoder
+
+from tests.fakes import HashingEmbedder
+from tests.fakes import FakeGenerator
 from assistant.settings import Settings
 from assistant.store.edge import EdgeStore
 

@@ -2,7 +2,7 @@ import pytest
 
 from assistant.answer import extract_citations
 from assistant.errors import LoragError
-from assistant.generation import FakeGenerator
+from tests.fakes import FakeGenerator
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage
 

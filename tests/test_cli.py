@@ -9,8 +9,8 @@ import typer
 import pytest
 from typer.testing import CliRunner
 
-from assistant.embedding import HashingEmbedder
-from assistant.generation import FakeGenerator
+from tests.fakes import HashingEmbedder
+from tests.fakes import FakeGenerator
 from ui import cli
 from ui.components import Components
 
@@ -102,7 +102,7 @@ def test_user_errors_are_clean_messages(tmp_path, monkeypatch):
 
 def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     """A new adapter can be tried before any evaluation; a misspelt name fails before models load."""
-    from finetune.registry import AdapterCard, Registry
+    from assistant.registry import AdapterCard, Registry
 
     assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
     reg = Registry(tmp_path / "data" / "adapters")
@@ -129,7 +129,7 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
 
 
 def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
-    from finetune.registry import AdapterCard, Registry
+    from assistant.registry import AdapterCard, Registry
 
     reg = Registry(tmp_path / "data" / "adapters")
     for v in (1, 2):
@@ -152,7 +152,7 @@ def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
 
 
 def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path):
-    from finetune.registry import AdapterCard, Registry
+    from assistant.registry import AdapterCard, Registry
 
     reg = Registry(tmp_path / "data" / "adapters")
     staged = tmp_path / "staged"
@@ -189,7 +189,7 @@ def test_resume_refuses_new_settings(lorag):
 
 def test_adapters_import_json_prints_the_registered_card(lorag, corpus, tmp_path, monkeypatch):
     import finetune.importing
-    from finetune.registry import AdapterCard
+    from assistant.registry import AdapterCard
 
     lorag("ingest", str(corpus), "--domain", "hr")
     monkeypatch.setenv("LORAG_MODELS__GENERATOR", str(tmp_path))  # a local folder: resolved as is
@@ -263,8 +263,9 @@ def test_ingest_shows_progress_per_file_and_per_chunk_on_stderr(lorag, corpus, m
 
 NOISY_RUN = '''
 import logging, sys
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
-from assistant.generation import FakeGenerator
+from assistant.embedding import Bm25SparseEncoder
+from tests.fakes import HashingEmbedder
+from tests.fakes import FakeGenerator
 from ui import cli
 from ui.components import Components
 

@@ -16,7 +16,7 @@ LORAS = [{"id": 0, "path": "/srv/loras/hr-v1.gguf", "scale": 0.0}, {"id": 1, "pa
 
 @pytest.fixture
 def llamacpp(settings_for, stub, store, bm25, corpus, no_local_model):  # noqa: F811
-    from assistant.embedding import HashingEmbedder
+    from tests.fakes import HashingEmbedder
     from ui.components import Components
 
     stub.loras = [dict(x) for x in LORAS]
@@ -86,7 +86,7 @@ def test_config_check_lists_promoted_adapters_the_engine_lacks(tmp_path, monkeyp
     for k, v in {"PATHS__DATA_DIR": tmp_path / "data", "MODELS__ENDPOINT__BASE_URL": stub.url,
                  "MODELS__ENDPOINT__MODEL": "base-m"}.items():  # fmt: skip
         monkeypatch.setenv(f"LORAG_{k}", str(v))
-    from finetune.registry import Registry
+    from assistant.registry import Registry
 
     reg = Registry(tmp_path / "data" / "adapters")
 

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.answer import Answer
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
+from tests.fakes import HashingEmbedder
 from assistant.errors import EngineError, LoragError
 from assistant.prompt import build_messages
 from assistant.settings import Settings

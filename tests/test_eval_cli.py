@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from assistant.embedding import HashingEmbedder
+from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError
 from eval.gate import promotion_gate
 from tests.test_eval_support import ArmGenerator, adapter_knows, make_adapter, write_testset

@@ -7,7 +7,7 @@ import pytest
 
 from assistant.errors import LoragError
 from eval.gate import promotion_gate
-from finetune.registry import Registry
+from assistant.registry import Registry
 from tests.test_eval_support import make_adapter
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from assistant.embedding import HashingEmbedder
+from tests.fakes import HashingEmbedder
 from eval.judge import Judge, JudgeParseError, parse_structured
 from eval.metrics import FAILED, NA, MetricSuite
 
@@ -171,7 +171,7 @@ def test_openai_compatible_judge_speaks_chat_completions():
 
 
 def test_local_judge_uses_the_generator_with_one_user_message():
-    from assistant.generation import FakeGenerator
+    from tests.fakes import FakeGenerator
     from eval.judge import local_judge
 
     gen = FakeGenerator(lambda messages: fake_judge_reply(messages[-1]["content"], verdicts=(1, 1, 1)))

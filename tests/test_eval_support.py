@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from assistant.generation import FakeGenerator
+from tests.fakes import FakeGenerator
 
 QA = [
     ("How many days of annual leave do full-time staff receive?", "Full-time staff receive 27 days of annual leave each year.", "leave.md"),
@@ -69,7 +69,7 @@ def adapter_knows(good: str = "hr-v1") -> Callable[[str, str | None], str]:
 
 
 def make_adapter(registry, tmp_path: Path, domain: str = "hr", version: int = 1, data_hash: str | None = None):  # noqa: ANN001, ANN201
-    from finetune.registry import AdapterCard
+    from assistant.registry import AdapterCard
 
     staged = tmp_path / f"staged-{domain}-{version}"
     staged.mkdir(parents=True)

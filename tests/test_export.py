@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
 from finetune.export import export_adapter
-from finetune.registry import Registry
+from assistant.registry import Registry
 from tests.helpers.loras import random_lora, register_lora
 
 

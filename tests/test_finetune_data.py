@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant.errors import ConfigError, LoragError
-from assistant.generation import FakeGenerator
+from tests.fakes import FakeGenerator
 from assistant.prompt import NO_ANSWER
 from assistant.retrieval import Passage
 from assistant.routing import Router
@@ -16,7 +16,7 @@ from assistant.settings import RoutingSettings
 from finetune.config import CONFIG_DIR, SynthConfig, load_train_config
 from finetune.data import load_qa, split_qa
 from finetune.raft import TrainingSetBuilder, make_example
-from finetune.registry import AdapterCard, Registry, check_base, is_stale
+from assistant.registry import AdapterCard, Registry, check_base, is_stale
 from tests.conftest import SAMPLES
 
 
@@ -196,7 +196,7 @@ def test_registry_versions_promotion_and_removal(tmp_path):
 
 
 def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
-    from finetune.registry import card_text
+    from assistant.registry import card_text
 
     reg = Registry(tmp_path)
     card = _card(reg, "hr", corpus="c1")

@@ -303,7 +303,7 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
 
     from assistant.errors import LoragError
     from finetune.importing import import_adapter
-    from finetune.registry import Registry
+    from assistant.registry import Registry
 
     result, _, trained_dir = trained
     reg = Registry(tmp_path / "adapters")
@@ -475,7 +475,7 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
     import finetune.train as ft
     from assistant.errors import LoragError
     from finetune.jobs import run_root, run_versions, train_domain
-    from finetune.registry import Registry
+    from assistant.registry import Registry
 
     data = settings.datasets_dir / "toy"
     data.mkdir(parents=True)
@@ -501,7 +501,7 @@ def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_d
     """No training set: an unknown domain points at ingest (synth would fail on it too), a known one at synth."""
     from assistant.errors import LoragError
     from finetune.jobs import train_domain
-    from finetune.registry import Registry
+    from assistant.registry import Registry
     from ingest.pipeline import Ingestor
 
     registry = Registry(settings.paths.data_dir / "adapters")

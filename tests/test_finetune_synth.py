@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from assistant.errors import ConfigError, LoragError
-from assistant.generation import FakeGenerator
+from tests.fakes import FakeGenerator
 from assistant.store import Hit
 from finetune.config import SynthConfig, TrainConfig, load_train_config
 from finetune.raft import TrainingSetBuilder, make_example

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
 from assistant.settings import Settings
-from finetune.registry import AdapterCard, Registry, now
+from assistant.registry import AdapterCard, Registry, now
 from finetune.serve_config import build
 from tests.helpers.loras import random_lora, register_lora
 

@@ -4,7 +4,9 @@ import uuid
 
 import pytest
 
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
+
+from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import ChunkPoint
 from assistant.store.edge import EdgeStore

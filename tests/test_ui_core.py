@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
+
+from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError
-from assistant.generation import FakeGenerator, GenerationStats
+from assistant.generation import GenerationStats
+from tests.fakes import FakeGenerator
 from assistant.settings import Settings
 from assistant.store.edge import EdgeStore
 
@@ -77,7 +80,7 @@ class ScriptedGenerator(FakeGenerator):
 
 def register_fake_adapter(registry, store, domain, version, *, promoted=False, metrics=None):
     from assistant.store.base import corpus_fingerprint
-    from finetune.registry import AdapterCard, now
+    from assistant.registry import AdapterCard, now
 
     staged = registry.root / f".stage-{domain}-{version}"
     staged.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def _promoted_not_served(settings: Any, gen: Any, served: list[str]) -> list[dic
     """One error per promoted adapter the engine does not serve (routing would pick it), with how to load it."""
     from pathlib import Path
 
-    from finetune.registry import Registry
+    from assistant.registry import Registry
     from finetune.serve_config import engine_kind, load_hint
 
     registry = Registry(settings.adapters_dir)

@@ -209,7 +209,7 @@ def train_cmd(
     )
     typer.echo("  " + describe_runtime(m, card.hyperparameters))
     typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
-    from finetune.registry import eval_command
+    from assistant.registry import eval_command
 
     typer.echo(f"evaluate:  {eval_command(card.domain, card.name, bool(m.get('eval_rows')))}")
     typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
@@ -263,7 +263,7 @@ def adapters_show(
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
     from assistant.store.base import corpus_fingerprint
     from finetune.config import load_train_config
-    from finetune.registry import AdapterCard, card_json, card_text, is_stale
+    from assistant.registry import AdapterCard, card_json, card_text, is_stale
     from ui.cli import _app_client
 
     remote = _app_client()
@@ -325,7 +325,7 @@ def adapters_import(
         corpus_fingerprint=corpus_fingerprint(comps.store, domain), taken_versions=run_versions(settings, domain),
     )  # fmt: skip
     if as_json:
-        from finetune.registry import card_json
+        from assistant.registry import card_json
 
         typer.echo(card_json(card))
         return
@@ -333,7 +333,7 @@ def adapters_import(
     typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
     if not card.data_hash or not card.corpus_fingerprint:
         typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
-    from finetune.registry import eval_command
+    from assistant.registry import eval_command
 
     typer.echo(f"next: `{eval_command(domain, card.name, _has_heldout(settings, domain))}` compares it with the base "
                f"model; `lorag adapters promote {card.name}` serves it")  # fmt: skip
@@ -367,7 +367,7 @@ def adapters_export(
     """Export an adapter for an engine, check it by loading it back against the unmerged adapter, record it on the card."""
     from assistant.models.loading import pick_device
     from finetune.export import export_adapter, llama_cpp_base
-    from finetune.registry import export_check_text
+    from assistant.registry import export_check_text
 
     comps = _state().components
     settings = comps.settings

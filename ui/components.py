@@ -59,7 +59,7 @@ class Components:
 
     @cached_property
     def registry(self) -> Any:
-        from finetune.registry import Registry
+        from assistant.registry import Registry
 
         return Registry(self.settings.adapters_dir)
 
@@ -113,7 +113,7 @@ class Components:
     def attach(self, names: list[str]) -> list[str]:
         """Attach registry adapters (any version, promoted or not) to the loaded generator, by name."""
         from assistant.adapters import attach_adapters, base_fingerprint
-        from finetune.registry import check_base
+        from assistant.registry import check_base
 
         gen = self.generator
         if self.uses_engine:  # nothing to load: the engine must already serve them

@@ -82,7 +82,7 @@ def skipped_note(skipped: list[str], formats: Iterable[str]) -> str:
 def adapter_rows(comps: Any) -> list[dict[str, Any]]:
     """The registry as rows: name, domain, base, promoted, stale, losses, created, last report."""
     from assistant.store.base import corpus_fingerprint
-    from finetune.registry import is_stale
+    from assistant.registry import is_stale
 
     cards = comps.registry.all()
     store = comps.store

@@ -12,7 +12,9 @@ import signal
 import sys
 from pathlib import Path
 
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
+
+from tests.fakes import HashingEmbedder
 from assistant.settings import IngestSettings
 from assistant.store.edge import EdgeStore
 from ingest.pipeline import Ingestor
@@ -74,10 +76,13 @@ def main() -> None:
         store = EdgeStore(store_path)
     settings = IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=1)
     ingest = Ingestor(store, HashingEmbedder(dim=32), Bm25SparseEncoder(), settings)
+    purged: list[int] = []  # what the ingest's purge of staged leftovers removed
+    purge = store.purge_staged
+    store.purge_staged = lambda domain: purged.append(purge(domain)) or purged[-1]
     print("START", flush=True)
     report = ingest.run([corpus], "crash", progress=lambda name, done, total: print("PROGRESS", done, flush=True))
     store.close()
-    print("DONE", report.purged_staged, report.counts(), flush=True)
+    print("DONE", sum(purged), report.counts(), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def register_lora(registry: Any, folder: Path, base: Path | str, domain: str, ve
     from transformers import AutoConfig
 
     from assistant.adapters import base_fingerprint
-    from finetune.registry import AdapterCard, now
+    from assistant.registry import AdapterCard, now
 
     card = AdapterCard(name=f"{domain}-v{version}", domain=domain, version=version, base_model=base_model or str(base),
                        base_fingerprint=base_fingerprint(AutoConfig.from_pretrained(base)), data_hash="d" * 64,

@@ -6,7 +6,9 @@
 import sys
 from pathlib import Path
 
-from assistant.embedding import Bm25SparseEncoder, HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
+
+from tests.fakes import HashingEmbedder
 from assistant.settings import Settings
 from assistant.store.edge import EdgeStore
 from tests.test_ui_core import CORPUS, ScriptedGenerator

@@ -36,10 +36,6 @@ class AdapterCard(BaseModel):
         default_factory=list, description="`lorag adapters export` runs, newest last: format, path, the load-back check."
     )
 
-    @property
-    def path_hint(self) -> str:
-        return f"adapters/{self.domain}/v{self.version}"
-
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
