@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError

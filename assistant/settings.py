@@ -240,6 +240,11 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         return self.paths.data_dir / "reports"
 
+    @property
+    def recipes_dir(self) -> Path:
+        """The user's training recipes, <domain>.yaml: read before the packaged ones."""
+        return self.paths.data_dir / "recipes"
+
     def public_dict(self) -> dict[str, Any]:
         """Settings as plain data with secrets masked (for `lorag config`)."""
         return self.model_dump(mode="json")

@@ -1,10 +1,10 @@
 """The promotion gate: an adapter is promoted only when its latest A/B report shows it beats the
 domain's current promoted version (or the base model when none is promoted) on the domain's gate
-metric with a 95% CI of the difference above zero.
+metric (the one its recipe names) with a 95% CI of the difference above zero.
 
 Light on purpose (no numpy, no ragas): `lorag adapters promote` imports it.
 
-    registry.promote(name, force=force, gate=lambda card: promotion_gate(card, registry))
+    registry.promote(name, force=force, gate=lambda card: promotion_gate(card, registry, "answer_f1"))
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def gate_metric_for(domain: str) -> str:
-    from finetune.config import load_train_config
-
-    return load_train_config(domain=domain).gate_metric
-
-
-def promotion_gate(card: Any, registry: Any, metric: str | None = None) -> dict[str, Any]:
-    """Decide whether `card` (assistant.registry.AdapterCard) may be promoted. Returns
+def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
+    """Decide whether `card` (assistant.registry.AdapterCard) may be promoted on `metric` (the gate metric of the
+    recipe it was trained with: services.recipes.card_gate_metric). Returns
     {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "report", "run_id", "against"}."""
-    metric = metric or gate_metric_for(card.domain)
     promoted = [c for c in registry.versions(card.domain) if c.promoted and c.version != card.version]
     against = promoted[0].name if promoted else "base"
     what = f"the promoted version {against}" if promoted else "the base model (base)"

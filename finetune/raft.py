@@ -134,7 +134,6 @@ class TrainingSetBuilder:
         cfg, s = self.cfg, self.cfg.synth
         rng = random.Random(s.seed)
         k = self.retriever.settings.top_k
-        n_neg = max(s.distractors, k)
         fit_to = cfg.max_seq_length if self.count_tokens else 0
         chunks = self.store.scroll_chunks(cfg.domain)
         if not chunks:

@@ -65,7 +65,7 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     rep = card.reports[-1]
     assert rep["run_id"] == out["run_id"] and rep["report_html"] == str(tmp_path / "rep" / "report.html")
     assert rep["vs"]["base"]["answer_f1"]["ci_low"] == f1["ci_low"] and rep["means"]["answer_f1"] > 0.9
-    decision = promotion_gate(card, registry)
+    decision = promotion_gate(card, registry, "answer_f1")
     assert decision["ok"] and decision["against"] == "base" and decision["run_id"] == out["run_id"]
 
     # the human summary, from the cache this time

@@ -26,7 +26,7 @@ def _cmp(diff, lo, hi, n=40):
 
 
 def _gate(registry, name):
-    return promotion_gate(registry.get(name), registry)
+    return promotion_gate(registry.get(name), registry, "answer_f1")
 
 
 def test_no_report_is_refused(registry, tmp_path):
@@ -42,7 +42,7 @@ def test_better_than_base_with_ci_above_zero_passes(registry, tmp_path):
     d = _gate(registry, "hr-v1")
     assert d["ok"] and (d["diff"], d["ci_low"], d["ci_high"], d["n"]) == (0.12, 0.05, 0.19, 40)
     assert d["run_id"] == "run-1" and d["report"] == "/r/run-1/report.html"
-    card = registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry))
+    card = registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     assert card.promoted and card.promotion["ok"] and not card.promotion["forced"] and card.promotion["ci_low"] == 0.05
 
 
@@ -53,7 +53,7 @@ def test_ci_straddling_zero_is_refused_with_the_numbers(registry, tmp_path):
     assert not d["ok"]
     assert "CI includes zero" in d["reason"] and "+0.0300" in d["reason"] and "[-0.0200, +0.0800]" in d["reason"]
     with pytest.raises(LoragError, match=r"promotion of hr-v1 refused: no evidence it beats the base model.*\[-0.0200, \+0.0800\]"):
-        registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry))
+        registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     assert not registry.get("hr-v1").promoted
 
 
@@ -67,7 +67,7 @@ def test_worse_is_refused(registry, tmp_path):
 def test_force_overrides_and_is_recorded_on_the_card(registry, tmp_path):
     make_adapter(registry, tmp_path)
     registry.attach_report("hr-v1", _summary({"base": _cmp(0.0, -0.05, 0.05)}))
-    card = registry.promote("hr-v1", force=True, gate=lambda c: promotion_gate(c, registry))
+    card = registry.promote("hr-v1", force=True, gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     assert card.promoted and card.promotion["forced"] is True and card.promotion["ok"] is False
     assert card.promotion["ci_low"] == -0.05 and "CI includes zero" in card.promotion["reason"]
     assert registry.get("hr-v1").promotion["forced"] is True  # persisted
@@ -76,7 +76,7 @@ def test_force_overrides_and_is_recorded_on_the_card(registry, tmp_path):
 def test_a_new_version_must_beat_the_promoted_one_not_base(registry, tmp_path):
     make_adapter(registry, tmp_path, version=1)
     registry.attach_report("hr-v1", _summary({"base": _cmp(0.1, 0.05, 0.15)}))
-    registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry))
+    registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     make_adapter(registry, tmp_path, version=2)
     registry.attach_report("hr-v2", _summary({"base": _cmp(0.2, 0.1, 0.3)}))
     d = _gate(registry, "hr-v2")
@@ -85,7 +85,7 @@ def test_a_new_version_must_beat_the_promoted_one_not_base(registry, tmp_path):
     registry.attach_report("hr-v2", _summary({"hr-v1": _cmp(0.04, 0.01, 0.07), "base": _cmp(0.2, 0.1, 0.3)}, run_id="run-2"))
     d = _gate(registry, "hr-v2")
     assert d["ok"] and d["run_id"] == "run-2" and d["diff"] == 0.04
-    registry.promote("hr-v2", gate=lambda c: promotion_gate(c, registry))
+    registry.promote("hr-v2", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     assert [c.name for c in registry.versions("hr") if c.promoted] == ["hr-v2"]
 
 
@@ -98,10 +98,10 @@ def test_the_latest_matching_report_decides(registry, tmp_path):
     assert not d["ok"] and d["run_id"] == "new"
 
 
-def test_the_metric_comes_from_the_recipe_or_the_argument(registry, tmp_path):
+def test_the_gate_compares_on_the_metric_it_is_given(registry, tmp_path):
     make_adapter(registry, tmp_path)
     registry.attach_report("hr-v1", _summary({"base": {**_cmp(0.1, 0.05, 0.15), "rouge_l": {"diff": -0.1, "ci_low": -0.2, "ci_high": -0.01, "n": 9}}}))
-    assert _gate(registry, "hr-v1")["metric"] == "answer_f1"  # TrainConfig.gate_metric default
+    assert _gate(registry, "hr-v1")["metric"] == "answer_f1"
     d = promotion_gate(registry.get("hr-v1"), registry, metric="rouge_l")
     assert not d["ok"] and d["metric"] == "rouge_l" and d["ci_high"] == -0.01
     d = promotion_gate(registry.get("hr-v1"), registry, metric="faithfulness")

@@ -188,7 +188,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
     # -- what the `lorag` CLI asks of a running app (the embedded store admits one process) -----------
     @router.get("/v1/documents")
     def documents(domain: str | None = None) -> Any:
-        from ui.services import list_documents
+        from services.documents import list_documents
 
         try:
             return {"data": list_documents(core.comps.store, domain or None)}
@@ -244,8 +244,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?} | {"kind": "train", "domain", "max_steps"?,
         "resume"?} | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}: the Adapters and Evaluation tabs'
         jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll /v1/jobs/{id}."""
-        from ui.tab_adapters import start_synth, start_train
-        from ui.tab_eval import start_eval
+        from ui.web_jobs import start_eval, start_synth, start_train
 
         body = await request.json()
         try:
@@ -286,7 +285,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
 
     @router.get("/v1/adapters")
     def adapters() -> Any:
-        from ui.services import adapter_rows
+        from services.adapters import adapter_rows
 
         return {"data": adapter_rows(core.comps)}
 
@@ -300,7 +299,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
     @router.post("/v1/adapters/{name}/promote")
     async def promote(name: str, request: Request) -> Any:
         """{"force": bool}: through the A/B gate, as `lorag adapters promote`."""
-        from ui.tab_adapters import promote as promote_in_app
+        from ui.web_jobs import promote as promote_in_app
 
         body = await request.json() if await request.body() else {}
         try:

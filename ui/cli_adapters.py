@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from assistant.errors import LoragError
-from assistant.names import check_domain
+from ui.cli_state import app_client, new_console, run_in_app, state
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
-
-
-def _state() -> Any:
-    from ui.cli import state
-
-    return state
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages (logs, grep)
 
 
 def synth_cmd(
@@ -41,26 +27,19 @@ def synth_cmd(
     """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from finetune.config import load_train_config
     from finetune.data_report import preview as pick_preview
     from finetune.data_report import report_lines
-    from finetune.jobs import build_training_set, dataset_dir
+    from services.adapters import synth_recipe, synthesize
 
-    from ui.cli import _app_client, run_in_app
-
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:  # the app makes the data, as its Adapters tab does
         run_in_app(remote, "synth", {"--config": config, "--teacher": teacher, "--teacher-url": teacher_url, "--preview": preview,
                                      "--json": as_json}, domain=domain, writer=writer, max_chunks=max_chunks,
                    qa_jsonl=qa.read_text(encoding="utf-8") if qa else None)  # fmt: skip
         return
-    st = _state()
-    synth: dict[str, Any] = {}
-    for key, value in (("max_chunks", max_chunks), ("writer", writer), ("teacher", teacher), ("teacher_url", teacher_url)):
-        if value is not None:
-            synth[key] = value
-    cfg = load_train_config(config, domain=domain, overrides={"synth": synth})
-    comps = st.components
+    comps = state.components
+    cfg = synth_recipe(comps.settings, domain, config=config, max_chunks=max_chunks, writer=writer, teacher=teacher,
+                       teacher_url=teacher_url)  # fmt: skip
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True,
                   disable=as_json) as progress:  # fmt: skip
         tasks: dict[str, Any] = {}
@@ -70,15 +49,14 @@ def synth_cmd(
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        summary = build_training_set(cfg, settings=comps.settings, store=comps.store, retriever=comps.retriever,
-                                     served_generator=lambda: comps.generator, model_cache=comps.model_cache, qa=qa,
-                                     progress=on_progress)  # fmt: skip
-    out = dataset_dir(comps.settings, domain)
+        summary = synthesize(comps, cfg, qa=qa, progress=on_progress)
+    out = Path(summary.pop("folder"))
+    summary.pop("domain")
     picked = pick_preview(_read_pairs(out / "synthetic.jsonl"), preview, seed=cfg.synth.seed) if preview else []
     if as_json:
         typer.echo(json.dumps({**summary, "preview": picked}, indent=2, default=str))
         return
-    c = _console()
+    c = new_console()
     s = summary["synthetic"]
     c.print(f"[bold]{domain}[/]: {summary['train_examples']} training examples "
             f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without"
@@ -147,30 +125,19 @@ def train_cmd(
     """Train a LoRA (CPU) / QLoRA (CUDA) adapter on the domain's training set and register it as a new version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from finetune.config import load_train_config
-    from finetune.jobs import train_domain
     from finetune.runtime import describe_runtime
+    from services.adapters import train, train_recipe
 
-    from ui.cli import _app_client, run_in_app
-
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
         run_in_app(remote, "train", {"--config": config, "--epochs": epochs}, domain=domain, max_steps=max_steps, resume=resume)
         return
-    if resume and (config or max_steps or epochs):
-        raise LoragError("--resume continues the interrupted run with the settings it started with",
-                         hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip
-    overrides: dict[str, Any] = {}
-    if max_steps:
-        overrides["max_steps"] = max_steps
-    if epochs:
-        overrides["epochs"] = epochs
-    cfg = load_train_config(config, domain=domain, overrides=overrides)
-    comps = _state().components
+    comps = state.components
+    cfg = train_recipe(comps.settings, domain, config=config, max_steps=max_steps, epochs=epochs, resume=resume)
     from rich.progress import TimeRemainingColumn
 
     with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), TextColumn("{task.description}"), console=_console(stderr=True)) as progress:  # fmt: skip
+                  TimeRemainingColumn(), TextColumn("{task.description}"), console=new_console(stderr=True)) as progress:  # fmt: skip
         task = progress.add_task("starting", total=None)
         seen: dict[str, Any] = {}
 
@@ -194,15 +161,14 @@ def train_cmd(
             progress.update(task, completed=entry["step"], total=entry["max_steps"], description=" · ".join(parts))
 
         try:
-            card = train_domain(cfg, settings=comps.settings, store=comps.store, registry=comps.registry,
-                                model_cache=comps.model_cache, resume=resume, on_log=on_log)  # fmt: skip
+            card = train(comps, cfg, resume=resume, on_log=on_log)
         except KeyboardInterrupt:
             progress.stop()
             typer.echo(f"interrupted: `lorag train --domain {domain} --resume` continues it from its last checkpoint "
                        f"(saved every {cfg.save_steps} steps; from the start if none was saved yet)", err=True)  # fmt: skip
             raise
     m = card.metrics
-    _console().print(
+    new_console().print(
         f"[green]registered {card.name}[/]  train loss {m['train_loss']:.4f}"
         + (f"  held-out loss {m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "")
         + f"  {m['steps']} step{'s' if m['steps'] != 1 else ''} in {m['train_seconds']:.0f}s"
@@ -220,11 +186,10 @@ def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the 
     """Every adapter version with its base, metrics, promotion and staleness."""
     from rich.table import Table
 
-    from ui.cli import _app_client
-    from ui.services import adapter_rows
+    from services.adapters import adapter_rows
 
-    remote = _app_client()
-    rows = remote.adapters() if remote is not None else adapter_rows(_state().components)
+    remote = app_client()
+    rows = remote.adapters() if remote is not None else adapter_rows(state.components)
     rows = [{k: v for k, v in r.items() if k != "promotion"} for r in rows]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -240,19 +205,11 @@ def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the 
     for r in rows:
         t.add_row(r["name"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
                   _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:10], str(r["last_run"] or "-"))  # fmt: skip
-    _console().print(t)
+    new_console().print(t)
 
 
 def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, (int, float)) else "-"
-
-
-def _has_heldout(settings: Any, domain: str) -> bool:
-    """Whether the domain has a non-empty held-out split for `lorag eval` to default to."""
-    from eval.testset import HELDOUT_NAME
-
-    path = Path(settings.datasets_dir) / check_domain(domain) / HELDOUT_NAME
-    return path.is_file() and bool(path.read_text(encoding="utf-8").strip())
 
 
 @adapters_app.command("show")
@@ -261,26 +218,23 @@ def adapters_show(
     as_json: bool = typer.Option(False, "--json", help="The whole card as JSON."),
 ) -> None:
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
+    from assistant.registry import AdapterCard, card_json, is_stale
     from assistant.store.base import corpus_fingerprint
-    from finetune.config import load_train_config
-    from assistant.registry import AdapterCard, card_json, card_text, is_stale
-    from ui.cli import _app_client
+    from services.adapters import card_view
 
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:
         card = AdapterCard(**remote.adapter(name))
         stale = next((r["stale"] for r in remote.adapters() if r["name"] == card.name), None)
-        typer.echo(card_json(card) if as_json else card_text(card, stale=stale, gate_metric=load_train_config(domain=card.domain).gate_metric,
-                                                             heldout=_has_heldout(_state().settings, card.domain)))  # fmt: skip
+        typer.echo(card_json(card) if as_json else card_view(state.settings, card, stale))
         return
-    comps = _state().components
+    comps = state.components
     card = comps.registry.get(name)
     if as_json:
         typer.echo(card_json(card))
         return
     fp = corpus_fingerprint(comps.store, card.domain) if comps.store.has_domain(card.domain) else None
-    typer.echo(card_text(card, stale=is_stale(card, fp), gate_metric=load_train_config(domain=card.domain).gate_metric,
-                         heldout=_has_heldout(comps.settings, card.domain)))  # fmt: skip
+    typer.echo(card_view(comps.settings, card, is_stale(card, fp)))
     typer.echo(f"  folder         {comps.registry.folder(card)}  (lorag adapters show {name} --json: the whole card)")
 
 
@@ -290,14 +244,13 @@ def adapters_promote(
     force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded on the card)."),
 ) -> None:
     """Make this version the one served for its domain — only if its latest A/B report beats the current one."""
-    from ui.cli import _app_client
-    from ui.services import promote_adapter
+    from services.adapters import promote
 
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:  # the app promotes, and serves it at once
         typer.echo(remote.promote(name, force))
         return
-    card = promote_adapter(_state().components, name, force=force)
+    card = promote(state.components, name, force=force)
     note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
     typer.echo(f"promoted {card.name}{note}: {card.promotion.get('reason', '')}")
 
@@ -310,20 +263,10 @@ def adapters_import(
     as_json: bool = typer.Option(False, "--json", help="The registered card as JSON."),
 ) -> None:
     """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
-    from assistant.retrieval import resolve_domains
-    from assistant.store.base import corpus_fingerprint
-    from finetune.importing import import_adapter
-    from finetune.jobs import run_versions
+    from services.adapters import has_heldout, import_adapter
 
-    st = _state()
-    comps, settings = st.components, st.settings
-    resolve_domains(comps.store, domain)  # the domain must be indexed: an adapter serves a domain's questions
-    base = settings.models.generator
-    card = import_adapter(
-        folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
-        datasets_dir=settings.datasets_dir, data_file=data,
-        corpus_fingerprint=corpus_fingerprint(comps.store, domain), taken_versions=run_versions(settings, domain),
-    )  # fmt: skip
+    settings = state.settings
+    card = import_adapter(state.components, folder, domain, data=data)
     if as_json:
         from assistant.registry import card_json
 
@@ -335,23 +278,16 @@ def adapters_import(
         typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
     from assistant.registry import eval_command
 
-    typer.echo(f"next: `{eval_command(domain, card.name, _has_heldout(settings, domain))}` compares it with the base "
+    typer.echo(f"next: `{eval_command(domain, card.name, has_heldout(settings, domain))}` compares it with the base "
                f"model; `lorag adapters promote {card.name}` serves it")  # fmt: skip
 
 
 @adapters_app.command("rm")
 def adapters_rm(name: str = typer.Argument(..., help="The adapter version to delete."), yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version.")) -> None:
     """Delete an adapter version."""
-    comps = _state().components
-    card = comps.registry.get(name)
-    if card.promoted and not yes:
-        raise LoragError(f"{card.name} is the promoted version of '{card.domain}'", hint="pass --yes to remove it anyway")
-    from finetune.jobs import finished_run
+    from services.adapters import remove
 
-    run = finished_run(comps.settings, card)
-    comps.registry.remove(card.name)
-    if run is not None:  # its checkpoints and logs: nothing resumes a finished run
-        shutil.rmtree(run, ignore_errors=True)
+    card, run = remove(state.components, name, even_promoted=yes)
     typer.echo(f"removed {card.name}" + (f" and its training run folder {run}" if run is not None else ""))
 
 
@@ -365,18 +301,11 @@ def adapters_export(
     as_json: bool = typer.Option(False, "--json", help="The export record (also written to the card) as JSON."),
 ) -> None:
     """Export an adapter for an engine, check it by loading it back against the unmerged adapter, record it on the card."""
-    from assistant.models.loading import pick_device
-    from finetune.export import export_adapter, llama_cpp_base
     from assistant.registry import export_check_text
+    from services.adapters import export
 
-    comps = _state().components
-    settings = comps.settings
-    card = comps.registry.get(name)
-    base_gguf = llama_cpp_base(card, comps.model_cache) if fmt == "gguf" else None
     say = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))
-    record = export_adapter(comps.registry, card.name, fmt, out, resolve=comps.model_cache.resolve,
-                            device=pick_device(settings.models.device), gguf_dtype=gguf_type, base_gguf=base_gguf,
-                            progress=say)  # fmt: skip
+    card, record = export(state.components, name, fmt, out, gguf_type=gguf_type, progress=say)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
@@ -407,7 +336,7 @@ def adapters_serve_config(
     """Print the command line (or Modelfiles) that serves the base model with every promoted adapter, and the settings for lorag."""
     from finetune.serve_config import build
 
-    comps = _state().components
+    comps = state.components
     cfg = build(engine, settings=comps.settings, registry=comps.registry, model_cache=comps.model_cache, names=adapter,
                 base_gguf=base_gguf, port=port)  # fmt: skip
     typer.echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.text())

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from assistant.errors import LoragError
+from ui.cli_state import app_client, run_in_app, state
 
 eval_app = typer.Typer(
     invoke_without_command=True,
@@ -25,12 +26,6 @@ eval_app = typer.Typer(
 
 # Tests replace this: spec -> Generator for `model:<spec>` arms and a local judge.
 model_loader: Optional[Callable[[str], Any]] = None
-
-
-def _state() -> Any:
-    from ui import cli  # imported late: ui.cli imports this module
-
-    return cli.state
 
 
 def _console(stderr: bool = False) -> Any:
@@ -64,34 +59,14 @@ class _Bars:
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
-class _Setup:
-    """Everything a run needs, built from the shared Components (the only wiring in eval)."""
+class _Models:
+    """Generators of model:<spec> arms and of a local judge, loaded once each (`model_loader` in tests)."""
 
-    def __init__(self, domain: str, testset: Optional[Path], ab: str, limit: Optional[int]):
-        from assistant.retrieval import resolve_domains
-        from eval.arms import parse_arms
-        from eval.testset import default_testset, load_testset, describe_testset
-
-        st = _state()
-        self.settings = st.settings
-        self.comps = st.components
-        resolve_domains(self.comps.store, domain)  # clear errors before any model loads
-        self.domain = domain
-        path = testset or default_testset(self.settings.datasets_dir, domain)
-        items = load_testset(path)
-        self.testset = describe_testset(path, items)
-        if limit is not None:
-            items = items[:limit]
-            self.testset["limit"] = limit
-        self.items = items
-        # base and adapter arms run on the engine when models.endpoint is set; a model:<spec> arm stays local
-        self.arms = parse_arms(ab, registry=self.comps.registry, base_model=self.comps.base_model_id)
-        m = self.settings.models
-        self.generation = {"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty}
+    def __init__(self, comps: Any):
+        self.comps = comps
         self._models: dict[str, Any] = {}
-        self._attached = False
 
-    def load_model(self, spec: str) -> Any:
+    def __call__(self, spec: str) -> Any:
         if spec not in self._models:
             if model_loader is not None:
                 self._models[spec] = model_loader(spec)
@@ -99,55 +74,14 @@ class _Setup:
                 from assistant.generation import HFGenerator
                 from assistant.models.loading import load_causal_lm
 
-                m = self.settings.models
+                m = self.comps.settings.models
                 model, tok = load_causal_lm(spec, self.comps.model_cache, device=m.device, dtype=m.dtype)
                 self._models[spec] = HFGenerator(model, tok, m, name=spec)
         return self._models[spec]
 
-    def generator_for(self, arm: Any) -> Any:
-        if arm.kind == "model":
-            return self.load_model(arm.spec)
-        if not self._attached:
-            names = [a.adapter for a in self.arms if a.kind == "adapter"]
-            if names:
-                self.comps.attach(names)
-            self._attached = True
-        return self.comps.generator
 
-    def judge(self, judge_model: Optional[str], judge_url: Optional[str], no_judge: bool) -> Any:
-        from eval.judge import check_judge, judge_endpoint, local_judge, openai_judge
-
-        if no_judge:
-            return None
-        cfg = self.settings.judge
-        model = judge_model or cfg.model
-        target = judge_endpoint(self.settings, judge_url)
-        if target and model:
-            url, key = target
-            judge = openai_judge(url, model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency,
-                                 limits=self.settings.models.endpoint)  # fmt: skip
-            check_judge(judge)
-            return judge
-        if judge_url or cfg.base_url:
-            raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
-        if model:
-            return local_judge(self.load_model(model), name=model, max_new_tokens=cfg.max_new_tokens)
-        return None
-
-    def cache(self, no_cache: bool) -> Any:
-        from eval.cache import EvalCache
-
-        return EvalCache(None if no_cache else self.settings.reports_dir / "cache" / "results.jsonl")
-
-    def gate_metric(self) -> str:
-        from assistant.errors import ConfigError
-        from eval.gate import gate_metric_for
-
-        try:
-            return gate_metric_for(self.domain)
-        except ConfigError as e:
-            _console(stderr=True).print(f"[yellow]warning:[/] {e}; using answer_f1 as the gate metric", markup=True)
-            return "answer_f1"
+def _warn(message: str) -> None:
+    _console(stderr=True).print(f"[yellow]warning:[/] {message}", markup=True)
 
 
 def _fmt(v: Any, signed: bool = False) -> str:
@@ -230,39 +164,22 @@ def eval_cmd(
         raise typer.Exit(0)
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
-    from ui.cli import _app_client, run_in_app
-
-    remote = _app_client()
+    remote = app_client()
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
         run_in_app(remote, "eval", {"--out": out, "--top-k": top_k, "--judge-model": judge_model, "--judge-url": judge_url,
                                     "--no-judge": no_judge, "--no-cache": no_cache, "--json": as_json}, domain=domain, arms=ab,
                    limit=limit, testset_jsonl=testset.read_text(encoding="utf-8") if testset else None)  # fmt: skip
         return
-    from eval.metrics import MetricSuite
-    from eval.report import build_report, card_summary, new_run_id, write_report
-    from eval.runner import run_ab
+    from services.evaluation import make_judge, plan_eval, run_eval
 
-    s = _Setup(domain, testset, ab, limit)
-    k = top_k or s.settings.retrieval.top_k
-    judge = s.judge(judge_model, judge_url, no_judge)
-    suite = MetricSuite(embedder=s.comps.dense, judge=judge)
-    cache = s.cache(no_cache)
+    comps = state.components
+    plan = plan_eval(comps, domain, ab, testset, limit)
+    models = _Models(comps)
+    judge = None if no_judge else make_judge(comps.settings, model=judge_model, url=judge_url, load_model=models)
     with _Bars(enabled=not as_json and sys.stderr.isatty()) as bars:
-        result = run_ab(
-            s.items, s.arms, retriever=s.comps.retriever, domain=domain, generator_for=s.generator_for, suite=suite,
-            cache=cache, top_k=k, generation=s.generation, batch_size=batch_size, progress=bars,
-        )  # fmt: skip
-    run_id = new_run_id(domain)
-    report = build_report(
-        result, testset=s.testset, run_id=run_id, gate_metric=s.gate_metric(),
-        judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)} if judge else None,
-    )  # fmt: skip
-    write_report(report, out or s.settings.reports_dir / run_id)
-    attached = []
-    for arm in s.arms:
-        if arm.kind == "adapter":
-            s.comps.registry.attach_report(arm.adapter, card_summary(report, arm.label))
-            attached.append(arm.label)
+        report = run_eval(comps, plan, judge=judge, load_model=models, top_k=top_k, batch_size=batch_size,
+                          use_cache=not no_cache, out=out, progress=bars, warn=_warn)  # fmt: skip
+    attached = report["attached_to"]
     if as_json:
         summary = {k2: report[k2] for k2 in ("run_id", "domain", "baseline", "gate_metric", "means", "retrieval", "comparisons", "counts", "timings_s", "files")}
         summary["failures"] = {k2: report["failures"][k2] for k2 in ("answer", "retrieval")}
@@ -301,24 +218,31 @@ def robustness_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
 ) -> None:
     """Answer quality vs number of passages (top-k) and of random distractors, every arm on one plot."""
+    from eval.cache import EvalCache
     from eval.metrics import MetricSuite
     from eval.report import new_run_id
     from eval.robustness import run_robustness, write_robustness
+    from services.evaluation import arm_generators, generation_settings, plan_eval
+    from services.recipes import domain_gate_metric
 
-    s = _Setup(domain, testset, ab, limit)
-    suite = MetricSuite(embedder=s.comps.dense, judge=None)
-    metric = metric or s.gate_metric()
+    comps = state.components
+    settings = comps.settings
+    plan = plan_eval(comps, domain, ab, testset, limit)
+    suite = MetricSuite(embedder=comps.dense, judge=None)
+    metric = metric or domain_gate_metric(settings, domain, _warn)
     if metric not in suite.answer_metrics:
         raise LoragError(f"--metric {metric!r}: not an answer metric here (choose from {', '.join(suite.answer_metrics)})")
     with _Bars(enabled=sys.stderr.isatty()) as bars:
         result = run_robustness(
-            s.items, s.arms, retriever=s.comps.retriever, store=s.comps.store, domain=domain, generator_for=s.generator_for,
-            suite=suite, cache=s.cache(no_cache), generation=s.generation, ks=range(1, max_k + 1),
-            distractors=range(0, max_distractors + 1), base_k=s.settings.retrieval.top_k, batch_size=batch_size, progress=bars,
+            plan.items, plan.arms, retriever=comps.retriever, store=comps.store, domain=domain,
+            generator_for=arm_generators(comps, plan.arms, _Models(comps)), suite=suite,
+            cache=EvalCache(None if no_cache else settings.reports_dir / "cache" / "results.jsonl"),
+            generation=generation_settings(settings), ks=range(1, max_k + 1), distractors=range(0, max_distractors + 1),
+            base_k=settings.retrieval.top_k, batch_size=batch_size, progress=bars,
         )  # fmt: skip
     result["run_id"] = new_run_id(domain) + "-robustness"
-    result["testset"] = s.testset
-    files = write_robustness(result, out or s.settings.reports_dir / result["run_id"], metric)
+    result["testset"] = plan.testset
+    files = write_robustness(result, out or settings.reports_dir / result["run_id"], metric)
     from rich.table import Table
 
     t = Table(title=f"{domain}: mean {metric}")

@@ -11,76 +11,11 @@ from typing import Any
 
 from assistant.errors import LoragError
 from ui.tab_chat import warn
-
-
-def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
-    from finetune.config import load_train_config
-    from finetune.data_report import report_lines
-    from finetune.jobs import build_training_set, dataset_dir
-
-    overrides: dict[str, Any] = {}
-    if writer:
-        overrides["writer"] = writer
-    if max_chunks:
-        overrides["max_chunks"] = int(max_chunks)
-    cfg = load_train_config(domain=domain, overrides={"synth": overrides})
-    from assistant.retrieval import resolve_domains
-
-    resolve_domains(core.comps.store, domain)
-    c = core.comps
-
-    def run(job: Any) -> dict[str, Any]:
-        if qa:
-            job.log(f"curated Q&A: {qa}")
-        summary = build_training_set(cfg, settings=c.settings, store=c.store, retriever=c.retriever,
-                                     served_generator=lambda: c.generator, model_cache=c.model_cache, qa=qa,
-                                     progress=job.progress, count_tokens=core.count_tokens)  # fmt: skip
-        s = summary["synthetic"]
-        job.log(f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions "
-                f"({summary['heldout_from']}); synthetic: {s['kept']} pairs from {s['chunks']} chunks")  # fmt: skip
-        for line in report_lines(summary["report"]):
-            job.log(line)
-        drops = sorted({**s["dropped"], **summary["dropped"]}.items(), key=lambda x: -x[1])[:8]
-        job.log("dropped: " + "; ".join(f"{n} {why}" for why, n in drops) if drops else "dropped: none")
-        return {"domain": domain, "folder": str(dataset_dir(c.settings, domain)), **summary}
-
-    return core.jobs.start("synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None})
-
-
-def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
-    from finetune.config import load_train_config
-    from finetune.jobs import train_domain
-    from finetune.runtime import describe_runtime
-
-    if core.jobs.running("train"):
-        raise LoragError("a training job is already running; wait for it to finish")
-    cfg = load_train_config(domain=domain, overrides={"max_steps": int(max_steps)} if max_steps else {})
-
-    def run(job: Any) -> dict[str, Any]:
-        fn = core.train_fn or train_domain
-        c = core.comps
-        card = fn(cfg, settings=c.settings, store=c.store, registry=c.registry, model_cache=c.model_cache,
-                  resume=resume, on_log=job.point)  # fmt: skip
-        job.log(f"registered {card.name}; promote it after an evaluation")
-        job.log(describe_runtime(card.metrics, card.hyperparameters))
-        return {"adapter": card.name, "metrics": card.metrics}
-
-    return core.jobs.start("train", f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""), run,
-                           {"domain": domain, "max_steps": max_steps, "resume": resume})  # fmt: skip
-
-
-def promote(core: Any, name: str, force: bool = False, face: str = "app") -> str:
-    from ui.services import promote_adapter
-
-    with core.write_lock:
-        card = promote_adapter(core.comps, name, force=force, face=face)
-    core.refresh_routing()
-    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
-    return f"promoted {card.name}{note}: {card.promotion.get('reason', '')}"
+from ui.web_jobs import eval_arms, promote, start_eval, start_synth, start_train
 
 
 def registry_rows(core: Any) -> list[list[Any]]:
-    from ui.services import adapter_rows
+    from services.adapters import adapter_rows
 
     try:
         rows = adapter_rows(core.comps)
@@ -190,17 +125,6 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
     return 4, f"**Next: 4 · promote** {newest.name} (its report against {against} is in), or train again."
 
 
-def eval_arms(core: Any, domain: str | None) -> str:
-    """The arms an evaluation of the domain starts from: base and the domain's newest adapter, with the served
-    version between them when it is another one (promoting the newest needs a report against it)."""
-    cards = [c for c in core.registry_cards() if c.domain == domain]
-    if not cards:
-        return "base"
-    newest = max(cards, key=lambda c: c.version)
-    promoted = next((c.name for c in cards if c.promoted and c.name != newest.name), None)
-    return ",".join(["base", *([promoted] if promoted else []), newest.name])
-
-
 def build(core: Any) -> None:
     import gradio as gr
 
@@ -287,8 +211,6 @@ def build(core: Any) -> None:
         return f"started job `{job}`: its progress and loss are below.", started(job)
 
     def evaluate_arms(domain: str, arms: str) -> tuple:
-        from ui.tab_eval import start_eval
-
         try:
             job = start_eval(core, domain, arms)
         except LoragError as e:

@@ -132,14 +132,14 @@ def upload_summary(result: dict[str, Any]) -> str:
 
 
 def list_docs(core: Any) -> list[dict[str, Any]]:
-    from ui.services import list_documents
+    from services.documents import list_documents
 
     return list_documents(core.comps.store)
 
 
 def delete_docs(core: Any, domain: str, names: list[str], all_docs: bool = False) -> list[dict[str, Any]]:
     """Remove documents (or, with all_docs, the whole domain); the app's copy of an upload goes too."""
-    from ui.services import remove_documents
+    from services.documents import remove_documents
 
     check_domain(domain)
     store = core.comps.store

@@ -1,7 +1,6 @@
-"""Evaluation tab: run an A/B on a test set in the background; view reports (tables, plots).
+"""Evaluation tab: run an A/B on a test set in the background (ui/web_jobs.py); view reports (tables, plots).
 
-Uses the `eval` package through its public functions when it is importable; without it the tab
-says so and the rest of the app works.
+Without the `eval` package the tab says so and the rest of the app works.
 """
 
 from __future__ import annotations
@@ -11,104 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from assistant.names import check_domain, check_id
+from assistant.names import check_id
 from ui.tab_chat import message, warn
-
-
-def eval_available() -> str | None:
-    """None when the evaluation package can run, else why not."""
-    try:
-        import eval.arms  # noqa: F401
-        import eval.cache  # noqa: F401
-        import eval.metrics  # noqa: F401
-        import eval.report  # noqa: F401
-        import eval.runner  # noqa: F401
-        import eval.testset  # noqa: F401
-    except Exception as e:  # noqa: BLE001 - any import problem means: not available
-        return f"the evaluation package is not available ({type(e).__name__}: {e})"
-    return None
-
-
-def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, limit: int | None = None) -> str:
-    why = eval_available()
-    if why:
-        raise LoragError(why)
-    from eval.arms import parse_arms
-    from eval.testset import default_testset, describe_testset, load_testset
-
-    s = core.settings
-    check_domain(domain)
-    arms = parse_arms(ab, registry=core.comps.registry, base_model=core.comps.base_model_id)  # the cheap check first
-    if any(a.kind == "model" for a in arms):
-        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
-    path = Path(testset) if testset else default_testset(s.datasets_dir, domain)
-    items = load_testset(path)
-    info = describe_testset(path, items)
-    if limit:
-        items, info["limit"] = items[: int(limit)], int(limit)
-
-    def run(job: Any) -> dict[str, Any]:
-        from eval.cache import EvalCache
-        from eval.metrics import MetricSuite
-        from eval.report import build_report, card_summary, new_run_id, write_report
-        from eval.runner import run_ab
-
-        names = [a.adapter for a in arms if a.kind == "adapter"]
-        missing = [n for n in names if n not in core.loaded_adapters()]
-        if missing:
-            core.attach(missing)  # registry versions that are not loaded yet
-        m = s.models
-        judge = _judge(core, job)
-        suite = MetricSuite(embedder=core.comps.dense, judge=judge, use_ragas=getattr(core, "eval_use_ragas", True))
-        cache = EvalCache(s.reports_dir / "cache" / "results.jsonl")
-        with core.gate.slot(timeout=3600):  # an evaluation takes one slot; chat keeps the others
-            result = run_ab(
-                items, arms, retriever=core.comps.retriever, domain=domain, generator_for=lambda arm: core.comps.generator,
-                suite=suite, cache=cache, top_k=s.retrieval.top_k, progress=job.progress,
-                generation={"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty},
-            )  # fmt: skip
-        try:
-            from eval.gate import gate_metric_for
-
-            metric = gate_metric_for(domain)
-        except Exception:  # noqa: BLE001
-            metric = "answer_f1"
-        run_id = new_run_id(domain)
-        report = build_report(
-            result, testset=info, run_id=run_id, gate_metric=metric,
-            judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)} if judge else None,
-        )  # fmt: skip
-        files = write_report(report, s.reports_dir / run_id)
-        for arm in arms:
-            if arm.kind == "adapter":
-                core.comps.registry.attach_report(arm.adapter, card_summary(report, arm.label))
-        job.log(f"report {run_id}: {files['html']}")
-        return {"run_id": run_id, "files": files}
-
-    return core.jobs.start("eval", f"A/B {ab} on {domain} ({len(items)} questions)", run, {"domain": domain, "ab": ab})
-
-
-def _judge(core: Any, job: Any) -> Any:
-    """The configured judge (settings `judge`): an OpenAI-compatible endpoint (judge.base_url, or the engine
-    of models.endpoint), or the served base model itself; another local judge model needs `lorag eval`
-    (the app loads one model)."""
-    cfg = getattr(core.settings, "judge", None)
-    if cfg is None or not cfg.model:
-        job.log("no judge configured: judge metrics (faithfulness, answer relevancy) are skipped")
-        return None
-    from eval.judge import check_judge, judge_endpoint, local_judge, openai_judge
-
-    target = judge_endpoint(core.settings)
-    if target:
-        url, key = target
-        judge = openai_judge(url, cfg.model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency,
-                             limits=core.settings.models.endpoint)  # fmt: skip
-        check_judge(judge)
-        return judge
-    if cfg.model == core.settings.models.generator:
-        return local_judge(core.comps.generator, name=cfg.model, max_new_tokens=cfg.max_new_tokens)
-    job.log(f"judge model {cfg.model} is not the served model: run `lorag eval` for judge metrics; skipped here")
-    return None
+from ui.web_jobs import eval_arms, eval_available, start_eval
 
 
 def list_reports(core: Any) -> list[str]:
@@ -168,7 +72,6 @@ def build(core: Any) -> None:
     import gradio as gr
 
     from ui.jobs import progress_line
-    from ui.tab_adapters import eval_arms
 
     why = eval_available()
     if why:

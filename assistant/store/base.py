@@ -9,12 +9,10 @@ purges staged leftovers and finishes the job.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from assistant.embedding import SparseVector
-from assistant.errors import LoragError
 from assistant.names import check_domain  # noqa: F401 - re-exported: the store checks every collection name
 
 DENSE = "dense"

@@ -1,17 +1,14 @@
-"""User actions shared by the CLI, the web tabs and the API: each one function, called in one line by
-every face (the heavy wiring stays in `Components`)."""
+"""Documents: list, remove, and the checks and file lists of an ingest (locally or through a running app)."""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 from assistant.errors import LoragError
 
 
-# -- documents ------------------------------------------------------------------------------------
 def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
     """Every indexed document (of one domain, or all), as plain dicts: domain, display, format, chunks, hash."""
     domains = [domain] if domain else store.domains()
@@ -76,56 +73,3 @@ def skipped_note(skipped: list[str], formats: Iterable[str]) -> str:
     more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
     return (f"left out {len(skipped)} file(s) lorag does not read ({', '.join(kinds)}): {', '.join(skipped[:5])}{more}; "
             f"it reads {', '.join(sorted(formats))} (setting ingest.formats)")  # fmt: skip
-
-
-# -- adapters -------------------------------------------------------------------------------------
-def adapter_rows(comps: Any) -> list[dict[str, Any]]:
-    """The registry as rows: name, domain, base, promoted, stale, losses, created, last report."""
-    from assistant.store.base import corpus_fingerprint
-    from assistant.registry import is_stale
-
-    cards = comps.registry.all()
-    store = comps.store
-    fps = {d: corpus_fingerprint(store, d) if store.has_domain(d) else None for d in {c.domain for c in cards}}
-    rows = []
-    for c in cards:
-        last = c.reports[-1] if c.reports else {}
-        rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
-                     "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
-                     "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
-                     "last_report": last.get("report") or last.get("html"), "last_run": last.get("run_id"),
-                     "promotion": c.promotion.get("reason", "") if c.promoted else ""})  # fmt: skip
-    return rows
-
-
-_EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
-
-
-def promote_adapter(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> Any:
-    """Promote through the A/B gate (the recipe's gate metric); `force` promotes anyway, recorded on the card.
-    A refusal says what to do in the face that asked: the CLI's commands, or the web app's tab and checkbox."""
-    from finetune.config import load_train_config
-
-    reg = comps.registry
-    card = reg.get(name)
-    try:
-        metric = load_train_config(domain=card.domain).gate_metric
-    except LoragError:
-        metric = "answer_f1"
-    try:
-        from eval.gate import promotion_gate
-    except ImportError:  # evaluation not installed: only force can promote
-        promotion_gate = None  # type: ignore[assignment]
-
-    def gate(c: Any) -> dict[str, Any]:
-        if promotion_gate is None:
-            return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
-        return promotion_gate(c, reg, metric)
-
-    try:
-        return reg.promote(name, force=force, gate=gate)
-    except LoragError as e:
-        if face == "cli":
-            raise
-        text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", str(e.args[0]))
-        raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

@@ -1,0 +1,113 @@
+"""The CLI's shared state and helpers: the settings and components loaded on first use, consoles, the running
+app that holds the store. The command modules (ui/cli.py, cli_adapters.py, cli_eval.py) import this one,
+never each other."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from assistant.errors import LoragError
+
+
+class _State:
+    config: Optional[Path] = None
+    verbose: bool = False
+    _settings: Any = None
+    _components = None
+    factory = None  # tests set a callable(settings) -> Components with fake backends
+
+    @property
+    def settings(self) -> Any:
+        """The Settings, loaded on first use (pydantic-settings is slow to import: a wrong path fails first)."""
+        if self._settings is None:
+            from assistant.settings import load_settings
+
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    @property
+    def components(self):  # noqa: ANN201
+        if self._components is None:
+            from ui.components import Components
+
+            self._components = (self.factory or Components)(self.settings)
+        return self._components
+
+
+state = _State()
+
+
+def new_console(stderr: bool = False, wide: bool = False):  # noqa: ANN202
+    from rich.console import Console
+
+    # no hard line breaks in messages; wide: piped or captured, a table at its full width (off a terminal
+    # rich assumes 80 columns and would cut long document names)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=250 if wide and not stream.isatty() else None)
+
+
+def new_err_console():  # noqa: ANN202
+    return new_console(stderr=True)
+
+
+def app_client():  # noqa: ANN202
+    """The running app that holds the embedded store (None: none answers, the CLI opens the store itself).
+    Says so on stderr, so --json output stays clean."""
+    from ui.remote import find_app
+
+    client = find_app(state.settings)
+    if client is not None:
+        new_err_console().print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
+    return client
+
+
+_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+
+
+def plain_text(text: str) -> str:
+    """Markdown's emphasis and code marks taken off a sentence for the terminal (snake_case stays)."""
+    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+
+
+def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """Start synth/train/eval as the running app's job and follow it: its log lines as they come, its stage and
+    progress on a spinner; Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
+    import time
+
+    from ui.jobs import progress_line
+
+    given = [flag for flag, value in unsupported.items() if value]
+    if given:
+        raise LoragError(f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
+                         hint="leave them out to run this in the app, or stop the app")  # fmt: skip
+    job_id = remote.start_job(kind, **params)
+    console = new_err_console()
+    console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
+    printed = 0
+    state: dict[str, Any] = {}
+    live = sys.stderr.isatty()
+    status = console.status("", spinner="dots") if live else None
+    try:
+        if status:
+            status.start()
+        while True:
+            state = remote.job(job_id)
+            for line in state.get("log", [])[printed:]:
+                typer.echo(line.split(" ", 1)[-1])
+            printed = len(state.get("log", []))
+            if status:
+                status.update(plain_text(progress_line(state)))
+            if state.get("status") != "running":
+                break
+            time.sleep(1.0)
+    finally:
+        if status:
+            status.stop()
+    if state.get("status") != "done":
+        raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
+    return state

@@ -1,0 +1,117 @@
+"""The web app's adapter and evaluation actions, shared by its tabs and its API: each checks what it can at once,
+then runs one service (services/) as a background job, or calls it under the app's write lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import LoragError
+from assistant.names import check_domain
+
+
+def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
+    """Make the domain's training set from its chunks and the uploaded Q&A `qa` (only that file: nothing from the
+    working directory)."""
+    from assistant.retrieval import resolve_domains
+    from finetune.data_report import report_lines
+    from services.adapters import synth_recipe, synthesize
+
+    c = core.comps
+    cfg = synth_recipe(c.settings, domain, writer=writer or None, max_chunks=int(max_chunks) if max_chunks else None)
+    resolve_domains(c.store, domain)
+
+    def run(job: Any) -> dict[str, Any]:
+        if qa:
+            job.log(f"curated Q&A: {qa}")
+        summary = synthesize(c, cfg, qa=qa, progress=job.progress, count_tokens=core.count_tokens)
+        s = summary["synthetic"]
+        job.log(f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions "
+                f"({summary['heldout_from']}); synthetic: {s['kept']} pairs from {s['chunks']} chunks")  # fmt: skip
+        for line in report_lines(summary["report"]):
+            job.log(line)
+        drops = sorted({**s["dropped"], **summary["dropped"]}.items(), key=lambda x: -x[1])[:8]
+        job.log("dropped: " + "; ".join(f"{n} {why}" for why, n in drops) if drops else "dropped: none")
+        return summary
+
+    return core.jobs.start("synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None})
+
+
+def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
+    from finetune.runtime import describe_runtime
+    from services.adapters import train, train_recipe
+
+    if core.jobs.running("train"):
+        raise LoragError("a training job is already running; wait for it to finish")
+    cfg = train_recipe(core.settings, domain, max_steps=max_steps)
+
+    def run(job: Any) -> dict[str, Any]:
+        card = train(core.comps, cfg, resume=resume, on_log=job.point, train_fn=core.train_fn)
+        job.log(f"registered {card.name}; promote it after an evaluation")
+        job.log(describe_runtime(card.metrics, card.hyperparameters))
+        return {"adapter": card.name, "metrics": card.metrics}
+
+    return core.jobs.start("train", f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""), run,
+                           {"domain": domain, "max_steps": max_steps, "resume": resume})  # fmt: skip
+
+
+def eval_available() -> str | None:
+    """None when the evaluation package can run, else why not."""
+    try:
+        import eval.arms  # noqa: F401
+        import eval.cache  # noqa: F401
+        import eval.metrics  # noqa: F401
+        import eval.report  # noqa: F401
+        import eval.runner  # noqa: F401
+        import eval.testset  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import problem means: not available
+        return f"the evaluation package is not available ({type(e).__name__}: {e})"
+    return None
+
+
+def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, limit: int | None = None) -> str:
+    """An A/B evaluation as a job: the served model answers for every arm (one slot of the generation gate); the
+    judge is an endpoint or the served model itself."""
+    why = eval_available()
+    if why:
+        raise LoragError(why)
+    from services.evaluation import make_judge, plan_eval, run_eval
+
+    check_domain(domain)
+    plan = plan_eval(core.comps, domain, ab, testset, limit)
+    if any(a.kind == "model" for a in plan.arms):
+        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
+    served = core.settings.models.generator
+
+    def run(job: Any) -> dict[str, Any]:
+        judge = make_judge(core.settings, load_model=lambda spec: core.comps.generator if spec == served else None, note=job.log)
+        report = run_eval(core.comps, plan, judge=judge, attach=lambda names: _attach_missing(core, names),
+                          use_ragas=getattr(core, "eval_use_ragas", True), progress=job.progress,
+                          slot=lambda: core.gate.slot(timeout=3600))  # an evaluation takes one slot; chat keeps the others  # fmt: skip
+        job.log(f"report {report['run_id']}: {report['files']['html']}")
+        return {"run_id": report["run_id"], "files": report["files"]}
+
+    return core.jobs.start("eval", f"A/B {ab} on {domain} ({len(plan.items)} questions)", run, {"domain": domain, "ab": ab})
+
+
+def _attach_missing(core: Any, names: list[str]) -> None:
+    missing = [n for n in names if n not in core.loaded_adapters()]
+    if missing:
+        core.attach(missing)  # registry versions that are not loaded yet
+
+
+def promote(core: Any, name: str, force: bool = False, face: str = "app") -> str:
+    """Promote through the A/B gate and serve it at once; returns the line the tab and the API show."""
+    from services.adapters import promote as promote_adapter
+
+    with core.write_lock:
+        card = promote_adapter(core.comps, name, force=force, face=face)
+    core.refresh_routing()
+    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
+    return f"promoted {card.name}{note}: {card.promotion.get('reason', '')}"
+
+
+def eval_arms(core: Any, domain: str | None) -> str:
+    from services.evaluation import suggested_arms
+
+    return suggested_arms(core.registry_cards(), domain)
