@@ -395,6 +395,7 @@ def test_eval_arms_go_to_the_engine_and_a_model_arm_stays_local(lorag, corpus, s
     from eval.cache import EvalCache
     from eval.metrics import MetricSuite
     from eval.runner import run_ab
+    from services.evaluation import arm_generators, generation_settings, plan_eval
     from tests.test_eval_support import ArmGenerator, make_adapter, write_testset
     from ui import cli_eval
 
@@ -402,10 +403,12 @@ def test_eval_arms_go_to_the_engine_and_a_model_arm_stays_local(lorag, corpus, s
     make_adapter(cli.state.components.registry, tmp_path)  # hr-v1: an adapter arm is a registry version
     local = ArmGenerator(lambda q, a: "the local model says hi")
     monkeypatch.setattr(cli_eval, "model_loader", lambda spec: local)
-    s = cli_eval._Setup("hr", write_testset(tmp_path / "t.jsonl", 2, unanswerable=False), "base,hr-v1,model:tiny", None)
-    assert [a.identity["model"] for a in s.arms] == [f"endpoint:base-m@{stub.url}"] * 2 + ["tiny"]  # the eval cache's key
-    result = run_ab(s.items, s.arms, retriever=s.comps.retriever, domain="hr", generator_for=s.generator_for,
-                    suite=MetricSuite(use_ragas=False), cache=EvalCache(None), top_k=4, generation=s.generation)  # fmt: skip
+    comps = cli.state.components
+    plan = plan_eval(comps, "hr", "base,hr-v1,model:tiny", write_testset(tmp_path / "t.jsonl", 2, unanswerable=False))
+    assert [a.identity["model"] for a in plan.arms] == [f"endpoint:base-m@{stub.url}"] * 2 + ["tiny"]  # the eval cache's key
+    result = run_ab(plan.items, plan.arms, retriever=comps.retriever, domain="hr",
+                    generator_for=arm_generators(comps, plan.arms, cli_eval._Models(comps)), suite=MetricSuite(use_ragas=False),
+                    cache=EvalCache(None), top_k=4, generation=generation_settings(comps.settings))  # fmt: skip
     bodies = stub.chat_requests()
     assert sorted(b["model"] for b in bodies) == ["base-m", "base-m", "hr-v1", "hr-v1"]
     assert all(b["stream"] is False and "Passages:\n[1] (" in b["messages"][-1]["content"] for b in bodies)

@@ -306,7 +306,8 @@ def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
 
 
 def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
-    from ui.tab_eval import eval_available, list_reports, load_report, report_tables, start_eval
+    from ui.tab_eval import list_reports, load_report, report_tables
+    from ui.web_jobs import eval_available, start_eval
 
     if eval_available():
         pytest.skip(eval_available())
@@ -328,7 +329,7 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
 
 
 def _ab_with_fake_adapter(core, ts):
-    from ui.tab_eval import start_eval
+    from ui.web_jobs import start_eval
 
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
     core.comps.generator._adapters.append("hr-v1")
@@ -373,7 +374,8 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
 
 
 def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
-    from ui.tab_adapters import promote, registry_rows, start_synth
+    from ui.tab_adapters import registry_rows
+    from ui.web_jobs import promote, start_synth
 
     core.comps.ingestor().run([corpus], "hr")
     qa = tmp_path / "qa.jsonl"
@@ -432,7 +434,8 @@ def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
 
 
 def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_language(core, corpus):
-    from ui.tab_adapters import eval_arms, next_step, promote
+    from ui.tab_adapters import next_step
+    from ui.web_jobs import eval_arms, promote
 
     assert next_step(core, None)[0] == 0 and "Documents" in next_step(core, None)[1]
     core.comps.ingestor().run([corpus], "hr")

@@ -1,0 +1,125 @@
+"""The user actions below ui/ (services/): the metric the promotion gate judges on, where a domain's recipe comes
+from, and what a synth run reads. The web app's jobs (ui/web_jobs.py) are driven the way its tabs and API drive them."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from assistant.errors import LoragError
+from assistant.registry import AdapterCard, Registry
+from services.adapters import promote
+from services.recipes import card_gate_metric, domain_gate_metric, load_recipe
+from tests.test_ui_core import core, word_count  # noqa: F401 - the app core fixture
+
+
+def _register(reg: Registry, tmp_path, domain: str, hyperparameters: dict) -> AdapterCard:
+    staged = tmp_path / f"staged-{domain}"
+    staged.mkdir()
+    (staged / "adapter_config.json").write_text("{}")
+    card = AdapterCard(name=f"{domain}-v1", domain=domain, version=1, base_model="fake", base_fingerprint="fp",
+                       data_hash="d", corpus_fingerprint="c", hyperparameters=hyperparameters)  # fmt: skip
+    return reg.register(staged, card)
+
+
+def _ab_report(reg: Registry, name: str) -> None:
+    """A report where the adapter beats the base on answer F1 and loses on ROUGE-L, both with CIs clear of zero."""
+    vs = {"base": {"answer_f1": {"diff": 0.10, "ci_low": 0.05, "ci_high": 0.15, "n": 30},
+                   "rouge_l": {"diff": -0.05, "ci_low": -0.09, "ci_high": -0.01, "n": 30}}}  # fmt: skip
+    reg.attach_report(name, {"run_id": "run-1", "kind": "ab", "domain": name.rsplit("-v", 1)[0], "vs": vs})
+
+
+def _comps(settings) -> SimpleNamespace:
+    return SimpleNamespace(settings=settings, registry=Registry(settings.adapters_dir))
+
+
+def _user_recipe(settings, domain: str, text: str) -> None:
+    settings.recipes_dir.mkdir(parents=True, exist_ok=True)
+    (settings.recipes_dir / f"{domain}.yaml").write_text(f"domain: {domain}\n{text}", encoding="utf-8")
+
+
+def test_the_gate_judges_an_adapter_on_the_metric_of_the_recipe_it_was_trained_with(settings, tmp_path):
+    # trained with `--config` naming rouge_l: the packaged handbook recipe (answer F1) must not decide
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "handbook", {"gate_metric": "rouge_l", "learning_rate": 3e-4})
+    _ab_report(comps.registry, card.name)
+    assert load_recipe(settings, "handbook").gate_metric == "answer_f1"
+    with pytest.raises(LoragError, match=r"refused: worse than the base model.*on rouge_l"):
+        promote(comps, card.name)
+    assert not comps.registry.get(card.name).promoted
+
+
+def test_a_recipe_changed_after_training_does_not_move_the_gate(settings, tmp_path):
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
+    _ab_report(comps.registry, card.name)
+    _user_recipe(settings, "hr", "gate_metric: rouge_l\n")  # today's recipe names another metric
+    promoted = promote(comps, card.name)
+    assert promoted.promoted and promoted.promotion["metric"] == "answer_f1"
+
+
+def test_a_card_without_a_gate_metric_is_judged_on_the_domains_recipe_from_the_data_folder(settings, tmp_path):
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "handbook", {})  # imported without its run's result.json
+    _ab_report(comps.registry, card.name)
+    _user_recipe(settings, "handbook", "gate_metric: rouge_l\n")
+    assert card_gate_metric(settings, comps.registry.get(card.name)) == "rouge_l"
+    with pytest.raises(LoragError, match="on rouge_l"):
+        promote(comps, card.name)
+
+
+def test_recipes_come_from_the_data_folder_before_the_package(settings, tmp_path):
+    assert load_recipe(settings, "handbook").learning_rate == 3e-4  # the packaged recipe
+    assert load_recipe(settings, "hr").learning_rate != 1e-3  # no recipe anywhere: the defaults
+    _user_recipe(settings, "handbook", "learning_rate: 0.001\n")
+    _user_recipe(settings, "hr", "learning_rate: 0.001\nepochs: 4\n")
+    assert load_recipe(settings, "handbook").learning_rate == 1e-3
+    assert (load_recipe(settings, "hr").learning_rate, load_recipe(settings, "hr").epochs) == (1e-3, 4)
+    named = tmp_path / "other.yaml"
+    named.write_text("learning_rate: 0.002\n")
+    assert load_recipe(settings, "hr", named).learning_rate == 2e-3  # --config FILE names one outright
+
+
+def test_a_broken_user_recipe_says_which_file_and_the_report_falls_back_to_answer_f1(settings):
+    _user_recipe(settings, "hr", "learning_rate: [oops\n")
+    with pytest.raises(LoragError, match=r"recipes/hr.yaml: not valid YAML"):
+        load_recipe(settings, "hr")
+    warned = []
+    assert domain_gate_metric(settings, "hr", warned.append) == "answer_f1" and "recipes/hr.yaml" in warned[0]
+
+
+def test_the_web_apps_training_job_uses_the_users_recipe(core, corpus):  # noqa: F811
+    from ui.web_jobs import start_train
+
+    seen = {}
+
+    def capture(cfg, **_kw):
+        seen["cfg"] = cfg
+        raise LoragError("stop here")
+
+    core.comps.ingestor().run([corpus], "hr")
+    core.train_fn = capture
+    _user_recipe(core.settings, "hr", "learning_rate: 0.001\n")
+    job = core.jobs.wait(start_train(core, "hr", max_steps=3), 30)
+    assert job["status"] == "failed" and "stop here" in job["error"]
+    assert (seen["cfg"].learning_rate, seen["cfg"].max_steps) == (1e-3, 3)
+
+
+def test_the_web_apps_synth_reads_only_the_uploaded_qa_never_samples_from_the_working_directory(core, corpus, tmp_path, monkeypatch):  # noqa: F811
+    from ui.web_jobs import start_synth
+
+    core.comps.ingestor().run([corpus], "hr")
+    row = {"id": "hr-1", "question": "How many days of annual leave do full-time staff receive?",
+           "answer": "27 days of annual leave each year.", "sources": ["leave.md"]}  # fmt: skip
+    (tmp_path / "samples" / "qa").mkdir(parents=True)
+    (tmp_path / "samples" / "qa" / "hr.jsonl").write_text(json.dumps(row) + "\n")
+    monkeypatch.chdir(tmp_path)  # where `lorag ui` was started, with a samples/qa/hr.jsonl lying there
+    job = core.jobs.wait(start_synth(core, "hr", None, writer="cloze"), 60)
+    assert job["status"] == "done", job
+    assert job["result"]["curated_total"] == 0 and not (core.settings.datasets_dir / "hr" / "curated.jsonl").exists()
+    uploaded = tmp_path / "upload.jsonl"
+    uploaded.write_text(json.dumps(row) + "\n")
+    job = core.jobs.wait(start_synth(core, "hr", uploaded, writer="cloze"), 60)
+    assert job["status"] == "done" and job["result"]["curated_total"] == 1
