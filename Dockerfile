@@ -8,6 +8,7 @@ COPY assistant assistant
 COPY ingest ingest
 COPY finetune finetune
 COPY eval eval
+COPY services services
 COPY ui ui
 COPY samples samples
 RUN pip install --no-cache-dir -e ".[train,eval,ui]"
