@@ -22,8 +22,6 @@ class EvalCache:
         """`path=None` keeps results in memory only (nothing survives the run)."""
         self.path = Path(path) if path else None
         self.data: dict[str, Any] = {}
-        self.hits = 0
-        self.misses = 0
         if self.path and self.path.is_file():
             with self.path.open(encoding="utf-8") as fh:
                 for line in fh:
@@ -34,12 +32,7 @@ class EvalCache:
                         continue
 
     def get(self, k: str) -> Any | None:
-        v = self.data.get(k)
-        if v is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return v
+        return self.data.get(k)
 
     def put(self, k: str, v: Any) -> None:
         self.data[k] = v

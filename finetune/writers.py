@@ -33,9 +33,6 @@ class Candidate:
     qtype: str
 
 
-QUESTION_WORDS = ("how", "what", "why", "which", "when", "where", "who", "can", "is", "are", "does", "do", "should")
-
-
 def qtype(question: str) -> str:
     """how | what | why | which | when | where | who | yes-no | other (the question's first word)."""
     first = question.split()[0].lower().strip("¿") if question.split() else ""

@@ -2,21 +2,15 @@
 
 import json
 import random
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from assistant.errors import ConfigError, LoragError
-from tests.fakes import FakeGenerator
 from assistant.prompt import NO_ANSWER
 from assistant.retrieval import Passage
-from assistant.routing import Router
-from assistant.settings import RoutingSettings
-from finetune.config import CONFIG_DIR, SynthConfig, load_train_config
+from finetune.config import CONFIG_DIR, load_train_config
 from finetune.data import load_qa, split_qa
 from finetune.raft import TrainingSetBuilder, make_example
-from assistant.registry import AdapterCard, Registry, check_base, is_stale
 from tests.conftest import SAMPLES
 
 
@@ -161,114 +155,6 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     builder = TrainingSetBuilder(components.store, components.retriever, None, cfg, out)
     negatives = [builder._negatives(ps, None) for ps in builder._retrieve(["annual leave", "Employee Handbook", "expenses"], 4)]
     assert all(negatives) and all(len(p.text.split()) >= 8 for ps in negatives for p in ps)  # no title-only distractors
-
-
-# -- registry -----------------------------------------------------------------------------------
-def _card(reg, domain, fp="base1", corpus="c1"):
-    version, folder = reg.next_folder(domain)
-    staged = folder.parent / f".staged-{version}"
-    staged.mkdir(parents=True)
-    (staged / "adapter_config.json").write_text("{}")
-    card = AdapterCard(name=f"{domain}-v{version}", domain=domain, version=version, base_model="tiny",
-                       base_fingerprint=fp, data_hash="d", corpus_fingerprint=corpus)
-    return reg.register(staged, card)
-
-
-def test_registry_versions_promotion_and_removal(tmp_path):
-    reg = Registry(tmp_path / "adapters")
-    a1, a2 = _card(reg, "hr"), _card(reg, "hr")
-    assert [c.name for c in reg.versions("hr")] == ["hr-v1", "hr-v2"]
-    assert reg.get("hr").name == "hr-v2"  # latest when none promoted
-    reg.promote("hr-v1")
-    assert reg.get("hr").name == "hr-v1" and reg.promoted()["hr"].name == "hr-v1"
-    reg.promote("hr-v2")
-    assert [c.promoted for c in reg.versions("hr")] == [False, True]
-    with pytest.raises(LoragError, match="refused: worse"):
-        reg.promote("hr-v1", gate=lambda c: {"ok": False, "reason": "worse"})
-    forced = reg.promote("hr-v1", force=True, gate=lambda c: {"ok": False, "reason": "worse"})
-    assert forced.promotion["forced"] and forced.promotion["reason"] == "worse"
-    assert json.loads((reg.folder(forced) / "card.json").read_text())["promotion"]["forced"] is True
-    reg.remove("hr-v2")
-    assert [c.name for c in reg.versions("hr")] == ["hr-v1"]
-    with pytest.raises(LoragError, match="no adapter named 'hr-v9'"):
-        reg.get("hr-v9")
-    assert _card(reg, "hr").version == 3  # versions are never reused
-
-
-def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
-    from assistant.registry import card_text
-
-    reg = Registry(tmp_path)
-    card = _card(reg, "hr", corpus="c1")
-    text = card_text(card, stale=False)
-    assert "hr-v1" in text and "not promoted" in text and "evaluations    none yet: lorag eval --domain hr --ab base,hr-v1" in text
-    card.hyperparameters = {"lora_r": 16, "lora_alpha": 32, "epochs": 2, "runtime": {"device": "cuda", "quantization": "nf4"}}
-    card.metrics = {"train_loss": 1.25, "eval_loss": 1.5, "steps": 32, "train_rows": 128, "tokens_per_s": 3896.2}
-    card.reports = [{"run_id": "r1", "means": {"answer_f1": 0.103}, "report": "/x/report.html",
-                     "vs": {"base": {"answer_f1": {"diff": 0.0492, "ci_low": -0.0064, "ci_high": 0.109}}}}]  # fmt: skip
-    text = card_text(card, stale=True)
-    assert "STALE" in text and "r 16, alpha 32" in text and "(cuda, nf4)" in text and "3,896 tokens/s" in text
-    assert "train 1.2500, held-out 1.5000" in text
-    assert "answer_f1 0.1030; vs base: +0.0492 [-0.0064, +0.1090]" in text and "/x/report.html" in text
-    card.hyperparameters = {"epochs": 3, "max_steps": 2, "runtime": {"device": "cpu", "quantization": "none"}}
-    text = card_text(card)
-    assert "(cpu, no quantization)" in text and "max_steps 2" in text and "peak GPU memory" not in text
-    assert "32 steps on 128 rows" in text
-    card.metrics, card.reports = {"steps": 1, "train_rows": 57}, []
-    text = card_text(card, heldout=False)  # synth without curated --qa: nothing held out for eval to default to
-    assert "1 step on 57 rows" in text
-    assert "none yet: lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1" in text
-
-
-def test_stale_and_base_checks(tmp_path):
-    reg = Registry(tmp_path)
-    card = _card(reg, "hr", fp="aaa", corpus="c1")
-    assert not is_stale(card, "c1") and is_stale(card, "c2") and is_stale(card, None)
-    check_base(card, "aaa")
-    with pytest.raises(LoragError, match="trained on base model 'tiny'"):
-        check_base(card, "bbb")
-
-
-def test_stale_detection_follows_the_corpus(components, corpus):
-    from assistant.store.base import corpus_fingerprint
-
-    components.ingestor().run([corpus], "hr")
-    before = corpus_fingerprint(components.store, "hr")
-    components.ingestor().run([corpus], "hr")
-    assert corpus_fingerprint(components.store, "hr") == before  # unchanged corpus, same fingerprint
-    (corpus / "parking.txt").write_text("Parking is free now.\n")
-    components.ingestor().run([corpus], "hr")
-    assert corpus_fingerprint(components.store, "hr") != before
-
-
-# -- routing ------------------------------------------------------------------------------------
-def test_router_precedence_and_threshold():
-    cents = {"hr": np.array([1.0, 0, 0]), "manual": np.array([0, 1.0, 0])}
-    r = Router(RoutingSettings(threshold=0.6), {"hr": "hr-v2", "manual": "manual-v1"}, cents)
-    assert r.route(choice="base").adapter is None
-    assert r.route(choice="manual-v1", domain="hr").adapter == "manual-v1"  # explicit beats the domain
-    assert r.route(domain="hr").adapter == "hr-v2"
-    auto = r.route(query_vec=np.array([0.9, 0.1, 0]), hit_domains=["hr", "hr", "hr", "manual"])
-    assert auto.adapter == "hr-v2" and auto.domain == "hr" and auto.confidence > 0.6 and "routed to hr" in auto.reason
-    unsure = r.route(query_vec=np.array([0.5, 0.5, 0]), hit_domains=["hr", "manual"])
-    assert unsure.adapter is None and "threshold" in unsure.reason
-    with pytest.raises(LoragError, match="not loaded"):
-        r.route(choice="legal-v1")
-    assert Router(RoutingSettings(), {}).route().reason.startswith("no promoted adapters")
-
-
-def test_ask_reports_which_adapter_answered(components, corpus):
-    from assistant.answer import AskService
-
-    components.ingestor().run([corpus], "hr")
-    gen = FakeGenerator(lambda m: "27 days [1].", adapters=["hr-v1"])
-    router = Router(RoutingSettings(threshold=0.3), {"hr": "hr-v1"}, {"hr": components.store.dense_centroid("hr")})
-    svc = AskService(components.retriever, gen, router)
-    a = svc.ask("How many days of annual leave do full-time staff receive?")
-    assert a.adapter == "hr-v1" and a.route["adapter"] == "hr-v1" and "routed to hr" in a.route["reason"]
-    assert gen.calls[-1][1] == "hr-v1"
-    b = svc.ask("How many days of annual leave do full-time staff receive?", adapter="base")
-    assert b.adapter is None and gen.calls[-1][1] is None and b.to_dict()["route"]["adapter"] == "base"
 
 
 def test_excluded_sources_never_reach_the_training_data(components, tmp_path):

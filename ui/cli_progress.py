@@ -20,7 +20,6 @@ class IngestProgress:
         self._bar: Any = None
         self._task: Any = None
         self._last = 0.0
-        self._files = (0, 0)
 
     def __enter__(self) -> "IngestProgress":
         if self.live:
@@ -42,7 +41,6 @@ class IngestProgress:
 
     def file(self, name: str, done: int, total: int) -> None:
         """A file finished (written, unchanged, failed or skipped)."""
-        self._files = (done, total)
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total, description=name)
         elif done == 0:

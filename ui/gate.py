@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from typing import AsyncIterator, Iterator
+from typing import Iterator
 
 from assistant.errors import LoragError
 
@@ -124,14 +124,6 @@ class GenerationGate:
     @contextlib.contextmanager
     def slot(self, timeout: float | None = None) -> Iterator[None]:
         self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
-
-    @contextlib.asynccontextmanager
-    async def slot_async(self) -> AsyncIterator[None]:
-        await self.acquire_async()
         try:
             yield
         finally:

@@ -139,8 +139,3 @@ def setup(log_file: Callable[[], Path], *, verbose: bool = False) -> None:
     for module_name, root_name in LIBRARY_LOGGING.items():  # already imported (tests, `lorag demo`)
         if module_name in sys.modules:
             quiet_library(sys.modules[module_name], root_name)
-
-
-def log_path() -> Path | None:
-    """The log file of this run (None before `setup`)."""
-    return _file.path if _file is not None else None
