@@ -16,7 +16,7 @@ adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote an
 def synth_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain whose chunks the questions come from."),
     qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default finetune/configs/<domain>.yaml)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, else finetune/configs/<domain>.yaml)."),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
     writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. teacher+section)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the name an endpoint serves)."),
@@ -108,14 +108,15 @@ def _print_recipe_keys(value: bool) -> None:
 
     show(TrainConfig)
     typer.echo("\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
-               "section (synth:\n  max_chunks: 100); the shipped recipes are in finetune/configs/<domain>.yaml")  # fmt: skip
+               "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read before the "
+               "shipped ones in finetune/configs/<domain>.yaml")  # fmt: skip
     raise typer.Exit()
 
 
 def train_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: finetune/configs/<domain>.yaml, "
-                                          "else the defaults; `--keys` lists every key)."),  # fmt: skip
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, "
+                                          "else finetune/configs/<domain>.yaml, else the defaults; `--keys` lists every key)."),  # fmt: skip
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
