@@ -1,4 +1,4 @@
-"""Curated JSONL validation, shipped recipes, synthetic Q&A filters, RAFT examples, registry, routing."""
+"""Curated JSONL validation, shipped recipes, synthetic Q&A filters, RAFT examples and the training-set builder."""
 
 import json
 import random
