@@ -8,6 +8,9 @@ import re
 def rst_inline_text(text: str) -> str:
     """Inline reStructuredText markup to its words: :func:`len` -> len, ``x`` -> x, `a <url>`_ -> a;
     whitespace collapsed."""
-    text = re.sub(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`|``([^`]*)``|`([^`<]*?)\s*(?:<[^`>]*>)?`_*",
-                  lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)  # fmt: skip
+    text = re.sub(
+        r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`|``([^`]*)``|`([^`<]*?)\s*(?:<[^`>]*>)?`_*",
+        lambda m: m.group(1) or m.group(2) or m.group(3) or "",
+        text,
+    )
     return re.sub(r"\s+", " ", text).strip()

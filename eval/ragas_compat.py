@@ -37,7 +37,8 @@ def ragas_modules() -> Any:
 
                 raise LoragError(
                     f"the evaluation metrics need ragas, which failed to import: {e}",
-                    hint="install the eval extra: pip install -e '.[eval]' (ragas 0.4.3 with langchain-community 0.4.1)",
+                    hint="install the eval extra: pip install -e '.[eval]' "
+                    "(ragas 0.4.3 with langchain-community 0.4.1)",
                 ) from e
             import ragas.metrics as legacy
             from ragas.dataset_schema import SingleTurnSample
@@ -46,11 +47,14 @@ def ragas_modules() -> Any:
             from ragas.metrics import collections as C
 
             _RAGAS = SimpleNamespace(
-                version=ragas.__version__, C=C, SingleTurnSample=SingleTurnSample,
-                BaseRagasEmbedding=BaseRagasEmbedding, InstructorBaseRagasLLM=InstructorBaseRagasLLM,
+                version=ragas.__version__,
+                C=C,
+                SingleTurnSample=SingleTurnSample,
+                BaseRagasEmbedding=BaseRagasEmbedding,
+                InstructorBaseRagasLLM=InstructorBaseRagasLLM,
                 NonLLMContextPrecisionWithReference=legacy.NonLLMContextPrecisionWithReference,
                 NonLLMContextRecall=legacy.NonLLMContextRecall,
                 IDBasedContextPrecision=legacy.IDBasedContextPrecision,
                 IDBasedContextRecall=legacy.IDBasedContextRecall,
-            )  # fmt: skip
+            )
     return _RAGAS

@@ -16,28 +16,52 @@ from services.recipes import card_gate_metric, load_recipe
 
 # -- training data and training -------------------------------------------------------------------
 def synth_recipe(settings: Any, domain: str, *, config: Path | None = None, **synth: Any) -> Any:
-    """The recipe a synth run uses: the domain's (or `config`), with the given synth settings over it (None: the recipe's)."""
+    """The recipe a synth run uses: the domain's (or `config`), with the given synth settings over it
+    (a None: the recipe's)."""
     return load_recipe(settings, domain, config, {"synth": {k: v for k, v in synth.items() if v is not None}})
 
 
-def synthesize(comps: Any, cfg: Any, *, qa: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
-               count_tokens: Callable[[list[dict[str, str]]], int] | None = None) -> dict[str, Any]:  # fmt: skip
+def synthesize(
+    comps: Any,
+    cfg: Any,
+    *,
+    qa: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    count_tokens: Callable[[list[dict[str, str]]], int] | None = None,
+) -> dict[str, Any]:
     """Build the domain's training set (synthetic RAFT pairs from its chunks + the curated `qa`, a fixed held-out
     split). Only the Q&A file given is read: nothing is picked up from the working directory."""
     from finetune.jobs import build_training_set, dataset_dir
 
-    summary = build_training_set(cfg, settings=comps.settings, store=comps.store, retriever=comps.retriever,
-                                 served_generator=lambda: comps.generator, model_cache=comps.model_cache, qa=qa,
-                                 progress=progress, count_tokens=count_tokens)  # fmt: skip
+    summary = build_training_set(
+        cfg,
+        settings=comps.settings,
+        store=comps.store,
+        retriever=comps.retriever,
+        served_generator=lambda: comps.generator,
+        model_cache=comps.model_cache,
+        qa=qa,
+        progress=progress,
+        count_tokens=count_tokens,
+    )
     return {"domain": cfg.domain, "folder": str(dataset_dir(comps.settings, cfg.domain)), **summary}
 
 
-def train_recipe(settings: Any, domain: str, *, config: Path | None = None, max_steps: int | None = None,
-                 epochs: float | None = None, resume: bool = False) -> Any:  # fmt: skip
+def train_recipe(
+    settings: Any,
+    domain: str,
+    *,
+    config: Path | None = None,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    resume: bool = False,
+) -> Any:
     """The recipe a training run uses; a resumed run keeps the settings it started with, so it takes no others."""
     if resume and (config or max_steps or epochs):
-        raise LoragError("--resume continues the interrupted run with the settings it started with",
-                         hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip
+        raise LoragError(
+            "--resume continues the interrupted run with the settings it started with",
+            hint="drop --config/--max-steps/--epochs, or start a new run without --resume",
+        )
     overrides: dict[str, Any] = {}
     if max_steps:
         overrides["max_steps"] = int(max_steps)
@@ -46,14 +70,27 @@ def train_recipe(settings: Any, domain: str, *, config: Path | None = None, max_
     return load_recipe(settings, domain, config, overrides)
 
 
-def train(comps: Any, cfg: Any, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
-          train_fn: Callable[..., Any] | None = None) -> Any:  # fmt: skip
+def train(
+    comps: Any,
+    cfg: Any,
+    *,
+    resume: bool = False,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+    train_fn: Callable[..., Any] | None = None,
+) -> Any:
     """Train an adapter on the domain's training set and register it as a new version; returns its card.
     `train_fn` stands in for finetune.jobs.train_domain (tests)."""
     if train_fn is None:
         from finetune.jobs import train_domain as train_fn
-    return train_fn(cfg, settings=comps.settings, store=comps.store, registry=comps.registry, model_cache=comps.model_cache,
-                    resume=resume, on_log=on_log)  # fmt: skip
+    return train_fn(
+        cfg,
+        settings=comps.settings,
+        store=comps.store,
+        registry=comps.registry,
+        model_cache=comps.model_cache,
+        resume=resume,
+        on_log=on_log,
+    )
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -68,23 +105,38 @@ def import_adapter(comps: Any, folder: Path, domain: str, *, data: Path | None =
     resolve_domains(comps.store, domain)  # the domain must be indexed: an adapter serves a domain's questions
     base = settings.models.generator
     return register(
-        folder, domain, registry=comps.registry, base_model=base, model_path=comps.model_cache.resolve(base),
-        datasets_dir=settings.datasets_dir, data_file=data,
-        corpus_fingerprint=corpus_fingerprint(comps.store, domain), taken_versions=run_versions(settings, domain),
-    )  # fmt: skip
+        folder,
+        domain,
+        registry=comps.registry,
+        base_model=base,
+        model_path=comps.model_cache.resolve(base),
+        datasets_dir=settings.datasets_dir,
+        data_file=data,
+        corpus_fingerprint=corpus_fingerprint(comps.store, domain),
+        taken_versions=run_versions(settings, domain),
+    )
 
 
-def export(comps: Any, name: str, fmt: str, out: Path, *, gguf_type: str = "f32",
-           progress: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+def export(
+    comps: Any, name: str, fmt: str, out: Path, *, gguf_type: str = "f32", progress: Callable[[str], None] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Export an adapter (peft, merged or gguf), checked by loading it back; the record goes on the card."""
     from assistant.models.loading import pick_device
     from finetune.export import export_adapter, llama_cpp_base
 
     card = comps.registry.get(name)
     base_gguf = llama_cpp_base(card, comps.model_cache) if fmt == "gguf" else None
-    record = export_adapter(comps.registry, card.name, fmt, out, resolve=comps.model_cache.resolve,
-                            device=pick_device(comps.settings.models.device), gguf_dtype=gguf_type, base_gguf=base_gguf,
-                            progress=progress or (lambda _m: None))  # fmt: skip
+    record = export_adapter(
+        comps.registry,
+        card.name,
+        fmt,
+        out,
+        resolve=comps.model_cache.resolve,
+        device=pick_device(comps.settings.models.device),
+        gguf_dtype=gguf_type,
+        base_gguf=base_gguf,
+        progress=progress or (lambda _m: None),
+    )
     return card, record
 
 
@@ -94,7 +146,9 @@ def remove(comps: Any, name: str, *, even_promoted: bool = False) -> tuple[Any, 
 
     card = comps.registry.get(name)
     if card.promoted and not even_promoted:
-        raise LoragError(f"{card.name} is the promoted version of '{card.domain}'", hint="pass --yes to remove it anyway")
+        raise LoragError(
+            f"{card.name} is the promoted version of '{card.domain}'", hint="pass --yes to remove it anyway"
+        )
     run = finished_run(comps.settings, card)
     comps.registry.remove(card.name)
     if run is not None:  # its checkpoints and logs: nothing resumes a finished run
@@ -113,11 +167,21 @@ def adapter_rows(comps: Any) -> list[dict[str, Any]]:
     rows = []
     for c in cards:
         last = c.reports[-1] if c.reports else {}
-        rows.append({"name": c.name, "domain": c.domain, "base_model": c.base_model, "promoted": c.promoted,
-                     "stale": is_stale(c, fps[c.domain]), "train_loss": c.metrics.get("train_loss"),
-                     "eval_loss": c.metrics.get("eval_loss"), "created_at": c.created_at,
-                     "last_report": last.get("report") or last.get("html"), "last_run": last.get("run_id"),
-                     "promotion": c.promotion.get("reason", "") if c.promoted else ""})  # fmt: skip
+        rows.append(
+            {
+                "name": c.name,
+                "domain": c.domain,
+                "base_model": c.base_model,
+                "promoted": c.promoted,
+                "stale": is_stale(c, fps[c.domain]),
+                "train_loss": c.metrics.get("train_loss"),
+                "eval_loss": c.metrics.get("eval_loss"),
+                "created_at": c.created_at,
+                "last_report": last.get("report") or last.get("html"),
+                "last_run": last.get("run_id"),
+                "promotion": c.promotion.get("reason", "") if c.promoted else "",
+            }
+        )
     return rows
 
 
@@ -134,7 +198,9 @@ def card_view(settings: Any, card: Any, stale: bool | None) -> str:
     """The card for people, its evaluations shown on the metric its gate uses."""
     from assistant.registry import card_text
 
-    return card_text(card, stale=stale, gate_metric=card_gate_metric(settings, card), heldout=has_heldout(settings, card.domain))
+    return card_text(
+        card, stale=stale, gate_metric=card_gate_metric(settings, card), heldout=has_heldout(settings, card.domain)
+    )
 
 
 # -- promotion ------------------------------------------------------------------------------------
@@ -161,5 +227,7 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
     except LoragError as e:
         if face == "cli":
             raise
-        text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", str(e.args[0]))
+        text = _EVAL_HINT.sub(
+            lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", str(e.args[0])
+        )
         raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

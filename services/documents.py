@@ -42,7 +42,9 @@ def check_ingest_paths(paths: Iterable[Path]) -> None:
     """Every path given to `lorag ingest` exists: a typo fails at once, before any model loads."""
     missing = [str(p) for p in paths if not Path(p).expanduser().exists()]
     if missing:
-        raise LoragError(f"no such file or folder: {', '.join(missing)}", hint="check the path; folders are read recursively")
+        raise LoragError(
+            f"no such file or folder: {', '.join(missing)}", hint="check the path; folders are read recursively"
+        )
 
 
 def files_to_send(paths: Iterable[Path], formats: Iterable[str]) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -71,5 +73,7 @@ def skipped_note(skipped: list[str], formats: Iterable[str]) -> str:
     """Files left out for their format, in words a user understands."""
     kinds = sorted({Path(s).suffix.lower() or "(no extension)" for s in skipped})
     more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-    return (f"left out {len(skipped)} file(s) lorag does not read ({', '.join(kinds)}): {', '.join(skipped[:5])}{more}; "
-            f"it reads {', '.join(sorted(formats))} (setting ingest.formats)")  # fmt: skip
+    return (
+        f"left out {len(skipped)} file(s) lorag does not read ({', '.join(kinds)}): {', '.join(skipped[:5])}{more}; "
+        f"it reads {', '.join(sorted(formats))} (setting ingest.formats)"
+    )

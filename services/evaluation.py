@@ -16,7 +16,8 @@ from services.recipes import domain_gate_metric
 
 @dataclass
 class EvalPlan:
-    """What a run evaluates: the domain, the arms (the first is the baseline), the questions, the test set's description."""
+    """What a run evaluates: the domain, the arms (the first is the baseline), the questions, and the test set's
+    description."""
 
     domain: str
     arms: list[Any]
@@ -53,8 +54,14 @@ def suggested_arms(cards: list[Any], domain: str | None) -> str:
     return ",".join(["base", *([promoted] if promoted else []), newest.name])
 
 
-def make_judge(settings: Any, *, model: str | None = None, url: str | None = None,
-               load_model: Callable[[str], Any | None], note: Callable[[str], None] = lambda _m: None) -> Any:  # fmt: skip
+def make_judge(
+    settings: Any,
+    *,
+    model: str | None = None,
+    url: str | None = None,
+    load_model: Callable[[str], Any | None],
+    note: Callable[[str], None] = lambda _m: None,
+) -> Any:
     """The judge for the judge metrics, or None: an OpenAI-compatible endpoint (`url`, judge.base_url, or the engine
     of models.endpoint) serving `model` (default judge.model), else that model loaded locally by `load_model`
     (None: it cannot be loaded here, `note` says so)."""
@@ -64,14 +71,22 @@ def make_judge(settings: Any, *, model: str | None = None, url: str | None = Non
     model = model or cfg.model
     if not model:
         if url or cfg.base_url:
-            raise LoragError("a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME")
+            raise LoragError(
+                "a judge endpoint needs the served model's name", hint="set judge.model or pass --judge-model NAME"
+            )
         note("no judge configured: judge metrics (faithfulness, answer relevancy) are skipped")
         return None
     target = judge_endpoint(settings, url)
     if target:
         base_url, key = target
-        judge = openai_judge(base_url, model, key, max_tokens=cfg.max_new_tokens, concurrency=cfg.concurrency,
-                             limits=settings.models.endpoint)  # fmt: skip
+        judge = openai_judge(
+            base_url,
+            model,
+            key,
+            max_tokens=cfg.max_new_tokens,
+            concurrency=cfg.concurrency,
+            limits=settings.models.endpoint,
+        )
         check_judge(judge)
         return judge
     generator = load_model(model)
@@ -84,11 +99,19 @@ def make_judge(settings: Any, *, model: str | None = None, url: str | None = Non
 def generation_settings(settings: Any) -> dict[str, Any]:
     """The served generation settings every arm answers with."""
     m = settings.models
-    return {"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty}
+    return {
+        "max_new_tokens": m.max_new_tokens,
+        "temperature": m.temperature,
+        "repetition_penalty": m.repetition_penalty,
+    }
 
 
-def arm_generators(comps: Any, arms: list[Any], load_model: Callable[[str], Any] | None = None,
-                   attach: Callable[[list[str]], Any] | None = None) -> Callable[[Any], Any]:  # fmt: skip
+def arm_generators(
+    comps: Any,
+    arms: list[Any],
+    load_model: Callable[[str], Any] | None = None,
+    attach: Callable[[list[str]], Any] | None = None,
+) -> Callable[[Any], Any]:
     """arm -> the generator that answers for it: a model:<spec> arm's own model (`load_model`), else the served
     generator, with the adapter arms attached to it on first use (`attach`, default Components.attach)."""
     names = [a.adapter for a in arms if a.kind == "adapter"]
@@ -138,15 +161,28 @@ def run_eval(
     cache = EvalCache(settings.reports_dir / "cache" / "results.jsonl" if use_cache else None)
     with slot():
         result = run_ab(
-            plan.items, plan.arms, retriever=comps.retriever, domain=plan.domain, generator_for=generator_for, suite=suite,
-            cache=cache, top_k=top_k or settings.retrieval.top_k, batch_size=batch_size, progress=progress,
+            plan.items,
+            plan.arms,
+            retriever=comps.retriever,
+            domain=plan.domain,
+            generator_for=generator_for,
+            suite=suite,
+            cache=cache,
+            top_k=top_k or settings.retrieval.top_k,
+            batch_size=batch_size,
+            progress=progress,
             generation=generation_settings(settings),
-        )  # fmt: skip
+        )
     run_id = new_run_id(plan.domain)
     report = build_report(
-        result, testset=plan.testset, run_id=run_id, gate_metric=domain_gate_metric(settings, plan.domain, warn),
-        judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)} if judge else None,
-    )  # fmt: skip
+        result,
+        testset=plan.testset,
+        run_id=run_id,
+        gate_metric=domain_gate_metric(settings, plan.domain, warn),
+        judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)}
+        if judge
+        else None,
+    )
     write_report(report, out or settings.reports_dir / run_id)
     report["attached_to"] = []
     for arm in plan.arms:

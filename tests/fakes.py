@@ -53,7 +53,9 @@ class FakeGenerator:
         self.last_stats = GenerationStats()
         self.calls: list[tuple[list[dict[str, str]], str | None]] = []
 
-    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
         self.calls.append((list(messages), adapter))
         t0 = time.perf_counter()
         words = str(self.reply(messages)).split(" ")  # a word is a token here
@@ -62,7 +64,9 @@ class FakeGenerator:
         for i, w in enumerate(words):
             yield w if i == 0 else " " + w
         prompt = sum(len(m.get("content", "").split()) for m in messages)
-        self.last_stats = GenerationStats(prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop")
+        self.last_stats = GenerationStats(
+            prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop"
+        )
 
     def adapters(self) -> list[str]:
         return list(self._adapters)
@@ -71,7 +75,11 @@ class FakeGenerator:
         self._adapters += [n for n in names if n not in self._adapters]
 
     def generate_batch(
-        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+        self,
+        batch: Sequence[Messages],
+        *,
+        adapters: Sequence[str | None] | None = None,
+        max_new_tokens: int | None = None,
     ) -> list[str]:
         names = list(adapters) if adapters is not None else [None] * len(batch)
         return ["".join(self.stream(m, adapter=a)) for m, a in zip(batch, names)]

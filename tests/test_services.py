@@ -12,22 +12,43 @@ from assistant.errors import LoragError
 from assistant.registry import AdapterCard, Registry
 from services.adapters import promote
 from services.recipes import card_gate_metric, domain_gate_metric, load_recipe
-from tests.test_ui_core import core, word_count  # noqa: F401 - the app core fixture
+
+
+@pytest.fixture
+def core(components):
+    """The web app's core on fake backends; rows fit by words (no tokenizer download)."""
+    from ui.app import AppCore
+
+    app_core = AppCore(components)
+    app_core.count_tokens = lambda messages: sum(len(m["content"].split()) for m in messages)
+    return app_core
 
 
 def _register(reg: Registry, tmp_path, domain: str, hyperparameters: dict) -> AdapterCard:
     staged = tmp_path / f"staged-{domain}"
     staged.mkdir()
     (staged / "adapter_config.json").write_text("{}")
-    card = AdapterCard(name=f"{domain}-v1", domain=domain, version=1, base_model="fake", base_fingerprint="fp",
-                       data_hash="d", corpus_fingerprint="c", hyperparameters=hyperparameters)  # fmt: skip
+    card = AdapterCard(
+        name=f"{domain}-v1",
+        domain=domain,
+        version=1,
+        base_model="fake",
+        base_fingerprint="fp",
+        data_hash="d",
+        corpus_fingerprint="c",
+        hyperparameters=hyperparameters,
+    )
     return reg.register(staged, card)
 
 
 def _ab_report(reg: Registry, name: str) -> None:
     """A report where the adapter beats the base on answer F1 and loses on ROUGE-L, both with CIs clear of zero."""
-    vs = {"base": {"answer_f1": {"diff": 0.10, "ci_low": 0.05, "ci_high": 0.15, "n": 30},
-                   "rouge_l": {"diff": -0.05, "ci_low": -0.09, "ci_high": -0.01, "n": 30}}}  # fmt: skip
+    vs = {
+        "base": {
+            "answer_f1": {"diff": 0.10, "ci_low": 0.05, "ci_high": 0.15, "n": 30},
+            "rouge_l": {"diff": -0.05, "ci_low": -0.09, "ci_high": -0.01, "n": 30},
+        }
+    }
     reg.attach_report(name, {"run_id": "run-1", "kind": "ab", "domain": name.rsplit("-v", 1)[0], "vs": vs})
 
 
@@ -90,7 +111,7 @@ def test_a_broken_user_recipe_says_which_file_and_the_report_falls_back_to_answe
     assert domain_gate_metric(settings, "hr", warned.append) == "answer_f1" and "recipes/hr.yaml" in warned[0]
 
 
-def test_the_web_apps_training_job_uses_the_users_recipe(core, corpus):  # noqa: F811
+def test_the_web_apps_training_job_uses_the_users_recipe(core, corpus):
     from ui.web_jobs import start_train
 
     seen = {}
@@ -107,12 +128,18 @@ def test_the_web_apps_training_job_uses_the_users_recipe(core, corpus):  # noqa:
     assert (seen["cfg"].learning_rate, seen["cfg"].max_steps) == (1e-3, 3)
 
 
-def test_the_web_apps_synth_reads_only_the_uploaded_qa_never_samples_from_the_working_directory(core, corpus, tmp_path, monkeypatch):  # noqa: F811
+def test_the_web_apps_synth_reads_only_the_uploaded_qa_never_samples_from_the_working_directory(
+    core, corpus, tmp_path, monkeypatch
+):
     from ui.web_jobs import start_synth
 
     core.comps.ingestor().run([corpus], "hr")
-    row = {"id": "hr-1", "question": "How many days of annual leave do full-time staff receive?",
-           "answer": "27 days of annual leave each year.", "sources": ["leave.md"]}  # fmt: skip
+    row = {
+        "id": "hr-1",
+        "question": "How many days of annual leave do full-time staff receive?",
+        "answer": "27 days of annual leave each year.",
+        "sources": ["leave.md"],
+    }
     (tmp_path / "samples" / "qa").mkdir(parents=True)
     (tmp_path / "samples" / "qa" / "hr.jsonl").write_text(json.dumps(row) + "\n")
     monkeypatch.chdir(tmp_path)  # where `lorag ui` was started, with a samples/qa/hr.jsonl lying there

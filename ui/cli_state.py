@@ -83,8 +83,10 @@ def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: An
 
     given = [flag for flag, value in unsupported.items() if value]
     if given:
-        raise LoragError(f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
-                         hint="leave them out to run this in the app, or stop the app")  # fmt: skip
+        raise LoragError(
+            f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
+            hint="leave them out to run this in the app, or stop the app",
+        )
     job_id = remote.start_job(kind, **params)
     console = new_err_console()
     console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")

@@ -10,7 +10,9 @@ from assistant.errors import LoragError
 from assistant.names import check_domain
 
 
-def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None) -> str:
+def start_synth(
+    core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None
+) -> str:
     """Make the domain's training set from its chunks and the uploaded Q&A `qa` (only that file: nothing from the
     working directory)."""
     from assistant.retrieval import resolve_domains
@@ -26,15 +28,19 @@ def start_synth(core: Any, domain: str, qa: Path | None = None, writer: str | No
             job.log(f"curated Q&A: {qa}")
         summary = synthesize(c, cfg, qa=qa, progress=job.progress, count_tokens=core.count_tokens)
         s = summary["synthetic"]
-        job.log(f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions "
-                f"({summary['heldout_from']}); synthetic: {s['kept']} pairs from {s['chunks']} chunks")  # fmt: skip
+        job.log(
+            f"{summary['train_examples']} training examples, {summary['heldout']} held-out questions "
+            f"({summary['heldout_from']}); synthetic: {s['kept']} pairs from {s['chunks']} chunks"
+        )
         for line in report_lines(summary["report"]):
             job.log(line)
         drops = sorted({**s["dropped"], **summary["dropped"]}.items(), key=lambda x: -x[1])[:8]
         job.log("dropped: " + "; ".join(f"{n} {why}" for why, n in drops) if drops else "dropped: none")
         return summary
 
-    return core.jobs.start("synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None})
+    return core.jobs.start(
+        "synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None}
+    )
 
 
 def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
@@ -51,8 +57,12 @@ def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bo
         job.log(describe_runtime(card.metrics, card.hyperparameters))
         return {"adapter": card.name, "metrics": card.metrics}
 
-    return core.jobs.start("train", f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""), run,
-                           {"domain": domain, "max_steps": max_steps, "resume": resume})  # fmt: skip
+    return core.jobs.start(
+        "train",
+        f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""),
+        run,
+        {"domain": domain, "max_steps": max_steps, "resume": resume},
+    )
 
 
 def eval_available() -> str | None:
@@ -84,14 +94,24 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
     served = core.settings.models.generator
 
     def run(job: Any) -> dict[str, Any]:
-        judge = make_judge(core.settings, load_model=lambda spec: core.comps.generator if spec == served else None, note=job.log)
-        report = run_eval(core.comps, plan, judge=judge, attach=lambda names: _attach_missing(core, names),
-                          use_ragas=getattr(core, "eval_use_ragas", True), progress=job.progress,
-                          slot=lambda: core.gate.slot(timeout=3600))  # an evaluation takes one slot; chat keeps the others  # fmt: skip
+        judge = make_judge(
+            core.settings, load_model=lambda spec: core.comps.generator if spec == served else None, note=job.log
+        )
+        report = run_eval(
+            core.comps,
+            plan,
+            judge=judge,
+            attach=lambda names: _attach_missing(core, names),
+            use_ragas=getattr(core, "eval_use_ragas", True),
+            progress=job.progress,
+            slot=lambda: core.gate.slot(timeout=3600),  # an evaluation takes one slot; chat keeps the others
+        )
         job.log(f"report {report['run_id']}: {report['files']['html']}")
         return {"run_id": report["run_id"], "files": report["files"]}
 
-    return core.jobs.start("eval", f"A/B {ab} on {domain} ({len(plan.items)} questions)", run, {"domain": domain, "ab": ab})
+    return core.jobs.start(
+        "eval", f"A/B {ab} on {domain} ({len(plan.items)} questions)", run, {"domain": domain, "ab": ab}
+    )
 
 
 def _attach_missing(core: Any, names: list[str]) -> None:
