@@ -141,6 +141,9 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Train on N GPUs of this host (N processes through "
+                                       "accelerate launch, DDP; the recipe's `gpus` by default, 1). batch_size is the "
+                                       "global batch, split evenly over them."),  # fmt: skip
     keys: bool = typer.Option(False, "--keys", is_eager=True, callback=_print_recipe_keys,
                               help="List every recipe key with its default and help text, then exit."),
 ) -> None:
@@ -155,16 +158,18 @@ def train_cmd(
 
     remote = _app_client()
     if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
-        run_in_app(remote, "train", {"--config": config, "--epochs": epochs}, domain=domain, max_steps=max_steps, resume=resume)
+        run_in_app(remote, "train", {"--config": config, "--epochs": epochs, "--gpus": gpus}, domain=domain, max_steps=max_steps, resume=resume)
         return
-    if resume and (config or max_steps or epochs):
-        raise LoragError("--resume continues the interrupted run with the settings it started with",
-                         hint="drop --config/--max-steps/--epochs, or start a new run without --resume")  # fmt: skip
+    if resume and (config or max_steps or epochs or gpus):
+        raise LoragError("--resume continues the interrupted run with the settings it started with (its GPU count too)",
+                         hint="drop --config/--max-steps/--epochs/--gpus, or start a new run without --resume")  # fmt: skip
     overrides: dict[str, Any] = {}
     if max_steps:
         overrides["max_steps"] = max_steps
     if epochs:
         overrides["epochs"] = epochs
+    if gpus:
+        overrides["gpus"] = gpus
     cfg = load_train_config(config, domain=domain, overrides=overrides)
     comps = _state().components
     from rich.progress import TimeRemainingColumn
