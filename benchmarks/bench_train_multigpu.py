@@ -123,7 +123,7 @@ def main() -> None:
     for r in runs:
         eff = r["tokens_per_s"] / (r["gpus"] * base["tokens_per_s"])
         r["scaling_efficiency"] = None if r["accelerated"] else eff
-        target = TARGETS.get(r["gpus"]) if args.quant == "lora" and not r["accelerated"] else None
+        target = TARGETS.get(r["gpus"]) if args.quant == "lora" and not (r["accelerated"] or args.cpu) else None
         rows.append([f"{r['gpus']}" + (" (accel. layer on)" if r["accelerated"] else ""), r["global_batch"], r["steps"],
                      r["tokens_per_s"], "" if r["accelerated"] else f"{eff:.3f}",
                      "/".join(f"{p:.2f}" for p in r["peak_gb_per_gpu"] if p is not None), r["train_loss"],

@@ -113,3 +113,18 @@ def gather_per_rank(value: float | None) -> list[float | None]:
     from accelerate.utils import gather_object
 
     return list(gather_object([value]))
+
+
+def callbacks(world: World) -> list[Any]:
+    """Trainer callbacks under several processes. transformers adds the loss since the last log to the run's
+    train_loss as rank 0's own figure, not the processes' mean: the last step is logged too, which averages it."""
+    if not world.distributed:
+        return []
+    from transformers import TrainerCallback
+
+    class _LogLastStep(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+    return [_LogLastStep()]

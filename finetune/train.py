@@ -23,7 +23,7 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.distributed import apply_world, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
+from finetune.distributed import apply_world, callbacks as world_callbacks, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
 from finetune.runtime import cuda_allocator, module_restored, resolve_runtime
 from finetune.sft import lorag_trainer
 
@@ -366,7 +366,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
             processing_class=tokenizer,
             data_collator=collator,
             peft_config=lora_config(cfg),
-            callbacks=[_Log(), _NoFinalCheckpoint(), *(callbacks or [])],
+            callbacks=[_Log(), _NoFinalCheckpoint(), *world_callbacks(world), *(callbacks or [])],
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
     max_tokens = (rows_per_pass or micro) * bucket_len
