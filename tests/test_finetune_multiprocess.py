@@ -40,6 +40,7 @@ class Models:
         return str(self.path)
 
 
+@pytest.mark.slow  # two runs, one a launch of two processes: 115 s at load average ~15 on 2 cores
 def test_two_gloo_processes_train_the_adapter_of_one_and_register_it_once(settings, store, tiny_lm, tmp_path):
     from finetune.jobs import dataset_dir, train_domain
     from finetune.registry import Registry
