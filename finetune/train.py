@@ -23,7 +23,8 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.distributed import apply_world, callbacks as world_callbacks, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
+from finetune.distributed import apply_world, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
+from finetune.distributed import callbacks as world_callbacks
 from finetune.runtime import cuda_allocator, module_restored, resolve_runtime
 from finetune.sft import lorag_trainer
 
