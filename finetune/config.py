@@ -87,7 +87,8 @@ class TrainConfig:
     lr_scheduler: str = _f("cosine", "transformers scheduler name.")
     warmup_ratio: float = _f(0.05, "Share of steps spent warming up.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
-    batch_size: int = _f(8, "Sequences per device step (padded) or the row count folded into one padding-free step.")
+    batch_size: int = _f(8, "Sequences per optimizer step (padded) or the row count folded into one padding-free step; "
+                         "with gpus > 1 the step's rows are split evenly over the processes (the same global batch).")
     grad_accum: int = _f(1, "Gradient accumulation steps.")
     micro_batch: int = _f(0, "Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
                           "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
@@ -101,6 +102,13 @@ class TrainConfig:
                        "fixed token count holding about batch_size rows, each row attending only to itself: one CUDA graph "
                        "shape, ~1% padding; CUDA with cuda_graphs, finetune/packing.py), 'padding_free' (rows concatenated, "
                        "no pad tokens, eager; CUDA), or 'auto' (packed where CUDA graphs run, else padded).")
+    gpus: int = _f(1, "Processes (one per GPU) the run trains on, launched by `accelerate launch` (CUDA) or torchrun "
+                   "(CPU, gloo: for tests); `lorag train --gpus N` sets it. batch_size must divide by it. Under several "
+                   "processes the acceleration layer (packed steps, CUDA graphs, fused LoRA, FP8 GEMMs) is off, with "
+                   "the reason in the run summary: none of it has been verified multi-process yet.")
+    distributed: str = _f("ddp", "With gpus > 1: 'ddp' (each GPU holds the whole base, LoRA/QLoRA) or 'fsdp' (FSDP2 "
+                          "through accelerate: the base sharded over the GPUs, for bases that do not fit one card; "
+                          "CUDA only, not yet run on this project's machines).")
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")
     attn_implementation: str = _f("sdpa", "'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
     sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'flash' (FlashAttention-2), 'cudnn', or 'auto': flash "
@@ -188,6 +196,12 @@ def check(cfg: TrainConfig) -> list[str]:
     for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             bad(name, "a whole number >= 1")
+    if not isinstance(cfg.gpus, int) or isinstance(cfg.gpus, bool) or cfg.gpus < 1:
+        bad("gpus", "a whole number of processes >= 1")
+    elif isinstance(cfg.batch_size, int) and cfg.batch_size >= 1 and cfg.batch_size % cfg.gpus:
+        bad("batch_size", f"must divide evenly over gpus ({cfg.gpus} processes: each takes batch_size / gpus rows of a step)")
+    if cfg.distributed not in ("ddp", "fsdp"):
+        bad("distributed", "one of ddp, fsdp")
     if not isinstance(cfg.micro_batch, int) or cfg.micro_batch < 0:
         bad("micro_batch", "a whole number of rows >= 0 (0: the whole batch at once)")
     elif cfg.micro_batch and cfg.batching == "packed":

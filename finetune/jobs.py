@@ -91,7 +91,7 @@ def train_domain(
 
     from assistant.adapters import base_fingerprint
     from assistant.models.loading import pick_device
-    from finetune.train import train_adapter
+    from finetune.launch import train_run
 
     data = dataset_dir(settings, cfg.domain)
     train_file = data / "train.jsonl"
@@ -115,7 +115,7 @@ def train_domain(
                                                       "config": cfg.to_dict()}, indent=2))  # fmt: skip
     device = pick_device(settings.models.device)
     try:
-        result = train_adapter(
+        result = train_run(  # cfg.gpus processes (finetune/launch.py); this process registers the adapter once
             cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",
             run_dir=run_dir, device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides,
         )  # fmt: skip

@@ -122,6 +122,10 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         batches = f"packed steps of {rt['step_tokens']:,} tokens (~{rows} rows)"
     else:
         batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
+    world, accel_off = rt.get("world_size", 1), rt.get("accel_off_reason")
+    if world > 1:  # several processes (finetune/distributed.py): each trains its share of a step
+        batches += f" per process; {world} processes ({str(rt.get('distributed', 'ddp')).upper()}), global batch " \
+                   f"{hyper.get('batch_size', '?')}" + (f": {', '.join(rt['accel_off'])} off ({accel_off})" if accel_off else "")
     parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
     if metrics.get("tokens_per_s"):
         parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
@@ -133,7 +137,7 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     if metrics.get("fused_lora_layers"):
         parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused"
                      + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else ""))
-    if rt.get("device") == "cuda" and rt.get("fp8_off") not in (None, "off in the config"):
+    if rt.get("device") == "cuda" and rt.get("fp8_off") not in (None, "off in the config", accel_off):
         parts.append(f"FP8 GEMMs off ({rt['fp8_off']})")  # a GPU that could not: say why it trained slower
     graphs = metrics.get("cuda_graphs")
     if isinstance(graphs, dict):
@@ -142,6 +146,6 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
         parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
                      + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else ""))  # fmt: skip
-    elif graphs:
+    elif graphs and graphs != accel_off:
         parts.append(f"CUDA graphs off ({graphs})")
     return "; ".join(parts)

@@ -141,6 +141,12 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
             metrics["num_tokens"] = [self._total_train_tokens]
 
         def tokens_seen(self) -> int:
+            """Tokens trained so far, every process's (under several, a collective: all ranks log at the same steps)."""
+            if self.accelerator.num_processes > 1:
+                import torch
+
+                local = torch.as_tensor(self._tokens or 0, device=self.accelerator.device).reshape(1)
+                self._tokens = self.accelerator.reduce(local, reduction="sum")
             if self._tokens is not None:
                 self.state.num_input_tokens_seen += int(self._tokens)
                 self._tokens = None

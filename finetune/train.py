@@ -23,6 +23,8 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
+from finetune.distributed import apply_world, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
+from finetune.distributed import callbacks as world_callbacks
 from finetune.runtime import cuda_allocator, module_restored, resolve_runtime
 from finetune.sft import lorag_trainer
 
@@ -56,9 +58,10 @@ def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainCon
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if runtime["device"] != "cpu" else torch.float32,
+            **({"bnb_4bit_quant_storage": torch.bfloat16} if runtime.get("distributed") == "fsdp" else {}),  # FSDP shards it
         )
-    if runtime["device"] == "cuda":
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    if runtime["device"] == "cuda":  # this rank's GPU (none under FSDP: finetune/distributed.py)
+        kwargs["device_map"] = model_placement(current_world(cfg.distributed))
     if runtime["batching"] == "packed":
         from finetune import varlen_attention
 
@@ -213,7 +216,7 @@ def train_adapter(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
-    runtime = resolve_runtime(cfg, device)
+    runtime = apply_world(resolve_runtime(cfg, device), cfg, current_world(cfg.distributed))
     if in_curriculum_order(train_file):
         if cfg.batching == "packed":
             raise LoragError(f"{train_file} is in curriculum order (synth.curriculum), which packed steps do not keep",
@@ -238,6 +241,8 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     import torch
     from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+
+    world = current_world(cfg.distributed)  # several processes: this rank's share of each step, rank 0 writes
 
     def stage(name: str) -> None:  # before the first step: what the run is doing (the CLI's bar, the app's job)
         if on_log:
@@ -264,13 +269,14 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     # inside each step (finetune/sft.py), unless the recipe sets micro_batch. Padding-free rows have no per-row
     # mask to split by, so there transformers' gradient accumulation makes the passes instead.
     cpu_rows = CPU_MICRO_BATCH if device == "cpu" else 0
+    batch = cfg.batch_size // world.size  # this process's rows of each step (config.py: batch_size divides by gpus)
     if runtime["batching"] == "padding_free" and cpu_rows:
-        micro, pass_rows = min(cfg.batch_size, cpu_rows), 0
+        micro, pass_rows = min(batch, cpu_rows), 0
     else:
-        micro, pass_rows = cfg.batch_size, cfg.micro_batch or cpu_rows
-    accum = cfg.grad_accum * math.ceil(cfg.batch_size / micro)
+        micro, pass_rows = batch, cfg.micro_batch or cpu_rows
+    accum = cfg.grad_accum * math.ceil(batch / micro)
     rows_per_pass = pass_rows if 0 < pass_rows < micro else 0  # split inside each step (finetune/sft.py)
-    total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(rows) / (micro * accum)))
+    total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(rows) / (micro * accum * world.size)))
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
@@ -319,6 +325,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     bucket_len = math.ceil(cfg.max_seq_length / cfg.graph_bucket) * cfg.graph_bucket
     if runtime["cuda_graphs"]:  # few distinct batch shapes, so few graphs to capture
         kwargs["pad_to_multiple_of"] = cfg.graph_bucket
+    kwargs.update(trainer_options(world))
     kwargs.update(trainer_overrides or {})
     args = SFTConfig(**kwargs)
     history: list[dict[str, Any]] = []
@@ -327,6 +334,8 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
             entry = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch, **(logs or {})}
             history.append(entry)
+            if not world.main:  # every rank logs the same (reduced) figures; rank 0 writes and reports them
+                return
             with (run_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
             if on_log:
@@ -358,7 +367,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
             processing_class=tokenizer,
             data_collator=collator,
             peft_config=lora_config(cfg),
-            callbacks=[_Log(), _NoFinalCheckpoint(), *(callbacks or [])],
+            callbacks=[_Log(), _NoFinalCheckpoint(), *world_callbacks(world), *(callbacks or [])],
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
     max_tokens = (rows_per_pass or micro) * bucket_len
@@ -377,7 +386,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
     if runtime["compile_layers"]:
         compile_decoder_layers(trainer.model)
     unfuse = None
-    if cfg.fused_lora and cfg.lora_dropout == 0:
+    if cfg.fused_lora and cfg.lora_dropout == 0 and runtime.get("fused_lora", True):
         from finetune import lora_fused
 
         unfuse = lora_fused.install(trainer.model, fp8=runtime.get("fp8", False))
@@ -413,7 +422,7 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         with _quiet():
             final_eval = trainer.evaluate() if eval_rows else {}
     adapter_dir = run_dir / "adapter"
-    trainer.model.save_pretrained(str(adapter_dir))
+    save_adapter(trainer, adapter_dir, world)
     tokens = trainer.tokens_seen()
     metrics = {
         "train_loss": float(out.training_loss),
@@ -432,10 +441,13 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         "fp8_layers": getattr(unfuse, "fp8_count", 0),
         "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
         "peak_gpu_reserved_gb": train_peak[1],
+        "world_size": world.size,
+        **({"peak_gpu_mem_gb_per_rank": gather_per_rank(train_peak[0])} if world.distributed and cuda else {}),
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
     hyper = {**cfg.to_dict(), "runtime": {**runtime, "batch_rows": micro, "micro_batch": rows_per_pass or micro, "grad_accum": accum}, "total_steps": total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
-    (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
+    if world.main:
+        (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))
     return TrainResult(adapter_dir, metrics, hyper)

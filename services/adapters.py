@@ -55,18 +55,21 @@ def train_recipe(
     max_steps: int | None = None,
     epochs: float | None = None,
     resume: bool = False,
+    gpus: int | None = None,
 ) -> Any:
     """The recipe a training run uses; a resumed run keeps the settings it started with, so it takes no others."""
-    if resume and (config or max_steps or epochs):
+    if resume and (config or max_steps or epochs or gpus):
         raise LoragError(
-            "--resume continues the interrupted run with the settings it started with",
-            hint="drop --config/--max-steps/--epochs, or start a new run without --resume",
+            "--resume continues the interrupted run with the settings it started with (its GPU count too)",
+            hint="drop --config/--max-steps/--epochs/--gpus, or start a new run without --resume",
         )
     overrides: dict[str, Any] = {}
     if max_steps:
         overrides["max_steps"] = int(max_steps)
     if epochs:
         overrides["epochs"] = epochs
+    if gpus:
+        overrides["gpus"] = gpus
     return load_recipe(settings, domain, config, overrides)
 
 

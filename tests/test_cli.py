@@ -187,6 +187,31 @@ def test_resume_refuses_new_settings(lorag):
     assert "--resume continues the interrupted run with the settings it started with" in str(r.exception)
 
 
+def test_train_gpus_trains_the_recipe_on_that_many_processes(lorag, monkeypatch):
+    """--gpus N sets the recipe's gpus (finetune/launch.py starts the processes: tests/test_finetune_multiprocess.py);
+    the summary names the processes; a resumed run keeps the count it started with."""
+    import finetune.jobs
+    from assistant.registry import AdapterCard
+
+    seen = {}
+
+    def fake_train(cfg, **kw):
+        seen["cfg"] = cfg
+        rt = {"device": "cpu", "batching": "padded", "batch_rows": 4, "micro_batch": 4, "world_size": cfg.gpus, "distributed": "ddp"}
+        return AdapterCard(name="hr-v1", domain="hr", version=1, base_model="b", base_fingerprint="f", data_hash="",
+                           corpus_fingerprint="", hyperparameters={"batch_size": cfg.batch_size, "runtime": rt},
+                           metrics={"train_loss": 1.5, "steps": 3, "train_seconds": 5.0})  # fmt: skip
+
+    monkeypatch.setattr(finetune.jobs, "train_domain", fake_train)
+    r = lorag("train", "--domain", "hr", "--gpus", "2")
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"].gpus == 2 and "padded batches of 4 per process; 2 processes (DDP), global batch 8" in r.output
+    r = lorag("train", "--domain", "hr", "--resume", "--gpus", "2")
+    assert r.exit_code != 0 and "its GPU count too" in str(r.exception)
+    r = lorag("train", "--domain", "hr", "--gpus", "3")  # 8 rows a step do not split over 3 processes
+    assert r.exit_code != 0 and "batch_size: must divide evenly over gpus (3 processes" in str(r.exception)
+
+
 def test_adapters_import_json_prints_the_registered_card(lorag, corpus, tmp_path, monkeypatch):
     import finetune.importing
     from assistant.registry import AdapterCard

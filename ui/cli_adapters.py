@@ -120,6 +120,9 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Train on N GPUs of this host (N processes through "
+                                       "accelerate launch, DDP; the recipe's `gpus` by default, 1). batch_size is the "
+                                       "global batch, split evenly over them."),  # fmt: skip
     keys: bool = typer.Option(False, "--keys", is_eager=True, callback=_print_recipe_keys,
                               help="List every recipe key with its default and help text, then exit."),
 ) -> None:
@@ -131,10 +134,10 @@ def train_cmd(
 
     remote = app_client()
     if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
-        run_in_app(remote, "train", {"--config": config, "--epochs": epochs}, domain=domain, max_steps=max_steps, resume=resume)
+        run_in_app(remote, "train", {"--config": config, "--epochs": epochs, "--gpus": gpus}, domain=domain, max_steps=max_steps, resume=resume)
         return
     comps = state.components
-    cfg = train_recipe(comps.settings, domain, config=config, max_steps=max_steps, epochs=epochs, resume=resume)
+    cfg = train_recipe(comps.settings, domain, config=config, max_steps=max_steps, epochs=epochs, resume=resume, gpus=gpus)
     from rich.progress import TimeRemainingColumn
 
     with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
