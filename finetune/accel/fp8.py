@@ -2,7 +2,7 @@
 
 On GPUs with FP8 tensor cores (compute capability 8.9+: Ada, Hopper) a GEMM with e4m3 operands runs
 1.4-1.8x faster than in bf16 at the shapes of a 1B model's MLP (H200, 12,288 tokens; benchmarks/RESULTS.md).
-The fused LoRA node (finetune/lora_fused.py) uses it for the base weight's two GEMMs while training:
+The fused LoRA node (finetune/accel/lora_fused.py) uses it for the base weight's two GEMMs while training:
 
   forward   x·Wᵀ  with x scaled per token and W per output channel
   backward  g·W   with g scaled per token and W per input channel (a transposed copy)
@@ -69,7 +69,7 @@ def probe(device: str) -> str | None:
 
 def weight_scales(w: Any) -> tuple[Any, Any]:
     """A frozen weight's two float32 scale vectors: per output channel (rows, 1) for x·Wᵀ and per input
-    channel (cols, 1) for g·W. Computed once (finetune/lora_fused.py keeps them as buffers)."""
+    channel (cols, 1) for g·W. Computed once (finetune/accel/lora_fused.py keeps them as buffers)."""
     a = w.detach().float().abs()
     return (a.amax(dim=1, keepdim=True).clamp_(min=1e-12) / E4M3_MAX,
             a.amax(dim=0).clamp_(min=1e-12).div_(E4M3_MAX).unsqueeze(1))  # fmt: skip
