@@ -1,9 +1,9 @@
-"""Graphed decoder layers (finetune/graphs.py): the same gradients as gradient checkpointing.
+"""Graphed decoder layers (finetune/accel/graphs.py): the same gradients as gradient checkpointing.
 
 On this CPU the captured programs run eagerly (capture=False): what is checked is the bookkeeping
 around the graphs — static buffers shared by layers and shapes, the input and weight gradients
 handed to autograd, accumulation over micro-batches, no mask on right-padded rows, clean uninstall.
-The CUDA capture itself is exercised by benchmarks/bench_train_gpu.py on a GPU."""
+The CUDA capture itself runs in tests/test_accel_gpu.py (`pytest -m gpu`) on a GPU."""
 
 import pytest
 import torch

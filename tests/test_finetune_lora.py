@@ -376,7 +376,7 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
 
 
 def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monkeypatch):
-    """lorag's training loss (finetune/sft.py) is trl's: the same gradients and the same logged entropy,
+    """lorag's training loss (finetune/accel/trainer.py) is trl's: the same gradients and the same logged entropy,
     token accuracy and token count, read once per log instead of after every batch; and without the
     attention mask (mask_free, used under CUDA graphs) right-padded rows give the masked gradients."""
     from transformers import TrainerCallback
@@ -391,6 +391,7 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
     masks = []
 
     flushed = []
+    real = sft.lorag_trainer  # the trainer phase builds its class through finetune.accel.trainer.lorag_trainer
 
     def run(tag, lean=True, **trainer_kw):
         grads, logs = {}, []
@@ -404,8 +405,6 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
             def on_pre_optimizer_step(self, args, state, control, model=None, **k):
                 if not grads:
                     grads.update({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
-
-        real = sft.lorag_trainer
 
         def make(cls, **kw):
             trainer = real(cls, **{**kw, **trainer_kw})

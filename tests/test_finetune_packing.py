@@ -1,4 +1,4 @@
-"""Packed steps (finetune/packing.py, finetune/varlen_attention.py): every row once per epoch in steps of
+"""Packed steps (finetune/accel/packing.py, finetune/accel/varlen_attention.py): every row once per epoch in steps of
 one fixed size, each row attending only to itself, the packed loss and gradients equal to the rows
 trained padded, the graphed layers replaying one shape, and a packed training run end to end.
 

@@ -1,4 +1,4 @@
-"""finetune/fp8.py and the fused LoRA node's FP8 base GEMMs (torch's CPU FP8 GEMM here; the Triton
+"""finetune/accel/fp8.py and the fused LoRA node's FP8 base GEMMs (torch's CPU FP8 GEMM here; the Triton
 quantization kernels on CUDA only)."""
 
 import pytest
@@ -198,7 +198,7 @@ def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA on
 
 
 def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
-    """Layers replaying one stand-in's programs (finetune/graphs.py) bring their own FP8 scales with their
+    """Layers replaying one stand-in's programs (finetune/accel/graphs.py) bring their own FP8 scales with their
     weights: the gradients are checkpointing's with FP8, layer by layer."""
     from finetune.accel.graphs import LayerGraphs
     from finetune.accel.layers import decoder_layers

@@ -1,4 +1,4 @@
-"""finetune/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
+"""finetune/accel/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
 
 import pytest
 import torch
@@ -85,7 +85,7 @@ def test_cases_peft_must_handle_fall_back(peft_model):
 
 
 def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
-    """Under the graphs' recompute (finetune/graphs.py) the fused node gives the same gradients too."""
+    """Under the graphs' recompute (finetune/accel/graphs.py) the fused node gives the same gradients too."""
     from finetune.accel.graphs import LayerGraphs
     from finetune.accel.layers import decoder_layers
 

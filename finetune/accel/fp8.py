@@ -40,7 +40,7 @@ def unsupported_reason(device: str) -> str | None:
         return "CUDA only"
     if torch.cuda.get_device_capability() < (8, 9):
         return "needs FP8 tensor cores (compute capability 8.9+)"
-    if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+    if not (hasattr(torch, "_scaled_mm") or hasattr(torch.nn.functional, "scaled_mm")) or not hasattr(torch, "float8_e4m3fn"):
         return "this torch has no FP8 GEMM"
     try:
         import triton  # noqa: F401
@@ -93,20 +93,28 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
 
 def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
     """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result."""
-    import torch
-
     xq, sx = rowwise(x)
     wq, sw = rowwise(w, scales[0])
-    return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw.t(), out_dtype=out_dtype)
+    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype)
 
 
 def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
     """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1]."""
-    import torch
-
     gq, sg = rowwise(g)
     wq = colwise_transposed(w, scales[1])
-    return torch._scaled_mm(gq, wq.t(), scale_a=sg, scale_b=scales[1].t(), out_dtype=out_dtype)
+    return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
+
+
+def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any) -> Any:
+    """a·b of e4m3 operands scaled per row of a (m, 1) and per column of b (1, n): torch's public
+    `torch.nn.functional.scaled_mm` where this torch has it (2.10+), else the private `torch._scaled_mm`."""
+    import torch
+    import torch.nn.functional as F
+
+    if hasattr(F, "scaled_mm") and hasattr(F, "ScalingType"):
+        rows = F.ScalingType.RowWise
+        return F.scaled_mm(a, b, scale_a, rows, scale_b, rows, output_dtype=out_dtype)
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
 
 
 def _torch_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:

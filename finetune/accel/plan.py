@@ -183,7 +183,7 @@ def decide(recipe: Recipe, device: str, *, model_config: Any = None, sequential:
             raise PlanError(f"batching 'packed' does not apply sliding-window attention ({window} tokens, under "
                             f"max_seq_length {recipe.max_seq_length}) with this torch",
                             hint="set batching: padded (or auto) in the recipe, or use torch 2.11+")  # fmt: skip
-    elif packs_off is not None:
+    elif recipe.batching == "auto" and packs_off is not None:
         off["packed"] = packs_off
     liger_off = _first((not recipe.liger, "off in the config"), (not cuda, "CUDA only"),
                        (recipe.compile_layers, "not with compile_layers")) or (cuda and _liger_unimportable()) or None  # fmt: skip

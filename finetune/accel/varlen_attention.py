@@ -81,8 +81,10 @@ def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
         raise ValueError(f"packed rows come as one sequence, got a batch of {query.shape[0]}")
     q, k, v = (t.transpose(1, 2)[0] for t in (query, key, value))  # [T, H, D] views
     window = _window(module, kwargs)
+    longest = int(kwargs.get("max_length_q") or q.shape[0])
+    if window is not None and window >= longest:  # no row reaches past the window: it changes nothing
+        window = None
     if query.is_cuda:
-        longest = int(kwargs.get("max_length_q") or q.shape[0])
         out = flash_varlen(q, k, v, cu, longest, scaling, window)
     else:
         out = rows_apart(q, k, v, cu, scaling, window)
@@ -94,12 +96,14 @@ def flash_varlen(q: Any, k: Any, v: Any, cu: Any, longest: int, scaling: float |
     import torch
 
     op = _public_op()
+    if op is not None and "scale" not in op[1] and scaling is not None and abs(scaling - q.shape[-1] ** -0.5) > 1e-9:
+        op = None  # torch 2.10's op takes no scale: the private op does
     if op is None:
         if window is not None:
             raise ValueError("this torch's varlen attention has no sliding window (torch.nn.attention.varlen needs 2.11+)")
         return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scaling)[0]
     fn, params = op
-    kw: dict[str, Any] = {"scale": scaling}
+    kw: dict[str, Any] = {"scale": scaling} if "scale" in params else {}
     if "window_size" in params:  # torch 2.11+: (left, right); (-1, 0) is causal
         kw["window_size"] = (window - 1 if window else -1, 0)  # a window of W keys includes the query's own
     elif window is not None:
