@@ -29,10 +29,12 @@ def gpu_like(monkeypatch):
 
 def test_the_fast_path_on_a_gpu_and_the_plan_is_frozen(gpu_like):
     plan = accel.decide(TrainConfig(domain="t"), "cuda")
+    assert plan.quantization == "nf4" and plan.lora_dtype == "float32"  # bf16 LoRA weights: without quantization only
+    assert accel.decide(TrainConfig(domain="t", quantization="none"), "cuda").lora_dtype == "bfloat16"
     assert (plan.batching, plan.cuda_graphs, plan.fused_lora, plan.fp8, plan.liger) == ("packed", True, True, True, True)
     assert plan.attn_implementation == accel.varlen_attention.NAME and plan.sdpa_backend == "flash"
     assert plan.off == () and plan.note is None
-    assert plan.lines() == ["acceleration: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs, Liger, bfloat16 LoRA weights"]
+    assert plan.lines() == ["acceleration: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs, Liger"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.cuda_graphs = False
     assert json.loads(json.dumps(plan.record()))["batching"] == "packed"  # what a run's card keeps

@@ -308,7 +308,7 @@ def test_a_patched_modeling_module_is_put_back():
 
 def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
     assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
-    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
+    monkeypatch.setattr(fp8, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
     assert fp8.probe("cpu") == "FP8 GEMMs fail here (RuntimeError: rowwise scaling is not supported on this GPU)"
 
 
