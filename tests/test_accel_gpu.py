@@ -325,7 +325,7 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
     train = _rows_file(tmp_path / "train.jsonl")
     heldout = _rows_file(tmp_path / "heldout.jsonl", n=24, seed=1)
     kw = dict(domain="gold", quantization="none", max_steps=20, batch_size=8, learning_rate=1e-3, lora_r=8, lora_alpha=16,
-              max_seq_length=512, warmup_ratio=0.0, lr_scheduler="linear", logging_steps=5, save_steps=1000,
+              max_seq_length=512, warmup_ratio=0.0, lr_scheduler="linear", logging_steps=1, save_steps=1000,
               eval_fraction_steps=1.0, seed=0)  # fmt: skip
     runs = {}
     for name, accel in (("lorag", True), ("plain", False)):

@@ -30,8 +30,6 @@ tests/test_accel_gpu.py (`pytest -m gpu`) runs the GPU paths.
 
 from __future__ import annotations
 
-
-
 from .apply import Applied, apply, process
 from .plan import Plan, PlanError, Recipe, decide
 
@@ -47,5 +45,3 @@ def trainer_class(base: type, plan: Plan, *, micro_rows: int = 0, multiple: int 
 
 
 __all__ = ["Applied", "Plan", "PlanError", "Recipe", "apply", "decide", "process", "trainer_class"]
-
-
