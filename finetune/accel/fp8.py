@@ -62,6 +62,10 @@ def probe(device: str) -> str | None:
         gx = matmul_transposed(out, w, scales, torch.bfloat16)
         if not (torch.isfinite(out).all() and torch.isfinite(gx).all()):
             return "FP8 GEMMs gave non-finite results here"
+        # a wrong but finite product (an API whose scales are laid out otherwise) is no FP8 GEMM either
+        for got, want in ((out, x.float() @ w.float().t()), (gx, out.float() @ w.float())):
+            if ((got.float() - want).norm() / want.norm()).item() > 0.1:
+                return "FP8 GEMMs gave wrong products here"
     except Exception as e:  # noqa: BLE001 - any failure means: train in bf16
         return f"FP8 GEMMs fail here ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
     return None
