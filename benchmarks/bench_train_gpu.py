@@ -3,7 +3,7 @@
 Both arms: the same model, the same prompt/completion rows, LoRA r=16 on all linear layers, the same
 max length, epochs, learning rate and rows per step; completion-only loss. Plain trl keeps its
 defaults (padded batches, its gradient checkpointing default, no kernels, fp32 LoRA weights). lorag
-chooses batching (packed steps of one size where CUDA graphs run, finetune/packing.py; the `padded`
+chooses batching (packed steps of one size where CUDA graphs run, finetune/accel/packing.py; the `padded`
 arm is its length-grouped padded batches), kernels (Liger when installed), bf16 LoRA weights and
 checkpointing; the variants in VARIANTS measure other choices (padding-free, larger batches,
 torch.compile). `--profile` prints where a step's time goes (torch.profiler).
@@ -11,12 +11,15 @@ torch.compile). `--profile` prints where a step's time goes (torch.profiler).
     python benchmarks/bench_train_gpu.py --model PATH --train train.jsonl --eval heldout.jsonl [--quant both]
     python benchmarks/bench_train_gpu.py --random-1b --tokenizer PATH ...   # 1B-class Llama, random weights
 
-Prints tokens/s (real, non-pad tokens), peak memory, final held-out loss, MFU, and the ratios.
+Prints tokens/s (real, non-pad tokens of the rows trained), peak memory, final held-out loss, MFU, each
+arm's optimizer steps and rows, and the ratios. Only rows that fit --max-len whole are trained, by every
+arm: the others are left out before any arm runs (and counted), so no arm trains a row another drops or
+cuts, and no token is counted that no arm trained; an arm that trained other rows stops the benchmark.
 plain trl pads each batch to its longest row, and a step on a batch shape new to the process costs it
 35–45% more than one on a shape met before (RESULTS.md, ninth session), so a second run on the same data
 in one process is faster than the first. `--repeat N` alternates the arms N times; `--fresh` runs each
 run in a new process, as a user runs a training script, so no run meets shapes an earlier run met.
-Until the eighth session's fix (finetune/runtime.py `module_restored`), a lorag run left Liger's
+Until the eighth session's fix (finetune/accel/apply.py `module_restored`), a lorag run left Liger's
 RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module, so every plain arm after the warm-up was
 built with them; the plain arm now says when that happens.
 """
@@ -41,13 +44,24 @@ def rows_of(path: Path, limit: int | None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def real_tokens(rows: list[dict], tokenizer, max_len: int) -> int:
-    n = 0
-    for r in rows:
-        ids = tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True)
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-        n += min(len(ids), max_len)
-    return n
+def row_tokens(row: dict, tokenizer) -> int:
+    ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def fitting_rows(rows: list[dict], tokenizer, max_len: int) -> tuple[list[dict], int]:
+    """The rows whose whole text fits max_len tokens (trained by every arm, uncut), and how many do not."""
+    kept = [r for r in rows if row_tokens(r, tokenizer) <= max_len]
+    return kept, len(rows) - len(kept)
+
+
+def real_tokens(rows: list[dict], tokenizer) -> int:
+    """The trained rows' tokens (each fits max_len: fitting_rows)."""
+    return sum(row_tokens(r, tokenizer) for r in rows)
+
+
+class ArmsDiffer(RuntimeError):
+    """Two arms trained different rows: their tokens/s are not comparable."""
 
 
 def flops_per_token(model) -> float:
@@ -112,7 +126,9 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         trainer.add_callback(step_profiler(args.profile_step))
     timer = step_timer()
     trainer.add_callback(timer)
-    return {**_timed(trainer, tok, rows, args, attention), "steps": timer.summary(), "patched": patched}
+    out = _timed(trainer, tok, rows, args, attention)
+    return {**out, "steps": timer.summary(), "patched": patched, "optimizer_steps": int(trainer.state.global_step),
+            "rows_trained": len(trainer.train_dataset)}
 
 
 def foreign_llama_parts() -> list[str]:
@@ -202,12 +218,17 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
                         device="cuda" if cuda else "cpu", trainer_overrides=overrides,
                         callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])])
+    from finetune.runtime import describe_runtime
+
     tok = AutoTokenizer.from_pretrained(model_path)
-    n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
+    n_tok = real_tokens(rows, tok) * args.epochs
     secs = res.metrics["train_seconds"]
+    print(f"-- {variant}: {describe_runtime(res.metrics, res.hyperparameters)}", flush=True)  # the plan, and what was off
     return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": res.metrics["peak_gpu_mem_gb"],
             "reserved_gb": res.metrics["peak_gpu_reserved_gb"], "eval_loss": res.metrics["eval_loss"], "runtime": res.hyperparameters["runtime"],
-            "graphs": res.metrics.get("cuda_graphs"), "steps": timer.summary()}  # fmt: skip
+            "graphs": res.metrics.get("cuda_graphs"), "steps": timer.summary(), "optimizer_steps": res.metrics["steps"],
+            "rows_trained": res.metrics["train_rows"] if not res.metrics["rows_over_max_length"] else -1,
+            "tokens_seen": res.metrics["tokens_seen"]}  # fmt: skip
 
 
 def _peak_gb() -> float:
@@ -227,7 +248,7 @@ def _peak_reserved_gb() -> float:
 def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     import torch
 
-    from finetune.train import sdpa_backend
+    from finetune.accel.layers import sdpa_backend
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -241,7 +262,7 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     secs = time.perf_counter() - t0
     peak, reserved = _peak_gb(), _peak_reserved_gb()  # training only, as lorag's figures
     ev = trainer.evaluate()
-    n_tok = real_tokens(rows, tok, args.max_len) * args.epochs
+    n_tok = real_tokens(rows, tok) * args.epochs
     return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": peak,
             "reserved_gb": reserved, "eval_loss": ev["eval_loss"]}  # fmt: skip
 
@@ -335,11 +356,21 @@ def main() -> None:
     model_path = args.model
     if args.random_1b:
         model_path = build_random_1b(args.tokenizer, args.out / "random-1b")
-    rows = rows_of(args.train, args.limit)
-    eval_rows = rows_of(args.eval, None)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    rows, left_out = fitting_rows(rows_of(args.train, args.limit), tok, args.max_len)
+    eval_rows, eval_left_out = fitting_rows(rows_of(args.eval, None), tok, args.max_len)
+    print(f"== rows: {len(rows)} train (left out {left_out} over --max-len {args.max_len}), {len(eval_rows)} held out "
+          f"(left out {eval_left_out}); {real_tokens(rows, tok):,} tokens per epoch", flush=True)  # fmt: skip
+    if not rows:
+        raise SystemExit(f"no training row fits --max-len {args.max_len}")
     train_file = args.out / "train.jsonl"
+    eval_file = args.out / "heldout.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in eval_rows))
+    args.eval = eval_file  # every arm (and each fresh process) evaluates on the same fitting rows
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with torch.device("meta"):
@@ -375,6 +406,9 @@ def main() -> None:
             traceback.print_exc()
             print(f"== {key} FAILED: {type(e).__name__}: {e}", flush=True)
             continue
+        if r.get("rows_trained") != len(rows):  # its tokens/s would count rows it did not train, or miss some
+            raise ArmsDiffer(f"{key} trained {r.get('rows_trained')} rows, not the benchmark's {len(rows)} (-1: it left "
+                             "rows out for length): the arms' figures are not comparable")  # fmt: skip
         r["mfu"] = fpt * r["tokens_per_s"] / peak
         runs.setdefault(key, []).append(r)
         print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
@@ -386,10 +420,14 @@ def main() -> None:
     results = {k: median_run(v) for k, v in runs.items()}
     print(f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
           f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}")  # fmt: skip
-    print(f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s}")
+    print(f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s} "
+          f"{'steps':>6s} {'rows':>6s}")  # fmt: skip
     for k, r in results.items():
         print(f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} {r['eval_loss']:9.4f} "
-              f"{r['mfu']*100:6.2f}% {r['seconds']:8.1f}")  # fmt: skip
+              f"{r['mfu']*100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d}")  # fmt: skip
+    steps = {k: r["optimizer_steps"] for k, r in results.items()}
+    if len(set(steps.values())) > 1:  # same rows, another step count: held-out losses are not at the same point
+        print(f"NOTE: the arms took different optimizer step counts: {steps}")
     for q in ("lora", "qlora"):
         for ref, arm in [(r, x) for r in ("plain", "plain-nodrop") for x in args.arms.split(",") if not x.startswith("plain")]:
             a, b = results.get(f"{ref}-{q}"), results.get(f"{arm}-{q}")

@@ -1,291 +1,311 @@
-"""Per-domain training recipes: a dataclass with help text, checked in __post_init__, one YAML per domain.
+"""Per-domain training recipes: pydantic models with a description per key, one YAML per domain.
 
-Every problem in a recipe is reported at once, in one ConfigError.
+Every problem in a recipe is reported at once, in one ConfigError: values of the wrong type, out of range,
+unknown keys (with the key most likely meant), and settings that do not go together.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable, ClassVar
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from assistant.errors import ConfigError, closest
-from assistant.names import check_domain
+from assistant.names import DOMAIN_PATTERN, check_domain
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
-
-
 SYNTH_WRITERS = ("auto", "section", "sentence", "teacher", "answer_first", "cloze", "model", "heading")  # finetune.synth
 
 
-@dataclass
-class SynthConfig:
-    max_chunks: int = _f(1000, "Chunks of the domain to write synthetic questions for (sampled with the seed).")
-    writer: str = _f("auto", "Writers joined with '+' in order of preference: 'section' (questions from section titles "
-                     "and definition-list terms, answered by their opening prose), 'sentence' (definition and procedure "
-                     "sentences), 'teacher' (a teacher model writes several pairs per chunk; alias 'model'), "
-                     "'answer_first' (a model writes the question a passage sentence answers), 'cloze' (a blanked fact). "
-                     "'auto': teacher+section+sentence when synth.teacher or synth.teacher_url is set, else section+sentence.")
-    pairs_per_chunk: int = _f(2, "Pairs kept per chunk at most (the teacher is asked for this many).")
-    teacher: str | None = _f(None, "Model that writes the teacher's and answer_first's questions: a built-in name, HF id or "
-                             "local folder (loaded here: the GPU when there is one), or with teacher_url the name the "
-                             "endpoint serves. Unset: the served generator.")
-    teacher_url: str | None = _f(None, "OpenAI-compatible endpoint of the teacher, e.g. http://localhost:8000/v1 (vLLM, "
-                                 "llama.cpp server, Ollama, a hosted API).")
-    teacher_api_key: str | None = _f(None, "Bearer token for teacher_url (default: $OPENAI_API_KEY).")
-    teacher_concurrency: int = _f(4, "Requests to teacher_url at once.")
-    p_oracle: float = _f(1.0, "RAFT P: share of examples whose context contains the oracle passage (among distractors); "
-                         "the others teach the reply that the documents do not contain the answer. 1.0 by default: on "
-                         "the three benchmark corpora, 0.9 made adapters abstain where the base model answered, at lower "
-                         "F1 (benchmarks/RESULTS.md); the assistant's relevance check already refuses questions with "
-                         "no relevant passage.")
-    distractors: int = _f(3, "Retriever hard negatives shown with (or instead of) the oracle.")
-    max_new_tokens: int = _f(512, "Token budget of one teacher reply.")
-    batch_size: int = _f(8, "Chunks per writing batch (one batched generation for the model writers).")
-    model_probe: int = _f(16, "The model writers stop once they have written for this many chunks without one pair kept "
-                          "(a model too small to follow the format); the other writers do the rest. 0: never stops.")
-    min_answer_support: float = _f(0.7, "Share of the answer's content words that must appear in the oracle.")
-    min_answer_words: int = _f(6, "Shortest answer kept, in words (a bare span teaches bare answers).")
-    max_answer_words: int = _f(80, "Longest answer kept, in words.")
-    round_trip: bool = _f(True, "Keep a question only if retrieving it over the domain ranks its chunk in the top-k "
-                          "(retrieval.top_k): questions a user could ask and the assistant could find.")
-    heldout_max: int = _f(200, "With no curated Q&A: synthetic pairs held out (whole documents, half of heldout_fraction of "
-                          "them) as the held-out split, at most this many.")
-    general_data: str | None = _f(None, "JSONL of general instruction data mixed in against forgetting (rows of "
-                                  "messages, prompt/completion, instruction/output or question/answer).")
-    general_share: float = _f(0.0, "Share of training rows taken from general_data (0: none).")
-    curriculum: bool = _f(False, "Order training rows easy first (short answers, oracle ranked high) instead of "
-                          "shuffling; padded batches (batching auto trains padded).")
-    seed: int = _f(0, "Sampling seed for chunks, oracle dropping and distractor order.")
-    exclude_sources: list[str] = _f(
-        [], "Glob patterns of document paths (as `lorag docs list` shows them, e.g. 'faq/*') kept out of the "
-        "training data entirely: never an oracle, never a distractor. Keeps an evaluation's documents unseen.",
-    )
+def _rule(ok: Callable[[Any], bool], want: str) -> AfterValidator:
+    """A check on one value; `want` is what the problem line says the value must be."""
+
+    def check(v: Any) -> Any:
+        if not ok(v):
+            raise PydanticCustomError("recipe", want)
+        return v
+
+    return AfterValidator(check)
 
 
-@dataclass
-class TrainConfig:
-    domain: str = _f("", "Domain (collection) the adapter is for.")
-    base_model: str | None = _f(None, "Generator to adapt; default: models.generator from the settings.")
-    quantization: str = _f("auto", "'auto' (QLoRA NF4 on CUDA, plain LoRA on CPU), 'nf4' or 'none'.")
-    lora_r: int = _f(16, "LoRA rank.")
-    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
-    lora_dropout: float = _f(0.0, "Dropout on the LoRA path (0 lets CUDA runs train as CUDA graphs: see cuda_graphs).")
-    target_modules: str | list[str] = _f("all-linear", "Modules to adapt: 'all-linear' or a list of names.")
-    epochs: float = _f(3.0, "Passes over the training set.")
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
-    learning_rate: float = _f(2e-4, "Peak learning rate.")
-    lr_scheduler: str = _f("cosine", "transformers scheduler name.")
-    warmup_ratio: float = _f(0.05, "Share of steps spent warming up.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    batch_size: int = _f(8, "Sequences per optimizer step (padded) or the row count folded into one padding-free step; "
-                         "with gpus > 1 the step's rows are split evenly over the processes (the same global batch).")
-    grad_accum: int = _f(1, "Gradient accumulation steps.")
-    micro_batch: int = _f(0, "Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
-                          "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; "
-                          "less activation memory per pass, which keep_activations can spend instead of recomputing. "
-                          "Padded batches only (a packed step is one sequence).")
-    max_seq_length: int = _f(1024, "Tokens per row. `lorag synth` builds rows to fit it; a longer row loses the end of its "
-                             "answer, or is left out when its prompt alone fills it (counted as rows_over_max_length).")
-    max_row_loss: float = _f(0.02, "Largest share of training rows that may be longer than max_seq_length (left out or cut); "
-                             "more stops the run with the count, before training.")
-    batching: str = _f("auto", "'padded' (rows of similar length batched together), 'packed' (each step one sequence of a "
-                       "fixed token count holding about batch_size rows, each row attending only to itself: one CUDA graph "
-                       "shape, ~1% padding; CUDA with cuda_graphs, finetune/packing.py), 'padding_free' (rows concatenated, "
-                       "no pad tokens, eager; CUDA), or 'auto' (packed where CUDA graphs run, else padded).")
-    gpus: int = _f(1, "Processes (one per GPU) the run trains on, launched by `accelerate launch` (CUDA) or torchrun "
-                   "(CPU, gloo: for tests); `lorag train --gpus N` sets it. batch_size must divide by it. Under several "
-                   "processes the acceleration layer (packed steps, CUDA graphs, fused LoRA, FP8 GEMMs) is off, with "
-                   "the reason in the run summary: none of it has been verified multi-process yet.")
-    distributed: str = _f("ddp", "With gpus > 1: 'ddp' (each GPU holds the whole base, LoRA/QLoRA) or 'fsdp' (FSDP2 "
-                          "through accelerate: the base sharded over the GPUs, for bases that do not fit one card; "
-                          "CUDA only, not yet run on this project's machines).")
-    gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% more compute.")
-    attn_implementation: str = _f("sdpa", "'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
-    sdpa_backend: str = _f("auto", "With attn_implementation 'sdpa': 'flash' (FlashAttention-2), 'cudnn', or 'auto': flash "
-                           "when CUDA graphs are captured (cuDNN's attention builds a plan for every batch shape: 1.1 "
-                           "of a 15 s 1B run on an H200, flash 0.1 s), else torch's choice (cuDNN on Hopper).")
-    group_by_length: bool = _f(True, "Padded batching: batch rows of similar length together (less padding).")
-    liger: bool = _f(True, "Use Liger kernels (fused linear + cross-entropy) on CUDA when installed.")
-    compile_layers: bool = _f(False, "torch.compile each decoder layer (regional compilation, dynamic shapes) on CUDA, "
-                              "without Liger's layer kernels (dynamo cannot trace them). Fewer, fused kernels, but the "
-                              "compiles cost more than they saved on a 100 s run (0.38x), so off by default.")
-    lora_dtype: str = _f("bfloat16", "dtype of the trained LoRA weights: 'bfloat16' (bf16 training without quantization "
-                         "only, else float32: no casts on every LoRA call, 1.36x tokens/s on the H100) or 'float32' (peft's default).")
-    cuda_graphs: bool = _f(True, "CUDA, padded batches, lora_dropout 0: run each decoder layer's checkpointed forward and "
-                           "backward as CUDA graphs captured once per batch shape (a small model's step is "
-                           "launch-bound). Same math as gradient checkpointing; anything else runs eagerly.")
-    keep_activations: int = _f(0, "With cuda_graphs: the first N decoder layers keep their activations from forward to "
-                               "backward instead of recomputing them (-1: every layer; gradient_checkpointing false "
-                               "also keeps every layer). A LoRA layer then costs 4N FLOPs per token instead of 6N (no "
-                               "recompute), for memory: about 1.25 GB per layer of a 1B Llama at 16 rows of ~730 "
-                               "tokens (N=2 there: 1.10x the tokens/s of N=0 at about 1.5x the memory; 1B QLoRA with FP8 "
-                               "GEMMs, N=1, in a fresh process: a 3% shorter step, 0.97x the tokens/s over 3 epochs, "
-                               "its extra captures costing more).")
-    fused_lora: bool = _f(True, "Each LoRA Linear (plain or bitsandbytes 4-bit base, no dropout) as one autograd node: "
-                          "the adapter's delta added inside a GEMM and its input gradient folded into the base's, "
-                          "instead of peft's output-sized elementwise passes (finetune/lora_fused.py). Same math; on "
-                          "an H200 1.10-1.23x the tokens/s of peft's forward (1B and 135M LoRA).")
-    share_graphs: bool = _f(True, "With cuda_graphs: decoder layers of one structure replay one stand-in layer's graphs "
-                            "(its weights copied in first: its frozen tensors packed into one buffer, one copy) instead "
-                            "of each capturing its own: two captures per batch shape instead of two per layer and shape "
-                            "(1B on an H200: 0.62x instead of 0.76x plain trl's memory).")
-    recompute_skip_unread: bool = _f(True, "With cuda_graphs and fused_lora: the checkpointed recompute does not compute "
-                                     "LoRA Linear outputs nothing reads (a Llama MLP's down projection, 28% of its "
-                                     "weights), found per layer by filling each output with NaN and checking the gradients.")
-    fp8_matmuls: bool = _f(True, "With fused_lora, on GPUs with FP8 tensor cores (compute capability 8.9+): the frozen "
-                           "base weight's GEMMs of the larger LoRA Linears (in x out >= 2^23: a 1B Llama's MLP) run in "
-                           "FP8 e4m3 while training, operands scaled per token and per channel (finetune/fp8.py). The "
-                           "adapter's own GEMMs, evaluation and serving stay in bf16. 1B LoRA and QLoRA on an H200: "
-                           "1.09-1.14x the tokens/s of bf16 GEMMs, held-out loss within 0.25% of theirs.")
-    expandable_segments: bool = _f(True, "CUDA: PyTorch's allocator grows memory segments in place instead of caching a "
-                                   "block per size, so batches of varying length and the CUDA graphs' pools reserve less "
-                                   "(135M QLoRA on an H200: 1.71 instead of 2.03 GB reserved). For the run only: the "
-                                   "allocator is back to its default after it. Left alone when "
-                                   "PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF is set.")
-    graph_bucket: int = _f(64, "Packed steps: their token count is a multiple of this. With cuda_graphs and padded batches: "
-                           "pad every batch's length to a multiple of this: fewer shapes to capture "
-                           "for more padding (on the benchmark's rows, length-grouped batches of 16: 128 pads 11% "
-                           "of real tokens over 6 shapes, 64: 6% over 10, 32: 4% over 18).")
-    eval_fraction_steps: float = _f(0.25, "Evaluate held-out loss every this share of training.")
-    logging_steps: int = _f(5, "Log the loss every N steps.")
-    save_steps: int = _f(50, "Checkpoint every N steps (for --resume).")
-    heldout_fraction: float = _f(0.2, "Share of curated Q&A held out (fixed by id) for evaluation; never trains.")
-    seed: int = _f(0, "Training seed.")
-    gate_metric: str = _f("answer_f1", "Evaluation metric the promotion gate compares (a key of the report's means).")
-    synth: SynthConfig = field(default_factory=SynthConfig, metadata={"help": "Synthetic data settings."})
+def _one_of(*choices: str) -> AfterValidator:
+    return _rule(lambda v: v in choices, f"one of {', '.join(choices)}")
 
-    def __post_init__(self) -> None:
-        if isinstance(self.synth, dict):
-            self.synth = _build(SynthConfig, self.synth, "synth", [])
-        problems = check(self)
-        if problems:
-            raise ConfigError(f"training config for '{self.domain or '?'}': {len(problems)} problem(s):\n" + "\n".join(problems))
+
+def _between(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False, what: str = "") -> AfterValidator:
+    ok = lambda v: (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)  # noqa: E731
+    return _rule(ok, what or f"between {lo:g} and {hi:g}")
+
+
+_AT_LEAST_1 = _rule(lambda v: v >= 1, "a whole number >= 1")
+Positive = Annotated[int, _AT_LEAST_1]
+
+
+def _writers_ok(v: str) -> bool:
+    names = [w.strip() for w in str(v).split("+")]
+    return bool(names) and all(w in SYNTH_WRITERS for w in names) and len(set(names)) == len(names) and not (
+        "auto" in names and len(names) > 1)  # fmt: skip
+
+
+def _problem(line: str) -> PydanticCustomError:
+    """A problem of several settings together: `line` starts with the setting to change (after the section)."""
+    return PydanticCustomError("recipe_combination", line)
+
+
+_TYPES = {"int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+          "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+          "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
+          "model_type": "a mapping of settings"}  # fmt: skip
+
+
+def _problems(error: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per problem: `  - section.key: what it must be (got value)`."""
+    out = []
+    for e in error.errors(include_url=False):
+        loc = [str(x) for x in e["loc"] if not isinstance(x, int)]
+        path = prefix + ".".join(loc)
+        if e["type"] == "extra_forbidden":
+            names = _field_names(model, loc[:-1])
+            close = closest(loc[-1], names)
+            out.append(f"  - {path}: unknown key" + (f" (did you mean {path[: -len(loc[-1])]}{close}?)" if close else ""))
+        elif e["type"] == "recipe_combination":
+            out.append(f"  - {prefix + ''.join(x + '.' for x in loc)}{e['msg']}")
+        elif e["type"] == "recipe":
+            out.append(f"  - {path}: {e['msg']} (got {e['input']!r})")
+        elif e["type"] in _TYPES:
+            out.append(f"  - {path}: {_TYPES[e['type']]} (got {e['input']!r})")
+        else:
+            out.append(f"  - {path}: {e['msg']} (got {e['input']!r})")
+    return out
+
+
+def _field_names(model: type[BaseModel], loc: list[str]) -> set[str]:
+    for name in loc:
+        ann = model.model_fields[name].annotation if name in model.model_fields else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return set()
+        model = ann
+    return set(model.model_fields)
+
+
+class _Recipe(BaseModel):
+    """A recipe section: unknown keys and values of the wrong type are problems (YAML's `1` is no `true`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+    _prefix: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            problems = _problems(e, type(self), self._prefix)
+            raise ConfigError(f"{self._what(data)}: {len(problems)} problem(s):\n" + "\n".join(problems)) from None
+
+    # a section inside a recipe is validated as part of it (its problems listed with the rest), not by this __init__
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def _what(cls, data: dict[str, Any]) -> str:
+        return "recipe"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+class SynthConfig(_Recipe):
+    _prefix: ClassVar[str] = "synth."
+
+    max_chunks: Positive = Field(1000, description="Chunks of the domain to write synthetic questions for (sampled with the seed).")
+    writer: Annotated[str, _rule(_writers_ok, "auto, or section, sentence, teacher, answer_first, cloze joined by '+' in order of preference")] = Field(
+        "auto", description="Writers joined with '+' in order of preference: 'section' (questions from section titles "
+        "and definition-list terms, answered by their opening prose), 'sentence' (definition and procedure "
+        "sentences), 'teacher' (a teacher model writes several pairs per chunk; alias 'model'), "
+        "'answer_first' (a model writes the question a passage sentence answers), 'cloze' (a blanked fact). "
+        "'auto': teacher+section+sentence when synth.teacher or synth.teacher_url is set, else section+sentence.")  # fmt: skip
+    pairs_per_chunk: Positive = Field(2, description="Pairs kept per chunk at most (the teacher is asked for this many).")
+    teacher: str | None = Field(None, description="Model that writes the teacher's and answer_first's questions: a built-in name, HF id or "
+                                "local folder (loaded here: the GPU when there is one), or with teacher_url the name the "
+                                "endpoint serves. Unset: the served generator.")  # fmt: skip
+    teacher_url: str | None = Field(None, description="OpenAI-compatible endpoint of the teacher, e.g. http://localhost:8000/v1 (vLLM, "
+                                    "llama.cpp server, Ollama, a hosted API).")  # fmt: skip
+    teacher_api_key: str | None = Field(None, description="Bearer token for teacher_url (default: $OPENAI_API_KEY).")
+    teacher_concurrency: Positive = Field(4, description="Requests to teacher_url at once.")
+    p_oracle: Annotated[float, _between(0, 1)] = Field(
+        1.0, description="RAFT P: share of examples whose context contains the oracle passage (among distractors); "
+        "the others teach the reply that the documents do not contain the answer. 1.0 by default: on the benchmark "
+        "corpora a lower share made adapters abstain where the base model answered (benchmarks/RESULTS.md); the "
+        "assistant's relevance check already refuses questions with no relevant passage.")  # fmt: skip
+    distractors: Annotated[int, _rule(lambda v: v >= 0, "a whole number >= 0")] = Field(
+        3, description="Retriever hard negatives shown with (or instead of) the oracle.")
+    max_new_tokens: Annotated[int, _rule(lambda v: v >= 8, "a whole number >= 8")] = Field(512, description="Token budget of one teacher reply.")
+    batch_size: Positive = Field(8, description="Chunks per writing batch (one batched generation for the model writers).")
+    model_probe: Annotated[int, _rule(lambda v: v >= 0, "a whole number >= 0")] = Field(
+        16, description="The model writers stop once they have written for this many chunks without one pair kept "
+        "(a model too small to follow the format); the other writers do the rest. 0: never stops.")  # fmt: skip
+    min_answer_support: Annotated[float, _between(0, 1, lo_open=True)] = Field(
+        0.7, description="Share of the answer's content words that must appear in the oracle.")
+    min_answer_words: Positive = Field(6, description="Shortest answer kept, in words (a bare span teaches bare answers).")
+    max_answer_words: Positive = Field(80, description="Longest answer kept, in words.")
+    round_trip: bool = Field(True, description="Keep a question only if retrieving it over the domain ranks its chunk in the top-k "
+                             "(retrieval.top_k): questions a user could ask and the assistant could find.")  # fmt: skip
+    heldout_max: Annotated[int, _rule(lambda v: v >= 0, "a whole number >= 0")] = Field(
+        200, description="With no curated Q&A: synthetic pairs held out (whole documents, half of heldout_fraction of "
+        "them) as the held-out split, at most this many.")  # fmt: skip
+    general_data: str | None = Field(None, description="JSONL of general instruction data mixed in against forgetting (rows of "
+                                     "messages, prompt/completion, instruction/output or question/answer).")  # fmt: skip
+    general_share: Annotated[float, _between(0, 1, hi_open=True)] = Field(
+        0.0, description="Share of training rows taken from general_data (0: none).")
+    curriculum: bool = Field(False, description="Order training rows easy first (short answers, oracle ranked high) instead of "
+                             "shuffling; padded batches (batching auto trains padded).")  # fmt: skip
+    seed: int = Field(0, description="Sampling seed for chunks, oracle dropping and distractor order.")
+    exclude_sources: list[Annotated[str, _rule(lambda v: bool(v.strip()), "a non-empty glob pattern")]] = Field(
+        default_factory=list, description="Glob patterns of document paths (as `lorag docs list` shows them, e.g. "
+        "'faq/*') kept out of the training data entirely: never an oracle, never a distractor. Keeps an evaluation's "
+        "documents unseen.")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _together(self) -> "SynthConfig":
+        if self.min_answer_words > self.max_answer_words:
+            raise _problem(f"min_answer_words / max_answer_words: 1 <= min <= max (got {self.min_answer_words}, "
+                           f"{self.max_answer_words})")  # fmt: skip
+        if self.general_share > 0 and not self.general_data:
+            raise _problem("general_share: set synth.general_data (a JSONL file) to mix general data in")
+        return self
 
 
-def check(cfg: TrainConfig) -> list[str]:
-    p: list[str] = []
+class TrainConfig(_Recipe):
+    domain: Annotated[str, _rule(lambda v: bool(re.fullmatch(DOMAIN_PATTERN, v)),
+                                 "lowercase letters, digits, '-' or '_'")] = Field("", description="Domain (collection) the adapter is for.")  # fmt: skip
+    base_model: str | None = Field(None, description="Generator to adapt; default: models.generator from the settings.")
+    quantization: Annotated[str, _one_of("auto", "nf4", "none")] = Field(
+        "auto", description="'auto' (QLoRA NF4 on CUDA, plain LoRA on CPU), 'nf4' or 'none'.")
+    lora_r: Positive = Field(16, description="LoRA rank.")
+    lora_alpha: Positive = Field(32, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: Annotated[float, _between(0, 1, hi_open=True)] = Field(
+        0.0, description="Dropout on the LoRA path. Above 0 turns off the fast path on CUDA (CUDA graphs, packed "
+        "steps, fused LoRA, FP8 GEMMs: a replayed recompute would draw other dropout masks); the run summary says so.")  # fmt: skip
+    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt: 'all-linear' or a list of names.")
+    epochs: float = Field(3.0, description="Passes over the training set.")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
+    learning_rate: Annotated[float, _between(0, 1, lo_open=True, hi_open=True)] = Field(2e-4, description="Peak learning rate.")
+    lr_scheduler: str = Field("cosine", description="transformers scheduler name.")
+    warmup_ratio: Annotated[float, _between(0, 1, hi_open=True)] = Field(0.05, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.0, description="AdamW weight decay.")
+    batch_size: Positive = Field(8, description="Sequences per optimizer step (padded) or the row count folded into one "
+                                 "padding-free step; with gpus > 1 the step's rows are split evenly over the processes "
+                                 "(the same global batch).")
+    grad_accum: Positive = Field(1, description="Gradient accumulation steps.")
+    micro_batch: Annotated[int, _rule(lambda v: v >= 0, "a whole number of rows >= 0 (0: the whole batch at once)")] = Field(
+        0, description="Rows per forward/backward pass inside each step of batch_size rows, each pass cut to its "
+        "own longest row (0: the whole batch in one pass). Same gradients, data order and steps; less activation "
+        "memory per pass, which keep_activations can spend instead of recomputing. Padded batches only (a packed "
+        "step is one sequence).")  # fmt: skip
+    max_seq_length: Annotated[int, _between(64, 131072)] = Field(
+        1024, description="Tokens per row. `lorag synth` builds rows to fit it; a longer row loses the end of its "
+        "answer, or is left out when its prompt alone fills it (counted as rows_over_max_length).")  # fmt: skip
+    max_row_loss: Annotated[float, _between(0, 1)] = Field(
+        0.02, description="Largest share of training rows that may be longer than max_seq_length (left out or cut); "
+        "more stops the run with the count, before training.")  # fmt: skip
+    accel: bool = Field(True, description="lorag's training acceleration (finetune/accel: packed steps, CUDA graphs, fused "
+                        "LoRA, FP8 GEMMs, Liger, bf16 LoRA weights), each where this machine and model allow it; the run "
+                        "summary says what was on and why anything was off. false (or off): plain trl + peft.")  # fmt: skip
+    batching: Annotated[str, _one_of("auto", "packed", "padding_free", "padded")] = Field(
+        "auto", description="'padded' (rows of similar length batched together), 'packed' (each step one sequence of "
+        "a fixed token count holding about batch_size rows, each row attending only to itself: one CUDA graph shape, "
+        "little padding; CUDA with cuda_graphs, finetune/accel/packing.py), 'padding_free' (rows concatenated, no pad "
+        "tokens, eager; CUDA), or 'auto' (packed where CUDA graphs run, else padded).")  # fmt: skip
+    gpus: Annotated[int, _rule(lambda v: v >= 1, "a whole number of processes >= 1")] = Field(
+        1, description="Processes (one per GPU) the run trains on, launched by `accelerate launch` (CUDA) or torchrun "
+        "(CPU, gloo: for tests); `lorag train --gpus N` sets it. batch_size must divide by it. Under several processes "
+        "the acceleration layer (packed steps, CUDA graphs, fused LoRA, FP8 GEMMs) is off, with the reason in the run "
+        "summary: none of it has been verified multi-process yet.")  # fmt: skip
+    distributed: Annotated[str, _one_of("ddp", "fsdp")] = Field(
+        "ddp", description="With gpus > 1: 'ddp' (each GPU holds the whole base, LoRA/QLoRA) or 'fsdp' (FSDP2 through "
+        "accelerate: the base sharded over the GPUs, for bases that do not fit one card; CUDA only, not yet run on "
+        "this project's machines).")  # fmt: skip
+    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: much less memory, more compute.")
+    attn_implementation: Annotated[str, _one_of("sdpa", "flex_attention", "eager")] = Field(
+        "sdpa", description="'sdpa', 'flex_attention' (block-sparse masks for padding-free rows) or 'eager'.")
+    sdpa_backend: Annotated[str, _one_of("auto", "flash", "cudnn")] = Field(
+        "auto", description="With attn_implementation 'sdpa': 'flash' (FlashAttention-2), 'cudnn', or 'auto': flash "
+        "when CUDA graphs are captured (cuDNN's attention builds a plan for every batch shape), else torch's choice.")  # fmt: skip
+    group_by_length: bool = Field(True, description="Padded batching: batch rows of similar length together (less padding).")
+    liger: bool = Field(True, description="Use Liger kernels (fused linear + cross-entropy) on CUDA when installed.")
+    compile_layers: bool = Field(False, description="torch.compile each decoder layer (regional compilation, dynamic shapes) on "
+                                 "CUDA, without Liger's layer kernels (dynamo cannot trace them). Fewer, fused kernels, but "
+                                 "the compiles cost more than they save on short runs (benchmarks/RESULTS.md), so off by default.")  # fmt: skip
+    lora_dtype: Annotated[str, _one_of("float32", "bfloat16")] = Field(
+        "bfloat16", description="dtype of the trained LoRA weights: 'bfloat16' (bf16 training without quantization "
+        "only, else float32: no casts on every LoRA call) or 'float32' (peft's default).")  # fmt: skip
+    cuda_graphs: bool = Field(True, description="CUDA, padded or packed batches, lora_dropout 0: run each decoder layer's "
+                              "checkpointed forward and backward as CUDA graphs captured once per batch shape (a small "
+                              "model's step is launch-bound). Same math as gradient checkpointing; anything else runs eagerly.")  # fmt: skip
+    keep_activations: Annotated[int, _rule(lambda v: v >= -1, "a whole number of layers, or -1 for all")] = Field(
+        0, description="With cuda_graphs: the first N decoder layers keep their activations from forward to backward "
+        "instead of recomputing them (-1: every layer; gradient_checkpointing false also keeps every layer). A LoRA "
+        "layer then costs 4N FLOPs per token instead of 6N (no recompute), for about a layer's activations of memory "
+        "each (benchmarks/RESULTS.md has measured trade-offs).")  # fmt: skip
+    fused_lora: bool = Field(True, description="Each LoRA Linear (plain or bitsandbytes 4-bit base, no dropout) as one autograd "
+                             "node: the adapter's delta added inside a GEMM and its input gradient folded into the base's, "
+                             "instead of peft's output-sized elementwise passes (finetune/accel/lora_fused.py). Same math.")  # fmt: skip
+    share_graphs: bool = Field(True, description="With cuda_graphs: decoder layers of one structure replay one stand-in layer's "
+                               "graphs (its weights copied in first: its frozen tensors packed into one buffer, one copy) "
+                               "instead of each capturing its own: two captures per batch shape instead of two per layer "
+                               "and shape, and less memory.")  # fmt: skip
+    recompute_skip_unread: bool = Field(True, description="With cuda_graphs and fused_lora: the checkpointed recompute does not "
+                                        "compute LoRA Linear outputs nothing reads (a Llama MLP's down projection), found per "
+                                        "layer by filling each output with NaN and checking the gradients.")  # fmt: skip
+    fp8_matmuls: bool = Field(True, description="With fused_lora, on GPUs with FP8 tensor cores (compute capability 8.9+): the "
+                              "frozen base weight's GEMMs of the larger LoRA Linears (in x out >= 2^23: a 1B Llama's MLP) "
+                              "run in FP8 e4m3 while training, operands scaled per token and per channel "
+                              "(finetune/accel/fp8.py). The adapter's own GEMMs, evaluation and serving stay in bf16.")  # fmt: skip
+    expandable_segments: bool = Field(True, description="CUDA: PyTorch's allocator grows memory segments in place instead of "
+                                      "caching a block per size, so batches of varying length and the CUDA graphs' pools "
+                                      "reserve less. For the run only: the allocator is back to its default after it. Left "
+                                      "alone when PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF is set.")  # fmt: skip
+    graph_bucket: Positive = Field(64, description="Packed steps: their token count is a multiple of this. With cuda_graphs and "
+                                   "padded batches: pad every batch's length to a multiple of this: fewer shapes to capture "
+                                   "for more padding.")  # fmt: skip
+    eval_fraction_steps: Annotated[float, _between(0, 1, lo_open=True)] = Field(
+        0.25, description="Evaluate held-out loss every this share of training.")
+    logging_steps: Positive = Field(5, description="Log the loss every N steps.")
+    save_steps: Positive = Field(50, description="Checkpoint every N steps (for --resume).")
+    heldout_fraction: Annotated[float, _between(0, 1, lo_open=True, hi_open=True, what="between 0 and 1 (exclusive)")] = Field(
+        0.2, description="Share of curated Q&A held out (fixed by id) for evaluation; never trains.")
+    seed: int = Field(0, description="Training seed.")
+    gate_metric: str = Field("answer_f1", description="Evaluation metric the promotion gate compares (a key of the report's means).")
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="Synthetic data settings.")
 
-    def bad(name: str, why: str) -> None:
-        p.append(f"  - {name}: {why} (got {getattr(cfg, name, None)!r})" if "." not in name else f"  - {name}: {why}")
+    @classmethod
+    def _what(cls, data: dict[str, Any]) -> str:
+        return f"training config for '{data.get('domain') or '?'}'"
 
-    import re
-
-    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", cfg.domain or ""):
-        bad("domain", "lowercase letters, digits, '-' or '_'")
-    if cfg.quantization not in ("auto", "nf4", "none"):
-        bad("quantization", "one of auto, nf4, none")
-    if cfg.attn_implementation not in ("sdpa", "flex_attention", "eager"):
-        bad("attn_implementation", "one of sdpa, flex_attention, eager")
-    if cfg.sdpa_backend not in ("auto", "flash", "cudnn"):
-        bad("sdpa_backend", "one of auto, flash, cudnn")
-    if cfg.batching not in ("auto", "packed", "padding_free", "padded"):
-        bad("batching", "one of auto, packed, padding_free, padded")
-    for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "save_steps", "graph_bucket"):
-        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
-            bad(name, "a whole number >= 1")
-    if not isinstance(cfg.gpus, int) or isinstance(cfg.gpus, bool) or cfg.gpus < 1:
-        bad("gpus", "a whole number of processes >= 1")
-    elif isinstance(cfg.batch_size, int) and cfg.batch_size >= 1 and cfg.batch_size % cfg.gpus:
-        bad("batch_size", f"must divide evenly over gpus ({cfg.gpus} processes: each takes batch_size / gpus rows of a step)")
-    if cfg.distributed not in ("ddp", "fsdp"):
-        bad("distributed", "one of ddp, fsdp")
-    if not isinstance(cfg.micro_batch, int) or cfg.micro_batch < 0:
-        bad("micro_batch", "a whole number of rows >= 0 (0: the whole batch at once)")
-    elif cfg.micro_batch and cfg.batching == "packed":
-        bad("micro_batch", "padded batches only (a packed step is one sequence): 0, or batching padded/auto")
-    if not isinstance(cfg.keep_activations, int) or cfg.keep_activations < -1:
-        bad("keep_activations", "a whole number of layers, or -1 for all")
-    if not 0 <= cfg.lora_dropout < 1:
-        bad("lora_dropout", "between 0 and 1")
-    if not 0 < cfg.learning_rate < 1:
-        bad("learning_rate", "between 0 and 1")
-    if cfg.epochs <= 0 and cfg.max_steps <= 0:
-        bad("epochs", "> 0, or set max_steps")
-    if not 64 <= cfg.max_seq_length <= 131072:
-        bad("max_seq_length", "between 64 and 131072")
-    if not 0 <= cfg.max_row_loss <= 1:
-        bad("max_row_loss", "between 0 and 1")
-    if not 0 <= cfg.warmup_ratio < 1:
-        bad("warmup_ratio", "between 0 and 1")
-    if not 0 < cfg.heldout_fraction < 1:
-        bad("heldout_fraction", "between 0 and 1 (exclusive)")
-    if cfg.lora_dtype not in ("float32", "bfloat16"):
-        bad("lora_dtype", "'float32' or 'bfloat16'")
-    if not 0 < cfg.eval_fraction_steps <= 1:
-        bad("eval_fraction_steps", "between 0 and 1")
-    if not (cfg.target_modules == "all-linear" or (isinstance(cfg.target_modules, list) and cfg.target_modules)):
-        bad("target_modules", "'all-linear' or a non-empty list of module names")
-    s = cfg.synth
-    if isinstance(s, SynthConfig):
-        names = [w.strip() for w in str(s.writer).split("+")]
-        if not names or any(w not in SYNTH_WRITERS for w in names) or len(set(names)) != len(names) or \
-                ("auto" in names and len(names) > 1):  # fmt: skip
-            p.append("  - synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by '+' in order "
-                     f"of preference (got {s.writer!r})")
-        if s.pairs_per_chunk < 1 or s.teacher_concurrency < 1 or s.heldout_max < 0:
-            p.append("  - synth: pairs_per_chunk >= 1, teacher_concurrency >= 1, heldout_max >= 0")
-        if not 1 <= s.min_answer_words <= s.max_answer_words:
-            p.append(f"  - synth.min_answer_words / max_answer_words: 1 <= min <= max (got {s.min_answer_words}, {s.max_answer_words})")
-        if not 0 <= s.general_share < 1:
-            p.append(f"  - synth.general_share: between 0 and 1 (got {s.general_share!r})")
-        elif s.general_share > 0 and not s.general_data:
-            p.append("  - synth.general_share: set synth.general_data (a JSONL file) to mix general data in")
-        if not 0 <= s.p_oracle <= 1:
-            p.append(f"  - synth.p_oracle: between 0 and 1 (got {s.p_oracle!r})")
-        if s.distractors < 0 or s.max_chunks < 1 or s.batch_size < 1 or s.max_new_tokens < 8:
-            p.append("  - synth: distractors >= 0, max_chunks >= 1, batch_size >= 1, max_new_tokens >= 8")
-        if not isinstance(s.exclude_sources, list) or not all(isinstance(x, str) and x.strip() for x in s.exclude_sources):
-            p.append(f"  - synth.exclude_sources: a list of non-empty glob patterns (got {s.exclude_sources!r})")
-        if not 0 < s.min_answer_support <= 1:
-            p.append(f"  - synth.min_answer_support: between 0 and 1 (got {s.min_answer_support!r})")
-    return p
+    @model_validator(mode="after")
+    def _together(self) -> "TrainConfig":
+        if self.micro_batch and self.batching == "packed":
+            raise _problem("micro_batch: padded batches only (a packed step is one sequence): 0, or batching padded/auto")
+        if self.batch_size % self.gpus:
+            raise _problem(f"batch_size: must divide evenly over gpus ({self.gpus} processes: each takes batch_size / "
+                           "gpus rows of a step)")  # fmt: skip
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise _problem(f"epochs: > 0, or set max_steps (got {self.epochs!r})")
+        if not (self.target_modules == "all-linear" or (isinstance(self.target_modules, list) and self.target_modules)):
+            raise _problem(f"target_modules: 'all-linear' or a non-empty list of module names (got {self.target_modules!r})")
+        return self
 
 
-def _build(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    return cls(**data)
-
-
-def _unknown(key: str, names: set[str], prefix: str = "") -> str:
-    close = closest(key, names)
-    return f"  - {prefix}{key}: unknown key" + (f" (did you mean {prefix}{close}?)" if close else "")
-
-
-def _type_problems(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Values of the wrong type for fields with a plain bool/int/float/str default, by field name."""
-    out = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data or "list" in str(f.type):
-            continue
-        v, d = data[f.name], f.default
-        if isinstance(d, bool):
-            ok, want = isinstance(v, bool), "true or false"
-        elif isinstance(d, int):
-            ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number"
-        elif isinstance(d, float):
-            ok, want = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
-        elif isinstance(d, str):
-            ok, want = isinstance(v, str), "a string"
+def recipe_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every recipe key with its default and description, sections' keys as section.key (`lorag train --keys`)."""
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += recipe_keys(ann, f"{prefix}{name}.")
         else:
-            continue
-        if not ok:
-            out[f.name] = f"  - {prefix}{f.name}: {want} (got {v!r})"
+            out.append((prefix + name, f.get_default(call_default_factory=True), f.description or ""))
     return out
 
 
@@ -314,29 +334,8 @@ def load_train_config(path: Path | None = None, *, domain: str | None = None, ov
             raise ConfigError(f"{source}: is for domain '{data['domain']}', not '{domain}'")
     for k, v in (overrides or {}).items():  # a synth override merges into the recipe's synth section
         data[k] = {**(data.get(k) or {}), **v} if k == "synth" and isinstance(v, dict) else v
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    problems = [_unknown(k, names) for k in sorted(set(data) - names)]
-    synth = data.get("synth") or {}
-    snames = {f.name for f in dataclasses.fields(SynthConfig)}
-    if isinstance(synth, dict):
-        problems += [_unknown(k, snames, "synth.") for k in sorted(set(synth) - snames)]
-    mistyped = _type_problems(TrainConfig, data)
-    problems += list(mistyped.values())
-    known = {k: v for k, v in data.items() if k in names and k not in mistyped}  # defaults stand in, so check() sees the rest
-    if isinstance(synth, dict):
-        smistyped = _type_problems(SynthConfig, synth, "synth.")
-        problems += list(smistyped.values())
-        known["synth"] = {k: v for k, v in synth.items() if k in snames and k not in smistyped}
     try:
-        cfg = TrainConfig(**known)
-    except ConfigError as e:
-        lines = str(e).split("\n")[1:]
-        problems += lines
-        cfg = None
-    except TypeError as e:
-        problems.append(f"  - {e}")
-        cfg = None
-    if problems:
-        raise ConfigError(f"{source}: {len(problems)} problem(s):\n" + "\n".join(problems))
-    assert cfg is not None
-    return cfg
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        problems = _problems(e, TrainConfig)
+        raise ConfigError(f"{source}: {len(problems)} problem(s):\n" + "\n".join(problems)) from None

@@ -8,6 +8,7 @@ model's placement, and the adapter written once (`save_adapter`). One process: n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,34 +48,46 @@ def unverified(world: World) -> str:
     return f"not verified under {world.size}-process {world.strategy.upper()} training yet: off on every rank"
 
 
-def apply_world(runtime: dict[str, Any], cfg: Any, world: World) -> dict[str, Any]:
-    """The runtime (finetune/runtime.py resolve_runtime) for this world: its size, and under several processes
-    the acceleration layer (packed steps, CUDA graphs, fused LoRA, FP8 GEMMs) off with the reason, since none
-    of it has been run multi-process (a packed step is one sequence per process, the graphs and fused kernels
-    were captured and checked on one GPU only). A recipe that asks for packed steps explicitly is refused."""
-    runtime["world_size"] = world.size
+def apply_world(plan: Any, cfg: Any, world: World) -> Any:
+    """The run's acceleration plan (finetune/accel/plan.py) for this world: under several processes the
+    acceleration layer (packed steps, CUDA graphs, fused LoRA, FP8 GEMMs) off with the reason, since none of it
+    has been run multi-process (a packed step is one sequence per process, the graphs and fused kernels were
+    captured and checked on one GPU only). A recipe that asks for packed steps explicitly is refused."""
     if not world.distributed:
-        return runtime
+        return plan
     if cfg.batching == "packed":
         raise LoragError(f"batching 'packed' is not available on {world.size} processes ({unverified(world)})",
                          hint="set batching: padded (or auto) in the recipe, or train with gpus: 1")  # fmt: skip
     why = unverified(world)
-    off = []
-    if runtime["batching"] == "packed":
-        runtime.update(batching="padded", packed_off=why)
-        off.append("packed steps")
-    if runtime["cuda_graphs"]:
-        runtime.update(cuda_graphs=False, cuda_graphs_off=why)
-        off.append("CUDA graphs")
-    if cfg.fused_lora and cfg.lora_dropout == 0:
-        runtime["fused_lora_off"] = why
-        off.append("fused LoRA")
-    runtime["fused_lora"] = False
-    if runtime["fp8"]:
-        runtime.update(fp8=False, fp8_off=why)
-        off.append("FP8 GEMMs")
-    runtime.update(distributed=world.strategy, accel_off=off, accel_off_reason=why if off else None)
-    return runtime
+    off = dict(plan.off)
+    changes: dict[str, Any] = {}
+    if plan.batching == "packed":
+        changes.update(batching="padded", attn_implementation=cfg.attn_implementation, varlen_kernel="")
+        off["packed"] = why
+    if plan.cuda_graphs:
+        changes.update(cuda_graphs=False, sdpa_backend="" if cfg.sdpa_backend == "auto" else cfg.sdpa_backend)
+        off["cuda_graphs"] = why
+    if plan.fused_lora:
+        changes["fused_lora"] = False
+        off["fused_lora"] = why
+    if plan.fp8:
+        changes["fp8"] = False
+        off["fp8"] = why
+    return dataclasses.replace(plan, **changes, off=tuple(off.items()))
+
+
+_WORDS = {"packed": "packed steps", "cuda_graphs": "CUDA graphs", "fused_lora": "fused LoRA", "fp8": "FP8 GEMMs"}
+
+
+def world_record(plan: Any, world: World) -> dict[str, Any]:
+    """What a run's card keeps of its world (beside the plan's record): its size, and what several processes
+    turned off, once, with the reason."""
+    if not world.distributed:
+        return {"world_size": 1}
+    why = unverified(world)
+    off = [_WORDS[k] for k, v in plan.off if v == why and k in _WORDS]
+    return {"world_size": world.size, "distributed": world.strategy, "accel_off": off,
+            "accel_off_reason": why if off else None}
 
 
 def model_placement(world: World) -> dict[str, Any] | None:

@@ -302,7 +302,7 @@ class TrainingSetBuilder:
             "corpus_fingerprint": corpus_fingerprint(self.store, cfg.domain),
             "generator": getattr(self.teacher, "name", None),
             "curriculum": s.curriculum,
-            "synth_config": {k_: v for k_, v in dataclasses.asdict(cfg.synth).items() if k_ != "teacher_api_key"},
+            "synth_config": cfg.synth.model_dump(exclude={"teacher_api_key"}),
         }
         (self.out / "build.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return summary

@@ -1,11 +1,17 @@
 """Train a LoRA / QLoRA adapter with trl's SFTTrainer on prompt/completion rows (loss on the answer only).
 
-QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. Batching is packed
-where CUDA graphs run (each step one sequence of a fixed token count holding about batch_size rows, each
-row attending only to itself: finetune/packing.py), else padded with rows of similar length together;
-or padding-free: rows concatenated with position_ids restarting per row, so no compute goes to pad
-tokens and attention never crosses rows (transformers builds the block-diagonal mask). bf16 runs keep
-the LoRA weights in bf16.
+QLoRA (bitsandbytes NF4, double quant, bf16 compute) on CUDA, plain LoRA on CPU. What the run speeds up
+(packed steps, CUDA graphs, fused LoRA, FP8 GEMMs, Liger, bf16 LoRA weights) is the acceleration plan,
+decided once from the recipe, the model and the machine by finetune/accel (a recipe's `accel: off`
+trains with plain trl + peft). A run goes through named phases, as torchtune's recipes do:
+
+  plan     the acceleration plan (finetune/accel/plan.py)
+  model    the base model and tokenizer, loaded as the plan says
+  data     the rows that fit max_seq_length (too many that do not stop the run, naming the file)
+  trainer  trl's SFTConfig and trainer (lorag's subclass unless the plan is plain), packed steps, and the
+           plan applied to the peft model
+  run      trainer.train(), the plan undone after it, the final held-out loss
+  save     the adapter folder and run_dir/result.json (metrics, hyperparameters, the plan)
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from assistant.errors import LoragError
+from finetune import accel
+from finetune.accel.layers import sdpa_backend
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.distributed import apply_world, current_world, gather_per_rank, model_placement, save_adapter, trainer_options
+from finetune.distributed import World, apply_world, current_world, gather_per_rank, model_placement, save_adapter
 from finetune.distributed import callbacks as world_callbacks
-from finetune.runtime import cuda_allocator, module_restored, resolve_runtime
-from finetune.sft import lorag_trainer
+from finetune.distributed import trainer_options, world_record
 
 LogFn = Callable[[dict[str, Any]], None]
 RESULT_FILE = "result.json"  # run_dir/result.json: metrics + hyperparameters, read back by `lorag adapters import`
@@ -40,7 +47,25 @@ class TrainResult:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
-def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainConfig) -> tuple[Any, Any]:
+def decide_plan(cfg: TrainConfig, model_path: str, device: str, train_file: Path | None = None) -> accel.Plan:
+    """The run's acceleration plan: from the recipe, the device, the model's config (its attention window)
+    and the data's order (synth.curriculum). A recipe asking for what cannot run here is a LoragError."""
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError):  # no config to read here: the model phase names the problem
+        model_config = None
+    sequential = train_file is not None and in_curriculum_order(train_file)
+    try:
+        return accel.decide(cfg, device, model_config=model_config, sequential=sequential)
+    except accel.PlanError as e:
+        where = f"{train_file}: " if sequential and "curriculum" in str(e) else ""
+        raise LoragError(where + str(e), hint=e.hint) from None
+
+
+def load_trainable_model(model_path: str, plan: accel.Plan, world: World | None = None) -> tuple[Any, Any]:
+    """The model phase: the tokenizer, and the base model in the plan's dtype, quantization and attention."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -49,25 +74,24 @@ def load_trainable_model(model_path: str, runtime: dict[str, Any], cfg: TrainCon
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if runtime["bf16"] else torch.float32}
-    if runtime["quantization"] == "nf4":
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if plan.bf16 else torch.float32}
+    if plan.quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if runtime["device"] != "cpu" else torch.float32,
-            **({"bnb_4bit_quant_storage": torch.bfloat16} if runtime.get("distributed") == "fsdp" else {}),  # FSDP shards it
+            bnb_4bit_compute_dtype=torch.bfloat16 if plan.device != "cpu" else torch.float32,
+            **({"bnb_4bit_quant_storage": torch.bfloat16} if world and world.strategy == "fsdp" else {}),  # FSDP shards it
         )
-    if runtime["device"] == "cuda":  # this rank's GPU (none under FSDP: finetune/distributed.py)
-        kwargs["device_map"] = model_placement(current_world(cfg.distributed))
-    if runtime["batching"] == "packed":
-        from finetune import varlen_attention
+    if plan.device == "cuda":  # this rank's GPU (none under FSDP: finetune/distributed.py)
+        kwargs["device_map"] = model_placement(world or World())
+    if plan.batching == "packed":
+        from finetune.accel import varlen_attention
 
-        kwargs["attn_implementation"] = varlen_attention.register()
-    else:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+        varlen_attention.register()
+    kwargs["attn_implementation"] = plan.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     model.config.use_cache = False  # a cache would also hide packed rows from the attention mask
     return model, tokenizer
@@ -86,31 +110,6 @@ def lora_config(cfg: TrainConfig) -> Any:
     )
 
 
-def decoder_layers(model: Any) -> list[Any]:
-    """The repeated transformer blocks (the largest nn.ModuleList of the model)."""
-    import torch
-
-    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
-    return list(max(lists, key=len)) if lists else []
-
-
-def compile_decoder_layers(model: Any) -> int:
-    """Regional compilation: every decoder layer compiled in place (one graph reused by all layers,
-    dynamic sequence length), so compile time stays small and checkpointing still wraps each layer."""
-    layers = decoder_layers(model)
-    for layer in layers:
-        layer.compile(dynamic=True)
-    return len(layers)
-
-
-def sliding_window(config: Any) -> int | None:
-    """The attention window of a model that uses one (Mistral-style), else None."""
-    window = getattr(config, "sliding_window", None)
-    if not window or getattr(config, "use_sliding_window", True) is False:
-        return None
-    return int(window)
-
-
 @contextlib.contextmanager
 def _quiet() -> Any:
     """No dataset-preparation progress bars or library deprecation warnings in a run's output: the
@@ -126,19 +125,6 @@ def _quiet() -> Any:
     finally:
         if bars:
             datasets.enable_progress_bars()
-
-
-def sdpa_backend(name: str, device: str, graphs: bool = False) -> Any:
-    """The scaled-dot-product attention kernels training may use ('auto': FlashAttention-2 under CUDA graphs,
-    whose warm-ups would otherwise build a cuDNN plan per batch shape; else torch's own choice)."""
-    if name == "auto":
-        name = "flash" if graphs else ""
-    if not name or device != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    first = SDPBackend.FLASH_ATTENTION if name == "flash" else SDPBackend.CUDNN_ATTENTION
-    return sdpa_kernel([first, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
 
 
 def in_curriculum_order(train_file: Path) -> bool:
@@ -202,6 +188,41 @@ def latest_checkpoint(run_dir: Path) -> str | None:
     return str(cps[-1]) if cps else None
 
 
+@dataclass
+class _Data:
+    """The data phase's output: the rows that train and evaluate, and how many were left out for length."""
+
+    rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]]
+    too_long: int
+
+
+@dataclass
+class _Setup:
+    """The trainer phase's output."""
+
+    trainer: Any
+    applied: accel.Applied
+    micro: int  # rows per device batch
+    rows_per_pass: int  # rows per forward/backward pass inside a step (0: the whole batch)
+    accum: int
+    total_steps: int
+    history: list[dict[str, Any]]
+    packing: dict[str, int] = field(default_factory=dict)  # packed: step_tokens, step_slots
+
+
+@dataclass
+class _Ran:
+    """The run phase's output."""
+
+    output: Any
+    seconds: float
+    report: dict[str, Any]  # what the applied plan did (graphs, fused layers)
+    peak: tuple[float | None, float | None]  # allocated, reserved GB during training
+    final_eval: dict[str, Any]
+    checkpoint: str | None
+
+
 def train_adapter(
     cfg: TrainConfig,
     *,
@@ -216,67 +237,62 @@ def train_adapter(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
-    runtime = apply_world(resolve_runtime(cfg, device), cfg, current_world(cfg.distributed))
-    if in_curriculum_order(train_file):
-        if cfg.batching == "packed":
-            raise LoragError(f"{train_file} is in curriculum order (synth.curriculum), which packed steps do not keep",
-                             hint="set batching: padded (or auto) in the recipe")  # fmt: skip
-        if runtime["batching"] == "packed":
-            runtime.update(batching="padded", packed_off="curriculum order (synth.curriculum): rows train in file order")
-        runtime["sequential"] = True
+    world = current_world(cfg.distributed)  # one process, or this rank of several (finetune/launch.py)
+    plan = apply_world(decide_plan(cfg, model_path, device, train_file), cfg, world)
     rows = _read_rows(train_file)
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []
     if not rows:
         raise LoragError(f"{train_file}: no training rows")
-    with contextlib.ExitStack() as undo, cuda_allocator(runtime):
-        return _train(cfg, runtime, rows, eval_rows, model_path=model_path, train_file=train_file, run_dir=run_dir,
-                      device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides, callbacks=callbacks,
-                      undo=undo)  # fmt: skip
-
-
-def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], *,
-           model_path: str, train_file: Path, run_dir: Path, device: str, resume: bool, on_log: LogFn | None,
-           trainer_overrides: dict[str, Any] | None, callbacks: list[Any] | None,
-           undo: contextlib.ExitStack) -> TrainResult:  # fmt: skip
-    import torch
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
-
-    world = current_world(cfg.distributed)  # several processes: this rank's share of each step, rank 0 writes
 
     def stage(name: str) -> None:  # before the first step: what the run is doing (the CLI's bar, the app's job)
         if on_log:
             on_log({"stage": name})
 
-    stage("loading the base model")
-    model, tokenizer = load_trainable_model(model_path, runtime, cfg)
-    undo.enter_context(module_restored(sys.modules[type(model).__module__]))  # Liger patches it for the process
-    window = sliding_window(model.config)
-    if window is not None and window < cfg.max_seq_length:  # the graphs and packed attention drop the window
-        if runtime["batching"] == "packed":
-            if cfg.batching == "packed":
-                raise LoragError(f"batching 'packed' does not apply sliding-window attention ({window} tokens, under "
-                                 f"max_seq_length {cfg.max_seq_length})", hint="set batching: padded (or auto) in the recipe")  # fmt: skip
-            model.set_attn_implementation(cfg.attn_implementation)  # auto: padded batches, the model's own attention
-            runtime.update(batching="padded", packed_off=f"sliding-window attention ({window} tokens) under max_seq_length")
-        if runtime["cuda_graphs"]:
-            runtime.update(cuda_graphs=False, cuda_graphs_off=f"sliding-window attention ({window} tokens) under max_seq_length")
-    rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, runtime["batching"], train_file, cfg.max_row_loss)
-    if eval_rows:
-        eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, runtime["batching"], None)
+    with accel.process(plan) as proc:
+        stage("loading the base model")
+        model, tokenizer = load_trainable_model(model_path, plan, world)
+        proc.restore(sys.modules[type(model).__module__])  # Liger patches it for the process
+        data = _data_phase(cfg, plan, tokenizer, rows, eval_rows, train_file)
+        stage("tokenizing the rows")
+        setup = _trainer_phase(cfg, plan, model, tokenizer, data, run_dir=run_dir, device=device, on_log=on_log,
+                               trainer_overrides=trainer_overrides, callbacks=callbacks, world=world)  # fmt: skip
+        stage("training")
+        ran = _run_phase(cfg, plan, setup, data, run_dir=run_dir, device=device, resume=resume)
+        return _save_phase(cfg, plan, setup, data, ran, run_dir=run_dir, train_file=train_file, world=world)
 
-    # On CPU the activations of a whole batch of long prompts do not fit in RAM: passes of CPU_MICRO_BATCH rows
-    # inside each step (finetune/sft.py), unless the recipe sets micro_batch. Padding-free rows have no per-row
-    # mask to split by, so there transformers' gradient accumulation makes the passes instead.
+
+def _data_phase(cfg: TrainConfig, plan: accel.Plan, tokenizer: Any, rows: list[dict[str, Any]],
+                eval_rows: list[dict[str, Any]], train_file: Path) -> _Data:  # fmt: skip
+    rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, plan.batching, train_file, cfg.max_row_loss)
+    if eval_rows:
+        eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, plan.batching, None)
+    return _Data(rows, eval_rows, too_long)
+
+
+def _batches(cfg: TrainConfig, plan: accel.Plan, device: str, world: World) -> tuple[int, int, int]:
+    """Rows per device batch, rows per pass inside a step (0: the whole batch), gradient accumulation steps.
+    On CPU the activations of a whole batch of long prompts do not fit in RAM: passes of CPU_MICRO_BATCH rows
+    inside each step (finetune/accel/trainer.py), unless the recipe sets micro_batch. Padding-free rows have no
+    per-row mask to split by, and trl's own trainer (a plain plan) does not split, so there transformers'
+    gradient accumulation makes the passes instead. Under several processes each trains its share of a step."""
     cpu_rows = CPU_MICRO_BATCH if device == "cpu" else 0
     batch = cfg.batch_size // world.size  # this process's rows of each step (config.py: batch_size divides by gpus)
-    if runtime["batching"] == "padding_free" and cpu_rows:
+    pass_rows = cfg.micro_batch or cpu_rows
+    if plan.batching == "padding_free" and cpu_rows:
         micro, pass_rows = min(batch, cpu_rows), 0
+    elif not plan.lorag_trainer and 0 < pass_rows < batch:
+        micro, pass_rows = pass_rows, 0
     else:
-        micro, pass_rows = batch, cfg.micro_batch or cpu_rows
+        micro = batch
     accum = cfg.grad_accum * math.ceil(batch / micro)
-    rows_per_pass = pass_rows if 0 < pass_rows < micro else 0  # split inside each step (finetune/sft.py)
-    total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(rows) / (micro * accum * world.size)))
+    return micro, (pass_rows if 0 < pass_rows < micro else 0), accum
+
+
+def _trainer_args(cfg: TrainConfig, plan: accel.Plan, data: _Data, micro: int, rows_per_pass: int, accum: int,
+                  eval_steps: int, warmup_steps: int, run_dir: Path, device: str,
+                  overrides: dict[str, Any] | None, world: World) -> Any:  # fmt: skip
+    from trl import SFTConfig
+
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
         num_train_epochs=cfg.epochs,
@@ -292,49 +308,53 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=2,
-        eval_strategy="steps" if eval_rows else "no",
+        eval_strategy="steps" if data.eval_rows else "no",
         eval_steps=eval_steps,
-        bf16=runtime["bf16"],
-        max_length=None if runtime["batching"] == "padding_free" else cfg.max_seq_length,
+        bf16=plan.bf16,
+        max_length=None if plan.batching == "padding_free" else cfg.max_seq_length,
         completion_only_loss=True,
-        padding_free=runtime["batching"] == "padding_free",
-        use_liger_kernel=runtime["liger"],
+        padding_free=plan.batching == "padding_free",
+        use_liger_kernel=plan.liger,
         report_to=[],
         seed=cfg.seed,
         use_cpu=device == "cpu",
-        include_num_input_tokens_seen=True,  # non-pad tokens, counted on the device (finetune/sft.py)
-        logging_nan_inf_filter=False,  # it reads every micro-batch's loss back from the GPU (finetune/sft.py)
+        include_num_input_tokens_seen=True,  # non-pad tokens, counted on the device (finetune/accel/trainer.py)
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    if device == "cuda":  # batches go to the GPU from pinned memory without waiting for it (no read per step)
-        kwargs["accelerator_config"] = {"non_blocking": True}
+    if plan.lorag_trainer:
+        kwargs["logging_nan_inf_filter"] = False  # it reads every micro-batch's loss back from the GPU
+        if device == "cuda":  # batches go to the GPU from pinned memory without waiting for it (no read per step)
+            kwargs["accelerator_config"] = {"non_blocking": True}
     fields = SFTConfig.__dataclass_fields__
-    # with CUDA graphs the graphed layers checkpoint themselves (finetune/graphs.py); the option was renamed in transformers 5
+    # with CUDA graphs the graphed layers checkpoint themselves (finetune/accel/graphs.py); the option was
+    # renamed in transformers 5
     ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    kwargs[ckpt_name] = cfg.gradient_checkpointing and not runtime["cuda_graphs"]
-    if runtime.get("sequential"):  # curriculum order: the rows train in the order synth wrote them
+    kwargs[ckpt_name] = cfg.gradient_checkpointing and not plan.cuda_graphs
+    if plan.sequential:  # curriculum order: the rows train in the order synth wrote them
         if "train_sampling_strategy" not in fields:
             raise LoragError("curriculum order needs transformers 5 (train_sampling_strategy)")
         kwargs["train_sampling_strategy"] = "sequential"
-    elif cfg.group_by_length and runtime["batching"] == "padded":  # the option's name moved in transformers 5
+    elif cfg.group_by_length and plan.batching == "padded":  # the option's name moved in transformers 5
         if "train_sampling_strategy" in fields:
             kwargs["train_sampling_strategy"] = "group_by_length"
         elif "group_by_length" in fields:
             kwargs["group_by_length"] = True
-    bucket_len = math.ceil(cfg.max_seq_length / cfg.graph_bucket) * cfg.graph_bucket
-    if runtime["cuda_graphs"]:  # few distinct batch shapes, so few graphs to capture
+    if plan.cuda_graphs:  # few distinct batch shapes, so few graphs to capture
         kwargs["pad_to_multiple_of"] = cfg.graph_bucket
     kwargs.update(trainer_options(world))
-    kwargs.update(trainer_overrides or {})
-    args = SFTConfig(**kwargs)
-    history: list[dict[str, Any]] = []
+    kwargs.update(overrides or {})
+    return SFTConfig(**kwargs)
+
+
+def _callbacks(run_dir: Path, history: list[dict[str, Any]], on_log: LogFn | None, world: World) -> list[Any]:
+    from transformers import TrainerCallback
 
     class _Log(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
             entry = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch, **(logs or {})}
             history.append(entry)
-            if not world.main:  # every rank logs the same (reduced) figures; rank 0 writes and reports them
+            if not world.main:  # rank 0 writes the log and reports progress
                 return
             with (run_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
@@ -349,104 +369,114 @@ def _train(cfg: TrainConfig, runtime: dict[str, Any], rows: list[dict[str, Any]]
             if state.global_step >= state.max_steps and state.global_step % max(args.save_steps, 1):
                 control.should_save = False
 
+    return [_Log(), _NoFinalCheckpoint(), *world_callbacks(world)]
+
+
+def _trainer_phase(cfg: TrainConfig, plan: accel.Plan, model: Any, tokenizer: Any, data: _Data, *, run_dir: Path,
+                   device: str, on_log: LogFn | None, trainer_overrides: dict[str, Any] | None,
+                   callbacks: list[Any] | None, world: World) -> _Setup:  # fmt: skip
+    from transformers import PrinterCallback
+    from trl import SFTTrainer
+
+    micro, rows_per_pass, accum = _batches(cfg, plan, device, world)
+    total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(data.rows) / (micro * accum * world.size)))
+    args = _trainer_args(cfg, plan, data, micro, rows_per_pass, accum, eval_steps, warmup_steps, run_dir, device,
+                         trainer_overrides, world)  # fmt: skip
+    history: list[dict[str, Any]] = []
     run_dir.mkdir(parents=True, exist_ok=True)
-    packed = runtime["batching"] == "packed"
+    packed = plan.batching == "packed"
     collator = None
     if packed:  # evaluation batches packed too (any size; training's steps come from PackedSteps below)
-        from finetune.packing import PackedCollator
+        from finetune.accel.packing import PackedCollator
 
         collator = PackedCollator(tokenizer.pad_token_id, cfg.max_seq_length, multiple=cfg.graph_bucket)
-    stage("tokenizing the rows")
+    trainer_cls = accel.trainer_class(SFTTrainer, plan, micro_rows=rows_per_pass,
+                                      multiple=getattr(args, "pad_to_multiple_of", None) or 1)  # fmt: skip
     with _quiet():
-        trainer = lorag_trainer(SFTTrainer, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1,
-                                mask_free=runtime["cuda_graphs"])(
+        trainer = trainer_cls(
             model=model,
             args=args,
-            train_dataset=_dataset(rows),
-            eval_dataset=_dataset(eval_rows) if eval_rows else None,
+            train_dataset=_dataset(data.rows),
+            eval_dataset=_dataset(data.eval_rows) if data.eval_rows else None,
             processing_class=tokenizer,
             data_collator=collator,
             peft_config=lora_config(cfg),
-            callbacks=[_Log(), _NoFinalCheckpoint(), *world_callbacks(world), *(callbacks or [])],
+            callbacks=[*_callbacks(run_dir, history, on_log, world), *(callbacks or [])],
         )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; on_log reports progress instead
+    bucket_len = math.ceil(cfg.max_seq_length / cfg.graph_bucket) * cfg.graph_bucket
     max_tokens = (rows_per_pass or micro) * bucket_len
+    packing: dict[str, int] = {}
     if packed:  # steps of micro rows' tokens each, from trl's tokenized rows; the schedule by the steps made
-        from finetune.packing import PackedSteps
+        from finetune.accel.packing import PackedSteps
 
-        steps = trainer.packed_steps = PackedSteps.for_rows(trainer.train_lengths(), micro, cfg.graph_bucket, cfg.max_seq_length,
-                                                            seed=cfg.seed, epochs=math.ceil(cfg.epochs))  # fmt: skip
+        steps = trainer.packed_steps = PackedSteps.for_rows(trainer.train_lengths(), micro, cfg.graph_bucket,
+                                                            cfg.max_seq_length, seed=cfg.seed, epochs=math.ceil(cfg.epochs))  # fmt: skip
         max_tokens = steps.capacity
-        runtime.update(step_tokens=steps.capacity, step_slots=steps.slots)
+        packing = {"step_tokens": steps.capacity, "step_slots": steps.slots}
         total_steps, trainer.args.eval_steps, trainer.args.warmup_steps = _schedule(cfg, math.ceil(len(steps) / accum))
-    if runtime["lora_dtype"] == "bfloat16":  # before train() builds the optimizer
-        for p in trainer.model.parameters():
-            if p.requires_grad:
-                p.data = p.data.to(torch.bfloat16)
-    if runtime["compile_layers"]:
-        compile_decoder_layers(trainer.model)
-    unfuse = None
-    if cfg.fused_lora and cfg.lora_dropout == 0 and runtime.get("fused_lora", True):
-        from finetune import lora_fused
+    applied = accel.apply(plan, trainer.model, max_tokens=max_tokens, varlen_max=cfg.max_seq_length,  # before train()
+                          checkpoint=cfg.gradient_checkpointing, keep=cfg.keep_activations, share=cfg.share_graphs,
+                          skip_unread=cfg.recompute_skip_unread)  # fmt: skip
+    return _Setup(trainer, applied, micro, rows_per_pass, accum, total_steps, history, packing)
 
-        unfuse = lora_fused.install(trainer.model, fp8=runtime.get("fp8", False))
-    graphs = None
-    if runtime["cuda_graphs"]:
-        from finetune.graphs import LayerGraphs
 
-        keep = cfg.keep_activations if cfg.gradient_checkpointing else -1
-        graphs = LayerGraphs(decoder_layers(trainer.model), max_tokens=max_tokens, checkpoint=cfg.gradient_checkpointing,
-                             keep=keep, share=cfg.share_graphs, skip_unread=cfg.recompute_skip_unread,
-                             varlen_max=cfg.max_seq_length if packed else 0).install()  # fmt: skip
-    if device == "cuda":
+def _run_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, *, run_dir: Path, device: str,
+               resume: bool) -> _Ran:  # fmt: skip
+    import torch
+
+    trainer = setup.trainer
+    cuda = device == "cuda"
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     checkpoint = latest_checkpoint(run_dir) if resume else None
-    stage("training")
     t0 = time.perf_counter()
     try:
-        with _quiet(), sdpa_backend(cfg.sdpa_backend, device, graphs is not None):
+        with _quiet(), sdpa_backend(plan.sdpa_backend, device):
             out = trainer.train(resume_from_checkpoint=checkpoint)
     finally:
-        if graphs is not None:
-            graph_summary = graphs.summary()
-            graphs.uninstall()
-        if unfuse is not None:
-            unfuse()
+        report = setup.applied()  # the model is peft's again (evaluation, saving)
     seconds = time.perf_counter() - t0
-    cuda = device == "cuda"
-    train_peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
-    last_eval = next((h for h in reversed(history) if "eval_loss" in h), None)
-    if eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
+    peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
+    last_eval = next((h for h in reversed(setup.history) if "eval_loss" in h), None)
+    if data.eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
         final_eval = {"eval_loss": last_eval["eval_loss"]}  # the scheduled evaluation already ran at the last step
     else:
         with _quiet():
-            final_eval = trainer.evaluate() if eval_rows else {}
+            final_eval = trainer.evaluate() if data.eval_rows else {}
+    return _Ran(out, seconds, report, peak, final_eval, checkpoint)
+
+
+def _save_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, ran: _Ran, *, run_dir: Path,
+                train_file: Path, world: World) -> TrainResult:  # fmt: skip
+    trainer = setup.trainer
     adapter_dir = run_dir / "adapter"
-    save_adapter(trainer, adapter_dir, world)
-    tokens = trainer.tokens_seen()
+    save_adapter(trainer, adapter_dir, world)  # written once (rank 0)
+    tokens = trainer.tokens_seen() if hasattr(trainer, "tokens_seen") else int(trainer.state.num_input_tokens_seen or 0)
+    history = setup.history
     metrics = {
-        "train_loss": float(out.training_loss),
-        "eval_loss": float(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
+        "train_loss": float(ran.output.training_loss),
+        "eval_loss": float(ran.final_eval["eval_loss"]) if "eval_loss" in ran.final_eval else None,
         "steps": int(trainer.state.global_step),
-        "train_rows": len(rows),
+        "train_rows": len(data.rows),
         "data_sha256": file_sha256(train_file),
-        "rows_over_max_length": too_long,
-        "eval_rows": len(eval_rows),
+        "rows_over_max_length": data.too_long,
+        "eval_rows": len(data.eval_rows),
         "tokens_seen": tokens,
-        "train_seconds": seconds,
-        "tokens_per_s": tokens / seconds if seconds > 0 else None,
-        "resumed_from": checkpoint,
-        "cuda_graphs": graph_summary if graphs is not None else runtime["cuda_graphs_off"],
-        "fused_lora_layers": getattr(unfuse, "count", 0),
-        "fp8_layers": getattr(unfuse, "fp8_count", 0),
-        "peak_gpu_mem_gb": train_peak[0],  # during training (the final evaluation is not counted)
-        "peak_gpu_reserved_gb": train_peak[1],
+        "train_seconds": ran.seconds,
+        "tokens_per_s": tokens / ran.seconds if ran.seconds > 0 else None,
+        "resumed_from": ran.checkpoint,
+        **ran.report,  # cuda_graphs (their summary, or why off), fused_lora_layers, fp8_layers
+        "peak_gpu_mem_gb": ran.peak[0],  # during training (the final evaluation is not counted)
+        "peak_gpu_reserved_gb": ran.peak[1],
         "world_size": world.size,
-        **({"peak_gpu_mem_gb_per_rank": gather_per_rank(train_peak[0])} if world.distributed and cuda else {}),
+        **({"peak_gpu_mem_gb_per_rank": gather_per_rank(ran.peak[0])} if world.distributed and plan.device == "cuda" else {}),
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
-    hyper = {**cfg.to_dict(), "runtime": {**runtime, "batch_rows": micro, "micro_batch": rows_per_pass or micro, "grad_accum": accum}, "total_steps": total_steps}
+    runtime = {**plan.record(), **world_record(plan, world), **setup.packing, "batch_rows": setup.micro, "micro_batch": setup.rows_per_pass or setup.micro,
+               "grad_accum": setup.accum}  # fmt: skip
+    hyper = {**cfg.to_dict(), "runtime": runtime, "total_steps": setup.total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
     if world.main:
         (run_dir / RESULT_FILE).write_text(json.dumps({"metrics": metrics, "hyperparameters": hyper}, default=str))

@@ -241,15 +241,13 @@ def test_adapters_import_json_prints_the_registered_card(lorag, corpus, tmp_path
 
 
 def test_train_keys_lists_every_recipe_key_without_a_domain(lorag):
-    import dataclasses
-
     from finetune.config import SynthConfig, TrainConfig
 
     r = lorag("train", "--keys")
     assert r.exit_code == 0, r.output
     listed = {line.split(":")[0] for line in r.output.splitlines() if line and not line.startswith((" ", "set ", "section"))}
-    want = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "synth"}
-    assert want | {f"synth.{f.name}" for f in dataclasses.fields(SynthConfig)} <= listed
+    want = {name for name in TrainConfig.model_fields if name != "synth"}
+    assert want | {f"synth.{name}" for name in SynthConfig.model_fields} <= listed
     assert "fp8_matmuls: True\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
 
 

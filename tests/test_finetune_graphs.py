@@ -1,15 +1,15 @@
-"""Graphed decoder layers (finetune/graphs.py): the same gradients as gradient checkpointing.
+"""Graphed decoder layers (finetune/accel/graphs.py): the same gradients as gradient checkpointing.
 
 On this CPU the captured programs run eagerly (capture=False): what is checked is the bookkeeping
 around the graphs — static buffers shared by layers and shapes, the input and weight gradients
 handed to autograd, accumulation over micro-batches, no mask on right-padded rows, clean uninstall.
-The CUDA capture itself is exercised by benchmarks/bench_train_gpu.py on a GPU."""
+The CUDA capture itself runs in tests/test_accel_gpu.py (`pytest -m gpu`) on a GPU."""
 
 import pytest
 import torch
 
-from finetune.graphs import LayerGraphs
-from finetune.train import decoder_layers
+from finetune.accel.graphs import LayerGraphs
+from finetune.accel.layers import decoder_layers
 
 
 @pytest.fixture()
@@ -133,7 +133,7 @@ def test_trl_collator_pads_on_the_right(tiny_lm):
 def test_sliding_window_models_are_recognised():
     from transformers import LlamaConfig, MistralConfig, Qwen2Config
 
-    from finetune.train import sliding_window
+    from finetune.accel.layers import sliding_window
 
     assert sliding_window(LlamaConfig()) is None
     assert sliding_window(MistralConfig(sliding_window=512)) == 512  # graphs off when the window is under the length
@@ -198,7 +198,7 @@ def test_a_layer_of_another_structure_gets_its_own_programs(lora_model):
     """Layers share the stand-in's programs only when their structure matches: here layer 1's q_proj
     adapter has another scaling (as another rank or alpha, or a sliding window, would differ), so it is
     captured on its own, and every layer still gets checkpointing's gradients."""
-    from finetune.graph_sharing import structure as _structure
+    from finetune.accel.graph_sharing import structure as _structure
 
     model = lora_model
     layers = decoder_layers(model)
@@ -222,7 +222,7 @@ def test_a_layer_of_another_structure_gets_its_own_programs(lora_model):
 def test_pack_frozen_moves_frozen_tensors_into_one_buffer():
     """Frozen tensors become views of one byte buffer with their values, shapes and dtypes (a tensor
     listed twice packed once); trainable weights stay separate; another layout is told apart."""
-    from finetune.graph_sharing import pack_frozen
+    from finetune.accel.graph_sharing import pack_frozen
 
     torch.manual_seed(0)
     w = torch.randn(5, 3).to(torch.bfloat16)

@@ -11,7 +11,7 @@ from assistant.generation import HFGenerator
 from assistant.prompt import build_messages
 from assistant.settings import ModelSettings
 from finetune.config import TrainConfig
-from finetune.runtime import resolve_runtime
+from finetune.accel import decide
 from finetune.train import load_trainable_model, train_adapter
 
 FACTS = [("What colour is the lobby lanyard?", "Red."), ("How many sick days need no note?", "Three days."),
@@ -50,12 +50,12 @@ def trained(tiny_lm, tmp_path_factory):
 
 
 def test_runtime_choices_on_cpu(tiny_lm):
-    rt = resolve_runtime(cfg(compile_layers=True), "cpu")
+    rt = decide(cfg(compile_layers=True), "cpu").record()
     assert rt["quantization"] == "none" and rt["batching"] == "padded" and not rt["bf16"]
     assert rt["lora_dtype"] == "float32" and rt["compile_layers"] is False  # bf16 weights and compile: CUDA only
     from transformers import AutoModelForCausalLM
 
-    from finetune.train import decoder_layers
+    from finetune.accel.layers import decoder_layers
 
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
     assert decoder_layers(model) == list(model.model.layers)  # what compile_layers compiles
@@ -249,9 +249,9 @@ def test_base_fingerprint_depends_on_architecture(tiny_lm):
 def test_qlora_path_on_this_device(tiny_lm, tmp_path):
     """NF4 4-bit base + LoRA: runs wherever bitsandbytes supports the device (its CPU backend too)."""
     bnb = pytest.importorskip("bitsandbytes")
-    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
+    plan = decide(cfg(quantization="nf4"), "cpu")
     try:
-        model, tok = load_trainable_model(str(tiny_lm), rt, cfg())
+        model, tok = load_trainable_model(str(tiny_lm), plan)
     except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
         pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
     quantized = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
@@ -376,13 +376,12 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
 
 
 def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monkeypatch):
-    """lorag's training loss (finetune/sft.py) is trl's: the same gradients and the same logged entropy,
+    """lorag's training loss (finetune/accel/trainer.py) is trl's: the same gradients and the same logged entropy,
     token accuracy and token count, read once per log instead of after every batch; and without the
     attention mask (mask_free, used under CUDA graphs) right-padded rows give the masked gradients."""
-    import finetune.train as ft
     from transformers import TrainerCallback
 
-    from finetune import sft
+    from finetune.accel import trainer as sft
 
     rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
     lines = rows.read_text().splitlines()
@@ -392,6 +391,7 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
     masks = []
 
     flushed = []
+    real = sft.lorag_trainer  # the trainer phase builds its class through finetune.accel.trainer.lorag_trainer
 
     def run(tag, lean=True, **trainer_kw):
         grads, logs = {}, []
@@ -406,8 +406,6 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
                 if not grads:
                     grads.update({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
 
-        real = sft.lorag_trainer
-
         def make(cls, **kw):
             trainer = real(cls, **{**kw, **trainer_kw})
 
@@ -417,7 +415,7 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
 
             return type("Probe", (trainer,), {"_flush_loss_stats": flush, **({} if lean else {"_plain_loss": lambda self: False})})
 
-        monkeypatch.setattr(ft, "lorag_trainer", make)
+        monkeypatch.setattr(sft, "lorag_trainer", make)
         train_adapter(cfg(max_steps=2, batch_size=2, group_by_length=False, logging_steps=2), model_path=str(tiny_lm),
                       train_file=rows, eval_file=None, run_dir=tmp_path / tag, device="cpu", callbacks=[Grab()],
                       on_log=logs.append)  # fmt: skip

@@ -13,9 +13,10 @@ from safetensors.torch import load_file
 
 from assistant.errors import ConfigError, LoragError
 from finetune.config import TrainConfig
-from finetune.distributed import World, apply_world
+from finetune.distributed import World, apply_world, world_record
 from finetune.launch import _run_workers, check_processes, launch_command, train_run
-from finetune.runtime import describe_runtime, resolve_runtime
+from finetune.runtime import describe_runtime
+from tests.test_accel_plan import gpu_like  # noqa: F401  (a fixture)
 from tests.test_finetune_lora import cfg, write_rows
 
 # the same global batch of 4 rows in the same order: length grouping groups per process batch, so it is off here
@@ -126,21 +127,26 @@ def test_recipe_keys_for_several_processes():
         TrainConfig(domain="toy", distributed="zero3")
 
 
-def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason():
+def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason(gpu_like):
+    from finetune import accel
+
     c = TrainConfig(domain="toy", gpus=2, batch_size=4)
-    cuda_like = {**resolve_runtime(c, "cpu"), "batching": "packed", "cuda_graphs": True, "fp8": True, "fp8_off": None}
-    one = apply_world(dict(cuda_like), c, World())
-    assert one["world_size"] == 1 and one["cuda_graphs"] and one["batching"] == "packed" and "accel_off" not in one
-    two = apply_world(dict(cuda_like), c, World(2, 1, 1))
-    assert two["batching"] == "padded" and not two["cuda_graphs"] and not two["fp8"] and not two["fused_lora"]
-    assert two["accel_off"] == ["packed steps", "CUDA graphs", "fused LoRA", "FP8 GEMMs"]
-    assert two["cuda_graphs_off"] == two["fp8_off"] == two["packed_off"] == two["accel_off_reason"]
-    assert "not verified under 2-process DDP" in two["accel_off_reason"]
-    line = describe_runtime({}, {"batch_size": 4, "runtime": {**two, "device": "cuda", "batch_rows": 2, "micro_batch": 2}})
+    cuda_plan = accel.decide(c, "cuda")  # an H100's plan: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs
+    assert (cuda_plan.batching, cuda_plan.cuda_graphs, cuda_plan.fused_lora, cuda_plan.fp8) == ("packed", True, True, True)
+    one = apply_world(cuda_plan, c, World())
+    assert one is cuda_plan and world_record(one, World()) == {"world_size": 1}
+    two = apply_world(cuda_plan, c, World(2, 1, 1))
+    assert two.batching == "padded" and not two.cuda_graphs and not two.fp8 and not two.fused_lora
+    assert two.attn_implementation == "sdpa" and two.varlen_kernel == ""
+    rec = {**two.record(), **world_record(two, World(2, 1, 1))}
+    assert rec["accel_off"] == ["packed steps", "CUDA graphs", "fused LoRA", "FP8 GEMMs"]
+    assert rec["cuda_graphs_off"] == rec["fp8_off"] == rec["packed_off"] == rec["accel_off_reason"]
+    assert "not verified under 2-process DDP" in rec["accel_off_reason"]
+    line = describe_runtime({}, {"batch_size": 4, "runtime": {**rec, "device": "cuda", "batch_rows": 2, "micro_batch": 2}})
     assert "2 processes (DDP), global batch 4: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs off (not verified" in line
     assert "CUDA graphs off" not in line and "FP8 GEMMs off (not" not in line.split(": packed steps")[1].split(")", 1)[1]
     with pytest.raises(LoragError, match="batching 'packed' is not available on 2 processes"):
-        apply_world(dict(cuda_like), TrainConfig(domain="toy", gpus=2, batch_size=4, batching="packed"), World(2))
+        apply_world(cuda_plan, TrainConfig(domain="toy", gpus=2, batch_size=4, batching="packed"), World(2))
 
 
 def test_launch_commands(tmp_path):

@@ -1,4 +1,4 @@
-"""Packed steps (finetune/packing.py, finetune/varlen_attention.py): every row once per epoch in steps of
+"""Packed steps (finetune/accel/packing.py, finetune/accel/varlen_attention.py): every row once per epoch in steps of
 one fixed size, each row attending only to itself, the packed loss and gradients equal to the rows
 trained padded, the graphed layers replaying one shape, and a packed training run end to end.
 
@@ -12,9 +12,9 @@ import random
 import pytest
 import torch
 
-from finetune.graphs import LayerGraphs
-from finetune.packing import PackedCollator, PackedSteps, best_fit_decreasing, step_capacity
-from finetune.train import decoder_layers
+from finetune.accel.graphs import LayerGraphs
+from finetune.accel.packing import PackedCollator, PackedSteps, best_fit_decreasing, step_capacity
+from finetune.accel.layers import decoder_layers
 
 
 def test_steps_hold_every_row_once_within_capacity_and_as_many_steps_as_batches():
@@ -80,7 +80,7 @@ def varlen_lora_model(tiny_lm):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune import varlen_attention
+    from finetune.accel import varlen_attention
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=varlen_attention.register())
@@ -146,13 +146,17 @@ def test_packed_rows_without_a_length_bound_run_eagerly(varlen_lora_model):
 
 
 def _packed_on_cpu(monkeypatch):
+    """train_adapter with the plan it makes on this CPU, but packed (packed is CUDA-only in the plan)."""
     import finetune.train as train_mod
-    from finetune.runtime import resolve_runtime
+    from finetune import accel
 
-    def packed(c, device):  # what resolve_runtime gives on CUDA, with this CPU's other choices
-        return {**resolve_runtime(dataclasses.replace(c, batching="padded"), device), "batching": "packed"}
+    real = accel.decide
 
-    monkeypatch.setattr(train_mod, "resolve_runtime", packed)
+    def packed(recipe, device, **kw):
+        plan = real(recipe.model_copy(update={"batching": "padded"}), device, **kw)
+        return dataclasses.replace(plan, batching="packed", attn_implementation="lorag_varlen")
+
+    monkeypatch.setattr(accel, "decide", packed)
     return train_mod
 
 
@@ -225,40 +229,69 @@ def test_packed_training_run_end_to_end(tiny_lm, tmp_path, monkeypatch):
     assert f"packed steps of {rt['step_tokens']:,} tokens (~4 rows)" in describe_runtime(res.metrics, res.hyperparameters)
 
 
-def test_auto_trains_a_sliding_window_model_padded_and_packed_refuses_it(tiny_lm, tmp_path, monkeypatch):
-    """Packed attention has no window: under `auto` such a model trains padded with its own attention; asked for
-    by name, packed is refused before any step."""
-    from assistant.errors import LoragError
-    from finetune.config import TrainConfig
+def test_a_sliding_window_model_packs_only_where_varlen_attention_keeps_the_window(monkeypatch):
+    """torch's public varlen attention (window_size) keeps a Mistral-style window: such a model packs and graphs
+    as any other. Without it, `auto` trains padded with the model's own attention (and no graphs: they drop
+    the window), and packed asked for by name is refused before any step."""
+    from types import SimpleNamespace
 
-    train_mod = _packed_on_cpu(monkeypatch)
-    monkeypatch.setattr(train_mod, "sliding_window", lambda config: 64)  # a window under max_seq_length
-    rows = _qa_rows(tmp_path / "train.jsonl", n=2)
-    kw = dict(domain="toy", max_steps=1, batch_size=4, lora_r=4, lora_alpha=8, lora_dropout=0.0, max_seq_length=256)
-    res = train_mod.train_adapter(TrainConfig(**kw), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                                  run_dir=tmp_path / "a", device="cpu")  # fmt: skip
-    rt = res.hyperparameters["runtime"]
-    assert rt["batching"] == "padded" and "sliding-window attention (64 tokens)" in rt["packed_off"] and res.metrics["steps"] == 1
-    with pytest.raises(LoragError, match="batching 'packed' does not apply sliding-window attention"):
-        train_mod.train_adapter(TrainConfig(**kw, batching="packed"), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                                run_dir=tmp_path / "b", device="cpu")  # fmt: skip
-
-
-def test_auto_packs_where_graphs_run_and_packed_is_refused_without_flashattention(monkeypatch):
-    import finetune.runtime as runtime_mod
-    from assistant.errors import LoragError
+    import finetune.accel.plan as plan_mod
+    from finetune.accel import PlanError, decide, varlen_attention
     from finetune.config import TrainConfig
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    monkeypatch.setattr(runtime_mod, "unsupported_reason", lambda device: None)  # FP8: not what is checked here
-    monkeypatch.setattr(runtime_mod, "varlen_unsupported", lambda device: None if device == "cuda" else "CUDA only")
-    rt = runtime_mod.resolve_runtime(TrainConfig(domain="t"), "cuda")
-    assert rt["batching"] == "packed" and rt["cuda_graphs"] is True
-    assert runtime_mod.resolve_runtime(TrainConfig(domain="t", lora_dropout=0.05), "cuda")["batching"] == "padded"  # no graphs
-    assert runtime_mod.resolve_runtime(TrainConfig(domain="t", attn_implementation="eager"), "cuda")["batching"] == "padded"
-    assert runtime_mod.resolve_runtime(TrainConfig(domain="t"), "cpu")["batching"] == "padded"
-    assert runtime_mod.resolve_runtime(TrainConfig(domain="t", micro_batch=4), "cuda")["batching"] == "padded"  # passes asked for
-    with pytest.raises(LoragError, match="batching 'packed' needs FlashAttention's varlen kernel: CUDA only"):
-        runtime_mod.resolve_runtime(TrainConfig(domain="t", batching="packed"), "cpu")
+    monkeypatch.setattr(plan_mod.fp8_ops, "unsupported_reason", lambda device: None)
+    monkeypatch.setattr(varlen_attention, "unsupported_reason", lambda device: None)
+    windowed = SimpleNamespace(sliding_window=64)  # a window under max_seq_length
+    monkeypatch.setattr(varlen_attention, "keeps_window", lambda: True)
+    plan = decide(TrainConfig(domain="t"), "cuda", model_config=windowed)
+    assert plan.batching == "packed" and plan.cuda_graphs and plan.attn_implementation == varlen_attention.NAME
+    monkeypatch.setattr(varlen_attention, "keeps_window", lambda: False)
+    plan = decide(TrainConfig(domain="t"), "cuda", model_config=windowed)
+    assert plan.batching == "padded" and plan.attn_implementation == "sdpa" and not plan.cuda_graphs
+    assert "sliding-window attention (64 tokens)" in plan.why_off("packed") and "64 tokens" in plan.why_off("cuda_graphs")
+    assert decide(TrainConfig(domain="t"), "cuda", model_config=SimpleNamespace(sliding_window=4096)).batching == "packed"
+    with pytest.raises(PlanError, match="batching 'packed' does not apply sliding-window attention"):
+        decide(TrainConfig(domain="t", batching="packed"), "cuda", model_config=windowed)
+
+
+def test_varlen_reference_keeps_a_sliding_window():
+    """The CPU reference of packed attention with a window: each query sees itself and the window-1 keys
+    before it in its own row, as a full causal mask cut to the window does."""
+    import torch.nn.functional as F
+
+    from finetune.accel.varlen_attention import rows_apart
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(12, 4, 8), torch.randn(12, 2, 8), torch.randn(12, 2, 8)
+    cu = torch.tensor([0, 7, 12], dtype=torch.int32)
+    out = rows_apart(q, k, v, cu, None, window=3)
+    for a, b in ((0, 7), (7, 12)):
+        n = b - a
+        i = torch.arange(n)
+        mask = (i[None] <= i[:, None]) & (i[:, None] - i[None] < 3)
+        kk, vv = (t[a:b].transpose(0, 1).repeat_interleave(2, 0) for t in (k, v))
+        ref = F.scaled_dot_product_attention(q[a:b].transpose(0, 1), kk, vv, attn_mask=mask).transpose(0, 1)
+        assert torch.allclose(out[a:b], ref, atol=1e-6)
+    assert not torch.allclose(out, rows_apart(q, k, v, cu, None))  # the window changed something
+
+
+def test_auto_packs_where_graphs_run_and_packed_is_refused_without_flashattention(monkeypatch):
+    import finetune.accel.plan as plan_mod
+    from assistant.errors import LoragError
+    from finetune.accel import PlanError, decide, varlen_attention
+    from finetune.config import TrainConfig
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(plan_mod.fp8_ops, "unsupported_reason", lambda device: None)  # FP8: not what is checked here
+    monkeypatch.setattr(varlen_attention, "unsupported_reason", lambda device: None if device == "cuda" else "CUDA only")
+    plan = decide(TrainConfig(domain="t"), "cuda")
+    assert plan.batching == "packed" and plan.cuda_graphs is True
+    assert decide(TrainConfig(domain="t", lora_dropout=0.05), "cuda").batching == "padded"  # no graphs
+    assert decide(TrainConfig(domain="t", attn_implementation="eager"), "cuda").batching == "padded"
+    assert decide(TrainConfig(domain="t"), "cpu").batching == "padded"
+    assert decide(TrainConfig(domain="t", micro_batch=4), "cuda").batching == "padded"  # passes asked for
+    with pytest.raises(PlanError, match="batching 'packed' needs FlashAttention's varlen kernel: CUDA only"):
+        decide(TrainConfig(domain="t", batching="packed"), "cpu")
     with pytest.raises(LoragError, match="micro_batch: padded batches only"):  # the config's own check
         TrainConfig(domain="t", batching="packed", micro_batch=4)

@@ -1,10 +1,10 @@
-"""finetune/fp8.py and the fused LoRA node's FP8 base GEMMs (torch's CPU FP8 GEMM here; the Triton
+"""finetune/accel/fp8.py and the fused LoRA node's FP8 base GEMMs (torch's CPU FP8 GEMM here; the Triton
 quantization kernels on CUDA only)."""
 
 import pytest
 import torch
 
-from finetune import fp8, lora_fused
+from finetune.accel import fp8, lora_fused
 
 
 def _rel(a, b):
@@ -154,11 +154,11 @@ def test_install_marks_only_eligible_linears(peft_model):
 
 def test_runtime_says_why_fp8_is_off():
     from finetune.config import TrainConfig
-    from finetune.runtime import resolve_runtime
+    from finetune.accel import decide
 
-    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["fp8_off"] == "CUDA only"
-    assert resolve_runtime(TrainConfig(domain="t", fp8_matmuls=False), "cpu")["fp8_off"] == "off in the config"
-    assert resolve_runtime(TrainConfig(domain="t", compile_layers=True), "cpu")["fp8_off"] == "not with compile_layers"
+    assert decide(TrainConfig(domain="t"), "cpu").record()["fp8_off"] == "CUDA only"
+    assert decide(TrainConfig(domain="t", fp8_matmuls=False), "cpu").record()["fp8_off"] == "off in the config"
+    assert decide(TrainConfig(domain="t", compile_layers=True), "cpu").record()["fp8_off"] == "not with compile_layers"
 
 
 def _same_up_to_rounding(q, ref):
@@ -198,10 +198,10 @@ def test_triton_kernels_match_the_torch_formula():  # pragma: no cover - CUDA on
 
 
 def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
-    """Layers replaying one stand-in's programs (finetune/graphs.py) bring their own FP8 scales with their
+    """Layers replaying one stand-in's programs (finetune/accel/graphs.py) bring their own FP8 scales with their
     weights: the gradients are checkpointing's with FP8, layer by layer."""
-    from finetune.graphs import LayerGraphs
-    from finetune.train import decoder_layers
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
 
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()
@@ -225,18 +225,18 @@ def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
 
 def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypatch):
     from finetune.config import TrainConfig
-    from finetune.runtime import resolve_runtime
+    from finetune.accel import decide
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
-    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is True
-    assert resolve_runtime(TrainConfig(domain="t", expandable_segments=False), "cuda")["expandable_segments"] is False
-    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["expandable_segments"] is False
+    assert decide(TrainConfig(domain="t"), "cuda").record()["expandable_segments"] is True
+    assert decide(TrainConfig(domain="t", expandable_segments=False), "cuda").record()["expandable_segments"] is False
+    assert decide(TrainConfig(domain="t"), "cpu").record()["expandable_segments"] is False
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
-    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
+    assert decide(TrainConfig(domain="t"), "cuda").record()["expandable_segments"] is False
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
     monkeypatch.setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:128")  # the newer, device-generic name
-    assert resolve_runtime(TrainConfig(domain="t"), "cuda")["expandable_segments"] is False
+    assert decide(TrainConfig(domain="t"), "cuda").record()["expandable_segments"] is False
 
 
 def test_liger_is_used_only_where_its_transformers_integration_imports(monkeypatch):
@@ -247,35 +247,35 @@ def test_liger_is_used_only_where_its_transformers_integration_imports(monkeypat
     import types
 
     from finetune.config import TrainConfig
-    from finetune.runtime import resolve_runtime
+    from finetune.accel import decide
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
     monkeypatch.setitem(sys.modules, "liger_kernel.transformers", types.ModuleType("liger_kernel.transformers"))
-    rt = resolve_runtime(TrainConfig(domain="t"), "cuda")
+    rt = decide(TrainConfig(domain="t"), "cuda").record()
     assert rt["liger"] is True and rt["liger_off"] is None
-    off = resolve_runtime(TrainConfig(domain="t", liger=False), "cuda")
+    off = decide(TrainConfig(domain="t", liger=False), "cuda").record()
     assert off["liger"] is False and off["liger_off"] == "off in the config"
-    assert resolve_runtime(TrainConfig(domain="t"), "cpu")["liger_off"] == "CUDA only"
+    assert decide(TrainConfig(domain="t"), "cpu").record()["liger_off"] == "CUDA only"
     monkeypatch.setitem(sys.modules, "liger_kernel.transformers", None)  # installed, but its integration fails to import
-    broken = resolve_runtime(TrainConfig(domain="t"), "cuda")
+    broken = decide(TrainConfig(domain="t"), "cuda").record()
     assert broken["liger"] is False and broken["liger_off"].startswith("liger_kernel.transformers does not import")
 
 
 def test_the_allocator_mode_lasts_for_the_run_only(monkeypatch):
     """Expandable segments are switched on for a run and back off after it, also when it fails: the rest
     of the process (the app, another run, a benchmark's next arm) allocates with PyTorch's default."""
-    from finetune.runtime import cuda_allocator
+    from finetune.accel.apply import cuda_allocator
 
     calls = []
     monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", calls.append)
-    with cuda_allocator({"expandable_segments": True}):
+    with cuda_allocator(True):
         assert calls == ["expandable_segments:True"]
     assert calls == ["expandable_segments:True", "expandable_segments:False"]
-    with pytest.raises(RuntimeError), cuda_allocator({"expandable_segments": True}):
+    with pytest.raises(RuntimeError), cuda_allocator(True):
         raise RuntimeError("out of memory")
     assert calls[-1] == "expandable_segments:False" and len(calls) == 4
-    with cuda_allocator({"expandable_segments": False}):
+    with cuda_allocator(False):
         pass
     assert len(calls) == 4  # off in the runtime: the allocator is left alone
 
@@ -285,7 +285,7 @@ def test_a_patched_modeling_module_is_put_back():
     also when it fails; a name added inside stays (a module's lazy cache)."""
     import types
 
-    from finetune.runtime import module_restored
+    from finetune.accel.apply import module_restored
 
     class RMSNorm:
         pass
@@ -308,7 +308,7 @@ def test_a_patched_modeling_module_is_put_back():
 
 def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
     assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
-    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
+    monkeypatch.setattr(fp8, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
     assert fp8.probe("cpu") == "FP8 GEMMs fail here (RuntimeError: rowwise scaling is not supported on this GPU)"
 
 

@@ -30,7 +30,7 @@ def modules(root: Path = REPO) -> dict[str, Path]:
 
 
 def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
-    """module -> the project's modules it imports (`from a.b import c` counts a.b, and a.b.c when c is a module)."""
+    """module -> the project's modules it imports (`from a.b import c` counts a.b.c when c is a module, else a.b)."""
     graph = {}
     for name, f in mods.items():
         out: set[str] = set()
@@ -43,8 +43,10 @@ def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
                 if node.level:  # relative: from the module's package, level - 1 up
                     parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
-                out.add(base)
-                out.update(f"{base}.{a.name}" for a in node.names)
+                subs = {f"{base}.{a.name}" for a in node.names}
+                if not subs <= mods.keys():  # `from pkg import submodule` needs pkg loaded, not run: no edge to it
+                    out.add(base)
+                out.update(subs)
         graph[name] = {m for m in out if m in mods and m != name}
     return graph
 

@@ -1,9 +1,9 @@
-"""finetune/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
+"""finetune/accel/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
 
 import pytest
 import torch
 
-from finetune import lora_fused
+from finetune.accel import lora_fused
 
 
 @pytest.fixture()
@@ -85,9 +85,9 @@ def test_cases_peft_must_handle_fall_back(peft_model):
 
 
 def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
-    """Under the graphs' recompute (finetune/graphs.py) the fused node gives the same gradients too."""
-    from finetune.graphs import LayerGraphs
-    from finetune.train import decoder_layers
+    """Under the graphs' recompute (finetune/accel/graphs.py) the fused node gives the same gradients too."""
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
 
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()
@@ -116,9 +116,10 @@ def qlora_model(tiny_lm):
     from finetune.config import TrainConfig
     from finetune.train import load_trainable_model
 
-    rt = {"device": "cpu", "quantization": "nf4", "batching": "padded", "liger": False, "bf16": False}
+    from finetune.accel import decide
+
     try:
-        base, _ = load_trainable_model(str(tiny_lm), rt, TrainConfig(domain="t"))
+        base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
     except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
         pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
     torch.manual_seed(0)
@@ -160,9 +161,9 @@ def test_fused_over_4bit_base_matches_peft(qlora_model):
 def test_4bit_layers_share_graphs_from_packed_buffers(qlora_model):
     """QLoRA under shared graphs: each layer's frozen tensors (4-bit weights and their quantization state)
     are packed into one buffer, copied into the stand-in in one go; the gradients stay checkpointing's."""
-    from finetune.graph_sharing import layer_tensors
-    from finetune.graphs import LayerGraphs
-    from finetune.train import decoder_layers
+    from finetune.accel.graph_sharing import layer_tensors
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
 
     model = qlora_model
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

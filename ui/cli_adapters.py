@@ -94,19 +94,10 @@ def _print_recipe_keys(value: bool) -> None:
     """--keys: every recipe key with its default and help text, then exit (no --domain needed)."""
     if not value:
         return
-    import dataclasses
+    from finetune.config import recipe_keys
 
-    from finetune.config import TrainConfig
-
-    def show(cls: Any, prefix: str = "") -> None:
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(default):  # a nested section (synth): its own keys
-                show(type(default), f"{prefix}{f.name}.")
-            else:
-                typer.echo(f"{prefix}{f.name}: {default!r}\n    {f.metadata.get('help', '')}")
-
-    show(TrainConfig)
+    for key, default, help_text in recipe_keys():
+        typer.echo(f"{key}: {default!r}\n    {help_text}")
     typer.echo("\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
                "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read before the "
                "shipped ones in finetune/configs/<domain>.yaml")  # fmt: skip

@@ -26,10 +26,10 @@ does, the backward graphs are captured after the last layer's forward, last laye
 shares one pool, which is safe because replays come in capture order within a micro-batch (layers
 forward, then backward in reverse) and micro-batches never interleave; so a kept layer's activations
 take pool memory once, at the largest shape, not once per shape.
-Conditions, checked by the caller (finetune.runtime.resolve_runtime): padded batches padded on the
+Conditions, checked by the plan (finetune/accel/plan.py): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
 pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, or packed
-steps of one size (finetune/packing.py: the rows' offsets are copied into a static buffer like the
+steps of one size (finetune/accel/packing.py: the rows' offsets are copied into a static buffer like the
 rotary tables, and the varlen attention reads them, bounded by `varlen_max`), and no
 dropout inside the layers (a replayed recompute would draw other masks than the forward). Anything
 else (evaluation, no grad, a cache, extra attention kwargs, a capture that fails) runs the layer
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from finetune.graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
+from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
 
 _GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
                    "cache_position", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"}  # fmt: skip
@@ -62,7 +62,7 @@ class _Shape:
     cos: Any
     sin: Any
     cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
-    cu: Any = None  # packed rows (finetune/packing.py): their offsets, copied in every step like the rotary tables
+    cu: Any = None  # packed rows (finetune/accel/packing.py): their offsets, copied in every step like the rotary tables
 
 
 @dataclass
@@ -154,7 +154,7 @@ class LayerGraphs:
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
     tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch; keep is
     the number of leading layers whose activations are kept instead of recomputed (-1: all). varlen_max
-    bounds a packed row's length (finetune/packing.py; 0: packed rows run eagerly)."""
+    bounds a packed row's length (finetune/accel/packing.py; 0: packed rows run eagerly)."""
 
     def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True,
                  share: bool = True, skip_unread: bool = True, varlen_max: int = 0):
@@ -462,7 +462,7 @@ class LayerGraphs:
         add: the backward adds the weights' gradients into grads_acc (else writes them)."""
         import torch
 
-        from finetune import lora_fused
+        from . import lora_fused
 
         orig = type(layer).forward.__get__(layer)
         dev = st.x.device.type
@@ -535,7 +535,7 @@ class LayerGraphs:
 
     def _unread_outputs(self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape) -> list[Any]:
         """The layer's fused LoRA Linears whose outputs its recompute need not compute, found once per layer
-        on this batch for a random output gradient (finetune/graph_sharing.unread_outputs)."""
+        on this batch for a random output gradient (finetune/accel/graph_sharing.py unread_outputs)."""
         import torch
 
         if id(layer) not in self.unread:

@@ -2,9 +2,9 @@
 
 Padded batches come in as many shapes as their lengths round to (9 on the benchmark's rows, each costing
 a warm-up and two CUDA graph captures) and pad ~6% of their tokens. Packed, every step has the same
-shape, so the graphed layers (finetune/graphs.py) capture once: the step's rows end to end, then pad
+shape, so the graphed layers (finetune/accel/graphs.py) capture once: the step's rows end to end, then pad
 tokens up to `capacity` as sequences of their own. Attention keeps each row to itself (FlashAttention's
-varlen kernel over `cu_seq_lens`, finetune/varlen_attention.py), positions restart with every row, and
+varlen kernel over `cu_seq_lens`, finetune/accel/varlen_attention.py), positions restart with every row, and
 no label reaches across a row boundary.
 
 Which rows share a step: best-fit decreasing on their lengths (ties in a new random order every epoch),

@@ -1,4 +1,4 @@
-"""Which decoder layers can replay one program (finetune/graphs.py), and what a recompute can skip.
+"""Which decoder layers can replay one program (finetune/accel/graphs.py), and what a recompute can skip.
 
 Layers share a stand-in's CUDA graphs when they match in structure: module types, scalar settings
 (a sliding window, an attention type, LoRA scalings; not the layer index, which only addresses a KV
@@ -121,7 +121,7 @@ def unread_outputs(layer: Any, grads_of: Callable[..., list[Any]]) -> list[Any]:
     reaches the layer's output through the residual sum."""
     import torch
 
-    from finetune import lora_fused
+    from . import lora_fused
 
     candidates = lora_fused.fused_modules(layer)
     if not candidates:

@@ -4,7 +4,7 @@ Micro-batches: a step's padded batch of `batch_size` rows runs forward/backward 
 `micro_batch` rows, each cut to its own longest row (rounded up to the padding multiple), with the
 loss normalised by the whole batch's answer tokens: the gradients, data order and optimizer steps
 of one batch, with the activation memory of a micro-batch (which kept layers then spend on skipping
-the recompute: finetune/graphs.py).
+the recompute: finetune/accel/graphs.py).
 
 No GPU reads: transformers reads the token count (`.item()` on a device sum) after every
 micro-batch, and its NaN filter reads the loss (turned off in the arguments); trl's loss reads its
@@ -16,7 +16,7 @@ No attention mask (mask_free, set under CUDA graphs, whose layers ignore it): ro
 right, so under causal attention no real token sees a pad and the mask changes nothing a loss
 reads, while building it cost Python time and a GPU read in every forward.
 
-Packed steps (finetune/packing.py): the training batches come from a PackedSteps batch sampler, when
+Packed steps (finetune/accel/packing.py): the training batches come from a PackedSteps batch sampler, when
 one is set on the trainer as `packed_steps` (built from the tokenized rows' lengths), collated into
 one fixed-size sequence per step; the collator's count of real tokens is what `tokens_seen` adds up.
 """
@@ -49,7 +49,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
     class LoragTrainer(trainer_cls):  # type: ignore[misc, valid-type]
         _tokens: Any = None
         _loss_stats: Any = None  # summed on the device: answer tokens, entropy, correct top-1, input tokens
-        packed_steps: Any = None  # finetune.packing.PackedSteps, set before train() when packed
+        packed_steps: Any = None  # packing.PackedSteps, set before train() when packed
         _real_tokens: int | None = None  # the packed batch being trained: its rows' tokens (no pads)
 
         def train_lengths(self) -> list[int]:
@@ -61,7 +61,7 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
                 return super().get_train_dataloader()
             from torch.utils.data import DataLoader
 
-            from finetune.packing import PackedCollator
+            from .packing import PackedCollator
 
             steps = self.packed_steps
             collate = PackedCollator(self.processing_class.pad_token_id, steps.max_len, steps.capacity, steps.slots)

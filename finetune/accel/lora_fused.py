@@ -31,7 +31,7 @@ def _lora_linear_fn() -> Any:
     """The autograd.Function (built on first use: torch is imported then)."""
     import torch
 
-    from finetune import fp8 as fp8_ops
+    from . import fp8 as fp8_ops
 
     class LoraLinear(torch.autograd.Function):
         @staticmethod
@@ -150,7 +150,7 @@ _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_
 @contextlib.contextmanager
 def keep_dequantized() -> Iterator[None]:
     """Inside, fused nodes over 4-bit bases keep the weight they dequantized for their backward instead of
-    dequantizing it again there (finetune/graphs.py: a layer's recompute, differentiated right after)."""
+    dequantizing it again there (finetune/accel/graphs.py: a layer's recompute, differentiated right after)."""
     token = _KEEP_DEQUANTIZED.set(True)
     try:
         yield
@@ -159,7 +159,7 @@ def keep_dequantized() -> Iterator[None]:
 
 
 # buffers of the base weight's FP8 scales, set by install(fp8=True) on Linears large enough (fp8.eligible);
-# buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/graph_sharing.py)
+# buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/accel/graph_sharing.py)
 _FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
 
 
@@ -167,7 +167,7 @@ def enable_fp8(layer: Any) -> None:
     """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once."""
     import torch
 
-    from finetune import fp8 as fp8_ops
+    from . import fp8 as fp8_ops
 
     base = layer.base_layer
     w = _dequantized(base, torch.float32) if _is_4bit(base) else base.weight
@@ -195,7 +195,7 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
     """Inside, these fused LoRA Linears skip computing their output (the base GEMM, a third of a layer's
     weights for an MLP's down projection) and return an uninitialised tensor, or one filled with `fill`,
     still saving what their backward needs. For a recompute that is only differentiated, whose caller
-    has checked that nothing reads those outputs (finetune/graph_sharing.py fills them with NaN to check)."""
+    has checked that nothing reads those outputs (finetune/accel/graph_sharing.py fills them with NaN to check)."""
     for m in modules:
         setattr(m, _UNREAD, "empty" if fill is None else fill)
     try:
@@ -207,10 +207,10 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
 
 def install(model: Any, fp8: bool = False) -> Callable[[], None]:
     """The fused forward on every peft LoRA Linear of the model; returns the function that removes them.
-    fp8: the base GEMMs of Linears large enough (finetune/fp8.py) run in FP8 while training."""
+    fp8: the base GEMMs of Linears large enough (finetune/accel/fp8.py) run in FP8 while training."""
     from peft.tuners.lora import LoraLayer
 
-    from finetune import fp8 as fp8_ops
+    from . import fp8 as fp8_ops
 
     patched = []
     for module in model.modules():

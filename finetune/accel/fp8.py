@@ -2,7 +2,7 @@
 
 On GPUs with FP8 tensor cores (compute capability 8.9+: Ada, Hopper) a GEMM with e4m3 operands runs
 1.4-1.8x faster than in bf16 at the shapes of a 1B model's MLP (H200, 12,288 tokens; benchmarks/RESULTS.md).
-The fused LoRA node (finetune/lora_fused.py) uses it for the base weight's two GEMMs while training:
+The fused LoRA node (finetune/accel/lora_fused.py) uses it for the base weight's two GEMMs while training:
 
   forward   x·Wᵀ  with x scaled per token and W per output channel
   backward  g·W   with g scaled per token and W per input channel (a transposed copy)
@@ -40,7 +40,7 @@ def unsupported_reason(device: str) -> str | None:
         return "CUDA only"
     if torch.cuda.get_device_capability() < (8, 9):
         return "needs FP8 tensor cores (compute capability 8.9+)"
-    if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+    if not (hasattr(torch, "_scaled_mm") or hasattr(torch.nn.functional, "scaled_mm")) or not hasattr(torch, "float8_e4m3fn"):
         return "this torch has no FP8 GEMM"
     try:
         import triton  # noqa: F401
@@ -62,6 +62,10 @@ def probe(device: str) -> str | None:
         gx = matmul_transposed(out, w, scales, torch.bfloat16)
         if not (torch.isfinite(out).all() and torch.isfinite(gx).all()):
             return "FP8 GEMMs gave non-finite results here"
+        # a wrong but finite product (an API whose scales are laid out otherwise) is no FP8 GEMM either
+        for got, want in ((out, x.float() @ w.float().t()), (gx, out.float() @ w.float())):
+            if ((got.float() - want).norm() / want.norm()).item() > 0.1:
+                return "FP8 GEMMs gave wrong products here"
     except Exception as e:  # noqa: BLE001 - any failure means: train in bf16
         return f"FP8 GEMMs fail here ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
     return None
@@ -69,7 +73,7 @@ def probe(device: str) -> str | None:
 
 def weight_scales(w: Any) -> tuple[Any, Any]:
     """A frozen weight's two float32 scale vectors: per output channel (rows, 1) for x·Wᵀ and per input
-    channel (cols, 1) for g·W. Computed once (finetune/lora_fused.py keeps them as buffers)."""
+    channel (cols, 1) for g·W. Computed once (finetune/accel/lora_fused.py keeps them as buffers)."""
     a = w.detach().float().abs()
     return (a.amax(dim=1, keepdim=True).clamp_(min=1e-12) / E4M3_MAX,
             a.amax(dim=0).clamp_(min=1e-12).div_(E4M3_MAX).unsqueeze(1))  # fmt: skip
@@ -93,20 +97,28 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
 
 def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
     """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result."""
-    import torch
-
     xq, sx = rowwise(x)
     wq, sw = rowwise(w, scales[0])
-    return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw.t(), out_dtype=out_dtype)
+    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype)
 
 
 def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
     """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1]."""
-    import torch
-
     gq, sg = rowwise(g)
     wq = colwise_transposed(w, scales[1])
-    return torch._scaled_mm(gq, wq.t(), scale_a=sg, scale_b=scales[1].t(), out_dtype=out_dtype)
+    return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
+
+
+def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any) -> Any:
+    """a·b of e4m3 operands scaled per row of a (m, 1) and per column of b (1, n): torch's public
+    `torch.nn.functional.scaled_mm` where this torch has it (2.10+), else the private `torch._scaled_mm`."""
+    import torch
+    import torch.nn.functional as F
+
+    if hasattr(F, "scaled_mm") and hasattr(F, "ScalingType"):
+        rows = F.ScalingType.RowWise
+        return F.scaled_mm(a, b, scale_a, rows, scale_b, rows, output_dtype=out_dtype)
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
 
 
 def _torch_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
