@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= train,eval,ui,dev
 BIN := $(VENV)/bin
 
-.PHONY: install demo ui test test-fast clean
+.PHONY: install demo ui lint test test-fast clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: install
 
 ui: install
 	$(BIN)/lorag ui
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -17,9 +17,16 @@ from assistant.errors import LoragError
 
 BASE = "__base__"  # peft's name for "no adapter" inside a mixed batch
 _FINGERPRINT_KEYS = (
-    "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-    "intermediate_size", "vocab_size", "max_position_embeddings", "tie_word_embeddings",
-)  # fmt: skip
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+)
 
 
 def base_fingerprint(config: Any) -> str:
@@ -39,7 +46,9 @@ def attach_adapters(model: Any, adapters: dict[str, Path]) -> tuple[Any, dict[st
         if not (Path(folder) / "adapter_config.json").is_file():
             raise LoragError(f"adapter {name}: {folder} has no adapter_config.json")
         t0 = time.perf_counter()
-        with warnings.catch_warnings():  # peft reads transformers attributes deprecated in 5.x: not the user's to act on
+        with (
+            warnings.catch_warnings()
+        ):  # peft reads transformers attributes deprecated in 5.x: not the user's to act on
             warnings.simplefilter("ignore", FutureWarning)
             if peft_model is None:
                 peft_model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)

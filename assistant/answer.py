@@ -16,7 +16,9 @@ from assistant.routing import AUTO, Route, Router
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = set("the a an of to in on for and or is are was were be by with as at it this that from what how which who".split())
+_STOP = set(
+    "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
+)
 # words a question is made of whatever it asks about: they say nothing about its topic
 _ASKING = _STOP | set(
     "do does did can could should would will shall may might must i you we my your our me us there here when where why "
@@ -25,7 +27,9 @@ _ASKING = _STOP | set(
 )
 # a question that leans on the conversation: starts like a continuation, points back, or names almost nothing
 _CONTINUES = re.compile(r"^\s*(and|but|also|so|then|or|what about|how about|what if|why not|why|how come|same)\b", re.I)
-_POINTS_BACK = set("it its they them their theirs this that these those he him his she her one ones such same above former latter".split())
+_POINTS_BACK = set(
+    "it its they them their theirs this that these those he him his she her one ones such same above former latter".split()
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -39,7 +43,9 @@ class Citation:
     doc_id: str
     how: str  # "marker": the answer cites [n]; "overlap": inferred from shared words
     quote: str = ""  # the passage's sentence that supports the answer best (shown highlighted)
-    label: str = ""  # short, readable: "leave-policy.md › Carrying leave over", "codes.csv › row 3", "travel.pdf › p. 2"
+    label: str = (
+        ""  # short, readable: "leave-policy.md › Carrying leave over", "codes.csv › row 3", "travel.pdf › p. 2"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -133,9 +139,20 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
         shared = len(words & _content_words(best.text))
         if words and shared >= max(2, len(words) // 3):
             cited, how = [best], "overlap"
-    return [Citation(p.n, p.ref, p.source, p.section, p.page, p.doc_id, how,
-                     quote=supporting_sentence(p.text, _cited_part(answer, p.n)) or supporting_sentence(p.text, question),
-                     label=passage_label(p)) for p in cited]  # fmt: skip
+    return [
+        Citation(
+            p.n,
+            p.ref,
+            p.source,
+            p.section,
+            p.page,
+            p.doc_id,
+            how,
+            quote=supporting_sentence(p.text, _cited_part(answer, p.n)) or supporting_sentence(p.text, question),
+            label=passage_label(p),
+        )
+        for p in cited
+    ]
 
 
 def _cited_part(answer: str, n: int) -> str:
@@ -238,8 +255,14 @@ def brings_new_topic(question: str, before: str, passages: Sequence[Passage]) ->
     return not (own & seen)
 
 
-def retrieve_for(retriever: Retriever, question: str, domain: str | None = None,
-                 history: Sequence[tuple[str, str]] = (), *, top_k: int | None = None) -> Retrieval:  # fmt: skip
+def retrieve_for(
+    retriever: Retriever,
+    question: str,
+    domain: str | None = None,
+    history: Sequence[tuple[str, str]] = (),
+    *,
+    top_k: int | None = None,
+) -> Retrieval:
     """Retrieve for a question in a conversation, with one relevance check for first questions and follow-ups
     alike: the question as rewritten with its history (`search_query`) must reach `retrieval.min_relevance`,
     and a follow-up must not bring a topic of its own that nothing retrieved mentions."""
@@ -272,7 +295,9 @@ class AskService:
                 return Route(choice, domain, f"explicit choice: {choice}")
             return Route(None, domain, "no router: base model")
         query_vec = self.retriever.dense.embed_query(question) if choice in (None, AUTO) and domain is None else None
-        return self.router.route(choice=choice, domain=domain, query_vec=query_vec, hit_domains=[p.domain for p in r.passages])
+        return self.router.route(
+            choice=choice, domain=domain, query_vec=query_vec, hit_domains=[p.domain for p in r.passages]
+        )
 
     def stream(
         self,
@@ -304,8 +329,18 @@ class AskService:
         if not r.relevant:
             text = no_context_message(r.domains)
             yield text
-            yield Answer(question, text, [], r.passages, r.domains, False, route.adapter, route.to_dict(), timings_ms=timings,
-                         search_query=query)  # fmt: skip
+            yield Answer(
+                question,
+                text,
+                [],
+                r.passages,
+                r.domains,
+                False,
+                route.adapter,
+                route.to_dict(),
+                timings_ms=timings,
+                search_query=query,
+            )
             return
         pieces: list[str] = []
         messages = build_messages(question, r.passages, history)
@@ -321,10 +356,20 @@ class AskService:
             total_ms=(time.perf_counter() - t0) * 1000,
         )
         yield Answer(
-            question, text, extract_citations(text, r.passages, question), r.passages, r.domains, True, route.adapter,
-            route.to_dict(), timings_ms=timings, tokens=stats.new_tokens, prompt_tokens=stats.prompt_tokens,
-            finish_reason=stats.finish_reason, search_query=query,
-        )  # fmt: skip
+            question,
+            text,
+            extract_citations(text, r.passages, question),
+            r.passages,
+            r.domains,
+            True,
+            route.adapter,
+            route.to_dict(),
+            timings_ms=timings,
+            tokens=stats.new_tokens,
+            prompt_tokens=stats.prompt_tokens,
+            finish_reason=stats.finish_reason,
+            search_query=query,
+        )
 
     def ask(self, question: str, domain: str | None = None, **kwargs: Any) -> Answer:
         final = None

@@ -58,8 +58,17 @@ class TransformersEmbedder:
     sentence-transformers and what it pulls in (scikit-learn, pandas, datasets, peft, bitsandbytes), which
     took most of a `lorag ask`'s start."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, *, pooling: str = "mean", max_seq_length: int | None = None,
-                 do_lower_case: bool = False, batch_size: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str,
+        *,
+        pooling: str = "mean",
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+        batch_size: int = 64,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -78,8 +87,13 @@ class TransformersEmbedder:
         device = next(self.model.parameters()).device
         for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
-            enc = self.tokenizer([texts[j] for j in idx], padding=True, truncation="longest_first",
-                                 max_length=self.max_seq_length, return_tensors="pt").to(device)  # fmt: skip
+            enc = self.tokenizer(
+                [texts[j] for j in idx],
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+            ).to(device)
             with torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state
             if self.pooling == "cls":
@@ -119,5 +133,3 @@ class Bm25SparseEncoder:
 
     def embed_query(self, text: str) -> SparseVector:
         return self._convert(self._bm25.embed_query(text))
-
-

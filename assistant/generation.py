@@ -30,10 +30,16 @@ class Generator(Protocol):
     name: str
     last_stats: GenerationStats
 
-    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]: ...
+    def stream(
+        self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None
+    ) -> Iterator[str]: ...
 
     def generate_batch(
-        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+        self,
+        batch: Sequence[Messages],
+        *,
+        adapters: Sequence[str | None] | None = None,
+        max_new_tokens: int | None = None,
     ) -> list[str]: ...
 
     def adapters(self) -> list[str]: ...
@@ -96,7 +102,9 @@ class HFGenerator:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
-    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
@@ -137,7 +145,11 @@ class HFGenerator:
         self.last_stats = stats
 
     def generate_batch(
-        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+        self,
+        batch: Sequence[Messages],
+        *,
+        adapters: Sequence[str | None] | None = None,
+        max_new_tokens: int | None = None,
     ) -> list[str]:
         """Several prompts in one left-padded batch; each row may use a different adapter."""
         import torch
@@ -147,9 +159,7 @@ class HFGenerator:
         names = list(adapters) if adapters is not None else [None] * len(batch)
         if len(names) != len(batch):
             raise ValueError("adapters must match the batch length")
-        texts = [
-            self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for m in batch
-        ]
+        texts = [self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for m in batch]
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import types
 from typing import Any
 
-
 _STACK = "_lorag_stack"
 _VARIANT_KWARGS = ("alora_offsets",)  # peft.tuners.lora.layer.VARIANT_KWARG_KEYS
 

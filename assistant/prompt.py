@@ -35,5 +35,7 @@ def build_messages(
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for q, a in history:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-    messages.append({"role": "user", "content": f"Passages:\n{format_passages(passages)}\n\nQuestion: {question.strip()}"})
+    messages.append(
+        {"role": "user", "content": f"Passages:\n{format_passages(passages)}\n\nQuestion: {question.strip()}"}
+    )
     return messages

@@ -50,7 +50,9 @@ def validation_problems(err: ValidationError, line: int) -> list[str]:
     return [f"  line {line}: {'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in err.errors()]
 
 
-def load_records(path: Path, model: type[QARecord] = QARecord, *, what: str = "Q&A file", rows_name: str = "Q&A rows") -> list[Any]:
+def load_records(
+    path: Path, model: type[QARecord] = QARecord, *, what: str = "Q&A file", rows_name: str = "Q&A rows"
+) -> list[Any]:
     """Every row validated against `model`; one error lists every bad line with its reason."""
     path = Path(path)
     if not path.is_file():

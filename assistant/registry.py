@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from assistant.errors import LoragError, closest
 from assistant.names import check_domain, is_domain, parse_adapter
 
+
 class AdapterCard(BaseModel):
     name: str
     domain: str
@@ -33,7 +34,8 @@ class AdapterCard(BaseModel):
     promotion: dict[str, Any] = Field(default_factory=dict, description="Gate decision or --force record.")
     reports: list[dict[str, Any]] = Field(default_factory=list, description="Evaluation reports, newest last.")
     exports: list[dict[str, Any]] = Field(
-        default_factory=list, description="`lorag adapters export` runs, newest last: format, path, the load-back check."
+        default_factory=list,
+        description="`lorag adapters export` runs, newest last: format, path, the load-back check.",
     )
 
 
@@ -142,8 +144,10 @@ class Registry:
         if gate is not None:
             decision = gate(card)
         if not decision.get("ok") and not force:
-            raise LoragError(f"promotion of {card.name} refused: {decision.get('reason', 'gate failed')}",
-                             hint="the reason says which evaluation to run; --force promotes anyway (recorded on the card)")
+            raise LoragError(
+                f"promotion of {card.name} refused: {decision.get('reason', 'gate failed')}",
+                hint="the reason says which evaluation to run; --force promotes anyway (recorded on the card)",
+            )
         for other in self.versions(card.domain):
             if other.promoted and other.version != card.version:
                 other.promoted = False
@@ -177,8 +181,10 @@ def check_base(card: AdapterCard, base_fingerprint: str) -> None:
 def export_check_text(record: dict[str, Any]) -> str:
     """One line for an export's load-back check: what was compared and how close it came."""
     c = record.get("check") or {}
-    text = (f"checked: {'same answers' if c.get('same_text') else 'answers differ'} on {c.get('prompts', '?')} prompts, "
-            f"largest logit difference {_num(c.get('max_logit_diff'), '.2g')}")  # fmt: skip
+    text = (
+        f"checked: {'same answers' if c.get('same_text') else 'answers differ'} on {c.get('prompts', '?')} prompts, "
+        f"largest logit difference {_num(c.get('max_logit_diff'), '.2g')}"
+    )
     lc = record.get("check_llama_cpp")
     if lc and not lc.get("skipped"):
         text += f"; in llama.cpp: {'same answers' if lc.get('same_text') else 'logits within tolerance'}"
@@ -201,11 +207,15 @@ def eval_command(domain: str, name: str, heldout: bool) -> str:
     return f"lorag eval --domain {domain} --testset FILE.jsonl --ab base,{name}   (no held-out questions: synth had no --qa)"
 
 
-def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1", heldout: bool = True) -> str:
+def card_text(
+    card: AdapterCard, *, stale: bool | None = None, gate_metric: str = "answer_f1", heldout: bool = True
+) -> str:
     """A card for people: lineage, the settings that matter, training figures, the evaluation record."""
     h, m, rt = card.hyperparameters, card.metrics, card.hyperparameters.get("runtime", {}) or {}
     max_steps = h.get("max_steps", -1)
-    length = f"max_steps {max_steps}" if isinstance(max_steps, int) and max_steps > 0 else f"{h.get('epochs', '-')} epochs"
+    length = (
+        f"max_steps {max_steps}" if isinstance(max_steps, int) and max_steps > 0 else f"{h.get('epochs', '-')} epochs"
+    )
     state = "promoted (served)" if card.promoted else "not promoted"
     if card.promoted and card.promotion.get("forced"):
         state += ", forced"
@@ -224,12 +234,18 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
         f"batch {h.get('batch_size', '-')}, max length {h.get('max_seq_length', '-')}",
         f"  losses         train {_num(m.get('train_loss'))}, held-out {_num(m.get('eval_loss'))}",
         f"  speed          {_num(m.get('tokens_per_s'), ',.0f')} tokens/s"
-        + (f", peak GPU memory {_num(m.get('peak_gpu_mem_gb'), '.2f')} GB" if m.get("peak_gpu_mem_gb") is not None else ""),
+        + (
+            f", peak GPU memory {_num(m.get('peak_gpu_mem_gb'), '.2f')} GB"
+            if m.get("peak_gpu_mem_gb") is not None
+            else ""
+        ),
     ]
     if card.promotion:
         lines.append(f"  promotion      {card.promotion.get('reason', '')}")
     for e in card.exports[-3:]:
-        lines.append(f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; {export_check_text(e)})")
+        lines.append(
+            f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; {export_check_text(e)})"
+        )
     if not card.reports:
         lines.append(f"  evaluations    none yet: {eval_command(card.domain, card.name, heldout)}")
     for r in card.reports[-3:]:
@@ -239,8 +255,10 @@ def card_text(card: AdapterCard, *, stale: bool | None = None, gate_metric: str 
             f"vs {other}: {_num(g.get('diff'), '+.4f')} [{_num(g.get('ci_low'), '+.4f')}, {_num(g.get('ci_high'), '+.4f')}]"
             for other, g in gate.items()
         )
-        lines.append(f"  evaluation     {r.get('run_id', '?')} ({r.get('attached_at', '')}): {gate_metric} "
-                     f"{_num(r.get('means', {}).get(gate_metric))}; {diffs or 'no comparison'}")  # fmt: skip
+        lines.append(
+            f"  evaluation     {r.get('run_id', '?')} ({r.get('attached_at', '')}): {gate_metric} "
+            f"{_num(r.get('means', {}).get(gate_metric))}; {diffs or 'no comparison'}"
+        )
         if r.get("report"):
             lines.append(f"                 {r['report']}")
     return "\n".join(lines)

@@ -32,10 +32,17 @@ class Passage:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n": self.n, "ref": self.ref, "source": self.source, "section": self.section, "page": self.page,
-            "score": round(self.score, 6), "domain": self.domain, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
+            "n": self.n,
+            "ref": self.ref,
+            "source": self.source,
+            "section": self.section,
+            "page": self.page,
+            "score": round(self.score, 6),
+            "domain": self.domain,
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
             "text": self.text,
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -61,16 +68,25 @@ def resolve_domains(store: Store, domain: str | None) -> list[str]:
     if domain not in known:
         raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(known)}")
     if not store.has_live(domain):
-        raise LoragError(f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`")
+        raise LoragError(
+            f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`"
+        )
     return [domain]
 
 
 def _passage(n: int, hit: Hit, domain: str) -> Passage:
     p = hit.payload
     return Passage(
-        n=n, text=p.get("text", ""), source=p.get("display", p.get("doc_id", "?")), section=p.get("section") or "",
-        page=p.get("page"), score=hit.score, domain=p.get("domain", domain), doc_id=p.get("doc_id", ""), chunk_id=hit.id,
-    )  # fmt: skip
+        n=n,
+        text=p.get("text", ""),
+        source=p.get("display", p.get("doc_id", "?")),
+        section=p.get("section") or "",
+        page=p.get("page"),
+        score=hit.score,
+        domain=p.get("domain", domain),
+        doc_id=p.get("doc_id", ""),
+        chunk_id=hit.id,
+    )
 
 
 def rrf_across_domains(lists: dict[str, RankedLists], rrf_k: int) -> list[tuple[float, Hit, str]]:
@@ -79,7 +95,9 @@ def rrf_across_domains(lists: dict[str, RankedLists], rrf_k: int) -> list[tuple[
     the domains were one collection. Best first."""
     fused: dict[tuple[str, str], list] = {}
     for which in ("dense", "sparse"):
-        ranked = sorted(((h, d) for d, c in lists.items() for h in getattr(c, which)), key=lambda x: (-x[0].score, x[0].id))
+        ranked = sorted(
+            ((h, d) for d, c in lists.items() for h in getattr(c, which)), key=lambda x: (-x[0].score, x[0].id)
+        )
         for rank, (h, d) in enumerate(ranked, start=1):
             fused.setdefault((d, h.id), [0.0, h, d])[0] += 1.0 / (rrf_k + rank)
     return sorted(((score, h, d) for score, h, d in fused.values()), key=lambda x: (-x[0], x[1].id))
@@ -103,7 +121,9 @@ class Retriever:
     def resolve_domains(self, domain: str | None) -> list[str]:
         return resolve_domains(self.store, domain)
 
-    def retrieve_many(self, questions: list[str], domain: str | None = None, *, top_k: int | None = None) -> list[Retrieval]:
+    def retrieve_many(
+        self, questions: list[str], domain: str | None = None, *, top_k: int | None = None
+    ) -> list[Retrieval]:
         """Like `retrieve` for many questions, embedding them in one batch."""
         if not questions:
             return []

@@ -27,8 +27,13 @@ class Route:
     scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"adapter": self.adapter or "base", "domain": self.domain, "reason": self.reason,
-                "confidence": round(self.confidence, 4), "scores": {k: round(v, 4) for k, v in self.scores.items()}}  # fmt: skip
+        return {
+            "adapter": self.adapter or "base",
+            "domain": self.domain,
+            "reason": self.reason,
+            "confidence": round(self.confidence, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
 
 
 class Router:
@@ -71,9 +76,11 @@ class Router:
         if choice != AUTO:
             known = set(self.adapters_by_domain.values()) | set(self.loaded())
             if choice not in known and not any(choice.startswith(d + "-v") for d in self.adapters_by_domain):
-                raise LoragError(f"adapter '{choice}' is not loaded: promoted adapters are served",
-                                 hint=f"loaded: {', '.join(sorted(known)) or 'none'}; `lorag ask --adapter {choice}` loads any "
-                                 f"registered version, `lorag adapters promote {choice}` serves it by default")
+                raise LoragError(
+                    f"adapter '{choice}' is not loaded: promoted adapters are served",
+                    hint=f"loaded: {', '.join(sorted(known)) or 'none'}; `lorag ask --adapter {choice}` loads any "
+                    f"registered version, `lorag adapters promote {choice}` serves it by default",
+                )
             return Route(choice, domain, f"explicit choice: {choice}")
         if domain is not None:
             adapter = self.adapters_by_domain.get(domain)
@@ -92,8 +99,15 @@ class Router:
         conf = scores[best]
         adapter = self.adapters_by_domain.get(best)
         if conf < self.settings.threshold:
-            return Route(None, best, f"routed to {best} with confidence {conf:.2f} < threshold "
-                         f"{self.settings.threshold:.2f}: base model", conf, scores)  # fmt: skip
+            return Route(
+                None,
+                best,
+                f"routed to {best} with confidence {conf:.2f} < threshold {self.settings.threshold:.2f}: base model",
+                conf,
+                scores,
+            )
         if adapter is None:
-            return Route(None, best, f"routed to {best} ({conf:.2f}), which has no promoted adapter: base model", conf, scores)
+            return Route(
+                None, best, f"routed to {best} ({conf:.2f}), which has no promoted adapter: base model", conf, scores
+            )
         return Route(adapter, best, f"routed to {best} ({conf:.2f}: query classifier + top-hit share)", conf, scores)

@@ -12,8 +12,15 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator,
-)  # fmt: skip
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
@@ -53,14 +60,21 @@ class EndpointSettings(_Section):
     model: str | None = Field(
         None, description="The served base model's name as the engine lists it at GET /models (required with base_url)."
     )
-    api_key: SecretStr | None = Field(None, description="Bearer token for base_url (default: $OPENAI_API_KEY, read when used).")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer token for base_url (default: $OPENAI_API_KEY, read when used)."
+    )
     connect_timeout_s: float = Field(5.0, gt=0, description="Longest wait to connect to the engine.")
     read_timeout_s: float = Field(
-        60.0, gt=0, description="Longest wait for the engine's next bytes: the reply, the first token, or the next chunk."
+        60.0,
+        gt=0,
+        description="Longest wait for the engine's next bytes: the reply, the first token, or the next chunk.",
     )
     total_timeout_s: float = Field(600.0, gt=0, description="Longest a single request may take from start to end.")
     max_concurrency: int = Field(
-        8, ge=1, le=1024, description="Requests sent to the engine at once (this process); the web app's generation slots."
+        8,
+        ge=1,
+        le=1024,
+        description="Requests sent to the engine at once (this process); the web app's generation slots.",
     )
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries of a non-streaming request after a connection error, 429 or 5xx."
@@ -109,7 +123,8 @@ class ModelSettings(_Section):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     endpoint: EndpointSettings = Field(
-        default_factory=EndpointSettings, description="An OpenAI-compatible engine that generates instead of `generator`."
+        default_factory=EndpointSettings,
+        description="An OpenAI-compatible engine that generates instead of `generator`.",
     )
 
 
@@ -205,8 +220,12 @@ class UISettings(_Section):
     password: SecretStr | None = None
     max_upload_mb: float = Field(50.0, gt=0)
     generation_concurrency: int = Field(2, ge=1, description="answers generated at once (UI and API together)")
-    generation_queue: int = Field(32, ge=0, description="requests waiting for a generation slot; more are refused (HTTP 429)")
-    generation_timeout_s: float = Field(120.0, gt=0, description="longest wait for a slot before a request is refused (HTTP 503)")
+    generation_queue: int = Field(
+        32, ge=0, description="requests waiting for a generation slot; more are refused (HTTP 429)"
+    )
+    generation_timeout_s: float = Field(
+        120.0, gt=0, description="longest wait for a slot before a request is refused (HTTP 503)"
+    )
 
 
 class Settings(BaseSettings):
@@ -314,7 +333,9 @@ def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> 
 
     class _FileBackedSettings(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # noqa: ANN001
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):  # noqa: ANN001
             return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_values))
 
     problems = _unknown_env_names(os.environ)

@@ -101,7 +101,9 @@ REFERENCE_MIN_WORDS = 12  # a FAQ reference shorter than this ("Yes.") takes the
 REFERENCE_MAX_WORDS = 120
 
 
-def faq_reference(paragraphs: Sequence[str], min_words: int = REFERENCE_MIN_WORDS, max_words: int = REFERENCE_MAX_WORDS) -> str:
+def faq_reference(
+    paragraphs: Sequence[str], min_words: int = REFERENCE_MIN_WORDS, max_words: int = REFERENCE_MAX_WORDS
+) -> str:
     """The reference answer of a FAQ entry: its opening prose paragraph, extended by the next ones while
     it is under MIN_WORDS words, cut at MAX_WORDS words."""
     ref = paragraphs[0]
@@ -114,8 +116,27 @@ def faq_reference(paragraphs: Sequence[str], min_words: int = REFERENCE_MIN_WORD
 
 
 _CODE_CLASSES = {"listingblock", "literalblock", "tableblock", "imageblock", "codeblock"}
-_BLOCKS = {"p", "div", "blockquote", "ul", "ol", "dl", "li", "dt", "dd", "section", "article", "center",
-           "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
+_BLOCKS = {
+    "p",
+    "div",
+    "blockquote",
+    "ul",
+    "ol",
+    "dl",
+    "li",
+    "dt",
+    "dd",
+    "section",
+    "article",
+    "center",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+}
 
 
 def html_prose_paragraphs(el) -> list[str]:
@@ -139,7 +160,9 @@ def html_prose_paragraphs(el) -> list[str]:
             continue
         if child.name == "br":
             cur.append(" ")
-        elif child.name in ("pre", "table", "script", "style", "svg", "img", "form", "button") or _CODE_CLASSES & set(child.get("class") or []):
+        elif child.name in ("pre", "table", "script", "style", "svg", "img", "form", "button") or _CODE_CLASSES & set(
+            child.get("class") or []
+        ):
             flush()
         elif child.name in _BLOCKS:
             flush()
@@ -175,7 +198,9 @@ def now() -> str:
 
 def header(title: str, args: Sequence[str] | None = None) -> None:
     print(f"# {title}")
-    print(f"command : .venv/bin/python {' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}")
+    print(
+        f"command : .venv/bin/python {' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}"
+    )
     print(f"date    : {now()}")
     print(f"machine : {machine()}")
     print(f"load    : {load()} (other processes share these cores; ratios are measured side by side, alternating)")
@@ -197,7 +222,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
     line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    body = [
+        "| " + " | ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows
+    ]
     return "\n".join([line, sep, *body])
 
 

@@ -28,7 +28,9 @@ def make_adapters(model_path: str, n: int, out: Path) -> dict[str, Path]:
     for i in range(n):
         torch.manual_seed(i)
         base = AutoModelForCausalLM.from_pretrained(model_path)
-        peft = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+        peft = get_peft_model(
+            base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
+        )
         folders[f"a{i}"] = out / f"a{i}"
         peft.save_pretrained(folders[f"a{i}"])
     return folders
@@ -53,7 +55,9 @@ def main() -> None:
     from assistant.prompt import build_messages
     from assistant.settings import ModelSettings, load_settings
 
-    path = args.model if Path(args.model).is_dir() else ModelCache(load_settings().paths.model_cache).resolve(args.model)
+    path = (
+        args.model if Path(args.model).is_dir() else ModelCache(load_settings().paths.model_cache).resolve(args.model)
+    )
     device = pick_device("auto")
     tmp = Path(tempfile.mkdtemp())
     folders = make_adapters(path, args.adapters, tmp)
@@ -71,8 +75,10 @@ def main() -> None:
         def __init__(self, n: int, text: str):
             self.n, self.text, self.ref = n, text, f"doc{n}.md"
 
-    msgs = [build_messages(f"Question number {i}: how many days of leave?", [P(1, "Staff receive 26 days of leave. " * 6)])
-            for i in range(args.batch)]  # fmt: skip
+    msgs = [
+        build_messages(f"Question number {i}: how many days of leave?", [P(1, "Staff receive 26 days of leave. " * 6)])
+        for i in range(args.batch)
+    ]
 
     # 1) global switch
     sw = []
@@ -81,6 +87,7 @@ def main() -> None:
             t = time.perf_counter()
             model.set_adapter(n)
             sw.append((time.perf_counter() - t) * 1000)
+
     # 2) per-request path: first-token latency same vs different adapter
     def first_token(adapter: str | None) -> float:
         t = time.perf_counter()
@@ -123,12 +130,17 @@ def main() -> None:
     def tps(adapters: list[str | None] | None) -> float:
         if adapters is None:  # reference: peft's plain single-adapter forward (active adapter, no per-row names)
             model.set_adapter(names[0])
-            enc = gen.tokenizer([gen.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in msgs],
-                                return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(model.device)
+            enc = gen.tokenizer(
+                [gen.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in msgs],
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+                add_special_tokens=False,
+            ).to(model.device)
             t = time.perf_counter()
             with torch.inference_mode():
                 out = model.generate(**enc, **gen.generation_kwargs(args.tokens))
-            n = int((out[:, enc["input_ids"].shape[1]:] != gen.tokenizer.pad_token_id).sum())
+            n = int((out[:, enc["input_ids"].shape[1] :] != gen.tokenizer.pad_token_id).sum())
             return n / (time.perf_counter() - t)
         gen.generate_batch(msgs, adapters=adapters, max_new_tokens=args.tokens)
         s = gen.last_stats
@@ -136,8 +148,11 @@ def main() -> None:
 
     from assistant.lora_batch import disable_gathered_lora, enable_gathered_lora
 
-    arms = {"single (peft active adapter)": lambda: tps(None), "single (lorag per-row path)": lambda: tps(single),
-            "mixed (lorag gathered LoRA)": lambda: tps(mixed)}
+    arms = {
+        "single (peft active adapter)": lambda: tps(None),
+        "single (lorag per-row path)": lambda: tps(single),
+        "mixed (lorag gathered LoRA)": lambda: tps(mixed),
+    }
     for f in arms.values():
         f()  # warm-up
     res = {k: [] for k in [*arms, "mixed (peft per-adapter split)"]}
@@ -149,17 +164,25 @@ def main() -> None:
         enable_gathered_lora(model)
     med = statistics.median
     print(f"device={device} model={args.model} adapters={len(names)} batch={args.batch} new_tokens={args.tokens}")
-    print(f"attach {len(names)} adapters: {attach_total*1000:.0f} ms total ({', '.join(f'{k} {v*1000:.0f} ms' for k, v in load_s.items())})")
+    print(
+        f"attach {len(names)} adapters: {attach_total * 1000:.0f} ms total ({', '.join(f'{k} {v * 1000:.0f} ms' for k, v in load_s.items())})"
+    )
     print(f"set_adapter switch: median {med(sw):.3f} ms, max {max(sw):.3f} ms  (target < 5 ms)")
-    print(f"first token, same adapter {med(same):.1f} ms vs after another adapter {med(diff):.1f} ms: "
-          f"switch cost {med(diff) - med(same):+.1f} ms (target < 5 ms)")  # fmt: skip
-    print(f"prefill forward, same adapter {med(p_same):.2f} ms vs after another adapter {med(p_diff):.2f} ms: "
-          f"switch cost {med(p_diff) - med(p_same):+.2f} ms (target < 5 ms)")  # fmt: skip
+    print(
+        f"first token, same adapter {med(same):.1f} ms vs after another adapter {med(diff):.1f} ms: "
+        f"switch cost {med(diff) - med(same):+.1f} ms (target < 5 ms)"
+    )
+    print(
+        f"prefill forward, same adapter {med(p_same):.2f} ms vs after another adapter {med(p_diff):.2f} ms: "
+        f"switch cost {med(p_diff) - med(p_same):+.2f} ms (target < 5 ms)"
+    )
     ref = med(res["single (peft active adapter)"])
     print(f"batch of {args.batch} rows, mixed = {mixed}")
     for k, v in res.items():
-        print(f"  {k:32s} {med(v):8.1f} tokens/s  ratio to peft single {med(v)/ref:.2f}")
-    print(f"mixed-adapter batch ÷ single-adapter batch: {med(res['mixed (lorag gathered LoRA)'])/ref:.2f} (target >= 0.8)")
+        print(f"  {k:32s} {med(v):8.1f} tokens/s  ratio to peft single {med(v) / ref:.2f}")
+    print(
+        f"mixed-adapter batch ÷ single-adapter batch: {med(res['mixed (lorag gathered LoRA)']) / ref:.2f} (target >= 0.8)"
+    )
 
 
 if __name__ == "__main__":

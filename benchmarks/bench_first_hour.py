@@ -36,7 +36,9 @@ def lorag(checkout: Path, data: Path, *args: str) -> tuple[float, subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
     env.update(PYTHONPATH=str(checkout), LORAG_PATHS__DATA_DIR=str(data))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, env=env, cwd=data.parent)
+    r = subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, env=env, cwd=data.parent
+    )
     return time.perf_counter() - t0, r
 
 
@@ -67,15 +69,19 @@ def main() -> None:
             work = (t["retrieve_ms"] + t.get("generate_ms", 0.0)) / 1000
             results[name]["wall"].append(secs)
             results[name]["work"].append(work)
-            print(f"run {i + 1} {name:6s}: ingest MISSING {results[name]['missing'][-1]:.2f}s; ask {secs:.1f}s wall, "
-                  f"{work:.1f}s retrieval+generation, overhead {secs - work:.1f}s (stderr: {len(r.stderr)} chars); load {load()}")
+            print(
+                f"run {i + 1} {name:6s}: ingest MISSING {results[name]['missing'][-1]:.2f}s; ask {secs:.1f}s wall, "
+                f"{work:.1f}s retrieval+generation, overhead {secs - work:.1f}s (stderr: {len(r.stderr)} chars); load {load()}"
+            )
     print("\nmedians")
     for name, m in results.items():
         wall, work = statistics.median(m["wall"]), statistics.median(m["work"])
         over = statistics.median([w - k for w, k in zip(m["wall"], m["work"])])
         ratio = statistics.median([w / k for w, k in zip(m["wall"], m["work"])])
-        print(f"{name:6s}: ingest MISSING {statistics.median(m['missing']):.2f}s; ask {wall:.1f}s for {work:.1f}s of "
-              f"retrieval+generation: overhead {over:.1f}s, ratio {ratio:.2f}")
+        print(
+            f"{name:6s}: ingest MISSING {statistics.median(m['missing']):.2f}s; ask {wall:.1f}s for {work:.1f}s of "
+            f"retrieval+generation: overhead {over:.1f}s, ratio {ratio:.2f}"
+        )
     print(f"load average at end: {load()}")
 
 

@@ -85,11 +85,19 @@ def main() -> None:
         service = comps.ask_service
         model, tok = gen.model, gen.tokenizer
         m = settings.models
-        print(f"store   : samples/corpus/handbook -> {report.chunks_written} chunks ({t_ing.s:.1f}s incl. embedder load)")
-        print(f"model   : {m.generator} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M params, "
-              f"{model.dtype}, {model.device}) loaded in {t_load.s:.1f}s; max_new_tokens={m.max_new_tokens}, "
-              f"temperature={m.temperature} (greedy), repetition_penalty={m.repetition_penalty}")
-        qa = [json.loads(line) for line in (REPO / "samples" / "qa" / "handbook.jsonl").read_text().splitlines() if line.strip()]
+        print(
+            f"store   : samples/corpus/handbook -> {report.chunks_written} chunks ({t_ing.s:.1f}s incl. embedder load)"
+        )
+        print(
+            f"model   : {m.generator} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M params, "
+            f"{model.dtype}, {model.device}) loaded in {t_load.s:.1f}s; max_new_tokens={m.max_new_tokens}, "
+            f"temperature={m.temperature} (greedy), repetition_penalty={m.repetition_penalty}"
+        )
+        qa = [
+            json.loads(line)
+            for line in (REPO / "samples" / "qa" / "handbook.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
         step = max(1, len(qa) // n_prompts)
         questions = [qa[i * step]["question"] for i in range(n_prompts)]
 
@@ -124,7 +132,7 @@ def main() -> None:
                     th.join()
                 else:
                     call()
-            new = box["out"][0, ids["input_ids"].shape[1]:]
+            new = box["out"][0, ids["input_ids"].shape[1] :]
             return t.s, int(new.shape[0]), tok.decode(new, skip_special_tokens=True).strip()
 
         # Warm-up both paths.
@@ -164,28 +172,67 @@ def main() -> None:
             raw_tps += [x[0] for x in r_runs]
             rawt_tps += [x[0] for x in t_runs]
             self_tps += [x[3] for x in l_runs]
-            rows.append([i + 1, prompt_tokens, f"{ln}/{rn}", "yes" if same_n and same_text else "NO", lt, rt, tt, lt / rt, lt / tt])
-            print(f"prompt {i + 1}: {q[:60]!r} -> {ln} tokens, lorag {lt:.2f} tok/s, raw {rt:.2f} tok/s, "
-                  f"raw-in-thread {tt:.2f} tok/s", flush=True)
+            rows.append(
+                [
+                    i + 1,
+                    prompt_tokens,
+                    f"{ln}/{rn}",
+                    "yes" if same_n and same_text else "NO",
+                    lt,
+                    rt,
+                    tt,
+                    lt / rt,
+                    lt / tt,
+                ]
+            )
+            print(
+                f"prompt {i + 1}: {q[:60]!r} -> {ln} tokens, lorag {lt:.2f} tok/s, raw {rt:.2f} tok/s, "
+                f"raw-in-thread {tt:.2f} tok/s",
+                flush=True,
+            )
 
         print()
-        print(table(["prompt", "prompt tok", "new tok lorag/raw", "same output", "lorag tok/s", "raw tok/s",
-                     "raw-in-thread tok/s", "lorag/raw", "lorag/raw-in-thread"], rows))
+        print(
+            table(
+                [
+                    "prompt",
+                    "prompt tok",
+                    "new tok lorag/raw",
+                    "same output",
+                    "lorag tok/s",
+                    "raw tok/s",
+                    "raw-in-thread tok/s",
+                    "lorag/raw",
+                    "lorag/raw-in-thread",
+                ],
+                rows,
+            )
+        )
         ml, mr, mt = statistics.median(lorag_tps), statistics.median(raw_tps), statistics.median(rawt_tps)
         ratio = ml / mr
         print("(per-prompt figures are medians over the repeats)")
         print()
-        print(table(
-            ["path", "runs", "median tok/s", "min", "max"],
-            [
-                ["lorag AskService.stream (wall)", len(lorag_tps), ml, min(lorag_tps), max(lorag_tps)],
-                ["lorag, self-reported (Answer.timings_ms)", len(self_tps), statistics.median(self_tps), min(self_tps), max(self_tps)],
-                ["raw model.generate (main thread)", len(raw_tps), mr, min(raw_tps), max(raw_tps)],
-                ["raw model.generate in a worker thread", len(rawt_tps), mt, min(rawt_tps), max(rawt_tps)],
-            ],
-        ))
+        print(
+            table(
+                ["path", "runs", "median tok/s", "min", "max"],
+                [
+                    ["lorag AskService.stream (wall)", len(lorag_tps), ml, min(lorag_tps), max(lorag_tps)],
+                    [
+                        "lorag, self-reported (Answer.timings_ms)",
+                        len(self_tps),
+                        statistics.median(self_tps),
+                        min(self_tps),
+                        max(self_tps),
+                    ],
+                    ["raw model.generate (main thread)", len(raw_tps), mr, min(raw_tps), max(raw_tps)],
+                    ["raw model.generate in a worker thread", len(rawt_tps), mt, min(rawt_tps), max(rawt_tps)],
+                ],
+            )
+        )
         print()
-        print(f"new-token counts and texts identical across paths: {'yes' if not mismatches else f'NO ({mismatches} mismatches)'}")
+        print(
+            f"new-token counts and texts identical across paths: {'yes' if not mismatches else f'NO ({mismatches} mismatches)'}"
+        )
         print(f"RATIO lorag/raw = {ratio:.3f}  (target >= {TARGET}: {verdict(ratio >= TARGET)})")
         print(f"      lorag/raw-in-thread = {ml / mt:.3f}  (streamer + consumer overhead alone)")
     finally:

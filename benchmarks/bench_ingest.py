@@ -22,8 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    Timer, doc_package_version, header, python_doc_sources, quiet_libraries, rm, sample_corpus_files, table,
-    temp_dir, verdict,
+    Timer,
+    doc_package_version,
+    header,
+    python_doc_sources,
+    quiet_libraries,
+    rm,
+    sample_corpus_files,
+    table,
+    temp_dir,
+    verdict,
 )
 
 TARGET = 0.8
@@ -70,8 +78,8 @@ def main() -> None:
         corpus = f"samples/corpus (fallback: python3.11-doc not available), {len(files)} files"
 
     from assistant.settings import load_settings
-    from ingest.pipeline import Ingestor
     from assistant.store.edge import EdgeStore
+    from ingest.pipeline import Ingestor
     from ui.components import Components
 
     settings = load_settings()
@@ -90,9 +98,11 @@ def main() -> None:
     texts = [c.embed_text for p in pending if hasattr(p, "chunks") for c in p.chunks]
     n_tok = sum(min(dense.token_length(t) + 2, model.max_seq_length) for t in texts)
     print(f"corpus  : {corpus}")
-    print(f"chunks  : {len(texts)} (chunk_tokens={settings.ingest.chunk_tokens}, overlap={settings.ingest.chunk_overlap}), "
-          f"~{n_tok / len(texts):.0f} model tokens/chunk; embed batch {bs}; model {dense.name} loaded in {t_load.s:.1f}s "
-          f"on {model.device}")
+    print(
+        f"chunks  : {len(texts)} (chunk_tokens={settings.ingest.chunk_tokens}, overlap={settings.ingest.chunk_overlap}), "
+        f"~{n_tok / len(texts):.0f} model tokens/chunk; embed batch {bs}; model {dense.name} loaded in {t_load.s:.1f}s "
+        f"on {model.device}"
+    )
     print()
 
     def run_pipeline(paths, totals=None):
@@ -102,7 +112,12 @@ def main() -> None:
         if totals is not None:
             d = Timed(dense, ["embed_documents"], totals, "dense")
             s = Timed(sparse, ["embed_documents"], totals, "sparse")
-            st = Timed(store, ["stage", "publish", "flush", "optimize", "purge_staged", "list_docs", "ensure_domain"], totals, "store")
+            st = Timed(
+                store,
+                ["stage", "publish", "flush", "optimize", "purge_staged", "list_docs", "ensure_domain"],
+                totals,
+                "store",
+            )
         try:
             with Timer() as t:
                 report = Ingestor(st, d, s, settings.ingest).run(paths, "bench")
@@ -131,33 +146,42 @@ def main() -> None:
         breakdowns.append((s, totals))
         r, m = run_raw()
         raw_runs.append(r)
-        print(f"run {i + 1}: pipeline {s:.2f}s ({n / s:.2f} chunks/s) | raw encode {r:.2f}s ({m / r:.2f} chunks/s)", flush=True)
+        print(
+            f"run {i + 1}: pipeline {s:.2f}s ({n / s:.2f} chunks/s) | raw encode {r:.2f}s ({m / r:.2f} chunks/s)",
+            flush=True,
+        )
 
     best_p, best_r = min(pipe_runs), min(raw_runs)
     n = len(texts)
     ratio = (n / best_p) / (n / best_r)
     print()
-    print(table(
-        ["path", "chunks", "best s", "chunks/s", "all runs s"],
-        [
-            ["lorag Ingestor.run -> EdgeStore", n, best_p, n / best_p, ", ".join(f"{x:.2f}" for x in pipe_runs)],
-            ["raw SentenceTransformer.encode", n, best_r, n / best_r, ", ".join(f"{x:.2f}" for x in raw_runs)],
-        ],
-    ))
+    print(
+        table(
+            ["path", "chunks", "best s", "chunks/s", "all runs s"],
+            [
+                ["lorag Ingestor.run -> EdgeStore", n, best_p, n / best_p, ", ".join(f"{x:.2f}" for x in pipe_runs)],
+                ["raw SentenceTransformer.encode", n, best_r, n / best_r, ", ".join(f"{x:.2f}" for x in raw_runs)],
+            ],
+        )
+    )
     print()
     # Where the pipeline's time went, in its best run.
     s, totals = min(breakdowns, key=lambda x: x[0])
     parts = sorted(totals.items(), key=lambda kv: -kv[1])
     other = s - sum(totals.values())
-    rows = [[k, v, f"{100 * v / s:.1f}%"] for k, v in parts] + [["other (discover, hash, load, chunk, payloads)", other, f"{100 * other / s:.1f}%"]]
+    rows = [[k, v, f"{100 * v / s:.1f}%"] for k, v in parts] + [
+        ["other (discover, hash, load, chunk, payloads)", other, f"{100 * other / s:.1f}%"]
+    ]
     print("pipeline breakdown (best run):")
     print(table(["step", "s", "share"], rows))
     print()
     print(f"RATIO ingest/raw = {ratio:.3f}  (target >= {TARGET}: {verdict(ratio >= TARGET)})")
     emb_s = totals.get("dense.embed_documents", 0.0)
     if emb_s:
-        print(f"      pipeline dense-embed alone vs raw encode = {best_r / emb_s:.3f} "
-              f"(embedding {n / emb_s:.2f} chunks/s inside the pipeline)")
+        print(
+            f"      pipeline dense-embed alone vs raw encode = {best_r / emb_s:.3f} "
+            f"(embedding {n / emb_s:.2f} chunks/s inside the pipeline)"
+        )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,11 @@ from pathlib import Path
 
 from benchmarks._common import DATA, REPO, load, machine, now, table
 
-WORDS = ("invoice order shipment customer warehouse delivery payment refund contract supplier account "
-         "balance quarter region service ticket priority status pending approved rejected review audit "
-         "policy budget forecast inventory transfer credit debit report summary").split()  # fmt: skip
+WORDS = (
+    "invoice order shipment customer warehouse delivery payment refund contract supplier account "
+    "balance quarter region service ticket priority status pending approved rejected review audit "
+    "policy budget forecast inventory transfer credit debit report summary"
+).split()
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -45,8 +47,10 @@ def make_csv(path: Path, rows: int) -> None:
         for i in range(rows):
             note = " ".join(rng.choices(WORDS, k=6))
             day = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-            f.write(f"{i},{day},C{rng.randint(1, 9999):04d},{rng.choice(cities)},P-{rng.randint(1, 500)},"
-                    f"{rng.randint(1, 40)},{rng.uniform(5, 900):.2f},{note}\n")
+            f.write(
+                f"{i},{day},C{rng.randint(1, 9999):04d},{rng.choice(cities)},P-{rng.randint(1, 500)},"
+                f"{rng.randint(1, 40)},{rng.uniform(5, 900):.2f},{note}\n"
+            )
 
 
 def make_pdf(path: Path, pages: int) -> None:
@@ -119,11 +123,21 @@ def child(spec: dict) -> None:
         seconds = time.perf_counter() - t0
         heap_mb = tracemalloc.get_traced_memory()[1] / 2**20 if spec.get("tracemalloc") else None
         store.close()
-    print(json.dumps({
-        "seconds": seconds, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "loaded_kb": loaded_kb,
-        "chunks": report.chunks_written, "done_at": done_at, "heap_mb": heap_mb,
-        "results": [{k: getattr(r, k) for k in ("display", "status", "reason", "chunks")} for r in report.results],
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "loaded_kb": loaded_kb,
+                "chunks": report.chunks_written,
+                "done_at": done_at,
+                "heap_mb": heap_mb,
+                "results": [
+                    {k: getattr(r, k) for k in ("display", "status", "reason", "chunks")} for r in report.results
+                ],
+            }
+        )
+    )
 
 
 def run_case(name: str, paths: list[Path], ingest: dict, code: Path, embedder: str, trace: bool) -> dict:
@@ -148,8 +162,12 @@ def main() -> None:
     ap.add_argument("--max-rows", type=int, help="ingest.max_rows for the runs (default: the setting)")
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose code the children run (default: this one)")
     ap.add_argument("--cases", default="csv,pdf,batch", help="comma-separated: csv, pdf, batch")
-    ap.add_argument("--embedder", choices=["real", "hashing"], default="real",
-                    help="hashing: a model-free 384-d fake (words as tokens): the pipeline's own memory at scale")
+    ap.add_argument(
+        "--embedder",
+        choices=["real", "hashing"],
+        default="real",
+        help="hashing: a model-free 384-d fake (words as tokens): the pipeline's own memory at scale",
+    )
     ap.add_argument("--tracemalloc", action="store_true", help="also the peak of Python's own heap (slower)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -164,8 +182,10 @@ def main() -> None:
     t0 = time.perf_counter()
     f = files_for(rows, pages)
     size = {k: f"{p.stat().st_size / 2**20:.1f} MB" for k, p in f.items()}
-    print(f"files   : {f['csv'].name} ({size['csv']}), {f['pdf'].name} ({size['pdf']}), {f['md'].name}; "
-          f"made or reused in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"files   : {f['csv'].name} ({size['csv']}), {f['pdf'].name} ({size['pdf']}), {f['md'].name}; "
+        f"made or reused in {time.perf_counter() - t0:.1f}s"
+    )
     ingest = {"max_rows": args.max_rows} if args.max_rows else {}
     print(f"ingest  : {ingest or 'settings as loaded'}; embedder: {args.embedder}\n", flush=True)
     cases = {"csv": [f["csv"]], "pdf": [f["pdf"]], "batch": [f["csv"], f["pdf"], f["md"]]}
@@ -175,20 +195,43 @@ def main() -> None:
         if "error" in r:
             rows_out.append([r["name"], r["error"], "", "", "", "", "", "", ""])
             continue
-        outcome = "; ".join(f"{x['display']} {x['status']}" + (f": {x['reason']}" if x["reason"] else "")
-                            for x in r["results"])  # fmt: skip
+        outcome = "; ".join(
+            f"{x['display']} {x['status']}" + (f": {x['reason']}" if x["reason"] else "") for x in r["results"]
+        )
         mb = lambda kb: kb / 1024  # noqa: E731  (ru_maxrss is in KiB on Linux)
         small = r["done_at"].get("small.md")
-        rows_out.append([
-            r["name"], outcome, r["chunks"], r["seconds"], r["chunks"] / r["seconds"] if r["chunks"] else 0.0,
-            mb(r["peak_kb"]), mb(r["loaded_kb"]), mb(r["peak_kb"] - r["loaded_kb"]),
-            "-" if r.get("heap_mb") is None else r["heap_mb"],
-        ])  # fmt: skip
+        rows_out.append(
+            [
+                r["name"],
+                outcome,
+                r["chunks"],
+                r["seconds"],
+                r["chunks"] / r["seconds"] if r["chunks"] else 0.0,
+                mb(r["peak_kb"]),
+                mb(r["loaded_kb"]),
+                mb(r["peak_kb"] - r["loaded_kb"]),
+                "-" if r.get("heap_mb") is None else r["heap_mb"],
+            ]
+        )
         if small is not None:
             print(f"batch: small.md done at {small:.1f}s of {r['seconds']:.1f}s")
     print()
-    print(table(["case", "result per file", "chunks", "seconds", "chunks/s", "peak RSS MB", "loaded RSS MB",
-                 "ingest peak MB", "Python heap peak MB"], rows_out))  # fmt: skip
+    print(
+        table(
+            [
+                "case",
+                "result per file",
+                "chunks",
+                "seconds",
+                "chunks/s",
+                "peak RSS MB",
+                "loaded RSS MB",
+                "ingest peak MB",
+                "Python heap peak MB",
+            ],
+            rows_out,
+        )
+    )
     print(f"\nload at end: {load()}")
 
 

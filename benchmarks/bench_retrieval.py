@@ -40,7 +40,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA, Timer, header, percentile, python_doc_sources, quiet_libraries, rm, table, temp_dir, verdict,
+    DATA,
+    Timer,
+    header,
+    percentile,
+    python_doc_sources,
+    quiet_libraries,
+    rm,
+    table,
+    temp_dir,
+    verdict,
 )
 
 TARGET_P95_MS = 50.0
@@ -100,11 +109,22 @@ def make_points(n: int, vocab_arr, sparse_enc, seed: int = 0):
         pts = []
         for i in range(start, min(n, start + DOC_CHUNKS)):
             payload = {
-                "doc_id": doc_id, "display": f"doc-{d:06d}.md", "content_hash": version, "chunk_index": i - start,
-                "n_chunks": min(n, start + DOC_CHUNKS) - start, "text": texts[i], "section": f"Section {i % 7}",
-                "page": None, "format": "md", "title": f"doc-{d:06d}", "domain": "bench", "ingested_at": now,
-            }  # fmt: skip
-            pts.append(ChunkPoint(str(uuid.uuid5(NS, f"{doc_id}|{version}|{i}")), dense[i].tolist(), sparse[i], payload))
+                "doc_id": doc_id,
+                "display": f"doc-{d:06d}.md",
+                "content_hash": version,
+                "chunk_index": i - start,
+                "n_chunks": min(n, start + DOC_CHUNKS) - start,
+                "text": texts[i],
+                "section": f"Section {i % 7}",
+                "page": None,
+                "format": "md",
+                "title": f"doc-{d:06d}",
+                "domain": "bench",
+                "ingested_at": now,
+            }
+            pts.append(
+                ChunkPoint(str(uuid.uuid5(NS, f"{doc_id}|{version}|{i}")), dense[i].tolist(), sparse[i], payload)
+            )
         docs.append((doc_id, version, pts))
     return docs, dense, t_bm25.s
 
@@ -187,7 +207,13 @@ def real_corpus(src: Path, n_chunks: int, n_queries: int) -> tuple[list[str], li
     paras = list(dict.fromkeys(p for f in idx for p in paragraphs(f, 12, 60)))
     step = max(1, len(paras) // n_chunks)
     chunks = paras[::step][:n_chunks]
-    sents = [s for f in held for p in paragraphs(f, 8, 400) for s in re.split(r"(?<=[.?!])\s+", p) if 8 <= len(s.split()) <= 30]
+    sents = [
+        s
+        for f in held
+        for p in paragraphs(f, 8, 400)
+        for s in re.split(r"(?<=[.?!])\s+", p)
+        if 8 <= len(s.split()) <= 30
+    ]
     sents = [s for s in dict.fromkeys(sents) if s not in set(chunks)]
     qstep = max(1, len(sents) // n_queries)
     return chunks, sents[::qstep][:n_queries]
@@ -234,16 +260,24 @@ def recall_part(args, src, settings, sparse_enc) -> None:
 
     name = settings.models.embedder
     with Timer() as t_all:
-        doc_emb, hit1, s1 = cached_embeddings(f"doc|{name}", chunks, lambda t: dense().embed_documents(t), not args.quick)
+        doc_emb, hit1, s1 = cached_embeddings(
+            f"doc|{name}", chunks, lambda t: dense().embed_documents(t), not args.quick
+        )
         q_emb, hit2, s2 = cached_embeddings(
             f"query|{name}", questions, lambda t: np.stack([dense().embed_query(x) for x in t]), not args.quick
         )
     if doc_emb is None or q_emb is None:
         print("skipped in --quick: no cached embeddings yet (run the full benchmark once to build the cache)")
         return
-    how = "from cache (benchmarks/data/cache)" if hit1 and hit2 else f"embedded now in {t_all.s:.0f}s ({len(chunks) / max(s1, 1e-9):.1f} chunks/s)"
-    print(f"data    : {len(chunks)} real chunks (avg {np.mean([len(c.split()) for c in chunks]):.0f} words), "
-          f"{len(questions)} held-out query sentences; embedder {name}, {how}")
+    how = (
+        "from cache (benchmarks/data/cache)"
+        if hit1 and hit2
+        else f"embedded now in {t_all.s:.0f}s ({len(chunks) / max(s1, 1e-9):.1f} chunks/s)"
+    )
+    print(
+        f"data    : {len(chunks)} real chunks (avg {np.mean([len(c.split()) for c in chunks]):.0f} words), "
+        f"{len(questions)} held-out query sentences; embedder {name}, {how}"
+    )
     root = temp_dir("recall")
     store = EdgeStore(root, hnsw_ef=settings.qdrant.hnsw_ef)
     try:
@@ -253,18 +287,30 @@ def recall_part(args, src, settings, sparse_enc) -> None:
         for d, start in enumerate(range(0, len(chunks), DOC_CHUNKS)):
             doc_id, version = f"/bench/real/doc-{d:05d}", f"{d:032x}"
             pts = [
-                ChunkPoint(str(uuid.uuid5(NS, f"{doc_id}|{i}")), doc_emb[i].tolist(), sparse[i],
-                           {"doc_id": doc_id, "content_hash": version, "chunk_index": i - start, "text": chunks[i], "domain": "bench"})
+                ChunkPoint(
+                    str(uuid.uuid5(NS, f"{doc_id}|{i}")),
+                    doc_emb[i].tolist(),
+                    sparse[i],
+                    {
+                        "doc_id": doc_id,
+                        "content_hash": version,
+                        "chunk_index": i - start,
+                        "text": chunks[i],
+                        "domain": "bench",
+                    },
+                )
                 for i in range(start, min(len(chunks), start + DOC_CHUNKS))
-            ]  # fmt: skip
+            ]
             docs.append((doc_id, version, pts))
         up, fl = load_store(store, docs)
         with Timer() as t_opt:
             store.optimize("bench")
         shard = store._open("bench")
         info = shard.info()
-        print(f"store   : upsert {up:.1f}s, flush {fl:.2f}s, optimize {t_opt.s:.1f}s; segments={info.segments_count}, "
-              f"points={info.points_count}, indexed_vectors={info.indexed_vectors_count}")
+        print(
+            f"store   : upsert {up:.1f}s, flush {fl:.2f}s, optimize {t_opt.s:.1f}s; segments={info.segments_count}, "
+            f"points={info.points_count}, indexed_vectors={info.indexed_vectors_count}"
+        )
         live = store._filter(store._match("state", "live"))
 
         def search(v, params, limit):
@@ -294,8 +340,29 @@ def recall_part(args, src, settings, sparse_enc) -> None:
                 ts.append(ms)
             results[ef] = float(np.mean(r10))
             label = f"hnsw_ef={ef}" + (" (configured)" if ef == configured else "")
-            rows.append([label, float(np.mean(r10)), float(np.min(r10)), float(np.mean(r24)), percentile(ts, 50), percentile(ts, 95)])
-        print(table(["dense search", "recall@10 mean", "recall@10 min", "recall@24 mean (prefetch size)", "p50 ms", "p95 ms"], rows))
+            rows.append(
+                [
+                    label,
+                    float(np.mean(r10)),
+                    float(np.min(r10)),
+                    float(np.mean(r24)),
+                    percentile(ts, 50),
+                    percentile(ts, 95),
+                ]
+            )
+        print(
+            table(
+                [
+                    "dense search",
+                    "recall@10 mean",
+                    "recall@10 min",
+                    "recall@24 mean (prefetch size)",
+                    "p50 ms",
+                    "p95 ms",
+                ],
+                rows,
+            )
+        )
         lower = min(results)
         print(f"recall@10 at hnsw_ef={configured}: {results[configured]:.3f}; at hnsw_ef={lower}: {results[lower]:.3f}")
     finally:
@@ -326,8 +393,10 @@ def main() -> None:
     src = python_doc_sources()
     vocab_arr = np.array(vocabulary(src))
     sparse_enc = Bm25SparseEncoder()
-    print(f"vocabulary: {len(vocab_arr)} words ({'Python docs' if src else 'synthetic'}); hnsw_ef={settings.qdrant.hnsw_ef}; "
-          f"{n_q} timed queries per size (+20 warm-up)")
+    print(
+        f"vocabulary: {len(vocab_arr)} words ({'Python docs' if src else 'synthetic'}); hnsw_ef={settings.qdrant.hnsw_ef}; "
+        f"{n_q} timed queries per size (+20 warm-up)"
+    )
     print()
     print("## Part A: hybrid search latency (EdgeStore.search) at scale")
     rows, p95, gate_rows = [], {}, []
@@ -349,9 +418,24 @@ def main() -> None:
             store.close()
             rm(root)
         p95[n] = percentile(wall, 95)
-        rows.append(["EdgeStore (qdrant-edge)", f"{n:,}", bm25_s, up, fl, t_opt.s, percentile(wall, 50), p95[n],
-                     percentile(engine, 50), max(wall)])
-        print(f"edge {n:,}: upsert {up:.1f}s, optimize {t_opt.s:.1f}s, p50 {percentile(wall, 50):.2f} ms, p95 {p95[n]:.2f} ms", flush=True)
+        rows.append(
+            [
+                "EdgeStore (qdrant-edge)",
+                f"{n:,}",
+                bm25_s,
+                up,
+                fl,
+                t_opt.s,
+                percentile(wall, 50),
+                p95[n],
+                percentile(engine, 50),
+                max(wall),
+            ]
+        )
+        print(
+            f"edge {n:,}: upsert {up:.1f}s, optimize {t_opt.s:.1f}s, p50 {percentile(wall, 50):.2f} ms, p95 {p95[n]:.2f} ms",
+            flush=True,
+        )
 
         if n == client_size:
             from qdrant_client import QdrantClient
@@ -370,27 +454,64 @@ def main() -> None:
             finally:
                 cstore.close()
                 rm(root)
-            client_row = [f"qdrant-client local (path={'tmpfs' if shm.is_dir() else 'tmp'}, {len(cwall)} queries)", f"{n:,}", bm25_s, cup, cfl, "n/a (brute force)",
-                          percentile(cwall, 50), percentile(cwall, 95), percentile(cengine, 50), max(cwall)]
+            client_row = [
+                f"qdrant-client local (path={'tmpfs' if shm.is_dir() else 'tmp'}, {len(cwall)} queries)",
+                f"{n:,}",
+                bm25_s,
+                cup,
+                cfl,
+                "n/a (brute force)",
+                percentile(cwall, 50),
+                percentile(cwall, 95),
+                percentile(cengine, 50),
+                max(cwall),
+            ]
             ratio_p50 = percentile(cwall, 50) / rows[-1][6]
             ratio_p95 = percentile(cwall, 95) / p95[n]
-            print(f"client {n:,}: upsert {cup:.1f}s, p50 {percentile(cwall, 50):.2f} ms, p95 {percentile(cwall, 95):.2f} ms", flush=True)
+            print(
+                f"client {n:,}: upsert {cup:.1f}s, p50 {percentile(cwall, 50):.2f} ms, p95 {percentile(cwall, 95):.2f} ms",
+                flush=True,
+            )
         del docs, dense, queries
     print()
     all_rows = rows[:1] + ([client_row] if client_row else []) + rows[1:]
-    print(table(["store", "chunks", "bm25 encode s", "upsert s (stage+publish)", "flush s", "optimize s",
-                 "search p50 ms", "search p95 ms", "engine p50 ms", "max ms"], all_rows))
+    print(
+        table(
+            [
+                "store",
+                "chunks",
+                "bm25 encode s",
+                "upsert s (stage+publish)",
+                "flush s",
+                "optimize s",
+                "search p50 ms",
+                "search p95 ms",
+                "engine p50 ms",
+                "max ms",
+            ],
+            all_rows,
+        )
+    )
     print()
     if client_row:
-        print(f"RATIO qdrant-client local / EdgeStore at {client_size:,}: p50 {ratio_p50:.1f}x, p95 {ratio_p95:.1f}x slower "
-              f"(EdgeStore is {ratio_p50:.1f}x faster)")
+        print(
+            f"RATIO qdrant-client local / EdgeStore at {client_size:,}: p50 {ratio_p50:.1f}x, p95 {ratio_p95:.1f}x slower "
+            f"(EdgeStore is {ratio_p50:.1f}x faster)"
+        )
     print("Per-question overhead outside EdgeStore.search: Retriever.retrieve first calls resolve_domains,")
     print("which runs an exact filtered count per domain to check that the domain is not empty:")
-    print(table(["chunks", "resolve_domains p50 ms", "p95 ms", "store.count p50 ms", "exists via scroll(limit=1) p50 ms"], gate_rows))
+    print(
+        table(
+            ["chunks", "resolve_domains p50 ms", "p95 ms", "store.count p50 ms", "exists via scroll(limit=1) p50 ms"],
+            gate_rows,
+        )
+    )
     print()
     big = sizes[-1]
-    print(f"TARGET p95 < {TARGET_P95_MS:.0f} ms at {big:,}: {p95[big]:.2f} ms -> {verdict(p95[big] < TARGET_P95_MS)}"
-          + ("" if big == 100_000 else " (quick size; the target is for 100,000)"))
+    print(
+        f"TARGET p95 < {TARGET_P95_MS:.0f} ms at {big:,}: {p95[big]:.2f} ms -> {verdict(p95[big] < TARGET_P95_MS)}"
+        + ("" if big == 100_000 else " (quick size; the target is for 100,000)")
+    )
     print()
     recall_part(args, src, settings, sparse_enc)
 

@@ -79,10 +79,19 @@ def build_random_1b(tokenizer_path: str, out: Path) -> str:
 
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
     cfg = LlamaConfig(  # Llama-3.2-1B shapes, SmolLM2's vocabulary so the data is unchanged
-        vocab_size=len(tok), hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-        num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tok),
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
@@ -92,8 +101,9 @@ def build_random_1b(tokenizer_path: str, out: Path) -> str:
     return str(out)
 
 
-def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path, dropout: float = 0.05,
-                  attention: str = "") -> dict:  # fmt: skip
+def run_plain_trl(
+    model_path: str, rows, eval_rows, args, quant: bool, out: Path, dropout: float = 0.05, attention: str = ""
+) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -106,29 +116,50 @@ def run_plain_trl(model_path: str, rows, eval_rows, args, quant: bool, out: Path
         print(f"-- WARNING: plain trl's Llama uses patched {', '.join(patched)}", flush=True)
     if quant:
         init["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
         )
     cfg = SFTConfig(
-        output_dir=str(out), per_device_train_batch_size=args.batch, per_device_eval_batch_size=args.batch,
-        num_train_epochs=args.epochs, learning_rate=args.lr, max_length=args.max_len, bf16=torch.cuda.is_available(),
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch,
+        per_device_eval_batch_size=args.batch,
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        max_length=args.max_len,
+        bf16=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
-        model_init_kwargs=init, report_to=[], save_strategy="no", logging_steps=10, seed=0,
+        model_init_kwargs=init,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=10,
+        seed=0,
         disable_tqdm=True,
-    )  # fmt: skip
+    )
     tok = AutoTokenizer.from_pretrained(model_path)
     trainer = SFTTrainer(
-        model=model_path, args=cfg, processing_class=tok,
+        model=model_path,
+        args=cfg,
+        processing_class=tok,
         train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]),
         eval_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in eval_rows]),
-        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"),
-    )  # fmt: skip
+        peft_config=LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+    )
     if args.profile:
         trainer.add_callback(step_profiler(args.profile_step))
     timer = step_timer()
     trainer.add_callback(timer)
     out = _timed(trainer, tok, rows, args, attention)
-    return {**out, "steps": timer.summary(), "patched": patched, "optimizer_steps": int(trainer.state.global_step),
-            "rows_trained": len(trainer.train_dataset)}
+    return {
+        **out,
+        "steps": timer.summary(),
+        "patched": patched,
+        "optimizer_steps": int(trainer.state.global_step),
+        "rows_trained": len(trainer.train_dataset),
+    }
 
 
 def foreign_llama_parts() -> list[str]:
@@ -143,7 +174,9 @@ def foreign_llama_parts() -> list[str]:
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
-    "padded": dict(batching="padded"),  # length-grouped padded batches, one graph shape per length (lorag's CUDA default before packed)
+    "padded": dict(
+        batching="padded"
+    ),  # length-grouped padded batches, one graph shape per length (lorag's CUDA default before packed)
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
@@ -151,7 +184,9 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
     "noskip-b64": dict(recompute_skip_unread=False, graph_bucket=64),
-    "flash-b32": dict(sdpa_backend="flash", graph_bucket=32),  # every layer captures its own graphs (lorag's default before share_graphs)
+    "flash-b32": dict(
+        sdpa_backend="flash", graph_bucket=32
+    ),  # every layer captures its own graphs (lorag's default before share_graphs)
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),
@@ -179,23 +214,55 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep-b1": dict(batch=1, grad_accum=16, keep_activations=-1),
     "drop05": dict(**_DROP),  # lorag before CUDA graphs: LoRA dropout 0.05, eager
     "free-sdpa": dict(batching="padding_free", liger=True, gradient_checkpointing=True, **_DROP),
-    "free-flex": dict(batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention", **_DROP),
+    "free-flex": dict(
+        batching="padding_free", liger=True, gradient_checkpointing=True, attn_implementation="flex_attention", **_DROP
+    ),
     "free-sdpa-nockpt": dict(batching="padding_free", liger=True, gradient_checkpointing=False, **_DROP),
     "padded-nockpt": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=False, **_DROP),
     # more rows per optimizer step (a small model is launch-bound), learning rate scaled with sqrt(batch)
-    "padded-b32": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41, **_DROP),
-    "padded-b64": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0, **_DROP),
-    "free-b32": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41, **_DROP),
+    "padded-b32": dict(
+        batching="padded",
+        group_by_length=True,
+        liger=True,
+        gradient_checkpointing=True,
+        batch=32,
+        lr_scale=1.41,
+        **_DROP,
+    ),
+    "padded-b64": dict(
+        batching="padded",
+        group_by_length=True,
+        liger=True,
+        gradient_checkpointing=True,
+        batch=64,
+        lr_scale=2.0,
+        **_DROP,
+    ),
+    "free-b32": dict(
+        batching="padding_free", liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41, **_DROP
+    ),
     "free-b64": dict(batching="padding_free", liger=True, gradient_checkpointing=True, batch=64, lr_scale=2.0, **_DROP),
     # fewer launches and casts at the same batch: bf16 LoRA weights (lorag's default since), regional torch.compile
-    "fp32lora": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="float32", **_DROP),
-    "bf16lora": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="bfloat16", **_DROP),
-    "compiled": dict(batching="padded", group_by_length=True, gradient_checkpointing=True, lora_dtype="bfloat16",
-                     compile_layers=True, **_DROP),  # Liger's layer kernels are off with compile (dynamo cannot trace them)
+    "fp32lora": dict(
+        batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="float32", **_DROP
+    ),
+    "bf16lora": dict(
+        batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, lora_dtype="bfloat16", **_DROP
+    ),
+    "compiled": dict(
+        batching="padded",
+        group_by_length=True,
+        gradient_checkpointing=True,
+        lora_dtype="bfloat16",
+        compile_layers=True,
+        **_DROP,
+    ),  # Liger's layer kernels are off with compile (dynamo cannot trace them)
 }
 
 
-def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: bool, out: Path, rows, variant: str = "lorag") -> dict:
+def run_lorag(
+    model_path: str, train_file: Path, eval_file: Path, args, quant: bool, out: Path, rows, variant: str = "lorag"
+) -> dict:
     import torch
     from transformers import AutoTokenizer
 
@@ -206,29 +273,57 @@ def run_lorag(model_path: str, train_file: Path, eval_file: Path, args, quant: b
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
-        domain="bench", quantization="nf4" if quant else "none", lora_r=16, lora_alpha=32,
-        epochs=args.epochs, learning_rate=lr, batch_size=batch, max_seq_length=args.max_len,
-        save_steps=10**6, logging_steps=10, eval_fraction_steps=1.0, warmup_ratio=0.0, lr_scheduler="linear",
+        domain="bench",
+        quantization="nf4" if quant else "none",
+        lora_r=16,
+        lora_alpha=32,
+        epochs=args.epochs,
+        learning_rate=lr,
+        batch_size=batch,
+        max_seq_length=args.max_len,
+        save_steps=10**6,
+        logging_steps=10,
+        eval_fraction_steps=1.0,
+        warmup_ratio=0.0,
+        lr_scheduler="linear",
         **spec,
-    )  # fmt: skip
+    )
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
-    res = train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=out,
-                        device="cuda" if cuda else "cpu", trainer_overrides=overrides,
-                        callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])])
+    res = train_adapter(
+        cfg,
+        model_path=model_path,
+        train_file=train_file,
+        eval_file=eval_file,
+        run_dir=out,
+        device="cuda" if cuda else "cpu",
+        trainer_overrides=overrides,
+        callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])],
+    )
     from finetune.runtime import describe_runtime
 
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = real_tokens(rows, tok) * args.epochs
     secs = res.metrics["train_seconds"]
-    print(f"-- {variant}: {describe_runtime(res.metrics, res.hyperparameters)}", flush=True)  # the plan, and what was off
-    return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": res.metrics["peak_gpu_mem_gb"],
-            "reserved_gb": res.metrics["peak_gpu_reserved_gb"], "eval_loss": res.metrics["eval_loss"], "runtime": res.hyperparameters["runtime"],
-            "graphs": res.metrics.get("cuda_graphs"), "steps": timer.summary(), "optimizer_steps": res.metrics["steps"],
-            "rows_trained": res.metrics["train_rows"] if not res.metrics["rows_over_max_length"] else -1,
-            "tokens_seen": res.metrics["tokens_seen"]}  # fmt: skip
+    print(
+        f"-- {variant}: {describe_runtime(res.metrics, res.hyperparameters)}", flush=True
+    )  # the plan, and what was off
+    return {
+        "seconds": secs,
+        "tokens": n_tok,
+        "tokens_per_s": n_tok / secs,
+        "peak_gb": res.metrics["peak_gpu_mem_gb"],
+        "reserved_gb": res.metrics["peak_gpu_reserved_gb"],
+        "eval_loss": res.metrics["eval_loss"],
+        "runtime": res.hyperparameters["runtime"],
+        "graphs": res.metrics.get("cuda_graphs"),
+        "steps": timer.summary(),
+        "optimizer_steps": res.metrics["steps"],
+        "rows_trained": res.metrics["train_rows"] if not res.metrics["rows_over_max_length"] else -1,
+        "tokens_seen": res.metrics["tokens_seen"],
+    }
 
 
 def _peak_gb() -> float:
@@ -263,8 +358,14 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     peak, reserved = _peak_gb(), _peak_reserved_gb()  # training only, as lorag's figures
     ev = trainer.evaluate()
     n_tok = real_tokens(rows, tok) * args.epochs
-    return {"seconds": secs, "tokens": n_tok, "tokens_per_s": n_tok / secs, "peak_gb": peak,
-            "reserved_gb": reserved, "eval_loss": ev["eval_loss"]}  # fmt: skip
+    return {
+        "seconds": secs,
+        "tokens": n_tok,
+        "tokens_per_s": n_tok / secs,
+        "peak_gb": peak,
+        "reserved_gb": reserved,
+        "eval_loss": ev["eval_loss"],
+    }
 
 
 @contextlib.contextmanager
@@ -299,10 +400,33 @@ def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, a
     out.mkdir(parents=True, exist_ok=True)
     res = out / "fresh.json"
     res.unlink(missing_ok=True)
-    cmd = [sys.executable, __file__, "--model", model_path, "--train", str(train_file), "--eval", str(args.eval),
-           "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr), "--max-len", str(args.max_len),
-           "--quant", "qlora" if quant else "lora", "--arms", arm, "--out", str(out / "run"), "--json", str(res),
-           *(["--cprofile"] if args.cprofile else [])]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--model",
+        model_path,
+        "--train",
+        str(train_file),
+        "--eval",
+        str(args.eval),
+        "--epochs",
+        str(args.epochs),
+        "--batch",
+        str(args.batch),
+        "--lr",
+        str(args.lr),
+        "--max-len",
+        str(args.max_len),
+        "--quant",
+        "qlora" if quant else "lora",
+        "--arms",
+        arm,
+        "--out",
+        str(out / "run"),
+        "--json",
+        str(res),
+        *(["--cprofile"] if args.cprofile else []),
+    ]
     subprocess.run(cmd, check=True)
     if not res.exists():
         raise RuntimeError(f"the run in a new process failed (its output is above): {' '.join(cmd)}")
@@ -339,13 +463,30 @@ def main() -> None:
     ap.add_argument("--quant", choices=["lora", "qlora", "both"], default="both")
     ap.add_argument("--arms", default="plain,lorag", help=f"plain, plain-nodrop and any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", action="store_true", help="A short untimed run first.")
-    ap.add_argument("--repeat", type=int, default=1, help="Run the arms N times, alternating; report medians and every run's ratio.")
-    ap.add_argument("--fresh", action="store_true", help="Each run in a process of its own, as a user runs a training script "
-                    "(nothing cached from an earlier run: cuDNN plans, captured shapes); --warmup runs in this one.")
-    ap.add_argument("--cprofile", action="store_true", help="cProfile each run (host side: imports, kernel loads, captures) "
-                    "and print its 30 costliest calls by cumulative time; with --fresh, in each run's own process.")
-    ap.add_argument("--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it).")
-    ap.add_argument("--profile-step", type=int, default=3, help="The first profiled step (after every shape was captured: steady state).")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="Run the arms N times, alternating; report medians and every run's ratio."
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="Each run in a process of its own, as a user runs a training script "
+        "(nothing cached from an earlier run: cuDNN plans, captured shapes); --warmup runs in this one.",
+    )
+    ap.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="cProfile each run (host side: imports, kernel loads, captures) "
+        "and print its 30 costliest calls by cumulative time; with --fresh, in each run's own process.",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it)."
+    )
+    ap.add_argument(
+        "--profile-step",
+        type=int,
+        default=3,
+        help="The first profiled step (after every shape was captured: steady state).",
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_train"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -361,8 +502,11 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(model_path)
     rows, left_out = fitting_rows(rows_of(args.train, args.limit), tok, args.max_len)
     eval_rows, eval_left_out = fitting_rows(rows_of(args.eval, None), tok, args.max_len)
-    print(f"== rows: {len(rows)} train (left out {left_out} over --max-len {args.max_len}), {len(eval_rows)} held out "
-          f"(left out {eval_left_out}); {real_tokens(rows, tok):,} tokens per epoch", flush=True)  # fmt: skip
+    print(
+        f"== rows: {len(rows)} train (left out {left_out} over --max-len {args.max_len}), {len(eval_rows)} held out "
+        f"(left out {eval_left_out}); {real_tokens(rows, tok):,} tokens per epoch",
+        flush=True,
+    )
     if not rows:
         raise SystemExit(f"no training row fits --max-len {args.max_len}")
     train_file = args.out / "train.jsonl"
@@ -396,8 +540,16 @@ def main() -> None:
             else:
                 with host_profile(args.cprofile, key, args.out / f"{key}.prof"):
                     if arm.startswith("plain"):  # plain-nodrop: without LoRA dropout; plain-flash: FlashAttention-2
-                        r = run_plain_trl(model_path, rows, eval_rows, args, quant, out, dropout=0.0 if arm == "plain-nodrop" else 0.05,
-                                          attention="flash" if arm == "plain-flash" else "")  # fmt: skip
+                        r = run_plain_trl(
+                            model_path,
+                            rows,
+                            eval_rows,
+                            args,
+                            quant,
+                            out,
+                            dropout=0.0 if arm == "plain-nodrop" else 0.05,
+                            attention="flash" if arm == "plain-flash" else "",
+                        )
                     else:
                         r = run_lorag(model_path, train_file, args.eval, args, quant, out, rows, variant=arm)
         except Exception as e:  # one failing arm does not lose the others' figures
@@ -407,8 +559,10 @@ def main() -> None:
             print(f"== {key} FAILED: {type(e).__name__}: {e}", flush=True)
             continue
         if r.get("rows_trained") != len(rows):  # its tokens/s would count rows it did not train, or miss some
-            raise ArmsDiffer(f"{key} trained {r.get('rows_trained')} rows, not the benchmark's {len(rows)} (-1: it left "
-                             "rows out for length): the arms' figures are not comparable")  # fmt: skip
+            raise ArmsDiffer(
+                f"{key} trained {r.get('rows_trained')} rows, not the benchmark's {len(rows)} (-1: it left "
+                "rows out for length): the arms' figures are not comparable"
+            )
         r["mfu"] = fpt * r["tokens_per_s"] / peak
         runs.setdefault(key, []).append(r)
         print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
@@ -418,26 +572,40 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     results = {k: median_run(v) for k, v in runs.items()}
-    print(f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
-          f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}")  # fmt: skip
-    print(f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s} "
-          f"{'steps':>6s} {'rows':>6s}")  # fmt: skip
+    print(
+        f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
+        f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}"
+    )
+    print(
+        f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s} "
+        f"{'steps':>6s} {'rows':>6s}"
+    )
     for k, r in results.items():
-        print(f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} {r['eval_loss']:9.4f} "
-              f"{r['mfu']*100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d}")  # fmt: skip
+        print(
+            f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} {r['eval_loss']:9.4f} "
+            f"{r['mfu'] * 100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d}"
+        )
     steps = {k: r["optimizer_steps"] for k, r in results.items()}
     if len(set(steps.values())) > 1:  # same rows, another step count: held-out losses are not at the same point
         print(f"NOTE: the arms took different optimizer step counts: {steps}")
     for q in ("lora", "qlora"):
-        for ref, arm in [(r, x) for r in ("plain", "plain-nodrop") for x in args.arms.split(",") if not x.startswith("plain")]:
+        for ref, arm in [
+            (r, x) for r in ("plain", "plain-nodrop") for x in args.arms.split(",") if not x.startswith("plain")
+        ]:
             a, b = results.get(f"{ref}-{q}"), results.get(f"{arm}-{q}")
             if a and b:
                 pairs = [y["tokens_per_s"] / x["tokens_per_s"] for x, y in zip(runs[f"{ref}-{q}"], runs[f"{arm}-{q}"])]
-                each = f" (medians of {len(pairs)} runs each; run by run {', '.join(f'{p:.2f}x' for p in pairs)})" if len(pairs) > 1 else ""
-                print(f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s']/a['tokens_per_s']:.2f}x{each} (target >= 3), memory ratio "
-                      f"{b['peak_gb']/max(a['peak_gb'], 1e-9):.2f} allocated / {b['reserved_gb']/max(a['reserved_gb'], 1e-9):.2f} "
-                      f"reserved (target <= 1), eval loss diff "
-                      f"{100*(b['eval_loss']-a['eval_loss'])/a['eval_loss']:+.2f}% (target within 2%)")
+                each = (
+                    f" (medians of {len(pairs)} runs each; run by run {', '.join(f'{p:.2f}x' for p in pairs)})"
+                    if len(pairs) > 1
+                    else ""
+                )
+                print(
+                    f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each} (target >= 3), memory ratio "
+                    f"{b['peak_gb'] / max(a['peak_gb'], 1e-9):.2f} allocated / {b['reserved_gb'] / max(a['reserved_gb'], 1e-9):.2f} "
+                    f"reserved (target <= 1), eval loss diff "
+                    f"{100 * (b['eval_loss'] - a['eval_loss']) / a['eval_loss']:+.2f}% (target within 2%)"
+                )
     sys.stdout.flush()
 
 

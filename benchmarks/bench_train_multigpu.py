@@ -42,11 +42,23 @@ def arm_config(args, gpus: int, accelerated: bool):
 
     off = {} if accelerated else dict(batching="padded", cuda_graphs=False, fused_lora=False, fp8_matmuls=False)
     return TrainConfig(
-        domain="bench", quantization="nf4" if args.quant == "qlora" else "none", lora_r=16, lora_alpha=32,
-        max_steps=args.max_steps, learning_rate=2e-4, batch_size=args.batch * gpus, max_seq_length=args.max_len,
-        save_steps=10**6, logging_steps=10, eval_fraction_steps=1.0, warmup_ratio=0.0, lr_scheduler="linear",
-        gpus=gpus, distributed=args.distributed if gpus > 1 else "ddp", **off,
-    )  # fmt: skip
+        domain="bench",
+        quantization="nf4" if args.quant == "qlora" else "none",
+        lora_r=16,
+        lora_alpha=32,
+        max_steps=args.max_steps,
+        learning_rate=2e-4,
+        batch_size=args.batch * gpus,
+        max_seq_length=args.max_len,
+        save_steps=10**6,
+        logging_steps=10,
+        eval_fraction_steps=1.0,
+        warmup_ratio=0.0,
+        lr_scheduler="linear",
+        gpus=gpus,
+        distributed=args.distributed if gpus > 1 else "ddp",
+        **off,
+    )
 
 
 def run_arm(args, model_path: str, gpus: int, accelerated: bool, out: Path) -> dict:
@@ -56,26 +68,50 @@ def run_arm(args, model_path: str, gpus: int, accelerated: bool, out: Path) -> d
     cfg = arm_config(args, gpus, accelerated)
     out.mkdir(parents=True, exist_ok=True)
     device = "cpu" if args.cpu else "cuda"
-    spec = {"config": cfg.to_dict(), "model_path": model_path, "train_file": str(args.train), "eval_file": None,
-            "run_dir": str(out), "device": device, "resume": False, "trainer_overrides": {"eval_strategy": "no"}}  # fmt: skip
+    spec = {
+        "config": cfg.to_dict(),
+        "model_path": model_path,
+        "train_file": str(args.train),
+        "eval_file": None,
+        "run_dir": str(out),
+        "device": device,
+        "resume": False,
+        "trainer_overrides": {"eval_strategy": "no"},
+    }
     (out / SPEC_FILE).write_text(json.dumps(spec))
-    cmd = launch_command(cfg, device, out / SPEC_FILE) if gpus > 1 else [sys.executable, "-m", "finetune.launch", str(out / SPEC_FILE)]
+    cmd = (
+        launch_command(cfg, device, out / SPEC_FILE)
+        if gpus > 1
+        else [sys.executable, "-m", "finetune.launch", str(out / SPEC_FILE)]
+    )
     error = _run_workers(cmd, out / "launch.log", None, gpus)
     if error is not None:
         raise error
     saved = json.loads((out / "result.json").read_text())
     m, rt = saved["metrics"], saved["hyperparameters"]["runtime"]
     peaks = m.get("peak_gpu_mem_gb_per_rank") or [m.get("peak_gpu_mem_gb")]
-    return {"gpus": gpus, "accelerated": accelerated, "global_batch": cfg.batch_size, "steps": m["steps"],
-            "tokens": m["tokens_seen"], "seconds": m["train_seconds"], "tokens_per_s": m["tokens_per_s"],
-            "peak_gb_per_gpu": peaks, "train_loss": m["train_loss"], "accel_off": rt.get("accel_off"),
-            "batching": rt.get("batching"), "cuda_graphs": rt.get("cuda_graphs")}  # fmt: skip
+    return {
+        "gpus": gpus,
+        "accelerated": accelerated,
+        "global_batch": cfg.batch_size,
+        "steps": m["steps"],
+        "tokens": m["tokens_seen"],
+        "seconds": m["train_seconds"],
+        "tokens_per_s": m["tokens_per_s"],
+        "peak_gb_per_gpu": peaks,
+        "train_loss": m["train_loss"],
+        "accel_off": rt.get("accel_off"),
+        "batching": rt.get("batching"),
+        "cuda_graphs": rt.get("cuda_graphs"),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="HF folder of the base model.")
-    ap.add_argument("--random-1b", action="store_true", help="A 1B-class Llama with random weights (bench_train_gpu.py's).")
+    ap.add_argument(
+        "--random-1b", action="store_true", help="A 1B-class Llama with random weights (bench_train_gpu.py's)."
+    )
     ap.add_argument("--tokenizer", help="Tokenizer folder for --random-1b.")
     ap.add_argument("--train", type=Path, required=True, help="Training rows (prompt/completion JSONL).")
     ap.add_argument("--gpus", default="1,2,4,8", help="GPU counts to run, comma-separated (1 is the baseline).")
@@ -124,11 +160,24 @@ def main() -> None:
         eff = r["tokens_per_s"] / (r["gpus"] * base["tokens_per_s"])
         r["scaling_efficiency"] = None if r["accelerated"] else eff
         target = TARGETS.get(r["gpus"]) if args.quant == "lora" and not (r["accelerated"] or args.cpu) else None
-        rows.append([f"{r['gpus']}" + (" (accel. layer on)" if r["accelerated"] else ""), r["global_batch"], r["steps"],
-                     r["tokens_per_s"], "" if r["accelerated"] else f"{eff:.3f}",
-                     "/".join(f"{p:.2f}" for p in r["peak_gb_per_gpu"] if p is not None), r["train_loss"],
-                     f">= {target}: {verdict(eff >= target)}" if target else ""])  # fmt: skip
-    print(table(["GPUs", "global batch", "steps", "tokens/s", "scaling eff.", "peak GB per GPU", "train loss", "target"], rows))
+        rows.append(
+            [
+                f"{r['gpus']}" + (" (accel. layer on)" if r["accelerated"] else ""),
+                r["global_batch"],
+                r["steps"],
+                r["tokens_per_s"],
+                "" if r["accelerated"] else f"{eff:.3f}",
+                "/".join(f"{p:.2f}" for p in r["peak_gb_per_gpu"] if p is not None),
+                r["train_loss"],
+                f">= {target}: {verdict(eff >= target)}" if target else "",
+            ]
+        )
+    print(
+        table(
+            ["GPUs", "global batch", "steps", "tokens/s", "scaling eff.", "peak GB per GPU", "train loss", "target"],
+            rows,
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=2))
 

@@ -21,7 +21,11 @@ from pathlib import Path
 
 def _generation(settings) -> dict:
     m = settings.models
-    return {"max_new_tokens": m.max_new_tokens, "temperature": m.temperature, "repetition_penalty": m.repetition_penalty}
+    return {
+        "max_new_tokens": m.max_new_tokens,
+        "temperature": m.temperature,
+        "repetition_penalty": m.repetition_penalty,
+    }
 
 
 def export(args: argparse.Namespace) -> None:
@@ -38,9 +42,15 @@ def export(args: argparse.Namespace) -> None:
     rows = []
     for item, r in zip(items, retrieve_all(comps.retriever, [i.question for i in items], args.domain, top_k)):
         if r.relevant:
-            rows.append({"id": item.id or item.question, "messages": build_messages(item.question, stable_passages(r.passages))})
+            rows.append(
+                {"id": item.id or item.question, "messages": build_messages(item.question, stable_passages(r.passages))}
+            )
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(json.dumps({"questions": len(items), "prompts": len(rows), "generation": _generation(settings), "out": str(args.out)}))
+    print(
+        json.dumps(
+            {"questions": len(items), "prompts": len(rows), "generation": _generation(settings), "out": str(args.out)}
+        )
+    )
 
 
 def import_answers(args: argparse.Namespace) -> None:
@@ -63,7 +73,10 @@ def import_answers(args: argparse.Namespace) -> None:
     for line in args.answers.read_text().splitlines():
         a = json.loads(line)
         arm = roles[a["arm"]]
-        cache.put(key("answer", prompts[a["id"]], gen_identity(arm, generation)), {"answer": a["answer"].strip(), "arm": arm.label})
+        cache.put(
+            key("answer", prompts[a["id"]], gen_identity(arm, generation)),
+            {"answer": a["answer"].strip(), "arm": arm.label},
+        )
         n += 1
     print(json.dumps({"cached_answers": n, "arms": [a.label for a in arms], "generation": generation}))
 

@@ -21,5 +21,7 @@ ap.add_argument("--config", type=Path, default=None)
 a = ap.parse_args()
 cfg = load_train_config(a.config, domain=a.domain)
 heldout = Path(a.heldout) if a.heldout != "-" else None
-res = train_adapter(cfg, model_path=a.model, train_file=Path(a.train), eval_file=heldout, run_dir=Path(a.out), device="cuda")
+res = train_adapter(
+    cfg, model_path=a.model, train_file=Path(a.train), eval_file=heldout, run_dir=Path(a.out), device="cuda"
+)
 print(json.dumps({k: v for k, v in res.metrics.items() if "curve" not in k}, default=str))

@@ -47,16 +47,37 @@ def main() -> None:
             cfg = load_train_config(Path(recipe))
             held = Path(data_dir) / "heldout_examples.jsonl"
             t0 = time.perf_counter()
-            res = train_adapter(cfg, model_path=a.model, train_file=Path(data_dir) / "train.jsonl",
-                                eval_file=held if held.is_file() else None, run_dir=out / "run", device=a.device)  # fmt: skip
+            res = train_adapter(
+                cfg,
+                model_path=a.model,
+                train_file=Path(data_dir) / "train.jsonl",
+                eval_file=held if held.is_file() else None,
+                run_dir=out / "run",
+                device=a.device,
+            )
             metrics = {k: v for k, v in res.metrics.items() if "curve" not in k}
-            (out / "result.json").write_text(json.dumps({"metrics": metrics, "hyperparameters": res.hyperparameters,
-                                                         "wall_s": time.perf_counter() - t0}, indent=1, default=str))  # fmt: skip
+            (out / "result.json").write_text(
+                json.dumps(
+                    {"metrics": metrics, "hyperparameters": res.hyperparameters, "wall_s": time.perf_counter() - t0},
+                    indent=1,
+                    default=str,
+                )
+            )
             import shutil
 
             shutil.copytree(res.adapter_dir, out / "adapter", dirs_exist_ok=True)
-            print(json.dumps({"run": name, **{k: metrics.get(k) for k in ("train_loss", "eval_loss", "train_seconds",
-                                                                               "train_rows", "rows_over_max_length")}}), flush=True)  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "run": name,
+                        **{
+                            k: metrics.get(k)
+                            for k in ("train_loss", "eval_loss", "train_seconds", "train_rows", "rows_over_max_length")
+                        },
+                    }
+                ),
+                flush=True,
+            )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(a.model)
@@ -73,8 +94,16 @@ def main() -> None:
                 batch = [r["messages"] for r in chunk for _ in (0, 1)]
                 names = [arm for _ in chunk for arm in (None, name)]  # base and adapter rows side by side
                 for i, text in enumerate(gen.generate_batch(batch, adapters=names)):
-                    fh.write(json.dumps({"id": chunk[i // 2]["id"], "arm": "base" if i % 2 == 0 else "adapter", "answer": text}) + "\n")
-        print(json.dumps({"run": name, "answered": len(rows), "generate_s": round(time.perf_counter() - t0, 1)}), flush=True)
+                    fh.write(
+                        json.dumps(
+                            {"id": chunk[i // 2]["id"], "arm": "base" if i % 2 == 0 else "adapter", "answer": text}
+                        )
+                        + "\n"
+                    )
+        print(
+            json.dumps({"run": name, "answered": len(rows), "generate_s": round(time.perf_counter() - t0, 1)}),
+            flush=True,
+        )
         del model, gen
         torch.cuda.empty_cache()
 

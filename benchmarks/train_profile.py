@@ -71,8 +71,13 @@ def step_timer():
             if not d:
                 return {}
             med = sorted(d)[len(d) // 2]
-            out = {"steps": len(d), "first_s": round(d[0], 3), "median_ms": round(med * 1e3, 1),
-                   "over_median_s": round(sum(x - med for x in d[1:]), 3), "sum_s": round(self.t[-1] - self.t[0], 3)}  # fmt: skip
+            out = {
+                "steps": len(d),
+                "first_s": round(d[0], 3),
+                "median_ms": round(med * 1e3, 1),
+                "over_median_s": round(sum(x - med for x in d[1:]), 3),
+                "sum_s": round(self.t[-1] - self.t[0], 3),
+            }
             if any(n is not None for n in self.new):
                 fresh = [x for x, n in zip(d, self.new) if n]
                 seen = [x for x, n in zip(d, self.new) if n is False]
@@ -100,18 +105,20 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
         busy_us += max(0.0, b - max(a, end))
         if b > end:
             end, prev = b, e
-    print(f"-- profile: wall {wall_per_step*1e3:.1f} ms/step, GPU kernels {kernel_us/steps/1e3:.1f} ms/step, GPU busy "
-          f"{busy_us/steps/1e3:.1f} ms/step ({100*busy_us/steps/1e6/wall_per_step:.0f}%), {len(kernels)/steps:.0f} kernels/step",
-          flush=True)  # fmt: skip
+    print(
+        f"-- profile: wall {wall_per_step * 1e3:.1f} ms/step, GPU kernels {kernel_us / steps / 1e3:.1f} ms/step, GPU busy "
+        f"{busy_us / steps / 1e3:.1f} ms/step ({100 * busy_us / steps / 1e6 / wall_per_step:.0f}%), {len(kernels) / steps:.0f} kernels/step",
+        flush=True,
+    )
     print("-- GPU idle over 0.2 ms, by the kernels before and after (ms per step, count per step):")
     for (x, y), v in sorted(gaps.items(), key=lambda kv: -sum(kv[1]))[:14]:
-        print(f"   {sum(v)/steps/1e3:7.2f} ms  {len(v)/steps:5.1f}x  {x}  ->  {y}")
+        print(f"   {sum(v) / steps / 1e3:7.2f} ms  {len(v) / steps:5.1f}x  {x}  ->  {y}")
     by_name: dict[str, list[float]] = {}  # every kernel by its full name: what the GPU spends a step on
     for e in kernels:
         by_name.setdefault(e.name[:150], []).append(e.time_range.end - e.time_range.start)
     print("-- GPU kernels by name (ms per step, launches per step, mean us):")
     for name, v in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:60]:
-        print(f"   {sum(v)/steps/1e3:7.2f} ms  {len(v)/steps:6.1f}x  {sum(v)/len(v):8.1f} us  {name}")
+        print(f"   {sum(v) / steps / 1e3:7.2f} ms  {len(v) / steps:6.1f}x  {sum(v) / len(v):8.1f} us  {name}")
     for key in ("self_cuda_time_total", "self_cpu_time_total"):
         try:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)

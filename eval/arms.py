@@ -18,7 +18,13 @@ class Arm:
     identity: dict[str, Any] = field(default_factory=dict)  # what its answers depend on (cache key)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "kind": self.kind, "adapter": self.adapter, "spec": self.spec, "identity": self.identity}
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "adapter": self.adapter,
+            "spec": self.spec,
+            "identity": self.identity,
+        }
 
 
 def parse_arms(text: str, *, registry: Any, base_model: str) -> list[Arm]:
@@ -40,9 +46,14 @@ def parse_arms(text: str, *, registry: Any, base_model: str) -> list[Arm]:
                 raise LoragError(f"--ab: arm {name!r} is an adapter but no adapter registry is available")
             card = registry.get(name)
             ident = {
-                "kind": "adapter", "name": card.name, "version": card.version, "data_hash": card.data_hash,
-                "created_at": card.created_at, "base_fingerprint": card.base_fingerprint, "model": base_model,
-            }  # fmt: skip
+                "kind": "adapter",
+                "name": card.name,
+                "version": card.version,
+                "data_hash": card.data_hash,
+                "created_at": card.created_at,
+                "base_fingerprint": card.base_fingerprint,
+                "model": base_model,
+            }
             arms.append(Arm(card.name, "adapter", card.name, base_model, ident))
     labels = [a.label for a in arms]
     dupes = sorted({x for x in labels if labels.count(x) > 1})

@@ -20,11 +20,23 @@ def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
     against = promoted[0].name if promoted else "base"
     what = f"the promoted version {against}" if promoted else "the base model (base)"
     decision: dict[str, Any] = {
-        "ok": False, "reason": "", "metric": metric, "diff": None, "ci_low": None, "ci_high": None, "n": None,
-        "report": None, "run_id": None, "against": against,
-    }  # fmt: skip
+        "ok": False,
+        "reason": "",
+        "metric": metric,
+        "diff": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": None,
+        "report": None,
+        "run_id": None,
+        "against": against,
+    }
     run_hint = f"run `lorag eval --domain {card.domain} --ab {against},{card.name}`"
-    reports = [r for r in card.reports if r.get("kind", "ab") == "ab" and isinstance(r.get("vs"), dict) and r.get("domain", card.domain) == card.domain]
+    reports = [
+        r
+        for r in card.reports
+        if r.get("kind", "ab") == "ab" and isinstance(r.get("vs"), dict) and r.get("domain", card.domain) == card.domain
+    ]
     if not reports:
         decision["reason"] = f"{card.name} has no evaluation report on domain '{card.domain}'; {run_hint}"
         return decision
@@ -41,7 +53,9 @@ def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
     cmp = rep["vs"][against].get(metric)
     if not cmp or cmp.get("diff") is None or cmp.get("ci_low") is None:
         have = ", ".join(sorted(rep["vs"][against])) or "none"
-        decision["reason"] = f"report {rep.get('run_id')} has no '{metric}' comparison with {against} (it has: {have}); {run_hint}"
+        decision["reason"] = (
+            f"report {rep.get('run_id')} has no '{metric}' comparison with {against} (it has: {have}); {run_hint}"
+        )
         return decision
     diff, lo, hi, n = cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp.get("n")
     decision.update(diff=diff, ci_low=lo, ci_high=hi, n=n)

@@ -41,7 +41,13 @@ class Judge:
     """A completion function plus its identity. `ragas_llm()` wraps it for Ragas' collections metrics."""
 
     def __init__(
-        self, complete: Callable[[str], str], *, name: str, kind: str = "custom", concurrency: int = 1, strictness: int = 3
+        self,
+        complete: Callable[[str], str],
+        *,
+        name: str,
+        kind: str = "custom",
+        concurrency: int = 1,
+        strictness: int = 3,
     ):
         self._complete = complete
         self.name = name
@@ -96,9 +102,15 @@ def local_judge(generator: Any, *, name: str, max_new_tokens: int = 512) -> Judg
 
 
 def openai_judge(
-    base_url: str, model: str, api_key: Any = None, *, max_tokens: int = 1024, concurrency: int = 4,
-    limits: Any = None, client: Any = None,
-) -> Judge:  # fmt: skip
+    base_url: str,
+    model: str,
+    api_key: Any = None,
+    *,
+    max_tokens: int = 1024,
+    concurrency: int = 4,
+    limits: Any = None,
+    client: Any = None,
+) -> Judge:
     """Any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI ...), through the engine
     client (assistant/engines/client.py): timeouts, retries with backoff and errors as for generation.
     `api_key`: None reads $OPENAI_API_KEY when used. `limits`: EndpointSettings whose timeouts and retries
@@ -108,13 +120,26 @@ def openai_judge(
 
     lim = limits or EndpointSettings()
     engine = EngineClient(
-        base_url, api_key=api_key, connect_timeout_s=lim.connect_timeout_s, read_timeout_s=lim.read_timeout_s,
-        total_timeout_s=lim.total_timeout_s, max_retries=lim.max_retries, retry_backoff_s=lim.retry_backoff_s,
-        max_concurrency=concurrency, label="judge endpoint", setting="judge", http=client,
-    )  # fmt: skip
+        base_url,
+        api_key=api_key,
+        connect_timeout_s=lim.connect_timeout_s,
+        read_timeout_s=lim.read_timeout_s,
+        total_timeout_s=lim.total_timeout_s,
+        max_retries=lim.max_retries,
+        retry_backoff_s=lim.retry_backoff_s,
+        max_concurrency=concurrency,
+        label="judge endpoint",
+        setting="judge",
+        http=client,
+    )
 
     def complete(prompt: str) -> str:
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": max_tokens}
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": 0,
+            "max_tokens": max_tokens,
+        }
         return engine.chat(body)["choices"][0]["message"].get("content") or ""
 
     return Judge(complete, name=f"{model}@{base_url}", kind="openai", concurrency=concurrency)

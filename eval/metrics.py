@@ -29,16 +29,40 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "rouge_l": ("answer", False, "Ragas RougeScore (ROUGE-L F-measure) against the reference answer"),
     "string_presence": ("answer", False, "Ragas StringPresence: the normalised reference appears in the answer"),
     "semantic_similarity": ("answer", False, "Ragas SemanticSimilarity with the local embedder (cosine)"),
-    "right_source": ("answer", False, "the answer cites (with [n], else by overlap) a passage of a reference source (needs sources)"),
-    "abstained": ("answer", False, "the answer says the documents do not contain it while a reference source was retrieved (lower is better)"),
-    "unsupported": ("answer", False, "under half of the answer's content words are in the passages; abstentions excluded (lower is better)"),
-    "faithfulness": ("answer", True, "Ragas Faithfulness: share of the answer's claims supported by the passages (judge)"),
-    "answer_relevancy": ("answer", True, "Ragas AnswerRelevancy: questions the judge infers from the answer vs the question"),
+    "right_source": (
+        "answer",
+        False,
+        "the answer cites (with [n], else by overlap) a passage of a reference source (needs sources)",
+    ),
+    "abstained": (
+        "answer",
+        False,
+        "the answer says the documents do not contain it while a reference source was retrieved (lower is better)",
+    ),
+    "unsupported": (
+        "answer",
+        False,
+        "under half of the answer's content words are in the passages; abstentions excluded (lower is better)",
+    ),
+    "faithfulness": (
+        "answer",
+        True,
+        "Ragas Faithfulness: share of the answer's claims supported by the passages (judge)",
+    ),
+    "answer_relevancy": (
+        "answer",
+        True,
+        "Ragas AnswerRelevancy: questions the judge infers from the answer vs the question",
+    ),
     "context_precision": ("retrieval", False, "Ragas NonLLMContextPrecisionWithReference (needs reference contexts)"),
     "context_recall": ("retrieval", False, "Ragas NonLLMContextRecall (needs reference contexts)"),
     "source_precision": ("retrieval", False, "Ragas IDBasedContextPrecision on source file names (needs sources)"),
     "source_recall": ("retrieval", False, "Ragas IDBasedContextRecall on source file names (needs sources)"),
-    "llm_context_recall": ("retrieval", True, "Ragas ContextRecall: reference claims attributable to the passages (judge)"),
+    "llm_context_recall": (
+        "retrieval",
+        True,
+        "Ragas ContextRecall: reference claims attributable to the passages (judge)",
+    ),
 }
 GROUNDING = ("right_source", "abstained", "unsupported")
 OFFLINE_NO_RAGAS = ("answer_f1", "exact_match", *GROUNDING)
@@ -82,8 +106,20 @@ def grounding(row: dict[str, Any]) -> dict[str, float | None]:
     from assistant.answer import extract_citations, is_abstention, support
     from assistant.retrieval import Passage
 
-    passages = [Passage(p["n"], p.get("text", ""), p.get("source", ""), p.get("section", ""), p.get("page"), 0.0,
-                        p.get("domain", ""), p.get("doc_id", ""), p.get("chunk_id", "")) for p in row.get("passages") or []]  # fmt: skip
+    passages = [
+        Passage(
+            p["n"],
+            p.get("text", ""),
+            p.get("source", ""),
+            p.get("section", ""),
+            p.get("page"),
+            0.0,
+            p.get("domain", ""),
+            p.get("doc_id", ""),
+            p.get("chunk_id", ""),
+        )
+        for p in row.get("passages") or []
+    ]
     refs = set(row.get("reference_ids") or [])
     answer = row.get("answer") or ""
     abstained = is_abstention(answer)
@@ -92,7 +128,8 @@ def grounding(row: dict[str, Any]) -> dict[str, float | None]:
     return {
         "right_source": (1.0 if cited & refs else 0.0) if refs else None,
         "abstained": (1.0 if abstained else 0.0) if retrieved else None,
-        "unsupported": None if abstained or not answer.strip() or not passages
+        "unsupported": None
+        if abstained or not answer.strip() or not passages
         else (1.0 if support(answer, [p.text for p in passages]) < 0.5 else 0.0),
     }
 
@@ -162,7 +199,9 @@ class MetricSuite:
     and answer relevancy); `judge`: an eval.judge.Judge or None; `use_ragas=False` keeps only the
     plain-Python metrics (for quick tests)."""
 
-    def __init__(self, embedder: Any = None, judge: Any = None, *, use_ragas: bool = True, concurrency: int | None = None):
+    def __init__(
+        self, embedder: Any = None, judge: Any = None, *, use_ragas: bool = True, concurrency: int | None = None
+    ):
         self.embedder = embedder
         self.judge = judge
         self.use_ragas = use_ragas
@@ -196,11 +235,13 @@ class MetricSuite:
     def identity(self) -> dict[str, Any]:
         """What a cached score depends on besides the inputs."""
         return {
-            "answer": self.answer_metrics, "retrieval": self.retrieval_metrics,
+            "answer": self.answer_metrics,
+            "retrieval": self.retrieval_metrics,
             "embedder": getattr(self.embedder, "name", None) if self.embedder is not None else None,
             "judge": self.judge.identity() if self.judge is not None else None,
-            "ragas": ragas_version() if self.use_ragas else None, "v": 1,
-        }  # fmt: skip
+            "ragas": ragas_version() if self.use_ragas else None,
+            "v": 1,
+        }
 
     def _metrics(self) -> dict[str, Any]:
         if self._m is None:
@@ -231,7 +272,9 @@ class MetricSuite:
         return self._m
 
     # -- public ---------------------------------------------------------------------------------
-    def score_answers(self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[Scored]:
+    def score_answers(
+        self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None
+    ) -> list[Scored]:
         """rows: {question, answer, reference, contexts (the passages' texts)}."""
         if not rows:
             return []  # (nothing to score: do not import ragas)
@@ -249,13 +292,15 @@ class MetricSuite:
                     self._na(s, name)
                 else:
                     s.scores[name] = value
-            for name in names[2 + len(GROUNDING):]:
+            for name in names[2 + len(GROUNDING) :]:
                 await self._run(s, name, metrics[name], self._answer_kwargs(name, r))
             return s
 
         return self._gather([one(r) for r in rows], progress)
 
-    def score_retrieval(self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[Scored]:
+    def score_retrieval(
+        self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None
+    ) -> list[Scored]:
         """rows: {question, reference, contexts, ids (passage sources), reference_contexts, reference_ids}."""
         if not rows:
             return []
@@ -270,13 +315,17 @@ class MetricSuite:
                     if not r.get("reference_contexts") or not r.get("contexts"):
                         self._na(s, name)
                         continue
-                    sample = R.SingleTurnSample(retrieved_contexts=r["contexts"], reference_contexts=r["reference_contexts"])
+                    sample = R.SingleTurnSample(
+                        retrieved_contexts=r["contexts"], reference_contexts=r["reference_contexts"]
+                    )
                     await self._run(s, name, metrics[name], sample)
                 elif name in ("source_precision", "source_recall"):
                     if not r.get("reference_ids") or not r.get("ids"):
                         self._na(s, name)
                         continue
-                    sample = R.SingleTurnSample(retrieved_context_ids=r["ids"], reference_context_ids=r["reference_ids"])
+                    sample = R.SingleTurnSample(
+                        retrieved_context_ids=r["ids"], reference_context_ids=r["reference_ids"]
+                    )
                     await self._run(s, name, metrics[name], sample)
                 elif name == "llm_context_recall":
                     if not r.get("contexts"):

@@ -45,9 +45,14 @@ def _issue_counts(scored: Sequence[Any], names: Sequence[str]) -> dict[str, dict
 
 
 def build_report(
-    result: RunResult, *, testset: dict[str, Any], run_id: str, gate_metric: str = "answer_f1",
-    judge: dict[str, Any] | None = None, top_n: int = 10,
-) -> dict[str, Any]:  # fmt: skip
+    result: RunResult,
+    *,
+    testset: dict[str, Any],
+    run_id: str,
+    gate_metric: str = "answer_f1",
+    judge: dict[str, Any] | None = None,
+    top_n: int = 10,
+) -> dict[str, Any]:
     labels = [a.label for a in result.arms]
     qs = result.questions
     am, rm = result.answer_metrics, result.retrieval_metrics
@@ -58,10 +63,14 @@ def build_report(
     comparisons = []
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
-            comparisons.append({
-                "a": a, "b": b, "note": "diff = b - a, paired over questions, 95% bootstrap CI",
-                "metrics": {m: {k: _r(v) for k, v in paired_diff(col[a][m], col[b][m]).items()} for m in am},
-            })  # fmt: skip
+            comparisons.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "note": "diff = b - a, paired over questions, 95% bootstrap CI",
+                    "metrics": {m: {k: _r(v) for k, v in paired_diff(col[a][m], col[b][m]).items()} for m in am},
+                }
+            )
 
     failures = {
         "answer": {lab: _issue_counts([q.answer_scores[lab] for q in qs], am) for lab in labels},
@@ -91,40 +100,77 @@ def build_report(
             d2 = (xb - xa) if xa is not None and xb is not None else 0.0
             if d1 == 0 and d2 == 0 and q.answers[base] == q.answers[other]:
                 continue
-            items.append({
-                "id": q.item.key(), "question": q.item.question, "reference": q.item.answer,
-                "delta": _r(d1), "delta_secondary": _r(d2), "a_answer": q.answers[base], "b_answer": q.answers[other],
-                "a_score": _r(pa), "b_score": _r(pb),
-            })  # fmt: skip
+            items.append(
+                {
+                    "id": q.item.key(),
+                    "question": q.item.question,
+                    "reference": q.item.answer,
+                    "delta": _r(d1),
+                    "delta_secondary": _r(d2),
+                    "a_answer": q.answers[base],
+                    "b_answer": q.answers[other],
+                    "a_score": _r(pa),
+                    "b_score": _r(pb),
+                }
+            )
         items.sort(key=lambda x: (-abs(x["delta"]), -abs(x["delta_secondary"])))
         disagreements.append({"a": base, "b": other, "metric": primary, "secondary": secondary, "items": items[:top_n]})
 
     questions = []
     for q in qs:
-        questions.append({
-            "id": q.item.key(), "question": q.item.question, "reference": q.item.answer, "tags": q.item.tags,
-            "sources": q.item.sources, "relevant": q.relevant,
-            "passages": [{"n": p.n, "ref": p.ref, "source": p.source, "score": _r(p.score), "text": p.text} for p in q.passages],
-            "retrieval": {"scores": {k: _r(v) for k, v in q.retrieval_scores.scores.items()}, "issues": q.retrieval_scores.issues},
-            "answers": {
-                lab: {"answer": q.answers[lab], "from": q.source.get(lab, ""),
-                      "scores": {k: _r(v) for k, v in q.answer_scores[lab].scores.items()},
-                      "issues": q.answer_scores[lab].issues}
-                for lab in labels
-            },
-        })  # fmt: skip
+        questions.append(
+            {
+                "id": q.item.key(),
+                "question": q.item.question,
+                "reference": q.item.answer,
+                "tags": q.item.tags,
+                "sources": q.item.sources,
+                "relevant": q.relevant,
+                "passages": [
+                    {"n": p.n, "ref": p.ref, "source": p.source, "score": _r(p.score), "text": p.text}
+                    for p in q.passages
+                ],
+                "retrieval": {
+                    "scores": {k: _r(v) for k, v in q.retrieval_scores.scores.items()},
+                    "issues": q.retrieval_scores.issues,
+                },
+                "answers": {
+                    lab: {
+                        "answer": q.answers[lab],
+                        "from": q.source.get(lab, ""),
+                        "scores": {k: _r(v) for k, v in q.answer_scores[lab].scores.items()},
+                        "issues": q.answer_scores[lab].issues,
+                    }
+                    for lab in labels
+                },
+            }
+        )
 
     return {
-        "schema": SCHEMA, "run_id": run_id, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "domain": result.domain, "testset": testset, "top_k": result.top_k,
-        "arms": [a.to_dict() for a in result.arms], "baseline": labels[0], "gate_metric": gate_metric,
-        "generation": result.generation, "suite": result.suite, "judge": judge,
-        "counts": result.counts, "timings_s": {k: _r(v, 2) for k, v in result.timings_s.items()},
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "domain": result.domain,
+        "testset": testset,
+        "top_k": result.top_k,
+        "arms": [a.to_dict() for a in result.arms],
+        "baseline": labels[0],
+        "gate_metric": gate_metric,
+        "generation": result.generation,
+        "suite": result.suite,
+        "judge": judge,
+        "counts": result.counts,
+        "timings_s": {k: _r(v, 2) for k, v in result.timings_s.items()},
         "metrics": {"answer": am, "retrieval": rm},
         "metric_help": {m: METRICS[m][2] for m in [*am, *rm]},
-        "means": means, "retrieval": retrieval, "comparisons": comparisons, "failures": failures,
-        "disagreements": disagreements, "questions": questions, "files": {},
-    }  # fmt: skip
+        "means": means,
+        "retrieval": retrieval,
+        "comparisons": comparisons,
+        "failures": failures,
+        "disagreements": disagreements,
+        "questions": questions,
+        "files": {},
+    }
 
 
 def comparison(report: dict[str, Any], a: str, b: str) -> dict[str, dict[str, Any]] | None:
@@ -137,13 +183,24 @@ def comparison(report: dict[str, Any], a: str, b: str) -> dict[str, dict[str, An
             for m, v in c["metrics"].items():
                 f = dict(v)
                 if v.get("diff") is not None:
-                    f.update(diff=-v["diff"], ci_low=-v["ci_high"], ci_high=-v["ci_low"], wins=v.get("losses"), losses=v.get("wins"))
+                    f.update(
+                        diff=-v["diff"],
+                        ci_low=-v["ci_high"],
+                        ci_high=-v["ci_low"],
+                        wins=v.get("losses"),
+                        losses=v.get("wins"),
+                    )
                 out[m] = f
             return out
     return None
 
 
-METRIC_WORDS = {"answer_f1": "F1", "exact_match": "exact match", "rouge_l": "ROUGE-L", "semantic_similarity": "semantic similarity"}
+METRIC_WORDS = {
+    "answer_f1": "F1",
+    "exact_match": "exact match",
+    "rouge_l": "ROUGE-L",
+    "semantic_similarity": "semantic similarity",
+}
 
 
 def verdict(report: dict[str, Any]) -> list[str]:
@@ -173,8 +230,10 @@ def verdict(report: dict[str, Any]) -> list[str]:
         elif sign < 0:
             lines.append(f"{label} answers worse than {base}: {figures}.")
         else:
-            lines.append(f"No clear difference between {label} and {base}: {figures} (the interval includes zero; "
-                         "more questions would tell).")  # fmt: skip
+            lines.append(
+                f"No clear difference between {label} and {base}: {figures} (the interval includes zero; "
+                "more questions would tell)."
+            )
     return lines
 
 
@@ -188,11 +247,18 @@ def card_summary(report: dict[str, Any], label: str) -> dict[str, Any]:
             cmp = comparison(report, other, label) or {}
             vs[other] = {m: {k: v.get(k) for k in ("diff", "ci_low", "ci_high", "n")} for m, v in cmp.items()}
     return {
-        "run_id": report["run_id"], "kind": "ab", "domain": report["domain"],
-        "report": report["files"].get("html"), "report_json": report["files"].get("json"), "report_html": report["files"].get("html"),
-        "testset": report["testset"], "top_k": report["top_k"], "arms": [a["label"] for a in report["arms"]],
-        "means": {m: v["mean"] for m, v in report["means"][label].items()}, "vs": vs,
-    }  # fmt: skip
+        "run_id": report["run_id"],
+        "kind": "ab",
+        "domain": report["domain"],
+        "report": report["files"].get("html"),
+        "report_json": report["files"].get("json"),
+        "report_html": report["files"].get("html"),
+        "testset": report["testset"],
+        "top_k": report["top_k"],
+        "arms": [a["label"] for a in report["arms"]],
+        "means": {m: v["mean"] for m, v in report["means"][label].items()},
+        "vs": vs,
+    }
 
 
 # -- plots -----------------------------------------------------------------------------------------
@@ -252,7 +318,14 @@ def plot_diffs(report: dict[str, Any], path: Path) -> None:
                 continue
             sig = significant(v) * (-1 if m in LOWER_IS_BETTER else 1)
             color = {1: "#2E7D32", -1: "#C62828", 0: "#757575"}[sig]
-            ax.errorbar(v["diff"], y, xerr=[[v["diff"] - v["ci_low"]], [v["ci_high"] - v["diff"]]], fmt="o", color=color, capsize=4)
+            ax.errorbar(
+                v["diff"],
+                y,
+                xerr=[[v["diff"] - v["ci_low"]], [v["ci_high"] - v["diff"]]],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(metrics)))
         ax.set_yticklabels(metrics)
@@ -282,7 +355,15 @@ def plot_distributions(report: dict[str, Any], path: Path) -> None:
             if d:  # distinct line styles keep identical distributions visible on top of each other
                 ax.hist(d, bins=bins, histtype="step", lw=2, label=lab, color=color, linestyle=styles[i % len(styles)])
         if not any(data):
-            ax.text(0.5, 0.5, "no scores (see failed scores)", ha="center", va="center", transform=ax.transAxes, color="#b71c1c")
+            ax.text(
+                0.5,
+                0.5,
+                "no scores (see failed scores)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="#b71c1c",
+            )
         ax.set_title(m, fontsize=10)
         ax.set_ylabel("questions", fontsize=8)
     for ax in list(axes.flat)[len(metrics) :]:
@@ -334,17 +415,27 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
     t = report["timings_s"]
     out: list[str] = []
     w = out.append
-    w(f"<!doctype html><html><head><meta charset='utf-8'><title>lorag eval {_e(report['run_id'])}</title><style>{_CSS}</style></head><body>")
+    w(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>lorag eval {_e(report['run_id'])}</title><style>{_CSS}</style></head><body>"
+    )
     w(f"<h1>A/B evaluation: {' vs '.join(_e(x) for x in labels)} on domain <code>{_e(report['domain'])}</code></h1>")
     ts = report["testset"]
-    w(f"<p class='meta'>run <code>{_e(report['run_id'])}</code> · {_e(report['created_at'])} · test set <code>{_e(ts.get('path'))}</code> "
-      f"({ts.get('n')} rows, sha256 {_e(str(ts.get('sha256', ''))[:12])}) · top-k {report['top_k']} · "
-      f"{c['questions']} question(s): {c['generated']} answers generated, {c['cached']} from cache, "
-      f"{c['not_relevant']} without a relevant passage (fixed reply for every arm) · "
-      f"time: retrieve {t.get('retrieve', 0):.1f}s, generate {t.get('generate', 0):.1f}s, score {t.get('score', 0):.1f}s</p>")
-    w("<p class='meta'>Every arm answered from the identical retrieved passages and prompt, so the differences isolate the "
-      "generator. Arms: " + "; ".join(f"<b>{_e(a['label'])}</b> ({_e(a['kind'])}{', ' + _e(a['spec']) if a.get('spec') else ''})" for a in report["arms"])
-      + f". Judge: {_judge_line(report.get('judge'))}.</p>")  # fmt: skip
+    w(
+        f"<p class='meta'>run <code>{_e(report['run_id'])}</code> · {_e(report['created_at'])} · test set <code>{_e(ts.get('path'))}</code> "
+        f"({ts.get('n')} rows, sha256 {_e(str(ts.get('sha256', ''))[:12])}) · top-k {report['top_k']} · "
+        f"{c['questions']} question(s): {c['generated']} answers generated, {c['cached']} from cache, "
+        f"{c['not_relevant']} without a relevant passage (fixed reply for every arm) · "
+        f"time: retrieve {t.get('retrieve', 0):.1f}s, generate {t.get('generate', 0):.1f}s, score {t.get('score', 0):.1f}s</p>"
+    )
+    w(
+        "<p class='meta'>Every arm answered from the identical retrieved passages and prompt, so the differences isolate the "
+        "generator. Arms: "
+        + "; ".join(
+            f"<b>{_e(a['label'])}</b> ({_e(a['kind'])}{', ' + _e(a['spec']) if a.get('spec') else ''})"
+            for a in report["arms"]
+        )
+        + f". Judge: {_judge_line(report.get('judge'))}.</p>"
+    )
 
     # summary
     w("<h2>Summary: mean per arm (95% bootstrap CI)</h2><table><tr><th>metric</th>")
@@ -367,9 +458,11 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
             w(f"<td class='num {cls}'>{d}</td><td class='num {cls}'>{_ci(v)}</td>")
             n = v.get("n", 0)
         w(f"<td class='num'>{n}</td></tr>")
-    w("</table><p class='small'>★ the domain's gate metric. Green: the CI of the difference lies above zero; red: below; grey: "
-      "it straddles zero (no evidence of a difference); for abstained and unsupported, lower is better, so green is a "
-      "drop. Hover a metric for its definition.</p>")
+    w(
+        "</table><p class='small'>★ the domain's gate metric. Green: the CI of the difference lies above zero; red: below; grey: "
+        "it straddles zero (no evidence of a difference); for abstained and unsupported, lower is better, so green is a "
+        "drop. Hover a metric for its definition.</p>"
+    )
     if len(labels) > 2:
         w("<h3>All pairs</h3><table><tr><th>pair (b − a)</th>" + "".join(f"<th>{_e(m)}</th>" for m in am) + "</tr>")
         for cmp in report["comparisons"]:
@@ -390,16 +483,22 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
 
     # retrieval
     if rm:
-        w("<h2>Retrieval (shared by every arm)</h2><table><tr><th>metric</th><th>mean</th><th>95% CI</th><th>n</th><th>n/a</th>"
-          "<th>failed</th></tr>")
+        w(
+            "<h2>Retrieval (shared by every arm)</h2><table><tr><th>metric</th><th>mean</th><th>95% CI</th><th>n</th><th>n/a</th>"
+            "<th>failed</th></tr>"
+        )
         for m in rm:
             v = report["retrieval"][m]
             f = report["failures"]["retrieval"][m]
-            w(f"<tr><td title='{_e(report['metric_help'].get(m))}'>{_e(m)}</td><td class='num'>{_n(v['mean'])}</td>"
-              f"<td class='num'>{_ci_abs(v)}</td><td class='num'>{v['n']}</td><td class='num'>{f[NA]}</td>"
-              f"<td class='num'>{f[FAILED] + f[ERROR] or ''}</td></tr>")
-        w("</table><p class='small'>context_precision/recall need reference contexts in the test set, source_precision/recall "
-          "need source file names; n/a counts rows without them.</p>")
+            w(
+                f"<tr><td title='{_e(report['metric_help'].get(m))}'>{_e(m)}</td><td class='num'>{_n(v['mean'])}</td>"
+                f"<td class='num'>{_ci_abs(v)}</td><td class='num'>{v['n']}</td><td class='num'>{f[NA]}</td>"
+                f"<td class='num'>{f[FAILED] + f[ERROR] or ''}</td></tr>"
+            )
+        w(
+            "</table><p class='small'>context_precision/recall need reference contexts in the test set, source_precision/recall "
+            "need source file names; n/a counts rows without them.</p>"
+        )
 
     # failures
     w("<h2>Failed scores</h2>")
@@ -407,7 +506,11 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
     total_failed += sum(v[FAILED] + v[ERROR] for v in report["failures"]["retrieval"].values())
     if total_failed:
         w(f"<p class='warn'>{total_failed} score(s) could not be computed; they are left out of the means above.</p>")
-    w("<table><tr><th>metric</th>" + "".join(f"<th>{_e(lab)}: failed parse</th><th>{_e(lab)}: errors</th>" for lab in labels) + "</tr>")
+    w(
+        "<table><tr><th>metric</th>"
+        + "".join(f"<th>{_e(lab)}: failed parse</th><th>{_e(lab)}: errors</th>" for lab in labels)
+        + "</tr>"
+    )
     for m in am:
         w(f"<tr><td>{_e(m)}</td>")
         for lab in labels:
@@ -416,27 +519,39 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
         w("</tr>")
     for m in rm:
         v = report["failures"]["retrieval"][m]
-        w(f"<tr><td>{_e(m)} (retrieval)</td><td class='num' colspan='{2 * len(labels)}'>failed parse {v[FAILED]}, errors {v[ERROR]}</td></tr>")
+        w(
+            f"<tr><td>{_e(m)} (retrieval)</td><td class='num' colspan='{2 * len(labels)}'>failed parse {v[FAILED]}, errors {v[ERROR]}</td></tr>"
+        )
     w("</table>")
     if report["failures"]["examples"]:
-        w("<details><summary>examples</summary><table><tr><th>question</th><th>arm</th><th>metric</th><th>issue</th></tr>")
+        w(
+            "<details><summary>examples</summary><table><tr><th>question</th><th>arm</th><th>metric</th><th>issue</th></tr>"
+        )
         for x in report["failures"]["examples"]:
-            w(f"<tr><td>{_e(x['id'])}</td><td>{_e(x['arm'])}</td><td>{_e(x['metric'])}</td><td class='small'>{_e(x['issue'])}</td></tr>")
+            w(
+                f"<tr><td>{_e(x['id'])}</td><td>{_e(x['arm'])}</td><td>{_e(x['metric'])}</td><td class='small'>{_e(x['issue'])}</td></tr>"
+            )
         w("</table></details>")
 
     # disagreements
     for d in report["disagreements"]:
-        w(f"<h2>Where {_e(d['b'])} and {_e(d['a'])} disagree most (by {_e(d['metric'])}, then {_e(d['secondary'])})</h2>")
+        w(
+            f"<h2>Where {_e(d['b'])} and {_e(d['a'])} disagree most (by {_e(d['metric'])}, then {_e(d['secondary'])})</h2>"
+        )
         if not d["items"]:
             w("<p>The two arms gave the same answer to every question.</p>")
             continue
-        w(f"<table><tr><th>question</th><th>reference</th><th>{_e(d['a'])}</th><th>{_e(d['b'])}</th><th>Δ {_e(d['metric'])}</th></tr>")
+        w(
+            f"<table><tr><th>question</th><th>reference</th><th>{_e(d['a'])}</th><th>{_e(d['b'])}</th><th>Δ {_e(d['metric'])}</th></tr>"
+        )
         for x in d["items"]:
             cls = "pos" if x["delta"] > 0 else "neg" if x["delta"] < 0 else "flat"
-            w(f"<tr><td><span class='small'>{_e(x['id'])}</span><br>{_e(x['question'])}</td><td class='ans'>{_e(x['reference'])}</td>"
-              f"<td class='ans'>{_e(x['a_answer'])}<br><span class='small'>{_n(x['a_score'])}</span></td>"
-              f"<td class='ans'>{_e(x['b_answer'])}<br><span class='small'>{_n(x['b_score'])}</span></td>"
-              f"<td class='num {cls}'>{x['delta']:+.3f}</td></tr>")
+            w(
+                f"<tr><td><span class='small'>{_e(x['id'])}</span><br>{_e(x['question'])}</td><td class='ans'>{_e(x['reference'])}</td>"
+                f"<td class='ans'>{_e(x['a_answer'])}<br><span class='small'>{_n(x['a_score'])}</span></td>"
+                f"<td class='ans'>{_e(x['b_answer'])}<br><span class='small'>{_n(x['b_score'])}</span></td>"
+                f"<td class='num {cls}'>{x['delta']:+.3f}</td></tr>"
+            )
         w("</table>")
 
     # per question
@@ -448,18 +563,29 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
     w("</tr>")
     for q in report["questions"]:
         rel = "" if q["relevant"] else " <span class='neg'>(no relevant passage)</span>"
-        passages = "".join(f"<li><b>[{p['n']}]</b> {_e(p['ref'])} <span class='small'>({p['score']})</span></li>" for p in q["passages"])
-        w(f"<tr><td><span class='small'>{_e(q['id'])}</span>{rel}<br><b>{_e(q['question'])}</b><br>"
-          f"<span class='small'>reference:</span> {_e(q['reference'])}"
-          f"<details><summary>{len(q['passages'])} passages</summary><ol class='small' style='padding-left:16px;list-style:none'>{passages}</ol></details></td>")
+        passages = "".join(
+            f"<li><b>[{p['n']}]</b> {_e(p['ref'])} <span class='small'>({p['score']})</span></li>"
+            for p in q["passages"]
+        )
+        w(
+            f"<tr><td><span class='small'>{_e(q['id'])}</span>{rel}<br><b>{_e(q['question'])}</b><br>"
+            f"<span class='small'>reference:</span> {_e(q['reference'])}"
+            f"<details><summary>{len(q['passages'])} passages</summary><ol class='small' style='padding-left:16px;list-style:none'>{passages}</ol></details></td>"
+        )
         for lab in labels:
             a = q["answers"][lab]
             scores = " · ".join(f"{_e(m)} {_n(a['scores'].get(m))}" for m in key_metrics)
-            flag = " <span class='neg'>⚠ " + ", ".join(_e(m) for m, i in a["issues"].items() if i != NA) + "</span>" if any(i != NA for i in a["issues"].values()) else ""
+            flag = (
+                " <span class='neg'>⚠ " + ", ".join(_e(m) for m, i in a["issues"].items() if i != NA) + "</span>"
+                if any(i != NA for i in a["issues"].values())
+                else ""
+            )
             w(f"<td class='ans'>{_e(a['answer'])}<br><span class='small'>{scores}{flag}</span></td>")
         w("</tr>")
     w("</table>")
-    w(f"<p class='small'>Generation: {_e(json.dumps(report['generation']))}. Metrics: {_e(json.dumps(report['suite'], default=str))}.</p>")
+    w(
+        f"<p class='small'>Generation: {_e(json.dumps(report['generation']))}. Metrics: {_e(json.dumps(report['suite'], default=str))}.</p>"
+    )
     w("</body></html>")
     return "".join(out)
 
@@ -483,7 +609,11 @@ def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, str]:
     out_dir = Path(out_dir)
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    plots = {"means": plots_dir / "means.png", "diffs": plots_dir / "diffs.png", "distributions": plots_dir / "distributions.png"}
+    plots = {
+        "means": plots_dir / "means.png",
+        "diffs": plots_dir / "diffs.png",
+        "distributions": plots_dir / "distributions.png",
+    }
     plot_means(report, plots["means"])
     if len(report["arms"]) > 1:
         plot_diffs(report, plots["diffs"])
@@ -491,9 +621,10 @@ def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, str]:
         plots.pop("diffs")
     plot_distributions(report, plots["distributions"])
     files = {
-        "json": str(out_dir / "report.json"), "html": str(out_dir / "report.html"),
+        "json": str(out_dir / "report.json"),
+        "html": str(out_dir / "report.html"),
         "plots": {k: str(v) for k, v in plots.items()},
-    }  # fmt: skip
+    }
     report["files"] = files
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(report, plots), encoding="utf-8")

@@ -34,9 +34,16 @@ def _renumber(passages: Sequence[Passage]) -> list[Passage]:
 def _as_passage(hit: Any, domain: str) -> Passage:
     p = hit.payload
     return Passage(
-        n=0, text=p.get("text", ""), source=p.get("display", p.get("doc_id", "?")), section=p.get("section") or "",
-        page=p.get("page"), score=0.0, domain=p.get("domain", domain), doc_id=p.get("doc_id", ""), chunk_id=str(hit.id),
-    )  # fmt: skip
+        n=0,
+        text=p.get("text", ""),
+        source=p.get("display", p.get("doc_id", "?")),
+        section=p.get("section") or "",
+        page=p.get("page"),
+        score=0.0,
+        domain=p.get("domain", domain),
+        doc_id=p.get("doc_id", ""),
+        chunk_id=str(hit.id),
+    )
 
 
 def run_robustness(
@@ -83,7 +90,9 @@ def run_robustness(
             progress("retrieve", qi + 1, len(items))
 
     jobs = [Job(build_messages(items[qi].question, ps), arm) for _, _, qi, ps in conditions for arm in arms]
-    answers, sources, gstats = generate_all(jobs, generator_for, cache, generation, batch_size=batch_size, progress=progress)
+    answers, sources, gstats = generate_all(
+        jobs, generator_for, cache, generation, batch_size=batch_size, progress=progress
+    )
     rows = []
     i = 0
     for _, _, qi, ps in conditions:
@@ -104,14 +113,24 @@ def run_robustness(
                     per_arm[arm.label][m].append(mean_ci([s.scores.get(m) for s in rows_s]))
         out[sweep] = {"x": xs, "arms": per_arm}
     return {
-        "schema": SCHEMA, "domain": domain, "arms": [a.to_dict() for a in arms], "metrics": metrics,
-        "base_k": base_k, "seed": seed, "questions": len(items), "generation": generation, **out,
+        "schema": SCHEMA,
+        "domain": domain,
+        "arms": [a.to_dict() for a in arms],
+        "metrics": metrics,
+        "base_k": base_k,
+        "seed": seed,
+        "questions": len(items),
+        "generation": generation,
+        **out,
         "counts": {
-            "answers": len(jobs), "generated": sources.count("generated"), "cached": sources.count("cache"),
-            "duplicates": sources.count("duplicate"), "distractor_pool": len(pool),
+            "answers": len(jobs),
+            "generated": sources.count("generated"),
+            "cached": sources.count("cache"),
+            "duplicates": sources.count("duplicate"),
+            "distractor_pool": len(pool),
         },
         "timings_s": {"total": round(time.perf_counter() - t0, 2), "generate_model_s": round(gstats["generate_s"], 2)},
-    }  # fmt: skip
+    }
 
 
 def plot_robustness(result: dict[str, Any], metric: str, path: Path) -> None:
@@ -131,15 +150,26 @@ def plot_robustness(result: dict[str, Any], metric: str, path: Path) -> None:
             lo = [p["ci_low"] if p["ci_low"] is not None else float("nan") for p in pts]
             hi = [p["ci_high"] if p["ci_high"] is not None else float("nan") for p in pts]
             # distinct styles keep arms with identical scores visible on top of each other
-            ax.plot(xs, ys, marker="os^D"[i % 4], linestyle=["-", "--", ":", "-."][i % 4], label=lab, color=color,
-                    markersize=7 - 1.5 * (i % 3), lw=2)  # fmt: skip
+            ax.plot(
+                xs,
+                ys,
+                marker="os^D"[i % 4],
+                linestyle=["-", "--", ":", "-."][i % 4],
+                label=lab,
+                color=color,
+                markersize=7 - 1.5 * (i % 3),
+                lw=2,
+            )
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
         ax.set_xlabel(xlabel)
         ax.set_xticks(xs)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"mean {metric} (95% bootstrap CI)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{result['domain']}: {metric} as passages and distractors grow (n={result['questions']} questions)", fontsize=11)
+    fig.suptitle(
+        f"{result['domain']}: {metric} as passages and distractors grow (n={result['questions']} questions)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -162,7 +192,8 @@ def write_robustness(result: dict[str, Any], out_dir: Path, metric: str) -> dict
     for sweep in ("top_k", "distractors"):
         for i, x in enumerate(result[sweep]["x"]):
             cells = "".join(
-                f"<td style='text-align:right'>{_fmt(result[sweep]['arms'][a['label']][metric][i]['mean'])}</td>" for a in result["arms"]
+                f"<td style='text-align:right'>{_fmt(result[sweep]['arms'][a['label']][metric][i]['mean'])}</td>"
+                for a in result["arms"]
             )
             rows.append(f"<tr><td>{sweep}</td><td>{x}</td>{cells}</tr>")
     head = "".join(f"<th>{html.escape(a['label'])}</th>" for a in result["arms"])

@@ -29,7 +29,9 @@ class QuestionRun:
     domains: list[str]
     messages: list[dict[str, str]]
     answers: dict[str, str] = field(default_factory=dict)
-    source: dict[str, str] = field(default_factory=dict)  # label -> "generated" | "cache" | "fixed" (no relevant passage)
+    source: dict[str, str] = field(
+        default_factory=dict
+    )  # label -> "generated" | "cache" | "fixed" (no relevant passage)
     answer_scores: dict[str, Scored] = field(default_factory=dict)
     retrieval_scores: Scored = field(default_factory=Scored)
 
@@ -117,7 +119,11 @@ def generate_all(
 
 
 def score_answers_cached(
-    rows: Sequence[dict[str, Any]], suite: MetricSuite, cache: EvalCache, progress: Progress | None = None, stage: str = "score"
+    rows: Sequence[dict[str, Any]],
+    suite: MetricSuite,
+    cache: EvalCache,
+    progress: Progress | None = None,
+    stage: str = "score",
 ) -> list[Scored]:
     ident = suite.identity()
     keys = [key("answer-scores", r, ident) for r in rows]
@@ -182,8 +188,14 @@ def stable_passages(passages: Sequence[Passage]) -> list[Passage]:
 
 
 def answer_row(item: TestItem, answer: str, passages: Sequence[Passage]) -> dict[str, Any]:
-    return {"question": item.question, "answer": answer, "reference": item.answer, "contexts": [p.text for p in passages],
-            "passages": [{"n": p.n, "source": p.source, "text": p.text} for p in passages], "reference_ids": list(item.sources)}  # fmt: skip
+    return {
+        "question": item.question,
+        "answer": answer,
+        "reference": item.answer,
+        "contexts": [p.text for p in passages],
+        "passages": [{"n": p.n, "source": p.source, "text": p.text} for p in passages],
+        "reference_ids": list(item.sources),
+    }
 
 
 def run_ab(
@@ -206,7 +218,9 @@ def run_ab(
         progress("retrieve", 0, len(items))
     for n, (item, r) in enumerate(zip(items, retrieve_all(retriever, [i.question for i in items], domain, top_k)), 1):
         passages = stable_passages(r.passages)
-        questions.append(QuestionRun(item, passages, bool(r.relevant), list(r.domains), build_messages(item.question, passages)))
+        questions.append(
+            QuestionRun(item, passages, bool(r.relevant), list(r.domains), build_messages(item.question, passages))
+        )
         if progress:
             progress("retrieve", n, len(items))
     t1 = time.perf_counter()
@@ -223,7 +237,9 @@ def run_ab(
             else:
                 q.answers[arm.label] = no_context_message(q.domains)
                 q.source[arm.label] = "fixed"
-    answers, sources, gstats = generate_all(jobs, generator_for, cache, generation, batch_size=batch_size, progress=progress)
+    answers, sources, gstats = generate_all(
+        jobs, generator_for, cache, generation, batch_size=batch_size, progress=progress
+    )
     for (qi, label), text, src in zip(where, answers, sources):
         questions[qi].answers[label] = text
         questions[qi].source[label] = src
@@ -238,11 +254,15 @@ def run_ab(
         questions[qi].answer_scores[label] = s
     rrows = [
         {
-            "question": q.item.question, "reference": q.item.answer, "contexts": [p.text for p in q.passages],
-            "ids": [p.source for p in q.passages], "reference_contexts": q.item.contexts, "reference_ids": q.item.sources,
+            "question": q.item.question,
+            "reference": q.item.answer,
+            "contexts": [p.text for p in q.passages],
+            "ids": [p.source for p in q.passages],
+            "reference_contexts": q.item.contexts,
+            "reference_ids": q.item.sources,
         }
         for q in questions
-    ]  # fmt: skip
+    ]
     for q, s in zip(questions, score_retrieval_cached(rrows, suite, cache)):
         q.retrieval_scores = s
     t3 = time.perf_counter()
@@ -254,9 +274,21 @@ def run_ab(
         "not_relevant": sum(1 for q in questions if not q.relevant),
     }
     return RunResult(
-        domain=domain, arms=list(arms), top_k=top_k, questions=questions,
-        answer_metrics=suite.answer_metrics, retrieval_metrics=suite.retrieval_metrics,
-        generation=generation, suite=suite.identity(), counts=counts,
-        timings_s={"retrieve": t1 - t0, "generate": t2 - t1, "score": t3 - t2, "total": t3 - t0,
-                   "new_tokens": gstats["new_tokens"], "generate_model_s": gstats["generate_s"]},
-    )  # fmt: skip
+        domain=domain,
+        arms=list(arms),
+        top_k=top_k,
+        questions=questions,
+        answer_metrics=suite.answer_metrics,
+        retrieval_metrics=suite.retrieval_metrics,
+        generation=generation,
+        suite=suite.identity(),
+        counts=counts,
+        timings_s={
+            "retrieve": t1 - t0,
+            "generate": t2 - t1,
+            "score": t3 - t2,
+            "total": t3 - t0,
+            "new_tokens": gstats["new_tokens"],
+            "generate_model_s": gstats["generate_s"],
+        },
+    )

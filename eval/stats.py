@@ -15,7 +15,9 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
     return np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
 
 
-def mean_ci(values: Sequence[float | None], *, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95) -> dict[str, Any]:
+def mean_ci(
+    values: Sequence[float | None], *, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95
+) -> dict[str, Any]:
     """Mean over the non-missing values with a percentile bootstrap CI."""
     x = _clean(values)
     if x.size == 0:
@@ -25,7 +27,12 @@ def mean_ci(values: Sequence[float | None], *, n_resamples: int = N_RESAMPLES, s
 
 
 def paired_diff(
-    a: Sequence[float | None], b: Sequence[float | None], *, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = 0.95,
 ) -> dict[str, Any]:
     """Mean of b - a over questions where both have a value, with a paired bootstrap CI.
 
@@ -42,9 +49,14 @@ def paired_diff(
         return {"diff": None, "ci_low": None, "ci_high": None, "n": 0, "wins": 0, "losses": 0, "ties": 0}
     lo, hi = _bootstrap(d, n_resamples, seed, level)
     return {
-        "diff": float(d.mean()), "ci_low": lo, "ci_high": hi, "n": int(d.size),
-        "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "ties": int((d == 0).sum()),
-    }  # fmt: skip
+        "diff": float(d.mean()),
+        "ci_low": lo,
+        "ci_high": hi,
+        "n": int(d.size),
+        "wins": int((d > 0).sum()),
+        "losses": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+    }
 
 
 def _bootstrap(x: np.ndarray, n_resamples: int, seed: int, level: float) -> tuple[float, float]:

@@ -63,8 +63,8 @@ def default_testset(datasets_dir: Path, domain: str) -> Path:
             f"no --testset given and the held-out split {path} is empty: the domain's training data has no "
             "curated questions to hold out",
             hint=f"pass --testset FILE.jsonl (`lorag eval import` turns a CSV into one), or rebuild the data with "
-                 f"`lorag synth --domain {domain} --qa FILE.jsonl`",
-        )  # fmt: skip
+            f"`lorag synth --domain {domain} --qa FILE.jsonl`",
+        )
     return path
 
 
@@ -115,7 +115,9 @@ def import_csv(csv_path: Path, out_path: Path, *, id_prefix: str | None = None) 
             )
         unknown = [c for c in cols if c and c not in _CSV_COLUMNS]
         if unknown:
-            raise LoragError(f"{csv_path}: line 1: unknown column(s) {', '.join(unknown)} (known: {', '.join(_CSV_COLUMNS)})")
+            raise LoragError(
+                f"{csv_path}: line 1: unknown column(s) {', '.join(unknown)} (known: {', '.join(_CSV_COLUMNS)})"
+            )
         index = {c: i for i, c in enumerate(cols) if c}
         line = reader.line_num + 1
         while True:

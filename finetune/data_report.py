@@ -21,8 +21,9 @@ def length_stats(lengths: Sequence[int]) -> dict[str, float] | None:
     return {"n": len(xs), "mean": round(statistics.fmean(xs), 1), "p10": q(0.1), "median": q(0.5), "p90": q(0.9)}
 
 
-def build_report(pairs: Sequence[Any], *, references: Sequence[str], round_trip: dict[str, int],
-                 fit: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+def build_report(
+    pairs: Sequence[Any], *, references: Sequence[str], round_trip: dict[str, int], fit: dict[str, int]
+) -> dict[str, Any]:
     """pairs: the kept synthetic pairs (question, answer, writer, qtype, source)."""
     answer_words = length_stats([len(p.answer.split()) for p in pairs])
     ref_words = length_stats([len(r.split()) for r in references])
@@ -33,7 +34,8 @@ def build_report(pairs: Sequence[Any], *, references: Sequence[str], round_trip:
         "answer_words": answer_words,
         "reference_answer_words": ref_words,
         "answer_to_reference_length": round(answer_words["median"] / ref_words["median"], 2)
-        if answer_words and ref_words and ref_words["median"] else None,
+        if answer_words and ref_words and ref_words["median"]
+        else None,
         "question_words": length_stats([len(p.question.split()) for p in pairs]),
         "documents": len({p.source for p in pairs}),
         "round_trip": {**round_trip, "pass_rate": round(round_trip.get("passed", 0) / checked, 3) if checked else None},
@@ -44,8 +46,10 @@ def build_report(pairs: Sequence[Any], *, references: Sequence[str], round_trip:
 def preview(pairs: Sequence[Any], n: int, seed: int = 0) -> list[dict[str, str]]:
     """n random kept pairs with their source, writer and question type."""
     picked = random.Random(seed).sample(list(pairs), min(n, len(pairs)))
-    return [{"question": p.question, "answer": p.answer, "source": p.source, "writer": p.writer, "type": p.qtype}
-            for p in picked]  # fmt: skip
+    return [
+        {"question": p.question, "answer": p.answer, "source": p.source, "writer": p.writer, "type": p.qtype}
+        for p in picked
+    ]
 
 
 def report_lines(r: dict[str, Any]) -> list[str]:
@@ -59,12 +63,16 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         out.append(line)
     rt = r.get("round_trip") or {}
     if rt.get("checked"):
-        out.append(f"round trip: {rt['passed']} of {rt['checked']} questions retrieve their own chunk in the top {rt.get('k')} "
-                   f"({100 * rt['pass_rate']:.0f}%)")
+        out.append(
+            f"round trip: {rt['passed']} of {rt['checked']} questions retrieve their own chunk in the top {rt.get('k')} "
+            f"({100 * rt['pass_rate']:.0f}%)"
+        )
     f = r.get("fit") or {}
     if f.get("max_seq_length"):
-        out.append(f"fit to {f['max_seq_length']} tokens: {f.get('trimmed', 0)} row(s) lost distractors to fit, "
-                   f"{f.get('left_out', 0)} left out")
+        out.append(
+            f"fit to {f['max_seq_length']} tokens: {f.get('trimmed', 0)} row(s) lost distractors to fit, "
+            f"{f.get('left_out', 0)} left out"
+        )
     return out
 
 

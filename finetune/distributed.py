@@ -56,8 +56,10 @@ def apply_world(plan: Any, cfg: Any, world: World) -> Any:
     if not world.distributed:
         return plan
     if cfg.batching == "packed":
-        raise LoragError(f"batching 'packed' is not available on {world.size} processes ({unverified(world)})",
-                         hint="set batching: padded (or auto) in the recipe, or train with gpus: 1")  # fmt: skip
+        raise LoragError(
+            f"batching 'packed' is not available on {world.size} processes ({unverified(world)})",
+            hint="set batching: padded (or auto) in the recipe, or train with gpus: 1",
+        )
     why = unverified(world)
     off = dict(plan.off)
     changes: dict[str, Any] = {}
@@ -86,8 +88,12 @@ def world_record(plan: Any, world: World) -> dict[str, Any]:
         return {"world_size": 1}
     why = unverified(world)
     off = [_WORDS[k] for k, v in plan.off if v == why and k in _WORDS]
-    return {"world_size": world.size, "distributed": world.strategy, "accel_off": off,
-            "accel_off_reason": why if off else None}
+    return {
+        "world_size": world.size,
+        "distributed": world.strategy,
+        "accel_off": off,
+        "accel_off_reason": why if off else None,
+    }
 
 
 def model_placement(world: World) -> dict[str, Any] | None:

@@ -38,8 +38,10 @@ def check_out_dir(out: Path) -> Path:
         raise LoragError(f"--out {out}: is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         n = sum(1 for _ in out.iterdir())
-        raise LoragError(f"--out {out}: the folder is not empty ({n} entr{'y' if n == 1 else 'ies'})",
-                         hint="name a new or empty folder; an export never writes over files")  # fmt: skip
+        raise LoragError(
+            f"--out {out}: the folder is not empty ({n} entr{'y' if n == 1 else 'ies'})",
+            hint="name a new or empty folder; an export never writes over files",
+        )
     return out
 
 
@@ -54,14 +56,20 @@ def resolve_base(card: AdapterCard, resolve: Callable[[str], str]) -> tuple[str,
         path = resolve(card.base_model)
         config = AutoConfig.from_pretrained(path)
     except LoragError as e:
-        raise LoragError(f"adapter {card.name}: its base model '{card.base_model}' is not available here: {e.args[0]}",
-                         hint=e.hint or "pull or download the base model first") from None  # fmt: skip
+        raise LoragError(
+            f"adapter {card.name}: its base model '{card.base_model}' is not available here: {e.args[0]}",
+            hint=e.hint or "pull or download the base model first",
+        ) from None
     except OSError as e:
-        raise LoragError(f"adapter {card.name}: its base model '{card.base_model}' cannot be read from {path}: {e}") from None
+        raise LoragError(
+            f"adapter {card.name}: its base model '{card.base_model}' cannot be read from {path}: {e}"
+        ) from None
     if base_fingerprint(config) != card.base_fingerprint:
-        raise LoragError(f"adapter {card.name}: '{card.base_model}' here is not the model it was trained on (architecture "
-                         f"{base_fingerprint(config)[:12]}, the card says {card.base_fingerprint[:12]})",
-                         hint="point the model setting at the adapter's base model")  # fmt: skip
+        raise LoragError(
+            f"adapter {card.name}: '{card.base_model}' here is not the model it was trained on (architecture "
+            f"{base_fingerprint(config)[:12]}, the card says {card.base_fingerprint[:12]})",
+            hint="point the model setting at the adapter's base model",
+        )
     return path, config
 
 
@@ -79,9 +87,17 @@ def llama_cpp_base(card: AdapterCard, model_cache: Any) -> Path | None:
 
 
 def export_adapter(
-    registry: Registry, name: str, fmt: str, out: Path, *, resolve: Callable[[str], str], device: str = "cpu",
-    gguf_dtype: str = "f32", base_gguf: Path | None = None, progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    registry: Registry,
+    name: str,
+    fmt: str,
+    out: Path,
+    *,
+    resolve: Callable[[str], str],
+    device: str = "cpu",
+    gguf_dtype: str = "f32",
+    base_gguf: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Export, check and record one adapter; returns the record written to its card (with `path`)."""
     from finetune import export_check
     from finetune.gguf_lora import DTYPES
@@ -132,8 +148,10 @@ def export_adapter(
                 record["check_llama_cpp"] = checker.check_llama_cpp(file, Path(base_gguf))
         failed = [k for k in ("check", "check_llama_cpp") if k in record and not record[k]["ok"]]
         if failed:
-            raise LoragError(f"export of {card.name} as {fmt} failed its check: {record[failed[0]]['reason']}",
-                             hint="nothing was written to --out; the check's figures are in the message")  # fmt: skip
+            raise LoragError(
+                f"export of {card.name} as {fmt} failed its check: {record[failed[0]]['reason']}",
+                hint="nothing was written to --out; the check's figures are in the message",
+            )
         if out.exists():
             out.rmdir()  # empty (checked above)
         staging.rename(out)

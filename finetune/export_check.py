@@ -32,13 +32,28 @@ class _Passage:
 
 
 CHECK_PROMPTS = (
-    ("How many days of annual leave do full-time staff receive?",
-     [_Passage(1, "Full-time staff receive 27 days of annual leave each year. Part-time staff receive a pro-rata share.", "leave.md")]),
-    ("What does error code E-42 mean?",
-     [_Passage(1, "code: E-17, meaning: lamp failure", "codes.csv"), _Passage(2, "code: E-42, meaning: door open during scan", "codes.csv")]),
-    ("Who approves overtime?",
-     [_Passage(1, "Overtime must be approved in advance by the team lead and is paid at 150%.", "overtime.md")]),
-)  # fmt: skip
+    (
+        "How many days of annual leave do full-time staff receive?",
+        [
+            _Passage(
+                1,
+                "Full-time staff receive 27 days of annual leave each year. Part-time staff receive a pro-rata share.",
+                "leave.md",
+            )
+        ],
+    ),
+    (
+        "What does error code E-42 mean?",
+        [
+            _Passage(1, "code: E-17, meaning: lamp failure", "codes.csv"),
+            _Passage(2, "code: E-42, meaning: door open during scan", "codes.csv"),
+        ],
+    ),
+    (
+        "Who approves overtime?",
+        [_Passage(1, "Overtime must be approved in advance by the team lead and is paid at 150%.", "overtime.md")],
+    ),
+)
 
 
 def check_prompts(tokenizer: Any) -> list[list[int]]:
@@ -46,7 +61,9 @@ def check_prompts(tokenizer: Any) -> list[list[int]]:
 
     out = []
     for question, passages in CHECK_PROMPTS:
-        ids = tokenizer.apply_chat_template(build_messages(question, passages), add_generation_prompt=True, tokenize=True)
+        ids = tokenizer.apply_chat_template(
+            build_messages(question, passages), add_generation_prompt=True, tokenize=True
+        )
         out.append(list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids))
     return out
 
@@ -82,9 +99,14 @@ class Checker:
         import torch
 
         ids = torch.tensor([prompt], device=self.device)
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=NEW_TOKENS,
-                             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)  # fmt: skip
-        return out[0, len(prompt):].tolist()
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=NEW_TOKENS,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        return out[0, len(prompt) :].tolist()
 
     def _along(self, model: Any, prompt: list[int], answer: list[int]) -> Any:
         """The logits that predict each answer token, teacher-forced (float32, on the CPU)."""
@@ -106,11 +128,25 @@ class Checker:
         worst = max(r["max_logit_diff"] for r in rows)
         same = all(r["same_text"] for r in rows)
         ok = same if need_same_text else (same or (tol is not None and worst <= tol))
-        reason = "" if ok else (
-            f"the answer to prompt {next(i for i, r in enumerate(rows) if not r['same_text']) + 1} differs from the unmerged "
-            f"adapter's (largest logit difference {worst:.4g}" + (f", tolerance {tol:g})" if tol is not None else ")"))
-        return {"ok": ok, "prompts": len(rows), "new_tokens": NEW_TOKENS, "same_text": same, "max_logit_diff": worst,
-                "tolerance": tol, "rows": rows, "reason": reason}  # fmt: skip
+        reason = (
+            ""
+            if ok
+            else (
+                f"the answer to prompt {next(i for i, r in enumerate(rows) if not r['same_text']) + 1} differs from the unmerged "
+                f"adapter's (largest logit difference {worst:.4g}"
+                + (f", tolerance {tol:g})" if tol is not None else ")")
+            )
+        )
+        return {
+            "ok": ok,
+            "prompts": len(rows),
+            "new_tokens": NEW_TOKENS,
+            "same_text": same,
+            "max_logit_diff": worst,
+            "tolerance": tol,
+            "rows": rows,
+            "reason": reason,
+        }
 
     # -- the formats -----------------------------------------------------------------------------
     def check_peft(self, folder: Path) -> dict[str, Any]:
@@ -130,7 +166,10 @@ class Checker:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype="auto").to(self.device).eval()
-        return {"method": "merged: AutoModelForCausalLM.from_pretrained, no adapter", **self.compare(model, need_same_text=True)}
+        return {
+            "method": "merged: AutoModelForCausalLM.from_pretrained, no adapter",
+            **self.compare(model, need_same_text=True),
+        }
 
     def check_gguf(self, file: Path, base_config: Any, *, quantized: bool) -> dict[str, Any]:
         from finetune.gguf_lora import peft_model_from_pairs, read_gguf_lora
@@ -177,16 +216,29 @@ class Checker:
         rows = []
         for i, a in enumerate(self.answers):
             ref, ref_base = self.logits[i].numpy(), self.base_logits[i].numpy()
-            rows.append({
-                "same_text": greedy[i] == a,
-                "base_diff": float(np.abs(base_along[i] - ref_base).max()),  # the runtimes differ on the base alone
-                "lora_diff": float(np.abs(lora_along[i] - ref).max()),  # ... and with the adapter
-                "adapter_effect": float(np.abs(ref - ref_base).max()),  # what the adapter changes in transformers
-            })  # fmt: skip
+            rows.append(
+                {
+                    "same_text": greedy[i] == a,
+                    "base_diff": float(np.abs(base_along[i] - ref_base).max()),  # the runtimes differ on the base alone
+                    "lora_diff": float(np.abs(lora_along[i] - ref).max()),  # ... and with the adapter
+                    "adapter_effect": float(np.abs(ref - ref_base).max()),  # what the adapter changes in transformers
+                }
+            )
         worst = max(rows, key=lambda r: r["lora_diff"] - r["base_diff"] - LLAMA_CPP_SHARE * r["adapter_effect"])
         ok = all(r["lora_diff"] <= r["base_diff"] + LLAMA_CPP_SHARE * r["adapter_effect"] for r in rows)
-        reason = "" if ok else (f"llama.cpp's logits with the adapter differ from transformers' by {worst['lora_diff']:.3g}, "
-                                f"more than the base's own difference {worst['base_diff']:.3g} plus {LLAMA_CPP_SHARE:g} of "
-                                f"the adapter's effect {worst['adapter_effect']:.3g}")  # fmt: skip
-        return {"ok": ok, "method": f"llama.cpp (llama-cpp-python) over {base_gguf.name}", "same_text": all(r["same_text"] for r in rows),
-                "rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows], "reason": reason}  # fmt: skip
+        reason = (
+            ""
+            if ok
+            else (
+                f"llama.cpp's logits with the adapter differ from transformers' by {worst['lora_diff']:.3g}, "
+                f"more than the base's own difference {worst['base_diff']:.3g} plus {LLAMA_CPP_SHARE:g} of "
+                f"the adapter's effect {worst['adapter_effect']:.3g}"
+            )
+        )
+        return {
+            "ok": ok,
+            "method": f"llama.cpp (llama-cpp-python) over {base_gguf.name}",
+            "same_text": all(r["same_text"] for r in rows),
+            "rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+            "reason": reason,
+        }

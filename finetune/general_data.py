@@ -22,7 +22,11 @@ def to_row(obj: Any) -> dict[str, Any] | None:
     if not isinstance(obj, dict):
         return None
     if isinstance(obj.get("messages"), list):
-        msgs = [m for m in obj["messages"] if isinstance(m, dict) and _text(m.get("content")) and m.get("role") in ("system", "user", "assistant")]
+        msgs = [
+            m
+            for m in obj["messages"]
+            if isinstance(m, dict) and _text(m.get("content")) and m.get("role") in ("system", "user", "assistant")
+        ]
         if len(msgs) >= 2 and msgs[-1]["role"] == "assistant" and any(m["role"] == "user" for m in msgs):
             prompt = [{"role": m["role"], "content": m["content"]} for m in msgs[:-1]]
             return _row(prompt, msgs[-1]["content"])
@@ -41,8 +45,15 @@ def _row(prompt: list[dict[str, str]], answer: str) -> dict[str, Any] | None:
     if not answer.strip():
         return None
     question = next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), "")
-    return {"question": question, "answer": answer.strip(), "target": answer.strip(), "oracle_in_context": False,
-            "distractors_trimmed": 0, "prompt": prompt, "completion": [{"role": "assistant", "content": answer.strip()}]}  # fmt: skip
+    return {
+        "question": question,
+        "answer": answer.strip(),
+        "target": answer.strip(),
+        "oracle_in_context": False,
+        "distractors_trimmed": 0,
+        "prompt": prompt,
+        "completion": [{"role": "assistant", "content": answer.strip()}],
+    }
 
 
 def load_general_rows(path: Path) -> list[dict[str, Any]]:
@@ -57,8 +68,10 @@ def load_general_rows(path: Path) -> list[dict[str, Any]]:
             rows.append(row)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        raise LoragError(f"{path}: {len(bad)} row(s) are not instruction data (line {shown})",
-                         hint="each row: messages, prompt/completion, instruction/output or question/answer")  # fmt: skip
+        raise LoragError(
+            f"{path}: {len(bad)} row(s) are not instruction data (line {shown})",
+            hint="each row: messages, prompt/completion, instruction/output or question/answer",
+        )
     if not rows:
         raise LoragError(f"{path}: no rows")
     return rows

@@ -42,9 +42,11 @@ def gguf_arch(base_config: Any) -> tuple[str, bool]:
     for a in archs:
         if a in GGUF_ARCHS:
             return GGUF_ARCHS[a]
-    raise LoragError(f"GGUF export supports {', '.join(GGUF_ARCHS)} base models; this base is "
-                     f"{', '.join(archs) or getattr(base_config, 'model_type', 'unknown')}",
-                     hint="export --format merged instead: any engine serves a merged model")  # fmt: skip
+    raise LoragError(
+        f"GGUF export supports {', '.join(GGUF_ARCHS)} base models; this base is "
+        f"{', '.join(archs) or getattr(base_config, 'model_type', 'unknown')}",
+        hint="export --format merged instead: any engine serves a merged model",
+    )
 
 
 def _rotary_rows(w: Any, heads: int) -> Any:
@@ -103,17 +105,25 @@ def lora_pairs(adapter_dir: Path, peft_cfg: dict[str, Any]) -> dict[str, tuple[A
     if not weights.is_file():
         raise LoragError(f"{adapter_dir}: adapter_model.safetensors is missing")
     if peft_cfg.get("use_dora"):
-        raise LoragError(f"{adapter_dir / 'adapter_config.json'}: use_dora is true; a DoRA adapter has no GGUF LoRA form",
-                         hint="export --format merged instead")  # fmt: skip
+        raise LoragError(
+            f"{adapter_dir / 'adapter_config.json'}: use_dora is true; a DoRA adapter has no GGUF LoRA form",
+            hint="export --format merged instead",
+        )
     if peft_cfg.get("modules_to_save"):
-        raise LoragError(f"{adapter_dir / 'adapter_config.json'}: modules_to_save {peft_cfg['modules_to_save']} are whole "
-                         "trained layers, which a GGUF LoRA cannot carry", hint="export --format merged instead")  # fmt: skip
+        raise LoragError(
+            f"{adapter_dir / 'adapter_config.json'}: modules_to_save {peft_cfg['modules_to_save']} are whole "
+            "trained layers, which a GGUF LoRA cannot carry",
+            hint="export --format merged instead",
+        )
     pairs: dict[str, dict[str, Any]] = {}
     for key, t in load_file(str(weights)).items():
         m = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight", key)
         if m is None:
-            raise LoragError(f"{weights}: tensor {key} is not a LoRA A/B matrix of a Linear layer (embeddings, biases and "
-                             "whole layers have no GGUF LoRA form)", hint="export --format merged instead")  # fmt: skip
+            raise LoragError(
+                f"{weights}: tensor {key} is not a LoRA A/B matrix of a Linear layer (embeddings, biases and "
+                "whole layers have no GGUF LoRA form)",
+                hint="export --format merged instead",
+            )
         pairs.setdefault(m[1], {})[m[2]] = t.float()
     broken = [k for k, v in pairs.items() if set(v) != {"A", "B"}]
     if broken:
@@ -121,7 +131,9 @@ def lora_pairs(adapter_dir: Path, peft_cfg: dict[str, Any]) -> dict[str, tuple[A
     return {k: (v["A"], v["B"]) for k, v in sorted(pairs.items())}
 
 
-def write_gguf_lora(adapter_dir: Path, base_config: Any, out_file: Path, *, dtype: str = "f32", name: str | None = None) -> dict[str, Any]:
+def write_gguf_lora(
+    adapter_dir: Path, base_config: Any, out_file: Path, *, dtype: str = "f32", name: str | None = None
+) -> dict[str, Any]:
     """Write the PEFT adapter in `adapter_dir` as a GGUF LoRA for a base of `base_config`. Returns what was written."""
     import gguf
     import numpy as np
@@ -177,16 +189,27 @@ def read_gguf_lora(path: Path, base_config: Any) -> tuple[dict[str, Any], dict[s
         return None if f is None else f.contents()
 
     if field(gguf.Keys.General.TYPE) != "adapter" or field(gguf.Keys.Adapter.TYPE) != "lora":
-        raise LoragError(f"{path}: not a GGUF LoRA adapter (general.type {field(gguf.Keys.General.TYPE)!r}, "
-                         f"adapter.type {field(gguf.Keys.Adapter.TYPE)!r})")  # fmt: skip
+        raise LoragError(
+            f"{path}: not a GGUF LoRA adapter (general.type {field(gguf.Keys.General.TYPE)!r}, "
+            f"adapter.type {field(gguf.Keys.Adapter.TYPE)!r})"
+        )
     if field(gguf.Keys.General.ARCHITECTURE) != arch:
-        raise LoragError(f"{path}: an adapter for {field(gguf.Keys.General.ARCHITECTURE)!r} models, the base is {arch!r}")
+        raise LoragError(
+            f"{path}: an adapter for {field(gguf.Keys.General.ARCHITECTURE)!r} models, the base is {arch!r}"
+        )
     alpha = float(field(gguf.Keys.Adapter.LORA_ALPHA))
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], int(base_config.num_hidden_layers))
     back: dict[str, str] = {}
     for layer in range(int(base_config.num_hidden_layers)):
-        for proj in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):  # fmt: skip
+        for proj in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ):
             module = f"model.layers.{layer}.{proj}"
             gname = names.get_name(module)
             if gname:
@@ -212,8 +235,14 @@ def peft_model_from_pairs(base_model: Any, pairs: dict[str, tuple[Any, Any]], al
 
     ranks = {m: int(a.shape[0]) for m, (a, _) in pairs.items()}
     r = max(ranks.values())
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=sorted(pairs), lora_dropout=0.0, bias="none",
-                     rank_pattern={rf"{re.escape(m)}": k for m, k in ranks.items() if k != r})  # fmt: skip
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        target_modules=sorted(pairs),
+        lora_dropout=0.0,
+        bias="none",
+        rank_pattern={rf"{re.escape(m)}": k for m, k in ranks.items() if k != r},
+    )
     model = get_peft_model(base_model, cfg)
     state = {}
     for m, (a, b) in pairs.items():

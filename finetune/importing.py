@@ -47,7 +47,9 @@ def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
                 want = mod.in_features if ".lora_A." in k else mod.out_features
                 got = shape[1] if ".lora_A." in k else shape[0]
                 if got != want:
-                    problems.append(f"{k}: shape {shape} needs {'in' if '.lora_A.' in k else 'out'}_features {got}, the base has {want}")
+                    problems.append(
+                        f"{k}: shape {shape} needs {'in' if '.lora_A.' in k else 'out'}_features {got}, the base has {want}"
+                    )
             if len(problems) >= 5:
                 problems.append("...")
                 break
@@ -55,20 +57,36 @@ def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
 
 
 def import_adapter(
-    folder: Path, domain: str, *, registry: Registry, base_model: str, model_path: str, datasets_dir: Path,
-    data_file: Path | None = None, corpus_fingerprint: str | None = None, taken_versions: list[int] | None = None,
-) -> AdapterCard:  # fmt: skip
+    folder: Path,
+    domain: str,
+    *,
+    registry: Registry,
+    base_model: str,
+    model_path: str,
+    datasets_dir: Path,
+    data_file: Path | None = None,
+    corpus_fingerprint: str | None = None,
+    taken_versions: list[int] | None = None,
+) -> AdapterCard:
     folder = Path(folder)
     if not folder.exists():
         raise LoragError(f"{folder}: no such folder")
     if not folder.is_dir():
         adapter_file = folder.name in ("adapter_config.json", "adapter_model.safetensors")
-        raise LoragError(f"{folder}: expected the adapter's folder, not a file", hint=f"pass {folder.parent}" if adapter_file else None)
+        raise LoragError(
+            f"{folder}: expected the adapter's folder, not a file",
+            hint=f"pass {folder.parent}" if adapter_file else None,
+        )
     if not (folder / "adapter_config.json").is_file():
-        inside = sorted((p.parent for p in folder.glob("*/adapter_config.json")), key=lambda d: (len(d.name), d.name))  # checkpoints
+        inside = sorted(
+            (p.parent for p in folder.glob("*/adapter_config.json")), key=lambda d: (len(d.name), d.name)
+        )  # checkpoints
         hint = f"pass {inside[-1]}" if inside else None
-        raise LoragError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)"
-                         + (f"; adapter folders inside it: {', '.join(p.name for p in inside)}" if inside else ""), hint=hint)  # fmt: skip
+        raise LoragError(
+            f"{folder}: not a PEFT adapter folder (no adapter_config.json)"
+            + (f"; adapter folders inside it: {', '.join(p.name for p in inside)}" if inside else ""),
+            hint=hint,
+        )
     try:
         peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -86,17 +104,23 @@ def import_adapter(
     base_cfg = AutoConfig.from_pretrained(model_path)
     problems = shape_problems(folder, base_cfg)
     if problems:
-        raise LoragError(f"{folder} does not fit the base model '{base_model}':\n  - " + "\n  - ".join(problems),
-                         hint="set models.generator to the model the adapter was trained on")  # fmt: skip
+        raise LoragError(
+            f"{folder} does not fit the base model '{base_model}':\n  - " + "\n  - ".join(problems),
+            hint="set models.generator to the model the adapter was trained on",
+        )
     weights = file_sha256(folder / "adapter_model.safetensors")
     for known in registry.versions(domain):  # importing the same folder twice would only add a copy
         theirs = registry.folder(known) / "adapter_model.safetensors"
         if theirs.is_file() and file_sha256(theirs) == weights:
-            raise LoragError(f"{folder}: already registered as {known.name} (the same adapter weights)",
-                             hint=f"lorag adapters show {known.name}")  # fmt: skip
+            raise LoragError(
+                f"{folder}: already registered as {known.name} (the same adapter weights)",
+                hint=f"lorag adapters show {known.name}",
+            )
 
     # the run's figures: result.json next to (or above) a training run's adapter, or a registry folder's card.json
-    result_path = next((p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE, folder / "card.json") if p.is_file()), None)
+    result_path = next(
+        (p for p in (folder / RESULT_FILE, folder.parent / RESULT_FILE, folder / "card.json") if p.is_file()), None
+    )
     result = json.loads(result_path.read_text()) if result_path else {}
     metrics = result.get("metrics", {})
     data = Path(data_file) if data_file else Path(datasets_dir) / domain / "train.jsonl"
@@ -114,15 +138,23 @@ def import_adapter(
     for f in staged.rglob("*"):  # the registry owns its copy (sources may be read-only)
         f.chmod(f.stat().st_mode | 0o200)
     card = AdapterCard(
-        name=f"{domain}-v{version}", domain=domain, version=version, base_model=base_model,
+        name=f"{domain}-v{version}",
+        domain=domain,
+        version=version,
+        base_model=base_model,
         base_fingerprint=base_fingerprint(base_cfg),
         data_hash=data_hash,
         corpus_fingerprint=build_info.get("corpus_fingerprint") or corpus_fingerprint or "",
-        hyperparameters={**result.get("hyperparameters", {}), "imported_from": str(folder.resolve()),
-                         "training_data": str(data) if data is not None and data.is_file() else None},
+        hyperparameters={
+            **result.get("hyperparameters", {}),
+            "imported_from": str(folder.resolve()),
+            "training_data": str(data) if data is not None and data.is_file() else None,
+        },
         # a registry folder's card says when it was trained; a run folder's result.json does not (now, then)
-        metrics=metrics, created_at=result.get("created_at") or now(), train_seconds=float(metrics.get("train_seconds") or 0.0),
-    )  # fmt: skip
+        metrics=metrics,
+        created_at=result.get("created_at") or now(),
+        train_seconds=float(metrics.get("train_seconds") or 0.0),
+    )
     try:
         return registry.register(staged, card)
     except BaseException:

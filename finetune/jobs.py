@@ -11,12 +11,12 @@ from typing import Any, Callable
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
 from assistant.names import check_domain
+from assistant.qa import file_sha256
+from assistant.registry import AdapterCard, Registry, now
 from assistant.settings import Settings
 from assistant.store import Store
 from assistant.store.base import corpus_fingerprint
 from finetune.config import TrainConfig
-from assistant.qa import file_sha256
-from assistant.registry import AdapterCard, Registry, now
 
 
 def dataset_dir(settings: Settings, domain: str) -> Path:
@@ -72,8 +72,9 @@ def recorded_config(run_dir: Path) -> TrainConfig | None:
     try:
         return TrainConfig(**json.loads(job.read_text(encoding="utf-8"))["config"])
     except (LoragError, ValueError, KeyError, TypeError) as e:  # a ConfigError (a LoragError) lists the bad values
-        raise LoragError(f"{job}: the interrupted run's settings cannot be read ({e})",
-                         hint="start a new run without --resume") from e  # fmt: skip
+        raise LoragError(
+            f"{job}: the interrupted run's settings cannot be read ({e})", hint="start a new run without --resume"
+        ) from e
 
 
 def train_domain(
@@ -99,9 +100,13 @@ def train_domain(
         domains = store.domains()
         if cfg.domain not in domains:  # synth would fail too: the domain has nothing indexed
             known = ", ".join(domains) or "none yet"
-            raise LoragError(f"unknown domain '{cfg.domain}': nothing is indexed under it, so there is no training data",
-                             hint=f"known domains: {known}; `lorag ingest PATH --domain {cfg.domain}`, then `lorag synth`")  # fmt: skip
-        raise LoragError(f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first")
+            raise LoragError(
+                f"unknown domain '{cfg.domain}': nothing is indexed under it, so there is no training data",
+                hint=f"known domains: {known}; `lorag ingest PATH --domain {cfg.domain}`, then `lorag synth`",
+            )
+        raise LoragError(
+            f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first"
+        )
     runs = run_root(settings, cfg.domain)
     version, run_dir = _pick_version(registry, runs, cfg.domain, resume)
     recorded = recorded_config(run_dir) if resume else None
@@ -111,14 +116,24 @@ def train_domain(
     fingerprint = base_fingerprint(AutoConfig.from_pretrained(model_path))
     run_dir.mkdir(parents=True, exist_ok=True)
     if recorded is None:
-        (run_dir / "job.json").write_text(json.dumps({"domain": cfg.domain, "version": version, "started_at": now(),
-                                                      "config": cfg.to_dict()}, indent=2))  # fmt: skip
+        (run_dir / "job.json").write_text(
+            json.dumps(
+                {"domain": cfg.domain, "version": version, "started_at": now(), "config": cfg.to_dict()}, indent=2
+            )
+        )
     device = pick_device(settings.models.device)
     try:
         result = train_run(  # cfg.gpus processes (finetune/launch.py); this process registers the adapter once
-            cfg, model_path=model_path, train_file=train_file, eval_file=data / "heldout_examples.jsonl",
-            run_dir=run_dir, device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides,
-        )  # fmt: skip
+            cfg,
+            model_path=model_path,
+            train_file=train_file,
+            eval_file=data / "heldout_examples.jsonl",
+            run_dir=run_dir,
+            device=device,
+            resume=resume,
+            on_log=on_log,
+            trainer_overrides=trainer_overrides,
+        )
     except Exception:  # (not Ctrl-C: that run may still be resumed, from the start)
         if not any(run_dir.glob("checkpoint-*")):  # a run that failed before any checkpoint: nothing to resume
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -178,10 +193,18 @@ def build_training_set(
     resolve_domains(store, cfg.domain)
     teacher = None
     if uses_model(s.writer, teacher_configured=bool(s.teacher or s.teacher_url)):
-        teacher = load_teacher(s.teacher, s.teacher_url, api_key=s.teacher_api_key, concurrency=s.teacher_concurrency,
-                               model_cache=model_cache, model_settings=settings.models,
-                               served=None if (s.teacher or s.teacher_url) else served_generator())  # fmt: skip
+        teacher = load_teacher(
+            s.teacher,
+            s.teacher_url,
+            api_key=s.teacher_api_key,
+            concurrency=s.teacher_concurrency,
+            model_cache=model_cache,
+            model_settings=settings.models,
+            served=None if (s.teacher or s.teacher_url) else served_generator(),
+        )
     if count_tokens is None:
         count_tokens = token_counter(model_cache.resolve(cfg.base_model or settings.models.generator))
-    builder = TrainingSetBuilder(store, retriever, teacher, cfg, dataset_dir(settings, cfg.domain), count_tokens=count_tokens)
+    builder = TrainingSetBuilder(
+        store, retriever, teacher, cfg, dataset_dir(settings, cfg.domain), count_tokens=count_tokens
+    )
     return builder.build(qa, progress=progress)

@@ -45,14 +45,20 @@ def check_processes(cfg: TrainConfig, device: str) -> None:
 
         have = torch.cuda.device_count()
         if have < cfg.gpus:
-            raise LoragError(f"gpus: {cfg.gpus} processes asked for, but this machine has {have} CUDA GPU(s)",
-                             hint=f"use --gpus {have} or fewer (or set gpus in the recipe)")  # fmt: skip
+            raise LoragError(
+                f"gpus: {cfg.gpus} processes asked for, but this machine has {have} CUDA GPU(s)",
+                hint=f"use --gpus {have} or fewer (or set gpus in the recipe)",
+            )
     elif device != "cpu":
-        raise LoragError(f"gpus: {cfg.gpus}: training on several processes runs on CUDA GPUs (or CPU processes), not on {device}",
-                         hint="train with gpus: 1 on this machine")  # fmt: skip
+        raise LoragError(
+            f"gpus: {cfg.gpus}: training on several processes runs on CUDA GPUs (or CPU processes), not on {device}",
+            hint="train with gpus: 1 on this machine",
+        )
     if cfg.distributed == "fsdp" and device != "cuda":
-        raise LoragError("distributed 'fsdp' shards the base over CUDA GPUs: this machine trains on CPU",
-                         hint="set distributed: ddp (or gpus: 1) in the recipe")  # fmt: skip
+        raise LoragError(
+            "distributed 'fsdp' shards the base over CUDA GPUs: this machine trains on CPU",
+            hint="set distributed: ddp (or gpus: 1) in the recipe",
+        )
 
 
 def launch_command(cfg: TrainConfig, device: str, spec_file: Path) -> list[str]:
@@ -60,14 +66,49 @@ def launch_command(cfg: TrainConfig, device: str, spec_file: Path) -> list[str]:
     n = str(cfg.gpus)
     worker = ["-m", "finetune.launch", str(spec_file)]
     if device != "cuda":  # gloo; torchrun picks a free rendezvous port itself (--standalone)
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", n, *worker]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", n, "--num_machines", "1",
-           "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            n,
+            *worker,
+        ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        n,
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(_free_port()),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     # (the trainer's own bf16 setting chooses the precision: an Accelerator's argument wins over the launcher's)
     if cfg.distributed == "fsdp":  # FSDP2, the decoder layers (the model's _no_split_modules) as shards
-        cmd += ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-                "--fsdp_state_dict_type", "FULL_STATE_DICT", "--fsdp_cpu_ram_efficient_loading", "true",
-                "--fsdp_reshard_after_forward", "true", "--fsdp_offload_params", "false"]  # fmt: skip
+        cmd += [
+            "--use_fsdp",
+            "--fsdp_version",
+            "2",
+            "--fsdp_auto_wrap_policy",
+            "TRANSFORMER_BASED_WRAP",
+            "--fsdp_state_dict_type",
+            "FULL_STATE_DICT",
+            "--fsdp_cpu_ram_efficient_loading",
+            "true",
+            "--fsdp_reshard_after_forward",
+            "true",
+            "--fsdp_offload_params",
+            "false",
+        ]
     else:
         cmd += ["--multi_gpu"]
     return cmd + worker
@@ -80,19 +121,45 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""), "PYTHONUNBUFFERED": "1"}
 
 
-def train_run(cfg: TrainConfig, *, model_path: str, train_file: Path, eval_file: Path | None, run_dir: Path, device: str,
-              resume: bool = False, on_log: LogFn | None = None, trainer_overrides: dict[str, Any] | None = None) -> Any:  # fmt: skip
+def train_run(
+    cfg: TrainConfig,
+    *,
+    model_path: str,
+    train_file: Path,
+    eval_file: Path | None,
+    run_dir: Path,
+    device: str,
+    resume: bool = False,
+    on_log: LogFn | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> Any:
     """finetune.train.train_adapter's TrainResult, trained on cfg.gpus processes (in this process when 1)."""
     from finetune.train import RESULT_FILE, TrainResult, train_adapter
 
     if cfg.gpus <= 1:
-        return train_adapter(cfg, model_path=model_path, train_file=train_file, eval_file=eval_file, run_dir=run_dir,
-                             device=device, resume=resume, on_log=on_log, trainer_overrides=trainer_overrides)  # fmt: skip
+        return train_adapter(
+            cfg,
+            model_path=model_path,
+            train_file=train_file,
+            eval_file=eval_file,
+            run_dir=run_dir,
+            device=device,
+            resume=resume,
+            on_log=on_log,
+            trainer_overrides=trainer_overrides,
+        )
     check_processes(cfg, device)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"config": cfg.to_dict(), "model_path": model_path, "train_file": str(train_file),
-            "eval_file": str(eval_file) if eval_file else None, "run_dir": str(run_dir), "device": device,
-            "resume": resume, "trainer_overrides": trainer_overrides or {}}  # fmt: skip
+    spec = {
+        "config": cfg.to_dict(),
+        "model_path": model_path,
+        "train_file": str(train_file),
+        "eval_file": str(eval_file) if eval_file else None,
+        "run_dir": str(run_dir),
+        "device": device,
+        "resume": resume,
+        "trainer_overrides": trainer_overrides or {},
+    }
     try:
         (run_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2))
     except TypeError as e:
@@ -109,15 +176,18 @@ def _run_workers(cmd: list[str], log_file: Path, on_log: LogFn | None, n: int) -
     """Run the launcher; rank 0's events to on_log, every line to log_file. The run's error, if it failed."""
     tail: collections.deque[str] = collections.deque(maxlen=30)
     failure: dict[str, Any] | None = None
-    with log_file.open("a", encoding="utf-8") as log, subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env(), bufsize=1
-    ) as proc:  # fmt: skip
+    with (
+        log_file.open("a", encoding="utf-8") as log,
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env(), bufsize=1
+        ) as proc,
+    ):
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
                 if line.startswith(EVENT):
-                    event = json.loads(line[len(EVENT):])
+                    event = json.loads(line[len(EVENT) :])
                     if "error" in event:
                         failure = event
                     elif on_log:
@@ -137,8 +207,10 @@ def _run_workers(cmd: list[str], log_file: Path, on_log: LogFn | None, n: int) -
     if failure is not None:
         return LoragError(failure["error"], hint=failure.get("hint"))
     last = "\n".join(tail)
-    return LoragError(f"training on {n} processes failed (launcher exit {rc}); the processes' last lines:\n{last}",
-                      hint=f"all of their output is in {log_file}")  # fmt: skip
+    return LoragError(
+        f"training on {n} processes failed (launcher exit {rc}); the processes' last lines:\n{last}",
+        hint=f"all of their output is in {log_file}",
+    )
 
 
 def _worker(spec_file: str) -> int:
@@ -158,10 +230,17 @@ def _worker(spec_file: str) -> int:
         print(EVENT + json.dumps(entry, default=str), flush=True)
 
     try:
-        train_adapter(cfg, model_path=spec["model_path"], train_file=Path(spec["train_file"]),
-                      eval_file=Path(spec["eval_file"]) if spec["eval_file"] else None, run_dir=Path(spec["run_dir"]),
-                      device=spec["device"], resume=spec["resume"], on_log=emit if world.main else None,
-                      trainer_overrides=spec["trainer_overrides"] or None)  # fmt: skip
+        train_adapter(
+            cfg,
+            model_path=spec["model_path"],
+            train_file=Path(spec["train_file"]),
+            eval_file=Path(spec["eval_file"]) if spec["eval_file"] else None,
+            run_dir=Path(spec["run_dir"]),
+            device=spec["device"],
+            resume=spec["resume"],
+            on_log=emit if world.main else None,
+            trainer_overrides=spec["trainer_overrides"] or None,
+        )
     except LoragError as e:  # every rank checks the same data and recipe; rank 0 says what went wrong
         if world.main:
             emit({"error": e.args[0] if e.args else str(e), "hint": e.hint})

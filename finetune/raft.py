@@ -20,11 +20,11 @@ from typing import Any, Callable, Sequence
 
 from assistant.errors import LoragError
 from assistant.prompt import NO_ANSWER, build_messages
+from assistant.qa import QARecord, write_jsonl
 from assistant.retrieval import Passage, Retriever
 from assistant.store import Hit, Store
 from assistant.store.base import corpus_fingerprint
 from finetune.config import TrainConfig
-from assistant.qa import QARecord, write_jsonl
 from finetune.data import load_qa, split_qa
 from finetune.data_report import build_report
 from finetune.general_data import load_general_rows
@@ -36,8 +36,17 @@ MIN_DISTRACTOR_WORDS = 8
 
 def _as_passage(hit: Hit, domain: str) -> Passage:
     p = hit.payload
-    return Passage(0, p.get("text", ""), p.get("display", ""), p.get("section") or "", p.get("page"), 0.0,
-                   domain, p.get("doc_id", ""), hit.id)  # fmt: skip
+    return Passage(
+        0,
+        p.get("text", ""),
+        p.get("display", ""),
+        p.get("section") or "",
+        p.get("page"),
+        0.0,
+        domain,
+        p.get("doc_id", ""),
+        hit.id,
+    )
 
 
 def _has_body(text: str) -> bool:
@@ -46,9 +55,17 @@ def _has_body(text: str) -> bool:
 
 
 def make_example(
-    question: str, answer: str, oracle: Passage | None, negatives: Sequence[Passage], *, k: int,
-    include_oracle: bool, rng: random.Random, count_tokens: TokenCounter | None = None, max_tokens: int = 0,
-) -> dict[str, Any] | None:  # fmt: skip
+    question: str,
+    answer: str,
+    oracle: Passage | None,
+    negatives: Sequence[Passage],
+    *,
+    k: int,
+    include_oracle: bool,
+    rng: random.Random,
+    count_tokens: TokenCounter | None = None,
+    max_tokens: int = 0,
+) -> dict[str, Any] | None:
     """One prompt/completion row in the exact serving format. With a token counter, distractors are
     dropped (longest first) until the row fits max_tokens; None when even the fewest passages do not."""
     has_oracle = include_oracle and oracle is not None
@@ -74,8 +91,15 @@ def make_example(
             return None
         ctx.remove(max(others, key=lambda p: len(p.text)))
         trimmed += 1
-    return {"question": question, "answer": answer, "target": target, "oracle_in_context": has_oracle,
-            "distractors_trimmed": trimmed, "prompt": messages, "completion": completion}  # fmt: skip
+    return {
+        "question": question,
+        "answer": answer,
+        "target": target,
+        "oracle_in_context": has_oracle,
+        "distractors_trimmed": trimmed,
+        "prompt": messages,
+        "completion": completion,
+    }
 
 
 def _heldout_documents(pairs: Sequence[SynthPair], fraction: float, cap: int) -> set[str]:
@@ -99,8 +123,16 @@ def _heldout_documents(pairs: Sequence[SynthPair], fraction: float, cap: int) ->
 
 
 class TrainingSetBuilder:
-    def __init__(self, store: Store, retriever: Retriever, teacher: Any, cfg: TrainConfig, out_dir: Path, *,
-                 count_tokens: TokenCounter | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        retriever: Retriever,
+        teacher: Any,
+        cfg: TrainConfig,
+        out_dir: Path,
+        *,
+        count_tokens: TokenCounter | None = None,
+    ):
         self.store = store
         self.retriever = retriever
         self.teacher = teacher
@@ -130,14 +162,18 @@ class TrainingSetBuilder:
             return None
         return _as_passage(best, self.cfg.domain)
 
-    def build(self, curated_path: Path | None, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    def build(
+        self, curated_path: Path | None, progress: Callable[[str, int, int], None] | None = None
+    ) -> dict[str, Any]:
         cfg, s = self.cfg, self.cfg.synth
         rng = random.Random(s.seed)
         k = self.retriever.settings.top_k
         fit_to = cfg.max_seq_length if self.count_tokens else 0
         chunks = self.store.scroll_chunks(cfg.domain)
         if not chunks:
-            raise LoragError(f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}")
+            raise LoragError(
+                f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}"
+            )
         n_all = len(chunks)
         shown = {h.payload.get("display", "") for h in chunks}
         unmatched = [pat for pat in s.exclude_sources if not any(fnmatch.fnmatchcase(d, pat) for d in shown)]
@@ -154,9 +190,12 @@ class TrainingSetBuilder:
         train_qa, held_qa = split_qa(curated, cfg.heldout_fraction)
 
         pairs, synth_report = synthesize(
-            chunks, s, teacher=self.teacher, avoid_questions=[r.question for r in held_qa],
+            chunks,
+            s,
+            teacher=self.teacher,
+            avoid_questions=[r.question for r in held_qa],
             progress=(lambda d, t: progress("synth", d, t)) if progress else None,
-        )  # fmt: skip
+        )
         dropped: Counter = Counter()
 
         # the round trip: each question must find its own chunk; the same retrieval gives the negatives
@@ -190,11 +229,22 @@ class TrainingSetBuilder:
 
         fit = {"max_seq_length": fit_to, "trimmed": 0, "left_out": 0}
 
-        def example(q: str, a: str, oracle: Passage | None, negatives: list[Passage], include: bool) -> dict[str, Any] | None:
+        def example(
+            q: str, a: str, oracle: Passage | None, negatives: list[Passage], include: bool
+        ) -> dict[str, Any] | None:
             if not include and oracle is not None:  # no distractor that answers it: that teaches abstaining wrongly
                 negatives = [n for n in negatives if support(a, n.text) < 0.5]
-            row = make_example(q, a, oracle, negatives, k=k, include_oracle=include, rng=rng,
-                               count_tokens=self.count_tokens, max_tokens=fit_to)  # fmt: skip
+            row = make_example(
+                q,
+                a,
+                oracle,
+                negatives,
+                k=k,
+                include_oracle=include,
+                rng=rng,
+                count_tokens=self.count_tokens,
+                max_tokens=fit_to,
+            )
             if row is None:
                 fit["left_out"] += 1
             elif row["distractors_trimmed"]:
@@ -205,8 +255,17 @@ class TrainingSetBuilder:
         items: list[tuple[str, str, Passage, str, str, list[Passage] | None, int]] = []
         for p, passages, rank in kept:
             oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
-            items.append((p.question, p.answer, oracle, "synthetic:" + p.writer, p.chunk_id,
-                          self._negatives(passages, oracle.doc_id), rank))  # fmt: skip
+            items.append(
+                (
+                    p.question,
+                    p.answer,
+                    oracle,
+                    "synthetic:" + p.writer,
+                    p.chunk_id,
+                    self._negatives(passages, oracle.doc_id),
+                    rank,
+                )
+            )
         curated_items = []
         for rec in train_qa:
             oracle = self._oracle_for(rec, by_source)
@@ -217,7 +276,9 @@ class TrainingSetBuilder:
         cur_passages = self._retrieve([r.question for r, _ in curated_items], k)
         for (rec, oracle), passages in zip(curated_items, cur_passages):
             rank = next((i for i, x in enumerate(passages) if x.chunk_id == oracle.chunk_id), k + 99)
-            items.append((rec.question, rec.answer, oracle, "curated", rec.key(), self._negatives(passages, oracle.doc_id), rank))
+            items.append(
+                (rec.question, rec.answer, oracle, "curated", rec.key(), self._negatives(passages, oracle.doc_id), rank)
+            )
         for i, (q, a, oracle, kind, ident, negatives, rank) in enumerate(items):
             include = rng.random() < s.p_oracle
             if not include and not negatives:
@@ -235,37 +296,71 @@ class TrainingSetBuilder:
         if curated:
             held = [(rec, self._oracle_for(rec, by_source)) for rec in held_qa]
             held = [(rec, o) for rec, o in held if o is not None]
-            held_negs = [self._negatives(ps, o.doc_id) for (_, o), ps in zip(held, self._retrieve([r.question for r, _ in held], k))]
-            held_items = [(rec.question, rec.answer, o, f"heldout:{rec.key()}", negs) for (rec, o), negs in zip(held, held_negs)]
+            held_negs = [
+                self._negatives(ps, o.doc_id)
+                for (_, o), ps in zip(held, self._retrieve([r.question for r, _ in held], k))
+            ]
+            held_items = [
+                (rec.question, rec.answer, o, f"heldout:{rec.key()}", negs) for (rec, o), negs in zip(held, held_negs)
+            ]
             held_records = held_qa
         else:
             held_items = []
             for p, passages in held_pairs:
                 oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
-                held_items.append((p.question, p.answer, oracle, f"heldout:synthetic:{p.chunk_id}", self._negatives(passages, oracle.doc_id)))
-            held_records = [QARecord(id=f"synthetic-{hashlib.sha256(p.question.encode()).hexdigest()[:10]}", question=p.question,
-                                     answer=p.answer, sources=[p.source], tags=["synthetic", p.writer, p.qtype])
-                            for p, _ in held_pairs]  # fmt: skip
+                held_items.append(
+                    (
+                        p.question,
+                        p.answer,
+                        oracle,
+                        f"heldout:synthetic:{p.chunk_id}",
+                        self._negatives(passages, oracle.doc_id),
+                    )
+                )
+            held_records = [
+                QARecord(
+                    id=f"synthetic-{hashlib.sha256(p.question.encode()).hexdigest()[:10]}",
+                    question=p.question,
+                    answer=p.answer,
+                    sources=[p.source],
+                    tags=["synthetic", p.writer, p.qtype],
+                )
+                for p, _ in held_pairs
+            ]
         for q, a, oracle, ident, negatives in held_items:  # held-out loss: same format, oracle always present
-            ex = make_example(q, a, oracle, negatives, k=k, include_oracle=True, rng=rng,
-                              count_tokens=self.count_tokens, max_tokens=fit_to)  # fmt: skip
+            ex = make_example(
+                q,
+                a,
+                oracle,
+                negatives,
+                k=k,
+                include_oracle=True,
+                rng=rng,
+                count_tokens=self.count_tokens,
+                max_tokens=fit_to,
+            )
             if ex is not None:
                 held_rows.append({"id": ident, "kind": "heldout", **ex})
 
         if not rows:  # before anything is written: an earlier training set stays whole
-            why = "; ".join(f"{n} {reason}" for reason, n in (synth_report.dropped + dropped).most_common(8)) or "no chunk gave one"
+            why = (
+                "; ".join(f"{n} {reason}" for reason, n in (synth_report.dropped + dropped).most_common(8))
+                or "no chunk gave one"
+            )
             raise LoragError(
                 f"no training examples could be built for '{cfg.domain}': {len(pairs)} synthetic pair(s) from "
                 f"{synth_report.chunks} chunk(s), {len(train_qa)} curated; dropped: {why}",
                 hint="add curated Q&A with --qa, or synthesize from more chunks (--max-chunks), with a teacher "
-                     "(synth.teacher) or with other writers (--writer); nothing was written",
-            )  # fmt: skip
+                "(synth.teacher) or with other writers (--writer); nothing was written",
+            )
 
         n_general = 0
         if general:
             n_general = min(len(general), round(s.general_share / (1 - s.general_share) * len(rows)))
-            rows += [{**r, "id": f"general:{i}", "kind": "general", "oracle_rank": 0}
-                     for i, r in enumerate(rng.sample(general, n_general))]  # fmt: skip
+            rows += [
+                {**r, "id": f"general:{i}", "kind": "general", "oracle_rank": 0}
+                for i, r in enumerate(rng.sample(general, n_general))
+            ]
         if s.curriculum:  # easy first: short answers whose oracle the retriever ranks high; general rows spread evenly
             rows.sort(key=lambda r: (len(r["answer"].split()) // 10, r["oracle_rank"], r["id"]))
         final = [p for p, _, _ in kept]

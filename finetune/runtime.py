@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_NAMES = {"packed": "packed steps", "liger": "Liger kernels", "fused_lora": "fused LoRA"}  # said here; graphs, FP8 below
+_NAMES = {
+    "packed": "packed steps",
+    "liger": "Liger kernels",
+    "fused_lora": "fused LoRA",
+}  # said here; graphs, FP8 below
 
 
 def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
@@ -21,11 +25,16 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
     if rt.get("step_tokens"):
         batches = f"packed steps of {rt['step_tokens']:,} tokens (~{rows} rows)"
     else:
-        batches = f"{rt.get('batching', '?')} batches of {rows}" + (f" in passes of {per_pass}" if rows != per_pass else "")
+        batches = f"{rt.get('batching', '?')} batches of {rows}" + (
+            f" in passes of {per_pass}" if rows != per_pass else ""
+        )
     world, accel_off = rt.get("world_size", 1), rt.get("accel_off_reason")
     if world > 1:  # several processes (finetune/distributed.py): each trains its share of a step
-        batches += f" per process; {world} processes ({str(rt.get('distributed', 'ddp')).upper()}), global batch " \
-                   f"{hyper.get('batch_size', '?')}" + (f": {', '.join(rt['accel_off'])} off ({accel_off})" if accel_off else "")
+        batches += (
+            f" per process; {world} processes ({str(rt.get('distributed', 'ddp')).upper()}), global batch "
+            f"{hyper.get('batch_size', '?')}"
+            + (f": {', '.join(rt['accel_off'])} off ({accel_off})" if accel_off else "")
+        )
     parts = [f"on {rt.get('device', '?')}: {method}, {batches}"]
     if rt.get("accel") is False:
         parts.append("acceleration off (accel: off in the recipe): plain trl + peft")
@@ -35,10 +44,14 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         parts.append(f"{metrics['peak_gpu_mem_gb']:.2f} GB peak")
     if metrics.get("rows_over_max_length"):
         over, limit = metrics["rows_over_max_length"], hyper.get("max_seq_length", "?")
-        parts.append(f"{over} of {over + metrics.get('train_rows', 0)} rows over max_seq_length ({limit} tokens) left out")
+        parts.append(
+            f"{over} of {over + metrics.get('train_rows', 0)} rows over max_seq_length ({limit} tokens) left out"
+        )
     if metrics.get("fused_lora_layers"):
-        parts.append(f"{metrics['fused_lora_layers']} LoRA layers fused"
-                     + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else ""))
+        parts.append(
+            f"{metrics['fused_lora_layers']} LoRA layers fused"
+            + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else "")
+        )
     # a GPU run: each speed-up that could not run, and why (the note says it at once when dropout turned them off;
     # several processes say it once, above)
     why_off = rt.get("device") == "cuda" and rt.get("accel") is not False and not rt.get("note")
@@ -53,8 +66,10 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
         took = f" ({graphs['graphs']} captured in {graphs['capture_s']:.1f} s)" if graphs.get("graphs") else ""
         skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
-        parts.append(f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
-                     + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else ""))  # fmt: skip
+        parts.append(
+            f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
+            + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else "")
+        )
     elif graphs and graphs != accel_off and rt.get("accel") is not False and not rt.get("note"):
         parts.append(f"CUDA graphs off ({graphs})")
     if rt.get("note"):  # what the recipe gave up (lora_dropout > 0 on a GPU)

@@ -39,7 +39,9 @@ class ServeConfig:
     skipped: list[str] = field(default_factory=list)  # "name: why"
 
     def text(self) -> str:
-        out = [f"# {self.engine}: the base model with {len(self.adapters)} adapter(s): {', '.join(self.adapters) or 'none'}"]
+        out = [
+            f"# {self.engine}: the base model with {len(self.adapters)} adapter(s): {', '.join(self.adapters) or 'none'}"
+        ]
         out += [f"# skipped {s}" for s in self.skipped]
         for name, content in self.files.items():
             out += [f"cat > {shlex.quote(name)} <<'EOF'", content.rstrip("\n"), "EOF"]
@@ -49,8 +51,14 @@ class ServeConfig:
         return "\n".join(out)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "commands": self.commands, "files": self.files, "settings": self.settings,
-                "adapters": self.adapters, "skipped": self.skipped}  # fmt: skip
+        return {
+            "engine": self.engine,
+            "commands": self.commands,
+            "files": self.files,
+            "settings": self.settings,
+            "adapters": self.adapters,
+            "skipped": self.skipped,
+        }
 
 
 def check_engine(engine: str) -> str:
@@ -59,7 +67,9 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def pick_adapters(registry: Registry, base_fp: str, names: list[str] | None = None) -> tuple[list[AdapterCard], list[str]]:
+def pick_adapters(
+    registry: Registry, base_fp: str, names: list[str] | None = None
+) -> tuple[list[AdapterCard], list[str]]:
     """The promoted adapters of this base (plus any named versions), and the promoted ones left out, with why."""
     cards: dict[str, AdapterCard] = {}
     skipped = []
@@ -101,9 +111,16 @@ def export_command(name: str) -> str:
 
 
 def serve_config(
-    engine: str, *, registry: Registry, cards: list[AdapterCard], base_path: str, base_gguf: Path | None,
-    served_model: str, skipped: list[str] | None = None, port: int | None = None,
-) -> ServeConfig:  # fmt: skip
+    engine: str,
+    *,
+    registry: Registry,
+    cards: list[AdapterCard],
+    base_path: str,
+    base_gguf: Path | None,
+    served_model: str,
+    skipped: list[str] | None = None,
+    port: int | None = None,
+) -> ServeConfig:
     """What serves `cards` over the base: `base_path` (HF folder or id, for vLLM) or `base_gguf` (llama.cpp, Ollama);
     `served_model` is the base model's name at the engine (models.endpoint.model)."""
     check_engine(engine)
@@ -112,8 +129,10 @@ def serve_config(
     skipped = list(skipped or [])
     if engine == "vllm":
         if base_path.endswith(".gguf"):
-            raise LoragError(f"vLLM serves LoRA adapters over a Hugging Face model, not the GGUF file {base_path}",
-                             hint="set models.generator to the HF id or folder the adapters were trained on")  # fmt: skip
+            raise LoragError(
+                f"vLLM serves LoRA adapters over a Hugging Face model, not the GGUF file {base_path}",
+                hint="set models.generator to the HF id or folder the adapters were trained on",
+            )
         cmd = ["vllm", "serve", base_path, "--served-model-name", served_model, "--port", str(port)]
         if cards:
             folders = {c.name: registry.folder(c).resolve() for c in cards}
@@ -121,18 +140,32 @@ def serve_config(
             cmd += ["--enable-lora", "--max-loras", str(len(cards)), "--max-lora-rank", str(rank), "--lora-modules"]
             cmd += [f"{n}={f}" for n, f in folders.items()]
         line = "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True " + shlex.join(cmd)
-        return ServeConfig(engine, [line], settings={"base_url": f"http://localhost:{port}/v1", "model": served_model,
-                           "adapter_api": "model", "repetition_penalty_field": "repetition_penalty"},
-                           adapters=names, skipped=skipped)  # fmt: skip
+        return ServeConfig(
+            engine,
+            [line],
+            settings={
+                "base_url": f"http://localhost:{port}/v1",
+                "model": served_model,
+                "adapter_api": "model",
+                "repetition_penalty_field": "repetition_penalty",
+            },
+            adapters=names,
+            skipped=skipped,
+        )
     if base_gguf is None:
-        raise LoragError(f"{engine} serves GGUF models, and the base model has no GGUF file here",
-                         hint="pass --base-gguf FILE (llama.cpp's convert_hf_to_gguf.py makes one from an HF folder), "
-                         "or serve with --engine vllm")  # fmt: skip
+        raise LoragError(
+            f"{engine} serves GGUF models, and the base model has no GGUF file here",
+            hint="pass --base-gguf FILE (llama.cpp's convert_hf_to_gguf.py makes one from an HF folder), "
+            "or serve with --engine vllm",
+        )
     ggufs = {c.name: _gguf_of(registry, c) for c in cards}
     missing = [n for n, f in ggufs.items() if f is None]
     if missing:
-        raise LoragError(f"{engine} loads GGUF adapters, and {', '.join(missing)} ha{'s' if len(missing) == 1 else 've'} "
-                         "no GGUF export yet", hint="; ".join(export_command(n) for n in missing))  # fmt: skip
+        raise LoragError(
+            f"{engine} loads GGUF adapters, and {', '.join(missing)} ha{'s' if len(missing) == 1 else 've'} "
+            "no GGUF export yet",
+            hint="; ".join(export_command(n) for n in missing),
+        )
     base = str(Path(base_gguf).resolve())
     if engine == "llamacpp":
         cmd = ["llama-server", "-m", base, "--alias", served_model, "--port", str(port)]
@@ -140,16 +173,36 @@ def serve_config(
             cmd.append("--lora-init-without-apply")  # every adapter off unless a request's `lora` field turns it on
             for n in names:
                 cmd += ["--lora", str(ggufs[n])]
-        return ServeConfig(engine, [shlex.join(cmd)], settings={"base_url": f"http://localhost:{port}/v1", "model": served_model,
-                           "adapter_api": "llamacpp", "repetition_penalty_field": "repeat_penalty"},
-                           adapters=names, skipped=skipped)  # fmt: skip
+        return ServeConfig(
+            engine,
+            [shlex.join(cmd)],
+            settings={
+                "base_url": f"http://localhost:{port}/v1",
+                "model": served_model,
+                "adapter_api": "llamacpp",
+                "repetition_penalty_field": "repeat_penalty",
+            },
+            adapters=names,
+            skipped=skipped,
+        )
     files = {f"Modelfile.{served_model}": f"FROM {base}\n"}
     commands = [f"ollama create {shlex.quote(served_model)} -f {shlex.quote(f'Modelfile.{served_model}')}"]
     for n in names:
         files[f"Modelfile.{n}"] = f"FROM {base}\nADAPTER {ggufs[n]}\n"
         commands.append(f"ollama create {shlex.quote(n)} -f {shlex.quote(f'Modelfile.{n}')}")
-    return ServeConfig(engine, commands, files, settings={"base_url": f"http://localhost:{port}/v1", "model": served_model,
-                       "adapter_api": "model", "repetition_penalty_field": "none"}, adapters=names, skipped=skipped)  # fmt: skip
+    return ServeConfig(
+        engine,
+        commands,
+        files,
+        settings={
+            "base_url": f"http://localhost:{port}/v1",
+            "model": served_model,
+            "adapter_api": "model",
+            "repetition_penalty_field": "none",
+        },
+        adapters=names,
+        skipped=skipped,
+    )
 
 
 def base_config(base_path: str) -> Any:
@@ -163,9 +216,15 @@ def base_config(base_path: str) -> Any:
 
 
 def build(
-    engine: str, *, settings: Any, registry: Registry, model_cache: Any, names: list[str] | None = None,
-    base_gguf: Path | None = None, port: int | None = None,
-) -> ServeConfig:  # fmt: skip
+    engine: str,
+    *,
+    settings: Any,
+    registry: Registry,
+    model_cache: Any,
+    names: list[str] | None = None,
+    base_gguf: Path | None = None,
+    port: int | None = None,
+) -> ServeConfig:
     """`lorag adapters serve-config`: the configured generator as the base, its promoted adapters (plus `names`)."""
     from assistant.adapters import base_fingerprint
 
@@ -178,8 +237,16 @@ def build(
     if base_gguf is None and engine != "vllm":
         base_gguf = model_cache.gguf_file(spec)
     served = settings.models.endpoint.model or spec
-    return serve_config(engine, registry=registry, cards=cards, base_path=base_path, base_gguf=base_gguf,
-                        served_model=served, skipped=skipped, port=port)  # fmt: skip
+    return serve_config(
+        engine,
+        registry=registry,
+        cards=cards,
+        base_path=base_path,
+        base_gguf=base_gguf,
+        served_model=served,
+        skipped=skipped,
+        port=port,
+    )
 
 
 def engine_kind(adapter_api: str, base_url: str, entries: list[dict[str, Any]]) -> str | None:
@@ -197,15 +264,21 @@ def engine_kind(adapter_api: str, base_url: str, entries: list[dict[str, Any]]) 
 def load_hint(kind: str | None, name: str, *, folder: Path | None, gguf: Path | None, base_url: str) -> str:
     """How to make the engine serve adapter `name`: the command for this engine (or for each, when unknown)."""
     folder_s = str(folder.resolve()) if folder is not None else "<adapter folder>"
-    vllm = (f"vLLM: start it with --enable-lora --lora-modules {name}={folder_s}, or load it into the running server: "
-            f"POST {base_url}/load_lora_adapter {{\"lora_name\": \"{name}\", \"lora_path\": \"{folder_s}\"}} "
-            "(needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)")  # fmt: skip
+    vllm = (
+        f"vLLM: start it with --enable-lora --lora-modules {name}={folder_s}, or load it into the running server: "
+        f'POST {base_url}/load_lora_adapter {{"lora_name": "{name}", "lora_path": "{folder_s}"}} '
+        "(needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)"
+    )
     first = "" if gguf is not None or folder is None else f"{export_command(name)}, then "
     gguf_s = str(gguf) if gguf is not None else f".lorag/exports/{name}-gguf/{name}.gguf"
-    llamacpp = (f"llama.cpp: {first}restart llama-server with --lora {gguf_s} (it loads adapters only at start; "
-                "`lorag adapters serve-config --engine llamacpp` prints the whole command)")  # fmt: skip
-    ollama = (f"Ollama: {first}`ollama create {name} -f Modelfile.{name}` with FROM <base GGUF> and ADAPTER {gguf_s} "
-              "(`lorag adapters serve-config --engine ollama` writes it)")  # fmt: skip
+    llamacpp = (
+        f"llama.cpp: {first}restart llama-server with --lora {gguf_s} (it loads adapters only at start; "
+        "`lorag adapters serve-config --engine llamacpp` prints the whole command)"
+    )
+    ollama = (
+        f"Ollama: {first}`ollama create {name} -f Modelfile.{name}` with FROM <base GGUF> and ADAPTER {gguf_s} "
+        "(`lorag adapters serve-config --engine ollama` writes it)"
+    )
     by_kind = {"vllm": vllm, "llamacpp": llamacpp, "ollama": ollama}
     if kind in by_kind:
         return by_kind[kind]

@@ -28,8 +28,13 @@ from assistant.errors import LoragError
 from assistant.store import Hit
 from finetune.config import SynthConfig
 from finetune.teacher import (
-    TeacherFailed, answer_first_messages, generate_rows, parse_pairs, parse_question, teacher_messages,
-)  # fmt: skip
+    TeacherFailed,
+    answer_first_messages,
+    generate_rows,
+    parse_pairs,
+    parse_question,
+    teacher_messages,
+)
 from finetune.text import META, blocks, is_sentence, split_sentences
 from finetune.writers import Candidate, cloze_candidates, qtype, section_candidates, sentence_candidates
 
@@ -39,9 +44,14 @@ _STOP = set(
     "what how which who whom when where why does do did can could should would will may must not no your you "
     "their there here than then into per about after before if any all each".split()
 )
-_CONTEXTUAL = re.compile(r"\b(?:this|these|those|above|below|following|previous|former|latter|aforementioned)\b|"
-                         r"\bthe (?:passage|text|document|section|chapter|example|table|figure)\b|\b(?:it|them|they)\?$", re.I)  # fmt: skip
-_MARKUP = re.compile(r"`|:\w+:`|\]\(|</\w+>|<\w+\s+\w+=|&[a-z]+;|\|\s|\*\*|\.\. \w+::")  # <commit> placeholders are words
+_CONTEXTUAL = re.compile(
+    r"\b(?:this|these|those|above|below|following|previous|former|latter|aforementioned)\b|"
+    r"\bthe (?:passage|text|document|section|chapter|example|table|figure)\b|\b(?:it|them|they)\?$",
+    re.I,
+)
+_MARKUP = re.compile(
+    r"`|:\w+:`|\]\(|</\w+>|<\w+\s+\w+=|&[a-z]+;|\|\s|\*\*|\.\. \w+::"
+)  # <commit> placeholders are words
 ALIASES = {"model": "teacher", "heading": "section"}
 MODEL_WRITERS = ("teacher", "answer_first")
 
@@ -68,9 +78,16 @@ class SynthReport:
     teacher: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chunks": self.chunks, "candidates": self.candidates, "kept": self.kept, "by_writer": dict(self.by_writer),
-                "by_qtype": dict(self.by_qtype), "dropped": dict(self.dropped), "notes": list(self.notes),
-                "teacher": self.teacher}  # fmt: skip
+        return {
+            "chunks": self.chunks,
+            "candidates": self.candidates,
+            "kept": self.kept,
+            "by_writer": dict(self.by_writer),
+            "by_qtype": dict(self.by_qtype),
+            "dropped": dict(self.dropped),
+            "notes": list(self.notes),
+            "teacher": self.teacher,
+        }
 
 
 def content_words(text: str) -> list[str]:
@@ -128,8 +145,13 @@ def _norm(q: str) -> str:
 
 def _answer_sentences(text: str, limit: int) -> list[str]:
     """Prose sentences worth asking about (for answer_first): whole, 8-40 words, not about the page."""
-    out = [s for b in blocks(text) if b.kind == "prose" for s in split_sentences(b.text)
-           if is_sentence(s, min_words=8, max_words=40) and not META.match(s)]  # fmt: skip
+    out = [
+        s
+        for b in blocks(text)
+        if b.kind == "prose"
+        for s in split_sentences(b.text)
+        if is_sentence(s, min_words=8, max_words=40) and not META.match(s)
+    ]
     return out[:limit]
 
 
@@ -175,7 +197,9 @@ class _Writers:
 
     def _teacher(self, batch: Sequence[Hit], out: list[list[Candidate]]) -> None:
         n = self.cfg.pairs_per_chunk
-        prompts = [teacher_messages(c.text, c.payload.get("display", ""), c.payload.get("section") or "", n) for c in batch]
+        prompts = [
+            teacher_messages(c.text, c.payload.get("display", ""), c.payload.get("section") or "", n) for c in batch
+        ]
         for i, reply in enumerate(self._model_replies(prompts, self.cfg.max_new_tokens)):
             if isinstance(reply, Exception):
                 self.report.dropped[f"teacher: request failed ({type(reply).__name__})"] += 1
@@ -202,8 +226,11 @@ class _Writers:
             out[i].append(Candidate(q, s, "answer_first", qtype(q)))
 
 
-NOTHING = {"section": "chunk opens no section or term with prose", "sentence": "no definition or procedure sentence",
-           "cloze": "no fact-bearing sentence"}  # fmt: skip
+NOTHING = {
+    "section": "chunk opens no section or term with prose",
+    "sentence": "no definition or procedure sentence",
+    "cloze": "no fact-bearing sentence",
+}
 
 
 def synthesize(
@@ -250,23 +277,35 @@ def synthesize(
                     report.dropped[f"{c.writer}: {reason}"] += 1
                     continue
                 seen.add(key)
-                pairs.append(SynthPair(c.question, c.answer, chunk.id, chunk.payload.get("display", ""), c.writer, c.qtype))
+                pairs.append(
+                    SynthPair(c.question, c.answer, chunk.id, chunk.payload.get("display", ""), c.writer, c.qtype)
+                )
                 kept += 1
         tried = start + len(batch)
         model_kept = sum(p.writer in MODEL_WRITERS for p in pairs)
-        if cfg.model_probe and tried >= cfg.model_probe and not model_kept and tried < len(picked) and \
-                any(n in MODEL_WRITERS for n in writers.names) and writers.failures < writers.calls:  # fmt: skip
+        if (
+            cfg.model_probe
+            and tried >= cfg.model_probe
+            and not model_kept
+            and tried < len(picked)
+            and any(n in MODEL_WRITERS for n in writers.names)
+            and writers.failures < writers.calls
+        ):
             writers.names = [n for n in writers.names if n not in MODEL_WRITERS]
-            report.notes.append(f"model writers stopped after {tried} chunks without one pair kept (a model too small to "
-                                f"follow the format); the other writers did the remaining {len(picked) - tried}")  # fmt: skip
+            report.notes.append(
+                f"model writers stopped after {tried} chunks without one pair kept (a model too small to "
+                f"follow the format); the other writers did the remaining {len(picked) - tried}"
+            )
             if not writers.names:
                 break
         if writers.calls and writers.failures == writers.calls and tried >= min(len(picked), cfg.batch_size):
             e = writers.last_error
             why = e.args[0] if isinstance(e, LoragError) and e.args else str(e)
             hint = getattr(e, "hint", None) or "check synth.teacher and synth.teacher_url"
-            raise TeacherFailed(f"the teacher ({report.teacher}) failed on every request so far: {why}",
-                                hint=f"{hint}; nothing was written")  # fmt: skip
+            raise TeacherFailed(
+                f"the teacher ({report.teacher}) failed on every request so far: {why}",
+                hint=f"{hint}; nothing was written",
+            )
         if progress:
             progress(tried, len(picked))
     report.kept = len(pairs)

@@ -34,18 +34,25 @@ ANSWER_FIRST_SYSTEM = (
 
 def teacher_messages(text: str, source: str, section: str, n: int) -> list[dict[str, str]]:
     where = f"Document: {source}" + (f" — section: {section}" if section else "")
-    return [{"role": "system", "content": TEACHER_SYSTEM.format(n=n)},
-            {"role": "user", "content": f"{where}\nPassage:\n{text.strip()}"}]  # fmt: skip
+    return [
+        {"role": "system", "content": TEACHER_SYSTEM.format(n=n)},
+        {"role": "user", "content": f"{where}\nPassage:\n{text.strip()}"},
+    ]
 
 
 def answer_first_messages(sentence: str, section: str) -> list[dict[str, str]]:
     where = f"Section: {section}\n" if section else ""
-    return [{"role": "system", "content": ANSWER_FIRST_SYSTEM}, {"role": "user", "content": f"{where}Sentence: {sentence}"}]
+    return [
+        {"role": "system", "content": ANSWER_FIRST_SYSTEM},
+        {"role": "user", "content": f"{where}Sentence: {sentence}"},
+    ]
 
 
-_QA_LINES = re.compile(r"(?:^|\n)\s*(?:\d+[.)]\s*)?(?:Q(?:uestion)?\s*\d*\s*[:.)-])\s*(?P<q>.+?)\s*\n+\s*"
-                       r"(?:A(?:nswer)?\s*\d*\s*[:.)-])\s*(?P<a>.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*\d*\s*[:.)-]|\Z)",
-                       re.I | re.S)  # fmt: skip
+_QA_LINES = re.compile(
+    r"(?:^|\n)\s*(?:\d+[.)]\s*)?(?:Q(?:uestion)?\s*\d*\s*[:.)-])\s*(?P<q>.+?)\s*\n+\s*"
+    r"(?:A(?:nswer)?\s*\d*\s*[:.)-])\s*(?P<a>.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*\d*\s*[:.)-]|\Z)",
+    re.I | re.S,
+)
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -55,8 +62,9 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
         items = value.get("pairs", value.get("questions", [value])) if isinstance(value, dict) else value
         if not isinstance(items, list):
             continue
-        pairs = [(str(i.get("question", "")).strip(), str(i.get("answer", "")).strip())
-                 for i in items if isinstance(i, dict)]  # fmt: skip
+        pairs = [
+            (str(i.get("question", "")).strip(), str(i.get("answer", "")).strip()) for i in items if isinstance(i, dict)
+        ]
         pairs = [(q, a) for q, a in pairs if q and a]
         if pairs:
             return pairs
@@ -91,20 +99,44 @@ def generate_rows(teacher: Any, prompts: Sequence[list[dict[str, str]]], max_new
         return out
 
 
-def load_teacher(spec: str | None, url: str | None, *, api_key: str | None, concurrency: int, model_cache: Any,
-                 model_settings: Any, served: Any) -> Any:  # fmt: skip
+def load_teacher(
+    spec: str | None,
+    url: str | None,
+    *,
+    api_key: str | None,
+    concurrency: int,
+    model_cache: Any,
+    model_settings: Any,
+    served: Any,
+) -> Any:
     """The teacher generator: `served` (no spec, no url), a local model, or an endpoint."""
     if url:
         if not spec:
-            raise LoragError("synth.teacher_url is set but synth.teacher (the served model's name) is not",
-                             hint="set synth.teacher to the model name the endpoint serves (GET /v1/models lists it)")  # fmt: skip
+            raise LoragError(
+                "synth.teacher_url is set but synth.teacher (the served model's name) is not",
+                hint="set synth.teacher to the model name the endpoint serves (GET /v1/models lists it)",
+            )
         from assistant.engines.client import EngineClient
         from assistant.engines.openai_generator import OpenAIGenerator
 
-        endpoint = model_settings.endpoint.model_copy(update={"base_url": url, "model": spec, "max_concurrency": concurrency,
-                                                              **({"api_key": api_key} if api_key else {})})  # fmt: skip
-        client = EngineClient.from_settings(endpoint, label="teacher", setting="synth", fields={
-            "base_url": "synth.teacher_url", "api_key": "synth.teacher_api_key", "max_concurrency": "synth.teacher_concurrency"})
+        endpoint = model_settings.endpoint.model_copy(
+            update={
+                "base_url": url,
+                "model": spec,
+                "max_concurrency": concurrency,
+                **({"api_key": api_key} if api_key else {}),
+            }
+        )
+        client = EngineClient.from_settings(
+            endpoint,
+            label="teacher",
+            setting="synth",
+            fields={
+                "base_url": "synth.teacher_url",
+                "api_key": "synth.teacher_api_key",
+                "max_concurrency": "synth.teacher_concurrency",
+            },
+        )
         return OpenAIGenerator(model_settings.model_copy(update={"endpoint": endpoint}), client=client)
     if not spec:
         return served
@@ -116,4 +148,3 @@ def load_teacher(spec: str | None, url: str | None, *, api_key: str | None, conc
     except LoragError as e:
         raise TeacherFailed(f"the teacher model '{spec}' could not be loaded: {e.args[0]}", hint=e.hint) from e
     return HFGenerator(model, tok, model_settings, name=spec)
-

@@ -17,14 +17,32 @@ _ADORN = re.compile(r"^\s*([=\-~^\"'`#*+:.<>_])\1{2,}\s*$")
 _TABLE = re.compile(r"^\s*[+|].*[|+]\s*$|^\s*(=+\s+)+=+\s*$")
 _CODE_START = re.compile(r"^\s*(>>>|\.\.\.\s|\$ |% |# [a-z]+ |\$\s*$|C:\\>)")
 _LIST = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)]|[a-z][.)]|\(\d{1,3}\))\s+")
-_ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "Dr.", "Mr.", "Mrs.", "Ms.", "St.", "No.", "Fig.", "Sec.", "resp.")
+_ABBREV = (
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "vs.",
+    "cf.",
+    "approx.",
+    "Dr.",
+    "Mr.",
+    "Mrs.",
+    "Ms.",
+    "St.",
+    "No.",
+    "Fig.",
+    "Sec.",
+    "resp.",
+)
 _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[`])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
 
-META = re.compile(r"^(?:In this (?:section|chapter|document|tutorial|page|guide|article)|This (?:section|chapter|document|"
-                  r"page|tutorial|guide|article)|The (?:following|next|previous|above|below)\b|Here (?:is|are)\b|Below\b|"
-                  r"Above\b|As (?:shown|described|mentioned|noted)\b|See\b|For (?:example|instance)\b|Note that\b)")  # fmt: skip
+META = re.compile(
+    r"^(?:In this (?:section|chapter|document|tutorial|page|guide|article)|This (?:section|chapter|document|"
+    r"page|tutorial|guide|article)|The (?:following|next|previous|above|below)\b|Here (?:is|are)\b|Below\b|"
+    r"Above\b|As (?:shown|described|mentioned|noted)\b|See\b|For (?:example|instance)\b|Note that\b)"
+)
 
 
 @dataclass
@@ -41,7 +59,9 @@ def plain(text: str) -> str:
     permalink signs of generated HTML; whitespace collapsed."""
     text = re.sub(r"(:[\w:.-]+:`)[!~]", r"\1", text)  # :keyword:`!nonlocal`: the mark is no part of the word
     text = rst_inline_text(text)
-    text = re.sub(r"\*\*([^*]+)\*\*|\*([^*\s][^*]*)\*|__([^_]+)__", lambda m: m.group(1) or m.group(2) or m.group(3), text)
+    text = re.sub(
+        r"\*\*([^*]+)\*\*|\*([^*\s][^*]*)\*|__([^_]+)__", lambda m: m.group(1) or m.group(2) or m.group(3), text
+    )
     text = re.sub(r"`([^`]*)`", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # markdown links
     text = text.replace("¶", "").replace("\u00a0", " ")
@@ -121,8 +141,10 @@ def blocks(text: str) -> list[Block]:
     return _terms(out)
 
 
-_TERM_CODE = re.compile(r"^(?:-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?(?:,\s*-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?)*"
-                        r"|[\w.]+\([^()]*\)|[A-Za-z_][\w-]*(?:\.[\w-]+)+|[A-Z][A-Z0-9_]{2,}|<[\w-]+>(?:…|\.\.\.)?)$")  # option, call, dotted key, CONSTANT, <arg>
+_TERM_CODE = re.compile(
+    r"^(?:-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?(?:,\s*-{1,2}[\w-]+(?:[ =]?[<\[][^>\]]*[>\]])?)*"
+    r"|[\w.]+\([^()]*\)|[A-Za-z_][\w-]*(?:\.[\w-]+)+|[A-Z][A-Z0-9_]{2,}|<[\w-]+>(?:…|\.\.\.)?)$"
+)  # option, call, dotted key, CONSTANT, <arg>
 _TERM_WORDS = re.compile(r"^[A-Za-z][A-Za-z0-9'’/ -]*$")
 
 
@@ -168,7 +190,11 @@ def is_sentence(s: str, *, min_words: int = 5, max_words: int = 60) -> bool:
     """A complete prose sentence: a capital (or digit/quote) first, end punctuation, mostly words,
     balanced brackets."""
     n = words(s)
-    if not min_words <= n <= max_words or not re.match(r"^[\"'(\[]?[A-Z0-9]", s) or not re.search(r"[.!?][\"')\]]*$", s):
+    if (
+        not min_words <= n <= max_words
+        or not re.match(r"^[\"'(\[]?[A-Z0-9]", s)
+        or not re.search(r"[.!?][\"')\]]*$", s)
+    ):
         return False
     if s.count("(") != s.count(")") or s.count("[") != s.count("]") or s.count('"') % 2:
         return False

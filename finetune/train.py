@@ -31,9 +31,17 @@ from finetune import accel
 from finetune.accel.layers import sdpa_backend
 from finetune.config import TrainConfig
 from finetune.data import file_sha256
-from finetune.distributed import World, apply_world, current_world, gather_per_rank, model_placement, save_adapter
+from finetune.distributed import (
+    World,
+    apply_world,
+    current_world,
+    gather_per_rank,
+    model_placement,
+    save_adapter,
+    trainer_options,
+    world_record,
+)
 from finetune.distributed import callbacks as world_callbacks
-from finetune.distributed import trainer_options, world_record
 
 LogFn = Callable[[dict[str, Any]], None]
 RESULT_FILE = "result.json"  # run_dir/result.json: metrics + hyperparameters, read back by `lorag adapters import`
@@ -83,7 +91,9 @@ def load_trainable_model(model_path: str, plan: accel.Plan, world: World | None 
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if plan.device != "cpu" else torch.float32,
-            **({"bnb_4bit_quant_storage": torch.bfloat16} if world and world.strategy == "fsdp" else {}),  # FSDP shards it
+            **(
+                {"bnb_4bit_quant_storage": torch.bfloat16} if world and world.strategy == "fsdp" else {}
+            ),  # FSDP shards it
         )
     if plan.device == "cuda":  # this rank's GPU (none under FSDP: finetune/distributed.py)
         kwargs["device_map"] = model_placement(world or World())
@@ -151,8 +161,9 @@ def _n_tokens(tokenizer: Any, row: dict[str, Any], prompt_only: bool = False) ->
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batching: str,
-                  path: Path | None, max_loss: float = 1.0) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+def _fitting_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batching: str, path: Path | None, max_loss: float = 1.0
+) -> tuple[list[dict[str, Any]], int]:
     """The rows that can train within max_len tokens, and how many cannot. Padded rows are cut at the end by
     trl, which leaves out a row whose prompt alone fills max_len (no answer token is left); padding-free
     rows are not cut, so a row over max_len is left out. When none fits, the file is named in an error;
@@ -164,16 +175,20 @@ def _fitting_rows(rows: list[dict[str, Any]], tokenizer: Any, max_len: int, batc
         kept = [r for r, n in zip(rows, full) if n <= max_len or _n_tokens(tokenizer, r, prompt_only=True) < max_len]
     over = sum(n > max_len for n in full)
     if path is not None and kept and over > max_loss * len(rows):
-        raise LoragError(f"{path}: {over} of {len(rows)} rows ({100 * over / len(rows):.1f}%) are longer than max_seq_length "
-                         f"({max_len} tokens): they would be left out or lose the end of their answer",
-                         hint="run `lorag synth` again (it builds rows to fit the recipe's max_seq_length), raise "
-                              "max_seq_length, or raise max_row_loss in the recipe to train anyway")  # fmt: skip
+        raise LoragError(
+            f"{path}: {over} of {len(rows)} rows ({100 * over / len(rows):.1f}%) are longer than max_seq_length "
+            f"({max_len} tokens): they would be left out or lose the end of their answer",
+            hint="run `lorag synth` again (it builds rows to fit the recipe's max_seq_length), raise "
+            "max_seq_length, or raise max_row_loss in the recipe to train anyway",
+        )
     if not kept and path is not None:
         shortest = min(_n_tokens(tokenizer, r, prompt_only=batching != "padding_free") for r in rows)
         what = "row" if batching == "padding_free" else "prompt"
-        raise LoragError(f"{path}: no row fits max_seq_length ({max_len} tokens): the shortest {what} has {shortest} tokens",
-                         hint="raise max_seq_length in the training recipe (the domain's, or the --config file), or "
-                              "build the data with fewer or shorter passages (synth.distractors, ingest.chunk_tokens)")  # fmt: skip
+        raise LoragError(
+            f"{path}: no row fits max_seq_length ({max_len} tokens): the shortest {what} has {shortest} tokens",
+            hint="raise max_seq_length in the training recipe (the domain's, or the --config file), or "
+            "build the data with fewer or shorter passages (synth.distractors, ingest.chunk_tokens)",
+        )
     return kept, len(rows) - len(kept)
 
 
@@ -184,7 +199,9 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int, int]:
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
-    cps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
+    cps = sorted(
+        run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1
+    )
     return str(cps[-1]) if cps else None
 
 
@@ -254,15 +271,32 @@ def train_adapter(
         proc.restore(sys.modules[type(model).__module__])  # Liger patches it for the process
         data = _data_phase(cfg, plan, tokenizer, rows, eval_rows, train_file)
         stage("tokenizing the rows")
-        setup = _trainer_phase(cfg, plan, model, tokenizer, data, run_dir=run_dir, device=device, on_log=on_log,
-                               trainer_overrides=trainer_overrides, callbacks=callbacks, world=world)  # fmt: skip
+        setup = _trainer_phase(
+            cfg,
+            plan,
+            model,
+            tokenizer,
+            data,
+            run_dir=run_dir,
+            device=device,
+            on_log=on_log,
+            trainer_overrides=trainer_overrides,
+            callbacks=callbacks,
+            world=world,
+        )
         stage("training")
         ran = _run_phase(cfg, plan, setup, data, run_dir=run_dir, device=device, resume=resume)
         return _save_phase(cfg, plan, setup, data, ran, run_dir=run_dir, train_file=train_file, world=world)
 
 
-def _data_phase(cfg: TrainConfig, plan: accel.Plan, tokenizer: Any, rows: list[dict[str, Any]],
-                eval_rows: list[dict[str, Any]], train_file: Path) -> _Data:  # fmt: skip
+def _data_phase(
+    cfg: TrainConfig,
+    plan: accel.Plan,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    train_file: Path,
+) -> _Data:
     rows, too_long = _fitting_rows(rows, tokenizer, cfg.max_seq_length, plan.batching, train_file, cfg.max_row_loss)
     if eval_rows:
         eval_rows, _ = _fitting_rows(eval_rows, tokenizer, cfg.max_seq_length, plan.batching, None)
@@ -288,9 +322,20 @@ def _batches(cfg: TrainConfig, plan: accel.Plan, device: str, world: World) -> t
     return micro, (pass_rows if 0 < pass_rows < micro else 0), accum
 
 
-def _trainer_args(cfg: TrainConfig, plan: accel.Plan, data: _Data, micro: int, rows_per_pass: int, accum: int,
-                  eval_steps: int, warmup_steps: int, run_dir: Path, device: str,
-                  overrides: dict[str, Any] | None, world: World) -> Any:  # fmt: skip
+def _trainer_args(
+    cfg: TrainConfig,
+    plan: accel.Plan,
+    data: _Data,
+    micro: int,
+    rows_per_pass: int,
+    accum: int,
+    eval_steps: int,
+    warmup_steps: int,
+    run_dir: Path,
+    device: str,
+    overrides: dict[str, Any] | None,
+    world: World,
+) -> Any:
     from trl import SFTConfig
 
     kwargs: dict[str, Any] = dict(
@@ -372,16 +417,39 @@ def _callbacks(run_dir: Path, history: list[dict[str, Any]], on_log: LogFn | Non
     return [_Log(), _NoFinalCheckpoint(), *world_callbacks(world)]
 
 
-def _trainer_phase(cfg: TrainConfig, plan: accel.Plan, model: Any, tokenizer: Any, data: _Data, *, run_dir: Path,
-                   device: str, on_log: LogFn | None, trainer_overrides: dict[str, Any] | None,
-                   callbacks: list[Any] | None, world: World) -> _Setup:  # fmt: skip
+def _trainer_phase(
+    cfg: TrainConfig,
+    plan: accel.Plan,
+    model: Any,
+    tokenizer: Any,
+    data: _Data,
+    *,
+    run_dir: Path,
+    device: str,
+    on_log: LogFn | None,
+    trainer_overrides: dict[str, Any] | None,
+    callbacks: list[Any] | None,
+    world: World,
+) -> _Setup:
     from transformers import PrinterCallback
     from trl import SFTTrainer
 
     micro, rows_per_pass, accum = _batches(cfg, plan, device, world)
     total_steps, eval_steps, warmup_steps = _schedule(cfg, math.ceil(len(data.rows) / (micro * accum * world.size)))
-    args = _trainer_args(cfg, plan, data, micro, rows_per_pass, accum, eval_steps, warmup_steps, run_dir, device,
-                         trainer_overrides, world)  # fmt: skip
+    args = _trainer_args(
+        cfg,
+        plan,
+        data,
+        micro,
+        rows_per_pass,
+        accum,
+        eval_steps,
+        warmup_steps,
+        run_dir,
+        device,
+        trainer_overrides,
+        world,
+    )
     history: list[dict[str, Any]] = []
     run_dir.mkdir(parents=True, exist_ok=True)
     packed = plan.batching == "packed"
@@ -390,8 +458,9 @@ def _trainer_phase(cfg: TrainConfig, plan: accel.Plan, model: Any, tokenizer: An
         from finetune.accel.packing import PackedCollator
 
         collator = PackedCollator(tokenizer.pad_token_id, cfg.max_seq_length, multiple=cfg.graph_bucket)
-    trainer_cls = accel.trainer_class(SFTTrainer, plan, micro_rows=rows_per_pass,
-                                      multiple=getattr(args, "pad_to_multiple_of", None) or 1)  # fmt: skip
+    trainer_cls = accel.trainer_class(
+        SFTTrainer, plan, micro_rows=rows_per_pass, multiple=getattr(args, "pad_to_multiple_of", None) or 1
+    )
     with _quiet():
         trainer = trainer_cls(
             model=model,
@@ -410,19 +479,33 @@ def _trainer_phase(cfg: TrainConfig, plan: accel.Plan, model: Any, tokenizer: An
     if packed:  # steps of micro rows' tokens each, from trl's tokenized rows; the schedule by the steps made
         from finetune.accel.packing import PackedSteps
 
-        steps = trainer.packed_steps = PackedSteps.for_rows(trainer.train_lengths(), micro, cfg.graph_bucket,
-                                                            cfg.max_seq_length, seed=cfg.seed, epochs=math.ceil(cfg.epochs))  # fmt: skip
+        steps = trainer.packed_steps = PackedSteps.for_rows(
+            trainer.train_lengths(),
+            micro,
+            cfg.graph_bucket,
+            cfg.max_seq_length,
+            seed=cfg.seed,
+            epochs=math.ceil(cfg.epochs),
+        )
         max_tokens = steps.capacity
         packing = {"step_tokens": steps.capacity, "step_slots": steps.slots}
         total_steps, trainer.args.eval_steps, trainer.args.warmup_steps = _schedule(cfg, math.ceil(len(steps) / accum))
-    applied = accel.apply(plan, trainer.model, max_tokens=max_tokens, varlen_max=cfg.max_seq_length,  # before train()
-                          checkpoint=cfg.gradient_checkpointing, keep=cfg.keep_activations, share=cfg.share_graphs,
-                          skip_unread=cfg.recompute_skip_unread)  # fmt: skip
+    applied = accel.apply(
+        plan,
+        trainer.model,
+        max_tokens=max_tokens,
+        varlen_max=cfg.max_seq_length,  # before train()
+        checkpoint=cfg.gradient_checkpointing,
+        keep=cfg.keep_activations,
+        share=cfg.share_graphs,
+        skip_unread=cfg.recompute_skip_unread,
+    )
     return _Setup(trainer, applied, micro, rows_per_pass, accum, total_steps, history, packing)
 
 
-def _run_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, *, run_dir: Path, device: str,
-               resume: bool) -> _Ran:  # fmt: skip
+def _run_phase(
+    cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, *, run_dir: Path, device: str, resume: bool
+) -> _Ran:
     import torch
 
     trainer = setup.trainer
@@ -437,7 +520,9 @@ def _run_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, *
     finally:
         report = setup.applied()  # the model is peft's again (evaluation, saving)
     seconds = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
+    peak = (
+        (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
+    )
     last_eval = next((h for h in reversed(setup.history) if "eval_loss" in h), None)
     if data.eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
         final_eval = {"eval_loss": last_eval["eval_loss"]}  # the scheduled evaluation already ran at the last step
@@ -447,8 +532,17 @@ def _run_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, *
     return _Ran(out, seconds, report, peak, final_eval, checkpoint)
 
 
-def _save_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, ran: _Ran, *, run_dir: Path,
-                train_file: Path, world: World) -> TrainResult:  # fmt: skip
+def _save_phase(
+    cfg: TrainConfig,
+    plan: accel.Plan,
+    setup: _Setup,
+    data: _Data,
+    ran: _Ran,
+    *,
+    run_dir: Path,
+    train_file: Path,
+    world: World,
+) -> TrainResult:
     trainer = setup.trainer
     adapter_dir = run_dir / "adapter"
     save_adapter(trainer, adapter_dir, world)  # written once (rank 0)
@@ -470,12 +564,22 @@ def _save_phase(cfg: TrainConfig, plan: accel.Plan, setup: _Setup, data: _Data, 
         "peak_gpu_mem_gb": ran.peak[0],  # during training (the final evaluation is not counted)
         "peak_gpu_reserved_gb": ran.peak[1],
         "world_size": world.size,
-        **({"peak_gpu_mem_gb_per_rank": gather_per_rank(ran.peak[0])} if world.distributed and plan.device == "cuda" else {}),
+        **(
+            {"peak_gpu_mem_gb_per_rank": gather_per_rank(ran.peak[0])}
+            if world.distributed and plan.device == "cuda"
+            else {}
+        ),
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "eval_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }
-    runtime = {**plan.record(), **world_record(plan, world), **setup.packing, "batch_rows": setup.micro, "micro_batch": setup.rows_per_pass or setup.micro,
-               "grad_accum": setup.accum}  # fmt: skip
+    runtime = {
+        **plan.record(),
+        **world_record(plan, world),
+        **setup.packing,
+        "batch_rows": setup.micro,
+        "micro_batch": setup.rows_per_pass or setup.micro,
+        "grad_accum": setup.accum,
+    }
     hyper = {**cfg.to_dict(), "runtime": runtime, "total_steps": setup.total_steps}
     # next to the adapter, so `lorag adapters import` keeps the figures of a run made on another machine
     if world.main:

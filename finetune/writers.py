@@ -39,7 +39,12 @@ def qtype(question: str) -> str:
     if first in ("how", "what", "why", "which", "when", "where", "who"):
         return first
     if first in ("can", "is", "are", "does", "do", "should", "could", "will", "may", "must"):
-        return "yes-no" if first not in ("could", "can") or not re.match(r"^(can|could) you (explain|describe|show)", question, re.I) else "what"
+        return (
+            "yes-no"
+            if first not in ("could", "can")
+            or not re.match(r"^(can|could) you (explain|describe|show)", question, re.I)
+            else "what"
+        )
     return "other"
 
 
@@ -62,16 +67,69 @@ def _verb_lemma(word: str) -> str | None:
 def gerund_base(word: str) -> str | None:
     """'Configuring' -> 'configure', 'Running' -> 'run'; None for words that are not a gerund."""
     w = word.lower()
-    if not w.endswith("ing") or len(w) < 5 or w in ("string", "thing", "something", "nothing", "everything", "anything",
-                                                    "spring", "ring", "king", "evening", "ceiling", "during", "morning"):  # fmt: skip
+    if (
+        not w.endswith("ing")
+        or len(w) < 5
+        or w
+        in (
+            "string",
+            "thing",
+            "something",
+            "nothing",
+            "everything",
+            "anything",
+            "spring",
+            "ring",
+            "king",
+            "evening",
+            "ceiling",
+            "during",
+            "morning",
+        )
+    ):
         return None
     lem = _verb_lemma(w)
     return lem if lem and lem != w else None
 
 
-_OBJECT_START = {"the", "a", "an", "your", "my", "our", "their", "this", "these", "that", "those", "up", "out", "off",
-                 "down", "over", "back", "new", "multiple", "all", "each", "every", "any", "some", "it", "them", "files",
-                 "data", "changes", "with", "from", "to", "into", "between", "and", "or"}  # fmt: skip
+_OBJECT_START = {
+    "the",
+    "a",
+    "an",
+    "your",
+    "my",
+    "our",
+    "their",
+    "this",
+    "these",
+    "that",
+    "those",
+    "up",
+    "out",
+    "off",
+    "down",
+    "over",
+    "back",
+    "new",
+    "multiple",
+    "all",
+    "each",
+    "every",
+    "any",
+    "some",
+    "it",
+    "them",
+    "files",
+    "data",
+    "changes",
+    "with",
+    "from",
+    "to",
+    "into",
+    "between",
+    "and",
+    "or",
+}
 
 
 def is_imperative(title: str) -> bool:
@@ -121,19 +179,114 @@ def _is_plural(phrase: str) -> bool:
 
 
 # -- titles ------------------------------------------------------------------------------------
-GENERIC_TITLES = {"description", "overview", "introduction", "discussion", "details", "summary", "background",
-                  "about", "general", "definition", "purpose", "abstract", "preface", "intro", "name"}  # fmt: skip
-SKIP_TITLES = {"see also", "author", "authors", "bugs", "reporting bugs", "examples", "example", "footnotes", "contents",
-               "table of contents", "index", "copyright", "license", "licence", "changelog", "history", "references",
-               "further reading", "acknowledgements", "acknowledgments", "credits", "version", "colophon", "navigation",
-               "search", "related", "todo", "synopsis", "options", "files", "environment", "exit status", "notes", "note",
-               "documentation", "links", "resources", "appendix", "glossary", "contributors", "thanks", "errata",
-               "git", "part of the git suite", "next topic", "previous topic", "this page", "quick search"}  # fmt: skip
-ASPECTS = {"syntax", "usage", "limitations", "restrictions", "performance", "parameters", "arguments", "return value",
-           "errors", "caveats", "security", "compatibility", "requirements", "format", "structure", "configuration",
-           "defaults", "behavior", "behaviour", "implementation", "semantics", "availability", "portability",
-           "limits", "side effects", "exceptions", "complexity", "rules", "properties", "attributes", "methods",
-           "output", "input", "internals", "diagnostics", "return values", "exit codes", "variables", "hooks"}  # fmt: skip
+GENERIC_TITLES = {
+    "description",
+    "overview",
+    "introduction",
+    "discussion",
+    "details",
+    "summary",
+    "background",
+    "about",
+    "general",
+    "definition",
+    "purpose",
+    "abstract",
+    "preface",
+    "intro",
+    "name",
+}
+SKIP_TITLES = {
+    "see also",
+    "author",
+    "authors",
+    "bugs",
+    "reporting bugs",
+    "examples",
+    "example",
+    "footnotes",
+    "contents",
+    "table of contents",
+    "index",
+    "copyright",
+    "license",
+    "licence",
+    "changelog",
+    "history",
+    "references",
+    "further reading",
+    "acknowledgements",
+    "acknowledgments",
+    "credits",
+    "version",
+    "colophon",
+    "navigation",
+    "search",
+    "related",
+    "todo",
+    "synopsis",
+    "options",
+    "files",
+    "environment",
+    "exit status",
+    "notes",
+    "note",
+    "documentation",
+    "links",
+    "resources",
+    "appendix",
+    "glossary",
+    "contributors",
+    "thanks",
+    "errata",
+    "git",
+    "part of the git suite",
+    "next topic",
+    "previous topic",
+    "this page",
+    "quick search",
+}
+ASPECTS = {
+    "syntax",
+    "usage",
+    "limitations",
+    "restrictions",
+    "performance",
+    "parameters",
+    "arguments",
+    "return value",
+    "errors",
+    "caveats",
+    "security",
+    "compatibility",
+    "requirements",
+    "format",
+    "structure",
+    "configuration",
+    "defaults",
+    "behavior",
+    "behaviour",
+    "implementation",
+    "semantics",
+    "availability",
+    "portability",
+    "limits",
+    "side effects",
+    "exceptions",
+    "complexity",
+    "rules",
+    "properties",
+    "attributes",
+    "methods",
+    "output",
+    "input",
+    "internals",
+    "diagnostics",
+    "return values",
+    "exit codes",
+    "variables",
+    "hooks",
+}
 
 
 def clean_title(title: str) -> str:
@@ -156,15 +309,26 @@ def _subject(title: str) -> str:
 
 
 def _code_like(t: str) -> bool:
-    return bool(re.match(r"^-{1,2}\w", t) or re.match(r"^[\w.:/-]*[_.:/()-][\w.:/()-]*$", t) and " " not in t
-                or re.match(r"^\S+\(.*\)$", t) or (t.islower() and " " not in t and len(t) > 2 and not _lemmas(t)))  # fmt: skip
+    return bool(
+        re.match(r"^-{1,2}\w", t)
+        or re.match(r"^[\w.:/-]*[_.:/()-][\w.:/()-]*$", t)
+        and " " not in t
+        or re.match(r"^\S+\(.*\)$", t)
+        or (t.islower() and " " not in t and len(t) > 2 and not _lemmas(t))
+    )
 
 
 def title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
     """A reader's question about the section `title` (parents: the titles above it, nearest last)."""
     t = _case(clean_title(title))
-    parent = next((_subject(clean_title(p)) for p in reversed(parents) if clean_title(p).lower() not in GENERIC_TITLES | SKIP_TITLES
-                   and clean_title(p)), "")  # fmt: skip
+    parent = next(
+        (
+            _subject(clean_title(p))
+            for p in reversed(parents)
+            if clean_title(p).lower() not in GENERIC_TITLES | SKIP_TITLES and clean_title(p)
+        ),
+        "",
+    )
     low = t.lower()
     if not t or low in SKIP_TITLES or len(t) > 120:
         return None
@@ -197,7 +361,9 @@ def title_question(title: str, parents: list[str], context: str, rng: random.Ran
         return f"What does the {subject} option do?" if subject.startswith("-") else f"What does {subject} do?"
     np = _lower_first(subject, context)
     if _is_plural(np):
-        return rng.choice([f"What are {np}?", f"What are {np}?", f"Can you explain {np}?", f"What should I know about {np}?"])
+        return rng.choice(
+            [f"What are {np}?", f"What are {np}?", f"Can you explain {np}?", f"What should I know about {np}?"]
+        )
     return rng.choice([f"What is {np}?", f"What is {np}?", f"Can you explain {np}?", f"What should I know about {np}?"])
 
 
@@ -215,7 +381,9 @@ def term_question(term: str, parents: list[str], context: str, rng: random.Rando
     if not name or words(name) > 6:
         return None
     if _code_like(name) or re.search(r"[A-Z_]{3,}", name) and " " not in name:
-        return f"What does {name} do?" if "(" in t or not re.search(r"[a-z]\.[a-z]", name) else f"What is {name} used for?"
+        return (
+            f"What does {name} do?" if "(" in t or not re.search(r"[a-z]\.[a-z]", name) else f"What is {name} used for?"
+        )
     return title_question(name, parents, context, rng)
 
 
@@ -304,35 +472,189 @@ def _name_line(line: str) -> tuple[str | None, str | None]:
 
 
 # -- the sentence writer -----------------------------------------------------------------------
-_PRONOUN_START = {"it", "this", "that", "these", "those", "there", "here", "he", "she", "they", "we", "you", "i", "which",
-                  "what", "each", "every", "some", "such", "all", "any", "both", "most", "one", "another", "other",
-                  "its", "their", "his", "her", "our", "your", "my", "now", "then", "also", "however", "note", "if",
-                  "when", "so", "thus", "hence", "but", "and", "or", "in", "on", "at", "for", "as", "by", "with",
-                  "from", "to", "of", "after", "before", "since", "while", "because", "although", "only", "many",
-                  "several", "few", "no", "none", "not", "more", "less", "first", "second", "next", "last", "same"}  # fmt: skip
-_CLAUSE_WORDS = {"if", "when", "that", "this", "which", "where", "whether", "than", "because", "but", "or", "not", "to",
-                 "by", "with", "in", "on", "at", "from", "as", "is", "are", "was", "be", "it", "can", "will", "may"}  # fmt: skip
-_DEF = re.compile(r"^(?P<art>(?:An?|The)\s+)?(?P<term>[A-Za-z0-9][\w'’/+-]*(?:\.\w+)*(?:\s+[\w'’/+-]+(?:\.\w+)*){0,4}?)\s+(?P<verb>is|are)\s+"
-                  r"(?P<rest>(?:an?|the|one|used|called|defined|responsible|designed|similar|equivalent|a set|a list|"
-                  r"a way|a kind|a type|a special|any)\b.+)$")  # fmt: skip
-_MEANS = re.compile(r"^(?P<art>(?:An?|The)\s+)?(?P<term>[A-Za-z0-9][\w.'’/+-]*(?:\s+[\w.'’/+-]+){0,4}?)\s+"
-                    r"(?P<verb>means|refers to|denotes|stands for|represents)\s+(?P<rest>.+)$")  # fmt: skip
+_PRONOUN_START = {
+    "it",
+    "this",
+    "that",
+    "these",
+    "those",
+    "there",
+    "here",
+    "he",
+    "she",
+    "they",
+    "we",
+    "you",
+    "i",
+    "which",
+    "what",
+    "each",
+    "every",
+    "some",
+    "such",
+    "all",
+    "any",
+    "both",
+    "most",
+    "one",
+    "another",
+    "other",
+    "its",
+    "their",
+    "his",
+    "her",
+    "our",
+    "your",
+    "my",
+    "now",
+    "then",
+    "also",
+    "however",
+    "note",
+    "if",
+    "when",
+    "so",
+    "thus",
+    "hence",
+    "but",
+    "and",
+    "or",
+    "in",
+    "on",
+    "at",
+    "for",
+    "as",
+    "by",
+    "with",
+    "from",
+    "to",
+    "of",
+    "after",
+    "before",
+    "since",
+    "while",
+    "because",
+    "although",
+    "only",
+    "many",
+    "several",
+    "few",
+    "no",
+    "none",
+    "not",
+    "more",
+    "less",
+    "first",
+    "second",
+    "next",
+    "last",
+    "same",
+}
+_CLAUSE_WORDS = {
+    "if",
+    "when",
+    "that",
+    "this",
+    "which",
+    "where",
+    "whether",
+    "than",
+    "because",
+    "but",
+    "or",
+    "not",
+    "to",
+    "by",
+    "with",
+    "in",
+    "on",
+    "at",
+    "from",
+    "as",
+    "is",
+    "are",
+    "was",
+    "be",
+    "it",
+    "can",
+    "will",
+    "may",
+}
+_DEF = re.compile(
+    r"^(?P<art>(?:An?|The)\s+)?(?P<term>[A-Za-z0-9][\w'’/+-]*(?:\.\w+)*(?:\s+[\w'’/+-]+(?:\.\w+)*){0,4}?)\s+(?P<verb>is|are)\s+"
+    r"(?P<rest>(?:an?|the|one|used|called|defined|responsible|designed|similar|equivalent|a set|a list|"
+    r"a way|a kind|a type|a special|any)\b.+)$"
+)
+_MEANS = re.compile(
+    r"^(?P<art>(?:An?|The)\s+)?(?P<term>[A-Za-z0-9][\w.'’/+-]*(?:\s+[\w.'’/+-]+){0,4}?)\s+"
+    r"(?P<verb>means|refers to|denotes|stands for|represents)\s+(?P<rest>.+)$"
+)
 _TO = re.compile(r"^To (?P<goal>[a-z][^,;:]{3,90}),\s+(?P<rest>.+)$")
 _IF_WANT = re.compile(r"^(?:If|When) you (?:want|need|wish|would like) to (?P<goal>[^,;:]{3,90}),\s+(?P<rest>.+)$")
 _USE_TO = re.compile(r"^Use (?P<tool>[^.;:]{2,50}?) to (?P<goal>[a-z][^.;:]{3,80})[.,]")
 _YOU_CAN = re.compile(r"^You can (?P<goal>[a-z][^.;:]{3,70}?) (?:by|with|using) (?P<rest>.+)$")
-_LETS = re.compile(r"^(?P<subj>(?:The |An? )?[\w.()'’-]+(?: [\w.()'’-]+){0,4}) (?:lets|allows|enables) (?:you|users|the user) "
-                   r"(?:to )?(?P<goal>[a-z][^.;:]{3,80})[.;]")  # fmt: skip
+_LETS = re.compile(
+    r"^(?P<subj>(?:The |An? )?[\w.()'’-]+(?: [\w.()'’-]+){0,4}) (?:lets|allows|enables) (?:you|users|the user) "
+    r"(?:to )?(?P<goal>[a-z][^.;:]{3,80})[.;]"
+)
 _COND = re.compile(r"^(?P<word>If|When|Unless) (?P<cond>[^,;:]{8,90}), (?P<rest>.{8,})$")
-_RETURNS = re.compile(r"^(?P<subj>(?:The |An? )?[\w.]+(?:\(\))?(?: (?:function|method|call|command|option|statement))?) "
-                      r"returns (?P<rest>.{4,})$")  # fmt: skip
-_CAN = re.compile(r"^(?P<subj>(?:The |An? )?[\w.()'’-]+(?: [\w.()'’-]+){0,3}) (?P<neg>can|cannot|can't|can not) "
-                  r"(?P<verb>[a-z]+)(?P<rest>[^.;:]{0,60})[.;]")  # fmt: skip
+_RETURNS = re.compile(
+    r"^(?P<subj>(?:The |An? )?[\w.]+(?:\(\))?(?: (?:function|method|call|command|option|statement))?) "
+    r"returns (?P<rest>.{4,})$"
+)
+_CAN = re.compile(
+    r"^(?P<subj>(?:The |An? )?[\w.()'’-]+(?: [\w.()'’-]+){0,3}) (?P<neg>can|cannot|can't|can not) "
+    r"(?P<verb>[a-z]+)(?P<rest>[^.;:]{0,60})[.;]"
+)
 _BECAUSE = re.compile(r"^(?P<clause>[A-Z][^,;:]{10,90}?),? because (?P<reason>.{6,})$")
-_NO_SUBJECT = {"set", "given", "used", "specified", "called", "enabled", "disabled", "omitted", "present", "absent", "true",
-               "false", "possible", "needed", "necessary", "unset", "empty", "run", "invoked", "configured", "passed",
-               "supplied", "provided", "requested", "successful", "unsuccessful", "available", "applicable"}  # fmt: skip
-_AUX = {"is", "are", "was", "were", "can", "cannot", "will", "would", "should", "must", "may", "does", "do", "did", "has", "have"}
+_NO_SUBJECT = {
+    "set",
+    "given",
+    "used",
+    "specified",
+    "called",
+    "enabled",
+    "disabled",
+    "omitted",
+    "present",
+    "absent",
+    "true",
+    "false",
+    "possible",
+    "needed",
+    "necessary",
+    "unset",
+    "empty",
+    "run",
+    "invoked",
+    "configured",
+    "passed",
+    "supplied",
+    "provided",
+    "requested",
+    "successful",
+    "unsuccessful",
+    "available",
+    "applicable",
+}
+_AUX = {
+    "is",
+    "are",
+    "was",
+    "were",
+    "can",
+    "cannot",
+    "will",
+    "would",
+    "should",
+    "must",
+    "may",
+    "does",
+    "do",
+    "did",
+    "has",
+    "have",
+}
 
 
 def _goal_ok(goal: str) -> bool:
@@ -343,7 +665,11 @@ def _goal_ok(goal: str) -> bool:
 
 def _subject_ok(subj: str) -> bool:
     ws = subj.split()
-    return bool(ws) and ws[0].lower() not in _PRONOUN_START - {"the", "a", "an"} and not set(w.lower() for w in ws[1:]) & _CLAUSE_WORDS
+    return (
+        bool(ws)
+        and ws[0].lower() not in _PRONOUN_START - {"the", "a", "an"}
+        and not set(w.lower() for w in ws[1:]) & _CLAUSE_WORDS
+    )
 
 
 def _why(clause: str) -> str | None:
@@ -361,7 +687,7 @@ def _why(clause: str) -> str | None:
             return f"Why {lw} {_lower_first(subj, clause)} {rest}?" if rest else None
         lem = _lemmas(lw)
         if "VERB" in lem and lem["VERB"][0] != lw and lw.endswith("s"):
-            return f"Why does {_lower_first(subj, clause)} {lem['VERB'][0]} {' '.join(ws[i + 1:])}?".replace(" ?", "?")
+            return f"Why does {_lower_first(subj, clause)} {lem['VERB'][0]} {' '.join(ws[i + 1 :])}?".replace(" ?", "?")
     return None
 
 
@@ -382,8 +708,13 @@ def sentence_question(sentence: str) -> str | None:
     if m and _goal_ok(m.group("goal")) and _subject_ok(m.group("subj")):
         return f"How can I {_you_to_me(m.group('goal').strip())}?"
     m = _COND.match(s)
-    if m and m.group("word") != "Unless" and not m.group("cond").lower().startswith(("you want", "you need", "you wish")) \
-            and m.group("cond").split()[0].lower() not in (_PRONOUN_START | _NO_SUBJECT) - {"the", "a", "an", "you", "your", "any", "no"}:  # fmt: skip
+    if (
+        m
+        and m.group("word") != "Unless"
+        and not m.group("cond").lower().startswith(("you want", "you need", "you wish"))
+        and m.group("cond").split()[0].lower()
+        not in (_PRONOUN_START | _NO_SUBJECT) - {"the", "a", "an", "you", "your", "any", "no"}
+    ):
         cond = _you_to_me(m.group("cond").strip())
         return f"What happens {m.group('word').lower()} {cond}?"
     m = _RETURNS.match(s)
@@ -404,11 +735,13 @@ def sentence_question(sentence: str) -> str | None:
         term = m.group("term").strip()
         if set(term.lower().split()[1:]) & _CLAUSE_WORDS:
             continue
-        if term.split()[0].lower() in _PRONOUN_START or (m.group("art") is None and term.split()[0].lower() in _OBJECT_START):
+        if term.split()[0].lower() in _PRONOUN_START or (
+            m.group("art") is None and term.split()[0].lower() in _OBJECT_START
+        ):
             continue
         art = (m.group("art") or "").strip()
         phrase = f"{art.lower()} {term}".strip() if art else term
-        phrase = phrase if art else _lower_first(phrase, s[len(term):])
+        phrase = phrase if art else _lower_first(phrase, s[len(term) :])
         if rx is _MEANS:
             return f"What does {phrase} mean?"
         return f"What {m.group('verb')} {phrase}?"
@@ -428,8 +761,12 @@ def sentence_candidates(text: str, rng: random.Random, *, limit: int = 2) -> lis
             if not q:
                 continue
             answer = s
-            if i + 1 < len(sents) and is_sentence(sents[i + 1], min_words=3, max_words=40) \
-                    and words(s + " " + sents[i + 1]) <= 60 and not re.match(r"^(To|If|When|Use|You can)\b", sents[i + 1]):  # fmt: skip
+            if (
+                i + 1 < len(sents)
+                and is_sentence(sents[i + 1], min_words=3, max_words=40)
+                and words(s + " " + sents[i + 1]) <= 60
+                and not re.match(r"^(To|If|When|Use|You can)\b", sents[i + 1])
+            ):
                 answer = f"{s} {sents[i + 1]}"
             out.append(Candidate(q, answer, "sentence", qtype(q)))
     rng.shuffle(out)
@@ -458,7 +795,13 @@ def _blank_ok(sentence: str, m: re.Match) -> bool:
 
 
 def cloze_candidates(text: str, rng: random.Random) -> list[Candidate]:
-    sents = [s for b in blocks(text) if b.kind == "prose" for s in split_sentences(b.text) if is_sentence(s, min_words=6, max_words=35)]
+    sents = [
+        s
+        for b in blocks(text)
+        if b.kind == "prose"
+        for s in split_sentences(b.text)
+        if is_sentence(s, min_words=6, max_words=35)
+    ]
     cands = [(s, m) for s in sents for m in _FACT.finditer(s) if m.group(0).strip() and _blank_ok(s, m)]
     if not cands:
         return []

@@ -72,10 +72,14 @@ def _walk(root: Path, formats: set[str], found: Found) -> list[tuple[Path, str, 
             link = here / name
             if not name.startswith(".") and link.is_symlink():
                 target = link.resolve()
-                reason = _outside(target) if not target.is_relative_to(root) else (
-                    f"symbolic link to the folder {target.relative_to(root).as_posix() or '.'} inside this one "
-                    "(not followed: its files are ingested from there)"
-                )  # fmt: skip
+                reason = (
+                    _outside(target)
+                    if not target.is_relative_to(root)
+                    else (
+                        f"symbolic link to the folder {target.relative_to(root).as_posix() or '.'} inside this one "
+                        "(not followed: its files are ingested from there)"
+                    )
+                )
                 found.results.append(FileResult(str(link), link.relative_to(root).as_posix(), SKIPPED, reason))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
         for name in sorted(filenames):

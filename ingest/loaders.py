@@ -128,12 +128,22 @@ def _rst_sections(text: str) -> list[Section]:
         line = lines[i]
         title, style, step = None, None, 1
         over = _RST_ADORN.match(line)
-        if over and i + 2 < len(lines) and lines[i + 1].strip() and _RST_ADORN.match(lines[i + 2]) and lines[i + 2].strip() == line.strip():
+        if (
+            over
+            and i + 2 < len(lines)
+            and lines[i + 1].strip()
+            and _RST_ADORN.match(lines[i + 2])
+            and lines[i + 2].strip() == line.strip()
+        ):
             title, style, step = lines[i + 1].strip(), (line.strip()[0], True), 3
         elif (
-            line.strip() and not over and i + 1 < len(lines) and _RST_ADORN.match(lines[i + 1])
-            and len(lines[i + 1].strip()) >= len(line.strip()) and not line.startswith((" ", "\t", ".."))
-        ):  # fmt: skip
+            line.strip()
+            and not over
+            and i + 1 < len(lines)
+            and _RST_ADORN.match(lines[i + 1])
+            and len(lines[i + 1].strip()) >= len(line.strip())
+            and not line.startswith((" ", "\t", ".."))
+        ):
             title, style, step = line.strip(), (lines[i + 1].strip()[0], False), 2
         if title is None:
             buf.append(line)
@@ -166,7 +176,12 @@ def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
     lines: list[str] = []
     for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "pre", "td", "th", "dt", "dd", "blockquote"]):
-        if el.find_parent(["p", "li", "td", "th", "dd", "blockquote"]) is not None and el.name not in ("h1", "h2", "h3", "h4"):
+        if el.find_parent(["p", "li", "td", "th", "dd", "blockquote"]) is not None and el.name not in (
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+        ):
             continue  # nested block: its text is in the parent's
         text = el.get_text(" ", strip=True)
         if not text:

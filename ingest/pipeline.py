@@ -21,8 +21,17 @@ from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
 from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
 from ingest.writer import (
-    ADDED, FAILED, REMOVED, SKIPPED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending,
-)  # fmt: skip
+    ADDED,
+    FAILED,
+    REMOVED,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    BatchWriter,
+    ChunkProgressFn,
+    FileResult,
+    Pending,
+)
 
 WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
 
@@ -32,7 +41,9 @@ class IngestReport:
     domain: str
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    skipped: list[str] = field(default_factory=list)  # files in the folders given whose format ingest.formats leaves out
+    skipped: list[str] = field(
+        default_factory=list
+    )  # files in the folders given whose format ingest.formats leaves out
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED, SKIPPED)}
@@ -107,9 +118,14 @@ class Ingestor:
 
     # -- a whole run ----------------------------------------------------------------------------
     def run(
-        self, paths: Iterable[Path], domain: str, *, sync: bool = False, progress: ProgressFn | None = None,
+        self,
+        paths: Iterable[Path],
+        domain: str,
+        *,
+        sync: bool = False,
+        progress: ProgressFn | None = None,
         chunk_progress: ChunkProgressFn | None = None,
-    ) -> IngestReport:  # fmt: skip
+    ) -> IngestReport:
         """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
         file's chunks as they are chunked (0 of n) and staged."""
         t0 = time.perf_counter()

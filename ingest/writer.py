@@ -50,9 +50,14 @@ class Pending:
 
 class BatchWriter:
     def __init__(
-        self, store: Store, dense: DenseEmbedder, sparse: SparseEncoder, domain: str, limit: int,
+        self,
+        store: Store,
+        dense: DenseEmbedder,
+        sparse: SparseEncoder,
+        domain: str,
+        limit: int,
         on_chunks: ChunkProgressFn | None = None,
-    ):  # fmt: skip
+    ):
         self.store, self.dense, self.sparse, self.domain = store, dense, sparse, domain
         self.limit = max(1, limit)
         self.on_chunks = on_chunks

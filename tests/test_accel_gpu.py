@@ -53,17 +53,36 @@ def gpu_lm(tmp_path_factory):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([" ".join(words[i : i + 20]) for i in range(0, len(words), 20)] + ["user assistant system"],
-                            trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<|im_start|>",
-                                   eos_token="<|im_end|>", pad_token="<|im_end|>")  # fmt: skip
+    tok.train_from_iterator(
+        [" ".join(words[i : i + 20]) for i in range(0, len(words), 20)] + ["user assistant system"],
+        trainers.BpeTrainer(
+            vocab_size=700,
+            special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+    )
     fast.chat_template = CHATML
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-                      tie_word_embeddings=True)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True,
+    )
     folder = tmp_path_factory.mktemp("gpu-lm")
     LlamaForCausalLM(cfg).save_pretrained(folder)
     fast.save_pretrained(folder)
@@ -80,8 +99,9 @@ def _lora(path, attn="sdpa", fused=False):
         varlen_attention.register()
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation=attn).cuda()
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False))  # fmt: skip
+    model = get_peft_model(
+        base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    )
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.to(torch.bfloat16)
@@ -120,7 +140,9 @@ def _grads(model, batches):
         loss.backward()
         losses.append(loss.detach().float())
     torch.cuda.synchronize()
-    return torch.stack(losses), {n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return torch.stack(losses), {
+        n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
 def _close(got, ref, rtol=0.03):
@@ -233,7 +255,10 @@ def test_packed_steps_train_as_padded_rows_and_replay_as_graphs(gpu_lm):
     assert torch.allclose(loss_p, loss_d, rtol=1e-2)
     _close(grads_p, grads_d)
 
-    steps = [_packed(n, capacity=128, slots=6, max_len=64, seed=s) for n, s in (([40, 9, 63], 1), ([64, 50], 2), ([30, 30, 30, 30], 3))]
+    steps = [
+        _packed(n, capacity=128, slots=6, max_len=64, seed=s)
+        for n, s in (([40, 9, 63], 1), ([64, 50], 2), ([30, 30, 30, 30], 3))
+    ]
     ref_losses, ref = _grads(model, steps)
     graphs = LayerGraphs(decoder_layers(model), max_tokens=128, varlen_max=64).install()
     try:
@@ -309,8 +334,15 @@ def _rows_file(path, n=96, seed=0):
         for i in range(n):
             q = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
             a = " ".join(rng.choice(words) for _ in range(rng.randint(4, 20)))
-            fh.write(json.dumps({"prompt": [{"role": "user", "content": f"{q} ({i})"}],
-                                 "completion": [{"role": "assistant", "content": a}]}) + "\n")  # fmt: skip
+            fh.write(
+                json.dumps(
+                    {
+                        "prompt": [{"role": "user", "content": f"{q} ({i})"}],
+                        "completion": [{"role": "assistant", "content": a}],
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -324,16 +356,37 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
 
     train = _rows_file(tmp_path / "train.jsonl")
     heldout = _rows_file(tmp_path / "heldout.jsonl", n=24, seed=1)
-    kw = dict(domain="gold", quantization="none", max_steps=20, batch_size=8, learning_rate=1e-3, lora_r=8, lora_alpha=16,
-              max_seq_length=512, warmup_ratio=0.0, lr_scheduler="linear", logging_steps=1, save_steps=1000,
-              eval_fraction_steps=1.0, seed=0)  # fmt: skip
+    kw = dict(
+        domain="gold",
+        quantization="none",
+        max_steps=20,
+        batch_size=8,
+        learning_rate=1e-3,
+        lora_r=8,
+        lora_alpha=16,
+        max_seq_length=512,
+        warmup_ratio=0.0,
+        lr_scheduler="linear",
+        logging_steps=1,
+        save_steps=1000,
+        eval_fraction_steps=1.0,
+        seed=0,
+    )
     runs = {}
     for name, accel in (("lorag", True), ("plain", False)):
-        res = train_adapter(TrainConfig(**kw, accel=accel), model_path=str(gpu_lm), train_file=train, eval_file=heldout,
-                            run_dir=tmp_path / name, device="cuda")  # fmt: skip
+        res = train_adapter(
+            TrainConfig(**kw, accel=accel),
+            model_path=str(gpu_lm),
+            train_file=train,
+            eval_file=heldout,
+            run_dir=tmp_path / name,
+            device="cuda",
+        )
         runs[name] = res
-        print(f"\n{name}: eval_loss={res.metrics['eval_loss']:.5f} train_loss={res.metrics['train_loss']:.5f} "
-              f"steps={res.metrics['steps']} | {describe_runtime(res.metrics, res.hyperparameters)}")  # fmt: skip
+        print(
+            f"\n{name}: eval_loss={res.metrics['eval_loss']:.5f} train_loss={res.metrics['train_loss']:.5f} "
+            f"steps={res.metrics['steps']} | {describe_runtime(res.metrics, res.hyperparameters)}"
+        )
     fast, plain = runs["lorag"], runs["plain"]
     rt = fast.hyperparameters["runtime"]
     assert rt["batching"] == "packed" and rt["cuda_graphs"] and rt["fused_lora"], rt

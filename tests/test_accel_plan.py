@@ -31,7 +31,13 @@ def test_the_fast_path_on_a_gpu_and_the_plan_is_frozen(gpu_like):
     plan = accel.decide(TrainConfig(domain="t"), "cuda")
     assert plan.quantization == "nf4" and plan.lora_dtype == "float32"  # bf16 LoRA weights: without quantization only
     assert accel.decide(TrainConfig(domain="t", quantization="none"), "cuda").lora_dtype == "bfloat16"
-    assert (plan.batching, plan.cuda_graphs, plan.fused_lora, plan.fp8, plan.liger) == ("packed", True, True, True, True)
+    assert (plan.batching, plan.cuda_graphs, plan.fused_lora, plan.fp8, plan.liger) == (
+        "packed",
+        True,
+        True,
+        True,
+        True,
+    )
     assert plan.attn_implementation == accel.varlen_attention.NAME and plan.sdpa_backend == "flash"
     assert plan.off == () and plan.note is None
     assert plan.lines() == ["acceleration: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs, Liger"]
@@ -46,10 +52,14 @@ def test_lora_dropout_turns_the_fast_path_off_and_the_summary_says_so(gpu_like):
     plan = accel.decide(TrainConfig(domain="t", lora_dropout=0.05), "cuda")
     assert plan.batching == "padded" and not (plan.cuda_graphs or plan.fused_lora or plan.fp8)
     assert "lora_dropout 0" in plan.why_off("cuda_graphs") and "lora_dropout 0" in plan.why_off("fused_lora")
-    assert plan.note.startswith("lora_dropout 0.05 turned off the fast path (CUDA graphs, packed steps, fused LoRA, FP8 GEMMs)")
+    assert plan.note.startswith(
+        "lora_dropout 0.05 turned off the fast path (CUDA graphs, packed steps, fused LoRA, FP8 GEMMs)"
+    )
     assert "set lora_dropout: 0" in plan.note and plan.lines()[-1] == plan.note
-    line = describe_runtime({"cuda_graphs": plan.why_off("cuda_graphs")}, {"runtime": {**plan.record(), "batch_rows": 16,
-                                                                                       "micro_batch": 16}})  # fmt: skip
+    line = describe_runtime(
+        {"cuda_graphs": plan.why_off("cuda_graphs")},
+        {"runtime": {**plan.record(), "batch_rows": 16, "micro_batch": 16}},
+    )
     assert line.endswith(plan.note) and "CUDA graphs off" not in line  # said once, plainly
     assert accel.decide(TrainConfig(domain="t", lora_dropout=0.05), "cpu").note is None  # a CPU run has no fast path
 
@@ -82,17 +92,40 @@ def test_accel_off_trains_with_trls_own_trainer(tiny_lm, tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer_mod, "lorag_trainer", refuse)
     rows = tmp_path / "train.jsonl"
-    rows.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": f"Question {i} about the lanyard?"}],
-                                        "completion": [{"role": "assistant", "content": "Red, always."}]}) + "\n"
-                            for i in range(8)))  # fmt: skip
-    cfg = TrainConfig(domain="toy", accel=False, max_steps=3, batch_size=4, learning_rate=5e-3, lora_r=4, lora_alpha=8,
-                      max_seq_length=256, logging_steps=1, save_steps=100)  # fmt: skip
-    res = train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run", device="cpu")
+    rows.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": [{"role": "user", "content": f"Question {i} about the lanyard?"}],
+                    "completion": [{"role": "assistant", "content": "Red, always."}],
+                }
+            )
+            + "\n"
+            for i in range(8)
+        )
+    )
+    cfg = TrainConfig(
+        domain="toy",
+        accel=False,
+        max_steps=3,
+        batch_size=4,
+        learning_rate=5e-3,
+        lora_r=4,
+        lora_alpha=8,
+        max_seq_length=256,
+        logging_steps=1,
+        save_steps=100,
+    )
+    res = train_adapter(
+        cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run", device="cpu"
+    )
     rt = res.hyperparameters["runtime"]
     assert rt["accel"] is False and res.metrics["fused_lora_layers"] == 0 and res.metrics["steps"] == 3
     assert rt["batch_rows"] == 2 and rt["grad_accum"] == 2  # CPU passes of 2 rows as gradient accumulation
     assert res.metrics["tokens_seen"] > 0 and (res.adapter_dir / "adapter_model.safetensors").is_file()
-    assert "acceleration off (accel: off in the recipe): plain trl + peft" in describe_runtime(res.metrics, res.hyperparameters)
+    assert "acceleration off (accel: off in the recipe): plain trl + peft" in describe_runtime(
+        res.metrics, res.hyperparameters
+    )
 
 
 def test_the_accel_package_imports_nothing_from_the_rest_of_the_project():

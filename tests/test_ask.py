@@ -2,9 +2,9 @@ import pytest
 
 from assistant.answer import extract_citations
 from assistant.errors import LoragError
-from tests.fakes import FakeGenerator
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage
+from tests.fakes import FakeGenerator
 
 
 @pytest.fixture
@@ -131,7 +131,10 @@ def test_reranker_reorders_candidates(indexed):
     res = r.retrieve("How many days of annual leave do full-time staff receive?", "hr")
     assert res.passages[0].source == "parking.txt" and res.passages[0].score == 1.0
     plain = Retriever(indexed.store, indexed.dense, indexed.sparse, s.model_copy(update={"rerank": False}))
-    assert plain.retrieve("How many days of annual leave do full-time staff receive?", "hr").passages[0].source == "leave.md"
+    assert (
+        plain.retrieve("How many days of annual leave do full-time staff receive?", "hr").passages[0].source
+        == "leave.md"
+    )
 
 
 def test_a_follow_up_passes_the_same_relevance_check_as_a_first_question(indexed):
@@ -140,19 +143,32 @@ def test_a_follow_up_passes_the_same_relevance_check_as_a_first_question(indexed
     gen = FakeGenerator(lambda m: "Something [1].")
     indexed._generator = gen
     svc = indexed.ask_service
-    history = [("How many days of annual leave do full-time staff receive?", "27 days [1]."),
-               ("And how much does a parking permit cost?", "12 euros per month [1].")]  # fmt: skip
+    history = [
+        ("How many days of annual leave do full-time staff receive?", "27 days [1]."),
+        ("And how much does a parking permit cost?", "12 euros per month [1]."),
+    ]
     assert not svc.ask("What is the capital of France?", "hr").relevant  # as a first turn
     for q in ("What is the capital of France?", "And what is the capital of France?"):
         off = svc.ask(q, "hr", history=history)
         assert not off.relevant and "nothing relevant" in off.answer and off.citations == [], q
     assert gen.calls == []  # no model ran
     on = svc.ask("And for sick leave?", "hr", history=history[:1])
-    assert on.relevant and on.search_query == "How many days of annual leave do full-time staff receive? And for sick leave?"
+    assert (
+        on.relevant
+        and on.search_query == "How many days of annual leave do full-time staff receive? And for sick leave?"
+    )
     chained = svc.ask("Who issues them?", "hr", history=history)  # a follow-up of a follow-up keeps the subject
-    assert chained.search_query.startswith("How many days") and "parking permit" in chained.search_query and chained.relevant
+    assert (
+        chained.search_query.startswith("How many days")
+        and "parking permit" in chained.search_query
+        and chained.relevant
+    )
     alone = svc.ask("Where do visitors sign in?", "hr", history=history)  # stands on its own: searched alone
-    assert alone.relevant and alone.search_query == "Where do visitors sign in?" and alone.passages[0].source == "security.html"
+    assert (
+        alone.relevant
+        and alone.search_query == "Where do visitors sign in?"
+        and alone.passages[0].source == "security.html"
+    )
     assert len(gen.calls[-1][0]) == 6  # the conversation still reaches the model: system, 2 turns, question
 
 
@@ -164,7 +180,11 @@ def test_citations_carry_a_supporting_sentence_and_a_short_label(indexed):
     c = a.citations[0]
     assert c.how == "overlap" and c.label == "leave.md › Annual leave"
     assert c.quote == "Full-time staff receive 27 days of annual leave each year."
-    assert a.marked_answer() == "Full-time staff receive 27 days each year [1]."  # the inferred citation's marker, inline
-    by_source = {p.source: p for p in indexed.ask_service.retriever.retrieve("lamp failure code E-17", "hr", top_k=8).passages}
+    assert (
+        a.marked_answer() == "Full-time staff receive 27 days each year [1]."
+    )  # the inferred citation's marker, inline
+    by_source = {
+        p.source: p for p in indexed.ask_service.retriever.retrieve("lamp failure code E-17", "hr", top_k=8).passages
+    }
     assert passage_label(by_source["codes.csv"]) == "codes.csv › row 1"  # the CSV row, counted under the header
     assert passage_label(by_source["travel.pdf"]).startswith("travel.pdf › p. ")

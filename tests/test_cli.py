@@ -4,13 +4,11 @@ import json
 import re
 from pathlib import Path
 
-import typer
-
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from tests.fakes import HashingEmbedder
-from tests.fakes import FakeGenerator
+from tests.fakes import FakeGenerator, HashingEmbedder
 from ui import cli
 from ui.components import Components
 
@@ -24,7 +22,9 @@ def lorag(tmp_path, monkeypatch, bm25):
     monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LORAG_RETRIEVAL__MIN_RELEVANCE", "0.2")
     gen = FakeGenerator(lambda m: "Full-time staff receive 27 days [1].")
-    monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=gen))
+    monkeypatch.setattr(
+        cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=gen)
+    )
 
     def run(*args):
         return runner.invoke(cli.app, list(args))
@@ -51,7 +51,10 @@ def test_ask_streams_text_and_lists_sources(lorag, corpus):
     r = lorag("ask", "How many days of annual leave do full-time staff receive?")
     assert r.exit_code == 0, r.output
     assert "27 days [1]" in r.output  # a short label, and the passage's sentence that supports the answer
-    assert "Sources:\n  [1] leave.md › Annual leave\n      “Full-time staff receive 27 days of annual leave each year.”" in r.output
+    assert (
+        "Sources:\n  [1] leave.md › Annual leave\n      “Full-time staff receive 27 days of annual leave each year.”"
+        in r.output
+    )
     assert "(base model" not in r.output  # no adapters registered: no routing line
 
 
@@ -109,13 +112,27 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     staged = tmp_path / "staged"
     staged.mkdir()
     (staged / "adapter_config.json").write_text("{}")
-    reg.register(staged, AdapterCard(name="hr-v1", domain="hr", version=1, base_model="fake", base_fingerprint="f",
-                                     data_hash="d", corpus_fingerprint="c"))  # fmt: skip
+    reg.register(
+        staged,
+        AdapterCard(
+            name="hr-v1",
+            domain="hr",
+            version=1,
+            base_model="fake",
+            base_fingerprint="f",
+            data_hash="d",
+            corpus_fingerprint="c",
+        ),
+    )
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr-v1", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert out["route"]["adapter"] == "hr-v1" and "explicit choice" in out["route"]["reason"] and out["adapter"] == "hr-v1"
-    out = json.loads(lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "base", "--json").output)
+    assert (
+        out["route"]["adapter"] == "hr-v1" and "explicit choice" in out["route"]["reason"] and out["adapter"] == "hr-v1"
+    )
+    out = json.loads(
+        lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "base", "--json").output
+    )
     assert out["adapter"] == out["route"]["adapter"] == "base"  # the base model answered: named, as the route names it
     out = json.loads(lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--json").output)
     assert out["adapter"] is None and not out["relevant"]  # no model ran
@@ -136,8 +153,18 @@ def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
         staged = tmp_path / f"staged{v}"
         staged.mkdir()
         (staged / "adapter_config.json").write_text("{}")
-        reg.register(staged, AdapterCard(name=f"hr-v{v}", domain="hr", version=v, base_model="fake",
-                                         base_fingerprint="f", data_hash="d", corpus_fingerprint="c"))  # fmt: skip
+        reg.register(
+            staged,
+            AdapterCard(
+                name=f"hr-v{v}",
+                domain="hr",
+                version=v,
+                base_model="fake",
+                base_fingerprint="f",
+                data_hash="d",
+                corpus_fingerprint="c",
+            ),
+        )
         run = tmp_path / "data" / "runs" / "hr" / f"v{v}"
         (run / "checkpoint-2").mkdir(parents=True)
         if v == 1:
@@ -158,10 +185,21 @@ def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path):
     staged = tmp_path / "staged"
     staged.mkdir()
     (staged / "adapter_config.json").write_text("{}")
-    reg.register(staged, AdapterCard(name="handbook-v12", domain="handbook", version=12, base_model="fake",
-                                     base_fingerprint="f", data_hash="d", corpus_fingerprint="c",
-                                     created_at="2026-11-30T11:40:00Z", metrics={"train_loss": 1.4239, "eval_loss": 1.2345},
-                                     reports=[{"run_id": "20261130T114512-abcdef1234567"}]))  # fmt: skip
+    reg.register(
+        staged,
+        AdapterCard(
+            name="handbook-v12",
+            domain="handbook",
+            version=12,
+            base_model="fake",
+            base_fingerprint="f",
+            data_hash="d",
+            corpus_fingerprint="c",
+            created_at="2026-11-30T11:40:00Z",
+            metrics={"train_loss": 1.4239, "eval_loss": 1.2345},
+            reports=[{"run_id": "20261130T114512-abcdef1234567"}],
+        ),
+    )
     r = lorag("adapters", "list")
     assert r.exit_code == 0, r.output
     assert "2026-11-30" in r.output and max(len(line) for line in r.output.splitlines()) <= 80
@@ -197,10 +235,25 @@ def test_train_gpus_trains_the_recipe_on_that_many_processes(lorag, monkeypatch)
 
     def fake_train(cfg, **kw):
         seen["cfg"] = cfg
-        rt = {"device": "cpu", "batching": "padded", "batch_rows": 4, "micro_batch": 4, "world_size": cfg.gpus, "distributed": "ddp"}
-        return AdapterCard(name="hr-v1", domain="hr", version=1, base_model="b", base_fingerprint="f", data_hash="",
-                           corpus_fingerprint="", hyperparameters={"batch_size": cfg.batch_size, "runtime": rt},
-                           metrics={"train_loss": 1.5, "steps": 3, "train_seconds": 5.0})  # fmt: skip
+        rt = {
+            "device": "cpu",
+            "batching": "padded",
+            "batch_rows": 4,
+            "micro_batch": 4,
+            "world_size": cfg.gpus,
+            "distributed": "ddp",
+        }
+        return AdapterCard(
+            name="hr-v1",
+            domain="hr",
+            version=1,
+            base_model="b",
+            base_fingerprint="f",
+            data_hash="",
+            corpus_fingerprint="",
+            hyperparameters={"batch_size": cfg.batch_size, "runtime": rt},
+            metrics={"train_loss": 1.5, "steps": 3, "train_seconds": 5.0},
+        )
 
     monkeypatch.setattr(finetune.jobs, "train_domain", fake_train)
     r = lorag("train", "--domain", "hr", "--gpus", "2")
@@ -225,8 +278,16 @@ def test_adapters_import_json_prints_the_registered_card(lorag, corpus, tmp_path
         staged = tmp_path / "peft"
         staged.mkdir()
         (staged / "adapter_config.json").write_text("{}")
-        card = AdapterCard(name=f"{domain}-v3", domain=domain, version=3, base_model=kw["base_model"], base_fingerprint="f",
-                           data_hash="", corpus_fingerprint=kw["corpus_fingerprint"], metrics={"eval_loss": 1.25})  # fmt: skip
+        card = AdapterCard(
+            name=f"{domain}-v3",
+            domain=domain,
+            version=3,
+            base_model=kw["base_model"],
+            base_fingerprint="f",
+            data_hash="",
+            corpus_fingerprint=kw["corpus_fingerprint"],
+            metrics={"eval_loss": 1.25},
+        )
         registry.register(staged, card)
         return card
 
@@ -245,7 +306,9 @@ def test_train_keys_lists_every_recipe_key_without_a_domain(lorag):
 
     r = lorag("train", "--keys")
     assert r.exit_code == 0, r.output
-    listed = {line.split(":")[0] for line in r.output.splitlines() if line and not line.startswith((" ", "set ", "section"))}
+    listed = {
+        line.split(":")[0] for line in r.output.splitlines() if line and not line.startswith((" ", "set ", "section"))
+    }
     want = {name for name in TrainConfig.model_fields if name != "synth"}
     assert want | {f"synth.{name}" for name in SynthConfig.model_fields} <= listed
     assert "fp8_matmuls: True\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
@@ -314,29 +377,43 @@ def test_library_warnings_go_to_the_log_file_not_the_terminal(tmp_path, corpus):
     import subprocess
     import sys
 
-    (corpus / "page.html").write_text('<?xml version="1.0" encoding="utf-8"?>\n<!-- ' + "generated by a tool " * 30 + "-->\n"
-                                      "<html><body><h1>Badges</h1><p>Badges are green.</p></body></html>")  # fmt: skip
+    (corpus / "page.html").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<!-- ' + "generated by a tool " * 30 + "-->\n"
+        "<html><body><h1>Badges</h1><p>Badges are green.</p></body></html>"
+    )
     script = tmp_path / "run.py"
     script.write_text(NOISY_RUN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
     env.update(LORAG_PATHS__DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    r = subprocess.run([sys.executable, str(script), "ingest", str(corpus), "--domain", "hr"], capture_output=True, text=True,
-                       env=env, cwd=tmp_path)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(script), "ingest", str(corpus), "--domain", "hr"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if not line.startswith("ingest: ")]  # lorag's progress lines only
     assert said == [] and "added 8" in r.stdout and "Warning" not in r.stdout, r.stderr
     log = (tmp_path / "data" / "logs" / "lorag.log").read_text()
     for said in ("XMLParsedAsHTMLWarning", "Token indices sequence length", "gemm_4bit_forward", "startxref"):
         assert said in log, said
-    r = subprocess.run([sys.executable, str(script), "--verbose", "ingest", str(corpus), "--domain", "hr2"], capture_output=True,
-                       text=True, env=env, cwd=tmp_path)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(script), "--verbose", "ingest", str(corpus), "--domain", "hr2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert "gemm_4bit_forward" in r.stderr and "Token indices sequence length" in r.stderr
 
 
 def test_a_wrong_path_fails_before_anything_loads(lorag, monkeypatch):
     from ui.components import Components
 
-    monkeypatch.setattr(Components, "ingestor", lambda self: pytest.fail("the embedder loaded for a path that does not exist"))
+    monkeypatch.setattr(
+        Components, "ingestor", lambda self: pytest.fail("the embedder loaded for a path that does not exist")
+    )
     r = lorag("ingest", "no/such/folder", "other.md", "--domain", "hr")
     assert r.exit_code == 1 and "no such file or folder: no/such/folder, other.md" in str(r.exception)
 

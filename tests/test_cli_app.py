@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.errors import StoreLockedError
-from tests.test_ui_core import CORPUS, LiveApp
+from tests.test_ui_core import LiveApp
 from ui import cli
 from ui.remote import note_path, write_note
 
@@ -56,14 +56,21 @@ def test_docs_and_adapters_go_through_the_running_app(lorag, live):
     r = lorag("adapters", "show", "handbook-v2")
     assert r.exit_code == 0 and r.stdout.startswith("handbook-v2  domain handbook  version 2")
     r = lorag("adapters", "promote", "handbook-v2")
-    assert r.exit_code == 1 and "promotion of handbook-v2 refused" in str(r.exception) and "lorag eval" in str(r.exception)
+    assert (
+        r.exit_code == 1 and "promotion of handbook-v2 refused" in str(r.exception) and "lorag eval" in str(r.exception)
+    )
 
 
 def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):
     r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["relevant"] and out["citations"][0]["n"] == 1 and out["adapter"] == "base" and out["timings_ms"]["retrieve_ms"] > 0
+    assert (
+        out["relevant"]
+        and out["citations"][0]["n"] == 1
+        and out["adapter"] == "base"
+        and out["timings_ms"]["retrieve_ms"] > 0
+    )
     assert out["citations"][0]["quote"] and "›" in out["citations"][0]["label"]
     r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--adapter", "handbook-v2")
     assert r.exit_code == 0 and r.stdout.startswith("(handbook-v2)") and "Sources:\n  [1] " in r.stdout
@@ -108,8 +115,17 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     r = lorag("train", "--domain", "handbook", "--epochs", "2")
     assert r.exit_code == 1 and "--epochs need(s) the store itself" in str(r.exception)
     ts = tmp_path / "ts.jsonl"
-    ts.write_text(json.dumps({"id": "q1", "question": "How do I clean the Aurora 3 optical window?", "answer": "With a lint-free cloth.",
-                              "sources": ["aurora-3-manual.md"]}) + "\n")  # fmt: skip
+    ts.write_text(
+        json.dumps(
+            {
+                "id": "q1",
+                "question": "How do I clean the Aurora 3 optical window?",
+                "answer": "With a lint-free cloth.",
+                "sources": ["aurora-3-manual.md"],
+            }
+        )
+        + "\n"
+    )
     live.core.eval_use_ragas = False
     r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(ts))
     assert r.exit_code == 0, r.output

@@ -10,10 +10,10 @@ import sys
 import time
 from collections import defaultdict
 
-from tests.fakes import HashingEmbedder
 from assistant.settings import IngestSettings
 from assistant.store.edge import EdgeStore
 from ingest.pipeline import Ingestor
+from tests.fakes import HashingEmbedder
 
 N_DOCS = 40
 
@@ -23,12 +23,17 @@ def write_corpus(root, version):
     rng = random.Random(version)
     for i in range(N_DOCS):
         n_paragraphs = rng.randint(2, 12)  # versions differ in chunk counts too
-        body = "\n\n".join(f"doc {i} version {version} paragraph {p} " + " ".join(f"w{rng.randint(0, 500)}" for _ in range(25)) for p in range(n_paragraphs))
+        body = "\n\n".join(
+            f"doc {i} version {version} paragraph {p} " + " ".join(f"w{rng.randint(0, 500)}" for _ in range(25))
+            for p in range(n_paragraphs)
+        )
         (root / f"doc{i:02d}.md").write_text(f"# Document {i}\n\n{body}\n")
 
 
 def versions_of(root):
-    ing = Ingestor(None, HashingEmbedder(dim=32), None, IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=1))
+    ing = Ingestor(
+        None, HashingEmbedder(dim=32), None, IngestSettings(chunk_tokens=20, chunk_overlap=0, embed_batch_size=1)
+    )
     return {str((root / f"doc{i:02d}.md").resolve()): ing._version(root / f"doc{i:02d}.md") for i in range(N_DOCS)}
 
 
@@ -64,7 +69,9 @@ def run_child(store_path, corpus, kill_after_files=None, kill_at=None):
     delay); kill_at ("stage:N" / "publish:N"): it kills itself there and the doc_id it was writing is returned;
     neither: it runs to the end and the staged chunks it purged first are returned."""
     args = [sys.executable, "-m", "tests.helpers.ingest_child", str(store_path), str(corpus)]
-    p = subprocess.Popen(args + ([kill_at] if kill_at else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        args + ([kill_at] if kill_at else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert p.stdout.readline().strip() == "START"
     if kill_at is not None:
         out, err = p.communicate(timeout=120)

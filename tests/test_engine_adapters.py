@@ -8,10 +8,21 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.errors import LoragError
+from tests.test_engine_openai import (  # noqa: F401  (fixtures)
+    Q,
+    _fresh,
+    comps,
+    endpoint,
+    no_local_model,
+    settings_for,
+    stub,
+)
 from tests.test_ui_core import register_fake_adapter
-from tests.test_engine_openai import Q, _fresh, comps, endpoint, no_local_model, settings_for, stub  # noqa: F401  (fixtures)
 
-LORAS = [{"id": 0, "path": "/srv/loras/hr-v1.gguf", "scale": 0.0}, {"id": 1, "path": "/srv/loras/it-v2.gguf", "scale": 0.0}]
+LORAS = [
+    {"id": 0, "path": "/srv/loras/hr-v1.gguf", "scale": 0.0},
+    {"id": 1, "path": "/srv/loras/it-v2.gguf", "scale": 0.0},
+]
 
 
 @pytest.fixture
@@ -20,8 +31,12 @@ def llamacpp(settings_for, stub, store, bm25, corpus, no_local_model):  # noqa: 
     from ui.components import Components
 
     stub.loras = [dict(x) for x in LORAS]
-    c = Components(settings_for(stub.url, adapter_api="llamacpp", repetition_penalty_field="repeat_penalty"), store=store,
-                   dense=HashingEmbedder(2048), sparse=bm25)  # fmt: skip
+    c = Components(
+        settings_for(stub.url, adapter_api="llamacpp", repetition_penalty_field="repeat_penalty"),
+        store=store,
+        dense=HashingEmbedder(2048),
+        sparse=bm25,
+    )
     assert c.ingestor().run([corpus], "hr").ok
     return c
 
@@ -53,21 +68,34 @@ def test_an_adapter_llama_cpp_lacks_names_its_gguf_or_the_export_first(llamacpp,
     with pytest.raises(LoragError) as e:
         llamacpp.attach(["hr-v3"])
     assert f"adapter 'hr-v3' is not served by the engine at {stub.url} (it serves: hr-v1, it-v2)" in str(e.value)
-    assert e.value.hint.startswith("llama.cpp: lorag adapters export hr-v3 --format gguf --out .lorag/exports/hr-v3-gguf, then "
-                                   "restart llama-server with --lora .lorag/exports/hr-v3-gguf/hr-v3.gguf")  # fmt: skip
+    assert e.value.hint.startswith(
+        "llama.cpp: lorag adapters export hr-v3 --format gguf --out .lorag/exports/hr-v3-gguf, then "
+        "restart llama-server with --lora .lorag/exports/hr-v3-gguf/hr-v3.gguf"
+    )
     gguf = tmp_path / "hr-v3.gguf"
     gguf.write_bytes(b"GGUF")
     reg.record_export(card.name, {"format": "gguf", "path": str(tmp_path), "file": str(gguf)})
     with pytest.raises(LoragError) as e:
         llamacpp.attach(["hr"])  # the domain's newest version
-    assert e.value.hint.startswith(f"llama.cpp: restart llama-server with --lora {gguf} (it loads adapters only at start")
+    assert e.value.hint.startswith(
+        f"llama.cpp: restart llama-server with --lora {gguf} (it loads adapters only at start"
+    )
     assert "vLLM" not in e.value.hint and "serve-config --engine llamacpp" in e.value.hint
 
 
-@pytest.mark.parametrize("owner, says", [
-    ("vllm", "vLLM: start it with --enable-lora --lora-modules hr-v2={folder}, or load it into the running server: POST {url}/load_lora_adapter"),
-    ("library", "Ollama: lorag adapters export hr-v2 --format gguf --out .lorag/exports/hr-v2-gguf, then `ollama create hr-v2 -f Modelfile.hr-v2`"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "owner, says",
+    [
+        (
+            "vllm",
+            "vLLM: start it with --enable-lora --lora-modules hr-v2={folder}, or load it into the running server: POST {url}/load_lora_adapter",
+        ),
+        (
+            "library",
+            "Ollama: lorag adapters export hr-v2 --format gguf --out .lorag/exports/hr-v2-gguf, then `ollama create hr-v2 -f Modelfile.hr-v2`",
+        ),
+    ],
+)
 def test_a_promoted_adapter_the_engine_lacks_is_refused_when_routed_to(comps, stub, owner, says):  # noqa: F811
     for m in stub.models:
         m["owned_by"] = owner
@@ -83,8 +111,11 @@ def test_config_check_lists_promoted_adapters_the_engine_lacks(tmp_path, monkeyp
     from ui import cli
 
     monkeypatch.chdir(tmp_path)
-    for k, v in {"PATHS__DATA_DIR": tmp_path / "data", "MODELS__ENDPOINT__BASE_URL": stub.url,
-                 "MODELS__ENDPOINT__MODEL": "base-m"}.items():  # fmt: skip
+    for k, v in {
+        "PATHS__DATA_DIR": tmp_path / "data",
+        "MODELS__ENDPOINT__BASE_URL": stub.url,
+        "MODELS__ENDPOINT__MODEL": "base-m",
+    }.items():
         monkeypatch.setenv(f"LORAG_{k}", str(v))
     from assistant.registry import Registry
 
@@ -99,5 +130,9 @@ def test_config_check_lists_promoted_adapters_the_engine_lacks(tmp_path, monkeyp
     r = CliRunner().invoke(cli.app, ["config", "--check"])
     assert r.exit_code == 1, r.output
     assert f"ok engine: {stub.url}/models serves base-m; adapters: hr-v1" in r.output
-    assert "error adapter: promoted adapter it-v4 is not served by the engine; vLLM: start it with --enable-lora " \
-           "--lora-modules it-v4=" in r.output and "hr-v1 is not served" not in r.output  # fmt: skip
+    assert (
+        "error adapter: promoted adapter it-v4 is not served by the engine; vLLM: start it with --enable-lora "
+        "--lora-modules it-v4="
+        in r.output
+        and "hr-v1 is not served" not in r.output
+    )

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from assistant.answer import Answer
 from assistant.embedding import Bm25SparseEncoder
-from tests.fakes import HashingEmbedder
 from assistant.errors import EngineError, LoragError
 from assistant.prompt import build_messages
 from assistant.settings import Settings
+from tests.fakes import HashingEmbedder
 from tests.helpers.engine_stub import EngineStub, free_port
 from ui import cli
 from ui.components import Components
@@ -53,9 +53,12 @@ def dead_url() -> str:
 @pytest.fixture
 def settings_for(tmp_path):
     def make(url: str, **kw) -> Settings:
-        return Settings(paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
-                        ingest={"chunk_tokens": 60, "chunk_overlap": 10}, retrieval={"min_relevance": 0.2},
-                        models={"endpoint": endpoint(url, **kw)})  # fmt: skip
+        return Settings(
+            paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
+            ingest={"chunk_tokens": 60, "chunk_overlap": 10},
+            retrieval={"min_relevance": 0.2},
+            models={"endpoint": endpoint(url, **kw)},
+        )
 
     return make
 
@@ -137,7 +140,9 @@ def test_batch_is_concurrent_within_max_concurrency_with_one_adapter_per_row(set
     stub.reply = lambda body: f"{body['model']} answers {body['messages'][-1]['content']}"
     names = [None, "hr-v1"] * 4
     t0 = time.perf_counter()
-    out = gen.generate_batch([[{"role": "user", "content": f"q{i}"}] for i in range(8)], adapters=names, max_new_tokens=50)
+    out = gen.generate_batch(
+        [[{"role": "user", "content": f"q{i}"}] for i in range(8)], adapters=names, max_new_tokens=50
+    )
     elapsed = time.perf_counter() - t0
     assert out == [f"{n or 'base-m'} answers q{i}" for i, n in enumerate(names)]
     assert stub.peak == 3 and elapsed < 8 * 0.3  # three at a time, never more
@@ -205,11 +210,14 @@ def test_a_slow_engine_is_a_504_never_a_hang(settings_for, stub):
     assert e.value.status == 504 and time.perf_counter() - t0 < 4
 
 
-@pytest.mark.parametrize("behaviour, says", [
-    ("malformed", "malformed reply: a stream chunk is not JSON"),
-    ("cut", "the stream ended before the answer finished"),
-    ("error_event", "error in the stream: CUDA out of memory"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "behaviour, says",
+    [
+        ("malformed", "malformed reply: a stream chunk is not JSON"),
+        ("cut", "the stream ended before the answer finished"),
+        ("error_event", "error in the stream: CUDA out of memory"),
+    ],
+)
 def test_a_broken_stream_is_a_clear_502(settings_for, stub, behaviour, says):
     gen = generator(settings_for, stub.url)
     stub.behaviour = behaviour
@@ -266,7 +274,10 @@ def test_attaching_an_adapter_checks_the_engine_serves_it(comps, stub, tmp_path)
 
 
 def _teacher_json(body):
-    q, a = "How many days of annual leave do full-time staff receive?", "Full-time staff receive 27 days of annual leave each year."
+    q, a = (
+        "How many days of annual leave do full-time staff receive?",
+        "Full-time staff receive 27 days of annual leave each year.",
+    )
     if "27 days" not in body["messages"][-1]["content"]:
         return "I cannot help with that."
     return json.dumps({"pairs": [{"question": q, "answer": a, "type": "what-is"}]})
@@ -279,11 +290,17 @@ def test_synthetic_qa_is_written_by_the_served_engine(comps, stub):
 
     stub.reply = _teacher_json
     chunks = comps.store.scroll_chunks("hr")
-    pairs, report = synthesize(chunks, SynthConfig(writer="teacher", max_chunks=50, model_probe=0), teacher=comps.generator)
+    pairs, report = synthesize(
+        chunks, SynthConfig(writer="teacher", max_chunks=50, model_probe=0), teacher=comps.generator
+    )
     bodies = stub.chat_requests()
     assert len(bodies) == len(chunks) and all(b["stream"] is False and b["model"] == "base-m" for b in bodies)
-    assert any("Passage:\n" in b["messages"][-1]["content"] and '"pairs"' in b["messages"][0]["content"] for b in bodies)
-    assert [(p.question, p.source) for p in pairs] == [("How many days of annual leave do full-time staff receive?", "leave.md")]
+    assert any(
+        "Passage:\n" in b["messages"][-1]["content"] and '"pairs"' in b["messages"][0]["content"] for b in bodies
+    )
+    assert [(p.question, p.source) for p in pairs] == [
+        ("How many days of annual leave do full-time staff receive?", "leave.md")
+    ]
     assert report.dropped["teacher: reply is neither JSON pairs nor Question:/Answer: lines"] == len(chunks) - 1
 
 
@@ -294,16 +311,28 @@ def test_synth_teacher_on_its_own_endpoint_end_to_end(tmp_path, stub, store, bm2
     from finetune.config import load_train_config
     from finetune.jobs import build_training_set
 
-    settings = Settings(paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
-                        ingest={"chunk_tokens": 60, "chunk_overlap": 10}, retrieval={"min_relevance": 0.2})  # fmt: skip
+    settings = Settings(
+        paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
+        ingest={"chunk_tokens": 60, "chunk_overlap": 10},
+        retrieval={"min_relevance": 0.2},
+    )
     c = Components(settings, store=store, dense=HashingEmbedder(2048), sparse=bm25)
     assert c.ingestor().run([corpus], "hr").ok
     stub.reply = _teacher_json
     stub.models.append({"id": "teacher-m", "object": "model", "parent": None})
-    cfg = load_train_config(domain="hr", overrides={"synth": {"teacher": "teacher-m", "teacher_url": stub.url, "model_probe": 0}})
+    cfg = load_train_config(
+        domain="hr", overrides={"synth": {"teacher": "teacher-m", "teacher_url": stub.url, "model_probe": 0}}
+    )
     served = []
-    summary = build_training_set(cfg, settings=settings, store=store, retriever=c.retriever, served_generator=lambda: served.append(1),
-                                 model_cache=c.model_cache, count_tokens=lambda m: 0)  # fmt: skip
+    summary = build_training_set(
+        cfg,
+        settings=settings,
+        store=store,
+        retriever=c.retriever,
+        served_generator=lambda: served.append(1),
+        model_cache=c.model_cache,
+        count_tokens=lambda m: 0,
+    )
     assert not served and {b["model"] for b in stub.chat_requests()} == {"teacher-m"}
     s = summary["synthetic"]
     assert s["teacher"] == f"teacher-m@{stub.url}" and summary["report"]["writers"].get("teacher") == 1
@@ -311,9 +340,19 @@ def test_synth_teacher_on_its_own_endpoint_end_to_end(tmp_path, stub, store, bm2
     out = settings.datasets_dir / "hr"
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     down = load_train_config(domain="hr", overrides={"synth": {"teacher": "teacher-m", "teacher_url": dead_url()}})
-    with pytest.raises(LoragError, match="(?s)the teacher .* failed on every request so far: .*cannot connect.*check synth.teacher_url; nothing was written"):
-        build_training_set(down, settings=settings, store=store, retriever=c.retriever, served_generator=lambda: None,
-                           model_cache=c.model_cache, count_tokens=lambda m: 0)  # fmt: skip
+    with pytest.raises(
+        LoragError,
+        match="(?s)the teacher .* failed on every request so far: .*cannot connect.*check synth.teacher_url; nothing was written",
+    ):
+        build_training_set(
+            down,
+            settings=settings,
+            store=store,
+            retriever=c.retriever,
+            served_generator=lambda: None,
+            model_cache=c.model_cache,
+            count_tokens=lambda m: 0,
+        )
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
@@ -321,9 +360,14 @@ def test_synth_teacher_on_its_own_endpoint_end_to_end(tmp_path, stub, store, bm2
 @pytest.fixture
 def lorag(tmp_path, monkeypatch, bm25, stub, no_local_model):
     monkeypatch.chdir(tmp_path)
-    for k, v in {"PATHS__DATA_DIR": tmp_path / "data", "PATHS__MODEL_CACHE": tmp_path / "cache",
-                 "RETRIEVAL__MIN_RELEVANCE": 0.2, "MODELS__ENDPOINT__BASE_URL": stub.url,
-                 "MODELS__ENDPOINT__MODEL": "base-m", "MODELS__ENDPOINT__RETRY_BACKOFF_S": 0.01}.items():  # fmt: skip
+    for k, v in {
+        "PATHS__DATA_DIR": tmp_path / "data",
+        "PATHS__MODEL_CACHE": tmp_path / "cache",
+        "RETRIEVAL__MIN_RELEVANCE": 0.2,
+        "MODELS__ENDPOINT__BASE_URL": stub.url,
+        "MODELS__ENDPOINT__MODEL": "base-m",
+        "MODELS__ENDPOINT__RETRY_BACKOFF_S": 0.01,
+    }.items():
         monkeypatch.setenv(f"LORAG_{k}", str(v))
     # the real wiring builds the generator from the settings; only the embedder is a fake
     monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25))
@@ -379,13 +423,20 @@ def test_config_check_probes_the_engine_and_the_judge(lorag, stub, monkeypatch):
     assert len([x for x in stub.requests if x["path"] == "/v1/models"]) == 1
     monkeypatch.setenv("LORAG_MODELS__ENDPOINT__MODEL", "typo-m")
     r = lorag("config", "--check")
-    assert r.exit_code == 1 and "does not list models.endpoint.model 'typo-m' (it lists: base-m, hr-v1, other-lora)" in r.output
+    assert (
+        r.exit_code == 1
+        and "does not list models.endpoint.model 'typo-m' (it lists: base-m, hr-v1, other-lora)" in r.output
+    )
     monkeypatch.setenv("LORAG_MODELS__ENDPOINT__MODEL", "base-m")
     url = dead_url()
     monkeypatch.setenv("LORAG_JUDGE__BASE_URL", url)
     monkeypatch.setenv("LORAG_JUDGE__MODEL", "judge-m")
     r = lorag("config", "--check")
-    assert r.exit_code == 1 and "ok engine" in r.output and f"error judge: judge endpoint {url}/models: cannot connect" in r.output
+    assert (
+        r.exit_code == 1
+        and "ok engine" in r.output
+        and f"error judge: judge endpoint {url}/models: cannot connect" in r.output
+    )
     monkeypatch.setenv("LORAG_MODELS__ENDPOINT__BASE_URL", url)
     r = lorag("config", "--check", "--json")
     assert r.exit_code == 1 and [x["ok"] for x in json.loads(r.output)] == [False]  # one endpoint: checked once
@@ -405,10 +456,20 @@ def test_eval_arms_go_to_the_engine_and_a_model_arm_stays_local(lorag, corpus, s
     monkeypatch.setattr(cli_eval, "model_loader", lambda spec: local)
     comps = cli.state.components
     plan = plan_eval(comps, "hr", "base,hr-v1,model:tiny", write_testset(tmp_path / "t.jsonl", 2, unanswerable=False))
-    assert [a.identity["model"] for a in plan.arms] == [f"endpoint:base-m@{stub.url}"] * 2 + ["tiny"]  # the eval cache's key
-    result = run_ab(plan.items, plan.arms, retriever=comps.retriever, domain="hr",
-                    generator_for=arm_generators(comps, plan.arms, cli_eval._Models(comps)), suite=MetricSuite(use_ragas=False),
-                    cache=EvalCache(None), top_k=4, generation=generation_settings(comps.settings))  # fmt: skip
+    assert [a.identity["model"] for a in plan.arms] == [f"endpoint:base-m@{stub.url}"] * 2 + [
+        "tiny"
+    ]  # the eval cache's key
+    result = run_ab(
+        plan.items,
+        plan.arms,
+        retriever=comps.retriever,
+        domain="hr",
+        generator_for=arm_generators(comps, plan.arms, cli_eval._Models(comps)),
+        suite=MetricSuite(use_ragas=False),
+        cache=EvalCache(None),
+        top_k=4,
+        generation=generation_settings(comps.settings),
+    )
     bodies = stub.chat_requests()
     assert sorted(b["model"] for b in bodies) == ["base-m", "base-m", "hr-v1", "hr-v1"]
     assert all(b["stream"] is False and "Passages:\n[1] (" in b["messages"][-1]["content"] for b in bodies)
@@ -444,21 +505,28 @@ class EngineApp:
         from ui.app import build_app
 
         self.settings = Settings(
-            paths={"data_dir": root / "data", "model_cache": root / "cache"}, retrieval={"min_relevance": 0.2},
-            ingest={"chunk_tokens": 60, "chunk_overlap": 10}, ui={"generation_concurrency": 1},
+            paths={"data_dir": root / "data", "model_cache": root / "cache"},
+            retrieval={"min_relevance": 0.2},
+            ingest={"chunk_tokens": 60, "chunk_overlap": 10},
+            ui={"generation_concurrency": 1},
             models={"endpoint": endpoint(stub.url, max_concurrency=4, read_timeout_s=1.0)},
-        )  # fmt: skip
+        )
         docs = root / "docs"
         docs.mkdir()
-        (docs / "leave.md").write_text("# Leave policy\n\n## Annual leave\nFull-time staff receive 27 days of annual leave each year.\n")
+        (docs / "leave.md").write_text(
+            "# Leave policy\n\n## Annual leave\nFull-time staff receive 27 days of annual leave each year.\n"
+        )
         self.store = EdgeStore(self.settings.store_path)
-        self.comps = Components(self.settings, store=self.store, dense=HashingEmbedder(2048), sparse=Bm25SparseEncoder())
+        self.comps = Components(
+            self.settings, store=self.store, dense=HashingEmbedder(2048), sparse=Bm25SparseEncoder()
+        )
         assert self.comps.ingestor().run([docs], "hr").ok
         self.app, self.blocks, self.core = build_app(self.comps)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=1))  # fmt: skip
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 30
@@ -491,11 +559,20 @@ def test_api_answers_from_the_engine_with_its_usage_and_citations(app, stub):
     j = r.json()
     assert j["choices"][0]["message"]["content"] == stub.reply and j["choices"][0]["finish_reason"] == "stop"
     assert j["usage"] == {"prompt_tokens": 321, "completion_tokens": 17, "total_tokens": 338}
-    assert j["citations"][0]["n"] == 1 and j["citations"][0]["source"] == "leave.md" and j["lorag"]["adapter"] == "hr-v1"
+    assert (
+        j["citations"][0]["n"] == 1 and j["citations"][0]["source"] == "leave.md" and j["lorag"]["adapter"] == "hr-v1"
+    )
     assert stub.chat_requests()[-1]["model"] == "hr-v1"
     client = OpenAI(base_url=app.url + "/v1", api_key="unused")
-    chunks = list(client.chat.completions.create(model="base", messages=[{"role": "user", "content": Q}], stream=True,
-                                                 max_tokens=3, extra_body={"domain": "hr"}))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="base",
+            messages=[{"role": "user", "content": Q}],
+            stream=True,
+            max_tokens=3,
+            extra_body={"domain": "hr"},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Full-time staff receive"
     assert chunks[-1].choices[0].finish_reason == "length" and chunks[-1].model_extra["citations"] is not None
     assert stub.chat_requests()[-1]["model"] == "base-m" and "hr-v1" in [m.id for m in client.models.list().data]
@@ -519,10 +596,14 @@ def test_api_engine_failures_are_502_and_504_with_openai_error_bodies(app, stub,
 
 def test_api_stream_broken_mid_answer_ends_with_an_error_event(app, stub):
     stub.behaviour = "malformed"
-    with httpx.stream("POST", app.url + "/v1/chat/completions", timeout=30,
-                      json={"model": "base", "stream": True, "domain": "hr", "messages": [{"role": "user", "content": Q}]}) as r:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        app.url + "/v1/chat/completions",
+        timeout=30,
+        json={"model": "base", "stream": True, "domain": "hr", "messages": [{"role": "user", "content": Q}]},
+    ) as r:
         assert r.status_code == 200
-        events = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+        events = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
     assert json.loads(events[1])["choices"][0]["delta"]["content"] == "Full-time"
     err = json.loads(events[-2])["error"]
     assert events[-1] == "[DONE]" and (err["type"], err["code"]) == ("server_error", "engine_error")
@@ -546,4 +627,6 @@ def test_chat_tab_shows_engine_errors_after_what_came(app, stub):
     assert history[-1]["content"].startswith(f"⚠ engine {stub.url}/chat/completions: HTTP 503") and turns == []
     stub.behaviour = "stall"
     *_, (history, _, _) = chat_turn(app.core, Q, [], [], "hr", "base")
-    assert history[-1]["content"].startswith("Full-time\n\n⚠ engine ") and "no reply within 1 s" in history[-1]["content"]
+    assert (
+        history[-1]["content"].startswith("Full-time\n\n⚠ engine ") and "no reply within 1 s" in history[-1]["content"]
+    )

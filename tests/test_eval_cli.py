@@ -6,9 +6,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError
 from eval.gate import promotion_gate
+from tests.fakes import HashingEmbedder
 from tests.test_eval_support import ArmGenerator, adapter_knows, make_adapter, write_testset
 from ui import cli, cli_eval
 from ui.components import Components
@@ -34,7 +34,9 @@ def lorag(tmp_path, monkeypatch, bm25, corpus):
     monkeypatch.setattr(cli.state, "_settings", None)
     monkeypatch.setattr(cli.state, "_components", None)
     others: dict = {}
-    monkeypatch.setattr(cli_eval, "model_loader", lambda spec: others.setdefault(spec, ArmGenerator(lambda q, a: f"{spec} says hi")))
+    monkeypatch.setattr(
+        cli_eval, "model_loader", lambda spec: others.setdefault(spec, ArmGenerator(lambda q, a: f"{spec} says hi"))
+    )
     app = typer.Typer()
     app.add_typer(cli_eval.eval_app, name="eval")
 
@@ -53,7 +55,18 @@ def lorag(tmp_path, monkeypatch, bm25, corpus):
 
 def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     testset = write_testset(tmp_path / "t.jsonl")
-    r = lorag("eval", "--domain", "hr", "--testset", str(testset), "--ab", "base,hr-v1", "--out", str(tmp_path / "rep"), "--json")
+    r = lorag(
+        "eval",
+        "--domain",
+        "hr",
+        "--testset",
+        str(testset),
+        "--ab",
+        "base,hr-v1",
+        "--out",
+        str(tmp_path / "rep"),
+        "--json",
+    )
     assert r.exit_code == 0, r.output + repr(r.exception)
     out = json.loads(r.output)
     assert out["attached_to"] == ["hr-v1"] and out["counts"]["generated"] == 20
@@ -71,7 +84,12 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     # the human summary, from the cache this time
     r = lorag("eval", "-d", "hr", "-t", str(testset), "--ab", "base,hr-v1", "--limit", "4")
     assert r.exit_code == 0, r.output
-    assert "answer_f1 *" in r.output and "A = base, B = hr-v1" in r.output and "B − A" in r.output and "0 generated, 8 from cache" in r.output
+    assert (
+        "answer_f1 *" in r.output
+        and "A = base, B = hr-v1" in r.output
+        and "B − A" in r.output
+        and "0 generated, 8 from cache" in r.output
+    )
     assert "report: " in r.output and "reports" in r.output  # default folder under <data_dir>/reports/
     assert lorag.gen.n_generated == 20
 
@@ -113,7 +131,13 @@ def test_import_csv_command(lorag, tmp_path):
     assert r.exit_code == 0, r.output
     assert "wrote 2 rows" in r.output
     lines = [json.loads(x) for x in (tmp_path / "qa.jsonl").read_text().splitlines()]
-    assert lines[0] == {"id": "qa-001", "question": "How many days?", "answer": "27 days", "sources": ["leave.md"], "tags": []}
+    assert lines[0] == {
+        "id": "qa-001",
+        "question": "How many days?",
+        "answer": "27 days",
+        "sources": ["leave.md"],
+        "tags": [],
+    }
     csv.write_text("question,answer\nok?,yes\n,no question\n")
     r = lorag("eval", "import", str(csv), "--out", str(tmp_path / "qa2.jsonl"))
     assert isinstance(r.exception, LoragError) and "line 3: question" in str(r.exception)
@@ -121,8 +145,22 @@ def test_import_csv_command(lorag, tmp_path):
 
 def test_robustness_command(lorag, tmp_path):
     testset = write_testset(tmp_path / "t.jsonl", 2, unanswerable=False)
-    r = lorag("eval", "robustness", "--domain", "hr", "--ab", "base,hr-v1", "--testset", str(testset),
-              "--max-k", "3", "--max-distractors", "2", "--out", str(tmp_path / "rob"))  # fmt: skip
+    r = lorag(
+        "eval",
+        "robustness",
+        "--domain",
+        "hr",
+        "--ab",
+        "base,hr-v1",
+        "--testset",
+        str(testset),
+        "--max-k",
+        "3",
+        "--max-distractors",
+        "2",
+        "--out",
+        str(tmp_path / "rob"),
+    )
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert (tmp_path / "rob" / "robustness.png").is_file() and (tmp_path / "rob" / "robustness.html").is_file()
     data = json.loads((tmp_path / "rob" / "robustness.json").read_text())

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from assistant.errors import LoragError
-from eval.gate import promotion_gate
 from assistant.registry import Registry
+from eval.gate import promotion_gate
 from tests.test_eval_support import make_adapter
 
 
@@ -52,7 +52,9 @@ def test_ci_straddling_zero_is_refused_with_the_numbers(registry, tmp_path):
     d = _gate(registry, "hr-v1")
     assert not d["ok"]
     assert "CI includes zero" in d["reason"] and "+0.0300" in d["reason"] and "[-0.0200, +0.0800]" in d["reason"]
-    with pytest.raises(LoragError, match=r"promotion of hr-v1 refused: no evidence it beats the base model.*\[-0.0200, \+0.0800\]"):
+    with pytest.raises(
+        LoragError, match=r"promotion of hr-v1 refused: no evidence it beats the base model.*\[-0.0200, \+0.0800\]"
+    ):
         registry.promote("hr-v1", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
     assert not registry.get("hr-v1").promoted
 
@@ -81,8 +83,13 @@ def test_a_new_version_must_beat_the_promoted_one_not_base(registry, tmp_path):
     registry.attach_report("hr-v2", _summary({"base": _cmp(0.2, 0.1, 0.3)}))
     d = _gate(registry, "hr-v2")
     assert not d["ok"] and d["against"] == "hr-v1"
-    assert "with the promoted version hr-v1; its reports compare it with base;" in d["reason"] and "--ab hr-v1,hr-v2" in d["reason"]
-    registry.attach_report("hr-v2", _summary({"hr-v1": _cmp(0.04, 0.01, 0.07), "base": _cmp(0.2, 0.1, 0.3)}, run_id="run-2"))
+    assert (
+        "with the promoted version hr-v1; its reports compare it with base;" in d["reason"]
+        and "--ab hr-v1,hr-v2" in d["reason"]
+    )
+    registry.attach_report(
+        "hr-v2", _summary({"hr-v1": _cmp(0.04, 0.01, 0.07), "base": _cmp(0.2, 0.1, 0.3)}, run_id="run-2")
+    )
     d = _gate(registry, "hr-v2")
     assert d["ok"] and d["run_id"] == "run-2" and d["diff"] == 0.04
     registry.promote("hr-v2", gate=lambda c: promotion_gate(c, registry, "answer_f1"))
@@ -100,7 +107,12 @@ def test_the_latest_matching_report_decides(registry, tmp_path):
 
 def test_the_gate_compares_on_the_metric_it_is_given(registry, tmp_path):
     make_adapter(registry, tmp_path)
-    registry.attach_report("hr-v1", _summary({"base": {**_cmp(0.1, 0.05, 0.15), "rouge_l": {"diff": -0.1, "ci_low": -0.2, "ci_high": -0.01, "n": 9}}}))
+    registry.attach_report(
+        "hr-v1",
+        _summary(
+            {"base": {**_cmp(0.1, 0.05, 0.15), "rouge_l": {"diff": -0.1, "ci_low": -0.2, "ci_high": -0.01, "n": 9}}}
+        ),
+    )
     assert _gate(registry, "hr-v1")["metric"] == "answer_f1"
     d = promotion_gate(registry.get("hr-v1"), registry, metric="rouge_l")
     assert not d["ok"] and d["metric"] == "rouge_l" and d["ci_high"] == -0.01

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from tests.fakes import HashingEmbedder
 from eval.judge import Judge, JudgeParseError, parse_structured
 from eval.metrics import FAILED, NA, MetricSuite
+from tests.fakes import HashingEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +21,31 @@ REF = "Full-time staff receive 27 days of annual leave."
 
 
 def _row(answer, reference=REF, contexts=("Full-time staff receive 27 days of annual leave each year.",)):
-    return {"question": "How much annual leave do full-time staff get?", "answer": answer, "reference": reference, "contexts": list(contexts)}
+    return {
+        "question": "How much annual leave do full-time staff get?",
+        "answer": answer,
+        "reference": reference,
+        "contexts": list(contexts),
+    }
 
 
 def test_offline_answer_metrics_on_known_answers(suite):
-    assert suite.answer_metrics == ["answer_f1", "exact_match", "right_source", "abstained", "unsupported", "rouge_l",
-                                    "string_presence", "semantic_similarity"]  # fmt: skip
-    same, disjoint, partial = suite.score_answers([_row(REF), _row("Purple elephants dance quietly."), _row("27 days [1].")])
+    assert suite.answer_metrics == [
+        "answer_f1",
+        "exact_match",
+        "right_source",
+        "abstained",
+        "unsupported",
+        "rouge_l",
+        "string_presence",
+        "semantic_similarity",
+    ]
+    same, disjoint, partial = suite.score_answers(
+        [_row(REF), _row("Purple elephants dance quietly."), _row("27 days [1].")]
+    )
     assert {k: v for k, v in same.scores.items() if v is not None} == pytest.approx(
-        {"answer_f1": 1.0, "exact_match": 1.0, "rouge_l": 1.0, "string_presence": 1.0, "semantic_similarity": 1.0})
+        {"answer_f1": 1.0, "exact_match": 1.0, "rouge_l": 1.0, "string_presence": 1.0, "semantic_similarity": 1.0}
+    )
     assert same.issues == {"right_source": "n/a", "abstained": "n/a", "unsupported": "n/a"}  # no passages, no sources
     assert disjoint.scores["answer_f1"] == 0 and disjoint.scores["exact_match"] == 0
     assert disjoint.scores["rouge_l"] == 0 and disjoint.scores["string_presence"] == 0
@@ -38,19 +54,38 @@ def test_offline_answer_metrics_on_known_answers(suite):
     assert partial.scores["answer_f1"] == pytest.approx(2 * (2 / 3) * (2 / 8) / ((2 / 3) + (2 / 8)))
     assert 0 < partial.scores["rouge_l"] < 1 and partial.scores["string_presence"] == 0
     # the reference contained verbatim (after normalisation) counts as present
-    assert suite.score_answers([_row("As the handbook says: full-time staff receive 27 days of annual leave!")])[0].scores["string_presence"] == 1.0
+    assert (
+        suite.score_answers([_row("As the handbook says: full-time staff receive 27 days of annual leave!")])[0].scores[
+            "string_presence"
+        ]
+        == 1.0
+    )
 
 
 def test_retrieval_metrics_with_reference_contexts_and_source_ids(suite):
     ctx = "Full-time staff receive 27 days of annual leave each year."
     rows = [
-        {"question": "q", "reference": REF, "contexts": [ctx, "Parking permits cost 12 euros."], "ids": ["leave.md", "parking.txt"],
-         "reference_contexts": [ctx], "reference_ids": ["leave.md"]},
-        {"question": "q", "reference": REF, "contexts": ["Parking permits cost 12 euros."], "ids": ["parking.txt"],
-         "reference_contexts": [], "reference_ids": ["leave.md"]},
-    ]  # fmt: skip
+        {
+            "question": "q",
+            "reference": REF,
+            "contexts": [ctx, "Parking permits cost 12 euros."],
+            "ids": ["leave.md", "parking.txt"],
+            "reference_contexts": [ctx],
+            "reference_ids": ["leave.md"],
+        },
+        {
+            "question": "q",
+            "reference": REF,
+            "contexts": ["Parking permits cost 12 euros."],
+            "ids": ["parking.txt"],
+            "reference_contexts": [],
+            "reference_ids": ["leave.md"],
+        },
+    ]
     hit, miss = suite.score_retrieval(rows)
-    assert hit.scores == pytest.approx({"context_precision": 1.0, "context_recall": 1.0, "source_precision": 0.5, "source_recall": 1.0})
+    assert hit.scores == pytest.approx(
+        {"context_precision": 1.0, "context_recall": 1.0, "source_precision": 0.5, "source_recall": 1.0}
+    )
     assert miss.scores["source_precision"] == 0.0 and miss.scores["source_recall"] == 0.0
     assert miss.scores["context_precision"] is None and miss.issues["context_precision"] == NA
     # relevant passage ranked second: average precision 0.5
@@ -63,16 +98,24 @@ def fake_judge_reply(prompt: str, *, verdicts=(1, 0), broken: bool = False) -> s
     if broken:
         return "I think the answer is fine, sorry, no JSON today."
     if "NLIStatementOutput" in prompt:
-        return json.dumps({"statements": [{"statement": f"s{i}", "reason": "r", "verdict": v} for i, v in enumerate(verdicts)]})
+        return json.dumps(
+            {"statements": [{"statement": f"s{i}", "reason": "r", "verdict": v} for i, v in enumerate(verdicts)]}
+        )
     if "StatementGeneratorOutput" in prompt:
         return "Sure! ```json\n" + json.dumps({"statements": [f"s{i}" for i in range(len(verdicts))]}) + "\n```"
     if "AnswerRelevanceOutput" in prompt:
         return json.dumps({"question": "How much annual leave do full-time staff get?", "noncommittal": 0})
     if "ContextRecallOutput" in prompt:
-        return json.dumps({"classifications": [{"statement": "a", "reason": "r", "attributed": 1},
-                                               {"statement": "b", "reason": "r", "attributed": 0},
-                                               {"statement": "c", "reason": "r", "attributed": 1},
-                                               {"statement": "d", "reason": "r", "attributed": 1}]})  # fmt: skip
+        return json.dumps(
+            {
+                "classifications": [
+                    {"statement": "a", "reason": "r", "attributed": 1},
+                    {"statement": "b", "reason": "r", "attributed": 0},
+                    {"statement": "c", "reason": "r", "attributed": 1},
+                    {"statement": "d", "reason": "r", "attributed": 1},
+                ]
+            }
+        )
     raise AssertionError("unexpected prompt: " + prompt[:200])
 
 
@@ -84,7 +127,18 @@ def test_judge_metrics_with_a_scripted_judge():
     [s] = suite.score_answers([_row(REF)])
     assert s.scores["faithfulness"] == pytest.approx(0.5)  # verdicts 1, 0
     assert s.scores["answer_relevancy"] == pytest.approx(1.0)  # regenerated question == the question
-    [r] = suite.score_retrieval([{"question": "q", "reference": REF, "contexts": ["c"], "ids": [], "reference_contexts": [], "reference_ids": []}])
+    [r] = suite.score_retrieval(
+        [
+            {
+                "question": "q",
+                "reference": REF,
+                "contexts": ["c"],
+                "ids": [],
+                "reference_contexts": [],
+                "reference_ids": [],
+            }
+        ]
+    )
     assert r.scores["llm_context_recall"] == pytest.approx(0.75)
     assert judge.calls == 2 + 3 + 1 and not judge.parse_failures
 
@@ -130,7 +184,10 @@ def test_parse_structured_extracts_json_from_chatty_output():
 
 def test_suite_without_ragas_keeps_plain_metrics_only():
     s = MetricSuite(use_ragas=False)
-    assert s.answer_metrics == ["answer_f1", "exact_match", "right_source", "abstained", "unsupported"] and s.retrieval_metrics == []
+    assert (
+        s.answer_metrics == ["answer_f1", "exact_match", "right_source", "abstained", "unsupported"]
+        and s.retrieval_metrics == []
+    )
     [r] = s.score_answers([_row("27 days")])
     assert math.isclose(r.scores["answer_f1"], 2 * 1 * (2 / 8) / (1 + 2 / 8))
 
@@ -148,7 +205,11 @@ def test_openai_compatible_judge_speaks_chat_completions():
         seen.append((str(request.url), request.headers.get("authorization"), body))
         if body["model"] == "down":
             return httpx.Response(503, text="overloaded")
-        reply = fake_judge_reply(body["messages"][0]["content"]) if "Output:" in body["messages"][0]["content"] else '{"ok": true}'
+        reply = (
+            fake_judge_reply(body["messages"][0]["content"])
+            if "Output:" in body["messages"][0]["content"]
+            else '{"ok": true}'
+        )
         return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": reply}}]})
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
@@ -171,8 +232,8 @@ def test_openai_compatible_judge_speaks_chat_completions():
 
 
 def test_local_judge_uses_the_generator_with_one_user_message():
-    from tests.fakes import FakeGenerator
     from eval.judge import local_judge
+    from tests.fakes import FakeGenerator
 
     gen = FakeGenerator(lambda messages: fake_judge_reply(messages[-1]["content"], verdicts=(1, 1, 1)))
     judge = local_judge(gen, name="tiny")
@@ -184,14 +245,23 @@ def test_local_judge_uses_the_generator_with_one_user_message():
 def test_grounding_metrics_right_source_abstention_and_unsupported():
     from eval.metrics import grounding
 
-    passages = [{"n": 1, "source": "parking.txt", "text": "Parking permits cost 12 euros per month."},
-                {"n": 2, "source": "leave.md", "text": "Full-time staff receive 27 days of annual leave each year."}]  # fmt: skip
-    row = {"answer": "Full-time staff receive 27 days of annual leave [2].", "passages": passages, "reference_ids": ["leave.md"]}
+    passages = [
+        {"n": 1, "source": "parking.txt", "text": "Parking permits cost 12 euros per month."},
+        {"n": 2, "source": "leave.md", "text": "Full-time staff receive 27 days of annual leave each year."},
+    ]
+    row = {
+        "answer": "Full-time staff receive 27 days of annual leave [2].",
+        "passages": passages,
+        "reference_ids": ["leave.md"],
+    }
     assert grounding(row) == {"right_source": 1.0, "abstained": 0.0, "unsupported": 0.0}
     assert grounding({**row, "answer": "Permits cost 12 euros [1]."})["right_source"] == 0.0
     assert grounding({**row, "answer": "Staff get 27 days of annual leave."})["right_source"] == 1.0  # cited by overlap
     abst = grounding({**row, "answer": "The documents do not contain the answer."})
     assert abst == {"right_source": 0.0, "abstained": 1.0, "unsupported": None}
-    assert grounding({**row, "answer": "The documents do not contain the answer.", "passages": passages[:1]})["abstained"] is None
+    assert (
+        grounding({**row, "answer": "The documents do not contain the answer.", "passages": passages[:1]})["abstained"]
+        is None
+    )
     assert grounding({**row, "answer": "Purple elephants dance quietly on Mars tonight [1]."})["unsupported"] == 1.0
     assert grounding({**row, "reference_ids": []})["right_source"] is None

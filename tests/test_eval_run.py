@@ -9,7 +9,7 @@ from eval.cache import EvalCache
 from eval.metrics import MetricSuite
 from eval.report import build_report, card_summary, comparison, write_report
 from eval.runner import run_ab
-from eval.testset import load_testset, describe_testset
+from eval.testset import describe_testset, load_testset
 from tests.test_eval_support import UNANSWERABLE, ArmGenerator, adapter_knows, make_adapter, write_testset
 
 GEN = {"max_new_tokens": 64, "temperature": 0.0, "repetition_penalty": 1.1}
@@ -24,9 +24,17 @@ def hr(components, corpus, tmp_path):
 
 def _run(comps, items, arms, gen, cache=None, suite=None, generation=GEN, **kw):
     return run_ab(
-        items, arms, retriever=comps.retriever, domain="hr", generator_for=lambda arm: gen,
-        suite=suite or MetricSuite(use_ragas=False), cache=cache or EvalCache(None), top_k=3, generation=generation, **kw,
-    )  # fmt: skip
+        items,
+        arms,
+        retriever=comps.retriever,
+        domain="hr",
+        generator_for=lambda arm: gen,
+        suite=suite or MetricSuite(use_ragas=False),
+        cache=cache or EvalCache(None),
+        top_k=3,
+        generation=generation,
+        **kw,
+    )
 
 
 def test_every_arm_answers_from_identical_passages_in_shared_batches(hr, tmp_path):
@@ -42,7 +50,10 @@ def test_every_arm_answers_from_identical_passages_in_shared_batches(hr, tmp_pat
     q0 = res.questions[0]
     assert q0.relevant and q0.passages[0].source == "leave.md" and len(q0.passages) == 3
     assert q0.answers["hr-v1"] == "Full-time staff receive 27 days of annual leave each year."
-    assert {k: q0.answer_scores["hr-v1"].scores[k] for k in ("answer_f1", "exact_match")} == {"answer_f1": 1.0, "exact_match": 1.0}
+    assert {k: q0.answer_scores["hr-v1"].scores[k] for k in ("answer_f1", "exact_match")} == {
+        "answer_f1": 1.0,
+        "exact_match": 1.0,
+    }
     assert q0.answer_scores["base"].scores["answer_f1"] == 0.0
     # a question without a relevant passage gets the serving reply for every arm, no generation
     last = res.questions[-1]
@@ -59,11 +70,34 @@ def test_report_files_are_written_and_well_formed(hr, tmp_path):
     report = build_report(res, testset=describe_testset(path, items), run_id="run-1")
     files = write_report(report, tmp_path / "rep")
     data = json.loads((tmp_path / "rep" / "report.json").read_text())
-    for k in ("schema", "run_id", "domain", "testset", "arms", "baseline", "gate_metric", "means", "retrieval", "comparisons",
-              "failures", "disagreements", "questions", "counts", "timings_s", "metric_help", "files"):
+    for k in (
+        "schema",
+        "run_id",
+        "domain",
+        "testset",
+        "arms",
+        "baseline",
+        "gate_metric",
+        "means",
+        "retrieval",
+        "comparisons",
+        "failures",
+        "disagreements",
+        "questions",
+        "counts",
+        "timings_s",
+        "metric_help",
+        "files",
+    ):
         assert k in data, k
     assert data["baseline"] == "base" and [a["label"] for a in data["arms"]] == ["base", "hr-v1"]
-    assert set(data["metrics"]["answer"]) >= {"answer_f1", "exact_match", "rouge_l", "string_presence", "semantic_similarity"}
+    assert set(data["metrics"]["answer"]) >= {
+        "answer_f1",
+        "exact_match",
+        "rouge_l",
+        "string_presence",
+        "semantic_similarity",
+    }
     assert data["means"]["hr-v1"]["answer_f1"]["n"] == 11
     assert all(q["answers"]["hr-v1"]["scores"]["answer_f1"] == 1.0 for q in data["questions"] if q["relevant"])
     assert data["counts"]["not_relevant"] == 1  # the unanswerable one got the fixed reply
@@ -129,9 +163,16 @@ def test_model_arms_use_their_own_generator(hr, tmp_path):
     main = ArmGenerator(lambda q, a: "main model answer")
     other = ArmGenerator(lambda q, a: "other model answer")
     res = run_ab(
-        items, arms, retriever=hr.retriever, domain="hr", generator_for=lambda arm: other if arm.kind == "model" else main,
-        suite=MetricSuite(use_ragas=False), cache=EvalCache(None), top_k=2, generation=GEN,
-    )  # fmt: skip
+        items,
+        arms,
+        retriever=hr.retriever,
+        domain="hr",
+        generator_for=lambda arm: other if arm.kind == "model" else main,
+        suite=MetricSuite(use_ragas=False),
+        cache=EvalCache(None),
+        top_k=2,
+        generation=GEN,
+    )
     assert main.n_generated == 3 and other.n_generated == 3
     assert {q.answers["model:other-model"] for q in res.questions} == {"other model answer"}
 
@@ -163,9 +204,19 @@ def test_robustness_sweeps_top_k_and_distractors(hr, tmp_path):
 
     gen = ArmGenerator(answer)
     res = run_robustness(
-        items, arms, retriever=hr.retriever, store=hr.store, domain="hr", generator_for=lambda arm: gen,
-        suite=MetricSuite(use_ragas=False), cache=EvalCache(None), generation=GEN, ks=(1, 2, 3), distractors=(0, 1, 2), base_k=2,
-    )  # fmt: skip
+        items,
+        arms,
+        retriever=hr.retriever,
+        store=hr.store,
+        domain="hr",
+        generator_for=lambda arm: gen,
+        suite=MetricSuite(use_ragas=False),
+        cache=EvalCache(None),
+        generation=GEN,
+        ks=(1, 2, 3),
+        distractors=(0, 1, 2),
+        base_k=2,
+    )
     assert res["top_k"]["x"] == [1, 2, 3] and res["distractors"]["x"] == [0, 1, 2]
     assert [p["mean"] for p in res["top_k"]["arms"]["hr-v1"]["answer_f1"]] == [1.0, 1.0, 1.0]
     assert [p["n"] for p in res["distractors"]["arms"]["base"]["answer_f1"]] == [3, 3, 3]

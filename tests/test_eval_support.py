@@ -9,11 +9,19 @@ from typing import Callable, Sequence
 from tests.fakes import FakeGenerator
 
 QA = [
-    ("How many days of annual leave do full-time staff receive?", "Full-time staff receive 27 days of annual leave each year.", "leave.md"),
+    (
+        "How many days of annual leave do full-time staff receive?",
+        "Full-time staff receive 27 days of annual leave each year.",
+        "leave.md",
+    ),
     ("How much does a parking permit cost?", "Parking permits cost 12 euros per month.", "parking.txt"),
     ("Which class are trains booked in?", "Trains are booked in second class.", "travel.pdf"),
     ("When must lost badges be reported?", "Within 24 hours, to the front desk.", "security.html"),
-    ("What is the monitor allowance for remote staff?", "Remote staff get a monitor allowance of 300 euros.", "remote.docx"),
+    (
+        "What is the monitor allowance for remote staff?",
+        "Remote staff get a monitor allowance of 300 euros.",
+        "remote.docx",
+    ),
     ("What does error code E-42 mean?", "Door open during scan.", "codes.csv"),
     ("Who approves overtime?", "The team lead approves overtime.", "faq.json"),
     ("Where do visitors sign in?", "Visitors sign in at the lobby kiosk.", "security.html"),
@@ -75,7 +83,12 @@ def make_adapter(registry, tmp_path: Path, domain: str = "hr", version: int = 1,
     staged.mkdir(parents=True)
     (staged / "adapter_config.json").write_text("{}")
     card = AdapterCard(
-        name=f"{domain}-v{version}", domain=domain, version=version, base_model="fake", base_fingerprint="fp",
-        data_hash=data_hash or f"data{version}", corpus_fingerprint="corpus",
-    )  # fmt: skip
+        name=f"{domain}-v{version}",
+        domain=domain,
+        version=version,
+        base_model="fake",
+        base_fingerprint="fp",
+        data_hash=data_hash or f"data{version}",
+        corpus_fingerprint="corpus",
+    )
     return registry.register(staged, card)

@@ -14,12 +14,23 @@ def _write(path, lines):
 
 
 def test_good_rows_load_with_contexts_and_sources(tmp_path):
-    f = _write(tmp_path / "t.jsonl", [
-        json.dumps({"id": "q1", "question": "How many days?", "answer": "27 days", "sources": ["leave.md"],
-                    "contexts": ["Full-time staff receive 27 days."], "tags": ["leave"]}),
-        "",
-        json.dumps({"question": "Who approves overtime?", "answer": "The team lead."}),
-    ])  # fmt: skip
+    f = _write(
+        tmp_path / "t.jsonl",
+        [
+            json.dumps(
+                {
+                    "id": "q1",
+                    "question": "How many days?",
+                    "answer": "27 days",
+                    "sources": ["leave.md"],
+                    "contexts": ["Full-time staff receive 27 days."],
+                    "tags": ["leave"],
+                }
+            ),
+            "",
+            json.dumps({"question": "Who approves overtime?", "answer": "The team lead."}),
+        ],
+    )
     items = load_testset(f)
     assert [i.key() for i in items][0] == "q1"
     assert items[0].contexts == ["Full-time staff receive 27 days."] and items[0].sources == ["leave.md"]
@@ -27,22 +38,32 @@ def test_good_rows_load_with_contexts_and_sources(tmp_path):
 
 
 def test_bad_rows_are_all_reported_with_line_numbers(tmp_path):
-    f = _write(tmp_path / "bad.jsonl", [
-        json.dumps({"id": "q1", "question": "How many days?", "answer": "27"}),
-        "{not json",
-        json.dumps({"id": "q2", "question": "Where?"}),
-        json.dumps({"id": "q3", "question": "ok question?", "answer": "x", "contexts": ["  "]}),
-        json.dumps(["a", "list"]),
-        json.dumps({"id": "q1", "question": "Again?", "answer": "dup"}),
-        json.dumps({"id": "q5", "question": "   ", "answer": "blank question"}),
-        json.dumps({"id": "q6", "question": "sources wrong?", "answer": "x", "sources": "leave.md"}),
-    ])  # fmt: skip
+    f = _write(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps({"id": "q1", "question": "How many days?", "answer": "27"}),
+            "{not json",
+            json.dumps({"id": "q2", "question": "Where?"}),
+            json.dumps({"id": "q3", "question": "ok question?", "answer": "x", "contexts": ["  "]}),
+            json.dumps(["a", "list"]),
+            json.dumps({"id": "q1", "question": "Again?", "answer": "dup"}),
+            json.dumps({"id": "q5", "question": "   ", "answer": "blank question"}),
+            json.dumps({"id": "q6", "question": "sources wrong?", "answer": "x", "sources": "leave.md"}),
+        ],
+    )
     with pytest.raises(LoragError) as e:
         load_testset(f)
     msg = str(e.value)
     assert "7 bad row(s)" in msg and str(f) in msg
-    for expected in ("line 2: not valid JSON", "line 3: answer: Field required", "line 4: contexts", "line 5: expected an object",
-                     "line 6: duplicate id/question (first on line 1)", "line 7: question", "line 8: sources"):
+    for expected in (
+        "line 2: not valid JSON",
+        "line 3: answer: Field required",
+        "line 4: contexts",
+        "line 5: expected an object",
+        "line 6: duplicate id/question (first on line 1)",
+        "line 7: question",
+        "line 8: sources",
+    ):
         assert expected in msg, expected
 
 
@@ -75,11 +96,11 @@ def test_the_sample_qa_files_are_valid_test_sets():
 def test_csv_import_round_trips(tmp_path):
     csv = tmp_path / "qa.csv"
     csv.write_text(
-        'question,answer,sources,tags\n'
-        'How many days of leave?,27 days,leave.md,leave;annual\n'
+        "question,answer,sources,tags\n"
+        "How many days of leave?,27 days,leave.md,leave;annual\n"
         '"Who approves ""overtime""?","The team lead,\nin writing.",faq.json;policy.md,\n'
-        '\n'
-        'Where do visitors sign in?,At the lobby kiosk.,,\n',
+        "\n"
+        "Where do visitors sign in?,At the lobby kiosk.,,\n",
         encoding="utf-8",
     )
     info = import_csv(csv, tmp_path / "out" / "hr-test.jsonl")
@@ -107,7 +128,12 @@ def test_csv_bad_rows_are_reported_with_their_line_numbers(tmp_path):
         import_csv(csv, tmp_path / "out.jsonl")
     msg = str(e.value)
     assert "4 bad row(s), nothing written" in msg
-    for expected in ("line 3: answer", "line 5: question", "line 6: duplicate id/question (first on line 2)", "line 7: 3 fields"):
+    for expected in (
+        "line 3: answer",
+        "line 5: question",
+        "line 6: duplicate id/question (first on line 2)",
+        "line 7: 3 fields",
+    ):
         assert expected in msg, msg
     assert not (tmp_path / "out.jsonl").exists()
 

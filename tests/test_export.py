@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
-from finetune.export import export_adapter
 from assistant.registry import Registry
+from finetune.export import export_adapter
 from tests.helpers.loras import random_lora, register_lora
 
 
@@ -31,9 +31,17 @@ def resolve(spec: str) -> str:
 def greedy(model, tok, text="Passages: [1] leave.md Full-time staff receive 27 days.\nQuestion: How many days?", n=16):
     import torch
 
-    ids = torch.tensor([tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)["input_ids"]])
+    ids = torch.tensor(
+        [
+            tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)[
+                "input_ids"
+            ]
+        ]
+    )
     with torch.inference_mode():
-        return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n)[0].tolist()
+        return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n)[
+            0
+        ].tolist()
 
 
 def unmerged(tiny_lm, folder):
@@ -86,7 +94,11 @@ def test_gguf_export_is_llama_cpps_lora_layout(reg, tiny_lm, tmp_path):
     rec = export_adapter(reg, "hr-v1", "gguf", out, resolve=resolve)
     assert rec["check"]["ok"] and rec["check"]["same_text"] and rec["file"] == str((out / "hr-v1.gguf").resolve())
     r = gguf.GGUFReader(str(out / "hr-v1.gguf"))
-    assert (_field(r, "general.architecture"), _field(r, "general.type"), _field(r, "adapter.type")) == ("llama", "adapter", "lora")
+    assert (_field(r, "general.architecture"), _field(r, "general.type"), _field(r, "adapter.type")) == (
+        "llama",
+        "adapter",
+        "lora",
+    )
     assert _field(r, "adapter.lora.alpha") == 8.0
     t = {x.name: np.array(x.data, dtype=np.float32).reshape([int(d) for d in reversed(x.shape)]) for x in r.tensors}
     shapes = {x.name: [int(d) for d in x.shape] for x in r.tensors}
@@ -94,7 +106,10 @@ def test_gguf_export_is_llama_cpps_lora_layout(reg, tiny_lm, tmp_path):
     cfg = AutoConfig.from_pretrained(tiny_lm)
     assert shapes["blk.0.attn_q.weight.lora_a"] == [cfg.hidden_size, 4]  # ggml's ne: [in_features, rank]
     assert shapes["blk.1.ffn_down.weight.lora_b"] == [4, cfg.hidden_size]  # [rank, out_features]
-    peft = {k: v.float().numpy() for k, v in load_file(str(reg.folder(reg.get("hr-v1")) / "adapter_model.safetensors")).items()}
+    peft = {
+        k: v.float().numpy()
+        for k, v in load_file(str(reg.folder(reg.get("hr-v1")) / "adapter_model.safetensors")).items()
+    }
     p = "base_model.model.model.layers.{}.{}.lora_{}.weight"
     assert np.array_equal(t["blk.1.ffn_down.weight.lora_a"], peft[p.format(1, "mlp.down_proj", "A")])
     assert np.array_equal(t["blk.1.attn_v.weight.lora_b"], peft[p.format(1, "self_attn.v_proj", "B")])
@@ -122,7 +137,9 @@ def test_rslora_scaling_is_carried_in_lora_b(tiny_lm, tmp_path):
     write_gguf_lora(folder, AutoConfig.from_pretrained(tiny_lm), tmp_path / "rs.gguf")
     r = gguf.GGUFReader(str(tmp_path / "rs.gguf"))
     b = next(np.array(x.data) for x in r.tensors if x.name == "blk.0.ffn_up.weight.lora_b")
-    peft_b = load_file(str(folder / "adapter_model.safetensors"))["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"].numpy()
+    peft_b = load_file(str(folder / "adapter_model.safetensors"))[
+        "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"
+    ].numpy()
     # alpha/rank * B' == alpha/sqrt(rank) * B  =>  B' = sqrt(rank) * B
     assert np.allclose(b, peft_b * 2.0, atol=1e-6)
 
@@ -164,7 +181,10 @@ def test_an_adapter_whose_base_model_is_not_here_is_refused(tiny_lm, tmp_path):
     register_lora(registry, random_lora(tiny_lm, tmp_path / "s"), tiny_lm, "it", 1, base_model="smollm2-135m-instruct")
     with pytest.raises(LoragError) as e:
         export_adapter(registry, "it-v1", "merged", tmp_path / "out", resolve=resolve)
-    assert "adapter it-v1: its base model 'smollm2-135m-instruct' is not available here: model 'smollm2-135m-instruct' is not in the cache" in str(e.value)
+    assert (
+        "adapter it-v1: its base model 'smollm2-135m-instruct' is not available here: model 'smollm2-135m-instruct' is not in the cache"
+        in str(e.value)
+    )
     assert "lorag models pull" in e.value.hint and not (tmp_path / "out").exists()
     gone = tmp_path / "gone-base"
     register_lora(registry, random_lora(tiny_lm, tmp_path / "s2"), tiny_lm, "it", 2, base_model=str(gone))
@@ -185,8 +205,11 @@ def test_what_gguf_cannot_carry_is_refused_by_name(tiny_lm, tmp_path):
     with pytest.raises(LoragError, match=r"modules_to_save \['lm_head'\] are whole trained layers"):
         write_gguf_lora(saved, cfg, tmp_path / "m.gguf")
     cfg.architectures = ["Phi3ForCausalLM"]
-    with pytest.raises(LoragError, match="GGUF export supports LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM base "
-                       "models; this base is Phi3ForCausalLM"):  # fmt: skip
+    with pytest.raises(
+        LoragError,
+        match="GGUF export supports LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM base "
+        "models; this base is Phi3ForCausalLM",
+    ):
         write_gguf_lora(tmp_path / "mts", cfg, tmp_path / "p.gguf")
 
 
@@ -198,7 +221,9 @@ def test_cli_export_and_show(tiny_lm, tmp_path, monkeypatch):
     monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))
     register_lora(Registry(tmp_path / "data" / "adapters"), random_lora(tiny_lm, tmp_path / "s"), tiny_lm, "hr", 1)
     runner = CliRunner()
-    r = runner.invoke(cli.app, ["adapters", "export", "hr-v1", "--format", "gguf", "--out", str(tmp_path / "g"), "--json"])
+    r = runner.invoke(
+        cli.app, ["adapters", "export", "hr-v1", "--format", "gguf", "--out", str(tmp_path / "g"), "--json"]
+    )
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["format"] == "gguf" and rec["check"]["ok"] and (tmp_path / "g" / "hr-v1.gguf").is_file()

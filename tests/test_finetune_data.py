@@ -30,8 +30,13 @@ def test_bad_jsonl_rows_are_listed_with_line_numbers(tmp_path):
         load_qa(f)
     msg = str(e.value)
     assert "5 bad row(s)" in msg
-    for needle in ["line 2: not valid JSON", "line 3: question", "line 5: question: Field required", "line 6: expected an object",
-                   "line 7: duplicate id/question (first on line 1)"]:
+    for needle in [
+        "line 2: not valid JSON",
+        "line 3: question",
+        "line 5: question: Field required",
+        "line 6: expected an object",
+        "line 7: duplicate id/question (first on line 1)",
+    ]:
         assert needle in msg, needle
 
 
@@ -62,25 +67,44 @@ def recipe_error(tmp_path, text: str) -> str:
 
 
 def test_bad_recipe_lists_every_problem(tmp_path):
-    msg = recipe_error(tmp_path, "domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n")
-    for needle in ["batchsize: unknown key", "synth.colour: unknown key", "lora_r", "learning_rate", "quantization", "synth.p_oracle"]:
+    msg = recipe_error(
+        tmp_path,
+        "domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n",
+    )
+    for needle in [
+        "batchsize: unknown key",
+        "synth.colour: unknown key",
+        "lora_r",
+        "learning_rate",
+        "quantization",
+        "synth.p_oracle",
+    ]:
         assert needle in msg, needle
     assert "6 problem(s)" in msg
     assert "batchsize: unknown key (did you mean batch_size?)" in msg
 
 
 def test_recipe_values_of_the_wrong_type_are_named(tmp_path):
-    msg = recipe_error(tmp_path, "domain: x\nlearning_rate: fast\nbatch_size: 0\ncuda_graphs: maybe\nsynth:\n  distractors: many\n")
-    for needle in ["learning_rate: a number (got 'fast')", "batch_size: a whole number >= 1 (got 0)",
-                   "cuda_graphs: true or false (got 'maybe')", "synth.distractors: a whole number (got 'many')"]:
+    msg = recipe_error(
+        tmp_path, "domain: x\nlearning_rate: fast\nbatch_size: 0\ncuda_graphs: maybe\nsynth:\n  distractors: many\n"
+    )
+    for needle in [
+        "learning_rate: a number (got 'fast')",
+        "batch_size: a whole number >= 1 (got 0)",
+        "cuda_graphs: true or false (got 'maybe')",
+        "synth.distractors: a whole number (got 'many')",
+    ]:
         assert needle in msg, msg
     assert "4 problem(s)" in msg
 
 
 def test_training_speed_options_are_checked(tmp_path):
     msg = recipe_error(tmp_path, "domain: x\nmicro_batch: -2\nkeep_activations: -3\nsdpa_backend: fast\n")
-    for needle in ["micro_batch: a whole number of rows >= 0", "keep_activations: a whole number of layers",
-                   "sdpa_backend: one of auto, flash, cudnn (got 'fast')"]:  # fmt: skip
+    for needle in [
+        "micro_batch: a whole number of rows >= 0",
+        "keep_activations: a whole number of layers",
+        "sdpa_backend: one of auto, flash, cudnn (got 'fast')",
+    ]:
         assert needle in msg, msg
     assert "3 problem(s)" in msg
 
@@ -102,7 +126,11 @@ def _p(doc, text, cid):
 
 def test_raft_example_with_and_without_oracle():
     oracle = _p("leave.md", PASSAGE, "o")
-    negs = [_p("travel.md", "Trains second class.", "n1"), _p("parking.md", "Permits 12 euros.", "n2"), _p("leave.md", "other leave chunk", "n3")]
+    negs = [
+        _p("travel.md", "Trains second class.", "n1"),
+        _p("parking.md", "Permits 12 euros.", "n2"),
+        _p("leave.md", "other leave chunk", "n3"),
+    ]
     ex = make_example("How many days?", "26 days", oracle, negs, k=3, include_oracle=True, rng=random.Random(0))
     user = ex["prompt"][-1]["content"]
     n = ex["target"].split("[")[1].rstrip("]")
@@ -115,7 +143,9 @@ def test_raft_example_with_and_without_oracle():
 
 def test_raft_share_without_the_oracle_follows_p_oracle(components, tmp_path):
     cfg = _handbook_cloze_cfg(components, max_chunks=30, p_oracle=0.7)
-    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds").build(SAMPLES / "qa" / "handbook.jsonl")
+    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / "ds").build(
+        SAMPLES / "qa" / "handbook.jsonl"
+    )
     share = summary["without_oracle"] / summary["train_examples"]
     assert 0.15 < share < 0.45  # RAFT: about 1 - p_oracle of the examples have no oracle
     rows = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
@@ -135,7 +165,9 @@ def _handbook_cloze_cfg(components, **synth):
 def test_training_set_builder_end_to_end(components, tmp_path):
     cfg = _handbook_cloze_cfg(components, max_chunks=30)
     out = tmp_path / "ds"
-    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(SAMPLES / "qa" / "handbook.jsonl")
+    summary = TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(
+        SAMPLES / "qa" / "handbook.jsonl"
+    )
     rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     held = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
     assert summary["train_examples"] == len(rows) > 50
@@ -153,7 +185,9 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     for r in rows[:20]:
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["content"].startswith("Passages:\n[1] (")
     builder = TrainingSetBuilder(components.store, components.retriever, None, cfg, out)
-    negatives = [builder._negatives(ps, None) for ps in builder._retrieve(["annual leave", "Employee Handbook", "expenses"], 4)]
+    negatives = [
+        builder._negatives(ps, None) for ps in builder._retrieve(["annual leave", "Employee Handbook", "expenses"], 4)
+    ]
     assert all(negatives) and all(len(p.text.split()) >= 8 for ps in negatives for p in ps)  # no title-only distractors
 
 
@@ -192,8 +226,11 @@ def test_a_training_set_with_no_example_says_why_and_keeps_the_earlier_one(compo
         return [], SynthReport(chunks=2, dropped=Counter({"cloze: no sentence with a fact": 2}))
 
     monkeypatch.setattr(raft, "synthesize", writes_nothing)
-    with pytest.raises(LoragError, match=r"for 'handbook': 0 synthetic pair\(s\) from 2 chunk\(s\), 0 curated; "
-                                         r"dropped: 2 cloze: no sentence with a fact") as e:
+    with pytest.raises(
+        LoragError,
+        match=r"for 'handbook': 0 synthetic pair\(s\) from 2 chunk\(s\), 0 curated; "
+        r"dropped: 2 cloze: no sentence with a fact",
+    ) as e:
         TrainingSetBuilder(components.store, components.retriever, None, cfg, out).build(None)
     assert "nothing was written" in e.value.hint
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before

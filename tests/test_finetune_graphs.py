@@ -19,8 +19,9 @@ def lora_model(tiny_lm):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation="sdpa")
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False))  # fmt: skip
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    )
     model.train()
     return model
 
@@ -49,7 +50,9 @@ def test_graphed_layers_give_checkpointing_gradients(lora_model, keep):
     forward to backward. Either way: the gradients of gradient checkpointing."""
     model = lora_model
     batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([16, 3, 7], 16), right_padded_batch([4, 6], 8)]
-    batches[0]["num_items_in_batch"] = torch.tensor(40)  # the Trainer's loss kwarg reaches every layer: not a reason to run eagerly
+    batches[0]["num_items_in_batch"] = torch.tensor(
+        40
+    )  # the Trainer's loss kwarg reaches every layer: not a reason to run eagerly
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     reference = grads_of(model, batches)  # masked attention, checkpointed, accumulated over 3 micro-batches
@@ -124,8 +127,12 @@ def test_trl_collator_pads_on_the_right(tiny_lm):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     collate = DataCollatorForLanguageModeling(pad_token_id=0, pad_to_multiple_of=8)
-    batch = collate([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
-                     {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]}])  # fmt: skip
+    batch = collate(
+        [
+            {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+            {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]},
+        ]
+    )
     assert batch["input_ids"].shape == (2, 8)
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]
 
@@ -187,7 +194,9 @@ def test_capture_path_orders_kept_backwards_after_the_last_forward(lora_model, k
                 assert e.graphs == next(iter(graphs.shared.values())).graphs
         assert len(_RecordedProgram.order) == 2 * (len(kept) + (len(layers) > len(kept)))  # 2 per kept layer, 2 shared
         captured_backwards = [b for b in _RecordedProgram.order if b.__name__ == "bwd"]
-        assert captured_backwards[-len(kept):] == [entries[i].graphs[1].body for i in reversed(kept)]  # last layer first
+        assert captured_backwards[-len(kept) :] == [
+            entries[i].graphs[1].body for i in reversed(kept)
+        ]  # last layer first
     finally:
         graphs.uninstall()
     for name, g in reference.items():
@@ -242,7 +251,13 @@ def test_pack_frozen_moves_frozen_tensors_into_one_buffer():
     w.add_(1)  # writes go to the buffer
     assert torch.equal(packed.flat[: w.numel() * 2].view(torch.bfloat16).view(5, 3), w)
 
-    other = pack_frozen([torch.zeros(5, 3, dtype=torch.bfloat16), torch.zeros(7, dtype=torch.uint8), torch.tensor(1.0),
-                         torch.zeros(7, dtype=torch.uint8)])  # fmt: skip
+    other = pack_frozen(
+        [
+            torch.zeros(5, 3, dtype=torch.bfloat16),
+            torch.zeros(7, dtype=torch.uint8),
+            torch.tensor(1.0),
+            torch.zeros(7, dtype=torch.uint8),
+        ]
+    )
     assert other.layout != packed.layout  # the last entry is a tensor of its own here
     assert pack_frozen([lora]) is None  # nothing frozen

@@ -10,12 +10,16 @@ from assistant.adapters import BASE, attach_adapters, base_fingerprint
 from assistant.generation import HFGenerator
 from assistant.prompt import build_messages
 from assistant.settings import ModelSettings
-from finetune.config import TrainConfig
 from finetune.accel import decide
+from finetune.config import TrainConfig
 from finetune.train import load_trainable_model, train_adapter
 
-FACTS = [("What colour is the lobby lanyard?", "Red."), ("How many sick days need no note?", "Three days."),
-         ("Which class are trains booked in?", "Second class."), ("Who approves overtime?", "The team lead.")]
+FACTS = [
+    ("What colour is the lobby lanyard?", "Red."),
+    ("How many sick days need no note?", "Three days."),
+    ("Which class are trains booked in?", "Second class."),
+    ("Who approves overtime?", "The team lead."),
+]
 
 
 def write_rows(path, n_repeat=4):
@@ -26,14 +30,30 @@ def write_rows(path, n_repeat=4):
     rows = []
     for _ in range(n_repeat):
         for q, a in FACTS:
-            rows.append({"prompt": build_messages(q, [P(1, f"{q} {a}")]), "completion": [{"role": "assistant", "content": f"{a} [1]"}]})
+            rows.append(
+                {
+                    "prompt": build_messages(q, [P(1, f"{q} {a}")]),
+                    "completion": [{"role": "assistant", "content": f"{a} [1]"}],
+                }
+            )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def cfg(**kw):
-    base = dict(domain="toy", epochs=1, max_steps=12, learning_rate=5e-3, batch_size=4, logging_steps=2,
-                save_steps=6, lora_r=4, lora_alpha=8, lora_dropout=0.0, max_seq_length=256)
+    base = dict(
+        domain="toy",
+        epochs=1,
+        max_steps=12,
+        learning_rate=5e-3,
+        batch_size=4,
+        logging_steps=2,
+        save_steps=6,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        max_seq_length=256,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -45,7 +65,9 @@ def trained(tiny_lm, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     base_sd = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(tiny_lm).state_dict().items()}
-    result = train_adapter(cfg(), model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp / "run", device="cpu")
+    result = train_adapter(
+        cfg(), model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp / "run", device="cpu"
+    )
     return result, base_sd, tmp
 
 
@@ -79,15 +101,32 @@ def test_run_summary_says_how_it_trained(trained):
     line = describe_runtime(result.metrics, result.hyperparameters)
     assert line.startswith("on cpu: LoRA, padded batches of 4 in passes of 2")  # CPU passes of CPU_MICRO_BATCH rows
     assert "tokens/s" in line and "CUDA graphs off (CUDA only)" in line
-    assert f"{result.metrics['fused_lora_layers']} LoRA layers fused" in line and result.metrics["fused_lora_layers"] > 0
-    graphs = {"shapes": 3, "kept_layers": 2, "eager_reason": None, "graphs": 10, "capture_s": 0.43, "unread": ["mlp.down_proj"]}
-    gpu = describe_runtime({"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
-                           {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}})
-    assert gpu == ("on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes "
-                   "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj")
-    fp8 = describe_runtime({"fused_lora_layers": 112, "fp8_layers": 48}, {"runtime": {"device": "cuda", "fp8_off": None}})
+    assert (
+        f"{result.metrics['fused_lora_layers']} LoRA layers fused" in line and result.metrics["fused_lora_layers"] > 0
+    )
+    graphs = {
+        "shapes": 3,
+        "kept_layers": 2,
+        "eager_reason": None,
+        "graphs": 10,
+        "capture_s": 0.43,
+        "unread": ["mlp.down_proj"],
+    }
+    gpu = describe_runtime(
+        {"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
+        {"runtime": {"device": "cuda", "quantization": "nf4", "batching": "padded", "micro_batch": 16}},
+    )
+    assert gpu == (
+        "on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes "
+        "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj"
+    )
+    fp8 = describe_runtime(
+        {"fused_lora_layers": 112, "fp8_layers": 48}, {"runtime": {"device": "cuda", "fp8_off": None}}
+    )
     assert fp8 == "on cuda: LoRA, ? batches of ?; 112 LoRA layers fused, 48 with FP8 base GEMMs"
-    old_gpu = describe_runtime({}, {"runtime": {"device": "cuda", "fp8_off": "needs FP8 tensor cores (compute capability 8.9+)"}})
+    old_gpu = describe_runtime(
+        {}, {"runtime": {"device": "cuda", "fp8_off": "needs FP8 tensor cores (compute capability 8.9+)"}}
+    )
     assert old_gpu.endswith("; FP8 GEMMs off (needs FP8 tensor cores (compute capability 8.9+))")
     assert "FP8" not in describe_runtime({}, {"runtime": {"device": "cuda", "fp8_off": "off in the config"}})
 
@@ -110,7 +149,11 @@ def test_base_frozen_adapter_moved_and_round_trip(trained, tiny_lm):
     with torch.no_grad():
         with_adapter = peft_model(ids).logits
         plain = base2(ids).logits
-        again = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm), str(result.adapter_dir)).eval()(ids).logits
+        again = (
+            PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm), str(result.adapter_dir))
+            .eval()(ids)
+            .logits
+        )
     assert not torch.allclose(with_adapter, plain)
     assert torch.allclose(with_adapter, again, atol=1e-6)  # save/load round trip: identical logits
     with torch.no_grad(), peft_model.disable_adapter():
@@ -122,8 +165,15 @@ def test_resume_continues_from_the_checkpoint(tiny_lm, tmp_path):
     run = tmp_path / "run"
     train_adapter(cfg(max_steps=6), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=run, device="cpu")
     assert (run / "checkpoint-6").is_dir()
-    r = train_adapter(cfg(max_steps=12), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=run,
-                      device="cpu", resume=True)
+    r = train_adapter(
+        cfg(max_steps=12),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=run,
+        device="cpu",
+        resume=True,
+    )
     assert r.metrics["resumed_from"].endswith("checkpoint-6") and r.metrics["steps"] == 12
 
 
@@ -132,8 +182,14 @@ def test_a_finished_run_writes_only_its_save_steps_checkpoints(tiny_lm, tmp_path
     and the adapter is saved anyway."""
     rows = write_rows(tmp_path / "train.jsonl")
     run = tmp_path / "run"
-    r = train_adapter(cfg(max_steps=4, save_steps=3), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                      run_dir=run, device="cpu")  # fmt: skip
+    r = train_adapter(
+        cfg(max_steps=4, save_steps=3),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=run,
+        device="cpu",
+    )
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3"]
     assert (r.adapter_dir / "adapter_model.safetensors").is_file() and r.metrics["steps"] == 4
 
@@ -145,7 +201,9 @@ def test_resumed_run_keeps_the_settings_it_started_with(tmp_path):
     run = tmp_path / "v3"
     run.mkdir()
     assert recorded_config(run) is None  # nothing recorded: the caller's recipe
-    (run / "job.json").write_text(json.dumps({"domain": "toy", "version": 3, "config": cfg(batch_size=2, max_steps=3).to_dict()}))
+    (run / "job.json").write_text(
+        json.dumps({"domain": "toy", "version": 3, "config": cfg(batch_size=2, max_steps=3).to_dict()})
+    )
     got = recorded_config(run)
     assert (got.batch_size, got.max_steps, got.domain, got.synth.writer) == (2, 3, "toy", cfg().synth.writer)
     (run / "job.json").write_text('{"config": {"domain": "toy", "batch_size": 0}}')
@@ -161,7 +219,9 @@ def test_micro_batches_give_the_whole_batchs_gradients(tiny_lm, tmp_path):
     rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
     lines = rows.read_text().splitlines()
     long = json.loads(lines[0])
-    long["completion"][0]["content"] = "Red, and it is worn on the left side every working day. [1]"  # rows of unequal length
+    long["completion"][0]["content"] = (
+        "Red, and it is worn on the left side every working day. [1]"  # rows of unequal length
+    )
     rows.write_text(json.dumps(long) + "\n" + "\n".join(lines[1:]) + "\n")
 
     def first_step_grads(**kw):
@@ -172,15 +232,23 @@ def test_micro_batches_give_the_whole_batchs_gradients(tiny_lm, tmp_path):
                 if not grads:
                     grads.update({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
 
-        res = train_adapter(cfg(max_steps=1, batch_size=2, group_by_length=False, **kw), model_path=str(tiny_lm),
-                            train_file=rows, eval_file=None, run_dir=tmp_path / f"run{len(kw)}", device="cpu",
-                            callbacks=[Grab()])  # fmt: skip
+        res = train_adapter(
+            cfg(max_steps=1, batch_size=2, group_by_length=False, **kw),
+            model_path=str(tiny_lm),
+            train_file=rows,
+            eval_file=None,
+            run_dir=tmp_path / f"run{len(kw)}",
+            device="cpu",
+            callbacks=[Grab()],
+        )
         return grads, res.metrics
 
     whole, m_whole = first_step_grads()
     split, m_split = first_step_grads(micro_batch=1)
     assert m_split["steps"] == 1 and m_split["tokens_seen"] == m_whole["tokens_seen"] > 0
-    assert whole.keys() == split.keys() and any(g.abs().sum() > 0 for g in whole.values())  # B starts at 0: A's grads are 0
+    assert whole.keys() == split.keys() and any(
+        g.abs().sum() > 0 for g in whole.values()
+    )  # B starts at 0: A's grads are 0
     for name, g in whole.items():
         assert torch.allclose(split[name], g, atol=1e-6, rtol=1e-4), name
 
@@ -218,11 +286,19 @@ def test_mixed_adapter_batch_equals_single_adapter_runs(trained, tiny_lm, tmp_pa
     result, _, _ = trained
     # a second, different adapter: same training, other seed and data order
     rows = write_rows(tmp_path / "t.jsonl", n_repeat=2)
-    other = train_adapter(cfg(max_steps=6, seed=7, learning_rate=1e-2), model_path=str(tiny_lm), train_file=rows,
-                          eval_file=None, run_dir=tmp_path / "run2", device="cpu")
+    other = train_adapter(
+        cfg(max_steps=6, seed=7, learning_rate=1e-2),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run2",
+        device="cpu",
+    )
     model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
     model, timings = attach_adapters(model, {"a": result.adapter_dir, "b": other.adapter_dir})
-    gen = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_lm), ModelSettings(max_new_tokens=8, repetition_penalty=1.0))
+    gen = HFGenerator(
+        model, AutoTokenizer.from_pretrained(tiny_lm), ModelSettings(max_new_tokens=8, repetition_penalty=1.0)
+    )
     assert gen.adapters() == ["a", "b"]
     msgs = [[{"role": "user", "content": q}] for q, _ in FACTS[:3]]
     mixed = gen.generate_batch(msgs, adapters=["a", None, "b"])
@@ -257,8 +333,14 @@ def test_qlora_path_on_this_device(tiny_lm, tmp_path):
     quantized = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
     assert quantized, "no 4-bit layers"
     rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
-    r = train_adapter(cfg(max_steps=3, quantization="nf4"), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                      run_dir=tmp_path / "run", device="cpu")
+    r = train_adapter(
+        cfg(max_steps=3, quantization="nf4"),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run",
+        device="cpu",
+    )
     assert (r.adapter_dir / "adapter_model.safetensors").is_file()
     assert r.hyperparameters["runtime"]["quantization"] == "nf4"
 
@@ -268,8 +350,11 @@ def test_generation_stats_are_per_thread(tiny_lm):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gen = HFGenerator(AutoModelForCausalLM.from_pretrained(tiny_lm).eval(), AutoTokenizer.from_pretrained(tiny_lm),
-                      ModelSettings(max_new_tokens=3, repetition_penalty=1.0))
+    gen = HFGenerator(
+        AutoModelForCausalLM.from_pretrained(tiny_lm).eval(),
+        AutoTokenizer.from_pretrained(tiny_lm),
+        ModelSettings(max_new_tokens=3, repetition_penalty=1.0),
+    )
     "".join(gen.stream([{"role": "user", "content": "hi"}], max_new_tokens=3))
     mine = gen.last_stats
     seen = {}
@@ -283,8 +368,11 @@ def test_an_answer_cut_at_the_token_limit_says_so(tiny_lm):
     """finish_reason "length" when generation stopped at max_new_tokens, "stop" when the model ended it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gen = HFGenerator(AutoModelForCausalLM.from_pretrained(tiny_lm).eval(), AutoTokenizer.from_pretrained(tiny_lm),
-                      ModelSettings(max_new_tokens=3, repetition_penalty=1.0))
+    gen = HFGenerator(
+        AutoModelForCausalLM.from_pretrained(tiny_lm).eval(),
+        AutoTokenizer.from_pretrained(tiny_lm),
+        ModelSettings(max_new_tokens=3, repetition_penalty=1.0),
+    )
     msgs = [{"role": "user", "content": "hi"}]
     "".join(gen.stream(msgs))
     assert (gen.last_stats.new_tokens, gen.last_stats.finish_reason) == (3, "length")
@@ -302,8 +390,8 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM
 
     from assistant.errors import LoragError
-    from finetune.importing import import_adapter
     from assistant.registry import Registry
+    from finetune.importing import import_adapter
 
     result, _, trained_dir = trained
     reg = Registry(tmp_path / "adapters")
@@ -311,24 +399,44 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     data.mkdir(parents=True)
     (data / "train.jsonl").write_bytes((trained_dir / "train.jsonl").read_bytes())  # the set it trained on
     (data / "build.json").write_text(json.dumps({"corpus_fingerprint": "fp-at-synth"}))
-    card = import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
-                          datasets_dir=tmp_path / "datasets")
+    card = import_adapter(
+        result.adapter_dir,
+        "toy",
+        registry=reg,
+        base_model="tiny",
+        model_path=str(tiny_lm),
+        datasets_dir=tmp_path / "datasets",
+    )
     assert card.name == "toy-v1" and card.corpus_fingerprint == "fp-at-synth" and len(card.data_hash) == 64
     assert card.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])  # from the run's result.json
     assert card.base_fingerprint == base_fingerprint(AutoConfig.from_pretrained(tiny_lm))
     attached, _ = attach_adapters(LlamaForCausalLM.from_pretrained(tiny_lm), {"toy-v1": reg.folder(card)})
     assert "toy-v1" in attached.peft_config
     with pytest.raises(LoragError, match="already registered as toy-v1 \\(the same adapter weights\\)"):
-        import_adapter(result.adapter_dir, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
-                       datasets_dir=tmp_path / "datasets")  # fmt: skip
+        import_adapter(
+            result.adapter_dir,
+            "toy",
+            registry=reg,
+            base_model="tiny",
+            model_path=str(tiny_lm),
+            datasets_dir=tmp_path / "datasets",
+        )
 
     other = tmp_path / "wider"
     c = AutoConfig.from_pretrained(tiny_lm).to_dict()
     c.update(hidden_size=48, intermediate_size=96)
-    LlamaForCausalLM(LlamaConfig(**{k: v for k, v in c.items() if k not in ("architectures", "transformers_version")})).save_pretrained(other)
+    LlamaForCausalLM(
+        LlamaConfig(**{k: v for k, v in c.items() if k not in ("architectures", "transformers_version")})
+    ).save_pretrained(other)
     with pytest.raises(LoragError, match="does not fit the base model 'wider'") as err:
-        import_adapter(result.adapter_dir, "toy", registry=reg, base_model="wider", model_path=str(other),
-                       datasets_dir=tmp_path / "datasets")
+        import_adapter(
+            result.adapter_dir,
+            "toy",
+            registry=reg,
+            base_model="wider",
+            model_path=str(other),
+            datasets_dir=tmp_path / "datasets",
+        )
     assert "in_features" in str(err.value) or "out_features" in str(err.value)
     assert [x.name for x in reg.versions("toy")] == ["toy-v1"]  # nothing registered by the refused import
     with pytest.raises(LoragError, match="no adapter_config.json"):
@@ -341,11 +449,16 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
         import_adapter(run, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
     assert err.value.hint == f"pass {run / 'checkpoint-10'}"
     with pytest.raises(LoragError, match="no such folder"):
-        import_adapter(tmp_path / "nope", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+        import_adapter(
+            tmp_path / "nope", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path
+        )
     bad = tmp_path / "bad"
     bad.mkdir()
-    for config, weights, why in (("[]", None, "expected a JSON object"), ("{}", None, "adapter_model.safetensors is missing"),
-                                 ('{"peft_type": "LORA"}', b"garbage", "not a readable safetensors file")):
+    for config, weights, why in (
+        ("[]", None, "expected a JSON object"),
+        ("{}", None, "adapter_model.safetensors is missing"),
+        ('{"peft_type": "LORA"}', b"garbage", "not a readable safetensors file"),
+    ):
         (bad / "adapter_config.json").write_text(config)
         if weights is not None:
             (bad / "adapter_model.safetensors").write_bytes(weights)
@@ -359,19 +472,33 @@ def test_import_registers_an_adapter_trained_elsewhere_and_refuses_another_base(
     copied = tmp_path / "copied"  # a copy of a registry folder: its card.json carries the run's figures
     shutil.copytree(reg.folder(card), copied)
     reg.remove("toy-v1")  # the same weights again: refused as a duplicate while toy-v1 is registered
-    other = import_adapter(copied, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
-                           datasets_dir=tmp_path / "datasets")
+    other = import_adapter(
+        copied, "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path / "datasets"
+    )
     assert other.data_hash == result.metrics["data_sha256"] and other.corpus_fingerprint == ""
     assert other.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])
     assert other.created_at == card.created_at  # when it was trained, not when it was imported
     assert [x.name for x in reg.versions("toy")] == [other.name]
     with pytest.raises(LoragError, match="expected the adapter's folder, not a file") as err:  # a file of the adapter
-        import_adapter(copied / "adapter_config.json", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm),
-                       datasets_dir=tmp_path)  # fmt: skip
+        import_adapter(
+            copied / "adapter_config.json",
+            "toy",
+            registry=reg,
+            base_model="tiny",
+            model_path=str(tiny_lm),
+            datasets_dir=tmp_path,
+        )
     assert err.value.hint == f"pass {copied}"
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(LoragError, match="not a file") as err:  # any other file: its folder is no adapter either
-        import_adapter(tmp_path / "notes.txt", "toy", registry=reg, base_model="tiny", model_path=str(tiny_lm), datasets_dir=tmp_path)
+        import_adapter(
+            tmp_path / "notes.txt",
+            "toy",
+            registry=reg,
+            base_model="tiny",
+            model_path=str(tiny_lm),
+            datasets_dir=tmp_path,
+        )
     assert err.value.hint is None
 
 
@@ -386,7 +513,9 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
     rows = write_rows(tmp_path / "train.jsonl", n_repeat=1)
     lines = rows.read_text().splitlines()
     long = json.loads(lines[0])
-    long["completion"][0]["content"] = "Red, and it is worn on the left side every working day. [1]"  # padding in the batch
+    long["completion"][0]["content"] = (
+        "Red, and it is worn on the left side every working day. [1]"  # padding in the batch
+    )
     rows.write_text(json.dumps(long) + "\n" + "\n".join(lines[1:]) + "\n")
     masks = []
 
@@ -399,8 +528,9 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
         class Grab(TrainerCallback):
             def on_train_begin(self, args, state, control, model=None, **k):
                 base = model.get_base_model().model
-                base.register_forward_pre_hook(lambda m, a, kw: masks.append((tag, kw.get("attention_mask") is not None)),
-                                               with_kwargs=True)  # fmt: skip
+                base.register_forward_pre_hook(
+                    lambda m, a, kw: masks.append((tag, kw.get("attention_mask") is not None)), with_kwargs=True
+                )
 
             def on_pre_optimizer_step(self, args, state, control, model=None, **k):
                 if not grads:
@@ -413,19 +543,38 @@ def test_lean_loss_and_mask_free_forward_match_trls_loss(tiny_lm, tmp_path, monk
                 flushed.append((tag, self._loss_stats is not None))
                 trainer._flush_loss_stats(self)
 
-            return type("Probe", (trainer,), {"_flush_loss_stats": flush, **({} if lean else {"_plain_loss": lambda self: False})})
+            return type(
+                "Probe",
+                (trainer,),
+                {"_flush_loss_stats": flush, **({} if lean else {"_plain_loss": lambda self: False})},
+            )
 
         monkeypatch.setattr(sft, "lorag_trainer", make)
-        train_adapter(cfg(max_steps=2, batch_size=2, group_by_length=False, logging_steps=2), model_path=str(tiny_lm),
-                      train_file=rows, eval_file=None, run_dir=tmp_path / tag, device="cpu", callbacks=[Grab()],
-                      on_log=logs.append)  # fmt: skip
+        train_adapter(
+            cfg(max_steps=2, batch_size=2, group_by_length=False, logging_steps=2),
+            model_path=str(tiny_lm),
+            train_file=rows,
+            eval_file=None,
+            run_dir=tmp_path / tag,
+            device="cpu",
+            callbacks=[Grab()],
+            on_log=logs.append,
+        )
         return grads, next(e for e in logs if "entropy" in e)
 
     trl_grads, trl_log = run("trl", lean=False)
     lean_grads, lean_log = run("lean")
     free_grads, free_log = run("free", mask_free=True)
-    assert {t: any(m for x, m in masks if x == t) for t in ("trl", "lean", "free")} == {"trl": True, "lean": True, "free": False}
-    assert {t: any(f for x, f in flushed if x == t) for t in ("trl", "lean", "free")} == {"trl": False, "lean": True, "free": True}
+    assert {t: any(m for x, m in masks if x == t) for t in ("trl", "lean", "free")} == {
+        "trl": True,
+        "lean": True,
+        "free": False,
+    }
+    assert {t: any(f for x, f in flushed if x == t) for t in ("trl", "lean", "free")} == {
+        "trl": False,
+        "lean": True,
+        "free": True,
+    }
     for name, g in trl_grads.items():
         assert torch.allclose(lean_grads[name], g, atol=1e-6, rtol=1e-4), name
         assert torch.allclose(free_grads[name], g, atol=1e-5, rtol=1e-4), name
@@ -453,18 +602,41 @@ def test_rows_whose_prompt_fills_max_seq_length_are_left_out_or_named(tiny_lm, t
     lengths = sorted(_n_tokens(tok, json.loads(x), prompt_only=True) for x in rows.read_text().splitlines())
     assert lengths[-1] > lengths[-2]  # one prompt longer than the rest
     with pytest.raises(LoragError, match=rf"1 of {len(lengths)} rows \(25.0%\) are longer than max_seq_length") as e:
-        train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1]), model_path=str(tiny_lm), train_file=rows,
-                      eval_file=None, run_dir=tmp_path / "run0", device="cpu")  # fmt: skip
+        train_adapter(
+            cfg(max_steps=1, max_seq_length=lengths[-1]),
+            model_path=str(tiny_lm),
+            train_file=rows,
+            eval_file=None,
+            run_dir=tmp_path / "run0",
+            device="cpu",
+        )
     assert "run `lorag synth` again" in e.value.hint  # more than max_row_loss (2%) is never lost silently
-    r = train_adapter(cfg(max_steps=1, max_seq_length=lengths[-1], max_row_loss=0.5), model_path=str(tiny_lm), train_file=rows,
-                      eval_file=None, run_dir=tmp_path / "run", device="cpu")  # fmt: skip
+    r = train_adapter(
+        cfg(max_steps=1, max_seq_length=lengths[-1], max_row_loss=0.5),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run",
+        device="cpu",
+    )
     assert r.metrics["rows_over_max_length"] == 1
     n = len(lengths)
-    assert f"1 of {n} rows over max_seq_length ({lengths[-1]} tokens) left out" in describe_runtime(r.metrics, r.hyperparameters)
+    assert f"1 of {n} rows over max_seq_length ({lengths[-1]} tokens) left out" in describe_runtime(
+        r.metrics, r.hyperparameters
+    )
     assert lengths[0] > 64
-    with pytest.raises(LoragError, match=rf"train.jsonl: no row fits max_seq_length \(64 tokens\): the shortest prompt has {lengths[0]} tokens"):
-        train_adapter(cfg(max_steps=1, max_seq_length=64), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                      run_dir=tmp_path / "run2", device="cpu")  # fmt: skip
+    with pytest.raises(
+        LoragError,
+        match=rf"train.jsonl: no row fits max_seq_length \(64 tokens\): the shortest prompt has {lengths[0]} tokens",
+    ):
+        train_adapter(
+            cfg(max_steps=1, max_seq_length=64),
+            model_path=str(tiny_lm),
+            train_file=rows,
+            eval_file=None,
+            run_dir=tmp_path / "run2",
+            device="cpu",
+        )
 
 
 def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, store, tiny_lm, tmp_path, monkeypatch):
@@ -472,8 +644,8 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
     nothing in it could be resumed, and its version number would collide with a later import's."""
     import finetune.train as ft
     from assistant.errors import LoragError
-    from finetune.jobs import run_root, run_versions, train_domain
     from assistant.registry import Registry
+    from finetune.jobs import run_root, run_versions, train_domain
 
     data = settings.datasets_dir / "toy"
     data.mkdir(parents=True)
@@ -498,8 +670,8 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
 def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_dense, bm25, corpus):
     """No training set: an unknown domain points at ingest (synth would fail on it too), a known one at synth."""
     from assistant.errors import LoragError
-    from finetune.jobs import train_domain
     from assistant.registry import Registry
+    from finetune.jobs import train_domain
     from ingest.pipeline import Ingestor
 
     registry = Registry(settings.paths.data_dir / "adapters")
@@ -540,8 +712,15 @@ def test_training_leaves_the_modeling_module_as_it_found_it(tiny_lm, tmp_path):
             assert all(getattr(module, n) is v for n, v in stand_ins.items())  # patched while training
 
     rows = write_rows(tmp_path / "train.jsonl")
-    train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run",
-                  device="cpu", callbacks=[Patch()])  # fmt: skip
+    train_adapter(
+        cfg(max_steps=1),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run",
+        device="cpu",
+        callbacks=[Patch()],
+    )
     assert all(vars(module)[n] is before[n] for n in patched)
 
 
@@ -561,10 +740,24 @@ def test_curriculum_data_trains_in_file_order(tiny_lm, tmp_path, monkeypatch):
         return sampler
 
     monkeypatch.setattr(Trainer, "_get_train_sampler", spy)
-    r = train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run", device="cpu")
+    r = train_adapter(
+        cfg(max_steps=1),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run",
+        device="cpu",
+    )
     assert r.hyperparameters["runtime"]["sequential"] is True and r.hyperparameters["runtime"]["batching"] == "padded"
     assert seen == ["SequentialSampler"]
     (tmp_path / "build.json").write_text(json.dumps({"curriculum": False}))
     seen.clear()
-    train_adapter(cfg(max_steps=1), model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "run2", device="cpu")
+    train_adapter(
+        cfg(max_steps=1),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "run2",
+        device="cpu",
+    )
     assert seen and seen != ["SequentialSampler"]

@@ -43,23 +43,39 @@ class Models:
 
 @pytest.mark.slow  # two runs, one a launch of two processes: 115 s at load average ~15 on 2 cores
 def test_two_gloo_processes_train_the_adapter_of_one_and_register_it_once(settings, store, tiny_lm, tmp_path):
-    from finetune.jobs import dataset_dir, train_domain
     from assistant.registry import Registry
+    from finetune.jobs import dataset_dir, train_domain
 
     data = dataset_dir(settings, "toy")
     data.mkdir(parents=True)
     rows = write_rows(data / "train.jsonl")
     write_rows(data / "heldout_examples.jsonl", n_repeat=1)
-    one = train_run(cfg(max_steps=4, save_steps=10, logging_steps=3, **SAME), model_path=str(tiny_lm), train_file=rows,
-                    eval_file=data / "heldout_examples.jsonl", run_dir=tmp_path / "one", device="cpu")
+    one = train_run(
+        cfg(max_steps=4, save_steps=10, logging_steps=3, **SAME),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=data / "heldout_examples.jsonl",
+        run_dir=tmp_path / "one",
+        device="cpu",
+    )
     registry = Registry(settings.paths.data_dir / "adapters")
     events = []
-    card = train_domain(cfg(max_steps=4, save_steps=10, logging_steps=3, gpus=2, **SAME), settings=settings, store=store, registry=registry,
-                        model_cache=Models(tiny_lm), on_log=events.append)
+    card = train_domain(
+        cfg(max_steps=4, save_steps=10, logging_steps=3, gpus=2, **SAME),
+        settings=settings,
+        store=store,
+        registry=registry,
+        model_cache=Models(tiny_lm),
+        on_log=events.append,
+    )
 
     assert_same_adapter(adapter(one.adapter_dir), adapter(registry.folder(card)))
     m = card.metrics
-    assert m["world_size"] == 2 and card.hyperparameters["runtime"]["world_size"] == 2 and card.hyperparameters["gpus"] == 2
+    assert (
+        m["world_size"] == 2
+        and card.hyperparameters["runtime"]["world_size"] == 2
+        and card.hyperparameters["gpus"] == 2
+    )
     assert m["train_loss"] == pytest.approx(one.metrics["train_loss"], rel=1e-5)
     assert m["eval_loss"] == pytest.approx(one.metrics["eval_loss"], rel=1e-5)
     assert m["tokens_seen"] == one.metrics["tokens_seen"] > 0  # both ranks' tokens, not rank 0's
@@ -80,13 +96,32 @@ def test_two_processes_resume_from_their_checkpoint(tiny_lm, tmp_path):
     rows = write_rows(tmp_path / "train.jsonl")
     run = tmp_path / "run"
     flat = dict(SAME, lr_scheduler="constant", warmup_ratio=0.0)  # steps 1-2 the same in a 2- and a 4-step run
-    straight = train_run(cfg(max_steps=4, **flat), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                         run_dir=tmp_path / "straight", device="cpu")
-    train_run(cfg(max_steps=2, save_steps=2, gpus=2, **flat), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-              run_dir=run, device="cpu")
+    straight = train_run(
+        cfg(max_steps=4, **flat),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "straight",
+        device="cpu",
+    )
+    train_run(
+        cfg(max_steps=2, save_steps=2, gpus=2, **flat),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=run,
+        device="cpu",
+    )
     assert (run / "checkpoint-2").is_dir()
-    r = train_run(cfg(max_steps=4, save_steps=2, gpus=2, **flat), model_path=str(tiny_lm), train_file=rows, eval_file=None,
-                  run_dir=run, device="cpu", resume=True)
+    r = train_run(
+        cfg(max_steps=4, save_steps=2, gpus=2, **flat),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=run,
+        device="cpu",
+        resume=True,
+    )
     assert r.metrics["resumed_from"].endswith("checkpoint-2") and r.metrics["steps"] == 4
     assert_same_adapter(adapter(straight.adapter_dir), adapter(r.adapter_dir))
 
@@ -98,14 +133,20 @@ def fake_launcher(tmp_path, body):
 
 
 def test_the_launcher_passes_rank_0s_events_and_its_error_on(tmp_path):
-    cmd = fake_launcher(tmp_path, """print("torch noise"); print(EVENT + '{"stage": "training"}')
+    cmd = fake_launcher(
+        tmp_path,
+        """print("torch noise"); print(EVENT + '{"stage": "training"}')
 print(EVENT + '{"step": 1, "max_steps": 2, "loss": 1.5}')
 print(EVENT + '{"error": "train.jsonl: no row fits max_seq_length (64 tokens)", "hint": "raise max_seq_length"}')
-sys.exit(3)""")
+sys.exit(3)""",
+    )
     events = []
     err = _run_workers(cmd, tmp_path / "launch.log", events.append, 2)
     assert events == [{"stage": "training"}, {"step": 1, "max_steps": 2, "loss": 1.5}]
-    assert isinstance(err, LoragError) and str(err) == "train.jsonl: no row fits max_seq_length (64 tokens)\nhint: raise max_seq_length"
+    assert (
+        isinstance(err, LoragError)
+        and str(err) == "train.jsonl: no row fits max_seq_length (64 tokens)\nhint: raise max_seq_length"
+    )
     assert "torch noise" in (tmp_path / "launch.log").read_text()
 
 
@@ -132,7 +173,12 @@ def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason(g
 
     c = TrainConfig(domain="toy", gpus=2, batch_size=4)
     cuda_plan = accel.decide(c, "cuda")  # an H100's plan: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs
-    assert (cuda_plan.batching, cuda_plan.cuda_graphs, cuda_plan.fused_lora, cuda_plan.fp8) == ("packed", True, True, True)
+    assert (cuda_plan.batching, cuda_plan.cuda_graphs, cuda_plan.fused_lora, cuda_plan.fp8) == (
+        "packed",
+        True,
+        True,
+        True,
+    )
     one = apply_world(cuda_plan, c, World())
     assert one is cuda_plan and world_record(one, World()) == {"world_size": 1}
     two = apply_world(cuda_plan, c, World(2, 1, 1))
@@ -142,9 +188,15 @@ def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason(g
     assert rec["accel_off"] == ["packed steps", "CUDA graphs", "fused LoRA", "FP8 GEMMs"]
     assert rec["cuda_graphs_off"] == rec["fp8_off"] == rec["packed_off"] == rec["accel_off_reason"]
     assert "not verified under 2-process DDP" in rec["accel_off_reason"]
-    line = describe_runtime({}, {"batch_size": 4, "runtime": {**rec, "device": "cuda", "batch_rows": 2, "micro_batch": 2}})
-    assert "2 processes (DDP), global batch 4: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs off (not verified" in line
-    assert "CUDA graphs off" not in line and "FP8 GEMMs off (not" not in line.split(": packed steps")[1].split(")", 1)[1]
+    line = describe_runtime(
+        {}, {"batch_size": 4, "runtime": {**rec, "device": "cuda", "batch_rows": 2, "micro_batch": 2}}
+    )
+    assert (
+        "2 processes (DDP), global batch 4: packed steps, CUDA graphs, fused LoRA, FP8 GEMMs off (not verified" in line
+    )
+    assert (
+        "CUDA graphs off" not in line and "FP8 GEMMs off (not" not in line.split(": packed steps")[1].split(")", 1)[1]
+    )
     with pytest.raises(LoragError, match="batching 'packed' is not available on 2 processes"):
         apply_world(cuda_plan, TrainConfig(domain="toy", gpus=2, batch_size=4, batching="packed"), World(2))
 
@@ -183,9 +235,17 @@ PLAIN_CUDA = dict(SAME, batching="padded", cuda_graphs=False, fused_lora=False, 
 def test_two_gpus_train_the_adapter_of_one(tiny_lm, tmp_path, quantization, distributed):
     rows = write_rows(tmp_path / "train.jsonl")
     kw = dict(max_steps=4, logging_steps=2, quantization=quantization, **PLAIN_CUDA)
-    one = train_run(cfg(**kw), model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp_path / "one", device="cuda")
-    two = train_run(cfg(gpus=2, distributed=distributed, **kw), model_path=str(tiny_lm), train_file=rows, eval_file=rows,
-                    run_dir=tmp_path / "two", device="cuda")
+    one = train_run(
+        cfg(**kw), model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp_path / "one", device="cuda"
+    )
+    two = train_run(
+        cfg(gpus=2, distributed=distributed, **kw),
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=rows,
+        run_dir=tmp_path / "two",
+        device="cuda",
+    )
     a, b = adapter(one.adapter_dir), adapter(two.adapter_dir)
     assert a.keys() == b.keys() and a
     for k in a:

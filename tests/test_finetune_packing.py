@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from finetune.accel.graphs import LayerGraphs
-from finetune.accel.packing import PackedCollator, PackedSteps, best_fit_decreasing, step_capacity
 from finetune.accel.layers import decoder_layers
+from finetune.accel.packing import PackedCollator, PackedSteps, best_fit_decreasing, step_capacity
 
 
 def test_steps_hold_every_row_once_within_capacity_and_as_many_steps_as_batches():
@@ -84,8 +84,9 @@ def varlen_lora_model(tiny_lm):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=varlen_attention.register())
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False))  # fmt: skip
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    )
     model.train()
     return model
 
@@ -122,7 +123,10 @@ def test_graphed_layers_replay_one_shape_for_packed_steps(varlen_lora_model):
     """Packed steps of one size with different rows: one shape, its offsets copied in each step, and the
     gradients of the same steps run eagerly under checkpointing."""
     model = varlen_lora_model
-    steps = [_packed(_rows(n, seed=s), capacity=32, slots=5, max_len=16) for n, s in (([9, 5, 12], 1), ([16, 3], 2), ([7, 7, 7, 7], 3))]
+    steps = [
+        _packed(_rows(n, seed=s), capacity=32, slots=5, max_len=16)
+        for n, s in (([9, 5, 12], 1), ([16, 3], 2), ([7, 7, 7, 7], 3))
+    ]
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     reference = [_grads(model, b) for b in steps]
@@ -163,10 +167,21 @@ def _packed_on_cpu(monkeypatch):
 def _qa_rows(path, n=6):
     from assistant.prompt import build_messages
 
-    facts = [("What colour is the lanyard?", "Red."), ("How many sick days need no note?", "Three."),
-             ("Which class are trains booked in?", "Second class, unless the trip is over four hours.")]
-    path.write_text("".join(json.dumps({"prompt": build_messages(f"{q} ({i})", []), "completion": [{"role": "assistant", "content": a}]}) + "\n"
-                            for i in range(n) for q, a in facts[: 1 + i % 3]))  # fmt: skip  (2n rows of several lengths)
+    facts = [
+        ("What colour is the lanyard?", "Red."),
+        ("How many sick days need no note?", "Three."),
+        ("Which class are trains booked in?", "Second class, unless the trip is over four hours."),
+    ]
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"prompt": build_messages(f"{q} ({i})", []), "completion": [{"role": "assistant", "content": a}]}
+            )
+            + "\n"
+            for i in range(n)
+            for q, a in facts[: 1 + i % 3]
+        )
+    )  # 2n rows of several lengths
     return path
 
 
@@ -180,20 +195,44 @@ def test_packed_run_resumed_after_an_interruption_trains_the_same_steps(tiny_lm,
 
     train_mod = _packed_on_cpu(monkeypatch)
     rows = _qa_rows(tmp_path / "train.jsonl")
-    cfg = TrainConfig(domain="toy", epochs=2, learning_rate=5e-3, batch_size=4, logging_steps=1, save_steps=4, lora_r=4,
-                      lora_alpha=8, lora_dropout=0.0, max_seq_length=256, warmup_ratio=0.0)  # fmt: skip
+    cfg = TrainConfig(
+        domain="toy",
+        epochs=2,
+        learning_rate=5e-3,
+        batch_size=4,
+        logging_steps=1,
+        save_steps=4,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        max_seq_length=256,
+        warmup_ratio=0.0,
+    )
 
     class StopAt4(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == 4:
                 control.should_training_stop = True
 
-    whole = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "a", device="cpu")
-    train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "b", device="cpu",
-                            callbacks=[StopAt4()])  # fmt: skip
-    resumed = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "b",
-                                      device="cpu", resume=True)  # fmt: skip
-    assert resumed.metrics["resumed_from"].endswith("checkpoint-4") and resumed.metrics["steps"] == whole.metrics["steps"] == 6
+    whole = train_mod.train_adapter(
+        cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "a", device="cpu"
+    )
+    train_mod.train_adapter(
+        cfg,
+        model_path=str(tiny_lm),
+        train_file=rows,
+        eval_file=None,
+        run_dir=tmp_path / "b",
+        device="cpu",
+        callbacks=[StopAt4()],
+    )
+    resumed = train_mod.train_adapter(
+        cfg, model_path=str(tiny_lm), train_file=rows, eval_file=None, run_dir=tmp_path / "b", device="cpu", resume=True
+    )
+    assert (
+        resumed.metrics["resumed_from"].endswith("checkpoint-4")
+        and resumed.metrics["steps"] == whole.metrics["steps"] == 6
+    )
     a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (whole, resumed))
     assert a.keys() == b.keys()
     for k in a:
@@ -207,26 +246,45 @@ def test_packed_training_run_end_to_end(tiny_lm, tmp_path, monkeypatch):
 
     train_mod = _packed_on_cpu(monkeypatch)  # CPU: packed is CUDA-only in resolve_runtime
     rows = _qa_rows(tmp_path / "train.jsonl")
-    cfg = TrainConfig(domain="toy", epochs=2, learning_rate=5e-3, batch_size=4, logging_steps=2, save_steps=100, lora_r=4,
-                      lora_alpha=8, lora_dropout=0.0, max_seq_length=256)  # fmt: skip
-    res = train_mod.train_adapter(cfg, model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp_path / "run",
-                                  device="cpu")  # fmt: skip
+    cfg = TrainConfig(
+        domain="toy",
+        epochs=2,
+        learning_rate=5e-3,
+        batch_size=4,
+        logging_steps=2,
+        save_steps=100,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        max_seq_length=256,
+    )
+    res = train_mod.train_adapter(
+        cfg, model_path=str(tiny_lm), train_file=rows, eval_file=rows, run_dir=tmp_path / "run", device="cpu"
+    )
     rt = res.hyperparameters["runtime"]
     assert rt["batching"] == "packed" and rt["step_tokens"] % 64 == 0
     assert res.metrics["steps"] == 2 * 3  # 12 rows, about 4 per step: 3 packed steps per epoch
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_lm)
-    n_real = sum(len(tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=True, return_dict=True)["input_ids"])
-                 for r in map(json.loads, rows.read_text().splitlines()))  # fmt: skip
-    assert abs(res.metrics["tokens_seen"] - 2 * n_real) <= 2 * 12  # real tokens (trl's tokenization, +-1 a row), no pads
+    n_real = sum(
+        len(tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=True, return_dict=True)["input_ids"])
+        for r in map(json.loads, rows.read_text().splitlines())
+    )
+    assert (
+        abs(res.metrics["tokens_seen"] - 2 * n_real) <= 2 * 12
+    )  # real tokens (trl's tokenization, +-1 a row), no pads
     assert res.metrics["tokens_seen"] < res.metrics["steps"] * rt["step_tokens"]
     assert res.metrics["eval_loss"] is not None and res.metrics["train_loss"] > 0
     logged = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [e["num_tokens"] for e in logged if "num_tokens" in e][-1] == res.metrics["tokens_seen"]  # trl's metric: no pads
+    assert [e["num_tokens"] for e in logged if "num_tokens" in e][-1] == res.metrics[
+        "tokens_seen"
+    ]  # trl's metric: no pads
     from finetune.runtime import describe_runtime
 
-    assert f"packed steps of {rt['step_tokens']:,} tokens (~4 rows)" in describe_runtime(res.metrics, res.hyperparameters)
+    assert f"packed steps of {rt['step_tokens']:,} tokens (~4 rows)" in describe_runtime(
+        res.metrics, res.hyperparameters
+    )
 
 
 def test_a_sliding_window_model_packs_only_where_varlen_attention_keeps_the_window(monkeypatch):
@@ -249,8 +307,12 @@ def test_a_sliding_window_model_packs_only_where_varlen_attention_keeps_the_wind
     monkeypatch.setattr(varlen_attention, "keeps_window", lambda: False)
     plan = decide(TrainConfig(domain="t"), "cuda", model_config=windowed)
     assert plan.batching == "padded" and plan.attn_implementation == "sdpa" and not plan.cuda_graphs
-    assert "sliding-window attention (64 tokens)" in plan.why_off("packed") and "64 tokens" in plan.why_off("cuda_graphs")
-    assert decide(TrainConfig(domain="t"), "cuda", model_config=SimpleNamespace(sliding_window=4096)).batching == "packed"
+    assert "sliding-window attention (64 tokens)" in plan.why_off("packed") and "64 tokens" in plan.why_off(
+        "cuda_graphs"
+    )
+    assert (
+        decide(TrainConfig(domain="t"), "cuda", model_config=SimpleNamespace(sliding_window=4096)).batching == "packed"
+    )
     with pytest.raises(PlanError, match="batching 'packed' does not apply sliding-window attention"):
         decide(TrainConfig(domain="t", batching="packed"), "cuda", model_config=windowed)
 
@@ -284,7 +346,9 @@ def test_auto_packs_where_graphs_run_and_packed_is_refused_without_flashattentio
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(plan_mod.fp8_ops, "unsupported_reason", lambda device: None)  # FP8: not what is checked here
-    monkeypatch.setattr(varlen_attention, "unsupported_reason", lambda device: None if device == "cuda" else "CUDA only")
+    monkeypatch.setattr(
+        varlen_attention, "unsupported_reason", lambda device: None if device == "cuda" else "CUDA only"
+    )
     plan = decide(TrainConfig(domain="t"), "cuda")
     assert plan.batching == "packed" and plan.cuda_graphs is True
     assert decide(TrainConfig(domain="t", lora_dropout=0.05), "cuda").batching == "padded"  # no graphs

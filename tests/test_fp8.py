@@ -57,8 +57,9 @@ def peft_model(tiny_lm):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    return get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
-                                           init_lora_weights=False)).train()  # fmt: skip
+    return get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    ).train()
 
 
 def _run(model, rows=2, cols=8):
@@ -122,12 +123,16 @@ def test_fp8_node_is_the_scaled_gemms_plus_the_adapter():
     w, a, b = torch.randn(48, 32) * 0.1, torch.randn(4, 32, requires_grad=True), torch.randn(48, 4, requires_grad=True)
     scales = fp8.weight_scales(w)
     out = lora_fused._lora_linear_fn().apply(x, w, None, None, a, b, 0.5, None, scales)
-    assert torch.equal(out, fp8.matmul(x.detach(), w, scales, x.dtype) + 0.5 * (x.detach() @ a.detach().t()) @ b.detach().t())
+    assert torch.equal(
+        out, fp8.matmul(x.detach(), w, scales, x.dtype) + 0.5 * (x.detach() @ a.detach().t()) @ b.detach().t()
+    )
     g = torch.randn(16, 48)
     out.backward(g)
     want = fp8.matmul_transposed(g, w, scales, x.dtype) + 0.5 * (g @ b.detach()) @ a.detach()
     assert torch.allclose(x.grad, want, atol=1e-6, rtol=1e-5)
-    assert torch.allclose(b.grad, 0.5 * g.t() @ (x.detach() @ a.detach().t()), atol=1e-5)  # adapter grads: full precision
+    assert torch.allclose(
+        b.grad, 0.5 * g.t() @ (x.detach() @ a.detach().t()), atol=1e-5
+    )  # adapter grads: full precision
 
 
 def test_install_marks_only_eligible_linears(peft_model):
@@ -153,8 +158,8 @@ def test_install_marks_only_eligible_linears(peft_model):
 
 
 def test_runtime_says_why_fp8_is_off():
-    from finetune.config import TrainConfig
     from finetune.accel import decide
+    from finetune.config import TrainConfig
 
     assert decide(TrainConfig(domain="t"), "cpu").record()["fp8_off"] == "CUDA only"
     assert decide(TrainConfig(domain="t", fp8_matmuls=False), "cpu").record()["fp8_off"] == "off in the config"
@@ -224,8 +229,8 @@ def test_fp8_inside_shared_graphs_uses_each_layers_scales(peft_model):
 
 
 def test_expandable_segments_on_cuda_unless_the_user_set_the_allocator(monkeypatch):
-    from finetune.config import TrainConfig
     from finetune.accel import decide
+    from finetune.config import TrainConfig
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
@@ -246,8 +251,8 @@ def test_liger_is_used_only_where_its_transformers_integration_imports(monkeypat
     import sys
     import types
 
-    from finetune.config import TrainConfig
     from finetune.accel import decide
+    from finetune.config import TrainConfig
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
@@ -257,7 +262,9 @@ def test_liger_is_used_only_where_its_transformers_integration_imports(monkeypat
     off = decide(TrainConfig(domain="t", liger=False), "cuda").record()
     assert off["liger"] is False and off["liger_off"] == "off in the config"
     assert decide(TrainConfig(domain="t"), "cpu").record()["liger_off"] == "CUDA only"
-    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", None)  # installed, but its integration fails to import
+    monkeypatch.setitem(
+        sys.modules, "liger_kernel.transformers", None
+    )  # installed, but its integration fails to import
     broken = decide(TrainConfig(domain="t"), "cuda").record()
     assert broken["liger"] is False and broken["liger_off"].startswith("liger_kernel.transformers does not import")
 
@@ -308,7 +315,11 @@ def test_a_patched_modeling_module_is_put_back():
 
 def test_probe_runs_both_products_and_reports_a_failure(monkeypatch):
     assert fp8.probe("cpu") is None  # torch's CPU FP8 GEMM takes per-row scales
-    monkeypatch.setattr(fp8, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")))
+    monkeypatch.setattr(
+        fp8,
+        "_scaled_mm",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rowwise scaling is not supported on this GPU")),
+    )
     assert fp8.probe("cpu") == "FP8 GEMMs fail here (RuntimeError: rowwise scaling is not supported on this GPU)"
 
 

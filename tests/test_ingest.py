@@ -20,7 +20,15 @@ def test_every_format_goes_in_with_structure(ingestor, store, corpus):
     assert report.ok, [r.reason for r in report.results]
     assert report.counts()["added"] == 7
     docs = {d.display: d for d in store.list_docs("hr")}
-    assert set(docs) == {"leave.md", "parking.txt", "security.html", "travel.pdf", "remote.docx", "codes.csv", "faq.json"}
+    assert set(docs) == {
+        "leave.md",
+        "parking.txt",
+        "security.html",
+        "travel.pdf",
+        "remote.docx",
+        "codes.csv",
+        "faq.json",
+    }
     assert all(d.live_chunks == d.n_chunks > 0 for d in docs.values())
     chunks = store.scroll_chunks("hr")
     pdf_pages = {c.payload["page"] for c in chunks if c.payload["display"] == "travel.pdf"}
@@ -63,7 +71,11 @@ def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus
     st = {r.display: (r.status, r.reason) for r in report.results}
     assert st["travel.pdf"][0] == "failed" and "PDF" in st["travel.pdf"][1]
     assert st["bad.txt"][0] == "failed" and "UTF-8" in st["bad.txt"][1]
-    assert st["big.md"][0] == "skipped" and "over limit (0.00" in st["big.md"][1] and "> ingest.max_file_mb 0.001)" in st["big.md"][1]
+    assert (
+        st["big.md"][0] == "skipped"
+        and "over limit (0.00" in st["big.md"][1]
+        and "> ingest.max_file_mb 0.001)" in st["big.md"][1]
+    )
     assert not report.ok
     after = {d.display: d.content_hash for d in store.list_docs("hr")}
     assert after == before  # the old travel.pdf is still there, whole
@@ -135,7 +147,9 @@ def test_replacement_is_never_a_mix(ingestor, store, corpus, monkeypatch):
 def test_utf16_text_with_a_bom_goes_in(ingestor, store, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "notes.txt").write_bytes("\ufeffParking permits cost 12 euros.\n".encode("utf-16-le"))  # Windows "Unicode" text
+    (folder / "notes.txt").write_bytes(
+        "\ufeffParking permits cost 12 euros.\n".encode("utf-16-le")
+    )  # Windows "Unicode" text
     report = ingestor.run([folder], "hr")
     assert statuses(report) == {"notes.txt": "added"}, report.results
     assert [c.text for c in store.scroll_chunks("hr")] == ["Parking permits cost 12 euros."]
@@ -156,6 +170,7 @@ def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_
     def crash(kind):
         def loader(path, *args, **kwargs):
             raise kind("boom") if kind is not MemoryError else MemoryError()
+
         return loader
 
     monkeypatch.setitem(loaders.LOADERS, "txt", crash(MemoryError))
@@ -169,7 +184,9 @@ def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_
     assert [d.display for d in store.list_docs("hr")] == ["good.md"]
 
 
-def test_a_large_file_is_embedded_and_staged_in_bounded_batches(store, fake_dense, bm25, settings, tmp_path, monkeypatch):
+def test_a_large_file_is_embedded_and_staged_in_bounded_batches(
+    store, fake_dense, bm25, settings, tmp_path, monkeypatch
+):
     """However many chunks a file has, one embed call sees at most embed_batch_size * WRITE_BATCHES of them;
     small files share a batch; progress is reported per file and per chunk; every document ends whole."""
     from ingest.pipeline import WRITE_BATCHES
@@ -186,7 +203,8 @@ def test_a_large_file_is_embedded_and_staged_in_bounded_batches(store, fake_dens
     monkeypatch.setattr(fake_dense, "embed_documents", lambda texts: calls.append(len(texts)) or real_embed(texts))
     monkeypatch.setattr(store, "stage", lambda domain, points: staged.append(len(points)) or real_stage(domain, points))
     report = Ingestor(store, fake_dense, bm25, settings.ingest).run(
-        [folder], "hr", progress=lambda *a: files.append(a), chunk_progress=lambda *a: chunks.append(a))
+        [folder], "hr", progress=lambda *a: files.append(a), chunk_progress=lambda *a: chunks.append(a)
+    )
     assert report.ok and report.counts()["added"] == 3
     n_big = {r.display: r.chunks for r in report.results}["big.md"]
     assert n_big > 3 * limit
@@ -263,8 +281,14 @@ def test_links_out_of_the_folder_are_not_followed(ingestor, store, tmp_path):
     os.mkfifo(folder / "pipe.txt")  # reading it would block forever
     report = ingestor.run([folder], "hr")
     st = {r.display: (r.status, r.reason) for r in report.results}
-    assert st["passwd.txt"] == ("skipped", f"symbolic link to {outside / 'passwd'}, outside the folder being ingested (not followed)")
-    assert st["etc"] == ("skipped", f"symbolic link to {outside / 'sub'}, outside the folder being ingested (not followed)")
+    assert st["passwd.txt"] == (
+        "skipped",
+        f"symbolic link to {outside / 'passwd'}, outside the folder being ingested (not followed)",
+    )
+    assert st["etc"] == (
+        "skipped",
+        f"symbolic link to {outside / 'sub'}, outside the folder being ingested (not followed)",
+    )
     assert st["alias.md"] == ("skipped", "symbolic link to a.md, which is ingested under its own name")
     assert st["gone.md"] == ("failed", f"broken symbolic link (to {folder / 'missing.md'})")
     assert st["pipe.txt"] == ("skipped", "not a regular file")
@@ -284,5 +308,8 @@ def test_sync_removes_a_document_whose_file_became_a_link_out_of_the_folder(inge
     (folder / "notes.txt").symlink_to(tmp_path / "secret.txt")
     report = ingestor.run([folder], "hr", sync=True)
     assert sorted((r.display, r.status) for r in report.results) == [
-        ("a.md", "unchanged"), ("notes.txt", "removed"), ("notes.txt", "skipped")]
+        ("a.md", "unchanged"),
+        ("notes.txt", "removed"),
+        ("notes.txt", "skipped"),
+    ]
     assert [d.display for d in store.list_docs("hr")] == ["a.md"]

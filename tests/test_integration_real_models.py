@@ -48,7 +48,9 @@ def test_retrieval_finds_the_source_document(real, domain):
 
 
 def test_ask_answers_from_the_right_document(real):
-    p = next(x for x in qa("handbook") if x["sources"] == ["leave-policy.md"] and "annual leave" in x["question"].lower())
+    p = next(
+        x for x in qa("handbook") if x["sources"] == ["leave-policy.md"] and "annual leave" in x["question"].lower()
+    )
     answer = real.ask_service.ask(p["question"], "handbook")
     assert answer.relevant and answer.tokens > 0
     assert answer.passages[0].source == "leave-policy.md"
@@ -63,8 +65,10 @@ def test_off_topic_question_is_not_answered(real):
 
 def test_an_off_topic_third_turn_is_refused_like_a_first(real):
     """The first hour's trial: "What is the capital of France?" as a third turn got an invented answer."""
-    history = [("How many days of annual leave do full-time employees get?", "26 days [1]."),
-               ("And can unused days be carried over?", "Up to 5 days [1].")]  # fmt: skip
+    history = [
+        ("How many days of annual leave do full-time employees get?", "26 days [1]."),
+        ("And can unused days be carried over?", "Up to 5 days [1]."),
+    ]
     for h in ((), history):
         answer = real.ask_service.ask("What is the capital of France?", "handbook", history=list(h))
         assert not answer.relevant and "nothing relevant" in answer.answer, len(h)
@@ -82,7 +86,9 @@ def test_the_light_embedder_gives_sentence_transformers_vectors(real):
 
     light = real.dense
     assert isinstance(light, TransformersEmbedder)
-    st = SentenceTransformerEmbedder(load_sentence_transformer("all-minilm-l6-v2", real.model_cache, device="cpu"), "st", 8)
+    st = SentenceTransformerEmbedder(
+        load_sentence_transformer("all-minilm-l6-v2", real.model_cache, device="cpu"), "st", 8
+    )
     texts = ["  How many days of annual leave?", "word " * 400, "", "Ünïcode — dashes", "A doctor's note after 3 days."]
     assert np.abs(light.embed_documents(texts) - st.embed_documents(texts)).max() < 1e-5
     assert [light.token_length(t) for t in texts] == [st.token_length(t) for t in texts]
@@ -95,15 +101,26 @@ def test_the_built_in_model_as_teacher_through_the_real_code(real, tmp_path):
     from finetune.config import load_train_config
     from finetune.jobs import build_training_set, token_counter
 
-    cfg = load_train_config(domain="handbook", overrides={"synth": {
-        "teacher": "smollm2-135m-instruct", "max_chunks": 6, "model_probe": 0, "max_new_tokens": 160}})  # fmt: skip
+    cfg = load_train_config(
+        domain="handbook",
+        overrides={
+            "synth": {"teacher": "smollm2-135m-instruct", "max_chunks": 6, "model_probe": 0, "max_new_tokens": 160}
+        },
+    )
     c = real
-    summary = build_training_set(cfg, settings=c.settings, store=c.store, retriever=c.retriever,
-                                 served_generator=lambda: pytest.fail("the served generator is not the teacher"),
-                                 model_cache=c.model_cache,
-                                 count_tokens=token_counter(c.model_cache.resolve("smollm2-135m-instruct")))  # fmt: skip
+    summary = build_training_set(
+        cfg,
+        settings=c.settings,
+        store=c.store,
+        retriever=c.retriever,
+        served_generator=lambda: pytest.fail("the served generator is not the teacher"),
+        model_cache=c.model_cache,
+        count_tokens=token_counter(c.model_cache.resolve("smollm2-135m-instruct")),
+    )
     s = summary["synthetic"]
     assert s["teacher"] == "smollm2-135m-instruct" and s["chunks"] == 6
-    teacher_outcomes = s["by_writer"].get("teacher", 0) + sum(n for k, n in s["dropped"].items() if k.startswith("teacher:"))
+    teacher_outcomes = s["by_writer"].get("teacher", 0) + sum(
+        n for k, n in s["dropped"].items() if k.startswith("teacher:")
+    )
     assert teacher_outcomes >= 6  # one reply per chunk, each kept or counted
     assert summary["train_examples"] > 0 and summary["report"]["fit"]["max_seq_length"] == cfg.max_seq_length

@@ -19,9 +19,8 @@ def test_markdown_sections_follow_headings(corpus):
 
 def test_html_headings_become_sections(corpus):
     secs = texts(corpus / "security.html")
-    assert ("Security > Badges", ) == (secs[0][0],)
+    assert ("Security > Badges",) == (secs[0][0],)
     assert any("red lanyard" in t and h.endswith("Visitors") for h, t in secs)
-
 
 
 def test_html_menus_buttons_and_code_comments_are_not_text_or_headings(tmp_path):
@@ -45,7 +44,9 @@ def test_html_menus_buttons_and_code_comments_are_not_text_or_headings(tmp_path)
 
 def test_html_no_break_spaces_and_tabs_keep_words_apart(tmp_path):
     page = tmp_path / "expr.html"
-    page.write_text("<html><body><h1>Operators</h1><p>IS&nbsp;NOT and IS&#8201;DISTINCT</p><pre>a\tb</pre></body></html>")
+    page.write_text(
+        "<html><body><h1>Operators</h1><p>IS&nbsp;NOT and IS&#8201;DISTINCT</p><pre>a\tb</pre></body></html>"
+    )
     (sec,) = load_document(page)
     assert "IS NOT and IS DISTINCT" in sec.text and "a b" in sec.text
 
@@ -100,7 +101,9 @@ def test_chunks_respect_token_budget_and_overlap():
     from ingest.loaders import Section
 
     words = [f"w{i}" for i in range(300)]
-    chunks = split_sections([Section(" ".join(words), "H")], chunk_tokens=50, overlap=10, token_length=lambda t: len(t.split()))
+    chunks = split_sections(
+        [Section(" ".join(words), "H")], chunk_tokens=50, overlap=10, token_length=lambda t: len(t.split())
+    )
     assert all(len(c.text.split()) <= 50 for c in chunks)
     assert len(chunks) >= 6
     # neighbouring chunks overlap, and together they cover every word
@@ -132,10 +135,16 @@ def test_rst_sections_follow_title_adornments(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("encoding, bom", [
-    ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
-    ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff"), ("utf-8", b"\xef\xbb\xbf"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "encoding, bom",
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
+        ("utf-32-be", b"\x00\x00\xfe\xff"),
+        ("utf-8", b"\xef\xbb\xbf"),
+    ],
+)
 def test_text_with_a_byte_order_mark_is_decoded(tmp_path, encoding, bom):
     """UTF-16/32 text has NUL bytes; its BOM says how to read it (not "binary content")."""
     md = tmp_path / "leave.md"
@@ -161,10 +170,13 @@ def test_binary_behind_a_byte_order_mark_is_still_binary(tmp_path):
         load_document(p)
 
 
-@pytest.mark.parametrize("content", [
-    "[" * 10000 + "]" * 10000,                         # the JSON parser's own recursion limit
-    '{"a": ' * 990 + "1" + "}" * 990,                  # parsing or flattening it overflows the stack
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[" * 10000 + "]" * 10000,  # the JSON parser's own recursion limit
+        '{"a": ' * 990 + "1" + "}" * 990,  # parsing or flattening it overflows the stack
+    ],
+)
 def test_deeply_nested_json_is_a_bad_file(tmp_path, content):
     p = tmp_path / "deep.json"
     p.write_text(content)

@@ -14,8 +14,10 @@ def two_adapters(tiny_lm, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     tmp = tmp_path_factory.mktemp("adapters")
-    specs = {"a": LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False),
-             "b": LoraConfig(r=8, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)}
+    specs = {
+        "a": LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False),
+        "b": LoraConfig(r=8, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    }
     for i, (name, spec) in enumerate(specs.items()):
         torch.manual_seed(i)
         get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_lm), spec).save_pretrained(tmp / name)

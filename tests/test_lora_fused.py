@@ -13,8 +13,9 @@ def peft_model(tiny_lm):
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False))  # fmt: skip
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    )
     model.train()
     return model
 
@@ -113,18 +114,18 @@ def qlora_model(tiny_lm):
     bnb = pytest.importorskip("bitsandbytes")
     from peft import LoraConfig, get_peft_model
 
+    from finetune.accel import decide
     from finetune.config import TrainConfig
     from finetune.train import load_trainable_model
-
-    from finetune.accel import decide
 
     try:
         base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
     except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
         pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
     torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False)).train()  # fmt: skip
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    ).train()
     return model
 
 
@@ -175,7 +176,9 @@ def test_4bit_layers_share_graphs_from_packed_buffers(qlora_model):
     try:
         logits, grads = _run(model)
         _, grads_again = _run(model)  # the packed layers, loaded a second time
-        assert graphs.stats["shared"] == len(layers) and graphs.stats["eager"] == 0  # one shape: every layer the stand-in
+        assert (
+            graphs.stats["shared"] == len(layers) and graphs.stats["eager"] == 0
+        )  # one shape: every layer the stand-in
     finally:
         graphs.uninstall()
         uninstall()
@@ -183,8 +186,12 @@ def test_4bit_layers_share_graphs_from_packed_buffers(qlora_model):
         frozen = [t for t in layer_tensors(layer) if not t.requires_grad]
         assert any(t.dtype == torch.uint8 for t in frozen) and len(frozen) > 10  # packed weights and quantization state
         assert len({t.untyped_storage().data_ptr() for t in frozen}) == 1
-        assert all(t.untyped_storage().data_ptr() != p.untyped_storage().data_ptr()
-                   for t in frozen[:1] for p in layer_tensors(layer) if p.requires_grad)  # fmt: skip
+        assert all(
+            t.untyped_storage().data_ptr() != p.untyped_storage().data_ptr()
+            for t in frozen[:1]
+            for p in layer_tensors(layer)
+            if p.requires_grad
+        )
     assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
     for got in (grads, grads_again):
         for name, g in grads_ref.items():

@@ -47,15 +47,21 @@ def test_a_hub_id_neither_cached_nor_reachable_fails_at_once(tmp_path, monkeypat
     monkeypatch.setattr(cache_mod, "_hub_probe", offline)
     with pytest.raises(LoragError, match="not in the Hugging Face cache and the hub cannot be reached") as e:
         c.resolve("HuggingFaceTB/SmolLM2-360M-Instruct")
-    assert "lorag models pull" in e.value.hint and calls == ["HuggingFaceTB/SmolLM2-360M-Instruct"]  # one look-up, no retries
+    assert "lorag models pull" in e.value.hint and calls == [
+        "HuggingFaceTB/SmolLM2-360M-Instruct"
+    ]  # one look-up, no retries
 
     def missing(repo_id):
-        raise RepositoryNotFoundError("404", response=httpx.Response(404, request=httpx.Request("GET", "https://hf.co")))
+        raise RepositoryNotFoundError(
+            "404", response=httpx.Response(404, request=httpx.Request("GET", "https://hf.co"))
+        )
 
     monkeypatch.setattr(cache_mod, "_hub_probe", missing)
     with pytest.raises(LoragError, match="not on the Hugging Face hub"):
         c.resolve("no-such-org/no-such-model")
-    assert c.resolve("paraphrase-MiniLM-L3-v2") == "paraphrase-MiniLM-L3-v2"  # short: sentence-transformers adds the org
+    assert (
+        c.resolve("paraphrase-MiniLM-L3-v2") == "paraphrase-MiniLM-L3-v2"
+    )  # short: sentence-transformers adds the org
 
 
 def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):
@@ -106,9 +112,14 @@ def test_a_gguf_built_in_keeps_its_gguf_for_engines(tmp_path, monkeypatch):
     c.pull("smollm2-135m-instruct")
     kept = c.gguf_file("smollm2-135m-instruct")
     assert kept == tmp_path / "cache" / "gguf" / "smollm2-135m-instruct.gguf" and kept.read_bytes() == gguf_bytes
-    assert json.loads(c.manifest_path.read_text())["smollm2-135m-instruct"]["sha256"] == hashlib.sha256(gguf_bytes).hexdigest()
+    assert (
+        json.loads(c.manifest_path.read_text())["smollm2-135m-instruct"]["sha256"]
+        == hashlib.sha256(gguf_bytes).hexdigest()
+    )
     kept.unlink()  # as pulled by an older lorag
-    assert c.gguf_file("smollm2-135m-instruct").read_bytes() == gguf_bytes and downloads == ["smollm2-135m-instruct"] * 2
+    assert (
+        c.gguf_file("smollm2-135m-instruct").read_bytes() == gguf_bytes and downloads == ["smollm2-135m-instruct"] * 2
+    )
     kept.unlink()
     gguf_bytes = b"another file"
     with pytest.raises(LoragError, match="is not the file pulled before"):

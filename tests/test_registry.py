@@ -13,8 +13,15 @@ def _card(reg, domain, fp="base1", corpus="c1"):
     staged = folder.parent / f".staged-{version}"
     staged.mkdir(parents=True)
     (staged / "adapter_config.json").write_text("{}")
-    card = AdapterCard(name=f"{domain}-v{version}", domain=domain, version=version, base_model="tiny",
-                       base_fingerprint=fp, data_hash="d", corpus_fingerprint=corpus)
+    card = AdapterCard(
+        name=f"{domain}-v{version}",
+        domain=domain,
+        version=version,
+        base_model="tiny",
+        base_fingerprint=fp,
+        data_hash="d",
+        corpus_fingerprint=corpus,
+    )
     return reg.register(staged, card)
 
 
@@ -45,11 +52,26 @@ def test_card_text_shows_lineage_figures_and_the_gate_record(tmp_path):
     reg = Registry(tmp_path)
     card = _card(reg, "hr", corpus="c1")
     text = card_text(card, stale=False)
-    assert "hr-v1" in text and "not promoted" in text and "evaluations    none yet: lorag eval --domain hr --ab base,hr-v1" in text
-    card.hyperparameters = {"lora_r": 16, "lora_alpha": 32, "epochs": 2, "runtime": {"device": "cuda", "quantization": "nf4"}}
+    assert (
+        "hr-v1" in text
+        and "not promoted" in text
+        and "evaluations    none yet: lorag eval --domain hr --ab base,hr-v1" in text
+    )
+    card.hyperparameters = {
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "epochs": 2,
+        "runtime": {"device": "cuda", "quantization": "nf4"},
+    }
     card.metrics = {"train_loss": 1.25, "eval_loss": 1.5, "steps": 32, "train_rows": 128, "tokens_per_s": 3896.2}
-    card.reports = [{"run_id": "r1", "means": {"answer_f1": 0.103}, "report": "/x/report.html",
-                     "vs": {"base": {"answer_f1": {"diff": 0.0492, "ci_low": -0.0064, "ci_high": 0.109}}}}]  # fmt: skip
+    card.reports = [
+        {
+            "run_id": "r1",
+            "means": {"answer_f1": 0.103},
+            "report": "/x/report.html",
+            "vs": {"base": {"answer_f1": {"diff": 0.0492, "ci_low": -0.0064, "ci_high": 0.109}}},
+        }
+    ]
     text = card_text(card, stale=True)
     assert "STALE" in text and "r 16, alpha 32" in text and "(cuda, nf4)" in text and "3,896 tokens/s" in text
     assert "train 1.2500, held-out 1.5000" in text

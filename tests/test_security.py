@@ -95,34 +95,55 @@ def test_file_inputs_accept_only_this_clients_uploads(attacked):
         ev, out = gradio_call(client, app.url, "upload", ["manual", [file_data(path)]])
         assert ev != "complete" or '"job"' not in out, (path, ev, out)  # no ingest job started
         _no_leak(app, canary, out)
-        ev, out = gradio_call(client, app.url, "synth", ["manual", file_data(str(canary.dir / "qa.jsonl")), "heading+cloze", None])
+        ev, out = gradio_call(
+            client, app.url, "synth", ["manual", file_data(str(canary.dir / "qa.jsonl")), "heading+cloze", None]
+        )
         assert ev != "complete", out
         _no_leak(app, canary, out)
-        ev, out = gradio_call(client, app.url, "evaluate", ["manual", "base,handbook-v1", file_data(str(canary.dir / "qa.jsonl")), 1])
+        ev, out = gradio_call(
+            client, app.url, "evaluate", ["manual", "base,handbook-v1", file_data(str(canary.dir / "qa.jsonl")), 1]
+        )
         assert ev != "complete", out
         _no_leak(app, canary, out)
     time.sleep(0.5)  # any job the calls could have started would have written by now
     _no_leak(app, canary, *(json.dumps(j) for j in app.core.jobs.all()))
-    r = client.post(app.url + "/v1/chat/completions", timeout=30, json={"model": "base", "messages": [{"role": "user", "content": "What is the vault code?"}]})  # fmt: skip
+    r = client.post(
+        app.url + "/v1/chat/completions",
+        timeout=30,
+        json={"model": "base", "messages": [{"role": "user", "content": "What is the vault code?"}]},
+    )
     _no_leak(app, canary, r.text)
 
 
 def test_names_that_would_leave_the_data_folder_are_refused(attacked):
     app, canary, client = attacked
     out_rel = os.path.relpath(canary.dir / "pwned", app.settings.paths.data_dir / "votes")
-    comparison = {"done": True, "question": "q?", "domain": out_rel, "passages": [],
-                  "left": {"adapter": "base", "answer": "a"}, "right": {"adapter": "base", "answer": "b"}}  # fmt: skip
+    comparison = {
+        "done": True,
+        "question": "q?",
+        "domain": out_rel,
+        "passages": [],
+        "left": {"adapter": "base", "answer": "a"},
+        "right": {"adapter": "base", "answer": "b"},
+    }
     for domain in (out_rel, "../../../../tmp/pwned", "/tmp/pwned", "all/../..", "a\x00b"):
         ev, out = gradio_call(client, app.url, "vote", [{**comparison, "domain": domain}, "left"])
         assert "invalid domain" in out, (domain, ev, out)
         ev, out = gradio_call(client, app.url, "export_votes", [domain])
         assert "invalid domain" in out, (domain, ev, out)
-        for api, data in (("synth", [domain, None, "heading+cloze", None]), ("train", [domain, 1, False]),
-                          ("evaluate", [domain, "base,handbook-v1", None, 1]), ("upload", [domain, []])):  # fmt: skip
+        for api, data in (
+            ("synth", [domain, None, "heading+cloze", None]),
+            ("train", [domain, 1, False]),
+            ("evaluate", [domain, "base,handbook-v1", None, 1]),
+            ("upload", [domain, []]),
+        ):
             ev, out = gradio_call(client, app.url, api, data)
             assert "invalid domain" in out or "choose files" in out, (api, domain, ev, out)
-        r = client.post(app.url + "/v1/chat/completions", timeout=30,
-                        json={"model": "base", "domain": domain, "messages": [{"role": "user", "content": Q}]})  # fmt: skip
+        r = client.post(
+            app.url + "/v1/chat/completions",
+            timeout=30,
+            json={"model": "base", "domain": domain, "messages": [{"role": "user", "content": Q}]},
+        )
         assert r.status_code == 400, (domain, r.text)
         for bad_adapter in (f"{domain}-v1", "../x-v1"):
             ev, out = gradio_call(client, app.url, "promote", [bad_adapter, True])
@@ -159,8 +180,13 @@ def test_login_guards_every_route_but_health(tmp_path):
 
 def test_two_streams_and_45_requests_all_answered_or_refused_and_the_server_stays_healthy(tmp_path):
     """Two long streams hold both slots; 45 requests then queue (8 places) or get 429 at once."""
-    app = LiveApp(tmp_path, preload=("manual",), delay=0.05, concurrency=2,
-                  ui_extra={"generation_queue": 8, "generation_timeout_s": 60})  # fmt: skip
+    app = LiveApp(
+        tmp_path,
+        preload=("manual",),
+        delay=0.05,
+        concurrency=2,
+        ui_extra={"generation_queue": 8, "generation_timeout_s": 60},
+    )
     url = app.url + "/v1/chat/completions"
     body = {"model": "base", "domain": "manual", "messages": [{"role": "user", "content": Q}]}
 
@@ -201,8 +227,13 @@ def test_two_streams_and_45_requests_all_answered_or_refused_and_the_server_stay
 
 
 def test_a_request_that_waits_too_long_gets_503_and_its_place_is_freed(tmp_path):
-    app = LiveApp(tmp_path, preload=("manual",), delay=0.2, concurrency=1,
-                  ui_extra={"generation_queue": 4, "generation_timeout_s": 0.5})  # fmt: skip
+    app = LiveApp(
+        tmp_path,
+        preload=("manual",),
+        delay=0.2,
+        concurrency=1,
+        ui_extra={"generation_queue": 4, "generation_timeout_s": 0.5},
+    )
     url = app.url + "/v1/chat/completions"
     body = {"model": "base", "domain": "manual", "messages": [{"role": "user", "content": Q}]}
     try:
@@ -221,8 +252,14 @@ def test_a_request_that_waits_too_long_gets_503_and_its_place_is_freed(tmp_path)
 def test_sigterm_stops_a_loaded_server_within_seconds(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.serve_app", str(tmp_path), str(port)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.serve_app", str(tmp_path), str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert "lorag ui:" in proc.stdout.readline()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"

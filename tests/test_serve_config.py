@@ -11,16 +11,17 @@ from typer.testing import CliRunner
 
 from assistant.errors import LoragError
 from assistant.models.cache import ModelCache
-from assistant.settings import Settings
 from assistant.registry import AdapterCard, Registry, now
+from assistant.settings import Settings
 from finetune.serve_config import build
 from tests.helpers.loras import random_lora, register_lora
 
 
 @pytest.fixture
 def setup(tiny_lm, tmp_path):
-    settings = Settings(paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
-                        models={"generator": str(tiny_lm)})  # fmt: skip
+    settings = Settings(
+        paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"}, models={"generator": str(tiny_lm)}
+    )
     reg = Registry(settings.adapters_dir)
     register_lora(reg, random_lora(tiny_lm, tmp_path / "a", r=4), tiny_lm, "hr", 1, promoted=True)
     register_lora(reg, random_lora(tiny_lm, tmp_path / "b", r=4), tiny_lm, "hr", 2)  # not promoted
@@ -28,8 +29,19 @@ def setup(tiny_lm, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "adapter_config.json").write_text("{}")
-    reg.register(other, AdapterCard(name="legal-v1", domain="legal", version=1, base_model="Qwen/Qwen2.5-0.5B-Instruct",
-                                    base_fingerprint="another", data_hash="", corpus_fingerprint="", created_at=now()))  # fmt: skip
+    reg.register(
+        other,
+        AdapterCard(
+            name="legal-v1",
+            domain="legal",
+            version=1,
+            base_model="Qwen/Qwen2.5-0.5B-Instruct",
+            base_fingerprint="another",
+            data_hash="",
+            corpus_fingerprint="",
+            created_at=now(),
+        ),
+    )
     reg.promote("legal-v1")
     return settings, reg, ModelCache(settings.paths.model_cache)
 
@@ -43,14 +55,25 @@ def test_vllm_serves_every_promoted_adapter_by_its_registry_name(setup, tiny_lm)
     _, reg, _ = setup
     c = cfg(setup, "vllm")
     hr, it = (reg.folder(reg.get(n)).resolve() for n in ("hr-v1", "it-v2"))
-    assert c.commands == [f"VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve {tiny_lm} --served-model-name {tiny_lm} --port 8000 "
-                          f"--enable-lora --max-loras 2 --max-lora-rank 32 --lora-modules hr-v1={hr} it-v2={it}"]  # fmt: skip
-    assert c.adapters == ["hr-v1", "it-v2"] and c.skipped == ["legal-v1: trained on another base model (Qwen/Qwen2.5-0.5B-Instruct)"]
-    assert c.settings == {"base_url": "http://localhost:8000/v1", "model": str(tiny_lm), "adapter_api": "model",
-                          "repetition_penalty_field": "repetition_penalty"}  # fmt: skip
+    assert c.commands == [
+        f"VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve {tiny_lm} --served-model-name {tiny_lm} --port 8000 "
+        f"--enable-lora --max-loras 2 --max-lora-rank 32 --lora-modules hr-v1={hr} it-v2={it}"
+    ]
+    assert c.adapters == ["hr-v1", "it-v2"] and c.skipped == [
+        "legal-v1: trained on another base model (Qwen/Qwen2.5-0.5B-Instruct)"
+    ]
+    assert c.settings == {
+        "base_url": "http://localhost:8000/v1",
+        "model": str(tiny_lm),
+        "adapter_api": "model",
+        "repetition_penalty_field": "repetition_penalty",
+    }
     text = c.text()
     assert "# skipped legal-v1: trained on another base model" in text
-    assert f"export LORAG_MODELS__ENDPOINT__BASE_URL=http://localhost:8000/v1\nexport LORAG_MODELS__ENDPOINT__MODEL={tiny_lm}" in text
+    assert (
+        f"export LORAG_MODELS__ENDPOINT__BASE_URL=http://localhost:8000/v1\nexport LORAG_MODELS__ENDPOINT__MODEL={tiny_lm}"
+        in text
+    )
     arms = cfg(setup, "vllm", names=["hr-v2"], port=9000)  # an A/B arm that is not promoted, served too
     words = shlex.split(arms.commands[0])
     assert words[words.index("--max-loras") + 1] == "3" and f"hr-v2={reg.folder(reg.get('hr-v2')).resolve()}" in words
@@ -63,8 +86,10 @@ def test_llamacpp_and_ollama_need_gguf_exports_and_say_how_to_make_them(setup, t
     with pytest.raises(LoragError) as e:
         cfg(setup, "llamacpp", base_gguf=base)
     assert str(e.value).startswith("llamacpp loads GGUF adapters, and hr-v1, it-v2 have no GGUF export yet")
-    assert e.value.hint == ("lorag adapters export hr-v1 --format gguf --out .lorag/exports/hr-v1-gguf; "
-                            "lorag adapters export it-v2 --format gguf --out .lorag/exports/it-v2-gguf")  # fmt: skip
+    assert e.value.hint == (
+        "lorag adapters export hr-v1 --format gguf --out .lorag/exports/hr-v1-gguf; "
+        "lorag adapters export it-v2 --format gguf --out .lorag/exports/it-v2-gguf"
+    )
     with pytest.raises(LoragError, match="llamacpp serves GGUF models, and the base model has no GGUF file here") as e:
         cfg(setup, "llamacpp")  # the tiny model is a folder: no GGUF
     assert "--base-gguf FILE" in e.value.hint
@@ -89,8 +114,10 @@ def _exported(setup, tmp_path):
 def test_llamacpp_command_loads_every_gguf_off_until_a_request_turns_one_on(setup, tmp_path, tiny_lm):
     base, files = _exported(setup, tmp_path)
     c = cfg(setup, "llamacpp", base_gguf=base)
-    assert c.commands == [f"llama-server -m {base.resolve()} --alias {tiny_lm} --port 8080 --lora-init-without-apply "
-                          f"--lora {files['hr-v1']} --lora {files['it-v2']}"]  # fmt: skip
+    assert c.commands == [
+        f"llama-server -m {base.resolve()} --alias {tiny_lm} --port 8080 --lora-init-without-apply "
+        f"--lora {files['hr-v1']} --lora {files['it-v2']}"
+    ]
     assert c.settings["adapter_api"] == "llamacpp" and c.settings["repetition_penalty_field"] == "repeat_penalty"
     files["it-v2"].unlink()  # an export deleted since: it counts as missing
     with pytest.raises(LoragError, match="it-v2 has no GGUF export yet"):
@@ -103,8 +130,12 @@ def test_ollama_gets_one_modelfile_per_adapter_named_as_the_adapter(setup, tmp_p
     assert c.files[f"Modelfile.{tiny_lm}"] == f"FROM {base.resolve()}\n"
     assert c.files["Modelfile.hr-v1"] == f"FROM {base.resolve()}\nADAPTER {files['hr-v1']}\n"
     assert c.commands[1:] == ["ollama create hr-v1 -f Modelfile.hr-v1", "ollama create it-v2 -f Modelfile.it-v2"]
-    assert c.settings == {"base_url": "http://localhost:11434/v1", "model": str(tiny_lm), "adapter_api": "model",
-                          "repetition_penalty_field": "none"}  # fmt: skip
+    assert c.settings == {
+        "base_url": "http://localhost:11434/v1",
+        "model": str(tiny_lm),
+        "adapter_api": "model",
+        "repetition_penalty_field": "none",
+    }
     assert f"cat > Modelfile.hr-v1 <<'EOF'\nFROM {base.resolve()}\nADAPTER {files['hr-v1']}\nEOF" in c.text()
 
 

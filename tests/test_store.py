@@ -5,12 +5,11 @@ import uuid
 import pytest
 
 from assistant.embedding import Bm25SparseEncoder
-
-from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import ChunkPoint
 from assistant.store.edge import EdgeStore
 from assistant.store.server import QdrantClientStore
+from tests.fakes import HashingEmbedder
 
 EMB = HashingEmbedder(dim=32)
 BM25 = Bm25SparseEncoder()
@@ -32,8 +31,16 @@ def points(doc_id, h, texts):
     out = []
     for i, t in enumerate(texts):
         pid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{doc_id}|{h}|{i}"))
-        payload = {"doc_id": doc_id, "display": doc_id, "content_hash": h, "chunk_index": i,
-                   "n_chunks": len(texts), "text": t, "format": "txt", "ingested_at": "now"}
+        payload = {
+            "doc_id": doc_id,
+            "display": doc_id,
+            "content_hash": h,
+            "chunk_index": i,
+            "n_chunks": len(texts),
+            "text": t,
+            "format": "txt",
+            "ingested_at": "now",
+        }
         out.append(ChunkPoint(pid, EMB.embed_query(t).tolist(), BM25.embed_documents([t])[0], payload))
     return out
 

@@ -28,10 +28,14 @@ def test_openai_client_non_streaming_carries_citations(live):
     from openai import OpenAI
 
     client = OpenAI(base_url=live.url + "/v1", api_key="unused")
-    r = client.chat.completions.create(model="base", messages=[{"role": "user", "content": Q}], extra_body={"domain": "manual"})
+    r = client.chat.completions.create(
+        model="base", messages=[{"role": "user", "content": Q}], extra_body={"domain": "manual"}
+    )
     assert r.choices[0].message.content.endswith("[1].") and r.choices[0].finish_reason == "stop"
     extra = r.model_extra
-    assert extra["citations"][0]["n"] == 1 and extra["citations"][0]["source"].endswith((".md", ".csv", ".txt", ".html", ".json", ".pdf", ".docx"))
+    assert extra["citations"][0]["n"] == 1 and extra["citations"][0]["source"].endswith(
+        (".md", ".csv", ".txt", ".html", ".json", ".pdf", ".docx")
+    )
     assert extra["lorag"]["adapter"] == "base" and extra["lorag"]["relevant"] and extra["lorag"]["passages"][0]["text"]
     assert [m.id for m in client.models.list().data][:2] == ["auto", "base"]
 
@@ -40,7 +44,9 @@ def test_openai_client_streaming_and_adapter_choice(live):
     from openai import OpenAI
 
     client = OpenAI(base_url=live.url + "/v1", api_key="unused")
-    chunks = list(client.chat.completions.create(model="handbook-v2", messages=[{"role": "user", "content": Q}], stream=True))
+    chunks = list(
+        client.chat.completions.create(model="handbook-v2", messages=[{"role": "user", "content": Q}], stream=True)
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert len(chunks) > 5 and text.startswith("(handbook-v2)")
     last = chunks[-1]
@@ -59,34 +65,49 @@ def test_max_tokens_cuts_the_answer_and_usage_counts_both_sides(live):
     assert r.usage.total_tokens == r.usage.prompt_tokens + 3
     full = client.chat.completions.create(model="base", messages=msgs, extra_body={"domain": "manual"})
     assert full.choices[0].finish_reason == "stop" and full.usage.completion_tokens > 3
-    chunks = list(client.chat.completions.create(model="base", messages=msgs, max_completion_tokens=2, stream=True,
-                                                 extra_body={"domain": "manual"}))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="base", messages=msgs, max_completion_tokens=2, stream=True, extra_body={"domain": "manual"}
+        )
+    )
     assert len("".join(c.choices[0].delta.content or "" for c in chunks).split()) == 2
     assert chunks[-1].choices[0].finish_reason == "length"
     for bad in (0, -1, "10", 2.5, True):
-        e = httpx.post(live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs, "max_tokens": bad}, timeout=30)
+        e = httpx.post(
+            live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs, "max_tokens": bad}, timeout=30
+        )
         assert e.status_code == 400 and e.json()["error"]["code"] == "invalid_max_tokens", bad
         assert "max_tokens must be a positive integer" in e.json()["error"]["message"]
 
 
 def test_raw_http_history_errors_and_sse_format(live):
     url = live.url + "/v1/chat/completions"
-    msgs = [{"role": "system", "content": "ignored"}, {"role": "user", "content": Q},
-            {"role": "assistant", "content": "Wipe it with a lint-free cloth."}, {"role": "user", "content": "And how often?"}]  # fmt: skip
+    msgs = [
+        {"role": "system", "content": "ignored"},
+        {"role": "user", "content": Q},
+        {"role": "assistant", "content": "Wipe it with a lint-free cloth."},
+        {"role": "user", "content": "And how often?"},
+    ]
     r = httpx.post(url, json={"model": "auto", "messages": msgs}, timeout=30)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("Following up:")
     sent, _ = live.generator.calls[-1]
-    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and sent[2]["content"] == "Wipe it with a lint-free cloth."
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and sent[2][
+        "content"
+    ] == "Wipe it with a lint-free cloth."
     r = httpx.post(url, json={"model": "nope-v9", "messages": msgs}, timeout=30)
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     r = httpx.post(url, json={"model": "auto", "messages": [{"role": "assistant", "content": "hi"}]}, timeout=30)
     assert r.status_code == 400 and "user message" in r.json()["error"]["message"]
-    r = httpx.post(url, json={"model": "auto", "messages": [{"role": "user", "content": Q}], "domain": "nosuch"}, timeout=30)
+    r = httpx.post(
+        url, json={"model": "auto", "messages": [{"role": "user", "content": Q}], "domain": "nosuch"}, timeout=30
+    )
     assert r.status_code == 400 and "unknown domain" in r.json()["error"]["message"]
-    with httpx.stream("POST", url, json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": Q}]}, timeout=30) as s:
+    with httpx.stream(
+        "POST", url, json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": Q}]}, timeout=30
+    ) as s:
         lines = [ln for ln in s.iter_lines() if ln]
     assert s.headers["content-type"].startswith("text/event-stream") and lines[-1] == "data: [DONE]"
-    final = json.loads(lines[-2][len("data: "):])
+    final = json.loads(lines[-2][len("data: ") :])
     assert final["object"] == "chat.completion.chunk" and final["citations"]
 
 
@@ -98,14 +119,25 @@ def test_gradio_client_scripting(live, tmp_path):
     out = c.predict(Q, "manual", "auto", api_name="/ask")
     assert out["citations"] and out["relevant"] and out["route"]["adapter"] == "base"
     cmp = c.predict(Q, "manual", "base", "handbook-v1", api_name="/compare")
-    assert cmp["done"] and cmp["left"]["answer"] != cmp["right"]["answer"] and cmp["right"]["answer"].startswith("(handbook-v1)")
+    assert (
+        cmp["done"]
+        and cmp["left"]["answer"] != cmp["right"]["answer"]
+        and cmp["right"]["answer"].startswith("(handbook-v1)")
+    )
     vote = c.predict(cmp, "left", api_name="/vote")
     assert vote["vote"] == "left"
     tie = c.predict({**cmp, "reference": "Wipe it with a dry lint-free cloth."}, "tie", api_name="/vote")
-    assert tie["reference"] == "Wipe it with a dry lint-free cloth."  # a tie becomes a test case with its edited reference
+    assert (
+        tie["reference"] == "Wipe it with a dry lint-free cloth."
+    )  # a tie becomes a test case with its edited reference
     assert "comparing an arm with itself" in c.predict(Q, "manual", "base", "base", api_name="/compare")["error"]
     exported = c.predict("manual", api_name="/export_votes")
-    assert exported["cases"] == 1 and exported["tie_skipped"] == 0 and exported["rows"][0]["question"] == Q and exported["saved_to"] == "votes/manual-testset.jsonl"
+    assert (
+        exported["cases"] == 1
+        and exported["tie_skipped"] == 0
+        and exported["rows"][0]["question"] == Q
+        and exported["saved_to"] == "votes/manual-testset.jsonl"
+    )
     f = tmp_path / "kiosk.md"
     f.write_text("# Kiosk\n\nThe lobby kiosk prints visitor badges with a red lanyard.\n")
     started = c.predict(domain="visitors", files=[handle_file(str(f))], api_name="/upload")  # readable names
@@ -117,10 +149,27 @@ def test_gradio_client_scripting(live, tmp_path):
     assert job["status"] == "done" and job["result"]["results"][0]["status"] == "added"
     assert any(d["domain"] == "visitors" and d["display"] == "kiosk.md" for d in c.predict(api_name="/documents"))
     assert "⚠" not in str(c.predict(domain="visitors", files=[], api_name="/upload"))  # an error is data, not markup
-    assert c.predict(domain="visitors", files=[], api_name="/upload") == {"error": "choose files (or a zip of a folder) to upload first"}
-    params = {p["parameter_name"] for e in ("/evaluate", "/synth", "/train", "/promote") for p in c.view_api(print_info=False,
-              return_format="dict")["named_endpoints"][e]["parameters"]}  # fmt: skip
-    assert {"domain", "arms", "testset", "limit", "qa_file", "writers", "max_chunks", "max_steps", "resume", "adapter", "force"} <= params
+    assert c.predict(domain="visitors", files=[], api_name="/upload") == {
+        "error": "choose files (or a zip of a folder) to upload first"
+    }
+    params = {
+        p["parameter_name"]
+        for e in ("/evaluate", "/synth", "/train", "/promote")
+        for p in c.view_api(print_info=False, return_format="dict")["named_endpoints"][e]["parameters"]
+    }
+    assert {
+        "domain",
+        "arms",
+        "testset",
+        "limit",
+        "qa_file",
+        "writers",
+        "max_chunks",
+        "max_steps",
+        "resume",
+        "adapter",
+        "force",
+    } <= params
 
 
 def test_twenty_simultaneous_users_all_get_answers(live):
@@ -129,8 +178,11 @@ def test_twenty_simultaneous_users_all_get_answers(live):
     live.generator.peak = 0
 
     def api_user(i: int) -> str:
-        r = httpx.post(live.url + "/v1/chat/completions", timeout=120,
-                       json={"model": "auto", "messages": [{"role": "user", "content": f"{Q} ({i})"}], "domain": "manual"})  # fmt: skip
+        r = httpx.post(
+            live.url + "/v1/chat/completions",
+            timeout=120,
+            json={"model": "auto", "messages": [{"role": "user", "content": f"{Q} ({i})"}], "domain": "manual"},
+        )
         r.raise_for_status()
         return r.json()["choices"][0]["message"]["content"]
 
@@ -159,8 +211,11 @@ def test_chat_answers_while_an_upload_is_ingesting(live):
         job = start_ingest(live.core, "itsupport", [(p.name, p) for p in sorted((CORPUS / "itsupport").glob("*.md"))])
         time.sleep(0.3)
         assert live.core.jobs.get(job)["status"] == "running"
-        r = httpx.post(live.url + "/v1/chat/completions", timeout=30,
-                       json={"model": "base", "messages": [{"role": "user", "content": Q}], "domain": "manual"})  # fmt: skip
+        r = httpx.post(
+            live.url + "/v1/chat/completions",
+            timeout=30,
+            json={"model": "base", "messages": [{"role": "user", "content": Q}], "domain": "manual"},
+        )
         assert r.status_code == 200 and r.json()["citations"]
         assert live.core.jobs.get(job)["status"] == "running"
     finally:
@@ -199,7 +254,9 @@ def test_the_response_model_names_what_answered(live):
     from openai import OpenAI
 
     client = OpenAI(base_url=live.url + "/v1", api_key="unused")
-    ask = lambda model, q, **kw: client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}], **kw)  # noqa: E731
+    ask = lambda model, q, **kw: client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": q}], **kw
+    )  # noqa: E731
     assert ask("auto", Q).model == "base"  # routed: no adapter serves the manual domain
     assert ask("handbook-v2", Q).model == "handbook-v2"
     assert ask("auto", "xylophone quantum zebra sonata?").model == "none"  # nothing relevant: no model ran

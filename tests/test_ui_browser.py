@@ -23,10 +23,19 @@ from tests.test_ui_core import CORPUS, REPO, LiveApp, zip_folder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "tests" / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +95,9 @@ def wait_text(page, selector: str, text: str, timeout: float = 20_000) -> None:
     """Wait until the element's visible text contains `text`."""
     page.wait_for_function(
         "([sel, t]) => { const e = document.querySelector(sel); return !!e && e.innerText.includes(t); }",
-        arg=[selector, text], timeout=timeout,
-    )  # fmt: skip
+        arg=[selector, text],
+        timeout=timeout,
+    )
 
 
 def ask(page, question: str) -> None:
@@ -150,7 +160,11 @@ def test_upload_documents_with_per_file_results(page, live, tmp_path):
     summary = page.locator("#docs-progress").inner_text()  # "11 files: 9 added, 1 failed, 1 left out": it adds up
     total = int(re.search(r"(\d+) files:", summary).group(1))
     in_zip = len(list(folder.iterdir()))
-    assert total == sum(int(n) for n in re.findall(r"(\d+) (?:added|updated|unchanged|failed|left out)", summary)) == in_zip + 1
+    assert (
+        total
+        == sum(int(n) for n in re.findall(r"(\d+) (?:added|updated|unchanged|failed|left out)", summary))
+        == in_zip + 1
+    )
     wait_text(page, "#docs-table", "leave-policy.md")
     docs = page.locator("#docs-table").inner_text()
     assert "handbook" in docs and "manual" in docs
@@ -176,7 +190,9 @@ def test_chat_streams_an_answer_with_citations(page, live):
     wait_text(page, "#chatbot", "▌", timeout=10_000)  # partial text while it streams
     page.wait_for_selector("#chatbot .route", timeout=20_000)
     bot = last_bot(page)
-    assert "answered by" in bot.inner_text() and "handbook-v1" in bot.inner_text()  # auto: the domain's promoted adapter
+    assert (
+        "answered by" in bot.inner_text() and "handbook-v1" in bot.inner_text()
+    )  # auto: the domain's promoted adapter
     assert bot.locator(".cite-ref").first.inner_text() == "[1]"  # the inline marker
     summary = bot.locator("details summary").first
     label = summary.inner_text()
@@ -202,7 +218,9 @@ def test_switch_adapter_follow_up_and_nothing_relevant(page, live):
     messages, adapter = live.generator.calls[-1]
     assert adapter is None and len(messages) == 4  # system, earlier turn (2), question
     calls = len(live.generator.calls)
-    ask(page, "What is a xylophone quantum zebra sonata?")  # a third turn off the documents' topic: refused as a first turn is
+    ask(
+        page, "What is a xylophone quantum zebra sonata?"
+    )  # a third turn off the documents' topic: refused as a first turn is
     page.wait_for_function("document.querySelectorAll('#chatbot .route').length >= 3", timeout=20_000)
     assert "nothing relevant" in last_bot(page).inner_text() and len(live.generator.calls) == calls
     shot(page, "chat-third-turn-off-topic")
@@ -253,7 +271,10 @@ def test_side_by_side_vote_and_export(page, live):
     page.locator("#vote-export").click()
     wait_text(page, "#vote-status", "Exported 1 case")
     assert "1 tie or both-bad vote(s) without a reference answer left out" in page.locator("#vote-status").inner_text()
-    rows = [json.loads(x) for x in (live.settings.paths.data_dir / "votes" / "handbook-testset.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x)
+        for x in (live.settings.paths.data_dir / "votes" / "handbook-testset.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 1 and rows[0]["answer"].startswith("(handbook-v2)") and "vote" in rows[0]["tags"]
     page.locator("#vote-reference textarea").fill("Overtime is approved by the line manager.")
     page.locator("#vote-both_bad").click()  # with an edited reference it becomes a test case
@@ -272,9 +293,13 @@ def test_train_watch_progress_and_promote_through_gate(page, live):
     page.locator("#ad-train").click()
     wait_text(page, "#ad-status", "started job")
     job_id = re.search(r"started job (\S+):", page.locator("#ad-status").inner_text()).group(1)
-    page.wait_for_function(f"document.querySelector('#ad-job input[role=combobox]').value === '{job_id}'")  # the picker follows it
+    page.wait_for_function(
+        f"document.querySelector('#ad-job input[role=combobox]').value === '{job_id}'"
+    )  # the picker follows it
     # the stages before the first step are shown as they come, and stay in the log
-    page.wait_for_function("document.querySelector('#ad-log textarea').value.includes('tokenizing the rows')", timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('#ad-log textarea').value.includes('tokenizing the rows')", timeout=10_000
+    )
     wait_text(page, "#ad-progress", "step ", timeout=15_000)
     wait_text(page, "#ad-progress", "ETA", timeout=15_000)
     line = page.locator("#ad-progress").inner_text()
@@ -284,7 +309,9 @@ def test_train_watch_progress_and_promote_through_gate(page, live):
     wait_text(page, "#ad-registry", "handbook-v3", timeout=20_000)
     assert "STALE" in page.locator("#ad-registry").inner_text()  # v1/v2 were trained before the corpus was uploaded
     # the job's log box refreshes on its own timer, after the registry and the plot (CI saw it a tick late)
-    page.wait_for_function("document.querySelector('#ad-log textarea').value.includes('result: adapter handbook-v3')", timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('#ad-log textarea').value.includes('result: adapter handbook-v3')", timeout=10_000
+    )
     log = page.locator("#ad-log textarea").input_value().splitlines()
     assert "{" not in log[-1] and log[-1].startswith("result: adapter handbook-v3, train loss 0.7900")
     wait_text(page, "#ad-next", "Next: 3 · evaluate handbook-v3 against handbook-v1")
@@ -332,8 +359,11 @@ def test_evaluation_errors_stay_and_the_report_opens_with_a_verdict(page, live, 
     wait_text(page, "#ev-job", "— done", timeout=60_000)
     wait_text(page, "#ev-verdict h3", "handbook-v3", timeout=15_000)
     verdict = page.locator("#ev-verdict h3").first.inner_text()  # the report opens with a one-line verdict
-    assert re.match(r"(handbook-v3 answers (better|worse) than base|No clear difference between handbook-v3 and base): "
-                    r"[+-]\d\.\d\d\d? F1, 95% CI \[[+-]\d\.\d\d\d?, [+-]\d\.\d\d\d?\], 6 questions", verdict), verdict
+    assert re.match(
+        r"(handbook-v3 answers (better|worse) than base|No clear difference between handbook-v3 and base): "
+        r"[+-]\d\.\d\d\d? F1, 95% CI \[[+-]\d\.\d\d\d?, [+-]\d\.\d\d\d?\], 6 questions",
+        verdict,
+    ), verdict
     wait_text(page, "#ev-means", "answer_f1", timeout=15_000)
     assert "handbook-v3" in page.locator("#ev-means").inner_text()
     assert "handbook-v3 − base" in page.locator("#ev-comps").inner_text()

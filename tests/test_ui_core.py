@@ -20,13 +20,11 @@ from pathlib import Path
 import pytest
 
 from assistant.embedding import Bm25SparseEncoder
-
-from tests.fakes import HashingEmbedder
 from assistant.errors import LoragError
 from assistant.generation import GenerationStats
-from tests.fakes import FakeGenerator
 from assistant.settings import Settings
 from assistant.store.edge import EdgeStore
+from tests.fakes import FakeGenerator, HashingEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "samples" / "corpus"
@@ -39,8 +37,12 @@ def scripted_reply(messages, adapter):
     content = messages[-1]["content"]
     m = _PASSAGE.search(content)
     q = set(re.findall(r"[a-z0-9]+", content.rsplit("Question:", 1)[-1].lower()))
-    sentences = [s.strip(" *") for line in (m.group(1).splitlines() if m else []) if line.strip() and line.lstrip()[0] not in "#|"
-                 for s in re.split(r"(?<=[.!?])\s", line)]  # fmt: skip
+    sentences = [
+        s.strip(" *")
+        for line in (m.group(1).splitlines() if m else [])
+        if line.strip() and line.lstrip()[0] not in "#|"
+        for s in re.split(r"(?<=[.!?])\s", line)
+    ]
     best = max(sentences, key=lambda s: len(q & set(re.findall(r"[a-z0-9]+", s.lower()))), default="")
     words = (best or "The documents do not contain the answer.").replace("**", "").split()[:30]
     prefix = ("Following up: " if len(messages) > 2 else "") + (f"({adapter}) " if adapter else "")
@@ -72,24 +74,32 @@ class ScriptedGenerator(FakeGenerator):
                 time.sleep(self.delay)
                 yield w if i == 0 else " " + w
             prompt = sum(len(m["content"].split()) for m in messages)
-            self.last_stats = GenerationStats(prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop")
+            self.last_stats = GenerationStats(
+                prompt, len(words), 0.0, time.perf_counter() - t0, "length" if cut else "stop"
+            )
         finally:
             with self._lock:
                 self.active -= 1
 
 
 def register_fake_adapter(registry, store, domain, version, *, promoted=False, metrics=None):
-    from assistant.store.base import corpus_fingerprint
     from assistant.registry import AdapterCard, now
+    from assistant.store.base import corpus_fingerprint
 
     staged = registry.root / f".stage-{domain}-{version}"
     staged.mkdir(parents=True, exist_ok=True)
     (staged / "adapter_config.json").write_text("{}")
     card = AdapterCard(
-        name=f"{domain}-v{version}", domain=domain, version=version, base_model="scripted", base_fingerprint="scripted",
-        data_hash="0" * 64, corpus_fingerprint=(corpus_fingerprint(store, domain) if store.has_domain(domain) else None) or "",
-        metrics=metrics or {"train_loss": 1.21, "eval_loss": 1.43}, created_at=now(),
-    )  # fmt: skip
+        name=f"{domain}-v{version}",
+        domain=domain,
+        version=version,
+        base_model="scripted",
+        base_fingerprint="scripted",
+        data_hash="0" * 64,
+        corpus_fingerprint=(corpus_fingerprint(store, domain) if store.has_domain(domain) else None) or "",
+        metrics=metrics or {"train_loss": 1.21, "eval_loss": 1.43},
+        created_at=now(),
+    )
     registry.register(staged, card)
     if promoted:
         registry.promote(card.name)
@@ -102,7 +112,12 @@ def fake_train(cfg, *, settings, store, registry, model_cache, resume=False, on_
         on_log({"stage": stage})
         time.sleep(0.3)
     for step in range(1, steps + 1):
-        entry = {"step": step, "max_steps": steps, "loss": round(2.5 / step**0.5, 4), "num_input_tokens_seen": 512 * step}
+        entry = {
+            "step": step,
+            "max_steps": steps,
+            "loss": round(2.5 / step**0.5, 4),
+            "num_input_tokens_seen": 512 * step,
+        }
         if step % 5 == 0:
             entry["eval_loss"] = round(2.8 / step**0.4, 4)
         on_log(entry)
@@ -124,8 +139,9 @@ def free_port() -> int:
 class LiveApp:
     """The app on a free port in a background thread."""
 
-    def __init__(self, root: Path, *, auth=None, preload=("manual",), delay=0.03, concurrency=2, max_upload_mb=5.0,
-                 ui_extra=None):  # fmt: skip
+    def __init__(
+        self, root: Path, *, auth=None, preload=("manual",), delay=0.03, concurrency=2, max_upload_mb=5.0, ui_extra=None
+    ):
         import uvicorn
 
         from ui.app import build_app
@@ -136,12 +152,19 @@ class LiveApp:
             ui.update(username=auth[0], password=auth[1])
         self.settings = Settings(
             paths={"data_dir": root / "data", "model_cache": root / "cache"},
-            ingest={"chunk_tokens": 80, "chunk_overlap": 10}, retrieval={"min_relevance": 0.2}, ui=ui,
-        )  # fmt: skip
+            ingest={"chunk_tokens": 80, "chunk_overlap": 10},
+            retrieval={"min_relevance": 0.2},
+            ui=ui,
+        )
         self.store = EdgeStore(self.settings.store_path)
         self.generator = ScriptedGenerator(adapters=["handbook-v1", "handbook-v2"], delay=delay)
-        self.comps = Components(self.settings, store=self.store, dense=HashingEmbedder(2048), sparse=Bm25SparseEncoder(),
-                                generator=self.generator)  # fmt: skip
+        self.comps = Components(
+            self.settings,
+            store=self.store,
+            dense=HashingEmbedder(2048),
+            sparse=Bm25SparseEncoder(),
+            generator=self.generator,
+        )
         for d in preload:
             self.comps.ingestor().run([CORPUS / d], d)
         register_fake_adapter(self.comps.registry, self.store, "handbook", 1, promoted=True)
@@ -213,7 +236,10 @@ def test_zip_upload_skips_bad_members_and_ingests_the_rest(core, tmp_path):
     assert by["good/leave.md"]["status"] == "added" and by["notes.txt"]["status"] == "added"
     assert by["pack.zip:../evil.md"]["status"] == "failed" and "unsafe" in by["pack.zip:../evil.md"]["reason"]
     assert by["pack.zip:/abs.md"]["status"] == "failed"
-    assert not (tmp_path / "data" / "uploads" / "evil.md").exists() and not (core.data_dir / "uploads" / "hr" / "evil.md").exists()
+    assert (
+        not (tmp_path / "data" / "uploads" / "evil.md").exists()
+        and not (core.data_dir / "uploads" / "hr" / "evil.md").exists()
+    )
     assert {d.display for d in core.comps.store.list_docs("hr")} == {"good/leave.md", "notes.txt"}
 
 
@@ -260,7 +286,6 @@ def test_jobs_persist_and_interrupted_on_restart(tmp_path):
 
 def test_votes_export_as_testset(core, corpus):
     from eval.testset import load_testset  # the export must load as an eval test set
-
     from ui.tab_compare import compare_stream, export_votes, record_vote
 
     core.comps.ingestor().run([corpus], "hr")
@@ -293,9 +318,18 @@ def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
     from ui.tab_chat import render_answer
 
     core.comps.ingestor().run([corpus], "hr")
-    final = [x for x in core.stream("How many days of annual leave do full-time staff receive?", "hr") if isinstance(x, Answer)][0]
+    final = [
+        x
+        for x in core.stream("How many days of annual leave do full-time staff receive?", "hr")
+        if isinstance(x, Answer)
+    ][0]
     html = render_answer(final)
-    assert "<details" in html and "[1] leave.md › Annual leave" in html and "27 days" in html and "answered by <b>base</b>" in html
+    assert (
+        "<details" in html
+        and "[1] leave.md › Annual leave" in html
+        and "27 days" in html
+        and "answered by <b>base</b>" in html
+    )
     assert '<sup class="cite-ref">[1]</sup>' in html  # the inline marker
     assert "<mark>Full-time staff receive 27 days of annual leave each year.</mark>" in html  # the supporting sentence
     assert "## Annual leave" not in html and "<h2>Annual leave</h2>" in html  # the passage rendered, not raw markdown
@@ -314,10 +348,25 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
     core.eval_use_ragas = False
     core.comps.ingestor().run([corpus], "hr")
     ts = tmp_path / "ts.jsonl"
-    ts.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days", "sources": ["leave.md"]},
-        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month", "sources": ["parking.txt"]},
-    ]))  # fmt: skip
+    ts.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {
+                    "id": "q1",
+                    "question": "How many days of annual leave do full-time staff receive?",
+                    "answer": "27 days",
+                    "sources": ["leave.md"],
+                },
+                {
+                    "id": "q2",
+                    "question": "How much do parking permits cost?",
+                    "answer": "12 euros per month",
+                    "sources": ["parking.txt"],
+                },
+            ]
+        )
+    )
     with pytest.raises(LoragError):
         start_eval(core, "hr", "base,nope-v9", ts)
     job = core.jobs.wait(_ab_with_fake_adapter(core, ts), 60)
@@ -357,7 +406,11 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LORAG_RETRIEVAL__MIN_RELEVANCE", "0.2")
-    monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=FakeGenerator()))
+    monkeypatch.setattr(
+        cli.state,
+        "factory",
+        lambda s: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=FakeGenerator()),
+    )
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: served.append((app, host, port)))
     r = CliRunner().invoke(cli.app, ["ui", "--port", "8123"])
@@ -368,7 +421,9 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     (tmp_path / "samples").mkdir()
     shutil.copytree(corpus, tmp_path / "samples" / "hr")
     monkeypatch.setattr(cli, "models_pull", lambda names=None, force=False: None)
-    r = CliRunner().invoke(cli.app, ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?", "--serve"])
+    r = CliRunner().invoke(
+        cli.app, ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?", "--serve"]
+    )
     assert r.exit_code == 0, r.output
     assert len(served) == 2 and "lorag ui: http://127.0.0.1:7860" in r.output
 
@@ -379,11 +434,22 @@ def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
 
     core.comps.ingestor().run([corpus], "hr")
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"id": f"hr-{i}", "question": q, "answer": a, "sources": [s]}) + "\n" for i, (q, a, s) in enumerate([
-        ("How many days of annual leave do full-time staff receive?", "27 days of annual leave each year.", "leave.md"),
-        ("How much does a parking permit cost?", "Parking permits cost 12 euros per month.", "parking.txt"),
-        ("Where do visitors sign in?", "Visitors sign in at the lobby kiosk.", "security.html"),
-    ])))  # fmt: skip
+    qa.write_text(
+        "".join(
+            json.dumps({"id": f"hr-{i}", "question": q, "answer": a, "sources": [s]}) + "\n"
+            for i, (q, a, s) in enumerate(
+                [
+                    (
+                        "How many days of annual leave do full-time staff receive?",
+                        "27 days of annual leave each year.",
+                        "leave.md",
+                    ),
+                    ("How much does a parking permit cost?", "Parking permits cost 12 euros per month.", "parking.txt"),
+                    ("Where do visitors sign in?", "Visitors sign in at the lobby kiosk.", "security.html"),
+                ]
+            )
+        )
+    )
     job = core.jobs.wait(start_synth(core, "hr", qa, writer="cloze", max_chunks=5), 60)
     assert job["status"] == "done", job
     assert job["result"]["train_examples"] > 0 and (core.settings.datasets_dir / "hr" / "train.jsonl").is_file()
@@ -398,12 +464,28 @@ def test_verdict_says_in_plain_words_which_arm_answers_better():
     from eval.report import verdict
 
     def report(diff, lo, hi):
-        return {"gate_metric": "answer_f1", "baseline": "base", "arms": [{"label": "base"}, {"label": "handbook-v2"}],
-                "comparisons": [{"a": "base", "b": "handbook-v2", "metrics": {"answer_f1": {"diff": diff, "ci_low": lo, "ci_high": hi, "n": 40}}}]}  # fmt: skip
+        return {
+            "gate_metric": "answer_f1",
+            "baseline": "base",
+            "arms": [{"label": "base"}, {"label": "handbook-v2"}],
+            "comparisons": [
+                {
+                    "a": "base",
+                    "b": "handbook-v2",
+                    "metrics": {"answer_f1": {"diff": diff, "ci_low": lo, "ci_high": hi, "n": 40}},
+                }
+            ],
+        }
 
-    assert verdict(report(0.12, 0.05, 0.19)) == ["handbook-v2 answers better than base: +0.12 F1, 95% CI [+0.05, +0.19], 40 questions."]
-    assert verdict(report(-0.014, -0.025, -0.004))[0].startswith("handbook-v2 answers worse than base: -0.014 F1, 95% CI [-0.025, -0.004]")
-    assert verdict(report(0.02, -0.03, 0.07))[0].startswith("No clear difference between handbook-v2 and base: +0.02 F1")
+    assert verdict(report(0.12, 0.05, 0.19)) == [
+        "handbook-v2 answers better than base: +0.12 F1, 95% CI [+0.05, +0.19], 40 questions."
+    ]
+    assert verdict(report(-0.014, -0.025, -0.004))[0].startswith(
+        "handbook-v2 answers worse than base: -0.014 F1, 95% CI [-0.025, -0.004]"
+    )
+    assert verdict(report(0.02, -0.03, 0.07))[0].startswith(
+        "No clear difference between handbook-v2 and base: +0.02 F1"
+    )
 
 
 def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
@@ -427,10 +509,15 @@ def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
     gate.set()
     time.sleep(1.0)
     line = progress_line(runner.get(jid))
-    assert re.fullmatch(r"\*\*train hr\*\* — running · training · step 10/40 · loss 0\.200 · [\d,]+ tokens/s · ETA \d:\d\d", line), line
+    assert re.fullmatch(
+        r"\*\*train hr\*\* — running · training · step 10/40 · loss 0\.200 · [\d,]+ tokens/s · ETA \d:\d\d", line
+    ), line
     gate.set()
     runner.wait(jid, 5)
-    assert progress_line(runner.get(jid)) == "**train hr** — done" and "loading the base model" in runner.get(jid)["log"][1]
+    assert (
+        progress_line(runner.get(jid)) == "**train hr** — done"
+        and "loading the base model" in runner.get(jid)["log"][1]
+    )
 
 
 def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_language(core, corpus):

@@ -39,8 +39,9 @@ class APIError(Exception):
         self.status, self.message, self.code, self.type = status, message, code, type_
 
 
-def _error(status: int, message: str, code: str, type_: str = "invalid_request_error",
-           headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def _error(
+    status: int, message: str, code: str, type_: str = "invalid_request_error", headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "code": code, "param": None}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -91,11 +92,19 @@ def parse_messages(messages: Any) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _extras(ans: Answer) -> dict[str, Any]:
-    return {"citations": [c.to_dict() for c in ans.citations],
-            "lorag": {"adapter": ans.route.get("adapter", "base"), "route": ans.route, "relevant": ans.relevant,
-                      "domains": ans.domains, "passages": [p.to_dict() for p in ans.passages],
-                      "question": ans.question, "search_query": ans.search_query,
-                      "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()}}}  # fmt: skip
+    return {
+        "citations": [c.to_dict() for c in ans.citations],
+        "lorag": {
+            "adapter": ans.route.get("adapter", "base"),
+            "route": ans.route,
+            "relevant": ans.relevant,
+            "domains": ans.domains,
+            "passages": [p.to_dict() for p in ans.passages],
+            "question": ans.question,
+            "search_query": ans.search_query,
+            "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()},
+        },
+    }
 
 
 def answered_by(route: Any) -> str:
@@ -122,7 +131,10 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
     @router.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         now = int(time.time())
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": "lorag"} for m in models()]}
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": now, "owned_by": "lorag"} for m in models()],
+        }
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
@@ -134,8 +146,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
             return _error(400, "the body must be a JSON object", "invalid_json")
         model = str(body.get("model") or "auto")
         if model not in models():
-            return _error(404, f"model '{model}' does not exist; use auto, base or one of: {', '.join(models()[2:]) or 'none'}",
-                          "model_not_found")  # fmt: skip
+            return _error(
+                404,
+                f"model '{model}' does not exist; use auto, base or one of: {', '.join(models()[2:]) or 'none'}",
+                "model_not_found",
+            )
         try:
             question, history = parse_messages(body.get("messages"))
         except APIError as e:
@@ -159,8 +174,16 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
             return _error(e.status, _msg(e), "server_busy", "server_error", headers={"Retry-After": str(e.retry_after)})
         except LoragError as e:
             return _lorag_error(e)
-        stream = core.answer_stream(service, question, domain, adapter=model, history=history, max_new_tokens=limit,
-                                    top_k=top_k, on_route=routed.append)  # fmt: skip
+        stream = core.answer_stream(
+            service,
+            question,
+            domain,
+            adapter=model,
+            history=history,
+            max_new_tokens=limit,
+            top_k=top_k,
+            on_route=routed.append,
+        )
         if body.get("stream"):
             try:  # retrieval and the first piece of the answer: an engine that is down fails here, with its status
                 first = await run_in_threadpool(next, stream, None)
@@ -178,12 +201,24 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         finally:
             core.gate.release()
         return {
-            "id": cid, "object": "chat.completion", "created": created, "model": answered_by(routed[0]) if routed else model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.answer}, "finish_reason": final.finish_reason}],
-            "usage": {"prompt_tokens": final.prompt_tokens, "completion_tokens": final.tokens,
-                      "total_tokens": final.prompt_tokens + final.tokens},
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": answered_by(routed[0]) if routed else model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": final.answer},
+                    "finish_reason": final.finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": final.prompt_tokens,
+                "completion_tokens": final.tokens,
+                "total_tokens": final.prompt_tokens + final.tokens,
+            },
             **_extras(final),
-        }  # fmt: skip
+        }
 
     # -- what the `lorag` CLI asks of a running app (the embedded store admits one process) -----------
     @router.get("/v1/documents")
@@ -232,9 +267,10 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         body = await request.json()
         try:
             if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
-                raise LoragError("the body must be {\"domain\": ..., \"documents\": [...]} or {\"domain\": ..., \"all\": true}")
-            removed = await run_in_threadpool(delete_docs, core, body["domain"], list(body.get("documents") or []),
-                                              bool(body.get("all")))  # fmt: skip
+                raise LoragError('the body must be {"domain": ..., "documents": [...]} or {"domain": ..., "all": true}')
+            removed = await run_in_threadpool(
+                delete_docs, core, body["domain"], list(body.get("documents") or []), bool(body.get("all"))
+            )
         except LoragError as e:
             return _lorag_error(e)
         return {"removed": removed}
@@ -266,12 +302,17 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
 
             kind = body["kind"]
             if kind == "synth":
-                job = await run_in_threadpool(start_synth, core, domain, saved("qa_jsonl"), body.get("writer"), body.get("max_chunks"))
+                job = await run_in_threadpool(
+                    start_synth, core, domain, saved("qa_jsonl"), body.get("writer"), body.get("max_chunks")
+                )
             elif kind == "train":
-                job = await run_in_threadpool(start_train, core, domain, body.get("max_steps"), bool(body.get("resume")))
+                job = await run_in_threadpool(
+                    start_train, core, domain, body.get("max_steps"), bool(body.get("resume"))
+                )
             else:
-                job = await run_in_threadpool(start_eval, core, domain, str(body.get("arms") or ""), saved("testset_jsonl"),
-                                              body.get("limit"))  # fmt: skip
+                job = await run_in_threadpool(
+                    start_eval, core, domain, str(body.get("arms") or ""), saved("testset_jsonl"), body.get("limit")
+                )
         except LoragError as e:
             return _lorag_error(e)
         return {"job": job}
@@ -397,16 +438,25 @@ def _sse(stream: Iterator[Any], cid: str, created: int, model: str) -> Iterator[
     """Server-sent events in OpenAI's chunk format; a sync generator (Starlette runs it in a thread)."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        c = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        c = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
     try:
         for item in stream:
             if isinstance(item, Answer):
-                usage = {"prompt_tokens": item.prompt_tokens, "completion_tokens": item.tokens,
-                         "total_tokens": item.prompt_tokens + item.tokens}  # fmt: skip
+                usage = {
+                    "prompt_tokens": item.prompt_tokens,
+                    "completion_tokens": item.tokens,
+                    "total_tokens": item.prompt_tokens + item.tokens,
+                }
                 yield chunk({}, item.finish_reason, usage=usage, **_extras(item))
             elif item:
                 yield chunk({"content": item})

@@ -53,7 +53,9 @@ class AppCore:
         self.data_dir = Path(self.settings.paths.data_dir)
         self.jobs = JobRunner(self.data_dir / "jobs")
         u = self.settings.ui
-        self.gate = GenerationGate(self.generation_slots, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s)
+        self.gate = GenerationGate(
+            self.generation_slots, max_waiting=u.generation_queue, timeout_s=u.generation_timeout_s
+        )
         self.write_lock = threading.Lock()  # one writer (ingest, delete, promote) at a time
         self.train_fn = train_fn  # tests replace training; default finetune.jobs.train_domain
         self.count_tokens: Callable[[list[dict[str, str]]], int] | None = None  # default: the trained model's tokenizer
@@ -135,21 +137,53 @@ class AppCore:
             self.attach([adapter])
         return AskService(self.comps.retriever, self.comps.generator, None)
 
-    def stream(self, question: str, domain: str | None, *, adapter: str | None = AUTO,
-               history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
-               max_new_tokens: int | None = None, **kw: Any) -> Iterator[Any]:  # fmt: skip
+    def stream(
+        self,
+        question: str,
+        domain: str | None,
+        *,
+        adapter: str | None = AUTO,
+        history: list[tuple[str, str]] | tuple = (),
+        retrieval: Any = None,
+        max_new_tokens: int | None = None,
+        **kw: Any,
+    ) -> Iterator[Any]:
         """AskService.stream under the generation limit (waits in this thread for a free slot)."""
         service = self.service_for(adapter)
         with self.gate.slot():
-            yield from self.answer_stream(service, question, domain, adapter=adapter, history=history,
-                                          retrieval=retrieval, max_new_tokens=max_new_tokens, **kw)  # fmt: skip
+            yield from self.answer_stream(
+                service,
+                question,
+                domain,
+                adapter=adapter,
+                history=history,
+                retrieval=retrieval,
+                max_new_tokens=max_new_tokens,
+                **kw,
+            )
 
-    def answer_stream(self, service: AskService, question: str, domain: str | None, *, adapter: str | None = AUTO,
-                      history: list[tuple[str, str]] | tuple = (), retrieval: Any = None,
-                      max_new_tokens: int | None = None, **kw: Any) -> Iterator[Any]:  # fmt: skip
+    def answer_stream(
+        self,
+        service: AskService,
+        question: str,
+        domain: str | None,
+        *,
+        adapter: str | None = AUTO,
+        history: list[tuple[str, str]] | tuple = (),
+        retrieval: Any = None,
+        max_new_tokens: int | None = None,
+        **kw: Any,
+    ) -> Iterator[Any]:
         """The answer's stream for a caller that already holds a generation slot (`kw`: top_k, on_route)."""
-        yield from service.stream(question, self.domain_arg(domain), history=list(history),
-                                  adapter=adapter or AUTO, retrieval=retrieval, max_new_tokens=max_new_tokens, **kw)  # fmt: skip
+        yield from service.stream(
+            question,
+            self.domain_arg(domain),
+            history=list(history),
+            adapter=adapter or AUTO,
+            retrieval=retrieval,
+            max_new_tokens=max_new_tokens,
+            **kw,
+        )
 
     def ask(self, question: str, domain: str | None, **kw: Any) -> Any:
         from assistant.answer import Answer
@@ -206,10 +240,18 @@ def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) ->
     blocks = build_blocks(core)
     max_bytes = int(core.settings.ui.max_upload_mb * 2**20)
     app = gr.mount_gradio_app(
-        app, blocks, path="/", auth=auth, auth_message="lorag: sign in" if auth else None,
-        max_file_size=max_bytes, ssr_mode=False, css=CSS, show_error=True,
-        footer_links=["api", "gradio"], allowed_paths=[str(core.settings.reports_dir)],
-    )  # fmt: skip
+        app,
+        blocks,
+        path="/",
+        auth=auth,
+        auth_message="lorag: sign in" if auth else None,
+        max_file_size=max_bytes,
+        ssr_mode=False,
+        css=CSS,
+        show_error=True,
+        footer_links=["api", "gradio"],
+        allowed_paths=[str(core.settings.reports_dir)],
+    )
     # Gradio checks that a file path sent to an event was uploaded by this client only once the
     # Blocks have "launched", which mount_gradio_app never marks: without this, /gradio_api/call/upload
     # with {"path": "/etc/passwd"} copies any server file in (checked with gradio 6.31).

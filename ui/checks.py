@@ -29,33 +29,62 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
             if h.model_listed:
                 msg = f"{h.url} serves {ep.model}; adapters: {', '.join(h.adapters) or 'none'}"
             else:
-                msg = (f"{h.url} answers but does not list models.endpoint.model {ep.model!r} (it lists: "
-                       f"{', '.join(h.models) or 'nothing'}); set models.endpoint.model to the served name")  # fmt: skip
-            results.append({"name": "engine", "url": ep.base_url, "ok": h.model_listed, "message": msg, "models": h.models})
+                msg = (
+                    f"{h.url} answers but does not list models.endpoint.model {ep.model!r} (it lists: "
+                    f"{', '.join(h.models) or 'nothing'}); set models.endpoint.model to the served name"
+                )
+            results.append(
+                {"name": "engine", "url": ep.base_url, "ok": h.model_listed, "message": msg, "models": h.models}
+            )
             results += _promoted_not_served(settings, gen, h.adapters)
             if settings.judge.model and not settings.judge.base_url:  # the judge is a model on this engine
                 ok = settings.judge.model in h.models
-                results.append({"name": "judge", "url": ep.base_url, "ok": ok, "message": (
-                    f"judge.model {settings.judge.model} is served by the engine" if ok else
-                    f"judge.model {settings.judge.model!r} is not listed by the engine at {h.url} (judge.base_url is "
-                    "unset, so the judge runs there)")})  # fmt: skip
+                results.append(
+                    {
+                        "name": "judge",
+                        "url": ep.base_url,
+                        "ok": ok,
+                        "message": (
+                            f"judge.model {settings.judge.model} is served by the engine"
+                            if ok
+                            else f"judge.model {settings.judge.model!r} is not listed by the engine at {h.url} (judge.base_url is "
+                            "unset, so the judge runs there)"
+                        ),
+                    }
+                )
     else:
-        results.append({"name": "engine", "url": None, "ok": True,
-                        "message": f"none configured (models.endpoint.base_url): the local generator {settings.models.generator} answers"})  # fmt: skip
+        results.append(
+            {
+                "name": "engine",
+                "url": None,
+                "ok": True,
+                "message": f"none configured (models.endpoint.base_url): the local generator {settings.models.generator} answers",
+            }
+        )
     judge = settings.judge
     if judge.base_url and judge.base_url.rstrip("/") != (ep.base_url or ""):
-        client = EngineClient(judge.base_url, api_key=judge.api_key, connect_timeout_s=ep.connect_timeout_s, read_timeout_s=ep.read_timeout_s,
-                              max_retries=ep.max_retries, retry_backoff_s=ep.retry_backoff_s, label="judge endpoint",
-                              setting="judge")  # fmt: skip
+        client = EngineClient(
+            judge.base_url,
+            api_key=judge.api_key,
+            connect_timeout_s=ep.connect_timeout_s,
+            read_timeout_s=ep.read_timeout_s,
+            max_retries=ep.max_retries,
+            retry_backoff_s=ep.retry_backoff_s,
+            label="judge endpoint",
+            setting="judge",
+        )
         try:
             names = [e["id"] for e in client.models()]
         except EngineError as e:
             results.append(_failed("judge", judge.base_url, e))
         else:
             listed = not judge.model or judge.model in names
-            msg = (f"{client.url('models')} serves {judge.model or 'models (set judge.model to use one)'}" if listed else
-                   f"{client.url('models')} answers but does not list judge.model {judge.model!r} (it lists: "
-                   f"{', '.join(names) or 'nothing'})")  # fmt: skip
+            msg = (
+                f"{client.url('models')} serves {judge.model or 'models (set judge.model to use one)'}"
+                if listed
+                else f"{client.url('models')} answers but does not list judge.model {judge.model!r} (it lists: "
+                f"{', '.join(names) or 'nothing'})"
+            )
             results.append({"name": "judge", "url": judge.base_url, "ok": listed, "message": msg, "models": names})
         finally:
             client.close()
@@ -80,8 +109,19 @@ def _promoted_not_served(settings: Any, gen: Any, served: list[str]) -> list[dic
             continue
         kind = engine_kind(settings.models.endpoint.adapter_api, gen.client.base_url, gen.listed())
         rec = registry.latest_export(card, "gguf")
-        hint = load_hint(kind, card.name, folder=registry.folder(card), gguf=Path(rec["file"]) if rec else None,
-                         base_url=gen.client.base_url)  # fmt: skip
-        out.append({"name": "adapter", "url": settings.models.endpoint.base_url, "ok": False,
-                    "message": f"promoted adapter {card.name} is not served by the engine; {hint}"})  # fmt: skip
+        hint = load_hint(
+            kind,
+            card.name,
+            folder=registry.folder(card),
+            gguf=Path(rec["file"]) if rec else None,
+            base_url=gen.client.base_url,
+        )
+        out.append(
+            {
+                "name": "adapter",
+                "url": settings.models.endpoint.base_url,
+                "ok": False,
+                "message": f"promoted adapter {card.name} is not served by the engine; {hint}",
+            }
+        )
     return out

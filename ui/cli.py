@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Optional
-
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -43,8 +41,12 @@ def _no_flag_types() -> None:
 
 
 _no_flag_types()
-app = typer.Typer(no_args_is_help=True, add_completion=False, cls=_WorkflowOrder,
-                  help="lorag: a RAG assistant with domain adapters. Start with `lorag ingest`, then `lorag ask`.")  # fmt: skip
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    cls=_WorkflowOrder,
+    help="lorag: a RAG assistant with domain adapters. Start with `lorag ingest`, then `lorag ask`.",
+)
 models_app = typer.Typer(no_args_is_help=True, help="Pull and list models.")
 docs_app = typer.Typer(no_args_is_help=True, help="List and remove indexed documents.")
 app.add_typer(models_app, name="models", rich_help_panel=SETUP)
@@ -76,8 +78,12 @@ def _log_file() -> Path:
 @app.callback()
 def _main(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (default: ./lorag.yaml)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the libraries' warnings and log lines "
-                                 "(always written to <data_dir>/logs/lorag.log)."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Also print the libraries' warnings and log lines (always written to <data_dir>/logs/lorag.log).",
+    ),
 ) -> None:
     from ui import logs
 
@@ -110,8 +116,12 @@ def _stage(text: str, enabled: bool = True) -> Iterator[None]:
 @app.command("config", rich_help_panel=SETUP)
 def config_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
-    check: bool = typer.Option(False, "--check", help="Check the engine (models.endpoint) and the judge endpoint with one "
-                               "GET /models each; exit code 1 when one fails."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Check the engine (models.endpoint) and the judge endpoint with one "
+        "GET /models each; exit code 1 when one fails.",
+    ),
 ) -> None:
     """Print the effective settings (file + LORAG_* environment), secrets masked."""
     if check:
@@ -207,13 +217,31 @@ def ingest_cmd(
         raise typer.Exit(1)
 
 
-def _print_ingest(domain: str, counts: dict[str, int], results: list[dict[str, Any]], skipped: list[str],
-                  chunks: int | None, seconds: float, as_json: bool) -> None:  # fmt: skip
+def _print_ingest(
+    domain: str,
+    counts: dict[str, int],
+    results: list[dict[str, Any]],
+    skipped: list[str],
+    chunks: int | None,
+    seconds: float,
+    as_json: bool,
+) -> None:
     from services.documents import skipped_note
 
     if as_json:
-        typer.echo(json.dumps({"domain": domain, "counts": counts, "seconds": round(seconds, 2), "chunks_written": chunks,
-                               "results": results, "skipped": skipped}, indent=2))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {
+                    "domain": domain,
+                    "counts": counts,
+                    "seconds": round(seconds, 2),
+                    "chunks_written": chunks,
+                    "results": results,
+                    "skipped": skipped,
+                },
+                indent=2,
+            )
+        )
         return
     console = new_console()
     for r in results:
@@ -225,7 +253,8 @@ def _print_ingest(domain: str, counts: dict[str, int], results: list[dict[str, A
     console.print(
         f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged {c.get('unchanged', 0)}, "
         f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
-        + (f" — {chunks} chunks" if chunks is not None else "") + f" in {seconds:.1f}s"
+        + (f" — {chunks} chunks" if chunks is not None else "")
+        + f" in {seconds:.1f}s"
     )
     if skipped:
         console.print(skipped_note(skipped, state.settings.ingest.formats), markup=False)
@@ -238,13 +267,18 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     from services.documents import files_to_send
 
     if sync:
-        raise LoragError(f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
-                         hint="stop the app, or remove gone documents in its Documents tab")  # fmt: skip
+        raise LoragError(
+            f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
+            hint="stop the app, or remove gone documents in its Documents tab",
+        )
     files, skipped = files_to_send(paths, state.settings.ingest.formats)
     if not files:
         from services.documents import skipped_note
 
-        raise LoragError("no supported files found" + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else ""))
+        raise LoragError(
+            "no supported files found"
+            + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else "")
+        )
     t0 = time.perf_counter()
     with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
         job = remote.upload(domain, files)
@@ -319,8 +353,12 @@ def docs_rm(
 def ask_cmd(
     question: str = typer.Argument(..., help="Your question."),
     domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Search one domain (default: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Answer, citations, passages with scores, timings; adapter: what answered "
-                                 "(base, an adapter, or null when nothing relevant was found and no model ran), route: why."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Answer, citations, passages with scores, timings; adapter: what answered "
+        "(base, an adapter, or null when nothing relevant was found and no model ran), route: why.",
+    ),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages given to the model."),
     adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
 ) -> None:
@@ -405,7 +443,9 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
             typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
 
 
-def _ask_through_app(remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool) -> None:
+def _ask_through_app(
+    remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool
+) -> None:
     final: dict[str, Any] = {}
     items = remote.ask(question, domain, adapter, top_k)
     with _stage("the app is searching and generating", not as_json):
@@ -462,7 +502,9 @@ def ui_cmd(
 
     running = find_app(state.settings)
     if running is not None:
-        raise StoreLockedError(f"the lorag app already runs at {running.url} for this data folder", hint="open it in a browser")
+        raise StoreLockedError(
+            f"the lorag app already runs at {running.url} for this data folder", hint="open it in a browser"
+        )
 
     serve(state.components, host=host, port=port)
 

@@ -16,12 +16,30 @@ adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote an
 def synth_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain whose chunks the questions come from."),
     qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, else finetune/configs/<domain>.yaml)."),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, else finetune/configs/<domain>.yaml).",
+    ),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
-    writer: Optional[str] = typer.Option(None, "--writer", help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. teacher+section)."),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the name an endpoint serves)."),
-    teacher_url: Optional[str] = typer.Option(None, "--teacher-url", help="Override synth.teacher_url: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
-    preview: int = typer.Option(0, "--preview", min=0, help="Print this many random kept pairs with their source, to read before training."),
+    writer: Optional[str] = typer.Option(
+        None,
+        "--writer",
+        help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. teacher+section).",
+    ),
+    teacher: Optional[str] = typer.Option(
+        None,
+        "--teacher",
+        help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the name an endpoint serves).",
+    ),
+    teacher_url: Optional[str] = typer.Option(
+        None,
+        "--teacher-url",
+        help="Override synth.teacher_url: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.",
+    ),
+    preview: int = typer.Option(
+        0, "--preview", min=0, help="Print this many random kept pairs with their source, to read before training."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the build summary (with the data report) as JSON."),
 ) -> None:
     """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
@@ -33,15 +51,35 @@ def synth_cmd(
 
     remote = app_client()
     if remote is not None:  # the app makes the data, as its Adapters tab does
-        run_in_app(remote, "synth", {"--config": config, "--teacher": teacher, "--teacher-url": teacher_url, "--preview": preview,
-                                     "--json": as_json}, domain=domain, writer=writer, max_chunks=max_chunks,
-                   qa_jsonl=qa.read_text(encoding="utf-8") if qa else None)  # fmt: skip
+        run_in_app(
+            remote,
+            "synth",
+            {
+                "--config": config,
+                "--teacher": teacher,
+                "--teacher-url": teacher_url,
+                "--preview": preview,
+                "--json": as_json,
+            },
+            domain=domain,
+            writer=writer,
+            max_chunks=max_chunks,
+            qa_jsonl=qa.read_text(encoding="utf-8") if qa else None,
+        )
         return
     comps = state.components
-    cfg = synth_recipe(comps.settings, domain, config=config, max_chunks=max_chunks, writer=writer, teacher=teacher,
-                       teacher_url=teacher_url)  # fmt: skip
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True,
-                  disable=as_json) as progress:  # fmt: skip
+    cfg = synth_recipe(
+        comps.settings,
+        domain,
+        config=config,
+        max_chunks=max_chunks,
+        writer=writer,
+        teacher=teacher,
+        teacher_url=teacher_url,
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True, disable=as_json
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -58,17 +96,23 @@ def synth_cmd(
         return
     c = new_console()
     s = summary["synthetic"]
-    c.print(f"[bold]{domain}[/]: {summary['train_examples']} training examples "
-            f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without"
-            + (f", {summary['general_rows']} general" if summary.get("general_rows") else "")
-            + f"), {summary['heldout']} held-out questions ({summary['heldout_from']})")  # fmt: skip
+    c.print(
+        f"[bold]{domain}[/]: {summary['train_examples']} training examples "
+        f"({summary['with_oracle']} with the oracle passage, {summary['without_oracle']} without"
+        + (f", {summary['general_rows']} general" if summary.get("general_rows") else "")
+        + f"), {summary['heldout']} held-out questions ({summary['heldout_from']})"
+    )
     if summary.get("excluded_chunks"):
         c.print(f"excluded: {summary['excluded_chunks']} chunks of documents matching synth.exclude_sources")
     for pat in summary.get("exclude_patterns_matching_nothing", []):
-        c.print(f"[yellow]warning[/]: synth.exclude_sources pattern {pat!r} matches no document "
-                "(patterns match paths as `lorag docs list` shows them)")
-    c.print(f"synthetic: {s['kept']} pairs kept from {s['chunks']} chunks ({s['candidates']} candidates)"
-            + (f", teacher {s['teacher']}" if s.get("teacher") else ""))  # fmt: skip
+        c.print(
+            f"[yellow]warning[/]: synth.exclude_sources pattern {pat!r} matches no document "
+            "(patterns match paths as `lorag docs list` shows them)"
+        )
+    c.print(
+        f"synthetic: {s['kept']} pairs kept from {s['chunks']} chunks ({s['candidates']} candidates)"
+        + (f", teacher {s['teacher']}" if s.get("teacher") else "")
+    )
     for line in report_lines(summary["report"]):
         c.print("  " + line, markup=False)
     c.print("dropped (a candidate may be dropped by one filter; a chunk may try several writers):")
@@ -77,7 +121,9 @@ def synth_cmd(
     for note in s.get("notes", []):
         c.print(f"  note: {note}", markup=False)
     for p in picked:
-        c.print(f"\n[bold]Q[/] {p['question']}\n[bold]A[/] {p['answer']}\n  [dim]{p['source']} · {p['writer']} · {p['type']}[/]")
+        c.print(
+            f"\n[bold]Q[/] {p['question']}\n[bold]A[/] {p['answer']}\n  [dim]{p['source']} · {p['writer']} · {p['type']}[/]"
+        )
     c.print(f"written to {out}")
 
 
@@ -98,24 +144,46 @@ def _print_recipe_keys(value: bool) -> None:
 
     for key, default, help_text in recipe_keys():
         typer.echo(f"{key}: {default!r}\n    {help_text}")
-    typer.echo("\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
-               "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read before the "
-               "shipped ones in finetune/configs/<domain>.yaml")  # fmt: skip
+    typer.echo(
+        "\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
+        "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read before the "
+        "shipped ones in finetune/configs/<domain>.yaml"
+    )
     raise typer.Exit()
 
 
 def train_cmd(
-    domain: str = typer.Option(..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, "
-                                          "else finetune/configs/<domain>.yaml, else the defaults; `--keys` lists every key)."),  # fmt: skip
+    domain: str = typer.Option(
+        ..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."
+    ),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, "
+        "else finetune/configs/<domain>.yaml, else the defaults; `--keys` lists every key).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."),
-    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Train on N GPUs of this host (N processes through "
-                                       "accelerate launch, DDP; the recipe's `gpus` by default, 1). batch_size is the "
-                                       "global batch, split evenly over them."),  # fmt: skip
-    keys: bool = typer.Option(False, "--keys", is_eager=True, callback=_print_recipe_keys,
-                              help="List every recipe key with its default and help text, then exit."),
+    max_steps: Optional[int] = typer.Option(
+        None, "--max-steps", min=1, help="Stop after N optimizer steps (quick runs)."
+    ),
+    epochs: Optional[float] = typer.Option(
+        None, "--epochs", min=0.01, help="Passes over the training set (recipe's by default)."
+    ),
+    gpus: Optional[int] = typer.Option(
+        None,
+        "--gpus",
+        min=1,
+        help="Train on N GPUs of this host (N processes through "
+        "accelerate launch, DDP; the recipe's `gpus` by default, 1). batch_size is the "
+        "global batch, split evenly over them.",
+    ),
+    keys: bool = typer.Option(
+        False,
+        "--keys",
+        is_eager=True,
+        callback=_print_recipe_keys,
+        help="List every recipe key with its default and help text, then exit.",
+    ),
 ) -> None:
     """Train a LoRA (CPU) / QLoRA (CUDA) adapter on the domain's training set and register it as a new version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -125,14 +193,31 @@ def train_cmd(
 
     remote = app_client()
     if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
-        run_in_app(remote, "train", {"--config": config, "--epochs": epochs, "--gpus": gpus}, domain=domain, max_steps=max_steps, resume=resume)
+        run_in_app(
+            remote,
+            "train",
+            {"--config": config, "--epochs": epochs, "--gpus": gpus},
+            domain=domain,
+            max_steps=max_steps,
+            resume=resume,
+        )
         return
     comps = state.components
-    cfg = train_recipe(comps.settings, domain, config=config, max_steps=max_steps, epochs=epochs, resume=resume, gpus=gpus)
+    cfg = train_recipe(
+        comps.settings, domain, config=config, max_steps=max_steps, epochs=epochs, resume=resume, gpus=gpus
+    )
     from rich.progress import TimeRemainingColumn
 
-    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), TextColumn("{task.description}"), console=new_console(stderr=True)) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=new_console(stderr=True),
+    ) as progress:
         task = progress.add_task("starting", total=None)
         seen: dict[str, Any] = {}
 
@@ -159,8 +244,11 @@ def train_cmd(
             card = train(comps, cfg, resume=resume, on_log=on_log)
         except KeyboardInterrupt:
             progress.stop()
-            typer.echo(f"interrupted: `lorag train --domain {domain} --resume` continues it from its last checkpoint "
-                       f"(saved every {cfg.save_steps} steps; from the start if none was saved yet)", err=True)  # fmt: skip
+            typer.echo(
+                f"interrupted: `lorag train --domain {domain} --resume` continues it from its last checkpoint "
+                f"(saved every {cfg.save_steps} steps; from the start if none was saved yet)",
+                err=True,
+            )
             raise
     m = card.metrics
     new_console().print(
@@ -169,11 +257,13 @@ def train_cmd(
         + f"  {m['steps']} step{'s' if m['steps'] != 1 else ''} in {m['train_seconds']:.0f}s"
     )
     typer.echo("  " + describe_runtime(m, card.hyperparameters))
-    typer.echo(f"try it:    lorag ask \"...\" --domain {card.domain} --adapter {card.name}")
+    typer.echo(f'try it:    lorag ask "..." --domain {card.domain} --adapter {card.name}')
     from assistant.registry import eval_command
 
     typer.echo(f"evaluate:  {eval_command(card.domain, card.name, bool(m.get('eval_rows')))}")
-    typer.echo(f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)")
+    typer.echo(
+        f"then:      lorag adapters promote {card.name}   (served by default once its report beats the current one)"
+    )
 
 
 @adapters_app.command("list")
@@ -198,8 +288,15 @@ def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the 
     t.columns[5].no_wrap, t.columns[5].min_width = True, 10  # the date whole; a long run id folds instead
     t.columns[6].overflow = "fold"
     for r in rows:
-        t.add_row(r["name"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
-                  _fmt(r["train_loss"]), _fmt(r["eval_loss"]), (r["created_at"] or "")[:10], str(r["last_run"] or "-"))  # fmt: skip
+        t.add_row(
+            r["name"],
+            "yes" if r["promoted"] else "",
+            "STALE" if r["stale"] else "",
+            _fmt(r["train_loss"]),
+            _fmt(r["eval_loss"]),
+            (r["created_at"] or "")[:10],
+            str(r["last_run"] or "-"),
+        )
     new_console().print(t)
 
 
@@ -254,7 +351,9 @@ def adapters_promote(
 def adapters_import(
     folder: Path = typer.Argument(..., help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."),
     domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves."),
-    data: Optional[Path] = typer.Option(None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="The registered card as JSON."),
 ) -> None:
     """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
@@ -268,17 +367,27 @@ def adapters_import(
         typer.echo(card_json(card))
         return
     loss = card.metrics.get("eval_loss")
-    typer.echo(f"registered {card.name} from {folder}" + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else ""))
+    typer.echo(
+        f"registered {card.name} from {folder}"
+        + (f" (held-out loss {loss:.4f})" if isinstance(loss, (int, float)) else "")
+    )
     if not card.data_hash or not card.corpus_fingerprint:
-        typer.echo("note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)")
+        typer.echo(
+            "note: its training data is not this domain's current training set, so its lineage is partial (shown STALE)"
+        )
     from assistant.registry import eval_command
 
-    typer.echo(f"next: `{eval_command(domain, card.name, has_heldout(settings, domain))}` compares it with the base "
-               f"model; `lorag adapters promote {card.name}` serves it")  # fmt: skip
+    typer.echo(
+        f"next: `{eval_command(domain, card.name, has_heldout(settings, domain))}` compares it with the base "
+        f"model; `lorag adapters promote {card.name}` serves it"
+    )
 
 
 @adapters_app.command("rm")
-def adapters_rm(name: str = typer.Argument(..., help="The adapter version to delete."), yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version.")) -> None:
+def adapters_rm(
+    name: str = typer.Argument(..., help="The adapter version to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version."),
+) -> None:
     """Delete an adapter version."""
     from services.adapters import remove
 
@@ -289,8 +398,13 @@ def adapters_rm(name: str = typer.Argument(..., help="The adapter version to del
 @adapters_app.command("export")
 def adapters_export(
     name: str = typer.Argument(..., help="The adapter: <domain>-v<N>, or <domain> for its promoted version."),
-    fmt: str = typer.Option(..., "--format", "-f", help="peft (the PEFT folder as is), merged (base + adapter in one "
-                            "model, served without LoRA support) or gguf (a GGUF LoRA for llama.cpp and Ollama)."),  # fmt: skip
+    fmt: str = typer.Option(
+        ...,
+        "--format",
+        "-f",
+        help="peft (the PEFT folder as is), merged (base + adapter in one "
+        "model, served without LoRA support) or gguf (a GGUF LoRA for llama.cpp and Ollama).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="A new or empty folder to write to."),
     gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 (exact) or f16 (half the size)."),
     as_json: bool = typer.Option(False, "--json", help="The export record (also written to the card) as JSON."),
@@ -313,25 +427,42 @@ def adapters_export(
         "peft": f"vLLM: --enable-lora --lora-modules {card.name}={record['path']}",
         "merged": f"any engine: vllm serve {record['path']}  (or transformers, TGI, SGLang: a plain model folder)",
         "gguf": f"llama.cpp: llama-server -m BASE.gguf --lora {record.get('file')}   "
-                f"(`lorag adapters serve-config --engine llamacpp` prints the whole command)",
-    }  # fmt: skip
+        f"(`lorag adapters serve-config --engine llamacpp` prints the whole command)",
+    }
     typer.echo(f"serve it: {hints[fmt]}")
 
 
 @adapters_app.command("serve-config")
 def adapters_serve_config(
     engine: str = typer.Option(..., "--engine", "-e", help="vllm, llamacpp or ollama."),
-    adapter: Optional[list[str]] = typer.Option(None, "--adapter", "-a", help="Also serve this version (repeatable; "
-                                                "e.g. the arms of an A/B test). Default: every promoted adapter."),  # fmt: skip
-    base_gguf: Optional[Path] = typer.Option(None, "--base-gguf", help="The base model's GGUF file for llamacpp/ollama "
-                                             "(default: the built-in model's, or models.generator when it is a .gguf)."),  # fmt: skip
-    port: Optional[int] = typer.Option(None, "--port", help="The engine's port (default: 8000 vLLM, 8080 llama.cpp, 11434 Ollama)."),
+    adapter: Optional[list[str]] = typer.Option(
+        None,
+        "--adapter",
+        "-a",
+        help="Also serve this version (repeatable; e.g. the arms of an A/B test). Default: every promoted adapter.",
+    ),
+    base_gguf: Optional[Path] = typer.Option(
+        None,
+        "--base-gguf",
+        help="The base model's GGUF file for llamacpp/ollama "
+        "(default: the built-in model's, or models.generator when it is a .gguf).",
+    ),
+    port: Optional[int] = typer.Option(
+        None, "--port", help="The engine's port (default: 8000 vLLM, 8080 llama.cpp, 11434 Ollama)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Commands, files and settings as JSON."),
 ) -> None:
     """Print the command line (or Modelfiles) that serves the base model with every promoted adapter, and the settings for lorag."""
     from finetune.serve_config import build
 
     comps = state.components
-    cfg = build(engine, settings=comps.settings, registry=comps.registry, model_cache=comps.model_cache, names=adapter,
-                base_gguf=base_gguf, port=port)  # fmt: skip
+    cfg = build(
+        engine,
+        settings=comps.settings,
+        registry=comps.registry,
+        model_cache=comps.model_cache,
+        names=adapter,
+        base_gguf=base_gguf,
+        port=port,
+    )
     typer.echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.text())

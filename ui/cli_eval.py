@@ -38,12 +38,24 @@ class _Bars:
     """Rich progress bars, one per stage; silent when stderr is not a terminal or output is JSON."""
 
     def __init__(self, enabled: bool):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("[bold]{task.description:>9}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=_console(stderr=True), disable=not enabled,
-        )  # fmt: skip
+            TextColumn("[bold]{task.description:>9}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=_console(stderr=True),
+            disable=not enabled,
+        )
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> "_Bars":
@@ -100,7 +112,9 @@ def print_summary(report: dict[str, Any]) -> None:
     base = report["baseline"]
     letter = {lab: chr(ord("A") + i) for i, lab in enumerate(labels)}  # short column names; the legend says which
     legend = ", ".join(f"{letter[lab]} = {lab}" for lab in labels)
-    t = Table(title=f"{report['domain']}: {legend} · {report['counts']['questions']} questions, top-k {report['top_k']}")
+    t = Table(
+        title=f"{report['domain']}: {legend} · {report['counts']['questions']} questions, top-k {report['top_k']}"
+    )
     t.add_column("metric")
     for lab in labels:
         t.add_column(letter[lab], justify="right")
@@ -119,7 +133,10 @@ def print_summary(report: dict[str, Any]) -> None:
             ci = "–" if v.get("ci_low") is None else f"[{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
             row += [f"[{style}]{_fmt(v.get('diff'), True)}[/]", f"[{style}]{ci}[/]"]
             n = v.get("n", 0)
-        failed = sum(report["failures"]["answer"][lab][m]["failed"] + report["failures"]["answer"][lab][m]["error"] for lab in labels)
+        failed = sum(
+            report["failures"]["answer"][lab][m]["failed"] + report["failures"]["answer"][lab][m]["error"]
+            for lab in labels
+        )
         row += [str(n), str(failed) if failed else ""]
         t.add_row(*row)
     from eval.report import verdict
@@ -143,15 +160,33 @@ def print_summary(report: dict[str, Any]) -> None:
 @eval_app.callback()
 def eval_cmd(
     ctx: typer.Context,
-    domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Domain whose passages the questions are answered from."),
-    testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
-    ab: Optional[str] = typer.Option(None, "--ab", help="Arms, comma-separated: base, an adapter (handbook-v2), model:<spec>. The first is the baseline."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <data_dir>/reports/<run-id>)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages per question (default: retrieval.top_k)."),
+    domain: Optional[str] = typer.Option(
+        None, "--domain", "-d", help="Domain whose passages the questions are answered from."
+    ),
+    testset: Optional[Path] = typer.Option(
+        None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."
+    ),
+    ab: Optional[str] = typer.Option(
+        None,
+        "--ab",
+        help="Arms, comma-separated: base, an adapter (handbook-v2), model:<spec>. The first is the baseline.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Report folder (default: <data_dir>/reports/<run-id>)."
+    ),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k", min=1, max=50, help="Passages per question (default: retrieval.top_k)."
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch (all arms of a question together)."),
-    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model: a local model spec, or the served name with --judge-url."),
-    judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint for the judge (e.g. http://localhost:8000/v1)."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Prompts per generation batch (all arms of a question together)."
+    ),
+    judge_model: Optional[str] = typer.Option(
+        None, "--judge-model", help="Judge model: a local model spec, or the served name with --judge-url."
+    ),
+    judge_url: Optional[str] = typer.Option(
+        None, "--judge-url", help="OpenAI-compatible endpoint for the judge (e.g. http://localhost:8000/v1)."
+    ),
     no_judge: bool = typer.Option(False, "--no-judge", help="Skip judge metrics even when a judge is configured."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (means, comparisons, files) as JSON."),
@@ -166,9 +201,23 @@ def eval_cmd(
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
     remote = app_client()
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
-        run_in_app(remote, "eval", {"--out": out, "--top-k": top_k, "--judge-model": judge_model, "--judge-url": judge_url,
-                                    "--no-judge": no_judge, "--no-cache": no_cache, "--json": as_json}, domain=domain, arms=ab,
-                   limit=limit, testset_jsonl=testset.read_text(encoding="utf-8") if testset else None)  # fmt: skip
+        run_in_app(
+            remote,
+            "eval",
+            {
+                "--out": out,
+                "--top-k": top_k,
+                "--judge-model": judge_model,
+                "--judge-url": judge_url,
+                "--no-judge": no_judge,
+                "--no-cache": no_cache,
+                "--json": as_json,
+            },
+            domain=domain,
+            arms=ab,
+            limit=limit,
+            testset_jsonl=testset.read_text(encoding="utf-8") if testset else None,
+        )
         return
     from services.evaluation import make_judge, plan_eval, run_eval
 
@@ -177,11 +226,35 @@ def eval_cmd(
     models = _Models(comps)
     judge = None if no_judge else make_judge(comps.settings, model=judge_model, url=judge_url, load_model=models)
     with _Bars(enabled=not as_json and sys.stderr.isatty()) as bars:
-        report = run_eval(comps, plan, judge=judge, load_model=models, top_k=top_k, batch_size=batch_size,
-                          use_cache=not no_cache, out=out, progress=bars, warn=_warn)  # fmt: skip
+        report = run_eval(
+            comps,
+            plan,
+            judge=judge,
+            load_model=models,
+            top_k=top_k,
+            batch_size=batch_size,
+            use_cache=not no_cache,
+            out=out,
+            progress=bars,
+            warn=_warn,
+        )
     attached = report["attached_to"]
     if as_json:
-        summary = {k2: report[k2] for k2 in ("run_id", "domain", "baseline", "gate_metric", "means", "retrieval", "comparisons", "counts", "timings_s", "files")}
+        summary = {
+            k2: report[k2]
+            for k2 in (
+                "run_id",
+                "domain",
+                "baseline",
+                "gate_metric",
+                "means",
+                "retrieval",
+                "comparisons",
+                "counts",
+                "timings_s",
+                "files",
+            )
+        }
         summary["failures"] = {k2: report["failures"][k2] for k2 in ("answer", "retrieval")}
         summary["attached_to"] = attached
         typer.echo(json.dumps(summary, indent=2))
@@ -193,9 +266,13 @@ def eval_cmd(
 
 @eval_app.command("import")
 def import_cmd(
-    csv_path: Path = typer.Argument(..., help="CSV with a header: question,answer[,sources][,tags][,id][,contexts]; lists separated by ';'."),
+    csv_path: Path = typer.Argument(
+        ..., help="CSV with a header: question,answer[,sources][,tags][,id][,contexts]; lists separated by ';'."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Test set JSONL to write."),
-    id_prefix: Optional[str] = typer.Option(None, "--id-prefix", help="Ids for rows without one: <prefix>-NNN (default: the output file's name)."),
+    id_prefix: Optional[str] = typer.Option(
+        None, "--id-prefix", help="Ids for rows without one: <prefix>-NNN (default: the output file's name)."
+    ),
 ) -> None:
     """Convert a CSV of question/answer pairs into a test set; bad rows are listed with line numbers."""
     from eval.testset import import_csv
@@ -208,12 +285,18 @@ def import_cmd(
 def robustness_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain whose passages the questions are answered from."),
     ab: str = typer.Option(..., "--ab", help="Arms, comma-separated (see `lorag eval --help`)."),
-    testset: Optional[Path] = typer.Option(None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (default: <data_dir>/reports/<run-id>-robustness)."),
+    testset: Optional[Path] = typer.Option(
+        None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Folder (default: <data_dir>/reports/<run-id>-robustness)."
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Metric to plot (default: the domain's gate metric)."),
     max_k: int = typer.Option(8, "--max-k", min=1, max=50, help="Top-k sweep: 1..max-k."),
-    max_distractors: int = typer.Option(6, "--max-distractors", min=0, max=50, help="Distractor sweep: 0..N added to the default top-k."),
+    max_distractors: int = typer.Option(
+        6, "--max-distractors", min=0, max=50, help="Distractor sweep: 0..N added to the default top-k."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every answer and score."),
 ) -> None:
@@ -231,15 +314,26 @@ def robustness_cmd(
     suite = MetricSuite(embedder=comps.dense, judge=None)
     metric = metric or domain_gate_metric(settings, domain, _warn)
     if metric not in suite.answer_metrics:
-        raise LoragError(f"--metric {metric!r}: not an answer metric here (choose from {', '.join(suite.answer_metrics)})")
+        raise LoragError(
+            f"--metric {metric!r}: not an answer metric here (choose from {', '.join(suite.answer_metrics)})"
+        )
     with _Bars(enabled=sys.stderr.isatty()) as bars:
         result = run_robustness(
-            plan.items, plan.arms, retriever=comps.retriever, store=comps.store, domain=domain,
-            generator_for=arm_generators(comps, plan.arms, _Models(comps)), suite=suite,
+            plan.items,
+            plan.arms,
+            retriever=comps.retriever,
+            store=comps.store,
+            domain=domain,
+            generator_for=arm_generators(comps, plan.arms, _Models(comps)),
+            suite=suite,
             cache=EvalCache(None if no_cache else settings.reports_dir / "cache" / "results.jsonl"),
-            generation=generation_settings(settings), ks=range(1, max_k + 1), distractors=range(0, max_distractors + 1),
-            base_k=settings.retrieval.top_k, batch_size=batch_size, progress=bars,
-        )  # fmt: skip
+            generation=generation_settings(settings),
+            ks=range(1, max_k + 1),
+            distractors=range(0, max_distractors + 1),
+            base_k=settings.retrieval.top_k,
+            batch_size=batch_size,
+            progress=bars,
+        )
     result["run_id"] = new_run_id(domain) + "-robustness"
     result["testset"] = plan.testset
     files = write_robustness(result, out or settings.reports_dir / result["run_id"], metric)
@@ -252,8 +346,12 @@ def robustness_cmd(
         t.add_column(a["label"], justify="right")
     for sweep in ("top_k", "distractors"):
         for i, x in enumerate(result[sweep]["x"]):
-            t.add_row(sweep, str(x), *[_fmt(result[sweep]["arms"][a["label"]][metric][i]["mean"]) for a in result["arms"]])
+            t.add_row(
+                sweep, str(x), *[_fmt(result[sweep]["arms"][a["label"]][metric][i]["mean"]) for a in result["arms"]]
+            )
     console = _console()
     console.print(t)
     c = result["counts"]
-    console.print(f"answers: {c['generated']} generated, {c['cached']} from cache\nplot: {files['png']}\nreport: {files['html']}")
+    console.print(
+        f"answers: {c['generated']} generated, {c['cached']} from cache\nplot: {files['png']}\nreport: {files['html']}"
+    )

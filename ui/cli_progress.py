@@ -28,9 +28,14 @@ class IngestProgress:
 
             console = Console(file=self.stream, highlight=False, soft_wrap=True)
             self._bar = Progress(
-                TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=console, transient=True,
-            )  # fmt: skip
+                TextColumn("[bold]ingest[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=console,
+                transient=True,
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task("", total=None)
         return self

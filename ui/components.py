@@ -48,7 +48,9 @@ class Components:
             from assistant.models.loading import load_embedder
 
             m = self.settings.models
-            self._dense = load_embedder(m.embedder, self.model_cache, device=m.device, batch_size=self.settings.ingest.embed_batch_size)
+            self._dense = load_embedder(
+                m.embedder, self.model_cache, device=m.device, batch_size=self.settings.ingest.embed_batch_size
+            )
         return self._dense
 
     @property
@@ -107,7 +109,9 @@ class Components:
         if not ok:
             import logging
 
-            logging.getLogger(__name__).warning("skipping adapter %s: trained on another base model (%s)", name, card.base_model)
+            logging.getLogger(__name__).warning(
+                "skipping adapter %s: trained on another base model (%s)", name, card.base_model
+            )
         return ok
 
     def attach(self, names: list[str]) -> list[str]:
@@ -179,8 +183,13 @@ class Components:
             entries = []
         kind = engine_kind(self.settings.models.endpoint.adapter_api, gen.client.base_url, entries)
         rec = self.registry.latest_export(card, "gguf") if card is not None else None
-        hint = load_hint(kind, card.name if card is not None else name, folder=self.registry.folder(card) if card else None,
-                         gguf=Path(rec["file"]) if rec else None, base_url=gen.client.base_url)  # fmt: skip
+        hint = load_hint(
+            kind,
+            card.name if card is not None else name,
+            folder=self.registry.folder(card) if card else None,
+            gguf=Path(rec["file"]) if rec else None,
+            base_url=gen.client.base_url,
+        )
         return hint if card is not None else f"it is not in the adapter registry either; {hint}"
 
     @cached_property
@@ -202,7 +211,9 @@ class Components:
         from assistant.routing import Router
 
         gen = self.generator
-        if self.uses_engine:  # every promoted adapter: one the engine lacks is refused, with how to load it, when picked
+        if (
+            self.uses_engine
+        ):  # every promoted adapter: one the engine lacks is refused, with how to load it, when picked
             by_domain = {d: c.name for d, c in self.registry.promoted().items()}
         else:
             loaded = set(gen.adapters())

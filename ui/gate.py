@@ -69,8 +69,12 @@ class GenerationGate:
                 self._free -= 1
                 return None
             if len(self._waiting) >= self.max_waiting:
-                raise Busy(f"the server is busy: {self.busy} answer(s) generating and {len(self._waiting)} waiting "
-                           f"(ui.generation_queue {self.max_waiting})", status=429, retry_after=self._retry_after())  # fmt: skip
+                raise Busy(
+                    f"the server is busy: {self.busy} answer(s) generating and {len(self._waiting)} waiting "
+                    f"(ui.generation_queue {self.max_waiting})",
+                    status=429,
+                    retry_after=self._retry_after(),
+                )
             waiter = make(asyncio.get_running_loop()) if make is _AsyncWaiter else make()
             self._waiting.append(waiter)
             return waiter
@@ -85,8 +89,11 @@ class GenerationGate:
                 return False
 
     def _timed_out(self) -> Busy:
-        return Busy(f"no generation slot came free within {self.timeout_s:g} s (ui.generation_timeout_s)",
-                    status=503, retry_after=self._retry_after())  # fmt: skip
+        return Busy(
+            f"no generation slot came free within {self.timeout_s:g} s (ui.generation_timeout_s)",
+            status=503,
+            retry_after=self._retry_after(),
+        )
 
     # -- acquire / release ----------------------------------------------------------------------
     def acquire(self, timeout: float | None = None) -> None:

@@ -136,10 +136,20 @@ class JobRunner:
         """Run `fn(job)` in a daemon thread; its return value (JSON-able) becomes the job's result."""
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}"
         state = {
-            "id": job_id, "kind": kind, "title": title, "params": params or {}, "status": RUNNING,
-            "started_at": _now(), "finished_at": None, "seq": time.monotonic(), "progress": None,
-            "log": [], "curve": [], "result": None, "error": None,
-        }  # fmt: skip
+            "id": job_id,
+            "kind": kind,
+            "title": title,
+            "params": params or {},
+            "status": RUNNING,
+            "started_at": _now(),
+            "finished_at": None,
+            "seq": time.monotonic(),
+            "progress": None,
+            "log": [],
+            "curve": [],
+            "result": None,
+            "error": None,
+        }
         job = Job(self, state)
         job.save()
 

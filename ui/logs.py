@@ -50,7 +50,9 @@ class _LazyFileHandler(logging.Handler):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 from logging.handlers import RotatingFileHandler
 
-                self._handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")  # 15 MB at most
+                self._handler = RotatingFileHandler(
+                    path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8"
+                )  # 15 MB at most
                 self._handler.setFormatter(self.formatter)
             self._handler.emit(record)
         except Exception:  # noqa: BLE001 - logging never breaks a command

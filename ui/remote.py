@@ -30,7 +30,9 @@ def write_note(settings: Any, url: str) -> Path:
     path = note_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    tmp.write_text(
+        json.dumps({"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    )
     tmp.replace(path)
     return path
 
@@ -186,10 +188,18 @@ class AppClient:
         extra = last.get("lorag", {})
         usage = last.get("usage") or {}
         yield {
-            "question": extra.get("question", question), "answer": text.strip(), "citations": last.get("citations", []),
-            "passages": extra.get("passages", []), "domains": extra.get("domains", []), "relevant": extra.get("relevant", True),
-            "adapter": last.get("model") if extra.get("relevant", True) else None, "route": extra.get("route", {}),
-            "tokens": usage.get("completion_tokens", 0), "prompt_tokens": usage.get("prompt_tokens", 0),
-            "finish_reason": choice.get("finish_reason"), "search_query": extra.get("search_query", question),
-            "timings_ms": extra.get("timings_ms", {}), "answered_by_app": self.url,
-        }  # fmt: skip
+            "question": extra.get("question", question),
+            "answer": text.strip(),
+            "citations": last.get("citations", []),
+            "passages": extra.get("passages", []),
+            "domains": extra.get("domains", []),
+            "relevant": extra.get("relevant", True),
+            "adapter": last.get("model") if extra.get("relevant", True) else None,
+            "route": extra.get("route", {}),
+            "tokens": usage.get("completion_tokens", 0),
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "finish_reason": choice.get("finish_reason"),
+            "search_query": extra.get("search_query", question),
+            "timings_ms": extra.get("timings_ms", {}),
+            "answered_by_app": self.url,
+        }

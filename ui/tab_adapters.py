@@ -21,8 +21,21 @@ def registry_rows(core: Any) -> list[list[Any]]:
         rows = adapter_rows(core.comps)
     except Exception:  # noqa: BLE001 - a broken card must not take the tab down
         rows = []
-    return [[r["name"], r["domain"], r["base_model"], "yes" if r["promoted"] else "", "STALE" if r["stale"] else "",
-             _f(r["train_loss"]), _f(r["eval_loss"]), r["created_at"], r["last_run"] or "", r["promotion"]] for r in rows]  # fmt: skip
+    return [
+        [
+            r["name"],
+            r["domain"],
+            r["base_model"],
+            "yes" if r["promoted"] else "",
+            "STALE" if r["stale"] else "",
+            _f(r["train_loss"]),
+            _f(r["eval_loss"]),
+            r["created_at"],
+            r["last_run"] or "",
+            r["promotion"],
+        ]
+        for r in rows
+    ]
 
 
 def _f(x: Any) -> str:
@@ -94,7 +107,10 @@ def job_detail(job: dict[str, Any] | None) -> str:
             if isinstance(m.get(key), (int, float)):
                 parts.append(f"{label} {m[key]:.4f}")
         if isinstance(m.get("steps"), int):
-            parts.append(f"{m['steps']} steps" + (f" in {m['train_seconds']:.0f} s" if isinstance(m.get("train_seconds"), (int, float)) else ""))
+            parts.append(
+                f"{m['steps']} steps"
+                + (f" in {m['train_seconds']:.0f} s" if isinstance(m.get("train_seconds"), (int, float)) else "")
+            )
         lines.append("result: " + ", ".join(parts))
     return "\n".join(lines)
 
@@ -106,20 +122,28 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
 
     doms = core.domains()
     if not doms:
-        return 0, ("**Nothing to train on yet.** Add documents in the **Documents** tab; then come back here to make "
-                   "training data from them (1), train an adapter (2), evaluate it (3) and promote it (4).")  # fmt: skip
+        return 0, (
+            "**Nothing to train on yet.** Add documents in the **Documents** tab; then come back here to make "
+            "training data from them (1), train an adapter (2), evaluate it (3) and promote it (4)."
+        )
     if not domain or domain not in doms:
         return 0, "Pick a domain (one per folder of documents you added)."
     cards = [c for c in core.registry_cards() if c.domain == domain]
     if not cards:
         if not (dataset_dir(core.settings, domain) / "train.jsonl").is_file():
-            return 1, f"**Next: 1 · make training data** from the documents of **{domain}** (questions and answers written from them)."
+            return (
+                1,
+                f"**Next: 1 · make training data** from the documents of **{domain}** (questions and answers written from them).",
+            )
         return 2, f"**Next: 2 · train** an adapter on the training data of **{domain}**."
     newest = max(cards, key=lambda c: c.version)
     promoted = next((c.name for c in cards if c.promoted), None)
     against = promoted if promoted and promoted != newest.name else "base"
     if newest.promoted:
-        return 5, f"**{newest.name} is served** for {domain}. Train again when the documents change (the registry says STALE)."
+        return (
+            5,
+            f"**{newest.name} is served** for {domain}. Train again when the documents change (the registry says STALE).",
+        )
     if not any(against in (r.get("vs") or {}) for r in newest.reports):
         return 3, f"**Next: 3 · evaluate** {newest.name} against {against} before promoting it."
     return 4, f"**Next: 4 · promote** {newest.name} (its report against {against} is in), or train again."
@@ -132,21 +156,30 @@ def build(core: Any) -> None:
 
     doms = core.domains()
     with gr.Row():
-        domain = gr.Dropdown(doms, value=doms[0] if doms else None, label="Domain", elem_id="ad-domain", allow_custom_value=True,
-                             scale=1)  # fmt: skip
+        domain = gr.Dropdown(
+            doms, value=doms[0] if doms else None, label="Domain", elem_id="ad-domain", allow_custom_value=True, scale=1
+        )
         guide = gr.Markdown(next_step(core, doms[0] if doms else None)[1], elem_id="ad-next")
     with gr.Row(equal_height=False):
         with gr.Column():
-            gr.Markdown("#### 1 · Make training data\nQuestions and answers written from the domain's passages, plus your own.")
+            gr.Markdown(
+                "#### 1 · Make training data\nQuestions and answers written from the domain's passages, plus your own."
+            )
             qa = gr.File(label="Your own Q&A, JSONL (optional)", type="filepath", height=120)
             with gr.Row():
-                writer = gr.Dropdown(["auto", "section+sentence", "teacher+section+sentence", "section", "sentence", "cloze"],
-                                     value="auto", label="Writers", allow_custom_value=True)  # fmt: skip
+                writer = gr.Dropdown(
+                    ["auto", "section+sentence", "teacher+section+sentence", "section", "sentence", "cloze"],
+                    value="auto",
+                    label="Writers",
+                    allow_custom_value=True,
+                )
                 max_chunks = gr.Number(value=0, minimum=0, label="Max chunks (0: the recipe's)", precision=0)
             synth = gr.Button("1 · Make training data", elem_id="ad-synth")
             synth_status = gr.Markdown(elem_id="ad-synth-status")
         with gr.Column():
-            gr.Markdown("#### 2 · Train an adapter\nA LoRA adapter on that data; the loss is plotted below as it trains.")
+            gr.Markdown(
+                "#### 2 · Train an adapter\nA LoRA adapter on that data; the loss is plotted below as it trains."
+            )
             with gr.Row():
                 steps = gr.Number(value=0, minimum=0, label="Max steps (0: the recipe's)", precision=0)
                 resume = gr.Checkbox(False, label="Resume the interrupted run")
@@ -154,19 +187,29 @@ def build(core: Any) -> None:
             train_status = gr.Markdown(elem_id="ad-status")
     gr.Markdown("#### Progress (jobs run in the background and survive a page reload)")
     with gr.Row():
-        job_pick = gr.Dropdown([j[0] for j in jobs_rows(core)], label="Job to watch (default: the newest)", elem_id="ad-job", scale=2)
+        job_pick = gr.Dropdown(
+            [j[0] for j in jobs_rows(core)], label="Job to watch (default: the newest)", elem_id="ad-job", scale=2
+        )
         progress = gr.Markdown(progress_line(core.jobs.latest("train")), elem_id="ad-progress")
     with gr.Row():
         loss = gr.Plot(loss_figure(core.jobs.latest("train")), label="Loss", elem_id="ad-loss", scale=3)
-        detail = gr.Textbox(label="Job log", lines=10, max_lines=14, elem_id="ad-log", interactive=False, scale=2,
-                            autoscroll=True)  # fmt: skip
+        detail = gr.Textbox(
+            label="Job log", lines=10, max_lines=14, elem_id="ad-log", interactive=False, scale=2, autoscroll=True
+        )
     with gr.Accordion("All jobs", open=False):
-        jobs = gr.Dataframe(headers=["id", "kind", "title", "status", "progress", "started", "error"], value=jobs_rows(core),
-                            interactive=False, elem_id="ad-jobs", wrap=True)  # fmt: skip
+        jobs = gr.Dataframe(
+            headers=["id", "kind", "title", "status", "progress", "started", "error"],
+            value=jobs_rows(core),
+            interactive=False,
+            elem_id="ad-jobs",
+            wrap=True,
+        )
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("#### 3 · Evaluate\nAn A/B test on the held-out questions: the same passages, two models.")
-            arms = gr.Textbox(eval_arms(core, doms[0] if doms else None), label="Arms (first is the baseline)", elem_id="ad-arms")
+            arms = gr.Textbox(
+                eval_arms(core, doms[0] if doms else None), label="Arms (first is the baseline)", elem_id="ad-arms"
+            )
             evaluate = gr.Button("3 · Evaluate", elem_id="ad-eval")
             eval_status = gr.Markdown(elem_id="ad-eval-status")
         with gr.Column():
@@ -177,9 +220,24 @@ def build(core: Any) -> None:
             prom = gr.Button("4 · Promote (through the A/B gate)", elem_id="ad-promote")
             promote_status = gr.Markdown(elem_id="ad-promote-status")
     gr.Markdown("#### Registry")
-    registry = gr.Dataframe(headers=["name", "domain", "base", "promoted", "stale", "train loss", "held-out loss",
-                                     "created", "last report", "promotion"], value=registry_rows(core),
-                            interactive=False, elem_id="ad-registry", wrap=True)  # fmt: skip
+    registry = gr.Dataframe(
+        headers=[
+            "name",
+            "domain",
+            "base",
+            "promoted",
+            "stale",
+            "train loss",
+            "held-out loss",
+            "created",
+            "last report",
+            "promotion",
+        ],
+        value=registry_rows(core),
+        interactive=False,
+        elem_id="ad-registry",
+        wrap=True,
+    )
     shown = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
     suggested = gr.State(arms.value)  # the arms last suggested: replaced while the user has not edited them
     step_buttons = {1: synth, 2: train, 3: evaluate, 4: prom}
@@ -197,7 +255,9 @@ def build(core: Any) -> None:
     def synth_data(domain: str, qa_file: str | None, writers: str, max_chunks: float | None) -> tuple:
         """Make the domain's training set (a background job); returns its status line."""
         try:
-            job = start_synth(core, domain, Path(qa_file) if qa_file else None, writers, int(max_chunks) if max_chunks else None)
+            job = start_synth(
+                core, domain, Path(qa_file) if qa_file else None, writers, int(max_chunks) if max_chunks else None
+            )
         except LoragError as e:
             return warn(e, file=qa_file), gr.skip()
         return f"started job `{job}`: its progress is below.", started(job)
@@ -231,19 +291,24 @@ def build(core: Any) -> None:
             from ui.jobs import read_loss_log
 
             name = job["result"]["adapter"]
-            job["curve"] = read_loss_log(run_root(core.settings, job["params"]["domain"]) / f"v{name.rsplit('-v', 1)[-1]}")
+            job["curve"] = read_loss_log(
+                run_root(core.settings, job["params"]["domain"]) / f"v{name.rsplit('-v', 1)[-1]}"
+            )
         key = f"{(job or {}).get('id')}:{len((job or {}).get('curve', []))}:{((job or {}).get('progress') or {}).get('stage')}"
         plot = gr.skip() if key == drawn else loss_figure(job)
         now = eval_arms(core, dom)  # a new adapter: the suggested arms follow it
         arms_update = now if arms_now == last and now != last else gr.skip()
         # the value only when one is picked: a tick that read the picker before a job started must not clear it
         picker = gr.Dropdown(choices=ids, value=picked) if picked in ids else gr.Dropdown(choices=ids)
-        return (rows, picker, progress_line(job), plot,
-                job_detail(job), reg, key, arms_update, now, *buttons(dom))  # fmt: skip
+        return (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
 
-    timer.tick(poll, [job_pick, shown, domain, arms, suggested],
-               [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()],
-               api_visibility="private", queue=False)  # fmt: skip
+    timer.tick(
+        poll,
+        [job_pick, shown, domain, arms, suggested],
+        [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()],
+        api_visibility="private",
+        queue=False,
+    )
 
     def promote_adapter(adapter: str | None, force: bool) -> tuple[str, list]:
         """Promote an adapter through the A/B gate (force: anyway, recorded on the card)."""
@@ -256,8 +321,24 @@ def build(core: Any) -> None:
         return msg, registry_rows(core)
 
     prom.click(promote_adapter, [pick, force], [promote_status, registry], api_name="promote")
-    pick.focus(lambda p: gr.Dropdown(choices=[r[0] for r in registry_rows(core)], value=p), [pick], [pick],
-               api_visibility="private", queue=False)  # fmt: skip
-    domain.focus(lambda d: gr.Dropdown(choices=core.domains(), value=d), [domain], [domain], api_visibility="private", queue=False)
-    domain.change(lambda d: (eval_arms(core, d), eval_arms(core, d), *buttons(d)), [domain], [arms, suggested, guide, *step_buttons.values()],
-                  api_visibility="private", queue=False)  # fmt: skip
+    pick.focus(
+        lambda p: gr.Dropdown(choices=[r[0] for r in registry_rows(core)], value=p),
+        [pick],
+        [pick],
+        api_visibility="private",
+        queue=False,
+    )
+    domain.focus(
+        lambda d: gr.Dropdown(choices=core.domains(), value=d),
+        [domain],
+        [domain],
+        api_visibility="private",
+        queue=False,
+    )
+    domain.change(
+        lambda d: (eval_arms(core, d), eval_arms(core, d), *buttons(d)),
+        [domain],
+        [arms, suggested, guide, *step_buttons.values()],
+        api_visibility="private",
+        queue=False,
+    )

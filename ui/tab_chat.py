@@ -50,8 +50,10 @@ def passage_block(p: Any, label: str | None = None, quote: str = "") -> str:
     md = _md()
     quote_line = f'<div class="cite-quote">“<mark>{md.renderInline(quote)}</mark>”</div>' if quote else ""
     body, _ = _highlight(md.render(p.text.strip()), quote, md)
-    return (f'<details class="cite"><summary>{summary}</summary>{quote_line}<div class="cite-body">{body}</div>'
-            f'<div class="cite-meta">{_where(p)}</div></details>')  # fmt: skip
+    return (
+        f'<details class="cite"><summary>{summary}</summary>{quote_line}<div class="cite-body">{body}</div>'
+        f'<div class="cite-meta">{_where(p)}</div></details>'
+    )
 
 
 def citations_html(ans: Answer) -> str:
@@ -67,7 +69,11 @@ def citations_html(ans: Answer) -> str:
     if blocks:
         return '<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>"
     if ans.relevant and ans.passages:
-        return '<div class="cites"><b>Passages used (none cited)</b>' + "".join(passage_block(p) for p in ans.passages) + "</div>"
+        return (
+            '<div class="cites"><b>Passages used (none cited)</b>'
+            + "".join(passage_block(p) for p in ans.passages)
+            + "</div>"
+        )
     return ""
 
 
@@ -86,11 +92,15 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 def answer_body(ans: Answer) -> str:
     """The answer with its [n] markers (inferred ones added) shown as small badges, and a note when it was cut."""
     cited = {c.n for c in ans.citations}
-    text = _MARKER.sub(lambda m: f'<sup class="cite-ref">[{m.group(1)}]</sup>' if int(m.group(1)) in cited else m.group(0),
-                       ans.marked_answer())  # fmt: skip
+    text = _MARKER.sub(
+        lambda m: f'<sup class="cite-ref">[{m.group(1)}]</sup>' if int(m.group(1)) in cited else m.group(0),
+        ans.marked_answer(),
+    )
     if ans.cut:
-        text += (f'\n\n<div class="cut">✂ cut at the token limit ({ans.tokens} tokens, models.max_new_tokens): the answer '
-                 "is incomplete</div>")  # fmt: skip
+        text += (
+            f'\n\n<div class="cut">✂ cut at the token limit ({ans.tokens} tokens, models.max_new_tokens): the answer '
+            "is incomplete</div>"
+        )
     return text
 
 
@@ -123,7 +133,9 @@ def error_text(e: LoragError) -> str:
     return "⚠ " + message(e)
 
 
-def chat_turn(core: Any, message: str, history: list, turns: list, dom: str, choice: str) -> Iterator[tuple[list, list, str]]:
+def chat_turn(
+    core: Any, message: str, history: list, turns: list, dom: str, choice: str
+) -> Iterator[tuple[list, list, str]]:
     """One question in the chat: (conversation, earlier turns, input box) as the answer streams in. An
     error (an engine that is down, too slow, or fails mid-answer) ends the turn with a clear message
     after what came so far."""
@@ -155,13 +167,26 @@ def build(core: Any) -> None:
 
     with gr.Row():
         domain = gr.Dropdown(core.domain_choices(), value="all", label="Domain", elem_id="chat-domain", scale=1)
-        adapter = gr.Dropdown(core.chat_adapters(), value=AUTO, label="Adapter", elem_id="chat-adapter", scale=1,
-                              info="auto routes each question; base is the plain model")  # fmt: skip
-    chatbot = gr.Chatbot(label="Conversation", elem_id="chatbot", height=520, sanitize_html=True,
-                         placeholder="Ask a question about your documents.")  # fmt: skip
+        adapter = gr.Dropdown(
+            core.chat_adapters(),
+            value=AUTO,
+            label="Adapter",
+            elem_id="chat-adapter",
+            scale=1,
+            info="auto routes each question; base is the plain model",
+        )
+    chatbot = gr.Chatbot(
+        label="Conversation",
+        elem_id="chatbot",
+        height=520,
+        sanitize_html=True,
+        placeholder="Ask a question about your documents.",
+    )
     pairs = gr.State([])  # (question, answer text) of earlier turns, for follow-ups
     with gr.Row():
-        question = gr.Textbox(placeholder="Ask a question… (Enter to send)", show_label=False, elem_id="chat-input", scale=6)
+        question = gr.Textbox(
+            placeholder="Ask a question… (Enter to send)", show_label=False, elem_id="chat-input", scale=6
+        )
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
         clear = gr.Button("New chat", elem_id="chat-clear", scale=1)
 
@@ -169,15 +194,22 @@ def build(core: Any) -> None:
         yield from chat_turn(core, message, history, turns, dom, choice)
 
     for trigger in (question.submit, send.click):
-        trigger(chat, [question, chatbot, pairs, domain, adapter], [chatbot, pairs, question],
-                api_visibility="private", concurrency_limit=core.generation_slots,
-                concurrency_id="generation")  # fmt: skip
+        trigger(
+            chat,
+            [question, chatbot, pairs, domain, adapter],
+            [chatbot, pairs, question],
+            api_visibility="private",
+            concurrency_limit=core.generation_slots,
+            concurrency_id="generation",
+        )
     clear.click(lambda: ([], []), None, [chatbot, pairs], api_visibility="private")
 
     def refresh_choices(dom: str, choice: str) -> tuple[Any, Any]:
         doms, ads = core.domain_choices(), core.chat_adapters()
-        return (gr.Dropdown(choices=doms, value=dom if dom in doms else "all"),
-                gr.Dropdown(choices=ads, value=choice if choice in ads else AUTO))  # fmt: skip
+        return (
+            gr.Dropdown(choices=doms, value=dom if dom in doms else "all"),
+            gr.Dropdown(choices=ads, value=choice if choice in ads else AUTO),
+        )
 
     domain.focus(refresh_choices, [domain, adapter], [domain, adapter], api_visibility="private", queue=False)
     adapter.focus(refresh_choices, [domain, adapter], [domain, adapter], api_visibility="private", queue=False)

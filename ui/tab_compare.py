@@ -45,19 +45,30 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
     if not question:
         raise LoragError("the question is empty")
     if left == right:
-        raise LoragError(f"both sides are {left}: comparing an arm with itself tells nothing",
-                         hint="pick two different arms, e.g. base and an adapter")  # fmt: skip
+        raise LoragError(
+            f"both sides are {left}: comparing an arm with itself tells nothing",
+            hint="pick two different arms, e.g. base and an adapter",
+        )
     r = core.comps.retriever.retrieve(question, core.domain_arg(domain))
     state: dict[str, Any] = {
-        "question": question, "domain": core.domain_arg(domain) or "all", "relevant": r.relevant,
-        "passages": [p.to_dict() for p in r.passages], "left": {"adapter": left, "answer": ""},
-        "right": {"adapter": right, "answer": ""}, "done": False,
-    }  # fmt: skip
+        "question": question,
+        "domain": core.domain_arg(domain) or "all",
+        "relevant": r.relevant,
+        "passages": [p.to_dict() for p in r.passages],
+        "left": {"adapter": left, "answer": ""},
+        "right": {"adapter": right, "answer": ""},
+        "done": False,
+    }
     for side, choice in (("left", left), ("right", right)):
         for item in core.stream(question, domain, adapter=choice, retrieval=r):
             if isinstance(item, Answer):
-                state[side] = {"adapter": choice, "answer": item.answer, "route": item.route,
-                               "citations": [c.to_dict() for c in item.citations], "final": item}  # fmt: skip
+                state[side] = {
+                    "adapter": choice,
+                    "answer": item.answer,
+                    "route": item.route,
+                    "citations": [c.to_dict() for c in item.citations],
+                    "final": item,
+                }
             else:
                 state[side]["answer"] += item
             yield state
@@ -79,7 +90,9 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str
         if reference and reference.strip():
             row["reference"] = reference.strip()
     except (KeyError, TypeError, AttributeError) as e:
-        raise LoragError(f"the comparison is malformed ({type(e).__name__}: {e}); vote on what /compare returned") from None
+        raise LoragError(
+            f"the comparison is malformed ({type(e).__name__}: {e}); vote on what /compare returned"
+        ) from None
     f = votes_file(core, row["domain"])
     f.parent.mkdir(parents=True, exist_ok=True)
     with f.open("a", encoding="utf-8") as fh:
@@ -93,12 +106,14 @@ def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
     check_domain(comparison["domain"])
     return {
         "id": hashlib.sha256(f"{comparison['question']}|{time.time_ns()}".encode()).hexdigest()[:12],
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "vote": vote,
-        "question": comparison["question"], "domain": comparison["domain"],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "vote": vote,
+        "question": comparison["question"],
+        "domain": comparison["domain"],
         "left": {k: v for k, v in comparison["left"].items() if k != "final"},
         "right": {k: v for k, v in comparison["right"].items() if k != "final"},
         "passages": [{k: p[k] for k in ("n", "ref", "source", "domain")} for p in comparison["passages"]],
-    }  # fmt: skip
+    }
 
 
 def read_votes(core: Any, domain: str | None) -> list[dict[str, Any]]:
@@ -128,12 +143,25 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
         tags = ["vote", v["vote"] if v["vote"] in ("tie", "both_bad") else f"preferred:{side['adapter']}"]
         if reference:
             tags.append("edited reference")
-        rows.append({"id": f"vote-{v['id']}", "question": v["question"], "answer": reference or side["answer"].strip(),
-                     "sources": sources, "tags": tags})  # fmt: skip
+        rows.append(
+            {
+                "id": f"vote-{v['id']}",
+                "question": v["question"],
+                "answer": reference or side["answer"].strip(),
+                "sources": sources,
+                "tags": tags,
+            }
+        )
     out = votes_dir(core) / f"{votes_domain(core, domain)}-testset.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return {"path": str(out), "cases": len(rows), "votes": len(votes), "both_bad_skipped": both_bad, "tie_skipped": no_reference}
+    return {
+        "path": str(out),
+        "cases": len(rows),
+        "votes": len(votes),
+        "both_bad_skipped": both_bad,
+        "tie_skipped": no_reference,
+    }
 
 
 def _column(side: dict[str, Any]) -> str:
@@ -145,8 +173,11 @@ def _column(side: dict[str, Any]) -> str:
 
 
 def _plain(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "left": {k: v for k, v in state["left"].items() if k != "final"},
-            "right": {k: v for k, v in state["right"].items() if k != "final"}}  # fmt: skip
+    return {
+        **state,
+        "left": {k: v for k, v in state["left"].items() if k != "final"},
+        "right": {k: v for k, v in state["right"].items() if k != "final"},
+    }
 
 
 def build(core: Any) -> None:
@@ -158,7 +189,9 @@ def build(core: Any) -> None:
         left = gr.Dropdown(ads, value=BASE_CHOICE, label="Left", elem_id="cmp-left")
         right = gr.Dropdown(ads, value=ads[1] if len(ads) > 1 else BASE_CHOICE, label="Right", elem_id="cmp-right")
     with gr.Row():
-        question = gr.Textbox(placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6)
+        question = gr.Textbox(
+            placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6
+        )
         go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1)
     cmp_status = gr.Markdown(elem_id="cmp-status")  # a refusal (same arm twice, empty question) shows here
     with gr.Row(equal_height=True):
@@ -177,8 +210,12 @@ def build(core: Any) -> None:
             "tie": gr.Button("Tie", elem_id="vote-tie"),
             "both_bad": gr.Button("Both bad", elem_id="vote-both_bad"),
         }
-    reference = gr.Textbox(label="Reference answer (optional): the right answer in your words — a Tie or Both bad is "
-                           "exported as a test case only with one", lines=2, elem_id="vote-reference")  # fmt: skip
+    reference = gr.Textbox(
+        label="Reference answer (optional): the right answer in your words — a Tie or Both bad is "
+        "exported as a test case only with one",
+        lines=2,
+        elem_id="vote-reference",
+    )
     status = gr.Markdown(elem_id="vote-status")
     with gr.Row():
         export = gr.Button("Export votes as a test set", elem_id="vote-export")
@@ -190,15 +227,29 @@ def build(core: Any) -> None:
             for st in compare_stream(core, q, dom, lft, rgt):
                 plain = _plain(st) if st["done"] else {}
                 shown = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
-                yield (f"### Left · {lft}", _column(st["left"]), f"### Right · {rgt}", _column(st["right"]),
-                       shown, plain, "Vote for the better answer." if st["done"] else "", "")  # fmt: skip
+                yield (
+                    f"### Left · {lft}",
+                    _column(st["left"]),
+                    f"### Right · {rgt}",
+                    _column(st["right"]),
+                    shown,
+                    plain,
+                    "Vote for the better answer." if st["done"] else "",
+                    "",
+                )
         except LoragError as e:
             yield "### Left", "", "### Right", "", "", {}, "", error_text(e)
 
     outs = [left_title, left_out, right_title, right_out, passages, current, status, cmp_status]
     for trigger in (question.submit, go.click):
-        trigger(run, [question, domain, left, right], outs, api_visibility="private",
-                concurrency_limit=core.generation_slots, concurrency_id="generation")  # fmt: skip
+        trigger(
+            run,
+            [question, domain, left, right],
+            outs,
+            api_visibility="private",
+            concurrency_limit=core.generation_slots,
+            concurrency_id="generation",
+        )
 
     def make_vote(choice: str) -> Any:
         def cast_vote(state: dict, ref: str) -> str:
@@ -223,17 +274,20 @@ def build(core: Any) -> None:
         except LoragError as e:
             return "⚠ " + message(e), None
         skipped = info["both_bad_skipped"] + info["tie_skipped"]
-        msg = (f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`"
-               + (f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."))  # fmt: skip
+        msg = f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`" + (
+            f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."
+        )
         return msg, info["path"] if info["cases"] else None
 
     export.click(do_export, [domain], [status, export_file], api_visibility="private")
 
     def refresh(dom: str, lft: str, rgt: str) -> tuple:
         doms, choices = core.domain_choices(), core.compare_adapters()
-        return (gr.Dropdown(choices=doms, value=dom if dom in doms else "all"),
-                gr.Dropdown(choices=choices, value=lft if lft in choices else BASE_CHOICE),
-                gr.Dropdown(choices=choices, value=rgt if rgt in choices else choices[-1]))  # fmt: skip
+        return (
+            gr.Dropdown(choices=doms, value=dom if dom in doms else "all"),
+            gr.Dropdown(choices=choices, value=lft if lft in choices else BASE_CHOICE),
+            gr.Dropdown(choices=choices, value=rgt if rgt in choices else choices[-1]),
+        )
 
     for dd in (domain, left, right):
         dd.focus(refresh, [domain, left, right], [domain, left, right], api_visibility="private", queue=False)

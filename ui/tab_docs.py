@@ -44,12 +44,16 @@ def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple
         try:
             size = Path(tmp).stat().st_size
             if size > limit:
-                raise LoragError(f"too large ({size / 2**20:.1f} MB > ui.max_upload_mb {core.settings.ui.max_upload_mb:g})")
+                raise LoragError(
+                    f"too large ({size / 2**20:.1f} MB > ui.max_upload_mb {core.settings.ui.max_upload_mb:g})"
+                )
             if name.lower().endswith(".zip"):
                 folder = inside(root, Path(name).stem)
                 ok, bad = _unzip(Path(tmp), folder, limit * ZIP_EXPANSION)
-                failed += [{"path": f"{name}:{m}", "display": f"{name}:{m}", "status": "failed", "reason": r, "chunks": 0}
-                           for m, r in bad]  # fmt: skip
+                failed += [
+                    {"path": f"{name}:{m}", "display": f"{name}:{m}", "status": "failed", "reason": r, "chunks": 0}
+                    for m, r in bad
+                ]
                 if ok:
                     paths.append(folder)
             else:
@@ -111,8 +115,16 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
                     raise LoragError(str(e.args[0]), hint=e.hint) from None
             results += [dict(r.__dict__) for r in report.results]
             skipped = list(report.skipped)
-            results += [{"path": n, "display": n, "status": "left out", "chunks": 0,
-                         "reason": "lorag does not read this kind of file (setting ingest.formats)"} for n in skipped]  # fmt: skip
+            results += [
+                {
+                    "path": n,
+                    "display": n,
+                    "status": "left out",
+                    "chunks": 0,
+                    "reason": "lorag does not read this kind of file (setting ingest.formats)",
+                }
+                for n in skipped
+            ]
             core.refresh_routing()
         statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped", "left out")
         counts = {k: sum(r["status"] == k for r in results) for k in statuses}
@@ -145,8 +157,11 @@ def delete_docs(core: Any, domain: str, names: list[str], all_docs: bool = False
     store = core.comps.store
     with core.write_lock:
         if all_docs:
-            removed = [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)] \
-                if domain in store.domains() else []  # fmt: skip
+            removed = (
+                [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)]
+                if domain in store.domains()
+                else []
+            )
             store.drop_domain(domain)
         else:
             if not names:
@@ -198,18 +213,37 @@ def build(core: Any) -> None:
     import gradio as gr
 
     with gr.Row():
-        domain = gr.Dropdown(core.domains() or ["docs"], value=(core.domains() or ["docs"])[0], allow_custom_value=True,
-                             label="Domain (pick or type a new one)", elem_id="docs-domain")  # fmt: skip
-    upload = gr.File(file_count="multiple", label=f"Files or a .zip of a folder (max {core.settings.ui.max_upload_mb:g} MB each)",
-                     elem_id="docs-upload", type="filepath")  # fmt: skip
+        domain = gr.Dropdown(
+            core.domains() or ["docs"],
+            value=(core.domains() or ["docs"])[0],
+            allow_custom_value=True,
+            label="Domain (pick or type a new one)",
+            elem_id="docs-domain",
+        )
+    upload = gr.File(
+        file_count="multiple",
+        label=f"Files or a .zip of a folder (max {core.settings.ui.max_upload_mb:g} MB each)",
+        elem_id="docs-upload",
+        type="filepath",
+    )
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
     progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
     started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
-    results = gr.Dataframe(headers=["file", "result", "reason", "chunks"], value=_results_rows(core.jobs.latest("ingest")),
-                           label="Last upload, per file", elem_id="docs-results", interactive=False, wrap=True)  # fmt: skip
+    results = gr.Dataframe(
+        headers=["file", "result", "reason", "chunks"],
+        value=_results_rows(core.jobs.latest("ingest")),
+        label="Last upload, per file",
+        elem_id="docs-results",
+        interactive=False,
+        wrap=True,
+    )
     gr.Markdown("### Indexed documents")
-    docs = gr.Dataframe(headers=["domain", "document", "format", "chunks", "ingested"], value=_docs_rows(core),
-                        elem_id="docs-table", interactive=False)  # fmt: skip
+    docs = gr.Dataframe(
+        headers=["domain", "document", "format", "chunks", "ingested"],
+        value=_docs_rows(core),
+        elem_id="docs-table",
+        interactive=False,
+    )
     with gr.Row():
         which = gr.Dropdown([], label="Document to delete", elem_id="docs-which", scale=3)
         delete = gr.Button("Delete document…", variant="stop", elem_id="docs-delete", scale=1)
@@ -235,8 +269,8 @@ def build(core: Any) -> None:
         return _progress_md(core.jobs.get(res["job"])), ""
 
     go.click(upload_files, [domain, upload], [started], api_name="upload").then(
-        shown, [started], [progress, status], api_visibility="private").then(
-        lambda: None, None, [upload], api_visibility="private")  # fmt: skip
+        shown, [started], [progress, status], api_visibility="private"
+    ).then(lambda: None, None, [upload], api_visibility="private")
 
     def poll() -> tuple[str, list, list]:
         job = core.jobs.latest("ingest")
@@ -249,8 +283,12 @@ def build(core: Any) -> None:
             return gr.Row(visible=False), "", "Pick a document to delete."
         dom, name = choice.split(" / ", 1)
         n = next((d["n_chunks"] for d in list_docs(core) if d["domain"] == dom and d["display"] == name), "?")
-        return (gr.Row(visible=True), f"⚠ Delete **{name}** ({n} chunks) from domain **{dom}**? Answers will no longer "
-                f"cite it; an uploaded copy is deleted too.", "")  # fmt: skip
+        return (
+            gr.Row(visible=True),
+            f"⚠ Delete **{name}** ({n} chunks) from domain **{dom}**? Answers will no longer "
+            f"cite it; an uploaded copy is deleted too.",
+            "",
+        )
 
     def remove(choice: str | None) -> tuple[str, list, Any, Any]:
         if not choice or " / " not in choice:
@@ -275,7 +313,9 @@ def build(core: Any) -> None:
         if state is None:
             return {"error": f"no job {job_id!r}"}
         result = state.get("result")
-        if isinstance(result, dict) and isinstance(result.get("results"), list):  # {"path": ...} reads as a file to Gradio
+        if isinstance(result, dict) and isinstance(
+            result.get("results"), list
+        ):  # {"path": ...} reads as a file to Gradio
             result["results"] = [{("file" if k == "path" else k): v for k, v in r.items()} for r in result["results"]]
         return state
 

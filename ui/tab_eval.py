@@ -33,8 +33,13 @@ def report_tables(report: dict[str, Any]) -> tuple[list[list[Any]], list[str], l
     """(means rows, their headers, comparison rows) of a report."""
     labels = [a["label"] for a in report["arms"]]
     metrics = report["metrics"]["answer"]
-    means = [[m + (" *" if m == report.get("gate_metric") else ""), *[_n(report["means"][lab][m].get("mean")) for lab in labels]]
-             for m in metrics]  # fmt: skip
+    means = [
+        [
+            m + (" *" if m == report.get("gate_metric") else ""),
+            *[_n(report["means"][lab][m].get("mean")) for lab in labels],
+        ]
+        for m in metrics
+    ]
     for m, v in report.get("retrieval", {}).items():
         means.append([f"(retrieval) {m}", *[_n(v.get("mean"))] * len(labels)])
     comps = []
@@ -62,9 +67,11 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     n = rep.get("counts", {}).get("questions", "?")
     lines = verdict(rep) or ["Only one arm: nothing to compare."]
     text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
-    text += (f"\n\n{n} questions of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
-             f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
-             f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>')  # fmt: skip
+    text += (
+        f"\n\n{n} questions of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
+        f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
+        f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
+    )
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
 
 
@@ -80,11 +87,19 @@ def build(core: Any) -> None:
     first = doms[0] if doms else None
     with gr.Row():
         domain = gr.Dropdown(doms, value=first, label="Domain", allow_custom_value=True, elem_id="ev-domain")
-        ab = gr.Textbox(eval_arms(core, first), label="Arms, comma-separated (the first is the baseline)", elem_id="ev-ab",
-                        info="base, an adapter version (handbook-v2), or a domain's name for its served version")  # fmt: skip
+        ab = gr.Textbox(
+            eval_arms(core, first),
+            label="Arms, comma-separated (the first is the baseline)",
+            elem_id="ev-ab",
+            info="base, an adapter version (handbook-v2), or a domain's name for its served version",
+        )
         limit = gr.Number(value=0, minimum=0, label="Only the first N questions (0: all)", precision=0)
-    testset = gr.File(label="Test set JSONL (default: the domain's held-out split; an export of side-by-side votes works too)",
-                      type="filepath", elem_id="ev-testset", height=90)  # fmt: skip
+    testset = gr.File(
+        label="Test set JSONL (default: the domain's held-out split; an export of side-by-side votes works too)",
+        type="filepath",
+        elem_id="ev-testset",
+        height=90,
+    )
     run = gr.Button("Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None)
     status = gr.Markdown(elem_id="ev-status")  # what the button did: stays until the next click
     job_line = gr.Markdown(progress_line(core.jobs.latest("eval")), elem_id="ev-job")  # the running job, refreshed
@@ -93,10 +108,17 @@ def build(core: Any) -> None:
     empty = gr.Markdown("No report yet: run an evaluation above." if not list_reports(core) else "", elem_id="ev-empty")
     verdict_md = gr.Markdown(elem_id="ev-verdict")
     means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means", visible=False)
-    comps = gr.Dataframe(headers=["comparison", "metric", "diff", "95% CI", "n"], label="Paired differences",
-                         interactive=False, elem_id="ev-comps", visible=False)  # fmt: skip
-    plots = [gr.Image(label=name, type="filepath", interactive=False, visible=False, elem_id=f"ev-plot-{name}")
-             for name in ("means", "differences", "distributions")]  # full width, one under the other
+    comps = gr.Dataframe(
+        headers=["comparison", "metric", "diff", "95% CI", "n"],
+        label="Paired differences",
+        interactive=False,
+        elem_id="ev-comps",
+        visible=False,
+    )
+    plots = [
+        gr.Image(label=name, type="filepath", interactive=False, visible=False, elem_id=f"ev-plot-{name}")
+        for name in ("means", "differences", "distributions")
+    ]  # full width, one under the other
     timer = gr.Timer(1.5)
 
     def evaluate(domain: str, arms: str, testset: str | None, limit: float | None) -> str:
@@ -118,9 +140,13 @@ def build(core: Any) -> None:
         except LoragError as e:
             return "⚠ " + message(e), hidden, hidden, *[gr.Image(visible=False)] * 3, ""
         rows, headers = view["means"]
-        return (view["verdict"], gr.Dataframe(value=rows, headers=headers, visible=True),
-                gr.Dataframe(value=view["diffs"], visible=bool(view["diffs"])),
-                *[gr.Image(value=img, visible=img is not None) for img in view["plots"]], "")  # fmt: skip
+        return (
+            view["verdict"],
+            gr.Dataframe(value=rows, headers=headers, visible=True),
+            gr.Dataframe(value=view["diffs"], visible=bool(view["diffs"])),
+            *[gr.Image(value=img, visible=img is not None) for img in view["plots"]],
+            "",
+        )
 
     pick.change(show, [pick], [verdict_md, means, comps, *plots, empty], api_visibility="private")
 
@@ -133,5 +159,7 @@ def build(core: Any) -> None:
         arms_update = now if arms == last and now != last else gr.skip()
         return progress_line(core.jobs.latest("eval")), gr.Dropdown(choices=reports, value=value), arms_update, now
 
-    timer.tick(poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False)
+    timer.tick(
+        poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False
+    )
     domain.change(lambda d: (eval_arms(core, d),) * 2, [domain], [ab, suggested], api_visibility="private", queue=False)

@@ -68,7 +68,11 @@ class EngineClient:
     ):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key  # SecretStr | str | None; None: $OPENAI_API_KEY, read at each request
-        self.connect_timeout_s, self.read_timeout_s, self.total_timeout_s = connect_timeout_s, read_timeout_s, total_timeout_s
+        self.connect_timeout_s, self.read_timeout_s, self.total_timeout_s = (
+            connect_timeout_s,
+            read_timeout_s,
+            total_timeout_s,
+        )
         self.max_retries, self.retry_backoff_s = max_retries, retry_backoff_s
         self.max_concurrency = max_concurrency
         self.label, self.setting, self.fields = label, setting, dict(fields or {})
@@ -82,11 +86,16 @@ class EngineClient:
         if not endpoint.base_url:
             raise EngineError("no engine configured", hint="set models.endpoint.base_url and models.endpoint.model")
         return cls(
-            endpoint.base_url, api_key=endpoint.api_key, connect_timeout_s=endpoint.connect_timeout_s,
-            read_timeout_s=endpoint.read_timeout_s, total_timeout_s=endpoint.total_timeout_s,
-            max_retries=endpoint.max_retries, retry_backoff_s=endpoint.retry_backoff_s,
-            max_concurrency=endpoint.max_concurrency, **kw,
-        )  # fmt: skip
+            endpoint.base_url,
+            api_key=endpoint.api_key,
+            connect_timeout_s=endpoint.connect_timeout_s,
+            read_timeout_s=endpoint.read_timeout_s,
+            total_timeout_s=endpoint.total_timeout_s,
+            max_retries=endpoint.max_retries,
+            retry_backoff_s=endpoint.retry_backoff_s,
+            max_concurrency=endpoint.max_concurrency,
+            **kw,
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
@@ -96,7 +105,9 @@ class EngineClient:
 
             with self._http_lock:
                 if self._http is None:
-                    limits = httpx.Limits(max_connections=self.max_concurrency + 4, max_keepalive_connections=self.max_concurrency)
+                    limits = httpx.Limits(
+                        max_connections=self.max_concurrency + 4, max_keepalive_connections=self.max_concurrency
+                    )
                     self._http = httpx.Client(limits=limits, follow_redirects=True)
         return self._http
 
@@ -121,10 +132,12 @@ class EngineClient:
     def _slot(self, url: str) -> Iterator[None]:
         """One of `max_concurrency` request slots, waited for at most total_timeout_s."""
         if not self._slots.acquire(timeout=self.total_timeout_s):
-            raise EngineError(f"{self.label} {url}: all {self.max_concurrency} request slots stayed busy for "
-                              f"{self.total_timeout_s:g} s", status=504,
-                              hint=f"raise {self.field('max_concurrency')} "
-                              "if the engine can take more")  # fmt: skip
+            raise EngineError(
+                f"{self.label} {url}: all {self.max_concurrency} request slots stayed busy for "
+                f"{self.total_timeout_s:g} s",
+                status=504,
+                hint=f"raise {self.field('max_concurrency')} if the engine can take more",
+            )
         try:
             yield
         finally:
@@ -143,15 +156,23 @@ class EngineClient:
 
         cause = str(e) or type(e).__name__
         if isinstance(e, httpx.ConnectTimeout):
-            return EngineError(f"{self.label} {url}: no connection within {self.connect_timeout_s:g} s "
-                               "(models.endpoint.connect_timeout_s)", status=504, hint="is the engine running and reachable?")  # fmt: skip
+            return EngineError(
+                f"{self.label} {url}: no connection within {self.connect_timeout_s:g} s "
+                "(models.endpoint.connect_timeout_s)",
+                status=504,
+                hint="is the engine running and reachable?",
+            )
         if isinstance(e, httpx.TimeoutException):
-            return EngineError(f"{self.label} {url}: no reply within {self.read_timeout_s:g} s (models.endpoint.read_timeout_s)",
-                               status=504, hint="the engine is overloaded or stuck; raise models.endpoint.read_timeout_s "
-                               "for slow models")  # fmt: skip
+            return EngineError(
+                f"{self.label} {url}: no reply within {self.read_timeout_s:g} s (models.endpoint.read_timeout_s)",
+                status=504,
+                hint="the engine is overloaded or stuck; raise models.endpoint.read_timeout_s for slow models",
+            )
         if isinstance(e, httpx.ConnectError):
-            return EngineError(f"{self.label} {url}: cannot connect ({cause})",
-                               hint=f"is the engine running? check {self.field('base_url')}")  # fmt: skip
+            return EngineError(
+                f"{self.label} {url}: cannot connect ({cause})",
+                hint=f"is the engine running? check {self.field('base_url')}",
+            )
         return EngineError(f"{self.label} {url}: {type(e).__name__}: {cause}")
 
     def http_error(self, status: int, text: str, url: str) -> EngineError:
@@ -163,13 +184,19 @@ class EngineClient:
             hint = f"is {self.field('base_url')} the engine's /v1 URL, and does it serve this model? (`lorag config --check`)"
         elif "repetition_penalty" in text or "repeat_penalty" in text:
             hint = "this engine does not take that field: set models.endpoint.repetition_penalty_field: none"
-        return EngineError(f"{self.label} {url}: HTTP {status}: {detail}", hint=hint,
-                           code="engine_timeout" if status == 504 else None, status=504 if status == 504 else 502)  # fmt: skip
+        return EngineError(
+            f"{self.label} {url}: HTTP {status}: {detail}",
+            hint=hint,
+            code="engine_timeout" if status == 504 else None,
+            status=504 if status == 504 else 502,
+        )
 
     def malformed(self, url: str, what: str, sample: Any) -> EngineError:
         text = sample if isinstance(sample, str) else json.dumps(sample, default=str)
-        return EngineError(f"{self.label} {url}: malformed reply: {what} (got {text[:160]!r})",
-                           hint="is base_url an OpenAI-compatible /v1 endpoint?")  # fmt: skip
+        return EngineError(
+            f"{self.label} {url}: malformed reply: {what} (got {text[:160]!r})",
+            hint="is base_url an OpenAI-compatible /v1 endpoint?",
+        )
 
     # -- requests -------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, url: str | None = None) -> Any:
@@ -187,7 +214,9 @@ class EngineClient:
                     r = self.http.request(method, url, json=body, headers=self.headers(), timeout=self._timeout())
                 except httpx.TransportError as e:
                     err = self.transport_error(e, url)
-                    retryable = isinstance(e, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+                    retryable = isinstance(
+                        e, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+                    )
                 else:
                     if 200 <= r.status_code < 300:
                         try:
@@ -210,18 +239,25 @@ class EngineClient:
         url = self.url("models")
         data = self.request("GET", "models")
         entries = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
-            raise self.malformed(url, "GET /models did not return {\"data\": [{\"id\": ...}, ...]}", data)
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
+        ):
+            raise self.malformed(url, 'GET /models did not return {"data": [{"id": ...}, ...]}', data)
         return entries
 
     def lora_adapters(self) -> list[dict[str, Any]]:
         """llama.cpp server's GET /lora-adapters: [{"id", "path", "scale"}, ...], the --lora files it loaded."""
         url = self.root_url("lora-adapters")
         data = self.request("GET", "", url=url)
-        if not isinstance(data, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), int)
-                                                 and isinstance(e.get("path"), str) for e in data):  # fmt: skip
-            raise self.malformed(url, 'GET /lora-adapters did not return [{"id": ..., "path": ...}, ...] '
-                                 "(is this llama.cpp's server? models.endpoint.adapter_api: llamacpp is for it)", data)  # fmt: skip
+        if not isinstance(data, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), int) and isinstance(e.get("path"), str) for e in data
+        ):
+            raise self.malformed(
+                url,
+                'GET /lora-adapters did not return [{"id": ..., "path": ...}, ...] '
+                "(is this llama.cpp's server? models.endpoint.adapter_api: llamacpp is for it)",
+                data,
+            )
         return data
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -247,8 +283,9 @@ class EngineClient:
         deadline = time.monotonic() + self.total_timeout_s
         with self._slot(url):
             try:
-                with self.http.stream("POST", url, json={**body, "stream": True}, headers=self.headers(),
-                                      timeout=self._timeout()) as r:  # fmt: skip
+                with self.http.stream(
+                    "POST", url, json={**body, "stream": True}, headers=self.headers(), timeout=self._timeout()
+                ) as r:
                     if r.status_code != 200:
                         r.read()
                         raise self.http_error(r.status_code, r.text, url)
@@ -267,11 +304,15 @@ class EngineClient:
                         choices = chunk.get("choices")
                         if choices is not None and not isinstance(choices, list):
                             raise self.malformed(url, "choices is not a list", chunk)
-                        finished = finished or any(isinstance(c, dict) and c.get("finish_reason") for c in choices or [])
+                        finished = finished or any(
+                            isinstance(c, dict) and c.get("finish_reason") for c in choices or []
+                        )
                         yield chunk
                     if not finished:
-                        raise EngineError(f"{self.label} {url}: the stream ended before the answer finished "
-                                          "(no finish_reason, no [DONE])")  # fmt: skip
+                        raise EngineError(
+                            f"{self.label} {url}: the stream ended before the answer finished "
+                            "(no finish_reason, no [DONE])"
+                        )
             except httpx.TransportError as e:
                 raise self.transport_error(e, url) from e
 
@@ -284,8 +325,11 @@ def _until(lines: Iterator[str], deadline: float, client: EngineClient, url: str
     """The lines, checking the request's total deadline at each one (keep-alives included)."""
     for line in lines:
         if time.monotonic() > deadline:
-            raise EngineError(f"{client.label} {url}: the answer took longer than {client.total_timeout_s:g} s "
-                              "(models.endpoint.total_timeout_s)", status=504)  # fmt: skip
+            raise EngineError(
+                f"{client.label} {url}: the answer took longer than {client.total_timeout_s:g} s "
+                "(models.endpoint.total_timeout_s)",
+                status=504,
+            )
         yield line
 
 

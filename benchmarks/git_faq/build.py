@@ -25,7 +25,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common (a script folder, not a package)
-from _common import DATA, doc_package, doc_package_field, doc_package_version, faq_reference, html_prose_paragraphs  # noqa: E402
+from _common import (  # noqa: E402
+    DATA,
+    doc_package,
+    doc_package_field,
+    doc_package_version,
+    faq_reference,
+    html_prose_paragraphs,
+)
 
 PACKAGE = "git-doc"
 FAQ_PAGE = "gitfaq.html"
@@ -38,9 +45,12 @@ NOT_PAGES = {
 }
 # Left out of `core`: documentation for people who work on Git's own source, not for Git's users.
 FOR_GIT_DEVELOPERS = {
-    "MyFirstContribution.html", "MyFirstObjectWalk.html", "ReviewingGuidelines.html", "SubmittingPatches.html",
+    "MyFirstContribution.html",
+    "MyFirstObjectWalk.html",
+    "ReviewingGuidelines.html",
+    "SubmittingPatches.html",
     "ToolsForGit.html",
-}  # fmt: skip
+}
 
 
 def corpus_pages(doc: Path, subset: str) -> tuple[list[Path], dict[str, str]]:
@@ -75,14 +85,16 @@ def faq_items(page: Path) -> list[dict]:
             paras = html_prose_paragraphs(dd) if dd is not None else []
             if not paras:  # every entry is a question, some of them worded as a problem ("... are detected as binary.")
                 continue
-            items.append({
-                "id": f"gitfaq-{len(items) + 1:03d}",
-                "question": question,
-                "answer": faq_reference(paras),
-                "sources": [FAQ_PAGE],
-                "tags": [f"faq:{re.sub(r'[^a-z0-9]+', '-', section.lower()).strip('-')}"],
-                "contexts": ["\n\n".join(paras)],
-            })  # fmt: skip
+            items.append(
+                {
+                    "id": f"gitfaq-{len(items) + 1:03d}",
+                    "question": question,
+                    "answer": faq_reference(paras),
+                    "sources": [FAQ_PAGE],
+                    "tags": [f"faq:{re.sub(r'[^a-z0-9]+', '-', section.lower()).strip('-')}"],
+                    "contexts": ["\n\n".join(paras)],
+                }
+            )
     return items
 
 
@@ -104,10 +116,20 @@ def main() -> None:
     items = faq_items(doc / FAQ_PAGE)
     random.Random(0).shuffle(items)  # `lorag eval --limit N` then takes a spread of sections
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "testset.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
-    summary = {"package": doc_package_version(PACKAGE), "version": doc_package_field(PACKAGE), "subset": args.subset,
-               "corpus_files": len(pages), "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
-               "faq_page": FAQ_PAGE, "faq_questions": len(items), "by_section": {}, "left_out": left_out}  # fmt: skip
+    (args.out / "testset.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8"
+    )
+    summary = {
+        "package": doc_package_version(PACKAGE),
+        "version": doc_package_field(PACKAGE),
+        "subset": args.subset,
+        "corpus_files": len(pages),
+        "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
+        "faq_page": FAQ_PAGE,
+        "faq_questions": len(items),
+        "by_section": {},
+        "left_out": left_out,
+    }
     for i in items:
         summary["by_section"][i["tags"][0]] = summary["by_section"].get(i["tags"][0], 0) + 1
     (args.out / "build.json").write_text(json.dumps(summary, indent=2))

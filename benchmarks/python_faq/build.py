@@ -29,11 +29,28 @@ from ingest.loaders import load_document  # noqa: E402
 SUBSETS = {
     # what fits a CPU ingest in minutes: the FAQ, the tutorial, the language reference, the HOWTOs,
     # the glossary, and the library pages FAQ answers point at most
-    "core": ["faq", "tutorial", "reference", "howto", "glossary.rst.txt", "library/functions.rst.txt",
-             "library/stdtypes.rst.txt", "library/exceptions.rst.txt", "library/sys.rst.txt", "library/os.rst.txt",
-             "library/os.path.rst.txt", "library/re.rst.txt", "library/threading.rst.txt",
-             "library/pickle.rst.txt", "library/copy.rst.txt", "library/random.rst.txt", "library/datetime.rst.txt",
-             "library/subprocess.rst.txt", "library/math.rst.txt", "library/string.rst.txt"],
+    "core": [
+        "faq",
+        "tutorial",
+        "reference",
+        "howto",
+        "glossary.rst.txt",
+        "library/functions.rst.txt",
+        "library/stdtypes.rst.txt",
+        "library/exceptions.rst.txt",
+        "library/sys.rst.txt",
+        "library/os.rst.txt",
+        "library/os.path.rst.txt",
+        "library/re.rst.txt",
+        "library/threading.rst.txt",
+        "library/pickle.rst.txt",
+        "library/copy.rst.txt",
+        "library/random.rst.txt",
+        "library/datetime.rst.txt",
+        "library/subprocess.rst.txt",
+        "library/math.rst.txt",
+        "library/string.rst.txt",
+    ],
     "all": ["."],
 }
 
@@ -73,14 +90,16 @@ def faq_items(faq_dir: Path) -> list[dict]:
             paras = answer_paragraphs(body)
             if not paras:
                 continue
-            items.append({
-                "id": f"{page.name.split('.')[0]}-{len(items) + 1:03d}",
-                "question": rst_plain(title),
-                "answer": faq_reference(paras),
-                "sources": [f"faq/{page.name}"],
-                "tags": [f"faq:{page.name.split('.')[0]}"],
-                "contexts": ["\n\n".join(paras)],
-            })  # fmt: skip
+            items.append(
+                {
+                    "id": f"{page.name.split('.')[0]}-{len(items) + 1:03d}",
+                    "question": rst_plain(title),
+                    "answer": faq_reference(paras),
+                    "sources": [f"faq/{page.name}"],
+                    "tags": [f"faq:{page.name.split('.')[0]}"],
+                    "contexts": ["\n\n".join(paras)],
+                }
+            )
     return items
 
 
@@ -105,10 +124,17 @@ def main() -> None:
     items = faq_items(src / "faq")
     random.Random(0).shuffle(items)  # `lorag eval --limit N` then takes a spread of pages, not the first page
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "testset.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
-    summary = {"package": doc_package_version(), "subset": args.subset, "corpus_files": files,
-               "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
-               "faq_questions": len(items), "by_page": {}}  # fmt: skip
+    (args.out / "testset.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8"
+    )
+    summary = {
+        "package": doc_package_version(),
+        "subset": args.subset,
+        "corpus_files": files,
+        "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
+        "faq_questions": len(items),
+        "by_page": {},
+    }
     for i in items:
         summary["by_page"][i["tags"][0]] = summary["by_page"].get(i["tags"][0], 0) + 1
     (args.out / "build.json").write_text(json.dumps(summary, indent=2))

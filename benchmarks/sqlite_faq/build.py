@@ -21,7 +21,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common (a script folder, not a package)
-from _common import DATA, doc_package, doc_package_field, doc_package_version, faq_reference, html_prose_paragraphs  # noqa: E402
+from _common import (  # noqa: E402
+    DATA,
+    doc_package,
+    doc_package_field,
+    doc_package_version,
+    faq_reference,
+    html_prose_paragraphs,
+)
 
 PACKAGE = "sqlite3-doc"
 FAQ_PAGE = "faq.html"
@@ -32,9 +39,19 @@ LEFT_OUT_FOLDERS = {
     "syntax/": "one railroad diagram per page (an SVG image): the text is the diagram's name only",
 }
 LEFT_OUT = {
-    "index.html": NAV, "docs.html": NAV, "doclist.html": NAV, "sitemap.html": NAV, "keyword_index.html": NAV,
-    "syntax.html": NAV, "c3ref/objlist.html": NAV, "c3ref/funclist.html": NAV, "c3ref/constlist.html": NAV,
-    "changes.html": RELEASES, "chronology.html": RELEASES, "news.html": RELEASES, "oldnews.html": RELEASES,
+    "index.html": NAV,
+    "docs.html": NAV,
+    "doclist.html": NAV,
+    "sitemap.html": NAV,
+    "keyword_index.html": NAV,
+    "syntax.html": NAV,
+    "c3ref/objlist.html": NAV,
+    "c3ref/funclist.html": NAV,
+    "c3ref/constlist.html": NAV,
+    "changes.html": RELEASES,
+    "chronology.html": RELEASES,
+    "news.html": RELEASES,
+    "oldnews.html": RELEASES,
     "doc_backlink_crossref.html": "generated cross-reference of links between pages (1 MB)",
     "doc_keyword_crossref.html": "generated cross-reference of keywords (350 KB)",
     "doc_pagelink_crossref.html": "generated cross-reference of links between pages (325 KB)",
@@ -46,7 +63,7 @@ LEFT_OUT = {
     "fileformat.html": "an exact copy of fileformat2.html (the name the pages link to)",
     "sqlite.html": "a redirect to cli.html",
     "hp1.html": "no content: a note for the download page",
-}  # fmt: skip
+}
 
 
 def corpus_pages(doc: Path) -> tuple[list[Path], dict[str, str]]:
@@ -76,14 +93,16 @@ def faq_items(page: Path) -> list[dict]:
         paras = html_prose_paragraphs(answer)
         if not paras:
             continue
-        items.append({
-            "id": f"faq-{int(m.group(1)):03d}",  # SQLite's own question number (faq.html#qN)
-            "question": m.group(2),
-            "answer": faq_reference(paras),
-            "sources": [FAQ_PAGE],
-            "tags": ["faq"],
-            "contexts": ["\n\n".join(paras)],
-        })  # fmt: skip
+        items.append(
+            {
+                "id": f"faq-{int(m.group(1)):03d}",  # SQLite's own question number (faq.html#qN)
+                "question": m.group(2),
+                "answer": faq_reference(paras),
+                "sources": [FAQ_PAGE],
+                "tags": ["faq"],
+                "contexts": ["\n\n".join(paras)],
+            }
+        )
     return items
 
 
@@ -104,10 +123,19 @@ def main() -> None:
     items = faq_items(doc / FAQ_PAGE)
     random.Random(0).shuffle(items)  # `lorag eval --limit N` then takes a spread of the page
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "testset.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
-    summary = {"package": doc_package_version(PACKAGE), "version": doc_package_field(PACKAGE),
-               "corpus_files": len(pages), "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
-               "faq_page": FAQ_PAGE, "faq_questions": len(items), "left_out_files": len(left_out), "left_out": left_out}  # fmt: skip
+    (args.out / "testset.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8"
+    )
+    summary = {
+        "package": doc_package_version(PACKAGE),
+        "version": doc_package_field(PACKAGE),
+        "corpus_files": len(pages),
+        "corpus_bytes": sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()),
+        "faq_page": FAQ_PAGE,
+        "faq_questions": len(items),
+        "left_out_files": len(left_out),
+        "left_out": left_out,
+    }
     (args.out / "build.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "left_out"}, indent=2))
 

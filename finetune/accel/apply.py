@@ -83,13 +83,25 @@ class Applied:
             while self._undo:
                 self._undo.pop()()
             self.graphs = None
-            self._report = {"cuda_graphs": summary if summary is not None else self.plan.why_off("cuda_graphs"),
-                            "fused_lora_layers": self.fused_layers, "fp8_layers": self.fp8_layers}  # fmt: skip
+            self._report = {
+                "cuda_graphs": summary if summary is not None else self.plan.why_off("cuda_graphs"),
+                "fused_lora_layers": self.fused_layers,
+                "fp8_layers": self.fp8_layers,
+            }
         return self._report
 
 
-def apply(plan: Plan, model: Any, *, max_tokens: int, varlen_max: int = 0, checkpoint: bool = True, keep: int = 0,
-          share: bool = True, skip_unread: bool = True) -> Applied:  # fmt: skip
+def apply(
+    plan: Plan,
+    model: Any,
+    *,
+    max_tokens: int,
+    varlen_max: int = 0,
+    checkpoint: bool = True,
+    keep: int = 0,
+    share: bool = True,
+    skip_unread: bool = True,
+) -> Applied:
     """Put the plan's model-side speed-ups on `model` (peft's, before the optimizer is built): bf16 LoRA weights,
     compiled decoder layers, fused LoRA Linears (FP8 base GEMMs), and decoder layers as CUDA graphs for batches
     of up to max_tokens tokens (packed rows up to varlen_max each; checkpoint, keep, share, skip_unread: see
@@ -117,8 +129,14 @@ def apply(plan: Plan, model: Any, *, max_tokens: int, varlen_max: int = 0, check
         from .graphs import LayerGraphs
         from .layers import decoder_layers
 
-        done.graphs = LayerGraphs(decoder_layers(model), max_tokens=max_tokens, checkpoint=checkpoint,
-                                  keep=keep if checkpoint else -1, share=share, skip_unread=skip_unread,
-                                  varlen_max=varlen_max if plan.batching == "packed" else 0).install()  # fmt: skip
+        done.graphs = LayerGraphs(
+            decoder_layers(model),
+            max_tokens=max_tokens,
+            checkpoint=checkpoint,
+            keep=keep if checkpoint else -1,
+            share=share,
+            skip_unread=skip_unread,
+            varlen_max=varlen_max if plan.batching == "packed" else 0,
+        ).install()
         done._undo.append(done.graphs.uninstall)
     return done

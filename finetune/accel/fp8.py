@@ -40,7 +40,9 @@ def unsupported_reason(device: str) -> str | None:
         return "CUDA only"
     if torch.cuda.get_device_capability() < (8, 9):
         return "needs FP8 tensor cores (compute capability 8.9+)"
-    if not (hasattr(torch, "_scaled_mm") or hasattr(torch.nn.functional, "scaled_mm")) or not hasattr(torch, "float8_e4m3fn"):
+    if not (hasattr(torch, "_scaled_mm") or hasattr(torch.nn.functional, "scaled_mm")) or not hasattr(
+        torch, "float8_e4m3fn"
+    ):
         return "this torch has no FP8 GEMM"
     try:
         import triton  # noqa: F401
@@ -75,8 +77,10 @@ def weight_scales(w: Any) -> tuple[Any, Any]:
     """A frozen weight's two float32 scale vectors: per output channel (rows, 1) for x·Wᵀ and per input
     channel (cols, 1) for g·W. Computed once (finetune/accel/lora_fused.py keeps them as buffers)."""
     a = w.detach().float().abs()
-    return (a.amax(dim=1, keepdim=True).clamp_(min=1e-12) / E4M3_MAX,
-            a.amax(dim=0).clamp_(min=1e-12).div_(E4M3_MAX).unsqueeze(1))  # fmt: skip
+    return (
+        a.amax(dim=1, keepdim=True).clamp_(min=1e-12) / E4M3_MAX,
+        a.amax(dim=0).clamp_(min=1e-12).div_(E4M3_MAX).unsqueeze(1),
+    )
 
 
 def rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
@@ -164,8 +168,9 @@ def _kernels() -> Any:
         tl.store(q_ptr + c[:, None].to(tl.int64) * q_stride + r[None, :], q, mask=tl.trans(mask))
 
     @triton.jit
-    def rows_kernel(x_ptr, q_ptr, s_ptr, rows, cols, x_stride, q_stride, KNOWN: tl.constexpr, R: tl.constexpr,
-                    BLOCK: tl.constexpr):  # fmt: skip
+    def rows_kernel(
+        x_ptr, q_ptr, s_ptr, rows, cols, x_stride, q_stride, KNOWN: tl.constexpr, R: tl.constexpr, BLOCK: tl.constexpr
+    ):
         # R whole rows per program, held in registers: one read of x (rows of up to BLOCK columns)
         r = tl.program_id(0) * R + tl.arange(0, R)
         c = tl.arange(0, BLOCK)
@@ -176,7 +181,9 @@ def _kernels() -> Any:
         else:
             scale = tl.maximum(tl.max(tl.abs(v), axis=1), 1e-12) / 448.0
             tl.store(s_ptr + r, scale, mask=r < rows)
-        tl.store(q_ptr + r[:, None].to(tl.int64) * q_stride + c[None, :], (v / scale[:, None]).to(tl.float8e4nv), mask=mask)
+        tl.store(
+            q_ptr + r[:, None].to(tl.int64) * q_stride + c[None, :], (v / scale[:, None]).to(tl.float8e4nv), mask=mask
+        )
 
     return rowwise_kernel, transpose_scale_kernel, rows_kernel
 
@@ -202,8 +209,19 @@ def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
         return q, scale
     if block <= TUNING["row_elements"]:
         r = max(1, TUNING["row_elements"] // block)
-        _kernels()[2][(triton.cdiv(rows, r),)](x, q, scale, rows, cols, x.stride(0), q.stride(0), KNOWN=known, R=r,
-                                               BLOCK=block, num_warps=TUNING["row_warps"])  # fmt: skip
+        _kernels()[2][(triton.cdiv(rows, r),)](
+            x,
+            q,
+            scale,
+            rows,
+            cols,
+            x.stride(0),
+            q.stride(0),
+            KNOWN=known,
+            R=r,
+            BLOCK=block,
+            num_warps=TUNING["row_warps"],
+        )
     else:  # longer rows: one per program, read twice (the scale, then the values)
         _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=4096, num_warps=8)
     return q, scale
@@ -218,6 +236,7 @@ def _triton_colwise_transposed(w: Any, scale: Any) -> Any:
     rows, cols = w.shape
     q = torch.empty((cols, rows), device=w.device, dtype=torch.float8_e4m3fn)
     br, bc = TUNING["tile_rows"], TUNING["tile_cols"]
-    _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc,
-                                                                  num_warps=TUNING["tile_warps"])  # fmt: skip
+    _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](
+        w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc, num_warps=TUNING["tile_warps"]
+    )
     return q

@@ -73,7 +73,7 @@ def pack_frozen(tensors: list[Any]) -> Packed | None:
     with torch.no_grad():
         for t in {id(t): t for t in frozen}.values():
             start = offsets[id(t)]
-            view = flat[start: start + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
+            view = flat[start : start + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
             view.copy_(t)
             t.data = view  # the same tensor object (module attribute, quantization state) now reads the buffer
     return Packed(flat, tuple(layout), trainable)
@@ -130,7 +130,10 @@ def unread_outputs(layer: Any, grads_of: Callable[..., list[Any]]) -> list[Any]:
     found = []
     for m in candidates:
         got = grads_of([m], float("nan"))
-        if len(got) == len(ref) and all(bool(torch.isfinite(a).all()) and torch.allclose(
-                a.float(), b.float(), rtol=0.05, atol=0.05 * float(b.abs().max()) + 1e-12) for a, b in zip(got, ref)):  # fmt: skip
+        if len(got) == len(ref) and all(
+            bool(torch.isfinite(a).all())
+            and torch.allclose(a.float(), b.float(), rtol=0.05, atol=0.05 * float(b.abs().max()) + 1e-12)
+            for a, b in zip(got, ref)
+        ):
             found.append(m)
     return found

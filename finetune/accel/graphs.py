@@ -47,8 +47,19 @@ from typing import Any, Callable
 
 from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
 
-_GRAPHED_KWARGS = {"attention_mask", "position_ids", "position_embeddings", "cache", "past_key_values", "use_cache",
-                   "cache_position", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"}  # fmt: skip
+_GRAPHED_KWARGS = {
+    "attention_mask",
+    "position_ids",
+    "position_embeddings",
+    "cache",
+    "past_key_values",
+    "use_cache",
+    "cache_position",
+    "cu_seq_lens_q",
+    "cu_seq_lens_k",
+    "max_length_q",
+    "max_length_k",
+}
 
 
 @dataclass
@@ -62,7 +73,9 @@ class _Shape:
     cos: Any
     sin: Any
     cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
-    cu: Any = None  # packed rows (finetune/accel/packing.py): their offsets, copied in every step like the rotary tables
+    cu: Any = (
+        None  # packed rows (finetune/accel/packing.py): their offsets, copied in every step like the rotary tables
+    )
 
 
 @dataclass
@@ -156,8 +169,18 @@ class LayerGraphs:
     the number of leading layers whose activations are kept instead of recomputed (-1: all). varlen_max
     bounds a packed row's length (finetune/accel/packing.py; 0: packed rows run eagerly)."""
 
-    def __init__(self, layers: list[Any], *, max_tokens: int, checkpoint: bool = True, keep: int = 0, capture: bool = True,
-                 share: bool = True, skip_unread: bool = True, varlen_max: int = 0):
+    def __init__(
+        self,
+        layers: list[Any],
+        *,
+        max_tokens: int,
+        checkpoint: bool = True,
+        keep: int = 0,
+        capture: bool = True,
+        share: bool = True,
+        skip_unread: bool = True,
+        varlen_max: int = 0,
+    ):
         self.layers = list(layers)
         self.max_tokens = max_tokens
         self.varlen_max = varlen_max
@@ -174,15 +197,27 @@ class LayerGraphs:
         self.shared: dict[tuple, _Shared] = {}
         self.xbufs: dict[int, Any] = {}  # kept layers' input buffers, one allocation each at the largest batch
         self.grads: dict[int, list[Any]] = {}  # per layer: its trainable weights' gradient accumulators (their .grad)
-        self.awaiting: dict[tuple, list[Callable[[], None]]] = {}  # per shape: kept layers' backward captures, in layer order
+        self.awaiting: dict[
+            tuple, list[Callable[[], None]]
+        ] = {}  # per shape: kept layers' backward captures, in layer order
         self.shapes: dict[tuple, _Shape] = {}
         self.entries: dict[tuple, _Entry | None] = {}
         self.flat: dict[str, Any] = {}
         self.pool: Any = None
         self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
-        self.stats: dict[str, Any] = {"captured": 0, "shared": 0, "graphs": 0, "replayed": 0, "eager": 0, "failed": 0, "eager_reason": None,
-                                      "capture_s": 0.0, "warmup_s": 0.0, "unread": []}  # fmt: skip
+        self.stats: dict[str, Any] = {
+            "captured": 0,
+            "shared": 0,
+            "graphs": 0,
+            "replayed": 0,
+            "eager": 0,
+            "failed": 0,
+            "eager_reason": None,
+            "capture_s": 0.0,
+            "warmup_s": 0.0,
+            "unread": [],
+        }
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
 
@@ -192,7 +227,9 @@ class LayerGraphs:
             self._saved.append((layer, bool(getattr(layer, "gradient_checkpointing", False))))
             if hasattr(layer, "gradient_checkpointing"):
                 layer.gradient_checkpointing = False  # the graphs checkpoint; transformers must not as well
-            layer.forward = functools.partial(self._forward, i)  # instance attribute: module paths and state_dict unchanged
+            layer.forward = functools.partial(
+                self._forward, i
+            )  # instance attribute: module paths and state_dict unchanged
         return self
 
     def uninstall(self) -> None:
@@ -215,9 +252,14 @@ class LayerGraphs:
         self.pool = self.stream = None
 
     def summary(self) -> dict[str, Any]:
-        return {**self.stats, "capture_s": round(self.stats["capture_s"], 3),
-                "warmup_s": round(self.stats["warmup_s"], 3), "shapes": len(self.shapes),
-                "kept_layers": len(self.keep), "failure": self.failure}
+        return {
+            **self.stats,
+            "capture_s": round(self.stats["capture_s"], 3),
+            "warmup_s": round(self.stats["warmup_s"], 3),
+            "shapes": len(self.shapes),
+            "kept_layers": len(self.keep),
+            "failure": self.failure,
+        }
 
     # -- the layer call ---------------------------------------------------------------------------
     def _orig(self, i: int) -> Callable[..., Any]:
@@ -231,7 +273,9 @@ class LayerGraphs:
         rope = kwargs.get("position_embeddings")
         layer = self.layers[i]
         training = layer.training and torch.is_grad_enabled()
-        if training and self.checkpoint:  # as transformers does under checkpointing: a recompute must not write a cache twice
+        if (
+            training and self.checkpoint
+        ):  # as transformers does under checkpointing: a recompute must not write a cache twice
             kwargs.update({k: None for k in ("cache", "past_key_values") if k in kwargs})
             kwargs["use_cache"] = False
         why = self._not_graphable(training, args, kwargs, hidden, rope)
@@ -299,8 +343,17 @@ class LayerGraphs:
         import torch
 
         dev = hidden.device.type
-        ac = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)) if dev in ("cuda", "cpu") else (False, None)
-        return (tuple(hidden.shape), hidden.dtype, tuple(rope[0].shape), rope[0].dtype, None if cu is None else tuple(cu.shape), ac)
+        ac = (
+            (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)) if dev in ("cuda", "cpu") else (False, None)
+        )
+        return (
+            tuple(hidden.shape),
+            hidden.dtype,
+            tuple(rope[0].shape),
+            rope[0].dtype,
+            None if cu is None else tuple(cu.shape),
+            ac,
+        )
 
     def _shape(self, key: tuple, hidden: Any, rope: Any, cu: Any = None) -> _Shape:
         import torch
@@ -310,10 +363,16 @@ class LayerGraphs:
             n = hidden.numel()
             for name in ("x", "out", "gout", "gx"):  # one allocation each at the largest batch, views per shape
                 if name not in self.flat:
-                    self.flat[name] = torch.empty(self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
+                    self.flat[name] = torch.empty(
+                        self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device
+                    )
             view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "out", "gout", "gx")}
-            st = _Shape(**view, cos=torch.empty_like(rope[0]), sin=torch.empty_like(rope[1]),
-                        cu=None if cu is None else torch.empty_like(cu))
+            st = _Shape(
+                **view,
+                cos=torch.empty_like(rope[0]),
+                sin=torch.empty_like(rope[1]),
+                cu=None if cu is None else torch.empty_like(cu),
+            )
             self.shapes[key] = st
         return st
 
@@ -456,8 +515,19 @@ class LayerGraphs:
         return shared
 
     # -- one layer's programs -----------------------------------------------------------------------
-    def _programs(self, layer: Any, params: list[Any], grads_acc: list[Any], st: _Shape, key: tuple, xbuf: Any,
-                  hidden: Any, *, kept: bool, add: bool) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+    def _programs(
+        self,
+        layer: Any,
+        params: list[Any],
+        grads_acc: list[Any],
+        st: _Shape,
+        key: tuple,
+        xbuf: Any,
+        hidden: Any,
+        *,
+        kept: bool,
+        add: bool,
+    ) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
         """The layer's forward and backward bodies (to run or capture), and its recompute backward.
         add: the backward adds the weights' gradients into grads_acc (else writes them)."""
         import torch
@@ -475,8 +545,16 @@ class LayerGraphs:
                 return contextlib.nullcontext()
             return torch.autocast(dev, dtype=autocast_dtype, cache_enabled=False)
 
-        packed = {} if st.cu is None else {"cu_seq_lens_q": st.cu, "cu_seq_lens_k": st.cu, "max_length_q": self.varlen_max,
-                                           "max_length_k": self.varlen_max}  # fmt: skip
+        packed = (
+            {}
+            if st.cu is None
+            else {
+                "cu_seq_lens_q": st.cu,
+                "cu_seq_lens_k": st.cu,
+                "max_length_q": self.varlen_max,
+                "max_length_k": self.varlen_max,
+            }
+        )
 
         def call(x: Any) -> Any:
             # no mask: rows are padded on the right, so under causal attention no real token sees a pad (packed
@@ -533,7 +611,9 @@ class LayerGraphs:
 
         return fwd, bwd, recompute_grads
 
-    def _unread_outputs(self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape) -> list[Any]:
+    def _unread_outputs(
+        self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape
+    ) -> list[Any]:
         """The layer's fused LoRA Linears whose outputs its recompute need not compute, found once per layer
         on this batch for a random output gradient (finetune/accel/graph_sharing.py unread_outputs)."""
         import torch
@@ -548,8 +628,16 @@ class LayerGraphs:
             self.unread[id(layer)] = found
         return self.unread[id(layer)]
 
-    def _warm_up(self, key: tuple, kept: bool, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any,
-                 hidden: Any, st: _Shape) -> None:
+    def _warm_up(
+        self,
+        key: tuple,
+        kept: bool,
+        fwd: Callable[[], None],
+        bwd: Callable[[], None],
+        xbuf: Any,
+        hidden: Any,
+        st: _Shape,
+    ) -> None:
         """Lazy initialisation (cuBLAS, Triton) once per shape, outside capture."""
         import torch
 
@@ -569,8 +657,9 @@ class LayerGraphs:
         torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
         self.stats["warmup_s"] += self._clock() - t0
 
-    def _warm_and_capture(self, key: tuple, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any, hidden: Any,
-                          st: _Shape) -> tuple:  # fmt: skip
+    def _warm_and_capture(
+        self, key: tuple, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any, hidden: Any, st: _Shape
+    ) -> tuple:
         """A recomputed layer's two graphs; one memory pool for all: every graph's temporaries are dead at its end."""
         self._warm_up(key, False, fwd, bwd, xbuf, hidden, st)
         return self._capture(fwd), self._capture(bwd)

@@ -35,8 +35,18 @@ def _lora_linear_fn() -> Any:
 
     class LoraLinear(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, weight: Any, base4: Any, bias: Any, a: Any, b: Any, scale: float,
-                    unread: Any = None, fp8: Any = None) -> Any:  # fmt: skip
+        def forward(
+            ctx: Any,
+            x: Any,
+            weight: Any,
+            base4: Any,
+            bias: Any,
+            a: Any,
+            b: Any,
+            scale: float,
+            unread: Any = None,
+            fp8: Any = None,
+        ) -> Any:
             # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
@@ -135,11 +145,22 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
     # FP8 GEMMs take (training batches padded to the graph bucket always are)
     bufs = layer._buffers
     rows = x.numel() // x.shape[-1]
-    fp8 = (bufs[_FP8_ROW], bufs[_FP8_COL]) if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0 else None
+    fp8 = (
+        (bufs[_FP8_ROW], bufs[_FP8_COL])
+        if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0
+        else None
+    )
     out = _lora_linear_fn().apply(
-        x, None if four else base.weight.to(dt), base if four else None, base.bias,
-        layer.lora_A[name].weight, layer.lora_B[name].weight, float(layer.scaling[name]), vars(layer).get(_UNREAD), fp8,
-    )  # fmt: skip
+        x,
+        None if four else base.weight.to(dt),
+        base if four else None,
+        base.bias,
+        layer.lora_A[name].weight,
+        layer.lora_B[name].weight,
+        float(layer.scaling[name]),
+        vars(layer).get(_UNREAD),
+        fp8,
+    )
     return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
 
@@ -186,8 +207,13 @@ def fused_modules(root: Any) -> list[Any]:
     """The LoRA Linears under root that run the fused node (install() was called on them)."""
     from peft.tuners.lora import LoraLayer
 
-    return [m for m in root.modules() if isinstance(m, LoraLayer) and isinstance(vars(m).get("forward"), functools.partial)
-            and vars(m)["forward"].func is _forward]  # fmt: skip
+    return [
+        m
+        for m in root.modules()
+        if isinstance(m, LoraLayer)
+        and isinstance(vars(m).get("forward"), functools.partial)
+        and vars(m)["forward"].func is _forward
+    ]
 
 
 @contextlib.contextmanager

@@ -73,8 +73,9 @@ class PackedSteps:
         self.slots = max(self._slots_of(b) for b in [self.base, *(self._pack(e) for e in range(max(1, epochs)))])
 
     @classmethod
-    def for_rows(cls, lengths: Sequence[int], rows_per_step: int, multiple: int, max_len: int, *, seed: int,
-                 epochs: int = 1) -> "PackedSteps":  # fmt: skip
+    def for_rows(
+        cls, lengths: Sequence[int], rows_per_step: int, multiple: int, max_len: int, *, seed: int, epochs: int = 1
+    ) -> "PackedSteps":
         """Steps of step_capacity(lengths, rows_per_step, multiple) tokens."""
         return cls(lengths, step_capacity(lengths, rows_per_step, multiple), max_len, seed=seed, epochs=epochs)
 
@@ -152,6 +153,13 @@ class PackedCollator:
         cu += [size] * (max(self.slots, len(lens)) - len(lens))
         longest = max(lens)
         cu_t = torch.tensor(cu, dtype=torch.int32)
-        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([lab]), "position_ids": torch.tensor([pos]),
-                "cu_seq_lens_q": cu_t, "cu_seq_lens_k": cu_t, "max_length_q": longest, "max_length_k": longest,
-                "real_tokens": real}  # fmt: skip
+        return {
+            "input_ids": torch.tensor([ids]),
+            "labels": torch.tensor([lab]),
+            "position_ids": torch.tensor([pos]),
+            "cu_seq_lens_q": cu_t,
+            "cu_seq_lens_k": cu_t,
+            "max_length_q": longest,
+            "max_length_k": longest,
+            "real_tokens": real,
+        }

@@ -36,8 +36,12 @@ def split_rows(inputs: dict[str, Any], rows: int, multiple: int) -> list[dict[st
     for a in range(0, n, rows):
         b = min(n, a + rows)
         cols = min(width, -(-max(max(lengths[a:b]), 1) // multiple) * multiple)
-        parts.append({k: (v[a:b, :cols].contiguous() if getattr(v, "shape", None) == (n, width) else v)
-                      for k, v in inputs.items()})  # fmt: skip
+        parts.append(
+            {
+                k: (v[a:b, :cols].contiguous() if getattr(v, "shape", None) == (n, width) else v)
+                for k, v in inputs.items()
+            }
+        )
     return parts
 
 
@@ -66,8 +70,15 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
             steps = self.packed_steps
             collate = PackedCollator(self.processing_class.pad_token_id, steps.max_len, steps.capacity, steps.slots)
             data = self._remove_unused_columns(self.train_dataset, description="training")
-            return self.accelerator.prepare(DataLoader(data, batch_sampler=steps, collate_fn=collate, num_workers=0,
-                                                       pin_memory=self.args.dataloader_pin_memory))  # fmt: skip
+            return self.accelerator.prepare(
+                DataLoader(
+                    data,
+                    batch_sampler=steps,
+                    collate_fn=collate,
+                    num_workers=0,
+                    pin_memory=self.args.dataloader_pin_memory,
+                )
+            )
 
         def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
             real = inputs.pop("real_tokens", None)  # packed rows: the collator's count, not a model input
@@ -78,7 +89,13 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             mask = inputs.get("attention_mask")
-            if not micro_rows or mask is None or mask.dim() != 2 or mask.shape[0] <= micro_rows or "labels" not in inputs:
+            if (
+                not micro_rows
+                or mask is None
+                or mask.dim() != 2
+                or mask.shape[0] <= micro_rows
+                or "labels" not in inputs
+            ):
                 return super().training_step(model, inputs, num_items_in_batch)
             if num_items_in_batch is None:  # each part's loss must be its share of the whole batch's mean
                 num_items_in_batch = (inputs["labels"][:, 1:] != -100).sum()
@@ -100,12 +117,18 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
 
         def _plain_loss(self) -> bool:
             """trl's default loss path (no auxiliary, custom or smoothed loss, one process)."""
-            return (not getattr(self, "aux_loss_enabled", True) and self.compute_loss_func is None
-                    and self.label_smoother is None and getattr(self.args, "loss_type", None) == "nll"
-                    and self.accelerator.num_processes == 1 and isinstance(getattr(self, "_metrics", None), dict))  # fmt: skip
+            return (
+                not getattr(self, "aux_loss_enabled", True)
+                and self.compute_loss_func is None
+                and self.label_smoother is None
+                and getattr(self.args, "loss_type", None) == "nll"
+                and self.accelerator.num_processes == 1
+                and isinstance(getattr(self, "_metrics", None), dict)
+            )
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
             if return_outputs or not self.model.training or not self._plain_loss():
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             import torch
@@ -116,15 +139,21 @@ def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, 
             outputs = model(**model_inputs, fused_lm_head=True)
             valid = outputs.label_mask.sum()
             per_token_loss = -outputs.log_probs  # zero on ignored positions
-            loss = per_token_loss.sum() / torch.as_tensor(valid if num_items_in_batch is None else num_items_in_batch).clamp(min=1)
+            loss = per_token_loss.sum() / torch.as_tensor(
+                valid if num_items_in_batch is None else num_items_in_batch
+            ).clamp(min=1)
             with torch.no_grad():
                 zero = valid.new_zeros((), dtype=torch.float32)
-                stats = torch.stack([
-                    valid.float(),
-                    outputs.entropy.detach().sum().float() if outputs.entropy is not None else zero,
-                    outputs.is_top1.sum().float() if outputs.is_top1 is not None else zero,
-                    mask.sum().float() if mask is not None else zero + (self._real_tokens or inputs["input_ids"].numel()),
-                ])  # fmt: skip
+                stats = torch.stack(
+                    [
+                        valid.float(),
+                        outputs.entropy.detach().sum().float() if outputs.entropy is not None else zero,
+                        outputs.is_top1.sum().float() if outputs.is_top1 is not None else zero,
+                        mask.sum().float()
+                        if mask is not None
+                        else zero + (self._real_tokens or inputs["input_ids"].numel()),
+                    ]
+                )
             self._loss_stats = stats if self._loss_stats is None else self._loss_stats + stats
             return loss
 

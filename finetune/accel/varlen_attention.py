@@ -69,14 +69,24 @@ def _window(module: Any, kwargs: dict[str, Any]) -> int | None:
     return int(window) if window else None
 
 
-def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
-                     dropout: float = 0.0, **kwargs: Any) -> tuple[Any, None]:  # fmt: skip
+def varlen_attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[Any, None]:
     """query [1, H, T, D], key/value [1, Hkv, T, D] -> ([1, T, H, D], None), each row of cu_seq_lens_q alone."""
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     if query.shape[0] != 1:
         raise ValueError(f"packed rows come as one sequence, got a batch of {query.shape[0]}")
     q, k, v = (t.transpose(1, 2)[0] for t in (query, key, value))  # [T, H, D] views
@@ -91,7 +101,9 @@ def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
     return out.unsqueeze(0), None
 
 
-def flash_varlen(q: Any, k: Any, v: Any, cu: Any, longest: int, scaling: float | None, window: int | None = None) -> Any:
+def flash_varlen(
+    q: Any, k: Any, v: Any, cu: Any, longest: int, scaling: float | None, window: int | None = None
+) -> Any:
     """Causal FlashAttention over the rows of cu: q [T, H, D], k/v [T, Hkv, D] -> [T, H, D]."""
     import torch
 
@@ -100,8 +112,12 @@ def flash_varlen(q: Any, k: Any, v: Any, cu: Any, longest: int, scaling: float |
         op = None  # torch 2.10's op takes no scale: the private op does
     if op is None:
         if window is not None:
-            raise ValueError("this torch's varlen attention has no sliding window (torch.nn.attention.varlen needs 2.11+)")
-        return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scaling)[0]
+            raise ValueError(
+                "this torch's varlen attention has no sliding window (torch.nn.attention.varlen needs 2.11+)"
+            )
+        return torch.ops.aten._flash_attention_forward(
+            q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scaling
+        )[0]
     fn, params = op
     kw: dict[str, Any] = {"scale": scaling} if "scale" in params else {}
     if "window_size" in params:  # torch 2.11+: (left, right); (-1, 0) is causal

@@ -19,13 +19,14 @@ For every ``samples/qa/<domain>.jsonl`` this script checks that
 It prints per-domain counts followed by the problems found, and exits with
 status 1 if there is any problem.
 """
+
 from __future__ import annotations
 
 import html
 import json
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,14 +42,93 @@ COPY_RUN_WORDS = 12
 
 # Capitalised words that carry no fact (sentence starters and the like).
 STOPWORDS = {
-    "a", "an", "the", "yes", "no", "it", "its", "you", "your", "they", "he", "she", "we",
-    "in", "on", "at", "by", "for", "from", "to", "of", "with", "within", "after", "before",
-    "up", "only", "every", "each", "all", "any", "one", "two", "three", "four", "five",
-    "six", "seven", "eight", "nine", "ten", "twelve", "about", "at least", "until",
-    "use", "using", "when", "if", "once", "both", "none", "not", "never", "always", "as",
-    "and", "or", "but", "there", "this", "that", "these", "those", "over", "under", "less",
-    "more", "first", "last", "per", "between", "during", "instead", "then", "is", "are",
-    "be", "must", "may", "can", "should", "will", "through", "via", "into", "email",
+    "a",
+    "an",
+    "the",
+    "yes",
+    "no",
+    "it",
+    "its",
+    "you",
+    "your",
+    "they",
+    "he",
+    "she",
+    "we",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "from",
+    "to",
+    "of",
+    "with",
+    "within",
+    "after",
+    "before",
+    "up",
+    "only",
+    "every",
+    "each",
+    "all",
+    "any",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "twelve",
+    "about",
+    "at least",
+    "until",
+    "use",
+    "using",
+    "when",
+    "if",
+    "once",
+    "both",
+    "none",
+    "not",
+    "never",
+    "always",
+    "as",
+    "and",
+    "or",
+    "but",
+    "there",
+    "this",
+    "that",
+    "these",
+    "those",
+    "over",
+    "under",
+    "less",
+    "more",
+    "first",
+    "last",
+    "per",
+    "between",
+    "during",
+    "instead",
+    "then",
+    "is",
+    "are",
+    "be",
+    "must",
+    "may",
+    "can",
+    "should",
+    "will",
+    "through",
+    "via",
+    "into",
+    "email",
 }
 
 
@@ -94,9 +174,18 @@ def extract_text(path: Path) -> str:
 def normalise(text: str) -> str:
     """Normalise whitespace, dashes, quotes and thousands separators."""
     table = {
-        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-        "\u2212": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-        "\u00a0": " ", "\u2022": " ",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00a0": " ",
+        "\u2022": " ",
     }
     text = text.translate(str.maketrans(table))
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 2,000 -> 2000
@@ -187,8 +276,7 @@ def main() -> int:
                 problems.append(f"{where}: invalid JSON ({exc})")
                 continue
             n_pairs += 1
-            for field, typ in (("id", str), ("question", str), ("answer", str),
-                               ("sources", list), ("tags", list)):
+            for field, typ in (("id", str), ("question", str), ("answer", str), ("sources", list), ("tags", list)):
                 if not isinstance(item.get(field), typ) or (typ is str and not item[field].strip()):
                     problems.append(f"{where}: field {field!r} missing or not a {typ.__name__}")
             if not isinstance(item.get("sources"), list) or not item.get("sources"):
@@ -239,8 +327,10 @@ def main() -> int:
     for domain, n_pairs, docs, per_doc in summary:
         total += n_pairs
         formats = Counter(Path(d).suffix.lstrip(".") for d in docs)
-        print(f"{domain}: {n_pairs} QA pairs, {len(docs)} documents "
-              f"({', '.join(f'{k}={v}' for k, v in sorted(formats.items()))})")
+        print(
+            f"{domain}: {n_pairs} QA pairs, {len(docs)} documents "
+            f"({', '.join(f'{k}={v}' for k, v in sorted(formats.items()))})"
+        )
         for doc in docs:
             print(f"    {per_doc[doc]:3d}  {doc}")
     print(f"total: {total} QA pairs")

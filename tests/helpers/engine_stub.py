@@ -82,14 +82,21 @@ class EngineStub:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
             body = await request.json()
-            stub.requests.append({"path": "/v1/chat/completions", "body": body, "auth": request.headers.get("authorization")})
+            stub.requests.append(
+                {"path": "/v1/chat/completions", "body": body, "auth": request.headers.get("authorization")}
+            )
             if stub.fail:
                 status = stub.fail.pop(0)
                 headers = {"Retry-After": stub.retry_after} if stub.retry_after else None
-                return JSONResponse({"error": {"message": f"engine says {status}", "type": "server_error"}}, status_code=status,
-                                    headers=headers)  # fmt: skip
+                return JSONResponse(
+                    {"error": {"message": f"engine says {status}", "type": "server_error"}},
+                    status_code=status,
+                    headers=headers,
+                )
             if body.get("model") not in [m["id"] for m in stub.models]:
-                return JSONResponse({"error": {"message": f"The model `{body.get('model')}` does not exist."}}, status_code=404)
+                return JSONResponse(
+                    {"error": {"message": f"The model `{body.get('model')}` does not exist."}}, status_code=404
+                )
             if stub.behaviour == "hang":
                 await stub._hang()
             if stub.behaviour == "not_json":
@@ -100,14 +107,26 @@ class EngineStub:
             if not body.get("stream"):
                 with stub._counting():
                     await asyncio.sleep(stub.delay)
-                reply: dict[str, Any] = {"id": "cmpl-1", "object": "chat.completion", "model": body["model"],
-                                         "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
-                                                      "finish_reason": finish}]}  # fmt: skip
+                reply: dict[str, Any] = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": finish,
+                        }
+                    ],
+                }
                 if stub.behaviour == "malformed":
                     reply = {"id": "cmpl-1", "object": "chat.completion", "choices": []}
                 if stub.usage:
-                    reply["usage"] = {"prompt_tokens": stub.prompt_tokens, "completion_tokens": stub.completion_tokens,
-                                      "total_tokens": stub.prompt_tokens + stub.completion_tokens}  # fmt: skip
+                    reply["usage"] = {
+                        "prompt_tokens": stub.prompt_tokens,
+                        "completion_tokens": stub.completion_tokens,
+                        "total_tokens": stub.prompt_tokens + stub.completion_tokens,
+                    }
                 return reply
             include_usage = (body.get("stream_options") or {}).get("include_usage")
             return StreamingResponse(stub._sse(body, words, finish, include_usage), media_type="text/event-stream")
@@ -141,8 +160,13 @@ class EngineStub:
 
     async def _sse(self, body: dict[str, Any], words: list[str], finish: str, include_usage: bool) -> Any:
         def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
-            c = {"id": "chunk", "object": "chat.completion.chunk", "model": body["model"],
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}  # fmt: skip
+            c = {
+                "id": "chunk",
+                "object": "chat.completion.chunk",
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                **extra,
+            }
             return f"data: {json.dumps(c)}\n\n"
 
         with self._counting():
@@ -168,14 +192,19 @@ class EngineStub:
                     return
             yield chunk({}, finish)
             if include_usage and self.usage:
-                yield (f"data: {json.dumps({'id': 'chunk', 'object': 'chat.completion.chunk', 'choices': [], 'usage': {'prompt_tokens': self.prompt_tokens, 'completion_tokens': self.completion_tokens, 'total_tokens': self.prompt_tokens + self.completion_tokens}})}\n\n")  # fmt: skip
+                yield (
+                    f"data: {json.dumps({'id': 'chunk', 'object': 'chat.completion.chunk', 'choices': [], 'usage': {'prompt_tokens': self.prompt_tokens, 'completion_tokens': self.completion_tokens, 'total_tokens': self.prompt_tokens + self.completion_tokens}})}\n\n"
+                )
             yield "data: [DONE]\n\n"
 
     def start(self) -> "EngineStub":
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=1))  # fmt: skip
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app(), host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 30

@@ -12,13 +12,13 @@ import signal
 import sys
 from pathlib import Path
 
-from assistant.embedding import Bm25SparseEncoder
+import langchain_text_splitters  # noqa: F401  (imported up front: START marks the ingest itself)
 
-from tests.fakes import HashingEmbedder
+from assistant.embedding import Bm25SparseEncoder
 from assistant.settings import IngestSettings
 from assistant.store.edge import EdgeStore
 from ingest.pipeline import Ingestor
-import langchain_text_splitters  # noqa: F401  (imported up front: START marks the ingest itself)
+from tests.fakes import HashingEmbedder
 
 
 class _AfterUpdate:

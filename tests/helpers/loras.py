@@ -6,15 +6,24 @@ from pathlib import Path
 from typing import Any
 
 
-def random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha: int = 8, b_std: float = 0.5, **cfg: Any) -> Path:
+def random_lora(
+    base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha: int = 8, b_std: float = 0.5, **cfg: Any
+) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                           LoraConfig(r=r, lora_alpha=alpha, target_modules=cfg.pop("target_modules", "all-linear"),
-                                      init_lora_weights=False, **cfg))  # fmt: skip
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(
+            r=r,
+            lora_alpha=alpha,
+            target_modules=cfg.pop("target_modules", "all-linear"),
+            init_lora_weights=False,
+            **cfg,
+        ),
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -23,16 +32,31 @@ def random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha: int 
     return out
 
 
-def register_lora(registry: Any, folder: Path, base: Path | str, domain: str, version: int, *, promoted: bool = False,
-                  base_model: str | None = None) -> Any:  # fmt: skip
+def register_lora(
+    registry: Any,
+    folder: Path,
+    base: Path | str,
+    domain: str,
+    version: int,
+    *,
+    promoted: bool = False,
+    base_model: str | None = None,
+) -> Any:
     from transformers import AutoConfig
 
     from assistant.adapters import base_fingerprint
     from assistant.registry import AdapterCard, now
 
-    card = AdapterCard(name=f"{domain}-v{version}", domain=domain, version=version, base_model=base_model or str(base),
-                       base_fingerprint=base_fingerprint(AutoConfig.from_pretrained(base)), data_hash="d" * 64,
-                       corpus_fingerprint="c", created_at=now())  # fmt: skip
+    card = AdapterCard(
+        name=f"{domain}-v{version}",
+        domain=domain,
+        version=version,
+        base_model=base_model or str(base),
+        base_fingerprint=base_fingerprint(AutoConfig.from_pretrained(base)),
+        data_hash="d" * 64,
+        corpus_fingerprint="c",
+        created_at=now(),
+    )
     registry.register(folder, card)
     if promoted:
         registry.promote(card.name)
