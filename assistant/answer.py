@@ -28,7 +28,8 @@ _ASKING = _STOP | set(
 # a question that leans on the conversation: starts like a continuation, points back, or names almost nothing
 _CONTINUES = re.compile(r"^\s*(and|but|also|so|then|or|what about|how about|what if|why not|why|how come|same)\b", re.I)
 _POINTS_BACK = set(
-    "it its they them their theirs this that these those he him his she her one ones such same above former latter".split()
+    "it its they them their theirs this that these those he him his she her one ones such same above "
+    "former latter".split()
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 

@@ -173,7 +173,8 @@ def check_base(card: AdapterCard, base_fingerprint: str) -> None:
     if card.base_fingerprint != base_fingerprint:
         raise LoragError(
             f"adapter {card.name} was trained on base model '{card.base_model}' "
-            f"(fingerprint {card.base_fingerprint[:12]}), not on the configured generator (fingerprint {base_fingerprint[:12]})",
+            f"(fingerprint {card.base_fingerprint[:12]}), not on the configured generator (fingerprint "
+            f"{base_fingerprint[:12]})",
             hint="set models.generator to the adapter's base model, or train a new adapter",
         )
 
@@ -204,7 +205,10 @@ def eval_command(domain: str, name: str, heldout: bool) -> str:
     when training held nothing out (synth without curated --qa), on a test set the user brings."""
     if heldout:
         return f"lorag eval --domain {domain} --ab base,{name}"
-    return f"lorag eval --domain {domain} --testset FILE.jsonl --ab base,{name}   (no held-out questions: synth had no --qa)"
+    return (
+        f"lorag eval --domain {domain} --testset FILE.jsonl --ab base,{name}   (no held-out questions: synth "
+        "had no --qa)"
+    )
 
 
 def card_text(
@@ -228,7 +232,8 @@ def card_text(
         f"{'no quantization' if rt.get('quantization') == 'none' else rt.get('quantization', '?')})",
         f"  data           sha256 {card.data_hash[:16]}…  corpus fingerprint {card.corpus_fingerprint[:16]}…"
         + ("  (the corpus changed since: STALE)" if stale else ""),
-        f"  LoRA           r {h.get('lora_r', '-')}, alpha {h.get('lora_alpha', '-')}, dropout {h.get('lora_dropout', '-')}, "
+        f"  LoRA           r {h.get('lora_r', '-')}, alpha {h.get('lora_alpha', '-')}, dropout "
+        f"{h.get('lora_dropout', '-')}, "
         f"targets {h.get('target_modules', '-')}",
         f"  schedule       {length}, lr {h.get('learning_rate', '-')} {h.get('lr_scheduler', '')}, "
         f"batch {h.get('batch_size', '-')}, max length {h.get('max_seq_length', '-')}",
@@ -244,7 +249,8 @@ def card_text(
         lines.append(f"  promotion      {card.promotion.get('reason', '')}")
     for e in card.exports[-3:]:
         lines.append(
-            f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; {export_check_text(e)})"
+            f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; "
+            f"{export_check_text(e)})"
         )
     if not card.reports:
         lines.append(f"  evaluations    none yet: {eval_command(card.domain, card.name, heldout)}")
@@ -252,7 +258,8 @@ def card_text(
         vs = r.get("vs", {})
         gate = {other: v.get(gate_metric, {}) for other, v in vs.items()}
         diffs = ", ".join(
-            f"vs {other}: {_num(g.get('diff'), '+.4f')} [{_num(g.get('ci_low'), '+.4f')}, {_num(g.get('ci_high'), '+.4f')}]"
+            f"vs {other}: {_num(g.get('diff'), '+.4f')} [{_num(g.get('ci_low'), '+.4f')}, "
+            f"{_num(g.get('ci_high'), '+.4f')}]"
             for other, g in gate.items()
         )
         lines.append(

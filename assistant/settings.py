@@ -82,14 +82,16 @@ class EndpointSettings(_Section):
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry's wait; doubled for each further retry.")
     adapter_api: Literal["model", "llamacpp"] = Field(
         "model",
-        description="How a request picks its adapter. 'model': the request's model is the adapter's served name, as the "
+        description="How a request picks its adapter. 'model': the request's model is the adapter's served "
+        "name, as the "
         "engine lists it at GET /models (vLLM --lora-modules, Ollama models, LoRAX). 'llamacpp': llama.cpp's server, "
         "whose adapters are the --lora files it lists at GET /lora-adapters, each named by its file name without .gguf "
         "(lorag's GGUF exports are <adapter>.gguf); a request turns one on with its `lora` field.",
     )
     repetition_penalty_field: Literal["repetition_penalty", "repeat_penalty", "none"] = Field(
         "repetition_penalty",
-        description="How models.repetition_penalty is sent: 'repetition_penalty' (vLLM's extra field), 'repeat_penalty' "
+        description="How models.repetition_penalty is sent: 'repetition_penalty' (vLLM's extra field), "
+        "'repeat_penalty' "
         "(llama.cpp server), 'none' (Ollama, hosted APIs: not sent, and no other penalty is sent in its place).",
     )
 
@@ -203,7 +205,8 @@ class JudgeSettings(_Section):
     )
     base_url: str | None = Field(
         None,
-        description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. Unset while models.endpoint is set: the "
+        description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. Unset while models.endpoint is "
+        "set: the "
         "judge is `model` on that engine.",
     )
     api_key: SecretStr | None = Field(

@@ -189,7 +189,10 @@ def machine() -> str:
     import torch
 
     gpu = "CUDA" if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__} ({torch.get_num_threads()} "
+        f"threads), Python {platform.python_version()}"
+    )
 
 
 def now() -> str:
@@ -199,7 +202,8 @@ def now() -> str:
 def header(title: str, args: Sequence[str] | None = None) -> None:
     print(f"# {title}")
     print(
-        f"command : .venv/bin/python {' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}"
+        "command : .venv/bin/python "
+        f"{' '.join(['benchmarks/' + Path(sys.argv[0]).name, *(args if args is not None else sys.argv[1:])])}"
     )
     print(f"date    : {now()}")
     print(f"machine : {machine()}")

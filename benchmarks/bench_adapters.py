@@ -165,7 +165,8 @@ def main() -> None:
     med = statistics.median
     print(f"device={device} model={args.model} adapters={len(names)} batch={args.batch} new_tokens={args.tokens}")
     print(
-        f"attach {len(names)} adapters: {attach_total * 1000:.0f} ms total ({', '.join(f'{k} {v * 1000:.0f} ms' for k, v in load_s.items())})"
+        f"attach {len(names)} adapters: {attach_total * 1000:.0f} ms total "
+        f"({', '.join(f'{k} {v * 1000:.0f} ms' for k, v in load_s.items())})"
     )
     print(f"set_adapter switch: median {med(sw):.3f} ms, max {max(sw):.3f} ms  (target < 5 ms)")
     print(
@@ -181,7 +182,8 @@ def main() -> None:
     for k, v in res.items():
         print(f"  {k:32s} {med(v):8.1f} tokens/s  ratio to peft single {med(v) / ref:.2f}")
     print(
-        f"mixed-adapter batch ÷ single-adapter batch: {med(res['mixed (lorag gathered LoRA)']) / ref:.2f} (target >= 0.8)"
+        f"mixed-adapter batch ÷ single-adapter batch: {med(res['mixed (lorag gathered LoRA)']) / ref:.2f} "
+        "(target >= 0.8)"
     )
 
 

@@ -71,7 +71,8 @@ def main() -> None:
             results[name]["work"].append(work)
             print(
                 f"run {i + 1} {name:6s}: ingest MISSING {results[name]['missing'][-1]:.2f}s; ask {secs:.1f}s wall, "
-                f"{work:.1f}s retrieval+generation, overhead {secs - work:.1f}s (stderr: {len(r.stderr)} chars); load {load()}"
+                f"{work:.1f}s retrieval+generation, overhead {secs - work:.1f}s (stderr: {len(r.stderr)} "
+                f"chars); load {load()}"
             )
     print("\nmedians")
     for name, m in results.items():

@@ -231,7 +231,8 @@ def main() -> None:
         )
         print()
         print(
-            f"new-token counts and texts identical across paths: {'yes' if not mismatches else f'NO ({mismatches} mismatches)'}"
+            "new-token counts and texts identical across paths: "
+            f"{'yes' if not mismatches else f'NO ({mismatches} mismatches)'}"
         )
         print(f"RATIO lorag/raw = {ratio:.3f}  (target >= {TARGET}: {verdict(ratio >= TARGET)})")
         print(f"      lorag/raw-in-thread = {ml / mt:.3f}  (streamer + consumer overhead alone)")

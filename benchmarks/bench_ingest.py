@@ -72,7 +72,10 @@ def main() -> None:
     src = python_doc_sources()
     if src is not None:
         files = sorted((src / "library").glob("*.txt"))[:n_files]
-        corpus = f"{doc_package_version()}: _sources/library/*.rst.txt, sorted, first {len(files)} ({files[0].name} .. {files[-1].name})"
+        corpus = (
+            f"{doc_package_version()}: _sources/library/*.rst.txt, sorted, first {len(files)} "
+            f"({files[0].name} .. {files[-1].name})"
+        )
     else:
         files = sample_corpus_files()
         corpus = f"samples/corpus (fallback: python3.11-doc not available), {len(files)} files"
@@ -99,7 +102,8 @@ def main() -> None:
     n_tok = sum(min(dense.token_length(t) + 2, model.max_seq_length) for t in texts)
     print(f"corpus  : {corpus}")
     print(
-        f"chunks  : {len(texts)} (chunk_tokens={settings.ingest.chunk_tokens}, overlap={settings.ingest.chunk_overlap}), "
+        f"chunks  : {len(texts)} (chunk_tokens={settings.ingest.chunk_tokens}, "
+        f"overlap={settings.ingest.chunk_overlap}), "
         f"~{n_tok / len(texts):.0f} model tokens/chunk; embed batch {bs}; model {dense.name} loaded in {t_load.s:.1f}s "
         f"on {model.device}"
     )

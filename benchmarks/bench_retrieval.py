@@ -394,7 +394,8 @@ def main() -> None:
     vocab_arr = np.array(vocabulary(src))
     sparse_enc = Bm25SparseEncoder()
     print(
-        f"vocabulary: {len(vocab_arr)} words ({'Python docs' if src else 'synthetic'}); hnsw_ef={settings.qdrant.hnsw_ef}; "
+        f"vocabulary: {len(vocab_arr)} words ({'Python docs' if src else 'synthetic'}); "
+        f"hnsw_ef={settings.qdrant.hnsw_ef}; "
         f"{n_q} timed queries per size (+20 warm-up)"
     )
     print()
@@ -433,7 +434,8 @@ def main() -> None:
             ]
         )
         print(
-            f"edge {n:,}: upsert {up:.1f}s, optimize {t_opt.s:.1f}s, p50 {percentile(wall, 50):.2f} ms, p95 {p95[n]:.2f} ms",
+            f"edge {n:,}: upsert {up:.1f}s, optimize {t_opt.s:.1f}s, p50 {percentile(wall, 50):.2f} ms, p95 "
+            f"{p95[n]:.2f} ms",
             flush=True,
         )
 
@@ -469,7 +471,8 @@ def main() -> None:
             ratio_p50 = percentile(cwall, 50) / rows[-1][6]
             ratio_p95 = percentile(cwall, 95) / p95[n]
             print(
-                f"client {n:,}: upsert {cup:.1f}s, p50 {percentile(cwall, 50):.2f} ms, p95 {percentile(cwall, 95):.2f} ms",
+                f"client {n:,}: upsert {cup:.1f}s, p50 {percentile(cwall, 50):.2f} ms, p95 "
+                f"{percentile(cwall, 95):.2f} ms",
                 flush=True,
             )
         del docs, dense, queries
@@ -495,7 +498,8 @@ def main() -> None:
     print()
     if client_row:
         print(
-            f"RATIO qdrant-client local / EdgeStore at {client_size:,}: p50 {ratio_p50:.1f}x, p95 {ratio_p95:.1f}x slower "
+            f"RATIO qdrant-client local / EdgeStore at {client_size:,}: p50 {ratio_p50:.1f}x, p95 "
+            f"{ratio_p95:.1f}x slower "
             f"(EdgeStore is {ratio_p50:.1f}x faster)"
         )
     print("Per-question overhead outside EdgeStore.search: Retriever.retrieve first calls resolve_domains,")

@@ -2,7 +2,8 @@
 yield (pairs kept per chunk), the round trip's pass rate (the question retrieves its own chunk in the
 top-k: a question a user could ask and the assistant could find), answer length, question types.
 
-    .venv/bin/python benchmarks/bench_synth_writers.py [--chunks 400] [--model-chunks 40] [--corpora python_faq,git_faq,sqlite_faq]
+    .venv/bin/python benchmarks/bench_synth_writers.py [--chunks 400] [--model-chunks 40] \
+        [--corpora python_faq,git_faq,sqlite_faq]
 
 Needs the benchmarks built and ingested (benchmarks/<corpus>/README.md). The model writers
 (teacher, answer_first) use the configured generator (the built-in SmolLM2-135M by default) on the
@@ -89,7 +90,8 @@ def main() -> None:
             print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
         comps.close()
     print(
-        "\n| corpus | writer | chunks | kept after filters | after round trip | per 100 chunks | round-trip rate | answer words (median) |"
+        "\n| corpus | writer | chunks | kept after filters | after round trip | per 100 chunks | round-trip "
+        "rate | answer words (median) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -573,7 +573,8 @@ def main() -> None:
             torch.cuda.empty_cache()
     results = {k: median_run(v) for k, v in runs.items()}
     print(
-        f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} epochs={args.epochs} "
+        f"\nmodel={'random-1B Llama' if args.random_1b else model_path} gpu={name} rows={len(rows)} "
+        f"epochs={args.epochs} "
         f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}"
     )
     print(
@@ -582,7 +583,8 @@ def main() -> None:
     )
     for k, r in results.items():
         print(
-            f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} {r['eval_loss']:9.4f} "
+            f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} "
+            f"{r['eval_loss']:9.4f} "
             f"{r['mfu'] * 100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d}"
         )
     steps = {k: r["optimizer_steps"] for k, r in results.items()}
@@ -601,8 +603,10 @@ def main() -> None:
                     else ""
                 )
                 print(
-                    f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each} (target >= 3), memory ratio "
-                    f"{b['peak_gb'] / max(a['peak_gb'], 1e-9):.2f} allocated / {b['reserved_gb'] / max(a['reserved_gb'], 1e-9):.2f} "
+                    f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each} "
+                    "(target >= 3), memory ratio "
+                    f"{b['peak_gb'] / max(a['peak_gb'], 1e-9):.2f} allocated / "
+                    f"{b['reserved_gb'] / max(a['reserved_gb'], 1e-9):.2f} "
                     f"reserved (target <= 1), eval loss diff "
                     f"{100 * (b['eval_loss'] - a['eval_loss']) / a['eval_loss']:+.2f}% (target within 2%)"
                 )

@@ -15,9 +15,12 @@ Peak memory is each rank's torch.cuda.max_memory_allocated during training (resu
 peak_gpu_mem_gb_per_rank). Issue 23's targets: efficiency >= 0.9 at 2 GPUs and >= 0.8 at 8 for LoRA
 on a 1B-class model; an 8B-class QLoRA run across GPUs.
 
-    python benchmarks/bench_train_multigpu.py --random-1b --tokenizer tok --train train.jsonl --quant lora --gpus 1,2,4,8
-    python benchmarks/bench_train_multigpu.py --model /path/to/8b --train train.jsonl --quant qlora --gpus 1,2,4,8 --batch 8
-    python benchmarks/bench_train_multigpu.py --model /path/to/70b --train train.jsonl --quant lora --distributed fsdp --gpus 8
+    python benchmarks/bench_train_multigpu.py --random-1b --tokenizer tok --train train.jsonl --quant lora \
+        --gpus 1,2,4,8
+    python benchmarks/bench_train_multigpu.py --model /path/to/8b --train train.jsonl --quant qlora \
+        --gpus 1,2,4,8 --batch 8
+    python benchmarks/bench_train_multigpu.py --model /path/to/70b --train train.jsonl --quant lora \
+        --distributed fsdp --gpus 8
 
 (tok, train.jsonl: as for bench_train_gpu.py, the RESULTS.md section "Training throughput on a GPU".)
 Arms with more GPUs than the machine has are skipped, with a line saying so. `--cpu` runs the same arms as

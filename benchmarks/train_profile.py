@@ -106,8 +106,10 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
         if b > end:
             end, prev = b, e
     print(
-        f"-- profile: wall {wall_per_step * 1e3:.1f} ms/step, GPU kernels {kernel_us / steps / 1e3:.1f} ms/step, GPU busy "
-        f"{busy_us / steps / 1e3:.1f} ms/step ({100 * busy_us / steps / 1e6 / wall_per_step:.0f}%), {len(kernels) / steps:.0f} kernels/step",
+        f"-- profile: wall {wall_per_step * 1e3:.1f} ms/step, GPU kernels {kernel_us / steps / 1e3:.1f} "
+        "ms/step, GPU busy "
+        f"{busy_us / steps / 1e3:.1f} ms/step ({100 * busy_us / steps / 1e6 / wall_per_step:.0f}%), "
+        f"{len(kernels) / steps:.0f} kernels/step",
         flush=True,
     )
     print("-- GPU idle over 0.2 ms, by the kernels before and after (ms per step, count per step):")

@@ -59,7 +59,10 @@ def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
         return decision
     diff, lo, hi, n = cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp.get("n")
     decision.update(diff=diff, ci_low=lo, ci_high=hi, n=n)
-    numbers = f"{card.name} − {against} on {metric}: {diff:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], n={n} (report {rep.get('run_id')})"
+    numbers = (
+        f"{card.name} − {against} on {metric}: {diff:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], n={n} (report "
+        f"{rep.get('run_id')})"
+    )
     if lo > 0:
         decision.update(ok=True, reason=f"beats {what}: {numbers}")
     elif hi < 0:

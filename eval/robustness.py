@@ -203,7 +203,8 @@ def write_robustness(result: dict[str, Any], out_dir: Path, metric: str) -> dict
         f"<body style='font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto'>"
         f"<h1>Robustness on domain {html.escape(result['domain'])}</h1>"
         f"<img style='max-width:100%' src='data:image/png;base64,{img}'>"
-        f"<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>sweep</th><th>x</th>{head}</tr>{''.join(rows)}</table>"
+        "<table border='1' cellpadding='4' "
+        f"style='border-collapse:collapse'><tr><th>sweep</th><th>x</th>{head}</tr>{''.join(rows)}</table>"
         f"<p>mean {html.escape(metric)} per condition; {result['questions']} questions.</p></body></html>",
         encoding="utf-8",
     )

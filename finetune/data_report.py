@@ -64,7 +64,8 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     rt = r.get("round_trip") or {}
     if rt.get("checked"):
         out.append(
-            f"round trip: {rt['passed']} of {rt['checked']} questions retrieve their own chunk in the top {rt.get('k')} "
+            f"round trip: {rt['passed']} of {rt['checked']} questions retrieve their own chunk in the top "
+            f"{rt.get('k')} "
             f"({100 * rt['pass_rate']:.0f}%)"
         )
     f = r.get("fit") or {}

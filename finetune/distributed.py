@@ -37,7 +37,8 @@ class World:
 
 
 def current_world(strategy: str = "ddp") -> World:
-    """This process's place in the run, from the variables torchrun / accelerate launch set (one process without them)."""
+    """This process's place in the run, from the variables torchrun / accelerate launch set (one process without
+    them)."""
     size = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if size <= 1:
         return World(strategy=strategy)

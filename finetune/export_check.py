@@ -6,7 +6,9 @@ per prompt (the serving prompt format, assistant/prompt.py), and its logits alon
 passes when its own greedy answers are the same tokens (peft, merged, GGUF in f32). A GGUF in f16 passes
 when its logits along the reference answers are within `F16_TOL`. In llama.cpp (over a GGUF base, which is
 quantized), the adapter's effect must match transformers' beyond the base's own difference between the
-two runtimes: |llama.cpp(base+LoRA) - HF(base+LoRA)| <= |llama.cpp(base) - HF(base)| + LLAMA_CPP_SHARE * |HF(base+LoRA) - HF(base)|.
+two runtimes:
+    |llama.cpp(base+LoRA) - HF(base+LoRA)|
+        <= |llama.cpp(base) - HF(base)| + LLAMA_CPP_SHARE * |HF(base+LoRA) - HF(base)|.
 """
 
 from __future__ import annotations
@@ -132,7 +134,8 @@ class Checker:
             ""
             if ok
             else (
-                f"the answer to prompt {next(i for i, r in enumerate(rows) if not r['same_text']) + 1} differs from the unmerged "
+                f"the answer to prompt {next(i for i, r in enumerate(rows) if not r['same_text']) + 1} differs "
+                "from the unmerged "
                 f"adapter's (largest logit difference {worst:.4g}"
                 + (f", tolerance {tol:g})" if tol is not None else ")")
             )

@@ -48,7 +48,8 @@ def shape_problems(adapter_dir: Path, base_config: Any) -> list[str]:
                 got = shape[1] if ".lora_A." in k else shape[0]
                 if got != want:
                     problems.append(
-                        f"{k}: shape {shape} needs {'in' if '.lora_A.' in k else 'out'}_features {got}, the base has {want}"
+                        f"{k}: shape {shape} needs {'in' if '.lora_A.' in k else 'out'}_features {got}, the "
+                        f"base has {want}"
                     )
             if len(problems) >= 5:
                 problems.append("...")

@@ -122,6 +122,19 @@ def _heldout_documents(pairs: Sequence[SynthPair], fraction: float, cap: int) ->
     return held
 
 
+def _no_examples_error(domain: str, n_pairs: int, synth_report: Any, n_curated: int, dropped: Counter) -> LoragError:
+    why = (
+        "; ".join(f"{n} {reason}" for reason, n in (synth_report.dropped + dropped).most_common(8))
+        or "no chunk gave one"
+    )
+    return LoragError(
+        f"no training examples could be built for '{domain}': {n_pairs} synthetic pair(s) from "
+        f"{synth_report.chunks} chunk(s), {n_curated} curated; dropped: {why}",
+        hint="add curated Q&A with --qa, or synthesize from more chunks (--max-chunks), with a teacher "
+        "(synth.teacher) or with other writers (--writer); nothing was written",
+    )
+
+
 class TrainingSetBuilder:
     def __init__(
         self,
@@ -161,6 +174,150 @@ class TrainingSetBuilder:
         if best is None or support(rec.answer, best.text) < 0.5:
             return None
         return _as_passage(best, self.cfg.domain)
+
+    def _round_trip(
+        self, pairs: list[SynthPair], retrieved: list[list[Passage]], k: int, dropped: Counter
+    ) -> tuple[list[tuple[SynthPair, list[Passage], int]], int]:
+        """The pairs kept (each with its retrieved passages and its chunk's rank) and how many found their chunk."""
+        s = self.cfg.synth
+        kept: list[tuple[SynthPair, list[Passage], int]] = []
+        per_chunk: Counter = Counter()
+        passed = 0
+        for p, passages in zip(pairs, retrieved):
+            rank = next((i for i, x in enumerate(passages) if x.chunk_id == p.chunk_id), None)
+            if rank is not None and rank < k:
+                passed += 1
+            elif s.round_trip:
+                dropped[f"{p.writer}: round trip: its chunk is not in the question's top {k}"] += 1
+                continue
+            if per_chunk[p.chunk_id] >= s.pairs_per_chunk:
+                continue  # a spare candidate of a chunk that already has its pairs
+            per_chunk[p.chunk_id] += 1
+            kept.append((p, passages, rank if rank is not None else k + 99))
+        return kept, passed
+
+    def _heldout_items(
+        self,
+        curated: list[QARecord],
+        held_qa: list[QARecord],
+        held_pairs: list[tuple[SynthPair, list[Passage]]],
+        by_source: dict[str, list[Hit]],
+        chunk_by_id: dict[str, Hit],
+        k: int,
+    ) -> tuple[list[tuple[str, str, Passage, str, list[Passage]]], list[QARecord]]:
+        """The held-out questions (curated when there are some, else the held-out documents' synthetic pairs), each
+        with its oracle and negatives, and their records."""
+        cfg = self.cfg
+
+        if curated:
+            held = [(rec, self._oracle_for(rec, by_source)) for rec in held_qa]
+            held = [(rec, o) for rec, o in held if o is not None]
+            held_negs = [
+                self._negatives(ps, o.doc_id)
+                for (_, o), ps in zip(held, self._retrieve([r.question for r, _ in held], k))
+            ]
+            held_items = [
+                (rec.question, rec.answer, o, f"heldout:{rec.key()}", negs) for (rec, o), negs in zip(held, held_negs)
+            ]
+            held_records = held_qa
+        else:
+            held_items = []
+            for p, passages in held_pairs:
+                oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
+                held_items.append(
+                    (
+                        p.question,
+                        p.answer,
+                        oracle,
+                        f"heldout:synthetic:{p.chunk_id}",
+                        self._negatives(passages, oracle.doc_id),
+                    )
+                )
+            held_records = [
+                QARecord(
+                    id=f"synthetic-{hashlib.sha256(p.question.encode()).hexdigest()[:10]}",
+                    question=p.question,
+                    answer=p.answer,
+                    sources=[p.source],
+                    tags=["synthetic", p.writer, p.qtype],
+                )
+                for p, _ in held_pairs
+            ]
+        return held_items, held_records
+
+    def _example_items(
+        self,
+        kept: list[tuple[SynthPair, list[Passage], int]],
+        train_qa: list[QARecord],
+        by_source: dict[str, list[Hit]],
+        chunk_by_id: dict[str, Hit],
+        k: int,
+        dropped: Counter,
+    ) -> list[tuple[str, str, Passage, str, str, list[Passage] | None, int]]:
+        """The training questions (the kept synthetic pairs, then the curated ones a chunk supports), each with its
+        oracle, kind, id, negatives and the oracle's retrieval rank."""
+        cfg = self.cfg
+        items: list[tuple[str, str, Passage, str, str, list[Passage] | None, int]] = []
+        for p, passages, rank in kept:
+            oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
+            items.append(
+                (
+                    p.question,
+                    p.answer,
+                    oracle,
+                    "synthetic:" + p.writer,
+                    p.chunk_id,
+                    self._negatives(passages, oracle.doc_id),
+                    rank,
+                )
+            )
+        curated_items = []
+        for rec in train_qa:
+            oracle = self._oracle_for(rec, by_source)
+            if oracle is None:
+                dropped["curated: no chunk supports the answer"] += 1
+                continue
+            curated_items.append((rec, oracle))
+        cur_passages = self._retrieve([r.question for r, _ in curated_items], k)
+        for (rec, oracle), passages in zip(curated_items, cur_passages):
+            rank = next((i for i, x in enumerate(passages) if x.chunk_id == oracle.chunk_id), k + 99)
+            items.append(
+                (rec.question, rec.answer, oracle, "curated", rec.key(), self._negatives(passages, oracle.doc_id), rank)
+            )
+        return items
+
+    def _example(
+        self,
+        q: str,
+        a: str,
+        oracle: Passage | None,
+        negatives: list[Passage],
+        include: bool,
+        *,
+        k: int,
+        rng: random.Random,
+        fit: dict[str, int],
+    ) -> dict[str, Any] | None:
+        """One training row fitted to fit["max_seq_length"] tokens (0: no limit), counted in `fit` when trimmed or
+        left out."""
+        if not include and oracle is not None:  # no distractor that answers it: that teaches abstaining wrongly
+            negatives = [n for n in negatives if support(a, n.text) < 0.5]
+        row = make_example(
+            q,
+            a,
+            oracle,
+            negatives,
+            k=k,
+            include_oracle=include,
+            rng=rng,
+            count_tokens=self.count_tokens,
+            max_tokens=fit["max_seq_length"],
+        )
+        if row is None:
+            fit["left_out"] += 1
+        elif row["distractors_trimmed"]:
+            fit["trimmed"] += 1
+        return row
 
     def build(
         self, curated_path: Path | None, progress: Callable[[str, int, int], None] | None = None
@@ -202,20 +359,7 @@ class TrainingSetBuilder:
         if progress:
             progress("retrieve", 0, len(pairs))
         retrieved = self._retrieve([p.question for p in pairs], k)
-        kept: list[tuple[SynthPair, list[Passage], int]] = []
-        per_chunk: Counter = Counter()
-        passed = 0
-        for p, passages in zip(pairs, retrieved):
-            rank = next((i for i, x in enumerate(passages) if x.chunk_id == p.chunk_id), None)
-            if rank is not None and rank < k:
-                passed += 1
-            elif s.round_trip:
-                dropped[f"{p.writer}: round trip: its chunk is not in the question's top {k}"] += 1
-                continue
-            if per_chunk[p.chunk_id] >= s.pairs_per_chunk:
-                continue  # a spare candidate of a chunk that already has its pairs
-            per_chunk[p.chunk_id] += 1
-            kept.append((p, passages, rank if rank is not None else k + 99))
+        kept, passed = self._round_trip(pairs, retrieved, k, dropped)
         round_trip = {"checked": len(pairs), "passed": passed, "k": k, "applied": s.round_trip}
         if progress:
             progress("retrieve", len(pairs), len(pairs))
@@ -229,62 +373,14 @@ class TrainingSetBuilder:
 
         fit = {"max_seq_length": fit_to, "trimmed": 0, "left_out": 0}
 
-        def example(
-            q: str, a: str, oracle: Passage | None, negatives: list[Passage], include: bool
-        ) -> dict[str, Any] | None:
-            if not include and oracle is not None:  # no distractor that answers it: that teaches abstaining wrongly
-                negatives = [n for n in negatives if support(a, n.text) < 0.5]
-            row = make_example(
-                q,
-                a,
-                oracle,
-                negatives,
-                k=k,
-                include_oracle=include,
-                rng=rng,
-                count_tokens=self.count_tokens,
-                max_tokens=fit_to,
-            )
-            if row is None:
-                fit["left_out"] += 1
-            elif row["distractors_trimmed"]:
-                fit["trimmed"] += 1
-            return row
-
         rows: list[dict[str, Any]] = []
-        items: list[tuple[str, str, Passage, str, str, list[Passage] | None, int]] = []
-        for p, passages, rank in kept:
-            oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
-            items.append(
-                (
-                    p.question,
-                    p.answer,
-                    oracle,
-                    "synthetic:" + p.writer,
-                    p.chunk_id,
-                    self._negatives(passages, oracle.doc_id),
-                    rank,
-                )
-            )
-        curated_items = []
-        for rec in train_qa:
-            oracle = self._oracle_for(rec, by_source)
-            if oracle is None:
-                dropped["curated: no chunk supports the answer"] += 1
-                continue
-            curated_items.append((rec, oracle))
-        cur_passages = self._retrieve([r.question for r, _ in curated_items], k)
-        for (rec, oracle), passages in zip(curated_items, cur_passages):
-            rank = next((i for i, x in enumerate(passages) if x.chunk_id == oracle.chunk_id), k + 99)
-            items.append(
-                (rec.question, rec.answer, oracle, "curated", rec.key(), self._negatives(passages, oracle.doc_id), rank)
-            )
+        items = self._example_items(kept, train_qa, by_source, chunk_by_id, k, dropped)
         for i, (q, a, oracle, kind, ident, negatives, rank) in enumerate(items):
             include = rng.random() < s.p_oracle
             if not include and not negatives:
                 dropped[f"{kind}: no distractors for an oracle-free example"] += 1
                 continue
-            row = example(q, a, oracle, negatives, include)
+            row = self._example(q, a, oracle, negatives, include, k=k, rng=rng, fit=fit)
             if row is None:
                 dropped[f"{kind}: over max_seq_length ({fit_to} tokens) even with the fewest passages"] += 1
                 continue
@@ -293,40 +389,7 @@ class TrainingSetBuilder:
                 progress("examples", i + 1, len(items))
 
         held_rows = []
-        if curated:
-            held = [(rec, self._oracle_for(rec, by_source)) for rec in held_qa]
-            held = [(rec, o) for rec, o in held if o is not None]
-            held_negs = [
-                self._negatives(ps, o.doc_id)
-                for (_, o), ps in zip(held, self._retrieve([r.question for r, _ in held], k))
-            ]
-            held_items = [
-                (rec.question, rec.answer, o, f"heldout:{rec.key()}", negs) for (rec, o), negs in zip(held, held_negs)
-            ]
-            held_records = held_qa
-        else:
-            held_items = []
-            for p, passages in held_pairs:
-                oracle = _as_passage(chunk_by_id[p.chunk_id], cfg.domain)
-                held_items.append(
-                    (
-                        p.question,
-                        p.answer,
-                        oracle,
-                        f"heldout:synthetic:{p.chunk_id}",
-                        self._negatives(passages, oracle.doc_id),
-                    )
-                )
-            held_records = [
-                QARecord(
-                    id=f"synthetic-{hashlib.sha256(p.question.encode()).hexdigest()[:10]}",
-                    question=p.question,
-                    answer=p.answer,
-                    sources=[p.source],
-                    tags=["synthetic", p.writer, p.qtype],
-                )
-                for p, _ in held_pairs
-            ]
+        held_items, held_records = self._heldout_items(curated, held_qa, held_pairs, by_source, chunk_by_id, k)
         for q, a, oracle, ident, negatives in held_items:  # held-out loss: same format, oracle always present
             ex = make_example(
                 q,
@@ -343,16 +406,7 @@ class TrainingSetBuilder:
                 held_rows.append({"id": ident, "kind": "heldout", **ex})
 
         if not rows:  # before anything is written: an earlier training set stays whole
-            why = (
-                "; ".join(f"{n} {reason}" for reason, n in (synth_report.dropped + dropped).most_common(8))
-                or "no chunk gave one"
-            )
-            raise LoragError(
-                f"no training examples could be built for '{cfg.domain}': {len(pairs)} synthetic pair(s) from "
-                f"{synth_report.chunks} chunk(s), {len(train_qa)} curated; dropped: {why}",
-                hint="add curated Q&A with --qa, or synthesize from more chunks (--max-chunks), with a teacher "
-                "(synth.teacher) or with other writers (--writer); nothing was written",
-            )
+            raise _no_examples_error(cfg.domain, len(pairs), synth_report, len(train_qa), dropped)
 
         n_general = 0
         if general:

@@ -40,7 +40,8 @@ class ServeConfig:
 
     def text(self) -> str:
         out = [
-            f"# {self.engine}: the base model with {len(self.adapters)} adapter(s): {', '.join(self.adapters) or 'none'}"
+            f"# {self.engine}: the base model with {len(self.adapters)} adapter(s): "
+            f"{', '.join(self.adapters) or 'none'}"
         ]
         out += [f"# skipped {s}" for s in self.skipped]
         for name, content in self.files.items():

@@ -211,7 +211,7 @@ class _Writers:
 
     def _answer_first(self, batch: Sequence[Hit], out: list[list[Candidate]]) -> None:
         jobs = [(i, s) for i, c in enumerate(batch) for s in _answer_sentences(c.text, 1)]
-        for i, c in enumerate(batch):
+        for i in range(len(batch)):
             if not any(j == i for j, _ in jobs):
                 self.report.dropped["answer_first: no prose sentence of 8-40 words"] += 1
         prompts = [answer_first_messages(s, batch[i].payload.get("section") or "") for i, s in jobs]

@@ -359,12 +359,15 @@ class NoisyEmbedder(HashingEmbedder):
     """Says what the real libraries say while lorag works: transformers, bitsandbytes (via peft), pypdf."""
     def embed_documents(self, texts):
         import transformers.utils.logging as tl  # imported mid-command, as when a model loads
-        tl.get_logger("transformers.tokenization_utils_base").warning("Token indices sequence length is longer than the specified maximum")
-        logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward from kernels-community")
+        tl.get_logger("transformers.tokenization_utils_base").warning(
+            "Token indices sequence length is longer than the specified maximum")
+        logging.getLogger("bitsandbytes.backends.cpu.ops").warning(
+            "Failed to load CPU gemm_4bit_forward from kernels-community")
         logging.getLogger("pypdf._reader").warning("incorrect startxref pointer(1)")
         return super().embed_documents(texts)
 
-cli.state.factory = lambda s: Components(s, dense=NoisyEmbedder(2048), sparse=Bm25SparseEncoder(), generator=FakeGenerator())
+cli.state.factory = lambda s: Components(
+    s, dense=NoisyEmbedder(2048), sparse=Bm25SparseEncoder(), generator=FakeGenerator())
 sys.argv = ["lorag", *sys.argv[1:]]
 cli.main()
 '''

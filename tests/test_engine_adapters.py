@@ -41,7 +41,7 @@ def llamacpp(settings_for, stub, store, bm25, corpus, no_local_model):  # noqa: 
     return c
 
 
-def test_llama_cpp_adapters_are_its_lora_files_turned_on_per_request(llamacpp, stub):
+def test_llama_cpp_adapters_are_its_lora_files_turned_on_per_request(llamacpp, stub):  # noqa: F811
     gen = llamacpp.generator
     assert gen.adapters() == ["hr-v1", "it-v2"]
     gen.generate_batch([[{"role": "user", "content": "q"}]] * 3, adapters=["it-v2", None, "hr-v1"])
@@ -56,13 +56,13 @@ def test_llama_cpp_adapters_are_its_lora_files_turned_on_per_request(llamacpp, s
     assert final.route["adapter"] == "hr-v1" and stub.chat_requests()[-1]["lora"][0] == {"id": 0, "scale": 1.0}
 
 
-def test_llama_cpp_without_adapters_sends_no_lora_field(llamacpp, stub):
+def test_llama_cpp_without_adapters_sends_no_lora_field(llamacpp, stub):  # noqa: F811
     stub.loras = []
     llamacpp.generator.generate_batch([[{"role": "user", "content": "q"}]])
     assert "lora" not in stub.chat_requests()[-1]
 
 
-def test_an_adapter_llama_cpp_lacks_names_its_gguf_or_the_export_first(llamacpp, stub, tmp_path):
+def test_an_adapter_llama_cpp_lacks_names_its_gguf_or_the_export_first(llamacpp, stub, tmp_path):  # noqa: F811
     reg = llamacpp.registry
     card = register_fake_adapter(reg, llamacpp.store, "hr", 3)
     with pytest.raises(LoragError) as e:
@@ -88,11 +88,13 @@ def test_an_adapter_llama_cpp_lacks_names_its_gguf_or_the_export_first(llamacpp,
     [
         (
             "vllm",
-            "vLLM: start it with --enable-lora --lora-modules hr-v2={folder}, or load it into the running server: POST {url}/load_lora_adapter",
+            "vLLM: start it with --enable-lora --lora-modules hr-v2={folder}, or load it into the running "
+            "server: POST {url}/load_lora_adapter",
         ),
         (
             "library",
-            "Ollama: lorag adapters export hr-v2 --format gguf --out .lorag/exports/hr-v2-gguf, then `ollama create hr-v2 -f Modelfile.hr-v2`",
+            "Ollama: lorag adapters export hr-v2 --format gguf --out .lorag/exports/hr-v2-gguf, then `ollama "
+            "create hr-v2 -f Modelfile.hr-v2`",
         ),
     ],
 )

@@ -342,7 +342,8 @@ def test_synth_teacher_on_its_own_endpoint_end_to_end(tmp_path, stub, store, bm2
     down = load_train_config(domain="hr", overrides={"synth": {"teacher": "teacher-m", "teacher_url": dead_url()}})
     with pytest.raises(
         LoragError,
-        match="(?s)the teacher .* failed on every request so far: .*cannot connect.*check synth.teacher_url; nothing was written",
+        match="(?s)the teacher .* failed on every request so far: .*cannot connect.*check synth.teacher_url; "
+        "nothing was written",
     ):
         build_training_set(
             down,

@@ -121,6 +121,9 @@ def test_the_gate_compares_on_the_metric_it_is_given(registry, tmp_path):
 
 
 def test_gate_module_imports_nothing_heavy():
-    code = "import sys, eval.gate; print(sorted(m for m in ('numpy', 'ragas', 'torch', 'matplotlib', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys, eval.gate; print(sorted(m for m in ('numpy', 'ragas', 'torch', 'matplotlib', "
+        "'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

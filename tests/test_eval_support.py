@@ -1,4 +1,5 @@
-"""Shared fakes for tests/test_eval_*.py (no tests here): a generator that answers per adapter, a test set, adapter cards."""
+"""Shared fakes for tests/test_eval_*.py (no tests here): a generator that answers per adapter, a test set,
+adapter cards."""
 
 from __future__ import annotations
 

@@ -182,8 +182,8 @@ def test_an_adapter_whose_base_model_is_not_here_is_refused(tiny_lm, tmp_path):
     with pytest.raises(LoragError) as e:
         export_adapter(registry, "it-v1", "merged", tmp_path / "out", resolve=resolve)
     assert (
-        "adapter it-v1: its base model 'smollm2-135m-instruct' is not available here: model 'smollm2-135m-instruct' is not in the cache"
-        in str(e.value)
+        "adapter it-v1: its base model 'smollm2-135m-instruct' is not available here: model "
+        "'smollm2-135m-instruct' is not in the cache" in str(e.value)
     )
     assert "lorag models pull" in e.value.hint and not (tmp_path / "out").exists()
     gone = tmp_path / "gone-base"

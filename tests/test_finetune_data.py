@@ -69,7 +69,8 @@ def recipe_error(tmp_path, text: str) -> str:
 def test_bad_recipe_lists_every_problem(tmp_path):
     msg = recipe_error(
         tmp_path,
-        "domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  colour: red\n",
+        "domain: x\nlora_r: 0\nlearning_rate: 5\nquantization: fp8\nbatchsize: 4\nsynth:\n  p_oracle: 1.5\n  "
+        "colour: red\n",
     )
     for needle in [
         "batchsize: unknown key",

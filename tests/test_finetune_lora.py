@@ -225,7 +225,7 @@ def test_micro_batches_give_the_whole_batchs_gradients(tiny_lm, tmp_path):
     rows.write_text(json.dumps(long) + "\n" + "\n".join(lines[1:]) + "\n")
 
     def first_step_grads(**kw):
-        grads, tokens = {}, []
+        grads = {}
 
         class Grab(TrainerCallback):
             def on_pre_optimizer_step(self, args, state, control, model=None, **k):

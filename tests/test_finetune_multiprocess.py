@@ -168,7 +168,7 @@ def test_recipe_keys_for_several_processes():
         TrainConfig(domain="toy", distributed="zero3")
 
 
-def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason(gpu_like):
+def test_the_acceleration_layer_is_off_under_several_processes_with_its_reason(gpu_like):  # noqa: F811
     from finetune import accel
 
     c = TrainConfig(domain="toy", gpus=2, batch_size=4)

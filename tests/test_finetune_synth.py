@@ -40,13 +40,17 @@ def _hit(i, text, display="leave.md", section="S"):
 def test_blocks_classify_rst_markdown_and_html_as_markdown():
     rst = (
         "Class creation can be customized using :ref:`metaclasses <metaclasses>`.\n\n.. index::\n   single: class\n\n"
-        "Classes can be decorated::\n\n   @f1(arg)\n   class Foo: pass\n\nThe result is bound to the :keyword:`!class` name."
+        "Classes can be decorated::\n\n   @f1(arg)\n   class Foo: pass\n\nThe result is bound to the "
+        ":keyword:`!class` name."
     )
     kinds = [(b.kind, b.text) for b in blocks(rst)]
     assert kinds[0] == ("prose", "Class creation can be customized using metaclasses.")
     assert [k for k, _ in kinds] == ["prose", "directive", "prose", "code", "prose"]
     assert kinds[-1][1] == "The result is bound to the class name."
-    md = "## Cloning\nSome **bold** text and `code`.\n\n--depth <depth>\n\nCreate a shallow clone.\n\n- an item\n\n| a | b |"
+    md = (
+        "## Cloning\nSome **bold** text and `code`.\n\n--depth <depth>\n\nCreate a shallow clone.\n\n- an "
+        "item\n\n| a | b |"
+    )
     assert [(b.kind, b.text) for b in blocks(md)] == [
         ("heading", "Cloning"),
         ("prose", "Some bold text and code."),
@@ -60,7 +64,8 @@ def test_blocks_classify_rst_markdown_and_html_as_markdown():
 
 def test_opening_takes_whole_sentences_and_skips_remarks_about_the_page():
     paras = [
-        "In this section we describe leave. Staff get 26 days of leave a year. Carry-over is capped at 5 days each year."
+        "In this section we describe leave. Staff get 26 days of leave a year. Carry-over is capped at 5 days "
+        "each year."
     ]
     assert (
         opening(paras, min_words=10) == "Staff get 26 days of leave a year. Carry-over is capped at 5 days each year."
@@ -107,7 +112,10 @@ def test_term_questions_name_options_settings_and_calls():
 
 
 def test_section_writer_on_markdown_rst_html_and_man_pages():
-    md = "## Annual leave\n\nFull-time staff receive 27 days of annual leave each year, and part-time staff a share of it by hours."
+    md = (
+        "## Annual leave\n\nFull-time staff receive 27 days of annual leave each year, and part-time staff a "
+        "share of it by hours."
+    )
     [c] = section_candidates(md, "Leave policy > Annual leave", RNG)
     assert c.question in (
         "What is annual leave?",
@@ -128,7 +136,8 @@ def test_section_writer_on_markdown_rst_html_and_man_pages():
     [c] = section_candidates(name, "git-clone(1) Manual Page > NAME", RNG)
     assert (c.question, c.answer) == ("What does git-clone do?", "git-clone clones a repository into a new directory.")
     opts = (
-        "# OPTIONS\n\n--depth <depth>\n\nCreate a shallow clone with a history truncated to the specified number of commits.\n\n"
+        "# OPTIONS\n\n--depth <depth>\n\nCreate a shallow clone with a history truncated to the specified "
+        "number of commits.\n\n"
         "--bare\n\nMake a bare Git repository."
     )
     qs = {c.question for c in section_candidates(opts, "git-clone(1) Manual Page > OPTIONS", RNG)}
@@ -210,13 +219,19 @@ def test_filters_name_the_reason():
 
 # -- the teacher --------------------------------------------------------------------------------
 def test_teacher_replies_parse_as_json_or_question_answer_lines():
-    js = 'Sure!\n```json\n{"pairs": [{"question": "How many days of leave?", "answer": "26 days a year.", "type": "what-is"}]}\n```'
+    js = (
+        'Sure!\n```json\n{"pairs": [{"question": "How many days of leave?", "answer": "26 days a year.", '
+        '"type": "what-is"}]}\n```'
+    )
     assert parse_pairs(js) == [("How many days of leave?", "26 days a year.")]
     assert parse_pairs('[{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]') == [
         ("Q1?", "A1."),
         ("Q2?", "A2."),
     ]
-    lines = "1. Question: How many days?\nAnswer: 26 days\na year.\n2. Question: What is carried over?\nAnswer: Up to 5 days."
+    lines = (
+        "1. Question: How many days?\nAnswer: 26 days\na year.\n2. Question: What is carried over?\nAnswer: "
+        "Up to 5 days."
+    )
     assert parse_pairs(lines) == [("How many days?", "26 days a year."), ("What is carried over?", "Up to 5 days.")]
     assert parse_pairs("I cannot help with that.") == []
     assert (

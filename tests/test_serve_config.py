@@ -71,8 +71,8 @@ def test_vllm_serves_every_promoted_adapter_by_its_registry_name(setup, tiny_lm)
     text = c.text()
     assert "# skipped legal-v1: trained on another base model" in text
     assert (
-        f"export LORAG_MODELS__ENDPOINT__BASE_URL=http://localhost:8000/v1\nexport LORAG_MODELS__ENDPOINT__MODEL={tiny_lm}"
-        in text
+        "export LORAG_MODELS__ENDPOINT__BASE_URL=http://localhost:8000/v1\nexport "
+        f"LORAG_MODELS__ENDPOINT__MODEL={tiny_lm}" in text
     )
     arms = cfg(setup, "vllm", names=["hr-v2"], port=9000)  # an A/B arm that is not promoted, served too
     words = shlex.split(arms.commands[0])

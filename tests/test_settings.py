@@ -33,7 +33,8 @@ def test_lorag_yaml_in_cwd_and_lorag_config(tmp_path, monkeypatch):
 def test_every_problem_is_listed_in_one_error(tmp_path):
     f = tmp_path / "lorag.yaml"
     f.write_text(
-        "models:\n  device: gpu\n  colour: blue\nretrieval:\n  top_k: 0\ningest:\n  chunk_tokens: 100\n  chunk_overlap: 100\nnope: 1\n"
+        "models:\n  device: gpu\n  colour: blue\nretrieval:\n  top_k: 0\ningest:\n  chunk_tokens: 100\n  "
+        "chunk_overlap: 100\nnope: 1\n"
     )
     with pytest.raises(ConfigError) as e:
         load_settings(f)

@@ -226,6 +226,7 @@ def test_chat_answers_while_an_upload_is_ingesting(live):
 
 def test_auth_on_api_and_gradio(tmp_path):
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     app = LiveApp(tmp_path, auth=("ann", "s3cret"), preload=("manual",), delay=0.0)
     try:
@@ -237,7 +238,7 @@ def test_auth_on_api_and_gradio(tmp_path):
         assert httpx.post(url, json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.post(url, json=body, auth=("ann", "s3cret")).status_code == 200
         assert httpx.get(app.url + "/v1/models").status_code == 401
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError):
             Client(app.url, verbose=False)
         c = Client(app.url, auth=("ann", "s3cret"), verbose=False)
         assert c.predict(Q, "manual", "base", api_name="/ask")["citations"]
@@ -254,9 +255,10 @@ def test_the_response_model_names_what_answered(live):
     from openai import OpenAI
 
     client = OpenAI(base_url=live.url + "/v1", api_key="unused")
-    ask = lambda model, q, **kw: client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": q}], **kw
-    )  # noqa: E731
+
+    def ask(model, q, **kw):
+        return client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}], **kw)
+
     assert ask("auto", Q).model == "base"  # routed: no adapter serves the manual domain
     assert ask("handbook-v2", Q).model == "handbook-v2"
     assert ask("auto", "xylophone quantum zebra sonata?").model == "none"  # nothing relevant: no model ran

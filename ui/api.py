@@ -119,7 +119,7 @@ def _job_error(e: LoragError) -> JSONResponse:
     return JSONResponse(_error_body(e), status_code=404 if "no adapter named" in str(e) or "no job" in str(e) else 400)
 
 
-def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
+def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C901 - the sum of its small route handlers
     def authorized(request: Request) -> None:
         check_auth(request, auth)
 
@@ -277,9 +277,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
 
     @router.post("/v1/jobs")
     async def start_job(request: Request) -> Any:
-        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?} | {"kind": "train", "domain", "max_steps"?,
-        "resume"?} | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}: the Adapters and Evaluation tabs'
-        jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll /v1/jobs/{id}."""
+        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?}
+        | {"kind": "train", "domain", "max_steps"?, "resume"?}
+        | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}:
+        the Adapters and Evaluation tabs' jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll
+        /v1/jobs/{id}."""
         from ui.web_jobs import start_eval, start_synth, start_train
 
         body = await request.json()

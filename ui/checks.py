@@ -47,7 +47,8 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
                         "message": (
                             f"judge.model {settings.judge.model} is served by the engine"
                             if ok
-                            else f"judge.model {settings.judge.model!r} is not listed by the engine at {h.url} (judge.base_url is "
+                            else f"judge.model {settings.judge.model!r} is not listed by the engine at {h.url} "
+                            "(judge.base_url is "
                             "unset, so the judge runs there)"
                         ),
                     }
@@ -58,7 +59,8 @@ def check_engines(settings: Any) -> list[dict[str, Any]]:
                 "name": "engine",
                 "url": None,
                 "ok": True,
-                "message": f"none configured (models.endpoint.base_url): the local generator {settings.models.generator} answers",
+                "message": "none configured (models.endpoint.base_url): the local generator "
+                f"{settings.models.generator} answers",
             }
         )
     judge = settings.judge

@@ -251,7 +251,8 @@ def _print_ingest(
             console.print(r["reason"], markup=False)
     c = counts
     console.print(
-        f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged {c.get('unchanged', 0)}, "
+        f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged "
+        f"{c.get('unchanged', 0)}, "
         f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
         + (f" — {chunks} chunks" if chunks is not None else "")
         + f" in {seconds:.1f}s"

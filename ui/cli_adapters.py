@@ -25,12 +25,14 @@ def synth_cmd(
     writer: Optional[str] = typer.Option(
         None,
         "--writer",
-        help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. teacher+section).",
+        help="Override synth.writer: auto, or section, sentence, teacher, answer_first, cloze joined by + (e.g. "
+        "teacher+section).",
     ),
     teacher: Optional[str] = typer.Option(
         None,
         "--teacher",
-        help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the name an endpoint serves).",
+        help="Override synth.teacher: the model that writes questions (built-in name, HF id, folder, or the "
+        "name an endpoint serves).",
     ),
     teacher_url: Optional[str] = typer.Option(
         None,
@@ -42,7 +44,7 @@ def synth_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the build summary (with the data report) as JSON."),
 ) -> None:
-    """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, a fixed held-out split."""
+    """Build the domain's training set: synthetic RAFT-style Q&A from the index + curated Q&A, fixed held-out split."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from finetune.data_report import preview as pick_preview
@@ -122,7 +124,8 @@ def synth_cmd(
         c.print(f"  note: {note}", markup=False)
     for p in picked:
         c.print(
-            f"\n[bold]Q[/] {p['question']}\n[bold]A[/] {p['answer']}\n  [dim]{p['source']} · {p['writer']} · {p['type']}[/]"
+            f"\n[bold]Q[/] {p['question']}\n[bold]A[/] {p['answer']}\n  [dim]{p['source']} · {p['writer']} · "
+            f"{p['type']}[/]"
         )
     c.print(f"written to {out}")
 
@@ -146,7 +149,8 @@ def _print_recipe_keys(value: bool) -> None:
         typer.echo(f"{key}: {default!r}\n    {help_text}")
     typer.echo(
         "\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
-        "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read before the "
+        "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read "
+        "before the "
         "shipped ones in finetune/configs/<domain>.yaml"
     )
     raise typer.Exit()
@@ -356,7 +360,7 @@ def adapters_import(
     ),
     as_json: bool = typer.Option(False, "--json", help="The registered card as JSON."),
 ) -> None:
-    """Register an adapter trained on another machine: checked against the base model, then versioned like a local one."""
+    """Register an adapter trained elsewhere: checked against the base model, then versioned like a local one."""
     from services.adapters import has_heldout, import_adapter
 
     settings = state.settings
@@ -409,7 +413,7 @@ def adapters_export(
     gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 (exact) or f16 (half the size)."),
     as_json: bool = typer.Option(False, "--json", help="The export record (also written to the card) as JSON."),
 ) -> None:
-    """Export an adapter for an engine, check it by loading it back against the unmerged adapter, record it on the card."""
+    """Export an adapter for an engine, check it loaded back against the unmerged adapter, record it on the card."""
     from assistant.registry import export_check_text
     from services.adapters import export
 
@@ -452,7 +456,7 @@ def adapters_serve_config(
     ),
     as_json: bool = typer.Option(False, "--json", help="Commands, files and settings as JSON."),
 ) -> None:
-    """Print the command line (or Modelfiles) that serves the base model with every promoted adapter, and the settings for lorag."""
+    """Print the command line (or Modelfiles) serving the base model with each promoted adapter, and lorag settings."""
     from finetune.serve_config import build
 
     comps = state.components

@@ -151,7 +151,8 @@ def print_summary(report: dict[str, Any]) -> None:
         console.print("retrieval (same for every arm): " + ", ".join(parts))
     c = report["counts"]
     console.print(
-        f"answers: {c['generated']} generated, {c['cached']} from cache; {c['not_relevant']} question(s) had no relevant passage. "
+        f"answers: {c['generated']} generated, {c['cached']} from cache; {c['not_relevant']} question(s) had no "
+        "relevant passage. "
         f"* gate metric; green/red: 95% CI of the difference above/below zero."
     )
     console.print(f"report: {report['files']['html']}\n        {report['files']['json']}")

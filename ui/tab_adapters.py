@@ -82,7 +82,10 @@ def loss_figure(job: dict[str, Any] | None) -> Any:
     if job is None:
         title = "no training job yet: the loss appears here as it trains"
     elif not curve:
-        title = f"{job['title']}: {((job.get('progress') or {}).get('stage') or 'starting')} (the first loss comes after a few steps)"
+        title = (
+            f"{job['title']}: {((job.get('progress') or {}).get('stage') or 'starting')} (the first loss "
+            "comes after a few steps)"
+        )
     else:
         title = job["title"]
     ax.set_title(title, fontsize=10)
@@ -133,7 +136,8 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
         if not (dataset_dir(core.settings, domain) / "train.jsonl").is_file():
             return (
                 1,
-                f"**Next: 1 · make training data** from the documents of **{domain}** (questions and answers written from them).",
+                f"**Next: 1 · make training data** from the documents of **{domain}** (questions and answers "
+                "written from them).",
             )
         return 2, f"**Next: 2 · train** an adapter on the training data of **{domain}**."
     newest = max(cards, key=lambda c: c.version)
@@ -142,7 +146,8 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
     if newest.promoted:
         return (
             5,
-            f"**{newest.name} is served** for {domain}. Train again when the documents change (the registry says STALE).",
+            f"**{newest.name} is served** for {domain}. Train again when the documents change (the registry "
+            "says STALE).",
         )
     if not any(against in (r.get("vs") or {}) for r in newest.reports):
         return 3, f"**Next: 3 · evaluate** {newest.name} against {against} before promoting it."
@@ -294,7 +299,8 @@ def build(core: Any) -> None:
             job["curve"] = read_loss_log(
                 run_root(core.settings, job["params"]["domain"]) / f"v{name.rsplit('-v', 1)[-1]}"
             )
-        key = f"{(job or {}).get('id')}:{len((job or {}).get('curve', []))}:{((job or {}).get('progress') or {}).get('stage')}"
+        j = job or {}
+        key = f"{j.get('id')}:{len(j.get('curve', []))}:{(j.get('progress') or {}).get('stage')}"
         plot = gr.skip() if key == drawn else loss_figure(job)
         now = eval_arms(core, dom)  # a new adapter: the suggested arms follow it
         arms_update = now if arms_now == last and now != last else gr.skip()

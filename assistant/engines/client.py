@@ -181,7 +181,10 @@ class EngineClient:
         if status in (401, 403):
             hint = f"check {self.field('api_key')} (or $OPENAI_API_KEY)"
         elif status == 404:
-            hint = f"is {self.field('base_url')} the engine's /v1 URL, and does it serve this model? (`lorag config --check`)"
+            hint = (
+                f"is {self.field('base_url')} the engine's /v1 URL, and does it serve this model? (`lorag "
+                "config --check`)"
+            )
         elif "repetition_penalty" in text or "repeat_penalty" in text:
             hint = "this engine does not take that field: set models.endpoint.repetition_penalty_field: none"
         return EngineError(

@@ -6,9 +6,9 @@ an Ollama model made with ADAPTER), or `models.endpoint.model` for the base mode
 `models.endpoint.adapter_api: llamacpp` (llama.cpp's server) the `model` is always the base, and the request's
 `lora` field turns on the one adapter asked for (scale 1, every other 0): the adapters are the files the
 server lists at GET /lora-adapters, each named by its file name without `.gguf`. An adapter the engine does
-not serve is refused before the request goes out, with how to load it (`explain_missing`). Decoding settings come from `models`: temperature (0 is
-greedy), max_new_tokens as `max_tokens`, repetition_penalty as the engine's own extra field
-(`models.endpoint.repetition_penalty_field`), never replaced by a different penalty.
+not serve is refused before the request goes out, with how to load it (`explain_missing`). Decoding
+settings come from `models`: temperature (0 is greedy), max_new_tokens as `max_tokens`, repetition_penalty
+as the engine's own extra field (`models.endpoint.repetition_penalty_field`), never replaced by a different penalty.
 """
 
 from __future__ import annotations

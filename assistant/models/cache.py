@@ -59,7 +59,8 @@ class ModelCache:
         if spec.startswith((".", "/", "~")) or spec.endswith(".gguf"):
             raise LoragError(f"model path '{spec}' does not exist")
         near = difflib.get_close_matches(spec, list(BUILTIN_MODELS), n=1, cutoff=0.8)
-        # a misspelt built-in (not a hub id, nor a built-in's hub name in other case): fail now, not after the hub's retries
+        # a misspelt built-in (not a hub id, nor a built-in's hub name in other case):
+        # fail now, not after the hub's retries
         if near and "/" not in spec and spec.lower() not in BUILTIN_MODELS:
             raise LoragError(
                 f"model '{spec}' is not a built-in model, a local path or a Hugging Face id (org/name)",

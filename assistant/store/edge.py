@@ -265,6 +265,7 @@ def _translate_open_error(e: Exception, path: Path) -> LoragError:
     if "WouldBlock" in text or "lock" in text.lower():
         return StoreLockedError(
             f"the embedded store at {path} is in use by another lorag process (the app or another ingest)",
-            hint="stop that process, or run a Qdrant server (docker compose up) and set qdrant.url so several processes can share it",
+            hint="stop that process, or run a Qdrant server (docker compose up) and set qdrant.url so several "
+            "processes can share it",
         )
     return LoragError(f"could not open the embedded store at {path}: {text}")

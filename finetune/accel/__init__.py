@@ -21,7 +21,8 @@ one autograd node, FP8 base GEMMs), graphs.py and graph_sharing.py (decoder laye
 layers.py (decoder layers, attention window, SDPA kernels).
 
 Private APIs it relies on, each where the public one is missing or too slow: torch's
-`_flash_attention_forward` (only where `torch.nn.attention.varlen` is absent), `_scaled_mm` (FP8 GEMMs, only where `torch.nn.functional.scaled_mm` is absent),
+`_flash_attention_forward` (only where `torch.nn.attention.varlen` is absent), `_scaled_mm` (FP8 GEMMs, only
+where `torch.nn.functional.scaled_mm` is absent),
 `torch.cuda.memory._set_allocator_settings`, `torch._foreach_*`; trl/transformers trainer members
 (`_prepare_inputs`, `_track_num_input_tokens`, `_metrics`, `_total_train_tokens`, `_remove_unused_columns`);
 peft's LoraLayer attributes. pyproject.toml bounds torch, transformers, trl and peft to the versions tested;

@@ -45,7 +45,7 @@ def split_rows(inputs: dict[str, Any], rows: int, multiple: int) -> list[dict[st
     return parts
 
 
-def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False) -> type:
+def lorag_trainer(trainer_cls: type, *, micro_rows: int = 0, multiple: int = 1, mask_free: bool = False) -> type:  # noqa: C901 - the sum of the trainer class's small methods
     """trainer_cls (trl's SFTTrainer) with micro-batches of `micro_rows` rows inside each step (0: none),
     the token count and loss metrics kept on the device, (mask_free) no attention mask in training
     forwards of right-padded rows, and training steps packed by `packed_steps` when it is set."""

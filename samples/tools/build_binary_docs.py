@@ -767,7 +767,7 @@ def build_pdf(path: Path, pages: list, title: str) -> None:
             c.setFont(font, size)
             for line in lines:
                 if y < bottom + leading:
-                    raise ValueError(f"{path.name}: page {page_no} overflows; move content to next page")
+                    raise ValueError(f"{path.name}: page {page_no} overflows; move content to next page")  # noqa: B023 - called within this iteration only
                 c.drawString(left + indent, y, line)
                 y -= leading
 

@@ -250,6 +250,51 @@ def longest_common_run(a: str, b: str) -> int:
 # --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
+def _check_item(
+    domain: str,
+    item: dict,
+    where: str,
+    all_ids: Counter[str],
+    per_doc: Counter[str],
+    questions: Counter[str],
+    problems: list[str],
+) -> None:
+    """One QA row's checks: fields, id, answer length, sources, facts in the sources, no copied question."""
+    doc_dir = CORPUS / domain
+    for field, typ in (("id", str), ("question", str), ("answer", str), ("sources", list), ("tags", list)):
+        if not isinstance(item.get(field), typ) or (typ is str and not item[field].strip()):
+            problems.append(f"{where}: field {field!r} missing or not a {typ.__name__}")
+    if not isinstance(item.get("sources"), list) or not item.get("sources"):
+        return
+    qid = item.get("id", "?")
+    where = f"{where} [{qid}]"
+    all_ids[qid] += 1
+    if not str(qid).startswith(f"{domain}-"):
+        problems.append(f"{where}: id does not start with '{domain}-'")
+    question = item.get("question", "")
+    answer = item.get("answer", "")
+    questions[question.strip().lower()] += 1
+    if len(answer.split()) > MAX_ANSWER_WORDS:
+        problems.append(f"{where}: answer has {len(answer.split())} words (> {MAX_ANSWER_WORDS})")
+
+    texts = []
+    for source in item["sources"]:
+        if not (doc_dir / source).is_file():
+            problems.append(f"{where}: source {source!r} not found in corpus/{domain}/")
+            continue
+        per_doc[source] += 1
+        texts.append(doc_text(domain, source))
+    if not texts:
+        return
+    combined = " \n ".join(texts)
+    missing = [f for f in key_facts(answer) if not fact_in_text(f, combined)]
+    if missing:
+        problems.append(f"{where}: answer facts not found in {item['sources']}: {missing}")
+    run = max(longest_common_run(question, t) for t in texts)
+    if run >= COPY_RUN_WORDS:
+        problems.append(f"{where}: question copies {run} consecutive words from the source")
+
+
 def main() -> int:
     problems: list[str] = []
     all_ids: Counter[str] = Counter()
@@ -276,38 +321,7 @@ def main() -> int:
                 problems.append(f"{where}: invalid JSON ({exc})")
                 continue
             n_pairs += 1
-            for field, typ in (("id", str), ("question", str), ("answer", str), ("sources", list), ("tags", list)):
-                if not isinstance(item.get(field), typ) or (typ is str and not item[field].strip()):
-                    problems.append(f"{where}: field {field!r} missing or not a {typ.__name__}")
-            if not isinstance(item.get("sources"), list) or not item.get("sources"):
-                continue
-            qid = item.get("id", "?")
-            where = f"{where} [{qid}]"
-            all_ids[qid] += 1
-            if not str(qid).startswith(f"{domain}-"):
-                problems.append(f"{where}: id does not start with '{domain}-'")
-            question = item.get("question", "")
-            answer = item.get("answer", "")
-            questions[question.strip().lower()] += 1
-            if len(answer.split()) > MAX_ANSWER_WORDS:
-                problems.append(f"{where}: answer has {len(answer.split())} words (> {MAX_ANSWER_WORDS})")
-
-            texts = []
-            for source in item["sources"]:
-                if not (doc_dir / source).is_file():
-                    problems.append(f"{where}: source {source!r} not found in corpus/{domain}/")
-                    continue
-                per_doc[source] += 1
-                texts.append(doc_text(domain, source))
-            if not texts:
-                continue
-            combined = " \n ".join(texts)
-            missing = [f for f in key_facts(answer) if not fact_in_text(f, combined)]
-            if missing:
-                problems.append(f"{where}: answer facts not found in {item['sources']}: {missing}")
-            run = max(longest_common_run(question, t) for t in texts)
-            if run >= COPY_RUN_WORDS:
-                problems.append(f"{where}: question copies {run} consecutive words from the source")
+            _check_item(domain, item, where, all_ids, per_doc, questions, problems)
 
         for q, n in questions.items():
             if n > 1:

@@ -8,7 +8,8 @@ a malformed chunk, an error event, a stream cut off without finish_reason or [DO
     stub = EngineStub(); stub.start()
     stub.reply = "Full-time staff receive 27 days [1]."   # or a callable(body) -> str
     stub.fail = [503, 503]                                  # the next two chat requests fail
-    stub.behaviour = "hang"                                 # ok | hang | stall | trickle | malformed | error_event | cut | not_json
+    stub.behaviour = "hang"                                 # ok | hang | stall | trickle | malformed | error_event
+                                                            # | cut | not_json
 """
 
 from __future__ import annotations
@@ -186,15 +187,20 @@ class EngineStub:
                     yield 'data: {"choices": [{"delta": {"content": "x"\n\n'
                     return
                 if i == 0 and self.behaviour == "error_event":
-                    yield f"data: {json.dumps({'error': {'message': 'CUDA out of memory', 'type': 'server_error'}})}\n\n"
+                    error = {"error": {"message": "CUDA out of memory", "type": "server_error"}}
+                    yield f"data: {json.dumps(error)}\n\n"
                     return
                 if i == 1 and self.behaviour == "cut":
                     return
             yield chunk({}, finish)
             if include_usage and self.usage:
-                yield (
-                    f"data: {json.dumps({'id': 'chunk', 'object': 'chat.completion.chunk', 'choices': [], 'usage': {'prompt_tokens': self.prompt_tokens, 'completion_tokens': self.completion_tokens, 'total_tokens': self.prompt_tokens + self.completion_tokens}})}\n\n"
-                )
+                usage = {
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens,
+                    "total_tokens": self.prompt_tokens + self.completion_tokens,
+                }
+                body = {"id": "chunk", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+                yield f"data: {json.dumps(body)}\n\n"
             yield "data: [DONE]\n\n"
 
     def start(self) -> "EngineStub":
