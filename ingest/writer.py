@@ -51,11 +51,12 @@ class Pending:
 class BatchWriter:
     def __init__(
         self, store: Store, dense: DenseEmbedder, sparse: SparseEncoder, domain: str, limit: int,
-        on_chunks: ChunkProgressFn | None = None,
+        on_chunks: ChunkProgressFn | None = None, on_staged: Callable[[int], None] | None = None,
     ):  # fmt: skip
         self.store, self.dense, self.sparse, self.domain = store, dense, sparse, domain
         self.limit = max(1, limit)
         self.on_chunks = on_chunks
+        self.on_staged = on_staged  # hears how many chunks each stage() wrote (the ingest meter)
         self._spans: list[tuple[Pending, int, int]] = []  # (file, first chunk, end) waiting to be embedded
         self._queued = 0
 
@@ -85,6 +86,8 @@ class BatchWriter:
                 if isinstance(vectors, Exception):
                     raise vectors
                 self.store.stage(self.domain, self._points(p, start, end, vectors))
+                if self.on_staged:
+                    self.on_staged(end - start)
                 if self.on_chunks:
                     self.on_chunks(p.display, end, len(p.chunks))
                 if end == len(p.chunks):

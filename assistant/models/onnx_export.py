@@ -1,0 +1,65 @@
+"""Export a plain sentence-transformers embedder to ONNX and quantize its weights to int8, once.
+
+torch's exporter writes the transformer (input ids -> last hidden state; pooling stays in Python, shared with
+the torch path), onnxruntime's dynamic quantization stores the MatMul weights in int8 (activations are
+quantized per batch at run time). onnxruntime runs the file; OpenVINO reads the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import LoragError
+
+INT8_FILE = "model_int8.onnx"
+OPSET = 17
+
+
+def runtime_versions() -> dict[str, str]:
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def export_int8(src: Path, out: Path) -> dict[str, Any]:
+    """Write `out/model_int8.onnx` from the transformer in the sentence-transformers folder `src`; returns what the
+    manifest records (file, sha256, inputs, versions)."""
+    try:
+        import onnx  # noqa: F401 - the quantizer needs it
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise LoragError(f"the onnx embedder backend needs onnxruntime and onnx ({e.name} is missing)",
+                         hint="pip install 'lorag[fast]', or set models.embedder_backend: torch") from None  # fmt: skip
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    model = AutoModel.from_pretrained(str(src), dtype=torch.float32).eval()
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+    sample = tokenizer(["an example sentence", "another, longer example sentence"], padding=True, return_tensors="pt")
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: Any) -> Any:
+            return self.model(**dict(zip(names, args))).last_hidden_state
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+        with torch.inference_mode():
+            torch.onnx.export(LastHidden(), tuple(sample[n] for n in names), str(fp32), input_names=names,
+                              output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET,
+                              dynamo=False)  # fmt: skip
+        staged = Path(tmp) / INT8_FILE
+        quantize_dynamic(str(fp32), str(staged), weight_type=QuantType.QInt8)
+        staged.replace(out / INT8_FILE)
+    digest = hashlib.sha256((out / INT8_FILE).read_bytes()).hexdigest()
+    return {"file": str(out / INT8_FILE), "sha256": digest, "inputs": names, "opset": OPSET, **runtime_versions()}
