@@ -153,12 +153,12 @@ class ModelCache:
     def onnx_int8(self, spec: str) -> Path:
         """The int8 ONNX file of an embedder setting: exported and quantized from the cached model once (a few
         seconds), kept under onnx/<name>/ and recorded in the manifest as `<name>@onnx-int8`."""
-        from assistant.models.onnx_export import INT8_FILE, export_int8
+        from assistant.models.onnx_export import INT8_FILE, QUANTIZATION, export_int8
 
         key = self.export_key(spec)
         folder = self.root / "onnx" / key
         entry = self.manifest().get(f"{key}@onnx-int8")
-        if entry and (folder / INT8_FILE).is_file():
+        if entry and entry.get("quantization") == QUANTIZATION and (folder / INT8_FILE).is_file():
             return folder / INT8_FILE
         where = self.resolve(spec)
         if not Path(where).is_dir():
