@@ -49,11 +49,13 @@ def mismatch(recorded: dict[str, Any] | None, dense: Any) -> str | None:
             f"(probe cosine {cos:.4f} < {MIN_PROBE_COSINE})")  # fmt: skip
 
 
-def ensure(store: Any, domain: str, dense: Any) -> None:
-    """Before writing: check an existing record, or record `dense` (a new domain, or one built before records)."""
+def ensure(store: Any, domain: str, dense: Any, *, new: bool) -> None:
+    """Before writing: record `dense` for a new domain (or one built before records, once checked); check the
+    record of an existing one."""
     if not hasattr(store, "embedder_record"):
         return
-    check(store, domain, dense)
+    if not new:
+        check(store, domain, dense)
     if store.embedder_record(domain) is None:
         store.set_embedder_record(domain, record_for(dense))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -133,7 +134,7 @@ class Ingestor:
         new_domain = domain not in self.store.domains()
         self.store.ensure_domain(domain, self.dense.dim)
         try:
-            index_record.ensure(self.store, domain, self.dense)  # another backend's vectors do not mix with these
+            index_record.ensure(self.store, domain, self.dense, new=new_domain)  # another backend's vectors do not mix with these
         except LoragError:
             if new_domain:
                 self.store.drop_domain(domain)
@@ -163,14 +164,15 @@ class Ingestor:
             for path, display in files:
                 yield path, self._prepare(path, display, existing)
 
-        for path, item in prefetched(read_ahead, READ_AHEAD):
-            meter.file_read(_size(path), len(item.chunks) if isinstance(item, Pending) else 0)
-            if isinstance(item, FileResult):
-                finished([item])
-                continue
-            if chunk_progress:
-                chunk_progress(item.display, 0, len(item.chunks))
-            finished(writer.add(item))
+        with closing(prefetched(read_ahead, READ_AHEAD)) as prepared:  # closed: the reading thread stops too
+            for path, item in prepared:
+                meter.file_read(_size(path), len(item.chunks) if isinstance(item, Pending) else 0)
+                if isinstance(item, FileResult):
+                    finished([item])
+                    continue
+                if chunk_progress:
+                    chunk_progress(item.display, 0, len(item.chunks))
+                finished(writer.add(item))
         finished(writer.flush())
         if sync:
             present = {str(f) for f, _ in files}

@@ -3,7 +3,7 @@
 Ingest reads and chunks the next files (I/O, parsing, tokenising) while the current batch is embedded: the
 embedder's native code releases the GIL, so both proceed. Items arrive in the producer's order; an exception
 in the producer is raised in the consumer at the point where the item would have come; a consumer that stops
-early (an exception, a break) stops the producer too.
+early stops the producer too, once it closes the iterator: use it as `with closing(prefetched(...)) as items`.
 """
 
 from __future__ import annotations
@@ -36,13 +36,16 @@ def prefetched(produce: Callable[[], Iterable[T]], ahead: int = 2) -> Iterator[T
         return False
 
     def run() -> None:
+        items = iter(produce())
         try:
-            for item in produce():
+            for item in items:
                 if not put(item):
                     return
         except BaseException as e:  # handed to the consumer, which raises it
             put(_Raised(e))
             return
+        finally:
+            getattr(items, "close", lambda: None)()  # a generator's own clean-up runs here, not at collection
         put(_DONE)
 
     worker = threading.Thread(target=run, name="ingest-prefetch", daemon=True)

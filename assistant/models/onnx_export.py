@@ -65,12 +65,13 @@ def export_int8(src: Path, out: Path) -> dict[str, Any]:
         staged = Path(tmp) / INT8_FILE
         # MatMul weights only, one scale per output channel: quantizing the embedding Gathers too, or one scale per
         # tensor, cost MiniLM's vectors a cosine of ~0.9 to float32 (measured); this keeps it at ~0.99
-        logging.getLogger().disabled, was = True, logging.getLogger().disabled  # its "consider pre-processing" note
+        root = logging.getLogger()  # the quantizer logs a "consider pre-processing" note on the root logger
+        was, root.disabled = root.disabled, True
         try:
             quantize_dynamic(str(fp32), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
                              per_channel=True)  # fmt: skip
         finally:
-            logging.getLogger().disabled = was
+            root.disabled = was
         staged.replace(out / INT8_FILE)
     digest = hashlib.sha256((out / INT8_FILE).read_bytes()).hexdigest()
     return {"file": str(out / INT8_FILE), "sha256": digest, "inputs": names, "opset": OPSET, "quantization": QUANTIZATION,
