@@ -20,6 +20,7 @@ class SparseVector:
 class DenseEmbedder(Protocol):
     name: str
     dim: int
+    backend: str  # what computes the vectors, e.g. "torch:cpu:float32", "onnx:cpu:int8" (the index records it)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
     def embed_query(self, text: str) -> np.ndarray: ...
