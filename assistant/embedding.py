@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -43,7 +44,9 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
-        self._tokenizer = model.tokenizer
+        # its own copy: ingest counts tokens in its reading thread while encode() tokenises in another, and a fast
+        # tokenizer used from two threads at once fails ("Already borrowed")
+        self._tokenizer = copy.deepcopy(model.tokenizer)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.encode(

@@ -21,9 +21,9 @@ from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
+from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
 from ingest.meter import IngestMeter, Throughput
 from ingest.prefetch import prefetched
-from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
 from ingest.writer import (
     ADDED, FAILED, REMOVED, SKIPPED, UNCHANGED, UPDATED, BatchWriter, ChunkProgressFn, FileResult, Pending,
 )  # fmt: skip
@@ -119,7 +119,7 @@ class Ingestor:
     ) -> IngestReport:  # fmt: skip
         """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
         file's chunks as they are chunked (0 of n) and staged, `throughput` of chunks/s and the ETA after each
-        staged slice. The next files are read and chunked in a thread while the current batch is embedded."""
+        embed batch is staged. The next files are read and chunked in a thread while the current batch is embedded."""
         t0 = time.perf_counter()
         check_domain(domain)
         found = self.discover(paths)
