@@ -217,3 +217,27 @@ def test_server_store_keeps_the_record_in_collection_metadata():
     assert s.embedder_record("hr") is None
     s.set_embedder_record("hr", {"backend": "onnx:cpu:int8", "probe": [0.1] * 8})
     assert s.embedder_record("hr") == {"backend": "onnx:cpu:int8", "probe": [0.1] * 8}
+
+
+def test_ingest_reads_files_in_a_thread_and_a_reading_error_fails_the_run(store, bm25, settings, corpus, monkeypatch):
+    ing = Ingestor(store, HashingEmbedder(dim=64), bm25, settings.ingest)
+    real, readers = ing._prepare, set()
+
+    def prepare(path, display, existing):
+        readers.add(threading.get_ident())
+        return real(path, display, existing)
+
+    monkeypatch.setattr(ing, "_prepare", prepare)
+    assert ing.run([corpus], "hr").ok
+    assert readers and threading.get_ident() not in readers  # read and chunked beside the embedding, not before it
+
+    def broken(path, display, existing):
+        if display == "leave.md":
+            raise KeyboardInterrupt  # what _prepare does not turn into a file's failure reaches the caller
+        return real(path, display, existing)
+
+    monkeypatch.setattr(ing, "_prepare", broken)
+    (corpus / "leave.md").write_text("# Leave\n\nStaff get 30 days.\n")
+    with pytest.raises(KeyboardInterrupt):
+        ing.run([corpus], "hr")
+    assert {d.display for d in store.list_docs("hr")} >= {"leave.md", "codes.csv"}  # the index is still whole
