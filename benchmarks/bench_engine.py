@@ -107,10 +107,11 @@ def start_server(kind: str, *, port: int, base_gguf: Path, base_folder: Path, lo
         ready = url + "/v1/models"
     else:
         exe = shutil.which("transformers") or str(Path(sys.executable).with_name("transformers"))
-        argv = [exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32"]  # its auto: the weights' bf16, slow on CPUs
         endpoint = {"model": str(base_folder), "adapter_api": "model", "repetition_penalty_field": "none"}
         ready = url + "/v1/models"
-    proc = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     return proc, {"base_url": url + "/v1", "read_timeout_s": 300, "max_concurrency": max(parallel, 4), **endpoint}, ready
 
 
