@@ -81,10 +81,12 @@ def project(tmp_path_factory):
     except LoragError as e:
         pytest.skip(f"no GGUF of {GEN}: {e}")
     root = tmp_path_factory.mktemp("llamacpp")
+    env = {f"LORAG_{k}": str(v) for k, v in {"PATHS__DATA_DIR": root / "data", "PATHS__MODEL_CACHE": cache.root,
+                                              "MODELS__MAX_NEW_TOKENS": 48}.items()}  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for k, v in {"PATHS__DATA_DIR": root / "data", "PATHS__MODEL_CACHE": cache.root, "MODELS__MAX_NEW_TOKENS": 48}.items():
-            mp.setenv(f"LORAG_{k}", str(v))
+        for k, v in env.items():
+            mp.setenv(k, v)
         r = lorag("ingest", str(SAMPLES / "corpus" / "handbook"), "--domain", "handbook")
         assert r.exit_code == 0, r.output
         # small random weights: the answers change, and stay answers (r 8 on the attention projections)
@@ -95,7 +97,7 @@ def project(tmp_path_factory):
         assert r.exit_code == 0, r.output
         record = json.loads(r.stdout)
         assert record["check"]["ok"], record["check"]
-        yield {"root": root, "base_gguf": base_gguf, "lora": Path(record["file"]), "record": record, "mp": mp}
+        yield {"root": root, "base_gguf": base_gguf, "lora": Path(record["file"]), "record": record, "mp": mp, "env": env}
 
 
 
@@ -164,7 +166,9 @@ def engine(server_kind, project):
     for k, v in settings.items():
         mp.setenv(f"LORAG_MODELS__ENDPOINT__{k.upper()}", v)
     try:
-        yield {"kind": server_kind, "proxy": proxy, **settings}
+        env = {**project["env"], "LORAG_MODELS__ENDPOINT__BASE_URL": proxy.url + "/v1",
+               **{f"LORAG_MODELS__ENDPOINT__{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+        yield {"kind": server_kind, "proxy": proxy, "env": env, **settings}
     finally:
         for k in ("BASE_URL", *(k.upper() for k in settings)):
             mp.delenv(f"LORAG_MODELS__ENDPOINT__{k}", raising=False)
@@ -176,7 +180,11 @@ def engine(server_kind, project):
             proc.kill()
 
 
-def test_lorag_ask_with_an_adapter_answers_from_llama_cpp(engine, project):
+def test_lorag_ask_with_an_adapter_answers_from_llama_cpp(engine, project, monkeypatch):
+    for k, v in engine["env"].items():  # conftest clears LORAG_* before each test
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(project["root"])
+    assert project["record"]["check_llama_cpp"]["ok"]  # the export was checked in llama.cpp itself
     proxy = engine["proxy"]
     r = lorag("ask", Q, "--domain", "handbook", "--adapter", ADAPTER)
     assert r.exit_code == 0, r.output
