@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 GEN = "smollm2-135m-instruct"
 Q = "How many days of paid annual leave does a full-time employee with under five years of service get?"
 ADAPTER = "handbook-v1"
-LORA_B_STD = 0.05  # the random adapter's B weights: small enough to leave answers, large enough to change them
+LORA_B_STD = 0.15  # the random adapter's B weights: small enough to leave answers, large enough to change them
 runner = CliRunner()
 
 
@@ -184,7 +184,8 @@ def test_lorag_ask_with_an_adapter_answers_from_llama_cpp(engine, project, monke
     for k, v in engine["env"].items():  # conftest clears LORAG_* before each test
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(project["root"])
-    assert project["record"]["check_llama_cpp"]["ok"]  # the export was checked in llama.cpp itself
+    lc = project["record"]["check_llama_cpp"]
+    assert lc["ok"] and "skipped" not in lc  # the export was checked in llama.cpp itself
     proxy = engine["proxy"]
     r = lorag("ask", Q, "--domain", "handbook", "--adapter", ADAPTER)
     assert r.exit_code == 0, r.output
