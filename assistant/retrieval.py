@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
 from assistant.settings import RetrievalSettings
@@ -117,6 +118,7 @@ class Retriever:
         self.sparse = sparse
         self.settings = settings
         self.reranker = reranker
+        self._checked: set[str] = set()  # domains whose recorded embedder backend matches self.dense
 
     def resolve_domains(self, domain: str | None) -> list[str]:
         return resolve_domains(self.store, domain)
@@ -138,6 +140,10 @@ class Retriever:
         s = self.settings
         k = top_k or s.top_k
         domains = self.resolve_domains(domain)
+        for d in domains:
+            if d not in self._checked:
+                index_record.check(self.store, d, self.dense)
+                self._checked.add(d)
         t0 = time.perf_counter()
         dense_q = (self.dense.embed_query(question) if _dense is None else _dense).tolist()
         sparse_q = self.sparse.embed_query(question)

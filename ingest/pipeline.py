@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
+from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
 from assistant.settings import IngestSettings
@@ -20,6 +22,8 @@ from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
 from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
+from ingest.meter import IngestMeter, Throughput
+from ingest.prefetch import prefetched
 from ingest.writer import (
     ADDED,
     FAILED,
@@ -34,6 +38,8 @@ from ingest.writer import (
 )
 
 WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
+READ_AHEAD = 2  # files read and chunked ahead of the embedder (bounds the memory of chunks waiting)
+ThroughputFn = Callable[[Throughput], None]
 
 
 @dataclass
@@ -125,9 +131,11 @@ class Ingestor:
         sync: bool = False,
         progress: ProgressFn | None = None,
         chunk_progress: ChunkProgressFn | None = None,
+        throughput: ThroughputFn | None = None,
     ) -> IngestReport:
         """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
-        file's chunks as they are chunked (0 of n) and staged."""
+        file's chunks as they are chunked (0 of n) and staged, `throughput` of chunks/s and the ETA after each
+        embed batch is staged. The next files are read and chunked in a thread while the current batch is embedded."""
         t0 = time.perf_counter()
         check_domain(domain)
         found = self.discover(paths)
@@ -141,6 +149,14 @@ class Ingestor:
             return report
         new_domain = domain not in self.store.domains()
         self.store.ensure_domain(domain, self.dense.dim)
+        try:
+            index_record.ensure(
+                self.store, domain, self.dense, new=new_domain
+            )  # another backend's vectors do not mix with these
+        except LoragError:
+            if new_domain:
+                self.store.drop_domain(domain)
+            raise
         self.store.purge_staged(domain)  # leftovers of an interrupted run
         existing = {d.doc_id: d for d in self.store.list_docs(domain)}
 
@@ -152,16 +168,29 @@ class Ingestor:
 
         if progress:
             progress("", 0, len(files))
+        meter = IngestMeter(sum(_size(f) for f, _ in files))
+
+        def staged(n: int) -> None:
+            snapshot = meter.embedded(n)
+            if throughput:
+                throughput(snapshot)
+
         limit = self.settings.embed_batch_size * WRITE_BATCHES
-        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress)
-        for path, display in files:
-            item = self._prepare(path, display, existing)
-            if isinstance(item, FileResult):
-                finished([item])
-                continue
-            if chunk_progress:
-                chunk_progress(display, 0, len(item.chunks))
-            finished(writer.add(item))
+        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress, staged)
+
+        def read_ahead() -> Iterator[tuple[Path, Pending | FileResult]]:  # in a thread, while the writer embeds
+            for path, display in files:
+                yield path, self._prepare(path, display, existing)
+
+        with closing(prefetched(read_ahead, READ_AHEAD)) as prepared:  # closed: the reading thread stops too
+            for path, item in prepared:
+                meter.file_read(_size(path), len(item.chunks) if isinstance(item, Pending) else 0)
+                if isinstance(item, FileResult):
+                    finished([item])
+                    continue
+                if chunk_progress:
+                    chunk_progress(item.display, 0, len(item.chunks))
+                finished(writer.add(item))
         finished(writer.flush())
         if sync:
             present = {str(f) for f, _ in files}
@@ -179,6 +208,13 @@ class Ingestor:
         self.store.optimize(domain)
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _crash_reason(e: BaseException) -> str:

@@ -57,10 +57,12 @@ class BatchWriter:
         domain: str,
         limit: int,
         on_chunks: ChunkProgressFn | None = None,
+        on_staged: Callable[[int], None] | None = None,
     ):
         self.store, self.dense, self.sparse, self.domain = store, dense, sparse, domain
         self.limit = max(1, limit)
         self.on_chunks = on_chunks
+        self.on_staged = on_staged  # hears how many chunks each embed batch staged (the ingest meter)
         self._spans: list[tuple[Pending, int, int]] = []  # (file, first chunk, end) waiting to be embedded
         self._queued = 0
 
@@ -83,6 +85,7 @@ class BatchWriter:
         if not spans:
             return []
         out: list[FileResult] = []
+        staged = 0
         for (p, start, end), vectors in zip(spans, self._embed(spans)):
             if p.failed:
                 continue
@@ -90,6 +93,7 @@ class BatchWriter:
                 if isinstance(vectors, Exception):
                     raise vectors
                 self.store.stage(self.domain, self._points(p, start, end, vectors))
+                staged += end - start
                 if self.on_chunks:
                     self.on_chunks(p.display, end, len(p.chunks))
                 if end == len(p.chunks):
@@ -99,6 +103,8 @@ class BatchWriter:
                 p.failed = True
                 step = "embedded" if isinstance(vectors, Exception) else "stored"
                 out.append(FileResult(str(p.path), p.display, FAILED, f"could not be {step}: {type(e).__name__}: {e}"))
+        if self.on_staged and staged:
+            self.on_staged(staged)
         return out
 
     def _embed(self, spans: list[tuple[Pending, int, int]]) -> list[tuple | Exception]:

@@ -20,6 +20,8 @@ class HashingEmbedder:
     Texts sharing words get a high cosine, so retrieval behaves sensibly without any model.
     """
 
+    backend = "hashing"  # what the index records (ingest/index_record.py)
+
     def __init__(self, dim: int = 64, name: str = "hashing-fake"):
         self.dim = dim
         self.name = name

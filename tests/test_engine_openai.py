@@ -618,6 +618,9 @@ def test_api_requests_for_different_adapters_reach_the_engine_together(app, stub
     assert [r.status_code for r in rs] == [200] * 4
     assert app.core.gate.slots == 4 and stub.peak == 4  # not ui.generation_concurrency (1): no global lock
     assert sorted(b["model"] for b in stub.chat_requests()) == ["base-m", "base-m", "hr-v1", "hr-v1"]
+    # the chat and side-by-side events share the same limit: the engine's slots, not the in-process model's
+    limits = {fn.concurrency_limit for fn in app.blocks.fns.values() if fn.concurrency_id == "generation"}
+    assert limits == {4}
 
 
 def test_chat_tab_shows_engine_errors_after_what_came(app, stub):

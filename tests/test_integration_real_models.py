@@ -21,7 +21,11 @@ pytestmark = pytest.mark.slow
 def real(tmp_path_factory):
     cache = Path(os.environ.get("LORAG_TEST_MODEL_CACHE", "~/.cache/lorag")).expanduser()
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(paths={"data_dir": data, "model_cache": cache}, models={"max_new_tokens": 48})
+    # torch: these tests check the transformers path against sentence-transformers
+    # (the int8 backends: test_embed_backends)
+    settings = Settings(
+        paths={"data_dir": data, "model_cache": cache}, models={"max_new_tokens": 48, "embedder_backend": "torch"}
+    )
     comps = Components(settings)
     for name in ("smollm2-135m-instruct", "all-minilm-l6-v2"):
         comps.model_cache.pull(name)

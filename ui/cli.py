@@ -209,7 +209,9 @@ def ingest_cmd(
     with _stage("loading the embedding model", not as_json):
         ingestor = comps.ingestor()
     with IngestProgress() as shown:  # on stderr: stdout keeps the report alone
-        report = ingestor.run(paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks)
+        report = ingestor.run(
+            paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks, throughput=shown.throughput
+        )
     comps.close()
     results = [r.__dict__ for r in report.results]
     _print_ingest(domain, report.counts(), results, report.skipped, report.chunks_written, report.seconds, as_json)

@@ -1,15 +1,19 @@
 """`lorag ingest` progress on stderr: a live bar on a terminal, plain lines otherwise (logs, CI, pipes).
 
 Plain lines: one per finished file; for a file spanning several embed batches, one per batch staged;
-and a file's chunk count once it is read, when nothing was printed for `every` seconds (so a slow
-file is announced, without two lines for every small one). Stdout (the report, --json) is never touched.
+a file's chunk count once it is read, when nothing was printed for `every` seconds (so a slow
+file is announced, without two lines for every small one); and, at most every `every` seconds, the chunks
+embedded of the (estimated) total, chunks/s and an ETA. Stdout (the report, --json) is never touched.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ingest.meter import Throughput
 
 
 class IngestProgress:
@@ -20,6 +24,8 @@ class IngestProgress:
         self._bar: Any = None
         self._task: Any = None
         self._last = 0.0
+        self._rate = ""  # the latest throughput in words, shown on the live bar
+        self._rate_line = 0.0
 
     def __enter__(self) -> "IngestProgress":
         if self.live:
@@ -47,7 +53,7 @@ class IngestProgress:
     def file(self, name: str, done: int, total: int) -> None:
         """A file finished (written, unchanged, failed or skipped)."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, description=name)
+            self._bar.update(self._task, completed=done, total=total, description=self._with_rate(name))
         elif done == 0:
             self._line(f"ingest: {total} file(s) to read")
         else:
@@ -56,11 +62,21 @@ class IngestProgress:
     def chunks(self, name: str, done: int, total: int) -> None:
         """`done` of a file's `total` chunks are embedded and staged (0: the file is read and chunked)."""
         if self._bar is not None:
-            self._bar.update(self._task, description=f"{name}: {done}/{total} chunks")
+            self._bar.update(self._task, description=self._with_rate(f"{name}: {done}/{total} chunks"))
         elif 0 < done < total:  # a file spanning several embed batches
             self._line(f"ingest: {name}: {done}/{total} chunks embedded")
         elif done == 0 and time.monotonic() - self._last >= self.every:
             self._line(f"ingest: {name}: {total} chunks to embed")
+
+    def throughput(self, t: "Throughput") -> None:
+        """Chunks embedded so far, chunks/s and the ETA (after each staged slice)."""
+        self._rate = t.words()
+        if self._bar is None and t.chunks_per_s is not None and time.monotonic() - self._rate_line >= self.every:
+            self._rate_line = time.monotonic()
+            self._line(f"ingest: {self._rate}")
+
+    def _with_rate(self, text: str) -> str:
+        return f"{text} · {self._rate}" if self._rate else text
 
     def _line(self, text: str) -> None:
         self._last = time.monotonic()

@@ -7,6 +7,7 @@ from typing import Any
 
 from assistant.answer import AskService
 from assistant.embedding import Bm25SparseEncoder, DenseEmbedder, SparseEncoder
+from assistant.errors import LoragError
 from assistant.generation import Generator, HFGenerator
 from assistant.models.cache import ModelCache
 from assistant.retrieval import Retriever
@@ -45,13 +46,20 @@ class Components:
     @property
     def dense(self) -> DenseEmbedder:
         if self._dense is None:
-            from assistant.models.loading import load_embedder
+            from assistant.models.loading import embedder_for
 
-            m = self.settings.models
-            self._dense = load_embedder(
-                m.embedder, self.model_cache, device=m.device, batch_size=self.settings.ingest.embed_batch_size
-            )
+            self._dense = embedder_for(self.settings, self.model_cache, recorded=self._recorded_backends())
         return self._dense
+
+    def _recorded_backends(self) -> list[str]:
+        """The embedder backends the existing domains were built with (models.embedder_backend: auto follows them)."""
+        if self.settings.models.embedder_backend != "auto":
+            return []
+        try:
+            store = self.store
+            return [(store.embedder_record(d) or {}).get("backend", "torch:legacy") for d in store.domains()]
+        except LoragError:  # the store is not reachable here (another process holds it): auto decides alone
+            return []
 
     @property
     def sparse(self) -> SparseEncoder:

@@ -43,12 +43,15 @@ class Job:
     def id(self) -> str:
         return self.state["id"]
 
-    def progress(self, stage: str, done: int, total: int) -> None:
+    def progress(self, stage: str, done: int, total: int, *, rate: str | None = None) -> None:
         """Where the job is: a stage, and how far through it (done of total; total 0 when unknown). The times
-        (seconds since the job started) give an ETA."""
+        (seconds since the job started) give an ETA; `rate`: the job's own throughput and ETA in words (an
+        ingest's chunks/s), shown instead."""
         old = self.state.get("progress") or {}
         since = old.get("stage_t", 0.0) if old.get("stage") == stage else self._elapsed()
         self.state["progress"] = {"stage": stage, "done": done, "total": total, "stage_t": since, "t": self._elapsed()}
+        if rate:
+            self.state["progress"]["rate"] = rate
         self.save(throttle=True)
 
     def log(self, line: str) -> None:
@@ -217,7 +220,9 @@ def progress_line(job: dict[str, Any] | None) -> str:
     elif total:
         parts.append(f"{done}/{total}")
         ran = (p.get("t") or 0) - (p.get("stage_t") or 0)
-        if done and ran > 0:
+        if p.get("rate"):
+            parts.append(p["rate"])
+        elif done and ran > 0:
             parts.append(f"ETA {_clock(ran / done * (total - done))}")
     return head + " · " + " · ".join(parts)
 

@@ -106,9 +106,10 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
         if paths:
             job.progress("loading the embedding model", 0, 0)
             ingestor = core.comps.ingestor()
+            shown = JobIngestProgress(job)
             with core.write_lock:
                 try:
-                    report = ingestor.run(paths, domain, progress=lambda n, d, t: job.progress(n, d, t))
+                    report = ingestor.run(paths, domain, progress=shown.file, throughput=shown.rate)
                 except LoragError as e:  # e.g. no supported file at all: every upload is listed with why
                     if results:
                         raise
@@ -133,6 +134,23 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
 
     names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     return core.jobs.start("ingest", f"upload of {names} into {domain}", run, {"domain": domain})
+
+
+class JobIngestProgress:
+    """An ingest's progress on its job: files done of total, with chunks/s and the ETA once embedding runs."""
+
+    def __init__(self, job: Any):
+        self.job = job
+        self.where: tuple[str, int, int] = ("", 0, 0)
+        self.words: str | None = None
+
+    def file(self, name: str, done: int, total: int) -> None:
+        self.where = (name or "reading files", done, total)
+        self.job.progress(*self.where, rate=self.words)
+
+    def rate(self, t: Any) -> None:
+        self.words = t.words()
+        self.job.progress(*self.where, rate=self.words)
 
 
 def upload_summary(result: dict[str, Any]) -> str:
@@ -183,6 +201,7 @@ def _progress_md(job: dict[str, Any] | None) -> str:
     line = f"**{job['title']}** — {job['status']}"
     if job["status"] == "running" and p:
         line += f" · {p.get('stage', '')}" + (f" · {p.get('done', 0)}/{p.get('total')} files" if p.get("total") else "")
+        line += f" · {p['rate']}" if p.get("rate") else ""  # chunks embedded, chunks/s, ETA
     if job.get("result"):
         line += " · " + upload_summary(job["result"])
     if job.get("error"):

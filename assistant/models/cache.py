@@ -2,6 +2,7 @@
 
 Layout under `paths.model_cache`:
     models/<name>/            an HF (generator) or sentence-transformers (embedder) folder
+    onnx/<name>/              an embedder's int8 ONNX export (onnx / openvino backends)
     manifest.json             what came from where, when, with the file's sha256
 """
 
@@ -137,12 +138,59 @@ class ModelCache:
             "folder": str(target),
             "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        self._record(name, entry)
+        return target
+
+    def _record(self, key: str, entry: dict) -> None:
         manifest = self.manifest()
-        manifest[name] = entry
+        manifest[key] = entry
         tmp_manifest = self.manifest_path.with_suffix(".tmp")
         tmp_manifest.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         tmp_manifest.replace(self.manifest_path)
-        return target
+
+    def export_key(self, spec: str) -> str:
+        """The cache name of an embedder setting's exports: a built-in's name, else a hash of where it resolves."""
+        if spec in BUILTIN_MODELS:
+            return spec
+        where = self.resolve(spec)
+        return (
+            "local-"
+            + hashlib.sha256(str(Path(where).resolve() if Path(where).exists() else where).encode()).hexdigest()[:12]
+        )
+
+    def onnx_int8(self, spec: str) -> Path:
+        """The int8 ONNX file of an embedder setting: exported and quantized from the cached model once (a few
+        seconds), kept under onnx/<name>/ and recorded in the manifest as `<name>@onnx-int8`."""
+        from assistant.models.onnx_export import INT8_FILE, QUANTIZATION, export_int8
+
+        key = self.export_key(spec)
+        folder = self.root / "onnx" / key
+        entry = self.manifest().get(f"{key}@onnx-int8")
+        if entry and entry.get("quantization") == QUANTIZATION and (folder / INT8_FILE).is_file():
+            return folder / INT8_FILE
+        where = self.resolve(spec)
+        if not Path(where).is_dir():
+            raise LoragError(
+                f"embedder '{spec}' is not a local folder, so it cannot be exported to ONNX",
+                hint="use a built-in embedder or a downloaded folder, or models.embedder_backend: torch",
+            )
+        log.info("exporting %s to int8 ONNX (once)", spec)
+        info = export_int8(Path(where), folder)
+        source = self.manifest().get(spec, {})
+        self._record(
+            f"{key}@onnx-int8",
+            {
+                "role": "embedder-export",
+                "kind": "onnx-int8",
+                "model": spec,
+                "source": where,
+                "source_sha256": source.get("sha256"),
+                "folder": str(folder),
+                **info,
+                "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        return folder / INT8_FILE
 
 
 def _hub_probe(repo_id: str) -> None:

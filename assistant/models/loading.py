@@ -112,13 +112,22 @@ def plain_embedder_layout(folder: Path) -> dict[str, Any] | None:
     }
 
 
-def load_embedder(spec: str, cache: ModelCache, *, device: str = "auto", batch_size: int = 64) -> Any:
-    """The dense embedder of a model setting: with transformers alone when the folder has the usual
-    Transformer -> pooling -> Normalize layout (same vectors, a much faster start), else sentence-transformers."""
+GPU_BATCH = 256  # on CUDA in float16, large batches keep the GPU busy; memory is no concern at embedder sizes
+
+
+def load_embedder(
+    spec: str, cache: ModelCache, *, device: str = "auto", batch_size: int = 64, backend: str = "torch"
+) -> Any:
+    """The dense embedder of a model setting. torch: with transformers alone when the folder has the usual
+    Transformer -> pooling -> Normalize layout (same vectors, a much faster start; float16 and batches of at
+    least GPU_BATCH on CUDA), else sentence-transformers. onnx / openvino: the int8 ONNX export of that layout
+    (made once, see ModelCache.onnx_int8), on the CPU."""
     from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
 
     where = cache.resolve(spec)
     layout = plain_embedder_layout(Path(where)) if Path(where).is_dir() else None
+    if backend != "torch":
+        return _load_onnx_embedder(spec, cache, where, layout, backend, batch_size)
     if layout is None:
         return SentenceTransformerEmbedder(load_sentence_transformer(spec, cache, device=device), spec, batch_size)
     from transformers import AutoModel, AutoTokenizer
@@ -130,8 +139,55 @@ def load_embedder(spec: str, cache: ModelCache, *, device: str = "auto", batch_s
         model = AutoModel.from_pretrained(where)
     except OSError as e:
         raise LoragError(f"could not load embedder '{spec}' from {where}: {e}") from e
-    model.to(pick_device(device)).eval()
+    dev = pick_device(device)
+    if dev == "cuda":
+        model.half()
+        batch_size = max(batch_size, GPU_BATCH)
+    model.to(dev).eval()
     return TransformersEmbedder(model, tokenizer, spec, batch_size=batch_size, **layout)
+
+
+def _load_onnx_embedder(
+    spec: str, cache: ModelCache, where: str, layout: dict | None, backend: str, batch_size: int
+) -> Any:
+    import json
+
+    from assistant.embedding_onnx import RUNTIMES, OnnxEmbedder
+
+    if backend not in RUNTIMES:
+        raise LoragError(f"models.embedder_backend '{backend}' is not one of auto, torch, {', '.join(RUNTIMES)}")
+    if layout is None:
+        raise LoragError(
+            f"embedder '{spec}' is not a plain sentence-transformers folder (Transformer -> mean or CLS "
+            f"pooling -> Normalize), so the {backend} backend cannot run it",
+            hint="set models.embedder_backend: torch",
+        )
+    from transformers import AutoTokenizer
+
+    onnx_file = cache.onnx_int8(spec)
+    dim = int(json.loads((Path(where) / "config.json").read_text(encoding="utf-8"))["hidden_size"])
+    tokenizer = AutoTokenizer.from_pretrained(where)
+    return OnnxEmbedder(onnx_file, tokenizer, spec, runtime=backend, dim=dim, batch_size=batch_size, **layout)
+
+
+def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
+    """The dense embedder the settings ask for, its backend chosen by models.embedder_backend (see
+    assistant.models.backends; `recorded`: the backend labels of the existing domains, for `auto`)."""
+    from assistant.models import backends
+
+    m = settings.models
+    kw = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
+    if m.embedder_backend not in ("auto", "torch") and not backends.installed(m.embedder_backend):
+        missing = ", ".join(p for p in backends.NEEDS[m.embedder_backend] if not backends.installed_module(p))
+        raise LoragError(
+            f"models.embedder_backend is '{m.embedder_backend}' but {missing} is not installed",
+            hint="pip install 'lorag[fast]', or set models.embedder_backend: auto",
+        )
+
+    where = Path(cache.resolve(m.embedder))
+    have = backends.available() if where.is_dir() and plain_embedder_layout(where) else ["torch"]
+    choice = backends.choose(m.embedder_backend, recorded=recorded or [], have=have)
+    return load_embedder(m.embedder, cache, backend=choice, **kw)
 
 
 def load_cross_encoder(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:

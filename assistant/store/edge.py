@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from assistant.store.base import (
 )
 
 _SHARD_MARKER = "edge_config.json"
+_RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
 
 
@@ -99,6 +101,24 @@ class EdgeStore:
             self._open(domain)  # fails cleanly if another process holds it
             self._shards.pop(domain).close()
         shutil.rmtree(self._path(domain), ignore_errors=True)
+
+    # -- what embedded the domain (assistant.index_record) --------------------------------------------
+    def embedder_record(self, domain: str) -> dict[str, Any] | None:
+        f = self._path(domain) / _RECORD_FILE
+        try:
+            return json.loads(f.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise LoragError(
+                f"{f} is not valid JSON ({e})", hint="delete it; the next ingest writes it again"
+            ) from None
+
+    def set_embedder_record(self, domain: str, record: dict[str, Any]) -> None:
+        f = self._path(domain) / _RECORD_FILE
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        tmp.replace(f)
 
     # -- filters --------------------------------------------------------------------------------
     def _match(self, key: str, value: Any) -> Any:

@@ -98,6 +98,14 @@ class QdrantClientStore:
     def drop_domain(self, domain: str) -> None:
         self.client.delete_collection(self._name(domain))
 
+    # -- what embedded the domain (assistant.index_record): the collection's metadata -----------------
+    def embedder_record(self, domain: str) -> dict[str, Any] | None:
+        meta = self.client.get_collection(self._name(domain)).config.metadata or {}
+        return meta.get("lorag_embedder")
+
+    def set_embedder_record(self, domain: str, record: dict[str, Any]) -> None:
+        self._call(self.client.update_collection, self._name(domain), metadata={"lorag_embedder": record})
+
     # -- filters --------------------------------------------------------------------------------
     def _match(self, key: str, value: Any) -> Any:
         return self.m.FieldCondition(key=key, match=self.m.MatchValue(value=value))

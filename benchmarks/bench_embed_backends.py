@@ -1,0 +1,169 @@
+"""Embedder backends side by side: chunks/s on the same chunks, and what the int8 vectors cost in retrieval.
+
+    .venv/bin/python benchmarks/bench_embed_backends.py [--speed-chunks 256] [--corpus 1500] \
+        [--backends torch,onnx,openvino]
+    .venv/bin/python benchmarks/bench_embed_backends.py --cuda     # adds torch float16 on CUDA (a GPU machine)
+
+Chunks: the python_faq corpus (benchmarks/python_faq/README.md; `build.py` makes it) read and chunked by the
+product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embedder's tokenizer).
+
+Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches (ingest.embed_batch_size
+64), after a warm-up batch; chunks/s and the ratio to torch float32 on the CPU in the same run. Threads: all cores.
+Also timed: one query's embedding (embed_query, p50/p95 over 50 FAQ questions).
+
+Quality (real queries): the 175 FAQ questions of testset.jsonl against a corpus of every chunk of the FAQ pages plus
+every k-th chunk of the rest (--corpus chunks in all), dense retrieval by cosine (exact, so the figures are the
+embedder's, not HNSW's). recall@10 of a backend = overlap of its top 10 with torch float32's top 10; source@4 = the
+share of questions with a chunk of the question's FAQ page in the top 4. Vectors are cached per backend in
+benchmarks/data/cache/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, header, load, percentile, quiet_libraries, table, verdict  # noqa: E402
+
+TARGET_SPEEDUP = 3.0
+TARGET_RECALL_LOSS = 0.01
+TARGET_SOURCE_POINTS = 1.0
+
+
+def chunks_of_corpus(root: Path, dense) -> list[tuple[str, str]]:
+    """(source file relative to the corpus, chunk text) for every chunk, in sorted file order."""
+    from assistant.settings import IngestSettings
+    from ingest.chunking import split_sections
+    from ingest.loaders import Limits, load_document
+
+    s = IngestSettings()
+    out = []
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        sections = load_document(f, Limits(s.max_rows, s.max_pages))
+        for c in split_sections(
+            sections, chunk_tokens=s.chunk_tokens, overlap=s.chunk_overlap, token_length=dense.token_length
+        ):
+            out.append((f.relative_to(root).as_posix(), c.embed_text))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DATA / "python_faq")
+    ap.add_argument("--speed-chunks", type=int, default=256)
+    ap.add_argument("--corpus", type=int, default=1500)
+    ap.add_argument("--backends", default="torch,onnx,openvino")
+    ap.add_argument("--cuda", action="store_true", help="also torch float16 on CUDA")
+    ap.add_argument("--skip-quality", action="store_true")
+    args = ap.parse_args()
+    quiet_libraries()
+    header("Embedder backends: chunks/s and retrieval quality", sys.argv[1:])
+    from assistant.models.cache import ModelCache
+    from assistant.models.loading import load_embedder
+    from assistant.settings import Settings
+
+    cache = ModelCache(Settings().paths.model_cache)
+    spec = "all-minilm-l6-v2"
+    names = [b for b in args.backends.split(",") if b]
+    runs = [(b, "cpu") for b in names] + ([("torch", "cuda")] if args.cuda else [])
+    t0 = time.perf_counter()
+    embedders = {}
+    for b, dev in runs:
+        t = time.perf_counter()
+        embedders[(b, dev)] = load_embedder(spec, cache, device=dev, backend=b, batch_size=64)
+        print(f"loaded {b} on {dev} in {time.perf_counter() - t:.1f} s ({embedders[(b, dev)].backend})", flush=True)
+    ref = embedders[("torch", "cpu")]
+    chunks = chunks_of_corpus(args.data / "corpus", ref)
+    print(f"{len(chunks)} chunks in the corpus ({time.perf_counter() - t0:.0f} s so far); load {load()}", flush=True)
+
+    # -- speed --------------------------------------------------------------------------------
+    texts = [t for _, t in chunks[: args.speed_chunks]]
+    questions = [
+        json.loads(line)["question"] for line in (args.data / "testset.jsonl").read_text().splitlines() if line
+    ]
+    speed = {}
+    for key, emb in embedders.items():
+        emb.embed_documents(texts[:64])
+        t = time.perf_counter()
+        emb.embed_documents(texts)
+        took = time.perf_counter() - t
+        q_ms = []
+        for q in questions[:50]:
+            t = time.perf_counter()
+            emb.embed_query(q)
+            q_ms.append((time.perf_counter() - t) * 1000)
+        speed[key] = (len(texts) / took, percentile(q_ms, 50), percentile(q_ms, 95))
+        print(
+            f"{emb.backend}: {speed[key][0]:.2f} chunks/s, query p50 {speed[key][1]:.1f} ms (load {load()})", flush=True
+        )
+    base = speed[("torch", "cpu")][0]
+    rows = [
+        [embedders[k].backend, len(texts), f"{v[0]:.2f}", f"{v[0] / base:.2f}x", f"{v[1]:.1f}", f"{v[2]:.1f}"]
+        for k, v in speed.items()
+    ]
+    print(table(["backend", "chunks", "chunks/s", "÷ torch fp32 CPU", "query p50 ms", "query p95 ms"], rows))
+    best_cpu = max(v[0] for k, v in speed.items() if k[1] == "cpu" and k[0] != "torch") if len(names) > 1 else base
+    print(
+        f"TARGET best CPU backend >= {TARGET_SPEEDUP}x torch fp32: {best_cpu / base:.2f}x "
+        f"{verdict(best_cpu / base >= TARGET_SPEEDUP)}"
+    )
+    if args.skip_quality:
+        return
+
+    # -- quality ------------------------------------------------------------------------------
+    faq = [i for i, (src, _) in enumerate(chunks) if src.startswith("faq/")]
+    rest = [i for i, (src, _) in enumerate(chunks) if not src.startswith("faq/")]
+    k = max(1, len(rest) // max(1, args.corpus - len(faq)))
+    keep = sorted(faq + rest[::k])[: max(args.corpus, len(faq))]
+    sources = [chunks[i][0] for i in keep]
+    corpus = [chunks[i][1] for i in keep]
+    rows_t = [json.loads(line) for line in (args.data / "testset.jsonl").read_text().splitlines() if line]
+    cache_dir = DATA / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tops = {}
+    for key, emb in embedders.items():
+        f = cache_dir / f"backend_vectors_{emb.backend.replace(':', '_')}_{len(corpus)}.npz"
+        if f.is_file():
+            z = np.load(f)
+            d, q = z["d"], z["q"]
+        else:
+            t = time.perf_counter()
+            d = emb.embed_documents(corpus)
+            q = emb.embed_documents([r["question"] for r in rows_t])
+            np.savez(f, d=d, q=q)
+            print(f"embedded {len(corpus)} chunks with {emb.backend} in {time.perf_counter() - t:.0f} s", flush=True)
+        tops[key] = np.argsort(-(q @ d.T), axis=1, kind="stable")[:, :10]
+    ref_top = tops[("torch", "cpu")]
+    qrows = []
+    for key, top in tops.items():
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top)])
+        src4 = np.mean([any(sources[j] in r["sources"] for j in top[i, :4]) for i, r in enumerate(rows_t)])
+        qrows.append((embedders[key].backend, recall, src4))
+    ref_src = qrows[0][2]
+    print(
+        table(
+            ["backend", "recall@10 vs torch fp32", "loss", "source in top 4", "Δ points"],
+            [[b, f"{r:.3f}", f"{1 - r:.3f}", f"{s:.3f}", f"{(s - ref_src) * 100:+.1f}"] for b, r, s in qrows],
+        )
+    )
+    for b, r, s in qrows[1:]:
+        ok = 1 - r <= TARGET_RECALL_LOSS and abs(s - ref_src) * 100 <= TARGET_SOURCE_POINTS
+        print(
+            f"TARGET {b}: recall@10 loss <= {TARGET_RECALL_LOSS} and source@4 within {TARGET_SOURCE_POINTS} point: "
+            f"{1 - r:.3f}, {(s - ref_src) * 100:+.1f} {verdict(ok)}"
+        )
+    print(
+        f"corpus {len(corpus)} chunks ({len(faq)} from faq/), {len(rows_t)} questions; threads {os.cpu_count()}; "
+        f"total {time.perf_counter() - t0:.0f} s; load {load()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
