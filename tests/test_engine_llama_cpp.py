@@ -70,7 +70,7 @@ def project(tmp_path_factory):
     """A project on the built-in models: the handbook sample ingested, adapter handbook-v1 registered and
     exported by `lorag adapters export --format gguf`; the environment points lorag at it."""
     from assistant.models.cache import ModelCache
-    from finetune.registry import Registry
+    from assistant.registry import Registry
     from tests.helpers.loras import random_lora, register_lora
 
     cache = ModelCache(model_cache_dir())
