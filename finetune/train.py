@@ -92,7 +92,9 @@ def load_trainable_model(model_path: str, plan: accel.Plan, world: World | None 
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if plan.device != "cpu" else torch.float32,
             **(
-                {"bnb_4bit_quant_storage": torch.bfloat16} if world and world.strategy == "fsdp" else {}
+                {"bnb_4bit_quant_storage": torch.bfloat16}
+                if world and world.distributed and world.strategy == "fsdp"
+                else {}
             ),  # FSDP shards it
         )
     if plan.device == "cuda":  # this rank's GPU (none under FSDP: finetune/distributed.py)
@@ -255,6 +257,11 @@ def train_adapter(
 ) -> TrainResult:
     """Fine-tune and save a standard PEFT folder into run_dir/adapter. Returns metrics."""
     world = current_world(cfg.distributed)  # one process, or this rank of several (finetune/launch.py)
+    if world.distributed and cfg.batch_size % world.size:  # started by hand with another process count than gpus
+        raise LoragError(
+            f"batch_size {cfg.batch_size} does not divide over {world.size} processes",
+            hint="set batch_size to a multiple of the process count (gpus)",
+        )
     plan = apply_world(decide_plan(cfg, model_path, device, train_file), cfg, world)
     rows = _read_rows(train_file)
     eval_rows = _read_rows(eval_file) if eval_file and Path(eval_file).is_file() else []

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def lorag(tmp_path, monkeypatch, bm25, corpus):
-    """`lorag eval ...` as the lead registers it: app.add_typer(eval_app, name="eval")."""
+    """`lorag eval ...` as ui/cli.py registers it: app.add_typer(eval_app, name="eval")."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))

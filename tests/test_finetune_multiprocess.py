@@ -252,3 +252,20 @@ def test_two_gpus_train_the_adapter_of_one(tiny_lm, tmp_path, quantization, dist
         torch.testing.assert_close(a[k].float(), b[k].float(), atol=1e-3, rtol=1e-2, msg=k)
     assert two.metrics["world_size"] == 2 and len(two.metrics["peak_gpu_mem_gb_per_rank"]) == 2
     assert two.metrics["train_loss"] == pytest.approx(one.metrics["train_loss"], rel=1e-3)
+
+
+def test_a_process_count_that_does_not_divide_the_batch_is_refused(tmp_path, monkeypatch):
+    """torchrun started by hand with another count than the recipe's gpus: refused before anything loads."""
+    from finetune.train import train_adapter
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(LoragError, match="batch_size 8 does not divide over 3 processes"):
+        train_adapter(
+            TrainConfig(domain="toy", batch_size=8),
+            model_path=str(tmp_path / "none"),
+            train_file=tmp_path / "train.jsonl",
+            eval_file=None,
+            run_dir=tmp_path / "run",
+            device="cpu",
+        )
