@@ -157,6 +157,9 @@ def run_eval(
 
     settings = comps.settings
     generator_for = arm_generators(comps, plan.arms, load_model, attach)
+    adapter_arm = next((a for a in plan.arms if a.kind == "adapter"), None)
+    if adapter_arm is not None:  # attach before taking the slot: attaching takes every slot of the app's gate
+        generator_for(adapter_arm)
     suite = MetricSuite(embedder=comps.dense, judge=judge, use_ragas=use_ragas)
     cache = EvalCache(settings.reports_dir / "cache" / "results.jsonl" if use_cache else None)
     with slot():

@@ -613,10 +613,11 @@ def test_api_stream_broken_mid_answer_ends_with_an_error_event(app, stub):
 
 def test_api_requests_for_different_adapters_reach_the_engine_together(app, stub):
     stub.delay = 0.1
+    stub.peak = stub.active  # an earlier test's hanging request may still be open
     with ThreadPoolExecutor(4) as pool:
         rs = list(pool.map(lambda m: app.post(model=m), ["base", "hr-v1", "base", "hr-v1"]))
     assert [r.status_code for r in rs] == [200] * 4
-    assert app.core.gate.slots == 4 and stub.peak == 4  # not ui.generation_concurrency (1): no global lock
+    assert app.core.gate.slots == 4 and stub.peak >= 4  # not ui.generation_concurrency (1): no global lock
     assert sorted(b["model"] for b in stub.chat_requests()) == ["base-m", "base-m", "hr-v1", "hr-v1"]
     # the chat and side-by-side events share the same limit: the engine's slots, not the in-process model's
     limits = {fn.concurrency_limit for fn in app.blocks.fns.values() if fn.concurrency_id == "generation"}

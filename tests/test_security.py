@@ -212,7 +212,8 @@ def test_two_streams_and_45_requests_all_answered_or_refused_and_the_server_stay
             health_s = time.perf_counter() - t0
             results = [f.result(120) for f in requests]
             assert all("[DONE]" in f.result(120) for f in streams)
-        assert health["generating"] == 2 and health["waiting"] == 8
+        # both slots busy and the queue at (or, when a stream ended just then, one short of) its 8 places
+        assert health["generating"] == 2 and 7 <= health["waiting"] <= 8, health
         assert models.status_code == 200 and page.status_code == 200 and health_s < 3
         codes = [r.status_code for r in results]
         assert set(codes) <= {200, 429} and codes.count(200) >= 8 and codes.count(429) >= 1, codes

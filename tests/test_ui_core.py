@@ -539,3 +539,27 @@ def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_la
     promote(core, "hr-v1", force=True)
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 2)
     assert eval_arms(core, "hr") == "base,hr-v1,hr-v2"  # the served version too: promoting v2 needs a report against it
+
+
+def test_an_ab_whose_adapter_is_not_loaded_yet_attaches_it_and_finishes(core, corpus, tmp_path):
+    """Attaching takes every slot of the generation gate: it happens before the evaluation takes its own."""
+    from ui.web_jobs import eval_available, start_eval
+
+    if eval_available():
+        pytest.skip(eval_available())
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    attached, attach = [], core.comps.attach
+
+    def attach_and_note(names):
+        attached.append((list(names), core.gate.busy))
+        attach(names)
+
+    core.comps.attach = attach_and_note
+    ts = tmp_path / "ts.jsonl"
+    q = {"id": "q1", "question": "How much do parking permits cost?", "answer": "12 euros", "sources": ["parking.txt"]}
+    ts.write_text(json.dumps(q) + "\n")
+    job = core.jobs.wait(start_eval(core, "hr", "base,hr-v1", ts), 120)
+    assert job["status"] == "done", job
+    assert attached == [(["hr-v1"], core.gate.slots)]  # every slot held by attach itself, none by the evaluation
