@@ -148,7 +148,7 @@ def run_plain_trl(
     return {
         **out,
         "steps": timer.summary(),
-        "optim": str(trainer.args.optim),
+        "optim": getattr(trainer.args.optim, "value", str(trainer.args.optim)),
         "patched": patched,
         "optimizer_steps": int(trainer.state.global_step),
         "rows_trained": len(trainer.train_dataset),

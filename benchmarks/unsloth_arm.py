@@ -56,7 +56,6 @@ def unsloth_trainer(model_path: str, rows: list[dict], eval_rows: list[dict], ar
     from transformers import TrainingArguments
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel
-    from unsloth.models import _utils as unsloth_utils
 
     model, tok = FastLanguageModel.from_pretrained(
         model_name=model_path,
@@ -105,15 +104,16 @@ def unsloth_trainer(model_path: str, rows: list[dict], eval_rows: list[dict], ar
     trainer = SFTTrainer(
         model=model, args=cfg, processing_class=tok, train_dataset=data(rows), eval_dataset=data(eval_rows)
     )
+    gpu_path = sys.modules.get("unsloth.models._utils")  # what Unsloth found at import (its GPU path only)
     chosen = {
         "version": unsloth.__version__,
         "trl": trl.__version__,
         "gradient_checkpointing": "unsloth",
         "padding_free": bool(getattr(trainer.args, "padding_free", False)),
         "packing": bool(getattr(trainer.args, "packing", False)),
-        "optim": str(trainer.args.optim),
-        "xformers": unsloth_utils.xformers_version,  # None: PyTorch SDPA (no xformers for this torch/CUDA)
-        "flash_attn": bool(unsloth_utils.HAS_FLASH_ATTENTION),
+        "optim": getattr(trainer.args.optim, "value", str(trainer.args.optim)),
+        "xformers": getattr(gpu_path, "xformers_version", None),  # None: PyTorch SDPA (no xformers for this CUDA)
+        "flash_attn": bool(getattr(gpu_path, "HAS_FLASH_ATTENTION", False)),
         "linear4bit_layers": four_bit,
     }
     return trainer, chosen
