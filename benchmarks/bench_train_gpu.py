@@ -87,6 +87,15 @@ def counted_parameters(model) -> int:
     return n
 
 
+def model_flops_per_token(model_path: str) -> float:
+    """flops_per_token of the model at model_path, from its config (a meta-device model: no weights)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return flops_per_token(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path)))
+
+
 def flops_per_token(model) -> float:
     """6·N for the matmuls (forward + backward; the standard MFU convention); attention's own FLOPs
     and recomputation are not counted."""
@@ -700,11 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in eval_rows))
     args.eval = eval_file  # every arm (and each fresh process) evaluates on the same fitting rows
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        meta = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
-    fpt = flops_per_token(meta)
+    fpt = 0.0 if args.child else model_flops_per_token(model_path)  # MFU: the parent's (Unsloth patches models)
     if args.warmup:  # CUDA context, cuBLAS and kernel caches: paid here, not by the first measured arm
         print("== warmup", flush=True)
         run_plain_trl(model_path, rows[: args.batch * 2], eval_rows[:4], args, False, args.out / "warmup")
