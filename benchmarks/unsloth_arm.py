@@ -62,8 +62,9 @@ def unsloth_trainer(model_path: str, rows: list[dict], eval_rows: list[dict], ar
         max_seq_length=args.max_len,
         dtype=torch.bfloat16,
         load_in_4bit=quant,
+        load_in_16bit=not quant,  # Unsloth's flag for 16-bit LoRA
     )
-    four_bit = sum(type(m).__name__ == "Linear4bit" for m in model.modules())
+    four_bit = sum(type(getattr(m, "weight", None)).__name__ == "Params4bit" for m in model.modules())  # bnb NF4
     if quant and not four_bit:  # Unsloth falls back to 16-bit when bitsandbytes cannot run: that is not QLoRA
         raise RuntimeError("Unsloth loaded the model without 4-bit layers (bitsandbytes unusable here?)")
     model = FastLanguageModel.get_peft_model(
