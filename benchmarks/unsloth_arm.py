@@ -12,8 +12,8 @@ down), dropout 0 (Unsloth's fast LoRA kernels need 0), the same rows, 16 rows pe
 learning rate, linear schedule without warmup, optimizer, epochs, max length and bf16 (Unsloth's
 SFTConfig defaults to other ones: set back); QLoRA loads NF4 through Unsloth's own bitsandbytes config.
 Gradient checkpointing is Unsloth's recommended `use_gradient_checkpointing="unsloth"` (its default:
-activations offloaded to CPU memory, "30% less VRAM"); attention, batching (padding-free when Unsloth
-chooses it) and optimizer are Unsloth's choices, reported with the figures.
+activations offloaded to CPU memory, "30% less VRAM"); attention, kernels and batching (padding-free
+where Unsloth chooses it) are Unsloth's choices, reported with the figures.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def unsloth_trainer(model_path: str, rows: list[dict], eval_rows: list[dict], ar
         "version": unsloth.__version__,
         "trl": trl.__version__,
         "gradient_checkpointing": "unsloth",
+        "trainer_gradient_checkpointing": bool(trainer.args.gradient_checkpointing),  # as Unsloth left trl's flag
         "padding_free": bool(getattr(trainer.args, "padding_free", False)),
         "packing": bool(getattr(trainer.args, "packing", False)),
         "optim": getattr(trainer.args.optim, "value", str(trainer.args.optim)),
