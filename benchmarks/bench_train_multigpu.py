@@ -112,9 +112,7 @@ def run_arm(args, model_path: str, gpus: int, accelerated: bool, out: Path) -> d
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="HF folder of the base model.")
-    ap.add_argument(
-        "--random-1b", action="store_true", help="A 1B-class Llama with random weights (bench_train_gpu.py's)."
-    )
+    ap.add_argument("--random-1b", action="store_true", help="A 1B-class Llama with random weights (random_llama.py).")
     ap.add_argument("--tokenizer", help="Tokenizer folder for --random-1b.")
     ap.add_argument("--train", type=Path, required=True, help="Training rows (prompt/completion JSONL).")
     ap.add_argument("--gpus", default="1,2,4,8", help="GPU counts to run, comma-separated (1 is the baseline).")
@@ -143,9 +141,9 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="lorag-bench-multigpu-"))
     model_path = args.model
     if args.random_1b:
-        from bench_train_gpu import build_random_1b
+        from random_llama import build_random_llama
 
-        model_path = build_random_1b(args.tokenizer, out / "random-1b")
+        model_path = build_random_llama(args.tokenizer, out / "random-1b", "1b")
     if not model_path:
         sys.exit("give --model PATH or --random-1b --tokenizer PATH")
     counts = sorted({int(x) for x in args.gpus.split(",")} | {1})

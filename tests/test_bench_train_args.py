@@ -1,0 +1,165 @@
+"""benchmarks/bench_train_gpu.py on CPU: what it refuses before loading anything, the shapes and MFU count
+of its random models (--check), and an arm that cannot run in its own process being recorded while the
+other arms go on. The GPU runs are in tests/test_bench_unsloth_gpu.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "bench_train_gpu.py"
+
+
+def bench(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
+
+
+def test_the_unsloth_arm_is_refused_without_fresh(tmp_path):
+    r = bench("--model", str(tmp_path), "--train", "a.jsonl", "--eval", "b.jsonl", "--arms", "plain,unsloth")
+    assert r.returncode == 2
+    assert "the unsloth arm runs only with --fresh" in r.stderr
+    assert "imported before transformers" in r.stderr
+
+
+def test_an_unsloth_site_without_unsloth_is_refused(tmp_path):
+    r = bench(
+        "--model",
+        str(tmp_path),
+        "--train",
+        "a",
+        "--eval",
+        "b",
+        "--arms",
+        "unsloth",
+        "--fresh",
+        "--unsloth-site",
+        str(tmp_path),
+    )
+    assert r.returncode == 2
+    assert f"--unsloth-site {tmp_path}: no unsloth package" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--random-8b"], "--random-8b needs --tokenizer"),
+        (["--random-1b", "--random-8b", "--tokenizer", "t"], "not allowed with argument"),
+        (["--model", "m", "--arms", "plain,lorg"], "unknown arm(s) lorg"),
+        (["--model", "m", "--arm-timeout", "60"], "--arm-timeout applies to --fresh runs"),
+        ([], "give --model FOLDER, --random-1b or --random-8b"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_reason(args, message):
+    r = bench("--train", "a", "--eval", "b", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def layer_params(h: int, inter: int, heads: int, kv: int) -> int:
+    hd = h // heads
+    return h * (heads * hd) + 2 * h * (kv * hd) + (heads * hd) * h + 3 * h * inter + 2 * h  # attn, MLP, 2 norms
+
+
+def check(tokenizer: Path, size: str) -> dict:
+    r = bench(f"--random-{size}", "--tokenizer", str(tokenizer), "--train", "a", "--eval", "b", "--check")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+def test_random_8b_has_llama_31_8b_shapes_and_mfu_counts_its_untied_head(tiny_lm):
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(tiny_lm))
+    rep = check(tiny_lm, "8b")
+    cfg = rep["config"]
+    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"]) == (4096, 32, 14336)
+    assert (cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]) == (32, 8, 128)
+    rope = cfg["rope_parameters"]
+    assert rope["rope_type"] == "llama3" and rope["rope_theta"] == 500000.0 and rope["factor"] == 8.0
+    assert (rope["low_freq_factor"], rope["high_freq_factor"], rope["original_max_position_embeddings"]) == (
+        1.0,
+        4.0,
+        8192,
+    )
+    assert cfg["max_position_embeddings"] == 131072 and cfg["tie_word_embeddings"] is False
+    assert cfg["vocab_size"] == vocab  # the tokenizer's vocabulary, so the data is unchanged
+    body = 32 * layer_params(4096, 14336, 32, 8) + 4096  # the decoder layers and the final norm
+    assert rep["counted_parameters"] == body + vocab * 4096  # + the output head, not the input embeddings
+    assert rep["parameters"] == body + 2 * vocab * 4096  # untied: embeddings and head are two matrices
+    assert rep["flops_per_token"] == 6 * rep["counted_parameters"]
+
+
+def test_random_1b_counts_its_tied_head_once(tiny_lm):
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(tiny_lm))
+    rep = check(tiny_lm, "1b")
+    assert rep["config"]["tie_word_embeddings"] is True and rep["config"]["num_hidden_layers"] == 16
+    body = 16 * layer_params(2048, 8192, 32, 8) + 2048
+    assert rep["counted_parameters"] == rep["parameters"] == body + vocab * 2048
+
+
+def rows(n: int, salt: str) -> list[dict]:
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"What does step {i} of the {salt} guide say?"}],
+            "completion": [{"role": "assistant", "content": f"Step {i} says to check the {salt} settings first."}],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.slow
+def test_an_arm_that_cannot_start_is_recorded_and_the_others_run(tiny_lm, tmp_path):
+    """--fresh: the unsloth arm's process gets --unsloth-site first on its PYTHONPATH and imports unsloth
+    before transformers; here that unsloth fails to import, which is recorded with its reason, and the
+    plain arm (whose process does not see the site) still trains every row."""
+    site = tmp_path / "site" / "unsloth"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(
+        "import sys\nraise ImportError(f\"fake unsloth; transformers loaded first: {'transformers' in sys.modules}\")\n"
+    )
+    train, heldout = tmp_path / "train.jsonl", tmp_path / "heldout.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows(8, "alpha")))
+    heldout.write_text("".join(json.dumps(r) + "\n" for r in rows(4, "beta")))
+    out = tmp_path / "out.json"
+    r = bench(
+        "--model",
+        str(tiny_lm),
+        "--train",
+        str(train),
+        "--eval",
+        str(heldout),
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--max-len",
+        "128",
+        "--quant",
+        "lora",
+        "--arms",
+        "unsloth,plain-nodrop",
+        "--fresh",
+        "--unsloth-site",
+        str(tmp_path / "site"),
+        "--out",
+        str(tmp_path / "bench"),
+        "--json",
+        str(out),
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    got = json.loads(out.read_text())
+    reason = got["_failed"]["unsloth-lora"]
+    assert reason.startswith("import unsloth: ImportError: fake unsloth")
+    assert "transformers loaded first: False" in reason
+    (plain,) = got["plain-nodrop-lora"]
+    assert plain["rows_trained"] == 8 and plain["optimizer_steps"] == 2 and plain["tokens_per_s"] > 0
+    assert "unsloth-lora" in r.stdout and "FAILED: import unsloth: ImportError" in r.stdout
