@@ -346,7 +346,8 @@ def _rows_file(path, n=96, seed=0):
     return path
 
 
-def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path):
+@pytest.mark.parametrize("liger", [True, False], ids=["liger", "no-liger"])
+def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path, liger):
     """20 optimizer steps, same seed and rows: lorag's plan (packed steps, CUDA graphs, fused LoRA, FP8 where the
     GPU has it) and `accel: off` (plain trl + peft) end at held-out losses within 3% of each other; and at the
     golden value once recorded. Prints both for the record."""
@@ -375,7 +376,7 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
     runs = {}
     for name, accel in (("lorag", True), ("plain", False)):
         res = train_adapter(
-            TrainConfig(**kw, accel=accel),
+            TrainConfig(**kw, accel=accel, liger=liger),
             model_path=str(gpu_lm),
             train_file=train,
             eval_file=heldout,
@@ -391,11 +392,12 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
     rt = fast.hyperparameters["runtime"]
     assert rt["batching"] == "packed" and rt["cuda_graphs"] and rt["fused_lora"], rt
     graphs = fast.metrics["cuda_graphs"]
+    print(f"cuda_graphs: {graphs}")
     assert isinstance(graphs, dict) and graphs["failure"] is None and graphs["replayed"] > 0, graphs
     assert plain.hyperparameters["runtime"]["accel"] is False and plain.metrics["fused_lora_layers"] == 0
     assert fast.metrics["steps"] == plain.metrics["steps"] == 20
     first = fast.metrics["loss_curve"][0][1]
     assert fast.metrics["eval_loss"] < first  # it learned
     assert abs(fast.metrics["eval_loss"] - plain.metrics["eval_loss"]) / plain.metrics["eval_loss"] < 0.03
-    if GOLDEN_EVAL_LOSS is not None:
+    if GOLDEN_EVAL_LOSS is not None and liger:  # recorded with the default plan (Liger on)
         assert fast.metrics["eval_loss"] == pytest.approx(GOLDEN_EVAL_LOSS, rel=GOLDEN_RTOL)
