@@ -78,18 +78,19 @@ class AppClient:
         self.url = url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
+        self.worker_pid: int | None = None  # set when this is the keep-warm worker (ui/warm.py), not a `lorag ui` app
 
     def _client(self, timeout: float | None = None) -> Any:
         import httpx
 
         return httpx.Client(base_url=self.url, auth=self.auth, timeout=timeout or self.timeout)
 
-    def healthy(self) -> bool:
+    def healthy(self, path: str = "/healthz", timeout: float = 2.0) -> bool:
         import httpx
 
         try:
-            with self._client(2.0) as c:
-                return c.get("/healthz").status_code == 200
+            with self._client(timeout) as c:
+                return c.get(path).status_code == 200
         except httpx.HTTPError:
             return False
 
