@@ -389,11 +389,14 @@ def _warm_worker(domain: Optional[str], adapter: str, show: bool) -> Any:
     start, or the components come from a factory a worker process cannot import)."""
     import logging
 
-    from ui.warm import WorkerStartError, duration, say, start_worker
+    from ui.warm import WorkerStartError, available, duration, say, start_worker
 
     factory = state.factory_name()
     if state.factory is not None and factory is None:
         logging.getLogger("ui.cli").info("the components factory cannot be imported by a worker: answering here")
+        return None
+    if not available():
+        logging.getLogger("ui.cli").info("no keep-warm worker: fastapi and uvicorn (the ui extra) are not installed")
         return None
 
     def check() -> None:  # the arguments first, so that a typo starts no worker; the store is closed again
@@ -500,7 +503,8 @@ def _ask_through_app(
 ) -> None:
     final: dict[str, Any] = {}
     items = remote.ask(question, domain, adapter, top_k)
-    with _stage("the app is searching and generating", not as_json):
+    who = "the lorag worker" if remote.worker_pid else "the app"
+    with _stage(f"{who} is searching and generating", not as_json):
         first = next(items)
     for item in _chain(first, items):
         if isinstance(item, dict):

@@ -37,6 +37,7 @@ NOTE, LOCK, LOG = "worker.json", "worker.lock", "worker.log"
 USER = "lorag"  # the API's user name; the token is its password
 START_TIMEOUT_S = 600.0  # loading the models on a busy 2-core machine takes tens of seconds
 STOP_TIMEOUT_S = 30.0
+LOG_MAX_BYTES = 2**20
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ def settings_id(settings: Any) -> str:
 
     text = json.dumps(plain(settings.model_dump()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def available() -> bool:
+    """The worker's server (fastapi, uvicorn: the `ui` extra) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn"))
 
 
 def duration(seconds: float) -> str:
@@ -231,6 +239,8 @@ def _spawn(settings: Any, config: Path | None, factory: str | None) -> AppClient
     data_dir = Path(settings.paths.data_dir).expanduser().resolve()
     logfile = log_path(settings)
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    if logfile.exists() and logfile.stat().st_size > LOG_MAX_BYTES:  # the previous one is kept, as worker.log.1
+        logfile.replace(logfile.with_name(LOG + ".1"))
     start = logfile.stat().st_size if logfile.exists() else 0
     argv = [sys.executable, "-m", "ui.worker", "--settings-id", settings_id(settings)]
     if config is not None:
@@ -310,11 +320,9 @@ def stop_worker(settings: Any) -> dict[str, Any] | None:
     if not alive(pid) or not is_worker_process(pid):
         remove_note(settings, pid)
         return None
-    import httpx
-
     try:  # ask it to exit: it finishes the answers in flight
         client_for(note).post("/v1/worker/stop", timeout=5.0)
-    except (httpx.HTTPError, LoragError):
+    except LoragError:
         pass
     if not _wait_gone(pid, STOP_TIMEOUT_S):
         _end(pid)
