@@ -184,6 +184,9 @@ def current(settings: Any) -> AppClient | None:
     client = client_for(note)
     if _answers(client):
         return client
+    if _wait_gone(pid, 5.0):  # it was exiting (idle, or stopped)
+        remove_note(settings, pid)
+        return None
     raise LoragError(
         f"the lorag worker (process {pid}) holds this data folder but does not answer at {note['url']}",
         hint="`lorag stop` ends it",
@@ -201,6 +204,7 @@ def find_worker(settings: Any) -> AppClient | None:
             with FileLock(lock_path(settings), timeout=0):
                 pass
         except Timeout:
+            say("a lorag worker is starting for this data folder: waiting for it")
             with FileLock(lock_path(settings), timeout=START_TIMEOUT_S):
                 client = current(settings)
     if client is not None and (read_note(settings) or {}).get("settings_id") != settings_id(settings):
