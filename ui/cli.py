@@ -370,8 +370,9 @@ def ask_cmd(
         help="Load the models in this process instead of asking the keep-warm worker (a running one is stopped).",
     ),
 ) -> None:
-    """Answer a question from the indexed documents, streamed, with cited sources. The models stay loaded in a
-    background worker for the next ask (cli.keep_warm_s; `lorag stop` ends it)."""
+    """Answer a question from the indexed documents, streamed, with cited sources.
+
+    The models stay loaded for the next ask in a background worker (cli.keep_warm_s; `lorag stop` ends it)."""
     if not question.strip():
         raise LoragError("the question is empty")
     warm = not no_warm and state.settings.cli.keep_warm_s > 0
@@ -567,8 +568,7 @@ def ui_cmd(
 
 @app.command("stop", rich_help_panel=SETUP)
 def stop_cmd() -> None:
-    """Stop the background worker that `lorag ask` started (it also exits by itself after cli.keep_warm_s
-    seconds without a request). A `lorag ui` app is not stopped: Ctrl-C where it runs."""
+    """Stop the background worker that `lorag ask` started (it also exits after cli.keep_warm_s seconds idle)."""
     from ui.remote import find_app
     from ui.warm import stop_worker
 
