@@ -270,3 +270,32 @@ comps.close()
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "True"]
+
+
+def test_lorag_stop_leaves_a_lorag_ui_app_alone(project):
+    """`lorag ui`'s note (app.json) is not the worker's: `lorag stop` says the app still runs and leaves it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ui.remote import note_path, write_note
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        write_note(project.settings, url)  # what `lorag ui` leaves (its pid: this process)
+        r = project("stop")
+        assert r.exit_code == 0, r.output
+        assert "no lorag worker runs for" in r.stdout and f"the lorag app at {url} (`lorag ui`) still runs" in r.stdout
+        assert note_path(project.settings).exists()
+    finally:
+        server.shutdown()
+        server.server_close()
