@@ -240,6 +240,16 @@ class UISettings(_Section):
     )
 
 
+class CliSettings(_Section):
+    keep_warm_s: float = Field(
+        900.0,
+        ge=0,
+        description="`lorag ask` starts a background worker (API only, 127.0.0.1) that keeps the models loaded, so "
+        "the next ask answers without loading them; it exits after this many seconds without a request "
+        "(`lorag stop` ends it sooner). 0: never start one (each ask loads the models in its own process).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LORAG_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -253,6 +263,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    cli: CliSettings = Field(default_factory=CliSettings)
 
     # Derived locations, so nobody builds paths by hand.
     @property

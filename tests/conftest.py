@@ -23,6 +23,8 @@ def _clean_env(monkeypatch):
     for name in list(os.environ):
         if name.startswith("LORAG_"):
             monkeypatch.delenv(name)
+    # `lorag ask` answers in the test's process: no keep-warm worker outlives a test (tests/test_warm.py turns it on)
+    monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "0")
 
 
 @pytest.fixture

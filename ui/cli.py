@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from assistant.errors import LoragError, StoreLockedError
-from ui.cli_state import app_client, new_console, new_err_console, plain_text, state
+from ui.cli_state import app_client, new_console, new_err_console, plain_text, release_worker, state
 
 # `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
 WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
@@ -199,7 +199,7 @@ def ingest_cmd(
 
     check_domain(domain)
     check_ingest_paths(paths)  # a typo fails now, before any model loads
-    remote = app_client()
+    remote = app_client(through_worker=False)  # the worker would index uploaded copies: ingest runs here
     if remote is not None:
         _ingest_through_app(remote, paths, domain, sync, as_json)
         return
@@ -364,17 +364,70 @@ def ask_cmd(
     ),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages given to the model."),
     adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
+    no_warm: bool = typer.Option(
+        False,
+        "--no-warm",
+        help="Load the models in this process instead of asking the keep-warm worker (a running one is stopped).",
+    ),
 ) -> None:
-    """Answer a question from the indexed documents, streamed, with cited sources."""
-    from assistant.answer import Answer, AskService, retrieve_for
-    from assistant.retrieval import resolve_domains
+    """Answer a question from the indexed documents, streamed, with cited sources.
 
+    The models stay loaded for the next ask in a background worker (cli.keep_warm_s; `lorag stop` ends it)."""
     if not question.strip():
         raise LoragError("the question is empty")
-    remote = app_client()
+    warm = not no_warm and state.settings.cli.keep_warm_s > 0
+    remote = app_client(through_worker=warm)
+    if remote is None and warm:
+        remote = _warm_worker(domain, adapter, show=not as_json)
     if remote is not None:
         _ask_through_app(remote, question, domain, adapter, top_k, as_json)
         return
+    _ask_here(question, domain, as_json, top_k, adapter)
+
+
+def _warm_worker(domain: Optional[str], adapter: str, show: bool) -> Any:
+    """Start the keep-warm worker (ui/warm.py) for this ask; None: answer in this process (the worker did not
+    start, or the components come from a factory a worker process cannot import)."""
+    import logging
+
+    from ui.warm import WorkerStartError, available, duration, say, start_worker
+
+    factory = state.factory_name()
+    if state.factory is not None and factory is None:
+        logging.getLogger("ui.cli").info("the components factory cannot be imported by a worker: answering here")
+        return None
+    if not available():
+        logging.getLogger("ui.cli").info("no keep-warm worker: fastapi and uvicorn (the ui extra) are not installed")
+        return None
+
+    def check() -> None:  # the arguments first, so that a typo starts no worker; the store is closed again
+        from assistant.retrieval import resolve_domains
+
+        comps = state.components
+        try:
+            with _stage("opening the index", show):
+                resolve_domains(comps.store, domain)
+            if adapter not in ("auto", "base") and not comps.uses_engine:
+                comps.registry.get(adapter)
+        finally:
+            comps.close()
+
+    try:
+        with _stage("starting a lorag worker (loading the models)", show):
+            client, started = start_worker(state.settings, config=state.config, factory=factory, check=check)
+    except WorkerStartError as e:
+        say(f"warning: {e.args[0]} ({e.hint}); answering in this process")
+        return None
+    if started:
+        say(f"started a lorag worker (stays warm {duration(state.settings.cli.keep_warm_s)}; `lorag stop` ends it)")
+    return client
+
+
+def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Optional[int], adapter: str) -> None:
+    """`lorag ask` with the store and the models in this process."""
+    from assistant.answer import Answer, AskService, retrieve_for
+    from assistant.retrieval import resolve_domains
+
     comps = state.components
     show = not as_json
     with _stage("opening the index", show):
@@ -430,8 +483,6 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
         typer.echo(f"\n(adapter {route['adapter']}: {route['reason']})")
     elif route and has_adapters():  # adapters exist, so say why none answered
         typer.echo(f"\n(base model: {route['reason']})")
-    from assistant.answer import passage_label
-
     if ans.get("citations"):
         typer.echo("\nSources:")
         for c in ans["citations"]:
@@ -440,6 +491,8 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
                 typer.echo(f"      “{plain_text(c['quote'])}”")
     elif ans.get("relevant"):
         from types import SimpleNamespace
+
+        from assistant.answer import passage_label
 
         typer.echo("\nPassages used (none cited):")
         for p in ans.get("passages", []):
@@ -451,7 +504,8 @@ def _ask_through_app(
 ) -> None:
     final: dict[str, Any] = {}
     items = remote.ask(question, domain, adapter, top_k)
-    with _stage("the app is searching and generating", not as_json):
+    who = "the lorag worker" if remote.worker_pid else "the app"
+    with _stage(f"{who} is searching and generating", not as_json):
         first = next(items)
     for item in _chain(first, items):
         if isinstance(item, dict):
@@ -486,7 +540,7 @@ def demo_cmd(
         "What does error code E-205 mean on the Aurora 3?",
     ]:
         typer.echo(f"\n> {q}")
-        ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto")
+        ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto", no_warm=False)
     if serve:
         ui_cmd(host=None, port=None)
 
@@ -508,8 +562,24 @@ def ui_cmd(
         raise StoreLockedError(
             f"the lorag app already runs at {running.url} for this data folder", hint="open it in a browser"
         )
-
+    release_worker("the app serves this data folder now")
     serve(state.components, host=host, port=port)
+
+
+@app.command("stop", rich_help_panel=SETUP)
+def stop_cmd() -> None:
+    """Stop the background worker that `lorag ask` started (it also exits after cli.keep_warm_s seconds idle)."""
+    from ui.remote import find_app
+    from ui.warm import stop_worker
+
+    note = stop_worker(state.settings)
+    if note is not None:
+        typer.echo(f"stopped the lorag worker (pid {note['pid']}, {note['url']})")
+    else:
+        typer.echo(f"no lorag worker runs for {state.settings.paths.data_dir}")
+    running = find_app(state.settings)
+    if running is not None:
+        typer.echo(f"the lorag app at {running.url} (`lorag ui`) still runs: stop it with Ctrl-C where it runs")
 
 
 def main() -> None:

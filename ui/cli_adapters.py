@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ui.cli_state import app_client, new_console, run_in_app, state
+from ui.cli_state import app_client, new_console, release_worker, run_in_app, state
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
 
@@ -51,7 +51,7 @@ def synth_cmd(
     from finetune.data_report import report_lines
     from services.adapters import synth_recipe, synthesize
 
-    remote = app_client()
+    remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
     if remote is not None:  # the app makes the data, as its Adapters tab does
         run_in_app(
             remote,
@@ -195,7 +195,7 @@ def train_cmd(
     from finetune.runtime import describe_runtime
     from services.adapters import train, train_recipe
 
-    remote = app_client()
+    remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
     if remote is not None:  # the app trains, as its Adapters tab does; the loss is in its log
         run_in_app(
             remote,
@@ -364,6 +364,7 @@ def adapters_import(
     from services.adapters import has_heldout, import_adapter
 
     settings = state.settings
+    release_worker("it would not serve the new adapter")
     card = import_adapter(state.components, folder, domain, data=data)
     if as_json:
         from assistant.registry import card_json
@@ -395,6 +396,7 @@ def adapters_rm(
     """Delete an adapter version."""
     from services.adapters import remove
 
+    release_worker("it may serve this adapter")
     card, run = remove(state.components, name, even_promoted=yes)
     typer.echo(f"removed {card.name}" + (f" and its training run folder {run}" if run is not None else ""))
 

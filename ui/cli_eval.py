@@ -200,7 +200,7 @@ def eval_cmd(
         raise typer.Exit(0)
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
-    remote = app_client()
+    remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
         run_in_app(
             remote,

@@ -36,7 +36,18 @@ class _State:
             from ui.components import Components
 
             self._components = (self.factory or Components)(self.settings)
+            if not self.settings.qdrant.url:  # the embedded store admits one process: the worker's goes first
+                self._components.before_store = lambda: release_worker("this command needs the store itself")
         return self._components
+
+    def factory_name(self) -> str | None:
+        """How a worker process imports the components factory: MODULE:NAME (None: the default one, or a
+        factory only this process has, e.g. a test's lambda)."""
+        f = self.factory
+        if f is None:
+            return None
+        qual = getattr(f, "__qualname__", "")
+        return None if "<" in qual else f"{f.__module__}:{qual}"
 
 
 state = _State()
@@ -55,15 +66,37 @@ def new_err_console():  # noqa: ANN202
     return new_console(stderr=True)
 
 
-def app_client():  # noqa: ANN202
-    """The running app that holds the embedded store (None: none answers, the CLI opens the store itself).
-    Says so on stderr, so --json output stays clean."""
+def app_client(through_worker: bool = True):  # noqa: ANN202
+    """The running app that holds the embedded store, or the keep-warm worker (ui/warm.py) when
+    `through_worker` (None: none answers, the CLI opens the store itself). A worker that the command must
+    not go through (it needs the store itself, or runs a long job in the foreground) is stopped. Says so
+    on stderr, so --json output stays clean."""
+    import logging
+
     from ui.remote import find_app
+    from ui.warm import find_worker
 
     client = find_app(state.settings)
     if client is not None:
         new_err_console().print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
+        return client
+    client = find_worker(state.settings)
+    if client is not None and not through_worker:
+        release_worker("this command runs in this process")
+        return None
+    if client is not None:
+        logging.getLogger("ui.cli").info("asking the lorag worker at %s (pid %s)", client.url, client.worker_pid)
     return client
+
+
+def release_worker(reason: str) -> bool:
+    """Stop the keep-warm worker of this data folder, if one runs (never a `lorag ui` app); True if it did."""
+    from ui.warm import say, stop_worker
+
+    note = stop_worker(state.settings)
+    if note is not None:
+        say(f"stopped the lorag worker ({reason})")
+    return note is not None
 
 
 _EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 from assistant.answer import AskService
 from assistant.embedding import Bm25SparseEncoder, DenseEmbedder, SparseEncoder
@@ -32,6 +32,8 @@ class Components:
         self._dense = dense
         self._sparse = sparse
         self._generator = generator
+        # called before this process opens the store (the CLI stops the keep-warm worker that holds it)
+        self.before_store: Callable[[], Any] | None = None
 
     @cached_property
     def model_cache(self) -> ModelCache:
@@ -40,6 +42,8 @@ class Components:
     @property
     def store(self) -> Store:
         if self._store is None:
+            if self.before_store is not None:
+                self.before_store()
             self._store = open_store(self.settings)
         return self._store
 

@@ -71,26 +71,80 @@ def find_app(settings: Any) -> "AppClient | None":
     return client if client.healthy() else None
 
 
+class _Reply:
+    def __init__(self, status: int, data: bytes):
+        self.status_code, self.data = status, data
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
 class AppClient:
-    """The few API calls the CLI makes (httpx; bounded waits)."""
+    """The few API calls the CLI makes, with bounded waits. Over the standard library's http.client (its import
+    costs milliseconds, httpx's most of a second: this is on the path of every `lorag ask` through a worker);
+    httpx only for the multipart upload."""
 
     def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 30.0):
         self.url = url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
+        self.worker_pid: int | None = None  # set when this is the keep-warm worker (ui/warm.py), not a `lorag ui` app
 
     def _client(self, timeout: float | None = None) -> Any:
         import httpx
 
         return httpx.Client(base_url=self.url, auth=self.auth, timeout=timeout or self.timeout)
 
-    def healthy(self) -> bool:
-        import httpx
+    def _connect(self, timeout: float | None) -> Any:
+        import http.client
+        from urllib.parse import urlsplit
 
+        u = urlsplit(self.url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        return cls(u.hostname or "127.0.0.1", u.port, timeout=timeout or self.timeout)
+
+    def _headers(self, body: bytes | None) -> dict[str, str]:
+        h = {"Accept": "application/json"}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        if self.auth:
+            import base64
+
+            h["Authorization"] = "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+        return h
+
+    def _open(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        """(connection, response with its headers read); the caller reads the body and closes the connection."""
+        import http.client
+
+        data = json.dumps(body).encode() if body is not None else None
+        conn = self._connect(timeout)
         try:
-            with self._client(2.0) as c:
-                return c.get("/healthz").status_code == 200
-        except httpx.HTTPError:
+            conn.request(method, path, body=data, headers=self._headers(data))
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise LoragError(f"the lorag app at {self.url} did not answer: {e or type(e).__name__}") from None
+
+    def _send(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> _Reply:
+        import http.client
+
+        conn, r = self._open(method, path, body, timeout)
+        try:
+            return _Reply(r.status, r.read())
+        except (OSError, http.client.HTTPException) as e:
+            raise LoragError(f"the lorag app at {self.url} did not answer: {e or type(e).__name__}") from None
+        finally:
+            conn.close()
+
+    def healthy(self, path: str = "/healthz", timeout: float = 2.0) -> bool:
+        try:
+            return self._send("GET", path, timeout=timeout).status_code == 200
+        except LoragError:
             return False
 
     def _check(self, r: Any) -> Any:
@@ -110,12 +164,13 @@ class AppClient:
         return body
 
     def get(self, path: str, **params: Any) -> Any:
-        with self._client() as c:
-            return self._check(c.get(path, params={k: v for k, v in params.items() if v is not None}))
+        from urllib.parse import urlencode
+
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        return self._check(self._send("GET", path + (f"?{query}" if query else "")))
 
     def post(self, path: str, body: Any = None, timeout: float | None = None) -> Any:
-        with self._client(timeout) as c:
-            return self._check(c.post(path, json=body if body is not None else {}))
+        return self._check(self._send("POST", path, body if body is not None else {}, timeout))
 
     # -- the commands' calls ----------------------------------------------------------------------
     def documents(self, domain: str | None) -> list[dict[str, Any]]:
@@ -165,12 +220,15 @@ class AppClient:
             body["domain"] = domain
         if top_k:
             body["top_k"] = top_k
+        import http.client
+
         text, last = "", None
-        with self._client(600.0) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
-            if r.status_code >= 400:
-                r.read()
-                self._check(r)
-            for line in r.iter_lines():
+        conn, r = self._open("POST", "/v1/chat/completions", body, timeout=600.0)
+        try:
+            if r.status >= 400:
+                self._check(_Reply(r.status, r.read()))
+            for raw in r:  # server-sent events: one `data: ...` line each, blank lines between
+                line = raw.decode("utf-8").rstrip("\r\n")
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 chunk = json.loads(line[6:])
@@ -183,6 +241,10 @@ class AppClient:
                     yield piece
                 if choice.get("finish_reason"):
                     last = chunk
+        except (OSError, http.client.HTTPException) as e:
+            raise LoragError(f"the lorag app at {self.url} stopped answering: {e or type(e).__name__}") from None
+        finally:
+            conn.close()
         if last is None:
             raise LoragError(f"the app at {self.url} ended the answer without its final chunk")
         extra = last.get("lorag", {})
@@ -198,7 +260,7 @@ class AppClient:
             "route": extra.get("route", {}),
             "tokens": usage.get("completion_tokens", 0),
             "prompt_tokens": usage.get("prompt_tokens", 0),
-            "finish_reason": choice.get("finish_reason"),
+            "finish_reason": (last.get("choices") or [{}])[0].get("finish_reason"),
             "search_query": extra.get("search_query", question),
             "timings_ms": extra.get("timings_ms", {}),
             "answered_by_app": self.url,

@@ -1,0 +1,301 @@
+"""The keep-warm worker (ui/warm.py, ui/worker.py): `lorag ask` starts one when no lorag app answers, later asks
+go through it, it exits when idle or on `lorag stop`, stale notes are cleaned, a command that needs the store
+stops it, and concurrent asks start one. The worker is a real process with the fake backends of
+tests/helpers/worker_fakes.py over the real embedded store; every worker a test started is gone after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.settings import Settings
+from tests.helpers import worker_fakes
+from ui import cli, warm
+
+REPO = Path(__file__).resolve().parents[1]
+Q = "How many days of annual leave do full-time staff receive?"
+runner = CliRunner()
+
+
+class Project:
+    """A data folder, the CLI on it (in this process, with the fakes), and the workers it started."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data = root / "data"
+        self.settings = Settings(paths={"data_dir": self.data, "model_cache": root / "cache"})
+
+    def __call__(self, *args: str):
+        try:
+            return runner.invoke(cli.app, list(args))
+        finally:
+            if cli.state._components is not None:  # a real `lorag` process would have exited, releasing the store
+                cli.state._components.close()
+                cli.state._components = None
+
+    def note(self) -> dict | None:
+        return warm.read_note(self.settings)
+
+    def log(self) -> str:
+        path = self.data / "logs" / "worker.log"
+        return path.read_text() if path.exists() else ""
+
+    def started_pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r"lorag worker starting \(pid (\d+)", self.log())]
+
+    def env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items()}
+
+
+def gone(pid: int, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while warm.alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, corpus):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LORAG_RETRIEVAL__MIN_RELEVANCE", "0.2")
+    monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "120")
+    monkeypatch.setattr(cli.state, "factory", worker_fakes.components)
+    p = Project(tmp_path)
+    r = p("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output
+    yield p
+    warm.stop_worker(p.settings)
+    for pid in p.started_pids():  # nothing a test started outlives it
+        if warm.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        assert gone(pid, 10), f"worker {pid} still runs"
+
+
+def test_ask_starts_a_worker_and_the_next_ask_goes_through_it(project):
+    r = project("ask", Q, "--domain", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.stdout)
+    assert "27 days [1]" in first["answer"] and first["citations"][0]["source"] == "leave.md"
+    assert "started a lorag worker (stays warm 2 min; `lorag stop` ends it)" in r.stderr
+    note = project.note()
+    assert note is not None and first["answered_by_app"] == note["url"] and note["url"].startswith("http://127.0.0.1:")
+    assert stat.S_IMODE((project.data / "worker.json").stat().st_mode) == 0o600  # it holds the token
+    assert warm.is_worker_process(note["pid"]) and project.started_pids() == [note["pid"]]
+    assert "serving http://127.0.0.1:" in project.log()
+
+    r = project("ask", Q, "--domain", "hr")  # streamed text and sources, as in this process
+    assert r.exit_code == 0, r.output
+    assert "started a lorag worker" not in r.stderr
+    assert "27 days [1]" in r.stdout and "Sources:\n  [1] leave.md › Annual leave" in r.stdout
+    assert project.note()["pid"] == note["pid"] and project.started_pids() == [note["pid"]]
+    r = project("docs", "list", "--json")  # the store's other readers go through it too
+    assert r.exit_code == 0 and {d["domain"] for d in json.loads(r.stdout)} == {"hr"}
+
+
+def test_the_api_refuses_a_request_without_the_token(project):
+    import httpx
+
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    note = project.note()
+    assert httpx.get(note["url"] + "/v1/models").status_code == 401
+    assert httpx.get(note["url"] + "/v1/worker", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = httpx.get(note["url"] + "/v1/worker", headers={"Authorization": f"Bearer {note['token']}"})
+    assert ok.status_code == 200 and ok.json()["pid"] == note["pid"]
+
+
+def test_a_typo_starts_no_worker(project):
+    r = project("ask", Q, "--domain", "hrr")
+    assert r.exit_code == 1 and "unknown domain 'hrr'" in str(r.exception)
+    assert project.note() is None and project.started_pids() == []
+
+
+def test_idle_worker_exits_and_removes_its_note(project, monkeypatch):
+    monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "1")
+    r = project("ask", Q, "--domain", "hr")
+    assert r.exit_code == 0, r.output
+    assert "stays warm 1 s" in r.stderr
+    pid = project.started_pids()[0]
+    assert gone(pid), "the idle worker did not exit"
+    assert project.note() is None and "idle for 1 s: exiting" in project.log()
+
+
+def test_lorag_stop_ends_the_worker(project):
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    r = project("stop")
+    assert r.exit_code == 0 and f"stopped the lorag worker (pid {pid}" in r.stdout
+    assert not warm.alive(pid) and project.note() is None and "asked to stop: exiting" in project.log()
+    r = project("stop")
+    assert r.exit_code == 0 and "no lorag worker runs for" in r.stdout
+
+
+def test_a_killed_workers_note_is_cleaned_and_a_new_worker_starts(project):
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    killed = project.note()["pid"]
+    os.kill(killed, signal.SIGKILL)
+    assert gone(killed)
+    assert project.note()["pid"] == killed  # kill -9: the note stays behind
+    r = project("docs", "list", "--json")  # the note is stale: the store is opened here
+    assert r.exit_code == 0 and project.note() is None
+    r = project("ask", Q, "--domain", "hr")
+    assert r.exit_code == 0 and "started a lorag worker" in r.stderr
+    assert project.note()["pid"] != killed
+
+
+def test_a_note_naming_another_process_is_stale(project):
+    """A killed worker's pid taken by an unrelated process: not a worker, so the note is removed."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        warm.write_note(project.settings, {"url": "http://127.0.0.1:9", "pid": other.pid, "token": "t"})
+        assert project.note() is not None
+        r = project("ask", Q, "--domain", "hr", "--json")
+        assert r.exit_code == 0, r.output
+        assert project.note()["pid"] != other.pid and other.poll() is None  # the other process is left alone
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_command_that_needs_the_store_stops_the_worker(project, corpus):
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    r = project("ingest", str(corpus), "--domain", "hr2")  # runs here: the documents keep their own paths
+    assert r.exit_code == 0, r.output
+    assert "stopped the lorag worker (this command runs in this process)" in r.stderr and "added 7" in r.stdout
+    assert not warm.alive(pid) and project.note() is None
+
+    assert project("ask", Q, "--domain", "hr2").exit_code == 0
+    pid = project.note()["pid"]
+    r = project("ask", Q, "--domain", "hr2", "--no-warm", "--json")
+    assert r.exit_code == 0, r.output
+    assert "stopped the lorag worker (this command runs in this process)" in r.stderr
+    assert "answered_by_app" not in json.loads(r.stdout) and not warm.alive(pid) and project.note() is None
+
+
+def test_opening_the_store_held_by_the_worker_stops_it(project, capsys):
+    """Any CLI command that opens the store itself (no API path) stops the worker first, instead of exit 3."""
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    cli.state._settings = None
+    try:
+        store = cli.state.components.store
+        assert store.domains() == ["hr"]
+    finally:
+        cli.state._components.close()
+        cli.state._components = None
+    assert "stopped the lorag worker (this command needs the store itself)" in capsys.readouterr().err
+    assert not warm.alive(pid) and project.note() is None
+
+
+def test_changed_settings_restart_the_worker(project, monkeypatch):
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    monkeypatch.setenv("LORAG_RETRIEVAL__TOP_K", "2")
+    r = project("ask", Q, "--domain", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    assert "the settings changed: stopped the lorag worker" in r.stderr and "started a lorag worker" in r.stderr
+    assert not warm.alive(pid) and project.note()["pid"] != pid
+    assert len(json.loads(r.stdout)["passages"]) == 2  # the new worker has the new top_k
+
+
+def test_keep_warm_0_and_no_warm_answer_in_this_process(project, monkeypatch):
+    r = project("ask", Q, "--domain", "hr", "--no-warm", "--json")
+    assert r.exit_code == 0 and "answered_by_app" not in json.loads(r.stdout)
+    monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "0")
+    r = project("ask", Q, "--domain", "hr", "--json")
+    assert r.exit_code == 0 and "answered_by_app" not in json.loads(r.stdout)
+    assert project.note() is None and project.started_pids() == []
+
+
+def test_two_concurrent_asks_start_one_worker(project):
+    """Two `lorag ask` processes at once: one starts the worker, the other waits for it and asks it."""
+    argv = [sys.executable, "-m", "tests.helpers.cli_with_fakes", "ask", Q, "--domain", "hr", "--json"]
+    env = {**project.env(), "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    answers = [json.loads(out) for out, _ in outs]
+    assert len(project.started_pids()) == 1
+    url = project.note()["url"]
+    assert [a["answered_by_app"] for a in answers] == [url, url]
+    assert sum("started a lorag worker" in err for _, err in outs) == 1
+
+
+def test_the_worker_never_imports_gradio(tmp_path):
+    """The worker's app answers an ask and the CLI's calls with gradio absent from the process."""
+    script = """
+import sys
+from fastapi.testclient import TestClient
+from assistant.settings import Settings
+from tests.helpers.worker_fakes import components
+from ui.app import AppCore
+from ui.worker import build_worker_app
+s = Settings(paths={"data_dir": sys.argv[1]}, retrieval={"min_relevance": 0.2})
+comps = components(s)
+comps.ingestor().run([__import__("pathlib").Path(sys.argv[2])], "hr")
+app = build_worker_app(AppCore(comps), "tok", lambda: {"pid": 1}, lambda: None)
+c = TestClient(app, headers={"Authorization": "Bearer tok"})
+r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "annual leave days?"}]})
+assert r.status_code == 200, r.text
+assert c.get("/v1/documents").status_code == 200 and c.get("/v1/adapters").status_code == 200
+print("gradio" in sys.modules, "27 days" in r.json()["choices"][0]["message"]["content"])
+comps.close()
+"""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "leave.md").write_text("# Leave\n\n## Annual leave\nFull-time staff receive 27 days of annual leave.\n")
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data"), str(corpus)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True"]
+
+
+def test_lorag_stop_leaves_a_lorag_ui_app_alone(project):
+    """`lorag ui`'s note (app.json) is not the worker's: `lorag stop` says the app still runs and leaves it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ui.remote import note_path, write_note
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        write_note(project.settings, url)  # what `lorag ui` leaves (its pid: this process)
+        r = project("stop")
+        assert r.exit_code == 0, r.output
+        assert "no lorag worker runs for" in r.stdout and f"the lorag app at {url} (`lorag ui`) still runs" in r.stdout
+        assert note_path(project.settings).exists()
+    finally:
+        server.shutdown()
+        server.server_close()
