@@ -261,3 +261,31 @@ def test_pack_frozen_moves_frozen_tensors_into_one_buffer():
     )
     assert other.layout != packed.layout  # the last entry is a tensor of its own here
     assert pack_frozen([lora]) is None  # nothing frozen
+
+
+def test_a_failed_capture_reports_the_op_that_failed_inside_it():
+    """capture_end's "previous error during capture" masks the op that failed in the captured body: the record
+    names that op's error first, then capture_end's."""
+    from finetune.accel.graphs import LayerGraphs
+
+    graphs = LayerGraphs([], max_tokens=8, capture=False)
+    try:
+        try:
+            raise RuntimeError("Offset increment outside graph capture")
+        except RuntimeError:
+            raise RuntimeError("operation failed due to a previous error during capture") from None
+    except RuntimeError as e:
+        plain = e
+    try:
+        try:
+            raise ValueError("flash attention needs bf16\nsecond line")
+        except ValueError:
+            raise RuntimeError("operation failed due to a previous error during capture")  # noqa: B904
+    except RuntimeError as e:
+        graphs._fail(e)
+    assert graphs.failure.startswith("ValueError: flash attention needs bf16 (at test_finetune_graphs.py:")
+    assert "; then RuntimeError: operation failed due to a previous error during capture" in graphs.failure
+    assert "second line" not in graphs.failure and graphs.stats["failed"] == 1
+    other = LayerGraphs([], max_tokens=8, capture=False)
+    other._fail(plain)  # `from None` hides the context: only the error raised is reported
+    assert other.failure.startswith("RuntimeError: operation failed due to a previous error during capture")

@@ -408,9 +408,21 @@ class LayerGraphs:
     def _fail(self, e: Exception) -> None:
         import traceback
 
-        where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
-        at = f" (at {Path(where.filename).name}:{where.lineno} {where.name})" if where else ""
-        self.failure = self.failure or f"{type(e).__name__}: {e}{at}"
+        def said(x: BaseException) -> str:
+            where = traceback.extract_tb(x.__traceback__)[-1] if x.__traceback__ else None
+            at = f" (at {Path(where.filename).name}:{where.lineno} {where.name})" if where else ""
+            return f"{type(x).__name__}: {str(x).splitlines()[0] if str(x) else ''}{at}"
+
+        # an op that fails inside `torch.cuda.graph(...)` is masked by capture_end's "operation failed due to
+        # a previous error during capture": the op's own error is the exception's context, and the cause to report
+        first: BaseException = e
+        for _ in range(8):
+            inner = first.__cause__ or (None if first.__suppress_context__ else first.__context__)
+            if inner is None:
+                break
+            first = inner
+        text = said(e) if first is e else f"{said(first)}; then {said(e)}"
+        self.failure = self.failure or text
         self.stats["failed"] += 1
 
     def _xbuf(self, i: int, st: _Shape) -> Any:
