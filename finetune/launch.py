@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from assistant.child_env import child_env
 from assistant.errors import LoragError
 from finetune.config import TrainConfig
 
@@ -114,13 +114,6 @@ def launch_command(cfg: TrainConfig, device: str, spec_file: Path) -> list[str]:
     return cmd + worker
 
 
-def _child_env() -> dict[str, str]:
-    """The workers import this same lorag (a worktree or checkout ahead of an installed one)."""
-    root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""), "PYTHONUNBUFFERED": "1"}
-
-
 def train_run(
     cfg: TrainConfig,
     *,
@@ -179,7 +172,12 @@ def _run_workers(cmd: list[str], log_file: Path, on_log: LogFn | None, n: int) -
     with (
         log_file.open("a", encoding="utf-8") as log,
         subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env(), bufsize=1
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=child_env(PYTHONUNBUFFERED="1"),
+            bufsize=1,
         ) as proc,
     ):
         try:

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from assistant.child_env import child_env
 from assistant.errors import LoragError
 from ui.remote import AppClient
 
@@ -251,9 +252,7 @@ def _spawn(settings: Any, config: Path | None, factory: str | None) -> AppClient
         argv += ["--config", str(Path(config).resolve())]
     if factory:
         argv += ["--factory", factory]
-    env = dict(os.environ, LORAG_PATHS__DATA_DIR=str(data_dir))
-    code_root = str(Path(__file__).resolve().parents[1])  # the worker runs this same code
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (code_root, os.environ.get("PYTHONPATH")) if p)
+    env = child_env(LORAG_PATHS__DATA_DIR=str(data_dir))  # the worker runs this same code
     with logfile.open("ab") as out:
         proc = subprocess.Popen(
             argv,

@@ -13,7 +13,6 @@ name one with fake backends). Gradio is never imported here.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import secrets
 import socket
@@ -91,14 +90,12 @@ def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], 
 
 
 def load_factory(spec: str) -> Callable[[Any], Any]:
-    module, _, name = spec.partition(":")
+    import pkgutil
+
     try:
-        obj: Any = importlib.import_module(module)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
+        return pkgutil.resolve_name(spec)
+    except (ImportError, AttributeError, ValueError) as e:
         raise LoragError(f"--factory {spec}: {e}") from None
-    return obj
 
 
 def _watch(server: Any, activity: Activity, core: Any, keep_s: float, ready: Callable[[], None]) -> None:
