@@ -581,9 +581,9 @@ def argument_problem(args) -> str | None:
     unknown = [a for a in arms if a not in known]
     if unknown:
         return f"--arms: unknown arm(s) {', '.join(unknown)}; known: {', '.join(known)}"
-    size = "--random-1b" if args.random_1b else "--random-8b" if args.random_8b else None
+    size = random_size(args)
     if size and not args.tokenizer:
-        return f"{size} needs --tokenizer FOLDER (the vocabulary of the random model)"
+        return f"--random-{size} needs --tokenizer FOLDER (the vocabulary of the random model)"
     if not size and not args.model:
         return "give --model FOLDER, --random-1b or --random-8b"
     if UNSLOTH in arms and not (args.fresh or args.child):
