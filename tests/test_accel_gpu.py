@@ -201,6 +201,27 @@ def test_a_capture_that_fails_falls_back_to_eager_with_the_same_gradients(gpu_lm
     _close(got, ref, rtol=1e-2)
 
 
+def test_a_capture_that_really_fails_leaves_random_numbers_and_later_captures_working():
+    """A CUDA error inside a capture (a host read, not permitted while capturing) ends the capture and leaves
+    CUDA's random number generator as it was: random ops outside a capture and a later capture still work
+    (without the reset, the next random op fails with "Offset increment outside graph capture")."""
+    from finetune.accel.graphs import LayerGraphs
+
+    graphs = LayerGraphs([], max_tokens=8)
+    graphs.pool = torch.cuda.graph_pool_handle()
+    probe = torch.ones(4, device="cuda")
+    with pytest.raises(Exception, match="(?i)captur"):
+        graphs._capture(lambda: probe.sum().item())
+    torch.manual_seed(0)
+    kept = torch.nn.functional.dropout(torch.ones(4096, device="cuda"), 0.5)
+    assert 1500 < int((kept == 0).sum()) < 2600 and torch.isfinite(torch.randn(64, device="cuda")).all()
+    static = torch.ones(4, device="cuda")
+    g = graphs._capture(lambda: static.mul_(3))
+    g.replay()
+    torch.cuda.synchronize()
+    assert static.tolist() == [3.0] * 4
+
+
 @pytest.mark.parametrize("kernel", ["public", "private"])
 @pytest.mark.parametrize("window", [None, 24], ids=["full", "window"])
 def test_varlen_attention_matches_each_row_alone(kernel, window, monkeypatch):

@@ -634,7 +634,11 @@ class LayerGraphs:
             with torch.no_grad():
                 xbuf.copy_(hidden.detach())
                 st.gout.normal_()
-            found = unread_outputs(layer, grads_of)
+            # on the stream the captures use: autograd nodes this probe leaves behind (a weight's gradient
+            # accumulator outlives the graph that made it while anything still refers to it) then carry that
+            # stream, and a capture that meets one carrying the default stream fails ("legacy stream")
+            with self._side_stream():
+                found = unread_outputs(layer, grads_of)
             names = {id(m): n for n, m in layer.named_modules()}
             self.stats["unread"] = sorted({*self.stats["unread"], *(names[id(m)] for m in found)})
             self.unread[id(layer)] = found
@@ -653,8 +657,7 @@ class LayerGraphs:
         """Lazy initialisation (cuBLAS, Triton) once per shape, outside capture."""
         import torch
 
-        if self.stream is None:
-            self.stream = torch.cuda.Stream()
+        self._ensure_stream()
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
         if (key, kept) in self.warm:
@@ -676,10 +679,20 @@ class LayerGraphs:
         self._warm_up(key, False, fwd, bwd, xbuf, hidden, st)
         return self._capture(fwd), self._capture(bwd)
 
+    def _ensure_stream(self) -> None:
+        import torch
+
+        if self.stream is None and self.capture:
+            self.stream = torch.cuda.Stream()
+
     @contextlib.contextmanager
     def _side_stream(self) -> Any:
         import torch
 
+        self._ensure_stream()
+        if self.stream is None:  # capture=False: the programs run where they are called
+            yield
+            return
         self.stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(self.stream):
             yield
@@ -688,12 +701,61 @@ class LayerGraphs:
     def _capture(self, body: Callable[[], None]) -> Any:
         import torch
 
-        with self._side_stream():
+        with self._side_stream(), _stale_streams_overridden():
             g = torch.cuda.CUDAGraph()
             g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
             self.stats["graphs"] += 1
             try:
                 body()
-            finally:
+            except BaseException:
+                _end_failed_capture(g)
+                raise
+            try:
                 g.capture_end()
+            except BaseException:
+                _reset_rng_capture_state()
+                raise
         return g
+
+
+@contextlib.contextmanager
+def _stale_streams_overridden() -> Any:
+    """Inside, autograd runs a node that last ran on a stream outside the capture (a weight's gradient
+    accumulator made by an eager step) on the capturing stream instead of failing the capture: every
+    program here runs on one stream, so that is the stream it belongs to. torch 2.12+; a no-op before."""
+    import torch
+
+    setter = getattr(torch.autograd.graph, "set_override_stale_capture_stream", None)
+    if setter is None:
+        yield
+        return
+    was = bool(getattr(torch._C, "_override_stale_capture_stream", lambda: False)())
+    setter(True)
+    try:
+        yield
+    finally:
+        setter(was)
+
+
+def _end_failed_capture(g: Any) -> None:
+    """End a capture whose body failed, and undo what the capture left in CUDA's random number generator: its
+    capture epilogue never ran, so the generator would still count offsets as captured and the next random op
+    outside a capture fails ("Offset increment outside graph capture"). An empty capture on a fresh graph runs
+    that prologue/epilogue pair to its end."""
+    with contextlib.suppress(Exception):  # the body's own error is the one to report
+        g.capture_end()
+    _reset_rng_capture_state()
+
+
+def _reset_rng_capture_state() -> None:
+    import warnings
+
+    import torch
+
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the CUDA Graph is empty"
+        with torch.cuda.stream(torch.cuda.Stream()):
+            reset = torch.cuda.CUDAGraph()
+            reset.capture_begin()
+            reset.capture_end()
+        reset.reset()
