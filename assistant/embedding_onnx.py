@@ -1,4 +1,4 @@
-"""The embedder's transformer run by onnxruntime or OpenVINO from the int8 ONNX file (see
+"""The embedder's transformer run by onnxruntime or OpenVINO from an ONNX file, float32 or int8 (see
 assistant.models.onnx_export); tokenising, pooling and normalising are the torch path's (PooledEmbedder)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from assistant.embedding import PooledEmbedder
 from assistant.errors import LoragError
 
 RUNTIMES = ("onnx", "openvino")
+PRECISIONS = ("float32", "int8")
 
 
 class OnnxEmbedder(PooledEmbedder):
@@ -23,14 +24,17 @@ class OnnxEmbedder(PooledEmbedder):
         *,
         runtime: str,
         dim: int,
+        precision: str = "int8",
         threads: int | None = None,
         **kw: Any,
     ):
         super().__init__(tokenizer, name, dim=dim, **kw)
         if runtime not in RUNTIMES:
             raise LoragError(f"unknown ONNX runtime '{runtime}'", hint=f"one of {', '.join(RUNTIMES)}")
+        if precision not in PRECISIONS:
+            raise LoragError(f"unknown ONNX precision '{precision}'", hint=f"one of {', '.join(PRECISIONS)}")
         self.runtime = runtime
-        self.backend = f"{runtime}:cpu:int8"
+        self.backend = f"{runtime}:cpu:{precision}"  # the label the index records (onnx:cpu:float32: torch's vectors)
         self._run = _onnxruntime(onnx_file, threads) if runtime == "onnx" else _openvino(onnx_file, threads)
 
     def _hidden(self, enc: dict[str, np.ndarray]) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 A domain records the embedder's name, its backend label (e.g. "torch:cpu:float32", "onnx:cpu:int8") and the
 vector it gives a fixed probe text. Another backend may query or extend the domain only if it gives that probe
-(nearly) the same vector: float16 on a GPU matches float32 on a CPU; an int8 export does not match float32, so
-switching between them asks for a re-embed. A domain built before records existed counts as torch's.
+(nearly) the same vector: float16 on a GPU and the float32 ONNX export ("onnx:cpu:float32") match torch float32
+on a CPU, so switching between them needs nothing; an int8 export does not match float32, so switching between
+them asks for a re-embed. A domain built before records existed counts as torch's.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import LoragError
+from assistant.models.backends import setting_of, torch_equivalent
 
 PROBE = "How do I reset my password? Open Settings, choose Account, then follow the link sent by email."
-MIN_PROBE_COSINE = 0.999  # fp16 on a GPU vs fp32 on a CPU: > 0.9999; int8 vs fp32: ~0.99
+MIN_PROBE_COSINE = 0.999  # fp16 on a GPU or fp32 ONNX vs fp32 on a CPU: > 0.9999; int8 vs fp32: ~0.99
 LEGACY = {"embedder": None, "backend": "torch:legacy", "probe": None}
 
 
@@ -42,7 +44,7 @@ def mismatch(recorded: dict[str, Any] | None, dense: Any) -> str | None:
     if rec["backend"] == mine:
         return None
     if rec.get("probe") is None:  # built before records: by torch
-        if mine.startswith("torch:") or mine == "hashing":
+        if torch_equivalent(mine) or mine == "hashing":
             return None
         return f"it was embedded by torch (before backends were recorded); this process embeds with {mine}"
     probe = np.asarray(dense.embed_query(PROBE), dtype=np.float32)
@@ -78,7 +80,7 @@ def check(store: Any, domain: str, dense: Any) -> None:
     why = mismatch(recorded, dense)
     if why is None:
         return
-    was = (recorded or {}).get("backend", "torch").split(":", 1)[0]
+    was = setting_of((recorded or {}).get("backend", "torch"))
     raise LoragError(
         f"domain '{domain}' cannot be searched or extended with this embedder: {why}",
         hint=f"set models.embedder_backend: {was} to use the index as it is, or re-embed it with the new backend: "

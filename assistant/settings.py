@@ -119,14 +119,16 @@ class ModelSettings(_Section):
     )
     embedder: str = Field("all-minilm-l6-v2", description="Built-in name, HF id or local sentence-transformers folder.")
     reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder (HF id or folder).")
-    embedder_backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
+    embedder_backend: Literal["auto", "torch", "onnx-fp32", "onnx", "openvino"] = Field(
         "auto",
         description="What computes the embedder's vectors. torch: transformers (float32 on CPU, float16 on "
-        "CUDA). onnx / "
-        "openvino: an int8 ONNX export made once from the cached model (pip install 'lorag[fast]'), run by onnxruntime "
-        "/ OpenVINO on the CPU: 1.6-1.8x faster on a 2-core CPU, but 7-9% of the top-10 passages change. auto: the "
-        "backend the existing index was embedded with, else torch. An index records its backend; a query with "
-        "a backend whose vectors differ is refused (re-embed the domain, or set this to the recorded backend).",
+        "CUDA). onnx-fp32: a float32 ONNX export made once from the cached model, run by onnxruntime on the CPU "
+        "(pip install 'lorag[fast]'): torch's vectors (an index of either serves the other), a query embedded "
+        "~3x faster. onnx / openvino: an int8 ONNX export, run by onnxruntime / OpenVINO on the CPU: no faster on "
+        "a CPU without int8 dot-product instructions, and 7-9% of the top-10 passages change. auto: an index "
+        "embedded with int8 keeps its backend; otherwise onnx-fp32 when onnxruntime is installed and there is no "
+        "GPU, else torch. An index records its backend; a query with a backend whose vectors differ is refused "
+        "(re-embed the domain, or set this to the recorded backend).",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

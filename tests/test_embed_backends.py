@@ -1,13 +1,17 @@
-"""Embedder backends: the int8 ONNX export (made once, in the manifest), onnxruntime / OpenVINO vectors close to
-torch's, models.embedder_backend's choice, and the clear errors."""
+"""Embedder backends: the float32 and int8 ONNX exports (made once, in the manifest), onnxruntime's float32 vectors
+equal to torch's and its / OpenVINO's int8 vectors close to them, the index record's probe check across backends,
+models.embedder_backend's choice, and the clear errors."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from assistant import index_record
 from assistant.errors import LoragError
 from assistant.models import backends
 from assistant.models.cache import ModelCache
@@ -29,6 +33,12 @@ def tiny_embedder(tmp_path_factory):
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-emb"))
 
 
+@pytest.fixture(scope="module")
+def int8_sensitive_embedder(tmp_path_factory):
+    """Weights at a trained model's scale, where int8 moves the vectors (see build_tiny_embedder)."""
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-emb-sharp"), init_std=0.2)
+
+
 def _cos(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
@@ -47,11 +57,75 @@ def test_onnx_export_is_made_once_recorded_and_close_to_torch(tmp_path, tiny_emb
     ((key, entry),) = entries.items()
     assert entry["kind"] == "onnx-int8" and entry["source"] == str(tiny_embedder)
     assert entry["inputs"] == ["input_ids", "attention_mask", "token_type_ids"] and len(entry["sha256"]) == 64
+    # quantized from the float32 export, which is kept beside it with its own entry
+    fp32 = cache.manifest()[key.replace("@onnx-int8", "@onnx-fp32")]
+    assert entry["from_sha256"] == fp32["sha256"] and Path(fp32["file"]).name == "model.onnx"
     import assistant.models.onnx_export as ox
 
-    monkeypatch.setattr(ox, "export_int8", lambda *a, **k: pytest.fail("exported twice"))
+    monkeypatch.setattr(ox, "export_fp32", lambda *a, **k: pytest.fail("exported twice"))
+    monkeypatch.setattr(ox, "quantize_int8", lambda *a, **k: pytest.fail("quantized twice"))
     again = load_embedder(str(tiny_embedder), cache, device="cpu", backend="onnx")
     assert np.allclose(again.embed_documents(TEXTS), got, atol=1e-6)
+
+
+def test_the_fp32_onnx_export_gives_torchs_vectors_and_is_kept_once(tmp_path, int8_sensitive_embedder, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    cache, model = ModelCache(tmp_path / "cache"), str(int8_sensitive_embedder)  # int8 gives it cosines ~0.98
+    ref = load_embedder(model, cache, device="cpu")
+    emb = load_embedder(model, cache, device="cpu", backend="onnx-fp32")
+    assert emb.backend == "onnx:cpu:float32" and emb.dim == ref.dim == 32
+    got, want = emb.embed_documents(TEXTS), ref.embed_documents(TEXTS)
+    assert _cos(got, want).min() > 0.9999, _cos(got, want)
+    assert np.allclose(emb.embed_query(TEXTS[1]), ref.embed_query(TEXTS[1]), atol=1e-4)
+    ((key, entry),) = ((k, v) for k, v in cache.manifest().items() if k.endswith("@onnx-fp32"))
+    path = Path(entry["file"])
+    assert entry["kind"] == "onnx-fp32" and path.name == "model.onnx" and path.parent.name == key.split("@")[0]
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not any(k.endswith("@onnx-int8") for k in cache.manifest())  # int8 is made only when asked for
+    import assistant.models.onnx_export as ox
+
+    monkeypatch.setattr(ox, "export_fp32", lambda *a, **k: pytest.fail("exported twice"))
+    again = load_embedder(model, cache, device="cpu", backend="onnx-fp32")
+    assert np.allclose(again.embed_documents(TEXTS), got, atol=1e-6)
+
+
+def test_a_cache_with_only_the_int8_file_gets_the_fp32_file_on_first_need(tmp_path, tiny_embedder, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    cache = ModelCache(tmp_path / "cache")
+    int8 = cache.onnx_int8(str(tiny_embedder))
+    # as a cache made before the float32 file was kept: the int8 file and its entry alone
+    (int8.parent / "model.onnx").unlink()
+    manifest = cache.manifest()
+    del manifest[next(k for k in manifest if k.endswith("@onnx-fp32"))]
+    cache.manifest_path.write_text(json.dumps(manifest))
+    import assistant.models.onnx_export as ox
+
+    real = ox.export_fp32
+    monkeypatch.setattr(ox, "quantize_int8", lambda *a, **k: pytest.fail("the int8 file was valid"))
+    monkeypatch.setattr(ox, "export_fp32", lambda *a, **k: pytest.fail("int8 needs no new fp32 file"))
+    assert cache.onnx_int8(str(tiny_embedder)) == int8
+    monkeypatch.setattr(ox, "export_fp32", real)
+    fp32 = cache.onnx_fp32(str(tiny_embedder))
+    assert fp32 == int8.parent / "model.onnx" and fp32.is_file() and int8.is_file()
+    assert sum(k.endswith("@onnx-fp32") for k in cache.manifest()) == 1
+
+
+def test_the_probe_check_lets_torch_and_fp32_onnx_share_an_index_but_not_int8(tmp_path, int8_sensitive_embedder):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    cache, model = ModelCache(tmp_path / "cache"), str(int8_sensitive_embedder)
+    torch_cpu = load_embedder(model, cache, device="cpu")
+    fp32 = load_embedder(model, cache, device="cpu", backend="onnx-fp32")
+    int8 = load_embedder(model, cache, device="cpu", backend="onnx")
+    assert _cos(fp32.embed_documents(TEXTS), torch_cpu.embed_documents(TEXTS)).min() > 0.9999
+    by_torch, by_fp32 = index_record.record_for(torch_cpu), index_record.record_for(fp32)
+    assert by_fp32["backend"] == "onnx:cpu:float32" != by_torch["backend"]
+    assert index_record.mismatch(by_torch, fp32) is None and index_record.mismatch(by_fp32, torch_cpu) is None
+    assert index_record.mismatch(None, fp32) is None  # a domain from before records: torch's
+    for rec in (by_torch, by_fp32):
+        assert "whose vectors differ" in index_record.mismatch(rec, int8)
+    assert "whose vectors differ" in index_record.mismatch(index_record.record_for(int8), fp32)
 
 
 def test_openvino_runs_the_same_int8_file(tmp_path, tiny_embedder):
@@ -65,14 +139,20 @@ def test_openvino_runs_the_same_int8_file(tmp_path, tiny_embedder):
 
 
 def test_choose_follows_the_setting_then_the_index_and_never_picks_int8_itself():
-    have = ["torch", "onnx", "openvino"]
+    have = ["torch", "onnx-fp32", "onnx", "openvino"]
     assert backends.choose("openvino", recorded=["torch:cpu:float32"], have=have) == "openvino"
+    assert backends.choose("torch", recorded=[], have=have) == "torch"
     assert backends.choose("auto", recorded=["onnx:cpu:int8", "onnx:cpu:int8"], have=have) == "onnx"
-    assert backends.choose("auto", recorded=[], have=have) == "torch"
-    # domains of two backends: no single one to follow
+    # float32 vectors (torch's, on a CPU or a GPU, or the fp32 export's), or no index yet: fp32 ONNX on a CPU
+    for recorded in ([], ["torch:cpu:float32"], ["torch:legacy", "torch:cuda:float16", "onnx:cpu:float32"]):
+        assert backends.choose("auto", recorded=recorded, have=have) == "onnx-fp32"
+        assert backends.choose("auto", recorded=recorded, have=have, on_cpu=False) == "torch"  # a GPU: torch
+        assert backends.choose("auto", recorded=recorded, have=["torch"]) == "torch"  # no onnxruntime
+    # domains of two backends whose vectors differ: no single one to follow
     assert backends.choose("auto", recorded=["torch:legacy", "onnx:cpu:int8"], have=have) == "torch"
     # the recorded backend is not installed here
     assert backends.choose("auto", recorded=["openvino:cpu:int8"], have=["torch", "onnx"]) == "torch"
+    assert backends.setting_of("onnx:cpu:float32") == "onnx-fp32" and backends.setting_of("onnx:cpu:int8") == "onnx"
 
 
 def _settings(tmp_path, model, backend="auto"):
@@ -82,13 +162,31 @@ def _settings(tmp_path, model, backend="auto"):
     )
 
 
-def test_auto_follows_the_index_and_otherwise_keeps_torch(tmp_path, tiny_embedder, monkeypatch):
+def test_auto_uses_fp32_onnx_on_a_cpu_without_loading_torchs_model(tmp_path, tiny_embedder, monkeypatch):
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(backends, "available", lambda: ["torch", "onnx"])
+    import transformers
+
+    s = _settings(tmp_path, tiny_embedder)
+    cache = ModelCache(s.paths.model_cache)
+    cache.onnx_int8(str(tiny_embedder))  # the exports exist (making them loads the model once)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: pytest.fail("torch model loaded"))
+    assert embedder_for(s, cache).backend == "onnx:cpu:float32"
+    assert embedder_for(s, cache, recorded=["torch:cpu:float32", "torch:legacy"]).backend == "onnx:cpu:float32"
+    assert embedder_for(s, cache, recorded=["onnx:cpu:int8"]).backend == "onnx:cpu:int8"
+
+
+def test_auto_without_onnxruntime_keeps_torch(tmp_path, tiny_embedder, monkeypatch):
+    real = backends.installed_module
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != "onnxruntime" and real(name))
+    assert backends.available() == ["torch"]
     s = _settings(tmp_path, tiny_embedder)
     cache = ModelCache(s.paths.model_cache)
     assert embedder_for(s, cache).backend == "torch:cpu:float32"
-    assert embedder_for(s, cache, recorded=["onnx:cpu:int8"]).backend == "onnx:cpu:int8"
+    assert embedder_for(s, cache, recorded=["onnx:cpu:int8"]).backend == "torch:cpu:float32"
+    with pytest.raises(LoragError) as e:
+        embedder_for(_settings(tmp_path, tiny_embedder, "onnx-fp32"), cache)
+    assert "onnxruntime is not installed" in str(e.value)
 
 
 def test_a_missing_runtime_is_a_clear_error(tmp_path, tiny_embedder, monkeypatch):
@@ -115,3 +213,4 @@ def test_the_setting_is_validated(tmp_path):
 
     with pytest.raises((ConfigError, ValueError)):
         Settings(models={"embedder_backend": "tensorrt"})
+    assert Settings(models={"embedder_backend": "onnx-fp32"}).models.embedder_backend == "onnx-fp32"

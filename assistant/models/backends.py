@@ -1,8 +1,14 @@
 """Which runtime computes the dense embedder's vectors (models.embedder_backend).
 
-torch: transformers (float32 on CPU, float16 on CUDA). onnx / openvino: the int8 ONNX export run by onnxruntime /
-OpenVINO on the CPU, opt-in (faster, at a cost in retrieval quality). `auto`: the backend the existing index was
-embedded with (so a query matches its index), else torch.
+torch: transformers (float32 on CPU, float16 on CUDA). onnx-fp32: the float32 ONNX export run by onnxruntime on
+the CPU: torch float32's vectors (cosine > 0.9999, so either searches and extends the other's index), a single
+query embedded ~3x faster (torch's per-call overhead), batches about as fast. onnx / openvino: the int8 ONNX
+export run by onnxruntime / OpenVINO on the CPU, opt-in: its vectors differ (7-9% of the top-10 passages change).
+
+`auto`: an index embedded by an int8 backend keeps that backend (so a query matches its index). Otherwise (an
+index of float32 vectors, or none yet): onnx-fp32 when onnxruntime is installed and the embedder runs on the CPU,
+for queries and ingest alike, in one model (benchmarks/RESULTS.md, "embedder backends"); else torch. It never picks
+int8 on its own.
 """
 
 from __future__ import annotations
@@ -10,13 +16,26 @@ from __future__ import annotations
 import importlib.util
 from typing import Iterable
 
-BACKENDS = ("torch", "onnx", "openvino")
-NEEDS = {"torch": ("torch",), "onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnxruntime", "onnx")}
+BACKENDS = ("torch", "onnx-fp32", "onnx", "openvino")
+NEEDS = {
+    "torch": ("torch",),
+    "onnx-fp32": ("onnxruntime",),
+    "onnx": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "onnxruntime", "onnx"),
+}
+FP32_ONNX = "onnx:cpu:float32"  # the label of onnx-fp32's vectors
 
 
-def family(label: str) -> str:
-    """'onnx:cpu:int8' -> 'onnx'; the backend setting that reproduces an index's record."""
-    return label.split(":", 1)[0]
+def setting_of(label: str) -> str:
+    """The backend setting that reproduces a recorded label: 'onnx:cpu:int8' -> 'onnx', 'onnx:cpu:float32' ->
+    'onnx-fp32', 'torch:cuda:float16' -> 'torch'."""
+    return "onnx-fp32" if label == FP32_ONNX else label.split(":", 1)[0]
+
+
+def torch_equivalent(label: str) -> bool:
+    """Vectors that are torch's (float32 on a CPU, float16 on a GPU, float32 ONNX): an index of any of them serves
+    the others; the probe check (assistant.index_record) confirms it."""
+    return label == FP32_ONNX or label.split(":", 1)[0] == "torch"
 
 
 def installed_module(name: str) -> bool:
@@ -31,12 +50,17 @@ def available() -> list[str]:
     return [b for b in BACKENDS if installed(b)]
 
 
-def choose(setting: str, *, recorded: Iterable[str], have: list[str]) -> str:
-    """The backend to load. `recorded`: the backend labels existing domains were embedded with. `auto` never picks
-    an int8 backend on its own: they change 7-9% of the top-10 passages (benchmarks/RESULTS.md, embedder backends)."""
+def choose(setting: str, *, recorded: Iterable[str], have: list[str], on_cpu: bool = True) -> str:
+    """The backend to load. `recorded`: the backend labels existing domains were embedded with; `have`: the
+    backends that can run this embedder here; `on_cpu`: the torch path would run on the CPU (no GPU). `auto` never
+    picks an int8 backend on its own: they change 7-9% of the top-10 passages (benchmarks/RESULTS.md, embedder
+    backends)."""
     if setting != "auto":
         return setting
-    families = {family(r) for r in recorded} & set(BACKENDS)
-    if len(families) == 1 and next(iter(families)) in have:
-        return next(iter(families))
+    recorded = list(recorded)
+    if all(torch_equivalent(r) for r in recorded):
+        return "onnx-fp32" if on_cpu and "onnx-fp32" in have else "torch"
+    settings = {setting_of(r) for r in recorded}
+    if len(settings) == 1 and next(iter(settings)) in have:
+        return next(iter(settings))
     return "torch"

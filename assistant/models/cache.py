@@ -2,7 +2,8 @@
 
 Layout under `paths.model_cache`:
     models/<name>/            an HF (generator) or sentence-transformers (embedder) folder
-    onnx/<name>/              an embedder's int8 ONNX export (onnx / openvino backends)
+    onnx/<name>/              an embedder's ONNX exports: model.onnx (float32, onnx-fp32 backend) and
+                              model_int8.onnx (quantized from it; onnx / openvino backends)
     manifest.json             what came from where, when, with the file's sha256
 """
 
@@ -158,38 +159,63 @@ class ModelCache:
             + hashlib.sha256(str(Path(where).resolve() if Path(where).exists() else where).encode()).hexdigest()[:12]
         )
 
-    def onnx_int8(self, spec: str) -> Path:
-        """The int8 ONNX file of an embedder setting: exported and quantized from the cached model once (a few
-        seconds), kept under onnx/<name>/ and recorded in the manifest as `<name>@onnx-int8`."""
-        from assistant.models.onnx_export import INT8_FILE, QUANTIZATION, export_int8
-
-        key = self.export_key(spec)
-        folder = self.root / "onnx" / key
-        entry = self.manifest().get(f"{key}@onnx-int8")
-        if entry and entry.get("quantization") == QUANTIZATION and (folder / INT8_FILE).is_file():
-            return folder / INT8_FILE
+    def _export_folder(self, spec: str) -> Path:
+        """Where an embedder setting's ONNX exports live; refuses a setting that is not a local folder."""
         where = self.resolve(spec)
         if not Path(where).is_dir():
             raise LoragError(
                 f"embedder '{spec}' is not a local folder, so it cannot be exported to ONNX",
                 hint="use a built-in embedder or a downloaded folder, or models.embedder_backend: torch",
             )
-        log.info("exporting %s to int8 ONNX (once)", spec)
-        info = export_int8(Path(where), folder)
-        source = self.manifest().get(spec, {})
+        return self.root / "onnx" / self.export_key(spec)
+
+    def _record_export(self, spec: str, kind: str, folder: Path, info: dict) -> None:
+        where = self.resolve(spec)
         self._record(
-            f"{key}@onnx-int8",
+            f"{self.export_key(spec)}@{kind}",
             {
                 "role": "embedder-export",
-                "kind": "onnx-int8",
+                "kind": kind,
                 "model": spec,
                 "source": where,
-                "source_sha256": source.get("sha256"),
+                "source_sha256": self.manifest().get(spec, {}).get("sha256"),
                 "folder": str(folder),
                 **info,
                 "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
+
+    def onnx_fp32(self, spec: str) -> Path:
+        """The float32 ONNX file of an embedder setting (the same vectors as torch float32): exported from the
+        cached model once (a few seconds), kept as onnx/<name>/model.onnx and recorded in the manifest as
+        `<name>@onnx-fp32`. A cache from before fp32 files were kept gets it here, on first need."""
+        from assistant.models.onnx_export import FP32_FILE, OPSET, export_fp32
+
+        key = self.export_key(spec)
+        entry = self.manifest().get(f"{key}@onnx-fp32")
+        folder = self.root / "onnx" / key
+        if entry and entry.get("opset") == OPSET and (folder / FP32_FILE).is_file():
+            return folder / FP32_FILE
+        folder = self._export_folder(spec)
+        log.info("exporting %s to float32 ONNX (once)", spec)
+        self._record_export(spec, "onnx-fp32", folder, export_fp32(Path(self.resolve(spec)), folder))
+        return folder / FP32_FILE
+
+    def onnx_int8(self, spec: str) -> Path:
+        """The int8 ONNX file of an embedder setting: quantized once from the float32 export (onnx_fp32), kept
+        beside it as onnx/<name>/model_int8.onnx and recorded in the manifest as `<name>@onnx-int8`."""
+        from assistant.models.onnx_export import INT8_FILE, QUANTIZATION, quantize_int8
+
+        key = self.export_key(spec)
+        folder = self.root / "onnx" / key
+        entry = self.manifest().get(f"{key}@onnx-int8")
+        if entry and entry.get("quantization") == QUANTIZATION and (folder / INT8_FILE).is_file():
+            return folder / INT8_FILE
+        fp32 = self.onnx_fp32(spec)
+        log.info("quantizing the ONNX export of %s to int8 (once)", spec)
+        fp32_entry = self.manifest()[f"{key}@onnx-fp32"]
+        info = {"inputs": fp32_entry.get("inputs"), "opset": fp32_entry.get("opset"), **quantize_int8(fp32, folder)}
+        self._record_export(spec, "onnx-int8", folder, info)
         return folder / INT8_FILE
 
 

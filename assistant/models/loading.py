@@ -117,8 +117,9 @@ def load_embedder(
 ) -> Any:
     """The dense embedder of a model setting. torch: with transformers alone when the folder has the usual
     Transformer -> pooling -> Normalize layout (same vectors, a much faster start; float16 and batches of at
-    least GPU_BATCH on CUDA), else sentence-transformers. onnx / openvino: the int8 ONNX export of that layout
-    (made once, see ModelCache.onnx_int8), on the CPU."""
+    least GPU_BATCH on CUDA), else sentence-transformers. onnx-fp32: the float32 ONNX export of that layout run by
+    onnxruntime (made once, see ModelCache.onnx_fp32); onnx / openvino: the int8 export (ModelCache.onnx_int8); on
+    the CPU, without loading torch's model."""
     from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
 
     where = cache.resolve(spec)
@@ -149,10 +150,11 @@ def _load_onnx_embedder(
 ) -> Any:
     import json
 
-    from assistant.embedding_onnx import RUNTIMES, OnnxEmbedder
+    from assistant.embedding_onnx import OnnxEmbedder
+    from assistant.models.backends import BACKENDS
 
-    if backend not in RUNTIMES:
-        raise LoragError(f"models.embedder_backend '{backend}' is not one of auto, torch, {', '.join(RUNTIMES)}")
+    if backend not in BACKENDS:
+        raise LoragError(f"models.embedder_backend '{backend}' is not one of auto, {', '.join(BACKENDS)}")
     if layout is None:
         raise LoragError(
             f"embedder '{spec}' is not a plain sentence-transformers folder (Transformer -> mean or CLS "
@@ -161,10 +163,20 @@ def _load_onnx_embedder(
         )
     from transformers import AutoTokenizer
 
-    onnx_file = cache.onnx_int8(spec)
+    fp32 = backend == "onnx-fp32"
+    onnx_file = cache.onnx_fp32(spec) if fp32 else cache.onnx_int8(spec)
     dim = int(json.loads((Path(where) / "config.json").read_text(encoding="utf-8"))["hidden_size"])
     tokenizer = AutoTokenizer.from_pretrained(where)
-    return OnnxEmbedder(onnx_file, tokenizer, spec, runtime=backend, dim=dim, batch_size=batch_size, **layout)
+    return OnnxEmbedder(
+        onnx_file,
+        tokenizer,
+        spec,
+        runtime="onnx" if fp32 else backend,
+        precision="float32" if fp32 else "int8",
+        dim=dim,
+        batch_size=batch_size,
+        **layout,
+    )
 
 
 def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
@@ -183,7 +195,9 @@ def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = 
 
     where = Path(cache.resolve(m.embedder))
     have = backends.available() if where.is_dir() and plain_embedder_layout(where) else ["torch"]
-    choice = backends.choose(m.embedder_backend, recorded=recorded or [], have=have)
+    # auto's onnx-fp32 is for a CPU; pick_device imports torch, which the tokenizer's transformers imports anyway
+    on_cpu = m.embedder_backend != "auto" or "onnx-fp32" not in have or pick_device(m.device) == "cpu"
+    choice = backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu)
     return load_embedder(m.embedder, cache, backend=choice, **kw)
 
 

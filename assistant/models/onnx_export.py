@@ -1,8 +1,10 @@
-"""Export a plain sentence-transformers embedder to ONNX and quantize its weights to int8, once.
+"""Export a plain sentence-transformers embedder to ONNX (float32), and quantize that file's weights to int8.
 
 torch's exporter writes the transformer (input ids -> last hidden state; pooling stays in Python, shared with
-the torch path), onnxruntime's dynamic quantization stores the MatMul weights in int8, per output channel
-(activations are quantized per batch at run time). onnxruntime runs the file; OpenVINO reads the same file.
+the torch path) as `model.onnx`, in float32: onnxruntime runs it with torch's vectors (cosine > 0.9999).
+onnxruntime's dynamic quantization makes `model_int8.onnx` from it, MatMul weights in int8, per output channel
+(activations are quantized per batch at run time). onnxruntime runs either file; OpenVINO reads the int8 one.
+Each file is written under a temporary name and renamed, so a file either is whole or is absent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 
+FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 OPSET = 17
 QUANTIZATION = "dynamic int8, MatMul weights per channel"  # an export made otherwise is made again
@@ -28,17 +31,28 @@ def runtime_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def export_int8(src: Path, out: Path) -> dict[str, Any]:
-    """Write `out/model_int8.onnx` from the transformer in the sentence-transformers folder `src`; returns what the
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _missing(e: ImportError) -> LoragError:
+    return LoragError(
+        f"the onnx embedder backends need onnxruntime and onnx ({e.name} is missing)",
+        hint="pip install 'lorag[fast]', or set models.embedder_backend: torch",
+    )
+
+
+def export_fp32(src: Path, out: Path) -> dict[str, Any]:
+    """Write `out/model.onnx` from the transformer in the sentence-transformers folder `src`; returns what the
     manifest records (file, sha256, inputs, versions)."""
     try:
-        import onnx  # noqa: F401 - the quantizer needs it
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime  # noqa: F401 - runs the file; its version is recorded
     except ImportError as e:
-        raise LoragError(
-            f"the onnx embedder backend needs onnxruntime and onnx ({e.name} is missing)",
-            hint="pip install 'lorag[fast]', or set models.embedder_backend: torch",
-        ) from None
+        raise _missing(e) from None
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -57,20 +71,40 @@ def export_int8(src: Path, out: Path) -> dict[str, Any]:
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        fp32 = Path(tmp) / "model.onnx"
+        staged = Path(tmp) / FP32_FILE
         axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: the axes above stay dynamic
             torch.onnx.export(
                 LastHidden(),
                 tuple(sample[n] for n in names),
-                str(fp32),
+                str(staged),
                 input_names=names,
                 output_names=["last_hidden_state"],
                 dynamic_axes=axes,
                 opset_version=OPSET,
                 dynamo=False,
             )
+        staged.replace(out / FP32_FILE)
+    return {
+        "file": str(out / FP32_FILE),
+        "sha256": sha256_of(out / FP32_FILE),
+        "inputs": names,
+        "opset": OPSET,
+        **runtime_versions(),
+    }
+
+
+def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
+    """Write `out/model_int8.onnx` from the float32 export `fp32`; returns what the manifest records."""
+    try:
+        import onnx  # noqa: F401 - the quantizer needs it
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise _missing(e) from None
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".quantize-") as tmp:
         staged = Path(tmp) / INT8_FILE
         # MatMul weights only, one scale per output channel: quantizing the embedding Gathers too, or one scale per
         # tensor, cost MiniLM's vectors a cosine of ~0.9 to float32 (measured); this keeps it at ~0.99
@@ -83,12 +117,10 @@ def export_int8(src: Path, out: Path) -> dict[str, Any]:
         finally:
             root.disabled = was
         staged.replace(out / INT8_FILE)
-    digest = hashlib.sha256((out / INT8_FILE).read_bytes()).hexdigest()
     return {
         "file": str(out / INT8_FILE),
-        "sha256": digest,
-        "inputs": names,
-        "opset": OPSET,
+        "sha256": sha256_of(out / INT8_FILE),
+        "from_sha256": sha256_of(fp32),
         "quantization": QUANTIZATION,
         **runtime_versions(),
     }
