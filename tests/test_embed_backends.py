@@ -162,18 +162,33 @@ def _settings(tmp_path, model, backend="auto"):
     )
 
 
-def test_auto_uses_fp32_onnx_on_a_cpu_without_loading_torchs_model(tmp_path, tiny_embedder, monkeypatch):
+def test_auto_on_a_cpu_embeds_queries_with_fp32_onnx_and_loads_torch_only_for_documents(
+    tmp_path, int8_sensitive_embedder, monkeypatch
+):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     import transformers
 
-    s = _settings(tmp_path, tiny_embedder)
+    s = _settings(tmp_path, int8_sensitive_embedder)
     cache = ModelCache(s.paths.model_cache)
-    cache.onnx_int8(str(tiny_embedder))  # the exports exist (making them loads the model once)
+    cache.onnx_int8(str(int8_sensitive_embedder))  # the exports exist (making them loads the model once)
+    real = transformers.AutoModel.from_pretrained
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: pytest.fail("torch model loaded"))
-    assert embedder_for(s, cache).backend == "onnx:cpu:float32"
-    assert embedder_for(s, cache, recorded=["torch:cpu:float32", "torch:legacy"]).backend == "onnx:cpu:float32"
+    for recorded in (None, ["torch:cpu:float32", "torch:legacy"], ["onnx:cpu:float32"]):
+        emb = embedder_for(s, cache, recorded=recorded)
+        assert emb.backend == "torch:cpu:float32" and emb.queries.backend == "onnx:cpu:float32"
+    # a search (the record's check, the query) needs no torch model
+    rec = index_record.record_for(emb)
+    assert rec["backend"] == "torch:cpu:float32" and index_record.mismatch(rec, emb) is None
+    q = emb.embed_query(TEXTS[0])
+    assert emb.token_length("parking permit") > 0
+    # documents: torch float32, loaded on first need, with the query path's vectors
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", real)
+    docs = emb.embed_documents(TEXTS)
+    assert emb.documents.backend == "torch:cpu:float32" and float(docs[0] @ q) > 0.9999
     assert embedder_for(s, cache, recorded=["onnx:cpu:int8"]).backend == "onnx:cpu:int8"
+    # the setting named: the fp32 export does everything
+    assert embedder_for(_settings(tmp_path, int8_sensitive_embedder, "onnx-fp32"), cache).backend == "onnx:cpu:float32"
 
 
 def test_auto_without_onnxruntime_keeps_torch(tmp_path, tiny_embedder, monkeypatch):

@@ -2,13 +2,15 @@
 
 torch: transformers (float32 on CPU, float16 on CUDA). onnx-fp32: the float32 ONNX export run by onnxruntime on
 the CPU: torch float32's vectors (cosine > 0.9999, so either searches and extends the other's index), a single
-query embedded ~3x faster (torch's per-call overhead), batches about as fast. onnx / openvino: the int8 ONNX
-export run by onnxruntime / OpenVINO on the CPU, opt-in: its vectors differ (7-9% of the top-10 passages change).
+query embedded ~3x faster (torch's per-call overhead), batches at 0.88-0.97x torch's speed. onnx / openvino: the
+int8 ONNX export run by onnxruntime / OpenVINO on the CPU, opt-in: its vectors differ (7-9% of the top-10
+passages change).
 
 `auto`: an index embedded by an int8 backend keeps that backend (so a query matches its index). Otherwise (an
-index of float32 vectors, or none yet): onnx-fp32 when onnxruntime is installed and the embedder runs on the CPU,
-for queries and ingest alike, in one model (benchmarks/RESULTS.md, "embedder backends"); else torch. It never picks
-int8 on its own.
+index of float32 vectors, or none yet), when onnxruntime is installed and the embedder runs on the CPU: queries
+by onnx-fp32 and documents by torch float32, loaded on first need (assistant.embedding_split: a query ~3x faster,
+batches at torch's speed, which beats onnxruntime's 0.88-0.97x; benchmarks/RESULTS.md, "embedder backends");
+else torch. It never picks int8 on its own.
 """
 
 from __future__ import annotations

@@ -198,6 +198,14 @@ def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = 
     # auto's onnx-fp32 is for a CPU; pick_device imports torch, which the tokenizer's transformers imports anyway
     on_cpu = m.embedder_backend != "auto" or "onnx-fp32" not in have or pick_device(m.device) == "cpu"
     choice = backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu)
+    if m.embedder_backend == "auto" and choice == "onnx-fp32":
+        # queries by the float32 ONNX export, documents by torch float32 (faster in batches), loaded on first need
+        from assistant.embedding_split import SplitEmbedder
+
+        queries = load_embedder(m.embedder, cache, backend="onnx-fp32", **kw)
+        return SplitEmbedder(
+            queries, lambda: load_embedder(m.embedder, cache, backend="torch", **kw), backend="torch:cpu:float32"
+        )
     return load_embedder(m.embedder, cache, backend=choice, **kw)
 
 
