@@ -127,8 +127,9 @@ class ModelSettings(_Section):
         "~3x faster. onnx / openvino: an int8 ONNX export, run by onnxruntime / OpenVINO on the CPU: no faster on "
         "a CPU without int8 dot-product instructions, and 7-9% of the top-10 passages change. auto: an index "
         "embedded with int8 keeps its backend; otherwise, when onnxruntime is installed and there is no GPU, "
-        "queries by onnx-fp32 and documents by torch (each the faster for its work, same vectors), else torch. An index records its backend; a query with a backend whose vectors differ is refused "
-        "(re-embed the domain, or set this to the recorded backend).",
+        "queries by onnx-fp32 and documents by torch (each the faster for its work, same vectors), else torch. "
+        "An index records its backend; a query with a backend whose vectors differ is refused (re-embed the "
+        "domain, or set this to the recorded backend).",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
