@@ -1,11 +1,13 @@
-"""Embedder backends side by side: chunks/s on the same chunks, and what the int8 vectors cost in retrieval.
+"""Embedder backends side by side: chunks/s on the same chunks, and what each backend's vectors cost in retrieval.
 
     .venv/bin/python benchmarks/bench_embed_backends.py [--speed-chunks 256] [--corpus 1500] \
-        [--backends torch,onnx,openvino]
+        [--backends torch,onnx-fp32,onnx,openvino]
     .venv/bin/python benchmarks/bench_embed_backends.py --cuda     # adds torch float16 on CUDA (a GPU machine)
 
 Chunks: the python_faq corpus (benchmarks/python_faq/README.md; `build.py` makes it) read and chunked by the
-product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embedder's tokenizer).
+product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embedder's tokenizer). Backends:
+models.embedder_backend's values (torch float32 is the reference; onnx-fp32 is the float32 ONNX export, onnx /
+openvino the int8 one); the model cache is paths.model_cache (LORAG_PATHS__MODEL_CACHE), exports made there once.
 
 Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches (ingest.embed_batch_size
 64), after a warm-up batch, the backends taking turns batch by batch; chunks/s and the ratio to torch float32 on
@@ -69,7 +71,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA / "python_faq")
     ap.add_argument("--speed-chunks", type=int, default=256)
     ap.add_argument("--corpus", type=int, default=1500)
-    ap.add_argument("--backends", default="torch,onnx,openvino")
+    ap.add_argument("--backends", default="torch,onnx-fp32,onnx,openvino", help="comma-separated, torch among them")
     ap.add_argument("--cuda", action="store_true", help="also torch float16 on CUDA")
     ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
@@ -119,12 +121,21 @@ def main() -> None:
         print(
             f"{emb.backend}: {speed[key][0]:.2f} chunks/s, query p50 {speed[key][1]:.1f} ms (load {load()})", flush=True
         )
-    base = speed[("torch", "cpu")][0]
+    base, base_q = speed[("torch", "cpu")][0], speed[("torch", "cpu")][1]
     rows = [
-        [embedders[k].backend, len(texts), f"{v[0]:.2f}", f"{v[0] / base:.2f}x", f"{v[1]:.1f}", f"{v[2]:.1f}"]
+        [
+            embedders[k].backend,
+            len(texts),
+            f"{v[0]:.2f}",
+            f"{v[0] / base:.2f}x",
+            f"{v[1]:.1f}",
+            f"{v[2]:.1f}",
+            f"{base_q / v[1]:.2f}x",
+        ]
         for k, v in speed.items()
     ]
-    print(table(["backend", "chunks", "chunks/s", "÷ torch fp32 CPU", "query p50 ms", "query p95 ms"], rows))
+    heads = ["backend", "chunks", "chunks/s", "÷ torch fp32 CPU", "query p50 ms", "query p95 ms", "query speed-up"]
+    print(table(heads, rows))
     best_cpu = max(v[0] for k, v in speed.items() if k[1] == "cpu" and k[0] != "torch") if len(names) > 1 else base
     print(
         f"TARGET best CPU backend >= {TARGET_SPEEDUP}x torch fp32: {best_cpu / base:.2f}x "
