@@ -229,3 +229,54 @@ def test_the_setting_is_validated(tmp_path):
     with pytest.raises((ConfigError, ValueError)):
         Settings(models={"embedder_backend": "tensorrt"})
     assert Settings(models={"embedder_backend": "onnx-fp32"}).models.embedder_backend == "onnx-fp32"
+
+
+def test_auto_ingests_with_torch_and_searches_with_fp32_onnx_one_index(
+    tmp_path, int8_sensitive_embedder, corpus, monkeypatch
+):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import transformers
+
+    from ui.components import Components
+
+    def settings(backend="auto"):
+        return Settings(
+            paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
+            models={"embedder": str(int8_sensitive_embedder), "embedder_backend": backend, "device": "cpu"},
+            ingest={"chunk_tokens": 60, "chunk_overlap": 10},
+            retrieval={"min_relevance": -1.0},
+        )
+
+    ingest = Components(settings())
+    ingest.ingestor().run([corpus], "hr")
+    assert ingest.dense.documents.backend == "torch:cpu:float32"
+    assert ingest.store.embedder_record("hr")["backend"] == "torch:cpu:float32"
+    ingest.close()
+    # a later process that only searches: the fp32 ONNX file embeds the question, torch's model is never loaded
+    real = transformers.AutoModel.from_pretrained
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: pytest.fail("torch model loaded"))
+    ask = Components(settings())
+    found = ask.retriever.retrieve("annual leave days", "hr")
+    assert found.passages and ask.dense._documents is None
+    ask.close()
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", real)
+    for backend in ("torch", "onnx-fp32"):  # either float32 backend named outright uses the index as it is
+        named = Components(settings(backend))
+        assert named.retriever.retrieve("annual leave days", "hr").passages
+        named.close()
+    int8 = Components(settings("onnx"))
+    with pytest.raises(LoragError, match="whose vectors differ"):
+        int8.retriever.retrieve("annual leave days", "hr")
+    int8.close()
+
+
+def test_a_split_embedder_refuses_documents_of_another_backend():
+    from assistant.embedding_split import SplitEmbedder
+    from tests.fakes import HashingEmbedder
+
+    other = HashingEmbedder(dim=64)
+    split = SplitEmbedder(HashingEmbedder(dim=64), lambda: other, backend="torch:cpu:float32")
+    assert split.embed_query("leave").shape == (64,) and split._documents is None
+    with pytest.raises(LoragError, match="documents embed with hashing"):
+        split.embed_documents(["leave"])
