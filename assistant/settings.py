@@ -126,7 +126,7 @@ class ModelSettings(_Section):
         "(pip install 'lorag[fast]'): torch's vectors (an index of either serves the other), a query embedded "
         "~3x faster. onnx / openvino: an int8 ONNX export, run by onnxruntime / OpenVINO on the CPU: no faster on "
         "a CPU without int8 dot-product instructions, and 7-9% of the top-10 passages change. auto: an index "
-        "embedded with int8 keeps its backend; otherwise, when onnxruntime is installed and there is no GPU, "
+        "embedded with int8 keeps its backend; otherwise, when lorag[fast] is installed and there is no GPU, "
         "queries by onnx-fp32 and documents by torch (each the faster for its work, same vectors), else torch. "
         "An index records its backend; a query with a backend whose vectors differ is refused (re-embed the "
         "domain, or set this to the recorded backend).",

@@ -191,9 +191,10 @@ def test_auto_on_a_cpu_embeds_queries_with_fp32_onnx_and_loads_torch_only_for_do
     assert embedder_for(_settings(tmp_path, int8_sensitive_embedder, "onnx-fp32"), cache).backend == "onnx:cpu:float32"
 
 
-def test_auto_without_onnxruntime_keeps_torch(tmp_path, tiny_embedder, monkeypatch):
+@pytest.mark.parametrize("missing", ["onnxruntime", "onnx"])  # onnx: torch's exporter needs it
+def test_auto_without_onnxruntime_keeps_torch(tmp_path, tiny_embedder, monkeypatch, missing):
     real = backends.installed_module
-    monkeypatch.setattr(backends, "installed_module", lambda name: name != "onnxruntime" and real(name))
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != missing and real(name))
     assert backends.available() == ["torch"]
     s = _settings(tmp_path, tiny_embedder)
     cache = ModelCache(s.paths.model_cache)
@@ -201,7 +202,7 @@ def test_auto_without_onnxruntime_keeps_torch(tmp_path, tiny_embedder, monkeypat
     assert embedder_for(s, cache, recorded=["onnx:cpu:int8"]).backend == "torch:cpu:float32"
     with pytest.raises(LoragError) as e:
         embedder_for(_settings(tmp_path, tiny_embedder, "onnx-fp32"), cache)
-    assert "onnxruntime is not installed" in str(e.value)
+    assert f"{missing} is not installed" in str(e.value)
 
 
 def test_a_missing_runtime_is_a_clear_error(tmp_path, tiny_embedder, monkeypatch):

@@ -7,10 +7,10 @@ int8 ONNX export run by onnxruntime / OpenVINO on the CPU, opt-in: its vectors d
 passages change).
 
 `auto`: an index embedded by an int8 backend keeps that backend (so a query matches its index). Otherwise (an
-index of float32 vectors, or none yet), when onnxruntime is installed and the embedder runs on the CPU: queries
-by onnx-fp32 and documents by torch float32, loaded on first need (assistant.embedding_split: a query ~3x faster,
-batches at torch's speed, which beats onnxruntime's 0.88-0.97x; benchmarks/RESULTS.md, "embedder backends");
-else torch. It never picks int8 on its own.
+index of float32 vectors, or none yet), when onnxruntime and onnx are installed (lorag[fast]) and the embedder
+runs on the CPU: queries by onnx-fp32 and documents by torch float32, loaded on first need
+(assistant.embedding_split: a query ~3x faster, batches at torch's speed, which beats onnxruntime's 0.88-0.97x;
+benchmarks/RESULTS.md, "embedder backends"); else torch. It never picks int8 on its own.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterable
 BACKENDS = ("torch", "onnx-fp32", "onnx", "openvino")
 NEEDS = {
     "torch": ("torch",),
-    "onnx-fp32": ("onnxruntime",),
+    "onnx-fp32": ("onnxruntime", "onnx"),  # torch's exporter writes the file with onnx
     "onnx": ("onnxruntime", "onnx"),
     "openvino": ("openvino", "onnxruntime", "onnx"),
 }

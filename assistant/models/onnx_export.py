@@ -50,6 +50,7 @@ def export_fp32(src: Path, out: Path) -> dict[str, Any]:
     """Write `out/model.onnx` from the transformer in the sentence-transformers folder `src`; returns what the
     manifest records (file, sha256, inputs, versions)."""
     try:
+        import onnx  # noqa: F401 - torch's exporter writes the file with it
         import onnxruntime  # noqa: F401 - runs the file; its version is recorded
     except ImportError as e:
         raise _missing(e) from None
