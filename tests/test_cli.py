@@ -448,3 +448,23 @@ def test_a_cut_answer_says_so(lorag, corpus, monkeypatch):
     monkeypatch.setattr(FakeGenerator, "stream", lambda self, m, **kw: stream(self, m, **{**kw, "max_new_tokens": 3}))
     r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr")
     assert r.output.startswith("Full-time staff receive\n[cut: the answer reached the token limit (3 tokens"), r.output
+
+
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx", "torch"])
+def test_models_pull_prepares_the_onnx_file_the_embedder_backend_will_run(lorag, monkeypatch, backend):
+    """`lorag models pull` makes the ONNX export the embedder backend runs (auto's onnx-fp32 for queries, or the
+    int8 file) right after the pull, so the first ask does not pay for it; torch needs none."""
+    from assistant.models import loading
+    from assistant.models.cache import ModelCache
+
+    made = []
+    monkeypatch.setattr(ModelCache, "pull", lambda self, name, force=False: self.root / name)
+    monkeypatch.setattr(ModelCache, "onnx_fp32", lambda self, spec: made.append(("fp32", spec)) or Path("m.onnx"))
+    monkeypatch.setattr(ModelCache, "onnx_int8", lambda self, spec: made.append(("int8", spec)) or Path("m8.onnx"))
+    monkeypatch.setattr(loading, "embedder_backend", lambda settings, cache, recorded=None: backend)
+    r = lorag("models", "pull")
+    assert r.exit_code == 0, r.output
+    embedder = cli.state.settings.models.embedder
+    expected = {"onnx-fp32": [("fp32", embedder)], "onnx": [("int8", embedder)], "torch": []}[backend]
+    assert made == expected
+    assert (f"for {backend}" in r.output) == bool(expected)

@@ -166,6 +166,16 @@ def models_pull(
         with console.status(f"pulling {name} ..."):
             folder = cache.pull(name, force=force)
         console.print(f"[green]ok[/] {name} -> {folder}")
+    if s.models.embedder in wanted:  # the ONNX file the embedder backend will run, made now rather than at first use
+        from assistant.models.loading import embedder_backend
+
+        backend = embedder_backend(s, cache)
+        if backend != "torch":
+            with console.status(f"exporting {s.models.embedder} to ONNX ({backend}, once) ..."):
+                path = (
+                    cache.onnx_fp32(s.models.embedder) if backend == "onnx-fp32" else cache.onnx_int8(s.models.embedder)
+                )
+            console.print(f"[green]ok[/] {s.models.embedder} for {backend} -> {path}")
 
 
 @models_app.command("list")

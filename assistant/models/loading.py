@@ -179,13 +179,12 @@ def _load_onnx_embedder(
     )
 
 
-def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
-    """The dense embedder the settings ask for, its backend chosen by models.embedder_backend (see
-    assistant.models.backends; `recorded`: the backend labels of the existing domains, for `auto`)."""
+def embedder_backend(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> str:
+    """The backend models.embedder_backend picks here (see assistant.models.backends; `recorded`: the backend
+    labels of the existing domains, for `auto`); under `auto`, onnx-fp32 embeds queries and torch documents."""
     from assistant.models import backends
 
     m = settings.models
-    kw = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
     if m.embedder_backend not in ("auto", "torch") and not backends.installed(m.embedder_backend):
         missing = ", ".join(p for p in backends.NEEDS[m.embedder_backend] if not backends.installed_module(p))
         raise LoragError(
@@ -197,7 +196,14 @@ def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = 
     have = backends.available() if where.is_dir() and plain_embedder_layout(where) else ["torch"]
     # auto's onnx-fp32 is for a CPU; pick_device imports torch, which the tokenizer's transformers imports anyway
     on_cpu = m.embedder_backend != "auto" or "onnx-fp32" not in have or pick_device(m.device) == "cpu"
-    choice = backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu)
+    return backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu)
+
+
+def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
+    """The dense embedder the settings ask for, its backend chosen by models.embedder_backend (embedder_backend)."""
+    m = settings.models
+    kw = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
+    choice = embedder_backend(settings, cache, recorded)
     if m.embedder_backend == "auto" and choice == "onnx-fp32":
         # queries by the float32 ONNX export, documents by torch float32 (faster in batches), loaded on first need
         from assistant.embedding_split import SplitEmbedder
