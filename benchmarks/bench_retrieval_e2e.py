@@ -125,6 +125,7 @@ def main() -> None:
             with Timer() as t_w:
                 write(store, n, vocab_arr, sparse_enc)
                 store.flush()
+            print(f"{n:,}: written in {t_w.s:.0f} s; building HNSW ({load()})", flush=True)
             with Timer() as t_opt:
                 store.optimize("bench")
             size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
