@@ -151,6 +151,12 @@ class QdrantSettings(_Section):
     replication_factor: int = Field(1, ge=1)
     on_disk_vectors: bool = False
     hnsw_ef: int = Field(128, ge=8, description="Search-time HNSW beam width for the dense vectors.")
+    indexing_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads that build a new embedded domain's HNSW index at the end of an ingest; 0: every core "
+        "(qdrant-edge's own default keeps one core free, which on 2 cores halves the build's speed).",
+    )
 
 
 class IngestSettings(_Section):

@@ -151,3 +151,33 @@ def test_edge_store_survives_reopen(tmp_path):
     assert s2.domains() == ["hr"]
     assert [h.text for h in s2.scroll_chunks("hr")] == ["persisted text"]
     s2.close()
+
+
+@pytest.mark.parametrize("setting", [0, 1, 3])
+def test_a_new_embedded_domain_builds_its_index_with_the_configured_threads(tmp_path, monkeypatch, setting):
+    """qdrant.indexing_threads reaches the domain's engine config (0: every core, not qdrant-edge's default that
+    keeps one free), with Qdrant's default graph; the domain still takes points and optimizes."""
+    import json
+
+    from assistant.settings import load_settings
+    from assistant.store import open_store
+
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORAG_QDRANT__INDEXING_THREADS", str(setting))
+    s = open_store(load_settings())
+    try:
+        s.ensure_domain("hr", EMB.dim)
+        s.stage("hr", points("a.md", "h1", ["annual leave is 27 days", "sick leave needs a note"]))
+        s.publish("hr", "a.md", "h1")
+        s.optimize("hr")
+        assert s.count("hr") == 2
+    finally:
+        s.close()
+    config = json.loads((tmp_path / "data" / "qdrant" / "hr" / "edge_config.json").read_text())
+    assert config["hnsw_config"] == {
+        "m": 16,
+        "ef_construct": 100,
+        "full_scan_threshold": 10_000,
+        "max_indexing_threads": setting or 6,
+    }

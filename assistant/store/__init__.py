@@ -25,4 +25,4 @@ def open_store(settings: Settings) -> Store:
         )
     from assistant.store.edge import EdgeStore
 
-    return EdgeStore(settings.store_path, hnsw_ef=q.hnsw_ef)
+    return EdgeStore(settings.store_path, hnsw_ef=q.hnsw_ef, indexing_threads=q.indexing_threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -33,12 +34,13 @@ _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
 
 
 class EdgeStore:
-    def __init__(self, root: Path, *, hnsw_ef: int = 128):
+    def __init__(self, root: Path, *, hnsw_ef: int = 128, indexing_threads: int = 0):
         import qdrant_edge
 
         self._qe = qdrant_edge
         self.root = Path(root)
         self.hnsw_ef = hnsw_ef
+        self.indexing_threads = indexing_threads or os.cpu_count() or 1
         self._shards: dict[str, Any] = {}
 
     # -- shards ---------------------------------------------------------------------------------
@@ -82,6 +84,10 @@ class EdgeStore:
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            # Qdrant's default graph; built by every core (edge's default, 0, keeps one free: 1 thread on 2 cores)
+            hnsw_config=qe.HnswIndexConfig(
+                m=16, ef_construct=100, full_scan_threshold=10_000, max_indexing_threads=self.indexing_threads
+            ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
