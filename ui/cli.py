@@ -172,9 +172,7 @@ def models_pull(
         backend = embedder_backend(s, cache)
         if backend != "torch":
             with console.status(f"exporting {s.models.embedder} to ONNX ({backend}, once) ..."):
-                path = (
-                    cache.onnx_fp32(s.models.embedder) if backend == "onnx-fp32" else cache.onnx_int8(s.models.embedder)
-                )
+                path = cache.onnx_file(s.models.embedder, backend)
             console.print(f"[green]ok[/] {s.models.embedder} for {backend} -> {path}")
 
 

@@ -201,6 +201,10 @@ class ModelCache:
         self._record_export(spec, "onnx-fp32", folder, export_fp32(Path(self.resolve(spec)), folder))
         return folder / FP32_FILE
 
+    def onnx_file(self, spec: str, backend: str) -> Path:
+        """The ONNX file an embedder backend runs: onnx-fp32's float32 export, else (onnx, openvino) the int8 one."""
+        return self.onnx_fp32(spec) if backend == "onnx-fp32" else self.onnx_int8(spec)
+
     def onnx_int8(self, spec: str) -> Path:
         """The int8 ONNX file of an embedder setting: quantized once from the float32 export (onnx_fp32), kept
         beside it as onnx/<name>/model_int8.onnx and recorded in the manifest as `<name>@onnx-int8`."""

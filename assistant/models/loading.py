@@ -164,7 +164,7 @@ def _load_onnx_embedder(
     from transformers import AutoTokenizer
 
     fp32 = backend == "onnx-fp32"
-    onnx_file = cache.onnx_fp32(spec) if fp32 else cache.onnx_int8(spec)
+    onnx_file = cache.onnx_file(spec, backend)
     dim = int(json.loads((Path(where) / "config.json").read_text(encoding="utf-8"))["hidden_size"])
     tokenizer = AutoTokenizer.from_pretrained(where)
     return OnnxEmbedder(
