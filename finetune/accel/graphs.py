@@ -60,6 +60,8 @@ _GRAPHED_KWARGS = {
     "max_length_q",
     "max_length_k",
 }
+# graphs whose capture began and never ended: the caching allocator's filter for their pool still points at them
+_UNENDED_CAPTURES: list[Any] = []
 
 
 @dataclass
@@ -703,19 +705,41 @@ class LayerGraphs:
 
         with self._side_stream(), _stale_streams_overridden():
             g = torch.cuda.CUDAGraph()
-            g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            try:
+                g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            except BaseException:
+                self._after_unended_capture(g)
+                raise
             self.stats["graphs"] += 1
             try:
                 body()
             except BaseException:
-                _end_failed_capture(g)
+                try:
+                    g.capture_end()
+                except Exception:  # the body's own error is the one to report
+                    self._after_unended_capture(g)
                 raise
             try:
                 g.capture_end()
             except BaseException:
-                _reset_rng_capture_state()
+                self._after_unended_capture(g)
                 raise
         return g
+
+    def _after_unended_capture(self, g: Any) -> None:
+        """A capture that began but did not end (its body made a CUDA error, so capture_end failed too) leaves
+        the caching allocator recording into this pool, its filter pointing at the graph object, and CUDA's
+        random number generator counting offsets as captured. The graph is kept alive (reset) so that filter
+        never points at freed memory, later captures take a fresh pool (the old one is still marked as
+        recording: capture_begin on it fails), and an empty capture ends the generator's capture state
+        (without it the next random op outside a capture fails: "Offset increment outside graph capture")."""
+        import torch
+
+        with contextlib.suppress(Exception):
+            g.reset()
+        _UNENDED_CAPTURES.append(g)
+        _reset_rng_capture_state()
+        self.pool = torch.cuda.graph_pool_handle()
 
 
 @contextlib.contextmanager
@@ -735,16 +759,6 @@ def _stale_streams_overridden() -> Any:
         yield
     finally:
         setter(was)
-
-
-def _end_failed_capture(g: Any) -> None:
-    """End a capture whose body failed, and undo what the capture left in CUDA's random number generator: its
-    capture epilogue never ran, so the generator would still count offsets as captured and the next random op
-    outside a capture fails ("Offset increment outside graph capture"). An empty capture on a fresh graph runs
-    that prologue/epilogue pair to its end."""
-    with contextlib.suppress(Exception):  # the body's own error is the one to report
-        g.capture_end()
-    _reset_rng_capture_state()
 
 
 def _reset_rng_capture_state() -> None:
