@@ -156,7 +156,8 @@ def test_edge_store_survives_reopen(tmp_path):
 @pytest.mark.parametrize("setting", [0, 1, 3])
 def test_a_new_embedded_domain_builds_its_index_with_the_configured_threads(tmp_path, monkeypatch, setting):
     """qdrant.indexing_threads reaches the domain's engine config (0: every core, not qdrant-edge's default that
-    keeps one free), with Qdrant's default graph; the domain still takes points and optimizes."""
+    keeps one free), with Qdrant's default graph and no per-payload-value graphs (payload_m 0); the domain still
+    takes points and optimizes."""
     import json
 
     from assistant.settings import load_settings
@@ -180,4 +181,5 @@ def test_a_new_embedded_domain_builds_its_index_with_the_configured_threads(tmp_
         "ef_construct": 100,
         "full_scan_threshold": 10_000,
         "max_indexing_threads": setting or 6,
+        "payload_m": 0,
     }

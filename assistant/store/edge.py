@@ -84,9 +84,16 @@ class EdgeStore:
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            # Qdrant's default graph; built by every core (edge's default, 0, keeps one free: 1 thread on 2 cores)
+            # Qdrant's default graph; built by every core (edge's default, 0, keeps one free: 1 thread on 2 cores).
+            # payload_m=0: no extra per-payload-value graphs. The only filter a search uses, state == live, holds
+            # for nearly every point, so the main graph serves it; the extra graphs (one per chunk_index value
+            # over a few thousand points) doubled the build time and slowed search (benchmarks/RESULTS.md).
             hnsw_config=qe.HnswIndexConfig(
-                m=16, ef_construct=100, full_scan_threshold=10_000, max_indexing_threads=self.indexing_threads
+                m=16,
+                ef_construct=100,
+                full_scan_threshold=10_000,
+                max_indexing_threads=self.indexing_threads,
+                payload_m=0,
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
