@@ -9,25 +9,21 @@ here each chunk_index value), then the HNSW build time and Retriever.retrieve p5
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA,
     header,
     load,
     percentile,
-    python_doc_sources,
     quiet_libraries,
     rm,
     table,
     temp_dir,
 )
-from bench_retrieval import vocabulary  # noqa: E402
-from bench_retrieval_e2e import write  # noqa: E402
+from bench_retrieval_e2e import query_side, timed_retrieve, write  # noqa: E402
 
 
 def main() -> None:
@@ -38,25 +34,13 @@ def main() -> None:
     args = ap.parse_args()
     quiet_libraries()
     header("bench_payload_links: HNSW with and without per-payload-value graphs")
-    import numpy as np
     import qdrant_edge as qe
 
-    from assistant.embedding import Bm25SparseEncoder
     from assistant.index_record import record_for
-    from assistant.models.cache import ModelCache
-    from assistant.models.loading import load_embedder
     from assistant.retrieval import Retriever
-    from assistant.settings import load_settings
     from assistant.store.edge import EdgeStore
 
-    settings = load_settings()
-    dense = load_embedder(
-        settings.models.embedder, ModelCache(settings.paths.model_cache), device="cpu", backend=args.backend
-    )
-    sparse_enc = Bm25SparseEncoder()
-    vocab_arr = np.array(vocabulary(python_doc_sources()))
-    qs = [json.loads(x)["question"] for x in (DATA / "python_faq" / "testset.jsonl").read_text().splitlines() if x]
-    qs = (qs * (1 + (args.queries + 10) // len(qs)))[: args.queries + 10]
+    settings, dense, sparse_enc, vocab_arr, qs = query_side(args.backend, args.queries)
     real_config = qe.HnswIndexConfig
     rows = []
     try:
@@ -80,13 +64,7 @@ def main() -> None:
                 store.optimize("bench")
                 t_build = time.perf_counter() - t
                 retriever = Retriever(store, dense, sparse_enc, settings.retrieval)
-                ms, search_ms = [], []
-                for i, q in enumerate(qs):
-                    t = time.perf_counter()
-                    r = retriever.retrieve(q, "bench")
-                    if i >= 10:
-                        ms.append((time.perf_counter() - t) * 1000)
-                        search_ms.append(r.timings_ms["search_ms"])
+                ms, _, search_ms = timed_retrieve(retriever, qs)
             finally:
                 store.close()
                 rm(root)

@@ -727,11 +727,11 @@ class LayerGraphs:
         return g
 
     def _after_unended_capture(self, g: Any) -> None:
-        """A capture that began but did not end (its body made a CUDA error, so capture_end failed too) leaves
-        the caching allocator recording into this pool, its filter pointing at the graph object, and CUDA's
-        random number generator counting offsets as captured. The graph is kept alive (reset) so that filter
-        never points at freed memory, later captures take a fresh pool (the old one is still marked as
-        recording: capture_begin on it fails), and an empty capture ends the generator's capture state
+        """A capture that did not end (capture_begin failed partway, or the body made a CUDA error and capture_end
+        failed too) leaves the caching allocator recording into this pool, its filter pointing at the graph
+        object, and CUDA's random number generator counting offsets as captured. The graph is kept alive (reset)
+        so that filter never points at freed memory, later captures take a fresh pool (the old one is still
+        marked as recording: capture_begin on it fails), and an empty capture ends the generator's capture state
         (without it the next random op outside a capture fails: "Offset increment outside graph capture")."""
         import torch
 
