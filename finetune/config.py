@@ -364,6 +364,13 @@ class TrainConfig(_Recipe):
         "layer then costs 4N FLOPs per token instead of 6N (no recompute), for about a layer's activations of memory "
         "each (benchmarks/RESULTS.md has measured trade-offs).",
     )
+    offload_activations: bool = Field(
+        False,
+        description="With cuda_graphs and gradient_checkpointing: each checkpointed decoder layer's input (one "
+        "tokens x hidden tensor, 3.4 GB over an 8B model's 32 layers at 12,864 tokens a step) waits for its "
+        "backward in pinned CPU memory instead of on the GPU, copied out and back on side streams while other "
+        "layers compute (finetune/accel/offload.py). Less GPU memory, the same math; needs that much host memory.",
+    )
     fused_lora: bool = Field(
         True,
         description="Each LoRA Linear (plain or bitsandbytes 4-bit base, no dropout) as one autograd "

@@ -504,6 +504,7 @@ def _trainer_phase(
         varlen_max=cfg.max_seq_length,  # before train()
         checkpoint=cfg.gradient_checkpointing,
         keep=cfg.keep_activations,
+        offload=cfg.offload_activations,
         share=cfg.share_graphs,
         skip_unread=cfg.recompute_skip_unread,
     )

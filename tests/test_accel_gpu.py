@@ -179,6 +179,88 @@ def test_captured_graphs_give_eager_checkpointing_gradients(gpu_lm, fused, keep)
     _close(got, ref)
 
 
+@pytest.mark.parametrize("keep", [0, 1], ids=["recomputed", "first-kept"])
+def test_offloaded_layer_inputs_train_alike_and_leave_the_gpu(gpu_lm, keep):
+    """offload=True on the captured graphs: the checkpointed layers' inputs wait in pinned CPU memory (copied out
+    and back on side streams): the same loss and gradients as without it, all fetched ahead of their backward,
+    and after a forward the GPU holds all but the last checkpointed layer's input less."""
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
+
+    model, undo = _lora(gpu_lm, fused=True)
+    batches = [_padded([60, 33, 64], 64, 1), _padded([64, 12], 64, 2), _padded([20, 31, 7], 32, 3)]
+    runs = {}
+    try:
+        for offload in (False, True):
+            graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 64, keep=keep, offload=offload).install()
+            try:
+                _grads(model, batches)  # the first pass captures
+                loss, got = _grads(model, batches)
+                model.zero_grad(set_to_none=True)
+                torch.cuda.synchronize()
+                before = torch.cuda.memory_allocated()
+                out = model(**batches[0])  # what a forward leaves for its backward
+                torch.cuda.synchronize()
+                held = torch.cuda.memory_allocated() - before
+                out.loss.backward()
+                del out
+                runs[offload] = (loss, got, held, graphs.summary())
+            finally:
+                graphs.uninstall()
+    finally:
+        if undo:
+            undo()
+    (ref_loss, ref, held_gpu, _), (loss, got, held_cpu, summary) = runs[False], runs[True]
+    assert summary["failure"] is None and summary["eager"] == 0 and summary["graphs"] > 0, summary
+    n_held = len(decoder_layers(model)) - keep
+    assert summary["offloaded"] == (n_held - 1) * (2 * len(batches) + 1)
+    assert summary["fetched_late"] == 0 and summary["prefetched"] == summary["offloaded"]
+    assert torch.allclose(loss, ref_loss, rtol=1e-3)
+    _close(got, ref, rtol=1e-3)
+    x_bytes = 3 * 64 * model.config.hidden_size * 2  # one layer's bf16 input
+    assert held_gpu - held_cpu >= (n_held - 1) * x_bytes, (held_gpu, held_cpu)
+
+
+def test_offload_bounds_the_gpu_memory_its_copies_hold():
+    """The host queues work far ahead of the GPU, and a tensor freed while a copy still reads it is not reused
+    until the copy ends: without the host waiting for older copies, every layer input would stay on the GPU.
+    Here 24 inputs of 32 MB, each followed by ~1 ms of GPU work: the memory held stays within a few inputs'
+    worth, and each input comes back as it was, last first."""
+    from finetune.accel.offload import AHEAD, Offload
+
+    off = Offload()
+    n, nbytes = 24, 32 * 2**20
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    c = torch.empty_like(a)
+    x = torch.randn(nbytes // 2, device="cuda", dtype=torch.bfloat16)
+    torch.matmul(a, a, out=c)  # cuBLAS's workspace before the count
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_reserved()
+    torch.cuda.reset_peak_memory_stats()
+    held, sums = [], []
+    for i in range(n):
+        for _ in range(4):
+            torch.matmul(a, a, out=c)  # the layer's work: keeps the GPU behind the host
+        sums.append(x.sum(dtype=torch.float32))
+        held.append(off.save(x, first=i == 0))
+        x = x * 0.5 + 1  # the next layer's input; the old one is freed
+    out_peak = torch.cuda.max_memory_reserved() - base
+    into = torch.empty_like(x)
+    got = []
+    for s in reversed(held):
+        off.load(s, into=into)
+        got.append(into.sum(dtype=torch.float32))
+        for _ in range(4):
+            torch.matmul(a, a, out=c)
+    torch.cuda.synchronize()
+    back_peak = torch.cuda.max_memory_reserved() - base
+    assert torch.equal(torch.stack(got), torch.stack(sums[::-1]))
+    assert off.stats["offloaded"] == n and off.stats["prefetched"] == n - 1 and off.stats["fetched_late"] == 1
+    assert out_peak <= (AHEAD + 6) * nbytes, out_peak / nbytes  # unbounded: about n * nbytes
+    assert back_peak <= (AHEAD + 8) * nbytes, back_peak / nbytes
+
+
 def test_a_capture_that_fails_falls_back_to_eager_with_the_same_gradients(gpu_lm, monkeypatch):
     from finetune.accel.graphs import LayerGraphs
     from finetune.accel.layers import decoder_layers

@@ -77,6 +77,63 @@ def test_graphed_layers_give_checkpointing_gradients(lora_model, keep):
     assert all(layer.gradient_checkpointing for layer in decoder_layers(model))  # restored
 
 
+@pytest.mark.parametrize("keep", [0, 1], ids=["all-recomputed", "first-kept"])
+def test_offloaded_inputs_give_the_same_gradients_and_come_back_last_first(lora_model, keep):
+    """offload=True: each checkpointed layer's input is held (on a GPU: in pinned CPU memory) until its backward,
+    which takes it back and starts fetching the one saved before it in the same pass. Same gradients; per pass
+    the saves chain in layer order from the first checkpointed layer, the last one stays put, loads go last
+    first."""
+    model = lora_model
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([4, 6], 8)]
+    reference = grads_of(model, batches)
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, keep=keep, capture=False, offload=True).install()
+    saves, loads = [], []
+    save, load = graphs.offload.save, graphs.offload.load
+
+    def spy_save(x, *, first, keep=False):
+        s = save(x, first=first, keep=keep)
+        saves.append((s, s.prev, first, keep))
+        return s
+
+    def spy_load(s, into):
+        loads.append(s)
+        return load(s, into=into)
+
+    graphs.offload.save, graphs.offload.load = spy_save, spy_load
+    try:
+        got = grads_of(model, batches)
+    finally:
+        graphs.uninstall()
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+    n_held = len(decoder_layers(model)) - keep
+    assert len(saves) == len(loads) == 2 * n_held  # two micro-batches
+    for p in range(2):
+        pass_saves = saves[p * n_held : (p + 1) * n_held]
+        assert [(first, kept) for _, _, first, kept in pass_saves] == [(k == 0, k == n_held - 1) for k in range(n_held)]
+        assert [prev for _, prev, _, _ in pass_saves] == [None] + [s for s, _, _, _ in pass_saves[:-1]]
+        assert loads[p * n_held : (p + 1) * n_held] == [s for s, _, _, _ in reversed(pass_saves)]
+    assert all(s.prev is None and s.gpu is None for s, _, _, _ in saves)  # nothing left referenced
+
+
+def test_offload_hands_back_what_it_held():
+    from finetune.accel.offload import Offload
+
+    off = Offload()
+    xs = [torch.randn(3, 5) for _ in range(3)]
+    held = [off.save(xs[0], first=True), off.save(xs[1], first=False), off.save(xs[2], first=False, keep=True)]
+    before = xs[0].clone()
+    xs[0].add_(1)  # the caller's tensor changing after the save does not change what was held
+    assert held[2].held is xs[2]  # kept: not copied
+    into = torch.empty(3, 5)
+    for k, want in ((2, xs[2]), (1, xs[1]), (0, before)):
+        off.load(held[k], into=into)
+        assert torch.equal(into, want), k
+    assert off.stats["offloaded"] == 0  # nothing left a GPU
+
+
 def test_weight_grads_follow_the_trainers_zeroing(lora_model):
     """The graphs add weight gradients into accumulators that stand in as .grad: a step after
     zero_grad(set_to_none=True) or after an in-place zeroing starts from zero, and a .grad set

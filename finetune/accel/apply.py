@@ -101,11 +101,12 @@ def apply(
     keep: int = 0,
     share: bool = True,
     skip_unread: bool = True,
+    offload: bool = False,
 ) -> Applied:
     """Put the plan's model-side speed-ups on `model` (peft's, before the optimizer is built): bf16 LoRA weights,
     compiled decoder layers, fused LoRA Linears (FP8 base GEMMs), and decoder layers as CUDA graphs for batches
-    of up to max_tokens tokens (packed rows up to varlen_max each; checkpoint, keep, share, skip_unread: see
-    graphs.LayerGraphs). On a plain plan nothing changes."""
+    of up to max_tokens tokens (packed rows up to varlen_max each; checkpoint, keep, share, skip_unread, offload:
+    see graphs.LayerGraphs). On a plain plan nothing changes."""
     done = Applied(plan)
     if not plan.accel:
         return done
@@ -137,6 +138,7 @@ def apply(
             share=share,
             skip_unread=skip_unread,
             varlen_max=varlen_max if plan.batching == "packed" else 0,
+            offload=offload,
         ).install()
         done._undo.append(done.graphs.uninstall)
     return done

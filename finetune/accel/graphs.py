@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
+from .offload import Offload
 
 _GRAPHED_KWARGS = {
     "attention_mask",
@@ -110,11 +111,17 @@ def _replay_fn() -> Any:
 
     class Replay(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, entry: _Entry, st: _Shape, cos: Any, sin: Any, cu: Any, *params: Any) -> Any:
-            ctx.entry, ctx.st, ctx.rope = entry, st, (cos, sin, cu)
+        def forward(
+            ctx: Any, x: Any, entry: _Entry, st: _Shape, hold: Any, cos: Any, sin: Any, cu: Any, *params: Any
+        ) -> Any:
+            ctx.entry, ctx.st, ctx.rope, ctx.held = entry, st, (cos, sin, cu), None
             if entry.x is None:  # checkpointed: keep the input, recompute the rest
-                ctx.save_for_backward(x)
                 st.x.copy_(x)
+                if hold is None:
+                    ctx.save_for_backward(x)
+                else:  # held in CPU memory until the backward: hold = (Offload, first layer?, last layer?)
+                    ctx.offload = hold[0]
+                    ctx.held = hold[0].save(x, first=hold[1], keep=hold[2])
             else:  # kept: the forward graph leaves what backward needs in the pool
                 entry.x.copy_(x)
             entry.run_fwd()
@@ -125,12 +132,16 @@ def _replay_fn() -> Any:
             st, entry = ctx.st, ctx.entry
             _load_rope(st, *ctx.rope)
             if entry.x is None:
-                (x,) = ctx.saved_tensors
-                st.x.copy_(x)
+                if ctx.held is None:
+                    (x,) = ctx.saved_tensors
+                    st.x.copy_(x)
+                else:
+                    ctx.offload.load(ctx.held, into=st.x)
+                    ctx.held = None
             st.gout.copy_(gout)
             _attach_grads(entry)
             entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-            return (st.gx.clone(), None, None, None, None, None, *[None] * len(entry.params))
+            return (st.gx.clone(), None, None, None, None, None, None, *[None] * len(entry.params))
 
     return Replay
 
@@ -169,7 +180,8 @@ class LayerGraphs:
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
     tests check the bookkeeping with it). max_tokens bounds rows x padded length of any batch; keep is
     the number of leading layers whose activations are kept instead of recomputed (-1: all). varlen_max
-    bounds a packed row's length (finetune/accel/packing.py; 0: packed rows run eagerly)."""
+    bounds a packed row's length (finetune/accel/packing.py; 0: packed rows run eagerly). offload holds the
+    checkpointed layers' inputs in CPU memory until their backward (finetune/accel/offload.py)."""
 
     def __init__(
         self,
@@ -182,6 +194,7 @@ class LayerGraphs:
         share: bool = True,
         skip_unread: bool = True,
         varlen_max: int = 0,
+        offload: bool = False,
     ):
         self.layers = list(layers)
         self.max_tokens = max_tokens
@@ -190,6 +203,10 @@ class LayerGraphs:
         n = len(self.layers)
         self.keep = set(range(n if keep < 0 else min(keep, n)))  # layers whose activations are kept, not recomputed
         self.capture = capture
+        # checkpointed layers' inputs wait for their backward in CPU memory (finetune/accel/offload.py)
+        self.offload = Offload() if offload and checkpoint else None
+        held = [j for j in range(n) if j not in self.keep]  # the checkpointed layers: first and last
+        self.held_ends = (held[0], held[-1]) if held else (-1, -1)
         self.share = share  # layers of one structure replay one stand-in layer's programs (see the module doc)
         self.skip_unread = skip_unread  # recomputes skip fused LoRA outputs nothing reads (_unread_outputs)
         self.unread: dict[int, list[Any]] = {}
@@ -260,6 +277,7 @@ class LayerGraphs:
             "warmup_s": round(self.stats["warmup_s"], 3),
             "shapes": len(self.shapes),
             "kept_layers": len(self.keep),
+            **(self.offload.stats if self.offload is not None else {}),
             "failure": self.failure,
         }
 
@@ -290,7 +308,10 @@ class LayerGraphs:
             return self._eager(i, hidden, *args[1:], **kwargs)
         entry, st, key = found
         self.stats["replayed"] += 1
-        out = _replay_fn().apply(hidden, entry, st, rope[0], rope[1], cu, *entry.params)
+        hold = None
+        if self.offload is not None and entry.x is None:
+            hold = (self.offload, i == self.held_ends[0], i == self.held_ends[1])
+        out = _replay_fn().apply(hidden, entry, st, hold, rope[0], rope[1], cu, *entry.params)
         if i == len(self.layers) - 1 and key in self.awaiting:
             self._capture_kept_backwards(key)
         return out
