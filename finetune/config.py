@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from assistant.errors import ConfigError, closest
@@ -39,6 +39,16 @@ def _rule(ok: Callable[[Any], bool], want: str) -> AfterValidator:
         return v
 
     return AfterValidator(check)
+
+
+def _auto_or_bool(v: Any) -> Any:
+    """true / false / 'auto', with YAML's and a command line's spellings of on and off."""
+    words = {"auto": "auto", "true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+    if isinstance(v, bool) or v == "auto":
+        return v
+    if isinstance(v, str) and v.strip().lower() in words:
+        return words[v.strip().lower()]
+    raise PydanticCustomError("recipe", "true, false or auto")
 
 
 def _one_of(*choices: str) -> AfterValidator:
@@ -364,12 +374,14 @@ class TrainConfig(_Recipe):
         "layer then costs 4N FLOPs per token instead of 6N (no recompute), for about a layer's activations of memory "
         "each (benchmarks/RESULTS.md has measured trade-offs).",
     )
-    offload_activations: bool = Field(
-        False,
+    offload_activations: Annotated[bool | Literal["auto"], BeforeValidator(_auto_or_bool)] = Field(
+        "auto",
         description="With cuda_graphs and gradient_checkpointing: each checkpointed decoder layer's input (one "
         "tokens x hidden tensor, 3.4 GB over an 8B model's 32 layers at 12,864 tokens a step) waits for its "
         "backward in pinned CPU memory instead of on the GPU, copied out and back on side streams while other "
-        "layers compute (finetune/accel/offload.py). Less GPU memory, the same math; needs that much host memory.",
+        "layers compute (finetune/accel/offload.py). Less GPU memory, the same math; needs that much host memory. "
+        "'auto': when those inputs would take 1 GiB or more (at 8B shapes the copies cost no time; at 1B they "
+        "cost 4% a step for 0.4 GB less, benchmarks/RESULTS.md).",
     )
     fused_lora: bool = Field(
         True,

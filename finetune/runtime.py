@@ -66,8 +66,9 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         kept = f", {graphs['kept_layers']} layers kept" if graphs.get("kept_layers") else ""
         took = f" ({graphs['graphs']} captured in {graphs['capture_s']:.1f} s)" if graphs.get("graphs") else ""
         skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
+        held = ", layer inputs held in CPU memory" if graphs.get("offloaded") else ""
         parts.append(
-            f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}"
+            f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}{held}"
             + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else "")
         )
     elif graphs and graphs != accel_off and rt.get("accel") is not False and not rt.get("note"):

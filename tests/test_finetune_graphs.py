@@ -346,3 +346,18 @@ def test_a_failed_capture_reports_the_op_that_failed_inside_it():
     other = LayerGraphs([], max_tokens=8, capture=False)
     other._fail(plain)  # `from None` hides the context: only the error raised is reported
     assert other.failure.startswith("RuntimeError: operation failed due to a previous error during capture")
+
+
+def test_auto_offloads_when_the_layer_inputs_of_a_step_are_large():
+    from finetune.accel.offload import wanted
+    from finetune.config import TrainConfig
+
+    llama8b = dict(layers=32, max_tokens=12_864, hidden=4096)  # 3.4 GB of inputs a step
+    llama1b = dict(layers=16, max_tokens=12_160, hidden=2048)  # 0.8 GB
+    assert wanted("auto", **llama8b) and not wanted("auto", **llama1b)
+    assert wanted(True, **llama1b) and not wanted(False, **llama8b)
+    assert TrainConfig(domain="x").offload_activations == "auto"
+    assert TrainConfig(domain="x", offload_activations=False).offload_activations is False
+    assert TrainConfig(domain="x", offload_activations="on").offload_activations is True
+    with pytest.raises(Exception, match="offload_activations: true, false or auto"):
+        TrainConfig(domain="x", offload_activations="sometimes")

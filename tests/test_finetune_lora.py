@@ -111,6 +111,7 @@ def test_run_summary_says_how_it_trained(trained):
         "graphs": 10,
         "capture_s": 0.43,
         "unread": ["mlp.down_proj"],
+        "offloaded": 62,
     }
     gpu = describe_runtime(
         {"tokens_per_s": 45000.0, "peak_gpu_mem_gb": 5.2, "cuda_graphs": graphs},
@@ -118,7 +119,7 @@ def test_run_summary_says_how_it_trained(trained):
     )
     assert gpu == (
         "on cuda: QLoRA NF4, padded batches of 16; 45,000 tokens/s; 5.20 GB peak; CUDA graphs: 3 shapes "
-        "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj"
+        "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj, layer inputs held in CPU memory"
     )
     fp8 = describe_runtime(
         {"fused_lora_layers": 112, "fp8_layers": 48}, {"runtime": {"device": "cuda", "fp8_off": None}}

@@ -101,7 +101,7 @@ def apply(
     keep: int = 0,
     share: bool = True,
     skip_unread: bool = True,
-    offload: bool = False,
+    offload: bool | str = False,
 ) -> Applied:
     """Put the plan's model-side speed-ups on `model` (peft's, before the optimizer is built): bf16 LoRA weights,
     compiled decoder layers, fused LoRA Linears (FP8 base GEMMs), and decoder layers as CUDA graphs for batches
@@ -127,18 +127,21 @@ def apply(
         done.fused_layers, done.fp8_layers = unfuse.count, unfuse.fp8_count  # type: ignore[attr-defined]
         done._undo.append(unfuse)
     if plan.cuda_graphs:
+        from . import offload as offload_ops
         from .graphs import LayerGraphs
         from .layers import decoder_layers
 
+        layers = decoder_layers(model)
+        hidden = int(getattr(getattr(model, "config", None), "hidden_size", 0) or 0)
         done.graphs = LayerGraphs(
-            decoder_layers(model),
+            layers,
             max_tokens=max_tokens,
             checkpoint=checkpoint,
             keep=keep if checkpoint else -1,
             share=share,
             skip_unread=skip_unread,
             varlen_max=varlen_max if plan.batching == "packed" else 0,
-            offload=offload,
+            offload=offload_ops.wanted(offload, layers=len(layers), max_tokens=max_tokens, hidden=hidden),
         ).install()
         done._undo.append(done.graphs.uninstall)
     return done
