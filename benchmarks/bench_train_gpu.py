@@ -24,12 +24,12 @@ arm's optimizer steps and rows, and the ratios. Only rows that fit --max-len who
 arm: the others are left out before any arm runs (and counted), so no arm trains a row another drops or
 cuts, and no token is counted that no arm trained; an arm that trained other rows stops the benchmark.
 plain trl pads each batch to its longest row, and a step on a batch shape new to the process costs it
-35–45% more than one on a shape met before (RESULTS.md, ninth session), so a second run on the same data
+35–45% more than one on a shape met before (RESULTS.md), so a second run on the same data
 in one process is faster than the first. `--repeat N` alternates the arms N times; `--fresh` runs each
 run in a new process, as a user runs a training script, so no run meets shapes an earlier run met.
-Until the eighth session's fix (finetune/accel/apply.py `module_restored`), a lorag run left Liger's
-RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module, so every plain arm after the warm-up was
-built with them; the plain arm now says when that happens.
+Without finetune/accel/apply.py's `module_restored`, a lorag run would leave Liger's
+RMSNorm, SwiGLU MLP and RoPE in transformers' Llama module, so every plain arm after the warm-up would be
+built with them; the plain arm says when that happens.
 """
 
 from __future__ import annotations
@@ -491,8 +491,9 @@ def median_run(runs: list[dict]) -> dict:
     import statistics
 
     out = dict(runs[0])
-    for k in ("tokens_per_s", "mfu", "eval_loss", "seconds"):
-        out[k] = statistics.median(r[k] for r in runs)
+    for k in ("tokens_per_s", "mfu", "eval_loss", "seconds", "mfu_step"):
+        if all(r.get(k) is not None for r in runs):
+            out[k] = statistics.median(r[k] for r in runs)
     for k in ("peak_gb", "reserved_gb"):
         out[k] = max((r[k] or 0) for r in runs)
     out["runs_tokens_per_s"] = [round(r["tokens_per_s"]) for r in runs]
@@ -742,6 +743,7 @@ def main(argv: list[str] | None = None) -> None:
                 "rows out for length): the arms' figures are not comparable"
             )
         r["mfu"] = fpt * r["tokens_per_s"] / peak
+        r["mfu_step"] = step_mfu(r, fpt, peak)
         runs.setdefault(key, []).append(r)
         print(json.dumps({key: {k: v for k, v in r.items() if k != "runtime"}}, default=str), flush=True)
         write_json(args.json, runs, failed)
@@ -764,13 +766,16 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
     )
     print(
         f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s} "
-        f"{'steps':>6s} {'rows':>6s}"
+        f"{'steps':>6s} {'rows':>6s} {'step ms':>8s} {'MFU step':>8s}"
     )
     for k, r in results.items():
+        median = (r.get("steps") or {}).get("median_ms")
+        at_step = r.get("mfu_step")
         print(
             f"{k:20s} {r['tokens_per_s']:9.0f} {r['peak_gb'] or 0:8.2f} {r['reserved_gb'] or 0:8.2f} "
             f"{r['eval_loss']:9.4f} "
-            f"{r['mfu'] * 100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d}"
+            f"{r['mfu'] * 100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d} "
+            f"{median or float('nan'):8.1f} {'' if at_step is None else f'{at_step * 100:7.2f}%':>8s}"
         )
     for k, why in failed.items():
         print(f"{k:20s} FAILED: {why}")
@@ -786,6 +791,21 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
     sys.stdout.flush()
 
 
+def step_ratio(a: dict, b: dict) -> str:
+    """', median step X.XXx' (b's speed over a's at the median step), or '' without step times."""
+    ma, mb = ((x.get("steps") or {}).get("median_ms") for x in (a, b))
+    return f", median step {ma / mb:.2f}x" if ma and mb else ""
+
+
+def step_mfu(r: dict, fpt: float, peak: float) -> float | None:
+    """MFU at the median step: the run's mean tokens per optimizer step over the median step's time (the steady
+    state, without the first step's captures and compiles)."""
+    median = (r.get("steps") or {}).get("median_ms")
+    if not median or not r.get("optimizer_steps"):
+        return None
+    return fpt * r["tokens"] / r["optimizer_steps"] / (median / 1000) / peak
+
+
 def print_ratio(ref: str, arm: str, q: str, a: dict, b: dict, runs: dict) -> None:
     pairs = [y["tokens_per_s"] / x["tokens_per_s"] for x, y in zip(runs[f"{ref}-{q}"], runs[f"{arm}-{q}"])]
     each = (
@@ -797,7 +817,8 @@ def print_ratio(ref: str, arm: str, q: str, a: dict, b: dict, runs: dict) -> Non
     speed = f" (target >= {TARGETS[ref]:g})" if lorag else ""
     memory = (" (target <= 1)" if ref == UNSLOTH else " (target <= 0.5)") if lorag else ""
     print(
-        f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each}{speed}, memory "
+        f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each}{speed}"
+        f"{step_ratio(a, b)}, memory "
         f"ratio {b['peak_gb'] / max(a['peak_gb'], 1e-9):.2f} allocated / "
         f"{b['reserved_gb'] / max(a['reserved_gb'], 1e-9):.2f} reserved{memory}, eval loss diff "
         f"{100 * (b['eval_loss'] - a['eval_loss']) / a['eval_loss']:+.2f}%" + (" (target within 1%)" if lorag else "")

@@ -163,3 +163,41 @@ def test_an_arm_that_cannot_start_is_recorded_and_the_others_run(tiny_lm, tmp_pa
     (plain,) = got["plain-nodrop-lora"]
     assert plain["rows_trained"] == 8 and plain["optimizer_steps"] == 2 and plain["tokens_per_s"] > 0
     assert "unsloth-lora" in r.stdout and "FAILED: import unsloth: ImportError" in r.stdout
+
+
+def test_the_summary_gives_step_for_step_ratios_and_mfu_at_the_median_step(monkeypatch, capsys):
+    """An 8-step run's whole-run tokens/s carries its first step (captures, compiles): the summary also gives
+    the median step's ratio and MFU (mean tokens per step over the median step time)."""
+    import argparse
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_train_gpu_under_test", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def arm(tok_s, median_ms, first_s):
+        return {
+            "tokens": 102_400.0,
+            "tokens_per_s": tok_s,
+            "peak_gb": 7.5,
+            "reserved_gb": 9.0,
+            "eval_loss": 11.3,
+            "seconds": 102_400 / tok_s,
+            "optimizer_steps": 8,
+            "rows_trained": 128,
+            "steps": {"median_ms": median_ms, "first_s": first_s},
+        }
+
+    fpt, peak = 4.31e10, 989.5e12
+    runs = {"lorag-qlora": [arm(8744.0, 913.3, 4.66)], "unsloth-qlora": [arm(4150.0, 1760.6, 11.49)]}
+    for r in runs.values():
+        r[0]["mfu"] = fpt * r[0]["tokens_per_s"] / peak
+        r[0]["mfu_step"] = mod.step_mfu(r[0], fpt, peak)
+    assert runs["lorag-qlora"][0]["mfu_step"] == pytest.approx(fpt * 12_800 / 0.9133 / peak)
+    args = argparse.Namespace(arms="lorag,unsloth", model="m", epochs=1, batch=16, max_len=1024, random_8b=True)
+    monkeypatch.setattr(mod, "random_size", lambda a: "8b")
+    mod.summarize(args, "H100", 128, fpt, runs, {})
+    out = capsys.readouterr().out
+    assert "[lorag vs unsloth] qlora: tokens/s ratio 2.11x (target >= 2), median step 1.93x" in out
+    assert f"{runs['lorag-qlora'][0]['mfu_step'] * 100:7.2f}%" in out  # 61.05%
