@@ -26,6 +26,8 @@ does, the backward graphs are captured after the last layer's forward, last laye
 shares one pool, which is safe because replays come in capture order within a micro-batch (layers
 forward, then backward in reverse) and micro-batches never interleave; so a kept layer's activations
 take pool memory once, at the largest shape, not once per shape.
+With offload, a checkpointed layer's kept input waits for its backward in pinned CPU memory instead
+(finetune/accel/offload.py), handed over in the replay's autograd node.
 Conditions, checked by the plan (finetune/accel/plan.py): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
 pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, or packed
