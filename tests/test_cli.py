@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from tests.fakes import FakeGenerator, HashingEmbedder
@@ -311,7 +312,18 @@ def test_train_keys_lists_every_recipe_key_without_a_domain(lorag):
     }
     want = {name for name in TrainConfig.model_fields if name != "synth"}
     assert want | {f"synth.{name}" for name in SynthConfig.model_fields} <= listed
-    assert "fp8_matmuls: True\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
+    assert "fp8_matmuls: true\n    With fused_lora, on GPUs with FP8 tensor cores" in r.output
+    assert "\nbase_model: null\n" in r.output  # YAML's spelling: `base_model: None` in a recipe is the string 'None'
+    printed = yaml.safe_load(
+        "\n".join(
+            line
+            for line in r.output.splitlines()
+            if line and not line[0].isspace() and not line.startswith(("set ", "section"))
+        )
+    )
+    defaults = {**TrainConfig.model_fields, **{f"synth.{k}": f for k, f in SynthConfig.model_fields.items()}}
+    for key, value in printed.items():  # each printed default reads back as the default itself
+        assert value == defaults[key].get_default(call_default_factory=True), key
 
 
 def test_a_crashing_file_fails_alone_with_json_output(lorag, corpus):
