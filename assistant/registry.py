@@ -89,7 +89,10 @@ class Registry:
         if not found:
             names = [c.name for c in self.all()]
             close = closest(name, names)
-            hint = (f"did you mean {close}? " if close else "") + f"known adapters: {', '.join(names) or 'none'}"
+            if names:
+                hint = (f"did you mean {close}? " if close else "") + f"known adapters: {', '.join(names)}"
+            else:
+                hint = "no adapter is registered yet: lorag synth --domain D && lorag train --domain D"
             raise LoragError(f"no adapter named '{name}'", hint=hint)
         return found[0]
 

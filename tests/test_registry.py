@@ -27,6 +27,9 @@ def _card(reg, domain, fp="base1", corpus="c1"):
 
 def test_registry_versions_promotion_and_removal(tmp_path):
     reg = Registry(tmp_path / "adapters")
+    with pytest.raises(LoragError, match="no adapter named 'hr-v1'") as e:
+        reg.get("hr-v1")
+    assert e.value.hint.startswith("no adapter is registered yet: lorag synth")  # not "known adapters: none"
     _card(reg, "hr"), _card(reg, "hr")
     assert [c.name for c in reg.versions("hr")] == ["hr-v1", "hr-v2"]
     assert reg.get("hr").name == "hr-v2"  # latest when none promoted

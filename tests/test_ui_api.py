@@ -96,6 +96,7 @@ def test_raw_http_history_errors_and_sse_format(live):
     ] == "Wipe it with a lint-free cloth."
     r = httpx.post(url, json={"model": "nope-v9", "messages": msgs}, timeout=30)
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert r.json()["error"]["message"].endswith("use auto, base or one of: handbook-v1, handbook-v2")
     r = httpx.post(url, json={"model": "auto", "messages": [{"role": "assistant", "content": "hi"}]}, timeout=30)
     assert r.status_code == 400 and "user message" in r.json()["error"]["message"]
     r = httpx.post(
@@ -264,3 +265,13 @@ def test_the_response_model_names_what_answered(live):
     assert ask("auto", "xylophone quantum zebra sonata?").model == "none"  # nothing relevant: no model ran
     chunks = list(ask("handbook-v2", Q, stream=True))
     assert {c.model for c in chunks} == {"handbook-v2"} and chunks[-1].usage.completion_tokens > 0
+
+
+def test_unknown_model_message_names_the_choices():
+    from ui.api import unknown_model
+
+    assert unknown_model("x", ["auto", "base", "hr-v1"]) == "model 'x' does not exist; use auto, base or one of: hr-v1"
+    assert (
+        unknown_model("x", ["auto", "base"])
+        == "model 'x' does not exist; use auto, base (no adapter is registered yet)"
+    )

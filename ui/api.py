@@ -39,6 +39,12 @@ class APIError(Exception):
         self.status, self.message, self.code, self.type = status, message, code, type_
 
 
+def unknown_model(model: str, known: list[str]) -> str:
+    """The 404 message for a model the API does not serve; known is models(): auto, base, then the adapters."""
+    adapters = f" or one of: {', '.join(known[2:])}" if known[2:] else " (no adapter is registered yet)"
+    return f"model '{model}' does not exist; use auto, base{adapters}"
+
+
 def _error(
     status: int, message: str, code: str, type_: str = "invalid_request_error", headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -145,10 +151,10 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object", "invalid_json")
         model = str(body.get("model") or "auto")
-        if model not in models():
+        if model not in (known := models()):
             return _error(
                 404,
-                f"model '{model}' does not exist; use auto, base or one of: {', '.join(models()[2:]) or 'none'}",
+                unknown_model(model, known),
                 "model_not_found",
             )
         try:
