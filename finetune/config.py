@@ -376,12 +376,13 @@ class TrainConfig(_Recipe):
     )
     offload_activations: Annotated[bool | Literal["auto"], BeforeValidator(_auto_or_bool)] = Field(
         "auto",
-        description="With cuda_graphs and gradient_checkpointing: each checkpointed decoder layer's input (one "
-        "tokens x hidden tensor, 3.4 GB over an 8B model's 32 layers at 12,864 tokens a step) waits for its "
-        "backward in pinned CPU memory instead of on the GPU, copied out and back on side streams while other "
-        "layers compute (finetune/accel/offload.py). Less GPU memory, the same math; needs that much host memory. "
-        "'auto': when those inputs would take 1 GiB or more (at 8B shapes the copies cost no time; at 1B they "
-        "cost 4% a step for 0.4 GB less, benchmarks/RESULTS.md).",
+        description="true, false or 'auto'. With cuda_graphs and gradient_checkpointing: each checkpointed decoder "
+        "layer's input (one tokens x hidden tensor: 3.4 GB over an 8B model's 32 layers at 12,864 tokens a step) "
+        "waits for its backward in pinned CPU memory instead of on the GPU, copied out and back on side streams "
+        "while other layers compute (finetune/accel/offload.py). The same math for less GPU memory; needs that much "
+        "host memory. 'auto': on when those inputs would take 1 GiB or more. Measured on an H100 "
+        "(benchmarks/RESULTS.md): 8B QLoRA, on, reserves 9.5 GB instead of 11.9 at about the same step time; 1B "
+        "(0.8 GB of inputs, so 'auto' leaves it off), on, would cost 4% a step for 0.4 GB less.",
     )
     fused_lora: bool = Field(
         True,
