@@ -217,6 +217,17 @@ def test_errors_come_as_json_when_json_was_asked_for(tmp_path, monkeypatch, caps
         cli.main()
     out = json.loads(capsys.readouterr().out)
     assert e.value.code == 1 and out["exit_code"] == 1 and out["error"] == "nothing is indexed yet" and out["hint"]
+    monkeypatch.setattr("sys.argv", ["lorag", "ask", "anything", "--top-k", "0", "--json"])  # click refuses it
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    got = capsys.readouterr()
+    out = json.loads(got.out)
+    assert e.value.code == 2 and out["exit_code"] == 2 and "Invalid value for '--top-k'" in out["error"]
+    assert out["hint"].endswith(" ask --help`") and "Invalid value for '--top-k'" in got.err  # stderr as without --json
+    monkeypatch.setattr("sys.argv", ["lorag", "docs", "list", "--json"])  # a command that succeeds exits 0
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 0 and json.loads(capsys.readouterr().out) == []
 
 
 def test_resume_refuses_new_settings(lorag):

@@ -590,9 +590,28 @@ def stop_cmd() -> None:
         typer.echo(f"the lorag app at {running.url} (`lorag ui`) still runs: stop it with Ctrl-C where it runs")
 
 
+def _run_for_json() -> None:
+    """The app when --json was asked for: a command line click refuses (a bad flag value, a missing option) is
+    reported as JSON on stdout too, with click's usual message on stderr, and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    except Exception as e:
+        if not (hasattr(e, "format_message") and hasattr(e, "show")):  # not a ClickException (typer vendors click)
+            raise
+        ctx = getattr(e, "ctx", None)
+        hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
+        print(json.dumps({"error": e.format_message(), "hint": hint, "exit_code": e.exit_code}))
+        e.show()
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def main() -> None:
     try:
-        app()
+        _run_for_json() if "--json" in sys.argv[1:] else app()
     except LoragError as e:
         if "--json" in sys.argv[1:]:  # a script asked for JSON: the error comes as JSON on stdout too
             message = super(LoragError, e).__str__()
