@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from assistant.errors import LoragError
+from assistant.errors import LoragError, closest
 
 
 def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
@@ -36,6 +36,19 @@ def remove_documents(store: Any, domain: str, names: list[str], *, uploads: Path
             f.unlink()
     store.flush()
     return [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in picked]
+
+
+def drop_domain(store: Any, domain: str) -> list[dict[str, Any]]:
+    """Remove a whole domain (`docs rm --all`); a domain that is not indexed is an error (a typo must not read
+    as done). Returns the documents it held."""
+    known = store.domains()
+    if domain not in known:
+        close = closest(domain, known)
+        hint = (f"did you mean {close}? " if close else "") + f"known domains: {', '.join(known) or 'none'}"
+        raise LoragError(f"unknown domain '{domain}': nothing to remove", hint=hint)
+    removed = [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)]
+    store.drop_domain(domain)
+    return removed
 
 
 def check_ingest_paths(paths: Iterable[Path]) -> None:

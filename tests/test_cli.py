@@ -78,7 +78,11 @@ def test_docs_list_and_rm(lorag, corpus):
     r = lorag("docs", "rm", "parking.txt", "--domain", "hr")
     assert r.exit_code == 0 and "removed parking.txt" in r.output
     assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
+    r = lorag("docs", "rm", "--all", "--domain", "hrr")  # a typo is refused, not reported as done
+    assert "unknown domain 'hrr': nothing to remove" in str(r.exception) and "did you mean hr?" in str(r.exception)
+    assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
     r = lorag("docs", "rm", "--all", "--domain", "hr")
+    assert r.exit_code == 0 and r.output.startswith("removed domain 'hr' (6 documents, "), r.output
     assert json.loads(lorag("docs", "list", "--json").output) == []
 
 

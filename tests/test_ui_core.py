@@ -244,7 +244,7 @@ def test_zip_upload_skips_bad_members_and_ingests_the_rest(core, tmp_path):
 
 
 def test_upload_size_limit_and_reupload_states(core, tmp_path):
-    from ui.tab_docs import delete_doc, start_ingest
+    from ui.tab_docs import delete_doc, delete_docs, start_ingest
 
     core.settings.ui.max_upload_mb = 0.001
     big = tmp_path / "big.txt"
@@ -262,6 +262,10 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
     assert job["result"]["results"][0]["status"] == "updated"
     assert "removed small.txt" in delete_doc(core, "hr", "small.txt")
     assert core.comps.store.list_docs("hr") == [] and not (core.data_dir / "uploads" / "hr" / "small.txt").exists()
+    with pytest.raises(LoragError, match="unknown domain 'hrr': nothing to remove") as e:
+        delete_docs(core, "hrr", [], all_docs=True)  # the API's {"all": true} with a misspelt domain
+    assert "did you mean hr?" in e.value.hint
+    assert delete_docs(core, "hr", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()
 
 
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):

@@ -337,7 +337,7 @@ def docs_rm(
     all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
 ) -> None:
     """Remove documents from a domain, or the whole domain with --all."""
-    from services.documents import remove_documents
+    from services.documents import drop_domain, remove_documents
 
     if not paths and not all_docs:
         raise LoragError("name the documents to remove, or pass --all")
@@ -345,16 +345,13 @@ def docs_rm(
     if remote is not None:
         names = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in paths or []]
         removed = remote.remove_documents(domain, names, all_docs)
-        if all_docs:
-            typer.echo(f"removed domain '{domain}'")
-            return
+    elif all_docs:
+        removed = drop_domain(state.components.store, domain)
     else:
-        store = state.components.store
-        if all_docs:
-            store.drop_domain(domain)
-            typer.echo(f"removed domain '{domain}'")
-            return
-        removed = remove_documents(store, domain, list(paths))
+        removed = remove_documents(state.components.store, domain, list(paths))
+    if all_docs:
+        typer.echo(f"removed domain '{domain}' ({len(removed)} documents, {sum(d['chunks'] for d in removed)} chunks)")
+        return
     for d in removed:
         typer.echo(f"removed {d['display']} ({d['chunks']} chunks)")
 

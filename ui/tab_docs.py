@@ -169,18 +169,13 @@ def list_docs(core: Any) -> list[dict[str, Any]]:
 
 def delete_docs(core: Any, domain: str, names: list[str], all_docs: bool = False) -> list[dict[str, Any]]:
     """Remove documents (or, with all_docs, the whole domain); the app's copy of an upload goes too."""
-    from services.documents import remove_documents
+    from services.documents import drop_domain, remove_documents
 
     check_domain(domain)
     store = core.comps.store
     with core.write_lock:
         if all_docs:
-            removed = (
-                [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)]
-                if domain in store.domains()
-                else []
-            )
-            store.drop_domain(domain)
+            removed = drop_domain(store, domain)
         else:
             if not names:
                 raise LoragError("name the documents to remove, or remove the whole domain")
