@@ -88,13 +88,7 @@ def train_domain(
     on_log: Callable[[dict[str, Any]], None] | None = None,
     trainer_overrides: dict[str, Any] | None = None,
 ) -> AdapterCard:
-    from transformers import AutoConfig
-
-    from assistant.adapters import base_fingerprint
-    from assistant.models.loading import pick_device
-    from finetune.launch import train_run
-
-    data = dataset_dir(settings, cfg.domain)
+    data = dataset_dir(settings, cfg.domain)  # checked before the heavy imports: a missing set fails at once
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         domains = store.domains()
@@ -107,6 +101,12 @@ def train_domain(
         raise LoragError(
             f"no training data for '{cfg.domain}' ({train_file})", hint=f"run `lorag synth --domain {cfg.domain}` first"
         )
+    from transformers import AutoConfig
+
+    from assistant.adapters import base_fingerprint
+    from assistant.models.loading import pick_device
+    from finetune.launch import train_run
+
     runs = run_root(settings, cfg.domain)
     version, run_dir = _pick_version(registry, runs, cfg.domain, resume)
     recorded = recorded_config(run_dir) if resume else None

@@ -668,8 +668,11 @@ def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(settings, sto
     assert registry.next_folder("toy", run_versions(settings, "toy"))[0] == 2
 
 
-def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_dense, bm25, corpus):
-    """No training set: an unknown domain points at ingest (synth would fail on it too), a known one at synth."""
+def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_dense, bm25, corpus, monkeypatch):
+    """No training set: an unknown domain points at ingest (synth would fail on it too), a known one at synth;
+    both before transformers is imported (seconds on a CPU box)."""
+    import sys
+
     from assistant.errors import LoragError
     from assistant.registry import Registry
     from finetune.jobs import train_domain
@@ -680,6 +683,7 @@ def test_training_a_domain_without_data_says_what_to_run(settings, store, fake_d
         train_domain(cfg(), settings=settings, store=store, registry=registry, model_cache=None)
     assert "lorag ingest PATH --domain toy" in e.value.hint
     assert Ingestor(store, fake_dense, bm25, settings.ingest).run([corpus / "leave.md"], "toy").ok
+    monkeypatch.setitem(sys.modules, "transformers", None)  # importing it now raises ImportError
     with pytest.raises(LoragError, match="no training data for 'toy'") as e:
         train_domain(cfg(), settings=settings, store=store, registry=registry, model_cache=None)
     assert "lorag synth --domain toy" in e.value.hint
