@@ -27,6 +27,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
+from assistant.store.fusion import rrf
 
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
@@ -247,24 +248,28 @@ class EdgeStore:
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
+        """Dense (HNSW) and BM25 candidates in one batch without payloads, fused here as Qdrant's RRF would, then
+        the payloads of the `limit` fused hits; the best cosine is the dense list's first, so the dense graph is
+        searched once (a fused query plus a top-1 dense query would search it twice)."""
         qe = self._qe
         shard = self._open(domain)
         live = self._filter(self._match("state", LIVE))
         params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
-        prefetches = [qe.Prefetch(limit=prefetch, query=dense_q, filter=live, params=params)]
+        reqs = [qe.QueryRequest(limit=prefetch, query=dense_q, filter=live, params=params, with_payload=False)]
         if sparse.indices:
             sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            prefetches.append(qe.Prefetch(limit=prefetch, query=sparse_q, filter=live))
-        fused = qe.QueryRequest(
-            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), with_payload=True, filter=live
-        )
-        best = qe.QueryRequest(limit=1, query=dense_q, filter=live, params=params, with_payload=False)
+            reqs.append(qe.QueryRequest(limit=prefetch, query=sparse_q, filter=live, with_payload=False))
         t0 = time.perf_counter()
-        fused_hits, best_hits = shard.query_batch(qe.QueryBatchRequest([fused, best]))
+        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        fused = rrf([[h.id for h in hs] for hs in lists], rrf_k, limit)
+        recs = shard.retrieve([pid for pid, _ in fused], True, False) if fused else []
         ms = (time.perf_counter() - t0) * 1000
-        hits = [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in fused_hits]
-        return SearchResult(hits, float(best_hits[0].score) if best_hits else -1.0, {"search_ms": ms})
+        payloads = {r.id: r.payload for r in recs}
+        # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
+        hits = [Hit(str(pid), score, dict(payloads[pid] or {})) for pid, score in fused if pid in payloads]
+        best = float(lists[0][0].score) if lists[0] else -1.0
+        return SearchResult(hits, best, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
         qe = self._qe

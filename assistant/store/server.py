@@ -21,6 +21,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
+from assistant.store.fusion import rrf
 
 
 class QdrantClientStore:
@@ -212,32 +213,38 @@ class QdrantClientStore:
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
+        """As EdgeStore.search: dense and BM25 candidates in one batch without payloads, fused as Qdrant's RRF,
+        then the fused hits' payloads; the best cosine is the dense list's first (the dense graph searched once)."""
         m = self.m
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
         params = m.SearchParams(hnsw_ef=self.hnsw_ef)
-        dense_v = [float(x) for x in dense]
-        prefetches = [m.Prefetch(query=dense_v, using=DENSE, limit=prefetch, filter=live, params=params)]
+        reqs = [
+            m.QueryRequest(
+                query=[float(x) for x in dense],
+                using=DENSE,
+                limit=prefetch,
+                filter=live,
+                params=params,
+                with_payload=False,
+            )
+        ]
         if sparse.indices:
             sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
-            prefetches.append(m.Prefetch(query=sv, using=SPARSE, limit=prefetch, filter=live))
+            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=prefetch, filter=live, with_payload=False))
         t0 = time.perf_counter()
-        fused, best = self.client.query_batch_points(
-            name,
-            [
-                m.QueryRequest(
-                    prefetch=prefetches,
-                    query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
-                    limit=limit,
-                    with_payload=True,
-                    filter=live,
-                ),
-                m.QueryRequest(query=dense_v, using=DENSE, limit=1, filter=live, params=params),
-            ],
+        lists = [r.points for r in self._call(self.client.query_batch_points, name, reqs)]
+        fused = rrf([[p.id for p in ps] for ps in lists], rrf_k, limit)
+        recs = (
+            self._call(self.client.retrieve, name, [pid for pid, _ in fused], with_payload=True, with_vectors=False)
+            if fused
+            else []
         )
         ms = (time.perf_counter() - t0) * 1000
-        hits = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in fused.points]
-        return SearchResult(hits, float(best.points[0].score) if best.points else -1.0, {"search_ms": ms})
+        payloads = {r.id: r.payload for r in recs}
+        # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
+        hits = [Hit(str(pid), score, dict(payloads[pid] or {})) for pid, score in fused if pid in payloads]
+        return SearchResult(hits, float(lists[0][0].score) if lists[0] else -1.0, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
         m = self.m
