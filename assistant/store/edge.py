@@ -32,6 +32,8 @@ from assistant.store.fusion import rrf
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
+QUANTILE = 0.99  # int8 range of a new domain's dense vectors: all but the outermost 1% of values
+OVERSAMPLING = 2.0  # a quantized search takes prefetch x this candidates, rescored with the float vectors
 
 
 class EdgeStore:
@@ -95,6 +97,12 @@ class EdgeStore:
                 full_scan_threshold=10_000,
                 max_indexing_threads=self.indexing_threads,
                 payload_m=0,
+            ),
+            # int8 copies of the dense vectors, held in RAM: the graph is walked on them (4x less memory to read
+            # per step) and each search's best candidates rescored on the float vectors (search_params); the
+            # build is faster too. A domain created before keeps the config it was created with.
+            quantization_config=qe.ScalarQuantizationConfig(
+                type=qe.ScalarType.Int8, quantile=QUANTILE, always_ram=True
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +253,13 @@ class EdgeStore:
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
+    def search_params(self, hnsw_ef: int | None = None) -> Any:
+        """The dense search's parameters: hnsw_ef (default: the store's), and for a domain with int8 vectors
+        their candidates rescored with the float vectors (ignored by a domain without them)."""
+        qe = self._qe
+        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        return qe.SearchParams(hnsw_ef=hnsw_ef or self.hnsw_ef, quantization=rescore)
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
@@ -254,7 +269,7 @@ class EdgeStore:
         qe = self._qe
         shard = self._open(domain)
         live = self._filter(self._match("state", LIVE))
-        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        params = self.search_params()
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
         reqs = [qe.QueryRequest(limit=prefetch, query=dense_q, filter=live, params=params, with_payload=False)]
         if sparse.indices:
@@ -275,7 +290,7 @@ class EdgeStore:
         qe = self._qe
         shard = self._open(domain)
         live = self._filter(self._match("state", LIVE))
-        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        params = self.search_params()
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
         reqs = [qe.QueryRequest(limit=limit, query=dense_q, filter=live, params=params, with_payload=True)]
         if sparse.indices:
