@@ -208,6 +208,18 @@ def test_a_new_embedded_domain_keeps_int8_copies_of_its_dense_vectors(tmp_path):
     assert "quantization_config" not in json.loads((tmp_path / "q" / "hr" / "edge_config.json").read_text())
 
 
+def test_a_new_server_collection_asks_for_int8_copies_of_its_dense_vectors():
+    """A Qdrant server collection is created with the same int8 scalar quantization (in RAM)."""
+    from qdrant_client import QdrantClient, models
+
+    client, calls = QdrantClient(":memory:"), []
+    create = client.create_collection
+    client.create_collection = lambda *a, **kw: (calls.append(kw), create(*a, **kw))[1]
+    QdrantClientStore(client).ensure_domain("hr", EMB.dim)
+    q = calls[0]["quantization_config"].scalar
+    assert (q.type, q.quantile, q.always_ram) == (models.ScalarType.INT8, 0.99, True)
+
+
 FUSION_TEXTS = [  # lengths differ, so BM25 scores do not tie
     f"{a} leave {b} policy " + " ".join(f"filler{j}" for j in range(i))
     for i, (a, b) in enumerate(

@@ -16,7 +16,9 @@ from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import (
     DENSE,
+    INT8_QUANTILE,
     LIVE,
+    OVERSAMPLING,
     SPARSE,
     STAGED,
     ChunkPoint,
@@ -32,8 +34,6 @@ from assistant.store.fusion import rrf
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
-QUANTILE = 0.99  # int8 range of a new domain's dense vectors: all but the outermost 1% of values
-OVERSAMPLING = 2.0  # a quantized search takes prefetch x this candidates, rescored with the float vectors
 
 
 class EdgeStore:
@@ -102,7 +102,7 @@ class EdgeStore:
             # per step) and each search's best candidates rescored on the float vectors (search_params); the
             # build is faster too. A domain created before keeps the config it was created with.
             quantization_config=qe.ScalarQuantizationConfig(
-                type=qe.ScalarType.Int8, quantile=QUANTILE, always_ram=True
+                type=qe.ScalarType.Int8, quantile=INT8_QUANTILE, always_ram=True
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ from assistant.embedding import SparseVector
 from assistant.errors import LoragError
 from assistant.store.base import (
     DENSE,
+    INT8_QUANTILE,
     LIVE,
+    OVERSAMPLING,
     SPARSE,
     STAGED,
     ChunkPoint,
@@ -89,6 +91,10 @@ class QdrantClientStore:
             name,
             vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE, on_disk=self.on_disk_vectors)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            # as the embedded store: int8 copies in RAM walked by the graph, rescored on the float vectors
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
+            ),
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
         )
@@ -210,6 +216,12 @@ class QdrantClientStore:
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
+    def _search_params(self) -> Any:
+        """hnsw_ef, and for a collection with int8 vectors: rescore with the float ones (ignored without them)."""
+        m = self.m
+        rescore = m.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        return m.SearchParams(hnsw_ef=self.hnsw_ef, quantization=rescore)
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
@@ -218,7 +230,7 @@ class QdrantClientStore:
         m = self.m
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
-        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
+        params = self._search_params()
         reqs = [
             m.QueryRequest(
                 query=[float(x) for x in dense],
@@ -250,7 +262,7 @@ class QdrantClientStore:
         m = self.m
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
-        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
+        params = self._search_params()
         reqs = [
             m.QueryRequest(
                 query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True
