@@ -21,10 +21,11 @@ Part B (recall): ~8,000 real chunks (prose paragraphs of 12-60 words from the Py
 _sources, all folders except tutorial/howto/faq, every k-th in sorted order) embedded with the
 real embedder into an EdgeStore (above the default indexing threshold, so HNSW is really built
 and used), optimize(); 100 held-out query sentences from tutorial/howto/faq embedded with
-embed_query. recall@10 of the dense HNSW search (filter state=live, as the product's dense
-prefetch) vs the same query with SearchParams(exact=True), at hnsw_ef 16, 32, 64 and the configured
-value (128). The embeddings are cached in benchmarks/data/cache/ (gitignored) after the first run;
---quick uses the cache if present and otherwise skips Part B.
+embed_query. recall@10 of the dense HNSW search as the product runs it (filter state=live,
+EdgeStore.search_params: a new domain's int8 vectors, rescored on the float ones) vs an exact search on the
+float vectors, at hnsw_ef 16, 32, 64 and the configured value (128), and at the configured value on the float
+vectors only (the same graph, quantization ignored). The embeddings are cached in benchmarks/data/cache/
+(gitignored) after the first run; --quick uses the cache if present and otherwise skips Part B.
 """
 
 from __future__ import annotations

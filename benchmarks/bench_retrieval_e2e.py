@@ -14,6 +14,7 @@ are meaningless; the latency is what a user waits for.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -147,7 +148,8 @@ def main() -> None:
             with Timer() as t_w:
                 write(store, n, vocab_arr, sparse_enc)
                 store.flush()
-            print(f"{n:,}: written in {t_w.s:.0f} s; building HNSW ({load()})", flush=True)
+            quant = json.loads((root / "bench" / "edge_config.json").read_text()).get("quantization_config")
+            print(f"{n:,}: written in {t_w.s:.0f} s; building HNSW, dense quantization {quant} ({load()})", flush=True)
             with Timer() as t_opt:
                 store.optimize("bench")
             size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
