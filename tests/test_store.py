@@ -325,3 +325,49 @@ def test_search_walks_the_dense_index_once_and_reads_the_payloads_of_the_hits_on
     v = np.asarray(dense) / np.linalg.norm(dense)
     cos = max(float(np.dot(v, p.dense) / np.linalg.norm(p.dense)) for p in pts)
     assert r.best_dense == pytest.approx(cos, abs=1e-5)
+
+
+def test_embedded_search_filters_on_live_only_while_the_domain_may_hold_staged_chunks(tmp_path):
+    """Without staged chunks a search needs no `state == live` filter (it costs a check per visited point): the
+    embedded store, the shard's only writer, knows when chunks are staged and filters while they may exist."""
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)
+    rec = s._shards["hr"] = _Recorder(s._open("hr"))
+
+    def filtered():
+        rec.searches.clear()
+        search(s, "annual leave")
+        return all('key="state"' in r for r in rec.searches)
+
+    s.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    assert filtered() and search(s, "annual leave").hits == []
+    s.publish("hr", "a.txt", "h1")
+    assert not filtered()
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    s.stage("hr", points("b.txt", "h2", ["annual leave for part-time staff"]))
+    assert filtered()
+    assert s.purge_staged("hr") == 1
+    assert not filtered()
+    s.close()
+
+
+def test_embedded_search_never_returns_staged_chunks(tmp_path):
+    """Staged chunks stay hidden: leftovers of an interrupted ingest when the domain is opened again, and a
+    chunk staged while an unfiltered search runs (its hits are checked, and the search filtered instead)."""
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)
+    s.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    s.publish("hr", "a.txt", "h1")
+    s.stage("hr", points("b.txt", "h2", ["annual leave annual leave"]))  # never published
+    s.close()
+    s = EdgeStore(tmp_path / "q")
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    assert [
+        h.text
+        for h in s.ranked_lists("hr", EMB.embed_query("leave").tolist(), BM25.embed_query("leave"), limit=3).dense
+    ] == ["annual leave is 27 days"]
+    s._staged["hr"] = False  # as if another thread staged b.txt after the search decided not to filter
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    lists = s.ranked_lists("hr", EMB.embed_query("leave").tolist(), BM25.embed_query("leave"), limit=3)
+    assert [h.text for h in lists.dense + lists.sparse] == ["annual leave is 27 days"] * 2
+    s.close()
