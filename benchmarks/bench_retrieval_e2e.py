@@ -7,13 +7,15 @@ Chunks as in bench_retrieval.py Part A (random unit 384-d dense vectors, BM25 of
 Python docs, the pipeline's payload, stage + publish per 50-chunk document), generated and written in slices of
 10,000 so memory holds one slice of points, not N. Reported per size: write time, optimize() (the HNSW build),
 the process's peak RSS and the store folder's size, then p50/p95 of Retriever.retrieve over --queries questions of
-benchmarks/data/python_faq/testset.jsonl (after 10 warm-up questions). The dense vectors are random, so the hits
+benchmarks/data/python_faq/testset.jsonl (after 10 warm-up questions), and the store search's dense and BM25
+candidate searches timed apart on the same questions. The dense vectors are random, so the hits
 are meaningless; the latency is what a user waits for.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -124,6 +126,27 @@ def timed_retrieve(retriever, questions: list[str]) -> tuple[list[float], list[f
     return ms, embed_ms, search_ms
 
 
+def component_times(store, dense, sparse_enc, questions: list[str], k: int) -> tuple[list[float], list[float]]:
+    """The store search's two candidate searches apart, as EdgeStore.search sends them (top-k, no payloads, no
+    filter while nothing is staged): dense and BM25 ms per question after the first WARMUP."""
+    from assistant.store.base import DENSE, SPARSE
+
+    qe, shard = store._qe, store._open("bench")
+    dense_ms, sparse_ms = [], []
+    for i, q in enumerate(questions):
+        v, sv = dense.embed_query(q).tolist(), sparse_enc.embed_query(q)
+        reqs = [
+            qe.QueryRequest(limit=k, query=qe.Query.Nearest(v, using=DENSE), params=store.search_params()),
+            qe.QueryRequest(limit=k, query=qe.Query.Nearest(qe.SparseVector(sv.indices, sv.values), using=SPARSE)),
+        ]
+        for req, out in zip(reqs, (dense_ms, sparse_ms)):
+            t = time.perf_counter()
+            shard.query(req)
+            if i >= WARMUP:
+                out.append((time.perf_counter() - t) * 1000)
+    return dense_ms, sparse_ms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
@@ -147,13 +170,17 @@ def main() -> None:
             with Timer() as t_w:
                 write(store, n, vocab_arr, sparse_enc)
                 store.flush()
-            print(f"{n:,}: written in {t_w.s:.0f} s; building HNSW ({load()})", flush=True)
+            quant = json.loads((root / "bench" / "edge_config.json").read_text()).get("quantization_config")
+            print(f"{n:,}: written in {t_w.s:.0f} s; building HNSW, dense quantization {quant} ({load()})", flush=True)
             with Timer() as t_opt:
                 store.optimize("bench")
             size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             retriever = Retriever(store, dense, sparse_enc, settings.retrieval)
             ms, embed_ms, search_ms = timed_retrieve(retriever, questions)
+            dense_ms, sparse_ms = component_times(
+                store, dense, sparse_enc, questions, settings.retrieval.prefetch_limit
+            )
         finally:
             store.close()
             rm(root)
@@ -168,6 +195,9 @@ def main() -> None:
             f"store search p50/p95 {stages[1]:.1f}/{stages[2]:.1f} ms; {load()})",
             flush=True,
         )
+        k = settings.retrieval.prefetch_limit
+        parts = [f"{percentile(x, 50):.1f}/{percentile(x, 95):.1f}/{max(x):.1f}" for x in (dense_ms, sparse_ms)]
+        print(f"{n:,}: the search's parts alone, p50/p95/max: dense top-{k} {parts[0]} ms, BM25 top-{k} {parts[1]} ms")
     print(
         table(
             [

@@ -183,3 +183,191 @@ def test_a_new_embedded_domain_builds_its_index_with_the_configured_threads(tmp_
         "max_indexing_threads": setting or 6,
         "payload_m": 0,
     }
+
+
+def test_a_new_embedded_domain_keeps_int8_copies_of_its_dense_vectors(tmp_path):
+    """New domains get Qdrant's int8 scalar quantization held in RAM (the graph walks it, the float vectors
+    rescore); a domain created before keeps the config it was created with when it is opened again."""
+    import json
+
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)
+    s.close()
+    config = json.loads((tmp_path / "q" / "hr" / "edge_config.json").read_text())
+    assert config["quantization_config"] == {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
+
+    old = json.loads((tmp_path / "q" / "hr" / "edge_config.json").read_text())
+    del old["quantization_config"]
+    (tmp_path / "q" / "hr" / "edge_config.json").write_text(json.dumps(old))
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)  # an existing domain: opened, not re-created
+    s.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    s.publish("hr", "a.txt", "h1")
+    assert search(s, "annual leave").hits[0].text == "annual leave is 27 days"
+    s.close()
+    assert "quantization_config" not in json.loads((tmp_path / "q" / "hr" / "edge_config.json").read_text())
+
+
+def test_a_new_server_collection_asks_for_int8_copies_of_its_dense_vectors():
+    """A Qdrant server collection is created with the same int8 scalar quantization (in RAM)."""
+    from qdrant_client import QdrantClient, models
+
+    client, calls = QdrantClient(":memory:"), []
+    create = client.create_collection
+    client.create_collection = lambda *a, **kw: (calls.append(kw), create(*a, **kw))[1]
+    QdrantClientStore(client).ensure_domain("hr", EMB.dim)
+    q = calls[0]["quantization_config"].scalar
+    assert (q.type, q.quantile, q.always_ram) == (models.ScalarType.INT8, 0.99, True)
+
+
+FUSION_TEXTS = [  # lengths differ, so BM25 scores do not tie
+    f"{a} leave {b} policy " + " ".join(f"filler{j}" for j in range(i))
+    for i, (a, b) in enumerate(
+        [(a, b) for a in ("annual", "sick", "parental", "unpaid", "study") for b in ("pay", "notice", "days", "form")]
+    )
+]
+
+
+def fusion_domain(store):
+    """FUSION_TEXTS with random dense vectors (no equal cosines, whose order neither engine fixes); a query's
+    random dense vector."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    store.ensure_domain("hr", EMB.dim)
+    pts = points("a.txt", "h1", FUSION_TEXTS)
+    for p in pts:
+        p.dense = rng.standard_normal(EMB.dim).tolist()
+    store.stage("hr", pts)
+    store.publish("hr", "a.txt", "h1")
+    return rng.standard_normal(EMB.dim).tolist(), pts
+
+
+def qdrant_rrf(store, dense, sparse, *, limit, prefetch, rrf_k):
+    """Qdrant's own fusion of the same two candidate lists: [(score, id)]."""
+    if isinstance(store, EdgeStore):
+        qe = store._qe
+        live = store._filter(store._match("state", "live"))
+        sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using="bm25")
+        pf = [
+            qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(dense, using="dense"), filter=live),
+            qe.Prefetch(limit=prefetch, query=sparse_q, filter=live),
+        ]
+        hits = store._open("hr").query(qe.QueryRequest(limit=limit, prefetches=pf, query=qe.Fusion.Rrf(k=rrf_k)))
+    else:
+        m = store.m
+        live = m.Filter(must=[store._match("state", "live")])
+        sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
+        pf = [
+            m.Prefetch(query=dense, using="dense", limit=prefetch, filter=live),
+            m.Prefetch(query=sv, using="bm25", limit=prefetch, filter=live),
+        ]
+        rrf = m.RrfQuery(rrf=m.Rrf(k=rrf_k))
+        hits = store.client.query_points("lorag_hr", prefetch=pf, query=rrf, limit=limit).points
+    return [(round(float(h.score), 6), str(h.id)) for h in hits]
+
+
+@pytest.mark.parametrize("q", ["annual leave pay", "sick notice days policy", "parental form"])
+def test_search_fuses_the_dense_and_bm25_candidates_as_qdrant_does(store, q):
+    """The hits are Qdrant's RRF of the domain's dense and BM25 candidates: the same points with the same
+    scores, the best `limit` of them, with their payloads."""
+    dense, _ = fusion_domain(store)
+    sparse = BM25.embed_query(q)
+    ref = qdrant_rrf(store, dense, sparse, limit=40, prefetch=6, rrf_k=60)
+    every = store.search("hr", dense, sparse, limit=40, prefetch=6, rrf_k=60).hits
+    assert len(ref) > 6  # the two lists differ
+    assert sorted((round(h.score, 6), h.id) for h in every) == sorted(ref)
+    top = store.search("hr", dense, sparse, limit=4, prefetch=6, rrf_k=60).hits
+    assert [round(h.score, 6) for h in top] == sorted((s for s, _ in ref), reverse=True)[:4]
+    assert {(round(h.score, 6), h.id) for h in top} <= set(ref)
+    assert all(h.text in FUSION_TEXTS and h.payload["doc_id"] == "a.txt" for h in top)
+
+
+class _Recorder:
+    """A shard or client that records the searches and payload reads it is asked for."""
+
+    def __init__(self, inner):
+        self.inner, self.searches, self.reads = inner, [], []
+
+    def query_batch(self, request):  # qdrant-edge
+        self.searches.extend(repr(q) for q in request.queries)
+        return self.inner.query_batch(request)
+
+    def query_batch_points(self, name, requests, **kw):  # qdrant-client
+        self.searches.extend(repr(r) for r in requests)
+        return self.inner.query_batch_points(name, requests, **kw)
+
+    def retrieve(self, *args, **kw):
+        ids = args[1] if isinstance(args[0], str) else args[0]  # qdrant-client's first argument: the collection
+        self.reads.append([str(i) for i in ids])
+        return self.inner.retrieve(*args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_search_walks_the_dense_index_once_and_reads_the_payloads_of_the_hits_only(store):
+    """One dense search per question gives both the dense candidates and the best cosine (which gates "no
+    relevant passage"); the candidate searches carry no payloads, which are read for the fused hits only."""
+    import numpy as np
+
+    dense, pts = fusion_domain(store)
+    if isinstance(store, EdgeStore):
+        rec = store._shards["hr"] = _Recorder(store._open("hr"))
+        dense_marker, no_payload = 'using="dense"', "with_payload=False"
+    else:
+        rec = store.client = _Recorder(store.client)
+        dense_marker, no_payload = "using='dense'", "with_payload=False"
+    r = store.search("hr", dense, BM25.embed_query("sick leave notice"), limit=3, prefetch=6, rrf_k=60)
+    assert sum(s.count(dense_marker) for s in rec.searches) == 1
+    assert all(no_payload in s for s in rec.searches)
+    assert rec.reads == [[h.id for h in r.hits]]
+    v = np.asarray(dense) / np.linalg.norm(dense)
+    cos = max(float(np.dot(v, p.dense) / np.linalg.norm(p.dense)) for p in pts)
+    assert r.best_dense == pytest.approx(cos, abs=1e-5)
+
+
+def test_embedded_search_filters_on_live_only_while_the_domain_may_hold_staged_chunks(tmp_path):
+    """Without staged chunks a search needs no `state == live` filter (it costs a check per visited point): the
+    embedded store, the shard's only writer, knows when chunks are staged and filters while they may exist."""
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)
+    rec = s._shards["hr"] = _Recorder(s._open("hr"))
+
+    def filtered():
+        rec.searches.clear()
+        search(s, "annual leave")
+        return all('key="state"' in r for r in rec.searches)
+
+    s.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    assert filtered() and search(s, "annual leave").hits == []
+    s.publish("hr", "a.txt", "h1")
+    assert not filtered()
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    s.stage("hr", points("b.txt", "h2", ["annual leave for part-time staff"]))
+    assert filtered()
+    assert s.purge_staged("hr") == 1
+    assert not filtered()
+    s.close()
+
+
+def test_embedded_search_never_returns_staged_chunks(tmp_path):
+    """Staged chunks stay hidden: leftovers of an interrupted ingest when the domain is opened again, and a
+    chunk staged while an unfiltered search runs (its hits are checked, and the search filtered instead)."""
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_domain("hr", EMB.dim)
+    s.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    s.publish("hr", "a.txt", "h1")
+    s.stage("hr", points("b.txt", "h2", ["annual leave annual leave"]))  # never published
+    s.close()
+    s = EdgeStore(tmp_path / "q")
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    assert [
+        h.text
+        for h in s.ranked_lists("hr", EMB.embed_query("leave").tolist(), BM25.embed_query("leave"), limit=3).dense
+    ] == ["annual leave is 27 days"]
+    s._staged["hr"] = False  # as if another thread staged b.txt after the search decided not to filter
+    assert [h.text for h in search(s, "annual leave").hits] == ["annual leave is 27 days"]
+    lists = s.ranked_lists("hr", EMB.embed_query("leave").tolist(), BM25.embed_query("leave"), limit=3)
+    assert [h.text for h in lists.dense + lists.sparse] == ["annual leave is 27 days"] * 2
+    s.close()

@@ -18,6 +18,8 @@ from assistant.names import check_domain  # noqa: F401 - re-exported: the store 
 DENSE = "dense"
 SPARSE = "bm25"
 LIVE, STAGED = "live", "staged"
+INT8_QUANTILE = 0.99  # int8 range of a new domain's dense vectors: all but the outermost 1% of values
+OVERSAMPLING = 2.0  # a search on int8 vectors takes this x limit candidates, rescored with the float vectors
 
 
 @dataclass

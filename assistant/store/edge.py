@@ -16,7 +16,9 @@ from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError
 from assistant.store.base import (
     DENSE,
+    INT8_QUANTILE,
     LIVE,
+    OVERSAMPLING,
     SPARSE,
     STAGED,
     ChunkPoint,
@@ -27,6 +29,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
+from assistant.store.fusion import rrf
 
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
@@ -42,6 +45,10 @@ class EdgeStore:
         self.hnsw_ef = hnsw_ef
         self.indexing_threads = indexing_threads or os.cpu_count() or 1
         self._shards: dict[str, Any] = {}
+        # Per open domain: may it hold staged chunks? Only this process writes the shard (it holds its lock), so
+        # this is known without asking: while it is False, searches skip the `state == live` filter, which costs
+        # a payload-index check per point the dense graph and the BM25 lists visit (benchmarks/RESULTS.md).
+        self._staged: dict[str, bool] = {}
 
     # -- shards ---------------------------------------------------------------------------------
     def _path(self, domain: str) -> Path:
@@ -59,7 +66,16 @@ class EdgeStore:
         except Exception as e:  # qdrant-edge raises a bare Exception
             raise _translate_open_error(e, path) from None
         self._shards[domain] = shard
+        self._staged[domain] = self._any_staged(shard)  # leftovers of an interrupted ingest
         return shard
+
+    def _any_staged(self, shard: Any) -> bool:
+        recs, _ = shard.scroll(
+            self._qe.ScrollRequest(
+                limit=1, filter=self._filter(self._match("state", STAGED)), with_payload=False, with_vector=False
+            )
+        )
+        return bool(recs)
 
     def domains(self) -> list[str]:
         if not self.root.is_dir():
@@ -95,6 +111,12 @@ class EdgeStore:
                 max_indexing_threads=self.indexing_threads,
                 payload_m=0,
             ),
+            # int8 copies of the dense vectors, held in RAM: the graph is walked on them (4x less memory to read
+            # per step) and each search's best candidates rescored on the float vectors (search_params); the
+            # build is faster too. A domain created before keeps the config it was created with.
+            quantization_config=qe.ScalarQuantizationConfig(
+                type=qe.ScalarType.Int8, quantile=INT8_QUANTILE, always_ram=True
+            ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -105,14 +127,17 @@ class EdgeStore:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
         shard.update(qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer))
         self._shards[domain] = shard
+        self._staged[domain] = False
 
     def drop_domain(self, domain: str) -> None:
         shard = self._shards.pop(domain, None)
+        self._staged.pop(domain, None)
         if shard is not None:
             shard.close()
         elif self.has_domain(domain):
             self._open(domain)  # fails cleanly if another process holds it
             self._shards.pop(domain).close()
+            self._staged.pop(domain, None)
         shutil.rmtree(self._path(domain), ignore_errors=True)
 
     # -- what embedded the domain (assistant.index_record) --------------------------------------------
@@ -152,6 +177,7 @@ class EdgeStore:
             )
             for p in points
         ]
+        self._staged[domain] = True  # before the points exist: a search from now on filters
         shard.update(qe.UpdateOperation.upsert_points(pts))
 
     def publish(self, domain: str, doc_id: str, content_hash: str) -> None:
@@ -161,6 +187,8 @@ class EdgeStore:
         shard.update(qe.UpdateOperation.delete_points_by_filter(old))
         new = self._filter(self._match("doc_id", doc_id), self._match("content_hash", content_hash))
         shard.update(qe.UpdateOperation.set_payload_by_filter(new, {"state": LIVE}))
+        if self._staged.get(domain):
+            self._staged[domain] = self._any_staged(shard)
 
     def purge_staged(self, domain: str) -> int:
         shard = self._open(domain)
@@ -168,6 +196,7 @@ class EdgeStore:
         n = shard.count(self._qe.CountRequest(filter=staged))
         if n:
             shard.update(self._qe.UpdateOperation.delete_points_by_filter(staged))
+        self._staged[domain] = self._any_staged(shard)
         return n
 
     def remove_doc(self, domain: str, doc_id: str) -> None:
@@ -189,6 +218,7 @@ class EdgeStore:
             finally:
                 shard.close()
         self._shards.clear()
+        self._staged.clear()
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self, domain: str, *, state: str | None = LIVE) -> int:
@@ -244,33 +274,69 @@ class EdgeStore:
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
+    def search_params(self, hnsw_ef: int | None = None) -> Any:
+        """The dense search's parameters: hnsw_ef (default: the store's), and for a domain with int8 vectors
+        their candidates rescored with the float vectors (ignored by a domain without them)."""
+        qe = self._qe
+        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        return qe.SearchParams(hnsw_ef=hnsw_ef or self.hnsw_ef, quantization=rescore)
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
+        """Dense (HNSW) and BM25 candidates in one batch without payloads, fused here as Qdrant's RRF would, then
+        the payloads of the `limit` fused hits; the best cosine is the dense list's first, so the dense graph is
+        searched once (a fused query plus a top-1 dense query would search it twice). Live chunks only: filtered
+        while the domain may hold staged ones, else checked on the hits' payloads (a chunk staged by another
+        thread during the search sends it round again, filtered)."""
+        self._open(domain)
+        return self._search(domain, dense, sparse, limit, prefetch, rrf_k, filtered=self._staged[domain])
+
+    def _search(
+        self,
+        domain: str,
+        dense: list[float],
+        sparse: SparseVector,
+        limit: int,
+        prefetch: int,
+        rrf_k: int,
+        *,
+        filtered: bool,
+    ) -> SearchResult:
         qe = self._qe
         shard = self._open(domain)
-        live = self._filter(self._match("state", LIVE))
-        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        live = self._filter(self._match("state", LIVE)) if filtered else None
+        params = self.search_params()
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
-        prefetches = [qe.Prefetch(limit=prefetch, query=dense_q, filter=live, params=params)]
+        reqs = [qe.QueryRequest(limit=prefetch, query=dense_q, filter=live, params=params, with_payload=False)]
         if sparse.indices:
             sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            prefetches.append(qe.Prefetch(limit=prefetch, query=sparse_q, filter=live))
-        fused = qe.QueryRequest(
-            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), with_payload=True, filter=live
-        )
-        best = qe.QueryRequest(limit=1, query=dense_q, filter=live, params=params, with_payload=False)
+            reqs.append(qe.QueryRequest(limit=prefetch, query=sparse_q, filter=live, with_payload=False))
         t0 = time.perf_counter()
-        fused_hits, best_hits = shard.query_batch(qe.QueryBatchRequest([fused, best]))
+        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        fused = rrf([[h.id for h in hs] for hs in lists], rrf_k, limit)
+        recs = shard.retrieve([pid for pid, _ in fused], True, False) if fused else []
         ms = (time.perf_counter() - t0) * 1000
-        hits = [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in fused_hits]
-        return SearchResult(hits, float(best_hits[0].score) if best_hits else -1.0, {"search_ms": ms})
+        payloads = {r.id: r.payload or {} for r in recs}
+        if not filtered and any(p.get("state") != LIVE for p in payloads.values()):
+            return self._search(domain, dense, sparse, limit, prefetch, rrf_k, filtered=True)
+        # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
+        hits = [Hit(str(pid), score, dict(payloads[pid])) for pid, score in fused if pid in payloads]
+        best = float(lists[0][0].score) if lists[0] else -1.0
+        return SearchResult(hits, best, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
+        """Each vector's candidates with payloads; live only, as `search` (unfiltered while no chunk is staged)."""
+        self._open(domain)
+        return self._ranked_lists(domain, dense, sparse, limit, filtered=self._staged[domain])
+
+    def _ranked_lists(
+        self, domain: str, dense: list[float], sparse: SparseVector, limit: int, *, filtered: bool
+    ) -> RankedLists:
         qe = self._qe
         shard = self._open(domain)
-        live = self._filter(self._match("state", LIVE))
-        params = qe.SearchParams(hnsw_ef=self.hnsw_ef)
+        live = self._filter(self._match("state", LIVE)) if filtered else None
+        params = self.search_params()
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
         reqs = [qe.QueryRequest(limit=limit, query=dense_q, filter=live, params=params, with_payload=True)]
         if sparse.indices:
@@ -280,6 +346,8 @@ class EdgeStore:
         lists = shard.query_batch(qe.QueryBatchRequest(reqs))
         ms = (time.perf_counter() - t0) * 1000
         hits = [[Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hs] for hs in lists]
+        if not filtered and any(h.payload.get("state") != LIVE for hs in hits for h in hs):
+            return self._ranked_lists(domain, dense, sparse, limit, filtered=True)
         return RankedLists(hits[0], hits[1] if len(hits) > 1 else [], {"search_ms": ms})
 
 

@@ -10,7 +10,9 @@ from assistant.embedding import SparseVector
 from assistant.errors import LoragError
 from assistant.store.base import (
     DENSE,
+    INT8_QUANTILE,
     LIVE,
+    OVERSAMPLING,
     SPARSE,
     STAGED,
     ChunkPoint,
@@ -21,6 +23,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
+from assistant.store.fusion import rrf
 
 
 class QdrantClientStore:
@@ -88,6 +91,10 @@ class QdrantClientStore:
             name,
             vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE, on_disk=self.on_disk_vectors)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            # as the embedded store: int8 copies in RAM walked by the graph, rescored on the float vectors
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
+            ),
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
         )
@@ -209,41 +216,53 @@ class QdrantClientStore:
         vecs = [r.vector[DENSE] for r in recs if r.vector and DENSE in r.vector]
         return np.asarray(vecs, dtype=np.float32).mean(axis=0) if vecs else None
 
+    def _search_params(self) -> Any:
+        """hnsw_ef, and for a collection with int8 vectors: rescore with the float ones (ignored without them)."""
+        m = self.m
+        rescore = m.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        return m.SearchParams(hnsw_ef=self.hnsw_ef, quantization=rescore)
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
+        """As EdgeStore.search: dense and BM25 candidates in one batch without payloads, fused as Qdrant's RRF,
+        then the fused hits' payloads; the best cosine is the dense list's first (the dense graph searched once)."""
         m = self.m
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
-        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
-        dense_v = [float(x) for x in dense]
-        prefetches = [m.Prefetch(query=dense_v, using=DENSE, limit=prefetch, filter=live, params=params)]
+        params = self._search_params()
+        reqs = [
+            m.QueryRequest(
+                query=[float(x) for x in dense],
+                using=DENSE,
+                limit=prefetch,
+                filter=live,
+                params=params,
+                with_payload=False,
+            )
+        ]
         if sparse.indices:
             sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
-            prefetches.append(m.Prefetch(query=sv, using=SPARSE, limit=prefetch, filter=live))
+            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=prefetch, filter=live, with_payload=False))
         t0 = time.perf_counter()
-        fused, best = self.client.query_batch_points(
-            name,
-            [
-                m.QueryRequest(
-                    prefetch=prefetches,
-                    query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
-                    limit=limit,
-                    with_payload=True,
-                    filter=live,
-                ),
-                m.QueryRequest(query=dense_v, using=DENSE, limit=1, filter=live, params=params),
-            ],
+        lists = [r.points for r in self._call(self.client.query_batch_points, name, reqs)]
+        fused = rrf([[p.id for p in ps] for ps in lists], rrf_k, limit)
+        recs = (
+            self._call(self.client.retrieve, name, [pid for pid, _ in fused], with_payload=True, with_vectors=False)
+            if fused
+            else []
         )
         ms = (time.perf_counter() - t0) * 1000
-        hits = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in fused.points]
-        return SearchResult(hits, float(best.points[0].score) if best.points else -1.0, {"search_ms": ms})
+        payloads = {r.id: r.payload for r in recs}
+        # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
+        hits = [Hit(str(pid), score, dict(payloads[pid] or {})) for pid, score in fused if pid in payloads]
+        return SearchResult(hits, float(lists[0][0].score) if lists[0] else -1.0, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
         m = self.m
         name = self._require(domain)
         live = m.Filter(must=[self._match("state", LIVE)])
-        params = m.SearchParams(hnsw_ef=self.hnsw_ef)
+        params = self._search_params()
         reqs = [
             m.QueryRequest(
                 query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True
