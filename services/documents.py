@@ -35,7 +35,12 @@ def remove_documents(store: Any, domain: str, names: list[str], *, uploads: Path
         if root is not None and f.is_file() and f.resolve().is_relative_to(root):
             f.unlink()
     store.flush()
-    return [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in picked]
+    return [_removed(d) for d in picked]
+
+
+def _removed(d: Any) -> dict[str, Any]:
+    """A removed document as the CLI, the API and the Documents tab report it."""
+    return {"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks}
 
 
 def drop_domain(store: Any, domain: str) -> list[dict[str, Any]]:
@@ -46,7 +51,7 @@ def drop_domain(store: Any, domain: str) -> list[dict[str, Any]]:
         close = closest(domain, known)
         hint = (f"did you mean {close}? " if close else "") + f"known domains: {', '.join(known) or 'none'}"
         raise LoragError(f"unknown domain '{domain}': nothing to remove", hint=hint)
-    removed = [{"display": d.display, "doc_id": d.doc_id, "chunks": d.n_chunks} for d in store.list_docs(domain)]
+    removed = [_removed(d) for d in store.list_docs(domain)]
     store.drop_domain(domain)
     return removed
 

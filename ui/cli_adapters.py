@@ -148,8 +148,8 @@ def _print_recipe_keys(value: bool) -> None:
     from finetune.config import recipe_keys
 
     for key, default, help_text in recipe_keys():  # defaults as a recipe YAML spells them (null, true), not Python
-        value = yaml.safe_dump(default, default_flow_style=True, width=10**6).removesuffix("\n...\n").strip()
-        typer.echo(f"{key}: {value}\n    {help_text}")
+        spelled = yaml.safe_dump(default, default_flow_style=True, width=10**6).removesuffix("\n...\n").strip()
+        typer.echo(f"{key}: {spelled}\n    {help_text}")
     typer.echo(
         "\nset them in a recipe YAML (`lorag train --domain D --config FILE.yaml`), a key with a dot under its "
         "section (synth:\n  max_chunks: 100); a domain's own recipe is <data_dir>/recipes/<domain>.yaml, read "

@@ -131,13 +131,12 @@ class EdgeStore:
 
     def drop_domain(self, domain: str) -> None:
         shard = self._shards.pop(domain, None)
-        self._staged.pop(domain, None)
         if shard is not None:
             shard.close()
         elif self.has_domain(domain):
             self._open(domain)  # fails cleanly if another process holds it
             self._shards.pop(domain).close()
-            self._staged.pop(domain, None)
+        self._staged.pop(domain, None)
         shutil.rmtree(self._path(domain), ignore_errors=True)
 
     # -- what embedded the domain (assistant.index_record) --------------------------------------------
