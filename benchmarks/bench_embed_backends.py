@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_embed_backends.py [--speed-chunks 256] [--corpus 1500] \
         [--backends torch,onnx-fp32,onnx,openvino]
     .venv/bin/python benchmarks/bench_embed_backends.py --cuda     # adds torch float16 on CUDA (a GPU machine)
+    .venv/bin/python benchmarks/bench_embed_backends.py --dump-chunks chunks.jsonl   # the chunks, then stop
+    python3 benchmarks/bench_embed_backends.py --chunks chunks.jsonl --backends torch --cuda  # no ingest deps needed
 
 Chunks: the python_faq corpus (benchmarks/python_faq/README.md; `build.py` makes it) read and chunked by the
 product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embedder's tokenizer). Backends:
@@ -10,7 +12,8 @@ models.embedder_backend's values (torch float32 is the reference; onnx-fp32 is t
 openvino the int8 one); the model cache is paths.model_cache (LORAG_PATHS__MODEL_CACHE), exports made there once.
 
 Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches (ingest.embed_batch_size
-64), after a warm-up batch, the backends taking turns batch by batch; chunks/s and the ratio to torch float32 on
+64 on the CPU, 256 on CUDA), after a warm-up, the backends taking turns (each turn as many chunks as the largest
+batch); chunks/s and the ratio to torch float32 on
 the CPU in the same run. Threads: all cores.
 Also timed: one query's embedding (embed_query, p50/p95 over 50 FAQ questions).
 
@@ -74,6 +77,8 @@ def main() -> None:
     ap.add_argument("--backends", default="torch,onnx-fp32,onnx,openvino", help="comma-separated, torch among them")
     ap.add_argument("--cuda", action="store_true", help="also torch float16 on CUDA")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--dump-chunks", type=Path, help="write the corpus's chunks (JSON lines) here and stop")
+    ap.add_argument("--chunks", type=Path, help="chunks written by --dump-chunks instead of chunking the corpus")
     args = ap.parse_args()
     quiet_libraries()
     header("Embedder backends: chunks/s and retrieval quality", sys.argv[1:])
@@ -92,7 +97,14 @@ def main() -> None:
         embedders[(b, dev)] = load_embedder(spec, cache, device=dev, backend=b, batch_size=64)
         print(f"loaded {b} on {dev} in {time.perf_counter() - t:.1f} s ({embedders[(b, dev)].backend})", flush=True)
     ref = embedders[("torch", "cpu")]
-    chunks = chunks_of_corpus(args.data / "corpus", ref)
+    if args.chunks:
+        chunks = [tuple(json.loads(line)) for line in args.chunks.read_text().splitlines() if line]
+    else:
+        chunks = chunks_of_corpus(args.data / "corpus", ref)
+    if args.dump_chunks:
+        args.dump_chunks.write_text("".join(json.dumps(c) + "\n" for c in chunks))
+        print(f"{len(chunks)} chunks written to {args.dump_chunks}")
+        return
     print(f"CPU int8 dot-product instructions: {int8_instructions() or 'none (AVX2 only)'}")
     print(f"{len(chunks)} chunks in the corpus ({time.perf_counter() - t0:.0f} s so far); load {load()}", flush=True)
 
@@ -103,12 +115,13 @@ def main() -> None:
     ]
     # the backends take turns batch by batch, so a drift of the machine's load reaches every backend alike
     took = {key: 0.0 for key in embedders}
+    turn = max(emb.batch_size for emb in embedders.values())
     for emb in embedders.values():
-        emb.embed_documents(texts[:64])
-    for i in range(0, len(texts), 64):
+        emb.embed_documents(texts[:turn])
+    for i in range(0, len(texts), turn):
         for key, emb in embedders.items():
             t = time.perf_counter()
-            emb.embed_documents(texts[i : i + 64])
+            emb.embed_documents(texts[i : i + turn])
             took[key] += time.perf_counter() - t
     speed = {}
     for key, emb in embedders.items():
