@@ -410,6 +410,12 @@ class TrainConfig(_Recipe):
         "run in FP8 e4m3 while training, operands scaled per token and per channel "
         "(finetune/accel/fp8.py). The adapter's own GEMMs, evaluation and serving stay in bf16.",
     )
+    fp8_fast_accum: bool = Field(
+        True,
+        description="With fp8_matmuls: the forward FP8 GEMMs accumulate at the tensor cores' own "
+        "precision instead of promoting partial sums to float32 (torchao's default for its "
+        "output GEMM; faster). The input-gradient GEMMs always accumulate in float32.",
+    )
     expandable_segments: bool = Field(
         True,
         description="CUDA: PyTorch's allocator grows memory segments in place instead of "

@@ -428,6 +428,8 @@ def test_fp8_gemms_match_bf16_products(api, monkeypatch):
         g = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
         scales = fp8.weight_scales(w)
         assert _rel(fp8.matmul(x, w, scales, torch.bfloat16), x.float() @ w.float().t()) < 0.06
+        fast = fp8.matmul(x, w, scales, torch.bfloat16, fast_accum=True)
+        assert _rel(fast, x.float() @ w.float().t()) < 0.06
         assert _rel(fp8.matmul_transposed(g, w, scales, torch.bfloat16), g.float() @ w.float()) < 0.06
 
 

@@ -86,8 +86,8 @@ def test_fp8_base_gemms_train_close_to_full_precision(peft_model, monkeypatch):
     _force_fp8(peft_model)
     calls = []
     real_mm, real_t = fp8.matmul, fp8.matmul_transposed
-    monkeypatch.setattr(fp8, "matmul", lambda *a: calls.append("fwd") or real_mm(*a))
-    monkeypatch.setattr(fp8, "matmul_transposed", lambda *a: calls.append("bwd") or real_t(*a))
+    monkeypatch.setattr(fp8, "matmul", lambda *a, **k: calls.append("fwd") or real_mm(*a, **k))
+    monkeypatch.setattr(fp8, "matmul_transposed", lambda *a, **k: calls.append("bwd") or real_t(*a, **k))
     try:
         logits, grads = _run(peft_model)
         n = len(calls)
@@ -155,6 +155,57 @@ def test_install_marks_only_eligible_linears(peft_model):
         assert not any("fp8" in name for name, _ in layer.named_buffers())
     finally:
         layer.base_layer = base
+
+
+def test_fast_accumulation_reaches_the_forward_gemms_only(peft_model, monkeypatch):
+    """install(fp8_fast_accum=True): every forward FP8 GEMM asks scaled_mm for fast accumulation, no input
+    gradient's does; without it none does; uninstall forgets the choice."""
+    seen = []
+    real_mm, real_t = fp8.matmul, fp8.matmul_transposed
+    monkeypatch.setattr(fp8, "matmul", lambda *a, **k: seen.append(("fwd", k.get("fast_accum"))) or real_mm(*a, **k))
+    monkeypatch.setattr(
+        fp8, "matmul_transposed", lambda *a, **k: seen.append(("bwd", "fast_accum" in k)) or real_t(*a, **k)
+    )
+    for fast in (True, False):
+        seen.clear()
+        uninstall = lora_fused.install(peft_model, fp8=True, fp8_fast_accum=fast)
+        for m in _force_fp8(peft_model):
+            lora_fused.enable_fp8(m, fast)
+        try:
+            _run(peft_model)
+        finally:
+            uninstall()
+        assert seen.count(("fwd", fast)) == n_lora(peft_model) and ("bwd", False) in seen
+        assert {s for s in seen if s[0] == "fwd"} == {("fwd", fast)} and ("bwd", True) not in seen
+    assert not any(lora_fused._FP8_FAST in vars(m) for m in peft_model.modules())
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_scaled_mm_gets_the_accumulation_asked_for(public, monkeypatch):
+    got = {}
+    if public:
+        monkeypatch.setattr(torch.nn.functional, "ScalingType", type("S", (), {"RowWise": "row"}), raising=False)
+        monkeypatch.setattr(torch.nn.functional, "scaled_mm", lambda *a, **k: got.update(k), raising=False)
+    else:
+        monkeypatch.delattr(torch.nn.functional, "scaled_mm", raising=False)
+        monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: got.update(k))
+    for fast in (True, False):
+        fp8._scaled_mm(None, None, None, None, torch.bfloat16, fast)
+        assert got["use_fast_accum"] is fast
+
+
+def test_the_plan_accumulates_fast_where_fp8_runs_unless_the_recipe_says_no(monkeypatch):
+    from finetune.accel import decide
+    from finetune.config import TrainConfig
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(fp8, "unsupported_reason", lambda device: None if device == "cuda" else "CUDA only")
+    on = decide(TrainConfig(domain="t"), "cuda").record()
+    assert on["fp8"] is True and on["fp8_fast_accum"] is True
+    assert decide(TrainConfig(domain="t", fp8_fast_accum=False), "cuda").record()["fp8_fast_accum"] is False
+    off = decide(TrainConfig(domain="t", fp8_matmuls=False), "cuda").record()
+    assert off["fp8"] is False and off["fp8_fast_accum"] is False  # no FP8 GEMMs, so no fast accumulation
+    assert decide(TrainConfig(domain="t"), "cpu").record()["fp8_fast_accum"] is False
 
 
 def test_runtime_says_why_fp8_is_off():

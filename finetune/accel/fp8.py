@@ -7,6 +7,10 @@ The fused LoRA node (finetune/accel/lora_fused.py) uses it for the base weight's
   forward   x·Wᵀ  with x scaled per token and W per output channel
   backward  g·W   with g scaled per token and W per input channel (a transposed copy)
 
+The forward GEMM may accumulate at the tensor cores' own precision (`fast_accum`, torchao's default for
+its output GEMM: no periodic promotion of the partial sums to float32); the input gradient's always
+accumulates in float32.
+
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
 stand-in with their weights), so the FP8 weights add no memory. The adapter's own GEMMs (x·Aᵀ, its
@@ -99,11 +103,12 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
     return _torch_rowwise(w.t(), scale)[0].contiguous()
 
 
-def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
-    """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result."""
+def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False) -> Any:
+    """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result.
+    fast_accum: accumulate at the tensor cores' precision (faster; float32 accumulation otherwise)."""
     xq, sx = rowwise(x)
     wq, sw = rowwise(w, scales[0])
-    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype)
+    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype, fast_accum)
 
 
 def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
@@ -113,7 +118,7 @@ def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -
     return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
 
 
-def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any) -> Any:
+def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any, fast_accum: bool = False) -> Any:
     """a·b of e4m3 operands scaled per row of a (m, 1) and per column of b (1, n): torch's public
     `torch.nn.functional.scaled_mm` where this torch has it (2.10+), else the private `torch._scaled_mm`."""
     import torch
@@ -121,8 +126,8 @@ def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any) -> An
 
     if hasattr(F, "scaled_mm") and hasattr(F, "ScalingType"):
         rows = F.ScalingType.RowWise
-        return F.scaled_mm(a, b, scale_a, rows, scale_b, rows, output_dtype=out_dtype)
-    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
+        return F.scaled_mm(a, b, scale_a, rows, scale_b, rows, output_dtype=out_dtype, use_fast_accum=fast_accum)
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=fast_accum)
 
 
 def _torch_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:

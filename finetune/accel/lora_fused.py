@@ -46,8 +46,10 @@ def _lora_linear_fn() -> Any:
             scale: float,
             unread: Any = None,
             fp8: Any = None,
+            fast_accum: bool = False,
         ) -> Any:
-            # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None
+            # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None;
+            # fast_accum: its forward GEMM accumulates at the tensor cores' precision (finetune/accel/fp8.py)
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
@@ -61,7 +63,7 @@ def _lora_linear_fn() -> Any:
             else:
                 w = _dequantized(base4, x.dtype) if weight is None else weight
                 if fp8 is not None:
-                    out = fp8_ops.matmul(x2, w, fp8, x.dtype)
+                    out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum)
                     if bias is not None:
                         out.add_(bias.to(x.dtype))
                 else:
@@ -85,7 +87,7 @@ def _lora_linear_fn() -> Any:
                 w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
                 gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
                 gx = gx.addmm_(gu, a16).view(ctx.in_shape)
-            return gx, None, None, None, ga, gb, None, None, None
+            return gx, None, None, None, ga, gb, None, None, None, None
 
     return LoraLinear
 
@@ -160,6 +162,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         float(layer.scaling[name]),
         vars(layer).get(_UNREAD),
         fp8,
+        fp8 is not None and vars(layer).get(_FP8_FAST, False),
     )
     return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
@@ -182,10 +185,12 @@ def keep_dequantized() -> Iterator[None]:
 # buffers of the base weight's FP8 scales, set by install(fp8=True) on Linears large enough (fp8.eligible);
 # buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/accel/graph_sharing.py)
 _FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
+_FP8_FAST = "_lorag_fp8_fast_accum"  # instance attribute: the forward FP8 GEMM accumulates at tensor-core precision
 
 
-def enable_fp8(layer: Any) -> None:
-    """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once."""
+def enable_fp8(layer: Any, fast_accum: bool = False) -> None:
+    """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once.
+    fast_accum: the forward GEMM accumulates at the tensor cores' precision (the input gradient's never)."""
     import torch
 
     from . import fp8 as fp8_ops
@@ -195,12 +200,14 @@ def enable_fp8(layer: Any) -> None:
     row, col = fp8_ops.weight_scales(w)
     layer.register_buffer(_FP8_ROW, row, persistent=False)
     layer.register_buffer(_FP8_COL, col, persistent=False)
+    setattr(layer, _FP8_FAST, fast_accum)
 
 
 def disable_fp8(layer: Any) -> None:
     """Back to the compute dtype's GEMMs (the scales' buffers removed)."""
     layer._buffers.pop(_FP8_ROW, None)
     layer._buffers.pop(_FP8_COL, None)
+    vars(layer).pop(_FP8_FAST, None)
 
 
 def fused_modules(root: Any) -> list[Any]:
@@ -231,9 +238,10 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
             vars(m).pop(_UNREAD, None)
 
 
-def install(model: Any, fp8: bool = False) -> Callable[[], None]:
+def install(model: Any, fp8: bool = False, fp8_fast_accum: bool = False) -> Callable[[], None]:
     """The fused forward on every peft LoRA Linear of the model; returns the function that removes them.
-    fp8: the base GEMMs of Linears large enough (finetune/accel/fp8.py) run in FP8 while training."""
+    fp8: the base GEMMs of Linears large enough (finetune/accel/fp8.py) run in FP8 while training;
+    fp8_fast_accum: their forward GEMMs accumulate at the tensor cores' precision."""
     from peft.tuners.lora import LoraLayer
 
     from . import fp8 as fp8_ops
@@ -246,7 +254,7 @@ def install(model: Any, fp8: bool = False) -> Callable[[], None]:
             module.forward = functools.partial(_forward, module, type(module).forward.__get__(module))
             base = module.base_layer
             if fp8 and fp8_ops.eligible(base.in_features, base.out_features):
-                enable_fp8(module)
+                enable_fp8(module, fp8_fast_accum)
             patched.append(module)
 
     def uninstall() -> None:

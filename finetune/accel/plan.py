@@ -43,6 +43,7 @@ class Recipe(Protocol):
     cuda_graphs: bool
     fused_lora: bool
     fp8_matmuls: bool
+    fp8_fast_accum: bool
     expandable_segments: bool
 
 
@@ -63,6 +64,7 @@ class Plan:
     fp8: bool
     expandable_segments: bool
     sequential: bool = False  # the rows train in file order (curriculum)
+    fp8_fast_accum: bool = False  # fp8: the forward GEMMs accumulate at the tensor cores' precision
     varlen_kernel: str = ""  # packed: 'public' (torch.nn.attention.varlen) or 'private' (aten._flash_attention_forward)
     off: tuple[tuple[str, str], ...] = field(default=())  # (what, why) for each speed-up that is off
     note: str | None = None  # what the recipe gave up, said plainly (lora_dropout > 0 on CUDA)
@@ -94,6 +96,7 @@ class Plan:
             "cuda_graphs_off": self.why_off("cuda_graphs"),
             "fp8": self.fp8,
             "fp8_off": self.why_off("fp8"),
+            "fp8_fast_accum": self.fp8_fast_accum,
             "packed_off": self.why_off("packed"),
             "expandable_segments": self.expandable_segments,
             "sequential": self.sequential,
@@ -294,6 +297,7 @@ def decide(recipe: Recipe, device: str, *, model_config: Any = None, sequential:
         fused_lora=fused_off is None,
         cuda_graphs=graphs_off is None,
         fp8=fp8_off is None,
+        fp8_fast_accum=fp8_off is None and recipe.fp8_fast_accum,
         expandable_segments=bool(cuda and recipe.expandable_segments and not user_alloc),
         sequential=sequential,
         varlen_kernel=varlen_attention.kernel() if batching == "packed" else "",
