@@ -9,6 +9,7 @@ from typing import Any
 from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
+from assistant.names import is_domain
 from assistant.settings import RetrievalSettings
 from assistant.store import Hit, RankedLists, Store
 
@@ -57,22 +58,24 @@ class Retrieval:
 
 
 def resolve_domains(store: Store, domain: str | None) -> list[str]:
-    """The domains a question searches; a clear error for an empty index or an unknown/empty domain."""
+    """The domains a question searches; a clear error for an empty index or an unknown/empty domain. A named
+    domain costs one existence check and one live-chunk check (the store's other domains are listed only for
+    an error)."""
+    if domain is not None and is_domain(domain) and store.has_domain(domain):
+        if not store.has_live(domain):
+            raise LoragError(
+                f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`"
+            )
+        return [domain]
     known = store.domains()
     if not known:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
-    if domain is None:
-        filled = [d for d in known if store.has_live(d)]
-        if not filled:
-            raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
-        return filled
-    if domain not in known:
+    if domain is not None:
         raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(known)}")
-    if not store.has_live(domain):
-        raise LoragError(
-            f"domain '{domain}' has no documents yet", hint=f"add some with `lorag ingest PATH --domain {domain}`"
-        )
-    return [domain]
+    filled = [d for d in known if store.has_live(d)]
+    if not filled:
+        raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
+    return filled
 
 
 def _passage(n: int, hit: Hit, domain: str) -> Passage:

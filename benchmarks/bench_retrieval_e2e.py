@@ -7,8 +7,9 @@ Chunks as in bench_retrieval.py Part A (random unit 384-d dense vectors, BM25 of
 Python docs, the pipeline's payload, stage + publish per 50-chunk document), generated and written in slices of
 10,000 so memory holds one slice of points, not N. Reported per size: write time, optimize() (the HNSW build),
 the process's peak RSS and the store folder's size, then p50/p95 of Retriever.retrieve over --queries questions of
-benchmarks/data/python_faq/testset.jsonl (after 10 warm-up questions), and the store search's dense and BM25
-candidate searches timed apart on the same questions. The dense vectors are random, so the hits
+benchmarks/data/python_faq/testset.jsonl (after 10 warm-up questions), and the store search's steps timed apart on
+the same questions (dense and BM25 candidate searches alone, both as the one batch the search sends, fusion +
+payload read). The dense vectors are random, so the hits
 are meaningless; the latency is what a user waits for.
 """
 
@@ -126,25 +127,36 @@ def timed_retrieve(retriever, questions: list[str]) -> tuple[list[float], list[f
     return ms, embed_ms, search_ms
 
 
-def component_times(store, dense, sparse_enc, questions: list[str], k: int) -> tuple[list[float], list[float]]:
-    """The store search's two candidate searches apart, as EdgeStore.search sends them (top-k, no payloads, no
-    filter while nothing is staged): dense and BM25 ms per question after the first WARMUP."""
+def component_times(store, dense, sparse_enc, questions: list[str], k: int, limit: int, rrf_k: int) -> dict:
+    """The store search's steps apart, as EdgeStore.search sends them (top-k, no payloads, no filter while nothing
+    is staged): the dense and BM25 candidate searches each alone, both as the one batch the search sends, and the
+    fusion + payload read of the `limit` fused hits; ms per question after the first WARMUP."""
     from assistant.store.base import DENSE, SPARSE
+    from assistant.store.fusion import rrf
 
     qe, shard = store._qe, store._open("bench")
-    dense_ms, sparse_ms = [], []
+    out: dict[str, list[float]] = {"dense": [], "bm25": [], "batch": [], "fuse + payloads": []}
     for i, q in enumerate(questions):
         v, sv = dense.embed_query(q).tolist(), sparse_enc.embed_query(q)
         reqs = [
             qe.QueryRequest(limit=k, query=qe.Query.Nearest(v, using=DENSE), params=store.search_params()),
             qe.QueryRequest(limit=k, query=qe.Query.Nearest(qe.SparseVector(sv.indices, sv.values), using=SPARSE)),
         ]
-        for req, out in zip(reqs, (dense_ms, sparse_ms)):
+        times = []
+        for req in reqs:
             t = time.perf_counter()
             shard.query(req)
-            if i >= WARMUP:
-                out.append((time.perf_counter() - t) * 1000)
-    return dense_ms, sparse_ms
+            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        shard.retrieve([pid for pid, _ in rrf([[h.id for h in hs] for hs in lists], rrf_k, limit)], True, False)
+        times.append(time.perf_counter() - t)
+        if i >= WARMUP:
+            for name, sec in zip(out, times):
+                out[name].append(sec * 1000)
+    return out
 
 
 def main() -> None:
@@ -178,9 +190,8 @@ def main() -> None:
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             retriever = Retriever(store, dense, sparse_enc, settings.retrieval)
             ms, embed_ms, search_ms = timed_retrieve(retriever, questions)
-            dense_ms, sparse_ms = component_times(
-                store, dense, sparse_enc, questions, settings.retrieval.prefetch_limit
-            )
+            r = settings.retrieval
+            parts = component_times(store, dense, sparse_enc, questions, r.prefetch_limit, r.top_k, r.rrf_k)
         finally:
             store.close()
             rm(root)
@@ -196,8 +207,10 @@ def main() -> None:
             flush=True,
         )
         k = settings.retrieval.prefetch_limit
-        parts = [f"{percentile(x, 50):.1f}/{percentile(x, 95):.1f}/{max(x):.1f}" for x in (dense_ms, sparse_ms)]
-        print(f"{n:,}: the search's parts alone, p50/p95/max: dense top-{k} {parts[0]} ms, BM25 top-{k} {parts[1]} ms")
+        each = ", ".join(
+            f"{name} {percentile(x, 50):.2f}/{percentile(x, 95):.2f}/{max(x):.1f}" for name, x in parts.items()
+        )
+        print(f"{n:,}: the search's steps alone (top-{k}), p50/p95/max ms: {each}")
     print(
         table(
             [

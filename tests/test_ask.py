@@ -188,3 +188,13 @@ def test_citations_carry_a_supporting_sentence_and_a_short_label(indexed):
     }
     assert passage_label(by_source["codes.csv"]) == "codes.csv › row 1"  # the CSV row, counted under the header
     assert passage_label(by_source["travel.pdf"]).startswith("travel.pdf › p. ")
+
+
+def test_a_named_domain_is_checked_without_listing_the_others(components, corpus, monkeypatch):
+    """A question for a named domain checks that domain only; the others are listed for an error alone."""
+    components.ingestor().run([corpus / "leave.md"], "hr")
+    with pytest.raises(LoragError, match="unknown domain 'Legal!'") as e:
+        components.ask_service.retriever.resolve_domains("Legal!")  # not even a valid name: still "unknown"
+    assert "known domains: hr" in e.value.hint
+    monkeypatch.setattr(components.store, "domains", lambda: pytest.fail("listed every domain"))
+    assert components.ask_service.retriever.resolve_domains("hr") == ["hr"]

@@ -371,3 +371,41 @@ def test_embedded_search_never_returns_staged_chunks(tmp_path):
     lists = s.ranked_lists("hr", EMB.embed_query("leave").tolist(), BM25.embed_query("leave"), limit=3)
     assert [h.text for h in lists.dense + lists.sparse] == ["annual leave is 27 days"] * 2
     s.close()
+
+
+def test_has_live_follows_publish_and_removal(store):
+    """A domain's live-chunk check answers from what this process last saw until it deletes points: removing
+    the only document empties the domain, publishing one fills it again."""
+    store.ensure_domain("hr", EMB.dim)
+    assert not store.has_live("hr")
+    store.stage("hr", points("a.txt", "h1", ["annual leave is 27 days"]))
+    assert not store.has_live("hr")  # staged only
+    store.publish("hr", "a.txt", "h1")
+    assert store.has_live("hr") and store.has_live("hr")
+    store.remove_doc("hr", "a.txt")
+    assert not store.has_live("hr")
+    store.stage("hr", points("b.txt", "h1", ["sick leave needs a note"]))
+    store.publish("hr", "b.txt", "h1")
+    assert store.has_live("hr")
+    store.stage("hr", points("b.txt", "h2", ["sick leave needs a note from day 3"]))
+    store.publish("hr", "b.txt", "h2")  # a new version replaces the old one
+    assert store.has_live("hr")
+    store.remove_doc("hr", "b.txt")
+    assert not store.has_live("hr")
+
+
+def test_fusion_orders_equal_scores_by_the_ids_text():
+    """Equal fused scores (a point at the same rank in both lists, or at swapped ranks) are ordered by the id's
+    text, for UUID ids as for string ids."""
+    import random
+
+    from assistant.store.fusion import rrf
+
+    rng = random.Random(3)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(30)]
+    ranked = [ids, ids[::-1]]  # every point: 1/(k+i) + 1/(k+29-i), equal for i and 29-i
+    for pids in (ranked, [[str(i) for i in ids] for ids in ranked]):
+        fused = rrf(pids, 60, 30)
+        want = sorted(fused, key=lambda x: (-round(x[1], 12), str(x[0])))
+        assert [str(p) for p, _ in fused] == [str(p) for p, _ in want]
+        assert len({round(s, 12) for _, s in fused}) == 15  # pairs of equal scores

@@ -49,6 +49,11 @@ class EdgeStore:
         # this is known without asking: while it is False, searches skip the `state == live` filter, which costs
         # a payload-index check per point the dense graph and the BM25 lists visit (benchmarks/RESULTS.md).
         self._staged: dict[str, bool] = {}
+        # Open domains seen to hold a live chunk: known until this process deletes points (publish, remove_doc),
+        # so a question's `has_live` check does not search the shard each time. `_deletes` counts the deletes, so
+        # that a check that overlapped one (another thread) does not keep its answer.
+        self._live: set[str] = set()
+        self._deletes = 0
 
     # -- shards ---------------------------------------------------------------------------------
     def _path(self, domain: str) -> Path:
@@ -137,6 +142,7 @@ class EdgeStore:
             self._open(domain)  # fails cleanly if another process holds it
             self._shards.pop(domain).close()
         self._staged.pop(domain, None)
+        self._forget_live(domain)
         shutil.rmtree(self._path(domain), ignore_errors=True)
 
     # -- what embedded the domain (assistant.index_record) --------------------------------------------
@@ -184,6 +190,7 @@ class EdgeStore:
         shard = self._open(domain)
         old = self._filter(self._match("doc_id", doc_id), must_not=[self._match("content_hash", content_hash)])
         shard.update(qe.UpdateOperation.delete_points_by_filter(old))
+        self._forget_live(domain)
         new = self._filter(self._match("doc_id", doc_id), self._match("content_hash", content_hash))
         shard.update(qe.UpdateOperation.set_payload_by_filter(new, {"state": LIVE}))
         if self._staged.get(domain):
@@ -201,6 +208,12 @@ class EdgeStore:
     def remove_doc(self, domain: str, doc_id: str) -> None:
         shard = self._open(domain)
         shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(self._match("doc_id", doc_id))))
+        self._forget_live(domain)
+
+    def _forget_live(self, domain: str) -> None:
+        """After a delete: the domain's live chunks may be gone."""
+        self._deletes += 1
+        self._live.discard(domain)
 
     def flush(self) -> None:
         for shard in self._shards.values():
@@ -218,6 +231,7 @@ class EdgeStore:
                 shard.close()
         self._shards.clear()
         self._staged.clear()
+        self._live.clear()
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self, domain: str, *, state: str | None = LIVE) -> int:
@@ -225,12 +239,17 @@ class EdgeStore:
         return self._open(domain).count(self._qe.CountRequest(filter=f))
 
     def has_live(self, domain: str) -> bool:
-        """Any live chunk? (one-point scroll: cheap, unlike an exact count)"""
+        """Any live chunk? (one-point scroll: cheap, unlike an exact count; a yes is kept until a delete)"""
+        if domain in self._live and domain in self._shards:
+            return True
+        deletes = self._deletes
         recs, _ = self._open(domain).scroll(
             self._qe.ScrollRequest(
                 limit=1, filter=self._filter(self._match("state", LIVE)), with_payload=False, with_vector=False
             )
         )
+        if recs and deletes == self._deletes:
+            self._live.add(domain)
         return bool(recs)
 
     def _scroll(self, domain: str, flt: Any, limit: int | None = None) -> list[Any]:
