@@ -13,7 +13,6 @@ trl + peft on the same seed (and, once recorded, against its golden loss).
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 import torch
@@ -509,39 +508,3 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
     assert abs(fast.metrics["eval_loss"] - plain.metrics["eval_loss"]) / plain.metrics["eval_loss"] < 0.03
     if GOLDEN_EVAL_LOSS is not None and liger:  # recorded with the default plan (Liger on)
         assert fast.metrics["eval_loss"] == pytest.approx(GOLDEN_EVAL_LOSS, rel=GOLDEN_RTOL)
-
-
-@pytest.mark.parametrize("quant_type,blocksize,nested", [("nf4", 64, True), ("nf4", 128, False), ("fp4", 64, False)])
-@pytest.mark.parametrize("shape", [(1, 64), (17, 48), (33, 200), (300, 4112), (1024, 4096)])
-def test_4bit_codes_to_e4m3_match_the_dequantized_weight(shape, quant_type, blocksize, nested):
-    """The Triton kernel taking a bitsandbytes 4-bit weight straight to the FP8 GEMM operands (per output
-    channel, and transposed per input channel) against the float32 dequantized weight divided in torch, on
-    odd shapes (tiles cut by the edges, blocks straddling rows), both 4-bit types, nested and plain scales."""
-    import bitsandbytes.functional as bnb_f
-
-    from finetune.accel import fp8, nf4_fp8
-
-    if torch.cuda.get_device_capability() < (8, 9):
-        pytest.skip("Triton's e4m3 conversion needs compute capability 8.9+")
-    torch.manual_seed(sum(shape))
-    w = torch.randn(*shape, device="cuda") * torch.logspace(-2, 1, shape[0], device="cuda")[:, None]
-    packed, state = bnb_f.quantize_4bit(w, blocksize=blocksize, quant_type=quant_type, compress_statistics=nested)
-    packed.quant_state = state
-    base4 = types.SimpleNamespace(weight=packed)
-    assert nf4_fp8.supported(base4)
-    ref = bnb_f.dequantize_4bit(packed, state).float()
-    row, col = fp8.weight_scales(ref)
-    q = nf4_fp8.rowwise(base4, row)
-    assert q.dtype == torch.float8_e4m3fn and q.shape == shape
-    assert _same_up_to_rounding(q, (ref / row).to(torch.float8_e4m3fn))
-    qt = nf4_fp8.colwise_transposed(base4, col)
-    assert qt.shape == shape[::-1] and qt.is_contiguous()
-    assert _same_up_to_rounding(qt, (ref.t() / col).to(torch.float8_e4m3fn))
-    if shape[0] % 16 == 0 and shape[1] % 16 == 0:  # the GEMMs on them: the dequantized route's products
-        x = torch.randn(32, shape[1], device="cuda", dtype=torch.bfloat16)
-        g = torch.randn(32, shape[0], device="cuda", dtype=torch.bfloat16)
-        wb = ref.to(torch.bfloat16)
-        got = fp8.matmul_quantized(x, q, row, torch.bfloat16)
-        assert _rel(got, fp8.matmul(x, wb, (row, col), torch.bfloat16)) < 0.02
-        got_t = fp8.matmul_transposed_quantized(g, qt, col, torch.bfloat16)
-        assert _rel(got_t, fp8.matmul_transposed(g, wb, (row, col), torch.bfloat16)) < 0.02

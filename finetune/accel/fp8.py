@@ -106,24 +106,16 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
 def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False) -> Any:
     """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result.
     fast_accum: accumulate at the tensor cores' precision (faster; float32 accumulation otherwise)."""
-    return matmul_quantized(x, rowwise(w, scales[0])[0], scales[0], out_dtype, fast_accum=fast_accum)
-
-
-def matmul_quantized(x: Any, wq: Any, w_scale: Any, out_dtype: Any, *, fast_accum: bool = False) -> Any:
-    """x·wᵀ with w already e4m3 (n x k, scaled per row by w_scale (n, 1)): x quantized per row here."""
     xq, sx = rowwise(x)
-    return _scaled_mm(xq, wq.t(), sx, w_scale.t(), out_dtype, fast_accum)
+    wq, sw = rowwise(w, scales[0])
+    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype, fast_accum)
 
 
 def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
     """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1]."""
-    return matmul_transposed_quantized(g, colwise_transposed(w, scales[1]), scales[1], out_dtype)
-
-
-def matmul_transposed_quantized(g: Any, wq_t: Any, w_col_scale: Any, out_dtype: Any) -> Any:
-    """g·w with wᵀ already e4m3 (k x n, contiguous, scaled per column of w by w_col_scale (k, 1))."""
     gq, sg = rowwise(g)
-    return _scaled_mm(gq, wq_t.t(), sg, w_col_scale.t(), out_dtype)
+    wq = colwise_transposed(w, scales[1])
+    return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
 
 
 def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any, fast_accum: bool = False) -> Any:

@@ -32,7 +32,6 @@ def _lora_linear_fn() -> Any:
     import torch
 
     from . import fp8 as fp8_ops
-    from . import nf4_fp8
 
     class LoraLinear(torch.autograd.Function):
         @staticmethod
@@ -61,12 +60,6 @@ def _lora_linear_fn() -> Any:
                 out = x2.new_empty((x2.shape[0], b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
                     out.fill_(unread)
-            elif fp8 is not None and weight is None and nf4_fp8.supported(base4):  # 4-bit codes straight to e4m3
-                wq = nf4_fp8.rowwise(base4, fp8[0])
-                out = fp8_ops.matmul_quantized(x2, wq, fp8[0], x.dtype, fast_accum=fast_accum)
-                if bias is not None:
-                    out.add_(bias.to(x.dtype))
-                out.addmm_(u, b16.t(), alpha=scale)
             else:
                 w = _dequantized(base4, x.dtype) if weight is None else weight
                 if fp8 is not None:
@@ -91,12 +84,8 @@ def _lora_linear_fn() -> Any:
             ga = (gu.t() @ x2).to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
             gx = None
             if ctx.needs_input_grad[0]:
-                if ctx.fp8 is not None and weight is None and nf4_fp8.supported(ctx.base4):
-                    wq_t = nf4_fp8.colwise_transposed(ctx.base4, ctx.fp8[1])
-                    gx = fp8_ops.matmul_transposed_quantized(g2, wq_t, ctx.fp8[1], x2.dtype)
-                else:
-                    w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
+                w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
+                gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
                 gx = gx.addmm_(gu, a16).view(ctx.in_shape)
             return gx, None, None, None, ga, gb, None, None, None, None
 
