@@ -86,6 +86,29 @@ def test_docs_list_and_rm(lorag, corpus):
     assert json.loads(lorag("docs", "list", "--json").output) == []
 
 
+def test_docs_list_of_an_unknown_domain_is_an_error(lorag, corpus, monkeypatch, capsys):
+    """A misspelt domain fails with the domain meant and exit code 1, as `docs rm --all` does: it does not read as
+    an empty domain."""
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    monkeypatch.setattr("sys.argv", ["lorag", "docs", "list", "--domain", "hrr"])  # the real entry point
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    got = capsys.readouterr()
+    assert e.value.code == 1 and got.out == ""
+    assert got.err == "error: unknown domain 'hrr': nothing to list\nhint: did you mean hr? known domains: hr\n"
+    monkeypatch.setattr("sys.argv", ["lorag", "docs", "list", "--domain", "nosuch", "--json"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    out = json.loads(capsys.readouterr().out)
+    assert e.value.code == 1 and out == {
+        "error": "unknown domain 'nosuch': nothing to list",
+        "hint": "known domains: hr",
+        "exit_code": 1,
+    }
+    r = lorag("docs", "list", "--domain", "hr", "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 7
+
+
 def test_config_prints_effective_settings(lorag, monkeypatch):
     monkeypatch.setenv("LORAG_MODELS__DEVICE", "cpu")
     r = lorag("config", "--json")
