@@ -492,6 +492,31 @@ def test_help_lists_commands_in_workflow_order_without_type_tags():
         assert "<bool>" not in runner.invoke(cli.app, args).output
 
 
+def test_help_names_arguments_in_capitals_as_the_readme_does():
+    """`lorag ingest --help` reads `{PATH}...` (typer's braces: required; `...`: one or more), not `{paths}...`;
+    every positional argument of every command has such a name."""
+    for args, usage, row in (
+        (["ingest"], "ingest [OPTIONS] {PATH}...", r"│ \*\s+PATH\s+<list\[Path\]>\s+Files and folders"),
+        (["docs", "rm"], "rm [OPTIONS] [NAME]...", r"│\s+NAME\s+<list\[str\]>\s+Documents to remove"),
+        (["models", "pull"], "pull [OPTIONS] [NAME]...", r"│\s+NAME\s+<list\[str\]>\s+Built-in models"),
+        (["ask"], "ask [OPTIONS] {QUESTION}", r"│ \*\s+QUESTION\s+<str>\s+Your question"),
+    ):
+        out = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "120"}).output
+        assert usage in out and re.search(row, out), out
+        assert not re.search(r"[{\[](paths|names|question)[}\]]", out), out
+    unnamed = []
+
+    def walk(cmd, path: str) -> None:
+        for p in cmd.params:
+            if p.param_type_name == "argument" and not (p.metavar and p.metavar.isupper()):
+                unnamed.append(f"{path} {p.name}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(cli.app), "lorag")
+    assert unnamed == []
+
+
 def test_a_cut_answer_says_so(lorag, corpus, monkeypatch):
     assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
     stream = FakeGenerator.stream
