@@ -277,6 +277,15 @@ def retrieve_for(
     return r
 
 
+def routing_vector(retriever: Retriever, question: str, r: Retrieval) -> Any:
+    """The question's dense vector for routing: the one its retrieval searched with when that search was for the
+    question itself (one embedding per question); a follow-up, searched joined with what it follows, is routed
+    on its own words, so it is embedded alone."""
+    if r.query_vec is not None and r.query.strip() == question.strip():
+        return r.query_vec
+    return retriever.dense.embed_query(question)
+
+
 def no_context_message(domains: Sequence[str]) -> str:
     where = f"domain '{domains[0]}'" if len(domains) == 1 else f"domains {', '.join(domains)}"
     return f"I found nothing relevant to this question in the {where}, so I cannot answer it from the documents."
@@ -295,7 +304,9 @@ class AskService:
             if choice not in (None, AUTO, "base"):
                 return Route(choice, domain, f"explicit choice: {choice}")
             return Route(None, domain, "no router: base model")
-        query_vec = self.retriever.dense.embed_query(question) if choice in (None, AUTO) and domain is None else None
+        query_vec = None
+        if choice in (None, AUTO) and domain is None:  # the classifier needs the question's vector
+            query_vec = routing_vector(self.retriever, question, r)
         return self.router.route(
             choice=choice, domain=domain, query_vec=query_vec, hit_domains=[p.domain for p in r.passages]
         )

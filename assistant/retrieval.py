@@ -55,6 +55,7 @@ class Retrieval:
     domains: list[str]
     timings_ms: dict[str, float] = field(default_factory=dict)
     query: str = ""  # what was searched (a follow-up: joined with the question it follows)
+    query_vec: Any = field(default=None, repr=False)  # the dense vector of `query` the search used (routing reuses it)
 
 
 def resolve_domains(store: Store, domain: str | None) -> list[str]:
@@ -133,11 +134,13 @@ class Retriever:
         if not questions:
             return []
         vecs = self.dense.embed_documents(questions)
-        return [self.retrieve(q, domain, top_k=top_k, _dense=v) for q, v in zip(questions, vecs)]
+        return [self.retrieve(q, domain, top_k=top_k, query_vec=v) for q, v in zip(questions, vecs)]
 
     def retrieve(
-        self, question: str, domain: str | None = None, *, top_k: int | None = None, _dense: Any = None
+        self, question: str, domain: str | None = None, *, top_k: int | None = None, query_vec: Any = None
     ) -> Retrieval:
+        """`query_vec`: the question's dense vector when the caller has it (else embedded here, once); the
+        Retrieval keeps the vector searched with, so routing needs no second embedding."""
         if not question.strip():
             raise LoragError("the question is empty")
         s = self.settings
@@ -148,7 +151,8 @@ class Retriever:
                 index_record.check(self.store, d, self.dense)
                 self._checked.add(d)
         t0 = time.perf_counter()
-        dense_q = (self.dense.embed_query(question) if _dense is None else _dense).tolist()
+        vec = self.dense.embed_query(question) if query_vec is None else query_vec
+        dense_q = vec.tolist()
         sparse_q = self.sparse.embed_query(question)
         t1 = time.perf_counter()
         limit = max(k, s.prefetch_limit) if (self.reranker is not None and s.rerank) else k
@@ -177,6 +181,7 @@ class Retriever:
             relevant=bool(passages) and best >= s.min_relevance,
             domains=domains,
             query=question,
+            query_vec=vec,
             timings_ms={
                 "embed_ms": (t1 - t0) * 1000,
                 "search_ms": search_ms,

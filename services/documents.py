@@ -10,10 +10,11 @@ from assistant.errors import LoragError, closest
 
 
 def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
-    """Every indexed document (of one domain, or all), as plain dicts: domain, display, format, chunks, hash."""
+    """Every indexed document (of one domain, or all), as plain dicts: domain, display, format, chunks, hash. A
+    domain that is not indexed is an error, as for `drop_domain` (a typo must not read as an empty domain)."""
+    if domain:
+        check_known_domain(store, domain, "nothing to list")
     domains = [domain] if domain else store.domains()
-    if domain and domain not in store.domains():
-        return []
     return [{"domain": d, **doc.__dict__} for d in domains for doc in store.list_docs(d)]
 
 
@@ -46,14 +47,19 @@ def _removed(d: Any) -> dict[str, Any]:
 def drop_domain(store: Any, domain: str) -> list[dict[str, Any]]:
     """Remove a whole domain (`docs rm --all`); a domain that is not indexed is an error (a typo must not read
     as done). Returns the documents it held."""
+    check_known_domain(store, domain, "nothing to remove")
+    removed = [_removed(d) for d in store.list_docs(domain)]
+    store.drop_domain(domain)
+    return removed
+
+
+def check_known_domain(store: Any, domain: str, outcome: str) -> None:
+    """A LoragError naming `outcome` ("nothing to remove") and the domain meant, when `domain` is not indexed."""
     known = store.domains()
     if domain not in known:
         close = closest(domain, known)
         hint = (f"did you mean {close}? " if close else "") + f"known domains: {', '.join(known) or 'none'}"
-        raise LoragError(f"unknown domain '{domain}': nothing to remove", hint=hint)
-    removed = [_removed(d) for d in store.list_docs(domain)]
-    store.drop_domain(domain)
-    return removed
+        raise LoragError(f"unknown domain '{domain}': {outcome}", hint=hint)
 
 
 def check_ingest_paths(paths: Iterable[Path]) -> None:

