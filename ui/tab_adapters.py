@@ -192,8 +192,14 @@ def build(core: Any) -> None:
             train_status = gr.Markdown(elem_id="ad-status")
     gr.Markdown("#### Progress (jobs run in the background and survive a page reload)")
     with gr.Row():
+        # custom values allowed: a job just started sets the value while a timer tick that read the job list a
+        # moment before may still send choices without it (Gradio would refuse the value and leave the old job)
         job_pick = gr.Dropdown(
-            [j[0] for j in jobs_rows(core)], label="Job to watch (default: the newest)", elem_id="ad-job", scale=2
+            [j[0] for j in jobs_rows(core)],
+            label="Job to watch (default: the newest)",
+            elem_id="ad-job",
+            scale=2,
+            allow_custom_value=True,
         )
         progress = gr.Markdown(progress_line(core.jobs.latest("train")), elem_id="ad-progress")
     with gr.Row():
