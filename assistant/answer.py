@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from assistant.answer_label import stream_without_label
 from assistant.generation import Generator
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage, Retrieval, Retriever
@@ -356,7 +357,8 @@ class AskService:
             return
         pieces: list[str] = []
         messages = build_messages(question, r.passages, history)
-        for piece in self.generator.stream(messages, adapter=route.adapter, max_new_tokens=max_new_tokens):
+        reply = self.generator.stream(messages, adapter=route.adapter, max_new_tokens=max_new_tokens)
+        for piece in stream_without_label(reply):  # a leading "A:" (the prompt's "Question:" echoed) left out
             pieces.append(piece)
             yield piece
         stats = self.generator.last_stats

@@ -45,6 +45,29 @@ def test_streaming_yields_pieces_then_the_answer(indexed):
     assert items[-1].citations[0].ref == "travel.pdf#page=1"
 
 
+@pytest.mark.parametrize(
+    "reply,shown",
+    [
+        ("A: Trains are booked in second class [1].", "Trains are booked in second class [1]."),
+        ("Answer:  Second class [1].", "Second class [1]."),
+        ("A train is booked in second class [1].", "A train is booked in second class [1]."),  # no label: kept
+        ("Answer is second class [1].", "Answer is second class [1]."),
+    ],
+)
+def test_a_leading_answer_label_is_left_out_of_the_stream_and_the_answer(indexed, reply, shown):
+    """Small models often open with "A:" after the prompt's "Question:"; the streamed pieces and the answer
+    (and its citations) leave the label out, and only a label."""
+    from assistant.answer_label import stream_without_label
+
+    indexed._generator = FakeGenerator(lambda m: reply)
+    items = list(indexed.ask_service.stream("Which class are trains booked in?", "hr"))
+    assert "".join(items[:-1]) == shown and items[-1].answer == shown
+    assert items[-1].citations[0].ref == "travel.pdf#page=1"
+    for pieces in (["A", ":", " x"], ["Ans", "wer", ":", " ", "x"], ["A:", "\tx"]):
+        assert "".join(stream_without_label(pieces)) == "x"
+    assert "".join(stream_without_label(["A", " cat"])) == "A cat" and list(stream_without_label(["A:"])) == []
+
+
 def test_no_relevant_passage_gives_a_clear_answer_without_the_model(indexed):
     gen = FakeGenerator()
     indexed._generator = gen
