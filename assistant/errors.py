@@ -13,6 +13,13 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+def known_hint(name: str, known: Iterable[str], what: str) -> str:
+    """ "did you mean X? known <what>: a, b" for a name not among `known` (the first part only when one is close)."""
+    known = list(known)
+    close = closest(name, known)
+    return (f"did you mean {close}? " if close else "") + f"known {what}: {', '.join(known) or 'none'}"
+
+
 class LoragError(Exception):
     """A problem the user can act on: the message says what and where (file, field, setting)."""
 

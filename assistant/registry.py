@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from assistant.errors import LoragError, closest
+from assistant.errors import LoragError, known_hint
 from assistant.names import check_domain, is_domain, parse_adapter
 
 
@@ -88,9 +88,8 @@ class Registry:
             found = [c for c in cards if c.promoted] or cards[-1:]
         if not found:
             names = [c.name for c in self.all()]
-            close = closest(name, names)
             if names:
-                hint = (f"did you mean {close}? " if close else "") + f"known adapters: {', '.join(names)}"
+                hint = known_hint(name, names, "adapters")
             else:
                 hint = "no adapter is registered yet: lorag synth --domain D && lorag train --domain D"
             raise LoragError(f"no adapter named '{name}'", hint=hint)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from assistant.errors import LoragError, closest
+from assistant.errors import LoragError, known_hint
 
 
 def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
@@ -58,9 +58,7 @@ def check_known_domain(store: Any, domain: str, outcome: str) -> None:
     """A LoragError naming `outcome` ("nothing to remove") and the domain meant, when `domain` is not indexed."""
     known = store.domains()
     if domain not in known:
-        close = closest(domain, known)
-        hint = (f"did you mean {close}? " if close else "") + f"known domains: {', '.join(known) or 'none'}"
-        raise LoragError(f"unknown domain '{domain}': {outcome}", hint=hint)
+        raise LoragError(f"unknown domain '{domain}': {outcome}", hint=known_hint(domain, known, "domains"))
 
 
 def check_ingest_paths(paths: Iterable[Path]) -> None:

@@ -299,6 +299,23 @@ class EdgeStore:
         rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
         return qe.SearchParams(hnsw_ef=hnsw_ef or self.hnsw_ef, quantization=rescore)
 
+    def _candidate_requests(
+        self, dense: list[float], sparse: SparseVector, limit: int, *, filtered: bool, with_payload: bool
+    ) -> list[Any]:
+        """The dense and (when the question has BM25 terms) sparse top-`limit` requests; `filtered`: live only."""
+        qe = self._qe
+        live = self._filter(self._match("state", LIVE)) if filtered else None
+        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
+        reqs = [
+            qe.QueryRequest(
+                limit=limit, query=dense_q, filter=live, params=self.search_params(), with_payload=with_payload
+            )
+        ]
+        if sparse.indices:
+            sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+            reqs.append(qe.QueryRequest(limit=limit, query=sparse_q, filter=live, with_payload=with_payload))
+        return reqs
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
@@ -321,17 +338,10 @@ class EdgeStore:
         *,
         filtered: bool,
     ) -> SearchResult:
-        qe = self._qe
         shard = self._open(domain)
-        live = self._filter(self._match("state", LIVE)) if filtered else None
-        params = self.search_params()
-        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
-        reqs = [qe.QueryRequest(limit=prefetch, query=dense_q, filter=live, params=params, with_payload=False)]
-        if sparse.indices:
-            sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            reqs.append(qe.QueryRequest(limit=prefetch, query=sparse_q, filter=live, with_payload=False))
+        reqs = self._candidate_requests(dense, sparse, prefetch, filtered=filtered, with_payload=False)
         t0 = time.perf_counter()
-        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        lists = shard.query_batch(self._qe.QueryBatchRequest(reqs))
         fused = rrf([[h.id for h in hs] for hs in lists], rrf_k, limit)
         recs = shard.retrieve([pid for pid, _ in fused], True, False) if fused else []
         ms = (time.perf_counter() - t0) * 1000
@@ -351,17 +361,10 @@ class EdgeStore:
     def _ranked_lists(
         self, domain: str, dense: list[float], sparse: SparseVector, limit: int, *, filtered: bool
     ) -> RankedLists:
-        qe = self._qe
         shard = self._open(domain)
-        live = self._filter(self._match("state", LIVE)) if filtered else None
-        params = self.search_params()
-        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
-        reqs = [qe.QueryRequest(limit=limit, query=dense_q, filter=live, params=params, with_payload=True)]
-        if sparse.indices:
-            sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            reqs.append(qe.QueryRequest(limit=limit, query=sparse_q, filter=live, with_payload=True))
+        reqs = self._candidate_requests(dense, sparse, limit, filtered=filtered, with_payload=True)
         t0 = time.perf_counter()
-        lists = shard.query_batch(qe.QueryBatchRequest(reqs))
+        lists = shard.query_batch(self._qe.QueryBatchRequest(reqs))
         ms = (time.perf_counter() - t0) * 1000
         hits = [[Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hs] for hs in lists]
         if not filtered and any(h.payload.get("state") != LIVE for hs in hits for h in hs):

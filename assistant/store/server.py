@@ -222,28 +222,35 @@ class QdrantClientStore:
         rescore = m.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
         return m.SearchParams(hnsw_ef=self.hnsw_ef, quantization=rescore)
 
+    def _candidate_requests(
+        self, dense: list[float], sparse: SparseVector, limit: int, *, with_payload: bool
+    ) -> list[Any]:
+        """The dense and (when the question has BM25 terms) sparse top-`limit` requests, live chunks only."""
+        m = self.m
+        live = m.Filter(must=[self._match("state", LIVE)])
+        dense_v = [float(x) for x in dense]
+        reqs = [
+            m.QueryRequest(
+                query=dense_v,
+                using=DENSE,
+                limit=limit,
+                filter=live,
+                params=self._search_params(),
+                with_payload=with_payload,
+            )
+        ]
+        if sparse.indices:
+            sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
+            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=limit, filter=live, with_payload=with_payload))
+        return reqs
+
     def search(
         self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int, prefetch: int, rrf_k: int
     ) -> SearchResult:
         """As EdgeStore.search: dense and BM25 candidates in one batch without payloads, fused as Qdrant's RRF,
         then the fused hits' payloads; the best cosine is the dense list's first (the dense graph searched once)."""
-        m = self.m
         name = self._require(domain)
-        live = m.Filter(must=[self._match("state", LIVE)])
-        params = self._search_params()
-        reqs = [
-            m.QueryRequest(
-                query=[float(x) for x in dense],
-                using=DENSE,
-                limit=prefetch,
-                filter=live,
-                params=params,
-                with_payload=False,
-            )
-        ]
-        if sparse.indices:
-            sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
-            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=prefetch, filter=live, with_payload=False))
+        reqs = self._candidate_requests(dense, sparse, prefetch, with_payload=False)
         t0 = time.perf_counter()
         lists = [r.points for r in self._call(self.client.query_batch_points, name, reqs)]
         fused = rrf([[p.id for p in ps] for ps in lists], rrf_k, limit)
@@ -259,18 +266,8 @@ class QdrantClientStore:
         return SearchResult(hits, float(lists[0][0].score) if lists[0] else -1.0, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
-        m = self.m
         name = self._require(domain)
-        live = m.Filter(must=[self._match("state", LIVE)])
-        params = self._search_params()
-        reqs = [
-            m.QueryRequest(
-                query=[float(x) for x in dense], using=DENSE, limit=limit, filter=live, params=params, with_payload=True
-            )
-        ]
-        if sparse.indices:
-            sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
-            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=limit, filter=live, with_payload=True))
+        reqs = self._candidate_requests(dense, sparse, limit, with_payload=True)
         t0 = time.perf_counter()
         lists = self.client.query_batch_points(name, reqs)
         ms = (time.perf_counter() - t0) * 1000
