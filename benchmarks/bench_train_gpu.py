@@ -183,6 +183,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
+    # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
+    "fp8big": dict(_fp8_min_elements=1 << 23),
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -276,6 +278,10 @@ def run_lorag(
 
     spec = dict(VARIANTS[variant])
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
+    if "_fp8_min_elements" in spec:  # not a recipe key: the size threshold itself (this process only)
+        from finetune.accel import fp8
+
+        fp8.MIN_WEIGHT_ELEMENTS = spec.pop("_fp8_min_elements")
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -778,6 +784,13 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
             f"{r['mfu'] * 100:6.2f}% {r['seconds']:8.1f} {r['optimizer_steps']:6d} {r['rows_trained']:6d} "
             f"{median or float('nan'):8.1f} {'' if at_step is None else f'{at_step * 100:7.2f}%':>8s}"
         )
+    for k, r in results.items():
+        pools = (r.get("steps") or {}).get("pools_gb")
+        if pools:  # at the end of training: reserved / allocated GB per pool
+            print(
+                f"{k:20s} memory at train end, reserved / allocated GB: "
+                + ", ".join(f"{p} {v[0]:.2f} / {v[1]:.2f}" for p, v in pools.items())
+            )
     for k, why in failed.items():
         print(f"{k:20s} FAILED: {why}")
     steps = {k: r["optimizer_steps"] for k, r in results.items()}

@@ -36,6 +36,23 @@ def step_profiler(start: int = 3, steps: int = 3):
     return StepProfiler()
 
 
+def memory_pools() -> dict:
+    """The GPU memory the process holds now, by pool: the caching allocator's own ("default") and the
+    private pools CUDA graphs allocate into ("graphs"), each as reserved / allocated GB. A graph replay uses
+    its pool's memory without allocating, so the peak allocated figure misses it; this splits reserved."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    out: dict[str, list[float]] = {}
+    for seg in torch.cuda.memory_snapshot():
+        pool = "default" if tuple(seg.get("segment_pool_id", (0, 0))) == (0, 0) else "graphs"
+        got = out.setdefault(pool, [0.0, 0.0])
+        got[0] += seg["total_size"] / 2**30
+        got[1] += seg["allocated_size"] / 2**30
+    return {k: [round(v[0], 3), round(v[1], 3)] for k, v in out.items()}
+
+
 _SHAPES_SEEN: set[tuple] = set()  # batch shapes trained on so far in this process, over every run
 
 
@@ -65,6 +82,7 @@ def step_timer():
         def on_train_end(self, args, state, control, **kw):
             if self.hook is not None:
                 self.hook.remove()
+            self.pools = memory_pools()
 
         def summary(self) -> dict:
             d = [b - a for a, b in zip(self.t, self.t[1:])]
@@ -77,6 +95,7 @@ def step_timer():
                 "median_ms": round(med * 1e3, 1),
                 "over_median_s": round(sum(x - med for x in d[1:]), 3),
                 "sum_s": round(self.t[-1] - self.t[0], 3),
+                **({"pools_gb": self.pools} if getattr(self, "pools", None) else {}),
             }
             if any(n is not None for n in self.new):
                 fresh = [x for x, n in zip(d, self.new) if n]

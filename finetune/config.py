@@ -406,7 +406,7 @@ class TrainConfig(_Recipe):
     fp8_matmuls: bool = Field(
         True,
         description="With fused_lora, on GPUs with FP8 tensor cores (compute capability 8.9+): the "
-        "frozen base weight's GEMMs of the larger LoRA Linears (in x out >= 2^23: a 1B Llama's MLP) "
+        "frozen base weight's GEMMs of the larger LoRA Linears (in x out >= 2^22: a 1B Llama's MLP, q and o) "
         "run in FP8 e4m3 while training, operands scaled per token and per channel "
         "(finetune/accel/fp8.py). The adapter's own GEMMs, evaluation and serving stay in bf16.",
     )

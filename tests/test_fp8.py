@@ -46,7 +46,8 @@ def test_matmuls_match_the_full_precision_products():
 
 def test_eligible_takes_large_linears_with_sides_multiple_of_16():
     assert fp8.eligible(2048, 8192) and fp8.eligible(8192, 2048)  # a 1B Llama's MLP
-    assert not fp8.eligible(2048, 2048) and not fp8.eligible(2048, 512)  # its attention projections
+    assert fp8.eligible(2048, 2048) and fp8.eligible(4096, 1024)  # its q and o; an 8B Llama's k and v
+    assert not fp8.eligible(2048, 512) and not fp8.eligible(1024, 2048)  # a 1B Llama's k and v (1M elements)
     assert not fp8.eligible(4104, 8192)  # not a multiple of 16
 
 

@@ -26,13 +26,15 @@ import functools
 from typing import Any
 
 E4M3_MAX = 448.0
-MIN_WEIGHT_ELEMENTS = 1 << 23  # smaller GEMMs gain too little over the quantization passes (k/v at 1B lose)
+# smaller GEMMs gain too little over quantizing their operands: k/v at 1B (1M elements) lose; q/o at 1B (4M)
+# gain 2% of a step, k/v at 8B (4M) break even (benchmarks/RESULTS.md)
+MIN_WEIGHT_ELEMENTS = 1 << 22
 
 
 def eligible(in_features: int, out_features: int) -> bool:
     """Whether a base Linear of this size runs its GEMMs in FP8: large enough for the speed-up to outweigh
-    quantizing its operands (at 1B: the MLP's three projections, not the attention's), with both sides a
-    multiple of 16 as FP8 GEMMs require."""
+    quantizing its operands (at 1B: the MLP's three projections and attention's q and o, not k and v), with
+    both sides a multiple of 16 as FP8 GEMMs require."""
     return in_features * out_features >= MIN_WEIGHT_ELEMENTS and in_features % 16 == 0 and out_features % 16 == 0
 
 
