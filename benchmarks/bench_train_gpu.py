@@ -185,6 +185,10 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
     # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
     "fp8big": dict(_fp8_min_elements=1 << 23),
+    # the checkpointed layers' MLPs over token tiles (default 1: the whole MLP at once)
+    "tiles-auto": dict(recompute_mlp_tiles="auto"),  # tiles where layer inputs are offloaded (at 8B: 4)
+    "tiles2": dict(recompute_mlp_tiles=2),
+    "tiles4": dict(recompute_mlp_tiles=4),
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -786,6 +790,9 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
         )
     for k, r in results.items():
         pools = (r.get("steps") or {}).get("pools_gb")
+        ev = (r.get("steps") or {}).get("eval_peaks_gb")
+        if ev:
+            print(f"{k:20s} peak allocated / reserved GB before the last evaluation {ev[0]}, after it {ev[1]}")
         if pools:  # at the end of training: reserved / allocated GB per pool
             print(
                 f"{k:20s} memory at train end, reserved / allocated GB: "

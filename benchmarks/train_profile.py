@@ -36,6 +36,14 @@ def step_profiler(start: int = 3, steps: int = 3):
     return StepProfiler()
 
 
+def _peaks() -> tuple | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3), round(torch.cuda.max_memory_reserved() / 2**30, 3)
+
+
 def memory_pools() -> dict:
     """The GPU memory the process holds now, by pool: the caching allocator's own ("default") and the
     private pools CUDA graphs allocate into ("graphs"), each as reserved / allocated GB. A graph replay uses
@@ -75,9 +83,14 @@ def step_timer():
                 self.now = tuple(x.shape)
 
         def on_step_end(self, args, state, control, **kw):
+            self.peaks = _peaks()  # before this step's scheduled evaluation, if any
             self.t.append(time.perf_counter())
             self.new.append(None if self.now is None else self.now not in _SHAPES_SEEN)
             _SHAPES_SEEN.add(self.now)
+
+        def on_evaluate(self, args, state, control, **kw):
+            if getattr(self, "peaks", None) is not None:
+                self.eval_peaks = (self.peaks, _peaks())
 
         def on_train_end(self, args, state, control, **kw):
             if self.hook is not None:
@@ -96,6 +109,8 @@ def step_timer():
                 "over_median_s": round(sum(x - med for x in d[1:]), 3),
                 "sum_s": round(self.t[-1] - self.t[0], 3),
                 **({"pools_gb": self.pools} if getattr(self, "pools", None) else {}),
+                # peak allocated / reserved GB before and after the last evaluation inside training (an eager pass)
+                **({"eval_peaks_gb": self.eval_peaks} if getattr(self, "eval_peaks", None) else {}),
             }
             if any(n is not None for n in self.new):
                 fresh = [x for x, n in zip(d, self.new) if n]

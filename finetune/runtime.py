@@ -67,8 +67,9 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         took = f" ({graphs['graphs']} captured in {graphs['capture_s']:.1f} s)" if graphs.get("graphs") else ""
         skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
         held = ", layer inputs held in CPU memory" if graphs.get("offloaded") else ""
+        tiles = f", MLP in {graphs['mlp_tiles']} token tiles" if (graphs.get("mlp_tiles") or 1) > 1 else ""
         parts.append(
-            f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}{held}"
+            f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}{held}{tiles}"
             + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else "")
         )
     elif graphs and graphs != accel_off and rt.get("accel") is not False and not rt.get("note"):

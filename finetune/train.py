@@ -507,6 +507,7 @@ def _trainer_phase(
         offload=cfg.offload_activations,
         share=cfg.share_graphs,
         skip_unread=cfg.recompute_skip_unread,
+        mlp_tiles=cfg.recompute_mlp_tiles,
     )
     return _Setup(trainer, applied, micro, rows_per_pass, accum, total_steps, history, packing)
 

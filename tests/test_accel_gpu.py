@@ -179,6 +179,41 @@ def test_captured_graphs_give_eager_checkpointing_gradients(gpu_lm, fused, keep)
     _close(got, ref)
 
 
+@pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
+def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on):
+    """mlp_tiles (finetune/accel/tiled_mlp.py) under CUDA graphs: the recompute skips the MLP and the backward
+    runs it a tile at a time, the tiles sharing each weight's operands (FP8 ones included, made inside the
+    capture): the loss and gradients of the untiled graphs."""
+    from finetune.accel import fp8, lora_fused
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
+
+    if fp8_on and fp8.unsupported_reason("cuda"):
+        pytest.skip(fp8.unsupported_reason("cuda"))
+    model, undo = _lora(gpu_lm, fused=True)
+    if fp8_on:
+        for m in lora_fused.fused_modules(model):
+            lora_fused.enable_fp8(m, fast_accum=True)
+    batches = [_padded([60, 33, 64], 64, 1), _padded([64, 12], 64, 2)]
+    runs = {}
+    try:
+        for tiles in (1, 4):
+            graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 64, mlp_tiles=tiles).install()
+            try:
+                _grads(model, batches)  # the first pass captures
+                loss, got = _grads(model, batches)
+                runs[tiles] = (loss, got, graphs.summary())
+            finally:
+                graphs.uninstall()
+    finally:
+        undo()
+    (ref_loss, ref, untiled), (loss, got, summary) = runs[1], runs[4]
+    assert untiled["mlp_tiles"] == 1 and summary["mlp_tiles"] == 4, summary
+    assert summary["failure"] is None and summary["eager"] == 0 and summary["graphs"] > 0, summary
+    assert torch.allclose(loss, ref_loss, rtol=1e-3)
+    _close(got, ref, rtol=1e-2)
+
+
 @pytest.mark.parametrize("keep", [0, 1], ids=["recomputed", "first-kept"])
 def test_offloaded_layer_inputs_train_alike_and_leave_the_gpu(gpu_lm, keep):
     """offload=True on the captured graphs: the checkpointed layers' inputs wait in pinned CPU memory (copied out

@@ -102,11 +102,12 @@ def apply(
     share: bool = True,
     skip_unread: bool = True,
     offload: bool | str = False,
+    mlp_tiles: int | str = 1,
 ) -> Applied:
     """Put the plan's model-side speed-ups on `model` (peft's, before the optimizer is built): bf16 LoRA weights,
     compiled decoder layers, fused LoRA Linears (FP8 base GEMMs), and decoder layers as CUDA graphs for batches
-    of up to max_tokens tokens (packed rows up to varlen_max each; checkpoint, keep, share, skip_unread, offload:
-    see graphs.LayerGraphs). On a plain plan nothing changes."""
+    of up to max_tokens tokens (packed rows up to varlen_max each; checkpoint, keep, share, skip_unread, offload,
+    mlp_tiles: see graphs.LayerGraphs). On a plain plan nothing changes."""
     done = Applied(plan)
     if not plan.accel:
         return done
@@ -128,11 +129,16 @@ def apply(
         done._undo.append(unfuse)
     if plan.cuda_graphs:
         from . import offload as offload_ops
+        from . import tiled_mlp
         from .graphs import LayerGraphs
         from .layers import decoder_layers
 
         layers = decoder_layers(model)
         hidden = int(getattr(getattr(model, "config", None), "hidden_size", 0) or 0)
+        held = offload_ops.wanted(offload, layers=len(layers), max_tokens=max_tokens, hidden=hidden)
+        tiles = tiled_mlp.tile_count(
+            mlp_tiles, offloaded=held and checkpoint and skip_unread, max_tokens=max_tokens, hidden=hidden
+        )
         done.graphs = LayerGraphs(
             layers,
             max_tokens=max_tokens,
@@ -141,7 +147,8 @@ def apply(
             share=share,
             skip_unread=skip_unread,
             varlen_max=varlen_max if plan.batching == "packed" else 0,
-            offload=offload_ops.wanted(offload, layers=len(layers), max_tokens=max_tokens, hidden=hidden),
+            offload=held,
+            mlp_tiles=tiles if checkpoint and skip_unread else 1,
         ).install()
         done._undo.append(done.graphs.uninstall)
     return done

@@ -105,19 +105,29 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
     return _torch_rowwise(w.t(), scale)[0].contiguous()
 
 
-def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False) -> Any:
+def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False, wq: Any = None) -> Any:
     """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result.
-    fast_accum: accumulate at the tensor cores' precision (faster; float32 accumulation otherwise)."""
+    fast_accum: accumulate at the tensor cores' precision (faster; float32 accumulation otherwise).
+    wq: w's operand already quantized (weight_operands' first), when several GEMMs share it; w is then unread."""
     xq, sx = rowwise(x)
-    wq, sw = rowwise(w, scales[0])
-    return _scaled_mm(xq, wq.t(), sx, sw.t(), out_dtype, fast_accum)
+    if wq is None:
+        wq = rowwise(w, scales[0])[0]
+    return _scaled_mm(xq, wq.t(), sx, scales[0].t(), out_dtype, fast_accum)
 
 
-def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any) -> Any:
-    """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1]."""
+def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, wq: Any = None) -> Any:
+    """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1].
+    wq: w's transposed operand already quantized (weight_operands' second); w is then unread."""
     gq, sg = rowwise(g)
-    wq = colwise_transposed(w, scales[1])
+    if wq is None:
+        wq = colwise_transposed(w, scales[1])
     return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
+
+
+def weight_operands(w: Any, scales: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A frozen weight's two e4m3 operands, for GEMMs that share them (a layer's MLP run in token tiles): the
+    forward's (w scaled per output channel) and the input gradient's (wᵀ scaled per input channel)."""
+    return rowwise(w, scales[0])[0], colwise_transposed(w, scales[1])
 
 
 def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any, fast_accum: bool = False) -> Any:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import tiled_mlp
 from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
 from .offload import Offload
 
@@ -197,6 +198,7 @@ class LayerGraphs:
         skip_unread: bool = True,
         varlen_max: int = 0,
         offload: bool = False,
+        mlp_tiles: int = 1,
     ):
         self.layers = list(layers)
         self.max_tokens = max_tokens
@@ -211,6 +213,7 @@ class LayerGraphs:
         self.held_ends = (held[0], held[-1]) if held else (-1, -1)
         self.share = share  # layers of one structure replay one stand-in layer's programs (see the module doc)
         self.skip_unread = skip_unread  # recomputes skip fused LoRA outputs nothing reads (_unread_outputs)
+        self.mlp_tiles = mlp_tiles  # checkpointed layers' MLPs over this many token tiles (finetune/accel/tiled_mlp.py)
         self.unread: dict[int, list[Any]] = {}
         self.template: tuple | None = None  # (stand-in layer, its packed tensors, its structure)
         self.structure_ok: dict[int, bool] = {}
@@ -238,6 +241,7 @@ class LayerGraphs:
             "capture_s": 0.0,
             "warmup_s": 0.0,
             "unread": [],
+            "mlp_tiles": 1,
         }
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
@@ -616,9 +620,21 @@ class LayerGraphs:
                 return [g for g in torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True) if g is not None]
 
         skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
+        tiles = 1 if kept else self._tiles(layer, skip)
+
+        def mlp_tiled(unread: bool) -> Any:
+            if tiles == 1:
+                return contextlib.nullcontext()
+            return tiled_mlp.tiled(layer.mlp, tiles, unread=unread, skip=skip)
 
         def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
-            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(skip), lora_fused.keep_dequantized():
+            with (
+                torch.enable_grad(),
+                autocast(),
+                lora_fused.unread_outputs(skip),
+                lora_fused.keep_dequantized(),
+                mlp_tiled(unread=True),
+            ):
                 x = xbuf.detach().requires_grad_(True)
                 out = call(x)
             grads_into_buffers(out, x)
@@ -626,7 +642,7 @@ class LayerGraphs:
         if not kept:
 
             def fwd() -> None:
-                with torch.no_grad(), autocast():
+                with torch.no_grad(), autocast(), mlp_tiled(unread=False):
                     st.out.copy_(call(xbuf))
 
             return fwd, recompute_grads, recompute_grads
@@ -647,6 +663,15 @@ class LayerGraphs:
             grads_into_buffers(*pending.pop())
 
         return fwd, bwd, recompute_grads
+
+    def _tiles(self, layer: Any, skip: list[Any]) -> int:
+        """How many token tiles layer's MLP runs over (finetune/accel/tiled_mlp.py): self.mlp_tiles where its
+        output is known unread in a recompute (its down projection is among the skipped outputs), else 1."""
+        down = getattr(getattr(layer, "mlp", None), "down_proj", None)
+        if self.mlp_tiles <= 1 or down is None or not any(m is down for m in skip):
+            return 1
+        self.stats["mlp_tiles"] = self.mlp_tiles
+        return self.mlp_tiles
 
     def _unread_outputs(
         self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape

@@ -47,23 +47,36 @@ def _lora_linear_fn() -> Any:
             unread: Any = None,
             fp8: Any = None,
             fast_accum: bool = False,
+            key: Any = None,
         ) -> Any:
             # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None;
-            # fast_accum: its forward GEMM accumulates at the tensor cores' precision (finetune/accel/fp8.py)
+            # fast_accum: its forward GEMM accumulates at the tensor cores' precision (finetune/accel/fp8.py);
+            # key: what names the weight among shared operands (its LoRA layer)
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
             w = weight
+            # inside shared_weight_operands (an MLP run in token tiles): the weight's operands made once for all
+            # tiles; the backward's FP8 operand is then kept (ctx.wt) instead of the dequantized weight
+            shared = _OPERANDS.get()
+            ops = _operands(shared, key, base4, weight, x.dtype, fp8) if shared is not None else None
+            ctx.wt = ops[1] if ops is not None and fp8 is not None else None
             if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
                 out = x2.new_empty((x2.shape[0], b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
                     out.fill_(unread)
+                if ops is not None and fp8 is None:
+                    w = ops[0]
             else:
-                w = _dequantized(base4, x.dtype) if weight is None else weight
+                if ops is not None:
+                    w = ops[0] if fp8 is None else None
+                else:
+                    w = _dequantized(base4, x.dtype) if weight is None else weight
                 if fp8 is not None:
-                    out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum)
+                    wq = ops[0] if ops is not None else None
+                    out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
                     if bias is not None:
                         out.add_(bias.to(x.dtype))
                 else:
@@ -71,7 +84,8 @@ def _lora_linear_fn() -> Any:
                 out.addmm_(u, b16.t(), alpha=scale)
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
             # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
-            ctx.save_for_backward(x2, u, w if weight is not None or _KEEP_DEQUANTIZED.get() else None, a16, b16)
+            keep = ctx.wt is None and (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None)
+            ctx.save_for_backward(x2, u, w if keep else None, a16, b16)
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             return out.view(*x.shape[:-1], out.shape[-1])
 
@@ -84,12 +98,29 @@ def _lora_linear_fn() -> Any:
             ga = (gu.t() @ x2).to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
             gx = None
             if ctx.needs_input_grad[0]:
-                w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
+                if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
+                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt)
+                else:
+                    w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
+                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
                 gx = gx.addmm_(gu, a16).view(ctx.in_shape)
-            return gx, None, None, None, ga, gb, None, None, None, None
+            ctx.wt = None
+            return gx, None, None, None, ga, gb, None, None, None, None, None
 
     return LoraLinear
+
+
+def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any) -> tuple:
+    """A frozen weight's operands from `shared` (made on first use): its FP8 pair (forward, input gradient) when
+    its GEMMs run in FP8, else the weight in the compute dtype (dequantized once, for a 4-bit one)."""
+    from . import fp8 as fp8_ops
+
+    name = (id(key), dtype, fp8 is not None)
+    got = shared.get(name)
+    if got is None:
+        w = _dequantized(base4, dtype) if weight is None else weight
+        got = shared[name] = fp8_ops.weight_operands(w, fp8) if fp8 is not None else (w,)
+    return got
 
 
 def _dequantized(base4: Any, dtype: Any) -> Any:
@@ -163,12 +194,27 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         vars(layer).get(_UNREAD),
         fp8,
         fp8 is not None and vars(layer).get(_FP8_FAST, False),
+        layer,
     )
     return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
+
+
+_OPERANDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lorag_weight_operands", default=None)
+
+
+@contextlib.contextmanager
+def shared_weight_operands() -> Iterator[None]:
+    """Inside, fused nodes make each frozen weight's GEMM operands (dequantized, FP8) once and reuse them in every
+    call (a layer's MLP run in token tiles: each tile's GEMMs read the same weights); dropped on leaving."""
+    token = _OPERANDS.set({})
+    try:
+        yield
+    finally:
+        _OPERANDS.reset(token)
 
 
 @contextlib.contextmanager
