@@ -118,6 +118,49 @@ def test_offloaded_inputs_give_the_same_gradients_and_come_back_last_first(lora_
     assert all(s.prev is None and s.gpu is None for s, _, _, _ in saves)  # nothing left referenced
 
 
+@pytest.mark.parametrize("keep", [0, 1], ids=["all-recomputed", "first-kept"])
+def test_a_layer_finds_its_input_where_the_layer_before_left_it(lora_model, keep, monkeypatch):
+    """A layer's forward leaves its output in the shared input buffer, its backward the input's gradient in
+    the shared gradient buffer: the next replay copies nothing in but the first layer's input (and, in
+    backward, the last layer's output gradient), and the gradients stay checkpointing's."""
+    model = lora_model
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    batch = right_padded_batch([9, 5, 12], 16)
+    reference = grads_of(model, [batch])
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, keep=keep, capture=False).install()
+    into = {"x": 0, "gout": 0}  # copy_ calls whose destination is one of the shared buffers
+    real = torch.Tensor.copy_
+
+    def counted(dst, *a, **k):
+        for name in into:
+            if name in graphs.flat and dst.data_ptr() == graphs.flat[name].data_ptr():
+                into[name] += 1
+        return real(dst, *a, **k)
+
+    try:
+        grads_of(model, [batch])  # builds the programs (warm-ups and probes write the buffers)
+        model.zero_grad(set_to_none=True)
+        monkeypatch.setattr(torch.Tensor, "copy_", counted)
+        loss = model(**batch).loss
+        fwd = dict(into)
+        loss.backward()
+        bwd = {k: into[k] - fwd[k] for k in into}
+        monkeypatch.undo()
+        got = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    finally:
+        monkeypatch.undo()
+        graphs.uninstall()
+    n = len(decoder_layers(model))
+    # forward: each layer's output over its input, and the first layer's input when it is recomputed (a kept
+    # layer reads its own buffer); backward: each recomputed layer's input, the last layer's output gradient,
+    # then each layer's input gradient over it
+    assert fwd == {"x": n + (keep == 0), "gout": 0}
+    assert bwd == {"x": n - keep, "gout": 1 + n}
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
+
+
 def test_offload_hands_back_what_it_held():
     from finetune.accel.offload import Offload
 

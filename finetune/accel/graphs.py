@@ -4,9 +4,11 @@ A small model's LoRA step is launch-bound: ~9-12k kernels per step, each launche
 autograd and peft, kept the H100 30-43% busy (benchmarks/RESULTS.md). Here each decoder layer's work
 is captured per input shape as two CUDA graphs and replayed every step:
 
-  forward   the layer under no_grad, output copied out; only the input is kept (as checkpointing does)
+  forward   the layer under no_grad, its output left in the input's buffer (where the next layer's replay
+            finds it: one copy per layer, the one autograd keeps); only the input is kept (as checkpointing does)
   backward  the layer recomputed with grad, then autograd.grad for its input and its trainable
-            (LoRA) weights, written to static buffers that autograd then accumulates as usual
+            (LoRA) weights, written to static buffers that autograd then accumulates as usual (the input's
+            gradient over the output's, where the layer before finds it)
 
 so a layer costs a few launches per step instead of ~300, with the math of gradient checkpointing.
 Layers of one structure share their programs (share=True): each shape is captured once, on a copy of
@@ -70,12 +72,14 @@ _UNENDED_CAPTURES: list[Any] = []
 
 @dataclass
 class _Shape:
-    """Static buffers of one input shape, shared by every layer (views of one allocation)."""
+    """Static buffers of one input shape, shared by every layer (views of one allocation). A layer's forward
+    graph reads its input from x and leaves its output there, its backward graph reads the output's gradient
+    from gout and leaves the input's gradient there: the next layer's replay then finds its input (or its
+    output's gradient) in place, unless something else wrote the buffer since (`held`)."""
 
     x: Any
-    out: Any
     gout: Any
-    gx: Any
+    held: dict  # "x" / "gout": the tensor the buffer's values were last handed out as (one dict for every shape)
     cos: Any
     sin: Any
     cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
@@ -119,7 +123,8 @@ def _replay_fn() -> Any:
         ) -> Any:
             ctx.entry, ctx.st, ctx.rope, ctx.held = entry, st, (cos, sin, cu), None
             if entry.x is None:  # checkpointed: keep the input, recompute the rest
-                st.x.copy_(x)
+                if x is not st.held.get("x"):  # else x is the previous layer's output, still in st.x
+                    st.x.copy_(x)
                 if hold is None:
                     ctx.save_for_backward(x)
                 else:  # held in CPU memory until the backward: hold = (Offload, first layer?, last layer?)
@@ -128,12 +133,14 @@ def _replay_fn() -> Any:
             else:  # kept: the forward graph leaves what backward needs in the pool
                 entry.x.copy_(x)
             entry.run_fwd()
-            return st.out.clone()
+            out = st.held["x"] = st.x.clone()
+            return out
 
         @staticmethod
         def backward(ctx: Any, gout: Any) -> Any:
             st, entry = ctx.st, ctx.entry
             _load_rope(st, *ctx.rope)
+            st.held["x"] = None
             if entry.x is None:
                 if ctx.held is None:
                     (x,) = ctx.saved_tensors
@@ -141,10 +148,12 @@ def _replay_fn() -> Any:
                 else:
                     ctx.offload.load(ctx.held, into=st.x)
                     ctx.held = None
-            st.gout.copy_(gout)
+            if gout is not st.held.get("gout"):  # else gout is the next layer's input gradient, still in st.gout
+                st.gout.copy_(gout)
             _attach_grads(entry)
             entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-            return (st.gx.clone(), None, None, None, None, None, None, *[None] * len(entry.params))
+            gx = st.held["gout"] = st.gout.clone()
+            return (gx, None, None, None, None, None, None, *[None] * len(entry.params))
 
     return Replay
 
@@ -227,6 +236,7 @@ class LayerGraphs:
         self.shapes: dict[tuple, _Shape] = {}
         self.entries: dict[tuple, _Entry | None] = {}
         self.flat: dict[str, Any] = {}
+        self.held: dict[str, Any] = {}  # what the shapes' x / gout buffers were last handed out as (_Shape.held)
         self.pool: Any = None
         self.stream: Any = None  # one side stream for warm-ups and captures: memory cached per stream is reused
         self.warm: set[tuple] = set()
@@ -266,6 +276,7 @@ class LayerGraphs:
         self.entries.clear()
         self.shapes.clear()
         self.flat.clear()
+        self.held.clear()
         self.xbufs.clear()
         self.awaiting.clear()
         self.grads.clear()
@@ -390,14 +401,15 @@ class LayerGraphs:
         st = self.shapes.get(key)
         if st is None:
             n = hidden.numel()
-            for name in ("x", "out", "gout", "gx"):  # one allocation each at the largest batch, views per shape
+            for name in ("x", "gout"):  # one allocation each at the largest batch, views per shape
                 if name not in self.flat:
                     self.flat[name] = torch.empty(
                         self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device
                     )
-            view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "out", "gout", "gx")}
+            view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "gout")}
             st = _Shape(
                 **view,
+                held=self.held,
                 cos=torch.empty_like(rope[0]),
                 sin=torch.empty_like(rope[1]),
                 cu=None if cu is None else torch.empty_like(cu),
@@ -419,6 +431,7 @@ class LayerGraphs:
         try:
             entry = self._build(i, key, st, hidden)
             self.stats["captured"] += 1
+            self.held.clear()  # warm-ups and probes wrote the buffers
         except Exception as e:  # a layer that cannot be captured: every layer runs eagerly from now on
             self._fail(e)
             entry = None
@@ -607,7 +620,7 @@ class LayerGraphs:
             with autocast():
                 grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
             with torch.no_grad():
-                st.gx.copy_(grads[0])
+                st.gout.copy_(grads[0])  # after every read of st.gout: the input's gradient for the layer before
                 pairs = [(acc, g) for acc, g in zip(grads_acc, grads[1:]) if g is not None]
                 if pairs:
                     (torch._foreach_add_ if add else torch._foreach_copy_)([a for a, _ in pairs], [g for _, g in pairs])
@@ -643,7 +656,7 @@ class LayerGraphs:
 
             def fwd() -> None:
                 with torch.no_grad(), autocast(), mlp_tiled(unread=False):
-                    st.out.copy_(call(xbuf))
+                    st.x.copy_(call(xbuf))  # the output over the input, which nothing reads any more
 
             return fwd, recompute_grads, recompute_grads
 
@@ -656,7 +669,7 @@ class LayerGraphs:
                 x = xbuf.data.requires_grad_(True)
                 out = call(x)
             with torch.no_grad():
-                st.out.copy_(out)
+                st.x.copy_(out)
             pending[:] = [(out, x)]
 
         def bwd() -> None:
