@@ -282,10 +282,9 @@ def run_lorag(
 
     spec = dict(VARIANTS[variant])
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
-    if "_fp8_min_elements" in spec:  # not a recipe key: the size threshold itself (this process only)
-        from finetune.accel import fp8
+    from finetune.accel import fp8
 
-        fp8.MIN_WEIGHT_ELEMENTS = spec.pop("_fp8_min_elements")
+    fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -307,16 +306,20 @@ def run_lorag(
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
-    res = train_adapter(
-        cfg,
-        model_path=model_path,
-        train_file=train_file,
-        eval_file=eval_file,
-        run_dir=out,
-        device="cuda" if cuda else "cpu",
-        trainer_overrides=overrides,
-        callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])],
-    )
+    default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
+    try:  # this arm's threshold only: arms after it in this process get the default again
+        res = train_adapter(
+            cfg,
+            model_path=model_path,
+            train_file=train_file,
+            eval_file=eval_file,
+            run_dir=out,
+            device="cuda" if cuda else "cpu",
+            trainer_overrides=overrides,
+            callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])],
+        )
+    finally:
+        fp8.MIN_WEIGHT_ELEMENTS = default_min
     from finetune.runtime import describe_runtime
 
     tok = AutoTokenizer.from_pretrained(model_path)

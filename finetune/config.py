@@ -43,10 +43,14 @@ def _rule(ok: Callable[[Any], bool], want: str) -> AfterValidator:
 
 def _auto_or_count(v: Any) -> Any:
     """A whole number >= 1 or 'auto' (a command line gives numbers as text)."""
-    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
         return v
-    if isinstance(v, str) and v.strip().isdigit() and int(v) >= 1:
-        return int(v)
+    if isinstance(v, str):
+        word = v.strip().lower()
+        if word == "auto":
+            return word
+        if word.isascii() and word.isdecimal() and int(word) >= 1:
+            return int(word)
     raise PydanticCustomError("recipe", "a whole number >= 1 or auto")
 
 
@@ -412,6 +416,8 @@ class TrainConfig(_Recipe):
         "layer's MLP runs over this many token tiles, its intermediates (tokens x intermediate size, several of "
         "them) then a tile at a time; the recompute skips the MLP and the backward runs it a tile at a time "
         "(finetune/accel/tiled_mlp.py). The same math and FLOPs for less GPU memory, at some speed. 1: off. "
+        "Needs gradient_checkpointing and fused_lora, and applies where the MLP's output is found unread in "
+        "the recompute (Llama-like layers; not a layer that normalises its MLP's output, such as Gemma's). "
         "'auto': one tile per hidden-size tokens of a step where layer inputs are held in CPU memory "
         "(offload_activations), else 1. Measured on an H100 (benchmarks/RESULTS.md): 8B QLoRA, 4 tiles, reserves "
         "8.7 GB instead of 9.5 for a step 8.5% longer; 1B, 2 tiles, 7.7% longer for 0.08 GB less.",

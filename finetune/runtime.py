@@ -68,6 +68,8 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         skipped = f", recompute skips {'/'.join(graphs['unread'])}" if graphs.get("unread") else ""
         held = ", layer inputs held in CPU memory" if graphs.get("offloaded") else ""
         tiles = f", MLP in {graphs['mlp_tiles']} token tiles" if (graphs.get("mlp_tiles") or 1) > 1 else ""
+        if graphs.get("mlp_tiles_off") and not tiles:
+            tiles = f", MLP tiles off ({graphs['mlp_tiles_off']})"
         parts.append(
             f"CUDA graphs: {graphs.get('shapes', 0)} shapes{took}{kept}{skipped}{held}{tiles}"
             + (f", eager: {graphs['eager_reason']}" if graphs.get("eager_reason") else "")

@@ -156,3 +156,108 @@ def test_tiles_dequantize_a_4bit_weight_once_per_pass(tiny_lm):
     # 4 + MLP 3 (shared by the tiles), recompute 4, the backward's tiles 3 (shared): the same 14, not 4 + 9 + 4 + 15
     layers = len(decoder_layers(model))
     assert per_step == {1: 14 * layers, 3: 14 * layers}
+
+
+def test_a_layer_that_reads_its_mlp_output_keeps_the_mlp_whole(tmp_path):
+    """Gemma's layers normalise the MLP's output before the residual sum, so its backward reads that output: the
+    probe finds the down projection read, tiles stay off (the reason in the stats), and the gradients are
+    checkpointing's."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=128,
+        sliding_window=64,
+    )
+    model = get_peft_model(
+        Gemma3ForCausalLM(cfg),
+        LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False),
+    ).train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    uninstall = lora_fused.install(model)
+    try:
+        _, grads_ref = _run(model)
+        _, grads, _, summary = _graphed(model, 3)
+    finally:
+        uninstall()
+    assert "mlp.down_proj" not in summary["unread"]
+    assert summary["mlp_tiles"] == 1 and summary["mlp_tiles_off"] == "the recompute reads the MLP's output"
+    for name, g in grads_ref.items():
+        assert torch.isfinite(grads[name]).all() and torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def test_the_probe_counts_only_outputs_the_fused_node_skipped(tiny_lm):
+    """Where peft's own forward runs instead of the fused node (LoRA weights in float32 over a bf16 base, no
+    autocast), a NaN-filled output never reaches anything: nothing is reported unread and the MLP is not tiled."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.bfloat16)
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    ).train()
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)  # peft's default
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    uninstall = lora_fused.install(model)
+    try:
+        _, _, _, summary = _graphed(model, 3)
+    finally:
+        uninstall()
+    assert summary["unread"] == [] and summary["mlp_tiles"] == 1 and summary["eager"] == 0
+
+
+def test_tiles_need_the_skipped_recompute(peft_model):
+    uninstall = lora_fused.install(peft_model)
+    try:
+        graphs = LayerGraphs(
+            decoder_layers(peft_model), max_tokens=48, capture=False, mlp_tiles=3, skip_unread=False
+        ).install()
+        try:
+            _run(peft_model)
+            summary = graphs.summary()
+        finally:
+            graphs.uninstall()
+    finally:
+        uninstall()
+    assert summary["mlp_tiles"] == 1 and summary["mlp_tiles_off"] == "the recompute reads the MLP's output"
+
+
+@pytest.mark.parametrize(
+    ("given", "want"), [(4, 4), ("3", 3), (" 2 ", 2), ("auto", "auto"), ("Auto", "auto"), (" AUTO ", "auto")]
+)
+def test_recipe_takes_a_tile_count_or_auto(given, want):
+    from finetune.config import TrainConfig
+
+    assert TrainConfig(domain="d", recompute_mlp_tiles=given).recompute_mlp_tiles == want
+
+
+@pytest.mark.parametrize("given", [0, -1, "0", True, 2.5, "²", "many", None])
+def test_recipe_refuses_other_tile_counts(given):
+    from finetune.config import TrainConfig
+
+    with pytest.raises(Exception) as err:
+        TrainConfig(domain="d", recompute_mlp_tiles=given)
+    assert "recompute_mlp_tiles" in str(err.value) and "a whole number >= 1 or auto" in str(err.value)
+
+
+def test_the_run_summary_says_how_the_mlp_ran():
+    from finetune.runtime import describe_runtime
+
+    on = {"cuda_graphs": {"shapes": 1, "mlp_tiles": 4}}
+    off = {"cuda_graphs": {"shapes": 1, "mlp_tiles": 1, "mlp_tiles_off": "the recompute reads the MLP's output"}}
+    plain = {"cuda_graphs": {"shapes": 1, "mlp_tiles": 1, "mlp_tiles_off": None}}
+    rt = {"runtime": {"device": "cuda"}}
+    assert describe_runtime(on, rt).endswith("CUDA graphs: 1 shapes, MLP in 4 token tiles")
+    assert describe_runtime(off, rt).endswith("MLP tiles off (the recompute reads the MLP's output)")
+    assert "MLP" not in describe_runtime(plain, rt)

@@ -252,6 +252,7 @@ class LayerGraphs:
             "warmup_s": 0.0,
             "unread": [],
             "mlp_tiles": 1,
+            "mlp_tiles_off": None,
         }
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
@@ -633,7 +634,7 @@ class LayerGraphs:
                 return [g for g in torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True) if g is not None]
 
         skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
-        tiles = 1 if kept else self._tiles(layer, skip)
+        tiles = 1 if kept else self._tiles(layer, skip, hidden)
 
         def mlp_tiled(unread: bool) -> Any:
             if tiles == 1:
@@ -677,11 +678,20 @@ class LayerGraphs:
 
         return fwd, bwd, recompute_grads
 
-    def _tiles(self, layer: Any, skip: list[Any]) -> int:
+    def _tiles(self, layer: Any, skip: list[Any], hidden: Any) -> int:
         """How many token tiles layer's MLP runs over (finetune/accel/tiled_mlp.py): self.mlp_tiles where its
-        output is known unread in a recompute (its down projection is among the skipped outputs), else 1."""
-        down = getattr(getattr(layer, "mlp", None), "down_proj", None)
-        if self.mlp_tiles <= 1 or down is None or not any(m is down for m in skip):
+        output is known unread in a recompute (its down projection is among the skipped outputs) and it maps
+        hidden -> hidden, else 1 (the reason in the stats)."""
+        if self.mlp_tiles <= 1:
+            return 1
+        mlp = getattr(layer, "mlp", None)
+        down = getattr(mlp, "down_proj", None)
+        width = getattr(getattr(down, "base_layer", down), "out_features", None)
+        if down is None or width != hidden.shape[-1]:
+            self.stats["mlp_tiles_off"] = "no hidden -> hidden MLP with a down projection"
+            return 1
+        if not any(m is down for m in skip):
+            self.stats["mlp_tiles_off"] = "the recompute reads the MLP's output"
             return 1
         self.stats["mlp_tiles"] = self.mlp_tiles
         return self.mlp_tiles

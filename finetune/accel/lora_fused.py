@@ -183,6 +183,9 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0
         else None
     )
+    unread = vars(layer).get(_UNREAD)
+    if unread is not None:
+        vars(layer)[_UNREAD_TAKEN] = True  # the fused node, not peft's forward, skipped this output
     out = _lora_linear_fn().apply(
         x,
         None if four else base.weight.to(dt),
@@ -191,7 +194,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         layer.lora_A[name].weight,
         layer.lora_B[name].weight,
         float(layer.scaling[name]),
-        vars(layer).get(_UNREAD),
+        unread,
         fp8,
         fp8 is not None and vars(layer).get(_FP8_FAST, False),
         layer,
@@ -200,6 +203,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
 
 
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
+_UNREAD_TAKEN = "_lorag_unread_taken"  # set when the fused node ran with it (peft's own forward ignores it)
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 
 
@@ -274,14 +278,22 @@ def unread_outputs(modules: list[Any], fill: float | None = None) -> Iterator[No
     """Inside, these fused LoRA Linears skip computing their output (the base GEMM, a third of a layer's
     weights for an MLP's down projection) and return an uninitialised tensor, or one filled with `fill`,
     still saving what their backward needs. For a recompute that is only differentiated, whose caller
-    has checked that nothing reads those outputs (finetune/accel/graph_sharing.py fills them with NaN to check)."""
+    has checked that nothing reads those outputs (finetune/accel/graph_sharing.py fills them with NaN to check).
+    A module whose call inside took the skip is marked (`skip_taken`): peft's own forward, which runs where the
+    fused node cannot (mixed dtypes, DoRA, several adapters), computes its output whatever this says."""
     for m in modules:
         setattr(m, _UNREAD, "empty" if fill is None else fill)
+        vars(m).pop(_UNREAD_TAKEN, None)
     try:
         yield
     finally:
         for m in modules:
             vars(m).pop(_UNREAD, None)
+
+
+def skip_taken(module: Any) -> bool:
+    """Whether the module's last call inside unread_outputs ran the fused node, skipping its output."""
+    return bool(vars(module).get(_UNREAD_TAKEN))
 
 
 def install(model: Any, fp8: bool = False, fp8_fast_accum: bool = False) -> Callable[[], None]:

@@ -62,11 +62,15 @@ def _tiled_fn() -> Any:
             if unread:
                 return x.new_empty(x.shape)
             x2 = x.reshape(-1, x.shape[-1])
-            out = torch.empty_like(x2)
+            out = None
             with lora_fused.shared_weight_operands(), _autocast(x, ac):
                 for part in tiles_of(x2.shape[0], tiles):
-                    out[part] = run(x2[part])
-            return out.view(x.shape)
+                    y = run(x2[part])
+                    if out is None:  # the MLP's output dtype (autocast's, say), hidden wide
+                        out = y.new_empty((x2.shape[0], y.shape[-1]))
+                    out[part] = y
+                    del y
+            return out.view(*x.shape[:-1], out.shape[-1])
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
@@ -83,9 +87,11 @@ def _tiled_fn() -> Any:
                     with _autocast(x, ctx.ac):
                         got = torch.autograd.grad(out, [xt, *params], g2[part], allow_unused=True)
                     gx[part] = got[0]
-                    for i, gi in enumerate(got[1:]):
+                    for i, gi in enumerate(got[1:]):  # summed over the tiles in float32, as one GEMM would
                         if gi is not None:
-                            gp[i] = gi if gp[i] is None else gp[i].add_(gi)
+                            gp[i] = gi.float() if gp[i] is None else gp[i].add_(gi)
+                    del out, got  # before the next tile's intermediates
+            gp = [g if g is None else g.to(p.dtype) for g, p in zip(gp, params)]
             return (gx.view(x.shape), None, None, None, None, None, *gp)
 
     return TiledMLP
