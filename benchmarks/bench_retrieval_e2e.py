@@ -199,11 +199,25 @@ def reopened(root: Path, settings, dense, sparse_enc, questions: list[str], *, p
     return out
 
 
+def arm_row(n: int, name: str, a: dict) -> list:
+    return (
+        [f"{n:,}", name, a.get("open_s", ""), a.get("preload_s", ""), a.get("preload_mb", "")]
+        + [percentile(a["ms"], 50), percentile(a["ms"], 95), max(a["ms"]), percentile(a["embed_ms"], 50)]
+        + [percentile(a["search_ms"], 50), percentile(a["search_ms"], 95)]
+    )
+
+
+def _cell(x) -> str:
+    return x if isinstance(x, str) else f"{x:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--backend", default="torch", help="models.embedder_backend for the query embedding")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--keep", type=Path, help="write each size's store to DIR/<size> and keep it (for --reopen)")
+    ap.add_argument("--reopen", type=Path, help="only the reopened arms, on the stores --keep left in DIR")
     args = ap.parse_args()
     quiet_libraries()
     header("bench_retrieval_e2e: Retriever.retrieve end to end at scale")
@@ -214,7 +228,16 @@ def main() -> None:
     settings, dense, sparse_enc, vocab_arr, questions = query_side(args.backend, args.queries)
     rows, p95, arms = [], {}, []
     for n in [int(s) for s in args.sizes.split(",")]:
-        root = temp_dir(f"e2e{n}")
+        if args.reopen:
+            root = args.reopen / str(n)
+            for name, preload in (("reopened, cold", False), ("reopened, preload", True)):
+                a = reopened(root, settings, dense, sparse_enc, questions, preload=preload)
+                arms.append(arm_row(n, name, a))
+                print(f"{n:,} {name}: " + ", ".join(_cell(x) for x in arms[-1][2:]) + f" ({load()})", flush=True)
+            p95[n] = arms[-1][6]
+            continue
+        root = args.keep / str(n) if args.keep else temp_dir(f"e2e{n}")
+        root.mkdir(parents=True, exist_ok=True)
         store = EdgeStore(root, hnsw_ef=settings.qdrant.hnsw_ef)
         try:
             store.ensure_domain("bench", 384)
@@ -237,14 +260,11 @@ def main() -> None:
             warm = reopened(root, settings, dense, sparse_enc, questions, preload=True)
         finally:
             store.close()
-            rm(root)
+            if not args.keep:
+                rm(root)
         for name, a in (("after build", built), ("reopened, cold", cold), ("reopened, preload", warm)):
-            arms.append(
-                [f"{n:,}", name, a.get("open_s", ""), a.get("preload_s", ""), a.get("preload_mb", "")]
-                + [percentile(a["ms"], 50), percentile(a["ms"], 95), max(a["ms"]), percentile(a["embed_ms"], 50)]
-                + [percentile(a["search_ms"], 50), percentile(a["search_ms"], 95)]
-            )
-            print(f"{n:,} {name}: " + ", ".join(str(x) if isinstance(x, str) else f"{x:.2f}" for x in arms[-1][2:]))
+            arms.append(arm_row(n, name, a))
+            print(f"{n:,} {name}: " + ", ".join(_cell(x) for x in arms[-1][2:]))
         if warm.get("skipped"):
             print(f"{n:,}: preload skipped: {warm['skipped']}")
         ms, embed_ms, search_ms = warm["ms"], warm["embed_ms"], warm["search_ms"]
@@ -264,25 +284,26 @@ def main() -> None:
             f"{name} {percentile(x, 50):.2f}/{percentile(x, 95):.2f}/{max(x):.1f}" for name, x in parts.items()
         )
         print(f"{n:,}: the search's steps alone (top-{k}, after the build), p50/p95/max ms: {each}")
-    print(
-        table(
-            [
-                "chunks",
-                "query backend",
-                "write s",
-                "optimize (HNSW build) s",
-                "peak RSS MB",
-                "store MB",
-                "retrieve p50 ms (reopened, preload)",
-                "retrieve p95 ms (reopened, preload)",
-                "max ms",
-                "embed p50 ms",
-                "search p50 ms",
-                "search p95 ms",
-            ],
-            rows,
+    if rows:
+        print(
+            table(
+                [
+                    "chunks",
+                    "query backend",
+                    "write s",
+                    "optimize (HNSW build) s",
+                    "peak RSS MB",
+                    "store MB",
+                    "retrieve p50 ms (reopened, preload)",
+                    "retrieve p95 ms (reopened, preload)",
+                    "max ms",
+                    "embed p50 ms",
+                    "search p50 ms",
+                    "search p95 ms",
+                ],
+                rows,
+            )
         )
-    )
     heads = ["chunks", "store as met", "open s", "preload s", "preload MB", "retrieve p50 ms", "retrieve p95 ms"]
     print(table(heads + ["max ms", "embed p50 ms", "search p50 ms", "search p95 ms"], arms))
     big = max(p95)
