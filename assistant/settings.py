@@ -157,6 +157,20 @@ class QdrantSettings(_Section):
         description="Threads that build a new embedded domain's HNSW index at the end of an ingest; 0: every core "
         "(qdrant-edge's own default keeps one core free, which on 2 cores halves the build's speed).",
     )
+    preload: bool = Field(
+        True,
+        description="In a long-running process (`lorag ui`, the CLI's keep-warm worker): read each embedded domain's "
+        "files into the page cache in a background thread when the domain is first searched and after an ingest "
+        "rebuilds it, as Elasticsearch's index.store.preload does; the first questions then do not read payloads "
+        "and payload indexes from disk page by page. False: pages are read as searches touch them.",
+    )
+    preload_max_memory_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A domain whose files to preload exceed this share of the memory available (MemAvailable) is "
+        "not preloaded: it would push other pages out of the cache.",
+    )
 
 
 class IngestSettings(_Section):

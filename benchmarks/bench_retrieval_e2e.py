@@ -9,14 +9,20 @@ Python docs, the pipeline's payload, stage + publish per 50-chunk document), gen
 the process's peak RSS and the store folder's size, then p50/p95 of Retriever.retrieve over --queries questions of
 benchmarks/data/python_faq/testset.jsonl (after 10 warm-up questions), and the store search's steps timed apart on
 the same questions (dense and BM25 candidate searches alone, both as the one batch the search sends, fusion +
-payload read). The dense vectors are random, so the hits
-are meaningless; the latency is what a user waits for.
+payload read). The dense vectors are random, so the hits are meaningless; the latency is what a user waits for.
+
+Retrieve is timed on the store as three users meet it: right after the build in the process that built it
+("after build"), and reopened after its pages were dropped from the page cache (posix_fadvise DONTNEED on every
+file: the state after a reboot or under memory pressure), once as a short-lived process opens it ("reopened,
+cold") and once as `lorag ui` / the keep-warm worker do ("reopened, preload": the shard's files read into the cache
+by the background preload, qdrant.preload, which is let finish before the questions). The verdict is on the last.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -159,11 +165,59 @@ def component_times(store, dense, sparse_enc, questions: list[str], k: int, limi
     return out
 
 
+def drop_page_cache(root: Path) -> None:
+    """Drop the store's files from the page cache (their pages that no process maps)."""
+    for f in root.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def reopened(root: Path, settings, dense, sparse_enc, questions: list[str], *, preload: bool) -> dict:
+    """Retrieve on the store reopened with its pages dropped from the cache; with `preload`, as a long-running
+    process opens it (the background preload let finish first). Open time, preload figures, retrieve ms."""
+    from assistant.retrieval import Retriever
+    from assistant.store.edge import EdgeStore
+
+    drop_page_cache(root)
+    store = EdgeStore(root, hnsw_ef=settings.qdrant.hnsw_ef)
+    try:
+        if preload:
+            store.start_preloading(settings.qdrant.preload_max_memory_share)
+        with Timer() as t_open:
+            store._open("bench")  # qdrant-edge's own load: it reads or prefaults what it keeps in memory
+        res = store.preloader.wait("bench") if preload else None
+        ms, embed_ms, search_ms = timed_retrieve(Retriever(store, dense, sparse_enc, settings.retrieval), questions)
+    finally:
+        store.close()
+    out = {"open_s": t_open.s, "ms": ms, "embed_ms": embed_ms, "search_ms": search_ms}
+    if res is not None:
+        out.update(preload_s=res.seconds, preload_mb=res.bytes_read / 2**20, skipped=res.skipped)
+    return out
+
+
+def arm_row(n: int, name: str, a: dict) -> list:
+    return (
+        [f"{n:,}", name, a.get("open_s", ""), a.get("preload_s", ""), a.get("preload_mb", "")]
+        + [percentile(a["ms"], 50), percentile(a["ms"], 95), max(a["ms"]), percentile(a["embed_ms"], 50)]
+        + [percentile(a["search_ms"], 50), percentile(a["search_ms"], 95)]
+    )
+
+
+def _cell(x) -> str:
+    return x if isinstance(x, str) else f"{x:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--backend", default="torch", help="models.embedder_backend for the query embedding")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--keep", type=Path, help="write each size's store to DIR/<size> and keep it (for --reopen)")
+    ap.add_argument("--reopen", type=Path, help="only the reopened arms, on the stores --keep left in DIR")
     args = ap.parse_args()
     quiet_libraries()
     header("bench_retrieval_e2e: Retriever.retrieve end to end at scale")
@@ -172,9 +226,18 @@ def main() -> None:
     from assistant.store.edge import EdgeStore
 
     settings, dense, sparse_enc, vocab_arr, questions = query_side(args.backend, args.queries)
-    rows, p95 = [], {}
+    rows, p95, arms = [], {}, []
     for n in [int(s) for s in args.sizes.split(",")]:
-        root = temp_dir(f"e2e{n}")
+        if args.reopen:
+            root = args.reopen / str(n)
+            for name, preload in (("reopened, cold", False), ("reopened, preload", True)):
+                a = reopened(root, settings, dense, sparse_enc, questions, preload=preload)
+                arms.append(arm_row(n, name, a))
+                print(f"{n:,} {name}: " + ", ".join(_cell(x) for x in arms[-1][2:]) + f" ({load()})", flush=True)
+            p95[n] = arms[-1][6]
+            continue
+        root = args.keep / str(n) if args.keep else temp_dir(f"e2e{n}")
+        root.mkdir(parents=True, exist_ok=True)
         store = EdgeStore(root, hnsw_ef=settings.qdrant.hnsw_ef)
         try:
             store.ensure_domain("bench", 384)
@@ -189,12 +252,22 @@ def main() -> None:
             size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             retriever = Retriever(store, dense, sparse_enc, settings.retrieval)
-            ms, embed_ms, search_ms = timed_retrieve(retriever, questions)
+            built = dict(zip(("ms", "embed_ms", "search_ms"), timed_retrieve(retriever, questions)))
             r = settings.retrieval
             parts = component_times(store, dense, sparse_enc, questions, r.prefetch_limit, r.top_k, r.rrf_k)
+            store.close()
+            cold = reopened(root, settings, dense, sparse_enc, questions, preload=False)
+            warm = reopened(root, settings, dense, sparse_enc, questions, preload=True)
         finally:
             store.close()
-            rm(root)
+            if not args.keep:
+                rm(root)
+        for name, a in (("after build", built), ("reopened, cold", cold), ("reopened, preload", warm)):
+            arms.append(arm_row(n, name, a))
+            print(f"{n:,} {name}: " + ", ".join(_cell(x) for x in arms[-1][2:]))
+        if warm.get("skipped"):
+            print(f"{n:,}: preload skipped: {warm['skipped']}")
+        ms, embed_ms, search_ms = warm["ms"], warm["embed_ms"], warm["search_ms"]
         p95[n] = percentile(ms, 95)
         stages = [percentile(embed_ms, 50), percentile(search_ms, 50), percentile(search_ms, 95)]
         rows.append(
@@ -210,30 +283,33 @@ def main() -> None:
         each = ", ".join(
             f"{name} {percentile(x, 50):.2f}/{percentile(x, 95):.2f}/{max(x):.1f}" for name, x in parts.items()
         )
-        print(f"{n:,}: the search's steps alone (top-{k}), p50/p95/max ms: {each}")
-    print(
-        table(
-            [
-                "chunks",
-                "query backend",
-                "write s",
-                "optimize (HNSW build) s",
-                "peak RSS MB",
-                "store MB",
-                "retrieve p50 ms",
-                "retrieve p95 ms",
-                "max ms",
-                "embed p50 ms",
-                "search p50 ms",
-                "search p95 ms",
-            ],
-            rows,
+        print(f"{n:,}: the search's steps alone (top-{k}, after the build), p50/p95/max ms: {each}")
+    if rows:
+        print(
+            table(
+                [
+                    "chunks",
+                    "query backend",
+                    "write s",
+                    "optimize (HNSW build) s",
+                    "peak RSS MB",
+                    "store MB",
+                    "retrieve p50 ms (reopened, preload)",
+                    "retrieve p95 ms (reopened, preload)",
+                    "max ms",
+                    "embed p50 ms",
+                    "search p50 ms",
+                    "search p95 ms",
+                ],
+                rows,
+            )
         )
-    )
+    heads = ["chunks", "store as met", "open s", "preload s", "preload MB", "retrieve p50 ms", "retrieve p95 ms"]
+    print(table(heads + ["max ms", "embed p50 ms", "search p50 ms", "search p95 ms"], arms))
     big = max(p95)
     print(
-        f"TARGET p95 < {TARGET_P95_MS:.0f} ms at {big:,}: {p95[big]:.1f} ms {verdict(p95[big] < TARGET_P95_MS)}"
-        + ("" if big >= 1_000_000 else " (the target is for 1,000,000)")
+        f"TARGET p95 < {TARGET_P95_MS:.0f} ms at {big:,} (reopened, preload): {p95[big]:.1f} ms "
+        f"{verdict(p95[big] < TARGET_P95_MS)}" + ("" if big >= 1_000_000 else " (the target is for 1,000,000)")
     )
 
 

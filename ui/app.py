@@ -265,6 +265,7 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
 
     s = components.settings.ui
     host, port = host or s.host, port or s.port
+    components.serve_store()  # domains warm into the page cache as they open (qdrant.preload)
     gen = components.generator  # load the model (and promoted adapters) before the first request
     components.retriever  # noqa: B018
     app, _, _ = build_app(components)

@@ -47,6 +47,14 @@ class Components:
             self._store = open_store(self.settings)
         return self._store
 
+    def serve_store(self) -> Store:
+        """The store, for a long-running process: each domain's files warm into the page cache as it opens
+        (qdrant.preload)."""
+        q = self.settings.qdrant
+        if q.preload:
+            self.store.start_preloading(q.preload_max_memory_share)
+        return self.store
+
     @property
     def dense(self) -> DenseEmbedder:
         if self._dense is None:

@@ -121,7 +121,7 @@ def serve_worker(settings: Any, settings_id: str, factory: Callable[[Any], Any])
     keep_s = settings.cli.keep_warm_s
     t0 = time.perf_counter()
     comps = factory(settings)
-    comps.store  # noqa: B018 - the store first: one another process holds fails at once
+    comps.serve_store()  # the store first: one another process holds fails at once
     comps.retriever  # noqa: B018 - the embedder
     comps.generator  # noqa: B018 - the language model (and the promoted adapters)
     core = AppCore(comps)

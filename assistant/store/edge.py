@@ -30,6 +30,7 @@ from assistant.store.base import (
     doc_info_from,
 )
 from assistant.store.fusion import rrf
+from assistant.store.preload import Preloader
 
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
@@ -54,6 +55,7 @@ class EdgeStore:
         # that a check that overlapped one (another thread) does not keep its answer.
         self._live: set[str] = set()
         self._deletes = 0
+        self.preloader: Preloader | None = None  # set by start_preloading (a long-running process)
 
     # -- shards ---------------------------------------------------------------------------------
     def _path(self, domain: str) -> Path:
@@ -72,7 +74,18 @@ class EdgeStore:
             raise _translate_open_error(e, path) from None
         self._shards[domain] = shard
         self._staged[domain] = self._any_staged(shard)  # leftovers of an interrupted ingest
+        if self.preloader is not None:
+            self.preloader.start(domain, path, (SPARSE,))
         return shard
+
+    def start_preloading(self, max_memory_share: float = 0.5) -> None:
+        """From now on each domain's shard, as it opens (and again after `optimize` rewrites it), is read into the
+        page cache by a background thread (assistant.store.preload): for a long-running process, whose searches
+        would otherwise read the payloads and payload indexes from disk page by page. Shards already open start now."""
+        if self.preloader is None:
+            self.preloader = Preloader(max_memory_share=max_memory_share)
+            for domain in self._shards:
+                self.preloader.start(domain, self._path(domain), (SPARSE,))
 
     def _any_staged(self, shard: Any) -> bool:
         recs, _ = shard.scroll(
@@ -135,6 +148,8 @@ class EdgeStore:
         self._staged[domain] = False
 
     def drop_domain(self, domain: str) -> None:
+        if self.preloader is not None:
+            self.preloader.stop(domain)
         shard = self._shards.pop(domain, None)
         if shard is not None:
             shard.close()
@@ -221,9 +236,17 @@ class EdgeStore:
 
     def optimize(self, domain: str) -> bool:
         """Build HNSW/segments now (blocking); queries stay correct without it, only slower."""
-        return bool(self._open(domain).optimize())
+        shard = self._open(domain)
+        if self.preloader is not None:  # its files are about to be replaced
+            self.preloader.stop(domain)
+        done = bool(shard.optimize())
+        if self.preloader is not None:  # the new segment's files
+            self.preloader.start(domain, self._path(domain), (SPARSE,))
+        return done
 
     def close(self) -> None:
+        if self.preloader is not None:
+            self.preloader.close()
         for shard in self._shards.values():
             try:
                 shard.flush()

@@ -162,6 +162,9 @@ class QdrantClientStore:
     def optimize(self, domain: str) -> bool:
         return False  # the server runs its optimizers in the background
 
+    def start_preloading(self, max_memory_share: float = 0.5) -> None:
+        """Nothing to do here: the server keeps its own files in memory (its collections' on_disk settings)."""
+
     def close(self) -> None:
         self.client.close()
 
