@@ -159,10 +159,12 @@ class QdrantSettings(_Section):
     )
     preload: bool = Field(
         True,
-        description="In a long-running process (`lorag ui`, the CLI's keep-warm worker): read each embedded domain's "
-        "files into the page cache in a background thread when the domain is first searched and after an ingest "
-        "rebuilds it, as Elasticsearch's index.store.preload does; the first questions then do not read payloads "
-        "and payload indexes from disk page by page. False: pages are read as searches touch them.",
+        description="In a long-running process (`lorag ui`, the CLI's keep-warm worker): open every embedded domain "
+        "in the background at start, as a server loads its collections (the first question then does not wait for "
+        "its shard to load: seconds for a large domain), and read each domain's files into the page cache in a "
+        "background thread when it opens and after an ingest rebuilds it, as Elasticsearch's index.store.preload "
+        "does; the first questions then do not read payloads and payload indexes from disk page by page. False: "
+        "domains open, and pages are read, as searches touch them.",
     )
     preload_max_memory_share: float = Field(
         0.5,

@@ -2,6 +2,7 @@
 cap, and the setting that turns it off."""
 
 import threading
+import time
 import uuid
 
 from assistant.embedding import Bm25SparseEncoder
@@ -154,4 +155,59 @@ def test_a_short_lived_store_does_not_preload(tmp_path):
     search(store)
     assert store.preloader is None
     assert not [t for t in threading.enumerate() if t.name.startswith("lorag-preload")]
+    store.close()
+
+
+def test_a_serving_process_opens_every_domain_in_the_background(settings):
+    """`lorag ui` / the worker: each domain is opened (and preloaded) before its first question arrives; the
+    setting that turns the preload off leaves domains to open on first use."""
+    filled(settings.store_path).close()
+    store = Components(settings).serve_store()
+    try:
+        deadline = time.monotonic() + 30
+        while "hr" not in store._shards and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "hr" in store._shards  # opened without a search
+        assert store.preloader.wait("hr", 30).bytes_read > 0
+        assert search(store).hits
+    finally:
+        store.close()
+    settings.qdrant.preload = False
+    off = Components(settings).serve_store()
+    time.sleep(0.3)
+    assert off._shards == {}
+    off.close()
+
+
+def test_concurrent_first_uses_load_a_shard_once(tmp_path, monkeypatch):
+    store = filled(tmp_path / "q")
+    loads = []
+    real = store._qe.EdgeShard.load
+
+    class Counting:
+        @staticmethod
+        def load(path):
+            loads.append(path)
+            time.sleep(0.2)  # a large shard's load: the other threads arrive meanwhile
+            return real(path)
+
+    monkeypatch.setattr(store, "_qe", type("QE", (), {**vars(store._qe), "EdgeShard": Counting}))
+    threads = [threading.Thread(target=store._open, args=("hr",)) for _ in range(4)]
+    opener = store.open_in_background()
+    for t in threads:
+        t.start()
+    for t in [*threads, opener]:
+        t.join(30)
+    assert len(loads) == 1 and "hr" in store._shards
+    store.close()
+
+
+def test_the_background_opener_skips_a_domain_over_the_memory_cap(tmp_path, monkeypatch):
+    import assistant.store.edge as edge
+
+    store = filled(tmp_path / "q")
+    monkeypatch.setattr(edge, "mem_available", lambda: 1000)  # bytes: far less than the shard
+    store.open_in_background(max_memory_share=0.5).join(30)
+    assert store._shards == {}
+    assert search(store).hits  # opened on first use, as before
     store.close()

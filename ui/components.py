@@ -48,11 +48,12 @@ class Components:
         return self._store
 
     def serve_store(self) -> Store:
-        """The store, for a long-running process: each domain's files warm into the page cache as it opens
-        (qdrant.preload)."""
+        """The store, for a long-running process: every domain opened in the background, its files warmed into
+        the page cache as it opens (qdrant.preload)."""
         q = self.settings.qdrant
         if q.preload:
             self.store.start_preloading(q.preload_max_memory_share)
+            self.store.open_in_background(q.preload_max_memory_share)  # the first question need not load a shard
         return self.store
 
     @property

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +32,9 @@ from assistant.store.base import (
     doc_info_from,
 )
 from assistant.store.fusion import rrf
-from assistant.store.preload import Preloader
+from assistant.store.preload import Preloader, mem_available
 
+log = logging.getLogger(__name__)
 _SHARD_MARKER = "edge_config.json"
 _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped with the domain
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
@@ -56,6 +59,8 @@ class EdgeStore:
         self._live: set[str] = set()
         self._deletes = 0
         self.preloader: Preloader | None = None  # set by start_preloading (a long-running process)
+        self._open_lock = threading.Lock()  # one load per shard (requests' threads, the background opener)
+        self._closed = False
 
     # -- shards ---------------------------------------------------------------------------------
     def _path(self, domain: str) -> Path:
@@ -65,6 +70,10 @@ class EdgeStore:
         shard = self._shards.get(domain)
         if shard is not None:
             return shard
+        with self._open_lock:
+            return self._shards.get(domain) or self._load(domain)
+
+    def _load(self, domain: str) -> Any:
         path = self._path(domain)
         if not (path / _SHARD_MARKER).is_file():
             raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(self.domains()) or 'none'}")
@@ -77,6 +86,26 @@ class EdgeStore:
         if self.preloader is not None:
             self.preloader.start(domain, path, (SPARSE,))
         return shard
+
+    def open_in_background(self, max_memory_share: float = 0.5) -> threading.Thread:
+        """Open every domain in a background thread, as a server does at start, so that the first question of a
+        long-running process does not wait for qdrant-edge to load its shard (seconds for a large domain). A
+        domain whose folder exceeds `max_memory_share` of the memory available is left to open on first use;
+        a domain that fails to open here fails again, with its error, when it is used."""
+
+        def run() -> None:
+            for domain in self.domains():
+                avail = mem_available()
+                if self._closed or (avail is not None and _folder_bytes(self._path(domain)) > max_memory_share * avail):
+                    continue
+                try:
+                    self._open(domain)
+                except Exception as e:  # noqa: BLE001 - reported where the domain is used
+                    log.info("opening domain %s in the background failed: %s", domain, e)
+
+        t = threading.Thread(target=run, name="lorag-open-domains", daemon=True)
+        t.start()
+        return t
 
     def start_preloading(self, max_memory_share: float = 0.5) -> None:
         """From now on each domain's shard, as it opens (and again after `optimize` rewrites it), is read into the
@@ -150,12 +179,12 @@ class EdgeStore:
     def drop_domain(self, domain: str) -> None:
         if self.preloader is not None:
             self.preloader.stop(domain)
-        shard = self._shards.pop(domain, None)
+        if self.has_domain(domain):
+            self._open(domain)  # fails cleanly if another process holds it
+        with self._open_lock:
+            shard = self._shards.pop(domain, None)
         if shard is not None:
             shard.close()
-        elif self.has_domain(domain):
-            self._open(domain)  # fails cleanly if another process holds it
-            self._shards.pop(domain).close()
         self._staged.pop(domain, None)
         self._forget_live(domain)
         shutil.rmtree(self._path(domain), ignore_errors=True)
@@ -245,14 +274,16 @@ class EdgeStore:
         return done
 
     def close(self) -> None:
+        self._closed = True  # the background opener opens nothing more
         if self.preloader is not None:
             self.preloader.close()
-        for shard in self._shards.values():
+        with self._open_lock:
+            shards, self._shards = dict(self._shards), {}
+        for shard in shards.values():
             try:
                 shard.flush()
             finally:
                 shard.close()
-        self._shards.clear()
         self._staged.clear()
         self._live.clear()
 
@@ -414,3 +445,7 @@ def _translate_open_error(e: Exception, path: Path) -> LoragError:
             "processes can share it",
         )
     return LoragError(f"could not open the embedded store at {path}: {text}")
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

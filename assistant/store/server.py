@@ -165,6 +165,9 @@ class QdrantClientStore:
     def start_preloading(self, max_memory_share: float = 0.5) -> None:
         """Nothing to do here: the server keeps its own files in memory (its collections' on_disk settings)."""
 
+    def open_in_background(self, max_memory_share: float = 0.5) -> None:
+        """Nothing to do here: the server loads its collections when it starts."""
+
     def close(self) -> None:
         self.client.close()
 
