@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,7 +80,7 @@ class _Shape:
 
     x: Any
     gout: Any
-    held: dict  # "x" / "gout": the tensor the buffer's values were last handed out as (one dict for every shape)
+    held: dict  # "x" / "gout": a weak reference to the tensor the buffer was last handed out as (one for all shapes)
     cos: Any
     sin: Any
     cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
@@ -123,7 +124,7 @@ def _replay_fn() -> Any:
         ) -> Any:
             ctx.entry, ctx.st, ctx.rope, ctx.held = entry, st, (cos, sin, cu), None
             if entry.x is None:  # checkpointed: keep the input, recompute the rest
-                if x is not st.held.get("x"):  # else x is the previous layer's output, still in st.x
+                if x is not _alive(st.held, "x"):  # else x is the previous layer's output, still in st.x
                     st.x.copy_(x)
                 if hold is None:
                     ctx.save_for_backward(x)
@@ -133,14 +134,15 @@ def _replay_fn() -> Any:
             else:  # kept: the forward graph leaves what backward needs in the pool
                 entry.x.copy_(x)
             entry.run_fwd()
-            out = st.held["x"] = st.x.clone()
+            out = st.x.clone()
+            st.held["x"] = weakref.ref(out)  # weak: an offloaded layer input is freed as soon as it is copied out
             return out
 
         @staticmethod
         def backward(ctx: Any, gout: Any) -> Any:
             st, entry = ctx.st, ctx.entry
             _load_rope(st, *ctx.rope)
-            st.held["x"] = None
+            st.held.pop("x", None)
             if entry.x is None:
                 if ctx.held is None:
                     (x,) = ctx.saved_tensors
@@ -148,14 +150,21 @@ def _replay_fn() -> Any:
                 else:
                     ctx.offload.load(ctx.held, into=st.x)
                     ctx.held = None
-            if gout is not st.held.get("gout"):  # else gout is the next layer's input gradient, still in st.gout
+            if gout is not _alive(st.held, "gout"):  # else gout is the next layer's input gradient, still in st.gout
                 st.gout.copy_(gout)
             _attach_grads(entry)
             entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-            gx = st.held["gout"] = st.gout.clone()
+            gx = st.gout.clone()
+            st.held["gout"] = weakref.ref(gx)
             return (gx, None, None, None, None, None, None, *[None] * len(entry.params))
 
     return Replay
+
+
+def _alive(held: dict, name: str) -> Any:
+    """The tensor a shared buffer was last handed out as, while it lives (else None)."""
+    ref = held.get(name)
+    return ref() if ref is not None else None
 
 
 def _attach_grads(entry: _Entry) -> None:
