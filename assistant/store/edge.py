@@ -177,12 +177,12 @@ class EdgeStore:
         self._staged[domain] = False
 
     def drop_domain(self, domain: str) -> None:
-        if self.preloader is not None:
-            self.preloader.stop(domain)
         if self.has_domain(domain):
             self._open(domain)  # fails cleanly if another process holds it
         with self._open_lock:
             shard = self._shards.pop(domain, None)
+        if self.preloader is not None:  # after the pop: a preload its opening started ends too
+            self.preloader.stop(domain)
         if shard is not None:
             shard.close()
         self._staged.pop(domain, None)
