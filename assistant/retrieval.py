@@ -8,7 +8,7 @@ from typing import Any
 
 from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder
-from assistant.errors import LoragError
+from assistant.errors import LoragError, known_hint
 from assistant.names import is_domain
 from assistant.settings import RetrievalSettings
 from assistant.store import Hit, RankedLists, Store
@@ -72,7 +72,7 @@ def resolve_domains(store: Store, domain: str | None) -> list[str]:
     if not known:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
     if domain is not None:
-        raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(known)}")
+        raise LoragError(f"unknown domain '{domain}'", hint=known_hint(domain, known, "domains"))
     filled = [d for d in known if store.has_live(d)]
     if not filled:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")

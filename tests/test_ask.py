@@ -219,5 +219,8 @@ def test_a_named_domain_is_checked_without_listing_the_others(components, corpus
     with pytest.raises(LoragError, match="unknown domain 'Legal!'") as e:
         components.ask_service.retriever.resolve_domains("Legal!")  # not even a valid name: still "unknown"
     assert "known domains: hr" in e.value.hint
+    with pytest.raises(LoragError, match="unknown domain 'hrr'") as e:
+        components.ask_service.retriever.resolve_domains("hrr")
+    assert e.value.hint == "did you mean hr? known domains: hr"  # as `docs list` says it
     monkeypatch.setattr(components.store, "domains", lambda: pytest.fail("listed every domain"))
     assert components.ask_service.retriever.resolve_domains("hr") == ["hr"]

@@ -93,6 +93,55 @@ def test_ingest_uploads_to_the_app_and_rm_removes(lorag, live, tmp_path):
     assert r.exit_code == 0 and "removed parking.md" in r.stdout and live.store.list_docs("hr") == []
 
 
+def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag, live, tmp_path):
+    """With the app note's token (what `lorag ui` writes), the app reads the files where they are: the documents
+    keep their own paths as ids, so the same files ingested again are unchanged (not a second copy), errors name
+    the user's file, and --sync works through the app."""
+    import os
+    import stat
+
+    saved = note_path(live.settings).read_text()
+    live.core.local_token = "t0k3n"
+    write_note(live.settings, live.url, "t0k3n")
+    try:
+        assert stat.S_IMODE(os.stat(note_path(live.settings)).st_mode) == 0o600  # its owner's alone
+        folder = tmp_path / "fac"
+        folder.mkdir()
+        (folder / "canteen.md").write_text("# Canteen\n\nThe canteen opens at 11:30 on weekdays.\n")
+        (folder / "empty.txt").write_text("")
+        r = lorag("ingest", str(folder), "--domain", "fac")
+        assert r.exit_code == 1  # empty.txt failed, named by its own path
+        assert "domain fac: added 1" in r.stdout and str(folder / "empty.txt") in r.stdout, r.stdout
+        assert [d.doc_id for d in live.store.list_docs("fac")] == [str(folder / "canteen.md")]
+        (folder / "empty.txt").unlink()
+        r = lorag("ingest", str(folder), "--domain", "fac")
+        assert r.exit_code == 0 and "domain fac: added 0, updated 0, unchanged 1" in r.stdout, r.stdout
+        (folder / "canteen.md").unlink()
+        r = lorag("ingest", str(folder), "--domain", "fac", "--sync")
+        assert r.exit_code == 0 and "removed 1" in r.stdout and live.store.list_docs("fac") == [], r.stdout
+    finally:
+        live.core.local_token = None
+        note_path(live.settings).write_text(saved)
+
+
+def test_reading_by_path_needs_the_apps_token(live):
+    import httpx
+
+    body = {"domain": "x", "paths": ["/etc/hostname"]}
+    for headers in ({}, {"X-Lorag-Local-Token": "guess"}):
+        live.core.local_token = "t0k3n"
+        try:
+            r = httpx.post(f"{live.url}/v1/documents/local", json=body, headers=headers, auth=("ann", "s3cret"))
+        finally:
+            live.core.local_token = None
+        assert r.status_code == 403 and "only for the lorag CLI of the app's own user" in r.text
+    r = httpx.post(  # an app started without a token (not by `lorag ui`) reads no paths at all
+        f"{live.url}/v1/documents/local", json=body, headers={"X-Lorag-Local-Token": ""}, auth=("ann", "s3cret")
+    )
+    assert r.status_code == 403
+    assert "x" not in live.store.domains()
+
+
 def test_wrong_credentials_and_no_app(lorag, live, monkeypatch):
     monkeypatch.setenv("LORAG_UI__PASSWORD", "wrong")
     r = lorag("docs", "list")

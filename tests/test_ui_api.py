@@ -262,7 +262,9 @@ def test_the_response_model_names_what_answered(live):
 
     assert ask("auto", Q).model == "base"  # routed: no adapter serves the manual domain
     assert ask("handbook-v2", Q).model == "handbook-v2"
-    assert ask("auto", "xylophone quantum zebra sonata?").model == "none"  # nothing relevant: no model ran
+    none = ask("auto", "xylophone quantum zebra sonata?")
+    assert none.model == "none"  # nothing relevant: no model ran
+    assert none.model_extra["lorag"]["adapter"] is None and not none.model_extra["lorag"]["relevant"]  # as the CLI
     chunks = list(ask("handbook-v2", Q, stream=True))
     assert {c.model for c in chunks} == {"handbook-v2"} and chunks[-1].usage.completion_tokens > 0
 

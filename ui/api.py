@@ -101,7 +101,7 @@ def _extras(ans: Answer) -> dict[str, Any]:
     return {
         "citations": [c.to_dict() for c in ans.citations],
         "lorag": {
-            "adapter": ans.route.get("adapter", "base"),
+            "adapter": ans.to_dict()["adapter"],  # what answered, as the CLI says it: None when no model ran
             "route": ans.route,
             "relevant": ans.relevant,
             "domains": ans.domains,
@@ -263,6 +263,38 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             await form.close()
+        return {"job": job}
+
+    @router.post("/v1/documents/local")
+    async def ingest_local(request: Request) -> Any:
+        """{"domain": D, "paths": [...], "sync": bool}: ingest files and folders of this machine where they are, for
+        the `lorag` CLI of the app's own user only: the request must carry the token of the app's note
+        (<data_dir>/app.json, readable by that user alone), since it makes the app read any path that user can.
+        Starts an ingest job: {"job": id}."""
+        import hmac
+        from pathlib import Path
+
+        from ui.remote import TOKEN_HEADER
+        from ui.tab_docs import start_ingest
+
+        want = getattr(core, "local_token", None)
+        got = request.headers.get(TOKEN_HEADER, "")
+        if not want or not hmac.compare_digest(got.encode(), str(want).encode()):
+            err = LoragError(
+                "reading files by path is only for the lorag CLI of the app's own user",
+                hint="upload the files with POST /v1/documents instead",
+            )
+            return JSONResponse(_error_body(err), status_code=403)
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
+            return _lorag_error(LoragError('expected {"domain": ..., "paths": [...]}'))
+        try:
+            paths = [Path(str(p)) for p in body["paths"]]
+            job = await run_in_threadpool(
+                start_ingest, core, str(body.get("domain") or ""), [], local=paths, sync=bool(body.get("sync"))
+            )
+        except LoragError as e:
+            return _lorag_error(e)
         return {"job": job}
 
     @router.post("/v1/documents/delete")

@@ -268,15 +268,20 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
     components.serve_store()  # domains warm into the page cache as they open (qdrant.preload)
     gen = components.generator  # load the model (and promoted adapters) before the first request
     components.retriever  # noqa: B018
-    app, _, _ = build_app(components)
+    app, _, core = build_app(components)
+    import secrets
+
     from ui.remote import remove_note, write_note
+
+    core.local_token = secrets.token_urlsafe(32)  # the CLI of this user reads it from the note: local paths
 
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down, so a `finally` may never run: the note goes at shutdown
     app.router.on_shutdown.append(lambda: remove_note(components.settings))
     auth = "on" if _auth(components.settings) else "off"
     print(f"lorag ui: http://{host}:{port}  (API: http://{host}:{port}/v1/chat/completions, login {auth})", flush=True)
     # the `lorag` CLI finds the app through this note while the app holds the embedded store
-    write_note(components.settings, f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}")
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    write_note(components.settings, url, core.local_token)
     if components.uses_engine:
         try:
             h = gen.health()  # type: ignore[attr-defined]

@@ -274,27 +274,33 @@ def _print_ingest(
 
 
 def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, as_json: bool) -> None:
-    """Upload the files to the running app (its Documents tab's ingest), then wait for its job."""
+    """Have the running app ingest the files: where they are, when the app is this user's (its note's token: the
+    same document ids and --sync as an ingest without the app), else uploaded (its Documents tab's ingest); then
+    wait for its job."""
     import time
 
     from services.documents import files_to_send
 
-    if sync:
-        raise LoragError(
-            f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
-            hint="stop the app, or remove gone documents in its Documents tab",
-        )
-    files, skipped = files_to_send(paths, state.settings.ingest.formats)
-    if not files:
-        from services.documents import skipped_note
-
-        raise LoragError(
-            "no supported files found"
-            + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else "")
-        )
     t0 = time.perf_counter()
-    with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
-        job = remote.upload(domain, files)
+    skipped: list[str] = []
+    if getattr(remote, "token", None):
+        job = remote.ingest_paths(domain, paths, sync)
+    else:
+        if sync:
+            raise LoragError(
+                f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
+                hint="stop the app, or remove gone documents in its Documents tab",
+            )
+        files, skipped = files_to_send(paths, state.settings.ingest.formats)
+        if not files:
+            from services.documents import skipped_note
+
+            raise LoragError(
+                "no supported files found"
+                + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else "")
+            )
+        with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
+            job = remote.upload(domain, files)
     with _stage("the app is ingesting", not as_json):
         state_ = remote.wait(job)
     if state_["status"] != "done":
@@ -302,6 +308,7 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     result = state_["result"]
     results = [r for r in result["results"] if r["status"] != "left out"]
     counts = {k: v for k, v in result["counts"].items() if k != "left out"}
+    skipped = skipped or list(result.get("skipped") or [])
     _print_ingest(domain, counts, results, skipped, None, time.perf_counter() - t0, as_json)
     if counts.get("failed"):
         raise typer.Exit(1)

@@ -3,9 +3,11 @@
 The embedded store belongs to one process. While the app runs, it holds the store and leaves a note,
 `<data_dir>/app.json` (its URL and process id); a CLI command that needs the store finds the note, checks
 that the process lives and answers `/healthz`, and then does its work through the app's API with the
-configured credentials (ui.username/ui.password) — `docs list`, `docs rm`, `ingest` (the files are
-uploaded), `ask`, `adapters list/show/promote`, and `synth`, `train`, `eval` as the app's jobs (with the
-options the app offers), followed until they end. Only when no app answers is the lock reported.
+configured credentials (ui.username/ui.password) — `docs list`, `docs rm`, `ingest`, `ask`, `adapters
+list/show/promote`, and `synth`, `train`, `eval` as the app's jobs (with the options the app offers),
+followed until they end. Only when no app answers is the lock reported. `ingest` has the app read the files
+where they are: the note (0600) holds a token only the app's own user can read, which the app asks for
+before it reads a path it is given; without one the files are uploaded.
 """
 
 from __future__ import annotations
@@ -19,20 +21,26 @@ from typing import Any, Iterator
 from assistant.errors import LoragError, StoreLockedError
 
 NOTE = "app.json"
+TOKEN_HEADER = "X-Lorag-Local-Token"  # the app note's token, sent by the CLI of the app's own user
 
 
 def note_path(settings: Any) -> Path:
     return Path(settings.paths.data_dir) / NOTE
 
 
-def write_note(settings: Any, url: str) -> Path:
-    """Written by `lorag ui` once it listens; removed when it stops."""
+def write_note(settings: Any, url: str, token: str | None = None) -> Path:
+    """Written by `lorag ui` once it listens; removed when it stops. Readable by its owner only (0600): `token`
+    lets a CLI command of the same user have the app read local files by their paths (POST /v1/documents/local)."""
     path = note_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    )
+    note = {"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if token:
+        note["token"] = token
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(note))
     tmp.replace(path)
     return path
 
@@ -68,6 +76,7 @@ def find_app(settings: Any) -> "AppClient | None":
     u = settings.ui
     password = u.password.get_secret_value() if u.password is not None else None
     client = AppClient(str(note["url"]), (u.username, password) if u.username and password else None)
+    client.token = str(note["token"]) if note.get("token") else None
     return client if client.healthy() else None
 
 
@@ -93,6 +102,7 @@ class AppClient:
         self.auth = auth
         self.timeout = timeout
         self.worker_pid: int | None = None  # set when this is the keep-warm worker (ui/warm.py), not a `lorag ui` app
+        self.token: str | None = None  # the app note's token: the app then reads local files by path
 
     def _client(self, timeout: float | None = None) -> Any:
         import httpx
@@ -111,6 +121,8 @@ class AppClient:
         h = {"Accept": "application/json"}
         if body is not None:
             h["Content-Type"] = "application/json"
+        if self.token:
+            h[TOKEN_HEADER] = self.token
         if self.auth:
             import base64
 
@@ -188,6 +200,12 @@ class AppClient:
         finally:
             for fh in handles:
                 fh.close()
+
+    def ingest_paths(self, domain: str, paths: list[Path], sync: bool = False) -> str:
+        """Have the app ingest local files and folders where they are (as `lorag ingest` run alone would: the
+        same document ids, `--sync` included); needs the app note's token. The ingest job's id."""
+        body = {"domain": domain, "paths": [str(Path(p).resolve()) for p in paths], "sync": sync}
+        return self.post("/v1/documents/local", body)["job"]
 
     def start_job(self, kind: str, **params: Any) -> str:
         return self.post("/v1/jobs", {"kind": kind, **{k: v for k, v in params.items() if v is not None}})["job"]

@@ -93,12 +93,22 @@ def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple
     return written, bad
 
 
-def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
-    """Save the uploads and ingest them in a background job; returns the job id."""
+def start_ingest(
+    core: Any, domain: str, files: list[tuple[str, Path]], *, local: list[Path] | None = None, sync: bool = False
+) -> str:
+    """Save the uploads and ingest them in a background job; returns the job id. local: files and folders of
+    this machine ingested where they are instead (the `lorag` CLI of the app's own user: the documents keep their
+    paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`)."""
     domain = check_domain((domain or "").strip().lower())
-    if not files:
-        raise LoragError("choose files (or a zip of a folder) to upload first")
-    paths, failed = save_uploads(core, domain, files)
+    if local is not None:
+        paths, failed = list(local), []
+        files = [(p.name, p) for p in paths]
+        if not files:
+            raise LoragError("name the files or folders to ingest")
+    else:
+        if not files:
+            raise LoragError("choose files (or a zip of a folder) to upload first")
+        paths, failed = save_uploads(core, domain, files)
 
     def run(job: Any) -> dict[str, Any]:
         results = list(failed)
@@ -109,7 +119,7 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
             shown = JobIngestProgress(job)
             with core.write_lock:
                 try:
-                    report = ingestor.run(paths, domain, progress=shown.file, throughput=shown.rate)
+                    report = ingestor.run(paths, domain, sync=sync, progress=shown.file, throughput=shown.rate)
                 except LoragError as e:  # e.g. no supported file at all: every upload is listed with why
                     if results:
                         raise
@@ -133,7 +143,8 @@ def start_ingest(core: Any, domain: str, files: list[tuple[str, Path]]) -> str:
         return {"domain": domain, "counts": counts, "results": results, "files": len(results), "skipped": skipped}
 
     names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return core.jobs.start("ingest", f"upload of {names} into {domain}", run, {"domain": domain})
+    what = "ingest" if local is not None else "upload"
+    return core.jobs.start("ingest", f"{what} of {names} into {domain}", run, {"domain": domain})
 
 
 class JobIngestProgress:

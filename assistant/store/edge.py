@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from assistant.embedding import SparseVector
-from assistant.errors import LoragError, StoreLockedError
+from assistant.errors import LoragError, StoreLockedError, known_hint
 from assistant.store.base import (
     DENSE,
     INT8_QUANTILE,
@@ -76,7 +76,7 @@ class EdgeStore:
     def _load(self, domain: str) -> Any:
         path = self._path(domain)
         if not (path / _SHARD_MARKER).is_file():
-            raise LoragError(f"unknown domain '{domain}'", hint=f"known domains: {', '.join(self.domains()) or 'none'}")
+            raise LoragError(f"unknown domain '{domain}'", hint=known_hint(domain, self.domains(), "domains"))
         try:
             shard = self._qe.EdgeShard.load(str(path))
         except Exception as e:  # qdrant-edge raises a bare Exception
