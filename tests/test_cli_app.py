@@ -76,6 +76,9 @@ def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):
     assert out["citations"][0]["quote"] and "›" in out["citations"][0]["label"]
     r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--adapter", "handbook-v2")
     assert r.exit_code == 0 and r.stdout.startswith("(handbook-v2)") and "Sources:\n  [1] " in r.stdout
+    r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--adapter", "handbok-v2")
+    assert r.exit_code == 1 and r.exception.args[0] == "no adapter named 'handbok-v2'"  # the option's word
+    assert r.exception.hint.startswith("did you mean handbook-v2? known adapters: ")
 
 
 def test_ingest_uploads_to_the_app_and_rm_removes(lorag, live, tmp_path):

@@ -519,6 +519,13 @@ def _ask_through_app(
     remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool
 ) -> None:
     final: dict[str, Any] = {}
+    if adapter not in ("auto", "base"):  # said as an adapter, as without the app (the API says "model")
+        served = [m["id"] for m in remote.get("/v1/models")["data"] if m["id"] not in ("auto", "base")]
+        if adapter not in served:
+            from assistant.errors import known_hint
+
+            hint = known_hint(adapter, served, "adapters") if served else "no adapter is registered yet"
+            raise LoragError(f"no adapter named '{adapter}'", hint=hint)
     items = remote.ask(question, domain, adapter, top_k)
     who = "the lorag worker" if remote.worker_pid else "the app"
     with _stage(f"{who} is searching and generating", not as_json):
