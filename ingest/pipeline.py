@@ -176,7 +176,8 @@ class Ingestor:
                 throughput(snapshot)
 
         limit = self.settings.embed_batch_size * WRITE_BATCHES
-        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress, staged)
+        first = self.settings.embed_batch_size  # the first report comes after one embed batch
+        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress, staged, first)
 
         def read_ahead() -> Iterator[tuple[Path, Pending | FileResult]]:  # in a thread, while the writer embeds
             for path, display in files:

@@ -118,6 +118,20 @@ def test_ingest_reports_throughput_up_to_every_chunk_written(store, bm25, settin
     assert [r.display for r in report.results] == sorted(r.display for r in report.results)  # files in order
 
 
+def test_ingest_under_one_write_batch_reports_progress_after_its_first_embed_batch(store, bm25, settings, tmp_path):
+    """A file under embed_batch_size * WRITE_BATCHES chunks reports chunks done, chunks/s and an ETA while it
+    runs, starting after one embed batch, not only once at the end."""
+    doc = tmp_path / "long.txt"
+    doc.write_text("\n\n".join(f"Paragraph {i} says the reference code is R-{i:04d} for item {i}." for i in range(40)))
+    ingest = settings.ingest.model_copy(update={"embed_batch_size": 8, "chunk_tokens": 20, "chunk_overlap": 0})
+    seen: list[Throughput] = []
+    report = Ingestor(store, HashingEmbedder(dim=256), bm25, ingest).run([doc], "hr", throughput=seen.append)
+    n = report.chunks_written
+    assert report.ok and 8 < n < 8 * 8  # one file, under one full write batch of 64 chunks
+    assert seen[0].chunks_done == 8 and seen[0].chunks_total == n  # after the first embed batch, of the total
+    assert [t.chunks_done for t in seen] == [c for c in (8, 24, 56) if c < n] + [n]  # batches of 8, 16, 32, ...
+
+
 def test_cli_progress_prints_chunks_per_second_and_eta():
     from ui.cli_progress import IngestProgress
 
