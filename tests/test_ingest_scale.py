@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 from contextlib import closing
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -141,6 +142,44 @@ def test_cli_progress_prints_chunks_per_second_and_eta():
         p.throughput(Throughput(20, 100, 5.0, 16.0))
         p.throughput(Throughput(30, 100, 5.0, 14.0))  # within `every` of the last line: not printed
     assert out.getvalue() == "ingest: 20/100 chunks · 5.0 chunks/s · ETA 16s\n"
+
+
+def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
+    from assistant.settings import Settings
+    from ui import cli
+
+    def running(stage, done, total, rate=None):
+        p = {"stage": stage, "done": done, "total": total} | ({"rate": rate} if rate else {})
+        return {"status": "running", "progress": p}
+
+    polled = [
+        running("loading the embedding model", 0, 0),
+        running("loading the embedding model", 0, 0),  # unchanged: not printed again
+        running("reading files", 0, 2, "64/400 chunks · 20.0 chunks/s · ETA 17s"),
+    ]
+    done = {"status": "done", "result": {"counts": {"added": 1}, "results": [{"display": "a.md", "status": "added"}]}}
+
+    class App:
+        url = "http://127.0.0.1:1"
+
+        def upload(self, domain, files):
+            return "job-1"
+
+        def wait(self, job_id, on_progress=None):
+            for state in polled + [done]:
+                on_progress(state)
+            return done
+
+    (tmp_path / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    monkeypatch.setattr(cli.state, "_settings", Settings(paths={"data_dir": tmp_path / "data"}))
+    err, clock_s = io.StringIO(), iter(range(0, 10**6, 10))  # 10 s between polls: no line held back
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("ui.cli_progress.time", SimpleNamespace(monotonic=lambda: next(clock_s)))
+    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    assert err.getvalue().splitlines() == [
+        "ingest: loading the embedding model",
+        "ingest: reading files · 0/2 files · 64/400 chunks · 20.0 chunks/s · ETA 17s",
+    ]
 
 
 def test_documents_tab_job_shows_chunks_per_second_and_eta():

@@ -295,8 +295,10 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     t0 = time.perf_counter()
     with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
         job = remote.upload(domain, files)
-    with _stage("the app is ingesting", not as_json):
-        state_ = remote.wait(job)
+    from ui.cli_progress import IngestProgress
+
+    with IngestProgress() as shown:  # the app's job progress on stderr, as a direct ingest shows its own
+        state_ = remote.wait(job, on_progress=shown.job)
     if state_["status"] != "done":
         raise LoragError(f"the app's ingest job {job} {state_['status']}: {state_.get('error') or ''}".strip())
     result = state_["result"]
