@@ -212,7 +212,8 @@ def test_a_large_file_is_embedded_and_staged_in_bounded_batches(
     assert max(calls) <= limit and sum(calls) == n_big + 2
     assert calls[:4] == [2, 4, 8, limit] and len(calls) == 3 + -(-(n_big + 2 - 14) // limit)
     assert max(staged) <= limit
-    assert [done for _, done, _ in files] == [0, 1, 2, 3] and {total for *_, total in files} == {3}
+    assert [done for _, done, _, _ in files] == [0, 1, 2, 3] and {total for _, _, total, _ in files} == {3}
+    assert [status for *_, status in files] == ["", "added", "added", "added"]
     big = [done for name, done, total in chunks if name == "big.md" and total == n_big]
     assert big[0] == 0 and big[-1] == n_big and big == sorted(big) and len(big) > 3
     docs = {d.display: d for d in store.list_docs("hr")}

@@ -198,9 +198,10 @@ def test_documents_tab_job_shows_chunks_per_second_and_eta():
 
     job = Job()
     shown = JobIngestProgress(job)
-    shown.file("a.pdf", 1, 4)
+    shown.file("a.pdf", 1, 4, "failed")
     shown.rate(Throughput(120, 480, 12.0, 30.0))
-    assert "1/4 files" in _progress_md(job.state) and "12.0 chunks/s · ETA 30s" in _progress_md(job.state)
+    shown_md = _progress_md(job.state)
+    assert "a.pdf failed · 1/4 files" in shown_md and "12.0 chunks/s · ETA 30s" in shown_md
     assert "120/480 chunks · 12.0 chunks/s · ETA 30s" in progress_line(job.state)
 
 

@@ -112,6 +112,11 @@ def _stage(text: str, enabled: bool = True) -> Iterator[None]:
         logging.getLogger("ui.cli").info("%s: %.2fs", text, time.perf_counter() - t0)
 
 
+def _count(n: int, word: str) -> str:
+    """'1 chunk', '3 chunks'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 # -- config & models ----------------------------------------------------------------------------
 @app.command("config", rich_help_panel=SETUP)
 def config_cmd(
@@ -266,7 +271,7 @@ def _print_ingest(
         f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged "
         f"{c.get('unchanged', 0)}, "
         f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
-        + (f" — {chunks} chunks" if chunks is not None else "")
+        + (f" — {_count(chunks, 'chunk')}" if chunks is not None else "")
         + f" in {seconds:.1f}s"
     )
     if skipped:
@@ -356,10 +361,11 @@ def docs_rm(
     else:
         removed = remove_documents(state.components.store, domain, list(paths))
     if all_docs:
-        typer.echo(f"removed domain '{domain}' ({len(removed)} documents, {sum(d['chunks'] for d in removed)} chunks)")
+        chunks = sum(d["chunks"] for d in removed)
+        typer.echo(f"removed domain '{domain}' ({_count(len(removed), 'document')}, {_count(chunks, 'chunk')})")
         return
     for d in removed:
-        typer.echo(f"removed {d['display']} ({d['chunks']} chunks)")
+        typer.echo(f"removed {d['display']} ({_count(d['chunks'], 'chunk')})")
 
 
 # -- ask ----------------------------------------------------------------------------------------

@@ -52,14 +52,15 @@ class IngestProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
-    def file(self, name: str, done: int, total: int) -> None:
-        """A file finished (written, unchanged, failed or skipped)."""
+    def file(self, name: str, done: int, total: int, status: str = "") -> None:
+        """A file finished, with its outcome (added, updated, unchanged, failed or skipped)."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, description=self._with_rate(name))
+            what = f"{name} {status}".strip()
+            self._bar.update(self._task, completed=done, total=total, description=self._with_rate(what))
         elif done == 0:
             self._line(f"ingest: {total} file(s) to read")
         else:
-            self._line(f"ingest: {done}/{total} files, {name} done")
+            self._line(f"ingest: {done}/{total} files, {name} {status or 'done'}")
 
     def chunks(self, name: str, done: int, total: int) -> None:
         """`done` of a file's `total` chunks are embedded and staged (0: the file is read and chunked)."""
