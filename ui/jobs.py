@@ -101,6 +101,8 @@ class Job:
             self.runner._write(self.state)
         except RuntimeError:  # the job thread added a key meanwhile; its own save() writes that state
             pass
+        except OSError:  # the jobs folder is gone (a data folder removed): nothing to show progress in
+            pass
 
 
 class JobRunner:
