@@ -179,30 +179,33 @@ def supporting_sentence(passage: str, answer: str) -> str:
 
 def passage_label(p: Any) -> str:
     """A short label for a passage: 'file › section' (the innermost heading), 'file › p. N' for a PDF page,
-    'file › row N' for a CSV row (the row of the file that the passage's first line is, when the file is
-    still there), else the file name."""
+    'file › row N' for a CSV row, 'file › rows N–M' for a passage of several rows (the rows of the file that
+    the passage's lines are, when the file is still there), else the file name."""
     name = str(getattr(p, "source", "") or "").rsplit("/", 1)[-1] or "?"
     if getattr(p, "page", None):
         return f"{name} › p. {p.page}"
     section = str(getattr(p, "section", "") or "")
     if section.startswith("table: "):
-        row = csv_row(getattr(p, "doc_id", ""), getattr(p, "text", ""))
-        return f"{name} › row {row}" if row else f"{name} › table"
+        rows = csv_rows(getattr(p, "doc_id", ""), getattr(p, "text", ""))
+        if not rows:
+            return f"{name} › table"
+        return f"{name} › row {rows[0]}" if rows[0] == rows[1] else f"{name} › rows {rows[0]}–{rows[1]}"
     last = section.split(" > ")[-1].strip()
     last = re.sub(r"^\d+(\.\d+)*\.?\s+", "", last)  # "2. Annual leave" -> "Annual leave"
     return f"{name} › {last}" if last else name
 
 
-def csv_row(path: str, text: str) -> int | None:
-    """The data row number (1 = the first row under the header) of a CSV passage's first line."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not first or not path:
+def csv_rows(path: str, text: str) -> tuple[int, int] | None:
+    """The first and last data row numbers (1 = the first row under the header) of a CSV passage's lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or not path:
         return None
     try:
         rows = _csv_lines(path, Path(path).stat().st_mtime_ns)
     except OSError:
         return None
-    return rows.get(first)
+    found = [rows[line] for line in lines if line in rows]  # a line cut by the chunker matches no row
+    return (min(found), max(found)) if found else None
 
 
 @lru_cache(maxsize=64)

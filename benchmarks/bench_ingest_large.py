@@ -111,10 +111,10 @@ def child(spec: dict) -> None:
         tracemalloc.start()
     t0 = time.perf_counter()
 
-    def progress(name: str, done: int, total: int) -> None:
+    def progress(name: str, done: int, total: int, status: str) -> None:
         if name:
             done_at[name] = time.perf_counter() - t0
-            print(f"  [{done}/{total}] {name} at {done_at[name]:.1f}s", file=sys.stderr, flush=True)
+            print(f"  [{done}/{total}] {name} {status} at {done_at[name]:.1f}s", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="lorag-bench-large-") as root:
         store = EdgeStore(Path(root))

@@ -66,7 +66,7 @@ class IngestReport:
         return not any(r.status == FAILED for r in self.results)
 
 
-ProgressFn = Callable[[str, int, int], None]  # (display name, files done, files total), as each file finishes
+ProgressFn = Callable[[str, int, int, str], None]  # (display name, files done, files total, its status) per file
 
 
 class Ingestor:
@@ -133,7 +133,8 @@ class Ingestor:
         chunk_progress: ChunkProgressFn | None = None,
         throughput: ThroughputFn | None = None,
     ) -> IngestReport:
-        """Ingest files and folders; `progress` hears of each file as it finishes, `chunk_progress` of each
+        """Ingest files and folders; `progress` hears of each file as it finishes (with its status: added,
+        updated, unchanged, failed, skipped; first once with "", 0 files done), `chunk_progress` of each
         file's chunks as they are chunked (0 of n) and staged, `throughput` of chunks/s and the ETA after each
         embed batch is staged. The next files are read and chunked in a thread while the current batch is embedded."""
         t0 = time.perf_counter()
@@ -164,10 +165,10 @@ class Ingestor:
             for r in results:
                 report.results.append(r)
                 if progress:
-                    progress(r.display, len(report.results) - len(upfront), len(files))
+                    progress(r.display, len(report.results) - len(upfront), len(files), r.status)
 
         if progress:
-            progress("", 0, len(files))
+            progress("", 0, len(files), "")
         meter = IngestMeter(sum(_size(f) for f, _ in files))
 
         def staged(n: int) -> None:
@@ -176,7 +177,8 @@ class Ingestor:
                 throughput(snapshot)
 
         limit = self.settings.embed_batch_size * WRITE_BATCHES
-        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress, staged)
+        first = self.settings.embed_batch_size  # the first report comes after one embed batch
+        writer = BatchWriter(self.store, self.dense, self.sparse, domain, limit, chunk_progress, staged, first)
 
         def read_ahead() -> Iterator[tuple[Path, Pending | FileResult]]:  # in a thread, while the writer embeds
             for path, display in files:

@@ -1,7 +1,9 @@
 """Embed, stage and publish chunks in bounded batches that run across files.
 
 A batch holds at most `limit` chunks, from one file or several: small files share a batch (fewer,
-fuller embed calls), a large file is cut into many. Each file's slices are staged as they are
+fuller embed calls), a large file is cut into many. The first batch holds `first` chunks (one embed batch)
+and each next one twice as many up to `limit`, so progress and a chunks/s rate come after the first embed
+batch rather than after `limit` chunks. Each file's slices are staged as they are
 embedded and the file is published once its last chunk is staged, so memory holds one batch of
 vectors however large a file is. A file whose embedding or writing raises fails alone; its staged
 slices stay invisible and the next run purges them.
@@ -58,9 +60,11 @@ class BatchWriter:
         limit: int,
         on_chunks: ChunkProgressFn | None = None,
         on_staged: Callable[[int], None] | None = None,
+        first: int | None = None,
     ):
         self.store, self.dense, self.sparse, self.domain = store, dense, sparse, domain
         self.limit = max(1, limit)
+        self.size = min(self.limit, max(1, first or self.limit))  # this batch's size: grows up to limit
         self.on_chunks = on_chunks
         self.on_staged = on_staged  # hears how many chunks each embed batch staged (the ingest meter)
         self._spans: list[tuple[Pending, int, int]] = []  # (file, first chunk, end) waiting to be embedded
@@ -71,17 +75,18 @@ class BatchWriter:
         out: list[FileResult] = []
         start = 0
         while start < len(p.chunks):
-            end = min(len(p.chunks), start + self.limit - self._queued)
+            end = min(len(p.chunks), start + self.size - self._queued)
             self._spans.append((p, start, end))
             self._queued += end - start
             start = end
-            if self._queued >= self.limit:
+            if self._queued >= self.size:
                 out += self.flush()
         return out
 
     def flush(self) -> list[FileResult]:
         """Embed and stage what is queued; publish the files whose last chunk this stages."""
         spans, self._spans, self._queued = [s for s in self._spans if not s[0].failed], [], 0
+        self.size = min(self.limit, self.size * 2)
         if not spans:
             return []
         out: list[FileResult] = []

@@ -209,8 +209,30 @@ def test_citations_carry_a_supporting_sentence_and_a_short_label(indexed):
     by_source = {
         p.source: p for p in indexed.ask_service.retriever.retrieve("lamp failure code E-17", "hr", top_k=8).passages
     }
-    assert passage_label(by_source["codes.csv"]) == "codes.csv › row 1"  # the CSV row, counted under the header
+    assert "E-17" in by_source["codes.csv"].text and "E-42" in by_source["codes.csv"].text  # one passage, two rows
+    assert passage_label(by_source["codes.csv"]) == "codes.csv › rows 1–2"  # the CSV rows, counted under the header
     assert passage_label(by_source["travel.pdf"]).startswith("travel.pdf › p. ")
+
+
+def test_a_csv_passage_of_several_rows_is_labelled_with_their_range(components, settings):
+    """The sample error-codes table, chunked as the user's trial had it: a passage of rows 4–6 names them all,
+    a passage of one row names that row."""
+    import re
+    from pathlib import Path
+
+    from assistant.answer import passage_label
+
+    csv_file = Path(__file__).resolve().parents[1] / "samples" / "corpus" / "manual" / "error-codes.csv"
+    codes = [line.split(",", 1)[0] for line in csv_file.read_text(encoding="utf-8").splitlines()[1:]]
+    assert components.ingestor().run([csv_file], "manual").ok
+    passages = components.ask_service.retriever.retrieve("What does error E-205 mean?", "manual", top_k=50).passages
+    labels = set()
+    for p in passages:
+        rows = sorted(codes.index(c) + 1 for c in set(re.findall(r"code: (E-\d+);", p.text)))
+        want = f"row {rows[0]}" if len(rows) == 1 else f"rows {rows[0]}–{rows[-1]}"
+        assert passage_label(p) == f"error-codes.csv › {want}", p.text
+        labels.add(want.split()[0])
+    assert "rows" in labels  # the chunking put several rows in one passage
 
 
 def test_a_named_domain_is_checked_without_listing_the_others(components, corpus, monkeypatch):

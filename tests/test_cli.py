@@ -64,6 +64,9 @@ def test_failed_file_sets_exit_code(lorag, corpus):
     r = lorag("ingest", str(corpus), "--domain", "hr")
     assert r.exit_code == 1
     assert "failed" in r.output and "broken.pdf" in r.output and "added 7" in r.output
+    assert re.search(r"^ingest: \d/8 files, broken\.pdf failed$", r.stderr, re.M), r.stderr  # not "done"
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert re.search(r"^ingest: \d/8 files, leave\.md unchanged$", r.stderr, re.M), r.stderr
 
 
 def test_docs_list_and_rm(lorag, corpus):
@@ -76,7 +79,7 @@ def test_docs_list_and_rm(lorag, corpus):
     docs = json.loads(lorag("docs", "list", "--json").output)
     assert len(docs) == 7 and {d["domain"] for d in docs} == {"hr"}
     r = lorag("docs", "rm", "parking.txt", "--domain", "hr")
-    assert r.exit_code == 0 and "removed parking.txt" in r.output
+    assert r.exit_code == 0 and r.output == "removed parking.txt (1 chunk)\n", r.output
     assert len(json.loads(lorag("docs", "list", "--json").output)) == 6
     r = lorag("docs", "rm", "leave.md", "--domain", "hrr")  # a domain typo names the domain meant
     assert "unknown domain 'hrr': nothing removed" in str(r.exception) and "did you mean hr?" in str(r.exception)
@@ -387,7 +390,7 @@ def test_a_file_over_a_limit_gets_a_skipped_line(lorag, corpus, monkeypatch):
 
 def test_ingest_shows_progress_per_file_and_per_chunk_on_stderr(lorag, corpus, monkeypatch):
     """Off a terminal (a log, CI) progress is plain lines on stderr; stdout has only the report."""
-    monkeypatch.setenv("LORAG_INGEST__EMBED_BATCH_SIZE", "2")  # 16 chunks per embed call: big.md takes several
+    monkeypatch.setenv("LORAG_INGEST__EMBED_BATCH_SIZE", "2")  # embed calls of 2, 4, 8, then 16 chunks
     (corpus / "big.md").write_text("# Big\n\n" + "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(200)))
     r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
     assert r.exit_code == 0, r.output
@@ -395,8 +398,9 @@ def test_ingest_shows_progress_per_file_and_per_chunk_on_stderr(lorag, corpus, m
     lines = r.stderr.splitlines()
     assert lines[0] == "ingest: 8 file(s) to read"
     assert [line for line in lines if "files, " in line][-1].startswith("ingest: 8/8 files, ")
+    assert "ingest: 1/8 files, big.md added" in lines  # each file's line says its outcome
     big = [re.fullmatch(r"ingest: big\.md: (\d+)/(\d+) chunks embedded", line) for line in lines]
-    assert [m.group(1) for m in big if m][:2] == ["16", "32"], lines
+    assert [m.group(1) for m in big if m][:4] == ["2", "6", "14", "30"], lines  # after the first embed batch
 
 
 NOISY_RUN = '''

@@ -187,8 +187,9 @@ def test_any_exception_from_one_file_is_that_files_failure(ingestor, store, tmp_
 def test_a_large_file_is_embedded_and_staged_in_bounded_batches(
     store, fake_dense, bm25, settings, tmp_path, monkeypatch
 ):
-    """However many chunks a file has, one embed call sees at most embed_batch_size * WRITE_BATCHES of them;
-    small files share a batch; progress is reported per file and per chunk; every document ends whole."""
+    """However many chunks a file has, one embed call sees at most embed_batch_size * WRITE_BATCHES of them (the
+    first one embed batch, each next twice as many up to that); small files share a batch; progress is reported
+    per file and per chunk; every document ends whole."""
     from ingest.pipeline import WRITE_BATCHES
 
     settings.ingest.embed_batch_size = 2
@@ -208,9 +209,11 @@ def test_a_large_file_is_embedded_and_staged_in_bounded_batches(
     assert report.ok and report.counts()["added"] == 3
     n_big = {r.display: r.chunks for r in report.results}["big.md"]
     assert n_big > 3 * limit
-    assert max(calls) <= limit and sum(calls) == n_big + 2 and len(calls) == -(-(n_big + 2) // limit)
+    assert max(calls) <= limit and sum(calls) == n_big + 2
+    assert calls[:4] == [2, 4, 8, limit] and len(calls) == 3 + -(-(n_big + 2 - 14) // limit)
     assert max(staged) <= limit
-    assert [done for _, done, _ in files] == [0, 1, 2, 3] and {total for *_, total in files} == {3}
+    assert [done for _, done, _, _ in files] == [0, 1, 2, 3] and {total for _, _, total, _ in files} == {3}
+    assert [status for *_, status in files] == ["", "added", "added", "added"]
     big = [done for name, done, total in chunks if name == "big.md" and total == n_big]
     assert big[0] == 0 and big[-1] == n_big and big == sorted(big) and len(big) > 3
     docs = {d.display: d for d in store.list_docs("hr")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 from contextlib import closing
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -118,6 +119,20 @@ def test_ingest_reports_throughput_up_to_every_chunk_written(store, bm25, settin
     assert [r.display for r in report.results] == sorted(r.display for r in report.results)  # files in order
 
 
+def test_ingest_under_one_write_batch_reports_progress_after_its_first_embed_batch(store, bm25, settings, tmp_path):
+    """A file under embed_batch_size * WRITE_BATCHES chunks reports chunks done, chunks/s and an ETA while it
+    runs, starting after one embed batch, not only once at the end."""
+    doc = tmp_path / "long.txt"
+    doc.write_text("\n\n".join(f"Paragraph {i} says the reference code is R-{i:04d} for item {i}." for i in range(40)))
+    ingest = settings.ingest.model_copy(update={"embed_batch_size": 8, "chunk_tokens": 20, "chunk_overlap": 0})
+    seen: list[Throughput] = []
+    report = Ingestor(store, HashingEmbedder(dim=256), bm25, ingest).run([doc], "hr", throughput=seen.append)
+    n = report.chunks_written
+    assert report.ok and 8 < n < 8 * 8  # one file, under one full write batch of 64 chunks
+    assert seen[0].chunks_done == 8 and seen[0].chunks_total == n  # after the first embed batch, of the total
+    assert [t.chunks_done for t in seen] == [c for c in (8, 24, 56) if c < n] + [n]  # batches of 8, 16, 32, ...
+
+
 def test_cli_progress_prints_chunks_per_second_and_eta():
     from ui.cli_progress import IngestProgress
 
@@ -127,6 +142,44 @@ def test_cli_progress_prints_chunks_per_second_and_eta():
         p.throughput(Throughput(20, 100, 5.0, 16.0))
         p.throughput(Throughput(30, 100, 5.0, 14.0))  # within `every` of the last line: not printed
     assert out.getvalue() == "ingest: 20/100 chunks · 5.0 chunks/s · ETA 16s\n"
+
+
+def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
+    from assistant.settings import Settings
+    from ui import cli
+
+    def running(stage, done, total, rate=None):
+        p = {"stage": stage, "done": done, "total": total} | ({"rate": rate} if rate else {})
+        return {"status": "running", "progress": p}
+
+    polled = [
+        running("loading the embedding model", 0, 0),
+        running("loading the embedding model", 0, 0),  # unchanged: not printed again
+        running("reading files", 0, 2, "64/400 chunks · 20.0 chunks/s · ETA 17s"),
+    ]
+    done = {"status": "done", "result": {"counts": {"added": 1}, "results": [{"display": "a.md", "status": "added"}]}}
+
+    class App:
+        url = "http://127.0.0.1:1"
+
+        def upload(self, domain, files):
+            return "job-1"
+
+        def wait(self, job_id, on_progress=None):
+            for state in polled + [done]:
+                on_progress(state)
+            return done
+
+    (tmp_path / "a.md").write_text("# A\n\nAnnual leave is 27 days.\n")
+    monkeypatch.setattr(cli.state, "_settings", Settings(paths={"data_dir": tmp_path / "data"}))
+    err, clock_s = io.StringIO(), iter(range(0, 10**6, 10))  # 10 s between polls: no line held back
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("ui.cli_progress.time", SimpleNamespace(monotonic=lambda: next(clock_s)))
+    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    assert err.getvalue().splitlines() == [
+        "ingest: loading the embedding model",
+        "ingest: reading files · 0/2 files · 64/400 chunks · 20.0 chunks/s · ETA 17s",
+    ]
 
 
 def test_documents_tab_job_shows_chunks_per_second_and_eta():
@@ -145,9 +198,10 @@ def test_documents_tab_job_shows_chunks_per_second_and_eta():
 
     job = Job()
     shown = JobIngestProgress(job)
-    shown.file("a.pdf", 1, 4)
+    shown.file("a.pdf", 1, 4, "failed")
     shown.rate(Throughput(120, 480, 12.0, 30.0))
-    assert "1/4 files" in _progress_md(job.state) and "12.0 chunks/s · ETA 30s" in _progress_md(job.state)
+    shown_md = _progress_md(job.state)
+    assert "a.pdf failed · 1/4 files" in shown_md and "12.0 chunks/s · ETA 30s" in shown_md
     assert "120/480 chunks · 12.0 chunks/s · ETA 30s" in progress_line(job.state)
 
 

@@ -288,6 +288,26 @@ def test_jobs_persist_and_interrupted_on_restart(tmp_path):
     assert runner.wait(jid, 5)["result"] == {"ok": True}
 
 
+def test_a_throttled_progress_update_is_written_once_the_window_passes(tmp_path):
+    from ui.jobs import JobRunner
+
+    runner = JobRunner(tmp_path / "jobs")
+    gate = threading.Event()
+
+    def work(job):
+        job.progress("loading the embedding model", 0, 0)
+        job.progress("reading files", 0, 5)  # within the throttle window of the first: held, then written
+        gate.wait(5)
+
+    jid = runner.start("ingest", "upload", work)
+    deadline = time.monotonic() + 5
+    while (runner.get(jid)["progress"] or {}).get("stage") != "reading files" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gate.set()
+    assert runner.get(jid)["progress"]["stage"] == "reading files" and runner.get(jid)["status"] == "running"
+    assert runner.wait(jid, 5)["status"] == "done"
+
+
 def test_votes_export_as_testset(core, corpus):
     from eval.testset import load_testset  # the export must load as an eval test set
     from ui.tab_compare import compare_stream, export_votes, record_vote

@@ -112,6 +112,11 @@ def _stage(text: str, enabled: bool = True) -> Iterator[None]:
         logging.getLogger("ui.cli").info("%s: %.2fs", text, time.perf_counter() - t0)
 
 
+def _count(n: int, word: str) -> str:
+    """'1 chunk', '3 chunks'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 # -- config & models ----------------------------------------------------------------------------
 @app.command("config", rich_help_panel=SETUP)
 def config_cmd(
@@ -266,7 +271,7 @@ def _print_ingest(
         f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged "
         f"{c.get('unchanged', 0)}, "
         f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
-        + (f" — {chunks} chunks" if chunks is not None else "")
+        + (f" — {_count(chunks, 'chunk')}" if chunks is not None else "")
         + f" in {seconds:.1f}s"
     )
     if skipped:
@@ -301,8 +306,10 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
             )
         with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
             job = remote.upload(domain, files)
-    with _stage("the app is ingesting", not as_json):
-        state_ = remote.wait(job)
+    from ui.cli_progress import IngestProgress
+
+    with IngestProgress() as shown:  # the app's job progress on stderr, as a direct ingest shows its own
+        state_ = remote.wait(job, on_progress=shown.job)
     if state_["status"] != "done":
         raise LoragError(f"the app's ingest job {job} {state_['status']}: {state_.get('error') or ''}".strip())
     result = state_["result"]
@@ -361,10 +368,11 @@ def docs_rm(
     else:
         removed = remove_documents(state.components.store, domain, list(paths))
     if all_docs:
-        typer.echo(f"removed domain '{domain}' ({len(removed)} documents, {sum(d['chunks'] for d in removed)} chunks)")
+        chunks = sum(d["chunks"] for d in removed)
+        typer.echo(f"removed domain '{domain}' ({_count(len(removed), 'document')}, {_count(chunks, 'chunk')})")
         return
     for d in removed:
-        typer.echo(f"removed {d['display']} ({d['chunks']} chunks)")
+        typer.echo(f"removed {d['display']} ({_count(d['chunks'], 'chunk')})")
 
 
 # -- ask ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Plain lines: one per finished file; for a file spanning several embed batches, o
 a file's chunk count once it is read, when nothing was printed for `every` seconds (so a slow
 file is announced, without two lines for every small one); and, at most every `every` seconds, the chunks
 embedded of the (estimated) total, chunks/s and an ETA. Stdout (the report, --json) is never touched.
+`job` shows the progress of the app's ingest job (the CLI through a running app) the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class IngestProgress:
         self._last = 0.0
         self._rate = ""  # the latest throughput in words, shown on the live bar
         self._rate_line = 0.0
+        self._job_words = ""  # the app's job progress last printed
 
     def __enter__(self) -> "IngestProgress":
         if self.live:
@@ -50,14 +52,15 @@ class IngestProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
-    def file(self, name: str, done: int, total: int) -> None:
-        """A file finished (written, unchanged, failed or skipped)."""
+    def file(self, name: str, done: int, total: int, status: str = "") -> None:
+        """A file finished, with its outcome (added, updated, unchanged, failed or skipped)."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, description=self._with_rate(name))
+            what = f"{name} {status}".strip()
+            self._bar.update(self._task, completed=done, total=total, description=self._with_rate(what))
         elif done == 0:
             self._line(f"ingest: {total} file(s) to read")
         else:
-            self._line(f"ingest: {done}/{total} files, {name} done")
+            self._line(f"ingest: {done}/{total} files, {name} {status or 'done'}")
 
     def chunks(self, name: str, done: int, total: int) -> None:
         """`done` of a file's `total` chunks are embedded and staged (0: the file is read and chunked)."""
@@ -74,6 +77,21 @@ class IngestProgress:
         if self._bar is None and t.chunks_per_s is not None and time.monotonic() - self._rate_line >= self.every:
             self._rate_line = time.monotonic()
             self._line(f"ingest: {self._rate}")
+
+    def job(self, state: dict[str, Any]) -> None:
+        """The app's ingest job as polled (GET /v1/jobs/<id>): its stage, files done of total and the rate;
+        plain lines when the words change, at most every `every` seconds."""
+        if state.get("status") != "running":
+            return
+        p = state.get("progress") or {}
+        done, total = int(p.get("done") or 0), int(p.get("total") or 0)
+        parts = [p.get("stage") or "starting"] + ([f"{done}/{total} files"] if total else [])
+        words = " · ".join(parts + ([p["rate"]] if p.get("rate") else []))  # the rate: chunks, chunks/s, ETA
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total or None, description=words)
+        elif words != self._job_words and time.monotonic() - self._last >= self.every:
+            self._job_words = words
+            self._line(f"ingest: {words}")
 
     def _with_rate(self, text: str) -> str:
         return f"{text} · {self._rate}" if self._rate else text

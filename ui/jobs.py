@@ -21,6 +21,7 @@ from assistant.names import check_id
 
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 KEEP = 200  # finished jobs kept on disk (older ones are removed when the server starts)
+THROTTLE_S = 0.2  # progress is written at most this often; the latest is written once the window passes
 
 
 def _now() -> str:
@@ -35,6 +36,8 @@ class Job:
         self.state = state
         self._last_save = 0.0
         self._t0 = time.time()
+        self._trailing: threading.Timer | None = None  # writes a throttled update once the window passes
+        self._save_lock = threading.Lock()
 
     def _elapsed(self) -> float:
         return round(time.time() - self._t0, 2)
@@ -77,10 +80,29 @@ class Job:
         self.save()
 
     def save(self, throttle: bool = False) -> None:
-        if throttle and time.monotonic() - self._last_save < 0.2:
-            return
-        self._last_save = time.monotonic()
+        """Write the state; `throttle`: at most once per THROTTLE_S, an update inside the window is written
+        when it passes (so the latest progress is never lost, e.g. "loading the embedding model")."""
+        with self._save_lock:
+            wait = self._last_save + THROTTLE_S - time.monotonic()
+            if throttle and wait > 0:
+                if self._trailing is None:
+                    self._trailing = threading.Timer(wait, self._write_trailing)
+                    self._trailing.daemon = True
+                    self._trailing.start()
+                return
+            self._last_save = time.monotonic()
         self.runner._write(self.state)
+
+    def _write_trailing(self) -> None:
+        with self._save_lock:
+            self._trailing = None
+            self._last_save = time.monotonic()
+        try:
+            self.runner._write(self.state)
+        except RuntimeError:  # the job thread added a key meanwhile; its own save() writes that state
+            pass
+        except OSError:  # the jobs folder is gone (a data folder removed): nothing to show progress in
+            pass
 
 
 class JobRunner:

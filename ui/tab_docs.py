@@ -155,8 +155,8 @@ class JobIngestProgress:
         self.where: tuple[str, int, int] = ("", 0, 0)
         self.words: str | None = None
 
-    def file(self, name: str, done: int, total: int) -> None:
-        self.where = (name or "reading files", done, total)
+    def file(self, name: str, done: int, total: int, status: str = "") -> None:
+        self.where = (f"{name} {status}".strip() if name else "reading files", done, total)
         self.job.progress(*self.where, rate=self.words)
 
     def rate(self, t: Any) -> None:

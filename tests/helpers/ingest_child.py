@@ -80,7 +80,9 @@ def main() -> None:
     purge = store.purge_staged
     store.purge_staged = lambda domain: purged.append(purge(domain)) or purged[-1]
     print("START", flush=True)
-    report = ingest.run([corpus], "crash", progress=lambda name, done, total: print("PROGRESS", done, flush=True))
+    report = ingest.run(
+        [corpus], "crash", progress=lambda _name, done, _total, _status: print("PROGRESS", done, flush=True)
+    )
     store.close()
     print("DONE", sum(purged), report.counts(), flush=True)
 
