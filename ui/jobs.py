@@ -37,7 +37,8 @@ class Job:
         self._last_save = 0.0
         self._t0 = time.time()
         self._trailing: threading.Timer | None = None  # writes a throttled update once the window passes
-        self._save_lock = threading.Lock()
+        # held while the state changes and while the trailing writer reads it (the job's thread changes it)
+        self.lock = threading.RLock()
 
     def _elapsed(self) -> float:
         return round(time.time() - self._t0, 2)
@@ -52,14 +53,17 @@ class Job:
         ingest's chunks/s), shown instead."""
         old = self.state.get("progress") or {}
         since = old.get("stage_t", 0.0) if old.get("stage") == stage else self._elapsed()
-        self.state["progress"] = {"stage": stage, "done": done, "total": total, "stage_t": since, "t": self._elapsed()}
+        now = {"stage": stage, "done": done, "total": total, "stage_t": since, "t": self._elapsed()}
         if rate:
-            self.state["progress"]["rate"] = rate
+            now["rate"] = rate
+        with self.lock:
+            self.state["progress"] = now
         self.save(throttle=True)
 
     def log(self, line: str) -> None:
-        self.state["log"].append(f"{time.strftime('%H:%M:%S')} {line}")
-        del self.state["log"][:-200]
+        with self.lock:
+            self.state["log"].append(f"{time.strftime('%H:%M:%S')} {line}")
+            del self.state["log"][:-200]
         self.save()
 
     def point(self, entry: dict[str, Any]) -> None:
@@ -74,7 +78,8 @@ class Job:
         if isinstance(entry.get("num_input_tokens_seen"), (int, float)):
             point["tokens"] = int(entry["num_input_tokens_seen"])
         point["t"] = self._elapsed()
-        self.state["curve"].append(point)
+        with self.lock:
+            self.state["curve"].append(point)
         if "max_steps" in entry:
             self.progress("training", entry["step"], entry["max_steps"])
         self.save()
@@ -82,7 +87,7 @@ class Job:
     def save(self, throttle: bool = False) -> None:
         """Write the state; `throttle`: at most once per THROTTLE_S, an update inside the window is written
         when it passes (so the latest progress is never lost, e.g. "loading the embedding model")."""
-        with self._save_lock:
+        with self.lock:
             wait = self._last_save + THROTTLE_S - time.monotonic()
             if throttle and wait > 0:
                 if self._trailing is None:
@@ -94,15 +99,13 @@ class Job:
         self.runner._write(self.state)
 
     def _write_trailing(self) -> None:
-        with self._save_lock:
+        with self.lock:  # the state as it is: the job's thread waits to change it
             self._trailing = None
             self._last_save = time.monotonic()
-        try:
-            self.runner._write(self.state)
-        except RuntimeError:  # the job thread added a key meanwhile; its own save() writes that state
-            pass
-        except OSError:  # the jobs folder is gone (a data folder removed): nothing to show progress in
-            pass
+            try:
+                self.runner._write(self.state)
+            except OSError:  # the jobs folder is gone (a data folder removed): nothing to show progress in
+                pass
 
 
 class JobRunner:
@@ -182,18 +185,21 @@ class JobRunner:
             t0 = time.perf_counter()
             try:
                 job.log(f"started: {title}")
-                state["result"] = fn(job)
-                state["status"] = DONE
+                result = fn(job)
+                with job.lock:
+                    state["result"], state["status"] = result, DONE
                 job.log(f"done in {time.perf_counter() - t0:.1f}s")
             except BaseException as e:  # noqa: BLE001 - a job reports every failure
-                state["status"] = FAILED
                 hint = getattr(e, "hint", None)
-                state["error"] = (str(e.args[0]) if e.args else type(e).__name__) + (f" — {hint}" if hint else "")
+                with job.lock:
+                    state["status"] = FAILED
+                    state["error"] = (str(e.args[0]) if e.args else type(e).__name__) + (f" — {hint}" if hint else "")
+                    if not hasattr(e, "exit_code"):  # not a LoragError: keep the traceback for debugging
+                        state["traceback"] = traceback.format_exc()[-4000:]
                 job.log("failed: " + state["error"])
-                if not hasattr(e, "exit_code"):  # not a LoragError: keep the traceback for debugging
-                    state["traceback"] = traceback.format_exc()[-4000:]
             finally:
-                state["finished_at"] = _now()
+                with job.lock:
+                    state["finished_at"] = _now()
                 job.save()
 
         t = threading.Thread(target=run, name=f"lorag-job-{job_id}", daemon=True)
