@@ -303,8 +303,8 @@ def test_a_throttled_progress_update_is_written_once_the_window_passes(tmp_path)
     deadline = time.monotonic() + 5
     while (runner.get(jid)["progress"] or {}).get("stage") != "reading files" and time.monotonic() < deadline:
         time.sleep(0.05)
-    gate.set()
     assert runner.get(jid)["progress"]["stage"] == "reading files" and runner.get(jid)["status"] == "running"
+    gate.set()  # only now may the job end
     assert runner.wait(jid, 5)["status"] == "done"
 
 

@@ -96,6 +96,9 @@ class Job:
                     self._trailing.start()
                 return
             self._last_save = time.monotonic()
+            if self._trailing is not None:  # this write carries the held update: no later write of an older state
+                self._trailing.cancel()
+                self._trailing = None
         self.runner._write(self.state)
 
     def _write_trailing(self) -> None:
