@@ -32,7 +32,7 @@ from assistant.store.base import (
     doc_info_from,
 )
 from assistant.store.fusion import rrf
-from assistant.store.preload import Preloader, mem_available
+from assistant.store.preload import Preloader, fits_in_memory, mem_available
 
 log = logging.getLogger(__name__)
 _SHARD_MARKER = "edge_config.json"
@@ -95,8 +95,8 @@ class EdgeStore:
 
         def run() -> None:
             for domain in self.domains():
-                avail = mem_available()
-                if self._closed or (avail is not None and _folder_bytes(self._path(domain)) > max_memory_share * avail):
+                size = _folder_bytes(self._path(domain))
+                if self._closed or not fits_in_memory(size, max_memory_share, mem_available()):
                     continue
                 try:
                     self._open(domain)

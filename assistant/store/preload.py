@@ -53,6 +53,11 @@ def mem_available() -> int | None:
     return None
 
 
+def fits_in_memory(nbytes: int, share: float, avail: int | None) -> bool:
+    """Whether `nbytes` stay within `share` of the memory available (`avail`, MemAvailable; None: not known)."""
+    return avail is None or nbytes <= share * avail
+
+
 def files_to_preload(shard: Path, sparse_names: tuple[str, ...] = ()) -> list[Path]:
     """The shard's files a search reads from disk (see the module's doc), largest last."""
     out = []
@@ -140,7 +145,7 @@ class Preloader:
         res = PreloadResult(files=files_to_preload(shard, sparse_names))
         total = sum(_size(f) for f in res.files)
         avail = mem_available()
-        if avail is not None and total > self.max_memory_share * avail:
+        if not fits_in_memory(total, self.max_memory_share, avail):
             res.skipped = (
                 f"{total / 2**20:.0f} MB to read, more than {self.max_memory_share:.0%} of the "
                 f"{avail / 2**20:.0f} MB available"

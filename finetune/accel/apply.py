@@ -136,8 +136,10 @@ def apply(
         layers = decoder_layers(model)
         hidden = int(getattr(getattr(model, "config", None), "hidden_size", 0) or 0)
         held = offload_ops.wanted(offload, layers=len(layers), max_tokens=max_tokens, hidden=hidden)
-        tiles = tiled_mlp.tile_count(
-            mlp_tiles, offloaded=held and checkpoint and skip_unread, max_tokens=max_tokens, hidden=hidden
+        tiles = (  # tiles need a recompute that skips the MLP's unread output
+            tiled_mlp.tile_count(mlp_tiles, offloaded=held, max_tokens=max_tokens, hidden=hidden)
+            if checkpoint and skip_unread
+            else 1
         )
         done.graphs = LayerGraphs(
             layers,
@@ -148,7 +150,7 @@ def apply(
             skip_unread=skip_unread,
             varlen_max=varlen_max if plan.batching == "packed" else 0,
             offload=held,
-            mlp_tiles=tiles if checkpoint and skip_unread else 1,
+            mlp_tiles=tiles,
         ).install()
         done._undo.append(done.graphs.uninstall)
     return done

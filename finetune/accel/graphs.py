@@ -52,6 +52,7 @@ from typing import Any, Callable
 
 from . import tiled_mlp
 from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
+from .layers import autocast_as, autocast_state
 from .offload import Offload
 
 _GRAPHED_KWARGS = {
@@ -390,19 +391,13 @@ class LayerGraphs:
     # -- capture ------------------------------------------------------------------------------------
     @staticmethod
     def _key(hidden: Any, rope: Any, cu: Any = None) -> tuple:
-        import torch
-
-        dev = hidden.device.type
-        ac = (
-            (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)) if dev in ("cuda", "cpu") else (False, None)
-        )
         return (
             tuple(hidden.shape),
             hidden.dtype,
             tuple(rope[0].shape),
             rope[0].dtype,
             None if cu is None else tuple(cu.shape),
-            ac,
+            autocast_state(hidden),
         )
 
     def _shape(self, key: tuple, hidden: Any, rope: Any, cu: Any = None) -> _Shape:
@@ -599,15 +594,9 @@ class LayerGraphs:
         from . import lora_fused
 
         orig = type(layer).forward.__get__(layer)
-        dev = st.x.device.type
-        autocast_on, autocast_dtype = key[-1]
 
         def autocast() -> Any:
-            # no cast cache: a cached bf16 copy of a weight made in one capture would be read by another graph
-            # at an address that other graphs reuse in the shared pool
-            if not autocast_on:
-                return contextlib.nullcontext()
-            return torch.autocast(dev, dtype=autocast_dtype, cache_enabled=False)
+            return autocast_as(st.x.device.type, key[-1])
 
         packed = (
             {}

@@ -1,4 +1,5 @@
-"""A model's decoder layers, their regional compilation, its attention window, and the SDPA kernels a run uses."""
+"""A model's decoder layers, their regional compilation, its attention window, the SDPA kernels a run uses, and
+the autocast state the graphed layers record and replay."""
 
 from __future__ import annotations
 
@@ -40,3 +41,25 @@ def sdpa_backend(name: str, device: str) -> Any:
 
     first = SDPBackend.FLASH_ATTENTION if name == "flash" else SDPBackend.CUDNN_ATTENTION
     return sdpa_kernel([first, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+
+
+def autocast_state(x: Any) -> tuple[bool, Any]:
+    """Autocast as it is now for x's device: (True, its dtype), or (False, None) when off."""
+    import torch
+
+    dev = x.device.type
+    if dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
+        return True, torch.get_autocast_dtype(dev)
+    return False, None
+
+
+def autocast_as(device_type: str, state: tuple[bool, Any]) -> Any:
+    """A context that runs under the autocast `state` (autocast_state's), without a cast cache: a cached bf16
+    copy of a weight made in one CUDA graph capture would be read by another graph at an address that other
+    graphs reuse in the shared pool. A null context when off."""
+    import torch
+
+    on, dtype = state
+    if not on:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype, cache_enabled=False)

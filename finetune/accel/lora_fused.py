@@ -57,23 +57,19 @@ def _lora_linear_fn() -> Any:
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
-            w = weight
             # inside shared_weight_operands (an MLP run in token tiles): the weight's operands made once for all
-            # tiles; the backward's FP8 operand is then kept (ctx.wt) instead of the dequantized weight
+            # tiles, (w,) or its FP8 pair; the backward's FP8 operand is then kept (ctx.wt), not the weight
             shared = _OPERANDS.get()
             ops = _operands(shared, key, base4, weight, x.dtype, fp8) if shared is not None else None
             ctx.wt = ops[1] if ops is not None and fp8 is not None else None
+            w = weight if ops is None else (ops[0] if fp8 is None else None)
             if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
                 out = x2.new_empty((x2.shape[0], b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
                     out.fill_(unread)
-                if ops is not None and fp8 is None:
-                    w = ops[0]
             else:
-                if ops is not None:
-                    w = ops[0] if fp8 is None else None
-                else:
-                    w = _dequantized(base4, x.dtype) if weight is None else weight
+                if ops is None and weight is None:
+                    w = _dequantized(base4, x.dtype)
                 if fp8 is not None:
                     wq = ops[0] if ops is not None else None
                     out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)

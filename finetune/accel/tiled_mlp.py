@@ -22,6 +22,8 @@ import functools
 import math
 from typing import Any, Callable, Iterator
 
+from .layers import autocast_as, autocast_state
+
 TILE_ROWS = 16  # every tile but the last a multiple of this many tokens (FP8 GEMMs take row counts divisible by 16)
 
 
@@ -63,7 +65,7 @@ def _tiled_fn() -> Any:
                 return x.new_empty(x.shape)
             x2 = x.reshape(-1, x.shape[-1])
             out = None
-            with lora_fused.shared_weight_operands(), _autocast(x, ac):
+            with lora_fused.shared_weight_operands(), autocast_as(x.device.type, ac):
                 for part in tiles_of(x2.shape[0], tiles):
                     y = run(x2[part])
                     if out is None:  # the MLP's output dtype (autocast's, say), hidden wide
@@ -81,10 +83,10 @@ def _tiled_fn() -> Any:
             gp: list[Any] = [None] * len(params)
             with lora_fused.shared_weight_operands():
                 for part in tiles_of(x2.shape[0], ctx.tiles):
-                    with torch.enable_grad(), _autocast(x, ctx.ac), lora_fused.unread_outputs(ctx.skip):
+                    with torch.enable_grad(), autocast_as(x.device.type, ctx.ac), lora_fused.unread_outputs(ctx.skip):
                         xt = x2[part].detach().requires_grad_(True)
                         out = ctx.run(xt)
-                    with _autocast(x, ctx.ac):
+                    with autocast_as(x.device.type, ctx.ac):
                         got = torch.autograd.grad(out, [xt, *params], g2[part], allow_unused=True)
                     gx[part] = got[0]
                     for i, gi in enumerate(got[1:]):  # summed over the tiles in float32, as one GEMM would
@@ -97,24 +99,6 @@ def _tiled_fn() -> Any:
     return TiledMLP
 
 
-def _autocast(x: Any, ac: tuple) -> Any:
-    import torch
-
-    on, dtype = ac
-    if not on:
-        return contextlib.nullcontext()
-    return torch.autocast(x.device.type, dtype=dtype, cache_enabled=False)
-
-
-def _autocast_state(x: Any) -> tuple:
-    import torch
-
-    dev = x.device.type
-    if dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
-        return True, torch.get_autocast_dtype(dev)
-    return False, None
-
-
 @contextlib.contextmanager
 def tiled(mlp: Any, tiles: int, *, unread: bool, skip: list) -> Iterator[None]:
     """Inside, `mlp` (a module mapping hidden -> hidden per token) runs over `tiles` token tiles. unread: its
@@ -123,7 +107,7 @@ def tiled(mlp: Any, tiles: int, *, unread: bool, skip: list) -> Iterator[None]:
     params = [p for p in mlp.parameters() if p.requires_grad]
 
     def forward(x: Any) -> Any:
-        return _tiled_fn().apply(x, run, tiles, unread, list(skip), _autocast_state(x), *params)
+        return _tiled_fn().apply(x, run, tiles, unread, list(skip), autocast_state(x), *params)
 
     had = vars(mlp).get("forward")
     mlp.forward = forward
