@@ -182,3 +182,26 @@ def build_tiny_lm(folder: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture()
+def qlora_model(tiny_lm):
+    """The tiny model with bitsandbytes' NF4 Linears (its CPU backend here) under a peft LoRA."""
+    import torch
+
+    bnb = pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.accel import decide
+    from finetune.config import TrainConfig
+    from finetune.train import load_trainable_model
+
+    try:
+        base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
+    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
+        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
+    torch.manual_seed(0)
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    ).train()
+    return model

@@ -108,27 +108,6 @@ def test_fused_backward_inside_checkpointed_graphed_layers(peft_model):
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 
 
-@pytest.fixture()
-def qlora_model(tiny_lm):
-    """The tiny model with bitsandbytes' NF4 Linears (its CPU backend here) under a peft LoRA."""
-    bnb = pytest.importorskip("bitsandbytes")
-    from peft import LoraConfig, get_peft_model
-
-    from finetune.accel import decide
-    from finetune.config import TrainConfig
-    from finetune.train import load_trainable_model
-
-    try:
-        base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
-    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
-        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
-    torch.manual_seed(0)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-    ).train()
-    return model
-
-
 def test_fused_over_4bit_base_matches_peft(qlora_model):
     """QLoRA: over bitsandbytes' NF4 Linear the fused node gives peft's logits and gradients, with the base
     dequantized inside the node."""

@@ -21,6 +21,10 @@ def peft_model(tiny_lm):
     model = get_peft_model(
         base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
     ).train()
+    return _checkpointed(model)
+
+
+def _checkpointed(model):
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     return model
@@ -111,25 +115,9 @@ def test_tiles_share_each_weights_fp8_operands(peft_model, monkeypatch):
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 
 
-def test_tiles_dequantize_a_4bit_weight_once_per_pass(tiny_lm):
+def test_tiles_dequantize_a_4bit_weight_once_per_pass(qlora_model):
     """QLoRA: the tiles share each 4-bit weight's dequantized copy; gradients as checkpointing's."""
-    bnb = pytest.importorskip("bitsandbytes")
-    from peft import LoraConfig, get_peft_model
-
-    from finetune.accel import decide
-    from finetune.config import TrainConfig
-    from finetune.train import load_trainable_model
-
-    try:
-        base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
-    except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
-        pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
-    torch.manual_seed(0)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-    ).train()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
+    model = _checkpointed(qlora_model)
     uninstall = lora_fused.install(model)
     _, grads_ref = _run(model)
     seen = []
@@ -181,9 +169,7 @@ def test_a_layer_that_reads_its_mlp_output_keeps_the_mlp_whole(tmp_path):
         Gemma3ForCausalLM(cfg),
         LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False),
     ).train()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
-    uninstall = lora_fused.install(model)
+    uninstall = lora_fused.install(_checkpointed(model))
     try:
         _, grads_ref = _run(model)
         _, grads, _, summary = _graphed(model, 3)
@@ -207,9 +193,7 @@ def test_the_probe_counts_only_outputs_the_fused_node_skipped(tiny_lm):
         base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
     ).train()
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)  # peft's default
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
-    uninstall = lora_fused.install(model)
+    uninstall = lora_fused.install(_checkpointed(model))
     try:
         _, _, _, summary = _graphed(model, 3)
     finally:
