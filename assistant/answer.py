@@ -77,7 +77,7 @@ class Answer:
             "passages": [p.to_dict() for p in self.passages],
             "domains": self.domains,
             "relevant": self.relevant,
-            "adapter": (self.adapter or "base") if self.relevant else None,  # what answered; None: no model ran
+            "adapter": self.answered_by,
             "route": self.route,
             "tokens": self.tokens,
             "prompt_tokens": self.prompt_tokens,
@@ -85,6 +85,11 @@ class Answer:
             "search_query": self.search_query,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+    @property
+    def answered_by(self) -> str | None:
+        """What answered: the adapter, "base", or None when nothing relevant was found and no model ran."""
+        return (self.adapter or "base") if self.relevant else None
 
     @property
     def cut(self) -> bool:

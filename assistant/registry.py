@@ -87,12 +87,7 @@ class Registry:
         else:
             found = [c for c in cards if c.promoted] or cards[-1:]
         if not found:
-            names = [c.name for c in self.all()]
-            if names:
-                hint = known_hint(name, names, "adapters")
-            else:
-                hint = "no adapter is registered yet: lorag synth --domain D && lorag train --domain D"
-            raise LoragError(f"no adapter named '{name}'", hint=hint)
+            raise unknown_adapter(name, [c.name for c in self.all()])
         return found[0]
 
     # -- writes ---------------------------------------------------------------------------------
@@ -271,3 +266,12 @@ def card_text(
         if r.get("report"):
             lines.append(f"                 {r['report']}")
     return "\n".join(lines)
+
+
+def unknown_adapter(name: str, names: list[str]) -> LoragError:
+    """The error for an adapter name that is not among `names` (the did-you-mean hint, or how to make one)."""
+    if names:
+        hint = known_hint(name, names, "adapters")
+    else:
+        hint = "no adapter is registered yet: lorag synth --domain D && lorag train --domain D"
+    return LoragError(f"no adapter named '{name}'", hint=hint)

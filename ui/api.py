@@ -101,7 +101,7 @@ def _extras(ans: Answer) -> dict[str, Any]:
     return {
         "citations": [c.to_dict() for c in ans.citations],
         "lorag": {
-            "adapter": ans.to_dict()["adapter"],  # what answered, as the CLI says it: None when no model ran
+            "adapter": ans.answered_by,  # as the CLI says it: None when no model ran
             "route": ans.route,
             "relevant": ans.relevant,
             "domains": ans.domains,

@@ -288,7 +288,7 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
 
     t0 = time.perf_counter()
     skipped: list[str] = []
-    if getattr(remote, "token", None):
+    if remote.token:
         job = remote.ingest_paths(domain, paths, sync)
     else:
         if sync:
@@ -530,10 +530,9 @@ def _ask_through_app(
     if adapter not in ("auto", "base"):  # said as an adapter, as without the app (the API says "model")
         served = [m["id"] for m in remote.get("/v1/models")["data"] if m["id"] not in ("auto", "base")]
         if adapter not in served:
-            from assistant.errors import known_hint
+            from assistant.registry import unknown_adapter
 
-            hint = known_hint(adapter, served, "adapters") if served else "no adapter is registered yet"
-            raise LoragError(f"no adapter named '{adapter}'", hint=hint)
+            raise unknown_adapter(adapter, served)
     items = remote.ask(question, domain, adapter, top_k)
     who = "the lorag worker" if remote.worker_pid else "the app"
     with _stage(f"{who} is searching and generating", not as_json):
