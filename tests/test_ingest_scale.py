@@ -161,6 +161,7 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
 
     class App:
         url = "http://127.0.0.1:1"
+        token = None  # an app of another user: the files are uploaded
 
         def upload(self, domain, files):
             return "job-1"
