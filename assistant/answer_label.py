@@ -28,15 +28,9 @@ def stream_without_label(pieces: Iterable[str]) -> Iterator[str]:
     it = iter(pieces)
     for piece in it:
         head += piece
-        if _may_become_label(head):
-            continue
-        rest = strip_label(head)
-        if rest:
-            yield rest
-        break
-    else:  # the reply ended while it could still be a label
-        rest = strip_label(head)
-        if rest:
-            yield rest
-        return
+        if not _may_become_label(head):
+            break
+    rest = strip_label(head)  # also when the reply ended while it could still be a label
+    if rest:
+        yield rest
     yield from it
