@@ -31,17 +31,21 @@ def note_path(settings: Any) -> Path:
 def write_note(settings: Any, url: str, token: str | None = None) -> Path:
     """Written by `lorag ui` once it listens; removed when it stops. Readable by its owner only (0600): `token`
     lets a CLI command of the same user have the app read local files by their paths (POST /v1/documents/local)."""
-    path = note_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     note = {"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if token:
         note["token"] = token
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(note))
-    tmp.replace(path)
+    return write_private_json(note_path(settings), note)
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> Path:
+    """`data` as JSON at `path`, readable by this user only (0600), replaced in one step (a note that holds a
+    token: the app's, the keep-warm worker's)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
     return path
 
 

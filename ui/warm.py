@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from assistant.child_env import child_env
 from assistant.errors import LoragError
-from ui.remote import AppClient
+from ui.remote import AppClient, write_private_json
 
 NOTE, LOCK, LOG = "worker.json", "worker.lock", "worker.log"
 USER = "lorag"  # the API's user name; the token is its password
@@ -92,14 +92,7 @@ def duration(seconds: float) -> str:
 # -- the note -------------------------------------------------------------------------------------------
 def write_note(settings: Any, note: dict[str, Any]) -> Path:
     """Written by the worker once it listens: readable by this user only (it holds the token)."""
-    path = note_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{NOTE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(note, fh)
-    os.replace(tmp, path)
-    return path
+    return write_private_json(note_path(settings), note)
 
 
 def read_note(settings: Any) -> dict[str, Any] | None:
