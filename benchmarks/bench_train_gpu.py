@@ -440,17 +440,10 @@ def run_unsloth(model_path: str, rows, eval_rows, args, quant: bool, out: Path) 
     }
 
 
-def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path) -> dict:
-    """One arm's run by this script in a new Python process: its figures from the child's JSON. The
-    Unsloth arm's process gets the Unsloth site first on its PYTHONPATH (unsloth_arm.unsloth_env)."""
-    import signal
-    import subprocess
-
-    out.mkdir(parents=True, exist_ok=True)
-    res = out / "fresh.json"
-    res.unlink(missing_ok=True)
-    key = arm_key(arm, quant)
-    cmd = [
+def child_command(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path, res: Path) -> list[str]:
+    """The command line of one arm's fresh process: this script with the run's settings, the one arm, and
+    the rows already chosen (train_file; args.eval is the fitting held-out rows' file by then)."""
+    return [
         sys.executable,
         __file__,
         "--model",
@@ -477,7 +470,21 @@ def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, a
         str(res),
         "--child",
         *(["--cprofile"] if args.cprofile else []),
+        *(["--profile", "--profile-step", str(args.profile_step)] if args.profile else []),
     ]
+
+
+def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, arm: str, out: Path) -> dict:
+    """One arm's run by this script in a new Python process: its figures from the child's JSON. The
+    Unsloth arm's process gets the Unsloth site first on its PYTHONPATH (unsloth_arm.unsloth_env)."""
+    import signal
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    res = out / "fresh.json"
+    res.unlink(missing_ok=True)
+    key = arm_key(arm, quant)
+    cmd = child_command(model_path, train_file, args, quant, arm, out, res)
     env = unsloth_env(dict(os.environ), args.unsloth_site, args.out) if arm == UNSLOTH else None
     proc = subprocess.Popen(cmd, env=env, process_group=0)  # its own group, so its workers end with it
     try:
