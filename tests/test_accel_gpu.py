@@ -214,6 +214,42 @@ def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on)
     _close(got, ref, rtol=1e-2)
 
 
+@pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
+def test_an_evaluation_between_graphed_steps_runs_the_mlp_in_tiles_with_the_eager_loss(gpu_lm, fp8_on):
+    """A no-grad forward while the graphs are installed (trl's evaluation during training) runs each layer's MLP
+    over token tiles, the tiles sharing each weight's forward operand only: the eager model's loss, and the
+    training steps around it replay as before."""
+    from finetune.accel import fp8, lora_fused
+    from finetune.accel.graphs import LayerGraphs
+    from finetune.accel.layers import decoder_layers
+
+    if fp8_on and fp8.unsupported_reason("cuda"):
+        pytest.skip(fp8.unsupported_reason("cuda"))
+    model, undo = _lora(gpu_lm, fused=True)
+    if fp8_on:
+        for m in lora_fused.fused_modules(model):
+            lora_fused.enable_fp8(m, fast_accum=True)
+    batches = [_padded([60, 33, 64], 64, 1), _padded([64, 12], 64, 2)]
+    held_out = _padded([64, 64, 50], 64, 5)
+    try:
+        with torch.no_grad():
+            ref = model(**held_out).loss.float()
+        graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 64, eval_tile_tokens=64).install()
+        try:
+            _grads(model, batches)  # the first pass captures
+            with torch.no_grad():
+                got = model(**held_out).loss.float()
+            loss, _ = _grads(model, batches)
+            summary = graphs.summary()
+        finally:
+            graphs.uninstall()
+    finally:
+        undo()
+    assert summary["eval_mlp_tiles"] == 3 and summary["failure"] is None and summary["replayed"] > 0, summary
+    assert torch.allclose(got, ref, rtol=1e-2), (got, ref)
+    assert torch.isfinite(loss).all()
+
+
 @pytest.mark.parametrize("keep", [0, 1], ids=["recomputed", "first-kept"])
 def test_offloaded_layer_inputs_train_alike_and_leave_the_gpu(gpu_lm, keep):
     """offload=True on the captured graphs: the checkpointed layers' inputs wait in pinned CPU memory (copied out

@@ -404,3 +404,38 @@ def test_auto_offloads_when_the_layer_inputs_of_a_step_are_large():
     assert TrainConfig(domain="x", offload_activations="on").offload_activations is True
     with pytest.raises(Exception, match="offload_activations: true, false or auto"):
         TrainConfig(domain="x", offload_activations="sometimes")
+
+
+def test_no_grad_forwards_run_the_mlp_in_token_tiles(lora_model):
+    """An evaluation during training (no grad, layers run eagerly outside the graphs' memory) runs each layer's
+    MLP a tile of eval_tile_tokens tokens at a time, with the untiled forward's output; a training forward and
+    a batch within one tile run it whole."""
+    model = lora_model
+    layers = decoder_layers(model)
+    batch = right_padded_batch([16, 9, 12], 16)  # 48 tokens
+    model.eval()
+    with torch.no_grad():
+        reference = model(**batch).logits
+    model.train()
+    mlp = layers[0].mlp
+    calls = []
+    real = type(mlp).forward
+    type(mlp).forward = lambda self, x: calls.append(tuple(x.shape[:-1])) or real(self, x)
+    graphs = LayerGraphs(layers, max_tokens=48, capture=False, eval_tile_tokens=16).install()
+    try:
+        model.eval()
+        with torch.no_grad():
+            logits = model(**batch).logits
+            assert calls == [(16,)] * 3 * len(layers)  # 3 tiles of 16 tokens per layer
+            calls.clear()
+            model(**right_padded_batch([5, 7], 8))  # 16 tokens: one tile, the MLP whole
+            assert calls == [(2, 8)] * len(layers)
+        calls.clear()
+        model.train()
+        model(**batch).loss.backward()  # training: graphed layers, the MLP whole
+        assert all(c == (3, 16) for c in calls) and calls
+    finally:
+        type(mlp).forward = real
+        graphs.uninstall()
+    assert graphs.stats["eval_mlp_tiles"] == 3
+    assert torch.allclose(logits, reference, atol=1e-5, rtol=1e-4)

@@ -91,8 +91,9 @@ def test_tiled_mlp_gives_checkpointing_gradients(peft_model):
 
 
 def test_tiles_share_each_weights_fp8_operands(peft_model, monkeypatch):
-    """With FP8 base GEMMs, the tiles of one MLP pass quantize each frozen weight once, not once per tile, and
-    the gradients are those of the untiled FP8 graphs."""
+    """With FP8 base GEMMs, the tiles of one MLP pass quantize each frozen weight once, not once per tile, each
+    operand only where it is used (the no-grad forward makes no input-gradient operand), and the gradients are
+    those of the untiled FP8 graphs."""
     uninstall = lora_fused.install(peft_model)
     from peft.tuners.lora import LoraLayer
 
@@ -102,15 +103,22 @@ def test_tiles_share_each_weights_fp8_operands(peft_model, monkeypatch):
     try:
         _, grads_ref, _, untiled = _graphed(peft_model, 1)
         made = []
-        real = fp8.weight_operands
-        monkeypatch.setattr(fp8, "weight_operands", lambda w, s: made.append(tuple(w.shape)) or real(w, s))
+        real = fp8.weight_operand
+
+        def counted(w, s, *, transposed):
+            made.append("input gradient" if transposed else "forward")
+            return real(w, s, transposed=transposed)
+
+        monkeypatch.setattr(fp8, "weight_operand", counted)
         _, grads, _, summary = _graphed(peft_model, 3)
     finally:
         uninstall()
     assert untiled["mlp_tiles"] == 1 and summary["mlp_tiles"] == 3
     layers = len(decoder_layers(peft_model))
-    # per step and layer: the forward's tiles share gate/up/down's operands, the backward's tiles too (2 x 3 weights)
-    assert len(made) == 2 * 2 * 3 * layers
+    # per step and layer, for gate/up/down: the forward's tiles share a forward operand each, the backward's tiles
+    # an input-gradient one each and a forward one for gate and up (down's output is unread there) (two steps)
+    assert made.count("forward") == 2 * (3 + 2) * layers
+    assert made.count("input gradient") == 2 * 3 * layers
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 

@@ -108,7 +108,7 @@ def colwise_transposed(w: Any, scale: Any) -> Any:
 def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False, wq: Any = None) -> Any:
     """x·wᵀ in FP8: x (m x k) scaled per row, w (n x k) by scales[0] (its weight_scales); out_dtype result.
     fast_accum: accumulate at the tensor cores' precision (faster; float32 accumulation otherwise).
-    wq: w's operand already quantized (weight_operands' first), when several GEMMs share it; w is then unread."""
+    wq: w's operand already quantized (weight_operand's forward one), when several GEMMs share it; w is then unread."""
     xq, sx = rowwise(x)
     if wq is None:
         wq = rowwise(w, scales[0])[0]
@@ -117,17 +117,17 @@ def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accu
 
 def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, wq: Any = None) -> Any:
     """g·w in FP8 (an input gradient): g (m x n) scaled per row, w (n x k) by scales[1].
-    wq: w's transposed operand already quantized (weight_operands' second); w is then unread."""
+    wq: w's transposed operand already quantized (weight_operand's transposed one); w is then unread."""
     gq, sg = rowwise(g)
     if wq is None:
         wq = colwise_transposed(w, scales[1])
     return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
 
 
-def weight_operands(w: Any, scales: tuple[Any, Any]) -> tuple[Any, Any]:
-    """A frozen weight's two e4m3 operands, for GEMMs that share them (a layer's MLP run in token tiles): the
-    forward's (w scaled per output channel) and the input gradient's (wᵀ scaled per input channel)."""
-    return rowwise(w, scales[0])[0], colwise_transposed(w, scales[1])
+def weight_operand(w: Any, scales: tuple[Any, Any], *, transposed: bool) -> Any:
+    """A frozen weight's e4m3 operand, for GEMMs that share it (a layer's MLP run in token tiles): the forward's
+    (w scaled per output channel, scales[0]) or, transposed, the input gradient's (wᵀ scaled per input channel)."""
+    return colwise_transposed(w, scales[1]) if transposed else rowwise(w, scales[0])[0]
 
 
 def _scaled_mm(a: Any, b: Any, scale_a: Any, scale_b: Any, out_dtype: Any, fast_accum: bool = False) -> Any:

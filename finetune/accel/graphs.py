@@ -218,6 +218,7 @@ class LayerGraphs:
         varlen_max: int = 0,
         offload: bool = False,
         mlp_tiles: int = 1,
+        eval_tile_tokens: int | None = None,
     ):
         self.layers = list(layers)
         self.max_tokens = max_tokens
@@ -233,6 +234,10 @@ class LayerGraphs:
         self.share = share  # layers of one structure replay one stand-in layer's programs (see the module doc)
         self.skip_unread = skip_unread  # recomputes skip fused LoRA outputs nothing reads (_unread_outputs)
         self.mlp_tiles = mlp_tiles  # checkpointed layers' MLPs over this many token tiles (finetune/accel/tiled_mlp.py)
+        # no-grad forwards (the evaluations during training, run eagerly outside the graphs' memory pool): each
+        # layer's MLP over tiles of this many tokens (None: the model's hidden size), so its intermediates come
+        # from the default pool a tile at a time instead of a whole batch's on top of what training reserved
+        self.eval_tile_tokens = eval_tile_tokens
         self.unread: dict[int, list[Any]] = {}
         self.template: tuple | None = None  # (stand-in layer, its packed tensors, its structure)
         self.structure_ok: dict[int, bool] = {}
@@ -263,6 +268,7 @@ class LayerGraphs:
             "unread": [],
             "mlp_tiles": 1,
             "mlp_tiles_off": None,
+            "eval_mlp_tiles": 0,  # the most tiles a no-grad forward's MLP ran over (0: none ran tiled)
         }
         self.failure: str | None = None
         self._saved: list[tuple[Any, bool]] = []
@@ -386,7 +392,21 @@ class LayerGraphs:
         orig = self._orig(i)
         if self.checkpoint and self.layers[i].training and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(orig, hidden, *args, use_reentrant=False, **kwargs)
+        tiles = 1 if torch.is_grad_enabled() else self._eval_tiles(self.layers[i], hidden)
+        if tiles > 1:
+            self.stats["eval_mlp_tiles"] = max(self.stats["eval_mlp_tiles"], tiles)
+            with tiled_mlp.tiled(self.layers[i].mlp, tiles, unread=False, skip=[]):
+                return orig(hidden, *args, **kwargs)
         return orig(hidden, *args, **kwargs)
+
+    def _eval_tiles(self, layer: Any, hidden: Any) -> int:
+        """How many token tiles a no-grad forward runs layer's MLP over: one per eval_tile_tokens (default: the
+        hidden size) of the batch's tokens, where the MLP maps hidden -> hidden through a down projection."""
+        width = hidden.shape[-1]
+        down = getattr(getattr(layer, "mlp", None), "down_proj", None)
+        if down is None or getattr(getattr(down, "base_layer", down), "out_features", None) != width:
+            return 1
+        return -(-(hidden.numel() // width) // (self.eval_tile_tokens or width))
 
     # -- capture ------------------------------------------------------------------------------------
     @staticmethod

@@ -58,11 +58,16 @@ def _lora_linear_fn() -> Any:
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
             # inside shared_weight_operands (an MLP run in token tiles): the weight's operands made once for all
-            # tiles, (w,) or its FP8 pair; the backward's FP8 operand is then kept (ctx.wt), not the weight
+            # tiles, each kind when first needed: the weight in x's dtype, or its FP8 forward operand where this
+            # output is computed and its input-gradient one where a backward will run (a no-grad forward makes
+            # none of those); the backward's FP8 operand is then kept (ctx.wt), not the weight
             shared = _OPERANDS.get()
-            ops = _operands(shared, key, base4, weight, x.dtype, fp8) if shared is not None else None
-            ctx.wt = ops[1] if ops is not None and fp8 is not None else None
-            w = weight if ops is None else (ops[0] if fp8 is None else None)
+            ops = None
+            if shared is not None:
+                kinds = ("w",) if fp8 is None else ("f",) * (unread is None) + ("t",) * ctx.needs_input_grad[0]
+                ops = _operands(shared, key, base4, weight, x.dtype, fp8, kinds)
+            ctx.wt = ops["t"] if ops is not None and "t" in ops else None
+            w = weight if ops is None else ops.get("w")
             if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
                 out = x2.new_empty((x2.shape[0], b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
@@ -71,7 +76,7 @@ def _lora_linear_fn() -> Any:
                 if ops is None and weight is None:
                     w = _dequantized(base4, x.dtype)
                 if fp8 is not None:
-                    wq = ops[0] if ops is not None else None
+                    wq = ops["f"] if ops is not None else None
                     out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
                     if bias is not None:
                         out.add_(bias.to(x.dtype))
@@ -106,16 +111,18 @@ def _lora_linear_fn() -> Any:
     return LoraLinear
 
 
-def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any) -> tuple:
-    """A frozen weight's operands from `shared` (made on first use): its FP8 pair (forward, input gradient) when
-    its GEMMs run in FP8, else the weight in the compute dtype (dequantized once, for a 4-bit one)."""
+def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any, kinds: tuple) -> dict:
+    """A frozen weight's operands from `shared`, those of `kinds` not made yet made now from one dequantization:
+    "w" the weight in the compute dtype (dequantized, for a 4-bit one), "f" its FP8 forward operand (scaled per
+    output channel), "t" its FP8 input-gradient operand (transposed, scaled per input channel)."""
     from . import fp8 as fp8_ops
 
-    name = (id(key), dtype, fp8 is not None)
-    got = shared.get(name)
-    if got is None:
+    got = shared.setdefault((id(key), dtype, fp8 is not None), {})
+    missing = [k for k in kinds if k not in got]
+    if missing:
         w = _dequantized(base4, dtype) if weight is None else weight
-        got = shared[name] = fp8_ops.weight_operands(w, fp8) if fp8 is not None else (w,)
+        for k in missing:
+            got[k] = w if k == "w" else fp8_ops.weight_operand(w, fp8, transposed=k == "t")
     return got
 
 
