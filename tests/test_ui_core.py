@@ -268,6 +268,20 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
     assert delete_docs(core, "hr", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()
 
 
+def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
+    from ui.tab_docs import _progress_md, _results_rows, start_ingest
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    small = tmp_path / "small.txt"
+    small.write_text("Visitors sign in at the lobby kiosk.\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("empty.txt", empty), ("small.txt", small)]), 30)
+    assert job["status"] == "done", job
+    assert job["result"]["counts"]["skipped"] == 1 and job["result"]["counts"]["failed"] == 0
+    assert ["empty.txt", "skipped", "empty file", 0] in _results_rows(job)
+    assert "2 files: 1 added, 1 skipped" in _progress_md(job)
+
+
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):
     from ui.jobs import INTERRUPTED, JobRunner
 
