@@ -198,6 +198,17 @@ def zip_folder(folder: Path, out: Path, prefix: str = "") -> Path:
 
 
 # -- unit tests on the core (no server) ----------------------------------------------------------
+def handler(blocks, module: str, name: str):
+    """A tab's event handler (a function defined in its build) and its outputs' elem_ids, to call it as Gradio would."""
+    fn = next(f for f in blocks.fns.values() if f.fn and (f.fn.__module__, f.fn.__name__) == (module, name))
+    return fn.fn, [getattr(o, "elem_id", None) for o in fn.outputs]
+
+
+def update(value):
+    """What a Gradio update sets: a component's constructor arguments, or a plain value."""
+    return dict(value.constructor_args) if hasattr(value, "constructor_args") else value
+
+
 @pytest.fixture
 def core(tmp_path, components):
     from ui.app import AppCore
@@ -280,6 +291,26 @@ def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
     assert job["result"]["counts"]["skipped"] == 1 and job["result"]["counts"]["failed"] == 0
     assert ["empty.txt", "skipped", "empty file", 0] in _results_rows(job)
     assert "2 files: 1 added, 1 skipped" in _progress_md(job)
+
+
+def test_the_adapters_job_picker_names_the_job_shown(core):
+    from ui.app import build_blocks
+
+    def fake(job):
+        job.point({"step": 1, "max_steps": 2, "loss": 1.5})
+
+    train = core.jobs.wait(core.jobs.start("train", "train hr", fake, {"domain": "hr"}), 5)["id"]
+    poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
+    shown = dict(zip(outs, poll(None, "", "hr", "", "")))
+    picker = update(shown["ad-job"])
+    assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+    for n in range(31):  # newer jobs push the training job out of the newest 30: the picker still lists it
+        core.jobs.wait(core.jobs.start("ingest", f"upload {n}", lambda job: None), 5)
+    poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
+    for picked in (None, train):
+        shown = dict(zip(outs, poll(picked, "", "hr", "", "")))
+        picker = update(shown["ad-job"])
+        assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
 
 
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):
