@@ -313,6 +313,37 @@ def test_the_adapters_job_picker_names_the_job_shown(core):
         assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
 
 
+def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
+    from ui.app import build_blocks
+    from ui.tab_docs import _results_rows
+
+    blocks = build_blocks(core)
+    (upload, _), (shown, shown_outs), (poll, poll_outs) = (
+        handler(blocks, "ui.tab_docs", name) for name in ("upload_files", "shown", "poll")
+    )
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("Visitors sign in at the lobby kiosk.\n")
+    second.write_text("Parking costs 12 euros per month.\n")
+    old = core.jobs.wait(upload("hr", [str(first)])["job"], 30)
+    assert old["status"] == "done" and _results_rows(old)  # the last upload's rows are on the page
+    with core.write_lock:  # the new job waits for the store: it is shown running, with no result yet
+        res = upload("hr", [str(second)])
+        *_, busy = out = shown(res)
+        page = dict(zip(shown_outs, out))
+        assert "upload of second.txt into hr** — running" in page["docs-progress"] and page["docs-results"] == []
+        assert "first.txt" not in str(page) and busy is False
+        ticked = dict(zip(poll_outs, poll(busy)))  # the page's own upload is the latest job from now on
+        assert "upload of second.txt into hr** — running" in ticked["docs-progress"]
+    assert core.jobs.wait(res["job"], 30)["status"] == "done"
+    # from the click until the upload is a job (its files are being copied): the new upload, not the last result
+    starting, start_outs = handler(blocks, "ui.tab_docs", "starting")
+    page = dict(zip(start_outs, starting("hr", [str(first), str(second)])))
+    assert "done" not in page["docs-progress"] and "upload of 2 files into hr" in page["docs-progress"]
+    assert page["docs-results"] == []
+    ticked = dict(zip(poll_outs, poll(True)))  # a tick meanwhile leaves them alone
+    assert ticked["docs-progress"] == ticked["docs-results"] == {"__type__": "update"}
+
+
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):
     from ui.jobs import INTERRUPTED, JobRunner
 
