@@ -24,6 +24,10 @@ class OverLimitError(BadFileError):
     """The file is over a per-file limit of the settings; the message says which (the file is skipped)."""
 
 
+class EmptyFileError(BadFileError):
+    """The file has nothing to index: 0 bytes, or no text once parsed (the file is skipped, not failed)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-file limits checked while loading (None: no limit); the pipeline passes ingest.max_rows / max_pages."""
@@ -343,14 +347,14 @@ def file_format(path: Path) -> str:
 
 
 def load_document(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    """Sections of a file; raises BadFileError (empty, binary, undecodable, corrupt, encrypted...), or
-    OverLimitError when it is over one of `limits`."""
+    """Sections of a file; raises BadFileError (binary, undecodable, corrupt, encrypted...), EmptyFileError when
+    it has no text (0 bytes, or none once parsed), or OverLimitError when it is over one of `limits`."""
     loader = LOADERS.get(file_format(path))
     if loader is None:
         raise BadFileError(f"unsupported format '.{file_format(path)}' (supported: {', '.join(sorted(LOADERS))})")
     if path.stat().st_size == 0:
-        raise BadFileError("the file is empty")
+        raise EmptyFileError("empty file")
     sections = [s for s in loader(path, limits) if s.text.strip()]
     if not sections:
-        raise BadFileError("no text found in the file")
+        raise EmptyFileError("empty file (no text found in it)")
     return sections

@@ -21,7 +21,7 @@ from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
-from ingest.loaders import BadFileError, Limits, OverLimitError, file_format, load_document
+from ingest.loaders import BadFileError, EmptyFileError, Limits, OverLimitError, file_format, load_document
 from ingest.meter import IngestMeter, Throughput
 from ingest.prefetch import prefetched
 from ingest.writer import (
@@ -111,9 +111,11 @@ class Ingestor:
                 token_length=self.dense.token_length,
             )
             if not chunks:
-                raise BadFileError("no text found in the file")
+                raise EmptyFileError("empty file (no text found in it)")
         except OverLimitError as e:
             return FileResult(str(path), display, SKIPPED, f"over limit ({e})")
+        except EmptyFileError as e:  # nothing to index: not an error
+            return FileResult(str(path), display, SKIPPED, str(e))
         except BadFileError as e:
             return FileResult(str(path), display, FAILED, str(e))
         except OSError as e:

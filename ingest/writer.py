@@ -23,7 +23,7 @@ from ingest.chunking import Chunk
 from ingest.loaders import file_format
 
 ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
-SKIPPED = "skipped"  # left out on purpose (over a limit, a link out of the folder); the reason says why
+SKIPPED = "skipped"  # left out on purpose (over a limit, a link out, an empty file); the reason says why
 _POINT_NS = uuid.UUID("6f1c1f0e-7d0a-4a8e-9a53-2c3c5b1e9d11")
 ChunkProgressFn = Callable[[str, int, int], None]  # (display name, chunks staged, chunks of the file)
 

@@ -388,6 +388,16 @@ def test_a_file_over_a_limit_gets_a_skipped_line(lorag, corpus, monkeypatch):
     assert "added 6" in r.output and "skipped 1" in r.output
 
 
+def test_an_empty_file_is_skipped_and_the_ingest_succeeds(lorag, corpus):
+    (corpus / "empty.md").write_bytes(b"")
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output  # nothing to index is not an error
+    assert f"skipped {(corpus / 'empty.md').resolve()}: empty file" in r.output
+    assert "failed 0, skipped 1" in r.output
+    out = json.loads(lorag("ingest", str(corpus), "--domain", "hr", "--json").stdout)
+    assert out["counts"]["failed"] == 0 and out["counts"]["skipped"] == 1
+
+
 def test_ingest_shows_progress_per_file_and_per_chunk_on_stderr(lorag, corpus, monkeypatch):
     """Off a terminal (a log, CI) progress is plain lines on stderr; stdout has only the report."""
     monkeypatch.setenv("LORAG_INGEST__EMBED_BATCH_SIZE", "2")  # embed calls of 2, 4, 8, then 16 chunks

@@ -109,7 +109,7 @@ def test_files_of_other_formats_in_a_folder_are_reported_not_hidden(ingestor, tm
 def test_a_run_whose_every_file_fails_leaves_no_new_domain(ingestor, store, tmp_path, corpus):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "empty.md").write_text("")
+    (bad / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
     (bad / "nul.txt").write_bytes(b"\x00\x01binary")
     report = ingestor.run([bad], "baddom")
     assert not report.ok and {r.status for r in report.results} == {"failed"}
@@ -117,6 +117,23 @@ def test_a_run_whose_every_file_fails_leaves_no_new_domain(ingestor, store, tmp_
     assert ingestor.run([corpus / "leave.md"], "hr").ok
     assert not ingestor.run([bad], "hr").ok  # an existing domain keeps its documents
     assert "hr" in store.domains() and [d.display for d in store.list_docs("hr")] == ["leave.md"]
+
+
+def test_an_empty_file_is_skipped_not_failed(ingestor, store, tmp_path, corpus):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "empty.md").write_bytes(b"")
+    (folder / "blank.txt").write_text("  \n\n\t\n")  # no text once parsed
+    (folder / "tags.html").write_text("<html><body><div></div></body></html>")
+    (folder / "leave.md").write_text((corpus / "leave.md").read_text())
+    seen = []
+    report = ingestor.run([folder], "hr", progress=lambda name, done, total, status: seen.append((name, status)))
+    by = {r.display: (r.status, r.reason) for r in report.results}
+    assert by["empty.md"] == ("skipped", "empty file")
+    assert by["blank.txt"][0] == by["tags.html"][0] == "skipped" and by["blank.txt"][1].startswith("empty file")
+    assert by["leave.md"][0] == "added" and report.ok
+    assert report.counts()["failed"] == 0 and report.counts()["skipped"] == 3
+    assert ("empty.md", "skipped") in seen  # the progress says so as the file finishes
 
 
 def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corpus):

@@ -198,6 +198,17 @@ def zip_folder(folder: Path, out: Path, prefix: str = "") -> Path:
 
 
 # -- unit tests on the core (no server) ----------------------------------------------------------
+def handler(blocks, module: str, name: str):
+    """A tab's event handler (a function defined in its build) and its outputs' elem_ids, to call it as Gradio would."""
+    fn = next(f for f in blocks.fns.values() if f.fn and (f.fn.__module__, f.fn.__name__) == (module, name))
+    return fn.fn, [getattr(o, "elem_id", None) for o in fn.outputs]
+
+
+def update(value):
+    """What a Gradio update sets: a component's constructor arguments, or a plain value."""
+    return dict(value.constructor_args) if hasattr(value, "constructor_args") else value
+
+
 @pytest.fixture
 def core(tmp_path, components):
     from ui.app import AppCore
@@ -268,6 +279,71 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
     assert delete_docs(core, "hr", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()
 
 
+def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
+    from ui.tab_docs import _progress_md, _results_rows, start_ingest
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    small = tmp_path / "small.txt"
+    small.write_text("Visitors sign in at the lobby kiosk.\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("empty.txt", empty), ("small.txt", small)]), 30)
+    assert job["status"] == "done", job
+    assert job["result"]["counts"]["skipped"] == 1 and job["result"]["counts"]["failed"] == 0
+    assert ["empty.txt", "skipped", "empty file", 0] in _results_rows(job)
+    assert "2 files: 1 added, 1 skipped" in _progress_md(job)
+
+
+def test_the_adapters_job_picker_names_the_job_shown(core):
+    from ui.app import build_blocks
+
+    def fake(job):
+        job.point({"step": 1, "max_steps": 2, "loss": 1.5})
+
+    train = core.jobs.wait(core.jobs.start("train", "train hr", fake, {"domain": "hr"}), 5)["id"]
+    poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
+    shown = dict(zip(outs, poll(None, "", "hr", "", "")))
+    picker = update(shown["ad-job"])
+    assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+    for n in range(31):  # newer jobs push the training job out of the newest 30: the picker still lists it
+        core.jobs.wait(core.jobs.start("ingest", f"upload {n}", lambda job: None), 5)
+    poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
+    for picked in (None, train):
+        shown = dict(zip(outs, poll(picked, "", "hr", "", "")))
+        picker = update(shown["ad-job"])
+        assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+
+
+def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
+    from ui.app import build_blocks
+    from ui.tab_docs import _results_rows
+
+    blocks = build_blocks(core)
+    (upload, _), (shown, shown_outs), (poll, poll_outs) = (
+        handler(blocks, "ui.tab_docs", name) for name in ("upload_files", "shown", "poll")
+    )
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("Visitors sign in at the lobby kiosk.\n")
+    second.write_text("Parking costs 12 euros per month.\n")
+    old = core.jobs.wait(upload("hr", [str(first)])["job"], 30)
+    assert old["status"] == "done" and _results_rows(old)  # the last upload's rows are on the page
+    with core.write_lock:  # the new job waits for the store: it is shown running, with no result yet
+        res = upload("hr", [str(second)])
+        *_, busy = out = shown(res)
+        page = dict(zip(shown_outs, out))
+        assert "upload of second.txt into hr** — running" in page["docs-progress"] and page["docs-results"] == []
+        assert "first.txt" not in str(page) and busy is False
+        ticked = dict(zip(poll_outs, poll(busy)))  # the page's own upload is the latest job from now on
+        assert "upload of second.txt into hr** — running" in ticked["docs-progress"]
+    assert core.jobs.wait(res["job"], 30)["status"] == "done"
+    # from the click until the upload is a job (its files are being copied): the new upload, not the last result
+    starting, start_outs = handler(blocks, "ui.tab_docs", "starting")
+    page = dict(zip(start_outs, starting("hr", [str(first), str(second)])))
+    assert "done" not in page["docs-progress"] and "upload of 2 files into hr" in page["docs-progress"]
+    assert page["docs-results"] == []
+    ticked = dict(zip(poll_outs, poll(True)))  # a tick meanwhile leaves them alone
+    assert ticked["docs-progress"] == ticked["docs-results"] == {"__type__": "update"}
+
+
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):
     from ui.jobs import INTERRUPTED, JobRunner
 
@@ -335,6 +411,41 @@ def test_votes_export_as_testset(core, corpus):
     assert info["cases"] == 2 and info["tie_skipped"] == 0
     edited = [i for i in load_testset(Path(info["path"])) if "edited reference" in i.tags]
     assert [i.answer for i in edited] == ["The team lead approves overtime."]
+
+
+def test_side_by_side_votes_only_on_a_comparison_of_two_different_arms(core, corpus):
+    from ui.app import build_blocks
+
+    votes = ("vote-left", "vote-right", "vote-tie", "vote-both_bad")
+
+    def page():
+        blocks = build_blocks(core)
+        return blocks, {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+
+    core.comps.ingestor().run([corpus], "hr")
+    _, shown = page()  # no adapter yet: base on both sides, so nothing to vote on, and the page says why
+    assert shown["cmp-left"].value == shown["cmp-right"].value == "base"
+    assert all(shown[v].interactive is False for v in votes)
+    assert "the same model twice, so a vote would compare nothing" in shown["cmp-status"].value
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    blocks, shown = page()  # with an adapter, the page opens on base against it; votes wait for its answers
+    assert shown["cmp-right"].value == "hr-v1" and shown["cmp-status"].value == ""
+    assert all(shown[v].interactive is False for v in votes)
+    run, outs = handler(blocks, "ui.tab_compare", "run")
+    q = "How many days of annual leave do full-time staff receive?"
+    steps = [dict(zip(outs, step)) for step in run(q, "hr", "base", "hr-v1")]
+    assert [update(steps[-1][v])["interactive"] for v in votes] == [True] * 4  # the comparison is done: vote
+    assert all(update(s[v])["interactive"] is False for s in steps[:-1] for v in votes)  # not while it streams
+    (refused,) = [dict(zip(outs, step)) for step in run(q, "hr", "base", "base")]
+    assert "comparing an arm with itself" in refused["cmp-status"]
+    assert all(update(refused[v])["interactive"] is False for v in votes)
+    arms, arm_outs = handler(blocks, "ui.tab_compare", "arms")
+    same = dict(zip(arm_outs, arms("hr-v1", "hr-v1")))  # picking one model twice closes the votes and says why
+    assert "Both sides are **hr-v1**" in same["cmp-status"] and "pick an adapter" in same["cmp-status"]
+    assert all(update(same[v])["interactive"] is False for v in votes)
+    follow, _ = handler(blocks, "ui.tab_compare", "follow_domain")
+    assert update(follow("hr", "base"))["value"] == "hr-v1"  # the right arm follows the domain's adapter
 
 
 def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):

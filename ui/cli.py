@@ -262,7 +262,7 @@ def _print_ingest(
         return
     console = new_console()
     for r in results:
-        if r["status"] in ("failed", "skipped"):  # skipped: on purpose (over a limit, a link out of the folder)
+        if r["status"] in ("failed", "skipped"):  # skipped: on purpose (over a limit, an empty file...)
             colour = "red" if r["status"] == "failed" else "yellow"
             console.print(f"[{colour}]{r['status']}[/] {r['path']}: ", end="")
             console.print(r["reason"], markup=False)

@@ -56,6 +56,16 @@ def jobs_rows(core: Any) -> list[list[Any]]:
     return rows
 
 
+def watched_job(core: Any, picked: str | None, ids: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the job the tab shows, the picker's choices): the picked job, else the newest training job, else the
+    newest job. The shown job is always among the choices, so the picker can show it (the list has 30 jobs)."""
+    job = core.jobs.get(picked) if picked else None
+    job = job or core.jobs.latest("train") or (core.jobs.all() or [None])[0]
+    if job and job["id"] not in ids:
+        ids = [job["id"], *ids]
+    return job, ids
+
+
 def loss_figure(job: dict[str, Any] | None) -> Any:
     """Training and held-out loss against the step (matplotlib, drawn on the server); the x axis spans the
     whole run from its first point, so the curve fills it as the steps come."""
@@ -193,10 +203,12 @@ def build(core: Any) -> None:
     gr.Markdown("#### Progress (jobs run in the background and survive a page reload)")
     with gr.Row():
         # custom values allowed: a job just started sets the value while a timer tick that read the job list a
-        # moment before may still send choices without it (Gradio would refuse the value and leave the old job)
+        # moment before may still send choices without it (Gradio would refuse the value and leave the old job).
+        # No value yet (not the newest job when the app started, for every page): the first tick names the job shown
         job_pick = gr.Dropdown(
             [j[0] for j in jobs_rows(core)],
-            label="Job to watch (default: the newest)",
+            value=None,
+            label="Job to watch (default: the newest training job)",
             elem_id="ad-job",
             scale=2,
             allow_custom_value=True,
@@ -295,8 +307,7 @@ def build(core: Any) -> None:
     def poll(picked: str | None, drawn: str, dom: str | None, arms_now: str, last: str) -> tuple:
         reg = registry_rows(core)  # before the jobs: a job registers its adapter, then logs it, so no tick shows
         rows = jobs_rows(core)  # the registry ahead of the job's log
-        ids = [r[0] for r in rows]
-        job = core.jobs.get(picked) if picked in ids else (core.jobs.latest("train") or (core.jobs.all() or [None])[0])
+        job, ids = watched_job(core, picked, [r[0] for r in rows])
         if job and not job.get("curve") and job["kind"] == "train" and job.get("result"):
             from finetune.jobs import run_root
             from ui.jobs import read_loss_log
@@ -310,8 +321,7 @@ def build(core: Any) -> None:
         plot = gr.skip() if key == drawn else loss_figure(job)
         now = eval_arms(core, dom)  # a new adapter: the suggested arms follow it
         arms_update = now if arms_now == last and now != last else gr.skip()
-        # the value only when one is picked: a tick that read the picker before a job started must not clear it
-        picker = gr.Dropdown(choices=ids, value=picked) if picked in ids else gr.Dropdown(choices=ids)
+        picker = gr.Dropdown(choices=ids, value=job["id"] if job else None)  # the picker names the job shown
         return (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
 
     timer.tick(

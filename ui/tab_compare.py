@@ -1,5 +1,9 @@
 """Side by side: one question, two arms (base / adapters) on the identical retrieved passages, a vote.
 
+The tab opens on base against an adapter (the domain's promoted one, else its newest), when there is one; the
+vote buttons open only once a comparison of two different arms is done (one model on both sides is refused, and
+the tab says why while the arms match).
+
 Votes go to `<data_dir>/votes/<domain>.jsonl` (domain "all" when every domain was searched), one
 JSON object a line. "Export" turns them into a test set for `lorag eval --testset`:
 `{"id", "question", "answer", "sources", "tags"}` whose reference answer is the one the voter wrote
@@ -164,6 +168,33 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
     }
 
 
+def domain_adapter(core: Any, domain: str | None) -> str | None:
+    """The arm to compare with base: the domain's promoted adapter, else its newest version; for every domain
+    ("all"), a promoted adapter, else the newest, else any the generator serves; None when there is none."""
+    choices = core.compare_adapters()[1:]
+    dom = core.domain_arg(domain)
+    cards = [c for c in core.registry_cards() if c.name in choices and dom in (None, c.domain)]
+    if cards:
+        return min(cards, key=lambda c: (not c.promoted, -c.version, c.name)).name
+    return choices[0] if choices and dom is None else None
+
+
+def same_arms_note(core: Any, left: str | None, right: str | None) -> str:
+    """Why there is nothing to vote on while both sides are one model ("" when they differ)."""
+    if left != right:
+        return ""
+    adapters = len(core.compare_adapters()) > 1
+    how = "pick an adapter on one side" if adapters else "train an adapter in the **Adapters** tab first"
+    return f"Both sides are **{left}**: the same model twice, so a vote would compare nothing — {how}."
+
+
+def _votes(on: bool) -> list[Any]:
+    """The vote buttons: open only on a finished comparison of two different arms."""
+    import gradio as gr
+
+    return [gr.Button(interactive=on) for _ in VOTES]
+
+
 def _column(side: dict[str, Any]) -> str:
     final = side.get("final")
     if final is None:
@@ -184,16 +215,18 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
     import gradio as gr
 
     ads = core.compare_adapters()
+    first = domain_adapter(core, "all") or BASE_CHOICE  # base against an adapter when there is one
     with gr.Row():
         domain = gr.Dropdown(core.domain_choices(), value="all", label="Domain", elem_id="cmp-domain")
         left = gr.Dropdown(ads, value=BASE_CHOICE, label="Left", elem_id="cmp-left")
-        right = gr.Dropdown(ads, value=ads[1] if len(ads) > 1 else BASE_CHOICE, label="Right", elem_id="cmp-right")
+        right = gr.Dropdown(ads, value=first, label="Right", elem_id="cmp-right")
     with gr.Row():
         question = gr.Textbox(
             placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6
         )
         go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1)
-    cmp_status = gr.Markdown(elem_id="cmp-status")  # a refusal (same arm twice, empty question) shows here
+    # a refusal (same arm twice, empty question) shows here, and why there is nothing to vote on while the arms match
+    cmp_status = gr.Markdown(same_arms_note(core, BASE_CHOICE, first), elem_id="cmp-status")
     with gr.Row(equal_height=True):
         with gr.Column():
             left_title = gr.Markdown("### Left")
@@ -204,11 +237,11 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
     with gr.Accordion("Passages both sides saw", open=False):
         passages = gr.HTML(elem_id="cmp-passages")
     with gr.Row():
-        buttons = {
-            "left": gr.Button("← Left is better", elem_id="vote-left"),
-            "right": gr.Button("Right is better →", elem_id="vote-right"),
-            "tie": gr.Button("Tie", elem_id="vote-tie"),
-            "both_bad": gr.Button("Both bad", elem_id="vote-both_bad"),
+        buttons = {  # closed until a comparison of two different arms is done
+            "left": gr.Button("← Left is better", elem_id="vote-left", interactive=False),
+            "right": gr.Button("Right is better →", elem_id="vote-right", interactive=False),
+            "tie": gr.Button("Tie", elem_id="vote-tie", interactive=False),
+            "both_bad": gr.Button("Both bad", elem_id="vote-both_bad", interactive=False),
         }
     reference = gr.Textbox(
         label="Reference answer (optional): the right answer in your words — a Tie or Both bad is "
@@ -236,11 +269,12 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
                     plain,
                     "Vote for the better answer." if st["done"] else "",
                     "",
+                    *_votes(st["done"]),
                 )
         except LoragError as e:
-            yield "### Left", "", "### Right", "", "", {}, "", error_text(e)
+            yield "### Left", "", "### Right", "", "", {}, "", error_text(e), *_votes(False)
 
-    outs = [left_title, left_out, right_title, right_out, passages, current, status, cmp_status]
+    outs = [left_title, left_out, right_title, right_out, passages, current, status, cmp_status, *buttons.values()]
     for trigger in (question.submit, go.click):
         trigger(
             run,
@@ -291,6 +325,20 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
 
     for dd in (domain, left, right):
         dd.focus(refresh, [domain, left, right], [domain, left, right], api_visibility="private", queue=False)
+
+    def arms(lft: str, rgt: str) -> tuple:
+        """One model on both sides: say so, and close the votes (the next comparison would be refused)."""
+        note = same_arms_note(core, lft, rgt)
+        return note, *(_votes(False) if note else [gr.skip() for _ in VOTES])
+
+    for dd in (left, right):
+        dd.change(arms, [left, right], [cmp_status, *buttons.values()], api_visibility="private", queue=False)
+
+    def follow_domain(dom: str, rgt: str) -> Any:
+        """The right arm follows the domain: its adapter, when it has one."""
+        return gr.Dropdown(choices=core.compare_adapters(), value=domain_adapter(core, dom) or rgt)
+
+    domain.change(follow_domain, [domain, right], [right], api_visibility="private", queue=False)
 
     def compare(question: str, domain: str = "all", left: str = BASE_CHOICE, right: str = BASE_CHOICE) -> dict:
         """Both arms on identical passages; returns {question, passages, left, right}."""

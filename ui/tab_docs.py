@@ -215,6 +215,12 @@ def _progress_md(job: dict[str, Any] | None) -> str:
     return line
 
 
+def _starting_md(domain: str | None, files: list[str] | None) -> str:
+    """What the tab shows from the click until the upload's job exists (the files are copied first)."""
+    n = len(files or [])
+    return f"**upload of {n} file{'s' if n != 1 else ''} into {domain}** — starting: copying the files…"
+
+
 def _results_rows(job: dict[str, Any] | None) -> list[list[Any]]:
     if not job or not job.get("result"):
         return []
@@ -254,6 +260,8 @@ def build(core: Any) -> None:
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
     progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
     started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
+    # True from this page's click until its upload is a job: the timer leaves the progress and results alone
+    uploading = gr.State(False)
     results = gr.Dataframe(
         headers=["file", "result", "reason", "chunks"],
         value=_results_rows(core.jobs.latest("ingest")),
@@ -288,20 +296,34 @@ def build(core: Any) -> None:
         poll with /job (the per-file result is its `result`), or {"error": why}."""
         return upload_api(core, domain, files)
 
-    def shown(res: dict) -> tuple[str, str]:
-        if res.get("error"):
-            return _progress_md(core.jobs.latest("ingest")), "⚠ " + res["error"]
-        return _progress_md(core.jobs.get(res["job"])), ""
+    def starting(domain: str, files: list[str] | None) -> tuple:
+        """At the click: the new upload, not the last one's result (the old job stays the latest until it starts)."""
+        return _starting_md(domain, files), [], "", {}, True
 
-    go.click(upload_files, [domain, upload], [started], api_name="upload").then(
-        shown, [started], [progress, status], api_visibility="private"
+    def shown(res: dict | None) -> tuple[str, list, str, bool]:
+        if not res or res.get("error"):
+            job = core.jobs.latest("ingest")
+            return _progress_md(job), _results_rows(job), "⚠ " + (res or {}).get("error", "the upload failed"), False
+        job = core.jobs.get(res["job"])
+        return _progress_md(job), _results_rows(job), "", False
+
+    go.click(
+        starting,
+        [domain, upload],
+        [progress, results, status, started, uploading],
+        api_visibility="private",
+        queue=False,
+    ).then(upload_files, [domain, upload], [started], api_name="upload").then(
+        shown, [started], [progress, results, status, uploading], api_visibility="private"
     ).then(lambda: None, None, [upload], api_visibility="private")
 
-    def poll() -> tuple[str, list, list]:
+    def poll(busy: bool) -> tuple[Any, Any, list]:
+        if busy:  # this page's upload is being copied: its job is not the latest yet
+            return gr.skip(), gr.skip(), _docs_rows(core)
         job = core.jobs.latest("ingest")
         return _progress_md(job), _results_rows(job), _docs_rows(core)
 
-    timer.tick(poll, None, [progress, results, docs], api_visibility="private", queue=False)
+    timer.tick(poll, [uploading], [progress, results, docs], api_visibility="private", queue=False)
 
     def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:
