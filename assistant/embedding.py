@@ -134,17 +134,21 @@ class TransformersEmbedder(PooledEmbedder):
     pandas, datasets, peft, bitsandbytes), which took most of a `lorag ask`'s start. On CUDA the model may run in
     float16 (see assistant.models.loading): pooling and normalising stay in float32."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, **kw: Any):
+    def __init__(self, model: Any, tokenizer: Any, name: str, *, cpu_bf16: bool = False, **kw: Any):
+        """cpu_bf16: on the CPU, the matrix products in bfloat16 (torch.autocast; norms and softmax stay float32),
+        for a CPU with native bfloat16 dot products (benchmarks/RESULTS.md, embedder backends)."""
         super().__init__(tokenizer, name, dim=int(model.config.hidden_size), **kw)
         self.model = model
         p = next(model.parameters())
-        self.backend = f"torch:{p.device.type}:{str(p.dtype).removeprefix('torch.')}"
+        self.autocast = cpu_bf16 and p.device.type == "cpu"
+        dtype = "bfloat16" if self.autocast else str(p.dtype).removeprefix("torch.")
+        self.backend = f"torch:{p.device.type}:{dtype}"
 
     def _embed_batch(self, batch: list[str]) -> np.ndarray:
         import torch
 
         enc = self._tokenize(batch, "pt").to(next(self.model.parameters()).device)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
             hidden = self.model(**enc).last_hidden_state.float()
         if self.pooling == "cls":
             vec = hidden[:, 0]

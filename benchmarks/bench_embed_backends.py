@@ -11,10 +11,11 @@ product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embe
 models.embedder_backend's values (torch float32 is the reference; onnx-fp32 is the float32 ONNX export, onnx /
 openvino the int8 one); the model cache is paths.model_cache (LORAG_PATHS__MODEL_CACHE), exports made there once.
 
-Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches (ingest.embed_batch_size
-64 on the CPU, 256 on CUDA), after a warm-up, the backends taking turns (each turn as many chunks as the largest
-batch); chunks/s and the ratio to torch float32 on
-the CPU in the same run. Threads: all cores.
+torch-bf16: torch with its matrix products in bfloat16 (what `auto` uses for documents on a CPU with native
+bfloat16). Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches
+(ingest.embed_batch_size 64 on the CPU, 256 on CUDA), after a warm-up, the backends taking turns (each turn as
+many chunks as the largest batch); chunks/s and the ratio to torch float32 on the CPU in the same run. Threads:
+all cores.
 Also timed: one query's embedding (embed_query, p50/p95 over 50 FAQ questions).
 
 Quality (real queries): the 175 FAQ questions of testset.jsonl against a corpus of every chunk of the FAQ pages plus
@@ -74,7 +75,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA / "python_faq")
     ap.add_argument("--speed-chunks", type=int, default=256)
     ap.add_argument("--corpus", type=int, default=1500)
-    ap.add_argument("--backends", default="torch,onnx-fp32,onnx,openvino", help="comma-separated, torch among them")
+    ap.add_argument(
+        "--backends",
+        default="torch,onnx-fp32,onnx,openvino",
+        help="comma-separated, torch among them; also torch-bf16 (torch's matrix products in bfloat16 on the CPU)",
+    )
     ap.add_argument("--cuda", action="store_true", help="also torch float16 on CUDA")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--dump-chunks", type=Path, help="write the corpus's chunks (JSON lines) here and stop")
@@ -94,7 +99,10 @@ def main() -> None:
     embedders = {}
     for b, dev in runs:
         t = time.perf_counter()
-        embedders[(b, dev)] = load_embedder(spec, cache, device=dev, backend=b, batch_size=64)
+        if b == "torch-bf16":  # torch with its matrix products in bfloat16 (what `auto` picks on a bfloat16 CPU)
+            embedders[(b, dev)] = load_embedder(spec, cache, device=dev, backend="torch", batch_size=64, cpu_bf16=True)
+        else:
+            embedders[(b, dev)] = load_embedder(spec, cache, device=dev, backend=b, batch_size=64)
         print(f"loaded {b} on {dev} in {time.perf_counter() - t:.1f} s ({embedders[(b, dev)].backend})", flush=True)
     ref = embedders[("torch", "cpu")]
     if args.chunks:
@@ -105,7 +113,10 @@ def main() -> None:
         args.dump_chunks.write_text("".join(json.dumps(c) + "\n" for c in chunks))
         print(f"{len(chunks)} chunks written to {args.dump_chunks}")
         return
-    print(f"CPU int8 dot-product instructions: {int8_instructions() or 'none (AVX2 only)'}")
+    from assistant.models.backends import cpu_bf16
+
+    int8 = int8_instructions() or "none (AVX2 only)"
+    print(f"CPU int8 dot-product instructions: {int8}; native bfloat16: {cpu_bf16()}")
     print(f"{len(chunks)} chunks in the corpus ({time.perf_counter() - t0:.0f} s so far); load {load()}", flush=True)
 
     # -- speed --------------------------------------------------------------------------------

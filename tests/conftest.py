@@ -25,6 +25,8 @@ def _clean_env(monkeypatch):
             monkeypatch.delenv(name)
     # `lorag ask` answers in the test's process: no keep-warm worker outlives a test (tests/test_warm.py turns it on)
     monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "0")
+    # float32 document vectors whatever the CPU (tests/test_embed_backends.py turns bfloat16 on)
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER_CPU_BF16", "off")
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ def tiny_embedder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def int8_sensitive_embedder(tmp_path_factory):
-    """Weights at a trained model's scale, where int8 moves the vectors (see build_tiny_embedder)."""
-    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-emb-sharp"), init_std=0.2)
+    """Weights at a trained model's scale with outliers: int8 moves the vectors on any CPU (build_tiny_embedder)."""
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-emb-sharp"), init_std=0.2, int8_outliers=True)
 
 
 def _cos(a, b):
@@ -155,11 +155,40 @@ def test_choose_follows_the_setting_then_the_index_and_never_picks_int8_itself()
     assert backends.setting_of("onnx:cpu:float32") == "onnx-fp32" and backends.setting_of("onnx:cpu:int8") == "onnx"
 
 
-def _settings(tmp_path, model, backend="auto"):
+def _settings(tmp_path, model, backend="auto", cpu_bf16="off"):
     return Settings(
         paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"},
-        models={"embedder": str(model), "embedder_backend": backend, "device": "cpu"},
+        models={"embedder": str(model), "embedder_backend": backend, "device": "cpu", "embedder_cpu_bf16": cpu_bf16},
     )
+
+
+def test_native_bfloat16_is_read_from_the_cpus_flags():
+    assert backends.cpu_bf16("processor : 0\nflags : fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert backends.cpu_bf16("flags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert not backends.cpu_bf16("flags : fpu sse avx2 fma avx512_vnni\nbugs : spectre\n")
+    assert not backends.cpu_bf16("")
+
+
+def test_documents_in_bfloat16_on_a_bfloat16_cpu_share_the_float32_index(tmp_path, tiny_embedder, monkeypatch):
+    """embedder_cpu_bf16 auto, on a CPU with native bfloat16: auto's documents are embedded by torch with bfloat16
+    matrix products, at cosine > 0.999 to float32's, so an index recorded by either passes the other's probe check;
+    off, another CPU, or the torch backend named keep float32; on forces it."""
+    monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: True)
+    cache = ModelCache(tmp_path / "cache")
+    fp32 = load_embedder(str(tiny_embedder), cache, device="cpu")
+    emb = embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="auto"), cache)
+    assert emb.backend == "torch:cpu:bfloat16"
+    docs = emb.embed_documents(TEXTS)
+    assert emb.documents.backend == "torch:cpu:bfloat16" and emb.documents.autocast
+    cos = _cos(docs, fp32.embed_documents(TEXTS))
+    assert cos.min() > 0.999 and not np.allclose(docs, fp32.embed_documents(TEXTS), atol=1e-7), cos
+    assert index_record.mismatch(index_record.record_for(fp32), emb) is None
+    assert index_record.mismatch(index_record.record_for(emb), fp32) is None
+    assert embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="off"), cache).backend == "torch:cpu:float32"
+    assert embedder_for(_settings(tmp_path, tiny_embedder, "torch", "auto"), cache).backend == "torch:cpu:float32"
+    assert embedder_for(_settings(tmp_path, tiny_embedder, "torch", "on"), cache).backend == "torch:cpu:bfloat16"
+    monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: False)
+    assert embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="auto"), cache).backend == "torch:cpu:float32"
 
 
 def test_auto_on_a_cpu_embeds_queries_with_fp32_onnx_and_loads_torch_only_for_documents(

@@ -113,13 +113,20 @@ GPU_BATCH = 256  # on CUDA in float16, large batches keep the GPU busy; memory i
 
 
 def load_embedder(
-    spec: str, cache: ModelCache, *, device: str = "auto", batch_size: int = 64, backend: str = "torch"
+    spec: str,
+    cache: ModelCache,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    backend: str = "torch",
+    cpu_bf16: bool = False,
 ) -> Any:
     """The dense embedder of a model setting. torch: with transformers alone when the folder has the usual
     Transformer -> pooling -> Normalize layout (same vectors, a much faster start; float16 and batches of at
     least GPU_BATCH on CUDA), else sentence-transformers. onnx-fp32: the float32 ONNX export of that layout run by
     onnxruntime (made once, see ModelCache.onnx_fp32); onnx / openvino: the int8 export (ModelCache.onnx_int8); on
-    the CPU, without loading torch's model."""
+    the CPU, without loading torch's model. cpu_bf16: torch on the CPU runs its matrix products in bfloat16
+    (TransformersEmbedder)."""
     from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
 
     where = cache.resolve(spec)
@@ -142,7 +149,7 @@ def load_embedder(
         model.half()
         batch_size = max(batch_size, GPU_BATCH)
     model.to(dev).eval()
-    return TransformersEmbedder(model, tokenizer, spec, batch_size=batch_size, **layout)
+    return TransformersEmbedder(model, tokenizer, spec, batch_size=batch_size, cpu_bf16=cpu_bf16, **layout)
 
 
 def _load_onnx_embedder(
@@ -201,18 +208,27 @@ def embedder_backend(settings: Any, cache: ModelCache, recorded: list[str] | Non
 
 def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
     """The dense embedder the settings ask for, its backend chosen by models.embedder_backend (embedder_backend)."""
+    from assistant.models import backends
+
     m = settings.models
-    kw = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
+    kw: dict[str, Any] = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
     choice = embedder_backend(settings, cache, recorded)
+    # torch's documents in bfloat16 on the CPU (vectors at cosine > 0.9999 to float32's): models.embedder_cpu_bf16
+    bf16 = choice in ("torch", "onnx-fp32") and (
+        m.embedder_cpu_bf16 == "on"
+        or (m.embedder_cpu_bf16 == "auto" and m.embedder_backend == "auto" and backends.cpu_bf16())
+    )
     if m.embedder_backend == "auto" and choice == "onnx-fp32":
-        # queries by the float32 ONNX export, documents by torch float32 (faster in batches), loaded on first need
+        # queries by the float32 ONNX export, documents by torch (faster in batches), loaded on first need
         from assistant.embedding_split import SplitEmbedder
 
         queries = load_embedder(m.embedder, cache, backend="onnx-fp32", **kw)
         return SplitEmbedder(
-            queries, lambda: load_embedder(m.embedder, cache, backend="torch", **kw), backend="torch:cpu:float32"
+            queries,
+            lambda: load_embedder(m.embedder, cache, backend="torch", cpu_bf16=bf16, **kw),
+            backend=f"torch:cpu:{'bfloat16' if bf16 else 'float32'}",
         )
-    return load_embedder(m.embedder, cache, backend=choice, **kw)
+    return load_embedder(m.embedder, cache, backend=choice, cpu_bf16=bf16 and choice == "torch", **kw)
 
 
 def load_cross_encoder(spec: str, cache: ModelCache, *, device: str = "auto") -> Any:

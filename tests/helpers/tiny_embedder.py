@@ -11,10 +11,13 @@ WORDS = (
 ).split()
 
 
-def build_tiny_embedder(folder: Path, seed: int = 0, init_std: float = 0.02) -> Path:
+def build_tiny_embedder(folder: Path, seed: int = 0, init_std: float = 0.02, int8_outliers: bool = False) -> Path:
     """`init_std`: the weights' random scale. At BERT's 0.02 a 2-layer model is nearly linear, so even int8
-    weights and activations give the same vectors (cosine > 0.9999); at 0.2 int8 moves them as it moves a trained
-    model's (cosine ~0.98), while float32 exports still match."""
+    weights and activations give the same vectors (cosine > 0.9999). `int8_outliers`: every LayerNorm's first
+    channel is zero and the Linears that read LayerNorm outputs get a large weight on that channel: float32 gives
+    the same vectors (the channel is zero), but int8's one scale per weight row, set by the outlier, leaves the
+    row's other weights a few levels, so int8 moves the vectors as it moves a trained model's, on any CPU (the
+    weights are quantized offline, the same everywhere)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -42,7 +45,17 @@ def build_tiny_embedder(folder: Path, seed: int = 0, init_std: float = 0.02) -> 
         max_position_embeddings=128,
         initializer_range=init_std,
     )
-    BertModel(cfg).eval().save_pretrained(folder)
+    model = BertModel(cfg).eval()
+    if int8_outliers:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.LayerNorm):
+                    m.weight[0], m.bias[0] = 0.0, 0.0
+            for layer in model.encoder.layer:  # the Linears whose input is a LayerNorm's output
+                for lin in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value):
+                    lin.weight[:, 0] = 50 * init_std
+                layer.intermediate.dense.weight[:, 0] = 50 * init_std
+    model.save_pretrained(folder)
     tok.save_pretrained(folder)
     (folder / "modules.json").write_text(
         json.dumps(
