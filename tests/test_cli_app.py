@@ -111,12 +111,12 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         folder = tmp_path / "fac"
         folder.mkdir()
         (folder / "canteen.md").write_text("# Canteen\n\nThe canteen opens at 11:30 on weekdays.\n")
-        (folder / "empty.txt").write_text("")
+        (folder / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))  # not UTF-8: fails
         r = lorag("ingest", str(folder), "--domain", "fac")
-        assert r.exit_code == 1  # empty.txt failed, named by its own path
-        assert "domain fac: added 1" in r.stdout and str(folder / "empty.txt") in r.stdout, r.stdout
+        assert r.exit_code == 1  # bad.txt failed, named by its own path
+        assert "domain fac: added 1" in r.stdout and str(folder / "bad.txt") in r.stdout, r.stdout
         assert [d.doc_id for d in live.store.list_docs("fac")] == [str(folder / "canteen.md")]
-        (folder / "empty.txt").unlink()
+        (folder / "bad.txt").unlink()
         r = lorag("ingest", str(folder), "--domain", "fac")
         assert r.exit_code == 0 and "domain fac: added 0, updated 0, unchanged 1" in r.stdout, r.stdout
         (folder / "canteen.md").unlink()

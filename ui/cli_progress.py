@@ -24,9 +24,9 @@ class IngestProgress:
         self.live = self.stream.isatty()
         self._bar: Any = None
         self._task: Any = None
-        self._last = 0.0
+        self._last: float | None = None  # when a line was last printed (monotonic; None: never)
         self._rate = ""  # the latest throughput in words, shown on the live bar
-        self._rate_line = 0.0
+        self._rate_line: float | None = None  # when a throughput line was last printed
         self._job_words = ""  # the app's job progress last printed
 
     def __enter__(self) -> "IngestProgress":
@@ -68,13 +68,13 @@ class IngestProgress:
             self._bar.update(self._task, description=self._with_rate(f"{name}: {done}/{total} chunks"))
         elif 0 < done < total:  # a file spanning several embed batches
             self._line(f"ingest: {name}: {done}/{total} chunks embedded")
-        elif done == 0 and time.monotonic() - self._last >= self.every:
+        elif done == 0 and _due(self._last, self.every):
             self._line(f"ingest: {name}: {total} chunks to embed")
 
     def throughput(self, t: "Throughput") -> None:
         """Chunks embedded so far, chunks/s and the ETA (after each staged slice)."""
         self._rate = t.words()
-        if self._bar is None and t.chunks_per_s is not None and time.monotonic() - self._rate_line >= self.every:
+        if self._bar is None and t.chunks_per_s is not None and _due(self._rate_line, self.every):
             self._rate_line = time.monotonic()
             self._line(f"ingest: {self._rate}")
 
@@ -89,7 +89,7 @@ class IngestProgress:
         words = " · ".join(parts + ([p["rate"]] if p.get("rate") else []))  # the rate: chunks, chunks/s, ETA
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total or None, description=words)
-        elif words != self._job_words and time.monotonic() - self._last >= self.every:
+        elif words != self._job_words and _due(self._last, self.every):
             self._job_words = words
             self._line(f"ingest: {words}")
 
@@ -99,3 +99,9 @@ class IngestProgress:
     def _line(self, text: str) -> None:
         self._last = time.monotonic()
         print(text, file=self.stream, flush=True)
+
+
+def _due(last: float | None, every: float) -> bool:
+    """Nothing printed yet, or `every` seconds passed since `last` (monotonic time has no fixed origin: a machine
+    booted a minute ago is at about 60)."""
+    return last is None or time.monotonic() - last >= every

@@ -34,7 +34,7 @@ class Job:
     def __init__(self, runner: "JobRunner", state: dict[str, Any]):
         self.runner = runner
         self.state = state
-        self._last_save = 0.0
+        self._last_save = float("-inf")  # never written: the first update is written at once
         self._t0 = time.time()
         self._trailing: threading.Timer | None = None  # writes a throttled update once the window passes
         # held while the state changes and while the trailing writer reads it (the job's thread changes it)
