@@ -179,21 +179,28 @@ def test_captured_graphs_give_eager_checkpointing_gradients(gpu_lm, fused, keep)
     _close(got, ref)
 
 
+def _fused_lora(path, fp8_on):
+    """_lora with fused nodes, their base GEMMs in FP8 when fp8_on (skipped where this GPU has none)."""
+    from finetune.accel import fp8, lora_fused
+
+    if fp8_on and fp8.unsupported_reason("cuda"):
+        pytest.skip(fp8.unsupported_reason("cuda"))
+    model, undo = _lora(path, fused=True)
+    if fp8_on:
+        for m in lora_fused.fused_modules(model):
+            lora_fused.enable_fp8(m, fast_accum=True)
+    return model, undo
+
+
 @pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
 def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on):
     """mlp_tiles (finetune/accel/tiled_mlp.py) under CUDA graphs: the recompute skips the MLP and the backward
     runs it a tile at a time, the tiles sharing each weight's operands (FP8 ones included, made inside the
     capture): the loss and gradients of the untiled graphs."""
-    from finetune.accel import fp8, lora_fused
     from finetune.accel.graphs import LayerGraphs
     from finetune.accel.layers import decoder_layers
 
-    if fp8_on and fp8.unsupported_reason("cuda"):
-        pytest.skip(fp8.unsupported_reason("cuda"))
-    model, undo = _lora(gpu_lm, fused=True)
-    if fp8_on:
-        for m in lora_fused.fused_modules(model):
-            lora_fused.enable_fp8(m, fast_accum=True)
+    model, undo = _fused_lora(gpu_lm, fp8_on)
     batches = [_padded([60, 33, 64], 64, 1), _padded([64, 12], 64, 2)]
     runs = {}
     try:
@@ -219,16 +226,10 @@ def test_an_evaluation_between_graphed_steps_runs_the_mlp_in_tiles_with_the_eage
     """A no-grad forward while the graphs are installed (trl's evaluation during training) runs each layer's MLP
     over token tiles, the tiles sharing each weight's forward operand only: the eager model's loss, and the
     training steps around it replay as before."""
-    from finetune.accel import fp8, lora_fused
     from finetune.accel.graphs import LayerGraphs
     from finetune.accel.layers import decoder_layers
 
-    if fp8_on and fp8.unsupported_reason("cuda"):
-        pytest.skip(fp8.unsupported_reason("cuda"))
-    model, undo = _lora(gpu_lm, fused=True)
-    if fp8_on:
-        for m in lora_fused.fused_modules(model):
-            lora_fused.enable_fp8(m, fast_accum=True)
+    model, undo = _fused_lora(gpu_lm, fp8_on)
     batches = [_padded([60, 33, 64], 64, 1), _padded([64, 12], 64, 2)]
     held_out = _padded([64, 64, 50], 64, 5)
     try:
