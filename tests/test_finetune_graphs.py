@@ -406,11 +406,27 @@ def test_auto_offloads_when_the_layer_inputs_of_a_step_are_large():
         TrainConfig(domain="x", offload_activations="sometimes")
 
 
-def test_no_grad_forwards_run_the_mlp_in_token_tiles(lora_model):
+@pytest.mark.parametrize("fused", ["peft", "fused", "fused-fp8"])
+def test_no_grad_forwards_run_the_mlp_in_token_tiles(lora_model, fused):
     """An evaluation during training (no grad, layers run eagerly outside the graphs' memory) runs each layer's
-    MLP a tile of eval_tile_tokens tokens at a time, with the untiled forward's output; a training forward and
-    a batch within one tile run it whole."""
+    MLP a tile of eval_tile_tokens tokens at a time, with the untiled forward's output (peft's LoRA, the fused
+    nodes, their FP8 base GEMMs sharing each weight's forward operand over the tiles); a training forward and a
+    batch within one tile run it whole."""
+    from finetune.accel import lora_fused
+
     model = lora_model
+    uninstall = lora_fused.install(model) if fused != "peft" else None
+    if fused == "fused-fp8":
+        for m in lora_fused.fused_modules(model):
+            lora_fused.enable_fp8(m)
+    try:
+        _eval_tiles_check(model)
+    finally:
+        if uninstall:
+            uninstall()
+
+
+def _eval_tiles_check(model):
     layers = decoder_layers(model)
     batch = right_padded_batch([16, 9, 12], 16)  # 48 tokens
     model.eval()
