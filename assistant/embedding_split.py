@@ -1,7 +1,8 @@
 """One dense embedder made of two runtimes that give the same vectors: queries by one, documents by another
 loaded on first need. models.embedder_backend `auto` on a CPU uses it with the float32 ONNX export for queries (a
-single query ~3x faster than torch, whose per-call overhead dominates) and torch float32 for documents (batches:
-onnxruntime was 0.88-0.97x torch); see benchmarks/RESULTS.md, "embedder backends"."""
+single query ~3x faster than torch, whose per-call overhead dominates) and torch for documents (batches:
+onnxruntime was 0.88-0.97x torch; in bfloat16 on a CPU with it, models.embedder_cpu_bf16); see
+benchmarks/RESULTS.md, "embedder backends"."""
 
 from __future__ import annotations
 

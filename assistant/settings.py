@@ -133,10 +133,11 @@ class ModelSettings(_Section):
     )
     embedder_cpu_bf16: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="torch's document embedding on the CPU with its matrix products in bfloat16 (norms and softmax "
-        "in float32): about 1.7x the chunks/s of float32 on a CPU with native bfloat16 (AVX-512 BF16 or AMX), "
-        "vectors at cosine > 0.9999 to float32's (an index of either serves the other). auto: on such a CPU, under "
-        "embedder_backend auto; on: whenever torch embeds on the CPU (slow without native bfloat16); off: float32.",
+        description="torch's embedding on the CPU (documents; queries too where torch embeds them) with its matrix "
+        "products in bfloat16 (norms and softmax in float32): about 1.7x the chunks/s of float32 on a CPU with "
+        "native bfloat16 (AVX-512 BF16 or AMX), vectors at cosine > 0.9999 to float32's (an index of either serves "
+        "the other). auto: on such a CPU, under embedder_backend auto; on: whenever torch embeds on the CPU (slow "
+        "without native bfloat16); off: float32.",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

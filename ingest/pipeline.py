@@ -114,7 +114,10 @@ class Ingestor:
                 raise EmptyFileError("empty file (no text found in it)")
         except OverLimitError as e:
             return FileResult(str(path), display, SKIPPED, f"over limit ({e})")
-        except EmptyFileError as e:  # nothing to index: not an error
+        except EmptyFileError as e:  # nothing to index: not an error, unless an earlier version is indexed
+            if existing.get(str(path)) is not None:  # its old chunks stay searchable: say so, as a failure
+                why = f"{e}; its earlier version stays indexed (`lorag docs rm` removes it)"
+                return FileResult(str(path), display, FAILED, why)
             return FileResult(str(path), display, SKIPPED, str(e))
         except BadFileError as e:
             return FileResult(str(path), display, FAILED, str(e))

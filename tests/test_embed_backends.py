@@ -173,17 +173,27 @@ def test_documents_in_bfloat16_on_a_bfloat16_cpu_share_the_float32_index(tmp_pat
     """embedder_cpu_bf16 auto, on a CPU with native bfloat16: auto's documents are embedded by torch with bfloat16
     matrix products, at cosine > 0.999 to float32's, so an index recorded by either passes the other's probe check;
     off, another CPU, or the torch backend named keep float32; on forces it."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: True)
     cache = ModelCache(tmp_path / "cache")
     fp32 = load_embedder(str(tiny_embedder), cache, device="cpu")
     emb = embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="auto"), cache)
     assert emb.backend == "torch:cpu:bfloat16"
     docs = emb.embed_documents(TEXTS)
-    assert emb.documents.backend == "torch:cpu:bfloat16" and emb.documents.autocast
+    bf16 = emb.documents  # auto with lorag[fast]: queries by the float32 ONNX file, documents by torch in bfloat16
+    assert bf16.backend == "torch:cpu:bfloat16" and bf16.autocast
     cos = _cos(docs, fp32.embed_documents(TEXTS))
     assert cos.min() > 0.999 and not np.allclose(docs, fp32.embed_documents(TEXTS), atol=1e-7), cos
-    assert index_record.mismatch(index_record.record_for(fp32), emb) is None
-    assert index_record.mismatch(index_record.record_for(emb), fp32) is None
+    # the probe check between the bfloat16 model itself and float32, both ways
+    assert index_record.mismatch(index_record.record_for(fp32), bf16) is None
+    assert index_record.mismatch(index_record.record_for(bf16), fp32) is None
+    # without onnxruntime, auto's torch embeds documents (and queries) in bfloat16
+    real = backends.installed_module
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != "onnxruntime" and real(name))
+    alone = embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="auto"), cache)
+    assert alone.backend == "torch:cpu:bfloat16" and alone.autocast
+    monkeypatch.setattr(backends, "installed_module", real)
     assert embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="off"), cache).backend == "torch:cpu:float32"
     assert embedder_for(_settings(tmp_path, tiny_embedder, "torch", "auto"), cache).backend == "torch:cpu:float32"
     assert embedder_for(_settings(tmp_path, tiny_embedder, "torch", "on"), cache).backend == "torch:cpu:bfloat16"

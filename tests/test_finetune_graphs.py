@@ -407,29 +407,40 @@ def test_auto_offloads_when_the_layer_inputs_of_a_step_are_large():
 
 
 @pytest.mark.parametrize("fused", ["peft", "fused", "fused-fp8"])
-def test_no_grad_forwards_run_the_mlp_in_token_tiles(lora_model, fused):
+def test_no_grad_forwards_run_the_mlp_in_token_tiles(lora_model, fused, monkeypatch):
     """An evaluation during training (no grad, layers run eagerly outside the graphs' memory) runs each layer's
     MLP a tile of eval_tile_tokens tokens at a time, with the untiled forward's output (peft's LoRA, the fused
-    nodes, their FP8 base GEMMs sharing each weight's forward operand over the tiles); a training forward and a
-    batch within one tile run it whole."""
-    from finetune.accel import lora_fused
+    nodes; with FP8 base GEMMs, in train mode where they run, each weight's forward operand made once for the
+    tiles and no input-gradient one); a training forward and a batch within one tile run it whole."""
+    from finetune.accel import fp8, lora_fused
 
     model = lora_model
     uninstall = lora_fused.install(model) if fused != "peft" else None
+    made = []
     if fused == "fused-fp8":
         for m in lora_fused.fused_modules(model):
             lora_fused.enable_fp8(m)
+        real = fp8.weight_operand
+
+        def counted(w, s, *, transposed):
+            made.append("input gradient" if transposed else "forward")
+            return real(w, s, transposed=transposed)
+
+        monkeypatch.setattr(fp8, "weight_operand", counted)
     try:
-        _eval_tiles_check(model)
+        _eval_tiles_check(model, eval_mode=fused != "fused-fp8")
     finally:
         if uninstall:
             uninstall()
+    if fused == "fused-fp8":  # the tiled no-grad forward: gate, up and down's forward operands, once per layer
+        assert made == ["forward"] * 3 * len(decoder_layers(model)), made
 
 
-def _eval_tiles_check(model):
+def _eval_tiles_check(model, *, eval_mode: bool):
+    """eval_mode: the no-grad forwards in eval mode (trl's evaluation), else in train mode (FP8 GEMMs run)."""
     layers = decoder_layers(model)
     batch = right_padded_batch([16, 9, 12], 16)  # 48 tokens
-    model.eval()
+    model.train(not eval_mode)
     with torch.no_grad():
         reference = model(**batch).logits
     model.train()
@@ -439,7 +450,7 @@ def _eval_tiles_check(model):
     type(mlp).forward = lambda self, x: calls.append(tuple(x.shape[:-1])) or real(self, x)
     graphs = LayerGraphs(layers, max_tokens=48, capture=False, eval_tile_tokens=16).install()
     try:
-        model.eval()
+        model.train(not eval_mode)
         with torch.no_grad():
             logits = model(**batch).logits
             assert calls == [(16,)] * 3 * len(layers)  # 3 tiles of 16 tokens per layer

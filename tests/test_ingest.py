@@ -134,6 +134,11 @@ def test_an_empty_file_is_skipped_not_failed(ingestor, store, tmp_path, corpus):
     assert by["leave.md"][0] == "added" and report.ok
     assert report.counts()["failed"] == 0 and report.counts()["skipped"] == 3
     assert ("empty.md", "skipped") in seen  # the progress says so as the file finishes
+    # a file indexed before and now emptied: its old chunks stay searchable, so that is a failure that says so
+    (folder / "leave.md").write_bytes(b"")
+    again = {r.display: (r.status, r.reason) for r in ingestor.run([folder], "hr").results}
+    assert again["leave.md"][0] == "failed" and "earlier version stays indexed" in again["leave.md"][1]
+    assert [d.display for d in store.list_docs("hr")] == ["leave.md"]
 
 
 def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corpus):

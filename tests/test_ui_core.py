@@ -294,23 +294,38 @@ def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
 
 
 def test_the_adapters_job_picker_names_the_job_shown(core):
+    """The picker names and lists the job the tab shows: the newest training job while the user picked none (an
+    upload is not this tab's job), following a newer one; a job the user picked or started stays, and a tick
+    that read the picker before a job was started does not put the older job back."""
     from ui.app import build_blocks
 
     def fake(job):
         job.point({"step": 1, "max_steps": 2, "loss": 1.5})
 
-    train = core.jobs.wait(core.jobs.start("train", "train hr", fake, {"domain": "hr"}), 5)["id"]
+    core.jobs.wait(core.jobs.start("ingest", "upload a", lambda job: None), 5)
     poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
-    shown = dict(zip(outs, poll(None, "", "hr", "", "")))
-    picker = update(shown["ad-job"])
+    none = dict(zip(outs, poll(None, "", "hr", "", "", "")))
+    assert "upload a" not in str(none["ad-progress"]) and update(none["ad-job"]).get("value") is None
+    train = core.jobs.wait(core.jobs.start("train", "train hr", fake, {"domain": "hr"}), 5)["id"]
+    shown = dict(zip(outs, poll(None, "", "hr", "", "", "")))
+    picker, auto = update(shown["ad-job"]), shown[None]
     assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+    assert auto == train  # the tick chose it, not the user
+    newer = core.jobs.wait(core.jobs.start("train", "train it", fake, {"domain": "it"}), 5)["id"]
+    shown = dict(zip(outs, poll(train, "", "hr", "", "", auto)))  # the picker still holds the tick's choice
+    assert "train it" in shown["ad-progress"] and update(shown["ad-job"])["value"] == newer
+    # the user picked the older job: it stays, and the picker's value is not sent again (a stale tick that read
+    # it before the user started another job cannot put it back)
+    shown = dict(zip(outs, poll(train, "", "hr", "", "", newer)))
+    assert "train hr" in shown["ad-progress"] and "value" not in update(shown["ad-job"]) and shown[None] == ""
     for n in range(31):  # newer jobs push the training job out of the newest 30: the picker still lists it
         core.jobs.wait(core.jobs.start("ingest", f"upload {n}", lambda job: None), 5)
     poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
-    for picked in (None, train):
-        shown = dict(zip(outs, poll(picked, "", "hr", "", "")))
-        picker = update(shown["ad-job"])
-        assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+    shown = dict(zip(outs, poll(None, "", "hr", "", "", "")))
+    picker = update(shown["ad-job"])
+    assert "train it" in shown["ad-progress"] and picker["value"] == newer and newer in picker["choices"]
+    shown = dict(zip(outs, poll(train, "", "hr", "", "", "")))
+    assert "train hr" in shown["ad-progress"] and train in update(shown["ad-job"])["choices"]
 
 
 def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):

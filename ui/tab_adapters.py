@@ -56,11 +56,15 @@ def jobs_rows(core: Any) -> list[list[Any]]:
     return rows
 
 
+TAB_JOBS = ("train", "synth", "eval")  # the jobs this tab starts (an upload is the Documents tab's)
+
+
 def watched_job(core: Any, picked: str | None, ids: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
     """(the job the tab shows, the picker's choices): the picked job, else the newest training job, else the
-    newest job. The shown job is always among the choices, so the picker can show it (the list has 30 jobs)."""
+    newest job this tab starts (training data, evaluation). The shown job is always among the choices, so the
+    picker can show it (the list has 30 jobs)."""
     job = core.jobs.get(picked) if picked else None
-    job = job or core.jobs.latest("train") or (core.jobs.all() or [None])[0]
+    job = job or core.jobs.latest("train") or next((j for j in core.jobs.all() if j["kind"] in TAB_JOBS), None)
     if job and job["id"] not in ids:
         ids = [job["id"], *ids]
     return job, ids
@@ -262,6 +266,7 @@ def build(core: Any) -> None:
         wrap=True,
     )
     shown = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
+    auto_picked = gr.State("")  # the job a tick put in the picker itself (the user picked none): not a choice
     suggested = gr.State(arms.value)  # the arms last suggested: replaced while the user has not edited them
     step_buttons = {1: synth, 2: train, 3: evaluate, 4: prom}
     timer = gr.Timer(1.5)
@@ -304,10 +309,12 @@ def build(core: Any) -> None:
     train.click(train_adapter, [domain, steps, resume], [train_status, job_pick], api_name="train")
     evaluate.click(evaluate_arms, [domain, arms], [eval_status, job_pick], api_visibility="private")
 
-    def poll(picked: str | None, drawn: str, dom: str | None, arms_now: str, last: str) -> tuple:
+    def poll(picked: str | None, drawn: str, dom: str | None, arms_now: str, last: str, auto: str) -> tuple:
         reg = registry_rows(core)  # before the jobs: a job registers its adapter, then logs it, so no tick shows
         rows = jobs_rows(core)  # the registry ahead of the job's log
-        job, ids = watched_job(core, picked, [r[0] for r in rows])
+        # the picker holding what a tick chose itself is no choice of the user's: follow the newest training job
+        chosen = None if picked == auto else picked
+        job, ids = watched_job(core, chosen, [r[0] for r in rows])
         if job and not job.get("curve") and job["kind"] == "train" and job.get("result"):
             from finetune.jobs import run_root
             from ui.jobs import read_loss_log
@@ -321,13 +328,19 @@ def build(core: Any) -> None:
         plot = gr.skip() if key == drawn else loss_figure(job)
         now = eval_arms(core, dom)  # a new adapter: the suggested arms follow it
         arms_update = now if arms_now == last and now != last else gr.skip()
-        picker = gr.Dropdown(choices=ids, value=job["id"] if job else None)  # the picker names the job shown
-        return (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
+        # the picker names the job shown; its value is sent only when it changes, so a tick that read the picker
+        # just before a job was started cannot put the older job back
+        shown_id = job["id"] if job else None
+        picker = gr.Dropdown(choices=ids, value=shown_id) if shown_id != picked else gr.Dropdown(choices=ids)
+        auto_now = (shown_id or "") if chosen is None else ""
+        out = (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
+        return (*out, auto_now)
 
     timer.tick(
         poll,
-        [job_pick, shown, domain, arms, suggested],
-        [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()],
+        [job_pick, shown, domain, arms, suggested, auto_picked],
+        [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()]
+        + [auto_picked],
         api_visibility="private",
         queue=False,
     )

@@ -11,8 +11,9 @@ index of float32 vectors, or none yet), when onnxruntime and onnx are installed 
 runs on the CPU: queries by onnx-fp32 and documents by torch float32, loaded on first need
 (assistant.embedding_split: a query ~3x faster, batches at torch's speed, which beats onnxruntime's 0.88-0.97x;
 benchmarks/RESULTS.md, "embedder backends"); else torch. It never picks int8 on its own. On a CPU with native
-bfloat16 (cpu_bf16) `auto`'s torch documents run their matrix products in bfloat16: vectors at cosine > 0.9999
-to float32's (torch-equivalent: either extends the other's index), batches ~1.6x faster.
+bfloat16 (cpu_bf16, models.embedder_cpu_bf16) `auto`'s torch runs its matrix products in bfloat16 (documents;
+queries too where torch embeds them): vectors at cosine > 0.9999 to float32's (torch-equivalent: either extends
+the other's index), batches ~1.7x faster.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU flags (Linux /proc/cpuinfo) of n
 
 def cpu_bf16(cpuinfo: str | None = None) -> bool:
     """The CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), so `auto` embeds documents with torch's matrix
-    products in bfloat16: 1.6x float32's chunks/s at cosine > 0.9999 to its vectors. `cpuinfo`: /proc/cpuinfo's
+    products in bfloat16: 1.7x float32's chunks/s at cosine > 0.9999 to its vectors. `cpuinfo`: /proc/cpuinfo's
     text (read here when None; False where there is none)."""
     if cpuinfo is None:
         try:

@@ -213,7 +213,7 @@ def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = 
     m = settings.models
     kw: dict[str, Any] = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
     choice = embedder_backend(settings, cache, recorded)
-    # torch's documents in bfloat16 on the CPU (vectors at cosine > 0.9999 to float32's): models.embedder_cpu_bf16
+    # torch's embedding in bfloat16 on the CPU (vectors at cosine > 0.9999 to float32's): models.embedder_cpu_bf16
     bf16 = choice in ("torch", "onnx-fp32") and (
         m.embedder_cpu_bf16 == "on"
         or (m.embedder_cpu_bf16 == "auto" and m.embedder_backend == "auto" and backends.cpu_bf16())

@@ -37,7 +37,8 @@ steps of one size (finetune/accel/packing.py: the rows' offsets are copied into 
 rotary tables, and the varlen attention reads them, bounded by `varlen_max`), and no
 dropout inside the layers (a replayed recompute would draw other masks than the forward). Anything
 else (evaluation, no grad, a cache, extra attention kwargs, a capture that fails) runs the layer
-as before, checkpointed when training.
+as before, checkpointed when training; a no-grad forward over more tokens than a tile (trl's evaluation
+during training) runs its MLP over token tiles (eval_tile_tokens; finetune/accel/tiled_mlp.py).
 """
 
 from __future__ import annotations
@@ -235,8 +236,8 @@ class LayerGraphs:
         self.skip_unread = skip_unread  # recomputes skip fused LoRA outputs nothing reads (_unread_outputs)
         self.mlp_tiles = mlp_tiles  # checkpointed layers' MLPs over this many token tiles (finetune/accel/tiled_mlp.py)
         # no-grad forwards (the evaluations during training, run eagerly outside the graphs' memory pool): each
-        # layer's MLP over tiles of this many tokens (None: the model's hidden size), so its intermediates come
-        # from the default pool a tile at a time instead of a whole batch's on top of what training reserved
+        # layer's MLP over tiles of this many tokens (None: the model's hidden size; 0: whole), so its
+        # intermediates come from the default pool a tile at a time, not a whole batch's on top of training's
         self.eval_tile_tokens = eval_tile_tokens
         self.unread: dict[int, list[Any]] = {}
         self.template: tuple | None = None  # (stand-in layer, its packed tensors, its structure)
@@ -403,6 +404,8 @@ class LayerGraphs:
         """How many token tiles a no-grad forward runs layer's MLP over: one per eval_tile_tokens (default: the
         hidden size) of the batch's tokens, where the MLP maps hidden -> hidden through a down projection."""
         width = hidden.shape[-1]
+        if self.eval_tile_tokens == 0:
+            return 1
         down = getattr(getattr(layer, "mlp", None), "down_proj", None)
         if down is None or getattr(getattr(down, "base_layer", down), "out_features", None) != width:
             return 1
