@@ -31,7 +31,7 @@ def parse_arms(text: str, *, registry: Any, base_model: str) -> list[Arm]:
     """'base,handbook-v2' -> arms; adapters resolved through the registry (unknown names: a clear error)."""
     names = [n.strip() for n in (text or "").split(",")]
     if len(names) < 2 or any(not n for n in names):
-        raise LoragError(f"--ab {text!r}: name at least two arms separated by commas, e.g. --ab base,handbook-v2")
+        raise LoragError(f"arms {text!r}: name at least two arms separated by commas, e.g. base,handbook-v2")
     arms: list[Arm] = []
     for name in names:
         if name == "base":
