@@ -115,6 +115,7 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         r = lorag("ingest", str(folder), "--domain", "fac")
         assert r.exit_code == 1  # bad.txt failed, named by its own path
         assert "domain fac: added 1" in r.stdout and str(folder / "bad.txt") in r.stdout, r.stdout
+        assert " — 1 chunk in " in r.stdout, r.stdout  # the chunks written, as an ingest without the app says
         assert [d.doc_id for d in live.store.list_docs("fac")] == [str(folder / "canteen.md")]
         (folder / "bad.txt").unlink()
         r = lorag("ingest", str(folder), "--domain", "fac")
