@@ -316,8 +316,7 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     results = [r for r in result["results"] if r["status"] != "left out"]
     counts = {k: v for k, v in result["counts"].items() if k != "left out"}
     skipped = skipped or list(result.get("skipped") or [])
-    chunks = sum(r.get("chunks") or 0 for r in results if r["status"] in ("added", "updated"))  # as Report counts
-    _print_ingest(domain, counts, results, skipped, chunks, time.perf_counter() - t0, as_json)
+    _print_ingest(domain, counts, results, skipped, result.get("chunks"), time.perf_counter() - t0, as_json)
     if counts.get("failed"):
         raise typer.Exit(1)
 

@@ -113,6 +113,7 @@ def start_ingest(
     def run(job: Any) -> dict[str, Any]:
         results = list(failed)
         skipped: list[str] = []
+        chunks = 0
         if paths:
             job.progress("loading the embedding model", 0, 0)
             ingestor = core.comps.ingestor()
@@ -125,7 +126,7 @@ def start_ingest(
                         raise
                     raise LoragError(str(e.args[0]), hint=e.hint) from None
             results += [dict(r.__dict__) for r in report.results]
-            skipped = list(report.skipped)
+            skipped, chunks = list(report.skipped), report.chunks_written
             results += [
                 {
                     "path": n,
@@ -140,7 +141,14 @@ def start_ingest(
         statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped", "left out")
         counts = {k: sum(r["status"] == k for r in results) for k in statuses}
         job.log(upload_summary({"counts": counts}))
-        return {"domain": domain, "counts": counts, "results": results, "files": len(results), "skipped": skipped}
+        return {
+            "domain": domain,
+            "counts": counts,
+            "results": results,
+            "files": len(results),
+            "skipped": skipped,
+            "chunks": chunks,
+        }
 
     names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     what = "ingest" if local is not None else "upload"
