@@ -189,11 +189,7 @@ def tiny_lm(tmp_path_factory) -> Path:
 @pytest.fixture()
 def qlora_model(tiny_lm):
     """The tiny model with bitsandbytes' NF4 Linears (its CPU backend here) under a peft LoRA."""
-    import torch
-
     bnb = pytest.importorskip("bitsandbytes")
-    from peft import LoraConfig, get_peft_model
-
     from finetune.accel import decide
     from finetune.config import TrainConfig
     from finetune.train import load_trainable_model
@@ -202,8 +198,22 @@ def qlora_model(tiny_lm):
         base, _ = load_trainable_model(str(tiny_lm), decide(TrainConfig(domain="t", quantization="nf4"), "cpu"))
     except Exception as e:  # pragma: no cover - depends on the bitsandbytes build
         pytest.skip(f"bitsandbytes {bnb.__version__} cannot quantize on this device: {e}")
+    return _with_lora(base)
+
+
+@pytest.fixture()
+def peft_model(tiny_lm):
+    """The tiny model under a peft LoRA on every Linear (r 4, alpha 12, B not zero), in train mode."""
+    from transformers import AutoModelForCausalLM
+
+    return _with_lora(AutoModelForCausalLM.from_pretrained(tiny_lm))
+
+
+def _with_lora(base):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     torch.manual_seed(0)
-    model = get_peft_model(
+    return get_peft_model(
         base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
     ).train()
-    return model

@@ -51,18 +51,6 @@ def test_eligible_takes_large_linears_with_sides_multiple_of_16():
     assert not fp8.eligible(4104, 8192)  # not a multiple of 16
 
 
-@pytest.fixture()
-def peft_model(tiny_lm):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    return get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-    ).train()
-
-
 def _run(model, rows=2, cols=8):
     torch.manual_seed(3)
     ids = torch.randint(3, 200, (rows, cols))  # 16 token rows: the FP8 GEMM's multiple

@@ -1,23 +1,8 @@
 """finetune/accel/lora_fused.py: LoRA's delta added inside the GEMM gives peft's logits and gradients."""
 
-import pytest
 import torch
 
 from finetune.accel import lora_fused
-
-
-@pytest.fixture()
-def peft_model(tiny_lm):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-    )
-    model.train()
-    return model
 
 
 def _batch():

@@ -12,16 +12,9 @@ from finetune.accel.layers import decoder_layers
 
 
 @pytest.fixture()
-def peft_model(tiny_lm):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-    ).train()
-    return _checkpointed(model)
+def peft_model(peft_model):
+    """conftest's LoRA model, gradient-checkpointed."""
+    return _checkpointed(peft_model)
 
 
 def _checkpointed(model):
