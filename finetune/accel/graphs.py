@@ -404,10 +404,7 @@ class LayerGraphs:
         """How many token tiles a no-grad forward runs layer's MLP over: one per eval_tile_tokens (default: the
         hidden size) of the batch's tokens, where the MLP maps hidden -> hidden through a down projection."""
         width = hidden.shape[-1]
-        if self.eval_tile_tokens == 0:
-            return 1
-        down = getattr(getattr(layer, "mlp", None), "down_proj", None)
-        if down is None or getattr(getattr(down, "base_layer", down), "out_features", None) != width:
+        if self.eval_tile_tokens == 0 or tiled_mlp.mlp_down(layer, width) is None:
             return 1
         return -(-(hidden.numel() // width) // (self.eval_tile_tokens or width))
 
@@ -705,10 +702,8 @@ class LayerGraphs:
         hidden -> hidden, else 1 (the reason in the stats)."""
         if self.mlp_tiles <= 1:
             return 1
-        mlp = getattr(layer, "mlp", None)
-        down = getattr(mlp, "down_proj", None)
-        width = getattr(getattr(down, "base_layer", down), "out_features", None)
-        if down is None or width != hidden.shape[-1]:
+        down = tiled_mlp.mlp_down(layer, hidden.shape[-1])
+        if down is None:
             self.stats["mlp_tiles_off"] = "no hidden -> hidden MLP with a down projection"
             return 1
         if not any(m is down for m in skip):

@@ -38,6 +38,13 @@ def tile_count(setting: int | str, *, offloaded: bool, max_tokens: int, hidden: 
     return max(1, math.ceil(max_tokens / hidden))
 
 
+def mlp_down(layer: Any, width: int) -> Any:
+    """The down projection of `layer`'s MLP when that MLP maps `width` (hidden) features back to `width` (what
+    tiles need: each tile's output fills its rows of the MLP's), else None."""
+    down = getattr(getattr(layer, "mlp", None), "down_proj", None)
+    return down if getattr(getattr(down, "base_layer", down), "out_features", None) == width else None
+
+
 def tiles_of(rows: int, tiles: int) -> list[slice]:
     """`rows` tokens cut into at most `tiles` slices, each but the last a multiple of TILE_ROWS long."""
     step = -(-rows // max(1, tiles))
