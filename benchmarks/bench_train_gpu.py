@@ -46,7 +46,7 @@ from pathlib import Path
 
 # benchmarks/, the script's folder; none of them imports transformers, trl or peft (the Unsloth arm's rule)
 from random_llama import RANDOM_LLAMAS, build_random_llama, random_llama_config
-from train_profile import step_profiler, step_timer
+from train_profile import peak_gb, step_profiler, step_timer
 from unsloth_arm import UNSLOTH, import_unsloth_first, unsloth_env, unsloth_trainer
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak (SXM)
@@ -344,20 +344,6 @@ def run_lorag(
     }
 
 
-def _peak_gb() -> float:
-    import torch
-
-    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
-
-
-def _peak_reserved_gb() -> float:
-    """What the process held from the GPU: counts CUDA graphs' private memory pools too, which replays
-    use without allocating (so max_memory_allocated misses them)."""
-    import torch
-
-    return torch.cuda.max_memory_reserved() / 2**30 if torch.cuda.is_available() else 0.0
-
-
 def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     import torch
 
@@ -376,7 +362,7 @@ def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
     if cuda:
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
-    peak, reserved = _peak_gb(), _peak_reserved_gb()  # training only, as lorag's figures
+    peak, reserved = peak_gb()  # training only, as lorag's figures
     ev = trainer.evaluate()
     n_tok = real_tokens(rows, tok) * args.epochs
     return {

@@ -36,12 +36,20 @@ def step_profiler(start: int = 3, steps: int = 3):
     return StepProfiler()
 
 
-def _peaks() -> tuple | None:
+def peak_gb() -> tuple[float, float]:
+    """The process's peak GPU memory so far, allocated / reserved GB ((0, 0) without CUDA). Reserved counts the
+    CUDA graphs' private pools too, which replays use without allocating (so the allocated peak misses them)."""
     import torch
 
     if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3), round(torch.cuda.max_memory_reserved() / 2**30, 3)
+        return 0.0, 0.0
+    return torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30
+
+
+def _peaks() -> tuple | None:
+    import torch
+
+    return tuple(round(v, 3) for v in peak_gb()) if torch.cuda.is_available() else None
 
 
 def memory_pools() -> dict:
