@@ -1,7 +1,7 @@
 """The web app in headless Chromium, used as a person would: upload (with a per-file result whose counts add
 up) and delete (after a confirmation), ask and check the citations (inline markers, short labels, the
 supporting sentence highlighted, rendered text, a cut answer marked), a follow-up that must pass the relevance
-check, switch adapter, compare (never an arm with itself) and vote (no wrong answer becomes a reference), train
+check, switch adapter, compare (not an arm with itself) and vote (no wrong answer becomes a reference), train
 and watch its progress, promote (the refusal beside the button), evaluate (errors that stay, a verdict), reload;
 the empty states; and a wrong password is rejected.
 
@@ -249,10 +249,11 @@ def test_side_by_side_vote_and_export(page, live):
     pick(page, "cmp-right", "base")
     box = page.locator("#cmp-input textarea, #cmp-input input").first
     box.fill("How many days of paid annual leave does a full-time employee get?")
-    page.locator("#cmp-go").click()  # base against base: refused, next to the button
-    wait_text(page, "#cmp-status", "comparing an arm with itself tells nothing")
-    assert near(page, "#cmp-go", "#cmp-status")
+    # base against base: Compare is off, and the note next to it says why
+    wait_text(page, "#cmp-status", "Compare is off: both sides are base")
+    assert page.locator("#cmp-go").is_disabled() and near(page, "#cmp-go", "#cmp-status")
     pick(page, "cmp-right", "handbook-v2")
+    page.wait_for_function("!document.querySelector('#cmp-go').disabled")
     page.locator("#cmp-go").click()
     page.wait_for_selector("#right-answer .route", timeout=20_000)
     assert page.locator("#cmp-status").inner_text().strip() == ""

@@ -428,7 +428,7 @@ def test_votes_export_as_testset(core, corpus):
     assert [i.answer for i in edited] == ["The team lead approves overtime."]
 
 
-def test_side_by_side_votes_only_on_a_comparison_of_two_different_arms(core, corpus):
+def test_side_by_side_compares_and_votes_only_on_two_different_arms(core, corpus):
     from ui.app import build_blocks
 
     votes = ("vote-left", "vote-right", "vote-tie", "vote-both_bad")
@@ -438,14 +438,17 @@ def test_side_by_side_votes_only_on_a_comparison_of_two_different_arms(core, cor
         return blocks, {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
 
     core.comps.ingestor().run([corpus], "hr")
-    _, shown = page()  # no adapter yet: base on both sides, so nothing to vote on, and the page says why
+    _, shown = page()  # no adapter yet: base on both sides, so nothing to compare or vote on, and the page says why
     assert shown["cmp-left"].value == shown["cmp-right"].value == "base"
+    assert shown["cmp-go"].interactive is False
     assert all(shown[v].interactive is False for v in votes)
-    assert "the same model twice, so a vote would compare nothing" in shown["cmp-status"].value
+    assert "Compare is off: both sides are **base**" in shown["cmp-status"].value
+    assert "train an adapter" in shown["cmp-status"].value
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
     core.comps.generator._adapters.append("hr-v1")
     blocks, shown = page()  # with an adapter, the page opens on base against it; votes wait for its answers
     assert shown["cmp-right"].value == "hr-v1" and shown["cmp-status"].value == ""
+    assert shown["cmp-go"].interactive is not False
     assert all(shown[v].interactive is False for v in votes)
     run, outs = handler(blocks, "ui.tab_compare", "run")
     q = "How many days of annual leave do full-time staff receive?"
@@ -456,9 +459,12 @@ def test_side_by_side_votes_only_on_a_comparison_of_two_different_arms(core, cor
     assert "comparing an arm with itself" in refused["cmp-status"]
     assert all(update(refused[v])["interactive"] is False for v in votes)
     arms, arm_outs = handler(blocks, "ui.tab_compare", "arms")
-    same = dict(zip(arm_outs, arms("hr-v1", "hr-v1")))  # picking one model twice closes the votes and says why
-    assert "Both sides are **hr-v1**" in same["cmp-status"] and "pick an adapter" in same["cmp-status"]
+    same = dict(zip(arm_outs, arms("hr-v1", "hr-v1")))  # one model twice closes Compare and the votes, says why
+    assert "both sides are **hr-v1**" in same["cmp-status"] and "pick an adapter" in same["cmp-status"]
+    assert update(same["cmp-go"])["interactive"] is False
     assert all(update(same[v])["interactive"] is False for v in votes)
+    differ = dict(zip(arm_outs, arms("base", "hr-v1")))  # two different arms open Compare again, the note goes
+    assert differ["cmp-status"] == "" and update(differ["cmp-go"])["interactive"] is True
     follow, _ = handler(blocks, "ui.tab_compare", "follow_domain")
     assert update(follow("hr", "base"))["value"] == "hr-v1"  # the right arm follows the domain's adapter
 

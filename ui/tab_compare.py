@@ -1,8 +1,8 @@
 """Side by side: one question, two arms (base / adapters) on the identical retrieved passages, a vote.
 
 The tab opens on base against an adapter (the domain's promoted one, else its newest), when there is one; the
-vote buttons open only once a comparison of two different arms is done (one model on both sides is refused, and
-the tab says why while the arms match).
+vote buttons open only once a comparison of two different arms is done. While both sides name one model the
+Compare button is closed and the tab says why (a comparison of one model with itself is refused anyway).
 
 Votes go to `<data_dir>/votes/<domain>.jsonl` (domain "all" when every domain was searched), one
 JSON object a line. "Export" turns them into a test set for `lorag eval --testset`:
@@ -180,12 +180,12 @@ def domain_adapter(core: Any, domain: str | None) -> str | None:
 
 
 def same_arms_note(core: Any, left: str | None, right: str | None) -> str:
-    """Why there is nothing to vote on while both sides are one model ("" when they differ)."""
+    """Why Compare is closed and there is nothing to vote on while both sides are one model ("" when they differ)."""
     if left != right:
         return ""
     adapters = len(core.compare_adapters()) > 1
     how = "pick an adapter on one side" if adapters else "train an adapter in the **Adapters** tab first"
-    return f"Both sides are **{left}**: the same model twice, so a vote would compare nothing — {how}."
+    return f"Compare is off: both sides are **{left}**, the same model twice, so there is nothing to compare — {how}."
 
 
 def _votes(on: bool) -> list[Any]:
@@ -224,8 +224,9 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
         question = gr.Textbox(
             placeholder="One question, answered by both", show_label=False, elem_id="cmp-input", scale=6
         )
-        go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1)
-    # a refusal (same arm twice, empty question) shows here, and why there is nothing to vote on while the arms match
+        # closed while both sides are one model: there would be nothing to compare
+        go = gr.Button("Compare", variant="primary", elem_id="cmp-go", scale=1, interactive=first != BASE_CHOICE)
+    # a refusal (empty question, same arm twice) shows here, and why Compare is closed while the arms match
     cmp_status = gr.Markdown(same_arms_note(core, BASE_CHOICE, first), elem_id="cmp-status")
     with gr.Row(equal_height=True):
         with gr.Column():
@@ -327,12 +328,13 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
         dd.focus(refresh, [domain, left, right], [domain, left, right], api_visibility="private", queue=False)
 
     def arms(lft: str, rgt: str) -> tuple:
-        """One model on both sides: say so, and close the votes (the next comparison would be refused)."""
+        """One model on both sides: say so, and close Compare and the votes (the comparison would be refused);
+        two different arms open Compare again."""
         note = same_arms_note(core, lft, rgt)
-        return note, *(_votes(False) if note else [gr.skip() for _ in VOTES])
+        return note, gr.Button(interactive=not note), *(_votes(False) if note else [gr.skip() for _ in VOTES])
 
     for dd in (left, right):
-        dd.change(arms, [left, right], [cmp_status, *buttons.values()], api_visibility="private", queue=False)
+        dd.change(arms, [left, right], [cmp_status, go, *buttons.values()], api_visibility="private", queue=False)
 
     def follow_domain(dom: str, rgt: str) -> Any:
         """The right arm follows the domain: its adapter, when it has one."""
