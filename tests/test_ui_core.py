@@ -469,6 +469,29 @@ def test_side_by_side_compares_and_votes_only_on_two_different_arms(core, corpus
     assert update(follow("hr", "base"))["value"] == "hr-v1"  # the right arm follows the domain's adapter
 
 
+def test_side_by_side_offers_an_adapter_trained_after_the_app_started(core, corpus):
+    """The opening arms are worked out when the page loads and the tab is shown, not once at start: an adapter
+    registered since is offered and picked (base against it), while a pair the user picked is kept."""
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "hr")
+    blocks = build_blocks(core)  # the app starts without an adapter: base against base
+    shown = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+    assert shown["cmp-right"].value == "base" and shown["cmp-go"].interactive is False
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)  # trained while the app runs
+    on_show, outs = handler(blocks, "ui.tab_compare", "on_show")
+    tab = next(b for b in blocks.blocks.values() if getattr(b, "id", None) == "compare")
+    targets = {t for f in blocks.fns.values() if f.fn is on_show for t in f.targets}
+    assert {(blocks._id, "load"), (tab._id, "select")} <= targets
+    got = dict(zip(outs, on_show("all", "base", "base", False)))
+    assert update(got["cmp-left"])["value"] == "base" and update(got["cmp-right"])["value"] == "hr-v1"
+    assert "hr-v1" in update(got["cmp-right"])["choices"] and "hr-v1" in update(got["cmp-left"])["choices"]
+    assert got["cmp-status"] == "" and update(got["cmp-go"])["interactive"] is True
+    kept = dict(zip(outs, on_show("hr", "hr-v1", "base", True)))  # the user's own pick stays
+    assert (update(kept["cmp-left"])["value"], update(kept["cmp-right"])["value"]) == ("hr-v1", "base")
+    assert "hr-v1" in update(kept["cmp-right"])["choices"]
+
+
 def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
     from assistant.answer import Answer
     from ui.tab_chat import render_answer

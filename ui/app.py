@@ -213,8 +213,8 @@ def build_blocks(core: AppCore) -> Any:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 tab_chat.build(core)
-            with gr.Tab("Side by side", id="compare"):
-                tab_compare.build(core)
+            with gr.Tab("Side by side", id="compare") as compare_tab:
+                tab_compare.build(core, shown=(blocks.load, compare_tab.select))
             with gr.Tab("Documents", id="docs"):
                 tab_docs.build(core)
             with gr.Tab("Adapters", id="adapters"):

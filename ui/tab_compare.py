@@ -1,6 +1,8 @@
 """Side by side: one question, two arms (base / adapters) on the identical retrieved passages, a vote.
 
-The tab opens on base against an adapter (the domain's promoted one, else its newest), when there is one; the
+The tab opens on base against an adapter (the domain's promoted one, else its newest), when there is one, worked
+out again each time the page loads and the tab is shown (an adapter trained since the app started is offered and
+picked), until the user picks an arm; the
 vote buttons open only once a comparison of two different arms is done. While both sides name one model the
 Compare button is closed and the tab says why (a comparison of one model with itself is refused anyway).
 
@@ -211,7 +213,21 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handlers
+def opening_arms(core: Any, domain: str | None, left: str, right: str, picked: bool) -> tuple[str, str, str]:
+    """(domain, left, right) as the tab shows them: base against the domain's adapter (`domain_adapter`) until the
+    user picks an arm; then the arms picked, as long as they still exist."""
+    doms, choices = core.domain_choices(), core.compare_adapters()
+    dom = domain if domain in doms else "all"
+    if picked:
+        lft = left if left in choices else BASE_CHOICE
+        rgt = right if right in choices else domain_adapter(core, dom) or BASE_CHOICE
+        return dom, lft, rgt
+    return dom, BASE_CHOICE, domain_adapter(core, dom) or BASE_CHOICE
+
+
+def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the sum of its small event handlers
+    """`shown`: the events on which the tab is shown (the page's load, the tab's select): the arms offered and
+    the opening pair are worked out again then."""
     import gradio as gr
 
     ads = core.compare_adapters()
@@ -255,6 +271,7 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
         export = gr.Button("Export votes as a test set", elem_id="vote-export")
         export_file = gr.File(label="test set (JSONL for lorag eval --testset)", interactive=False)
     current = gr.State({})
+    picked = gr.State(False)  # has the user picked an arm? Until then the tab opens on base against the adapter
 
     def run(q: str, dom: str, lft: str, rgt: str) -> Iterator[tuple]:
         try:
@@ -326,6 +343,29 @@ def build(core: Any) -> None:  # noqa: C901 - the sum of its small event handler
 
     for dd in (domain, left, right):
         dd.focus(refresh, [domain, left, right], [domain, left, right], api_visibility="private", queue=False)
+
+    def on_show(dom: str, lft: str, rgt: str, was_picked: bool) -> tuple:
+        """The tab shown: today's domains and arms, and the opening pair unless the user picked one."""
+        dom, lft, rgt = opening_arms(core, dom, lft, rgt, was_picked)
+        choices, note = core.compare_adapters(), same_arms_note(core, lft, rgt)
+        return (
+            gr.Dropdown(choices=core.domain_choices(), value=dom),
+            gr.Dropdown(choices=choices, value=lft),
+            gr.Dropdown(choices=choices, value=rgt),
+            note,
+            gr.Button(interactive=not note),
+        )
+
+    for event in shown:
+        event(
+            on_show,
+            [domain, left, right, picked],
+            [domain, left, right, cmp_status, go],
+            api_visibility="private",
+            queue=False,
+        )
+    for dd in (left, right):  # a pick of the user's (not a change the tab made) is kept from then on
+        dd.input(lambda: True, None, [picked], api_visibility="private", queue=False)
 
     def arms(lft: str, rgt: str) -> tuple:
         """One model on both sides: say so, and close Compare and the votes (the comparison would be refused);
