@@ -1,7 +1,9 @@
 """The `lorag` CLI end to end on fake backends (the store is real, embedded)."""
 
 import json
+import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -561,3 +563,70 @@ def test_models_pull_prepares_the_onnx_file_the_embedder_backend_will_run(lorag,
     expected = {"onnx-fp32": [("fp32", embedder)], "onnx": [("int8", embedder)], "torch": []}[backend]
     assert made == expected
     assert (f"for {backend}" in r.output) == bool(expected)
+
+
+class _Clock:
+    """A stand-in for time.perf_counter that only moves when told (a streamed answer's pieces move it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _stage_times(caplog) -> dict[str, float]:
+    rows = [r.getMessage().rsplit(": ", 1) for r in caplog.records if r.name == "ui.cli"]
+    return {what: float(took.rstrip("s")) for what, took in rows}
+
+
+def test_an_ask_through_the_app_logs_the_whole_streamed_answer_not_only_the_wait_for_its_first_words(
+    monkeypatch, caplog
+):
+    """The app answers in a stream: its first words come after 0.34 s, the last after 6.2 s. The log says both,
+    each under its own name (it said "searching and generating: 0.34s" for an answer that took 6.2 s)."""
+    clock = _Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+
+    class App:
+        worker_pid = None
+
+        def ask(self, question, domain, adapter, top_k):
+            clock.now += 0.34  # retrieval, the prompt, the first token
+            yield "Full-time"
+            for word in (" staff", " receive", " 27", " days"):
+                clock.now += 1.465  # the rest of the generation
+                yield word
+            yield {"answer": "Full-time staff receive 27 days", "relevant": True, "citations": []}
+
+    caplog.set_level(logging.INFO, logger="ui.cli")
+    cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=True)
+    assert _stage_times(caplog) == {
+        "the app: searching and generating, until the first words": 0.34,
+        "the app: searching and generating the whole answer": 6.2,
+    }
+
+
+def test_an_ask_in_this_process_logs_the_whole_generation_after_the_wait_for_its_first_words(
+    lorag, corpus, monkeypatch, caplog
+):
+    clock = _Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    lorag("ingest", str(corpus), "--domain", "hr")
+
+    def slow(stream):
+        def words(*args, **kw):
+            for i, w in enumerate(stream(*args, **kw)):
+                clock.now += 0.5 if i == 0 else 1.0  # the first word after 0.5 s, each next one a second later
+                yield w
+
+        return words
+
+    gen = cli.state.components.generator
+    monkeypatch.setattr(gen, "stream", slow(gen.stream))
+    caplog.set_level(logging.INFO, logger="ui.cli")
+    r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr", "--no-warm")
+    assert r.exit_code == 0, r.output
+    took = _stage_times(caplog)
+    assert took["generating, until the first words"] == 0.5
+    assert took["generating the whole answer"] == 0.5 + len("Full-time staff receive 27 days [1].".split()) - 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -95,12 +96,9 @@ def _main(
 
 
 @contextmanager
-def _stage(text: str, enabled: bool = True) -> Iterator[None]:
+def _stage(text: str, enabled: bool = True, logged: str | None = None) -> Iterator[None]:
     """A spinner with what is happening (on a terminal only; scripts and --json see nothing); each stage's
-    time goes to the log (`--verbose` prints it)."""
-    import logging
-    import time
-
+    time goes to the log (`--verbose` prints it) as `logged` (default: the spinner's text)."""
     t0 = time.perf_counter()
     try:
         if not enabled or not sys.stderr.isatty():
@@ -109,7 +107,24 @@ def _stage(text: str, enabled: bool = True) -> Iterator[None]:
             with new_err_console().status(f"{text} …", spinner="dots"):
                 yield
     finally:
-        logging.getLogger("ui.cli").info("%s: %.2fs", text, time.perf_counter() - t0)
+        _log_time(logged or text, t0)
+
+
+def _log_time(what: str, t0: float) -> None:
+    """`what` took from `t0` (time.perf_counter) until now: to the log, as `_stage` writes it."""
+    import logging
+
+    logging.getLogger("ui.cli").info("%s: %.2fs", what, time.perf_counter() - t0)
+
+
+def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any]) -> Iterator[Any]:
+    """A streamed answer's items: the wait for the first one under a spinner (logged as `first_words`: the spinner
+    stops once text shows), then the rest; once the stream ends, the time from `t0` logged as `whole`."""
+    with first_words:
+        first = next(items)
+    yield first
+    yield from items
+    _log_time(whole, t0)
 
 
 def _count(n: int, word: str) -> str:
@@ -473,11 +488,11 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
             service = comps.ask_service
     else:
         service = AskService(retriever, comps._generator)  # nothing relevant: no model is needed to say so
+    t0 = time.perf_counter()
     items = service.stream(question, domain, adapter=adapter, retrieval=found)
     final: Answer | None = None
-    with _stage("generating", show):
-        first = next(items)
-    for item in _chain(first, items):
+    wait = _stage("generating", show, logged="generating, until the first words")
+    for item in _streamed(wait, "generating the whole answer", t0, items):
         if isinstance(item, Answer):
             final = item
         elif not as_json:
@@ -488,11 +503,6 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
         typer.echo(json.dumps(final.to_dict(), indent=2))
         return
     _print_answer_end(final.to_dict(), has_adapters=lambda: bool(comps.registry.all()))
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) -> None:
@@ -533,11 +543,12 @@ def _ask_through_app(
             from assistant.registry import unknown_adapter
 
             raise unknown_adapter(adapter, served)
+    t0 = time.perf_counter()
     items = remote.ask(question, domain, adapter, top_k)
     who = "the lorag worker" if remote.worker_pid else "the app"
-    with _stage(f"{who} is searching and generating", not as_json):
-        first = next(items)
-    for item in _chain(first, items):
+    doing = f"{who} is searching and generating"
+    wait = _stage(doing, not as_json, logged=f"{who}: searching and generating, until the first words")
+    for item in _streamed(wait, f"{who}: searching and generating the whole answer", t0, items):
         if isinstance(item, dict):
             final = item
         elif not as_json:
