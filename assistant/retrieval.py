@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant import index_record
-from assistant.embedding import DenseEmbedder, SparseEncoder
+from assistant.embedding import DenseEmbedder, SparseEncoder, SparseVector
 from assistant.errors import LoragError, known_hint
 from assistant.names import is_domain
 from assistant.settings import RetrievalSettings
@@ -94,16 +94,46 @@ def _passage(n: int, hit: Hit, domain: str) -> Passage:
     )
 
 
-def rrf_across_domains(lists: dict[str, RankedLists], rrf_k: int) -> list[tuple[float, Hit, str]]:
+def pooled_bm25(lists: dict[str, RankedLists], query: SparseVector) -> dict[tuple[str, str], float]:
+    """Every domain's sparse hits scored by BM25 as if the domains were one collection: each term weighed by its IDF
+    over all their points (its document frequency in each domain recovered from the domain's own IDF), not by
+    each domain's IDF. A term found in the one chunk of a one-document domain has a tiny IDF there (it is in every
+    point), however rare it is elsewhere, so raw scores rank a tiny domain's exact match below a large domain's
+    partial ones. A domain whose store gave no term statistics keeps its own scores."""
+    from assistant.store.fusion import bm25_df, bm25_idf
+
+    q = dict(zip(query.indices, query.values))
+    known = {d: c for d, c in lists.items() if c.points}  # a domain holding none of the terms counts its points too
+    total = sum(c.points for c in known.values())
+    df = {t: sum(bm25_df(c.idf[t], c.points) for c in known.values() if t in c.idf) for t in q}
+    idf = {t: bm25_idf(n, total) for t, n in df.items() if n}
+    scores: dict[tuple[str, str], float] = {}
+    for d, c in lists.items():
+        for h in c.sparse:
+            weights = c.term_weights.get(h.id) if d in known else None
+            scores[(d, h.id)] = sum(q[t] * w * idf.get(t, 0.0) for t, w in weights.items()) if weights else h.score
+    return scores
+
+
+def rrf_across_domains(
+    lists: dict[str, RankedLists], rrf_k: int, query: SparseVector | None = None
+) -> list[tuple[float, Hit, str]]:
     """Reciprocal rank fusion over several domains' candidates: every domain's dense hits ranked together by
-    cosine (one embedder, so comparable), its sparse hits by BM25, then 1/(k + rank) summed per chunk, as if
+    cosine (one embedder, so comparable), its sparse hits by BM25 with one IDF over all the domains
+    (`pooled_bm25`; without `query`, by each domain's own BM25 scores), then 1/(k + rank) summed per chunk, as if
     the domains were one collection. Best first."""
     fused: dict[tuple[str, str], list] = {}
+    bm25 = pooled_bm25(lists, query) if query is not None else {}
     for which in ("dense", "sparse"):
         ranked = sorted(
-            ((h, d) for d, c in lists.items() for h in getattr(c, which)), key=lambda x: (-x[0].score, x[0].id)
+            (
+                (h, d, bm25.get((d, h.id), h.score) if which == "sparse" else h.score)
+                for d, c in lists.items()
+                for h in getattr(c, which)
+            ),
+            key=lambda x: (-x[2], x[0].id),
         )
-        for rank, (h, d) in enumerate(ranked, start=1):
+        for rank, (h, d, _) in enumerate(ranked, start=1):
             fused.setdefault((d, h.id), [0.0, h, d])[0] += 1.0 / (rrf_k + rank)
     return sorted(((score, h, d) for score, h, d in fused.values()), key=lambda x: (-x[0], x[1].id))
 
@@ -161,11 +191,11 @@ class Retriever:
             r = self.store.search(domains[0], dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
             best, search_ms = r.best_dense, r.timings_ms.get("search_ms", 0.0)
             scored = sorted(((h.score, h, domains[0]) for h in r.hits), key=lambda x: (-x[0], x[1].id))  # ties by id
-        else:  # each domain's fused ranks start at 1 alike: fuse the domains' cosine and BM25 rankings instead
+        else:  # each domain's fused ranks start at 1 alike: fuse the domains' cosine and pooled BM25 rankings
             lists = {d: self.store.ranked_lists(d, dense_q, sparse_q, limit=s.prefetch_limit) for d in domains}
             best = max((c.dense[0].score for c in lists.values() if c.dense), default=-1.0)
             search_ms = sum(c.timings_ms.get("search_ms", 0.0) for c in lists.values())
-            scored = rrf_across_domains(lists, s.rrf_k)[:limit]
+            scored = rrf_across_domains(lists, s.rrf_k, sparse_q)[:limit]
         t2 = time.perf_counter()
         if self.reranker is not None and s.rerank and scored:
             ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])

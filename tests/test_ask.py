@@ -117,6 +117,32 @@ def test_a_search_over_domains_ranks_by_relevance_not_by_domain(components, tmp_
     assert [d for d, _ in got[:3]] == ["hr", "hr", "hr"], got
 
 
+def test_a_tiny_domain_s_exact_answer_is_not_sunk_by_a_large_domain_s_idf(components, tmp_path):
+    """A just-added one-document domain holds the exact answer; a large domain holds many generic documents, a few
+    sharing some of the question's rarer words. Each domain's BM25 weighs a term by its own IDF: in the one-document
+    domain every term is in every point, so its exact match scored a fraction of the large domain's partial ones
+    and ranked below them all (5th here, top 4 shown). Scored with one IDF over both domains, it comes first."""
+    ing = components.ingestor()
+    big, tiny = tmp_path / "it", tmp_path / "pumps"
+    big.mkdir(), tiny.mkdir()
+    topics = ["printer", "laptop", "router", "monitor", "scanner", "phone", "badge", "projector", "keyboard", "headset"]
+    for i in range(80):
+        t = topics[i % len(topics)]
+        (big / f"doc{i}.md").write_text(f"# {t.title()} {i}\n\nWhen the {t} shows an error, restart the {t}.\n")
+    for i in range(8):
+        (big / f"plant{i}.md").write_text(
+            f"# Plant room {i}\n\nThe pump in plant room {i} has an intake valve that facilities inspect monthly.\n"
+        )
+    (tiny / "vexlo.md").write_text("# Vexlo\n\nError ZQ9 on the Vexlo pump means the intake valve is blocked.\n")
+    ing.run([big], "it")
+    ing.run([tiny], "pumps")
+    r = components.retriever.retrieve("What does error ZQ9 on the Vexlo pump intake valve mean?")
+    assert r.domains == ["it", "pumps"] and len(r.passages) == 4
+    assert (r.passages[0].domain, r.passages[0].source) == ("pumps", "vexlo.md"), [p.source for p in r.passages]
+    one = components.retriever.retrieve("What does error ZQ9 on the Vexlo pump intake valve mean?", "it")
+    assert {p.source for p in one.passages} <= {f"plant{i}.md" for i in range(8)}  # one domain: as before
+
+
 def _p(n, text):
     return Passage(n, text, f"doc{n}.md", "S", None, 1.0, "d", f"/x/doc{n}.md", str(n))
 

@@ -123,6 +123,24 @@ def test_ranked_lists_give_each_vector_s_candidates_with_their_own_scores(store)
     assert store.ranked_lists("hr", EMB.embed_query(q).tolist(), BM25.embed_query("the a"), limit=3).sparse == []
 
 
+def test_ranked_lists_give_the_domain_s_idf_of_each_query_term_and_the_hits_term_weights(store):
+    """What a search over several domains needs to score their BM25 hits with one IDF: the domain's IDF of each
+    query term (turned back into the term's document frequency), the points it counts, each hit's term weights."""
+    from assistant.store.fusion import bm25_df
+
+    texts = ["annual leave is 27 days", "sick leave needs a note", "parking costs 12 euros"]
+    store.ensure_domain("hr", EMB.dim)
+    store.stage("hr", points("a.txt", "h1", texts))
+    store.publish("hr", "a.txt", "h1")
+    q = BM25.embed_query("annual leave days")
+    lists = store.ranked_lists("hr", EMB.embed_query("annual leave days").tolist(), q, limit=3)
+    assert lists.points == 3
+    assert sorted(round(bm25_df(lists.idf[t], lists.points), 6) for t in q.indices) == [1, 1, 2]  # leave: 2 chunks
+    for h in lists.sparse:  # each hit's BM25 score is its query terms' weights times the domain's IDF
+        assert set(lists.term_weights[h.id]) <= set(q.indices)
+        assert h.score == pytest.approx(sum(w * lists.idf[t] for t, w in lists.term_weights[h.id].items()), rel=1e-4)
+
+
 def test_edge_store_second_process_gets_clear_error(tmp_path):
     import subprocess
     import sys

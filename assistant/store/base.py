@@ -51,11 +51,19 @@ class SearchResult:
 @dataclass
 class RankedLists:
     """One domain's candidates per vector, best first, with their own scores (cosine, BM25): what a search
-    over several domains fuses into one ranking, since fused scores of separate domains do not compare."""
+    over several domains fuses into one ranking, since fused scores of separate domains do not compare.
+
+    A domain's BM25 scores weigh each term by the domain's own IDF, so they do not compare across domains either:
+    `idf` (query term -> this domain's IDF, for the terms it holds), `points` (the points that IDF counts) and
+    `term_weights` (sparse hit id -> its BM25 weight per query term) let the search score every domain's sparse
+    hits with one IDF, as if the domains were one collection (assistant/retrieval.py). Empty: unknown."""
 
     dense: list[Hit]
     sparse: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    idf: dict[int, float] = field(default_factory=dict)
+    points: int = 0
+    term_weights: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 @dataclass

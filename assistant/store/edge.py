@@ -31,7 +31,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import rrf
+from assistant.store.fusion import idf_from_probes, rrf
 from assistant.store.preload import Preloader, fits_in_memory, mem_available
 
 log = logging.getLogger(__name__)
@@ -354,9 +354,17 @@ class EdgeStore:
         return qe.SearchParams(hnsw_ef=hnsw_ef or self.hnsw_ef, quantization=rescore)
 
     def _candidate_requests(
-        self, dense: list[float], sparse: SparseVector, limit: int, *, filtered: bool, with_payload: bool
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        limit: int,
+        *,
+        filtered: bool,
+        with_payload: bool,
+        with_terms: bool = False,
     ) -> list[Any]:
-        """The dense and (when the question has BM25 terms) sparse top-`limit` requests; `filtered`: live only."""
+        """The dense and (when the question has BM25 terms) sparse top-`limit` requests; `filtered`: live only;
+        `with_terms`: the sparse hits come with their BM25 vectors."""
         qe = self._qe
         live = self._filter(self._match("state", LIVE)) if filtered else None
         dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
@@ -367,7 +375,10 @@ class EdgeStore:
         ]
         if sparse.indices:
             sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            reqs.append(qe.QueryRequest(limit=limit, query=sparse_q, filter=live, with_payload=with_payload))
+            vec = [SPARSE] if with_terms else None
+            reqs.append(
+                qe.QueryRequest(limit=limit, query=sparse_q, filter=live, with_payload=with_payload, with_vector=vec)
+            )
         return reqs
 
     def search(
@@ -408,22 +419,49 @@ class EdgeStore:
         return SearchResult(hits, best, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
-        """Each vector's candidates with payloads; live only, as `search` (unfiltered while no chunk is staged)."""
+        """Each vector's candidates with payloads; live only, as `search` (unfiltered while no chunk is staged).
+        With the sparse hits' BM25 weights of the query's terms, and the domain's IDF of each term (one top-1
+        query per term, in the same batch), so that BM25 scores of several domains can be made to compare."""
         self._open(domain)
         return self._ranked_lists(domain, dense, sparse, limit, filtered=self._staged[domain])
 
     def _ranked_lists(
         self, domain: str, dense: list[float], sparse: SparseVector, limit: int, *, filtered: bool
     ) -> RankedLists:
+        qe = self._qe
         shard = self._open(domain)
-        reqs = self._candidate_requests(dense, sparse, limit, filtered=filtered, with_payload=True)
+        reqs = self._candidate_requests(dense, sparse, limit, filtered=filtered, with_payload=True, with_terms=True)
+        probes = [
+            qe.QueryRequest(
+                limit=1, query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=SPARSE), with_vector=[SPARSE]
+            )
+            for t in sparse.indices
+        ]
         t0 = time.perf_counter()
-        lists = shard.query_batch(self._qe.QueryBatchRequest(reqs))
+        answers = shard.query_batch(qe.QueryBatchRequest(reqs + probes))
         ms = (time.perf_counter() - t0) * 1000
+        lists, probed = answers[: len(reqs)], answers[len(reqs) :]
         hits = [[Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hs] for hs in lists]
         if not filtered and any(h.payload.get("state") != LIVE for hs in hits for h in hs):
             return self._ranked_lists(domain, dense, sparse, limit, filtered=True)
-        return RankedLists(hits[0], hits[1] if len(hits) > 1 else [], {"search_ms": ms})
+        asked = set(sparse.indices)
+        return RankedLists(
+            hits[0],
+            hits[1] if len(hits) > 1 else [],
+            {"search_ms": ms},
+            idf=idf_from_probes(sparse.indices, probed, _sparse_weights),
+            points=self.count(domain, state=None),
+            term_weights={
+                str(h.id): {t: w for t, w in _sparse_weights(h).items() if t in asked}
+                for h in (lists[1] if len(lists) > 1 else [])
+            },
+        )
+
+
+def _sparse_weights(point: Any) -> dict[int, float]:
+    """A point's BM25 vector as {term: weight} ({} when it came without one)."""
+    v = (point.vector or {}).get(SPARSE)
+    return dict(zip(v.indices, v.values)) if v is not None else {}
 
 
 def shard_dim(path: Path) -> int | None:

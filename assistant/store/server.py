@@ -23,7 +23,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import rrf
+from assistant.store.fusion import idf_from_probes, rrf
 
 
 class QdrantClientStore:
@@ -229,9 +229,10 @@ class QdrantClientStore:
         return m.SearchParams(hnsw_ef=self.hnsw_ef, quantization=rescore)
 
     def _candidate_requests(
-        self, dense: list[float], sparse: SparseVector, limit: int, *, with_payload: bool
+        self, dense: list[float], sparse: SparseVector, limit: int, *, with_payload: bool, with_terms: bool = False
     ) -> list[Any]:
-        """The dense and (when the question has BM25 terms) sparse top-`limit` requests, live chunks only."""
+        """The dense and (when the question has BM25 terms) sparse top-`limit` requests, live chunks only;
+        `with_terms`: the sparse hits come with their BM25 vectors."""
         m = self.m
         live = m.Filter(must=[self._match("state", LIVE)])
         dense_v = [float(x) for x in dense]
@@ -247,7 +248,16 @@ class QdrantClientStore:
         ]
         if sparse.indices:
             sv = m.SparseVector(indices=sparse.indices, values=sparse.values)
-            reqs.append(m.QueryRequest(query=sv, using=SPARSE, limit=limit, filter=live, with_payload=with_payload))
+            reqs.append(
+                m.QueryRequest(
+                    query=sv,
+                    using=SPARSE,
+                    limit=limit,
+                    filter=live,
+                    with_payload=with_payload,
+                    with_vector=[SPARSE] if with_terms else False,
+                )
+            )
         return reqs
 
     def search(
@@ -272,10 +282,35 @@ class QdrantClientStore:
         return SearchResult(hits, float(lists[0][0].score) if lists[0] else -1.0, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
+        """As EdgeStore.ranked_lists: with the sparse hits' BM25 weights of the query's terms and the collection's
+        IDF of each term (one top-1 query per term, in the same batch)."""
+        m = self.m
         name = self._require(domain)
-        reqs = self._candidate_requests(dense, sparse, limit, with_payload=True)
+        reqs = self._candidate_requests(dense, sparse, limit, with_payload=True, with_terms=True)
+        probes = [
+            m.QueryRequest(query=m.SparseVector(indices=[t], values=[1.0]), using=SPARSE, limit=1, with_vector=[SPARSE])
+            for t in sparse.indices
+        ]
         t0 = time.perf_counter()
-        lists = self.client.query_batch_points(name, reqs)
+        answers = [r.points for r in self.client.query_batch_points(name, reqs + probes)]
         ms = (time.perf_counter() - t0) * 1000
-        hits = [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in lists]
-        return RankedLists(hits[0], hits[1] if len(hits) > 1 else [], {"search_ms": ms})
+        lists, probed = answers[: len(reqs)], answers[len(reqs) :]
+        hits = [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in ps] for ps in lists]
+        asked = set(sparse.indices)
+        return RankedLists(
+            hits[0],
+            hits[1] if len(hits) > 1 else [],
+            {"search_ms": ms},
+            idf=idf_from_probes(sparse.indices, probed, _sparse_weights),
+            points=self.count(domain, state=None),
+            term_weights={
+                str(p.id): {t: w for t, w in _sparse_weights(p).items() if t in asked}
+                for p in (lists[1] if len(lists) > 1 else [])
+            },
+        )
+
+
+def _sparse_weights(point: Any) -> dict[int, float]:
+    """A point's BM25 vector as {term: weight} ({} when it came without one)."""
+    v = (point.vector or {}).get(SPARSE) if isinstance(point.vector, dict) else None
+    return dict(zip(v.indices, v.values)) if v is not None else {}
