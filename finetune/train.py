@@ -526,19 +526,28 @@ def _run_phase(
     try:
         with _quiet(), sdpa_backend(plan.sdpa_backend, device):
             out = trainer.train(resume_from_checkpoint=checkpoint)
+            seconds = time.perf_counter() - t0
+            peak = (
+                (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30)
+                if cuda
+                else (None, None)
+            )
+            # the final evaluation runs before the plan is undone, as the scheduled ones do: its layers run their
+            # MLP over token tiles (graphs.LayerGraphs), not a whole batch's intermediates at once
+            final_eval = _final_evaluation(trainer, setup.history, bool(data.eval_rows))
     finally:
-        report = setup.applied()  # the model is peft's again (evaluation, saving)
-    seconds = time.perf_counter() - t0
-    peak = (
-        (torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30) if cuda else (None, None)
-    )
-    last_eval = next((h for h in reversed(setup.history) if "eval_loss" in h), None)
-    if data.eval_rows and last_eval is not None and last_eval["step"] == trainer.state.global_step:
-        final_eval = {"eval_loss": last_eval["eval_loss"]}  # the scheduled evaluation already ran at the last step
-    else:
-        with _quiet():
-            final_eval = trainer.evaluate() if data.eval_rows else {}
+        report = setup.applied()  # the model is peft's again (saving)
     return _Ran(out, seconds, report, peak, final_eval, checkpoint)
+
+
+def _final_evaluation(trainer: Any, history: list[dict[str, Any]], has_rows: bool) -> dict[str, Any]:
+    """The held-out loss at the last step: the scheduled evaluation's when one ran there, else a new one."""
+    last = next((h for h in reversed(history) if "eval_loss" in h), None)
+    if not has_rows:
+        return {}
+    if last is not None and last["step"] == trainer.state.global_step:
+        return {"eval_loss": last["eval_loss"]}
+    return trainer.evaluate()
 
 
 def _save_phase(

@@ -139,3 +139,38 @@ def test_the_accel_package_imports_nothing_from_the_rest_of_the_project():
             for name in names:
                 top = name.split(".")[0]
                 assert top not in ("finetune", "assistant", "ingest", "eval", "ui"), f"{path.name} imports {name}"
+
+
+def test_the_final_evaluation_runs_before_the_plan_is_undone(tmp_path):
+    """When training ends without an evaluation at its last step, the held-out evaluation after it runs on the
+    model as trained (the plan's layers, whose evaluation runs the MLP over token tiles), then the plan is undone;
+    and one scheduled at the last step is reused, not run again."""
+    from types import SimpleNamespace
+
+    from finetune.config import TrainConfig
+    from finetune.train import _Data, _run_phase, _Setup
+
+    order: list[str] = []
+
+    class Trainer:
+        state = SimpleNamespace(global_step=0)
+
+        def train(self, resume_from_checkpoint=None):
+            self.state.global_step = 3
+            return "trained"
+
+        def evaluate(self):
+            order.append(f"evaluate@{self.state.global_step}")
+            return {"eval_loss": 1.5}
+
+    plan = accel.decide(TrainConfig(domain="t"), "cpu")
+    data = _Data(rows=[{}], eval_rows=[{}], too_long=0)
+    for history, want, loss in (
+        ([{"step": 2, "eval_loss": 2.0}], ["evaluate@3", "undone"], 1.5),
+        ([{"step": 3, "eval_loss": 2.0}], ["undone"], 2.0),
+    ):
+        order.clear()
+        applied = accel.Applied(plan, _undo=[lambda: order.append("undone")])
+        setup = _Setup(Trainer(), applied, micro=1, rows_per_pass=0, accum=1, total_steps=3, history=history)
+        ran = _run_phase(TrainConfig(domain="t"), plan, setup, data, run_dir=tmp_path, device="cpu", resume=False)
+        assert order == want and ran.final_eval == {"eval_loss": loss} and ran.output == "trained"
