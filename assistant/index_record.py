@@ -2,9 +2,10 @@
 
 A domain records the embedder's name, its backend label (e.g. "torch:cpu:float32", "onnx:cpu:int8") and the
 vector it gives a fixed probe text. Another backend may query or extend the domain only if it gives that probe
-(nearly) the same vector: float16 on a GPU and the float32 ONNX export ("onnx:cpu:float32") match torch float32
-on a CPU, so switching between them needs nothing; an int8 export does not match float32, so switching between
-them asks for a re-embed. A domain built before records existed counts as torch's.
+(nearly) the same vector: float16 on a GPU, bfloat16 matrix products on a CPU (torch's, or OpenVINO's:
+"openvino:cpu:bfloat16") and the float32 ONNX export ("onnx:cpu:float32") match torch float32 on a CPU, so
+switching between them needs nothing; an int8 export does not match float32, so switching between them asks for a
+re-embed. A domain built before records existed counts as torch's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from assistant.errors import LoragError
 from assistant.models.backends import setting_of, torch_equivalent
 
 PROBE = "How do I reset my password? Open Settings, choose Account, then follow the link sent by email."
-MIN_PROBE_COSINE = 0.999  # fp16 on a GPU or fp32 ONNX vs fp32 on a CPU: > 0.9999; int8 vs fp32: ~0.99
+MIN_PROBE_COSINE = 0.999  # fp16 on a GPU, bf16 on a CPU or fp32 ONNX vs fp32 on a CPU: > 0.9999; int8: ~0.99
 LEGACY = {"embedder": None, "backend": "torch:legacy", "probe": None}
 
 

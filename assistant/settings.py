@@ -119,15 +119,20 @@ class ModelSettings(_Section):
     )
     embedder: str = Field("all-minilm-l6-v2", description="Built-in name, HF id or local sentence-transformers folder.")
     reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder (HF id or folder).")
-    embedder_backend: Literal["auto", "torch", "onnx-fp32", "onnx", "openvino"] = Field(
+    embedder_backend: Literal["auto", "torch", "onnx-fp32", "onnx", "openvino", "openvino-bf16"] = Field(
         "auto",
         description="What computes the embedder's vectors. torch: transformers (float32 on CPU, float16 on "
         "CUDA). onnx-fp32: a float32 ONNX export made once from the cached model, run by onnxruntime on the CPU "
         "(pip install 'lorag[fast]'): torch's vectors (an index of either serves the other), a query embedded "
-        "~3x faster. onnx / openvino: an int8 ONNX export, run by onnxruntime / OpenVINO on the CPU: no faster on "
-        "a CPU without int8 dot-product instructions, and 7-9% of the top-10 passages change. auto: an index "
-        "embedded with int8 keeps its backend; otherwise, when lorag[fast] is installed and there is no GPU, "
-        "queries by onnx-fp32 and documents by torch (each the faster for its work, same vectors), else torch. "
+        "~3x faster. openvino-bf16: that float32 export run by OpenVINO in bfloat16, for a CPU with native "
+        "bfloat16 (AVX-512 BF16 or AMX): documents ~3.3x torch float32's chunks/s (parallel streams fed by an "
+        "async queue), a query on a latency-tuned compile; vectors at cosine > 0.999 to torch's (an index of "
+        "either serves the other); on a CPU without bfloat16 OpenVINO computes it in float32. onnx / openvino: "
+        "an int8 ONNX export, run by onnxruntime / OpenVINO on the CPU: no faster on a CPU without int8 "
+        "dot-product instructions, and 7-9% of the top-10 passages change. auto: an index embedded with int8 "
+        "keeps its backend; otherwise, with no GPU: openvino-bf16 on a CPU with native bfloat16 when lorag[fast] "
+        "is installed (unless embedder_cpu_bf16 is off); else, with lorag[fast], queries by onnx-fp32 and "
+        "documents by torch (each the faster for its work, same vectors); else torch. "
         "An index records its backend; a query with a backend whose vectors differ is refused (re-embed the "
         "domain, or set this to the recorded backend).",
     )
@@ -137,7 +142,7 @@ class ModelSettings(_Section):
         "products in bfloat16 (norms and softmax in float32): about 1.7x the chunks/s of float32 on a CPU with "
         "native bfloat16 (AVX-512 BF16 or AMX), vectors at cosine > 0.9999 to float32's (an index of either serves "
         "the other). auto: on such a CPU, under embedder_backend auto; on: whenever torch embeds on the CPU (slow "
-        "without native bfloat16); off: float32.",
+        "without native bfloat16); off: float32, and embedder_backend auto does not pick openvino-bf16.",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -1,7 +1,7 @@
 """Embedder backends side by side: chunks/s on the same chunks, and what each backend's vectors cost in retrieval.
 
     .venv/bin/python benchmarks/bench_embed_backends.py [--speed-chunks 256] [--corpus 1500] \
-        [--backends torch,onnx-fp32,onnx,openvino]
+        [--backends torch,torch-bf16,openvino-bf16,onnx-fp32,onnx,openvino]
     .venv/bin/python benchmarks/bench_embed_backends.py --cuda     # adds torch float16 on CUDA (a GPU machine)
     .venv/bin/python benchmarks/bench_embed_backends.py --dump-chunks chunks.jsonl   # the chunks, then stop
     python3 benchmarks/bench_embed_backends.py --chunks chunks.jsonl --backends torch --cuda  # no ingest deps needed
@@ -9,13 +9,15 @@
 Chunks: the python_faq corpus (benchmarks/python_faq/README.md; `build.py` makes it) read and chunked by the
 product's own loaders and chunker (ingest.chunk_tokens 200, overlap 30, the embedder's tokenizer). Backends:
 models.embedder_backend's values (torch float32 is the reference; onnx-fp32 is the float32 ONNX export, onnx /
-openvino the int8 one); the model cache is paths.model_cache (LORAG_PATHS__MODEL_CACHE), exports made there once.
+openvino the int8 one, openvino-bf16 the float32 one computed by OpenVINO in bfloat16: documents through a
+THROUGHPUT compile fed mini-batches of 4 by an async queue, queries through a LATENCY compile); the model cache
+is paths.model_cache (LORAG_PATHS__MODEL_CACHE), exports made there once.
 
 torch-bf16: torch with its matrix products in bfloat16 (what `auto` uses for documents on a CPU with native
-bfloat16). Speed: every backend embeds the same first --speed-chunks chunks, in the product's batches
-(ingest.embed_batch_size 64 on the CPU, 256 on CUDA), after a warm-up, the backends taking turns (each turn as
-many chunks as the largest batch); chunks/s and the ratio to torch float32 on the CPU in the same run. Threads:
-all cores.
+bfloat16 and no OpenVINO). Speed: every backend embeds the same first --speed-chunks chunks, in the product's
+batches (ingest.embed_batch_size 64 on the CPU, 256 on CUDA; openvino-bf16 splits each into its mini-batches),
+after a warm-up, the backends taking turns (each turn as many chunks as the largest batch); chunks/s and the ratio
+to torch float32 on the CPU in the same run. Threads: all cores.
 Also timed: one query's embedding (embed_query, p50/p95 over 50 FAQ questions).
 
 Quality (real queries): the 175 FAQ questions of testset.jsonl against a corpus of every chunk of the FAQ pages plus
@@ -78,7 +80,8 @@ def main() -> None:
     ap.add_argument(
         "--backends",
         default="torch,onnx-fp32,onnx,openvino",
-        help="comma-separated, torch among them; also torch-bf16 (torch's matrix products in bfloat16 on the CPU)",
+        help="comma-separated, torch among them; also torch-bf16 (torch's matrix products in bfloat16 on the CPU) "
+        "and openvino-bf16 (the float32 export computed by OpenVINO in bfloat16)",
     )
     ap.add_argument("--cuda", action="store_true", help="also torch float16 on CUDA")
     ap.add_argument("--skip-quality", action="store_true")

@@ -545,7 +545,7 @@ def test_a_cut_answer_says_so(lorag, corpus, monkeypatch):
     assert r.output.startswith("Full-time staff receive\n[cut: the answer reached the token limit (3 tokens"), r.output
 
 
-@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx", "torch"])
+@pytest.mark.parametrize("backend", ["onnx-fp32", "openvino-bf16", "onnx", "torch"])
 def test_models_pull_prepares_the_onnx_file_the_embedder_backend_will_run(lorag, monkeypatch, backend):
     """`lorag models pull` makes the ONNX export the embedder backend runs (auto's onnx-fp32 for queries, or the
     int8 file) right after the pull, so the first ask does not pay for it; torch needs none."""
@@ -560,7 +560,8 @@ def test_models_pull_prepares_the_onnx_file_the_embedder_backend_will_run(lorag,
     r = lorag("models", "pull")
     assert r.exit_code == 0, r.output
     embedder = cli.state.settings.models.embedder
-    expected = {"onnx-fp32": [("fp32", embedder)], "onnx": [("int8", embedder)], "torch": []}[backend]
+    expected = {"onnx-fp32": [("fp32", embedder)], "openvino-bf16": [("fp32", embedder)], "onnx": [("int8", embedder)]}
+    expected = expected.get(backend, [])
     assert made == expected
     assert (f"for {backend}" in r.output) == bool(expected)
 

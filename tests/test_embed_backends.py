@@ -153,6 +153,23 @@ def test_choose_follows_the_setting_then_the_index_and_never_picks_int8_itself()
     # the recorded backend is not installed here
     assert backends.choose("auto", recorded=["openvino:cpu:int8"], have=["torch", "onnx"]) == "torch"
     assert backends.setting_of("onnx:cpu:float32") == "onnx-fp32" and backends.setting_of("onnx:cpu:int8") == "onnx"
+    assert (
+        backends.setting_of("openvino:cpu:bfloat16") == "openvino-bf16" == backends.setting_of("openvino:cpu:float32")
+    )
+    assert backends.setting_of("openvino:cpu:int8") == "openvino"
+
+
+def test_auto_picks_openvino_bf16_on_a_bfloat16_cpu_for_torchs_vectors_only():
+    have = ["torch", "onnx-fp32", "onnx", "openvino", "openvino-bf16"]
+    for recorded in ([], ["torch:cpu:float32", "torch:cpu:bfloat16"], ["onnx:cpu:float32", "openvino:cpu:bfloat16"]):
+        assert backends.choose("auto", recorded=recorded, have=have, bf16=True) == "openvino-bf16"
+        assert backends.choose("auto", recorded=recorded, have=have, bf16=False) == "onnx-fp32"  # no bfloat16
+        assert backends.choose("auto", recorded=recorded, have=have, bf16=True, on_cpu=False) == "torch"  # a GPU
+        assert backends.choose("auto", recorded=recorded, have=have[:4], bf16=True) == "onnx-fp32"  # no OpenVINO
+    # an int8 index keeps its backend; an index by openvino-bf16 is torch's vectors wherever OpenVINO is missing
+    assert backends.choose("auto", recorded=["openvino:cpu:int8"], have=have, bf16=True) == "openvino"
+    assert backends.choose("auto", recorded=["openvino:cpu:bfloat16"], have=["torch", "onnx-fp32"]) == "onnx-fp32"
+    assert backends.torch_equivalent("openvino:cpu:bfloat16") and not backends.torch_equivalent("openvino:cpu:int8")
 
 
 def _settings(tmp_path, model, backend="auto", cpu_bf16="off"):
@@ -170,12 +187,15 @@ def test_native_bfloat16_is_read_from_the_cpus_flags():
 
 
 def test_documents_in_bfloat16_on_a_bfloat16_cpu_share_the_float32_index(tmp_path, tiny_embedder, monkeypatch):
-    """embedder_cpu_bf16 auto, on a CPU with native bfloat16: auto's documents are embedded by torch with bfloat16
-    matrix products, at cosine > 0.999 to float32's, so an index recorded by either passes the other's probe check;
-    off, another CPU, or the torch backend named keep float32; on forces it."""
+    """embedder_cpu_bf16 auto, on a CPU with native bfloat16 and without OpenVINO (with it, auto picks
+    openvino-bf16): auto's documents are embedded by torch with bfloat16 matrix products, at cosine > 0.999 to
+    float32's, so an index recorded by either passes the other's probe check; off, another CPU, or the torch backend
+    named keep float32; on forces it."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: True)
+    real_installed = backends.installed_module
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != "openvino" and real_installed(name))
     cache = ModelCache(tmp_path / "cache")
     fp32 = load_embedder(str(tiny_embedder), cache, device="cpu")
     emb = embedder_for(_settings(tmp_path, tiny_embedder, cpu_bf16="auto"), cache)
@@ -269,6 +289,7 @@ def test_the_setting_is_validated(tmp_path):
     with pytest.raises((ConfigError, ValueError)):
         Settings(models={"embedder_backend": "tensorrt"})
     assert Settings(models={"embedder_backend": "onnx-fp32"}).models.embedder_backend == "onnx-fp32"
+    assert Settings(models={"embedder_backend": "openvino-bf16"}).models.embedder_backend == "openvino-bf16"
 
 
 def test_auto_ingests_with_torch_and_searches_with_fp32_onnx_one_index(
@@ -320,3 +341,149 @@ def test_a_split_embedder_refuses_documents_of_another_backend():
     assert split.embed_query("leave").shape == (64,) and split._documents is None
     with pytest.raises(LoragError, match="documents embed with hashing"):
         split.embed_documents(["leave"])
+
+
+# -- OpenVINO in bfloat16 (openvino-bf16) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """The shared model cache (LORAG_TEST_MODEL_CACHE or ~/.cache/lorag) with the real all-MiniLM-L6-v2 pulled."""
+    import os
+
+    root = Path(os.environ.get("LORAG_TEST_MODEL_CACHE", "~/.cache/lorag")).expanduser()
+    if not (root / "models" / "all-minilm-l6-v2").is_dir():
+        pytest.skip("all-minilm-l6-v2 is not in the shared model cache (lorag models pull)")
+    return ModelCache(root)
+
+
+def _real_texts() -> list[str]:
+    """The sample corpus's paragraphs (Markdown and text files): real text, from a few words to a few hundred."""
+    from tests.conftest import SAMPLES
+
+    paras = []
+    for f in sorted((SAMPLES / "corpus").rglob("*")):
+        if f.suffix in (".md", ".txt"):
+            paras += [p.strip() for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    return paras
+
+
+def test_openvino_bf16_gives_torch_float32s_vectors_on_real_text(minilm):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    torch32 = load_embedder("all-minilm-l6-v2", minilm, device="cpu")
+    emb = load_embedder("all-minilm-l6-v2", minilm, device="cpu", backend="openvino-bf16")
+    texts = _real_texts()
+    assert len(texts) > 20
+    got, want = emb.embed_documents(texts), torch32.embed_documents(texts)
+    cos = _cos(got, want)
+    assert cos.min() > 0.999, cos.min()
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    if backends.cpu_bf16():  # OpenVINO computed in bfloat16: close to float32, not equal to it
+        assert emb.backend == "openvino:cpu:bfloat16"
+        assert not np.allclose(got, want, atol=1e-5)
+    queries = np.stack([emb.embed_query(t) for t in texts[:5]])
+    assert _cos(queries, want[:5]).min() > 0.999
+
+
+def test_openvino_bf16_documents_come_back_in_their_order(minilm):
+    """Sorted longest first, mini-batches of DOC_BATCH in flight on several streams at once, pooled in callbacks:
+    each row is still its own text's vector."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    from assistant.embedding_onnx import DOC_BATCH
+
+    emb = load_embedder("all-minilm-l6-v2", minilm, device="cpu", backend="openvino-bf16")
+    paras = sorted(_real_texts(), key=len)
+    # very different lengths, mixed: shortest, longest, second shortest, ...; several mini-batches
+    texts = [t for pair in zip(paras[:12], paras[::-1][:12]) for t in pair] + ["Leave.", " ".join(paras[-4:])]
+    assert len(texts) > 3 * DOC_BATCH and max(map(len, texts)) > 20 * min(map(len, texts))
+    docs = emb.embed_documents(texts)
+    alone = np.stack([emb.embed_query(t) for t in texts])  # one at a time, on the latency compile
+    sim = docs @ alone.T
+    assert (sim.argmax(1) == np.arange(len(texts))).all()
+    assert np.diag(sim).min() > 0.999, np.diag(sim)
+    again = emb.embed_documents(texts[::-1])[::-1]
+    assert _cos(again, docs).min() > 0.999
+
+
+def test_openvino_bf16_embeds_a_query_on_the_latency_compile(tmp_path, tiny_embedder):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    emb = load_embedder(str(tiny_embedder), ModelCache(tmp_path / "cache"), device="cpu", backend="openvino-bf16")
+    ov = emb._ov
+    assert ov.latency_model.get_property("PERFORMANCE_HINT") == "LATENCY"
+    calls = []
+    latency = emb._run
+    emb._run = lambda feed: calls.append(len(feed["input_ids"])) or latency(feed)
+    q = emb.embed_query(TEXTS[0])
+    # a query: the latency compile, one text; the throughput compile is not made for it
+    assert calls == [1] and ov.throughput_model is None
+    docs = emb.embed_documents(TEXTS)
+    assert calls == [1]  # documents: the throughput compile alone
+    assert ov.throughput_model.get_property("PERFORMANCE_HINT") == "THROUGHPUT"
+    assert ov.throughput_model.get_property("INFERENCE_PRECISION_HINT") == ov.latency_model.get_property(
+        "INFERENCE_PRECISION_HINT"
+    )
+    assert float(q @ docs[0]) > 0.999
+
+
+def test_openvino_bf16_is_recorded_and_shares_torchs_index_but_not_int8s(tmp_path, int8_sensitive_embedder):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    cache, model = ModelCache(tmp_path / "cache"), str(int8_sensitive_embedder)
+    torch32 = load_embedder(model, cache, device="cpu")
+    emb = load_embedder(model, cache, device="cpu", backend="openvino-bf16")
+    int8 = load_embedder(model, cache, device="cpu", backend="onnx")
+    rec = index_record.record_for(emb)
+    assert rec["backend"] == emb.backend == ("openvino:cpu:bfloat16" if backends.cpu_bf16() else "openvino:cpu:float32")
+    by_torch = index_record.record_for(torch32)
+    assert index_record.mismatch(by_torch, emb) is None and index_record.mismatch(rec, torch32) is None
+    assert index_record.mismatch(None, emb) is None  # a domain from before records: torch's
+    assert "whose vectors differ" in index_record.mismatch(index_record.record_for(int8), emb)
+    assert "whose vectors differ" in index_record.mismatch(rec, int8)
+    assert backends.setting_of(rec["backend"]) == "openvino-bf16"
+
+
+def test_auto_picks_openvino_bf16_from_the_cpus_flags(tmp_path, tiny_embedder, monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    from assistant.models.loading import embedder_backend
+
+    real = backends.cpu_bf16
+    flags = {"now": "processor : 0\nflags : fpu avx2 avx512f avx512_vnni avx512_bf16\n"}
+    monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: real(flags["now"]))
+    s = _settings(tmp_path, tiny_embedder, cpu_bf16="auto")
+    cache = ModelCache(s.paths.model_cache)
+    assert embedder_backend(s, cache) == "openvino-bf16"
+    emb = embedder_for(s, cache)
+    assert emb.backend in ("openvino:cpu:bfloat16", "openvino:cpu:float32") and emb._ov is not None
+    assert embedder_backend(s, cache, recorded=["torch:cpu:float32", "onnx:cpu:float32"]) == "openvino-bf16"
+    assert embedder_backend(s, cache, recorded=["onnx:cpu:int8"]) == "onnx"  # an int8 index keeps its backend
+    # bfloat16 turned off, or a CPU without it: auto's split (onnx-fp32 queries, torch documents) as before
+    assert embedder_backend(_settings(tmp_path, tiny_embedder, cpu_bf16="off"), cache) == "onnx-fp32"
+    flags["now"] = "processor : 0\nflags : fpu avx2 avx512f avx512_vnni\n"
+    assert embedder_backend(s, cache) == "onnx-fp32"
+    # without OpenVINO: the same fallback
+    flags["now"] = "flags : fpu amx_bf16 amx_tile\n"
+    assert embedder_backend(s, cache) == "openvino-bf16"
+    installed = backends.installed_module
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != "openvino" and installed(name))
+    assert embedder_backend(s, cache) == "onnx-fp32"
+
+
+def test_openvino_bf16_without_openvino_is_a_clear_error(tmp_path, tiny_embedder, monkeypatch):
+    import sys
+
+    from assistant.embedding_onnx import OnnxEmbedder
+
+    real = backends.installed_module
+    monkeypatch.setattr(backends, "installed_module", lambda name: name != "openvino" and real(name))
+    with pytest.raises(LoragError) as e:
+        embedder_for(_settings(tmp_path, tiny_embedder, "openvino-bf16"), ModelCache(tmp_path / "cache"))
+    assert "'openvino-bf16' but openvino is not installed" in str(e.value) and "lorag[fast]" in e.value.hint
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino fails
+    with pytest.raises(LoragError, match="needs the 'openvino' package"):
+        OnnxEmbedder(tmp_path / "m.onnx", None, "x", runtime="openvino", precision="bfloat16", dim=32)
+    with pytest.raises(LoragError, match="openvino runtime only"):
+        OnnxEmbedder(tmp_path / "m.onnx", None, "x", runtime="onnx", precision="bfloat16", dim=32)

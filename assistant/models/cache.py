@@ -2,7 +2,7 @@
 
 Layout under `paths.model_cache`:
     models/<name>/            an HF (generator) or sentence-transformers (embedder) folder
-    onnx/<name>/              an embedder's ONNX exports: model.onnx (float32, onnx-fp32 backend) and
+    onnx/<name>/              an embedder's ONNX exports: model.onnx (float32, onnx-fp32 / openvino-bf16) and
                               model_int8.onnx (quantized from it; onnx / openvino backends)
     manifest.json             what came from where, when, with the file's sha256
 """
@@ -202,8 +202,9 @@ class ModelCache:
         return folder / FP32_FILE
 
     def onnx_file(self, spec: str, backend: str) -> Path:
-        """The ONNX file an embedder backend runs: onnx-fp32's float32 export, else (onnx, openvino) the int8 one."""
-        return self.onnx_fp32(spec) if backend == "onnx-fp32" else self.onnx_int8(spec)
+        """The ONNX file an embedder backend runs: the float32 export for onnx-fp32 and openvino-bf16 (OpenVINO
+        computes it in bfloat16), else (onnx, openvino) the int8 one."""
+        return self.onnx_fp32(spec) if backend in ("onnx-fp32", "openvino-bf16") else self.onnx_int8(spec)
 
     def onnx_int8(self, spec: str) -> Path:
         """The int8 ONNX file of an embedder setting: quantized once from the float32 export (onnx_fp32), kept

@@ -124,9 +124,9 @@ def load_embedder(
     """The dense embedder of a model setting. torch: with transformers alone when the folder has the usual
     Transformer -> pooling -> Normalize layout (same vectors, a much faster start; float16 and batches of at
     least GPU_BATCH on CUDA), else sentence-transformers. onnx-fp32: the float32 ONNX export of that layout run by
-    onnxruntime (made once, see ModelCache.onnx_fp32); onnx / openvino: the int8 export (ModelCache.onnx_int8); on
-    the CPU, without loading torch's model. cpu_bf16: torch on the CPU runs its matrix products in bfloat16
-    (TransformersEmbedder)."""
+    onnxruntime (made once, see ModelCache.onnx_fp32); openvino-bf16: that file run by OpenVINO in bfloat16; onnx /
+    openvino: the int8 export (ModelCache.onnx_int8); on the CPU, without loading torch's model. cpu_bf16: torch
+    on the CPU runs its matrix products in bfloat16 (TransformersEmbedder)."""
     from assistant.embedding import SentenceTransformerEmbedder, TransformersEmbedder
 
     where = cache.resolve(spec)
@@ -170,7 +170,12 @@ def _load_onnx_embedder(
         )
     from transformers import AutoTokenizer
 
-    fp32 = backend == "onnx-fp32"
+    runtime, precision = {
+        "onnx-fp32": ("onnx", "float32"),
+        "onnx": ("onnx", "int8"),
+        "openvino": ("openvino", "int8"),
+        "openvino-bf16": ("openvino", "bfloat16"),
+    }[backend]
     onnx_file = cache.onnx_file(spec, backend)
     dim = int(json.loads((Path(where) / "config.json").read_text(encoding="utf-8"))["hidden_size"])
     tokenizer = AutoTokenizer.from_pretrained(where)
@@ -178,8 +183,8 @@ def _load_onnx_embedder(
         onnx_file,
         tokenizer,
         spec,
-        runtime="onnx" if fp32 else backend,
-        precision="float32" if fp32 else "int8",
+        runtime=runtime,
+        precision=precision,
         dim=dim,
         batch_size=batch_size,
         **layout,
@@ -188,7 +193,8 @@ def _load_onnx_embedder(
 
 def embedder_backend(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> str:
     """The backend models.embedder_backend picks here (see assistant.models.backends; `recorded`: the backend
-    labels of the existing domains, for `auto`); under `auto`, onnx-fp32 embeds queries and torch documents."""
+    labels of the existing domains, for `auto`); under `auto`, openvino-bf16 on a CPU with native bfloat16 (with
+    OpenVINO installed), else on a CPU onnx-fp32 embeds queries and torch documents."""
     from assistant.models import backends
 
     m = settings.models
@@ -199,11 +205,15 @@ def embedder_backend(settings: Any, cache: ModelCache, recorded: list[str] | Non
             hint="pip install 'lorag[fast]', or set models.embedder_backend: auto",
         )
 
+    if m.embedder_backend != "auto":
+        return m.embedder_backend
     where = Path(cache.resolve(m.embedder))
     have = backends.available() if where.is_dir() and plain_embedder_layout(where) else ["torch"]
-    # auto's onnx-fp32 is for a CPU; pick_device imports torch, which the tokenizer's transformers imports anyway
-    on_cpu = m.embedder_backend != "auto" or "onnx-fp32" not in have or pick_device(m.device) == "cpu"
-    return backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu)
+    # auto's ONNX backends are for a CPU; pick_device imports torch, which the tokenizer's transformers imports anyway
+    on_cpu = not {"onnx-fp32", "openvino-bf16"} & set(have) or pick_device(m.device) == "cpu"
+    # OpenVINO in bfloat16: on a CPU with native bfloat16, unless bfloat16 is turned off (models.embedder_cpu_bf16)
+    bf16 = "openvino-bf16" in have and m.embedder_cpu_bf16 != "off" and backends.cpu_bf16()
+    return backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu, bf16=bf16)
 
 
 def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
