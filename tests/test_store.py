@@ -141,6 +141,26 @@ def test_ranked_lists_give_the_domain_s_idf_of_each_query_term_and_the_hits_term
         assert h.score == pytest.approx(sum(w * lists.idf[t] for t, w in lists.term_weights[h.id].items()), rel=1e-4)
 
 
+def test_ranked_lists_term_statistics_count_the_live_chunks_after_a_document_is_replaced(store):
+    """Replacing a document deletes its old chunks, which the engine's own IDF may go on counting until the shard
+    is rewritten: the document frequencies recovered from a domain's IDF are those of its live chunks."""
+    from assistant.store.fusion import bm25_df
+
+    store.ensure_domain("hr", EMB.dim)
+    store.stage("hr", points("a.txt", "h1", ["annual leave is 27 days", "sick leave needs a note", "leave leave"]))
+    store.publish("hr", "a.txt", "h1")
+    store.stage("hr", points("b.txt", "h1", ["parking leave costs 12 euros"]))
+    store.publish("hr", "b.txt", "h1")
+    store.stage("hr", points("a.txt", "h2", ["annual holidays are 27 days", "sick days need a note"]))
+    store.publish("hr", "a.txt", "h2")  # 3 chunks with "leave" deleted, 2 chunks without it added
+    if isinstance(store, EdgeStore):  # the embedded engine's IDF can leave out the chunks of an unfinished ingest
+        store.stage("hr", points("c.txt", "h1", ["parking leave parking leave"]))
+    q = BM25.embed_query("leave parking")
+    lists = store.ranked_lists("hr", EMB.embed_query("leave parking").tolist(), q, limit=5)
+    assert lists.points == 3
+    assert [round(bm25_df(lists.idf[t], lists.points), 6) for t in q.indices] == [1, 1]
+
+
 def test_edge_store_second_process_gets_clear_error(tmp_path):
     import subprocess
     import sys

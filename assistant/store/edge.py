@@ -431,9 +431,17 @@ class EdgeStore:
         qe = self._qe
         shard = self._open(domain)
         reqs = self._candidate_requests(dense, sparse, limit, filtered=filtered, with_payload=True, with_terms=True)
+        # The IDF over the live chunks only: the engine's own counts deleted points until the shard is rewritten
+        # (and staged ones), which its point count leaves out
+        live = self._filter(self._match("state", LIVE))
+        over_live = qe.SearchParams(idf=qe.IdfParams(corpus=live))
         probes = [
             qe.QueryRequest(
-                limit=1, query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=SPARSE), with_vector=[SPARSE]
+                limit=1,
+                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=SPARSE),
+                filter=live,
+                with_vector=[SPARSE],
+                params=over_live,
             )
             for t in sparse.indices
         ]
@@ -450,7 +458,7 @@ class EdgeStore:
             hits[1] if len(hits) > 1 else [],
             {"search_ms": ms},
             idf=idf_from_probes(sparse.indices, probed, _sparse_weights),
-            points=self.count(domain, state=None),
+            points=self.count(domain),
             term_weights={
                 str(h.id): {t: w for t, w in _sparse_weights(h).items() if t in asked}
                 for h in (lists[1] if len(lists) > 1 else [])
