@@ -58,6 +58,14 @@ class SentenceTransformerEmbedder:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
 
+def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
+    """A batch's token states pooled into its texts' (not yet normalised) vectors: "cls" or the masked mean."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = mask[..., None].astype(hidden.dtype)
+    return (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+
+
 class PooledEmbedder:
     """The batching every plain sentence-transformers layout shares (Transformer -> mean or CLS pooling ->
     Normalize), whatever runs the transformer: texts stripped (lower-cased if the model says so), sorted by length
@@ -100,10 +108,7 @@ class PooledEmbedder:
             )
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        m = mask[..., None].astype(hidden.dtype)
-        return (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+        return pool(hidden, mask, self.pooling)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t).strip().lower() if self.do_lower_case else str(t).strip() for t in texts]

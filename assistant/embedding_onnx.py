@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from assistant.embedding import PooledEmbedder
+from assistant.embedding import PooledEmbedder, pool
 from assistant.errors import LoragError
 
 RUNTIMES = ("onnx", "openvino")
@@ -123,13 +123,16 @@ class _OpenVinoBf16:
         out = np.zeros((len(texts), emb.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         failed: list[BaseException] = []
+        pooling = emb.pooling
 
         def done(request: Any, userdata: tuple[np.ndarray, np.ndarray]) -> None:
-            # the output tensor is the request's own buffer, reused by its next batch: pooled here, into `out`
+            # the output tensor is the request's own buffer, reused by its next batch: pooled here, into `out`.
+            # Runs on OpenVINO's threads, which may also release it last: it holds nothing of the embedder's, whose
+            # compiled models can't be destroyed from one of their own threads
             try:
                 idx, mask = userdata
                 hidden = np.asarray(request.get_output_tensor(0).data, dtype=np.float32)
-                vec = emb._pool(hidden, mask)
+                vec = pool(hidden, mask, pooling)
                 out[idx] = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
             except BaseException as e:  # raised after wait_all, in the caller's thread
                 failed.append(e)
@@ -145,9 +148,14 @@ class _OpenVinoBf16:
                     queue.start_async(feed, (idx, np.asarray(enc["attention_mask"])))
             finally:
                 queue.wait_all()
+                queue.set_callback(_no_callback)  # the queue outlives this call: let go of its vectors
         if failed:
             raise failed[0]
         return out
+
+
+def _no_callback(request: Any, userdata: Any) -> None:
+    """An idle AsyncInferQueue's callback: holds nothing."""
 
 
 def _missing(package: str) -> LoragError:

@@ -428,6 +428,41 @@ def test_openvino_bf16_embeds_a_query_on_the_latency_compile(tmp_path, tiny_embe
     assert float(q @ docs[0]) > 0.999
 
 
+def test_openvino_bf16_documents_raise_a_failed_batchs_error_and_then_work_again(tmp_path, tiny_embedder, monkeypatch):
+    """A batch's vectors are pooled in the async queue's callback, on OpenVINO's threads: an error there is raised
+    to the caller once every batch is done, and the next call works."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    from assistant import embedding_onnx
+
+    emb = load_embedder(str(tiny_embedder), ModelCache(tmp_path / "cache"), device="cpu", backend="openvino-bf16")
+    want = emb.embed_documents(TEXTS)
+    with monkeypatch.context() as m:
+        m.setattr(embedding_onnx, "pool", lambda *a: (_ for _ in ()).throw(ValueError("pooling failed")))
+        with pytest.raises(ValueError, match="pooling failed"):
+            emb.embed_documents(TEXTS)
+    assert np.allclose(emb.embed_documents(TEXTS), want, atol=1e-6)
+
+
+def test_an_openvino_bf16_embedder_is_freed_after_embedding_documents(tmp_path, tiny_embedder):
+    """The async queue outlives a document call: the callback it keeps must hold neither the embedder (its two
+    compiled models) nor the call's vectors. Nor may OpenVINO's thread that releases the callback be left to
+    destroy the embedder, whose compiled models can't be torn down from one of their own threads (an abort)."""
+    import gc
+    import weakref
+
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    cache = ModelCache(tmp_path / "cache")
+    for _ in range(5):
+        emb = load_embedder(str(tiny_embedder), cache, device="cpu", backend="openvino-bf16")
+        emb.embed_documents(TEXTS * 4)
+        gone = weakref.ref(emb)
+        del emb
+        gc.collect()
+        assert gone() is None
+
+
 def test_openvino_bf16_is_recorded_and_shares_torchs_index_but_not_int8s(tmp_path, int8_sensitive_embedder):
     pytest.importorskip("openvino")
     pytest.importorskip("onnxruntime")
