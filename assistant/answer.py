@@ -32,7 +32,12 @@ _POINTS_BACK = set(
     "it its they them their theirs this that these those he him his she her one ones such same above "
     "former latter".split()
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+# where a sentence may end: its closing punctuation (and any closing quote or bracket) before a space or the end,
+# or a line break. A point inside a word is no end: 7.35, 3.11.2, 1,000.5, config.yaml, https://example.com/a.html
+_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|\n")
+# words whose point is not a sentence's end (lowercase, point included); "etc." ends one before a capital
+_ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "mr.", "mrs.", "ms.", "dr.", "no."}
+_ABBREVIATIONS_ENDING = {"etc."}
 
 
 @dataclass
@@ -104,16 +109,48 @@ class Answer:
         for c in self.citations:
             if c.how != "overlap" or c.n not in by_n:
                 continue
-            sentences = [m for m in re.finditer(r"[^.!?\n]+[.!?]*", text) if m.group().strip()]
-            if not sentences:
+            spans = sentence_spans(text)
+            if not spans:
                 continue
             have = _content_words(by_n[c.n].text)
-            best = max(sentences, key=lambda m: len(_content_words(m.group()) & have))
-            end = best.end()
-            while end > best.start() and text[end - 1] in ".!? ":
-                end -= 1
+            start, end = max(spans, key=lambda s: len(_content_words(text[s[0] : s[1]]) & have))
+            sentence = text[start:end]
+            if sentence.lower().rsplit(None, 1)[-1] not in _ABBREVIATIONS:  # "etc." keeps its point
+                end = start + len(sentence.rstrip(".!?"))  # the marker before the sentence's closing point
             text = f"{text[:end]} [{c.n}]{text[end:]}"
         return text
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of each sentence of `text`, its closing punctuation included and surrounding spaces not:
+    one splitter for the citations the API returns and the markers the chat shows. A sentence ends at . ! or ?
+    before a space (or the text's end), or at a line break; not at a point inside a number, a version, a file
+    name or a URL (no space follows it), nor after e.g. / i.e. / vs. (nor after etc. unless a capital follows)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        if m.group() != "\n":
+            word = text[: m.start() + 1].rsplit(None, 1)[-1].lstrip("(\"'").lower()
+            if word in _ABBREVIATIONS:
+                after = text[m.end() :].lstrip()
+                if word not in _ABBREVIATIONS_ENDING or not after[:1].isupper():
+                    continue
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        piece = text[a:b]
+        if piece.strip():
+            a += len(piece) - len(piece.lstrip())
+            b -= len(piece) - len(piece.rstrip())
+            out.append((a, b))
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of `text` (sentence_spans)."""
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def _content_words(text: str) -> set[str]:
@@ -164,7 +201,7 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
 
 def _cited_part(answer: str, n: int) -> str:
     """The answer's sentences that carry the marker [n] (all of it when none does)."""
-    parts = [s for s in _SENTENCE.split(answer) if f"[{n}]" in s]
+    parts = [s for s in sentences(answer) if f"[{n}]" in s]
     return " ".join(parts) or answer
 
 
@@ -174,7 +211,7 @@ def supporting_sentence(passage: str, answer: str) -> str:
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
     for line in passage.splitlines():
-        for sent in _SENTENCE.split(line):
+        for sent in sentences(line):
             sent = sent.strip(" \t-*#>|")
             got = len(words & _content_words(sent))
             if got > score:

@@ -161,6 +161,68 @@ def test_citation_inferred_from_overlap_but_not_for_abstention():
     assert extract_citations("I like turtles.", ps) == []
 
 
+def _marked(reply, passage):
+    from assistant.answer import Answer
+
+    ps = [_p(1, passage)]
+    return Answer("q", reply, extract_citations(reply, ps), ps, ["d"], True).marked_answer()
+
+
+@pytest.mark.parametrize(
+    "reply,passage,shown",
+    [
+        (
+            "The dish of the day is Blue Lantern Risotto and is priced at $7.35.",
+            "Blue Lantern Risotto: 7.35 dollars, the dish of the day",
+            "The dish of the day is Blue Lantern Risotto and is priced at $7.35 [1].",
+        ),
+        (
+            "Staff need Python 3.11.2 on the build server. The cafeteria opens at noon.",
+            "The build server needs Python 3.11.2 for staff builds",
+            "Staff need Python 3.11.2 on the build server [1]. The cafeteria opens at noon.",
+        ),
+        (
+            "Pumps moved 1,000.5 litres last week. Nothing else changed.",
+            "The pumps moved 1,000.5 litres of water last week",
+            "Pumps moved 1,000.5 litres last week [1]. Nothing else changed.",
+        ),
+        (
+            "Set retries in config.yaml, e.g. retries: 3, i.e. three tries, etc. and restart the worker.",
+            "The worker reads retries from config.yaml; restart the worker after a change",
+            "Set retries in config.yaml, e.g. retries: 3, i.e. three tries, etc. and restart the worker [1].",
+        ),
+        (
+            "Leave rules are listed in the handbook at https://intranet.example.com/hr/handbook.html for staff.",
+            "The handbook lists the leave rules",
+            "Leave rules are listed in the handbook at https://intranet.example.com/hr/handbook.html for staff [1].",
+        ),
+    ],
+)
+def test_an_inferred_marker_goes_after_the_whole_sentence_not_inside_a_number_or_name(reply, passage, shown):
+    """The chat shows an inferred citation's marker after the sentence it supports: a point inside a price,
+    a version, a number, a file name or a URL, or after e.g. / i.e. / etc., is no sentence's end."""
+    assert _marked(reply, passage) == shown
+
+
+def test_the_api_and_the_chat_split_sentences_alike():
+    """The sentences the API's citation quote is chosen from are the chat's: one splitter."""
+    from assistant.answer import _cited_part, supporting_sentence
+
+    text = "It costs $7.35 at the kiosk [1]. Use config.yaml, e.g. on 3.11.2 [2]. Bring pens etc. Then sign in."
+    assert _cited_part(text, 2) == "Use config.yaml, e.g. on 3.11.2 [2]."
+    from assistant.answer import sentences
+
+    assert sentences(text) == [
+        "It costs $7.35 at the kiosk [1].",
+        "Use config.yaml, e.g. on 3.11.2 [2].",
+        "Bring pens etc.",
+        "Then sign in.",
+    ]
+    assert supporting_sentence("Fees: $7.35 at the kiosk. Parking is free.", "kiosk fee 7.35") == (
+        "Fees: $7.35 at the kiosk."
+    )
+
+
 def test_history_goes_before_the_question():
     msgs = build_messages("And for part-time?", [_p(1, "x")], history=[("How much leave?", "27 days [1].")])
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
