@@ -343,20 +343,54 @@ def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
     assert old["status"] == "done" and _results_rows(old)  # the last upload's rows are on the page
     with core.write_lock:  # the new job waits for the store: it is shown running, with no result yet
         res = upload("hr", [str(second)])
-        *_, busy = out = shown(res)
+        *_, held = out = shown(res, old["id"])
         page = dict(zip(shown_outs, out))
         assert "upload of second.txt into hr** — running" in page["docs-progress"] and page["docs-results"] == []
-        assert "first.txt" not in str(page) and busy is False
-        ticked = dict(zip(poll_outs, poll(busy)))  # the page's own upload is the latest job from now on
+        assert "first.txt" not in str(page) and held is None
+        ticked = dict(zip(poll_outs, poll(held)))  # the page's own upload is the latest job from now on
         assert "upload of second.txt into hr** — running" in ticked["docs-progress"]
     assert core.jobs.wait(res["job"], 30)["status"] == "done"
     # from the click until the upload is a job (its files are being copied): the new upload, not the last result
     starting, start_outs = handler(blocks, "ui.tab_docs", "starting")
-    page = dict(zip(start_outs, starting("hr", [str(first), str(second)])))
+    *_, held = out = starting("hr", [str(first), str(second)])
+    page = dict(zip(start_outs, out))
     assert "done" not in page["docs-progress"] and "upload of 2 files into hr" in page["docs-progress"]
-    assert page["docs-results"] == []
-    ticked = dict(zip(poll_outs, poll(True)))  # a tick meanwhile leaves them alone
+    assert page["docs-results"] == [] and held == res["job"]  # held while the last job is still the latest
+    ticked = dict(zip(poll_outs, poll(held)))  # a tick meanwhile leaves them alone
     assert ticked["docs-progress"] == ticked["docs-results"] == {"__type__": "update"}
+
+
+def test_a_refused_upload_says_why_in_its_own_line_and_keeps_the_files(core, tmp_path):
+    """A domain name that is no domain name: the refusal replaces the last job's status in the upload's own line
+    (and stays there until a newer upload starts), quotes the name as typed, and the files chosen stay chosen."""
+    from ui.app import build_blocks
+
+    blocks = build_blocks(core)
+    (starting, start_outs), (upload, _), (shown, shown_outs), (poll, poll_outs) = (
+        handler(blocks, "ui.tab_docs", name) for name in ("starting", "upload_files", "shown", "poll")
+    )
+    picker = next(f for f in blocks.fns.values() if [getattr(o, "elem_id", None) for o in f.outputs] == ["docs-upload"])
+    kiosk = tmp_path / "kiosk.txt"
+    kiosk.write_text("Visitors sign in at the lobby kiosk.\n")
+    old = core.jobs.wait(upload("hr", [str(kiosk)])["job"], 30)
+    assert old["status"] == "done"
+    *_, held = starting("Bad Name!", [str(kiosk)])
+    res = upload("Bad Name!", [str(kiosk)])
+    assert "invalid domain name 'Bad Name!'" in res["error"] and "lowercased" in res["error"]
+    *_, held = out = shown(res, held)
+    page = dict(zip(shown_outs, out))
+    assert page["docs-progress"].startswith("⚠ invalid domain name 'Bad Name!'")  # the upload's own line
+    assert "done" not in page["docs-progress"] and "kiosk.txt" not in str(page["docs-results"])
+    assert page["docs-status"] == ""  # not at the bottom of the page, under Delete document
+    ticked = dict(zip(poll_outs, poll(held)))  # the timer does not put the old job's status back
+    assert ticked["docs-progress"] == ticked["docs-results"] == {"__type__": "update"}
+    assert update(picker.fn(*[res] * len(picker.inputs))) == {"__type__": "update"}  # the files stay chosen
+    ok = upload("Orbit", [str(kiosk)])  # capitals are lowercased on purpose: the domain 'orbit'
+    assert ok["title"] == "upload of kiosk.txt into orbit"
+    assert update(picker.fn(*[ok] * len(picker.inputs))) is None  # a started upload empties the picker
+    core.jobs.wait(ok["job"], 30)
+    ticked = dict(zip(poll_outs, poll(held)))  # a newer upload (from anywhere) is shown again
+    assert "upload of kiosk.txt into orbit** — done" in ticked["docs-progress"]
 
 
 def test_jobs_persist_and_interrupted_on_restart(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from assistant.names import check_domain, inside
+from assistant.names import check_domain, inside, is_domain
 from ui.tab_chat import message
 
 ZIP_EXPANSION = 10
@@ -93,13 +93,25 @@ def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple
     return written, bad
 
 
+def upload_domain(typed: str | None) -> str:
+    """The domain an upload goes into: the name as typed, lowercased ('Orbit' is the domain 'orbit'). A name that
+    is no domain name even then is refused, quoted as the user typed it."""
+    name = (typed or "").strip()
+    if not is_domain(name.lower()):
+        raise LoragError(
+            f"invalid domain name {name!r}: use letters, digits, '-' or '_' (max 63), starting with a letter or "
+            "digit (capitals are lowercased: 'Orbit' is the domain 'orbit')"
+        )
+    return name.lower()
+
+
 def start_ingest(
     core: Any, domain: str, files: list[tuple[str, Path]], *, local: list[Path] | None = None, sync: bool = False
 ) -> str:
     """Save the uploads and ingest them in a background job; returns the job id. local: files and folders of
     this machine ingested where they are instead (the `lorag` CLI of the app's own user: the documents keep their
     paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`)."""
-    domain = check_domain((domain or "").strip().lower())
+    domain = upload_domain(domain)
     if local is not None:
         paths, failed = list(local), []
         files = [(p.name, p) for p in paths]
@@ -268,8 +280,9 @@ def build(core: Any) -> None:
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
     progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
     started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
-    # True from this page's click until its upload is a job: the timer leaves the progress and results alone
-    uploading = gr.State(False)
+    # None: the progress and results follow the latest upload. A job id ("" for none): this page's click shows
+    # its own upload (being copied, or refused) while that job is still the latest: the timer leaves them alone
+    held = gr.State(None)
     results = gr.Dataframe(
         headers=["file", "result", "reason", "chunks"],
         value=_results_rows(core.jobs.latest("ingest")),
@@ -306,32 +319,37 @@ def build(core: Any) -> None:
 
     def starting(domain: str, files: list[str] | None) -> tuple:
         """At the click: the new upload, not the last one's result (the old job stays the latest until it starts)."""
-        return _starting_md(domain, files), [], "", {}, True
+        latest = core.jobs.latest("ingest")
+        return _starting_md(domain, files), [], "", {}, (latest or {}).get("id", "")
 
-    def shown(res: dict | None) -> tuple[str, list, str, bool]:
+    def shown(res: dict | None, held_id: str | None) -> tuple[str, list, str, str | None]:
+        """The upload's own line: its job, or why it was refused (kept until a newer upload starts)."""
         if not res or res.get("error"):
-            job = core.jobs.latest("ingest")
-            return _progress_md(job), _results_rows(job), "⚠ " + (res or {}).get("error", "the upload failed"), False
+            return "⚠ " + (res or {}).get("error", "the upload failed"), [], "", held_id
         job = core.jobs.get(res["job"])
-        return _progress_md(job), _results_rows(job), "", False
+        return _progress_md(job), _results_rows(job), "", None
+
+    def clear_files(res: dict | None) -> Any:
+        """A started upload empties the file picker; a refused one keeps the files chosen, to try again."""
+        return None if (res or {}).get("job") else gr.skip()
 
     go.click(
         starting,
         [domain, upload],
-        [progress, results, status, started, uploading],
+        [progress, results, status, started, held],
         api_visibility="private",
         queue=False,
     ).then(upload_files, [domain, upload], [started], api_name="upload").then(
-        shown, [started], [progress, results, status, uploading], api_visibility="private"
-    ).then(lambda: None, None, [upload], api_visibility="private")
+        shown, [started, held], [progress, results, status, held], api_visibility="private"
+    ).then(clear_files, [started], [upload], api_visibility="private")
 
-    def poll(busy: bool) -> tuple[Any, Any, list]:
-        if busy:  # this page's upload is being copied: its job is not the latest yet
-            return gr.skip(), gr.skip(), _docs_rows(core)
+    def poll(hold: str | None) -> tuple[Any, Any, list]:
         job = core.jobs.latest("ingest")
+        if hold is not None and (job or {}).get("id", "") == hold:  # this page's own upload is shown, not that job
+            return gr.skip(), gr.skip(), _docs_rows(core)
         return _progress_md(job), _results_rows(job), _docs_rows(core)
 
-    timer.tick(poll, [uploading], [progress, results, docs], api_visibility="private", queue=False)
+    timer.tick(poll, [held], [progress, results, docs], api_visibility="private", queue=False)
 
     def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:
