@@ -526,6 +526,39 @@ def test_side_by_side_offers_an_adapter_trained_after_the_app_started(core, corp
     assert "hr-v1" in update(kept["cmp-right"])["choices"]
 
 
+def test_evaluation_and_adapters_show_current_values_when_the_page_loads(core, corpus):
+    """The arms suggested and the next step's button are worked out when the page loads and the tab is shown, not
+    left as they were when the app started until the first tick: an adapter trained since is in the arms at once
+    (Run would refuse 'base' alone), and the next step's button is coloured at once."""
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "hr")
+    blocks = build_blocks(core)  # the app starts without an adapter: the arms are base alone
+    elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+    assert elems["ev-ab"].value == "base" and elems["ad-arms"].value == "base"
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)  # trained while the app runs
+    tabs = {getattr(b, "id", None): b for b in blocks.blocks.values()}
+    for module, tab in (("ui.tab_eval", "eval"), ("ui.tab_adapters", "adapters")):
+        on_show, _ = handler(blocks, module, "on_show")
+        targets = {t for f in blocks.fns.values() if f.fn is on_show for t in f.targets}
+        assert {(blocks._id, "load"), (tabs[tab]._id, "select")} <= targets, module
+    on_show, outs = handler(blocks, "ui.tab_eval", "on_show")
+    got = dict(zip(outs, on_show(None, "hr", "base", "base")))
+    assert got["ev-ab"] == "base,hr-v1" and update(got["ev-domain"])["value"] == "hr"
+    edited = dict(zip(outs, on_show(None, "hr", "base,hr-v1,hr-v1", "base")))  # arms the user edited stay
+    assert update(edited["ev-ab"]) == {"__type__": "update"}
+    on_show, outs = handler(blocks, "ui.tab_adapters", "on_show")
+    got = dict(zip(outs, on_show(None, "", "hr", "base", "base", "")))
+    variants = {k: update(got[k])["variant"] for k in ("ad-synth", "ad-train", "ad-eval", "ad-promote")}
+    assert variants == {
+        "ad-synth": "secondary",
+        "ad-train": "secondary",
+        "ad-eval": "primary",
+        "ad-promote": "secondary",
+    }
+    assert "3 · evaluate" in got["ad-next"] and got["ad-arms"] == "base,hr-v1"
+
+
 def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
     from assistant.answer import Answer
     from ui.tab_chat import render_answer

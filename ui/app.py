@@ -217,10 +217,10 @@ def build_blocks(core: AppCore) -> Any:
                 tab_compare.build(core, shown=(blocks.load, compare_tab.select))
             with gr.Tab("Documents", id="docs"):
                 tab_docs.build(core)
-            with gr.Tab("Adapters", id="adapters"):
-                tab_adapters.build(core)
-            with gr.Tab("Evaluation", id="eval"):
-                tab_eval.build(core)
+            with gr.Tab("Adapters", id="adapters") as adapters_tab:
+                tab_adapters.build(core, shown=(blocks.load, adapters_tab.select))
+            with gr.Tab("Evaluation", id="eval") as eval_tab:
+                tab_eval.build(core, shown=(blocks.load, eval_tab.select))
         tab_chat.register_api(core)
     blocks.queue(default_concurrency_limit=max(core.generation_slots, 4), max_size=None)
     return blocks

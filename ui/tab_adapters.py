@@ -168,7 +168,10 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
     return 4, f"**Next: 4 · promote** {newest.name} (its report against {against} is in), or train again."
 
 
-def build(core: Any) -> None:
+def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
+    """`shown`: the events on which the tab is shown (the page's load, the tab's select): the domain, the next
+    step (its button coloured), the arms, the jobs and the registry are worked out again then (not left as they
+    were when the app started until the first tick)."""
     import gradio as gr
 
     from ui.jobs import progress_line
@@ -265,7 +268,7 @@ def build(core: Any) -> None:
         elem_id="ad-registry",
         wrap=True,
     )
-    shown = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
+    drawn = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
     auto_picked = gr.State("")  # the job a tick put in the picker itself (the user picked none): not a choice
     suggested = gr.State(arms.value)  # the arms last suggested: replaced while the user has not edited them
     step_buttons = {1: synth, 2: train, 3: evaluate, 4: prom}
@@ -336,14 +339,29 @@ def build(core: Any) -> None:
         out = (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
         return (*out, auto_now)
 
+    ticked = [jobs, job_pick, progress, loss, detail, registry, drawn, arms, suggested, guide, *step_buttons.values()]
     timer.tick(
         poll,
-        [job_pick, shown, domain, arms, suggested, auto_picked],
-        [jobs, job_pick, progress, loss, detail, registry, shown, arms, suggested, guide, *step_buttons.values()]
-        + [auto_picked],
+        [job_pick, drawn, domain, arms, suggested, auto_picked],
+        ticked + [auto_picked],
         api_visibility="private",
         queue=False,
     )
+
+    def on_show(picked: str | None, plotted: str, dom: str | None, arms_now: str, last: str, auto: str) -> tuple:
+        """The tab shown: today's domains (the one shown while it exists, else the first) and what a tick shows."""
+        doms = core.domains()
+        dom = dom if dom in doms else (doms[0] if doms else None)
+        return gr.Dropdown(choices=doms, value=dom), *poll(picked, plotted, dom, arms_now, last, auto)
+
+    for event in shown:
+        event(
+            on_show,
+            [job_pick, drawn, domain, arms, suggested, auto_picked],
+            [domain, *ticked, auto_picked],
+            api_visibility="private",
+            queue=False,
+        )
 
     def promote_adapter(adapter: str | None, force: bool) -> tuple[str, list]:
         """Promote an adapter through the A/B gate (force: anyway, recorded on the card)."""

@@ -75,7 +75,10 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
 
 
-def build(core: Any) -> None:
+def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
+    """`shown`: the events on which the tab is shown (the page's load, the tab's select): the domain, the arms
+    suggested, the job line and the reports are worked out again then (not left as they were when the app
+    started until the first tick)."""
     import gradio as gr
 
     from ui.jobs import progress_line
@@ -163,3 +166,18 @@ def build(core: Any) -> None:
         poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False
     )
     domain.change(lambda d: (eval_arms(core, d),) * 2, [domain], [ab, suggested], api_visibility="private", queue=False)
+
+    def on_show(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
+        """The tab shown: today's domains (the one shown while it exists, else the first) and what a tick shows."""
+        doms = core.domains()
+        dom = dom if dom in doms else (doms[0] if doms else None)
+        return gr.Dropdown(choices=doms, value=dom), *poll(current, dom, arms, last)
+
+    for event in shown:
+        event(
+            on_show,
+            [pick, domain, ab, suggested],
+            [domain, job_line, pick, ab, suggested],
+            api_visibility="private",
+            queue=False,
+        )
