@@ -462,6 +462,61 @@ def test_votes_export_as_testset(core, corpus):
     assert [i.answer for i in edited] == ["The team lead approves overtime."]
 
 
+def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages(core, corpus):
+    """'all' is no domain `lorag eval` takes: a vote on a comparison of every domain is kept under the domain its
+    passages came from; when they came from several, the votes stay closed and the tab says to pick the domain;
+    the export is of one domain, and 'all' names the domains with votes."""
+    from ui.app import build_blocks
+    from ui.tab_compare import export_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    blocks = build_blocks(core)
+    run, outs = handler(blocks, "ui.tab_compare", "run")
+    votes = [f"vote-{v}" for v in ("left", "right", "tie", "both_bad")]
+    q = "How many days of annual leave do full-time staff receive?"
+    *_, done = run(q, "all", "base", "hr-v1")
+    shown, comparison = dict(zip(outs, done)), done[5]  # 5: the comparison kept for the vote
+    assert all(update(shown[v])["interactive"] for v in votes)
+    assert "counts for domain **hr**" in shown["vote-status"]
+    assert clicked(blocks, "vote-right")(comparison, "") == "Vote recorded: **right** (1 vote(s) in domain 'hr')."
+    folder = core.data_dir / "votes"
+    assert (folder / "hr.jsonl").is_file() and not (folder / "all.jsonl").exists()
+    assert export_votes(core, "hr")["cases"] == 1
+    with pytest.raises(LoragError, match="votes are kept per domain") as e:
+        export_votes(core, "all")  # no all-testset.jsonl, which `lorag eval` could not take
+    assert e.value.hint == "domains with votes: hr (1)" and not (folder / "all-testset.jsonl").exists()
+    msg, file = clicked(blocks, "vote-export")("all")
+    assert msg.startswith("⚠ votes are kept per domain") and "hr (1)" in msg and file is None
+    # passages of two domains: a vote would be a test case of neither
+    mixed = {**comparison, "passages": [{**comparison["passages"][0], "domain": d} for d in ("hr", "it")]}
+    with pytest.raises(LoragError, match=r"several domains \(hr, it\)"):
+        record_vote(core, mixed, "left")
+    retrieve = core.comps.retriever.retrieve
+    core.comps.retriever.retrieve = lambda *a, **k: _last_passage_from_it(retrieve(*a, **k))
+    try:
+        *_, done = run(q, "all", "base", "hr-v1")
+    finally:
+        core.comps.retriever.retrieve = retrieve
+    shown = dict(zip(outs, done))
+    assert not any(update(shown[v])["interactive"] for v in votes)
+    assert "several domains (hr, it)" in shown["vote-status"] and "Pick the domain above" in shown["vote-status"]
+
+
+def clicked(blocks, elem_id: str):
+    """The handler of a click on the element `elem_id`."""
+    el = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+    return next(f.fn for f in blocks.fns.values() if (el._id, "click") in f.targets)
+
+
+def _last_passage_from_it(r):
+    """The retrieval with its last passage from another domain, 'it'."""
+    assert len(r.passages) > 1
+    r.passages[-1].domain = "it"
+    return r
+
+
 def test_side_by_side_compares_and_votes_only_on_two_different_arms(core, corpus):
     from ui.app import build_blocks
 

@@ -6,8 +6,10 @@ picked), until the user picks an arm; the
 vote buttons open only once a comparison of two different arms is done. While both sides name one model the
 Compare button is closed and the tab says why (a comparison of one model with itself is refused anyway).
 
-Votes go to `<data_dir>/votes/<domain>.jsonl` (domain "all" when every domain was searched), one
-JSON object a line. "Export" turns them into a test set for `lorag eval --testset`:
+Votes go to `<data_dir>/votes/<domain>.jsonl`, one JSON object a line. A vote is a test case of one domain (what
+`lorag eval` takes): with every domain searched ("all"), it counts for the domain its passages came from; when they
+came from several, the votes stay closed and the tab says to pick the domain. "Export" (of one domain: not "all")
+turns them into a test set for `lorag eval --testset`:
 `{"id", "question", "answer", "sources", "tags"}` whose reference answer is the one the voter wrote
 (an edited reference), else the preferred answer (left or right). A tie or "both bad" without an
 edited reference has no answer known to be right, so it is not exported (never is a wrong answer
@@ -30,6 +32,7 @@ from assistant.routing import BASE_CHOICE
 from ui.tab_chat import answer_body, citations_html, error_text, esc, message, passage_block, route_line
 
 VOTES = ("left", "right", "tie", "both_bad")
+ALL = "all"  # every domain searched (the app's ALL_DOMAINS)
 
 
 def votes_dir(core: Any) -> Path:
@@ -37,8 +40,47 @@ def votes_dir(core: Any) -> Path:
 
 
 def votes_domain(core: Any, domain: str | None) -> str:
-    """The votes file's domain: a checked domain name, or 'all' when every domain was searched."""
-    return check_domain(core.domain_arg(domain) or "all")
+    """The votes file's domain: a checked domain name ("all" is none: votes are kept per domain)."""
+    dom = core.domain_arg(domain)
+    if dom is None:
+        listed = ", ".join(f"{d} ({n})" for d, n in voted_domains(core).items())
+        raise LoragError(
+            "votes are kept per domain, as `lorag eval` takes them: pick the domain above (not 'all')",
+            hint=f"domains with votes: {listed}" if listed else "no votes yet",
+        )
+    return check_domain(dom)
+
+
+def voted_domains(core: Any) -> dict[str, int]:
+    """{domain: votes} of the domains with a votes file."""
+    files = sorted(votes_dir(core).glob("*.jsonl")) if votes_dir(core).is_dir() else []
+    return {
+        f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
+        for f in files
+        if not f.stem.endswith("-testset") and f.stem != ALL
+    }
+
+
+def comparison_domain(comparison: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(the domain a vote on the comparison counts for, the domains of its passages): the domain searched; with
+    every domain searched ("all"), the one its passages came from (None when they came from several, or none)."""
+    dom = comparison["domain"]
+    if not isinstance(dom, str):
+        raise TypeError("domain must be a string")
+    came_from = sorted({p["domain"] for p in comparison["passages"]})
+    if dom != ALL:
+        return dom, came_from
+    return (came_from[0] if len(came_from) == 1 else None), came_from
+
+
+def no_vote_domain(came_from: list[str]) -> str:
+    """Why a comparison of every domain takes no vote: its passages name no one domain."""
+    if not came_from:
+        return "no passage was found in any domain, so a vote would be a test case of no domain"
+    return (
+        f"the passages come from several domains ({', '.join(came_from)}), and a vote is a test case of one "
+        "domain (what `lorag eval` takes)"
+    )
 
 
 def votes_file(core: Any, domain: str | None) -> Path:
@@ -107,15 +149,20 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str
 
 
 def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
-    if not isinstance(comparison["question"], str) or not isinstance(comparison["domain"], str):
-        raise TypeError("question and domain must be strings")
-    check_domain(comparison["domain"])
+    if not isinstance(comparison["question"], str):
+        raise TypeError("question must be a string")
+    domain, came_from = comparison_domain(comparison)
+    if domain is None:
+        raise LoragError(
+            no_vote_domain(came_from), hint="pick the domain above and compare again to vote on its answers"
+        )
+    check_domain(domain)
     return {
         "id": hashlib.sha256(f"{comparison['question']}|{time.time_ns()}".encode()).hexdigest()[:12],
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "vote": vote,
         "question": comparison["question"],
-        "domain": comparison["domain"],
+        "domain": domain,
         "left": {k: v for k, v in comparison["left"].items() if k != "final"},
         "right": {k: v for k, v in comparison["right"].items() if k != "final"},
         "passages": [{k: p[k] for k in ("n", "ref", "source", "domain")} for p in comparison["passages"]],
@@ -213,6 +260,16 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def vote_note(comparison: dict[str, Any]) -> tuple[bool, str]:
+    """(can the finished comparison be voted on, what the tab says under it)."""
+    dom, came_from = comparison_domain(comparison)
+    if dom is None:
+        return False, f"No vote on this comparison: {no_vote_domain(came_from)}. Pick the domain above to vote."
+    if comparison["domain"] == ALL:
+        return True, f"Vote for the better answer (it counts for domain **{dom}**, where the passages come from)."
+    return True, "Vote for the better answer."
+
+
 def opening_arms(core: Any, domain: str | None, left: str, right: str, picked: bool) -> tuple[str, str, str]:
     """(domain, left, right) as the tab shows them: base against the domain's adapter (`domain_adapter`) until the
     user picks an arm; then the arms picked, as long as they still exist."""
@@ -278,6 +335,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
             for st in compare_stream(core, q, dom, lft, rgt):
                 plain = _plain(st) if st["done"] else {}
                 shown = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
+                voting, note = st["done"], ""
+                if st["done"]:
+                    voting, note = vote_note(st)
                 yield (
                     f"### Left · {lft}",
                     _column(st["left"]),
@@ -285,9 +345,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
                     _column(st["right"]),
                     shown,
                     plain,
-                    "Vote for the better answer." if st["done"] else "",
+                    note,
                     "",
-                    *_votes(st["done"]),
+                    *_votes(voting),
                 )
         except LoragError as e:
             yield "### Left", "", "### Right", "", "", {}, "", error_text(e), *_votes(False)
