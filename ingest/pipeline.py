@@ -8,6 +8,7 @@ removed. A bad file is reported with its reason; the rest of the batch goes in.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from ingest.writer import (
 WRITE_BATCHES = 8  # an embed call sees up to this many embed batches: less padding than many ragged small calls
 READ_AHEAD = 2  # files read and chunked ahead of the embedder (bounds the memory of chunks waiting)
 ThroughputFn = Callable[[Throughput], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class IngestReport:
     skipped: list[str] = field(
         default_factory=list
     )  # files in the folders given whose format ingest.formats leaves out
+    backend: str = ""  # the label of what embedded the chunks, as the domain records it ("openvino:cpu:bfloat16")
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED, SKIPPED)}
@@ -146,7 +149,7 @@ class Ingestor:
         check_domain(domain)
         found = self.discover(paths)
         files, upfront, skipped = found.files, found.results, found.other_formats
-        report = IngestReport(domain, list(upfront), skipped=skipped)
+        report = IngestReport(domain, list(upfront), skipped=skipped, backend=index_record.backend_of(self.dense))
         if not files and not (sync and found.roots):
             if not upfront:
                 left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
@@ -214,6 +217,13 @@ class Ingestor:
         self.store.flush()
         self.store.optimize(domain)
         report.seconds = time.perf_counter() - t0
+        log.info(
+            "ingest into %s: %d chunks embedded by %s in %.1fs",
+            domain,
+            report.chunks_written,
+            report.backend,
+            report.seconds,
+        )
         return report
 
 

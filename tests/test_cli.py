@@ -631,3 +631,20 @@ def test_an_ask_in_this_process_logs_the_whole_generation_after_the_wait_for_its
     took = _stage_times(caplog)
     assert took["generating, until the first words"] == 0.5
     assert took["generating the whole answer"] == 0.5 + len("Full-time staff receive 27 days [1].".split()) - 1
+
+
+def test_ingest_names_the_backend_that_embedded_the_chunks(lorag, corpus, monkeypatch, bm25, tmp_path):
+    """`embedder_backend: auto` picks a backend per machine: the summary, --json and the log say which one
+    embedded the chunks (the label the domain records), as the setting that reproduces it and the label."""
+    dense = HashingEmbedder(2048)
+    dense.backend = "openvino:cpu:bfloat16"  # what auto's openvino-bf16 records on a CPU with native bfloat16
+    monkeypatch.setattr(cli.state, "factory", lambda s: Components(s, dense=dense, sparse=bm25))
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"— \d+ chunks in [\d.]+s, embedded by openvino-bf16 \(openvino:cpu:bfloat16\)$", r.stdout, re.M)
+    log = (tmp_path / "data" / "logs" / "lorag.log").read_text()
+    assert re.search(r"ingest into hr: \d+ chunks embedded by openvino:cpu:bfloat16", log), log
+    r = lorag("ingest", str(corpus), "--domain", "hr", "--json")
+    assert json.loads(r.stdout)["embedder_backend"] == "openvino:cpu:bfloat16"
+    r = lorag("ingest", str(corpus), "--domain", "hr")  # nothing embedded: nothing to name
+    assert "unchanged 7" in r.stdout and "embedded by" not in r.stdout

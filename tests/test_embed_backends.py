@@ -522,3 +522,61 @@ def test_openvino_bf16_without_openvino_is_a_clear_error(tmp_path, tiny_embedder
         OnnxEmbedder(tmp_path / "m.onnx", None, "x", runtime="openvino", precision="bfloat16", dim=32)
     with pytest.raises(LoragError, match="openvino runtime only"):
         OnnxEmbedder(tmp_path / "m.onnx", None, "x", runtime="onnx", precision="bfloat16", dim=32)
+
+
+def test_config_shows_what_auto_picks_here_without_loading_the_model(tmp_path, tiny_embedder, monkeypatch):
+    """`lorag config` names the backend `embedder_backend: auto` resolves to on this machine (the CPU's flags, the
+    packages installed, the domains' records), as a YAML comment (and under "resolved" in --json), without
+    loading the embedder or opening the store (the app may hold it)."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from typer.testing import CliRunner
+
+    from assistant.errors import StoreLockedError
+    from assistant.models import loading
+    from ui import cli
+
+    def refuse(*a, **k):
+        raise AssertionError("config loaded a model or opened the store")
+
+    monkeypatch.setattr(loading, "load_embedder", refuse)
+    monkeypatch.setattr(loading, "embedder_for", refuse)
+
+    def locked(settings):
+        raise StoreLockedError("the embedded store is in use by another lorag process")
+
+    monkeypatch.setattr("assistant.store.open_store", locked)
+    real = backends.cpu_bf16
+    flags = {"now": "flags : fpu avx2 avx512f avx512_bf16\n"}
+    monkeypatch.setattr(backends, "cpu_bf16", lambda cpuinfo=None: real(flags["now"]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORAG_PATHS__MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER", str(tiny_embedder))
+    monkeypatch.setenv("LORAG_MODELS__DEVICE", "cpu")
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER_CPU_BF16", "auto")
+
+    def config(*args):
+        r = CliRunner().invoke(cli.app, ["config", *args])
+        assert r.exit_code == 0, r.output
+        return r.stdout
+
+    assert "\n  embedder_backend: auto  # openvino-bf16 on this machine\n" in config()
+    flags["now"] = "flags : fpu avx2 avx512f\n"
+    assert "  embedder_backend: auto  # onnx-fp32 for queries, torch for documents on this machine\n" in config()
+    # a domain embedded by an int8 backend keeps it: its record is read from the store's folder
+    from ui.cli_state import state
+
+    shard = state.settings.store_path / "manuals"
+    shard.mkdir(parents=True)
+    (shard / "edge_config.json").write_text("{}")
+    (shard / "lorag_embedder.json").write_text(json.dumps({"backend": "onnx:cpu:int8"}))
+    assert "  embedder_backend: auto  # onnx on this machine\n" in config()
+    assert json.loads(config("--json"))["resolved"] == {
+        "embedder_backend": "onnx",
+        "embedder_backend_note": "onnx on this machine",
+    }
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER_BACKEND", "torch")  # not auto: nothing to resolve
+    assert "  embedder_backend: torch\n" in config() and "resolved" not in json.loads(config("--json"))

@@ -160,12 +160,49 @@ def config_cmd(
             raise typer.Exit(1)
         return
     data = state.settings.public_dict()
+    auto = _auto_backend(state.settings) if state.settings.models.embedder_backend == "auto" else None
     if as_json:
+        if auto is not None:  # what auto picks here (null: not known yet); the settings stay as set
+            data["resolved"] = {"embedder_backend": auto[0], "embedder_backend_note": auto[1]}
         typer.echo(json.dumps(data, indent=2))
     else:
         import yaml
 
-        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+        text = yaml.safe_dump(data, sort_keys=False).rstrip()
+        if auto is not None:  # a comment: the settings printed stay a settings file
+            text = text.replace("\n  embedder_backend: auto\n", f"\n  embedder_backend: auto  # {auto[1]}\n", 1)
+        typer.echo(text)
+
+
+def _auto_backend(settings: Any) -> tuple[str | None, str]:
+    """What models.embedder_backend `auto` picks on this machine: (the backend, in words: 'openvino-bf16 on this
+    machine'), from the CPU's flags, the packages installed and the backends the existing domains were embedded
+    with; no model loads, and the embedded store is not opened (its records are read as files)."""
+    from assistant.models.cache import ModelCache
+    from assistant.models.loading import embedder_backend, embedder_backend_words
+
+    cache = ModelCache(settings.paths.model_cache)
+    try:
+        recorded = _recorded_backends(settings)
+        choice = embedder_backend(settings, cache, recorded)
+        words = embedder_backend_words(settings, cache, recorded)
+    except LoragError as e:  # e.g. the embedder is not pulled yet: its folder decides what can run it
+        return None, f"decided once the embedder is there ({e.args[0]})"
+    return choice, f"{words} on this machine"
+
+
+def _recorded_backends(settings: Any) -> list[str]:
+    if not settings.qdrant.url:
+        from assistant.store.edge import recorded_backends
+
+        return recorded_backends(Path(settings.store_path))
+    from assistant.store import open_store
+
+    try:
+        store = open_store(settings)
+        return [(store.embedder_record(d) or {}).get("backend", "torch:legacy") for d in store.domains()]
+    except LoragError:  # the server does not answer: auto decides alone, as the app would
+        return []
 
 
 @models_app.command("pull")
@@ -244,7 +281,16 @@ def ingest_cmd(
         )
     comps.close()
     results = [r.__dict__ for r in report.results]
-    _print_ingest(domain, report.counts(), results, report.skipped, report.chunks_written, report.seconds, as_json)
+    _print_ingest(
+        domain,
+        report.counts(),
+        results,
+        report.skipped,
+        report.chunks_written,
+        report.seconds,
+        as_json,
+        report.backend or None,
+    )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -257,7 +303,9 @@ def _print_ingest(
     chunks: int | None,
     seconds: float,
     as_json: bool,
+    backend: str | None = None,
 ) -> None:
+    """`backend`: the label of what embedded the chunks (None: not known, e.g. an app that does not say)."""
     from services.documents import skipped_note
 
     if as_json:
@@ -268,6 +316,7 @@ def _print_ingest(
                     "counts": counts,
                     "seconds": round(seconds, 2),
                     "chunks_written": chunks,
+                    "embedder_backend": backend,
                     "results": results,
                     "skipped": skipped,
                 },
@@ -288,9 +337,18 @@ def _print_ingest(
         f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
         + (f" — {_count(chunks, 'chunk')}" if chunks is not None else "")
         + f" in {seconds:.1f}s"
+        + (f", embedded by {embedded_by(backend)}" if backend and chunks else "")
     )
     if skipped:
         console.print(skipped_note(skipped, state.settings.ingest.formats), markup=False)
+
+
+def embedded_by(label: str) -> str:
+    """A backend label in words: 'openvino-bf16 (openvino:cpu:bfloat16)', the setting that reproduces it first."""
+    from assistant.models.backends import setting_of
+
+    setting = setting_of(label)
+    return label if setting == label else f"{setting} ({label})"
 
 
 def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, as_json: bool) -> None:
@@ -331,7 +389,9 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
     results = [r for r in result["results"] if r["status"] != "left out"]
     counts = {k: v for k, v in result["counts"].items() if k != "left out"}
     skipped = skipped or list(result.get("skipped") or [])
-    _print_ingest(domain, counts, results, skipped, result.get("chunks"), time.perf_counter() - t0, as_json)
+    seconds = time.perf_counter() - t0
+    backend = result.get("embedder_backend")  # an app that reports it
+    _print_ingest(domain, counts, results, skipped, result.get("chunks"), seconds, as_json, backend)
     if counts.get("failed"):
         raise typer.Exit(1)
 

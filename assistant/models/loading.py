@@ -216,18 +216,34 @@ def embedder_backend(settings: Any, cache: ModelCache, recorded: list[str] | Non
     return backends.choose(m.embedder_backend, recorded=recorded or [], have=have, on_cpu=on_cpu, bf16=bf16)
 
 
+def _torch_bf16(settings: Any, choice: str) -> bool:
+    """torch's embedding in bfloat16 on the CPU (vectors at cosine > 0.9999 to float32's): models.embedder_cpu_bf16."""
+    from assistant.models import backends
+
+    m = settings.models
+    return choice in ("torch", "onnx-fp32") and (
+        m.embedder_cpu_bf16 == "on"
+        or (m.embedder_cpu_bf16 == "auto" and m.embedder_backend == "auto" and backends.cpu_bf16())
+    )
+
+
+def embedder_backend_words(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> str:
+    """What embeds here, in words, without loading the model: 'openvino-bf16', 'onnx-fp32 for queries, torch
+    for documents', 'torch in bfloat16' (the choice of embedder_backend, as embedder_for loads it)."""
+    choice = embedder_backend(settings, cache, recorded)
+    torch = "torch in bfloat16" if _torch_bf16(settings, choice) else "torch"
+    if settings.models.embedder_backend == "auto" and choice == "onnx-fp32":
+        return f"onnx-fp32 for queries, {torch} for documents"
+    return torch if choice == "torch" else choice
+
+
 def embedder_for(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> Any:
     """The dense embedder the settings ask for, its backend chosen by models.embedder_backend (embedder_backend)."""
-    from assistant.models import backends
 
     m = settings.models
     kw: dict[str, Any] = {"device": m.device, "batch_size": settings.ingest.embed_batch_size}
     choice = embedder_backend(settings, cache, recorded)
-    # torch's embedding in bfloat16 on the CPU (vectors at cosine > 0.9999 to float32's): models.embedder_cpu_bf16
-    bf16 = choice in ("torch", "onnx-fp32") and (
-        m.embedder_cpu_bf16 == "on"
-        or (m.embedder_cpu_bf16 == "auto" and m.embedder_backend == "auto" and backends.cpu_bf16())
-    )
+    bf16 = _torch_bf16(settings, choice)
     if m.embedder_backend == "auto" and choice == "onnx-fp32":
         # queries by the float32 ONNX export, documents by torch (faster in batches), loaded on first need
         from assistant.embedding_split import SplitEmbedder

@@ -40,6 +40,23 @@ _RECORD_FILE = "lorag_embedder.json"  # beside the shard's own files: dropped wi
 _KEYWORD_FIELDS = ("doc_id", "state", "content_hash")
 
 
+def recorded_backends(root: Path) -> list[str]:
+    """The backend labels the domains under `root` were embedded with, read from their records without opening
+    the store (which one process holds): for `lorag config` while the app runs. A domain without a readable
+    record counts as torch's, as assistant.index_record's LEGACY does."""
+    if not Path(root).is_dir():
+        return []
+    out = []
+    for p in sorted(Path(root).iterdir()):
+        if not (p / _SHARD_MARKER).is_file():
+            continue
+        try:
+            out.append(str(json.loads((p / _RECORD_FILE).read_text(encoding="utf-8")).get("backend") or "torch:legacy"))
+        except (OSError, ValueError, AttributeError):
+            out.append("torch:legacy")
+    return out
+
+
 class EdgeStore:
     def __init__(self, root: Path, *, hnsw_ef: int = 128, indexing_threads: int = 0):
         import qdrant_edge
