@@ -4,6 +4,7 @@ credentials) and says so; only when no app answers is the lock reported (exit co
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -116,6 +117,11 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         assert r.exit_code == 1  # bad.txt failed, named by its own path
         assert "domain fac: added 1" in r.stdout and str(folder / "bad.txt") in r.stdout, r.stdout
         assert " — 1 chunk in " in r.stdout, r.stdout  # the chunks written, as an ingest without the app says
+        # stderr is no terminal: the lines an ingest without the app prints, per file and chunks/s
+        assert re.search(r"^ingest: 2 file\(s\) to read$", r.stderr, re.M), r.stderr
+        assert re.search(r"^ingest: [12]/2 files, canteen\.md added$", r.stderr, re.M), r.stderr
+        assert re.search(r"^ingest: [12]/2 files, bad\.txt failed$", r.stderr, re.M), r.stderr
+        assert re.search(r"^ingest: 1/1 chunks · [\d.,]+ chunks/s", r.stderr, re.M), r.stderr
         assert [d.doc_id for d in live.store.list_docs("fac")] == [str(folder / "canteen.md")]
         (folder / "bad.txt").unlink()
         r = lorag("ingest", str(folder), "--domain", "fac")

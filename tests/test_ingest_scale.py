@@ -145,6 +145,9 @@ def test_cli_progress_prints_chunks_per_second_and_eta():
 
 
 def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
+    """Not on a terminal, an ingest through the app prints the lines an ingest in this process prints: the
+    files to read, one line per file done (those that finished between two polls from the job's result, in
+    their order), chunks/s with the ETA; a short job that ends between two polls too."""
     from assistant.settings import Settings
     from ui import cli
 
@@ -152,12 +155,25 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
         p = {"stage": stage, "done": done, "total": total} | ({"rate": rate} if rate else {})
         return {"status": "running", "progress": p}
 
+    first = "64/400 chunks · 20.0 chunks/s · ETA 17s"
     polled = [
+        {"status": "running", "progress": None},
         running("loading the embedding model", 0, 0),
         running("loading the embedding model", 0, 0),  # unchanged: not printed again
-        running("reading files", 0, 2, "64/400 chunks · 20.0 chunks/s · ETA 17s"),
+        running("reading files", 0, 3, first),
+        running("a.md added", 1, 3, first),  # the same rate: not printed again
     ]
-    done = {"status": "done", "result": {"counts": {"added": 1}, "results": [{"display": "a.md", "status": "added"}]}}
+    results = [
+        {"display": "a.md", "status": "added"},
+        {"display": "b.md", "status": "unchanged"},  # finished between two polls
+        {"display": "c.md", "status": "added"},
+        {"display": "d.exe", "status": "left out"},
+    ]
+    done = {
+        "status": "done",
+        "progress": {"stage": "c.md added", "done": 3, "total": 3, "rate": "400/400 chunks · 25.0 chunks/s · ETA 0s"},
+        "result": {"counts": {"added": 2, "unchanged": 1, "left out": 1}, "results": results, "chunks": 400},
+    }
 
     class App:
         url = "http://127.0.0.1:1"
@@ -178,8 +194,28 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
     monkeypatch.setattr("ui.cli_progress.time", SimpleNamespace(monotonic=lambda: next(clock_s)))
     cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
     assert err.getvalue().splitlines() == [
+        "ingest: starting",
         "ingest: loading the embedding model",
-        "ingest: reading files · 0/2 files · 64/400 chunks · 20.0 chunks/s · ETA 17s",
+        "ingest: 3 file(s) to read",
+        "ingest: 64/400 chunks · 20.0 chunks/s · ETA 17s",
+        "ingest: 1/3 files, a.md added",
+        "ingest: 2/3 files, b.md unchanged",
+        "ingest: 3/3 files, c.md added",
+        "ingest: 400/400 chunks · 25.0 chunks/s · ETA 0s",
+    ]
+
+    # a job done before the second poll: every file and the rate, from the finished job
+    polled[:] = [{"status": "running", "progress": None}]
+    err.seek(0)
+    err.truncate()
+    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    assert err.getvalue().splitlines() == [
+        "ingest: starting",
+        "ingest: 3 file(s) to read",
+        "ingest: 1/3 files, a.md added",
+        "ingest: 2/3 files, b.md unchanged",
+        "ingest: 3/3 files, c.md added",
+        "ingest: 400/400 chunks · 25.0 chunks/s · ETA 0s",
     ]
 
 

@@ -27,7 +27,10 @@ class IngestProgress:
         self._last: float | None = None  # when a line was last printed (monotonic; None: never)
         self._rate = ""  # the latest throughput in words, shown on the live bar
         self._rate_line: float | None = None  # when a throughput line was last printed
-        self._job_words = ""  # the app's job progress last printed
+        self._job_words = ""  # the app's job stage last printed (before its files)
+        self._job_files: set[int] = set()  # the app's job's files printed (their number; 0: the total)
+        self._job_total = 0  # the app's job's files to read
+        self._job_rate = ""  # the app's job's chunks/s and ETA last printed
 
     def __enter__(self) -> "IngestProgress":
         if self.live:
@@ -79,19 +82,57 @@ class IngestProgress:
             self._line(f"ingest: {self._rate}")
 
     def job(self, state: dict[str, Any]) -> None:
-        """The app's ingest job as polled (GET /v1/jobs/<id>): its stage, files done of total and the rate;
-        plain lines when the words change, at most every `every` seconds."""
-        if state.get("status") != "running":
-            return
+        """The app's ingest job as polled (GET /v1/jobs/<id>, every poll, the finished job's last): on a terminal,
+        the bar; otherwise the plain lines of an ingest in this process: the files to read, one line per file
+        done (the files that finished between two polls from the job's result once it is done), the stage
+        before the files (loading the model) and, at most every `every` seconds, chunks/s and the ETA."""
+        status = state.get("status")
         p = state.get("progress") or {}
         done, total = int(p.get("done") or 0), int(p.get("total") or 0)
-        parts = [p.get("stage") or "starting"] + ([f"{done}/{total} files"] if total else [])
-        words = " · ".join(parts + ([p["rate"]] if p.get("rate") else []))  # the rate: chunks, chunks/s, ETA
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total or None, description=words)
-        elif words != self._job_words and _due(self._last, self.every):
-            self._job_words = words
-            self._line(f"ingest: {words}")
+            if status == "running":
+                parts = [p.get("stage") or "starting"] + ([f"{done}/{total} files"] if total else [])
+                words = " · ".join(parts + ([p["rate"]] if p.get("rate") else []))  # chunks, chunks/s, ETA
+                self._bar.update(self._task, completed=done, total=total or None, description=words)
+            return
+        if status not in ("running", "done"):  # failed or cut off: the CLI says why
+            return
+        stage = str(p.get("stage") or "starting")
+        if total:  # the files: "reading files" (0 done), then each file as "<name> <status>" (the latest)
+            self._job_total = total
+            if not self._job_files:
+                self._line(f"ingest: {total} file(s) to read")
+                self._job_files.add(0)
+            if status == "running" and done and done not in self._job_files:
+                self._job_files.add(done)
+                self._line(f"ingest: {done}/{total} files, {stage}")
+        elif status == "running" and stage != self._job_words:
+            self._job_words = stage
+            self._line(f"ingest: {stage}")
+        if status == "done":
+            self._job_missed(state.get("result") or {})
+        rate = p.get("rate")
+        if (
+            rate
+            and "chunks/s" in rate
+            and rate != self._job_rate
+            and (status == "done" or _due(self._rate_line, self.every))
+        ):
+            self._job_rate, self._rate_line = rate, time.monotonic()
+            self._line(f"ingest: {rate}")
+
+    def _job_missed(self, result: dict[str, Any]) -> None:
+        """The files that finished between two polls, from the done job's results: the files of the run are its
+        last results but the removed (--sync) and those left out (other formats), in the order they finished."""
+        files = [r for r in result.get("results") or [] if r.get("status") not in ("removed", "left out")]
+        total = self._job_total or len(files)
+        files = files[-total:] if total else []
+        for n, r in enumerate(files, start=total - len(files) + 1):
+            if n not in self._job_files:
+                self._job_files.add(n)
+                self._line(
+                    f"ingest: {n}/{total} files, {r.get('display') or r.get('path')} {r.get('status') or 'done'}"
+                )
 
     def _with_rate(self, text: str) -> str:
         return f"{text} · {self._rate}" if self._rate else text
