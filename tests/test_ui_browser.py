@@ -139,6 +139,20 @@ def test_adapters_tab_empty_state(browser, tmp_path):
         app.close()
 
 
+def test_every_upload_box_shows_its_whole_prompt(page):
+    """No file picker is cut short: each shows "Drop File Here - or - Click to Upload" whole."""
+    boxes = "[...document.querySelectorAll('button.upload-container')].filter(b => b.offsetParent)"
+    prompts = (
+        f"""() => {boxes}.map(b => [b.innerText.replace(/\\s+/g, ' ').trim(), b.scrollHeight <= b.clientHeight])"""
+    )
+    styled = f"() => {boxes}.length && {boxes}.every(b => getComputedStyle(b.firstElementChild).display === 'flex')"
+    for name in ("Documents", "Adapters", "Evaluation"):
+        tab(page, name)
+        page.wait_for_function(styled)  # the upload box's stylesheet is in (it comes with the tab's components)
+        shown = page.evaluate(prompts)
+        assert shown and all(text.endswith("Click to Upload") and whole for text, whole in shown), (name, shown)
+
+
 def test_upload_documents_with_per_file_results(page, live, tmp_path):
     tab(page, "Documents")
     folder = tmp_path / "hb"

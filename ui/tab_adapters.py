@@ -187,7 +187,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             gr.Markdown(
                 "#### 1 · Make training data\nQuestions and answers written from the domain's passages, plus your own."
             )
-            qa = gr.File(label="Your own Q&A, JSONL (optional)", type="filepath", height=120)
+            qa = gr.File(label="Your own Q&A, JSONL (optional)", type="filepath")
             with gr.Row():
                 writer = gr.Dropdown(
                     ["auto", "section+sentence", "teacher+section+sentence", "section", "sentence", "cloze"],

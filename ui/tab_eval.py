@@ -101,7 +101,6 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         label="Test set JSONL (default: the domain's held-out split; an export of side-by-side votes works too)",
         type="filepath",
         elem_id="ev-testset",
-        height=90,
     )
     run = gr.Button("Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None)
     status = gr.Markdown(elem_id="ev-status")  # what the button did: stays until the next click
