@@ -177,7 +177,7 @@ class Ingestor:
 
         if progress:
             progress("", 0, len(files), "")
-        meter = IngestMeter(sum(_size(f) for f, _ in files))
+        meter = IngestMeter.for_files([f for f, _ in files])
 
         def staged(n: int) -> None:
             snapshot = meter.embedded(n)
@@ -194,7 +194,7 @@ class Ingestor:
 
         with closing(prefetched(read_ahead, READ_AHEAD)) as prepared:  # closed: the reading thread stops too
             for path, item in prepared:
-                meter.file_read(_size(path), len(item.chunks) if isinstance(item, Pending) else 0)
+                meter.path_read(path, len(item.chunks) if isinstance(item, Pending) else 0)
                 if isinstance(item, FileResult):
                     finished([item])
                     continue
@@ -225,13 +225,6 @@ class Ingestor:
             report.seconds,
         )
         return report
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _crash_reason(e: BaseException) -> str:
