@@ -117,6 +117,7 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         assert r.exit_code == 1  # bad.txt failed, named by its own path
         assert "domain fac: added 1" in r.stdout and str(folder / "bad.txt") in r.stdout, r.stdout
         assert " — 1 chunk in " in r.stdout, r.stdout  # the chunks written, as an ingest without the app says
+        assert "embedded by" in r.stdout and "hashing" in r.stdout, r.stdout  # the app's job names its embedder
         # stderr is no terminal: the lines an ingest without the app prints, per file and chunks/s
         assert re.search(r"^ingest: 2 file\(s\) to read$", r.stderr, re.M), r.stderr
         assert re.search(r"^ingest: [12]/2 files, canteen\.md added$", r.stderr, re.M), r.stderr

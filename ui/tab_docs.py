@@ -125,7 +125,7 @@ def start_ingest(
     def run(job: Any) -> dict[str, Any]:
         results = list(failed)
         skipped: list[str] = []
-        chunks = 0
+        chunks, backend = 0, None
         if paths:
             job.progress("loading the embedding model", 0, 0)
             ingestor = core.comps.ingestor()
@@ -138,7 +138,7 @@ def start_ingest(
                         raise
                     raise LoragError(str(e.args[0]), hint=e.hint) from None
             results += [dict(r.__dict__) for r in report.results]
-            skipped, chunks = list(report.skipped), report.chunks_written
+            skipped, chunks, backend = list(report.skipped), report.chunks_written, report.backend or None
             results += [
                 {
                     "path": n,
@@ -160,6 +160,7 @@ def start_ingest(
             "files": len(results),
             "skipped": skipped,
             "chunks": chunks,
+            "embedder_backend": backend,  # the label of what embedded the chunks
         }
 
     names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
