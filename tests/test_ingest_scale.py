@@ -122,6 +122,33 @@ def test_a_docx_is_weighed_by_its_text_not_its_styles_and_fonts():
     assert 0 < text_bytes(docx) < docx.stat().st_size / 4  # its document part, not ~30 KB of styles and theme
 
 
+def _docx_of_an_unknown_zip_version(path: Path) -> Path:
+    """A .docx whose zip directory asks for a zip version Python does not read (NotImplementedError, not
+    BadZipFile): one of the corrupt uploads an ingest meets."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("word/document.xml", "<w:document><w:body><w:p>Leave is 27 days.</w:p></w:body></w:document>")
+    data = bytearray(buf.getvalue())
+    at = data.index(b"PK\x01\x02")  # the central directory's entry: its "version needed to extract"
+    data[at + 6] = 0xC3
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_corrupt_docx_is_weighed_by_its_size_and_fails_alone(store, bm25, settings, tmp_path):
+    """The estimate never takes the ingest down: a .docx that is no zip Python reads is weighed by its size,
+    and the ingest reports that file failed and adds the others."""
+    from ingest.meter import text_bytes
+
+    bad = _docx_of_an_unknown_zip_version(tmp_path / "bad.docx")
+    assert text_bytes(bad) == bad.stat().st_size
+    (tmp_path / "ok.md").write_text("# Leave\n\nFull-time staff receive 27 days of annual leave.\n")
+    report = Ingestor(store, HashingEmbedder(dim=256), bm25, settings.ingest).run([tmp_path], "hr")
+    assert {Path(r.path).name: r.status for r in report.results} == {"bad.docx": "failed", "ok.md": "added"}
+
+
 def test_the_first_chunk_estimate_is_near_the_chunks_written(store, bm25, settings):
     """The sample handbook (markdown, text, HTML, CSV, JSON, a PDF and a .docx read last): the total shown after
     the first embed batch is within a fifth of the chunks the ingest writes (it said 146 of 84 when a .docx's
