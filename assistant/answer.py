@@ -34,10 +34,14 @@ _POINTS_BACK = set(
 )
 # where a sentence may end: its closing punctuation (and any closing quote or bracket) before a space or the end,
 # or a line break. A point inside a word is no end: 7.35, 3.11.2, 1,000.5, config.yaml, https://example.com/a.html
-_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|\n")
+# (a run of points is matched from its first only: no backtracking over it from each of its points)
+_END = re.compile(r"(?<![.!?])[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|\n")
 # words whose point is not a sentence's end (lowercase, point included); "etc." ends one before a capital
-_ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "mr.", "mrs.", "ms.", "dr.", "no."}
+_ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "mr.", "mrs.", "ms.", "dr."}
 _ABBREVIATIONS_ENDING = {"etc."}
+_NUMBER_SIGNS = {"no."}  # "No. 5": no end before a digit; "The answer is no." ends a sentence
+_NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
+_WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
 
 
 @dataclass
@@ -125,15 +129,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """The (start, end) of each sentence of `text`, its closing punctuation included and surrounding spaces not:
     one splitter for the citations the API returns and the markers the chat shows. A sentence ends at . ! or ?
     before a space (or the text's end), or at a line break; not at a point inside a number, a version, a file
-    name or a URL (no space follows it), nor after e.g. / i.e. / vs. (nor after etc. unless a capital follows)."""
+    name or a URL (no space follows it), nor after e.g. / i.e. / vs. (nor after etc. unless a capital follows,
+    nor after No. before a digit)."""
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):
         if m.group() != "\n":
-            word = text[: m.start() + 1].rsplit(None, 1)[-1].lstrip("(\"'").lower()
-            if word in _ABBREVIATIONS:
-                after = text[m.end() :].lstrip()
-                if word not in _ABBREVIATIONS_ENDING or not after[:1].isupper():
+            # the word the point closes, from a bounded look back (a slice of all the text before: quadratic)
+            word = text[max(0, m.start() - _WORD_BACK) : m.start() + 1].rsplit(None, 1)[-1].lstrip("(\"'").lower()
+            if word in _ABBREVIATIONS or word in _NUMBER_SIGNS:
+                after = _NEXT.match(text, m.end()).group(1)  # type: ignore[union-attr]  # it always matches
+                if word in _NUMBER_SIGNS:
+                    if after.isdigit():
+                        continue
+                elif word not in _ABBREVIATIONS_ENDING or not after.isupper():
                     continue
         spans.append((start, m.end()))
         start = m.end()

@@ -223,6 +223,39 @@ def test_the_api_and_the_chat_split_sentences_alike():
     )
 
 
+def test_no_ends_a_sentence_unless_a_number_follows():
+    """A "No." is an answer's whole sentence (and "the answer is no." ends one); only "No. 5" is the number sign."""
+    from assistant.answer import sentences
+
+    assert sentences("Is overtime paid? No. It is given back as time off.") == [
+        "Is overtime paid?",
+        "No.",
+        "It is given back as time off.",
+    ]
+    assert sentences("File form No. 5 with HR. Then wait.") == ["File form No. 5 with HR.", "Then wait."]
+    assert (
+        _marked(
+            "Part-time staff are not eligible for the bonus, the answer is no. Contact HR for the form.",
+            "Part-time staff are not eligible for the annual bonus",
+        )
+        == "Part-time staff are not eligible for the bonus, the answer is no [1]. Contact HR for the form."
+    )
+
+
+def test_the_sentence_splitter_stays_linear_on_long_answers_and_runs_of_points():
+    """A long answer, or a run of points no space follows (a degenerate generation, a PDF's dot leaders), is split
+    in linear time: no slice of the text before each end, no regex backtracking over the run at each point."""
+    import time
+
+    from assistant.answer import sentence_spans
+
+    t0 = time.perf_counter()
+    assert len(sentence_spans("Staff get 27 days of leave per year. " * 20000)) == 20000
+    assert len(sentence_spans("a" + "." * 50000 + "b")) == 1
+    assert len(sentence_spans("x" + "!?" * 25000 + "y. Done.")) == 2
+    assert time.perf_counter() - t0 < 3  # quadratic: ~40 s
+
+
 def test_history_goes_before_the_question():
     msgs = build_messages("And for part-time?", [_p(1, "x")], history=[("How much leave?", "27 days [1].")])
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
