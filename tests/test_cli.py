@@ -648,3 +648,47 @@ def test_ingest_names_the_backend_that_embedded_the_chunks(lorag, corpus, monkey
     assert json.loads(r.stdout)["embedder_backend"] == "openvino:cpu:bfloat16"
     r = lorag("ingest", str(corpus), "--domain", "hr")  # nothing embedded: nothing to name
     assert "unchanged 7" in r.stdout and "embedded by" not in r.stdout
+
+
+def test_config_does_not_hang_on_a_qdrant_server_that_does_not_answer(lorag, monkeypatch):
+    """`lorag config` reads the domains' embedder records from a Qdrant server to say what `auto` picks: a server
+    that takes the connection and never answers (or answers oddly) costs a short wait, not the client's 30 s
+    per request, and the settings are printed all the same, saying the records were not read."""
+    import socket
+    import time
+
+    with socket.socket() as mute:  # connections complete in its backlog; no request is ever answered
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        url = f"http://127.0.0.1:{mute.getsockname()[1]}"
+        monkeypatch.setenv("LORAG_QDRANT__URL", url)
+        t0 = time.perf_counter()
+        r = lorag("config")
+        took = time.perf_counter() - t0
+    assert r.exit_code == 0, r.output
+    assert took < 10, took
+    assert f"url: {url}" in r.stdout and "embedder_backend: auto  # " in r.stdout, r.stdout
+    assert "did not answer" in r.stdout, r.stdout
+
+
+def test_config_reads_the_records_of_a_qdrant_server_that_answers(monkeypatch):
+    """With qdrant.url set, the records `auto` counts are the server's collections' (one short request each)."""
+    from qdrant_client import QdrantClient
+
+    from assistant.settings import Settings
+    from assistant.store.server import QdrantClientStore
+
+    served = QdrantClientStore(QdrantClient(":memory:"), prefix="lorag_")
+    served.ensure_domain("manuals", 8)
+    served.set_embedder_record("manuals", {"backend": "onnx:cpu:int8"})
+    served.ensure_domain("hr", 8)  # from before the records: torch's
+    asked = {}
+
+    def connect(url, api_key=None, **kw):
+        asked.update(kw, url=url)
+        return served
+
+    monkeypatch.setattr(QdrantClientStore, "connect", connect)
+    settings = Settings(qdrant={"url": "http://qdrant.example:6333"})
+    assert sorted(cli._recorded_backends(settings)) == ["onnx:cpu:int8", "torch:legacy"]
+    assert asked["url"] == "http://qdrant.example:6333" and asked["timeout"] <= 5

@@ -182,27 +182,50 @@ def _auto_backend(settings: Any) -> tuple[str | None, str]:
     from assistant.models.loading import embedder_backend, embedder_backend_words
 
     cache = ModelCache(settings.paths.model_cache)
+    recorded = _recorded_backends(settings)
+    unread = ""
+    if recorded is None:
+        unread = f"; the Qdrant server at {settings.qdrant.url} did not answer: its domains' backends are not counted"
     try:
-        recorded = _recorded_backends(settings)
         choice = embedder_backend(settings, cache, recorded)
         words = embedder_backend_words(settings, cache, recorded)
     except LoragError as e:  # e.g. the embedder is not pulled yet: its folder decides what can run it
-        return None, f"decided once the embedder is there ({e.args[0]})"
-    return choice, f"{words} on this machine"
+        return None, f"decided once the embedder is there ({e.args[0]}){unread}"
+    return choice, f"{words} on this machine{unread}"
 
 
-def _recorded_backends(settings: Any) -> list[str]:
-    if not settings.qdrant.url:
+CONFIG_SERVER_TIMEOUT_S = 3  # `lorag config` waits no longer for a Qdrant server's answer
+
+
+def _recorded_backends(settings: Any) -> list[str] | None:
+    """The backend labels the existing domains record; None when the Qdrant server does not answer."""
+    import logging
+
+    q = settings.qdrant
+    if not q.url:
         from assistant.store.edge import recorded_backends
 
         return recorded_backends(Path(settings.store_path))
-    from assistant.store import open_store
+    from assistant.store.server import QdrantClientStore
 
     try:
-        store = open_store(settings)
+        store = QdrantClientStore.connect(
+            q.url,
+            q.api_key.get_secret_value() if q.api_key else None,
+            timeout=CONFIG_SERVER_TIMEOUT_S,
+            check_compatibility=False,
+            prefix=q.collection_prefix,
+        )
+    except Exception as e:  # noqa: BLE001 - a bad URL: auto decides alone, as the app would
+        logging.getLogger("ui.cli").info("lorag config: cannot reach the Qdrant server: %s", e)
+        return None
+    try:
         return [(store.embedder_record(d) or {}).get("backend", "torch:legacy") for d in store.domains()]
-    except LoragError:  # the server does not answer: auto decides alone, as the app would
-        return []
+    except Exception as e:  # noqa: BLE001 - no answer in time, or not Qdrant's: the settings print all the same
+        logging.getLogger("ui.cli").info("lorag config: the Qdrant server did not answer: %s", e)
+        return None
+    finally:
+        store.close()
 
 
 @models_app.command("pull")

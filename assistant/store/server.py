@@ -48,10 +48,15 @@ class QdrantClientStore:
         self.hnsw_ef = hnsw_ef
 
     @classmethod
-    def connect(cls, url: str, api_key: str | None = None, **kwargs: Any) -> "QdrantClientStore":
+    def connect(
+        cls, url: str, api_key: str | None = None, *, timeout: int = 30, check_compatibility: bool = True, **kwargs: Any
+    ) -> "QdrantClientStore":
+        """`timeout`: seconds a request may wait for the server; check_compatibility: compare the server's version
+        with the client's (one more request, in a thread)."""
         from qdrant_client import QdrantClient
 
-        return cls(QdrantClient(url=url, api_key=api_key, timeout=30), **kwargs)
+        client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=check_compatibility)
+        return cls(client, **kwargs)
 
     def _name(self, domain: str) -> str:
         return self.prefix + check_domain(domain)
