@@ -42,6 +42,8 @@ _ABBREVIATIONS_ENDING = {"etc."}
 _NUMBER_SIGNS = {"no."}  # "No. 5": no end before a digit; "The answer is no." ends a sentence
 _NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
 _WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
+QUOTE_MIN_WORDS = 4  # an answer sentence whose content words a passage nearly all holds cites it (a quote)
+QUOTE_SHARE = 0.8
 
 
 @dataclass
@@ -187,10 +189,8 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
     cited = [by_n[n] for n in dict.fromkeys(int(m) for m in _CITE.findall(answer)) if n in by_n]
     how = "marker"
     if not cited and passages and NO_ANSWER.lower().rstrip(".") not in answer.lower():
-        words = _content_words(_CITE.sub("", answer))
-        best = max(passages, key=lambda p: len(words & _content_words(p.text)))
-        shared = len(words & _content_words(best.text))
-        if words and shared >= max(2, len(words) // 3):
+        best = _overlapped(_CITE.sub("", answer), passages)
+        if best is not None:
             cited, how = [best], "overlap"
     return [
         Citation(
@@ -206,6 +206,27 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
         )
         for p in cited
     ]
+
+
+def _overlapped(answer: str, passages: Sequence[Passage]) -> Passage | None:
+    """The passage an answer without markers draws on: the one sharing most of its content words, if it shares
+    a third of them (at least 2); else one that holds nearly all the words of one of its sentences (a quote among
+    sentences of the model's own, which dilute the answer's share)."""
+    texts = {p.n: _content_words(p.text) for p in passages}
+    words = _content_words(answer)
+    best = max(passages, key=lambda p: len(words & texts[p.n]))
+    if words and len(words & texts[best.n]) >= max(2, len(words) // 3):
+        return best
+    quoted: tuple[float, Passage] | None = None
+    for sent in sentences(answer):
+        sw = _content_words(sent)
+        if len(sw) < QUOTE_MIN_WORDS:
+            continue
+        p = max(passages, key=lambda p: len(sw & texts[p.n]))
+        share = len(sw & texts[p.n]) / len(sw)
+        if share >= QUOTE_SHARE and (quoted is None or share > quoted[0]):
+            quoted = (share, p)
+    return quoted[1] if quoted else None
 
 
 def _cited_part(answer: str, n: int) -> str:

@@ -153,6 +153,23 @@ def test_citation_markers_out_of_range_are_dropped():
     assert [c.n for c in cits] == [2]
 
 
+def test_a_quoted_sentence_among_made_up_ones_is_cited_by_overlap():
+    """An answer that quotes a passage's sentence, then goes on in words of its own (which dilute its share of the
+    passage's words), still cites that passage; made-up sentences alone cite nothing."""
+    ps = [
+        _p(1, "Visitors park in lot C. The visitor car park code is 4417, changed every month."),
+        _p(2, "Annual leave is 27 days per year for full-time staff."),
+    ]
+    tail = (
+        " Remember that overnight stays require registering vehicles online through the portal beforehand."
+        " Security guards patrol nightly, and bicycles belong in covered racks near reception entrances."
+    )
+    cits = extract_citations("The visitor car park code is 4417." + tail, ps)
+    assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+    assert "4417" in cits[0].quote
+    assert extract_citations(tail.strip(), ps) == []
+
+
 def test_citation_inferred_from_overlap_but_not_for_abstention():
     ps = [_p(1, "Parking permits cost 12 euros per month"), _p(2, "Hotels cost 140 euros")]
     cits = extract_citations("Parking permits cost 12 euros each month.", ps)
