@@ -461,7 +461,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
         except LoragError as e:
             return {"error": message(e)}
 
-    def export_testset(domain: str = "all") -> dict:
+    def export_testset(domain: str) -> dict:
         """Export a domain's votes as a test set JSONL on the server; returns counts, where it was
         saved (relative to the data folder) and its rows."""
         try:
