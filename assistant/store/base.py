@@ -65,6 +65,33 @@ class RankedLists:
     points: int = 0
     term_weights: dict[str, dict[int, float]] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls, hits: list[list[Hit]], raw: list[Any], probed: list[Any], query: SparseVector, ms: float, points: int
+    ) -> "RankedLists":
+        """From a batch's answers: `hits` its dense and sparse lists as Hits, `raw` the same lists as the store
+        gave them (points with their BM25 vectors), `probed` one top-1 answer per query term (weight 1)."""
+        from assistant.store.fusion import idf_from_probes
+
+        asked = set(query.indices)
+        return cls(
+            hits[0],
+            hits[1] if len(hits) > 1 else [],
+            {"search_ms": ms},
+            idf=idf_from_probes(query.indices, probed, sparse_weights),
+            points=points,
+            term_weights={
+                str(p.id): {t: w for t, w in sparse_weights(p).items() if t in asked}
+                for p in (raw[1] if len(raw) > 1 else [])
+            },
+        )
+
+
+def sparse_weights(point: Any) -> dict[int, float]:
+    """A stored point's BM25 vector as {term: weight} ({} when it came without one)."""
+    v = (point.vector or {}).get(SPARSE) if isinstance(point.vector, dict) else None
+    return dict(zip(v.indices, v.values)) if v is not None else {}
+
 
 @dataclass
 class DocInfo:

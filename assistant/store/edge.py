@@ -31,7 +31,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import idf_from_probes, rrf
+from assistant.store.fusion import rrf
 from assistant.store.preload import Preloader, fits_in_memory, mem_available
 
 log = logging.getLogger(__name__)
@@ -469,24 +469,7 @@ class EdgeStore:
         hits = [[Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hs] for hs in lists]
         if not filtered and any(h.payload.get("state") != LIVE for hs in hits for h in hs):
             return self._ranked_lists(domain, dense, sparse, limit, filtered=True)
-        asked = set(sparse.indices)
-        return RankedLists(
-            hits[0],
-            hits[1] if len(hits) > 1 else [],
-            {"search_ms": ms},
-            idf=idf_from_probes(sparse.indices, probed, _sparse_weights),
-            points=self.count(domain),
-            term_weights={
-                str(h.id): {t: w for t, w in _sparse_weights(h).items() if t in asked}
-                for h in (lists[1] if len(lists) > 1 else [])
-            },
-        )
-
-
-def _sparse_weights(point: Any) -> dict[int, float]:
-    """A point's BM25 vector as {term: weight} ({} when it came without one)."""
-    v = (point.vector or {}).get(SPARSE)
-    return dict(zip(v.indices, v.values)) if v is not None else {}
+        return RankedLists.of(hits, lists, probed, sparse, ms, points=self.count(domain))
 
 
 def shard_dim(path: Path) -> int | None:

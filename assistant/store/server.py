@@ -23,7 +23,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import idf_from_probes, rrf
+from assistant.store.fusion import rrf
 
 
 class QdrantClientStore:
@@ -301,21 +301,4 @@ class QdrantClientStore:
         ms = (time.perf_counter() - t0) * 1000
         lists, probed = answers[: len(reqs)], answers[len(reqs) :]
         hits = [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in ps] for ps in lists]
-        asked = set(sparse.indices)
-        return RankedLists(
-            hits[0],
-            hits[1] if len(hits) > 1 else [],
-            {"search_ms": ms},
-            idf=idf_from_probes(sparse.indices, probed, _sparse_weights),
-            points=self.count(domain, state=None),
-            term_weights={
-                str(p.id): {t: w for t, w in _sparse_weights(p).items() if t in asked}
-                for p in (lists[1] if len(lists) > 1 else [])
-            },
-        )
-
-
-def _sparse_weights(point: Any) -> dict[int, float]:
-    """A point's BM25 vector as {term: weight} ({} when it came without one)."""
-    v = (point.vector or {}).get(SPARSE) if isinstance(point.vector, dict) else None
-    return dict(zip(v.indices, v.values)) if v is not None else {}
+        return RankedLists.of(hits, lists, probed, sparse, ms, points=self.count(domain, state=None))
