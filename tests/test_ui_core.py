@@ -864,3 +864,25 @@ def test_an_ab_whose_adapter_is_not_loaded_yet_attaches_it_and_finishes(core, co
     job = core.jobs.wait(start_eval(core, "hr", "base,hr-v1", ts), 120)
     assert job["status"] == "done", job
     assert attached == [(["hr-v1"], core.gate.slots)]  # every slot held by attach itself, none by the evaluation
+
+
+def test_evaluation_run_opens_only_on_two_different_arms_and_says_why(core, corpus):
+    """With base as the only model, Evaluation's Run is off and a note says why (train an adapter first), as Side by
+    side's Compare is; arms naming two models open it and the note goes; a run's own status line is left alone."""
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "hr")
+    blocks = build_blocks(core)
+    elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+    assert elems["ev-ab"].value == "base" and elems["ev-run"].interactive is False
+    assert "Run is off" in elems["ev-status"].value and "train an adapter" in elems["ev-status"].value
+    gate, outs = handler(blocks, "ui.tab_eval", "gate")
+    targets = {t for f in blocks.fns.values() if f.fn is gate for t in f.targets}
+    assert (elems["ev-ab"]._id, "change") in targets  # the arms typed, or suggested by a tick
+    opened = dict(zip(outs, gate("base,hr-v1", elems["ev-status"].value)))
+    assert update(opened["ev-run"])["interactive"] is True and opened["ev-status"] == ""
+    kept = dict(zip(outs, gate("base,hr-v2", "started job `eval-1`: its progress is below")))
+    assert update(kept["ev-run"])["interactive"] is True and update(kept["ev-status"]) == {"__type__": "update"}
+    for arms in ("base", "hr-v1, hr-v1", ""):
+        closed = dict(zip(outs, gate(arms, "started job `eval-1`")))
+        assert update(closed["ev-run"])["interactive"] is False and closed["ev-status"].startswith("Run is off")

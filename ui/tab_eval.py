@@ -75,6 +75,20 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
 
 
+def arms_note(arms: str) -> str:
+    """Why an evaluation of these arms cannot run ('' when it can): it compares two or more different models."""
+    names = list(dict.fromkeys(a.strip() for a in (arms or "").split(",") if a.strip()))
+    if len(names) >= 2:
+        return ""
+    if names == ["base"]:
+        return (
+            "Run is off: an evaluation compares two or more models (the first is the baseline), and **base** is "
+            "the only one so far — train an adapter in the **Adapters** tab first, or name arms such as "
+            "`base,handbook-v2`."
+        )
+    return "Run is off: name at least two different arms separated by commas (the first is the baseline)."
+
+
 def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     """`shown`: the events on which the tab is shown (the page's load, the tab's select): the domain, the arms
     suggested, the job line and the reports are worked out again then (not left as they were when the app
@@ -102,8 +116,19 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         type="filepath",
         elem_id="ev-testset",
     )
-    run = gr.Button("Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None)
-    status = gr.Markdown(elem_id="ev-status")  # what the button did: stays until the next click
+
+    def gate(arms: str, said: str) -> tuple:
+        """Run is open when the evaluation package runs and the arms name two or more models; else a note why (a
+        run's own status line stays)."""
+        note = "" if why else arms_note(arms)
+        shown = note if note or (said or "").startswith("Run is off") else gr.skip()
+        return gr.Button(interactive=why is None and not note), shown
+
+    first_note = "" if why else arms_note(eval_arms(core, first))
+    run = gr.Button(
+        "Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None and not first_note
+    )
+    status = gr.Markdown(first_note, elem_id="ev-status")  # what the button did (or why it is off)
     job_line = gr.Markdown(progress_line(core.jobs.latest("eval")), elem_id="ev-job")  # the running job, refreshed
     gr.Markdown("#### Reports")
     pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report")
@@ -132,6 +157,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         return f"started job `{job}`: its progress is below; the report opens when it is done."
 
     run.click(evaluate, [domain, ab, testset, limit], [status], api_name="evaluate")
+    ab.change(gate, [ab, status], [run, status], api_visibility="private", queue=False)  # typed, or suggested by a tick
 
     def show(run_id: str | None) -> tuple:
         hidden = gr.Dataframe(visible=False)
