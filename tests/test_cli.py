@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -692,3 +693,21 @@ def test_config_reads_the_records_of_a_qdrant_server_that_answers(monkeypatch):
     settings = Settings(qdrant={"url": "http://qdrant.example:6333"})
     assert sorted(cli._recorded_backends(settings)) == ["onnx:cpu:int8", "torch:legacy"]
     assert asked["url"] == "http://qdrant.example:6333" and asked["timeout"] <= 5
+
+
+def test_the_streamed_answer_ends_its_line_before_the_time_it_took_is_logged(monkeypatch, capsys):
+    """`lorag --verbose ask` prints the answer as it streams and then logs how long it took: on one terminal that
+    log line starts on a line of its own (it was glued to the answer's last words)."""
+
+    class App:
+        worker_pid = None
+
+        def ask(self, question, domain, adapter, top_k):
+            yield "Full-time staff receive"
+            yield " 27 days"
+            yield {"answer": "Full-time staff receive 27 days", "relevant": True, "citations": []}
+
+    monkeypatch.setattr(cli, "_log_time", lambda what, t0: sys.stdout.write(f"<logged {what}>"))
+    cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=False)
+    out = capsys.readouterr().out
+    assert "receive 27 days\n<logged the app: searching and generating the whole answer>" in out, out

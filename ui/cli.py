@@ -117,13 +117,17 @@ def _log_time(what: str, t0: float) -> None:
     logging.getLogger("ui.cli").info("%s: %.2fs", what, time.perf_counter() - t0)
 
 
-def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any]) -> Iterator[Any]:
+def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any], *, text: bool) -> Iterator[Any]:
     """A streamed answer's items: the wait for the first one under a spinner (logged as `first_words`: the spinner
-    stops once text shows), then the rest; once the stream ends, the time from `t0` logged as `whole`."""
+    stops once text shows), then the rest; once the stream ends, the time from `t0` logged as `whole`. `text`: the
+    answer is printed as it streams, so its line is ended before that log line (which `--verbose` prints)."""
     with first_words:
         first = next(items)
     yield first
     yield from items
+    if text:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     _log_time(whole, t0)
 
 
@@ -575,7 +579,7 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
     items = service.stream(question, domain, adapter=adapter, retrieval=found)
     final: Answer | None = None
     wait = _stage("generating", show, logged="generating, until the first words")
-    for item in _streamed(wait, "generating the whole answer", t0, items):
+    for item in _streamed(wait, "generating the whole answer", t0, items, text=not as_json):
         if isinstance(item, Answer):
             final = item
         elif not as_json:
@@ -589,8 +593,8 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
 
 
 def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) -> None:
-    """After the streamed text: cut at the limit?, what answered, and the sources with their supporting sentence."""
-    sys.stdout.write("\n")
+    """After the streamed text (its line ended): cut at the limit?, what answered, and the sources with their
+    supporting sentence."""
     if ans.get("finish_reason") == "length":
         typer.echo(f"[cut: the answer reached the token limit ({ans.get('tokens')} tokens; models.max_new_tokens)]")
     route = ans.get("route") or {}
@@ -631,7 +635,7 @@ def _ask_through_app(
     who = "the lorag worker" if remote.worker_pid else "the app"
     doing = f"{who} is searching and generating"
     wait = _stage(doing, not as_json, logged=f"{who}: searching and generating, until the first words")
-    for item in _streamed(wait, f"{who}: searching and generating the whole answer", t0, items):
+    for item in _streamed(wait, f"{who}: searching and generating the whole answer", t0, items, text=not as_json):
         if isinstance(item, dict):
             final = item
         elif not as_json:
