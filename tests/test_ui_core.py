@@ -334,7 +334,7 @@ def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
 
     blocks = build_blocks(core)
     (upload, _), (shown, shown_outs), (poll, poll_outs) = (
-        handler(blocks, "ui.tab_docs", name) for name in ("upload_files", "shown", "poll")
+        handler(blocks, "ui.tab_docs", name) for name in ("upload_files", "show_upload", "poll")
     )
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     first.write_text("Visitors sign in at the lobby kiosk.\n")
@@ -367,7 +367,7 @@ def test_a_refused_upload_says_why_in_its_own_line_and_keeps_the_files(core, tmp
 
     blocks = build_blocks(core)
     (starting, start_outs), (upload, _), (shown, shown_outs), (poll, poll_outs) = (
-        handler(blocks, "ui.tab_docs", name) for name in ("starting", "upload_files", "shown", "poll")
+        handler(blocks, "ui.tab_docs", name) for name in ("starting", "upload_files", "show_upload", "poll")
     )
     picker = next(f for f in blocks.fns.values() if [getattr(o, "elem_id", None) for o in f.outputs] == ["docs-upload"])
     kiosk = tmp_path / "kiosk.txt"
@@ -886,3 +886,23 @@ def test_evaluation_run_opens_only_on_two_different_arms_and_says_why(core, corp
     for arms in ("base", "hr-v1, hr-v1", ""):
         closed = dict(zip(outs, gate(arms, "started job `eval-1`")))
         assert update(closed["ev-run"])["interactive"] is False and closed["ev-status"].startswith("Run is off")
+
+
+def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, corpus):
+    """A domain and documents indexed since the app started (by the CLI, another page) are in the Documents tab
+    when the page loads or the tab is shown, not only after its first tick; a domain the user typed stays."""
+    from ui.app import build_blocks
+
+    blocks = build_blocks(core)  # nothing indexed when the app starts
+    elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+    assert [c[0] for c in elems["docs-domain"].choices] == ["docs"]
+    core.comps.ingestor().run([corpus], "hr")  # indexed while the app runs
+    on_show, outs = handler(blocks, "ui.tab_docs", "on_show")
+    tabs = {getattr(b, "id", None): b for b in blocks.blocks.values()}
+    targets = {t for f in blocks.fns.values() if f.fn is on_show for t in f.targets}
+    assert {(blocks._id, "load"), (tabs["docs"]._id, "select")} <= targets
+    got = dict(zip(outs, on_show(None, None)))
+    assert update(got["docs-domain"])["choices"] == ["hr"] and update(got["docs-domain"])["value"] == "hr"
+    assert {row[0] for row in got["docs-table"]} == {"hr"}
+    typed = dict(zip(outs, on_show("canteen", None)))
+    assert update(typed["docs-domain"])["value"] == "canteen"

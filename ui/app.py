@@ -215,8 +215,8 @@ def build_blocks(core: AppCore) -> Any:
                 tab_chat.build(core)
             with gr.Tab("Side by side", id="compare") as compare_tab:
                 tab_compare.build(core, shown=(blocks.load, compare_tab.select))
-            with gr.Tab("Documents", id="docs"):
-                tab_docs.build(core)
+            with gr.Tab("Documents", id="docs") as docs_tab:
+                tab_docs.build(core, shown=(blocks.load, docs_tab.select))
             with gr.Tab("Adapters", id="adapters") as adapters_tab:
                 tab_adapters.build(core, shown=(blocks.load, adapters_tab.select))
             with gr.Tab("Evaluation", id="eval") as eval_tab:

@@ -261,7 +261,9 @@ def upload_api(core: Any, domain: str, files: list[str] | None) -> dict[str, Any
     return {"job": job_id, "title": (core.jobs.get(job_id) or {}).get("title", "")}
 
 
-def build(core: Any) -> None:
+def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
+    """`shown`: the events on which the tab is shown (the page's load, the tab's select): the domains, the latest
+    upload's progress and the documents are worked out again then (not left as they were when the app started)."""
     import gradio as gr
 
     with gr.Row():
@@ -323,7 +325,7 @@ def build(core: Any) -> None:
         latest = core.jobs.latest("ingest")
         return _starting_md(domain, files), [], "", {}, (latest or {}).get("id", "")
 
-    def shown(res: dict | None, held_id: str | None) -> tuple[str, list, str, str | None]:
+    def show_upload(res: dict | None, held_id: str | None) -> tuple[str, list, str, str | None]:
         """The upload's own line: its job, or why it was refused (kept until a newer upload starts)."""
         if not res or res.get("error"):
             return "⚠ " + (res or {}).get("error", "the upload failed"), [], "", held_id
@@ -341,7 +343,7 @@ def build(core: Any) -> None:
         api_visibility="private",
         queue=False,
     ).then(upload_files, [domain, upload], [started], api_name="upload").then(
-        shown, [started, held], [progress, results, status, held], api_visibility="private"
+        show_upload, [started, held], [progress, results, status, held], api_visibility="private"
     ).then(clear_files, [started], [upload], api_visibility="private")
 
     def poll(hold: str | None) -> tuple[Any, Any, list]:
@@ -351,6 +353,14 @@ def build(core: Any) -> None:
         return _progress_md(job), _results_rows(job), _docs_rows(core)
 
     timer.tick(poll, [held], [progress, results, docs], api_visibility="private", queue=False)
+
+    def on_show(dom: str | None, hold: str | None) -> tuple:
+        """The tab shown: today's domains (the one typed or picked stays) and what a tick shows."""
+        doms = core.domains() or ["docs"]
+        return gr.Dropdown(choices=doms, value=dom or doms[0]), *poll(hold)
+
+    for event in shown:
+        event(on_show, [domain, held], [domain, progress, results, docs], api_visibility="private", queue=False)
 
     def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:
