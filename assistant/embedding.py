@@ -66,6 +66,11 @@ def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
     return (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
 
 
+def normalized(vec: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    return vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+
+
 class PooledEmbedder:
     """The batching every plain sentence-transformers layout shares (Transformer -> mean or CLS pooling ->
     Normalize), whatever runs the transformer: texts stripped (lower-cased if the model says so), sorted by length
@@ -110,15 +115,17 @@ class PooledEmbedder:
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return pool(hidden, mask, self.pooling)
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def _prepared(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The texts as the model reads them (stripped, lower-cased if it says so) and their order longest first."""
         texts = [str(t).strip().lower() if self.do_lower_case else str(t).strip() for t in texts]
+        return texts, np.argsort([-len(t) for t in texts], kind="stable")
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        texts, order = self._prepared(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
-            vec = np.asarray(self._embed_batch([texts[j] for j in idx]), dtype=np.float32)
-            norm = np.linalg.norm(vec, axis=1, keepdims=True)
-            out[idx] = vec / np.maximum(norm, 1e-12)
+            out[idx] = normalized(np.asarray(self._embed_batch([texts[j] for j in idx]), dtype=np.float32))
         return out
 
     def _embed_batch(self, batch: list[str]) -> np.ndarray:

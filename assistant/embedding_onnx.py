@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from assistant.embedding import PooledEmbedder, pool
+from assistant.embedding import PooledEmbedder, normalized, pool
 from assistant.errors import LoragError
 
 RUNTIMES = ("onnx", "openvino")
@@ -119,9 +119,8 @@ class _OpenVinoBf16:
     def embed_documents(self, emb: OnnxEmbedder, texts: Sequence[str]) -> np.ndarray:
         """PooledEmbedder.embed_documents's vectors (longest first, padded per batch, pooled, normalised), the
         batches DOC_BATCH texts each and in flight on every stream at once; rows in the order of `texts`."""
-        texts = [str(t).strip().lower() if emb.do_lower_case else str(t).strip() for t in texts]
+        texts, order = emb._prepared(texts)
         out = np.zeros((len(texts), emb.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         failed: list[BaseException] = []
         pooling = emb.pooling
 
@@ -132,8 +131,7 @@ class _OpenVinoBf16:
             try:
                 idx, mask = userdata
                 hidden = np.asarray(request.get_output_tensor(0).data, dtype=np.float32)
-                vec = pool(hidden, mask, pooling)
-                out[idx] = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+                out[idx] = normalized(pool(hidden, mask, pooling))
             except BaseException as e:  # raised after wait_all, in the caller's thread
                 failed.append(e)
 
