@@ -22,6 +22,16 @@ MIN_PROBE_COSINE = 0.999  # fp16 on a GPU, bf16 on a CPU or fp32 ONNX vs fp32 on
 LEGACY = {"embedder": None, "backend": "torch:legacy", "probe": None}
 
 
+def recorded_backend(record: dict[str, Any] | None) -> str:
+    """The backend label a domain's record names (a domain without one: LEGACY's, torch's)."""
+    return str((record or {}).get("backend") or LEGACY["backend"])
+
+
+def domain_backends(store: Any) -> list[str]:
+    """The backend labels the store's domains were embedded with (models.embedder_backend: auto follows them)."""
+    return [recorded_backend(store.embedder_record(d)) for d in store.domains()]
+
+
 def backend_of(dense: Any) -> str:
     return str(getattr(dense, "backend", "torch:unknown"))
 

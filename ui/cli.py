@@ -224,7 +224,9 @@ def _recorded_backends(settings: Any) -> list[str] | None:
         logging.getLogger("ui.cli").info("lorag config: cannot reach the Qdrant server: %s", e)
         return None
     try:
-        return [(store.embedder_record(d) or {}).get("backend", "torch:legacy") for d in store.domains()]
+        from assistant.index_record import domain_backends
+
+        return domain_backends(store)
     except Exception as e:  # noqa: BLE001 - no answer in time, or not Qdrant's: the settings print all the same
         logging.getLogger("ui.cli").info("lorag config: the Qdrant server did not answer: %s", e)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Callable
 
+from assistant import index_record
 from assistant.answer import AskService
 from assistant.embedding import Bm25SparseEncoder, DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
@@ -69,8 +70,7 @@ class Components:
         if self.settings.models.embedder_backend != "auto":
             return []
         try:
-            store = self.store
-            return [(store.embedder_record(d) or {}).get("backend", "torch:legacy") for d in store.domains()]
+            return index_record.domain_backends(self.store)
         except LoragError:  # the store is not reachable here (another process holds it): auto decides alone
             return []
 

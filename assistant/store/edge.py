@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 from assistant.embedding import SparseVector
 from assistant.errors import LoragError, StoreLockedError, known_hint
+from assistant.index_record import recorded_backend
 from assistant.store.base import (
     DENSE,
     INT8_QUANTILE,
@@ -51,9 +52,9 @@ def recorded_backends(root: Path) -> list[str]:
         if not (p / _SHARD_MARKER).is_file():
             continue
         try:
-            out.append(str(json.loads((p / _RECORD_FILE).read_text(encoding="utf-8")).get("backend") or "torch:legacy"))
+            out.append(recorded_backend(json.loads((p / _RECORD_FILE).read_text(encoding="utf-8"))))
         except (OSError, ValueError, AttributeError):
-            out.append("torch:legacy")
+            out.append(recorded_backend(None))
     return out
 
 
