@@ -192,7 +192,7 @@ def _auto_backend(settings: Any) -> tuple[str | None, str]:
         unread = f"; the Qdrant server at {settings.qdrant.url} did not answer: its domains' backends are not counted"
     try:
         choice = embedder_backend(settings, cache, recorded)
-        words = embedder_backend_words(settings, cache, recorded)
+        words = embedder_backend_words(settings, choice)
     except LoragError as e:  # e.g. the embedder is not pulled yet: its folder decides what can run it
         return None, f"decided once the embedder is there ({e.args[0]}){unread}"
     return choice, f"{words} on this machine{unread}"

@@ -227,10 +227,9 @@ def _torch_bf16(settings: Any, choice: str) -> bool:
     )
 
 
-def embedder_backend_words(settings: Any, cache: ModelCache, recorded: list[str] | None = None) -> str:
+def embedder_backend_words(settings: Any, choice: str) -> str:
     """What embeds here, in words, without loading the model: 'openvino-bf16', 'onnx-fp32 for queries, torch
-    for documents', 'torch in bfloat16' (the choice of embedder_backend, as embedder_for loads it)."""
-    choice = embedder_backend(settings, cache, recorded)
+    for documents', 'torch in bfloat16' (`choice`: embedder_backend's, as embedder_for loads it)."""
     torch = "torch in bfloat16" if _torch_bf16(settings, choice) else "torch"
     if settings.models.embedder_backend == "auto" and choice == "onnx-fp32":
         return f"onnx-fp32 for queries, {torch} for documents"
