@@ -62,8 +62,6 @@ class IngestMeter:
         self.unread = {f: max(0, b) for f, b in by_format.items()}  # bytes not read yet, by format
         self.read = {f: [0, 0] for f in self.unread}  # bytes and chunks read, by format
         self.now = clock_fn
-        self.read_bytes = 0
-        self.read_chunks = 0
         self.done = 0
         self._t0: float | None = None
         self.sizes: dict[str, tuple[str, int]] = {}  # path -> (format, text bytes), for_files's
@@ -92,8 +90,6 @@ class IngestMeter:
         self.unread[fmt] = max(0, self.unread.get(fmt, 0) - size)
         if not chunks:
             return
-        self.read_bytes += size
-        self.read_chunks += chunks
         seen = self.read.setdefault(fmt, [0, 0])
         seen[0] += size
         seen[1] += chunks
@@ -105,12 +101,14 @@ class IngestMeter:
         return self.snapshot()
 
     def snapshot(self) -> Throughput:
-        overall = self.read_chunks / self.read_bytes if self.read_bytes else 0.0
+        read_bytes = sum(b for b, _ in self.read.values())
+        read_chunks = sum(c for _, c in self.read.values())
+        overall = read_chunks / read_bytes if read_bytes else 0.0
         unread = 0.0
         for fmt, left in self.unread.items():
             size, chunks = self.read.get(fmt, (0, 0))
             unread += left * (chunks / size if size else overall)
-        total = max(self.done, self.read_chunks + int(round(unread)))
+        total = max(self.done, read_chunks + int(round(unread)))
         rate = eta = None
         if self._t0 is not None and self.done:
             took = self.now() - self._t0
