@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from ui.tab_chat import warn
+from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, promote, start_eval, start_synth, start_train
 
 
@@ -354,14 +354,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         dom = dom if dom in doms else (doms[0] if doms else None)
         return gr.Dropdown(choices=doms, value=dom), *poll(picked, plotted, dom, arms_now, last, auto)
 
-    for event in shown:
-        event(
-            on_show,
-            [job_pick, drawn, domain, arms, suggested, auto_picked],
-            [domain, *ticked, auto_picked],
-            api_visibility="private",
-            queue=False,
-        )
+    on_shown(shown, on_show, [job_pick, drawn, domain, arms, suggested, auto_picked], [domain, *ticked, auto_picked])
 
     def promote_adapter(adapter: str | None, force: bool) -> tuple[str, list]:
         """Promote an adapter through the A/B gate (force: anyway, recorded on the card)."""

@@ -118,6 +118,13 @@ def message(e: BaseException) -> str:
     return base + (f" — {hint}" if hint else "")
 
 
+def on_shown(shown: tuple[Any, ...], fn: Any, inputs: list[Any], outputs: list[Any]) -> None:
+    """Run `fn` on each event that shows a tab (the page's load, the tab's select), so what it shows is worked out
+    then, not left as it was when the app started."""
+    for event in shown:
+        event(fn, inputs, outputs, api_visibility="private", queue=False)
+
+
 def warn(e: BaseException, *, file: Any = None) -> str:
     """An error for a Markdown status line: "⚠ message — hint", a multi-line message kept on its lines, and an
     uploaded file named by its name (not the server's temporary path)."""

@@ -29,7 +29,7 @@ from assistant.answer import Answer
 from assistant.errors import LoragError
 from assistant.names import check_domain
 from assistant.routing import BASE_CHOICE
-from ui.tab_chat import answer_body, citations_html, error_text, esc, message, passage_block, route_line
+from ui.tab_chat import answer_body, citations_html, error_text, esc, message, on_shown, passage_block, route_line
 
 VOTES = ("left", "right", "tie", "both_bad")
 ALL = "all"  # every domain searched (the app's ALL_DOMAINS)
@@ -334,16 +334,14 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
         try:
             for st in compare_stream(core, q, dom, lft, rgt):
                 plain = _plain(st) if st["done"] else {}
-                shown = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
-                voting, note = st["done"], ""
-                if st["done"]:
-                    voting, note = vote_note(st)
+                blocks = "".join(passage_block(SimpleNamespace(**p)) for p in st["passages"])
+                voting, note = vote_note(st) if st["done"] else (False, "")
                 yield (
                     f"### Left · {lft}",
                     _column(st["left"]),
                     f"### Right · {rgt}",
                     _column(st["right"]),
-                    shown,
+                    blocks,
                     plain,
                     note,
                     "",
@@ -416,14 +414,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
             gr.Button(interactive=not note),
         )
 
-    for event in shown:
-        event(
-            on_show,
-            [domain, left, right, picked],
-            [domain, left, right, cmp_status, go],
-            api_visibility="private",
-            queue=False,
-        )
+    on_shown(shown, on_show, [domain, left, right, picked], [domain, left, right, cmp_status, go])
     for dd in (left, right):  # a pick of the user's (not a change the tab made) is kept from then on
         dd.input(lambda: True, None, [picked], api_visibility="private", queue=False)
 

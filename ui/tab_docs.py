@@ -18,7 +18,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.names import check_domain, inside, is_domain
-from ui.tab_chat import message
+from ui.tab_chat import message, on_shown
 
 ZIP_EXPANSION = 10
 
@@ -359,8 +359,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         doms = core.domains() or ["docs"]
         return gr.Dropdown(choices=doms, value=dom or doms[0]), *poll(hold)
 
-    for event in shown:
-        event(on_show, [domain, held], [domain, progress, results, docs], api_visibility="private", queue=False)
+    on_shown(shown, on_show, [domain, held], [domain, progress, results, docs])
 
     def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:

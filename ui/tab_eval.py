@@ -11,7 +11,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.names import check_id
-from ui.tab_chat import message, warn
+from ui.tab_chat import message, on_shown, warn
 from ui.web_jobs import eval_arms, eval_available, start_eval
 
 
@@ -198,11 +198,4 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         dom = dom if dom in doms else (doms[0] if doms else None)
         return gr.Dropdown(choices=doms, value=dom), *poll(current, dom, arms, last)
 
-    for event in shown:
-        event(
-            on_show,
-            [pick, domain, ab, suggested],
-            [domain, job_line, pick, ab, suggested],
-            api_visibility="private",
-            queue=False,
-        )
+    on_shown(shown, on_show, [pick, domain, ab, suggested], [domain, job_line, pick, ab, suggested])
