@@ -46,7 +46,7 @@ from pathlib import Path
 
 # benchmarks/, the script's folder; none of them imports transformers, trl or peft (the Unsloth arm's rule)
 from random_llama import RANDOM_LLAMAS, build_random_llama, random_llama_config
-from train_profile import peak_gb, step_profiler, step_timer
+from train_profile import memory_trace_report, memory_trace_start, peak_gb, step_profiler, step_timer
 from unsloth_arm import UNSLOTH, import_unsloth_first, unsloth_env, unsloth_trainer
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak (SXM)
@@ -182,6 +182,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
+    "nojoin": dict(fp8_lora_in_gemm=False),  # the adapter's delta added by its own addmm (default before)
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
     # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
     "fp8big": dict(_fp8_min_elements=1 << 23),
@@ -306,6 +307,7 @@ def run_lorag(
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
+    traced = args.memory_trace and memory_trace_start()
     default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
     try:  # this arm's threshold only: arms after it in this process get the default again
         res = train_adapter(
@@ -316,7 +318,11 @@ def run_lorag(
             run_dir=out,
             device="cuda" if cuda else "cpu",
             trainer_overrides=overrides,
-            callbacks=[timer, *([step_profiler(args.profile_step)] if args.profile else [])],
+            callbacks=[
+                timer,
+                *([step_profiler(args.profile_step)] if args.profile else []),
+                *([_MemoryTraceAtTrainEnd()] if traced else []),
+            ],
         )
     finally:
         fp8.MIN_WEIGHT_ELEMENTS = default_min
@@ -342,6 +348,18 @@ def run_lorag(
         "rows_trained": res.metrics["train_rows"] if not res.metrics["rows_over_max_length"] else -1,
         "tokens_seen": res.metrics["tokens_seen"],
     }
+
+
+def _MemoryTraceAtTrainEnd():
+    """A TrainerCallback printing where the peak reserved memory came from when training ends (before the
+    final evaluation), from the allocator trace `memory_trace_start` began."""
+    from transformers import TrainerCallback
+
+    class MemoryTrace(TrainerCallback):
+        def on_train_end(self, args, state, control, **kw):
+            memory_trace_report()
+
+    return MemoryTrace()
 
 
 def _timed(trainer, tok, rows, args, attention: str = "") -> dict:
@@ -456,6 +474,7 @@ def child_command(model_path: str, train_file: Path, args, quant: bool, arm: str
         str(res),
         "--child",
         *(["--cprofile"] if args.cprofile else []),
+        *(["--memory-trace"] if args.memory_trace else []),
         *(["--profile", "--profile-step", str(args.profile_step)] if args.profile else []),
     ]
 
@@ -562,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cProfile each run (host side: imports, kernel loads, captures) "
         "and print its 30 costliest calls by cumulative time; with --fresh, in each run's own process.",
+    )
+    ap.add_argument(
+        "--memory-trace",
+        action="store_true",
+        help="Record the allocator's history in lorag's arms and print, at train end, which code held the "
+        "blocks live when the reserved memory peaked (slower steps while it records).",
     )
     ap.add_argument(
         "--profile", action="store_true", help="torch.profiler over 3 steps of each arm (timings include it)."
@@ -789,6 +814,9 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
         ev = (r.get("steps") or {}).get("eval_peaks_gb")
         if ev:
             print(f"{k:20s} peak allocated / reserved GB before the last evaluation {ev[0]}, after it {ev[1]}")
+        at = (r.get("steps") or {}).get("peaks_after_steps_gb")
+        if at:
+            print(f"{k:20s} peak allocated / reserved GB after steps 1, 2, 3 and the last: {at}")
         if pools:  # at the end of training: reserved / allocated GB per pool
             print(
                 f"{k:20s} memory at train end, reserved / allocated GB: "

@@ -92,6 +92,7 @@ def step_timer():
 
         def on_step_end(self, args, state, control, **kw):
             self.peaks = _peaks()  # before this step's scheduled evaluation, if any
+            self.step_peaks = [*getattr(self, "step_peaks", []), self.peaks]
             self.t.append(time.perf_counter())
             self.new.append(None if self.now is None else self.now not in _SHAPES_SEEN)
             _SHAPES_SEEN.add(self.now)
@@ -117,6 +118,12 @@ def step_timer():
                 "over_median_s": round(sum(x - med for x in d[1:]), 3),
                 "sum_s": round(self.t[-1] - self.t[0], 3),
                 **({"pools_gb": self.pools} if getattr(self, "pools", None) else {}),
+                # peak allocated / reserved GB so far after steps 1, 2, 3 and the last: where the peak was reached
+                **(
+                    {"peaks_after_steps_gb": [*self.step_peaks[:3], self.step_peaks[-1]]}
+                    if getattr(self, "step_peaks", None) and self.step_peaks[0] is not None
+                    else {}
+                ),
                 # peak allocated / reserved GB before and after the last evaluation inside training (an eager pass)
                 **({"eval_peaks_gb": self.eval_peaks} if getattr(self, "eval_peaks", None) else {}),
             }
@@ -139,11 +146,14 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
     kernel_us = sum(e.time_range.end - e.time_range.start for e in kernels)
     busy_us, end = 0.0, float("-inf")  # the union of kernel intervals: time the GPU ran anything
     gaps: dict[tuple[str, str], list[float]] = {}  # idle stretches over 0.2 ms, by the kernels on either side
+    small: list[float] = []  # idle stretches up to 0.2 ms (launch gaps)
     prev = None
     for e in sorted(kernels, key=lambda e: e.time_range.start):
         a, b = e.time_range.start, e.time_range.end
         if prev is not None and a - end > 200:
             gaps.setdefault((prev.name[:48], e.name[:48]), []).append(a - end)
+        elif prev is not None and a > end:
+            small.append(a - end)
         busy_us += max(0.0, b - max(a, end))
         if b > end:
             end, prev = b, e
@@ -154,7 +164,10 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
         f"{len(kernels) / steps:.0f} kernels/step",
         flush=True,
     )
-    print("-- GPU idle over 0.2 ms, by the kernels before and after (ms per step, count per step):")
+    print(
+        f"-- GPU idle up to 0.2 ms: {sum(small) / steps / 1e3:.2f} ms/step in {len(small) / steps:.0f} gaps/step; "
+        "over 0.2 ms, by the kernels before and after (ms per step, count per step):"
+    )
     for (x, y), v in sorted(gaps.items(), key=lambda kv: -sum(kv[1]))[:14]:
         print(f"   {sum(v) / steps / 1e3:7.2f} ms  {len(v) / steps:5.1f}x  {x}  ->  {y}")
     by_name: dict[str, list[float]] = {}  # every kernel by its full name: what the GPU spends a step on
@@ -168,3 +181,91 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)
         except Exception as e:  # the key's name differs across torch versions
             print(f"(table by {key}: {e})")
+
+
+def memory_trace_start(max_entries: int = 2_000_000) -> bool:
+    """Start recording every CUDA allocation and segment change with its Python stack (PyTorch's memory
+    history), for `memory_trace_report` at train end. False without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    torch.cuda.memory._record_memory_history(max_entries=max_entries, stacks="python")
+    return True
+
+
+def _where(frames: list, ours: tuple[str, ...]) -> str:
+    """The innermost frame of a stack that lies in one of `ours` (path parts), else the innermost frame."""
+    for f in frames:
+        name = f.get("filename", "")
+        if any(p in name for p in ours) and "train_profile" not in name:
+            return f"{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}:{f.get('line')} {f.get('name')}"
+    f = frames[0] if frames else {}
+    return f"{f.get('filename', '?').rsplit('/', 1)[-1]}:{f.get('line')} {f.get('name')}"
+
+
+def memory_trace_report(top: int = 25) -> dict:
+    """Where the process's peak reserved GPU memory came from: replays the recorded allocator trace (see
+    `memory_trace_start`) to the moment reserved memory peaked and groups the blocks live then by the code
+    that allocated them (innermost frame in lorag, peft, transformers, trl, liger or bitsandbytes) and stream,
+    with the reserved-but-free remainder per stream. Prints it and stops the recording."""
+    import torch
+
+    snap = torch.cuda.memory._snapshot()
+    torch.cuda.memory._record_memory_history(enabled=None)
+    return trace_peak_report(snap["device_traces"][torch.cuda.current_device()], top)
+
+
+def trace_peak_report(trace: list[dict], top: int = 25) -> dict:
+    """`memory_trace_report`'s analysis of one device's allocator trace (PyTorch's snapshot format)."""
+    ours = ("finetune/", "peft/", "transformers/", "trl/", "liger_kernel/", "bitsandbytes/", "benchmarks/")
+    reserved = peak = peak_at = 0
+    by_stream_res: dict[int, int] = {}
+    peak_streams: dict[int, int] = {}
+    for i, e in enumerate(trace):
+        a, size = e["action"], e["size"]
+        if a in ("segment_alloc", "segment_map"):
+            reserved += size
+            by_stream_res[e["stream"]] = by_stream_res.get(e["stream"], 0) + size
+        elif a in ("segment_free", "segment_unmap"):
+            reserved -= size
+            by_stream_res[e["stream"]] = by_stream_res.get(e["stream"], 0) - size
+        if reserved > peak:
+            peak, peak_at, peak_streams = reserved, i, dict(by_stream_res)
+    end = peak_at + 1  # with the allocations the peak's growth was for (they follow it)
+    while end < len(trace) and trace[end]["action"] == "alloc":
+        end += 1
+    live: dict[int, dict] = {}
+    for e in trace[:end]:
+        if e["action"] == "alloc":
+            live[e["addr"]] = e
+        elif e["action"] in ("free_completed",):
+            live.pop(e["addr"], None)
+    groups: dict[tuple, list] = {}
+    used_by_stream: dict[int, int] = {}
+    for e in live.values():
+        key = (_where(e.get("frames", []), ours), e["stream"])
+        g = groups.setdefault(key, [0, 0])
+        g[0] += e["size"]
+        g[1] += 1
+        used_by_stream[e["stream"]] = used_by_stream.get(e["stream"], 0) + e["size"]
+    gb = 2**30
+    rows = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    print(
+        f"== memory trace: {len(trace)} events; reserved peaked at {peak / gb:.3f} GB (event {peak_at}, "
+        f"{peak_at / max(len(trace), 1):.0%} through); live then {sum(used_by_stream.values()) / gb:.3f} GB",
+        flush=True,
+    )
+    for s, r in sorted(peak_streams.items(), key=lambda kv: -kv[1]):
+        print(f"   stream {s}: reserved {r / gb:.3f} GB, live {used_by_stream.get(s, 0) / gb:.3f} GB", flush=True)
+    for (where, stream), (size, n) in rows:
+        print(f"   {size / gb:7.3f} GB {n:6d} blocks  stream {stream}  {where}", flush=True)
+    # the reserved curve around the peak: what happened in the events just before it
+    recent = [e for e in trace[max(0, peak_at - 400) : peak_at + 1] if e["action"] in ("segment_alloc", "segment_map")]
+    for e in recent[-8:]:
+        print(f"   grew {e['size'] / 2**20:8.1f} MB stream {e['stream']} at {_where(e.get('frames', []), ours)}")
+    return {
+        "peak_reserved_gb": round(peak / gb, 3),
+        "live_gb": round(sum(used_by_stream.values()) / gb, 3),
+        "top": [[w, s, round(b / gb, 3), n] for (w, s), (b, n) in rows],
+    }

@@ -441,6 +441,13 @@ class TrainConfig(_Recipe):
         "precision instead of promoting partial sums to float32 (torchao's default for its "
         "output GEMM; faster). The input-gradient GEMMs always accumulate in float32.",
     )
+    fp8_lora_in_gemm: bool = Field(
+        True,
+        description="With fp8_matmuls: the adapter's delta s·(x·Aᵀ)·Bᵀ is computed inside the base's "
+        "FP8 GEMM as r more inner columns ([x | x·Aᵀ]·[W | s·B]ᵀ, r rounded up to 16), and the input "
+        "gradient's s·(g·B)·A likewise, instead of an addmm that reads and writes the whole output "
+        "again. The delta's operands then are e4m3 too; the adapter's weight gradients stay in bf16.",
+    )
     expandable_segments: bool = Field(
         True,
         description="CUDA: PyTorch's allocator grows memory segments in place instead of "

@@ -481,6 +481,38 @@ def test_triton_fp8_kernels_match_the_torch_formula(shape, dtype):
     assert _same_up_to_rounding(fp8.rowwise(strided)[0], fp8._torch_rowwise(strided)[0])
 
 
+@pytest.mark.parametrize("r", [5, 16, 48])
+@pytest.mark.parametrize("shape", [(17, 48), (129, 4112), (3, 8208), (1000, 2048)])
+def test_triton_kernels_join_a_tail_as_the_torch_formula(shape, r):
+    """rowwise with a joined tail (rows in registers and rows in two passes, ranks under, at and over 16) and a
+    known scale into a wider buffer, against the torch formula; the joined GEMMs against bf16 products."""
+    from finetune.accel import fp8
+
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("Triton's e4m3 conversion needs compute capability 8.9+")
+    torch.manual_seed(shape[0] + r)
+    x = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+    u = torch.randn(shape[0], r, device="cuda", dtype=torch.bfloat16) * 3
+    q, s = fp8.rowwise(x, tail=u)
+    want = torch.cat([x, u, x.new_zeros((shape[0], fp8.joined_width(r) - r))], 1)
+    qr, sr = fp8._torch_rowwise(want)
+    assert q.shape == want.shape and torch.allclose(s, sr, rtol=1e-6) and _same_up_to_rounding(q, qr)
+    reason = fp8.unsupported_reason("cuda")
+    if reason or shape[0] % 16:
+        return
+    w = torch.randn(shape[1], 272, device="cuda", dtype=torch.bfloat16) * 0.02  # (n x k), n = x's columns
+    a = torch.randn(r, w.shape[1], device="cuda", dtype=torch.bfloat16) * 0.02
+    b = torch.randn(w.shape[0], r, device="cuda", dtype=torch.bfloat16) * 0.01
+    scales = fp8.weight_scales(w)
+    xk = torch.randn(shape[0], w.shape[1], device="cuda", dtype=torch.bfloat16)
+    ua = xk @ a.t()
+    ref = xk.float() @ w.float().t() + ua.float() @ (2 * b.float()).t()
+    assert _rel(fp8.matmul_lora(xk, w, scales, ua, 2 * b, torch.bfloat16), ref) < 0.06
+    gu = 2 * (x @ b)
+    ref = x.float() @ w.float() + gu.float() @ a.float()
+    assert _rel(fp8.matmul_transposed_lora(x, w, scales, gu, a, torch.bfloat16), ref) < 0.06
+
+
 @pytest.mark.parametrize("api", ["public", "private"])
 def test_fp8_gemms_match_bf16_products(api, monkeypatch):
     """torch.nn.functional.scaled_mm (where this torch has it) and the private torch._scaled_mm."""

@@ -69,14 +69,26 @@ def _force_fp8(model):
     return mods
 
 
-def test_fp8_base_gemms_train_close_to_full_precision(peft_model, monkeypatch):
+@pytest.mark.parametrize("joined", [False, True], ids=["addmm", "joined"])
+def test_fp8_base_gemms_train_close_to_full_precision(peft_model, monkeypatch, joined):
+    """Joined, the delta shares the base's scales: exact to e4m3 while its terms are under the base's, as in
+    training from B = 0 (the fixture's random B, 3x scaled, is far over: here 1% of it)."""
+    if joined:
+        from peft.tuners.lora import LoraLayer
+
+        with torch.no_grad():
+            for m in peft_model.modules():
+                if isinstance(m, LoraLayer):
+                    m.lora_B["default"].weight.mul_(0.01)
     logits_ref, grads_ref = _run(peft_model)
     uninstall = lora_fused.install(peft_model)
-    _force_fp8(peft_model)
+    for m in _force_fp8(peft_model):
+        lora_fused.enable_fp8(m, joined=joined)
     calls = []
-    real_mm, real_t = fp8.matmul, fp8.matmul_transposed
-    monkeypatch.setattr(fp8, "matmul", lambda *a, **k: calls.append("fwd") or real_mm(*a, **k))
-    monkeypatch.setattr(fp8, "matmul_transposed", lambda *a, **k: calls.append("bwd") or real_t(*a, **k))
+    fwd, bwd = ("matmul_lora", "matmul_transposed_lora") if joined else ("matmul", "matmul_transposed")
+    real_mm, real_t = getattr(fp8, fwd), getattr(fp8, bwd)
+    monkeypatch.setattr(fp8, fwd, lambda *a, **k: calls.append("fwd") or real_mm(*a, **k))
+    monkeypatch.setattr(fp8, bwd, lambda *a, **k: calls.append("bwd") or real_t(*a, **k))
     try:
         logits, grads = _run(peft_model)
         n = len(calls)
@@ -122,6 +134,54 @@ def test_fp8_node_is_the_scaled_gemms_plus_the_adapter():
     assert torch.allclose(
         b.grad, 0.5 * g.t() @ (x.detach() @ a.detach().t()), atol=1e-5
     )  # adapter grads: full precision
+
+
+def test_a_tail_joins_the_rows_and_shares_their_scale():
+    """rowwise(x, tail=u): [x | u | 0] with u's columns rounded up to 16, each row scaled over x and u together."""
+    torch.manual_seed(8)
+    x, u = torch.randn(5, 32), torch.randn(5, 3)
+    u[2] *= 100.0  # a row whose largest value is in the tail
+    q, s = fp8.rowwise(x, tail=u)
+    assert q.shape == (5, 32 + 16) and fp8.joined_width(3) == 16 and fp8.joined_width(32) == 32
+    assert torch.equal(q[:, 35:].float(), torch.zeros(5, 13))
+    assert torch.allclose(s, torch.cat([x, u], 1).abs().amax(1, keepdim=True) / fp8.E4M3_MAX)
+    assert q[2, 32:35].float().abs().max() == 448.0  # the tail's largest value sets row 2's scale
+    assert _rel(q[:, 32:35].float() * s, u) < 0.04 and _rel(q[:, :32].float() * s, x) < 0.04
+
+
+@pytest.mark.parametrize("big_b", [False, True])
+def test_the_adapter_joined_into_the_fp8_gemms(big_b):
+    """With joined operands one FP8 GEMM gives x·Wᵀ + s·(x·Aᵀ)·Bᵀ, another g·W + s·(g·B)·A, within e4m3's
+    precision, also where B outgrows W's per-row scale (its own maximum then scales the row)."""
+    torch.manual_seed(9)
+    x, g = torch.randn(32, 64), torch.randn(32, 48)
+    w = torch.randn(48, 64) * 0.05
+    a, b = torch.randn(5, 64) * 0.1, torch.randn(48, 5) * (5.0 if big_b else 0.01)
+    scales = fp8.weight_scales(w)
+    u, sb = x @ a.t(), 2.0 * b
+    want = x @ w.t() + u @ sb.t()
+    got = fp8.matmul_lora(x, w, scales, u, sb, torch.float32)
+    assert torch.isfinite(got).all() and _rel(got, want) < 0.05
+    gu = 2.0 * g @ b
+    assert _rel(fp8.matmul_transposed_lora(g, w, scales, gu, a, torch.float32), g @ w + gu @ a) < 0.05
+    if not big_b:  # the delta really is inside: without it the product is measurably off
+        delta = torch.randn(48, 5) * 0.2
+        assert _rel(fp8.matmul_lora(x, w, scales, u, 2.0 * delta, torch.float32), x @ w.t()) > 0.05
+
+
+def test_the_joined_node_is_the_joined_gemms_with_full_precision_adapter_gradients():
+    torch.manual_seed(10)
+    x = torch.randn(16, 32, requires_grad=True)
+    w, a, b = torch.randn(48, 32) * 0.1, torch.randn(4, 32, requires_grad=True), torch.randn(48, 4, requires_grad=True)
+    scales = fp8.weight_scales(w)
+    out = lora_fused._lora_linear_fn().apply(x, w, None, None, a, b, 0.5, None, scales, False, None, True)
+    xd, ad, bd = x.detach(), a.detach(), b.detach()
+    assert torch.equal(out, fp8.matmul_lora(xd, w, scales, xd @ ad.t(), bd * 0.5, x.dtype))
+    g = torch.randn(16, 48)
+    out.backward(g)
+    assert torch.allclose(x.grad, fp8.matmul_transposed_lora(g, w, scales, 0.5 * (g @ bd), ad, x.dtype), atol=1e-6)
+    assert torch.allclose(b.grad, 0.5 * g.t() @ (xd @ ad.t()), atol=1e-5)
+    assert torch.allclose(a.grad, (0.5 * g @ bd).t() @ xd, atol=1e-5)
 
 
 def test_install_marks_only_eligible_linears(peft_model):

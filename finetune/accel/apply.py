@@ -124,7 +124,9 @@ def apply(
     if plan.fused_lora:
         from . import lora_fused
 
-        unfuse = lora_fused.install(model, fp8=plan.fp8, fp8_fast_accum=plan.fp8_fast_accum)
+        unfuse = lora_fused.install(
+            model, fp8=plan.fp8, fp8_fast_accum=plan.fp8_fast_accum, fp8_lora_in_gemm=plan.fp8_lora_in_gemm
+        )
         done.fused_layers, done.fp8_layers = unfuse.count, unfuse.fp8_count  # type: ignore[attr-defined]
         done._undo.append(unfuse)
     if plan.cuda_graphs:

@@ -11,6 +11,15 @@ The forward GEMM may accumulate at the tensor cores' own precision (`fast_accum`
 its output GEMM: no periodic promotion of the partial sums to float32); the input gradient's always
 accumulates in float32.
 
+With the adapter joined (`matmul_lora`, `matmul_transposed_lora`), its delta rides in the same GEMM as
+extra inner columns, the rank rounded up to 16:
+
+  forward   [x | x·Aᵀ]·[W | s·B]ᵀ    = x·Wᵀ + s·(x·Aᵀ)·Bᵀ
+  backward  [g | s·g·B]·[W ; A]     = g·W + s·(g·B)·A
+
+so no output-sized pass adds the delta afterwards (an addmm reading and writing the whole output, about
+7% of an 8B step); the delta's operands take the row's and the channel's scale with the base's.
+
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
 stand-in with their weights), so the FP8 weights add no memory. The adapter's own GEMMs (x·Aᵀ, its
@@ -89,20 +98,38 @@ def weight_scales(w: Any) -> tuple[Any, Any]:
     )
 
 
-def rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
+def rowwise(x: Any, scale: Any = None, *, tail: Any = None) -> tuple[Any, Any]:
     """x (rows x cols) as e4m3 with one float32 scale per row: (q, scale of shape (rows, 1)), x ≈ q·scale.
-    scale: the rows' scales when known (a frozen weight's), else each row's largest magnitude / 448."""
+    scale: the rows' scales when known (a frozen weight's), else each row's largest magnitude / 448.
+    tail: a (rows x r) tensor joined on the right, [x | tail | 0] scaled together, r rounded up to 16 with
+    zero columns (q of shape (rows, cols + joined_width(r)); a scale found covers the tail too)."""
+    import torch
+
     if x.is_cuda:
-        return _triton_rowwise(x, scale)
+        return _triton_rowwise(x, scale, tail)
+    if tail is not None:
+        pad = joined_width(tail.shape[1]) - tail.shape[1]
+        x = torch.cat([x, tail.to(x.dtype), x.new_zeros((x.shape[0], pad))], dim=1)
     return _torch_rowwise(x, scale)
 
 
-def colwise_transposed(w: Any, scale: Any) -> Any:
+def joined_width(r: int) -> int:
+    """The columns a rank-r tail takes in a joined FP8 operand: r rounded up to 16 (FP8 GEMMs' multiple)."""
+    return -(-r // 16) * 16
+
+
+def colwise_transposed(w: Any, scale: Any, *, width: int | None = None) -> Any:
     """w (rows x cols) transposed, as e4m3 scaled per column of w by scale (cols, 1): q of shape (cols, rows),
-    contiguous, wᵀ ≈ q·scale. The operand of g·w in FP8 (which takes w column-major)."""
+    contiguous, wᵀ ≈ q·scale. The operand of g·w in FP8 (which takes w column-major).
+    width: q is (cols, width), width >= rows, its columns after `rows` left unwritten (for a joined tail)."""
+    import torch
+
     if w.is_cuda:
-        return _triton_colwise_transposed(w, scale)
-    return _torch_rowwise(w.t(), scale)[0].contiguous()
+        return _triton_colwise_transposed(w, scale, width)
+    wt = w.t()
+    if width is not None:  # zero columns, overwritten by the caller's tail
+        wt = torch.cat([wt, wt.new_zeros((wt.shape[0], width - wt.shape[1]))], dim=1)
+    return _torch_rowwise(wt, scale)[0].contiguous()
 
 
 def matmul(x: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *, fast_accum: bool = False, wq: Any = None) -> Any:
@@ -122,6 +149,58 @@ def matmul_transposed(g: Any, w: Any, scales: tuple[Any, Any], out_dtype: Any, *
     if wq is None:
         wq = colwise_transposed(w, scales[1])
     return _scaled_mm(gq, wq.t(), sg, scales[1].t(), out_dtype)
+
+
+def matmul_lora(
+    x: Any, w: Any, scales: tuple[Any, Any], u: Any, sb: Any, out_dtype: Any, *, fast_accum: bool = False
+) -> Any:
+    """x·wᵀ + u·sbᵀ as one FP8 GEMM, [x | u]·[w | sb]ᵀ: x (m x k) and its adapter product u = x·Aᵀ (m x r)
+    scaled per row together; w (n x k) and the scaled adapter weight sb = s·B (n x r) per output channel, by
+    scales[0] or sb's row maximum where that is larger (B trains)."""
+    import torch
+
+    k, r = w.shape[1], sb.shape[1]
+    # a rank column of sb larger than w's rows moves its excess to u's side (u·c)(sb/c)ᵀ, so that w keeps its
+    # own scales; the tail then shares each token's scale (exact while the delta per term is under the base's)
+    c = (sb.detach().float().abs() / (scales[0] * E4M3_MAX)).amax(dim=0).clamp_(min=1.0)
+    sb, u = sb.float() / c, u * c.to(u.dtype)
+    s_w = torch.maximum(scales[0], sb.abs().amax(dim=1, keepdim=True) / E4M3_MAX)
+    wq = torch.empty((w.shape[0], k + joined_width(r)), device=w.device, dtype=torch.float8_e4m3fn)
+    _rowwise_into(w, s_w, wq)
+    _set_tail(wq, k, sb.float() / s_w)
+    xq, sx = rowwise(x, tail=u)
+    return _scaled_mm(xq, wq.t(), sx, s_w.t(), out_dtype, fast_accum)
+
+
+def matmul_transposed_lora(g: Any, w: Any, scales: tuple[Any, Any], gu: Any, a: Any, out_dtype: Any) -> Any:
+    """g·w + gu·a as one FP8 GEMM, [g | gu]·[w ; a]: g (m x n) and gu = s·g·B (m x r) scaled per row together;
+    w (n x k) and the adapter weight a = A (r x k) per input channel, by scales[1] or a's column maximum where
+    that is larger (A trains)."""
+    import torch
+
+    n, r = w.shape[0], a.shape[0]
+    c = (a.detach().float().abs() / (scales[1].t() * E4M3_MAX)).amax(dim=1, keepdim=True).clamp_(min=1.0)
+    a, gu = a.float() / c, gu * c.t().to(gu.dtype)
+    s_t = torch.maximum(scales[1], a.abs().amax(dim=0).unsqueeze(1) / E4M3_MAX)
+    wt = colwise_transposed(w, s_t, width=n + joined_width(r))
+    _set_tail(wt, n, a.t().float() / s_t)
+    gq, sg = rowwise(g, tail=gu)
+    return _scaled_mm(gq, wt.t(), sg, s_t.t(), out_dtype)
+
+
+def _set_tail(q: Any, start: int, scaled: Any) -> None:
+    """q's columns from `start` on: the already scaled (rows x r) values as e4m3, zeros after them."""
+    tail = scaled.new_zeros((scaled.shape[0], q.shape[1] - start))
+    tail[:, : scaled.shape[1]] = scaled
+    q[:, start:] = tail.to(q.dtype)
+
+
+def _rowwise_into(w: Any, scale: Any, q: Any) -> None:
+    """w (rows x cols) scaled per row by the known scale (rows, 1) as e4m3 into q's first cols columns."""
+    if w.is_cuda:
+        _triton_rowwise(w, scale, None, q)
+    else:
+        q[:, : w.shape[1]] = _torch_rowwise(w, scale)[0]
 
 
 def weight_operand(w: Any, scales: tuple[Any, Any], *, transposed: bool) -> Any:
@@ -157,10 +236,17 @@ def _kernels() -> Any:
     import triton.language as tl
 
     @triton.jit
-    def rowwise_kernel(x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, KNOWN: tl.constexpr, BLOCK: tl.constexpr):
-        # one row per program, longer than fits in registers: read for its scale (unless known), then again
+    def rowwise_kernel(
+        x_ptr, q_ptr, s_ptr, cols, x_stride, q_stride, u_ptr, u_stride, ucols,
+        KNOWN: tl.constexpr, BLOCK: tl.constexpr, TAIL: tl.constexpr, TAIL_W: tl.constexpr,
+    ):  # fmt: skip
+        # one row per program, longer than fits in registers: read for its scale (unless known), then again;
+        # TAIL > 0: the row of u (ucols values) joined after it, TAIL_W columns with zeros after u's
         row = tl.program_id(0).to(tl.int64)
         offs = tl.arange(0, BLOCK)
+        if TAIL > 0:
+            t = tl.arange(0, TAIL)
+            uv = tl.load(u_ptr + row * u_stride + t, mask=t < ucols, other=0.0).to(tl.float32)
         if KNOWN:
             scale = tl.load(s_ptr + row)
         else:
@@ -168,11 +254,16 @@ def _kernels() -> Any:
             for c in range(0, cols, BLOCK):
                 v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
                 amax = tl.maximum(amax, tl.abs(v))
-            scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
+            m = tl.max(amax, axis=0)
+            if TAIL > 0:
+                m = tl.maximum(m, tl.max(tl.abs(uv), axis=0))
+            scale = tl.maximum(m, 1e-12) / 448.0
             tl.store(s_ptr + row, scale)
         for c in range(0, cols, BLOCK):
             v = tl.load(x_ptr + row * x_stride + c + offs, mask=c + offs < cols, other=0.0).to(tl.float32)
             tl.store(q_ptr + row * q_stride + c + offs, (v / scale).to(tl.float8e4nv), mask=c + offs < cols)
+        if TAIL > 0:
+            tl.store(q_ptr + row * q_stride + cols + t, (uv / scale).to(tl.float8e4nv), mask=t < TAIL_W)
 
     @triton.jit
     def transpose_scale_kernel(w_ptr, s_ptr, q_ptr, rows, cols, w_stride, q_stride, BR: tl.constexpr, BC: tl.constexpr):
@@ -186,21 +277,37 @@ def _kernels() -> Any:
 
     @triton.jit
     def rows_kernel(
-        x_ptr, q_ptr, s_ptr, rows, cols, x_stride, q_stride, KNOWN: tl.constexpr, R: tl.constexpr, BLOCK: tl.constexpr
-    ):
-        # R whole rows per program, held in registers: one read of x (rows of up to BLOCK columns)
+        x_ptr, q_ptr, s_ptr, rows, cols, x_stride, q_stride, u_ptr, u_stride, ucols,
+        KNOWN: tl.constexpr, R: tl.constexpr, BLOCK: tl.constexpr, TAIL: tl.constexpr, TAIL_W: tl.constexpr,
+    ):  # fmt: skip
+        # R whole rows per program, held in registers: one read of x (rows of up to BLOCK columns);
+        # TAIL > 0: each row of u (ucols values) joined after x's, TAIL_W columns with zeros after u's
         r = tl.program_id(0) * R + tl.arange(0, R)
         c = tl.arange(0, BLOCK)
         mask = (r[:, None] < rows) & (c[None, :] < cols)
         v = tl.load(x_ptr + r[:, None].to(tl.int64) * x_stride + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        if TAIL > 0:
+            t = tl.arange(0, TAIL)
+            umask = (r[:, None] < rows) & (t[None, :] < ucols)
+            uv = tl.load(u_ptr + r[:, None].to(tl.int64) * u_stride + t[None, :], mask=umask, other=0.0)
+            uv = uv.to(tl.float32)
         if KNOWN:
             scale = tl.load(s_ptr + r, mask=r < rows, other=1.0)
         else:
-            scale = tl.maximum(tl.max(tl.abs(v), axis=1), 1e-12) / 448.0
+            m = tl.max(tl.abs(v), axis=1)
+            if TAIL > 0:
+                m = tl.maximum(m, tl.max(tl.abs(uv), axis=1))
+            scale = tl.maximum(m, 1e-12) / 448.0
             tl.store(s_ptr + r, scale, mask=r < rows)
         tl.store(
             q_ptr + r[:, None].to(tl.int64) * q_stride + c[None, :], (v / scale[:, None]).to(tl.float8e4nv), mask=mask
         )
+        if TAIL > 0:
+            tl.store(
+                q_ptr + r[:, None].to(tl.int64) * q_stride + cols + t[None, :],
+                (uv / scale[:, None]).to(tl.float8e4nv),
+                mask=(r[:, None] < rows) & (t[None, :] < TAIL_W),
+            )
 
     return rowwise_kernel, transpose_scale_kernel, rows_kernel
 
@@ -210,20 +317,27 @@ def _kernels() -> Any:
 TUNING = {"row_elements": 4096, "row_warps": 8, "tile_rows": 32, "tile_cols": 128, "tile_warps": 4}
 
 
-def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
+def _triton_rowwise(x: Any, scale: Any = None, tail: Any = None, out: Any = None) -> tuple[Any, Any]:
+    """rowwise on CUDA; out: a given e4m3 buffer (rows x at least cols) whose first cols columns take x."""
     import torch
     import triton
 
     if x.stride(-1) != 1:
         x = x.contiguous()
     rows, cols = x.shape
-    q = torch.empty((rows, cols), device=x.device, dtype=torch.float8_e4m3fn)
+    ucols = 0 if tail is None else tail.shape[1]
+    width = 0 if tail is None else joined_width(ucols)
+    if tail is not None and tail.stride(-1) != 1:
+        tail = tail.contiguous()
+    q = out if out is not None else torch.empty((rows, cols + width), device=x.device, dtype=torch.float8_e4m3fn)
     known = scale is not None
     if not known:
         scale = torch.empty((rows, 1), device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(cols)
     if not rows:
         return q, scale
+    u = x if tail is None else tail  # a pointer the kernel reads only when TAIL > 0
+    tails = dict(TAIL=triton.next_power_of_2(width) if width else 0, TAIL_W=width)
     if block <= TUNING["row_elements"]:
         r = max(1, TUNING["row_elements"] // block)
         _kernels()[2][(triton.cdiv(rows, r),)](
@@ -234,24 +348,31 @@ def _triton_rowwise(x: Any, scale: Any = None) -> tuple[Any, Any]:
             cols,
             x.stride(0),
             q.stride(0),
+            u,
+            u.stride(0),
+            ucols,
             KNOWN=known,
             R=r,
             BLOCK=block,
+            **tails,
             num_warps=TUNING["row_warps"],
         )
     else:  # longer rows: one per program, read twice (the scale, then the values)
-        _kernels()[0][(rows,)](x, q, scale, cols, x.stride(0), q.stride(0), KNOWN=known, BLOCK=4096, num_warps=8)
+        _kernels()[0][(rows,)](
+            x, q, scale, cols, x.stride(0), q.stride(0), u, u.stride(0), ucols,
+            KNOWN=known, BLOCK=4096, **tails, num_warps=8,
+        )  # fmt: skip
     return q, scale
 
 
-def _triton_colwise_transposed(w: Any, scale: Any) -> Any:
+def _triton_colwise_transposed(w: Any, scale: Any, width: int | None = None) -> Any:
     import torch
     import triton
 
     if w.stride(-1) != 1:
         w = w.contiguous()
     rows, cols = w.shape
-    q = torch.empty((cols, rows), device=w.device, dtype=torch.float8_e4m3fn)
+    q = torch.empty((cols, width or rows), device=w.device, dtype=torch.float8_e4m3fn)
     br, bc = TUNING["tile_rows"], TUNING["tile_cols"]
     _kernels()[1][(triton.cdiv(rows, br), triton.cdiv(cols, bc))](
         w, scale, q, rows, cols, w.stride(0), q.stride(0), BR=br, BC=bc, num_warps=TUNING["tile_warps"]

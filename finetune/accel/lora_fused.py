@@ -48,10 +48,12 @@ def _lora_linear_fn() -> Any:
             fp8: Any = None,
             fast_accum: bool = False,
             key: Any = None,
+            joined: bool = False,
         ) -> Any:
             # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None;
             # fast_accum: its forward GEMM accumulates at the tensor cores' precision (finetune/accel/fp8.py);
-            # key: what names the weight among shared operands (its LoRA layer)
+            # key: what names the weight among shared operands (its LoRA layer); joined: with fp8, the adapter's
+            # delta is computed inside the base's FP8 GEMMs (fp8.matmul_lora), unless the operands are shared
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
@@ -75,19 +77,25 @@ def _lora_linear_fn() -> Any:
             else:
                 if ops is None and weight is None:
                     w = _dequantized(base4, x.dtype)
-                if fp8 is not None:
-                    wq = ops["f"] if ops is not None else None
-                    out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
+                if fp8 is not None and joined and ops is None:  # the delta inside the GEMM
+                    out = fp8_ops.matmul_lora(x2, w, fp8, u, b16 * scale, x.dtype, fast_accum=fast_accum)
                     if bias is not None:
                         out.add_(bias.to(x.dtype))
                 else:
-                    out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
-                out.addmm_(u, b16.t(), alpha=scale)
+                    if fp8 is not None:
+                        wq = ops["f"] if ops is not None else None
+                        out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
+                        if bias is not None:
+                            out.add_(bias.to(x.dtype))
+                    else:
+                        out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+                    out.addmm_(u, b16.t(), alpha=scale)
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
             # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
             keep = ctx.wt is None and (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None)
             ctx.save_for_backward(x2, u, w if keep else None, a16, b16)
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
+            ctx.joined = joined
             return out.view(*x.shape[:-1], out.shape[-1])
 
         @staticmethod
@@ -100,13 +108,17 @@ def _lora_linear_fn() -> Any:
             gx = None
             if ctx.needs_input_grad[0]:
                 if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
-                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt)
+                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt).addmm_(gu, a16)
                 else:
                     w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
-                gx = gx.addmm_(gu, a16).view(ctx.in_shape)
+                    if ctx.fp8 is not None and ctx.joined:  # gu·A inside the GEMM
+                        gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, x2.dtype)
+                    else:
+                        gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
+                        gx = gx.addmm_(gu, a16)
+                gx = gx.view(ctx.in_shape)
             ctx.wt = None
-            return gx, None, None, None, ga, gb, None, None, None, None, None
+            return gx, None, None, None, ga, gb, None, None, None, None, None, None
 
     return LoraLinear
 
@@ -201,6 +213,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         fp8,
         fp8 is not None and vars(layer).get(_FP8_FAST, False),
         layer,
+        fp8 is not None and vars(layer).get(_FP8_JOINED, False),
     )
     return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
@@ -239,11 +252,13 @@ def keep_dequantized() -> Iterator[None]:
 # buffers so that layers sharing CUDA graphs copy theirs into the stand-in (finetune/accel/graph_sharing.py)
 _FP8_ROW, _FP8_COL = "lorag_fp8_row_scale", "lorag_fp8_col_scale"
 _FP8_FAST = "_lorag_fp8_fast_accum"  # instance attribute: the forward FP8 GEMM accumulates at tensor-core precision
+_FP8_JOINED = "_lorag_fp8_joined"  # instance attribute: the adapter's delta is computed inside the FP8 GEMMs
 
 
-def enable_fp8(layer: Any, fast_accum: bool = False) -> None:
+def enable_fp8(layer: Any, fast_accum: bool = False, joined: bool = False) -> None:
     """Run this LoRA Linear's base GEMMs in FP8 while training: its frozen weight's scales, computed once.
-    fast_accum: the forward GEMM accumulates at the tensor cores' precision (the input gradient's never)."""
+    fast_accum: the forward FP8 GEMM accumulates at the tensor cores' precision (the input gradient's never);
+    joined: the adapter's delta and its input gradient are computed inside those GEMMs (fp8.matmul_lora)."""
     import torch
 
     from . import fp8 as fp8_ops
@@ -254,6 +269,7 @@ def enable_fp8(layer: Any, fast_accum: bool = False) -> None:
     layer.register_buffer(_FP8_ROW, row, persistent=False)
     layer.register_buffer(_FP8_COL, col, persistent=False)
     setattr(layer, _FP8_FAST, fast_accum)
+    setattr(layer, _FP8_JOINED, joined)
 
 
 def disable_fp8(layer: Any) -> None:
@@ -261,6 +277,7 @@ def disable_fp8(layer: Any) -> None:
     layer._buffers.pop(_FP8_ROW, None)
     layer._buffers.pop(_FP8_COL, None)
     vars(layer).pop(_FP8_FAST, None)
+    vars(layer).pop(_FP8_JOINED, None)
 
 
 def fused_modules(root: Any) -> list[Any]:
@@ -299,10 +316,13 @@ def skip_taken(module: Any) -> bool:
     return bool(vars(module).get(_UNREAD_TAKEN))
 
 
-def install(model: Any, fp8: bool = False, fp8_fast_accum: bool = False) -> Callable[[], None]:
+def install(
+    model: Any, fp8: bool = False, fp8_fast_accum: bool = False, fp8_lora_in_gemm: bool = False
+) -> Callable[[], None]:
     """The fused forward on every peft LoRA Linear of the model; returns the function that removes them.
     fp8: the base GEMMs of Linears large enough (finetune/accel/fp8.py) run in FP8 while training;
-    fp8_fast_accum: their forward GEMMs accumulate at the tensor cores' precision."""
+    fp8_fast_accum: their forward GEMMs accumulate at the tensor cores' precision;
+    fp8_lora_in_gemm: the adapter's delta and its input gradient are computed inside those GEMMs."""
     from peft.tuners.lora import LoraLayer
 
     from . import fp8 as fp8_ops
@@ -315,7 +335,7 @@ def install(model: Any, fp8: bool = False, fp8_fast_accum: bool = False) -> Call
             module.forward = functools.partial(_forward, module, type(module).forward.__get__(module))
             base = module.base_layer
             if fp8 and fp8_ops.eligible(base.in_features, base.out_features):
-                enable_fp8(module, fp8_fast_accum)
+                enable_fp8(module, fp8_fast_accum, fp8_lora_in_gemm)
             patched.append(module)
 
     def uninstall() -> None:

@@ -44,6 +44,7 @@ class Recipe(Protocol):
     fused_lora: bool
     fp8_matmuls: bool
     fp8_fast_accum: bool
+    fp8_lora_in_gemm: bool
     expandable_segments: bool
 
 
@@ -65,6 +66,7 @@ class Plan:
     expandable_segments: bool
     sequential: bool = False  # the rows train in file order (curriculum)
     fp8_fast_accum: bool = False  # fp8: the forward GEMMs accumulate at the tensor cores' precision
+    fp8_lora_in_gemm: bool = False  # fp8: the adapter's delta and input gradient computed inside the FP8 GEMMs
     varlen_kernel: str = ""  # packed: 'public' (torch.nn.attention.varlen) or 'private' (aten._flash_attention_forward)
     off: tuple[tuple[str, str], ...] = field(default=())  # (what, why) for each speed-up that is off
     note: str | None = None  # what the recipe gave up, said plainly (lora_dropout > 0 on CUDA)
@@ -97,6 +99,7 @@ class Plan:
             "fp8": self.fp8,
             "fp8_off": self.why_off("fp8"),
             "fp8_fast_accum": self.fp8_fast_accum,
+            "fp8_lora_in_gemm": self.fp8_lora_in_gemm,
             "packed_off": self.why_off("packed"),
             "expandable_segments": self.expandable_segments,
             "sequential": self.sequential,
@@ -298,6 +301,7 @@ def decide(recipe: Recipe, device: str, *, model_config: Any = None, sequential:
         cuda_graphs=graphs_off is None,
         fp8=fp8_off is None,
         fp8_fast_accum=fp8_off is None and recipe.fp8_fast_accum,
+        fp8_lora_in_gemm=fp8_off is None and recipe.fp8_lora_in_gemm,
         expandable_segments=bool(cuda and recipe.expandable_segments and not user_alloc),
         sequential=sequential,
         varlen_kernel=varlen_attention.kernel() if batching == "packed" else "",
