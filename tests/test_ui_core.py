@@ -504,6 +504,29 @@ def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages
     assert "several domains (hr, it)" in shown["vote-status"] and "Pick the domain above" in shown["vote-status"]
 
 
+def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corpus):
+    """votes/all.jsonl (written before votes counted for their passages' domain): its one-domain votes are exported
+    with that domain's; a vote whose passages came from several domains stays, as does a line that is no vote."""
+    from ui.tab_compare import compare_stream, export_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    last = list(compare_stream(core, "Who approves overtime?", "hr", "base", "hr-v1"))[-1]
+    row = record_vote(core, last, "right")
+    folder = core.data_dir / "votes"
+    (folder / "hr.jsonl").unlink()
+    old = {**row, "domain": "all", "question": "How many days of annual leave?"}
+    mixed = {**old, "question": "Mixed?", "passages": [{**p, "domain": d} for p, d in zip(old["passages"], "ab")]}
+    lines = [json.dumps(old), json.dumps({**old, "question": "Another?"}), json.dumps(mixed), "not json"]
+    (folder / "all.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    info = export_votes(core, "hr")
+    assert info["votes"] == 2 and info["cases"] == 2
+    assert (folder / "all.jsonl").read_text(encoding="utf-8").splitlines() == lines[2:]
+    assert all(json.loads(v)["domain"] == "hr" for v in (folder / "hr.jsonl").read_text().splitlines())
+    assert export_votes(core, "hr")["votes"] == 2  # moved once
+
+
 def clicked(blocks, elem_id: str):
     """The handler of a click on the element `elem_id`."""
     el = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == elem_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,8 +52,46 @@ def votes_domain(core: Any, domain: str | None) -> str:
     return check_domain(dom)
 
 
+def sort_votes_of_all(core: Any) -> int:
+    """Votes an earlier version kept under "all" (`votes/all.jsonl`) move to the domain their passages came from,
+    where export finds them; a vote whose passages name several domains, or none, stays there. The moved votes are
+    appended to their domains' files before all.jsonl is rewritten without them (a crash in between leaves a vote
+    in both: the export keeps one vote per question). Returns how many moved."""
+    src = votes_dir(core) / f"{ALL}.jsonl"
+    if not src.is_file():
+        return 0
+    keep: list[str] = []
+    moved: dict[str, list[str]] = {}
+    for line in src.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            vote = json.loads(line)
+            came_from = sorted({p["domain"] for p in vote["passages"]})
+            domain = check_domain(came_from[0]) if len(came_from) == 1 else None
+        except (ValueError, KeyError, TypeError, LoragError):
+            domain = None
+        if domain is None or domain == ALL:
+            keep.append(line)
+        else:
+            moved.setdefault(domain, []).append(json.dumps({**vote, "domain": domain}, ensure_ascii=False))
+    for domain, lines in moved.items():
+        with (votes_dir(core) / f"{domain}.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write("".join(v + "\n" for v in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+    if moved:
+        tmp = src.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(v + "\n" for v in keep), encoding="utf-8")
+        os.replace(tmp, src)
+        if not keep:
+            src.unlink()
+    return sum(len(v) for v in moved.values())
+
+
 def voted_domains(core: Any) -> dict[str, int]:
     """{domain: votes} of the domains with a votes file."""
+    sort_votes_of_all(core)
     files = sorted(votes_dir(core).glob("*.jsonl")) if votes_dir(core).is_dir() else []
     return {
         f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -171,6 +210,7 @@ def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
 
 def read_votes(core: Any, domain: str | None) -> list[dict[str, Any]]:
     f = votes_file(core, domain)
+    sort_votes_of_all(core)
     if not f.is_file():
         return []
     return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
