@@ -250,6 +250,9 @@ def test_no_ends_a_sentence_unless_a_number_follows():
         "It is given back as time off.",
     ]
     assert sentences("File form No. 5 with HR. Then wait.") == ["File form No. 5 with HR.", "Then wait."]
+    # full-width ends, no space after them (Chinese, Japanese), a closing bracket kept with its sentence
+    cjk = ["年假有27天。", "加班需要批准！", "「谁批准？」", "经理批准。"]
+    assert sentences("".join(cjk)) == cjk
     assert (
         _marked(
             "Part-time staff are not eligible for the bonus, the answer is no. Contact HR for the form.",
