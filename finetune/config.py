@@ -442,11 +442,14 @@ class TrainConfig(_Recipe):
         "output GEMM; faster). The input-gradient GEMMs always accumulate in float32.",
     )
     fp8_lora_in_gemm: bool = Field(
-        True,
-        description="With fp8_matmuls: the adapter's delta s·(x·Aᵀ)·Bᵀ is computed inside the base's "
-        "FP8 GEMM as r more inner columns ([x | x·Aᵀ]·[W | s·B]ᵀ, r rounded up to 16), and the input "
-        "gradient's s·(g·B)·A likewise, instead of an addmm that reads and writes the whole output "
-        "again. The delta's operands then are e4m3 too; the adapter's weight gradients stay in bf16.",
+        False,
+        description="Experimental, off: not yet run on a GPU. With fp8_matmuls: the adapter's delta "
+        "s·(x·Aᵀ)·Bᵀ is computed inside the base's FP8 GEMM as r more inner columns "
+        "([x | x·Aᵀ]·[W | s·B]ᵀ, r rounded up to 16), and the input gradient's s·(g·B)·A likewise, "
+        "instead of an addmm that reads and writes the whole output again. The delta then shares each "
+        "token's e4m3 scale with the base: as exact as the base's FP8 GEMM while the delta's terms stay "
+        "under the base's (training from B = 0), less so for an adapter whose delta outgrows the base. "
+        "The adapter's weight gradients stay in bf16.",
     )
     expandable_segments: bool = Field(
         True,

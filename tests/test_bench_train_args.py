@@ -224,3 +224,37 @@ def test_a_fresh_process_runs_with_the_parents_settings(monkeypatch, tmp_path, e
         assert getattr(child, name) == getattr(parent, name), name
     assert child.arms == "lorag" and child.quant == "qlora" and child.child and not child.fresh
     assert child.train == tmp_path / "rows.jsonl"
+
+
+def test_the_memory_trace_names_what_was_live_when_reserved_memory_peaked(monkeypatch, capsys):
+    """benchmarks/train_profile.py's analysis of an allocator trace (PyTorch's snapshot format): the peak is
+    where segments summed highest, the blocks live then are grouped by the innermost frame in lorag's code (or
+    its libraries') and stream, freed blocks and later segments do not count."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from train_profile import trace_peak_report
+
+    gb = 2**30
+
+    def ev(action, size, addr, stream=0, where="finetune/accel/graphs.py", line=1):
+        frames = [
+            {"filename": "/x/torch/nn/m.py", "line": 9, "name": "inner"},
+            {"filename": f"/r/{where}", "line": line, "name": "f"},
+        ]
+        return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+
+    trace = [
+        ev("segment_alloc", 4 * gb, 0),
+        ev("alloc", 3 * gb, 0, line=10),
+        ev("alloc", gb // 2, 3 * gb, line=11),
+        ev("free_completed", gb // 2, 3 * gb, line=11),
+        ev("segment_alloc", 2 * gb, 8 * gb, stream=7),
+        ev("alloc", 2 * gb, 8 * gb, stream=7, where="liger_kernel/ops/fused_linear_cross_entropy.py", line=5),
+        ev("free_completed", 2 * gb, 8 * gb, stream=7),
+        ev("segment_free", 2 * gb, 8 * gb, stream=7),
+        ev("segment_alloc", gb, 12 * gb),  # later and lower: not the peak
+    ]
+    got = trace_peak_report(trace)
+    assert got["peak_reserved_gb"] == 6.0 and got["live_gb"] == 5.0
+    assert got["top"] == [["accel/graphs.py:10 f", 0, 3.0, 1], ["ops/fused_linear_cross_entropy.py:5 f", 7, 2.0, 1]]
+    out = capsys.readouterr().out
+    assert "reserved peaked at 6.000 GB" in out and "stream 7: reserved 2.000 GB, live 2.000 GB" in out

@@ -255,6 +255,26 @@ def test_the_plan_accumulates_fast_where_fp8_runs_unless_the_recipe_says_no(monk
     off = decide(TrainConfig(domain="t", fp8_matmuls=False), "cuda").record()
     assert off["fp8"] is False and off["fp8_fast_accum"] is False  # no FP8 GEMMs, so no fast accumulation
     assert decide(TrainConfig(domain="t"), "cpu").record()["fp8_fast_accum"] is False
+    # the joined adapter: asked for by the recipe (off by default), and only where FP8 GEMMs run
+    assert on["fp8_lora_in_gemm"] is False
+    assert decide(TrainConfig(domain="t", fp8_lora_in_gemm=True), "cuda").record()["fp8_lora_in_gemm"] is True
+    both = TrainConfig(domain="t", fp8_lora_in_gemm=True, fp8_matmuls=False)
+    assert decide(both, "cuda").record()["fp8_lora_in_gemm"] is False
+
+
+def test_install_passes_the_joined_adapter_to_fp8_linears_only(peft_model):
+    from peft.tuners.lora import LoraLayer
+
+    uninstall = lora_fused.install(peft_model, fp8=True, fp8_lora_in_gemm=True)
+    try:  # the tiny model's Linears are below FP8's size: none is joined
+        assert not any(vars(m).get(lora_fused._FP8_JOINED) for m in peft_model.modules() if isinstance(m, LoraLayer))
+    finally:
+        uninstall()
+    layer = next(m for m in peft_model.modules() if isinstance(m, LoraLayer))
+    lora_fused.enable_fp8(layer, joined=True)
+    assert vars(layer)[lora_fused._FP8_JOINED] is True
+    lora_fused.disable_fp8(layer)
+    assert lora_fused._FP8_JOINED not in vars(layer)
 
 
 def test_runtime_says_why_fp8_is_off():
