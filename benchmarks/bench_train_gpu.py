@@ -46,7 +46,7 @@ from pathlib import Path
 
 # benchmarks/, the script's folder; none of them imports transformers, trl or peft (the Unsloth arm's rule)
 from random_llama import RANDOM_LLAMAS, build_random_llama, random_llama_config
-from train_profile import memory_trace_report, memory_trace_start, peak_gb, step_profiler, step_timer
+from train_profile import memory_trace_report, memory_trace_start, memory_trace_stop, peak_gb, step_profiler, step_timer
 from unsloth_arm import UNSLOTH, import_unsloth_first, unsloth_env, unsloth_trainer
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak (SXM)
@@ -326,6 +326,8 @@ def run_lorag(
         )
     finally:
         fp8.MIN_WEIGHT_ELEMENTS = default_min
+        if traced:
+            memory_trace_stop()  # a no-op after the report at train end
     from finetune.runtime import describe_runtime
 
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -816,7 +818,7 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict)
             print(f"{k:20s} peak allocated / reserved GB before the last evaluation {ev[0]}, after it {ev[1]}")
         at = (r.get("steps") or {}).get("peaks_after_steps_gb")
         if at:
-            print(f"{k:20s} peak allocated / reserved GB after steps 1, 2, 3 and the last: {at}")
+            print(f"{k:20s} peak allocated / reserved GB after the first three steps and the last: {at}")
         if pools:  # at the end of training: reserved / allocated GB per pool
             print(
                 f"{k:20s} memory at train end, reserved / allocated GB: "

@@ -118,7 +118,7 @@ def step_timer():
                 "over_median_s": round(sum(x - med for x in d[1:]), 3),
                 "sum_s": round(self.t[-1] - self.t[0], 3),
                 **({"pools_gb": self.pools} if getattr(self, "pools", None) else {}),
-                # peak allocated / reserved GB so far after steps 1, 2, 3 and the last: where the peak was reached
+                # peak allocated / reserved GB so far after the first three steps and the last: where it peaked
                 **(
                     {"peaks_after_steps_gb": [*self.step_peaks[:3], self.step_peaks[-1]]}
                     if getattr(self, "step_peaks", None) and self.step_peaks[0] is not None
@@ -190,8 +190,20 @@ def memory_trace_start(max_entries: int = 2_000_000) -> bool:
 
     if not torch.cuda.is_available():
         return False
+    _TRACE.update(max_entries=max_entries, reserved_before=torch.cuda.memory_reserved())
     torch.cuda.memory._record_memory_history(max_entries=max_entries, stacks="python")
     return True
+
+
+def memory_trace_stop() -> None:
+    """Stop recording (after a run that failed before its report)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.memory._record_memory_history(enabled=None)
+
+
+_TRACE: dict = {}  # what memory_trace_start saw: its max_entries, the memory reserved before recording
 
 
 def _where(frames: list, ours: tuple[str, ...]) -> str:
@@ -213,7 +225,12 @@ def memory_trace_report(top: int = 25) -> dict:
 
     snap = torch.cuda.memory._snapshot()
     torch.cuda.memory._record_memory_history(enabled=None)
-    return trace_peak_report(snap["device_traces"][torch.cuda.current_device()], top)
+    trace = snap["device_traces"][torch.cuda.current_device()]
+    before, wrapped = _TRACE.get("reserved_before", 0), len(trace) >= _TRACE.get("max_entries", float("inf"))
+    if wrapped or before:  # segments from before the oldest event kept are not in the figures below
+        since = "its oldest event kept (the history wrapped)" if wrapped else "recording start"
+        print(f"== memory trace: figures count from {since}; {before / 2**30:.3f} GB was reserved before", flush=True)
+    return trace_peak_report(trace, top)
 
 
 def trace_peak_report(trace: list[dict], top: int = 25) -> dict:

@@ -152,11 +152,13 @@ def test_a_tail_joins_the_rows_and_shares_their_scale():
 @pytest.mark.parametrize("big_b", [False, True])
 def test_the_adapter_joined_into_the_fp8_gemms(big_b):
     """With joined operands one FP8 GEMM gives x·Wᵀ + s·(x·Aᵀ)·Bᵀ, another g·W + s·(g·B)·A, within e4m3's
-    precision, also where B outgrows W's per-row scale (its own maximum then scales the row)."""
+    precision, also where B outgrows W's per-row scale (the excess moves to the activations' side), and where a
+    row and a column of W are zeros (their scales clamped near 0 must not blow the tokens' scales up)."""
     torch.manual_seed(9)
     x, g = torch.randn(32, 64), torch.randn(32, 48)
     w = torch.randn(48, 64) * 0.05
     a, b = torch.randn(5, 64) * 0.1, torch.randn(48, 5) * (5.0 if big_b else 0.01)
+    w[7], w[:, 9] = 0.0, 0.0
     scales = fp8.weight_scales(w)
     u, sb = x @ a.t(), 2.0 * b
     want = x @ w.t() + u @ sb.t()

@@ -518,13 +518,31 @@ def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corp
     (folder / "hr.jsonl").unlink()
     old = {**row, "domain": "all", "question": "How many days of annual leave?"}
     mixed = {**old, "question": "Mixed?", "passages": [{**p, "domain": d} for p, d in zip(old["passages"], "ab")]}
-    lines = [json.dumps(old), json.dumps({**old, "question": "Another?"}), json.dumps(mixed), "not json"]
+    lines = [json.dumps(old), json.dumps({**old, "id": "another", "question": "Another?"}), json.dumps(mixed), "not json"]
     (folder / "all.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     info = export_votes(core, "hr")
     assert info["votes"] == 2 and info["cases"] == 2
     assert (folder / "all.jsonl").read_text(encoding="utf-8").splitlines() == lines[2:]
     assert all(json.loads(v)["domain"] == "hr" for v in (folder / "hr.jsonl").read_text().splitlines())
     assert export_votes(core, "hr")["votes"] == 2  # moved once
+    # a crash after the append, before all.jsonl was rewritten: the votes are not added twice; and an older vote
+    # moved in after a newer one on the same question does not win
+    newer = record_vote(core, last, "left")
+    (folder / "all.jsonl").write_text(
+        json.dumps(
+            {**old, "id": "older", "question": newer["question"], "vote": "right", "time": "2026-01-01T00:00:00Z"}
+        )
+        + "\n"
+        + lines[0]
+        + "\n",
+        encoding="utf-8",
+    )
+    info = export_votes(core, "hr")
+    assert info["votes"] == 4 and not (folder / "all.jsonl").exists()
+    from eval.testset import load_testset
+
+    case = next(c for c in load_testset(Path(info["path"])) if c.question == newer["question"])
+    assert "preferred:base" in case.tags  # the newer vote: left, base
 
 
 def clicked(blocks, elem_id: str):

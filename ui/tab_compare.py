@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from assistant.routing import BASE_CHOICE
 from ui.tab_chat import answer_body, citations_html, error_text, esc, message, on_shown, passage_block, route_line
 
 VOTES = ("left", "right", "tie", "both_bad")
+_VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
 ALL = "all"  # every domain searched (the app's ALL_DOMAINS)
 
 
@@ -56,37 +58,62 @@ def sort_votes_of_all(core: Any) -> int:
     """Votes an earlier version kept under "all" (`votes/all.jsonl`) move to the domain their passages came from,
     where export finds them; a vote whose passages name several domains, or none, stays there. The moved votes are
     appended to their domains' files before all.jsonl is rewritten without them (a crash in between leaves a vote
-    in both: the export keeps one vote per question). Returns how many moved."""
+    in both: a vote whose id is in its domain's file already is not added again). The export orders votes by
+    time, so a moved (older) vote never wins over a newer one on the same question. Returns how many moved."""
     src = votes_dir(core) / f"{ALL}.jsonl"
-    if not src.is_file():
-        return 0
-    keep: list[str] = []
-    moved: dict[str, list[str]] = {}
-    for line in src.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+    with _VOTES_LOCK:
+        if not src.is_file():
+            return 0
+        keep: list[str] = []
+        moved: dict[str, list[dict[str, Any]]] = {}
+        for line in src.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                vote = json.loads(line)
+                came_from = sorted({p["domain"] for p in vote["passages"]})
+                domain = check_domain(came_from[0]) if len(came_from) == 1 else None
+                if not (isinstance(vote["question"], str) and vote["vote"] in VOTES and vote["id"]):
+                    domain = None
+            except (ValueError, KeyError, TypeError, LoragError):
+                domain = None
+            if domain is None or domain == ALL:
+                keep.append(line)
+            else:
+                moved.setdefault(domain, []).append({**vote, "domain": domain})
+        for domain, votes in moved.items():
+            dest = votes_dir(core) / f"{domain}.jsonl"
+            have = {v.get("id") for v in _votes_in(dest)}
+            with dest.open("a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(v, ensure_ascii=False) + "\n" for v in votes if v["id"] not in have))
+                fh.flush()
+                os.fsync(fh.fileno())
+        if moved:
+            if keep:
+                tmp = src.with_name(f".{src.name}.{os.getpid()}.tmp")
+                with tmp.open("w", encoding="utf-8") as fh:
+                    fh.write("".join(v + "\n" for v in keep))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, src)
+            else:
+                src.unlink(missing_ok=True)
+        return sum(len(v) for v in moved.values())
+
+
+def _votes_in(f: Path) -> list[dict[str, Any]]:
+    """The votes of a file (lines that are no JSON object skipped)."""
+    if not f.is_file():
+        return []
+    out = []
+    for line in f.read_text(encoding="utf-8").splitlines():
         try:
-            vote = json.loads(line)
-            came_from = sorted({p["domain"] for p in vote["passages"]})
-            domain = check_domain(came_from[0]) if len(came_from) == 1 else None
-        except (ValueError, KeyError, TypeError, LoragError):
-            domain = None
-        if domain is None or domain == ALL:
-            keep.append(line)
-        else:
-            moved.setdefault(domain, []).append(json.dumps({**vote, "domain": domain}, ensure_ascii=False))
-    for domain, lines in moved.items():
-        with (votes_dir(core) / f"{domain}.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write("".join(v + "\n" for v in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-    if moved:
-        tmp = src.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(v + "\n" for v in keep), encoding="utf-8")
-        os.replace(tmp, src)
-        if not keep:
-            src.unlink()
-    return sum(len(v) for v in moved.values())
+            v = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(v, dict):
+            out.append(v)
+    return out
 
 
 def voted_domains(core: Any) -> dict[str, int]:
@@ -182,7 +209,8 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str
         ) from None
     f = votes_file(core, row["domain"])
     f.parent.mkdir(parents=True, exist_ok=True)
-    with f.open("a", encoding="utf-8") as fh:
+    sort_votes_of_all(core)  # older votes first
+    with _VOTES_LOCK, f.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return row
 
@@ -220,7 +248,7 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
     """Votes of a domain -> `<data_dir>/votes/<domain>-testset.jsonl` (the last vote per question wins)."""
     votes = read_votes(core, domain)
     by_q: dict[str, dict[str, Any]] = {}
-    for v in votes:
+    for v in sorted(votes, key=lambda v: str(v.get("time", ""))):  # the latest vote on a question wins
         by_q[v["question"].strip().lower()] = v
     rows, both_bad, no_reference = [], 0, 0
     for v in by_q.values():

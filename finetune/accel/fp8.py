@@ -24,7 +24,7 @@ channel's scale with the base's (recipe key `fp8_lora_in_gemm`, off by default u
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
 stand-in with their weights), so the FP8 weights add no memory. The adapter's own GEMMs (x·Aᵀ, its
-delta, its weight gradients) stay in the compute dtype. Scaling per row (token or channel) is the recipe
+weight gradients, and its delta unless joined) stay in the compute dtype. Scaling per row (token or channel) is the recipe
 torchao calls "rowwise": every row uses e4m3's full range.
 
 On CUDA the quantization runs as Triton kernels; elsewhere (tests on CPU) as the same formula in torch.
@@ -157,13 +157,11 @@ def matmul_lora(
 ) -> Any:
     """x·wᵀ + u·sbᵀ as one FP8 GEMM, [x | u]·[w | sb]ᵀ: x (m x k) and its adapter product u = x·Aᵀ (m x r)
     scaled per row together; w (n x k) and the scaled adapter weight sb = s·B (n x r) per output channel, by
-    scales[0] or sb's row maximum where that is larger (B trains)."""
+    scales[0] (sb's excess over w's rows moved to u's side, `_balance`), or sb's row maximum past that."""
     import torch
 
     k, r = w.shape[1], sb.shape[1]
-    # a rank column of sb larger than w's rows moves its excess to u's side (u·c)(sb/c)ᵀ, so that w keeps its
-    # own scales; the tail then shares each token's scale (exact while the delta per term is under the base's)
-    c = (sb.detach().float().abs() / (scales[0] * E4M3_MAX)).amax(dim=0).clamp_(min=1.0)
+    c = _balance(sb.detach().float().abs() / (scales[0] * E4M3_MAX), dim=0)
     sb, u = sb.float() / c, u * c.to(u.dtype)
     s_w = torch.maximum(scales[0], sb.abs().amax(dim=1, keepdim=True) / E4M3_MAX)
     wq = torch.empty((w.shape[0], k + joined_width(r)), device=w.device, dtype=torch.float8_e4m3fn)
@@ -175,18 +173,33 @@ def matmul_lora(
 
 def matmul_transposed_lora(g: Any, w: Any, scales: tuple[Any, Any], gu: Any, a: Any, out_dtype: Any) -> Any:
     """g·w + gu·a as one FP8 GEMM, [g | gu]·[w ; a]: g (m x n) and gu = s·g·B (m x r) scaled per row together;
-    w (n x k) and the adapter weight a = A (r x k) per input channel, by scales[1] or a's column maximum where
-    that is larger (A trains)."""
+    w (n x k) and the adapter weight a = A (r x k) per input channel, by scales[1] (a's excess over w's columns
+    moved to gu's side, `_balance`), or a's column maximum past that."""
     import torch
 
     n, r = w.shape[0], a.shape[0]
-    c = (a.detach().float().abs() / (scales[1].t() * E4M3_MAX)).amax(dim=1, keepdim=True).clamp_(min=1.0)
+    c = _balance(a.detach().float().abs() / (scales[1].t() * E4M3_MAX), dim=1).unsqueeze(1)
     a, gu = a.float() / c, gu * c.t().to(gu.dtype)
     s_t = torch.maximum(scales[1], a.abs().amax(dim=0).unsqueeze(1) / E4M3_MAX)
     wt = colwise_transposed(w, s_t, width=n + joined_width(r))
     _set_tail(wt, n, a.t().float() / s_t)
     gq, sg = rowwise(g, tail=gu)
     return _scaled_mm(gq, wt.t(), sg, s_t.t(), out_dtype)
+
+
+# the most a rank's excess over the weight moves to the activation side: a weight row (or column) of zeros, whose
+# scale is clamped near 0, must not blow the tokens' scales up (x would round to zero); the scale takes the rest
+MAX_BALANCE = 2.0**8
+
+
+def _balance(ratio: Any, dim: int) -> Any:
+    """Per rank: the power of two (exact in any float dtype) by which the adapter weight's largest ratio to the
+    base weight's range along `dim` exceeds 1, within [1, MAX_BALANCE]: (u·c)(sb/c)ᵀ keeps the base's scales
+    while the delta per term stays under the base's."""
+    import torch
+
+    c = ratio.amax(dim=dim).clamp_(1.0, MAX_BALANCE)
+    return torch.exp2(torch.ceil(torch.log2(c)))
 
 
 def _set_tail(q: Any, start: int, scaled: Any) -> None:
