@@ -35,7 +35,8 @@ _POINTS_BACK = set(
 # where a sentence may end: its closing punctuation (and any closing quote or bracket) before a space or the end,
 # or a line break. A point inside a word is no end: 7.35, 3.11.2, 1,000.5, config.yaml, https://example.com/a.html
 # (a run of points is matched from its first only: no backtracking over it from each of its points)
-_END = re.compile(r"(?<![.!?])[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|[\u3002\uff01\uff1f]+[\u300d\u300f\u3011\u300b\u201d\u2019\uff09]*|\n")
+_CJK_END = r"[\u3002\uff01\uff1f]+[\u300d\u300f\u3011\u300b\u201d\u2019\uff09]*"  # 。！？ and closing brackets
+_END = re.compile(r"(?<![.!?])[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|" + _CJK_END + r"|\n")
 # words whose point is not a sentence's end (lowercase, point included); "etc." ends one before a capital
 _ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "mr.", "mrs.", "ms.", "dr."}
 _ABBREVIATIONS_ENDING = {"etc."}

@@ -518,7 +518,8 @@ def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corp
     (folder / "hr.jsonl").unlink()
     old = {**row, "domain": "all", "question": "How many days of annual leave?"}
     mixed = {**old, "question": "Mixed?", "passages": [{**p, "domain": d} for p, d in zip(old["passages"], "ab")]}
-    lines = [json.dumps(old), json.dumps({**old, "id": "another", "question": "Another?"}), json.dumps(mixed), "not json"]
+    another = {**old, "id": "another", "question": "Another?"}
+    lines = [json.dumps(old), json.dumps(another), json.dumps(mixed), "not json"]
     (folder / "all.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     info = export_votes(core, "hr")
     assert info["votes"] == 2 and info["cases"] == 2

@@ -24,8 +24,8 @@ channel's scale with the base's (recipe key `fp8_lora_in_gemm`, off by default u
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
 stand-in with their weights), so the FP8 weights add no memory. The adapter's own GEMMs (x·Aᵀ, its
-weight gradients, and its delta unless joined) stay in the compute dtype. Scaling per row (token or channel) is the recipe
-torchao calls "rowwise": every row uses e4m3's full range.
+weight gradients, and its delta unless joined) stay in the compute dtype. Scaling per row (token or
+channel) is the recipe torchao calls "rowwise": every row uses e4m3's full range.
 
 On CUDA the quantization runs as Triton kernels; elsewhere (tests on CPU) as the same formula in torch.
 """
