@@ -279,6 +279,28 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
     assert delete_docs(core, "hr", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()
 
 
+def test_the_per_file_results_follow_the_upload_order(core, tmp_path):
+    """Refused uploads, a zip's members and plain files are listed in the order the files were chosen."""
+    from ui.tab_docs import _results_rows, start_ingest
+
+    core.settings.ui.max_upload_mb = 0.001
+    files = []
+    texts = {"zeta.txt": "Zeta rules apply.\n", "big.txt": "word " * 2000, "alpha.md": "# A\n\nAlpha.\n"}
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+        files.append((name, tmp_path / name))
+    z = tmp_path / "pack.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("b/m.md", "# M\n\nMembers of the pack.\n")
+        zf.writestr("../evil.md", "escape")
+    files.insert(1, ("pack.zip", z))
+    job = core.jobs.wait(start_ingest(core, "hr", files), 30)
+    assert job["status"] == "done", job
+    shown = [row[0] for row in _results_rows(job)]
+    assert shown[0] == "zeta.txt" and shown[-1] == "alpha.md" and shown[-2] == "big.txt", shown
+    assert set(shown[1:3]) == {"b/m.md", "pack.zip:../evil.md"}, shown
+
+
 def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
     from ui.tab_docs import _progress_md, _results_rows, start_ingest
 

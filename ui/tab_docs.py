@@ -27,6 +27,28 @@ def uploads_root(core: Any, domain: str) -> Path:
     return core.data_dir / "uploads" / check_domain(domain)
 
 
+def in_upload_order(root: Path, names: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-file results in the order the files were chosen (a zip's members where the zip was; the ingest
+    reports by folder and refused uploads first); a result of no upload keeps its place after them."""
+    where: list[tuple[str, str]] = []  # (the upload's name, where it was saved: a file, or a zip's folder + "/")
+    for name in names:
+        try:
+            zipped = name.lower().endswith(".zip")
+            saved = str(inside(root, Path(name).stem)) + "/" if zipped else str(inside(root, name))
+        except LoragError:
+            saved = "\0"  # refused name: matched by its name only
+        where.append((name, saved))
+
+    def rank(r: dict[str, Any]) -> int:
+        path = str(r.get("path", ""))
+        for i, (name, saved) in enumerate(where):
+            if path in (name, saved) or path.startswith((f"{name}:", saved if saved.endswith("/") else "\0")):
+                return i
+        return len(where)
+
+    return sorted(results, key=rank)
+
+
 def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple[list[Path], list[dict[str, Any]]]:
     """Copy uploaded (name, temp path) pairs into the domain's upload folder; unpack zips.
     Returns (paths to ingest, failed results)."""
@@ -150,6 +172,7 @@ def start_ingest(
                 for n in skipped
             ]
             core.refresh_routing()
+        results = in_upload_order(uploads_root(core, domain), [n for n, _ in files], results)
         statuses = ("added", "updated", "unchanged", "removed", "failed", "skipped", "left out")
         counts = {k: sum(r["status"] == k for r in results) for k in statuses}
         job.log(upload_summary({"counts": counts}))
