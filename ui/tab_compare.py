@@ -71,8 +71,8 @@ def sort_votes_of_all(core: Any) -> int:
                 continue
             try:
                 vote = json.loads(line)
-                came_from = sorted({p["domain"] for p in vote["passages"]})
-                domain = check_domain(came_from[0]) if len(came_from) == 1 else None
+                domain, _ = comparison_domain({"domain": ALL, "passages": vote["passages"]})
+                domain = check_domain(domain) if domain is not None else None
                 if not (isinstance(vote["question"], str) and vote["vote"] in VOTES and vote["id"]):
                     domain = None
             except (ValueError, KeyError, TypeError, LoragError):
