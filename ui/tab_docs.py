@@ -33,8 +33,7 @@ def in_upload_order(root: Path, names: list[str], results: list[dict[str, Any]])
     where: list[tuple[str, str]] = []  # (the upload's name, where it was saved: a file, or a zip's folder + "/")
     for name in names:
         try:
-            zipped = name.lower().endswith(".zip")
-            saved = str(inside(root, Path(name).stem)) + "/" if zipped else str(inside(root, name))
+            saved = str(saved_path(root, name)) + ("/" if is_zip(name) else "")
         except LoragError:
             saved = "\0"  # refused name: matched by its name only
         where.append((name, saved))
@@ -47,6 +46,16 @@ def in_upload_order(root: Path, names: list[str], results: list[dict[str, Any]])
         return len(where)
 
     return sorted(results, key=rank)
+
+
+def is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def saved_path(root: Path, name: str) -> Path:
+    """Where an upload named `name` is saved under the domain's upload folder: the file, or the folder a zip is
+    unpacked into (its name without .zip). Raises LoragError for a name that would leave the folder."""
+    return inside(root, Path(name).stem) if is_zip(name) else inside(root, name)
 
 
 def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -69,8 +78,8 @@ def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple
                 raise LoragError(
                     f"too large ({size / 2**20:.1f} MB > ui.max_upload_mb {core.settings.ui.max_upload_mb:g})"
                 )
-            if name.lower().endswith(".zip"):
-                folder = inside(root, Path(name).stem)
+            if is_zip(name):
+                folder = saved_path(root, name)
                 ok, bad = _unzip(Path(tmp), folder, limit * ZIP_EXPANSION)
                 failed += [
                     {"path": f"{name}:{m}", "display": f"{name}:{m}", "status": "failed", "reason": r, "chunks": 0}
@@ -79,7 +88,7 @@ def save_uploads(core: Any, domain: str, files: list[tuple[str, Path]]) -> tuple
                 if ok:
                     paths.append(folder)
             else:
-                target = inside(root, name)
+                target = saved_path(root, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(tmp, target)
                 paths.append(target)
