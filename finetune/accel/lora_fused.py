@@ -77,18 +77,17 @@ def _lora_linear_fn() -> Any:
             else:
                 if ops is None and weight is None:
                     w = _dequantized(base4, x.dtype)
-                if fp8 is not None and joined and ops is None:  # the delta inside the GEMM
+                inside = fp8 is not None and joined and ops is None  # the delta inside the GEMM
+                if inside:
                     out = fp8_ops.matmul_lora(x2, w, fp8, u, b16 * scale, x.dtype, fast_accum=fast_accum)
-                    if bias is not None:
-                        out.add_(bias.to(x.dtype))
+                elif fp8 is not None:
+                    wq = ops["f"] if ops is not None else None
+                    out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
                 else:
-                    if fp8 is not None:
-                        wq = ops["f"] if ops is not None else None
-                        out = fp8_ops.matmul(x2, w, fp8, x.dtype, fast_accum=fast_accum, wq=wq)
-                        if bias is not None:
-                            out.add_(bias.to(x.dtype))
-                    else:
-                        out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+                    out = torch.addmm(bias.to(x.dtype), x2, w.t()) if bias is not None else x2 @ w.t()
+                if fp8 is not None and bias is not None:
+                    out.add_(bias.to(x.dtype))
+                if not inside:
                     out.addmm_(u, b16.t(), alpha=scale)
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
             # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
@@ -107,15 +106,17 @@ def _lora_linear_fn() -> Any:
             ga = (gu.t() @ x2).to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
             gx = None
             if ctx.needs_input_grad[0]:
+                inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the GEMM
+                shared = ctx.wt is not None or weight is not None  # nothing to dequantize
+                w = weight if shared else _dequantized(ctx.base4, x2.dtype)
                 if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
-                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt).addmm_(gu, a16)
+                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt)
+                elif inside:
+                    gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, x2.dtype)
                 else:
-                    w = _dequantized(ctx.base4, x2.dtype) if weight is None else weight
-                    if ctx.fp8 is not None and ctx.joined:  # gu·A inside the GEMM
-                        gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, x2.dtype)
-                    else:
-                        gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
-                        gx = gx.addmm_(gu, a16)
+                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
+                if not inside:
+                    gx.addmm_(gu, a16)
                 gx = gx.view(ctx.in_shape)
             ctx.wt = None
             return gx, None, None, None, ga, gb, None, None, None, None, None, None
