@@ -16,7 +16,10 @@ from assistant.retrieval import Passage, Retrieval, Retriever
 from assistant.routing import AUTO, Route, Router
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
+# Han, hiragana, katakana: written without spaces, so their content "words" are character pairs
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
 _STOP = set(
     "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
 )
@@ -167,7 +170,14 @@ def sentences(text: str) -> list[str]:
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+    """Words of two letters or more, stop words aside; in Chinese and Japanese runs, each pair of adjacent
+    characters (a pair of hiragana aside), the usual unit of overlap where no space separates words."""
+    text = text.lower()
+    pairs = set()
+    for run in _CJK.findall(text):
+        pairs.update(p for p in (run[i : i + 2] for i in range(len(run) - 1)) if not _KANA_ONLY.fullmatch(p))
+    words = {w for w in _WORD.findall(_CJK.sub(" ", text)) if w not in _STOP and len(w) > 1}
+    return words | pairs
 
 
 def is_abstention(answer: str) -> bool:

@@ -178,6 +178,24 @@ def test_citation_inferred_from_overlap_but_not_for_abstention():
     assert extract_citations("I like turtles.", ps) == []
 
 
+def test_citation_inferred_from_overlap_in_chinese_japanese_and_accented_words():
+    """Where no space separates words (Chinese, Japanese) the overlap counts pairs of adjacent characters; accented
+    letters stay inside their words. The quote is the passage's sentence the answer shares most with."""
+    ps = [
+        _p(1, "停车许可每月收费十二欧元。访客停在C区。"),
+        _p(2, "全职员工每年有二十七天年假。加班需要经理批准。"),
+    ]
+    cits = extract_citations("全职员工的年假是每年二十七天。", ps)
+    assert [(c.n, c.how) for c in cits] == [(2, "overlap")]
+    assert cits[0].quote == "全职员工每年有二十七天年假。"
+    jp = [_p(1, "駐車許可は月額十二ユーロです。"), _p(2, "正社員の有給休暇は年に二十日です。")]
+    assert [c.n for c in extract_citations("有給休暇は年に二十日あります。", jp)] == [2]
+    assert extract_citations("我喜欢乌龟。", ps) == []
+    fr = [_p(1, "Le café coûte deux euros à la cafétéria."), _p(2, "Les congés annuels durent cinq semaines.")]
+    cits = extract_citations("Le café coûte deux euros.", fr)
+    assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+
+
 def _marked(reply, passage):
     from assistant.answer import Answer
 
