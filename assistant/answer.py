@@ -201,7 +201,7 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
     cited = [by_n[n] for n in dict.fromkeys(int(m) for m in _CITE.findall(answer)) if n in by_n]
     how = "marker"
     if not cited and passages and NO_ANSWER.lower().rstrip(".") not in answer.lower():
-        best = _overlapped(_CITE.sub("", answer), passages)
+        best = _overlapped(_CITE.sub("", answer), passages, question)
         if best is not None:
             cited, how = [best], "overlap"
     return [
@@ -220,14 +220,22 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
     ]
 
 
-def _overlapped(answer: str, passages: Sequence[Passage]) -> Passage | None:
+def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") -> Passage | None:
     """The passage an answer without markers draws on: the one sharing most of its content words, if it shares
     a third of them (at least 2); else one that holds nearly all the words of one of its sentences (a quote among
-    sentences of the model's own, which dilute the answer's share)."""
+    sentences of the model's own, which dilute the answer's share). Either way the passage must also hold what
+    the answer adds to the question (a third of its words not in the question, at least one): an answer that
+    only rephrases the question shares the passage's words without drawing on it."""
     texts = {p.n: _content_words(p.text) for p in passages}
+    asked = _content_words(question)
+
+    def adds(words: set[str], p: Passage) -> bool:
+        new = words - asked
+        return len(new & texts[p.n]) >= max(1, len(new) // 3)
+
     words = _content_words(answer)
-    best = max(passages, key=lambda p: len(words & texts[p.n]))
-    if words and len(words & texts[best.n]) >= max(2, len(words) // 3):
+    best = max(passages, key=lambda p: (len(words & texts[p.n]), len((words - asked) & texts[p.n])))
+    if words and len(words & texts[best.n]) >= max(2, len(words) // 3) and adds(words, best):
         return best
     quoted: tuple[float, Passage] | None = None
     for sent in sentences(answer):
@@ -236,7 +244,7 @@ def _overlapped(answer: str, passages: Sequence[Passage]) -> Passage | None:
             continue
         p = max(passages, key=lambda p: len(sw & texts[p.n]))
         share = len(sw & texts[p.n]) / len(sw)
-        if share >= QUOTE_SHARE and (quoted is None or share > quoted[0]):
+        if share >= QUOTE_SHARE and adds(sw, p) and (quoted is None or share > quoted[0]):
             quoted = (share, p)
     return quoted[1] if quoted else None
 

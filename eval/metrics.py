@@ -123,7 +123,8 @@ def grounding(row: dict[str, Any]) -> dict[str, float | None]:
     refs = set(row.get("reference_ids") or [])
     answer = row.get("answer") or ""
     abstained = is_abstention(answer)
-    cited = {c.source for c in extract_citations(answer, passages)} if answer.strip() else set()
+    question = row.get("question") or ""
+    cited = {c.source for c in extract_citations(answer, passages, question)} if answer.strip() else set()
     retrieved = bool(refs) and any(p.source in refs for p in passages)
     return {
         "right_source": (1.0 if cited & refs else 0.0) if refs else None,

@@ -178,6 +178,22 @@ def test_citation_inferred_from_overlap_but_not_for_abstention():
     assert extract_citations("I like turtles.", ps) == []
 
 
+def test_an_answer_that_rephrases_the_question_cites_nothing_by_overlap():
+    """Words the answer shares with the question do not make it drawn on a passage: the passage must also hold what
+    the answer adds (the model turned the question into a made-up claim here); a short answer that adds the
+    passage's figure still cites it."""
+    ps = [
+        _p(1, "Chaque salarié à temps plein bénéficie de 27 jours ouvrés de congés payés par an."),
+        _p(2, "Le parking est gratuit pour les visiteurs."),
+    ]
+    q = "Combien de jours de congés payés pour un salarié à temps plein ?"
+    made_up = "Combien de jours de congés payés pour un salarié à temps partiel régional ?"
+    assert extract_citations(made_up, ps, question=q) == []
+    assert [c.n for c in extract_citations(made_up, ps)] == [1]  # without the question: the words alone
+    cits = extract_citations("Un salarié à temps plein a 27 jours ouvrés de congés payés.", ps, question=q)
+    assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+
+
 def test_citation_inferred_from_overlap_in_chinese_japanese_and_accented_words():
     """Where no space separates words (Chinese, Japanese) the overlap counts pairs of adjacent characters; accented
     letters stay inside their words. The quote is the passage's sentence the answer shares most with."""

@@ -265,3 +265,7 @@ def test_grounding_metrics_right_source_abstention_and_unsupported():
     )
     assert grounding({**row, "answer": "Purple elephants dance quietly on Mars tonight [1]."})["unsupported"] == 1.0
     assert grounding({**row, "reference_ids": []})["right_source"] is None
+    # an answer that only rephrases the question (the chat's rule: it draws on no passage)
+    asked = {**row, "question": "How many days of annual leave do full-time staff receive each year?"}
+    assert grounding({**asked, "answer": "Full-time staff receive annual leave each year."})["right_source"] == 0.0
+    assert grounding({**asked, "answer": "Full-time staff receive 27 days of annual leave."})["right_source"] == 1.0
