@@ -257,10 +257,12 @@ def _cited_part(answer: str, n: int) -> str:
 
 def supporting_sentence(passage: str, answer: str) -> str:
     """The sentence (or table row, list item) of the passage that shares most content words with the answer;
-    '' when none shares any."""
+    '' when none shares any. Headings are not sentences (the passage's label names its section)."""
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
     for line in passage.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
         for sent in sentences(line):
             sent = sent.strip(" \t-*#>|")
             got = len(words & _content_words(sent))

@@ -84,7 +84,7 @@ class Router:
             return Route(choice, domain, f"explicit choice: {choice}")
         if domain is not None:
             adapter = self.adapters_by_domain.get(domain)
-            reason = f"domain asked for: {domain}" + ("" if adapter else " (no promoted adapter: base model)")
+            reason = f"domain asked for: {domain}" + ("" if adapter else ", which has no promoted adapter: base model")
             return Route(adapter, domain, reason)
         if not self.adapters_by_domain:
             return Route(None, None, "no promoted adapters: base model")

@@ -711,3 +711,55 @@ def test_the_streamed_answer_ends_its_line_before_the_time_it_took_is_logged(mon
     cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=False)
     out = capsys.readouterr().out
     assert "receive 27 days\n<logged the app: searching and generating the whole answer>" in out, out
+
+
+def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_question(capsys):
+    """The passages of an answer without citations come with their sentence nearest the question, so the reader can
+    check a wrong answer against the documents without opening them; the base-model line says why once."""
+    from ui import cli
+
+    ans = {
+        "question": "What does error E-205 mean?",
+        "relevant": True,
+        "citations": [],
+        "route": {"adapter": "base", "reason": "domain asked for: manuals, which has no promoted adapter: base model"},
+        "passages": [
+            {
+                "n": 1,
+                "ref": "errors.md#E-205",
+                "source": "errors.md",
+                "section": "E-205",
+                "page": None,
+                "text": (
+                    "# Error codes\nE-101: lamp cooling.\nE-205: **Filter wheel** home position not found. Remove the "
+                    "transport lock screw."
+                ),
+            },
+            {
+                "n": 2,
+                "ref": "care.md",
+                "source": "care.md",
+                "section": "",
+                "page": None,
+                "text": "Dust the lens weekly.",
+            },
+        ],
+    }
+    cli._print_answer_end(ans, has_adapters=lambda: True)
+    out = capsys.readouterr().out
+    assert "(base model: domain asked for: manuals, which has no promoted adapter)" in out
+    assert (
+        "Passages used (none cited):\n  [1] errors.md › E-205\n      “E-205: Filter wheel home position not found.”"
+        in out
+    )
+    assert "  [2] care.md\n" in out and "Dust" not in out  # shares no word with the question: no sentence
+
+
+def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
+    """Off a terminal (piped, captured) the table is not cut to 80 columns: the names are there to copy."""
+    from assistant.models.catalog import BUILTIN_MODELS
+
+    r = lorag("models", "list")
+    assert r.exit_code == 0, r.output
+    for name, m in BUILTIN_MODELS.items():
+        assert name in r.output and f"pypi:{m.requirement}" in r.output

@@ -276,7 +276,7 @@ def models_list() -> None:
     t = Table("name", "role", "source", "pulled", "description")
     for name, m in BUILTIN_MODELS.items():
         t.add_row(name, m.role, f"pypi:{m.requirement}", manifest.get(name, {}).get("pulled_at", "no"), m.description)
-    new_console().print(t)
+    new_console(wide=True).print(t)  # piped: the names whole, to copy
     s = state.settings.models
     typer.echo(f"configured: generator={s.generator} embedder={s.embedder} reranker={s.reranker or '-'}")
 
@@ -605,7 +605,7 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
     elif route and route.get("adapter") != "base":
         typer.echo(f"\n(adapter {route['adapter']}: {route['reason']})")
     elif route and has_adapters():  # adapters exist, so say why none answered
-        typer.echo(f"\n(base model: {route['reason']})")
+        typer.echo(f"\n(base model: {route['reason'].removesuffix(': base model')})")
     if ans.get("citations"):
         typer.echo("\nSources:")
         for c in ans["citations"]:
@@ -615,11 +615,14 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
     elif ans.get("relevant"):
         from types import SimpleNamespace
 
-        from assistant.answer import passage_label
+        from assistant.answer import passage_label, supporting_sentence
 
         typer.echo("\nPassages used (none cited):")
         for p in ans.get("passages", []):
             typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
+            line = supporting_sentence(p.get("text", ""), ans.get("question", ""))
+            if line:  # what the passage says on the question, to check the answer against
+                typer.echo(f"      “{plain_text(line)}”")
 
 
 def _ask_through_app(
