@@ -83,6 +83,7 @@ class Answer:
     prompt_tokens: int = 0
     finish_reason: str = "stop"  # "length": the answer was cut at the token limit
     search_query: str = ""  # what was searched: the question, or a follow-up joined with what it follows
+    similarity: float | None = None  # the best passage's dense cosine: what `relevant` compares to min_relevance
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +99,7 @@ class Answer:
             "prompt_tokens": self.prompt_tokens,
             "finish_reason": self.finish_reason,
             "search_query": self.search_query,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -450,6 +452,7 @@ class AskService:
                 route.to_dict(),
                 timings_ms=timings,
                 search_query=query,
+                similarity=r.best_dense,
             )
             return
         pieces: list[str] = []
@@ -480,6 +483,7 @@ class AskService:
             prompt_tokens=stats.prompt_tokens,
             finish_reason=stats.finish_reason,
             search_query=query,
+            similarity=r.best_dense,
         )
 
     def ask(self, question: str, domain: str | None = None, **kwargs: Any) -> Answer:

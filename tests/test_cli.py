@@ -172,6 +172,7 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     assert out["adapter"] == out["route"]["adapter"] == "base"  # the base model answered: named, as the route names it
     out = json.loads(lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--json").output)
     assert out["adapter"] is None and not out["relevant"]  # no model ran
+    assert out["similarity"] < 0.25  # why: the best passage's cosine under retrieval.min_relevance (its default)
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr")  # auto: nothing promoted, so the base answers
     assert r.exit_code == 0 and "\n(base model: " in r.output, r.output
     r = lorag("ask", "zebra giraffe photosynthesis quasar", "--domain", "hr", "--adapter", "hr-v1")

@@ -265,6 +265,7 @@ def test_the_response_model_names_what_answered(live):
     none = ask("auto", "xylophone quantum zebra sonata?")
     assert none.model == "none"  # nothing relevant: no model ran
     assert none.model_extra["lorag"]["adapter"] is None and not none.model_extra["lorag"]["relevant"]  # as the CLI
+    assert none.model_extra["lorag"]["similarity"] < 0.25 <= ask("auto", Q).model_extra["lorag"]["similarity"]
     chunks = list(ask("handbook-v2", Q, stream=True))
     assert {c.model for c in chunks} == {"handbook-v2"} and chunks[-1].usage.completion_tokens > 0
 

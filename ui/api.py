@@ -104,6 +104,7 @@ def _extras(ans: Answer) -> dict[str, Any]:
             "adapter": ans.answered_by,  # as the CLI says it: None when no model ran
             "route": ans.route,
             "relevant": ans.relevant,
+            "similarity": ans.to_dict()["similarity"],  # the best passage's cosine, against retrieval.min_relevance
             "domains": ans.domains,
             "passages": [p.to_dict() for p in ans.passages],
             "question": ans.question,
