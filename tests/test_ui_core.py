@@ -786,11 +786,16 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     (tmp_path / "samples").mkdir()
     shutil.copytree(corpus, tmp_path / "samples" / "hr")
     monkeypatch.setattr(cli, "models_pull", lambda names=None, force=False: None)
-    r = CliRunner().invoke(
-        cli.app, ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?", "--serve"]
-    )
+    workers = []
+    monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "600")
+    monkeypatch.setattr(cli, "_warm_worker", lambda *a, **kw: workers.append(a))  # None: answered in this process
+    demo = ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?"]
+    r = CliRunner().invoke(cli.app, demo)
+    assert r.exit_code == 0 and "12 euros" in r.output and len(workers) == 1, r.output  # the next ask finds it warm
+    r = CliRunner().invoke(cli.app, [*demo, "--serve"])
     assert r.exit_code == 0, r.output
     assert len(served) == 2 and "lorag ui: http://127.0.0.1:7860" in r.output
+    assert len(workers) == 1  # with --serve no worker: the app serves the models the demo's asks loaded
 
 
 def test_synth_job_writes_the_training_set(core, corpus, tmp_path):

@@ -673,7 +673,8 @@ def demo_cmd(
         "What does error code E-205 mean on the Aurora 3?",
     ]:
         typer.echo(f"\n> {q}")
-        ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto", no_warm=False)
+        # --serve: answered in this process, whose loaded models the app then serves (a worker would load them twice)
+        ask_cmd(q, domain=None, as_json=False, top_k=None, adapter="auto", no_warm=serve)
     if serve:
         ui_cmd(host=None, port=None)
 
