@@ -11,7 +11,7 @@ import io
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -51,35 +51,140 @@ class Section:
     page: int | None = None
 
 
+@dataclass
+class LoadNotes:
+    """What loading a file noticed without failing it: warnings shown with its result, and the text encoding read."""
+
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = ""  # the codec the text was decoded with ("utf-8", "utf-16-le", "cp1252"...); "" for pdf/docx
+
+
 # Byte order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark): (mark, codec, name).
 _BOMS = [
     (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
     (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
-    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
     (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
 ]
+# Leading bytes of binary formats a text file is sometimes renamed from: (signature, what it is, what to do).
+_SIGNATURES = [
+    (b"%PDF-", "a PDF file", "rename it to {stem}.pdf"),
+    (b"PK\x03\x04", "a ZIP archive", "extract it first"),  # docx/xlsx told apart in _binary_kind
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "lorag reads text, not images (an image needs OCR first)"),
+    (b"\xff\xd8\xff", "a JPEG image", "lorag reads text, not images (an image needs OCR first)"),
+    (b"GIF87a", "a GIF image", "lorag reads text, not images (an image needs OCR first)"),
+    (b"GIF89a", "a GIF image", "lorag reads text, not images (an image needs OCR first)"),
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it first"),
+]
+_TEXT_KINDS = {"md": "Markdown text", "markdown": "Markdown text", "rst": "reStructuredText", "csv": "CSV text"}
+_TEXT_KINDS |= {"json": "JSON text", "html": "HTML", "htm": "HTML", "txt": "plain text"}
+# Controls other than whitespace (tab, newlines, vertical tab, form feed): a decoding that yields them is not text.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
-def read_text(path: Path) -> str:
-    """The file's text: decoded as its byte order mark says, else as UTF-8 (NUL bytes there mean binary)."""
+def _binary_kind(path: Path, raw: bytes) -> str | None:
+    """'this looks like a PDF file, not Markdown text: rename it to x.pdf' when `raw` starts with a known binary
+    format's signature, else None."""
+    for sig, what, todo in _SIGNATURES:
+        if raw.startswith(sig):
+            if sig == b"PK\x03\x04":  # Office documents are zip archives: say which one it is
+                import zipfile
+
+                try:
+                    names = set(zipfile.ZipFile(io.BytesIO(raw)).namelist())
+                except (zipfile.BadZipFile, ValueError, OSError):
+                    names = set()
+                if "word/document.xml" in names:
+                    what, todo = "a DOCX document", "rename it to {stem}.docx"
+                elif "xl/workbook.xml" in names:
+                    what, todo = "an XLSX spreadsheet", "save it as CSV (lorag does not read .xlsx)"
+            kind = _TEXT_KINDS.get(file_format(path), "text")
+            return f"this looks like {what}, not {kind}: {todo.format(stem=path.stem)}"
+    return None
+
+
+# The legacy encodings text is still saved in: Windows and ISO 8859 codepages, KOI8, Thai and the CJK ones (DOS and
+# old Mac codepages read short Western text with no more mess than cp1252 does, and would win its ties).
+_LEGACY = [f"cp{n}" for n in range(1250, 1259)] + [f"iso8859_{n}" for n in (*range(1, 12), 13, 14, 15, 16)]
+_LEGACY += ["koi8_r", "koi8_u", "cp874", "cp932", "shift_jis", "euc_jp", "iso2022_jp", "gb18030", "gbk", "gb2312"]
+_LEGACY += ["big5", "cp950", "euc_kr", "cp949"]
+
+
+def _legacy_text(raw: bytes) -> tuple[str, str] | None:
+    """(text, codec) of bytes that are not UTF-8, when charset-normalizer finds one reading clearly best; else None.
+
+    Its best readings (least mess, then best language coherence) often tie on short texts: French in cp1252 reads
+    the same in cp1250 but not in cp775 or mac_latin2. A tie whose readings agree is no doubt; otherwise the
+    Windows Western codepage (cp1252, which is also latin-1's printable range) wins when it is among them and its
+    reading is Latin-script text (at most half of its letters outside ASCII: Cyrillic or Greek misread as cp1252 is
+    nearly all accented letters). Any other tie, or a reading with control characters, is no answer."""
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(raw, cp_isolation=_LEGACY))
+    if not matches:
+        return None
+    chaos = min(m.chaos for m in matches)
+    top = [m for m in matches if m.chaos == chaos]
+    coherence = max(m.coherence for m in top)
+    top = [m for m in top if m.coherence >= coherence - 0.01]
+    if len({str(m) for m in top}) == 1:
+        best = top[0]
+        codec = "cp1252" if "cp1252" in best.could_be_from_charset else best.encoding
+    else:
+        western = [m for m in top if "cp1252" in m.could_be_from_charset]
+        if not western or not _latin_script(str(western[0])):
+            return None
+        best, codec = western[0], "cp1252"
+    text = str(best)
+    return None if _CONTROLS.search(text) else (text, codec)
+
+
+def _latin_script(text: str) -> bool:
+    sample = text[: 1 << 20]
+    letters = sum(c.isalpha() for c in sample)
+    ascii_letters = len(re.findall(r"[A-Za-z]", sample))
+    return letters > 0 and letters - ascii_letters <= letters / 2
+
+
+def read_text(path: Path, notes: LoadNotes | None = None) -> str:
+    """The file's text: decoded as its byte order mark says, else as UTF-8, else in the legacy encoding
+    charset-normalizer detects with confidence (e.g. cp1252: `notes` gets a warning naming it). A known binary
+    signature (PDF, ZIP/DOCX, images, gzip) or NUL bytes mean binary; `notes.encoding` gets the codec used."""
+    notes = notes if notes is not None else LoadNotes()
     raw = path.read_bytes()
+    binary = _binary_kind(path, raw)
+    if binary:
+        raise BadFileError(binary)
     for bom, codec, name in _BOMS:
         if raw.startswith(bom):
             try:
-                text = raw[len(bom) :].decode(codec)
+                text = raw[len(bom) :].decode(codec.removesuffix("-sig"))
             except UnicodeDecodeError as e:
                 where = f"{e.reason} at byte {e.start + len(bom)}"
                 raise BadFileError(f"text is not valid {name} (its byte order mark says {name}; {where})") from None
             if "\x00" in text[:8192]:
                 raise BadFileError(f"binary content in a text file (NUL characters after a {name} byte order mark)")
+            notes.encoding = codec
             return text
     if b"\x00" in raw[:8192]:
         raise BadFileError("binary content in a text file (NUL bytes)")
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
+        notes.encoding = "utf-8"
+        return text
     except UnicodeDecodeError:
-        raise BadFileError("text is not valid UTF-8 (re-save it as UTF-8)") from None
+        pass
+    found = _legacy_text(raw)
+    if found is None:
+        raise BadFileError(
+            "text is not valid UTF-8, and its encoding could not be told with confidence (re-save it as UTF-8)"
+        )
+    text, notes.encoding = found
+    notes.warnings.append(
+        f"not UTF-8: read as {notes.encoding} (detected; re-save it as UTF-8 if the text looks wrong)"
+    )
+    return text
 
 
 _MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
@@ -101,12 +206,12 @@ def _markdown_sections(text: str) -> list[Section]:
     return out
 
 
-def load_markdown(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    return _markdown_sections(read_text(path))
+def load_markdown(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
+    return _markdown_sections(read_text(path, notes))
 
 
-def load_text(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    return [Section(read_text(path))]
+def load_text(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
+    return [Section(read_text(path, notes))]
 
 
 _RST_ADORN = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}\s*$")
@@ -164,14 +269,14 @@ def _rst_sections(text: str) -> list[Section]:
     return out
 
 
-def load_rst(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    return _rst_sections(read_text(path))
+def load_rst(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
+    return _rst_sections(read_text(path, notes))
 
 
-def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(read_text(path), "lxml")
+    soup = BeautifulSoup(read_text(path, notes), "lxml")
     for tag in soup(["script", "style", "nav", "noscript", "button"]):
         tag.decompose()
     for tag in soup.select('[role="navigation"], div.menu, ul.menu'):  # site menus that are not <nav>
@@ -207,7 +312,7 @@ def load_html(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return sections
 
 
-def load_pdf(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -233,7 +338,7 @@ def load_pdf(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return sections
 
 
-def load_docx(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+def load_docx(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     import zipfile
 
     import docx
@@ -262,27 +367,77 @@ def load_docx(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
     return _markdown_sections("\n".join(lines))
 
 
-def load_csv(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    text = read_text(path)
-    header: list[str] | None = None
-    lines: list[str] = []
-    n = 0
+def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], int | None]:
+    """(line the record starts on, its fields) per record, and the line of an unclosed quote (else None).
+
+    An unclosed quote would swallow the rest of the file into one field: its record and the lines after it are
+    read again with quote characters as plain text, so every line stays a record of its own."""
+    lines = io.StringIO(text).readlines()  # what csv.reader's line_num counts
+    reader = csv.reader(lines)
+    records, start = [], 1
+    for row in reader:
+        records.append((start, row))
+        start = reader.line_num + 1
+    if not records or not _unclosed_quote(lines[records[-1][0] - 1 :]):
+        return records, None
+    line = records.pop()[0]
+    rest = csv.reader(lines[line - 1 :], quoting=csv.QUOTE_NONE)
+    return records + [(line + i, row) for i, row in enumerate(rest)], line
+
+
+def _unclosed_quote(lines: list[str]) -> bool:
+    """Whether these lines (the last record) end inside a quoted field: the lenient reader takes them as one field."""
     try:
-        for row in csv.reader(io.StringIO(text)):
-            if not any(c.strip() for c in row):
-                continue
-            if header is None:
-                header = [h.strip() for h in row]
-                continue
-            n += 1
-            if limits.max_rows is None or n <= limits.max_rows:  # past the limit only count (for the message)
-                # One line per row, "column: value" pairs: each row stays readable on its own inside a chunk.
-                lines.append("; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()))
+        for _ in csv.reader(lines, strict=True):
+            pass
+    except csv.Error as e:
+        return "unexpected end of data" in str(e)  # CPython's message for end of input inside quotes
+    return False
+
+
+def _line_list(lines: list[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, lines[:most])) + (f" and {len(lines) - most} more" if len(lines) > most else "")
+    return ("line " if len(lines) == 1 else "lines ") + shown
+
+
+def load_csv(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
+    """One line per row of "column: value" pairs (each row stays readable on its own inside a chunk). Nothing is
+    dropped: fields past the header's are named "column N", and `notes` warns of rows with more or fewer fields than
+    the header and of an unclosed quote, with their line numbers."""
+    notes = notes if notes is not None else LoadNotes()
+    text = read_text(path, notes)
+    try:
+        records, unclosed = _csv_records(text)
     except csv.Error as e:
         raise BadFileError(f"malformed CSV ({e})") from None
-    limits.check(n, "rows", "max_rows")
-    if header is None or not n:
+    records = [(n, row) for n, row in records if any(c.strip() for c in row)]
+    if not records:
         return [Section(text)]
+    (_, first), rows = records[0], records[1:]
+    limits.check(len(rows), "rows", "max_rows")
+    if not rows:
+        return [Section(text)]
+    header = [h.strip() or f"column {i + 1}" for i, h in enumerate(first)]
+    longer, shorter, lines = [], [], []
+    for n, row in rows:
+        if len(row) != len(header):
+            (longer if len(row) > len(header) else shorter).append(n)
+        names = header + [f"column {i + 1}" for i in range(len(header), len(row))]
+        lines.append("; ".join(f"{h}: {v.strip()}" for h, v in zip(names, row) if v.strip()))
+    if unclosed is not None:
+        notes.warnings.append(
+            f"unclosed quote at line {unclosed}: "
+            + (f"lines {unclosed}-{rows[-1][0]} were" if rows[-1][0] > unclosed else "the line was")
+            + " read with quote characters as text"
+        )
+    if longer:
+        extra = f'"column {len(header) + 1}"' + (", ..." if len(header) + 1 < max(len(r) for _, r in rows) else "")
+        notes.warnings.append(
+            f"rows with more fields than the header's {len(header)} (the extra ones kept as {extra}): "
+            + _line_list(longer)
+        )
+    if shorter:
+        notes.warnings.append(f"rows with fewer fields than the header's {len(header)}: " + _line_list(shorter))
     return [Section("\n".join(lines), "table: " + ", ".join(header))]
 
 
@@ -312,8 +467,8 @@ def _count_records(value: object) -> int:
     return n
 
 
-def load_json(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
-    text = read_text(path)
+def load_json(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
+    text = read_text(path, notes)
     try:
         data = json.loads(text)
         limits.check(_count_records(data), "records", "max_rows")
@@ -324,7 +479,7 @@ def load_json(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
         raise BadFileError(f"JSON nested too deeply (over about {sys.getrecursionlimit()} levels)") from None
 
 
-LOADERS: dict[str, Callable[[Path, Limits], list[Section]]] = {
+LOADERS: dict[str, Callable[[Path, Limits, LoadNotes | None], list[Section]]] = {
     "md": load_markdown,
     "rst": load_rst,
     "markdown": load_markdown,
@@ -346,15 +501,16 @@ def file_format(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
 
 
-def load_document(path: Path, limits: Limits = NO_LIMITS) -> list[Section]:
+def load_document(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     """Sections of a file; raises BadFileError (binary, undecodable, corrupt, encrypted...), EmptyFileError when
-    it has no text (0 bytes, or none once parsed), or OverLimitError when it is over one of `limits`."""
+    it has no text (0 bytes, or none once parsed), or OverLimitError when it is over one of `limits`. `notes` hears
+    what was read but is worth a warning (a detected encoding, CSV rows that do not fit the header...)."""
     loader = LOADERS.get(file_format(path))
     if loader is None:
         raise BadFileError(f"unsupported format '.{file_format(path)}' (supported: {', '.join(sorted(LOADERS))})")
     if path.stat().st_size == 0:
         raise EmptyFileError("empty file")
-    sections = [s for s in loader(path, limits) if s.text.strip()]
+    sections = [s for s in loader(path, limits, notes) if s.text.strip()]
     if not sections:
         raise EmptyFileError("empty file (no text found in it)")
     return sections

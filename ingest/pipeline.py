@@ -22,7 +22,15 @@ from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
-from ingest.loaders import BadFileError, EmptyFileError, Limits, OverLimitError, file_format, load_document
+from ingest.loaders import (
+    BadFileError,
+    EmptyFileError,
+    Limits,
+    LoadNotes,
+    OverLimitError,
+    file_format,
+    load_document,
+)
 from ingest.meter import IngestMeter, Throughput
 from ingest.prefetch import prefetched
 from ingest.writer import (
@@ -106,7 +114,8 @@ class Ingestor:
             old = existing.get(str(path))
             if old is not None and old.content_hash == version and old.live_chunks == old.n_chunks:
                 return FileResult(str(path), display, UNCHANGED, chunks=old.n_chunks)
-            sections = load_document(path, Limits(self.settings.max_rows, self.settings.max_pages))
+            notes = LoadNotes()
+            sections = load_document(path, Limits(self.settings.max_rows, self.settings.max_pages), notes)
             chunks = split_sections(
                 sections,
                 chunk_tokens=self.settings.chunk_tokens,
@@ -128,7 +137,8 @@ class Ingestor:
             return FileResult(str(path), display, FAILED, f"cannot read: {e.strerror or e}")
         except Exception as e:  # anything else a loader raises is this file's failure, not the batch's
             return FileResult(str(path), display, FAILED, _crash_reason(e))
-        return Pending(path, display, version, UPDATED if old is not None else ADDED, chunks)
+        status = UPDATED if old is not None else ADDED
+        return Pending(path, display, version, status, chunks, warnings=notes.warnings, encoding=notes.encoding)
 
     # -- a whole run ----------------------------------------------------------------------------
     def run(

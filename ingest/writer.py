@@ -35,6 +35,8 @@ class FileResult:
     status: str
     reason: str = ""
     chunks: int = 0
+    warnings: list[str] = field(default_factory=list)  # indexed, but with something the user should know (by line)
+    encoding: str = ""  # the text encoding it was read in ("utf-8", "cp1252"...); "" when not read as text
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Pending:
     chunks: list[Chunk]
     ingested_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     failed: bool = False
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = ""
 
 
 class BatchWriter:
@@ -103,7 +107,8 @@ class BatchWriter:
                     self.on_chunks(p.display, end, len(p.chunks))
                 if end == len(p.chunks):
                     self.store.publish(self.domain, str(p.path), p.version)
-                    out.append(FileResult(str(p.path), p.display, p.status, chunks=len(p.chunks)))
+                    n, warnings, encoding = len(p.chunks), list(p.warnings), p.encoding
+                    out.append(FileResult(str(p.path), p.display, p.status, "", n, warnings, encoding))
             except Exception as e:  # this file's failure; the others in the batch go on
                 p.failed = True
                 step = "embedded" if isinstance(vectors, Exception) else "stored"

@@ -383,6 +383,29 @@ def test_a_crashing_file_fails_alone_with_json_output(lorag, corpus):
     assert bad["display"] == "deep.json" and "nested too deeply" in bad["reason"]
 
 
+def test_warnings_of_an_indexed_file_are_printed_and_in_json(lorag, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "broken.csv").write_bytes(b"a,b\n1,2,3\n4\n")
+    (folder / "latin1.txt").write_bytes("Congés payés : 27 jours".encode("cp1252"))
+    r = lorag("ingest", str(folder), "--domain", "hr")
+    assert r.exit_code == 0, r.output  # indexed whole: a warning, not a failure
+    csv_path = (folder / "broken.csv").resolve()
+    assert (
+        f'warning {csv_path}: rows with more fields than the header\'s 2 (the extra ones kept as "column 3"): line 2'
+        in r.output
+    )
+    assert f"warning {csv_path}: rows with fewer fields than the header's 2: line 3" in r.output
+    assert f"warning {(folder / 'latin1.txt').resolve()}: not UTF-8: read as cp1252" in r.output
+    assert "added 2" in r.output
+    (folder / "latin1.txt").write_bytes("Congés payés : 28 jours".encode("cp1252"))
+    out = json.loads(lorag("ingest", str(folder), "--domain", "hr", "--json").stdout)
+    (latin1,) = [x for x in out["results"] if x["display"] == "latin1.txt"]
+    assert (
+        latin1["status"] == "updated" and latin1["encoding"] == "cp1252" and "read as cp1252" in latin1["warnings"][0]
+    )
+
+
 def test_a_file_over_a_limit_gets_a_skipped_line(lorag, corpus, monkeypatch):
     monkeypatch.setenv("LORAG_INGEST__MAX_ROWS", "1")
     r = lorag("ingest", str(corpus), "--domain", "hr")

@@ -112,7 +112,7 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         folder = tmp_path / "fac"
         folder.mkdir()
         (folder / "canteen.md").write_text("# Canteen\n\nThe canteen opens at 11:30 on weekdays.\n")
-        (folder / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))  # not UTF-8: fails
+        (folder / "bad.txt").write_bytes("Привет мир".encode("cp1251"))  # not UTF-8, too short to tell: fails
         r = lorag("ingest", str(folder), "--domain", "fac")
         assert r.exit_code == 1  # bad.txt failed, named by its own path
         assert "domain fac: added 1" in r.stdout and str(folder / "bad.txt") in r.stdout, r.stdout

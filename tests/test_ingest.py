@@ -64,7 +64,7 @@ def test_bad_file_is_reported_and_nothing_stored_is_lost(ingestor, store, corpus
     before = {d.display: d.content_hash for d in store.list_docs("hr")}
     # corrupt a stored file, add an undecodable one and one over the size limit (skipped)
     (corpus / "travel.pdf").write_bytes(b"%PDF-1.4 garbage")
-    (corpus / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (corpus / "bad.txt").write_bytes("Привет мир".encode("cp1251"))  # not UTF-8, too short to tell
     settings.ingest.max_file_mb = 0.001
     (corpus / "big.md").write_text("# Big\n" + "word " * 400)
     report = ingestor.run([corpus], "hr")
@@ -109,7 +109,7 @@ def test_files_of_other_formats_in_a_folder_are_reported_not_hidden(ingestor, tm
 def test_a_run_whose_every_file_fails_leaves_no_new_domain(ingestor, store, tmp_path, corpus):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
+    (bad / "cyrillic.md").write_bytes("Привет мир".encode("cp1251"))  # not UTF-8, too short to tell
     (bad / "nul.txt").write_bytes(b"\x00\x01binary")
     report = ingestor.run([bad], "baddom")
     assert not report.ok and {r.status for r in report.results} == {"failed"}
@@ -338,3 +338,32 @@ def test_sync_removes_a_document_whose_file_became_a_link_out_of_the_folder(inge
         ("notes.txt", "skipped"),
     ]
     assert [d.display for d in store.list_docs("hr")] == ["a.md"]
+
+
+def test_files_read_with_warnings_say_so_in_their_result(ingestor, store, tmp_path):
+    """A cp1252 text is indexed with the encoding it was read in; a CSV whose rows do not fit its header is indexed
+    whole, its result warning of the lines; a PDF renamed .md fails as a PDF, not as undecodable text."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "latin1.txt").write_bytes("Congés payés : 27 jours".encode("cp1252"))
+    (folder / "broken.csv").write_bytes(b'a,b\n1,2,3\n"unclosed,4\n')
+    (folder / "ok.md").write_text("# Leave\n\nStaff receive 27 days.\n")
+    (folder / "report.md").write_bytes(b"%PDF-1.4\n\xe2\xe3\xcf\xd3\n")
+    report = ingestor.run([folder], "hr")
+    by = {r.display: r for r in report.results}
+    assert {k: r.status for k, r in by.items()} == {
+        "latin1.txt": "added",
+        "broken.csv": "added",
+        "ok.md": "added",
+        "report.md": "failed",
+    }
+    assert by["latin1.txt"].encoding == "cp1252" and "read as cp1252" in by["latin1.txt"].warnings[0]
+    assert (by["ok.md"].encoding, by["ok.md"].warnings) == ("utf-8", [])
+    assert by["broken.csv"].warnings == [
+        "unclosed quote at line 3: the line was read with quote characters as text",
+        'rows with more fields than the header\'s 2 (the extra ones kept as "column 3"): line 2',
+    ]
+    assert by["report.md"].reason == "this looks like a PDF file, not Markdown text: rename it to report.pdf"
+    texts = {c.payload["display"]: c.text for c in store.scroll_chunks("hr")}
+    assert texts["latin1.txt"] == "Congés payés : 27 jours"
+    assert texts["broken.csv"] == 'a: 1; b: 2; column 3: 3\na: "unclosed; b: 4'

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ingest.chunking import split_sections
-from ingest.loaders import BadFileError, load_document
+from ingest.loaders import BadFileError, LoadNotes, load_document
 from tests.conftest import write_pdf
 
 
@@ -77,7 +77,7 @@ def test_json_is_flattened(corpus):
     [
         ("empty.txt", b"", "empty"),
         ("binary.txt", b"abc\x00\x01\x02def", "binary"),
-        ("latin1.md", "caf\xe9 cr\xe8me".encode("latin-1"), "not valid UTF-8"),
+        ("cyrillic.md", "Привет мир".encode("cp1251"), "not valid UTF-8.*could not be told"),  # too short to tell
         ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "PDF"),
         ("broken.docx", b"PK\x03\x04 not a zip at all", "DOCX"),
         ("bad.json", b'{"a": 1,,}', "invalid JSON at line 1"),
@@ -213,3 +213,149 @@ def test_sections_of_headings_alone_are_left_out(tmp_path):
     page = tmp_path / "p.html"
     page.write_text("<html><body><h2>SQLite C Interface</h2><h2>Open A Database</h2><p>Opens a file.</p></body></html>")
     assert [s.heading for s in load_html(page)] == ["Open A Database"]
+
+
+FRENCH = "Congés payés : 27 jours"
+
+
+@pytest.mark.parametrize(
+    "name, template",
+    [
+        ("latin1.txt", "{}\n"),
+        ("leave.md", "# Leave\n\n{}\n"),
+        ("leave.rst", "Leave\n=====\n\n{}\n"),
+        ("leave.csv", "topic,rule\nleave,{}\n"),
+        ("leave.json", '{{"rule": "{}"}}'),
+        ("leave.html", "<html><body><h1>Leave</h1><p>{}</p></body></html>"),
+    ],
+)
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
+def test_text_saved_in_a_windows_western_encoding_is_read(tmp_path, name, template, encoding):
+    """French saved on Windows (cp1252, or latin-1) is read in every text format, with a warning naming the encoding
+    the text was read in."""
+    p = tmp_path / name
+    p.write_bytes(template.format(FRENCH).encode(encoding))
+    notes = LoadNotes()
+    assert FRENCH in "\n".join(s.text for s in load_document(p, notes=notes))
+    assert notes.encoding == "cp1252"
+    assert notes.warnings == ["not UTF-8: read as cp1252 (detected; re-save it as UTF-8 if the text looks wrong)"]
+
+
+@pytest.mark.parametrize(
+    "text, encoding",
+    [
+        ("Smart “quotes” – and 5 €", "cp1252"),
+        ("Ação e coração não", "cp1252"),
+        (
+            "Сотрудники получают 27 дней оплачиваемого отпуска в год. Больничный оформляется через отдел кадров.",
+            "cp1251",
+        ),
+        ("Οι εργαζόμενοι λαμβάνουν 27 ημέρες άδεια.", "cp1253"),
+        ("従業員は年間27日の有給休暇を取得できます。", "shift_jis"),
+    ],
+)
+def test_legacy_encodings_detected_with_confidence(tmp_path, text, encoding):
+    p = tmp_path / "a.txt"
+    p.write_bytes(text.encode(encoding))
+    notes = LoadNotes()
+    assert load_document(p, notes=notes)[0].text == text
+    assert text.encode(notes.encoding) == text.encode(encoding)  # shift_jis is read as its superset cp932
+
+
+def test_utf8_text_gets_no_warning_and_names_its_encoding(tmp_path):
+    p = tmp_path / "a.md"
+    p.write_text(f"# Leave\n\n{FRENCH}\n", encoding="utf-8")
+    notes = LoadNotes()
+    load_document(p, notes=notes)
+    assert (notes.encoding, notes.warnings) == ("utf-8", [])
+
+
+def _zip(members: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "report.md",
+            b"%PDF-1.7\n1 0 obj << >> endobj\n",
+            "this looks like a PDF file, not Markdown text: rename it to report.pdf",
+        ),
+        (
+            "scan.md",
+            b"%PDF-1.4\n\xe2\xe3\xcf\xd3\n",
+            "this looks like a PDF file, not Markdown text: rename it to scan.pdf",
+        ),
+        (
+            "notes.txt",
+            _zip({"word/document.xml": "<w/>"}),
+            "this looks like a DOCX document, not plain text: rename it to notes.docx",
+        ),
+        (
+            "table.csv",
+            _zip({"xl/workbook.xml": "<x/>"}),
+            "this looks like an XLSX spreadsheet, not CSV text: save it as CSV",
+        ),
+        ("data.json", _zip({"a.txt": "a"}), "this looks like a ZIP archive, not JSON text: extract it first"),
+        ("page.html", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "this looks like a PNG image, not HTML"),
+        ("photo.txt", b"\xff\xd8\xff\xe0\x00\x10JFIF", "this looks like a JPEG image, not plain text"),
+        ("anim.rst", b"GIF89a\x01\x00\x01\x00", "this looks like a GIF image, not reStructuredText"),
+        (
+            "logs.txt",
+            __import__("gzip").compress(b"hello"),
+            "this looks like a gzip-compressed file, not plain text: decompress",
+        ),
+    ],
+)
+def test_a_binary_file_with_a_text_suffix_is_named_for_what_it_is(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(BadFileError) as e:
+        load_document(p)
+    assert str(e.value).startswith(message)
+
+
+def test_csv_rows_that_do_not_fit_the_header_lose_nothing_and_are_reported(tmp_path):
+    """An extra field is kept as "column N", and an unclosed quote no longer swallows the rest of the file: its line
+    and the ones after it are read with the quote as a character; each is a warning with its line numbers."""
+    p = tmp_path / "broken.csv"
+    p.write_bytes(b'a,b\n1,2,3\n"unclosed,4\n')
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert sec.text == 'a: 1; b: 2; column 3: 3\na: "unclosed; b: 4'
+    assert notes.warnings == [
+        "unclosed quote at line 3: the line was read with quote characters as text",
+        'rows with more fields than the header\'s 2 (the extra ones kept as "column 3"): line 2',
+    ]
+    p.write_bytes(b'id,name,note\n1,a\n\n2,b,"two\nlines"\n3\n4,"open,x\n5,e,f\n')
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert sec.text.splitlines() == [
+        "id: 1; name: a",
+        "id: 2; name: b; note: two",
+        "lines",
+        "id: 3",
+        'id: 4; name: "open; note: x',
+        "id: 5; name: e; note: f",
+    ]
+    assert notes.warnings == [
+        "unclosed quote at line 7: lines 7-8 were read with quote characters as text",
+        "rows with fewer fields than the header's 3: lines 2, 6",
+    ]
+
+
+def test_a_well_formed_csv_gets_no_warning(tmp_path):
+    p = tmp_path / "ok.csv"
+    p.write_text('code,meaning,,\nE-1,"door, open",x,\nE-2,"multi\nline",,y\n')
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert notes.warnings == []
+    assert sec.text == "code: E-1; meaning: door, open; column 3: x\ncode: E-2; meaning: multi\nline; column 4: y"

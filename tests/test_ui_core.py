@@ -315,6 +315,17 @@ def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
     assert "2 files: 1 added, 1 skipped" in _progress_md(job)
 
 
+def test_an_upload_indexed_with_warnings_shows_them_in_the_results(core, tmp_path):
+    from ui.tab_docs import _results_rows, start_ingest
+
+    table = tmp_path / "broken.csv"
+    table.write_bytes(b"a,b\n1,2,3\n")
+    job = core.jobs.wait(start_ingest(core, "hr", [("broken.csv", table)]), 30)
+    assert job["status"] == "done", job
+    expected = '⚠ rows with more fields than the header\'s 2 (the extra ones kept as "column 3"): line 2'
+    assert _results_rows(job) == [["broken.csv", "added", expected, 1]]
+
+
 def test_the_adapters_job_picker_names_the_job_shown(core):
     """The picker names and lists the job the tab shows: the newest training job while the user picked none (an
     upload is not this tab's job), following a newer one; a job the user picked or started stays, and a tick

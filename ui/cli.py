@@ -359,6 +359,9 @@ def _print_ingest(
             colour = "red" if r["status"] == "failed" else "yellow"
             console.print(f"[{colour}]{r['status']}[/] {r['path']}: ", end="")
             console.print(r["reason"], markup=False)
+        for warning in r.get("warnings") or []:  # indexed, with something to check (a guessed encoding, CSV lines)
+            console.print(f"[yellow]warning[/] {r['path']}: ", end="")
+            console.print(warning, markup=False)
     c = counts
     console.print(
         f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged "

@@ -277,7 +277,12 @@ def _starting_md(domain: str | None, files: list[str] | None) -> str:
 def _results_rows(job: dict[str, Any] | None) -> list[list[Any]]:
     if not job or not job.get("result"):
         return []
-    return [[r["display"], r["status"], r["reason"], r["chunks"]] for r in job["result"]["results"]]
+    return [[r["display"], r["status"], _reason(r), r["chunks"]] for r in job["result"]["results"]]
+
+
+def _reason(r: dict[str, Any]) -> str:
+    """The reason of a failure or skip; for a file indexed with warnings (a guessed encoding, CSV lines), those."""
+    return r["reason"] or "\n".join(f"⚠ {w}" for w in r.get("warnings") or [])
 
 
 def _docs_rows(core: Any) -> list[list[Any]]:
@@ -319,7 +324,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     # its own upload (being copied, or refused) while that job is still the latest: the timer leaves them alone
     held = gr.State(None)
     results = gr.Dataframe(
-        headers=["file", "result", "reason", "chunks"],
+        headers=["file", "result", "reason or warnings", "chunks"],
         value=_results_rows(core.jobs.latest("ingest")),
         label="Last upload, per file",
         elem_id="docs-results",
