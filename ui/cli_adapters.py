@@ -8,13 +8,15 @@ from typing import Any, Optional
 
 import typer
 
-from ui.cli_state import app_client, new_console, release_worker, run_in_app, state
+from ui.cli_state import app_client, domain_option, new_console, release_worker, run_in_app, state
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
 
 
 def synth_cmd(
-    domain: str = typer.Option(..., "--domain", "-d", help="Domain whose chunks the questions come from."),
+    domain: str = typer.Option(
+        ..., "--domain", "-d", help="Domain whose chunks the questions come from.", callback=domain_option
+    ),
     qa: Optional[Path] = typer.Option(None, "--qa", help="Curated Q&A JSONL (question, answer, sources) to include."),
     config: Optional[Path] = typer.Option(
         None,
@@ -161,7 +163,11 @@ def _print_recipe_keys(value: bool) -> None:
 
 def train_cmd(
     domain: str = typer.Option(
-        ..., "--domain", "-d", help="Domain to train for (its training set comes from `lorag synth`)."
+        ...,
+        "--domain",
+        "-d",
+        help="Domain to train for (its training set comes from `lorag synth`).",
+        callback=domain_option,
     ),
     config: Optional[Path] = typer.Option(
         None,
@@ -361,7 +367,7 @@ def adapters_import(
     folder: Path = typer.Argument(
         ..., metavar="FOLDER", help="A PEFT LoRA folder trained elsewhere (e.g. `lorag train` on a GPU box)."
     ),
-    domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves."),
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain it serves.", callback=domain_option),
     data: Optional[Path] = typer.Option(
         None, "--data", help="The training JSONL it was trained on (default: the domain's train.jsonl)."
     ),

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from assistant.errors import LoragError
-from ui.cli_state import app_client, run_in_app, state
+from ui.cli_state import app_client, domain_option, run_in_app, state
 
 eval_app = typer.Typer(
     invoke_without_command=True,
@@ -162,7 +162,7 @@ def print_summary(report: dict[str, Any]) -> None:
 def eval_cmd(
     ctx: typer.Context,
     domain: Optional[str] = typer.Option(
-        None, "--domain", "-d", help="Domain whose passages the questions are answered from."
+        None, "--domain", "-d", help="Domain whose passages the questions are answered from.", callback=domain_option
     ),
     testset: Optional[Path] = typer.Option(
         None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."
@@ -286,7 +286,9 @@ def import_cmd(
 
 @eval_app.command("robustness")
 def robustness_cmd(
-    domain: str = typer.Option(..., "--domain", "-d", help="Domain whose passages the questions are answered from."),
+    domain: str = typer.Option(
+        ..., "--domain", "-d", help="Domain whose passages the questions are answered from.", callback=domain_option
+    ),
     ab: str = typer.Option(..., "--ab", help="Arms, comma-separated (see `lorag eval --help`)."),
     testset: Optional[Path] = typer.Option(
         None, "--testset", "-t", help="Test set JSONL (default: the domain's held-out split)."

@@ -146,3 +146,16 @@ def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: An
     if state.get("status") != "done":
         raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
     return state
+
+
+def domain_option(value: Optional[str]) -> Optional[str]:
+    """--domain's callback: the domain a typed name means (assistant.names.domain_name, the rule of the API and the
+    web app too), with a one-line note on stderr when it was lowercased."""
+    if value is None:
+        return None
+    from assistant.names import domain_name
+
+    domain = domain_name(value)
+    if domain != value.strip():
+        typer.echo(f"domain '{value.strip()}' is '{domain}'", err=True)
+    return domain

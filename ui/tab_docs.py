@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from assistant.names import check_domain, inside, is_domain
+from assistant.names import check_domain, domain_name, inside
 from ui.tab_chat import message, on_shown
 
 ZIP_EXPANSION = 10
@@ -124,25 +124,13 @@ def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple
     return written, bad
 
 
-def upload_domain(typed: str | None) -> str:
-    """The domain an upload goes into: the name as typed, lowercased ('Orbit' is the domain 'orbit'). A name that
-    is no domain name even then is refused, quoted as the user typed it."""
-    name = (typed or "").strip()
-    if not is_domain(name.lower()):
-        raise LoragError(
-            f"invalid domain name {name!r}: use letters, digits, '-' or '_' (max 63), starting with a letter or "
-            "digit (capitals are lowercased: 'Orbit' is the domain 'orbit')"
-        )
-    return name.lower()
-
-
 def start_ingest(
     core: Any, domain: str, files: list[tuple[str, Path]], *, local: list[Path] | None = None, sync: bool = False
 ) -> str:
     """Save the uploads and ingest them in a background job; returns the job id. local: files and folders of
     this machine ingested where they are instead (the `lorag` CLI of the app's own user: the documents keep their
     paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`)."""
-    domain = upload_domain(domain)
+    domain = domain_name(domain)
     if local is not None:
         paths, failed = list(local), []
         files = [(p.name, p) for p in paths]
