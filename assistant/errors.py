@@ -34,6 +34,13 @@ class LoragError(Exception):
         return f"{base}\nhint: {self.hint}" if self.hint else base
 
 
+class UnknownDomainError(LoragError):
+    """A domain that is not indexed; the hint lists the known ones. The API answers 400 with code
+    `domain_not_found` and param `domain`."""
+
+    code = "domain_not_found"
+
+
 class ConfigError(LoragError):
     """Settings or a recipe file failed validation; the message lists every problem."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder, SparseVector
-from assistant.errors import LoragError, known_hint
+from assistant.errors import LoragError, UnknownDomainError, known_hint
 from assistant.names import is_domain
 from assistant.settings import RetrievalSettings
 from assistant.store import Hit, RankedLists, Store
@@ -72,7 +72,7 @@ def resolve_domains(store: Store, domain: str | None) -> list[str]:
     if not known:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")
     if domain is not None:
-        raise LoragError(f"unknown domain '{domain}'", hint=known_hint(domain, known, "domains"))
+        raise UnknownDomainError(f"unknown domain '{domain}'", hint=known_hint(domain, known, "domains"))
     filled = [d for d in known if store.has_live(d)]
     if not filled:
         raise LoragError("nothing is indexed yet", hint="add documents with `lorag ingest PATH --domain NAME`")

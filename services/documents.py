@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from assistant.errors import LoragError, known_hint
+from assistant.errors import LoragError, UnknownDomainError, known_hint
 
 
 def list_documents(store: Any, domain: str | None = None) -> list[dict[str, Any]]:
@@ -58,7 +58,7 @@ def check_known_domain(store: Any, domain: str, outcome: str) -> None:
     """A LoragError naming `outcome` ("nothing to remove") and the domain meant, when `domain` is not indexed."""
     known = store.domains()
     if domain not in known:
-        raise LoragError(f"unknown domain '{domain}': {outcome}", hint=known_hint(domain, known, "domains"))
+        raise UnknownDomainError(f"unknown domain '{domain}': {outcome}", hint=known_hint(domain, known, "domains"))
 
 
 def check_ingest_paths(paths: Iterable[Path]) -> None:

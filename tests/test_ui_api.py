@@ -76,8 +76,10 @@ def test_max_tokens_cuts_the_answer_and_usage_counts_both_sides(live):
         e = httpx.post(
             live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs, "max_tokens": bad}, timeout=30
         )
-        assert e.status_code == 400 and e.json()["error"]["code"] == "invalid_max_tokens", bad
-        assert "max_tokens must be a positive integer" in e.json()["error"]["message"]
+        err = e.json()["error"]
+        assert e.status_code == 400 and err["param"] == "max_tokens", bad
+        assert err["code"] == ("invalid_value" if type(bad) is int else "invalid_type"), bad
+        assert err["message"].startswith("invalid 'max_tokens': input should be") and repr(bad) in err["message"]
 
 
 def test_raw_http_history_errors_and_sse_format(live):
@@ -99,10 +101,7 @@ def test_raw_http_history_errors_and_sse_format(live):
     assert r.json()["error"]["message"].endswith("use auto, base or one of: handbook-v1, handbook-v2")
     r = httpx.post(url, json={"model": "auto", "messages": [{"role": "assistant", "content": "hi"}]}, timeout=30)
     assert r.status_code == 400 and "user message" in r.json()["error"]["message"]
-    r = httpx.post(
-        url, json={"model": "auto", "messages": [{"role": "user", "content": Q}], "domain": "nosuch"}, timeout=30
-    )
-    assert r.status_code == 400 and "unknown domain" in r.json()["error"]["message"]
+    assert r.json()["error"]["param"] == "messages[0]" and "(messages[0] has role 'assistant')" in r.text
     with httpx.stream(
         "POST", url, json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": Q}]}, timeout=30
     ) as s:
@@ -233,7 +232,16 @@ def test_auth_on_api_and_gradio(tmp_path):
     try:
         url = app.url + "/v1/chat/completions"
         body = {"model": "base", "messages": [{"role": "user", "content": Q}]}
-        assert httpx.post(url, json=body).status_code == 401
+        r = httpx.post(url, json=body)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Basic realm="lorag"'
+        assert r.json() == {
+            "error": {
+                "message": "invalid or missing credentials",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
         assert httpx.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.post(url, json=body, auth=("ann", "nope")).status_code == 401
         assert httpx.post(url, json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -278,3 +286,112 @@ def test_unknown_model_message_names_the_choices():
         unknown_model("x", ["auto", "base"])
         == "model 'x' does not exist; use auto, base (no adapter is registered yet)"
     )
+
+
+def test_a_wrongly_typed_or_out_of_range_field_is_a_400_naming_it(live):
+    url = live.url + "/v1/chat/completions"
+    msgs = [{"role": "user", "content": Q}]
+    cases = [  # (the body's fields beside model and messages, param, code, words in the message)
+        ({"stream": "yes"}, "stream", "invalid_type", "valid boolean"),
+        ({"temperature": "hot"}, "temperature", "invalid_type", "valid number"),
+        ({"temperature": 2.5}, "temperature", "invalid_value", "less than or equal to 2"),
+        ({"top_p": -0.1}, "top_p", "invalid_value", "greater than or equal to 0"),
+        ({"n": 2}, "n", "invalid_value", "less than or equal to 1"),
+        ({"n": "1"}, "n", "invalid_type", "valid integer"),
+        ({"stop": 5}, "stop", "invalid_type", "valid string or a valid list"),
+        ({"stop": ["END", 5]}, "stop[1]", "invalid_type", "valid string"),
+        ({"top_k": 0}, "top_k", "invalid_value", "greater than or equal to 1"),
+        ({"domain": 5}, "domain", "invalid_type", "valid string"),
+        ({"model": ["base"]}, "model", "invalid_type", "valid string"),
+        ({"messages": "hi"}, "messages", "invalid_type", "valid list"),
+        ({"messages": []}, "messages", "invalid_value", "at least 1 item"),
+        ({"messages": [{"content": Q}]}, "messages[0].role", "missing_required_parameter", "is required"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content", "invalid_type", "valid string"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}, "messages[0].content[0].text",
+         "invalid_type", "valid string"),
+    ]  # fmt: skip
+    for fields, param, code, words in cases:
+        r = httpx.post(url, json={"model": "base", "messages": msgs, **fields}, timeout=30)
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["type"] == "invalid_request_error", fields
+        assert (err["param"], err["code"]) == (param, code), fields
+        assert f"'{param}'" in err["message"] and words in err["message"], (fields, err["message"])
+    r = httpx.post(url, json={"model": "base", "messages": [{"role": "wizard", "content": Q}]}, timeout=30)
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == "messages[0].role" and "(got 'wizard')" in err["message"]
+    assert all(f"'{role}'" in err["message"] for role in ("system", "developer", "user", "assistant", "tool"))
+    for body, content_type in (("{not json", "application/json"), ("[1]", "application/json"), ("x=1", None)):
+        headers = (
+            {"content-type": content_type} if content_type else {"content-type": "application/x-www-form-urlencoded"}
+        )
+        r = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", body
+        assert ("Content-Type: application/json" in r.json()["error"]["message"]) == (content_type is None), body
+    extras = {"user": "ann", "seed": 1, "stream_options": {"include_usage": True}, "logprobs": None, "n": 1}
+    r = httpx.post(url, json={"model": "base", "messages": msgs, "temperature": 0, "top_p": 1, **extras}, timeout=30)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]  # what OpenAI clients send
+
+
+def test_a_wrong_method_is_a_405_in_openai_shape(live):
+    r = httpx.get(live.url + "/v1/chat/completions", timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["error"] == {
+        "message": "GET is not allowed here: use POST",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "method_not_allowed",
+    }
+    r = httpx.delete(live.url + "/v1/documents", timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert httpx.get(live.url + "/v1/models", timeout=30).status_code == 200  # the allowed method still answers
+
+
+def test_an_unknown_domain_names_the_field_and_the_known_domains(live):
+    url = live.url + "/v1/chat/completions"
+    msgs = [{"role": "user", "content": Q}]
+    known = live.core.domains()
+    for stream in (False, True):
+        r = httpx.post(url, json={"model": "auto", "messages": msgs, "domain": "nosuch", "stream": stream}, timeout=30)
+        err = r.json()["error"]
+        assert r.status_code == 400 and (err["param"], err["code"]) == ("domain", "domain_not_found"), stream
+        assert (
+            err["message"].startswith("unknown domain 'nosuch'")
+            and f"known domains: {', '.join(known)}" in err["message"]
+        )
+    r = httpx.post(url, json={"model": "base", "messages": msgs, "domain": "Bad Name!"}, timeout=30)
+    assert r.status_code == 400 and (r.json()["error"]["param"], r.json()["error"]["code"]) == (
+        "domain",
+        "invalid_domain",
+    )
+    r = httpx.post(url, json={"model": "base", "messages": msgs, "domain": "Manual"}, timeout=30)  # the domain 'manual'
+    assert r.status_code == 200 and {p["domain"] for p in r.json()["lorag"]["passages"]} == {"manual"}
+
+
+def test_the_openapi_schema_documents_the_chat_request_body(live):
+    spec = httpx.get(live.url + "/v1/openapi.json", timeout=30).json()
+    body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema = spec["components"]["schemas"][ref]
+    assert schema["required"] == ["messages"] and body["required"] is True
+    assert {"model", "messages", "stream", "max_tokens", "temperature", "domain", "top_k"} <= set(schema["properties"])
+    assert "get" not in spec["paths"]["/v1/chat/completions"]  # the 405 routes stay out of the docs
+
+
+def test_documents_and_jobs_apis_lowercase_a_domain_as_the_cli_does(live, tmp_path):
+    from assistant.errors import LoragError
+    from assistant.names import domain_name
+
+    f = tmp_path / "inventory.csv"
+    f.write_text("item,count\nlanyard,40\n")
+    with f.open("rb") as fh:
+        r = httpx.post(live.url + "/v1/documents", data={"domain": "Bad Name!"}, files={"files": fh}, timeout=30)
+    with pytest.raises(LoragError) as e:
+        domain_name("Bad Name!")
+    assert r.status_code == 400 and r.json()["error"]["message"] == str(e.value)  # the CLI's message, word for word
+    with f.open("rb") as fh:
+        r = httpx.post(live.url + "/v1/documents", data={"domain": "MyUpper"}, files={"files": fh}, timeout=30)
+    assert live.core.jobs.wait(r.json()["job"], 30)["status"] == "done"
+    assert "myupper" in live.core.domains()
+    r = httpx.post(live.url + "/v1/jobs", json={"kind": "synth", "domain": "NoSuch"}, timeout=30)
+    assert r.status_code == 400 and "'nosuch'" in r.json()["error"]["message"], r.text  # not "invalid domain name"
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("domain_not_found", "domain")

@@ -1,7 +1,7 @@
 """OpenAI-compatible API on the app's server and port.
 
     POST /v1/chat/completions   {"model": "auto" | "base" | "<adapter>", "messages": [...], "stream": bool,
-                                 "domain": "<domain>" (optional, lorag extension),
+                                 "domain": "<domain>" (optional, lorag extension; capitals are lowercased),
                                  "max_tokens" | "max_completion_tokens": the answer's token limit}
     GET  /v1/models             auto, base and every served adapter
     GET  /reports/<run>/<file>  evaluation reports (HTML, JSON, plots)
@@ -13,6 +13,8 @@ When the answers come from an engine (models.endpoint) that fails, the status is
 slow) with an OpenAI error body (`type` "server_error", `code` "engine_error" or "engine_timeout"); a
 stream that fails after its first chunk ends with an error event, then [DONE].
 Auth, when ui.username/password are set: HTTP Basic with them, or `Authorization: Bearer <password>`.
+Every error under /v1/ (a bad body field, an unknown model or domain, a wrong method, a refused login) is OpenAI's
+error object, with `param` naming the field at fault.
 """
 
 from __future__ import annotations
@@ -25,18 +27,25 @@ import uuid
 from typing import Any, AsyncIterator, Iterator
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.answer import Answer
-from assistant.errors import EngineError, LoragError
-from assistant.names import check_domain
+from assistant.errors import EngineError, LoragError, UnknownDomainError
+from assistant.names import domain_name
+from ui.api_request import ChatMessage, ChatRequest, validation_error
 from ui.gate import Busy
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, code: str, type_: str = "invalid_request_error"):
-        self.status, self.message, self.code, self.type = status, message, code, type_
+    def __init__(
+        self, status: int, message: str, code: str, type_: str = "invalid_request_error", param: str | None = None
+    ):
+        self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
 
 
 def unknown_model(model: str, known: list[str]) -> str:
@@ -46,9 +55,14 @@ def unknown_model(model: str, known: list[str]) -> str:
 
 
 def _error(
-    status: int, message: str, code: str, type_: str = "invalid_request_error", headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: str,
+    type_: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "code": code, "param": None}}
+    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -71,22 +85,19 @@ def check_auth(request: Request, auth: tuple[str, str] | None) -> None:
         raise HTTPException(401, "invalid or missing credentials", headers={"WWW-Authenticate": 'Basic realm="lorag"'})
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", None))
-    return ""
-
-
-def parse_messages(messages: Any) -> tuple[str, list[tuple[str, str]]]:
-    """(question, history pairs) from OpenAI messages: the last user message is the question."""
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "messages must be a non-empty list", "invalid_messages")
-    turns = [(m.get("role"), _text(m.get("content"))) for m in messages if isinstance(m, dict)]
-    turns = [(r, c) for r, c in turns if r in ("user", "assistant")]
+def parse_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
+    """(question, history pairs) from OpenAI messages: the last user message is the question; system, developer
+    and tool messages are left out (the server's own prompt applies)."""
+    turns = [(m.role, m.text()) for m in messages if m.role in ("user", "assistant")]
     if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
-        raise APIError(400, "the last message must be a non-empty user message", "invalid_messages")
+        last = len(messages) - 1
+        got = f"has role '{messages[-1].role}'" if messages[-1].role != "user" else "is empty"
+        raise APIError(
+            400,
+            f"the last message must be a non-empty user message (messages[{last}] {got})",
+            "invalid_messages",
+            param=f"messages[{last}]",
+        )
     history, pending = [], None
     for role, content in turns[:-1]:
         if role == "user":
@@ -144,34 +155,21 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         }
 
     @router.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Any:
-        try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            return _error(400, "the body must be JSON", "invalid_json")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object", "invalid_json")
-        model = str(body.get("model") or "auto")
+    async def chat_completions(body: ChatRequest) -> Any:
+        """An answer from the indexed documents, with citations (streamed as server-sent events with
+        `"stream": true`)."""
+        model = body.model or "auto"
         if model not in (known := models()):
-            return _error(
-                404,
-                unknown_model(model, known),
-                "model_not_found",
-            )
+            return _error(404, unknown_model(model, known), "model_not_found", param="model")
         try:
-            question, history = parse_messages(body.get("messages"))
+            question, history = parse_messages(body.messages)
+            domain = domain_name(body.domain, "domain") if body.domain else None
         except APIError as e:
-            return _error(e.status, e.message, e.code)
-        domain = body.get("domain") or None
-        if domain is not None and not isinstance(domain, str):
-            return _error(400, f"domain must be a string (got {type(domain).__name__})", "invalid_domain")
-        limit = body.get("max_completion_tokens", body.get("max_tokens"))
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            field_ = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-            return _error(400, f"{field_} must be a positive integer (got {limit!r})", "invalid_max_tokens")
-        top_k = body.get("top_k")
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50):
-            return _error(400, f"top_k must be an integer from 1 to 50 (got {top_k!r})", "invalid_top_k")
+            return _error(e.status, e.message, e.code, param=e.param)
+        except LoragError as e:
+            return _error(400, _msg(e), "invalid_domain", param="domain")
+        limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+        top_k = body.top_k
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         routed: list[Any] = []
         try:
@@ -191,7 +189,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
             top_k=top_k,
             on_route=routed.append,
         )
-        if body.get("stream"):
+        if body.stream:
             try:  # retrieval and the first piece of the answer: an engine that is down fails here, with its status
                 first = await run_in_threadpool(next, stream, None)
             except BaseException as e:
@@ -327,7 +325,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         try:
             if not isinstance(body, dict) or body.get("kind") not in ("synth", "train", "eval"):
                 raise LoragError('the body must be {"kind": "synth" | "train" | "eval", "domain": ..., ...}')
-            domain = check_domain(str(body.get("domain") or ""))
+            domain = domain_name(body.get("domain"))
 
             def saved(key: str) -> Any:
                 text = body.get(key)
@@ -408,7 +406,27 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
 
         return get_swagger_ui_html(openapi_url="/v1/openapi.json", title="lorag API")
 
+    _refuse_other_methods(router)
     return router
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _refuse_other_methods(router: APIRouter) -> None:
+    """A 405 with `Allow` for a /v1 path asked with another method: without these routes the request would fall
+    through to the web app mounted at / and come back 404."""
+    allowed: dict[str, set[str]] = {}
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
+            allowed.setdefault(route.path, set()).update(route.methods)
+    for path, methods in allowed.items():
+        allow = ", ".join(sorted(methods))
+
+        async def refuse(request: Request, allow: str = allow) -> Any:
+            raise HTTPException(405, f"{request.method} is not allowed here: use {allow}", headers={"Allow": allow})
+
+        router.add_api_route(path, refuse, methods=sorted(_METHODS - methods), include_in_schema=False)
 
 
 def health_router(core: Any) -> APIRouter:
@@ -422,9 +440,26 @@ def health_router(core: Any) -> APIRouter:
     return router
 
 
+_HTTP_CODES = {401: "invalid_api_key", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
 def new_api_app() -> FastAPI:
-    """The FastAPI app the API routers go on; its docs are served behind the login by `api_router`."""
-    return FastAPI(title="lorag", docs_url=None, redoc_url=None, openapi_url=None)
+    """The FastAPI app the API routers go on; its docs are served behind the login by `api_router`. Its errors
+    under /v1 (a refused login, a bad request body, a wrong method) are OpenAI error objects."""
+    app = FastAPI(title="lorag", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error(list(exc.errors()), request.headers.get("content-type", "")), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if not request.url.path.startswith("/v1/"):
+            return await http_exception_handler(request, exc)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None))
+
+    return app
 
 
 def _msg(e: LoragError) -> str:
@@ -435,6 +470,8 @@ def _error_body(e: LoragError) -> dict[str, Any]:
     """OpenAI's error object: an engine's failure is a server error (502/504), anything else the request's."""
     if isinstance(e, EngineError):
         return {"error": {"message": _msg(e), "type": "server_error", "code": e.code, "param": None}}
+    if isinstance(e, UnknownDomainError):  # every API names the domain in a field called `domain`
+        return {"error": {"message": _msg(e), "type": "invalid_request_error", "code": e.code, "param": "domain"}}
     return {"error": {"message": _msg(e), "type": "invalid_request_error", "code": "lorag_error", "param": None}}
 
 

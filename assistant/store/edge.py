@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from assistant.embedding import SparseVector
-from assistant.errors import LoragError, StoreLockedError, known_hint
+from assistant.errors import LoragError, StoreLockedError, UnknownDomainError, known_hint
 from assistant.index_record import recorded_backend
 from assistant.store.base import (
     DENSE,
@@ -94,7 +94,7 @@ class EdgeStore:
     def _load(self, domain: str) -> Any:
         path = self._path(domain)
         if not (path / _SHARD_MARKER).is_file():
-            raise LoragError(f"unknown domain '{domain}'", hint=known_hint(domain, self.domains(), "domains"))
+            raise UnknownDomainError(f"unknown domain '{domain}'", hint=known_hint(domain, self.domains(), "domains"))
         try:
             shard = self._qe.EdgeShard.load(str(path))
         except Exception as e:  # qdrant-edge raises a bare Exception

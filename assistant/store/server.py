@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from assistant.embedding import SparseVector
-from assistant.errors import LoragError, known_hint
+from assistant.errors import LoragError, UnknownDomainError, known_hint
 from assistant.store.base import (
     DENSE,
     INT8_QUANTILE,
@@ -79,7 +79,7 @@ class QdrantClientStore:
 
     def _require(self, domain: str) -> str:
         if not self.has_domain(domain):
-            raise LoragError(f"unknown domain '{domain}'", hint=known_hint(domain, self.domains(), "domains"))
+            raise UnknownDomainError(f"unknown domain '{domain}'", hint=known_hint(domain, self.domains(), "domains"))
         return self._name(domain)
 
     def ensure_domain(self, domain: str, dim: int) -> None:
