@@ -263,6 +263,16 @@ class JudgeSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64, description="Parallel requests to base_url.")
 
 
+class EvalSettings(_Section):
+    min_questions: int = Field(
+        20,
+        ge=1,
+        description="Paired questions a comparison needs before its 95% CI counts: with fewer, a report's verdict "
+        "says it is inconclusive and `lorag adapters promote` refuses (unless forced). A bootstrap CI over a handful "
+        "of questions is too narrow to mean anything (over 1 it is a single point).",
+    )
+
+
 class UISettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
@@ -300,6 +310,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     ui: UISettings = Field(default_factory=UISettings)
     cli: CliSettings = Field(default_factory=CliSettings)
 

@@ -1,10 +1,12 @@
 """The promotion gate: an adapter is promoted only when its latest A/B report shows it beats the
 domain's current promoted version (or the base model when none is promoted) on the domain's gate
-metric (the one its recipe names) with a 95% CI of the difference above zero.
+metric (the one its recipe names) with a 95% CI of the difference above zero, over at least `min_questions`
+paired questions (eval.min_questions: a CI over fewer decides nothing).
 
 Light on purpose (no numpy, no ragas): `lorag adapters promote` imports it.
 
-    registry.promote(name, force=force, gate=lambda card: promotion_gate(card, registry, "answer_f1"))
+    gate = lambda card: promotion_gate(card, registry, metric, min_questions=settings.eval.min_questions)
+    registry.promote(name, force=force, gate=gate)
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
+def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int) -> dict[str, Any]:
     """Decide whether `card` (assistant.registry.AdapterCard) may be promoted on `metric` (the gate metric of the
-    recipe it was trained with: services.recipes.card_gate_metric). Returns
-    {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "report", "run_id", "against"}."""
+    recipe it was trained with: services.recipes.card_gate_metric), from a comparison over at least `min_questions`
+    paired questions. Returns
+    {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "min_questions", "report", "run_id", "against"}."""
     promoted = [c for c in registry.versions(card.domain) if c.promoted and c.version != card.version]
     against = promoted[0].name if promoted else "base"
     what = f"the promoted version {against}" if promoted else "the base model (base)"
@@ -27,6 +30,7 @@ def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
         "ci_low": None,
         "ci_high": None,
         "n": None,
+        "min_questions": min_questions,
         "report": None,
         "run_id": None,
         "against": against,
@@ -63,7 +67,12 @@ def promotion_gate(card: Any, registry: Any, metric: str) -> dict[str, Any]:
         f"{card.name} − {against} on {metric}: {diff:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], n={n} (report "
         f"{rep.get('run_id')})"
     )
-    if lo > 0:
+    if not isinstance(n, int) or n < min_questions:
+        decision["reason"] = (
+            f"too few questions: n={n}, the gate needs at least {min_questions} (eval.min_questions): {numbers}; "
+            f"{run_hint} on a test set of at least {min_questions} questions"
+        )
+    elif lo > 0:
         decision.update(ok=True, reason=f"beats {what}: {numbers}")
     elif hi < 0:
         decision["reason"] = f"worse than {what}: {numbers}"

@@ -50,9 +50,12 @@ def build_report(
     testset: dict[str, Any],
     run_id: str,
     gate_metric: str = "answer_f1",
+    min_questions: int = 1,
     judge: dict[str, Any] | None = None,
     top_n: int = 10,
 ) -> dict[str, Any]:
+    """Everything report.json holds. `min_questions`: the paired questions a comparison needs before its CI decides
+    anything (eval.min_questions); the verdict and the colours say "inconclusive" below it."""
     labels = [a.label for a in result.arms]
     qs = result.questions
     am, rm = result.answer_metrics, result.retrieval_metrics
@@ -156,6 +159,7 @@ def build_report(
         "arms": [a.to_dict() for a in result.arms],
         "baseline": labels[0],
         "gate_metric": gate_metric,
+        "min_questions": min_questions,
         "generation": result.generation,
         "suite": result.suite,
         "judge": judge,
@@ -203,11 +207,30 @@ METRIC_WORDS = {
 }
 
 
+def min_questions(report: dict[str, Any]) -> int:
+    """The paired questions a comparison of this report needs to decide anything (1 in reports written before
+    eval.min_questions)."""
+    return int(report.get("min_questions") or 1)
+
+
+def direction(report: dict[str, Any], v: dict[str, Any], metric: str | None = None) -> int:
+    """+1 / -1: the CI of a comparison `v` lies above / below zero over enough questions; 0: it straddles zero or
+    has too few questions to tell. With `metric`: +1 means better (a lower-is-better metric flips the sign)."""
+    n = v.get("n")
+    if not isinstance(n, int) or n < min_questions(report):
+        return 0
+    return significant(v) * (-1 if metric in LOWER_IS_BETTER else 1)
+
+
+def n_questions(n: Any) -> str:
+    """The count in words: 1 question, 40 questions."""
+    return f"{n} question" + ("" if n == 1 else "s")
+
+
 def verdict(report: dict[str, Any]) -> list[str]:
     """One line per arm against the baseline, in plain words, on the gate metric: which answers better, by how
-    much, with the 95% CI and the number of questions ("handbook-v2 answers better than base: +0.12 F1, ...")."""
-    from eval.stats import significant
-
+    much, with the 95% CI and the number of questions ("handbook-v2 answers better than base: +0.12 F1, ..."), or
+    that it is inconclusive with fewer questions than the report's min_questions."""
     metric = report.get("gate_metric") or "answer_f1"
     words = METRIC_WORDS.get(metric, metric)
     base = report.get("baseline") or (report["arms"][0]["label"] if report.get("arms") else "base")
@@ -223,9 +246,16 @@ def verdict(report: dict[str, Any]) -> list[str]:
         vals = [x for x in (v["diff"], v.get("ci_low"), v.get("ci_high")) if isinstance(x, (int, float))]
         digits = 2 if all(abs(x) >= 0.01 or x == 0 for x in vals) else 3  # never a "-0.00"
         ci = "" if v.get("ci_low") is None else f", 95% CI [{v['ci_low']:+.{digits}f}, {v['ci_high']:+.{digits}f}]"
-        figures = f"{v['diff']:+.{digits}f} {words}{ci}, {v.get('n', '?')} questions"
-        sign = significant(v) * (-1 if metric in LOWER_IS_BETTER else 1)
-        if sign > 0:
+        measured = f"{v['diff']:+.{digits}f} {words}{ci}"
+        figures = f"{measured}, {n_questions(v.get('n', '?'))}"
+        n, need = v.get("n"), min_questions(report)
+        sign = direction(report, v, metric)
+        if not isinstance(n, int) or n < need:
+            lines.append(
+                f"{label} vs {base}: inconclusive, too few questions: n={n}, the gate needs at least {need} "
+                f"(eval.min_questions); measured {measured}."
+            )
+        elif sign > 0:
             lines.append(f"{label} answers better than {base}: {figures}.")
         elif sign < 0:
             lines.append(f"{label} answers worse than {base}: {figures}.")
@@ -316,7 +346,7 @@ def plot_diffs(report: dict[str, Any], path: Path) -> None:
             v = cmp.get(m, {})
             if v.get("diff") is None:
                 continue
-            sig = significant(v) * (-1 if m in LOWER_IS_BETTER else 1)
+            sig = direction(report, v, m)
             color = {1: "#2E7D32", -1: "#C62828", 0: "#757575"}[sig]
             ax.errorbar(
                 v["diff"],
@@ -449,7 +479,10 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
     )
 
     # summary
-    w("<h2>Summary: mean per arm (95% bootstrap CI)</h2><table><tr><th>metric</th>")
+    w("<h2>Summary: mean per arm (95% bootstrap CI)</h2>")
+    for line in verdict(report):
+        w(f"<p class='verdict'><b>{_e(line)}</b></p>")
+    w("<table><tr><th>metric</th>")
     for lab in labels:
         w(f"<th>{_e(lab)}</th>")
     for lab in labels[1:]:
@@ -464,17 +497,16 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
         n = 0
         for lab in labels[1:]:
             v = (comparison(report, base, lab) or {}).get(m, {})
-            cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v) * (-1 if m in LOWER_IS_BETTER else 1)]
+            cls = {1: "pos", -1: "neg", 0: "flat"}[direction(report, v, m)]
             d = "–" if v.get("diff") is None else f"{v['diff']:+.3f}"
             w(f"<td class='num {cls}'>{d}</td><td class='num {cls}'>{_ci(v)}</td>")
             n = v.get("n", 0)
         w(f"<td class='num'>{n}</td></tr>")
     w(
         "</table><p class='small'>★ the domain's gate metric. Green: the CI of the difference lies above zero; "
-        "red: below; grey: "
-        "it straddles zero (no evidence of a difference); for abstained and unsupported, lower is better, so "
-        "green is a "
-        "drop. Hover a metric for its definition.</p>"
+        "red: below; grey: it straddles zero (no evidence of a difference), or fewer than "
+        f"{min_questions(report)} questions compared the arms (eval.min_questions); for abstained and unsupported, "
+        "lower is better, so green is a drop. Hover a metric for its definition.</p>"
     )
     if len(labels) > 2:
         w("<h3>All pairs</h3><table><tr><th>pair (b − a)</th>" + "".join(f"<th>{_e(m)}</th>" for m in am) + "</tr>")
@@ -482,7 +514,7 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
             w(f"<tr><td>{_e(cmp['b'])} − {_e(cmp['a'])}</td>")
             for m in am:
                 v = cmp["metrics"][m]
-                cls = {1: "pos", -1: "neg", 0: "flat"}[significant(v) * (-1 if m in LOWER_IS_BETTER else 1)]
+                cls = {1: "pos", -1: "neg", 0: "flat"}[direction(report, v, m)]
                 d = "–" if v["diff"] is None else f"{v['diff']:+.3f}"
                 w(f"<td class='num {cls}'>{d} {_ci(v)}</td>")
             w("</tr>")

@@ -211,9 +211,9 @@ _EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
 
 
 def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> Any:
-    """Promote through the A/B gate, on the gate metric of the recipe the adapter was trained with (its card);
-    `force` promotes anyway, recorded on the card. A refusal says what to do in the face that asked: the CLI's
-    commands, or the web app's tab and checkbox."""
+    """Promote through the A/B gate, on the gate metric of the recipe the adapter was trained with (its card), over
+    at least eval.min_questions questions; `force` promotes anyway, recorded on the card. A refusal says what to do
+    in the face that asked: the CLI's commands, or the web app's tab and checkbox."""
     reg = comps.registry
     try:
         from eval.gate import promotion_gate
@@ -223,7 +223,8 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
     def gate(card: Any) -> dict[str, Any]:
         if promotion_gate is None:
             return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
-        return promotion_gate(card, reg, card_gate_metric(comps.settings, card))
+        settings = comps.settings
+        return promotion_gate(card, reg, card_gate_metric(settings, card), min_questions=settings.eval.min_questions)
 
     try:
         return reg.promote(name, force=force, gate=gate)

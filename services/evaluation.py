@@ -182,6 +182,7 @@ def run_eval(
         testset=plan.testset,
         run_id=run_id,
         gate_metric=domain_gate_metric(settings, plan.domain, warn),
+        min_questions=settings.eval.min_questions,
         judge={**judge.identity(), "calls": judge.calls, "parse_failures": dict(judge.parse_failures)}
         if judge
         else None,

@@ -10,7 +10,7 @@ from assistant.errors import LoragError
 from eval.gate import promotion_gate
 from tests.fakes import HashingEmbedder
 from tests.test_eval_support import ArmGenerator, adapter_knows, make_adapter, write_testset
-from ui import cli, cli_eval
+from ui import cli, cli_adapters, cli_eval
 from ui.components import Components
 
 runner = CliRunner()
@@ -39,6 +39,7 @@ def lorag(tmp_path, monkeypatch, bm25, corpus):
     )
     app = typer.Typer()
     app.add_typer(cli_eval.eval_app, name="eval")
+    app.add_typer(cli_adapters.adapters_app, name="adapters")
 
     def run(*args):
         return runner.invoke(app, list(args))
@@ -78,7 +79,7 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     rep = card.reports[-1]
     assert rep["run_id"] == out["run_id"] and rep["report_html"] == str(tmp_path / "rep" / "report.html")
     assert rep["vs"]["base"]["answer_f1"]["ci_low"] == f1["ci_low"] and rep["means"]["answer_f1"] > 0.9
-    decision = promotion_gate(card, registry, "answer_f1")
+    decision = promotion_gate(card, registry, "answer_f1", min_questions=10)  # the test set's 10 questions
     assert decision["ok"] and decision["against"] == "base" and decision["run_id"] == out["run_id"]
 
     # the human summary, from the cache this time
@@ -92,6 +93,32 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     )
     assert "report: " in r.output and "reports" in r.output  # default folder under <data_dir>/reports/
     assert lorag.gen.n_generated == 20
+
+
+def test_one_question_is_inconclusive_and_promote_refuses_it(lorag, tmp_path, monkeypatch):
+    """A 1-row test set: the adapter answers it and base does not, a CI of one point above zero; the verdict, the
+    report and the gate say it is too few questions (eval.min_questions, default 20), and --force still promotes."""
+    one = write_testset(tmp_path / "one_row.jsonl", 1, unanswerable=False)
+    r = lorag("eval", "--domain", "hr", "--ab", "base,hr-v1", "--testset", str(one), "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    line = "hr-v1 vs base: inconclusive, too few questions: n=1, the gate needs at least 20 (eval.min_questions)"
+    assert line in r.output and "answers better" not in r.output
+    assert line in (tmp_path / "rep" / "report.html").read_text()
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["min_questions"] == 20
+    r = lorag("adapters", "promote", "hr-v1")
+    assert r.exit_code == 1 and isinstance(r.exception, LoragError)
+    assert "refused: too few questions: n=1, the gate needs at least 20" in str(r.exception)
+    assert not lorag.comps["c"].registry.get("hr-v1").promoted
+    r = lorag("adapters", "promote", "hr-v1", "--force")
+    assert r.exit_code == 0 and "promoted hr-v1 (forced; recorded on the card): too few questions" in r.output
+
+    monkeypatch.setenv("LORAG_EVAL__MIN_QUESTIONS", "1")  # the user's own choice: one question decides
+    monkeypatch.setattr(cli.state, "_settings", None)
+    lorag.comps.pop("c").close()
+    monkeypatch.setattr(cli.state, "_components", None)
+    r = lorag("eval", "--domain", "hr", "--ab", "base,hr-v1", "--testset", str(one))
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "hr-v1 answers better than base: +" in r.output and ", 1 question." in r.output
 
 
 def test_model_arm_and_default_testset(lorag, tmp_path):

@@ -91,6 +91,22 @@ def test_a_card_without_a_gate_metric_is_judged_on_the_domains_recipe_from_the_d
         promote(comps, card.name)
 
 
+def test_the_gate_needs_the_questions_eval_min_questions_asks_for(settings, tmp_path):
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
+    _ab_report(comps.registry, card.name)  # 30 questions
+    settings.eval.min_questions = 40
+    with pytest.raises(LoragError, match=r"refused: too few questions: n=30, the gate needs at least 40") as e:
+        promote(comps, card.name)
+    assert "on a test set of at least 40 questions" in str(e.value)
+    with pytest.raises(LoragError, match="in the Evaluation tab on a test set of at least 40 questions"):
+        promote(comps, card.name, face="app")
+    assert not comps.registry.get(card.name).promoted
+    settings.eval.min_questions = 30
+    promoted = promote(comps, card.name)
+    assert promoted.promoted and promoted.promotion["n"] == 30 and promoted.promotion["min_questions"] == 30
+
+
 def test_recipes_come_from_the_data_folder_before_the_package(settings, tmp_path):
     assert load_recipe(settings, "handbook").learning_rate == 3e-4  # the packaged recipe
     assert load_recipe(settings, "hr").learning_rate != 1e-3  # no recipe anywhere: the defaults

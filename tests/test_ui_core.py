@@ -844,16 +844,17 @@ def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
 def test_verdict_says_in_plain_words_which_arm_answers_better():
     from eval.report import verdict
 
-    def report(diff, lo, hi):
+    def report(diff, lo, hi, n=40, min_questions=20):
         return {
             "gate_metric": "answer_f1",
+            "min_questions": min_questions,
             "baseline": "base",
             "arms": [{"label": "base"}, {"label": "handbook-v2"}],
             "comparisons": [
                 {
                     "a": "base",
                     "b": "handbook-v2",
-                    "metrics": {"answer_f1": {"diff": diff, "ci_low": lo, "ci_high": hi, "n": 40}},
+                    "metrics": {"answer_f1": {"diff": diff, "ci_low": lo, "ci_high": hi, "n": n}},
                 }
             ],
         }
@@ -867,6 +868,15 @@ def test_verdict_says_in_plain_words_which_arm_answers_better():
     assert verdict(report(0.02, -0.03, 0.07))[0].startswith(
         "No clear difference between handbook-v2 and base: +0.02 F1"
     )
+    # a CI over fewer questions than eval.min_questions settles nothing, whichever side of zero it lies
+    assert verdict(report(0.0747, 0.0747, 0.0747, n=1)) == [
+        "handbook-v2 vs base: inconclusive, too few questions: n=1, the gate needs at least 20 (eval.min_questions); "
+        "measured +0.07 F1, 95% CI [+0.07, +0.07]."
+    ]
+    assert "inconclusive, too few questions: n=19" in verdict(report(-0.1, -0.2, -0.05, n=19))[0]
+    assert verdict(report(0.0747, 0.0747, 0.0747, n=1, min_questions=1)) == [
+        "handbook-v2 answers better than base: +0.07 F1, 95% CI [+0.07, +0.07], 1 question."
+    ]
 
 
 def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):

@@ -69,6 +69,7 @@ def synth_cmd(
             writer=writer,
             max_chunks=max_chunks,
             qa_jsonl=qa.read_text(encoding="utf-8") if qa else None,
+            qa_name=str(qa) if qa else None,
         )
         return
     comps = state.components
@@ -350,7 +351,8 @@ def adapters_promote(
     name: str = typer.Argument(..., metavar="NAME", help="The adapter version to serve for its domain."),
     force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded on the card)."),
 ) -> None:
-    """Make this version the one served for its domain — only if its latest A/B report beats the current one."""
+    """Make this version the one served for its domain — only if its latest A/B report beats the current one, over at
+    least eval.min_questions questions."""
     from services.adapters import promote
 
     remote = app_client()

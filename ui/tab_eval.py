@@ -58,17 +58,17 @@ def _n(v: Any, signed: bool = False) -> str:
 
 def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     """What the tab shows of a report: the verdict, the link, the two tables, the plots."""
-    from eval.report import verdict
+    from eval.report import n_questions, verdict
 
     rep = load_report(core, run_id)
     rows, headers, diffs = report_tables(rep)
     pl = rep.get("files", {}).get("plots", {})
     imgs = [pl.get(k) if pl.get(k) and Path(pl[k]).is_file() else None for k in ("means", "diffs", "distributions")]
-    n = rep.get("counts", {}).get("questions", "?")
+    n = n_questions(rep.get("counts", {}).get("questions", "?"))
     lines = verdict(rep) or ["Only one arm: nothing to compare."]
     text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
     text += (
-        f"\n\n{n} questions of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
+        f"\n\n{n} of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
         f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
         f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
     )
