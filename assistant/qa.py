@@ -51,12 +51,19 @@ def validation_problems(err: ValidationError, line: int) -> list[str]:
 
 
 def load_records(
-    path: Path, model: type[QARecord] = QARecord, *, what: str = "Q&A file", rows_name: str = "Q&A rows"
+    path: Path,
+    model: type[QARecord] = QARecord,
+    *,
+    what: str = "Q&A file",
+    rows_name: str = "Q&A rows",
+    name: str | None = None,
 ) -> list[Any]:
-    """Every row validated against `model`; one error lists every bad line with its reason."""
+    """Every row validated against `model`; one error lists every bad line with its reason. `name`: what errors
+    call the file (an uploaded copy's original name; default its path)."""
     path = Path(path)
+    shown = name or str(path)
     if not path.is_file():
-        raise LoragError(f"{path}: {what} not found")
+        raise LoragError(f"{shown}: {what} not found")
     rows: list[Any] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -78,9 +85,9 @@ def load_records(
         seen[rec.key()] = n
         rows.append(rec)
     if problems:
-        raise LoragError(f"{path}: {len(problems)} bad row(s):\n" + "\n".join(problems))
+        raise LoragError(f"{shown}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not rows:
-        raise LoragError(f"{path}: no {rows_name}")
+        raise LoragError(f"{shown}: no {rows_name}")
     return rows
 
 

@@ -291,6 +291,34 @@ def card_summary(report: dict[str, Any], label: str) -> dict[str, Any]:
     }
 
 
+SUMMARY_KEYS = (
+    "run_id",
+    "domain",
+    "arms",
+    "baseline",
+    "gate_metric",
+    "min_questions",
+    "top_k",
+    "metrics",
+    "means",
+    "retrieval",
+    "comparisons",
+    "counts",
+    "timings_s",
+    "files",
+)
+
+
+def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What `lorag eval` prints, run alone or as the app's job (`--json` prints it as it is): the report without its
+    questions, with the verdict's lines and the adapter cards it was attached to."""
+    out = {k: report.get(k) for k in SUMMARY_KEYS}
+    out["failures"] = {k: report["failures"][k] for k in ("answer", "retrieval")}
+    out["verdict"] = verdict(report)
+    out["attached_to"] = list(report.get("attached_to", []))
+    return out
+
+
 # -- plots -----------------------------------------------------------------------------------------
 def _plt() -> Any:
     import matplotlib

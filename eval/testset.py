@@ -41,13 +41,14 @@ class TestItem(QARecord):
         return out
 
 
-def load_testset(path: Path) -> list[TestItem]:
-    """Every row validated like `assistant.qa.load_records`; one LoragError lists every bad line."""
-    return load_records(path, TestItem, what="test set", rows_name="test rows")
+def load_testset(path: Path, *, name: str | None = None) -> list[TestItem]:
+    """Every row validated like `assistant.qa.load_records`; one LoragError lists every bad line (the file called
+    `name` when given: an uploaded copy's original name)."""
+    return load_records(path, TestItem, what="test set", rows_name="test rows", name=name)
 
 
-def describe_testset(path: Path, items: list[TestItem]) -> dict[str, Any]:
-    return {"path": str(path), "sha256": file_sha256(path), "n": len(items)}
+def describe_testset(path: Path, items: list[TestItem], *, name: str | None = None) -> dict[str, Any]:
+    return {"path": name or str(path), "sha256": file_sha256(path), "n": len(items)}
 
 
 def default_testset(datasets_dir: Path, domain: str) -> Path:

@@ -10,8 +10,9 @@ from assistant.qa import QARecord, file_sha256, load_records
 __all__ = ["file_sha256", "is_heldout", "load_qa", "split_qa"]  # file_sha256: read from here by finetune.train
 
 
-def load_qa(path: Path) -> list[QARecord]:
-    return load_records(path)
+def load_qa(path: Path, *, name: str | None = None) -> list[QARecord]:
+    """The curated rows; errors call the file `name` when given (an uploaded copy's original name)."""
+    return load_records(path, name=name)
 
 
 def is_heldout(rec: QARecord, fraction: float, seed: str = "lorag-heldout-v1") -> bool:

@@ -25,9 +25,18 @@ class EvalPlan:
     testset: dict[str, Any]
 
 
-def plan_eval(comps: Any, domain: str, ab: str, testset: Path | None = None, limit: int | None = None) -> EvalPlan:
+def plan_eval(
+    comps: Any,
+    domain: str,
+    ab: str,
+    testset: Path | None = None,
+    limit: int | None = None,
+    *,
+    testset_name: str | None = None,
+) -> EvalPlan:
     """Check everything a run needs before any model loads: the domain is indexed, the arms exist, the test set
-    (default: the domain's held-out split) reads."""
+    (default: the domain's held-out split) reads. `testset_name`: what messages and the report call the test set
+    (an uploaded copy's original name; default its path)."""
     from assistant.retrieval import resolve_domains
     from eval.arms import parse_arms
     from eval.testset import default_testset, describe_testset, load_testset
@@ -36,8 +45,8 @@ def plan_eval(comps: Any, domain: str, ab: str, testset: Path | None = None, lim
     # base and adapter arms run on the engine when models.endpoint is set; a model:<spec> arm stays local
     arms = parse_arms(ab, registry=comps.registry, base_model=comps.base_model_id)
     path = Path(testset) if testset else default_testset(comps.settings.datasets_dir, domain)
-    items = load_testset(path)
-    info = describe_testset(path, items)
+    items = load_testset(path, name=testset_name)
+    info = describe_testset(path, items, name=testset_name)
     if limit:
         items, info["limit"] = items[: int(limit)], int(limit)
     return EvalPlan(domain, arms, items, info)

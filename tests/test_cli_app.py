@@ -192,3 +192,24 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(ts))
     assert r.exit_code == 0, r.output
     assert "report " in r.stdout and any(p.name.endswith("-manual") for p in live.settings.reports_dir.iterdir())
+    # what `lorag eval` run alone prints: the verdict (one question is too few for the gate), the table, the files
+    assert "handbook-v2 vs base: inconclusive, too few questions: n=1, the gate needs at least 20" in r.stdout
+    assert "A = base, B = handbook-v2 · 1 question," in r.stdout and "answer_f1 *" in r.stdout, r.stdout
+    assert re.search(r"^report: .*report\.html$", r.stdout, re.M) and "attached to the card of: handbook-v2" in r.stdout
+
+
+def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):
+    """The CLI uploads a test set or Q&A file to the app: messages name the file where the user has it, not the
+    app's copy."""
+    bad = tmp_path / "badtest.jsonl"
+    bad.write_text('{"question": "Fine?", "answer": "yes"}\n{"question": "no answer?"}\nnot json\n')
+    r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(bad))
+    assert r.exit_code == 1 and str(r.exception).startswith(f"{bad}: 2 bad row(s):\n  line 2: answer"), r.exception
+    assert ".jobs" not in str(r.exception)
+    r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(bad))
+    assert r.exit_code == 1 and str(r.exception).startswith(f"{bad}: 2 bad row(s)"), r.exception
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "m1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
+    r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(qa))
+    assert r.exit_code == 0, r.output
+    assert f"curated Q&A: {qa}\n" in r.stdout and ".jobs" not in r.stdout

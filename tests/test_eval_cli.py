@@ -81,6 +81,7 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     assert rep["vs"]["base"]["answer_f1"]["ci_low"] == f1["ci_low"] and rep["means"]["answer_f1"] > 0.9
     decision = promotion_gate(card, registry, "answer_f1", min_questions=10)  # the test set's 10 questions
     assert decision["ok"] and decision["against"] == "base" and decision["run_id"] == out["run_id"]
+    assert out["min_questions"] == 20 and out["verdict"][0].startswith("hr-v1 vs base: inconclusive")  # the default
 
     # the human summary, from the cache this time
     r = lorag("eval", "-d", "hr", "-t", str(testset), "--ab", "base,hr-v1", "--limit", "4")

@@ -314,10 +314,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
 
     @router.post("/v1/jobs")
     async def start_job(request: Request) -> Any:
-        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?}
+        """{"kind": "synth", "domain", "writer"?, "max_chunks"?, "qa_jsonl"?, "qa_name"?}
         | {"kind": "train", "domain", "max_steps"?, "resume"?}
-        | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?}:
-        the Adapters and Evaluation tabs' jobs (a *_jsonl field is the file's text). Returns {"job": id}; poll
+        | {"kind": "eval", "domain", "arms", "limit"?, "testset_jsonl"?, "testset_name"?}:
+        the Adapters and Evaluation tabs' jobs (a *_jsonl field is the file's text, saved in the data folder; its
+        *_name, the file's name where the sender has it, names it in messages). Returns {"job": id}; poll
         /v1/jobs/{id}."""
         from ui.web_jobs import start_eval, start_synth, start_train
 
@@ -339,10 +340,20 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
                 f.write_text(text, encoding="utf-8")
                 return f
 
+            def name(key: str) -> str | None:
+                given = body.get(key)
+                return given if isinstance(given, str) and given.strip() else None
+
             kind = body["kind"]
             if kind == "synth":
                 job = await run_in_threadpool(
-                    start_synth, core, domain, saved("qa_jsonl"), body.get("writer"), body.get("max_chunks")
+                    start_synth,
+                    core,
+                    domain,
+                    saved("qa_jsonl"),
+                    body.get("writer"),
+                    body.get("max_chunks"),
+                    name("qa_name"),
                 )
             elif kind == "train":
                 job = await run_in_threadpool(
@@ -350,7 +361,13 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
                 )
             else:
                 job = await run_in_threadpool(
-                    start_eval, core, domain, str(body.get("arms") or ""), saved("testset_jsonl"), body.get("limit")
+                    start_eval,
+                    core,
+                    domain,
+                    str(body.get("arms") or ""),
+                    saved("testset_jsonl"),
+                    body.get("limit"),
+                    name("testset_name"),
                 )
         except LoragError as e:
             return _lorag_error(e)

@@ -103,17 +103,18 @@ def _fmt(v: Any, signed: bool = False) -> str:
 
 
 def print_summary(report: dict[str, Any]) -> None:
+    """The verdict, the table of means and differences, the retrieval line, the report's files: from a report or its
+    summary (eval.report.report_summary, what the app's eval job returns)."""
     from rich.table import Table
 
-    from eval.report import comparison
-    from eval.stats import significant
+    from eval.report import comparison, direction, min_questions, n_questions, verdict
 
     labels = [a["label"] for a in report["arms"]]
     base = report["baseline"]
     letter = {lab: chr(ord("A") + i) for i, lab in enumerate(labels)}  # short column names; the legend says which
     legend = ", ".join(f"{letter[lab]} = {lab}" for lab in labels)
     t = Table(
-        title=f"{report['domain']}: {legend} · {report['counts']['questions']} questions, top-k {report['top_k']}"
+        title=f"{report['domain']}: {legend} · {n_questions(report['counts']['questions'])}, top-k {report['top_k']}"
     )
     t.add_column("metric")
     for lab in labels:
@@ -129,7 +130,7 @@ def print_summary(report: dict[str, Any]) -> None:
         n = 0
         for lab in labels[1:]:
             v = (comparison(report, base, lab) or {}).get(m, {})
-            style = {1: "green", -1: "red", 0: "dim"}[significant(v)]
+            style = {1: "green", -1: "red", 0: "dim"}[direction(report, v)]
             ci = "–" if v.get("ci_low") is None else f"[{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]"
             row += [f"[{style}]{_fmt(v.get('diff'), True)}[/]", f"[{style}]{ci}[/]"]
             n = v.get("n", 0)
@@ -139,8 +140,6 @@ def print_summary(report: dict[str, Any]) -> None:
         )
         row += [str(n), str(failed) if failed else ""]
         t.add_row(*row)
-    from eval.report import verdict
-
     console = _console()
     for line in verdict(report):
         console.print(f"[bold]{line}[/]")
@@ -153,9 +152,12 @@ def print_summary(report: dict[str, Any]) -> None:
     console.print(
         f"answers: {c['generated']} generated, {c['cached']} from cache; {c['not_relevant']} question(s) had no "
         "relevant passage. "
-        f"* gate metric; green/red: 95% CI of the difference above/below zero."
+        f"* gate metric; green/red: 95% CI of the difference above/below zero, over at least "
+        f"{min_questions(report)} questions."
     )
     console.print(f"report: {report['files']['html']}\n        {report['files']['json']}")
+    if report.get("attached_to"):
+        console.print(f"attached to the card of: {', '.join(report['attached_to'])}")
 
 
 @eval_app.callback()
@@ -202,7 +204,7 @@ def eval_cmd(
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
     remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
-        run_in_app(
+        job = run_in_app(
             remote,
             "eval",
             {
@@ -218,7 +220,9 @@ def eval_cmd(
             arms=ab,
             limit=limit,
             testset_jsonl=testset.read_text(encoding="utf-8") if testset else None,
+            testset_name=str(testset) if testset else None,
         )
+        print_summary(job["result"])  # the job's result: the report's summary
         return
     from services.evaluation import make_judge, plan_eval, run_eval
 
@@ -239,30 +243,12 @@ def eval_cmd(
             progress=bars,
             warn=_warn,
         )
-    attached = report["attached_to"]
     if as_json:
-        summary = {
-            k2: report[k2]
-            for k2 in (
-                "run_id",
-                "domain",
-                "baseline",
-                "gate_metric",
-                "means",
-                "retrieval",
-                "comparisons",
-                "counts",
-                "timings_s",
-                "files",
-            )
-        }
-        summary["failures"] = {k2: report["failures"][k2] for k2 in ("answer", "retrieval")}
-        summary["attached_to"] = attached
-        typer.echo(json.dumps(summary, indent=2))
+        from eval.report import report_summary
+
+        typer.echo(json.dumps(report_summary(report), indent=2))
     else:
         print_summary(report)
-        if attached:
-            _console().print(f"attached to the card of: {', '.join(attached)}")
 
 
 @eval_app.command("import")

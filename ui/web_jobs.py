@@ -11,21 +11,30 @@ from assistant.names import check_domain
 
 
 def start_synth(
-    core: Any, domain: str, qa: Path | None = None, writer: str | None = None, max_chunks: int | None = None
+    core: Any,
+    domain: str,
+    qa: Path | None = None,
+    writer: str | None = None,
+    max_chunks: int | None = None,
+    qa_name: str | None = None,
 ) -> str:
     """Make the domain's training set from its chunks and the uploaded Q&A `qa` (only that file: nothing from the
-    working directory)."""
+    working directory). `qa_name`: the file's name where the user has it (the CLI's upload), in messages."""
     from assistant.retrieval import resolve_domains
+    from finetune.data import load_qa
     from finetune.data_report import report_lines
     from services.adapters import synth_recipe, synthesize
 
     c = core.comps
     cfg = synth_recipe(c.settings, domain, writer=writer or None, max_chunks=int(max_chunks) if max_chunks else None)
     resolve_domains(c.store, domain)
+    shown = qa_name or (str(qa) if qa else None)
+    if qa:
+        load_qa(qa, name=shown)  # every bad row now, named in the user's file, before the job starts
 
     def run(job: Any) -> dict[str, Any]:
         if qa:
-            job.log(f"curated Q&A: {qa}")
+            job.log(f"curated Q&A: {shown}")
         summary = synthesize(c, cfg, qa=qa, progress=job.progress, count_tokens=core.count_tokens)
         s = summary["synthetic"]
         job.log(
@@ -38,9 +47,7 @@ def start_synth(
         job.log("dropped: " + "; ".join(f"{n} {why}" for why, n in drops) if drops else "dropped: none")
         return summary
 
-    return core.jobs.start(
-        "synth", f"training data for {domain}", run, {"domain": domain, "qa": str(qa) if qa else None}
-    )
+    return core.jobs.start("synth", f"training data for {domain}", run, {"domain": domain, "qa": shown})
 
 
 def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
@@ -79,16 +86,25 @@ def eval_available() -> str | None:
     return None
 
 
-def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, limit: int | None = None) -> str:
+def start_eval(
+    core: Any,
+    domain: str,
+    ab: str,
+    testset: Path | None = None,
+    limit: int | None = None,
+    testset_name: str | None = None,
+) -> str:
     """An A/B evaluation as a job: the served model answers for every arm (one slot of the generation gate); the
-    judge is an endpoint or the served model itself."""
+    judge is an endpoint or the served model itself. `testset_name`: the test set's name where the user has it (the
+    CLI's upload), in messages and the report. The job's result: the report's summary (what `lorag eval` prints)."""
     why = eval_available()
     if why:
         raise LoragError(why)
+    from eval.report import n_questions, report_summary
     from services.evaluation import make_judge, plan_eval, run_eval
 
     check_domain(domain)
-    plan = plan_eval(core.comps, domain, ab, testset, limit)
+    plan = plan_eval(core.comps, domain, ab, testset, limit, testset_name=testset_name)
     if any(a.kind == "model" for a in plan.arms):
         raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
     served = core.settings.models.generator
@@ -107,10 +123,10 @@ def start_eval(core: Any, domain: str, ab: str, testset: Path | None = None, lim
             slot=lambda: core.gate.slot(timeout=3600),  # an evaluation takes one slot; chat keeps the others
         )
         job.log(f"report {report['run_id']}: {report['files']['html']}")
-        return {"run_id": report["run_id"], "files": report["files"]}
+        return report_summary(report)
 
     return core.jobs.start(
-        "eval", f"A/B {ab} on {domain} ({len(plan.items)} questions)", run, {"domain": domain, "ab": ab}
+        "eval", f"A/B {ab} on {domain} ({n_questions(len(plan.items))})", run, {"domain": domain, "ab": ab}
     )
 
 
