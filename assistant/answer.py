@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from assistant.answer_label import stream_without_label
 from assistant.generation import Generator
+from assistant.markup import markdown_emphasis_text
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage, Retrieval, Retriever
 from assistant.routing import AUTO, Route, Router
@@ -258,7 +259,8 @@ def _cited_part(answer: str, n: int) -> str:
 
 
 def supporting_sentence(passage: str, answer: str) -> str:
-    """The sentence (or table row, list item) of the passage that shares most content words with the answer;
+    """The sentence (or table row, list item) of the passage that shares most content words with the answer, as
+    plain text (markdown's **bold**, *em* and `code` marks taken off: the API's quote and the CLI show it as is);
     '' when none shares any. Headings are not sentences (the passage's label names its section)."""
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
@@ -266,7 +268,7 @@ def supporting_sentence(passage: str, answer: str) -> str:
         if line.lstrip().startswith("#"):
             continue
         for sent in sentences(line):
-            sent = sent.strip(" \t-*#>|")
+            sent = markdown_emphasis_text(sent).strip(" \t-*#>|")  # marks first: "**27 days** ..." loses both
             got = len(words & _content_words(sent))
             if got > score:
                 best, score = sent, got

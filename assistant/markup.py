@@ -1,4 +1,5 @@
-"""Inline markup to plain words, shared by the loaders (ingest/) and the training-text cleaner (finetune/)."""
+"""Inline markup to plain words, shared by the loaders (ingest/), the training-text cleaner (finetune/) and the
+citations' quotes (assistant/answer.py)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,12 @@ def rst_inline_text(text: str) -> str:
         text,
     )
     return re.sub(r"\s+", " ", text).strip()
+
+
+_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+
+
+def markdown_emphasis_text(text: str) -> str:
+    """Markdown's emphasis and code marks taken off a sentence: **bold**, __bold__, *em*, `code` -> their words
+    (snake_case and a lone * stay)."""
+    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)

@@ -417,3 +417,26 @@ def test_a_named_domain_is_checked_without_listing_the_others(components, corpus
     assert e.value.hint == "did you mean hr? known domains: hr"  # as `docs list` says it
     monkeypatch.setattr(components.store, "domains", lambda: pytest.fail("listed every domain"))
     assert components.ask_service.retriever.resolve_domains("hr") == ["hr"]
+
+
+def test_a_citations_quote_is_plain_text_without_markdown_marks():
+    """The quote the API, the CLI and the chat show is the passage's sentence as text: **bold**, __bold__, *em* and
+    `code` marks are taken off (a leading ** too, which the list-marker strip used to leave half of)."""
+    from assistant.answer import extract_citations, supporting_sentence
+    from assistant.retrieval import Passage
+
+    text = (
+        "Les salariés à temps plein ont droit à **27 jours ouvrés** de congés payés.\n- __Report__ : `5` jours *max*."
+    )
+    assert supporting_sentence(text, "jours ouvrés de congés payés") == (
+        "Les salariés à temps plein ont droit à 27 jours ouvrés de congés payés."
+    )
+    assert supporting_sentence(text, "report max") == "Report : 5 jours max."
+    assert supporting_sentence("**27 days** of leave a year.", "days of leave") == "27 days of leave a year."
+    assert supporting_sentence("Set max_tokens to 5 * 2 in config.", "max_tokens config") == (
+        "Set max_tokens to 5 * 2 in config."
+    )  # snake_case and a lone * are no emphasis
+    p = Passage(1, text, "conges.md", "Congés", None, 0.9, "rh", "/d/conges.md", "c1")
+    (c,) = extract_citations("Vous avez 27 jours ouvrés [1].", [p], "Combien de jours de congés payés ?")
+    assert c.quote == "Les salariés à temps plein ont droit à 27 jours ouvrés de congés payés."
+    assert c.to_dict()["quote"] == c.quote  # what the API sends

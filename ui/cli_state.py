@@ -4,7 +4,6 @@ never each other."""
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -12,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from assistant.errors import LoragError
+from assistant.markup import markdown_emphasis_text
 
 
 class _State:
@@ -99,12 +99,9 @@ def release_worker(reason: str) -> bool:
     return note is not None
 
 
-_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
-
-
 def plain_text(text: str) -> str:
     """Markdown's emphasis and code marks taken off a sentence for the terminal (snake_case stays)."""
-    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+    return markdown_emphasis_text(text)
 
 
 def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
