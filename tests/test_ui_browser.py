@@ -217,9 +217,24 @@ def test_chat_streams_an_answer_with_citations(page, live):
     assert "annual leave" in mark.inner_text().lower()
     body = bot.locator("details .cite-body").first
     assert "**" not in body.inner_text() and "##" not in body.inner_text()  # rendered text, not markdown
-    assert body.locator("mark").count() == 1  # and marked in its place
+    # and marked in its place: the plain quote (no ** marks) marked piece by piece around the passage's bold
+    assert "**" not in mark.inner_text() and "".join(body.locator("mark").all_inner_texts()) == mark.inner_text()
+    assert body.locator("strong mark").count() >= 1  # "**26 days**" inside the sentence
     assert "leave-policy.md" in bot.locator("details .cite-meta").first.inner_text()
     shot(page, "chat")
+    summary.click()  # closed again: a click on the inline [1] opens it and brings it into view
+    source = bot.locator("details.cite").first
+    page.wait_for_function("el => !el.open", arg=source.element_handle())
+    page.mouse.wheel(0, -5000)
+    bot.locator("a.cite-ref").first.click()
+    page.wait_for_function("el => el.open", arg=source.element_handle())
+    assert source.evaluate("el => el.id") == bot.locator("a.cite-ref").first.get_attribute("href")[1:]
+    page.wait_for_function(  # scrolled into the chat's view (smoothly)
+        """el => { const r = el.getBoundingClientRect(), box = document.querySelector('#chatbot')
+                   .getBoundingClientRect(); return r.top >= box.top - 1 && r.top < box.bottom; }""",
+        arg=source.element_handle(),
+    )
+    assert page.evaluate("location.hash") == ""  # the page's address is left alone
 
 
 def test_switch_adapter_follow_up_and_nothing_relevant(page, live):
@@ -231,6 +246,12 @@ def test_switch_adapter_follow_up_and_nothing_relevant(page, live):
     assert text.startswith("Following up:") and "answered by base" in text
     messages, adapter = live.generator.calls[-1]
     assert adapter is None and len(messages) == 4  # system, earlier turn (2), question
+    # the second answer's [1] opens the second answer's source 1, not the first answer's
+    first, second = (page.locator("#chatbot details.cite").first, bot.locator("details.cite").first)
+    first.evaluate("el => { el.open = false; }")
+    bot.locator("a.cite-ref").first.click()
+    page.wait_for_function("el => el.open", arg=second.element_handle())
+    assert not first.evaluate("el => el.open") and first.evaluate("el => el.id") != second.evaluate("el => el.id")
     calls = len(live.generator.calls)
     ask(
         page, "What is a xylophone quantum zebra sonata?"

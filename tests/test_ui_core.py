@@ -706,7 +706,8 @@ def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
         and "27 days" in html
         and "answered by <b>base</b>" in html
     )
-    assert '<sup class="cite-ref">[1]</sup>' in html  # the inline marker
+    link = re.search(r'<a class="cite-ref" href="#(cite-\w+-1)"[^>]*>\[1\]</a>', html)  # the inline marker, a link
+    assert link and f'<details class="cite" id="{link.group(1)}">' in html  # to its source
     assert "<mark>Full-time staff receive 27 days of annual leave each year.</mark>" in html  # the supporting sentence
     assert "## Annual leave" not in html and "<h2>Annual leave</h2>" in html  # the passage rendered, not raw markdown
     none = core.ask("xylophone quantum zebra", "hr")
@@ -996,3 +997,75 @@ def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, c
     assert {row[0] for row in got["docs-table"]} == {"hr"}
     typed = dict(zip(outs, on_show("canteen", None)))
     assert update(typed["docs-domain"])["value"] == "canteen"
+
+
+
+def _answer(text: str, passages: list, question: str = "q?") -> "Answer":  # noqa: F821 - imported lazily
+    """An answer to `question` from `passages` (Passage objects), its citations worked out as the service does."""
+    from assistant.answer import Answer, extract_citations
+
+    return Answer(question, text, extract_citations(text, passages, question), passages, ["hr"], True)
+
+
+def _passage(n: int, text: str, section: str = "Leave", source: str = "leave.md"):
+    from assistant.retrieval import Passage
+
+    return Passage(n, text, source, section, None, 0.9, "hr", f"/docs/{source}", f"c{n}")
+
+
+def test_each_inline_marker_links_to_its_own_answers_source():
+    """A cited [n] is a link to source n under the same answer (its <details>' id); two answers in one chat (or the
+    two columns side by side) never share an id, so each marker opens its own answer's source. A number the
+    answer does not cite stays plain text."""
+    from ui.tab_chat import render_answer
+
+    passages = [
+        _passage(1, "Full-time staff receive 27 days of annual leave each year."),
+        _passage(2, "Up to 5 unused days may be carried over to the next year.", "Carry-over"),
+    ]
+    ans = _answer("You get 27 days [1]. Five days carry over [2]. See also [7].", passages)
+    first, second = render_answer(ans), render_answer(ans)
+    for html in (first, second):
+        links = dict(re.findall(r'<a class="cite-ref" href="#([^"]+)"[^>]*>\[(\d)\]</a>', html))
+        ids = re.findall(r'<details class="cite" id="([^"]+)">', html)
+        assert sorted(links.values()) == ["1", "2"] and sorted(links) == sorted(ids)  # every marker has its source
+        assert "[7]" in html and 'href="#cite-' not in html.split("[7]")[0][-40:]  # not cited: no link
+    ids_first = set(re.findall(r'id="([^"]+)"', first))
+    ids_second = set(re.findall(r'id="([^"]+)"', second))
+    assert ids_first and not ids_first & ids_second  # unique across answers
+    fixed = render_answer(ans, key="k1")
+    assert 'href="#cite-k1-2"' in fixed and '<details class="cite" id="cite-k1-2">' in fixed
+
+
+def test_a_csv_passage_shows_one_row_a_line_and_marks_the_row_quoted():
+    """The rows of a CSV passage ("column: value; ..." lines) are a list, one row an item, not one run-on
+    paragraph; the row that supports the answer is marked in its place."""
+    from ui.tab_chat import passage_block
+
+    rows = [
+        "code: E-101; category: Lamp; operator can clear: Yes",
+        "code: E-900; category: Supervisor; operator can clear: No",
+    ]
+    p = _passage(1, "\n".join(rows), "table: code, category, operator can clear", "error-codes.csv")
+    html = passage_block(p, quote=rows[1])
+    assert re.findall(r"<li>(.*?)</li>", html) == [rows[0], f"<mark>{rows[1]}</mark>"]
+    prose = passage_block(_passage(1, "First line\nsecond line of the same paragraph."))
+    assert "<li>" not in prose and "<p>First line\nsecond line" in prose  # markdown prose stays as markdown renders it
+
+
+def test_a_plain_quote_is_marked_through_the_passages_markdown():
+    """The supporting sentence is plain text (no ** marks); in the passage rendered from markdown it is still found
+    and marked, piece by piece around the bold, so the HTML stays well nested."""
+    from ui.tab_chat import passage_block
+
+    p = _passage(1, "## Annual leave\n\nStaff get **27 days** of leave, `paid`. Other text.")
+    html = passage_block(p, quote="Staff get 27 days of leave, paid.")
+    assert (
+        "<p><mark>Staff get </mark><strong><mark>27 days</mark></strong><mark> of leave, </mark>"
+        "<code><mark>paid</mark></code><mark>.</mark> Other text.</p>"
+    ) in html
+    assert '<div class="cite-quote">“<mark>Staff get 27 days of leave, paid.</mark>”</div>' in html
+    assert "**" not in html
+    missing = passage_block(p, quote="A sentence the passage does not hold.")
+    assert "<p>Staff get <strong>27 days</strong>" in missing  # nothing marked in the body
+

@@ -37,11 +37,31 @@ CSS = """
 .cite-body p, .cite-body ul, .cite-body ol, .cite-body table { margin: 2px 0; }
 .cite mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
 .cite-meta, .cite-note { color: #6b7280; font-size: 0.9em; font-weight: normal; }
-.cite-ref { color: #2563eb; font-weight: 600; }
+.cite-ref { color: #2563eb; font-weight: 600; text-decoration: none; cursor: pointer; }
+.cite-rows { margin: 2px 0; padding-left: 1.2em; }
+.cite-rows li { margin: 0; }
+.cite.cite-target > summary { background: #dbeafe; border-radius: 2px; }
 .cut { color: #b45309; font-size: 0.9em; }
 .route { color: #6b7280; font-size: 0.9em; }
 #left-answer, #right-answer { min-height: 120px; }
 """
+
+# A click on an answer's [n] marker (<a class="cite-ref" href="#cite-KEY-n">) opens source n under that answer
+# and scrolls it into view. One listener on the document: answers arrive after the page loads, and Gradio's HTML
+# sanitizer keeps a link's href and a <details>' id (it only drops scripts and event attributes from messages).
+CITE_JS = """<script>
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a.cite-ref") : null;
+  const id = link ? (link.getAttribute("href") || "").replace(/^#/, "") : "";
+  const source = id ? document.getElementById(id) : null;
+  if (!source) return;
+  event.preventDefault();
+  source.open = true;
+  source.classList.add("cite-target");
+  setTimeout(() => source.classList.remove("cite-target"), 1500);
+  source.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}, true);
+</script>"""
 
 
 class AppCore:
@@ -248,6 +268,7 @@ def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) ->
         max_file_size=max_bytes,
         ssr_mode=False,
         css=CSS,
+        head=CITE_JS,
         show_error=True,
         footer_links=["api", "gradio"],
         allowed_paths=[str(core.settings.reports_dir)],

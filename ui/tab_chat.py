@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,42 +31,98 @@ def _md() -> Any:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
-def _highlight(html_text: str, quote: str, md: Any) -> tuple[str, bool]:
-    """Wrap the supporting sentence in <mark> inside the rendered passage; (html, whether it was found)."""
-    if not quote:
+_TAG = re.compile(r"(<[^>]*>)")
+
+
+def _highlight(html_text: str, quote: str) -> tuple[str, bool]:
+    """Mark the supporting sentence (plain text) inside the rendered passage, whatever inline markup runs through
+    it (**bold**, `code`, a link): each text piece of it between tags gets its own <mark>, so the HTML stays
+    well nested; (html, whether it was found)."""
+    want = " ".join(quote.split())
+    if not want:
         return html_text, False
-    for needle in (md.renderInline(quote), esc(quote).replace("&#x27;", "&#39;"), esc(quote)):
-        if needle and needle in html_text:
-            return html_text.replace(needle, f"<mark>{needle}</mark>", 1), True
-    return html_text, False
+    parts = _TAG.split(html_text)  # even: text (escaped), odd: a tag
+    texts = {i: html.unescape(parts[i]) for i in range(0, len(parts), 2)}
+    plain: list[str] = []  # the passage's text, whitespace collapsed, and where each of its characters is
+    where: list[tuple[int, int]] = []
+    for i, text in texts.items():
+        for j, ch in enumerate(text):
+            if ch.isspace():
+                if not plain or plain[-1] == " ":
+                    continue
+                ch = " "
+            plain.append(ch)
+            where.append((i, j))
+    at = "".join(plain).find(want)
+    if at < 0:
+        return html_text, False
+    spans: dict[int, list[int]] = {}  # text piece -> [first, last] character of it inside the sentence
+    for i, j in where[at : at + len(want)]:
+        spans.setdefault(i, [j, j])[1] = j
+    for i, (a, b) in spans.items():
+        text = texts[i]
+        inside = text[a : b + 1]
+        if inside.strip():  # a bare newline between two tags is no text to mark
+            parts[i] = esc_text(text[:a]) + f"<mark>{esc_text(inside)}</mark>" + esc_text(text[b + 1 :])
+    return "".join(parts), True
 
 
-def passage_block(p: Any, label: str | None = None, quote: str = "") -> str:
+def esc_text(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def is_table(p: Any) -> bool:
+    """A passage of CSV rows (one "column: value; ..." line per row)."""
+    return str(getattr(p, "section", "") or "").startswith("table: ")
+
+
+def passage_html(p: Any) -> str:
+    """The passage rendered from its markdown; CSV rows one per line (markdown would run them into a paragraph)."""
+    md = _md()
+    text = p.text.strip()
+    if is_table(p):
+        rows = [line.strip() for line in text.splitlines() if line.strip()]
+        return '<ul class="cite-rows">' + "".join(f"<li>{md.renderInline(r)}</li>" for r in rows) + "</ul>"
+    return md.render(text)
+
+
+def cite_id(key: str, n: int) -> str:
+    """The id of source n under the answer rendered with `key` (unique per answer: several answers in one chat, or
+    side by side, each open their own source)."""
+    return f"cite-{key}-{n}"
+
+
+def new_key() -> str:
+    return secrets.token_hex(4)
+
+
+def passage_block(p: Any, label: str | None = None, quote: str = "", anchor: str = "") -> str:
     """One `<details>`: the summary is a short label (file › section, p. N, CSV row N); opened, the supporting
     sentence first (highlighted), then the passage rendered from its markdown with that sentence marked, then
-    where it is from."""
+    where it is from. `anchor`: its id, which the answer's [n] marker links to."""
     from assistant.answer import passage_label
 
     summary = label or f"[{p.n}] {esc(passage_label(p))}"
-    md = _md()
-    quote_line = f'<div class="cite-quote">“<mark>{md.renderInline(quote)}</mark>”</div>' if quote else ""
-    body, _ = _highlight(md.render(p.text.strip()), quote, md)
+    quote_line = f'<div class="cite-quote">“<mark>{esc_text(quote)}</mark>”</div>' if quote else ""
+    body, _ = _highlight(passage_html(p), quote)
+    ident = f' id="{esc(anchor)}"' if anchor else ""
     return (
-        f'<details class="cite"><summary>{summary}</summary>{quote_line}<div class="cite-body">{body}</div>'
+        f'<details class="cite"{ident}><summary>{summary}</summary>{quote_line}<div class="cite-body">{body}</div>'
         f'<div class="cite-meta">{_where(p)}</div></details>'
     )
 
 
-def citations_html(ans: Answer) -> str:
-    """Citations under an answer, each with its supporting sentence; when the model cited nothing, the
-    passages it was given."""
+def citations_html(ans: Answer, key: str = "") -> str:
+    """Citations under an answer, each with its supporting sentence (and, with `key`, the id its [n] marker links
+    to); when the model cited nothing, the passages it was given."""
     by_n = {p.n: p for p in ans.passages}
     blocks = []
     for c in ans.citations:
         p = by_n.get(c.n)
         if p is not None:
             note = ' <span class="cite-note">(inferred: the model wrote no marker)</span>' if c.how == "overlap" else ""
-            blocks.append(passage_block(p, f"[{c.n}] {esc(c.label or c.ref)}{note}", c.quote))
+            anchor = cite_id(key, c.n) if key else ""
+            blocks.append(passage_block(p, f"[{c.n}] {esc(c.label or c.ref)}{note}", c.quote, anchor))
     if blocks:
         return '<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>"
     if ans.relevant and ans.passages:
@@ -89,13 +146,20 @@ def route_line(ans: Answer) -> str:
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
-def answer_body(ans: Answer) -> str:
-    """The answer with its [n] markers (inferred ones added) shown as small badges, and a note when it was cut."""
+def answer_body(ans: Answer, key: str = "") -> str:
+    """The answer with its [n] markers (inferred ones added) shown as small badges, and a note when it was cut.
+    With `key` (the one given to citations_html) each badge links to its source: a click opens it (CITE_JS)."""
     cited = {c.n for c in ans.citations}
-    text = _MARKER.sub(
-        lambda m: f'<sup class="cite-ref">[{m.group(1)}]</sup>' if int(m.group(1)) in cited else m.group(0),
-        ans.marked_answer(),
-    )
+
+    def badge(m: re.Match) -> str:
+        n = int(m.group(1))
+        if n not in cited:
+            return m.group(0)
+        if not key:
+            return f'<sup class="cite-ref">[{n}]</sup>'
+        return f'<sup><a class="cite-ref" href="#{cite_id(key, n)}" title="open source {n}">[{n}]</a></sup>'
+
+    text = _MARKER.sub(badge, ans.marked_answer())
     if ans.cut:
         text += (
             f'\n\n<div class="cut">✂ cut at the token limit ({ans.tokens} tokens, models.max_new_tokens): the answer '
@@ -104,11 +168,13 @@ def answer_body(ans: Answer) -> str:
     return text
 
 
-def render_answer(ans: Answer) -> str:
-    body = answer_body(ans) if ans.relevant else ans.answer
+def render_answer(ans: Answer, key: str | None = None) -> str:
+    """The answer, its route and its sources; `key` (default: a new random one) makes its sources' ids unique."""
+    key = key or new_key()
+    body = answer_body(ans, key) if ans.relevant else ans.answer
     if not ans.relevant:
         body += "\n\n_Add documents about this in the **Documents** tab, or pick another domain._"
-    return body + "\n\n" + route_line(ans) + citations_html(ans)
+    return body + "\n\n" + route_line(ans) + citations_html(ans, key)
 
 
 def message(e: BaseException) -> str:

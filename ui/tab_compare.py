@@ -31,7 +31,17 @@ from assistant.answer import Answer
 from assistant.errors import LoragError
 from assistant.names import check_domain
 from assistant.routing import BASE_CHOICE
-from ui.tab_chat import answer_body, citations_html, error_text, esc, message, on_shown, passage_block, route_line
+from ui.tab_chat import (
+    answer_body,
+    citations_html,
+    error_text,
+    esc,
+    message,
+    new_key,
+    on_shown,
+    passage_block,
+    route_line,
+)
 
 VOTES = ("left", "right", "tie", "both_bad")
 _VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
@@ -316,8 +326,9 @@ def _column(side: dict[str, Any]) -> str:
     final = side.get("final")
     if final is None:
         return esc(side["answer"]) + " ▌"
-    body = answer_body(final) if final.relevant else esc(final.answer)
-    return body + "\n\n" + route_line(final) + citations_html(final)
+    key = new_key()  # the [n] markers open this column's own sources
+    body = answer_body(final, key) if final.relevant else esc(final.answer)
+    return body + "\n\n" + route_line(final) + citations_html(final, key)
 
 
 def _plain(state: dict[str, Any]) -> dict[str, Any]:
