@@ -986,18 +986,18 @@ def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, c
 
     blocks = build_blocks(core)  # nothing indexed when the app starts
     elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
-    assert [c[0] for c in elems["docs-domain"].choices] == ["docs"]
+    assert elems["docs-domain"].choices == [] and elems["docs-domain"].value is None
     core.comps.ingestor().run([corpus], "hr")  # indexed while the app runs
     on_show, outs = handler(blocks, "ui.tab_docs", "on_show")
     tabs = {getattr(b, "id", None): b for b in blocks.blocks.values()}
     targets = {t for f in blocks.fns.values() if f.fn is on_show for t in f.targets}
     assert {(blocks._id, "load"), (tabs["docs"]._id, "select")} <= targets
     got = dict(zip(outs, on_show(None, None)))
-    assert update(got["docs-domain"])["choices"] == ["hr"] and update(got["docs-domain"])["value"] == "hr"
+    assert update(got["docs-domain"])["choices"] == ["hr"] and update(got["docs-domain"])["value"] is None
+    assert update(got["docs-filter"])["choices"] == ["all", "hr"]
     assert {row[0] for row in got["docs-table"]} == {"hr"}
     typed = dict(zip(outs, on_show("canteen", None)))
     assert update(typed["docs-domain"])["value"] == "canteen"
-
 
 
 def _answer(text: str, passages: list, question: str = "q?") -> "Answer":  # noqa: F821 - imported lazily
@@ -1069,3 +1069,35 @@ def test_a_plain_quote_is_marked_through_the_passages_markdown():
     missing = passage_block(p, quote="A sentence the passage does not hold.")
     assert "<p>Staff get <strong>27 days</strong>" in missing  # nothing marked in the body
 
+
+def test_an_upload_without_a_domain_is_refused_saying_to_choose_one(core, tmp_path):
+    """No domain is picked for the user; an upload without one names what to do (not an 'invalid name' of '')."""
+    from ui.tab_docs import upload_api
+
+    f = tmp_path / "a.md"
+    f.write_text("# A\n\nSome text.\n")
+    for empty in ("", None, "  "):
+        got = upload_api(core, empty, [str(f)])
+        assert got["error"].startswith("choose a domain for the upload"), got
+    assert not (core.data_dir / "uploads").exists() or not any((core.data_dir / "uploads").iterdir())
+
+
+def test_the_documents_table_filters_by_domain(core, corpus):
+    """The table shows every domain ("all") or the one picked in Show domain, and the documents offered for
+    deletion follow it."""
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "hr")
+    core.comps.ingestor().run([corpus / "leave.md"], "zz-new")
+    blocks = build_blocks(core)
+    elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+    assert [c[0] for c in elems["docs-filter"].choices] == ["all", "hr", "zz-new"]
+    pick_shown, outs = handler(blocks, "ui.tab_docs", "pick_shown")
+    assert outs == ["docs-table", "docs-which"]
+    rows, which = pick_shown("zz-new")
+    assert rows and {r[0] for r in rows} == {"zz-new"}
+    assert update(which)["choices"] == ["zz-new / leave.md"]
+    rows, which = pick_shown("all")
+    assert {r[0] for r in rows} == {"hr", "zz-new"} and len(update(which)["choices"]) == len(rows)
+    poll, outs = handler(blocks, "ui.tab_docs", "poll")
+    assert {r[0] for r in dict(zip(outs, poll(None, "hr")))["docs-table"]} == {"hr"}  # the timer keeps the filter

@@ -124,13 +124,20 @@ def _unzip(zpath: Path, folder: Path, max_total: float) -> tuple[int, list[tuple
     return written, bad
 
 
+def upload_domain(typed: str | None) -> str:
+    """The domain an upload goes into (domain_name: 'Orbit' is the domain 'orbit'); none typed or picked is refused."""
+    if not (typed or "").strip():
+        raise LoragError("choose a domain for the upload: pick one in Domain, or type a new name (e.g. 'contracts')")
+    return domain_name(typed)
+
+
 def start_ingest(
     core: Any, domain: str, files: list[tuple[str, Path]], *, local: list[Path] | None = None, sync: bool = False
 ) -> str:
     """Save the uploads and ingest them in a background job; returns the job id. local: files and folders of
     this machine ingested where they are instead (the `lorag` CLI of the app's own user: the documents keep their
     paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`)."""
-    domain = domain_name(domain)
+    domain = upload_domain(domain)
     if local is not None:
         paths, failed = list(local), []
         files = [(p.name, p) for p in paths]
@@ -273,8 +280,25 @@ def _reason(r: dict[str, Any]) -> str:
     return r["reason"] or "\n".join(f"⚠ {w}" for w in r.get("warnings") or [])
 
 
-def _docs_rows(core: Any) -> list[list[Any]]:
-    return [[d["domain"], d["display"], d["format"], d["n_chunks"], d["ingested_at"]] for d in list_docs(core)]
+ALL_DOMAINS = "all"
+
+
+def in_domain(docs: list[dict[str, Any]], shown: str | None) -> list[dict[str, Any]]:
+    """The documents of the domain picked in the table's filter ("all" or none picked: every one)."""
+    if shown in (None, "", ALL_DOMAINS):
+        return docs
+    return [d for d in docs if d["domain"] == shown]
+
+
+def _docs_rows(core: Any, shown: str | None = ALL_DOMAINS) -> list[list[Any]]:
+    return [
+        [d["domain"], d["display"], d["format"], d["n_chunks"], d["ingested_at"]]
+        for d in in_domain(list_docs(core), shown)
+    ]
+
+
+def filter_choices(core: Any) -> list[str]:
+    return [ALL_DOMAINS, *core.domains()]
 
 
 def upload_api(core: Any, domain: str, files: list[str] | None) -> dict[str, Any]:
@@ -291,12 +315,15 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     upload's progress and the documents are worked out again then (not left as they were when the app started)."""
     import gradio as gr
 
+    # No domain is chosen for the user: a preselected one (a sample's, or the only one there is) took uploads
+    # meant for a new domain whenever the user did not look at it. An upload without one is refused, saying so.
     with gr.Row():
         domain = gr.Dropdown(
-            core.domains() or ["docs"],
-            value=(core.domains() or ["docs"])[0],
+            core.domains(),
+            value=None,
             allow_custom_value=True,
             label="Domain (pick or type a new one)",
+            info="the domain these files go into",
             elem_id="docs-domain",
         )
     upload = gr.File(
@@ -320,6 +347,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         wrap=True,
     )
     gr.Markdown("### Indexed documents")
+    shown_domain = gr.Dropdown(filter_choices(core), value=ALL_DOMAINS, label="Show domain", elem_id="docs-filter")
     docs = gr.Dataframe(
         headers=["domain", "document", "format", "chunks", "ingested"],
         value=_docs_rows(core),
@@ -337,8 +365,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     status = gr.Markdown(elem_id="docs-status")
     timer = gr.Timer(1.0)
 
-    def choices() -> Any:
-        return gr.Dropdown(choices=[f"{d['domain']} / {d['display']}" for d in list_docs(core)], value=None)
+    def choices(shown: str | None = ALL_DOMAINS) -> Any:
+        listed = in_domain(list_docs(core), shown)
+        return gr.Dropdown(choices=[f"{d['domain']} / {d['display']}" for d in listed], value=None)
 
     def upload_files(domain: str, files: list[str] | None) -> dict:
         """Upload files (or a .zip of a folder) into a domain and start indexing them; returns {"job": id} to
@@ -371,20 +400,40 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         show_upload, [started, held], [progress, results, status, held], api_visibility="private"
     ).then(clear_files, [started], [upload], api_visibility="private")
 
-    def poll(hold: str | None) -> tuple[Any, Any, list]:
+    def poll(hold: str | None, shown: str | None = ALL_DOMAINS) -> tuple[Any, Any, list]:
         job = core.jobs.latest("ingest")
         if hold is not None and (job or {}).get("id", "") == hold:  # this page's own upload is shown, not that job
-            return gr.skip(), gr.skip(), _docs_rows(core)
-        return _progress_md(job), _results_rows(job), _docs_rows(core)
+            return gr.skip(), gr.skip(), _docs_rows(core, shown)
+        return _progress_md(job), _results_rows(job), _docs_rows(core, shown)
 
-    timer.tick(poll, [held], [progress, results, docs], api_visibility="private", queue=False)
+    timer.tick(poll, [held, shown_domain], [progress, results, docs], api_visibility="private", queue=False)
 
-    def on_show(dom: str | None, hold: str | None) -> tuple:
-        """The tab shown: today's domains (the one typed or picked stays) and what a tick shows."""
-        doms = core.domains() or ["docs"]
-        return gr.Dropdown(choices=doms, value=dom or doms[0]), *poll(hold)
+    def on_show(dom: str | None, hold: str | None, shown: str | None = ALL_DOMAINS) -> tuple:
+        """The tab shown: today's domains (the one typed or picked stays; none is picked for the user) and what a
+        tick shows."""
+        doms = core.domains()
+        flt = filter_choices(core)
+        shown = shown if shown in flt else ALL_DOMAINS
+        return (
+            gr.Dropdown(choices=doms, value=dom or None),
+            gr.Dropdown(choices=flt, value=shown),
+            *poll(hold, shown),
+        )
 
-    on_shown(shown, on_show, [domain, held], [domain, progress, results, docs])
+    on_shown(shown, on_show, [domain, held, shown_domain], [domain, shown_domain, progress, results, docs])
+
+    def pick_shown(shown: str | None) -> tuple:
+        """The table, and the documents offered for deletion, of the domain picked."""
+        return _docs_rows(core, shown), choices(shown)
+
+    shown_domain.change(pick_shown, [shown_domain], [docs, which], api_visibility="private", queue=False)
+    shown_domain.focus(
+        lambda shown: gr.Dropdown(choices=filter_choices(core), value=shown),
+        [shown_domain],
+        [shown_domain],
+        api_visibility="private",
+        queue=False,
+    )
 
     def ask_first(choice: str | None) -> tuple:
         if not choice or " / " not in choice:
@@ -398,21 +447,23 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             "",
         )
 
-    def remove(choice: str | None) -> tuple[str, list, Any, Any]:
+    def remove(choice: str | None, shown: str | None) -> tuple[str, list, Any, Any]:
         if not choice or " / " not in choice:
-            return "Pick a document to delete.", _docs_rows(core), choices(), gr.Row(visible=False)
+            return "Pick a document to delete.", _docs_rows(core, shown), choices(shown), gr.Row(visible=False)
         dom, name = choice.split(" / ", 1)
         try:
             msg = delete_doc(core, dom, name)
         except LoragError as e:
             msg = "⚠ " + message(e)
-        return msg, _docs_rows(core), choices(), gr.Row(visible=False)
+        return msg, _docs_rows(core, shown), choices(shown), gr.Row(visible=False)
 
     delete.click(ask_first, [which], [confirm_row, confirm_text, status], api_visibility="private")
-    yes.click(remove, [which], [status, docs, which, confirm_row], api_visibility="private")
+    yes.click(remove, [which, shown_domain], [status, docs, which, confirm_row], api_visibility="private")
     no.click(lambda: (gr.Row(visible=False), "Nothing deleted."), None, [confirm_row, status], api_visibility="private")
-    refresh.click(lambda: (_docs_rows(core), choices()), None, [docs, which], api_visibility="private")
-    which.focus(choices, None, [which], api_visibility="private", queue=False)
+    refresh.click(
+        lambda shown: (_docs_rows(core, shown), choices(shown)), [shown_domain], [docs, which], api_visibility="private"
+    )
+    which.focus(choices, [shown_domain], [which], api_visibility="private", queue=False)
 
     def job(job_id: str) -> dict:
         """A background job's state (ingest, synth, train, eval): status, progress, log, result (an ingest's
