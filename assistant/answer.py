@@ -20,6 +20,7 @@ _CITE = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 # Han, hiragana, katakana: written without spaces, so their content "words" are character pairs
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_HEADING = re.compile(r"\s{0,3}#{1,6}(\s|$)")  # a markdown heading line (a CSV row "#id: 1; ..." is none)
 _KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
 _STOP = set(
     "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
@@ -237,17 +238,22 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
         return len(new & texts[p.n]) >= max(1, len(new) // 3)
 
     words = _content_words(answer)
-    best = max(passages, key=lambda p: (len(words & texts[p.n]), len((words - asked) & texts[p.n])))
-    if words and len(words & texts[best.n]) >= max(2, len(words) // 3) and adds(words, best):
-        return best
+    drawn_on = [p for p in passages if adds(words, p)]  # a passage that only echoes the question never wins
+    if words and drawn_on:
+        best = max(drawn_on, key=lambda p: len(words & texts[p.n]))
+        if len(words & texts[best.n]) >= max(2, len(words) // 3):
+            return best
     quoted: tuple[float, Passage] | None = None
     for sent in sentences(answer):
         sw = _content_words(sent)
         if len(sw) < QUOTE_MIN_WORDS:
             continue
-        p = max(passages, key=lambda p: len(sw & texts[p.n]))
+        fits = [p for p in passages if adds(sw, p)]
+        if not fits:
+            continue
+        p = max(fits, key=lambda p: len(sw & texts[p.n]))
         share = len(sw & texts[p.n]) / len(sw)
-        if share >= QUOTE_SHARE and adds(sw, p) and (quoted is None or share > quoted[0]):
+        if share >= QUOTE_SHARE and (quoted is None or share > quoted[0]):
             quoted = (share, p)
     return quoted[1] if quoted else None
 
@@ -265,10 +271,10 @@ def supporting_sentence(passage: str, answer: str) -> str:
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
     for line in passage.splitlines():
-        if line.lstrip().startswith("#"):
+        if _HEADING.match(line):
             continue
         for sent in sentences(line):
-            sent = markdown_emphasis_text(sent).strip(" \t-*#>|")  # marks first: "**27 days** ..." loses both
+            sent = markdown_emphasis_text(sent).strip(" \t-*>|")  # marks first: "**27 days** ..." loses both
             got = len(words & _content_words(sent))
             if got > score:
                 best, score = sent, got

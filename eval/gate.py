@@ -62,7 +62,9 @@ def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int)
         )
         return decision
     diff, lo, hi, n = cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp.get("n")
-    decision.update(diff=diff, ci_low=lo, ci_high=hi, n=n)
+    # the report's own minimum too: a report that called itself inconclusive never passes the gate
+    min_questions = max(min_questions, int(rep.get("min_questions") or 0))
+    decision.update(diff=diff, ci_low=lo, ci_high=hi, n=n, min_questions=min_questions)
     numbers = (
         f"{card.name} − {against} on {metric}: {diff:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], n={n} (report "
         f"{rep.get('run_id')})"

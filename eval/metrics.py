@@ -241,7 +241,7 @@ class MetricSuite:
             "embedder": getattr(self.embedder, "name", None) if self.embedder is not None else None,
             "judge": self.judge.identity() if self.judge is not None else None,
             "ragas": ragas_version() if self.use_ragas else None,
-            "v": 1,
+            "v": 2,  # 2: grounding's inferred citations (question words, CJK pairs) changed right_source
         }
 
     def _metrics(self) -> dict[str, Any]:

@@ -288,6 +288,7 @@ def card_summary(report: dict[str, Any], label: str) -> dict[str, Any]:
         "arms": [a["label"] for a in report["arms"]],
         "means": {m: v["mean"] for m, v in report["means"][label].items()},
         "vs": vs,
+        "min_questions": report.get("min_questions"),  # below it the report's verdict said "inconclusive"
     }
 
 

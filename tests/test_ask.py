@@ -192,6 +192,13 @@ def test_an_answer_that_rephrases_the_question_cites_nothing_by_overlap():
     assert [c.n for c in extract_citations(made_up, ps)] == [1]  # without the question: the words alone
     cits = extract_citations("Un salarié à temps plein a 27 jours ouvrés de congés payés.", ps, question=q)
     assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+    # a passage that echoes the question does not hide the one holding the answer
+    q = "How many days of annual leave do new full-time employees get?"
+    echo = _p(1, "How many days of annual leave do new full-time employees get? See the entitlement table.")
+    table = _p(2, "Entitlement: 25 days each year for full-time staff, prorated in the first year.")
+    answer = "New full-time employees get 25 days of annual leave each year."
+    assert [c.n for c in extract_citations(answer, [echo, table], question=q)] == [2]
+    assert [c.n for c in extract_citations(answer, [table], question=q)] == [2]
 
 
 def test_citation_inferred_from_overlap_in_chinese_japanese_and_accented_words():
@@ -440,3 +447,13 @@ def test_a_citations_quote_is_plain_text_without_markdown_marks():
     (c,) = extract_citations("Vous avez 27 jours ouvrés [1].", [p], "Combien de jours de congés payés ?")
     assert c.quote == "Les salariés à temps plein ont droit à 27 jours ouvrés de congés payés."
     assert c.to_dict()["quote"] == c.quote  # what the API sends
+
+
+def test_a_csv_row_whose_first_column_starts_with_a_hash_is_a_quote_not_a_heading():
+    from assistant.answer import supporting_sentence
+
+    table = "#: 1; item: projector; code: E-205\n#: 2; item: lamp; code: E-101"
+    assert supporting_sentence(table, "What is E-205 on the projector?") == "#: 1; item: projector; code: E-205"
+    assert supporting_sentence("## Projector codes\nE-205 means the filter wheel.", "projector E-205") == (
+        "E-205 means the filter wheel."
+    )

@@ -86,6 +86,16 @@ def test_the_minimum_counts_the_questions_compared_and_is_the_callers(registry, 
     assert _gate(registry, "hr-v1")["ok"]
     registry.attach_report("hr-v1", _summary({"base": _cmp(-0.1, -0.15, -0.05, n=3)}, run_id="run-3"))
     assert _gate(registry, "hr-v1")["reason"].startswith("too few questions: n=3")  # worse or not: too few to tell
+    # a report made under a higher minimum (its verdict said "inconclusive") does not pass a lower setting later
+    registry.attach_report(
+        "hr-v1", {**_summary({"base": _cmp(0.12, 0.05, 0.19, n=25)}, run_id="run-4"), "min_questions": 30}
+    )
+    d = _gate(registry, "hr-v1")
+    assert (
+        not d["ok"]
+        and d["min_questions"] == 30
+        and d["reason"].startswith("too few questions: n=25, the gate needs at least 30")
+    )
 
 
 def test_worse_is_refused(registry, tmp_path):

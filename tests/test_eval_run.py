@@ -117,6 +117,7 @@ def test_report_files_are_written_and_well_formed(hr, tmp_path):
     assert "Failed scores" in html and "answers side by side" in html and "&lt;" not in q["question"]
     summary = card_summary(data, "hr-v1")
     assert summary["vs"]["base"]["answer_f1"]["ci_low"] == f1["ci_low"] and summary["report_html"] == files["html"]
+    assert summary["min_questions"] == data["min_questions"]  # the gate holds a report to its own minimum too
 
 
 def test_html_escapes_model_output(hr, tmp_path):
