@@ -342,8 +342,74 @@ def test_a_wrong_method_is_a_405_in_openai_shape(live):
         "code": "method_not_allowed",
     }
     r = httpx.delete(live.url + "/v1/documents", timeout=30)
-    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, POST"
     assert httpx.get(live.url + "/v1/models", timeout=30).status_code == 200  # the allowed method still answers
+
+
+def test_head_is_answered_wherever_get_is(live):
+    for path in ("/v1/models", "/v1/documents", "/v1/adapters", "/healthz"):
+        r = httpx.head(live.url + path, timeout=30)
+        assert r.status_code == 200 and r.content == b"", path
+        assert r.headers["content-type"] == "application/json", path
+    job = live.core.jobs.start("synth", "a job to look at", lambda job: {}, {})
+    assert httpx.head(f"{live.url}/v1/jobs/{job}", timeout=30).status_code == 200
+    r = httpx.head(live.url + "/v1/chat/completions", timeout=30)  # POST only: still refused
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert "head" not in httpx.get(live.url + "/v1/openapi.json", timeout=30).json()["paths"]["/v1/models"]
+
+
+def test_every_json_endpoint_answers_a_body_that_is_no_json_object_as_chat_does(live):
+    from ui.remote import TOKEN_HEADER
+
+    live.core.local_token = "t0k3n"  # the note's token: /v1/documents/local reads the body only with it
+    headers = {"content-type": "application/json", TOKEN_HEADER: "t0k3n"}
+    chat = httpx.post(live.url + "/v1/chat/completions", content="{bad", headers=headers, timeout=30).json()
+    paths = ("/v1/jobs", "/v1/documents/delete", "/v1/documents/local", "/v1/adapters/handbook-v2/promote")
+    try:
+        _check_json_bodies(live, paths, headers, chat)
+    finally:
+        live.core.local_token = None
+    assert chat["error"]["code"] == "invalid_json" and chat["error"]["message"].startswith("the body must be JSON: ")
+
+
+def _check_json_bodies(live, paths, headers, chat):
+    for path in paths:
+        r = httpx.post(live.url + path, content="{bad", headers=headers, timeout=30)
+        assert r.status_code == 400 and r.json() == chat, (path, r.text)  # the same message, code and param
+        for body in ("[1]", '"x"', "null"):
+            r = httpx.post(live.url + path, content=body, headers=headers, timeout=30)
+            err = r.json()["error"]
+            assert r.status_code == 400 and (err["code"], err["param"]) == ("invalid_json", None), (path, body)
+            assert err["message"] == "the body must be a JSON object", (path, body)
+
+
+def test_stop_may_be_one_string_of_any_length_or_a_list_of_at_most_four(live):
+    url = live.url + "/v1/chat/completions"
+    msgs = [{"role": "user", "content": Q}]
+    for stop in ("\nObservation:", ["\nObservation:", "END"], ["a", "b", "c", "d"], "x" * 200):
+        r = httpx.post(url, json={"model": "base", "messages": msgs, "stop": stop}, timeout=30)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"], (stop, r.text)
+    r = httpx.post(url, json={"model": "base", "messages": msgs, "stop": list("abcde")}, timeout=30)
+    err = r.json()["error"]
+    assert r.status_code == 400 and (err["param"], err["code"]) == ("stop", "invalid_value")
+    assert "at most 4 items" in err["message"], err["message"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "at", "got"),
+    [
+        ([("user", ""), ("system", "s")], 0, "is empty"),  # the system message is left out: messages[0] is at fault
+        ([("user", "q"), ("assistant", "a"), ("tool", "t")], 1, "has role 'assistant'"),
+        ([("user", "q"), ("user", "  ")], 1, "is empty"),
+        ([("system", "s"), ("developer", "d")], 1, "has role 'developer'"),  # no user/assistant turn: the last one
+    ],
+)
+def test_a_message_list_without_a_final_question_names_the_message_at_fault(live, messages, at, got):
+    msgs = [{"role": role, "content": text} for role, text in messages]
+    r = httpx.post(live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs}, timeout=30)
+    err = r.json()["error"]
+    assert r.status_code == 400 and (err["param"], err["code"]) == (f"messages[{at}]", "invalid_messages")
+    assert f"(messages[{at}] {got};" in err["message"], err["message"]
 
 
 def test_an_unknown_domain_names_the_field_and_the_known_domains(live):

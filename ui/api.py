@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assistant.answer import Answer
 from assistant.errors import EngineError, LoragError, UnknownDomainError
 from assistant.names import domain_name
-from ui.api_request import ChatMessage, ChatRequest, validation_error
+from ui.api_request import ChatMessage, ChatRequest, invalid_json, validation_error
 from ui.gate import Busy
 
 
@@ -88,24 +88,26 @@ def check_auth(request: Request, auth: tuple[str, str] | None) -> None:
 def parse_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
     """(question, history pairs) from OpenAI messages: the last user message is the question; system, developer
     and tool messages are left out (the server's own prompt applies)."""
-    turns = [(m.role, m.text()) for m in messages if m.role in ("user", "assistant")]
-    if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
-        last = len(messages) - 1
-        got = f"has role '{messages[-1].role}'" if messages[-1].role != "user" else "is empty"
+    turns = [(i, m.role, m.text()) for i, m in enumerate(messages) if m.role in ("user", "assistant")]
+    if not turns or turns[-1][1] != "user" or not turns[-1][2].strip():
+        # the message at fault: the last user/assistant turn (the others are left out), else the last message
+        at = turns[-1][0] if turns else len(messages) - 1
+        got = f"has role '{messages[at].role}'" if messages[at].role != "user" else "is empty"
         raise APIError(
             400,
-            f"the last message must be a non-empty user message (messages[{last}] {got})",
+            f"the last user or assistant message must be a non-empty user message (messages[{at}] {got}; "
+            "system, developer and tool messages are left out)",
             "invalid_messages",
-            param=f"messages[{last}]",
+            param=f"messages[{at}]",
         )
     history, pending = [], None
-    for role, content in turns[:-1]:
+    for _, role, content in turns[:-1]:
         if role == "user":
             pending = content
         elif pending is not None:
             history.append((pending, content))
             pending = None
-    return turns[-1][1].strip(), history
+    return turns[-1][2].strip(), history
 
 
 def _extras(ans: Answer) -> dict[str, Any]:
@@ -131,6 +133,22 @@ def answered_by(route: Any) -> str:
     if route is None:
         return "none"
     return route.adapter or "base"
+
+
+async def _json_object(request: Request, empty: dict[str, Any] | None = None) -> dict[str, Any] | JSONResponse:
+    """The request's body as a JSON object, or the 400 the chat endpoint answers for a body that is none (code
+    `invalid_json`). `empty`: what an empty body means, where one is allowed."""
+    raw = await request.body()
+    if not raw.strip() and empty is not None:
+        return empty
+    content_type = request.headers.get("content-type", "")
+    try:
+        body = json.loads(raw)
+    except ValueError as e:  # not JSON, or not UTF-8
+        return JSONResponse(invalid_json(getattr(e, "msg", None) or str(e), content_type), status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse(invalid_json(None, content_type), status_code=400)
+    return body
 
 
 def _job_error(e: LoragError) -> JSONResponse:
@@ -284,8 +302,10 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
                 hint="upload the files with POST /v1/documents instead",
             )
             return JSONResponse(_error_body(err), status_code=403)
-        body = await request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not isinstance(body.get("paths"), list):
             return _lorag_error(LoragError('expected {"domain": ..., "paths": [...]}'))
         try:
             paths = [Path(str(p)) for p in body["paths"]]
@@ -301,9 +321,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         """{"domain": D, "documents": [names]} or {"domain": D, "all": true}."""
         from ui.tab_docs import delete_docs
 
-        body = await request.json()
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
+            if not isinstance(body.get("domain"), str):
                 raise LoragError('the body must be {"domain": ..., "documents": [...]} or {"domain": ..., "all": true}')
             removed = await run_in_threadpool(
                 delete_docs, core, body["domain"], list(body.get("documents") or []), bool(body.get("all"))
@@ -322,9 +344,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         /v1/jobs/{id}."""
         from ui.web_jobs import start_eval, start_synth, start_train
 
-        body = await request.json()
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            if not isinstance(body, dict) or body.get("kind") not in ("synth", "train", "eval"):
+            if body.get("kind") not in ("synth", "train", "eval"):
                 raise LoragError('the body must be {"kind": "synth" | "train" | "eval", "domain": ..., ...}')
             domain = domain_name(body.get("domain"))
 
@@ -398,9 +422,11 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         """{"force": bool}: through the A/B gate, as `lorag adapters promote`."""
         from ui.web_jobs import promote as promote_in_app
 
-        body = await request.json() if await request.body() else {}
+        body = await _json_object(request, empty={})
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            message = await run_in_threadpool(promote_in_app, core, name, bool((body or {}).get("force")), "cli")
+            message = await run_in_threadpool(promote_in_app, core, name, bool(body.get("force")), "cli")
         except LoragError as e:
             return _job_error(e)
         return {"message": message, "card": core.comps.registry.get(name).model_dump()}
@@ -433,6 +459,7 @@ _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 def _refuse_other_methods(router: APIRouter) -> None:
     """A 405 with `Allow` for a /v1 path asked with another method: without these routes the request would fall
     through to the web app mounted at / and come back 404."""
+    _answer_head(router)
     allowed: dict[str, set[str]] = {}
     for route in router.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
@@ -446,6 +473,14 @@ def _refuse_other_methods(router: APIRouter) -> None:
         router.add_api_route(path, refuse, methods=sorted(_METHODS - methods), include_in_schema=False)
 
 
+def _answer_head(router: APIRouter) -> None:
+    """HEAD wherever GET is allowed (as HTTP asks): the GET route's handler answers, the server sends no body. Routes
+    of their own, so the schema lists GET only."""
+    for route in list(router.routes):
+        if isinstance(route, APIRoute) and "GET" in route.methods and "HEAD" not in route.methods:
+            router.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
+
+
 def health_router(core: Any) -> APIRouter:
     """Outside the login and the generation queue: answers while every slot is busy."""
     router = APIRouter()
@@ -454,6 +489,7 @@ def health_router(core: Any) -> APIRouter:
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "generating": core.gate.busy, "waiting": core.gate.waiting}
 
+    _answer_head(router)
     return router
 
 

@@ -7,7 +7,7 @@ names the field (`param`) and the reason, as OpenAI does. Fields OpenAI clients 
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +52,9 @@ class ChatRequest(BaseModel):
     temperature: Optional[float] = Field(None, ge=0, le=2, allow_inf_nan=False)
     top_p: Optional[float] = Field(None, ge=0, le=1, allow_inf_nan=False)
     n: Optional[int] = Field(None, ge=1, le=1, description="one answer per request: only 1")
-    stop: str | list[str] | None = Field(None, max_length=4)
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(
+        None, description="one string of any length, or a list of at most 4"
+    )
     domain: Optional[str] = Field(None, description="lorag: the domain to search (default: all)")
     top_k: Optional[int] = Field(None, ge=1, le=50, description="lorag: how many passages to retrieve")
 
@@ -95,16 +97,17 @@ def validation_error(errors: list[dict[str, Any]], content_type: str) -> dict[st
     when several member types of a field failed), its reasons joined."""
     first = errors[0]
     if first["type"] == "json_invalid":
-        reason = (first.get("ctx") or {}).get("error", "")
-        return _body(f"the body must be JSON: {reason}".rstrip(": "), None, "invalid_json")
+        return invalid_json((first.get("ctx") or {}).get("error", ""), content_type)
     params = [(_param(tuple(e["loc"])), e) for e in errors]
     if not params[0][0]:  # the body itself: not an object, or none
-        hint = "" if "json" in content_type else " (send it with Content-Type: application/json)"
-        return _body(f"the body must be a JSON object{hint}", None, "invalid_json")
+        return invalid_json(None, content_type)
     top = params[0][0].split(".")[0].split("[")[0]
     group = [(p, e) for p, e in params if p.split(".")[0].split("[")[0] == top]
     param = max(group, key=lambda pe: pe[0].count(".") + pe[0].count("["))[0]
     same = [e for p, e in group if p == param]
+    # a union member whose type the value has, but not its limits, is the one meant: a list of 5 stop strings is
+    # "at most 4 items", not "a valid string or ..."
+    same = [e for e in same if _code(e["type"]) != "invalid_type"] or same
     reasons = list(dict.fromkeys(e["msg"] for e in same))
     reason = reasons[0] + "".join(f" or {r.removeprefix('Input should be ')}" for r in reasons[1:])
     e = same[0]
@@ -113,6 +116,15 @@ def validation_error(errors: list[dict[str, Any]], content_type: str) -> dict[st
     return _body(
         f"invalid '{param}': {reason[:1].lower()}{reason[1:]} (got {e.get('input')!r})", param, _code(e["type"])
     )
+
+
+def invalid_json(reason: str | None, content_type: str) -> dict[str, Any]:
+    """OpenAI's error object (code `invalid_json`) for a body that is no JSON (`reason`: the parser's) or, with
+    reason None, no JSON object; every /v1 endpoint that reads a JSON body answers it."""
+    if reason is not None:
+        return _body(f"the body must be JSON: {reason}".rstrip(": "), None, "invalid_json")
+    hint = "" if "json" in content_type else " (send it with Content-Type: application/json)"
+    return _body(f"the body must be a JSON object{hint}", None, "invalid_json")
 
 
 def _body(message: str, param: str | None, code: str) -> dict[str, Any]:
