@@ -166,3 +166,25 @@ def test_the_web_apps_synth_reads_only_the_uploaded_qa_never_samples_from_the_wo
     uploaded.write_text(json.dumps(row) + "\n")
     job = core.jobs.wait(start_synth(core, "hr", uploaded, writer="cloze"), 60)
     assert job["status"] == "done" and job["result"]["curated_total"] == 1
+
+
+def test_the_web_apps_jobs_take_a_domain_as_typed(core, corpus):
+    """The Adapters and Evaluation tabs (and POST /v1/jobs) read a domain as every face does: 'HR' is 'hr'."""
+    from assistant.names import domain_name
+    from ui.web_jobs import eval_available, start_eval, start_synth, start_train
+
+    core.comps.ingestor().run([corpus], "hr")
+    core.train_fn = lambda cfg, **_kw: (_ for _ in ()).throw(LoragError(f"stop here: {cfg.domain}"))
+    job = core.jobs.wait(start_train(core, " HR ", max_steps=3), 30)
+    assert job["params"]["domain"] == "hr" and "stop here: hr" in job["error"], job
+    job = core.jobs.wait(start_synth(core, "HR", None, writer="cloze", max_chunks=3), 60)
+    assert job["status"] == "done" and job["params"]["domain"] == "hr", job
+    for start in (lambda d: start_synth(core, d), lambda d: start_train(core, d)):
+        with pytest.raises(LoragError) as e:
+            start("Bad Name!")
+        with pytest.raises(LoragError) as want:
+            domain_name("Bad Name!")
+        assert str(e.value) == str(want.value)  # the one rule's message, not "use lowercase letters"
+    if eval_available() is None:
+        with pytest.raises(LoragError, match="nope-v9"):  # past the domain: the arm is what is wrong
+            start_eval(core, "HR", "base,nope-v9")

@@ -461,3 +461,27 @@ def test_documents_and_jobs_apis_lowercase_a_domain_as_the_cli_does(live, tmp_pa
     r = httpx.post(live.url + "/v1/jobs", json={"kind": "synth", "domain": "NoSuch"}, timeout=30)
     assert r.status_code == 400 and "'nosuch'" in r.json()["error"]["message"], r.text  # not "invalid domain name"
     assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("domain_not_found", "domain")
+
+
+def test_listing_and_removing_documents_take_a_domain_as_typed(live, tmp_path):
+    f = tmp_path / "badges.txt"
+    f.write_text("Visitors wear a red badge.\n")
+    for missing in ({}, {"domain": "  "}):
+        with f.open("rb") as fh:
+            r = httpx.post(live.url + "/v1/documents", data=missing, files={"files": fh}, timeout=30)
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 400 and msg.startswith("the form field 'domain' is required"), (missing, msg)
+        assert "pick one in Domain" not in msg  # the web app's words, for its own control
+    with f.open("rb") as fh:
+        r = httpx.post(live.url + "/v1/documents", data={"domain": "CaseDocs"}, files={"files": fh}, timeout=30)
+    assert live.core.jobs.wait(r.json()["job"], 30)["status"] == "done"
+    r = httpx.get(live.url + "/v1/documents", params={"domain": " CaseDocs "}, timeout=30)
+    assert r.status_code == 200 and [(d["domain"], d["display"]) for d in r.json()["data"]] == [
+        ("casedocs", "badges.txt")
+    ], r.text
+    r = httpx.get(live.url + "/v1/documents", params={"domain": "Bad Name!"}, timeout=30)
+    assert r.status_code == 400 and "invalid domain 'Bad Name!'" in r.json()["error"]["message"]
+    r = httpx.post(live.url + "/v1/documents/delete", json={"domain": "CaseDocs", "documents": ["badges.txt"]})
+    assert r.status_code == 200 and [d["display"] for d in r.json()["removed"]] == ["badges.txt"], r.text
+    r = httpx.post(live.url + "/v1/jobs", json={"kind": "train"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("the field 'domain' is required"), r.text

@@ -276,7 +276,7 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
     with pytest.raises(LoragError, match="unknown domain 'hrr': nothing to remove") as e:
         delete_docs(core, "hrr", [], all_docs=True)  # the API's {"all": true} with a misspelt domain
     assert "did you mean hr?" in e.value.hint
-    assert delete_docs(core, "hr", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()
+    assert delete_docs(core, " HR ", [], all_docs=True) == [] and "hr" not in core.comps.store.domains()  # as typed
 
 
 def test_the_per_file_results_follow_the_upload_order(core, tmp_path):

@@ -151,6 +151,14 @@ async def _json_object(request: Request, empty: dict[str, Any] | None = None) ->
     return body
 
 
+def _require_domain(value: Any, field: str, what: str) -> None:
+    """A LoragError naming the API's field when no domain was sent (the web app's message names its own control)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise LoragError(f"{field} is required: {what} (e.g. 'contracts'; capitals are lowercased)")
+    if not isinstance(value, str):
+        raise LoragError(f"{field} must be a string: {what} (got {value!r})")
+
+
 def _job_error(e: LoragError) -> JSONResponse:
     return JSONResponse(_error_body(e), status_code=404 if "no adapter named" in str(e) or "no job" in str(e) else 400)
 
@@ -249,7 +257,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         from services.documents import list_documents
 
         try:
-            return {"data": list_documents(core.comps.store, domain or None)}
+            return {"data": list_documents(core.comps.store, domain_name(domain, "domain") if domain else None)}
         except LoragError as e:
             return _lorag_error(e)
 
@@ -268,6 +276,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         uploads = [f for f in form.getlist("files") if hasattr(f, "filename")]
         tmp = Path(tempfile.mkdtemp(prefix="lorag-upload-"))
         try:
+            _require_domain(domain, "the form field 'domain'", "the domain the files go into")
             files = []
             for i, f in enumerate(uploads):
                 target = tmp / str(i)
@@ -308,6 +317,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         if not isinstance(body.get("paths"), list):
             return _lorag_error(LoragError('expected {"domain": ..., "paths": [...]}'))
         try:
+            _require_domain(body.get("domain"), "the field 'domain'", "the domain the files go into")
             paths = [Path(str(p)) for p in body["paths"]]
             job = await run_in_threadpool(
                 start_ingest, core, str(body.get("domain") or ""), [], local=paths, sync=bool(body.get("sync"))
@@ -350,7 +360,8 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         try:
             if body.get("kind") not in ("synth", "train", "eval"):
                 raise LoragError('the body must be {"kind": "synth" | "train" | "eval", "domain": ..., ...}')
-            domain = domain_name(body.get("domain"))
+            _require_domain(body.get("domain"), "the field 'domain'", "the domain the job works on")
+            domain = domain_name(body["domain"])
 
             def saved(key: str) -> Any:
                 text = body.get(key)

@@ -230,7 +230,7 @@ def delete_docs(core: Any, domain: str, names: list[str], all_docs: bool = False
     """Remove documents (or, with all_docs, the whole domain); the app's copy of an upload goes too."""
     from services.documents import drop_domain, remove_documents
 
-    check_domain(domain)
+    domain = domain_name(domain)  # as typed (the API): 'HR' is the domain 'hr'
     store = core.comps.store
     with core.write_lock:
         if all_docs:

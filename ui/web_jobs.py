@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
-from assistant.names import check_domain
+from assistant.names import domain_name
 
 
 def start_synth(
@@ -25,6 +25,7 @@ def start_synth(
     from finetune.data_report import report_lines
     from services.adapters import synth_recipe, synthesize
 
+    domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
     c = core.comps
     cfg = synth_recipe(c.settings, domain, writer=writer or None, max_chunks=int(max_chunks) if max_chunks else None)
     resolve_domains(c.store, domain)
@@ -54,6 +55,7 @@ def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bo
     from finetune.runtime import describe_runtime
     from services.adapters import train, train_recipe
 
+    domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
     if core.jobs.running("train"):
         raise LoragError("a training job is already running; wait for it to finish")
     cfg = train_recipe(core.settings, domain, max_steps=max_steps)
@@ -103,7 +105,7 @@ def start_eval(
     from eval.report import n_questions, report_summary
     from services.evaluation import make_judge, plan_eval, run_eval
 
-    check_domain(domain)
+    domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
     plan = plan_eval(core.comps, domain, ab, testset, limit, testset_name=testset_name)
     if any(a.kind == "model" for a in plan.arms):
         raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
