@@ -409,7 +409,7 @@ def test_a_message_list_without_a_final_question_names_the_message_at_fault(live
     r = httpx.post(live.url + "/v1/chat/completions", json={"model": "base", "messages": msgs}, timeout=30)
     err = r.json()["error"]
     assert r.status_code == 400 and (err["param"], err["code"]) == (f"messages[{at}]", "invalid_messages")
-    assert f"(messages[{at}] {got};" in err["message"], err["message"]
+    assert f"(messages[{at}] {got})" in err["message"], err["message"]
 
 
 def test_an_unknown_domain_names_the_field_and_the_known_domains(live):

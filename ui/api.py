@@ -95,8 +95,8 @@ def parse_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, st
         got = f"has role '{messages[at].role}'" if messages[at].role != "user" else "is empty"
         raise APIError(
             400,
-            f"the last user or assistant message must be a non-empty user message (messages[{at}] {got}; "
-            "system, developer and tool messages are left out)",
+            f"the last user or assistant message must be a non-empty user message (messages[{at}] {got}); "
+            "system, developer and tool messages are left out",
             "invalid_messages",
             param=f"messages[{at}]",
         )
