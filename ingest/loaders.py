@@ -375,24 +375,41 @@ def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], int | None]:
     lines = io.StringIO(text).readlines()  # what csv.reader's line_num counts
     reader = csv.reader(lines)
     records, start = [], 1
-    for row in reader:
-        records.append((start, row))
-        start = reader.line_num + 1
-    if not records or not _unclosed_quote(lines[records[-1][0] - 1 :]):
-        return records, None
-    line = records.pop()[0]
+    try:
+        for row in reader:
+            records.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:  # an unclosed quote with more than the field limit after it fails before the end
+        if "field larger than field limit" not in str(e) or not _unclosed_quote(lines[start - 1 :]):
+            raise
+        line = start
+    else:
+        if not records or not _unclosed_quote(lines[records[-1][0] - 1 :]):
+            return records, None
+        line = records.pop()[0]
     rest = csv.reader(lines[line - 1 :], quoting=csv.QUOTE_NONE)
     return records + [(line + i, row) for i, row in enumerate(rest)], line
 
 
+# Runs of characters that are not a CSV delimiter, quote or line end: the parser treats a run like one character
+_CSV_PLAIN_RUN = re.compile(r'[^,"\r\n\x00]+')
+
+
 def _unclosed_quote(lines: list[str]) -> bool:
-    """Whether these lines (the last record) end inside a quoted field: the lenient reader takes them as one field."""
+    """Whether these lines (a record and the ones after it) end inside a quoted field: the lenient reader takes them
+    as one field.
+
+    Each run of plain characters is read as one, which keeps the quoting and the record ends as they are while no
+    field reaches csv's field size limit."""
     try:
-        for _ in csv.reader(lines, strict=True):
+        for _ in csv.reader((_CSV_PLAIN_RUN.sub("x", line) for line in lines), strict=True):
             pass
     except csv.Error as e:
         return "unexpected end of data" in str(e)  # CPython's message for end of input inside quotes
     return False
+
+
+_CSV_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 def _line_list(lines: list[int], most: int = 10) -> str:
@@ -401,7 +418,8 @@ def _line_list(lines: list[int], most: int = 10) -> str:
 
 
 def load_csv(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
-    """One line per row of "column: value" pairs (each row stays readable on its own inside a chunk). Nothing is
+    """One line per row of "column: value" pairs (each row stays readable on its own inside a chunk; the lines of a
+    multi-line value are joined with a space). Nothing is
     dropped: fields past the header's are named "column N", and `notes` warns of rows with more or fewer fields than
     the header and of an unclosed quote, with their line numbers."""
     notes = notes if notes is not None else LoadNotes()
@@ -423,7 +441,8 @@ def load_csv(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
         if len(row) != len(header):
             (longer if len(row) > len(header) else shorter).append(n)
         names = header + [f"column {i + 1}" for i in range(len(header), len(row))]
-        lines.append("; ".join(f"{h}: {v.strip()}" for h, v in zip(names, row) if v.strip()))
+        values = (_CSV_LINE_BREAKS.sub(" ", v.strip()) for v in row)  # a multi-line cell stays on its row's line
+        lines.append("; ".join(f"{h}: {v}" for h, v in zip(names, values) if v))
     if unclosed is not None:
         notes.warnings.append(
             f"unclosed quote at line {unclosed}: "

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import pytest
@@ -340,8 +341,7 @@ def test_csv_rows_that_do_not_fit_the_header_lose_nothing_and_are_reported(tmp_p
     (sec,) = load_document(p, notes=notes)
     assert sec.text.splitlines() == [
         "id: 1; name: a",
-        "id: 2; name: b; note: two",
-        "lines",
+        "id: 2; name: b; note: two lines",
         "id: 3",
         'id: 4; name: "open; note: x',
         "id: 5; name: e; note: f",
@@ -358,4 +358,29 @@ def test_a_well_formed_csv_gets_no_warning(tmp_path):
     notes = LoadNotes()
     (sec,) = load_document(p, notes=notes)
     assert notes.warnings == []
-    assert sec.text == "code: E-1; meaning: door, open; column 3: x\ncode: E-2; meaning: multi\nline; column 4: y"
+    assert sec.text == "code: E-1; meaning: door, open; column 3: x\ncode: E-2; meaning: multi line; column 4: y"
+
+
+def test_an_unclosed_quote_before_more_than_the_csv_field_limit_is_read_with_a_warning(tmp_path):
+    """csv's field size limit (128 KB) is reached inside the unclosed quote before the end of the file: the file is
+    still read, the quote's line and the ones after it with quote characters as text, as for a small file."""
+    limit = csv.field_size_limit()
+    rows = [f"{i},name {i},{'x' * 100}" for i in range(3, 2000)]
+    p = tmp_path / "big.csv"
+    p.write_text('id,name,note\n1,alpha,"broken\n' + "\n".join(rows) + "\n")
+    assert p.stat().st_size > limit
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert notes.warnings == [
+        f"unclosed quote at line 2: lines 2-{len(rows) + 2} were read with quote characters as text"
+    ]
+    lines = sec.text.splitlines()
+    assert lines[0] == 'id: 1; name: alpha; note: "broken'
+    assert lines[1:] == [f"id: {r.split(',')[0]}; name: {r.split(',')[1]}; note: {r.split(',')[2]}" for r in rows]
+
+
+def test_a_closed_quoted_field_over_the_csv_field_limit_is_still_refused(tmp_path):
+    p = tmp_path / "huge.csv"
+    p.write_text('id,note\n1,"' + "y\n" * csv.field_size_limit() + '"\n2,b\n')
+    with pytest.raises(BadFileError, match="malformed CSV \\(field larger than field limit"):
+        load_document(p)
