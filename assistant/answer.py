@@ -266,7 +266,8 @@ def _cited_part(answer: str, n: int) -> str:
 
 def supporting_sentence(passage: str, answer: str) -> str:
     """The sentence (or table row, list item) of the passage that shares most content words with the answer, as
-    plain text (markdown's **bold**, *em* and `code` marks taken off: the API's quote and the CLI show it as is);
+    plain text (markdown's **bold**, *em*, `code` and link marks taken off, \\* escapes read: the API's quote and
+    the CLI show it as is);
     '' when none shares any. Headings are not sentences (the passage's label names its section)."""
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
@@ -274,7 +275,7 @@ def supporting_sentence(passage: str, answer: str) -> str:
         if _HEADING.match(line):
             continue
         for sent in sentences(line):
-            sent = markdown_emphasis_text(sent).strip(" \t-*>|")  # marks first: "**27 days** ..." loses both
+            sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
             got = len(words & _content_words(sent))
             if got > score:
                 best, score = sent, got

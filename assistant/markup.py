@@ -17,10 +17,29 @@ def rst_inline_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__|`([^`]+)`|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+_INLINE = re.compile(
+    r"`([^`]+)`"  # code: its text as is (a backslash inside stays)
+    r"|\\([!-/:-@\[-`{-~])"  # a backslash escape of ASCII punctuation: \* -> *
+    r"|!?\[((?:[^\[\]\\]|\\.)*)\]\((?:[^()]|\([^()]*\))*\)"  # [text](url), ![alt](url "title") -> text, alt
+    r"|\*\*(.+?)(?<!\\)\*\*|__(.+?)__|(?<![\w*])\*(?!\s)(.+?)(?<![\s\\])\*(?![\w*])"  # **b**, __b__, *em*
+)
 
 
-def markdown_emphasis_text(text: str) -> str:
-    """Markdown's emphasis and code marks taken off a sentence: **bold**, __bold__, *em*, `code` -> their words
-    (snake_case and a lone * stay)."""
-    return _EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+_ESCAPED = 0xF0000  # an escaped character is kept apart as this plus its code (plane 15, private use) until the end
+
+
+def _inline_text(m: re.Match[str]) -> str:
+    code, escaped, *marked = m.groups()
+    if code is not None:
+        return code
+    if escaped is not None:
+        return chr(_ESCAPED + ord(escaped))
+    return _INLINE.sub(_inline_text, next(g for g in marked if g is not None))  # what a link or mark holds
+
+
+def markdown_emphasis_text(text: str, strip: str = "") -> str:
+    """Markdown's inline marks taken off a sentence, as the rendered page reads: **bold**, __bold__, *em*, `code`,
+    [text](url) and ![alt](url) -> their words, \\* -> * (snake_case and a lone * stay). `strip`: characters
+    taken off both ends after that (list markers, say), an escaped one aside."""
+    out = _INLINE.sub(_inline_text, text).strip(strip)
+    return re.sub("[\U000f0021-\U000f007e]", lambda m: chr(ord(m[0]) - _ESCAPED), out)

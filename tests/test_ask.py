@@ -443,6 +443,12 @@ def test_a_citations_quote_is_plain_text_without_markdown_marks():
     assert supporting_sentence("Set max_tokens to 5 * 2 in config.", "max_tokens config") == (
         "Set max_tokens to 5 * 2 in config."
     )  # snake_case and a lone * are no emphasis
+    assert supporting_sentence("See the [leave policy](https://x.example/p) now.", "leave policy") == (
+        "See the leave policy now."
+    )  # a link reads as its text, an image as its alt
+    assert supporting_sentence('![The *form*](f.png "F") is signed.', "form signed") == "The form is signed."
+    assert supporting_sentence("- Search for \\*wildcard\\*", "search wildcard") == "Search for *wildcard*"
+    assert supporting_sentence("Use `a\\*b` or \\_x\\_.", "use") == "Use a\\*b or _x_."  # code keeps its \\
     p = Passage(1, text, "conges.md", "Congés", None, 0.9, "rh", "/d/conges.md", "c1")
     (c,) = extract_citations("Vous avez 27 jours ouvrés [1].", [p], "Combien de jours de congés payés ?")
     assert c.quote == "Les salariés à temps plein ont droit à 27 jours ouvrés de congés payés."

@@ -1070,6 +1070,32 @@ def test_a_plain_quote_is_marked_through_the_passages_markdown():
     assert "<p>Staff get <strong>27 days</strong>" in missing  # nothing marked in the body
 
 
+def test_a_quote_with_a_link_an_image_or_an_escape_is_marked_in_the_passage():
+    """The quote reads a link and an image as their text and \\* as *, as the rendered passage does: it is found
+    and marked there."""
+    from assistant.answer import supporting_sentence
+    from ui.tab_chat import passage_block
+
+    text = (
+        "## Leave\n\nRead the [leave policy](https://x.example/p) before ![the *form*](img/f.png) is sent. "
+        "Other text.\n\nSearch for \\*wildcard\\* names, not `a\\*b`."
+    )
+    p = _passage(1, text)
+    quote = supporting_sentence(text, "leave policy form sent")
+    assert quote == "Read the leave policy before the form is sent."
+    html = passage_block(p, quote=quote)
+    assert (
+        '<p><mark>Read the </mark><a href="https://x.example/p"><mark>leave policy</mark></a><mark> before the </mark>'
+        "<em><mark>form</mark></em><mark> is sent.</mark> Other text.</p>"
+    ) in html
+    assert "<img" not in html
+    quote = supporting_sentence(text, "wildcard names")
+    assert quote == "Search for *wildcard* names, not a\\*b."
+    assert "<p><mark>Search for *wildcard* names, not </mark><code><mark>a\\*b</mark></code><mark>.</mark></p>" in (
+        passage_block(p, quote=quote)
+    )
+
+
 def test_an_upload_without_a_domain_is_refused_saying_to_choose_one(core, tmp_path):
     """No domain is picked for the user; an upload without one names what to do (not an 'invalid name' of '')."""
     from ui.tab_docs import upload_api

@@ -28,7 +28,12 @@ def _where(p: Any) -> str:
 def _md() -> Any:
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    # an image is its alt text, as the quote reads it (a document's image path does not load from the chat)
+    md.add_render_rule(
+        "image", lambda self, tokens, i, options, env: self.renderInline(tokens[i].children, options, env)
+    )
+    return md
 
 
 _TAG = re.compile(r"(<[^>]*>)")
