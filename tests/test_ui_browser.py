@@ -185,7 +185,7 @@ def test_upload_documents_with_per_file_results(page, live, tmp_path):
     pick(page, "docs-filter", "handbook")  # one domain's documents, however many the others have
     page.wait_for_function("!document.querySelector('#docs-table').innerText.includes('manual')")
     assert "leave-policy.md" in page.locator("#docs-table").inner_text()
-    pick(page, "docs-filter", "all")
+    pick(page, "docs-filter", "(all domains)")
     wait_text(page, "#docs-table", "manual")
     shot(page, "documents")
     pick(page, "docs-which", "handbook / holiday-calendar-2025.csv")

@@ -994,7 +994,7 @@ def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, c
     assert {(blocks._id, "load"), (tabs["docs"]._id, "select")} <= targets
     got = dict(zip(outs, on_show(None, None)))
     assert update(got["docs-domain"])["choices"] == ["hr"] and update(got["docs-domain"])["value"] is None
-    assert update(got["docs-filter"])["choices"] == ["all", "hr"]
+    assert update(got["docs-filter"])["choices"] == ["(all domains)", "hr"]
     assert {row[0] for row in got["docs-table"]} == {"hr"}
     typed = dict(zip(outs, on_show("canteen", None)))
     assert update(typed["docs-domain"])["value"] == "canteen"
@@ -1109,21 +1109,27 @@ def test_an_upload_without_a_domain_is_refused_saying_to_choose_one(core, tmp_pa
 
 
 def test_the_documents_table_filters_by_domain(core, corpus):
-    """The table shows every domain ("all") or the one picked in Show domain, and the documents offered for
-    deletion follow it."""
+    """The table shows every domain ("(all domains)") or the one picked in Show domain, and the documents offered
+    for deletion follow it; a domain named "all" is one domain like the others."""
+    from assistant.names import is_domain
     from ui.app import build_blocks
 
     core.comps.ingestor().run([corpus], "hr")
     core.comps.ingestor().run([corpus / "leave.md"], "zz-new")
+    core.comps.ingestor().run([corpus / "leave.md"], "all")
     blocks = build_blocks(core)
     elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
-    assert [c[0] for c in elems["docs-filter"].choices] == ["all", "hr", "zz-new"]
+    assert [c[0] for c in elems["docs-filter"].choices] == ["(all domains)", "all", "hr", "zz-new"]
+    assert elems["docs-filter"].value == "(all domains)" and not is_domain("(all domains)")
     pick_shown, outs = handler(blocks, "ui.tab_docs", "pick_shown")
     assert outs == ["docs-table", "docs-which"]
     rows, which = pick_shown("zz-new")
     assert rows and {r[0] for r in rows} == {"zz-new"}
     assert update(which)["choices"] == ["zz-new / leave.md"]
     rows, which = pick_shown("all")
-    assert {r[0] for r in rows} == {"hr", "zz-new"} and len(update(which)["choices"]) == len(rows)
+    assert rows and {r[0] for r in rows} == {"all"}
+    assert update(which)["choices"] == ["all / leave.md"]
+    rows, which = pick_shown("(all domains)")
+    assert {r[0] for r in rows} == {"all", "hr", "zz-new"} and len(update(which)["choices"]) == len(rows)
     poll, outs = handler(blocks, "ui.tab_docs", "poll")
     assert {r[0] for r in dict(zip(outs, poll(None, "hr")))["docs-table"]} == {"hr"}  # the timer keeps the filter

@@ -280,11 +280,11 @@ def _reason(r: dict[str, Any]) -> str:
     return r["reason"] or "\n".join(f"⚠ {w}" for w in r.get("warnings") or [])
 
 
-ALL_DOMAINS = "all"
+ALL_DOMAINS = "(all domains)"  # the filter's every-domain value: no domain name can be it (is_domain)
 
 
 def in_domain(docs: list[dict[str, Any]], shown: str | None) -> list[dict[str, Any]]:
-    """The documents of the domain picked in the table's filter ("all" or none picked: every one)."""
+    """The documents of the domain picked in the table's filter (ALL_DOMAINS or none picked: every one)."""
     if shown in (None, "", ALL_DOMAINS):
         return docs
     return [d for d in docs if d["domain"] == shown]
