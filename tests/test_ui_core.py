@@ -754,6 +754,57 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
     assert headers[0] == "metric" and means and diffs
 
 
+def test_an_uploaded_files_name_is_a_display_name_only(core, corpus, tmp_path):
+    """The Evaluation tab's report names the user's file, not Gradio's temporary path; a name a sender gives (the
+    CLI's upload) loses its line breaks and control characters, is capped, and its markdown shows as text."""
+    from ui.app import build_blocks
+    from ui.tab_eval import load_report, report_view
+    from ui.web_jobs import NAME_MOST, eval_available, start_eval, start_synth
+
+    if eval_available():
+        pytest.skip(eval_available())
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    upload = tmp_path / "gradio" / "3f9a1c" / "x.jsonl"
+    upload.parent.mkdir(parents=True)
+    q = {"id": "q1", "question": "How much do parking permits cost?", "answer": "12 euros", "sources": ["parking.txt"]}
+    upload.write_text(json.dumps(q) + "\n")
+    evaluate, _ = handler(build_blocks(core), "ui.tab_eval", "evaluate")
+    job_id = re.search(r"started job `([^`]+)`", evaluate("hr", "base,hr-v1", str(upload), None)).group(1)
+    job = core.jobs.wait(job_id, 60)
+    assert job["status"] == "done", job
+    assert load_report(core, job["result"]["run_id"])["testset"]["path"] == "x.jsonl"
+
+    given = "![](http://x/t.png)\n**big**\x1b[2J\u202e" + "a" * 400 + "/ts.jsonl"
+    job = core.jobs.wait(start_eval(core, "hr", "base,hr-v1", upload, testset_name=given), 60)
+    assert job["status"] == "done", job
+    run_id = job["result"]["run_id"]
+    shown = load_report(core, run_id)["testset"]["path"]
+    assert len(shown) == NAME_MOST and shown.endswith("a/ts.jsonl") and shown.isprintable()
+    short = "![t](t.png) **big**\t[2J.jsonl"
+    job = core.jobs.wait(start_eval(core, "hr", "base,hr-v1", upload, testset_name=short), 60)
+    shown = load_report(core, job["result"]["run_id"])["testset"]["path"]
+    assert shown == "![t](t.png) **big** [2J.jsonl"
+    text = report_view(core, job["result"]["run_id"])["verdict"]
+    assert "![t](" not in text and "**big**" not in text
+    assert r" of \!\[t\]\(t\.png\) \*\*big\*\* \[2J\.jsonl, top-k" in text  # shown as typed, not rendered
+
+    qa = upload.parent / "qa.jsonl"
+    qa.write_text(json.dumps({**q, "answer": "Parking permits cost 12 euros per month."}) + "\n")
+    synth_data, _ = handler(build_blocks(core), "ui.tab_adapters", "synth_data")
+    job_id = re.search(r"started job `([^`]+)`", synth_data("hr", str(qa), "cloze", 3)[0]).group(1)
+    job = core.jobs.wait(job_id, 60)
+    assert job["params"]["qa"] == "qa.jsonl" and any(x.endswith(" curated Q&A: qa.jsonl") for x in job["log"]), job
+
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(LoragError) as e:
+        start_synth(core, "hr", bad, writer="cloze", qa_name="my\nqa.jsonl")
+    assert "my qa.jsonl" in str(e.value) and "my\nqa" not in str(e.value)
+
+
 def _ab_with_fake_adapter(core, ts):
     from ui.web_jobs import start_eval
 

@@ -352,7 +352,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
         the Adapters and Evaluation tabs' jobs (a *_jsonl field is the file's text, saved in the data folder; its
         *_name, the file's name where the sender has it, names it in messages). Returns {"job": id}; poll
         /v1/jobs/{id}."""
-        from ui.web_jobs import start_eval, start_synth, start_train
+        from ui.web_jobs import display_name, start_eval, start_synth, start_train
 
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
@@ -376,8 +376,7 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:  # noqa: C
                 return f
 
             def name(key: str) -> str | None:
-                given = body.get(key)
-                return given if isinstance(given, str) and given.strip() else None
+                return display_name(body.get(key))  # shown in messages and the report, never opened
 
             kind = body["kind"]
             if kind == "synth":

@@ -287,7 +287,12 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         """Make the domain's training set (a background job); returns its status line."""
         try:
             job = start_synth(
-                core, domain, Path(qa_file) if qa_file else None, writers, int(max_chunks) if max_chunks else None
+                core,
+                domain,
+                Path(qa_file) if qa_file else None,
+                writers,
+                int(max_chunks) if max_chunks else None,
+                qa_name=Path(qa_file).name if qa_file else None,  # the user's file name, not Gradio's temporary path
             )
         except LoragError as e:
             return warn(e, file=qa_file), gr.skip()

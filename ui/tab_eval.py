@@ -6,6 +6,7 @@ Without the `eval` package the tab says so and the rest of the app works.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,17 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     lines = verdict(rep) or ["Only one arm: nothing to compare."]
     text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
     text += (
-        f"\n\n{n} of {rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1]}, "
+        f"\n\n{n} of {md_escape(rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1])}, "
         f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
         f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
     )
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
+
+
+def md_escape(text: str) -> str:
+    """Text shown as is in Markdown: each ASCII punctuation character backslash-escaped (a name from a report
+    renders no image, link or emphasis)."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def arms_note(arms: str) -> str:
@@ -151,7 +158,14 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     def evaluate(domain: str, arms: str, testset: str | None, limit: float | None) -> str:
         """Start an A/B evaluation (a background job) of the arms on the test set; returns its status line."""
         try:
-            job = start_eval(core, domain, arms, Path(testset) if testset else None, int(limit) if limit else None)
+            job = start_eval(
+                core,
+                domain,
+                arms,
+                Path(testset) if testset else None,
+                int(limit) if limit else None,
+                testset_name=Path(testset).name if testset else None,  # the report names the user's file
+            )
         except LoragError as e:
             return warn(e, file=testset)
         return f"started job `{job}`: its progress is below; the report opens when it is done."

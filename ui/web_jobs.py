@@ -9,6 +9,20 @@ from typing import Any
 from assistant.errors import LoragError
 from assistant.names import domain_name
 
+NAME_MOST = 300  # characters of a file name the sender gives (a display name, never a path that is opened)
+
+
+def display_name(name: Any) -> str | None:
+    """The name a sender gives its uploaded file (the CLI's original path), kept for display only: control and
+    format characters and line breaks become spaces, whitespace is collapsed, a longer one keeps its last
+    NAME_MOST characters (the file's own name); None when nothing is left."""
+    if not isinstance(name, str):
+        return None
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    if len(text) > NAME_MOST:
+        text = "…" + text[-(NAME_MOST - 1) :]
+    return text or None
+
 
 def start_synth(
     core: Any,
@@ -19,7 +33,8 @@ def start_synth(
     qa_name: str | None = None,
 ) -> str:
     """Make the domain's training set from its chunks and the uploaded Q&A `qa` (only that file: nothing from the
-    working directory). `qa_name`: the file's name where the user has it (the CLI's upload), in messages."""
+    working directory). `qa_name`: the file's name where the user has it (the CLI's upload, the web tab's file
+    name), in messages (as display_name keeps it)."""
     from assistant.retrieval import resolve_domains
     from finetune.data import load_qa
     from finetune.data_report import report_lines
@@ -29,7 +44,7 @@ def start_synth(
     c = core.comps
     cfg = synth_recipe(c.settings, domain, writer=writer or None, max_chunks=int(max_chunks) if max_chunks else None)
     resolve_domains(c.store, domain)
-    shown = qa_name or (str(qa) if qa else None)
+    shown = display_name(qa_name) or (str(qa) if qa else None)
     if qa:
         load_qa(qa, name=shown)  # every bad row now, named in the user's file, before the job starts
 
@@ -98,7 +113,8 @@ def start_eval(
 ) -> str:
     """An A/B evaluation as a job: the served model answers for every arm (one slot of the generation gate); the
     judge is an endpoint or the served model itself. `testset_name`: the test set's name where the user has it (the
-    CLI's upload), in messages and the report. The job's result: the report's summary (what `lorag eval` prints)."""
+    CLI's upload, the web tab's file name), in messages and the report (as display_name keeps it). The job's
+    result: the report's summary (what `lorag eval` prints)."""
     why = eval_available()
     if why:
         raise LoragError(why)
@@ -106,7 +122,7 @@ def start_eval(
     from services.evaluation import make_judge, plan_eval, run_eval
 
     domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
-    plan = plan_eval(core.comps, domain, ab, testset, limit, testset_name=testset_name)
+    plan = plan_eval(core.comps, domain, ab, testset, limit, testset_name=display_name(testset_name))
     if any(a.kind == "model" for a in plan.arms):
         raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
     served = core.settings.models.generator
