@@ -27,6 +27,9 @@ def check_domain(domain: str, field: str = "domain name") -> str:
     return domain
 
 
+ALL_DOMAINS = "all"  # what the chat, side by side and the API's domain choice mean by every domain
+
+
 def domain_name(typed: str | None, field: str = "domain name") -> str:
     """The domain a name typed by a user means, in every face (CLI, API, web app): trimmed and lowercased ('Orbit'
     is the domain 'orbit'). A name that is no domain name even then is refused, quoted as typed."""
@@ -35,6 +38,11 @@ def domain_name(typed: str | None, field: str = "domain name") -> str:
         raise LoragError(
             f"invalid {field} {name!r}: use letters, digits, '-' or '_' (max 63), starting with a letter or digit "
             "(capitals are lowercased: 'Orbit' is the domain 'orbit')"
+        )
+    if name.lower() == ALL_DOMAINS:
+        raise LoragError(
+            f"'{ALL_DOMAINS}' is no domain name: the chat and the side-by-side tab take it for every domain",
+            hint="leave the domain out to search every domain, or choose another name",
         )
     return name.lower()
 

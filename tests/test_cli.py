@@ -809,3 +809,5 @@ def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_an
     assert str(e.value).startswith("invalid domain name 'Bad Name!'") and "'Orbit' is the domain 'orbit'" in str(
         e.value
     )
+    r = lorag("ingest", str(corpus), "--domain", "All")  # the chat's every-domain choice: never a domain's name
+    assert r.exit_code == 1 and str(r.exception).startswith("'all' is no domain name"), r.output

@@ -20,12 +20,12 @@ from typing import Any, Callable, Iterator
 
 from assistant.answer import AskService
 from assistant.errors import EngineError, LoragError
+from assistant.names import ALL_DOMAINS
 from assistant.routing import AUTO, BASE_CHOICE
 from ui.gate import GenerationGate
 from ui.jobs import JobRunner
 
 log = logging.getLogger(__name__)
-ALL_DOMAINS = "all"
 GRACEFUL_SHUTDOWN_S = 5
 
 CSS = """

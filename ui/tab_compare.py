@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 from assistant.answer import Answer
 from assistant.errors import LoragError
-from assistant.names import check_domain
+from assistant.names import ALL_DOMAINS, check_domain
 from assistant.routing import BASE_CHOICE
 from ui.tab_chat import (
     answer_body,
@@ -45,7 +45,7 @@ from ui.tab_chat import (
 
 VOTES = ("left", "right", "tie", "both_bad")
 _VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
-ALL = "all"  # every domain searched (the app's ALL_DOMAINS)
+ALL = ALL_DOMAINS  # every domain searched
 
 
 def votes_dir(core: Any) -> Path:
