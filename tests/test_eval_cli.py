@@ -54,7 +54,14 @@ def lorag(tmp_path, monkeypatch, bm25, corpus):
         comps["c"].close()
 
 
-def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
+def _settings_again():
+    """The settings read anew at the next command, as `lorag`'s own callback does for each."""
+    if cli.state._components is not None:
+        cli.state._components.close()
+    cli.state._settings = cli.state._components = None
+
+
+def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path, monkeypatch):
     testset = write_testset(tmp_path / "t.jsonl")
     r = lorag(
         "eval",
@@ -79,9 +86,20 @@ def test_ab_run_writes_a_report_attaches_it_and_feeds_the_gate(lorag, tmp_path):
     rep = card.reports[-1]
     assert rep["run_id"] == out["run_id"] and rep["report_html"] == str(tmp_path / "rep" / "report.html")
     assert rep["vs"]["base"]["answer_f1"]["ci_low"] == f1["ci_low"] and rep["means"]["answer_f1"] > 0.9
-    decision = promotion_gate(card, registry, "answer_f1", min_questions=10)  # the test set's 10 questions
-    assert decision["ok"] and decision["against"] == "base" and decision["run_id"] == out["run_id"]
     assert out["min_questions"] == 20 and out["verdict"][0].startswith("hr-v1 vs base: inconclusive")  # the default
+    # a report that called itself inconclusive never passes the gate, even where the caller asks fewer questions
+    decision = promotion_gate(card, registry, "answer_f1", min_questions=10)
+    assert not decision["ok"] and decision["min_questions"] == 20 and decision["reason"].startswith("too few questions")
+    # the same run with the minimum lowered to the test set's 10 questions (answers from the cache) feeds the gate
+    monkeypatch.setenv("LORAG_EVAL__MIN_QUESTIONS", "10")
+    _settings_again()
+    r = lorag("eval", "-d", "hr", "-t", str(testset), "--ab", "base,hr-v1", "--out", str(tmp_path / "rep2"), "--json")
+    out = json.loads(r.output)
+    assert out["min_questions"] == 10 and out["verdict"][0].startswith("hr-v1 answers better than base")
+    decision = promotion_gate(registry.get("hr-v1"), registry, "answer_f1", min_questions=10)
+    assert decision["ok"] and decision["against"] == "base" and decision["run_id"] == out["run_id"]
+    monkeypatch.delenv("LORAG_EVAL__MIN_QUESTIONS")
+    _settings_again()
 
     # the human summary, from the cache this time
     r = lorag("eval", "-d", "hr", "-t", str(testset), "--ab", "base,hr-v1", "--limit", "4")
