@@ -182,7 +182,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
-    "join": dict(fp8_lora_in_gemm=True),  # the adapter's delta inside the FP8 GEMMs (experimental, off by default)
+    "join": dict(fp8_lora_in_gemm=True),  # the adapter's delta inside the FP8 GEMMs (off: slower)
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
     # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
     "fp8big": dict(_fp8_min_elements=1 << 23),

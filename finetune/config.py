@@ -443,7 +443,8 @@ class TrainConfig(_Recipe):
     )
     fp8_lora_in_gemm: bool = Field(
         False,
-        description="Experimental, off: not yet run on a GPU. With fp8_matmuls: the adapter's delta "
+        description="Experimental, off: slower on an H100 (8B QLoRA step 949 vs 836 ms, 1B 189 vs 176 ms; "
+        "benchmarks/RESULTS.md). With fp8_matmuls: the adapter's delta "
         "s·(x·Aᵀ)·Bᵀ is computed inside the base's FP8 GEMM as r more inner columns "
         "([x | x·Aᵀ]·[W | s·B]ᵀ, r rounded up to 16), and the input gradient's s·(g·B)·A likewise, "
         "instead of an addmm that reads and writes the whole output again. The delta then shares each "

@@ -18,8 +18,9 @@ extra inner columns, the rank rounded up to 16:
   backward  [g | s·g·B]·[W ; A]     = g·W + s·(g·B)·A
 
 so no output-sized pass adds the delta afterwards (an addmm reading and writing the whole output: by a count
-of bytes moved, about 7% of an 8B step; not yet measured); the delta's operands take the row's and the
-channel's scale with the base's (recipe key `fp8_lora_in_gemm`, off by default until measured on a GPU).
+of bytes moved, about 7% of an 8B step); the delta's operands take the row's and the channel's scale with the
+base's (recipe key `fp8_lora_in_gemm`, off: on an H100 it made the 8B QLoRA step 14% longer and the 1B one 7%,
+benchmarks/RESULTS.md; where the extra time goes was not profiled).
 
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
