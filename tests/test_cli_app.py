@@ -196,6 +196,12 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     assert "handbook-v2 vs base: inconclusive, too few questions: n=1, the gate needs at least 20" in r.stdout
     assert "A = base, B = handbook-v2 · 1 question," in r.stdout and "answer_f1 *" in r.stdout, r.stdout
     assert re.search(r"^report: .*report\.html$", r.stdout, re.M) and "attached to the card of: handbook-v2" in r.stdout
+    # --json through the app: stdout is the summary alone (as without the app), the job's log on stderr
+    r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(ts), "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["verdict"][0].startswith("handbook-v2 vs base: inconclusive") and out["min_questions"] == 20
+    assert out["arms"] and "started job" in r.stderr
 
 
 def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):

@@ -214,15 +214,18 @@ def eval_cmd(
                 "--judge-url": judge_url,
                 "--no-judge": no_judge,
                 "--no-cache": no_cache,
-                "--json": as_json,
             },
+            log_to_stderr=as_json,
             domain=domain,
             arms=ab,
             limit=limit,
             testset_jsonl=testset.read_text(encoding="utf-8") if testset else None,
             testset_name=str(testset) if testset else None,
         )
-        print_summary(job["result"])  # the job's result: the report's summary
+        if as_json:  # the job's result: the report's summary, as report_summary gives it without the app
+            typer.echo(json.dumps(job["result"], indent=2))
+        else:
+            print_summary(job["result"])
         return
     from services.evaluation import make_judge, plan_eval, run_eval
 

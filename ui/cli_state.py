@@ -104,9 +104,12 @@ def plain_text(text: str) -> str:
     return markdown_emphasis_text(text)
 
 
-def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: Any) -> dict[str, Any]:
-    """Start synth/train/eval as the running app's job and follow it: its log lines as they come, its stage and
-    progress on a spinner; Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
+def run_in_app(
+    remote: Any, kind: str, unsupported: dict[str, Any], *, log_to_stderr: bool = False, **params: Any
+) -> dict[str, Any]:
+    """Start synth/train/eval as the running app's job and follow it: its log lines as they come (on stderr with
+    `log_to_stderr`: stdout is kept for --json), its stage and progress on a spinner; Ctrl-C stops following (the
+    job goes on in the app). Returns the finished job."""
     import time
 
     from ui.jobs import progress_line
@@ -130,7 +133,7 @@ def run_in_app(remote: Any, kind: str, unsupported: dict[str, Any], **params: An
         while True:
             state = remote.job(job_id)
             for line in state.get("log", [])[printed:]:
-                typer.echo(line.split(" ", 1)[-1])
+                typer.echo(line.split(" ", 1)[-1], err=log_to_stderr)
             printed = len(state.get("log", []))
             if status:
                 status.update(plain_text(progress_line(state)))
