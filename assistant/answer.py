@@ -101,9 +101,14 @@ class Answer:
             "prompt_tokens": self.prompt_tokens,
             "finish_reason": self.finish_reason,
             "search_query": self.search_query,
-            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "similarity": self.shown_similarity,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+    @property
+    def shown_similarity(self) -> float | None:
+        """`similarity` as --json and the API give it (4 places)."""
+        return None if self.similarity is None else round(self.similarity, 4)
 
     @property
     def answered_by(self) -> str | None:

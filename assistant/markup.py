@@ -17,9 +17,10 @@ def rst_inline_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_PUNCT = r"[!-/:-@\[-`{-~]"  # ASCII punctuation: what markdown lets a backslash escape
 _INLINE = re.compile(
     r"`([^`]+)`"  # code: its text as is (a backslash inside stays)
-    r"|\\([!-/:-@\[-`{-~])"  # a backslash escape of ASCII punctuation: \* -> *
+    rf"|\\({_PUNCT})"  # a backslash escape of ASCII punctuation: \* -> *
     r"|!?\[((?:[^\[\]\\]|\\.)*)\]\((?:[^()]|\([^()]*\))*\)"  # [text](url), ![alt](url "title") -> text, alt
     r"|\*\*(.+?)(?<!\\)\*\*|__(.+?)__|(?<![\w*])\*(?!\s)(.+?)(?<![\s\\])\*(?![\w*])"  # **b**, __b__, *em*
 )
@@ -43,3 +44,9 @@ def markdown_emphasis_text(text: str, strip: str = "") -> str:
     taken off both ends after that (list markers, say), an escaped one aside."""
     out = _INLINE.sub(_inline_text, text).strip(strip)
     return re.sub("[\U000f0021-\U000f007e]", lambda m: chr(ord(m[0]) - _ESCAPED), out)
+
+
+def markdown_escaped(text: str) -> str:
+    """Text that markdown shows as is: each ASCII punctuation character backslash-escaped (no image, link or
+    emphasis renders from it); the inverse of markdown_emphasis_text's unescaping."""
+    return re.sub(f"({_PUNCT})", r"\\\1", text)

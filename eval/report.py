@@ -213,11 +213,16 @@ def min_questions(report: dict[str, Any]) -> int:
     return int(report.get("min_questions") or 1)
 
 
+def too_few(report: dict[str, Any], v: dict[str, Any]) -> bool:
+    """A comparison `v` over fewer paired questions than the report's min_questions: its CI decides nothing."""
+    n = v.get("n")
+    return not isinstance(n, int) or n < min_questions(report)
+
+
 def direction(report: dict[str, Any], v: dict[str, Any], metric: str | None = None) -> int:
     """+1 / -1: the CI of a comparison `v` lies above / below zero over enough questions; 0: it straddles zero or
     has too few questions to tell. With `metric`: +1 means better (a lower-is-better metric flips the sign)."""
-    n = v.get("n")
-    if not isinstance(n, int) or n < min_questions(report):
+    if too_few(report, v):
         return 0
     return significant(v) * (-1 if metric in LOWER_IS_BETTER else 1)
 
@@ -248,12 +253,11 @@ def verdict(report: dict[str, Any]) -> list[str]:
         ci = "" if v.get("ci_low") is None else f", 95% CI [{v['ci_low']:+.{digits}f}, {v['ci_high']:+.{digits}f}]"
         measured = f"{v['diff']:+.{digits}f} {words}{ci}"
         figures = f"{measured}, {n_questions(v.get('n', '?'))}"
-        n, need = v.get("n"), min_questions(report)
         sign = direction(report, v, metric)
-        if not isinstance(n, int) or n < need:
+        if too_few(report, v):
             lines.append(
-                f"{label} vs {base}: inconclusive, too few questions: n={n}, the gate needs at least {need} "
-                f"(eval.min_questions); measured {measured}."
+                f"{label} vs {base}: inconclusive, too few questions: n={v.get('n')}, the gate needs at least "
+                f"{min_questions(report)} (eval.min_questions); measured {measured}."
             )
         elif sign > 0:
             lines.append(f"{label} answers better than {base}: {figures}.")

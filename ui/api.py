@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assistant.answer import Answer
 from assistant.errors import EngineError, LoragError, UnknownDomainError
 from assistant.names import domain_name
-from ui.api_request import ChatMessage, ChatRequest, invalid_json, validation_error
+from ui.api_request import ChatMessage, ChatRequest, error_object, invalid_json, validation_error
 from ui.gate import Busy
 
 
@@ -62,8 +62,7 @@ def _error(
     headers: dict[str, str] | None = None,
     param: str | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_object(message, param, code, type_), status_code=status, headers=headers)
 
 
 def check_auth(request: Request, auth: tuple[str, str] | None) -> None:
@@ -117,7 +116,7 @@ def _extras(ans: Answer) -> dict[str, Any]:
             "adapter": ans.answered_by,  # as the CLI says it: None when no model ran
             "route": ans.route,
             "relevant": ans.relevant,
-            "similarity": ans.to_dict()["similarity"],  # the best passage's cosine, against retrieval.min_relevance
+            "similarity": ans.shown_similarity,  # the best passage's cosine, against retrieval.min_relevance
             "domains": ans.domains,
             "passages": [p.to_dict() for p in ans.passages],
             "question": ans.question,
@@ -532,10 +531,10 @@ def _msg(e: LoragError) -> str:
 def _error_body(e: LoragError) -> dict[str, Any]:
     """OpenAI's error object: an engine's failure is a server error (502/504), anything else the request's."""
     if isinstance(e, EngineError):
-        return {"error": {"message": _msg(e), "type": "server_error", "code": e.code, "param": None}}
+        return error_object(_msg(e), None, e.code, "server_error")
     if isinstance(e, UnknownDomainError):  # every API names the domain in a field called `domain`
-        return {"error": {"message": _msg(e), "type": "invalid_request_error", "code": e.code, "param": "domain"}}
-    return {"error": {"message": _msg(e), "type": "invalid_request_error", "code": "lorag_error", "param": None}}
+        return error_object(_msg(e), "domain", e.code)
+    return error_object(_msg(e), None, "lorag_error")
 
 
 def _lorag_error(e: LoragError) -> JSONResponse:

@@ -24,7 +24,7 @@ class ContentPart(BaseModel):
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    role: Literal[ROLES]
     content: str | list[ContentPart] | None = None
 
     def text(self) -> str:
@@ -112,8 +112,8 @@ def validation_error(errors: list[dict[str, Any]], content_type: str) -> dict[st
     reason = reasons[0] + "".join(f" or {r.removeprefix('Input should be ')}" for r in reasons[1:])
     e = same[0]
     if e["type"] == "missing":
-        return _body(f"'{param}' is required", param, _code("missing"))
-    return _body(
+        return error_object(f"'{param}' is required", param, _code("missing"))
+    return error_object(
         f"invalid '{param}': {reason[:1].lower()}{reason[1:]} (got {e.get('input')!r})", param, _code(e["type"])
     )
 
@@ -122,10 +122,11 @@ def invalid_json(reason: str | None, content_type: str) -> dict[str, Any]:
     """OpenAI's error object (code `invalid_json`) for a body that is no JSON (`reason`: the parser's) or, with
     reason None, no JSON object; every /v1 endpoint that reads a JSON body answers it."""
     if reason is not None:
-        return _body(f"the body must be JSON: {reason}".rstrip(": "), None, "invalid_json")
+        return error_object(f"the body must be JSON: {reason}".rstrip(": "), None, "invalid_json")
     hint = "" if "json" in content_type else " (send it with Content-Type: application/json)"
-    return _body(f"the body must be a JSON object{hint}", None, "invalid_json")
+    return error_object(f"the body must be a JSON object{hint}", None, "invalid_json")
 
 
-def _body(message: str, param: str | None, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+def error_object(message: str, param: str | None, code: str, type_: str = "invalid_request_error") -> dict[str, Any]:
+    """OpenAI's error body: every error the API answers has this shape."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from assistant.errors import LoragError, StoreLockedError
-from ui.cli_state import app_client, domain_option, new_console, new_err_console, plain_text, release_worker, state
+from ui.cli_state import app_client, domain_option, new_console, new_err_console, release_worker, state
 
 # `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
 WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
@@ -619,8 +619,8 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
         typer.echo("\nSources:")
         for c in ans["citations"]:
             typer.echo(f"  [{c['n']}] {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
-            if c.get("quote"):  # the supporting sentence, without markdown's emphasis marks
-                typer.echo(f"      “{plain_text(c['quote'])}”")
+            if c.get("quote"):  # the supporting sentence (plain text: supporting_sentence takes markdown's marks off)
+                typer.echo(f"      “{c['quote']}”")
     elif ans.get("relevant"):
         from types import SimpleNamespace
 
@@ -631,7 +631,7 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
             typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
             line = supporting_sentence(p.get("text", ""), ans.get("question", ""))
             if line:  # what the passage says on the question, to check the answer against
-                typer.echo(f"      “{plain_text(line)}”")
+                typer.echo(f"      “{line}”")
 
 
 def _ask_through_app(

@@ -99,11 +99,6 @@ def release_worker(reason: str) -> bool:
     return note is not None
 
 
-def plain_text(text: str) -> str:
-    """Markdown's emphasis and code marks taken off a sentence for the terminal (snake_case stays)."""
-    return markdown_emphasis_text(text)
-
-
 def run_in_app(
     remote: Any, kind: str, unsupported: dict[str, Any], *, log_to_stderr: bool = False, **params: Any
 ) -> dict[str, Any]:
@@ -136,7 +131,7 @@ def run_in_app(
                 typer.echo(line.split(" ", 1)[-1], err=log_to_stderr)
             printed = len(state.get("log", []))
             if status:
-                status.update(plain_text(progress_line(state)))
+                status.update(markdown_emphasis_text(progress_line(state)))
             if state.get("status") != "running":
                 break
             time.sleep(1.0)

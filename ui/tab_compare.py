@@ -45,7 +45,6 @@ from ui.tab_chat import (
 
 VOTES = ("left", "right", "tie", "both_bad")
 _VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
-ALL = ALL_DOMAINS  # every domain searched
 
 
 def votes_dir(core: Any) -> Path:
@@ -70,7 +69,7 @@ def sort_votes_of_all(core: Any) -> int:
     appended to their domains' files before all.jsonl is rewritten without them (a crash in between leaves a vote
     in both: a vote whose id is in its domain's file already is not added again). The export orders votes by
     time, so a moved (older) vote never wins over a newer one on the same question. Returns how many moved."""
-    src = votes_dir(core) / f"{ALL}.jsonl"
+    src = votes_dir(core) / f"{ALL_DOMAINS}.jsonl"
     with _VOTES_LOCK:
         if not src.is_file():
             return 0
@@ -81,13 +80,13 @@ def sort_votes_of_all(core: Any) -> int:
                 continue
             try:
                 vote = json.loads(line)
-                domain, _ = comparison_domain({"domain": ALL, "passages": vote["passages"]})
+                domain, _ = comparison_domain({"domain": ALL_DOMAINS, "passages": vote["passages"]})
                 domain = check_domain(domain) if domain is not None else None
                 if not (isinstance(vote["question"], str) and vote["vote"] in VOTES and vote["id"]):
                     domain = None
             except (ValueError, KeyError, TypeError, LoragError):
                 domain = None
-            if domain is None or domain == ALL:
+            if domain is None or domain == ALL_DOMAINS:
                 keep.append(line)
             else:
                 moved.setdefault(domain, []).append({**vote, "domain": domain})
@@ -133,7 +132,7 @@ def voted_domains(core: Any) -> dict[str, int]:
     return {
         f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
         for f in files
-        if not f.stem.endswith("-testset") and f.stem != ALL
+        if not f.stem.endswith("-testset") and f.stem != ALL_DOMAINS
     }
 
 
@@ -144,7 +143,7 @@ def comparison_domain(comparison: dict[str, Any]) -> tuple[str | None, list[str]
     if not isinstance(dom, str):
         raise TypeError("domain must be a string")
     came_from = sorted({p["domain"] for p in comparison["passages"]})
-    if dom != ALL:
+    if dom != ALL_DOMAINS:
         return dom, came_from
     return (came_from[0] if len(came_from) == 1 else None), came_from
 
@@ -344,7 +343,7 @@ def vote_note(comparison: dict[str, Any]) -> tuple[bool, str]:
     dom, came_from = comparison_domain(comparison)
     if dom is None:
         return False, f"No vote on this comparison: {no_vote_domain(came_from)}. Pick the domain above to vote."
-    if comparison["domain"] == ALL:
+    if comparison["domain"] == ALL_DOMAINS:
         return True, f"Vote for the better answer (it counts for domain **{dom}**, where the passages come from)."
     return True, "Vote for the better answer."
 

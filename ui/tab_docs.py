@@ -280,17 +280,17 @@ def _reason(r: dict[str, Any]) -> str:
     return r["reason"] or "\n".join(f"⚠ {w}" for w in r.get("warnings") or [])
 
 
-ALL_DOMAINS = "(all domains)"  # the filter's every-domain value: no domain name can be it (is_domain)
+EVERY_DOMAIN = "(all domains)"  # the filter's every-domain value: no domain name can be it (is_domain)
 
 
 def in_domain(docs: list[dict[str, Any]], shown: str | None) -> list[dict[str, Any]]:
-    """The documents of the domain picked in the table's filter (ALL_DOMAINS or none picked: every one)."""
-    if shown in (None, "", ALL_DOMAINS):
+    """The documents of the domain picked in the table's filter (EVERY_DOMAIN or none picked: every one)."""
+    if shown in (None, "", EVERY_DOMAIN):
         return docs
     return [d for d in docs if d["domain"] == shown]
 
 
-def _docs_rows(core: Any, shown: str | None = ALL_DOMAINS) -> list[list[Any]]:
+def _docs_rows(core: Any, shown: str | None = EVERY_DOMAIN) -> list[list[Any]]:
     return [
         [d["domain"], d["display"], d["format"], d["n_chunks"], d["ingested_at"]]
         for d in in_domain(list_docs(core), shown)
@@ -298,7 +298,7 @@ def _docs_rows(core: Any, shown: str | None = ALL_DOMAINS) -> list[list[Any]]:
 
 
 def filter_choices(core: Any) -> list[str]:
-    return [ALL_DOMAINS, *core.domains()]
+    return [EVERY_DOMAIN, *core.domains()]
 
 
 def upload_api(core: Any, domain: str, files: list[str] | None) -> dict[str, Any]:
@@ -347,7 +347,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         wrap=True,
     )
     gr.Markdown("### Indexed documents")
-    shown_domain = gr.Dropdown(filter_choices(core), value=ALL_DOMAINS, label="Show domain", elem_id="docs-filter")
+    shown_domain = gr.Dropdown(filter_choices(core), value=EVERY_DOMAIN, label="Show domain", elem_id="docs-filter")
     docs = gr.Dataframe(
         headers=["domain", "document", "format", "chunks", "ingested"],
         value=_docs_rows(core),
@@ -365,7 +365,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     status = gr.Markdown(elem_id="docs-status")
     timer = gr.Timer(1.0)
 
-    def choices(shown: str | None = ALL_DOMAINS) -> Any:
+    def choices(shown: str | None = EVERY_DOMAIN) -> Any:
         listed = in_domain(list_docs(core), shown)
         return gr.Dropdown(choices=[f"{d['domain']} / {d['display']}" for d in listed], value=None)
 
@@ -400,7 +400,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         show_upload, [started, held], [progress, results, status, held], api_visibility="private"
     ).then(clear_files, [started], [upload], api_visibility="private")
 
-    def poll(hold: str | None, shown: str | None = ALL_DOMAINS) -> tuple[Any, Any, list]:
+    def poll(hold: str | None, shown: str | None = EVERY_DOMAIN) -> tuple[Any, Any, list]:
         job = core.jobs.latest("ingest")
         if hold is not None and (job or {}).get("id", "") == hold:  # this page's own upload is shown, not that job
             return gr.skip(), gr.skip(), _docs_rows(core, shown)
@@ -408,12 +408,12 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
 
     timer.tick(poll, [held, shown_domain], [progress, results, docs], api_visibility="private", queue=False)
 
-    def on_show(dom: str | None, hold: str | None, shown: str | None = ALL_DOMAINS) -> tuple:
+    def on_show(dom: str | None, hold: str | None, shown: str | None = EVERY_DOMAIN) -> tuple:
         """The tab shown: today's domains (the one typed or picked stays; none is picked for the user) and what a
         tick shows."""
         doms = core.domains()
-        flt = filter_choices(core)
-        shown = shown if shown in flt else ALL_DOMAINS
+        flt = [EVERY_DOMAIN, *doms]  # filter_choices, from the same listing
+        shown = shown if shown in flt else EVERY_DOMAIN
         return (
             gr.Dropdown(choices=doms, value=dom or None),
             gr.Dropdown(choices=flt, value=shown),

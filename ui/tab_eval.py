@@ -6,7 +6,6 @@ Without the `eval` package the tab says so and the rest of the app works.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,7 @@ def _n(v: Any, signed: bool = False) -> str:
 
 def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     """What the tab shows of a report: the verdict, the link, the two tables, the plots."""
+    from assistant.markup import markdown_escaped
     from eval.report import n_questions, verdict
 
     rep = load_report(core, run_id)
@@ -69,17 +69,11 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     lines = verdict(rep) or ["Only one arm: nothing to compare."]
     text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
     text += (
-        f"\n\n{n} of {md_escape(rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1])}, "
+        f"\n\n{n} of {markdown_escaped(rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1])}, "
         f"top-k {rep.get('top_k')}, gate metric {rep.get('gate_metric')} · "
         f'<a href="/reports/{run_id}/report.html" target="_blank">open the full report</a>'
     )
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
-
-
-def md_escape(text: str) -> str:
-    """Text shown as is in Markdown: each ASCII punctuation character backslash-escaped (a name from a report
-    renders no image, link or emphasis)."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def arms_note(arms: str) -> str:
