@@ -190,6 +190,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "tiles-auto": dict(recompute_mlp_tiles="auto"),  # tiles where layer inputs are offloaded (at 8B: 4)
     "tiles2": dict(recompute_mlp_tiles=2),
     "tiles4": dict(recompute_mlp_tiles=4),
+    "tiles8": dict(recompute_mlp_tiles=8),
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),

@@ -281,8 +281,51 @@ def trace_peak_report(trace: list[dict], top: int = 25) -> dict:
     recent = [e for e in trace[max(0, peak_at - 400) : peak_at + 1] if e["action"] in ("segment_alloc", "segment_map")]
     for e in recent[-8:]:
         print(f"   grew {e['size'] / 2**20:8.1f} MB stream {e['stream']} at {_where(e.get('frames', []), ours)}")
+    side = [s for s, r in peak_streams.items() if r - used_by_stream.get(s, 0) >= gb // 8]
     return {
         "peak_reserved_gb": round(peak / gb, 3),
         "live_gb": round(sum(used_by_stream.values()) / gb, 3),
         "top": [[w, s, round(b / gb, 3), n] for (w, s), (b, n) in rows],
+        "stream_peaks": stream_live_peaks(trace[:end], side, ours, top),
     }
+
+
+def stream_live_peaks(trace: list[dict], streams: list[int], ours: tuple[str, ...], top: int = 25) -> dict:
+    """For each of `streams` (those holding much reserved memory that was free at the reserved peak: a CUDA
+    graphs' pool, whose captures' blocks are all freed once they end), the most its blocks were live at once
+    and the blocks live then, grouped by the innermost two frames in `ours`: what that pool's size is for."""
+    live_by: dict[int, int] = {}
+    best: dict[int, tuple[int, int]] = {}  # stream -> (live bytes, event index)
+    for i, e in enumerate(trace):
+        s = e["stream"]
+        if s not in streams:
+            continue
+        if e["action"] == "alloc":
+            live_by[s] = live_by.get(s, 0) + e["size"]
+            if live_by[s] > best.get(s, (0, 0))[0]:
+                best[s] = (live_by[s], i)
+        elif e["action"] == "free_completed":
+            live_by[s] = live_by.get(s, 0) - e["size"]
+    gb, out = 2**30, {}
+    for s, (most, at) in best.items():
+        live: dict[int, dict] = {}
+        for e in trace[: at + 1]:
+            if e["stream"] != s:
+                continue
+            if e["action"] == "alloc":
+                live[e["addr"]] = e
+            elif e["action"] == "free_completed":
+                live.pop(e["addr"], None)
+        groups: dict[str, list[int]] = {}
+        for e in live.values():
+            frames = [f for f in e.get("frames", []) if any(p in f.get("filename", "") for p in ours)]
+            key = " < ".join(_where([f], ours) for f in frames[:2]) or _where(e.get("frames", []), ours)
+            g = groups.setdefault(key, [0, 0])
+            g[0] += e["size"]
+            g[1] += 1
+        rows = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+        print(f"== stream {s}: live peaked at {most / gb:.3f} GB (event {at}); live then, by where allocated:")
+        for where, (size, n) in rows:
+            print(f"   {size / gb:7.3f} GB {n:5d} blocks  {where}", flush=True)
+        out[s] = {"live_peak_gb": round(most / gb, 3), "top": [[w, round(b / gb, 3), n] for w, (b, n) in rows]}
+    return out

@@ -258,3 +258,35 @@ def test_the_memory_trace_names_what_was_live_when_reserved_memory_peaked(monkey
     assert got["top"] == [["accel/graphs.py:10 f", 0, 3.0, 1], ["ops/fused_linear_cross_entropy.py:5 f", 7, 2.0, 1]]
     out = capsys.readouterr().out
     assert "reserved peaked at 6.000 GB" in out and "stream 7: reserved 2.000 GB, live 2.000 GB" in out
+
+
+def test_the_memory_trace_names_what_a_pool_free_at_the_peak_held_when_its_use_peaked(monkeypatch, capsys):
+    """A stream whose reserved memory was all free at the reserved peak (a CUDA graphs' pool after its
+    captures): the report finds when its live blocks summed highest and groups those by where they came from."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from train_profile import trace_peak_report
+
+    gb = 2**30
+
+    def ev(action, size, addr, stream=0, line=1):
+        frames = [{"filename": "/r/finetune/accel/lora_fused.py", "line": line, "name": "f"}]
+        return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+
+    trace = [
+        ev("segment_alloc", 3 * gb, 0, stream=5),
+        ev("alloc", gb // 4, 0, stream=5, line=1),
+        ev("alloc", gb, gb, stream=5, line=2),
+        ev("free_completed", gb // 4, 0, stream=5),
+        ev("alloc", gb // 2, 0, stream=5, line=3),  # the most live at once: lines 2 and 3, 1.5 GB
+        ev("alloc", gb // 4, 2 * gb, stream=5, line=4),
+        ev("free_completed", gb, gb, stream=5),
+        ev("free_completed", gb // 2, 0, stream=5),
+        ev("free_completed", gb // 4, 2 * gb, stream=5),
+        ev("segment_alloc", gb, 8 * gb),
+        ev("alloc", gb, 8 * gb),
+    ]
+    got = trace_peak_report(trace)["stream_peaks"]
+    assert list(got) == [5] and got[5]["live_peak_gb"] == 1.75
+    assert [r[1] for r in got[5]["top"]] == [1.0, 0.5, 0.25]
+    assert got[5]["top"][0][0] == "accel/lora_fused.py:2 f"
+    assert "stream 5: live peaked at 1.750 GB" in capsys.readouterr().out
