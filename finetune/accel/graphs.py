@@ -636,6 +636,8 @@ class LayerGraphs:
             return out[0] if isinstance(out, tuple) else out
 
         def grads_into_buffers(out: Any, x: Any) -> None:
+            # out: the layer output's gradient edge (its node), not the output: the output's memory is free
+            # while the backward runs (autograd never reads it)
             with autocast():
                 grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
             with torch.no_grad():
@@ -668,7 +670,7 @@ class LayerGraphs:
                 mlp_tiled(unread=True),
             ):
                 x = xbuf.detach().requires_grad_(True)
-                out = call(x)
+                out = torch.autograd.graph.get_gradient_edge(call(x))
             grads_into_buffers(out, x)
 
         if not kept:
@@ -689,7 +691,7 @@ class LayerGraphs:
                 out = call(x)
             with torch.no_grad():
                 st.x.copy_(out)
-            pending[:] = [(out, x)]
+            pending[:] = [(torch.autograd.graph.get_gradient_edge(out), x)]
 
         def bwd() -> None:
             grads_into_buffers(*pending.pop())
