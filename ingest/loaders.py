@@ -367,42 +367,65 @@ def load_docx(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
     return _markdown_sections("\n".join(lines))
 
 
+_CSV_DELIMITERS = ",;\t|"  # the comma first: it wins every tie
+_CSV_SAMPLE_LINES = 50
+
+
+def csv_delimiter(lines: list[str]) -> str:
+    """The file's field delimiter among , ; tab and |: the one whose split of the first lines gives a header of
+    two fields or more that the most rows after it repeat (the comma on a tie, or where none splits the header:
+    a semicolon file, as spreadsheets in many locales write, would otherwise be one column)."""
+    best, best_score = ",", -1.0
+    for d in _CSV_DELIMITERS:
+        rows = [r for r in csv.reader(lines[:_CSV_SAMPLE_LINES], delimiter=d) if any(c.strip() for c in r)]
+        if not rows or len(rows[0]) < 2:
+            continue
+        score = sum(len(r) == len(rows[0]) for r in rows[1:]) / max(1, len(rows) - 1)
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
 def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], int | None]:
     """(line the record starts on, its fields) per record, and the line of an unclosed quote (else None).
 
     An unclosed quote would swallow the rest of the file into one field: its record and the lines after it are
     read again with quote characters as plain text, so every line stays a record of its own."""
     lines = io.StringIO(text).readlines()  # what csv.reader's line_num counts
-    reader = csv.reader(lines)
+    delimiter = csv_delimiter(lines)
+    reader = csv.reader(lines, delimiter=delimiter)
     records, start = [], 1
     try:
         for row in reader:
             records.append((start, row))
             start = reader.line_num + 1
     except csv.Error as e:  # an unclosed quote with more than the field limit after it fails before the end
-        if "field larger than field limit" not in str(e) or not _unclosed_quote(lines[start - 1 :]):
+        if "field larger than field limit" not in str(e) or not _unclosed_quote(lines[start - 1 :], delimiter):
             raise
         line = start
     else:
-        if not records or not _unclosed_quote(lines[records[-1][0] - 1 :]):
+        if not records or not _unclosed_quote(lines[records[-1][0] - 1 :], delimiter):
             return records, None
         line = records.pop()[0]
-    rest = csv.reader(lines[line - 1 :], quoting=csv.QUOTE_NONE)
+    rest = csv.reader(lines[line - 1 :], delimiter=delimiter, quoting=csv.QUOTE_NONE)
     return records + [(line + i, row) for i, row in enumerate(rest)], line
 
 
-# Runs of characters that are not a CSV delimiter, quote or line end: the parser treats a run like one character
-_CSV_PLAIN_RUN = re.compile(r'[^,"\r\n\x00]+')
+def _plain_runs(delimiter: str) -> re.Pattern[str]:
+    """Runs of characters that are not the delimiter, a quote or a line end: the parser treats a run like one
+    character."""
+    return re.compile(f'[^{re.escape(delimiter)}"\\r\\n\\x00]+')
 
 
-def _unclosed_quote(lines: list[str]) -> bool:
+def _unclosed_quote(lines: list[str], delimiter: str = ",") -> bool:
     """Whether these lines (a record and the ones after it) end inside a quoted field: the lenient reader takes them
     as one field.
 
     Each run of plain characters is read as one, which keeps the quoting and the record ends as they are while no
     field reaches csv's field size limit."""
+    plain = _plain_runs(delimiter)
     try:
-        for _ in csv.reader((_CSV_PLAIN_RUN.sub("x", line) for line in lines), strict=True):
+        for _ in csv.reader((plain.sub("x", line) for line in lines), delimiter=delimiter, strict=True):
             pass
     except csv.Error as e:
         return "unexpected end of data" in str(e)  # CPython's message for end of input inside quotes
@@ -419,7 +442,7 @@ def _line_list(lines: list[int], most: int = 10) -> str:
 
 def load_csv(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     """One line per row of "column: value" pairs (each row stays readable on its own inside a chunk; the lines of a
-    multi-line value are joined with a space). Nothing is
+    multi-line value are joined with a space); fields split by csv_delimiter's choice. Nothing is
     dropped: fields past the header's are named "column N", and `notes` warns of rows with more or fewer fields than
     the header and of an unclosed quote, with their line numbers."""
     notes = notes if notes is not None else LoadNotes()

@@ -361,6 +361,33 @@ def test_a_well_formed_csv_gets_no_warning(tmp_path):
     assert sec.text == "code: E-1; meaning: door, open; column 3: x\ncode: E-2; meaning: multi line; column 4: y"
 
 
+def test_a_csv_delimited_by_semicolons_or_tabs_keeps_its_columns(tmp_path):
+    """Spreadsheets in locales with a decimal comma write semicolons; tab-separated exports use tabs: each is read
+    by its own delimiter, decimal commas and quoting included, while a comma file whose text holds semicolons
+    stays a comma file."""
+    p = tmp_path / "prices.csv"
+    p.write_text('name;price;note\nApple;1,5;"red; sweet"\nPear;2,0;\n')
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert sec.text.splitlines() == ["name: Apple; price: 1,5; note: red; sweet", "name: Pear; price: 2,0"]
+    assert notes.warnings == [] and sec.heading == "table: name, price, note"
+    p.write_text("id\tcity\n1\tOslo, Norway\n2\tLyon\n")
+    (sec,) = load_document(p)
+    assert sec.text.splitlines() == ["id: 1; city: Oslo, Norway", "id: 2; city: Lyon"]
+    p.write_text("term,meaning\nsemicolon,a mark; used in lists\ncomma,a mark\n")
+    (sec,) = load_document(p)
+    assert sec.text.splitlines() == ["term: semicolon; meaning: a mark; used in lists", "term: comma; meaning: a mark"]
+
+
+def test_an_unclosed_quote_in_a_semicolon_csv_is_read_by_its_delimiter(tmp_path):
+    p = tmp_path / "broken.csv"
+    p.write_text('a;b\n1;2\n"open;3\n4;5\n')
+    notes = LoadNotes()
+    (sec,) = load_document(p, notes=notes)
+    assert sec.text.splitlines() == ["a: 1; b: 2", 'a: "open; b: 3', "a: 4; b: 5"]
+    assert notes.warnings == ["unclosed quote at line 3: lines 3-4 were read with quote characters as text"]
+
+
 def test_an_unclosed_quote_before_more_than_the_csv_field_limit_is_read_with_a_warning(tmp_path):
     """csv's field size limit (128 KB) is reached inside the unclosed quote before the end of the file: the file is
     still read, the quote's line and the ones after it with quote characters as text, as for a small file."""
