@@ -137,6 +137,8 @@ def test_gradio_client_scripting(live, tmp_path):
         and exported["tie_skipped"] == 0
         and exported["rows"][0]["question"] == Q
         and exported["saved_to"] == "votes/manual-testset.jsonl"
+        and exported["votes_file"] == "votes/manual.jsonl"  # relative to the data folder, as saved_to
+        and exported["unreadable_lines"] == []
     )
     f = tmp_path / "kiosk.md"
     f.write_text("# Kiosk\n\nThe lobby kiosk prints visitor badges with a red lanyard.\n")

@@ -485,7 +485,15 @@ def test_votes_export_as_testset(core, corpus):
         last = list(compare_stream(core, f"Who approves overtime? ({i})", "hr", "base", "hr-v1"))[-1]
         record_vote(core, last, vote)
     info = export_votes(core, "hr")
-    assert info == {"path": info["path"], "cases": 1, "votes": 3, "both_bad_skipped": 1, "tie_skipped": 1}
+    assert info == {
+        "path": info["path"],
+        "cases": 1,
+        "votes": 3,
+        "both_bad_skipped": 1,
+        "tie_skipped": 1,
+        "unreadable_lines": [],
+        "votes_file": str(core.data_dir / "votes" / "hr.jsonl"),
+    }
     items = load_testset(Path(info["path"]))
     assert items[0].question == q and items[0].answer and "vote" in items[0].tags and items[0].sources
     record_vote(core, last, "tie", reference="The team lead approves overtime.")  # an edited reference: exported
@@ -493,6 +501,31 @@ def test_votes_export_as_testset(core, corpus):
     assert info["cases"] == 2 and info["tie_skipped"] == 0
     edited = [i for i in load_testset(Path(info["path"])) if "edited reference" in i.tags]
     assert [i.answer for i in edited] == ["The team lead approves overtime."]
+
+
+def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left_out(core, corpus):
+    """A line torn by a crash mid-write or edited into no vote: the export and the count skip it, the tab says
+    which lines of which file, and the file is left as it was."""
+    from ui.app import build_blocks
+    from ui.tab_compare import compare_stream, export_votes, read_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    last = list(compare_stream(core, "How many days of annual leave?", "hr", "base", "hr-v1"))[-1]
+    record_vote(core, last, "right")
+    f = core.data_dir / "votes" / "hr.jsonl"
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "x", "question": "torn\n[1, 2]\n{"id": "y"}\n')
+    before = f.read_bytes()
+    bad: list[int] = []
+    assert len(read_votes(core, "hr", bad)) == 1 and bad == [2, 3, 4]
+    info = export_votes(core, "hr")
+    assert info["cases"] == 1 and info["unreadable_lines"] == [2, 3, 4]
+    msg, path = clicked(build_blocks(core), "vote-export")("hr")
+    assert msg.startswith("Exported 1 case(s) from 1 vote(s)") and path
+    assert "3 line(s) of `" + str(f) + "` hold no vote and were left out (line 2, 3, 4)" in msg
+    assert f.read_bytes() == before
 
 
 def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages(core, corpus):

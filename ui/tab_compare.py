@@ -110,18 +110,26 @@ def sort_votes_of_all(core: Any) -> int:
         return sum(len(v) for v in moved.values())
 
 
-def _votes_in(f: Path) -> list[dict[str, Any]]:
-    """The votes of a file (lines that are no JSON object skipped)."""
+_VOTE_KEYS = ("id", "question", "vote", "left", "right", "passages")  # what an export reads of a vote
+
+
+def _votes_in(f: Path, unreadable: list[int] | None = None) -> list[dict[str, Any]]:
+    """The votes of a file. A line that is no JSON object with a vote's keys (one torn by a crash mid-write, one
+    edited by hand) is skipped, and its number added to `unreadable`; blank lines are nothing."""
     if not f.is_file():
         return []
     out = []
-    for line in f.read_text(encoding="utf-8").splitlines():
-        try:
-            v = json.loads(line) if line.strip() else None
-        except ValueError:
+    for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
             continue
-        if isinstance(v, dict):
+        try:
+            v = json.loads(line)
+        except ValueError:
+            v = None
+        if isinstance(v, dict) and all(k in v for k in _VOTE_KEYS):
             out.append(v)
+        elif unreadable is not None:
+            unreadable.append(n)
     return out
 
 
@@ -245,17 +253,16 @@ def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
     }
 
 
-def read_votes(core: Any, domain: str | None) -> list[dict[str, Any]]:
-    f = votes_file(core, domain)
+def read_votes(core: Any, domain: str | None, unreadable: list[int] | None = None) -> list[dict[str, Any]]:
+    """A domain's votes; the numbers of lines that hold none are added to `unreadable` (see _votes_in)."""
     sort_votes_of_all(core)
-    if not f.is_file():
-        return []
-    return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _votes_in(votes_file(core, domain), unreadable)
 
 
 def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
     """Votes of a domain -> `<data_dir>/votes/<domain>-testset.jsonl` (the last vote per question wins)."""
-    votes = read_votes(core, domain)
+    unreadable: list[int] = []
+    votes = read_votes(core, domain, unreadable)
     by_q: dict[str, dict[str, Any]] = {}
     for v in sorted(votes, key=lambda v: str(v.get("time", ""))):  # the latest vote on a question wins
         by_q[v["question"].strip().lower()] = v
@@ -291,6 +298,8 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
         "votes": len(votes),
         "both_bad_skipped": both_bad,
         "tie_skipped": no_reference,
+        "unreadable_lines": unreadable,
+        "votes_file": str(votes_file(core, domain)),
     }
 
 
@@ -465,6 +474,14 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
         msg = f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`" + (
             f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."
         )
+        if info["unreadable_lines"]:
+            lines = info["unreadable_lines"]
+            msg += (
+                f" ⚠ {len(lines)} line(s) of `{info['votes_file']}` hold no vote and were left out (line "
+                + ", ".join(map(str, lines[:10]))
+                + (", ..." if len(lines) > 10 else "")
+                + "); the file is unchanged."
+            )
         return msg, info["path"] if info["cases"] else None
 
     export.click(do_export, [domain], [status, export_file], api_visibility="private")
@@ -538,6 +555,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
         except LoragError as e:
             return {"error": message(e)}
         path = Path(info.pop("path"))
+        info["votes_file"] = Path(info["votes_file"]).relative_to(core.data_dir).as_posix()
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
         return {**info, "saved_to": path.relative_to(core.data_dir).as_posix(), "rows": rows}
 
