@@ -689,7 +689,11 @@ def demo_cmd(
 
 
 # -- web app ------------------------------------------------------------------------------------
-@app.command("ui")
+@app.command(
+    "ui",
+    short_help="Open the web app (chat with sources, side by side, documents, adapters, evaluation) and the "
+    "OpenAI-compatible API on the same port; while it runs, the other commands work through it.",
+)
 def ui_cmd(
     host: Optional[str] = typer.Option(None, "--host", help="Interface to listen on (default: ui.host)."),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default: ui.port)."),
