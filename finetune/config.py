@@ -419,8 +419,9 @@ class TrainConfig(_Recipe):
         "Needs gradient_checkpointing and fused_lora, and applies where the MLP's output is found unread in "
         "the recompute (Llama-like layers; not a layer that normalises its MLP's output, such as Gemma's). "
         "'auto': one tile per hidden-size tokens of a step where layer inputs are held in CPU memory "
-        "(offload_activations), else 1. Measured on an H100 (benchmarks/RESULTS.md): 8B QLoRA, 4 tiles, reserves "
-        "8.7 GB instead of 9.5 for a step 8.5% longer; 1B, 2 tiles, 7.7% longer for 0.07 GB less.",
+        "(offload_activations), else 1. Measured on an H100 (benchmarks/RESULTS.md): 8B QLoRA, 8 tiles, reserves "
+        "7.66 GB instead of 8.67 for a step about 14% longer (4 tiles, before: 8.7 GB instead of 9.5, 8.5% "
+        "longer); 1B, 2 tiles, 7.7% longer for 0.07 GB less.",
     )
     recompute_skip_unread: bool = Field(
         True,
