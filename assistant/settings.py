@@ -197,7 +197,27 @@ class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped (reported, the batch goes on).")
     max_rows: int = Field(100_000, ge=1, description="CSV rows / JSON records per file; a file with more is skipped.")
     max_pages: int = Field(2_000, ge=1, description="PDF pages per file; a longer PDF is skipped.")
+    text_encoding: str = Field(
+        "auto",
+        description="Text files (txt, md, rst, csv, json, html) that are neither UTF-8 nor marked by a byte order "
+        "mark: 'auto' detects their legacy encoding (with a warning naming it), or name the one they are saved in "
+        "(cp1250, iso8859_2, cp1251, shift_jis, ...: any Python codec) where detection guesses wrong, as it can "
+        "on short Central European text. Changing it re-ingests the domain's files.",
+    )
     embed_batch_size: int = Field(64, ge=1)
+
+    @field_validator("text_encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        import codecs
+
+        v = v.strip()
+        if v.lower() == "auto":
+            return "auto"
+        try:
+            return codecs.lookup(v).name
+        except LookupError:
+            raise ValueError(f"'{v}' is no text encoding Python knows (e.g. cp1250, iso8859_2; or 'auto')") from None
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -30,10 +30,12 @@ class EmptyFileError(BadFileError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-file limits checked while loading (None: no limit); the pipeline passes ingest.max_rows / max_pages."""
+    """Per-file limits checked while loading (None: no limit), and the legacy text encoding to read; the pipeline
+    passes ingest.max_rows / max_pages / text_encoding."""
 
     max_rows: int | None = None  # csv rows, json records
     max_pages: int | None = None  # pdf pages
+    text_encoding: str = "auto"  # of text that is not UTF-8 and has no byte order mark: 'auto' detects it
 
     def check(self, n: int, what: str, setting: str) -> None:
         limit = getattr(self, setting)
@@ -147,10 +149,11 @@ def _latin_script(text: str) -> bool:
     return letters > 0 and letters - ascii_letters <= letters / 2
 
 
-def read_text(path: Path, notes: LoadNotes | None = None) -> str:
-    """The file's text: decoded as its byte order mark says, else as UTF-8, else in the legacy encoding
-    charset-normalizer detects with confidence (e.g. cp1252: `notes` gets a warning naming it). A known binary
-    signature (PDF, ZIP/DOCX, images, gzip) or NUL bytes mean binary; `notes.encoding` gets the codec used."""
+def read_text(path: Path, notes: LoadNotes | None = None, encoding: str = "auto") -> str:
+    """The file's text: decoded as its byte order mark says, else as UTF-8, else in `encoding` (ingest.text_encoding)
+    or, with 'auto', the legacy encoding charset-normalizer detects with confidence (e.g. cp1252: `notes` gets a
+    warning naming it). A known binary signature (PDF, ZIP/DOCX, images, gzip) or NUL bytes mean binary;
+    `notes.encoding` gets the codec used."""
     notes = notes if notes is not None else LoadNotes()
     raw = path.read_bytes()
     binary = _binary_kind(path, raw)
@@ -175,10 +178,20 @@ def read_text(path: Path, notes: LoadNotes | None = None) -> str:
         return text
     except UnicodeDecodeError:
         pass
+    if encoding != "auto":
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise BadFileError(
+                f"text is neither UTF-8 nor {encoding} (ingest.text_encoding): {e.reason} at byte {e.start}"
+            ) from None
+        notes.encoding = encoding
+        return text
     found = _legacy_text(raw)
     if found is None:
         raise BadFileError(
-            "text is not valid UTF-8, and its encoding could not be told with confidence (re-save it as UTF-8)"
+            "text is not valid UTF-8, and its encoding could not be told with confidence (re-save it as UTF-8, or "
+            "name its encoding in ingest.text_encoding)"
         )
     text, notes.encoding = found
     notes.warnings.append(
@@ -207,11 +220,11 @@ def _markdown_sections(text: str) -> list[Section]:
 
 
 def load_markdown(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
-    return _markdown_sections(read_text(path, notes))
+    return _markdown_sections(read_text(path, notes, limits.text_encoding))
 
 
 def load_text(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
-    return [Section(read_text(path, notes))]
+    return [Section(read_text(path, notes, limits.text_encoding))]
 
 
 _RST_ADORN = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}\s*$")
@@ -270,13 +283,13 @@ def _rst_sections(text: str) -> list[Section]:
 
 
 def load_rst(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
-    return _rst_sections(read_text(path, notes))
+    return _rst_sections(read_text(path, notes, limits.text_encoding))
 
 
 def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(read_text(path, notes), "lxml")
+    soup = BeautifulSoup(read_text(path, notes, limits.text_encoding), "lxml")
     for tag in soup(["script", "style", "nav", "noscript", "button"]):
         tag.decompose()
     for tag in soup.select('[role="navigation"], div.menu, ul.menu'):  # site menus that are not <nav>
@@ -446,7 +459,7 @@ def load_csv(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
     dropped: fields past the header's are named "column N", and `notes` warns of rows with more or fewer fields than
     the header and of an unclosed quote, with their line numbers."""
     notes = notes if notes is not None else LoadNotes()
-    text = read_text(path, notes)
+    text = read_text(path, notes, limits.text_encoding)
     try:
         records, unclosed = _csv_records(text)
     except csv.Error as e:
@@ -510,7 +523,7 @@ def _count_records(value: object) -> int:
 
 
 def load_json(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
-    text = read_text(path, notes)
+    text = read_text(path, notes, limits.text_encoding)
     try:
         data = json.loads(text)
         limits.check(_count_records(data), "records", "max_rows")

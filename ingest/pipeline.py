@@ -90,6 +90,12 @@ class Ingestor:
         self.settings = settings
         # A change of embedder or chunking re-ingests everything: it is part of each version's hash.
         self.signature = f"{dense.name}|{settings.chunk_tokens}|{settings.chunk_overlap}|v1"
+        if settings.text_encoding != "auto":  # text read in another encoding is other text: every file again
+            self.signature += f"|text={settings.text_encoding}"
+
+    def _limits(self) -> Limits:
+        s = self.settings
+        return Limits(s.max_rows, s.max_pages, s.text_encoding)
 
     def discover(self, paths: Iterable[Path]) -> Found:
         """The files to ingest, and the paths failed or skipped up front (see ingest.discovery)."""
@@ -115,7 +121,7 @@ class Ingestor:
             if old is not None and old.content_hash == version and old.live_chunks == old.n_chunks:
                 return FileResult(str(path), display, UNCHANGED, chunks=old.n_chunks)
             notes = LoadNotes()
-            sections = load_document(path, Limits(self.settings.max_rows, self.settings.max_pages), notes)
+            sections = load_document(path, self._limits(), notes)
             chunks = split_sections(
                 sections,
                 chunk_tokens=self.settings.chunk_tokens,

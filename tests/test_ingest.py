@@ -148,6 +148,21 @@ def test_changed_chunk_settings_reingest(store, fake_dense, bm25, settings, corp
     assert set(statuses(report).values()) == {"updated"}
 
 
+def test_a_changed_text_encoding_reingests_with_the_text_it_names(store, fake_dense, bm25, settings, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = "Čeština: žluťoučký kůň úpěl ďábelské ódy. Zaměstnanci mají nárok na 25 dní dovolené."
+    (folder / "dovolena.txt").write_bytes(text.encode("iso8859_2"))
+    Ingestor(store, fake_dense, bm25, settings.ingest).run([folder], "hr")
+    assert set(statuses(Ingestor(store, fake_dense, bm25, settings.ingest).run([folder], "hr")).values()) == {
+        "unchanged"
+    }
+    settings.ingest.text_encoding = "iso8859_2"
+    report = Ingestor(store, fake_dense, bm25, settings.ingest).run([folder], "hr")
+    assert set(statuses(report).values()) == {"updated"} and report.results[0].encoding == "iso8859-2"
+    assert [c.payload["text"] for c in store.scroll_chunks("hr")] == [text]
+
+
 def test_replacement_is_never_a_mix(ingestor, store, corpus, monkeypatch):
     """While a new version is staged, readers see only the old one; after publish only the new."""
     ingestor.run([corpus], "hr")

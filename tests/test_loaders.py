@@ -157,6 +157,29 @@ def test_text_with_a_byte_order_mark_is_decoded(tmp_path, encoding, bom):
     assert load_document(table)[0].text == "code: E-42; meaning: door open"
 
 
+def test_a_named_text_encoding_reads_what_detection_would_guess_wrong(tmp_path):
+    """Czech saved as ISO 8859-2 reads as cp1250 to the detector (a few letters differ); ingest.text_encoding names
+    the encoding, and UTF-8 files next to it are still read as UTF-8. Bytes the named encoding lacks are an error
+    naming it and the byte, not a guess."""
+    from ingest.loaders import Limits
+
+    text = "Čeština: žluťoučký kůň úpěl ďábelské ódy. Zaměstnanci mají nárok na 25 dní dovolené."
+    p = tmp_path / "dovolena.txt"
+    p.write_bytes(text.encode("iso8859_2"))
+    notes = LoadNotes()
+    (sec,) = load_document(p, Limits(text_encoding="iso8859_2"), notes)
+    assert sec.text == text and notes.encoding == "iso8859_2" and notes.warnings == []
+    (guessed,) = load_document(p)
+    assert guessed.text != text  # what 'auto' reads: the reason for the setting
+    u = tmp_path / "utf8.txt"
+    u.write_text(text, encoding="utf-8")
+    notes = LoadNotes()
+    assert load_document(u, Limits(text_encoding="iso8859_2"), notes)[0].text == text and notes.encoding == "utf-8"
+    p.write_bytes(b"Dovolen\x81 25 dn\xed")  # 0x81: no character in cp1250
+    with pytest.raises(BadFileError, match=r"text is neither UTF-8 nor cp1250 \(ingest.text_encoding\): .* at byte 7"):
+        load_document(p, Limits(text_encoding="cp1250"))
+
+
 def test_bom_with_undecodable_text_names_the_encoding(tmp_path):
     p = tmp_path / "odd.txt"
     p.write_bytes(b"\xff\xfe" + "hello".encode("utf-16-le") + b"\x00")  # odd byte count

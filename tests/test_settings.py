@@ -52,6 +52,18 @@ def test_every_problem_is_listed_in_one_error(tmp_path):
     assert "5 problem(s)" in msg
 
 
+def test_the_text_encoding_is_auto_or_a_codec_python_knows(tmp_path):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("ingest:\n  text_encoding: CP1250\n")
+    assert load_settings(f).ingest.text_encoding == "cp1250"
+    f.write_text("ingest:\n  text_encoding: Auto\n")
+    assert load_settings(f).ingest.text_encoding == "auto"
+    f.write_text("ingest:\n  text_encoding: windows-1250x\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    assert "ingest.text_encoding" in str(e.value) and "'windows-1250x' is no text encoding Python knows" in str(e.value)
+
+
 def test_a_misspelt_setting_gets_the_nearest_known_name(tmp_path):
     f = tmp_path / "lorag.yaml"
     f.write_text("retrieval:\n  min_relevence: 0.3\nmodels:\n  generatr: x\n  colour: blue\nretreival:\n  top_k: 2\n")
