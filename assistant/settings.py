@@ -215,9 +215,15 @@ class IngestSettings(_Section):
         if v.lower() == "auto":
             return "auto"
         try:
-            return codecs.lookup(v).name
-        except LookupError:
+            name = codecs.lookup(v).name
+            sample = "Aa1 ".encode(name)  # LookupError for a codec that is no text encoding (base64, rot13...)
+        except (LookupError, UnicodeError):
             raise ValueError(f"'{v}' is no text encoding Python knows (e.g. cp1250, iso8859_2; or 'auto')") from None
+        if b"\x00" in sample:  # UTF-16/32 text holds NUL bytes, which mark a file binary unless a BOM says so
+            raise ValueError(
+                f"'{v}': UTF-16 and UTF-32 files are read by their byte order mark; name a legacy encoding"
+            )
+        return name
 
     @field_validator("chunk_overlap")
     @classmethod

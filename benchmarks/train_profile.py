@@ -296,15 +296,18 @@ def stream_live_peaks(trace: list[dict], streams: list[int], ours: tuple[str, ..
     and the blocks live then, grouped by the innermost two frames in `ours`: what that pool's size is for."""
     live_by: dict[int, int] = {}
     best: dict[int, tuple[int, int]] = {}  # stream -> (live bytes, event index)
+    seen: set[int] = set()  # blocks allocated within the trace (a wrapped one frees blocks it never saw made)
     for i, e in enumerate(trace):
         s = e["stream"]
         if s not in streams:
             continue
         if e["action"] == "alloc":
+            seen.add(e["addr"])
             live_by[s] = live_by.get(s, 0) + e["size"]
             if live_by[s] > best.get(s, (0, 0))[0]:
                 best[s] = (live_by[s], i)
-        elif e["action"] == "free_completed":
+        elif e["action"] == "free_completed" and e["addr"] in seen:
+            seen.discard(e["addr"])
             live_by[s] = live_by.get(s, 0) - e["size"]
     gb, out = 2**30, {}
     for s, (most, at) in best.items():

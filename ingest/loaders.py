@@ -390,7 +390,12 @@ def csv_delimiter(lines: list[str]) -> str:
     a semicolon file, as spreadsheets in many locales write, would otherwise be one column)."""
     best, best_score = ",", -1.0
     for d in _CSV_DELIMITERS:
-        rows = [r for r in csv.reader(lines[:_CSV_SAMPLE_LINES], delimiter=d) if any(c.strip() for c in r)]
+        plain = _plain_runs(d)  # runs read as one character: no field reaches csv's size limit, counts stay
+        sample = (plain.sub("x", line) for line in lines[:_CSV_SAMPLE_LINES])
+        try:
+            rows = [r for r in csv.reader(sample, delimiter=d) if any(c.strip() for c in r)]
+        except csv.Error:
+            continue
         if not rows or len(rows[0]) < 2:
             continue
         score = sum(len(r) == len(rows[0]) for r in rows[1:]) / max(1, len(rows) - 1)

@@ -277,7 +277,7 @@ def test_the_memory_trace_names_what_a_pool_free_at_the_peak_held_when_its_use_p
         ev("alloc", gb // 4, 0, stream=5, line=1),
         ev("alloc", gb, gb, stream=5, line=2),
         ev("free_completed", gb // 4, 0, stream=5),
-        ev("alloc", gb // 2, 0, stream=5, line=3),  # the most live at once: lines 2 and 3, 1.5 GB
+        ev("alloc", gb // 2, 0, stream=5, line=3),  # the most live at once: lines 2, 3 and 4, 1.75 GB
         ev("alloc", gb // 4, 2 * gb, stream=5, line=4),
         ev("free_completed", gb, gb, stream=5),
         ev("free_completed", gb // 2, 0, stream=5),

@@ -177,6 +177,28 @@ def test_offload_hands_back_what_it_held():
     assert off.stats["offloaded"] == 0  # nothing left a GPU
 
 
+def test_a_fetched_input_dropped_unread_makes_the_compute_stream_wait_for_its_copy():
+    """A fetch writes into memory of the compute stream's pool on a copy stream: a held input dropped before its
+    load (a backward ended early, a layer whose backward never runs) makes the compute stream wait for that copy
+    before the memory is reused; one that was loaded, or never fetched, asks nothing."""
+    from finetune.accel.offload import Saved
+
+    class Stream:
+        def __init__(self):
+            self.waited = []
+
+        def wait_event(self, e):
+            self.waited.append(e)
+
+    compute = Stream()
+    s = Saved(held=None, gpu=object(), ready="copy done", compute=compute)
+    del s
+    assert compute.waited == ["copy done"]
+    loaded = Saved(held=None)  # what load leaves: gpu, ready and compute cleared
+    del loaded
+    assert compute.waited == ["copy done"]
+
+
 def test_weight_grads_follow_the_trainers_zeroing(lora_model):
     """The graphs add weight gradients into accumulators that stand in as .grad: a step after
     zero_grad(set_to_none=True) or after an in-place zeroing starts from zero, and a .grad set

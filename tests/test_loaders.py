@@ -402,6 +402,18 @@ def test_a_csv_delimited_by_semicolons_or_tabs_keeps_its_columns(tmp_path):
     assert sec.text.splitlines() == ["term: semicolon; meaning: a mark; used in lists", "term: comma; meaning: a mark"]
 
 
+def test_rows_longer_than_the_csv_field_limit_do_not_trouble_the_delimiter_choice(tmp_path):
+    """Each candidate delimiter reads the first lines; one the file does not use must not make a long row one field
+    over csv's size limit (the file then failed as malformed)."""
+    limit = csv.field_size_limit()
+    n = limit // 3
+    p = tmp_path / "wide.csv"
+    p.write_text(",".join(f"c{i}" for i in range(n)) + "\n" + ",".join(["val"] * n) + "\n")
+    assert min(len(line) for line in p.read_text().splitlines()) > limit
+    (sec,) = load_document(p)
+    assert sec.text.startswith("c0: val; c1: val") and sec.text.count("val") == n
+
+
 def test_an_unclosed_quote_in_a_semicolon_csv_is_read_by_its_delimiter(tmp_path):
     p = tmp_path / "broken.csv"
     p.write_text('a;b\n1;2\n"open;3\n4;5\n')

@@ -62,6 +62,14 @@ def test_the_text_encoding_is_auto_or_a_codec_python_knows(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_settings(f)
     assert "ingest.text_encoding" in str(e.value) and "'windows-1250x' is no text encoding Python knows" in str(e.value)
+    for codec, why in (
+        ("base64", "is no text encoding"),
+        ("rot13", "is no text encoding"),
+        ("utf-16", "byte order mark"),
+    ):
+        f.write_text(f"ingest:\n  text_encoding: {codec}\n")
+        with pytest.raises(ConfigError, match=why):
+            load_settings(f)
 
 
 def test_a_misspelt_setting_gets_the_nearest_known_name(tmp_path):

@@ -507,7 +507,7 @@ def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left
     """A line torn by a crash mid-write or edited into no vote: the export and the count skip it, the tab says
     which lines of which file, and the file is left as it was."""
     from ui.app import build_blocks
-    from ui.tab_compare import compare_stream, export_votes, read_votes, record_vote
+    from ui.tab_compare import compare_stream, export_votes, read_votes, record_vote, voted_domains
 
     core.comps.ingestor().run([corpus], "hr")
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
@@ -515,16 +515,24 @@ def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left
     last = list(compare_stream(core, "How many days of annual leave?", "hr", "base", "hr-v1"))[-1]
     record_vote(core, last, "right")
     f = core.data_dir / "votes" / "hr.jsonl"
-    with f.open("a", encoding="utf-8") as fh:
-        fh.write('{"id": "x", "question": "torn\n[1, 2]\n{"id": "y"}\n')
+    good = json.loads(f.read_text(encoding="utf-8"))
+    with f.open("ab") as fh:
+        fh.write('{"id": "x", "question": "torn\n[1, 2]\n{"id": "y"}\n'.encode())
+        fh.write(json.dumps({**good, "id": "z", "left": "not a side"}).encode() + b"\n")
+        fh.write(json.dumps({**good, "id": "w", "question": "Jours de cong\u00e9s ?"}).encode()[:-20] + b"\n")
+        fh.write(
+            '{"id": "v", "question": "Urlop wypoczynkow'.encode() + "ą".encode()[:1] + b"\n"
+        )  # torn in a character
+        fh.write(json.dumps({**good, "id": "u", "question": "two\u2028lines"}, ensure_ascii=False).encode() + b"\n")
     before = f.read_bytes()
     bad: list[int] = []
-    assert len(read_votes(core, "hr", bad)) == 1 and bad == [2, 3, 4]
+    assert len(read_votes(core, "hr", bad)) == 2 and bad == [2, 3, 4, 5, 6, 7]
     info = export_votes(core, "hr")
-    assert info["cases"] == 1 and info["unreadable_lines"] == [2, 3, 4]
+    assert info["cases"] == 2 and info["unreadable_lines"] == [2, 3, 4, 5, 6, 7]
+    assert voted_domains(core) == {"hr": 2}
     msg, path = clicked(build_blocks(core), "vote-export")("hr")
-    assert msg.startswith("Exported 1 case(s) from 1 vote(s)") and path
-    assert "3 line(s) of `" + str(f) + "` hold no vote and were left out (line 2, 3, 4)" in msg
+    assert msg.startswith("Exported 2 case(s) from 2 vote(s)") and path
+    assert "6 line(s) of `" + str(f) + "` hold no vote and were left out (line 2, 3, 4, 5, 6, 7)" in msg
     assert f.read_bytes() == before
 
 

@@ -73,18 +73,17 @@ def sort_votes_of_all(core: Any) -> int:
     with _VOTES_LOCK:
         if not src.is_file():
             return 0
-        keep: list[str] = []
+        keep: list[bytes] = []  # lines kept as they were, whatever their bytes
         moved: dict[str, list[dict[str, Any]]] = {}
-        for line in src.read_text(encoding="utf-8").splitlines():
+        for line in src.read_bytes().split(b"\n"):
             if not line.strip():
                 continue
+            vote, domain = _vote_of(line), None
             try:
-                vote = json.loads(line)
-                domain, _ = comparison_domain({"domain": ALL_DOMAINS, "passages": vote["passages"]})
-                domain = check_domain(domain) if domain is not None else None
-                if not (isinstance(vote["question"], str) and vote["vote"] in VOTES and vote["id"]):
-                    domain = None
-            except (ValueError, KeyError, TypeError, LoragError):
+                if vote is not None:
+                    domain, _ = comparison_domain({"domain": ALL_DOMAINS, "passages": vote["passages"]})
+                    domain = check_domain(domain) if domain is not None else None
+            except (KeyError, TypeError, LoragError):
                 domain = None
             if domain is None or domain == ALL_DOMAINS:
                 keep.append(line)
@@ -100,8 +99,8 @@ def sort_votes_of_all(core: Any) -> int:
         if moved:
             if keep:
                 tmp = src.with_name(f".{src.name}.{os.getpid()}.tmp")
-                with tmp.open("w", encoding="utf-8") as fh:
-                    fh.write("".join(v + "\n" for v in keep))
+                with tmp.open("wb") as fh:
+                    fh.write(b"".join(v + b"\n" for v in keep))
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, src)
@@ -110,23 +109,50 @@ def sort_votes_of_all(core: Any) -> int:
         return sum(len(v) for v in moved.values())
 
 
-_VOTE_KEYS = ("id", "question", "vote", "left", "right", "passages")  # what an export reads of a vote
+def _is_side(side: Any) -> bool:
+    cited = side.get("citations", []) if isinstance(side, dict) else None
+    return (
+        isinstance(side, dict)
+        and isinstance(side.get("answer", ""), str)
+        and isinstance(side.get("adapter", ""), str)
+        and isinstance(cited, list)
+        and all(isinstance(c, dict) and "n" in c for c in cited)
+    )
+
+
+def _vote_of(line: bytes) -> dict[str, Any] | None:
+    """The vote a line of a votes file holds: a JSON object with what an export reads, of the types it reads;
+    None for anything else (a line torn by a crash mid-write, even inside a character; one edited by hand)."""
+    try:
+        v = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    ok = (
+        isinstance(v, dict)
+        and isinstance(v.get("id"), (str, int))
+        and v["id"] != ""
+        and isinstance(v.get("question"), str)
+        and v.get("vote") in VOTES
+        and _is_side(v.get("left"))
+        and _is_side(v.get("right"))
+        and isinstance(v.get("reference") or "", str)
+        and isinstance(v.get("passages"), list)
+        and all(isinstance(p, dict) and isinstance(p.get("source"), str) and "n" in p for p in v["passages"])
+    )
+    return v if ok else None
 
 
 def _votes_in(f: Path, unreadable: list[int] | None = None) -> list[dict[str, Any]]:
-    """The votes of a file. A line that is no JSON object with a vote's keys (one torn by a crash mid-write, one
-    edited by hand) is skipped, and its number added to `unreadable`; blank lines are nothing."""
+    """The votes of a file (see _vote_of); the numbers of the lines that hold none are added to `unreadable`, blank
+    lines are nothing. Lines end at line feeds only: a vote's text may hold any other line separator."""
     if not f.is_file():
         return []
     out = []
-    for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(f.read_bytes().split(b"\n"), 1):
         if not line.strip():
             continue
-        try:
-            v = json.loads(line)
-        except ValueError:
-            v = None
-        if isinstance(v, dict) and all(k in v for k in _VOTE_KEYS):
+        v = _vote_of(line)
+        if v is not None:
             out.append(v)
         elif unreadable is not None:
             unreadable.append(n)
@@ -137,11 +163,7 @@ def voted_domains(core: Any) -> dict[str, int]:
     """{domain: votes} of the domains with a votes file."""
     sort_votes_of_all(core)
     files = sorted(votes_dir(core).glob("*.jsonl")) if votes_dir(core).is_dir() else []
-    return {
-        f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
-        for f in files
-        if not f.stem.endswith("-testset") and f.stem != ALL_DOMAINS
-    }
+    return {f.stem: len(_votes_in(f)) for f in files if not f.stem.endswith("-testset") and f.stem != ALL_DOMAINS}
 
 
 def comparison_domain(comparison: dict[str, Any]) -> tuple[str | None, list[str]]:

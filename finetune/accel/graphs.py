@@ -163,6 +163,27 @@ def _replay_fn() -> Any:
     return Replay
 
 
+@functools.cache
+def _edges_as_outputs() -> bool:
+    """Whether torch.autograd.grad takes a gradient edge for an output (newer torch); probed once on the CPU."""
+    import torch
+
+    try:
+        x = torch.ones(2, requires_grad=True)
+        edge = torch.autograd.graph.get_gradient_edge(x * 2)
+        return torch.autograd.grad(edge, [x], torch.ones(2))[0] is not None
+    except (AttributeError, TypeError, RuntimeError):
+        return False
+
+
+def _grad_root(out: Any) -> Any:
+    """What a layer's backward differentiates from: its output's gradient edge where torch takes one (the output's
+    memory is then free while the backward runs: autograd never reads it), else the output."""
+    import torch
+
+    return torch.autograd.graph.get_gradient_edge(out) if _edges_as_outputs() else out
+
+
 def _alive(held: dict, name: str) -> Any:
     """The tensor a shared buffer was last handed out as, while it lives (else None)."""
     ref = held.get(name)
@@ -670,7 +691,7 @@ class LayerGraphs:
                 mlp_tiled(unread=True),
             ):
                 x = xbuf.detach().requires_grad_(True)
-                out = torch.autograd.graph.get_gradient_edge(call(x))
+                out = _grad_root(call(x))
             grads_into_buffers(out, x)
 
         if not kept:
@@ -691,7 +712,7 @@ class LayerGraphs:
                 out = call(x)
             with torch.no_grad():
                 st.x.copy_(out)
-            pending[:] = [(torch.autograd.graph.get_gradient_edge(out), x)]
+            pending[:] = [(_grad_root(out), x)]
 
         def bwd() -> None:
             grads_into_buffers(*pending.pop())

@@ -44,6 +44,16 @@ class Saved:
     gpu: Any = None  # the tensor back on its device, once fetched
     ready: Any = None  # event: `gpu` is written
     prev: "Saved | None" = None  # the input saved before this one in the same forward pass: fetched next
+    compute: Any = None  # the stream whose pool `gpu` came from (set with `ready`)
+
+    def __del__(self) -> None:
+        # dropped while its fetch may still write `gpu` (a backward that ends early, a layer whose backward never
+        # runs): `gpu` is freed into the compute stream's pool, so the compute stream waits for the copy first
+        if self.ready is not None and self.compute is not None:
+            try:
+                self.compute.wait_event(self.ready)
+            except Exception:  # interpreter shutdown: nothing runs after it
+                pass
 
 
 class Offload:
@@ -101,7 +111,7 @@ class Offload:
             self.stats["fetched_late"] += 1
             self._fetch(s, into.device)
         x, ready = s.gpu, s.ready
-        s.gpu = s.ready = None
+        s.gpu = s.ready = s.compute = None
         if ready is None:  # kept where it was
             into.copy_(x)
         else:
@@ -139,4 +149,4 @@ class Offload:
             gpu.copy_(s.held, non_blocking=True)
             s.ready = torch.cuda.Event()
             s.ready.record(to_device)
-        s.gpu = gpu
+        s.gpu, s.compute = gpu, compute
