@@ -420,7 +420,15 @@ def _close_setting(loc: tuple) -> str | None:
             return None
     names = list(getattr(model, "model_fields", {}))
     near = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
-    return ".".join([*map(str, loc[:-1]), near[0]]) if near else None
+    if near:
+        return ".".join([*map(str, loc[:-1]), near[0]])
+    # a setting written in the wrong section, or at the top level ("data_dir" for paths.data_dir)
+    elsewhere = [
+        f"{section}.{loc[-1]}"
+        for section, info in Settings.model_fields.items()
+        if loc[-1] in getattr(info.annotation, "model_fields", {}) and tuple(loc[:-1]) != (section,)
+    ]
+    return " or ".join(elsewhere) or None
 
 
 def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> Settings:

@@ -84,6 +84,16 @@ def test_a_misspelt_setting_gets_the_nearest_known_name(tmp_path):
     assert "retreival: unknown setting (did you mean retrieval?)" in msg
 
 
+def test_a_setting_in_the_wrong_section_is_pointed_to_its_own(tmp_path):
+    f = tmp_path / "lorag.yaml"
+    f.write_text("data_dir: /tmp/x\ningest:\n  top_k: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    msg = str(e.value)
+    assert "data_dir: unknown setting (did you mean paths.data_dir?)" in msg
+    assert "ingest.top_k: unknown setting (did you mean retrieval.top_k?)" in msg
+
+
 def test_unknown_env_name_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LORAG_RETRIVAL__TOP_K", "3")
