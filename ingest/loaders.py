@@ -195,7 +195,8 @@ def read_text(path: Path, notes: LoadNotes | None = None, encoding: str = "auto"
         )
     text, notes.encoding = found
     notes.warnings.append(
-        f"not UTF-8: read as {notes.encoding} (detected; if the text looks wrong, re-save it as UTF-8 or name its encoding in ingest.text_encoding)"
+        f"not UTF-8: read as {notes.encoding} (detected; if the text looks wrong, re-save it as UTF-8 or name its "
+        "encoding in ingest.text_encoding)"
     )
     return text
 

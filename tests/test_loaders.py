@@ -262,7 +262,10 @@ def test_text_saved_in_a_windows_western_encoding_is_read(tmp_path, name, templa
     notes = LoadNotes()
     assert FRENCH in "\n".join(s.text for s in load_document(p, notes=notes))
     assert notes.encoding == "cp1252"
-    assert notes.warnings == ["not UTF-8: read as cp1252 (detected; if the text looks wrong, re-save it as UTF-8 or name its encoding in ingest.text_encoding)"]
+    assert notes.warnings == [
+        "not UTF-8: read as cp1252 (detected; if the text looks wrong, re-save it as UTF-8 or name its encoding in "
+        "ingest.text_encoding)"
+    ]
 
 
 @pytest.mark.parametrize(
