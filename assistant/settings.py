@@ -192,14 +192,14 @@ class IngestSettings(_Section):
     chunk_tokens: int = Field(200, ge=16, le=4096, description="Chunk size in embedder tokens.")
     chunk_overlap: int = Field(30, ge=0, description="Overlap between neighbouring chunks, in tokens.")
     formats: list[str] = Field(
-        default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "rst", "txt", "csv", "json"]
+        default_factory=lambda: ["pdf", "docx", "html", "htm", "md", "markdown", "rst", "txt", "csv", "tsv", "json"]
     )
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped (reported, the batch goes on).")
-    max_rows: int = Field(100_000, ge=1, description="CSV rows / JSON records per file; a file with more is skipped.")
+    max_rows: int = Field(100_000, ge=1, description="CSV/TSV rows, JSON records per file; one with more is skipped.")
     max_pages: int = Field(2_000, ge=1, description="PDF pages per file; a longer PDF is skipped.")
     text_encoding: str = Field(
         "auto",
-        description="Text files (txt, md, rst, csv, json, html) that are neither UTF-8 nor marked by a byte order "
+        description="Text files (txt, md, rst, csv, tsv, json, html) that are neither UTF-8 nor marked by a byte order "
         "mark: 'auto' detects their legacy encoding (with a warning naming it), or name the one they are saved in "
         "(cp1250, iso8859_2, cp1251, shift_jis, ...: any Python codec) where detection guesses wrong, as it can "
         "on short Central European text. Changing it re-ingests the domain's files.",

@@ -397,9 +397,11 @@ def test_a_csv_delimited_by_semicolons_or_tabs_keeps_its_columns(tmp_path):
     (sec,) = load_document(p, notes=notes)
     assert sec.text.splitlines() == ["name: Apple; price: 1,5; note: red; sweet", "name: Pear; price: 2,0"]
     assert notes.warnings == [] and sec.heading == "table: name, price, note"
-    p.write_text("id\tcity\n1\tOslo, Norway\n2\tLyon\n")
-    (sec,) = load_document(p)
-    assert sec.text.splitlines() == ["id: 1; city: Oslo, Norway", "id: 2; city: Lyon"]
+    for name in ("cities.csv", "cities.tsv"):
+        t = tmp_path / name
+        t.write_text("id\tcity\n1\tOslo, Norway\n2\tLyon\n")
+        (sec,) = load_document(t)
+        assert sec.text.splitlines() == ["id: 1; city: Oslo, Norway", "id: 2; city: Lyon"], name
     p.write_text("term,meaning\nsemicolon,a mark; used in lists\ncomma,a mark\n")
     (sec,) = load_document(p)
     assert sec.text.splitlines() == ["term: semicolon; meaning: a mark; used in lists", "term: comma; meaning: a mark"]

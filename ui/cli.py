@@ -291,7 +291,7 @@ def ingest_cmd(
     sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone from the given folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Index documents (pdf, docx, html, md, rst, txt, csv, json) into a domain; unchanged files are skipped."""
+    """Index documents (pdf, docx, html, md, rst, txt, csv, tsv, json) into a domain; unchanged files are skipped."""
     from assistant.names import check_domain
     from services.documents import check_ingest_paths
 
