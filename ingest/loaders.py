@@ -80,8 +80,7 @@ _SIGNATURES = [
     (b"\x1f\x8b", "a gzip-compressed file", "decompress it first"),
 ]
 _TEXT_KINDS = {"md": "Markdown text", "markdown": "Markdown text", "rst": "reStructuredText", "csv": "CSV text"}
-_TEXT_KINDS["tsv"] = "tab-separated text"  # read as a CSV whose delimiter is found (csv_delimiter)
-_TEXT_KINDS |= {"json": "JSON text", "html": "HTML", "htm": "HTML", "txt": "plain text"}
+_TEXT_KINDS |= {"tsv": "tab-separated text", "json": "JSON text", "html": "HTML", "htm": "HTML", "txt": "plain text"}
 # Controls other than whitespace (tab, newlines, vertical tab, form feed): a decoding that yields them is not text.
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 

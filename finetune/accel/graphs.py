@@ -657,8 +657,7 @@ class LayerGraphs:
             return out[0] if isinstance(out, tuple) else out
 
         def grads_into_buffers(out: Any, x: Any) -> None:
-            # out: the layer output's gradient edge (its node), not the output: the output's memory is free
-            # while the backward runs (autograd never reads it)
+            # out: what _grad_root gave (the output's gradient edge where torch takes one)
             with autocast():
                 grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
             with torch.no_grad():
