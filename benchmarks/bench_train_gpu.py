@@ -191,6 +191,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "tiles2": dict(recompute_mlp_tiles=2),
     "tiles4": dict(recompute_mlp_tiles=4),
     "tiles8": dict(recompute_mlp_tiles=8),
+    "keep-h": dict(_gated_mlp=False),  # a gated MLP's down projection keeps its input (lorag's default before)
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -287,6 +288,9 @@ def run_lorag(
     from finetune.accel import fp8
 
     fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
+    from finetune.accel import gated_mlp
+
+    gated = spec.pop("_gated_mlp", True)  # not a recipe key either
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -310,6 +314,7 @@ def run_lorag(
     timer = step_timer()
     traced = args.memory_trace and memory_trace_start()
     default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
+    gated_mlp.ENABLED = gated
     try:  # this arm's threshold only: arms after it in this process get the default again
         res = train_adapter(
             cfg,
@@ -327,6 +332,7 @@ def run_lorag(
         )
     finally:
         fp8.MIN_WEIGHT_ELEMENTS = default_min
+        gated_mlp.ENABLED = True
         if traced:
             memory_trace_stop()  # a no-op after the report at train end
     from finetune.runtime import describe_runtime

@@ -72,6 +72,7 @@ class Applied:
     plan: Plan
     fused_layers: int = 0
     fp8_layers: int = 0
+    gated_mlps: int = 0  # MLPs whose down projection recomputes its input in backward (finetune/accel/gated_mlp.py)
     compiled_layers: int = 0
     graphs: Any = None  # graphs.LayerGraphs while installed
     _undo: list[Callable[[], None]] = field(default_factory=list)
@@ -87,6 +88,7 @@ class Applied:
                 "cuda_graphs": summary if summary is not None else self.plan.why_off("cuda_graphs"),
                 "fused_lora_layers": self.fused_layers,
                 "fp8_layers": self.fp8_layers,
+                "gated_mlps_recomputed": self.gated_mlps,
             }
         return self._report
 
@@ -122,13 +124,17 @@ def apply(
 
         done.compiled_layers = compile_decoder_layers(model)
     if plan.fused_lora:
-        from . import lora_fused
+        from . import gated_mlp, lora_fused
 
         unfuse = lora_fused.install(
             model, fp8=plan.fp8, fp8_fast_accum=plan.fp8_fast_accum, fp8_lora_in_gemm=plan.fp8_lora_in_gemm
         )
         done.fused_layers, done.fp8_layers = unfuse.count, unfuse.fp8_count  # type: ignore[attr-defined]
         done._undo.append(unfuse)
+        if gated_mlp.ENABLED:
+            ungate = gated_mlp.install(model)
+            done.gated_mlps = ungate.count  # type: ignore[attr-defined]
+            done._undo.append(ungate)
     if plan.cuda_graphs:
         from . import offload as offload_ops
         from . import tiled_mlp

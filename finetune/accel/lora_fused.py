@@ -49,6 +49,7 @@ def _lora_linear_fn() -> Any:
             fast_accum: bool = False,
             key: Any = None,
             joined: bool = False,
+            src: Any = None,
         ) -> Any:
             # fp8: the base weight's FP8 scales (per output, per input channel) to run its GEMMs in FP8, or None;
             # fast_accum: its forward GEMM accumulates at the tensor cores' precision (finetune/accel/fp8.py);
@@ -56,6 +57,8 @@ def _lora_linear_fn() -> Any:
             # delta is computed inside the base's FP8 GEMMs (fp8.matmul_lora), unless the operands are shared
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
+            # src: (gate, up, op) when x is op(gate, up), a gated MLP's (finetune/accel/gated_mlp.py): those two
+            # are kept instead of x, which backward recomputes in row chunks for A's gradient
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = x.reshape(-1, x.shape[-1])
             u = x2 @ a16.t()
@@ -92,36 +95,63 @@ def _lora_linear_fn() -> Any:
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
             # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
             keep = ctx.wt is None and (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None)
-            ctx.save_for_backward(x2, u, w if keep else None, a16, b16)
+            kept = (x2, None, None) if src is None else (None, *src[:2])
+            ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
+            ctx.recompute = None if src is None else src[2]
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             ctx.joined = joined
             return out.view(*x.shape[:-1], out.shape[-1])
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
-            x2, u, weight, a16, b16 = ctx.saved_tensors
-            g2 = g.reshape(-1, g.shape[-1]).to(x2.dtype)
+            x2, u, weight, a16, b16, gate, up = ctx.saved_tensors
+            dt = a16.dtype  # x's
+            g2 = g.reshape(-1, g.shape[-1]).to(dt)
             gu = (g2 @ b16).mul_(ctx.scale)
             gb = (g2.t() @ u).mul_(ctx.scale).to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
-            ga = (gu.t() @ x2).to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
+            ga = None
+            if ctx.needs_input_grad[4]:
+                ga = gu.t() @ x2 if x2 is not None else _grad_a_recomputed(gu, gate, up, ctx.recompute)
+                ga = ga.to(ctx.dtypes[0])
+            ctx.recompute = None
             gx = None
             if ctx.needs_input_grad[0]:
                 inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the GEMM
                 shared = ctx.wt is not None or weight is not None  # nothing to dequantize
-                w = weight if shared else _dequantized(ctx.base4, x2.dtype)
+                w = weight if shared else _dequantized(ctx.base4, dt)
                 if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
-                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, x2.dtype, wq=ctx.wt)
+                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, dt, wq=ctx.wt)
                 elif inside:
-                    gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, x2.dtype)
+                    gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, dt)
                 else:
-                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, x2.dtype) if ctx.fp8 is not None else g2 @ w
+                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, dt) if ctx.fp8 is not None else g2 @ w
                 if not inside:
                     gx.addmm_(gu, a16)
                 gx = gx.view(ctx.in_shape)
             ctx.wt = None
-            return gx, None, None, None, ga, gb, None, None, None, None, None, None
+            return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
+
+
+RECOMPUTE_CHUNKS = 8  # row chunks a recomputed input is made in for A's gradient (each at least 16 rows)
+
+
+def _grad_a_recomputed(gu: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any]) -> Any:
+    """guᵀ·x with x = op(gate, up) made one row chunk at a time, the chunks' products summed in float32."""
+    import torch
+
+    g2, u2 = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
+    rows = g2.shape[0]
+    step = max(16, -(-rows // RECOMPUTE_CHUNKS))
+    acc = None
+    with torch.no_grad():
+        for i in range(0, rows, step):
+            x = op(g2[i : i + step], u2[i : i + step])
+            part = gu[i : i + step].t() @ x
+            acc = part.float() if acc is None else acc.add_(part)
+            del x
+    return acc
 
 
 def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any, kinds: tuple) -> dict:
@@ -199,6 +229,8 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0
         else None
     )
+    src = _RECOMPUTED_INPUT.get()  # x is a gated MLP's op(gate, up), recomputed in backward instead of kept
+    src = src[1:] if src is not None and src[0] is x else None
     unread = vars(layer).get(_UNREAD)
     if unread is not None:
         vars(layer)[_UNREAD_TAKEN] = True  # the fused node, not peft's forward, skipped this output
@@ -215,6 +247,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         fp8 is not None and vars(layer).get(_FP8_FAST, False),
         layer,
         fp8 is not None and vars(layer).get(_FP8_JOINED, False),
+        src,
     )
     return out.to(in_dtype) if four else out  # bitsandbytes returns the input's dtype
 
@@ -225,6 +258,19 @@ _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_
 
 
 _OPERANDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lorag_weight_operands", default=None)
+_RECOMPUTED_INPUT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("lorag_recomputed", default=None)
+
+
+@contextlib.contextmanager
+def input_recomputed(x: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any]) -> Iterator[None]:
+    """Inside, a fused node called on x, which is op(gate, up) (a gated MLP's: finetune/accel/gated_mlp.py), keeps
+    gate and up for its backward instead of x, and recomputes x there in row chunks; gate and up must not change
+    before that backward has run (it runs before theirs, which may then overwrite them)."""
+    token = _RECOMPUTED_INPUT.set((x, gate, up, op))
+    try:
+        yield
+    finally:
+        _RECOMPUTED_INPUT.reset(token)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,116 @@
+"""A gated MLP (Llama's SwiGLU) whose down projection keeps the gate's two operands for its backward, not its input.
+
+In `down_proj(act(gate_proj(x)) * up_proj(x))` the backward keeps three tokens x intermediate tensors: the gate's
+and up's outputs (the gating op's operands: Liger's SiLU-mul keeps them and overwrites them in place with their
+gradients) and the gating op's output h, which the down projection's fused LoRA node keeps only for its A
+weight's gradient (dA = guᵀ·h, gu of the adapter's rank). At 8B shapes (12,800 x 14,336 in bf16) h is 0.37 GB
+of the CUDA graphs' memory pool at its peak, in a layer's backward (benchmarks/RESULTS.md). Here the down
+projection's node keeps the operands instead, which are kept anyway, and recomputes h one row chunk at a time
+in its backward with the MLP's own gating op (the same values): one more elementwise pass over the operands.
+
+`install(model)` puts this forward on every MLP of that form whose down projection runs the fused node
+(finetune/accel/lora_fused.py): the form is read from the function its forward runs, its class's or one bound to
+it in place (as Liger patches a built model's MLPs); no-grad forwards run that function. Returns the function
+that removes it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from . import lora_fused
+
+ENABLED = True  # off: the down projection keeps its input (the benchmark's `keep-h` arm compares the two)
+
+
+def own_forward(mlp: Any) -> Callable[..., Any] | None:
+    """The function mlp's forward runs: its class's, or one bound to it in place (Liger's on a built model); None
+    for any other wrapper."""
+    bound = vars(mlp).get("forward")
+    if bound is None:
+        return type(mlp).forward
+    return bound.__func__ if getattr(bound, "__self__", None) is mlp else None
+
+
+def gating_op(mlp: Any) -> Callable[[Any, Any, Any], Any] | None:
+    """`(mlp, gate, up) -> h` for an MLP whose forward is `down_proj(op(gate_proj(x), up_proj(x)))`, else None: one
+    that runs Llama's MLP forward (its code compared, so models that copy it qualify) or Liger's SwiGLU MLP's."""
+    if not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
+        return None
+    code = getattr(own_forward(mlp), "__code__", None)
+    if _same_code(code, _llama_mlp_forward.__code__) and callable(getattr(mlp, "act_fn", None)):
+        return _act_mul
+    liger = _liger_swiglu()
+    if liger is not None and _same_code(code, liger[0].forward.__code__):
+        return functools.partial(_liger_mul, liger[1])
+    return None
+
+
+# transformers' LlamaMLP.forward as written there, no docstring (its code is what is compared; Liger may replace
+# that class by name in transformers' module)
+def _llama_mlp_forward(self: Any, x: Any) -> Any:
+    down_proj = self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+    return down_proj
+
+
+def _act_mul(mlp: Any, gate: Any, up: Any) -> Any:
+    return mlp.act_fn(gate) * up
+
+
+def _liger_mul(fn: Any, mlp: Any, gate: Any, up: Any) -> Any:
+    return fn.apply(gate, up, 1.0, 1.0)  # as LigerSwiGLUMLP calls it
+
+
+def _same_code(a: Any, b: Any) -> bool:
+    return a is not None and (a.co_code, a.co_names, a.co_consts) == (b.co_code, b.co_names, b.co_consts)
+
+
+def _liger_swiglu() -> tuple[type, Any] | None:
+    """Liger's SwiGLU MLP class and its SiLU-mul function, where Liger is imported already (the trainer applied it)."""
+    import sys
+
+    if "liger_kernel.transformers" not in sys.modules:
+        return None
+    try:
+        from liger_kernel.ops import LigerSiLUMulFunction
+        from liger_kernel.transformers.swiglu import LigerSwiGLUMLP
+    except ImportError:
+        return None
+    return LigerSwiGLUMLP, LigerSiLUMulFunction
+
+
+def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., Any], x: Any) -> Any:
+    import torch
+
+    if not torch.is_grad_enabled():
+        return own(mlp, x)
+    gate, up = mlp.gate_proj(x), mlp.up_proj(x)
+    h = op(mlp, gate, up)
+    with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp)):
+        return mlp.down_proj(h)
+
+
+def install(model: Any) -> Callable[[], None]:
+    """The forward above on every gated MLP of the model whose down projection is a fused LoRA Linear; returns the
+    function that removes them (its `count`: how many MLPs)."""
+    fused = {id(m) for m in lora_fused.fused_modules(model)}
+    patched = []  # (module, the forward bound to it before, or None)
+    for module in model.modules():
+        if id(getattr(module, "down_proj", None)) not in fused:
+            continue
+        op, own = gating_op(module), own_forward(module)
+        if op is not None and own is not None:
+            patched.append((module, vars(module).get("forward")))
+            module.forward = functools.partial(_forward, module, op, own)
+
+    def uninstall() -> None:
+        for module, before in patched:
+            if before is None:
+                vars(module).pop("forward", None)
+            else:
+                module.forward = before
+        patched.clear()
+
+    uninstall.count = len(patched)  # type: ignore[attr-defined]
+    return uninstall

@@ -1,0 +1,144 @@
+"""finetune/accel/gated_mlp.py: a gated MLP's down projection keeps the gate's operands, not its input, and gives
+the same gradients (its input recomputed in row chunks for A's gradient)."""
+
+import pytest
+import torch
+
+from finetune.accel import gated_mlp, lora_fused
+from finetune.accel.graphs import LayerGraphs
+from finetune.accel.layers import decoder_layers
+
+
+def _run(model, rows=2, cols=11):
+    torch.manual_seed(3)
+    ids = torch.randint(3, 200, (rows, cols))
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=ids.clone())
+    out.loss.backward()
+    return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _saved_intermediates(model, width):
+    """The distinct tokens x `width` tensors (the MLP's intermediates) autograd keeps in one forward of 22 tokens."""
+    kept = []
+
+    def pack(t):
+        if t.dim() and t.shape[-1] == width and t.numel() == 22 * width:
+            kept.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        torch.manual_seed(3)
+        ids = torch.randint(3, 200, (2, 11))
+        model(input_ids=ids, labels=ids.clone())
+    return len({t.untyped_storage().data_ptr() for t in kept})
+
+
+def test_the_down_projection_keeps_no_input_and_the_gradients_stay(peft_model):
+    logits_ref, grads_ref = _run(peft_model)
+    width = decoder_layers(peft_model)[0].mlp.intermediate_size
+    layers = len(decoder_layers(peft_model))
+    unfuse = lora_fused.install(peft_model)
+    try:
+        before = _saved_intermediates(peft_model, width)
+        ungate = gated_mlp.install(peft_model)
+        try:
+            assert ungate.count == layers
+            after = _saved_intermediates(peft_model, width)
+            logits, grads = _run(peft_model)  # 22 tokens: A's gradient from two row chunks (16 + 6)
+        finally:
+            ungate()
+    finally:
+        unfuse()
+    # per layer: gate, act(gate) and up (the activation's and the product's), and the product h, which the down
+    # projection kept; now it keeps gate and up, the same tensors
+    assert before - after == layers and after == 3 * layers
+    assert torch.allclose(logits, logits_ref, atol=1e-5, rtol=1e-4)
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    assert not any("forward" in vars(m) for m in peft_model.modules())  # uninstalled
+
+
+def test_inside_checkpointed_graphed_layers(peft_model):
+    """As training runs it: the graphs' recompute skips the down projection's output and still gets its A
+    gradient from the recomputed input."""
+    peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    peft_model.enable_input_require_grads()
+    _, grads_ref = _run(peft_model, 3, 16)
+    unfuse = lora_fused.install(peft_model)
+    ungate = gated_mlp.install(peft_model)
+    chunks = []
+    real = lora_fused._grad_a_recomputed
+    lora_fused._grad_a_recomputed = lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a)
+    graphs = LayerGraphs(decoder_layers(peft_model), max_tokens=48, capture=False).install()
+    try:
+        _, grads = _run(peft_model, 3, 16)
+        assert graphs.stats["unread"] == ["mlp.down_proj"] and graphs.stats["eager"] == 0
+    finally:
+        lora_fused._grad_a_recomputed = real
+        graphs.uninstall()
+        ungate()
+        unfuse()
+    assert chunks and set(chunks) == {48}  # every down projection's backward took the recomputed input
+    for name, g in grads_ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("rows", [1, 16, 17, 100, 130])
+def test_a_gradient_in_chunks_matches_one_product(rows):
+    torch.manual_seed(rows)
+    gate, up, gu = torch.randn(rows, 24), torch.randn(rows, 24), torch.randn(rows, 5)
+    op = lambda g, u: torch.nn.functional.silu(g) * u  # noqa: E731
+    got = lora_fused._grad_a_recomputed(gu, gate, up, op)
+    assert got.dtype == torch.float32 and got.shape == (5, 24)
+    assert torch.allclose(got, gu.t() @ op(gate, up), atol=1e-5, rtol=1e-5)
+
+
+def test_only_mlps_of_the_gated_form(peft_model):
+    mlp = decoder_layers(peft_model)[0].mlp
+    assert gated_mlp.gating_op(mlp) is gated_mlp._act_mul
+
+    class Other(type(mlp)):  # a forward of its own: not known to be down(op(gate, up))
+        def forward(self, x):
+            return self.down_proj(self.up_proj(x))
+
+    mlp.__class__ = Other
+    try:
+        assert gated_mlp.gating_op(mlp) is None
+    finally:
+        mlp.__class__ = Other.__mro__[1]
+    assert gated_mlp.gating_op(decoder_layers(peft_model)[0].self_attn) is None
+
+
+def test_a_forward_bound_in_place_is_read_and_put_back(peft_model):
+    """Liger patches a built model's MLPs by binding its forward to each instance: that function is the one read
+    (here Llama's own, bound the same way), run without grad, and bound again on uninstall; any other wrapper is
+    left alone."""
+    mlps = [layer.mlp for layer in decoder_layers(peft_model)]
+    bound = type(mlps[0]).forward.__get__(mlps[0])
+    mlps[0].forward = bound
+    mlps[1].forward = lambda x: x  # a wrapper of someone else's
+    unfuse = lora_fused.install(peft_model)
+    ungate = gated_mlp.install(peft_model)
+    try:
+        assert ungate.count == 1 and vars(mlps[0])["forward"].func is gated_mlp._forward
+        x = torch.randn(1, 3, mlps[0].hidden_size)
+        with torch.no_grad():
+            assert torch.equal(mlps[0](x), type(mlps[0]).forward(mlps[0], x))
+    finally:
+        ungate()
+        unfuse()
+    assert vars(mlps[0])["forward"] is bound and vars(mlps[1])["forward"](5) == 5
+
+
+def test_without_grad_the_mlp_runs_its_own_forward(peft_model):
+    unfuse = lora_fused.install(peft_model)
+    ungate = gated_mlp.install(peft_model)
+    try:
+        mlp = decoder_layers(peft_model)[0].mlp
+        x = torch.randn(2, 5, mlp.hidden_size)
+        with torch.no_grad():
+            assert torch.equal(mlp(x), type(mlp).forward(mlp, x))
+    finally:
+        ungate()
+        unfuse()
