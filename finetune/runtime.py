@@ -51,6 +51,11 @@ def describe_runtime(metrics: dict[str, Any], hyper: dict[str, Any]) -> str:
         parts.append(
             f"{metrics['fused_lora_layers']} LoRA layers fused"
             + (f", {metrics['fp8_layers']} with FP8 base GEMMs" if metrics.get("fp8_layers") else "")
+            + (
+                f", {metrics['gated_mlps_recomputed']} MLPs' gated products recomputed in backward"
+                if metrics.get("gated_mlps_recomputed")
+                else ""
+            )
         )
     # a GPU run: each speed-up that could not run, and why (the note says it at once when dropout turned them off;
     # several processes say it once, above)

@@ -509,6 +509,8 @@ def _trainer_phase(
         skip_unread=cfg.recompute_skip_unread,
         mlp_tiles=cfg.recompute_mlp_tiles,
     )
+    if applied.gated_mlps:
+        trainer.add_callback(applied.callback())  # puts them back after train() has bound Liger's MLP forwards
     return _Setup(trainer, applied, micro, rows_per_pass, accum, total_steps, history, packing)
 
 

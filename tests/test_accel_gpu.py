@@ -225,8 +225,10 @@ def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on)
 @pytest.mark.parametrize("liger", [False, True], ids=["hf-mlp", "liger-mlp"])
 def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_on):
     """finetune/accel/gated_mlp.py under CUDA graphs, with transformers' MLP forward or Liger's bound in place as
-    the trainer does: the down projection keeps the gate's operands, not its input, so the capturing step's peak is
-    lower by about one tokens x intermediate tensor (16 MB here), with the same loss and gradients."""
+    the trainer does: the down projection keeps the gate's operands, not its input, with the same loss and
+    gradients. With Liger's SiLU-mul, whose backward overwrites its operands with their gradients, the capturing
+    step's peak (in the down projection's backward) is lower by about one tokens x intermediate tensor (16 MB here);
+    transformers' act-then-multiply peaks later, in its own backward, where the input is freed either way."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
@@ -301,7 +303,10 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     print(f"\npeak while capturing: keeps h {peak_off / 2**20:.1f} MiB, recomputes it {peak_on / 2**20:.1f} MiB")
     assert count == 2 and summary["failure"] is None and summary["eager"] == 0 and summary["replayed"] > 0, summary
     assert summary["unread"] == ["mlp.down_proj"], summary
-    assert peak_off - peak_on >= 0.75 * h, (peak_off, peak_on)
+    if liger:
+        assert peak_off - peak_on >= 0.75 * h, (peak_off, peak_on)
+    else:
+        assert peak_on <= peak_off, (peak_off, peak_on)
     assert torch.allclose(loss, ref_loss, rtol=1e-3)
     _close(got, ref, rtol=1e-2)
 
@@ -691,6 +696,7 @@ def test_twenty_steps_with_the_full_plan_lose_as_plain_trl_does(gpu_lm, tmp_path
     print(f"cuda_graphs: {graphs}")
     assert isinstance(graphs, dict) and graphs["failure"] is None and graphs["replayed"] > 0, graphs
     assert plain.hyperparameters["runtime"]["accel"] is False and plain.metrics["fused_lora_layers"] == 0
+    assert fast.metrics["gated_mlps_recomputed"] == 4  # every layer's, Liger's bound forward or not
     assert fast.metrics["steps"] == plain.metrics["steps"] == 20
     first = fast.metrics["loss_curve"][0][1]
     assert fast.metrics["eval_loss"] < first  # it learned

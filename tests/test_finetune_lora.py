@@ -122,9 +122,13 @@ def test_run_summary_says_how_it_trained(trained):
         "(10 captured in 0.4 s), 2 layers kept, recompute skips mlp.down_proj, layer inputs held in CPU memory"
     )
     fp8 = describe_runtime(
-        {"fused_lora_layers": 112, "fp8_layers": 48}, {"runtime": {"device": "cuda", "fp8_off": None}}
+        {"fused_lora_layers": 112, "fp8_layers": 48, "gated_mlps_recomputed": 16},
+        {"runtime": {"device": "cuda", "fp8_off": None}},
     )
-    assert fp8 == "on cuda: LoRA, ? batches of ?; 112 LoRA layers fused, 48 with FP8 base GEMMs"
+    assert fp8 == (
+        "on cuda: LoRA, ? batches of ?; 112 LoRA layers fused, 48 with FP8 base GEMMs, "
+        "16 MLPs' gated products recomputed in backward"
+    )
     old_gpu = describe_runtime(
         {}, {"runtime": {"device": "cuda", "fp8_off": "needs FP8 tensor cores (compute capability 8.9+)"}}
     )

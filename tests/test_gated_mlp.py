@@ -142,3 +142,27 @@ def test_without_grad_the_mlp_runs_its_own_forward(peft_model):
     finally:
         ungate()
         unfuse()
+
+
+def test_put_back_when_training_starts_after_the_trainer_binds_its_own(peft_model):
+    """transformers' Trainer binds Liger's MLP forward in train(), over the gated one (here Llama's own, bound the
+    same way): the run's callback installs it again at train begin, and the run's undo leaves the trainer's."""
+    from finetune.accel import decide
+    from finetune.accel.apply import Applied
+    from finetune.config import TrainConfig
+
+    unfuse = lora_fused.install(peft_model)
+    ungate = gated_mlp.install(peft_model)
+    applied = Applied(plan=decide(TrainConfig(domain="t"), "cpu"), gated_mlps=ungate.count, _undo=[unfuse, ungate])
+    mlps = [layer.mlp for layer in decoder_layers(peft_model)]
+    bound = [type(m).forward.__get__(m) for m in mlps]
+    for m, b in zip(mlps, bound):
+        m.forward = b  # what the trainer does when train() starts
+    assert gated_mlp.installed(peft_model) == 0
+    applied.callback().on_train_begin(None, None, None, model=peft_model)
+    assert all(vars(m)["forward"].func is gated_mlp._forward for m in mlps)
+    assert gated_mlp.installed(peft_model) == len(mlps)
+    report = applied()
+    assert report["gated_mlps_recomputed"] == len(mlps)
+    assert all(vars(m)["forward"] is b for m, b in zip(mlps, bound))
+    assert not any("forward" in vars(m) for m in peft_model.modules() if m not in mlps)

@@ -78,6 +78,30 @@ class Applied:
     _undo: list[Callable[[], None]] = field(default_factory=list)
     _report: dict[str, Any] | None = None
 
+    def train_begin(self, model: Any) -> None:
+        """When training starts, after the trainer has patched the model (transformers' Trainer binds Liger's MLP
+        forwards in train()): the gated MLPs' forward put back where that replaced it."""
+        if self.gated_mlps and self._report is None:
+            from . import gated_mlp
+
+            again = gated_mlp.install(model)
+            if again.count:  # type: ignore[attr-defined]
+                self._undo.append(again)
+            self.gated_mlps = gated_mlp.installed(model)  # what the run trains with
+
+    def callback(self) -> Any:
+        """A transformers TrainerCallback that calls train_begin when training starts."""
+        from transformers import TrainerCallback
+
+        applied = self
+
+        class _AtTrainBegin(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+                if model is not None:
+                    applied.train_begin(model)
+
+        return _AtTrainBegin()
+
     def __call__(self) -> dict[str, Any]:
         if self._report is None:
             summary = self.graphs.summary() if self.graphs is not None else None

@@ -11,7 +11,8 @@ in its backward with the MLP's own gating op (the same values): one more element
 `install(model)` puts this forward on every MLP of that form whose down projection runs the fused node
 (finetune/accel/lora_fused.py): the form is read from the function its forward runs, its class's or one bound to
 it in place (as Liger patches a built model's MLPs); no-grad forwards run that function. Returns the function
-that removes it.
+that removes it. transformers' Trainer binds Liger's MLP forward when train() starts, over this one: the run
+installs it again then (finetune/accel/apply.py, Applied.train_begin).
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
         return mlp.down_proj(h)
 
 
+def installed(model: Any) -> int:
+    """How many of the model's MLPs run the forward above now."""
+    return sum(1 for m in model.modules() if _is_ours(vars(m).get("forward")))
+
+
+def _is_ours(forward: Any) -> bool:
+    return isinstance(forward, functools.partial) and forward.func is _forward
+
+
 def install(model: Any) -> Callable[[], None]:
     """The forward above on every gated MLP of the model whose down projection is a fused LoRA Linear; returns the
     function that removes them (its `count`: how many MLPs)."""
@@ -106,6 +116,8 @@ def install(model: Any) -> Callable[[], None]:
 
     def uninstall() -> None:
         for module, before in patched:
+            if not _is_ours(vars(module).get("forward")):
+                continue  # replaced since (a trainer that patches at train start): left as it is
             if before is None:
                 vars(module).pop("forward", None)
             else:
