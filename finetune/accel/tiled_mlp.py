@@ -109,8 +109,9 @@ def _tiled_fn() -> Any:
 @contextlib.contextmanager
 def tiled(mlp: Any, tiles: int, *, unread: bool, skip: list) -> Iterator[None]:
     """Inside, `mlp` (a module mapping hidden -> hidden per token) runs over `tiles` token tiles. unread: its
-    output is not computed (a recompute's, whose caller checked nothing reads it), only its gradients later."""
-    run = type(mlp).forward.__get__(mlp)
+    output is not computed (a recompute's, whose caller checked nothing reads it), only its gradients later. Each
+    tile runs the forward the MLP has now: one bound to it (Liger's, gated_mlp's), else its class's."""
+    run = vars(mlp).get("forward") or type(mlp).forward.__get__(mlp)
     params = [p for p in mlp.parameters() if p.requires_grad]
 
     def forward(x: Any) -> Any:
