@@ -226,9 +226,10 @@ def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on)
 def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_on):
     """finetune/accel/gated_mlp.py under CUDA graphs, with transformers' MLP forward or Liger's bound in place as
     the trainer does: the down projection keeps the gate's operands, not its input, with the same loss and
-    gradients. With Liger's SiLU-mul, whose backward overwrites its operands with their gradients, the capturing
-    step's peak (in the down projection's backward) is lower by about one tokens x intermediate tensor (16 MB here);
-    transformers' act-then-multiply peaks later, in its own backward, where the input is freed either way."""
+    gradients. With Liger's SiLU-mul, whose backward overwrites its operands with their gradients, and bf16 GEMMs,
+    the capturing step's peak (in the down projection's backward) is lower by about one tokens x intermediate
+    tensor (16 MB here); transformers' act-then-multiply peaks later, in its own backward, where the input is freed
+    either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never higher."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
@@ -303,10 +304,9 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     print(f"\npeak while capturing: keeps h {peak_off / 2**20:.1f} MiB, recomputes it {peak_on / 2**20:.1f} MiB")
     assert count == 2 and summary["failure"] is None and summary["eager"] == 0 and summary["replayed"] > 0, summary
     assert summary["unread"] == ["mlp.down_proj"], summary
-    if liger:
+    if liger and not fp8_on:
         assert peak_off - peak_on >= 0.75 * h, (peak_off, peak_on)
-    else:
-        assert peak_on <= peak_off, (peak_off, peak_on)
+    assert peak_on <= peak_off, (peak_off, peak_on)
     assert torch.allclose(loss, ref_loss, rtol=1e-3)
     _close(got, ref, rtol=1e-2)
 
