@@ -92,7 +92,6 @@ def gpu_lm(tmp_path_factory):
 
 
 def _lora(path, attn="sdpa", fused=False):
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from finetune.accel import lora_fused, varlen_attention
@@ -101,6 +100,15 @@ def _lora(path, attn="sdpa", fused=False):
         varlen_attention.register()
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation=attn).cuda()
+    model = _checkpointed_lora(base)
+    undo = lora_fused.install(model) if fused else None
+    return model, undo
+
+
+def _checkpointed_lora(base):
+    """A peft LoRA (r 8, B not zero) on every Linear of base, its weights in bf16, gradient-checkpointed, training."""
+    from peft import LoraConfig, get_peft_model
+
     model = get_peft_model(
         base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
     )
@@ -110,8 +118,7 @@ def _lora(path, attn="sdpa", fused=False):
     model.train()
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    undo = lora_fused.install(model) if fused else None
-    return model, undo
+    return model
 
 
 def _padded(lengths, width, seed=1):
@@ -230,7 +237,6 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     the capturing step's peak (in the down projection's backward) is lower by about one tokens x intermediate
     tensor (16 MB here); transformers' act-then-multiply peaks later, in its own backward, where the input is freed
     either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never higher."""
-    from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
 
@@ -262,15 +268,7 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
                 rope=False, cross_entropy=False, fused_linear_cross_entropy=False, rms_norm=False, model=base
             )
             assert "forward" in vars(base.model.layers[0].mlp)  # Liger's, bound to the instance
-        model = get_peft_model(
-            base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
-        )
-        for p in model.parameters():
-            if p.requires_grad:
-                p.data = p.data.to(torch.bfloat16)
-        model.train()
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        model = _checkpointed_lora(base)
         unfuse = lora_fused.install(model)
         if fp8_on:
             for m in lora_fused.fused_modules(model):
