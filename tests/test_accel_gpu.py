@@ -230,13 +230,15 @@ def test_mlp_tiles_in_captured_graphs_give_the_untiled_gradients(gpu_lm, fp8_on)
 
 @pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
 @pytest.mark.parametrize("liger", [False, True], ids=["hf-mlp", "liger-mlp"])
-def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_on):
+@pytest.mark.parametrize("defer", [False, True], ids=["product-in-forward", "product-deferred"])
+def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_on, defer, monkeypatch):
     """finetune/accel/gated_mlp.py under CUDA graphs, with transformers' MLP forward or Liger's bound in place as
     the trainer does: the down projection keeps the gate's operands, not its input, with the same loss and
     gradients. With Liger's SiLU-mul, whose backward overwrites its operands with their gradients, and bf16 GEMMs,
     the capturing step's peak (in the down projection's backward) is lower by about one tokens x intermediate
     tensor (16 MB here); transformers' act-then-multiply peaks later, in its own backward, where the input is freed
-    either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never higher."""
+    either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never higher.
+    Deferred (gated_mlp.DEFER_IN_RECOMPUTE), the recompute never makes the product: the same checks."""
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
 
@@ -247,6 +249,7 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
 
     if fp8_on and fp8.unsupported_reason("cuda"):
         pytest.skip(fp8.unsupported_reason("cuda"))
+    monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)  # the recompute never makes the product
     tokens, inter = 1024, 8192
     cfg = LlamaConfig(
         vocab_size=512,

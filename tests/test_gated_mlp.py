@@ -59,30 +59,41 @@ def test_the_down_projection_keeps_no_input_and_the_gradients_stay(peft_model):
     assert not any("forward" in vars(m) for m in peft_model.modules())  # uninstalled
 
 
+@pytest.mark.parametrize("defer", [False, True], ids=["product-in-forward", "product-deferred"])
 @pytest.mark.parametrize("tiles", [1, 3])
-def test_inside_checkpointed_graphed_layers(peft_model, tiles):
+def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, monkeypatch):
     """As training runs it: the graphs' recompute skips the down projection's output and still gets its A
-    gradient from the recomputed input; with the MLP in token tiles, each tile's backward does."""
+    gradient from the recomputed input; with the MLP in token tiles, each tile's backward does. Deferred, the
+    recompute does not run the gating op at all (B's gradient then comes from the backward's chunks too)."""
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()
     _, grads_ref = _run(peft_model, 3, 16)
+    monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)
     unfuse = lora_fused.install(peft_model)
     ungate = gated_mlp.install(peft_model)
-    chunks = []
-    real = lora_fused._grad_a_recomputed
-    lora_fused._grad_a_recomputed = lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a)
+    chunks, deferred = [], []
+    real, real_fn = lora_fused._grads_recomputed, gated_mlp._deferred_fn
+    monkeypatch.setattr(lora_fused, "_grads_recomputed", lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a))
+
+    class Counted:
+        @staticmethod
+        def apply(gate, *a):
+            deferred.append(gate.shape[-2] if gate.dim() > 2 else gate.shape[0])
+            return real_fn().apply(gate, *a)
+
+    monkeypatch.setattr(gated_mlp, "_deferred_fn", lambda: Counted)
     graphs = LayerGraphs(decoder_layers(peft_model), max_tokens=48, capture=False, mlp_tiles=tiles).install()
     try:
         _, grads = _run(peft_model, 3, 16)
         assert graphs.stats["unread"] == ["mlp.down_proj"] and graphs.stats["eager"] == 0
     finally:
-        lora_fused._grad_a_recomputed = real
         graphs.uninstall()
         ungate()
         unfuse()
     # every down projection's backward took the recomputed input: a tile's (the first step's probe for unread
     # outputs runs whole MLPs)
     assert 48 // tiles in chunks and set(chunks) <= {48, 48 // tiles}
+    assert bool(deferred) == defer  # the recompute's (and the NaN probe's) unread down projections only
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 
@@ -92,9 +103,12 @@ def test_a_gradient_in_chunks_matches_one_product(rows):
     torch.manual_seed(rows)
     gate, up, gu = torch.randn(rows, 24), torch.randn(rows, 24), torch.randn(rows, 5)
     op = lambda g, u: torch.nn.functional.silu(g) * u  # noqa: E731
-    got = lora_fused._grad_a_recomputed(gu, gate, up, op)
-    assert got.dtype == torch.float32 and got.shape == (5, 24)
+    got, none = lora_fused._grads_recomputed(gu, gate, up, op)
+    assert got.dtype == torch.float32 and got.shape == (5, 24) and none is None
     assert torch.allclose(got, gu.t() @ op(gate, up), atol=1e-5, rtol=1e-5)
+    g, a = torch.randn(rows, 7), torch.randn(5, 24)  # the output's gradient, A (rank 5)
+    _, gb = lora_fused._grads_recomputed(gu, gate, up, op, g, a, 0.5)
+    assert gb.shape == (7, 5) and torch.allclose(gb, 0.5 * g.t() @ (op(gate, up) @ a.t()), atol=1e-4, rtol=1e-5)
 
 
 def test_only_mlps_of_the_gated_form(peft_model):

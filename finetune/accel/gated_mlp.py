@@ -13,6 +13,11 @@ in its backward with the MLP's own gating op (the same values): one more element
 it in place (as Liger patches a built model's MLPs); no-grad forwards run that function. Returns the function
 that removes it. transformers' Trainer binds Liger's MLP forward when train() starts, over this one: the run
 installs it again then (finetune/accel/apply.py, Applied.train_begin).
+
+DEFER_IN_RECOMPUTE goes one step further where the down projection's output is unread (the graphs' recompute):
+the gating op does not run in that forward at all (a node stands for its product, with no values), and the
+down projection's backward chunks give B's gradient as well as A's; the operands' gradients then come from
+Liger's backward kernel (or autograd through the op). That takes back the extra pass; off until measured.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from typing import Any, Callable
 from . import lora_fused
 
 ENABLED = True  # off: the down projection keeps its input (the benchmark's `keep-h` arm compares the two)
+# on: in a recompute whose down projection output is unread, the gating op does not run at all: its product is made
+# only in the down projection's backward chunks, which give B's gradient too (the benchmark's `defer-h` arm); off
+# until measured on a GPU
+DEFER_IN_RECOMPUTE = False
 
 
 def own_forward(mlp: Any) -> Callable[..., Any] | None:
@@ -63,6 +72,45 @@ def _liger_mul(fn: Any, mlp: Any, gate: Any, up: Any) -> Any:
     return fn.apply(gate, up, 1.0, 1.0)  # as LigerSwiGLUMLP calls it
 
 
+def _operand_grads(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: Any, dh: Any) -> tuple[Any, Any]:
+    """The gate's and up's gradients given the product's: Liger's backward kernel (which recomputes the product
+    inside, writing the gradients over gate and up, as its own node does), else autograd through op."""
+    import torch
+
+    if isinstance(op, functools.partial) and op.func is _liger_mul:
+        from liger_kernel.ops.swiglu import swiglu_backward
+
+        return swiglu_backward(gate, up, dh.contiguous())
+    with torch.enable_grad():
+        g, u = gate.detach().requires_grad_(True), up.detach().requires_grad_(True)
+        h = op(mlp, g, u)
+    return torch.autograd.grad(h, (g, u), dh)
+
+
+@functools.cache
+def _deferred_fn() -> Any:
+    """The autograd.Function standing for op(gate, up) when nothing computes it in forward (built on first use)."""
+    import torch
+
+    class DeferredProduct(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, gate: Any, up: Any, op: Any, mlp: Any) -> Any:
+            ctx.save_for_backward(gate, up)
+            ctx.op, ctx.mlp = op, mlp
+            # no values, no memory: a stride-0 view of one element, shaped as the product (its reader only reads
+            # its shape and dtype: fused_node_runs, unread)
+            return gate.new_empty(()).expand(gate.shape)
+
+        @staticmethod
+        def backward(ctx: Any, dh: Any) -> Any:
+            gate, up = ctx.saved_tensors
+            dg, du = _operand_grads(ctx.op, ctx.mlp, gate, up, dh)
+            ctx.op = ctx.mlp = None
+            return dg, du, None, None
+
+    return DeferredProduct
+
+
 def _same_code(a: Any, b: Any) -> bool:
     return a is not None and (a.co_code, a.co_names, a.co_consts) == (b.co_code, b.co_names, b.co_consts)
 
@@ -87,9 +135,14 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
     if not torch.is_grad_enabled():
         return own(mlp, x)
     gate, up = mlp.gate_proj(x), mlp.up_proj(x)
+    down = mlp.down_proj
+    if DEFER_IN_RECOMPUTE and lora_fused.unread_now(down) and lora_fused.fused_node_runs(down, gate):
+        h = _deferred_fn().apply(gate, up, op, mlp)
+        with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=True):
+            return down(h)
     h = op(mlp, gate, up)
     with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp)):
-        return mlp.down_proj(h)
+        return down(h)
 
 
 def installed(model: Any) -> int:

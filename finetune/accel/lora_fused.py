@@ -57,11 +57,14 @@ def _lora_linear_fn() -> Any:
             # delta is computed inside the base's FP8 GEMMs (fp8.matmul_lora), unless the operands are shared
             # weight: the base's weight in x's dtype, or None with base4 a 4-bit layer, dequantized here and
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
-            # src: (gate, up, op) when x is op(gate, up), a gated MLP's (finetune/accel/gated_mlp.py): those two
-            # are kept instead of x, which backward recomputes in row chunks for A's gradient
+            # src: (gate, up, op, deferred) when x is op(gate, up), a gated MLP's (finetune/accel/gated_mlp.py):
+            # those two are kept instead of x, which backward recomputes in row chunks for A's gradient; deferred
+            # (only with unread): x was never computed, so neither is x·Aᵀ here: B's gradient comes from the chunks
+            deferred = src is not None and src[3]
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
-            x2 = x.reshape(-1, x.shape[-1])
-            u = x2 @ a16.t()
+            x2 = None if deferred else x.reshape(-1, x.shape[-1])
+            rows = x.numel() // x.shape[-1]
+            u = None if deferred else x2 @ a16.t()
             # inside shared_weight_operands (an MLP run in token tiles): the weight's operands made once for all
             # tiles, each kind when first needed: the weight in x's dtype, or its FP8 forward operand where this
             # output is computed and its input-gradient one where a backward will run (a no-grad forward makes
@@ -74,7 +77,7 @@ def _lora_linear_fn() -> Any:
             ctx.wt = ops["t"] if ops is not None and "t" in ops else None
             w = weight if ops is None else ops.get("w")
             if unread is not None:  # nothing reads this output (see unread_outputs): what backward needs only
-                out = x2.new_empty((x2.shape[0], b16.shape[0]))
+                out = x.new_empty((rows, b16.shape[0]))
                 if not isinstance(unread, str):  # a fill value, else "empty"
                     out.fill_(unread)
             else:
@@ -98,6 +101,7 @@ def _lora_linear_fn() -> Any:
             kept = (x2, None, None) if src is None else (None, *src[:2])
             ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
+            ctx.deferred = deferred
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             ctx.joined = joined
             return out.view(*x.shape[:-1], out.shape[-1])
@@ -108,11 +112,16 @@ def _lora_linear_fn() -> Any:
             dt = a16.dtype  # x's
             g2 = g.reshape(-1, g.shape[-1]).to(dt)
             gu = (g2 @ b16).mul_(ctx.scale)
-            gb = (g2.t() @ u).mul_(ctx.scale).to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
-            ga = None
-            if ctx.needs_input_grad[4]:
-                ga = gu.t() @ x2 if x2 is not None else _grad_a_recomputed(gu, gate, up, ctx.recompute)
-                ga = ga.to(ctx.dtypes[0])
+            ga = gb = None
+            if ctx.deferred:  # x·Aᵀ for B's gradient from the same chunks
+                ga, gb = _grads_recomputed(gu, gate, up, ctx.recompute, g2, a16, ctx.scale)
+                ga = ga.to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
+                gb = gb.to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
+            else:
+                gb = (g2.t() @ u).mul_(ctx.scale).to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
+                if ctx.needs_input_grad[4]:
+                    ga = gu.t() @ x2 if x2 is not None else _grads_recomputed(gu, gate, up, ctx.recompute)[0]
+                    ga = ga.to(ctx.dtypes[0])
             ctx.recompute = None
             gx = None
             if ctx.needs_input_grad[0]:
@@ -137,21 +146,27 @@ def _lora_linear_fn() -> Any:
 RECOMPUTE_CHUNKS = 8  # row chunks a recomputed input is made in for A's gradient (each at least 16 rows)
 
 
-def _grad_a_recomputed(gu: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any]) -> Any:
-    """guᵀ·x with x = op(gate, up) made one row chunk at a time, the chunks' products summed in float32."""
+def _grads_recomputed(
+    gu: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any], g: Any = None, a: Any = None, scale: float = 1.0
+) -> tuple[Any, Any]:
+    """guᵀ·x with x = op(gate, up) made one row chunk at a time, the chunks' products summed in float32; and, given
+    the output gradient g and A, B's gradient scale·gᵀ·(x·Aᵀ) from the same chunks (else None)."""
     import torch
 
     g2, u2 = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
     rows = g2.shape[0]
     step = max(16, -(-rows // RECOMPUTE_CHUNKS))
-    acc = None
+    ga = gb = None
     with torch.no_grad():
         for i in range(0, rows, step):
             x = op(g2[i : i + step], u2[i : i + step])
             part = gu[i : i + step].t() @ x
-            acc = part.float() if acc is None else acc.add_(part)
+            ga = part.float() if ga is None else ga.add_(part)
+            if g is not None:
+                part = (g[i : i + step].t() @ (x @ a.t())).mul_(scale)
+                gb = part.float() if gb is None else gb.add_(part)
             del x
-    return acc
+    return ga, gb
 
 
 def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any, kinds: tuple) -> dict:
@@ -212,6 +227,20 @@ def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
     return name if _is_4bit(base) else None
 
 
+def fused_node_runs(layer: Any, x: Any) -> bool:
+    """Whether a call of this LoRA Linear on x (no other arguments) runs the fused node on x itself (no cast)."""
+    mine = vars(layer).get("forward")
+    name = _fast_path(layer, {}) if isinstance(mine, functools.partial) and mine.func is _forward else None
+    if name is None:
+        return False
+    return _compute_dtype(layer, name, x, _is_4bit(layer.base_layer)) == x.dtype
+
+
+def unread_now(layer: Any) -> bool:
+    """Whether this fused LoRA Linear is inside unread_outputs (its output not computed)."""
+    return vars(layer).get(_UNREAD) is not None
+
+
 def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, **kwargs: Any) -> Any:
     name = _fast_path(layer, kwargs) if not args else None
     base = layer.base_layer
@@ -262,11 +291,14 @@ _RECOMPUTED_INPUT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar
 
 
 @contextlib.contextmanager
-def input_recomputed(x: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any]) -> Iterator[None]:
+def input_recomputed(
+    x: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any], deferred: bool = False
+) -> Iterator[None]:
     """Inside, a fused node called on x, which is op(gate, up) (a gated MLP's: finetune/accel/gated_mlp.py), keeps
     gate and up for its backward instead of x, and recomputes x there in row chunks; gate and up must not change
-    before that backward has run (it runs before theirs, which may then overwrite them)."""
-    token = _RECOMPUTED_INPUT.set((x, gate, up, op))
+    before that backward has run (it runs before theirs, which may then overwrite them). deferred: x holds no
+    values (op never ran); only for a node whose output is unread and that runs fused (fused_node_runs)."""
+    token = _RECOMPUTED_INPUT.set((x, gate, up, op, deferred))
     try:
         yield
     finally:
