@@ -136,7 +136,14 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
         return own(mlp, x)
     gate, up = mlp.gate_proj(x), mlp.up_proj(x)
     down = mlp.down_proj
-    if DEFER_IN_RECOMPUTE and lora_fused.unread_now(down) and lora_fused.fused_node_runs(down, gate):
+    if (
+        DEFER_IN_RECOMPUTE
+        and lora_fused.unread_now(down)
+        and gate.dtype == up.dtype  # the product's dtype, which the down projection's node must take uncast
+        and gate.is_contiguous()  # Liger's backward kernel indexes both operands by the gradient's row stride
+        and up.is_contiguous()
+        and lora_fused.fused_node_runs(down, gate)
+    ):
         h = _deferred_fn().apply(gate, up, op, mlp)
         with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=True):
             return down(h)

@@ -149,22 +149,22 @@ RECOMPUTE_CHUNKS = 8  # row chunks a recomputed input is made in for A's gradien
 def _grads_recomputed(
     gu: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any], g: Any = None, a: Any = None, scale: float = 1.0
 ) -> tuple[Any, Any]:
-    """guᵀ·x with x = op(gate, up) made one row chunk at a time, the chunks' products summed in float32; and, given
-    the output gradient g and A, B's gradient scale·gᵀ·(x·Aᵀ) from the same chunks (else None)."""
+    """guᵀ·x with x = op(gate, up) made one row chunk at a time, each chunk's product (in x's dtype) summed in
+    float32; and, given the output gradient g and A, B's gradient scale·gᵀ·(x·Aᵀ) from the same chunks (else None).
+    Zeros for no rows."""
     import torch
 
     g2, u2 = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
     rows = g2.shape[0]
     step = max(16, -(-rows // RECOMPUTE_CHUNKS))
-    ga = gb = None
+    ga = gu.new_zeros((gu.shape[1], g2.shape[1]), dtype=torch.float32)
+    gb = None if g is None else g.new_zeros((g.shape[1], a.shape[0]), dtype=torch.float32)
     with torch.no_grad():
         for i in range(0, rows, step):
             x = op(g2[i : i + step], u2[i : i + step])
-            part = gu[i : i + step].t() @ x
-            ga = part.float() if ga is None else ga.add_(part)
-            if g is not None:
-                part = (g[i : i + step].t() @ (x @ a.t())).mul_(scale)
-                gb = part.float() if gb is None else gb.add_(part)
+            ga.add_(gu[i : i + step].t() @ x)
+            if gb is not None:
+                gb.add_((g[i : i + step].t() @ (x @ a.t())).mul_(scale))
             del x
     return ga, gb
 
