@@ -286,11 +286,9 @@ def run_lorag(
 
     spec = dict(VARIANTS[variant])
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
-    from finetune.accel import fp8
+    from finetune.accel import fp8, gated_mlp
 
     fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
-    from finetune.accel import gated_mlp
-
     gated = spec.pop("_gated_mlp", True)  # not recipe keys either
     defer = spec.pop("_defer_h", False)
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}

@@ -4,7 +4,7 @@ the same gradients (its input recomputed in row chunks for A's gradient)."""
 import pytest
 import torch
 
-from finetune.accel import gated_mlp, lora_fused
+from finetune.accel import gated_mlp, lora_fused, recomputed_input
 from finetune.accel.graphs import LayerGraphs
 from finetune.accel.layers import decoder_layers
 
@@ -72,8 +72,8 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, monkeypatc
     unfuse = lora_fused.install(peft_model)
     ungate = gated_mlp.install(peft_model)
     chunks, deferred = [], []
-    real, real_fn = lora_fused._grads_recomputed, gated_mlp._deferred_fn
-    monkeypatch.setattr(lora_fused, "_grads_recomputed", lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a))
+    real, real_fn = recomputed_input.grads, gated_mlp._deferred_fn
+    monkeypatch.setattr(recomputed_input, "grads", lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a))
 
     class Counted:
         @staticmethod
@@ -103,11 +103,11 @@ def test_a_gradient_in_chunks_matches_one_product(rows):
     torch.manual_seed(rows)
     gate, up, gu = torch.randn(rows, 24), torch.randn(rows, 24), torch.randn(rows, 5)
     op = lambda g, u: torch.nn.functional.silu(g) * u  # noqa: E731
-    got, none = lora_fused._grads_recomputed(gu, gate, up, op)
+    got, none = recomputed_input.grads(gu, gate, up, op)
     assert got.dtype == torch.float32 and got.shape == (5, 24) and none is None
     assert torch.allclose(got, gu.t() @ op(gate, up), atol=1e-5, rtol=1e-5)
     g, a = torch.randn(rows, 7), torch.randn(5, 24)  # the output's gradient, A (rank 5)
-    _, gb = lora_fused._grads_recomputed(gu, gate, up, op, g, a, 0.5)
+    _, gb = recomputed_input.grads(gu, gate, up, op, g, a, 0.5)
     assert gb.shape == (7, 5) and torch.allclose(gb, 0.5 * g.t() @ (op(gate, up) @ a.t()), atol=1e-4, rtol=1e-5)
 
 

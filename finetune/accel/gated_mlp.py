@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from . import lora_fused
+from . import lora_fused, recomputed_input
 
 ENABLED = True  # off: the down projection keeps its input (the benchmark's `keep-h` arm compares the two)
 # on: in a recompute whose down projection output is unread, the gating op does not run at all: its product is made
@@ -145,10 +145,10 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
         and lora_fused.fused_node_runs(down, gate)
     ):
         h = _deferred_fn().apply(gate, up, op, mlp)
-        with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=True):
+        with recomputed_input.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=True):
             return down(h)
     h = op(mlp, gate, up)
-    with lora_fused.input_recomputed(h, gate, up, functools.partial(op, mlp)):
+    with recomputed_input.input_recomputed(h, gate, up, functools.partial(op, mlp)):
         return down(h)
 
 

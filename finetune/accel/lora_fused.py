@@ -25,6 +25,8 @@ import functools
 import sys
 from typing import Any, Callable, Iterator
 
+from . import recomputed_input
+
 
 @functools.cache
 def _lora_linear_fn() -> Any:
@@ -101,7 +103,6 @@ def _lora_linear_fn() -> Any:
             kept = (x2, None, None) if src is None else (None, *src[:2])
             ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
-            ctx.deferred = deferred
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             ctx.joined = joined
             return out.view(*x.shape[:-1], out.shape[-1])
@@ -113,15 +114,16 @@ def _lora_linear_fn() -> Any:
             g2 = g.reshape(-1, g.shape[-1]).to(dt)
             gu = (g2 @ b16).mul_(ctx.scale)
             ga = gb = None
-            if ctx.deferred:  # x·Aᵀ for B's gradient from the same chunks
-                ga, gb = _grads_recomputed(gu, gate, up, ctx.recompute, g2, a16, ctx.scale)
-                ga = ga.to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
-                gb = gb.to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
-            else:
-                gb = (g2.t() @ u).mul_(ctx.scale).to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
-                if ctx.needs_input_grad[4]:
-                    ga = gu.t() @ x2 if x2 is not None else _grads_recomputed(gu, gate, up, ctx.recompute)[0]
-                    ga = ga.to(ctx.dtypes[0])
+            if x2 is None and (ctx.needs_input_grad[4] or u is None):  # x recomputed in chunks (with x·Aᵀ if deferred)
+                ga, gb = recomputed_input.grads(
+                    gu, gate, up, ctx.recompute, *((g2, a16, ctx.scale) if u is None else ())
+                )
+            elif ctx.needs_input_grad[4]:
+                ga = gu.t() @ x2
+            if gb is None and ctx.needs_input_grad[5]:
+                gb = (g2.t() @ u).mul_(ctx.scale)
+            ga = ga.to(ctx.dtypes[0]) if ctx.needs_input_grad[4] else None
+            gb = gb.to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
             ctx.recompute = None
             gx = None
             if ctx.needs_input_grad[0]:
@@ -141,32 +143,6 @@ def _lora_linear_fn() -> Any:
             return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
-
-
-RECOMPUTE_CHUNKS = 8  # row chunks a recomputed input is made in for A's gradient (each at least 16 rows)
-
-
-def _grads_recomputed(
-    gu: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any], g: Any = None, a: Any = None, scale: float = 1.0
-) -> tuple[Any, Any]:
-    """guᵀ·x with x = op(gate, up) made one row chunk at a time, each chunk's product (in x's dtype) summed in
-    float32; and, given the output gradient g and A, B's gradient scale·gᵀ·(x·Aᵀ) from the same chunks (else None).
-    Zeros for no rows."""
-    import torch
-
-    g2, u2 = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
-    rows = g2.shape[0]
-    step = max(16, -(-rows // RECOMPUTE_CHUNKS))
-    ga = gu.new_zeros((gu.shape[1], g2.shape[1]), dtype=torch.float32)
-    gb = None if g is None else g.new_zeros((g.shape[1], a.shape[0]), dtype=torch.float32)
-    with torch.no_grad():
-        for i in range(0, rows, step):
-            x = op(g2[i : i + step], u2[i : i + step])
-            ga.add_(gu[i : i + step].t() @ x)
-            if gb is not None:
-                gb.add_((g[i : i + step].t() @ (x @ a.t())).mul_(scale))
-            del x
-    return ga, gb
 
 
 def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any, kinds: tuple) -> dict:
@@ -227,10 +203,15 @@ def _fast_path(layer: Any, kwargs: dict[str, Any]) -> str | None:
     return name if _is_4bit(base) else None
 
 
+def _installed(module: Any) -> bool:
+    """Whether install() put the fused forward on this module."""
+    forward = vars(module).get("forward")
+    return isinstance(forward, functools.partial) and forward.func is _forward
+
+
 def fused_node_runs(layer: Any, x: Any) -> bool:
     """Whether a call of this LoRA Linear on x (no other arguments) runs the fused node on x itself (no cast)."""
-    mine = vars(layer).get("forward")
-    name = _fast_path(layer, {}) if isinstance(mine, functools.partial) and mine.func is _forward else None
+    name = _fast_path(layer, {}) if _installed(layer) else None
     if name is None:
         return False
     return _compute_dtype(layer, name, x, _is_4bit(layer.base_layer)) == x.dtype
@@ -258,7 +239,7 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
         if _FP8_ROW in bufs and layer.training and rows > 0 and rows % 16 == 0
         else None
     )
-    src = _RECOMPUTED_INPUT.get()  # x is a gated MLP's op(gate, up), recomputed in backward instead of kept
+    src = recomputed_input.current()  # x is a gated MLP's op(gate, up), recomputed in backward instead of kept
     src = src[1:] if src is not None and src[0] is x else None
     unread = vars(layer).get(_UNREAD)
     if unread is not None:
@@ -287,22 +268,6 @@ _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_
 
 
 _OPERANDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lorag_weight_operands", default=None)
-_RECOMPUTED_INPUT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("lorag_recomputed", default=None)
-
-
-@contextlib.contextmanager
-def input_recomputed(
-    x: Any, gate: Any, up: Any, op: Callable[[Any, Any], Any], deferred: bool = False
-) -> Iterator[None]:
-    """Inside, a fused node called on x, which is op(gate, up) (a gated MLP's: finetune/accel/gated_mlp.py), keeps
-    gate and up for its backward instead of x, and recomputes x there in row chunks; gate and up must not change
-    before that backward has run (it runs before theirs, which may then overwrite them). deferred: x holds no
-    values (op never ran); only for a node whose output is unread and that runs fused (fused_node_runs)."""
-    token = _RECOMPUTED_INPUT.set((x, gate, up, op, deferred))
-    try:
-        yield
-    finally:
-        _RECOMPUTED_INPUT.reset(token)
 
 
 @contextlib.contextmanager
@@ -363,13 +328,7 @@ def fused_modules(root: Any) -> list[Any]:
     """The LoRA Linears under root that run the fused node (install() was called on them)."""
     from peft.tuners.lora import LoraLayer
 
-    return [
-        m
-        for m in root.modules()
-        if isinstance(m, LoraLayer)
-        and isinstance(vars(m).get("forward"), functools.partial)
-        and vars(m)["forward"].func is _forward
-    ]
+    return [m for m in root.modules() if isinstance(m, LoraLayer) and _installed(m)]
 
 
 @contextlib.contextmanager
