@@ -192,7 +192,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "tiles4": dict(recompute_mlp_tiles=4),
     "tiles8": dict(recompute_mlp_tiles=8),
     "keep-h": dict(_gated_mlp=False),  # a gated MLP's down projection keeps its input (lorag's default before)
-    "defer-h": dict(_defer_h=True),  # ...and the recompute does not compute that input at all (off until measured)
+    # ...keeps the gate's operands, and the recompute computes the product too (lorag's default before)
+    "product-h": dict(_defer_h=False),
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -290,7 +291,7 @@ def run_lorag(
 
     fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
     gated = spec.pop("_gated_mlp", True)  # not recipe keys either
-    defer = spec.pop("_defer_h", False)
+    defer = spec.pop("_defer_h", gated_mlp.DEFER_IN_RECOMPUTE)
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -314,6 +315,7 @@ def run_lorag(
     timer = step_timer()
     traced = args.memory_trace and memory_trace_start()
     default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
+    default_gating = gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE
     gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = gated, defer
     try:  # this arm's threshold only: arms after it in this process get the default again
         res = train_adapter(
@@ -332,7 +334,7 @@ def run_lorag(
         )
     finally:
         fp8.MIN_WEIGHT_ELEMENTS = default_min
-        gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = True, False
+        gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = default_gating
         if traced:
             memory_trace_stop()  # a no-op after the report at train end
     from finetune.runtime import describe_runtime

@@ -282,12 +282,79 @@ def trace_peak_report(trace: list[dict], top: int = 25) -> dict:
     for e in recent[-8:]:
         print(f"   grew {e['size'] / 2**20:8.1f} MB stream {e['stream']} at {_where(e.get('frames', []), ours)}")
     side = [s for s, r in peak_streams.items() if r - used_by_stream.get(s, 0) >= gb // 8]
+    holes = {s: free_gaps(trace[:end], s, ours) for s in peak_streams if s not in side}
     return {
+        "holes": holes,
         "peak_reserved_gb": round(peak / gb, 3),
         "live_gb": round(sum(used_by_stream.values()) / gb, 3),
         "top": [[w, s, round(b / gb, 3), n] for (w, s), (b, n) in rows],
         "stream_peaks": stream_live_peaks(trace[:end], side, ours, top),
     }
+
+
+def free_gaps(trace: list[dict], stream: int, ours: tuple[str, ...], top: int = 12) -> dict:
+    """The reserved-but-free memory of `stream` at the end of `trace`: the gaps between its live blocks inside its
+    mapped segments, as a size histogram and the largest gaps, each with the code that allocated the last block
+    freed there (what left the hole). Prints it."""
+    mapped: list[list[int]] = []  # [start, end) ranges
+    for e in trace:
+        if e["stream"] != stream:
+            continue
+        a, lo, hi = e["action"], e["addr"], e["addr"] + e["size"]
+        if a in ("segment_alloc", "segment_map"):
+            mapped.append([lo, hi])
+        elif a in ("segment_free", "segment_unmap"):
+            mapped = [r for m in mapped for r in ([m[0], min(m[1], lo)], [max(m[0], hi), m[1]]) if r[0] < r[1]]
+    live: dict[int, dict] = {}
+    freed: dict[int, tuple[int, dict]] = {}  # addr -> (event index, the freed block's alloc event)
+    for i, e in enumerate(trace):
+        if e["stream"] != stream:
+            continue
+        if e["action"] == "alloc":
+            live[e["addr"]] = e
+        elif e["action"] == "free_completed" and e["addr"] in live:
+            freed[e["addr"]] = (i, live.pop(e["addr"]))
+    ranges: list[list[int]] = []  # mapped, coalesced
+    for lo, hi in sorted(mapped):
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    blocks = sorted((b["addr"], b["addr"] + b["size"]) for b in live.values())
+    gaps: list[tuple[int, int]] = []
+    j = 0
+    for lo, hi in ranges:
+        at = lo
+        while j < len(blocks) and blocks[j][1] <= lo:
+            j += 1
+        k = j
+        while k < len(blocks) and blocks[k][0] < hi:
+            if blocks[k][0] > at:
+                gaps.append((at, blocks[k][0]))
+            at = max(at, blocks[k][1])
+            k += 1
+        if at < hi:
+            gaps.append((at, hi))
+    mb = 2**20
+    bins = {"< 2 MB": 0, "2-32 MB": 0, "32-128 MB": 0, ">= 128 MB": 0}
+    for lo, hi in gaps:
+        n = hi - lo
+        key = "< 2 MB" if n < 2 * mb else "2-32 MB" if n < 32 * mb else "32-128 MB" if n < 128 * mb else ">= 128 MB"
+        bins[key] += n
+    rows = []
+    for lo, hi in sorted(gaps, key=lambda g: g[0] - g[1])[:top]:
+        over = (v for a, v in freed.items() if a < hi and a + v[1]["size"] > lo)  # freed blocks overlapping it
+        last = max(over, key=lambda v: v[0], default=None)
+        rows.append([round((hi - lo) / mb, 1), _where(last[1].get("frames", []), ours) if last else "never used"])
+    total = sum(hi - lo for lo, hi in gaps)
+    print(
+        f"== stream {stream}: {total / 2**30:.3f} GB free in {len(gaps)} gaps; by gap size (MB): "
+        + ", ".join(f"{k} {v / mb:.0f}" for k, v in bins.items()),
+        flush=True,
+    )
+    for size, where in rows:
+        print(f"   {size:8.1f} MB gap, last freed there: {where}", flush=True)
+    return {"free_gb": round(total / 2**30, 3), "bins_mb": {k: round(v / mb) for k, v in bins.items()}, "top": rows}
 
 
 def stream_live_peaks(trace: list[dict], streams: list[int], ours: tuple[str, ...], top: int = 25) -> dict:

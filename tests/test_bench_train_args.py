@@ -290,3 +290,33 @@ def test_the_memory_trace_names_what_a_pool_free_at_the_peak_held_when_its_use_p
     assert [r[1] for r in got[5]["top"]] == [1.0, 0.5, 0.25]
     assert got[5]["top"][0][0] == "accel/lora_fused.py:2 f"
     assert "stream 5: live peaked at 1.750 GB" in capsys.readouterr().out
+
+
+def test_the_memory_trace_names_the_free_gaps_at_the_peak_and_what_left_them(monkeypatch, capsys):
+    """Reserved-but-free memory of a stream at the reserved peak: the gaps between live blocks inside its mapped
+    ranges (expandable segments map in pieces), each with the code whose block was freed there last."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from train_profile import trace_peak_report
+
+    mb = 2**20
+
+    def ev(action, size, addr, line=1):
+        frames = [{"filename": "/r/finetune/accel/graphs.py", "line": line, "name": "f"}]
+        return {"action": action, "size": size, "addr": addr, "stream": 0, "frames": frames}
+
+    trace = [
+        ev("segment_map", 100 * mb, 0),
+        ev("segment_map", 100 * mb, 100 * mb),  # adjacent: one range
+        ev("alloc", 40 * mb, 0, line=1),
+        ev("alloc", 60 * mb, 40 * mb, line=2),
+        ev("alloc", 50 * mb, 100 * mb, line=3),
+        ev("free_completed", 60 * mb, 40 * mb),  # a 60 MB gap left by line 2
+        ev("alloc", 1 * mb, 40 * mb, line=4),  # ...then 59 MB of it
+        ev("segment_map", 10 * mb, 300 * mb),  # a range never used
+        ev("alloc", 1 * mb, 150 * mb, line=5),  # 49 MB after it, a gap no block ever held
+    ]
+    got = trace_peak_report(trace)["holes"][0]
+    assert got["free_gb"] == round(118 * mb / 2**30, 3)
+    assert got["bins_mb"] == {"< 2 MB": 0, "2-32 MB": 10, "32-128 MB": 108, ">= 128 MB": 0}
+    assert got["top"] == [[59.0, "accel/graphs.py:2 f"], [49.0, "never used"], [10.0, "never used"]]
+    assert "0.115 GB free in 3 gaps" in capsys.readouterr().out

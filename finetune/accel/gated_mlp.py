@@ -17,7 +17,9 @@ installs it again then (finetune/accel/apply.py, Applied.train_begin).
 DEFER_IN_RECOMPUTE goes one step further where the down projection's output is unread (the graphs' recompute):
 the gating op does not run in that forward at all (a node stands for its product, with no values), and the
 down projection's backward chunks give B's gradient as well as A's; the operands' gradients then come from
-Liger's backward kernel (or autograd through the op). That takes back the extra pass; off until measured.
+Liger's backward kernel, or autograd through the activation alone (transformers' `act(gate) * up`), so the
+backward keeps no more than the op's own would. That takes back the extra pass: 8B QLoRA on an H100, 841.3 ms a
+step against 840.6 keeping the product and 847.2 recomputing it (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from . import lora_fused, recomputed_input
 
 ENABLED = True  # off: the down projection keeps its input (the benchmark's `keep-h` arm compares the two)
 # on: in a recompute whose down projection output is unread, the gating op does not run at all: its product is made
-# only in the down projection's backward chunks, which give B's gradient too (the benchmark's `defer-h` arm); off
-# until measured on a GPU
-DEFER_IN_RECOMPUTE = False
+# only in the down projection's backward chunks, which give B's gradient too (off: the benchmark's `product-h` arm)
+DEFER_IN_RECOMPUTE = True
 
 
 def own_forward(mlp: Any) -> Callable[..., Any] | None:
@@ -81,6 +82,13 @@ def _operand_grads(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: 
         from liger_kernel.ops.swiglu import swiglu_backward
 
         return swiglu_backward(gate, up, dh.contiguous())
+    if op is _act_mul:  # as autograd runs act(gate) * up's backward: no product made, one activation kept
+        with torch.enable_grad():
+            g = gate.detach().requires_grad_(True)
+            act = mlp.act_fn(g)
+        du = dh * act.detach()
+        (dg,) = torch.autograd.grad(act, g, dh * up)
+        return dg, du
     with torch.enable_grad():
         g, u = gate.detach().requires_grad_(True), up.detach().requires_grad_(True)
         h = op(mlp, g, u)
