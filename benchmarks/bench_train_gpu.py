@@ -194,6 +194,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep-h": dict(_gated_mlp=False),  # a gated MLP's down projection keeps its input (lorag's default before)
     # ...keeps the gate's operands, and the recompute computes the product too (lorag's default before)
     "product-h": dict(_defer_h=False),
+    "trim": dict(_trim_head=True),  # the free cached memory handed back before the head and loss (graphs.py)
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -292,6 +293,9 @@ def run_lorag(
     fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
     gated = spec.pop("_gated_mlp", True)  # not recipe keys either
     defer = spec.pop("_defer_h", gated_mlp.DEFER_IN_RECOMPUTE)
+    from finetune.accel import graphs as layer_graphs
+
+    trim = spec.pop("_trim_head", layer_graphs.TRIM_BEFORE_HEAD)
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -317,6 +321,7 @@ def run_lorag(
     default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
     default_gating = gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE
     gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = gated, defer
+    default_trim, layer_graphs.TRIM_BEFORE_HEAD = layer_graphs.TRIM_BEFORE_HEAD, trim
     try:  # this arm's threshold only: arms after it in this process get the default again
         res = train_adapter(
             cfg,
@@ -335,6 +340,7 @@ def run_lorag(
     finally:
         fp8.MIN_WEIGHT_ELEMENTS = default_min
         gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = default_gating
+        layer_graphs.TRIM_BEFORE_HEAD = default_trim
         if traced:
             memory_trace_stop()  # a no-op after the report at train end
     from finetune.runtime import describe_runtime

@@ -56,6 +56,12 @@ from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, struc
 from .layers import autocast_as, autocast_state
 from .offload import Offload
 
+# after the last layer's training forward, hand the compute stream's free cached memory back to the device
+# (torch.cuda.empty_cache; with expandable segments that unmaps free blocks anywhere in a segment), so the head and
+# the loss map fresh pages instead of growing the pool past blocks too small for them. Off: the benchmark's `trim`
+# arm measures it
+TRIM_BEFORE_HEAD = False
+
 _GRAPHED_KWARGS = {
     "attention_mask",
     "position_ids",
@@ -370,6 +376,10 @@ class LayerGraphs:
         out = _replay_fn().apply(hidden, entry, st, hold, rope[0], rope[1], cu, *entry.params)
         if i == len(self.layers) - 1 and key in self.awaiting:
             self._capture_kept_backwards(key)
+        if i == len(self.layers) - 1 and TRIM_BEFORE_HEAD and out.is_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
         return out
 
     def _capture_kept_backwards(self, key: tuple) -> None:
