@@ -250,6 +250,7 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     if fp8_on and fp8.unsupported_reason("cuda"):
         pytest.skip(fp8.unsupported_reason("cuda"))
     monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)  # the recompute never makes the product
+    monkeypatch.setattr(gated_mlp, "DEFER_ACT_MUL", defer)  # ...in transformers' MLP form too
     tokens, inter = 1024, 8192
     cfg = LlamaConfig(
         vocab_size=512,

@@ -69,6 +69,7 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, monkeypatc
     peft_model.enable_input_require_grads()
     _, grads_ref = _run(peft_model, 3, 16)
     monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)
+    monkeypatch.setattr(gated_mlp, "DEFER_ACT_MUL", defer)  # transformers' MLP form here (no Liger on the CPU)
     unfuse = lora_fused.install(peft_model)
     ungate = gated_mlp.install(peft_model)
     chunks, deferred = [], []

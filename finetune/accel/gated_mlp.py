@@ -18,8 +18,9 @@ DEFER_IN_RECOMPUTE goes one step further where the down projection's output is u
 the gating op does not run in that forward at all (a node stands for its product, with no values), and the
 down projection's backward chunks give B's gradient as well as A's; the operands' gradients then come from
 Liger's backward kernel, or autograd through the activation alone (transformers' `act(gate) * up`), so the
-backward keeps no more than the op's own would. That takes back the extra pass: 8B QLoRA on an H100, 841.3 ms a
-step against 840.6 keeping the product and 847.2 recomputing it (benchmarks/RESULTS.md).
+backward keeps no more than the op's own would (that form only with DEFER_ACT_MUL, until measured on a GPU).
+That takes back the extra pass: 8B QLoRA (Liger's SiLU-mul) on an H100, 841.3 ms a step against 840.6 keeping
+the product and 847.2 recomputing it (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ ENABLED = True  # off: the down projection keeps its input (the benchmark's `kee
 # on: in a recompute whose down projection output is unread, the gating op does not run at all: its product is made
 # only in the down projection's backward chunks, which give B's gradient too (off: the benchmark's `product-h` arm)
 DEFER_IN_RECOMPUTE = True
+# ...for transformers' `act(gate) * up` as well (its backward through the activation alone: the same gradients on
+# the CPU; its GPU memory not measured yet, so off); Liger's SiLU-mul defers whenever DEFER_IN_RECOMPUTE is on
+DEFER_ACT_MUL = False
 
 
 def own_forward(mlp: Any) -> Callable[..., Any] | None:
@@ -146,6 +150,7 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
     down = mlp.down_proj
     if (
         DEFER_IN_RECOMPUTE
+        and (op is not _act_mul or DEFER_ACT_MUL)
         and lora_fused.unread_now(down)
         and gate.dtype == up.dtype  # the product's dtype, which the down projection's node must take uncast
         and gate.is_contiguous()  # Liger's backward kernel indexes both operands by the gradient's row stride
