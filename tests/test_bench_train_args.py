@@ -169,12 +169,9 @@ def test_the_summary_gives_step_for_step_ratios_and_mfu_at_the_median_step(monke
     """An 8-step run's whole-run tokens/s carries its first step (captures, compiles): the summary also gives
     the median step's ratio and MFU (mean tokens per step over the median step time)."""
     import argparse
-    import importlib.util
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_train_gpu_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import train_report as mod
 
     def arm(tok_s, median_ms, first_s):
         return {
@@ -196,8 +193,7 @@ def test_the_summary_gives_step_for_step_ratios_and_mfu_at_the_median_step(monke
         r[0]["mfu_step"] = mod.step_mfu(r[0], fpt, peak)
     assert runs["lorag-qlora"][0]["mfu_step"] == pytest.approx(fpt * 12_800 / 0.9133 / peak)
     args = argparse.Namespace(arms="lorag,unsloth", model="m", epochs=1, batch=16, max_len=1024, random_8b=True)
-    monkeypatch.setattr(mod, "random_size", lambda a: "8b")
-    mod.summarize(args, "H100", 128, fpt, runs, {})
+    mod.summarize(args, "H100", 128, fpt, runs, {}, "8b")
     out = capsys.readouterr().out
     assert "[lorag vs unsloth] qlora: tokens/s ratio 2.11x (target >= 2), median step 1.93x" in out
     assert f"{runs['lorag-qlora'][0]['mfu_step'] * 100:7.2f}%" in out  # 61.05%
