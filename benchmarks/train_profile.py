@@ -282,7 +282,7 @@ def trace_peak_report(trace: list[dict], top: int = 25) -> dict:
     for e in recent[-8:]:
         print(f"   grew {e['size'] / 2**20:8.1f} MB stream {e['stream']} at {_where(e.get('frames', []), ours)}")
     side = [s for s, r in peak_streams.items() if r - used_by_stream.get(s, 0) >= gb // 8]
-    holes = {s: free_gaps(trace[:end], s, ours) for s in peak_streams if s not in side}
+    holes = {s: free_gaps(trace[:end], s, ours) for s in peak_streams}
     return {
         "holes": holes,
         "peak_reserved_gb": round(peak / gb, 3),
@@ -296,34 +296,27 @@ def free_gaps(trace: list[dict], stream: int, ours: tuple[str, ...], top: int = 
     """The reserved-but-free memory of `stream` at the end of `trace`: the gaps between its live blocks inside its
     mapped segments, as a size histogram and the largest gaps, each with the code that allocated the last block
     freed there (what left the hole). Prints it."""
-    mapped: list[list[int]] = []  # [start, end) ranges
-    for e in trace:
-        if e["stream"] != stream:
-            continue
-        a, lo, hi = e["action"], e["addr"], e["addr"] + e["size"]
-        if a in ("segment_alloc", "segment_map"):
-            mapped.append([lo, hi])
-        elif a in ("segment_free", "segment_unmap"):
-            mapped = [r for m in mapped for r in ([m[0], min(m[1], lo)], [max(m[0], hi), m[1]]) if r[0] < r[1]]
+    ranges = _Ranges()  # mapped memory
+    unmapped: list[tuple[int, int, int]] = []  # (event index, start, end): a block freed before is gone from there
     live: dict[int, dict] = {}
     freed: dict[int, tuple[int, dict]] = {}  # addr -> (event index, the freed block's alloc event)
     for i, e in enumerate(trace):
         if e["stream"] != stream:
             continue
-        if e["action"] == "alloc":
+        a, lo, hi = e["action"], e["addr"], e["addr"] + e["size"]
+        if a in ("segment_alloc", "segment_map"):
+            ranges.add(lo, hi)
+        elif a in ("segment_free", "segment_unmap"):
+            ranges.remove(lo, hi)
+            unmapped.append((i, lo, hi))
+        elif a == "alloc":
             live[e["addr"]] = e
-        elif e["action"] == "free_completed" and e["addr"] in live:
+        elif a == "free_completed" and e["addr"] in live:
             freed[e["addr"]] = (i, live.pop(e["addr"]))
-    ranges: list[list[int]] = []  # mapped, coalesced
-    for lo, hi in sorted(mapped):
-        if ranges and lo <= ranges[-1][1]:
-            ranges[-1][1] = max(ranges[-1][1], hi)
-        else:
-            ranges.append([lo, hi])
     blocks = sorted((b["addr"], b["addr"] + b["size"]) for b in live.values())
     gaps: list[tuple[int, int]] = []
     j = 0
-    for lo, hi in ranges:
+    for lo, hi in ranges.spans:
         at = lo
         while j < len(blocks) and blocks[j][1] <= lo:
             j += 1
@@ -345,6 +338,8 @@ def free_gaps(trace: list[dict], stream: int, ours: tuple[str, ...], top: int = 
     for lo, hi in sorted(gaps, key=lambda g: g[0] - g[1])[:top]:
         over = (v for a, v in freed.items() if a < hi and a + v[1]["size"] > lo)  # freed blocks overlapping it
         last = max(over, key=lambda v: v[0], default=None)
+        if last is not None and any(i > last[0] and u_lo < hi and u_hi > lo for i, u_lo, u_hi in unmapped):
+            last = None  # unmapped after that block was freed: the memory there is newly mapped
         rows.append([round((hi - lo) / mb, 1), _where(last[1].get("frames", []), ours) if last else "never used"])
     total = sum(hi - lo for lo, hi in gaps)
     print(
@@ -355,6 +350,39 @@ def free_gaps(trace: list[dict], stream: int, ours: tuple[str, ...], top: int = 
     for size, where in rows:
         print(f"   {size:8.1f} MB gap, last freed there: {where}", flush=True)
     return {"free_gb": round(total / 2**30, 3), "bins_mb": {k: round(v / mb) for k, v in bins.items()}, "top": rows}
+
+
+class _Ranges:
+    """Disjoint, sorted [start, end) address ranges: mapped segments, coalesced as they are added."""
+
+    def __init__(self) -> None:
+        self.spans: list[list[int]] = []
+
+    def _overlapping(self, lo: int, hi: int) -> tuple[int, int]:
+        """The slice of spans touching [lo, hi] (adjacent ones included): from the first ending at or after lo
+        (a binary search) to the last starting at or before hi."""
+        i, b = 0, len(self.spans)
+        while i < b:
+            m = (i + b) // 2
+            if self.spans[m][1] < lo:
+                i = m + 1
+            else:
+                b = m
+        j = i
+        while j < len(self.spans) and self.spans[j][0] <= hi:
+            j += 1
+        return i, j
+
+    def add(self, lo: int, hi: int) -> None:
+        i, j = self._overlapping(lo, hi)
+        if i < j:
+            lo, hi = min(lo, self.spans[i][0]), max(hi, self.spans[j - 1][1])
+        self.spans[i:j] = [[lo, hi]]
+
+    def remove(self, lo: int, hi: int) -> None:
+        i, j = self._overlapping(lo, hi)
+        kept = [r for s in self.spans[i:j] for r in ([s[0], min(s[1], lo)], [max(s[0], hi), s[1]]) if r[0] < r[1]]
+        self.spans[i:j] = kept
 
 
 def stream_live_peaks(trace: list[dict], streams: list[int], ours: tuple[str, ...], top: int = 25) -> dict:

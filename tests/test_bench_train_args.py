@@ -316,3 +316,42 @@ def test_the_memory_trace_names_the_free_gaps_at_the_peak_and_what_left_them(mon
     assert got["bins_mb"] == {"< 2 MB": 0, "2-32 MB": 10, "32-128 MB": 108, ">= 128 MB": 0}
     assert got["top"] == [[59.0, "accel/graphs.py:2 f"], [49.0, "never used"], [10.0, "never used"]]
     assert "0.115 GB free in 3 gaps" in capsys.readouterr().out
+
+
+def test_the_free_gaps_leave_out_unmapped_memory_other_streams_and_later_events(monkeypatch):
+    """An unmapped piece is no gap (and a block freed where memory was unmapped and mapped again left no gap),
+    another stream's blocks do not fill this stream's gaps, and events after the reserved peak do not count."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from train_profile import trace_peak_report
+
+    mb = 2**20
+
+    def ev(action, size, addr, stream=0, line=1):
+        frames = [{"filename": "/r/finetune/accel/graphs.py", "line": line, "name": "f"}]
+        return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+
+    trace = [
+        ev("segment_map", 300 * mb, 0),
+        ev("alloc", 100 * mb, 0, line=1),
+        ev("alloc", 100 * mb, 100 * mb, line=2),
+        ev("alloc", 100 * mb, 200 * mb, line=3),
+        ev("free_completed", 100 * mb, 100 * mb),
+        ev("segment_unmap", 60 * mb, 100 * mb),  # 40 MB of line 2's block stays mapped: that gap is line 2's
+        ev("free_completed", 100 * mb, 200 * mb),
+        ev("segment_unmap", 100 * mb, 200 * mb),
+        ev("segment_map", 100 * mb, 400 * mb),  # mapped anew: free, nothing ever freed there
+        ev("segment_map", 50 * mb, 600 * mb),
+        ev("alloc", 50 * mb, 600 * mb, line=4),
+        ev("free_completed", 50 * mb, 600 * mb),
+        ev("segment_unmap", 50 * mb, 600 * mb),
+        ev("segment_map", 50 * mb, 600 * mb),  # mapped again where line 4's block was: that block left no gap
+        ev("segment_map", 100 * mb, 1000 * mb, stream=9),  # the peak: 340 MB reserved
+        ev("alloc", 100 * mb, 1000 * mb, stream=9),  # ...with the block it was mapped for
+        ev("free_completed", 100 * mb, 1000 * mb, stream=9),  # after the peak: none of these count
+        ev("alloc", 20 * mb, 170 * mb),
+        ev("segment_unmap", 100 * mb, 400 * mb),
+    ]
+    got = trace_peak_report(trace)["holes"]
+    assert set(got) == {0, 9} and got[9]["free_gb"] == 0.0
+    assert got[0]["top"] == [[100.0, "never used"], [50.0, "never used"], [40.0, "accel/graphs.py:2 f"]]
+    assert got[0]["bins_mb"] == {"< 2 MB": 0, "2-32 MB": 0, "32-128 MB": 190, ">= 128 MB": 0}

@@ -59,17 +59,22 @@ def test_the_down_projection_keeps_no_input_and_the_gradients_stay(peft_model):
     assert not any("forward" in vars(m) for m in peft_model.modules())  # uninstalled
 
 
-@pytest.mark.parametrize("defer", [False, True], ids=["product-in-forward", "product-deferred"])
+@pytest.mark.parametrize(
+    "defer, act_mul",
+    [(False, False), (True, False), (True, True)],
+    ids=["product-in-forward", "deferred-for-liger-only", "product-deferred"],
+)
 @pytest.mark.parametrize("tiles", [1, 3])
-def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, monkeypatch):
+def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, monkeypatch):
     """As training runs it: the graphs' recompute skips the down projection's output and still gets its A
     gradient from the recomputed input; with the MLP in token tiles, each tile's backward does. Deferred, the
-    recompute does not run the gating op at all (B's gradient then comes from the backward's chunks too)."""
+    recompute does not run the gating op at all (B's gradient then comes from the backward's chunks too); by
+    default (DEFER_ACT_MUL off) only Liger's SiLU-mul defers, so transformers' MLP form here does not."""
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()
     _, grads_ref = _run(peft_model, 3, 16)
     monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)
-    monkeypatch.setattr(gated_mlp, "DEFER_ACT_MUL", defer)  # transformers' MLP form here (no Liger on the CPU)
+    monkeypatch.setattr(gated_mlp, "DEFER_ACT_MUL", act_mul)  # transformers' MLP form here (no Liger on the CPU)
     unfuse = lora_fused.install(peft_model)
     ungate = gated_mlp.install(peft_model)
     chunks, deferred = [], []
@@ -94,9 +99,27 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, monkeypatc
     # every down projection's backward took the recomputed input: a tile's (the first step's probe for unread
     # outputs runs whole MLPs)
     assert 48 // tiles in chunks and set(chunks) <= {48, 48 // tiles}
-    assert bool(deferred) == defer  # the recompute's (and the NaN probe's) unread down projections only
+    assert bool(deferred) == (defer and act_mul)  # the recompute's (and the NaN probe's) unread down projections only
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("act", [torch.nn.SiLU(), torch.nn.GELU("tanh"), torch.nn.Identity()], ids=str)
+def test_the_deferred_products_operand_gradients_are_autograds(act):
+    """transformers' `act(gate) * up` deferred: the operands' gradients from autograd through the activation
+    alone equal autograd's through the whole op, in bf16, and an activation that returns its input keeps the
+    gate's values (up's gradient goes into the activation's memory only when that memory is its own)."""
+    torch.manual_seed(0)
+    mlp = torch.nn.Module()
+    mlp.act_fn = act
+    gate, up, dh = (torch.randn(37, 24, dtype=torch.bfloat16) for _ in range(3))
+    kept = gate.clone()
+    dg, du = gated_mlp._operand_grads(gated_mlp._act_mul, mlp, gate, up, dh)
+    g, u = kept.clone().requires_grad_(True), up.clone().requires_grad_(True)
+    ref = torch.autograd.grad(act(g) * u, (g, u), dh)
+    assert dg.dtype == du.dtype == torch.bfloat16
+    assert torch.equal(dg, ref[0]) and torch.equal(du, ref[1])
+    assert torch.equal(gate, kept)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 16, 17, 100, 130])

@@ -86,13 +86,14 @@ def _operand_grads(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: 
         from liger_kernel.ops.swiglu import swiglu_backward
 
         return swiglu_backward(gate, up, dh.contiguous())
-    if op is _act_mul:  # as autograd runs act(gate) * up's backward: no product made, one activation kept
+    if op is _act_mul:  # no product made; at most three operand-sized tensors live, as in autograd's own backward
         with torch.enable_grad():
             g = gate.detach().requires_grad_(True)
             act = mlp.act_fn(g)
-        du = dh * act.detach()
-        (dg,) = torch.autograd.grad(act, g, dh * up)
-        return dg, du
+        (dg,) = torch.autograd.grad(act, g, dh * up)  # live: act, dh * up, dg
+        act = act.detach()
+        fresh = act.data_ptr() != gate.data_ptr()  # an activation that returns its input must not be overwritten
+        return dg, act.mul_(dh) if fresh else act * dh  # up's gradient in the activation's memory
     with torch.enable_grad():
         g, u = gate.detach().requires_grad_(True), up.detach().requires_grad_(True)
         h = op(mlp, g, u)

@@ -56,10 +56,10 @@ from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, struc
 from .layers import autocast_as, autocast_state
 from .offload import Offload
 
-# after the last layer's training forward, hand the compute stream's free cached memory back to the device
-# (torch.cuda.empty_cache; with expandable segments that unmaps free blocks anywhere in a segment), so the head and
-# the loss map fresh pages instead of growing the pool past blocks too small for them. Off: the benchmark's `trim`
-# arm measures it
+# after the last layer's training forward, hand the free cached memory back to the device (torch.cuda.empty_cache:
+# every stream's free blocks but the graphs' pools; with expandable segments, free blocks anywhere in a segment), so
+# the head and the loss map fresh pages instead of growing the pool past blocks too small for them. The host waits
+# for the GPU there, once a micro-batch. Off: the benchmark's `trim` arm measures it
 TRIM_BEFORE_HEAD = False
 
 _GRAPHED_KWARGS = {
