@@ -214,6 +214,12 @@ def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):
     assert ".jobs" not in str(r.exception)
     r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(bad))
     assert r.exit_code == 1 and str(r.exception).startswith(f"{bad}: 2 bad row(s)"), r.exception
+    missing, latin = tmp_path / "nope.jsonl", tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"question": "Caf\xe9?", "answer": "oui"}\n')
+    r = lorag("synth", "--domain", "manual", "--qa", str(missing))
+    assert r.exit_code == 1 and str(r.exception) == f"{missing}: Q&A file not found", r.exception
+    r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(latin))
+    assert r.exit_code == 1 and str(r.exception).startswith(f"{latin}: test set is not UTF-8 text"), r.exception
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"id": "m1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
     r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(qa))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ui.cli_state import app_client, domain_option, new_console, release_worker, run_in_app, state
+from ui.cli_state import app_client, domain_option, new_console, release_worker, run_in_app, state, upload_text
 
 adapters_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and remove adapters.")
 
@@ -68,7 +68,7 @@ def synth_cmd(
             domain=domain,
             writer=writer,
             max_chunks=max_chunks,
-            qa_jsonl=qa.read_text(encoding="utf-8") if qa else None,
+            qa_jsonl=upload_text(qa, "Q&A file"),
             qa_name=str(qa) if qa else None,
         )
         return

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from assistant.errors import LoragError
-from ui.cli_state import app_client, domain_option, run_in_app, state
+from ui.cli_state import app_client, domain_option, run_in_app, state, upload_text
 
 eval_app = typer.Typer(
     invoke_without_command=True,
@@ -219,7 +219,7 @@ def eval_cmd(
             domain=domain,
             arms=ab,
             limit=limit,
-            testset_jsonl=testset.read_text(encoding="utf-8") if testset else None,
+            testset_jsonl=upload_text(testset, "test set"),
             testset_name=str(testset) if testset else None,
         )
         if as_json:  # the job's result: the report's summary, as report_summary gives it without the app

@@ -99,6 +99,19 @@ def release_worker(reason: str) -> bool:
     return note is not None
 
 
+def upload_text(path: Path | None, what: str) -> str | None:
+    """A file the CLI sends to the running app, read here: its text, or a LoragError naming it when it is missing
+    or not UTF-8 (the app would otherwise get nothing to read)."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise LoragError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LoragError(f"{path}: {what} is not UTF-8 text (byte {e.start})", hint="save it as UTF-8") from None
+
+
 def run_in_app(
     remote: Any, kind: str, unsupported: dict[str, Any], *, log_to_stderr: bool = False, **params: Any
 ) -> dict[str, Any]:
