@@ -61,10 +61,10 @@ def default_testset(datasets_dir: Path, domain: str) -> Path:
         )
     if not path.read_text(encoding="utf-8").strip():
         raise LoragError(
-            f"no --testset given and the held-out split {path} is empty: the domain's training data has no "
-            "curated questions to hold out",
+            f"no --testset given and the held-out split {path} is empty: the domain's training data held no "
+            "questions out (no curated Q&A, and its synthetic pairs come from one document)",
             hint=f"pass --testset FILE.jsonl (`lorag eval import` turns a CSV into one), or rebuild the data with "
-            f"`lorag synth --domain {domain} --qa FILE.jsonl`",
+            f"`lorag synth --domain {domain} --qa FILE.jsonl` or after adding documents",
         )
     return path
 

@@ -229,9 +229,21 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
     try:
         return reg.promote(name, force=force, gate=gate)
     except LoragError as e:
+        text = str(e.args[0])
+        found = _EVAL_HINT.search(text)
+        heldout = found is None or has_heldout(comps.settings, found.group(1))
         if face == "cli":
-            raise
+            if heldout:
+                raise
+            text = _EVAL_HINT.sub(
+                lambda m: f"run `lorag eval --domain {m.group(1)} --testset FILE.jsonl --ab {m.group(2)}` (the domain "
+                "has no held-out questions to evaluate on)",
+                text,
+            )
+            raise LoragError(text, hint=e.hint) from None
         text = _EVAL_HINT.sub(
-            lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", str(e.args[0])
+            lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab"
+            + ("" if heldout else " on a test set of yours (the domain has no held-out questions)"),
+            text,
         )
         raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

@@ -213,3 +213,16 @@ def test_robustness_command(lorag, tmp_path):
     assert data["top_k"]["x"] == [1, 2, 3] and data["distractors"]["x"] == [0, 1, 2]
     assert [p["mean"] for p in data["distractors"]["arms"]["hr-v1"]["answer_f1"]] == [1.0, 1.0, 1.0]
     assert "distractors" in r.output and "plot:" in r.output
+
+
+def test_a_refused_promotion_points_at_a_test_set_when_the_domain_held_nothing_out(lorag, tmp_path):
+    """With no held-out split (synth from one document, no curated Q&A) the refusal's command takes --testset,
+    which works there; once the domain has held-out questions, the plain command."""
+    r = lorag("adapters", "promote", "hr-v1")
+    assert r.exit_code == 1 and isinstance(r.exception, LoragError)
+    assert "run `lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1`" in str(r.exception)
+    heldout = tmp_path / "data" / "datasets" / "hr" / "heldout.jsonl"
+    heldout.parent.mkdir(parents=True)
+    write_testset(heldout, 3, unanswerable=False)
+    r = lorag("adapters", "promote", "hr-v1")
+    assert r.exit_code == 1 and "run `lorag eval --domain hr --ab base,hr-v1`" in str(r.exception)

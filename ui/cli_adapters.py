@@ -107,6 +107,11 @@ def synth_cmd(
         + (f", {summary['general_rows']} general" if summary.get("general_rows") else "")
         + f"), {summary['heldout']} held-out questions ({summary['heldout_from']})"
     )
+    if not summary["heldout"]:
+        c.print(
+            "[yellow]warning[/]: no held-out questions (the pairs come from one document, and there is no curated "
+            f"--qa): `lorag eval --domain {domain}` will need --testset FILE.jsonl; add documents or curated Q&A"
+        )
     if summary.get("excluded_chunks"):
         c.print(f"excluded: {summary['excluded_chunks']} chunks of documents matching synth.exclude_sources")
     for pat in summary.get("exclude_patterns_matching_nothing", []):
