@@ -1059,15 +1059,16 @@ def test_evaluation_run_opens_only_on_two_different_arms_and_says_why(core, corp
     elems = {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
     assert elems["ev-ab"].value == "base" and elems["ev-run"].interactive is False
     assert "Run is off" in elems["ev-status"].value and "train an adapter" in elems["ev-status"].value
+    assert "only one for domain **hr** so far" in elems["ev-status"].value  # which domain has none
     gate, outs = handler(blocks, "ui.tab_eval", "gate")
     targets = {t for f in blocks.fns.values() if f.fn is gate for t in f.targets}
     assert (elems["ev-ab"]._id, "change") in targets  # the arms typed, or suggested by a tick
-    opened = dict(zip(outs, gate("base,hr-v1", elems["ev-status"].value)))
+    opened = dict(zip(outs, gate("base,hr-v1", elems["ev-status"].value, "hr")))
     assert update(opened["ev-run"])["interactive"] is True and opened["ev-status"] == ""
-    kept = dict(zip(outs, gate("base,hr-v2", "started job `eval-1`: its progress is below")))
+    kept = dict(zip(outs, gate("base,hr-v2", "started job `eval-1`: its progress is below", "hr")))
     assert update(kept["ev-run"])["interactive"] is True and update(kept["ev-status"]) == {"__type__": "update"}
     for arms in ("base", "hr-v1, hr-v1", ""):
-        closed = dict(zip(outs, gate(arms, "started job `eval-1`")))
+        closed = dict(zip(outs, gate(arms, "started job `eval-1`", "hr")))
         assert update(closed["ev-run"])["interactive"] is False and closed["ev-status"].startswith("Run is off")
 
 

@@ -76,16 +76,19 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
 
 
-def arms_note(arms: str) -> str:
+def arms_note(arms: str, domain: str | None = None) -> str:
     """Why an evaluation of these arms cannot run ('' when it can): it compares two or more different models."""
     names = list(dict.fromkeys(a.strip() for a in (arms or "").split(",") if a.strip()))
     if len(names) >= 2:
         return ""
     if names == ["base"]:
+        from assistant.markup import markdown_escaped
+
+        where = f" for domain **{markdown_escaped(domain)}**" if domain else ""
         return (
             "Run is off: an evaluation compares two or more models (the first is the baseline), and **base** is "
-            "the only one so far — train an adapter in the **Adapters** tab first, or name arms such as "
-            "`base,handbook-v2`."
+            f"the only one{where} so far — train an adapter for it in the **Adapters** tab, pick another domain, "
+            "or name arms such as `base,handbook-v2`."
         )
     return "Run is off: name at least two different arms separated by commas (the first is the baseline)."
 
@@ -118,14 +121,14 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         elem_id="ev-testset",
     )
 
-    def gate(arms: str, said: str) -> tuple:
+    def gate(arms: str, said: str, dom: str | None) -> tuple:
         """Run is open when the evaluation package runs and the arms name two or more models; else a note why (a
         run's own status line stays)."""
-        note = "" if why else arms_note(arms)
+        note = "" if why else arms_note(arms, dom)
         shown = note if note or (said or "").startswith("Run is off") else gr.skip()
         return gr.Button(interactive=why is None and not note), shown
 
-    first_note = "" if why else arms_note(eval_arms(core, first))
+    first_note = "" if why else arms_note(eval_arms(core, first), first)
     run = gr.Button(
         "Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None and not first_note
     )
@@ -165,7 +168,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         return f"started job `{job}`: its progress is below; the report opens when it is done."
 
     run.click(evaluate, [domain, ab, testset, limit], [status], api_name="evaluate")
-    ab.change(gate, [ab, status], [run, status], api_visibility="private", queue=False)  # typed, or suggested by a tick
+    # typed, or suggested by a tick (a domain picked suggests its arms)
+    ab.change(gate, [ab, status, domain], [run, status], api_visibility="private", queue=False)
 
     def show(run_id: str | None) -> tuple:
         hidden = gr.Dataframe(visible=False)
