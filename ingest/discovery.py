@@ -45,6 +45,8 @@ def discover(paths: Iterable[Path], formats: set[str]) -> Found:
             entries += _walk(root, formats, found)
         elif not p.is_file():
             found.results.append(FileResult(str(p), str(raw), SKIPPED, "not a regular file"))
+        elif file_format(p) not in formats:  # left out as a folder's files of other formats are
+            found.other_formats.append(p.name)
         else:
             entries.append((p.resolve(), p.name, None))
     direct = {f: d for f, d, link in entries if link is None}

@@ -104,6 +104,11 @@ def test_files_of_other_formats_in_a_folder_are_reported_not_hidden(ingestor, tm
     (only_other / "c.xyz").write_text("x")
     with pytest.raises(LoragError, match=r"no supported files found \(1 file\(s\) of other formats, e.g. c.xyz\)"):
         ingestor.run([only_other], "hr")
+    # a file named on its own (a single upload) is left out the same way, not failed
+    report = ingestor.run([folder / "a.md", folder / "sub" / "b.xyz"], "hr")
+    assert [(r.display, r.status) for r in report.results] == [("a.md", "unchanged")] and report.skipped == ["b.xyz"]
+    with pytest.raises(LoragError, match=r"no supported files found \(1 file\(s\) of other formats, e.g. c.xyz\)"):
+        ingestor.run([only_other / "c.xyz"], "hr")
 
 
 def test_a_run_whose_every_file_fails_leaves_no_new_domain(ingestor, store, tmp_path, corpus):
