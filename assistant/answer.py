@@ -24,6 +24,14 @@ _HEADING = re.compile(r"\s{0,3}#{1,6}(\s|$)")  # a markdown heading line (a CSV 
 _KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
 _STOP = set(
     "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
+) | set(  # the commonest function words of French, German, Spanish, Italian, Portuguese and Dutch: shared by any two
+    # passages of one language, they say nothing of what an answer draws on
+    "le la les un une des du de et est sont au aux en dans pour par sur avec ce cette qui que il elle pas plus ou "
+    "der das dem des ein eine einen und ist sind im zu mit von auf für nicht als auch oder "
+    "el los las del y es son con por para una unos se lo al como más pero "
+    "il lo gli di da che è sono nel della per con non una "
+    "os as do da dos das um uma em no na com não por para "
+    "het een van en is zijn op te met voor niet aan bij".split()
 )
 # words a question is made of whatever it asks about: they say nothing about its topic
 _ASKING = _STOP | set(

@@ -201,6 +201,18 @@ def test_an_answer_that_rephrases_the_question_cites_nothing_by_overlap():
     assert [c.n for c in extract_citations(answer, [table], question=q)] == [2]
 
 
+def test_function_words_of_another_language_do_not_make_an_overlap():
+    """A French reply to an English question shares only function words (la, est, pour...) with a French passage
+    of the domain: that passage is not cited; the English one holding the reply's topic word is, or none."""
+    ps = [
+        _p(1, "Rollback: run falcon deploy --rollback to go back to the previous Falcon release."),
+        _p(2, "Le café de la rue est ouvert pour les clients et la terrasse est fermée le lundi."),
+    ]
+    answer = "La question est très importante pour rollback Falcon."
+    cits = extract_citations(answer, ps, question="How do I roll back Falcon?")
+    assert 2 not in [c.n for c in cits]
+
+
 def test_citation_inferred_from_overlap_in_chinese_japanese_and_accented_words():
     """Where no space separates words (Chinese, Japanese) the overlap counts pairs of adjacent characters; accented
     letters stay inside their words. The quote is the passage's sentence the answer shares most with."""
