@@ -262,8 +262,31 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
         "ingest: 400/400 chunks · 25.0 chunks/s · ETA 0s",
     ]
 
+    # a poll that sees a file past one that finished between polls holds its line until the job's result names
+    # both; the app's results are in upload order, each with where it finished ("order")
+    polled[:] = [running("reading files", 0, 3), running("a.md added", 1, 3), running("c.md added", 3, 3)]
+    results[:] = [
+        {"display": "c.md", "status": "added", "order": 2},
+        {"display": "a.md", "status": "added", "order": 0},
+        {"display": "b.md", "status": "failed", "order": 1},
+        {"display": "d.exe", "status": "left out"},
+    ]
+    err.seek(0)
+    err.truncate()
+    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    files = [line for line in err.getvalue().splitlines() if " file" in line]
+    assert files == [
+        "ingest: 3 file(s) to read",
+        "ingest: 1/3 files, a.md added",
+        "ingest: 2/3 files, b.md failed",
+        "ingest: 3/3 files, c.md added",
+    ]
+
     # a job done before the second poll: every file and the rate, from the finished job
     polled[:] = [{"status": "running", "progress": None}]
+    results[:] = [r for r in results if r["display"] != "d.exe"] + [{"display": "d.exe", "status": "left out"}]
+    results.sort(key=lambda r: r.get("order", 9))
+    results[1]["status"] = "unchanged"
     err.seek(0)
     err.truncate()
     cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)

@@ -103,9 +103,11 @@ class IngestProgress:
             if not self._job_files:
                 self._line(f"ingest: {total} file(s) to read")
                 self._job_files.add(0)
-            if status == "running" and done and done not in self._job_files:
+            if status == "running" and done and done not in self._job_files and done - 1 in self._job_files:
                 self._job_files.add(done)
                 self._line(f"ingest: {done}/{total} files, {stage}")
+            # a file past one that finished between two polls waits for the job's result, which names both: the
+            # lines stay in order
         elif status == "running" and stage != self._job_words:
             self._job_words = stage
             self._line(f"ingest: {stage}")
@@ -125,6 +127,7 @@ class IngestProgress:
         """The files that finished between two polls, from the done job's results: the files of the run are its
         last results but the removed (--sync) and those left out (other formats), in the order they finished."""
         files = [r for r in result.get("results") or [] if r.get("status") not in ("removed", "left out")]
+        files.sort(key=lambda r: r.get("order", -1))  # as they finished (an app's results are in upload order)
         total = self._job_total or len(files)
         files = files[-total:] if total else []
         for n, r in enumerate(files, start=total - len(files) + 1):

@@ -163,7 +163,9 @@ def start_ingest(
                     if results:
                         raise
                     raise LoragError(str(e.args[0]), hint=e.hint) from None
-            results += [dict(r.__dict__) for r in report.results]
+            # "order": where each finished in the run (the results are shown in upload order; the CLI's lines
+            # following this job number the files as they finished)
+            results += [{**r.__dict__, "order": i} for i, r in enumerate(report.results)]
             skipped, chunks, backend = list(report.skipped), report.chunks_written, report.backend or None
             results += [
                 {
