@@ -444,7 +444,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         n = next((d["n_chunks"] for d in list_docs(core) if d["domain"] == dom and d["display"] == name), "?")
         return (
             gr.Row(visible=True),
-            f"⚠ Delete **{name}** ({n} chunks) from domain **{dom}**? Answers will no longer "
+            f"⚠ Delete **{name}** ({n} chunk{'' if n == 1 else 's'}) from domain **{dom}**? Answers will no longer "
             f"cite it; an uploaded copy is deleted too.",
             "",
         )
