@@ -106,6 +106,30 @@ def _binary_kind(path: Path, raw: bytes) -> str | None:
     return None
 
 
+def _misnamed(path: Path, kind: str) -> str | None:
+    """'this looks like plain text, not a DOCX document: rename it to x.txt' for a binary format's file that holds
+    text or another known format (its first 64 KiB read), else None."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(1 << 16)
+    except OSError:
+        return None
+    for sig, what, todo in _SIGNATURES:
+        if raw.startswith(sig) and what != kind and sig != b"PK\x03\x04":
+            return f"this looks like {what}, not {kind}: {todo.format(stem=path.stem)}"
+    if raw.startswith(b"PK\x03\x04") or not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(raw) - 3:  # not only a character cut at the 64 KiB edge
+            return None
+        text = raw[: e.start].decode("utf-8")
+    if _CONTROLS.search(text):
+        return None
+    return f"this looks like plain text, not {kind}: rename it to {path.stem}.txt (or .md if it is Markdown)"
+
+
 # The legacy encodings text is still saved in: Windows and ISO 8859 codepages, KOI8, Thai and the CJK ones (DOS and
 # old Mac codepages read short Western text with no more mess than cp1252 does, and would win its ties).
 _LEGACY = [f"cp{n}" for n in range(1250, 1259)] + [f"iso8859_{n}" for n in (*range(1, 12), 13, 14, 15, 16)]
@@ -345,7 +369,7 @@ def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
     except BadFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as e:
-        raise BadFileError(f"corrupt or unreadable PDF ({e})") from None
+        raise BadFileError(_misnamed(path, "a PDF file") or f"corrupt or unreadable PDF ({e})") from None
     sections = [Section(t, f"page {n}", n) for n, t in pages if t.strip()]
     if not sections:
         raise BadFileError("the PDF has no text layer (scanned images need OCR first)")
@@ -361,7 +385,7 @@ def load_docx(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
     try:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as e:
-        raise BadFileError(f"corrupt or unreadable DOCX ({e})") from None
+        raise BadFileError(_misnamed(path, "a DOCX document") or f"corrupt or unreadable DOCX ({e})") from None
     lines: list[str] = []
     for para in document.paragraphs:
         text = para.text.strip()

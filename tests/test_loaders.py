@@ -350,6 +350,38 @@ def test_a_binary_file_with_a_text_suffix_is_named_for_what_it_is(tmp_path, name
     assert str(e.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "data.docx",
+            "Rollback: run falcon deploy --rollback.\nCafé ouvert à 7h30.\n".encode(),
+            "this looks like plain text, not a DOCX document: rename it to data.txt",
+        ),
+        (
+            "notes.pdf",
+            b"# Notes\n\nplain markdown\n",
+            "this looks like plain text, not a PDF file: rename it to notes.txt",
+        ),
+        (
+            "scan.docx",
+            b"%PDF-1.7\n1 0 obj << >> endobj\n",
+            "this looks like a PDF file, not a DOCX document: rename it",
+        ),
+        ("photo.pdf", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "this looks like a PNG image, not a PDF file"),
+        ("broken.docx", b"\x00\x01\x02 binary garbage \xff\xfe", "corrupt or unreadable DOCX"),
+    ],
+)
+def test_a_document_format_file_that_is_not_one_is_named_for_what_it_is(tmp_path, name, content, message):
+    """The reverse of the above: a .docx or .pdf that holds text (a file renamed, or saved with the wrong suffix)
+    or another known format says so; one that is neither stays 'corrupt or unreadable'."""
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(BadFileError) as e:
+        load_document(p)
+    assert str(e.value).startswith(message), str(e.value)
+
+
 def test_csv_rows_that_do_not_fit_the_header_lose_nothing_and_are_reported(tmp_path):
     """An extra field is kept as "column N", and an unclosed quote no longer swallows the rest of the file: its line
     and the ones after it are read with the quote as a character; each is a warning with its line numbers."""
