@@ -222,6 +222,12 @@ def test_a_fresh_process_runs_with_the_parents_settings(monkeypatch, tmp_path, e
     assert child.train == tmp_path / "rows.jsonl"
 
 
+def _ev(action, size, addr, stream=0, line=1, where="finetune/accel/graphs.py"):
+    """One event of an allocator trace in PyTorch's snapshot format, allocated at `where`:`line`."""
+    frames = [{"filename": "/r/" + where, "line": line, "name": "f"}]
+    return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+
+
 def test_the_memory_trace_names_what_was_live_when_reserved_memory_peaked(monkeypatch, capsys):
     """benchmarks/train_profile.py's analysis of an allocator trace (PyTorch's snapshot format): the peak is
     where segments summed highest, the blocks live then are grouped by the innermost frame in lorag's code (or
@@ -265,8 +271,7 @@ def test_the_memory_trace_names_what_a_pool_free_at_the_peak_held_when_its_use_p
     gb = 2**30
 
     def ev(action, size, addr, stream=0, line=1):
-        frames = [{"filename": "/r/finetune/accel/lora_fused.py", "line": line, "name": "f"}]
-        return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+        return _ev(action, size, addr, stream, line, "finetune/accel/lora_fused.py")
 
     trace = [
         ev("segment_alloc", 3 * gb, 0, stream=5),
@@ -296,9 +301,7 @@ def test_the_memory_trace_names_the_free_gaps_at_the_peak_and_what_left_them(mon
 
     mb = 2**20
 
-    def ev(action, size, addr, line=1):
-        frames = [{"filename": "/r/finetune/accel/graphs.py", "line": line, "name": "f"}]
-        return {"action": action, "size": size, "addr": addr, "stream": 0, "frames": frames}
+    ev = _ev
 
     trace = [
         ev("segment_map", 100 * mb, 0),
@@ -326,9 +329,7 @@ def test_the_free_gaps_leave_out_unmapped_memory_other_streams_and_later_events(
 
     mb = 2**20
 
-    def ev(action, size, addr, stream=0, line=1):
-        frames = [{"filename": "/r/finetune/accel/graphs.py", "line": line, "name": "f"}]
-        return {"action": action, "size": size, "addr": addr, "stream": stream, "frames": frames}
+    ev = _ev
 
     trace = [
         ev("segment_map", 300 * mb, 0),
