@@ -488,3 +488,29 @@ def _eval_tiles_check(model, *, eval_mode: bool):
         graphs.uninstall()
     assert graphs.stats["eval_mlp_tiles"] == 3
     assert torch.allclose(logits, reference, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("trim", [False, True])
+def test_the_cache_is_handed_back_after_the_last_layers_forward_only_when_asked(lora_model, trim, monkeypatch):
+    """graphs.TRIM_BEFORE_HEAD (the benchmark's trim arm): once a micro-batch, after the last layer's forward, with
+    that layer's output; off by default. The gradients do not change."""
+    from finetune.accel import graphs as layer_graphs
+
+    model = lora_model
+    batches = [right_padded_batch([9, 5, 12], 16), right_padded_batch([4, 6], 8)]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    reference = grads_of(model, batches)
+    assert layer_graphs.TRIM_BEFORE_HEAD is False
+    monkeypatch.setattr(layer_graphs, "TRIM_BEFORE_HEAD", trim)
+    seen = []
+    monkeypatch.setattr(layer_graphs, "trim_cache", lambda out: seen.append(tuple(out.shape)))
+    graphs = LayerGraphs(decoder_layers(model), max_tokens=3 * 16, capture=False).install()
+    try:
+        got = grads_of(model, batches)
+    finally:
+        graphs.uninstall()
+    width = model.config.hidden_size
+    assert seen == ([(3, 16, width), (2, 8, width)] if trim else [])
+    for name, g in reference.items():
+        assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name

@@ -62,6 +62,15 @@ from .offload import Offload
 # for the GPU there, once a micro-batch. Off: the benchmark's `trim` arm measures it
 TRIM_BEFORE_HEAD = False
 
+
+def trim_cache(out: Any) -> None:
+    """TRIM_BEFORE_HEAD's hand-back, where `out` (the last layer's output) lives on a GPU."""
+    if out.is_cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 _GRAPHED_KWARGS = {
     "attention_mask",
     "position_ids",
@@ -376,10 +385,8 @@ class LayerGraphs:
         out = _replay_fn().apply(hidden, entry, st, hold, rope[0], rope[1], cu, *entry.params)
         if i == len(self.layers) - 1 and key in self.awaiting:
             self._capture_kept_backwards(key)
-        if i == len(self.layers) - 1 and TRIM_BEFORE_HEAD and out.is_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        if i == len(self.layers) - 1 and TRIM_BEFORE_HEAD:
+            trim_cache(out)
         return out
 
     def _capture_kept_backwards(self, key: tuple) -> None:
