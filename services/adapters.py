@@ -232,18 +232,17 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
         text = str(e.args[0])
         found = _EVAL_HINT.search(text)
         heldout = found is None or has_heldout(comps.settings, found.group(1))
+        none_held = "the domain has no held-out questions (synth held none out)"
         if face == "cli":
             if heldout:
                 raise
             text = _EVAL_HINT.sub(
-                lambda m: f"run `lorag eval --domain {m.group(1)} --testset FILE.jsonl --ab {m.group(2)}` (the domain "
-                "has no held-out questions to evaluate on)",
-                text,
+                lambda m: f"run `lorag eval --domain {m.group(1)} --testset FILE.jsonl --ab {m.group(2)}`", text
             )
-            raise LoragError(text, hint=e.hint) from None
-        text = _EVAL_HINT.sub(
-            lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab"
-            + ("" if heldout else " on a test set of yours (the domain has no held-out questions)"),
-            text,
+            raise LoragError(
+                text, hint=f"{none_held} for the command to default to" + (f"; {e.hint}" if e.hint else "")
+            ) from None
+        text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", text) + (
+            "" if heldout else f" ({none_held}: choose a test set there)"
         )
         raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

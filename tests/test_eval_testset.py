@@ -154,6 +154,6 @@ def test_an_empty_heldout_split_says_why_and_what_to_pass(tmp_path):
     """synth without curated --qa holds no question out: eval's default test set is then empty."""
     (tmp_path / "hr").mkdir()
     (tmp_path / "hr" / "heldout.jsonl").write_text("")
-    with pytest.raises(LoragError, match="is empty: the domain's training data has no curated questions") as err:
+    with pytest.raises(LoragError, match="is empty: the domain's training data held no questions out") as err:
         default_testset(tmp_path, "hr")
     assert "--testset FILE.jsonl" in err.value.hint and "--qa" in err.value.hint

@@ -115,10 +115,10 @@ class Preloader:
         t = threading.Thread(
             target=self._run, args=(key, shard, sparse_names, stop), name=f"lorag-preload-{key}", daemon=True
         )
-        with self._lock:
+        with self._lock:  # started before another thread can find it (joining an unstarted thread raises)
             self._threads[key] = (t, stop)
             self.results.pop(key, None)
-        t.start()
+            t.start()
 
     def stop(self, key: str) -> None:
         with self._lock:
