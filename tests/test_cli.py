@@ -731,7 +731,7 @@ def test_the_streamed_answer_ends_its_line_before_the_time_it_took_is_logged(mon
             yield " 27 days"
             yield {"answer": "Full-time staff receive 27 days", "relevant": True, "citations": []}
 
-    monkeypatch.setattr(cli, "_log_time", lambda what, t0: sys.stdout.write(f"<logged {what}>"))
+    monkeypatch.setattr(cli, "log_time", lambda what, t0: sys.stdout.write(f"<logged {what}>"))
     cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=False)
     out = capsys.readouterr().out
     assert "receive 27 days\n<logged the app: searching and generating the whole answer>" in out, out

@@ -208,6 +208,7 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
     their order), chunks/s with the ETA; a short job that ends between two polls too."""
     from assistant.settings import Settings
     from ui import cli
+    from ui.cli_docs import ingest_through_app
 
     def running(stage, done, total, rate=None):
         p = {"stage": stage, "done": done, "total": total} | ({"rate": rate} if rate else {})
@@ -250,7 +251,7 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
     err, clock_s = io.StringIO(), iter(range(0, 10**6, 10))  # 10 s between polls: no line held back
     monkeypatch.setattr("sys.stderr", err)
     monkeypatch.setattr("ui.cli_progress.time", SimpleNamespace(monotonic=lambda: next(clock_s)))
-    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
     assert err.getvalue().splitlines() == [
         "ingest: starting",
         "ingest: loading the embedding model",
@@ -273,7 +274,7 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
     ]
     err.seek(0)
     err.truncate()
-    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
     files = [line for line in err.getvalue().splitlines() if " file" in line]
     assert files == [
         "ingest: 3 file(s) to read",
@@ -289,7 +290,7 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
     results[1]["status"] = "unchanged"
     err.seek(0)
     err.truncate()
-    cli._ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
+    ingest_through_app(App(), [tmp_path / "a.md"], "hr", False, True)
     assert err.getvalue().splitlines() == [
         "ingest: starting",
         "ingest: 3 file(s) to read",

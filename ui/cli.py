@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -13,7 +12,15 @@ import typer
 from typer.core import TyperGroup
 
 from assistant.errors import LoragError, StoreLockedError
-from ui.cli_state import app_client, domain_option, new_console, new_err_console, release_worker, state
+from ui.cli_state import (
+    app_client,
+    domain_option,
+    log_time,
+    new_console,
+    release_worker,
+    stage,
+    state,
+)
 
 # `lorag --help` lists the commands in the order a user needs them; the setup ones under their own heading
 WORKFLOW = ("ingest", "ask", "docs", "synth", "train", "adapters", "eval", "ui")
@@ -49,12 +56,14 @@ app = typer.Typer(
     help="lorag: a RAG assistant with domain adapters. Start with `lorag ingest`, then `lorag ask`.",
 )
 models_app = typer.Typer(no_args_is_help=True, help="Pull and list models.")
-docs_app = typer.Typer(no_args_is_help=True, help="List and remove indexed documents.")
 app.add_typer(models_app, name="models", rich_help_panel=SETUP)
-app.add_typer(docs_app, name="docs")
 
 
 def _register_job_commands() -> None:
+    from ui.cli_docs import docs_app, ingest_cmd
+
+    app.command("ingest")(ingest_cmd)
+    app.add_typer(docs_app, name="docs")
     from ui.cli_adapters import adapters_app, synth_cmd, train_cmd
 
     app.command("synth")(synth_cmd)
@@ -95,28 +104,6 @@ def _main(
     logs.setup(_log_file, verbose=verbose)
 
 
-@contextmanager
-def _stage(text: str, enabled: bool = True, logged: str | None = None) -> Iterator[None]:
-    """A spinner with what is happening (on a terminal only; scripts and --json see nothing); each stage's
-    time goes to the log (`--verbose` prints it) as `logged` (default: the spinner's text)."""
-    t0 = time.perf_counter()
-    try:
-        if not enabled or not sys.stderr.isatty():
-            yield
-        else:
-            with new_err_console().status(f"{text} …", spinner="dots"):
-                yield
-    finally:
-        _log_time(logged or text, t0)
-
-
-def _log_time(what: str, t0: float) -> None:
-    """`what` took from `t0` (time.perf_counter) until now: to the log, as `_stage` writes it."""
-    import logging
-
-    logging.getLogger("ui.cli").info("%s: %.2fs", what, time.perf_counter() - t0)
-
-
 def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any], *, text: bool) -> Iterator[Any]:
     """A streamed answer's items: the wait for the first one under a spinner (logged as `first_words`: the spinner
     stops once text shows), then the rest; once the stream ends, the time from `t0` logged as `whole`. `text`: the
@@ -128,12 +115,7 @@ def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any], *, 
     if text:
         sys.stdout.write("\n")
         sys.stdout.flush()
-    _log_time(whole, t0)
-
-
-def _count(n: int, word: str) -> str:
-    """'1 chunk', '3 chunks'."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    log_time(whole, t0)
 
 
 # -- config & models ----------------------------------------------------------------------------
@@ -281,211 +263,6 @@ def models_list() -> None:
     typer.echo(f"configured: generator={s.generator} embedder={s.embedder} reranker={s.reranker or '-'}")
 
 
-# -- ingest & docs ------------------------------------------------------------------------------
-@app.command("ingest")
-def ingest_cmd(
-    paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files and folders (folders are read recursively)."),
-    domain: str = typer.Option(
-        ..., "--domain", "-d", help="Domain (collection) to index into.", callback=domain_option
-    ),
-    sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone from the given folders."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-) -> None:
-    """Index documents (pdf, docx, html, md, rst, txt, csv, tsv, json) into a domain; unchanged files are skipped."""
-    from assistant.names import check_domain
-    from services.documents import check_ingest_paths
-
-    check_domain(domain)
-    check_ingest_paths(paths)  # a typo fails now, before any model loads
-    remote = app_client(through_worker=False)  # the worker would index uploaded copies: ingest runs here
-    if remote is not None:
-        _ingest_through_app(remote, paths, domain, sync, as_json)
-        return
-    from ui.cli_progress import IngestProgress
-
-    comps = state.components
-    with _stage("loading the embedding model", not as_json):
-        ingestor = comps.ingestor()
-    with IngestProgress() as shown:  # on stderr: stdout keeps the report alone
-        report = ingestor.run(
-            paths, domain, sync=sync, progress=shown.file, chunk_progress=shown.chunks, throughput=shown.throughput
-        )
-    comps.close()
-    results = [r.__dict__ for r in report.results]
-    _print_ingest(
-        domain,
-        report.counts(),
-        results,
-        report.skipped,
-        report.chunks_written,
-        report.seconds,
-        as_json,
-        report.backend or None,
-    )
-    if not report.ok:
-        raise typer.Exit(1)
-
-
-def _print_ingest(
-    domain: str,
-    counts: dict[str, int],
-    results: list[dict[str, Any]],
-    skipped: list[str],
-    chunks: int | None,
-    seconds: float,
-    as_json: bool,
-    backend: str | None = None,
-) -> None:
-    """`backend`: the label of what embedded the chunks (None: not known, e.g. an app that does not say)."""
-    from services.documents import skipped_note
-
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "domain": domain,
-                    "counts": counts,
-                    "seconds": round(seconds, 2),
-                    "chunks_written": chunks,
-                    "embedder_backend": backend,
-                    "results": results,
-                    "skipped": skipped,
-                },
-                indent=2,
-            )
-        )
-        return
-    console = new_console()
-    for r in results:
-        if r["status"] in ("failed", "skipped"):  # skipped: on purpose (over a limit, an empty file...)
-            colour = "red" if r["status"] == "failed" else "yellow"
-            console.print(f"[{colour}]{r['status']}[/] {r['path']}: ", end="")
-            console.print(r["reason"], markup=False)
-        for warning in r.get("warnings") or []:  # indexed, with something to check (a guessed encoding, CSV lines)
-            console.print(f"[yellow]warning[/] {r['path']}: ", end="")
-            console.print(warning, markup=False)
-    c = counts
-    console.print(
-        f"domain [bold]{domain}[/]: added {c.get('added', 0)}, updated {c.get('updated', 0)}, unchanged "
-        f"{c.get('unchanged', 0)}, "
-        f"removed {c.get('removed', 0)}, failed {c.get('failed', 0)}, skipped {c.get('skipped', 0)}"
-        + (f" — {_count(chunks, 'chunk')}" if chunks is not None else "")
-        + f" in {seconds:.1f}s"
-        + (f", embedded by {embedded_by(backend)}" if backend and chunks else "")
-    )
-    if skipped:
-        console.print(skipped_note(skipped, state.settings.ingest.formats), markup=False)
-
-
-def embedded_by(label: str) -> str:
-    """A backend label in words: 'openvino-bf16 (openvino:cpu:bfloat16)', the setting that reproduces it first."""
-    from assistant.models.backends import setting_of
-
-    setting = setting_of(label)
-    return label if setting == label else f"{setting} ({label})"
-
-
-def _ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, as_json: bool) -> None:
-    """Have the running app ingest the files: where they are, when the app is this user's (its note's token: the
-    same document ids and --sync as an ingest without the app), else uploaded (its Documents tab's ingest); then
-    wait for its job."""
-    import time
-
-    from services.documents import files_to_send
-
-    t0 = time.perf_counter()
-    skipped: list[str] = []
-    if remote.token:
-        job = remote.ingest_paths(domain, paths, sync)
-    else:
-        if sync:
-            raise LoragError(
-                f"--sync needs the store itself, and the lorag app at {remote.url} holds it",
-                hint="stop the app, or remove gone documents in its Documents tab",
-            )
-        files, skipped = files_to_send(paths, state.settings.ingest.formats)
-        if not files:
-            from services.documents import skipped_note
-
-            raise LoragError(
-                "no supported files found"
-                + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else "")
-            )
-        with _stage(f"uploading {len(files)} file(s) to the app", not as_json):
-            job = remote.upload(domain, files)
-    from ui.cli_progress import IngestProgress
-
-    with IngestProgress() as shown:  # the app's job progress on stderr, as a direct ingest shows its own
-        state_ = remote.wait(job, on_progress=shown.job)
-    if state_["status"] != "done":
-        raise LoragError(f"the app's ingest job {job} {state_['status']}: {state_.get('error') or ''}".strip())
-    result = state_["result"]
-    results = [r for r in result["results"] if r["status"] != "left out"]
-    counts = {k: v for k, v in result["counts"].items() if k != "left out"}
-    skipped = skipped or list(result.get("skipped") or [])
-    seconds = time.perf_counter() - t0
-    backend = result.get("embedder_backend")  # an app that reports it
-    _print_ingest(domain, counts, results, skipped, result.get("chunks"), seconds, as_json, backend)
-    if counts.get("failed"):
-        raise typer.Exit(1)
-
-
-@docs_app.command("list")
-def docs_list(
-    domain: Optional[str] = typer.Option(
-        None, "--domain", "-d", help="One domain (default: all).", callback=domain_option
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the documents as JSON."),
-) -> None:
-    """Documents per domain, with chunk counts and content hashes."""
-    from rich.table import Table
-
-    from services.documents import list_documents
-
-    remote = app_client()
-    docs = remote.documents(domain) if remote is not None else list_documents(state.components.store, domain)
-    if as_json:
-        typer.echo(json.dumps(docs, indent=2))
-        return
-    if not docs:
-        typer.echo("no documents indexed" + (f" in '{domain}'" if domain else "") + ": lorag ingest PATH --domain NAME")
-        return
-    t = Table("domain", "format", "chunks", "hash", "ingested")
-    t.add_column("document", overflow="fold")  # on a narrow terminal long names wrap instead of being cut
-    for d in docs:
-        t.add_row(d["domain"], d["format"], str(d["n_chunks"]), d["content_hash"][:10], d["ingested_at"], d["display"])
-    new_console(wide=True).print(t)
-
-
-@docs_app.command("rm")
-def docs_rm(
-    paths: list[str] = typer.Argument(
-        None, metavar="NAME", help="Documents to remove (their path, or the name shown by `docs list`)."
-    ),
-    domain: str = typer.Option(..., "--domain", "-d", help="The domain they are indexed in.", callback=domain_option),
-    all_docs: bool = typer.Option(False, "--all", help="Remove the whole domain."),
-) -> None:
-    """Remove documents from a domain, or the whole domain with --all."""
-    from services.documents import drop_domain, remove_documents
-
-    if not paths and not all_docs:
-        raise LoragError("name the documents to remove, or pass --all")
-    remote = app_client()
-    if remote is not None:
-        names = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in paths or []]
-        removed = remote.remove_documents(domain, names, all_docs)
-    elif all_docs:
-        removed = drop_domain(state.components.store, domain)
-    else:
-        removed = remove_documents(state.components.store, domain, list(paths))
-    if all_docs:
-        chunks = sum(d["chunks"] for d in removed)
-        typer.echo(f"removed domain '{domain}' ({_count(len(removed), 'document')}, {_count(chunks, 'chunk')})")
-        return
-    for d in removed:
-        typer.echo(f"removed {d['display']} ({_count(d['chunks'], 'chunk')})")
-
-
 # -- ask ----------------------------------------------------------------------------------------
 @app.command("ask")
 def ask_cmd(
@@ -542,7 +319,7 @@ def _warm_worker(domain: Optional[str], adapter: str, show: bool) -> Any:
 
         comps = state.components
         try:
-            with _stage("opening the index", show):
+            with stage("opening the index", show):
                 resolve_domains(comps.store, domain)
             if adapter not in ("auto", "base") and not comps.uses_engine:
                 comps.registry.get(adapter)
@@ -550,7 +327,7 @@ def _warm_worker(domain: Optional[str], adapter: str, show: bool) -> Any:
             comps.close()
 
     try:
-        with _stage("starting a lorag worker (loading the models)", show):
+        with stage("starting a lorag worker (loading the models)", show):
             client, started = start_worker(state.settings, config=state.config, factory=factory, check=check)
     except WorkerStartError as e:
         say(f"warning: {e.args[0]} ({e.hint}); answering in this process")
@@ -567,18 +344,18 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
 
     comps = state.components
     show = not as_json
-    with _stage("opening the index", show):
+    with stage("opening the index", show):
         resolve_domains(comps.store, domain)  # clear errors before any model loads
     if adapter not in ("auto", "base") and not comps.uses_engine:
         comps.registry.get(adapter)  # an unknown name fails here, before the models load
     if top_k:
         comps.settings.retrieval.top_k = top_k
-    with _stage("loading the embedding model", show):
+    with stage("loading the embedding model", show):
         retriever = comps.retriever
-    with _stage("searching", show):
+    with stage("searching", show):
         found = retrieve_for(retriever, question, domain)
     if found.relevant:
-        with _stage("loading the language model", show):
+        with stage("loading the language model", show):
             if adapter not in ("auto", "base"):
                 # any registered version of this base, promoted or not (checked against the base); with an engine, any
                 # adapter it serves (checked against its list)
@@ -589,7 +366,7 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
     t0 = time.perf_counter()
     items = service.stream(question, domain, adapter=adapter, retrieval=found)
     final: Answer | None = None
-    wait = _stage("generating", show, logged="generating, until the first words")
+    wait = stage("generating", show, logged="generating, until the first words")
     for item in _streamed(wait, "generating the whole answer", t0, items, text=not as_json):
         if isinstance(item, Answer):
             final = item
@@ -648,7 +425,7 @@ def _ask_through_app(
     items = remote.ask(question, domain, adapter, top_k)
     who = "the lorag worker" if remote.worker_pid else "the app"
     doing = f"{who} is searching and generating"
-    wait = _stage(doing, not as_json, logged=f"{who}: searching and generating, until the first words")
+    wait = stage(doing, not as_json, logged=f"{who}: searching and generating, until the first words")
     for item in _streamed(wait, f"{who}: searching and generating the whole answer", t0, items, text=not as_json):
         if isinstance(item, dict):
             final = item
@@ -671,6 +448,8 @@ def demo_cmd(
     """Pull the default models, ingest the sample corpus (one domain per sub-folder), ask a few questions."""
     if not corpus.is_dir():
         raise LoragError(f"{corpus}: sample corpus folder not found (run from the repository root)")
+    from ui.cli_docs import ingest_cmd
+
     models_pull(names=None, force=False)
     for sub in sorted(p for p in corpus.iterdir() if p.is_dir()):
         try:

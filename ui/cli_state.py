@@ -5,8 +5,10 @@ never each other."""
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -167,3 +169,30 @@ def domain_option(value: Optional[str]) -> Optional[str]:
     if domain != value.strip():
         typer.echo(f"domain '{value.strip()}' is '{domain}'", err=True)
     return domain
+
+
+@contextmanager
+def stage(text: str, enabled: bool = True, logged: str | None = None) -> Iterator[None]:
+    """A spinner with what is happening (on a terminal only; scripts and --json see nothing); each stage's
+    time goes to the log (`--verbose` prints it) as `logged` (default: the spinner's text)."""
+    t0 = time.perf_counter()
+    try:
+        if not enabled or not sys.stderr.isatty():
+            yield
+        else:
+            with new_err_console().status(f"{text} …", spinner="dots"):
+                yield
+    finally:
+        log_time(logged or text, t0)
+
+
+def log_time(what: str, t0: float) -> None:
+    """`what` took from `t0` (time.perf_counter) until now: to the log, as `stage` writes it."""
+    import logging
+
+    logging.getLogger("ui.cli").info("%s: %.2fs", what, time.perf_counter() - t0)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 chunk', '3 chunks'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
