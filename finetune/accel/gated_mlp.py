@@ -79,25 +79,22 @@ def _liger_mul(fn: Any, mlp: Any, gate: Any, up: Any) -> Any:
 
 def _operand_grads(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: Any, dh: Any) -> tuple[Any, Any]:
     """The gate's and up's gradients given the product's: Liger's backward kernel (which recomputes the product
-    inside, writing the gradients over gate and up, as its own node does), else autograd through op."""
+    inside, writing the gradients over gate and up, as its own node does), else (transformers' `act(gate) * up`,
+    the only other form gating_op finds) autograd through the activation alone."""
     import torch
 
     if isinstance(op, functools.partial) and op.func is _liger_mul:
         from liger_kernel.ops.swiglu import swiglu_backward
 
         return swiglu_backward(gate, up, dh.contiguous())
-    if op is _act_mul:  # no product made; at most three operand-sized tensors live, as in autograd's own backward
-        with torch.enable_grad():
-            g = gate.detach().requires_grad_(True)
-            act = mlp.act_fn(g)
-        (dg,) = torch.autograd.grad(act, g, dh * up)  # live: act, dh * up, dg
-        act = act.detach()
-        fresh = act.data_ptr() != gate.data_ptr()  # an activation that returns its input must not be overwritten
-        return dg, act.mul_(dh) if fresh else act * dh  # up's gradient in the activation's memory
+    # no product made; at most three operand-sized tensors live, as in autograd's own backward
     with torch.enable_grad():
-        g, u = gate.detach().requires_grad_(True), up.detach().requires_grad_(True)
-        h = op(mlp, g, u)
-    return torch.autograd.grad(h, (g, u), dh)
+        g = gate.detach().requires_grad_(True)
+        act = mlp.act_fn(g)
+    (dg,) = torch.autograd.grad(act, g, dh * up)  # live: act, dh * up, dg
+    act = act.detach()
+    fresh = act.data_ptr() != gate.data_ptr()  # an activation that returns its input must not be overwritten
+    return dg, act.mul_(dh) if fresh else act * dh  # up's gradient in the activation's memory
 
 
 @functools.cache
