@@ -85,9 +85,9 @@ _TEXT_KINDS |= {"tsv": "tab-separated text", "json": "JSON text", "html": "HTML"
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
-def _binary_kind(path: Path, raw: bytes) -> str | None:
+def _binary_kind(path: Path, raw: bytes, kind: str | None = None) -> str | None:
     """'this looks like a PDF file, not Markdown text: rename it to x.pdf' when `raw` starts with a known binary
-    format's signature, else None."""
+    format's signature other than `kind`'s (default: the text kind of the file's suffix), else None."""
     for sig, what, todo in _SIGNATURES:
         if raw.startswith(sig):
             if sig == b"PK\x03\x04":  # Office documents are zip archives: say which one it is
@@ -101,31 +101,28 @@ def _binary_kind(path: Path, raw: bytes) -> str | None:
                     what, todo = "a DOCX document", "rename it to {stem}.docx"
                 elif "xl/workbook.xml" in names:
                     what, todo = "an XLSX spreadsheet", "save it as CSV (lorag does not read .xlsx)"
-            kind = _TEXT_KINDS.get(file_format(path), "text")
-            return f"this looks like {what}, not {kind}: {todo.format(stem=path.stem)}"
+            kind = kind or _TEXT_KINDS.get(file_format(path), "text")
+            return None if what == kind else f"this looks like {what}, not {kind}: {todo.format(stem=path.stem)}"
     return None
 
 
 def _misnamed(path: Path, kind: str) -> str | None:
-    """'this looks like plain text, not a DOCX document: rename it to x.txt' for a binary format's file that holds
-    text or another known format (its first 64 KiB read), else None."""
+    """'this looks like plain text, not a DOCX document: rename it to x.txt' for a file of a binary `kind` that
+    another known format's signature starts, or that reads as text (read_text); else None (a damaged document of
+    its kind, a zip among them)."""
     try:
         with path.open("rb") as fh:
-            raw = fh.read(1 << 16)
+            head = fh.read(1 << 16)
     except OSError:
         return None
-    for sig, what, todo in _SIGNATURES:
-        if raw.startswith(sig) and what != kind and sig != b"PK\x03\x04":
-            return f"this looks like {what}, not {kind}: {todo.format(stem=path.stem)}"
-    if raw.startswith(b"PK\x03\x04") or not raw.strip():
+    if head.startswith(b"PK\x03\x04") or not head.strip():
         return None
+    found = _binary_kind(path, head, kind)
+    if found is not None:
+        return found
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start < len(raw) - 3:  # not only a character cut at the 64 KiB edge
-            return None
-        text = raw[: e.start].decode("utf-8")
-    if _CONTROLS.search(text):
+        read_text(path)
+    except BadFileError:
         return None
     return f"this looks like plain text, not {kind}: rename it to {path.stem}.txt (or .md if it is Markdown)"
 
