@@ -44,9 +44,11 @@ import sys
 import time
 from pathlib import Path
 
+from memory_trace import memory_trace_report, memory_trace_start, memory_trace_stop
+
 # benchmarks/, the script's folder; none of them imports transformers, trl or peft (the Unsloth arm's rule)
 from random_llama import RANDOM_LLAMAS, build_random_llama, random_llama_config
-from train_profile import memory_trace_report, memory_trace_start, memory_trace_stop, peak_gb, step_profiler, step_timer
+from train_profile import peak_gb, step_profiler, step_timer
 from train_report import step_mfu, summarize
 from unsloth_arm import UNSLOTH, import_unsloth_first, unsloth_env, unsloth_trainer
 

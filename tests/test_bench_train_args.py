@@ -233,7 +233,7 @@ def test_the_memory_trace_names_what_was_live_when_reserved_memory_peaked(monkey
     where segments summed highest, the blocks live then are grouped by the innermost frame in lorag's code (or
     its libraries') and stream, freed blocks and later segments do not count."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from train_profile import trace_peak_report
+    from memory_trace import trace_peak_report
 
     gb = 2**30
 
@@ -266,7 +266,7 @@ def test_the_memory_trace_names_what_a_pool_free_at_the_peak_held_when_its_use_p
     """A stream whose reserved memory was all free at the reserved peak (a CUDA graphs' pool after its
     captures): the report finds when its live blocks summed highest and groups those by where they came from."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from train_profile import trace_peak_report
+    from memory_trace import trace_peak_report
 
     gb = 2**30
 
@@ -297,7 +297,7 @@ def test_the_memory_trace_names_the_free_gaps_at_the_peak_and_what_left_them(mon
     """Reserved-but-free memory of a stream at the reserved peak: the gaps between live blocks inside its mapped
     ranges (expandable segments map in pieces), each with the code whose block was freed there last."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from train_profile import trace_peak_report
+    from memory_trace import trace_peak_report
 
     mb = 2**20
 
@@ -325,7 +325,7 @@ def test_the_free_gaps_leave_out_unmapped_memory_other_streams_and_later_events(
     """An unmapped piece is no gap (and a block freed where memory was unmapped and mapped again left no gap),
     another stream's blocks do not fill this stream's gaps, and events after the reserved peak do not count."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from train_profile import trace_peak_report
+    from memory_trace import trace_peak_report
 
     mb = 2**20
 
