@@ -229,7 +229,7 @@ def _ev(action, size, addr, stream=0, line=1, where="finetune/accel/graphs.py"):
 
 
 def test_the_memory_trace_names_what_was_live_when_reserved_memory_peaked(monkeypatch, capsys):
-    """benchmarks/train_profile.py's analysis of an allocator trace (PyTorch's snapshot format): the peak is
+    """benchmarks/memory_trace.py's analysis of an allocator trace (PyTorch's snapshot format): the peak is
     where segments summed highest, the blocks live then are grouped by the innermost frame in lorag's code (or
     its libraries') and stream, freed blocks and later segments do not count."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
