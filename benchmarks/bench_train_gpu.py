@@ -197,6 +197,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "keep-h": dict(_gated_mlp=False),  # a gated MLP's down projection keeps its input (lorag's default before)
     # ...keeps the gate's operands, and the recompute computes the product too (lorag's default before)
     "product-h": dict(_defer_h=False),
+    # ...and with the product deferred, its gradient made whole (lorag's default before)
+    "whole-dh": dict(_chunked_dh=False),
     "trim": dict(_trim_head=True),  # the free cached memory handed back before the head and loss (graphs.py)
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
@@ -280,6 +282,39 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
 }
 
 
+# arm keys that set a module's constant for that arm alone, not recipe keys: key -> (module under finetune.accel, name)
+_MODULE_CONSTANTS = {
+    "_fp8_min_elements": ("fp8", "MIN_WEIGHT_ELEMENTS"),  # FP8 GEMMs from this many weight elements
+    "_gated_mlp": ("gated_mlp", "ENABLED"),
+    "_defer_h": ("gated_mlp", "DEFER_IN_RECOMPUTE"),
+    "_chunked_dh": ("gated_mlp", "OPERAND_GRADS_IN_CHUNKS"),
+    "_trim_head": ("graphs", "TRIM_BEFORE_HEAD"),
+}
+
+
+def module_constants(spec: dict) -> contextlib.AbstractContextManager:
+    """Pops the arm's _MODULE_CONSTANTS keys from spec now; the context returned sets those constants inside, and
+    the defaults again after, for the arms that follow in this process."""
+    wanted = [(*_MODULE_CONSTANTS[key], spec.pop(key)) for key in list(spec) if key in _MODULE_CONSTANTS]
+    return _constants_set(wanted)
+
+
+@contextlib.contextmanager
+def _constants_set(wanted: list[tuple[str, str, object]]):
+    import importlib
+
+    before = []
+    try:
+        for module, name, value in wanted:
+            mod = importlib.import_module(f"finetune.accel.{module}")
+            before.append((mod, name, getattr(mod, name)))
+            setattr(mod, name, value)
+        yield
+    finally:
+        for mod, name, value in before:
+            setattr(mod, name, value)
+
+
 def run_lorag(
     model_path: str, train_file: Path, eval_file: Path, args, quant: bool, out: Path, rows, variant: str = "lorag"
 ) -> dict:
@@ -291,14 +326,7 @@ def run_lorag(
 
     spec = dict(VARIANTS[variant])
     batch, lr = spec.pop("batch", args.batch), args.lr * spec.pop("lr_scale", 1.0)
-    from finetune.accel import fp8, gated_mlp
-
-    fp8_min = spec.pop("_fp8_min_elements", fp8.MIN_WEIGHT_ELEMENTS)  # not a recipe key: the threshold itself
-    gated = spec.pop("_gated_mlp", True)  # not recipe keys either
-    defer = spec.pop("_defer_h", gated_mlp.DEFER_IN_RECOMPUTE)
-    from finetune.accel import graphs as layer_graphs
-
-    trim = spec.pop("_trim_head", layer_graphs.TRIM_BEFORE_HEAD)
+    constants = module_constants(spec)  # pops its keys before the recipe is made of the rest
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
         domain="bench",
@@ -321,29 +349,23 @@ def run_lorag(
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
     traced = args.memory_trace and memory_trace_start()
-    default_min, fp8.MIN_WEIGHT_ELEMENTS = fp8.MIN_WEIGHT_ELEMENTS, fp8_min
-    default_gating = gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE
-    gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = gated, defer
-    default_trim, layer_graphs.TRIM_BEFORE_HEAD = layer_graphs.TRIM_BEFORE_HEAD, trim
-    try:  # this arm's threshold only: arms after it in this process get the default again
-        res = train_adapter(
-            cfg,
-            model_path=model_path,
-            train_file=train_file,
-            eval_file=eval_file,
-            run_dir=out,
-            device="cuda" if cuda else "cpu",
-            trainer_overrides=overrides,
-            callbacks=[
-                timer,
-                *([step_profiler(args.profile_step)] if args.profile else []),
-                *([_MemoryTraceAtTrainEnd()] if traced else []),
-            ],
-        )
+    try:
+        with constants:
+            res = train_adapter(
+                cfg,
+                model_path=model_path,
+                train_file=train_file,
+                eval_file=eval_file,
+                run_dir=out,
+                device="cuda" if cuda else "cpu",
+                trainer_overrides=overrides,
+                callbacks=[
+                    timer,
+                    *([step_profiler(args.profile_step)] if args.profile else []),
+                    *([_MemoryTraceAtTrainEnd()] if traced else []),
+                ],
+            )
     finally:
-        fp8.MIN_WEIGHT_ELEMENTS = default_min
-        gated_mlp.ENABLED, gated_mlp.DEFER_IN_RECOMPUTE = default_gating
-        layer_graphs.TRIM_BEFORE_HEAD = default_trim
         if traced:
             memory_trace_stop()  # a no-op after the report at train end
     from finetune.runtime import describe_runtime

@@ -238,7 +238,9 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     the capturing step's peak (in the down projection's backward) is lower by about one tokens x intermediate
     tensor (16 MB here); transformers' act-then-multiply peaks later, in its own backward, where the input is freed
     either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never higher.
-    Deferred (gated_mlp.DEFER_IN_RECOMPUTE), the recompute never makes the product: the same checks."""
+    Deferred (gated_mlp.DEFER_IN_RECOMPUTE), the recompute never makes the product, and the down projection's
+    backward makes the product's gradient and the operands' in row chunks (OPERAND_GRADS_IN_CHUNKS): with Liger
+    and bf16 GEMMs the peak is then lower by about two such tensors (the product and its gradient)."""
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
 
@@ -307,7 +309,7 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     assert count == 2 and summary["failure"] is None and summary["eager"] == 0 and summary["replayed"] > 0, summary
     assert summary["unread"] == ["mlp.down_proj"], summary
     if liger and not fp8_on:
-        assert peak_off - peak_on >= 0.75 * h, (peak_off, peak_on)
+        assert peak_off - peak_on >= (1.5 if defer else 0.75) * h, (peak_off, peak_on)
     assert peak_on <= peak_off, (peak_off, peak_on)
     assert torch.allclose(loss, ref_loss, rtol=1e-3)
     _close(got, ref, rtol=1e-2)

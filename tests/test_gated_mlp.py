@@ -60,26 +60,33 @@ def test_the_down_projection_keeps_no_input_and_the_gradients_stay(peft_model):
 
 
 @pytest.mark.parametrize(
-    "defer, act_mul",
-    [(False, False), (True, False), (True, True)],
-    ids=["product-in-forward", "deferred-for-liger-only", "product-deferred"],
+    "defer, act_mul, in_chunks",
+    [(False, False, True), (True, False, True), (True, True, False), (True, True, True)],
+    ids=["product-in-forward", "deferred-for-liger-only", "product-deferred", "deferred-grads-in-chunks"],
 )
 @pytest.mark.parametrize("tiles", [1, 3])
-def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, monkeypatch):
+def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, in_chunks, monkeypatch):
     """As training runs it: the graphs' recompute skips the down projection's output and still gets its A
     gradient from the recomputed input; with the MLP in token tiles, each tile's backward does. Deferred, the
     recompute does not run the gating op at all (B's gradient then comes from the backward's chunks too); by
-    default (DEFER_ACT_MUL off) only Liger's SiLU-mul defers, so transformers' MLP form here does not."""
+    default (DEFER_ACT_MUL off) only Liger's SiLU-mul defers, so transformers' MLP form here does not. With
+    OPERAND_GRADS_IN_CHUNKS the product's gradient and the operands' are made in those chunks too (16 rows each)."""
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()
     _, grads_ref = _run(peft_model, 3, 16)
     monkeypatch.setattr(gated_mlp, "DEFER_IN_RECOMPUTE", defer)
     monkeypatch.setattr(gated_mlp, "DEFER_ACT_MUL", act_mul)  # transformers' MLP form here (no Liger on the CPU)
+    monkeypatch.setattr(gated_mlp, "OPERAND_GRADS_IN_CHUNKS", in_chunks)
     unfuse = lora_fused.install(peft_model)
     ungate = gated_mlp.install(peft_model)
-    chunks, deferred = [], []
-    real, real_fn = recomputed_input.grads, gated_mlp._deferred_fn
-    monkeypatch.setattr(recomputed_input, "grads", lambda gu, *a: chunks.append(gu.shape[0]) or real(gu, *a))
+    chunks, deferred, operand_rows = [], [], []
+    real, real_fn, real_into = recomputed_input.grads, gated_mlp._deferred_fn, gated_mlp._operand_grads_into
+    monkeypatch.setattr(recomputed_input, "grads", lambda gu, *a, **k: chunks.append(gu.shape[0]) or real(gu, *a, **k))
+    monkeypatch.setattr(
+        gated_mlp,
+        "_operand_grads_into",
+        lambda op, m, g, u, dh: operand_rows.append(dh.numel() // dh.shape[-1]) or real_into(op, m, g, u, dh),
+    )
 
     class Counted:
         @staticmethod
@@ -100,6 +107,11 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, m
     # outputs runs whole MLPs)
     assert 48 // tiles in chunks and set(chunks) <= {48, 48 // tiles}
     assert bool(deferred) == (defer and act_mul)  # the recompute's (and the NaN probe's) unread down projections only
+    if deferred:  # the operands' gradients: per 16-row chunk in the down projection's backward, else whole
+        whole = {48 // tiles} <= set(operand_rows) <= {48, 48 // tiles}  # a tile's, and the NaN probe's whole MLP
+        assert set(operand_rows) == {16} if in_chunks else whole, operand_rows
+    else:
+        assert not operand_rows
     for name, g in grads_ref.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
 
@@ -107,19 +119,20 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, m
 @pytest.mark.parametrize("act", [torch.nn.SiLU(), torch.nn.GELU("tanh"), torch.nn.Identity()], ids=str)
 def test_the_deferred_products_operand_gradients_are_autograds(act):
     """transformers' `act(gate) * up` deferred: the operands' gradients from autograd through the activation
-    alone equal autograd's through the whole op, in bf16, and an activation that returns its input keeps the
-    gate's values (up's gradient goes into the activation's memory only when that memory is its own)."""
+    alone, written over gate and up, equal autograd's through the whole op, in bf16, also for row slices of a
+    larger tensor (the chunks) and an activation that returns its input; rows outside the slice stay."""
     torch.manual_seed(0)
     mlp = torch.nn.Module()
     mlp.act_fn = act
     gate, up, dh = (torch.randn(37, 24, dtype=torch.bfloat16) for _ in range(3))
-    kept = gate.clone()
-    dg, du = gated_mlp._operand_grads(gated_mlp._act_mul, mlp, gate, up, dh)
-    g, u = kept.clone().requires_grad_(True), up.clone().requires_grad_(True)
+    g, u = gate.clone().requires_grad_(True), up.clone().requires_grad_(True)
     ref = torch.autograd.grad(act(g) * u, (g, u), dh)
-    assert dg.dtype == du.dtype == torch.bfloat16
-    assert torch.equal(dg, ref[0]) and torch.equal(du, ref[1])
-    assert torch.equal(gate, kept)
+    rest = gate[32:].clone(), up[32:].clone()
+    gated_mlp._operand_grads_into(gated_mlp._act_mul, mlp, gate[16:32], up[16:32], dh[16:32])
+    gated_mlp._operand_grads_into(gated_mlp._act_mul, mlp, gate[:16], up[:16], dh[:16])
+    assert gate.dtype == up.dtype == torch.bfloat16
+    assert torch.equal(gate[:32], ref[0][:32]) and torch.equal(up[:32], ref[1][:32])
+    assert torch.equal(gate[32:], rest[0]) and torch.equal(up[32:], rest[1])
 
 
 @pytest.mark.parametrize("rows", [0, 1, 16, 17, 100, 130])

@@ -20,7 +20,9 @@ down projection's backward chunks give B's gradient as well as A's; the operands
 Liger's backward kernel, or autograd through the activation alone (transformers' `act(gate) * up`), so the
 backward keeps no more than the op's own would (that form only with DEFER_ACT_MUL, until measured on a GPU).
 That takes back the extra pass: 8B QLoRA (Liger's SiLU-mul) on an H100, 841.3 ms a step against 840.6 keeping
-the product and 847.2 recomputing it (benchmarks/RESULTS.md).
+the product and 847.2 recomputing it (benchmarks/RESULTS.md). With OPERAND_GRADS_IN_CHUNKS the down projection's
+backward also makes the product's gradient in those row chunks and, from each, the operands' gradients over gate
+and up (recomputed_input.Deferred), so that gradient (as large as the product) never exists whole either.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ DEFER_IN_RECOMPUTE = True
 # ...for transformers' `act(gate) * up` as well (its backward through the activation alone: the same gradients on
 # the CPU; its GPU memory not measured yet, so off); Liger's SiLU-mul defers whenever DEFER_IN_RECOMPUTE is on
 DEFER_ACT_MUL = False
+# on: where the product is deferred, its gradient too is made a row chunk at a time in the down projection's backward,
+# which writes the operands' gradients over them (off: the benchmark's `whole-dh` arm, the gradient made whole)
+OPERAND_GRADS_IN_CHUNKS = True
 
 
 def own_forward(mlp: Any) -> Callable[..., Any] | None:
@@ -77,24 +82,26 @@ def _liger_mul(fn: Any, mlp: Any, gate: Any, up: Any) -> Any:
     return fn.apply(gate, up, 1.0, 1.0)  # as LigerSwiGLUMLP calls it
 
 
-def _operand_grads(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: Any, dh: Any) -> tuple[Any, Any]:
-    """The gate's and up's gradients given the product's: Liger's backward kernel (which recomputes the product
-    inside, writing the gradients over gate and up, as its own node does), else (transformers' `act(gate) * up`,
-    the only other form gating_op finds) autograd through the activation alone."""
+def _operand_grads_into(op: Callable[[Any, Any, Any], Any], mlp: Any, gate: Any, up: Any, dh: Any) -> None:
+    """The gate's and up's gradients given the product's, written over gate and up (contiguous, or row slices of
+    contiguous tensors): Liger's backward kernel (which recomputes the product inside, as its own node does), else
+    (transformers' `act(gate) * up`, the only other form gating_op finds) autograd through the activation alone."""
     import torch
 
     if isinstance(op, functools.partial) and op.func is _liger_mul:
         from liger_kernel.ops.swiglu import swiglu_backward
 
-        return swiglu_backward(gate, up, dh.contiguous())
-    # no product made; at most three operand-sized tensors live, as in autograd's own backward
+        swiglu_backward(gate, up, dh.contiguous())
+        return
+    # no product made; at most three operand-sized tensors live besides gate and up, as in autograd's own backward
     with torch.enable_grad():
         g = gate.detach().requires_grad_(True)
         act = mlp.act_fn(g)
     (dg,) = torch.autograd.grad(act, g, dh * up)  # live: act, dh * up, dg
     act = act.detach()
-    fresh = act.data_ptr() != gate.data_ptr()  # an activation that returns its input must not be overwritten
-    return dg, act.mul_(dh) if fresh else act * dh  # up's gradient in the activation's memory
+    fresh = act.data_ptr() != gate.data_ptr()  # an activation that returns its input is gate itself
+    up.copy_(act.mul_(dh) if fresh else act * dh)
+    gate.copy_(dg)
 
 
 @functools.cache
@@ -104,19 +111,21 @@ def _deferred_fn() -> Any:
 
     class DeferredProduct(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, gate: Any, up: Any, op: Any, mlp: Any) -> Any:
-            ctx.save_for_backward(gate, up)
-            ctx.op, ctx.mlp = op, mlp
+        def forward(ctx: Any, gate: Any, up: Any, op: Any, mlp: Any, handoff: Any) -> Any:
+            # held, not saved: the reader's backward may write the gradients over them (handoff.written), which
+            # autograd's saved-tensor version check would refuse
+            ctx.operands, ctx.op, ctx.mlp, ctx.handoff = (gate, up), op, mlp, handoff
             # no values, no memory: a stride-0 view of one element, shaped as the product (its reader only reads
             # its shape and dtype: fused_node_runs, unread)
             return gate.new_empty(()).expand(gate.shape)
 
         @staticmethod
         def backward(ctx: Any, dh: Any) -> Any:
-            gate, up = ctx.saved_tensors
-            dg, du = _operand_grads(ctx.op, ctx.mlp, gate, up, dh)
-            ctx.op = ctx.mlp = None
-            return dg, du, None, None
+            gate, up = ctx.operands
+            if not ctx.handoff.written:
+                _operand_grads_into(ctx.op, ctx.mlp, gate, up, dh)
+            ctx.operands = ctx.op = ctx.mlp = ctx.handoff = None
+            return gate, up, None, None, None
 
     return DeferredProduct
 
@@ -155,8 +164,11 @@ def _forward(mlp: Any, op: Callable[[Any, Any, Any], Any], own: Callable[..., An
         and up.is_contiguous()
         and lora_fused.fused_node_runs(down, gate)
     ):
-        h = _deferred_fn().apply(gate, up, op, mlp)
-        with recomputed_input.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=True):
+        handoff = recomputed_input.Deferred(
+            functools.partial(_operand_grads_into, op, mlp) if OPERAND_GRADS_IN_CHUNKS else None
+        )
+        h = _deferred_fn().apply(gate, up, op, mlp, handoff)
+        with recomputed_input.input_recomputed(h, gate, up, functools.partial(op, mlp), deferred=handoff):
             return down(h)
     h = op(mlp, gate, up)
     with recomputed_input.input_recomputed(h, gate, up, functools.partial(op, mlp)):

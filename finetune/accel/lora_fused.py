@@ -61,8 +61,9 @@ def _lora_linear_fn() -> Any:
             # again in backward (as bitsandbytes' own matmul does: the full-size weight is never kept)
             # src: (gate, up, op, deferred) when x is op(gate, up), a gated MLP's (finetune/accel/gated_mlp.py):
             # those two are kept instead of x, which backward recomputes in row chunks for A's gradient; deferred
-            # (only with unread): x was never computed, so neither is x·Aᵀ here: B's gradient comes from the chunks
-            deferred = src is not None and src[3]
+            # (only with unread; a recomputed_input.Deferred): x was never computed, so neither is x·Aᵀ here: B's
+            # gradient comes from the chunks, and so may x's and the operands' (written over gate and up)
+            deferred = src is not None and src[3] is not None
             a16, b16 = a.to(x.dtype), b.to(x.dtype)  # no-ops unless the trained weights are float32 masters
             x2 = None if deferred else x.reshape(-1, x.shape[-1])
             rows = x.numel() // x.shape[-1]
@@ -103,6 +104,7 @@ def _lora_linear_fn() -> Any:
             kept = (x2, None, None) if src is None else (None, *src[:2])
             ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
+            ctx.handoff = src[3] if deferred else None
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
             ctx.joined = joined
             return out.view(*x.shape[:-1], out.shape[-1])
@@ -114,9 +116,24 @@ def _lora_linear_fn() -> Any:
             g2 = g.reshape(-1, g.shape[-1]).to(dt)
             gu = (g2 @ b16).mul_(ctx.scale)
             ga = gb = None
+            handoff, ctx.handoff = ctx.handoff, None
+            # a deferred product's gradient made in the chunks too, and the operands' from it, over gate and up
+            inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the input gradient's GEMM
+            chunked = (
+                handoff is not None
+                and handoff.operand_grads_into is not None
+                and ctx.needs_input_grad[0]
+                and not inside
+            )
             if x2 is None and (ctx.needs_input_grad[4] or u is None):  # x recomputed in chunks (with x·Aᵀ if deferred)
                 ga, gb = recomputed_input.grads(
-                    gu, gate, up, ctx.recompute, *((g2, a16, ctx.scale) if u is None else ())
+                    gu,
+                    gate,
+                    up,
+                    ctx.recompute,
+                    *((g2, a16, ctx.scale) if u is None else ()),
+                    input_grad=_input_grad_rows(ctx, g2, gu, a16, weight, dt) if chunked else None,
+                    operand_grads_into=handoff.operand_grads_into if chunked else None,
                 )
             elif ctx.needs_input_grad[4]:
                 ga = gu.t() @ x2
@@ -126,8 +143,10 @@ def _lora_linear_fn() -> Any:
             gb = gb.to(ctx.dtypes[1]) if ctx.needs_input_grad[5] else None
             ctx.recompute = None
             gx = None
-            if ctx.needs_input_grad[0]:
-                inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the GEMM
+            if chunked:  # x's gradient went into gate and up: the stand-in for x returns those (no values here)
+                handoff.written = True
+                gx = a16.new_zeros(()).expand(ctx.in_shape)
+            elif ctx.needs_input_grad[0]:
                 shared = ctx.wt is not None or weight is not None  # nothing to dequantize
                 w = weight if shared else _dequantized(ctx.base4, dt)
                 if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
@@ -143,6 +162,23 @@ def _lora_linear_fn() -> Any:
             return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
+
+
+def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any) -> Callable[[Any], Any]:
+    """The fused node's input gradient g·W + gu·A for a slice of rows at a time, the weight's operand (dequantized,
+    or FP8 for the input gradient) made once for all slices."""
+    from . import fp8 as fp8_ops
+
+    wq = ctx.wt
+    w = weight if weight is not None or wq is not None else _dequantized(ctx.base4, dt)
+    if wq is None and ctx.fp8 is not None:
+        wq, w = fp8_ops.weight_operand(w, ctx.fp8, transposed=True), None
+
+    def rows(s: Any) -> Any:
+        gx = fp8_ops.matmul_transposed(g2[s], None, ctx.fp8, dt, wq=wq) if wq is not None else g2[s] @ w
+        return gx.addmm_(gu[s], a16)
+
+    return rows
 
 
 def _operands(shared: dict, key: Any, base4: Any, weight: Any, dtype: Any, fp8: Any, kinds: tuple) -> dict:
