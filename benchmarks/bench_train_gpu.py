@@ -199,7 +199,10 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "product-h": dict(_defer_h=False),
     # ...and with the product deferred, its gradient made whole (lorag's default before)
     "whole-dh": dict(_chunked_dh=False),
-    "trim": dict(_trim_head=True),  # the free cached memory handed back before the head and loss (graphs.py)
+    "notrim": dict(_trim_head=False),  # no hand-back of free cached memory before the head (lorag's default before)
+    # a recompute keeps 4-bit weights dequantized for backward, not as FP8 operands (lorag's default before)
+    "keep-w16": dict(_keep_fp8_operand=False),
+    "chunks4": dict(_chunks=4),  # a gated product and its gradient made in 4 row chunks, not 8
     "flash-b64": dict(sdpa_backend="flash", graph_bucket=64),
     "noskip": dict(recompute_skip_unread=False),  # the recompute computes every output (lorag's default before)
     "b64": dict(graph_bucket=64),
@@ -289,6 +292,8 @@ _MODULE_CONSTANTS = {
     "_defer_h": ("gated_mlp", "DEFER_IN_RECOMPUTE"),
     "_chunked_dh": ("gated_mlp", "OPERAND_GRADS_IN_CHUNKS"),
     "_trim_head": ("graphs", "TRIM_BEFORE_HEAD"),
+    "_keep_fp8_operand": ("lora_fused", "KEEP_FP8_OPERAND"),
+    "_chunks": ("recomputed_input", "CHUNKS"),
 }
 
 

@@ -492,8 +492,8 @@ def _eval_tiles_check(model, *, eval_mode: bool):
 
 @pytest.mark.parametrize("trim", [False, True])
 def test_the_cache_is_handed_back_after_the_last_layers_forward_only_when_asked(lora_model, trim, monkeypatch):
-    """graphs.TRIM_BEFORE_HEAD (the benchmark's trim arm): once a micro-batch, after the last layer's forward, with
-    that layer's output; off by default. The gradients do not change."""
+    """graphs.TRIM_BEFORE_HEAD (on by default; the benchmark's notrim arm turns it off): once a micro-batch, after
+    the last layer's forward, with that layer's output. The gradients do not change."""
     from finetune.accel import graphs as layer_graphs
 
     model = lora_model
@@ -501,7 +501,7 @@ def test_the_cache_is_handed_back_after_the_last_layers_forward_only_when_asked(
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     reference = grads_of(model, batches)
-    assert layer_graphs.TRIM_BEFORE_HEAD is False
+    assert layer_graphs.TRIM_BEFORE_HEAD is True
     monkeypatch.setattr(layer_graphs, "TRIM_BEFORE_HEAD", trim)
     seen = []
     monkeypatch.setattr(layer_graphs, "trim_cache", lambda out: seen.append(tuple(out.shape)))

@@ -458,3 +458,42 @@ def test_zero_rows_keep_the_compute_dtype(peft_model, monkeypatch):
     finally:
         uninstall()
     assert out.shape == (0, layer.base_layer.out_features) and not calls
+
+
+def test_a_4bit_weight_kept_for_backward_is_its_fp8_input_gradient_operand(qlora_model, monkeypatch):
+    """Inside keep_dequantized (the graphs' recompute) a 4-bit base with FP8 GEMMs keeps, for its backward, the
+    input gradient's e4m3 operand made from the weight it dequantized, not that weight: no weight-sized tensor
+    is saved, backward dequantizes nothing, and the gradients are those of keeping the weight."""
+    import bitsandbytes as bnb
+
+    model = qlora_model
+    four = [m for m in model.modules() if hasattr(m, "base_layer") and type(m.base_layer) is bnb.nn.Linear4bit]
+    shapes = {tuple(m.base_layer.weight.quant_state.shape) for m in four}
+    assert not any(48 in s for s in shapes)
+    uninstall = lora_fused.install(model)
+    for m in four:
+        lora_fused.enable_fp8(m)
+    calls, saved = [], []
+    real = lora_fused._dequantized
+    monkeypatch.setattr(lora_fused, "_dequantized", lambda *a: calls.append(1) or real(*a))
+
+    def pack(t):
+        if tuple(t.shape) in shapes and t.dtype != torch.float8_e4m3fn:
+            saved.append(tuple(t.shape))
+        return t
+
+    runs = {}
+    try:
+        for keep_fp8 in (False, True):
+            monkeypatch.setattr(lora_fused, "KEEP_FP8_OPERAND", keep_fp8)
+            calls.clear(), saved.clear()
+            with lora_fused.keep_dequantized(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                runs[keep_fp8] = (_run(model, rows=3, cols=16), len(calls), len(saved))  # 48 tokens: no weight side
+    finally:
+        uninstall()
+    (ref, calls_w16, saved_w16), (got, calls_fp8, saved_fp8) = runs[False], runs[True]
+    assert calls_w16 == calls_fp8 == len(four)  # forward's dequantizations only, either way
+    assert saved_w16 == len(four) and saved_fp8 == 0
+    assert torch.equal(got[0], ref[0])
+    for name, g in ref[1].items():
+        assert torch.equal(got[1][name], g), name

@@ -99,8 +99,12 @@ def _lora_linear_fn() -> Any:
                 if not inside:
                     out.addmm_(u, b16.t(), alpha=scale)
             # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
-            # whose backward follows at once): one dequantization fewer, for one layer's weights in memory
+            # whose backward follows at once): one dequantization fewer, for one layer's weights in memory; with
+            # FP8 GEMMs (KEEP_FP8_OPERAND) as its input-gradient operand, half the bytes, cast once here
             keep = ctx.wt is None and (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None)
+            if keep and weight is None and w is not None and fp8 is not None and KEEP_FP8_OPERAND:
+                ctx.wt = fp8_ops.weight_operand(w, fp8, transposed=True) if ctx.needs_input_grad[0] else None
+                keep = False
             kept = (x2, None, None) if src is None else (None, *src[:2])
             ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
@@ -301,6 +305,10 @@ def _forward(layer: Any, peft_forward: Callable[..., Any], x: Any, *args: Any, *
 _UNREAD = "_lorag_unread"  # instance attribute set by unread_outputs
 _UNREAD_TAKEN = "_lorag_unread_taken"  # set when the fused node ran with it (peft's own forward ignores it)
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
+# inside keep_dequantized, a 4-bit weight whose GEMMs run in FP8 is kept as its input gradient's FP8 operand (half
+# the bytes of the dequantized weight; the cast made in forward instead of backward). Off: the benchmark's
+# `keep-w16` arm keeps the dequantized weight (lorag's default before)
+KEEP_FP8_OPERAND = True
 
 
 _OPERANDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lorag_weight_operands", default=None)
