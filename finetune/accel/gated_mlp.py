@@ -18,7 +18,7 @@ DEFER_IN_RECOMPUTE goes one step further where the down projection's output is u
 the gating op does not run in that forward at all (a node stands for its product, with no values), and the
 down projection's backward chunks give B's gradient as well as A's; the operands' gradients then come from
 Liger's backward kernel, or autograd through the activation alone (transformers' `act(gate) * up`), so the
-backward keeps no more than the op's own would (that form only with DEFER_ACT_MUL, until measured on a GPU).
+backward keeps no more than the op's own would (DEFER_ACT_MUL).
 That takes back the extra pass: 8B QLoRA (Liger's SiLU-mul) on an H100, 841.3 ms a step against 840.6 keeping
 the product and 847.2 recomputing it (benchmarks/RESULTS.md). With OPERAND_GRADS_IN_CHUNKS the down projection's
 backward also makes the product's gradient in those row chunks and, from each, the operands' gradients over gate
@@ -36,9 +36,10 @@ ENABLED = True  # off: the down projection keeps its input (the benchmark's `kee
 # on: in a recompute whose down projection output is unread, the gating op does not run at all: its product is made
 # only in the down projection's backward chunks, which give B's gradient too (off: the benchmark's `product-h` arm)
 DEFER_IN_RECOMPUTE = True
-# ...for transformers' `act(gate) * up` as well (its backward through the activation alone: the same gradients on
-# the CPU; its GPU memory not measured yet, so off); Liger's SiLU-mul defers whenever DEFER_IN_RECOMPUTE is on
-DEFER_ACT_MUL = False
+# ...for transformers' `act(gate) * up` as well (its backward through the activation alone): under CUDA graphs on an
+# H100 the graphs' pool three product-sized tensors smaller than with the product made in forward
+# (tests/test_accel_gpu.py); Liger's SiLU-mul defers whenever DEFER_IN_RECOMPUTE is on
+DEFER_ACT_MUL = True
 # on: where the product is deferred, its gradient too is made a row chunk at a time in the down projection's backward,
 # which writes the operands' gradients over them (off: the benchmark's `whole-dh` arm, the gradient made whole)
 OPERAND_GRADS_IN_CHUNKS = True
