@@ -46,6 +46,27 @@ def lorag(live, monkeypatch, tmp_path):
     return run
 
 
+def test_a_command_whose_settings_differ_from_the_apps_is_told_which(lorag, live, monkeypatch):
+    """The app's note fingerprints its settings (values never written out); a CLI command with other settings
+    names those it differs in, since the app works with its own; with the same settings it says nothing."""
+    from assistant.settings import load_settings
+
+    note = note_path(live.settings)
+    try:
+        write_note(load_settings(), live.url)  # an app started with this command's settings
+        assert "s3cret" not in note.read_text()  # ui.* is not recorded, and no value in clear
+        r = lorag("docs", "list")
+        assert r.exit_code == 0, r.output
+        assert "holds the store: asking it" in r.stderr and "differ" not in r.stderr
+        monkeypatch.setenv("LORAG_RETRIEVAL__TOP_K", "9")
+        monkeypatch.setenv("LORAG_UI__MAX_UPLOAD_MB", "5")  # how the CLI reaches the app: not compared
+        r = lorag("docs", "list")
+        assert r.exit_code == 0, r.output
+        assert "settings differ from the app's in retrieval.top_k: the app works with its own" in r.stderr
+    finally:
+        write_note(live.settings, live.url)
+
+
 def test_docs_and_adapters_go_through_the_running_app(lorag, live):
     r = lorag("docs", "list", "--json")
     assert r.exit_code == 0, r.output

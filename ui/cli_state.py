@@ -80,7 +80,17 @@ def app_client(through_worker: bool = True):  # noqa: ANN202
 
     client = find_app(state.settings)
     if client is not None:
-        new_err_console().print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
+        from ui.warm import settings_differing
+
+        console = new_err_console()
+        console.print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")
+        differing = settings_differing(state.settings, client.settings_digests)
+        if differing:
+            shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more" if len(differing) > 6 else "")
+            console.print(
+                f"[yellow]warning:[/] this command's settings differ from the app's in {shown}: the app works "
+                "with its own; restart `lorag ui` with these settings to use them"
+            )
         return client
     client = find_worker(state.settings)
     if client is not None and not through_worker:

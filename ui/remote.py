@@ -31,7 +31,10 @@ def note_path(settings: Any) -> Path:
 def write_note(settings: Any, url: str, token: str | None = None) -> Path:
     """Written by `lorag ui` once it listens; removed when it stops. Readable by its owner only (0600): `token`
     lets a CLI command of the same user have the app read local files by their paths (POST /v1/documents/local)."""
+    from ui.warm import settings_digests
+
     note = {"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    note["settings"] = settings_digests(settings)  # fingerprints only: a CLI names the settings it differs in
     if token:
         note["token"] = token
     return write_private_json(note_path(settings), note)
@@ -81,6 +84,7 @@ def find_app(settings: Any) -> "AppClient | None":
     password = u.password.get_secret_value() if u.password is not None else None
     client = AppClient(str(note["url"]), (u.username, password) if u.username and password else None)
     client.token = str(note["token"]) if note.get("token") else None
+    client.settings_digests = note.get("settings")
     return client if client.healthy() else None
 
 
@@ -107,6 +111,7 @@ class AppClient:
         self.timeout = timeout
         self.worker_pid: int | None = None  # set when this is the keep-warm worker (ui/warm.py), not a `lorag ui` app
         self.token: str | None = None  # the app note's token: the app then reads local files by path
+        self.settings_digests: dict[str, str] | None = None  # the app's settings, fingerprinted (its note)
 
     def _client(self, timeout: float | None = None) -> Any:
         import httpx
