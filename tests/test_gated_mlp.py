@@ -109,7 +109,7 @@ def test_inside_checkpointed_graphed_layers(peft_model, tiles, defer, act_mul, i
     assert bool(deferred) == (defer and act_mul)  # the recompute's (and the NaN probe's) unread down projections only
     if deferred:  # the operands' gradients: per 16-row chunk in the down projection's backward, else whole
         whole = {48 // tiles} <= set(operand_rows) <= {48, 48 // tiles}  # a tile's, and the NaN probe's whole MLP
-        assert set(operand_rows) == {16} if in_chunks else whole, operand_rows
+        assert (set(operand_rows) == {16}) if in_chunks else whole, operand_rows
     else:
         assert not operand_rows
     for name, g in grads_ref.items():
@@ -146,6 +146,82 @@ def test_a_gradient_in_chunks_matches_one_product(rows):
     g, a = torch.randn(rows, 7), torch.randn(5, 24)  # the output's gradient, A (rank 5)
     _, gb = recomputed_input.grads(gu, gate, up, op, g, a, 0.5)
     assert gb.shape == (7, 5) and torch.allclose(gb, 0.5 * g.t() @ (op(gate, up) @ a.t()), atol=1e-4, rtol=1e-5)
+    # with the input's gradient per chunk and the operands' written over gate and up: ragged last chunks too
+    dx = torch.randn(rows, 24)
+    g2, u2 = gate.clone().requires_grad_(True), up.clone().requires_grad_(True)
+    ref = torch.autograd.grad(op(g2, u2), (g2, u2), dx) if rows else (gate, up)
+    seen = []
+
+    def into(gc, uc, dxc):  # silu(g) * u's gradients, written over the chunk's rows
+        seen.append(gc.shape[0])
+        s = torch.sigmoid(gc)
+        du = dxc * gc * s
+        gc.copy_(dxc * uc * (s + gc * s * (1 - s)))
+        uc.copy_(du)
+
+    ga, _ = recomputed_input.grads(gu, gate, up, op, input_grad=lambda s: dx[s], operand_grads_into=into)
+    assert torch.allclose(
+        ga, gu.t() @ op(g2.detach(), u2.detach()), atol=1e-5, rtol=1e-5
+    )  # before they were overwritten
+    assert sum(seen) == rows and all(n % 16 == 0 for n in seen[:-1])
+    assert torch.allclose(gate, ref[0], atol=1e-5, rtol=1e-5) and torch.allclose(up, ref[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
+@pytest.mark.parametrize("hook", [False, True], ids=["saved-as-is", "saved-copies"])
+def test_a_deferred_products_gradients_in_chunks_match_the_product_made(fp8_on, hook):
+    """One gated MLP under autocast, its down projection's output unread as in the graphs' recompute (the product
+    deferred): the gradients in row chunks (22 tokens: 16 + 6; FP8 GEMMs with 32) equal those of the product made
+    whole, also with FP8 base GEMMs and under a saved-tensor hook that copies what autograd saves (the operands'
+    gradients are written over the stand-in's own gate and up, not the down projection's saved copies)."""
+    import contextlib
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    torch.manual_seed(0)
+    wrap = torch.nn.Module()
+    wrap.mlp = LlamaMLP(LlamaConfig(hidden_size=64, intermediate_size=96, hidden_act="silu"))
+    wrap.forward = lambda x: wrap.mlp(x)
+    model = get_peft_model(
+        wrap,
+        LoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj", "down_proj"], init_lora_weights=False),
+    ).train()
+    unfuse = lora_fused.install(model)
+    if fp8_on:
+        for m in lora_fused.fused_modules(model):
+            lora_fused.enable_fp8(m)
+    ungate = gated_mlp.install(model)
+    mlp = model.base_model.model.mlp
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = 32 if fp8_on else 22
+
+    def grads(unread):
+        torch.manual_seed(1)
+        x, gout = torch.randn(rows, 64).requires_grad_(True), torch.randn(rows, 64)
+        with contextlib.ExitStack() as st:
+            st.enter_context(torch.autocast("cpu", torch.bfloat16))
+            if hook and unread:
+                st.enter_context(torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t))
+            if unread:
+                st.enter_context(lora_fused.unread_outputs([mlp.down_proj], float("nan")))
+            st.enter_context(lora_fused.keep_dequantized())
+            return torch.autograd.grad(mlp(x), [x, *params], gout)
+
+    written = []
+    real = gated_mlp._operand_grads_into
+    try:
+        ref = grads(unread=False)
+        gated_mlp._operand_grads_into = lambda *a: written.append(a[-1].shape[0]) or real(*a)
+        got = grads(unread=True)
+    finally:
+        gated_mlp._operand_grads_into = real
+        ungate()
+        unfuse()
+    assert written == ([16, 16] if fp8_on else [16, 6])  # the chunks, not the whole product's gradient
+    for a, b in zip(got, ref):
+        assert ((a.float() - b.float()).norm() / b.float().norm()).item() < 1e-2
 
 
 def test_only_mlps_of_the_gated_form(peft_model):

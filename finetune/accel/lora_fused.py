@@ -98,15 +98,8 @@ def _lora_linear_fn() -> Any:
                     out.add_(bias.to(x.dtype))
                 if not inside:
                     out.addmm_(u, b16.t(), alpha=scale)
-            # a 4-bit weight dequantized here is kept for backward only inside keep_dequantized (a recompute,
-            # whose backward follows at once): one dequantization fewer, for one layer's weights in memory; with
-            # FP8 GEMMs (KEEP_FP8_OPERAND) as its input-gradient operand, half the bytes, cast once here
-            keep = ctx.wt is None and (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None)
-            if keep and weight is None and w is not None and fp8 is not None and KEEP_FP8_OPERAND:
-                ctx.wt = fp8_ops.weight_operand(w, fp8, transposed=True) if ctx.needs_input_grad[0] else None
-                keep = False
             kept = (x2, None, None) if src is None else (None, *src[:2])
-            ctx.save_for_backward(kept[0], u, w if keep else None, a16, b16, *kept[1:])
+            ctx.save_for_backward(kept[0], u, _weight_kept(ctx, weight, w, ops, fp8, joined), a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
             ctx.handoff = src[3] if deferred else None
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
@@ -121,14 +114,10 @@ def _lora_linear_fn() -> Any:
             gu = (g2 @ b16).mul_(ctx.scale)
             ga = gb = None
             handoff, ctx.handoff = ctx.handoff, None
-            # a deferred product's gradient made in the chunks too, and the operands' from it, over gate and up
             inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the input gradient's GEMM
-            chunked = (
-                handoff is not None
-                and handoff.operand_grads_into is not None
-                and ctx.needs_input_grad[0]
-                and not inside
-            )
+            chunked = _chunked_operand_grads(handoff, ctx.needs_input_grad[0], inside)
+            if chunked:  # written over the stand-in's own operands (saved ones may be a hook's copies)
+                gate, up = handoff.operands
             if x2 is None and (ctx.needs_input_grad[4] or u is None):  # x recomputed in chunks (with x·Aᵀ if deferred)
                 ga, gb = recomputed_input.grads(
                     gu,
@@ -166,6 +155,33 @@ def _lora_linear_fn() -> Any:
             return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
+
+
+def _weight_kept(ctx: Any, weight: Any, w: Any, ops: Any, fp8: Any, joined: bool) -> Any:
+    """What a fused node's forward keeps of its base weight for backward: the weight itself when it is a
+    parameter, or shared operands; a 4-bit weight dequantized here only inside keep_dequantized (a recompute, whose
+    backward follows at once: one dequantization fewer, for one layer's weights in memory), and with FP8 GEMMs
+    (KEEP_FP8_OPERAND) as its input gradient's FP8 operand instead (ctx.wt: half the bytes, cast once here)."""
+    from . import fp8 as fp8_ops
+
+    if ctx.wt is not None or not (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None):
+        return None
+    if weight is None and w is not None and fp8 is not None and not joined and KEEP_FP8_OPERAND:
+        ctx.wt = fp8_ops.weight_operand(w, fp8, transposed=True) if ctx.needs_input_grad[0] else None
+        return None
+    return w
+
+
+def _chunked_operand_grads(handoff: Any, input_grad: bool, inside: bool) -> bool:
+    """Whether a deferred product's gradient is made in the chunks too, and the operands' from it, over gate and
+    up (recomputed_input.Deferred): not where its input gradient is joined inside one GEMM."""
+    return (
+        handoff is not None
+        and handoff.operand_grads_into is not None
+        and handoff.operands is not None
+        and input_grad
+        and not inside
+    )
 
 
 def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any) -> Callable[[Any], Any]:
@@ -307,7 +323,8 @@ _UNREAD_TAKEN = "_lorag_unread_taken"  # set when the fused node ran with it (pe
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 # inside keep_dequantized, a 4-bit weight whose GEMMs run in FP8 is kept as its input gradient's FP8 operand (half
 # the bytes of the dequantized weight; the cast made in forward instead of backward). Off: the benchmark's
-# `keep-w16` arm keeps the dequantized weight (lorag's default before)
+# `keep-w16` arm keeps the dequantized weight (lorag's default before). Not with fp8_lora_in_gemm, whose backward
+# GEMM reads the weight
 KEEP_FP8_OPERAND = True
 
 

@@ -23,14 +23,17 @@ _CURRENT: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("lorag_r
 
 class Deferred:
     """A product op(gate, up) that never ran, handed from its stand-in node to the node reading it. That node's
-    backward may write the operands' gradients over gate and up, chunk by chunk, with `operand_grads_into(gate,
-    up, dx)` (dx: the product's gradient for those rows), and then sets `written`: the stand-in's backward returns
-    gate and up as they are. Where the reader gives its input gradient whole instead, the stand-in makes them."""
+    backward may write the operands' gradients over `operands` (the gate and up the stand-in holds: not the
+    reader's saved copies, which a saved-tensor hook may have made), chunk by chunk, with
+    `operand_grads_into(gate, up, dx)` (dx: the product's gradient for those rows), and then sets `written`: the
+    stand-in's backward returns them as they are. Where the reader gives its input gradient whole instead, the
+    stand-in makes them."""
 
-    __slots__ = ("operand_grads_into", "written")
+    __slots__ = ("operand_grads_into", "operands", "written")
 
     def __init__(self, operand_grads_into: Callable[[Any, Any, Any], None] | None) -> None:
         self.operand_grads_into = operand_grads_into  # None: the reader must give its input gradient whole
+        self.operands: tuple[Any, Any] | None = None  # (gate, up), set by the stand-in's forward
         self.written = False
 
 
