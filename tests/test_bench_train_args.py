@@ -223,32 +223,30 @@ def test_a_fresh_process_runs_with_the_parents_settings(monkeypatch, tmp_path, e
 
 
 def test_every_arms_module_constant_exists_and_is_set_for_that_arm_alone(monkeypatch):
-    """An arm's `_...` keys (benchmarks/bench_train_gpu.py _MODULE_CONSTANTS) name constants that exist in
+    """An arm's `_...` keys (benchmarks/train_arms.py MODULE_CONSTANTS) name constants that exist in
     finetune.accel; they leave the recipe's keys at once, hold inside the arm's context and not after it."""
     import importlib
-    import importlib.util
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_train_gpu_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import train_arms as mod
+
     seen = set()
     for arm, keys in mod.VARIANTS.items():
         wanted = {k: v for k, v in keys.items() if k.startswith("_")}
-        assert set(wanted) <= set(mod._MODULE_CONSTANTS), arm
+        assert set(wanted) <= set(mod.MODULE_CONSTANTS), arm
         arm_spec = dict(keys)
         context = mod.module_constants(arm_spec)
         assert not any(k.startswith("_") for k in arm_spec), arm  # popped before the recipe is built
-        targets = {k: importlib.import_module(f"finetune.accel.{mod._MODULE_CONSTANTS[k][0]}") for k in wanted}
-        defaults = {k: getattr(targets[k], mod._MODULE_CONSTANTS[k][1]) for k in wanted}
+        targets = {k: importlib.import_module(f"finetune.accel.{mod.MODULE_CONSTANTS[k][0]}") for k in wanted}
+        defaults = {k: getattr(targets[k], mod.MODULE_CONSTANTS[k][1]) for k in wanted}
         with context:
             for k, v in wanted.items():
-                assert getattr(targets[k], mod._MODULE_CONSTANTS[k][1]) == v, (arm, k)
+                assert getattr(targets[k], mod.MODULE_CONSTANTS[k][1]) == v, (arm, k)
                 assert v != defaults[k], (arm, k)  # an arm that sets a constant differs from the default there
         for k in wanted:
-            assert getattr(targets[k], mod._MODULE_CONSTANTS[k][1]) == defaults[k], (arm, k)
+            assert getattr(targets[k], mod.MODULE_CONSTANTS[k][1]) == defaults[k], (arm, k)
         seen |= set(wanted)
-    assert seen == set(mod._MODULE_CONSTANTS)  # every constant some arm sets
+    assert seen == set(mod.MODULE_CONSTANTS)  # every constant some arm sets
 
 
 def _ev(action, size, addr, stream=0, line=1, where="finetune/accel/graphs.py"):
