@@ -177,8 +177,10 @@ def test_the_web_apps_jobs_take_a_domain_as_typed(core, corpus):
     core.train_fn = lambda cfg, **_kw: (_ for _ in ()).throw(LoragError(f"stop here: {cfg.domain}"))
     job = core.jobs.wait(start_train(core, " HR ", max_steps=3), 30)
     assert job["params"]["domain"] == "hr" and "stop here: hr" in job["error"], job
-    job = core.jobs.wait(start_synth(core, "HR", None, writer="cloze", max_chunks=3), 60)
-    assert job["status"] == "done" and job["params"]["domain"] == "hr", job
+    # every chunk (3 picked of 10 by the store's id order, which moves with the corpus' folder, can hold no
+    # cloze-able sentence)
+    job = core.jobs.wait(start_synth(core, "HR", None, writer="cloze", max_chunks=50), 60)
+    assert job["status"] == "done" and job["params"]["domain"] == "hr", (job.get("error"), job.get("log"))
     for start in (lambda d: start_synth(core, d), lambda d: start_train(core, d)):
         with pytest.raises(LoragError) as e:
             start("Bad Name!")

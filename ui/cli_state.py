@@ -80,7 +80,7 @@ def app_client(through_worker: bool = True):  # noqa: ANN202
 
     client = find_app(state.settings)
     if client is not None:
-        from ui.warm import settings_differing
+        from ui.settings_fingerprint import settings_differing
 
         console = new_err_console()
         console.print(f"[dim]the lorag app at {client.url} holds the store: asking it[/]")

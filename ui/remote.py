@@ -31,7 +31,7 @@ def note_path(settings: Any) -> Path:
 def write_note(settings: Any, url: str, token: str | None = None) -> Path:
     """Written by `lorag ui` once it listens; removed when it stops. Readable by its owner only (0600): `token`
     lets a CLI command of the same user have the app read local files by their paths (POST /v1/documents/local)."""
-    from ui.warm import settings_digests
+    from ui.settings_fingerprint import settings_digests
 
     note = {"url": url, "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     note["settings"] = settings_digests(settings)  # fingerprints only: a CLI names the settings it differs in

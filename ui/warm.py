@@ -19,7 +19,6 @@ need the store itself stop the worker first; a `lorag ui` app is never stopped f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any, Callable
 from assistant.child_env import child_env
 from assistant.errors import LoragError
 from ui.remote import AppClient, write_private_json
+from ui.settings_fingerprint import settings_fingerprint
 
 NOTE, LOCK, LOG = "worker.json", "worker.lock", "worker.log"
 USER = "lorag"  # the API's user name; the token is its password
@@ -59,53 +59,10 @@ def log_path(settings: Any) -> Path:
     return Path(settings.paths.data_dir) / "logs" / LOG
 
 
-def _plain(v: Any) -> Any:
-    """Settings values as JSON can hold them: paths resolved, secrets revealed (only ever hashed)."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, Path):
-        return str(v.expanduser().resolve())
-    if hasattr(v, "get_secret_value"):
-        return v.get_secret_value()
-    return v
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def settings_id(settings: Any) -> str:
     """A fingerprint of the settings (paths resolved, secrets included): a worker serves the settings it was
     started with, so a command with other settings must not ask it."""
-    return _digest(_plain(settings.model_dump()))
-
-
-# sections that only say how the CLI reaches or keeps a server (its address, credentials, the worker's idle time),
-# not how the server answers
-_REACH_SECTIONS = ("ui", "cli")
-
-
-def settings_digests(settings: Any) -> dict[str, str]:
-    """Each setting that shapes answers and jobs ("section.field") with a fingerprint of its value (secrets are
-    never written out): what `lorag ui` leaves in its note, so a CLI command can name the settings it differs in."""
-    dump = _plain(settings.model_dump())
-    return {
-        f"{section}.{name}": _digest(value)
-        for section, fields in dump.items()
-        if section not in _REACH_SECTIONS and isinstance(fields, dict)
-        for name, value in fields.items()
-    }
-
-
-def settings_differing(settings: Any, digests: Any) -> list[str]:
-    """The settings ("section.field") whose value here differs from what `digests` (settings_digests of another
-    process) recorded; none when nothing was recorded."""
-    if not isinstance(digests, dict):
-        return []
-    mine = settings_digests(settings)
-    return sorted(k for k in mine.keys() | digests.keys() if mine.get(k) != digests.get(k))
+    return settings_fingerprint(settings)
 
 
 def available() -> bool:
