@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant import index_record
@@ -134,8 +134,20 @@ def rrf_across_domains(
             key=lambda x: (-x[2], x[0].id),
         )
         for rank, (h, d, _) in enumerate(ranked, start=1):
-            fused.setdefault((d, h.id), [0.0, h, d])[0] += 1.0 / (rrf_k + rank)
+            entry = fused.setdefault((d, h.id), [0.0, replace(h, dense=None, lexical=False), d])
+            entry[0] += 1.0 / (rrf_k + rank)
+            if which == "dense":
+                entry[1].dense = h.score
+            else:
+                entry[1].lexical = True
     return sorted(((score, h, d) for score, h, d in fused.values()), key=lambda x: (-x[0], x[1].id))
+
+
+def unrelated(h: Hit, min_relevance: float) -> bool:
+    """A candidate the question shares no BM25 term with and whose cosine to it is under min_relevance (the bar
+    for "no relevant passage"): what fusion brings up to fill top-k in a domain too small to hold k related
+    passages. One known to hold a question term, or whose cosine was not measured, is kept."""
+    return h.dense is not None and h.dense < min_relevance and not h.lexical
 
 
 class Retriever:
@@ -200,6 +212,8 @@ class Retriever:
         if self.reranker is not None and s.rerank and scored:
             ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])
             scored = [(float(c), h, d) for c, (_, h, d) in sorted(zip(ce, scored), key=lambda x: -x[0])]
+        elif best >= s.min_relevance:  # a relevant passage exists: unrelated ones are not given as sources
+            scored = [x for x in scored if not unrelated(x[1], s.min_relevance)] or scored
         scored = scored[:k]
         t3 = time.perf_counter()
         passages = [_passage(i + 1, h, d) for i, (_, h, d) in enumerate(scored)]

@@ -262,7 +262,11 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1)
     rerank: bool = Field(False, description="Rerank fused candidates with models.reranker.")
     min_relevance: float = Field(
-        0.25, ge=-1.0, le=1.0, description="Below this best dense cosine, the question has no relevant passage."
+        0.25,
+        ge=-1.0,
+        le=1.0,
+        description="Below this best dense cosine, the question has no relevant passage; otherwise a passage under "
+        "it that holds no term of the question is left out of the sources (without a reranker). -1: keep them all.",
     )
 
 

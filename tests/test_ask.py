@@ -4,6 +4,7 @@ from assistant.answer import extract_citations
 from assistant.errors import LoragError
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage
+from assistant.store import Hit
 from tests.fakes import FakeGenerator
 
 
@@ -401,7 +402,8 @@ def test_citations_carry_a_supporting_sentence_and_a_short_label(indexed):
     }
     assert "E-17" in by_source["codes.csv"].text and "E-42" in by_source["codes.csv"].text  # one passage, two rows
     assert passage_label(by_source["codes.csv"]) == "codes.csv › rows 1–2"  # the CSV rows, counted under the header
-    assert passage_label(by_source["travel.pdf"]).startswith("travel.pdf › p. ")
+    travel = indexed.ask_service.retriever.retrieve("travel policy: trains and hotels", "hr").passages
+    assert passage_label(next(p for p in travel if p.source == "travel.pdf")).startswith("travel.pdf › p. ")
 
 
 def test_a_csv_passage_of_several_rows_is_labelled_with_their_range(components, settings):
@@ -475,3 +477,49 @@ def test_a_csv_row_whose_first_column_starts_with_a_hash_is_a_quote_not_a_headin
     assert supporting_sentence("## Projector codes\nE-205 means the filter wheel.", "projector E-205") == (
         "E-205 means the filter wheel."
     )
+
+
+def test_search_hits_carry_their_cosine_and_whether_they_hold_a_question_term(indexed):
+    """The store's fused hits say what fusion drew on: the cosine of a dense candidate (None for a BM25-only one)
+    and whether it was a BM25 candidate, as the separate candidate lists give them."""
+    q = "How many days of annual leave do full-time staff receive?"
+    dense_q, sparse_q = indexed.dense.embed_query(q).tolist(), indexed.sparse.embed_query(q)
+    res = indexed.store.search("hr", dense_q, sparse_q, limit=8, prefetch=24, rrf_k=60)
+    lists = indexed.store.ranked_lists("hr", dense_q, sparse_q, limit=24)
+    cos = {h.id: h.score for h in lists.dense}
+    lexical = {h.id for h in lists.sparse}
+    assert res.hits and lexical and any(h.id not in lexical for h in res.hits)
+    for h in res.hits:
+        assert h.dense == pytest.approx(cos.get(h.id), abs=1e-5) if h.id in cos else h.dense is None
+        assert h.lexical == (h.id in lexical)
+
+
+@pytest.mark.parametrize("domain", ["hr", None], ids=["one-domain", "all-domains"])
+def test_top_k_leaves_out_passages_that_share_nothing_with_the_question(indexed, corpus, domain):
+    """A domain too small to hold k related passages: fusion fills top-k with chunks that hold no term of the
+    question and whose cosine to it is under retrieval.min_relevance; those are left out (the sources the
+    answer and its citations see); the rest keep their order. When no passage is relevant, none is left out."""
+    from assistant.retrieval import Retriever, unrelated
+
+    if domain is None:  # a second domain: the cross-domain fusion
+        assert indexed.ingestor().run([corpus], "ops").ok
+    s = indexed.settings.retrieval.model_copy(update={"top_k": 8})
+    q = "How many days of annual leave do full-time staff receive?"
+    everything = Retriever(indexed.store, indexed.dense, indexed.sparse, s.model_copy(update={"min_relevance": -1.0}))
+    kept = Retriever(indexed.store, indexed.dense, indexed.sparse, s)
+    full, got = everything.retrieve(q, domain), kept.retrieve(q, domain)
+    assert got.relevant and len(full.passages) == 8
+    dropped = {p.chunk_id for p in full.passages} - {p.chunk_id for p in got.passages}
+    assert dropped and "leave.md" in {p.source for p in got.passages}
+    assert [p.chunk_id for p in full.passages if p.chunk_id not in dropped] == [p.chunk_id for p in got.passages]
+    dense_q, sparse_q = indexed.dense.embed_query(q).tolist(), indexed.sparse.embed_query(q)
+    for d in got.domains:
+        lists = indexed.store.ranked_lists(d, dense_q, sparse_q, limit=50)
+        cos, lexical = {h.id: h.score for h in lists.dense}, {h.id for h in lists.sparse}
+        for p in full.passages:
+            if p.domain == d:
+                marks = Hit(p.chunk_id, 0.0, {}, cos.get(p.chunk_id), p.chunk_id in lexical)
+                assert unrelated(marks, s.min_relevance) == (p.chunk_id in dropped), p.source
+    nothing = Retriever(indexed.store, indexed.dense, indexed.sparse, s.model_copy(update={"min_relevance": 0.99}))
+    none_relevant = nothing.retrieve(q, domain)
+    assert not none_relevant.relevant and len(none_relevant.passages) == 8  # as before: nothing left out

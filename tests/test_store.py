@@ -319,6 +319,12 @@ def test_search_fuses_the_dense_and_bm25_candidates_as_qdrant_does(store, q):
     assert [round(h.score, 6) for h in top] == sorted((s for s, _ in ref), reverse=True)[:4]
     assert {(round(h.score, 6), h.id) for h in top} <= set(ref)
     assert all(h.text in FUSION_TEXTS and h.payload["doc_id"] == "a.txt" for h in top)
+    lists = store.ranked_lists("hr", dense, sparse, limit=6)  # the same candidates: their cosines and BM25 members
+    cos, lexical = {h.id: h.score for h in lists.dense}, {h.id for h in lists.sparse}
+    assert {h.id for h in every} == cos.keys() | lexical
+    for h in every:
+        assert (h.dense is None) if h.id not in cos else h.dense == pytest.approx(cos[h.id], abs=1e-5)
+        assert h.lexical == (h.id in lexical)
 
 
 class _Recorder:

@@ -591,7 +591,7 @@ def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corp
     folder = core.data_dir / "votes"
     (folder / "hr.jsonl").unlink()
     old = {**row, "domain": "all", "question": "How many days of annual leave?"}
-    mixed = {**old, "question": "Mixed?", "passages": [{**p, "domain": d} for p, d in zip(old["passages"], "ab")]}
+    mixed = {**old, "question": "Mixed?", "passages": [{**old["passages"][0], "domain": d} for d in "ab"]}
     another = {**old, "id": "another", "question": "Another?"}
     lines = [json.dumps(old), json.dumps(another), json.dumps(mixed), "not json"]
     (folder / "all.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -35,6 +35,8 @@ class Hit:
     id: str
     score: float
     payload: dict[str, Any]
+    dense: float | None = None  # its cosine to the question, where it was among the dense candidates (search)
+    lexical: bool = False  # among the BM25 candidates: it holds a term of the question (search)
 
     @property
     def text(self) -> str:

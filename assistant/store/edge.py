@@ -32,7 +32,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import rrf
+from assistant.store.fusion import candidate_marks, rrf
 from assistant.store.preload import Preloader, fits_in_memory, mem_available
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,11 @@ class EdgeStore:
         if not filtered and any(p.get("state") != LIVE for p in payloads.values()):
             return self._search(domain, dense, sparse, limit, prefetch, rrf_k, filtered=True)
         # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
-        hits = [Hit(str(pid), score, dict(payloads[pid])) for pid, score in fused if pid in payloads]
+        hits = [
+            Hit(str(pid), score, dict(payloads[pid]), *candidate_marks(lists, pid))
+            for pid, score in fused
+            if pid in payloads
+        ]
         best = float(lists[0][0].score) if lists[0] else -1.0
         return SearchResult(hits, best, {"search_ms": ms})
 

@@ -20,6 +20,13 @@ def rrf(ranked: Sequence[Sequence[Hashable]], k: int, limit: int) -> list[tuple[
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:limit]
 
 
+def candidate_marks(lists: Sequence[Sequence[Any]], pid: Hashable) -> tuple[float | None, bool]:
+    """A fused point's cosine in the dense candidates (lists[0]; None when it is not among them) and whether it
+    is among the BM25 ones (lists[1], present when the question has BM25 terms)."""
+    cos = next((float(h.score) for h in lists[0] if h.id == pid), None)
+    return cos, len(lists) > 1 and any(h.id == pid for h in lists[1])
+
+
 def bm25_idf(df: float, points: int) -> float:
     """Qdrant's IDF of a term found in `df` of `points` points: ln(1 + (N - n + 0.5) / (n + 0.5))."""
     return math.log(1.0 + (points - df + 0.5) / (df + 0.5))

@@ -23,7 +23,7 @@ from assistant.store.base import (
     check_domain,
     doc_info_from,
 )
-from assistant.store.fusion import rrf
+from assistant.store.fusion import candidate_marks, rrf
 
 
 class QdrantClientStore:
@@ -283,7 +283,11 @@ class QdrantClientStore:
         ms = (time.perf_counter() - t0) * 1000
         payloads = {r.id: r.payload for r in recs}
         # a point deleted between the search and the payload read (a document replaced meanwhile) is left out
-        hits = [Hit(str(pid), score, dict(payloads[pid] or {})) for pid, score in fused if pid in payloads]
+        hits = [
+            Hit(str(pid), score, dict(payloads[pid] or {}), *candidate_marks(lists, pid))
+            for pid, score in fused
+            if pid in payloads
+        ]
         return SearchResult(hits, float(lists[0][0].score) if lists[0] else -1.0, {"search_ms": ms})
 
     def ranked_lists(self, domain: str, dense: list[float], sparse: SparseVector, *, limit: int) -> RankedLists:
