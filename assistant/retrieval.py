@@ -144,9 +144,10 @@ def rrf_across_domains(
 
 
 def unrelated(h: Hit, min_relevance: float) -> bool:
-    """A candidate the question shares no BM25 term with and whose cosine to it is under min_relevance (the bar
-    for "no relevant passage"): what fusion brings up to fill top-k in a domain too small to hold k related
-    passages. One known to hold a question term, or whose cosine was not measured, is kept."""
+    """A candidate outside the question's BM25 candidates (it holds no question term, or too little of one to rank
+    among the prefetch) whose cosine to it is under min_relevance (the bar for "no relevant passage"): what fusion
+    brings up to fill top-k in a domain too small to hold k related passages. A BM25 candidate, or one whose
+    cosine was not measured, is kept."""
     return h.dense is not None and h.dense < min_relevance and not h.lexical
 
 
@@ -197,7 +198,9 @@ class Retriever:
         dense_q = vec.tolist()
         sparse_q = self.sparse.embed_query(question)
         t1 = time.perf_counter()
-        limit = max(k, s.prefetch_limit) if (self.reranker is not None and s.rerank) else k
+        reranking = self.reranker is not None and s.rerank
+        # with the cut, twice k candidates: related ones ranked under k take the places of those left out
+        limit = max(k, s.prefetch_limit) if reranking else 2 * k if s.drop_unrelated else k
         scored: list[tuple[float, Hit, str]]
         if len(domains) == 1:  # Qdrant fuses the domain's dense and sparse candidates itself
             r = self.store.search(domains[0], dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
@@ -209,10 +212,10 @@ class Retriever:
             search_ms = sum(c.timings_ms.get("search_ms", 0.0) for c in lists.values())
             scored = rrf_across_domains(lists, s.rrf_k, sparse_q)[:limit]
         t2 = time.perf_counter()
-        if self.reranker is not None and s.rerank and scored:
+        if reranking and scored:
             ce = self.reranker.predict([(question, h.text) for _, h, _ in scored])
             scored = [(float(c), h, d) for c, (_, h, d) in sorted(zip(ce, scored), key=lambda x: -x[0])]
-        elif best >= s.min_relevance:  # a relevant passage exists: unrelated ones are not given as sources
+        elif s.drop_unrelated and best >= s.min_relevance:  # a relevant passage exists: unrelated ones are left out
             scored = [x for x in scored if not unrelated(x[1], s.min_relevance)] or scored
         scored = scored[:k]
         t3 = time.perf_counter()

@@ -265,8 +265,13 @@ class RetrievalSettings(_Section):
         0.25,
         ge=-1.0,
         le=1.0,
-        description="Below this best dense cosine, the question has no relevant passage; otherwise a passage under "
-        "it that holds no term of the question is left out of the sources (without a reranker). -1: keep them all.",
+        description="Below this best dense cosine, the question has no relevant passage.",
+    )
+    drop_unrelated: bool = Field(
+        True,
+        description="Leave out of the sources a passage that holds no term of the question (no BM25 candidate) and "
+        "whose cosine is under min_relevance, when the question has a relevant passage and no reranker runs: in "
+        "a domain too small to hold top_k related passages, fusion fills the list with such chunks.",
     )
 
 

@@ -52,7 +52,7 @@ def main() -> None:
         s = comps.settings.retrieval.model_copy(update={"top_k": args.top_k})
         ways = {
             "all of top-k (before)": Retriever(
-                comps.store, comps.dense, comps.sparse, s.model_copy(update={"min_relevance": -1.0})
+                comps.store, comps.dense, comps.sparse, s.model_copy(update={"drop_unrelated": False})
             ),
             "unrelated left out (now)": Retriever(comps.store, comps.dense, comps.sparse, s),
         }

@@ -31,6 +31,16 @@ def _renumber(passages: Sequence[Passage]) -> list[Passage]:
     return [dataclasses.replace(p, n=i + 1) for i, p in enumerate(passages)]
 
 
+def _keeping_unrelated(retriever: Any) -> Any:
+    """The retriever with retrieval.drop_unrelated off (one that is no Retriever, as tests pass, as it is)."""
+    from assistant.retrieval import Retriever
+
+    if not isinstance(retriever, Retriever) or not retriever.settings.drop_unrelated:
+        return retriever
+    settings = retriever.settings.model_copy(update={"drop_unrelated": False})
+    return Retriever(retriever.store, retriever.dense, retriever.sparse, settings, reranker=retriever.reranker)
+
+
 def _as_passage(hit: Any, domain: str) -> Passage:
     p = hit.payload
     return Passage(
@@ -70,6 +80,8 @@ def run_robustness(
     conditions: list[tuple[str, int, int, list[Passage]]] = []  # (sweep, x, question index, passages)
     if progress:
         progress("retrieve", 0, len(items))
+    # every retrieved passage up to max_k, unrelated ones too: the top-k sweep gives k passages wherever k exist
+    retriever = _keeping_unrelated(retriever)
     retrieved = retrieve_all(retriever, [i.question for i in items], domain, max_k)
     for qi, (item, r) in enumerate(zip(items, retrieved)):
         got = stable_passages(r.passages)

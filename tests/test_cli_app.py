@@ -50,11 +50,17 @@ def test_a_command_whose_settings_differ_from_the_apps_is_told_which(lorag, live
     """The app's note fingerprints its settings (values never written out); a CLI command with other settings
     names those it differs in, since the app works with its own; with the same settings it says nothing."""
     from assistant.settings import load_settings
+    from ui.settings_fingerprint import settings_differing, settings_digests
 
     note = note_path(live.settings)
     try:
+        monkeypatch.setenv("LORAG_QDRANT__API_KEY", "k3y-of-the-app")
         write_note(load_settings(), live.url)  # an app started with this command's settings
-        assert "s3cret" not in note.read_text()  # ui.* is not recorded, and no value in clear
+        text = note.read_text()
+        assert "s3cret" not in text and "k3y" not in text  # ui.* is not recorded, a secret only as set
+        digests = json.loads(text)["settings"]
+        monkeypatch.setenv("LORAG_QDRANT__API_KEY", "another-k3y")  # a secret is compared as set or not
+        assert digests["qdrant.api_key"] == settings_digests(load_settings())["qdrant.api_key"]
         r = lorag("docs", "list")
         assert r.exit_code == 0, r.output
         assert "holds the store: asking it" in r.stderr and "differ" not in r.stderr
@@ -63,6 +69,8 @@ def test_a_command_whose_settings_differ_from_the_apps_is_told_which(lorag, live
         r = lorag("docs", "list")
         assert r.exit_code == 0, r.output
         assert "settings differ from the app's in retrieval.top_k: the app works with its own" in r.stderr
+        old = {k: v for k, v in digests.items() if k != "retrieval.top_k"}  # an app of a version without it
+        assert settings_differing(load_settings(), old) == [] and settings_differing(load_settings(), None) == []
     finally:
         write_note(live.settings, live.url)
 

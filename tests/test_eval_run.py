@@ -193,7 +193,8 @@ def test_arm_parsing_errors(hr):
     assert parse_arms("base,hr", registry=hr.registry, base_model="m")[1].label == "hr-v1"
 
 
-def test_robustness_sweeps_top_k_and_distractors(hr, tmp_path):
+def test_robustness_sweeps_top_k_and_distractors(hr, tmp_path, monkeypatch):
+    from eval import robustness
     from eval.robustness import run_robustness, write_robustness
 
     items = load_testset(write_testset(tmp_path / "t.jsonl", 3, unanswerable=False))
@@ -204,6 +205,13 @@ def test_robustness_sweeps_top_k_and_distractors(hr, tmp_path):
         return adapter_knows("hr-v1")(q, a)
 
     gen = ArmGenerator(answer)
+    asked = []
+    real_retrieve_all = robustness.retrieve_all
+    monkeypatch.setattr(
+        robustness,
+        "retrieve_all",
+        lambda r, *a, **k: asked.append(r.settings.drop_unrelated) or real_retrieve_all(r, *a, **k),
+    )
     res = run_robustness(
         items,
         arms,
@@ -218,6 +226,8 @@ def test_robustness_sweeps_top_k_and_distractors(hr, tmp_path):
         distractors=(0, 1, 2),
         base_k=2,
     )
+    # the top-k sweep gets every passage up to its largest k (retrieval.drop_unrelated off there); the app's stays on
+    assert asked == [False] and hr.retriever.settings.drop_unrelated
     assert res["top_k"]["x"] == [1, 2, 3] and res["distractors"]["x"] == [0, 1, 2]
     assert [p["mean"] for p in res["top_k"]["arms"]["hr-v1"]["answer_f1"]] == [1.0, 1.0, 1.0]
     assert [p["n"] for p in res["distractors"]["arms"]["base"]["answer_f1"]] == [3, 3, 3]

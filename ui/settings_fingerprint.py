@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _plain(v: Any) -> Any:
-    """Settings values as JSON can hold them: paths resolved, secrets revealed (only ever hashed)."""
+def _plain(v: Any, secrets: bool = True) -> Any:
+    """Settings values as JSON can hold them: paths resolved, secrets revealed (only ever hashed) or, without
+    `secrets`, only said to be set."""
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: _plain(x, secrets) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [_plain(x, secrets) for x in v]
     if isinstance(v, Path):
         return str(v.expanduser().resolve())
     if hasattr(v, "get_secret_value"):
-        return v.get_secret_value()
+        return v.get_secret_value() if secrets else "<set>"
     return v
 
 
@@ -40,9 +41,10 @@ _REACH_SECTIONS = ("ui", "cli")
 
 
 def settings_digests(settings: Any) -> dict[str, str]:
-    """Each setting that shapes answers and jobs ("section.field") with a fingerprint of its value (secrets are
-    never written out): what `lorag ui` leaves in its note, so a CLI command can name the settings it differs in."""
-    dump = _plain(settings.model_dump())
+    """Each setting that shapes answers and jobs ("section.field") with a fingerprint of its value, secrets only
+    as set or not (a key is no guess to check against the note): what `lorag ui` leaves in its note, so a CLI
+    command can name the settings it differs in."""
+    dump = _plain(settings.model_dump(), secrets=False)
     return {
         f"{section}.{name}": _digest(value)
         for section, fields in dump.items()
@@ -53,8 +55,9 @@ def settings_digests(settings: Any) -> dict[str, str]:
 
 def settings_differing(settings: Any, digests: Any) -> list[str]:
     """The settings ("section.field") whose value here differs from what `digests` (settings_digests of another
-    process) recorded; none when nothing was recorded."""
+    process) recorded; none when nothing was recorded. A setting one side does not have (another lorag version)
+    is not counted."""
     if not isinstance(digests, dict):
         return []
     mine = settings_digests(settings)
-    return sorted(k for k in mine.keys() | digests.keys() if mine.get(k) != digests.get(k))
+    return sorted(k for k in mine.keys() & digests.keys() if mine[k] != digests[k])
