@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
+_PADDED = dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, **_DROP)
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
     "lorag": dict(),
     "padded": dict(
@@ -76,24 +77,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "free-sdpa-nockpt": dict(batching="padding_free", liger=True, gradient_checkpointing=False, **_DROP),
     "padded-nockpt": dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=False, **_DROP),
     # more rows per optimizer step (a small model is launch-bound), learning rate scaled with sqrt(batch)
-    "padded-b32": dict(
-        batching="padded",
-        group_by_length=True,
-        liger=True,
-        gradient_checkpointing=True,
-        batch=32,
-        lr_scale=1.41,
-        **_DROP,
-    ),
-    "padded-b64": dict(
-        batching="padded",
-        group_by_length=True,
-        liger=True,
-        gradient_checkpointing=True,
-        batch=64,
-        lr_scale=2.0,
-        **_DROP,
-    ),
+    "padded-b32": dict(_PADDED, batch=32, lr_scale=1.41),
+    "padded-b64": dict(_PADDED, batch=64, lr_scale=2.0),
     "free-b32": dict(
         batching="padding_free", liger=True, gradient_checkpointing=True, batch=32, lr_scale=1.41, **_DROP
     ),
