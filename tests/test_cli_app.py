@@ -69,6 +69,8 @@ def test_a_command_whose_settings_differ_from_the_apps_is_told_which(lorag, live
         r = lorag("docs", "list")
         assert r.exit_code == 0, r.output
         assert "settings differ from the app's in retrieval.top_k: the app works with its own" in r.stderr
+        monkeypatch.setenv("LORAG_QDRANT__PATH", str(live.settings.paths.data_dir / "qdrant"))  # the default, named
+        assert settings_differing(load_settings(), digests) == ["retrieval.top_k"]
         old = {k: v for k, v in digests.items() if k != "retrieval.top_k"}  # an app of a version without it
         assert settings_differing(load_settings(), old) == [] and settings_differing(load_settings(), None) == []
     finally:

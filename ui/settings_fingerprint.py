@@ -45,6 +45,8 @@ def settings_digests(settings: Any) -> dict[str, str]:
     as set or not (a key is no guess to check against the note): what `lorag ui` leaves in its note, so a CLI
     command can name the settings it differs in."""
     dump = _plain(settings.model_dump(), secrets=False)
+    if isinstance(dump.get("qdrant"), dict) and hasattr(settings, "store_path"):  # unset means <data_dir>/qdrant
+        dump["qdrant"]["path"] = _plain(Path(settings.store_path))
     return {
         f"{section}.{name}": _digest(value)
         for section, fields in dump.items()
