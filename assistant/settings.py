@@ -262,10 +262,7 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1)
     rerank: bool = Field(False, description="Rerank fused candidates with models.reranker.")
     min_relevance: float = Field(
-        0.25,
-        ge=-1.0,
-        le=1.0,
-        description="Below this best dense cosine, the question has no relevant passage.",
+        0.25, ge=-1.0, le=1.0, description="Below this best dense cosine, the question has no relevant passage."
     )
     drop_unrelated: bool = Field(
         True,

@@ -30,8 +30,9 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def settings_fingerprint(settings: Any) -> str:
-    """One fingerprint of all the settings (ui/warm.py: the worker serves the settings it was started with)."""
+def settings_id(settings: Any) -> str:
+    """One fingerprint of all the settings (paths resolved, secrets included): a keep-warm worker serves the
+    settings it was started with, so a command with other settings must not ask it (ui/warm.py)."""
     return _digest(_plain(settings.model_dump()))
 
 

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from assistant.child_env import child_env
 from assistant.errors import LoragError
 from ui.remote import AppClient, write_private_json
-from ui.settings_fingerprint import settings_fingerprint
+from ui.settings_fingerprint import settings_id
 
 NOTE, LOCK, LOG = "worker.json", "worker.lock", "worker.log"
 USER = "lorag"  # the API's user name; the token is its password
@@ -57,12 +57,6 @@ def lock_path(settings: Any) -> Path:
 
 def log_path(settings: Any) -> Path:
     return Path(settings.paths.data_dir) / "logs" / LOG
-
-
-def settings_id(settings: Any) -> str:
-    """A fingerprint of the settings (paths resolved, secrets included): a worker serves the settings it was
-    started with, so a command with other settings must not ask it."""
-    return settings_fingerprint(settings)
 
 
 def available() -> bool:

@@ -115,7 +115,7 @@ def _deferred_fn() -> Any:
         def forward(ctx: Any, gate: Any, up: Any, op: Any, mlp: Any, handoff: Any) -> Any:
             # held, not saved: the reader's backward may write the gradients over them (handoff.written), which
             # autograd's saved-tensor version check would refuse
-            ctx.operands, ctx.op, ctx.mlp, ctx.handoff = (gate, up), op, mlp, handoff
+            ctx.op, ctx.mlp, ctx.handoff = op, mlp, handoff
             handoff.operands = (gate, up)
             # no values, no memory: a stride-0 view of one element, shaped as the product (its reader only reads
             # its shape and dtype: fused_node_runs, unread)
@@ -123,13 +123,13 @@ def _deferred_fn() -> Any:
 
         @staticmethod
         def backward(ctx: Any, dh: Any) -> Any:
-            if ctx.operands is None:  # their memory holds the gradients now: nothing to differentiate again
+            if ctx.handoff is None:  # their memory holds the gradients now: nothing to differentiate again
                 raise RuntimeError("a deferred gated product was differentiated twice (retain_graph is not supported)")
-            gate, up = ctx.operands
+            gate, up = ctx.handoff.operands
             if not ctx.handoff.written:
                 _operand_grads_into(ctx.op, ctx.mlp, gate, up, dh)
             ctx.handoff.operands = None
-            ctx.operands = ctx.op = ctx.mlp = ctx.handoff = None
+            ctx.op = ctx.mlp = ctx.handoff = None
             return gate, up, None, None, None
 
     return DeferredProduct

@@ -78,7 +78,7 @@ def grads(
 
     g2, u2 = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
     rows = g2.shape[0]
-    step = -(-max(1, -(-rows // CHUNKS)) // 16) * 16
+    step = 16 * max(1, -(-rows // (16 * CHUNKS)))  # about rows / CHUNKS, rounded up to a multiple of 16
     ga = gu.new_zeros((gu.shape[1], g2.shape[1]), dtype=torch.float32)
     gb = None if g is None else g.new_zeros((g.shape[1], a.shape[0]), dtype=torch.float32)
     with torch.no_grad():
