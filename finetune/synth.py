@@ -1,7 +1,7 @@
 """Synthetic Q&A from a domain's indexed chunks: writers, filters, and a report of what was kept,
 what was dropped and why.
 
-Writers (finetune/writers.py offline, finetune/teacher.py with a model), joined with '+' in order of
+Writers (finetune/writers/ offline, finetune/teacher.py with a model), joined with '+' in order of
 preference: for each chunk every writer offers candidates, and up to `pairs_per_chunk` that pass the
 filters are kept, earlier writers first.
   section      questions from section titles and definition-list terms, answered by their opening prose
@@ -36,7 +36,10 @@ from finetune.teacher import (
     teacher_messages,
 )
 from finetune.text import META, blocks, is_sentence, split_sentences
-from finetune.writers import Candidate, cloze_candidates, qtype, section_candidates, sentence_candidates
+from finetune.writers.candidate import Candidate, qtype
+from finetune.writers.cloze import cloze_candidates
+from finetune.writers.section import section_candidates
+from finetune.writers.sentence import sentence_candidates
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(

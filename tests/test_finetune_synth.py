@@ -17,14 +17,11 @@ from finetune.raft import TrainingSetBuilder, make_example
 from finetune.synth import check_pair, synthesize, writer_names
 from finetune.teacher import TeacherFailed, parse_pairs, parse_question
 from finetune.text import blocks, opening, plain
-from finetune.writers import (
-    cloze_candidates,
-    qtype,
-    section_candidates,
-    sentence_candidates,
-    term_question,
-    title_question,
-)
+from finetune.writers.candidate import qtype
+from finetune.writers.cloze import cloze_candidates
+from finetune.writers.section import section_candidates
+from finetune.writers.sentence import sentence_candidates
+from finetune.writers.titles import term_question, title_question
 from tests.conftest import SAMPLES
 from tests.fakes import FakeGenerator
 

@@ -1,0 +1,218 @@
+"""Section titles and definition-list terms turned into a reader's question."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from finetune.text import plain, words
+from finetune.writers.wording import gerund_base, is_imperative, is_plural, lemmas, lower_first, you_to_me
+
+GENERIC_TITLES = {
+    "description",
+    "overview",
+    "introduction",
+    "discussion",
+    "details",
+    "summary",
+    "background",
+    "about",
+    "general",
+    "definition",
+    "purpose",
+    "abstract",
+    "preface",
+    "intro",
+    "name",
+}
+SKIP_TITLES = {
+    "see also",
+    "author",
+    "authors",
+    "bugs",
+    "reporting bugs",
+    "examples",
+    "example",
+    "footnotes",
+    "contents",
+    "table of contents",
+    "index",
+    "copyright",
+    "license",
+    "licence",
+    "changelog",
+    "history",
+    "references",
+    "further reading",
+    "acknowledgements",
+    "acknowledgments",
+    "credits",
+    "version",
+    "colophon",
+    "navigation",
+    "search",
+    "related",
+    "todo",
+    "synopsis",
+    "options",
+    "files",
+    "environment",
+    "exit status",
+    "notes",
+    "note",
+    "documentation",
+    "links",
+    "resources",
+    "appendix",
+    "glossary",
+    "contributors",
+    "thanks",
+    "errata",
+    "git",
+    "part of the git suite",
+    "next topic",
+    "previous topic",
+    "this page",
+    "quick search",
+}
+ASPECTS = {
+    "syntax",
+    "usage",
+    "limitations",
+    "restrictions",
+    "performance",
+    "parameters",
+    "arguments",
+    "return value",
+    "errors",
+    "caveats",
+    "security",
+    "compatibility",
+    "requirements",
+    "format",
+    "structure",
+    "configuration",
+    "defaults",
+    "behavior",
+    "behaviour",
+    "implementation",
+    "semantics",
+    "availability",
+    "portability",
+    "limits",
+    "side effects",
+    "exceptions",
+    "complexity",
+    "rules",
+    "properties",
+    "attributes",
+    "methods",
+    "output",
+    "input",
+    "internals",
+    "diagnostics",
+    "return values",
+    "exit codes",
+    "variables",
+    "hooks",
+}
+
+
+def clean_title(title: str) -> str:
+    t = plain(title)
+    t = re.sub(r"^(?:chapter|part|appendix|section)\s+[\dIVXLC]+[.:]?\s*", "", t, flags=re.I)
+    t = re.sub(r"^\d+(?:\.\d+)*\.?\s+|^\(\d+\)\s*", "", t)  # "2.1.3. Foo", "(19) SQLITE_CONSTRAINT"
+    t = re.sub(r"\s*Manual Page$", "", t, flags=re.I)
+    t = re.sub(r"(?<=\w)\(\d[a-z]*\)", "", t)  # git-clone(1)
+    return t.strip(" .:—–-").strip()
+
+
+def _case(title: str) -> str:
+    """A title in capitals (a man page's DESCRIPTION, SPECIFYING THE REFS) in lower case."""
+    return title.lower() if re.fullmatch(r"[A-Z][A-Z ]{3,}", title) else title
+
+
+def title_subject(title: str) -> str:
+    """The name part of 'datetime --- Basic date and time types' / 'git-clone - Clone a repository'."""
+    return re.split(r"\s+(?:---|—|–|--|-)\s+", title, maxsplit=1)[0].strip()
+
+
+def code_like(t: str) -> bool:
+    return bool(
+        re.match(r"^-{1,2}\w", t)
+        or re.match(r"^[\w.:/-]*[_.:/()-][\w.:/()-]*$", t)
+        and " " not in t
+        or re.match(r"^\S+\(.*\)$", t)
+        or (t.islower() and " " not in t and len(t) > 2 and not lemmas(t))
+    )
+
+
+def title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
+    """A reader's question about the section `title` (parents: the titles above it, nearest last)."""
+    t = _case(clean_title(title))
+    parent = next(
+        (
+            title_subject(clean_title(p))
+            for p in reversed(parents)
+            if clean_title(p).lower() not in GENERIC_TITLES | SKIP_TITLES and clean_title(p)
+        ),
+        "",
+    )
+    low = t.lower()
+    if not t or low in SKIP_TITLES or len(t) > 120:
+        return None
+    if low in GENERIC_TITLES:
+        if not parent:
+            return None
+        return f"What does {parent} do?" if code_like(parent) else f"What is {lower_first(parent, context)}?"
+    if low in ASPECTS:
+        if not parent:
+            return None
+        verb = "are" if is_plural(low) else "is"
+        return f"What {verb} the {low} of {parent}?"
+    if t.endswith("?"):
+        return t[0].upper() + t[1:]
+    m = re.match(r"^how (?:to|do (?:i|you)) (.+)$", t, re.I)
+    if m:
+        return f"How do I {you_to_me(m.group(1))}?"
+    if re.match(r"^(why|when|where|what|which|who)\b", t, re.I):
+        return t[0].upper() + t[1:] + "?"
+    if re.search(r"\s(?:is|are|was|were|has|have|does|do|can|cannot|will|must|should)\s", t):
+        return None  # a statement ("SQLite is Embedded, not Client-Server"): no question of its own
+    subject = title_subject(t)
+    first, _, rest = subject.partition(" ")
+    base = gerund_base(first)
+    if base and rest:
+        return f"How do I {base} {you_to_me(lower_first(rest, context))}?"
+    if is_imperative(subject):
+        return f"How do I {you_to_me(first.lower() + (' ' + lower_first(rest, context) if rest else ''))}?"
+    if code_like(subject):
+        return f"What does the {subject} option do?" if subject.startswith("-") else f"What does {subject} do?"
+    np = lower_first(subject, context)
+    if is_plural(np):
+        return rng.choice(
+            [f"What are {np}?", f"What are {np}?", f"Can you explain {np}?", f"What should I know about {np}?"]
+        )
+    return rng.choice([f"What is {np}?", f"What is {np}?", f"Can you explain {np}?", f"What should I know about {np}?"])
+
+
+def term_question(term: str, parents: list[str], context: str, rng: random.Random) -> str | None:
+    """A question about a definition-list term: an option, a setting, a function, a word."""
+    t = plain(term).strip()
+    cmd = next(
+        (title_subject(clean_title(p)) for p in reversed(parents) if code_like(title_subject(clean_title(p)))), ""
+    )
+    if t.startswith("-"):
+        opt = re.split(r"[\s=\[<,]", t, maxsplit=1)[0]
+        return f"What does the {opt} option of {cmd} do?" if cmd else f"What does the {opt} option do?"
+    arg = re.match(r"^<([\w-]+)>", t)
+    if arg:
+        return f"What is the {arg.group(1)} argument of {cmd}?" if cmd else None
+    name = re.split(r"\s*[(<\[]|\s+-\s+|:", t, maxsplit=1)[0].strip()
+    if not name or words(name) > 6:
+        return None
+    if code_like(name) or re.search(r"[A-Z_]{3,}", name) and " " not in name:
+        return (
+            f"What does {name} do?" if "(" in t or not re.search(r"[a-z]\.[a-z]", name) else f"What is {name} used for?"
+        )
+    return title_question(name, parents, context, rng)
