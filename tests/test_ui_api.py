@@ -281,7 +281,7 @@ def test_the_response_model_names_what_answered(live):
 
 
 def test_unknown_model_message_names_the_choices():
-    from ui.api import unknown_model
+    from ui.api_chat import unknown_model
 
     assert unknown_model("x", ["auto", "base", "hr-v1"]) == "model 'x' does not exist; use auto, base or one of: hr-v1"
     assert (

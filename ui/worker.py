@@ -63,7 +63,8 @@ class Activity:
 def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], stop: Callable[[], None]) -> Any:
     """The API app (health, the OpenAI-compatible and the CLI's endpoints, behind the token) plus
     GET /v1/worker (who it is) and POST /v1/worker/stop, wrapped in an Activity counter."""
-    from ui.api import api_router, check_auth, health_router, new_api_app
+    from ui.api import api_router, health_router, new_api_app
+    from ui.api_auth import check_auth
     from ui.warm import USER
 
     auth = (USER, token)
