@@ -146,9 +146,9 @@ def run_robustness(
 
 
 def plot_robustness(result: dict[str, Any], metric: str, path: Path) -> None:
-    from eval.report import _colors, _plt
+    from eval.report_plots import arm_colors, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     labels = [a["label"] for a in result["arms"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, sweep, xlabel in (
@@ -156,7 +156,7 @@ def plot_robustness(result: dict[str, Any], metric: str, path: Path) -> None:
         (axes[1], "distractors", f"random distractors added to the top-{result['base_k']}"),
     ):
         xs = result[sweep]["x"]
-        for i, (lab, color) in enumerate(zip(labels, _colors(len(labels)))):
+        for i, (lab, color) in enumerate(zip(labels, arm_colors(len(labels)))):
             pts = result[sweep]["arms"][lab][metric]
             ys = [p["mean"] if p["mean"] is not None else float("nan") for p in pts]
             lo = [p["ci_low"] if p["ci_low"] is not None else float("nan") for p in pts]

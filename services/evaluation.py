@@ -161,7 +161,9 @@ def run_eval(
     generator (default Components.attach); `slot()`: held while generating (the app's generation gate)."""
     from eval.cache import EvalCache
     from eval.metrics import MetricSuite
-    from eval.report import build_report, card_summary, new_run_id, write_report
+    from eval.report_build import build_report, new_run_id
+    from eval.report_summary import card_summary
+    from eval.report_write import write_report
     from eval.runner import run_ab
 
     settings = comps.settings

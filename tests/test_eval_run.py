@@ -7,7 +7,10 @@ import pytest
 from eval.arms import parse_arms
 from eval.cache import EvalCache
 from eval.metrics import MetricSuite
-from eval.report import build_report, card_summary, comparison, write_report
+from eval.report_build import build_report
+from eval.report_compare import comparison
+from eval.report_summary import card_summary
+from eval.report_write import write_report
 from eval.runner import run_ab
 from eval.testset import describe_testset, load_testset
 from tests.test_eval_support import UNANSWERABLE, ArmGenerator, adapter_knows, make_adapter, write_testset

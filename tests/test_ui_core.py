@@ -935,7 +935,7 @@ def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
 
 
 def test_verdict_says_in_plain_words_which_arm_answers_better():
-    from eval.report import verdict
+    from eval.report_verdict import verdict
 
     def report(diff, lo, hi, n=40, min_questions=20):
         return {

@@ -104,10 +104,11 @@ def _fmt(v: Any, signed: bool = False) -> str:
 
 def print_summary(report: dict[str, Any]) -> None:
     """The verdict, the table of means and differences, the retrieval line, the report's files: from a report or its
-    summary (eval.report.report_summary, what the app's eval job returns)."""
+    summary (eval.report_summary.report_summary, what the app's eval job returns)."""
     from rich.table import Table
 
-    from eval.report import comparison, direction, min_questions, n_questions, verdict
+    from eval.report_compare import comparison, direction, min_questions
+    from eval.report_verdict import n_questions, verdict
 
     labels = [a["label"] for a in report["arms"]]
     base = report["baseline"]
@@ -247,7 +248,7 @@ def eval_cmd(
             warn=_warn,
         )
     if as_json:
-        from eval.report import report_summary
+        from eval.report_summary import report_summary
 
         typer.echo(json.dumps(report_summary(report), indent=2))
     else:
@@ -297,7 +298,7 @@ def robustness_cmd(
     """Answer quality vs number of passages (top-k) and of random distractors, every arm on one plot."""
     from eval.cache import EvalCache
     from eval.metrics import MetricSuite
-    from eval.report import new_run_id
+    from eval.report_build import new_run_id
     from eval.robustness import run_robustness, write_robustness
     from services.evaluation import arm_generators, generation_settings, plan_eval
     from services.recipes import domain_gate_metric

@@ -59,7 +59,7 @@ def _n(v: Any, signed: bool = False) -> str:
 def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     """What the tab shows of a report: the verdict, the link, the two tables, the plots."""
     from assistant.markup import markdown_escaped
-    from eval.report import n_questions, verdict
+    from eval.report_verdict import n_questions, verdict
 
     rep = load_report(core, run_id)
     rows, headers, diffs = report_tables(rep)

@@ -95,7 +95,9 @@ def eval_available() -> str | None:
         import eval.arms  # noqa: F401
         import eval.cache  # noqa: F401
         import eval.metrics  # noqa: F401
-        import eval.report  # noqa: F401
+        import eval.report_build  # noqa: F401
+        import eval.report_summary  # noqa: F401
+        import eval.report_write  # noqa: F401
         import eval.runner  # noqa: F401
         import eval.testset  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import problem means: not available
@@ -118,7 +120,8 @@ def start_eval(
     why = eval_available()
     if why:
         raise LoragError(why)
-    from eval.report import n_questions, report_summary
+    from eval.report_summary import report_summary
+    from eval.report_verdict import n_questions
     from services.evaluation import make_judge, plan_eval, run_eval
 
     domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
