@@ -197,9 +197,20 @@ def _content_words(text: str) -> set[str]:
     return words | pairs
 
 
+# the reply when no passage reaches retrieval.min_relevance (no model runs); `where` names the domain(s) searched
+NO_CONTEXT = "I found nothing relevant to this question in the {where}, so I cannot answer it from the documents."
+_NO_CONTEXT_PARTS = tuple(part.lower().rstrip(".") for part in NO_CONTEXT.split("{where}"))
+
+
 def is_abstention(answer: str) -> bool:
-    """The answer says the documents do not contain it (the prompt's fixed reply)."""
-    return NO_ANSWER.lower().rstrip(".") in answer.lower()
+    """The answer says the documents do not contain it: the prompt's fixed reply, or the one given without running a
+    model when nothing relevant was found (no_context_message)."""
+    text = answer.lower()
+    if NO_ANSWER.lower().rstrip(".") in text:
+        return True
+    head, tail = _NO_CONTEXT_PARTS
+    at = text.find(head)
+    return at >= 0 and tail in text[at + len(head) :]
 
 
 def support(answer: str, texts: Sequence[str]) -> float:
@@ -217,7 +228,7 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
     by_n = {p.n: p for p in passages}
     cited = [by_n[n] for n in dict.fromkeys(int(m) for m in _CITE.findall(answer)) if n in by_n]
     how = "marker"
-    if not cited and passages and NO_ANSWER.lower().rstrip(".") not in answer.lower():
+    if not cited and passages and not is_abstention(answer):
         best = _overlapped(_CITE.sub("", answer), passages, question)
         if best is not None:
             cited, how = [best], "overlap"
@@ -410,7 +421,7 @@ def routing_vector(retriever: Retriever, question: str, r: Retrieval) -> Any:
 
 def no_context_message(domains: Sequence[str]) -> str:
     where = f"domain '{domains[0]}'" if len(domains) == 1 else f"domains {', '.join(domains)}"
-    return f"I found nothing relevant to this question in the {where}, so I cannot answer it from the documents."
+    return NO_CONTEXT.format(where=where)
 
 
 class AskService:

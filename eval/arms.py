@@ -39,7 +39,9 @@ def parse_arms(text: str, *, registry: Any, base_model: str) -> list[Arm]:
         elif name.startswith("model:"):
             spec = name[len("model:") :].strip()
             if not spec:
-                raise LoragError(f"--ab: arm {name!r} names no model (use model:<name, HF id, folder or .gguf>)")
+                raise LoragError(
+                    f"--ab: arm {name!r} names no model (use model:NAME: a built-in name, HF id, folder or .gguf)"
+                )
             arms.append(Arm(f"model:{spec}", "model", None, spec, {"kind": "model", "model": spec}))
         else:
             if registry is None:

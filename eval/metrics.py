@@ -241,7 +241,9 @@ class MetricSuite:
             "embedder": getattr(self.embedder, "name", None) if self.embedder is not None else None,
             "judge": self.judge.identity() if self.judge is not None else None,
             "ragas": ragas_version() if self.use_ragas else None,
-            "v": 2,  # 2: grounding's inferred citations (question words, CJK pairs) changed right_source
+            # 2: grounding's inferred citations (question words, CJK pairs) changed right_source; 3: the fixed
+            # "nothing relevant" reply counts as an abstention
+            "v": 3,
         }
 
     def _metrics(self) -> dict[str, Any]:

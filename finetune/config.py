@@ -228,7 +228,8 @@ class SynthConfig(_Recipe):
     round_trip: bool = Field(
         True,
         description="Keep a question only if retrieving it over the domain ranks its chunk in the top-k "
-        "(retrieval.top_k): questions a user could ask and the assistant could find.",
+        "(retrieval.top_k) and its best passage reaches retrieval.min_relevance (else the assistant replies "
+        "'nothing relevant'): questions a user could ask and the assistant would answer.",
     )
     heldout_max: Annotated[int, _rule(lambda v: v >= 0, "a whole number >= 0")] = Field(
         200,

@@ -63,10 +63,10 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         out.append(line)
     rt = r.get("round_trip") or {}
     if rt.get("checked"):
+        bar = f" and reach retrieval.min_relevance ({rt['min_relevance']:g})" if "min_relevance" in rt else ""
         out.append(
             f"round trip: {rt['passed']} of {rt['checked']} questions retrieve their own chunk in the top "
-            f"{rt.get('k')} "
-            f"({100 * rt['pass_rate']:.0f}%)"
+            f"{rt.get('k')}{bar} ({100 * rt['pass_rate']:.0f}%)"
         )
     f = r.get("fit") or {}
     if f.get("max_seq_length"):

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from assistant.errors import LoragError
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.qa import QARecord, write_jsonl
-from assistant.retrieval import Passage, Retriever
+from assistant.retrieval import Passage, Retrieval, Retriever
 from assistant.store import Hit, Store
 from assistant.store.base import corpus_fingerprint
 from finetune.config import TrainConfig
@@ -156,10 +156,15 @@ class TrainingSetBuilder:
     def _excluded(self, source: str) -> bool:
         return any(fnmatch.fnmatchcase(source, pat) for pat in self.cfg.synth.exclude_sources)
 
-    def _retrieve(self, questions: list[str], k: int) -> list[list[Passage]]:
-        """The top k + extra passages for each question (one embedding batch)."""
+    def _retrievals(self, questions: list[str], k: int) -> list[Retrieval]:
+        """Each question's retrieval of the top k + extra passages (one embedding batch), with the assistant's
+        relevance verdict (`relevant`: retrieval.min_relevance reached)."""
         extra = 4 + (2 * k if self.cfg.synth.exclude_sources else 0)
-        return [list(r.passages) for r in self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + extra)]
+        return list(self.retriever.retrieve_many(questions, self.cfg.domain, top_k=k + extra))
+
+    def _retrieve(self, questions: list[str], k: int) -> list[list[Passage]]:
+        """The top k + extra passages for each question."""
+        return [list(r.passages) for r in self._retrievals(questions, k)]
 
     def _negatives(self, passages: list[Passage], exclude_doc: str | None) -> list[Passage]:
         """Real retriever hard negatives: minus the oracle's document, excluded sources and bodiless chunks."""
@@ -176,19 +181,27 @@ class TrainingSetBuilder:
         return _as_passage(best, self.cfg.domain)
 
     def _round_trip(
-        self, pairs: list[SynthPair], retrieved: list[list[Passage]], k: int, dropped: Counter
+        self, pairs: list[SynthPair], retrieved: list[Retrieval], k: int, dropped: Counter
     ) -> tuple[list[tuple[SynthPair, list[Passage], int]], int]:
-        """The pairs kept (each with its retrieved passages and its chunk's rank) and how many found their chunk."""
+        """The pairs kept (each with its retrieved passages and its chunk's rank) and how many passed: found their
+        chunk in the top k and cleared the relevance bar the assistant answers by (else it replies "nothing
+        relevant" and runs no model)."""
         s = self.cfg.synth
         kept: list[tuple[SynthPair, list[Passage], int]] = []
         per_chunk: Counter = Counter()
         passed = 0
-        for p, passages in zip(pairs, retrieved):
+        for p, r in zip(pairs, retrieved):
+            passages = list(r.passages)
             rank = next((i for i, x in enumerate(passages) if x.chunk_id == p.chunk_id), None)
-            if rank is not None and rank < k:
+            if r.relevant and rank is not None and rank < k:
                 passed += 1
             elif s.round_trip:
-                dropped[f"{p.writer}: round trip: its chunk is not in the question's top {k}"] += 1
+                why = (
+                    f"its chunk is not in the question's top {k}"
+                    if r.relevant
+                    else "under retrieval.min_relevance (the assistant would find nothing relevant)"
+                )
+                dropped[f"{p.writer}: round trip: {why}"] += 1
                 continue
             if per_chunk[p.chunk_id] >= s.pairs_per_chunk:
                 continue  # a spare candidate of a chunk that already has its pairs
@@ -355,12 +368,19 @@ class TrainingSetBuilder:
         )
         dropped: Counter = Counter()
 
-        # the round trip: each question must find its own chunk; the same retrieval gives the negatives
+        # the round trip: each question must find its own chunk and be one the assistant answers (retrieval's
+        # `relevant`); the same retrieval gives the negatives
         if progress:
             progress("retrieve", 0, len(pairs))
-        retrieved = self._retrieve([p.question for p in pairs], k)
+        retrieved = self._retrievals([p.question for p in pairs], k)
         kept, passed = self._round_trip(pairs, retrieved, k, dropped)
-        round_trip = {"checked": len(pairs), "passed": passed, "k": k, "applied": s.round_trip}
+        round_trip = {
+            "checked": len(pairs),
+            "passed": passed,
+            "k": k,
+            "min_relevance": self.retriever.settings.min_relevance,
+            "applied": s.round_trip,
+        }
         if progress:
             progress("retrieve", len(pairs), len(pairs))
 

@@ -14,6 +14,17 @@ from assistant.errors import LoragError
 from services.recipes import domain_gate_metric
 
 
+def model_arms_in_app_error() -> LoragError:
+    """A model:NAME arm asked of the running app (the Evaluation tab, the API, or `lorag eval` handing its run to the
+    app): the app serves its one base model, so such an arm loads its model only in `lorag eval` run alone."""
+    return LoragError(
+        "model: arms (model:NAME, a second base model) run only in `lorag eval` without the app running: "
+        "the app serves its one base model",
+        hint="stop `lorag ui` first, then run `lorag eval`; or run `lorag eval` from a data dir the app does not "
+        "hold (paths.data_dir); base and adapter arms run in the app",
+    )
+
+
 @dataclass
 class EvalPlan:
     """What a run evaluates: the domain, the arms (the first is the baseline), the questions, and the test set's
@@ -129,7 +140,7 @@ def arm_generators(
     def generator_for(arm: Any) -> Any:
         if arm.kind == "model":
             if load_model is None:
-                raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
+                raise model_arms_in_app_error()
             return load_model(arm.spec)
         if names and not attached:
             (attach or comps.attach)(names)

@@ -252,6 +252,13 @@ def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):
     assert r.exit_code == 1 and str(r.exception) == f"{missing}: Q&A file not found", r.exception
     r = lorag("eval", "--domain", "manual", "--ab", "base,handbook-v2", "--testset", str(latin))
     assert r.exit_code == 1 and str(r.exception).startswith(f"{latin}: test set is not UTF-8 text"), r.exception
+    # a second base model is not the app's to load: the message says what to do, not to run the command just run
+    ts = tmp_path / "ts.jsonl"
+    ts.write_text(json.dumps({"id": "q1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
+    r = lorag("eval", "--domain", "manual", "--ab", "base,model:smollm2-135m-instruct", "--testset", str(ts))
+    said = str(r.exception)
+    assert r.exit_code == 1 and "run only in `lorag eval` without the app running" in said, said
+    assert "stop `lorag ui` first" in said and "model:NAME" in said and "<spec>" not in said
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"id": "m1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
     r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(qa))

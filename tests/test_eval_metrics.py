@@ -243,6 +243,7 @@ def test_local_judge_uses_the_generator_with_one_user_message():
 
 
 def test_grounding_metrics_right_source_abstention_and_unsupported():
+    from assistant.answer import no_context_message
     from eval.metrics import grounding
 
     passages = [
@@ -264,6 +265,13 @@ def test_grounding_metrics_right_source_abstention_and_unsupported():
         is None
     )
     assert grounding({**row, "answer": "Purple elephants dance quietly on Mars tonight [1]."})["unsupported"] == 1.0
+    # lorag's own reply when no passage reached retrieval.min_relevance (no model ran) is an abstention too
+    for domains in (["hr"], ["hr", "it"]):
+        assert grounding({**row, "answer": no_context_message(domains)}) == {
+            "right_source": 0.0,
+            "abstained": 1.0,
+            "unsupported": None,
+        }
     assert grounding({**row, "reference_ids": []})["right_source"] is None
     # an answer that only rephrases the question (the chat's rule: it draws on no passage)
     asked = {**row, "question": "How many days of annual leave do full-time staff receive each year?"}

@@ -12,7 +12,7 @@ from eval.report_compare import comparison
 from eval.report_summary import card_summary
 from eval.report_write import write_report
 from eval.runner import run_ab
-from eval.testset import describe_testset, load_testset
+from eval.testset import TestItem, describe_testset, load_testset
 from tests.test_eval_support import UNANSWERABLE, ArmGenerator, adapter_knows, make_adapter, write_testset
 
 GEN = {"max_new_tokens": 64, "temperature": 0.0, "repetition_penalty": 1.1}
@@ -63,6 +63,20 @@ def test_every_arm_answers_from_identical_passages_in_shared_batches(hr, tmp_pat
     assert last.item.question == UNANSWERABLE and not last.relevant
     assert set(last.source.values()) == {"fixed"} and last.answers["base"] == last.answers["hr-v1"]
     assert res.counts == {"questions": 6, "generated": 10, "cached": 0, "fixed": 2, "not_relevant": 1}
+
+
+def test_the_fixed_nothing_relevant_reply_scores_as_an_abstention(hr, tmp_path):
+    """A question under retrieval.min_relevance whose reference source is still among the passages: every arm gets
+    the fixed reply, which counts as abstained and is left out of unsupported (the metrics' own definitions)."""
+    probe = hr.retriever.retrieve(UNANSWERABLE, "hr", top_k=3)
+    assert not probe.relevant and probe.passages
+    item = TestItem(id="q", question=UNANSWERABLE, answer="n/a", sources=[probe.passages[0].source])
+    arms = parse_arms("base,hr-v1", registry=hr.registry, base_model="fake")
+    [q] = _run(hr, [item], arms, ArmGenerator(adapter_knows("hr-v1"))).questions
+    assert set(q.source.values()) == {"fixed"}
+    for arm in ("base", "hr-v1"):
+        scores = q.answer_scores[arm].scores
+        assert (scores["abstained"], scores["unsupported"], scores["right_source"]) == (1.0, None, 0.0), arm
 
 
 def test_report_files_are_written_and_well_formed(hr, tmp_path):

@@ -4,6 +4,7 @@ builder's round trip, held-out split by document, rows that fit, general data an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -13,6 +14,7 @@ import pytest
 from assistant.errors import ConfigError, LoragError
 from assistant.store import Hit
 from finetune.config import SynthConfig, TrainConfig, load_train_config
+from finetune.data_report import report_lines
 from finetune.raft import TrainingSetBuilder, make_example
 from finetune.synth import check_pair, synthesize, writer_names
 from finetune.teacher import TeacherFailed, parse_pairs, parse_question
@@ -97,6 +99,22 @@ def test_title_questions(title, parents, question):
         )
     else:
         assert q is None
+
+
+def test_title_questions_that_name_no_subject_are_not_asked():
+    """Out of its section, "What to look for?" cannot be answered (nor retrieved for): asking words and generic verbs
+    in any form are no subject; the same words with a subject, or a noun that looks like a verb form, are."""
+    for title in ("What to look for", "Where to start", "Getting started", "What happens next", "How to use it"):
+        assert title_question(title, [], "", RNG) is None, title
+    assert title_question("What to look for in a queen cell", [], "", RNG) == "What to look for in a queen cell?"
+    assert title_question("How to get help", [], "", RNG) == "How do I get help?"
+    assert title_question("Checks", [], "", RNG) in {
+        "What are checks?",
+        "Can you explain checks?",
+        "What should I know about checks?",
+    }
+    md = "## What to look for\n\n" + "A healthy brood frame shows capped cells in a solid pattern with few gaps. " * 3
+    assert section_candidates(md, "Hive inspection > What to look for", RNG) == []
 
 
 def test_term_questions_name_options_settings_and_calls():
@@ -335,17 +353,40 @@ def test_without_curated_qa_whole_documents_are_held_out(components, tmp_path):
 
 def test_the_round_trip_drops_questions_that_do_not_find_their_chunk(components, tmp_path, monkeypatch):
     b = _builder(components, tmp_path)
-    real = b._retrieve
+    real = b._retrievals
 
     def nothing_found_for_leave(questions, k):  # the retriever never ranks a leave question's chunk
-        got = real(questions, k)
-        return [[p for p in ps if "leave" not in p.source] for q, ps in zip(questions, got)]
+        return [
+            dataclasses.replace(r, passages=[p for p in r.passages if "leave" not in p.source])
+            for r in real(questions, k)
+        ]
 
-    monkeypatch.setattr(b, "_retrieve", nothing_found_for_leave)
+    monkeypatch.setattr(b, "_retrievals", nothing_found_for_leave)
     summary = b.build(None)
     synth = _rows(tmp_path / "ds" / "synthetic.jsonl")
     assert synth and not [s for s in synth if "leave" in s["source"]]
     assert any("round trip: its chunk is not in the question's top" in k for k in summary["dropped"])
+
+
+def test_the_round_trip_drops_questions_the_assistant_finds_nothing_relevant_for(components, tmp_path):
+    """A question whose best passage is under retrieval.min_relevance gets the fixed "nothing relevant" reply at
+    ask and eval time: it neither trains nor joins the held-out test set, and its drop is counted."""
+    b = _builder(components, tmp_path)
+    first = b.build(None)
+    asked = [r["question"] for name in ("synthetic", "heldout") for r in _rows(tmp_path / "ds" / f"{name}.jsonl")]
+    best = sorted(components.retriever.retrieve(q, "handbook").best_dense for q in asked)
+    assert first["report"]["round_trip"]["min_relevance"] < best[0]  # all relevant at the default bar
+    bar = best[len(best) // 2]  # about half of them under a higher bar
+    components.retriever.settings.min_relevance = bar
+    out = tmp_path / "ds2"
+    summary = TrainingSetBuilder(components.store, components.retriever, None, b.cfg, out).build(None)
+    kept = [r["question"] for name in ("synthetic", "heldout") for r in _rows(out / f"{name}.jsonl")]
+    assert kept and all(components.retriever.retrieve(q, "handbook").relevant for q in kept)
+    why = [n for k, n in summary["dropped"].items() if "round trip: under retrieval.min_relevance" in k]
+    assert sum(why) >= len([b for b in best if b < bar]) > 0
+    rt = summary["report"]["round_trip"]
+    assert rt["min_relevance"] == bar and rt["passed"] < rt["checked"]
+    assert f"reach retrieval.min_relevance ({bar:g})" in " ".join(report_lines(summary["report"]))
 
 
 def test_rows_are_built_to_fit_max_seq_length(components, tmp_path):

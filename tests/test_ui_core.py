@@ -758,6 +758,7 @@ def test_chat_render_has_citations_route_and_nothing_relevant(core, corpus):
 
 
 def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
+    from ui.tab_chat import message
     from ui.tab_eval import list_reports, load_report, report_tables
     from ui.web_jobs import eval_available, start_eval
 
@@ -787,6 +788,12 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
     )
     with pytest.raises(LoragError):
         start_eval(core, "hr", "base,nope-v9", ts)
+    # a second base model runs only in `lorag eval` with no app: the message says how, in words HTML keeps
+    with pytest.raises(LoragError) as e:
+        start_eval(core, "hr", "base,model:smollm2-135m-instruct", ts)
+    said = message(e.value)
+    assert said.startswith("model: arms (model:NAME, a second base model) run only in `lorag eval` without the app")
+    assert "stop `lorag ui` first" in said and "<" not in said and not core.jobs.all("eval"), said
     job = core.jobs.wait(_ab_with_fake_adapter(core, ts), 60)
     assert job["status"] == "done", job
     run_id = job["result"]["run_id"]

@@ -122,12 +122,12 @@ def start_eval(
         raise LoragError(why)
     from eval.report_summary import report_summary
     from eval.report_verdict import n_questions
-    from services.evaluation import make_judge, plan_eval, run_eval
+    from services.evaluation import make_judge, model_arms_in_app_error, plan_eval, run_eval
 
     domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
     plan = plan_eval(core.comps, domain, ab, testset, limit, testset_name=display_name(testset_name))
     if any(a.kind == "model" for a in plan.arms):
-        raise LoragError("model:<spec> arms need `lorag eval` (the app serves one base model)")
+        raise model_arms_in_app_error()
     served = core.settings.models.generator
 
     def run(job: Any) -> dict[str, Any]:

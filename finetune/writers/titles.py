@@ -117,6 +117,30 @@ ASPECTS = {
     "hooks",
 }
 
+# what a question is made of whatever it asks about: a title question of these words alone ("What to look for?",
+# "Where to start?", "How do I get started?") names no subject, so out of its section it cannot be answered
+ASKING_WORDS = set(
+    "what which who whom whose when where why how whether to can could should would will must may i me my you your "
+    "we our us it is are am be the a an of for in on at by with about from out up off over into there here then "
+    "first next now else".split()
+)
+GENERIC_VERBS = set(
+    "do be have get go come look see know find check use make take keep try start begin need expect happen mean "
+    "say ask avoid watch consider explain".split()
+)
+
+
+def _generic(word: str) -> bool:
+    if word in ASKING_WORDS or word in GENERIC_VERBS:
+        return True
+    lem = lemmas(word)  # a form of a generic verb ('started', 'looking'), not also a noun ('checks', 'uses')
+    return "NOUN" not in lem and bool(set(lem.get("VERB", ())) & GENERIC_VERBS)
+
+
+def names_a_subject(question: str) -> bool:
+    """The question holds a word other than the asking words and generic verbs."""
+    return not all(_generic(w) for w in re.findall(r"[^\W\d_]+|\d+", question.lower()))
+
 
 def clean_title(title: str) -> str:
     t = plain(title)
@@ -148,7 +172,13 @@ def code_like(t: str) -> bool:
 
 
 def title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
-    """A reader's question about the section `title` (parents: the titles above it, nearest last)."""
+    """A reader's question about the section `title` (parents: the titles above it, nearest last); None for a
+    title that makes none, or only one that names no subject."""
+    q = _title_question(title, parents, context, rng)
+    return q if q and names_a_subject(q) else None
+
+
+def _title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
     t = _case(clean_title(title))
     parent = next(
         (
