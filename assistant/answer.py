@@ -58,6 +58,12 @@ _NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
 _WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
 QUOTE_MIN_WORDS = 4  # an answer sentence whose content words a passage nearly all holds cites it (a quote)
 QUOTE_SHARE = 0.8
+SNIPPET_CHARS = 160  # the most of a passage's opening the CLI shows when no sentence of it supports the answer
+# words (as lemmas) by which an answer points to what it read rather than says what that holds: "The document
+# recommends ...", "According to the passage, ...", "The text states ...". Citation matching leaves them out: they
+# say where a sentence comes from, not which passage. ("according" is the verb "accord" to the lemmatizer.)
+_SOURCE_WORDS = set("document passage text source context excerpt accord state say mention recommend suggest".split())
+_LEMMA_POS = ("VERB", "NOUN", "ADJ", "ADV")  # a verb's lemma first: "leaves" meets "leave", not "leaf"
 
 
 @dataclass
@@ -139,8 +145,8 @@ class Answer:
             spans = sentence_spans(text)
             if not spans:
                 continue
-            have = _content_words(by_n[c.n].text)
-            start, end = max(spans, key=lambda s: len(_content_words(text[s[0] : s[1]]) & have))
+            have = _cite_words(by_n[c.n].text)  # the sentence that matched it, as _overlapped compares them
+            start, end = max(spans, key=lambda s: len(_cite_words(text[s[0] : s[1]]) & have))
             sentence = text[start:end]
             if sentence.lower().rsplit(None, 1)[-1] not in _ABBREVIATIONS:  # "etc." keeps its point
                 end = start + len(sentence.rstrip(".!?"))  # the marker before the sentence's closing point
@@ -202,6 +208,26 @@ NO_CONTEXT = "I found nothing relevant to this question in the {where}, so I can
 _NO_CONTEXT_PARTS = tuple(part.lower().rstrip(".") for part in NO_CONTEXT.split("{where}"))
 
 
+@lru_cache(maxsize=1 << 16)
+def _lemma(word: str) -> str:
+    """One form for a word's inflections ('inspecting', 'inspects' -> 'inspect'; 'days' -> 'day'), by lemminflect's
+    English dictionary; a word it does not know (a name, a number, another language's) stays as it is."""
+    if not (word.isascii() and word.isalpha()):
+        return word
+    from lemminflect import getAllLemmas
+
+    forms = getAllLemmas(word)
+    for pos in _LEMMA_POS:
+        if forms.get(pos):
+            return forms[pos][0]
+    return next((f[0] for f in forms.values() if f), word)
+
+
+def _cite_words(text: str) -> set[str]:
+    """The words citation matching compares: content words as lemmas, those that point to the source left out."""
+    return {w for w in map(_lemma, _content_words(text)) if w not in _SOURCE_WORDS}
+
+
 def is_abstention(answer: str) -> bool:
     """The answer says the documents do not contain it: the prompt's fixed reply, or the one given without running a
     model when nothing relevant was found (no_context_message)."""
@@ -253,15 +279,17 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
     a third of them (at least 2); else one that holds nearly all the words of one of its sentences (a quote among
     sentences of the model's own, which dilute the answer's share). Either way the passage must also hold what
     the answer adds to the question (a third of its words not in the question, at least one): an answer that
-    only rephrases the question shares the passage's words without drawing on it."""
-    texts = {p.n: _content_words(p.text) for p in passages}
-    asked = _content_words(question)
+    only rephrases the question shares the passage's words without drawing on it. Words are compared as lemmas,
+    those that point to the source aside (_cite_words): "The document recommends inspecting ..." quotes
+    "Inspect ..."."""
+    texts = {p.n: _cite_words(p.text) for p in passages}
+    asked = _cite_words(question)
 
     def adds(words: set[str], p: Passage) -> bool:
         new = words - asked
         return len(new & texts[p.n]) >= max(1, len(new) // 3)
 
-    words = _content_words(answer)
+    words = _cite_words(answer)
     drawn_on = [p for p in passages if adds(words, p)]  # a passage that only echoes the question never wins
     if words and drawn_on:
         best = max(drawn_on, key=lambda p: len(words & texts[p.n]))
@@ -269,7 +297,7 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
             return best
     quoted: tuple[float, Passage] | None = None
     for sent in sentences(answer):
-        sw = _content_words(sent)
+        sw = _cite_words(sent)
         if len(sw) < QUOTE_MIN_WORDS:
             continue
         fits = [p for p in passages if adds(sw, p)]
@@ -295,15 +323,37 @@ def supporting_sentence(passage: str, answer: str) -> str:
     '' when none shares any. Headings are not sentences (the passage's label names its section)."""
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
+    for sent in _plain_sentences(passage):
+        got = len(words & _content_words(sent))
+        if got > score:
+            best, score = sent, got
+    return best
+
+
+def passage_opening(passage: str, most: int = SNIPPET_CHARS) -> str:
+    """The passage's first sentences as plain text (headings aside, as supporting_sentence reads them), cut at a
+    word's end with an ellipsis past `most` characters: what the CLI shows of a passage none of whose sentences
+    shares a word with the answer or the question."""
+    text = ""
+    for sent in _plain_sentences(passage):
+        # a line that ends no sentence (a title, a table row) is set off from the next
+        text = f"{text}{' ' if text[-1:] in '.!?:;…。！？' else ' — '}{sent}" if text else sent
+        if len(text) >= most // 2:
+            break
+    if len(text) > most:
+        text = text[:most].rsplit(None, 1)[0].rstrip(",;:") + "…"
+    return text
+
+
+def _plain_sentences(passage: str) -> Iterator[str]:
+    """The passage's sentences (and table rows, list items) in order, as plain text; headings left out."""
     for line in passage.splitlines():
         if _HEADING.match(line):
             continue
         for sent in sentences(line):
             sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
-            got = len(words & _content_words(sent))
-            if got > score:
-                best, score = sent, got
-    return best
+            if sent:
+                yield sent
 
 
 def passage_label(p: Any) -> str:

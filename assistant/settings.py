@@ -398,12 +398,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(err: ValidationError, source: str, more: list[str] | None = None) -> str:
-    """One message listing every problem: the validation errors, then `more` (lines already formatted)."""
+def format_validation_error(
+    err: ValidationError, source: str, more: list[str] | None = None, environ: Any = None
+) -> str:
+    """One message listing every problem: the validation errors, then `more` (lines already formatted). A value that
+    came from a variable of `environ` (LORAG_*) is named by it as well as by its setting."""
     more = more or []
     lines = [f"{source}: {err.error_count() + len(more)} problem(s) in the settings:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        var = _env_name(e["loc"], environ or {})
+        if var:
+            loc += f" (from {var})"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             near = _close_setting(e["loc"])
@@ -412,6 +418,34 @@ def format_validation_error(err: ValidationError, source: str, more: list[str] |
         shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  - {loc}: {msg}{shown}")
     return "\n".join(lines + more)
+
+
+def _env_name(loc: tuple, environ: Any) -> str | None:
+    """The LORAG_* variable that set the value at `loc` (the environment wins over the file): the one named for its
+    setting, or one for a section above it whose JSON holds it (LORAG_RETRIEVAL='{"top_k": ...}'). Names match in
+    any case, as pydantic-settings reads them."""
+    import json
+
+    names = {name.upper(): name for name in environ if name.upper().startswith("LORAG_")}
+    for end in range(len(loc), 0, -1):
+        name = names.get("LORAG_" + "__".join(str(p) for p in loc[:end]).upper())
+        if name is None:
+            continue
+        if end == len(loc):
+            return name
+        try:
+            node = json.loads(environ[name])
+        except ValueError:
+            return None
+        for part in loc[end:]:  # the section's JSON holds the value, or the file gave it
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return None
+        return name
+    return None
 
 
 def _close_setting(loc: tuple) -> str | None:
@@ -454,7 +488,7 @@ def load_settings(config_file: Path | None = None, *, use_file: bool = True) -> 
     try:
         settings = _FileBackedSettings()
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, f"{source} + LORAG_* environment", problems)) from None
+        raise ConfigError(format_validation_error(e, f"{source} + LORAG_* environment", problems, os.environ)) from None
     if problems:
         raise ConfigError("\n".join([f"environment: {len(problems)} problem(s) in the settings:", *problems]))
     return settings

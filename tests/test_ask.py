@@ -171,6 +171,33 @@ def test_a_quoted_sentence_among_made_up_ones_is_cited_by_overlap():
     assert extract_citations(tail.strip(), ps) == []
 
 
+def test_a_quote_framed_as_what_the_document_says_is_cited_with_other_word_forms():
+    """An answer's "The document recommends inspecting ..." quotes "Inspect ...": words that point to the source
+    (document, passage, according, recommends ...) are left out and word forms meet ("inspecting" is "inspect",
+    "days" is "day"); a sentence framed the same way about something no passage says still cites nothing."""
+    ps = [
+        _p(1, "## How often to inspect\nInspect a hive every 7 to 9 days between April and August."),
+        _p(2, "Take off a super only when at least 80 percent of its cells are capped with wax."),
+    ]
+    q = "How often should I inspect a hive in summer?"
+    tail = (
+        " Beekeepers often enjoy watching their colonies grow strong through the warm months, and many keep notes"
+        " about temperament, weather and flowering plants nearby."
+    )
+    quoted = "The document recommends inspecting a hive every 7 to 9 days between April and August."
+    cits = extract_citations(quoted + tail, ps, question=q)
+    assert [(c.n, c.how) for c in cits] == [(1, "overlap")]
+    assert cits[0].quote == "Inspect a hive every 7 to 9 days between April and August."
+    cits = extract_citations("According to the passage, supers are taken off once 80 percent of cells are capped.", ps)
+    assert [(c.n, c.how) for c in cits] == [(2, "overlap")]
+    for unrelated in (
+        "The document recommends keeping a spare queen cage in the car during long trips to the coast.",
+        "According to the passage, honey prices rose sharply across Europe during the last year.",
+        "The text states what the document mentions, according to the source passage.",
+    ):
+        assert extract_citations(unrelated + tail, ps, question=q) == [], unrelated
+
+
 def test_citation_inferred_from_overlap_but_not_for_abstention():
     ps = [_p(1, "Parking permits cost 12 euros per month"), _p(2, "Hotels cost 140 euros")]
     cits = extract_citations("Parking permits cost 12 euros each month.", ps)

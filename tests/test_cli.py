@@ -62,6 +62,27 @@ def test_ask_streams_text_and_lists_sources(lorag, corpus):
     assert "(base model" not in r.output  # no adapters registered: no routing line
 
 
+def test_ask_shows_a_line_of_every_passage_it_lists(lorag, corpus, monkeypatch, bm25):
+    """Under each source or passage listed, a line of it: its sentence that supports the answer (or the question),
+    else how it begins, for a passage that shares no word with either too."""
+    monkeypatch.setenv("LORAG_RETRIEVAL__DROP_UNRELATED", "false")  # top-k filled with unrelated passages too
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    for reply, heading in (
+        ("Nobody here could say.", "Passages used (none cited):"),
+        ("See [1] [2] [3] [4].", "Sources:"),
+    ):
+        gen = FakeGenerator(lambda m, reply=reply: reply)
+        monkeypatch.setattr(
+            cli.state, "factory", lambda s, g=gen: Components(s, dense=HashingEmbedder(2048), sparse=bm25, generator=g)
+        )
+        r = lorag("ask", "How many days of annual leave do full-time staff receive?", "--domain", "hr", "--top-k", "4")
+        assert r.exit_code == 0, r.output
+        listed = r.output.split(f"\n{heading}\n")[1].splitlines()
+        assert len(listed) == 8, r.output
+        for label, line in zip(listed[::2], listed[1::2]):
+            assert re.fullmatch(r"  \[\d\] \S.*", label) and re.fullmatch(r"      “\S.*”", line), r.output
+
+
 def test_failed_file_sets_exit_code(lorag, corpus):
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
     r = lorag("ingest", str(corpus), "--domain", "hr")
@@ -738,8 +759,9 @@ def test_the_streamed_answer_ends_its_line_before_the_time_it_took_is_logged(mon
 
 
 def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_question(capsys):
-    """The passages of an answer without citations come with their sentence nearest the question, so the reader can
-    check a wrong answer against the documents without opening them; the base-model line says why once."""
+    """The passages of an answer without citations come with their sentence nearest the question (else how they
+    begin), so the reader can check a wrong answer against the documents without opening them; the base-model line
+    says why once."""
     from ui import cli
 
     ans = {
@@ -776,7 +798,7 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
         "Passages used (none cited):\n  [1] errors.md › E-205\n      “E-205: Filter wheel home position not found.”"
         in out
     )
-    assert "  [2] care.md\n" in out and "Dust" not in out  # shares no word with the question: no sentence
+    assert "  [2] care.md\n      “Dust the lens weekly.”\n" in out  # shares no word with the question: its opening
 
 
 def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
@@ -811,3 +833,37 @@ def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_an
     )
     r = lorag("ingest", str(corpus), "--domain", "All")  # the chat's every-domain choice: never a domain's name
     assert r.exit_code == 1 and str(r.exception).startswith("'all' is no domain name"), r.output
+
+
+def _command_paths(cmd, prefix=()):
+    yield list(prefix)
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _command_paths(sub, (*prefix, name))
+
+
+def test_help_wraps_and_cuts_nothing(monkeypatch):
+    """Every command's --help at 80 columns fits and wraps: a word longer than its column (a path, a URL) goes on
+    over the next line rather than being cut with "…"; the recipe paths of --config wrap whole."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for path in _command_paths(typer.main.get_command(cli.app)):
+        r = runner.invoke(cli.app, [*path, "--help"])
+        assert r.exit_code == 0 and "…" not in r.output, (path, r.output)
+        assert max(len(line) for line in r.output.splitlines()) <= 80, (path, r.output)
+        if path in (["synth"], ["train"]):
+            assert "<data_dir>/recipes/, else" in r.output and " finetune/configs/" in r.output, r.output
+
+
+def test_a_word_longer_than_its_help_column_goes_on_over_the_next_line(monkeypatch):
+    """The CLI's help rendering (set up by importing ui.cli, for every typer app) folds a word wider than the help
+    column instead of cutting it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    word = "<data_dir>/" + "/".join(["recipes"] * 6) + "/<domain>.yaml"
+    demo = typer.Typer()
+
+    @demo.command()
+    def go(config: str = typer.Option("", help=f"Recipe YAML (default: {word}).")) -> None:
+        pass
+
+    r = runner.invoke(demo, ["--help"])
+    assert r.exit_code == 0 and "…" not in r.output, r.output
+    assert word in "".join(line.strip("│ ") for line in r.output.splitlines()), r.output

@@ -106,6 +106,7 @@ def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):
         and out["timings_ms"]["retrieve_ms"] > 0
     )
     assert out["citations"][0]["quote"] and "›" in out["citations"][0]["label"]
+    assert out["similarity"] >= live.settings.retrieval.min_relevance  # as the API's lorag.similarity
     r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--adapter", "handbook-v2")
     assert r.exit_code == 0 and r.stdout.startswith("(handbook-v2)") and "Sources:\n  [1] " in r.stdout
     r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--adapter", "handbok-v2")
@@ -207,7 +208,7 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     assert r.exit_code == 0, r.output
     assert "started job" in r.stderr and "registered handbook-v3" in r.stdout and "loading the base model" in r.stdout
     r = lorag("train", "--domain", "handbook", "--epochs", "2")
-    assert r.exit_code == 1 and "--epochs need(s) the store itself" in str(r.exception)
+    assert r.exit_code == 1 and str(r.exception).startswith("--epochs works only when train runs in this process")
     ts = tmp_path / "ts.jsonl"
     ts.write_text(
         json.dumps(
@@ -234,6 +235,26 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     out = json.loads(r.stdout)
     assert out["verdict"][0].startswith("handbook-v2 vs base: inconclusive") and out["min_questions"] == 20
     assert out["arms"] and "started job" in r.stderr
+
+
+def test_synth_in_the_app_says_where_it_wrote_and_what_an_option_of_its_own_needs(lorag, live, tmp_path):
+    """An option the app's job does not take is refused in plain words, with the two ways out; a synth the app ran
+    ends with where the files went, as a synth run alone does."""
+    r = lorag("synth", "--domain", "manual", "--max-chunks", "5", "--preview", "3")
+    assert r.exit_code == 1 and str(r.exception) == (
+        f"--preview works only when synth runs in this process, and the running lorag app at {live.url} holds the "
+        "store\nhint: stop `lorag ui` first, or run synth without --preview (the app then runs it as a job)"
+    )
+    r = lorag("train", "--domain", "handbook", "--epochs", "2", "--gpus", "2", "--config", "r.yaml")
+    assert r.exit_code == 1 and str(r.exception).startswith(
+        "--config, --epochs and --gpus work only when train runs in this process"
+    )
+    assert str(r.exception).endswith("or run train without them (the app then runs it as a job)")
+    qa = tmp_path / "qa.jsonl"  # a training set whatever the synthetic pairs of the chunks picked
+    qa.write_text(json.dumps({"id": "m1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
+    r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(qa))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.endswith(f"written to {live.settings.datasets_dir / 'manual'}\n"), r.stdout
 
 
 def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):

@@ -98,6 +98,37 @@ def test_unknown_env_name_is_an_error(tmp_path, monkeypatch):
         load_settings()
 
 
+def test_a_bad_value_from_the_environment_is_named_by_its_variable(tmp_path, monkeypatch):
+    """A value set by a LORAG_* variable (for its setting, or in a section's JSON) is named by that variable too;
+    a problem of the file is listed as before, with its "did you mean"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_RETRIEVAL__TOP_K", "abc")
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert "  - retrieval.top_k (from LORAG_RETRIEVAL__TOP_K): Input should be a valid integer" in str(e.value)
+    assert str(e.value).endswith("(got 'abc')")
+    f = tmp_path / "lorag.yaml"
+    f.write_text("retrieval:\n  top_k: 0\n  min_relevence: 0.3\n")
+    monkeypatch.delenv("LORAG_RETRIEVAL__TOP_K")
+    monkeypatch.setenv("LORAG_RETRIEVAL__TOPK", "3")
+    monkeypatch.setenv("LORAG_INGEST", '{"chunk_tokens": "many"}')
+    monkeypatch.setenv("lorag_models__max_new_tokens", "0")  # read in any case
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    lines = str(e.value).splitlines()[1:]
+    assert "  - retrieval.top_k: Input should be greater than or equal to 1 (got 0)" in lines  # the file's
+    assert "  - retrieval.min_relevence: unknown setting (did you mean retrieval.min_relevance?)" in lines
+    assert "  - retrieval.topk (from LORAG_RETRIEVAL__TOPK): unknown setting (did you mean retrieval.top_k?)" in lines
+    assert any(x.startswith("  - ingest.chunk_tokens (from LORAG_INGEST): ") for x in lines), lines
+    assert any(x.startswith("  - models.max_new_tokens (from lorag_models__max_new_tokens): ") for x in lines), lines
+    assert len(lines) == 5, lines
+    monkeypatch.setenv("LORAG_RETRIEVAL", '{"min_relevance": 0.3}')  # a section's JSON without the file's top_k
+    monkeypatch.delenv("LORAG_RETRIEVAL__TOPK")
+    with pytest.raises(ConfigError) as e:
+        load_settings(f)
+    assert "  - retrieval.top_k: Input should be greater than or equal to 1 (got 0)" in str(e.value).splitlines()
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     f = tmp_path / "lorag.yaml"
     f.write_text("models: [unclosed\n")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from assistant.answer import Answer
 from assistant.settings import Settings
 from tests.helpers import worker_fakes
 from ui import cli, warm
@@ -91,6 +92,8 @@ def test_ask_starts_a_worker_and_the_next_ask_goes_through_it(project):
     first = json.loads(r.stdout)
     assert "27 days [1]" in first["answer"] and first["citations"][0]["source"] == "leave.md"
     assert "started a lorag worker (stays warm 2 min; `lorag stop` ends it)" in r.stderr
+    here = Answer(Q, "", [], [], [], True).to_dict()  # every field an answer in this process has, similarity too
+    assert set(here) <= set(first) and first["similarity"] >= 0.2  # its cosine reached retrieval.min_relevance
     note = project.note()
     assert note is not None and first["answered_by_app"] == note["url"] and note["url"].startswith("http://127.0.0.1:")
     assert stat.S_IMODE((project.data / "worker.json").stat().st_mode) == 0o600  # it holds the token
@@ -242,6 +245,7 @@ def test_the_worker_never_imports_gradio(tmp_path):
     script = """
 import sys
 from fastapi.testclient import TestClient
+from assistant.answer import Answer
 from assistant.settings import Settings
 from tests.helpers.worker_fakes import components
 from ui.app import AppCore

@@ -48,7 +48,35 @@ def _no_flag_types() -> None:
     TyperOption._lorag_flags = True  # type: ignore[attr-defined]
 
 
+def _fold_long_words() -> None:
+    """Help wraps whole: a word longer than its column (a path such as <data_dir>/recipes/<domain>.yaml) goes on
+    over the next line instead of being cut with "…" (rich's default for a table cell, where typer puts the help
+    of options, arguments and commands). Text that fits wraps at spaces as before."""
+    from rich.columns import Columns
+    from rich.text import Text
+    from typer import rich_utils
+
+    if getattr(rich_utils, "_lorag_fold", False):
+        return
+
+    def folded(make: Any) -> Any:
+        def make_folded(*args: Any, **kwargs: Any) -> Any:
+            out = make(*args, **kwargs)
+            for part in out.renderables if isinstance(out, Columns) else [out]:
+                if isinstance(part, Text):
+                    part.overflow = "fold"
+            return out
+
+        return make_folded
+
+    for name in ("_get_parameter_help", "_make_command_help"):  # an option's or argument's help; a command's
+        if hasattr(rich_utils, name):
+            setattr(rich_utils, name, folded(getattr(rich_utils, name)))
+    rich_utils._lorag_fold = True  # type: ignore[attr-defined]
+
+
 _no_flag_types()
+_fold_long_words()
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -381,8 +409,8 @@ def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Option
 
 
 def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) -> None:
-    """After the streamed text (its line ended): cut at the limit?, what answered, and the sources with their
-    supporting sentence."""
+    """After the streamed text (its line ended): cut at the limit?, what answered, and the sources, each with its
+    supporting sentence (or how it begins)."""
     if ans.get("finish_reason") == "length":
         typer.echo(f"[cut: the answer reached the token limit ({ans.get('tokens')} tokens; models.max_new_tokens)]")
     route = ans.get("route") or {}
@@ -392,12 +420,13 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
         typer.echo(f"\n(adapter {route['adapter']}: {route['reason']})")
     elif route and has_adapters():  # adapters exist, so say why none answered
         typer.echo(f"\n(base model: {route['reason'].removesuffix(': base model')})")
+    texts = {p.get("n"): p.get("text", "") for p in ans.get("passages", [])}
     if ans.get("citations"):
         typer.echo("\nSources:")
         for c in ans["citations"]:
             typer.echo(f"  [{c['n']}] {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
-            if c.get("quote"):  # the supporting sentence (plain text: supporting_sentence takes markdown's marks off)
-                typer.echo(f"      “{c['quote']}”")
+            # the supporting sentence (plain text: supporting_sentence takes markdown's marks off)
+            _print_snippet(c.get("quote", ""), texts.get(c["n"], ""))
     elif ans.get("relevant"):
         from types import SimpleNamespace
 
@@ -406,9 +435,19 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
         typer.echo("\nPassages used (none cited):")
         for p in ans.get("passages", []):
             typer.echo(f"  [{p['n']}] {passage_label(SimpleNamespace(**p))}")
-            line = supporting_sentence(p.get("text", ""), ans.get("question", ""))
-            if line:  # what the passage says on the question, to check the answer against
-                typer.echo(f"      “{line}”")
+            text = p.get("text", "")  # what the passage says on the question, to check the answer against
+            _print_snippet(supporting_sentence(text, ans.get("question", "")), text)
+
+
+def _print_snippet(quote: str, passage: str) -> None:
+    """A passage's line under its label: `quote`, else how the passage begins (when none of its sentences shares a
+    word with the answer or the question)."""
+    if not quote:
+        from assistant.answer import passage_opening  # here only: importing it takes half a second
+
+        quote = passage_opening(passage)
+    if quote:
+        typer.echo(f"      “{quote}”")
 
 
 def _ask_through_app(

@@ -21,7 +21,7 @@ def synth_cmd(
     config: Optional[Path] = typer.Option(
         None,
         "--config",
-        help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, else finetune/configs/<domain>.yaml).",
+        help="Recipe YAML (default: <domain>.yaml in <data_dir>/recipes/, else in finetune/configs/).",
     ),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="Override synth.max_chunks."),
     writer: Optional[str] = typer.Option(
@@ -55,7 +55,7 @@ def synth_cmd(
 
     remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
     if remote is not None:  # the app makes the data, as its Adapters tab does
-        run_in_app(
+        job = run_in_app(
             remote,
             "synth",
             {
@@ -71,6 +71,9 @@ def synth_cmd(
             qa_jsonl=upload_text(qa, "Q&A file"),
             qa_name=str(qa) if qa else None,
         )
+        folder = (job.get("result") or {}).get("folder")
+        if folder:  # where the app wrote the files, as a run here says
+            typer.echo(f"written to {folder}")
         return
     comps = state.components
     cfg = synth_recipe(
@@ -178,8 +181,8 @@ def train_cmd(
     config: Optional[Path] = typer.Option(
         None,
         "--config",
-        help="Recipe YAML (default: <data_dir>/recipes/<domain>.yaml, "
-        "else finetune/configs/<domain>.yaml, else the defaults; `--keys` lists every key).",
+        help="Recipe YAML (default: <domain>.yaml in <data_dir>/recipes/, else in finetune/configs/, else the "
+        "defaults; `--keys` lists every key).",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted run from its checkpoint."),
     max_steps: Optional[int] = typer.Option(

@@ -135,10 +135,13 @@ def run_in_app(
     from ui.jobs import progress_line
 
     given = [flag for flag, value in unsupported.items() if value]
-    if given:
+    if given:  # options the app's job does not take: they need the command run here, on the store the app holds
+        flags = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
         raise LoragError(
-            f"{', '.join(given)} need(s) the store itself, and the lorag app at {remote.url} holds it",
-            hint="leave them out to run this in the app, or stop the app",
+            f"{flags} {'work' if len(given) > 1 else 'works'} only when {kind} runs in this process, and the "
+            f"running lorag app at {remote.url} holds the store",
+            hint=f"stop `lorag ui` first, or run {kind} without {'them' if len(given) > 1 else given[0]} "
+            "(the app then runs it as a job)",
         )
     job_id = remote.start_job(kind, **params)
     console = new_err_console()

@@ -289,6 +289,7 @@ class AppClient:
             "prompt_tokens": usage.get("prompt_tokens", 0),
             "finish_reason": (last.get("choices") or [{}])[0].get("finish_reason"),
             "search_query": extra.get("search_query", question),
+            "similarity": extra.get("similarity"),  # the best passage's cosine, against retrieval.min_relevance
             "timings_ms": extra.get("timings_ms", {}),
             "answered_by_app": self.url,
         }
