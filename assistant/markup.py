@@ -50,3 +50,23 @@ def markdown_escaped(text: str) -> str:
     """Text that markdown shows as is: each ASCII punctuation character backslash-escaped (no image, link or
     emphasis renders from it); the inverse of markdown_emphasis_text's unescaping."""
     return re.sub(f"({_PUNCT})", r"\\\1", text)
+
+
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_INLINE_MARK = re.compile(r"([\\`*_\[\]<>&~|])")  # HTML tags and entities, emphasis, links, code, tables
+_BLOCK_MARK = re.compile(r"^([ \t]*)(?:([#+=-])|(\d+)([.)]))", re.M)  # a heading, a list item, a rule at line start
+
+
+def markdown_literal(text: str) -> str:
+    """Text (a message, a name the user gave) that a Markdown view shows as written: no HTML tag, entity, emphasis,
+    link, heading or list is made of it (`model:<spec>` stays that, `<b>x</b>` is no bold); its `code` spans stay
+    code, which markdown shows as written."""
+    out, at = [], 0
+    for m in [*_CODE_SPAN.finditer(text), None]:
+        plain = text[at : m.start() if m else len(text)]
+        plain = _INLINE_MARK.sub(r"\\\1", plain)
+        out.append(_BLOCK_MARK.sub(lambda b: b[1] + (f"\\{b[2]}" if b[2] else f"{b[3]}\\{b[4]}"), plain))
+        if m:
+            out.append(m[0])
+            at = m.end()
+    return "".join(out)

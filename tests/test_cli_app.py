@@ -9,7 +9,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from assistant.errors import StoreLockedError
+from assistant.errors import LoragError, StoreLockedError
 from tests.test_ui_core import LiveApp
 from ui import cli
 from ui.remote import note_path, write_note
@@ -204,10 +204,10 @@ def test_synth_train_and_eval_run_as_the_apps_jobs(lorag, live, tmp_path):
     r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "1000")
     assert r.exit_code == 0, r.output
     assert "training examples" in r.stdout and (live.settings.datasets_dir / "manual" / "train.jsonl").is_file()
-    r = lorag("train", "--domain", "handbook", "--max-steps", "10")
+    r = lorag("train", "--domain", "manual", "--max-steps", "10")  # on the training set just made
     assert r.exit_code == 0, r.output
-    assert "started job" in r.stderr and "registered handbook-v3" in r.stdout and "loading the base model" in r.stdout
-    r = lorag("train", "--domain", "handbook", "--epochs", "2")
+    assert "started job" in r.stderr and "registered manual-v1" in r.stdout and "loading the base model" in r.stdout
+    r = lorag("train", "--domain", "manual", "--epochs", "2")
     assert r.exit_code == 1 and str(r.exception).startswith("--epochs works only when train runs in this process")
     ts = tmp_path / "ts.jsonl"
     ts.write_text(
@@ -285,3 +285,25 @@ def test_jobs_run_in_the_app_name_the_users_own_files(lorag, live, tmp_path):
     r = lorag("synth", "--domain", "manual", "--writer", "cloze", "--max-chunks", "4", "--qa", str(qa))
     assert r.exit_code == 0, r.output
     assert f"curated Q&A: {qa}\n" in r.stdout and ".jobs" not in r.stdout
+
+
+def test_a_job_for_an_unknown_domain_is_refused_at_once_and_a_failed_job_says_why_once(lorag, live):
+    """`lorag train` through the app refuses a domain that is not indexed before any job starts, as `lorag synth`
+    does; a job that fails in the app prints its error once (not as a log line and again as the error)."""
+    for command in ("synth", "train"):
+        r = lorag(command, "--domain", "nosuchdomain")
+        assert r.exit_code == 1 and str(r.exception).startswith("unknown domain 'nosuchdomain'"), (command, r.output)
+        assert "manual" in str(r.exception) and "started job" not in r.stderr, (command, r.output)
+
+    def failing(cfg, **_kw):
+        raise LoragError(f"no GPU for {cfg.domain} today", hint="train on another machine")
+
+    trains = live.core.train_fn
+    live.core.train_fn = failing
+    try:
+        r = lorag("train", "--domain", "manual")
+    finally:
+        live.core.train_fn = trains
+    assert r.exit_code == 1 and "started job" in r.stderr, r.output
+    assert str(r.exception).endswith("failed: no GPU for manual today — train on another machine"), r.exception
+    assert "no GPU" not in r.stdout + r.stderr and "started: train manual" in r.stdout  # the log, but for the error

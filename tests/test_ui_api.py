@@ -249,6 +249,9 @@ def test_auth_on_api_and_gradio(tmp_path):
         assert httpx.post(url, json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.post(url, json=body, auth=("ann", "s3cret")).status_code == 200
         assert httpx.get(app.url + "/v1/models").status_code == 401
+        assert httpx.post(app.url + "/v1/completions").status_code == 401  # a path not served: behind the login too
+        r = httpx.post(app.url + "/v1/completions", auth=("ann", "s3cret"))
+        assert r.status_code == 404 and r.json()["error"]["message"].startswith("/v1/completions is not served")
         with pytest.raises(AuthenticationError):
             Client(app.url, verbose=False)
         c = Client(app.url, auth=("ann", "s3cret"), verbose=False)
@@ -346,6 +349,42 @@ def test_a_wrong_method_is_a_405_in_openai_shape(live):
     r = httpx.delete(live.url + "/v1/documents", timeout=30)
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, POST"
     assert httpx.get(live.url + "/v1/models", timeout=30).status_code == 200  # the allowed method still answers
+
+
+def test_a_path_not_served_under_v1_is_a_404_in_openai_shape_naming_what_is_served(live):
+    """OpenAI's other endpoints (and any other path under /v1/) are no web-app page: a 404 error object that names
+    the path and the paths lorag serves, whatever the method; a path served keeps its 405 for another method."""
+    for method, path in (
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+        ("GET", "/v1/files"),
+        ("DELETE", "/v1/"),
+    ):
+        r = httpx.request(method, live.url + path, json={"model": "base", "input": "x"}, timeout=30)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", (path, r.text)
+        err = r.json()["error"]
+        assert (err["type"], err["param"], err["code"]) == ("invalid_request_error", None, "not_found")
+        served = err["message"].removeprefix(f"{path} is not served; lorag serves ").split(", ")
+        assert {"/v1/chat/completions", "/v1/models", "/v1/documents", "/v1/jobs/{job_id}"} <= set(served), err
+        assert path not in served and "/v1/{path:path}" not in served
+    assert httpx.head(live.url + "/v1/completions", timeout=30).status_code == 404
+    r = httpx.get(live.url + "/v1/chat/completions", timeout=30)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert httpx.get(live.url + "/", timeout=30).status_code == 200  # the web app still answers outside /v1/
+
+
+def test_the_workers_api_answers_a_path_not_served_as_the_app_does(live):
+    from fastapi.testclient import TestClient
+
+    from ui.worker import build_worker_app
+
+    app = build_worker_app(live.core, "tok", lambda: {"pid": 1}, lambda: None)
+    c = TestClient(app, headers={"Authorization": "Bearer tok"})
+    assert c.get("/v1/worker").json() == {"pid": 1}  # its own paths come first
+    r = c.post("/v1/completions")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert "/v1/chat/completions" in r.json()["error"]["message"] and "/v1/worker" in r.json()["error"]["message"]
+    assert TestClient(app).post("/v1/completions").status_code == 401
 
 
 def test_head_is_answered_wherever_get_is(live):
@@ -487,3 +526,20 @@ def test_listing_and_removing_documents_take_a_domain_as_typed(live, tmp_path):
     assert r.status_code == 200 and [d["display"] for d in r.json()["removed"]] == ["badges.txt"], r.text
     r = httpx.post(live.url + "/v1/jobs", json={"kind": "train"}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("the field 'domain' is required"), r.text
+
+
+def test_a_job_for_an_unknown_domain_is_refused_before_it_starts(live):
+    """Training, like training data and evaluation, is refused at once for a domain that is not indexed (no job is
+    left failed behind): a 400 naming the field and the known domains."""
+    before = {j["id"] for j in live.core.jobs.all()}
+    for body in (
+        {"kind": "train", "domain": "nosuchdomain"},
+        {"kind": "synth", "domain": "nosuchdomain"},
+        {"kind": "eval", "domain": "nosuchdomain", "arms": "base,handbook-v1"},
+    ):
+        r = httpx.post(live.url + "/v1/jobs", json=body, timeout=30)
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert (err["param"], err["code"]) == ("domain", "domain_not_found"), err
+        assert err["message"].startswith("unknown domain 'nosuchdomain'") and "manual" in err["message"], err
+    assert {j["id"] for j in live.core.jobs.all()} == before

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.errors import LoragError
 from tests.test_ui_core import CORPUS, REPO, LiveApp, zip_folder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -283,6 +284,17 @@ def test_an_answer_cut_at_the_token_limit_says_so(page, live):
         live.generator.max_new_tokens = None
 
 
+def test_a_question_shows_as_typed(page, live):
+    """A question holding HTML or markdown is shown in the conversation as the user typed it."""
+    tab(page, "Chat")
+    page.locator("#chat-clear").click()
+    ask(page, "What is a <b>list</b> of __init__.py files?")
+    page.wait_for_selector("#chatbot .route", timeout=20_000)
+    asked = page.locator("#chatbot .message.user, #chatbot [data-testid=user]").last
+    assert asked.inner_text().strip() == "What is a <b>list</b> of __init__.py files?"
+    assert asked.locator("b, strong").count() == 0
+
+
 def test_side_by_side_vote_and_export(page, live):
     tab(page, "Side by side")
     pick(page, "cmp-domain", "handbook")
@@ -413,14 +425,93 @@ def test_evaluation_errors_stay_and_the_report_opens_with_a_verdict(page, live, 
     shot(page, "evaluation")
 
 
+def test_an_evaluation_error_shows_whole_and_the_arms_say_where_model_arms_run(page, live, tmp_path):
+    """The app's refusal of an arm is shown as it was raised, `<...>` in it included (not taken for an HTML tag);
+    the Arms field says that model: arms run in `lorag eval`."""
+    from ui.tab_chat import message
+    from ui.web_jobs import start_eval
+
+    tab(page, "Evaluation")
+    pick(page, "ev-domain", "manual")
+    info = page.locator("#ev-ab").inner_text()
+    assert "model:<spec> arms run only in lorag eval without the app" in " ".join(info.split()), info
+    ts = tmp_path / "manual-test.jsonl"
+    ts.write_text(json.dumps({"id": "m1", "question": "How do I clean the optical window?", "answer": "A cloth."}))
+    clear = page.locator("#ev-testset").get_by_role("button", name=re.compile("clear", re.I))
+    if clear.count():  # an earlier test's file
+        clear.first.click()
+    page.locator("#ev-testset input[type=file]").set_input_files(str(ts))
+    wait_text(page, "#ev-testset", "manual-test")
+    box = page.locator("#ev-ab textarea, #ev-ab input").first
+    for arms in ("base,model:smollm2-135m-instruct", "base,<b>nope</b>"):
+        with pytest.raises(LoragError) as refused:  # what the app refuses these arms with
+            start_eval(live.core, "manual", arms, ts)
+        want = "⚠ " + message(refused.value).replace("`", "")  # a code span shows its text
+        box.fill(arms)
+        page.wait_for_function("!document.querySelector('#ev-run').disabled")
+        page.locator("#ev-run").click()
+        wait_text(page, "#ev-status", want)
+        assert page.locator("#ev-status b").count() == 0
+    assert "<b>nope</b>" in page.locator("#ev-status").inner_text()
+    shot(page, "evaluation-arm-refused")
+
+
 def test_reload_keeps_background_jobs(page, live):
     page.reload()
     page.wait_for_selector("#chat-input textarea, #chat-input input")
     tab(page, "Adapters")
-    wait_text(page, "#ad-progress", "done", timeout=10_000)
+    pick(page, "ad-domain", "handbook")  # the progress panel shows the domain's jobs
+    wait_text(page, "#ad-progress", "train handbook — done", timeout=10_000)
+    pick(page, "ad-domain", "manual")  # no job of its own: none of another domain's either
+    page.wait_for_function("!document.querySelector('#ad-progress').innerText.includes('handbook')", timeout=10_000)
     page.get_by_text("All jobs").first.click()
     wait_text(page, "#ad-jobs", "train handbook", timeout=10_000)
     assert "done" in page.locator("#ad-jobs").inner_text()
+
+
+def test_the_per_file_results_keep_their_narrow_columns_beside_long_reasons(browser, live):
+    """At 1400 px, long failure reasons wrap in their column: the result and chunk count keep room for a word and a
+    number, and every column is inside the table."""
+    reason = (
+        "cannot read the PDF: EOF marker not found; the file is cut short or is no PDF at all (pypdf: Stream has "
+        "ended unexpectedly while reading the cross-reference table at offset 123456)"
+    )
+    results = [
+        {"path": f"p{n}.pdf", "display": f"scans/2024/quarterly-report-{n}.pdf", "status": status, "chunks": chunks}
+        | {"reason": reason if status == "failed" else ""}
+        for n, (status, chunks) in enumerate([("failed", 0), ("added", 123456), ("unchanged", 42), ("failed", 0)])
+    ]
+    done = {"domain": "handbook", "counts": {"added": 1, "unchanged": 1, "failed": 2}, "results": results}
+    live.core.jobs.wait(live.core.jobs.start("ingest", "upload of scans into handbook", lambda job: done), 10)
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        pg.goto(live.url)
+        pg.wait_for_selector("#chat-input textarea, #chat-input input")
+        tab(pg, "Documents")
+        wait_text(pg, "#docs-results", "quarterly-report-3.pdf")
+        table = box_of(pg, "#docs-results")
+        heads = pg.evaluate(
+            "[...document.querySelectorAll('#docs-results thead th')].map(th => [th.innerText.trim(), "
+            "th.getBoundingClientRect().left, th.getBoundingClientRect().right])"
+        )
+        assert [h[0] for h in heads] == ["file", "result", "reason or warnings", "chunks"], heads
+        assert all(right <= table["x"] + table["width"] + 1 for _, _, right in heads), (heads, table)
+        widths = {name: right - left for name, left, right in heads}
+        assert widths["result"] >= 90 and widths["chunks"] >= 60 and widths["reason or warnings"] > 400, widths
+        cells = pg.evaluate(  # each result and count on one line and whole: no letter a line, nothing clipped
+            """[...document.querySelectorAll('#docs-results [role=row][data-index]')].map(row => [1, 3].map(col => {
+                const cell = row.querySelector(`[role=gridcell][data-col="${col}"]`);
+                const text = cell.querySelector('span') || cell, range = document.createRange();
+                range.selectNodeContents(text);
+                return [text.innerText.trim(), range.getClientRects().length, text.scrollWidth <= cell.clientWidth];
+            }))"""
+        )
+        want = [["failed", "0"], ["added", "123456"], ["unchanged", "42"], ["failed", "0"]]
+        assert [[c[0] for c in row] for row in cells] == want, cells
+        assert all(lines == 1 and whole for row in cells for _, lines, whole in row), cells
+        pg.screenshot(path=str(ARTIFACTS / "ui-documents-long-reasons.png"), full_page=True)
+    finally:
+        pg.close()
 
 
 def test_wrong_password_is_rejected(browser, tmp_path):

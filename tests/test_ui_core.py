@@ -327,38 +327,47 @@ def test_an_upload_indexed_with_warnings_shows_them_in_the_results(core, tmp_pat
 
 
 def test_the_adapters_job_picker_names_the_job_shown(core):
-    """The picker names and lists the job the tab shows: the newest training job while the user picked none (an
-    upload is not this tab's job), following a newer one; a job the user picked or started stays, and a tick
-    that read the picker before a job was started does not put the older job back."""
+    """The picker names and lists the job the tab shows, of the domain picked only: its newest training job while
+    the user picked none (an upload is not this tab's job, a job of another domain is not this domain's), following
+    a newer one; a job the user picked or started stays, and a tick that read the picker before a job was started
+    does not put the older job back."""
     from ui.app import build_blocks
 
     def fake(job):
         job.point({"step": 1, "max_steps": 2, "loss": 1.5})
 
-    core.jobs.wait(core.jobs.start("ingest", "upload a", lambda job: None), 5)
+    core.jobs.wait(core.jobs.start("ingest", "upload a", lambda job: None, {"domain": "hr"}), 5)
     poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
     none = dict(zip(outs, poll(None, "", "hr", "", "", "")))
     assert "upload a" not in str(none["ad-progress"]) and update(none["ad-job"]).get("value") is None
     train = core.jobs.wait(core.jobs.start("train", "train hr", fake, {"domain": "hr"}), 5)["id"]
     shown = dict(zip(outs, poll(None, "", "hr", "", "", "")))
     picker, auto = update(shown["ad-job"]), shown[None]
-    assert "train hr" in shown["ad-progress"] and picker["value"] == train and train in picker["choices"]
+    assert "train hr" in shown["ad-progress"] and picker["value"] == train and picker["choices"] == [train]
     assert auto == train  # the tick chose it, not the user
-    newer = core.jobs.wait(core.jobs.start("train", "train it", fake, {"domain": "it"}), 5)["id"]
-    shown = dict(zip(outs, poll(train, "", "hr", "", "", auto)))  # the picker still holds the tick's choice
-    assert "train it" in shown["ad-progress"] and update(shown["ad-job"])["value"] == newer
+    failed = core.jobs.start("train", "train nosuchdomain", lambda job: 1 / 0, {"domain": "nosuchdomain"})
+    assert core.jobs.wait(failed, 5)["status"] == "failed"
+    shown = dict(zip(outs, poll(train, "", "hr", "", "", auto)))  # another domain's newer job: not this domain's
+    assert shown["ad-progress"].startswith("**train hr**") and "nosuchdomain" not in shown["ad-log"]
+    assert failed not in update(shown["ad-job"])["choices"] and failed in str(shown["ad-jobs"])  # "All jobs" has it
+    shown = dict(zip(outs, poll(train, "", "nosuchdomain", "", "", auto)))  # that domain picked: its job
+    assert "train nosuchdomain" in shown["ad-progress"] and "failed" in shown["ad-progress"]
+    assert update(shown["ad-job"]) == {"choices": [failed], "value": failed} and shown[None] == failed
+    newer = core.jobs.wait(core.jobs.start("train", "train hr again", fake, {"domain": "hr"}), 5)["id"]
+    shown = dict(zip(outs, poll(train, "", "HR", "", "", auto)))  # the picker still holds the tick's choice
+    assert "train hr again" in shown["ad-progress"] and update(shown["ad-job"])["value"] == newer
     # the user picked the older job: it stays, and the picker's value is not sent again (a stale tick that read
     # it before the user started another job cannot put it back)
     shown = dict(zip(outs, poll(train, "", "hr", "", "", newer)))
-    assert "train hr" in shown["ad-progress"] and "value" not in update(shown["ad-job"]) and shown[None] == ""
+    assert "train hr**" in shown["ad-progress"] and "value" not in update(shown["ad-job"]) and shown[None] == ""
     for n in range(31):  # newer jobs push the training job out of the newest 30: the picker still lists it
-        core.jobs.wait(core.jobs.start("ingest", f"upload {n}", lambda job: None), 5)
+        core.jobs.wait(core.jobs.start("synth", f"training data {n}", lambda job: None, {"domain": "hr"}), 5)
     poll, outs = handler(build_blocks(core), "ui.tab_adapters", "poll")
     shown = dict(zip(outs, poll(None, "", "hr", "", "", "")))
     picker = update(shown["ad-job"])
-    assert "train it" in shown["ad-progress"] and picker["value"] == newer and newer in picker["choices"]
+    assert "train hr again" in shown["ad-progress"] and picker["value"] == newer and newer in picker["choices"]
     shown = dict(zip(outs, poll(train, "", "hr", "", "", "")))
-    assert "train hr" in shown["ad-progress"] and train in update(shown["ad-job"])["choices"]
+    assert "train hr**" in shown["ad-progress"] and train in update(shown["ad-job"])["choices"]
 
 
 def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
@@ -1233,3 +1242,99 @@ def test_the_documents_table_filters_by_domain(core, corpus):
     assert {r[0] for r in rows} == {"all", "hr", "zz-new"} and len(update(which)["choices"]) == len(rows)
     poll, outs = handler(blocks, "ui.tab_docs", "poll")
     assert {r[0] for r in dict(zip(outs, poll(None, "hr")))["docs-table"]} == {"hr"}  # the timer keeps the filter
+
+
+def shown_text(markdown: str) -> tuple[str, set[str]]:
+    """(the text a Markdown view shows, the HTML tags it renders): markdown as Gradio renders it, raw HTML passed
+    through (its sanitizer keeps tags such as <b> and drops unknown ones such as <spec> with their name)."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.text, self.tags = [], set()
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parser = Text()
+    parser.feed(MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(markdown))
+    return "".join(parser.text).strip(), parser.tags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "model:<spec> arms need `lorag eval` (the app serves one base model)",
+        "What is a <b>list</b>? **bold**, __init__.py, *em*, ~~gone~~, [link](http://x) ![img](i.png) <http://x>",
+        "AT&T &copy; &#60;x&#62; C:\\data\\new \\* `a<b>c` and a lone ` backtick",
+        "# not a heading\n- not a list\n1. not a list\n> not a quote\n---\nx | y\n--|--\n===",
+    ],
+)
+def test_markdown_literal_is_shown_as_written(text):
+    from assistant.markup import markdown_literal
+
+    shown, tags = shown_text(markdown_literal(text))
+    want = re.sub(r"`([^`]+)`", r"\1", text)  # a code span shows its text; a lone backtick shows
+    assert [" ".join(x.split()) for x in shown.splitlines()] == [" ".join(x.split()) for x in want.splitlines()]
+    assert tags <= {"p", "code"}, tags
+
+
+def test_errors_names_and_questions_show_as_written_in_the_app(core, corpus):
+    """A message with `<spec>` in it, a question with <b>list</b>, a file named __init__.py: each Markdown view shows
+    them as written, whatever markup they hold."""
+    from ui.jobs import progress_line
+    from ui.tab_chat import chat_turn, error_text, warn
+    from ui.tab_docs import _progress_md
+
+    spec = LoragError("model:<spec> arms need `lorag eval`", hint="use <b>lorag eval</b>")
+    for line in (warn(spec), error_text(spec), warn("model:<spec> arms")):
+        shown, tags = shown_text(line)
+        assert shown.startswith("⚠ model:<spec> arms") and "b" not in tags and "spec" not in tags, line
+    assert shown_text(warn(spec))[0] == "⚠ model:<spec> arms need lorag eval — use <b>lorag eval</b>"
+    assert shown_text(warn(LoragError("line 1: <x>\nline 2: <y>")))[0].splitlines() == ["⚠ line 1: <x>", "line 2: <y>"]
+
+    core.comps.ingestor().run([corpus], "hr")
+    *_, (history, turns, _) = chat_turn(core, "What is a <b>list</b> of __init__.py?", [], [], "hr", "base")
+    assert shown_text(history[0]["content"]) == ("What is a <b>list</b> of __init__.py?", {"p"})
+    assert turns[0][0] == "What is a <b>list</b> of __init__.py?"  # the question itself, as asked
+
+    failed = {"title": "A/B base,<x> on hr", "status": "failed", "error": "model:<spec> arms need `lorag eval`"}
+    assert shown_text(progress_line(failed))[0] == "A/B base,<x> on hr — failed · ⚠ model:<spec> arms need lorag eval"
+    running = {"title": "upload of __init__.py into hr", "status": "running", "progress": {"stage": "<b>a</b> added"}}
+    assert shown_text(progress_line(running))[0] == "upload of __init__.py into hr — running · <b>a</b> added"
+    assert shown_text(_progress_md({**failed, "title": "upload of __init__.py into hr"}))[0] == (
+        "upload of __init__.py into hr — failed\n⚠ model:<spec> arms need lorag eval"
+    )
+
+
+def test_an_error_no_handler_caught_shows_as_written_in_its_toast(core, monkeypatch):
+    """An exception a tab's handler lets through is shown by Gradio in a toast that renders HTML: it comes as a
+    gr.Error with its message escaped (streamed handlers too), and a gr.Error as it was."""
+    import gradio as gr
+
+    from ui.app import build_blocks, errors_as_text
+
+    blocks = build_blocks(core)
+    poll, _ = handler(blocks, "ui.tab_eval", "poll")
+    monkeypatch.setattr(core.jobs, "latest", lambda kind: (_ for _ in ()).throw(RuntimeError("no <spec> job")))
+    with pytest.raises(gr.Error) as e:
+        poll(None, None, "", "")
+    assert e.value.message == "no &lt;spec&gt; job" and isinstance(e.value.__cause__, RuntimeError)
+
+    def streamed():
+        yield 1
+        raise LoragError("model:<spec>", hint="<b>x</b>")
+
+    with pytest.raises(gr.Error) as e:
+        list(errors_as_text(streamed)())
+    assert e.value.message == "model:&lt;spec&gt;\nhint: &lt;b&gt;x&lt;/b&gt;"
+    kept = gr.Error("<b>made by hand</b>")
+    with pytest.raises(gr.Error) as e:
+        errors_as_text(lambda: (_ for _ in ()).throw(kept))()
+    assert e.value is kept

@@ -13,8 +13,8 @@ When the answers come from an engine (models.endpoint) that fails, the status is
 slow) with an OpenAI error body (`type` "server_error", `code` "engine_error" or "engine_timeout"); a
 stream that fails after its first chunk ends with an error event, then [DONE].
 Auth, when ui.username/password are set: HTTP Basic with them, or `Authorization: Bearer <password>`.
-Every error under /v1/ (a bad body field, an unknown model or domain, a wrong method, a refused login) is OpenAI's
-error object, with `param` naming the field at fault.
+Every error under /v1/ (a bad body field, an unknown model or domain, a wrong method, a path not served, a refused
+login) is OpenAI's error object, with `param` naming the field at fault.
 The routes: api_chat.py (the OpenAI endpoints), api_documents.py, api_jobs.py and api_adapters.py (the CLI's).
 """
 
@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ui.api_adapters import add_adapter_routes
@@ -34,7 +35,7 @@ from ui.api_chat import add_chat_routes
 from ui.api_documents import add_document_routes
 from ui.api_errors import error_response
 from ui.api_jobs import add_job_routes
-from ui.api_methods import answer_head, refuse_other_methods
+from ui.api_methods import METHODS, answer_head, refuse_other_methods
 from ui.api_request import validation_error
 
 
@@ -70,6 +71,27 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
         return get_swagger_ui_html(openapi_url="/v1/openapi.json", title="lorag API")
 
     refuse_other_methods(router)
+    return router
+
+
+def not_served_router(auth: tuple[str, str] | None, *served: APIRouter) -> APIRouter:
+    """Any other /v1/ path, behind the login: a 404 in OpenAI's shape naming the path and the /v1/ paths of the
+    `served` routers (without it a request would reach the web app mounted at / and get its {"detail": "Not Found"}).
+    Included after them."""
+
+    def authorized(request: Request) -> None:
+        check_auth(request, auth)
+
+    paths = dict.fromkeys(
+        r.path for router in served for r in router.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")
+    )
+    router = APIRouter(dependencies=[Depends(authorized)])
+
+    @router.api_route("/v1/{path:path}", methods=sorted(METHODS), include_in_schema=False)
+    async def not_served(request: Request) -> Any:
+        message = f"{request.url.path} is not served; lorag serves {', '.join(paths)}"
+        return error_response(404, message, "not_found")
+
     return router
 
 

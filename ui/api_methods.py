@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.routing import APIRoute
 
-_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def refuse_other_methods(router: APIRouter) -> None:
@@ -24,7 +24,7 @@ def refuse_other_methods(router: APIRouter) -> None:
         async def refuse(request: Request, allow: str = allow) -> Any:
             raise HTTPException(405, f"{request.method} is not allowed here: use {allow}", headers={"Allow": allow})
 
-        router.add_api_route(path, refuse, methods=sorted(_METHODS - methods), include_in_schema=False)
+        router.add_api_route(path, refuse, methods=sorted(METHODS - methods), include_in_schema=False)
 
 
 def answer_head(router: APIRouter) -> None:

@@ -242,21 +242,67 @@ def build_blocks(core: AppCore) -> Any:
             with gr.Tab("Evaluation", id="eval") as eval_tab:
                 tab_eval.build(core, shown=(blocks.load, eval_tab.select))
         tab_chat.register_api(core)
+    wrapped: dict[Callable[..., Any], Callable[..., Any]] = {}  # a function of several events: one wrapper
+    for block_fn in blocks.fns.values():
+        if block_fn.fn is not None:
+            block_fn.fn = wrapped.setdefault(block_fn.fn, errors_as_text(block_fn.fn))
     blocks.queue(default_concurrency_limit=max(core.generation_slots, 4), max_size=None)
     return blocks
+
+
+def errors_as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An event's function whose uncaught exception (shown in a toast that renders HTML: show_error) is raised as a
+    gr.Error with its message escaped, so a `model:<spec>` in it shows as written. A generator stays one (Gradio
+    streams it); async functions, which the tabs do not use, are left as they are."""
+    import functools
+    import html
+    import inspect
+
+    import gradio as gr
+
+    def shown(e: Exception) -> gr.Error:
+        return gr.Error(html.escape(str(e) or type(e).__name__))
+
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        return fn
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streamed(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - every one is shown
+                raise shown(e) from e
+
+        return streamed
+
+    @functools.wraps(fn)
+    def called(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - every one is shown
+            raise shown(e) from e
+
+    return called
 
 
 def build_app(components: Any, *, train_fn: Callable[..., Any] | None = None) -> tuple[Any, Any, AppCore]:
     """(FastAPI app with the API and the UI mounted at /, the Blocks, the shared core)."""
     import gradio as gr
 
-    from ui.api import api_router, health_router, new_api_app
+    from ui.api import api_router, health_router, new_api_app, not_served_router
 
     core = AppCore(components, train_fn=train_fn)
     auth = _auth(core.settings)
     app = new_api_app()
     app.include_router(health_router(core))
-    app.include_router(api_router(core, auth))
+    api = api_router(core, auth)
+    app.include_router(api)
+    app.include_router(not_served_router(auth, api))  # before the web app at /, which would answer any other /v1/ path
     blocks = build_blocks(core)
     max_bytes = int(core.settings.ui.max_upload_mb * 2**20)
     app = gr.mount_gradio_app(

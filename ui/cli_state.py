@@ -155,8 +155,11 @@ def run_in_app(
             status.start()
         while True:
             state = remote.job(job_id)
+            said = f"failed: {state.get('error')}"  # the job's last line: the error below says it once
             for line in state.get("log", [])[printed:]:
-                typer.echo(line.split(" ", 1)[-1], err=log_to_stderr)
+                text = line.split(" ", 1)[-1]
+                if not (state.get("status") == "failed" and text == said):
+                    typer.echo(text, err=log_to_stderr)
             printed = len(state.get("log", []))
             if status:
                 status.update(markdown_emphasis_text(progress_line(state)))

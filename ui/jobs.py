@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from assistant.errors import LoragError
+from assistant.markup import markdown_literal
 from assistant.names import check_id
 
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
@@ -224,15 +225,15 @@ def _clock(seconds: float) -> str:
 
 
 def progress_line(job: dict[str, Any] | None) -> str:
-    """A running job in words: its stage, step or count, the loss so far, tokens/s and an ETA; a finished one,
-    how it ended."""
+    """A running job in words (Markdown; its title, stage and error shown as written): its stage, step or count, the
+    loss so far, tokens/s and an ETA; a finished one, how it ended."""
     if not job:
         return ""
-    head = f"**{job['title']}** — {job['status']}"
+    head = f"**{markdown_literal(job['title'])}** — {job['status']}"
     if job["status"] != RUNNING:
-        return head + (f" · ⚠ {job['error']}" if job.get("error") else "")
+        return head + (f" · ⚠ {markdown_literal(job['error'])}" if job.get("error") else "")
     p = job.get("progress") or {}
-    parts = [p.get("stage") or "starting"]
+    parts = [markdown_literal(p.get("stage") or "starting")]
     done, total = p.get("done") or 0, p.get("total") or 0
     curve = job.get("curve") or []
     if p.get("stage") == "training" and total:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
+from assistant.markup import markdown_literal
+from assistant.names import domain_name
 from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, promote, start_eval, start_synth, start_train
 
@@ -59,12 +61,23 @@ def jobs_rows(core: Any) -> list[list[Any]]:
 TAB_JOBS = ("train", "synth", "eval")  # the jobs this tab starts (an upload is the Documents tab's)
 
 
-def watched_job(core: Any, picked: str | None, ids: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
-    """(the job the tab shows, the picker's choices): the picked job, else the newest training job, else the
-    newest job this tab starts (training data, evaluation). The shown job is always among the choices, so the
-    picker can show it (the list has 30 jobs)."""
-    job = core.jobs.get(picked) if picked else None
-    job = job or core.jobs.latest("train") or next((j for j in core.jobs.all() if j["kind"] in TAB_JOBS), None)
+def domain_jobs(core: Any, domain: str | None) -> list[dict[str, Any]]:
+    """The jobs this tab starts (TAB_JOBS) for the domain picked (as typed: 'HR' is 'hr'), newest first."""
+    try:
+        want = domain_name(domain) if domain else None
+    except LoragError:  # a name being typed that is no domain's: no job is its
+        return []
+    return [j for j in core.jobs.all() if j["kind"] in TAB_JOBS and (j.get("params") or {}).get("domain") == want]
+
+
+def watched_job(core: Any, picked: str | None, domain: str | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the job the tab shows, the picker's choices), of the domain picked only: the picked job, else its newest
+    training job, else its newest job of another kind (training data, evaluation). The choices are its 30 newest
+    jobs, and the shown one always among them, so the picker can show it."""
+    jobs = domain_jobs(core, domain)
+    ids = [j["id"] for j in jobs[:30]]
+    job = next((j for j in jobs if j["id"] == picked), None) if picked else None
+    job = job or next((j for j in jobs if j["kind"] == "train"), None) or (jobs[0] if jobs else None)
     if job and job["id"] not in ids:
         ids = [job["id"], *ids]
     return job, ids
@@ -177,6 +190,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     from ui.jobs import progress_line
 
     doms = core.domains()
+    first_job, first_ids = watched_job(core, None, doms[0] if doms else None)
     with gr.Row():
         domain = gr.Dropdown(
             doms, value=doms[0] if doms else None, label="Domain", elem_id="ad-domain", allow_custom_value=True, scale=1
@@ -213,16 +227,16 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         # moment before may still send choices without it (Gradio would refuse the value and leave the old job).
         # No value yet (not the newest job when the app started, for every page): the first tick names the job shown
         job_pick = gr.Dropdown(
-            [j[0] for j in jobs_rows(core)],
+            first_ids,
             value=None,
             label="Job to watch (default: the newest training job)",
             elem_id="ad-job",
             scale=2,
             allow_custom_value=True,
         )
-        progress = gr.Markdown(progress_line(core.jobs.latest("train")), elem_id="ad-progress")
+        progress = gr.Markdown(progress_line(first_job), elem_id="ad-progress")  # the domain's jobs only
     with gr.Row():
-        loss = gr.Plot(loss_figure(core.jobs.latest("train")), label="Loss", elem_id="ad-loss", scale=3)
+        loss = gr.Plot(loss_figure(first_job), label="Loss", elem_id="ad-loss", scale=3)
         detail = gr.Textbox(
             label="Job log", lines=10, max_lines=14, elem_id="ad-log", interactive=False, scale=2, autoscroll=True
         )
@@ -279,8 +293,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         n, text = next_step(core, dom)
         return (text, *[gr.Button(variant="primary" if k == n else "secondary") for k in step_buttons])
 
-    def started(job: str) -> Any:
-        ids = [r[0] for r in jobs_rows(core)]
+    def started(job: str, domain: str) -> Any:
+        _, ids = watched_job(core, job, domain)
         return gr.Dropdown(choices=ids, value=job)  # the watched job follows the one just started
 
     def synth_data(domain: str, qa_file: str | None, writers: str, max_chunks: float | None) -> tuple:
@@ -296,7 +310,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             )
         except LoragError as e:
             return warn(e, file=qa_file), gr.skip()
-        return f"started job `{job}`: its progress is below.", started(job)
+        return f"started job `{job}`: its progress is below.", started(job, domain)
 
     def train_adapter(domain: str, max_steps: float | None, resume: bool) -> tuple:
         """Train an adapter for the domain (a background job); returns its status line."""
@@ -304,14 +318,17 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             job = start_train(core, domain, int(max_steps) if max_steps else None, bool(resume))
         except LoragError as e:
             return warn(e), gr.skip()
-        return f"started job `{job}`: its progress and loss are below.", started(job)
+        return f"started job `{job}`: its progress and loss are below.", started(job, domain)
 
     def evaluate_arms(domain: str, arms: str) -> tuple:
         try:
             job = start_eval(core, domain, arms)
         except LoragError as e:
             return warn(e), gr.skip()
-        return f"started job `{job}`: its progress is below; the report opens in the **Evaluation** tab.", started(job)
+        return (
+            f"started job `{job}`: its progress is below; the report opens in the **Evaluation** tab.",
+            started(job, domain),
+        )
 
     synth.click(synth_data, [domain, qa, writer, max_chunks], [synth_status, job_pick], api_name="synth")
     train.click(train_adapter, [domain, steps, resume], [train_status, job_pick], api_name="train")
@@ -322,7 +339,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         rows = jobs_rows(core)  # the registry ahead of the job's log
         # the picker holding what a tick chose itself is no choice of the user's: follow the newest training job
         chosen = None if picked == auto else picked
-        job, ids = watched_job(core, chosen, [r[0] for r in rows])
+        job, ids = watched_job(core, chosen, dom)
         if job and not job.get("curve") and job["kind"] == "train" and job.get("result"):
             from finetune.jobs import run_root
             from ui.jobs import read_loss_log
@@ -340,7 +357,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         # just before a job was started cannot put the older job back
         shown_id = job["id"] if job else None
         picker = gr.Dropdown(choices=ids, value=shown_id) if shown_id != picked else gr.Dropdown(choices=ids)
-        auto_now = (shown_id or "") if chosen is None else ""
+        # the user's pick stays theirs; a job shown instead of it (theirs was of the domain picked before) is the tick's
+        auto_now = "" if chosen is not None and shown_id == chosen else (shown_id or "")
         out = (rows, picker, progress_line(job), plot, job_detail(job), reg, key, arms_update, now, *buttons(dom))
         return (*out, auto_now)
 
@@ -366,7 +384,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         if not adapter:
             return "Pick an adapter.", registry_rows(core)
         try:
-            msg = promote(core, adapter, bool(force))
+            msg = markdown_literal(promote(core, adapter, bool(force)))
         except LoragError as e:
             msg = warn(e)
         return msg, registry_rows(core)

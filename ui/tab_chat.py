@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from assistant.answer import Answer
 from assistant.errors import LoragError
+from assistant.markup import markdown_literal
 from assistant.routing import AUTO
 
 NOTHING_INDEXED = "Nothing is indexed yet: add documents in the **Documents** tab, then ask again."
@@ -196,19 +197,20 @@ def on_shown(shown: tuple[Any, ...], fn: Any, inputs: list[Any], outputs: list[A
         event(fn, inputs, outputs, api_visibility="private", queue=False)
 
 
-def warn(e: BaseException, *, file: Any = None) -> str:
-    """An error for a Markdown status line: "⚠ message — hint", a multi-line message kept on its lines, and an
-    uploaded file named by its name (not the server's temporary path)."""
-    text = message(e)
+def warn(e: BaseException | str, *, file: Any = None) -> str:
+    """An error (or its message) for a Markdown view: "⚠ message — hint", shown as written (markdown_literal: a
+    `<spec>` in it is no HTML tag), a multi-line message kept on its lines, and an uploaded file named by its name
+    (not the server's temporary path)."""
+    text = message(e) if isinstance(e, BaseException) else str(e)
     if file:
         text = text.replace(str(file), Path(str(file)).name)
-    return "⚠ " + text.replace("\n", "  \n")
+    return "⚠ " + markdown_literal(text).replace("\n", "  \n")
 
 
 def error_text(e: LoragError) -> str:
     if "nothing is indexed" in str(e):
         return NOTHING_INDEXED
-    return "⚠ " + message(e)
+    return warn(e)
 
 
 def chat_turn(
@@ -222,7 +224,7 @@ def chat_turn(
     if not message:
         yield history, turns, ""
         return
-    history.append({"role": "user", "content": message})
+    history.append({"role": "user", "content": markdown_literal(message)})  # shown as typed: `<b>` is no bold
     history.append({"role": "assistant", "content": "…"})
     yield history, turns, ""
     text = ""

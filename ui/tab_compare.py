@@ -41,6 +41,7 @@ from ui.tab_chat import (
     on_shown,
     passage_block,
     route_line,
+    warn,
 )
 
 VOTES = ("left", "right", "tie", "both_bad")
@@ -475,7 +476,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
             try:
                 row = record_vote(core, state, choice, ref)
             except LoragError as e:
-                return "⚠ " + message(e)
+                return warn(e)
             n = len(read_votes(core, row["domain"]))
             note = ""
             if choice in ("tie", "both_bad") and not row.get("reference"):
@@ -491,7 +492,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
         try:
             info = export_votes(core, dom)
         except LoragError as e:
-            return "⚠ " + message(e), None
+            return warn(e), None
         skipped = info["both_bad_skipped"] + info["tie_skipped"]
         msg = f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`" + (
             f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
+from assistant.markup import markdown_literal
 from assistant.names import check_domain, domain_name, inside
-from ui.tab_chat import message, on_shown
+from ui.tab_chat import message, on_shown, warn
 
 ZIP_EXPANSION = 10
 
@@ -254,21 +255,24 @@ def _progress_md(job: dict[str, Any] | None) -> str:
     if not job:
         return "No upload yet: choose files (or a .zip of a folder), a domain, then **Add to index**."
     p = job.get("progress") or {}
-    line = f"**{job['title']}** — {job['status']}"
+    line = f"**{markdown_literal(job['title'])}** — {job['status']}"  # the files' names as they are
     if job["status"] == "running" and p:
-        line += f" · {p.get('stage', '')}" + (f" · {p.get('done', 0)}/{p.get('total')} files" if p.get("total") else "")
+        line += f" · {markdown_literal(p.get('stage', ''))}" + (
+            f" · {p.get('done', 0)}/{p.get('total')} files" if p.get("total") else ""
+        )
         line += f" · {p['rate']}" if p.get("rate") else ""  # chunks embedded, chunks/s, ETA
     if job.get("result"):
         line += " · " + upload_summary(job["result"])
     if job.get("error"):
-        line += f"\n\n⚠ {job['error']}"
+        line += "\n\n" + warn(job["error"])
     return line
 
 
 def _starting_md(domain: str | None, files: list[str] | None) -> str:
     """What the tab shows from the click until the upload's job exists (the files are copied first)."""
     n = len(files or [])
-    return f"**upload of {n} file{'s' if n != 1 else ''} into {domain}** — starting: copying the files…"
+    into = markdown_literal(str(domain))  # as typed: it is checked once the click reaches the upload
+    return f"**upload of {n} file{'s' if n != 1 else ''} into {into}** — starting: copying the files…"
 
 
 def _results_rows(job: dict[str, Any] | None) -> list[list[Any]]:
@@ -347,6 +351,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         elem_id="docs-results",
         interactive=False,
         wrap=True,
+        # the long columns take shares of the width and wrap; the result and the count keep room for a word and a
+        # number (without widths a long reason widened its column past the table and squeezed these)
+        column_widths=["25%", "100px", "50%", "70px"],
     )
     gr.Markdown("### Indexed documents")
     shown_domain = gr.Dropdown(filter_choices(core), value=EVERY_DOMAIN, label="Show domain", elem_id="docs-filter")
@@ -384,7 +391,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     def show_upload(res: dict | None, held_id: str | None) -> tuple[str, list, str, str | None]:
         """The upload's own line: its job, or why it was refused (kept until a newer upload starts)."""
         if not res or res.get("error"):
-            return "⚠ " + (res or {}).get("error", "the upload failed"), [], "", held_id
+            return warn((res or {}).get("error", "the upload failed")), [], "", held_id
         job = core.jobs.get(res["job"])
         return _progress_md(job), _results_rows(job), "", None
 
@@ -444,8 +451,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         n = next((d["n_chunks"] for d in list_docs(core) if d["domain"] == dom and d["display"] == name), "?")
         return (
             gr.Row(visible=True),
-            f"⚠ Delete **{name}** ({n} chunk{'' if n == 1 else 's'}) from domain **{dom}**? Answers will no longer "
-            f"cite it; an uploaded copy is deleted too.",
+            f"⚠ Delete **{markdown_literal(name)}** ({n} chunk{'' if n == 1 else 's'}) from domain "
+            f"**{markdown_literal(dom)}**? Answers will no longer cite it; an uploaded copy is deleted too.",
             "",
         )
 
@@ -454,9 +461,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             return "Pick a document to delete.", _docs_rows(core, shown), choices(shown), gr.Row(visible=False)
         dom, name = choice.split(" / ", 1)
         try:
-            msg = delete_doc(core, dom, name)
+            msg = markdown_literal(delete_doc(core, dom, name))
         except LoragError as e:
-            msg = "⚠ " + message(e)
+            msg = warn(e)
         return msg, _docs_rows(core, shown), choices(shown), gr.Row(visible=False)
 
     delete.click(ask_first, [which], [confirm_row, confirm_text, status], api_visibility="private")

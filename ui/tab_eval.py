@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
+from assistant.markup import markdown_literal
 from assistant.names import check_id
-from ui.tab_chat import message, on_shown, warn
+from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, eval_available, start_eval
 
 
@@ -66,7 +67,7 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     pl = rep.get("files", {}).get("plots", {})
     imgs = [pl.get(k) if pl.get(k) and Path(pl[k]).is_file() else None for k in ("means", "diffs", "distributions")]
     n = n_questions(rep.get("counts", {}).get("questions", "?"))
-    lines = verdict(rep) or ["Only one arm: nothing to compare."]
+    lines = [markdown_literal(line) for line in verdict(rep)] or ["Only one arm: nothing to compare."]
     text = "\n\n".join(f"### {line}" if i == 0 else f"**{line}**" for i, line in enumerate(lines))
     text += (
         f"\n\n{n} of {markdown_escaped(rep.get('testset', {}).get('path', 'the test set').rsplit('/', 1)[-1])}, "
@@ -103,7 +104,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
 
     why = eval_available()
     if why:
-        gr.Markdown(f"⚠ {why}. Chat, side by side, documents and adapters still work.")
+        gr.Markdown(warn(why) + ". Chat, side by side, documents and adapters still work.")
     doms = core.domains()
     first = doms[0] if doms else None
     with gr.Row():
@@ -112,7 +113,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             eval_arms(core, first),
             label="Arms, comma-separated (the first is the baseline)",
             elem_id="ev-ab",
-            info="base, an adapter version (handbook-v2), or a domain's name for its served version",
+            info="base, an adapter version (handbook-v2), or a domain's name for its served version; model:<spec> "
+            "arms run only in `lorag eval` without the app",  # an info line escapes HTML itself
         )
         limit = gr.Number(value=0, minimum=0, label="Only the first N questions (0: all)", precision=0)
     testset = gr.File(
@@ -178,7 +180,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         try:
             view = report_view(core, run_id)
         except LoragError as e:
-            return "⚠ " + message(e), hidden, hidden, *[gr.Image(visible=False)] * 3, ""
+            return warn(e), hidden, hidden, *[gr.Image(visible=False)] * 3, ""
         rows, headers = view["means"]
         return (
             view["verdict"],

@@ -67,10 +67,14 @@ def start_synth(
 
 
 def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bool = False) -> str:
+    from assistant.retrieval import resolve_domains
+    from finetune.jobs import dataset_dir
     from finetune.runtime import describe_runtime
     from services.adapters import train, train_recipe
 
     domain = domain_name(domain)  # as typed in the tab or the API: 'HR' is the domain 'hr'
+    if not (dataset_dir(core.settings, domain) / "train.jsonl").is_file():  # no training set: is it indexed?
+        resolve_domains(core.comps.store, domain)  # an unknown domain is refused now, as synth refuses it
     if core.jobs.running("train"):
         raise LoragError("a training job is already running; wait for it to finish")
     cfg = train_recipe(core.settings, domain, max_steps=max_steps)

@@ -63,14 +63,15 @@ class Activity:
 def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], stop: Callable[[], None]) -> Any:
     """The API app (health, the OpenAI-compatible and the CLI's endpoints, behind the token) plus
     GET /v1/worker (who it is) and POST /v1/worker/stop, wrapped in an Activity counter."""
-    from ui.api import api_router, health_router, new_api_app
+    from ui.api import api_router, health_router, new_api_app, not_served_router
     from ui.api_auth import check_auth
     from ui.warm import USER
 
     auth = (USER, token)
     app = new_api_app()
     app.include_router(health_router(core))
-    app.include_router(api_router(core, auth))
+    api = api_router(core, auth)
+    app.include_router(api)
 
     def authorized(request: Request) -> None:
         check_auth(request, auth)
@@ -87,6 +88,7 @@ def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], 
         return {"stopping": True}
 
     app.include_router(router)
+    app.include_router(not_served_router(auth, api, router))  # after every /v1/ route
     return Activity(app)
 
 
