@@ -58,10 +58,13 @@ _NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
 _WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
 QUOTE_MIN_WORDS = 4  # an answer sentence whose content words a passage nearly all holds cites it (a quote)
 QUOTE_SHARE = 0.8
+_OPENING_END = re.compile(r"[\s,;:—]+$")  # what a cut opening does not end on before its "…"
 SNIPPET_CHARS = 160  # the most of a passage's opening the CLI shows when no sentence of it supports the answer
 # words (as lemmas) by which an answer points to what it read rather than says what that holds: "The document
-# recommends ...", "According to the passage, ...", "The text states ...". Citation matching leaves them out: they
-# say where a sentence comes from, not which passage. ("according" is the verb "accord" to the lemmatizer.)
+# recommends ...", "According to the passage, ...", "The text states ...". Citation matching leaves them out of
+# the answer's words when no passage it may cite holds them (then they only frame the sentence); one that a passage
+# holds is content ("Each state must file ...", "a source package", "by text") and is compared like any other word.
+# ("according" is the verb "accord" to the lemmatizer.)
 _SOURCE_WORDS = set("document passage text source context excerpt accord state say mention recommend suggest".split())
 _LEMMA_POS = ("VERB", "NOUN", "ADJ", "ADV")  # a verb's lemma first: "leaves" meets "leave", not "leaf"
 
@@ -146,6 +149,7 @@ class Answer:
             if not spans:
                 continue
             have = _cite_words(by_n[c.n].text)  # the sentence that matched it, as _overlapped compares them
+            # (the answer's source words that no passage holds are in no `have`: leaving them out changes no count)
             start, end = max(spans, key=lambda s: len(_cite_words(text[s[0] : s[1]]) & have))
             sentence = text[start:end]
             if sentence.lower().rsplit(None, 1)[-1] not in _ABBREVIATIONS:  # "etc." keeps its point
@@ -224,8 +228,21 @@ def _lemma(word: str) -> str:
 
 
 def _cite_words(text: str) -> set[str]:
-    """The words citation matching compares: content words as lemmas, those that point to the source left out."""
-    return {w for w in map(_lemma, _content_words(text)) if w not in _SOURCE_WORDS}
+    """The words citation matching compares: content words as lemmas."""
+    return set(map(_lemma, _content_words(text)))
+
+
+def _answer_words(text: str, held: set[str]) -> set[str]:
+    """An answer's cite words less those that point to the source (_SOURCE_WORDS) and that no passage holds
+    (`held`: the passages' cite words): "The document recommends ..." frames a sentence; "Each state must ..."
+    names what a passage says."""
+    return _cite_words(text) - (_SOURCE_WORDS - held)
+
+
+def warm_lemmas() -> None:
+    """Load the lemmatizer's dictionary (a quarter of a second, else paid by the first answer that citation
+    matching reads): where a long-running process (`lorag ui`, the keep-warm worker) loads its models."""
+    _lemma("inspecting")
 
 
 def is_abstention(answer: str) -> bool:
@@ -280,16 +297,18 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
     sentences of the model's own, which dilute the answer's share). Either way the passage must also hold what
     the answer adds to the question (a third of its words not in the question, at least one): an answer that
     only rephrases the question shares the passage's words without drawing on it. Words are compared as lemmas,
-    those that point to the source aside (_cite_words): "The document recommends inspecting ..." quotes
-    "Inspect ..."."""
+    the answer's words that point to the source aside unless a passage holds them (_answer_words): "The document
+    recommends inspecting ..." quotes "Inspect ..."; "Each state must file ..." cites the passage on states, not the
+    same sentence on counties."""
     texts = {p.n: _cite_words(p.text) for p in passages}
+    held = set().union(*texts.values())
     asked = _cite_words(question)
 
     def adds(words: set[str], p: Passage) -> bool:
         new = words - asked
         return len(new & texts[p.n]) >= max(1, len(new) // 3)
 
-    words = _cite_words(answer)
+    words = _answer_words(answer, held)
     drawn_on = [p for p in passages if adds(words, p)]  # a passage that only echoes the question never wins
     if words and drawn_on:
         best = max(drawn_on, key=lambda p: len(words & texts[p.n]))
@@ -297,7 +316,7 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
             return best
     quoted: tuple[float, Passage] | None = None
     for sent in sentences(answer):
-        sw = _cite_words(sent)
+        sw = _answer_words(sent, held)
         if len(sw) < QUOTE_MIN_WORDS:
             continue
         fits = [p for p in passages if adds(sw, p)]
@@ -341,7 +360,10 @@ def passage_opening(passage: str, most: int = SNIPPET_CHARS) -> str:
         if len(text) >= most // 2:
             break
     if len(text) > most:
-        text = text[:most].rsplit(None, 1)[0].rstrip(",;:") + "…"
+        head = text[: most + 1]  # one past the limit: a space there ends the last word whole
+        cut = head.rstrip() if head[-1].isspace() else head.rsplit(None, 1)[0]
+        cut = cut[:most]  # one word longer than the limit: cut inside it
+        text = _OPENING_END.sub("", cut) + "…"  # no dangling "," or " —" (a line's set-off) before the ellipsis
     return text
 
 

@@ -198,6 +198,41 @@ def test_a_quote_framed_as_what_the_document_says_is_cited_with_other_word_forms
         assert extract_citations(unrelated + tail, ps, question=q) == [], unrelated
 
 
+@pytest.mark.parametrize(
+    "other,right,answer",
+    [
+        (
+            "Each county must file an annual budget report by June.",
+            "Each state must file an annual budget report by June.",
+            "Each state must file an annual budget report by June.",
+        ),
+        (
+            "Build the binary package with dpkg-buildpackage before uploading it.",
+            "Build the source package with dpkg-buildpackage before uploading it.",
+            "Build the source package with dpkg-buildpackage before uploading it.",
+        ),
+        (
+            "Customers are told of a delayed delivery by email within two days.",
+            "Customers are told of a delayed delivery by text within two days.",
+            "Customers are told of a delayed delivery by text within two days.",
+        ),
+    ],
+)
+def test_a_word_that_could_point_to_the_source_tells_passages_apart_when_a_passage_holds_it(other, right, answer):
+    """Words such as "state", "source" and "text" are left out of citation matching only where they frame the answer
+    ("The document states ..."): where a passage holds one, it is content, and the passage holding it is cited (not
+    the first of two otherwise alike), and the chat's marker goes after the sentence that says it."""
+    from assistant.answer import Answer
+
+    for ps in ([_p(1, other), _p(2, right)], [_p(1, right), _p(2, other)]):
+        want = next(p.n for p in ps if p.text == right)
+        cits = extract_citations(answer, ps)
+        assert [(c.n, c.how) for c in cits] == [(want, "overlap")], (answer, [p.text for p in ps])
+        reply = f"{other} {answer}"  # one sentence each; the marker goes after the one its passage holds
+        shown = Answer("q", reply, cits, ps, ["d"], True).marked_answer()
+        assert shown == f"{other} {answer[:-1]} [{want}].", shown
+
+
 def test_citation_inferred_from_overlap_but_not_for_abstention():
     ps = [_p(1, "Parking permits cost 12 euros per month"), _p(2, "Hotels cost 140 euros")]
     cits = extract_citations("Parking permits cost 12 euros each month.", ps)
@@ -554,3 +589,24 @@ def test_top_k_leaves_out_passages_that_share_nothing_with_the_question(indexed,
     assert not none_relevant.relevant and len(none_relevant.passages) == 8  # as before: nothing left out
     plain = everything.retrieve(q, domain)
     assert [p.chunk_id for p in plain.passages] == [p.chunk_id for p in full.passages[:8]]  # the switch off
+
+
+@pytest.mark.parametrize(
+    "passage,most,shown",
+    [
+        # the limit falls on the space after a word: that word is whole and stays
+        ("Clean the lens weekly with a soft dry cloth.", 14, "Clean the lens…"),
+        # the limit falls inside a word: it goes, and the words before it stay
+        ("Clean the lens weekly with a soft dry cloth.", 17, "Clean the lens…"),
+        # a title line set off from the next by " — ": no dangling dash when the next line's first word goes
+        ("Dust\nThoroughly cleaning the lens keeps pictures sharp.", 12, "Dust…"),
+        ("Dust\nThoroughly cleaning the lens keeps pictures sharp.", 22, "Dust — Thoroughly…"),
+        ("Lens care: weekly, with a soft dry cloth.", 18, "Lens care: weekly…"),  # no dangling comma
+        ("Supercalifragilisticexpialidocious is long.", 10, "Supercalif…"),
+        ("Short enough.", 160, "Short enough."),
+    ],
+)
+def test_a_passage_opening_is_cut_after_its_last_whole_word(passage, most, shown):
+    from assistant.answer import passage_opening
+
+    assert passage_opening(passage, most) == shown

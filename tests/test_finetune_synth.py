@@ -117,6 +117,37 @@ def test_title_questions_that_name_no_subject_are_not_asked():
     assert section_candidates(md, "Hive inspection > What to look for", RNG) == []
 
 
+@pytest.mark.parametrize(
+    "title,subject",
+    [
+        ("find(1)", "find"),
+        ("`make`", "make"),
+        ("`go`", "go"),
+        ("`watch`", "watch"),
+        ("`expect`", "expect"),
+        ("Mean", "mean"),
+        ("Check", "check"),
+    ],
+)
+def test_titles_naming_commands_after_verbs_are_asked_about(title, subject):
+    """The "no subject" filter judges the title's own words, not the question's: a command or word named after a
+    generic verb is the subject of "What should I know about find?", not an asking word."""
+    assert title_question(title, [], "", RNG) in {
+        f"What is {subject}?",
+        f"Can you explain {subject}?",
+        f"What should I know about {subject}?",
+    }, title
+
+
+def test_title_questions_about_a_verb_named_command_or_pointing_back_are_told_apart():
+    assert title_question("Using find", [], "", RNG) == "How do I use find?"
+    assert title_question("How to use find", [], "", RNG) == "How do I use find?"
+    assert title_question("Exit codes", ["find(1) Manual Page"], "", RNG) == "What are the exit codes of find?"
+    for title in ("What is this", "What are those", "How do I get started?", "Get started", "Where to start"):
+        assert title_question(title, [], "", RNG) is None, title
+    assert title_question("Overview", ["Getting started"], "", RNG) is None  # the parent it asks about: no subject
+
+
 def test_term_questions_name_options_settings_and_calls():
     assert (
         term_question("--depth <depth>", ["git-clone(1) Manual Page", "OPTIONS"], "", RNG)

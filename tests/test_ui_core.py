@@ -898,8 +898,14 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     )
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: served.append((app, host, port)))
+    from ui import app as ui_app
+
+    # citation matching's lemmatizer loads with the models, before the app serves: not in the first answer
+    warmed = []  # how many apps were served when it loaded
+    monkeypatch.setattr(ui_app, "warm_lemmas", lambda: warmed.append(len(served)))
     r = CliRunner().invoke(cli.app, ["ui", "--port", "8123"])
     assert r.exit_code == 0, r.output
+    assert warmed == [0] and len(served) == 1
     app, host, port = served[-1]
     assert (host, port) == ("127.0.0.1", 8123) and "/v1/chat/completions" in app.openapi()["paths"]
     assert "http://127.0.0.1:8123" in r.output

@@ -303,3 +303,30 @@ def test_lorag_stop_leaves_a_lorag_ui_app_alone(project):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_worker_loads_the_lemmatizer_with_the_models(tmp_path, monkeypatch):
+    """Citation matching's lemmatizer loads its dictionary (a quarter of a second) where the worker loads the
+    models, before it serves, not in its first answer."""
+    import uvicorn
+
+    from assistant import answer
+    from ui import worker
+
+    calls = []
+    monkeypatch.setattr(answer, "warm_lemmas", lambda: calls.append("lemmas"))
+
+    class Server:  # serves nothing: returns at once
+        def __init__(self, config):
+            self.started, self.should_exit = False, False
+
+        def run(self, sockets):
+            calls.append("serve")
+            self.should_exit = True
+            for s in sockets:
+                s.close()
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    settings = Settings(paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"})
+    worker.serve_worker(settings, "test", worker_fakes.components)
+    assert calls == ["lemmas", "serve"]

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from assistant.answer import AskService
+from assistant.answer import AskService, warm_lemmas
 from assistant.errors import EngineError, LoragError
 from assistant.names import ALL_DOMAINS
 from assistant.routing import AUTO, BASE_CHOICE
@@ -335,6 +335,7 @@ def serve(components: Any, host: str | None = None, port: int | None = None) -> 
     components.serve_store()  # domains warm into the page cache as they open (qdrant.preload)
     gen = components.generator  # load the model (and promoted adapters) before the first request
     components.retriever  # noqa: B018
+    warm_lemmas()  # citation matching's lemmatizer: not in the first answer
     app, _, core = build_app(components)
     import secrets
 

@@ -118,6 +118,7 @@ def _watch(server: Any, activity: Activity, core: Any, keep_s: float, ready: Cal
 def serve_worker(settings: Any, settings_id: str, factory: Callable[[Any], Any]) -> None:
     import uvicorn
 
+    from assistant.answer import warm_lemmas
     from ui import warm
     from ui.app import AppCore
 
@@ -127,6 +128,7 @@ def serve_worker(settings: Any, settings_id: str, factory: Callable[[Any], Any])
     comps.serve_store()  # the store first: one another process holds fails at once
     comps.retriever  # noqa: B018 - the embedder
     comps.generator  # noqa: B018 - the language model (and the promoted adapters)
+    warm_lemmas()  # citation matching's lemmatizer: not in the first answer
     core = AppCore(comps)
     say(f"loaded the store and the models in {time.perf_counter() - t0:.1f} s")
     token = secrets.token_urlsafe(32)

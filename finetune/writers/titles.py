@@ -117,12 +117,12 @@ ASPECTS = {
     "hooks",
 }
 
-# what a question is made of whatever it asks about: a title question of these words alone ("What to look for?",
-# "Where to start?", "How do I get started?") names no subject, so out of its section it cannot be answered
+# what a question is made of whatever it asks about: a title of these words alone ("What to look for", "Where to
+# start", "Getting started", "What is this") names no subject, so out of its section its question cannot be answered
 ASKING_WORDS = set(
     "what which who whom whose when where why how whether to can could should would will must may i me my you your "
     "we our us it is are am be the a an of for in on at by with about from out up off over into there here then "
-    "first next now else".split()
+    "first next now else this that these those".split()
 )
 GENERIC_VERBS = set(
     "do be have get go come look see know find check use make take keep try start begin need expect happen mean "
@@ -130,16 +130,24 @@ GENERIC_VERBS = set(
 )
 
 
-def _generic(word: str) -> bool:
-    if word in ASKING_WORDS or word in GENERIC_VERBS:
+def _generic_form(word: str) -> bool:
+    """An inflected form of a generic verb ('started', 'looking', 'happens'), not also a noun ('checks', 'uses')."""
+    lem = lemmas(word)
+    return word not in GENERIC_VERBS and "NOUN" not in lem and bool(set(lem.get("VERB", ())) & GENERIC_VERBS)
+
+
+def names_a_subject(title: str) -> bool:
+    """The title holds a word other than the asking words and generic verbs. A generic verb as written ("find",
+    "make", "check") is a subject, as a command or a noun ("Check", "Using find", "Mean"), unless an asking word
+    comes before it ("What to look for", "How do I get started") or it opens a title of more words ("Get started")."""
+    ws = re.findall(r"[^\W\d_]+|\d+", title.lower())
+    for i, w in enumerate(ws):
+        if w in ASKING_WORDS or _generic_form(w):
+            continue
+        if w in GENERIC_VERBS and (ws[i - 1] in ASKING_WORDS if i else len(ws) > 1):
+            continue
         return True
-    lem = lemmas(word)  # a form of a generic verb ('started', 'looking'), not also a noun ('checks', 'uses')
-    return "NOUN" not in lem and bool(set(lem.get("VERB", ())) & GENERIC_VERBS)
-
-
-def names_a_subject(question: str) -> bool:
-    """The question holds a word other than the asking words and generic verbs."""
-    return not all(_generic(w) for w in re.findall(r"[^\W\d_]+|\d+", question.lower()))
+    return False
 
 
 def clean_title(title: str) -> str:
@@ -173,14 +181,19 @@ def code_like(t: str) -> bool:
 
 def title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
     """A reader's question about the section `title` (parents: the titles above it, nearest last); None for a
-    title that makes none, or only one that names no subject."""
+    title that makes none, or only one that names no subject: the words it is about (the title's, or for a title
+    such as "Overview" or "Examples" its parent's) are all asking words and generic verbs, and not code ("find(1)",
+    "`make`": commands named after verbs)."""
     q = _title_question(title, parents, context, rng)
-    return q if q and names_a_subject(q) else None
+    if q is None:
+        return None
+    about = _parent(parents) if _case(clean_title(title)).lower() in GENERIC_TITLES | ASPECTS else title
+    return q if code_like(about) or code_like(clean_title(about)) or names_a_subject(clean_title(about)) else None
 
 
-def _title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
-    t = _case(clean_title(title))
-    parent = next(
+def _parent(parents: list[str]) -> str:
+    """The nearest title above that names something (not "Description", "See also"), as its name part."""
+    return next(
         (
             title_subject(clean_title(p))
             for p in reversed(parents)
@@ -188,6 +201,11 @@ def _title_question(title: str, parents: list[str], context: str, rng: random.Ra
         ),
         "",
     )
+
+
+def _title_question(title: str, parents: list[str], context: str, rng: random.Random) -> str | None:
+    t = _case(clean_title(title))
+    parent = _parent(parents)
     low = t.lower()
     if not t or low in SKIP_TITLES or len(t) > 120:
         return None
