@@ -50,7 +50,8 @@ def chunks_of_corpus(root: Path, dense) -> list[tuple[str, str]]:
     """(source file relative to the corpus, chunk text) for every chunk, in sorted file order."""
     from assistant.settings import IngestSettings
     from ingest.chunking import split_sections
-    from ingest.loaders import Limits, load_document
+    from ingest.load_types import Limits
+    from ingest.loaders import load_document
 
     s = IngestSettings()
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ingest.loaders import Section
+from ingest.load_types import Section
 
 
 @dataclass

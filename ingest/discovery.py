@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ingest.loaders import file_format
+from ingest.formats import file_format
 from ingest.writer import FAILED, SKIPPED, FileResult
 
 

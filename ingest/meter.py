@@ -69,7 +69,7 @@ class IngestMeter:
     @classmethod
     def for_files(cls, paths: list[Path], clock_fn: Callable[[], float] = time.monotonic) -> "IngestMeter":
         """A meter for these files, each weighed by its text_bytes and counted under its format (path_read)."""
-        from ingest.loaders import file_format
+        from ingest.formats import file_format
 
         sizes = {str(p): (file_format(p), text_bytes(p)) for p in paths}
         by_format: dict[str, int] = {}

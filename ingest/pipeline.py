@@ -22,15 +22,9 @@ from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover
-from ingest.loaders import (
-    BadFileError,
-    EmptyFileError,
-    Limits,
-    LoadNotes,
-    OverLimitError,
-    file_format,
-    load_document,
-)
+from ingest.formats import file_format
+from ingest.load_types import BadFileError, EmptyFileError, Limits, LoadNotes, OverLimitError
+from ingest.loaders import load_document
 from ingest.meter import IngestMeter, Throughput
 from ingest.prefetch import prefetched
 from ingest.writer import (

@@ -20,7 +20,7 @@ from typing import Callable
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.store import ChunkPoint, Store
 from ingest.chunking import Chunk
-from ingest.loaders import file_format
+from ingest.formats import file_format
 
 ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
 SKIPPED = "skipped"  # left out on purpose (over a limit, a link out, an empty file); the reason says why

@@ -73,7 +73,7 @@ def check_ingest_paths(paths: Iterable[Path]) -> None:
 def files_to_send(paths: Iterable[Path], formats: Iterable[str]) -> tuple[list[tuple[str, Path]], list[str]]:
     """(name, file) pairs to upload to a running app, and the files left out for their format, as
     `lorag ingest` reads them: folders recursively, hidden files skipped, names relative to the folder."""
-    from ingest.loaders import file_format
+    from ingest.formats import file_format
 
     allowed = set(formats)
     files: list[tuple[str, Path]] = []

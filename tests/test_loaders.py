@@ -4,7 +4,8 @@ import json
 import pytest
 
 from ingest.chunking import split_sections
-from ingest.loaders import BadFileError, LoadNotes, load_document
+from ingest.load_types import BadFileError, LoadNotes
+from ingest.loaders import load_document
 from tests.conftest import write_pdf
 
 
@@ -99,7 +100,7 @@ def test_encrypted_pdf_is_reported(tmp_path):
 
 
 def test_chunks_respect_token_budget_and_overlap():
-    from ingest.loaders import Section
+    from ingest.load_types import Section
 
     words = [f"w{i}" for i in range(300)]
     chunks = split_sections(
@@ -122,7 +123,7 @@ def test_rst_sections_follow_title_adornments(tmp_path):
         "Is a line of dashes in code a title?\n------------------------------------\n\n"
         "    ----\n\nNo: it is indented.\n\nLibrary\n=======\n\nWhy?\n----\n\nBecause.\n"
     )
-    from ingest.loaders import file_format
+    from ingest.formats import file_format
 
     assert file_format(doc) == "rst"
     got = [(s.heading, s.text.splitlines()[-1]) for s in load_document(doc)]
@@ -161,7 +162,7 @@ def test_a_named_text_encoding_reads_what_detection_would_guess_wrong(tmp_path):
     """Czech saved as ISO 8859-2 reads as cp1250 to the detector (a few letters differ); ingest.text_encoding names
     the encoding, and UTF-8 files next to it are still read as UTF-8. Bytes the named encoding lacks are an error
     naming it and the byte, not a guess."""
-    from ingest.loaders import Limits
+    from ingest.load_types import Limits
 
     text = "Čeština: žluťoučký kůň úpěl ďábelské ódy. Zaměstnanci mají nárok na 25 dní dovolené."
     p = tmp_path / "dovolena.txt"
@@ -209,7 +210,7 @@ def test_deeply_nested_json_is_a_bad_file(tmp_path, content):
 
 
 def test_rows_records_and_pages_over_the_limits(tmp_path):
-    from ingest.loaders import Limits, OverLimitError
+    from ingest.load_types import Limits, OverLimitError
 
     rows = tmp_path / "rows.csv"
     rows.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(5)))
@@ -229,7 +230,7 @@ def test_rows_records_and_pages_over_the_limits(tmp_path):
 def test_sections_of_headings_alone_are_left_out(tmp_path):
     """A page banner heading with no text under it (206 identical '## SQLite C Interface' chunks in
     the SQLite docs) is not a passage."""
-    from ingest.loaders import load_html, load_markdown
+    from ingest.markup_loaders import load_html, load_markdown
 
     md = tmp_path / "a.md"
     md.write_text("# Title\n\n## Banner\n\n## Real section\n\nSome text that says something.\n")

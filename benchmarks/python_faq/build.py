@@ -57,7 +57,7 @@ SUBSETS = {
 
 def rst_plain(text: str) -> str:
     """Inline reStructuredText markup to plain words: :func:`len` -> len, `x <url>`_ -> x, ``a`` -> a.
-    (Kept apart from ingest.loaders.rst_inline_text: it spaces text differently, and the measured
+    (Kept apart from assistant.markup.rst_inline_text: it spaces text differently, and the measured
     test set must stay byte-identical.)"""
     text = re.sub(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`", r"\1", text)
     text = re.sub(r"`([^`<]+?)\s*<[^`>]*>`_+", r"\1", text)
