@@ -11,16 +11,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 from assistant.answer_label import stream_without_label
 from assistant.generation import Generator
-from assistant.markup import markdown_emphasis_text
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage, Retrieval, Retriever
 from assistant.routing import AUTO, Route, Router
+from assistant.sentences import ABBREVIATIONS, plain_sentences, sentence_spans, sentences
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 # Han, hiragana, katakana: written without spaces, so their content "words" are character pairs
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_HEADING = re.compile(r"\s{0,3}#{1,6}(\s|$)")  # a markdown heading line (a CSV row "#id: 1; ..." is none)
 _KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
 _STOP = set(
     "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
@@ -45,21 +44,8 @@ _POINTS_BACK = set(
     "it its they them their theirs this that these those he him his she her one ones such same above "
     "former latter".split()
 )
-# where a sentence may end: its closing punctuation (and any closing quote or bracket) before a space or the end,
-# or a line break. A point inside a word is no end: 7.35, 3.11.2, 1,000.5, config.yaml, https://example.com/a.html
-# (a run of points is matched from its first only: no backtracking over it from each of its points)
-_CJK_END = r"[\u3002\uff01\uff1f]+[\u300d\u300f\u3011\u300b\u201d\u2019\uff09]*"  # 。！？ and closing brackets
-_END = re.compile(r"(?<![.!?])[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)|" + _CJK_END + r"|\n")
-# words whose point is not a sentence's end (lowercase, point included); "etc." ends one before a capital
-_ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "mr.", "mrs.", "ms.", "dr."}
-_ABBREVIATIONS_ENDING = {"etc."}
-_NUMBER_SIGNS = {"no."}  # "No. 5": no end before a digit; "The answer is no." ends a sentence
-_NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
-_WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
 QUOTE_MIN_WORDS = 4  # an answer sentence whose content words a passage nearly all holds cites it (a quote)
 QUOTE_SHARE = 0.8
-_OPENING_END = re.compile(r"[\s,;:—]+$")  # what a cut opening does not end on before its "…"
-SNIPPET_CHARS = 160  # the most of a passage's opening the CLI shows when no sentence of it supports the answer
 # words (as lemmas) by which an answer points to what it read rather than says what that holds: "The document
 # recommends ...", "According to the passage, ...", "The text states ...". Citation matching leaves them out of
 # the answer's words when no passage it may cite holds them (then they only frame the sentence); one that a passage
@@ -152,48 +138,10 @@ class Answer:
             # (the answer's source words that no passage holds are in no `have`: leaving them out changes no count)
             start, end = max(spans, key=lambda s: len(_cite_words(text[s[0] : s[1]]) & have))
             sentence = text[start:end]
-            if sentence.lower().rsplit(None, 1)[-1] not in _ABBREVIATIONS:  # "etc." keeps its point
+            if sentence.lower().rsplit(None, 1)[-1] not in ABBREVIATIONS:  # "etc." keeps its point
                 end = start + len(sentence.rstrip(".!?"))  # the marker before the sentence's closing point
             text = f"{text[:end]} [{c.n}]{text[end:]}"
         return text
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """The (start, end) of each sentence of `text`, its closing punctuation included and surrounding spaces not:
-    one splitter for the citations the API returns and the markers the chat shows. A sentence ends at . ! or ?
-    before a space (or the text's end), at a full-width 。！？ (Chinese, Japanese: no space follows), or at a
-    line break; not at a point inside a number, a version, a file
-    name or a URL (no space follows it), nor after e.g. / i.e. / vs. (nor after etc. unless a capital follows,
-    nor after No. before a digit)."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _END.finditer(text):
-        if m.group() != "\n":
-            # the word the point closes, from a bounded look back (a slice of all the text before: quadratic)
-            word = text[max(0, m.start() - _WORD_BACK) : m.start() + 1].rsplit(None, 1)[-1].lstrip("(\"'").lower()
-            if word in _ABBREVIATIONS or word in _NUMBER_SIGNS:
-                after = _NEXT.match(text, m.end()).group(1)  # type: ignore[union-attr]  # it always matches
-                if word in _NUMBER_SIGNS:
-                    if after.isdigit():
-                        continue
-                elif word not in _ABBREVIATIONS_ENDING or not after.isupper():
-                    continue
-        spans.append((start, m.end()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        piece = text[a:b]
-        if piece.strip():
-            a += len(piece) - len(piece.lstrip())
-            b -= len(piece) - len(piece.rstrip())
-            out.append((a, b))
-    return out
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of `text` (sentence_spans)."""
-    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def _content_words(text: str) -> set[str]:
@@ -342,40 +290,11 @@ def supporting_sentence(passage: str, answer: str) -> str:
     '' when none shares any. Headings are not sentences (the passage's label names its section)."""
     words = _content_words(_CITE.sub("", answer))
     best, score = "", 0
-    for sent in _plain_sentences(passage):
+    for sent in plain_sentences(passage):
         got = len(words & _content_words(sent))
         if got > score:
             best, score = sent, got
     return best
-
-
-def passage_opening(passage: str, most: int = SNIPPET_CHARS) -> str:
-    """The passage's first sentences as plain text (headings aside, as supporting_sentence reads them), cut at a
-    word's end with an ellipsis past `most` characters: what the CLI shows of a passage none of whose sentences
-    shares a word with the answer or the question."""
-    text = ""
-    for sent in _plain_sentences(passage):
-        # a line that ends no sentence (a title, a table row) is set off from the next
-        text = f"{text}{' ' if text[-1:] in '.!?:;…。！？' else ' — '}{sent}" if text else sent
-        if len(text) >= most // 2:
-            break
-    if len(text) > most:
-        head = text[: most + 1]  # one past the limit: a space there ends the last word whole
-        cut = head.rstrip() if head[-1].isspace() else head.rsplit(None, 1)[0]
-        cut = cut[:most]  # one word longer than the limit: cut inside it
-        text = _OPENING_END.sub("", cut) + "…"  # no dangling "," or " —" (a line's set-off) before the ellipsis
-    return text
-
-
-def _plain_sentences(passage: str) -> Iterator[str]:
-    """The passage's sentences (and table rows, list items) in order, as plain text; headings left out."""
-    for line in passage.splitlines():
-        if _HEADING.match(line):
-            continue
-        for sent in sentences(line):
-            sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
-            if sent:
-                yield sent
 
 
 def passage_label(p: Any) -> str:

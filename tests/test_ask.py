@@ -607,6 +607,6 @@ def test_top_k_leaves_out_passages_that_share_nothing_with_the_question(indexed,
     ],
 )
 def test_a_passage_opening_is_cut_after_its_last_whole_word(passage, most, shown):
-    from assistant.answer import passage_opening
+    from assistant.sentences import passage_opening
 
     assert passage_opening(passage, most) == shown

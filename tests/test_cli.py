@@ -801,6 +801,30 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
     assert "  [2] care.md\n      “Dust the lens weekly.”\n" in out  # shares no word with the question: its opening
 
 
+def test_a_cited_passage_without_a_quote_shows_its_opening_without_the_answer_code():
+    """The warm `lorag ask` (the app answers) prints a cited passage's opening when the citation has no quote, and
+    loads no answer/retrieval code for it (assistant.answer: half a second). A fresh process: other tests' imports
+    don't count."""
+    import os
+    import subprocess
+
+    ans = {
+        "relevant": True,
+        "route": {},
+        "citations": [{"n": 1, "ref": "care.md", "label": "care.md", "how": "marker", "quote": ""}],
+        "passages": [{"n": 1, "text": "# Care\nDust the lens weekly. Keep it dry."}],
+    }
+    probe = (
+        "import json, sys\nfrom ui import cli\n"
+        f"cli._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
+        "print(sorted(m for m in ('assistant.answer', 'assistant.retrieval') if m in sys.modules))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("Sources:\n  [1] care.md\n      “Dust the lens weekly. Keep it dry.”\n[]\n"), r.stdout
+
+
 def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
     """Off a terminal (piped, captured) the table is not cut to 80 columns: the names are there to copy."""
     from assistant.models.catalog import BUILTIN_MODELS
@@ -867,3 +891,23 @@ def test_a_word_longer_than_its_help_column_goes_on_over_the_next_line(monkeypat
     r = runner.invoke(demo, ["--help"])
     assert r.exit_code == 0 and "…" not in r.output, r.output
     assert word in "".join(line.strip("│ ") for line in r.output.splitlines()), r.output
+
+
+def test_importing_the_cli_leaves_the_help_renderer_unloaded():
+    """Every `lorag` command starts without typer's help renderer (rich.markdown, markdown_it: about 0.2 s); it
+    loads, folded, only when help is shown. A fresh process, so that other tests' imports don't count."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    probe = (
+        "import sys, ui.cli\n"
+        "print(sorted(m for m in ('typer.rich_utils', 'rich.markdown', 'markdown_it') if m in sys.modules))\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(ui.cli.app, ['--help'])\n"
+        "from typer import rich_utils\n"
+        "print(r.exit_code, getattr(rich_utils, '_lorag_fold', False))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[]", "0 True"], r.stdout

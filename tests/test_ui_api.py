@@ -387,6 +387,40 @@ def test_the_workers_api_answers_a_path_not_served_as_the_app_does(live):
     assert TestClient(app).post("/v1/completions").status_code == 401
 
 
+def test_a_served_path_keeps_its_405_and_its_trailing_slash_redirect_under_the_catch_all(live):
+    """The /v1/ catch-all answers 404 only for a path nobody serves: a served path (the app's, the worker's own)
+    asked with another method is a 405 with Allow, and with a trailing slash a 307 to the path without it."""
+    from fastapi.testclient import TestClient
+
+    from ui.worker import build_worker_app
+
+    worker = TestClient(
+        build_worker_app(live.core, "tok", lambda: {"pid": 1}, lambda: None),
+        headers={"Authorization": "Bearer tok"},
+        follow_redirects=False,
+    )
+    app = httpx.Client(base_url=live.url, timeout=30, follow_redirects=False)
+    for c in (app, worker):
+        r = c.get("/v1/models/?x=1")
+        assert r.status_code == 307 and r.headers["location"].endswith("/v1/models?x=1"), r.text
+        r = c.get("/v1/jobs/abc/")
+        assert r.status_code == 307 and r.headers["location"].endswith("/v1/jobs/abc"), r.text
+        r = c.put("/v1/adapters/some-name")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", r.text
+        assert c.get("/v1/").status_code == 404
+    for method, path, allow in (("POST", "/v1/worker", "GET, HEAD"), ("GET", "/v1/worker/stop", "POST")):
+        r = worker.request(method, path)
+        assert r.status_code == 405 and r.headers["allow"] == allow, (method, path, r.text)
+        assert r.json()["error"]["code"] == "method_not_allowed"
+    r = worker.head("/v1/worker")
+    assert r.status_code == 200 and r.content == b""
+    r = worker.get("/v1/worker/")
+    assert r.status_code == 307 and r.headers["location"].endswith("/v1/worker")
+    r = worker.get("/v1/worker/stop/")  # a redirect to a path that still refuses GET: no stop on a GET
+    assert r.status_code == 307 and r.headers["location"].endswith("/v1/worker/stop")
+    assert TestClient(worker.app).get("/v1/models/").status_code == 401  # the redirect too is behind the login
+
+
 def test_head_is_answered_wherever_get_is(live):
     for path in ("/v1/models", "/v1/documents", "/v1/adapters", "/healthz"):
         r = httpx.head(live.url + path, timeout=30)

@@ -471,7 +471,7 @@ def test_reload_keeps_background_jobs(page, live):
 
 def test_the_per_file_results_keep_their_narrow_columns_beside_long_reasons(browser, live):
     """At 1400 px, long failure reasons wrap in their column: the result and chunk count keep room for a word and a
-    number, and every column is inside the table."""
+    number, and every column is inside the table; at 600 px too, without scrolling sideways."""
     reason = (
         "cannot read the PDF: EOF marker not found; the file is cut short or is no PDF at all (pypdf: Stream has "
         "ended unexpectedly while reading the cross-reference table at offset 123456)"
@@ -498,18 +498,36 @@ def test_the_per_file_results_keep_their_narrow_columns_beside_long_reasons(brow
         assert all(right <= table["x"] + table["width"] + 1 for _, _, right in heads), (heads, table)
         widths = {name: right - left for name, left, right in heads}
         assert widths["result"] >= 90 and widths["chunks"] >= 60 and widths["reason or warnings"] > 400, widths
-        cells = pg.evaluate(  # each result and count on one line and whole: no letter a line, nothing clipped
-            """[...document.querySelectorAll('#docs-results [role=row][data-index]')].map(row => [1, 3].map(col => {
+        # each result and count on one line and whole: no letter a line, nothing clipped
+        cells_js = """[...document.querySelectorAll('#docs-results [role=row][data-index]')]
+            .map(row => [1, 3].map(col => {
                 const cell = row.querySelector(`[role=gridcell][data-col="${col}"]`);
                 const text = cell.querySelector('span') || cell, range = document.createRange();
                 range.selectNodeContents(text);
                 return [text.innerText.trim(), range.getClientRects().length, text.scrollWidth <= cell.clientWidth];
             }))"""
-        )
+        cells = pg.evaluate(cells_js)
         want = [["failed", "0"], ["added", "123456"], ["unchanged", "42"], ["failed", "0"]]
         assert [[c[0] for c in row] for row in cells] == want, cells
         assert all(lines == 1 and whole for row in cells for _, lines, whole in row), cells
         pg.screenshot(path=str(ARTIFACTS / "ui-documents-long-reasons.png"), full_page=True)
+        pg.set_viewport_size({"width": 600, "height": 900})  # a narrow window: the columns still fit, no scrolling
+        pg.wait_for_timeout(500)
+        table = box_of(pg, "#docs-results")
+        heads = pg.evaluate(
+            "[...document.querySelectorAll('#docs-results thead th')].map(th => [th.innerText.trim(), "
+            "th.getBoundingClientRect().left, th.getBoundingClientRect().right])"
+        )
+        assert all(right <= table["x"] + table["width"] + 1 for _, _, right in heads), (heads, table)
+        scrolls = pg.evaluate(
+            "[...document.querySelectorAll('#docs-results *')].filter(e => e.scrollWidth > e.clientWidth + 1 && "
+            "['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).map(e => [e.className, e.scrollWidth, "
+            "e.clientWidth])"
+        )
+        assert scrolls == [], scrolls
+        cells = pg.evaluate(cells_js)
+        assert [[c[0] for c in row] for row in cells] == want, cells
+        assert all(lines == 1 and whole for row in cells for _, lines, whole in row), cells
     finally:
         pg.close()
 

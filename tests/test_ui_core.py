@@ -1344,3 +1344,19 @@ def test_an_error_no_handler_caught_shows_as_written_in_its_toast(core, monkeypa
     with pytest.raises(gr.Error) as e:
         errors_as_text(lambda: (_ for _ in ()).throw(kept))()
     assert e.value is kept
+
+
+def test_an_api_endpoints_error_reaches_its_caller_as_raised(core, monkeypatch):
+    """Functions registered with gr.api (/ask, /adapters, /compare, ...: for gradio_client, no toast) are not
+    wrapped: their error keeps its message as raised, while a UI event's function is wrapped and escapes it."""
+    from ui.app import api_only, build_blocks
+
+    blocks = build_blocks(core)
+    by_api = {f.api_name: f for f in blocks.fns.values() if api_only(f)}
+    assert set(by_api) == {"ask", "adapters", "compare", "vote", "export_votes", "job", "documents"}
+    monkeypatch.setattr(core, "chat_adapters", lambda: (_ for _ in ()).throw(RuntimeError("model:<spec>")))
+    with pytest.raises(RuntimeError) as e:
+        by_api["adapters"].fn()
+    assert str(e.value) == "model:<spec>"
+    ui_fns = [f for f in blocks.fns.values() if f.fn is not None and not api_only(f)]
+    assert ui_fns and all(hasattr(f.fn, "__wrapped__") for f in ui_fns)  # errors_as_text's wrapper

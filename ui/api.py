@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,7 +35,7 @@ from ui.api_chat import add_chat_routes
 from ui.api_documents import add_document_routes
 from ui.api_errors import error_response
 from ui.api_jobs import add_job_routes
-from ui.api_methods import METHODS, answer_head, refuse_other_methods
+from ui.api_methods import METHODS, allowed_methods, answer_head, refusal, refuse_other_methods
 from ui.api_request import validation_error
 
 
@@ -77,7 +77,8 @@ def api_router(core: Any, auth: tuple[str, str] | None) -> APIRouter:
 def not_served_router(auth: tuple[str, str] | None, *served: APIRouter) -> APIRouter:
     """Any other /v1/ path, behind the login: a 404 in OpenAI's shape naming the path and the /v1/ paths of the
     `served` routers (without it a request would reach the web app mounted at / and get its {"detail": "Not Found"}).
-    Included after them."""
+    A served path asked with a trailing slash is redirected (307) to the path without it, and one asked with a method
+    it does not answer is a 405 with `Allow`, as without this catch-all. Included after them."""
 
     def authorized(request: Request) -> None:
         check_auth(request, auth)
@@ -89,6 +90,13 @@ def not_served_router(auth: tuple[str, str] | None, *served: APIRouter) -> APIRo
 
     @router.api_route("/v1/{path:path}", methods=sorted(METHODS), include_in_schema=False)
     async def not_served(request: Request) -> Any:
+        path = request.url.path
+        bare = path.rstrip("/")  # a trailing slash off
+        methods = allowed_methods(served, bare)
+        if methods is not None and bare != path:
+            return RedirectResponse(str(request.url.replace(path=bare)), status_code=307)
+        if methods is not None:
+            raise refusal(request.method, ", ".join(sorted(methods)))
         message = f"{request.url.path} is not served; lorag serves {', '.join(paths)}"
         return error_response(404, message, "not_found")
 

@@ -22,9 +22,29 @@ def refuse_other_methods(router: APIRouter) -> None:
         allow = ", ".join(sorted(methods))
 
         async def refuse(request: Request, allow: str = allow) -> Any:
-            raise HTTPException(405, f"{request.method} is not allowed here: use {allow}", headers={"Allow": allow})
+            raise refusal(request.method, allow)
 
+        refuse.lorag_refuses = True  # type: ignore[attr-defined]
         router.add_api_route(path, refuse, methods=sorted(METHODS - methods), include_in_schema=False)
+
+
+def refusal(method: str, allow: str) -> HTTPException:
+    """The 405 for `method` on a path that answers the methods in `allow` (comma-separated)."""
+    return HTTPException(405, f"{method} is not allowed here: use {allow}", headers={"Allow": allow})
+
+
+def allowed_methods(routers: Any, path: str) -> set[str] | None:
+    """The methods the /v1/ routes of `routers` answer at `path` (a request path, not a template), None if none of
+    them serves it. The 405 routes of `refuse_other_methods` don't count."""
+    found: set[str] | None = None
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or not route.path.startswith("/v1/"):
+                continue
+            if getattr(route.endpoint, "lorag_refuses", False) or not route.path_regex.match(path):
+                continue
+            found = (found or set()) | set(route.methods)
+    return found
 
 
 def answer_head(router: APIRouter) -> None:

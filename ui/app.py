@@ -244,10 +244,18 @@ def build_blocks(core: AppCore) -> Any:
         tab_chat.register_api(core)
     wrapped: dict[Callable[..., Any], Callable[..., Any]] = {}  # a function of several events: one wrapper
     for block_fn in blocks.fns.values():
-        if block_fn.fn is not None:
+        if block_fn.fn is not None and not api_only(block_fn):  # gradio_client callers get the message raw
             block_fn.fn = wrapped.setdefault(block_fn.fn, errors_as_text(block_fn.fn))
     blocks.queue(default_concurrency_limit=max(core.generation_slots, 4), max_size=None)
     return blocks
+
+
+def api_only(block_fn: Any) -> bool:
+    """Whether a Blocks function was registered with `gr.api` (no event triggers it; its inputs and outputs are
+    gr.api's placeholder components, not ones on the page): its errors reach a gradio_client caller, no toast."""
+    from gradio.components.api_component import Api
+
+    return not block_fn.targets and all(isinstance(c, Api) for c in (*block_fn.inputs, *block_fn.outputs))
 
 
 def errors_as_text(fn: Callable[..., Any]) -> Callable[..., Any]:

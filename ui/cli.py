@@ -75,8 +75,27 @@ def _fold_long_words() -> None:
     rich_utils._lorag_fold = True  # type: ignore[attr-defined]
 
 
+def _fold_when_help_shows() -> None:
+    """Apply `_fold_long_words` the first time any typer command or group renders its help (`--help`, a bare group,
+    a usage error's help): patching typer.rich_utils up front would import rich's markdown stack on every start,
+    which typer itself loads only to render help or an error."""
+    from typer.core import TyperCommand
+
+    for cls in (TyperCommand, TyperGroup):
+        if getattr(cls, "_lorag_fold_on_help", False):
+            continue
+        shown = cls.format_help
+
+        def format_help(self: Any, ctx: Any, formatter: Any, _shown: Any = shown) -> None:
+            _fold_long_words()
+            return _shown(self, ctx, formatter)
+
+        cls.format_help = format_help  # type: ignore[method-assign]
+        cls._lorag_fold_on_help = True  # type: ignore[attr-defined]
+
+
 _no_flag_types()
-_fold_long_words()
+_fold_when_help_shows()
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -443,7 +462,7 @@ def _print_snippet(quote: str, passage: str) -> None:
     """A passage's line under its label: `quote`, else how the passage begins (when none of its sentences shares a
     word with the answer or the question)."""
     if not quote:
-        from assistant.answer import passage_opening  # here only: importing it takes half a second
+        from assistant.sentences import passage_opening  # light: not assistant.answer (half a second)
 
         quote = passage_opening(passage)
     if quote:

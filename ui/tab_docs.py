@@ -351,9 +351,10 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         elem_id="docs-results",
         interactive=False,
         wrap=True,
-        # the long columns take shares of the width and wrap; the result and the count keep room for a word and a
-        # number (without widths a long reason widened its column past the table and squeezed these)
-        column_widths=["25%", "100px", "50%", "70px"],
+        # shares of the width that add up to it (no sideways scroll at any width): the long columns wrap; the result
+        # and the count keep room for a word and a number (without widths a long reason widened its column past the
+        # table and squeezed these): 100 and 75 px in a table 540 px wide (a 600 px window)
+        column_widths=["22%", "19%", "45%", "14%"],
     )
     gr.Markdown("### Indexed documents")
     shown_domain = gr.Dropdown(filter_choices(core), value=EVERY_DOMAIN, label="Show domain", elem_id="docs-filter")

@@ -65,6 +65,7 @@ def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], 
     GET /v1/worker (who it is) and POST /v1/worker/stop, wrapped in an Activity counter."""
     from ui.api import api_router, health_router, new_api_app, not_served_router
     from ui.api_auth import check_auth
+    from ui.api_methods import refuse_other_methods
     from ui.warm import USER
 
     auth = (USER, token)
@@ -87,6 +88,7 @@ def build_worker_app(core: Any, token: str, info: Callable[[], dict[str, Any]], 
         stop()
         return {"stopping": True}
 
+    refuse_other_methods(router)  # HEAD where GET is, a 405 with Allow for another method
     app.include_router(router)
     app.include_router(not_served_router(auth, api, router))  # after every /v1/ route
     return Activity(app)
