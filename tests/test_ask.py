@@ -343,7 +343,7 @@ def test_the_api_and_the_chat_split_sentences_alike():
 
     text = "It costs $7.35 at the kiosk [1]. Use config.yaml, e.g. on 3.11.2 [2]. Bring pens etc. Then sign in."
     assert _cited_part(text, 2) == "Use config.yaml, e.g. on 3.11.2 [2]."
-    from assistant.answer import sentences
+    from assistant.sentences import sentences
 
     assert sentences(text) == [
         "It costs $7.35 at the kiosk [1].",
@@ -358,7 +358,7 @@ def test_the_api_and_the_chat_split_sentences_alike():
 
 def test_no_ends_a_sentence_unless_a_number_follows():
     """A "No." is an answer's whole sentence (and "the answer is no." ends one); only "No. 5" is the number sign."""
-    from assistant.answer import sentences
+    from assistant.sentences import sentences
 
     assert sentences("Is overtime paid? No. It is given back as time off.") == [
         "Is overtime paid?",
@@ -381,7 +381,7 @@ def test_no_ends_a_sentence_unless_a_number_follows():
 def test_the_sentence_splitter_splits_long_answers_and_runs_of_points():
     """A long answer, and a run of points or marks no space follows (a degenerate generation, a PDF's dot
     leaders): every sentence found once, a run inside a word not a sentence end."""
-    from assistant.answer import sentence_spans
+    from assistant.sentences import sentence_spans
 
     assert len(sentence_spans("Staff get 27 days of leave per year. " * 20000)) == 20000
     assert len(sentence_spans("a" + "." * 50000 + "b")) == 1
