@@ -18,6 +18,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
     "join": dict(fp8_lora_in_gemm=True),  # the adapter's delta inside the FP8 GEMMs (off: slower)
+    "join128": dict(fp8_lora_in_gemm=True, _join_multiple=128),  # ...its rank padded to 128 inner columns, not 16
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
     # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
     "fp8big": dict(_fp8_min_elements=1 << 23),
@@ -104,6 +105,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
 # arm keys that set a module's constant for that arm alone, not recipe keys: key -> (module under finetune.accel, name)
 MODULE_CONSTANTS = {
     "_fp8_min_elements": ("fp8", "MIN_WEIGHT_ELEMENTS"),  # FP8 GEMMs from this many weight elements
+    "_join_multiple": ("fp8", "JOIN_MULTIPLE"),  # a joined adapter's rank padded to this many inner columns
     "_gated_mlp": ("gated_mlp", "ENABLED"),
     "_defer_h": ("gated_mlp", "DEFER_IN_RECOMPUTE"),
     "_chunked_dh": ("gated_mlp", "OPERAND_GRADS_IN_CHUNKS"),

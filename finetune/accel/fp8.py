@@ -115,9 +115,14 @@ def rowwise(x: Any, scale: Any = None, *, tail: Any = None) -> tuple[Any, Any]:
     return _torch_rowwise(x, scale)
 
 
+# the multiple a joined operand's tail is rounded up to: 16 is what FP8 GEMMs take (benchmarks/bench_fp8_lora.py
+# times the joined GEMMs at other multiples)
+JOIN_MULTIPLE = 16
+
+
 def joined_width(r: int) -> int:
-    """The columns a rank-r tail takes in a joined FP8 operand: r rounded up to 16 (FP8 GEMMs' multiple)."""
-    return -(-r // 16) * 16
+    """The columns a rank-r tail takes in a joined FP8 operand: r rounded up to JOIN_MULTIPLE."""
+    return -(-r // JOIN_MULTIPLE) * JOIN_MULTIPLE
 
 
 def colwise_transposed(w: Any, scale: Any, *, width: int | None = None) -> Any:
