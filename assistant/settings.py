@@ -426,6 +426,7 @@ def _env_name(loc: tuple, environ: Any) -> str | None:
     any case, as pydantic-settings reads them."""
     import json
 
+    loc = loc[: _setting_length(loc)]
     names = {name.upper(): name for name in environ if name.upper().startswith("LORAG_")}
     for end in range(len(loc), 0, -1):
         name = names.get("LORAG_" + "__".join(str(p) for p in loc[:end]).upper())
@@ -440,12 +441,23 @@ def _env_name(loc: tuple, environ: Any) -> str | None:
         for part in loc[end:]:  # the section's JSON holds the value, or the file gave it
             if isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
             else:
                 return None
         return name
     return None
+
+
+def _setting_length(loc: tuple) -> int:
+    """How many parts of an error's `loc` name sections and then the setting itself; the parts after them lie within
+    the setting's value, which a single variable gives whole: a union's member (`int`, `list[str]` for `int | str |
+    list[str]`), an item's index."""
+    model: Any = Settings
+    for i, part in enumerate(loc):
+        field_info = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        model = getattr(field_info, "annotation", None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return i + 1
+    return len(loc)
 
 
 def _close_setting(loc: tuple) -> str | None:

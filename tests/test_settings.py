@@ -129,6 +129,50 @@ def test_a_bad_value_from_the_environment_is_named_by_its_variable(tmp_path, mon
     assert "  - retrieval.top_k: Input should be greater than or equal to 1 (got 0)" in str(e.value).splitlines()
 
 
+def test_a_bad_union_typed_value_from_the_environment_is_named_by_its_variable(tmp_path, monkeypatch):
+    """A union-typed setting's errors carry the member tried after its name (`extra.a.int`); the variable that set
+    the setting, or the section's JSON that holds it, is named all the same, and the file's value is not."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    import assistant.settings as settings_module
+
+    class Extra(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        a: int | float = 1
+        b: str | list[str] = "x"
+
+    class WithUnions(Settings):
+        extra: Extra = Field(default_factory=Extra)
+
+    monkeypatch.setattr(settings_module, "Settings", WithUnions)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORAG_EXTRA__A", "z")
+    monkeypatch.setenv("LORAG_EXTRA__B", '["a", 1]')
+    with pytest.raises(ConfigError) as e:
+        settings_module.load_settings()
+    lines = str(e.value).splitlines()[1:]
+    assert [x.split(":")[0] for x in lines] == [
+        "  - extra.a.int (from LORAG_EXTRA__A)",
+        "  - extra.a.float (from LORAG_EXTRA__A)",
+        "  - extra.b.str (from LORAG_EXTRA__B)",
+        "  - extra.b.list[str].1 (from LORAG_EXTRA__B)",
+    ], lines
+    monkeypatch.delenv("LORAG_EXTRA__A")
+    monkeypatch.delenv("LORAG_EXTRA__B")
+    monkeypatch.setenv("LORAG_EXTRA", '{"b": 5}')
+    f = tmp_path / "lorag.yaml"
+    f.write_text("extra:\n  a: z\n")
+    with pytest.raises(ConfigError) as e:
+        settings_module.load_settings(f)
+    lines = str(e.value).splitlines()[1:]
+    assert [x.split(":")[0] for x in lines] == [
+        "  - extra.a.int",
+        "  - extra.a.float",
+        "  - extra.b.str (from LORAG_EXTRA)",
+        "  - extra.b.list[str] (from LORAG_EXTRA)",
+    ], lines
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     f = tmp_path / "lorag.yaml"
     f.write_text("models: [unclosed\n")
