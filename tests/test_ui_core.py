@@ -370,6 +370,28 @@ def test_the_adapters_job_picker_names_the_job_shown(core):
     assert "train hr**" in shown["ad-progress"] and train in update(shown["ad-job"])["choices"]
 
 
+def test_the_eval_job_line_shows_the_domain_picked_only(core, monkeypatch):
+    """The evaluation tab's job line shows the newest evaluation job of the domain picked (as typed), whichever tab
+    started it: not another domain's newer one, nor a newer job of another kind; nothing for a domain without one."""
+    from ui.app import build_blocks
+
+    hr = core.jobs.wait(core.jobs.start("eval", "A/B base,hr-v1 on hr", lambda job: None, {"domain": "hr"}), 5)
+    it = core.jobs.wait(core.jobs.start("eval", "A/B base,it-v1 on it", lambda job: 1 / 0, {"domain": "it"}), 5)
+    core.jobs.wait(core.jobs.start("train", "train hr", lambda job: None, {"domain": "hr"}), 5)
+    assert (hr["status"], it["status"]) == ("done", "failed")
+    blocks = build_blocks(core)
+    poll, outs = handler(blocks, "ui.tab_eval", "poll")
+    line = {dom: dict(zip(outs, poll(None, dom, "", "")))["ev-job"] for dom in ("hr", "HR", "it", "ops", "Bad Name!")}
+    assert line["hr"] == line["HR"] == "**A/B base,hr-v1 on hr** — done", line
+    assert line["it"].startswith("**A/B base,it-v1 on it** — failed"), line
+    assert line["ops"] == line["Bad Name!"] == "", line
+    monkeypatch.setattr(core, "domains", lambda: ["it", "hr"])  # the page's first domain, then the one picked
+    blocks = build_blocks(core)
+    assert next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "ev-job").value == line["it"]
+    on_show, outs = handler(blocks, "ui.tab_eval", "on_show")
+    assert dict(zip(outs, on_show(None, "hr", "", "")))["ev-job"] == line["hr"]
+
+
 def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
     from ui.app import build_blocks
     from ui.tab_docs import _results_rows
@@ -1328,7 +1350,7 @@ def test_an_error_no_handler_caught_shows_as_written_in_its_toast(core, monkeypa
 
     blocks = build_blocks(core)
     poll, _ = handler(blocks, "ui.tab_eval", "poll")
-    monkeypatch.setattr(core.jobs, "latest", lambda kind: (_ for _ in ()).throw(RuntimeError("no <spec> job")))
+    monkeypatch.setattr(core.jobs, "all", lambda kind=None: (_ for _ in ()).throw(RuntimeError("no <spec> job")))
     with pytest.raises(gr.Error) as e:
         poll(None, None, "", "")
     assert e.value.message == "no &lt;spec&gt; job" and isinstance(e.value.__cause__, RuntimeError)

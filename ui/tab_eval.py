@@ -11,9 +11,19 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.markup import markdown_literal
-from assistant.names import check_id
+from assistant.names import check_id, domain_name
 from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, eval_available, start_eval
+
+
+def eval_job(core: Any, domain: str | None) -> dict[str, Any] | None:
+    """The newest evaluation job of the domain picked (as typed: 'HR' is 'hr'), whichever tab started it; None
+    while no domain is picked (every job names its domain) or the name typed is no domain's."""
+    try:
+        want = domain_name(domain) if domain else None
+    except LoragError:  # a name being typed that is no domain's: no job is its
+        return None
+    return next((j for j in core.jobs.all("eval") if (j.get("params") or {}).get("domain") == want), None)
 
 
 def list_reports(core: Any) -> list[str]:
@@ -135,7 +145,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         "Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None and not first_note
     )
     status = gr.Markdown(first_note, elem_id="ev-status")  # what the button did (or why it is off)
-    job_line = gr.Markdown(progress_line(core.jobs.latest("eval")), elem_id="ev-job")  # the running job, refreshed
+    job_line = gr.Markdown(progress_line(eval_job(core, first)), elem_id="ev-job")  # the domain's, refreshed
     gr.Markdown("#### Reports")
     pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report")
     empty = gr.Markdown("No report yet: run an evaluation above." if not list_reports(core) else "", elem_id="ev-empty")
@@ -199,7 +209,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         value = current if current in reports else (reports[0] if reports else None)
         now = eval_arms(core, dom)  # a new adapter: the suggestion follows it
         arms_update = now if arms == last and now != last else gr.skip()
-        return progress_line(core.jobs.latest("eval")), gr.Dropdown(choices=reports, value=value), arms_update, now
+        return progress_line(eval_job(core, dom)), gr.Dropdown(choices=reports, value=value), arms_update, now
 
     timer.tick(
         poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False
