@@ -6,34 +6,27 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from assistant.answer_label import stream_without_label
 from assistant.generation import Generator
+from assistant.passage_label import passage_label
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage, Retrieval, Retriever
 from assistant.routing import AUTO, Route, Router
-from assistant.sentences import ABBREVIATIONS, plain_sentences, sentence_spans, sentences
-
-_CITE = re.compile(r"\[(\d{1,2})\]")
-_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
-# Han, hiragana, katakana: written without spaces, so their content "words" are character pairs
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
-_STOP = set(
-    "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
-) | set(  # the commonest function words of French, German, Spanish, Italian, Portuguese and Dutch: shared by any two
-    # passages of one language, they say nothing of what an answer draws on
-    "le la les un une des du de et est sont au aux en dans pour par sur avec ce cette qui que il elle pas plus ou "
-    "der das dem des ein eine einen und ist sind im zu mit von auf für nicht als auch oder "
-    "el los las del y es son con por para una unos se lo al como más pero "
-    "il lo gli di da che è sono nel della per con non una "
-    "os as do da dos das um uma em no na com não por para "
-    "het een van en is zijn op te met voor niet aan bij".split()
+from assistant.sentences import (
+    ABBREVIATIONS,
+    CITE,
+    STOP_WORDS,
+    WORD,
+    content_words,
+    sentence_spans,
+    sentences,
+    supporting_sentence,
 )
+
 # words a question is made of whatever it asks about: they say nothing about its topic
-_ASKING = _STOP | set(
+_ASKING = STOP_WORDS | set(
     "do does did can could should would will shall may might must i you we my your our me us there here when where why "
     "whom whose many much long often get got have has had not no yes also about if then so but any some all one ones "
     "same than too very just please tell know need want mean means say said".split()
@@ -144,17 +137,6 @@ class Answer:
         return text
 
 
-def _content_words(text: str) -> set[str]:
-    """Words of two letters or more, stop words aside; in Chinese and Japanese runs, each pair of adjacent
-    characters (a pair of hiragana aside), the usual unit of overlap where no space separates words."""
-    text = text.lower()
-    pairs = set()
-    for run in _CJK.findall(text):
-        pairs.update(p for p in (run[i : i + 2] for i in range(len(run) - 1)) if not _KANA_ONLY.fullmatch(p))
-    words = {w for w in _WORD.findall(_CJK.sub(" ", text)) if w not in _STOP and len(w) > 1}
-    return words | pairs
-
-
 # the reply when no passage reaches retrieval.min_relevance (no model runs); `where` names the domain(s) searched
 NO_CONTEXT = "I found nothing relevant to this question in the {where}, so I cannot answer it from the documents."
 _NO_CONTEXT_PARTS = tuple(part.lower().rstrip(".") for part in NO_CONTEXT.split("{where}"))
@@ -177,7 +159,7 @@ def _lemma(word: str) -> str:
 
 def _cite_words(text: str) -> set[str]:
     """The words citation matching compares: content words as lemmas."""
-    return set(map(_lemma, _content_words(text)))
+    return set(map(_lemma, content_words(text)))
 
 
 def _answer_words(text: str, held: set[str]) -> set[str]:
@@ -206,10 +188,10 @@ def is_abstention(answer: str) -> bool:
 
 def support(answer: str, texts: Sequence[str]) -> float:
     """Share of the answer's content words (citation markers aside) found in the given texts."""
-    words = _content_words(_CITE.sub("", answer))
+    words = content_words(CITE.sub("", answer))
     if not words:
         return 0.0
-    have = set().union(*(_content_words(t) for t in texts)) if texts else set()
+    have = set().union(*(content_words(t) for t in texts)) if texts else set()
     return len(words & have) / len(words)
 
 
@@ -217,10 +199,10 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
     """Citations the answer makes with [n] markers (only numbers that exist); else the passage the
     answer overlaps most, if it shares enough words. An abstention cites nothing."""
     by_n = {p.n: p for p in passages}
-    cited = [by_n[n] for n in dict.fromkeys(int(m) for m in _CITE.findall(answer)) if n in by_n]
+    cited = [by_n[n] for n in dict.fromkeys(int(m) for m in CITE.findall(answer)) if n in by_n]
     how = "marker"
     if not cited and passages and not is_abstention(answer):
-        best = _overlapped(_CITE.sub("", answer), passages, question)
+        best = _overlapped(CITE.sub("", answer), passages, question)
         if best is not None:
             cited, how = [best], "overlap"
     return [
@@ -283,74 +265,9 @@ def _cited_part(answer: str, n: int) -> str:
     return " ".join(parts) or answer
 
 
-def supporting_sentence(passage: str, answer: str) -> str:
-    """The sentence (or table row, list item) of the passage that shares most content words with the answer, as
-    plain text (markdown's **bold**, *em*, `code` and link marks taken off, \\* escapes read: the API's quote and
-    the CLI show it as is);
-    '' when none shares any. Headings are not sentences (the passage's label names its section)."""
-    words = _content_words(_CITE.sub("", answer))
-    best, score = "", 0
-    for sent in plain_sentences(passage):
-        got = len(words & _content_words(sent))
-        if got > score:
-            best, score = sent, got
-    return best
-
-
-def passage_label(p: Any) -> str:
-    """A short label for a passage: 'file › section' (the innermost heading), 'file › p. N' for a PDF page,
-    'file › row N' for a CSV row, 'file › rows N–M' for a passage of several rows (the rows of the file that
-    the passage's lines are, when the file is still there), else the file name."""
-    name = str(getattr(p, "source", "") or "").rsplit("/", 1)[-1] or "?"
-    if getattr(p, "page", None):
-        return f"{name} › p. {p.page}"
-    section = str(getattr(p, "section", "") or "")
-    if section.startswith("table: "):
-        rows = csv_rows(getattr(p, "doc_id", ""), getattr(p, "text", ""))
-        if not rows:
-            return f"{name} › table"
-        return f"{name} › row {rows[0]}" if rows[0] == rows[1] else f"{name} › rows {rows[0]}–{rows[1]}"
-    last = section.split(" > ")[-1].strip()
-    last = re.sub(r"^\d+(\.\d+)*\.?\s+", "", last)  # "2. Annual leave" -> "Annual leave"
-    return f"{name} › {last}" if last else name
-
-
-def csv_rows(path: str, text: str) -> tuple[int, int] | None:
-    """The first and last data row numbers (1 = the first row under the header) of a CSV passage's lines."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or not path:
-        return None
-    try:
-        rows = _csv_lines(path, Path(path).stat().st_mtime_ns)
-    except OSError:
-        return None
-    found = [rows[line] for line in lines if line in rows]  # a line cut by the chunker matches no row
-    return (min(found), max(found)) if found else None
-
-
-@lru_cache(maxsize=64)
-def _csv_lines(path: str, _mtime: int) -> dict[str, int]:
-    """A CSV file's rows as ingest writes them ("column: value; ..."), each with its number."""
-    import csv
-    import io
-
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    except csv.Error:
-        return {}
-    if len(rows) < 2:
-        return {}
-    header = [h.strip() for h in rows[0]]
-    out: dict[str, int] = {}
-    for i, row in enumerate(rows[1:], start=1):
-        out.setdefault("; ".join(f"{h}: {v.strip()}" for h, v in zip(header, row) if v.strip()), i)
-    return out
-
-
 def is_follow_up(question: str) -> bool:
     """A question that leans on the conversation: "And for contractors?", "Can they be carried over?", "Why?"."""
-    words = _WORD.findall(question.lower())
+    words = WORD.findall(question.lower())
     topic = [w for w in words if w not in _ASKING]
     return bool(_CONTINUES.match(question)) or bool(set(words) & _POINTS_BACK) or len(topic) <= 1
 
@@ -373,10 +290,10 @@ def _stem(word: str) -> str:
 def brings_new_topic(question: str, before: str, passages: Sequence[Passage]) -> bool:
     """A follow-up naming at least two things of its own, none of which the earlier question or the retrieved
     passages mention ("and what is the capital of France?" after a question about leave)."""
-    own = {_stem(w) for w in _WORD.findall(question.lower()) if w not in _ASKING and len(w) > 1}
+    own = {_stem(w) for w in WORD.findall(question.lower()) if w not in _ASKING and len(w) > 1}
     if len(own) < 2:
         return False
-    seen = {_stem(w) for w in _WORD.findall(" ".join([before, *(p.text for p in passages)]).lower())}
+    seen = {_stem(w) for w in WORD.findall(" ".join([before, *(p.text for p in passages)]).lower())}
     return not (own & seen)
 
 

@@ -1,5 +1,6 @@
-"""Sentences of a text and how a passage begins, light enough for the warm CLI to import (no model, no retrieval
-code): the splitter the citations (assistant/answer.py) and the CLI's snippets share."""
+"""Sentences of a text, a passage's sentence that supports an answer and how a passage begins, light enough for the
+warm CLI to import (no model, no retrieval code): the splitter and the word overlap the citations
+(assistant/answer.py) and the CLI's snippets share."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ _NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
 _WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
 _OPENING_END = re.compile(r"[\s,;:—]+$")  # what a cut opening does not end on before its "…"
 SNIPPET_CHARS = 160  # the most of a passage's opening the CLI shows when no sentence of it supports the answer
+CITE = re.compile(r"\[(\d{1,2})\]")  # a citation marker in an answer: [n]
+WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
+# Han, hiragana, katakana: written without spaces, so their content "words" are character pairs
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_KANA_ONLY = re.compile(r"[\u3040-\u309f]+")  # hiragana pairs: mostly particles and endings
+STOP_WORDS = set(
+    "the a an of to in on for and or is are was were be by with as at it this that from what how which who".split()
+) | set(  # the commonest function words of French, German, Spanish, Italian, Portuguese and Dutch: shared by any two
+    # passages of one language, they say nothing of what an answer draws on
+    "le la les un une des du de et est sont au aux en dans pour par sur avec ce cette qui que il elle pas plus ou "
+    "der das dem des ein eine einen und ist sind im zu mit von auf für nicht als auch oder "
+    "el los las del y es son con por para una unos se lo al como más pero "
+    "il lo gli di da che è sono nel della per con non una "
+    "os as do da dos das um uma em no na com não por para "
+    "het een van en is zijn op te met voor niet aan bij".split()
+)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -89,3 +106,28 @@ def plain_sentences(passage: str) -> Iterator[str]:
             sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
             if sent:
                 yield sent
+
+
+def content_words(text: str) -> set[str]:
+    """Words of two letters or more, stop words aside; in Chinese and Japanese runs, each pair of adjacent
+    characters (a pair of hiragana aside), the usual unit of overlap where no space separates words."""
+    text = text.lower()
+    pairs = set()
+    for run in _CJK.findall(text):
+        pairs.update(p for p in (run[i : i + 2] for i in range(len(run) - 1)) if not _KANA_ONLY.fullmatch(p))
+    words = {w for w in WORD.findall(_CJK.sub(" ", text)) if w not in STOP_WORDS and len(w) > 1}
+    return words | pairs
+
+
+def supporting_sentence(passage: str, answer: str) -> str:
+    """The sentence (or table row, list item) of the passage that shares most content words with the answer, as
+    plain text (markdown's **bold**, *em*, `code` and link marks taken off, \\* escapes read: the API's quote and
+    the CLI show it as is);
+    '' when none shares any. Headings are not sentences (the passage's label names its section)."""
+    words = content_words(CITE.sub("", answer))
+    best, score = "", 0
+    for sent in plain_sentences(passage):
+        got = len(words & content_words(sent))
+        if got > score:
+            best, score = sent, got
+    return best

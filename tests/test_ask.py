@@ -339,7 +339,8 @@ def test_an_inferred_marker_goes_after_the_whole_sentence_not_inside_a_number_or
 
 def test_the_api_and_the_chat_split_sentences_alike():
     """The sentences the API's citation quote is chosen from are the chat's: one splitter."""
-    from assistant.answer import _cited_part, supporting_sentence
+    from assistant.answer import _cited_part
+    from assistant.sentences import supporting_sentence
 
     text = "It costs $7.35 at the kiosk [1]. Use config.yaml, e.g. on 3.11.2 [2]. Bring pens etc. Then sign in."
     assert _cited_part(text, 2) == "Use config.yaml, e.g. on 3.11.2 [2]."
@@ -449,7 +450,7 @@ def test_a_follow_up_passes_the_same_relevance_check_as_a_first_question(indexed
 
 
 def test_citations_carry_a_supporting_sentence_and_a_short_label(indexed):
-    from assistant.answer import passage_label
+    from assistant.passage_label import passage_label
 
     indexed._generator = FakeGenerator(lambda m: "Full-time staff receive 27 days each year.")
     a = indexed.ask_service.ask("How many days of annual leave do full-time staff receive?", "hr")
@@ -474,7 +475,7 @@ def test_a_csv_passage_of_several_rows_is_labelled_with_their_range(components, 
     import re
     from pathlib import Path
 
-    from assistant.answer import passage_label
+    from assistant.passage_label import passage_label
 
     csv_file = Path(__file__).resolve().parents[1] / "samples" / "corpus" / "manual" / "error-codes.csv"
     codes = [line.split(",", 1)[0] for line in csv_file.read_text(encoding="utf-8").splitlines()[1:]]
@@ -505,8 +506,9 @@ def test_a_named_domain_is_checked_without_listing_the_others(components, corpus
 def test_a_citations_quote_is_plain_text_without_markdown_marks():
     """The quote the API, the CLI and the chat show is the passage's sentence as text: **bold**, __bold__, *em* and
     `code` marks are taken off (a leading ** too, which the list-marker strip used to leave half of)."""
-    from assistant.answer import extract_citations, supporting_sentence
+    from assistant.answer import extract_citations
     from assistant.retrieval import Passage
+    from assistant.sentences import supporting_sentence
 
     text = (
         "Les salariés à temps plein ont droit à **27 jours ouvrés** de congés payés.\n- __Report__ : `5` jours *max*."
@@ -532,7 +534,7 @@ def test_a_citations_quote_is_plain_text_without_markdown_marks():
 
 
 def test_a_csv_row_whose_first_column_starts_with_a_hash_is_a_quote_not_a_heading():
-    from assistant.answer import supporting_sentence
+    from assistant.sentences import supporting_sentence
 
     table = "#: 1; item: projector; code: E-205\n#: 2; item: lamp; code: E-101"
     assert supporting_sentence(table, "What is E-205 on the projector?") == "#: 1; item: projector; code: E-205"

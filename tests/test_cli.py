@@ -825,6 +825,43 @@ def test_a_cited_passage_without_a_quote_shows_its_opening_without_the_answer_co
     assert r.stdout.endswith("Sources:\n  [1] care.md\n      “Dust the lens weekly. Keep it dry.”\n[]\n"), r.stdout
 
 
+def test_passages_of_an_answer_citing_nothing_show_without_the_answer_code():
+    """The warm `lorag ask` prints the passages of an answer that cites nothing, each labelled with its sentence
+    nearest the question, and loads no answer/retrieval code for them either. A fresh process, as above."""
+    import os
+    import subprocess
+
+    ans = {
+        "question": "How many days of annual leave do staff get?",
+        "relevant": True,
+        "route": {},
+        "citations": [],
+        "passages": [
+            {
+                "n": 1,
+                "ref": "leave.md#annual-leave",
+                "source": "docs/leave.md",
+                "section": "Leave > 2. Annual leave",
+                "page": None,
+                "text": "## Annual leave\nStaff get **27 days** of annual leave. Sick leave is separate.",
+            },
+            {"n": 2, "ref": "travel.pdf", "source": "travel.pdf", "section": "", "page": 3, "text": "Book early."},
+        ],
+    }
+    probe = (
+        "import json, sys\nfrom ui import cli\n"
+        f"cli._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
+        "print(sorted(m for m in ('assistant.answer', 'assistant.retrieval') if m in sys.modules))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(
+        "Passages used (none cited):\n  [1] leave.md › Annual leave\n      “Staff get 27 days of annual leave.”\n"
+        "  [2] travel.pdf › p. 3\n      “Book early.”\n[]\n"
+    ), r.stdout
+
+
 def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
     """Off a terminal (piped, captured) the table is not cut to 80 columns: the names are there to copy."""
     from assistant.models.catalog import BUILTIN_MODELS

@@ -1210,7 +1210,7 @@ def test_a_plain_quote_is_marked_through_the_passages_markdown():
 def test_a_quote_with_a_link_an_image_or_an_escape_is_marked_in_the_passage():
     """The quote reads a link and an image as their text and \\* as *, as the rendered passage does: it is found
     and marked there."""
-    from assistant.answer import supporting_sentence
+    from assistant.sentences import supporting_sentence
     from ui.tab_chat import passage_block
 
     text = (

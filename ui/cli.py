@@ -449,7 +449,8 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
     elif ans.get("relevant"):
         from types import SimpleNamespace
 
-        from assistant.answer import passage_label, supporting_sentence
+        from assistant.passage_label import passage_label  # light: not assistant.answer (half a second)
+        from assistant.sentences import supporting_sentence
 
         typer.echo("\nPassages used (none cited):")
         for p in ans.get("passages", []):

@@ -106,7 +106,7 @@ def passage_block(p: Any, label: str | None = None, quote: str = "", anchor: str
     """One `<details>`: the summary is a short label (file › section, p. N, CSV row N); opened, the supporting
     sentence first (highlighted), then the passage rendered from its markdown with that sentence marked, then
     where it is from. `anchor`: its id, which the answer's [n] marker links to."""
-    from assistant.answer import passage_label
+    from assistant.passage_label import passage_label
 
     summary = label or f"[{p.n}] {esc(passage_label(p))}"
     quote_line = f'<div class="cite-quote">“<mark>{esc_text(quote)}</mark>”</div>' if quote else ""
