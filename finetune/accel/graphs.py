@@ -17,9 +17,7 @@ one copy of its frozen tensors, packed into one buffer, and one multi-tensor cop
 (whose gradients are then added into the layer's own accumulators). Two captures per shape instead
 of two per layer per shape (at 1B: 10 graphs instead of 160, and less memory).
 The backward graph adds the LoRA weights' gradients straight into fixed accumulators that serve as
-the weights' `.grad` (attached again whenever the trainer has set `.grad` to None), so nothing per
-weight runs in Python or autograd between replays: with many micro-batches per step that per-weight
-work (a clone and an accumulation for each of a layer's ~14 LoRA tensors) outweighed the GPU's.
+the weights' `.grad` (finetune/accel/graph_replay.py).
 
 Layers in `keep` trade memory for compute instead: their forward graph runs with grad and leaves the
 activations autograd saves in the graphs' memory pool, and their backward graph reads them, with no
@@ -29,7 +27,7 @@ shares one pool, which is safe because replays come in capture order within a mi
 forward, then backward in reverse) and micro-batches never interleave; so a kept layer's activations
 take pool memory once, at the largest shape, not once per shape.
 With offload, a checkpointed layer's kept input waits for its backward in pinned CPU memory instead
-(finetune/accel/offload.py), handed over in the replay's autograd node.
+(finetune/accel/offload.py).
 Conditions, checked by the plan (finetune/accel/plan.py): padded batches padded on the
 right (a causal layer then never lets a real token see a pad, so the graphs run without a mask;
 pads carry no loss), shapes bucketed by `pad_to_multiple_of` so few graphs are captured, or packed
@@ -39,6 +37,10 @@ dropout inside the layers (a replayed recompute would draw other masks than the 
 else (evaluation, no grad, a cache, extra attention kwargs, a capture that fails) runs the layer
 as before, checkpointed when training; a no-grad forward over more tokens than a tile (trl's evaluation
 during training) runs its MLP over token tiles (eval_tile_tokens; finetune/accel/tiled_mlp.py).
+
+Here: LayerGraphs, which layer runs what at which shape, and the captures' lifecycle. Elsewhere: a layer's
+programs (graph_programs.py), the static buffers and the autograd node that replays them (graph_replay.py),
+capture mechanics that need no state here (graph_capture.py), which layers share programs (graph_sharing.py).
 """
 
 from __future__ import annotations
@@ -46,14 +48,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-import weakref
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from . import tiled_mlp
+from . import graph_programs, tiled_mlp
+from .graph_capture import _abandon_capture, _failure_text, _stale_streams_overridden
+from .graph_replay import _Entry, _load_rope, _replay_fn, _Shape, _Shared
 from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
-from .layers import autocast_as, autocast_state
+from .layers import autocast_state
 from .offload import Offload
 
 # after the last layer's training forward, hand the free cached memory back to the device (torch.cuda.empty_cache:
@@ -85,153 +86,6 @@ _GRAPHED_KWARGS = {
     "max_length_q",
     "max_length_k",
 }
-# graphs whose capture began and never ended: the caching allocator's filter for their pool still points at them
-_UNENDED_CAPTURES: list[Any] = []
-
-
-@dataclass
-class _Shape:
-    """Static buffers of one input shape, shared by every layer (views of one allocation). A layer's forward
-    graph reads its input from x and leaves its output there, its backward graph reads the output's gradient
-    from gout and leaves the input's gradient there: the next layer's replay then finds its input (or its
-    output's gradient) in place, unless something else wrote the buffer since (`held`)."""
-
-    x: Any
-    gout: Any
-    held: dict  # "x" / "gout": a weak reference to the tensor the buffer was last handed out as (one for all shapes)
-    cos: Any
-    sin: Any
-    cos_src: Any = None  # the rotary tensors last copied in (the same objects for every layer of a step)
-    cu: Any = (
-        None  # packed rows (finetune/accel/packing.py): their offsets, copied in every step like the rotary tables
-    )
-
-
-@dataclass
-class _Entry:
-    """One layer at one shape: its two captured programs, and the layer's trainable weights with the
-    accumulators their gradients are added into (shared by every shape of the layer)."""
-
-    params: list[Any]
-    grads: list[Any]
-    run_fwd: Callable[[], None]
-    run_bwd: Callable[[], None]
-    graphs: tuple = field(default_factory=tuple)  # the CUDAGraph objects (replay needs them alive)
-    x: Any = None  # a kept layer's own input buffer (its saved activations point into it); None: the shape's shared one
-
-
-@dataclass
-class _Shared:
-    """One shape's programs on the stand-in layer, replayed for every layer of its structure."""
-
-    run_fwd: Callable[[], None]
-    run_bwd: Callable[[], None]
-    grads: list[Any]  # the stand-in's LoRA weight gradients of the last backward (written, not added)
-    graphs: tuple = field(default_factory=tuple)
-
-
-@functools.cache
-def _replay_fn() -> Any:
-    """The autograd.Function that replays a layer's graphs (built on first use: torch is imported then)."""
-    import torch
-
-    class Replay(torch.autograd.Function):
-        @staticmethod
-        def forward(
-            ctx: Any, x: Any, entry: _Entry, st: _Shape, hold: Any, cos: Any, sin: Any, cu: Any, *params: Any
-        ) -> Any:
-            ctx.entry, ctx.st, ctx.rope, ctx.held = entry, st, (cos, sin, cu), None
-            if entry.x is None:  # checkpointed: keep the input, recompute the rest
-                if x is not _alive(st.held, "x"):  # else x is the previous layer's output, still in st.x
-                    st.x.copy_(x)
-                if hold is None:
-                    ctx.save_for_backward(x)
-                else:  # held in CPU memory until the backward: hold = (Offload, first layer?, last layer?)
-                    ctx.offload = hold[0]
-                    ctx.held = hold[0].save(x, first=hold[1], keep=hold[2])
-            else:  # kept: the forward graph leaves what backward needs in the pool
-                entry.x.copy_(x)
-            entry.run_fwd()
-            out = st.x.clone()
-            st.held["x"] = weakref.ref(out)  # weak: an offloaded layer input is freed as soon as it is copied out
-            return out
-
-        @staticmethod
-        def backward(ctx: Any, gout: Any) -> Any:
-            st, entry = ctx.st, ctx.entry
-            _load_rope(st, *ctx.rope)
-            st.held.pop("x", None)
-            if entry.x is None:
-                if ctx.held is None:
-                    (x,) = ctx.saved_tensors
-                    st.x.copy_(x)
-                else:
-                    ctx.offload.load(ctx.held, into=st.x)
-                    ctx.held = None
-            if gout is not _alive(st.held, "gout"):  # else gout is the next layer's input gradient, still in st.gout
-                st.gout.copy_(gout)
-            _attach_grads(entry)
-            entry.run_bwd()  # adds the weights' gradients into their .grad (the accumulators)
-            gx = st.gout.clone()
-            st.held["gout"] = weakref.ref(gx)
-            return (gx, None, None, None, None, None, None, *[None] * len(entry.params))
-
-    return Replay
-
-
-@functools.cache
-def _edges_as_outputs() -> bool:
-    """Whether torch.autograd.grad takes a gradient edge for an output (newer torch); probed once on the CPU."""
-    import torch
-
-    try:
-        x = torch.ones(2, requires_grad=True)
-        edge = torch.autograd.graph.get_gradient_edge(x * 2)
-        return torch.autograd.grad(edge, [x], torch.ones(2))[0] is not None
-    except (AttributeError, TypeError, RuntimeError):
-        return False
-
-
-def _grad_root(out: Any) -> Any:
-    """What a layer's backward differentiates from: its output's gradient edge where torch takes one (the output's
-    memory is then free while the backward runs: autograd never reads it), else the output."""
-    import torch
-
-    return torch.autograd.graph.get_gradient_edge(out) if _edges_as_outputs() else out
-
-
-def _alive(held: dict, name: str) -> Any:
-    """The tensor a shared buffer was last handed out as, while it lives (else None)."""
-    ref = held.get(name)
-    return ref() if ref is not None else None
-
-
-def _attach_grads(entry: _Entry) -> None:
-    """Make each weight's .grad its accumulator before a backward adds into it: after the trainer set
-    .grad to None (a new step) the accumulator starts from zero; a .grad it set itself is carried over."""
-    import torch
-
-    fresh = []
-    for p, acc in zip(entry.params, entry.grads):
-        if p.grad is acc:
-            continue
-        if p.grad is None:
-            fresh.append(acc)
-        else:
-            acc.copy_(p.grad)
-        p.grad = acc
-    if fresh:
-        torch._foreach_zero_(fresh)
-
-
-def _load_rope(st: _Shape, cos: Any, sin: Any, cu: Any = None) -> None:
-    """This step's rotary tables (and packed rows' offsets) into the shape's buffers, once per step."""
-    if st.cos_src is not cos:
-        st.cos.copy_(cos)
-        st.sin.copy_(sin)
-        if st.cu is not None:
-            st.cu.copy_(cu)
-        st.cos_src = cos
 
 
 class LayerGraphs:
@@ -512,23 +366,7 @@ class LayerGraphs:
         return time.perf_counter()
 
     def _fail(self, e: Exception) -> None:
-        import traceback
-
-        def said(x: BaseException) -> str:
-            where = traceback.extract_tb(x.__traceback__)[-1] if x.__traceback__ else None
-            at = f" (at {Path(where.filename).name}:{where.lineno} {where.name})" if where else ""
-            return f"{type(x).__name__}: {str(x).splitlines()[0] if str(x) else ''}{at}"
-
-        # an op that fails inside `torch.cuda.graph(...)` is masked by capture_end's "operation failed due to
-        # a previous error during capture": the op's own error is the exception's context, and the cause to report
-        first: BaseException = e
-        for _ in range(8):
-            inner = first.__cause__ or (None if first.__suppress_context__ else first.__context__)
-            if inner is None:
-                break
-            first = inner
-        text = said(e) if first is e else f"{said(first)}; then {said(e)}"
-        self.failure = self.failure or text
+        self.failure = self.failure or _failure_text(e)
         self.stats["failed"] += 1
 
     def _xbuf(self, i: int, st: _Shape) -> Any:
@@ -632,7 +470,7 @@ class LayerGraphs:
         self.shared[key] = shared
         return shared
 
-    # -- one layer's programs -----------------------------------------------------------------------
+    # -- one layer's programs (finetune/accel/graph_programs.py) -----------------------------------
     def _programs(
         self,
         layer: Any,
@@ -648,93 +486,13 @@ class LayerGraphs:
     ) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
         """The layer's forward and backward bodies (to run or capture), and its recompute backward.
         add: the backward adds the weights' gradients into grads_acc (else writes them)."""
-        import torch
-
-        from . import lora_fused
-
-        orig = type(layer).forward.__get__(layer)
-
-        def autocast() -> Any:
-            return autocast_as(st.x.device.type, key[-1])
-
-        packed = (
-            {}
-            if st.cu is None
-            else {
-                "cu_seq_lens_q": st.cu,
-                "cu_seq_lens_k": st.cu,
-                "max_length_q": self.varlen_max,
-                "max_length_k": self.varlen_max,
-            }
-        )
-
-        def call(x: Any) -> Any:
-            # no mask: rows are padded on the right, so under causal attention no real token sees a pad (packed
-            # rows: the attention keeps each row to itself by its offsets)
-            out = orig(x, attention_mask=None, position_embeddings=(st.cos, st.sin), use_cache=False, **packed)
-            return out[0] if isinstance(out, tuple) else out
-
-        def grads_into_buffers(out: Any, x: Any) -> None:
-            # out: what _grad_root gave (the output's gradient edge where torch takes one)
-            with autocast():
-                grads = torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True)
-            with torch.no_grad():
-                st.gout.copy_(grads[0])  # after every read of st.gout: the input's gradient for the layer before
-                pairs = [(acc, g) for acc, g in zip(grads_acc, grads[1:]) if g is not None]
-                if pairs:
-                    (torch._foreach_add_ if add else torch._foreach_copy_)([a for a, _ in pairs], [g for _, g in pairs])
-
-        def grads_of(unread: list[Any], fill: float | None = None) -> list[Any]:
-            with torch.enable_grad(), autocast(), lora_fused.unread_outputs(unread, fill):
-                x = xbuf.detach().requires_grad_(True)
-                out = call(x)
-            with autocast():
-                return [g for g in torch.autograd.grad(out, [x, *params], st.gout, allow_unused=True) if g is not None]
-
+        call, autocast = graph_programs.layer_call(layer, st, key, self.varlen_max)
+        grads_of = graph_programs.grads_probe(call, autocast, params, st, xbuf)
         skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
         tiles = 1 if kept else self._tiles(layer, skip, hidden)
-
-        def mlp_tiled(unread: bool) -> Any:
-            if tiles == 1:
-                return contextlib.nullcontext()
-            return tiled_mlp.tiled(layer.mlp, tiles, unread=unread, skip=skip)
-
-        def recompute_grads() -> None:  # checkpointed backward: the layer again with grad, then its grads
-            with (
-                torch.enable_grad(),
-                autocast(),
-                lora_fused.unread_outputs(skip),
-                lora_fused.keep_dequantized(),
-                mlp_tiled(unread=True),
-            ):
-                x = xbuf.detach().requires_grad_(True)
-                out = _grad_root(call(x))
-            grads_into_buffers(out, x)
-
-        if not kept:
-
-            def fwd() -> None:
-                with torch.no_grad(), autocast(), mlp_tiled(unread=False):
-                    st.x.copy_(call(xbuf))  # the output over the input, which nothing reads any more
-
-            return fwd, recompute_grads, recompute_grads
-
-        pending: list[tuple[Any, Any]] = []
-
-        def fwd() -> None:  # with grad: autograd's saved activations stay where this program wrote them
-            with torch.enable_grad(), autocast():
-                # .data: a version counter of its own, so the copies into the buffer before every replay
-                # do not mark what autograd saved from it as modified when the backward is captured
-                x = xbuf.data.requires_grad_(True)
-                out = call(x)
-            with torch.no_grad():
-                st.x.copy_(out)
-            pending[:] = [(_grad_root(out), x)]
-
-        def bwd() -> None:
-            grads_into_buffers(*pending.pop())
-
-        return fwd, bwd, recompute_grads
+        return graph_programs.programs(
+            layer, call, autocast, params, grads_acc, st, xbuf, skip=skip, tiles=tiles, kept=kept, add=add
+        )
 
     def _tiles(self, layer: Any, skip: list[Any], hidden: Any) -> int:
         """How many token tiles layer's MLP runs over (finetune/accel/tiled_mlp.py): self.mlp_tiles where its
@@ -854,49 +612,9 @@ class LayerGraphs:
         return g
 
     def _after_unended_capture(self, g: Any) -> None:
-        """A capture that did not end (capture_begin failed partway, or the body made a CUDA error and capture_end
-        failed too) leaves the caching allocator recording into this pool, its filter pointing at the graph
-        object, and CUDA's random number generator counting offsets as captured. The graph is kept alive (reset)
-        so that filter never points at freed memory, later captures take a fresh pool (the old one is still
-        marked as recording: capture_begin on it fails), and an empty capture ends the generator's capture state
-        (without it the next random op outside a capture fails: "Offset increment outside graph capture")."""
+        """A capture that did not end: the graph abandoned (finetune/accel/graph_capture.py _abandon_capture),
+        and later captures take a fresh pool (the old one is still marked as recording: capture_begin on it fails)."""
         import torch
 
-        with contextlib.suppress(Exception):
-            g.reset()
-        _UNENDED_CAPTURES.append(g)
-        _reset_rng_capture_state()
+        _abandon_capture(g)
         self.pool = torch.cuda.graph_pool_handle()
-
-
-@contextlib.contextmanager
-def _stale_streams_overridden() -> Any:
-    """Inside, autograd runs a node that last ran on a stream outside the capture (a weight's gradient
-    accumulator made by an eager step) on the capturing stream instead of failing the capture: every
-    program here runs on one stream, so that is the stream it belongs to. torch 2.12+; a no-op before."""
-    import torch
-
-    setter = getattr(torch.autograd.graph, "set_override_stale_capture_stream", None)
-    if setter is None:
-        yield
-        return
-    was = bool(getattr(torch._C, "_override_stale_capture_stream", lambda: False)())
-    setter(True)
-    try:
-        yield
-    finally:
-        setter(was)
-
-
-def _reset_rng_capture_state() -> None:
-    import warnings
-
-    import torch
-
-    with contextlib.suppress(Exception), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "the CUDA Graph is empty"
-        with torch.cuda.stream(torch.cuda.Stream()):
-            reset = torch.cuda.CUDAGraph()
-            reset.capture_begin()
-            reset.capture_end()
-        reset.reset()
