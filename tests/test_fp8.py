@@ -465,7 +465,7 @@ def test_a_4bit_weight_kept_for_backward_is_its_fp8_input_gradient_operand(qlora
     """Inside keep_dequantized (the graphs' recompute) a 4-bit base with FP8 GEMMs keeps, for its backward, the
     input gradient's e4m3 operand made from the weight it dequantized, not that weight: no weight-sized tensor
     is saved, backward dequantizes nothing, and the gradients are those of keeping the weight. With the adapter
-    joined into the FP8 GEMMs (whose backward GEMM reads the weight) the weight is kept as before."""
+    joined into the FP8 GEMMs the operand kept is the joined one, [W ; A]ᵀ."""
     import bitsandbytes as bnb
 
     model = qlora_model
@@ -495,7 +495,7 @@ def test_a_4bit_weight_kept_for_backward_is_its_fp8_input_gradient_operand(qlora
         uninstall()
     (ref, calls_w16, saved_w16), (got, calls_fp8, saved_fp8) = runs[False], runs[True]
     assert calls_w16 == calls_fp8 == len(four)  # forward's dequantizations only, either way
-    assert saved_w16 == len(four) and saved_fp8 == (len(four) if joined else 0)
+    assert saved_w16 == len(four) and saved_fp8 == 0
     assert torch.equal(got[0], ref[0])
     for name, g in ref[1].items():
         assert torch.equal(got[1][name], g), name

@@ -177,20 +177,30 @@ def matmul_lora(
     return _scaled_mm(xq, wq.t(), sx, s_w.t(), out_dtype, fast_accum)
 
 
-def matmul_transposed_lora(g: Any, w: Any, scales: tuple[Any, Any], gu: Any, a: Any, out_dtype: Any) -> Any:
+def matmul_transposed_lora(
+    g: Any, w: Any, scales: tuple[Any, Any], gu: Any, a: Any, out_dtype: Any, *, operand: Any = None
+) -> Any:
     """g·w + gu·a as one FP8 GEMM, [g | gu]·[w ; a]: g (m x n) and gu = s·g·B (m x r) scaled per row together;
-    w (n x k) and the adapter weight a = A (r x k) per input channel, by scales[1] (a's excess over w's columns
-    moved to gu's side, `_balance`), or a's column maximum past that."""
+    w (n x k) and the adapter weight a = A (r x k) per input channel (transposed_lora_operand).
+    operand: that weight side already made (transposed_lora_operand's); w is then unread."""
+    wt, s_t, c = operand if operand is not None else transposed_lora_operand(w, scales, a)
+    gq, sg = rowwise(g, tail=gu * c.t().to(gu.dtype))
+    return _scaled_mm(gq, wt.t(), sg, s_t.t(), out_dtype)
+
+
+def transposed_lora_operand(w: Any, scales: tuple[Any, Any], a: Any) -> tuple[Any, Any, Any]:
+    """matmul_transposed_lora's weight side, [w ; a]ᵀ as e4m3 scaled per input channel by scales[1] (a's excess over
+    w's columns moved to gu's side, `_balance`), or a's column maximum past that: (the operand, its scale (k, 1),
+    the balance c (r, 1) that gu's columns are multiplied by)."""
     import torch
 
     n, r = w.shape[0], a.shape[0]
     c = _balance(a.detach().float().abs() / (scales[1].t() * E4M3_MAX), dim=1).unsqueeze(1)
-    a, gu = a.float() / c, gu * c.t().to(gu.dtype)
+    a = a.float() / c
     s_t = torch.maximum(scales[1], a.abs().amax(dim=0).unsqueeze(1) / E4M3_MAX)
     wt = colwise_transposed(w, s_t, width=n + joined_width(r))
     _set_tail(wt, n, a.t().float() / s_t)
-    gq, sg = rowwise(g, tail=gu)
-    return _scaled_mm(gq, wt.t(), sg, s_t.t(), out_dtype)
+    return wt, s_t, c
 
 
 # the most a rank's excess over the weight moves to the activation side: a weight row (or column) of zeros, whose

@@ -99,7 +99,8 @@ def _lora_linear_fn() -> Any:
                 if not inside:
                     out.addmm_(u, b16.t(), alpha=scale)
             kept = (x2, None, None) if src is None else (None, *src[:2])
-            ctx.save_for_backward(kept[0], u, _weight_kept(ctx, weight, w, ops, fp8, joined), a16, b16, *kept[1:])
+            ctx.wtj = None
+            ctx.save_for_backward(kept[0], u, _weight_kept(ctx, weight, w, ops, fp8, joined, a16), a16, b16, *kept[1:])
             ctx.recompute = None if src is None else src[2]
             ctx.handoff = src[3] if deferred else None
             ctx.scale, ctx.in_shape, ctx.base4, ctx.dtypes, ctx.fp8 = scale, x.shape, base4, (a.dtype, b.dtype), fp8
@@ -140,34 +141,46 @@ def _lora_linear_fn() -> Any:
                 handoff.written = True
                 gx = a16.new_zeros(()).expand(ctx.in_shape)
             elif ctx.needs_input_grad[0]:
-                shared = ctx.wt is not None or weight is not None  # nothing to dequantize
-                w = weight if shared else _dequantized(ctx.base4, dt)
-                if ctx.wt is not None:  # the FP8 operand shared by an MLP's tiles
-                    gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, dt, wq=ctx.wt)
-                elif inside:
-                    gx = fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, dt)
-                else:
-                    gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, dt) if ctx.fp8 is not None else g2 @ w
-                if not inside:
-                    gx.addmm_(gu, a16)
-                gx = gx.view(ctx.in_shape)
-            ctx.wt = None
+                gx = _input_grad(ctx, g2, gu, a16, weight, inside).view(ctx.in_shape)
+            ctx.wt = ctx.wtj = None
             return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
 
 
-def _weight_kept(ctx: Any, weight: Any, w: Any, ops: Any, fp8: Any, joined: bool) -> Any:
+def _input_grad(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, inside: bool) -> Any:
+    """A fused node's input gradient g·W + gu·A (rows x in_features), from what its forward kept of the weight."""
+    from . import fp8 as fp8_ops
+
+    dt = a16.dtype
+    shared = ctx.wt is not None or ctx.wtj is not None or weight is not None  # nothing to dequantize
+    w = weight if shared else _dequantized(ctx.base4, dt)
+    if ctx.wtj is not None:  # the joined operand the recompute made
+        return fp8_ops.matmul_transposed_lora(g2, None, ctx.fp8, gu, a16, dt, operand=ctx.wtj)
+    if ctx.wt is not None:  # the FP8 operand made in forward (a recompute's, or shared by an MLP's tiles)
+        gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, dt, wq=ctx.wt)
+    elif inside:
+        return fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, dt)
+    else:
+        gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, dt) if ctx.fp8 is not None else g2 @ w
+    return gx.addmm_(gu, a16)
+
+
+def _weight_kept(ctx: Any, weight: Any, w: Any, ops: Any, fp8: Any, joined: bool, a: Any) -> Any:
     """What a fused node's forward keeps of its base weight for backward: the weight itself when it is a
     parameter, or shared operands; a 4-bit weight dequantized here only inside keep_dequantized (a recompute, whose
     backward follows at once: one dequantization fewer, for one layer's weights in memory), and with FP8 GEMMs
-    (KEEP_FP8_OPERAND) as its input gradient's FP8 operand instead (ctx.wt: half the bytes, cast once here)."""
+    (KEEP_FP8_OPERAND) as its input gradient's FP8 operand instead (ctx.wt: half the bytes, cast once here), or
+    with the adapter joined, the joined operand [W ; A]ᵀ of that GEMM (ctx.wtj, made with a = A in x's dtype)."""
     from . import fp8 as fp8_ops
 
     if ctx.wt is not None or not (weight is not None or _KEEP_DEQUANTIZED.get() or ops is not None):
         return None
-    if weight is None and w is not None and fp8 is not None and not joined and KEEP_FP8_OPERAND:
-        ctx.wt = fp8_ops.weight_operand(w, fp8, transposed=True) if ctx.needs_input_grad[0] else None
+    if weight is None and w is not None and fp8 is not None and KEEP_FP8_OPERAND:
+        if joined and ctx.needs_input_grad[0]:
+            ctx.wtj = fp8_ops.transposed_lora_operand(w, fp8, a)
+        elif not joined:
+            ctx.wt = fp8_ops.weight_operand(w, fp8, transposed=True) if ctx.needs_input_grad[0] else None
         return None
     return w
 
@@ -323,8 +336,8 @@ _UNREAD_TAKEN = "_lorag_unread_taken"  # set when the fused node ran with it (pe
 _KEEP_DEQUANTIZED: contextvars.ContextVar[bool] = contextvars.ContextVar("lorag_keep_dequantized", default=False)
 # inside keep_dequantized, a 4-bit weight whose GEMMs run in FP8 is kept as its input gradient's FP8 operand (half
 # the bytes of the dequantized weight; the cast made in forward instead of backward). Off: the benchmark's
-# `keep-w16` arm keeps the dequantized weight (lorag's default before). Not with fp8_lora_in_gemm, whose backward
-# GEMM reads the weight
+# `keep-w16` arm keeps the dequantized weight (lorag's default before). With fp8_lora_in_gemm: the joined operand
+# [W ; A]ᵀ of its input gradient's GEMM (fp8.transposed_lora_operand)
 KEEP_FP8_OPERAND = True
 
 
