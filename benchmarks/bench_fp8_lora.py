@@ -7,7 +7,7 @@ median of its replays' times in ms, per projection of a Llama decoder layer (Lla
 
   addmm        x·Wᵀ in FP8 (x and W cast per call), then out += s·(x·Aᵀ)·Bᵀ     finetune/accel/fp8.py matmul
   join16       [x | x·Aᵀ]·[W | s·B]ᵀ in one FP8 GEMM, the rank padded to 16   matmul_lora (fp8_lora_in_gemm)
-  join128      the same, the rank padded to 128 (JOIN_MULTIPLE)
+  join128      the same, the rank padded to 128 (JOIN_MULTIPLE, the default)
   mm K         the bare FP8 GEMM of operands already cast, inner size K = k, k + 16, k + 128
   t-addmm      g·W in FP8 (g and W cast per call), then gx += gu·A             matmul_transposed
   t-join16/128 [g | gu]·[W ; A] in one FP8 GEMM                                   matmul_transposed_lora
@@ -18,9 +18,10 @@ so a slow joined GEMM shows whether its time is the inner size (mm K) or the wor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 SHAPES = {  # (name, in_features k, out_features n) of a decoder layer's projections
     "8b": [("q/o", 4096, 4096), ("k/v", 4096, 1024), ("gate/up", 4096, 14336), ("down", 14336, 4096)],
@@ -53,6 +54,18 @@ def graph_ms(fn: Callable[[], Any], replays: int = 20) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def join_multiple(multiple: int) -> Iterator[None]:
+    """Inside, joined operands pad the adapter's rank to `multiple` inner columns (fp8.JOIN_MULTIPLE)."""
+    from finetune.accel import fp8
+
+    before, fp8.JOIN_MULTIPLE = fp8.JOIN_MULTIPLE, multiple
+    try:
+        yield
+    finally:
+        fp8.JOIN_MULTIPLE = before
+
+
 def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]]:
     import torch
 
@@ -73,11 +86,8 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
 
     def join(multiple: int) -> Callable[[], Any]:
         def run() -> Any:
-            fp8.JOIN_MULTIPLE = multiple
-            try:
+            with join_multiple(multiple):
                 return fp8.matmul_lora(x, w, scales, x @ a.t(), b * s, bf, fast_accum=True)
-            finally:
-                fp8.JOIN_MULTIPLE = 16
 
         return run
 
@@ -87,11 +97,8 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
 
     def t_join(multiple: int) -> Callable[[], Any]:
         def run() -> Any:
-            fp8.JOIN_MULTIPLE = multiple
-            try:
+            with join_multiple(multiple):
                 return fp8.matmul_transposed_lora(g, w, scales, (g @ b).mul_(s), a, bf)
-            finally:
-                fp8.JOIN_MULTIPLE = 16
 
         return run
 

@@ -17,8 +17,8 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     "peft-lora": dict(fused_lora=False),  # peft's own LoRA forward (lorag's default before fused_lora)
     "noshare": dict(share_graphs=False),
     "nofp8": dict(fp8_matmuls=False),  # every base GEMM in bf16 (lorag's default before fp8_matmuls)
-    "join": dict(fp8_lora_in_gemm=True),  # the adapter's delta inside the FP8 GEMMs (off: slower)
-    "join128": dict(fp8_lora_in_gemm=True, _join_multiple=128),  # ...its rank padded to 128 inner columns, not 16
+    "addmm": dict(fp8_lora_in_gemm=False),  # the adapter's delta added after the FP8 GEMMs (lorag's default before)
+    "join16": dict(_join_multiple=16),  # ...inside them, its rank padded to 16 inner columns, not 128 (slower)
     "nofastacc": dict(fp8_fast_accum=False),  # the forward FP8 GEMMs accumulate in float32 (default before)
     # FP8 GEMMs only for base weights from 8M elements (default before: at 1B not q/o, at 8B not k/v)
     "fp8big": dict(_fp8_min_elements=1 << 23),

@@ -137,13 +137,16 @@ def test_fp8_node_is_the_scaled_gemms_plus_the_adapter():
 
 
 def test_a_tail_joins_the_rows_and_shares_their_scale():
-    """rowwise(x, tail=u): [x | u | 0] with u's columns rounded up to 16, each row scaled over x and u together."""
+    """rowwise(x, tail=u): [x | u | 0] with u's columns rounded up to JOIN_MULTIPLE, each row scaled over x and u
+    together."""
     torch.manual_seed(8)
     x, u = torch.randn(5, 32), torch.randn(5, 3)
     u[2] *= 100.0  # a row whose largest value is in the tail
     q, s = fp8.rowwise(x, tail=u)
-    assert q.shape == (5, 32 + 16) and fp8.joined_width(3) == 16 and fp8.joined_width(32) == 32
-    assert torch.equal(q[:, 35:].float(), torch.zeros(5, 13))
+    m = fp8.JOIN_MULTIPLE
+    assert m % 16 == 0 and fp8.joined_width(3) == m and fp8.joined_width(m) == m and fp8.joined_width(m + 1) == 2 * m
+    assert q.shape == (5, 32 + m)
+    assert torch.equal(q[:, 35:].float(), torch.zeros(5, m - 3))
     assert torch.allclose(s, torch.cat([x, u], 1).abs().amax(1, keepdim=True) / fp8.E4M3_MAX)
     assert q[2, 32:35].float().abs().max() == 448.0  # the tail's largest value sets row 2's scale
     assert _rel(q[:, 32:35].float() * s, u) < 0.04 and _rel(q[:, :32].float() * s, x) < 0.04
@@ -257,9 +260,9 @@ def test_the_plan_accumulates_fast_where_fp8_runs_unless_the_recipe_says_no(monk
     off = decide(TrainConfig(domain="t", fp8_matmuls=False), "cuda").record()
     assert off["fp8"] is False and off["fp8_fast_accum"] is False  # no FP8 GEMMs, so no fast accumulation
     assert decide(TrainConfig(domain="t"), "cpu").record()["fp8_fast_accum"] is False
-    # the joined adapter: asked for by the recipe (off by default), and only where FP8 GEMMs run
-    assert on["fp8_lora_in_gemm"] is False
-    assert decide(TrainConfig(domain="t", fp8_lora_in_gemm=True), "cuda").record()["fp8_lora_in_gemm"] is True
+    # the joined adapter: on by default where FP8 GEMMs run, off where the recipe says so, never without them
+    assert on["fp8_lora_in_gemm"] is True
+    assert decide(TrainConfig(domain="t", fp8_lora_in_gemm=False), "cuda").record()["fp8_lora_in_gemm"] is False
     both = TrainConfig(domain="t", fp8_lora_in_gemm=True, fp8_matmuls=False)
     assert decide(both, "cuda").record()["fp8_lora_in_gemm"] is False
 

@@ -19,8 +19,9 @@ extra inner columns, the rank rounded up to 16:
 
 so no output-sized pass adds the delta afterwards (an addmm reading and writing the whole output: by a count
 of bytes moved, about 7% of an 8B step); the delta's operands take the row's and the channel's scale with the
-base's (recipe key `fp8_lora_in_gemm`, off: on an H100 it made the 8B QLoRA step 14% longer and the 1B one 7%,
-benchmarks/RESULTS.md; where the extra time goes was not profiled).
+base's (recipe key `fp8_lora_in_gemm`, on by default). The rank is padded to 128 inner columns (JOIN_MULTIPLE):
+padded to 16, the GEMMs ran 1.4x longer and the step was 14% longer at 8B; padded to 128, an H100's 8B QLoRA step
+is 6% shorter than with the addmm, a 1B one 5% (benchmarks/RESULTS.md).
 
 The operands are quantized on the fly, one read and one write each; of the frozen weight only its two
 scale vectors are computed once and kept (as buffers, which layers sharing CUDA graphs copy into the
@@ -115,9 +116,9 @@ def rowwise(x: Any, scale: Any = None, *, tail: Any = None) -> tuple[Any, Any]:
     return _torch_rowwise(x, scale)
 
 
-# the multiple a joined operand's tail is rounded up to: 16 is what FP8 GEMMs take (benchmarks/bench_fp8_lora.py
-# times the joined GEMMs at other multiples)
-JOIN_MULTIPLE = 16
+# the multiple a joined operand's tail is rounded up to. FP8 GEMMs take 16, but on an H100 an inner size of k + 16
+# runs 1.4x as long as k itself (8B q: 0.401 vs 0.288 ms), k + 128 as long as k (benchmarks/bench_fp8_lora.py)
+JOIN_MULTIPLE = 128
 
 
 def joined_width(r: int) -> int:
