@@ -801,19 +801,12 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
     assert "  [2] care.md\n      “Dust the lens weekly.”\n" in out  # shares no word with the question: its opening
 
 
-def test_a_cited_passage_without_a_quote_shows_its_opening_without_the_answer_code():
-    """The warm `lorag ask` (the app answers) prints a cited passage's opening when the citation has no quote, and
-    loads no answer/retrieval code for it (assistant.answer: half a second). A fresh process: other tests' imports
-    don't count."""
+def _answer_end_in_a_fresh_process(ans: dict):
+    """`cli._print_answer_end(ans)` run in a new Python process, which then prints which of the answer/retrieval
+    modules it loaded (other tests' imports don't count there)."""
     import os
     import subprocess
 
-    ans = {
-        "relevant": True,
-        "route": {},
-        "citations": [{"n": 1, "ref": "care.md", "label": "care.md", "how": "marker", "quote": ""}],
-        "passages": [{"n": 1, "text": "# Care\nDust the lens weekly. Keep it dry."}],
-    }
     probe = (
         "import json, sys\nfrom ui import cli\n"
         f"cli._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
@@ -822,15 +815,26 @@ def test_a_cited_passage_without_a_quote_shows_its_opening_without_the_answer_co
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_a_cited_passage_without_a_quote_shows_its_opening_without_the_answer_code():
+    """The warm `lorag ask` (the app answers) prints a cited passage's opening when the citation has no quote, and
+    loads no answer/retrieval code for it (assistant.answer: half a second). A fresh process: other tests' imports
+    don't count."""
+    ans = {
+        "relevant": True,
+        "route": {},
+        "citations": [{"n": 1, "ref": "care.md", "label": "care.md", "how": "marker", "quote": ""}],
+        "passages": [{"n": 1, "text": "# Care\nDust the lens weekly. Keep it dry."}],
+    }
+    r = _answer_end_in_a_fresh_process(ans)
     assert r.stdout.endswith("Sources:\n  [1] care.md\n      “Dust the lens weekly. Keep it dry.”\n[]\n"), r.stdout
 
 
 def test_passages_of_an_answer_citing_nothing_show_without_the_answer_code():
     """The warm `lorag ask` prints the passages of an answer that cites nothing, each labelled with its sentence
     nearest the question, and loads no answer/retrieval code for them either. A fresh process, as above."""
-    import os
-    import subprocess
-
     ans = {
         "question": "How many days of annual leave do staff get?",
         "relevant": True,
@@ -848,14 +852,7 @@ def test_passages_of_an_answer_citing_nothing_show_without_the_answer_code():
             {"n": 2, "ref": "travel.pdf", "source": "travel.pdf", "section": "", "page": 3, "text": "Book early."},
         ],
     }
-    probe = (
-        "import json, sys\nfrom ui import cli\n"
-        f"cli._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
-        "print(sorted(m for m in ('assistant.answer', 'assistant.retrieval') if m in sys.modules))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = _answer_end_in_a_fresh_process(ans)
     assert r.stdout.endswith(
         "Passages used (none cited):\n  [1] leave.md › Annual leave\n      “Staff get 27 days of annual leave.”\n"
         "  [2] travel.pdf › p. 3\n      “Book early.”\n[]\n"
