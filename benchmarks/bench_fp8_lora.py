@@ -2,8 +2,8 @@
 
     python benchmarks/bench_fp8_lora.py [--size 8b|1b|both] [--tokens N] [--rank R] [--json FILE]
 
-Each form runs as a CUDA graph (its GPU time, no launch overhead), replayed after warm-ups; the table gives the
-median of its replays' times in ms, per projection of a Llama decoder layer (Llama-3.1-8B or Llama-3.2-1B shapes):
+Each form runs as a CUDA graph (its GPU time, no launch overhead), replayed after warm-ups; the table gives its
+time in ms (graph_ms), per projection of a Llama decoder layer (Llama-3.1-8B or Llama-3.2-1B shapes):
 
   addmm        x·Wᵀ in FP8 (x and W cast per call), then out += s·(x·Aᵀ)·Bᵀ     finetune/accel/fp8.py matmul
   join16       [x | x·Aᵀ]·[W | s·B]ᵀ in one FP8 GEMM, the rank padded to 16   matmul_lora (fp8_lora_in_gemm)
@@ -29,8 +29,9 @@ SHAPES = {  # (name, in_features k, out_features n) of a decoder layer's project
 }
 
 
-def graph_ms(fn: Callable[[], Any], replays: int = 20) -> float:
-    """fn's GPU time as a CUDA graph: the median of `replays` timed replays, after two eager runs and a warm replay."""
+def graph_ms(fn: Callable[[], Any], replays: int = 20, rounds: int = 5) -> float:
+    """fn's GPU time as a CUDA graph, after two eager runs and a warm replay: the median over `rounds` of the mean
+    of `replays` replays timed back to back (one pair of events around them: no launch gap or host sync inside)."""
     import torch
 
     s = torch.cuda.Stream()
@@ -44,13 +45,14 @@ def graph_ms(fn: Callable[[], Any], replays: int = 20) -> float:
         fn()
     g.replay()
     times = []
-    for _ in range(replays):
+    for _ in range(rounds):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        g.replay()
+        for _ in range(replays):
+            g.replay()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / replays)
     return statistics.median(times)
 
 
@@ -103,8 +105,8 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
         return run
 
     def bare(extra: int) -> Callable[[], Any]:
-        xq = torch.zeros(tokens, k + extra, device=dev, dtype=torch.float8_e4m3fn)
-        wq = torch.zeros(n, k + extra, device=dev, dtype=torch.float8_e4m3fn)
+        xq = torch.randn(tokens, k + extra, device=dev).to(torch.float8_e4m3fn)  # random: zeros draw less power
+        wq = torch.randn(n, k + extra, device=dev).to(torch.float8_e4m3fn)
         sx = torch.ones(tokens, 1, device=dev)
         sw = torch.ones(1, n, device=dev)
         return lambda: fp8._scaled_mm(xq, wq.t(), sx, sw, bf, True)
@@ -125,10 +127,12 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["8b", "1b", "both"], default="both")
-    ap.add_argument("--tokens", type=int, default=12800, help="rows of x (a packed step's tokens)")
+    ap.add_argument("--tokens", type=int, default=12800, help="rows of x (a packed step's tokens; a multiple of 16)")
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--json", help="write the table here too")
     args = ap.parse_args()
+    if args.tokens % 16:
+        ap.error(f"--tokens {args.tokens}: FP8 GEMMs take row counts that are multiples of 16")
     import torch
 
     print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, {args.tokens} tokens, rank {args.rank}")

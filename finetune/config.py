@@ -456,8 +456,7 @@ class TrainConfig(_Recipe):
         "token's e4m3 scale with the base: as exact as the base's FP8 GEMM while the delta's terms stay "
         "under the base's (training from B = 0), less so for an adapter whose delta outgrows the base. "
         "The adapter's weight gradients stay in bf16. On an H100 (benchmarks/RESULTS.md): 8B QLoRA step "
-        "790 vs 838 ms, 1B 172 vs 182 ms, the same held-out loss, 0.23 GB (8B) and 0.09 GB (1B) more reserved; "
-        "off: the addmm.",
+        "790 vs 838 ms, 1B 172 vs 182 ms, the same held-out loss. Off: the addmm.",
     )
     expandable_segments: bool = Field(
         True,

@@ -594,11 +594,12 @@ def test_triton_fp8_kernels_match_the_torch_formula(shape, dtype):
     assert _same_up_to_rounding(fp8.rowwise(strided)[0], fp8._torch_rowwise(strided)[0])
 
 
-@pytest.mark.parametrize("r", [5, 16, 48])
-@pytest.mark.parametrize("shape", [(17, 48), (129, 4112), (3, 8208), (1000, 2048)])
+@pytest.mark.parametrize("r", [5, 16, 48, 129, 300])
+@pytest.mark.parametrize("shape", [(17, 48), (129, 4112), (3, 8208), (1000, 2048), (32, 4096)])
 def test_triton_kernels_join_a_tail_as_the_torch_formula(shape, r):
-    """rowwise with a joined tail (rows in registers and rows in two passes, ranks under, at and over 16) and a
-    known scale into a wider buffer, against the torch formula; the joined GEMMs against bf16 products."""
+    """rowwise with a joined tail (rows in registers and rows in two passes, ranks under, at and over the tail's
+    multiple, fp8.JOIN_MULTIPLE) and a known scale into a wider buffer, against the torch formula; the joined GEMMs
+    against bf16 products."""
     from finetune.accel import fp8
 
     if torch.cuda.get_device_capability() < (8, 9):

@@ -167,13 +167,14 @@ def test_a_gradient_in_chunks_matches_one_product(rows):
     assert torch.allclose(gate, ref[0], atol=1e-5, rtol=1e-5) and torch.allclose(up, ref[1], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("fp8_on", [False, True], ids=["bf16", "fp8"])
+@pytest.mark.parametrize("fp8_on", [False, True, "joined"], ids=["bf16", "fp8", "fp8-joined"])
 @pytest.mark.parametrize("hook", [False, True], ids=["saved-as-is", "saved-copies"])
 def test_a_deferred_products_gradients_in_chunks_match_the_product_made(fp8_on, hook):
     """One gated MLP under autocast, its down projection's output unread as in the graphs' recompute (the product
     deferred): the gradients in row chunks (22 tokens: 16 + 6; FP8 GEMMs with 32) equal those of the product made
-    whole, also with FP8 base GEMMs and under a saved-tensor hook that copies what autograd saves (the operands'
-    gradients are written over the stand-in's own gate and up, not the down projection's saved copies)."""
+    whole, also with FP8 base GEMMs (the adapter's delta added after them, or joined inside them) and under a
+    saved-tensor hook that copies what autograd saves (the operands' gradients are written over the stand-in's own
+    gate and up, not the down projection's saved copies)."""
     import contextlib
 
     from peft import LoraConfig, get_peft_model
@@ -191,7 +192,7 @@ def test_a_deferred_products_gradients_in_chunks_match_the_product_made(fp8_on, 
     unfuse = lora_fused.install(model)
     if fp8_on:
         for m in lora_fused.fused_modules(model):
-            lora_fused.enable_fp8(m)
+            lora_fused.enable_fp8(m, joined=fp8_on == "joined")
     ungate = gated_mlp.install(model)
     mlp = model.base_model.model.mlp
     params = [p for p in model.parameters() if p.requires_grad]

@@ -12,7 +12,7 @@ its output GEMM: no periodic promotion of the partial sums to float32); the inpu
 accumulates in float32.
 
 With the adapter joined (`matmul_lora`, `matmul_transposed_lora`), its delta rides in the same GEMM as
-extra inner columns, the rank rounded up to 16:
+extra inner columns, the rank rounded up to JOIN_MULTIPLE (128):
 
   forward   [x | x·Aᵀ]·[W | s·B]ᵀ    = x·Wᵀ + s·(x·Aᵀ)·Bᵀ
   backward  [g | s·g·B]·[W ; A]     = g·W + s·(g·B)·A
@@ -104,7 +104,7 @@ def weight_scales(w: Any) -> tuple[Any, Any]:
 def rowwise(x: Any, scale: Any = None, *, tail: Any = None) -> tuple[Any, Any]:
     """x (rows x cols) as e4m3 with one float32 scale per row: (q, scale of shape (rows, 1)), x ≈ q·scale.
     scale: the rows' scales when known (a frozen weight's), else each row's largest magnitude / 448.
-    tail: a (rows x r) tensor joined on the right, [x | tail | 0] scaled together, r rounded up to 16 with
+    tail: a (rows x r) tensor joined on the right, [x | tail | 0] scaled together, r rounded up to JOIN_MULTIPLE with
     zero columns (q of shape (rows, cols + joined_width(r)); a scale found covers the tail too)."""
     import torch
 

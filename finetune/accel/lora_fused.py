@@ -116,7 +116,7 @@ def _lora_linear_fn() -> Any:
             ga = gb = None
             handoff, ctx.handoff = ctx.handoff, None
             inside = ctx.wt is None and ctx.fp8 is not None and ctx.joined  # gu·A inside the input gradient's GEMM
-            chunked = _chunked_operand_grads(handoff, ctx.needs_input_grad[0], inside)
+            chunked = _chunked_operand_grads(handoff, ctx.needs_input_grad[0])
             if chunked:  # written over the stand-in's own operands (saved ones may be a hook's copies)
                 gate, up = handoff.operands
             if x2 is None and (ctx.needs_input_grad[4] or u is None):  # x recomputed in chunks (with x·Aᵀ if deferred)
@@ -126,7 +126,7 @@ def _lora_linear_fn() -> Any:
                     up,
                     ctx.recompute,
                     *((g2, a16, ctx.scale) if u is None else ()),
-                    input_grad=_input_grad_rows(ctx, g2, gu, a16, weight, dt) if chunked else None,
+                    input_grad=_input_grad_rows(ctx, g2, gu, a16, weight, dt, inside) if chunked else None,
                     operand_grads_into=handoff.operand_grads_into if chunked else None,
                 )
             elif ctx.needs_input_grad[4]:
@@ -185,23 +185,26 @@ def _weight_kept(ctx: Any, weight: Any, w: Any, ops: Any, fp8: Any, joined: bool
     return w
 
 
-def _chunked_operand_grads(handoff: Any, input_grad: bool, inside: bool) -> bool:
+def _chunked_operand_grads(handoff: Any, input_grad: bool) -> bool:
     """Whether a deferred product's gradient is made in the chunks too, and the operands' from it, over gate and
-    up (recomputed_input.Deferred): not where its input gradient is joined inside one GEMM."""
+    up (recomputed_input.Deferred)."""
     return (
-        handoff is not None
-        and handoff.operand_grads_into is not None
-        and handoff.operands is not None
-        and input_grad
-        and not inside
+        handoff is not None and handoff.operand_grads_into is not None and handoff.operands is not None and input_grad
     )
 
 
-def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any) -> Callable[[Any], Any]:
+def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any, inside: bool) -> Callable[[Any], Any]:
     """The fused node's input gradient g·W + gu·A for a slice of rows at a time, the weight's operand (dequantized,
-    or FP8 for the input gradient) made once for all slices."""
+    or FP8 for the input gradient, or with the adapter joined (inside) the joined FP8 operand [W ; A]ᵀ) made once
+    for all slices."""
     from . import fp8 as fp8_ops
 
+    if inside:
+        op = ctx.wtj
+        if op is None:
+            w = weight if weight is not None else _dequantized(ctx.base4, dt)
+            op = fp8_ops.transposed_lora_operand(w, ctx.fp8, a16)
+        return lambda s: fp8_ops.matmul_transposed_lora(g2[s], None, ctx.fp8, gu[s], a16, dt, operand=op)
     wq = ctx.wt
     w = weight if weight is not None or wq is not None else _dequantized(ctx.base4, dt)
     if wq is None and ctx.fp8 is not None:
