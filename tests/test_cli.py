@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.fakes import FakeGenerator, HashingEmbedder
-from ui import cli
+from ui import cli, cli_ask
 from ui.components import Components
 
 runner = CliRunner()
@@ -647,7 +647,7 @@ def test_an_ask_through_the_app_logs_the_whole_streamed_answer_not_only_the_wait
             yield {"answer": "Full-time staff receive 27 days", "relevant": True, "citations": []}
 
     caplog.set_level(logging.INFO, logger="ui.cli")
-    cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=True)
+    cli_ask._ask_through_app(App(), "How many days?", None, "auto", None, as_json=True)
     assert _stage_times(caplog) == {
         "the app: searching and generating, until the first words": 0.34,
         "the app: searching and generating the whole answer": 6.2,
@@ -752,8 +752,8 @@ def test_the_streamed_answer_ends_its_line_before_the_time_it_took_is_logged(mon
             yield " 27 days"
             yield {"answer": "Full-time staff receive 27 days", "relevant": True, "citations": []}
 
-    monkeypatch.setattr(cli, "log_time", lambda what, t0: sys.stdout.write(f"<logged {what}>"))
-    cli._ask_through_app(App(), "How many days?", None, "auto", None, as_json=False)
+    monkeypatch.setattr(cli_ask, "log_time", lambda what, t0: sys.stdout.write(f"<logged {what}>"))
+    cli_ask._ask_through_app(App(), "How many days?", None, "auto", None, as_json=False)
     out = capsys.readouterr().out
     assert "receive 27 days\n<logged the app: searching and generating the whole answer>" in out, out
 
@@ -762,7 +762,7 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
     """The passages of an answer without citations come with their sentence nearest the question (else how they
     begin), so the reader can check a wrong answer against the documents without opening them; the base-model line
     says why once."""
-    from ui import cli
+    from ui import cli_ask
 
     ans = {
         "question": "What does error E-205 mean?",
@@ -791,7 +791,7 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
             },
         ],
     }
-    cli._print_answer_end(ans, has_adapters=lambda: True)
+    cli_ask._print_answer_end(ans, has_adapters=lambda: True)
     out = capsys.readouterr().out
     assert "(base model: domain asked for: manuals, which has no promoted adapter)" in out
     assert (
@@ -802,14 +802,14 @@ def test_an_answer_that_cites_nothing_shows_what_each_passage_says_on_the_questi
 
 
 def _answer_end_in_a_fresh_process(ans: dict):
-    """`cli._print_answer_end(ans)` run in a new Python process, which then prints which of the answer/retrieval
+    """`cli_ask._print_answer_end(ans)` run in a new Python process, which then prints which of the answer/retrieval
     modules it loaded (other tests' imports don't count there)."""
     import os
     import subprocess
 
     probe = (
-        "import json, sys\nfrom ui import cli\n"
-        f"cli._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
+        "import json, sys\nfrom ui import cli, cli_ask\n"
+        f"cli_ask._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
         "print(sorted(m for m in ('assistant.answer', 'assistant.retrieval') if m in sys.modules))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))

@@ -907,7 +907,7 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     import uvicorn
     from typer.testing import CliRunner
 
-    from ui import cli
+    from ui import cli, cli_ask
     from ui.components import Components
 
     monkeypatch.chdir(tmp_path)
@@ -936,7 +936,7 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
     monkeypatch.setattr(cli, "models_pull", lambda names=None, force=False: None)
     workers = []
     monkeypatch.setenv("LORAG_CLI__KEEP_WARM_S", "600")
-    monkeypatch.setattr(cli, "_warm_worker", lambda *a, **kw: workers.append(a))  # None: answered in this process
+    monkeypatch.setattr(cli_ask, "_warm_worker", lambda *a, **kw: workers.append(a))  # None: answered in this process
     demo = ["demo", "--corpus", str(tmp_path / "samples"), "-q", "How much do parking permits cost?"]
     r = CliRunner().invoke(cli.app, demo)
     assert r.exit_code == 0 and "12 euros" in r.output and len(workers) == 1, r.output  # the next ask finds it warm
