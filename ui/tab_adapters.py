@@ -11,9 +11,8 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.markup import markdown_literal
-from assistant.names import domain_name
 from ui.tab_chat import on_shown, warn
-from ui.web_jobs import eval_arms, promote, start_eval, start_synth, start_train
+from ui.web_jobs import eval_arms, jobs_of_domain, promote, start_eval, start_synth, start_train
 
 
 def registry_rows(core: Any) -> list[list[Any]]:
@@ -63,11 +62,7 @@ TAB_JOBS = ("train", "synth", "eval")  # the jobs this tab starts (an upload is 
 
 def domain_jobs(core: Any, domain: str | None) -> list[dict[str, Any]]:
     """The jobs this tab starts (TAB_JOBS) for the domain picked (as typed: 'HR' is 'hr'), newest first."""
-    try:
-        want = domain_name(domain) if domain else None
-    except LoragError:  # a name being typed that is no domain's: no job is its
-        return []
-    return [j for j in core.jobs.all() if j["kind"] in TAB_JOBS and (j.get("params") or {}).get("domain") == want]
+    return jobs_of_domain(core, domain, TAB_JOBS)
 
 
 def watched_job(core: Any, picked: str | None, domain: str | None) -> tuple[dict[str, Any] | None, list[str]]:

@@ -11,19 +11,15 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.markup import markdown_literal
-from assistant.names import check_id, domain_name
+from assistant.names import check_id
 from ui.tab_chat import on_shown, warn
-from ui.web_jobs import eval_arms, eval_available, start_eval
+from ui.web_jobs import eval_arms, eval_available, jobs_of_domain, start_eval
 
 
 def eval_job(core: Any, domain: str | None) -> dict[str, Any] | None:
     """The newest evaluation job of the domain picked (as typed: 'HR' is 'hr'), whichever tab started it; None
     while no domain is picked (every job names its domain) or the name typed is no domain's."""
-    try:
-        want = domain_name(domain) if domain else None
-    except LoragError:  # a name being typed that is no domain's: no job is its
-        return None
-    return next((j for j in core.jobs.all("eval") if (j.get("params") or {}).get("domain") == want), None)
+    return next(iter(jobs_of_domain(core, domain, ("eval",))), None)
 
 
 def list_reports(core: Any) -> list[str]:

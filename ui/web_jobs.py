@@ -24,6 +24,16 @@ def display_name(name: Any) -> str | None:
     return text or None
 
 
+def jobs_of_domain(core: Any, domain: str | None, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The jobs of these kinds for the domain picked (as typed: 'HR' is 'hr'), newest first, whichever tab or API
+    call started them; none while no domain is picked (every job names its domain) or the name typed is no domain's."""
+    try:
+        want = domain_name(domain) if domain else None
+    except LoragError:  # a name being typed that is no domain's: no job is its
+        return []
+    return [j for j in core.jobs.all() if j["kind"] in kinds and (j.get("params") or {}).get("domain") == want]
+
+
 def start_synth(
     core: Any,
     domain: str,
