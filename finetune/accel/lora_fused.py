@@ -141,29 +141,11 @@ def _lora_linear_fn() -> Any:
                 handoff.written = True
                 gx = a16.new_zeros(()).expand(ctx.in_shape)
             elif ctx.needs_input_grad[0]:
-                gx = _input_grad(ctx, g2, gu, a16, weight, inside).view(ctx.in_shape)
+                gx = _input_grad_rows(ctx, g2, gu, a16, weight, dt, inside)(slice(None)).view(ctx.in_shape)
             ctx.wt = ctx.wtj = None
             return gx, None, None, None, ga, gb, None, None, None, None, None, None, None
 
     return LoraLinear
-
-
-def _input_grad(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, inside: bool) -> Any:
-    """A fused node's input gradient g·W + gu·A (rows x in_features), from what its forward kept of the weight."""
-    from . import fp8 as fp8_ops
-
-    dt = a16.dtype
-    shared = ctx.wt is not None or ctx.wtj is not None or weight is not None  # nothing to dequantize
-    w = weight if shared else _dequantized(ctx.base4, dt)
-    if ctx.wtj is not None:  # the joined operand the recompute made
-        return fp8_ops.matmul_transposed_lora(g2, None, ctx.fp8, gu, a16, dt, operand=ctx.wtj)
-    if ctx.wt is not None:  # the FP8 operand made in forward (a recompute's, or shared by an MLP's tiles)
-        gx = fp8_ops.matmul_transposed(g2, None, ctx.fp8, dt, wq=ctx.wt)
-    elif inside:
-        return fp8_ops.matmul_transposed_lora(g2, w, ctx.fp8, gu, a16, dt)
-    else:
-        gx = fp8_ops.matmul_transposed(g2, w, ctx.fp8, dt) if ctx.fp8 is not None else g2 @ w
-    return gx.addmm_(gu, a16)
 
 
 def _weight_kept(ctx: Any, weight: Any, w: Any, ops: Any, fp8: Any, joined: bool, a: Any) -> Any:
@@ -194,9 +176,9 @@ def _chunked_operand_grads(handoff: Any, input_grad: bool) -> bool:
 
 
 def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any, inside: bool) -> Callable[[Any], Any]:
-    """The fused node's input gradient g·W + gu·A for a slice of rows at a time, the weight's operand (dequantized,
-    or FP8 for the input gradient, or with the adapter joined (inside) the joined FP8 operand [W ; A]ᵀ) made once
-    for all slices."""
+    """The fused node's input gradient g·W + gu·A for a slice of rows at a time (all rows: slice(None)), from what
+    its forward kept of the weight, the weight's operand (dequantized, or FP8 for the input gradient, or with the
+    adapter joined (inside) the joined FP8 operand [W ; A]ᵀ) made once for all slices."""
     from . import fp8 as fp8_ops
 
     if inside:
@@ -208,7 +190,7 @@ def _input_grad_rows(ctx: Any, g2: Any, gu: Any, a16: Any, weight: Any, dt: Any,
     wq = ctx.wt
     w = weight if weight is not None or wq is not None else _dequantized(ctx.base4, dt)
     if wq is None and ctx.fp8 is not None:
-        wq, w = fp8_ops.weight_operand(w, ctx.fp8, transposed=True), None
+        wq, w = fp8_ops.colwise_transposed(w, ctx.fp8[1]), None  # matmul_transposed's own operand, made once
 
     def rows(s: Any) -> Any:
         gx = fp8_ops.matmul_transposed(g2[s], None, ctx.fp8, dt, wq=wq) if wq is not None else g2[s] @ w
