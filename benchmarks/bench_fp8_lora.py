@@ -18,10 +18,11 @@ so a slow joined GEMM shows whether its time is the inner size (mm K) or the wor
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from train_arms import module_constants  # this folder: the script's own, on sys.path when run
 
 SHAPES = {  # (name, in_features k, out_features n) of a decoder layer's projections
     "8b": [("q/o", 4096, 4096), ("k/v", 4096, 1024), ("gate/up", 4096, 14336), ("down", 14336, 4096)],
@@ -56,18 +57,6 @@ def graph_ms(fn: Callable[[], Any], replays: int = 20, rounds: int = 5) -> float
     return statistics.median(times)
 
 
-@contextlib.contextmanager
-def join_multiple(multiple: int) -> Iterator[None]:
-    """Inside, joined operands pad the adapter's rank to `multiple` inner columns (fp8.JOIN_MULTIPLE)."""
-    from finetune.accel import fp8
-
-    before, fp8.JOIN_MULTIPLE = fp8.JOIN_MULTIPLE, multiple
-    try:
-        yield
-    finally:
-        fp8.JOIN_MULTIPLE = before
-
-
 def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]]:
     import torch
 
@@ -88,7 +77,7 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
 
     def join(multiple: int) -> Callable[[], Any]:
         def run() -> Any:
-            with join_multiple(multiple):
+            with module_constants({"_join_multiple": multiple}):
                 return fp8.matmul_lora(x, w, scales, x @ a.t(), b * s, bf, fast_accum=True)
 
         return run
@@ -99,7 +88,7 @@ def forms(k: int, n: int, tokens: int, rank: int) -> dict[str, Callable[[], Any]
 
     def t_join(multiple: int) -> Callable[[], Any]:
         def run() -> Any:
-            with join_multiple(multiple):
+            with module_constants({"_join_multiple": multiple}):
                 return fp8.matmul_transposed_lora(g, w, scales, (g @ b).mul_(s), a, bf)
 
         return run
