@@ -45,6 +45,7 @@ VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped defau
     ),  # every layer captures its own graphs (lorag's default before share_graphs)
     "offload": dict(offload_activations=True),  # checkpointed layers' inputs in pinned CPU memory until backward
     "nooffload": dict(offload_activations=False),  # ... on the GPU ("auto" decides by their size)
+    "offload-tiles2": dict(offload_activations=True, recompute_mlp_tiles=2),  # offloaded, MLP recomputed in 2 tiles
     "nographs": dict(cuda_graphs=False),  # the same step run eagerly (gradient checkpointing as usual)
     "keep2": dict(keep_activations=2),
     "graphs-b256": dict(graph_bucket=256),
