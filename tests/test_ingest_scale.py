@@ -302,8 +302,9 @@ def test_cli_through_the_app_prints_the_jobs_progress(tmp_path, monkeypatch):
 
 
 def test_documents_tab_job_shows_chunks_per_second_and_eta():
+    from ui.docs_index import JobIngestProgress
     from ui.jobs import progress_line
-    from ui.tab_docs import JobIngestProgress, _progress_md
+    from ui.tab_docs import _progress_md
 
     class Job:
         state: dict = {}

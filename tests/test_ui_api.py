@@ -198,7 +198,7 @@ def test_twenty_simultaneous_users_all_get_answers(live):
 
 
 def test_chat_answers_while_an_upload_is_ingesting(live):
-    from ui.tab_docs import start_ingest
+    from ui.docs_index import start_ingest
 
     dense = live.comps.dense
     gate = threading.Event()

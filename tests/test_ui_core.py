@@ -233,7 +233,7 @@ def test_safe_target_refuses_escapes(tmp_path):
 
 
 def test_zip_upload_skips_bad_members_and_ingests_the_rest(core, tmp_path):
-    from ui.tab_docs import start_ingest
+    from ui.docs_index import start_ingest
 
     z = tmp_path / "pack.zip"
     with zipfile.ZipFile(z, "w") as zf:
@@ -255,7 +255,7 @@ def test_zip_upload_skips_bad_members_and_ingests_the_rest(core, tmp_path):
 
 
 def test_upload_size_limit_and_reupload_states(core, tmp_path):
-    from ui.tab_docs import delete_doc, delete_docs, start_ingest
+    from ui.docs_index import delete_doc, delete_docs, start_ingest
 
     core.settings.ui.max_upload_mb = 0.001
     big = tmp_path / "big.txt"
@@ -281,7 +281,8 @@ def test_upload_size_limit_and_reupload_states(core, tmp_path):
 
 def test_the_per_file_results_follow_the_upload_order(core, tmp_path):
     """Refused uploads, a zip's members and plain files are listed in the order the files were chosen."""
-    from ui.tab_docs import _results_rows, start_ingest
+    from ui.docs_index import start_ingest
+    from ui.tab_docs import _results_rows
 
     core.settings.ui.max_upload_mb = 0.001
     files = []
@@ -302,7 +303,8 @@ def test_the_per_file_results_follow_the_upload_order(core, tmp_path):
 
 
 def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
-    from ui.tab_docs import _progress_md, _results_rows, start_ingest
+    from ui.docs_index import start_ingest
+    from ui.tab_docs import _progress_md, _results_rows
 
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
@@ -316,7 +318,8 @@ def test_an_empty_upload_is_skipped_not_failed(core, tmp_path):
 
 
 def test_an_upload_indexed_with_warnings_shows_them_in_the_results(core, tmp_path):
-    from ui.tab_docs import _results_rows, start_ingest
+    from ui.docs_index import start_ingest
+    from ui.tab_docs import _results_rows
 
     table = tmp_path / "broken.csv"
     table.write_bytes(b"a,b\n1,2,3\n")
@@ -499,7 +502,8 @@ def test_a_throttled_progress_update_is_written_once_the_window_passes(tmp_path)
 
 def test_votes_export_as_testset(core, corpus):
     from eval.testset import load_testset  # the export must load as an eval test set
-    from ui.tab_compare import compare_stream, export_votes, record_vote
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import export_votes, record_vote
 
     core.comps.ingestor().run([corpus], "hr")
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
@@ -538,7 +542,8 @@ def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left
     """A line torn by a crash mid-write or edited into no vote: the export and the count skip it, the tab says
     which lines of which file, and the file is left as it was."""
     from ui.app import build_blocks
-    from ui.tab_compare import compare_stream, export_votes, read_votes, record_vote, voted_domains
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import export_votes, read_votes, record_vote, voted_domains
 
     core.comps.ingestor().run([corpus], "hr")
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
@@ -572,7 +577,7 @@ def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages
     passages came from; when they came from several, the votes stay closed and the tab says to pick the domain;
     the export is of one domain, and 'all' names the domains with votes."""
     from ui.app import build_blocks
-    from ui.tab_compare import export_votes, record_vote
+    from ui.compare_votes import export_votes, record_vote
 
     core.comps.ingestor().run([corpus], "hr")
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
@@ -612,7 +617,8 @@ def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages
 def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corpus):
     """votes/all.jsonl (written before votes counted for their passages' domain): its one-domain votes are exported
     with that domain's; a vote whose passages came from several domains stays, as does a line that is no vote."""
-    from ui.tab_compare import compare_stream, export_votes, record_vote
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import export_votes, record_vote
 
     core.comps.ingestor().run([corpus], "hr")
     register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
@@ -947,7 +953,7 @@ def test_lorag_ui_and_demo_serve_launch_the_app(tmp_path, monkeypatch, bm25, cor
 
 
 def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
-    from ui.tab_adapters import registry_rows
+    from ui.adapters_view import registry_rows
     from ui.web_jobs import promote, start_synth
 
     core.comps.ingestor().run([corpus], "hr")
@@ -1049,7 +1055,7 @@ def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
 
 
 def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_language(core, corpus):
-    from ui.tab_adapters import next_step
+    from ui.adapters_view import next_step
     from ui.web_jobs import eval_arms, promote
 
     assert next_step(core, None)[0] == 0 and "Documents" in next_step(core, None)[1]

@@ -33,7 +33,7 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
     async def upload_documents(request: Request) -> Any:
         """multipart/form-data: `domain`, and `files` (each file's name may hold sub-folders: kept under the
         domain's upload folder, never outside it). Starts an ingest job: {"job": id}; poll /v1/jobs/{id}."""
-        from ui.tab_docs import start_ingest
+        from ui.docs_index import start_ingest
 
         form = await request.form()
         domain = str(form.get("domain") or "")
@@ -61,8 +61,8 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
         the `lorag` CLI of the app's own user only: the request must carry the token of the app's note
         (<data_dir>/app.json, readable by that user alone), since it makes the app read any path that user can.
         Starts an ingest job: {"job": id}."""
+        from ui.docs_index import start_ingest
         from ui.remote import TOKEN_HEADER
-        from ui.tab_docs import start_ingest
 
         want = getattr(core, "local_token", None)
         got = request.headers.get(TOKEN_HEADER, "")
@@ -90,7 +90,7 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
     @router.post("/v1/documents/delete")
     async def delete_documents(request: Request) -> Any:
         """{"domain": D, "documents": [names]} or {"domain": D, "all": true}."""
-        from ui.tab_docs import delete_docs
+        from ui.docs_index import delete_docs
 
         body = await json_object(request)
         if isinstance(body, JSONResponse):

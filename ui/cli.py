@@ -103,10 +103,12 @@ def _register_job_commands() -> None:
 
     app.command("ingest")(ingest_cmd)
     app.add_typer(docs_app, name="docs")
-    from ui.cli_adapters import adapters_app, synth_cmd, train_cmd
+    from ui.cli_synth_train import synth_cmd, train_cmd
 
     app.command("synth")(synth_cmd)
     app.command("train")(train_cmd)
+    from ui.cli_adapters import adapters_app
+
     app.add_typer(adapters_app, name="adapters")
     from ui.cli_eval import eval_app
 

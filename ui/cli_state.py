@@ -1,6 +1,6 @@
 """The CLI's shared state and helpers: the settings and components loaded on first use, consoles, the running
-app that holds the store. The command modules (ui/cli.py, cli_ask.py, cli_adapters.py, cli_eval.py) import this
-one, never each other."""
+app that holds the store. The command modules (ui/cli.py, cli_ask.py, cli_docs.py, cli_synth_train.py,
+cli_adapters.py, cli_eval.py) import this one, never each other."""
 
 from __future__ import annotations
 
