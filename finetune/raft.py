@@ -339,7 +339,12 @@ class TrainingSetBuilder:
         rng = random.Random(s.seed)
         k = self.retriever.settings.top_k
         fit_to = cfg.max_seq_length if self.count_tokens else 0
-        chunks = self.store.scroll_chunks(cfg.domain)
+        # in the corpus's own order (document name, then position), not the store's (point ids hash the document's
+        # path): the same corpus samples the same chunks wherever its folder lies
+        chunks = sorted(
+            self.store.scroll_chunks(cfg.domain),
+            key=lambda h: (h.payload.get("display", ""), h.payload.get("chunk_index", 0), h.id),
+        )
         if not chunks:
             raise LoragError(
                 f"domain '{cfg.domain}' has no indexed chunks", hint=f"lorag ingest PATH --domain {cfg.domain}"

@@ -192,6 +192,22 @@ def test_training_set_builder_end_to_end(components, tmp_path):
     assert all(negatives) and all(len(p.text.split()) >= 8 for ps in negatives for p in ps)  # no title-only distractors
 
 
+def test_the_same_corpus_gives_the_same_training_set_wherever_its_folder_lies(components, tmp_path):
+    """Chunk ids hash the document's path; the sample of chunks the writers see must not follow them."""
+    import shutil
+
+    questions = []
+    for domain, folder in (("near", tmp_path / "a" / "handbook"), ("far", tmp_path / "b" / "c" / "d" / "handbook")):
+        shutil.copytree(SAMPLES / "corpus" / "handbook", folder)
+        assert components.ingestor().run([folder], domain).ok
+        cfg = load_train_config(domain="handbook")
+        cfg.domain, cfg.synth.writer, cfg.synth.max_chunks = domain, "section+sentence+cloze", 12
+        TrainingSetBuilder(components.store, components.retriever, None, cfg, tmp_path / domain).build(None)
+        rows = (tmp_path / domain / "synthetic.jsonl").read_text().splitlines()
+        questions.append([json.loads(r)["question"] for r in rows])
+    assert questions[0] and questions[0] == questions[1]
+
+
 def test_excluded_sources_never_reach_the_training_data(components, tmp_path):
     """synth.exclude_sources keeps documents (an evaluation's, say) out: no oracle, no distractor from them."""
     cfg = _handbook_cloze_cfg(components, max_chunks=40, exclude_sources=["leave-*", "*.json", "/abs/leave-policy.md"])
