@@ -125,15 +125,18 @@ def test_gradio_client_scripting(live, tmp_path):
         and cmp["right"]["answer"].startswith("(handbook-v1)")
     )
     vote = c.predict(cmp, "left", api_name="/vote")
-    assert vote["vote"] == "left"
+    assert vote["vote"] == "left" and vote["id"] == cmp["id"] and vote["replaced"] is None
     tie = c.predict({**cmp, "reference": "Wipe it with a dry lint-free cloth."}, "tie", api_name="/vote")
     assert (
         tie["reference"] == "Wipe it with a dry lint-free cloth."
     )  # a tie becomes a test case with its edited reference
+    assert tie["id"] == cmp["id"] and tie["replaced"]["vote"] == "left"  # one vote per comparison: it replaced left
     assert "comparing an arm with itself" in c.predict(Q, "manual", "base", "base", api_name="/compare")["error"]
     exported = c.predict("manual", api_name="/export_votes")
     assert (
         exported["cases"] == 1
+        and exported["votes"] == 1
+        and exported["superseded"] == 0
         and exported["tie_skipped"] == 0
         and exported["rows"][0]["question"] == Q
         and exported["saved_to"] == "votes/manual-testset.jsonl"

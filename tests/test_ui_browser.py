@@ -313,8 +313,10 @@ def test_side_by_side_vote_and_export(page, live):
     assert "answered by base" in left and "(handbook-v2)" in right and "answered by handbook-v2" in right
     shown = [c[0][-1]["content"] for c in live.generator.calls[-2:]]
     assert shown[0] == shown[1]  # both arms saw the identical passages
-    page.locator("#vote-right").click()
-    wait_text(page, "#vote-status", "Vote recorded")
+    page.locator("#vote-left").click()
+    wait_text(page, "#vote-status", "Vote recorded: left (1 comparison(s)")
+    page.locator("#vote-right").click()  # a second click on one comparison changes its vote: no second vote
+    wait_text(page, "#vote-status", "Vote changed to right (was left; one vote per comparison, 1 comparison(s)")
     box.fill("Who approves overtime?")
     page.locator("#cmp-go").click()
     page.wait_for_selector("#right-answer .route", timeout=20_000)
@@ -323,7 +325,8 @@ def test_side_by_side_vote_and_export(page, live):
     wait_text(page, "#vote-status", "not exported as a test case without a reference answer")
     page.locator("#vote-export").click()
     wait_text(page, "#vote-status", "Exported 1 case")
-    assert "1 tie or both-bad vote(s) without a reference answer left out" in page.locator("#vote-status").inner_text()
+    said = page.locator("#vote-status").inner_text()
+    assert "from 2 vote(s)" in said and "(left out: 1 tie or both-bad vote(s) without a reference answer)" in said
     rows = [
         json.loads(x)
         for x in (live.settings.paths.data_dir / "votes" / "handbook-testset.jsonl").read_text().splitlines()
@@ -331,7 +334,7 @@ def test_side_by_side_vote_and_export(page, live):
     assert len(rows) == 1 and rows[0]["answer"].startswith("(handbook-v2)") and "vote" in rows[0]["tags"]
     page.locator("#vote-reference textarea").fill("Overtime is approved by the line manager.")
     page.locator("#vote-both_bad").click()  # with an edited reference it becomes a test case
-    wait_text(page, "#vote-status", "Vote recorded: both bad (3")
+    wait_text(page, "#vote-status", "Vote unchanged: both bad (reference answer saved; one vote per comparison, 2 comp")
     page.locator("#vote-export").click()
     wait_text(page, "#vote-status", "Exported 2 case")
     shot(page, "side-by-side")

@@ -526,6 +526,7 @@ def test_votes_export_as_testset(core, corpus):
         "votes": 3,
         "both_bad_skipped": 1,
         "tie_skipped": 1,
+        "superseded": 0,
         "unreadable_lines": [],
         "votes_file": str(core.data_dir / "votes" / "hr.jsonl"),
     }
@@ -533,9 +534,109 @@ def test_votes_export_as_testset(core, corpus):
     assert items[0].question == q and items[0].answer and "vote" in items[0].tags and items[0].sources
     record_vote(core, last, "tie", reference="The team lead approves overtime.")  # an edited reference: exported
     info = export_votes(core, "hr")
-    assert info["cases"] == 2 and info["tie_skipped"] == 0
+    assert info["cases"] == 2 and info["tie_skipped"] == 0 and info["votes"] == 3  # the tie replaced, not added
     edited = [i for i in load_testset(Path(info["path"])) if "edited reference" in i.tags]
     assert [i.answer for i in edited] == ["The team lead approves overtime."]
+
+
+def test_one_comparison_takes_one_vote_and_a_second_click_changes_it(core, corpus):
+    """Left, right, then tie clicked on one comparison: one vote, the last, kept under the comparison's id, and the
+    tab says it changed; the counts are of comparisons; /vote does the same. The export's counts add up: a
+    question voted on again in a later comparison is one case, the older vote counted as superseded."""
+    from ui.app import api_only, build_blocks
+    from ui.compare_votes import export_votes, read_votes
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    blocks = build_blocks(core)
+    run, _ = handler(blocks, "ui.tab_compare", "run")
+    q = "How many days of annual leave do full-time staff receive?"
+    *_, done = run(q, "hr", "base", "hr-v1")
+    first = done[5]  # the comparison the tab keeps for its vote buttons
+    f = core.data_dir / "votes" / "hr.jsonl"
+    vote = {c: clicked(blocks, f"vote-{c}") for c in ("left", "right", "tie", "both_bad")}
+    one = "1 comparison(s) voted on in domain 'hr'"
+    assert vote["left"](first, "") == f"Vote recorded: **left** ({one})."
+    assert vote["right"](first, "") == f"Vote changed to **right** (was left; one vote per comparison, {one})."
+    assert vote["tie"](first, "") == (
+        f"Vote changed to **tie** (was right; one vote per comparison, {one}). It is not exported as a test case "
+        "without a reference answer: write one above and click Tie again (it replaces this vote)."
+    )
+    rows = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["vote"]) for r in rows] == [(first["id"], "tie")] and len(read_votes(core, "hr")) == 1
+    said = vote["tie"](first, "27 days a year.")  # the reference the hint asks for: the same vote, now exportable
+    assert said == f"Vote unchanged: **tie** (reference answer saved; one vote per comparison, {one})."
+    assert [r["reference"] for r in map(json.loads, f.read_text(encoding="utf-8").splitlines())] == ["27 days a year."]
+    *_, done = run("Who approves overtime?", "hr", "base", "hr-v1")
+    assert vote["both_bad"](done[5], "").startswith("Vote recorded: **both bad** (2 comparison(s) voted on")
+    *_, done = run(q, "hr", "base", "hr-v1")  # the first question in a new comparison: a vote of its own
+    assert done[5]["id"] != first["id"]
+    assert vote["left"](done[5], "") == "Vote recorded: **left** (3 comparison(s) voted on in domain 'hr')."
+    info = export_votes(core, "hr")
+    assert (info["votes"], info["cases"], info["superseded"], info["both_bad_skipped"], info["tie_skipped"]) == (
+        3,
+        1,
+        1,
+        1,
+        0,
+    )
+    assert info["votes"] == info["cases"] + info["superseded"] + info["both_bad_skipped"] + info["tie_skipped"]
+    msg, _ = clicked(blocks, "vote-export")("hr")
+    assert msg.startswith("Exported 1 case(s) from 3 vote(s)") and (
+        "(left out: 1 tie or both-bad vote(s) without a reference answer; 1 older vote(s) on a question voted on "
+        "again in a later comparison (the latest vote on a question is its case))." in msg
+    )
+    # /vote: the same one vote per comparison, the vote it replaced named
+    api = {fn.api_name: fn.fn for fn in blocks.fns.values() if api_only(fn)}
+    cmp = api["compare"]("Who approves overtime?", "hr", "base", "hr-v1")
+    assert api["vote"](cmp, "left")["replaced"] is None
+    again = api["vote"](cmp, "right")
+    assert again["id"] == cmp["id"] and again["vote"] == "right" and again["replaced"]["vote"] == "left"
+    assert len(f.read_text(encoding="utf-8").splitlines()) == len(read_votes(core, "hr")) == 4
+    built = {k: v for k, v in cmp.items() if k != "id"}  # a script's own comparison, no id: known by its content
+    assert api["vote"](built, "tie")["replaced"] is None and api["vote"](built, "left")["replaced"]["vote"] == "tie"
+    assert len(read_votes(core, "hr")) == 5
+    assert "malformed" in api["vote"]({**cmp, "id": "../x"}, "left")["error"]
+    # the first comparison's vote changed once more: still one line, now the last (the votes in the order cast)
+    assert vote["right"](first, "").startswith("Vote changed to **right** (was tie; one vote per comparison, 5 comp")
+    ids = [json.loads(x)["id"] for x in f.read_text(encoding="utf-8").splitlines()]
+    assert ids.count(first["id"]) == 1 and ids[-1] == first["id"] and len(ids) == 5
+
+
+def test_votes_files_of_an_earlier_version_stay_readable_and_their_counts_add_up(core, corpus):
+    """An earlier version stored every click as a vote of its own: those votes stay as they are (they cannot be
+    told from votes on separate comparisons), the export keeps the latest per question and counts the others as
+    superseded; a vote replaced in such a file leaves every other line, a torn one included, as it was."""
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import export_votes, read_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    q = "How many days of annual leave do full-time staff receive?"
+    cmp = list(compare_stream(core, q, "hr", "base", "hr-v1"))[-1]
+    row = {k: v for k, v in record_vote(core, cmp, "left").items() if k != "replaced"}
+    f = core.data_dir / "votes" / "hr.jsonl"
+    clicks = [  # left, right, tie clicked on one comparison, each under a new id, as the earlier version kept them
+        {**row, "id": f"old{i}", "vote": v, "time": f"2026-01-01T00:00:0{i}Z"}
+        for i, v in enumerate(("left", "right", "tie"))
+    ]
+    other = {**row, "id": "old9", "question": "Who approves overtime?", "vote": "right"}
+    old = "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in (*clicks, other)).encode() + b'{"id": "torn\n'
+    f.write_bytes(old)
+    info = export_votes(core, "hr")
+    assert (info["votes"], info["cases"], info["superseded"], info["tie_skipped"]) == (4, 1, 2, 1)
+    assert info["unreadable_lines"] == [5] and f.read_bytes() == old
+    cmp2 = list(compare_stream(core, "Who approves overtime?", "hr", "base", "hr-v1"))[-1]
+    record_vote(core, cmp2, "left")
+    assert f.read_bytes().startswith(old) and len(read_votes(core, "hr")) == 5  # appended on a line of its own
+    new = f.read_bytes()
+    assert record_vote(core, cmp2, "right")["replaced"]["vote"] == "left"
+    lines = f.read_bytes().split(b"\n")
+    assert lines[:5] == new.split(b"\n")[:5] and json.loads(lines[5])["vote"] == "right" and len(lines) == 7
+    info = export_votes(core, "hr")
+    assert info["votes"] == 5 == info["cases"] + info["superseded"] + info["tie_skipped"] + info["both_bad_skipped"]
 
 
 def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left_out(core, corpus):
@@ -590,7 +691,8 @@ def test_a_vote_with_every_domain_searched_counts_for_the_domain_of_its_passages
     shown, comparison = dict(zip(outs, done)), done[5]  # 5: the comparison kept for the vote
     assert all(update(shown[v])["interactive"] for v in votes)
     assert "counts for domain **hr**" in shown["vote-status"]
-    assert clicked(blocks, "vote-right")(comparison, "") == "Vote recorded: **right** (1 vote(s) in domain 'hr')."
+    said = clicked(blocks, "vote-right")(comparison, "")
+    assert said == "Vote recorded: **right** (1 comparison(s) voted on in domain 'hr')."
     folder = core.data_dir / "votes"
     assert (folder / "hr.jsonl").is_file() and not (folder / "all.jsonl").exists()
     assert export_votes(core, "hr")["cases"] == 1
@@ -639,7 +741,7 @@ def test_votes_an_earlier_version_kept_under_all_move_to_their_domain(core, corp
     assert export_votes(core, "hr")["votes"] == 2  # moved once
     # a crash after the append, before all.jsonl was rewritten: the votes are not added twice; and an older vote
     # moved in after a newer one on the same question does not win
-    newer = record_vote(core, last, "left")
+    newer = record_vote(core, list(compare_stream(core, "Who approves overtime?", "hr", "base", "hr-v1"))[-1], "left")
     (folder / "all.jsonl").write_text(
         json.dumps(
             {**old, "id": "older", "question": newer["question"], "vote": "right", "time": "2026-01-01T00:00:00Z"}

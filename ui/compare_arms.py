@@ -8,10 +8,12 @@ from typing import Any, Iterator
 from assistant.answer import Answer
 from assistant.errors import LoragError
 from assistant.routing import BASE_CHOICE
+from ui.compare_votes import new_comparison_id
 
 
 def compare_stream(core: Any, question: str, domain: str | None, left: str, right: str) -> Iterator[dict[str, Any]]:
-    """Retrieve once; stream both arms on that retrieval. Yields the comparison as it grows."""
+    """Retrieve once; stream both arms on that retrieval. Yields the comparison as it grows; its "id" is the one
+    its vote keeps (one vote per comparison)."""
     question = (question or "").strip()
     if not question:
         raise LoragError("the question is empty")
@@ -22,6 +24,7 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
         )
     r = core.comps.retriever.retrieve(question, core.domain_arg(domain))
     state: dict[str, Any] = {
+        "id": new_comparison_id(),
         "question": question,
         "domain": core.domain_arg(domain) or "all",
         "relevant": r.relevant,

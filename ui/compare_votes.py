@@ -8,6 +8,12 @@ turns them into a test set for `lorag eval --testset`:
 (an edited reference), else the preferred answer (left or right). A tie or "both bad" without an
 edited reference has no answer known to be right, so it is not exported (never is a wrong answer
 made the reference); the export counts those, and they stay in the votes file.
+
+One vote per comparison: a comparison (what /compare returns, and the tab keeps) has an id, which its vote keeps;
+a second vote on the same comparison replaces the first in the file (same id, one line), so the counts are of
+comparisons, not clicks. A comparison without an id (sent by a script that built it) is known by its content.
+The export keeps the latest vote on a question (a test set asks each question once) and counts the older ones
+it left out, so that its counts add up to the votes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -24,6 +32,7 @@ from assistant.errors import LoragError
 from assistant.names import ALL_DOMAINS, check_domain
 
 VOTES = ("left", "right", "tie", "both_bad")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a comparison's id, as new_comparison_id makes it (or a script sends)
 _VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
 
 
@@ -123,24 +132,25 @@ def _vote_of(line: bytes) -> dict[str, Any] | None:
 
 
 def _votes_in(f: Path, unreadable: list[int] | None = None) -> list[dict[str, Any]]:
-    """The votes of a file (see _vote_of); the numbers of the lines that hold none are added to `unreadable`, blank
-    lines are nothing. Lines end at line feeds only: a vote's text may hold any other line separator."""
+    """The votes of a file (see _vote_of), one per comparison (were two lines to hold one comparison's vote, the
+    later one is its vote); the numbers of the lines that hold none are added to `unreadable`, blank lines are
+    nothing. Lines end at line feeds only: a vote's text may hold any other line separator."""
     if not f.is_file():
         return []
-    out = []
+    out: dict[str, dict[str, Any]] = {}
     for n, line in enumerate(f.read_bytes().split(b"\n"), 1):
         if not line.strip():
             continue
         v = _vote_of(line)
         if v is not None:
-            out.append(v)
+            out[str(v["id"])] = v
         elif unreadable is not None:
             unreadable.append(n)
-    return out
+    return list(out.values())
 
 
 def voted_domains(core: Any) -> dict[str, int]:
-    """{domain: votes} of the domains with a votes file."""
+    """{domain: votes (comparisons voted on)} of the domains with a votes file."""
     sort_votes_of_all(core)
     files = sorted(votes_dir(core).glob("*.jsonl")) if votes_dir(core).is_dir() else []
     return {f.stem: len(_votes_in(f)) for f in files if not f.stem.endswith("-testset") and f.stem != ALL_DOMAINS}
@@ -172,9 +182,32 @@ def votes_file(core: Any, domain: str | None) -> Path:
     return votes_dir(core) / f"{votes_domain(core, domain)}.jsonl"
 
 
+def new_comparison_id() -> str:
+    """The id of a new comparison, which its vote keeps."""
+    return secrets.token_hex(6)
+
+
+def comparison_id(comparison: dict[str, Any]) -> str:
+    """The comparison's id; one without (built by a script) is known by its content: the question, the domain,
+    both sides' arms and answers and the passages."""
+    cid = comparison.get("id")
+    if cid is None:
+        seen = {
+            "question": comparison["question"],
+            "domain": comparison["domain"],
+            "sides": [[comparison[s]["adapter"], comparison[s]["answer"]] for s in ("left", "right")],
+            "passages": [[p["n"], p["source"], p["domain"]] for p in comparison["passages"]],
+        }
+        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:12]
+    if not isinstance(cid, str) or not _ID.fullmatch(cid):
+        raise TypeError("id must be the comparison's id as /compare returned it")
+    return cid
+
+
 def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str | None = None) -> dict[str, Any]:
     """Store a vote; `reference`: the right answer as the voter wrote it (what a tie or "both bad" needs to be
-    exported as a test case)."""
+    exported as a test case). One vote per comparison: a vote on a comparison voted on already replaces that vote.
+    Returns the row stored, with "replaced": the vote it replaced ({"vote", "time", "reference"?}), else None."""
     if vote not in VOTES:
         raise LoragError(f"vote must be one of {', '.join(VOTES)}")
     if not isinstance(comparison, dict) or not comparison or not comparison.get("done"):
@@ -192,9 +225,38 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str
     f = votes_file(core, row["domain"])
     f.parent.mkdir(parents=True, exist_ok=True)
     sort_votes_of_all(core)  # older votes first
-    with _VOTES_LOCK, f.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return row
+    with _VOTES_LOCK:
+        old = _put_vote(f, row)
+    replaced = None if old is None else {k: old[k] for k in ("vote", "time", "reference") if k in old}
+    return {**row, "replaced": replaced}
+
+
+def _put_vote(f: Path, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Write the vote to the file: appended, and the vote it replaces (its comparison's) taken out, the file then
+    rewritten whole (every other line as it was) and put in place of the old one. The lines stay in the order the
+    votes were cast, which the export follows on votes of one second. Returns the vote it replaced, if any."""
+    line = json.dumps(row, ensure_ascii=False).encode()
+    data = f.read_bytes() if f.is_file() else b""
+    kept: list[bytes] = []
+    old: dict[str, Any] | None = None
+    for held in data.split(b"\n"):
+        v = _vote_of(held) if held.strip() else None
+        if v is not None and str(v["id"]) == row["id"]:
+            old = v  # were there two (none is written so), the later is the vote replaced
+        else:
+            kept.append(held)
+    if old is None:
+        with f.open("ab") as fh:
+            fh.write((b"\n" if data and not data.endswith(b"\n") else b"") + line + b"\n")
+        return None
+    text = b"\n".join(kept)
+    tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(text + (b"\n" if text and not text.endswith(b"\n") else b"") + line + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, f)
+    return old
 
 
 def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
@@ -207,7 +269,7 @@ def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
         )
     check_domain(domain)
     return {
-        "id": hashlib.sha256(f"{comparison['question']}|{time.time_ns()}".encode()).hexdigest()[:12],
+        "id": comparison_id(comparison),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "vote": vote,
         "question": comparison["question"],
@@ -219,18 +281,24 @@ def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
 
 
 def read_votes(core: Any, domain: str | None, unreadable: list[int] | None = None) -> list[dict[str, Any]]:
-    """A domain's votes; the numbers of lines that hold none are added to `unreadable` (see _votes_in)."""
+    """A domain's votes, one per comparison; the numbers of lines that hold none are added to `unreadable` (see
+    _votes_in)."""
     sort_votes_of_all(core)
     return _votes_in(votes_file(core, domain), unreadable)
 
 
 def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
-    """Votes of a domain -> `<data_dir>/votes/<domain>-testset.jsonl` (the last vote per question wins)."""
+    """Votes of a domain -> `<data_dir>/votes/<domain>-testset.jsonl` (the last vote per question wins). The counts
+    add up: votes = cases + both_bad_skipped + tie_skipped + superseded (older votes on a question voted on again,
+    in another comparison)."""
     unreadable: list[int] = []
     votes = read_votes(core, domain, unreadable)
     by_q: dict[str, dict[str, Any]] = {}
+    superseded = 0
     for v in sorted(votes, key=lambda v: str(v.get("time", ""))):  # the latest vote on a question wins
-        by_q[v["question"].strip().lower()] = v
+        q = v["question"].strip().lower()
+        superseded += q in by_q
+        by_q[q] = v
     rows, both_bad, no_reference = [], 0, 0
     for v in by_q.values():
         reference = (v.get("reference") or "").strip()
@@ -263,6 +331,7 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
         "votes": len(votes),
         "both_bad_skipped": both_bad,
         "tie_skipped": no_reference,
+        "superseded": superseded,
         "unreadable_lines": unreadable,
         "votes_file": str(votes_file(core, domain)),
     }

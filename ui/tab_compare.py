@@ -69,6 +69,55 @@ def vote_note(comparison: dict[str, Any]) -> tuple[bool, str]:
     return True, "Vote for the better answer."
 
 
+def _said(vote: str) -> str:
+    return vote.replace("_", " ")
+
+
+def vote_message(row: dict[str, Any], voted: int) -> str:
+    """What the tab says of a vote stored (record_vote's row): recorded, or changed (one vote per comparison: a
+    second click replaces it); `voted`: the comparisons voted on in its domain."""
+    old, vote = row.get("replaced"), row["vote"]
+    count = f"{voted} comparison(s) voted on in domain '{row['domain']}'"
+    if old is None:
+        text = f"Vote recorded: **{_said(vote)}** ({count})."
+    elif old["vote"] != vote:
+        text = f"Vote changed to **{_said(vote)}** (was {_said(old['vote'])}; one vote per comparison, {count})."
+    else:
+        edited = "reference answer saved; " if row.get("reference") != old.get("reference") else ""
+        text = f"Vote unchanged: **{_said(vote)}** ({edited}one vote per comparison, {count})."
+    if vote in ("tie", "both_bad") and not row.get("reference"):
+        text += (
+            " It is not exported as a test case without a reference answer: write one above and click "
+            f"{'Tie' if vote == 'tie' else 'Both bad'} again (it replaces this vote)."
+        )
+    return text
+
+
+def export_message(info: dict[str, Any]) -> str:
+    """What the tab says of an export (export_votes' counts): the cases, and every vote left out, and why."""
+    left_out = []
+    skipped = info["both_bad_skipped"] + info["tie_skipped"]
+    if skipped:
+        left_out.append(f"{skipped} tie or both-bad vote(s) without a reference answer")
+    if info.get("superseded"):
+        left_out.append(
+            f"{info['superseded']} older vote(s) on a question voted on again in a later comparison (the latest "
+            "vote on a question is its case)"
+        )
+    msg = f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`" + (
+        f" (left out: {'; '.join(left_out)})." if left_out else "."
+    )
+    if info["unreadable_lines"]:
+        lines = info["unreadable_lines"]
+        msg += (
+            f" ⚠ {len(lines)} line(s) of `{info['votes_file']}` hold no vote and were left out (line "
+            + ", ".join(map(str, lines[:10]))
+            + (", ..." if len(lines) > 10 else "")
+            + "); the file is unchanged."
+        )
+    return msg
+
+
 def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the sum of its small event handlers
     """`shown`: the events on which the tab is shown (the page's load, the tab's select): the arms offered and
     the opening pair are worked out again then."""
@@ -154,11 +203,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
                 row = record_vote(core, state, choice, ref)
             except LoragError as e:
                 return warn(e)
-            n = len(read_votes(core, row["domain"]))
-            note = ""
-            if choice in ("tie", "both_bad") and not row.get("reference"):
-                note = " It is not exported as a test case without a reference answer: write one above and vote again."
-            return f"Vote recorded: **{choice.replace('_', ' ')}** ({n} vote(s) in domain '{row['domain']}').{note}"
+            return vote_message(row, len(read_votes(core, row["domain"])))
 
         return cast_vote
 
@@ -170,19 +215,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
             info = export_votes(core, dom)
         except LoragError as e:
             return warn(e), None
-        skipped = info["both_bad_skipped"] + info["tie_skipped"]
-        msg = f"Exported {info['cases']} case(s) from {info['votes']} vote(s) to `{info['path']}`" + (
-            f" ({skipped} tie or both-bad vote(s) without a reference answer left out)." if skipped else "."
-        )
-        if info["unreadable_lines"]:
-            lines = info["unreadable_lines"]
-            msg += (
-                f" ⚠ {len(lines)} line(s) of `{info['votes_file']}` hold no vote and were left out (line "
-                + ", ".join(map(str, lines[:10]))
-                + (", ..." if len(lines) > 10 else "")
-                + "); the file is unchanged."
-            )
-        return msg, info["path"] if info["cases"] else None
+        return export_message(info), info["path"] if info["cases"] else None
 
     export.click(do_export, [domain], [status, export_file], api_visibility="private")
 
@@ -240,7 +273,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
 
     def vote(comparison: dict, choice: str) -> dict:
         """Store a vote (left, right, tie, both_bad) on a comparison returned by /compare. Add "reference" to the
-        comparison: the right answer in your words (a tie or both_bad is exported as a test case only with one)."""
+        comparison: the right answer in your words (a tie or both_bad is exported as a test case only with one).
+        One vote per comparison: voting again on it replaces its vote ("replaced" names the vote replaced)."""
         try:
             ref = comparison.get("reference") if isinstance(comparison, dict) else None
             return record_vote(core, comparison, choice, ref)
@@ -248,8 +282,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:  # noqa: C901 - the s
             return {"error": message(e)}
 
     def export_testset(domain: str) -> dict:
-        """Export a domain's votes as a test set JSONL on the server; returns counts, where it was
-        saved (relative to the data folder) and its rows."""
+        """Export a domain's votes as a test set JSONL on the server; returns counts (votes = cases +
+        both_bad_skipped + tie_skipped + superseded), where it was saved (relative to the data folder) and its rows."""
         try:
             info = export_votes(core, domain)
         except LoragError as e:
