@@ -206,7 +206,12 @@ def test_upload_documents_with_per_file_results(page, live, tmp_path):
 def test_chat_streams_an_answer_with_citations(page, live):
     tab(page, "Chat")
     pick(page, "chat-domain", "handbook")
+    calls = len(live.generator.calls)
+    page.locator("#chat-send").click()  # nothing typed: the tab says so beside Send, and nothing is sent
+    wait_text(page, "#chat-status", "⚠ the question is empty")
+    assert near(page, "#chat-send", "#chat-status") and len(live.generator.calls) == calls
     ask(page, "How many days of paid annual leave does a full-time employee get?")
+    page.wait_for_function("!document.querySelector('#chat-status').innerText.includes('empty')")  # cleared
     wait_text(page, "#chatbot", "▌", timeout=10_000)  # partial text while it streams
     page.wait_for_selector("#chatbot .route", timeout=20_000)
     bot = last_bot(page)

@@ -1449,6 +1449,31 @@ def test_errors_names_and_questions_show_as_written_in_the_app(core, corpus):
     )
 
 
+def test_chat_says_an_empty_question_is_empty_and_sends_nothing(core, corpus):
+    """Send (or Enter) with nothing typed: the chat tab says so under the input, as Side by side does, nothing is
+    sent to the model and the conversation stays; the next question sent clears the note."""
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "hr")
+    blocks = build_blocks(core)
+    chat, outs = handler(blocks, "ui.tab_chat", "chat")
+    assert outs == ["chatbot", None, "chat-input", "chat-status"]
+    send = clicked(blocks, "chat-send")
+    assert send is chat  # the Send button runs it, as the input's Enter does
+    earlier = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    for empty in ("", "   \n ", None):
+        (shown,) = list(chat(empty, earlier, [("Hi", "Hello.")], "hr", "auto"))
+        assert shown == (earlier, [("Hi", "Hello.")], "", "⚠ the question is empty")
+    assert core.comps.generator.calls == []  # nothing was sent
+    run, cmp_outs = handler(blocks, "ui.tab_compare", "run")
+    (refused,) = list(run("  ", "hr", "base", "hr-v1"))
+    assert dict(zip(cmp_outs, refused))["cmp-status"] == shown[-1]  # the same words as side by side
+    *_, last = chat("How many days of annual leave do full-time staff receive?", earlier, [], "hr", "auto")
+    assert last[-1] == "" and len(last[0]) == 4 and core.comps.generator.calls
+    clear = clicked(blocks, "chat-clear")
+    assert clear() == ([], [], "")
+
+
 def test_an_error_no_handler_caught_shows_as_written_in_its_toast(core, monkeypatch):
     """An exception a tab's handler lets through is shown by Gradio in a toast that renders HTML: it comes as a
     gr.Error with its message escaped (streamed handlers too), and a gr.Error as it was."""

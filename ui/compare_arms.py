@@ -9,6 +9,7 @@ from assistant.answer import Answer
 from assistant.errors import LoragError
 from assistant.routing import BASE_CHOICE
 from ui.compare_votes import new_comparison_id
+from ui.tab_chat import EMPTY_QUESTION
 
 
 def compare_stream(core: Any, question: str, domain: str | None, left: str, right: str) -> Iterator[dict[str, Any]]:
@@ -16,7 +17,7 @@ def compare_stream(core: Any, question: str, domain: str | None, left: str, righ
     its vote keeps (one vote per comparison)."""
     question = (question or "").strip()
     if not question:
-        raise LoragError("the question is empty")
+        raise LoragError(EMPTY_QUESTION)
     if left == right:
         raise LoragError(
             f"both sides are {left}: comparing an arm with itself tells nothing",

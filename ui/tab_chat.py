@@ -14,6 +14,7 @@ from assistant.markup import markdown_literal
 from assistant.routing import AUTO
 
 NOTHING_INDEXED = "Nothing is indexed yet: add documents in the **Documents** tab, then ask again."
+EMPTY_QUESTION = "the question is empty"  # what Chat and Side by side say of a question with nothing in it
 
 
 def esc(text: Any) -> str:
@@ -269,20 +270,26 @@ def build(core: Any) -> None:
         )
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
         clear = gr.Button("New chat", elem_id="chat-clear", scale=1)
+    status = gr.Markdown(elem_id="chat-status")  # why nothing was sent (an empty question), as side by side says it
 
-    def chat(message: str, history: list, turns: list, dom: str, choice: str) -> Iterator[tuple[list, list, str]]:
-        yield from chat_turn(core, message, history, turns, dom, choice)
+    def chat(message: str, history: list, turns: list, dom: str, choice: str) -> Iterator[tuple[list, list, str, str]]:
+        """A question sent; an empty one is not: the tab says so under the input, the conversation stays."""
+        if not (message or "").strip():
+            yield list(history or []), turns, "", warn(EMPTY_QUESTION)
+            return
+        for out in chat_turn(core, message, history, turns, dom, choice):
+            yield (*out, "")
 
     for trigger in (question.submit, send.click):
         trigger(
             chat,
             [question, chatbot, pairs, domain, adapter],
-            [chatbot, pairs, question],
+            [chatbot, pairs, question, status],
             api_visibility="private",
             concurrency_limit=core.generation_slots,
             concurrency_id="generation",
         )
-    clear.click(lambda: ([], []), None, [chatbot, pairs], api_visibility="private")
+    clear.click(lambda: ([], [], ""), None, [chatbot, pairs, status], api_visibility="private")
 
     def refresh_choices(dom: str, choice: str) -> tuple[Any, Any]:
         doms, ads = core.domain_choices(), core.chat_adapters()
