@@ -431,6 +431,13 @@ def test_evaluation_errors_stay_and_the_report_opens_with_a_verdict(page, live, 
     page.wait_for_selector("#ev-plot-means img", timeout=10_000)
     assert page.locator("#ev-plot-means img").bounding_box()["width"] > 900  # full width, readable
     shot(page, "evaluation")
+    pick(page, "ev-domain", "manual")  # a domain without a report: handbook's is not shown for it
+    wait_text(page, "#ev-empty", "No report for domain manual yet")
+    page.wait_for_function("!document.querySelector('#ev-verdict').innerText.includes('handbook-v3')")
+    assert not page.locator("#ev-means").is_visible()
+    pick(page, "ev-domain", "handbook")  # back: its newest report again
+    wait_text(page, "#ev-verdict h3", "handbook-v3", timeout=15_000)
+    assert page.locator("#ev-empty").inner_text().strip() == ""
 
 
 def test_an_evaluation_error_shows_whole_and_the_arms_say_where_model_arms_run(page, live, tmp_path):

@@ -395,6 +395,54 @@ def test_the_eval_job_line_shows_the_domain_picked_only(core, monkeypatch):
     assert dict(zip(outs, on_show(None, "hr", "", "")))["ev-job"] == line["hr"]
 
 
+def test_the_evaluation_tab_shows_the_report_of_the_domain_picked(core, monkeypatch):
+    """With the domain handbook picked, the tab opens handbook's newest report, never another domain's newer one;
+    a domain without a report says so, whether picked, ticked or shown; the report a user picked stays while it is
+    the domain's."""
+    from ui.app import build_blocks
+    from ui.tab_eval import list_reports
+
+    root = core.settings.reports_dir
+
+    def report(run_id: str, domain: str | None) -> None:
+        (root / run_id).mkdir(parents=True)
+        (root / run_id / "report.json").write_text(json.dumps({"run_id": run_id, "domain": domain}))
+
+    report("20260301-100000-handbook", "handbook")
+    report("20260302-100000-handbook", "handbook")
+    report("20260303-100000-garden", "garden")  # newer than handbook's: another domain's
+    report("20260304-100000-x", None)  # no domain in the file: its folder's name says it (x)
+    report("20260305-mine", "garden")  # a folder named by hand: the file says its domain
+    assert list_reports(core, "handbook") == ["20260302-100000-handbook", "20260301-100000-handbook"]
+    assert list_reports(core, "Garden") == ["20260305-mine", "20260303-100000-garden"]
+    assert list_reports(core, "x") == ["20260304-100000-x"] and list_reports(core, "Bad Name!") == []
+    blocks = build_blocks(core)
+    poll, outs = handler(blocks, "ui.tab_eval", "poll")
+    ticked = dict(zip(outs, poll(None, "handbook", "", "")))
+    picker = update(ticked["ev-report"])
+    assert picker["value"] == "20260302-100000-handbook" and ticked["ev-empty"] == ""
+    assert [c[0] if isinstance(c, (list, tuple)) else c for c in picker["choices"]] == list_reports(core, "handbook")
+    kept = dict(zip(outs, poll("20260301-100000-handbook", "handbook", "", "")))  # the user's pick stays
+    assert update(kept["ev-report"])["value"] == "20260301-100000-handbook"
+    follow, outs = handler(blocks, "ui.tab_eval", "follow_domain")
+    moved = dict(zip(outs, follow("garden", "20260301-100000-handbook")))  # another domain picked: its newest
+    assert update(moved["ev-report"])["value"] == "20260305-mine" and moved["ev-empty"] == ""
+    none = dict(zip(outs, follow("ops", "20260305-mine")))  # a domain without a report: none shown, and why
+    assert update(none["ev-report"])["value"] is None and update(none["ev-report"])["choices"] == []
+    assert none["ev-empty"] == "No report for domain **ops** yet: run an evaluation of it above."
+    poll, outs = handler(blocks, "ui.tab_eval", "poll")
+    ticked = dict(zip(outs, poll(None, "ops", "", "")))
+    assert ticked["ev-empty"] == none["ev-empty"] and update(ticked["ev-report"])["value"] is None
+    show, outs = handler(blocks, "ui.tab_eval", "show")
+    assert dict(zip(outs, show(None, "ops")))["ev-empty"] == none["ev-empty"]
+    monkeypatch.setattr(core, "domains", lambda: ["garden", "handbook"])
+    on_show, outs = handler(blocks, "ui.tab_eval", "on_show")
+    shown = dict(zip(outs, on_show(None, "handbook", "", "")))
+    assert update(shown["ev-report"])["value"] == "20260302-100000-handbook" and shown["ev-empty"] == ""
+    first = next(b for b in build_blocks(core).blocks.values() if getattr(b, "elem_id", None) == "ev-report")
+    assert [c[0] for c in first.choices] == list_reports(core, "garden")  # the page opens on the first domain's
+
+
 def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
     from ui.app import build_blocks
     from ui.tab_docs import _results_rows

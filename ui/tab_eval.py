@@ -6,12 +6,13 @@ Without the `eval` package the tab says so and the rest of the app works.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import LoragError
 from assistant.markup import markdown_literal
-from assistant.names import check_id
+from assistant.names import check_id, domain_name
 from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, eval_available, jobs_of_domain, start_eval
 
@@ -22,11 +23,53 @@ def eval_job(core: Any, domain: str | None) -> dict[str, Any] | None:
     return next(iter(jobs_of_domain(core, domain, ("eval",))), None)
 
 
-def list_reports(core: Any) -> list[str]:
+_RUN_ID = re.compile(r"\d{8}-\d{6}-(.+)")  # new_run_id's <time>-<domain>
+_DOMAIN_OF: dict[tuple[str, int, int], str | None] = {}  # report.json (path, mtime, size) -> its domain
+
+
+def report_domain(f: Path) -> str | None:
+    """The domain a report (its report.json) is of, read once per version of the file; from its folder's name
+    (<time>-<domain>) when the file does not say."""
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    seen = (str(f), st.st_mtime_ns, st.st_size)
+    if seen not in _DOMAIN_OF:
+        try:
+            dom = json.loads(f.read_text(encoding="utf-8")).get("domain")
+        except (OSError, ValueError, AttributeError):
+            dom = None
+        if not isinstance(dom, str):
+            m = _RUN_ID.fullmatch(f.parent.name)
+            dom = m.group(1) if m else None
+        _DOMAIN_OF[seen] = dom
+    return _DOMAIN_OF[seen]
+
+
+def list_reports(core: Any, domain: str | None = None) -> list[str]:
+    """The reports, newest first; with `domain` (as typed: 'HR' is 'hr'), that domain's only (none for a name that
+    is no domain's)."""
     root = core.settings.reports_dir
     if not root.is_dir():
         return []
-    return sorted((p.parent.name for p in root.glob("*/report.json")), reverse=True)
+    files = sorted(root.glob("*/report.json"), key=lambda f: f.parent.name, reverse=True)
+    if domain is None:
+        return [f.parent.name for f in files]
+    try:
+        want = domain_name(domain)
+    except LoragError:
+        return []
+    return [f.parent.name for f in files if report_domain(f) == want]
+
+
+def no_report(domain: str | None) -> str:
+    """What the tab says while the domain picked has no report."""
+    if not domain:
+        return "No report yet: run an evaluation above."
+    from assistant.markup import markdown_escaped
+
+    return f"No report for domain **{markdown_escaped(domain.strip())}** yet: run an evaluation of it above."
 
 
 def load_report(core: Any, run_id: str) -> dict[str, Any]:
@@ -143,8 +186,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     status = gr.Markdown(first_note, elem_id="ev-status")  # what the button did (or why it is off)
     job_line = gr.Markdown(progress_line(eval_job(core, first)), elem_id="ev-job")  # the domain's, refreshed
     gr.Markdown("#### Reports")
-    pick = gr.Dropdown(list_reports(core), label="Report", elem_id="ev-report")
-    empty = gr.Markdown("No report yet: run an evaluation above." if not list_reports(core) else "", elem_id="ev-empty")
+    # the domain's reports (a tick or the domain picked opens its newest), or why there is none
+    pick = gr.Dropdown(list_reports(core, first), label="Report (of the domain picked)", elem_id="ev-report")
+    empty = gr.Markdown(no_report(first) if not list_reports(core, first) else "", elem_id="ev-empty")
     verdict_md = gr.Markdown(elem_id="ev-verdict")
     means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means", visible=False)
     comps = gr.Dataframe(
@@ -179,10 +223,10 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     # typed, or suggested by a tick (a domain picked suggests its arms)
     ab.change(gate, [ab, status, domain], [run, status], api_visibility="private", queue=False)
 
-    def show(run_id: str | None) -> tuple:
+    def show(run_id: str | None, dom: str | None) -> tuple:
         hidden = gr.Dataframe(visible=False)
         if not run_id:
-            return "", hidden, hidden, *[gr.Image(visible=False)] * 3, "No report yet: run an evaluation above."
+            return "", hidden, hidden, *[gr.Image(visible=False)] * 3, no_report(dom)
         try:
             view = report_view(core, run_id)
         except LoragError as e:
@@ -196,21 +240,35 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             "",
         )
 
-    pick.change(show, [pick], [verdict_md, means, comps, *plots, empty], api_visibility="private")
+    pick.change(show, [pick, domain], [verdict_md, means, comps, *plots, empty], api_visibility="private")
 
     suggested = gr.State(eval_arms(core, first))  # the arms last suggested: replaced while the user has not edited them
 
-    def poll(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
-        reports = list_reports(core)
+    def reports_of(current: str | None, dom: str | None) -> tuple:
+        """The domain's reports in the picker, the one shown kept while it is the domain's, else its newest; and
+        the note while it has none."""
+        reports = list_reports(core, dom)
         value = current if current in reports else (reports[0] if reports else None)
+        return gr.Dropdown(choices=reports, value=value), "" if reports else no_report(dom)
+
+    def poll(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
         now = eval_arms(core, dom)  # a new adapter: the suggestion follows it
         arms_update = now if arms == last and now != last else gr.skip()
-        return progress_line(eval_job(core, dom)), gr.Dropdown(choices=reports, value=value), arms_update, now
+        return progress_line(eval_job(core, dom)), *reports_of(current, dom), arms_update, now
 
     timer.tick(
-        poll, [pick, domain, ab, suggested], [job_line, pick, ab, suggested], api_visibility="private", queue=False
+        poll,
+        [pick, domain, ab, suggested],
+        [job_line, pick, empty, ab, suggested],
+        api_visibility="private",
+        queue=False,
     )
-    domain.change(lambda d: (eval_arms(core, d),) * 2, [domain], [ab, suggested], api_visibility="private", queue=False)
+
+    def follow_domain(dom: str | None, current: str | None) -> tuple:
+        """Another domain picked: its arms suggested, and its own newest report shown (or why there is none)."""
+        return (eval_arms(core, dom),) * 2 + reports_of(current, dom)
+
+    domain.change(follow_domain, [domain, pick], [ab, suggested, pick, empty], api_visibility="private", queue=False)
 
     def on_show(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
         """The tab shown: today's domains (the one shown while it exists, else the first) and what a tick shows."""
@@ -218,4 +276,4 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         dom = dom if dom in doms else (doms[0] if doms else None)
         return gr.Dropdown(choices=doms, value=dom), *poll(current, dom, arms, last)
 
-    on_shown(shown, on_show, [pick, domain, ab, suggested], [domain, job_line, pick, ab, suggested])
+    on_shown(shown, on_show, [pick, domain, ab, suggested], [domain, job_line, pick, empty, ab, suggested])
