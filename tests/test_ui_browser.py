@@ -565,3 +565,48 @@ def test_wrong_password_is_rejected(browser, tmp_path):
         pg.close()
     finally:
         app.close()
+
+
+# each word of a table's header (a run of letters: "held-out" may wrap at its hyphen) on one line, and inside its cell
+HEADER_WORDS_JS = """(sel) => [...document.querySelectorAll(sel + ' .header-cell')].map(th => {
+    const head = th.querySelector('.header-content .header') || th, words = [];
+    const walker = document.createTreeWalker(head, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const m of node.textContent.matchAll(/[^\\s-]+/g)) {
+            const range = document.createRange();
+            range.setStart(node, m.index);
+            range.setEnd(node, m.index + m[0].length);
+            const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+            const box = range.getBoundingClientRect(), cell = th.getBoundingClientRect();
+            words.push([m[0], lines, box.left >= cell.left - 1 && box.right <= cell.right + 1]);
+        }
+    }
+    return [head.innerText.trim(), words];
+})"""
+
+
+def test_the_registry_headers_never_break_inside_a_word(browser, live, monkeypatch):
+    """The Adapters tab's registry (ten columns, long base model names and promotion reasons) in a wide and a
+    narrow window: a header wraps between its words only ("promoted", not "promot/ed"), each word inside its column."""
+    import ui.tab_adapters
+
+    rows = ui.tab_adapters.registry_rows(live.core)
+    long_row = ["garden-v1", "garden", "HuggingFaceTB/SmolLM2-360M-Instruct", "yes", "", "1.2100", "1.4300"]
+    long_row += ["2026-03-01T10:11:12Z", "20260301-101010-garden", "gate passed: answer_f1 +0.081 [+0.020, +0.140]"]
+    monkeypatch.setattr(ui.tab_adapters, "registry_rows", lambda core: [*rows, long_row])  # the tick shows it
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        pg.goto(live.url)
+        pg.wait_for_selector("#chat-input textarea, #chat-input input")
+        tab(pg, "Adapters")
+        wait_text(pg, "#ad-registry", "garden-v1")
+        for width in (1280, 1000, 800):
+            pg.set_viewport_size({"width": width, "height": 900})
+            pg.wait_for_timeout(500)
+            heads = pg.evaluate(HEADER_WORDS_JS, "#ad-registry")
+            assert [h[0].replace("\n", " ") for h in heads][:5] == ["name", "domain", "base", "promoted", "stale"]
+            broken = [(head, word) for head, words in heads for word, lines, inside in words if lines > 1 or not inside]
+            assert broken == [], (width, heads)
+            pg.screenshot(path=str(ARTIFACTS / f"ui-adapters-registry-{width}.png"), full_page=True)
+    finally:
+        pg.close()

@@ -44,6 +44,9 @@ CSS = """
 .cut { color: #b45309; font-size: 0.9em; }
 .route { color: #6b7280; font-size: 0.9em; }
 #left-answer, #right-answer { min-height: 120px; }
+/* a table's header (gr.Dataframe, wrap=True) wraps between its words only, never inside one ("promot/ed"): its
+   column is then at least as wide as the header's longest word, and the cells take the rest */
+.gradio-container .header-cell .header-content span { word-break: normal !important; overflow-wrap: normal !important; }
 """
 
 # A click on an answer's [n] marker (<a class="cite-ref" href="#cite-KEY-n">) opens source n under that answer
