@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from assistant.errors import LoragError
 from assistant.settings import ModelSettings
@@ -40,7 +40,12 @@ class Generator(Protocol):
         *,
         adapters: Sequence[str | None] | None = None,
         max_new_tokens: int | None = None,
-    ) -> list[str]: ...
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Answers for the batch; `on_done(i)`, once per row, as soon as row i's answer is finished (every row by
+        the time it returns): what a caller counts its progress by. A generator may leave it out (the caller then
+        counts a batch when it returns)."""
+        ...
 
     def adapters(self) -> list[str]: ...
 
@@ -150,8 +155,10 @@ class HFGenerator:
         *,
         adapters: Sequence[str | None] | None = None,
         max_new_tokens: int | None = None,
+        on_done: Callable[[int], None] | None = None,
     ) -> list[str]:
-        """Several prompts in one left-padded batch; each row may use a different adapter."""
+        """Several prompts in one left-padded batch; each row may use a different adapter. `on_done(i)`: row i has
+        ended (its end-of-sequence token came; a row cut at the token limit ends with the batch)."""
         import torch
 
         if not batch:
@@ -167,10 +174,58 @@ class HFGenerator:
         finally:
             self.tokenizer.padding_side = side
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        extra: dict[str, Any] = {}
+        watch = None
+        if on_done is not None:
+            watch = _rows_ended(enc["input_ids"].shape[1], self.model.generation_config.eos_token_id, on_done)
+            if watch is not None:
+                from transformers import StoppingCriteriaList
+
+                extra["stopping_criteria"] = StoppingCriteriaList([watch])
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **self._adapter_kwargs(names), **self.generation_kwargs(max_new_tokens))
+            kw = {**self._adapter_kwargs(names), **self.generation_kwargs(max_new_tokens), **extra}
+            out = self.model.generate(**enc, **kw)
         new = out[:, enc["input_ids"].shape[1] :]
         n_new = int((new != self.tokenizer.pad_token_id).sum())
         self.last_stats = GenerationStats(int(enc["input_ids"].numel()), n_new, 0.0, time.perf_counter() - t0)
-        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        texts = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        if on_done is not None:
+            told = watch.told if watch is not None else set()
+            for i in range(len(texts)):  # the rows cut at the token limit (or all, with no end token known)
+                if i not in told:
+                    on_done(i)
+        return texts
+
+
+def _rows_ended(prompt_len: int, eos: int | list[int] | None, on_done: Callable[[int], None]) -> Any:
+    """A stopping criterion that stops nothing: it calls `on_done(i)` once a row of the batch has produced an end
+    token (looked at every token on a CPU, every 8th on an accelerator, where a look waits for the device); None
+    when no end token is known."""
+    import torch
+    from transformers import StoppingCriteria
+
+    ids = [eos] if isinstance(eos, int) else [int(e) for e in eos or []]
+    if not ids:
+        return None
+
+    class RowsEnded(StoppingCriteria):
+        def __init__(self) -> None:
+            self.told: set[int] = set()
+            self.ends: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            rows, length = input_ids.shape
+            keep = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
+            if len(self.told) == rows or (input_ids.device.type != "cpu" and (length - prompt_len) % 8):
+                return keep
+            if self.ends is None:
+                self.ends = torch.tensor(ids, device=input_ids.device)
+            ended = torch.isin(input_ids[:, prompt_len:], self.ends).any(dim=1).tolist()
+            for i, e in enumerate(ended):
+                if e and i not in self.told:
+                    self.told.add(i)
+                    on_done(i)
+            return keep
+
+    return RowsEnded()

@@ -71,7 +71,9 @@ def generate_all(
     stage: str = "generate",
 ) -> tuple[list[str], list[str], dict[str, float]]:
     """Answers for every job, from the cache or generated in mixed-adapter batches (one generator
-    at a time; consecutive jobs of one question stay in one batch). Returns (answers, sources, stats)."""
+    at a time; consecutive jobs of one question stay in one batch). Returns (answers, sources, stats).
+    `progress(stage, done, total)` counts the answers: each as it is finished, where the generator says when
+    (generate_batch's on_done), else a batch's when it returns."""
     answers: list[str | None] = [None] * len(jobs)
     sources = ["cache"] * len(jobs)
     keys = [key("answer", j.messages, gen_identity(j.arm, generation)) for j in jobs]
@@ -100,10 +102,23 @@ def generate_all(
         g = gens[gid]
         n_arms = len({jobs[i].arm.label for i in idx}) or 1
         size = max(n_arms, (max(batch_size, 1) // n_arms) * n_arms)
+        counts_rows = progress is not None and _takes_on_done(g)
         for start in range(0, len(idx), size):
             chunk = idx[start : start + size]
+            ended: set[int] = set()
+
+            def one_done(row: int, before: int = done, ended: set[int] = ended, rows: int = len(chunk)) -> None:
+                """An answer of the batch is finished: the count moves on at once, not when the batch ends."""
+                if 0 <= row < rows and row not in ended:
+                    ended.add(row)
+                    progress(stage, before + len(ended), total)  # type: ignore[misc]
+
             t0 = time.perf_counter()
-            outs = g.generate_batch([jobs[i].messages for i in chunk], adapters=[jobs[i].arm.adapter for i in chunk])
+            outs = g.generate_batch(
+                [jobs[i].messages for i in chunk],
+                adapters=[jobs[i].arm.adapter for i in chunk],
+                **({"on_done": one_done} if counts_rows else {}),
+            )
             stats["generate_s"] += time.perf_counter() - t0
             stats["new_tokens"] += float(getattr(getattr(g, "last_stats", None), "new_tokens", 0) or 0)
             for i, text in zip(chunk, outs):
@@ -111,11 +126,21 @@ def generate_all(
                 sources[i] = "generated"
                 cache.put(keys[i], {"answer": answers[i], "arm": jobs[i].arm.label})
             done += len(chunk)
-            if progress:
+            if progress and len(ended) < len(chunk):  # a generator that does not say when each row ends
                 progress(stage, done, total)
     for i, j in dupes:
         answers[i], sources[i] = answers[j], "cache" if sources[j] == "cache" else "duplicate"
     return [a or "" for a in answers], sources, stats
+
+
+def _takes_on_done(generator: Any) -> bool:
+    """Whether the generator's generate_batch says when each answer of a batch is finished (`on_done`)."""
+    import inspect
+
+    try:
+        return "on_done" in inspect.signature(generator.generate_batch).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def score_answers_cached(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -82,6 +82,12 @@ class FakeGenerator:
         *,
         adapters: Sequence[str | None] | None = None,
         max_new_tokens: int | None = None,
+        on_done: Callable[[int], None] | None = None,
     ) -> list[str]:
         names = list(adapters) if adapters is not None else [None] * len(batch)
-        return ["".join(self.stream(m, adapter=a)) for m, a in zip(batch, names)]
+        out = []
+        for i, (m, a) in enumerate(zip(batch, names)):  # one row after the other: each done as it ends
+            out.append("".join(self.stream(m, adapter=a)))
+            if on_done is not None:
+                on_done(i)
+        return out

@@ -150,6 +150,23 @@ def test_batch_is_concurrent_within_max_concurrency_with_one_adapter_per_row(set
     assert (gen.last_stats.prompt_tokens, gen.last_stats.new_tokens) == (8 * 321, 8 * 17)
 
 
+def test_a_batch_says_when_each_reply_came(settings_for, stub):
+    """on_done(i) as each row's reply comes (on the caller's thread), not when the whole batch is back."""
+    gen = generator(settings_for, stub.url, max_concurrency=2)
+    stub.delay = 0.3
+    told: list[tuple[int, float, threading.Thread]] = []
+    t0 = time.perf_counter()
+    gen.generate_batch(
+        [[{"role": "user", "content": f"q{i}"}] for i in range(4)],
+        on_done=lambda i: told.append((i, time.perf_counter() - t0, threading.current_thread())),
+    )
+    elapsed = time.perf_counter() - t0
+    assert sorted(i for i, _, _ in told) == [0, 1, 2, 3]
+    assert all(th is threading.current_thread() for _, _, th in told)
+    firsts = sorted(at for _, at, _ in told)[:2]  # two at a time: the first two back after one delay
+    assert firsts[-1] < elapsed - 0.2, (told, elapsed)
+
+
 def test_streams_from_many_threads_share_the_concurrency_bound(settings_for, stub):
     gen = generator(settings_for, stub.url, max_concurrency=2)
     stub.delay = 0.05

@@ -65,6 +65,41 @@ def test_every_arm_answers_from_identical_passages_in_shared_batches(hr, tmp_pat
     assert res.counts == {"questions": 6, "generated": 10, "cached": 0, "fixed": 2, "not_relevant": 1}
 
 
+class RowByRowGenerator(ArmGenerator):
+    """Ends a batch's answers one after the other, saying so (on_done); records the progress seen meanwhile."""
+
+    def __init__(self, answer, seen):  # noqa: ANN001
+        super().__init__(answer)
+        self.seen = seen  # the progress calls, shared with the test's recorder
+        self.inside: list[list[tuple[str, int, int]]] = []  # the progress calls made while each batch ran
+
+    def generate_batch(self, batch, *, adapters=None, max_new_tokens=None, on_done=None):  # noqa: ANN001
+        before = len(self.seen)
+        out = super().generate_batch(batch, adapters=adapters, max_new_tokens=max_new_tokens)
+        for i in reversed(range(len(batch))):  # any order: the count is of answers ended
+            if on_done is not None:
+                on_done(i)
+        self.inside.append(self.seen[before:])
+        return out
+
+
+def test_the_generate_count_moves_with_each_answer_not_each_batch(hr, tmp_path):
+    """2 questions x 2 arms in one batch: the progress counts 1/4, 2/4, 3/4, 4/4 as the answers end, while the
+    batch runs (not 0/4 until it returns); a generator that cannot say when each answer ends counts the batch."""
+    items = load_testset(write_testset(tmp_path / "t.jsonl", 2))
+    arms = parse_arms("base,hr-v1", registry=hr.registry, base_model="fake")
+    seen: list[tuple[str, int, int]] = []
+    gen = RowByRowGenerator(adapter_knows("hr-v1"), seen)
+    _run(hr, items, arms, gen, progress=lambda *p: seen.append(p))
+    generate = [p for p in seen if p[0] == "generate"]
+    assert [len(b) for b in gen.batches] == [4]
+    assert generate == [("generate", n, 4) for n in range(5)]  # no repeat of 4/4 once the batch returns
+    assert gen.inside == [[("generate", n, 4) for n in range(1, 5)]]  # each counted while the batch ran
+    seen.clear()
+    _run(hr, items, arms, ArmGenerator(adapter_knows("hr-v1")), progress=lambda *p: seen.append(p))
+    assert [p for p in seen if p[0] == "generate"] == [("generate", 0, 4), ("generate", 4, 4)]
+
+
 def test_the_fixed_nothing_relevant_reply_scores_as_an_abstention(hr, tmp_path):
     """A question under retrieval.min_relevance whose reference source is still among the passages: every arm gets
     the fixed reply, which counts as abstained and is left out of unsupported (the metrics' own definitions)."""

@@ -770,3 +770,41 @@ def test_curriculum_data_trains_in_file_order(tiny_lm, tmp_path, monkeypatch):
         device="cpu",
     )
     assert seen and seen != ["SequentialSampler"]
+
+
+def test_a_batch_says_when_each_row_ends(tiny_lm):
+    """generate_batch's on_done: a row that produced its end token is reported at once, while the rest of the
+    batch is still generating; a row cut at the token limit when the batch returns; each row once, the answers as
+    without it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    with torch.no_grad():  # sharper weights: the random model's rows then differ (not one token repeated)
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(10.0)
+    gen = HFGenerator(
+        model, AutoTokenizer.from_pretrained(tiny_lm), ModelSettings(max_new_tokens=12, repetition_penalty=1.0)
+    )
+    msgs = [[{"role": "user", "content": q}] for q, _ in FACTS[:3]]
+    steps: list[int] = []  # one entry per forward pass: one per token generated
+    model.register_forward_hook(lambda *_: steps.append(len(steps) + 1))
+    generate, made = model.generate, []
+    model.generate = lambda **kw: made.append((kw["input_ids"].shape[1], generate(**kw))) or made[-1][1]
+    model.generation_config.eos_token_id = [10**6]  # no end token ever: every row runs to the token limit
+    plain = gen.generate_batch(msgs)  # every row to the limit (rows 1 and 2 do not write row 0's second token)
+    prompt, out = made[-1]
+    rows = out[:, prompt:].tolist()
+    end = rows[0][1]  # row 0's second token is made its end token (and ends any row that writes it)
+    model.generation_config.eos_token_id = [end]
+    want = {i: (r.index(end) + 1 if end in r else None) for i, r in enumerate(rows)}  # the step each row ends
+    assert want[0] <= 2 and want[1] is None and want[2] is None, want
+    steps.clear()
+    told: list[tuple[int, int]] = []  # (row, forward passes so far)
+    ended = gen.generate_batch(msgs, on_done=lambda i: told.append((i, len(steps))))
+    assert sorted(i for i, _ in told) == [0, 1, 2]  # each row once
+    last = len(steps)  # the batch's last pass: when every row has ended
+    assert last == max(s or 12 for s in want.values())
+    assert {i: at for i, at in told} == {i: s or last for i, s in want.items()}  # each at its end, not the batch's
+    assert dict(told)[0] < last, (want, told)  # row 0 was told while the other rows still generated
+    assert ended == gen.generate_batch(msgs) and ended[1:] == plain[1:]  # the answers are as without on_done

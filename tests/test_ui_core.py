@@ -989,6 +989,42 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
     assert headers[0] == "metric" and means and diffs
 
 
+def test_an_eval_jobs_generate_count_moves_as_each_answer_is_generated(core, corpus, tmp_path, monkeypatch):
+    """A 2-question A/B in the app (4 answers in one batch): the job line the Evaluation tab shows counts the
+    answers as they are generated (generate · 1/4, 2/4, 3/4), not 0/4 until the batch is done."""
+    from ui.jobs import progress_line
+    from ui.web_jobs import eval_available
+
+    if eval_available():
+        pytest.skip(eval_available())
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    ts = tmp_path / "ts.jsonl"
+    rows = [
+        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days"},
+        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month"},
+    ]
+    ts.write_text("".join(json.dumps({**r, "sources": []}) + "\n" for r in rows))
+    gen, stream = core.comps.generator, core.comps.generator.stream
+
+    def slow(messages, **kw):  # an answer takes a while, as a model's does
+        time.sleep(0.5)
+        yield from stream(messages, **kw)
+
+    monkeypatch.setattr(gen, "stream", slow)
+    job_id = _ab_with_fake_adapter(core, ts)
+    shown: list[str] = []
+    deadline = time.monotonic() + 60
+    while (job := core.jobs.get(job_id))["status"] == "running" and time.monotonic() < deadline:
+        line = progress_line(job)
+        if not shown or shown[-1] != line:
+            shown.append(line)
+        time.sleep(0.02)
+    assert job["status"] == "done", job
+    counts = {m.group(1) for line in shown if (m := re.search(r"generate · (\d/4)", line))}
+    assert len(counts & {"1/4", "2/4", "3/4"}) >= 2, shown  # it moved while the batch ran
+
+
 def test_an_uploaded_files_name_is_a_display_name_only(core, corpus, tmp_path):
     """The Evaluation tab's report names the user's file, not Gradio's temporary path; a name a sender gives (the
     CLI's upload) loses its line breaks and control characters, is capped, and its markdown shows as text."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Callable, Iterator, Sequence
@@ -128,9 +128,11 @@ class OpenAIGenerator:
         *,
         adapters: Sequence[str | None] | None = None,
         max_new_tokens: int | None = None,
+        on_done: Callable[[int], None] | None = None,
     ) -> list[str]:
         """Each prompt as its own request, at most `models.endpoint.max_concurrency` at once; each row may
-        name a different adapter. The first failure (after retries) cancels the rest and is raised."""
+        name a different adapter. The first failure (after retries) cancels the rest and is raised. `on_done(i)`:
+        row i's reply came (called on this thread, as the replies come)."""
         if not batch:
             return []
         names = list(adapters) if adapters is not None else [None] * len(batch)
@@ -141,10 +143,16 @@ class OpenAIGenerator:
         pool = ThreadPoolExecutor(max_workers=min(len(batch), self.client.max_concurrency), thread_name_prefix="engine")
         try:
             futures = [pool.submit(self.client.chat, b) for b in bodies]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for f in futures:
-                if f.done() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+            row = {f: i for i, f in enumerate(futures)}
+            pending = set(futures)
+            while pending:
+                came, pending = wait(pending, return_when=FIRST_COMPLETED)
+                failed = [f for f in futures if f in came and f.exception() is not None]
+                if failed:
+                    raise failed[0].exception()  # type: ignore[misc]
+                for f in sorted(came, key=row.__getitem__):
+                    if on_done is not None:
+                        on_done(row[f])
             replies = [f.result() for f in futures]
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
