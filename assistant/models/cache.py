@@ -20,6 +20,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from assistant.errors import LoragError
 from assistant.models.catalog import BUILTIN_MODELS, WheelModel
@@ -222,6 +223,23 @@ class ModelCache:
         info = {"inputs": fp32_entry.get("inputs"), "opset": fp32_entry.get("opset"), **quantize_int8(fp32, folder)}
         self._record_export(spec, "onnx-int8", folder, info)
         return folder / INT8_FILE
+
+
+def check_findable(settings: Any, *, generator: bool = True, embedder: bool = True, reranker: bool = True) -> None:
+    """The models these settings load can be found, without loading any: a built-in pulled, a local folder or
+    file, a Hugging Face id in the HF cache or on a hub that answers (ModelCache.resolve: one look-up of at most
+    5 s, no retries); with models.endpoint set the engine generates, and no generator is looked for. Raises
+    resolve's LoragError, which says what to use instead. Run before anything heavy (opening the store, loading
+    a model, stopping the keep-warm worker) so that a model that cannot be found fails in about a second.
+    `generator`, `embedder`, `reranker`: which to look for (a caller leaves out what it does not load)."""
+    m = settings.models
+    cache = ModelCache(settings.paths.model_cache)
+    if generator and not m.endpoint.base_url:
+        cache.resolve(m.generator)
+    if embedder:
+        cache.resolve(m.embedder)
+    if reranker and settings.retrieval.rerank and m.reranker:
+        cache.resolve(m.reranker)
 
 
 def _hub_probe(repo_id: str) -> None:
