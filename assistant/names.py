@@ -30,9 +30,11 @@ def check_domain(domain: str, field: str = "domain name") -> str:
 ALL_DOMAINS = "all"  # what the chat, side by side and the API's domain choice mean by every domain
 
 
-def domain_name(typed: str | None, field: str = "domain name") -> str:
+def domain_name(typed: str | None, field: str = "domain name", every_domain_hint: str | None = None) -> str:
     """The domain a name typed by a user means, in every face (CLI, API, web app): trimmed and lowercased ('Orbit'
-    is the domain 'orbit'). A name that is no domain name even then is refused, quoted as typed."""
+    is the domain 'orbit'). A name that is no domain name even then is refused, quoted as typed. 'all' is refused
+    with `every_domain_hint` where the domain may be left out for every domain (a search, a listing), else with a
+    hint to pick another name (ingest, an upload, training: the domain is one to create or use)."""
     name = typed.strip() if isinstance(typed, str) else ""
     if not is_domain(name.lower()):
         raise LoragError(
@@ -42,7 +44,7 @@ def domain_name(typed: str | None, field: str = "domain name") -> str:
     if name.lower() == ALL_DOMAINS:
         raise LoragError(
             f"'{ALL_DOMAINS}' is no domain name: the chat and the side-by-side tab take it for every domain",
-            hint="leave the domain out to search every domain, or choose another name",
+            hint=every_domain_hint or f"'{ALL_DOMAINS}' is reserved for every domain: pick another name for this one",
         )
     return name.lower()
 

@@ -910,6 +910,15 @@ def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_an
     )
     r = lorag("ingest", str(corpus), "--domain", "All")  # the chat's every-domain choice: never a domain's name
     assert r.exit_code == 1 and str(r.exception).startswith("'all' is no domain name"), r.output
+    # a domain to index into: no "leave it out" (ingest needs one), but pick another name
+    assert r.exception.hint == "'all' is reserved for every domain: pick another name for this one"
+    r = lorag("ask", "How many days of annual leave?", "--domain", "all")  # left out, --domain searches every one
+    assert r.exit_code == 1 and r.exception.hint == "leave --domain out to search every domain", r.output
+    r = lorag("docs", "list", "--domain", "all")
+    assert r.exit_code == 1 and r.exception.hint == "leave --domain out to list every domain's documents", r.output
+    for command in (["synth"], ["train"], ["eval", "robustness", "--ab", "base"]):
+        r = lorag(*command, "--domain", "all")
+        assert r.exit_code == 1 and "leave" not in r.exception.hint and "pick another name" in r.exception.hint
 
 
 def _command_paths(cmd, prefix=()):

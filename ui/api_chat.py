@@ -17,6 +17,8 @@ from ui.api_errors import APIError, error_response, lorag_error_response, lorag_
 from ui.api_request import ChatMessage, ChatRequest
 from ui.gate import Busy
 
+EVERY_DOMAIN_HINT = "leave the domain out to search every domain"
+
 
 def served_models(core: Any) -> list[str]:
     """auto, base, then every served adapter."""
@@ -80,7 +82,7 @@ def add_chat_routes(router: APIRouter, core: Any) -> None:
             return error_response(404, unknown_model(model, known), "model_not_found", param="model")
         try:
             question, history = parse_messages(body.messages)
-            domain = domain_name(body.domain, "domain") if body.domain else None
+            domain = domain_name(body.domain, "domain", EVERY_DOMAIN_HINT) if body.domain else None
         except APIError as e:
             return error_response(e.status, e.message, e.code, param=e.param)
         except LoragError as e:

@@ -25,7 +25,8 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
         from services.documents import list_documents
 
         try:
-            return {"data": list_documents(core.comps.store, domain_name(domain, "domain") if domain else None)}
+            every = "leave the domain out to list every domain's documents"
+            return {"data": list_documents(core.comps.store, domain_name(domain, "domain", every) if domain else None)}
         except LoragError as e:
             return lorag_error_response(e)
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional
 import typer
 
 from assistant.errors import LoragError
-from ui.cli_state import app_client, domain_option, log_time, stage, state
+from ui.cli_state import app_client, log_time, search_domain_option, stage, state
 
 
 def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any], *, text: bool) -> Iterator[Any]:
@@ -32,7 +32,7 @@ def _streamed(first_words: Any, whole: str, t0: float, items: Iterator[Any], *, 
 def ask_cmd(
     question: str = typer.Argument(..., metavar="QUESTION", help="Your question."),
     domain: Optional[str] = typer.Option(
-        None, "--domain", "-d", help="Search one domain (default: all).", callback=domain_option
+        None, "--domain", "-d", help="Search one domain (default: all).", callback=search_domain_option
     ),
     as_json: bool = typer.Option(
         False,

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from assistant.errors import LoragError
-from ui.cli_state import app_client, domain_option, new_console, plural, stage, state
+from ui.cli_state import app_client, domain_option, list_domain_option, new_console, plural, stage, state
 
 docs_app = typer.Typer(no_args_is_help=True, help="List and remove indexed documents.")
 
@@ -169,7 +169,7 @@ def ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, 
 @docs_app.command("list")
 def docs_list(
     domain: Optional[str] = typer.Option(
-        None, "--domain", "-d", help="One domain (default: all).", callback=domain_option
+        None, "--domain", "-d", help="One domain (default: all).", callback=list_domain_option
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the documents as JSON."),
 ) -> None:

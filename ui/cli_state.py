@@ -195,12 +195,28 @@ def run_in_app(
 
 def domain_option(value: Optional[str]) -> Optional[str]:
     """--domain's callback: the domain a typed name means (assistant.names.domain_name, the rule of the API and the
-    web app too), with a one-line note on stderr when it was lowercased."""
+    web app too), with a one-line note on stderr when it was lowercased; 'all' is refused with a hint to pick another
+    name (search_domain_option, list_domain_option: where leaving --domain out means every domain)."""
+    return _domain(value, None)
+
+
+def search_domain_option(value: Optional[str]) -> Optional[str]:
+    """--domain's callback where leaving it out searches every domain (`lorag ask`)."""
+    return _domain(value, "leave --domain out to search every domain")
+
+
+def list_domain_option(value: Optional[str]) -> Optional[str]:
+    """--domain's callback where leaving it out lists every domain (`lorag docs list`)."""
+    return _domain(value, "leave --domain out to list every domain's documents")
+
+
+def _domain(value: Optional[str], every_domain_hint: Optional[str]) -> Optional[str]:
+    # typer calls a callback with the value as its one parameter that is not a context: the hint comes through these
     if value is None:
         return None
     from assistant.names import domain_name
 
-    domain = domain_name(value)
+    domain = domain_name(value, every_domain_hint=every_domain_hint)
     if domain != value.strip():
         typer.echo(f"domain '{value.strip()}' is '{domain}'", err=True)
     return domain
