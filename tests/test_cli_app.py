@@ -9,7 +9,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from assistant.errors import LoragError, StoreLockedError
+from assistant.errors import LoragError, StoreLockedError, UnknownDomainError
 from tests.test_ui_core import LiveApp
 from ui import cli
 from ui.remote import note_path, write_note
@@ -84,7 +84,9 @@ def test_docs_and_adapters_go_through_the_running_app(lorag, live):
     assert {d["domain"] for d in docs} == {"manual"} and len(docs) == len(live.store.list_docs("manual"))
     assert "the lorag app at http://127.0.0.1:" in r.stderr and "holds the store: asking it" in r.stderr
     r = lorag("docs", "list", "--domain", "manua")  # the app's list refuses a misspelt domain as the CLI's does
-    assert r.exit_code == 1 and "unknown domain 'manua': nothing to list — did you mean manual?" in str(r.exception)
+    assert r.exit_code == 1 and isinstance(r.exception, UnknownDomainError), r.output
+    assert r.exception.args[0] == "unknown domain 'manua': nothing to list"  # the hint on its own line, as without it
+    assert r.exception.hint.startswith("did you mean manual? known domains: ")
     r = lorag("adapters", "list", "--json")
     assert [a["name"] for a in json.loads(r.stdout)] == ["handbook-v1", "handbook-v2"]
     r = lorag("adapters", "show", "handbook-v2")
@@ -165,6 +167,37 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
     finally:
         live.core.local_token = None
         note_path(live.settings).write_text(saved)
+
+
+def test_an_error_reads_the_same_through_the_app_as_without_it(lorag, live, monkeypatch, capsys):
+    """An unknown domain: the message, then the hint on its own line (`--json`: the hint in its field), as `lorag
+    ask` without the app says it; the API's error object carries the hint for that (`error.hint`), and keeps it at
+    the end of its message for other clients."""
+    import sys
+
+    import httpx
+
+    from assistant.retrieval import resolve_domains
+
+    with pytest.raises(UnknownDomainError) as alone:  # what `lorag ask` says without the app, on this store
+        resolve_domains(live.store, "nosuch")
+    hint = alone.value.hint
+    assert alone.value.args[0] == "unknown domain 'nosuch'" and hint.startswith("known domains: ") and "manual" in hint
+    r = lorag("ask", "How do I clean the optical window?", "--domain", "nosuch")
+    assert r.exit_code == 1 and isinstance(r.exception, UnknownDomainError), r.output
+    assert str(r.exception) == str(alone.value)
+    monkeypatch.setattr(sys, "argv", ["lorag", "ask", "How do I clean it?", "--domain", "nosuch", "--json"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    out = json.loads(capsys.readouterr().out)
+    assert e.value.code == 1 and out == {"error": "unknown domain 'nosuch'", "hint": hint, "exit_code": 1}
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Hi?"}], "domain": "nosuch"}
+    err = httpx.post(live.url + "/v1/chat/completions", json=body, auth=("ann", "s3cret")).json()["error"]
+    assert err["message"] == f"unknown domain 'nosuch' — {hint}" and err["hint"] == hint
+    assert (err["param"], err["code"]) == ("domain", "domain_not_found")
+    body["domain"] = "All"  # the API's every domain is no domain at all
+    err = httpx.post(live.url + "/v1/chat/completions", json=body, auth=("ann", "s3cret")).json()["error"]
+    assert err["hint"] == "leave the domain out to search every domain" and err["param"] == "domain"
 
 
 def test_reading_by_path_needs_the_apps_token(live):

@@ -86,7 +86,7 @@ def add_chat_routes(router: APIRouter, core: Any) -> None:
         except APIError as e:
             return error_response(e.status, e.message, e.code, param=e.param)
         except LoragError as e:
-            return error_response(400, lorag_message(e), "invalid_domain", param="domain")
+            return error_response(400, lorag_message(e), "invalid_domain", param="domain", hint=e.hint)
         limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
         top_k = body.top_k
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -96,7 +96,9 @@ def add_chat_routes(router: APIRouter, core: Any) -> None:
             await core.gate.acquire_async()  # waits on the event loop, holding no worker thread
         except Busy as e:
             headers = {"Retry-After": str(e.retry_after)}
-            return error_response(e.status, lorag_message(e), "server_busy", "server_error", headers=headers)
+            return error_response(
+                e.status, lorag_message(e), "server_busy", "server_error", headers=headers, hint=e.hint
+            )
         except LoragError as e:
             return lorag_error_response(e)
         stream = core.answer_stream(

@@ -25,21 +25,25 @@ def error_response(
     type_: str = "invalid_request_error",
     headers: dict[str, str] | None = None,
     param: str | None = None,
+    hint: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_object(message, param, code, type_), status_code=status, headers=headers)
+    return JSONResponse(error_object(message, param, code, type_, hint), status_code=status, headers=headers)
 
 
 def lorag_message(e: LoragError) -> str:
+    """The message of an error object: a lorag error's message and its hint (after " — "), for clients that show the
+    message alone; the hint also comes on its own as the object's `hint` (the `lorag` CLI prints it as without
+    the app)."""
     return str(e.args[0]) + (f" — {e.hint}" if e.hint else "")
 
 
 def lorag_error_body(e: LoragError) -> dict[str, Any]:
     """OpenAI's error object: an engine's failure is a server error (502/504), anything else the request's."""
     if isinstance(e, EngineError):
-        return error_object(lorag_message(e), None, e.code, "server_error")
+        return error_object(lorag_message(e), None, e.code, "server_error", e.hint)
     if isinstance(e, UnknownDomainError):  # every API names the domain in a field called `domain`
-        return error_object(lorag_message(e), "domain", e.code)
-    return error_object(lorag_message(e), None, "lorag_error")
+        return error_object(lorag_message(e), "domain", e.code, hint=e.hint)
+    return error_object(lorag_message(e), None, "lorag_error", hint=e.hint)
 
 
 def lorag_error_response(e: LoragError) -> JSONResponse:

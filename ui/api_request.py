@@ -127,6 +127,12 @@ def invalid_json(reason: str | None, content_type: str) -> dict[str, Any]:
     return error_object(f"the body must be a JSON object{hint}", None, "invalid_json")
 
 
-def error_object(message: str, param: str | None, code: str, type_: str = "invalid_request_error") -> dict[str, Any]:
-    """OpenAI's error body: every error the API answers has this shape."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+def error_object(
+    message: str, param: str | None, code: str, type_: str = "invalid_request_error", hint: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error body: every error the API answers has this shape; a lorag error with a hint (what to do) has it
+    as `hint` too (also at the end of the message, after " — ", for clients that show the message alone)."""
+    error: dict[str, Any] = {"message": message, "type": type_, "param": param, "code": code}
+    if hint:
+        error["hint"] = hint
+    return {"error": error}

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from assistant.errors import LoragError, StoreLockedError
+from assistant.errors import LoragError, StoreLockedError, UnknownDomainError
 
 NOTE = "app.json"
 TOKEN_HEADER = "X-Lorag-Local-Token"  # the app note's token, sent by the CLI of the app's own user
@@ -86,6 +86,19 @@ def find_app(settings: Any) -> "AppClient | None":
     client.token = str(note["token"]) if note.get("token") else None
     client.settings_digests = note.get("settings")
     return client if client.healthy() else None
+
+
+def app_error(err: Any, fallback: str) -> LoragError:
+    """The app's error object (OpenAI's, with lorag's `hint`) as the error the command raises without the app: its
+    message without the hint the API appends for other clients, the hint on its own line, an unknown domain as
+    UnknownDomainError. `fallback`: the message when the body holds no error object."""
+    if not isinstance(err, dict) or not err.get("message"):
+        return LoragError(fallback)
+    message, hint = str(err["message"]), err.get("hint") if isinstance(err.get("hint"), str) else None
+    if hint:
+        message = message.removesuffix(f" — {hint}")
+    cls = UnknownDomainError if err.get("code") == UnknownDomainError.code else LoragError
+    return cls(message, hint=hint)
 
 
 class _Reply:
@@ -180,8 +193,7 @@ class AppClient:
             body = None
         if r.status_code >= 400:
             err = (body or {}).get("error") if isinstance(body, dict) else None
-            msg = err.get("message") if isinstance(err, dict) else (r.text[:300] or f"HTTP {r.status_code}")
-            raise LoragError(str(msg))
+            raise app_error(err, r.text[:300] or f"HTTP {r.status_code}")
         return body
 
     def get(self, path: str, **params: Any) -> Any:
@@ -260,7 +272,7 @@ class AppClient:
                     continue
                 chunk = json.loads(line[6:])
                 if "error" in chunk:
-                    raise LoragError(chunk["error"].get("message", "the app failed while answering"))
+                    raise app_error(chunk["error"], "the app failed while answering")
                 choice = (chunk.get("choices") or [{}])[0]
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
