@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from assistant.errors import LoragError
 from ingest.formats import file_format
 from ingest.writer import FAILED, SKIPPED, FileResult
 
@@ -109,3 +110,10 @@ def _walk(root: Path, formats: set[str], found: Found) -> list[tuple[Path, str, 
                 continue
             out.append((f, shown, link))
     return out
+
+
+def no_supported_files(skipped: list[str], formats: Iterable[str]) -> LoragError:
+    """The error of an ingest given no file of a format it reads (`skipped`: the files of other formats); the same
+    whether the files are read here, by a running app, or checked before the CLI uploads them to one."""
+    left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
+    return LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(formats)}")

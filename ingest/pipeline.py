@@ -21,7 +21,7 @@ from assistant.errors import LoragError
 from assistant.settings import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
-from ingest.discovery import Found, discover
+from ingest.discovery import Found, discover, no_supported_files
 from ingest.formats import file_format
 from ingest.load_types import BadFileError, EmptyFileError, Limits, LoadNotes, OverLimitError
 from ingest.loaders import load_document
@@ -162,8 +162,7 @@ class Ingestor:
         report = IngestReport(domain, list(upfront), skipped=skipped, backend=index_record.backend_of(self.dense))
         if not files and not (sync and found.roots):
             if not upfront:
-                left = f" ({len(skipped)} file(s) of other formats, e.g. {skipped[0]})" if skipped else ""
-                raise LoragError(f"no supported files found{left}", hint=f"formats: {', '.join(self.settings.formats)}")
+                raise no_supported_files(skipped, self.settings.formats)
             report.seconds = time.perf_counter() - t0
             return report
         new_domain = domain not in self.store.domains()

@@ -200,6 +200,42 @@ def test_an_error_reads_the_same_through_the_app_as_without_it(lorag, live, monk
     assert err["hint"] == "leave the domain out to search every domain" and err["param"] == "domain"
 
 
+def test_an_ingest_of_no_supported_file_fails_as_without_the_app_and_is_no_upload_of_the_web_page(
+    lorag, live, tmp_path
+):
+    """One file of a format lorag does not read: the error an ingest without the app gives (no job id in it, the
+    hint on its own line), whether the app reads it by path (the app's own user) or the CLI uploads; that failed CLI
+    job is not the Documents tab's "last upload" on a page opened afterwards (nor on one open before)."""
+    from ingest.discovery import no_supported_files
+    from tests.test_ui_core import handler
+    from ui.app import build_blocks
+    from ui.docs_index import last_upload
+
+    notes = tmp_path / "notes.xyz"
+    notes.write_text("not a format lorag reads")
+    alone = no_supported_files(["notes.xyz"], live.settings.ingest.formats)  # as `lorag ingest` alone says it
+    before = last_upload(live.core)
+    open_page, outs = handler(build_blocks(live.core), "ui.tab_docs", "poll")
+    r = lorag("ingest", str(notes), "--domain", "garden")  # uploaded: checked before it is sent
+    assert r.exit_code == 1 and str(r.exception) == str(alone), r.output
+    saved = note_path(live.settings).read_text()
+    live.core.local_token = "t0k3n"
+    write_note(live.settings, live.url, "t0k3n")
+    try:
+        r = lorag("ingest", str(notes), "--domain", "garden")  # read where it is, by the app's job
+    finally:
+        live.core.local_token = None
+        note_path(live.settings).write_text(saved)
+    assert r.exit_code == 1 and str(r.exception) == str(alone), r.output
+    assert str(alone).startswith("no supported files found (1 file(s) of other formats, e.g. notes.xyz)\nhint: ")
+    cli_job = live.core.jobs.latest("ingest")
+    assert cli_job["title"] == "ingest of notes.xyz into garden" and cli_job["status"] == "failed"
+    assert cli_job["params"]["source"] == "cli" and last_upload(live.core) == before
+    for page in (open_page, handler(build_blocks(live.core), "ui.tab_docs", "poll")[0]):
+        shown = dict(zip(outs, page(None)))
+        assert "notes.xyz" not in str(shown["docs-progress"]) + str(shown["docs-results"]), shown
+
+
 def test_reading_by_path_needs_the_apps_token(live):
     import httpx
 
@@ -338,5 +374,5 @@ def test_a_job_for_an_unknown_domain_is_refused_at_once_and_a_failed_job_says_wh
     finally:
         live.core.train_fn = trains
     assert r.exit_code == 1 and "started job" in r.stderr, r.output
-    assert str(r.exception).endswith("failed: no GPU for manual today — train on another machine"), r.exception
+    assert str(r.exception) == "no GPU for manual today\nhint: train on another machine"  # as without the app
     assert "no GPU" not in r.stdout + r.stderr and "started: train manual" in r.stdout  # the log, but for the error

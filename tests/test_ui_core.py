@@ -475,6 +475,26 @@ def test_a_new_upload_shows_its_own_job_at_once(core, tmp_path):
     assert ticked["docs-progress"] == ticked["docs-results"] == {"__type__": "update"}
 
 
+def test_the_last_upload_is_the_documents_tabs_own_not_the_clis_or_a_scripts(core, tmp_path):
+    """The tab's "last upload" is the newest ingest started in the tab (any browser): not one the CLI started
+    (by path) or that came through POST /v1/documents, nor such a job kept from before jobs said who started them."""
+    from ui.app import build_blocks
+    from ui.docs_index import last_upload, start_ingest
+
+    kiosk = tmp_path / "kiosk.txt"
+    kiosk.write_text("Visitors sign in at the lobby kiosk.\n")
+    upload, _ = handler(build_blocks(core), "ui.tab_docs", "upload_files")
+    web = core.jobs.wait(upload("hr", [str(kiosk)])["job"], 30)
+    assert web["params"]["source"] == "web" and last_upload(core)["id"] == web["id"]
+    for source, local in (("cli", [kiosk]), ("api", None)):
+        job = start_ingest(core, "hr", [("kiosk.txt", kiosk)], local=local, source=source)
+        assert core.jobs.wait(job, 30)["params"]["source"] == source and last_upload(core)["id"] == web["id"]
+    old_cli = core.jobs.start("ingest", "ingest of notes.xyz into hr", lambda job: 1 / 0, {"domain": "hr"})
+    assert core.jobs.wait(old_cli, 30)["status"] == "failed" and last_upload(core)["id"] == web["id"]
+    poll, outs = handler(build_blocks(core), "ui.tab_docs", "poll")  # a page opened now
+    assert "upload of kiosk.txt into hr** — done" in dict(zip(outs, poll(None)))["docs-progress"]
+
+
 def test_a_refused_upload_says_why_in_its_own_line_and_keeps_the_files(core, tmp_path):
     """A domain name that is no domain name: the refusal replaces the last job's status in the upload's own line
     (and stays there until a newer upload starts), quotes the name as typed, and the files chosen stay chosen."""

@@ -48,7 +48,8 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
                 with target.open("wb") as out:
                     shutil.copyfileobj(f.file, out)
                 files.append((str(f.filename or f"file-{i}"), target))
-            job = await run_in_threadpool(start_ingest, core, domain, files)  # copies the files before it returns
+            # copies the files before it returns; a script's or the CLI's upload: not the Documents tab's last upload
+            job = await run_in_threadpool(start_ingest, core, domain, files, source="api")
         except LoragError as e:
             return lorag_error_response(e)
         finally:
@@ -82,7 +83,13 @@ def add_document_routes(router: APIRouter, core: Any) -> None:
             require_domain(body.get("domain"), "the field 'domain'", "the domain the files go into")
             paths = [Path(str(p)) for p in body["paths"]]
             job = await run_in_threadpool(
-                start_ingest, core, str(body.get("domain") or ""), [], local=paths, sync=bool(body.get("sync"))
+                start_ingest,
+                core,
+                str(body.get("domain") or ""),
+                [],
+                local=paths,
+                sync=bool(body.get("sync")),
+                source="cli",
             )
         except LoragError as e:
             return lorag_error_response(e)

@@ -140,13 +140,10 @@ def ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, 
                 hint="stop the app, or remove gone documents in its Documents tab",
             )
         files, skipped = files_to_send(paths, state.settings.ingest.formats)
-        if not files:
-            from services.documents import skipped_note
+        if not files:  # as the app's ingest (or one without the app) would say
+            from ingest.discovery import no_supported_files
 
-            raise LoragError(
-                "no supported files found"
-                + (f" ({skipped_note(skipped, state.settings.ingest.formats)})" if skipped else "")
-            )
+            raise no_supported_files(skipped, state.settings.ingest.formats)
         with stage(f"uploading {len(files)} file(s) to the app", not as_json):
             job = remote.upload(domain, files)
     from ui.cli_progress import IngestProgress
@@ -154,7 +151,9 @@ def ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, 
     with IngestProgress() as shown:  # the app's job progress on stderr, as a direct ingest shows its own
         state_ = remote.wait(job, on_progress=shown.job)
     if state_["status"] != "done":
-        raise LoragError(f"the app's ingest job {job} {state_['status']}: {state_.get('error') or ''}".strip())
+        from ui.remote import job_error
+
+        raise job_error("ingest", job, state_)
     result = state_["result"]
     results = [r for r in result["results"] if r["status"] != "left out"]
     counts = {k: v for k, v in result["counts"].items() if k != "left out"}

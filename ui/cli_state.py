@@ -189,7 +189,9 @@ def run_in_app(
         if status:
             status.stop()
     if state.get("status") != "done":
-        raise LoragError(f"the app's {kind} job {job_id} {state.get('status')}: {state.get('error') or ''}".strip())
+        from ui.remote import job_error
+
+        raise job_error(kind, job_id, state)
     return state
 
 

@@ -16,11 +16,20 @@ from ui.docs_uploads import in_upload_order, save_uploads, upload_domain, upload
 
 
 def start_ingest(
-    core: Any, domain: str, files: list[tuple[str, Path]], *, local: list[Path] | None = None, sync: bool = False
+    core: Any,
+    domain: str,
+    files: list[tuple[str, Path]],
+    *,
+    local: list[Path] | None = None,
+    sync: bool = False,
+    source: str = "web",
 ) -> str:
     """Save the uploads and ingest them in a background job; returns the job id. local: files and folders of
     this machine ingested where they are instead (the `lorag` CLI of the app's own user: the documents keep their
-    paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`)."""
+    paths as ids, as an ingest without the app would; sync as `lorag ingest --sync`). source: who started it, kept
+    in the job's params: "web" (the Documents tab, or its Gradio API /upload), "api" (POST /v1/documents: a
+    script, or `lorag ingest` uploading its files), "cli" (POST /v1/documents/local); the tab shows only "web"
+    jobs as its last upload (last_upload)."""
     domain = upload_domain(domain)
     if local is not None:
         paths, failed = list(local), []
@@ -78,7 +87,21 @@ def start_ingest(
 
     names = ", ".join(n for n, _ in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     what = "ingest" if local is not None else "upload"
-    return core.jobs.start("ingest", f"{what} of {names} into {domain}", run, {"domain": domain})
+    return core.jobs.start("ingest", f"{what} of {names} into {domain}", run, {"domain": domain, "source": source})
+
+
+def last_upload(core: Any) -> dict[str, Any] | None:
+    """The newest ingest started from the web app's Documents tab (in any browser): the tab's "last upload". An ingest
+    the CLI or a script started through the API is not one: the command that started it reports it, and it is no
+    upload of this page's users (a `lorag ingest` that failed showed as the last upload of every new page)."""
+    return next((j for j in core.jobs.all("ingest") if _source(j) == "web"), None)
+
+
+def _source(job: dict[str, Any]) -> str:
+    """Who started an ingest job (start_ingest's source); a job from before sources were kept: "cli" for the CLI's
+    ingest by path (titled "ingest of ..."), else "web"."""
+    default = "cli" if str(job.get("title", "")).startswith("ingest of ") else "web"
+    return str((job.get("params") or {}).get("source", default))
 
 
 class JobIngestProgress:

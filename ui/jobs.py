@@ -198,6 +198,7 @@ class JobRunner:
                 with job.lock:
                     state["status"] = FAILED
                     state["error"] = (str(e.args[0]) if e.args else type(e).__name__) + (f" — {hint}" if hint else "")
+                    state["hint"] = hint  # also on its own: the CLI prints it on its own line, as without the app
                     if not hasattr(e, "exit_code"):  # not a LoragError: keep the traceback for debugging
                         state["traceback"] = traceback.format_exc()[-4000:]
                 job.log("failed: " + state["error"])

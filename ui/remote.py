@@ -101,6 +101,16 @@ def app_error(err: Any, fallback: str) -> LoragError:
     return cls(message, hint=hint)
 
 
+def job_error(kind: str, job_id: str, job: dict[str, Any]) -> LoragError:
+    """A job of the app that did not finish, as the CLI reports it: a failed one as the error it raised, as the
+    command run without the app says it (its message, its hint on its own line); else (interrupted) what became
+    of it."""
+    error, hint = job.get("error"), job.get("hint")
+    if job.get("status") == "failed" and error:
+        return LoragError(str(error).removesuffix(f" — {hint}") if hint else str(error), hint=hint or None)
+    return LoragError(f"the app's {kind} job {job_id} {job.get('status')}: {error or ''}".strip())
+
+
 class _Reply:
     def __init__(self, status: int, data: bytes):
         self.status_code, self.data = status, data

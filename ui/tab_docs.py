@@ -10,7 +10,7 @@ from typing import Any
 
 from assistant.errors import LoragError
 from assistant.markup import markdown_literal
-from ui.docs_index import delete_doc, list_docs, start_ingest, upload_summary
+from ui.docs_index import delete_doc, last_upload, list_docs, start_ingest, upload_summary
 from ui.tab_chat import message, on_shown, warn
 
 
@@ -102,14 +102,14 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         type="filepath",
     )
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
-    progress = gr.Markdown(_progress_md(core.jobs.latest("ingest")), elem_id="docs-progress")
+    progress = gr.Markdown(_progress_md(last_upload(core)), elem_id="docs-progress")
     started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
     # None: the progress and results follow the latest upload. A job id ("" for none): this page's click shows
     # its own upload (being copied, or refused) while that job is still the latest: the timer leaves them alone
     held = gr.State(None)
     results = gr.Dataframe(
         headers=["file", "result", "reason or warnings", "chunks"],
-        value=_results_rows(core.jobs.latest("ingest")),
+        value=_results_rows(last_upload(core)),
         label="Last upload, per file",
         elem_id="docs-results",
         interactive=False,
@@ -149,7 +149,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
 
     def starting(domain: str, files: list[str] | None) -> tuple:
         """At the click: the new upload, not the last one's result (the old job stays the latest until it starts)."""
-        latest = core.jobs.latest("ingest")
+        latest = last_upload(core)
         return _starting_md(domain, files), [], "", {}, (latest or {}).get("id", "")
 
     def show_upload(res: dict | None, held_id: str | None) -> tuple[str, list, str, str | None]:
@@ -174,7 +174,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     ).then(clear_files, [started], [upload], api_visibility="private")
 
     def poll(hold: str | None, shown: str | None = EVERY_DOMAIN) -> tuple[Any, Any, list]:
-        job = core.jobs.latest("ingest")
+        job = last_upload(core)
         if hold is not None and (job or {}).get("id", "") == hold:  # this page's own upload is shown, not that job
             return gr.skip(), gr.skip(), _docs_rows(core, shown)
         return _progress_md(job), _results_rows(job), _docs_rows(core, shown)
