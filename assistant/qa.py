@@ -46,8 +46,37 @@ def read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
 
 
 def validation_problems(err: ValidationError, line: int) -> list[str]:
-    """One '  line N: field: reason' entry per pydantic error."""
-    return [f"  line {line}: {'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in err.errors()]
+    """One '  line N: field: reason' entry per pydantic error, in words of this project rather than pydantic's
+    (`question: empty (at least 3 characters)`, `tags[1]: must be text, not 3`)."""
+    out = []
+    for e in err.errors():
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "row"
+        out.append(f"  line {line}: {where}: {_reason(e)}")
+    return out
+
+
+def bad_rows(problems: list[str]) -> int:
+    """How many rows the '  line N: ...' entries are about (a row with two bad fields is one bad row)."""
+    return len({p.split(":", 1)[0] for p in problems})
+
+
+def _reason(e: Any) -> str:
+    """What is wrong with a field, from one pydantic error (its own message for a kind not worded here)."""
+    kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+    if kind == "missing":
+        return "missing"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        at_least = f" (at least {n} characters)" if n > 1 else ""
+        return ("empty" if not str(value).strip() else f"too short: {shown}") + at_least
+    if kind == "string_type":
+        return f"must be text, not {shown}"
+    if kind == "list_type":
+        return f"must be a list, not {shown}"
+    if kind == "value_error":
+        return str(e["msg"]).removeprefix("Value error, ")
+    return str(e["msg"])
 
 
 def load_records(
@@ -85,7 +114,7 @@ def load_records(
         seen[rec.key()] = n
         rows.append(rec)
     if problems:
-        raise LoragError(f"{shown}: {len(problems)} bad row(s):\n" + "\n".join(problems))
+        raise LoragError(f"{shown}: {bad_rows(problems)} bad row(s):\n" + "\n".join(problems))
     if not rows:
         raise LoragError(f"{shown}: no {rows_name}")
     return rows

@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from assistant.errors import LoragError
 from assistant.names import check_domain
-from assistant.qa import QARecord, file_sha256, load_records, validation_problems, write_jsonl
+from assistant.qa import QARecord, bad_rows, file_sha256, load_records, validation_problems, write_jsonl
 
 HELDOUT_NAME = "heldout.jsonl"
 
@@ -159,7 +159,7 @@ def import_csv(csv_path: Path, out_path: Path, *, id_prefix: str | None = None) 
             seen[rec.question.lower()] = start
             rows.append(rec.model_dump(exclude_defaults=False))
     if problems:
-        raise LoragError(f"{csv_path}: {len(problems)} bad row(s), nothing written:\n" + "\n".join(problems))
+        raise LoragError(f"{csv_path}: {bad_rows(problems)} bad row(s), nothing written:\n" + "\n".join(problems))
     if not rows:
         raise LoragError(f"{csv_path}: no question/answer rows")
     for r in rows:

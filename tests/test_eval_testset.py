@@ -57,12 +57,12 @@ def test_bad_rows_are_all_reported_with_line_numbers(tmp_path):
     assert "7 bad row(s)" in msg and str(f) in msg
     for expected in (
         "line 2: not valid JSON",
-        "line 3: answer: Field required",
-        "line 4: contexts",
+        "line 3: answer: missing",
+        "line 4: contexts: must not contain blank strings",
         "line 5: expected an object",
         "line 6: duplicate id/question (first on line 1)",
-        "line 7: question",
-        "line 8: sources",
+        "line 7: question: must not be blank",
+        "line 8: sources: must be a list, not 'leave.md'",
     ):
         assert expected in msg, expected
 
@@ -129,8 +129,8 @@ def test_csv_bad_rows_are_reported_with_their_line_numbers(tmp_path):
     msg = str(e.value)
     assert "4 bad row(s), nothing written" in msg
     for expected in (
-        "line 3: answer",
-        "line 5: question",
+        "line 3: answer: empty",
+        "line 5: question: empty (at least 3 characters)",
         "line 6: duplicate id/question (first on line 2)",
         "line 7: 3 fields",
     ):
@@ -157,3 +157,27 @@ def test_an_empty_heldout_split_says_why_and_what_to_pass(tmp_path):
     with pytest.raises(LoragError, match="is empty: the domain's training data held no questions out") as err:
         default_testset(tmp_path, "hr")
     assert "--testset FILE.jsonl" in err.value.hint and "--qa" in err.value.hint
+
+
+def test_a_bad_field_is_said_in_words_not_pydantics(tmp_path):
+    """Each bad field in the project's words: what is wrong and, for a length, the least it takes; a list item by
+    its index (as the API names fields). A row with two bad fields is one bad row."""
+    f = _write(
+        tmp_path / "words.jsonl",
+        [
+            json.dumps({"question": "", "answer": "x"}),
+            json.dumps({"question": "ab", "answer": "x"}),
+            json.dumps({"question": 5, "answer": ""}),
+            json.dumps({"question": "Which tags?", "answer": "x", "tags": ["leave", 3]}),
+        ],
+    )
+    with pytest.raises(LoragError) as e:
+        load_testset(f)
+    assert str(e.value).splitlines() == [
+        f"{f}: 4 bad row(s):",
+        "  line 1: question: empty (at least 3 characters)",
+        "  line 2: question: too short: 'ab' (at least 3 characters)",
+        "  line 3: question: must be text, not 5",
+        "  line 3: answer: empty",
+        "  line 4: tags[1]: must be text, not 3",
+    ]

@@ -32,8 +32,8 @@ def test_bad_jsonl_rows_are_listed_with_line_numbers(tmp_path):
     assert "5 bad row(s)" in msg
     for needle in [
         "line 2: not valid JSON",
-        "line 3: question",
-        "line 5: question: Field required",
+        "line 3: question: empty (at least 3 characters)",
+        "line 5: question: missing",
         "line 6: expected an object",
         "line 7: duplicate id/question (first on line 1)",
     ]:
