@@ -236,31 +236,45 @@ def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
     assert (tmp_path / "data" / "runs" / "hr" / "v2" / "checkpoint-2").is_dir()
 
 
-def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path):
+def test_adapters_list_shows_whole_dates_at_80_columns(lorag, tmp_path, monkeypatch):
+    """At 80 columns each adapter is one line: its figures, its creation date and when its last evaluation ran
+    (from the run id, whole: `adapters show` has the run id and the report); `--json` keeps the run id."""
     from assistant.registry import AdapterCard, Registry
 
+    monkeypatch.setenv("COLUMNS", "80")
     reg = Registry(tmp_path / "data" / "adapters")
-    staged = tmp_path / "staged"
-    staged.mkdir()
-    (staged / "adapter_config.json").write_text("{}")
-    reg.register(
-        staged,
-        AdapterCard(
-            name="handbook-v12",
-            domain="handbook",
-            version=12,
-            base_model="fake",
-            base_fingerprint="f",
-            data_hash="d",
-            corpus_fingerprint="c",
-            created_at="2026-11-30T11:40:00Z",
-            metrics={"train_loss": 1.4239, "eval_loss": 1.2345},
-            reports=[{"run_id": "20261130T114512-abcdef1234567"}],
-        ),
-    )
+    for name, domain, run_id in (
+        ("handbook-v12", "handbook", "20261130T114512-abcdef1234567"),
+        ("itsupport-v3", "itsupport", "20261207-162338-itsupport"),  # what `lorag eval` names a run
+    ):
+        staged = tmp_path / f"staged-{name}"  # register moves it into place
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        reg.register(
+            staged,
+            AdapterCard(
+                name=name,
+                domain=domain,
+                version=int(name.rsplit("-v", 1)[1]),
+                base_model="fake",
+                base_fingerprint="f",
+                data_hash="d",
+                corpus_fingerprint="c",
+                created_at="2026-11-30T11:40:00Z",
+                metrics={"train_loss": 1.4239, "eval_loss": 1.2345},
+                reports=[{"run_id": run_id}],
+            ),
+        )
     r = lorag("adapters", "list")
     assert r.exit_code == 0, r.output
-    assert "2026-11-30" in r.output and max(len(line) for line in r.output.splitlines()) <= 80
+    lines = r.output.splitlines()
+    assert max(len(line) for line in lines) <= 80 and len(lines) == 4 + 2 + 1, r.output  # header: 2 lines
+    for name, ran in (("handbook-v12", "2026-11-30 11:45"), ("itsupport-v3", "2026-12-07 16:23")):
+        row = next(line for line in lines if name in line)
+        assert all(cell in row for cell in ("1.4239", "1.2345", "2026-11-30 ", ran)), r.output
+    runs = {a["name"]: a["last_run"] for a in json.loads(lorag("adapters", "list", "--json").stdout)}
+    assert runs["itsupport-v3"] == "20261207-162338-itsupport"
+    reg.remove("itsupport-v3")
     reg.remove("handbook-v12")
     r = lorag("adapters", "list")  # nothing registered: the hint alone, no empty table
     assert r.output == "no adapters yet: lorag synth --domain D && lorag train --domain D\n"

@@ -30,26 +30,39 @@ def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the 
     if not rows:
         typer.echo("no adapters yet: lorag synth --domain D && lorag train --domain D")
         return
-    # short cells so the table fits 80 columns; `adapters show NAME` has the base model and the paths
-    t = Table("name", "served", "stale", "train loss", "held-out", "created", "last eval")
-    t.columns[0].no_wrap = True
-    t.columns[5].no_wrap, t.columns[5].min_width = True, 10  # the date whole; a long run id folds instead
-    t.columns[6].overflow = "fold"
+    # short cells so the table fits 80 columns (a name up to 15 characters on one line, a longer one folds);
+    # `adapters show NAME` has the base model, the paths, and each evaluation's run id and report
+    t = Table("name", "state", "train\nloss", "held-out\nloss", "created", "last eval")
+    t.columns[0].overflow = "fold"
+    for column in t.columns[1:5]:
+        column.no_wrap = True
+    t.columns[5].overflow, t.columns[5].min_width = "fold", 16  # when it ran; a run id of another form folds
     for r in rows:
         t.add_row(
             r["name"],
-            "yes" if r["promoted"] else "",
-            "STALE" if r["stale"] else "",
+            "\n".join(w for w, on in (("served", r["promoted"]), ("STALE", r["stale"])) if on),
             _fmt(r["train_loss"]),
             _fmt(r["eval_loss"]),
             (r["created_at"] or "")[:10],
-            str(r["last_run"] or "-"),
+            run_time(r["last_run"]),
         )
     new_console().print(t)
 
 
 def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, (int, float)) else "-"
+
+
+def run_time(run_id: Optional[str]) -> str:
+    """When an evaluation ran, from its run id (`20261207-162338-handbook`: '2026-12-07 16:23'); another id as it
+    is; '-' for none."""
+    import re
+
+    m = re.match(r"(\d{4})(\d{2})(\d{2})[-T](\d{2})(\d{2})\d{2}(?:\D|$)", run_id or "")
+    if m is None:
+        return str(run_id or "-")
+    year, month, day, hour, minute = m.groups()
+    return f"{year}-{month}-{day} {hour}:{minute}"
 
 
 @adapters_app.command("show")
