@@ -286,6 +286,20 @@ def test_the_response_model_names_what_answered(live):
     assert {c.model for c in chunks} == {"handbook-v2"} and chunks[-1].usage.completion_tokens > 0
 
 
+def test_a_request_without_model_is_answered_as_auto(live):
+    """OpenAI's API requires `model`; lorag takes a request without one as `auto` (README: many clients leave it out)
+    and names what answered, as for `auto`, streamed or not."""
+    url = live.url + "/v1/chat/completions"
+    msgs = [{"role": "user", "content": Q}]
+    auto = httpx.post(url, json={"model": "auto", "messages": msgs}, timeout=60).json()
+    r = httpx.post(url, json={"messages": msgs}, timeout=60)
+    assert r.status_code == 200 and r.json()["model"] == auto["model"] == "base", r.text
+    assert r.json()["lorag"]["route"] == auto["lorag"]["route"]
+    with httpx.stream("POST", url, json={"messages": msgs, "stream": True}, timeout=60) as streamed:
+        lines = [ln for ln in streamed.iter_lines() if ln.startswith("data: {")]
+    assert streamed.status_code == 200 and json.loads(lines[-1][6:])["model"] == "base"
+
+
 def test_unknown_model_message_names_the_choices():
     from ui.api_chat import unknown_model
 
