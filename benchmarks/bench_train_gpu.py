@@ -50,7 +50,7 @@ from memory_trace import memory_trace_report, memory_trace_start, memory_trace_s
 from random_llama import RANDOM_LLAMAS, build_random_llama, random_llama_config
 from train_arms import VARIANTS, module_constants
 from train_profile import peak_gb, step_profiler, step_timer
-from train_report import step_mfu, summarize
+from train_report import host_line, step_mfu, summarize
 from unsloth_arm import UNSLOTH, import_unsloth_first, unsloth_env, unsloth_trainer
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak (SXM)
@@ -393,6 +393,7 @@ def run_in_fresh_process(model_path: str, train_file: Path, args, quant: bool, a
     res = out / "fresh.json"
     res.unlink(missing_ok=True)
     key = arm_key(arm, quant)
+    print(f"== {key}: {host_line()}", flush=True)
     cmd = child_command(model_path, train_file, args, quant, arm, out, res)
     env = unsloth_env(dict(os.environ), args.unsloth_site, args.out) if arm == UNSLOTH else None
     proc = subprocess.Popen(cmd, env=env, process_group=0)  # its own group, so its workers end with it

@@ -3,7 +3,9 @@ and lorag's ratios against plain trl and Unsloth with the targets of issue 22.""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from unsloth_arm import UNSLOTH
 
@@ -26,6 +28,24 @@ def median_run(runs: list[dict]) -> dict:
 TARGETS = {"plain": 3.0, "plain-nodrop": 3.0, UNSLOTH: 2.0}  # lorag's tokens/s ÷ the reference's (issue 22)
 
 
+def host_line() -> str:
+    """The host CPU (model, logical cores) and its load averages now: eager arms launch each kernel from Python,
+    so their step times follow the host's speed and load, which differ between machines of one GPU kind."""
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return f"host={model} x{os.cpu_count()} load={load}"
+
+
 def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict, size: str | None) -> None:
     """The arms' table (median runs), their memory by pool and phase, failures, and each lorag arm's ratios
     against the references in TARGETS. `size`: the random model's size class, None for --model's."""
@@ -34,6 +54,7 @@ def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict,
         f"\nmodel={f'random-{size} Llama' if size else args.model} gpu={gpu} rows={n_rows} epochs={args.epochs} "
         f"batch={args.batch} max_len={args.max_len} flops/token={fpt:.3g}"
     )
+    print(host_line())
     print(
         f"{'arm':20s} {'tok/s':>9s} {'peak GB':>8s} {'reserved':>8s} {'eval loss':>9s} {'MFU':>7s} {'seconds':>8s} "
         f"{'steps':>6s} {'rows':>6s} {'step ms':>8s} {'MFU step':>8s}"

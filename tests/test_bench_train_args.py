@@ -197,6 +197,10 @@ def test_the_summary_gives_step_for_step_ratios_and_mfu_at_the_median_step(monke
     out = capsys.readouterr().out
     assert "[lorag vs unsloth] qlora: tokens/s ratio 2.11x (target >= 2), median step 1.93x" in out
     assert f"{runs['lorag-qlora'][0]['mfu_step'] * 100:7.2f}%" in out  # 61.05%
+    import os
+
+    host = next(line for line in out.splitlines() if line.startswith("host="))  # eager arms' speed follows the host
+    assert f" x{os.cpu_count()} load=" in host and host.split("load=")[1].count("/") == 2
 
 
 @pytest.mark.parametrize("extra", [[], ["--profile", "--profile-step", "5"], ["--cprofile", "--profile"]])
