@@ -707,6 +707,63 @@ def test_votes_files_of_an_earlier_version_stay_readable_and_their_counts_add_up
     assert info["votes"] == 5 == info["cases"] + info["superseded"] + info["tie_skipped"] + info["both_bad_skipped"]
 
 
+_VOTER = """
+import json, sys, types
+from pathlib import Path
+from ui.compare_votes import _put_vote, _writing
+core = types.SimpleNamespace(data_dir=Path(sys.argv[1]))
+row = json.loads(Path(sys.argv[2]).read_text())
+for i in range(int(sys.argv[4])):
+    for vote in ("left", "right"):  # a vote, then the same comparison's second click, which replaces it
+        with _writing(core):
+            _put_vote(core.data_dir / "votes" / "hr.jsonl", {**row, "id": f"{sys.argv[3]}-{i}", "vote": vote})
+"""
+
+
+def test_two_processes_voting_at_once_lose_no_vote(core, corpus, tmp_path):
+    """Two apps may share a data folder (on a Qdrant server): a vote rewrites its file, so each writer holds the
+    votes folder's lock, and every comparison keeps exactly its last vote."""
+    import subprocess
+    import sys
+
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import read_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    cmp = list(compare_stream(core, "How many days of annual leave?", "hr", "base", "hr-v1"))[-1]
+    row = {k: v for k, v in record_vote(core, cmp, "tie").items() if k != "replaced"}
+    (tmp_path / "row.json").write_text(json.dumps(row))
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    args = [str(core.data_dir), str(tmp_path / "row.json")]
+    voters = [subprocess.Popen([sys.executable, "-c", _VOTER, *args, name, "40"], env=env) for name in "ab"]
+    assert [p.wait(timeout=120) for p in voters] == [0, 0]
+    votes = read_votes(core, "hr")
+    assert len(votes) == 81 and (core.data_dir / "votes" / "hr.jsonl").read_text().count("\n") == 81
+    assert sorted(v["vote"] for v in votes if v["id"] != row["id"]) == ["right"] * 80
+
+
+def test_a_vote_the_reader_would_refuse_is_not_stored_and_a_side_without_adapter_still_exports(core, corpus):
+    from ui.compare_arms import compare_stream
+    from ui.compare_votes import export_votes, record_vote
+
+    core.comps.ingestor().run([corpus], "hr")
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    core.comps.generator._adapters.append("hr-v1")
+    cmp = list(compare_stream(core, "How many days of annual leave?", "hr", "base", "hr-v1"))[-1]
+    f = core.data_dir / "votes" / "hr.jsonl"
+    bad = {**cmp, "passages": [{**cmp["passages"][0], "source": 5}]}
+    with pytest.raises(LoragError, match="of the wrong type"):
+        record_vote(core, bad, "left")
+    assert not f.exists()
+    row = {k: v for k, v in record_vote(core, cmp, "left").items() if k != "replaced"}
+    left = {k: v for k, v in row["left"].items() if k != "adapter"}  # a side as a hand edit may leave it
+    f.write_text(json.dumps({**row, "id": "edited", "question": "Who approves overtime?", "left": left}) + "\n")
+    info = export_votes(core, "hr")
+    assert info["cases"] == 1 and "preferred:" in Path(info["path"]).read_text()
+
+
 def test_a_votes_file_with_a_torn_line_still_exports_and_names_the_lines_it_left_out(core, corpus):
     """A line torn by a crash mid-write or edited into no vote: the export and the count skip it, the tab says
     which lines of which file, and the file is left as it was."""

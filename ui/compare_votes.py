@@ -25,8 +25,9 @@ import re
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from assistant.errors import LoragError
 from assistant.names import ALL_DOMAINS, check_domain
@@ -34,6 +35,27 @@ from assistant.names import ALL_DOMAINS, check_domain
 VOTES = ("left", "right", "tie", "both_bad")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a comparison's id, as new_comparison_id makes it (or a script sends)
 _VOTES_LOCK = threading.Lock()  # the app's handlers run in threads: one writer of the votes files at a time
+LOCK_TIMEOUT_S = 30.0
+
+
+@contextmanager
+def _writing(core: Any) -> Iterator[None]:
+    """One writer of the votes files at a time: of this process's threads, and of the processes that share the data
+    folder (two apps on one Qdrant server may): a vote is read, changed and written back, so two writers at once
+    would lose one's vote."""
+    from filelock import FileLock, Timeout
+
+    folder = votes_dir(core)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _VOTES_LOCK:
+        try:
+            with FileLock(folder / ".lock", timeout=LOCK_TIMEOUT_S):
+                yield
+        except Timeout:
+            raise LoragError(
+                f"the votes in {folder} are being written by another process for over {LOCK_TIMEOUT_S:g} s",
+                hint=f"try again; if no lorag process runs, remove {folder / '.lock'}",
+            ) from None
 
 
 def votes_dir(core: Any) -> Path:
@@ -59,7 +81,9 @@ def sort_votes_of_all(core: Any) -> int:
     in both: a vote whose id is in its domain's file already is not added again). The export orders votes by
     time, so a moved (older) vote never wins over a newer one on the same question. Returns how many moved."""
     src = votes_dir(core) / f"{ALL_DOMAINS}.jsonl"
-    with _VOTES_LOCK:
+    if not src.is_file():
+        return 0
+    with _writing(core):
         if not src.is_file():
             return 0
         keep: list[bytes] = []  # lines kept as they were, whatever their bytes
@@ -87,12 +111,7 @@ def sort_votes_of_all(core: Any) -> int:
                 os.fsync(fh.fileno())
         if moved:
             if keep:
-                tmp = src.with_name(f".{src.name}.{os.getpid()}.tmp")
-                with tmp.open("wb") as fh:
-                    fh.write(b"".join(v + b"\n" for v in keep))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, src)
+                _replace(src, b"".join(v + b"\n" for v in keep))
             else:
                 src.unlink(missing_ok=True)
         return sum(len(v) for v in moved.values())
@@ -222,10 +241,13 @@ def record_vote(core: Any, comparison: dict[str, Any], vote: str, reference: str
         raise LoragError(
             f"the comparison is malformed ({type(e).__name__}: {e}); vote on what /compare returned"
         ) from None
+    if _vote_of(json.dumps(row, ensure_ascii=False).encode()) is None:  # stored only as the reader reads it back
+        raise LoragError(
+            "the comparison is malformed (a side or passage of the wrong type); vote on what /compare returned"
+        )
     f = votes_file(core, row["domain"])
-    f.parent.mkdir(parents=True, exist_ok=True)
     sort_votes_of_all(core)  # older votes first
-    with _VOTES_LOCK:
+    with _writing(core):
         old = _put_vote(f, row)
     replaced = None if old is None else {k: old[k] for k in ("vote", "time", "reference") if k in old}
     return {**row, "replaced": replaced}
@@ -250,13 +272,26 @@ def _put_vote(f: Path, row: dict[str, Any]) -> dict[str, Any] | None:
             fh.write((b"\n" if data and not data.endswith(b"\n") else b"") + line + b"\n")
         return None
     text = b"\n".join(kept)
-    tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(text + (b"\n" if text and not text.endswith(b"\n") else b"") + line + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, f)
+    _replace(f, text + (b"\n" if text and not text.endswith(b"\n") else b"") + line + b"\n")
     return old
+
+
+def _replace(f: Path, data: bytes) -> None:
+    """`f` holds `data`, whole or not at all: written beside it, synced, renamed over it, the rename synced."""
+    tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, f)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(f.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _vote_row(comparison: dict[str, Any], vote: str) -> dict[str, Any]:
@@ -310,7 +345,7 @@ def export_votes(core: Any, domain: str | None) -> dict[str, Any]:
         side = preferred or {}
         cited = {c["n"] for c in side.get("citations", [])}
         sources = list(dict.fromkeys(p["source"] for p in v["passages"] if not cited or p["n"] in cited))
-        tags = ["vote", v["vote"] if v["vote"] in ("tie", "both_bad") else f"preferred:{side['adapter']}"]
+        tags = ["vote", v["vote"] if v["vote"] in ("tie", "both_bad") else f"preferred:{side.get('adapter', '')}"]
         if reference:
             tags.append("edited reference")
         rows.append(
