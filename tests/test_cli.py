@@ -900,6 +900,17 @@ def test_models_that_cannot_be_found_fail_before_the_store_opens_or_a_model_load
     r = lorag("ingest", str(corpus), "--domain", "hr")
     assert r.exit_code == 1 and str(r.exception) == "model path './no-such-folder' does not exist"
     assert cli.state._components is None
+    monkeypatch.setenv("LORAG_MODELS__EMBEDDER", str(corpus))  # found; a reranker that is not, which ingest never loads
+    monkeypatch.setenv("LORAG_RETRIEVAL__RERANK", "true")
+    monkeypatch.setenv("LORAG_MODELS__RERANKER", "./no-such-reranker")
+    from assistant.errors import LoragError
+    from ui.cli_state import _State
+
+    for_ingest, for_ask = _State(), _State()
+    for_ingest.config = for_ask.config = cli.state.config
+    for_ingest.check_models(generator=False)  # ingest's check: the embedder alone
+    with pytest.raises(LoragError, match="'./no-such-reranker' does not exist"):
+        for_ask.check_models()
 
 
 def test_a_domain_typed_with_capitals_is_lowercased_with_a_note_as_in_the_api_and_the_app(lorag, corpus):

@@ -55,7 +55,7 @@ class _State:
         else:
             from assistant.models.cache import check_findable
 
-            check_findable(self.settings, generator=generator)
+            check_findable(self.settings, generator=generator, reranker=generator)
         self._checked = self._checked | {key}
 
     def factory_name(self) -> str | None:

@@ -43,14 +43,14 @@ class Components:
     def check_models(self, *, generator: bool = True) -> None:
         """The models these components would load can be found (assistant.models.cache.check_findable), before
         anything loads; models given to the constructor (fakes, a test's) are not looked for. `generator`: False
-        for work that needs no answers (ingest)."""
+        for work that needs no answers (ingest): no generator, no reranker."""
         from assistant.models.cache import check_findable
 
         check_findable(
             self.settings,
             generator=generator and self._generator is None,
             embedder=self._dense is None,
-            reranker="reranker" not in self.__dict__,  # not built yet (a cached_property)
+            reranker=generator and "reranker" not in self.__dict__,  # not built yet (a cached_property)
         )
 
     @property
