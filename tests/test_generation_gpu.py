@@ -9,7 +9,7 @@ import pytest
 
 from assistant.generation import HFGenerator
 from assistant.settings import ModelSettings
-from tests.conftest import build_tiny_lm
+from tests.helpers.tiny_lm import build_tiny_lm
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
