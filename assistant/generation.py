@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from assistant.errors import LoragError
-from assistant.settings import ModelSettings
+from assistant.settings_pipeline import ModelSettings
 
 Messages = Sequence[dict[str, str]]
 

@@ -10,7 +10,7 @@ from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder, SparseVector
 from assistant.errors import LoragError, UnknownDomainError, known_hint
 from assistant.names import is_domain
-from assistant.settings import RetrievalSettings
+from assistant.settings_pipeline import RetrievalSettings
 from assistant.store import Hit, RankedLists, Store
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from assistant.errors import LoragError
-from assistant.settings import RoutingSettings
+from assistant.settings_pipeline import RoutingSettings
 
 AUTO, BASE_CHOICE = "auto", "base"
 

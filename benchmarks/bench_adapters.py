@@ -53,7 +53,8 @@ def main() -> None:
     from assistant.models.cache import ModelCache
     from assistant.models.loading import pick_device
     from assistant.prompt import build_messages
-    from assistant.settings import ModelSettings, load_settings
+    from assistant.settings import load_settings
+    from assistant.settings_pipeline import ModelSettings
 
     path = (
         args.model if Path(args.model).is_dir() else ModelCache(load_settings().paths.model_cache).resolve(args.model)

@@ -48,7 +48,7 @@ TARGET_SOURCE_POINTS = 1.0
 
 def chunks_of_corpus(root: Path, dense) -> list[tuple[str, str]]:
     """(source file relative to the corpus, chunk text) for every chunk, in sorted file order."""
-    from assistant.settings import IngestSettings
+    from assistant.settings_pipeline import IngestSettings
     from ingest.chunking import split_sections
     from ingest.load_types import Limits
     from ingest.loaders import load_document

@@ -84,7 +84,8 @@ def child(spec: dict) -> None:
     import resource
 
     import ingest.pipeline
-    from assistant.settings import IngestSettings, load_settings
+    from assistant.settings import load_settings
+    from assistant.settings_pipeline import IngestSettings
     from assistant.store.edge import EdgeStore
     from ingest.pipeline import Ingestor
     from ui.components import Components

@@ -34,7 +34,7 @@ def main() -> None:
 
     from assistant.adapters import attach_adapters
     from assistant.generation import HFGenerator
-    from assistant.settings import ModelSettings
+    from assistant.settings_pipeline import ModelSettings
     from finetune.config import load_train_config
     from finetune.train import train_adapter
 

@@ -116,7 +116,7 @@ def openai_judge(
     `api_key`: None reads $OPENAI_API_KEY when used. `limits`: EndpointSettings whose timeouts and retries
     apply (default: its defaults). `client`: an httpx.Client to send through (tests: a mock transport)."""
     from assistant.engines.client import EngineClient
-    from assistant.settings import EndpointSettings
+    from assistant.settings_pipeline import EndpointSettings
 
     lim = limits or EndpointSettings()
     engine = EngineClient(

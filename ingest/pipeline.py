@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder
 from assistant.errors import LoragError
-from assistant.settings import IngestSettings
+from assistant.settings_pipeline import IngestSettings
 from assistant.store import Store, check_domain
 from ingest.chunking import split_sections
 from ingest.discovery import Found, discover, no_supported_files

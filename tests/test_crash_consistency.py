@@ -10,7 +10,7 @@ import sys
 import time
 from collections import defaultdict
 
-from assistant.settings import IngestSettings
+from assistant.settings_pipeline import IngestSettings
 from assistant.store.edge import EdgeStore
 from ingest.pipeline import Ingestor
 from tests.fakes import HashingEmbedder

@@ -9,7 +9,7 @@ import torch
 from assistant.adapters import BASE, attach_adapters, base_fingerprint
 from assistant.generation import HFGenerator
 from assistant.prompt import build_messages
-from assistant.settings import ModelSettings
+from assistant.settings_pipeline import ModelSettings
 from finetune.accel import decide
 from finetune.config import TrainConfig
 from finetune.train import load_trainable_model, train_adapter

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.generation import HFGenerator
-from assistant.settings import ModelSettings
+from assistant.settings_pipeline import ModelSettings
 from tests.helpers.tiny_lm import build_tiny_lm
 
 torch = pytest.importorskip("torch")

@@ -5,7 +5,7 @@ import pytest
 
 from assistant.errors import LoragError
 from assistant.routing import Router
-from assistant.settings import RoutingSettings
+from assistant.settings_pipeline import RoutingSettings
 from tests.fakes import FakeGenerator
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 from assistant.engines.client import EngineClient
 from assistant.errors import EngineError, LoragError
 from assistant.generation import GenerationStats, Messages
-from assistant.settings import ModelSettings
+from assistant.settings_pipeline import ModelSettings
 
 ADAPTERS_TTL_S = 5.0  # how long the engine's model list is reused
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import langchain_text_splitters  # noqa: F401  (imported up front: START marks the ingest itself)
 
 from assistant.embedding import Bm25SparseEncoder
-from assistant.settings import IngestSettings
+from assistant.settings_pipeline import IngestSettings
 from assistant.store.edge import EdgeStore
 from ingest.pipeline import Ingestor
 from tests.fakes import HashingEmbedder
