@@ -203,10 +203,10 @@ def test_concurrent_first_uses_load_a_shard_once(tmp_path, monkeypatch):
 
 
 def test_the_background_opener_skips_a_domain_over_the_memory_cap(tmp_path, monkeypatch):
-    import assistant.store.edge as edge
+    import assistant.store.edge_shards as edge_shards
 
     store = filled(tmp_path / "q")
-    monkeypatch.setattr(edge, "mem_available", lambda: 1000)  # bytes: far less than the shard
+    monkeypatch.setattr(edge_shards, "mem_available", lambda: 1000)  # bytes: far less than the shard
     store.open_in_background(max_memory_share=0.5).join(30)
     assert store._shards == {}
     assert search(store).hits  # opened on first use, as before

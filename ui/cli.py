@@ -217,7 +217,7 @@ def _recorded_backends(settings: Any) -> list[str] | None:
 
     q = settings.qdrant
     if not q.url:
-        from assistant.store.edge import recorded_backends
+        from assistant.store.edge_shards import recorded_backends
 
         return recorded_backends(Path(settings.store_path))
     from assistant.store.server import QdrantClientStore
