@@ -1,5 +1,5 @@
 """Inline markup to plain words, shared by the loaders (ingest/), the training-text cleaner (finetune/) and the
-citations' quotes (assistant/answer.py)."""
+citations' quotes (assistant/citations.py)."""
 
 from __future__ import annotations
 

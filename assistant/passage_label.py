@@ -1,5 +1,6 @@
 """A passage's short label ('file › section', 'file › p. N', 'file › row N'), light enough for the warm CLI to
-import (no model, no retrieval code): the citations (assistant/answer.py), the chat and the CLI's passages share it."""
+import (no model, no retrieval code): the citations (assistant/citations.py), the chat and the CLI's passages share
+it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Sentences of a text, a passage's sentence that supports an answer and how a passage begins, light enough for the
 warm CLI to import (no model, no retrieval code): the splitter and the word overlap the citations
-(assistant/answer.py) and the CLI's snippets share."""
+(assistant/citations.py) and the CLI's snippets share."""
 
 from __future__ import annotations
 

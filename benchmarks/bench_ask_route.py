@@ -35,7 +35,8 @@ def questions(per_domain: int) -> list[str]:
 
 def measure(comps, domains: list[str], qs: list[str], rounds: int) -> tuple[str, dict[bool, list[float]], dict]:
     """(query backend, stage ms per way, embeddings per way); True: twice (before), False: once (now)."""
-    from assistant.answer import AskService, retrieve_for
+    from assistant.answer import AskService
+    from assistant.conversation import retrieve_for
     from assistant.routing import AUTO, Router
 
     retriever = comps.retriever

@@ -103,7 +103,8 @@ def exact_match(prediction: str, reference: str) -> float:
 def grounding(row: dict[str, Any]) -> dict[str, float | None]:
     """right_source, abstained and unsupported for one answer row ({answer, passages: [{n, source,
     text, ...}], reference_ids}); None where a metric does not apply."""
-    from assistant.answer import extract_citations, is_abstention, support
+    from assistant.abstention import is_abstention
+    from assistant.citations import extract_citations, support
     from assistant.retrieval import Passage
 
     passages = [

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from assistant.answer import no_context_message
+from assistant.abstention import no_context_message
 from assistant.prompt import build_messages
 from assistant.retrieval import Passage
 from eval.arms import Arm

@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.answer import extract_citations
+from assistant.citations import extract_citations
 from assistant.errors import LoragError
 from assistant.prompt import NO_ANSWER, build_messages
 from assistant.retrieval import Passage
@@ -339,7 +339,7 @@ def test_an_inferred_marker_goes_after_the_whole_sentence_not_inside_a_number_or
 
 def test_the_api_and_the_chat_split_sentences_alike():
     """The sentences the API's citation quote is chosen from are the chat's: one splitter."""
-    from assistant.answer import _cited_part
+    from assistant.citations import _cited_part
     from assistant.sentences import supporting_sentence
 
     text = "It costs $7.35 at the kiosk [1]. Use config.yaml, e.g. on 3.11.2 [2]. Bring pens etc. Then sign in."
@@ -506,7 +506,7 @@ def test_a_named_domain_is_checked_without_listing_the_others(components, corpus
 def test_a_citations_quote_is_plain_text_without_markdown_marks():
     """The quote the API, the CLI and the chat show is the passage's sentence as text: **bold**, __bold__, *em* and
     `code` marks are taken off (a leading ** too, which the list-marker strip used to leave half of)."""
-    from assistant.answer import extract_citations
+    from assistant.citations import extract_citations
     from assistant.retrieval import Passage
     from assistant.sentences import supporting_sentence
 

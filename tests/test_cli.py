@@ -824,7 +824,8 @@ def _answer_end_in_a_fresh_process(ans: dict):
     probe = (
         "import json, sys\nfrom ui import cli, cli_ask\n"
         f"cli_ask._print_answer_end(json.loads({json.dumps(json.dumps(ans))}))\n"
-        "print(sorted(m for m in ('assistant.answer', 'assistant.retrieval') if m in sys.modules))\n"
+        "answer_code = ('assistant.answer', 'assistant.citations', 'assistant.conversation', 'assistant.retrieval')\n"
+        "print(sorted(m for m in answer_code if m in sys.modules))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)

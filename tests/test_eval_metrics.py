@@ -243,7 +243,7 @@ def test_local_judge_uses_the_generator_with_one_user_message():
 
 
 def test_grounding_metrics_right_source_abstention_and_unsupported():
-    from assistant.answer import no_context_message
+    from assistant.abstention import no_context_message
     from eval.metrics import grounding
 
     passages = [

@@ -54,7 +54,8 @@ def _two_domains(components, tmp_path):
 def test_an_ask_without_a_domain_embeds_the_question_once(components, tmp_path, monkeypatch):
     """Routing reuses the vector the search used: one embedding per question, for the same route and passages as
     a separate search and routing on the question's own embedding."""
-    from assistant.answer import AskService, retrieve_for
+    from assistant.answer import AskService
+    from assistant.conversation import retrieve_for
 
     router = _two_domains(components, tmp_path)
     svc = AskService(components.retriever, FakeGenerator(lambda m: "27 days [1].", adapters=["hr-v1"]), router)

@@ -1408,7 +1408,8 @@ def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, c
 
 def _answer(text: str, passages: list, question: str = "q?") -> "Answer":  # noqa: F821 - imported lazily
     """An answer to `question` from `passages` (Passage objects), its citations worked out as the service does."""
-    from assistant.answer import Answer, extract_citations
+    from assistant.answer import Answer
+    from assistant.citations import extract_citations
 
     return Answer(question, text, extract_citations(text, passages, question), passages, ["hr"], True)
 

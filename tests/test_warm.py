@@ -349,11 +349,11 @@ def test_the_worker_loads_the_lemmatizer_with_the_models(tmp_path, monkeypatch):
     models, before it serves, not in its first answer."""
     import uvicorn
 
-    from assistant import answer
+    from assistant import citations
     from ui import worker
 
     calls = []
-    monkeypatch.setattr(answer, "warm_lemmas", lambda: calls.append("lemmas"))
+    monkeypatch.setattr(citations, "warm_lemmas", lambda: calls.append("lemmas"))
 
     class Server:  # serves nothing: returns at once
         def __init__(self, config):

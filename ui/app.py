@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from assistant.answer import AskService, warm_lemmas
+from assistant.answer import AskService
+from assistant.citations import warm_lemmas
 from assistant.errors import EngineError, LoragError
 from assistant.names import ALL_DOMAINS
 from assistant.routing import AUTO, BASE_CHOICE

@@ -107,7 +107,8 @@ def _warm_worker(domain: Optional[str], adapter: str, show: bool) -> Any:
 
 def _ask_here(question: str, domain: Optional[str], as_json: bool, top_k: Optional[int], adapter: str) -> None:
     """`lorag ask` with the store and the models in this process."""
-    from assistant.answer import Answer, AskService, retrieve_for
+    from assistant.answer import Answer, AskService
+    from assistant.conversation import retrieve_for
     from assistant.retrieval import resolve_domains
 
     comps = state.components

@@ -120,7 +120,7 @@ def _watch(server: Any, activity: Activity, core: Any, keep_s: float, ready: Cal
 def serve_worker(settings: Any, settings_id: str, factory: Callable[[Any], Any]) -> None:
     import uvicorn
 
-    from assistant.answer import warm_lemmas
+    from assistant.citations import warm_lemmas
     from ui import warm
     from ui.app import AppCore
 
