@@ -1,4 +1,5 @@
-"""Metrics: SQuAD-style token F1 / exact match in plain Python, and Ragas metrics (imported lazily).
+"""The metric suite: scores answer and retrieval rows with the plain-Python metrics (eval.offline_metrics) and
+Ragas metrics (imported lazily); the catalogue of metrics is eval.metric_catalog.
 
 Answer metrics score one arm's answer to one question; retrieval metrics score the passages, which
 every arm shares (so they describe the retriever, not the arms). Metrics that need no judge run
@@ -13,145 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
-import string
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from eval.metric_catalog import ERROR, FAILED, GROUNDING, NA, OFFLINE_NO_RAGAS, Scored
+from eval.offline_metrics import exact_match, grounding, normalize_answer, token_f1
 from eval.ragas_compat import ragas_modules, ragas_version
-
-# name -> (kind, needs judge, description)
-METRICS: dict[str, tuple[str, bool, str]] = {
-    "answer_f1": ("answer", False, "SQuAD token F1 of the answer against the reference answer"),
-    "exact_match": ("answer", False, "SQuAD exact match (normalised) against the reference answer"),
-    "rouge_l": ("answer", False, "Ragas RougeScore (ROUGE-L F-measure) against the reference answer"),
-    "string_presence": ("answer", False, "Ragas StringPresence: the normalised reference appears in the answer"),
-    "semantic_similarity": ("answer", False, "Ragas SemanticSimilarity with the local embedder (cosine)"),
-    "right_source": (
-        "answer",
-        False,
-        "the answer cites (with [n], else by overlap) a passage of a reference source (needs sources)",
-    ),
-    "abstained": (
-        "answer",
-        False,
-        "the answer says the documents do not contain it while a reference source was retrieved (lower is better)",
-    ),
-    "unsupported": (
-        "answer",
-        False,
-        "under half of the answer's content words are in the passages; abstentions excluded (lower is better)",
-    ),
-    "faithfulness": (
-        "answer",
-        True,
-        "Ragas Faithfulness: share of the answer's claims supported by the passages (judge)",
-    ),
-    "answer_relevancy": (
-        "answer",
-        True,
-        "Ragas AnswerRelevancy: questions the judge infers from the answer vs the question",
-    ),
-    "context_precision": ("retrieval", False, "Ragas NonLLMContextPrecisionWithReference (needs reference contexts)"),
-    "context_recall": ("retrieval", False, "Ragas NonLLMContextRecall (needs reference contexts)"),
-    "source_precision": ("retrieval", False, "Ragas IDBasedContextPrecision on source file names (needs sources)"),
-    "source_recall": ("retrieval", False, "Ragas IDBasedContextRecall on source file names (needs sources)"),
-    "llm_context_recall": (
-        "retrieval",
-        True,
-        "Ragas ContextRecall: reference claims attributable to the passages (judge)",
-    ),
-}
-GROUNDING = ("right_source", "abstained", "unsupported")
-OFFLINE_NO_RAGAS = ("answer_f1", "exact_match", *GROUNDING)
-LOWER_IS_BETTER = {"abstained", "unsupported"}
-
-FAILED, ERROR, NA = "failed", "error", "n/a"
-
-
-# -- SQuAD-style normalisation, F1 and exact match ---------------------------------------------
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(s: str) -> str:
-    """Lower case, drop punctuation and articles, collapse whitespace (the SQuAD v1.1 script)."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = Counter(pred) & Counter(ref)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(reference))
-
-
-def grounding(row: dict[str, Any]) -> dict[str, float | None]:
-    """right_source, abstained and unsupported for one answer row ({answer, passages: [{n, source,
-    text, ...}], reference_ids}); None where a metric does not apply."""
-    from assistant.abstention import is_abstention
-    from assistant.citations import extract_citations, support
-    from assistant.retrieval import Passage
-
-    passages = [
-        Passage(
-            p["n"],
-            p.get("text", ""),
-            p.get("source", ""),
-            p.get("section", ""),
-            p.get("page"),
-            0.0,
-            p.get("domain", ""),
-            p.get("doc_id", ""),
-            p.get("chunk_id", ""),
-        )
-        for p in row.get("passages") or []
-    ]
-    refs = set(row.get("reference_ids") or [])
-    answer = row.get("answer") or ""
-    abstained = is_abstention(answer)
-    question = row.get("question") or ""
-    cited = {c.source for c in extract_citations(answer, passages, question)} if answer.strip() else set()
-    retrieved = bool(refs) and any(p.source in refs for p in passages)
-    return {
-        "right_source": (1.0 if cited & refs else 0.0) if refs else None,
-        "abstained": (1.0 if abstained else 0.0) if retrieved else None,
-        "unsupported": None
-        if abstained or not answer.strip() or not passages
-        else (1.0 if support(answer, [p.text for p in passages]) < 0.5 else 0.0),
-    }
-
-
-# -- rows and results --------------------------------------------------------------------------
-@dataclass
-class Scored:
-    scores: dict[str, float | None] = field(default_factory=dict)  # None: no value (see issues)
-    issues: dict[str, str] = field(default_factory=dict)  # metric -> "failed: ..." | "error: ..." | "n/a"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"scores": self.scores, "issues": self.issues}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Scored":
-        return cls(dict(d.get("scores", {})), dict(d.get("issues", {})))
-
-    @property
-    def has_errors(self) -> bool:
-        return any(v.startswith(ERROR) for v in self.issues.values())
 
 
 def _finite(v: Any) -> float | None:

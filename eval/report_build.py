@@ -8,7 +8,7 @@ import time
 from typing import Any, Sequence
 
 from assistant.names import check_domain
-from eval.metrics import ERROR, FAILED, METRICS, NA
+from eval.metric_catalog import ERROR, FAILED, METRICS, NA
 from eval.runner import RunResult
 from eval.stats import mean_ci, paired_diff
 

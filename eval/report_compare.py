@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval.metrics import LOWER_IS_BETTER
+from eval.metric_catalog import LOWER_IS_BETTER
 from eval.stats import significant
 
 

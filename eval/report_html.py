@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from eval.metrics import ERROR, FAILED, NA
+from eval.metric_catalog import ERROR, FAILED, NA
 from eval.report_compare import comparison, direction, min_questions
 from eval.report_verdict import verdict
 

@@ -15,7 +15,8 @@ from assistant.prompt import build_messages
 from assistant.retrieval import Passage
 from eval.arms import Arm
 from eval.cache import EvalCache, key
-from eval.metrics import MetricSuite, Scored
+from eval.metric_catalog import Scored
+from eval.metrics import MetricSuite
 from eval.testset import TestItem
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from eval.judge import Judge, JudgeParseError, parse_structured
-from eval.metrics import FAILED, NA, MetricSuite
+from eval.metric_catalog import FAILED, NA
+from eval.metrics import MetricSuite
 from tests.fakes import HashingEmbedder
 
 
@@ -244,7 +245,7 @@ def test_local_judge_uses_the_generator_with_one_user_message():
 
 def test_grounding_metrics_right_source_abstention_and_unsupported():
     from assistant.abstention import no_context_message
-    from eval.metrics import grounding
+    from eval.offline_metrics import grounding
 
     passages = [
         {"n": 1, "source": "parking.txt", "text": "Parking permits cost 12 euros per month."},

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from eval.metrics import exact_match, normalize_answer, token_f1
+from eval.offline_metrics import exact_match, normalize_answer, token_f1
 from eval.stats import mean_ci, paired_diff, significant
 
 
