@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from assistant.abstention import no_context_message
 from assistant.answer_label import stream_without_label
-from assistant.citations import Citation, _cite_words, extract_citations
+from assistant.citations import Citation, cite_words, extract_citations
 from assistant.conversation import retrieve_for, routing_vector
 from assistant.generation import Generator
 from assistant.prompt import build_messages
@@ -79,9 +79,9 @@ class Answer:
             spans = sentence_spans(text)
             if not spans:
                 continue
-            have = _cite_words(by_n[c.n].text)  # the sentence that matched it, as _overlapped compares them
+            have = cite_words(by_n[c.n].text)  # the sentence that matched it, as _overlapped compares them
             # (the answer's source words that no passage holds are in no `have`: leaving them out changes no count)
-            start, end = max(spans, key=lambda s: len(_cite_words(text[s[0] : s[1]]) & have))
+            start, end = max(spans, key=lambda s: len(cite_words(text[s[0] : s[1]]) & have))
             sentence = text[start:end]
             if sentence.lower().rsplit(None, 1)[-1] not in ABBREVIATIONS:  # "etc." keeps its point
                 end = start + len(sentence.rstrip(".!?"))  # the marker before the sentence's closing point

@@ -56,7 +56,7 @@ def _lemma(word: str) -> str:
     return next((f[0] for f in forms.values() if f), word)
 
 
-def _cite_words(text: str) -> set[str]:
+def cite_words(text: str) -> set[str]:
     """The words citation matching compares: content words as lemmas."""
     return set(map(_lemma, content_words(text)))
 
@@ -65,7 +65,7 @@ def _answer_words(text: str, held: set[str]) -> set[str]:
     """An answer's cite words less those that point to the source (_SOURCE_WORDS) and that no passage holds
     (`held`: the passages' cite words): "The document recommends ..." frames a sentence; "Each state must ..."
     names what a passage says."""
-    return _cite_words(text) - (_SOURCE_WORDS - held)
+    return cite_words(text) - (_SOURCE_WORDS - held)
 
 
 def warm_lemmas() -> None:
@@ -118,9 +118,9 @@ def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") ->
     the answer's words that point to the source aside unless a passage holds them (_answer_words): "The document
     recommends inspecting ..." quotes "Inspect ..."; "Each state must file ..." cites the passage on states, not the
     same sentence on counties."""
-    texts = {p.n: _cite_words(p.text) for p in passages}
+    texts = {p.n: cite_words(p.text) for p in passages}
     held = set().union(*texts.values())
-    asked = _cite_words(question)
+    asked = cite_words(question)
 
     def adds(words: set[str], p: Passage) -> bool:
         new = words - asked

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from assistant.settings_section import _Section
+from assistant.settings_section import SettingsSection
 
 
-class PathsSettings(_Section):
+class PathsSettings(SettingsSection):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
     data_dir: Path = Field(Path(".lorag"), description="Project data: store, adapters, datasets, reports.")
@@ -24,7 +24,7 @@ class PathsSettings(_Section):
         return Path(os.path.expanduser(str(v)))
 
 
-class UISettings(_Section):
+class UISettings(SettingsSection):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     username: str | None = None
@@ -39,7 +39,7 @@ class UISettings(_Section):
     )
 
 
-class CliSettings(_Section):
+class CliSettings(SettingsSection):
     keep_warm_s: float = Field(
         900.0,
         ge=0,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from assistant.settings_section import _Section
+from assistant.settings_section import SettingsSection
 
 
-class JudgeSettings(_Section):
+class JudgeSettings(SettingsSection):
     model: str | None = Field(
         None,
         description="Judge for Ragas' LLM metrics: a local model (built-in name, HF id, folder), or with base_url "
@@ -26,7 +26,7 @@ class JudgeSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64, description="Parallel requests to base_url.")
 
 
-class EvalSettings(_Section):
+class EvalSettings(SettingsSection):
     min_questions: int = Field(
         20,
         ge=1,

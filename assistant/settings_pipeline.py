@@ -9,10 +9,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from assistant.settings_section import _Section
+from assistant.settings_section import SettingsSection
 
 
-class EndpointSettings(_Section):
+class EndpointSettings(SettingsSection):
     """An OpenAI-compatible engine (vLLM, llama.cpp server, Ollama, a hosted API) that generates instead of a
     local model. Unset `base_url`: the local generator answers."""
 
@@ -77,7 +77,7 @@ class EndpointSettings(_Section):
         return self
 
 
-class ModelSettings(_Section):
+class ModelSettings(SettingsSection):
     generator: str = Field(
         "smollm2-135m-instruct",
         description="A built-in name (see `lorag models list`), an HF model id, a local folder or a .gguf file.",
@@ -120,7 +120,7 @@ class ModelSettings(_Section):
     )
 
 
-class QdrantSettings(_Section):
+class QdrantSettings(SettingsSection):
     url: str | None = Field(None, description="Qdrant server URL; unset means the embedded store under data_dir.")
     api_key: SecretStr | None = None
     path: Path | None = Field(None, description="Embedded store folder; default <data_dir>/qdrant.")
@@ -153,7 +153,7 @@ class QdrantSettings(_Section):
     )
 
 
-class IngestSettings(_Section):
+class IngestSettings(SettingsSection):
     chunk_tokens: int = Field(200, ge=16, le=4096, description="Chunk size in embedder tokens.")
     chunk_overlap: int = Field(30, ge=0, description="Overlap between neighbouring chunks, in tokens.")
     formats: list[str] = Field(
@@ -221,7 +221,7 @@ class IngestSettings(_Section):
             raise ValidationError.from_exception_data(e.title, errors) from None
 
 
-class RetrievalSettings(_Section):
+class RetrievalSettings(SettingsSection):
     top_k: int = Field(4, ge=1, le=50, description="Passages given to the generator.")
     prefetch_limit: int = Field(24, ge=1, description="Candidates per vector (dense, sparse) before fusion.")
     rrf_k: int = Field(60, ge=1)
@@ -237,5 +237,5 @@ class RetrievalSettings(_Section):
     )
 
 
-class RoutingSettings(_Section):
+class RoutingSettings(SettingsSection):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Router confidence below which the base model answers.")
