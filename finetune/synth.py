@@ -13,7 +13,7 @@ filters are kept, earlier writers first.
 
 Filters here: the question's form and length, an answer of whole words of the chunk (support), no
 question that contains its answer or leans on its context ("this section"), dedupe. The round trip
-(the question must retrieve its chunk) needs the retriever: finetune/raft.py applies it.
+(the question must retrieve its chunk) needs the retriever: finetune/raft_items.py applies it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from assistant.prompt import NO_ANSWER
 from assistant.retrieval import Passage
 from finetune.config import CONFIG_DIR, load_train_config
 from finetune.data import load_qa, split_qa
-from finetune.raft import TrainingSetBuilder, make_example
+from finetune.raft import TrainingSetBuilder
+from finetune.raft_examples import make_example
 from tests.conftest import SAMPLES
 
 

@@ -15,7 +15,8 @@ from assistant.errors import ConfigError, LoragError
 from assistant.store import Hit
 from finetune.config import SynthConfig, TrainConfig, load_train_config
 from finetune.data_report import report_lines
-from finetune.raft import TrainingSetBuilder, make_example
+from finetune.raft import TrainingSetBuilder
+from finetune.raft_examples import make_example
 from finetune.synth import check_pair, synthesize, writer_names
 from finetune.teacher import TeacherFailed, parse_pairs, parse_question
 from finetune.text import blocks, opening, plain
