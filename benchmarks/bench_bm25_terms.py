@@ -33,8 +33,8 @@ from _common import (  # noqa: E402
     rm,
     temp_dir,
 )
-from bench_retrieval import vocabulary  # noqa: E402
 from bench_retrieval_e2e import write  # noqa: E402
+from retrieval_corpus import vocabulary  # noqa: E402
 
 CUTS = (0.9, 0.75, 0.5, 0.3)  # leave out terms in more than this share of the chunks
 

@@ -42,7 +42,7 @@ from _common import (
     temp_dir,
     verdict,
 )  # noqa: E402
-from bench_retrieval import DOC_CHUNKS, NS, unit, vocabulary, zipf_words  # noqa: E402
+from retrieval_corpus import DOC_CHUNKS, NS, unit, vocabulary, zipf_words  # noqa: E402
 
 TARGET_P95_MS = 20.0  # at 1M chunks
 SLICE = 10_000
