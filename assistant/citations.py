@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from assistant.abstention import is_abstention
 from assistant.passage_label import passage_label
 from assistant.retrieval import Passage
-from assistant.sentences import CITE, content_words, sentences, supporting_sentence
+from assistant.sentences import CITE, content_words, passage_opening, sentences, supporting_sentence
 
 QUOTE_MIN_WORDS = 4  # an answer sentence whose content words a passage nearly all holds cites it (a quote)
 QUOTE_SHARE = 0.8
@@ -102,11 +102,21 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
             p.page,
             p.doc_id,
             how,
-            quote=supporting_sentence(p.text, _cited_part(answer, p.n)) or supporting_sentence(p.text, question),
+            quote=_quote(p.text, _cited_part(answer, p.n), question),
             label=passage_label(p),
         )
         for p in cited
     ]
+
+
+def _quote(passage: str, cited: str, question: str) -> str:
+    """The passage's sentence that supports what cites it, else the one that the question's words meet, else how
+    the passage begins (passage_opening): a citation always shows the reader something of its passage."""
+    for words in (cited, question):
+        quote = supporting_sentence(passage, words).strip()
+        if quote:
+            return quote
+    return passage_opening(passage).strip()
 
 
 def _overlapped(answer: str, passages: Sequence[Passage], question: str = "") -> Passage | None:

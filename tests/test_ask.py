@@ -612,3 +612,19 @@ def test_a_passage_opening_is_cut_after_its_last_whole_word(passage, most, shown
     from assistant.sentences import passage_opening
 
     assert passage_opening(passage, most) == shown
+
+
+def test_a_citation_whose_passage_has_no_matching_sentence_quotes_how_the_passage_begins(monkeypatch):
+    """An inferred citation (words compared as lemmas: "plots ... charges" meets "plot ... charge") whose passage
+    holds no sentence with the answer's or the question's words as written quotes the passage's opening, never ''."""
+    import assistant.citations as citations
+
+    text = "Plot charge\n\x7f\nEach plot costs 40 euros a year.\n\x7f\nThe gardener keeps the keys."
+    p = Passage(2, text, "expenses-and-travel.pdf", "page 3", 3, 0.9, "handbook", "/d/e.pdf", "c2")
+    (c,) = extract_citations("Plots charges yearly.", [p], question="Who pays?")
+    assert c.how == "overlap" and c.n == 2
+    assert c.quote == "Plot charge — Each plot costs 40 euros a year. The gardener keeps the keys."
+    # a supporting sentence that comes back blank falls back the same way
+    monkeypatch.setattr(citations, "supporting_sentence", lambda passage, words: "  \n")
+    (c,) = extract_citations("Plots charges yearly [2].", [p])
+    assert c.quote == "Plot charge — Each plot costs 40 euros a year. The gardener keeps the keys."
