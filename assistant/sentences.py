@@ -21,6 +21,9 @@ _ABBREVIATIONS_ENDING = {"etc."}
 _NUMBER_SIGNS = {"no."}  # "No. 5": no end before a digit; "The answer is no." ends a sentence
 _NEXT = re.compile(r"\s*(\S?)")  # the first character after the spaces
 _WORD_BACK = 32  # how far back an end's word is looked for (longer than any abbreviation)
+# what a quote does not start with: a list item's bullet or dash, a line's set-off, a control character (the bullet
+# of a PDF read before ingest mapped it, ingest/pdf_docx_loaders.py)
+_QUOTE_START = re.compile(r"^[\s\-\u2010-\u2015\u2022\u2023\u2043\u25aa\u25cf\u00b7*\x00-\x1f\x7f-\x9f]+")
 _OPENING_END = re.compile(r"[\s,;:—]+$")  # what a cut opening does not end on before its "…"
 SNIPPET_CHARS = 160  # the most of a passage's opening the CLI shows when no sentence of it supports the answer
 CITE = re.compile(r"\[(\d{1,2})\]")  # a citation marker in an answer: [n]
@@ -104,6 +107,7 @@ def plain_sentences(passage: str) -> Iterator[str]:
             continue
         for sent in sentences(line):
             sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
+            sent = _QUOTE_START.sub("", sent)  # "• Hotel minibar ...", " — ...": the item's words
             if sent:
                 yield sent
 

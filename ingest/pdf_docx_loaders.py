@@ -31,6 +31,23 @@ def _misnamed(path: Path, kind: str) -> str | None:
     return f"this looks like plain text, not {kind}: rename it to {path.stem}.txt (or .md if it is Markdown)"
 
 
+# C0 and C1 control characters but tab and line breaks: a PDF's list bullet whose glyph maps to no character comes
+# out of pypdf as one of these (DEL, \x7f, most often), on a line of its own before the item or at the item's start
+_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_BULLET_LINE = re.compile(rf"^[ \t]*{_CONTROL}+[ \t]*(?:\n[ \t]*|(?=\S))(?!{_CONTROL})(?=[^\n])", re.M)
+_CONTROL_RUN = re.compile(rf"[ \t]*{_CONTROL}+[ \t]*")
+
+
+def pdf_text(text: str) -> str:
+    """A page's extracted text with its control characters read: one that starts a line (alone on it, the item on
+    the next, or before the item's text) is a list bullet, "• " joined to the item; one elsewhere is a space (one
+    at a line's end, or on an otherwise empty line, goes)."""
+    text = _BULLET_LINE.sub("• ", text)
+    return "\n".join(
+        _CONTROL_RUN.sub(" ", line).strip(" ") if re.search(_CONTROL, line) else line for line in text.split("\n")
+    )
+
+
 def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -46,7 +63,7 @@ def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
                     raise
                 raise BadFileError("the PDF is encrypted (password protected)") from None
         limits.check(len(reader.pages), "pages", "max_pages")
-        pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+        pages = [(i + 1, pdf_text(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
     except BadFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as e:

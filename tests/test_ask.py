@@ -628,3 +628,14 @@ def test_a_citation_whose_passage_has_no_matching_sentence_quotes_how_the_passag
     monkeypatch.setattr(citations, "supporting_sentence", lambda passage, words: "  \n")
     (c,) = extract_citations("Plots charges yearly [2].", [p])
     assert c.quote == "Plot charge — Each plot costs 40 euros a year. The gardener keeps the keys."
+
+
+def test_a_quote_starts_with_the_items_words_not_its_bullet_or_dash():
+    from assistant.sentences import passage_opening, supporting_sentence
+
+    text = "Expenses that are not reimbursed\n \x7f\nHotel minibar items.\n• Traffic fines.\n — Seat upgrades."
+    assert passage_opening(text) == (
+        "Expenses that are not reimbursed — Hotel minibar items. Traffic fines. Seat upgrades."
+    )
+    assert supporting_sentence(text, "traffic fines") == "Traffic fines."
+    assert supporting_sentence(text, "seat upgrades") == "Seat upgrades."

@@ -484,3 +484,20 @@ def test_a_closed_quoted_field_over_the_csv_field_limit_is_still_refused(tmp_pat
     p.write_text('id,note\n1,"' + "y\n" * csv.field_size_limit() + '"\n2,b\n')
     with pytest.raises(BadFileError, match="malformed CSV \\(field larger than field limit"):
         load_document(p)
+
+
+def test_pdf_bullets_read_as_bullets_and_no_control_character_reaches_the_text():
+    """pypdf gives a list bullet whose glyph maps to no character as DEL (\\x7f), on its own line before the item:
+    the loader joins it to the item as "• "; a control character elsewhere is a space (none at a line's end)."""
+    from pathlib import Path
+
+    from ingest.pdf_docx_loaders import pdf_text
+
+    secs = load_document(Path(__file__).parent.parent / "samples/corpus/handbook/expenses-and-travel.pdf")
+    text = "\n".join(s.text for s in secs)
+    assert not any(ch < " " and ch not in "\n\t" or "\x7f" <= ch <= "\x9f" for ch in text)
+    assert "9. Expenses that are not reimbursed\n• Hotel minibar items and in-room films.\n• Traffic fines" in text
+    assert pdf_text(" \x7f\nItem one\n\x7fItem two\na\x07b \x7f\n\x7f\n\x7f\nLast\n") == (
+        "• Item one\n• Item two\na b\n\n• Last\n"
+    )
+    assert pdf_text("tabs\tstay  and  spaces  too\r\n") == "tabs\tstay  and  spaces  too\r\n"
