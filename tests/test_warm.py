@@ -189,6 +189,22 @@ def test_a_command_that_needs_the_store_stops_the_worker(project, corpus):
     assert "answered_by_app" not in json.loads(r.stdout) and not warm.alive(pid) and project.note() is None
 
 
+def test_eval_checks_its_arms_before_stopping_the_worker(project):
+    """`lorag eval` with an unknown adapter or a repeated arm fails on its arms and leaves the worker running: the
+    arms are read from the registry's cards, before the worker is stopped or the store opens."""
+    assert project("ask", Q, "--domain", "hr").exit_code == 0
+    pid = project.note()["pid"]
+    for cmd, said in (
+        (("eval", "--domain", "hr", "--ab", "base,nope"), "no adapter named 'nope'"),
+        (("eval", "--domain", "hr", "--ab", "base,base"), "arm base appears twice"),
+        (("eval", "robustness", "--domain", "hr", "--ab", "base,nope"), "no adapter named 'nope'"),
+    ):
+        r = project(*cmd)
+        assert r.exit_code == 1 and said in str(r.exception), (cmd, r.output, r.exception)
+        assert "stopped the lorag worker" not in r.stderr, cmd
+        assert warm.alive(pid) and project.note()["pid"] == pid, cmd
+
+
 def test_opening_the_store_held_by_the_worker_stops_it(project, capsys):
     """Any CLI command that opens the store itself (no API path) stops the worker first, instead of exit 3."""
     assert project("ask", Q, "--domain", "hr").exit_code == 0

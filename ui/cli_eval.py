@@ -92,6 +92,16 @@ class _Models:
         return self._models[spec]
 
 
+def check_arms(ab: str) -> None:
+    """The arms are well formed and their adapters are registered (no duplicate, no unknown name): read from the
+    registry's card files, so it runs before the keep-warm worker is stopped or the store opens."""
+    from assistant.registry import Registry
+    from eval.arms import parse_arms
+
+    settings = state.settings
+    parse_arms(ab, registry=Registry(settings.adapters_dir), base_model=settings.models.generator)
+
+
 def _warn(message: str) -> None:
     _console(stderr=True).print(f"[yellow]warning:[/] {message}", markup=True)
 
@@ -203,7 +213,8 @@ def eval_cmd(
         raise typer.Exit(0)
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
-    remote = app_client(through_worker=False)  # a long job: in the foreground unless a `lorag ui` app holds the store
+    # a long job: in the foreground unless a `lorag ui` app holds the store; arms that cannot run leave the worker be
+    remote = app_client(through_worker=False, before_stop=lambda: check_arms(ab))
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
         job = run_in_app(
             remote,
@@ -230,6 +241,7 @@ def eval_cmd(
         return
     from services.evaluation import make_judge, plan_eval, run_eval
 
+    check_arms(ab)  # before the store opens
     comps = state.components
     plan = plan_eval(comps, domain, ab, testset, limit)
     models = _Models(comps)
@@ -303,6 +315,7 @@ def robustness_cmd(
     from services.evaluation import arm_generators, generation_settings, plan_eval
     from services.recipes import domain_gate_metric
 
+    check_arms(ab)  # before the store opens (which stops the keep-warm worker)
     comps = state.components
     settings = comps.settings
     plan = plan_eval(comps, domain, ab, testset, limit)
