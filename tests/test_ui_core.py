@@ -1385,6 +1385,38 @@ def test_evaluation_run_opens_only_on_two_different_arms_and_says_why(core, corp
         assert update(closed["ev-run"])["interactive"] is False and closed["ev-status"].startswith("Run is off")
 
 
+def test_evaluation_run_off_note_names_the_repeated_arm_and_the_domains_own_adapters(core, corpus, tmp_path):
+    """Arms naming one model twice (or base alone while the domain has an adapter) say so, with an example of the
+    domain's own adapter, not that base is its only model; a domain without adapters is told it has none, never
+    given another domain's adapter as an example."""
+    import shutil
+
+    from ui.app import build_blocks
+
+    core.comps.ingestor().run([corpus], "handbook")
+    it = tmp_path / "it-docs"
+    shutil.copytree(corpus, it)
+    core.comps.ingestor().run([it], "itsupport")
+    register_fake_adapter(core.comps.registry, core.comps.store, "handbook", 1)
+    blocks = build_blocks(core)
+    gate, outs = handler(blocks, "ui.tab_eval", "gate")
+    for arms in ("base,base", "base, base"):
+        note = dict(zip(outs, gate(arms, "", "handbook")))["ev-status"]
+        assert note.startswith("Run is off: the arms name **base** 2 times"), note
+        assert "`base,handbook-v1`" in note and "only one" not in note and "train an adapter" not in note
+    note = dict(zip(outs, gate("base", "", "handbook")))["ev-status"]
+    assert "two different arms" in note and "`base,handbook-v1`" in note and "only one" not in note
+    note = dict(zip(outs, gate("handbook-v1,handbook-v1", "", "handbook")))["ev-status"]
+    assert note.startswith("Run is off: the arms name **handbook\\-v1** 2 times") and "`base,handbook-v1`" in note
+    for arms in ("base", "base,base"):
+        closed = dict(zip(outs, gate(arms, "", "itsupport")))
+        note = closed["ev-status"]
+        assert update(closed["ev-run"])["interactive"] is False
+        assert "handbook" not in note and ("no adapter" in note or "only one" in note), note
+    assert "only one for domain **itsupport** so far" in dict(zip(outs, gate("base", "", "itsupport")))["ev-status"]
+    assert "**itsupport** has no adapter yet" in dict(zip(outs, gate("base,base", "", "itsupport")))["ev-status"]
+
+
 def test_documents_show_todays_domains_and_documents_when_the_page_loads(core, corpus):
     """A domain and documents indexed since the app started (by the CLI, another page) are in the Documents tab
     when the page loads or the tab is shown, not only after its first tick; a domain the user typed stays."""

@@ -126,21 +126,41 @@ def report_view(core: Any, run_id: str | None) -> dict[str, Any]:
     return {"verdict": text, "means": (rows, headers), "diffs": diffs, "plots": imgs}
 
 
-def arms_note(arms: str, domain: str | None = None) -> str:
-    """Why an evaluation of these arms cannot run ('' when it can): it compares two or more different models."""
-    names = list(dict.fromkeys(a.strip() for a in (arms or "").split(",") if a.strip()))
+def arms_note(arms: str, domain: str | None = None, cards: list[Any] | None = None) -> str:
+    """Why an evaluation of these arms cannot run ('' when it can): it compares two or more different models.
+    `cards`: the registry's adapter cards; an example of arms uses the domain's own adapters (never another
+    domain's), or the note says the domain has none."""
+    from assistant.markup import markdown_escaped
+    from services.evaluation import suggested_arms
+
+    typed = [a.strip() for a in (arms or "").split(",") if a.strip()]
+    names = list(dict.fromkeys(typed))
     if len(names) >= 2:
         return ""
-    if names == ["base"]:
-        from assistant.markup import markdown_escaped
-
-        where = f" for domain **{markdown_escaped(domain)}**" if domain else ""
+    try:
+        dom = domain_name(domain) if domain else None
+    except LoragError:
+        dom = None
+    where = f" for domain **{markdown_escaped(domain.strip())}**" if domain and domain.strip() else ""
+    example = suggested_arms(cards or [], dom) if dom else ""
+    has_adapter = "," in example
+    if has_adapter:
+        such = f"e.g. `{example}`"
+    elif dom:
+        such = f"domain **{markdown_escaped(dom)}** has no adapter yet: train one in the **Adapters** tab"
+    else:
+        such = "e.g. base and an adapter of the domain"
+    if len(typed) > len(names):  # one model named more than once
+        return (
+            f"Run is off: the arms name **{markdown_escaped(names[0])}** {len(typed)} times — an evaluation compares "
+            f"two or more different models (the first is the baseline); {such}."
+        )
+    if names == ["base"] and not has_adapter:
         return (
             "Run is off: an evaluation compares two or more models (the first is the baseline), and **base** is "
-            f"the only one{where} so far — train an adapter for it in the **Adapters** tab, pick another domain, "
-            "or name arms such as `base,handbook-v2`."
+            f"the only one{where} so far — train an adapter for it in the **Adapters** tab, or pick another domain."
         )
-    return "Run is off: name at least two different arms separated by commas (the first is the baseline)."
+    return f"Run is off: name at least two different arms separated by commas (the first is the baseline); {such}."
 
 
 def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
@@ -175,11 +195,11 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     def gate(arms: str, said: str, dom: str | None) -> tuple:
         """Run is open when the evaluation package runs and the arms name two or more models; else a note why (a
         run's own status line stays)."""
-        note = "" if why else arms_note(arms, dom)
+        note = "" if why else arms_note(arms, dom, core.registry_cards())
         shown = note if note or (said or "").startswith("Run is off") else gr.skip()
         return gr.Button(interactive=why is None and not note), shown
 
-    first_note = "" if why else arms_note(eval_arms(core, first), first)
+    first_note = "" if why else arms_note(eval_arms(core, first), first, core.registry_cards())
     run = gr.Button(
         "Run A/B evaluation", variant="primary", elem_id="ev-run", interactive=why is None and not first_note
     )
