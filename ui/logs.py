@@ -17,6 +17,7 @@ import importlib.abc
 import importlib.util
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,24 +38,41 @@ class _LazyFileHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.path_fn = path_fn
         self._handler: logging.Handler | None = None
+        self._opening = threading.Lock()
         self.setFormatter(logging.Formatter(FORMAT))
 
     @property
     def path(self) -> Path:
         return Path(self._handler.baseFilename) if self._handler else self.path_fn()  # type: ignore[attr-defined]
 
+    def handle(self, record: logging.LogRecord) -> Any:
+        # the file's handler is made before this handler's lock is taken (handle takes it around emit): making a
+        # handler takes logging's module lock, which logging.config holds while it takes every handler's lock
+        # (uvicorn configures logging when it starts), so making it under this lock could deadlock the two threads
+        if self._handler is None:
+            try:
+                self._open()
+            except Exception:  # noqa: BLE001 - logging never breaks a command
+                self.handleError(record)
+                return False
+        return super().handle(record)
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._handler is not None:
+                return
+            path = self.path_fn()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from logging.handlers import RotatingFileHandler
+
+            handler = RotatingFileHandler(path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8")  # 15 MB at most
+            handler.setFormatter(self.formatter)
+            self._handler = handler
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if self._handler is None:
-                path = self.path_fn()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                from logging.handlers import RotatingFileHandler
-
-                self._handler = RotatingFileHandler(
-                    path, maxBytes=5 * 2**20, backupCount=2, encoding="utf-8"
-                )  # 15 MB at most
-                self._handler.setFormatter(self.formatter)
-            self._handler.emit(record)
+            if self._handler is not None:
+                self._handler.emit(record)
         except Exception:  # noqa: BLE001 - logging never breaks a command
             self.handleError(record)
 

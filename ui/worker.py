@@ -158,7 +158,13 @@ def serve_worker(settings: Any, settings_id: str, factory: Callable[[Any], Any])
     # uvicorn re-raises SIGTERM once it has shut down, so a `finally` may not run: the note goes at shutdown too
     app.app.router.on_shutdown.append(lambda: warm.remove_note(settings, os.getpid()))
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            log_config=None,  # logging stays as ui/logs.py set it up (dictConfig would close its handlers)
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            lifespan="on",
+        )
     )
     holder["server"] = server
 
