@@ -207,8 +207,9 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     job_line = gr.Markdown(progress_line(eval_job(core, first)), elem_id="ev-job")  # the domain's, refreshed
     gr.Markdown("#### Reports")
     # the domain's reports (a tick or the domain picked opens its newest), or why there is none
-    pick = gr.Dropdown(list_reports(core, first), label="Report (of the domain picked)", elem_id="ev-report")
-    empty = gr.Markdown(no_report(first) if not list_reports(core, first) else "", elem_id="ev-empty")
+    first_reports = list_reports(core, first)
+    pick = gr.Dropdown(first_reports, label="Report (of the domain picked)", elem_id="ev-report")
+    empty = gr.Markdown("" if first_reports else no_report(first), elem_id="ev-empty")
     verdict_md = gr.Markdown(elem_id="ev-verdict")
     means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means", visible=False)
     comps = gr.Dataframe(
