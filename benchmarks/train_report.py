@@ -101,6 +101,18 @@ def step_ratio(a: dict, b: dict) -> str:
     return f", median step {ma / mb:.2f}x" if ma and mb else ""
 
 
+def later_steps_ratio(a: dict, b: dict) -> str:
+    """', steps after the first X.XXx': a's time for steps 2..N over b's. Every step counts (not the median),
+    without the first one's captures and compiles: a user pays those once per run (kernel compiles once per
+    machine), so a short run's whole-run ratio carries them and a long run's tends to this one."""
+    later = []
+    for x in (a, b):
+        s = x.get("steps") or {}
+        later.append(s["sum_s"] - s["first_s"] if s.get("sum_s") and s.get("first_s") is not None else None)
+    la, lb = later
+    return f", steps after the first {la / lb:.2f}x" if la and lb and la > 0 and lb > 0 else ""
+
+
 def step_mfu(r: dict, fpt: float, peak: float) -> float | None:
     """MFU at the median step: the run's mean tokens per optimizer step over the median step's time (the steady
     state, without the first step's captures and compiles)."""
@@ -122,7 +134,7 @@ def print_ratio(ref: str, arm: str, q: str, a: dict, b: dict, runs: dict) -> Non
     memory = (" (target <= 1)" if ref == UNSLOTH else " (target <= 0.5)") if lorag else ""
     print(
         f"[{arm} vs {ref}] {q}: tokens/s ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x{each}{speed}"
-        f"{step_ratio(a, b)}, memory "
+        f"{step_ratio(a, b)}{later_steps_ratio(a, b)}, memory "
         f"ratio {b['peak_gb'] / max(a['peak_gb'], 1e-9):.2f} allocated / "
         f"{b['reserved_gb'] / max(a['reserved_gb'], 1e-9):.2f} reserved{memory}, eval loss diff "
         f"{100 * (b['eval_loss'] - a['eval_loss']) / a['eval_loss']:+.2f}%" + (" (target within 1%)" if lorag else "")
