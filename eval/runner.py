@@ -20,6 +20,8 @@ from eval.metrics import MetricSuite
 from eval.testset import TestItem
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# run_ab's phases, in order: retrieve, generate (the answers), score (the answers, then the retrieval); each one's
+# last count is done == total, reported before the next phase begins
 
 
 @dataclass
@@ -150,9 +152,42 @@ def score_answers_cached(
     cache: EvalCache,
     progress: Progress | None = None,
     stage: str = "score",
+    *,
+    start: int = 0,
+    total: int | None = None,
+) -> list[Scored]:
+    """The answers' scores, from the cache or scored now. `progress(stage, start + done, total)` (total: the rows,
+    unless the phase counts more, as run_ab's counts the questions' retrieval scores after the answers)."""
+    return _scored_cached("answer-scores", rows, suite, suite.score_answers, cache, progress, stage, start, total)
+
+
+def score_retrieval_cached(
+    rows: Sequence[dict[str, Any]],
+    suite: MetricSuite,
+    cache: EvalCache,
+    progress: Progress | None = None,
+    stage: str = "score",
+    *,
+    start: int = 0,
+    total: int | None = None,
+) -> list[Scored]:
+    """The questions' retrieval scores, from the cache or scored now; `progress` as score_answers_cached's."""
+    return _scored_cached("retrieval-scores", rows, suite, suite.score_retrieval, cache, progress, stage, start, total)
+
+
+def _scored_cached(
+    kind: str,
+    rows: Sequence[dict[str, Any]],
+    suite: MetricSuite,
+    score: Callable[..., list[Scored]],
+    cache: EvalCache,
+    progress: Progress | None,
+    stage: str,
+    start: int,
+    total: int | None,
 ) -> list[Scored]:
     ident = suite.identity()
-    keys = [key("answer-scores", r, ident) for r in rows]
+    keys = [key(kind, r, ident) for r in rows]
     out: list[Scored | None] = [None] * len(rows)
     miss = []
     for i, k in enumerate(keys):
@@ -161,37 +196,19 @@ def score_answers_cached(
             out[i] = Scored.from_dict(hit)
         else:
             miss.append(i)
-    if progress:
-        progress(stage, len(rows) - len(miss), len(rows))
-    done = [len(rows) - len(miss)]
+    of = len(rows) if total is None else total
+    done = [start + len(rows) - len(miss)]
+    if progress and (start == 0 or done[0] > start):  # the phase's first count; a later part's when it moves it
+        progress(stage, done[0], of)
 
     def tick(n: int) -> None:
         done[0] += n
         if progress:
-            progress(stage, done[0], len(rows))
+            progress(stage, done[0], of)
 
-    scored = suite.score_answers([rows[i] for i in miss], tick)
-    for i, s in zip(miss, scored):
+    for i, s in zip(miss, score([rows[i] for i in miss], tick)):
         out[i] = s
         if not s.has_errors:  # an error (e.g. the endpoint was down) is retried next run; a parse failure is kept
-            cache.put(keys[i], s.to_dict())
-    return [s or Scored() for s in out]
-
-
-def score_retrieval_cached(rows: Sequence[dict[str, Any]], suite: MetricSuite, cache: EvalCache) -> list[Scored]:
-    ident = suite.identity()
-    keys = [key("retrieval-scores", r, ident) for r in rows]
-    out: list[Scored | None] = [None] * len(rows)
-    miss = []
-    for i, k in enumerate(keys):
-        hit = cache.get(k)
-        if hit is None:
-            miss.append(i)
-        else:
-            out[i] = Scored.from_dict(hit)
-    for i, s in zip(miss, suite.score_retrieval([rows[i] for i in miss])):
-        out[i] = s
-        if not s.has_errors:
             cache.put(keys[i], s.to_dict())
     return [s or Scored() for s in out]
 
@@ -276,8 +293,6 @@ def run_ab(
         for arm in arms:
             rows.append(answer_row(q.item, q.answers[arm.label], q.passages))
             spots.append((qi, arm.label))
-    for (qi, label), s in zip(spots, score_answers_cached(rows, suite, cache, progress)):
-        questions[qi].answer_scores[label] = s
     rrows = [
         {
             "question": q.item.question,
@@ -289,7 +304,11 @@ def run_ab(
         }
         for q in questions
     ]
-    for q, s in zip(questions, score_retrieval_cached(rrows, suite, cache)):
+    # one scoring phase: the answers, then the questions' retrieval (its count goes on from the answers')
+    scoring = len(rows) + len(rrows)
+    for (qi, label), s in zip(spots, score_answers_cached(rows, suite, cache, progress, total=scoring)):
+        questions[qi].answer_scores[label] = s
+    for q, s in zip(questions, score_retrieval_cached(rrows, suite, cache, progress, start=len(rows), total=scoring)):
         q.retrieval_scores = s
     t3 = time.perf_counter()
     counts = {

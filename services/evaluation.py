@@ -198,6 +198,8 @@ def run_eval(
             progress=progress,
             generation=generation_settings(settings),
         )
+    if progress:  # its own phase: the plots take a while, after the last score
+        progress("report", 0, 1)
     run_id = new_run_id(plan.domain)
     report = build_report(
         result,
@@ -210,6 +212,8 @@ def run_eval(
         else None,
     )
     write_report(report, out or settings.reports_dir / run_id)
+    if progress:
+        progress("report", 1, 1)
     report["attached_to"] = []
     for arm in plan.arms:
         if arm.kind == "adapter":

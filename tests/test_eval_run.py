@@ -100,6 +100,37 @@ def test_the_generate_count_moves_with_each_answer_not_each_batch(hr, tmp_path):
     assert [p for p in seen if p[0] == "generate"] == [("generate", 0, 4), ("generate", 4, 4)]
 
 
+class CutAtLimitGenerator(ArmGenerator):
+    """As the in-process model on an accelerator: the answer that ends early is told while the batch runs, the
+    others (cut at the token limit) all at once when it returns."""
+
+    def generate_batch(self, batch, *, adapters=None, max_new_tokens=None, on_done=None):  # noqa: ANN001
+        out = super().generate_batch(batch, adapters=adapters, max_new_tokens=max_new_tokens)
+        if on_done is not None:
+            on_done(0)
+            for i in range(1, len(batch)):  # the burst at the end of the batch
+                on_done(i)
+        return out
+
+
+def test_each_phase_ends_at_n_of_n_before_the_next_and_scoring_counts_retrieval_too(hr, tmp_path):
+    """retrieve, generate, score in turn, each ending at done == total before the next one's first count, however the
+    answers end (one early, three in a burst at the token limit); the scoring phase counts the 4 answers, then the 2
+    questions' retrieval scores, so it does not sit at 4/4 while retrieval is scored."""
+    items = load_testset(write_testset(tmp_path / "t.jsonl", 2, unanswerable=False))
+    arms = parse_arms("base,hr-v1", registry=hr.registry, base_model="fake")
+    seen: list[tuple[str, int, int]] = []
+    _run(hr, items, arms, CutAtLimitGenerator(adapter_knows("hr-v1")), progress=lambda *p: seen.append(p))
+    stages = [s for s, _, _ in seen]
+    assert stages == sorted(stages, key=["retrieve", "generate", "score"].index)  # phases in turn, never back
+    for stage, total in (("retrieve", 2), ("generate", 4), ("score", 6)):
+        counts = [(d, t) for s, d, t in seen if s == stage]
+        done = [d for d, _ in counts]
+        assert done == sorted(done) and done[-1] == total and {t for _, t in counts} == {total}, (stage, counts)
+    assert [p for p in seen if p[0] == "generate"] == [("generate", n, 4) for n in range(5)]
+    assert [p for p in seen if p[0] == "score"] == [("score", n, 6) for n in range(7)]
+
+
 def test_the_fixed_nothing_relevant_reply_scores_as_an_abstention(hr, tmp_path):
     """A question under retrieval.min_relevance whose reference source is still among the passages: every arm gets
     the fixed reply, which counts as abstained and is left out of unsupported (the metrics' own definitions)."""

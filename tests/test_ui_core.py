@@ -1102,6 +1102,64 @@ def test_an_eval_jobs_generate_count_moves_as_each_answer_is_generated(core, cor
     assert len(counts & {"1/4", "2/4", "3/4"}) >= 2, shown  # it moved while the batch ran
 
 
+def test_an_eval_jobs_line_keeps_moving_shows_generate_n_of_n_and_scoring_as_its_own_phase(
+    core, corpus, tmp_path, monkeypatch
+):
+    """What a user saw: 1/4, then 3/4 (two answers ending together), then a long wait while the last answer runs to
+    the token limit, then scoring. Now, while at 3/4 the job line goes on (the stage's elapsed time, an ETA counting
+    down), and once scoring (its own phase, counting the answers then the questions' retrieval) or the report has
+    begun, the line still says generation ended at 4/4 — whenever the tab's timer polls."""
+    import eval.metrics
+    import eval.report_build
+    from ui.jobs import progress_line
+    from ui.web_jobs import eval_available
+
+    if eval_available():
+        pytest.skip(eval_available())
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    ts = tmp_path / "ts.jsonl"
+    rows = [
+        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days"},
+        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month"},
+    ]
+    ts.write_text("".join(json.dumps({**r, "sources": []}) + "\n" for r in rows))
+    gen, stream = core.comps.generator, core.comps.generator.stream
+    waits = iter([0.4, 0.0, 0.0, 2.2])  # the 2nd and 3rd answers end with the 1st; the 4th runs to the limit
+
+    def timed(messages, **kw):
+        time.sleep(next(waits, 0.0))
+        yield from stream(messages, **kw)
+
+    def slowly(fn):
+        def run(*a, **kw):
+            time.sleep(0.6)
+            return fn(*a, **kw)
+
+        return run
+
+    monkeypatch.setattr(gen, "stream", timed)
+    monkeypatch.setattr(eval.metrics.MetricSuite, "score_answers", slowly(eval.metrics.MetricSuite.score_answers))
+    monkeypatch.setattr(eval.report_build, "build_report", slowly(eval.report_build.build_report))
+    job_id = _ab_with_fake_adapter(core, ts)
+    shown: list[str] = []
+    deadline = time.monotonic() + 60
+    while (job := core.jobs.get(job_id))["status"] == "running" and time.monotonic() < deadline:
+        line = progress_line(job)
+        if not shown or shown[-1] != line:
+            shown.append(line)
+        time.sleep(0.02)
+    assert job["status"] == "done", job
+    waiting = [line for line in shown if "generate · 3/4" in line]
+    ticks = {m.group(1) for line in waiting if (m := re.search(r"(\d:\d\d) elapsed", line))}
+    assert {"0:01", "0:02"} <= ticks, waiting  # the line goes on while the last answer is generated
+    assert "longer than estimated" in waiting[-1], waiting  # its ETA (0.13 s per answer) ran out
+    after = [line for line in shown if re.search(r" · (score|report) · ", line)]
+    assert after and all("generate 4/4 done (0:0" in line for line in after), shown
+    assert any(re.search(r" · score · [0-5]/6 · ", line) for line in after), after  # 4 answers, 2 questions
+    assert any("score 6/6 done" in line and " · report · 0/1" in line for line in after), after
+
+
 def test_an_uploaded_files_name_is_a_display_name_only(core, corpus, tmp_path):
     """The Evaluation tab's report names the user's file, not Gradio's temporary path; a name a sender gives (the
     CLI's upload) loses its line breaks and control characters, is capped, and its markdown shows as text."""

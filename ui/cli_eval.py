@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from assistant.errors import LoragError
+from ui.cli_progress import StageBars as _Bars
 from ui.cli_state import app_client, domain_option, run_in_app, state, upload_text
 
 eval_app = typer.Typer(
@@ -32,43 +33,6 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)  # no hard line breaks in messages
-
-
-class _Bars:
-    """Rich progress bars, one per stage; silent when stderr is not a terminal or output is JSON."""
-
-    def __init__(self, enabled: bool):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description:>9}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=_console(stderr=True),
-            disable=not enabled,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> "_Bars":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
 class _Models:

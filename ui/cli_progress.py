@@ -5,6 +5,8 @@ a file's chunk count once it is read, when nothing was printed for `every` secon
 file is announced, without two lines for every small one); and, at most every `every` seconds, the chunks
 embedded of the (estimated) total, chunks/s and an ETA. Stdout (the report, --json) is never touched.
 `job` shows the progress of the app's ingest job (the CLI through a running app) the same way.
+
+StageBars: `lorag eval`'s bars, one per stage (retrieve, generate, score, report), each left at its last count.
 """
 
 from __future__ import annotations
@@ -149,3 +151,61 @@ def _due(last: float | None, every: float) -> bool:
     """Nothing printed yet, or `every` seconds passed since `last` (monotonic time has no fixed origin: a machine
     booted a minute ago is at about 60)."""
     return last is None or time.monotonic() - last >= every
+
+
+class StageBars:
+    """Rich progress bars, one per stage, each kept at its last count when the next begins (generate 4/4 stays above
+    score); the elapsed time and the ETA go on between two counts (the ETA counts down from the time per item so far,
+    ui.jobs.eta_words). Silent when not `enabled` (stderr not a terminal, or --json). `get_time`: the bars' clock."""
+
+    def __init__(self, enabled: bool, get_time: Any = None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:>9}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            _eta_column(),
+            console=Console(stderr=True, highlight=False, soft_wrap=True),
+            disable=not enabled,
+            **({"get_time": get_time} if get_time is not None else {}),
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "StageBars":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total, ran=0.0)
+        task = self.progress.tasks[self.tasks[stage]]
+        moved = done != task.completed
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+        if moved:  # the stage's time at this count: the ETA counts down from it
+            self.progress.update(self.tasks[stage], ran=task.elapsed or 0.0)
+
+    def eta(self, stage: str) -> str:
+        """The stage's ETA as its bar shows it now."""
+        return str(_eta_column().render(self.progress.tasks[self.tasks[stage]]))
+
+
+def _eta_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Eta(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            from ui.jobs import eta_words
+
+            if task.finished or not task.total:
+                return Text("")
+            words = eta_words(task.fields.get("ran", 0.0), int(task.completed), int(task.total), task.elapsed or 0.0)
+            return Text(words or "ETA -:--", style="progress.remaining")
+
+    return Eta()

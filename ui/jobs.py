@@ -9,6 +9,7 @@ shows it. A job still marked running when the server starts was cut off: it is m
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import traceback
@@ -50,14 +51,39 @@ class Job:
 
     def progress(self, stage: str, done: int, total: int, *, rate: str | None = None) -> None:
         """Where the job is: a stage, and how far through it (done of total; total 0 when unknown). The times
-        (seconds since the job started) give an ETA; `rate`: the job's own throughput and ETA in words (an
-        ingest's chunks/s), shown instead."""
-        old = self.state.get("progress") or {}
-        since = old.get("stage_t", 0.0) if old.get("stage") == stage else self._elapsed()
-        now = {"stage": stage, "done": done, "total": total, "stage_t": since, "t": self._elapsed()}
-        if rate:
-            now["rate"] = rate
+        (seconds since the job started, and the clock's time of this update) give the stage's elapsed time and an
+        ETA that go on between two updates; `rate`: the job's own throughput and ETA in words (an ingest's
+        chunks/s), shown instead."""
+        self._progress(stage, done, total, rate=rate)
+
+    def phase(self, stage: str, done: int, total: int) -> None:
+        """Where a run of named phases is (an evaluation: retrieve, generate, score, report), as `progress`; a phase
+        the run has left is kept with its last count and time (progress's "ended"), so the job's line shows how it
+        ended (generate 4/4) however soon the next phase began, and whenever it is polled."""
+        self._progress(stage, done, total, phases=True)
+
+    def _progress(self, stage: str, done: int, total: int, *, rate: str | None = None, phases: bool = False) -> None:
         with self.lock:
+            old = self.state.get("progress") or {}
+            t = self._elapsed()
+            same = old.get("stage") == stage
+            now: dict[str, Any] = {
+                "stage": stage,
+                "done": done,
+                "total": total,
+                "stage_t": old.get("stage_t", 0.0) if same else t,
+                "t": t,
+                "at": round(time.time(), 2),
+            }
+            if rate:
+                now["rate"] = rate
+            if phases:
+                ended = list(old.get("ended") or [])
+                if old.get("stage") and not same:
+                    left = {k: old.get(k) or 0 for k in ("done", "total")}
+                    ended.append({"stage": old["stage"], **left, "s": round(t - (old.get("stage_t") or 0.0), 2)})
+                if ended:
+                    now["ended"] = ended
             self.state["progress"] = now
         self.save(throttle=True)
 
@@ -225,16 +251,19 @@ def _clock(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
-def progress_line(job: dict[str, Any] | None) -> str:
-    """A running job in words (Markdown; its title, stage and error shown as written): its stage, step or count, the
-    loss so far, tokens/s and an ETA; a finished one, how it ended."""
+def progress_line(job: dict[str, Any] | None, now: float | None = None) -> str:
+    """A running job in words (Markdown; its title, stage and error shown as written): the phases it has ended (an
+    evaluation's), its stage, step or count, the loss so far, tokens/s, the stage's elapsed time and an ETA, both as
+    of `now` (the clock's time; default: this moment), so they go on between two updates; a finished one, how it
+    ended."""
     if not job:
         return ""
     head = f"**{markdown_literal(job['title'])}** — {job['status']}"
     if job["status"] != RUNNING:
         return head + (f" · ⚠ {markdown_literal(job['error'])}" if job.get("error") else "")
     p = job.get("progress") or {}
-    parts = [markdown_literal(p.get("stage") or "starting")]
+    parts = [_ended(e) for e in p.get("ended") or [] if isinstance(e, dict)]
+    parts.append(markdown_literal(p.get("stage") or "starting"))
     done, total = p.get("done") or 0, p.get("total") or 0
     curve = job.get("curve") or []
     if p.get("stage") == "training" and total:
@@ -252,12 +281,34 @@ def progress_line(job: dict[str, Any] | None) -> str:
             parts.append(f"ETA {_clock(per_step * (total - done))}")
     elif total:
         parts.append(f"{done}/{total}")
-        ran = (p.get("t") or 0) - (p.get("stage_t") or 0)
         if p.get("rate"):
             parts.append(p["rate"])
-        elif done and ran > 0:
-            parts.append(f"ETA {_clock(ran / done * (total - done))}")
+        else:
+            ran = max((p.get("t") or 0) - (p.get("stage_t") or 0), 0.0)  # the stage's time at its last count
+            at = p.get("at")
+            since = max((time.time() if now is None else now) - at, 0.0) if isinstance(at, (int, float)) else 0.0
+            parts.append(f"{_clock(ran + since)} elapsed")
+            eta = eta_words(ran, done, total, ran + since)
+            if eta:
+                parts.append(eta)
     return head + " · " + " · ".join(parts)
+
+
+def eta_words(ran: float, done: int, total: int, elapsed: float) -> str | None:
+    """A count's ETA: the time per item so far (`ran` seconds of the stage when `done` of `total` were done) times
+    the items left, less the time since (`elapsed`: the stage's time now), so it counts down between two counts
+    rather than standing still; "longer than estimated" once that runs out; None before the first item is done or
+    after the last."""
+    if not done or done >= total or ran <= 0:
+        return None
+    left = ran / done * total - elapsed
+    return f"ETA {_clock(math.ceil(left))}" if left > 0 else "longer than estimated"
+
+
+def _ended(phase: dict[str, Any]) -> str:
+    """A phase a job has ended, as its line shows it: 'generate 4/4 done (1:30)'."""
+    count = f" {phase.get('done') or 0}/{phase['total']}" if phase.get("total") else ""
+    return f"{markdown_literal(str(phase.get('stage') or ''))}{count} done ({_clock(phase.get('s') or 0)})"
 
 
 def read_loss_log(run_dir: Path) -> list[dict[str, Any]]:

@@ -154,7 +154,7 @@ def start_eval(
             judge=judge,
             attach=lambda names: _attach_missing(core, names),
             use_ragas=getattr(core, "eval_use_ragas", True),
-            progress=job.progress,
+            progress=job.phase,  # each phase ended stays on the job's line: generate n/n, then score, then report
             slot=lambda: core.gate.slot(timeout=3600),  # an evaluation takes one slot; chat keeps the others
         )
         job.log(f"report {report['run_id']}: {report['files']['html']}")
