@@ -1,10 +1,14 @@
 """Where a training step's time goes (benchmarks/bench_train_gpu.py): a TrainerCallback timing every
 optimizer step, and one profiling a steady-state range of steps with torch.profiler (wall vs GPU kernel
-time, the GPU's idle stretches by the kernels around them, every kernel by name)."""
+time, the GPU's idle stretches by the kernels around them, every kernel by name); and cProfile over one
+arm's whole run on the host (`--cprofile`)."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
+from pathlib import Path
 
 
 def step_profiler(start: int = 3, steps: int = 3):
@@ -181,3 +185,28 @@ def summarize_profile(prof, wall_per_step: float, steps: int) -> None:
             print(avgs.table(sort_by=key, row_limit=18, max_name_column_width=60), flush=True)
         except Exception as e:  # the key's name differs across torch versions
             print(f"(table by {key}: {e})")
+
+
+@contextlib.contextmanager
+def host_profile(on: bool, key: str, dump: Path | None = None):
+    """cProfile over one arm's run (model load included): its 30 costliest calls by cumulative time and
+    the 20 by own time; the whole profile into `dump` (pstats format) when given."""
+    if not on:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        print(f"-- cProfile of {key}, by cumulative time:", flush=True)
+        stats = pstats.Stats(prof, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(20)
+        if dump is not None:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            stats.dump_stats(dump)

@@ -18,9 +18,14 @@ where Unsloth chooses it) are Unsloth's choices, reported with the figures.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+
+# benchmarks/, the script's folder; neither imports transformers, trl or peft (this arm's rule)
+from train_profile import step_profiler, step_timer
+from trainer_timing import timed_train
 
 UNSLOTH = "unsloth"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # peft's all-linear
@@ -119,3 +124,25 @@ def unsloth_trainer(model_path: str, rows: list[dict], eval_rows: list[dict], ar
         "linear4bit_layers": four_bit,
     }
     return trainer, chosen
+
+
+def run_unsloth(model_path: str, rows, eval_rows, args, quant: bool, out: Path) -> dict:
+    """The Unsloth arm, in this process: it must have imported unsloth first."""
+    from transformers import AutoTokenizer
+
+    trainer, chosen = unsloth_trainer(model_path, rows, eval_rows, args, quant, out)
+    print(f"-- unsloth: {json.dumps(chosen)}", flush=True)
+    timer = step_timer()
+    trainer.add_callback(timer)
+    if args.profile:
+        trainer.add_callback(step_profiler(args.profile_step))
+    tok = AutoTokenizer.from_pretrained(model_path)  # the tokens counted as for every arm
+    res = timed_train(trainer, tok, rows, args)
+    return {
+        **res,
+        "steps": timer.summary(),
+        "optim": chosen["optim"],
+        "unsloth": chosen,
+        "optimizer_steps": int(trainer.state.global_step),
+        "rows_trained": len(trainer.train_dataset),
+    }

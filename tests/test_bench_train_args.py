@@ -211,19 +211,17 @@ def test_the_summary_gives_step_for_step_ratios_and_mfu_at_the_median_step(monke
 def test_a_fresh_process_runs_with_the_parents_settings(monkeypatch, tmp_path, extra):
     """--fresh: each arm's process parses back the parent's run settings (profiling included: a child that
     dropped --profile trained unprofiled and printed no profile), with one arm and the chosen rows."""
-    import importlib.util
-
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_train_gpu_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    parent = mod.parse_args(
+    from fresh_process import child_command
+    from train_args import parse_args
+
+    parent = parse_args(
         ["--model", "m", "--train", "t.jsonl", "--eval", "e.jsonl", "--epochs", "2", "--batch", "8", "--lr", "1e-4"]
         + ["--max-len", "512", "--quant", "both", "--arms", "lorag,plain", "--fresh", *extra]
     )
-    cmd = mod.child_command("m", tmp_path / "rows.jsonl", parent, True, "lorag", tmp_path, tmp_path / "r.json")
+    cmd = child_command("m", tmp_path / "rows.jsonl", parent, True, "lorag", tmp_path, tmp_path / "r.json")
     assert cmd[:2] == [sys.executable, str(SCRIPT)]
-    child = mod.parse_args(cmd[2:])
+    child = parse_args(cmd[2:])
     for name in ("epochs", "batch", "lr", "max_len", "profile", "profile_step", "cprofile", "eval"):
         assert getattr(child, name) == getattr(parent, name), name
     assert child.arms == "lorag" and child.quant == "qlora" and child.child and not child.fresh
