@@ -147,10 +147,8 @@ def run_in_app(
     remote: Any, kind: str, unsupported: dict[str, Any], *, log_to_stderr: bool = False, **params: Any
 ) -> dict[str, Any]:
     """Start synth/train/eval as the running app's job and follow it: its log lines as they come (on stderr with
-    `log_to_stderr`: stdout is kept for --json), its stage and progress on a spinner; Ctrl-C stops following (the
-    job goes on in the app). Returns the finished job."""
-    import time
-
+    `log_to_stderr`: stdout is kept for --json), its stage and progress on a spinner under them (on a terminal);
+    Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
     from ui.jobs import progress_line
 
     given = [flag for flag, value in unsupported.items() if value]
@@ -167,21 +165,27 @@ def run_in_app(
     console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
     printed = 0
     state: dict[str, Any] = {}
-    live = sys.stderr.isatty()
-    status = console.status("", spinner="dots") if live else None
+    status = _job_status() if sys.stderr.isatty() else None
     try:
         if status:
             status.start()
         while True:
             state = remote.job(job_id)
             said = f"failed: {state.get('error')}"  # the job's last line: the error below says it once
-            for line in state.get("log", [])[printed:]:
-                text = line.split(" ", 1)[-1]
-                if not (state.get("status") == "failed" and text == said):
-                    typer.echo(text, err=log_to_stderr)
+            lines = [line.split(" ", 1)[-1] for line in state.get("log", [])[printed:]]
+            lines = [t for t in lines if not (state.get("status") == "failed" and t == said)]
+            if lines and status:  # the spinner steps aside: each line starts a line of its own, as without it
+                status.stop()
+            for text in lines:
+                typer.echo(text, err=log_to_stderr)
+            if lines and status:
+                status = _job_status()  # a new one: a restarted one would erase the lines above it
+                status.start()
             printed = len(state.get("log", []))
             if status:
-                status.update(markdown_emphasis_text(progress_line(state)))
+                from rich.text import Text
+
+                status.update(Text(markdown_emphasis_text(progress_line(state))))  # as written: no rich markup
             if state.get("status") != "running":
                 break
             time.sleep(1.0)
@@ -193,6 +197,14 @@ def run_in_app(
 
         raise job_error(kind, job_id, state)
     return state
+
+
+def _job_status():  # noqa: ANN202
+    """The spinner that follows an app's job on a terminal: its line wraps at the terminal's width (the phase and the
+    ETA at the end of a long line stay in sight) and disappears when the job ends."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False).status("", spinner="dots")
 
 
 def domain_option(value: Optional[str]) -> Optional[str]:

@@ -1,0 +1,71 @@
+"""`lorag synth/train/eval` while `lorag ui` runs follow the app's job on a terminal: each log line on a line of its
+own above the spinner, the spinner's line wrapping rather than cut at the terminal's width, and nothing of it left
+once the job ends."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tests.helpers.terminal import Tty, screen
+from ui import cli_state
+
+TITLE = "A/B base,handbook-v1 on handbook (4 questions)"
+
+
+def _job(status: str, log: list[str], progress: dict | None = None) -> dict:
+    return {"id": "j1", "title": TITLE, "status": status, "log": [f"20:08:12 {t}" for t in log], "progress": progress}
+
+
+class _App:
+    """An app whose eval job goes: started, generating (2 of 4 answers), done with its report."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, tty: Tty, width: int):
+        ended = [{"stage": "retrieve", "done": 4, "total": 4, "s": 0.2}]
+        generating = {"stage": "generate", "done": 2, "total": 4, "t": 31.0, "stage_t": 0.5, "at": time.time()}
+        self.states = [
+            _job("running", ["started: " + TITLE], {"stage": "starting", "done": 0, "total": 0}),
+            _job("running", ["started: " + TITLE], {**generating, "ended": ended}),
+            _job("done", ["started: " + TITLE, "report r1: /data/reports/r1/report.html", "done in 32.1s"]),
+        ]
+        self.tty, self.width, self.seen = tty, width, []
+
+    def start_job(self, kind: str, **params) -> str:
+        return "j1"
+
+    def job(self, job_id: str) -> dict:
+        time.sleep(0.3)  # the spinner draws the state it was given last
+        self.seen.append(screen(self.tty.getvalue(), self.width))
+        return self.states[min(len(self.seen) - 1, len(self.states) - 1)]
+
+
+def test_the_apps_job_on_a_terminal_keeps_its_log_lines_whole_and_its_progress_in_sight(monkeypatch):
+    width = 80
+    tty = Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    monkeypatch.setattr(sys, "stderr", tty)
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("LINES", "25")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(time, "sleep", lambda s, _sleep=time.sleep: _sleep(min(s, 0.05)))
+    app = _App(tty, width)
+
+    job = cli_state.run_in_app(app, "eval", {}, domain="handbook")
+
+    assert job["status"] == "done"
+    # while it generated: the whole line, wrapped at 80 columns, with the phase ended, the count and the ETA
+    during = " ".join(" ".join(app.seen[2]).split())
+    assert "retrieve 4/4 done (0:00) · generate · 2/4 ·" in during and "ETA" in during, app.seen[2]
+    assert all(len(line) <= width for line in app.seen[2])
+    # at the end: each log line on its own line, in order, and no spinner left over
+    shown = [line for line in screen(tty.getvalue(), width) if line]
+    assert shown == [
+        "started job j1 in the app (it goes on if you stop watching)",
+        "started: " + TITLE,
+        "report r1: /data/reports/r1/report.html",
+        "done in 32.1s",
+    ], shown
