@@ -1178,7 +1178,7 @@ def test_an_uploaded_files_name_is_a_display_name_only(core, corpus, tmp_path):
     q = {"id": "q1", "question": "How much do parking permits cost?", "answer": "12 euros", "sources": ["parking.txt"]}
     upload.write_text(json.dumps(q) + "\n")
     evaluate, _ = handler(build_blocks(core), "ui.tab_eval", "evaluate")
-    job_id = re.search(r"started job `([^`]+)`", evaluate("hr", "base,hr-v1", str(upload), None)).group(1)
+    job_id = re.search(r"started job `([^`]+)`", evaluate("hr", "base,hr-v1", str(upload), None)[0]).group(1)
     job = core.jobs.wait(job_id, 60)
     assert job["status"] == "done", job
     assert load_report(core, job["result"]["run_id"])["testset"]["path"] == "x.jsonl"

@@ -225,8 +225,11 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     ]  # full width, one under the other
     timer = gr.Timer(1.5)
 
-    def evaluate(domain: str, arms: str, testset: str | None, limit: float | None) -> str:
-        """Start an A/B evaluation (a background job) of the arms on the test set; returns its status line."""
+    watching = gr.State(None)  # the evaluation job whose report opens when it is done
+
+    def evaluate(domain: str, arms: str, testset: str | None, limit: float | None) -> tuple[str, Any]:
+        """Start an A/B evaluation (a background job) of the arms on the test set; returns its status line and the
+        job to watch."""
         try:
             job = start_eval(
                 core,
@@ -237,10 +240,10 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
                 testset_name=Path(testset).name if testset else None,  # the report names the user's file
             )
         except LoragError as e:
-            return warn(e, file=testset)
-        return f"started job `{job}`: its progress is below; the report opens when it is done."
+            return warn(e, file=testset), gr.skip()
+        return f"started job `{job}`: its progress is below; the report opens when it is done.", job
 
-    run.click(evaluate, [domain, ab, testset, limit], [status], api_name="evaluate")
+    run.click(evaluate, [domain, ab, testset, limit], [status, watching], api_name="evaluate")
     # typed, or suggested by a tick (a domain picked suggests its arms)
     ab.change(gate, [ab, status, domain], [run, status], api_visibility="private", queue=False)
 
@@ -265,22 +268,32 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
 
     suggested = gr.State(eval_arms(core, first))  # the arms last suggested: replaced while the user has not edited them
 
-    def reports_of(current: str | None, dom: str | None) -> tuple:
-        """The domain's reports in the picker, the one shown kept while it is the domain's, else its newest; and
-        the note while it has none."""
+    def reports_of(current: str | None, dom: str | None, opening: str | None = None) -> tuple:
+        """The domain's reports in the picker: `opening` (a finished job's) when it is one, else the one shown while
+        it is the domain's, else its newest; and the note while it has none."""
         reports = list_reports(core, dom)
-        value = current if current in reports else (reports[0] if reports else None)
+        value = next((r for r in (opening, current) if r in reports), reports[0] if reports else None)
         return gr.Dropdown(choices=reports, value=value), "" if reports else no_report(dom)
 
-    def poll(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
+    def poll(current: str | None, dom: str | None, arms: str, last: str, watched: str | None = None) -> tuple:
+        """The job line, the reports (the report of a job the page watched opens once it is done), the arms
+        suggested, and the job watched: one started here or seen running, until it ends."""
         now = eval_arms(core, dom)  # a new adapter: the suggestion follows it
         arms_update = now if arms == last and now != last else gr.skip()
-        return progress_line(eval_job(core, dom)), *reports_of(current, dom), arms_update, now
+        job = eval_job(core, dom)
+        opening, watch = None, watched
+        if job and job.get("status") == "running":
+            watch = job.get("id")
+        elif job and job.get("id") == watched:  # it ended: its report opens (once: the user's pick stays after)
+            opening, watch = (job.get("result") or {}).get("run_id") if job.get("status") == "done" else None, None
+        # unchanged: not sent, so a tick that read it before Run was clicked does not forget the job started
+        watch_update = watch if watch != watched else gr.skip()
+        return progress_line(job), *reports_of(current, dom, opening), arms_update, now, watch_update
 
     timer.tick(
         poll,
-        [pick, domain, ab, suggested],
-        [job_line, pick, empty, ab, suggested],
+        [pick, domain, ab, suggested, watching],
+        [job_line, pick, empty, ab, suggested, watching],
         api_visibility="private",
         queue=False,
     )
@@ -291,10 +304,15 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
 
     domain.change(follow_domain, [domain, pick], [ab, suggested, pick, empty], api_visibility="private", queue=False)
 
-    def on_show(current: str | None, dom: str | None, arms: str, last: str) -> tuple:
+    def on_show(current: str | None, dom: str | None, arms: str, last: str, watched: str | None = None) -> tuple:
         """The tab shown: today's domains (the one shown while it exists, else the first) and what a tick shows."""
         doms = core.domains()
         dom = dom if dom in doms else (doms[0] if doms else None)
-        return gr.Dropdown(choices=doms, value=dom), *poll(current, dom, arms, last)
+        return gr.Dropdown(choices=doms, value=dom), *poll(current, dom, arms, last, watched)
 
-    on_shown(shown, on_show, [pick, domain, ab, suggested], [domain, job_line, pick, empty, ab, suggested])
+    on_shown(
+        shown,
+        on_show,
+        [pick, domain, ab, suggested, watching],
+        [domain, job_line, pick, empty, ab, suggested, watching],
+    )
