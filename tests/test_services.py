@@ -142,6 +142,9 @@ def test_the_web_apps_training_job_uses_the_users_recipe(core, corpus):
     job = core.jobs.wait(start_train(core, "hr", max_steps=3), 30)
     assert job["status"] == "failed" and "stop here" in job["error"]
     assert (seen["cfg"].learning_rate, seen["cfg"].max_steps) == (1e-3, 3)
+    assert job["title"] == "train hr (3 steps)"
+    job = core.jobs.wait(start_train(core, "hr", max_steps=1), 30)
+    assert job["title"] == "train hr (1 step)" and seen["cfg"].max_steps == 1
 
 
 def test_the_web_apps_synth_reads_only_the_uploaded_qa_never_samples_from_the_working_directory(

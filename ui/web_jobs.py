@@ -97,7 +97,7 @@ def start_train(core: Any, domain: str, max_steps: int | None = None, resume: bo
 
     return core.jobs.start(
         "train",
-        f"train {domain}" + (f" ({max_steps} steps)" if max_steps else ""),
+        f"train {domain}" + (f" ({max_steps} step{'' if max_steps == 1 else 's'})" if max_steps else ""),
         run,
         {"domain": domain, "max_steps": max_steps, "resume": resume},
     )
