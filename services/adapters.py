@@ -188,13 +188,20 @@ def adapter_rows(comps: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def has_heldout(settings: Any, domain: str) -> bool:
-    """Whether the domain has a non-empty held-out split for `lorag eval` to default to."""
+def heldout_count(settings: Any, domain: str) -> int:
+    """The questions of the domain's held-out split, which `lorag eval` defaults to (its non-empty lines; 0: none)."""
     from assistant.names import check_domain
     from eval.testset import HELDOUT_NAME
 
     path = Path(settings.datasets_dir) / check_domain(domain) / HELDOUT_NAME
-    return path.is_file() and bool(path.read_text(encoding="utf-8").strip())
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def has_heldout(settings: Any, domain: str) -> bool:
+    """Whether the domain has a non-empty held-out split for `lorag eval` to default to."""
+    return heldout_count(settings, domain) > 0
 
 
 def card_view(settings: Any, card: Any, stale: bool | None) -> str:
@@ -208,6 +215,7 @@ def card_view(settings: Any, card: Any, stale: bool | None) -> str:
 
 # -- promotion ------------------------------------------------------------------------------------
 _EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
+_TOO_FEW = re.compile(r"too few questions: n=\S+, the gate needs at least (\d+)")
 
 
 def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> Any:
@@ -230,19 +238,25 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
         return reg.promote(name, force=force, gate=gate)
     except LoragError as e:
         text = str(e.args[0])
-        found = _EVAL_HINT.search(text)
-        heldout = found is None or has_heldout(comps.settings, found.group(1))
-        none_held = "the domain has no held-out questions (synth held none out)"
+        found, needed = _EVAL_HINT.search(text), _TOO_FEW.search(text)
+        held = heldout_count(comps.settings, found.group(1)) if found else 0
+        # the held-out split the evaluation defaults to does for the gate: it exists, and holds the questions needed
+        heldout = found is None or (held > 0 and (needed is None or held >= int(needed.group(1))))
+        questions = f"{held} question{'' if held == 1 else 's'}, fewer than the gate needs"
         if face == "cli":
             if heldout:
                 raise
             text = _EVAL_HINT.sub(
                 lambda m: f"run `lorag eval --domain {m.group(1)} --testset FILE.jsonl --ab {m.group(2)}`", text
             )
-            raise LoragError(
-                text, hint=f"{none_held} for the command to default to" + (f"; {e.hint}" if e.hint else "")
-            ) from None
+            why = (
+                f"the held-out split the command defaults to has {questions}"
+                if held
+                else "the domain has no held-out questions (synth held none out) for the command to default to"
+            )
+            raise LoragError(text, hint=why + (f"; {e.hint}" if e.hint else "")) from None
+        why = f"the domain's held-out split has {questions}" if held else "the domain has no held-out questions"
         text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", text) + (
-            "" if heldout else f" ({none_held}: choose a test set there)"
+            "" if heldout else f" ({why}{'' if held else ' (synth held none out)'}: choose a test set there)"
         )
         raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

@@ -107,6 +107,33 @@ def test_the_gate_needs_the_questions_eval_min_questions_asks_for(settings, tmp_
     assert promoted.promoted and promoted.promotion["n"] == 30 and promoted.promotion["min_questions"] == 30
 
 
+def test_a_refusal_for_too_few_questions_points_at_a_test_set_when_the_held_out_split_is_smaller(settings, tmp_path):
+    """The evaluation the refusal names must be able to pass: over a held-out split smaller than the gate needs, the
+    command takes --testset (the CLI) or the tab is told to choose a test set (the web app)."""
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
+    _ab_report(comps.registry, card.name)  # 30 questions
+    settings.eval.min_questions = 40
+    heldout = settings.datasets_dir / "hr" / "heldout.jsonl"
+    heldout.parent.mkdir(parents=True)
+    heldout.write_text("".join(json.dumps({"id": f"q{i}", "question": "q?", "answer": "a"}) + "\n" for i in range(9)))
+    with pytest.raises(LoragError) as e:
+        promote(comps, card.name)
+    assert "run `lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1` on a test set of at least 40" in str(
+        e.value
+    )
+    assert e.value.hint.startswith("the held-out split the command defaults to has 9 questions, fewer than the gate")
+    assert "--force promotes anyway" in e.value.hint
+    with pytest.raises(
+        LoragError, match=r"held-out split has 9 questions, fewer than the gate needs: choose a test set there"
+    ):
+        promote(comps, card.name, face="app")
+    heldout.write_text(heldout.read_text() * 5)  # 45: enough, the plain command
+    with pytest.raises(LoragError) as e:
+        promote(comps, card.name)
+    assert "run `lorag eval --domain hr --ab base,hr-v1` on a test set of at least 40" in str(e.value)
+
+
 def test_recipes_come_from_the_data_folder_before_the_package(settings, tmp_path):
     assert load_recipe(settings, "handbook").learning_rate == 3e-4  # the packaged recipe
     assert load_recipe(settings, "hr").learning_rate != 1e-3  # no recipe anywhere: the defaults
