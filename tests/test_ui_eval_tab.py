@@ -62,3 +62,17 @@ def test_an_evaluation_that_ends_before_a_tick_opens_its_report_and_a_failed_one
     failed = core.jobs.wait(core.jobs.start("eval", "A/B bad", lambda job: 1 / 0, {"domain": "handbook"}), 10)["id"]
     shown = dict(zip(outs, poll(OLD, "handbook", "", "", failed)))
     assert "failed" in shown["ev-job"] and update(shown["ev-report"])["value"] == OLD and shown[None] is None
+
+
+def test_a_page_opened_after_a_newer_report_was_written_shows_the_newest(core, monkeypatch):  # noqa: F811
+    """The picker's value when the page loads is the newest report of that moment, not of when the app started."""
+    from ui.app import build_blocks
+
+    monkeypatch.setattr(core, "domains", lambda: ["handbook"])
+    _report(core, OLD)
+    blocks = build_blocks(core)  # the app starts: OLD is the newest
+    start = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "ev-report").value
+    _report(core, NEW)  # `lorag eval` (or the app) wrote a newer one since
+    on_show, outs = handler(blocks, "ui.tab_eval", "on_show")
+    loaded = dict(zip(outs, on_show(start, "handbook", "", "", None)))  # the page loads with the picker's value
+    assert update(loaded["ev-report"])["value"] == NEW

@@ -208,7 +208,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     gr.Markdown("#### Reports")
     # the domain's reports (a tick or the domain picked opens its newest), or why there is none
     first_reports = list_reports(core, first)
-    pick = gr.Dropdown(first_reports, label="Report (of the domain picked)", elem_id="ev-report")
+    # no value: a page opened later shows the newest report then (a value here would be the newest at start)
+    pick = gr.Dropdown(first_reports, value=None, label="Report (of the domain picked)", elem_id="ev-report")
     empty = gr.Markdown("" if first_reports else no_report(first), elem_id="ev-empty")
     verdict_md = gr.Markdown(elem_id="ev-verdict")
     means = gr.Dataframe(label="Means per arm (* gate metric)", interactive=False, elem_id="ev-means", visible=False)
