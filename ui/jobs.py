@@ -266,8 +266,9 @@ def progress_line(job: dict[str, Any] | None, now: float | None = None) -> str:
     parts.append(markdown_literal(p.get("stage") or "starting"))
     done, total = p.get("done") or 0, p.get("total") or 0
     curve = job.get("curve") or []
-    if p.get("stage") == "training" and total:
-        parts.append(f"step {done}/{total}")
+    if p.get("stage") == "training":
+        if total:
+            parts.append(f"step {done}/{total}")
         losses = [c["loss"] for c in curve if isinstance(c.get("loss"), (int, float))]
         if losses:
             parts.append(f"loss {losses[-1]:.3f}")
@@ -276,22 +277,30 @@ def progress_line(job: dict[str, Any] | None, now: float | None = None) -> str:
             rate = (timed[-1]["tokens"] - timed[0]["tokens"]) / (timed[-1]["t"] - timed[0]["t"])
             parts.append(f"{rate:,.0f} tokens/s")
         stepped = [c for c in curve if "t" in c]
-        if len(stepped) >= 2 and stepped[-1]["step"] > stepped[0]["step"]:
+        if total and len(stepped) >= 2 and stepped[-1]["step"] > stepped[0]["step"]:
             per_step = (stepped[-1]["t"] - stepped[0]["t"]) / (stepped[-1]["step"] - stepped[0]["step"])
             parts.append(f"ETA {_clock(per_step * (total - done))}")
+        else:  # no ETA before two steps are logged (minutes on a CPU): the time training has run goes on instead
+            parts.append(f"{_clock(sum(_stage_time(p, now)))} elapsed")
     elif total:
         parts.append(f"{done}/{total}")
         if p.get("rate"):
             parts.append(p["rate"])
         else:
-            ran = max((p.get("t") or 0) - (p.get("stage_t") or 0), 0.0)  # the stage's time at its last count
-            at = p.get("at")
-            since = max((time.time() if now is None else now) - at, 0.0) if isinstance(at, (int, float)) else 0.0
+            ran, since = _stage_time(p, now)
             parts.append(f"{_clock(ran + since)} elapsed")
             eta = eta_words(ran, done, total, ran + since)
             if eta:
                 parts.append(eta)
     return head + " · " + " · ".join(parts)
+
+
+def _stage_time(p: dict[str, Any], now: float | None) -> tuple[float, float]:
+    """(the stage's time at its last update, the time since that update as of `now`: default this moment)."""
+    ran = max((p.get("t") or 0) - (p.get("stage_t") or 0), 0.0)
+    at = p.get("at")
+    since = max((time.time() if now is None else now) - at, 0.0) if isinstance(at, (int, float)) else 0.0
+    return ran, since
 
 
 def eta_words(ran: float, done: int, total: int, elapsed: float) -> str | None:
