@@ -94,7 +94,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         with gr.Column():
             gr.Markdown("#### 4 · Promote\nServe the adapter for its domain — only when its A/B report shows a gain.")
             with gr.Row():
-                pick = gr.Dropdown([r[0] for r in registry_rows(core)], label="Adapter", elem_id="ad-pick")
+                # no value: the first adapter when the app started (another domain's, an old version) is no choice
+                pick = gr.Dropdown([r[0] for r in registry_rows(core)], value=None, label="Adapter", elem_id="ad-pick")
                 force = gr.Checkbox(False, label="Force (recorded on the card)", elem_id="ad-force")
             prom = gr.Button("4 · Promote (through the A/B gate)", elem_id="ad-promote")
             promote_status = gr.Markdown(elem_id="ad-promote-status")

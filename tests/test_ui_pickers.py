@@ -1,5 +1,6 @@
-"""The Evaluation tab opens the report of an evaluation it watched (started with Run, or seen running, from any
-face) once the job is done, and leaves the user's pick alone after that."""
+"""The pickers of the Evaluation and Adapters tabs: the report of an evaluation the page watched (started with Run,
+or seen running, from any face) opens once the job is done, and the user's pick stays after that; a page opened later
+shows the newest report of that moment; the Promote step names no adapter until the user picks one."""
 
 from __future__ import annotations
 
@@ -76,3 +77,18 @@ def test_a_page_opened_after_a_newer_report_was_written_shows_the_newest(core, m
     on_show, outs = handler(blocks, "ui.tab_eval", "on_show")
     loaded = dict(zip(outs, on_show(start, "handbook", "", "", None)))  # the page loads with the picker's value
     assert update(loaded["ev-report"])["value"] == NEW
+
+
+def test_the_promote_picker_names_no_adapter_until_one_is_picked(core):  # noqa: F811
+    """The Promote step's picker starts empty (Promote says to pick one), not on whichever adapter was first when the
+    app started: an old version, or another domain's, promoted by a click on 4 · Promote."""
+    from tests.test_ui_core import register_fake_adapter
+    from ui.app import build_blocks
+
+    register_fake_adapter(core.comps.registry, core.comps.store, "hr", 1)
+    blocks = build_blocks(core)
+    picker = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "ad-pick")
+    assert picker.value is None and [c[0] for c in picker.choices] == ["hr-v1"]
+    promote, _ = handler(blocks, "ui.tab_adapters", "promote_adapter")
+    assert promote(picker.value, False)[0] == "Pick an adapter."
+    assert not core.comps.registry.get("hr-v1").promoted
