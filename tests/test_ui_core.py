@@ -1069,19 +1069,11 @@ def test_eval_tab_runs_an_ab_in_the_background(core, corpus, tmp_path):
 def test_an_eval_jobs_generate_count_moves_as_each_answer_is_generated(core, corpus, tmp_path, monkeypatch):
     """A 2-question A/B in the app (4 answers in one batch): the job line the Evaluation tab shows counts the
     answers as they are generated (generate · 1/4, 2/4, 3/4), not 0/4 until the batch is done."""
-    from ui.jobs import progress_line
     from ui.web_jobs import eval_available
 
     if eval_available():
         pytest.skip(eval_available())
-    core.eval_use_ragas = False
-    core.comps.ingestor().run([corpus], "hr")
-    ts = tmp_path / "ts.jsonl"
-    rows = [
-        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days"},
-        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month"},
-    ]
-    ts.write_text("".join(json.dumps({**r, "sources": []}) + "\n" for r in rows))
+    ts = _two_question_testset(core, corpus, tmp_path)
     gen, stream = core.comps.generator, core.comps.generator.stream
 
     def slow(messages, **kw):  # an answer takes a while, as a model's does
@@ -1089,15 +1081,7 @@ def test_an_eval_jobs_generate_count_moves_as_each_answer_is_generated(core, cor
         yield from stream(messages, **kw)
 
     monkeypatch.setattr(gen, "stream", slow)
-    job_id = _ab_with_fake_adapter(core, ts)
-    shown: list[str] = []
-    deadline = time.monotonic() + 60
-    while (job := core.jobs.get(job_id))["status"] == "running" and time.monotonic() < deadline:
-        line = progress_line(job)
-        if not shown or shown[-1] != line:
-            shown.append(line)
-        time.sleep(0.02)
-    assert job["status"] == "done", job
+    shown = _lines_while_running(core, _ab_with_fake_adapter(core, ts))
     counts = {m.group(1) for line in shown if (m := re.search(r"generate · (\d/4)", line))}
     assert len(counts & {"1/4", "2/4", "3/4"}) >= 2, shown  # it moved while the batch ran
 
@@ -1111,19 +1095,11 @@ def test_an_eval_jobs_line_keeps_moving_shows_generate_n_of_n_and_scoring_as_its
     begun, the line still says generation ended at 4/4 — whenever the tab's timer polls."""
     import eval.metrics
     import eval.report_build
-    from ui.jobs import progress_line
     from ui.web_jobs import eval_available
 
     if eval_available():
         pytest.skip(eval_available())
-    core.eval_use_ragas = False
-    core.comps.ingestor().run([corpus], "hr")
-    ts = tmp_path / "ts.jsonl"
-    rows = [
-        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days"},
-        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month"},
-    ]
-    ts.write_text("".join(json.dumps({**r, "sources": []}) + "\n" for r in rows))
+    ts = _two_question_testset(core, corpus, tmp_path)
     gen, stream = core.comps.generator, core.comps.generator.stream
     waits = iter([0.4, 0.0, 0.0, 2.2])  # the 2nd and 3rd answers end with the 1st; the 4th runs to the limit
 
@@ -1141,15 +1117,7 @@ def test_an_eval_jobs_line_keeps_moving_shows_generate_n_of_n_and_scoring_as_its
     monkeypatch.setattr(gen, "stream", timed)
     monkeypatch.setattr(eval.metrics.MetricSuite, "score_answers", slowly(eval.metrics.MetricSuite.score_answers))
     monkeypatch.setattr(eval.report_build, "build_report", slowly(eval.report_build.build_report))
-    job_id = _ab_with_fake_adapter(core, ts)
-    shown: list[str] = []
-    deadline = time.monotonic() + 60
-    while (job := core.jobs.get(job_id))["status"] == "running" and time.monotonic() < deadline:
-        line = progress_line(job)
-        if not shown or shown[-1] != line:
-            shown.append(line)
-        time.sleep(0.02)
-    assert job["status"] == "done", job
+    shown = _lines_while_running(core, _ab_with_fake_adapter(core, ts))
     waiting = [line for line in shown if "generate · 3/4" in line]
     ticks = {m.group(1) for line in waiting if (m := re.search(r"(\d:\d\d) elapsed", line))}
     assert {"0:01", "0:02"} <= ticks, waiting  # the line goes on while the last answer is generated
@@ -1209,6 +1177,34 @@ def test_an_uploaded_files_name_is_a_display_name_only(core, corpus, tmp_path):
     with pytest.raises(LoragError) as e:
         start_synth(core, "hr", bad, writer="cloze", qa_name="my\nqa.jsonl")
     assert "my qa.jsonl" in str(e.value) and "my\nqa" not in str(e.value)
+
+
+def _lines_while_running(core, job_id):
+    """Every change of the job's progress line, polled as a tab's timer would, until the job is done."""
+    from ui.jobs import progress_line
+
+    shown: list[str] = []
+    deadline = time.monotonic() + 60
+    while (job := core.jobs.get(job_id))["status"] == "running" and time.monotonic() < deadline:
+        line = progress_line(job)
+        if not shown or shown[-1] != line:
+            shown.append(line)
+        time.sleep(0.02)
+    assert job["status"] == "done", job
+    return shown
+
+
+def _two_question_testset(core, corpus, tmp_path):
+    """The "hr" domain ingested, offline metrics only, and a 2-question test set file (4 answers in an A/B)."""
+    core.eval_use_ragas = False
+    core.comps.ingestor().run([corpus], "hr")
+    ts = tmp_path / "ts.jsonl"
+    rows = [
+        {"id": "q1", "question": "How many days of annual leave do full-time staff receive?", "answer": "27 days"},
+        {"id": "q2", "question": "How much do parking permits cost?", "answer": "12 euros per month"},
+    ]
+    ts.write_text("".join(json.dumps({**r, "sources": []}) + "\n" for r in rows))
+    return ts
 
 
 def _ab_with_fake_adapter(core, ts):
