@@ -20,7 +20,7 @@ from assistant.retrieval import Passage
 from eval.arms import Arm
 from eval.cache import EvalCache
 from eval.metrics import MetricSuite
-from eval.runner import Job, Progress, answer_row, generate_all, retrieve_all, score_answers_cached, stable_passages
+from eval.runner import Job, Progress, answer_row, generate_all, retrieve_all, scores_cached, stable_passages
 from eval.stats import mean_ci
 from eval.testset import TestItem
 
@@ -111,7 +111,7 @@ def run_robustness(
         for _arm in arms:
             rows.append(answer_row(items[qi], answers[i], ps))
             i += 1
-    scored = score_answers_cached(rows, suite, cache, progress)
+    scored = scores_cached("answer-scores", rows, suite, cache, progress)
 
     metrics = suite.answer_metrics
     out: dict[str, Any] = {}

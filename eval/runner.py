@@ -146,46 +146,24 @@ def _takes_on_done(generator: Any) -> bool:
         return False
 
 
-def score_answers_cached(
-    rows: Sequence[dict[str, Any]],
-    suite: MetricSuite,
-    cache: EvalCache,
-    progress: Progress | None = None,
-    stage: str = "score",
-    *,
-    start: int = 0,
-    total: int | None = None,
-) -> list[Scored]:
-    """The answers' scores, from the cache or scored now. `progress(stage, start + done, total)` (total: the rows,
-    unless the phase counts more, as run_ab's counts the questions' retrieval scores after the answers)."""
-    return _scored_cached("answer-scores", rows, suite, suite.score_answers, cache, progress, stage, start, total)
+SCORERS = {"answer-scores": "score_answers", "retrieval-scores": "score_retrieval"}  # cache kind: MetricSuite's method
 
 
-def score_retrieval_cached(
-    rows: Sequence[dict[str, Any]],
-    suite: MetricSuite,
-    cache: EvalCache,
-    progress: Progress | None = None,
-    stage: str = "score",
-    *,
-    start: int = 0,
-    total: int | None = None,
-) -> list[Scored]:
-    """The questions' retrieval scores, from the cache or scored now; `progress` as score_answers_cached's."""
-    return _scored_cached("retrieval-scores", rows, suite, suite.score_retrieval, cache, progress, stage, start, total)
-
-
-def _scored_cached(
+def scores_cached(
     kind: str,
     rows: Sequence[dict[str, Any]],
     suite: MetricSuite,
-    score: Callable[..., list[Scored]],
     cache: EvalCache,
-    progress: Progress | None,
-    stage: str,
-    start: int,
-    total: int | None,
+    progress: Progress | None = None,
+    stage: str = "score",
+    *,
+    start: int = 0,
+    total: int | None = None,
 ) -> list[Scored]:
+    """The rows' scores of one kind ("answer-scores": the answers'; "retrieval-scores": the questions' retrieval),
+    from the cache or scored now. `progress(stage, start + done, total)` (total: the rows, unless the phase counts
+    more, as run_ab's counts the questions' retrieval scores after the answers)."""
+    score = getattr(suite, SCORERS[kind])
     ident = suite.identity()
     keys = [key(kind, r, ident) for r in rows]
     out: list[Scored | None] = [None] * len(rows)
@@ -306,9 +284,11 @@ def run_ab(
     ]
     # one scoring phase: the answers, then the questions' retrieval (its count goes on from the answers')
     scoring = len(rows) + len(rrows)
-    for (qi, label), s in zip(spots, score_answers_cached(rows, suite, cache, progress, total=scoring)):
+    for (qi, label), s in zip(spots, scores_cached("answer-scores", rows, suite, cache, progress, total=scoring)):
         questions[qi].answer_scores[label] = s
-    for q, s in zip(questions, score_retrieval_cached(rrows, suite, cache, progress, start=len(rows), total=scoring)):
+    for q, s in zip(
+        questions, scores_cached("retrieval-scores", rrows, suite, cache, progress, start=len(rows), total=scoring)
+    ):
         q.retrieval_scores = s
     t3 = time.perf_counter()
     counts = {
