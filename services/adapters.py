@@ -218,11 +218,26 @@ _EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
 _TOO_FEW = re.compile(r"too few questions: n=\S+, the gate needs at least (\d+)")
 
 
+def promote_with_line(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> tuple[Any, str, bool]:
+    """`promote`, and the line the CLI, the API and the Adapters tab show for it, and whether anything changed (an
+    adapter that is already its domain's promoted one stays so, without the gate being asked again)."""
+    if comps.registry.get(name).promoted:
+        card = comps.registry.get(name)
+        return card, f"{card.name} is already the promoted adapter for '{card.domain}': nothing changed", False
+    card = promote(comps, name, force=force, face=face)
+    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
+    return card, f"promoted {card.name}{note}: {card.promotion.get('reason', '')}", True
+
+
 def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> Any:
     """Promote through the A/B gate, on the gate metric of the recipe the adapter was trained with (its card), over
     at least eval.min_questions questions; `force` promotes anyway, recorded on the card. A refusal says what to do
-    in the face that asked: the CLI's commands, or the web app's tab and checkbox."""
+    in the face that asked: the CLI's commands, or the web app's tab and checkbox. An adapter that is already
+    its domain's promoted one is returned as it is, without asking the gate again."""
     reg = comps.registry
+    card = reg.get(name)
+    if card.promoted:  # already served for its domain: nothing to decide, and the gate is not asked again
+        return card
     try:
         from eval.gate import promotion_gate
     except ImportError:  # evaluation not installed: only force can promote

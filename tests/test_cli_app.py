@@ -95,6 +95,9 @@ def test_docs_and_adapters_go_through_the_running_app(lorag, live):
     assert (
         r.exit_code == 1 and "promotion of handbook-v2 refused" in str(r.exception) and "lorag eval" in str(r.exception)
     )
+    r = lorag("adapters", "promote", "handbook-v1")  # already the served one: said plainly, the gate not asked again
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == "handbook-v1 is already the promoted adapter for 'handbook': nothing changed"
 
 
 def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):

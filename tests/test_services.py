@@ -10,7 +10,7 @@ import pytest
 
 from assistant.errors import LoragError
 from assistant.registry import AdapterCard, Registry
-from services.adapters import promote
+from services.adapters import promote, promote_with_line
 from services.recipes import card_gate_metric, domain_gate_metric, load_recipe
 
 
@@ -79,6 +79,23 @@ def test_a_recipe_changed_after_training_does_not_move_the_gate(settings, tmp_pa
     _user_recipe(settings, "hr", "gate_metric: rouge_l\n")  # today's recipe names another metric
     promoted = promote(comps, card.name)
     assert promoted.promoted and promoted.promotion["metric"] == "answer_f1"
+
+
+def test_promoting_the_promoted_adapter_again_changes_nothing_and_does_not_ask_the_gate(settings, tmp_path, core):
+    from ui.web_jobs import promote as promote_in_app
+
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "handbook", {"gate_metric": "rouge_l"})
+    _ab_report(comps.registry, card.name)  # the gate refuses it on rouge_l
+    forced = promote(comps, card.name, force=True)
+    assert forced.promoted and forced.promotion["forced"]
+    again, line, changed = promote_with_line(comps, card.name)
+    assert not changed and line == "handbook-v1 is already the promoted adapter for 'handbook': nothing changed"
+    assert again.promoted and again.promotion == forced.promotion  # no new gate decision recorded
+    assert promote(comps, card.name).promotion == forced.promotion
+    # the web app's Promote step (and the API) say the same
+    core.comps.registry.promote(_register(core.comps.registry, tmp_path, "hr", {}).name)
+    assert promote_in_app(core, "hr-v1") == "hr-v1 is already the promoted adapter for 'hr': nothing changed"
 
 
 def test_a_card_without_a_gate_metric_is_judged_on_the_domains_recipe_from_the_data_folder(settings, tmp_path):

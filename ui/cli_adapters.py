@@ -100,15 +100,13 @@ def adapters_promote(
 ) -> None:
     """Make this version the one served for its domain — only if its latest A/B report beats the current one, over at
     least eval.min_questions questions."""
-    from services.adapters import promote
+    from services.adapters import promote_with_line
 
     remote = app_client()
     if remote is not None:  # the app promotes, and serves it at once
         typer.echo(remote.promote(name, force))
         return
-    card = promote(state.components, name, force=force)
-    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
-    typer.echo(f"promoted {card.name}{note}: {card.promotion.get('reason', '')}")
+    typer.echo(promote_with_line(state.components, name, force=force)[1])
 
 
 @adapters_app.command("import")

@@ -173,13 +173,13 @@ def _attach_missing(core: Any, names: list[str]) -> None:
 
 def promote(core: Any, name: str, force: bool = False, face: str = "app") -> str:
     """Promote through the A/B gate and serve it at once; returns the line the tab and the API show."""
-    from services.adapters import promote as promote_adapter
+    from services.adapters import promote_with_line
 
     with core.write_lock:
-        card = promote_adapter(core.comps, name, force=force, face=face)
-    core.refresh_routing()
-    note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""
-    return f"promoted {card.name}{note}: {card.promotion.get('reason', '')}"
+        _, line, changed = promote_with_line(core.comps, name, force=force, face=face)
+    if changed:
+        core.refresh_routing()
+    return line
 
 
 def eval_arms(core: Any, domain: str | None) -> str:
