@@ -69,3 +69,34 @@ def test_the_apps_job_on_a_terminal_keeps_its_log_lines_whole_and_its_progress_i
         "report r1: /data/reports/r1/report.html",
         "done in 32.1s",
     ], shown
+
+
+def test_lorag_eval_through_the_app_ends_with_the_phase_bars_it_leaves_when_run_here(monkeypatch):
+    """The app's evaluation job's phases (each ended one at its count and time, then the last) are drawn as the bars
+    `lorag eval` in this process leaves on the terminal: both ways end with the same lines."""
+    from ui.cli_progress import StageBars, job_phase_bars
+
+    phases = [("retrieve", 4, 4, 0.2), ("generate", 4, 4, 30.0), ("score", 4, 4, 5.0), ("report", 1, 1, 1.0)]
+    width, shown = 80, []
+    for through_app in (False, True):
+        tty = Tty()
+        monkeypatch.setattr(sys, "stderr", tty)
+        monkeypatch.setenv("COLUMNS", str(width))
+        monkeypatch.setenv("TERM", "xterm-256color")
+        for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+            monkeypatch.delenv(name, raising=False)
+        if through_app:
+            ended = [{"stage": s, "done": d, "total": t, "s": sec} for s, d, t, sec in phases[:-1]]
+            job_phase_bars({"stage": "report", "done": 1, "total": 1, "t": 37.2, "stage_t": 36.2, "ended": ended}, True)
+        else:  # what run_eval's progress does to the bars in this process, on a clock of the same times
+            clock = [0.0]
+            with StageBars(True, get_time=lambda clock=clock: clock[0]) as bars:
+                for stage, done, total, sec in phases:
+                    bars(stage, 0, total)
+                    clock[0] += sec
+                    bars(stage, done, total)
+        shown.append([line.rstrip() for line in screen(tty.getvalue(), width) if line.strip()])
+    assert shown[1] == shown[0], shown
+    assert [line.split()[0] for line in shown[1]] == ["retrieve", "generate", "score", "report"]
+    assert shown[1][1].endswith("4/4 0:00:30"), shown[1]
+    job_phase_bars({"stage": "report", "done": 1, "total": 1}, False)  # not a terminal, or --json: nothing

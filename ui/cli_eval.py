@@ -9,6 +9,7 @@ robustness sweeps. Registered in ui/cli.py with `app.add_typer(eval_app, name="e
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -17,6 +18,7 @@ import typer
 
 from assistant.errors import LoragError
 from ui.cli_progress import StageBars as _Bars
+from ui.cli_progress import job_phase_bars
 from ui.cli_state import app_client, domain_option, run_in_app, state, upload_text
 
 eval_app = typer.Typer(
@@ -27,6 +29,9 @@ eval_app = typer.Typer(
 
 # Tests replace this: spec -> Generator for `model:<spec>` arms and a local judge.
 model_loader: Optional[Callable[[str], Any]] = None
+
+
+_REPORT_LINE = re.compile(r"report \S+: ")  # the app's eval job's log line naming its report (ui/web_jobs.py)
 
 
 def _console(stderr: bool = False) -> Any:
@@ -192,6 +197,7 @@ def eval_cmd(
                 "--no-cache": no_cache,
             },
             log_to_stderr=as_json,
+            hide=None if as_json else _REPORT_LINE.match,  # the summary below names the report's files
             domain=domain,
             arms=ab,
             limit=limit,
@@ -200,7 +206,8 @@ def eval_cmd(
         )
         if as_json:  # the job's result: the report's summary, as report_summary gives it without the app
             typer.echo(json.dumps(job["result"], indent=2))
-        else:
+        else:  # the phases' bars and the summary, as the command run here ends
+            job_phase_bars(job.get("progress"), enabled=sys.stderr.isatty())
             print_summary(job["result"])
         return
     from services.evaluation import make_judge, plan_eval, run_eval

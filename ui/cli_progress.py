@@ -209,3 +209,24 @@ def _eta_column() -> Any:
             return Text(words or "ETA -:--", style="progress.remaining")
 
     return Eta()
+
+
+def job_phase_bars(progress: dict[str, Any] | None, enabled: bool) -> None:
+    """The bars `lorag eval` leaves when it runs in this process (one per phase, at its last count and time), drawn
+    from the phases of the app's evaluation job (its progress: the phases ended, and the last) once it is done, so
+    both ways end with the same lines. Silent when not `enabled`, as StageBars."""
+    p = progress or {}
+    phases = [e for e in p.get("ended") or [] if isinstance(e, dict) and e.get("stage")]
+    if p.get("stage"):
+        ran = max((p.get("t") or 0.0) - (p.get("stage_t") or 0.0), 0.0)
+        phases.append({"stage": p["stage"], "done": p.get("done") or 0, "total": p.get("total") or 0, "s": ran})
+    if not enabled or not phases:
+        return
+    clock = [0.0]  # the bars' clock: each phase's bar runs for the time the job took on it
+    with StageBars(True, get_time=lambda: clock[0]) as bars:
+        for ph in phases:
+            stage, total = str(ph["stage"]), int(ph.get("total") or 0)
+            bars(stage, 0, total)
+            clock[0] += float(ph.get("s") or 0.0)
+            bars(stage, int(ph.get("done") or 0), total)
+            bars.progress.stop_task(bars.tasks[stage])

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -144,11 +144,18 @@ def upload_text(path: Path | None, what: str) -> str | None:
 
 
 def run_in_app(
-    remote: Any, kind: str, unsupported: dict[str, Any], *, log_to_stderr: bool = False, **params: Any
+    remote: Any,
+    kind: str,
+    unsupported: dict[str, Any],
+    *,
+    log_to_stderr: bool = False,
+    hide: Callable[[str], bool] | None = None,
+    **params: Any,
 ) -> dict[str, Any]:
     """Start synth/train/eval as the running app's job and follow it: its log lines as they come (on stderr with
-    `log_to_stderr`: stdout is kept for --json), its stage and progress on a spinner under them (on a terminal);
-    Ctrl-C stops following (the job goes on in the app). Returns the finished job."""
+    `log_to_stderr`: stdout is kept for --json; none that `hide` says the command prints itself at the end), its
+    stage and progress on a spinner under them (on a terminal); Ctrl-C stops following (the job goes on in the app).
+    Returns the finished job."""
     from ui.jobs import progress_line
 
     given = [flag for flag, value in unsupported.items() if value]
@@ -173,7 +180,7 @@ def run_in_app(
             state = remote.job(job_id)
             said = f"failed: {state.get('error')}"  # the job's last line: the error below says it once
             lines = [line.split(" ", 1)[-1] for line in state.get("log", [])[printed:]]
-            lines = [t for t in lines if not (state.get("status") == "failed" and t == said)]
+            lines = [t for t in lines if not (state.get("status") == "failed" and t == said) and not (hide and hide(t))]
             if lines and status:  # the spinner steps aside: each line starts a line of its own, as without it
                 status.stop()
             for text in lines:
