@@ -585,6 +585,12 @@ HEADER_WORDS_JS = """(sel) => [...document.querySelectorAll(sel + ' .header-cell
 })"""
 
 
+# the elements of a table that scroll sideways (their content is wider than they are)
+SIDEWAYS_SCROLL_JS = """(sel) => [...document.querySelectorAll(sel + ' *')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))
+    .map(e => [e.className, e.scrollWidth, e.clientWidth])"""
+
+
 def test_the_registry_headers_never_break_inside_a_word(browser, live, monkeypatch):
     """The Adapters tab's registry (ten columns, long base model names and promotion reasons) in a wide and a
     narrow window: a header wraps between its words only ("promoted", not "promot/ed"), each word inside its column."""
@@ -594,19 +600,27 @@ def test_the_registry_headers_never_break_inside_a_word(browser, live, monkeypat
     long_row = ["garden-v1", "garden", "HuggingFaceTB/SmolLM2-360M-Instruct", "yes", "", "1.2100", "1.4300"]
     long_row += ["2026-03-01T10:11:12Z", "20260301-101010-garden", "gate passed: answer_f1 +0.081 [+0.020, +0.140]"]
     monkeypatch.setattr(ui.tab_adapters, "registry_rows", lambda core: [*rows, long_row])  # the tick shows it
-    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
     try:
         pg.goto(live.url)
         pg.wait_for_selector("#chat-input textarea, #chat-input input")
         tab(pg, "Adapters")
         wait_text(pg, "#ad-registry", "garden-v1")
         for width in (1280, 1000, 800):
-            pg.set_viewport_size({"width": width, "height": 900})
+            pg.set_viewport_size({"width": width, "height": 800})
             pg.wait_for_timeout(500)
             heads = pg.evaluate(HEADER_WORDS_JS, "#ad-registry")
             assert [h[0].replace("\n", " ") for h in heads][:5] == ["name", "domain", "base", "promoted", "stale"]
             broken = [(head, word) for head, words in heads for word, lines, inside in words if lines > 1 or not inside]
             assert broken == [], (width, heads)
             pg.screenshot(path=str(ARTIFACTS / f"ui-adapters-registry-{width}.png"), full_page=True)
+            if width == 1280:  # every column in sight, the last ("promotion") included: no scrolling sideways
+                table = box_of(pg, "#ad-registry")
+                edges = pg.evaluate(
+                    "[...document.querySelectorAll('#ad-registry .header-cell')].map(th => [th.innerText.trim(), "
+                    "th.getBoundingClientRect().right])"
+                )
+                assert edges and all(right <= table["x"] + table["width"] + 1 for _, right in edges), (edges, table)
+                assert pg.evaluate(SIDEWAYS_SCROLL_JS, "#ad-registry") == []
     finally:
         pg.close()
