@@ -177,15 +177,19 @@ def sample_corpus_files() -> list[Path]:
     return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None where it cannot be read."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def machine() -> str:
+    cpu = cpu_model() or platform.processor() or platform.machine()
     import torch
 
     gpu = "CUDA" if torch.cuda.is_available() else "no GPU"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
+from _common import cpu_model
 from unsloth_arm import UNSLOTH
 
 
@@ -31,19 +31,11 @@ TARGETS = {"plain": 3.0, "plain-nodrop": 3.0, UNSLOTH: 2.0}  # lorag's tokens/s 
 def host_line() -> str:
     """The host CPU (model, logical cores) and its load averages now: eager arms launch each kernel from Python,
     so their step times follow the host's speed and load, which differ between machines of one GPU kind."""
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         load = "/".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         load = "?"
-    return f"host={model} x{os.cpu_count()} load={load}"
+    return f"host={cpu_model() or '?'} x{os.cpu_count()} load={load}"
 
 
 def summarize(args, gpu: str, n_rows: int, fpt: float, runs: dict, failed: dict, size: str | None) -> None:
@@ -105,12 +97,14 @@ def later_steps_ratio(a: dict, b: dict) -> str:
     """', steps after the first X.XXx': a's time for steps 2..N over b's. Every step counts (not the median),
     without the first one's captures and compiles: a user pays those once per run (kernel compiles once per
     machine), so a short run's whole-run ratio carries them and a long run's tends to this one."""
-    later = []
-    for x in (a, b):
-        s = x.get("steps") or {}
-        later.append(s["sum_s"] - s["first_s"] if s.get("sum_s") and s.get("first_s") is not None else None)
-    la, lb = later
+    la, lb = (_later_steps_s(x) for x in (a, b))
     return f", steps after the first {la / lb:.2f}x" if la and lb and la > 0 and lb > 0 else ""
+
+
+def _later_steps_s(run: dict) -> float | None:
+    """The run's step time after the first step (all steps' sum less the first's), or None without step times."""
+    s = run.get("steps") or {}
+    return s["sum_s"] - s["first_s"] if s.get("sum_s") and s.get("first_s") is not None else None
 
 
 def step_mfu(r: dict, fpt: float, peak: float) -> float | None:
