@@ -20,6 +20,9 @@ def known_hint(name: str, known: Iterable[str], what: str) -> str:
     return (f"did you mean {close}? " if close else "") + f"known {what}: {', '.join(known) or 'none'}"
 
 
+EMPTY_QUESTION = "the question is empty"  # what retrieval, `lorag ask`, Chat and Side by side say of a blank one
+
+
 class LoragError(Exception):
     """A problem the user can act on: the message says what and where (file, field, setting)."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from assistant import index_record
 from assistant.embedding import DenseEmbedder, SparseEncoder, SparseVector
-from assistant.errors import LoragError, UnknownDomainError, known_hint
+from assistant.errors import EMPTY_QUESTION, LoragError, UnknownDomainError, known_hint
 from assistant.names import is_domain
 from assistant.settings_pipeline import RetrievalSettings
 from assistant.store import Hit, RankedLists, Store
@@ -185,7 +185,7 @@ class Retriever:
         """`query_vec`: the question's dense vector when the caller has it (else embedded here, once); the
         Retrieval keeps the vector searched with, so routing needs no second embedding."""
         if not question.strip():
-            raise LoragError("the question is empty")
+            raise LoragError(EMPTY_QUESTION)
         s = self.settings
         k = top_k or s.top_k
         domains = self.resolve_domains(domain)

@@ -221,8 +221,8 @@ _TOO_FEW = re.compile(r"too few questions: n=\S+, the gate needs at least (\d+)"
 def promote_with_line(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> tuple[Any, str, bool]:
     """`promote`, and the line the CLI, the API and the Adapters tab show for it, and whether anything changed (an
     adapter that is already its domain's promoted one stays so, without the gate being asked again)."""
-    if comps.registry.get(name).promoted:
-        card = comps.registry.get(name)
+    card = comps.registry.get(name)
+    if card.promoted:
         return card, f"{card.name} is already the promoted adapter for '{card.domain}': nothing changed", False
     card = promote(comps, name, force=force, face=face)
     note = " (forced; recorded on the card)" if card.promotion.get("forced") else ""

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional
 
 import typer
 
-from assistant.errors import LoragError
+from assistant.errors import EMPTY_QUESTION, LoragError
 from ui.cli_state import app_client, log_time, search_domain_option, stage, state
 
 
@@ -52,7 +52,7 @@ def ask_cmd(
 
     The models stay loaded for the next ask in a background worker (cli.keep_warm_s; `lorag stop` ends it)."""
     if not question.strip():
-        raise LoragError("the question is empty")
+        raise LoragError(EMPTY_QUESTION)
     warm = not no_warm and state.settings.cli.keep_warm_s > 0
     # the models are looked for (about a second, nothing loaded) before a worker with other settings is stopped
     # or anything heavy starts: one that cannot be found fails now, and the running worker is left alone

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from assistant.answer import Answer
-from assistant.errors import LoragError
+from assistant.errors import EMPTY_QUESTION, LoragError
 from assistant.routing import BASE_CHOICE
 from ui.compare_votes import new_comparison_id
-from ui.tab_chat import EMPTY_QUESTION
 
 
 def compare_stream(core: Any, question: str, domain: str | None, left: str, right: str) -> Iterator[dict[str, Any]]:

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from assistant.answer import Answer
-from assistant.errors import LoragError
+from assistant.errors import EMPTY_QUESTION, LoragError
 from assistant.markup import markdown_literal
 from assistant.routing import AUTO
 
 NOTHING_INDEXED = "Nothing is indexed yet: add documents in the **Documents** tab, then ask again."
-EMPTY_QUESTION = "the question is empty"  # what Chat and Side by side say of a question with nothing in it
 
 
 def esc(text: Any) -> str:

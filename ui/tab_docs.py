@@ -102,14 +102,15 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         type="filepath",
     )
     go = gr.Button("Add to index", variant="primary", elem_id="docs-ingest")
-    progress = gr.Markdown(_progress_md(last_upload(core)), elem_id="docs-progress")
+    latest = last_upload(core)  # (it reads every job file)
+    progress = gr.Markdown(_progress_md(latest), elem_id="docs-progress")
     started = gr.JSON(visible=False)  # what /upload returns: {"job": id} or {"error": ...}
     # None: the progress and results follow the latest upload. A job id ("" for none): this page's click shows
     # its own upload (being copied, or refused) while that job is still the latest: the timer leaves them alone
     held = gr.State(None)
     results = gr.Dataframe(
         headers=["file", "result", "reason or warnings", "chunks"],
-        value=_results_rows(last_upload(core)),
+        value=_results_rows(latest),
         label="Last upload, per file",
         elem_id="docs-results",
         interactive=False,
