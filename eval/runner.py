@@ -105,7 +105,6 @@ def generate_all(
         g = gens[gid]
         n_arms = len({jobs[i].arm.label for i in idx}) or 1
         size = max(n_arms, (max(batch_size, 1) // n_arms) * n_arms)
-        counts_rows = progress is not None and _takes_on_done(g)
         for start in range(0, len(idx), size):
             chunk = idx[start : start + size]
             ended: set[int] = set()
@@ -120,7 +119,7 @@ def generate_all(
             outs = g.generate_batch(
                 [jobs[i].messages for i in chunk],
                 adapters=[jobs[i].arm.adapter for i in chunk],
-                **({"on_done": one_done} if counts_rows else {}),
+                on_done=one_done if progress else None,  # the generator checks rows' ends only when asked
             )
             stats["generate_s"] += time.perf_counter() - t0
             stats["new_tokens"] += float(getattr(getattr(g, "last_stats", None), "new_tokens", 0) or 0)
@@ -134,16 +133,6 @@ def generate_all(
     for i, j in dupes:
         answers[i], sources[i] = answers[j], "cache" if sources[j] == "cache" else "duplicate"
     return [a or "" for a in answers], sources, stats
-
-
-def _takes_on_done(generator: Any) -> bool:
-    """Whether the generator's generate_batch says when each answer of a batch is finished (`on_done`)."""
-    import inspect
-
-    try:
-        return "on_done" in inspect.signature(generator.generate_batch).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
 
 
 SCORERS = {"answer-scores": "score_answers", "retrieval-scores": "score_retrieval"}  # cache kind: MetricSuite's method

@@ -53,7 +53,7 @@ class ArmGenerator(FakeGenerator):
         self.answer = answer
         self.batches: list[list[tuple[str, str | None]]] = []
 
-    def generate_batch(self, batch, *, adapters=None, max_new_tokens=None):  # noqa: ANN001
+    def generate_batch(self, batch, *, adapters=None, max_new_tokens=None, on_done=None):  # noqa: ANN001
         names = list(adapters) if adapters is not None else [None] * len(batch)
         self.batches.append([(m[-1]["content"], a) for m, a in zip(batch, names)])
         return [self.answer(question_of(m), a) for m, a in zip(batch, names)]
