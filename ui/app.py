@@ -48,6 +48,19 @@ CSS = """
 /* a table's header (gr.Dataframe, wrap=True) wraps between its words only, never inside one ("promot/ed"): its
    column is then at least as wide as the header's longest word, and the cells take the rest */
 .gradio-container .header-cell .header-content span { word-break: normal !important; overflow-wrap: normal !important; }
+/* the Adapters tab's registry (ui/tab_adapters.py) fits the page without scrolling sideways: below 1280 px (gradio's
+   page is then 1024 px wide) its "created" column is left out, below 1024 px (768 px) its "last report" too; the
+   table is then as wide as the columns it shows (gradio sets its width to the sum of all of them) */
+@media (max-width: 1279px) {
+  #ad-registry .header-cell[data-heading="7"], #ad-registry .body-cell[data-col="7"],
+  #ad-registry .sizing-body td:nth-child(8) { display: none; }
+  #ad-registry .header-table { width: max-content !important; }
+  #ad-registry .virtual-body { width: auto !important; }
+}
+@media (max-width: 1023px) {
+  #ad-registry .header-cell[data-heading="8"], #ad-registry .body-cell[data-col="8"],
+  #ad-registry .sizing-body td:nth-child(9) { display: none; }
+}
 """
 
 # A click on an answer's [n] marker (<a class="cite-ref" href="#cite-KEY-n">) opens source n under that answer

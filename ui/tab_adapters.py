@@ -119,7 +119,8 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
         wrap=True,
         # the short columns as wide as their header's longest word, the long ones shares of the table that leave
         # them the rest at 1280 px: every column in sight there (without widths a long base model name and report
-        # id pushed "promotion" out of the table); a long cell wraps in its column
+        # id pushed "promotion" out of the table); a long cell wraps in its column. In a narrower window the app's
+        # CSS (ui/app.py) leaves out "created", then "last report", so the rest still fit
         column_widths=["10%", "96px", "14%", "90px", "64px", "72px", "72px", "11%", "13%", "19%"],
     )
     drawn = gr.State("")  # (job, points) the plot shows, so it is redrawn only when the curve grows
