@@ -1371,6 +1371,51 @@ def test_training_progress_reads_as_stage_step_loss_rate_and_eta(tmp_path):
     )
 
 
+def _plotted(fig) -> tuple:
+    """A figure's axes box and its lines: label -> (marker radius, line style, points), all in display pixels."""
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lines = {}
+    for line in ax.get_lines():
+        marked = line.get_marker() not in (None, "None", "", " ")
+        radius = line.get_markersize() * fig.dpi / 72 / 2 if marked else 0.0
+        lines[line.get_label()] = (radius, line.get_linestyle(), ax.transData.transform(line.get_xydata()))
+    return ax.get_window_extent(), lines
+
+
+def _whole_inside(box, radius: float, points) -> bool:
+    return all(
+        box.x0 <= x - radius and x + radius <= box.x1 and box.y0 <= y - radius and y + radius <= box.y1
+        for x, y in points
+    )
+
+
+def test_the_loss_plot_of_a_one_step_run_shows_its_train_and_held_out_points_whole():
+    """A run of one optimizer step logs one train and one held-out loss, both at its last step: each is a marker (a
+    line through one point draws nothing), drawn whole inside the axes (not cut at the right edge); a longer run's
+    train loss stays a line, its held-out point at the last step whole too."""
+    pytest.importorskip("matplotlib")
+    from ui.adapters_view import loss_figure
+
+    one = [{"step": 1, "max_steps": 1, "loss": 2.31}, {"step": 1, "max_steps": 1, "eval_loss": 2.45}]
+    fig = loss_figure({"kind": "train", "title": "train hr", "curve": one})
+    box, lines = _plotted(fig)
+    assert sorted(lines) == ["held-out", "train"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", "held-out"]
+    for label, (radius, _, points) in lines.items():
+        assert radius > 0 and len(points) == 1, label
+        assert _whole_inside(box, radius, points), (label, points, box)
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # steps, not 0.2 of one
+
+    longer = [{"step": s, "max_steps": 40, "loss": 2.0 / s} for s in range(5, 45, 5)]
+    longer += [{"step": s, "max_steps": 40, "eval_loss": 1.0 / s} for s in (20, 40)]
+    box, lines = _plotted(loss_figure({"kind": "train", "title": "train hr", "curve": longer}))
+    radius, style, points = lines["train"]
+    assert radius == 0 and style == "-" and len(points) == 8
+    radius, style, points = lines["held-out"]
+    assert radius > 0 and style == "--" and _whole_inside(box, radius, points), (points, box)
+
+
 def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_language(core, corpus):
     from ui.adapters_view import next_step
     from ui.web_jobs import eval_arms, promote

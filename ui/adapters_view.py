@@ -73,7 +73,9 @@ def watched_job(core: Any, picked: str | None, domain: str | None) -> tuple[dict
 
 def loss_figure(job: dict[str, Any] | None) -> Any:
     """Training and held-out loss against the step (matplotlib, drawn on the server); the x axis spans the
-    whole run from its first point, so the curve fills it as the steps come."""
+    whole run from its first point, so the curve fills it as the steps come, with a margin past the last step so
+    that a point there (the held-out loss at the end, the only step of a 1-step run) is drawn whole. A train loss
+    of a single point is drawn as a marker (a line through one point draws nothing); steps are whole numbers."""
     try:
         import matplotlib
     except ImportError:  # the eval extra brings it; without it the log still shows the losses
@@ -81,6 +83,7 @@ def loss_figure(job: dict[str, Any] | None) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
     job = job if (job or {}).get("kind") == "train" else None
@@ -88,10 +91,11 @@ def loss_figure(job: dict[str, Any] | None) -> Any:
     for key, label, style in (("loss", "train", "-"), ("eval_loss", "held-out", "o--")):
         pts = [(e["step"], e[key]) for e in curve if isinstance(e.get(key), (int, float))]
         if pts:
-            ax.plot(*zip(*pts), style, label=label)
+            ax.plot(*zip(*pts), style if len(pts) > 1 else "o", label=label)  # a line through one point: nothing
     total = max((e.get("max_steps") or 0 for e in curve), default=0)
     if total:
-        ax.set_xlim(0, total)
+        ax.set_xlim(0, total + max(0.5, total * 0.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if job is None:
