@@ -14,11 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 
+def run_command(domain: str, arms: str, *, testset: str | None = None) -> str:
+    """The evaluation a refusal tells to run, as a `lorag eval` command (on `testset` when given)."""
+    return f"run `lorag eval --domain {domain}{f' --testset {testset}' if testset else ''} --ab {arms}`"
+
+
 def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int) -> dict[str, Any]:
     """Decide whether `card` (assistant.registry.AdapterCard) may be promoted on `metric` (the gate metric of the
     recipe it was trained with: services.recipes.card_gate_metric), from a comparison over at least `min_questions`
     paired questions. Returns
-    {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "min_questions", "report", "run_id", "against"}."""
+    {"ok", "reason", "metric", "diff", "ci_low", "ci_high", "n", "min_questions", "needed", "run", "report",
+    "run_id", "against"}: `needed` the questions the gate needs when it refused for too few (`n` those it had; else
+    None), `run` the evaluation a refusal tells to run, {"domain", "arms"} (run_command words it; else None)."""
     promoted = [c for c in registry.versions(card.domain) if c.promoted and c.version != card.version]
     against = promoted[0].name if promoted else "base"
     what = f"the promoted version {against}" if promoted else "the base model (base)"
@@ -31,11 +38,14 @@ def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int)
         "ci_high": None,
         "n": None,
         "min_questions": min_questions,
+        "needed": None,
+        "run": None,
         "report": None,
         "run_id": None,
         "against": against,
     }
-    run_hint = f"run `lorag eval --domain {card.domain} --ab {against},{card.name}`"
+    run = {"domain": card.domain, "arms": f"{against},{card.name}"}
+    run_hint = run_command(**run)
     reports = [
         r
         for r in card.reports
@@ -43,10 +53,12 @@ def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int)
     ]
     if not reports:
         decision["reason"] = f"{card.name} has no evaluation report on domain '{card.domain}'; {run_hint}"
+        decision["run"] = run
         return decision
     matching = [r for r in reports if against in r["vs"]]
     if not matching:
         seen = sorted({k for r in reports for k in r["vs"]})
+        decision["run"] = run
         decision["reason"] = (
             f"no report of {card.name} compares it with {what}; its reports compare it with "
             f"{', '.join(seen) or 'nothing'}; {run_hint}"
@@ -57,6 +69,7 @@ def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int)
     cmp = rep["vs"][against].get(metric)
     if not cmp or cmp.get("diff") is None or cmp.get("ci_low") is None:
         have = ", ".join(sorted(rep["vs"][against])) or "none"
+        decision["run"] = run
         decision["reason"] = (
             f"report {rep.get('run_id')} has no '{metric}' comparison with {against} (it has: {have}); {run_hint}"
         )
@@ -70,6 +83,7 @@ def promotion_gate(card: Any, registry: Any, metric: str, *, min_questions: int)
         f"{rep.get('run_id')})"
     )
     if not isinstance(n, int) or n < min_questions:
+        decision.update(needed=min_questions, run=run)
         decision["reason"] = (
             f"too few questions: n={n}, the gate needs at least {min_questions} (eval.min_questions): {numbers}; "
             f"{run_hint} on a test set of at least {min_questions} questions"

@@ -5,7 +5,6 @@ Each takes the `Components` (settings and backends) and returns plain results; t
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -214,8 +213,6 @@ def card_view(settings: Any, card: Any, stale: bool | None) -> str:
 
 
 # -- promotion ------------------------------------------------------------------------------------
-_EVAL_HINT = re.compile(r"run `lorag eval --domain (\S+) --ab (\S+)`")
-_TOO_FEW = re.compile(r"too few questions: n=\S+, the gate needs at least (\d+)")
 
 
 def promote_with_line(comps: Any, name: str, *, force: bool = False, face: str = "cli") -> tuple[Any, str, bool]:
@@ -239,31 +236,36 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
     if card.promoted:  # already served for its domain: nothing to decide, and the gate is not asked again
         return card
     try:
-        from eval.gate import promotion_gate
+        from eval.gate import promotion_gate, run_command
     except ImportError:  # evaluation not installed: only force can promote
         promotion_gate = None  # type: ignore[assignment]
+
+    decision: dict[str, Any] = {}  # the gate's, for a refusal to be told from
 
     def gate(card: Any) -> dict[str, Any]:
         if promotion_gate is None:
             return {"ok": False, "reason": "the evaluation package is not available to check this adapter"}
         settings = comps.settings
-        return promotion_gate(card, reg, card_gate_metric(settings, card), min_questions=settings.eval.min_questions)
+        decision.update(
+            promotion_gate(card, reg, card_gate_metric(settings, card), min_questions=settings.eval.min_questions)
+        )
+        return decision
 
     try:
         return reg.promote(name, force=force, gate=gate)
     except LoragError as e:
         text = str(e.args[0])
-        found, needed = _EVAL_HINT.search(text), _TOO_FEW.search(text)
-        held = heldout_count(comps.settings, found.group(1)) if found else 0
+        # the evaluation the refusal names ({"domain", "arms"}), and the questions the gate needs when it had too few
+        run, needed = decision.get("run"), decision.get("needed")
+        held = heldout_count(comps.settings, run["domain"]) if run else 0
         # the held-out split the evaluation defaults to does for the gate: it exists, and holds the questions needed
-        heldout = found is None or (held > 0 and (needed is None or held >= int(needed.group(1))))
+        heldout = run is None or (held > 0 and (needed is None or held >= needed))
         questions = f"{held} question{'' if held == 1 else 's'}, fewer than the gate needs"
+        command = run_command(**run) if run else ""  # as the gate's reason words it
         if face == "cli":
             if heldout:
                 raise
-            text = _EVAL_HINT.sub(
-                lambda m: f"run `lorag eval --domain {m.group(1)} --testset FILE.jsonl --ab {m.group(2)}`", text
-            )
+            text = text.replace(command, run_command(**run, testset="FILE.jsonl"))
             why = (
                 f"the held-out split the command defaults to has {questions}"
                 if held
@@ -271,7 +273,7 @@ def promote(comps: Any, name: str, *, force: bool = False, face: str = "cli") ->
             )
             raise LoragError(text, hint=why + (f"; {e.hint}" if e.hint else "")) from None
         why = f"the domain's held-out split has {questions}" if held else "the domain has no held-out questions"
-        text = _EVAL_HINT.sub(lambda m: f"run an A/B evaluation with arms {m.group(2)} in the Evaluation tab", text) + (
-            "" if heldout else f" ({why}{'' if held else ' (synth held none out)'}: choose a test set there)"
-        )
+        if run:
+            text = text.replace(command, f"run an A/B evaluation with arms {run['arms']} in the Evaluation tab")
+        text += "" if heldout else f" ({why}{'' if held else ' (synth held none out)'}: choose a test set there)"
         raise LoragError(text, hint="or tick Force to promote it anyway (recorded on the card)") from None

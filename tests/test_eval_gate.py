@@ -7,7 +7,7 @@ import pytest
 
 from assistant.errors import LoragError
 from assistant.registry import Registry
-from eval.gate import promotion_gate
+from eval.gate import promotion_gate, run_command
 from tests.test_eval_support import make_adapter
 
 
@@ -75,6 +75,35 @@ def test_too_few_questions_is_refused_whatever_the_ci_says(registry, tmp_path):
     assert not registry.get("hr-v1").promoted
     card = registry.promote("hr-v1", force=True, gate=lambda c: _gate(registry, c.name))  # --force still promotes
     assert card.promoted and card.promotion["forced"] is True and "too few questions" in card.promotion["reason"]
+
+
+def test_a_refusal_says_the_questions_needed_and_the_evaluation_to_run_as_fields(registry, tmp_path):
+    """What a refusal's reason says in words is in the decision as fields too: the questions the gate needs and those
+    it had when too few (the report's own minimum when higher), and the evaluation to run (its domain and arms)."""
+    make_adapter(registry, tmp_path)
+    d = _gate(registry, "hr-v1")  # no report yet
+    assert (d["run"], d["needed"]) == ({"domain": "hr", "arms": "base,hr-v1"}, None)
+    assert run_command(**d["run"]) in d["reason"]
+    registry.attach_report("hr-v1", _summary({"base": _cmp(0.12, 0.05, 0.19, n=7)}))
+    d = _gate(registry, "hr-v1")
+    assert (d["n"], d["needed"], d["run"]) == (7, 20, {"domain": "hr", "arms": "base,hr-v1"})
+    assert (
+        f"n={d['n']}, the gate needs at least {d['needed']}" in d["reason"] and run_command(**d["run"]) in d["reason"]
+    )
+    registry.attach_report(
+        "hr-v1", {**_summary({"base": _cmp(0.12, 0.05, 0.19, n=25)}, run_id="run-2"), "min_questions": 30}
+    )
+    assert (_gate(registry, "hr-v1")["n"], _gate(registry, "hr-v1")["needed"]) == (25, 30)
+    registry.attach_report("hr-v1", _summary({"base": _cmp(0.03, -0.02, 0.08)}, run_id="run-3"))
+    d = _gate(registry, "hr-v1")  # enough questions, no evidence: nothing needed, no evaluation to run
+    assert not d["ok"] and (d["n"], d["needed"], d["run"]) == (40, None, None)
+    registry.attach_report("hr-v1", _summary({"base": _cmp(0.12, 0.05, 0.19)}, run_id="run-4"))
+    d = _gate(registry, "hr-v1")
+    assert d["ok"] and (d["needed"], d["run"]) == (None, None)
+    assert (
+        run_command("hr", "base,hr-v1", testset="qa.jsonl")
+        == "run `lorag eval --domain hr --testset qa.jsonl --ab base,hr-v1`"
+    )
 
 
 def test_the_minimum_counts_the_questions_compared_and_is_the_callers(registry, tmp_path):

@@ -151,6 +151,42 @@ def test_a_refusal_for_too_few_questions_points_at_a_test_set_when_the_held_out_
     assert "run `lorag eval --domain hr --ab base,hr-v1` on a test set of at least 40" in str(e.value)
 
 
+def test_a_refusal_for_too_few_questions_is_told_from_the_gates_fields_not_its_words(settings, tmp_path, monkeypatch):
+    """The refusal reads the questions the gate needs from its decision: however the gate words its reason, a held-out
+    split with more questions than the report had (35 > 30) but fewer than the gate needs (40) is not what the
+    evaluation should default to."""
+    import eval.gate
+
+    gate = eval.gate.promotion_gate
+
+    def reworded(*args, **kwargs):
+        decision = gate(*args, **kwargs)
+        return {
+            **decision,
+            "reason": decision["reason"].replace(
+                "too few questions: n=30, the gate needs at least", "30 compared, fewer than"
+            ),
+        }
+
+    monkeypatch.setattr(eval.gate, "promotion_gate", reworded)
+    comps = _comps(settings)
+    card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
+    _ab_report(comps.registry, card.name)  # 30 questions
+    settings.eval.min_questions = 40
+    heldout = settings.datasets_dir / "hr" / "heldout.jsonl"
+    heldout.parent.mkdir(parents=True)
+    heldout.write_text("".join(json.dumps({"id": f"q{i}", "question": "q?", "answer": "a"}) + "\n" for i in range(35)))
+    with pytest.raises(LoragError) as e:
+        promote(comps, card.name)
+    assert "too few questions" not in str(e.value)
+    assert "run `lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1` on a test set of at least 40" in str(
+        e.value
+    )
+    assert e.value.hint.startswith("the held-out split the command defaults to has 35 questions, fewer than the gate")
+    with pytest.raises(LoragError, match=r"held-out split has 35 questions, fewer than the gate needs: choose a test"):
+        promote(comps, card.name, face="app")
+
+
 def test_recipes_come_from_the_data_folder_before_the_package(settings, tmp_path):
     assert load_recipe(settings, "handbook").learning_rate == 3e-4  # the packaged recipe
     assert load_recipe(settings, "hr").learning_rate != 1e-3  # no recipe anywhere: the defaults
