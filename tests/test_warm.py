@@ -205,6 +205,50 @@ def test_eval_checks_its_arms_before_stopping_the_worker(project):
         assert warm.alive(pid) and project.note()["pid"] == pid, cmd
 
 
+def test_a_command_that_works_here_looks_for_what_it_needs_once(project, corpus, monkeypatch):
+    """What a command that works in this process needs (ask's models, ingest's embedding model, eval's arms) is looked
+    for once: before it stops a running worker of its settings or of others, or with none running."""
+    import ui.cli_eval
+
+    checks = []
+    check_models, check_arms = cli.state.check_models, ui.cli_eval.check_arms
+
+    def counted_models(*, generator: bool = True) -> None:
+        checks.append("models" if generator else "embedder")
+        check_models(generator=generator)
+
+    def counted_arms(ab: str) -> None:
+        checks.append("arms")
+        check_arms(ab)
+
+    monkeypatch.setattr(cli.state, "check_models", counted_models)
+    monkeypatch.setattr(ui.cli_eval, "check_arms", counted_arms)
+
+    def worker() -> int:  # a worker of the current settings runs
+        assert project("ask", Q, "--domain", "hr").exit_code == 0
+        checks.clear()
+        return project.note()["pid"]
+
+    for cmd, checked in (
+        (("ask", Q, "--domain", "hr", "--no-warm", "--json"), ["models"]),
+        (("ingest", str(corpus), "--domain", "hr"), ["embedder"]),
+        (("eval", "--domain", "hr", "--ab", "base,model:other"), ["arms"]),  # then: no held-out split to default to
+    ):
+        pid = worker()
+        r = project(*cmd)
+        assert r.exit_code == (1 if cmd[0] == "eval" else 0), (cmd, r.output, r.exception)
+        assert "stopped the lorag worker (this command runs in this process)" in r.stderr, (cmd, r.output)
+        assert checks == checked and not warm.alive(pid), (cmd, checks)
+        checks.clear()
+        r = project(*cmd)  # none runs
+        assert "stopped the lorag worker" not in r.stderr and checks == checked, (cmd, checks)
+    pid = worker()
+    monkeypatch.setenv("LORAG_RETRIEVAL__TOP_K", "2")
+    r = project("ask", Q, "--domain", "hr", "--json")
+    assert r.exit_code == 0 and "the settings changed: stopped the lorag worker" in r.stderr, r.output
+    assert checks == ["models"] and not warm.alive(pid) and project.note()["pid"] != pid
+
+
 def test_opening_the_store_held_by_the_worker_stops_it(project, capsys):
     """Any CLI command that opens the store itself (no API path) stops the worker first, instead of exit 3."""
     assert project("ask", Q, "--domain", "hr").exit_code == 0

@@ -70,7 +70,6 @@ def _main(
     state.verbose = verbose
     state._settings = None
     state._components = None
-    state._checked = frozenset()
     logs.setup(_log_file, verbose=verbose)
 
 

@@ -56,9 +56,7 @@ def ask_cmd(
     warm = not no_warm and state.settings.cli.keep_warm_s > 0
     # the models are looked for (about a second, nothing loaded) before a worker with other settings is stopped
     # or anything heavy starts: one that cannot be found fails now, and the running worker is left alone
-    remote = app_client(through_worker=warm, before_stop=state.check_models)
-    if remote is None:
-        state.check_models()
+    remote = app_client(through_worker=warm, check=state.check_models)
     if remote is None and warm:
         remote = _warm_worker(domain, adapter, show=not as_json)
     if remote is not None:

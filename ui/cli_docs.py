@@ -32,11 +32,10 @@ def ingest_cmd(
     from functools import partial
 
     check_embedder = partial(state.check_models, generator=False)  # found before the worker is stopped for ingest
-    remote = app_client(through_worker=False, before_stop=check_embedder)  # the worker would index uploaded copies
+    remote = app_client(through_worker=False, check=check_embedder)  # the worker would index uploaded copies
     if remote is not None:
         ingest_through_app(remote, paths, domain, sync, as_json)
         return
-    check_embedder()
     from ui.cli_progress import IngestProgress
 
     comps = state.components

@@ -183,7 +183,7 @@ def eval_cmd(
     if not domain or not ab:
         raise LoragError("lorag eval needs --domain D and --ab ARM,ARM (e.g. --ab base,handbook-v2)")
     # a long job: in the foreground unless a `lorag ui` app holds the store; arms that cannot run leave the worker be
-    remote = app_client(through_worker=False, before_stop=lambda: check_arms(ab))
+    remote = app_client(through_worker=False, check=lambda: check_arms(ab))  # before the store opens
     if remote is not None:  # the app evaluates, as its Evaluation tab does; the report is in its reports folder
         job = run_in_app(
             remote,
@@ -212,7 +212,6 @@ def eval_cmd(
         return
     from services.evaluation import make_judge, plan_eval, run_eval
 
-    check_arms(ab)  # before the store opens
     comps = state.components
     plan = plan_eval(comps, domain, ab, testset, limit)
     models = _Models(comps)

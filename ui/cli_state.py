@@ -21,7 +21,6 @@ class _State:
     verbose: bool = False
     _settings: Any = None
     _components = None
-    _checked: frozenset[str] = frozenset()  # what check_models found this command: "generator" (all), "embedder"
     factory = None  # tests set a callable(settings) -> Components with fake backends
 
     @property
@@ -44,19 +43,15 @@ class _State:
         return self._components
 
     def check_models(self, *, generator: bool = True) -> None:
-        """The models this command loads can be found (Components.check_models), once per command: cheap (no model
-        loads), so it runs before the store opens or the keep-warm worker is stopped. Without a components factory
+        """The models this command loads can be found (Components.check_models): cheap (no model loads), so it runs
+        before the store opens or the keep-warm worker is stopped (app_client's check). Without a components factory
         (the `lorag` command) this needs no ui.components import (the warm path stays light)."""
-        key = "generator" if generator else "embedder"
-        if key in self._checked or "generator" in self._checked:
-            return
         if self._components is not None or self.factory is not None:
             self.components.check_models(generator=generator)
         else:
             from assistant.models.cache import check_findable
 
             check_findable(self.settings, generator=generator, reranker=generator)
-        self._checked = self._checked | {key}
 
     def factory_name(self) -> str | None:
         """How a worker process imports the components factory: MODULE:NAME (None: the default one, or a
@@ -84,16 +79,17 @@ def new_err_console():  # noqa: ANN202
     return new_console(stderr=True)
 
 
-def app_client(through_worker: bool = True, before_stop: Any = None):  # noqa: ANN202
+def app_client(through_worker: bool = True, check: Callable[[], None] | None = None):  # noqa: ANN202
     """The running app that holds the embedded store, or the keep-warm worker (ui/warm.py) when
-    `through_worker` (None: none answers, the CLI opens the store itself). A worker that the command must
-    not go through (it needs the store itself, runs a long job in the foreground, or has other settings) is
-    stopped, once `before_stop` has run: a check that raises (the command cannot succeed) leaves it running.
+    `through_worker` (None: none answers, the CLI opens the store itself). When none answers, `check` runs, once:
+    what the command needs can be found (its models, its arguments; cheap, nothing loaded). A worker that the
+    command must not go through (it needs the store itself, runs a long job in the foreground, or has other
+    settings) is stopped after it: a check that raises (the command cannot succeed) leaves it running.
     Says so on stderr, so --json output stays clean."""
     import logging
 
     from ui.remote import find_app
-    from ui.warm import find_worker
+    from ui.warm import find_worker, say, started_with, stop_worker
 
     client = find_app(state.settings)
     if client is not None:
@@ -109,15 +105,19 @@ def app_client(through_worker: bool = True, before_stop: Any = None):  # noqa: A
                 "with its own; restart `lorag ui` with these settings to use them"
             )
         return client
-    client = find_worker(state.settings, before_stop)
-    if client is not None and not through_worker:
-        if before_stop is not None:
-            before_stop()
+    worker = find_worker(state.settings)
+    same = worker is not None and started_with(state.settings)
+    if same and through_worker:
+        logging.getLogger("ui.cli").info("asking the lorag worker at %s (pid %s)", worker.url, worker.worker_pid)
+        return worker
+    if check is not None:
+        check()
+    if same:
         release_worker("this command runs in this process")
-        return None
-    if client is not None:
-        logging.getLogger("ui.cli").info("asking the lorag worker at %s (pid %s)", client.url, client.worker_pid)
-    return client
+    elif worker is not None:
+        stop_worker(state.settings)
+        say("the settings changed: stopped the lorag worker (the next `lorag ask` starts one with them)")
+    return None
 
 
 def release_worker(reason: str) -> bool:

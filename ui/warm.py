@@ -168,10 +168,9 @@ def current(settings: Any) -> AppClient | None:
     )
 
 
-def find_worker(settings: Any, before_stop: Callable[[], None] | None = None) -> AppClient | None:
-    """The running worker for these settings, or None. Waits while another command starts one; a worker
-    started with other settings is stopped, once `before_stop` has run (a check that raises, e.g. the command's
-    models cannot be found, leaves that worker running)."""
+def find_worker(settings: Any) -> AppClient | None:
+    """The running worker of this data folder, whatever settings it was started with (started_with says whether
+    these), or None. Waits while another command starts one."""
     client = current(settings)
     if client is None and lock_path(settings).exists():
         from filelock import FileLock, Timeout
@@ -183,13 +182,12 @@ def find_worker(settings: Any, before_stop: Callable[[], None] | None = None) ->
             say("a lorag worker is starting for this data folder: waiting for it")
             with FileLock(lock_path(settings), timeout=START_TIMEOUT_S):
                 client = current(settings)
-    if client is not None and (read_note(settings) or {}).get("settings_id") != settings_id(settings):
-        if before_stop is not None:
-            before_stop()
-        stop_worker(settings)
-        say("the settings changed: stopped the lorag worker (the next `lorag ask` starts one with them)")
-        return None
     return client
+
+
+def started_with(settings: Any) -> bool:
+    """The running worker (its note) was started with these settings."""
+    return (read_note(settings) or {}).get("settings_id") == settings_id(settings)
 
 
 def start_worker(
@@ -208,7 +206,7 @@ def start_worker(
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path, timeout=START_TIMEOUT_S):
         client = current(settings)
-        if client is not None and (read_note(settings) or {}).get("settings_id") == settings_id(settings):
+        if client is not None and started_with(settings):
             return client, False
         if client is not None:
             stop_worker(settings)
