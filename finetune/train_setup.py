@@ -119,6 +119,7 @@ def _trainer_args(
         warmup_steps=warmup_steps,
         weight_decay=cfg.weight_decay,
         logging_steps=cfg.logging_steps,
+        logging_first_step=True,  # a loss from the first step: a short run's curve has a train point
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=2,

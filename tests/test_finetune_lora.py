@@ -808,3 +808,18 @@ def test_a_batch_says_when_each_row_ends(tiny_lm):
     assert {i: at for i, at in told} == {i: s or last for i, s in want.items()}  # each at its end, not the batch's
     assert dict(told)[0] < last, (want, told)  # row 0 was told while the other rows still generated
     assert ended == gen.generate_batch(msgs) and ended[1:] == plain[1:]  # the answers are as without on_done
+
+
+def test_a_run_shorter_than_the_logging_interval_logs_its_first_steps_loss(tiny_lm, tmp_path):
+    """The loss curve of a short run (one step, logged every 5) has a train point: the first step is logged."""
+    logs = []
+    train_adapter(
+        cfg(max_steps=1, logging_steps=5),
+        model_path=str(tiny_lm),
+        train_file=write_rows(tmp_path / "train.jsonl"),
+        eval_file=None,
+        run_dir=tmp_path / "run",
+        device="cpu",
+        on_log=logs.append,
+    )
+    assert [e["step"] for e in logs if "loss" in e] == [1]
