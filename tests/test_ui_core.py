@@ -1437,6 +1437,28 @@ def test_next_step_follows_the_workflow_and_promotion_refusal_speaks_the_apps_la
     assert eval_arms(core, "hr") == "base,hr-v1,hr-v2"  # the served version too: promoting v2 needs a report against it
 
 
+def test_no_step_is_next_while_a_job_of_the_domain_runs(core, corpus):
+    """While the domain's training runs, the guide says so and no button is the primary one (a click would start
+    a second run); another domain's job changes nothing; when the job ends, the next step is back."""
+    from ui.adapters_view import BUSY, next_step
+
+    core.comps.ingestor().run([corpus], "hr")
+    (core.settings.datasets_dir / "hr").mkdir(parents=True)
+    (core.settings.datasets_dir / "hr" / "train.jsonl").write_text("{}\n")
+    release = threading.Event()
+    other = core.jobs.start("train", "train it", lambda job: release.wait(10), {"domain": "it"})
+    assert next_step(core, "hr")[0] == 2
+    job = core.jobs.start("train", "train hr", lambda job: release.wait(10), {"domain": "hr"})
+    n, text = next_step(core, "hr")
+    assert n == BUSY and "2 · train hr" in text and job in text
+    release.set()
+    for j in (job, other):
+        deadline = time.monotonic() + 10
+        while core.jobs.get(j)["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert next_step(core, "hr")[0] == 2
+
+
 def test_an_ab_whose_adapter_is_not_loaded_yet_attaches_it_and_finishes(core, corpus, tmp_path):
     """Attaching takes every slot of the generation gate: it happens before the evaluation takes its own."""
     from ui.web_jobs import eval_available, start_eval

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ui.jobs import RUNNING
 from ui.web_jobs import jobs_of_domain
 
 
@@ -137,9 +138,13 @@ def job_detail(job: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+STEP_OF_JOB = {"synth": 1, "train": 2, "eval": 3}  # the workflow's step each kind of job does
+BUSY = -1  # next_step's step while one of the domain's jobs runs: none is next
+
+
 def next_step(core: Any, domain: str | None) -> tuple[int, str]:
     """(step 0..4, what to do next) for a domain: 0 add documents, 1 make training data, 2 train, 3 evaluate,
-    4 promote; 5 when the newest adapter is served."""
+    4 promote; 5 when the newest adapter is served; BUSY while a job of the domain runs."""
     from finetune.jobs import dataset_dir
 
     doms = core.domains()
@@ -150,6 +155,14 @@ def next_step(core: Any, domain: str | None) -> tuple[int, str]:
         )
     if not domain or domain not in doms:
         return 0, "Pick a domain (one per folder of documents you added)."
+    busy = [j for j in jobs_of_domain(core, domain, tuple(STEP_OF_JOB)) if j.get("status") == RUNNING]
+    if busy:  # no step is the next one while a job of the domain runs: its button would start a second
+        job = busy[0]
+        n = STEP_OF_JOB[job["kind"]]
+        return BUSY, (
+            f"**{n} · {job['title']}** is running (job `{job['id']}`): its progress is below. The next step "
+            "shows here when it ends."
+        )
     cards = [c for c in core.registry_cards() if c.domain == domain]
     if not cards:
         if not (dataset_dir(core.settings, domain) / "train.jsonl").is_file():
