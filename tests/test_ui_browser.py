@@ -657,3 +657,21 @@ def test_the_registry_headers_never_break_inside_a_word(browser, live, monkeypat
                     assert all(abs(h[1] - c[0]) <= 1 and abs(h[2] - c[1]) <= 1 for h, c in zip(shown["heads"], cells))
     finally:
         pg.close()
+
+
+def test_the_question_box_is_in_sight_when_the_chat_opens(browser, live):
+    """At 1280x800 (and on a taller window) the Chat tab opens with its question box and Send button whole in the
+    window: the conversation's height follows the window's, so nobody scrolls before the first question."""
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        pg.goto(live.url)
+        pg.wait_for_selector("#chat-input textarea, #chat-input input")
+        for height in (800, 1000):
+            pg.set_viewport_size({"width": 1280, "height": height})
+            pg.wait_for_timeout(300)
+            for control in ("#chat-input textarea", "#chat-send"):
+                box = box_of(pg, control)
+                assert box["y"] >= 0 and box["y"] + box["height"] <= height, (height, control, box)
+            assert box_of(pg, "#chatbot")["height"] >= 300
+    finally:
+        pg.close()

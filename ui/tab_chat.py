@@ -13,6 +13,9 @@ from assistant.errors import EMPTY_QUESTION, LoragError
 from assistant.markup import markdown_literal
 from assistant.routing import AUTO
 
+# the conversation fills the window above the question box (the page's title, tabs and pickers take ~340 px),
+# so the box is in sight when the tab opens; never shorter than a few turns
+CHAT_HEIGHT = "max(300px, calc(100vh - 340px))"
 NOTHING_INDEXED = "Nothing is indexed yet: add documents in the **Documents** tab, then ask again."
 
 
@@ -258,7 +261,7 @@ def build(core: Any) -> None:
     chatbot = gr.Chatbot(
         label="Conversation",
         elem_id="chatbot",
-        height=520,
+        height=CHAT_HEIGHT,
         sanitize_html=True,
         placeholder="Ask a question about your documents.",
     )
