@@ -289,6 +289,27 @@ def test_an_answer_cut_at_the_token_limit_says_so(page, live):
         live.generator.max_new_tokens = None
 
 
+def test_a_code_fence_the_model_leaves_open_keeps_the_route_and_sources_out_of_it(page, live):
+    """The model indents "```python" as code and later opens a fence it never closes: the route line and the
+    sources still show under the answer as themselves, not as HTML text in a code block."""
+    from tests.test_ui_core import UNCLOSED_FENCE
+
+    tab(page, "Chat")
+    page.locator("#chat-clear").click()
+    live.generator.script = lambda messages, adapter: UNCLOSED_FENCE
+    try:
+        ask(page, "How many days of paid annual leave does a full-time employee get?")
+        page.wait_for_selector("#chatbot .route", timeout=20_000)
+    finally:
+        live.generator.script = None
+    bot = last_bot(page)
+    assert bot.locator(".route").inner_text().startswith("answered by")
+    assert bot.locator("details.cite summary").first.inner_text().startswith("[1] ")
+    code = bot.locator("pre code").all_inner_texts()
+    assert code and all("<" not in c for c in code) and "The word stays as is [1]." in code[-1]
+    shot(page, "chat-unclosed-fence")
+
+
 def test_a_question_shows_as_typed(page, live):
     """A question holding HTML or markdown is shown in the conversation as the user typed it."""
     tab(page, "Chat")

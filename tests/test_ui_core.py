@@ -58,6 +58,7 @@ class ScriptedGenerator(FakeGenerator):
         self._lock = threading.Lock()
 
     max_new_tokens = None  # the generator's own limit (models.max_new_tokens); tests lower it to see a cut answer
+    script = None  # a test's reply(messages, adapter), in place of scripted_reply's
 
     def stream(self, messages, *, adapter=None, max_new_tokens=None):
         self.calls.append((list(messages), adapter))
@@ -67,7 +68,7 @@ class ScriptedGenerator(FakeGenerator):
             self.peak = max(self.peak, self.active)
         try:
             t0 = time.perf_counter()
-            words = scripted_reply(messages, adapter).split(" ")  # a word is a token here
+            words = (self.script or scripted_reply)(messages, adapter).split(" ")  # a word is a token here
             cut = max_new_tokens is not None and len(words) > max_new_tokens
             words = words[:max_new_tokens] if cut else words
             for i, w in enumerate(words):
@@ -1595,6 +1596,104 @@ def test_each_inline_marker_links_to_its_own_answers_source():
     assert ids_first and not ids_first & ids_second  # unique across answers
     fixed = render_answer(ans, key="k1")
     assert 'href="#cite-k1-2"' in fixed and '<details class="cite" id="cite-k1-2">' in fixed
+
+
+def _rendered(markdown: str):
+    """The HTML a Markdown view makes of `markdown` (CommonMark, raw HTML passed through, as shown_text reads it),
+    parsed."""
+    from bs4 import BeautifulSoup
+    from markdown_it import MarkdownIt
+
+    return BeautifulSoup(MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown), "html.parser")
+
+
+# what a model wrote: "    ```python" indented four spaces (code, no fence), then a "```" at the line's start
+# that opens a fence it never closes
+UNCLOSED_FENCE = "Turn it on, then list them:\n\n    ```python\n    shopt -s nullglob\n```\nThe word stays as is [1]."
+
+
+def test_a_code_fence_the_model_leaves_open_takes_in_no_route_cut_notice_or_source():
+    """The cut notice, the route line and the sources after an answer whose markdown opens a fence it never
+    closes are HTML, not lines of a code block, in Chat and in a Side by side column; the answer's own code stays
+    code. So does a source passage's code whose blank line (and indented line after it) would end the sources'
+    HTML block and be read as markdown."""
+    from assistant.answer import Answer
+    from ui.tab_chat import render_answer
+    from ui.tab_compare import _column
+
+    code = "shopt -s nullglob\n\n    ls *.txt\n"
+    passage = _passage(
+        1, f"If no matching filenames are found, the word is left unchanged.\n\n```\n{code}```\nEnd.", "Globs"
+    )
+    cited = _answer(UNCLOSED_FENCE, [passage])
+    ans = Answer("q?", UNCLOSED_FENCE, cited.citations, [passage], ["hr"], True, tokens=30, finish_reason="length")
+    for shown in (render_answer(ans), _column({"answer": ans.answer, "final": ans})):
+        page = _rendered(shown)
+        assert "class=" not in "".join(c.get_text() for c in page.find_all("code"))  # no HTML shown as code
+        assert "cut at the token limit" in page.select_one("div.cut").get_text()
+        assert page.select_one("div.route").get_text() == "answered by base"
+        (source,) = page.select("details.cite")
+        assert source.select_one("summary").get_text() == "[1] leave.md › Globs"
+        assert source.select_one(".cite-body pre code").get_text() == code  # its blank line and indent kept
+        assert source.select_one(".cite-meta").get_text() == "leave.md#Globs · domain hr"
+        codes = [c.get_text() for c in page.find_all("code") if not c.find_parent("details")]
+        assert codes == ["```python\nshopt -s nullglob\n", "The word stays as is [1].\n"]  # the answer, as written
+
+
+def test_a_marker_inside_the_answers_code_stays_as_written():
+    """A [n] in the answer's code (a block or a `span`: an array index, say) is code, shown as written; the
+    marker in its prose is the link to its source."""
+    from ui.tab_chat import render_answer
+
+    text = "Read `arr[1]` [1]:\n\n```sh\necho ${arr[1]}\n```\n\n    x[1]=2"
+    page = _rendered(render_answer(_answer(text, [_passage(1, "Arrays are indexed from zero: arr[1].")]), key="k"))
+    assert [a["href"] for a in page.select("a.cite-ref")] == ["#cite-k-1"]
+    codes = [c.get_text() for c in page.find_all("code") if not c.find_parent("details")]
+    assert codes == ["arr[1]", "echo ${arr[1]}\n", "x[1]=2\n"]
+
+
+@pytest.mark.parametrize(
+    "text,closed",
+    [
+        (UNCLOSED_FENCE, UNCLOSED_FENCE + "\n```"),
+        ("~~~~\nx\n~~~", "~~~~\nx\n~~~\n~~~~"),  # a shorter fence closes no longer one
+        ("Run:\n<pre>\nls", "Run:\n<pre>\nls\n</pre>"),  # raw HTML that only its closing tag ends
+        ("Note <!-- draft", "Note <!-- draft"),  # inline: a paragraph, nothing to close
+        ("Note\n\n<!-- draft", "Note\n\n<!-- draft\n-->"),
+        ("```sh\nls\n```\nDone.", "```sh\nls\n```\nDone."),  # closed already
+        ("1. Run:\n\n    ```sh\n    ls\n    ```", "1. Run:\n\n    ```sh\n    ls\n    ```"),  # a list item's
+        ("- ```\n  ls\n  ```", "- ```\n  ls\n  ```"),  # fence, closed: a "```" added would open one
+        ("- ```\n  ls", "- ```\n  ls"),  # the list ends before what follows, and its fence with it
+    ],
+)
+def test_only_a_block_left_open_at_the_end_is_closed(text, closed):
+    from ui.tab_chat import closed_markdown
+
+    assert closed_markdown(text) == closed
+    after = _rendered(closed + '\n\n<div class="route">answered by <b>base</b></div>')
+    assert after.select_one("div.route") is not None
+
+
+def test_a_streamed_answer_shows_as_its_markdown_reads_and_an_error_after_it_is_no_code(core):
+    """While the answer streams, Chat and Side by side show its markdown (a fence it opened is code, the cursor
+    in it; `don't` is no &#x27;); an engine that fails mid-answer leaves what came, then why, not inside the code."""
+    from types import SimpleNamespace
+
+    from ui.tab_chat import chat_turn
+    from ui.tab_compare import _column
+
+    pieces = ["Turn it on:\n", "```sh\n", "shopt -s nullglob # don't"]
+
+    def stream(*args, **kwargs):
+        yield from pieces
+        raise LoragError("the engine stopped answering", hint="see its log")
+
+    shown = [h[-1]["content"] for h, _, _ in chat_turn(SimpleNamespace(stream=stream), "q?", [], [], "hr", "base")]
+    for partial in (shown[-2], _column({"answer": "".join(pieces)})):  # Chat, Side by side
+        assert _rendered(partial).select_one("pre code").get_text().rstrip("\n") == "shopt -s nullglob # don't ▌"
+    failed = _rendered(shown[-1])
+    assert failed.select_one("pre code").get_text() == "shopt -s nullglob # don't\n"
+    assert failed.find_all("p")[-1].get_text() == "⚠ the engine stopped answering — see its log"
 
 
 def test_a_csv_passage_shows_one_row_a_line_and_marks_the_row_quoted():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import re
 import secrets
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from assistant.answer import Answer
 from assistant.errors import EMPTY_QUESTION, LoragError
@@ -41,6 +42,57 @@ def _md() -> Any:
 
 
 _TAG = re.compile(r"(<[^>]*>)")
+_PROBE = "lorag-probe"  # a paragraph put after a text to see whether a block of the text takes it in
+_MAY_STAY_OPEN = re.compile(r"```|~~~|<")  # what a block that only its own closing mark ends starts with
+# what ends a raw HTML block that only its closing mark ends (CommonMark's kinds 1-5): <pre>, <script>, <style>,
+# <textarea>, a comment, a processing instruction, a declaration, CDATA
+_HTML_CLOSERS = (
+    (re.compile(r"\s*<(pre|script|style|textarea)(?=[\s>]|$)", re.I), None),
+    (re.compile(r"\s*<!--"), "-->"),
+    (re.compile(r"\s*<\?"), "?>"),
+    (re.compile(r"\s*<!\[CDATA\["), "]]>"),
+    (re.compile(r"\s*<![A-Za-z]"), ">"),
+)
+
+
+@lru_cache(maxsize=1)
+def _blocks() -> Any:
+    """A CommonMark parser of blocks alone (a tenth of the time of a whole parse: an answer is parsed as it
+    streams), raw HTML read as a Markdown view reads it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
+
+
+def closed_markdown(text: str) -> str:
+    """The model's markdown with the block it leaves open at its end closed, so that what a view puts after it (a
+    blank line, then the cut notice, the route line, the sources as HTML) is not read as part of it: a code fence
+    never closed (one written as "    ```python", indented as code, and a "```" at the line's start later opens
+    one) gets its closing fence; a raw HTML block that only its closing mark ends (<pre>, a comment, ...) gets
+    that mark. Blocks are read as CommonMark reads them (markdown-it): a fence inside a list item or a quote ends
+    with it, and nothing is added for it."""
+    if not _MAY_STAY_OPEN.search(text):  # most answers while they stream: no parse
+        return text
+    for _ in range(3):  # one block closed is the whole of it; the bound only guards against a parser surprise
+        last = _blocks().parse(f"{text}\n\n{_PROBE}")[-1]  # the block that the probe paragraph ends in
+        if last.type == "fence":
+            text = f"{text}\n{last.markup}"
+        elif last.type == "html_block":
+            closer = next((end or f"</{m[1]}>" for rx, end in _HTML_CLOSERS if (m := rx.match(last.content))), None)
+            if closer is None:
+                return text
+            text = f"{text}\n{closer}"
+        else:
+            return text
+    return text
+
+
+def one_html_block(html_text: str) -> str:
+    """HTML that markdown passes on whole, as one raw HTML block: a blank line (in a passage's code, say) would
+    end the block there and what follows would be read as markdown (an indented line as code, the rest as a
+    paragraph), so each blank line's line break is written as the character reference &#10;, which the page
+    reads as the same line break."""
+    return re.sub(r"\n([ \t]*)\n", lambda m: f"\n{m[1]}&#10;", html_text)
 
 
 def _highlight(html_text: str, quote: str) -> tuple[str, bool]:
@@ -133,9 +185,9 @@ def citations_html(ans: Answer, key: str = "") -> str:
             anchor = cite_id(key, c.n) if key else ""
             blocks.append(passage_block(p, f"[{c.n}] {esc(c.label or c.ref)}{note}", c.quote, anchor))
     if blocks:
-        return '<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>"
+        return one_html_block('<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>")
     if ans.relevant and ans.passages:
-        return (
+        return one_html_block(
             '<div class="cites"><b>Passages used (none cited)</b>'
             + "".join(passage_block(p) for p in ans.passages)
             + "</div>"
@@ -153,6 +205,37 @@ def route_line(ans: Answer) -> str:
 
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
+# `code`, ``a ` b``: shown as written (over a line break, not over a blank line: a paragraph's end)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.S)
+
+
+def outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`text` (markdown) with `change` made to what it shows as prose: its code blocks (fenced or indented, as
+    CommonMark reads them, inside a list too) and `code` spans, which show as written, are left as they are (a
+    badge's HTML there would show as its tags)."""
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)  # as the parser counts them
+    code = [False] * len(lines)
+    for tok in _blocks().parse(text):
+        if tok.type in ("fence", "code_block") and tok.map:
+            code[tok.map[0] : tok.map[1]] = [True] * (tok.map[1] - tok.map[0])
+    out, prose = [], []
+
+    def flush() -> None:
+        run, at = "".join(prose), 0
+        for m in _CODE_SPAN.finditer(run):
+            out.extend((change(run[at : m.start()]), m[0]))
+            at = m.end()
+        out.append(change(run[at:]))
+        prose.clear()
+
+    for line, is_code in zip(lines, code):
+        if is_code:
+            flush()
+            out.append(line)
+        else:
+            prose.append(line)
+    flush()
+    return "".join(out)
 
 
 def answer_body(ans: Answer, key: str = "") -> str:
@@ -168,7 +251,8 @@ def answer_body(ans: Answer, key: str = "") -> str:
             return f'<sup class="cite-ref">[{n}]</sup>'
         return f'<sup><a class="cite-ref" href="#{cite_id(key, n)}" title="open source {n}">[{n}]</a></sup>'
 
-    text = _MARKER.sub(badge, ans.marked_answer())
+    text = outside_code(ans.marked_answer(), lambda prose: _MARKER.sub(badge, prose))  # code shows [n] as is
+    text = closed_markdown(text)  # nothing after it is taken into its blocks
     if ans.cut:
         text += (
             f'\n\n<div class="cut">✂ cut at the token limit ({ans.tokens} tokens, models.max_new_tokens): the answer '
@@ -216,6 +300,12 @@ def error_text(e: LoragError) -> str:
     return warn(e)
 
 
+def partial_answer(text: str) -> str:
+    """An answer while it streams: the text so far and a cursor, as the final answer's markdown reads (a code
+    block the model has opened shows as code, the cursor in it)."""
+    return closed_markdown(text + " ▌")
+
+
 def chat_turn(
     core: Any, message: str, history: list, turns: list, dom: str, choice: str
 ) -> Iterator[tuple[list, list, str]]:
@@ -238,10 +328,11 @@ def chat_turn(
                 turns = [*turns, (message, item.answer)]
             else:
                 text += item
-                history[-1] = {"role": "assistant", "content": text + " ▌"}
+                history[-1] = {"role": "assistant", "content": partial_answer(text)}
             yield history, turns, ""
     except LoragError as e:  # an engine that fails mid-answer: what came so far, then why it stopped
-        history[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") + error_text(e)}
+        so_far = closed_markdown(text) + "\n\n" if text else ""  # the message is not read as the answer's code
+        history[-1] = {"role": "assistant", "content": so_far + error_text(e)}
         yield history, turns, ""
 
 

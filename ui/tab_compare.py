@@ -29,6 +29,7 @@ from ui.tab_chat import (
     message,
     new_key,
     on_shown,
+    partial_answer,
     passage_block,
     route_line,
     warn,
@@ -45,7 +46,7 @@ def _votes(on: bool) -> list[Any]:
 def _column(side: dict[str, Any]) -> str:
     final = side.get("final")
     if final is None:
-        return esc(side["answer"]) + " ▌"
+        return partial_answer(side["answer"])
     key = new_key()  # the [n] markers open this column's own sources
     body = answer_body(final, key) if final.relevant else esc(final.answer)
     return body + "\n\n" + route_line(final) + citations_html(final, key)
