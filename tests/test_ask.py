@@ -379,6 +379,87 @@ def test_no_ends_a_sentence_unless_a_number_follows():
     )
 
 
+# a page of a hard-wrapped PDF as pypdf reads it (the Bash manual's, as a user asked about it): a running header,
+# a numbered title, sentences carried over line breaks, a word cut by a hyphen at one
+BASH_PAGE = """Chapter 3: Basic Shell Features 41
+3.5.8 Filename Expansion
+There are some differences between the tradi-
+tional Bourne shell and Bash; this section details them. After word splitting,
+unless the -f option has been set, Bash scans each word for the characters '*',
+'?', and '['. If no matching filenames are found, and the shell option nullglob
+is disabled, the word is left unchanged. If the nullglob option is set, and no
+matches are found, the word is removed."""
+
+
+def test_a_hard_wrapped_passage_gives_whole_sentences_as_quotes():
+    """A PDF page's (or a wrapped .txt's) sentence goes on over a single line break: the quote is the whole
+    sentence, the break read as a space and a word a hyphen cut at it ("tradi-" "tional") whole again; the page's
+    running header and a title stay lines of their own."""
+    from assistant.sentences import passage_opening, plain_sentences, supporting_sentence
+
+    assert supporting_sentence(BASH_PAGE, "No matching filenames with nullglob disabled leave the word [1].") == (
+        "If no matching filenames are found, and the shell option nullglob is disabled, the word is left unchanged."
+    )
+    assert supporting_sentence(BASH_PAGE, "What is the difference between the Bourne shell and Bash?") == (
+        "There are some differences between the traditional Bourne shell and Bash; this section details them."
+    )
+    assert list(plain_sentences(BASH_PAGE))[:2] == ["Chapter 3: Basic Shell Features 41", "3.5.8 Filename Expansion"]
+    assert passage_opening(BASH_PAGE, 120) == "Chapter 3: Basic Shell Features 41 — 3.5.8 Filename Expansion"
+    p = Passage(1, BASH_PAGE, "bashref.pdf", "page 41", 41, 0.9, "bash", "/d/bashref.pdf", "c1")
+    (c,) = extract_citations("An unmatched word stays unchanged while nullglob is disabled [1].", [p])
+    assert c.quote == supporting_sentence(BASH_PAGE, "nullglob disabled unchanged")
+    assert c.quote.endswith("the word is left unchanged.") and "\n" not in c.quote
+
+
+@pytest.mark.parametrize(
+    "text,shown",
+    [
+        # a blank line, a list item, a heading (left out), a code block's lines: each breaks
+        (
+            "Set it on\n\nthe next day.\n- Bring the form\n- Sign it\n## Next steps\nRun:\n```\nls -l\nwc\n```",
+            ["Set it on", "the next day.", "Bring the form", "Sign it", "Run:", "```", "ls -l", "wc", "```"],
+        ),
+        # a wrapped list item goes on; markdown's hard break (two spaces: the ingest joins paragraphs so) breaks
+        (
+            "- Bring the signed form to\n  the front desk.\nParagraph one  \nends here",
+            ["Bring the signed form to the front desk.", "Paragraph one", "ends here"],
+        ),
+        # CSV rows and JSON fields are lines of their own, a lowercase name or not
+        (
+            "#: 1; item: lamp; code: E-101\n#: 2; item: fan; code: E-205",
+            ["#: 1; item: lamp; code: E-101", "#: 2; item: fan; code: E-205"],
+        ),
+        ("name: Quillon laptop\nwarranty: 3 years", ["name: Quillon laptop", "warranty: 3 years"]),
+        # a short line before a capital is a title; a line ending on ":" introduces the next
+        ("Dust\nThoroughly clean the lens.", ["Dust", "Thoroughly clean the lens."]),
+        (
+            "Backups are kept as follows:\nDaily ones for 35 days.",
+            ["Backups are kept as follows:", "Daily ones for 35 days."],
+        ),
+        # Chinese and Japanese wrap with no space; "e.g." at a line's end does not end the sentence
+        ("年假有27天，加班需要\n批准。", ["年假有27天，加班需要批准。"]),
+        ("Bring a document, e.g.\nyour passport, to the desk.", ["Bring a document, e.g. your passport, to the desk."]),
+        ("A name split as Jean-\nPaul stays hyphenated.", ["A name split as Jean-Paul stays hyphenated."]),
+    ],
+)
+def test_line_breaks_that_end_a_sentence_and_those_that_do_not(text, shown):
+    from assistant.sentences import plain_sentences
+
+    assert list(plain_sentences(text)) == shown
+
+
+def test_an_inferred_marker_goes_after_a_sentence_the_answer_wrapped():
+    """The answer's own sentence over a line break is one: the inferred marker goes after its end, not at the
+    break."""
+    from assistant.sentences import sentences
+
+    reply = "Full-time staff receive 27 days of annual\nleave each year. Ask HR."
+    assert sentences(reply) == ["Full-time staff receive 27 days of annual\nleave each year.", "Ask HR."]
+    assert _marked(reply, "Full-time staff receive 27 days of annual leave each year.") == (
+        "Full-time staff receive 27 days of annual\nleave each year [1]. Ask HR."
+    )
+
+
 def test_the_sentence_splitter_splits_long_answers_and_runs_of_points():
     """A long answer, and a run of points or marks no space follows (a degenerate generation, a PDF's dot
     leaders): every sentence found once, a run inside a word not a sentence end."""

@@ -1755,6 +1755,24 @@ def test_a_quote_with_a_link_an_image_or_an_escape_is_marked_in_the_passage():
     )
 
 
+def test_a_quote_a_hard_wrapped_page_carries_over_lines_is_marked_in_the_passage():
+    """A PDF page's sentence over line breaks, a word cut by a hyphen at one: the quote reads it whole and the
+    passage shows it marked where it stands, hyphen and all."""
+    from assistant.sentences import supporting_sentence
+    from tests.test_ask import BASH_PAGE
+    from ui.tab_chat import passage_block
+
+    quote = supporting_sentence(BASH_PAGE, "the traditional Bourne shell")
+    assert (
+        quote == "There are some differences between the traditional Bourne shell and Bash; this section details them."
+    )
+    html = passage_block(_passage(1, BASH_PAGE, "page 41", "bashref.pdf"), quote=quote)
+    assert (
+        "<mark>There are some differences between the tradi-\ntional Bourne shell and Bash; this section details "
+        "them.</mark> After word splitting,"
+    ) in html
+
+
 def test_an_upload_without_a_domain_is_refused_saying_to_choose_one(core, tmp_path):
     """No domain is picked for the user; an upload without one names what to do (not an 'invalid name' of '')."""
     from ui.tab_docs import upload_api

@@ -13,6 +13,7 @@ from assistant.answer import Answer
 from assistant.errors import EMPTY_QUESTION, LoragError
 from assistant.markup import markdown_literal
 from assistant.routing import AUTO
+from assistant.sentences import CJK_CHARS
 
 # the conversation fills the window above the question box (the page's title, tabs and pickers take ~340 px),
 # so the box is in sight when the tab opens; never shorter than a few turns
@@ -95,6 +96,15 @@ def one_html_block(html_text: str) -> str:
     return re.sub(r"\n([ \t]*)\n", lambda m: f"\n{m[1]}&#10;", html_text)
 
 
+# a line break that a quote reads as no space: after a word that a hyphen cut (the hyphen goes too), between two
+# Chinese or Japanese characters
+_JOINED = re.compile(rf"(?<=[^\W\d_])-[ \t]*\n\s*(?=[^\W\d_])|(?<=[{CJK_CHARS}])[ \t]*\n[ \t]*(?=[{CJK_CHARS}])")
+
+
+def _joined(m: re.Match[str]) -> bool:
+    return m[0][0] != "-" or m.string[m.end()].islower()
+
+
 def _highlight(html_text: str, quote: str) -> tuple[str, bool]:
     """Mark the supporting sentence (plain text) inside the rendered passage, whatever inline markup runs through
     it (**bold**, `code`, a link): each text piece of it between tags gets its own <mark>, so the HTML stays
@@ -107,7 +117,10 @@ def _highlight(html_text: str, quote: str) -> tuple[str, bool]:
     plain: list[str] = []  # the passage's text, whitespace collapsed, and where each of its characters is
     where: list[tuple[int, int]] = []
     for i, text in texts.items():
+        joined = {j for m in _JOINED.finditer(text) if _joined(m) for j in range(m.start(), m.end())}
         for j, ch in enumerate(text):
+            if j in joined:  # read as the quote reads it: "tradi-" "tional" one word (assistant/sentences.py)
+                continue
             if ch.isspace():
                 if not plain or plain[-1] == " ":
                     continue
