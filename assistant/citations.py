@@ -3,7 +3,7 @@ lemmas), each with the sentence that supports it; and how much of an answer the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -36,6 +36,14 @@ class Citation:
     label: str = (
         ""  # short, readable: "leave-policy.md › Carrying leave over", "codes.csv › row 3", "travel.pdf › p. 2"
     )
+    # the answer's other markers that cite this source: passages that overlap its passage (the chunker's overlap)
+    # and quote the same sentence of the same place of the file (_merged): [1] and [3] -> one source, [1][3]
+    also: list[int] = field(default_factory=list)
+
+    @property
+    def markers(self) -> list[int]:
+        """Every [n] of the answer that this source stands for, in order: its own and those merged into it."""
+        return sorted([self.n, *self.also])
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,8 +92,8 @@ def support(answer: str, texts: Sequence[str]) -> float:
 
 
 def extract_citations(answer: str, passages: Sequence[Passage], question: str = "") -> list[Citation]:
-    """Citations the answer makes with [n] markers (only numbers that exist); else the passage the
-    answer overlaps most, if it shares enough words. An abstention cites nothing."""
+    """Citations the answer makes with [n] markers (only numbers that exist), one per source shown (_merged);
+    else the passage the answer overlaps most, if it shares enough words. An abstention cites nothing."""
     by_n = {p.n: p for p in passages}
     cited = [by_n[n] for n in dict.fromkeys(int(m) for m in CITE.findall(answer)) if n in by_n]
     how = "marker"
@@ -93,20 +101,56 @@ def extract_citations(answer: str, passages: Sequence[Passage], question: str = 
         best = _overlapped(CITE.sub("", answer), passages, question)
         if best is not None:
             cited, how = [best], "overlap"
-    return [
-        Citation(
-            p.n,
-            p.ref,
-            p.source,
-            p.section,
-            p.page,
-            p.doc_id,
-            how,
-            quote=_quote(p.text, _cited_part(answer, p.n), question),
-            label=passage_label(p),
-        )
-        for p in cited
-    ]
+    return _merged(
+        [
+            Citation(
+                p.n,
+                p.ref,
+                p.source,
+                p.section,
+                p.page,
+                p.doc_id,
+                how,
+                quote=_quote(p.text, _cited_part(answer, p.n), question),
+                label=passage_label(p),
+            )
+            for p in cited
+        ]
+    )
+
+
+def _merged(citations: list[Citation]) -> list[Citation]:
+    """One citation per source shown: two passages cut from one place of a file (the same page or section) that
+    overlap there (the chunker's overlap) and give the same quote are one source, the answer's markers of both
+    kept ([1] and [3] -> [1][3]). The same quote is the same sentence, or a piece of it that one passage's edge
+    cut off (its start or its end): the citation whose passage holds the whole sentence stands for both, in the
+    place of the first."""
+    out: list[Citation] = []
+    for c in citations:
+        at = next((i for i, k in enumerate(out) if _same_quote(k, c)), None)
+        if at is None:
+            out.append(c)
+            continue
+        kept = out[at]
+        if len(c.quote) > len(kept.quote):  # the whole sentence, where the kept one has a cut piece of it
+            c.also, out[at] = [kept.n, *kept.also], c
+        else:
+            kept.also.append(c.n)
+    return out
+
+
+_CUT_QUOTE_MIN = 20  # the shortest piece of a sentence that a passage's edge cut off which still names it
+
+
+def _same_quote(a: Citation, b: Citation) -> bool:
+    """Do the citations quote the same sentence of the same place (file, page, section): the same words, or one's
+    a start or an end of the other's (cut off by its passage's edge)?"""
+    if (a.doc_id or a.source, a.page, a.section) != (b.doc_id or b.source, b.page, b.section):
+        return False
+    short, long = sorted((" ".join(a.quote.split()), " ".join(b.quote.split())), key=len)
+    if not short:
+        return False
+    return short == long or len(short) >= _CUT_QUOTE_MIN and (long.startswith(short) or long.endswith(short))
 
 
 def _quote(passage: str, cited: str, question: str) -> str:

@@ -411,6 +411,38 @@ def test_a_hard_wrapped_passage_gives_whole_sentences_as_quotes():
     assert c.quote.endswith("the word is left unchanged.") and "\n" not in c.quote
 
 
+def _bash_chunks():
+    """Two chunks of one PDF page that overlap (the chunker's overlap): the first ends where a line of the
+    nullglob sentence ends, the second starts before that sentence and holds the whole of it."""
+    lines = BASH_PAGE.split("\n")
+    first, second = "\n".join(lines[:6]), "\n".join(lines[4:])
+    return [
+        Passage(n, text, "bashref.pdf", "page 41", 41, 0.9, "bash", "/d/bashref.pdf", f"c{n}")
+        for n, text in ((1, first), (3, second))
+    ]
+
+
+def test_overlapping_chunks_of_one_page_cited_for_one_sentence_are_one_source():
+    """The answer cites [1] and [3], two overlapping chunks of one page, for the sentence both hold: one source,
+    quoting the whole sentence from the chunk that holds it whole (the other's edge cut it), standing for both
+    markers; a source on another page, or quoting another sentence, stays apart."""
+    first, second = _bash_chunks()
+    answer = "When no matching filenames are found under nullglob, the word stays [1]. It is left unchanged [3]."
+    (c,) = extract_citations(answer, [first, second])
+    assert (c.n, c.also, c.markers) == (3, [1], [1, 3])
+    assert c.quote == (
+        "If no matching filenames are found, and the shell option nullglob is disabled, the word is left unchanged."
+    )
+    assert c.to_dict()["also"] == [1]  # what the API and lorag ask --json give
+    same = Passage(1, second.text, "bashref.pdf", "page 41", 41, 0.9, "bash", "/d/bashref.pdf", "c1")
+    (c,) = extract_citations(answer, [same, second])  # the very same quote from both: the first stands for both
+    assert (c.n, c.also) == (1, [3])
+    other_page = Passage(3, second.text, "bashref.pdf", "page 42", 42, 0.9, "bash", "/d/bashref.pdf", "c3")
+    assert [c.n for c in extract_citations(answer, [first, other_page])] == [1, 3]
+    removed = "If the nullglob option is set, no matches remove the word [3]. Unmatched words stay unchanged [1]."
+    assert [(c.n, c.also) for c in extract_citations(removed, [first, second])] == [(3, []), (1, [])]
+
+
 @pytest.mark.parametrize(
     "text,shown",
     [

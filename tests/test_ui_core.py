@@ -1696,6 +1696,36 @@ def test_a_streamed_answer_shows_as_its_markdown_reads_and_an_error_after_it_is_
     assert failed.find_all("p")[-1].get_text() == "⚠ the engine stopped answering — see its log"
 
 
+def test_two_markers_of_one_source_open_it_and_it_is_listed_once():
+    """[1] and [3] cite two overlapping chunks of one page for one sentence: one source, labelled [1][3], that
+    both markers open; the CLI lists it once too."""
+    from tests.test_ask import _bash_chunks
+    from ui.tab_chat import render_answer
+
+    answer = "When no matching filenames are found under nullglob, the word stays [1]. It is left unchanged [3]."
+    ans = _answer(answer, _bash_chunks())
+    page = _rendered(render_answer(ans, key="k"))
+    (source,) = page.select("details.cite")
+    assert source.select_one("summary").get_text() == "[1][3] bashref.pdf › p. 41"
+    assert [(a.get_text(), a["href"]) for a in page.select("a.cite-ref")] == [
+        ("[1]", "#cite-k-3"),
+        ("[3]", "#cite-k-3"),
+    ]
+    assert source["id"] == "cite-k-3" and "the word is left unchanged." in source.select_one("mark").get_text()
+
+
+def test_the_cli_lists_a_source_of_two_markers_once(capsys):
+    from tests.test_ask import _bash_chunks
+    from ui.cli_ask import _print_answer_end
+
+    answer = "When no matching filenames are found under nullglob, the word stays [1]. It is left unchanged [3]."
+    _print_answer_end(_answer(answer, _bash_chunks()).to_dict())
+    assert capsys.readouterr().out == (
+        "\nSources:\n  [1][3] bashref.pdf › p. 41\n      “If no matching filenames are found, and the shell option "
+        "nullglob is disabled, the word is left unchanged.”\n"
+    )
+
+
 def test_a_csv_passage_shows_one_row_a_line_and_marks_the_row_quoted():
     """The rows of a CSV passage ("column: value; ..." lines) are a list, one row an item, not one run-on
     paragraph; the row that supports the answer is marked in its place."""

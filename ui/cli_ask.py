@@ -163,7 +163,8 @@ def _print_answer_end(ans: dict[str, Any], has_adapters: Any = lambda: False) ->
     if ans.get("citations"):
         typer.echo("\nSources:")
         for c in ans["citations"]:
-            typer.echo(f"  [{c['n']}] {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
+            numbers = "".join(f"[{n}]" for n in sorted([c["n"], *c.get("also", [])]))  # [1][3]: one source, two markers
+            typer.echo(f"  {numbers} {c.get('label') or c['ref']}" + ("  (inferred)" if c["how"] == "overlap" else ""))
             # the supporting sentence (plain text: supporting_sentence takes markdown's marks off)
             _print_snippet(c.get("quote", ""), texts.get(c["n"], ""))
     elif ans.get("relevant"):

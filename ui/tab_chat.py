@@ -196,7 +196,8 @@ def citations_html(ans: Answer, key: str = "") -> str:
         if p is not None:
             note = ' <span class="cite-note">(inferred: the model wrote no marker)</span>' if c.how == "overlap" else ""
             anchor = cite_id(key, c.n) if key else ""
-            blocks.append(passage_block(p, f"[{c.n}] {esc(c.label or c.ref)}{note}", c.quote, anchor))
+            numbers = "".join(f"[{n}]" for n in c.markers)  # [1][3]: the answer's markers this source stands for
+            blocks.append(passage_block(p, f"{numbers} {esc(c.label or c.ref)}{note}", c.quote, anchor))
     if blocks:
         return one_html_block('<div class="cites"><b>Sources</b>' + "".join(blocks) + "</div>")
     if ans.relevant and ans.passages:
@@ -254,15 +255,16 @@ def outside_code(text: str, change: Callable[[str], str]) -> str:
 def answer_body(ans: Answer, key: str = "") -> str:
     """The answer with its [n] markers (inferred ones added) shown as small badges, and a note when it was cut.
     With `key` (the one given to citations_html) each badge links to its source: a click opens it (CITE_JS)."""
-    cited = {c.n for c in ans.citations}
+    source = {n: c.n for c in ans.citations for n in c.markers}  # a marker merged into another's source opens it
 
     def badge(m: re.Match) -> str:
         n = int(m.group(1))
-        if n not in cited:
+        if n not in source:
             return m.group(0)
         if not key:
             return f'<sup class="cite-ref">[{n}]</sup>'
-        return f'<sup><a class="cite-ref" href="#{cite_id(key, n)}" title="open source {n}">[{n}]</a></sup>'
+        to = source[n]
+        return f'<sup><a class="cite-ref" href="#{cite_id(key, to)}" title="open source {to}">[{n}]</a></sup>'
 
     text = outside_code(ans.marked_answer(), lambda prose: _MARKER.sub(badge, prose))  # code shows [n] as is
     text = closed_markdown(text)  # nothing after it is taken into its blocks
