@@ -40,6 +40,24 @@ def test_openai_client_non_streaming_carries_citations(live):
     assert [m.id for m in client.models.list().data][:2] == ["auto", "base"]
 
 
+def test_openai_client_retrieves_one_model_as_the_list_shows_it(live):
+    """GET /v1/models/{id} (OpenAI's models.retrieve): the model object of the list; a model not served is a 404 with
+    OpenAI's error object, code model_not_found."""
+    from openai import NotFoundError, OpenAI
+
+    client = OpenAI(base_url=live.url + "/v1", api_key="unused")
+    listed = {m.id: m for m in client.models.list().data}
+    for name in ("auto", "base", "handbook-v1", "handbook-v2"):
+        m = client.models.retrieve(name)
+        assert (m.id, m.object, m.owned_by) == (name, "model", "lorag"), m
+        assert abs(m.created - listed[name].created) < 60
+    with pytest.raises(NotFoundError) as e:
+        client.models.retrieve("handbok-v2")
+    assert (e.value.code, e.value.param, e.value.type) == ("model_not_found", "model", "invalid_request_error")
+    assert e.value.body["message"].startswith("model 'handbok-v2' does not exist; use auto, base or one of: ")
+    assert httpx.head(live.url + "/v1/models/base", timeout=30).status_code == 200
+
+
 def test_openai_client_streaming_and_adapter_choice(live):
     from openai import OpenAI
 

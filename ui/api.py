@@ -4,6 +4,7 @@
                                  "domain": "<domain>" (optional, lorag extension; capitals are lowercased),
                                  "max_tokens" | "max_completion_tokens": the answer's token limit}
     GET  /v1/models             auto, base and every served adapter
+    GET  /v1/models/<id>        one of them (404 model_not_found for a model not served)
     GET  /reports/<run>/<file>  evaluation reports (HTML, JSON, plots)
 
 The answer comes from the indexed documents (the server's own prompt; a client's system message is

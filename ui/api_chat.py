@@ -1,4 +1,5 @@
-"""GET /v1/models and POST /v1/chat/completions: the OpenAI endpoints, answered from the indexed documents."""
+"""GET /v1/models, GET /v1/models/{id} and POST /v1/chat/completions: the OpenAI endpoints, answered from the indexed
+documents."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def unknown_model(model: str, known: list[str]) -> str:
     """The 404 message for a model the API does not serve; known is served_models(): auto, base, then the adapters."""
     adapters = f" or one of: {', '.join(known[2:])}" if known[2:] else " (no adapter is registered yet)"
     return f"model '{model}' does not exist; use auto, base{adapters}"
+
+
+def model_object(model: str, created: int) -> dict[str, Any]:
+    """A model as OpenAI's API describes one: in GET /v1/models's list, and alone from GET /v1/models/{id}."""
+    return {"id": model, "object": "model", "created": created, "owned_by": "lorag"}
 
 
 def parse_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
@@ -68,10 +74,15 @@ def add_chat_routes(router: APIRouter, core: Any) -> None:
     @router.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         now = int(time.time())
-        return {
-            "object": "list",
-            "data": [{"id": m, "object": "model", "created": now, "owned_by": "lorag"} for m in served_models(core)],
-        }
+        return {"object": "list", "data": [model_object(m, now) for m in served_models(core)]}
+
+    @router.get("/v1/models/{model_id}")
+    async def retrieve_model(model_id: str) -> Any:
+        """One model, as the list shows it (OpenAI's `models.retrieve`); a model not served is a 404
+        `model_not_found`."""
+        if model_id not in (known := served_models(core)):
+            return error_response(404, unknown_model(model_id, known), "model_not_found", param="model")
+        return model_object(model_id, int(time.time()))
 
     @router.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> Any:
