@@ -44,6 +44,15 @@ class UnknownDomainError(LoragError):
     code = "domain_not_found"
 
 
+class UnknownAdapterError(LoragError):
+    """An adapter name the registry does not resolve: no such version (the hint names the close ones), or a domain's
+    name while the domain has no promoted version (NoPromotedAdapterError). The API answers 404."""
+
+
+class NoPromotedAdapterError(UnknownAdapterError):
+    """A domain's name stands for its promoted version, and the domain has none; the message names its versions."""
+
+
 class ConfigError(LoragError):
     """Settings or a recipe file failed validation; the message lists every problem."""
 

@@ -1,6 +1,7 @@
 """Adapter registry: adapters/<domain>/v<N>/ holds a standard PEFT folder plus card.json (lineage).
 
-Names are "<domain>-v<N>"; "<domain>" alone means the promoted version (else the latest).
+Names are "<domain>-v<N>"; "<domain>" alone means the domain's promoted version (`Registry.get`: the one rule of
+`lorag eval`'s arms, `lorag ask --adapter`, the API's `model` and every `lorag adapters` command).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from assistant.errors import LoragError, known_hint
+from assistant.errors import LoragError, NoPromotedAdapterError, UnknownAdapterError, known_hint
 from assistant.names import check_domain, is_domain, parse_adapter
 
 
@@ -80,12 +81,16 @@ class Registry:
         return {c.domain: c for c in self.all() if c.promoted}
 
     def get(self, name: str) -> AdapterCard:
+        """The card `name` names: `<domain>-v<N>` that version, `<domain>` the domain's promoted version. A domain
+        without one is a NoPromotedAdapterError naming its versions; an unknown name an UnknownAdapterError."""
         domain, version = parse_adapter(name)
         cards = self.versions(domain)
         if version is not None:
             found = [c for c in cards if c.version == version]
         else:
-            found = [c for c in cards if c.promoted] or cards[-1:]
+            found = [c for c in cards if c.promoted]
+            if cards and not found:
+                raise no_promoted_adapter(domain, [c.name for c in cards])
         if not found:
             raise unknown_adapter(name, [c.name for c in self.all()])
         return found[0]
@@ -268,10 +273,20 @@ def card_text(
     return "\n".join(lines)
 
 
-def unknown_adapter(name: str, names: list[str]) -> LoragError:
+def unknown_adapter(name: str, names: list[str]) -> UnknownAdapterError:
     """The error for an adapter name that is not among `names` (the did-you-mean hint, or how to make one)."""
     if names:
         hint = known_hint(name, names, "adapters")
     else:
         hint = "no adapter is registered yet: lorag synth --domain D && lorag train --domain D"
-    return LoragError(f"no adapter named '{name}'", hint=hint)
+    return UnknownAdapterError(f"no adapter named '{name}'", hint=hint)
+
+
+def no_promoted_adapter(domain: str, versions: list[str]) -> NoPromotedAdapterError:
+    """The error for a domain's name (which stands for its promoted version) while the domain has none: its versions
+    (oldest first), and how to pick or promote one."""
+    newest = versions[-1]
+    return NoPromotedAdapterError(
+        f"domain '{domain}' has no promoted adapter for its name to pick; its versions: {', '.join(versions)}",
+        hint=f"name a version ({newest}), or promote one: lorag adapters promote {newest}",
+    )

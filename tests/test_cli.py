@@ -203,6 +203,39 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
     assert "no adapter named 'hr-v2'" in err and "did you mean hr-v1?" in err
 
 
+def test_ask_takes_a_domains_name_for_its_promoted_adapter(lorag, corpus, tmp_path):
+    """`--adapter hr` is hr's promoted version, as in `lorag eval`'s arms; a domain with none promoted is no newest
+    version: the error names its versions."""
+    from assistant.registry import AdapterCard, Registry
+
+    assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
+    reg = Registry(tmp_path / "data" / "adapters")
+    for domain, v in (("hr", 1), ("hr", 2), ("it", 1), ("it", 2)):
+        staged = tmp_path / f"staged-{domain}{v}"
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        card = AdapterCard(
+            name=f"{domain}-v{v}",
+            domain=domain,
+            version=v,
+            base_model="f",
+            base_fingerprint="f",
+            data_hash="d",
+            corpus_fingerprint="c",
+        )
+        reg.register(staged, card)
+    reg.promote("hr-v1")
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["adapter"] == out["route"]["adapter"] == "hr-v1" and out["route"]["reason"] == "explicit choice: hr-v1"
+    r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "it")
+    assert r.exit_code == 1 and r.exception.args[0] == (
+        "domain 'it' has no promoted adapter for its name to pick; its versions: it-v1, it-v2"
+    ), r.output
+    assert r.exception.hint == "name a version (it-v2), or promote one: lorag adapters promote it-v2"
+
+
 def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
     from assistant.registry import AdapterCard, Registry
 

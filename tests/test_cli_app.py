@@ -119,6 +119,28 @@ def test_ask_streams_from_the_app_and_prints_what_answered(lorag, live):
     assert r.exception.hint.startswith("did you mean handbook-v2? known adapters: ")
 
 
+def test_ask_through_the_app_takes_a_domains_name_for_its_promoted_adapter(lorag, live):
+    """As `lorag eval`'s arms and without the app: `--adapter handbook` is the promoted handbook-v1; a domain without a
+    promoted version is refused, naming its versions; a malformed name is refused as without the app."""
+    from tests.test_ui_core import register_fake_adapter
+
+    r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--domain", "manual", "--adapter", "handbook")
+    assert r.exit_code == 0 and r.stdout.startswith("(handbook-v1)"), r.output
+    assert "(adapter handbook-v1: explicit choice: handbook-v1)" in r.stdout
+    card = register_fake_adapter(live.comps.registry, live.store, "legal", 1)
+    try:
+        r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--adapter", "legal")
+        assert r.exit_code == 1 and isinstance(r.exception, LoragError), r.output
+        assert (
+            r.exception.args[0] == "domain 'legal' has no promoted adapter for its name to pick; its versions: legal-v1"
+        )
+        assert r.exception.hint == "name a version (legal-v1), or promote one: lorag adapters promote legal-v1"
+    finally:
+        live.comps.registry.remove(card.name)
+    r = lorag("ask", "How do I clean the Aurora 3 optical window?", "--adapter", "hand book")
+    assert r.exit_code == 1 and r.exception.args[0].startswith("invalid adapter name 'hand book'"), r.output
+
+
 def test_ingest_uploads_to_the_app_and_rm_removes(lorag, live, tmp_path):
     folder = tmp_path / "hr"
     (folder / "sub").mkdir(parents=True)

@@ -280,8 +280,11 @@ def test_attaching_an_adapter_checks_the_engine_serves_it(comps, stub, tmp_path)
     make_adapter(comps.registry, tmp_path, "hr", 1)
     card = make_adapter(comps.registry, tmp_path, "hr", 2)
     assert comps.attach(["hr-v1"]) == ["hr-v1"]
+    with pytest.raises(LoragError, match="domain 'hr' has no promoted adapter for its name to pick"):
+        comps.attach(["hr"])  # a domain's name is its promoted version: none yet (not taken as the engine's name)
+    comps.registry.promote("hr-v2")
     with pytest.raises(LoragError) as e:
-        comps.attach(["hr"])  # the registry's newest version, hr-v2, which the engine does not serve
+        comps.attach(["hr"])  # the domain's promoted version, hr-v2, which the engine does not serve
     msg = str(e.value)
     folder = str(comps.registry.folder(card).resolve())
     assert f"adapter 'hr-v2' is not served by the engine at {stub.url} (it serves: hr-v1)" in msg

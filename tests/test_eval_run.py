@@ -272,7 +272,12 @@ def test_arm_parsing_errors(hr):
         parse_arms("base,hr-v9", registry=hr.registry, base_model="m")
     with pytest.raises(LoragError, match="names no model"):
         parse_arms("base,model:", registry=hr.registry, base_model="m")
-    # the bare domain name means its promoted (else latest) version
+    # the bare domain name means its promoted version: none yet is an error naming the versions
+    with pytest.raises(
+        LoragError, match="domain 'hr' has no promoted adapter for its name to pick; its versions: hr-v1"
+    ):
+        parse_arms("base,hr", registry=hr.registry, base_model="m")
+    hr.registry.promote("hr-v1")
     assert parse_arms("base,hr", registry=hr.registry, base_model="m")[1].label == "hr-v1"
 
 

@@ -71,7 +71,7 @@ def test_merged_export_is_a_plain_model_answering_as_the_adapter(reg, tiny_lm, t
 
 def test_peft_export_is_the_folder_as_is(reg, tmp_path):
     out = tmp_path / "peft"
-    rec = export_adapter(reg, "hr", "peft", out, resolve=resolve)  # the domain's name: its newest version here
+    rec = export_adapter(reg, "hr-v1", "peft", out, resolve=resolve)
     src = reg.folder(reg.get("hr-v1"))
     for f in ("adapter_config.json", "adapter_model.safetensors"):
         assert (out / f).read_bytes() == (src / f).read_bytes()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from assistant.errors import LoragError
+from assistant.errors import LoragError, NoPromotedAdapterError
 from assistant.registry import AdapterCard, Registry, check_base, is_stale
 
 
@@ -32,7 +32,10 @@ def test_registry_versions_promotion_and_removal(tmp_path):
     assert e.value.hint.startswith("no adapter is registered yet: lorag synth")  # not "known adapters: none"
     _card(reg, "hr"), _card(reg, "hr")
     assert [c.name for c in reg.versions("hr")] == ["hr-v1", "hr-v2"]
-    assert reg.get("hr").name == "hr-v2"  # latest when none promoted
+    with pytest.raises(NoPromotedAdapterError) as e:  # the domain's name stands for its promoted version: none yet
+        reg.get("hr")
+    assert e.value.args[0] == "domain 'hr' has no promoted adapter for its name to pick; its versions: hr-v1, hr-v2"
+    assert e.value.hint == "name a version (hr-v2), or promote one: lorag adapters promote hr-v2"
     reg.promote("hr-v1")
     assert reg.get("hr").name == "hr-v1" and reg.promoted()["hr"].name == "hr-v1"
     reg.promote("hr-v2")

@@ -58,6 +58,43 @@ def test_openai_client_retrieves_one_model_as_the_list_shows_it(live):
     assert httpx.head(live.url + "/v1/models/base", timeout=30).status_code == 200
 
 
+def test_a_domains_name_as_model_is_its_promoted_adapter(live):
+    """`model` takes a domain's name for the domain's promoted version (the rule of `lorag eval`'s arms): chat, the
+    Gradio API's ask and GET /v1/models/{id}; the list names the versions only. A domain without a promoted version is
+    a 404 model_not_found naming its versions."""
+    from openai import NotFoundError, OpenAI
+
+    from tests.test_ui_core import register_fake_adapter
+
+    client = OpenAI(base_url=live.url + "/v1", api_key="unused")
+    r = client.chat.completions.create(model="handbook", messages=[{"role": "user", "content": Q}])
+    assert r.model == "handbook-v1" and r.choices[0].message.content.startswith("(handbook-v1)"), r
+    assert r.model_extra["lorag"]["route"]["reason"] == "explicit choice: handbook-v1"
+    chunks = list(
+        client.chat.completions.create(model="handbook", messages=[{"role": "user", "content": Q}], stream=True)
+    )
+    assert {c.model for c in chunks} == {"handbook-v1"}
+    assert client.models.retrieve("handbook").id == "handbook"
+    assert "handbook" not in [m.id for m in client.models.list().data]
+    assert live.core.ask(Q, "manual", adapter="handbook").route["adapter"] == "handbook-v1"  # the Gradio API's ask
+    # a domain with nothing promoted (not one a later test trains: a removed version's number is never reused)
+    card = register_fake_adapter(live.comps.registry, live.store, "legal", 1)
+    try:
+        for call in (
+            lambda: client.chat.completions.create(model="legal", messages=[{"role": "user", "content": Q}]),
+            lambda: client.models.retrieve("legal"),
+        ):
+            with pytest.raises(NotFoundError) as e:
+                call()
+            assert (e.value.code, e.value.param) == ("model_not_found", "model")
+            assert e.value.body["message"].startswith(
+                "domain 'legal' has no promoted adapter for its name to pick; its versions: legal-v1 — "
+            ), e.value.body
+            assert e.value.body["hint"] == "name a version (legal-v1), or promote one: lorag adapters promote legal-v1"
+    finally:
+        live.comps.registry.remove(card.name)
+
+
 def test_openai_client_streaming_and_adapter_choice(live):
     from openai import OpenAI
 

@@ -1,10 +1,11 @@
 """OpenAI-compatible API on the app's server and port: its FastAPI app and routers, put together here.
 
-    POST /v1/chat/completions   {"model": "auto" | "base" | "<adapter>", "messages": [...], "stream": bool,
+    POST /v1/chat/completions   {"model": "auto" | "base" | "<adapter>" | "<domain>" (its promoted adapter),
+                                 "messages": [...], "stream": bool,
                                  "domain": "<domain>" (optional, lorag extension; capitals are lowercased),
                                  "max_tokens" | "max_completion_tokens": the answer's token limit}
     GET  /v1/models             auto, base and every served adapter
-    GET  /v1/models/<id>        one of them (404 model_not_found for a model not served)
+    GET  /v1/models/<id>        one of them, or a domain's name (404 model_not_found for a model not served)
     GET  /reports/<run>/<file>  evaluation reports (HTML, JSON, plots)
 
 The answer comes from the indexed documents (the server's own prompt; a client's system message is

@@ -8,14 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from assistant.errors import LoragError
+from assistant.errors import LoragError, UnknownAdapterError
 from ui.api_body import json_object
 from ui.api_errors import lorag_error_body
 
 
 def _not_found_or_400(e: LoragError) -> JSONResponse:
+    """404 for an adapter the registry does not resolve (no such version, a domain without a promoted one) or a job
+    not found; 400 for anything else."""
     return JSONResponse(
-        lorag_error_body(e), status_code=404 if "no adapter named" in str(e) or "no job" in str(e) else 400
+        lorag_error_body(e), status_code=404 if isinstance(e, UnknownAdapterError) or "no job" in str(e) else 400
     )
 
 

@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from assistant.errors import LoragError
+from assistant.errors import LoragError, NoPromotedAdapterError
 from assistant.names import domain_name
 from ui.api_chat_response import completion, drain, prepend, released, sse
 from ui.api_errors import APIError, error_response, lorag_error_response, lorag_message
@@ -30,6 +30,18 @@ def unknown_model(model: str, known: list[str]) -> str:
     """The 404 message for a model the API does not serve; known is served_models(): auto, base, then the adapters."""
     adapters = f" or one of: {', '.join(known[2:])}" if known[2:] else " (no adapter is registered yet)"
     return f"model '{model}' does not exist; use auto, base{adapters}"
+
+
+def resolve_model(core: Any, model: str) -> str | JSONResponse:
+    """The served name `model` means (a domain's name: its promoted version; AppCore.resolve_model), or the 404
+    `model_not_found` for it: the registry's message for a domain without a promoted version (it names the
+    versions), else the choices."""
+    try:
+        return core.resolve_model(model)
+    except NoPromotedAdapterError as e:
+        return error_response(404, lorag_message(e), "model_not_found", param="model", hint=e.hint)
+    except LoragError:
+        return error_response(404, unknown_model(model, served_models(core)), "model_not_found", param="model")
 
 
 def model_object(model: str, created: int) -> dict[str, Any]:
@@ -78,19 +90,21 @@ def add_chat_routes(router: APIRouter, core: Any) -> None:
 
     @router.get("/v1/models/{model_id}")
     async def retrieve_model(model_id: str) -> Any:
-        """One model, as the list shows it (OpenAI's `models.retrieve`); a model not served is a 404
+        """One model, as the list shows it (OpenAI's `models.retrieve`); a domain's name too, which `model` takes
+        for the domain's promoted version (the list names the versions only). A model not served is a 404
         `model_not_found`."""
-        if model_id not in (known := served_models(core)):
-            return error_response(404, unknown_model(model_id, known), "model_not_found", param="model")
+        served = await run_in_threadpool(resolve_model, core, model_id)
+        if isinstance(served, JSONResponse):
+            return served
         return model_object(model_id, int(time.time()))
 
     @router.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> Any:
         """An answer from the indexed documents, with citations (streamed as server-sent events with
         `"stream": true`)."""
-        model = body.model or "auto"
-        if model not in (known := served_models(core)):
-            return error_response(404, unknown_model(model, known), "model_not_found", param="model")
+        model = await run_in_threadpool(resolve_model, core, body.model or "auto")  # a domain: its promoted version
+        if isinstance(model, JSONResponse):
+            return model
         try:
             question, history = parse_messages(body.messages)
             domain = domain_name(body.domain, "domain", EVERY_DOMAIN_HINT) if body.domain else None

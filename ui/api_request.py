@@ -44,7 +44,9 @@ class ChatRequest(BaseModel):
             "examples": [{"model": "auto", "messages": [{"role": "user", "content": "How many days of annual leave?"}]}]
         },
     )
-    model: Optional[str] = Field(None, description="auto (default), base, or an adapter name (GET /v1/models)")
+    model: Optional[str] = Field(
+        None, description="auto (default), base, an adapter (GET /v1/models), or a domain: its promoted adapter"
+    )
     messages: list[ChatMessage] = Field(min_length=1, description="the last one is the question, from the user")
     stream: Optional[bool] = Field(None, description="server-sent events in OpenAI's chunk format")
     max_tokens: Optional[int] = Field(None, ge=1, description="the answer's token limit")

@@ -140,6 +140,17 @@ class AppCore:
         """base and every adapter: loaded ones and every registry version (attached on first use)."""
         return [BASE_CHOICE, *sorted(set(self.loaded_adapters()) | {c.name for c in self.registry_cards()})]
 
+    def resolve_model(self, name: str | None) -> str:
+        """The served name that a request's model or adapter means: auto (also for none) and base as they are, an
+        adapter the generator serves as it is, else the registry's name rule (`lorag eval`'s arms, `lorag ask`):
+        a version as it is, a domain's name its promoted version. A LoragError otherwise: NoPromotedAdapterError
+        for a domain that has none (naming its versions), UnknownAdapterError for a name the registry lacks."""
+        if name in (None, "", AUTO):
+            return AUTO
+        if name == BASE_CHOICE or name in self.loaded_adapters():
+            return name
+        return self.comps.registry.get(name).name
+
     # -- serving ------------------------------------------------------------------------------
     def attach(self, names: list[str]) -> None:
         """Attach adapters while no generation runs (it changes the served model): take every slot. An engine
@@ -166,9 +177,11 @@ class AppCore:
             self.comps.__dict__.pop(name, None)
 
     def service_for(self, adapter: str | None) -> AskService:
-        """auto/base: the routed service. An adapter name: that adapter (attached if it is a registry
-        version not yet loaded), without the router, so unpromoted versions can be tried too."""
-        if adapter in (None, "", AUTO, BASE_CHOICE):
+        """auto/base: the routed service. An adapter name (`resolve_model`: a domain's name is its promoted version):
+        that adapter (attached if it is a registry version not yet loaded), without the router, so unpromoted
+        versions can be tried too."""
+        adapter = self.resolve_model(adapter)
+        if adapter in (AUTO, BASE_CHOICE):
             return self.comps.ask_service
         if adapter not in self.loaded_adapters():
             self.attach([adapter])
@@ -185,7 +198,9 @@ class AppCore:
         max_new_tokens: int | None = None,
         **kw: Any,
     ) -> Iterator[Any]:
-        """AskService.stream under the generation limit (waits in this thread for a free slot)."""
+        """AskService.stream under the generation limit (waits in this thread for a free slot); `adapter` as
+        `resolve_model` reads it."""
+        adapter = self.resolve_model(adapter)
         service = self.service_for(adapter)
         with self.gate.slot():
             yield from self.answer_stream(

@@ -41,7 +41,9 @@ def ask_cmd(
         "(base, an adapter, or null when nothing relevant was found and no model ran), route: why.",
     ),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages given to the model."),
-    adapter: str = typer.Option("auto", "--adapter", "-a", help="auto (route), base, or an adapter name."),
+    adapter: str = typer.Option(
+        "auto", "--adapter", "-a", help="auto (route), base, an adapter version, or a domain for its promoted one."
+    ),
     no_warm: bool = typer.Option(
         False,
         "--no-warm",
@@ -195,12 +197,14 @@ def _ask_through_app(
     remote: Any, question: str, domain: Optional[str], adapter: str, top_k: Optional[int], as_json: bool
 ) -> None:
     final: dict[str, Any] = {}
-    if adapter not in ("auto", "base"):  # said as an adapter, as without the app (the API says "model")
+    if adapter not in ("auto", "base"):
         served = [m["id"] for m in remote.get("/v1/models")["data"] if m["id"] not in ("auto", "base")]
-        if adapter not in served:
-            from assistant.registry import unknown_adapter
+        if adapter not in served:  # the app's registry reads the name as without the app: a domain's name is its
+            # promoted version; an unknown one, or a domain without one, is the registry's error, said as an adapter
+            from assistant.names import parse_adapter
 
-            raise unknown_adapter(adapter, served)
+            parse_adapter(adapter)  # a malformed name is refused here, as without the app (it is no URL path)
+            adapter = remote.adapter(adapter)["name"]
     t0 = time.perf_counter()
     items = remote.ask(question, domain, adapter, top_k)
     who = "the lorag worker" if remote.worker_pid else "the app"

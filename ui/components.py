@@ -172,10 +172,11 @@ class Components:
         return [self.registry.get(n).name for n in names]
 
     def _served(self, names: list[str]) -> list[str]:
-        """The served name of each adapter (a registry name resolves to its version, `handbook` ->
+        """The served name of each adapter (a registry name resolves to its version, `handbook` -> its promoted
         `handbook-v2`; a name outside the registry is taken as the engine's), checked against the
-        engine's list; one it does not serve is a clear error saying how to load it."""
-        from assistant.errors import LoragError
+        engine's list; one it does not serve is a clear error saying how to load it. A domain's name while the
+        domain has no promoted version is the registry's error (it names the versions)."""
+        from assistant.errors import LoragError, NoPromotedAdapterError
 
         gen: Any = self.generator
         if getattr(gen, "explain_missing", None) is None:
@@ -184,6 +185,8 @@ class Components:
         for name in names:
             try:
                 served = self.registry.get(name).name
+            except NoPromotedAdapterError:
+                raise
             except LoragError:
                 served = name
             gen.require(served)
