@@ -166,6 +166,15 @@ class Registry:
         return card
 
 
+def promotion_text(promotion: dict[str, Any]) -> str:
+    """A promotion's record in words: the gate's reason, or for one forced past the gate's refusal
+    "forced (the gate said: <reason>)", so it never reads as the refusal alone."""
+    reason = str(promotion.get("reason") or "")
+    if promotion.get("forced"):
+        return f"forced (the gate said: {reason})" if reason else "forced"
+    return reason
+
+
 def is_stale(card: AdapterCard, current_fingerprint: str | None) -> bool:
     """The domain's corpus changed since training (None: the domain is gone or empty)."""
     return current_fingerprint != card.corpus_fingerprint
@@ -248,7 +257,7 @@ def card_text(
         ),
     ]
     if card.promotion:
-        lines.append(f"  promotion      {card.promotion.get('reason', '')}")
+        lines.append(f"  promotion      {promotion_text(card.promotion)}")
     for e in card.exports[-3:]:
         lines.append(
             f"  export         {e.get('format')} -> {e.get('file') or e.get('path')} ({e.get('at', '')}; "

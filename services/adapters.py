@@ -159,8 +159,9 @@ def remove(comps: Any, name: str, *, even_promoted: bool = False) -> tuple[Any, 
 
 
 def adapter_rows(comps: Any) -> list[dict[str, Any]]:
-    """The registry as rows: name, domain, base, promoted, stale, losses, created, last report."""
-    from assistant.registry import is_stale
+    """The registry as rows: name, domain, base, promoted (and forced: past the gate's refusal), stale, losses,
+    created, last report, the promotion in words."""
+    from assistant.registry import is_stale, promotion_text
     from assistant.store.base import corpus_fingerprint
 
     cards = comps.registry.all()
@@ -175,13 +176,14 @@ def adapter_rows(comps: Any) -> list[dict[str, Any]]:
                 "domain": c.domain,
                 "base_model": c.base_model,
                 "promoted": c.promoted,
+                "forced": c.promoted and bool(c.promotion.get("forced")),
                 "stale": is_stale(c, fps[c.domain]),
                 "train_loss": c.metrics.get("train_loss"),
                 "eval_loss": c.metrics.get("eval_loss"),
                 "created_at": c.created_at,
                 "last_report": last.get("report") or last.get("html"),
                 "last_run": last.get("run_id"),
-                "promotion": c.promotion.get("reason", "") if c.promoted else "",
+                "promotion": promotion_text(c.promotion) if c.promoted else "",
             }
         )
     return rows

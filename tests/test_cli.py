@@ -236,6 +236,47 @@ def test_ask_takes_a_domains_name_for_its_promoted_adapter(lorag, corpus, tmp_pa
     assert r.exception.hint == "name a version (it-v2), or promote one: lorag adapters promote it-v2"
 
 
+def test_a_forced_promotion_reads_as_forced_in_list_and_show(lorag, tmp_path, monkeypatch):
+    """`--force` past the gate's refusal: `adapters list` says forced under served (80 columns still), `--json` has
+    "forced", and `adapters show` gives the promotion as forced with what the gate said, not as the refusal alone."""
+    from assistant.registry import AdapterCard, Registry
+
+    monkeypatch.setenv("COLUMNS", "80")
+    reg = Registry(tmp_path / "data" / "adapters")
+    for v in (1, 2):
+        staged = tmp_path / f"staged{v}"
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        card = AdapterCard(
+            name=f"bashdocs-v{v}",
+            domain="bashdocs",
+            version=v,
+            base_model="f",
+            base_fingerprint="f",
+            data_hash="d",
+            corpus_fingerprint="c",
+        )
+        reg.register(staged, card)
+    too_few = "too few questions: n=2, the gate needs at least 20 (eval.min_questions)"
+    reg.promote("bashdocs-v1", force=True, gate=lambda c: {"ok": False, "reason": too_few})
+    r = lorag("adapters", "list")
+    assert r.exit_code == 0 and max(len(line) for line in r.output.splitlines()) <= 80, r.output
+    lines = r.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if "bashdocs-v1" in line)
+    assert "served" in lines[at] and "forced" in lines[at + 1] and "forced" not in r.output.split("bashdocs-v2")[1]
+    rows = {a["name"]: a for a in json.loads(lorag("adapters", "list", "--json").stdout)}
+    assert rows["bashdocs-v1"]["forced"] is True and rows["bashdocs-v2"]["forced"] is False
+    r = lorag("adapters", "show", "bashdocs-v1")
+    assert f"  promotion      forced (the gate said: {too_few})" in r.stdout, r.stdout
+    reg.promote("bashdocs-v2", gate=lambda c: {"ok": True, "reason": "better than bashdocs-v1"})
+    r = lorag("adapters", "show", "bashdocs-v2")
+    assert (
+        "  promotion      better than bashdocs-v2" not in r.stdout
+        and "promotion      better than bashdocs-v1" in r.stdout
+    )
+    assert "forced" not in lorag("adapters", "list").output
+
+
 def test_adapters_rm_removes_the_finished_run_that_made_it(lorag, tmp_path):
     from assistant.registry import AdapterCard, Registry
 

@@ -1300,6 +1300,8 @@ def test_synth_job_writes_the_training_set(core, corpus, tmp_path):
     with pytest.raises(LoragError, match="no evaluation report"):
         promote(core, "hr-v1")
     assert "forced" in promote(core, "hr-v1", force=True)
+    cell = registry_rows(core)[0][-1]  # the promotion column: forced past the gate, not the refusal alone
+    assert cell.startswith("forced (the gate said: ") and "no evaluation report" in cell, cell
 
 
 def test_verdict_says_in_plain_words_which_arm_answers_better():

@@ -40,7 +40,7 @@ def adapters_list(as_json: bool = typer.Option(False, "--json", help="Print the 
     for r in rows:
         t.add_row(
             r["name"],
-            "\n".join(w for w, on in (("served", r["promoted"]), ("STALE", r["stale"])) if on),
+            "\n".join(w for w, on in (("served", r["promoted"]), ("forced", r["forced"]), ("STALE", r["stale"])) if on),
             _fmt(r["train_loss"]),
             _fmt(r["eval_loss"]),
             (r["created_at"] or "")[:10],
