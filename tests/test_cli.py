@@ -50,6 +50,33 @@ def test_ingest_then_ask_json(lorag, corpus):
     assert {"retrieve_ms", "search_ms", "generate_ms"} <= set(out["timings_ms"])
 
 
+def test_ingest_sync_names_the_removed_documents_and_json_says_not_read(lorag, tmp_path):
+    """--sync's text report names the documents it removed (five, then how many more), as --json's results do; in
+    --json the files of formats lorag does not read are `not_read`, apart from `counts.skipped` (files left out on
+    purpose)."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"note{i}.md").write_text(f"# Note {i}\n\nRoom {i} opens at {i + 8} o'clock on weekdays.\n")
+    (folder / "table.xyz").write_text("not a format lorag reads")
+    r = lorag("ingest", str(folder), "--domain", "notes", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["not_read"] == ["table.xyz"] and "skipped" not in out and out["counts"]["skipped"] == 0, out
+    (folder / "note0.md").unlink()
+    r = lorag("ingest", str(folder), "--domain", "notes", "--sync")
+    assert r.exit_code == 0 and "removed 1," in r.stdout, r.output
+    assert "removed 1 document whose file is gone: note0.md\n" in r.stdout, r.stdout
+    for i in range(1, 7):
+        (folder / f"note{i}.md").unlink()
+    (folder / "keep.md").write_text("# Keep\n\nThe keep is the tower in the middle of the castle.\n")
+    r = lorag("ingest", str(folder), "--domain", "notes", "--sync")
+    assert r.exit_code == 0 and "removed 6," in r.stdout, r.output
+    line = next(line for line in r.stdout.splitlines() if line.startswith("removed 6 documents"))
+    assert line.startswith("removed 6 documents whose files are gone: note") and line.endswith(" and 1 more"), line
+    assert len(line.split(": ", 1)[1].split(" and ")[0].split(", ")) == 5, line
+
+
 def test_ask_streams_text_and_lists_sources(lorag, corpus):
     lorag("ingest", str(corpus), "--domain", "hr")
     r = lorag("ask", "How many days of annual leave do full-time staff receive?")

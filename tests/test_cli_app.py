@@ -189,6 +189,7 @@ def test_the_apps_own_user_ingests_by_path_with_the_ids_of_an_ingest_alone(lorag
         (folder / "canteen.md").unlink()
         r = lorag("ingest", str(folder), "--domain", "fac", "--sync")
         assert r.exit_code == 0 and "removed 1" in r.stdout and live.store.list_docs("fac") == [], r.stdout
+        assert "removed 1 document whose file is gone: canteen.md" in r.stdout, r.stdout  # named, as without the app
     finally:
         live.core.local_token = None
         note_path(live.settings).write_text(saved)

@@ -71,7 +71,10 @@ def print_ingest(
     as_json: bool,
     backend: str | None = None,
 ) -> None:
-    """`backend`: the label of what embedded the chunks (None: not known, e.g. an app that does not say)."""
+    """The report: `--json` as an object (`not_read`: the files of formats lorag does not read, which `counts` leaves
+    out; `counts.skipped` counts the files left out on purpose, each in `results` with its reason), else a line per
+    failed or skipped file, the counts, the documents --sync removed (named) and the files not read. `backend`: the
+    label of what embedded the chunks (None: not known, e.g. an app that does not say)."""
     from services.documents import skipped_note
 
     if as_json:
@@ -84,7 +87,7 @@ def print_ingest(
                     "chunks_written": chunks,
                     "embedder_backend": backend,
                     "results": results,
-                    "skipped": skipped,
+                    "not_read": skipped,
                 },
                 indent=2,
             )
@@ -108,8 +111,18 @@ def print_ingest(
         + f" in {seconds:.1f}s"
         + (f", embedded by {embedded_by(backend)}" if backend and chunks else "")
     )
+    removed = [r.get("display") or r["path"] for r in results if r["status"] == "removed"]
+    if removed:  # --sync: the documents whose files are gone from the folders given
+        gone = "whose file is gone" if len(removed) == 1 else "whose files are gone"
+        console.print(f"removed {plural(len(removed), 'document')} {gone}: {few(removed)}", markup=False)
     if skipped:
         console.print(skipped_note(skipped, state.settings.ingest.formats), markup=False)
+
+
+def few(names: list[str], shown: int = 5) -> str:
+    """'a.md, b.md, c.md': up to `shown` names, then 'and N more'."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def embedded_by(label: str) -> str:
@@ -156,7 +169,7 @@ def ingest_through_app(remote: Any, paths: list[Path], domain: str, sync: bool, 
     result = state_["result"]
     results = [r for r in result["results"] if r["status"] != "left out"]
     counts = {k: v for k, v in result["counts"].items() if k != "left out"}
-    skipped = skipped or list(result.get("skipped") or [])
+    skipped = skipped or list(result.get("not_read") or [])
     seconds = time.perf_counter() - t0
     backend = result.get("embedder_backend")  # an app that reports it
     print_ingest(domain, counts, results, skipped, result.get("chunks"), seconds, as_json, backend)

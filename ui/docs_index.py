@@ -80,7 +80,7 @@ def start_ingest(
             "counts": counts,
             "results": results,
             "files": len(results),
-            "skipped": skipped,
+            "not_read": skipped,  # files of formats lorag does not read ("left out" in results and counts)
             "chunks": chunks,
             "embedder_backend": backend,  # the label of what embedded the chunks
         }
