@@ -100,3 +100,66 @@ def test_lorag_eval_through_the_app_ends_with_the_phase_bars_it_leaves_when_run_
     assert [line.split()[0] for line in shown[1]] == ["retrieve", "generate", "score", "report"]
     assert shown[1][1].endswith("4/4 0:00:30"), shown[1]
     job_phase_bars({"stage": "report", "done": 1, "total": 1}, False)  # not a terminal, or --json: nothing
+
+
+class _TrainApp:
+    """An app whose train job has logged its first line by the first poll, trains, then is done."""
+
+    url = "http://127.0.0.1:1"
+    title = "train bashdocs (1 step)"
+
+    def __init__(self):
+        started = "started: " + self.title
+        training = {"stage": "training", "done": 0, "total": 1, "t": 3.0, "stage_t": 1.0, "at": time.time()}
+        self.states = [
+            {"status": "running", "log": [started], "progress": {"stage": "loading the base model"}},
+            {"status": "running", "log": [started, "loss 2.1"], "progress": training},
+            {"status": "running", "log": [started, "loss 2.1"], "progress": training},
+            {"status": "done", "log": [started, "loss 2.1", "done in 209.0s"], "progress": training},
+        ]
+        self.polls = 0
+
+    def start_job(self, kind: str, **params) -> str:
+        return "j2"
+
+    def job(self, job_id: str) -> dict:
+        self.polls += 1
+        time.sleep(0.1)  # the spinner draws a few frames between two polls
+        s = self.states[min(self.polls - 1, len(self.states) - 1)]
+        return {"id": job_id, "title": self.title, **s, "log": [f"20:08:12 {t}" for t in s["log"]]}
+
+
+def test_the_spinner_clears_its_line_before_each_log_line_and_is_not_drawn_after_the_last(monkeypatch):
+    """`lorag train` through the app on a terminal (log lines on stdout, the spinner on stderr, one screen): no bare
+    spinner before the first log line, every spinner drawing erased on its own line before anything else is printed
+    (never ended by a line feed, which would leave it in the scrollback of a terminal that does not move back up),
+    and nothing of it after the job's last line."""
+    width = 80
+    tty = Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    monkeypatch.setattr(sys, "stderr", tty)
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(time, "sleep", lambda s, _sleep=time.sleep: _sleep(min(s, 0.05)))
+
+    job = cli_state.run_in_app(_TrainApp(), "train", {}, domain="bashdocs")
+
+    assert job["status"] == "done"
+    raw = tty.getvalue()
+    frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+    drawn = [i for i, ch in enumerate(raw) if ch in frames]
+    assert drawn, raw  # it did spin while the job trained
+    assert not any(ch in frames for ch in raw[: raw.index("started: ")]), raw  # no bare spinner before the first line
+    assert not any(ch in frames for ch in raw[raw.index("done in 209.0s") :]), raw  # none after the last
+    for i in drawn:  # each drawing is erased (erase-line) before a line feed or the next log line
+        erased, fed = raw.find("\x1b[2K", i), raw.find("\n", i)
+        assert erased != -1 and (fed == -1 or erased < fed), repr(raw[i : i + 120])
+    shown = [line for line in screen(raw, width) if line]
+    assert shown == [
+        "started job j2 in the app (it goes on if you stop watching)",
+        "started: train bashdocs (1 step)",
+        "loss 2.1",
+        "done in 209.0s",
+    ], shown

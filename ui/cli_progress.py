@@ -7,6 +7,7 @@ embedded of the (estimated) total, chunks/s and an ETA. Stdout (the report, --js
 `job` shows the progress of the app's ingest job (the CLI through a running app) the same way.
 
 StageBars: `lorag eval`'s bars, one per stage (retrieve, generate, score, report), each left at its last count.
+JobSpinner: the spinner under the log lines of an app's job that `lorag synth/train/eval` follow.
 """
 
 from __future__ import annotations
@@ -145,6 +146,49 @@ class IngestProgress:
     def _line(self, text: str) -> None:
         self._last = time.monotonic()
         print(text, file=self.stream, flush=True)
+
+
+class JobSpinner:
+    """A spinner with a job's progress line, on a terminal's stderr, under the job's log lines: drawn only once
+    `show` gives it a line (no bare spinner), its line wrapping at the terminal's width; `clear` erases what it drew
+    and leaves the cursor at the start of the line it took (nothing redrawn, no line fed), so a log line printed
+    next takes its place and the next `show` draws it below; after the last `clear` nothing of it is left."""
+
+    def __init__(self, console: Any = None):
+        from rich.console import Console
+        from rich.spinner import Spinner
+
+        self.console = console or Console(stderr=True, highlight=False)
+        self._spinner = Spinner("dots", style="status.spinner")
+        self._live: Any = None
+
+    def show(self, text: Any) -> None:
+        """Draw the spinner with `text` (a rich Text or str), below what was printed since the last `clear`."""
+        self._spinner.update(text=text)
+        if self._live is None:
+            from rich.live import Live
+
+            # a new live display each time: one restarted would move up over the lines printed since it last drew
+            self._live = Live(self._spinner, console=self.console, transient=True, refresh_per_second=12.5)
+            self._live.start(refresh=True)
+        else:
+            self._live.refresh()
+
+    def clear(self) -> None:
+        """Erase the spinner, drawing nothing in its place (a live display redraws its content when it stops: here
+        that is an empty group, which only erases)."""
+        live, self._live = self._live, None
+        if live is not None:
+            from rich.console import Group
+
+            live.update(Group(), refresh=False)
+            live.stop()
+
+    def __enter__(self) -> "JobSpinner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.clear()
 
 
 def _due(last: float | None, every: float) -> bool:

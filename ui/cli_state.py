@@ -156,6 +156,7 @@ def run_in_app(
     `log_to_stderr`: stdout is kept for --json; none that `hide` says the command prints itself at the end), its
     stage and progress on a spinner under them (on a terminal); Ctrl-C stops following (the job goes on in the app).
     Returns the finished job."""
+    from ui.cli_progress import JobSpinner
     from ui.jobs import progress_line
 
     given = [flag for flag, value in unsupported.items() if value]
@@ -172,46 +173,33 @@ def run_in_app(
     console.print(f"[dim]started job {job_id} in the app (it goes on if you stop watching)[/]")
     printed = 0
     state: dict[str, Any] = {}
-    status = _job_status() if sys.stderr.isatty() else None
+    spinner = JobSpinner() if sys.stderr.isatty() else None
     try:
-        if status:
-            status.start()
         while True:
             state = remote.job(job_id)
             said = f"failed: {state.get('error')}"  # the job's last line: the error below says it once
             lines = [line.split(" ", 1)[-1] for line in state.get("log", [])[printed:]]
             lines = [t for t in lines if not (state.get("status") == "failed" and t == said) and not (hide and hide(t))]
-            if lines and status:  # the spinner steps aside: each line starts a line of its own, as without it
-                status.stop()
+            if lines and spinner:  # the spinner's line is cleared: each log line starts a line of its own
+                spinner.clear()
             for text in lines:
                 typer.echo(text, err=log_to_stderr)
-            if lines and status:
-                status = _job_status()  # a new one: a restarted one would erase the lines above it
-                status.start()
             printed = len(state.get("log", []))
-            if status:
+            if state.get("status") != "running":
+                break  # its last lines are the last output: no spinner is drawn after them
+            if spinner:
                 from rich.text import Text
 
-                status.update(Text(markdown_emphasis_text(progress_line(state))))  # as written: no rich markup
-            if state.get("status") != "running":
-                break
+                spinner.show(Text(markdown_emphasis_text(progress_line(state))))  # as written: no rich markup
             time.sleep(1.0)
     finally:
-        if status:
-            status.stop()
+        if spinner:
+            spinner.clear()
     if state.get("status") != "done":
         from ui.remote import job_error
 
         raise job_error(kind, job_id, state)
     return state
-
-
-def _job_status():  # noqa: ANN202
-    """The spinner that follows an app's job on a terminal: its line wraps at the terminal's width (the phase and the
-    ETA at the end of a long line stay in sight) and disappears when the job ends."""
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False).status("", spinner="dots")
 
 
 def domain_option(value: Optional[str]) -> Optional[str]:
