@@ -75,8 +75,9 @@ def test_an_adapter_llama_cpp_lacks_names_its_gguf_or_the_export_first(llamacpp,
     gguf = tmp_path / "hr-v3.gguf"
     gguf.write_bytes(b"GGUF")
     reg.record_export(card.name, {"format": "gguf", "path": str(tmp_path), "file": str(gguf)})
+    reg.promote(card.name)
     with pytest.raises(LoragError) as e:
-        llamacpp.attach(["hr"])  # the domain's newest version
+        llamacpp.attach(["hr"])  # the domain's promoted version
     assert e.value.hint.startswith(
         f"llama.cpp: restart llama-server with --lora {gguf} (it loads adapters only at start"
     )
