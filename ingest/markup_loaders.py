@@ -96,6 +96,64 @@ def load_rst(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
     return _rst_sections(read_text(path, notes, limits.text_encoding))
 
 
+# Elements that start a new line of text; every other element (a, code, em, span, var, samp, kbd, b, i, tt, small,
+# sup...) is inline: its text joins its neighbours' with no space added, so "<code>csh</code>-like" reads "csh-like".
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body caption center dd details dialog dir div dl dt fieldset figcaption "
+    "figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr html legend li main menu nav ol p pre section summary "
+    "table tbody td tfoot th thead tr ul".split()
+)
+_PRE_TAGS = frozenset(["pre", "listing", "plaintext", "xmp", "textarea"])
+# The text of a heading's or a term's permalink (Sphinx's a.headerlink, texinfo's a.copiable-link/-anchor...)
+_PERMALINK_MARKS = frozenset("¶§🔗")
+
+
+def _is_permalink(a) -> bool:
+    """A link whose only text is a pilcrow or section sign, or "#" pointing into the page: the permalink that HTML
+    generators put after headings and definition terms, no text of the document."""
+    text = a.get_text(strip=True)
+    return text in _PERMALINK_MARKS or (text == "#" and str(a.get("href") or "").startswith("#"))
+
+
+def _flow_text(el) -> str:
+    """The text of an element as a reader sees it: inline elements joined with no space added, block elements
+    (and <br>) on lines of their own, runs of whitespace one space outside <pre>, whose lines stay as they are.
+    Walked with a stack, not recursion: a page nested thousands deep reads like any other."""
+    from bs4 import CData, NavigableString
+
+    parts: list[str] = []
+    end_of_block = None  # on the stack after a block's children: its end starts a new line
+
+    def newline() -> None:
+        if parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
+
+    in_pre = el.name in _PRE_TAGS
+    stack: list = [(child, in_pre) for child in reversed(el.contents)]
+    while stack:
+        item = stack.pop()
+        if item is end_of_block:
+            newline()
+            continue
+        node, pre = item
+        if isinstance(node, NavigableString):
+            if type(node) is NavigableString or isinstance(node, CData):  # no comment, doctype, ...
+                text = str(node) if pre else re.sub(r"\s+", " ", node)
+                if not pre and (not parts or parts[-1].endswith("\n")):
+                    text = text.lstrip(" ")
+                if text:
+                    parts.append(text)
+        elif node.name == "br":
+            parts.append("\n")
+        else:
+            if node.name in _BLOCK_TAGS or node.name in _PRE_TAGS:
+                newline()
+                stack.append(end_of_block)
+            inner = pre or node.name in _PRE_TAGS
+            stack.extend((child, inner) for child in reversed(node.contents))
+    return "\n".join(line.rstrip() for line in "".join(parts).split("\n")).strip("\n")
+
+
 def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from bs4 import BeautifulSoup
 
@@ -104,6 +162,9 @@ def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
         tag.decompose()
     for tag in soup.select('[role="navigation"], div.menu, ul.menu'):  # site menus that are not <nav>
         tag.decompose()
+    for tag in soup.find_all("a"):
+        if _is_permalink(tag):
+            tag.decompose()
     body = soup.body or soup
     # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
     lines: list[str] = []
@@ -115,19 +176,19 @@ def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
             "h4",
         ):
             continue  # nested block: its text is in the parent's
-        text = el.get_text(" ", strip=True)
-        if not text:
+        text = _flow_text(el)
+        if not text.strip():
             continue
         if el.name[0] == "h" and el.name[1].isdigit():
-            lines.append("\n" + "#" * int(el.name[1]) + " " + text + "\n")
+            lines.append("\n" + "#" * int(el.name[1]) + " " + " ".join(text.split()) + "\n")
         else:
             block = f"- {text}" if el.name == "li" else text + "\n"
             if _MD_HEADING_LINE.search(block):  # a "# comment" line of a code example is not a heading
                 block = f"```\n{block.rstrip()}\n```\n"
             lines.append(block)
     if not lines:  # no block elements: fall back to all visible text
-        lines = [body.get_text("\n", strip=True)]
-    title = soup.title.get_text(strip=True) if soup.title else ""
+        lines = [_flow_text(body)]
+    title = " ".join(soup.title.get_text().split()) if soup.title else ""
     sections = markdown_sections("\n".join(lines))
     if title:
         for s in sections:

@@ -53,6 +53,64 @@ def test_html_no_break_spaces_and_tabs_keep_words_apart(tmp_path):
     assert "IS NOT and IS DISTINCT" in sec.text and "a b" in sec.text
 
 
+def test_html_inline_elements_do_not_break_words_and_blocks_stay_apart(tmp_path):
+    """Texinfo's and Sphinx's markup (bash's and Python's manuals): words and punctuation next to <code>, <small>,
+    <a>, <em>, <var> read as a browser shows them, not "POSIX -conformant" or "(see Pattern Matching )"; block
+    elements and <br> keep their text apart; a paragraph's line breaks are spaces; <pre> keeps its lines."""
+    page = tmp_path / "bashref.html"
+    page.write_text(
+        "<html><body><h2>Definitions</h2>"
+        "<p>Bash is <small>POSIX</small>-conformant and has a <code>csh</code>-like directory\n   stack.\n"
+        "A ‘<code>*</code>’ is regarded as a <em>pattern</em>, (see <a href='#Pattern-Matching'>Pattern Matching"
+        "</a>); <var>n</var>th word of <samp>--<var>name</var></samp>.</p>"
+        "<ul><li>first<ul><li>nested</li></ul></li></ul>"
+        "<table><tr><td>left<br>cell</td><td><div>one</div><div>two</div></td></tr></table>"
+        '<pre><span class="n">a</span> <span class="o">=</span> <span class="mi">1</span>\n'
+        '<span class="nb">print</span>(a)</pre></body></html>'
+    )
+    (sec,) = load_document(page)
+    assert (
+        "Bash is POSIX-conformant and has a csh-like directory stack. A ‘*’ is regarded as a pattern, "
+        "(see Pattern Matching); nth word of --name." in sec.text
+    )
+    assert "first" in sec.text and "nested" in sec.text and "firstnested" not in sec.text
+    assert "leftcell" not in sec.text and "onetwo" not in sec.text
+    assert "a = 1\nprint(a)" in sec.text
+
+
+def test_html_nested_thousands_deep_is_read(tmp_path):
+    page = tmp_path / "deep.html"
+    page.write_text("<html><body><p>" + "<span>" * 5000 + "deep text" + "</span>" * 5000 + "</p></body></html>")
+    assert [s.text for s in load_document(page)] == ["deep text"]
+
+
+def test_html_permalinks_are_not_text(tmp_path):
+    """The ¶ (or #) link that texinfo, Sphinx and site generators put after headings and definition terms is
+    dropped: bashref.html's 357 of them read "@ ¶ ($@) Expands..." and Python's headings "Sorting ¶"; a "#" that
+    links elsewhere, or a pilcrow that is not a link, is text."""
+    page = tmp_path / "manual.html"
+    page.write_text(
+        "<html><head><title>Manual</title></head><body>"
+        '<h2 id="sp"><span>3.4.2 Special Parameters<a class="copiable-link" href="#sp"> &para;</a></span></h2>'
+        "<dl><dt id='index-_0040'><span><code>@</code><a href='#index-_0040' class='copiable-anchor'> &para;</a>"
+        "</span></dt><dd><p>($@) Expands to the positional parameters.</p></dd></dl>"
+        '<section id="sorting"><h3>Sorting<a class="headerlink" href="#sorting" title="Link to this heading">¶'
+        "</a></h3><p>Use sorted().</p></section>"
+        '<h3 id="hugo">Hugo <a class="anchor" href="#hugo">#</a></h3><p>The <a href="ops.html#hash">#</a> operator'
+        " and the ¶ sign.</p></body></html>"
+    )
+    secs = load_document(page)
+    assert [s.heading for s in secs] == [
+        "3.4.2 Special Parameters",
+        "3.4.2 Special Parameters > Sorting",
+        "3.4.2 Special Parameters > Hugo",
+    ]
+    lines = [line.strip() for line in secs[0].text.splitlines()]
+    assert lines[1:] == ["@", "($@) Expands to the positional parameters."]
+    assert "¶" not in secs[0].text + secs[1].text
+    assert "The # operator and the ¶ sign." in secs[2].text
+
+
 def test_pdf_keeps_pages(corpus):
     secs = load_document(corpus / "travel.pdf")
     assert [s.page for s in secs] == [1, 2]
