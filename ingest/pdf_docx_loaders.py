@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from ingest.load_types import NO_LIMITS, BadFileError, Limits, LoadNotes, Section
@@ -38,14 +40,66 @@ _BULLET_LINE = re.compile(rf"^[ \t]*{_CONTROL}+[ \t]*(?:\n[ \t]*|(?=\S))(?!{_CON
 _CONTROL_RUN = re.compile(rf"[ \t]*{_CONTROL}+[ \t]*")
 
 
+# The Latin ligatures of Unicode's Alphabetic Presentation Forms (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ), which PDFs typeset by groff or
+# TeX give for "ff", "fi"...: "ﬁle" is no match for "file". Only these are expanded (NFKC, letter by letter): NFKC of
+# the whole text would also read "10²" as "102" and "½" as "1⁄2".
+_LIGATURE = re.compile("[\ufb00-\ufb06]")
+# A word broken across lines by a hyphen (ASCII, U+2010, or a soft hyphen) with its rest starting the next line
+_LINE_END_HYPHEN = re.compile(r"(\w(?:[\w-]*\w)?)([-\u2010\u00ad])[ \t]*\n[ \t]*(\w[\w-]*)")
+_WORD = re.compile(r"\w+(?:-\w+)*")
+_LONE_LETTER = re.compile(r"(?<!\S)[^\W\d_](?= [^\W\d_])")  # "e xecutes", "v ariable": a word split by kerning
+
+
 def pdf_text(text: str) -> str:
     """A page's extracted text with its control characters read: one that starts a line (alone on it, the item on
     the next, or before the item's text) is a list bullet, "• " joined to the item; one elsewhere is a space (one
-    at a line's end, or on an otherwise empty line, goes)."""
+    at a line's end, or on an otherwise empty line, goes). Ligatures (ﬁ, ﬂ, ﬀ...) are their letters."""
+    text = _LIGATURE.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _BULLET_LINE.sub("• ", text)
     return "\n".join(
         _CONTROL_RUN.sub(" ", line).strip(" ") if re.search(_CONTROL, line) else line for line in text.split("\n")
     )
+
+
+def join_hyphenated(pages: list[str]) -> list[str]:
+    """Pages with the words broken at a line's end by a hyphen ("tradi-\\ntional", "EVALUA-\\nTION") joined, the
+    next line's text following on the same line. The document is the dictionary: "tradi" + "tional" is one word
+    unless the document writes it hyphenated ("non-zero", "forward-search-history") more often than whole. A pair
+    it writes neither way is one word ("accord-\\ningly": typesetters break words far more often than compounds at
+    their hyphen) unless a digit ends the first part ("512-byte") or the second is a compound itself
+    ("most-\\nrecently-killed"): those keep their hyphen. A soft hyphen always joins; a next line that does not go
+    on in the same case (a lowercase letter, or capitals after a capital) is no continuation, and the break stays."""
+    words = Counter(w.lower() for page in pages for w in _WORD.findall(_LINE_END_HYPHEN.sub(" ", page)))
+
+    def join(m: re.Match) -> str:
+        left, hyphen, right = m.groups()
+        if not (right[0].islower() or (left[-1].isupper() and right.isupper())):
+            return m.group(0)
+        whole, hyphenated = left + right, f"{left}-{right}"
+        if hyphen == "\u00ad":
+            return whole
+        n_whole, n_hyphenated = words[whole.lower()], words[hyphenated.lower()]
+        if n_whole != n_hyphenated:
+            return whole if n_whole > n_hyphenated else hyphenated
+        return whole if left[-1].isalpha() and "-" not in right else hyphenated
+
+    return [_LINE_END_HYPHEN.sub(join, page) for page in pages]
+
+
+def _page_text(page) -> str:
+    """A page's text as pypdf reads it, its layout mode preferred where that mode reads the same characters in the
+    same order (one column: no interleaved columns, nothing left out) with fewer words split into a lone letter
+    and the rest: groff's PDFs (man pages) justify lines by spacing letters, which the default mode reads as
+    "e xecutes", "v ariable"; layout mode places the letters by their width. Its padding spaces go."""
+    plain = page.extract_text() or ""
+    try:
+        layout = page.extract_text(extraction_mode="layout", layout_mode_space_vertically=False) or ""
+    except Exception:  # the mode pypdf calls experimental: the default reading stands
+        return plain
+    layout = "\n".join(re.sub(" {2,}", " ", line).strip(" ") for line in layout.split("\n"))
+    if re.sub(r"\s+", "", layout) != re.sub(r"\s+", "", plain):
+        return plain
+    return layout if len(_LONE_LETTER.findall(layout)) < len(_LONE_LETTER.findall(plain)) else plain
 
 
 def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
@@ -63,12 +117,12 @@ def load_pdf(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = N
                     raise
                 raise BadFileError("the PDF is encrypted (password protected)") from None
         limits.check(len(reader.pages), "pages", "max_pages")
-        pages = [(i + 1, pdf_text(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
+        texts = join_hyphenated([pdf_text(_page_text(page)) for page in reader.pages])
     except BadFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as e:
         raise BadFileError(_misnamed(path, "a PDF file") or f"corrupt or unreadable PDF ({e})") from None
-    sections = [Section(t, f"page {n}", n) for n, t in pages if t.strip()]
+    sections = [Section(t, f"page {n}", n) for n, t in enumerate(texts, 1) if t.strip()]
     if not sections:
         raise BadFileError("the PDF has no text layer (scanned images need OCR first)")
     return sections

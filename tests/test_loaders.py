@@ -559,3 +559,92 @@ def test_pdf_bullets_read_as_bullets_and_no_control_character_reaches_the_text()
         "• Item one\n• Item two\na b\n\n• Last\n"
     )
     assert pdf_text("tabs\tstay  and  spaces  too\r\n") == "tabs\tstay  and  spaces  too\r\n"
+
+
+def _vera_canvas(path):
+    """A reportlab canvas with reportlab's own Bitstream Vera font registered: a TrueType font whose PDF maps its
+    glyphs back to text, the ﬁ and ﬂ ligatures included."""
+    from pathlib import Path
+
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(TTFont("Vera", str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf")))
+    return canvas.Canvas(str(path))
+
+
+def test_pdf_ligatures_read_as_their_letters(tmp_path):
+    """Groff and TeX PDFs give "ﬁle" with U+FB01: keyword search for "file" would miss it (992 in bash.pdf). The
+    presentation-form ligatures are expanded; other compatibility characters ("10²") stay as they are."""
+    from ingest.pdf_docx_loaders import pdf_text
+
+    c = _vera_canvas(tmp_path / "lig.pdf")
+    c.setFont("Vera", 12)
+    c.drawString(50, 800, "Read the ﬁle, then ﬂag it: 10² m")
+    c.showPage()
+    c.save()
+    (sec,) = load_document(tmp_path / "lig.pdf")
+    assert "Read the file, then flag it: 10² m" in sec.text
+    assert pdf_text("oﬀ eﬃcient baﬄe ﬅ ﬆ ½") == "off efficient baffle st st ½"
+
+
+def test_pdf_words_broken_at_line_ends_are_joined(tmp_path):
+    """A hyphen ending a line before a lowercase word (or capitals after capitals) is a word broken by the
+    typesetter: it joins ("tradi-/tional" -> "traditional"). The document decides compounds: one it writes
+    hyphenated elsewhere keeps its hyphen, as does one after a digit or before another hyphenated part."""
+    lines = [
+        "Bash keeps the tradi-",
+        "tional behaviour; the",
+        "exit status is non-",
+        "zero on error (see ARITHMETIC EVALUA-",
+        "TION). It is accord-",
+        "ingly a 512-",
+        "byte block for the most-",
+        "recently-killed text, not the Unix-",
+        "Like systems. A non-zero status",
+    ]
+    pdf = write_pdf(tmp_path / "manual.pdf", ["\n".join(lines), "Bash is tradi-\ntional too."])
+    first, second = load_document(pdf)
+    assert first.text.strip().split("\n") == [
+        "Bash keeps the traditional behaviour; the",
+        "exit status is non-zero on error (see ARITHMETIC EVALUATION). It is accordingly a 512-byte block for the "
+        "most-recently-killed text, not the Unix-",
+        "Like systems. A non-zero status",
+    ]
+    assert second.text.strip() == "Bash is traditional too."
+
+
+def test_pdf_words_split_by_letter_spacing_are_whole_and_columns_stay_apart(tmp_path):
+    """groff justifies a line by word spacing and places the next letters by position: pypdf's default reading
+    gives "the v ariable" (bash.pdf: "e xecutes", "v alue"...), its layout mode "the variable". The layout reading
+    is taken only where it reads the same characters in the same order: a two-column page, which layout mode
+    would read across the columns line by line, keeps the default reading, column after column."""
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import BaseDocTemplate, Frame, FrameBreak, PageTemplate, Paragraph
+
+    c = _vera_canvas(tmp_path / "man.pdf")
+    text = c.beginText(50, 800)
+    text.setFont("Vera", 12)
+    text.setWordSpace(3)  # the space in "the v" is 3 points wider, and "ariable" placed after it
+    text.textOut("the v")
+    text.setWordSpace(0)
+    text.moveCursor(stringWidth("the v", "Vera", 12) + 3, 0)
+    text.textOut("ariable is set")
+    c.drawText(text)
+    c.showPage()
+    c.save()
+    (sec,) = load_document(tmp_path / "man.pdf")
+    assert sec.text.strip() == "the variable is set"
+
+    doc = BaseDocTemplate(str(tmp_path / "paper.pdf"))
+    half = (doc.width - 20) / 2
+    left = Frame(doc.leftMargin, doc.bottomMargin, half, doc.height)
+    right = Frame(doc.leftMargin + half + 20, doc.bottomMargin, half, doc.height)
+    doc.addPageTemplates([PageTemplate(frames=[left, right])])
+    style = getSampleStyleSheet()["BodyText"]
+    doc.build([Paragraph("Apples grow on trees. " * 30, style), FrameBreak(), Paragraph("Bananas " * 60, style)])
+    (sec,) = load_document(tmp_path / "paper.pdf")
+    assert "Bananas" not in sec.text[: sec.text.rindex("Apples")]
