@@ -29,6 +29,21 @@ LOADERS: dict[str, Callable[[Path, Limits, LoadNotes | None], list[Section]]] = 
     "json": load_json,
 }
 
+# A loader's version, raised when it reads the same file into other text (markdown_sections is shared: a change
+# there raises every loader that uses it). The pipeline mixes it into each file's version, so the next ingest after
+# an upgrade reads that loader's files again and leaves the others unchanged, not embedded again. A loader at
+# version 1 adds nothing to a file's version: files ingested before loaders had versions stay unchanged.
+LOADER_VERSIONS: dict[Callable[..., list[Section]], int] = {
+    load_html: 2,  # inline elements joined to their neighbours, permalinks (¶) dropped
+    load_pdf: 2,  # ligatures expanded, words hyphenated at line ends joined, groff's letter-spaced words whole
+}
+
+
+def loader_version(path: Path) -> int:
+    """The version of the loader that reads `path` (1 for a loader never changed, or a format with none)."""
+    loader = LOADERS.get(file_format(path))
+    return LOADER_VERSIONS.get(loader, 1) if loader is not None else 1
+
 
 def load_document(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     """Sections of a file; raises BadFileError (binary, undecodable, corrupt, encrypted...), EmptyFileError when

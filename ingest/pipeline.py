@@ -24,7 +24,7 @@ from ingest.chunking import split_sections
 from ingest.discovery import Found, discover, no_supported_files
 from ingest.formats import file_format
 from ingest.load_types import BadFileError, EmptyFileError, Limits, LoadNotes, OverLimitError
-from ingest.loaders import load_document
+from ingest.loaders import load_document, loader_version
 from ingest.meter import IngestMeter, Throughput
 from ingest.prefetch import prefetched
 from ingest.writer import (
@@ -97,7 +97,13 @@ class Ingestor:
 
     # -- one file -------------------------------------------------------------------------------
     def _version(self, path: Path) -> str:
-        h = hashlib.sha256(self.signature.encode())
+        """The file's version: its bytes, the embedder and chunking (self.signature) and its loader's version,
+        so that a file read by a changed loader is read again; one whose loader is at version 1 hashes as it did
+        before loaders had versions."""
+        signature = self.signature
+        if (loader := loader_version(path)) != 1:
+            signature += f"|loader={loader}"
+        h = hashlib.sha256(signature.encode())
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
