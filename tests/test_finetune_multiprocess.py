@@ -83,10 +83,12 @@ def test_two_gloo_processes_train_the_adapter_of_one_and_register_it_once(settin
     run = settings.paths.data_dir / "runs" / "toy" / "v1"
     assert (run / "DONE").is_file() and (run / "launch.log").is_file()
     logged = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    # rank 0 writes each logged step once; the last step is logged too, so train_loss is every process's mean
-    assert [s for s, _ in one.metrics["loss_curve"]] == [3] and [e["step"] for e in logged if "loss" in e] == [3, 4]
+    # rank 0 writes each logged step once (the first, then every logging_steps); the last step is logged too, so
+    # train_loss is every process's mean
+    assert [s for s, _ in one.metrics["loss_curve"]] == [1, 3]
+    assert [e["step"] for e in logged if "loss" in e] == [1, 3, 4]
     # rank 0's progress comes back through the launcher: the stages, then every logged step
-    assert {"stage": "training"} in events and [e["step"] for e in events if "loss" in e] == [3, 4]
+    assert {"stage": "training"} in events and [e["step"] for e in events if "loss" in e] == [1, 3, 4]
     line = describe_runtime(m, card.hyperparameters)
     assert "padded batches of 2 per process; 2 processes (DDP), global batch 4" in line
 
