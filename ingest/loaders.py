@@ -34,7 +34,7 @@ LOADERS: dict[str, Callable[[Path, Limits, LoadNotes | None], list[Section]]] = 
 # an upgrade reads that loader's files again and leaves the others unchanged, not embedded again. A loader at
 # version 1 adds nothing to a file's version: files ingested before loaders had versions stay unchanged.
 LOADER_VERSIONS: dict[Callable[..., list[Section]], int] = {
-    load_html: 2,  # inline elements joined to their neighbours, permalinks (¶) dropped
+    load_html: 3,  # 2: inline elements joined to their neighbours, permalinks (¶) dropped; 3: loose text read
     load_pdf: 2,  # ligatures expanded, words hyphenated at line ends joined, groff's letter-spaced words whole
 }
 

@@ -154,6 +154,82 @@ def _flow_text(el) -> str:
     return "\n".join(line.rstrip() for line in "".join(parts).split("\n")).strip("\n")
 
 
+# Blocks of the page read as passages; one inside a p, li, td, th, dd or blockquote is read with it (headings
+# excepted: they still start sections).
+_PASSAGE_TAGS = frozenset("h1 h2 h3 h4 p li pre td th dt dd blockquote".split())
+_HOLDER_TAGS = frozenset("p li td th dd blockquote".split())
+# Page chrome and embedded objects: text loose in them is no passage (their passage blocks still are, as before).
+# Chrome is also an element with a landmark role or with one of _CHROME_NAMES as its id or one of its classes:
+# Sphinx's div.footer, asciidoc's div#footer ("Last updated ..."), SQLite's div.tagline and div.fancy_toc.
+_CHROME_TAGS = frozenset(
+    "header footer aside form template select textarea iframe object canvas video audio svg title".split()
+)
+_CHROME_ROLES = frozenset("banner contentinfo complementary search".split())
+_CHROME_NAMES = frozenset("header footer sidebar tagline toc fancy_toc".split())
+
+
+def _is_chrome(el) -> bool:
+    names = el.get("class") or []
+    return (
+        el.name in _CHROME_TAGS
+        or el.get("role") in _CHROME_ROLES
+        or el.get("id") in _CHROME_NAMES
+        or any(name in _CHROME_NAMES for name in names)
+    )
+
+
+def _page_blocks(body) -> list:
+    """The page's passages in reading order: each passage element (see _PASSAGE_TAGS), and as a string each run of
+    loose text, the text outside them that sits directly in <body>, a <div>, a <section>... (man2html's pages hold
+    most of theirs so): a run ends where a block element starts or ends, its <br> are line breaks. Loose text in
+    page chrome (_is_chrome) is left out. Walked with a stack, like _flow_text."""
+    from bs4 import CData, Doctype, NavigableString
+
+    out: list = []
+    run: list[str] = []
+
+    def flush() -> None:
+        lines = (" ".join(line.split()) for line in "".join(run).split("\n"))
+        text = "\n".join(line for line in lines if line)
+        if text:
+            out.append(text)
+        run.clear()
+
+    end_of_block = None
+    # (node, inside a passage, inside a holder, inside chrome)
+    stack: list = [(child, False, False, False) for child in reversed(body.contents)]
+    while stack:
+        item = stack.pop()
+        if item is end_of_block:
+            flush()
+            continue
+        node, covered, held, chrome = item
+        loose = not covered and not chrome
+        if isinstance(node, Doctype):
+            run.clear()  # text before the doctype is no part of the page (man2html's "Content-type: text/html")
+            continue
+        if isinstance(node, NavigableString):
+            if loose and (type(node) is NavigableString or isinstance(node, CData)):  # no comment, doctype, ...
+                run.append(re.sub(r"\s+", " ", node))
+            continue
+        if node.name == "br":
+            if loose:
+                run.append("\n")
+            continue
+        if node.name in _PASSAGE_TAGS:
+            flush()
+            if node.name[0] == "h" or not held:
+                out.append(node)
+            covered, held = True, held or node.name in _HOLDER_TAGS
+        elif node.name in _BLOCK_TAGS or node.name in _PRE_TAGS:
+            flush()
+            stack.append(end_of_block)
+        chrome = chrome or _is_chrome(node)
+        stack.extend((child, covered, held, chrome) for child in reversed(node.contents))
+    flush()
+    return out
+
+
 def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
     from bs4 import BeautifulSoup
 
@@ -168,21 +244,14 @@ def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
     body = soup.body or soup
     # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
     lines: list[str] = []
-    for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "pre", "td", "th", "dt", "dd", "blockquote"]):
-        if el.find_parent(["p", "li", "td", "th", "dd", "blockquote"]) is not None and el.name not in (
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-        ):
-            continue  # nested block: its text is in the parent's
-        text = _flow_text(el)
+    for el in _page_blocks(body):
+        text = el if isinstance(el, str) else _flow_text(el)
         if not text.strip():
             continue
-        if el.name[0] == "h" and el.name[1].isdigit():
+        if not isinstance(el, str) and el.name[0] == "h":
             lines.append("\n" + "#" * int(el.name[1]) + " " + " ".join(text.split()) + "\n")
         else:
-            block = f"- {text}" if el.name == "li" else text + "\n"
+            block = f"- {text}" if getattr(el, "name", None) == "li" else text + "\n"
             if _MD_HEADING_LINE.search(block):  # a "# comment" line of a code example is not a heading
                 block = f"```\n{block.rstrip()}\n```\n"
             lines.append(block)

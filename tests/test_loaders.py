@@ -78,6 +78,63 @@ def test_html_inline_elements_do_not_break_words_and_blocks_stay_apart(tmp_path)
     assert "a = 1\nprint(a)" in sec.text
 
 
+def test_html_loose_text_is_read_in_its_section(tmp_path):
+    """man2html's pages (bash.html) hold most of their text directly in <body>, between <h2> headings and <dl>
+    lists, outside any <p>: each run of it is a paragraph of its section, split at block elements and <br>."""
+    page = tmp_path / "bash.html"
+    page.write_text(
+        "Content-type: text/html; charset=UTF-8\n\n"
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n'
+        "<HTML><HEAD><TITLE>Man page of BASH</TITLE></HEAD><BODY>\n<H1>BASH</H1>\n"
+        "Section: User Commands (1)<BR>Updated: 2022 September 19<HR>\n"
+        '<A NAME="lbAB">&nbsp;</A>\n<H2>NAME</H2>\n\nbash - GNU Bourne-Again SHell\n'
+        '<A NAME="lbAC">&nbsp;</A>\n<H2>SYNOPSIS</H2>\n\n<B>bash</B>\n\n[options]\n[command_string | file]\n'
+        "<H2>DESCRIPTION</H2>\n\n<B>Bash</B>\n\nis an <B>sh</B>-compatible command language interpreter.\n"
+        "<DL COMPACT>\n<DT><B>-c</B>\n<DD>Commands are read from the first argument.\n</DL>\n"
+        "Loose again after the list.<div>A division's own text<div>and one nested</div>after it.</div>\n"
+        "<section>Section text<h5>A fifth-level title</h5></section>\n"
+        "<P>\nA paragraph.\n</BODY></HTML>"
+    )
+    secs = {s.heading: [ln.strip() for ln in s.text.splitlines() if ln.strip()] for s in load_document(page)}
+    assert secs["BASH"] == ["# BASH", "Section: User Commands (1)", "Updated: 2022 September 19"]
+    assert secs["BASH > NAME"] == ["## NAME", "bash - GNU Bourne-Again SHell"]
+    assert secs["BASH > SYNOPSIS"] == ["## SYNOPSIS", "bash [options] [command_string | file]"]
+    assert secs["BASH > DESCRIPTION"] == [
+        "## DESCRIPTION",
+        "Bash is an sh-compatible command language interpreter.",
+        "-c",
+        "Commands are read from the first argument.",
+        "Loose again after the list.",
+        "A division's own text",
+        "and one nested",
+        "after it.",
+        "Section text",
+        "A fifth-level title",
+        "A paragraph.",
+    ]
+    assert "Content-type" not in str(secs) and "Man page of BASH" not in str(secs)
+
+
+def test_html_loose_text_of_page_chrome_is_not_read(tmp_path):
+    """Loose text in a page's chrome stays out: <nav>, <header>, <footer>, <aside>, <form>, <template>, <script>,
+    and the footers, banners and tables of contents that generators write as <div>s (Sphinx's div.footer,
+    asciidoc's div#footer, SQLite's div.tagline and div.fancy_toc, a role="contentinfo")."""
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><body><header>Site banner<br>tagline</header><nav>Home | Docs</nav>"
+        "<div class='tagline desktoponly'>Small. Fast.</div>"
+        "<div class='fancy_toc'><a>Table Of Contents</a><div><a href='#o'>1. Overview</a></div></div>"
+        "<h1>Guide</h1>Loose guide text.<aside>Related links</aside>"
+        "<form>Search:<input name='q'><button>Go</button></form><template>Hidden template</template>"
+        "<script>var loose = 1;</script><noscript>Enable scripts</noscript>"
+        "<div role='contentinfo'>Landmark footer</div><div id='footer'>Last updated today</div>"
+        "<div class='footer'>&copy; Copyright 2001-2026<br>Created using Sphinx.</div>"
+        "<footer>Page footer text</footer></body></html>"
+    )
+    secs = load_document(page)
+    assert [(s.heading, s.text.split("\n")[-1].strip()) for s in secs] == [("Guide", "Loose guide text.")]
+
+
 def test_html_nested_thousands_deep_is_read(tmp_path):
     page = tmp_path / "deep.html"
     page.write_text("<html><body><p>" + "<span>" * 5000 + "deep text" + "</span>" * 5000 + "</p></body></html>")
