@@ -36,6 +36,28 @@ def lorag(tmp_path, monkeypatch, bm25):
     return run
 
 
+def _registry_of_versions(tmp_path, *versions: tuple[str, int]):
+    """The CLI's registry (under tmp_path/data) holding an empty adapter for each (domain, version)."""
+    from assistant.registry import AdapterCard, Registry
+
+    reg = Registry(tmp_path / "data" / "adapters")
+    for domain, v in versions:
+        staged = tmp_path / f"staged-{domain}{v}"
+        staged.mkdir()
+        (staged / "adapter_config.json").write_text("{}")
+        card = AdapterCard(
+            name=f"{domain}-v{v}",
+            domain=domain,
+            version=v,
+            base_model="f",
+            base_fingerprint="f",
+            data_hash="d",
+            corpus_fingerprint="c",
+        )
+        reg.register(staged, card)
+    return reg
+
+
 def test_ingest_then_ask_json(lorag, corpus):
     r = lorag("ingest", str(corpus), "--domain", "hr")
     assert r.exit_code == 0, r.output
@@ -233,24 +255,9 @@ def test_ask_with_a_registered_but_unpromoted_adapter(lorag, corpus, tmp_path):
 def test_ask_takes_a_domains_name_for_its_promoted_adapter(lorag, corpus, tmp_path):
     """`--adapter hr` is hr's promoted version, as in `lorag eval`'s arms; a domain with none promoted is no newest
     version: the error names its versions."""
-    from assistant.registry import AdapterCard, Registry
 
     assert lorag("ingest", str(corpus), "--domain", "hr").exit_code == 0
-    reg = Registry(tmp_path / "data" / "adapters")
-    for domain, v in (("hr", 1), ("hr", 2), ("it", 1), ("it", 2)):
-        staged = tmp_path / f"staged-{domain}{v}"
-        staged.mkdir()
-        (staged / "adapter_config.json").write_text("{}")
-        card = AdapterCard(
-            name=f"{domain}-v{v}",
-            domain=domain,
-            version=v,
-            base_model="f",
-            base_fingerprint="f",
-            data_hash="d",
-            corpus_fingerprint="c",
-        )
-        reg.register(staged, card)
+    reg = _registry_of_versions(tmp_path, ("hr", 1), ("hr", 2), ("it", 1), ("it", 2))
     reg.promote("hr-v1")
     r = lorag("ask", "How many days of annual leave?", "--domain", "hr", "--adapter", "hr", "--json")
     assert r.exit_code == 0, r.output
@@ -266,24 +273,9 @@ def test_ask_takes_a_domains_name_for_its_promoted_adapter(lorag, corpus, tmp_pa
 def test_a_forced_promotion_reads_as_forced_in_list_and_show(lorag, tmp_path, monkeypatch):
     """`--force` past the gate's refusal: `adapters list` says forced under served (80 columns still), `--json` has
     "forced", and `adapters show` gives the promotion as forced with what the gate said, not as the refusal alone."""
-    from assistant.registry import AdapterCard, Registry
 
     monkeypatch.setenv("COLUMNS", "80")
-    reg = Registry(tmp_path / "data" / "adapters")
-    for v in (1, 2):
-        staged = tmp_path / f"staged{v}"
-        staged.mkdir()
-        (staged / "adapter_config.json").write_text("{}")
-        card = AdapterCard(
-            name=f"bashdocs-v{v}",
-            domain="bashdocs",
-            version=v,
-            base_model="f",
-            base_fingerprint="f",
-            data_hash="d",
-            corpus_fingerprint="c",
-        )
-        reg.register(staged, card)
+    reg = _registry_of_versions(tmp_path, ("bashdocs", 1), ("bashdocs", 2))
     too_few = "too few questions: n=2, the gate needs at least 20 (eval.min_questions)"
     reg.promote("bashdocs-v1", force=True, gate=lambda c: {"ok": False, "reason": too_few})
     r = lorag("adapters", "list")

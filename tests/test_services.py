@@ -124,16 +124,24 @@ def test_the_gate_needs_the_questions_eval_min_questions_asks_for(settings, tmp_
     assert promoted.promoted and promoted.promotion["n"] == 30 and promoted.promotion["min_questions"] == 30
 
 
-def test_a_refusal_for_too_few_questions_points_at_a_test_set_when_the_held_out_split_is_smaller(settings, tmp_path):
-    """The evaluation the refusal names must be able to pass: over a held-out split smaller than the gate needs, the
-    command takes --testset (the CLI) or the tab is told to choose a test set (the web app)."""
+def _thirty_compared_forty_needed(settings, tmp_path, heldout_questions: int):
+    """An hr adapter whose A/B report compared 30 questions where the gate needs 40, and a held-out split of
+    `heldout_questions`: (components, card, the split's file)."""
     comps = _comps(settings)
     card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
     _ab_report(comps.registry, card.name)  # 30 questions
     settings.eval.min_questions = 40
     heldout = settings.datasets_dir / "hr" / "heldout.jsonl"
     heldout.parent.mkdir(parents=True)
-    heldout.write_text("".join(json.dumps({"id": f"q{i}", "question": "q?", "answer": "a"}) + "\n" for i in range(9)))
+    rows = (json.dumps({"id": f"q{i}", "question": "q?", "answer": "a"}) + "\n" for i in range(heldout_questions))
+    heldout.write_text("".join(rows))
+    return comps, card, heldout
+
+
+def test_a_refusal_for_too_few_questions_points_at_a_test_set_when_the_held_out_split_is_smaller(settings, tmp_path):
+    """The evaluation the refusal names must be able to pass: over a held-out split smaller than the gate needs, the
+    command takes --testset (the CLI) or the tab is told to choose a test set (the web app)."""
+    comps, card, heldout = _thirty_compared_forty_needed(settings, tmp_path, heldout_questions=9)
     with pytest.raises(LoragError) as e:
         promote(comps, card.name)
     assert "run `lorag eval --domain hr --testset FILE.jsonl --ab base,hr-v1` on a test set of at least 40" in str(
@@ -169,13 +177,7 @@ def test_a_refusal_for_too_few_questions_is_told_from_the_gates_fields_not_its_w
         }
 
     monkeypatch.setattr(eval.gate, "promotion_gate", reworded)
-    comps = _comps(settings)
-    card = _register(comps.registry, tmp_path, "hr", {"gate_metric": "answer_f1"})
-    _ab_report(comps.registry, card.name)  # 30 questions
-    settings.eval.min_questions = 40
-    heldout = settings.datasets_dir / "hr" / "heldout.jsonl"
-    heldout.parent.mkdir(parents=True)
-    heldout.write_text("".join(json.dumps({"id": f"q{i}", "question": "q?", "answer": "a"}) + "\n" for i in range(35)))
+    comps, card, heldout = _thirty_compared_forty_needed(settings, tmp_path, heldout_questions=35)
     with pytest.raises(LoragError) as e:
         promote(comps, card.name)
     assert "too few questions" not in str(e.value)

@@ -612,19 +612,6 @@ SIDEWAYS_SCROLL_JS = """(sel) => [...document.querySelectorAll(sel + ' *')]
     .map(e => [e.className, e.scrollWidth, e.clientWidth])"""
 
 
-REGISTRY_HEADERS = [
-    "name",
-    "domain",
-    "base",
-    "promoted",
-    "stale",
-    "train loss",
-    "held-out loss",
-    "created",
-    "last report",
-    "promotion",
-]
-
 # a table's shown columns: each header's [text, left, right] and each row's cells' [left, right] (hidden ones left out)
 REGISTRY_COLUMNS_JS = """(sel) => {
     const table = document.querySelector(sel), shown = e => e.getClientRects().length > 0;
@@ -669,7 +656,8 @@ def test_the_registry_headers_never_break_inside_a_word(browser, live, monkeypat
                 table = box_of(pg, "#ad-registry")
                 shown = pg.evaluate(REGISTRY_COLUMNS_JS, "#ad-registry")
                 names = [name for name, _, _ in shown["heads"]]
-                assert names[-1] == "promotion" and [h for h in REGISTRY_HEADERS if h not in names] == left_out[width]
+                hidden = [h for h in ui.tab_adapters.REGISTRY_HEADERS if h not in names]
+                assert names[-1] == "promotion" and hidden == left_out[width]
                 edges = [right for _, _, right in shown["heads"]]
                 assert all(right <= table["x"] + table["width"] + 1 for right in edges), (width, shown, table)
                 assert pg.evaluate(SIDEWAYS_SCROLL_JS, "#ad-registry") == [], width

@@ -15,6 +15,19 @@ from ui.adapters_view import job_detail, jobs_rows, loss_figure, next_step, regi
 from ui.tab_chat import on_shown, warn
 from ui.web_jobs import eval_arms, promote, start_eval, start_synth, start_train
 
+REGISTRY_HEADERS = [
+    "name",
+    "domain",
+    "base",
+    "promoted",
+    "stale",
+    "train loss",
+    "held-out loss",
+    "created",
+    "last report",
+    "promotion",
+]  # the registry table's columns (registry_rows' cells)
+
 
 def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
     """`shown`: the events on which the tab is shown (the page's load, the tab's select): the domain, the next
@@ -101,18 +114,7 @@ def build(core: Any, shown: tuple[Any, ...] = ()) -> None:
             promote_status = gr.Markdown(elem_id="ad-promote-status")
     gr.Markdown("#### Registry")
     registry = gr.Dataframe(
-        headers=[
-            "name",
-            "domain",
-            "base",
-            "promoted",
-            "stale",
-            "train loss",
-            "held-out loss",
-            "created",
-            "last report",
-            "promotion",
-        ],
+        headers=REGISTRY_HEADERS,
         value=registry_rows(core),
         interactive=False,
         elem_id="ad-registry",
