@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from _common import header, table, verdict  # benchmarks/, the script's folder
+from train_arms import RECIPE
 
 TARGETS = {2: 0.9, 8: 0.8}  # issue 23, LoRA on a 1B-class model
 
@@ -45,19 +46,12 @@ def arm_config(args, gpus: int, accelerated: bool):
 
     off = {} if accelerated else dict(batching="padded", cuda_graphs=False, fused_lora=False, fp8_matmuls=False)
     return TrainConfig(
-        domain="bench",
+        **RECIPE,
         quantization="nf4" if args.quant == "qlora" else "none",
-        lora_r=16,
-        lora_alpha=32,
         max_steps=args.max_steps,
         learning_rate=2e-4,
         batch_size=args.batch * gpus,
         max_seq_length=args.max_len,
-        save_steps=10**6,
-        logging_steps=10,
-        eval_fraction_steps=1.0,
-        warmup_ratio=0.0,
-        lr_scheduler="linear",
         gpus=gpus,
         distributed=args.distributed if gpus > 1 else "ddp",
         **off,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # benchmarks/, the script's folder; none of them imports transformers, trl or peft (the Unsloth arm's rule)
 from memory_trace import memory_trace_report, memory_trace_start, memory_trace_stop
-from train_arms import VARIANTS, module_constants
+from train_arms import RECIPE, VARIANTS, module_constants
 from train_profile import step_profiler, step_timer
 from train_rows import real_tokens
 
@@ -27,19 +27,12 @@ def run_lorag(
     constants = module_constants(spec)  # pops its keys before the recipe is made of the rest
     overrides = {"eval_strategy": "no", **spec.pop("overrides", {})}
     cfg = TrainConfig(
-        domain="bench",
+        **RECIPE,
         quantization="nf4" if quant else "none",
-        lora_r=16,
-        lora_alpha=32,
         epochs=args.epochs,
         learning_rate=lr,
         batch_size=batch,
         max_seq_length=args.max_len,
-        save_steps=10**6,
-        logging_steps=10,
-        eval_fraction_steps=1.0,
-        warmup_ratio=0.0,
-        lr_scheduler="linear",
         **spec,
     )
     cuda = torch.cuda.is_available()

@@ -7,6 +7,18 @@ from __future__ import annotations
 
 import contextlib
 
+# the LoRA recipe every lorag arm trains with (bench_train_gpu.py's and bench_train_multigpu.py's), beside the
+# arms' own data, sizes and variant keys; the plain trl and Unsloth arms set the same values in their libraries
+RECIPE = dict(
+    domain="bench",
+    lora_r=16,
+    lora_alpha=32,
+    save_steps=10**6,
+    logging_steps=10,
+    eval_fraction_steps=1.0,
+    warmup_ratio=0.0,
+    lr_scheduler="linear",
+)
 _DROP = dict(lora_dropout=0.05)  # the variants measured before lorag's default became 0 (CUDA graphs need 0)
 _PADDED = dict(batching="padded", group_by_length=True, liger=True, gradient_checkpointing=True, **_DROP)
 VARIANTS = {  # lorag's trainer choices to compare; "lorag" is the shipped default for CUDA (TrainConfig defaults)
