@@ -41,8 +41,9 @@ class _App:
         return self.states[min(len(self.seen) - 1, len(self.states) - 1)]
 
 
-def test_the_apps_job_on_a_terminal_keeps_its_log_lines_whole_and_its_progress_in_sight(monkeypatch):
-    width = 80
+def terminal(monkeypatch, width: int) -> "Tty":
+    """stdout and stderr on one fake xterm of `width` columns and 25 lines (rich draws its spinner there); sleeps
+    cut to 50 ms."""
     tty = Tty()
     monkeypatch.setattr(sys, "stdout", tty)
     monkeypatch.setattr(sys, "stderr", tty)
@@ -52,6 +53,12 @@ def test_the_apps_job_on_a_terminal_keeps_its_log_lines_whole_and_its_progress_i
     for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(time, "sleep", lambda s, _sleep=time.sleep: _sleep(min(s, 0.05)))
+    return tty
+
+
+def test_the_apps_job_on_a_terminal_keeps_its_log_lines_whole_and_its_progress_in_sight(monkeypatch):
+    width = 80
+    tty = terminal(monkeypatch, width)
     app = _App(tty, width)
 
     job = cli_state.run_in_app(app, "eval", {}, domain="handbook")
@@ -135,14 +142,7 @@ def test_the_spinner_clears_its_line_before_each_log_line_and_is_not_drawn_after
     (never ended by a line feed, which would leave it in the scrollback of a terminal that does not move back up),
     and nothing of it after the job's last line."""
     width = 80
-    tty = Tty()
-    monkeypatch.setattr(sys, "stdout", tty)
-    monkeypatch.setattr(sys, "stderr", tty)
-    monkeypatch.setenv("COLUMNS", str(width))
-    monkeypatch.setenv("TERM", "xterm-256color")
-    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(time, "sleep", lambda s, _sleep=time.sleep: _sleep(min(s, 0.05)))
+    tty = terminal(monkeypatch, width)
 
     job = cli_state.run_in_app(_TrainApp(), "train", {}, domain="bashdocs")
 
