@@ -1669,7 +1669,7 @@ def test_a_marker_inside_the_answers_code_stays_as_written():
     ],
 )
 def test_only_a_block_left_open_at_the_end_is_closed(text, closed):
-    from ui.tab_chat import closed_markdown
+    from ui.answer_markdown import closed_markdown
 
     assert closed_markdown(text) == closed
     after = _rendered(closed + '\n\n<div class="route">answered by <b>base</b></div>')
