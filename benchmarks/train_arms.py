@@ -123,7 +123,7 @@ MODULE_CONSTANTS = {
     "_defer_h": ("gated_mlp", "DEFER_IN_RECOMPUTE"),
     "_chunked_dh": ("gated_mlp", "OPERAND_GRADS_IN_CHUNKS"),
     "_trim_head": ("graphs", "TRIM_BEFORE_HEAD"),
-    "_keep_fp8_operand": ("lora_fused", "KEEP_FP8_OPERAND"),
+    "_keep_fp8_operand": ("lora_node", "KEEP_FP8_OPERAND"),
     "_chunks": ("recomputed_input", "CHUNKS"),
 }
 

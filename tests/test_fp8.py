@@ -4,7 +4,7 @@ quantization kernels on CUDA only)."""
 import pytest
 import torch
 
-from finetune.accel import fp8, lora_fused
+from finetune.accel import fp8, lora_fused, lora_node
 
 
 def _rel(a, b):
@@ -479,8 +479,8 @@ def test_a_4bit_weight_kept_for_backward_is_its_fp8_input_gradient_operand(qlora
     for m in four:
         lora_fused.enable_fp8(m, joined=joined)
     calls, saved = [], []
-    real = lora_fused._dequantized
-    monkeypatch.setattr(lora_fused, "_dequantized", lambda *a: calls.append(1) or real(*a))
+    real = lora_node._dequantized
+    monkeypatch.setattr(lora_node, "_dequantized", lambda *a: calls.append(1) or real(*a))
 
     def pack(t):
         if tuple(t.shape) in shapes and t.dtype != torch.float8_e4m3fn:
@@ -490,7 +490,7 @@ def test_a_4bit_weight_kept_for_backward_is_its_fp8_input_gradient_operand(qlora
     runs = {}
     try:
         for keep_fp8 in (False, True):
-            monkeypatch.setattr(lora_fused, "KEEP_FP8_OPERAND", keep_fp8)
+            monkeypatch.setattr(lora_node, "KEEP_FP8_OPERAND", keep_fp8)
             calls.clear(), saved.clear()
             with lora_fused.keep_dequantized(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 runs[keep_fp8] = (_run(model, rows=3, cols=16), len(calls), len(saved))  # 48 tokens: no weight side

@@ -2,7 +2,7 @@
 
 import torch
 
-from finetune.accel import lora_fused
+from finetune.accel import lora_fused, lora_node
 
 
 def _batch():
@@ -104,8 +104,8 @@ def test_fused_over_4bit_base_matches_peft(qlora_model):
     logits_ref, grads_ref = _run(model)
     uninstall = lora_fused.install(model)
     calls = []
-    real = lora_fused._dequantized
-    lora_fused._dequantized = lambda *a: calls.append(1) or real(*a)
+    real = lora_node._dequantized
+    lora_node._dequantized = lambda *a: calls.append(1) or real(*a)
     try:
         assert all(lora_fused._fast_path(m, {}) == "default" for m in four)
         logits, grads = _run(model)
@@ -115,7 +115,7 @@ def test_fused_over_4bit_base_matches_peft(qlora_model):
             logits_kept, grads_kept = _run(model)
         assert len(calls) - first == len(four)
     finally:
-        lora_fused._dequantized = real
+        lora_node._dequantized = real
         uninstall()
     for got_logits, got in ((logits, grads), (logits_kept, grads_kept)):
         assert torch.allclose(got_logits, logits_ref, atol=1e-5, rtol=1e-4)

@@ -6,7 +6,7 @@ On this CPU the graphed programs run eagerly (capture=False); the memory it save
 import pytest
 import torch
 
-from finetune.accel import fp8, lora_fused, tiled_mlp
+from finetune.accel import fp8, lora_fused, lora_node, tiled_mlp
 from finetune.accel.graphs import LayerGraphs
 from finetune.accel.layers import decoder_layers
 
@@ -122,8 +122,8 @@ def test_tiles_dequantize_a_4bit_weight_once_per_pass(qlora_model):
     uninstall = lora_fused.install(model)
     _, grads_ref = _run(model)
     seen = []
-    real = lora_fused._dequantized
-    lora_fused._dequantized = lambda b, dt: seen.append(1) or real(b, dt)
+    real = lora_node._dequantized
+    lora_node._dequantized = lambda b, dt: seen.append(1) or real(b, dt)
     per_step = {}
     try:
         for tiles in (1, 3):
@@ -139,7 +139,7 @@ def test_tiles_dequantize_a_4bit_weight_once_per_pass(qlora_model):
             for name, g in grads_ref.items():
                 assert torch.allclose(grads[name], g, atol=1e-4, rtol=1e-3), (tiles, name)
     finally:
-        lora_fused._dequantized = real
+        lora_node._dequantized = real
         uninstall()
     # per layer and step, untiled: forward 7, recompute 6 (kept for backward) + down's in backward 1; tiled: forward
     # 4 + MLP 3 (shared by the tiles), recompute 4, the backward's tiles 3 (shared): the same 14, not 4 + 9 + 4 + 15

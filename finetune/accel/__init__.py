@@ -16,9 +16,9 @@ One entry point, used by finetune/train.py:
 `plan.lines()` says what the plan is and why anything is off; a recipe with `accel: off` gets plain
 trl + peft. The parts: plan.py (the decision), apply.py (process and model changes, undone after),
 trainer.py (trl's SFTTrainer without per-step GPU reads, with micro-batches and packed steps), packing.py
-and varlen_attention.py (packed steps and their attention), lora_fused.py and fp8.py (the LoRA Linear as
-one autograd node, FP8 base GEMMs), graphs.py and graph_*.py (decoder layers as CUDA graphs),
-layers.py (decoder layers, attention window, SDPA kernels).
+and varlen_attention.py (packed steps and their attention), lora_fused.py and lora_node.py (the LoRA Linear as
+one autograd node), fp8.py and fp8_triton.py (FP8 base GEMMs, their quantization kernels), graphs.py and
+graph_*.py (decoder layers as CUDA graphs), layers.py (decoder layers, attention window, SDPA kernels).
 
 Private APIs it relies on, each where the public one is missing or too slow: torch's
 `_flash_attention_forward` (only where `torch.nn.attention.varlen` is absent), `_scaled_mm` (FP8 GEMMs, only

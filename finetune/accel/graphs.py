@@ -39,22 +39,24 @@ as before, checkpointed when training; a no-grad forward over more tokens than a
 during training) runs its MLP over token tiles (eval_tile_tokens; finetune/accel/tiled_mlp.py).
 
 Here: LayerGraphs, which layer runs what at which shape, and the captures' lifecycle. Elsewhere: a layer's
-programs (graph_programs.py), the static buffers and the autograd node that replays them (graph_replay.py),
-capture mechanics that need no state here (graph_capture.py), which layers share programs (graph_sharing.py).
+entry at a shape, found or built (graph_build.py, a mixin of LayerGraphs), its warm-ups and captures on the side
+stream (graph_stream.py, a mixin too), a layer's programs (graph_programs.py), the static buffers and the autograd
+node that replays them (graph_replay.py), capture mechanics that need no state here (graph_capture.py), which
+layers share programs (graph_sharing.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from typing import Any, Callable
 
-from . import graph_programs, tiled_mlp
-from .graph_capture import _abandon_capture, _failure_text, _stale_streams_overridden
-from .graph_replay import _Entry, _load_rope, _replay_fn, _Shape, _Shared
-from .graph_sharing import Packed, layer_copy, layer_tensors, pack_frozen, structure, unread_outputs
-from .layers import autocast_state
+from . import tiled_mlp
+from .graph_build import _Build
+from .graph_capture import _failure_text
+from .graph_replay import _Entry, _replay_fn, _Shape, _Shared
+from .graph_sharing import Packed
+from .graph_stream import _SideStream
 from .offload import Offload
 
 # after the last layer's training forward, hand the free cached memory back to the device (torch.cuda.empty_cache:
@@ -88,7 +90,7 @@ _GRAPHED_KWARGS = {
 }
 
 
-class LayerGraphs:
+class LayerGraphs(_Build, _SideStream):
     """Installs graphed forwards on a model's decoder layers for one training run.
 
     capture=False runs the same static-buffer programs eagerly instead of as CUDA graphs (the CPU
@@ -301,320 +303,7 @@ class LayerGraphs:
             return 1
         return -(-(hidden.numel() // width) // (self.eval_tile_tokens or width))
 
-    # -- capture ------------------------------------------------------------------------------------
-    @staticmethod
-    def _key(hidden: Any, rope: Any, cu: Any = None) -> tuple:
-        return (
-            tuple(hidden.shape),
-            hidden.dtype,
-            tuple(rope[0].shape),
-            rope[0].dtype,
-            None if cu is None else tuple(cu.shape),
-            autocast_state(hidden),
-        )
-
-    def _shape(self, key: tuple, hidden: Any, rope: Any, cu: Any = None) -> _Shape:
-        import torch
-
-        st = self.shapes.get(key)
-        if st is None:
-            n = hidden.numel()
-            for name in ("x", "gout"):  # one allocation each at the largest batch, views per shape
-                if name not in self.flat:
-                    self.flat[name] = torch.empty(
-                        self.max_tokens * hidden.shape[-1], dtype=hidden.dtype, device=hidden.device
-                    )
-            view = {name: self.flat[name][:n].view(hidden.shape) for name in ("x", "gout")}
-            st = _Shape(
-                **view,
-                held=self.held,
-                cos=torch.empty_like(rope[0]),
-                sin=torch.empty_like(rope[1]),
-                cu=None if cu is None else torch.empty_like(cu),
-            )
-            self.shapes[key] = st
-        return st
-
-    def _entry(self, i: int, hidden: Any, rope: Any, cu: Any = None) -> tuple[_Entry, _Shape, tuple] | None:
-        """Layer i's captured programs for this shape (captured on first use), the shape's buffers with
-        this step's rotary tables (and packed rows' offsets) loaded, and the shape's key; None when the
-        layer cannot be captured."""
-        key = self._key(hidden, rope, cu)
-        st = self._shape(key, hidden, rope, cu)
-        _load_rope(st, *rope, cu)
-        if (i, key) in self.entries:
-            entry = self.entries[(i, key)]
-            return (entry, st, key) if entry is not None else None
-        t0 = time.perf_counter()  # host time: a capture records work, it runs none (warm-ups are timed apart)
-        try:
-            entry = self._build(i, key, st, hidden)
-            self.stats["captured"] += 1
-            self.held.clear()  # warm-ups and probes wrote the buffers
-        except Exception as e:  # a layer that cannot be captured: every layer runs eagerly from now on
-            self._fail(e)
-            entry = None
-        self.stats["capture_s"] += time.perf_counter() - t0
-        self.entries[(i, key)] = entry
-        return (entry, st, key) if entry is not None else None
-
-    def _clock(self) -> float:
-        """Seconds, after the GPU's queued work (a warm-up's time is its GPU work's)."""
-        import torch
-
-        if self.capture and torch.cuda.is_available():
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
+    # -- a capture that fails ----------------------------------------------------------------------
     def _fail(self, e: Exception) -> None:
         self.failure = self.failure or _failure_text(e)
         self.stats["failed"] += 1
-
-    def _xbuf(self, i: int, st: _Shape) -> Any:
-        import torch
-
-        if i not in self.xbufs:
-            self.xbufs[i] = torch.empty(self.max_tokens * st.x.shape[-1], dtype=st.x.dtype, device=st.x.device)
-        return self.xbufs[i][: st.x.numel()].view(st.x.shape)
-
-    def _build(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Entry:
-        import torch
-
-        layer = self.layers[i]
-        params = [p for p in layer.parameters() if p.requires_grad]
-        if i not in self.grads:  # one accumulator per weight, shared by the layer's graphs of every shape
-            self.grads[i] = [torch.zeros_like(p) for p in params]
-        grads_acc = self.grads[i]
-        kept = i in self.keep
-        if not kept and self._shares(i):
-            shared = self.shared.get(key) or self._build_shared(i, key, st, hidden)
-            load = self._loader(i)
-
-            def run_fwd() -> None:
-                load()
-                shared.run_fwd()
-
-            def run_bwd() -> None:
-                load()
-                shared.run_bwd()
-                if grads_acc:
-                    torch._foreach_add_(grads_acc, shared.grads)
-
-            self.stats["shared"] += 1
-            return _Entry(params, grads_acc, run_fwd, run_bwd, graphs=shared.graphs)
-
-        xbuf = self._xbuf(i, st) if kept else st.x
-        fwd, bwd, recompute = self._programs(layer, params, grads_acc, st, key, xbuf, hidden, kept=kept, add=True)
-        if not self.capture:
-            return _Entry(params, grads_acc, fwd, bwd, x=xbuf if kept else None)
-        if not kept:
-            graphs = self._warm_and_capture(key, fwd, bwd, xbuf, hidden, st)
-            return _Entry(params, grads_acc, graphs[0].replay, graphs[1].replay, graphs=graphs)
-        self._warm_up(key, kept, fwd, bwd, xbuf, hidden, st)
-
-        entry = _Entry(params, grads_acc, fwd, recompute, x=xbuf)  # until its backward is captured: recompute
-        entry.graphs = (self._capture(fwd),)
-        entry.run_fwd = entry.graphs[0].replay
-
-        def capture_backward() -> None:
-            entry.graphs += (self._capture(bwd),)
-            entry.run_bwd = entry.graphs[-1].replay
-
-        self.awaiting.setdefault(key, []).append(capture_backward)
-        return entry
-
-    # -- programs shared by layers of one structure -------------------------------------------------
-    def _loader(self, i: int) -> Callable[[], None]:
-        """What copies layer i's tensors into the stand-in: one copy of its packed frozen tensors plus one
-        multi-tensor copy of its trainable weights; a copy per tensor where packing did not apply."""
-        import torch
-
-        if i not in self.tensors:
-            self.tensors[i] = pack_frozen(layer_tensors(self.layers[i]))
-        mine, theirs = self.tensors[i], self.template[1]
-        if mine is None or theirs is None or mine.layout != theirs.layout:
-            detached = [[t.detach() for t in layer_tensors(m)] for m in (self.template[0], self.layers[i])]
-            return functools.partial(torch._foreach_copy_, *detached)
-
-        def load() -> None:
-            theirs.flat.copy_(mine.flat)
-            if mine.trainable:
-                torch._foreach_copy_(theirs.trainable, mine.trainable)
-
-        return load
-
-    def _shares(self, i: int) -> bool:
-        """Whether layer i runs the stand-in's programs (made on first use: a copy of layer i)."""
-        if not self.share:
-            return False
-        if self.template is None:
-            stand_in = layer_copy(self.layers[i])
-            self.template = (stand_in, pack_frozen(layer_tensors(stand_in)), structure(stand_in))
-        if i not in self.structure_ok:
-            self.structure_ok[i] = structure(self.layers[i]) == self.template[2]
-        return self.structure_ok[i]
-
-    def _build_shared(self, i: int, key: tuple, st: _Shape, hidden: Any) -> _Shared:
-        import torch
-
-        stand_in = self.template[0]
-        params = [p for p in stand_in.parameters() if p.requires_grad]
-        grads = [torch.zeros_like(p) for p in params]
-        with torch.no_grad():
-            self._loader(i)()  # real weights for the warm-up
-        fwd, bwd, _ = self._programs(stand_in, params, grads, st, key, st.x, hidden, kept=False, add=False)
-        if not self.capture:
-            shared = _Shared(fwd, bwd, grads)
-        else:
-            graphs = self._warm_and_capture(key, fwd, bwd, st.x, hidden, st)
-            shared = _Shared(graphs[0].replay, graphs[1].replay, grads, graphs)
-        self.shared[key] = shared
-        return shared
-
-    # -- one layer's programs (finetune/accel/graph_programs.py) -----------------------------------
-    def _programs(
-        self,
-        layer: Any,
-        params: list[Any],
-        grads_acc: list[Any],
-        st: _Shape,
-        key: tuple,
-        xbuf: Any,
-        hidden: Any,
-        *,
-        kept: bool,
-        add: bool,
-    ) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
-        """The layer's forward and backward bodies (to run or capture), and its recompute backward.
-        add: the backward adds the weights' gradients into grads_acc (else writes them)."""
-        call, autocast = graph_programs.layer_call(layer, st, key, self.varlen_max)
-        grads_of = graph_programs.grads_probe(call, autocast, params, st, xbuf)
-        skip = self._unread_outputs(layer, grads_of, xbuf, hidden, st) if self.skip_unread else []
-        tiles = 1 if kept else self._tiles(layer, skip, hidden)
-        return graph_programs.programs(
-            layer, call, autocast, params, grads_acc, st, xbuf, skip=skip, tiles=tiles, kept=kept, add=add
-        )
-
-    def _tiles(self, layer: Any, skip: list[Any], hidden: Any) -> int:
-        """How many token tiles layer's MLP runs over (finetune/accel/tiled_mlp.py): self.mlp_tiles where its
-        output is known unread in a recompute (its down projection is among the skipped outputs) and it maps
-        hidden -> hidden, else 1 (the reason in the stats)."""
-        if self.mlp_tiles <= 1:
-            return 1
-        down = tiled_mlp.mlp_down(layer, hidden.shape[-1])
-        if down is None:
-            self.stats["mlp_tiles_off"] = "no hidden -> hidden MLP with a down projection"
-            return 1
-        if not any(m is down for m in skip):
-            self.stats["mlp_tiles_off"] = "the recompute reads the MLP's output"
-            return 1
-        self.stats["mlp_tiles"] = self.mlp_tiles
-        return self.mlp_tiles
-
-    def _unread_outputs(
-        self, layer: Any, grads_of: Callable[..., list[Any]], xbuf: Any, hidden: Any, st: _Shape
-    ) -> list[Any]:
-        """The layer's fused LoRA Linears whose outputs its recompute need not compute, found once per layer
-        on this batch for a random output gradient (finetune/accel/graph_sharing.py unread_outputs)."""
-        import torch
-
-        if id(layer) not in self.unread:
-            with torch.no_grad():
-                xbuf.copy_(hidden.detach())
-                st.gout.normal_()
-            # on the stream the captures use: autograd nodes this probe leaves behind (a weight's gradient
-            # accumulator outlives the graph that made it while anything still refers to it) then carry that
-            # stream, and a capture that meets one carrying the default stream fails ("legacy stream")
-            with self._side_stream():
-                found = unread_outputs(layer, grads_of)
-            names = {id(m): n for n, m in layer.named_modules()}
-            self.stats["unread"] = sorted({*self.stats["unread"], *(names[id(m)] for m in found)})
-            self.unread[id(layer)] = found
-        return self.unread[id(layer)]
-
-    def _warm_up(
-        self,
-        key: tuple,
-        kept: bool,
-        fwd: Callable[[], None],
-        bwd: Callable[[], None],
-        xbuf: Any,
-        hidden: Any,
-        st: _Shape,
-    ) -> None:
-        """Lazy initialisation (cuBLAS, Triton) once per shape, outside capture."""
-        import torch
-
-        self._ensure_stream()
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        if (key, kept) in self.warm:
-            return
-        t0 = self._clock()
-        xbuf.copy_(hidden.detach())  # real values for the warm-up run (the buffers start uninitialised)
-        st.gout.zero_()
-        with self._side_stream():
-            for body in (fwd, bwd) if kept else (bwd, fwd):
-                body()
-        self.warm.add((key, kept))
-        torch.cuda.empty_cache()  # what the warm-up cached for the side stream is never reused by the training stream
-        self.stats["warmup_s"] += self._clock() - t0
-
-    def _warm_and_capture(
-        self, key: tuple, fwd: Callable[[], None], bwd: Callable[[], None], xbuf: Any, hidden: Any, st: _Shape
-    ) -> tuple:
-        """A recomputed layer's two graphs; one memory pool for all: every graph's temporaries are dead at its end."""
-        self._warm_up(key, False, fwd, bwd, xbuf, hidden, st)
-        return self._capture(fwd), self._capture(bwd)
-
-    def _ensure_stream(self) -> None:
-        import torch
-
-        if self.stream is None and self.capture:
-            self.stream = torch.cuda.Stream()
-
-    @contextlib.contextmanager
-    def _side_stream(self) -> Any:
-        import torch
-
-        self._ensure_stream()
-        if self.stream is None:  # capture=False: the programs run where they are called
-            yield
-            return
-        self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):
-            yield
-        torch.cuda.current_stream().wait_stream(self.stream)
-
-    def _capture(self, body: Callable[[], None]) -> Any:
-        import torch
-
-        with self._side_stream(), _stale_streams_overridden():
-            g = torch.cuda.CUDAGraph()
-            try:
-                g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
-            except BaseException:
-                self._after_unended_capture(g)
-                raise
-            self.stats["graphs"] += 1
-            try:
-                body()
-            except BaseException:
-                try:
-                    g.capture_end()
-                except Exception:  # the body's own error is the one to report
-                    self._after_unended_capture(g)
-                raise
-            try:
-                g.capture_end()
-            except BaseException:
-                self._after_unended_capture(g)
-                raise
-        return g
-
-    def _after_unended_capture(self, g: Any) -> None:
-        """A capture that did not end: the graph abandoned (finetune/accel/graph_capture.py _abandon_capture),
-        and later captures take a fresh pool (the old one is still marked as recording: capture_begin on it fails)."""
-        import torch
-
-        _abandon_capture(g)
-        self.pool = torch.cuda.graph_pool_handle()
