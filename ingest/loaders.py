@@ -34,8 +34,13 @@ LOADERS: dict[str, Callable[[Path, Limits, LoadNotes | None], list[Section]]] = 
 # an upgrade reads that loader's files again and leaves the others unchanged, not embedded again. A loader at
 # version 1 adds nothing to a file's version: files ingested before loaders had versions stay unchanged.
 LOADER_VERSIONS: dict[Callable[..., list[Section]], int] = {
-    load_html: 3,  # 2: inline elements joined to their neighbours, permalinks (¶) dropped; 3: loose text read
+    # 2: inline elements joined to their neighbours, permalinks (¶) dropped; 3: loose text read; 4: <pre> fenced,
+    # blocks a blank line apart, headings no longer read back from the text
+    load_html: 4,
     load_pdf: 2,  # ligatures expanded, words hyphenated at line ends joined, groff's letter-spaced words whole
+    # 2: lines kept as written (code's indentation), paragraphs a blank line apart, headings as CommonMark reads them
+    load_markdown: 2,
+    load_docx: 2,  # 2: paragraphs a blank line apart, a table's rows together, a "# ..." paragraph no heading
 }
 
 

@@ -6,27 +6,8 @@ import re
 from pathlib import Path
 
 from ingest.load_types import NO_LIMITS, Limits, LoadNotes, Section
+from ingest.sections import Part, heading_sections, markdown_sections
 from ingest.text_decoding import read_text
-
-_MD_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t]|$)", re.M)
-
-
-def markdown_sections(text: str) -> list[Section]:
-    """Markdown split at its h1-h4 headings, each section with its heading path; sections of headings alone are
-    dropped."""
-    from langchain_text_splitters import MarkdownHeaderTextSplitter
-
-    levels = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
-    splitter = MarkdownHeaderTextSplitter(headers_to_split_on=levels, strip_headers=False)
-    # The splitter drops every character str.isprintable() rejects: tabs, no-break and thin spaces would glue
-    # their words together ("IS&nbsp;NOT" -> "ISNOT"), so they become plain spaces first.
-    text = re.sub(r"[^\S\n\r]", " ", text)
-    out = []
-    for doc in splitter.split_text(text):
-        heading = " > ".join(doc.metadata[k] for _, k in levels if k in doc.metadata)
-        if any(ln.strip() and not _MD_HEADING_LINE.match(ln) for ln in doc.page_content.splitlines()):
-            out.append(Section(doc.page_content, heading))  # a section of headings alone is no passage (a page banner)
-    return out
 
 
 def load_markdown(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = None) -> list[Section]:
@@ -115,10 +96,17 @@ def _is_permalink(a) -> bool:
     return text in _PERMALINK_MARKS or (text == "#" and str(a.get("href") or "").startswith("#"))
 
 
+def _fence(text: str) -> str:
+    """A code fence that no line of `text` closes: longer than any run of backticks starting one."""
+    runs = re.findall(r"^[ \t]*(`{3,})", text, re.M)
+    return "`" * max([3] + [len(r) + 1 for r in runs])
+
+
 def _flow_text(el) -> str:
     """The text of an element as a reader sees it: inline elements joined with no space added, block elements
-    (and <br>) on lines of their own, runs of whitespace one space outside <pre>, whose lines stay as they are.
-    Walked with a stack, not recursion: a page nested thousands deep reads like any other."""
+    (and <br>) on lines of their own, runs of whitespace one space outside <pre>, whose lines stay as they are
+    (indentation included) inside a markdown code fence. Walked with a stack, not recursion: a page nested
+    thousands deep reads like any other."""
     from bs4 import CData, NavigableString
 
     parts: list[str] = []
@@ -135,6 +123,10 @@ def _flow_text(el) -> str:
         if item is end_of_block:
             newline()
             continue
+        if isinstance(item, str):  # the end of a <pre>: its closing fence
+            newline()
+            parts.append(item + "\n")
+            continue
         node, pre = item
         if isinstance(node, NavigableString):
             if type(node) is NavigableString or isinstance(node, CData):  # no comment, doctype, ...
@@ -149,9 +141,17 @@ def _flow_text(el) -> str:
             if node.name in _BLOCK_TAGS or node.name in _PRE_TAGS:
                 newline()
                 stack.append(end_of_block)
+            if not pre and node.name in _PRE_TAGS and node.get_text().strip():
+                fence = _fence(node.get_text())
+                parts.append(fence + "\n")
+                stack.append(fence)
             inner = pre or node.name in _PRE_TAGS
             stack.extend((child, inner) for child in reversed(node.contents))
-    return "\n".join(line.rstrip() for line in "".join(parts).split("\n")).strip("\n")
+    text = "\n".join(line.rstrip() for line in "".join(parts).split("\n")).strip("\n")
+    if in_pre and text.strip():
+        fence = _fence(text)
+        text = f"{fence}\n{text}\n{fence}"
+    return text
 
 
 # Blocks of the page read as passages; one inside a p, li, td, th, dd or blockquote is read with it (headings
@@ -242,23 +242,21 @@ def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
         if _is_permalink(tag):
             tag.decompose()
     body = soup.body or soup
-    # Rewrite the page as markdown-ish text so headings drive the sections, like markdown files.
-    lines: list[str] = []
+    # The page's headings and blocks as markdown-ish text: "# Title", paragraphs apart, list items one a line
+    parts: list[Part] = []
     for el in _page_blocks(body):
         text = el if isinstance(el, str) else _flow_text(el)
         if not text.strip():
             continue
         if not isinstance(el, str) and el.name[0] == "h":
-            lines.append("\n" + "#" * int(el.name[1]) + " " + " ".join(text.split()) + "\n")
+            title = " ".join(text.split())
+            parts.append(Part("\n" + "#" * int(el.name[1]) + " " + title + "\n", int(el.name[1]), title))
         else:
-            block = f"- {text}" if getattr(el, "name", None) == "li" else text + "\n"
-            if _MD_HEADING_LINE.search(block):  # a "# comment" line of a code example is not a heading
-                block = f"```\n{block.rstrip()}\n```\n"
-            lines.append(block)
-    if not lines:  # no block elements: fall back to all visible text
-        lines = [_flow_text(body)]
+            parts.append(Part(f"- {text}" if getattr(el, "name", None) == "li" else text + "\n"))
+    if not parts:  # no block elements: fall back to all visible text
+        parts = [Part(_flow_text(body))]
     title = " ".join(soup.title.get_text().split()) if soup.title else ""
-    sections = markdown_sections("\n".join(lines))
+    sections = heading_sections(parts)
     if title:
         for s in sections:
             s.heading = s.heading or title

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from ingest.load_types import NO_LIMITS, BadFileError, Limits, LoadNotes, Section
-from ingest.markup_loaders import markdown_sections
+from ingest.sections import Part, heading_sections
 from ingest.text_decoding import binary_kind, read_text
 
 
@@ -138,20 +138,20 @@ def load_docx(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as e:
         raise BadFileError(_misnamed(path, "a DOCX document") or f"corrupt or unreadable DOCX ({e})") from None
-    lines: list[str] = []
+    parts: list[Part] = []  # markdown-ish: "# Title" headings, paragraphs apart, a table's rows one a line
     for para in document.paragraphs:
         text = para.text.strip()
         if not text:
             continue
         style = (para.style.name or "").lower() if para.style is not None else ""
         m = re.match(r"heading (\d)", style)
-        if style == "title":
-            lines.append(f"\n# {text}\n")
-        elif m:
-            lines.append("\n" + "#" * min(int(m.group(1)), 4) + f" {text}\n")
+        level = 1 if style == "title" else min(int(m.group(1)), 4) if m else 0
+        if level:
+            title = " ".join(text.split())
+            parts.append(Part(f"\n{'#' * level} {title}\n", level, title))
         else:
-            lines.append(text + "\n")
+            parts.append(Part(text + "\n"))
     for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(c.text.strip() for c in row.cells) + "\n")
-    return markdown_sections("\n".join(lines))
+        rows = [" | ".join(c.text.strip() for c in row.cells) for row in table.rows]
+        parts.append(Part("\n".join(rows) + "\n"))
+    return heading_sections(parts)

@@ -52,11 +52,11 @@ def test_incremental_unchanged_updated_removed(ingestor, store, corpus):
 
 
 def test_files_whose_loader_changed_are_read_again_and_the_others_stay(ingestor, store, corpus, monkeypatch):
-    """Ingest is incremental by a file's version: an upgrade whose HTML and PDF loaders read files into other text
-    re-reads the .html and .pdf files already ingested (their old chunks would keep the old text) and leaves every
-    other file unchanged, not embedded again; with nothing changed, nothing is read again."""
+    """Ingest is incremental by a file's version: an upgrade whose loaders read files into other text (HTML, PDF,
+    Markdown, DOCX) re-reads the files of those formats already ingested (their old chunks would keep the old text)
+    and leaves every other file unchanged, not embedded again; with nothing changed, nothing is read again."""
     import ingest.loaders
-    from ingest.loaders import load_html, load_markdown, load_pdf
+    from ingest.loaders import load_csv, load_html, load_json, load_markdown, load_pdf
 
     monkeypatch.setattr(ingest.loaders, "LOADER_VERSIONS", {}, raising=False)  # the release before: no versions
     ingestor.run([corpus], "hr")
@@ -65,15 +65,18 @@ def test_files_whose_loader_changed_are_read_again_and_the_others_stay(ingestor,
 
     upgraded = ingestor.run([corpus], "hr")
     st = statuses(upgraded)
-    assert {st["security.html"], st["travel.pdf"]} == {"updated"}
-    assert {s for name, s in st.items() if name not in ("security.html", "travel.pdf")} == {"unchanged"}
+    changed = {"security.html", "travel.pdf", "leave.md", "remote.docx"}
+    assert {st[name] for name in changed} == {"updated"}
+    assert {s for name, s in st.items() if name not in changed} == {"unchanged"}
     new = {d.display: d.content_hash for d in store.list_docs("hr")}
-    assert {name for name in new if new[name] != old[name]} == {"security.html", "travel.pdf"}
+    assert {name for name in new if new[name] != old[name]} == changed
     assert set(statuses(ingestor.run([corpus], "hr")).values()) == {"unchanged"}
 
     versions = ingest.loaders.LOADER_VERSIONS
-    assert versions[load_html] >= 2 and versions[load_pdf] >= 2 and load_markdown not in versions
-    monkeypatch.setitem(versions, load_markdown, 2)  # a later markdown loader: the .md file alone goes again
+    assert versions[load_html] >= 2 and versions[load_pdf] >= 2 and versions[load_markdown] >= 2
+    assert load_csv not in versions and load_json not in versions
+    # a later markdown loader: the .md file alone goes again
+    monkeypatch.setitem(versions, load_markdown, versions[load_markdown] + 1)
     st = statuses(ingestor.run([corpus], "hr"))
     assert st.pop("leave.md") == "updated" and set(st.values()) == {"unchanged"}
 

@@ -1,0 +1,82 @@
+"""Code keeps its lines as written through loading: indentation, tabs, "# comment" lines that are no headings
+(Markdown, HTML, DOCX)."""
+
+from ingest.loaders import load_document
+
+PYTHON = """\
+```python
+def first_true(xs):
+    # the first truthy item
+    for x in xs:
+        if x:
+            return x
+\treturn None
+```"""
+
+
+def test_markdown_fenced_code_keeps_its_indentation_and_its_comments_are_no_headings(tmp_path):
+    md = tmp_path / "guide.md"
+    md.write_text(f"# Guide\n\nIntro.\n\n## Example\n\nThe helper:\n\n{PYTHON}\n\nAfter the code.\n")
+    secs = load_document(md)
+    assert [s.heading for s in secs] == ["Guide", "Guide > Example"]
+    assert secs[1].text == f"## Example\n\nThe helper:\n\n{PYTHON}\n\nAfter the code."
+
+
+def test_markdown_indented_code_block_keeps_its_lines(tmp_path):
+    md = tmp_path / "shell.md"
+    code = "    # not a heading: an indented code block\n    if true; then\n        echo hi\n    fi"
+    md.write_text(f"# Shell\n\nRun:\n\n{code}\n\nDone.\n")
+    (sec,) = load_document(md)
+    assert sec.heading == "Shell" and f"Run:\n\n{code}\n\nDone." in sec.text
+
+
+def test_markdown_headings_as_commonmark_reads_them(tmp_path):
+    """Setext headings split too; a quoted "# ..." line, an h5, a front matter's "---" start no section; a heading
+    alone opens the deeper section after it; no-break spaces are spaces, zero-width ones go, tabs stay."""
+    md = tmp_path / "doc.md"
+    md.write_text(
+        "---\ntitle: Doc\n---\n\n# Top\n\n## Sub\n\nText\u00a0one\u200b.\n\n> # quoted\n\n##### Small\n\n"
+        "Setext title\n============\n\nUnder it:\ta tab.\n"
+    )
+    secs = [(s.heading, s.text) for s in load_document(md)]
+    assert secs == [
+        ("", "---\ntitle: Doc\n---"),
+        ("Top > Sub", "# Top\n\n## Sub\n\nText one.\n\n> # quoted\n\n##### Small"),
+        ("Setext title", "Setext title\n============\n\nUnder it:\ta tab."),
+    ]
+
+
+def test_html_pre_keeps_its_indentation_in_a_code_fence(tmp_path):
+    """A <pre> is a fenced code block of the section, lines as written; its "# comment" starts no section; one
+    inside a definition (<dd>) is fenced too; a fence in the code makes a longer fence."""
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><body><h1>API</h1><p>Call it:</p>"
+        "<pre>def f(x):\n    # double it\n    return 2 * x</pre>"
+        "<dl><dt>g</dt><dd><p>Like f:</p><pre>if x:\n    g(x)</pre></dd></dl>"
+        "<pre>```\nnested\n```</pre>"
+        "<h2>More</h2><p>Text.</p></body></html>"
+    )
+    secs = load_document(page)
+    assert [s.heading for s in secs] == ["API", "API > More"]
+    assert "Call it:\n\n```\ndef f(x):\n    # double it\n    return 2 * x\n```" in secs[0].text
+    assert "Like f:\n```\nif x:\n    g(x)\n```" in secs[0].text
+    assert "````\n```\nnested\n```\n````" in secs[0].text
+
+
+def test_docx_paragraph_that_looks_like_a_heading_is_text(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Setup", level=1)
+    d.add_paragraph("# this is a comment, not a heading")
+    d.add_paragraph("Install it.")
+    table = d.add_table(rows=2, cols=2)
+    for r, row in enumerate(table.rows):
+        for c, cell in enumerate(row.cells):
+            cell.text = f"r{r}c{c}"
+    path = tmp_path / "setup.docx"
+    d.save(str(path))
+    (sec,) = load_document(path)
+    assert sec.heading == "Setup"
+    assert sec.text == "# Setup\n\n# this is a comment, not a heading\n\nInstall it.\n\nr0c0 | r0c1\nr1c0 | r1c1"
