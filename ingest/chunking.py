@@ -1,4 +1,5 @@
-"""Split sections into token-sized chunks with overlap (langchain text splitters)."""
+"""Split sections into token-sized chunks with overlap (langchain text splitters); a chunk keeps the indentation of
+its first line (one that starts inside a code block is still code)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ingest.load_types import Section
+from ingest.sections import trim_blank_lines
 
 
 @dataclass
@@ -33,11 +35,12 @@ def split_sections(
         length_function=token_length,
         separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
         keep_separator="end",
+        strip_whitespace=False,  # trim_blank_lines below: blank lines go, indentation stays
     )
     chunks: list[Chunk] = []
     for s in sections:
         for piece in splitter.split_text(s.text):
-            piece = piece.strip()
+            piece = trim_blank_lines(piece)
             if piece:
                 chunks.append(Chunk(piece, s.heading, s.page))
     return chunks

@@ -41,6 +41,9 @@ LOADER_VERSIONS: dict[Callable[..., list[Section]], int] = {
     # 2: lines kept as written (code's indentation), paragraphs a blank line apart, headings as CommonMark reads them
     load_markdown: 2,
     load_docx: 2,  # 2: paragraphs a blank line apart, a table's rows together, a "# ..." paragraph no heading
+    # 2: a chunk that starts in an indented line (a literal block, code) keeps its indentation (ingest/chunking.py)
+    load_rst: 2,
+    load_text: 2,
 }
 
 

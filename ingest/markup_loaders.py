@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ingest.load_types import NO_LIMITS, Limits, LoadNotes, Section
-from ingest.sections import Part, heading_sections, markdown_sections
+from ingest.sections import Part, heading_sections, markdown_sections, trim_blank_lines
 from ingest.text_decoding import read_text
 
 
@@ -31,7 +31,7 @@ def _rst_sections(text: str) -> list[Section]:
     buf: list[str] = []
 
     def flush() -> None:
-        body = "\n".join(buf).strip()
+        body = trim_blank_lines("\n".join(buf))
         if body:
             out.append(Section(body, " > ".join(p for p in path if p)))
         buf.clear()

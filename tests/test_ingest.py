@@ -53,8 +53,9 @@ def test_incremental_unchanged_updated_removed(ingestor, store, corpus):
 
 def test_files_whose_loader_changed_are_read_again_and_the_others_stay(ingestor, store, corpus, monkeypatch):
     """Ingest is incremental by a file's version: an upgrade whose loaders read files into other text (HTML, PDF,
-    Markdown, DOCX) re-reads the files of those formats already ingested (their old chunks would keep the old text)
-    and leaves every other file unchanged, not embedded again; with nothing changed, nothing is read again."""
+    Markdown, DOCX, and plain text whose chunks now keep their indentation) re-reads the files of those formats
+    already ingested (their old chunks would keep the old text) and leaves every other file unchanged, not embedded
+    again; with nothing changed, nothing is read again."""
     import ingest.loaders
     from ingest.loaders import load_csv, load_html, load_json, load_markdown, load_pdf
 
@@ -65,7 +66,7 @@ def test_files_whose_loader_changed_are_read_again_and_the_others_stay(ingestor,
 
     upgraded = ingestor.run([corpus], "hr")
     st = statuses(upgraded)
-    changed = {"security.html", "travel.pdf", "leave.md", "remote.docx"}
+    changed = {"security.html", "travel.pdf", "leave.md", "remote.docx", "parking.txt"}
     assert {st[name] for name in changed} == {"updated"}
     assert {s for name, s in st.items() if name not in changed} == {"unchanged"}
     new = {d.display: d.content_hash for d in store.list_docs("hr")}

@@ -1,7 +1,14 @@
-"""Code keeps its lines as written through loading: indentation, tabs, "# comment" lines that are no headings
-(Markdown, HTML, DOCX)."""
+"""Code keeps its lines as written through loading and chunking: indentation, tabs, "# comment" lines that are no
+headings (Markdown, HTML, DOCX), and chunks that start inside a code block."""
 
+from ingest.chunking import split_sections
+from ingest.load_types import Section
 from ingest.loaders import load_document
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
 
 PYTHON = """\
 ```python
@@ -44,6 +51,22 @@ def test_markdown_headings_as_commonmark_reads_them(tmp_path):
         ("Top > Sub", "# Top\n\n## Sub\n\nText one.\n\n> # quoted\n\n##### Small"),
         ("Setext title", "Setext title\n============\n\nUnder it:\ta tab."),
     ]
+
+
+def test_a_chunk_that_starts_inside_a_code_block_keeps_its_indentation():
+    body = "\n".join(f"        total += step({i})" for i in range(60))
+    text = f"## Loop\n\nSumming:\n\n```python\ndef run():\n    total = 0\n    for i in range(9):\n{body}\n```\n"
+    chunks = split_sections([Section(text, "Loop")], chunk_tokens=40, overlap=6, token_length=words)
+    assert len(chunks) > 3
+    for c in chunks[2:-1]:  # wholly inside the loop's body
+        assert c.text.startswith("        total += step(") and c.text == c.text.rstrip()
+        assert all(line.startswith("        total") for line in c.text.split("\n"))
+
+
+def test_chunks_lose_blank_lines_at_their_edges_not_their_first_lines_indentation():
+    text = "\n\n   \n    indented first line\n    second\n\n\n"
+    (chunk,) = split_sections([Section(text, "")], chunk_tokens=50, overlap=0, token_length=words)
+    assert chunk.text == "    indented first line\n    second"
 
 
 def test_html_pre_keeps_its_indentation_in_a_code_fence(tmp_path):
