@@ -1744,6 +1744,15 @@ def test_a_csv_passage_shows_one_row_a_line_and_marks_the_row_quoted():
     assert "<li>" not in prose and "<p>First line\nsecond line" in prose  # markdown prose stays as markdown renders it
 
 
+def test_a_passage_cut_inside_code_keeps_its_first_lines_indentation():
+    """A chunk that starts inside a code block keeps the indentation of its first line: markdown shows the lines as
+    code, not as one paragraph."""
+    from ui.tab_chat import passage_block
+
+    html = passage_block(_passage(1, "\n    for x in xs:\n        if x:\n            f(x)\n"))
+    assert "<pre><code>for x in xs:\n    if x:\n        f(x)\n</code></pre>" in html
+
+
 def test_a_plain_quote_is_marked_through_the_passages_markdown():
     """The supporting sentence is plain text (no ** marks); in the passage rendered from markdown it is still found
     and marked, piece by piece around the bold, so the HTML stays well nested."""

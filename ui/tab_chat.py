@@ -100,7 +100,7 @@ def is_table(p: Any) -> bool:
 def passage_html(p: Any) -> str:
     """The passage rendered from its markdown; CSV rows one per line (markdown would run them into a paragraph)."""
     md = _md()
-    text = p.text.strip()
+    text = re.sub(r"\A(?:[ \t]*\n)+", "", p.text).rstrip()  # the first line keeps its indentation: code cut mid-block
     if is_table(p):
         rows = [line.strip() for line in text.splitlines() if line.strip()]
         return '<ul class="cite-rows">' + "".join(f"<li>{md.renderInline(r)}</li>" for r in rows) + "</ul>"
