@@ -3,6 +3,7 @@ its first line (one that starts inside a code block is still code)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,8 +40,44 @@ def split_sections(
     )
     chunks: list[Chunk] = []
     for s in sections:
-        for piece in splitter.split_text(s.text):
-            piece = trim_blank_lines(piece)
-            if piece:
-                chunks.append(Chunk(piece, s.heading, s.page))
+        pieces = [p for p in map(trim_blank_lines, splitter.split_text(s.text)) if p]
+        chunks += [Chunk(p, s.heading, s.page) for p in _headings_joined(s.text, pieces)]
     return chunks
+
+
+_HEADING_LINE = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+
+
+def _headings_at_end(piece: str) -> int:
+    """Where the heading lines (markdown's "# ...", blank lines between them) that end `piece` start; len(piece)
+    when its last line is none."""
+    lines = piece.split("\n")
+    keep = len(lines)
+    while keep and (not lines[keep - 1].strip() or _HEADING_LINE.match(lines[keep - 1])):
+        keep -= 1
+    return len(piece) if keep == len(lines) else len("\n".join(lines[:keep])) + (1 if keep else 0)
+
+
+def _headings_joined(text: str, pieces: list[str]) -> list[str]:
+    """`pieces` of `text` (in order) with the headings that end one (or make all of it) moved to the start of the
+    next, with what stands between them in `text`: a blank line splits first, so a heading over a paragraph too
+    long to go with it would end a chunk, or be one of its own, apart from the text it heads."""
+    out: list[str] = []
+    at, held = 0, None  # where the search for the next piece starts; held headings and where they start
+    for i, piece in enumerate(pieces):
+        start = text.find(piece, at)
+        if start < 0:  # not found as written (never expected): as it is
+            out += [held[1], piece] if held else [piece]
+            held = None
+            continue
+        at = start + 1
+        if held:
+            first = min(held[0], start)  # the next piece may hold them already (the chunks' overlap)
+            piece, start, held = trim_blank_lines(text[first : start + len(piece)]), first, None
+        cut = _headings_at_end(piece) if i + 1 < len(pieces) else len(piece)
+        if cut < len(piece):
+            held = (start + cut, piece[cut:])
+            piece = piece[:cut].rstrip()
+        if piece:
+            out.append(piece)
+    return out

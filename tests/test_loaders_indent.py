@@ -69,6 +69,17 @@ def test_chunks_lose_blank_lines_at_their_edges_not_their_first_lines_indentatio
     assert chunk.text == "    indented first line\n    second"
 
 
+def test_a_heading_over_a_paragraph_too_long_for_its_chunk_is_no_chunk_of_its_own():
+    """Blank lines split first: a heading would be cut off alone above a table longer than a chunk; it opens the
+    chunk of what follows it, with the text between them as written."""
+    rows = "\n".join(f"| row {i} | value {i} |" for i in range(30))
+    text = f"## Intro\n\nSome words.\n\n### Troubleshooting\n\n{rows}\n\nAfter the table.\n"
+    chunks = split_sections([Section(text, "T")], chunk_tokens=40, overlap=0, token_length=words)
+    assert [c.text.split("\n")[0] for c in chunks][:2] == ["## Intro", "### Troubleshooting"]
+    assert chunks[1].text.startswith("### Troubleshooting\n\n| row 0 | value 0 |\n")
+    assert not any(c.text.startswith("#") and "\n" not in c.text for c in chunks)
+
+
 def test_html_pre_keeps_its_indentation_in_a_code_fence(tmp_path):
     """A <pre> is a fenced code block of the section, lines as written; its "# comment" starts no section; one
     inside a definition (<dd>) is fenced too; a fence in the code makes a longer fence."""
