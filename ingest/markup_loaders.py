@@ -96,6 +96,16 @@ def _is_permalink(a) -> bool:
     return text in _PERMALINK_MARKS or (text == "#" and str(a.get("href") or "").startswith("#"))
 
 
+# A heading's link whose whole text is a short word in brackets: "[src]" (Node.js), "[edit]", "[source]" -- page
+# furniture beside the title, no part of it
+_BRACKETED_LINK = re.compile(r"\[[\w ]{1,12}\]")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def _is_heading_furniture(a) -> bool:
+    return bool(_BRACKETED_LINK.fullmatch(a.get_text(strip=True))) and a.find_parent(_HEADINGS) is not None
+
+
 def _fence(text: str) -> str:
     """A code fence that no line of `text` closes: longer than any run of backticks starting one."""
     runs = re.findall(r"^[ \t]*(`{3,})", text, re.M)
@@ -239,7 +249,7 @@ def load_html(path: Path, limits: Limits = NO_LIMITS, notes: LoadNotes | None = 
     for tag in soup.select('[role="navigation"], div.menu, ul.menu'):  # site menus that are not <nav>
         tag.decompose()
     for tag in soup.find_all("a"):
-        if _is_permalink(tag):
+        if _is_permalink(tag) or _is_heading_furniture(tag):
             tag.decompose()
     body = soup.body or soup
     # The page's headings and blocks as markdown-ish text: "# Title", paragraphs apart, list items one a line

@@ -66,6 +66,23 @@ def _parser() -> Any:
     return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
+@lru_cache(maxsize=1)
+def _inline_parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
+
+
+def _plain_title(markdown: str) -> str:
+    """A heading's inline markdown as the reader sees it: code spans' and links' text without their backticks,
+    brackets and targets, emphasis and inline HTML without their marks (the heading path and source labels show it)."""
+    tokens = _inline_parser().parseInline(markdown)
+    kids = tokens[0].children if tokens and tokens[0].children else []
+    spaced = ("softbreak", "hardbreak")
+    text = "".join(t.content if t.type in ("text", "code_inline") else " " if t.type in spaced else "" for t in kids)
+    return " ".join(text.split())
+
+
 def _clean_line(line: str) -> str:
     """A line with its odd spaces plain spaces, so that a no-break or thin space never glues two words; other
     characters str.isprintable() rejects (zero-width and control characters, soft hyphens) dropped, tabs kept."""
@@ -100,7 +117,7 @@ def markdown_sections(text: str) -> list[Section]:
         start, end = tok.map
         if start > at:
             parts.append(Part("\n".join(lines[at:start])))
-        title = " ".join(tokens[i + 1].content.split()) if i + 1 < len(tokens) else ""
+        title = _plain_title(tokens[i + 1].content) if i + 1 < len(tokens) else ""
         parts.append(Part("\n".join(lines[start:end]), int(tok.tag[1]), title))
         at = end
     if at < len(lines):

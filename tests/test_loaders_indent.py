@@ -114,3 +114,20 @@ def test_docx_paragraph_that_looks_like_a_heading_is_text(tmp_path):
     (sec,) = load_document(path)
     assert sec.heading == "Setup"
     assert sec.text == "# Setup\n\n# this is a comment, not a heading\n\nInstall it.\n\nr0c0 | r0c1\nr1c0 | r1c1"
+
+
+def test_heading_paths_read_as_the_reader_sees_the_titles(tmp_path):
+    """A Markdown heading's code spans, links and emphasis lose their marks in the heading path (the sources' labels);
+    the section's text keeps the heading as written. An HTML heading's bracketed link ("[src]") is no part of it."""
+    md = tmp_path / "events.md"
+    md.write_text("# Events\n\n## `emitter.on(name[, fn])` and [*links*](x.md)\n\nText.\n")
+    (sec,) = load_document(md)
+    assert sec.heading == "Events > emitter.on(name[, fn]) and links"
+    assert "## `emitter.on(name[, fn])` and [*links*](x.md)" in sec.text
+    page = tmp_path / "stream.html"
+    page.write_text(
+        '<html><body><h1>Stream<a class="srclink" href="https://example.org/stream.js#L54">[src]</a></h1>'
+        '<p>A stream is <a href="#x">[1]</a> data.</p></body></html>'
+    )
+    (sec,) = load_document(page)
+    assert sec.heading == "Stream" and "[src]" not in sec.text and "[1]" in sec.text
