@@ -8,7 +8,7 @@ import io
 import re
 from pathlib import Path
 
-from ingest.formats import TEXT_KINDS, file_format
+from ingest.formats import TEXT_KINDS, file_format, is_gzipped_text
 from ingest.load_types import BadFileError, LoadNotes
 
 # Byte order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark): (mark, codec, name).
@@ -97,13 +97,32 @@ def _latin_script(text: str) -> bool:
     return letters > 0 and letters - ascii_letters <= letters / 2
 
 
+MAX_GUNZIPPED_BYTES = 1 << 30  # a compressed text file inflating past this is refused (a decompression bomb)
+
+
+def _gunzipped(path: Path) -> bytes:
+    """A gzip-compressed text file's bytes ("x.md.gz"), at most MAX_GUNZIPPED_BYTES."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read(MAX_GUNZIPPED_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise BadFileError(f"not a readable gzip file ({e})") from None
+    if len(raw) > MAX_GUNZIPPED_BYTES:
+        raise BadFileError(f"inflates past {MAX_GUNZIPPED_BYTES >> 20} MiB")
+    return raw
+
+
 def read_text(path: Path, notes: LoadNotes | None = None, encoding: str = "auto") -> str:
     """The file's text: decoded as its byte order mark says, else as UTF-8, else in `encoding` (ingest.text_encoding)
     or, with 'auto', the legacy encoding charset-normalizer detects with confidence (e.g. cp1252: `notes` gets a
-    warning naming it). A known binary signature (PDF, ZIP/DOCX, images, gzip) or NUL bytes mean binary;
+    warning naming it). A text format's gzip-compressed file ("x.md.gz") is inflated first. A known binary signature
+    (PDF, ZIP/DOCX, images, gzip) or NUL bytes mean binary;
     `notes.encoding` gets the codec used."""
     notes = notes if notes is not None else LoadNotes()
-    raw = path.read_bytes()
+    raw = _gunzipped(path) if is_gzipped_text(path) else path.read_bytes()
     binary = binary_kind(path, raw)
     if binary:
         raise BadFileError(binary)

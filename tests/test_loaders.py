@@ -705,3 +705,33 @@ def test_pdf_words_split_by_letter_spacing_are_whole_and_columns_stay_apart(tmp_
     doc.build([Paragraph("Apples grow on trees. " * 30, style), FrameBreak(), Paragraph("Bananas " * 60, style)])
     (sec,) = load_document(tmp_path / "paper.pdf")
     assert "Bananas" not in sec.text[: sec.text.rindex("Apples")]
+
+
+CODE = "```python\ndef f(x):\n    return 2 * x\n```"
+
+
+def test_gzip_compressed_text_files_are_read_as_their_inner_format(tmp_path):
+    """Debian ships documentation gzipped ("api.md.gz"): a text format's .gz is read as that format; a .gz of a
+    format lorag does not read is left out; a corrupt one is a bad file naming why; a gzip's bytes under a
+    text suffix are still refused as binary."""
+    import gzip
+
+    import pytest
+
+    from ingest.formats import file_format
+    from ingest.load_types import BadFileError
+
+    md = tmp_path / "events.md.gz"
+    md.write_bytes(gzip.compress(f"# Events\n\n## Example\n\n{CODE}\n".encode()))
+    secs = load_document(md)
+    assert [s.heading for s in secs] == ["Events > Example"] and CODE in secs[0].text
+    rst = tmp_path / "intro.rst.txt.gz"
+    rst.write_bytes(gzip.compress(b"Intro\n=====\n\nText.\n"))
+    assert file_format(rst) == "rst" and load_document(rst)[0].heading == "Intro"
+    assert file_format(tmp_path / "changelog.Debian.gz") == "gz"
+    (tmp_path / "bad.txt.gz").write_bytes(b"\x1f\x8bnot really")
+    with pytest.raises(BadFileError, match="gzip"):
+        load_document(tmp_path / "bad.txt.gz")
+    (tmp_path / "packed.md").write_bytes(gzip.compress(b"# x\n"))
+    with pytest.raises(BadFileError, match="gzip-compressed"):
+        load_document(tmp_path / "packed.md")
