@@ -54,6 +54,11 @@ class Block:
     indent: int = 0
 
 
+# A markdown reference link, collapsed ([text][]) or full ([text][label]); not a signature's optional arguments
+# ("spawn(command[, args][, options])": the bracket follows a word, the label starts with a comma)
+_REF_LINK = re.compile(r"(?<![\w)\]])\[([^\]\[]+)\]\[(?:[^\],\s][^\]]*)?\]")
+
+
 def plain(text: str) -> str:
     """Inline markup to words: reStructuredText roles and literals, markdown emphasis and code, the
     permalink signs of generated HTML; whitespace collapsed."""
@@ -64,6 +69,7 @@ def plain(text: str) -> str:
     )
     text = re.sub(r"`([^`]*)`", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # markdown links
+    text = _REF_LINK.sub(r"\1", text)  # reference links: [child_process][], [the docs][api]
     text = text.replace("¶", "").replace("\u00a0", " ")
     text = re.sub(r"\s+([,.;:!?)])(?=\s|$)", r"\1", re.sub(r"\s+", " ", text))  # not ".pyc" or ":ref:"
     return text.strip()

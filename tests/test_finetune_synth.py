@@ -500,3 +500,14 @@ def test_how_and_why_titles_without_a_question_mark_still_ask():
     )
     assert title_question("Why is Python slow", [], "", RNG) == "Why is Python slow?"
     assert title_question("SQLite is Embedded, not Client-Server", [], "", RNG) is None
+
+
+def test_plain_text_reads_markdown_reference_links_as_their_text():
+    """Training answers from Markdown API docs: "[child_process][]" and "[the docs][api]" read as their text; a
+    signature's optional arguments, "spawn(command[, args][, options])", and a lone "[x]" stay as written."""
+    assert plain("See the [child_process][] module and call [`stream.write()`][] after [the docs][api].") == (
+        "See the child_process module and call stream.write() after the docs."
+    )
+    assert plain("child_process.spawn(command[, args][, options]) and a [x] b") == (
+        "child_process.spawn(command[, args][, options]) and a [x] b"
+    )
