@@ -1,5 +1,6 @@
 """Split sections into token-sized chunks with overlap (langchain text splitters); a chunk keeps the indentation of
-its first line (one that starts inside a code block is still code)."""
+its first line (one that starts inside a code block is still code), and one cut inside a fenced code block gets
+that block's fence lines (ingest/code_fences.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from ingest.code_fences import fenced_pieces
 from ingest.load_types import Section
 from ingest.sections import trim_blank_lines
 
@@ -41,7 +43,7 @@ def split_sections(
     chunks: list[Chunk] = []
     for s in sections:
         pieces = [p for p in map(trim_blank_lines, splitter.split_text(s.text)) if p]
-        chunks += [Chunk(p, s.heading, s.page) for p in _headings_joined(s.text, pieces)]
+        chunks += [Chunk(p, s.heading, s.page) for p in fenced_pieces(s.text, _headings_joined(s.text, pieces))]
     return chunks
 
 

@@ -58,9 +58,10 @@ def test_a_chunk_that_starts_inside_a_code_block_keeps_its_indentation():
     text = f"## Loop\n\nSumming:\n\n```python\ndef run():\n    total = 0\n    for i in range(9):\n{body}\n```\n"
     chunks = split_sections([Section(text, "Loop")], chunk_tokens=40, overlap=6, token_length=words)
     assert len(chunks) > 3
-    for c in chunks[2:-1]:  # wholly inside the loop's body
-        assert c.text.startswith("        total += step(") and c.text == c.text.rstrip()
-        assert all(line.startswith("        total") for line in c.text.split("\n"))
+    for c in chunks[2:-1]:  # wholly inside the loop's body: its lines between the block's fence lines
+        opener, *lines, closer = c.text.split("\n")
+        assert (opener, closer) == ("```python", "```") and lines[0].startswith("        total += step(")
+        assert all(line.startswith("        total") for line in lines)
 
 
 def test_chunks_lose_blank_lines_at_their_edges_not_their_first_lines_indentation():
@@ -131,3 +132,28 @@ def test_heading_paths_read_as_the_reader_sees_the_titles(tmp_path):
     )
     (sec,) = load_document(page)
     assert sec.heading == "Stream" and "[src]" not in sec.text and "[1]" in sec.text
+
+
+def _fence_tokens(text: str) -> list:
+    from markdown_it import MarkdownIt
+
+    return [t for t in MarkdownIt("commonmark").parse(text) if t.type == "fence"]
+
+
+def test_a_chunk_cut_inside_a_fenced_block_reads_as_code_on_its_own():
+    """Each chunk of a fenced block cut in several opens with the block's fence line (its language kept) and closes
+    with its closing fence, so rendered alone its code is code and the prose after the block is no code; the
+    source's own fence lines are not doubled. A block never closed is closed with its own fence characters."""
+    code = "\n".join(f"  step{i}(x);" for i in range(40))
+    text = f"Intro.\n\n~~~~js\n{code}\n~~~~\n\nAfter the block comes prose."
+    chunks = [c.text for c in split_sections([Section(text, "S")], chunk_tokens=20, overlap=4, token_length=words)]
+    coded = [c for c in chunks if "step" in c]
+    assert len(coded) >= 3
+    for c in coded:
+        (fence,) = _fence_tokens(c)
+        assert fence.info == "js" and c.startswith("~~~~js\n") and c.endswith("\n~~~~")
+        assert "prose" not in fence.content and all(ln.startswith("  step") for ln in fence.content.splitlines())
+    assert chunks[-1] == "After the block comes prose." and not _fence_tokens(chunks[-1])
+    assert "\n".join(c for c in coded).count("step39(x);") == 1
+    open_end = split_sections([Section(f"```python\n{code}", "S")], chunk_tokens=20, overlap=4, token_length=words)
+    assert all(c.text.startswith("```python\n") and c.text.endswith("\n```") for c in open_end)

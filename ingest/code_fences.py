@@ -1,0 +1,66 @@
+"""A chunk cut inside a fenced code block, made to read as code on its own: it opens with that block's fence line
+(```js) when it starts inside one, and closes with the block's closing fence when it ends inside one. A view that
+renders the chunk as markdown then shows its code as code and the prose after it as prose, not inside out."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Fence:
+    first: int  # the opening fence line's number in the section
+    last: int  # the closing fence line's number (the section's last line + 1 when the block is never closed)
+    opener: str  # the opening fence line as written ("```python")
+    closer: str  # the closing fence line as written, or the opener's fence characters where none is
+
+
+@lru_cache(maxsize=1)
+def _blocks() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
+
+
+def fences(text: str) -> list[Fence]:
+    """The fenced code blocks of a section's markdown (nested in lists and quotes too), as CommonMark reads them."""
+    if "```" not in text and "~~~" not in text:
+        return []
+    lines = text.split("\n")
+    out = []
+    for tok in _blocks().parse(text):
+        if tok.type != "fence" or tok.map is None:
+            continue
+        first, end = tok.map
+        closed = end - 1 > first and lines[end - 1].strip().startswith(tok.markup)
+        last = end - 1 if closed else len(lines)
+        indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+        closer = lines[end - 1] if closed else indent + tok.markup
+        out.append(Fence(first, last, lines[first], closer))
+    return out
+
+
+def fenced_pieces(text: str, pieces: list[str]) -> list[str]:
+    """`pieces` of `text` (in order, overlapping or not), each that starts inside a fenced code block opened with its
+    fence line and each that ends inside one closed with its closing fence. A piece not found in `text` as written
+    stays as it is."""
+    blocks = fences(text)
+    if not blocks:
+        return pieces
+    line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    out, at = [], 0
+    for piece in pieces:
+        start = text.find(piece, at)
+        if start < 0:
+            out.append(piece)
+            continue
+        at = start + 1
+        first = bisect.bisect_right(line_starts, start) - 1
+        last = bisect.bisect_right(line_starts, start + len(piece) - 1) - 1
+        head = next((f for f in blocks if f.first < first < f.last), None)  # past the opener, before the close
+        tail = next((f for f in blocks if f.first <= last < f.last), None)  # ends before the block's closing line
+        out.append((f"{head.opener}\n" if head else "") + piece + (f"\n{tail.closer}" if tail else ""))
+    return out
