@@ -226,14 +226,22 @@ def plain_sentences(passage: str) -> Iterator[str]:
     that hard-wrapped text carries over a line break reads whole: the break is a space, and a word that a hyphen
     cut at it ("tradi-" "tional") one word again."""
     heading_lines, at = [], 0  # (start, end) of each heading line
-    for line in passage.split("\n"):
+    lines = passage.split("\n")
+    line_starts = []
+    for line in lines:
         if _HEADING.match(line):
             heading_lines.append((at, at + len(line)))
+        line_starts.append(at)
         at += len(line) + 1
+    kinds = _line_kinds(lines)
     starts = [a for a, _ in heading_lines]
     for a, b in sentence_spans(passage):
         i = bisect_right(starts, a) - 1
         if i >= 0 and a <= heading_lines[i][1]:  # a heading line stands apart: a sentence of it starts in it
+            continue
+        if kinds[bisect_right(line_starts, a) - 1] == "code":  # code reads as written: `...` is JavaScript's
+            if not _FENCE.match(passage[a:b]):  # the fence lines are no sentences
+                yield passage[a:b].strip()
             continue
         sent = _UNWRAP.sub(_unwrapped, passage[a:b])
         sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both

@@ -449,7 +449,7 @@ def test_overlapping_chunks_of_one_page_cited_for_one_sentence_are_one_source():
         # a blank line, a list item, a heading (left out), a code block's lines: each breaks
         (
             "Set it on\n\nthe next day.\n- Bring the form\n- Sign it\n## Next steps\nRun:\n```\nls -l\nwc\n```",
-            ["Set it on", "the next day.", "Bring the form", "Sign it", "Run:", "```", "ls -l", "wc", "```"],
+            ["Set it on", "the next day.", "Bring the form", "Sign it", "Run:", "ls -l", "wc"],
         ),
         # a wrapped list item goes on; markdown's hard break (two spaces: the ingest joins paragraphs so) breaks
         (
@@ -752,3 +752,25 @@ def test_a_quote_starts_with_the_items_words_not_its_bullet_or_dash():
     )
     assert supporting_sentence(text, "traffic fines") == "Traffic fines."
     assert supporting_sentence(text, "seat upgrades") == "Seat upgrades."
+
+
+def test_a_quote_of_code_keeps_its_backticks_and_marks():
+    """Code reads as written in quotes (JavaScript's template literals, a shell's *): markdown's marks come off
+    prose only; a code block's fence lines are no sentences."""
+    from assistant.sentences import plain_sentences, supporting_sentence
+
+    passage = (
+        "Read a file line by line with **readline**:\n\n```js\nfor await (const line of rl) {\n"
+        "  console.log(`Line from file: ${line}`);\n}\n```\n\nThen close `rl`.\n\n    rm *.tmp\n"
+    )
+    assert (
+        supporting_sentence(passage, "console.log prints Line from file") == "console.log(`Line from file: ${line}`);"
+    )
+    assert list(plain_sentences(passage)) == [
+        "Read a file line by line with readline:",
+        "for await (const line of rl) {",
+        "console.log(`Line from file: ${line}`);",
+        "}",
+        "Then close rl.",
+        "rm *.tmp",
+    ]
