@@ -25,6 +25,8 @@ class Passage:
     domain: str
     doc_id: str
     chunk_id: str
+    # the refs of passages with the same text that retrieval left out for this one (a page's print or all-in-one copy)
+    same_text: list[str] = field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -44,6 +46,7 @@ class Passage:
             "doc_id": self.doc_id,
             "chunk_id": self.chunk_id,
             "text": self.text,
+            **({"same_text": self.same_text} if self.same_text else {}),
         }
 
 
@@ -143,6 +146,25 @@ def rrf_across_domains(
     return sorted(((score, h, d) for score, h, d in fused.values()), key=lambda x: (-x[0], x[1].id))
 
 
+def _distinct_texts(
+    scored: list[tuple[float, Hit, str]],
+) -> tuple[list[tuple[float, Hit, str]], dict[str, list[tuple[Hit, str]]]]:
+    """`scored` with each candidate whose text (whitespace aside) a better-ranked one has left out, and the hits left
+    out per kept hit's id: docs often hold a page twice (an "all in one" or print copy), and the same text twice is
+    one passage to the model."""
+    kept: dict[str, Hit] = {}
+    out, same = [], {}
+    for score, h, d in scored:
+        key = " ".join(h.payload.get("text", "").split())
+        first = kept.get(key)
+        if first is not None and key:
+            same.setdefault(first.id, []).append((h, d))
+            continue
+        kept[key] = h
+        out.append((score, h, d))
+    return out, same
+
+
 def unrelated(h: Hit, min_relevance: float) -> bool:
     """A candidate outside the question's BM25 candidates (it holds no question term, or too little of one to rank
     among the prefetch) whose cosine to it is under min_relevance (the bar for "no relevant passage"): what fusion
@@ -199,8 +221,9 @@ class Retriever:
         sparse_q = self.sparse.embed_query(question)
         t1 = time.perf_counter()
         reranking = self.reranker is not None and s.rerank
-        # with the cut, twice k candidates: related ones ranked under k take the places of those left out
-        limit = max(k, s.prefetch_limit) if reranking else 2 * k if s.drop_unrelated else k
+        # with the cut or passages of the same text collapsed, twice k candidates: ones ranked under k take the
+        # places of those left out
+        limit = max(k, s.prefetch_limit) if reranking else 2 * k
         scored: list[tuple[float, Hit, str]]
         if len(domains) == 1:  # Qdrant fuses the domain's dense and sparse candidates itself
             r = self.store.search(domains[0], dense_q, sparse_q, limit=limit, prefetch=s.prefetch_limit, rrf_k=s.rrf_k)
@@ -217,11 +240,13 @@ class Retriever:
             scored = [(float(c), h, d) for c, (_, h, d) in sorted(zip(ce, scored), key=lambda x: -x[0])]
         elif s.drop_unrelated and best >= s.min_relevance:  # a relevant passage exists: unrelated ones are left out
             scored = [x for x in scored if not unrelated(x[1], s.min_relevance)] or scored
+        scored, same = _distinct_texts(scored)
         scored = scored[:k]
         t3 = time.perf_counter()
         passages = [_passage(i + 1, h, d) for i, (_, h, d) in enumerate(scored)]
-        for p, (score, _, _) in zip(passages, scored):
+        for p, (score, h, _) in zip(passages, scored):
             p.score = score
+            p.same_text = [_passage(0, o, d).ref for o, d in same.get(h.id, [])]
         return Retrieval(
             passages=passages,
             best_dense=best,

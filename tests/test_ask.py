@@ -774,3 +774,24 @@ def test_a_quote_of_code_keeps_its_backticks_and_marks():
         "Then close rl.",
         "rm *.tmp",
     ]
+
+
+def test_passages_of_the_same_text_are_one_and_name_where_else_it_is(indexed, corpus):
+    """Docs that hold a page twice (a print or all-in-one copy): the same text from two files is one passage, the
+    next distinct one takes the freed place, and the kept passage names the other's ref (API, --json, the Chat)."""
+    import shutil
+
+    from assistant.retrieval import Retriever
+
+    (corpus / "print").mkdir()
+    shutil.copy(corpus / "leave.md", corpus / "print" / "leave.md")
+    assert indexed.ingestor().run([corpus], "dup").ok
+    s = indexed.settings.retrieval.model_copy(update={"top_k": 4, "drop_unrelated": False})  # 4 places to fill
+    got = Retriever(indexed.store, indexed.dense, indexed.sparse, s).retrieve("How many days of annual leave?", "dup")
+    texts = [" ".join(p.text.split()) for p in got.passages]
+    assert len(got.passages) == 4 and len(set(texts)) == 4
+    (annual,) = [p for p in got.passages if "27 days" in p.text]
+    other = "print/leave.md" if annual.source == "leave.md" else "leave.md"
+    assert [r.split("#")[0] for r in annual.same_text] == [other]
+    assert annual.to_dict()["same_text"] == annual.same_text
+    assert all("same_text" not in p.to_dict() for p in got.passages if p is not annual and not p.same_text)

@@ -1988,3 +1988,14 @@ def test_an_api_endpoints_error_reaches_its_caller_as_raised(core, monkeypatch):
     assert str(e.value) == "model:<spec>"
     ui_fns = [f for f in blocks.fns.values() if f.fn is not None and not api_only(f)]
     assert ui_fns and all(hasattr(f.fn, "__wrapped__") for f in ui_fns)  # errors_as_text's wrapper
+
+
+def test_a_passage_whose_text_another_file_holds_too_names_it():
+    """Retrieval keeps one of two passages with the same text (a page and its all-in-one copy): the Chat's source
+    names where else it is; a passage without a copy says nothing of it."""
+    from ui.tab_chat import passage_block
+
+    p = _passage(1, "Visitors sign in at the lobby.", "Security > Visitors", "security.html")
+    p.same_text = ["all.html#Security > Visitors"]
+    assert "same text in <code>all.html#Security &gt; Visitors</code>" in passage_block(p)
+    assert "same text in" not in passage_block(_passage(2, "Badges are red.", "Security", "security.html"))

@@ -27,6 +27,8 @@ def esc(text: Any) -> str:
 
 def _where(p: Any) -> str:
     parts = [f"<code>{esc(p.ref)}</code>"]
+    if getattr(p, "same_text", None):  # the same text found elsewhere too (retrieval kept this one)
+        parts.append("same text in " + ", ".join(f"<code>{esc(r)}</code>" for r in p.same_text))
     parts.append(f"domain {esc(p.domain)}")
     return " · ".join(parts)
 
