@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ingest.sections import trim_blank_lines
+
 
 @dataclass(frozen=True)
 class Fence:
@@ -45,21 +47,36 @@ def fences(text: str) -> list[Fence]:
 
 def fenced_pieces(text: str, pieces: list[str]) -> list[str]:
     """`pieces` of `text` (in order, overlapping or not), each that starts inside a fenced code block opened with its
-    fence line and each that ends inside one closed with its closing fence. A piece not found in `text` as written
-    stays as it is."""
+    fence line and each that ends inside one closed with its closing fence. A piece that starts on a block's closing
+    fence line loses that line (alone it would open a block of the prose after it), and one that ends on a block's
+    opening fence line loses that one (an empty code box); a piece of nothing else goes. A piece not found in
+    `text` as written stays as it is."""
     blocks = fences(text)
     if not blocks:
         return pieces
     line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    closers = {f.last for f in blocks if f.last < len(line_starts)}  # a block never closed has no closing line
+    openers = {f.first for f in blocks}
+
+    def line_of(at: int) -> int:
+        return bisect.bisect_right(line_starts, at) - 1
+
     out, at = [], 0
     for piece in pieces:
         start = text.find(piece, at)
         if start < 0:
             out.append(piece)
             continue
-        at = start + 1
-        first = bisect.bisect_right(line_starts, start) - 1
-        last = bisect.bisect_right(line_starts, start + len(piece) - 1) - 1
+        at, end = start + 1, start + len(piece)
+        if line_of(start) in closers:
+            start = line_starts[line_of(start) + 1] if line_of(start) + 1 < len(line_starts) else end
+        if start < end and line_of(end - 1) in openers:
+            end = max(start, line_starts[line_of(end - 1)] - 1)
+        piece = trim_blank_lines(text[start:end])
+        if not piece:
+            continue
+        start += text[start:end].find(piece)
+        first, last = line_of(start), line_of(start + len(piece) - 1)
         head = next((f for f in blocks if f.first < first < f.last), None)  # past the opener, before the close
         tail = next((f for f in blocks if f.first <= last < f.last), None)  # ends before the block's closing line
         out.append((f"{head.opener}\n" if head else "") + piece + (f"\n{tail.closer}" if tail else ""))

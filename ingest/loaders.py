@@ -36,12 +36,14 @@ LOADERS: dict[str, Callable[[Path, Limits, LoadNotes | None], list[Section]]] = 
 LOADER_VERSIONS: dict[Callable[..., list[Section]], int] = {
     # 2: inline elements joined to their neighbours, permalinks (¶) dropped; 3: loose text read; 4: <pre> fenced,
     # blocks a blank line apart, headings no longer read back from the text; 5: headings' [src] links dropped, a chunk
-    # cut inside a fenced block gets its fence lines (ingest/code_fences.py)
-    load_html: 5,
+    # cut inside a fenced block gets its fence lines (ingest/code_fences.py); 6: no chunk starts on a closing fence
+    # line or ends on an opening one
+    load_html: 6,
     load_pdf: 2,  # ligatures expanded, words hyphenated at line ends joined, groff's letter-spaced words whole
     # 2: lines kept as written (code's indentation), paragraphs a blank line apart, headings as CommonMark reads them;
-    # 3: heading paths without inline marks, a chunk cut inside a fenced block gets its fence lines
-    load_markdown: 3,
+    # 3: heading paths without inline marks, a chunk cut inside a fenced block gets its fence lines; 4: no chunk
+    # starts on a closing fence line or ends on an opening one
+    load_markdown: 4,
     load_docx: 2,  # 2: paragraphs a blank line apart, a table's rows together, a "# ..." paragraph no heading
     # 2: a chunk that starts in an indented line (a literal block, code) keeps its indentation (ingest/chunking.py)
     load_rst: 2,

@@ -1,6 +1,8 @@
 """Code keeps its lines as written through loading and chunking: indentation, tabs, "# comment" lines that are no
 headings (Markdown, HTML, DOCX), and chunks that start inside a code block."""
 
+import re
+
 from ingest.chunking import split_sections
 from ingest.load_types import Section
 from ingest.loaders import load_document
@@ -157,3 +159,55 @@ def test_a_chunk_cut_inside_a_fenced_block_reads_as_code_on_its_own():
     assert "\n".join(c for c in coded).count("step39(x);") == 1
     open_end = split_sections([Section(f"```python\n{code}", "S")], chunk_tokens=20, overlap=4, token_length=words)
     assert all(c.text.startswith("```python\n") and c.text.endswith("\n```") for c in open_end)
+
+
+def test_a_passage_cut_inside_a_fenced_block_shows_code_as_code_and_prose_as_prose():
+    """The bug's shape: a Markdown section cut so that one chunk starts inside its ```js block (at "line2") and one
+    ends inside it; each, rendered as the Chat's source view renders it, shows its code in <pre><code> and the
+    prose in <p>, with no literal ``` in what the page shows."""
+    import html
+    import re
+
+    from ui.tab_chat import passage_html
+
+    text = "Some text about reading files.\n\n```js\nline1 a b\nline2 c d\nline3 e f\n```\n\nMore prose after it."
+    pieces = ["Some text about reading files.\n\n```js\nline1 a b", "line2 c d\nline3 e f\n```\n\nMore prose after it."]
+    from ingest.code_fences import fenced_pieces
+
+    ends_inside, starts_inside = fenced_pieces(text, pieces)
+    for chunk, code, prose in (
+        (ends_inside, "line1 a b\n", "<p>Some text about reading files.</p>"),
+        (starts_inside, "line2 c d\nline3 e f\n", "<p>More prose after it.</p>"),
+    ):
+        shown = passage_html(type("P", (), {"text": chunk, "section": "S"})())
+        assert f'<pre><code class="language-js">{code}</code></pre>' in shown and prose in shown
+        assert "```" not in html.unescape(re.sub(r"<[^>]*>", "", shown))
+
+
+def test_a_chunk_on_a_blocks_fence_line_carries_no_lone_fence():
+    """A piece that starts on a block's closing fence line loses it (alone it would open a code block of the prose
+    after it); one that ends on a block's opening fence line loses that (an empty code box); a piece of a fence line
+    alone goes. Chunked small, no chunk of a section with code blocks is a lone fence or an empty block, and every
+    code line is in a block and every prose word out of one."""
+    from ingest.code_fences import fenced_pieces
+
+    text = "Intro words.\n\n```js\nrun(a);\nrun(b);\n```\n\nMore prose."
+    assert fenced_pieces(text, ["```\n\nMore prose."]) == ["More prose."]
+    assert fenced_pieces(text, ["Intro words.\n\n```js"]) == ["Intro words."]
+    assert fenced_pieces(text, ["```js", "```"]) == []
+    assert fenced_pieces(text, ["run(b);\n```\n\nMore"]) == ["```js\nrun(b);\n```\n\nMore"]
+    section = "\n\n".join(
+        [
+            f"Prose {b} words here.\n\n```js\n" + "\n".join(f"step{b}_{i}(x, y);" for i in range(b + 2)) + "\n```"
+            for b in range(4)
+        ]
+        + ["End words."]
+    )
+    for size in range(2, 9):
+        for overlap in range(size):
+            for c in split_sections([Section(section, "S")], chunk_tokens=size, overlap=overlap, token_length=words):
+                blocks = _fence_tokens(c.text)
+                code = "".join(t.content for t in blocks)
+                assert all(t.content for t in blocks), c.text
+                assert all(w in code for w in re.findall(r"step\d_\d\(x, y\);", c.text)), c.text
+                assert "Prose" not in code and "End" not in code, c.text
