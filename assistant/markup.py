@@ -18,8 +18,11 @@ def rst_inline_text(text: str) -> str:
 
 
 _PUNCT = r"[!-/:-@\[-`{-~]"  # ASCII punctuation: what markdown lets a backslash escape
+# a code span, as CommonMark reads one: a run of backticks to the next run as long (``a ` b``: the code a ` b), no
+# escaped backtick opening it
+_CODE = re.compile(r"(?<![`\\])(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 _INLINE = re.compile(
-    r"`([^`]+)`"  # code: its text as is (a backslash inside stays)
+    r"([\U00100000-\U0010fffd])"  # a code span kept apart (_CODE): its text as is
     rf"|\\({_PUNCT})"  # a backslash escape of ASCII punctuation: \* -> *
     r"|!?\[((?:[^\[\]\\]|\\.)*)\]\((?:[^()]|\([^()]*\))*\)"  # [text](url), ![alt](url "title") -> text, alt
     r"|\*\*(.+?)(?<!\\)\*\*|__(.+?)__|(?<![\w*])\*(?!\s)(.+?)(?<![\s\\])\*(?![\w*])"  # **b**, __b__, *em*
@@ -32,18 +35,39 @@ _ESCAPED = 0xF0000  # an escaped character is kept apart as this plus its code (
 def _inline_text(m: re.Match[str]) -> str:
     code, escaped, *marked = m.groups()
     if code is not None:
-        return code
+        return code  # read back at the end (markdown_emphasis_text)
     if escaped is not None:
         return chr(_ESCAPED + ord(escaped))
     return _INLINE.sub(_inline_text, next(g for g in marked if g is not None))  # what a link or mark holds
 
 
-def markdown_emphasis_text(text: str, strip: str = "") -> str:
+_CODE_MARK = 0x100000  # a code span is kept apart as this plus its number (plane 16, private use) until the end
+
+
+def _code_text(m: re.Match[str]) -> str:
+    """A code span's text as it shows: line breaks as spaces, one space off both ends when both have one."""
+    code = m[2].replace("\n", " ")
+    return code[1:-1] if len(code) > 2 and code[0] == code[-1] == " " and code.strip() else code
+
+
+def markdown_emphasis_text(text: str, strip: str = "", lead: re.Pattern[str] | None = None) -> str:
     """Markdown's inline marks taken off a sentence, as the rendered page reads: **bold**, __bold__, *em*, `code`,
-    [text](url) and ![alt](url) -> their words, \\* -> * (snake_case and a lone * stay). `strip`: characters
-    taken off both ends after that (list markers, say), an escaped one aside."""
-    out = _INLINE.sub(_inline_text, text).strip(strip)
-    return re.sub("[\U000f0021-\U000f007e]", lambda m: chr(ord(m[0]) - _ESCAPED), out)
+    [text](url) and ![alt](url) -> their words, \\* -> * (snake_case and a lone * stay). A code span's text stays as
+    written, backticks, stars and backslashes in it too (``console.log(`x`)`` -> console.log(`x`)): code spans are
+    read first, as CommonMark reads them before emphasis. `strip`: characters taken off both ends after that (list
+    markers, say), an escaped one or a code span's aside; `lead`: what then comes off the start (a bullet, a dash),
+    never a code span's text."""
+    codes: list[str] = []
+
+    def kept(m: re.Match[str]) -> str:
+        codes.append(_code_text(m))
+        return chr(_CODE_MARK + len(codes) - 1)
+
+    out = _INLINE.sub(_inline_text, _CODE.sub(kept, text)).strip(strip)  # a code span's edge is no mark to strip
+    if lead is not None:
+        out = lead.sub("", out)
+    out = re.sub("[\U000f0021-\U000f007e]", lambda m: chr(ord(m[0]) - _ESCAPED), out)
+    return re.sub("[\U00100000-\U0010fffd]", lambda m: codes[ord(m[0]) - _CODE_MARK], out)
 
 
 def markdown_escaped(text: str) -> str:

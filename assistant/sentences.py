@@ -244,8 +244,9 @@ def plain_sentences(passage: str) -> Iterator[str]:
                 yield passage[a:b].strip()
             continue
         sent = _UNWRAP.sub(_unwrapped, passage[a:b])
-        sent = markdown_emphasis_text(sent, " \t-*>|")  # marks first: "**27 days** ..." loses both
-        sent = _QUOTE_START.sub("", sent)  # "• Hotel minibar ...", " — ...": the item's words
+        # marks first ("**27 days** ..." loses both), then a bullet or dash: "• Hotel minibar ...", " — ...": the
+        # item's words (a code span's own dashes stay: "`--flag` sets ...")
+        sent = markdown_emphasis_text(sent, " \t-*>|", _QUOTE_START)
         if sent:
             yield sent
 

@@ -795,3 +795,22 @@ def test_passages_of_the_same_text_are_one_and_name_where_else_it_is(indexed, co
     assert [r.split("#")[0] for r in annual.same_text] == [other]
     assert annual.to_dict()["same_text"] == annual.same_text
     assert all("same_text" not in p.to_dict() for p in got.passages if p is not annual and not p.same_text)
+
+
+def test_a_quote_keeps_an_inline_code_spans_text_as_written():
+    """An inline code span's text stays as written in a quote, backticks inside a ``...`` span (a JavaScript
+    template literal), stars and underscores too; the prose around it loses its marks as before, and a span at an
+    item's start keeps its dashes."""
+    from assistant.sentences import plain_sentences, supporting_sentence
+
+    passage = (
+        "Each line is printed with ``console.log(`Line from file: ${line}`)`` inside the **loop**.\n\n"
+        "- `--max-old-space-size` raises the heap.\n- Use `a*b*c` or `__dirname` as *written*.\n"
+    )
+    assert supporting_sentence(passage, "console.log prints each line from the file") == (
+        "Each line is printed with console.log(`Line from file: ${line}`) inside the loop."
+    )
+    assert list(plain_sentences(passage))[1:] == [
+        "--max-old-space-size raises the heap.",
+        "Use a*b*c or __dirname as written.",
+    ]
