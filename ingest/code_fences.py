@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
-from ingest.sections import trim_blank_lines
+from ingest.sections import block_parser, trim_blank_lines
 
 
 @dataclass(frozen=True)
@@ -20,20 +18,13 @@ class Fence:
     closer: str  # the closing fence line as written, or the opener's fence characters where none is
 
 
-@lru_cache(maxsize=1)
-def _blocks() -> Any:
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark").disable(["inline", "text_join"])
-
-
 def fences(text: str) -> list[Fence]:
     """The fenced code blocks of a section's markdown (nested in lists and quotes too), as CommonMark reads them."""
     if "```" not in text and "~~~" not in text:
         return []
     lines = text.split("\n")
     out = []
-    for tok in _blocks().parse(text):
+    for tok in block_parser().parse(text):
         if tok.type != "fence" or tok.map is None:
             continue
         first, end = tok.map

@@ -59,8 +59,8 @@ def heading_sections(parts: Iterable[Part]) -> list[Section]:
 
 
 @lru_cache(maxsize=1)
-def _parser() -> Any:
-    """CommonMark blocks alone: the headings' inline text is read as written (no inline parse)."""
+def block_parser() -> Any:
+    """CommonMark blocks alone (headings, code blocks): their inline text is read as written (no inline parse)."""
     from markdown_it import MarkdownIt
 
     return MarkdownIt("commonmark").disable(["inline", "text_join"])
@@ -108,7 +108,8 @@ def markdown_sections(text: str) -> list[Section]:
     written (see _clean_line); sections follow heading_sections."""
     lines = [_clean_line(ln) for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     skip = _front_matter_lines(lines)
-    tokens = _parser().parse("\n" * skip + "\n".join(lines[skip:]))  # the front matter as blank lines: same numbers
+    # the front matter as blank lines: the same line numbers
+    tokens = block_parser().parse("\n" * skip + "\n".join(lines[skip:]))
     parts: list[Part] = []
     at = 0
     for i, tok in enumerate(tokens):
